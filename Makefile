@@ -1,0 +1,72 @@
+# Switchboard — every target installs what it needs first.
+# Quick start: `make run` (whole system, embedded servers) and `make test` (the suite).
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+PROTOS := $(wildcard protos/switchboard/v1/*.proto)
+GEN_STAMP := gen/.stamp
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) sync --frozen --all-extras --python $(PY)
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.installed $(GEN_STAMP) ## Create .venv from uv.lock and generate the protobuf code
+
+$(GEN_STAMP): $(VENV)/.installed $(PROTOS)
+	$(PY) -m services.runtime.protogen
+	@touch $@
+
+.PHONY: proto
+proto: $(VENV)/.installed ## Generate Python code (+ .pyi) from protos/ into gen/
+	$(PY) -m services.runtime.protogen
+	@touch $(GEN_STAMP)
+
+.PHONY: run
+run: install ## Run the whole system here: PostgreSQL, NATS, Redis, every service, the gateway
+	$(PY) -m services.devstack run
+
+.PHONY: test
+test: install ## Run the whole test suite (starts its own servers on free ports)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: install ## Benchmarks; prints JSON
+	$(PY) -m tests.bench.e2e
+
+.PHONY: lint
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check services gateway tests
+	$(VENV)/bin/ruff format --check services gateway tests
+	$(VENV)/bin/mypy services gateway
+
+.PHONY: fmt
+fmt: install ## Format the code
+	$(VENV)/bin/ruff format services gateway tests
+	$(VENV)/bin/ruff check --fix services gateway tests
+
+.PHONY: chart
+chart: install ## Render the Helm chart with the default values
+	$(PY) -m tests.chart.render
+
+.PHONY: clean
+clean: ## Remove generated code (keeps .venv and .data)
+	rm -rf gen
+
+.PHONY: distclean
+distclean: clean ## Remove generated code, .venv and the local data in .data
+	rm -rf $(VENV) .data

@@ -1,0 +1,5 @@
+from services.runtime.service import run
+
+from .app import main
+
+run(main)

@@ -1,0 +1,259 @@
+"""The gateway's composition root and routes (documented in gateway/openapi.yaml)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import grpc
+import redis.asyncio as aioredis
+from aiohttp import web
+from pydantic import Field
+from switchboard.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
+    common_pb2,
+    tickets_pb2,
+    tickets_pb2_grpc,
+)
+
+from services.runtime import grpc_client, log
+from services.runtime import settings as rt_settings
+from services.runtime.bus import Bus
+from services.runtime.ids import IdGenerator
+from services.runtime.settings import DEFAULT_PORTS
+
+from . import views
+from .auth import Caller, SessionResolver, bearer_token
+from .errors import ApiError, error_middleware
+from .live import LiveHub
+
+BACKENDS = tuple(DEFAULT_PORTS)  # every gRPC service the gateway reports on
+OPENAPI = Path(__file__).with_name("openapi.yaml")
+_dumps = partial(json.dumps, ensure_ascii=False)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+class GatewaySettings(rt_settings.RuntimeSettings):
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    session_cache_s: int = Field(default=30, ge=0, le=3600)
+
+
+class Deps:
+    """What the handlers use, built once in `build_app`."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.ids = IdGenerator()
+        self.channels = {name: grpc_client.channel(settings.addr_of(name)) for name in BACKENDS}
+        self.accounts = accounts_pb2_grpc.AccountsServiceStub(self.channels["accounts"])
+        self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.channels["tickets"])
+        self.redis = aioredis.from_url(settings.redis_url)
+        self.sessions = SessionResolver(self.channels["accounts"], self.redis, settings.session_cache_s)
+        self.bus = Bus(settings.nats_url, "sb-gateway")
+        self.live = LiveHub()
+
+
+DEPS = web.AppKey("deps", Deps)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_argument", "the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_argument", "the body must be a JSON object")
+    return body
+
+
+async def caller_of(request: web.Request) -> Caller:
+    return await request.app[DEPS].sessions.resolve(bearer_token(request))
+
+
+def _md(caller: Caller, request: web.Request) -> list[tuple[str, str]]:
+    return caller.identity(request.headers.get("X-Request-Id", "")).metadata()
+
+
+# -- health ----------------------------------------------------------------------------
+
+
+async def livez(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    checks = {"nats": deps.bus.connected}
+    try:
+        checks["redis"] = bool(await asyncio.wait_for(deps.redis.ping(), 2))
+    except (aioredis.RedisError, OSError, TimeoutError):
+        checks["redis"] = False
+    ok = all(checks.values())
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when every backend service reports SERVING; 503 naming the ones that do not."""
+    deps = request.app[DEPS]
+    statuses = await asyncio.gather(*(grpc_client.check_health(deps.channels[n]) for n in BACKENDS))
+    services = dict(zip(BACKENDS, statuses, strict=True))
+    failing = sorted(n for n, s in services.items() if s != "SERVING")
+    body: dict[str, Any] = {"status": "ok" if not failing else "unavailable", "services": services}
+    if failing:
+        body["failing"] = failing
+    return json_response(body, status=200 if not failing else 503)
+
+
+# -- API -------------------------------------------------------------------------------
+
+
+async def create_session(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    login, password = body.get("login"), body.get("password")
+    if not isinstance(login, str) or not login:
+        raise ApiError(400, "invalid_argument", "login is required", "login")
+    if not isinstance(password, str) or not password:
+        raise ApiError(400, "invalid_argument", "password is required", "password")
+    deps = request.app[DEPS]
+    try:
+        resp = await deps.accounts.Authenticate(
+            accounts_pb2.AuthenticateRequest(
+                login=login,
+                password=password,
+                client_address=request.remote or "",
+                user_agent=request.headers.get("User-Agent", "")[:500],
+            ),
+            timeout=10,
+        )
+    except grpc.aio.AioRpcError as err:
+        if err.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise ApiError(401, "unauthenticated", "wrong login or password") from None
+        raise
+    op = resp.operator
+    caller = Caller(op.tenant_id, op.id, op.login, op.display_name, tuple(op.roles))
+    return json_response(
+        {"token": resp.token, "expires_at": views.iso(resp.expires_at), "operator": caller.to_json()},
+        status=201,
+    )
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_argument", f"{name} must be a whole number", name) from None
+
+
+async def list_tickets(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    status_name = request.query.get("status", "")
+    status = common_pb2.TICKET_STATUS_UNSPECIFIED
+    if status_name:
+        if status_name not in views.STATUS_VALUES:
+            allowed = ", ".join(views.STATUS_VALUES)
+            raise ApiError(400, "invalid_argument", f"status must be one of {allowed}", "status")
+        status = views.STATUS_VALUES[status_name]
+    limit = _int_param(request, "limit", 50)
+    if not 1 <= limit <= 200:
+        raise ApiError(400, "invalid_argument", "limit must be between 1 and 200", "limit")
+    resp = await request.app[DEPS].tickets.ListTickets(
+        tickets_pb2.ListTicketsRequest(
+            status=status,
+            page=common_pb2.PageRequest(limit=limit, cursor=request.query.get("cursor", "")),
+        ),
+        metadata=_md(caller, request),
+        timeout=10,
+    )
+    return json_response(
+        {"items": [views.ticket(t) for t in resp.tickets], "next": resp.next_cursor or None}
+    )
+
+
+async def get_ticket(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    resp = await request.app[DEPS].tickets.GetTicket(
+        tickets_pb2.GetTicketRequest(ticket_id=request.match_info["ticket_id"]),
+        metadata=_md(caller, request),
+        timeout=10,
+    )
+    body = views.ticket(resp.ticket)
+    body["messages"] = [
+        {"id": m.id, "channel": m.channel, "received_at": views.iso(m.received_at), **views.mail(m.mail)}
+        for m in resp.messages
+    ]
+    return json_response(body)
+
+
+async def live(request: web.Request) -> web.StreamResponse:
+    caller = await caller_of(request)
+    return await request.app[DEPS].live.serve(request, caller)
+
+
+async def openapi(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(OPENAPI, headers={"Content-Type": "application/yaml"})
+
+
+# -- assembly --------------------------------------------------------------------------
+
+
+def build_app(settings: GatewaySettings) -> web.Application:
+    deps = Deps(settings)
+    app = web.Application(middlewares=[error_middleware(deps.ids)], client_max_size=1024 * 1024)
+    app[DEPS] = deps
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/openapi.yaml", openapi)
+    app.router.add_post("/api/v1/sessions", create_session)
+    app.router.add_get("/api/v1/tickets", list_tickets)
+    app.router.add_get("/api/v1/tickets/{ticket_id}", get_ticket)
+    app.router.add_get("/api/v1/live", live)
+
+    async def lifecycle(app: web.Application) -> Any:
+        await deps.bus.connect()
+        await deps.live.start(deps.bus.nc)
+        yield
+        await deps.live.stop()
+        await deps.bus.drain()
+        for ch in deps.channels.values():
+            await ch.close()
+        await deps.redis.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def main() -> int:
+    settings = rt_settings.load(GatewaySettings)
+    log.configure("gateway", settings.effective_log_format, settings.log_level)
+    logger = log.get("gateway")
+    app = build_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    logger.info("http listening", host=settings.http_host, port=settings.http_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logger.info("shutting down")
+    await runner.shutdown()
+    await runner.cleanup()
+    logger.info("stopped")
+    return 0

@@ -1,0 +1,111 @@
+"""The live WebSocket: ticket events pushed to the operators of the event's tenant.
+
+Every gateway replica subscribes to `sb.tickets.>` with a plain NATS subscription (a push
+is a courtesy: a client that reconnects re-reads the list). Each client has a bounded
+queue; a client too slow to keep up is closed (1013) and re-syncs when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from switchboard.v1 import events_pb2
+
+from services.runtime import log
+
+from . import views
+from .auth import Caller
+
+QUEUE_MAX = 256
+
+
+class _Client:
+    def __init__(self, ws: web.WebSocketResponse, caller: Caller) -> None:
+        self.ws = ws
+        self.caller = caller
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_MAX)
+
+    async def writer(self) -> None:
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                return
+            await self.ws.send_str(item)
+
+
+class LiveHub:
+    def __init__(self) -> None:
+        self._clients: dict[str, set[_Client]] = defaultdict(set)
+        self._sub: Subscription | None = None
+        self._log = log.get("gateway.live")
+
+    @property
+    def client_count(self) -> int:
+        return sum(len(c) for c in self._clients.values())
+
+    async def start(self, nc: NatsClient) -> None:
+        self._sub = await nc.subscribe("sb.tickets.>", cb=self._on_msg)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+        for clients in list(self._clients.values()):
+            for client in list(clients):
+                await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+    async def _on_msg(self, msg: Msg) -> None:
+        env = events_pb2.EventEnvelope()
+        try:
+            env.ParseFromString(msg.data)
+        except DecodeError:
+            self._log.warning("undecodable event", subject=msg.subject)
+            return
+        self.publish(env)
+
+    def publish(self, env: events_pb2.EventEnvelope) -> None:
+        clients = self._clients.get(env.tenant_id)
+        if not clients:
+            return
+        body = views.event(env)
+        if body is None:
+            return
+        text = json.dumps(body, ensure_ascii=False)
+        for client in list(clients):
+            try:
+                client.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                self._log.warning("slow live client closed", operator_id=client.caller.operator_id)
+                clients.discard(client)
+                asyncio.get_running_loop().create_task(
+                    client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+                )
+
+    async def serve(self, request: web.Request, caller: Caller) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        client = _Client(ws, caller)
+        self._clients[caller.tenant_id].add(client)
+        writer = asyncio.create_task(client.writer())
+        hello: dict[str, Any] = {"type": "hello", "operator": caller.to_json()}
+        await client.queue.put(json.dumps(hello, ensure_ascii=False))
+        try:
+            async for _ in ws:  # the client sends nothing we act on yet; read to see close
+                pass
+        finally:
+            self._clients[caller.tenant_id].discard(client)
+            if not self._clients[caller.tenant_id]:
+                del self._clients[caller.tenant_id]
+            client.queue.put_nowait(None) if not client.queue.full() else writer.cancel()
+            try:
+                await writer
+            except (asyncio.CancelledError, ConnectionError, RuntimeError):
+                pass
+        return ws

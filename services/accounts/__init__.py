@@ -1,0 +1,1 @@
+"""accounts: tenants, operators, inboxes and their addresses, sessions, login history."""

@@ -1,0 +1,5 @@
+import sys
+
+from .app import cli
+
+cli(sys.argv)

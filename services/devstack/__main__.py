@@ -1,0 +1,100 @@
+"""`python -m services.devstack run` (what `make run` calls)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+from services.runtime.service import run as run_main
+
+from .demo import send_demo_mails
+from .stack import ROOT, START_ORDER, Stack, StackConfig
+
+DEFAULT_DEMO_PASSWORD = "switchboard-demo"
+
+
+async def run_stack() -> int:
+    password = os.environ.get("SB_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
+    config = StackConfig(
+        data_dir=ROOT / ".data",
+        demo_password=password,
+        database_url=os.environ.get("SB_DATABASE_URL") or None,
+    )
+    stack = Stack(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print("switchboard: starting PostgreSQL, NATS and Redis (data in ./.data)", flush=True)
+    try:
+        await stack.start_infra()
+        await stack.seed()
+        print("switchboard: starting services", flush=True)
+        await stack.start_services()
+        await stack.wait_healthy(timeout=90)
+        marker = config.data_dir / "demo-mails-sent"
+        if not marker.exists():
+            count = await asyncio.to_thread(send_demo_mails, stack.smtp_port)
+            marker.write_text(f"{count}\n")
+        _banner(stack, password)
+        await _supervise(stack, stop)
+    except Exception as exc:
+        print(f"switchboard: failed to start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        print("switchboard: stopping", flush=True)
+        await asyncio.to_thread(stack.stop)
+        print("switchboard: stopped", flush=True)
+    return 0
+
+
+async def _supervise(stack: Stack, stop: asyncio.Event) -> None:
+    """Restart a service that dies (with a pause), until Ctrl-C."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+        except TimeoutError:
+            pass
+        if stop.is_set():
+            return
+        for name in START_ORDER:
+            proc = stack.procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                print(f"switchboard: {name} exited ({proc.returncode}); restarting", flush=True)
+                await asyncio.sleep(1)
+                stack.start_process(name)
+
+
+def _banner(stack: Stack, password: str) -> None:
+    shown = password if password == DEFAULT_DEMO_PASSWORD else "(the value of SB_DEMO_PASSWORD)"
+    print(
+        f"""
+  Switchboard is running.
+
+  Gateway      {stack.gateway_url}   (health: {stack.gateway_url}/healthz)
+  API          {stack.gateway_url}/api/v1/openapi.yaml
+  SMTP intake  127.0.0.1:{stack.smtp_port}  → support@demo.example, sales@demo.example
+
+  Logins       admin@demo.example, agent1@demo.example, agent2@demo.example,
+               trainee@demo.example   password: {shown}
+
+  Try:  curl -s -X POST {stack.gateway_url}/api/v1/sessions \\
+          -H 'Content-Type: application/json' \\
+          -d '{{"login":"agent1@demo.example","password":"{shown}"}}'
+
+  Ctrl-C stops everything.
+""",
+        flush=True,
+    )
+
+
+def main() -> None:
+    if sys.argv[1:] != ["run"]:
+        print("usage: python -m services.devstack run", file=sys.stderr)
+        sys.exit(2)
+    run_main(run_stack)
+
+
+main()

@@ -1,0 +1,1 @@
+"""ingestion: every mail in, stored raw before anything else, announced once."""

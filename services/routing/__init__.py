@@ -1,0 +1,1 @@
+"""routing: decides where a received mail goes (threading, rules and SLA come later)."""

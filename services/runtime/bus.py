@@ -1,0 +1,366 @@
+"""The NATS JetStream bus: streams and durable pull consumers declared in code and
+provisioned idempotently, publishing with `Nats-Msg-Id` = event id, and a consumer loop
+that acks on success, naks with a delay on a transient error, and terms a poison message
+after writing it to the dead-letter stream (also after the last allowed delivery)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from switchboard.v1 import events_pb2
+
+from . import log
+from .events import DEADLETTER, STREAMS, Stream, subject_of
+
+HDR_MSG_ID = "Nats-Msg-Id"
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    stream: Stream
+    max_age_s: float = 14 * DAY
+    duplicate_window_s: float = 120.0
+    replicas: int = 1
+
+    def config(self) -> api.StreamConfig:
+        return api.StreamConfig(
+            name=self.stream.name,
+            subjects=self.stream.subjects,
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE,
+            max_age=self.max_age_s,
+            duplicate_window=self.duplicate_window_s,
+            num_replicas=self.replicas,
+        )
+
+
+def default_streams(replicas: int = 1) -> list[StreamSpec]:
+    return [
+        StreamSpec(s, max_age_s=(30 if s is DEADLETTER else 14) * DAY, replicas=replicas)
+        for s in STREAMS
+    ]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer, named `<service>__<purpose>`."""
+
+    stream: Stream
+    durable: str
+    filter_subjects: tuple[str, ...]
+    max_deliver: int = 6
+    ack_wait_s: float = 30.0
+    max_ack_pending: int = 2000
+    nak_delays_s: tuple[float, ...] = (0.2, 1.0, 2.0, 5.0, 10.0)
+    batch: int = 64
+    concurrency: int = 1
+
+    def config(self) -> api.ConsumerConfig:
+        return api.ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            # A few deliveries beyond our own limit, so that a failed dead-letter publish
+            # at the last attempt is retried rather than the message silently dropped.
+            max_deliver=self.max_deliver + 3,
+            ack_wait=self.ack_wait_s,
+            max_ack_pending=self.max_ack_pending,
+            filter_subjects=list(self.filter_subjects),
+        )
+
+    def nak_delay(self, num_delivered: int) -> float:
+        return self.nak_delays_s[min(max(num_delivered, 1), len(self.nak_delays_s)) - 1]
+
+
+class Poison(Exception):
+    """The message can never be handled (bad bytes, impossible content): dead-letter it."""
+
+
+@dataclass
+class Delivery:
+    """What a handler knows of the delivery besides the envelope."""
+
+    msg: Msg
+    num_delivered: int
+    stream_seq: int
+    consumer: str
+
+    async def in_progress(self) -> None:
+        await self.msg.in_progress()
+
+
+Handler = Callable[[events_pb2.EventEnvelope, Delivery], Awaitable[None]]
+StateCallback = Callable[[bool], Awaitable[None]]
+
+
+class Bus:
+    """One NATS connection with JetStream, shared by a process's publishers and consumers."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self._url = url
+        self._name = name
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self._log = log.get("bus")
+        self._on_state: list[StateCallback] = []
+        self._draining = False
+
+    @property
+    def nc(self) -> NatsClient:
+        if self._nc is None:
+            raise RuntimeError("bus not connected")
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("bus not connected")
+        return self._js
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    def on_state(self, callback: StateCallback) -> None:
+        """Called with False on a disconnect and True on a reconnect."""
+        self._on_state.append(callback)
+
+    async def connect(self, timeout_s: float = 30.0) -> None:
+        async def disconnected() -> None:
+            if self._draining:
+                return
+            self._log.warning("nats disconnected")
+            for cb in self._on_state:
+                await cb(False)
+
+        async def reconnected() -> None:
+            self._log.info("nats reconnected")
+            for cb in self._on_state:
+                await cb(True)
+
+        async def error(exc: Exception) -> None:
+            self._log.warning("nats error", error=str(exc))
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            try:
+                self._nc = await nats.connect(
+                    self._url,
+                    name=self._name,
+                    connect_timeout=2,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    error_cb=error,
+                )
+                break
+            except (OSError, nats.errors.Error, TimeoutError) as exc:
+                if loop.time() > deadline:
+                    raise ConnectionError(f"cannot reach NATS at {self._url}: {exc}") from exc
+                self._log.info("waiting for nats", url=self._url, error=str(exc))
+                await asyncio.sleep(0.5)
+        self._js = self._nc.jetstream(timeout=5)
+
+    async def provision(
+        self, streams: Sequence[StreamSpec], consumers: Sequence[ConsumerSpec] = ()
+    ) -> None:
+        """Create or update streams and consumers; safe to run from every replica."""
+        for spec in streams:
+            cfg = spec.config()
+            try:
+                await self.js.add_stream(cfg)
+            except nats.js.errors.BadRequestError:
+                await self.js.update_stream(cfg)
+        for cspec in consumers:
+            await self.js.add_consumer(cspec.stream.name, cspec.config())
+
+    async def publish(self, env: events_pb2.EventEnvelope) -> api.PubAck:
+        return await self.publish_bytes(subject_of(env), env.SerializeToString(), env.event_id)
+
+    async def publish_bytes(
+        self,
+        subject: str,
+        data: bytes,
+        msg_id: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 5.0,
+    ) -> api.PubAck:
+        hdrs = {HDR_MSG_ID: msg_id, **(headers or {})}
+        return await self.js.publish(subject, data, timeout=timeout, headers=hdrs)
+
+    def consumer(self, spec: ConsumerSpec, handler: Handler) -> ConsumerRunner:
+        return ConsumerRunner(self, spec, handler)
+
+    async def drain(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            self._draining = True
+            try:
+                await self._nc.drain()
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                self._log.warning("nats drain failed", error=str(exc))
+                await self._nc.close()
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    return " ".join(text.split())[:limit]
+
+
+@dataclass
+class ConsumerRunner:
+    """Fetches from one durable pull consumer and hands each event to `handler`."""
+
+    bus: Bus
+    spec: ConsumerSpec
+    handler: Handler
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self._log = log.get("consumer").bind(consumer=self.spec.durable)
+        self._sem = asyncio.Semaphore(self.spec.concurrency)
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run(), name=f"consumer:{self.spec.durable}")
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop fetching; let the messages in hand finish; return when the loop is done."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def run(self) -> None:
+        sub = await self.bus.js.pull_subscribe_bind(
+            durable=self.spec.durable, stream=self.spec.stream.name
+        )
+        self._log.info("consuming", stream=self.spec.stream.name)
+        try:
+            while not self._stop.is_set():
+                try:
+                    msgs = await sub.fetch(self.spec.batch, timeout=1.0)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue
+                except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
+                    break
+                except nats.errors.Error as exc:
+                    self._log.warning("fetch failed", error=str(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                if self.spec.concurrency == 1:
+                    for msg in msgs:
+                        await self.handle(msg)
+                else:
+                    await asyncio.gather(*(self._bounded(m) for m in msgs))
+        finally:
+            try:
+                await sub.unsubscribe()
+            except nats.errors.Error:
+                pass
+            self._log.info("stopped consuming")
+
+    async def _bounded(self, msg: Msg) -> None:
+        async with self._sem:
+            await self.handle(msg)
+
+    async def handle(self, msg: Msg) -> None:
+        meta = msg.metadata
+        delivery = Delivery(
+            msg=msg,
+            num_delivered=meta.num_delivered,
+            stream_seq=meta.sequence.stream,
+            consumer=self.spec.durable,
+        )
+        env = events_pb2.EventEnvelope()
+        try:
+            env.ParseFromString(msg.data)
+            if not env.event_id or not env.tenant_id:
+                raise Poison("envelope without event id or tenant")
+        except (DecodeError, Poison) as exc:
+            await self._dead_letter(msg, delivery, f"undecodable envelope: {exc}")
+            return
+        with log.bound(
+            event_id=env.event_id,
+            event_type=env.type,
+            tenant_id=env.tenant_id,
+            correlation_id=env.correlation_id,
+        ):
+            try:
+                await self._with_progress(env, delivery)
+            except Poison as exc:
+                await self._dead_letter(msg, delivery, f"poison: {exc}")
+                return
+            except Exception as exc:
+                if delivery.num_delivered >= self.spec.max_deliver:
+                    self._log.exception("giving up after max deliveries")
+                    await self._dead_letter(
+                        msg, delivery, f"failed {delivery.num_delivered} times: {exc!r}"
+                    )
+                    return
+                delay = self.spec.nak_delay(delivery.num_delivered)
+                self._log.warning(
+                    "handler failed; will retry",
+                    error=repr(exc),
+                    attempt=delivery.num_delivered,
+                    retry_in_s=delay,
+                )
+                await self._settle(msg.nak(delay=delay))
+                return
+            await self._settle(msg.ack())
+
+    async def _with_progress(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
+        """Run the handler; tell JetStream we are still at it every ack_wait/3."""
+        task = asyncio.ensure_future(self.handler(env, delivery))
+        every = max(self.spec.ack_wait_s / 3, 0.1)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=every)
+                if done:
+                    break
+                await self._settle(delivery.in_progress())
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        task.result()
+
+    async def _dead_letter(self, msg: Msg, delivery: Delivery, reason: str) -> None:
+        self._log.error("dead-lettered", reason=_one_line(reason), seq=delivery.stream_seq)
+        headers = {
+            "Sb-Consumer": self.spec.durable,
+            "Sb-Original-Subject": msg.subject,
+            "Sb-Original-Stream-Seq": str(delivery.stream_seq),
+            "Sb-Deliveries": str(delivery.num_delivered),
+            "Sb-Reason": _one_line(reason),
+        }
+        try:
+            await self.bus.publish_bytes(
+                f"sb.{DEADLETTER.domain}.{self.spec.durable}",
+                msg.data,
+                msg_id=f"{self.spec.durable}:{delivery.stream_seq}",
+                headers=headers,
+            )
+        except (nats.errors.Error, TimeoutError) as exc:
+            # Keep the message: without its dead-letter record it must not be dropped.
+            self._log.warning("dead-letter publish failed; will retry", error=str(exc))
+            await self._settle(msg.nak(delay=self.spec.nak_delays_s[-1]))
+            return
+        await self._settle(msg.term())
+
+    async def _settle(self, op: Awaitable[Any]) -> None:
+        try:
+            await op
+        except (nats.errors.Error, TimeoutError) as exc:
+            # The server will redeliver after ack_wait; idempotent handlers absorb it.
+            self._log.warning("ack/nak failed", error=str(exc))

@@ -1,0 +1,45 @@
+"""Domain errors. Services raise these; the gRPC layer maps them to status codes and the
+gateway maps those to HTTP (400 / 404 / 409 / 403 / 401) with a JSON error body."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class DomainError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidArgument(DomainError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(DomainError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class FailedPrecondition(DomainError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PermissionDenied(DomainError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class AlreadyExists(DomainError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Unauthenticated(DomainError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Unavailable(DomainError):
+    """A dependency is down; the caller may retry."""
+
+    code = grpc.StatusCode.UNAVAILABLE

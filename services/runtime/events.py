@@ -1,0 +1,114 @@
+"""The event catalogue: streams, event types, subjects, and envelope construction.
+
+Subjects are `sb.<domain>.<type>` (e.g. `sb.ingest.message.received`); the tenant travels
+in the envelope, not the subject. One stream per producing domain. docs/events.md lists
+every subject with its payload, producer and consumers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.protobuf.message import Message
+from switchboard.v1 import common_pb2, events_pb2
+
+from .errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str  # JetStream stream name, e.g. "INGEST"
+    domain: str  # subject segment, e.g. "ingest"
+
+    @property
+    def subjects(self) -> list[str]:
+        return [f"sb.{self.domain}.>"]
+
+
+INGEST = Stream("INGEST", "ingest")
+ROUTING = Stream("ROUTING", "routing")
+TICKETS = Stream("TICKETS", "tickets")
+COMPOSE = Stream("COMPOSE", "compose")
+APPROVAL = Stream("APPROVAL", "approval")
+OUTBOUND = Stream("OUTBOUND", "outbound")
+ACCOUNTS = Stream("ACCOUNTS", "accounts")
+DEADLETTER = Stream("DEADLETTER", "deadletter")
+STREAMS = (INGEST, ROUTING, TICKETS, COMPOSE, APPROVAL, OUTBOUND, ACCOUNTS, DEADLETTER)
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str  # envelope `type`, e.g. "message.received"
+    stream: Stream
+    payload_field: str  # the envelope's oneof field carrying the payload
+
+    @property
+    def subject(self) -> str:
+        return f"sb.{self.stream.domain}.{self.name}"
+
+
+MESSAGE_RECEIVED = EventType("message.received", INGEST, "message_received")
+MESSAGE_ROUTED = EventType("message.routed", ROUTING, "message_routed")
+TICKET_CREATED = EventType("ticket.created", TICKETS, "ticket_created")
+EVENT_TYPES = {t.name: t for t in (MESSAGE_RECEIVED, MESSAGE_ROUTED, TICKET_CREATED)}
+
+
+def system_actor(service: str) -> common_pb2.Actor:
+    return common_pb2.Actor(kind=common_pb2.Actor.KIND_SYSTEM, id=service, display=service)
+
+
+def envelope(
+    etype: EventType,
+    *,
+    event_id: str,
+    tenant_id: str,
+    occurred_at: datetime,
+    payload: Message,
+    actor: common_pb2.Actor,
+    correlation_id: str = "",
+    causation_id: str = "",
+) -> events_pb2.EventEnvelope:
+    """A new envelope. The correlation id defaults to the event's own id (a chain's start)."""
+    if not tenant_id:
+        raise InvalidArgument("an event needs a tenant", field="tenant_id")
+    env = events_pb2.EventEnvelope(
+        event_id=event_id,
+        type=etype.name,
+        tenant_id=tenant_id,
+        actor=actor,
+        correlation_id=correlation_id or event_id,
+        causation_id=causation_id,
+    )
+    env.occurred_at.FromDatetime(occurred_at)
+    getattr(env, etype.payload_field).CopyFrom(payload)
+    return env
+
+
+def caused_by(
+    etype: EventType,
+    cause: events_pb2.EventEnvelope,
+    *,
+    event_id: str,
+    occurred_at: datetime,
+    payload: Message,
+    actor: common_pb2.Actor,
+) -> events_pb2.EventEnvelope:
+    """An envelope caused by `cause`: same tenant and correlation, causation = cause."""
+    return envelope(
+        etype,
+        event_id=event_id,
+        tenant_id=cause.tenant_id,
+        occurred_at=occurred_at,
+        payload=payload,
+        actor=actor,
+        correlation_id=cause.correlation_id or cause.event_id,
+        causation_id=cause.event_id,
+    )
+
+
+def subject_of(env: events_pb2.EventEnvelope) -> str:
+    etype = EVENT_TYPES.get(env.type)
+    if etype is None:
+        raise InvalidArgument(f"unknown event type {env.type!r}", field="type")
+    return etype.subject

@@ -1,0 +1,68 @@
+"""structlog: JSON lines in production, a readable console in development.
+
+Ids (tenant_id, ticket_id, event_id, correlation_id, …) are bound through contextvars, so
+every line logged while handling a request or an event carries them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+
+from .settings import LogFormat, LogLevel
+
+# Keys that must never reach a log line, whatever the caller binds.
+_SECRET_KEYS = frozenset({"password", "token", "secret", "authorization", "api_key"})
+
+
+def _drop_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event_dict):
+        if key.lower() in _SECRET_KEYS:
+            event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def configure(service: str, fmt: LogFormat, level: LogLevel) -> None:
+    numeric = getattr(logging, level.value.upper())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _drop_secrets,
+    ]
+    renderer: Any
+    if fmt is LogFormat.JSON:
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.dict_tracebacks)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Libraries that use the standard logging module go to the same stream, at warning+.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(name)s: %(message)s")
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+
+
+def get(name: str | None = None) -> Any:
+    return structlog.get_logger(name) if name else structlog.get_logger()
+
+
+@contextmanager
+def bound(**ids: Any) -> Iterator[None]:
+    """Bind ids for the duration of a block (a request, an event), then restore."""
+    clean = {k: v for k, v in ids.items() if v}
+    tokens = structlog.contextvars.bind_contextvars(**clean)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)

@@ -1,0 +1,162 @@
+"""The transactional outbox and exactly-once-in-effect consumption.
+
+Writers call `Outbox.add(conn, envelope)` inside the transaction that changes state, then
+`wake()` after the commit. The relay publishes pending rows with `Nats-Msg-Id` = event id
+and stamps them published after JetStream's ack. A crash between publish and stamp
+re-publishes the same id: JetStream dedupes within its window and consumers dedupe by
+`first_time(...)` always.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+from switchboard.v1 import events_pb2
+
+from . import log
+from .bus import Bus
+from .db import Database
+from .events import subject_of
+
+Observer = Callable[[Sequence[str]], Awaitable[None]]
+
+
+async def first_time(conn: asyncpg.Connection, consumer: str, env: events_pb2.EventEnvelope) -> bool:
+    """Record that `consumer` applies `env` (in the caller's transaction). False when it has
+    already been applied: the caller then does nothing and the message is acked."""
+    status = await conn.execute(
+        "INSERT INTO processed_events (consumer, event_id, tenant_id) VALUES ($1, $2, $3) "
+        "ON CONFLICT DO NOTHING",
+        consumer,
+        uuid.UUID(env.event_id),
+        uuid.UUID(env.tenant_id),
+    )
+    return bool(status == "INSERT 0 1")
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        *,
+        batch: int = 256,
+        poll_s: float = 1.0,
+        keep_published_s: float = 86_400.0,
+        on_published: Observer | None = None,
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._batch = batch
+        self._poll_s = poll_s
+        self._keep_s = keep_published_s
+        self._on_published = on_published
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._log = log.get("outbox")
+
+    async def add(self, conn: asyncpg.Connection, env: events_pb2.EventEnvelope) -> None:
+        await conn.execute(
+            "INSERT INTO outbox (event_id, tenant_id, subject, payload) VALUES ($1, $2, $3, $4)",
+            uuid.UUID(env.event_id),
+            uuid.UUID(env.tenant_id),
+            subject_of(env),
+            env.SerializeToString(),
+        )
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _publish_rows(self, conn: asyncpg.Connection, rows: Sequence[Any]) -> list[uuid.UUID]:
+        results = await asyncio.gather(
+            *(self._bus.publish_bytes(r["subject"], r["payload"], str(r["event_id"])) for r in rows),
+            return_exceptions=True,
+        )
+        done = [r["event_id"] for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
+        failed = [(r["event_id"], repr(res)[:500]) for r, res in zip(rows, results, strict=True) if isinstance(res, BaseException)]
+        if self._on_published is not None and done:
+            await self._on_published([str(i) for i in done])
+        if done:
+            await conn.execute(
+                "UPDATE outbox SET published_at = now(), attempts = attempts + 1 "
+                "WHERE event_id = ANY($1::uuid[])",
+                done,
+            )
+        if failed:
+            await conn.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE event_id = $1",
+                failed,
+            )
+            self._log.warning("publish failed", count=len(failed), error=failed[0][1])
+        return done
+
+    async def publish_now(self, event_ids: Sequence[str]) -> None:
+        """Publish these rows before returning (waiting for a relay that holds them); raise if
+        any could not be published. Used where an answer waits for the ack (SMTP 250)."""
+        ids = [uuid.UUID(i) for i in event_ids]
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT event_id, subject, payload FROM outbox "
+                "WHERE event_id = ANY($1::uuid[]) AND published_at IS NULL FOR UPDATE",
+                ids,
+            )
+            if not rows:
+                return
+            done = await self._publish_rows(conn, rows)
+        if len(done) != len(rows):
+            raise ConnectionError("the event bus did not acknowledge the publish")
+
+    async def relay_once(self) -> int:
+        """Publish one batch of pending rows; the number published."""
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT event_id, subject, payload FROM outbox WHERE published_at IS NULL "
+                "ORDER BY event_id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch,
+            )
+            if not rows:
+                return 0
+            return len(await self._publish_rows(conn, rows))
+
+    async def prune(self) -> int:
+        status = await self._db.pool.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+            self._keep_s,
+        )
+        return int(status.split()[-1])
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_prune = loop.time() + 60
+        while not self._stop.is_set():
+            try:
+                while await self.relay_once() and not self._stop.is_set():
+                    pass
+                if loop.time() > next_prune:
+                    next_prune = loop.time() + 600
+                    await self.prune()
+            except (OSError, asyncpg.PostgresError, ConnectionError) as exc:
+                self._log.warning("relay pass failed", error=str(exc))
+            except Exception:
+                self._log.exception("relay pass failed")
+            if self._stop.is_set():
+                break
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()

@@ -1,0 +1,199 @@
+"""One service process: its resources, gRPC server, consumers and background work, and
+graceful shutdown on SIGTERM/SIGINT:
+
+  health NOT_SERVING → stop intake and consumers (finish what is in hand) → stop the relay
+  → drain NATS → stop gRPC with grace → close database, Redis and channels.
+
+Each service's `app.py` (its composition root) builds one `ServiceRuntime`, adds what it
+needs, and calls `serve()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import grpc
+import redis.asyncio as aioredis
+
+from . import grpc_client, log
+from .bus import Bus, ConsumerRunner, ConsumerSpec, Handler, default_streams
+from .clock import Clock, SystemClock
+from .db import Database, Migration, load_migrations, runtime_migrations, with_database
+from .grpc_server import GrpcServer
+from .ids import IdGenerator
+from .outbox import Outbox
+from .settings import DEFAULT_PORTS, RuntimeSettings, ServiceSettings
+from .settings import load as load_settings
+
+Stopper = Callable[[], Awaitable[None]]
+
+
+def run(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
+    """Run a process's main coroutine (with uvloop) and exit with its code."""
+    try:
+        import uvloop
+
+        code = uvloop.run(main())
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        code = asyncio.run(main())
+    sys.exit(code or 0)
+
+
+def service_migrations(service: str) -> list[Migration]:
+    return [*runtime_migrations(), *load_migrations(service, f"services.{service}.migrations")]
+
+
+class ServiceRuntime:
+    def __init__(self, name: str, settings: RuntimeSettings, *, clock: Clock | None = None) -> None:
+        self.name = name
+        self.settings = settings
+        log.configure(name, settings.effective_log_format, settings.log_level)
+        self.log = log.get(name)
+        self.clock: Clock = clock or SystemClock()
+        self.ids = IdGenerator(self.clock)
+        self.db: Database | None = None
+        self.bus: Bus | None = None
+        self.outbox: Outbox | None = None
+        self.redis: aioredis.Redis | None = None
+        self.grpc: GrpcServer | None = None
+        self._consumers: list[ConsumerRunner] = []
+        self._intake: list[tuple[str, Stopper]] = []
+        self._closers: list[Stopper] = []
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stop = asyncio.Event()
+        self._failed: list[str] = []
+
+    # -- resources -------------------------------------------------------------------
+
+    async def open_database(self) -> Database:
+        s = self.settings
+        assert isinstance(s, ServiceSettings)
+        url = with_database(s.database_url, s.database_name or f"sb_{self.name}")
+        self.db = Database(url, min_size=s.database_pool_min, max_size=s.database_pool_max)
+        await self.db.open(service_migrations(self.name), create=s.database_create)
+        self._closers.append(self.db.close)
+        return self.db
+
+    async def open_bus(self, *, provision: bool = True) -> Bus:
+        self.bus = Bus(self.settings.nats_url, f"sb-{self.name}")
+        await self.bus.connect()
+        if provision:
+            await self.bus.provision(default_streams())
+        return self.bus
+
+    def open_outbox(self) -> Outbox:
+        if self.db is None or self.bus is None:
+            raise RuntimeError("the outbox needs the database and the bus")
+        self.outbox = Outbox(self.db, self.bus)
+        return self.outbox
+
+    async def open_redis(self) -> aioredis.Redis:
+        self.redis = aioredis.from_url(self.settings.redis_url, decode_responses=False)
+        await self.redis.ping()
+        self._closers.append(self.redis.aclose)
+        return self.redis
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        """A shared channel to a peer service (closed at shutdown)."""
+        if service not in self._channels:
+            self._channels[service] = grpc_client.channel(self.settings.addr_of(service))
+        return self._channels[service]
+
+    def grpc_server(self) -> GrpcServer:
+        s = self.settings
+        assert isinstance(s, ServiceSettings)
+        port = s.grpc_port or DEFAULT_PORTS[self.name]
+        self.grpc = GrpcServer(self.name, s.grpc_host, port, self.ids)
+        return self.grpc
+
+    # -- work ------------------------------------------------------------------------
+
+    async def add_consumer(self, spec: ConsumerSpec, handler: Handler) -> None:
+        if self.bus is None:
+            raise RuntimeError("open the bus first")
+        await self.bus.provision((), (spec,))
+        self._consumers.append(self.bus.consumer(spec, handler))
+
+    def add_intake(self, name: str, stop: Stopper) -> None:
+        """Something that accepts work from outside (an SMTP listener): stopped first."""
+        self._intake.append((name, stop))
+
+    def on_close(self, closer: Stopper) -> None:
+        self._closers.append(closer)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def _watch(self, task: asyncio.Task[Any], what: str) -> None:
+        def done(t: asyncio.Task[Any]) -> None:
+            if t.cancelled() or self._stop.is_set():
+                return
+            exc = t.exception()
+            self.log.error("critical task ended", task=what, error=repr(exc) if exc else None)
+            self._failed.append(what)
+            self._stop.set()
+
+        task.add_done_callback(done)
+
+    async def serve(self) -> int:
+        """Start everything, run until SIGTERM/SIGINT (or a critical task dies), shut down.
+        Returns the process exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        if self.grpc is not None:
+            port = await self.grpc.start()
+            self.log.info("grpc listening", port=port)
+        if self.outbox is not None:
+            self.outbox.start()
+            assert self.outbox._task is not None
+            self._watch(self.outbox._task, "outbox-relay")
+        for consumer in self._consumers:
+            self._watch(consumer.start(), consumer.spec.durable)
+        if self.grpc is not None:
+            await self.grpc.set_serving(True)
+        self.log.info("service ready")
+        await self._stop.wait()
+        await self.shutdown()
+        return 1 if self._failed else 0
+
+    async def shutdown(self) -> None:
+        grace = self.settings.shutdown_grace_s
+        self.log.info("shutting down", grace_s=grace)
+        if self.grpc is not None:
+            await self.grpc.enter_graceful_shutdown()
+        for name, stop in self._intake:
+            await self._quietly(stop(), f"stop {name}")
+        await asyncio.gather(*(self._quietly(c.stop(), c.spec.durable) for c in self._consumers))
+        if self.outbox is not None:
+            await self._quietly(self.outbox.stop(), "outbox relay")
+        if self.bus is not None:
+            await self._quietly(self.bus.drain(), "nats drain")
+        if self.grpc is not None:
+            await self.grpc.stop(grace)
+        for ch in self._channels.values():
+            await self._quietly(ch.close(), "channel close")
+        for closer in reversed(self._closers):
+            await self._quietly(closer(), "close")
+        self.log.info("stopped")
+
+    async def _quietly(self, aw: Awaitable[Any], what: str) -> None:
+        try:
+            await asyncio.wait_for(aw, timeout=max(self.settings.shutdown_grace_s, 1.0))
+        except Exception as exc:
+            self.log.warning("shutdown step failed", step=what, error=repr(exc))
+
+
+async def health_only(name: str) -> int:
+    """A service whose API has not been built yet: its process, settings, logging, gRPC
+    server and health service, and nothing else (no placeholder methods)."""
+    settings = load_settings(ServiceSettings)
+    rt = ServiceRuntime(name, settings)
+    rt.grpc_server()
+    return await rt.serve()
