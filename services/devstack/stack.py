@@ -54,6 +54,7 @@ class StackConfig:
     service_logs_to_files: bool = False  # tests: logs/<service>.log; `make run`: the terminal
     fast_postgres: bool = False  # fsync off: tests only
     log_level: str = "info"
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per process
 
 
 class Stack:
@@ -115,6 +116,7 @@ class Stack:
             env["SB_HTTP_PORT"] = str(p.http)
         if name == "accounts":
             env["SB_DEMO_PASSWORD"] = self.config.demo_password
+        env.update(self.config.extra_env.get(name, {}))
         return env
 
     # -- lifecycle -----------------------------------------------------------------

@@ -60,7 +60,7 @@ class ConsumerSpec:
     durable: str
     filter_subjects: tuple[str, ...]
     max_deliver: int = 6
-    ack_wait_s: float = 30.0
+    ack_wait_s: float = 10.0  # a killed consumer's messages come back after this
     max_ack_pending: int = 2000
     nak_delays_s: tuple[float, ...] = (0.2, 1.0, 2.0, 5.0, 10.0)
     batch: int = 64
@@ -211,7 +211,10 @@ class Bus:
                 await self._nc.drain()
             except (nats.errors.Error, OSError, TimeoutError) as exc:
                 self._log.warning("nats drain failed", error=str(exc))
-                await self._nc.close()
+                try:
+                    await self._nc.close()
+                except (nats.errors.Error, OSError, TimeoutError):
+                    pass
 
 
 def _one_line(text: str, limit: int = 500) -> str:

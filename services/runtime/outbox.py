@@ -60,12 +60,15 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         self._log = log.get("outbox")
 
-    async def add(self, conn: asyncpg.Connection, env: events_pb2.EventEnvelope) -> None:
+    async def add(
+        self, conn: asyncpg.Connection, env: events_pb2.EventEnvelope, subject: str | None = None
+    ) -> None:
+        """Queue `env` in the caller's transaction (on its catalogue subject by default)."""
         await conn.execute(
             "INSERT INTO outbox (event_id, tenant_id, subject, payload) VALUES ($1, $2, $3, $4)",
             uuid.UUID(env.event_id),
             uuid.UUID(env.tenant_id),
-            subject_of(env),
+            subject or subject_of(env),
             env.SerializeToString(),
         )
 

@@ -1,0 +1,1 @@
+"""Tests of the Helm chart (charts/switchboard), rendered offline by Helm's own engine."""

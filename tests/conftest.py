@@ -1,0 +1,66 @@
+"""Fixtures: real PostgreSQL, NATS (JetStream) and Redis on free ports, started once per
+test session under a temporary folder, and the whole system on top of them for the
+end-to-end tests. Nothing here is a mock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from services.devstack.infra import Nats, Postgres, Redis, free_port
+from services.devstack.stack import Ports, Stack, StackConfig
+
+os.environ.setdefault("SB_ENV", "test")
+DEMO_PASSWORD = "test-demo-password"
+SMTP_MAX_BYTES = 512 * 1024
+
+
+@dataclass
+class Infra:
+    postgres: Postgres
+    nats: Nats
+    redis: Redis
+    base: Path
+
+
+@pytest.fixture(scope="session")
+async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra]:
+    base = tmp_path_factory.mktemp("infra")
+    pg = Postgres(free_port(), base / "postgres", fast=True)
+    nats = Nats(free_port(), base / "nats")
+    redis = Redis(free_port(), base / "redis")
+    try:
+        await asyncio.gather(pg.start(), nats.start(), redis.start())
+        yield Infra(pg, nats, redis, base)
+    finally:
+        for server in (redis, nats, pg):
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """Every service and the gateway as their own processes, on the session's servers."""
+    config = StackConfig(
+        data_dir=tmp_path_factory.mktemp("stack"),
+        ports=Ports.free(),
+        env="test",
+        demo_password=DEMO_PASSWORD,
+        database_url=infra.postgres.url,
+        nats_url=infra.nats.url,
+        redis_url=infra.redis.url,
+        service_logs_to_files=True,
+        extra_env={"ingestion": {"SB_SMTP_MAX_BYTES": str(SMTP_MAX_BYTES)}},
+    )
+    s = Stack(config)
+    try:
+        await s.seed()
+        await s.start_services()
+        await s.wait_healthy(timeout=90)
+        yield s
+    finally:
+        await asyncio.to_thread(s.stop_services)
