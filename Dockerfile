@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every Switchboard component; the Helm chart sets each container's command
-# (python -m services.<name>, python -m gateway, python -m services.runtime.bootstrap).
+# (python -m services.<name>, python -m gateway, python -m services.bootstrap).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 

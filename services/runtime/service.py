@@ -82,7 +82,7 @@ class ServiceRuntime:
         self.bus = Bus(self.settings.nats_url, f"sb-{self.name}")
         await self.bus.connect()
         if provision:
-            await self.bus.provision(default_streams())
+            await self.bus.provision(default_streams(self.settings.nats_replicas))
         return self.bus
 
     def open_outbox(self) -> Outbox:

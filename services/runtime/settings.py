@@ -54,6 +54,7 @@ class RuntimeSettings(BaseSettings):
     log_format: LogFormat | None = None  # default: console in development, json otherwise
     log_level: LogLevel = LogLevel.INFO
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_replicas: int = Field(default=1, ge=1, le=5)  # JetStream stream replicas
     redis_url: str = "redis://127.0.0.1:6379/0"
     shutdown_grace_s: float = Field(default=10.0, ge=0, le=300)
 

@@ -611,7 +611,7 @@ def test_bootstrap_job_is_named_by_revision_and_not_a_hook(rendered: Rendered) -
     assert spec["ttlSecondsAfterFinished"] == bootstrap["ttlSecondsAfterFinished"]
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
-    assert pod["containers"][0]["command"] == ["python", "-m", "services.runtime.bootstrap"]
+    assert pod["containers"][0]["command"] == ["python", "-m", "services.bootstrap"]
 
 
 def test_bootstrap_job_name_follows_each_revision() -> None:
@@ -783,3 +783,14 @@ def test_helm_lint_finds_only_the_unvendored_dependencies(value_set: str) -> Non
     problems = [m["error"] for m in report["messages"] if m["severity"] >= 2]
     for problem in problems:
         assert problem.startswith("chart directory is missing these dependencies:"), problem
+
+
+def test_stream_replicas_reach_every_pod() -> None:
+    from tests.chart.render import render
+
+    values = Path(__file__).parent / "values" / "production.yaml"
+    for obj in render([values]):
+        if obj.get("kind") != "Deployment":
+            continue
+        env = {e["name"]: e.get("value") for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["SB_NATS_REPLICAS"] == "3", obj["metadata"]["name"]

@@ -166,6 +166,8 @@ service.
   value: json
 - name: SB_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
+- name: SB_NATS_REPLICAS
+  value: {{ .Values.nats.streamReplicas | default 1 | quote }}
 {{- if .Values.nats.enabled }}
 - name: SB_NATS_URL
   value: {{ printf "nats://%s:4222" (include "switchboard.subchartFullname" (dict "root" . "chart" "nats")) | quote }}
