@@ -1,0 +1,200 @@
+"""`make bench`: end-to-end figures of the first path, printed as JSON.
+
+- throughput: 3 KB mails sent over several SMTP connections as fast as the system takes
+  them; mails per second from the first send to the last `ticket.created` (each ticket
+  committed in PostgreSQL before its event goes out).
+- latency: at a steady 20 mails/s, the time from the SMTP 250 to the WebSocket push of
+  the new ticket to a connected operator; p50 and p99.
+- baseline: bare `email.message_from_bytes` of the same mails, in the same run, so the
+  figures can be compared across machines.
+
+The stack is the one `make run` starts (durable PostgreSQL: fsync on), on free ports in a
+temporary folder. Nothing here is part of `make test`'s pass/fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+
+import aiohttp
+import aiosmtplib
+import nats
+
+from services.devstack.stack import Ports, Stack, StackConfig
+
+PASSWORD = "bench-password"
+THROUGHPUT_MAILS = int(os.environ.get("SB_BENCH_MAILS", "3000"))
+CONNECTIONS = 8
+LATENCY_RATE = 20.0
+LATENCY_SECONDS = float(os.environ.get("SB_BENCH_LATENCY_SECONDS", "20"))
+TARGET_RATE = 150.0
+TARGET_P99_MS = 250.0
+
+
+MAIL_BYTES = 3 * 1024
+
+
+def make_mail(subject: str, size: int = MAIL_BYTES) -> bytes:
+    """A plain-text mail of `size` bytes on the wire."""
+
+    def build(body_len: int) -> bytes:
+        msg = EmailMessage()
+        msg["From"] = "Bench Customer <bench@example.com>"
+        msg["To"] = "support@demo.example"
+        msg["Subject"] = subject
+        msg["Date"] = formatdate()
+        msg["Message-ID"] = make_msgid(domain="example.com")
+        line = "The quick brown fox jumps over the lazy dog, again and again.\n"
+        msg.set_content((line * (body_len // len(line) + 1))[:body_len], cte="7bit")
+        return msg.as_bytes()
+
+    first = build(size)
+    return build(size - (len(first) - size))
+
+
+def parse_rate(mails: list[bytes]) -> float:
+    started = time.perf_counter()
+    for raw in mails:
+        m = email.message_from_bytes(raw)
+        m["Subject"], m["From"]  # noqa: B018 - touch what ingestion reads
+    return len(mails) / (time.perf_counter() - started)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def throughput(stack: Stack, tag: str) -> dict[str, float]:
+    mails = [make_mail(f"{tag} {i}") for i in range(THROUGHPUT_MAILS)]
+    created = 0
+    done = asyncio.Event()
+    nc = await nats.connect(stack.nats_url)
+
+    async def on_created(msg: nats.aio.msg.Msg) -> None:
+        nonlocal created
+        if tag.encode() in msg.data:
+            created += 1
+            if created == len(mails):
+                done.set()
+
+    await nc.subscribe("sb.tickets.ticket.created", cb=on_created)
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for raw in mails:
+        queue.put_nowait(raw)
+
+    async def sender() -> None:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=stack.smtp_port, timeout=60)
+        await smtp.connect()
+        while not queue.empty():
+            raw = queue.get_nowait()
+            await smtp.sendmail("bench@example.com", ["support@demo.example"], raw)
+        await smtp.quit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(CONNECTIONS)))
+    accepted_s = time.perf_counter() - started
+    await asyncio.wait_for(done.wait(), timeout=300)
+    total_s = time.perf_counter() - started
+    await nc.close()
+    return {
+        "mails": len(mails),
+        "mail_bytes": len(mails[0]),
+        "smtp_connections": CONNECTIONS,
+        "seconds_to_last_250": round(accepted_s, 3),
+        "seconds_to_last_ticket": round(total_s, 3),
+        "mails_per_second": round(len(mails) / total_s, 1),
+    }
+
+
+async def latency(stack: Stack, tag: str) -> dict[str, float]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{stack.gateway_url}/api/v1/sessions",
+                             json={"login": "agent1@demo.example", "password": PASSWORD}) as r:
+            token = (await r.json())["token"]
+        accepted: dict[str, float] = {}
+        pushed: dict[str, float] = {}
+        count = int(LATENCY_RATE * LATENCY_SECONDS)
+        async with http.ws_connect(f"{stack.gateway_url}/api/v1/live",
+                                   headers={"Authorization": f"Bearer {token}"}) as ws:
+            await ws.receive()  # hello
+
+            async def reader() -> None:
+                async for msg in ws:
+                    now = time.perf_counter()
+                    event = json.loads(msg.data)
+                    subject = event.get("ticket", {}).get("subject", "")
+                    if subject.startswith(tag):
+                        pushed[subject] = now
+                        if len(pushed) == count:
+                            return
+
+            read = asyncio.create_task(reader())
+            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=stack.smtp_port, timeout=60)
+            await smtp.connect()
+            start = time.perf_counter()
+            for i in range(count):
+                due = start + i / LATENCY_RATE
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                subject = f"{tag} {i}"
+                raw = make_mail(subject)
+                await smtp.sendmail("bench@example.com", ["support@demo.example"], raw)
+                accepted[subject] = time.perf_counter()
+            await smtp.quit()
+            await asyncio.wait_for(read, timeout=60)
+    ms = [(pushed[s] - accepted[s]) * 1000 for s in accepted]
+    return {
+        "mails": count,
+        "rate_per_second": LATENCY_RATE,
+        "p50_ms": round(statistics.median(ms), 1),
+        "p99_ms": round(pct(ms, 99), 1),
+        "max_ms": round(max(ms), 1),
+    }
+
+
+async def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
+        stack = Stack(StackConfig(data_dir=Path(tmp), ports=Ports.free(), env="production",
+                                  demo_password=PASSWORD, service_logs_to_files=True,
+                                  log_level="warning"))
+        try:
+            print("starting the stack…", file=sys.stderr)
+            await stack.start()
+            warm = [make_mail(f"warm {i}") for i in range(50)]
+            for raw in warm:  # warm caches and connections
+                async with aiosmtplib.SMTP(hostname="127.0.0.1", port=stack.smtp_port) as s:
+                    await s.sendmail("bench@example.com", ["support@demo.example"], raw)
+            print("throughput…", file=sys.stderr)
+            tp = await throughput(stack, f"tp-{uuid.uuid4().hex[:6]}")
+            print("latency…", file=sys.stderr)
+            lat = await latency(stack, f"lat-{uuid.uuid4().hex[:6]}")
+        finally:
+            await asyncio.to_thread(stack.stop)
+    base = parse_rate([make_mail(f"parse {i}") for i in range(THROUGHPUT_MAILS)])
+    result = {
+        "benchmark": "smtp-to-ticket",
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "throughput": {**tp, "target_mails_per_second": TARGET_RATE,
+                       "met": tp["mails_per_second"] >= TARGET_RATE},
+        "push_latency": {**lat, "target_p99_ms": TARGET_P99_MS, "met": lat["p99_ms"] <= TARGET_P99_MS},
+        "baseline": {"what": "email.message_from_bytes of the same mails, one process",
+                     "mails_per_second": round(base, 1)},
+        "ratio_to_baseline": {"throughput": round(tp["mails_per_second"] / base, 4)},
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
