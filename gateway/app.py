@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 from functools import partial
 from pathlib import Path
@@ -21,7 +22,7 @@ from switchboard.v1 import (
     tickets_pb2_grpc,
 )
 
-from services.runtime import grpc_client, log
+from services.runtime import grpc_client, log, redis_client
 from services.runtime import settings as rt_settings
 from services.runtime.bus import Bus
 from services.runtime.ids import IdGenerator
@@ -56,8 +57,10 @@ class Deps:
         self.channels = {name: grpc_client.channel(settings.addr_of(name)) for name in BACKENDS}
         self.accounts = accounts_pb2_grpc.AccountsServiceStub(self.channels["accounts"])
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.channels["tickets"])
-        self.redis = aioredis.from_url(settings.redis_url)
-        self.sessions = SessionResolver(self.channels["accounts"], self.redis, settings.session_cache_s)
+        self.redis = redis_client.connect(settings.redis_url)
+        self.sessions = SessionResolver(
+            self.channels["accounts"], self.redis, settings.session_cache_s
+        )
         self.bus = Bus(settings.nats_url, "sb-gateway")
         self.live = LiveHub()
 
@@ -79,8 +82,33 @@ async def caller_of(request: web.Request) -> Caller:
     return await request.app[DEPS].sessions.resolve(bearer_token(request))
 
 
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+def request_id(request: web.Request) -> str:
+    """The caller's X-Request-Id when it is a sane token, else a new id; it becomes the
+    correlation id of everything the request causes, and is echoed in the response."""
+    return request.get(REQUEST_ID) or ""
+
+
 def _md(caller: Caller, request: web.Request) -> list[tuple[str, str]]:
-    return caller.identity(request.headers.get("X-Request-Id", "")).metadata()
+    return caller.identity(request_id(request)).metadata()
+
+
+def request_id_middleware(ids: IdGenerator) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("X-Request-Id", "")
+        rid = given if _REQUEST_ID.match(given) else ids.new_str()
+        request[REQUEST_ID] = rid
+        with log.bound(request_id=rid):
+            response = await handler(request)
+        if not response.prepared:
+            response.headers["X-Request-Id"] = rid
+        return response
+
+    return middleware
 
 
 # -- health ----------------------------------------------------------------------------
@@ -143,7 +171,11 @@ async def create_session(request: web.Request) -> web.Response:
     op = resp.operator
     caller = Caller(op.tenant_id, op.id, op.login, op.display_name, tuple(op.roles))
     return json_response(
-        {"token": resp.token, "expires_at": views.iso(resp.expires_at), "operator": caller.to_json()},
+        {
+            "token": resp.token,
+            "expires_at": views.iso(resp.expires_at),
+            "operator": caller.to_json(),
+        },
         status=201,
     )
 
@@ -192,7 +224,12 @@ async def get_ticket(request: web.Request) -> web.Response:
     )
     body = views.ticket(resp.ticket)
     body["messages"] = [
-        {"id": m.id, "channel": m.channel, "received_at": views.iso(m.received_at), **views.mail(m.mail)}
+        {
+            "id": m.id,
+            "channel": m.channel,
+            "received_at": views.iso(m.received_at),
+            **views.mail(m.mail),
+        }
         for m in resp.messages
     ]
     return json_response(body)
@@ -212,7 +249,10 @@ async def openapi(request: web.Request) -> web.FileResponse:
 
 def build_app(settings: GatewaySettings) -> web.Application:
     deps = Deps(settings)
-    app = web.Application(middlewares=[error_middleware(deps.ids)], client_max_size=1024 * 1024)
+    app = web.Application(
+        middlewares=[request_id_middleware(deps.ids), error_middleware(deps.ids)],
+        client_max_size=1024 * 1024,
+    )
     app[DEPS] = deps
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)

@@ -42,18 +42,27 @@ class Caller:
         }
 
 
+WS_PROTOCOL = "switchboard.v1"
+WS_BEARER_PREFIX = "bearer."
+
+
 def bearer_token(request: web.Request) -> str:
+    """The session token from `Authorization: Bearer <token>`, or — for browsers, whose
+    WebSocket API cannot set headers — from a `bearer.<token>` entry of
+    `Sec-WebSocket-Protocol` (kept out of URLs, so out of access logs)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthenticated", "send Authorization: Bearer <token>")
-    return token.strip()
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        proto = proto.strip()
+        if proto.startswith(WS_BEARER_PREFIX) and len(proto) > len(WS_BEARER_PREFIX):
+            return proto[len(WS_BEARER_PREFIX) :]
+    raise ApiError(401, "unauthenticated", "send Authorization: Bearer <token>")
 
 
 class SessionResolver:
-    def __init__(
-        self, channel: grpc.aio.Channel, redis: aioredis.Redis, cache_s: int = 30
-    ) -> None:
+    def __init__(self, channel: grpc.aio.Channel, redis: aioredis.Redis, cache_s: int = 30) -> None:
         self._stub = accounts_pb2_grpc.AccountsServiceStub(channel)
         self._redis = redis
         self._cache_s = cache_s

@@ -47,8 +47,10 @@ def from_grpc(err: grpc.aio.AioRpcError) -> ApiError:
         if key == identity.MD_FIELD:
             field = value if isinstance(value, str) else value.decode()
     message = err.details() or err.code().name.lower()
-    if status >= 500:
+    if status == 503:
         message = f"a service did not answer ({err.code().name}); try again"
+    elif status >= 500:
+        message = f"a service failed ({err.code().name})"
     return ApiError(status, code, message, field)
 
 

@@ -22,7 +22,7 @@ from switchboard.v1 import events_pb2
 from services.runtime import log
 
 from . import views
-from .auth import Caller
+from .auth import WS_PROTOCOL, Caller
 
 QUEUE_MAX = 256
 
@@ -45,6 +45,7 @@ class LiveHub:
     def __init__(self) -> None:
         self._clients: dict[str, set[_Client]] = defaultdict(set)
         self._sub: Subscription | None = None
+        self._closing: set[asyncio.Task[Any]] = set()
         self._log = log.get("gateway.live")
 
     @property
@@ -84,12 +85,15 @@ class LiveHub:
             except asyncio.QueueFull:
                 self._log.warning("slow live client closed", operator_id=client.caller.operator_id)
                 clients.discard(client)
-                asyncio.get_running_loop().create_task(
+                task = asyncio.get_running_loop().create_task(
                     client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
                 )
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     async def serve(self, request: web.Request, caller: Caller) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=64 * 1024)
+        # A browser offers ("switchboard.v1", "bearer.<token>"); we answer the first only.
+        ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=64 * 1024, protocols=(WS_PROTOCOL,))
         await ws.prepare(request)
         client = _Client(ws, caller)
         self._clients[caller.tenant_id].add(client)

@@ -34,14 +34,21 @@ def make_mail(
     return msg
 
 
-def send(port: int, msg: EmailMessage | bytes, to: list[str] | None = None, sender: str = "customer@example.com") -> dict[str, Any]:
+def send(
+    port: int,
+    msg: EmailMessage | bytes,
+    to: list[str] | None = None,
+    sender: str = "customer@example.com",
+) -> dict[str, Any]:
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
         if isinstance(msg, bytes):
             return smtp.sendmail(sender, to or ["support@demo.example"], msg)
         return smtp.send_message(msg, to_addrs=to)
 
 
-async def login(stack: Stack, who: str = "agent1@demo.example", password: str = DEMO_PASSWORD) -> str:
+async def login(
+    stack: Stack, who: str = "agent1@demo.example", password: str = DEMO_PASSWORD
+) -> str:
     async with aiohttp.ClientSession() as http:
         async with http.post(
             f"{stack.gateway_url}/api/v1/sessions", json={"login": who, "password": password}

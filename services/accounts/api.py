@@ -74,7 +74,9 @@ class AccountsApi(accounts_pb2_grpc.AccountsServiceServicer):
         resp.expires_at.FromDatetime(expires)
         return resp
 
-    async def ResolveSession(self, request: Any, context: Any) -> accounts_pb2.ResolveSessionResponse:
+    async def ResolveSession(
+        self, request: Any, context: Any
+    ) -> accounts_pb2.ResolveSessionResponse:
         if not request.token or len(request.token) > 200:
             raise Unauthenticated("no valid session token")
         found = await self._repo.session(domain.token_hash(request.token), self._clock.now())

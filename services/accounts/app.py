@@ -28,7 +28,9 @@ async def main() -> int:
     server = rt.grpc_server()
     server.add(
         accounts_pb2_grpc.add_AccountsServiceServicer_to_server,
-        AccountsApi(AccountsRepo(db.pool), rt.clock, rt.ids, timedelta(hours=settings.session_ttl_hours)),
+        AccountsApi(
+            AccountsRepo(db.pool), rt.clock, rt.ids, timedelta(hours=settings.session_ttl_hours)
+        ),
         accounts_pb2.DESCRIPTOR.services_by_name["AccountsService"].full_name,
     )
     return await rt.serve()

@@ -65,5 +65,9 @@ def normalise_address(address: str) -> str:
 def check_credentials_input(login: str, password: str) -> None:
     if not login or len(login) > MAX_LOGIN:
         raise InvalidArgument("login is required (at most 254 characters)", field="login")
-    if not password or len(password) > MAX_PASSWORD:
+    if not password:
         raise InvalidArgument("password is required", field="password")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidArgument(
+            f"password is longer than {MAX_PASSWORD} characters", field="password"
+        )

@@ -81,7 +81,9 @@ class AccountsRepo:
             user_agent[:500],
         )
 
-    async def session(self, token_hash: bytes, now: datetime) -> tuple[OperatorRecord, datetime] | None:
+    async def session(
+        self, token_hash: bytes, now: datetime
+    ) -> tuple[OperatorRecord, datetime] | None:
         row = await self._pool.fetchrow(
             "SELECT o.*, s.expires_at FROM sessions s "
             "JOIN operators o ON o.id = s.operator_id AND o.tenant_id = s.tenant_id "

@@ -16,10 +16,20 @@ DEMO_INBOXES = {
     "Sales": ("0191f000-0000-7000-8000-0000000001b2", ["sales@demo.example"]),
 }
 DEMO_OPERATORS = [
-    ("0191f000-0000-7000-8000-0000000000a1", "admin@demo.example", "Demo Admin", ["admin", "supervisor"]),
+    (
+        "0191f000-0000-7000-8000-0000000000a1",
+        "admin@demo.example",
+        "Demo Admin",
+        ["admin", "supervisor"],
+    ),
     ("0191f000-0000-7000-8000-0000000000a2", "agent1@demo.example", "Aiko Agent", ["agent"]),
     ("0191f000-0000-7000-8000-0000000000a3", "agent2@demo.example", "Ben Agent", ["agent"]),
-    ("0191f000-0000-7000-8000-0000000000a4", "trainee@demo.example", "Tomo Trainee", ["agent", "trainee"]),
+    (
+        "0191f000-0000-7000-8000-0000000000a4",
+        "trainee@demo.example",
+        "Tomo Trainee",
+        ["agent", "trainee"],
+    ),
 ]
 
 

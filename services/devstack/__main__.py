@@ -21,6 +21,9 @@ async def run_stack() -> int:
         data_dir=ROOT / ".data",
         demo_password=password,
         database_url=os.environ.get("SB_DATABASE_URL") or None,
+        nats_url=os.environ.get("SB_NATS_URL") or None,
+        redis_url=os.environ.get("SB_REDIS_URL") or None,
+        log_level=os.environ.get("SB_LOG_LEVEL") or "info",
     )
     stack = Stack(config)
     stop = asyncio.Event()

@@ -7,12 +7,30 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 DEMO_MAILS = [
-    ("Yamada Taro", "taro.yamada@example.jp", "support@demo.example",
-     "ご注文の配送状況について", "お世話になっております。\n先週注文した商品がまだ届きません。配送状況を教えていただけますか。\n\n山田太郎", "iso-2022-jp"),
-    ("Alice Customer", "alice@example.com", "support@demo.example",
-     "Cannot log in to my account", "Hello,\nsince yesterday I cannot log in. Could you reset my password?\n\nAlice", "utf-8"),
-    ("Bob Buyer", "bob@example.org", "sales@demo.example",
-     "Quote for 200 licences", "Hi,\nplease send us a quote for 200 licences, yearly billing.\n\nBob", "utf-8"),
+    (
+        "Yamada Taro",
+        "taro.yamada@example.jp",
+        "support@demo.example",
+        "ご注文の配送状況について",
+        "お世話になっております。\n先週注文した商品がまだ届きません。配送状況を教えていただけますか。\n\n山田太郎",
+        "iso-2022-jp",
+    ),
+    (
+        "Alice Customer",
+        "alice@example.com",
+        "support@demo.example",
+        "Cannot log in to my account",
+        "Hello,\nsince yesterday I cannot log in. Could you reset my password?\n\nAlice",
+        "utf-8",
+    ),
+    (
+        "Bob Buyer",
+        "bob@example.org",
+        "sales@demo.example",
+        "Quote for 200 licences",
+        "Hi,\nplease send us a quote for 200 licences, yearly billing.\n\nBob",
+        "utf-8",
+    ),
 ]
 
 

@@ -63,19 +63,31 @@ def spawn(
     )
 
 
-async def wait_for(check: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None, log_file: Path | None = None) -> None:
+async def wait_for(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    log_file: Path | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not check():
         if proc is not None and proc.poll() is not None:
-            tail = log_file.read_text(errors="replace")[-2000:] if log_file and log_file.exists() else ""
+            tail = (
+                log_file.read_text(errors="replace")[-2000:]
+                if log_file and log_file.exists()
+                else ""
+            )
             raise RuntimeError(f"{what} exited with {proc.returncode}\n{tail}")
         if loop.time() > deadline:
             raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
         await asyncio.sleep(0.1)
 
 
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+def stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15.0
+) -> None:
     if proc.poll() is not None:
         return
     try:
@@ -160,10 +172,23 @@ class Postgres(Server):
                 if not mode & 0o001:
                     os.chmod(parent, mode | 0o011)
         if not (self.data_dir / "PG_VERSION").exists():
-            subprocess.run(
-                [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                 "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"],
-                check=True, capture_output=True, user=user,
+            await asyncio.to_thread(
+                subprocess.run,
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                user=user,
             )
         stale = self.data_dir / "postmaster.pid"
         if stale.exists():
@@ -172,11 +197,30 @@ class Postgres(Server):
                 raise RuntimeError(f"a PostgreSQL (pid {pid}) already runs on {self.data_dir}")
         if port_in_use(self.port):
             raise RuntimeError(f"port {self.port} is in use; PostgreSQL cannot start there")
-        argv = [str(bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                "-h", "127.0.0.1", "-k", str(self.data_dir), "-c", "max_connections=300",
-                "-c", "shared_buffers=128MB"]
+        argv = [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.data_dir),
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=128MB",
+        ]
         if self.fast:
-            argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            argv += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         self.proc = spawn(argv, log=self._open_log(), user=user)
         await wait_for(lambda: port_in_use(self.port), 30, "postgres", self.proc, self.log_path)
         import asyncpg
@@ -220,8 +264,18 @@ class Nats(Server):
             raise RuntimeError(f"port {self.port} is in use; NATS cannot start there")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = spawn(
-            [str(binary), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir),
-             "-n", f"switchboard-{self.port}"],
+            [
+                str(binary),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.data_dir),
+                "-n",
+                f"switchboard-{self.port}",
+            ],
             log=self._open_log(),
         )
         await wait_for(lambda: port_in_use(self.port), 30, "nats", self.proc, self.log_path)
@@ -256,8 +310,23 @@ class Redis(Server):
             raise RuntimeError(f"port {self.port} is in use; Redis cannot start there")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = spawn(
-            [str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-             "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes"],
+            [
+                str(binary),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
             log=self._open_log(),
         )
         await wait_for(lambda: port_in_use(self.port), 30, "redis", self.proc, self.log_path)

@@ -21,8 +21,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = tuple(DEFAULT_PORTS)  # ingestion … accounts
 PROCESSES = (*SERVICES, "gateway")
 # Started in this order; a service's dependencies come before it.
-START_ORDER = ("accounts", "tickets", "routing", "ingestion", "composition", "approval",
-               "outbound", "reporting", "gateway")
+START_ORDER = (
+    "accounts",
+    "tickets",
+    "routing",
+    "ingestion",
+    "composition",
+    "approval",
+    "outbound",
+    "reporting",
+    "gateway",
+)
 
 
 @dataclass
@@ -37,8 +46,12 @@ class Ports:
     @classmethod
     def free(cls) -> Ports:
         return cls(
-            postgres=free_port(), nats=free_port(), redis=free_port(), http=free_port(),
-            smtp=free_port(), grpc={name: free_port() for name in SERVICES},
+            postgres=free_port(),
+            nats=free_port(),
+            redis=free_port(),
+            http=free_port(),
+            smtp=free_port(),
+            grpc={name: free_port() for name in SERVICES},
         )
 
 
@@ -62,7 +75,11 @@ class Stack:
         self.config = config
         d = config.data_dir
         p = config.ports
-        self.postgres = None if config.database_url else Postgres(p.postgres, d / "postgres", fast=config.fast_postgres)
+        self.postgres = (
+            None
+            if config.database_url
+            else Postgres(p.postgres, d / "postgres", fast=config.fast_postgres)
+        )
         self.nats = None if config.nats_url else Nats(p.nats, d / "nats")
         self.redis = None if config.redis_url else Redis(p.redis, d / "redis")
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -127,9 +144,14 @@ class Stack:
     async def seed(self) -> None:
         """The demo tenant, through accounts' own seeding command."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.accounts", "seed-demo",
-            env=self.env_for("accounts"), cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "services.accounts",
+            "seed-demo",
+            env=self.env_for("accounts"),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         out, _ = await proc.communicate()
         if proc.returncode != 0:
@@ -156,7 +178,9 @@ class Stack:
 
     async def health(self) -> tuple[int, dict[str, object]]:
         async with aiohttp.ClientSession() as http:
-            async with http.get(f"{self.gateway_url}/healthz", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            async with http.get(
+                f"{self.gateway_url}/healthz", timeout=aiohttp.ClientTimeout(total=5)
+            ) as resp:
                 return resp.status, await resp.json()
 
     async def wait_healthy(self, timeout: float = 60.0) -> None:

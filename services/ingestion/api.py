@@ -17,7 +17,9 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
     def __init__(self, store: RawStore) -> None:
         self._store = store
 
-    async def GetRawMessage(self, request: Any, context: Any) -> ingestion_pb2.GetRawMessageResponse:
+    async def GetRawMessage(
+        self, request: Any, context: Any
+    ) -> ingestion_pb2.GetRawMessageResponse:
         ident = identity.require_tenant()
         message_id = parse_uuid(request.message_id, "message_id")
         row = await self._store.get(ident.tenant_id, message_id)

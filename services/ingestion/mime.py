@@ -116,9 +116,7 @@ def is_auto_submitted(msg: Message, sender: str) -> bool:
 
 def summarize(raw: bytes) -> events_pb2.MailSummary:
     problems: list[str] = []
-    summary = events_pb2.MailSummary(
-        size_bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest()
-    )
+    summary = events_pb2.MailSummary(size_bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.default)
     except Exception as exc:  # pragma: no cover - the parser is lenient; belt and braces

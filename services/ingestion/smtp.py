@@ -79,7 +79,9 @@ class SmtpHandler:
             ]
             accepted = await self._pipeline.accept(intakes)
         except Exception as exc:
-            self._log.warning("mail not accepted; sender will retry", error=repr(exc), peer=_peer(session))
+            self._log.warning(
+                "mail not accepted; sender will retry", error=repr(exc), peer=_peer(session)
+            )
             return "451 4.3.0 Temporary failure, please try again later"
         finally:
             self._in_flight -= 1
@@ -98,7 +100,9 @@ def _peer(session: Session) -> Any:
 
 
 class SmtpListener:
-    def __init__(self, handler: SmtpHandler, host: str, port: int, max_bytes: int, hostname: str) -> None:
+    def __init__(
+        self, handler: SmtpHandler, host: str, port: int, max_bytes: int, hostname: str
+    ) -> None:
         self._handler = handler
         self._host = host
         self._port = port

@@ -1,1 +1,3 @@
-"""outbound: scheduled and immediate sending over SMTP (issue 7). Until its issue lands, the process serves the gRPC health service only."""
+"""outbound: immediate and scheduled sending over SMTP.
+
+Until its issue lands, the process serves the gRPC health service only."""

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+from switchboard.v1 import events_pb2
+
 from services.runtime import events
 from services.runtime import settings as rt_settings
 from services.runtime.bus import ConsumerSpec, Delivery, Poison
 from services.runtime.outbox import first_time
 from services.runtime.service import ServiceRuntime
-from switchboard.v1 import events_pb2
 
 from . import domain
 
-MESSAGES = ConsumerSpec(
-    events.INGEST, "routing__messages", (events.MESSAGE_RECEIVED.subject,)
-)
+MESSAGES = ConsumerSpec(events.INGEST, "routing__messages", (events.MESSAGE_RECEIVED.subject,))
 
 
 async def main() -> int:

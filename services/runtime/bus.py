@@ -6,6 +6,7 @@ after writing it to the dead-letter stream (also after the last allowed delivery
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,6 +202,37 @@ class Bus:
         hdrs = {HDR_MSG_ID: msg_id, **(headers or {})}
         return await self.js.publish(subject, data, timeout=timeout, headers=hdrs)
 
+    async def publish_many(
+        self, items: Sequence[tuple[str, bytes, str]], timeout: float = 5.0
+    ) -> list[api.PubAck | BaseException]:
+        """Publish (subject, data, msg_id) items pipelined, in this order on the wire (so a
+        stream keeps them in order), and wait for every ack; a failure per item."""
+        futures: list[asyncio.Future[api.PubAck] | BaseException] = []
+        for subject, data, msg_id in items:
+            try:
+                futures.append(
+                    await self.js.publish_async(
+                        subject, data, wait_stall=timeout, headers={HDR_MSG_ID: msg_id}
+                    )
+                )
+            except (nats.errors.Error, OSError) as exc:
+                futures.append(exc)
+        pending = [f for f in futures if isinstance(f, asyncio.Future)]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        results: list[api.PubAck | BaseException] = []
+        for f in futures:
+            if not isinstance(f, asyncio.Future):
+                results.append(f)
+            elif not f.done():
+                f.cancel()
+                results.append(TimeoutError("no ack from JetStream"))
+            elif f.exception() is not None:
+                results.append(f.exception())  # type: ignore[arg-type]
+            else:
+                results.append(f.result())
+        return results
+
     def consumer(self, spec: ConsumerSpec, handler: Handler) -> ConsumerRunner:
         return ConsumerRunner(self, spec, handler)
 
@@ -289,9 +321,9 @@ class ConsumerRunner:
         env = events_pb2.EventEnvelope()
         try:
             env.ParseFromString(msg.data)
-            if not env.event_id or not env.tenant_id:
-                raise Poison("envelope without event id or tenant")
-        except (DecodeError, Poison) as exc:
+            uuid.UUID(env.event_id)
+            uuid.UUID(env.tenant_id)
+        except (DecodeError, ValueError) as exc:
             await self._dead_letter(msg, delivery, f"undecodable envelope: {exc}")
             return
         with log.bound(

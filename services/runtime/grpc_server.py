@@ -72,9 +72,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                         ref = self._ids.new_str()
                         self._log.exception("rpc failed", error_ref=ref)
                         await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
-                    self._log.debug(
-                        "rpc ok", ms=round((time.perf_counter() - started) * 1000, 2)
-                    )
+                    self._log.debug("rpc ok", ms=round((time.perf_counter() - started) * 1000, 2))
                     return response
             finally:
                 identity.reset(token)
@@ -97,7 +95,9 @@ class GrpcServer:
         self._address = f"{host}:{port}"
         self.port = 0
 
-    def add(self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any, name: str) -> None:
+    def add(
+        self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any, name: str
+    ) -> None:
         """Register a servicer: `add(tickets_pb2_grpc.add_TicketsServiceServicer_to_server,
         TicketsApi(...), tickets_pb2.DESCRIPTOR.services_by_name['TicketsService'].full_name)`."""
         register(servicer, self.server)

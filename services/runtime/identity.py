@@ -49,7 +49,8 @@ class Identity:
 
 
 _current: contextvars.ContextVar[Identity] = contextvars.ContextVar(
-    "sb_identity", default=Identity()
+    "sb_identity",
+    default=Identity(),  # noqa: B039 - a frozen dataclass, never mutated
 )
 
 

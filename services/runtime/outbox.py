@@ -22,10 +22,13 @@ from .bus import Bus
 from .db import Database
 from .events import subject_of
 
+PROCESSED_KEEP_DAYS = 30  # longer than any stream keeps a message
 Observer = Callable[[Sequence[str]], Awaitable[None]]
 
 
-async def first_time(conn: asyncpg.Connection, consumer: str, env: events_pb2.EventEnvelope) -> bool:
+async def first_time(
+    conn: asyncpg.Connection, consumer: str, env: events_pb2.EventEnvelope
+) -> bool:
     """Record that `consumer` applies `env` (in the caller's transaction). False when it has
     already been applied: the caller then does nothing and the message is acked."""
     status = await conn.execute(
@@ -77,11 +80,22 @@ class Outbox:
 
     async def _publish_rows(self, conn: asyncpg.Connection, rows: Sequence[Any]) -> list[uuid.UUID]:
         results = await asyncio.gather(
-            *(self._bus.publish_bytes(r["subject"], r["payload"], str(r["event_id"])) for r in rows),
+            *(
+                self._bus.publish_bytes(r["subject"], r["payload"], str(r["event_id"]))
+                for r in rows
+            ),
             return_exceptions=True,
         )
-        done = [r["event_id"] for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
-        failed = [(r["event_id"], repr(res)[:500]) for r, res in zip(rows, results, strict=True) if isinstance(res, BaseException)]
+        done = [
+            r["event_id"]
+            for r, res in zip(rows, results, strict=True)
+            if not isinstance(res, BaseException)
+        ]
+        failed = [
+            (r["event_id"], repr(res)[:500])
+            for r, res in zip(rows, results, strict=True)
+            if isinstance(res, BaseException)
+        ]
         if self._on_published is not None and done:
             await self._on_published([str(i) for i in done])
         if done:
@@ -127,9 +141,15 @@ class Outbox:
             return len(await self._publish_rows(conn, rows))
 
     async def prune(self) -> int:
+        """Forget published rows, and processed-event records old enough that no
+        redelivery can still come (JetStream keeps streams 14 days)."""
         status = await self._db.pool.execute(
             "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
             self._keep_s,
+        )
+        await self._db.pool.execute(
+            "DELETE FROM processed_events WHERE processed_at < now() - make_interval(days => $1)",
+            PROCESSED_KEEP_DAYS,
         )
         return int(status.split()[-1])
 

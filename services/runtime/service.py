@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import redis.asyncio as aioredis
 
-from . import grpc_client, log
+from . import grpc_client, log, redis_client
 from .bus import Bus, ConsumerRunner, ConsumerSpec, Handler, default_streams
 from .clock import Clock, SystemClock
 from .db import Database, Migration, load_migrations, runtime_migrations, with_database
@@ -92,7 +92,7 @@ class ServiceRuntime:
         return self.outbox
 
     async def open_redis(self) -> aioredis.Redis:
-        self.redis = aioredis.from_url(self.settings.redis_url, decode_responses=False)
+        self.redis = redis_client.connect(self.settings.redis_url)
         await self.redis.ping()
         self._closers.append(self.redis.aclose)
         return self.redis

@@ -23,7 +23,7 @@ class TicketsApi(tickets_pb2_grpc.TicketsServiceServicer):
         status = Status.from_pb(request.status)
         limit = page_size(request.page.limit)
         after = Cursor.decode(request.page.cursor) if request.page.cursor else None
-        rows = await self._repo.list(ident.tenant_id, status, limit, after)
+        rows = await self._repo.list_tickets(ident.tenant_id, status, limit, after)
         resp = tickets_pb2.ListTicketsResponse(tickets=[summary_pb(r) for r in rows[:limit]])
         if len(rows) > limit:
             last = rows[limit - 1]

@@ -27,7 +27,7 @@ class Status(StrEnum):
     NO_ACTION = "no_action"
     TRASH = "trash"
 
-    def to_pb(self) -> common_pb2.TicketStatus.ValueType:
+    def to_pb(self) -> common_pb2.TicketStatus:
         return _TO_PB[self]
 
     @classmethod

@@ -19,12 +19,16 @@ def summary_pb(row: Any) -> events_pb2.TicketSummary:
         status=Status(row["status"]).to_pb(),
         inbox=common_pb2.InboxRef(id=str(row["inbox_id"]), name=row["inbox_name"]),
     )
-    getattr(s, "from").CopyFrom(common_pb2.Address(name=row["from_name"], address=row["from_address"]))
+    getattr(s, "from").CopyFrom(
+        common_pb2.Address(name=row["from_name"], address=row["from_address"])
+    )
     s.received_at.FromDatetime(row["received_at"])
     s.updated_at.FromDatetime(row["updated_at"])
     if row["assignee_id"] is not None:
         s.assignee.CopyFrom(
-            common_pb2.OperatorRef(id=str(row["assignee_id"]), display_name=row["assignee_name"] or "")
+            common_pb2.OperatorRef(
+                id=str(row["assignee_id"]), display_name=row["assignee_name"] or ""
+            )
         )
     return s
 
@@ -33,7 +37,9 @@ class TicketsRepo:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def message_known(self, conn: asyncpg.Connection, tenant_id: str, message_id: str) -> bool:
+    async def message_known(
+        self, conn: asyncpg.Connection, tenant_id: str, message_id: str
+    ) -> bool:
         return bool(
             await conn.fetchval(
                 "SELECT 1 FROM messages WHERE tenant_id = $1 AND id = $2",
@@ -81,7 +87,7 @@ class TicketsRepo:
             routed.mail.SerializeToString(),
         )
 
-    async def list(
+    async def list_tickets(
         self, tenant_id: str, status: Status | None, limit: int, after: Cursor | None
     ) -> list[Any]:
         args: list[Any] = [uuid.UUID(tenant_id), limit + 1]
@@ -108,7 +114,8 @@ class TicketsRepo:
         if row is None:
             return None
         msgs = await self._pool.fetch(
-            "SELECT * FROM messages WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY received_at, id",
+            "SELECT * FROM messages WHERE tenant_id = $1 AND ticket_id = $2 "
+            "ORDER BY received_at, id",
             tenant,
             ticket_id,
         )

@@ -792,5 +792,8 @@ def test_stream_replicas_reach_every_pod() -> None:
     for obj in render([values]):
         if obj.get("kind") != "Deployment":
             continue
-        env = {e["name"]: e.get("value") for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+        env = {
+            e["name"]: e.get("value")
+            for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
         assert env["SB_NATS_REPLICAS"] == "3", obj["metadata"]["name"]

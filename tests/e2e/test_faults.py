@@ -30,7 +30,9 @@ def _send_many(port: int, tag: str, count: int, done: list[int], per_second: flo
 
 
 @pytest.mark.parametrize("victim", ["routing", "tickets"])
-async def test_sigkill_while_mails_arrive_loses_and_duplicates_nothing(stack: Stack, victim: str) -> None:
+async def test_sigkill_while_mails_arrive_loses_and_duplicates_nothing(
+    stack: Stack, victim: str
+) -> None:
     token = await login(stack)
     tag = f"Kill {victim} {uuid.uuid4().hex[:6]}"
     sent: list[int] = []
@@ -53,7 +55,11 @@ async def test_sigkill_while_mails_arrive_loses_and_duplicates_nothing(stack: St
 
     await eventually(all_there, timeout=60)
     await asyncio.sleep(1.5)  # let any duplicate show itself
-    subjects = [t["subject"] for t in await all_tickets(stack, token, "open") if t["subject"].startswith(tag)]
+    subjects = [
+        t["subject"]
+        for t in await all_tickets(stack, token, "open")
+        if t["subject"].startswith(tag)
+    ]
     assert sorted(subjects) == [f"{tag} #{i:03d}" for i in range(MAILS)]
     await stack.wait_healthy(timeout=30)
 

@@ -30,13 +30,21 @@ async def test_health_reports_every_service_serving(stack: Stack) -> None:
     assert status == 200
     assert body["status"] == "ok"
     assert set(body["services"]) == {
-        "ingestion", "routing", "tickets", "composition", "approval", "outbound",
-        "reporting", "accounts",
+        "ingestion",
+        "routing",
+        "tickets",
+        "composition",
+        "approval",
+        "outbound",
+        "reporting",
+        "accounts",
     }
     assert set(body["services"].values()) == {"SERVING"}
 
 
-async def test_japanese_mail_becomes_open_ticket_with_decoded_subject_and_sender(stack: Stack) -> None:
+async def test_japanese_mail_becomes_open_ticket_with_decoded_subject_and_sender(
+    stack: Stack,
+) -> None:
     token = await login(stack)
     subject = f"お問い合わせ {uuid.uuid4().hex[:6]} 配送について"
     msg = make_mail(
@@ -178,3 +186,27 @@ async def test_login_with_a_wrong_password_is_401_and_bad_bodies_are_400(stack: 
             assert r.status == 400 and (await r.json())["error"]["field"] == "password"
         async with http.get(f"{stack.gateway_url}/api/v1/tickets") as r:
             assert r.status == 401
+
+
+async def test_a_browser_can_authenticate_the_websocket_by_subprotocol(stack: Stack) -> None:
+    token = await login(stack)
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(
+            f"{stack.gateway_url}/api/v1/live", protocols=("switchboard.v1", f"bearer.{token}")
+        ) as ws:
+            assert ws.protocol == "switchboard.v1"  # the token is never echoed back
+            hello = json.loads((await ws.receive(timeout=5)).data)
+            assert hello["operator"]["login"] == "agent1@demo.example"
+
+
+async def test_request_ids_are_echoed_and_garbage_ones_replaced(stack: Stack) -> None:
+    token = await login(stack)
+    async with aiohttp.ClientSession() as http:
+        for given, kept in (("req-123.abc", True), ("café ünïcode", False), ("a" * 300, False)):
+            async with http.get(
+                f"{stack.gateway_url}/api/v1/tickets?limit=1",
+                headers={"Authorization": f"Bearer {token}", "X-Request-Id": given},
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                echoed = resp.headers["X-Request-Id"]
+                assert (echoed == given) is kept and echoed.isascii()

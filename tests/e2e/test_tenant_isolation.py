@@ -27,13 +27,22 @@ async def _other_tenant(stack: Stack) -> tuple[str, str]:
     conn = await asyncpg.connect(with_database(stack.database_url, "sb_accounts"))
     try:
         async with conn.transaction():
-            await conn.execute("INSERT INTO tenants (id, slug, name) VALUES ($1,$2,$3)", tenant, tag, tag)
-            await conn.execute("INSERT INTO inboxes (id, tenant_id, name) VALUES ($1,$2,'Help')", inbox, tenant)
-            await conn.execute("INSERT INTO inbox_addresses VALUES ($1,$2,$3)", address, tenant, inbox)
+            await conn.execute(
+                "INSERT INTO tenants (id, slug, name) VALUES ($1,$2,$3)", tenant, tag, tag
+            )
+            await conn.execute(
+                "INSERT INTO inboxes (id, tenant_id, name) VALUES ($1,$2,'Help')", inbox, tenant
+            )
+            await conn.execute(
+                "INSERT INTO inbox_addresses VALUES ($1,$2,$3)", address, tenant, inbox
+            )
             await conn.execute(
                 "INSERT INTO operators (id, tenant_id, login, display_name, password_hash, roles) "
                 "VALUES ($1,$2,$3,'Boss',$4,'{admin}')",
-                op, tenant, login_name, hash_password("other-secret"),
+                op,
+                tenant,
+                login_name,
+                hash_password("other-secret"),
             )
     finally:
         await conn.close()
@@ -50,7 +59,9 @@ async def test_another_tenants_ticket_is_invisible(stack: Stack) -> None:
             f"{stack.gateway_url}/api/v1/live", headers={"Authorization": f"Bearer {demo_token}"}
         ) as demo_ws:
             await demo_ws.receive(timeout=5)  # hello
-            await asyncio.to_thread(send, stack.smtp_port, make_mail(subject, to=address), [address])
+            await asyncio.to_thread(
+                send, stack.smtp_port, make_mail(subject, to=address), [address]
+            )
 
             async def theirs() -> list[dict]:  # type: ignore[type-arg]
                 return [t for t in await all_tickets(stack, other_token) if t["subject"] == subject]

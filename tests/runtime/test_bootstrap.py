@@ -18,8 +18,13 @@ from tests.conftest import Infra
 
 async def _bootstrap(env: dict[str, str]) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.bootstrap", env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "services.bootstrap",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await proc.communicate()
     return proc.returncode or 0, out.decode()
@@ -35,7 +40,9 @@ async def test_bootstrap_creates_databases_and_streams_and_is_idempotent(infra: 
     assert code == 0, out
     conn = await asyncpg.connect(with_database(infra.postgres.url, f"bs_{tag}_tickets"))
     try:
-        applied = {r["component"] for r in await conn.fetch("SELECT component FROM schema_migrations")}
+        applied = {
+            r["component"] for r in await conn.fetch("SELECT component FROM schema_migrations")
+        }
         assert applied == {"runtime", "tickets"}
         assert await conn.fetchval("SELECT count(*) FROM tickets") == 0
     finally:

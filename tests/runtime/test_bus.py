@@ -90,7 +90,9 @@ async def test_publishing_the_same_event_id_twice_stores_it_once(bus: Bus) -> No
     assert info.state.messages == 1
 
 
-async def test_message_failing_every_delivery_is_dead_lettered_after_max_deliveries(bus: Bus) -> None:
+async def test_message_failing_every_delivery_is_dead_lettered_after_max_deliveries(
+    bus: Bus,
+) -> None:
     stream, spec = await _setup(bus, max_deliver=3, nak_delays_s=(0.05,))
     attempts: list[int] = []
 
@@ -127,11 +129,13 @@ async def test_poison_and_undecodable_messages_are_dead_lettered_at_once(bus: Bu
     env = _env()
     await bus.publish_bytes(f"sb.{stream.domain}.x", env.SerializeToString(), env.event_id)
     await bus.publish_bytes(f"sb.{stream.domain}.x", b"\xff\xfenot protobuf", "garbage-1")
+    bad_id = events_pb2.EventEnvelope(event_id="not-a-uuid", tenant_id=str(uuid.uuid4()))
+    await bus.publish_bytes(f"sb.{stream.domain}.x", bad_id.SerializeToString(), "garbage-2")
     await _until(lambda: len(seen) == 1)
     dead: list = []  # type: ignore[type-arg]
     for _ in range(50):
         dead = await _dead_letters(bus, spec.durable)
-        if len(dead) == 2:
+        if len(dead) == 3:
             break
         await asyncio.sleep(0.1)
     await runner.stop()
@@ -139,6 +143,7 @@ async def test_poison_and_undecodable_messages_are_dead_lettered_at_once(bus: Bu
     reasons = sorted(m.headers["Sb-Reason"] for m in dead)
     assert reasons[0].startswith("poison: payload names no inbox")
     assert reasons[1].startswith("undecodable envelope")
+    assert reasons[2].startswith("undecodable envelope")
     info = await bus.js.consumer_info(stream.name, spec.durable)
     assert info.num_ack_pending == 0 and info.num_redelivered == 0
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.runtime.clock import ManualClock
-from services.runtime.ids import IdGenerator, parse_uuid
-from services.runtime.errors import InvalidArgument
 from services.devstack.stack import ROOT
+from services.runtime.clock import ManualClock
+from services.runtime.errors import InvalidArgument
+from services.runtime.ids import IdGenerator, parse_uuid
 
 
 def test_ids_are_uuidv7_and_sort_by_creation_even_within_one_millisecond() -> None:

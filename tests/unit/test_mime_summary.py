@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -17,7 +16,11 @@ CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 def _corpus() -> list[Path]:
     if not CORPORA.exists():
         return []
-    files = [p for p in CORPORA.rglob("*") if p.is_file() and p.suffix.lower() in {".eml", ".raw", ".txt", ""}]
+    files = [
+        p
+        for p in CORPORA.rglob("*")
+        if p.is_file() and p.suffix.lower() in {".eml", ".raw", ".txt", ""}
+    ]
     return sorted(p for p in files if p.stat().st_size < 5_000_000 and "LICENSE" not in p.name)
 
 
@@ -39,7 +42,10 @@ def test_encoded_japanese_subject_and_sender_are_decoded() -> None:
 
 
 def test_header_values_never_carry_line_breaks_or_nul() -> None:
-    raw = b"From: =?utf-8?q?Evil=0D=0ABcc=3A_x=40y?= <a@b.c>\r\nSubject: =?utf-8?q?a=0Ab=00c?=\r\n\r\nbody\r\n"
+    raw = (
+        b"From: =?utf-8?q?Evil=0D=0ABcc=3A_x=40y?= <a@b.c>\r\n"
+        b"Subject: =?utf-8?q?a=0Ab=00c?=\r\n\r\nbody\r\n"
+    )
     s = summarize(raw)
     for value in (s.subject, getattr(s, "from").name):
         assert "\r" not in value and "\n" not in value and "\0" not in value
