@@ -168,8 +168,7 @@ async def create_session(request: web.Request) -> web.Response:
         if err.code() == grpc.StatusCode.UNAUTHENTICATED:
             raise ApiError(401, "unauthenticated", "wrong login or password") from None
         raise
-    op = resp.operator
-    caller = Caller(op.tenant_id, op.id, op.login, op.display_name, tuple(op.roles))
+    caller = Caller.from_operator(resp.operator)
     return json_response(
         {
             "token": resp.token,

@@ -29,6 +29,10 @@ class Caller:
     display_name: str
     roles: tuple[str, ...]
 
+    @classmethod
+    def from_operator(cls, op: accounts_pb2.Operator) -> Caller:
+        return cls(op.tenant_id, op.id, op.login, op.display_name, tuple(op.roles))
+
     def identity(self, correlation_id: str = "") -> Identity:
         return Identity(self.tenant_id, self.operator_id, self.roles, correlation_id)
 
@@ -86,8 +90,7 @@ class SessionResolver:
             if err.code() == grpc.StatusCode.UNAUTHENTICATED:
                 raise ApiError(401, "unauthenticated", "session unknown or expired") from None
             raise
-        op = resp.operator
-        caller = Caller(op.tenant_id, op.id, op.login, op.display_name, tuple(op.roles))
+        caller = Caller.from_operator(resp.operator)
         left = resp.expires_at.ToDatetime(tzinfo=UTC) - datetime.now(UTC)
         ttl = int(min(self._cache_s, left.total_seconds()))
         if ttl > 0:

@@ -6,7 +6,7 @@ from switchboard.v1 import events_pb2
 
 from services.runtime import events
 from services.runtime import settings as rt_settings
-from services.runtime.bus import ConsumerSpec, Delivery, Poison
+from services.runtime.bus import ConsumerSpec, Delivery
 from services.runtime.outbox import first_time
 from services.runtime.service import ServiceRuntime
 
@@ -23,9 +23,7 @@ async def main() -> int:
     outbox = rt.open_outbox()
 
     async def on_received(env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
-        if env.WhichOneof("payload") != "message_received":
-            raise Poison(f"expected message_received, got {env.WhichOneof('payload')}")
-        routed = domain.route(env.message_received)
+        routed = domain.route(events.payload_of(env, events.MESSAGE_RECEIVED))
         out = events.caused_by(
             events.MESSAGE_ROUTED,
             env,

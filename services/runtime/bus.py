@@ -21,7 +21,10 @@ from nats.js import JetStreamContext, api
 from switchboard.v1 import events_pb2
 
 from . import log
+from .errors import Poison
 from .events import DEADLETTER, STREAMS, Stream, subject_of
+
+__all__ = ["Bus", "ConsumerRunner", "ConsumerSpec", "Delivery", "Poison", "StreamSpec"]
 
 HDR_MSG_ID = "Nats-Msg-Id"
 DAY = 86_400.0
@@ -82,10 +85,6 @@ class ConsumerSpec:
 
     def nak_delay(self, num_delivered: int) -> float:
         return self.nak_delays_s[min(max(num_delivered, 1), len(self.nak_delays_s)) - 1]
-
-
-class Poison(Exception):
-    """The message can never be handled (bad bytes, impossible content): dead-letter it."""
 
 
 @dataclass

@@ -39,6 +39,10 @@ class Unauthenticated(DomainError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class Poison(Exception):
+    """An event can never be handled (bad bytes, the wrong payload): dead-letter it now."""
+
+
 class Unavailable(DomainError):
     """A dependency is down; the caller may retry."""
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from google.protobuf.message import Message
 from switchboard.v1 import common_pb2, events_pb2
 
-from .errors import InvalidArgument
+from .errors import InvalidArgument, Poison
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,14 @@ def caused_by(
         correlation_id=cause.correlation_id or cause.event_id,
         causation_id=cause.event_id,
     )
+
+
+def payload_of(env: events_pb2.EventEnvelope, etype: EventType) -> Any:
+    """The envelope's payload, which must be `etype`'s; otherwise the event is poison."""
+    found = env.WhichOneof("payload")
+    if env.type != etype.name or found != etype.payload_field:
+        raise Poison(f"expected {etype.name}, got type {env.type!r} with payload {found!r}")
+    return getattr(env, etype.payload_field)
 
 
 def subject_of(env: events_pb2.EventEnvelope) -> str:

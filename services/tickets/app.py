@@ -6,7 +6,7 @@ from switchboard.v1 import events_pb2, tickets_pb2, tickets_pb2_grpc
 
 from services.runtime import events, log
 from services.runtime import settings as rt_settings
-from services.runtime.bus import ConsumerSpec, Delivery, Poison
+from services.runtime.bus import ConsumerSpec, Delivery
 from services.runtime.outbox import first_time
 from services.runtime.service import ServiceRuntime
 
@@ -26,9 +26,7 @@ async def main() -> int:
     repo = TicketsRepo(db.pool)
 
     async def on_routed(env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
-        if env.WhichOneof("payload") != "message_routed":
-            raise Poison(f"expected message_routed, got {env.WhichOneof('payload')}")
-        routed = env.message_routed
+        routed = events.payload_of(env, events.MESSAGE_ROUTED)
         async with db.transaction() as conn:
             if not await first_time(conn, ROUTED.durable, env):
                 return
