@@ -107,7 +107,10 @@ class LiveHub:
             self._clients[caller.tenant_id].discard(client)
             if not self._clients[caller.tenant_id]:
                 del self._clients[caller.tenant_id]
-            client.queue.put_nowait(None) if not client.queue.full() else writer.cancel()
+            if client.queue.full():
+                writer.cancel()  # it is stuck behind a full queue: no goodbye to wait for
+            else:
+                client.queue.put_nowait(None)
             try:
                 await writer
             except (asyncio.CancelledError, ConnectionError, RuntimeError):
