@@ -40,8 +40,17 @@ proto: $(VENV)/.installed ## Generate Python code (+ .pyi) from protos/ into gen
 run: install ## Run the whole system here: PostgreSQL, NATS, Redis, every service, the gateway
 	$(PY) -m services.devstack run
 
+# Debian packages the tests use as real peers (Dovecot as the IMAP server).
+SYSTEM_STAMP := $(VENV)/.system-deps
+$(SYSTEM_STAMP):
+	@command -v dovecot >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
+	  else echo "the tests need Dovecot: apt-get install dovecot-imapd" >&2; exit 1; fi; }
+	@touch $@
+
 .PHONY: test
-test: install ## Run the whole test suite (starts its own servers on free ports)
+test: install $(SYSTEM_STAMP) ## Run the whole test suite (starts its own servers on free ports)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench

@@ -18,6 +18,8 @@ from switchboard.v1 import (
     accounts_pb2,
     accounts_pb2_grpc,
     common_pb2,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
     tickets_pb2,
     tickets_pb2_grpc,
 )
@@ -57,6 +59,7 @@ class Deps:
         self.channels = {name: grpc_client.channel(settings.addr_of(name)) for name in BACKENDS}
         self.accounts = accounts_pb2_grpc.AccountsServiceStub(self.channels["accounts"])
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.channels["tickets"])
+        self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(self.channels["ingestion"])
         self.redis = redis_client.connect(settings.redis_url)
         self.sessions = SessionResolver(
             self.channels["accounts"], self.redis, settings.session_cache_s
@@ -234,6 +237,88 @@ async def get_ticket(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+# -- intake channels (admin) -------------------------------------------------------------
+
+MAILBOX_FIELDS = {
+    "inbox_id": str,
+    "host": str,
+    "port": int,
+    "security": str,
+    "username": str,
+    "auth": str,
+    "folder": str,
+    "after_fetch": str,
+    "move_to": str,
+    "poll_interval_s": int,
+    "enabled": bool,
+}
+
+
+async def admin_of(request: web.Request) -> Caller:
+    caller = await caller_of(request)
+    if "admin" not in caller.roles:
+        raise ApiError(403, "permission_denied", "only an administrator may do this")
+    return caller
+
+
+def mailbox_json(mb: ingestion_pb2.Mailbox) -> dict[str, Any]:
+    st = mb.settings
+    return {
+        "id": mb.id,
+        "inbox": {"id": st.inbox_id, "name": mb.inbox_name},
+        **{k: getattr(st, k) for k in MAILBOX_FIELDS if k != "inbox_id"},
+        "state": {
+            "state": mb.state.state or None,
+            "last_error": mb.state.last_error or None,
+            "last_ok_at": views.iso(mb.state.last_ok_at),
+            "fetched": mb.state.fetched,
+            "last_uid": mb.state.last_uid,
+        },
+    }
+
+
+async def create_mailbox(request: web.Request) -> web.Response:
+    caller = await admin_of(request)
+    body = await _json_body(request)
+    settings = ingestion_pb2.MailboxSettings(enabled=True)
+    for name, kind in MAILBOX_FIELDS.items():
+        if name not in body:
+            continue
+        value = body[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ApiError(400, "invalid_argument", f"{name} must be a {kind.__name__}", name)
+        if isinstance(value, int) and not -(2**31) <= value < 2**31:
+            raise ApiError(400, "invalid_argument", f"{name} is out of range", name)
+        setattr(settings, name, value)
+    secret = body.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise ApiError(400, "invalid_argument", "secret (password or token) is required", "secret")
+    resp = await request.app[DEPS].ingestion.CreateMailbox(
+        ingestion_pb2.CreateMailboxRequest(settings=settings, secret=secret),
+        metadata=_md(caller, request),
+        timeout=10,
+    )
+    return json_response(mailbox_json(resp), status=201)
+
+
+async def list_mailboxes(request: web.Request) -> web.Response:
+    caller = await admin_of(request)
+    resp = await request.app[DEPS].ingestion.ListMailboxes(
+        ingestion_pb2.ListMailboxesRequest(), metadata=_md(caller, request), timeout=10
+    )
+    return json_response({"items": [mailbox_json(m) for m in resp.mailboxes]})
+
+
+async def delete_mailbox(request: web.Request) -> web.Response:
+    caller = await admin_of(request)
+    await request.app[DEPS].ingestion.DeleteMailbox(
+        ingestion_pb2.DeleteMailboxRequest(mailbox_id=request.match_info["mailbox_id"]),
+        metadata=_md(caller, request),
+        timeout=10,
+    )
+    return web.Response(status=204)
+
+
 async def live(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request)
     return await request.app[DEPS].live.serve(request, caller)
@@ -261,6 +346,9 @@ def build_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/api/v1/tickets", list_tickets)
     app.router.add_get("/api/v1/tickets/{ticket_id}", get_ticket)
     app.router.add_get("/api/v1/live", live)
+    app.router.add_post("/api/v1/mailboxes", create_mailbox)
+    app.router.add_get("/api/v1/mailboxes", list_mailboxes)
+    app.router.add_delete("/api/v1/mailboxes/{mailbox_id}", delete_mailbox)
 
     async def lifecycle(app: web.Application) -> Any:
         await deps.bus.connect()

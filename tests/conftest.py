@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import pytest
 
 from services.devstack.infra import Nats, Postgres, Redis, free_port
 from services.devstack.stack import Ports, Stack, StackConfig
+from tests.dovecot import Dovecot
 
 os.environ.setdefault("SB_ENV", "test")
 DEMO_PASSWORD = "test-demo-password"
@@ -43,7 +44,40 @@ async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra
 
 
 @pytest.fixture(scope="session")
-async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+def imap_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The self-signed certificate of the TLS Dovecot, which ingestion is told to trust."""
+    from tests.dovecot import self_signed
+
+    return self_signed(tmp_path_factory.mktemp("imap-tls"))
+
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    server = Dovecot(tmp_path_factory.mktemp("dovecot")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_no_idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    server = Dovecot(tmp_path_factory.mktemp("dovecot-poll"), idle=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls(
+    tmp_path_factory: pytest.TempPathFactory, imap_cert: tuple[Path, Path]
+) -> Iterator[Dovecot]:
+    server = Dovecot(tmp_path_factory.mktemp("dovecot-tls"), tls=True, cert_pair=imap_cert).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory, imap_cert: tuple[Path, Path]
+) -> AsyncIterator[Stack]:
     """Every service and the gateway as their own processes, on the session's servers."""
     config = StackConfig(
         data_dir=tmp_path_factory.mktemp("stack"),
@@ -54,7 +88,14 @@ async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Async
         nats_url=infra.nats.url,
         redis_url=infra.redis.url,
         service_logs_to_files=True,
-        extra_env={"ingestion": {"SB_SMTP_MAX_BYTES": str(SMTP_MAX_BYTES)}},
+        extra_env={
+            "ingestion": {
+                "SB_SMTP_MAX_BYTES": str(SMTP_MAX_BYTES),
+                "SB_IMAP_CA_FILE": str(imap_cert[0]),
+                "SB_IMAP_LEASE_TTL_S": "6",
+                "SB_IMAP_IDLE_REFRESH_S": "2",
+            }
+        },
     )
     s = Stack(config)
     try:

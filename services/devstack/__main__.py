@@ -6,7 +6,9 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 
+from services.ingestion.secrets import new_key
 from services.runtime.service import run as run_main
 
 from .demo import send_demo_mails
@@ -18,6 +20,7 @@ DEFAULT_DEMO_PASSWORD = "switchboard-demo"
 async def run_stack() -> int:
     password = os.environ.get("SB_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
     config = StackConfig(
+        secret_key=os.environ.get("SB_SECRET_KEY") or _local_secret_key(ROOT / ".data"),
         data_dir=ROOT / ".data",
         demo_password=password,
         database_url=os.environ.get("SB_DATABASE_URL") or None,
@@ -51,6 +54,16 @@ async def run_stack() -> int:
         await asyncio.to_thread(stack.stop)
         print("switchboard: stopped", flush=True)
     return 0
+
+
+def _local_secret_key(data_dir: Path) -> str:
+    """The key that encrypts intake credentials, made once and kept with the data."""
+    path = data_dir / "secret.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(new_key() + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 async def _supervise(stack: Stack, stop: asyncio.Event) -> None:

@@ -13,6 +13,7 @@ from typing import IO
 
 import aiohttp
 
+from services.ingestion.secrets import new_key
 from services.runtime.settings import DEFAULT_PORTS
 
 from .infra import Nats, Postgres, Redis, free_port, port_in_use, spawn, stop_process
@@ -68,6 +69,7 @@ class StackConfig:
     fast_postgres: bool = False  # fsync off: tests only
     log_level: str = "info"
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per process
+    secret_key: str = field(default_factory=new_key)  # ingestion's key for credentials
 
 
 class Stack:
@@ -129,6 +131,7 @@ class Stack:
             env["SB_GRPC_PORT"] = str(p.grpc[name])
         if name == "ingestion":
             env["SB_SMTP_PORT"] = str(p.smtp)
+            env["SB_SECRET_KEY"] = self.config.secret_key
         if name == "gateway":
             env["SB_HTTP_PORT"] = str(p.http)
         if name == "accounts":

@@ -4,18 +4,147 @@ from __future__ import annotations
 
 from typing import Any
 
-from switchboard.v1 import events_pb2, ingestion_pb2, ingestion_pb2_grpc
+import grpc
+from switchboard.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
+    events_pb2,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+)
 
 from services.runtime import identity
-from services.runtime.errors import NotFound
-from services.runtime.ids import parse_uuid
+from services.runtime.clock import Clock
+from services.runtime.errors import InvalidArgument, NotFound, Unavailable
+from services.runtime.ids import IdGenerator, parse_uuid
 
+from . import mailboxes as mbx
+from .imap import ImapSupervisor
+from .mailboxes import Mailbox, MailboxRepo
+from .secrets import SecretBox
 from .store import RawStore
+
+MAX_SECRET = 8192
+
+
+def _mailbox_pb(mb: Mailbox, row: Any | None = None) -> ingestion_pb2.Mailbox:
+    out = ingestion_pb2.Mailbox(
+        id=mb.id,
+        inbox_name=mb.inbox_name,
+        settings=ingestion_pb2.MailboxSettings(
+            inbox_id=mb.inbox_id,
+            host=mb.host,
+            port=mb.port,
+            security=mb.security,
+            username=mb.username,
+            auth=mb.auth,
+            folder=mb.folder,
+            after_fetch=mb.after_fetch,
+            move_to=mb.move_to,
+            poll_interval_s=mb.poll_interval_s,
+            enabled=mb.enabled,
+        ),
+    )
+    if row is not None:
+        out.state.state = row["state"] or ""
+        out.state.last_error = row["last_error"] or ""
+        out.state.fetched = row["fetched"] or 0
+        out.state.last_uid = row["last_uid"] or 0
+        if row["last_ok_at"] is not None:
+            out.state.last_ok_at.FromDatetime(row["last_ok_at"])
+    return out
 
 
 class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
-    def __init__(self, store: RawStore) -> None:
+    def __init__(
+        self,
+        store: RawStore,
+        mailboxes: MailboxRepo,
+        secrets: SecretBox,
+        supervisor: ImapSupervisor,
+        accounts: grpc.aio.Channel,
+        clock: Clock,
+        ids: IdGenerator,
+    ) -> None:
         self._store = store
+        self._mailboxes = mailboxes
+        self._secrets = secrets
+        self._supervisor = supervisor
+        self._accounts = accounts_pb2_grpc.AccountsServiceStub(accounts)
+        self._clock = clock
+        self._ids = ids
+
+    async def _inbox_name(self, ident: identity.Identity, inbox_id: str) -> str:
+        """The inbox must be one of the caller's tenant (asked of accounts, its owner)."""
+        try:
+            resp = await self._accounts.ListInboxes(
+                accounts_pb2.ListInboxesRequest(), metadata=ident.metadata(), timeout=5
+            )
+        except grpc.aio.AioRpcError as err:
+            raise Unavailable(f"accounts unavailable: {err.code().name}") from err
+        for inbox in resp.inboxes:
+            if inbox.id == inbox_id:
+                return str(inbox.name)
+        raise NotFound("no such inbox", field="inbox_id")
+
+    async def CreateMailbox(self, request: Any, context: Any) -> ingestion_pb2.Mailbox:
+        ident = identity.require_tenant()
+        st = request.settings
+        inbox_id = str(parse_uuid(st.inbox_id, "inbox_id"))
+        folder = st.folder or "INBOX"
+        poll = st.poll_interval_s or 60
+        mbx.validate(
+            host=st.host,
+            port=st.port,
+            security=st.security,
+            username=st.username,
+            auth=st.auth,
+            folder=folder,
+            after_fetch=st.after_fetch or "seen",
+            move_to=st.move_to,
+            poll_interval_s=poll,
+        )
+        if not request.secret or len(request.secret) > MAX_SECRET:
+            raise InvalidArgument("secret (password or token) is required", field="secret")
+        inbox_name = await self._inbox_name(ident, inbox_id)
+        mailbox_id = self._ids.new_str()
+        mb = Mailbox(
+            id=mailbox_id,
+            tenant_id=ident.tenant_id,
+            inbox_id=inbox_id,
+            inbox_name=inbox_name,
+            host=st.host,
+            port=st.port,
+            security=st.security,
+            username=st.username,
+            auth=st.auth,
+            secret=self._secrets.seal(request.secret, mailbox_id),
+            folder=folder,
+            after_fetch=st.after_fetch or "seen",
+            move_to=st.move_to,
+            poll_interval_s=poll,
+            enabled=st.enabled,
+        )
+        await self._mailboxes.create(mb, self._clock.now())
+        self._supervisor.wake()
+        return _mailbox_pb(mb)
+
+    async def ListMailboxes(
+        self, request: Any, context: Any
+    ) -> ingestion_pb2.ListMailboxesResponse:
+        ident = identity.require_tenant()
+        rows = await self._mailboxes.list_for_tenant(ident.tenant_id)
+        return ingestion_pb2.ListMailboxesResponse(mailboxes=[_mailbox_pb(mb, r) for mb, r in rows])
+
+    async def DeleteMailbox(
+        self, request: Any, context: Any
+    ) -> ingestion_pb2.DeleteMailboxResponse:
+        ident = identity.require_tenant()
+        mailbox_id = parse_uuid(request.mailbox_id, "mailbox_id")
+        if not await self._mailboxes.delete(ident.tenant_id, mailbox_id):
+            raise NotFound("no such mailbox", field="mailbox_id")
+        self._supervisor.wake()
+        return ingestion_pb2.DeleteMailboxResponse()
 
     async def GetRawMessage(
         self, request: Any, context: Any

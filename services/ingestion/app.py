@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import ssl
+import sys
+
 from pydantic import Field
 from switchboard.v1 import ingestion_pb2, ingestion_pb2_grpc
 
@@ -10,7 +15,10 @@ from services.runtime.service import ServiceRuntime
 
 from .api import IngestionApi
 from .directory import AddressDirectory
+from .imap import FetcherConfig, ImapSupervisor
 from .intake import IntakePipeline
+from .mailboxes import MailboxRepo
+from .secrets import SecretBox
 from .smtp import SmtpHandler, SmtpListener
 from .store import RawStore
 
@@ -20,6 +28,10 @@ class IngestionSettings(rt_settings.ServiceSettings):
     smtp_port: int = Field(default=2525, ge=0, le=65535)
     smtp_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
     smtp_hostname: str = "switchboard.local"
+    secret_key: str | None = None  # 32 bytes, base64: encrypts intake credentials at rest
+    imap_lease_ttl_s: float = Field(default=30.0, ge=3, le=600)
+    imap_ca_file: str | None = None  # extra CA certificates to trust for IMAP TLS
+    imap_idle_refresh_s: float = Field(default=300.0, ge=1, le=29 * 60)
 
 
 async def main() -> int:
@@ -31,10 +43,33 @@ async def main() -> int:
     store = RawStore(db, outbox, rt.ids)
     pipeline = IntakePipeline(store, outbox, rt.clock)
 
+    try:
+        secret_box = SecretBox(settings.secret_key)
+    except ValueError as exc:
+        print(f"invalid settings: {exc}", file=sys.stderr)
+        return 2
+    mailboxes = MailboxRepo(db.pool)
+    tls = (
+        ssl.create_default_context(cafile=settings.imap_ca_file) if settings.imap_ca_file else None
+    )
+    supervisor = ImapSupervisor(
+        holder=f"{socket.gethostname()}:{os.getpid()}:{rt.ids.new_str()[-12:]}",
+        repo=mailboxes,
+        secrets=secret_box,
+        pipeline=pipeline,
+        clock=rt.clock,
+        lease_ttl_s=settings.imap_lease_ttl_s,
+        cfg=FetcherConfig(idle_wait_s=settings.imap_idle_refresh_s),
+        tls=tls,
+    )
+    rt.add_background("imap", supervisor.start, supervisor.stop)
+
     server = rt.grpc_server()
     server.add(
         ingestion_pb2_grpc.add_IngestionServiceServicer_to_server,
-        IngestionApi(store),
+        IngestionApi(
+            store, mailboxes, secret_box, supervisor, rt.channel("accounts"), rt.clock, rt.ids
+        ),
         ingestion_pb2.DESCRIPTOR.services_by_name["IngestionService"].full_name,
     )
     directory = AddressDirectory(rt.channel("accounts"))

@@ -3,6 +3,7 @@ transaction; dedupe the same bytes per tenant."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,14 @@ class Accepted:
     message_id: str
     event_id: str
     duplicate: bool
+
+
+def dedupe_key(inbox_id: str, summary: events_pb2.MailSummary) -> str:
+    """One message per Message-ID per inbox; per content hash when there is none."""
+    mid = summary.rfc822_message_id.strip()
+    if mid:
+        return f"mid:{inbox_id}:{hashlib.sha256(mid.encode()).hexdigest()}"
+    return f"sha:{summary.sha256}"
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class RawStore:
     ) -> Accepted:
         """Store the mail and its event (not yet published), or find the copy already stored."""
         sha = bytes.fromhex(summary.sha256)
+        key = dedupe_key(intake.inbox.id, summary)
         tenant = uuid.UUID(intake.tenant_id)
         message_id = self._ids.new_str()
         event_id = self._ids.new_str()
@@ -67,8 +77,9 @@ class RawStore:
             row = await conn.fetchrow(
                 "INSERT INTO raw_messages (id, tenant_id, inbox_id, inbox_name, channel, sha256, "
                 "size_bytes, raw, envelope_from, envelope_recipients, summary, parse_problems, "
-                "event_id, received_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) "
-                "ON CONFLICT (tenant_id, sha256) DO NOTHING RETURNING id",
+                "event_id, received_at, dedupe_key) "
+                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) "
+                "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING id",
                 uuid.UUID(message_id),
                 tenant,
                 uuid.UUID(intake.inbox.id),
@@ -83,12 +94,14 @@ class RawStore:
                 list(summary.parse_problems),
                 uuid.UUID(event_id),
                 received_at,
+                key,
             )
             if row is None:
                 existing = await conn.fetchrow(
-                    "SELECT id, event_id FROM raw_messages WHERE tenant_id = $1 AND sha256 = $2",
+                    "SELECT id, event_id FROM raw_messages "
+                    "WHERE tenant_id = $1 AND dedupe_key = $2",
                     tenant,
-                    sha,
+                    key,
                 )
                 return Accepted(str(existing["id"]), str(existing["event_id"]), duplicate=True)
             await self._outbox.add(conn, env)

@@ -62,6 +62,7 @@ class ServiceRuntime:
         self.grpc: GrpcServer | None = None
         self._consumers: list[ConsumerRunner] = []
         self._intake: list[tuple[str, Stopper]] = []
+        self._background: list[tuple[str, Callable[[], asyncio.Task[Any]]]] = []
         self._closers: list[Stopper] = []
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stop = asyncio.Event()
@@ -118,6 +119,14 @@ class ServiceRuntime:
         await self.bus.provision((), (spec,))
         self._consumers.append(self.bus.consumer(spec, handler))
 
+    def add_background(
+        self, name: str, start: Callable[[], asyncio.Task[Any]], stop: Stopper
+    ) -> None:
+        """Long-running work that takes in work from outside (IMAP fetchers): started with
+        the service, watched (its death stops the process), stopped with the intake."""
+        self._background.append((name, start))
+        self._intake.append((name, stop))
+
     def add_intake(self, name: str, stop: Stopper) -> None:
         """Something that accepts work from outside (an SMTP listener): stopped first."""
         self._intake.append((name, stop))
@@ -156,6 +165,8 @@ class ServiceRuntime:
             self._watch(self.outbox._task, "outbox-relay")
         for consumer in self._consumers:
             self._watch(consumer.start(), consumer.spec.durable)
+        for name, start in self._background:
+            self._watch(start(), name)
         if self.grpc is not None:
             await self.grpc.set_serving(True)
         self.log.info("service ready")

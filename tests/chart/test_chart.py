@@ -797,3 +797,26 @@ def test_stream_replicas_reach_every_pod() -> None:
             for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]
         }
         assert env["SB_NATS_REPLICAS"] == "3", obj["metadata"]["name"]
+
+
+def test_only_ingestion_gets_the_credentials_key_and_only_from_a_secret() -> None:
+    from tests.chart.render import render
+
+    key = "A" * 43
+    objs = render([], {"credentialsKey": {"value": key}})
+    for obj in objs:
+        if obj.get("kind") != "Deployment":
+            continue
+        env = obj["spec"]["template"]["spec"]["containers"][0]["env"]
+        names = {e["name"]: e for e in env}
+        is_ingestion = obj["metadata"]["labels"]["app.kubernetes.io/component"] == "ingestion"
+        assert ("SB_SECRET_KEY" in names) is is_ingestion
+        if is_ingestion:
+            assert "value" not in names["SB_SECRET_KEY"]
+            assert names["SB_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "credentials-key"
+    [secret] = [o for o in objs if o.get("kind") == "Secret"]
+    assert base64.b64decode(secret["data"]["credentials-key"]).decode() == key
+    none = render([], {})
+    assert all(
+        "SB_SECRET_KEY" not in str(o) for o in none if o.get("kind") == "Deployment"
+    )

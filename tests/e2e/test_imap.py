@@ -1,0 +1,277 @@
+"""IMAP intake against a real Dovecot: mail appended to a mailbox becomes a ticket (IDLE,
+polling, TLS, STARTTLS), is marked as configured only after it is stored and announced,
+and never twice — across a UIDVALIDITY change, a SIGKILL of ingestion, connections cut
+mid-FETCH, and the same mail arriving by IMAP and SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import pytest
+
+from services.accounts.seed import DEMO_INBOXES
+from services.devstack.stack import Stack
+from tests.conftest import DEMO_PASSWORD
+from tests.dovecot import Dovecot
+from tests.helpers import Unavailable, all_tickets, eventually, login, make_mail, send
+
+pytestmark = pytest.mark.e2e
+SUPPORT = DEMO_INBOXES["Support"][0]
+
+
+async def _admin(stack: Stack) -> str:
+    return await login(stack, "admin@demo.example", DEMO_PASSWORD)
+
+
+async def _api(
+    stack: Stack, token: str, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http:
+        async with http.request(
+            method,
+            f"{stack.gateway_url}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp:
+            return resp.status, (await resp.json() if resp.status != 204 else None)
+
+
+def _new_user(server: Dovecot) -> tuple[str, str]:
+    user, password = f"u{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+    server.add_user(user, password)
+    return user, password
+
+
+async def _mailbox(
+    stack: Stack, server: Dovecot, user: tuple[str, str] | None = None, **overrides: Any
+) -> dict[str, Any]:
+    user, password = user or _new_user(server)
+    body = {
+        "inbox_id": SUPPORT,
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": "none",
+        "username": user,
+        "auth": "password",
+        "secret": password,
+        "after_fetch": "seen",
+        "poll_interval_s": 5,
+        **overrides,
+    }
+    code, mb = await _api(stack, await _admin(stack), "POST", "/api/v1/mailboxes", body)
+    assert code == 201, mb
+    mb["_user"], mb["_password"] = user, password
+    return mb
+
+
+async def _subjects(stack: Stack, prefix: str) -> list[str]:
+    token = await login(stack)
+    try:
+        tickets = await all_tickets(stack, token)
+    except Unavailable:
+        return []
+    return [t["subject"] for t in tickets if t["subject"].startswith(prefix)]
+
+
+async def _wait_subjects(stack: Stack, prefix: str, n: int, timeout: float = 30) -> list[str]:
+    async def enough() -> list[str]:
+        found = await _subjects(stack, prefix)
+        return found if len(found) >= n else []
+
+    return await eventually(enough, timeout=timeout)
+
+
+async def test_mail_in_an_imap_mailbox_becomes_a_ticket_at_once_with_idle(
+    stack: Stack, dovecot: Dovecot
+) -> None:
+    mb = await _mailbox(stack, dovecot)
+    tag = f"IMAP idle {uuid.uuid4().hex[:6]}"
+    await eventually(lambda: _state(stack, mb["id"], "idle"), timeout=20)
+    started = time.monotonic()
+    dovecot.append(make_mail(f"{tag} one").as_bytes(), user=mb["_user"])
+    [subject] = await _wait_subjects(stack, tag, 1, timeout=10)
+    print(f"IMAP append to listed ticket: {time.monotonic() - started:.2f}s")
+    assert subject == f"{tag} one"
+    assert "\\Seen" in dovecot.flags(mb["_user"])[1]
+    state = await _state(stack, mb["id"])
+    assert state["fetched"] == 1 and state["last_uid"] == 1 and state["last_error"] is None
+
+
+async def _state(stack: Stack, mailbox_id: str, want: str | None = None) -> Any:
+    code, body = await _api(stack, await _admin(stack), "GET", "/api/v1/mailboxes")
+    assert code == 200
+    [mb] = [m for m in body["items"] if m["id"] == mailbox_id]
+    if want is not None:
+        return mb["state"] if mb["state"]["state"] == want else None
+    return mb["state"]
+
+
+async def test_a_server_without_idle_is_polled(stack: Stack, dovecot_no_idle: Dovecot) -> None:
+    mb = await _mailbox(stack, dovecot_no_idle, poll_interval_s=5)
+    tag = f"IMAP poll {uuid.uuid4().hex[:6]}"
+    await eventually(lambda: _state(stack, mb["id"], "polling"), timeout=20)
+    dovecot_no_idle.append(make_mail(f"{tag} one").as_bytes(), user=mb["_user"])
+    await _wait_subjects(stack, tag, 1, timeout=20)
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+async def test_tls_and_starttls_mailboxes(
+    stack: Stack, dovecot_tls: Dovecot, security: str
+) -> None:
+    port = dovecot_tls.tls_port if security == "tls" else dovecot_tls.port
+    mb = await _mailbox(stack, dovecot_tls, security=security, port=port)
+    tag = f"IMAP {security} {uuid.uuid4().hex[:6]}"
+    dovecot_tls.append(make_mail(f"{tag} one").as_bytes(), user=mb["_user"])
+    await _wait_subjects(stack, tag, 1, timeout=20)
+
+
+async def test_delete_mode_removes_the_mail_after_it_is_stored(
+    stack: Stack, dovecot: Dovecot
+) -> None:
+    mb = await _mailbox(stack, dovecot, after_fetch="delete")
+    tag = f"IMAP delete {uuid.uuid4().hex[:6]}"
+    for i in range(3):
+        dovecot.append(make_mail(f"{tag} {i}").as_bytes(), user=mb["_user"])
+    await _wait_subjects(stack, tag, 3)
+    await eventually(lambda: asyncio.sleep(0, dovecot.count(mb["_user"]) == 0), timeout=10)
+
+
+async def test_uidvalidity_change_rescans_without_duplicates(
+    stack: Stack, dovecot: Dovecot
+) -> None:
+    owner = _new_user(dovecot)
+    tag = f"IMAP uidvalidity {uuid.uuid4().hex[:6]}"
+    old = [make_mail(f"{tag} old {i}").as_bytes() for i in range(2)]
+    for raw in old:
+        dovecot.append(raw, user=owner[0], folder="Shared")
+    mb = await _mailbox(stack, dovecot, owner, folder="Shared", after_fetch="seen")
+    await _wait_subjects(stack, tag, 2)
+    # The folder is recreated (as after a server migration): a new UIDVALIDITY, the old
+    # mails again under new UIDs, and one new mail.
+    m = dovecot.client(mb["_user"])
+    m.rename("Shared", f"Old{uuid.uuid4().hex[:4]}")
+    m.create("Shared")
+    m.logout()
+    for raw in [*old, make_mail(f"{tag} new").as_bytes()]:
+        dovecot.append(raw, user=mb["_user"], folder="Shared")
+    await _wait_subjects(stack, tag, 3)
+    await asyncio.sleep(2)
+    assert sorted(await _subjects(stack, tag)) == sorted(
+        [f"{tag} new", f"{tag} old 0", f"{tag} old 1"]
+    )
+
+
+async def test_the_same_mail_by_imap_and_by_smtp_is_one_ticket(
+    stack: Stack, dovecot: Dovecot
+) -> None:
+    mb = await _mailbox(stack, dovecot)
+    tag = f"IMAP+SMTP {uuid.uuid4().hex[:6]}"
+    raw = make_mail(f"{tag} both").as_bytes()
+    await asyncio.to_thread(send, stack.smtp_port, raw)
+    dovecot.append(raw, user=mb["_user"])
+    await _wait_subjects(stack, tag, 1)
+    await eventually(lambda: asyncio.sleep(0, "\\Seen" in dovecot.flags(mb["_user"]).get(1, "")))
+    await asyncio.sleep(1.5)
+    assert await _subjects(stack, tag) == [f"{tag} both"]
+
+
+def _append_many(server: Dovecot, user: str, tag: str, count: int, size: int = 0) -> None:
+    for i in range(count):
+        body = "line of text for a bigger mail\n" * (size // 31) if size else "hello\n"
+        server.append(make_mail(f"{tag} #{i:03d}", body=body).as_bytes(), user=user)
+        time.sleep(0.02)
+
+
+async def test_sigkill_of_ingestion_while_imap_mail_arrives_takes_every_mail_once(
+    stack: Stack, dovecot: Dovecot
+) -> None:
+    mb = await _mailbox(stack, dovecot)
+    tag = f"IMAP kill {uuid.uuid4().hex[:6]}"
+    count = 40
+    writer = threading.Thread(target=_append_many, args=(dovecot, mb["_user"], tag, count))
+    writer.start()
+    await eventually(lambda: asyncio.sleep(0, len(_sync_subjects_hint()) >= 0), timeout=1)
+    await asyncio.sleep(0.6)
+    stack.kill("ingestion", signal.SIGKILL)
+    await asyncio.sleep(0.5)
+    stack.start_process("ingestion")
+    await asyncio.to_thread(writer.join)
+    subjects = await _wait_subjects(stack, tag, count, timeout=60)
+    await asyncio.sleep(2)
+    subjects = await _subjects(stack, tag)
+    assert sorted(subjects) == [f"{tag} #{i:03d}" for i in range(count)]
+    flags = await eventually(
+        lambda: asyncio.sleep(0, _all_seen(dovecot, mb["_user"], count)), timeout=20
+    )
+    assert flags
+    await stack.wait_healthy(timeout=30)
+
+
+def _sync_subjects_hint() -> list[str]:
+    return []
+
+
+def _all_seen(server: Dovecot, user: str, count: int) -> dict[int, str] | None:
+    flags = server.flags(user)
+    return flags if len(flags) == count and all("\\Seen" in f for f in flags.values()) else None
+
+
+async def test_connections_cut_mid_fetch_lose_and_double_nothing(
+    stack: Stack, dovecot: Dovecot
+) -> None:
+    mb = await _mailbox(stack, dovecot)
+    tag = f"IMAP cut {uuid.uuid4().hex[:6]}"
+    count = 12
+    # Fill the mailbox first (about 1 MB each), then cut every IMAP connection while
+    # ingestion is fetching them.
+    await asyncio.to_thread(_append_many, dovecot, mb["_user"], tag, count, 1_000_000)
+    for _ in range(3):
+        await asyncio.sleep(0.4)
+        dovecot.cut_connections()
+    await _wait_subjects(stack, tag, count, timeout=90)
+    await asyncio.sleep(2)
+    assert sorted(await _subjects(stack, tag)) == [f"{tag} #{i:03d}" for i in range(count)]
+
+
+async def test_mailbox_api_keeps_secrets_and_checks_input(stack: Stack, dovecot: Dovecot) -> None:
+    mb = await _mailbox(stack, dovecot)
+    admin = await _admin(stack)
+    code, listing = await _api(stack, admin, "GET", "/api/v1/mailboxes")
+    assert code == 200
+    text = str(listing)
+    assert mb["_password"] not in text and "secret" not in text
+    assert mb["_password"] not in stack.log_path("ingestion").read_text()
+    base = {
+        "inbox_id": SUPPORT,
+        "host": "127.0.0.1",
+        "port": 143,
+        "security": "none",
+        "username": "x",
+        "auth": "password",
+        "secret": "s",
+    }
+    for change, field in [
+        ({"port": 70000}, "port"),
+        ({"security": "ssl3"}, "security"),
+        ({"auth": "kerberos"}, "auth"),
+        ({"after_fetch": "move"}, "move_to"),
+        ({"host": "bad host\r\n"}, "host"),
+        ({"secret": ""}, "secret"),
+        ({"port": "143"}, "port"),
+        ({"inbox_id": str(uuid.uuid4())}, "inbox_id"),
+    ]:
+        code, body = await _api(stack, admin, "POST", "/api/v1/mailboxes", {**base, **change})
+        assert code in (400, 404) and body["error"]["field"] == field, (change, body)
+    agent = await login(stack)
+    code, body = await _api(stack, agent, "GET", "/api/v1/mailboxes")
+    assert code == 403
+    code, _ = await _api(stack, admin, "DELETE", f"/api/v1/mailboxes/{mb['id']}")
+    assert code == 204
+    code, _ = await _api(stack, admin, "DELETE", f"/api/v1/mailboxes/{mb['id']}")
+    assert code == 404
