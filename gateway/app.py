@@ -48,6 +48,7 @@ class GatewaySettings(rt_settings.RuntimeSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     session_cache_s: int = Field(default=30, ge=0, le=3600)
+    import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, le=1024**3)
 
 
 class Deps:
@@ -319,6 +320,113 @@ async def delete_mailbox(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+# -- imports (admin) ---------------------------------------------------------------------
+
+IMPORT_CHUNK = 1024 * 1024
+
+
+def import_json(job: ingestion_pb2.ImportJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "inbox": {"id": job.inbox_id, "name": job.inbox_name},
+        "filename": job.filename,
+        "kind": job.kind,
+        "size_bytes": job.size_bytes,
+        "state": job.state,
+        "total": job.total if job.total or job.state in ("done", "failed") else None,
+        "done": job.done,
+        "created": job.created,
+        "duplicates": job.duplicates,
+        "failures": [
+            {"index": f.index, "name": f.name, "problem": f.problem} for f in job.failures
+        ],
+        "error": job.error or None,
+        "created_at": views.iso(job.created_at),
+        "updated_at": views.iso(job.updated_at),
+    }
+
+
+async def create_import(request: web.Request) -> web.Response:
+    """The file is the request body (any content type); it is streamed to ingestion."""
+    caller = await admin_of(request)
+    deps = request.app[DEPS]
+    limit = deps.settings.import_max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too_large", f"the file is larger than {limit} bytes")
+    inbox_id = request.query.get("inbox_id", "")
+    if not inbox_id:
+        raise ApiError(400, "invalid_argument", "inbox_id is required", "inbox_id")
+    kind = request.query.get("kind", "")
+    if kind and kind not in ("eml", "mbox", "zip"):
+        raise ApiError(400, "invalid_argument", "kind must be eml, mbox or zip", "kind")
+    header = ingestion_pb2.ImportHeader(
+        inbox_id=inbox_id, filename=request.query.get("filename", "")[:255], kind=kind
+    )
+    size = 0
+
+    async def chunks() -> Any:
+        nonlocal size
+        yield ingestion_pb2.ImportChunk(header=header)
+        async for data in request.content.iter_chunked(IMPORT_CHUNK):
+            size += len(data)
+            if size > limit:
+                raise ApiError(413, "too_large", f"the file is larger than {limit} bytes")
+            yield ingestion_pb2.ImportChunk(data=data)
+
+    resp = await deps.ingestion.CreateImport(chunks(), metadata=_md(caller, request), timeout=600)
+    return json_response(import_json(resp), status=201)
+
+
+async def get_import(request: web.Request) -> web.Response:
+    caller = await admin_of(request)
+    resp = await request.app[DEPS].ingestion.GetImport(
+        ingestion_pb2.GetImportRequest(import_id=request.match_info["import_id"]),
+        metadata=_md(caller, request),
+        timeout=10,
+    )
+    return json_response(import_json(resp))
+
+
+async def list_imports(request: web.Request) -> web.Response:
+    caller = await admin_of(request)
+    resp = await request.app[DEPS].ingestion.ListImports(
+        ingestion_pb2.ListImportsRequest(), metadata=_md(caller, request), timeout=10
+    )
+    return json_response({"items": [import_json(j) for j in resp.imports]})
+
+
+async def list_inboxes(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    resp = await request.app[DEPS].accounts.ListInboxes(
+        accounts_pb2.ListInboxesRequest(), metadata=_md(caller, request), timeout=10
+    )
+    return json_response(
+        {
+            "items": [
+                {"id": i.id, "name": i.name, "addresses": list(i.addresses)} for i in resp.inboxes
+            ]
+        }
+    )
+
+
+async def raw_message(request: web.Request) -> web.Response:
+    """The mail exactly as it arrived, as a download (never rendered by the browser)."""
+    caller = await caller_of(request)
+    resp = await request.app[DEPS].ingestion.GetRawMessage(
+        ingestion_pb2.GetRawMessageRequest(message_id=request.match_info["message_id"]),
+        metadata=_md(caller, request),
+        timeout=30,
+    )
+    return web.Response(
+        body=resp.raw,
+        content_type="message/rfc822",
+        headers={
+            "Content-Disposition": f'attachment; filename="{resp.message_id}.eml"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
 async def live(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request)
     return await request.app[DEPS].live.serve(request, caller)
@@ -349,6 +457,11 @@ def build_app(settings: GatewaySettings) -> web.Application:
     app.router.add_post("/api/v1/mailboxes", create_mailbox)
     app.router.add_get("/api/v1/mailboxes", list_mailboxes)
     app.router.add_delete("/api/v1/mailboxes/{mailbox_id}", delete_mailbox)
+    app.router.add_post("/api/v1/imports", create_import)
+    app.router.add_get("/api/v1/imports", list_imports)
+    app.router.add_get("/api/v1/imports/{import_id}", get_import)
+    app.router.add_get("/api/v1/inboxes", list_inboxes)
+    app.router.add_get("/api/v1/messages/{message_id}/raw", raw_message)
 
     async def lifecycle(app: web.Application) -> Any:
         await deps.bus.connect()

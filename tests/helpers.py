@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -96,3 +98,51 @@ async def eventually(
             return last
         await asyncio.sleep(every)
     raise AssertionError(f"not reached within {timeout}s (last: {last!r})")
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    inbox_id: str
+    address: str
+    login: str
+    password: str
+
+
+async def create_tenant(stack: Stack, roles: tuple[str, ...] = ("admin",)) -> Tenant:
+    """A tenant with one inbox ("Help") and one operator, set up in accounts' database as
+    an administrator's tooling would (accounts has no management API yet)."""
+    import asyncpg
+
+    from services.accounts.domain import hash_password
+    from services.runtime.db import with_database
+
+    tag = uuid.uuid4().hex[:8]
+    tenant, inbox, op = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    t = Tenant(
+        str(tenant), str(inbox), f"help@{tag}.example", f"boss@{tag}.example", "other-secret"
+    )
+    conn = await asyncpg.connect(with_database(stack.database_url, "sb_accounts"))
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO tenants (id, slug, name) VALUES ($1,$2,$3)", tenant, tag, tag
+            )
+            await conn.execute(
+                "INSERT INTO inboxes (id, tenant_id, name) VALUES ($1,$2,'Help')", inbox, tenant
+            )
+            await conn.execute(
+                "INSERT INTO inbox_addresses VALUES ($1,$2,$3)", t.address, tenant, inbox
+            )
+            await conn.execute(
+                "INSERT INTO operators (id, tenant_id, login, display_name, password_hash, roles) "
+                "VALUES ($1,$2,$3,'Boss',$4,$5)",
+                op,
+                tenant,
+                t.login,
+                hash_password(t.password),
+                list(roles),
+            )
+    finally:
+        await conn.close()
+    return t

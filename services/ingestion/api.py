@@ -18,13 +18,36 @@ from services.runtime.clock import Clock
 from services.runtime.errors import InvalidArgument, NotFound, Unavailable
 from services.runtime.ids import IdGenerator, parse_uuid
 
+from . import archive
 from . import mailboxes as mbx
 from .imap import ImapSupervisor
+from .imports import ImportRepo, ImportRunner, NewImport
 from .mailboxes import Mailbox, MailboxRepo
 from .secrets import SecretBox
 from .store import RawStore
 
 MAX_SECRET = 8192
+
+
+def _import_pb(row: Any) -> ingestion_pb2.ImportJob:
+    out = ingestion_pb2.ImportJob(
+        id=str(row["id"]),
+        inbox_id=str(row["inbox_id"]),
+        inbox_name=row["inbox_name"],
+        filename=row["filename"],
+        kind=row["kind"],
+        size_bytes=row["size_bytes"],
+        state=row["state"],
+        total=row["total"] or 0,
+        done=row["done"],
+        created=row["created"],
+        duplicates=row["duplicates"],
+        error=row["error"],
+        failures=[ingestion_pb2.ImportFailure(**f) for f in row["failures"]],
+    )
+    out.created_at.FromDatetime(row["created_at"])
+    out.updated_at.FromDatetime(row["updated_at"])
+    return out
 
 
 def _mailbox_pb(mb: Mailbox, row: Any | None = None) -> ingestion_pb2.Mailbox:
@@ -65,7 +88,13 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         accounts: grpc.aio.Channel,
         clock: Clock,
         ids: IdGenerator,
+        imports: ImportRepo,
+        runner: ImportRunner,
+        import_max_bytes: int,
     ) -> None:
+        self._imports = imports
+        self._runner = runner
+        self._import_max = import_max_bytes
         self._store = store
         self._mailboxes = mailboxes
         self._secrets = secrets
@@ -162,3 +191,51 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         )
         resp.received_at.FromDatetime(row["received_at"])
         return resp
+
+    async def CreateImport(self, request_iterator: Any, context: Any) -> ingestion_pb2.ImportJob:
+        ident = identity.require_tenant()
+        header: ingestion_pb2.ImportHeader | None = None
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in request_iterator:
+            if header is None:
+                if not chunk.HasField("header"):
+                    raise InvalidArgument("the first chunk must carry the header", field="header")
+                header = chunk.header
+            size += len(chunk.data)
+            if size > self._import_max:
+                raise InvalidArgument(
+                    f"the file is larger than {self._import_max} bytes", field="data"
+                )
+            parts.append(chunk.data)
+        if header is None:
+            raise InvalidArgument("no file was sent", field="data")
+        data = b"".join(parts)
+        if not data:
+            raise InvalidArgument("the file is empty", field="data")
+        inbox_id = str(parse_uuid(header.inbox_id, "inbox_id"))
+        filename = "".join(c for c in header.filename if c.isprintable())[:255] or "upload"
+        kind = header.kind or archive.detect(data, filename)
+        if kind not in archive.KINDS:
+            raise InvalidArgument(f"kind must be one of {', '.join(archive.KINDS)}", field="kind")
+        inbox_name = await self._inbox_name(ident, inbox_id)
+        row = await self._imports.create(
+            NewImport(
+                self._ids.new_str(), ident.tenant_id, inbox_id, inbox_name, filename, kind, data
+            ),
+            self._clock.now(),
+        )
+        self._runner.wake()
+        return _import_pb(row)
+
+    async def GetImport(self, request: Any, context: Any) -> ingestion_pb2.ImportJob:
+        ident = identity.require_tenant()
+        row = await self._imports.get(ident.tenant_id, parse_uuid(request.import_id, "import_id"))
+        if row is None:
+            raise NotFound("no such import", field="import_id")
+        return _import_pb(row)
+
+    async def ListImports(self, request: Any, context: Any) -> ingestion_pb2.ListImportsResponse:
+        ident = identity.require_tenant()
+        rows = await self._imports.list_for_tenant(ident.tenant_id)
+        return ingestion_pb2.ListImportsResponse(imports=[_import_pb(r) for r in rows])

@@ -16,6 +16,7 @@ from services.runtime.service import ServiceRuntime
 from .api import IngestionApi
 from .directory import AddressDirectory
 from .imap import FetcherConfig, ImapSupervisor
+from .imports import ImportRepo, ImportRunner
 from .intake import IntakePipeline
 from .mailboxes import MailboxRepo
 from .secrets import SecretBox
@@ -32,6 +33,7 @@ class IngestionSettings(rt_settings.ServiceSettings):
     imap_lease_ttl_s: float = Field(default=30.0, ge=3, le=600)
     imap_ca_file: str | None = None  # extra CA certificates to trust for IMAP TLS
     imap_idle_refresh_s: float = Field(default=300.0, ge=1, le=29 * 60)
+    import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, le=1024**3)
 
 
 async def main() -> int:
@@ -49,11 +51,12 @@ async def main() -> int:
         print(f"invalid settings: {exc}", file=sys.stderr)
         return 2
     mailboxes = MailboxRepo(db.pool)
+    holder = f"{socket.gethostname()}:{os.getpid()}:{rt.ids.new_str()[-12:]}"
     tls = (
         ssl.create_default_context(cafile=settings.imap_ca_file) if settings.imap_ca_file else None
     )
     supervisor = ImapSupervisor(
-        holder=f"{socket.gethostname()}:{os.getpid()}:{rt.ids.new_str()[-12:]}",
+        holder=holder,
         repo=mailboxes,
         secrets=secret_box,
         pipeline=pipeline,
@@ -63,12 +66,24 @@ async def main() -> int:
         tls=tls,
     )
     rt.add_background("imap", supervisor.start, supervisor.stop)
+    imports = ImportRepo(db.pool)
+    runner = ImportRunner(imports, pipeline, rt.clock, holder=holder)
+    rt.add_background("imports", runner.start, runner.stop)
 
     server = rt.grpc_server()
     server.add(
         ingestion_pb2_grpc.add_IngestionServiceServicer_to_server,
         IngestionApi(
-            store, mailboxes, secret_box, supervisor, rt.channel("accounts"), rt.clock, rt.ids
+            store,
+            mailboxes,
+            secret_box,
+            supervisor,
+            rt.channel("accounts"),
+            rt.clock,
+            rt.ids,
+            imports,
+            runner,
+            settings.import_max_bytes,
         ),
         ingestion_pb2.DESCRIPTOR.services_by_name["IngestionService"].full_name,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC
 
 from services.runtime.clock import Clock
 from services.runtime.outbox import Outbox
@@ -32,6 +33,11 @@ class IntakePipeline:
         else:
             summary = mime.summarize(raw)
         now = self._clock.now()
-        accepted = [await self._store.accept(i, summary, now) for i in intakes]
+        accepted = []
+        for intake in intakes:
+            received_at = now
+            if intake.use_mail_date and summary.HasField("date"):
+                received_at = summary.date.ToDatetime(tzinfo=UTC)
+            accepted.append(await self._store.accept(intake, summary, received_at))
         await self._outbox.publish_now([a.event_id for a in accepted])
         return accepted

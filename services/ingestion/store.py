@@ -40,6 +40,7 @@ class Intake:
     raw: bytes
     envelope_from: str
     envelope_recipients: list[str]
+    use_mail_date: bool = False  # imports keep the mail's own Date as its received time
 
 
 class RawStore:

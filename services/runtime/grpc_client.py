@@ -37,6 +37,8 @@ def channel(addr: str) -> grpc.aio.Channel:
             ("grpc.service_config", _SERVICE_CONFIG),
             ("grpc.enable_retries", 1),
             ("grpc.keepalive_time_ms", 30_000),
+            # Raw mails travel back whole (GetRawMessage): allow what SMTP/import allow.
+            ("grpc.max_receive_message_length", 256 * 1024 * 1024),
         ],
     )
 

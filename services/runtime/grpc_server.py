@@ -43,9 +43,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        if handler.stream_unary is not None:  # client streaming (uploads): same treatment
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap(method, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         return handler
 
     def _wrap(self, method: str, behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+        # `request` is the message, or the request iterator of a client-streaming call.
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             ident = identity.Identity.from_metadata(context.invocation_metadata())
             token = identity.set_current(ident)

@@ -817,6 +817,4 @@ def test_only_ingestion_gets_the_credentials_key_and_only_from_a_secret() -> Non
     [secret] = [o for o in objs if o.get("kind") == "Secret"]
     assert base64.b64decode(secret["data"]["credentials-key"]).decode() == key
     none = render([], {})
-    assert all(
-        "SB_SECRET_KEY" not in str(o) for o in none if o.get("kind") == "Deployment"
-    )
+    assert all("SB_SECRET_KEY" not in str(o) for o in none if o.get("kind") == "Deployment")

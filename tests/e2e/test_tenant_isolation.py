@@ -8,51 +8,19 @@ import json
 import uuid
 
 import aiohttp
-import asyncpg
 import pytest
 
-from services.accounts.domain import hash_password
 from services.devstack.stack import Stack
-from services.runtime.db import with_database
-from tests.helpers import all_tickets, api_get, eventually, login, make_mail, send
+from tests.helpers import all_tickets, api_get, create_tenant, eventually, login, make_mail, send
 
 pytestmark = pytest.mark.e2e
 
 
-async def _other_tenant(stack: Stack) -> tuple[str, str]:
-    """A second tenant with one inbox and one operator (set up as an administrator would)."""
-    tag = uuid.uuid4().hex[:8]
-    tenant, inbox, op = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    address, login_name = f"help@{tag}.example", f"boss@{tag}.example"
-    conn = await asyncpg.connect(with_database(stack.database_url, "sb_accounts"))
-    try:
-        async with conn.transaction():
-            await conn.execute(
-                "INSERT INTO tenants (id, slug, name) VALUES ($1,$2,$3)", tenant, tag, tag
-            )
-            await conn.execute(
-                "INSERT INTO inboxes (id, tenant_id, name) VALUES ($1,$2,'Help')", inbox, tenant
-            )
-            await conn.execute(
-                "INSERT INTO inbox_addresses VALUES ($1,$2,$3)", address, tenant, inbox
-            )
-            await conn.execute(
-                "INSERT INTO operators (id, tenant_id, login, display_name, password_hash, roles) "
-                "VALUES ($1,$2,$3,'Boss',$4,'{admin}')",
-                op,
-                tenant,
-                login_name,
-                hash_password("other-secret"),
-            )
-    finally:
-        await conn.close()
-    return address, login_name
-
-
 async def test_another_tenants_ticket_is_invisible(stack: Stack) -> None:
-    address, other_login = await _other_tenant(stack)
+    other = await create_tenant(stack)
+    address = other.address
     demo_token = await login(stack)
-    other_token = await login(stack, other_login, "other-secret")
+    other_token = await login(stack, other.login, other.password)
     subject = f"Secret of the other tenant {uuid.uuid4().hex[:6]}"
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(

@@ -1,0 +1,245 @@
+"""Import jobs (DAT-2): storage, and the runner that works through them.
+
+Any ingestion replica may run a job: it is claimed with a lease (`FOR UPDATE SKIP
+LOCKED`), progress is written after every mail, and a job whose holder died is taken over
+and resumes at the first mail not yet handled. Every mail goes through the intake
+pipeline (stored, published, acknowledged), keeps its own Date as its received time, and
+is deduped like any other — importing the same file twice creates nothing new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from switchboard.v1 import common_pb2
+
+from services.runtime import log
+from services.runtime.clock import Clock
+
+from . import archive
+from .intake import IntakePipeline
+from .store import Intake
+
+MAX_FAILURES_LISTED = 1000
+
+
+@dataclass(frozen=True)
+class NewImport:
+    id: str
+    tenant_id: str
+    inbox_id: str
+    inbox_name: str
+    filename: str
+    kind: str
+    data: bytes
+
+
+class ImportRepo:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(self, job: NewImport, now: datetime) -> Any:
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "INSERT INTO import_jobs (id, tenant_id, inbox_id, inbox_name, filename, kind, "
+                "size_bytes, state, created_at, updated_at) "
+                "VALUES ($1,$2,$3,$4,$5,$6,$7,'queued',$8,$8) RETURNING *",
+                uuid.UUID(job.id),
+                uuid.UUID(job.tenant_id),
+                uuid.UUID(job.inbox_id),
+                job.inbox_name,
+                job.filename,
+                job.kind,
+                len(job.data),
+                now,
+            )
+            await conn.execute(
+                "INSERT INTO import_files (job_id, data) VALUES ($1, $2)",
+                uuid.UUID(job.id),
+                job.data,
+            )
+        return row
+
+    async def get(self, tenant_id: str, job_id: uuid.UUID) -> Any:
+        return await self._pool.fetchrow(
+            "SELECT * FROM import_jobs WHERE tenant_id = $1 AND id = $2",
+            uuid.UUID(tenant_id),
+            job_id,
+        )
+
+    async def list_for_tenant(self, tenant_id: str, limit: int = 100) -> list[Any]:
+        return list(
+            await self._pool.fetch(
+                "SELECT * FROM import_jobs WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT $2",
+                uuid.UUID(tenant_id),
+                limit,
+            )
+        )
+
+    async def claim(self, holder: str, lease_s: float) -> Any:
+        """The oldest unfinished job nobody (alive) holds, now ours."""
+        return await self._pool.fetchrow(
+            "UPDATE import_jobs SET holder = $1, lease_until = now() + make_interval(secs => $2), "
+            "state = 'running', updated_at = now() WHERE id = ("
+            "SELECT id FROM import_jobs WHERE state IN ('queued', 'running') "
+            "AND (holder IS NULL OR lease_until < now()) ORDER BY created_at "
+            "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
+            holder,
+            lease_s,
+        )
+
+    async def data(self, job_id: uuid.UUID) -> bytes:
+        return bytes(
+            await self._pool.fetchval("SELECT data FROM import_files WHERE job_id = $1", job_id)
+        )
+
+    async def progress(
+        self,
+        job_id: uuid.UUID,
+        holder: str,
+        lease_s: float,
+        *,
+        done: int,
+        total: int | None = None,
+        created: int = 0,
+        duplicates: int = 0,
+        failure: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record one step; False when the job is no longer ours (lease taken over)."""
+        status = await self._pool.execute(
+            "UPDATE import_jobs SET done = $3, total = coalesce($4, total), "
+            "created = created + $5, duplicates = duplicates + $6, "
+            "failures = CASE WHEN $7::jsonb IS NULL OR jsonb_array_length(failures) >= $8 "
+            "THEN failures ELSE failures || jsonb_build_array($7::jsonb) END, "
+            "lease_until = now() + make_interval(secs => $9), updated_at = now() "
+            "WHERE id = $1 AND holder = $2",
+            job_id,
+            holder,
+            done,
+            total,
+            created,
+            duplicates,
+            failure,  # the jsonb codec encodes it
+            MAX_FAILURES_LISTED,
+            lease_s,
+        )
+        return bool(status == "UPDATE 1")
+
+    async def finish(self, job_id: uuid.UUID, holder: str, state: str, error: str = "") -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE import_jobs SET state = $3, error = $4, holder = NULL, lease_until = NULL, "
+                "updated_at = now() WHERE id = $1 AND holder = $2",
+                job_id,
+                holder,
+                state,
+                error[:1000],
+            )
+            await conn.execute("DELETE FROM import_files WHERE job_id = $1", job_id)
+
+
+class ImportRunner:
+    def __init__(
+        self,
+        repo: ImportRepo,
+        pipeline: IntakePipeline,
+        clock: Clock,
+        *,
+        holder: str,
+        lease_s: float = 30.0,
+        poll_s: float = 1.0,
+        limits: archive.ImportLimits | None = None,
+    ) -> None:
+        self._repo = repo
+        self._pipeline = pipeline
+        self._clock = clock
+        self._holder = holder
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self._limits = limits or archive.ImportLimits()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._log = log.get("import")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self._run(), name="import-runner")
+        return self._task
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = await self._repo.claim(self._holder, self._lease_s)
+                if job is not None:
+                    await self.run_job(job)
+                    continue
+            except Exception:
+                self._log.exception("import pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def run_job(self, job: Any) -> None:
+        job_id: uuid.UUID = job["id"]
+        bound = self._log.bind(import_id=str(job_id), tenant_id=str(job["tenant_id"]))
+        data = await self._repo.data(job_id)
+        try:
+            total = sum(1 for _ in archive.items(data, job["kind"], self._limits))
+        except archive.ArchiveError as exc:
+            await self._repo.finish(job_id, self._holder, "failed", str(exc))
+            bound.info("import failed", error=str(exc))
+            return
+        start = job["done"]
+        bound.info("import running", total=total, resume_at=start)
+        inbox = common_pb2.InboxRef(id=str(job["inbox_id"]), name=job["inbox_name"])
+        for item in archive.items(data, job["kind"], self._limits):
+            if item.index < start:
+                continue
+            if self._stop.is_set():
+                return  # the lease lapses; this or another replica resumes here
+            created = duplicates = 0
+            failure = None
+            if item.raw is None:
+                failure = {"index": item.index, "name": item.name, "problem": item.problem}
+            else:
+                intake = Intake(
+                    tenant_id=str(job["tenant_id"]),
+                    inbox=inbox,
+                    channel="import",
+                    raw=item.raw,
+                    envelope_from="",
+                    envelope_recipients=[],
+                    use_mail_date=True,
+                )
+                [accepted] = await self._pipeline.accept([intake])
+                created, duplicates = (0, 1) if accepted.duplicate else (1, 0)
+            if not await self._repo.progress(
+                job_id,
+                self._holder,
+                self._lease_s,
+                done=item.index + 1,
+                total=total,
+                created=created,
+                duplicates=duplicates,
+                failure=failure,
+            ):
+                bound.warning("import taken over by another replica")
+                return
+        await self._repo.finish(job_id, self._holder, "done")
+        bound.info("import done", total=total)
