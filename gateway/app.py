@@ -49,6 +49,7 @@ class GatewaySettings(rt_settings.RuntimeSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     session_cache_s: int = Field(default=30, ge=0, le=3600)
     import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, le=1024**3)
+    form_rate_per_minute: int = Field(default=10, ge=1, le=10_000)  # per form and client
 
 
 class Deps:
@@ -427,6 +428,123 @@ async def raw_message(request: web.Request) -> web.Response:
     )
 
 
+# -- web inquiry forms ---------------------------------------------------------------------
+
+FORM_MAX_BYTES = 64 * 1024
+FORM_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "600",
+}
+
+
+def form_json(f: ingestion_pb2.Form) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "inbox": {"id": f.inbox_id, "name": f.inbox_name},
+        "name": f.name,
+        "redirect_url": f.redirect_url or None,
+        "enabled": f.enabled,
+        "submit_url": f"/api/v1/forms/{f.id}/submissions",
+        "created_at": views.iso(f.created_at),
+    }
+
+
+async def create_form(request: web.Request) -> web.Response:
+    caller = await admin_of(request)
+    body = await _json_body(request)
+    values = {}
+    for name in ("inbox_id", "name", "redirect_url"):
+        value = body.get(name, "")
+        if not isinstance(value, str):
+            raise ApiError(400, "invalid_argument", f"{name} must be a string", name)
+        values[name] = value
+    resp = await request.app[DEPS].ingestion.CreateForm(
+        ingestion_pb2.CreateFormRequest(**values), metadata=_md(caller, request), timeout=10
+    )
+    return json_response(form_json(resp), status=201)
+
+
+async def list_forms(request: web.Request) -> web.Response:
+    caller = await admin_of(request)
+    resp = await request.app[DEPS].ingestion.ListForms(
+        ingestion_pb2.ListFormsRequest(), metadata=_md(caller, request), timeout=10
+    )
+    return json_response({"items": [form_json(f) for f in resp.forms]})
+
+
+async def delete_form(request: web.Request) -> web.Response:
+    caller = await admin_of(request)
+    await request.app[DEPS].ingestion.DeleteForm(
+        ingestion_pb2.DeleteFormRequest(form_id=request.match_info["form_id"]),
+        metadata=_md(caller, request),
+        timeout=10,
+    )
+    return web.Response(status=204)
+
+
+async def form_preflight(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers=FORM_CORS)
+
+
+async def _form_fields(request: web.Request) -> list[tuple[str, str]]:
+    if request.content_length is not None and request.content_length > FORM_MAX_BYTES:
+        raise ApiError(413, "too_large", f"a submission is at most {FORM_MAX_BYTES} bytes")
+    raw = await request.content.read(FORM_MAX_BYTES + 1)
+    if len(raw) > FORM_MAX_BYTES:
+        raise ApiError(413, "too_large", f"a submission is at most {FORM_MAX_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_argument", "the submission must be UTF-8") from None
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError:
+            raise ApiError(400, "invalid_argument", "the body must be JSON") from None
+        if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
+            raise ApiError(400, "invalid_argument", "the body must be an object of strings")
+        return list(body.items())
+    if request.content_type in ("application/x-www-form-urlencoded", ""):
+        from urllib.parse import parse_qsl
+
+        return parse_qsl(text, keep_blank_values=True, max_num_fields=100)
+    raise ApiError(415, "unsupported_media_type", "send application/x-www-form-urlencoded or JSON")
+
+
+async def submit_form(request: web.Request) -> web.StreamResponse:
+    """Public: no session, no CSRF cookie (nothing here acts as anyone). Limited per form
+    and client address; a filled-in honeypot is answered like a success and dropped."""
+    deps = request.app[DEPS]
+    form_id = request.match_info["form_id"]
+    client = request.remote or "unknown"
+    key = f"sb:gw:form-rate:{form_id[:40]}:{client}"
+    try:
+        count = await deps.redis.incr(key)
+        if count == 1:
+            await deps.redis.expire(key, 60)
+    except (aioredis.RedisError, OSError):
+        count = 0  # the limiter is down: better a form that works than one that refuses
+    if count > deps.settings.form_rate_per_minute:
+        raise ApiError(429, "resource_exhausted", "too many submissions; try again in a minute")
+    fields = await _form_fields(request)
+    resp = await deps.ingestion.SubmitForm(
+        ingestion_pb2.SubmitFormRequest(
+            form_id=form_id,
+            fields=[ingestion_pb2.FormField(name=k, value=v) for k, v in fields],
+            client_address=client,
+            user_agent=request.headers.get("User-Agent", "")[:500],
+        ),
+        timeout=30,
+    )
+    if resp.redirect_url and request.content_type != "application/json":
+        raise web.HTTPSeeOther(resp.redirect_url, headers=FORM_CORS)
+    return web.json_response(
+        {"status": "received", "submission_id": resp.submission_id}, status=201, headers=FORM_CORS
+    )
+
+
 async def live(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request)
     return await request.app[DEPS].live.serve(request, caller)
@@ -461,6 +579,11 @@ def build_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/api/v1/imports", list_imports)
     app.router.add_get("/api/v1/imports/{import_id}", get_import)
     app.router.add_get("/api/v1/inboxes", list_inboxes)
+    app.router.add_post("/api/v1/forms", create_form)
+    app.router.add_get("/api/v1/forms", list_forms)
+    app.router.add_delete("/api/v1/forms/{form_id}", delete_form)
+    app.router.add_post("/api/v1/forms/{form_id}/submissions", submit_form)
+    app.router.add_route("OPTIONS", "/api/v1/forms/{form_id}/submissions", form_preflight)
     app.router.add_get("/api/v1/messages/{message_id}/raw", raw_message)
 
     async def lifecycle(app: web.Application) -> Any:

@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import grpc
 from switchboard.v1 import (
     accounts_pb2,
     accounts_pb2_grpc,
+    common_pb2,
     events_pb2,
     ingestion_pb2,
     ingestion_pb2_grpc,
 )
 
-from services.runtime import identity
+from services.runtime import events, identity
 from services.runtime.clock import Clock
 from services.runtime.errors import InvalidArgument, NotFound, Unavailable
 from services.runtime.ids import IdGenerator, parse_uuid
 
-from . import archive
+from . import archive, forms
 from . import mailboxes as mbx
 from .imap import ImapSupervisor
 from .imports import ImportRepo, ImportRunner, NewImport
+from .intake import IntakePipeline
 from .mailboxes import Mailbox, MailboxRepo
 from .secrets import SecretBox
-from .store import RawStore
+from .store import Intake, RawStore
 
 MAX_SECRET = 8192
 
@@ -91,7 +94,9 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         imports: ImportRepo,
         runner: ImportRunner,
         import_max_bytes: int,
+        pipeline: IntakePipeline,
     ) -> None:
+        self._pipeline = pipeline
         self._imports = imports
         self._runner = runner
         self._import_max = import_max_bytes
@@ -239,3 +244,140 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         ident = identity.require_tenant()
         rows = await self._imports.list_for_tenant(ident.tenant_id)
         return ingestion_pb2.ListImportsResponse(imports=[_import_pb(r) for r in rows])
+
+    # -- web inquiry forms -------------------------------------------------------------
+
+    def _form_pb(self, row: Any) -> ingestion_pb2.Form:
+        out = ingestion_pb2.Form(
+            id=str(row["id"]),
+            inbox_id=str(row["inbox_id"]),
+            inbox_name=row["inbox_name"],
+            name=row["name"],
+            redirect_url=row["redirect_url"],
+            enabled=row["enabled"],
+        )
+        out.created_at.FromDatetime(row["created_at"])
+        return out
+
+    async def CreateForm(self, request: Any, context: Any) -> ingestion_pb2.Form:
+        ident = identity.require_tenant()
+        name = forms._ONE_LINE.sub(" ", request.name).strip()
+        if not name or len(name) > 200:
+            raise InvalidArgument("name is required (at most 200 characters)", field="name")
+        redirect = forms.check_redirect(request.redirect_url)
+        inbox_id = str(parse_uuid(request.inbox_id, "inbox_id"))
+        inbox_name = await self._inbox_name(ident, inbox_id)
+        row = await self._store.pool.fetchrow(
+            "INSERT INTO forms (id, tenant_id, inbox_id, inbox_name, name, redirect_url, "
+            "created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING *",
+            self._ids.new(),
+            uuid.UUID(ident.tenant_id),
+            uuid.UUID(inbox_id),
+            inbox_name,
+            name,
+            redirect,
+            self._clock.now(),
+        )
+        return self._form_pb(row)
+
+    async def ListForms(self, request: Any, context: Any) -> ingestion_pb2.ListFormsResponse:
+        ident = identity.require_tenant()
+        rows = await self._store.pool.fetch(
+            "SELECT * FROM forms WHERE tenant_id = $1 ORDER BY created_at",
+            uuid.UUID(ident.tenant_id),
+        )
+        return ingestion_pb2.ListFormsResponse(forms=[self._form_pb(r) for r in rows])
+
+    async def DeleteForm(self, request: Any, context: Any) -> ingestion_pb2.DeleteFormResponse:
+        ident = identity.require_tenant()
+        status = await self._store.pool.execute(
+            "DELETE FROM forms WHERE tenant_id = $1 AND id = $2",
+            uuid.UUID(ident.tenant_id),
+            parse_uuid(request.form_id, "form_id"),
+        )
+        if status != "DELETE 1":
+            raise NotFound("no such form", field="form_id")
+        return ingestion_pb2.DeleteFormResponse()
+
+    async def SubmitForm(self, request: Any, context: Any) -> ingestion_pb2.SubmitFormResponse:
+        """Public: the form id alone names the tenant and the inbox."""
+        form = await self._store.pool.fetchrow(
+            "SELECT * FROM forms WHERE id = $1 AND enabled",
+            parse_uuid(request.form_id, "form_id"),
+        )
+        if form is None:
+            raise NotFound("no such form", field="form_id")
+        submission = forms.read([(f.name, f.value) for f in request.fields])
+        submission_id = self._ids.new_str()
+        if submission.is_bot:  # answered like a success, kept nowhere
+            return ingestion_pb2.SubmitFormResponse(
+                submission_id=submission_id, redirect_url=form["redirect_url"]
+            )
+        tenant_id = str(form["tenant_id"])
+        inbox = common_pb2.InboxRef(id=str(form["inbox_id"]), name=form["inbox_name"])
+        address = await self._inbox_address(tenant_id, inbox.id)
+        raw = forms.to_mail(
+            submission,
+            form_name=form["name"],
+            inbox_address=address,
+            submission_id=submission_id,
+            now=self._clock.now(),
+            client_address=request.client_address,
+        )
+        submitter = common_pb2.Address(name=submission.name, address=submission.email)
+
+        def followups(message_id: str, received: events_pb2.EventEnvelope) -> list[Any]:
+            payload = events_pb2.FormSubmitted(
+                form_id=str(form["id"]),
+                form_name=form["name"],
+                submission_id=submission_id,
+                message_id=message_id,
+                inbox=inbox,
+                submitter=submitter,
+            )
+            return [
+                events.caused_by(
+                    events.FORM_SUBMITTED,
+                    received,
+                    event_id=self._ids.new_str(),
+                    occurred_at=self._clock.now(),
+                    payload=payload,
+                    actor=common_pb2.Actor(
+                        kind=common_pb2.Actor.KIND_CUSTOMER,
+                        id=submission.email,
+                        display=submission.name or submission.email,
+                    ),
+                )
+            ]
+
+        [accepted] = await self._pipeline.accept(
+            [
+                Intake(
+                    tenant_id=tenant_id,
+                    inbox=inbox,
+                    channel="form",
+                    raw=raw,
+                    envelope_from=submission.email,
+                    envelope_recipients=[address],
+                    followups=followups,
+                )
+            ]
+        )
+        return ingestion_pb2.SubmitFormResponse(
+            submission_id=submission_id,
+            message_id=accepted.message_id,
+            redirect_url=form["redirect_url"],
+        )
+
+    async def _inbox_address(self, tenant_id: str, inbox_id: str) -> str:
+        ident = identity.Identity(tenant_id=tenant_id)
+        try:
+            resp = await self._accounts.ListInboxes(
+                accounts_pb2.ListInboxesRequest(), metadata=ident.metadata(), timeout=5
+            )
+        except grpc.aio.AioRpcError as err:
+            raise Unavailable(f"accounts unavailable: {err.code().name}") from err
+        for inbox in resp.inboxes:
+            if inbox.id == inbox_id and inbox.addresses:
+                return str(inbox.addresses[0])
+        return "inquiries@switchboard.invalid"  # an inbox without an address still gets it

@@ -84,6 +84,7 @@ async def main() -> int:
             imports,
             runner,
             settings.import_max_bytes,
+            pipeline,
         ),
         ingestion_pb2.DESCRIPTOR.services_by_name["IngestionService"].full_name,
     )

@@ -40,4 +40,5 @@ class IntakePipeline:
                 received_at = summary.date.ToDatetime(tzinfo=UTC)
             accepted.append(await self._store.accept(intake, summary, received_at))
         await self._outbox.publish_now([a.event_id for a in accepted])
+        self._outbox.wake()  # follow-up events (form.submitted) go out with the relay
         return accepted

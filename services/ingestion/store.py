@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,10 +42,16 @@ class Intake:
     envelope_from: str
     envelope_recipients: list[str]
     use_mail_date: bool = False  # imports keep the mail's own Date as its received time
+    # Events that follow from a new message (form.submitted), written in the same
+    # transaction; called with the new message id and its message.received envelope.
+    followups: Callable[[str, events_pb2.EventEnvelope], list[events_pb2.EventEnvelope]] | None = (
+        None
+    )
 
 
 class RawStore:
     def __init__(self, db: Database, outbox: Outbox, ids: IdGenerator) -> None:
+        self.pool = db.pool  # ingestion's own tables (forms) are read through it too
         self._db = db
         self._outbox = outbox
         self._ids = ids
@@ -106,6 +113,9 @@ class RawStore:
                 )
                 return Accepted(str(existing["id"]), str(existing["event_id"]), duplicate=True)
             await self._outbox.add(conn, env)
+            if intake.followups is not None:
+                for follow in intake.followups(message_id, env):
+                    await self._outbox.add(conn, follow)
         return Accepted(message_id, event_id, duplicate=False)
 
     async def get(self, tenant_id: str, message_id: uuid.UUID) -> Any:

@@ -52,7 +52,10 @@ class EventType:
 MESSAGE_RECEIVED = EventType("message.received", INGEST, "message_received")
 MESSAGE_ROUTED = EventType("message.routed", ROUTING, "message_routed")
 TICKET_CREATED = EventType("ticket.created", TICKETS, "ticket_created")
-EVENT_TYPES = {t.name: t for t in (MESSAGE_RECEIVED, MESSAGE_ROUTED, TICKET_CREATED)}
+FORM_SUBMITTED = EventType("form.submitted", INGEST, "form_submitted")
+EVENT_TYPES = {
+    t.name: t for t in (MESSAGE_RECEIVED, MESSAGE_ROUTED, TICKET_CREATED, FORM_SUBMITTED)
+}
 
 
 def system_actor(service: str) -> common_pb2.Actor:
