@@ -9,6 +9,7 @@ import signal
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import grpc
 import redis.asyncio as aioredis
@@ -410,6 +411,61 @@ async def list_inboxes(request: web.Request) -> web.Response:
     )
 
 
+async def get_message(request: web.Request) -> web.Response:
+    """The parsed mail: what the ticket view shows (HTML already sanitised)."""
+    caller = await caller_of(request)
+    resp = await request.app[DEPS].ingestion.GetMessage(
+        ingestion_pb2.GetMessageRequest(message_id=request.match_info["message_id"]),
+        metadata=_md(caller, request),
+        timeout=30,
+    )
+    parsed = json.loads(resp.parsed_json) if resp.parsed_json else None
+    if parsed is not None:
+        for att in parsed.get("attachments", []):
+            att["download_url"] = f"/api/v1/messages/{resp.message_id}/attachments/{att['index']}"
+    return json_response(
+        {
+            "id": resp.message_id,
+            "channel": resp.channel,
+            "received_at": views.iso(resp.received_at),
+            "parsed": parsed,
+        }
+    )
+
+
+async def get_attachment(request: web.Request) -> web.Response:
+    """An attachment as a download: never rendered in the browser, whatever it claims."""
+    caller = await caller_of(request)
+    try:
+        index = int(request.match_info["index"])
+    except ValueError:
+        raise ApiError(400, "invalid_argument", "index must be a whole number", "index") from None
+    resp = await request.app[DEPS].ingestion.GetAttachment(
+        ingestion_pb2.GetAttachmentRequest(
+            message_id=request.match_info["message_id"], index=index
+        ),
+        metadata=_md(caller, request),
+        timeout=60,
+    )
+    ascii_name = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in resp.filename
+    )
+    return web.Response(
+        body=resp.data,
+        content_type="application/octet-stream",
+        headers={
+            "Content-Disposition": (
+                f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(resp.filename)}"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox",
+            "X-Declared-Content-Type": "".join(
+                c for c in resp.content_type if c.isascii() and c.isprintable()
+            )[:200],
+        },
+    )
+
+
 async def raw_message(request: web.Request) -> web.Response:
     """The mail exactly as it arrived, as a download (never rendered by the browser)."""
     caller = await caller_of(request)
@@ -584,7 +640,9 @@ def build_app(settings: GatewaySettings) -> web.Application:
     app.router.add_delete("/api/v1/forms/{form_id}", delete_form)
     app.router.add_post("/api/v1/forms/{form_id}/submissions", submit_form)
     app.router.add_route("OPTIONS", "/api/v1/forms/{form_id}/submissions", form_preflight)
+    app.router.add_get("/api/v1/messages/{message_id}", get_message)
     app.router.add_get("/api/v1/messages/{message_id}/raw", raw_message)
+    app.router.add_get("/api/v1/messages/{message_id}/attachments/{index}", get_attachment)
 
     async def lifecycle(app: web.Application) -> Any:
         await deps.bus.connect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -190,12 +191,41 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             raise NotFound("no such message", field="message_id")
         resp = ingestion_pb2.GetRawMessageResponse(
             message_id=str(row["id"]),
-            raw=bytes(row["raw"]),
+            raw=bytes(row["raw"] or b""),
             channel=row["channel"],
-            mail=events_pb2.MailSummary.FromString(bytes(row["summary"])),
+        )
+        if row["summary"] is not None:
+            resp.mail.CopyFrom(events_pb2.MailSummary.FromString(bytes(row["summary"])))
+        resp.received_at.FromDatetime(row["received_at"])
+        return resp
+
+    async def GetMessage(self, request: Any, context: Any) -> ingestion_pb2.GetMessageResponse:
+        ident = identity.require_tenant()
+        row = await self._store.get(ident.tenant_id, parse_uuid(request.message_id, "message_id"))
+        if row is None:
+            raise NotFound("no such message", field="message_id")
+        resp = ingestion_pb2.GetMessageResponse(
+            message_id=str(row["id"]),
+            channel=row["channel"],
+            parsed_json=json.dumps(row["parsed"], ensure_ascii=False) if row["parsed"] else "",
         )
         resp.received_at.FromDatetime(row["received_at"])
         return resp
+
+    async def GetAttachment(
+        self, request: Any, context: Any
+    ) -> ingestion_pb2.GetAttachmentResponse:
+        ident = identity.require_tenant()
+        message_id = parse_uuid(request.message_id, "message_id")
+        row = await self._store.attachment(ident.tenant_id, message_id, request.index)
+        if row is None:
+            raise NotFound("no such attachment", field="index")
+        meta = row["meta"]
+        return ingestion_pb2.GetAttachmentResponse(
+            filename=str(meta.get("filename") or f"attachment-{request.index}"),
+            content_type=str(meta.get("content_type") or "application/octet-stream"),
+            data=bytes(row["data"]),
+        )
 
     async def CreateImport(self, request_iterator: Any, context: Any) -> ingestion_pb2.ImportJob:
         ident = identity.require_tenant()

@@ -17,7 +17,7 @@ from .api import IngestionApi
 from .directory import AddressDirectory
 from .imap import FetcherConfig, ImapSupervisor
 from .imports import ImportRepo, ImportRunner
-from .intake import IntakePipeline
+from .intake import IntakePipeline, UnparsedSweeper
 from .mailboxes import MailboxRepo
 from .secrets import SecretBox
 from .smtp import SmtpHandler, SmtpListener
@@ -44,6 +44,8 @@ async def main() -> int:
     outbox = rt.open_outbox()
     store = RawStore(db, outbox, rt.ids)
     pipeline = IntakePipeline(store, outbox, rt.clock)
+    sweeper = UnparsedSweeper(store, pipeline, outbox, rt.clock)
+    rt.add_background("unparsed-sweeper", sweeper.start, sweeper.stop)
 
     try:
         secret_box = SecretBox(settings.secret_key)
