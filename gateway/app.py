@@ -601,6 +601,52 @@ async def submit_form(request: web.Request) -> web.StreamResponse:
     )
 
 
+# -- blocked senders (admin) -------------------------------------------------------------
+
+
+def block_json(b: ingestion_pb2.Block) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "kind": b.kind,
+        "value": b.value,
+        "inbox_id": b.inbox_id or None,
+        "created_at": views.iso(b.created_at),
+    }
+
+
+async def add_block(request: web.Request) -> web.Response:
+    caller = await admin_of(request)
+    body = await _json_body(request)
+    values = {}
+    for name in ("kind", "value", "inbox_id"):
+        value = body.get(name) or ""
+        if not isinstance(value, str):
+            raise ApiError(400, "invalid_argument", f"{name} must be a string", name)
+        values[name] = value
+    resp = await request.app[DEPS].ingestion.AddBlock(
+        ingestion_pb2.AddBlockRequest(**values), metadata=_md(caller, request), timeout=10
+    )
+    return json_response(block_json(resp), status=201)
+
+
+async def list_blocks(request: web.Request) -> web.Response:
+    caller = await admin_of(request)
+    resp = await request.app[DEPS].ingestion.ListBlocks(
+        ingestion_pb2.ListBlocksRequest(), metadata=_md(caller, request), timeout=10
+    )
+    return json_response({"items": [block_json(b) for b in resp.blocks]})
+
+
+async def delete_block(request: web.Request) -> web.Response:
+    caller = await admin_of(request)
+    await request.app[DEPS].ingestion.DeleteBlock(
+        ingestion_pb2.DeleteBlockRequest(block_id=request.match_info["block_id"]),
+        metadata=_md(caller, request),
+        timeout=10,
+    )
+    return web.Response(status=204)
+
+
 async def live(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request)
     return await request.app[DEPS].live.serve(request, caller)
@@ -635,6 +681,9 @@ def build_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/api/v1/imports", list_imports)
     app.router.add_get("/api/v1/imports/{import_id}", get_import)
     app.router.add_get("/api/v1/inboxes", list_inboxes)
+    app.router.add_post("/api/v1/blocklist", add_block)
+    app.router.add_get("/api/v1/blocklist", list_blocks)
+    app.router.add_delete("/api/v1/blocklist/{block_id}", delete_block)
     app.router.add_post("/api/v1/forms", create_form)
     app.router.add_get("/api/v1/forms", list_forms)
     app.router.add_delete("/api/v1/forms/{form_id}", delete_form)

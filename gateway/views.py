@@ -57,6 +57,8 @@ def mail(m: events_pb2.MailSummary) -> dict[str, Any]:
         "size_bytes": m.size_bytes,
         "has_attachments": m.has_attachments,
         "auto_submitted": m.auto_submitted,
+        "spam": m.spam,
+        "blocked_by": m.blocked_by or None,
         "parse_problems": list(m.parse_problems),
     }
 

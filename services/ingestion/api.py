@@ -18,10 +18,10 @@ from switchboard.v1 import (
 
 from services.runtime import events, identity
 from services.runtime.clock import Clock
-from services.runtime.errors import InvalidArgument, NotFound, Unavailable
+from services.runtime.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from services.runtime.ids import IdGenerator, parse_uuid
 
-from . import archive, forms
+from . import archive, blocking, forms
 from . import mailboxes as mbx
 from .imap import ImapSupervisor
 from .imports import ImportRepo, ImportRunner, NewImport
@@ -411,3 +411,56 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             if inbox.id == inbox_id and inbox.addresses:
                 return str(inbox.addresses[0])
         return "inquiries@switchboard.invalid"  # an inbox without an address still gets it
+
+    # -- blocked senders ---------------------------------------------------------------
+
+    @staticmethod
+    def _block_pb(row: Any) -> ingestion_pb2.Block:
+        out = ingestion_pb2.Block(
+            id=str(row["id"]),
+            kind=row["kind"],
+            value=row["value"],
+            inbox_id=str(row["inbox_id"]) if row["inbox_id"] else "",
+        )
+        out.created_at.FromDatetime(row["created_at"])
+        return out
+
+    async def AddBlock(self, request: Any, context: Any) -> ingestion_pb2.Block:
+        ident = identity.require_tenant()
+        value = blocking.normalise(request.kind, request.value)
+        inbox = None
+        if request.inbox_id:
+            inbox = uuid.UUID(str(parse_uuid(request.inbox_id, "inbox_id")))
+            await self._inbox_name(ident, str(inbox))
+        row = await self._store.pool.fetchrow(
+            "INSERT INTO blocklist (id, tenant_id, inbox_id, kind, value, created_at) "
+            "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING RETURNING *",
+            self._ids.new(),
+            uuid.UUID(ident.tenant_id),
+            inbox,
+            request.kind,
+            value,
+            self._clock.now(),
+        )
+        if row is None:
+            raise AlreadyExists("that sender is blocked already", field="value")
+        return self._block_pb(row)
+
+    async def ListBlocks(self, request: Any, context: Any) -> ingestion_pb2.ListBlocksResponse:
+        ident = identity.require_tenant()
+        rows = await self._store.pool.fetch(
+            "SELECT * FROM blocklist WHERE tenant_id = $1 ORDER BY created_at",
+            uuid.UUID(ident.tenant_id),
+        )
+        return ingestion_pb2.ListBlocksResponse(blocks=[self._block_pb(r) for r in rows])
+
+    async def DeleteBlock(self, request: Any, context: Any) -> ingestion_pb2.DeleteBlockResponse:
+        ident = identity.require_tenant()
+        status = await self._store.pool.execute(
+            "DELETE FROM blocklist WHERE tenant_id = $1 AND id = $2",
+            uuid.UUID(ident.tenant_id),
+            parse_uuid(request.block_id, "block_id"),
+        )
+        if status != "DELETE 1":
+            raise NotFound("no such block", field="block_id")
+        return ingestion_pb2.DeleteBlockResponse()

@@ -1660,6 +1660,7 @@ def to_summary(parsed: ParsedMail) -> events_pb2.MailSummary:
         snippet=_SPACES.sub(" ", parsed.text).strip()[:SNIPPET_CHARS],
         has_attachments=parsed.attachment_count > 0,
         auto_submitted=parsed.auto_submitted,
+        spam=parsed.spam.flagged,
     )
     if parsed.from_:
         first = parsed.from_[0]

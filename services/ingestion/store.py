@@ -24,6 +24,7 @@ from services.runtime.db import Database
 from services.runtime.ids import IdGenerator
 from services.runtime.outbox import Outbox
 
+from . import blocking
 from .parser import ParsedMail, to_summary
 
 Followups = Callable[[str, events_pb2.EventEnvelope], list[events_pb2.EventEnvelope]]
@@ -70,6 +71,7 @@ class Stored:
     envelope_recipients: list[str]
     received_at: datetime
     state: str
+    envelope_from: str = ""
     duplicate: bool = False
 
     @classmethod
@@ -83,13 +85,14 @@ class Stored:
             envelope_recipients=list(row["envelope_recipients"]),
             received_at=row["received_at"],
             state=row["state"],
+            envelope_from=row["envelope_from"],
             duplicate=duplicate,
         )
 
 
 _ROW = (
     "id, event_id, tenant_id, inbox_id, inbox_name, channel, envelope_recipients, "
-    "received_at, state"
+    "received_at, state, envelope_from"
 )
 
 
@@ -153,6 +156,10 @@ class RawStore:
         summary = to_summary(parsed)
         if extra_problem:
             summary.parse_problems.append(extra_problem)
+        senders = [a.address for a in (*parsed.from_, *parsed.sender)] + [stored.envelope_from]
+        rule = blocking.matching(await self.blocklist(stored.tenant_id, stored.inbox.id), senders)
+        if rule is not None:
+            summary.blocked_by = rule.label()
         payload = events_pb2.MessageReceived(
             message_id=stored.message_id,
             inbox=stored.inbox,
@@ -198,6 +205,15 @@ class RawStore:
                 for follow in followups(stored.message_id, env):
                     await self._outbox.add(conn, follow)
         return True
+
+    async def blocklist(self, tenant_id: str, inbox_id: str) -> list[blocking.Rule]:
+        rows = await self.pool.fetch(
+            "SELECT kind, value FROM blocklist WHERE tenant_id = $1 "
+            "AND (inbox_id IS NULL OR inbox_id = $2) ORDER BY created_at",
+            uuid.UUID(tenant_id),
+            uuid.UUID(inbox_id),
+        )
+        return [blocking.Rule(r["kind"], r["value"]) for r in rows]
 
     async def claim_unparsed(
         self, older_than_s: float, limit: int = 10

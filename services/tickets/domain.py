@@ -61,12 +61,14 @@ class NewTicket:
 
 
 def ticket_for_new_message(ticket_id: str, routed: events_pb2.MessageRouted) -> NewTicket:
-    """A mail that belongs to no ticket opens one, in OPEN, titled by its subject."""
+    """A mail that belongs to no ticket opens one, in OPEN, titled by its subject — or in
+    TRASH when it is spam or from a blocked sender (ING-5: kept and searchable, but not in
+    the operators' queue)."""
     mail = routed.mail
     return NewTicket(
         id=ticket_id,
         subject=(mail.subject or "(no subject)")[:SUBJECT_MAX],
-        status=Status.OPEN,
+        status=Status.TRASH if (mail.spam or mail.blocked_by) else Status.OPEN,
         inbox=routed.inbox,
         sender=getattr(mail, "from"),
         received_at=routed.received_at.ToDatetime(tzinfo=UTC),
