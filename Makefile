@@ -54,7 +54,7 @@ test: install $(SYSTEM_STAMP) ## Run the whole test suite (starts its own server
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: install ## Benchmarks; prints JSON
+bench: install $(SYSTEM_STAMP) ## Benchmarks; prints JSON
 	$(PY) -m tests.bench.e2e
 
 .PHONY: lint

@@ -26,6 +26,7 @@ from .intake import IntakePipeline
 from .store import Intake
 
 MAX_FAILURES_LISTED = 1000
+PROGRESS_EVERY = 50
 
 
 @dataclass(frozen=True)
@@ -208,12 +209,15 @@ class ImportRunner:
         start = job["done"]
         bound.info("import running", total=total, resume_at=start)
         inbox = common_pb2.InboxRef(id=str(job["inbox_id"]), name=job["inbox_name"])
+        # Progress is written every PROGRESS_EVERY mails (and at every failure): after a
+        # crash the mails since the last write are accepted again, and dedupe absorbs them.
+        created = duplicates = 0
+        last_write = loop_time = asyncio.get_running_loop().time()
         for item in archive.items(data, job["kind"], self._limits):
             if item.index < start:
                 continue
             if self._stop.is_set():
                 return  # the lease lapses; this or another replica resumes here
-            created = duplicates = 0
             failure = None
             if item.raw is None:
                 failure = {"index": item.index, "name": item.name, "problem": item.problem}
@@ -228,18 +232,27 @@ class ImportRunner:
                     use_mail_date=True,
                 )
                 [accepted] = await self._pipeline.accept([intake])
-                created, duplicates = (0, 1) if accepted.duplicate else (1, 0)
-            if not await self._repo.progress(
-                job_id,
-                self._holder,
-                self._lease_s,
-                done=item.index + 1,
-                total=total,
-                created=created,
-                duplicates=duplicates,
-                failure=failure,
-            ):
-                bound.warning("import taken over by another replica")
-                return
+                if accepted.duplicate:
+                    duplicates += 1
+                else:
+                    created += 1
+            loop_time = asyncio.get_running_loop().time()
+            last = item.index + 1 == total
+            due = (created + duplicates) >= PROGRESS_EVERY or loop_time - last_write > 0.5
+            if failure is not None or last or due:
+                if not await self._repo.progress(
+                    job_id,
+                    self._holder,
+                    self._lease_s,
+                    done=item.index + 1,
+                    total=total,
+                    created=created,
+                    duplicates=duplicates,
+                    failure=failure,
+                ):
+                    bound.warning("import taken over by another replica")
+                    return
+                created = duplicates = 0
+                last_write = loop_time
         await self._repo.finish(job_id, self._holder, "done")
         bound.info("import done", total=total)

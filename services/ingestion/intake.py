@@ -69,19 +69,32 @@ class IntakePipeline:
         sha = hashlib.sha256(raw).digest()
         mid, mail_date = quick_headers(raw)
         now = self._clock.now()
-        parsed: ParsedMail | None = None
+        # Parse in a worker thread while the bytes are being written (it is only used once
+        # they are kept; for a duplicate the work is wasted, which is rare).
+        parsing = asyncio.ensure_future(self.parse(raw))
         accepted: list[Accepted] = []
-        for intake in intakes:
-            received_at = mail_date if (intake.use_mail_date and mail_date) else now
-            key = dedupe_key(intake.inbox.id, mid, sha.hex())
-            stored = await self._store.store_raw(intake, key, sha, received_at)
-            if stored.state == "stored":
-                parsed = parsed or await self.parse(raw)
-                await self._store.complete(
-                    stored, parsed, now=self._clock.now(), followups=intake.followups
-                )
-            accepted.append(Accepted(stored.message_id, stored.event_id, stored.duplicate))
-        await self._outbox.publish_now([a.event_id for a in accepted])
+        already: list[str] = []
+        try:
+            for intake in intakes:
+                received_at = mail_date if (intake.use_mail_date and mail_date) else now
+                key = dedupe_key(intake.inbox.id, mid, sha.hex())
+                stored = await self._store.store_raw(intake, key, sha, received_at)
+                if stored.state == "stored":
+                    await self._store.complete(
+                        stored,
+                        await parsing,
+                        now=self._clock.now(),
+                        followups=intake.followups,
+                        publish=True,
+                    )
+                else:
+                    already.append(stored.event_id)
+                accepted.append(Accepted(stored.message_id, stored.event_id, stored.duplicate))
+        finally:
+            if not parsing.done():
+                parsing.cancel()
+        if already:  # known before: make sure its event went out (a no-op when it did)
+            await self._outbox.publish_now(already)
         self._outbox.wake()  # follow-up events (form.submitted) go out with the relay
         return accepted
 

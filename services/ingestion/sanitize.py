@@ -230,10 +230,32 @@ MAX_FOSTERED = 2000
 SANITIZE_SOURCE_CHARS = 1_000_000
 
 
+def _open_depth(source: str) -> int:
+    """The most elements left open at once (the table-free part of html_complexity)."""
+    counts: dict[str, int] = {}
+    depth = deepest = 0
+    for slash, name in _TAG.findall(source):
+        name = name.lower()
+        if name in _SELF_CLOSING:
+            continue
+        if slash:
+            if counts.get(name):
+                counts[name] -= 1
+                depth -= 1
+        else:
+            counts[name] = counts.get(name, 0) + 1
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+    return deepest
+
+
 def html_complexity(source: str) -> tuple[int, int]:
     """(most elements left open at once, nodes misplaced inside tables), both estimates:
     an end tag closes only an open element of its own name; void and implicitly closed
     elements are not counted; text or a non-table tag right inside a <table> is misplaced."""
+    if "<table" not in source.lower():  # nothing can be fostered: the cheaper scan
+        return _open_depth(source), 0
     counts: dict[str, int] = {}
     depth = deepest = fostered = 0
     tables: list[bool] = []  # per open table: are we inside one of its cells?
@@ -273,6 +295,10 @@ def html_complexity(source: str) -> tuple[int, int]:
 
 def too_complex(source: str) -> str | None:
     """Why this HTML would take too long to sanitise, or None."""
+    # Each tag opens at most one element and fosters at most two nodes (itself and the
+    # text before it): with this few tags neither cap can be passed, so no scan is needed.
+    if source.count("<") <= min(MAX_OPEN_ELEMENTS, MAX_FOSTERED // 2):
+        return None
     deepest, fostered = html_complexity(source)
     if deepest > MAX_OPEN_ELEMENTS:
         return f"{deepest} elements left open at once"

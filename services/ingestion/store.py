@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from services.runtime.outbox import Outbox
 from . import blocking
 from .parser import ParsedMail, to_summary
 
+BLOCKLIST_CACHE_S = 5.0
 Followups = Callable[[str, events_pb2.EventEnvelope], list[events_pb2.EventEnvelope]]
 
 
@@ -102,6 +104,7 @@ class RawStore:
         self._db = db
         self._outbox = outbox
         self._ids = ids
+        self._blocks: dict[tuple[str, str], tuple[float, list[blocking.Rule]]] = {}
 
     async def store_raw(
         self, intake: Intake, key: str, sha256: bytes, received_at: datetime
@@ -151,8 +154,12 @@ class RawStore:
         now: datetime,
         followups: Followups | None = None,
         extra_problem: str | None = None,
+        publish: bool = False,
     ) -> bool:
-        """Record the parse and queue message.received; False if it was done already."""
+        """Record the parse and queue message.received; False if it was done already.
+        With `publish`, the event is published (and its ack awaited) before the commit —
+        harmless if the commit then fails: the event id was fixed in `store_raw`, and the
+        completion is retried (sender retry, refetch, sweeper) to the same event."""
         summary = to_summary(parsed)
         if extra_problem:
             summary.parse_problems.append(extra_problem)
@@ -200,20 +207,33 @@ class RawStore:
                         len(att.data),
                         att.data,
                     )
-            await self._outbox.add(conn, env)
             if followups is not None:
                 for follow in followups(stored.message_id, env):
                     await self._outbox.add(conn, follow)
+            if publish:
+                await self._outbox.add_and_publish(conn, env)
+            else:
+                await self._outbox.add(conn, env)
         return True
 
     async def blocklist(self, tenant_id: str, inbox_id: str) -> list[blocking.Rule]:
+        """The rules for an inbox, cached a few seconds (a new rule applies within them)."""
+        key = (tenant_id, inbox_id)
+        hit = self._blocks.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
         rows = await self.pool.fetch(
             "SELECT kind, value FROM blocklist WHERE tenant_id = $1 "
             "AND (inbox_id IS NULL OR inbox_id = $2) ORDER BY created_at",
             uuid.UUID(tenant_id),
             uuid.UUID(inbox_id),
         )
-        return [blocking.Rule(r["kind"], r["value"]) for r in rows]
+        rules = [blocking.Rule(r["kind"], r["value"]) for r in rows]
+        if len(self._blocks) > 10_000:
+            self._blocks.clear()
+        self._blocks[key] = (now + BLOCKLIST_CACHE_S, rules)
+        return rules
 
     async def claim_unparsed(
         self, older_than_s: float, limit: int = 10

@@ -75,6 +75,27 @@ class Outbox:
             env.SerializeToString(),
         )
 
+    async def add_and_publish(
+        self, conn: asyncpg.Connection, env: events_pb2.EventEnvelope
+    ) -> None:
+        """Publish `env` now, inside the caller's transaction, and record it as published
+        there: when the transaction commits, the event is both written and out. If the
+        publish fails, this raises and the caller's transaction rolls back. If the commit
+        fails after the publish, the event went out for a change that did not commit: use
+        this only where that is harmless (the event's id is fixed beforehand and the state
+        it announces is retried to the same end, so the re-publish is deduplicated)."""
+        subject = subject_of(env)
+        payload = env.SerializeToString()
+        await self._bus.publish_bytes(subject, payload, env.event_id)
+        await conn.execute(
+            "INSERT INTO outbox (event_id, tenant_id, subject, payload, published_at, attempts) "
+            "VALUES ($1, $2, $3, $4, now(), 1)",
+            uuid.UUID(env.event_id),
+            uuid.UUID(env.tenant_id),
+            subject,
+            payload,
+        )
+
     def wake(self) -> None:
         self._wake.set()
 

@@ -32,6 +32,7 @@ import aiosmtplib
 import nats
 
 from services.devstack.stack import Ports, Stack, StackConfig
+from tests.bench import ingestion
 
 PASSWORD = "bench-password"
 THROUGHPUT_MAILS = int(os.environ.get("SB_BENCH_MAILS", "3000"))
@@ -189,6 +190,14 @@ async def main() -> int:
             tp = await throughput(stack, f"tp-{uuid.uuid4().hex[:6]}")
             print("latency…", file=sys.stderr)
             lat = await latency(stack, f"lat-{uuid.uuid4().hex[:6]}")
+            print("ingestion…", file=sys.stderr)
+            async with aiohttp.ClientSession() as http:
+                async with http.post(
+                    f"{stack.gateway_url}/api/v1/sessions",
+                    json={"login": "admin@demo.example", "password": PASSWORD},
+                ) as r:
+                    admin = (await r.json())["token"]
+            ingest = await ingestion.run(stack, admin, Path(tmp))
         finally:
             await asyncio.to_thread(stack.stop)
     base = parse_rate([make_mail(f"parse {i}") for i in range(THROUGHPUT_MAILS)])
@@ -210,6 +219,7 @@ async def main() -> int:
             "mails_per_second": round(base, 1),
         },
         "ratio_to_baseline": {"throughput": round(tp["mails_per_second"] / base, 4)},
+        "ingestion": ingest,
     }
     print(json.dumps(result, indent=2))
     return 0
