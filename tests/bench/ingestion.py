@@ -81,7 +81,7 @@ def bare_rate(mails: list[bytes]) -> float:
     started = time.perf_counter()
     for raw in mails:
         m = email.message_from_bytes(raw)
-        m["Subject"], m["From"]  # noqa: B018 - touch what an intake reads
+        m["Subject"], m["From"]
     return len(mails) / (time.perf_counter() - started)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 
 from services.accounts.seed import DEMO_INBOXES
-from services.devstack.stack import Stack
+from services.devstack.stack import ROOT, Stack
 from tests.conftest import DEMO_PASSWORD
 from tests.dovecot import Dovecot
 from tests.helpers import Unavailable, all_tickets, eventually, login, make_mail, send
@@ -275,3 +276,56 @@ async def test_mailbox_api_keeps_secrets_and_checks_input(stack: Stack, dovecot:
     assert code == 204
     code, _ = await _api(stack, admin, "DELETE", f"/api/v1/mailboxes/{mb['id']}")
     assert code == 404
+
+
+async def test_a_second_replica_takes_over_a_dead_replicas_mailbox(
+    stack: Stack, dovecot: Dovecot
+) -> None:
+    """Two ingestion replicas: each mailbox is fetched by one of them (a lease); when the
+    holder dies, the other takes the mailbox over and goes on fetching."""
+    import asyncpg
+
+    from services.devstack.infra import free_port, spawn
+    from services.runtime.db import with_database
+
+    env = stack.env_for("ingestion")
+    env.update(SB_GRPC_PORT=str(free_port()), SB_SMTP_PORT=str(free_port()))
+    log_path = stack.log_path("ingestion-2")
+    second = spawn(
+        [sys.executable, "-m", "services.ingestion"],
+        env=env,
+        log=open(log_path, "ab"),  # noqa: ASYNC230, SIM115 - lives with the process
+        cwd=ROOT,
+    )
+    try:
+        mb = await _mailbox(stack, dovecot)
+        tag = f"IMAP takeover {uuid.uuid4().hex[:6]}"
+        dovecot.append(make_mail(f"{tag} before").as_bytes(), user=mb["_user"])
+        await _wait_subjects(stack, tag, 1)
+        conn = await asyncpg.connect(with_database(stack.database_url, "sb_ingestion"))
+        try:
+            holder = await conn.fetchval(
+                "SELECT holder FROM mailbox_leases WHERE mailbox_id = $1", uuid.UUID(mb["id"])
+            )
+            pids = {stack.procs["ingestion"].pid: "first", second.pid: "second"}
+            holder_pid = int(holder.split(":")[1])
+            assert holder_pid in pids
+            victim = stack.procs["ingestion"] if pids[holder_pid] == "first" else second
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
+            dovecot.append(make_mail(f"{tag} after").as_bytes(), user=mb["_user"])
+            await _wait_subjects(stack, tag, 2, timeout=40)  # lease TTL is 6 s in the tests
+            new_holder = await conn.fetchval(
+                "SELECT holder FROM mailbox_leases WHERE mailbox_id = $1", uuid.UUID(mb["id"])
+            )
+            assert int(new_holder.split(":")[1]) != holder_pid
+        finally:
+            await conn.close()
+        assert sorted(await _subjects(stack, tag)) == [f"{tag} after", f"{tag} before"]
+    finally:
+        if second.poll() is None:
+            second.send_signal(signal.SIGTERM)
+            second.wait(20)
+        if stack.procs["ingestion"].poll() is not None:
+            stack.start_process("ingestion")
+        await stack.wait_healthy(timeout=30)
