@@ -83,6 +83,7 @@ class Dovecot:
     proc: subprocess.Popen[bytes] | None = None
     cert: Path | None = None
     cert_pair: tuple[Path, Path] | None = None
+    oauth2_introspection_url: str = ""  # when set: XOAUTH2/OAUTHBEARER through this URL
     _mtime: int = 0
 
     def start(self) -> Dovecot:
@@ -108,6 +109,22 @@ class Dovecot:
             self.cert, key = self.cert_pair or self_signed(self.base)
             self.tls_port = free_port()
             ssl_lines = f"ssl = yes\nssl_cert = <{self.cert}\nssl_key = <{key}"
+        oauth = ""
+        mechanisms = "plain login"
+        if self.oauth2_introspection_url:
+            (self.base / "oauth2.conf.ext").write_text(
+                "introspection_mode = post\n"
+                f"introspection_url = {self.oauth2_introspection_url}\n"
+                "username_attribute = username\n"
+                "active_attribute = active\n"
+                "active_value = true\n"
+                "force_introspection = yes\n"
+            )
+            mechanisms += " xoauth2 oauthbearer"
+            oauth = (
+                "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {self.base}/oauth2.conf.ext\n}}\n"
+            )
         capability = ""
         if not self.idle:
             capability = (
@@ -122,9 +139,9 @@ state_dir = {self.base}/state
 log_path = {self.base}/dovecot.log
 {ssl_lines}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 {capability}
-passdb {{
+{oauth}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.base}/passwd
 }}

@@ -43,6 +43,9 @@ _FETCH_UID = re.compile(rb"UID (\d+)")
 IDLE_REFRESH_S = 5 * 60
 
 
+XOAUTH2_TIMEOUT_S = 8.0
+
+
 class ImapError(Exception):
     """The server refused something or the connection broke: back off and reconnect."""
 
@@ -97,7 +100,19 @@ class ImapSession:
         if mb.security == "starttls":
             await self._starttls(ctx)
         if mb.auth == "xoauth2":
-            resp = await self.client.xoauth2(mb.username, self._secret.encode())  # type: ignore[arg-type]
+            # aioimaplib annotates the token as bytes but formats it as text: give it text.
+            # On a bad token the server sends an error continuation that aioimaplib does not
+            # answer, so the exchange would hang: bound it and call it what it is.
+            try:
+                resp = await asyncio.wait_for(
+                    self.client.xoauth2(mb.username, self._secret),  # type: ignore[arg-type]
+                    XOAUTH2_TIMEOUT_S,
+                )
+            except TimeoutError:
+                raise ImapError(
+                    "login refused: the XOAUTH2 token was not accepted "
+                    "(invalid or expired; give the mailbox a fresh token)"
+                ) from None
         else:
             resp = await self.client.login(mb.username, self._secret)
         _ok(resp, "login")

@@ -50,9 +50,9 @@ def _new_user(server: Dovecot) -> tuple[str, str]:
 
 
 async def _mailbox(
-    stack: Stack, server: Dovecot, user: tuple[str, str] | None = None, **overrides: Any
+    stack: Stack, server: Dovecot, login_as: tuple[str, str] | None = None, **overrides: Any
 ) -> dict[str, Any]:
-    user, password = user or _new_user(server)
+    user, password = login_as or _new_user(server)
     body = {
         "inbox_id": SUPPORT,
         "host": "127.0.0.1",
@@ -294,7 +294,7 @@ async def test_a_second_replica_takes_over_a_dead_replicas_mailbox(
     second = spawn(
         [sys.executable, "-m", "services.ingestion"],
         env=env,
-        log=open(log_path, "ab"),  # noqa: ASYNC230, SIM115 - lives with the process
+        log=open(log_path, "ab"),  # noqa: ASYNC230 - lives with the process
         cwd=ROOT,
     )
     try:
@@ -329,3 +329,48 @@ async def test_a_second_replica_takes_over_a_dead_replicas_mailbox(
         if stack.procs["ingestion"].poll() is not None:
             stack.start_process("ingestion")
         await stack.wait_healthy(timeout=30)
+
+
+async def test_an_xoauth2_mailbox_logs_in_with_its_bearer_token(
+    stack: Stack, tmp_path: Any
+) -> None:
+    """Gmail / Microsoft 365 style: the secret is an OAuth2 access token, checked by the
+    IMAP server with its provider (here a local introspection endpoint)."""
+    from aiohttp import web
+
+    from services.devstack.infra import free_port
+
+    token = f"ya29.{uuid.uuid4().hex}"
+    asked: list[str] = []
+
+    async def introspect(request: web.Request) -> web.Response:
+        form = await request.post()
+        asked.append(str(form.get("token", "")))
+        if form.get("token") == token:
+            return web.json_response({"active": True, "username": "oauth-user"})
+        return web.json_response({"active": False})
+
+    app = web.Application()
+    app.router.add_post("/introspect", introspect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    server = Dovecot(
+        tmp_path / "dovecot-oauth",
+        users={"oauth-user": "unused-password"},
+        oauth2_introspection_url=f"http://127.0.0.1:{port}/introspect",
+    ).start()
+    try:
+        mb = await _mailbox(stack, server, ("oauth-user", token), auth="xoauth2", secret=token)
+        tag = f"IMAP xoauth2 {uuid.uuid4().hex[:6]}"
+        server.append(make_mail(f"{tag} one").as_bytes(), user="oauth-user")
+        await _wait_subjects(stack, tag, 1, timeout=30)
+        assert token in asked  # the server really checked the bearer token
+        # A wrong token is an error shown on the mailbox, not a crash.
+        bad = await _mailbox(stack, server, ("oauth-user", "x"), auth="xoauth2", secret="wrong")
+        state = await eventually(lambda: _state(stack, bad["id"], "error"), timeout=20)
+        assert "login refused" in state["last_error"]
+    finally:
+        server.stop()
+        await runner.cleanup()
