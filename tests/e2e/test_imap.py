@@ -362,7 +362,7 @@ async def test_an_xoauth2_mailbox_logs_in_with_its_bearer_token(
         oauth2_introspection_url=f"http://127.0.0.1:{port}/introspect",
     ).start()
     try:
-        mb = await _mailbox(stack, server, ("oauth-user", token), auth="xoauth2", secret=token)
+        await _mailbox(stack, server, ("oauth-user", token), auth="xoauth2", secret=token)
         tag = f"IMAP xoauth2 {uuid.uuid4().hex[:6]}"
         server.append(make_mail(f"{tag} one").as_bytes(), user="oauth-user")
         await _wait_subjects(stack, tag, 1, timeout=30)
