@@ -26,7 +26,7 @@ from .intake import IntakePipeline
 from .store import Intake
 
 MAX_FAILURES_LISTED = 1000
-PROGRESS_EVERY = 50
+WINDOW = 8  # mails taken concurrently
 
 
 @dataclass(frozen=True)
@@ -109,14 +109,14 @@ class ImportRepo:
         total: int | None = None,
         created: int = 0,
         duplicates: int = 0,
-        failure: dict[str, Any] | None = None,
+        failures: list[dict[str, Any]] | None = None,
     ) -> bool:
         """Record one step; False when the job is no longer ours (lease taken over)."""
         status = await self._pool.execute(
             "UPDATE import_jobs SET done = $3, total = coalesce($4, total), "
             "created = created + $5, duplicates = duplicates + $6, "
-            "failures = CASE WHEN $7::jsonb IS NULL OR jsonb_array_length(failures) >= $8 "
-            "THEN failures ELSE failures || jsonb_build_array($7::jsonb) END, "
+            "failures = CASE WHEN jsonb_array_length(failures) >= $8 "
+            "THEN failures ELSE failures || $7::jsonb END, "
             "lease_until = now() + make_interval(secs => $9), updated_at = now() "
             "WHERE id = $1 AND holder = $2",
             job_id,
@@ -125,7 +125,7 @@ class ImportRepo:
             total,
             created,
             duplicates,
-            failure,  # the jsonb codec encodes it
+            failures or [],  # the jsonb codec encodes it
             MAX_FAILURES_LISTED,
             lease_s,
         )
@@ -209,50 +209,48 @@ class ImportRunner:
         start = job["done"]
         bound.info("import running", total=total, resume_at=start)
         inbox = common_pb2.InboxRef(id=str(job["inbox_id"]), name=job["inbox_name"])
-        # Progress is written every PROGRESS_EVERY mails (and at every failure): after a
-        # crash the mails since the last write are accepted again, and dedupe absorbs them.
-        created = duplicates = 0
-        last_write = loop_time = asyncio.get_running_loop().time()
-        for item in archive.items(data, job["kind"], self._limits):
+        tenant_id = str(job["tenant_id"])
+
+        async def take(item: archive.Item) -> tuple[int, int, dict[str, Any] | None]:
+            if item.raw is None:
+                return 0, 0, {"index": item.index, "name": item.name, "problem": item.problem}
+            intake = Intake(
+                tenant_id=tenant_id,
+                inbox=inbox,
+                channel="import",
+                raw=item.raw,
+                envelope_from="",
+                envelope_recipients=[],
+                use_mail_date=True,
+            )
+            [accepted] = await self._pipeline.accept([intake])
+            return (0, 1, None) if accepted.duplicate else (1, 0, None)
+
+        # Mails are taken WINDOW at a time, concurrently (their database and bus round
+        # trips overlap), and progress is written after each window: after a crash the
+        # window is taken again, and dedupe absorbs what it had already done.
+        window: list[archive.Item] = []
+        for item in archive.items(data, job["kind"], self._limits):  # streamed, not listed
             if item.index < start:
+                continue
+            window.append(item)
+            if len(window) < WINDOW and item.index + 1 < total:
                 continue
             if self._stop.is_set():
                 return  # the lease lapses; this or another replica resumes here
-            failure = None
-            if item.raw is None:
-                failure = {"index": item.index, "name": item.name, "problem": item.problem}
-            else:
-                intake = Intake(
-                    tenant_id=str(job["tenant_id"]),
-                    inbox=inbox,
-                    channel="import",
-                    raw=item.raw,
-                    envelope_from="",
-                    envelope_recipients=[],
-                    use_mail_date=True,
-                )
-                [accepted] = await self._pipeline.accept([intake])
-                if accepted.duplicate:
-                    duplicates += 1
-                else:
-                    created += 1
-            loop_time = asyncio.get_running_loop().time()
-            last = item.index + 1 == total
-            due = (created + duplicates) >= PROGRESS_EVERY or loop_time - last_write > 0.5
-            if failure is not None or last or due:
-                if not await self._repo.progress(
-                    job_id,
-                    self._holder,
-                    self._lease_s,
-                    done=item.index + 1,
-                    total=total,
-                    created=created,
-                    duplicates=duplicates,
-                    failure=failure,
-                ):
-                    bound.warning("import taken over by another replica")
-                    return
-                created = duplicates = 0
-                last_write = loop_time
+            results = await asyncio.gather(*(take(i) for i in window))
+            if not await self._repo.progress(
+                job_id,
+                self._holder,
+                self._lease_s,
+                done=window[-1].index + 1,
+                total=total,
+                created=sum(r[0] for r in results),
+                duplicates=sum(r[1] for r in results),
+                failures=[r[2] for r in results if r[2] is not None],
+            ):
+                bound.warning("import taken over by another replica")
+                return
+            window = []
         await self._repo.finish(job_id, self._holder, "done")
         bound.info("import done", total=total)
