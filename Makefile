@@ -55,7 +55,7 @@ test: install $(SYSTEM_STAMP) ## Run the whole test suite (starts its own server
 
 .PHONY: bench
 bench: install $(SYSTEM_STAMP) ## Benchmarks; prints JSON
-	$(PY) -m tests.bench.e2e
+	@$(PY) -m tests.bench.e2e
 
 .PHONY: lint
 lint: install ## ruff and mypy

@@ -31,6 +31,7 @@ from .secrets import SecretBox
 from .store import Intake, RawStore
 
 MAX_SECRET = 8192
+_TENANT_TABLES = frozenset({"forms", "blocklist"})  # SQL names only from here
 
 
 def _import_pb(row: Any) -> ingestion_pb2.ImportJob:
@@ -310,23 +311,34 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         )
         return self._form_pb(row)
 
-    async def ListForms(self, request: Any, context: Any) -> ingestion_pb2.ListFormsResponse:
+    async def _owned(self, table: str) -> list[Any]:
+        """The caller's tenant's rows of one of ingestion's per-tenant tables."""
+        assert table in _TENANT_TABLES
         ident = identity.require_tenant()
-        rows = await self._store.pool.fetch(
-            "SELECT * FROM forms WHERE tenant_id = $1 ORDER BY created_at",
-            uuid.UUID(ident.tenant_id),
+        return list(
+            await self._store.pool.fetch(
+                f"SELECT * FROM {table} WHERE tenant_id = $1 ORDER BY created_at",
+                uuid.UUID(ident.tenant_id),
+            )
         )
+
+    async def _delete_owned(self, table: str, raw_id: str, field: str, what: str) -> None:
+        assert table in _TENANT_TABLES
+        ident = identity.require_tenant()
+        status = await self._store.pool.execute(
+            f"DELETE FROM {table} WHERE tenant_id = $1 AND id = $2",
+            uuid.UUID(ident.tenant_id),
+            parse_uuid(raw_id, field),
+        )
+        if status != "DELETE 1":
+            raise NotFound(f"no such {what}", field=field)
+
+    async def ListForms(self, request: Any, context: Any) -> ingestion_pb2.ListFormsResponse:
+        rows = await self._owned("forms")
         return ingestion_pb2.ListFormsResponse(forms=[self._form_pb(r) for r in rows])
 
     async def DeleteForm(self, request: Any, context: Any) -> ingestion_pb2.DeleteFormResponse:
-        ident = identity.require_tenant()
-        status = await self._store.pool.execute(
-            "DELETE FROM forms WHERE tenant_id = $1 AND id = $2",
-            uuid.UUID(ident.tenant_id),
-            parse_uuid(request.form_id, "form_id"),
-        )
-        if status != "DELETE 1":
-            raise NotFound("no such form", field="form_id")
+        await self._delete_owned("forms", request.form_id, "form_id", "form")
         return ingestion_pb2.DeleteFormResponse()
 
     async def SubmitForm(self, request: Any, context: Any) -> ingestion_pb2.SubmitFormResponse:
@@ -447,20 +459,9 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         return self._block_pb(row)
 
     async def ListBlocks(self, request: Any, context: Any) -> ingestion_pb2.ListBlocksResponse:
-        ident = identity.require_tenant()
-        rows = await self._store.pool.fetch(
-            "SELECT * FROM blocklist WHERE tenant_id = $1 ORDER BY created_at",
-            uuid.UUID(ident.tenant_id),
-        )
+        rows = await self._owned("blocklist")
         return ingestion_pb2.ListBlocksResponse(blocks=[self._block_pb(r) for r in rows])
 
     async def DeleteBlock(self, request: Any, context: Any) -> ingestion_pb2.DeleteBlockResponse:
-        ident = identity.require_tenant()
-        status = await self._store.pool.execute(
-            "DELETE FROM blocklist WHERE tenant_id = $1 AND id = $2",
-            uuid.UUID(ident.tenant_id),
-            parse_uuid(request.block_id, "block_id"),
-        )
-        if status != "DELETE 1":
-            raise NotFound("no such block", field="block_id")
+        await self._delete_owned("blocklist", request.block_id, "block_id", "block")
         return ingestion_pb2.DeleteBlockResponse()

@@ -30,6 +30,7 @@ from switchboard.v1 import common_pb2
 from services.runtime import log
 from services.runtime.clock import Clock
 from services.runtime.errors import FailedPrecondition
+from services.runtime.periodic import PeriodicTask
 
 from .intake import IntakePipeline
 from .mailboxes import Mailbox, MailboxRepo
@@ -410,10 +411,10 @@ class LeaseLost(Exception):
     pass
 
 
-class ImapSupervisor:
+class ImapSupervisor(PeriodicTask):
     """Runs a fetcher for every enabled mailbox this replica holds the lease of; renews
     leases every ttl/3; starts fetching mailboxes whose holder died; stops fetchers whose
-    mailbox was disabled, deleted or taken over."""
+    mailbox was disabled, deleted or taken over. `wake()` after a mailbox changed."""
 
     def __init__(
         self,
@@ -427,6 +428,7 @@ class ImapSupervisor:
         cfg: FetcherConfig | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__("imap-supervisor", lease_ttl_s / 3)
         self.holder = holder
         self._repo = repo
         self._secrets = secrets
@@ -436,24 +438,14 @@ class ImapSupervisor:
         self._cfg = cfg or FetcherConfig()
         self._tls = tls
         self.fetchers: dict[str, MailboxFetcher] = {}
-        self._stop = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._log = log.get("imap")
 
-    def wake(self) -> None:
-        """Look at the mailbox list now (after a mailbox was added or changed)."""
-        self._wake.set()
-
-    def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self._run(), name="imap-supervisor")
-        return self._task
+    async def step(self) -> bool:
+        await self.reconcile()
+        return False
 
     async def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._task is not None:
-            await self._task
+        await super().stop()
         await asyncio.gather(*(f.stop() for f in self.fetchers.values()))
         for mailbox_id in list(self.fetchers):
             try:
@@ -461,18 +453,6 @@ class ImapSupervisor:
             except Exception as exc:
                 self._log.warning("lease not released", mailbox_id=mailbox_id, error=repr(exc))
         self.fetchers.clear()
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.reconcile()
-            except Exception:
-                self._log.exception("mailbox supervision pass failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._ttl / 3)
-            except TimeoutError:
-                pass
-            self._wake.clear()
 
     async def reconcile(self) -> None:
         wanted = {mb.id: mb for mb in await self._repo.enabled()}

@@ -20,6 +20,7 @@ from switchboard.v1 import common_pb2
 
 from services.runtime import log
 from services.runtime.clock import Clock
+from services.runtime.periodic import PeriodicTask
 
 from . import archive
 from .intake import IntakePipeline
@@ -144,7 +145,7 @@ class ImportRepo:
             await conn.execute("DELETE FROM import_files WHERE job_id = $1", job_id)
 
 
-class ImportRunner:
+class ImportRunner(PeriodicTask):
     def __init__(
         self,
         repo: ImportRepo,
@@ -156,45 +157,22 @@ class ImportRunner:
         poll_s: float = 1.0,
         limits: archive.ImportLimits | None = None,
     ) -> None:
+        super().__init__("import-runner", poll_s)
         self._repo = repo
         self._pipeline = pipeline
         self._clock = clock
         self._holder = holder
         self._lease_s = lease_s
-        self._poll_s = poll_s
         self._limits = limits or archive.ImportLimits()
-        self._stop = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._log = log.get("import")
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self._run(), name="import-runner")
-        return self._task
-
-    async def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                job = await self._repo.claim(self._holder, self._lease_s)
-                if job is not None:
-                    await self.run_job(job)
-                    continue
-            except Exception:
-                self._log.exception("import pass failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+    async def step(self) -> bool:
+        """Run the oldest job nobody holds; True when there was one (look for the next)."""
+        job = await self._repo.claim(self._holder, self._lease_s)
+        if job is None:
+            return False
+        await self.run_job(job)
+        return True
 
     async def run_job(self, job: Any) -> None:
         job_id: uuid.UUID = job["id"]
@@ -236,7 +214,7 @@ class ImportRunner:
             window.append(item)
             if len(window) < WINDOW and item.index + 1 < total:
                 continue
-            if self._stop.is_set():
+            if self.stopping:
                 return  # the lease lapses; this or another replica resumes here
             results = await asyncio.gather(*(take(i) for i in window))
             if not await self._repo.progress(

@@ -23,6 +23,7 @@ from email.utils import parsedate_to_datetime
 from services.runtime import log
 from services.runtime.clock import Clock
 from services.runtime.outbox import Outbox
+from services.runtime.periodic import PeriodicTask
 
 from .parser import Limits, ParsedMail, parse
 from .store import Accepted, Intake, RawStore, Stored, dedupe_key
@@ -99,7 +100,7 @@ class IntakePipeline:
         return accepted
 
 
-class UnparsedSweeper:
+class UnparsedSweeper(PeriodicTask):
     """Every `every_s`, completes messages left in state `stored` for longer than
     `grace_s` (their intake died between keeping the bytes and recording the parse). A
     message whose parsing was tried MAX_PARSE_ATTEMPTS times without finishing (it kills
@@ -115,24 +116,17 @@ class UnparsedSweeper:
         grace_s: float = 30.0,
         every_s: float = 15.0,
     ) -> None:
+        super().__init__("unparsed-sweeper", every_s)
         self._store = store
         self._pipeline = pipeline
         self._outbox = outbox
         self._clock = clock
         self._grace = grace_s
-        self._every = every_s
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._log = log.get("sweeper")
 
-    def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self._run(), name="unparsed-sweeper")
-        return self._task
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
+    async def step(self) -> bool:
+        await self.sweep_once()
+        return False
 
     async def sweep_once(self) -> int:
         done = 0
@@ -154,14 +148,3 @@ class UnparsedSweeper:
         self._log.info(
             "finished an unparsed message", message_id=stored.message_id, attempts=attempts
         )
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.sweep_once()
-            except Exception:
-                self._log.exception("sweep failed")
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=self._every)
-            except TimeoutError:
-                pass

@@ -21,6 +21,7 @@ from . import log
 from .bus import Bus
 from .db import Database
 from .events import subject_of
+from .periodic import PeriodicTask
 
 PROCESSED_KEEP_DAYS = 30  # longer than any stream keeps a message
 Observer = Callable[[Sequence[str]], Awaitable[None]]
@@ -41,7 +42,7 @@ async def first_time(
     return bool(status == "INSERT 0 1")
 
 
-class Outbox:
+class Outbox(PeriodicTask):
     def __init__(
         self,
         db: Database,
@@ -52,15 +53,13 @@ class Outbox:
         keep_published_s: float = 86_400.0,
         on_published: Observer | None = None,
     ) -> None:
+        super().__init__("outbox-relay", poll_s)
         self._db = db
         self._bus = bus
         self._batch = batch
-        self._poll_s = poll_s
         self._keep_s = keep_published_s
         self._on_published = on_published
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._next_prune = 0.0
         self._log = log.get("outbox")
 
     async def add(
@@ -95,9 +94,6 @@ class Outbox:
             subject,
             payload,
         )
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def _publish_rows(self, conn: asyncpg.Connection, rows: Sequence[Any]) -> list[uuid.UUID]:
         results = await asyncio.gather(
@@ -174,33 +170,16 @@ class Outbox:
         )
         return int(status.split()[-1])
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_prune = loop.time() + 60
-        while not self._stop.is_set():
-            try:
-                while await self.relay_once() and not self._stop.is_set():
-                    pass
-                if loop.time() > next_prune:
-                    next_prune = loop.time() + 600
+    async def step(self) -> bool:
+        """Relay one batch (True when there may be more); now and then forget old rows."""
+        try:
+            published = await self.relay_once()
+            now = asyncio.get_running_loop().time()
+            if now > self._next_prune:
+                if self._next_prune:
                     await self.prune()
-            except (OSError, asyncpg.PostgresError, ConnectionError) as exc:
-                self._log.warning("relay pass failed", error=str(exc))
-            except Exception:
-                self._log.exception("relay pass failed")
-            if self._stop.is_set():
-                break
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+                self._next_prune = now + 600
+        except (OSError, asyncpg.PostgresError, ConnectionError) as exc:
+            self._log.warning("relay pass failed", error=str(exc))
+            return False
+        return published > 0

@@ -160,9 +160,7 @@ class ServiceRuntime:
             port = await self.grpc.start()
             self.log.info("grpc listening", port=port)
         if self.outbox is not None:
-            self.outbox.start()
-            assert self.outbox._task is not None
-            self._watch(self.outbox._task, "outbox-relay")
+            self._watch(self.outbox.start(), "outbox-relay")
         for consumer in self._consumers:
             self._watch(consumer.start(), consumer.spec.durable)
         for name, start in self._background:
