@@ -84,6 +84,17 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def _strings(body: dict[str, Any], names: tuple[str, ...]) -> dict[str, str]:
+    """These fields of a JSON body, each a string ("" when absent or null)."""
+    values = {}
+    for name in names:
+        value = body.get(name) or ""
+        if not isinstance(value, str):
+            raise ApiError(400, "invalid_argument", f"{name} must be a string", name)
+        values[name] = value
+    return values
+
+
 async def caller_of(request: web.Request) -> Caller:
     return await request.app[DEPS].sessions.resolve(bearer_token(request))
 
@@ -509,13 +520,7 @@ def form_json(f: ingestion_pb2.Form) -> dict[str, Any]:
 
 async def create_form(request: web.Request) -> web.Response:
     caller = await admin_of(request)
-    body = await _json_body(request)
-    values = {}
-    for name in ("inbox_id", "name", "redirect_url"):
-        value = body.get(name, "")
-        if not isinstance(value, str):
-            raise ApiError(400, "invalid_argument", f"{name} must be a string", name)
-        values[name] = value
+    values = _strings(await _json_body(request), ("inbox_id", "name", "redirect_url"))
     resp = await request.app[DEPS].ingestion.CreateForm(
         ingestion_pb2.CreateFormRequest(**values), metadata=_md(caller, request), timeout=10
     )
@@ -616,13 +621,7 @@ def block_json(b: ingestion_pb2.Block) -> dict[str, Any]:
 
 async def add_block(request: web.Request) -> web.Response:
     caller = await admin_of(request)
-    body = await _json_body(request)
-    values = {}
-    for name in ("kind", "value", "inbox_id"):
-        value = body.get(name) or ""
-        if not isinstance(value, str):
-            raise ApiError(400, "invalid_argument", f"{name} must be a string", name)
-        values[name] = value
+    values = _strings(await _json_body(request), ("kind", "value", "inbox_id"))
     resp = await request.app[DEPS].ingestion.AddBlock(
         ingestion_pb2.AddBlockRequest(**values), metadata=_md(caller, request), timeout=10
     )

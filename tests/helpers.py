@@ -71,6 +71,20 @@ class Unavailable(Exception):
     """The gateway answered 503: a service is down (e.g. being restarted by a test)."""
 
 
+async def api_call(
+    stack: Stack, token: str, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
+    """Any API call with a JSON body; the status and the JSON answer (None for a 204)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.request(
+            method,
+            f"{stack.gateway_url}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp:
+            return resp.status, (await resp.json() if resp.status != 204 else None)
+
+
 async def all_tickets(stack: Stack, token: str, status: str = "") -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor = ""

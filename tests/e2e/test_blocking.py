@@ -7,13 +7,13 @@ import asyncio
 import uuid
 from typing import Any
 
-import aiohttp
 import pytest
 
 from services.devstack.stack import Stack
 from tests.helpers import (
     Tenant,
     all_tickets,
+    api_call,
     api_get,
     create_tenant,
     eventually,
@@ -23,19 +23,6 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-async def _admin_call(
-    stack: Stack, token: str, method: str, path: str, body: Any = None
-) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as http:
-        async with http.request(
-            method,
-            f"{stack.gateway_url}{path}",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as resp:
-            return resp.status, (await resp.json() if resp.status != 204 else None)
 
 
 async def _trashed(stack: Stack, token: str, subject: str) -> dict[str, Any]:
@@ -50,11 +37,11 @@ async def test_blocked_senders_and_spam_go_to_the_trash(stack: Stack) -> None:
     tenant: Tenant = await create_tenant(stack)
     token = await login(stack, tenant.login, tenant.password)
     for kind, value in (("domain", "Spammy.Example"), ("pattern", "noreply-*@shop.example")):
-        code, block = await _admin_call(
+        code, block = await api_call(
             stack, token, "POST", "/api/v1/blocklist", {"kind": kind, "value": value}
         )
         assert code == 201, block
-    code, _ = await _admin_call(
+    code, _ = await api_call(
         stack, token, "POST", "/api/v1/blocklist", {"kind": "domain", "value": "spammy.example"}
     )
     assert code == 409
@@ -88,9 +75,9 @@ async def test_blocked_senders_and_spam_go_to_the_trash(stack: Stack) -> None:
         lambda: _is_open(stack, token, f"Fine {tag}")
     )
     assert not [s for s in open_subjects if s.startswith(("Blocked", "Spam"))]
-    code, listing = await _admin_call(stack, token, "GET", "/api/v1/blocklist")
+    code, listing = await api_call(stack, token, "GET", "/api/v1/blocklist")
     assert len(listing["items"]) == 2
-    code, _ = await _admin_call(
+    code, _ = await api_call(
         stack, token, "DELETE", f"/api/v1/blocklist/{listing['items'][0]['id']}"
     )
     assert code == 204
@@ -110,8 +97,8 @@ async def test_bad_block_rules_are_refused(stack: Stack) -> None:
         ({"kind": "pattern", "value": "plain@x.com"}, "value"),
         ({"kind": "address", "value": "a@b.com", "inbox_id": str(uuid.uuid4())}, "inbox_id"),
     ]:
-        code, resp = await _admin_call(stack, token, "POST", "/api/v1/blocklist", body)
+        code, resp = await api_call(stack, token, "POST", "/api/v1/blocklist", body)
         assert code in (400, 404) and resp["error"]["field"] == field, (body, resp)
     agent = await login(stack)
-    code, _ = await _admin_call(stack, agent, "GET", "/api/v1/blocklist")
+    code, _ = await api_call(stack, agent, "GET", "/api/v1/blocklist")
     assert code == 403

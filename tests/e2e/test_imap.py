@@ -13,14 +13,13 @@ import time
 import uuid
 from typing import Any
 
-import aiohttp
 import pytest
 
 from services.accounts.seed import DEMO_INBOXES
 from services.devstack.stack import ROOT, Stack
 from tests.conftest import DEMO_PASSWORD
 from tests.dovecot import Dovecot
-from tests.helpers import Unavailable, all_tickets, eventually, login, make_mail, send
+from tests.helpers import Unavailable, all_tickets, api_call, eventually, login, make_mail, send
 
 pytestmark = pytest.mark.e2e
 SUPPORT = DEMO_INBOXES["Support"][0]
@@ -28,19 +27,6 @@ SUPPORT = DEMO_INBOXES["Support"][0]
 
 async def _admin(stack: Stack) -> str:
     return await login(stack, "admin@demo.example", DEMO_PASSWORD)
-
-
-async def _api(
-    stack: Stack, token: str, method: str, path: str, body: Any = None
-) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as http:
-        async with http.request(
-            method,
-            f"{stack.gateway_url}{path}",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as resp:
-            return resp.status, (await resp.json() if resp.status != 204 else None)
 
 
 def _new_user(server: Dovecot) -> tuple[str, str]:
@@ -65,7 +51,7 @@ async def _mailbox(
         "poll_interval_s": 5,
         **overrides,
     }
-    code, mb = await _api(stack, await _admin(stack), "POST", "/api/v1/mailboxes", body)
+    code, mb = await api_call(stack, await _admin(stack), "POST", "/api/v1/mailboxes", body)
     assert code == 201, mb
     mb["_user"], mb["_password"] = user, password
     return mb
@@ -105,7 +91,7 @@ async def test_mail_in_an_imap_mailbox_becomes_a_ticket_at_once_with_idle(
 
 
 async def _state(stack: Stack, mailbox_id: str, want: str | None = None) -> Any:
-    code, body = await _api(stack, await _admin(stack), "GET", "/api/v1/mailboxes")
+    code, body = await api_call(stack, await _admin(stack), "GET", "/api/v1/mailboxes")
     assert code == 200
     [mb] = [m for m in body["items"] if m["id"] == mailbox_id]
     if want is not None:
@@ -243,7 +229,7 @@ async def test_connections_cut_mid_fetch_lose_and_double_nothing(
 async def test_mailbox_api_keeps_secrets_and_checks_input(stack: Stack, dovecot: Dovecot) -> None:
     mb = await _mailbox(stack, dovecot)
     admin = await _admin(stack)
-    code, listing = await _api(stack, admin, "GET", "/api/v1/mailboxes")
+    code, listing = await api_call(stack, admin, "GET", "/api/v1/mailboxes")
     assert code == 200
     text = str(listing)
     assert mb["_password"] not in text and "secret" not in text
@@ -267,14 +253,14 @@ async def test_mailbox_api_keeps_secrets_and_checks_input(stack: Stack, dovecot:
         ({"port": "143"}, "port"),
         ({"inbox_id": str(uuid.uuid4())}, "inbox_id"),
     ]:
-        code, body = await _api(stack, admin, "POST", "/api/v1/mailboxes", {**base, **change})
+        code, body = await api_call(stack, admin, "POST", "/api/v1/mailboxes", {**base, **change})
         assert code in (400, 404) and body["error"]["field"] == field, (change, body)
     agent = await login(stack)
-    code, body = await _api(stack, agent, "GET", "/api/v1/mailboxes")
+    code, body = await api_call(stack, agent, "GET", "/api/v1/mailboxes")
     assert code == 403
-    code, _ = await _api(stack, admin, "DELETE", f"/api/v1/mailboxes/{mb['id']}")
+    code, _ = await api_call(stack, admin, "DELETE", f"/api/v1/mailboxes/{mb['id']}")
     assert code == 204
-    code, _ = await _api(stack, admin, "DELETE", f"/api/v1/mailboxes/{mb['id']}")
+    code, _ = await api_call(stack, admin, "DELETE", f"/api/v1/mailboxes/{mb['id']}")
     assert code == 404
 
 
