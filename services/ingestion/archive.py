@@ -114,6 +114,8 @@ def items(data: bytes, kind: str, limits: ImportLimits | None = None) -> Iterato
         try:
             with archive.open(member) as f:
                 raw = f.read(lim.max_message_bytes + 1)  # bounded: a bomb stops here
+        # zipfile raises NotImplementedError for a member stored with a compression
+        # method it does not support (e.g. deflate64): that member is listed, not fatal.
         except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
             yield Item(i, name, None, f"cannot be read from the zip: {exc}")
             continue
