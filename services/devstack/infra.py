@@ -11,6 +11,7 @@ import asyncio
 import ctypes
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -24,8 +25,33 @@ from typing import IO
 PG_SYSTEM_USER = "sbpostgres"
 
 
-def free_port() -> int:
+# Listening ports are drawn below Linux's ephemeral range (32768–60999 by default): a port
+# the kernel handed out with bind(0) can be taken a moment later as the source port of
+# some outgoing connection, before the server meant for it binds it ("Address already in
+# use"). Ports already handed out by this process are not handed out again.
+_PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+_port_rng = random.Random()
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on and no outgoing connection uses."""
+    for _ in range(1000):
+        port = _port_rng.randrange(*_PORT_RANGE)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    with socket.socket() as s:  # the whole range busy: fall back to the kernel's choice
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
