@@ -18,7 +18,6 @@ from pydantic import Field
 from switchboard.v1 import (
     accounts_pb2,
     accounts_pb2_grpc,
-    common_pb2,
     ingestion_pb2,
     ingestion_pb2_grpc,
     tickets_pb2,
@@ -31,7 +30,7 @@ from services.runtime.bus import Bus
 from services.runtime.ids import IdGenerator
 from services.runtime.settings import DEFAULT_PORTS
 
-from . import views
+from . import routes_contacts, routes_locks, routes_tickets, views
 from .auth import Caller, SessionResolver, bearer_token
 from .errors import ApiError, error_middleware
 from .live import LiveHub
@@ -207,31 +206,17 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
 
 
 async def list_tickets(request: web.Request) -> web.Response:
-    caller = await caller_of(request)
-    status_name = request.query.get("status", "")
-    status = common_pb2.TICKET_STATUS_UNSPECIFIED
-    if status_name:
-        if status_name not in views.STATUS_VALUES:
-            allowed = ", ".join(views.STATUS_VALUES)
-            raise ApiError(400, "invalid_argument", f"status must be one of {allowed}", "status")
-        status = views.STATUS_VALUES[status_name]
-    limit = _int_param(request, "limit", 50)
-    if not 1 <= limit <= 200:
-        raise ApiError(400, "invalid_argument", "limit must be between 1 and 200", "limit")
-    resp = await request.app[DEPS].tickets.ListTickets(
-        tickets_pb2.ListTicketsRequest(
-            status=status,
-            page=common_pb2.PageRequest(limit=limit, cursor=request.query.get("cursor", "")),
-        ),
-        metadata=_md(caller, request),
-        timeout=10,
-    )
+    """Search and list (TKT-10): filters, keyword, sort and paging are read by
+    routes_tickets.search; each row carries its elapsed time (TKT-14)."""
+    resp = await routes_tickets.search(request)
     return json_response(
-        {"items": [views.ticket(t) for t in resp.tickets], "next": resp.next_cursor or None}
+        {"items": [views.ticket_row(r) for r in resp.rows], "next": resp.next_cursor or None}
     )
 
 
 async def get_ticket(request: web.Request) -> web.Response:
+    """The ticket with its messages (mail and phone memos), internal comments, both merged
+    in time order as `timeline`, and its elapsed time."""
     caller = await caller_of(request)
     resp = await request.app[DEPS].tickets.GetTicket(
         tickets_pb2.GetTicketRequest(ticket_id=request.match_info["ticket_id"]),
@@ -239,15 +224,10 @@ async def get_ticket(request: web.Request) -> web.Response:
         timeout=10,
     )
     body = views.ticket(resp.ticket)
-    body["messages"] = [
-        {
-            "id": m.id,
-            "channel": m.channel,
-            "received_at": views.iso(m.received_at),
-            **views.mail(m.mail),
-        }
-        for m in resp.messages
-    ]
+    body.update(views.elapsed(resp.elapsed_seconds, resp.elapsed_level, resp.elapsed_color))
+    body["messages"] = [views.message(m) for m in resp.messages]
+    body["comments"] = [views.comment(c) for c in resp.comments]
+    body["timeline"] = [views.timeline_entry(e) for e in resp.timeline]
     return json_response(body)
 
 
@@ -691,6 +671,9 @@ def build_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/api/v1/messages/{message_id}", get_message)
     app.router.add_get("/api/v1/messages/{message_id}/raw", raw_message)
     app.router.add_get("/api/v1/messages/{message_id}/attachments/{index}", get_attachment)
+    routes_tickets.add_routes(app)
+    routes_locks.add_routes(app)
+    routes_contacts.add_routes(app)
 
     async def lifecycle(app: web.Application) -> Any:
         await deps.bus.connect()

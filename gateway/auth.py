@@ -34,7 +34,9 @@ class Caller:
         return cls(op.tenant_id, op.id, op.login, op.display_name, tuple(op.roles))
 
     def identity(self, correlation_id: str = "") -> Identity:
-        return Identity(self.tenant_id, self.operator_id, self.roles, correlation_id)
+        return Identity(
+            self.tenant_id, self.operator_id, self.roles, correlation_id, self.display_name
+        )
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -1,4 +1,5 @@
-"""The live WebSocket: ticket events pushed to the operators of the event's tenant.
+"""The live WebSocket: ticket events pushed to the operators of the event's tenant, and
+notifications (assigned, mentioned) pushed only to the sockets of the operator concerned.
 
 Every gateway replica subscribes to `sb.tickets.>` with a plain NATS subscription (a push
 is a courtesy: a client that reconnects re-reads the list). Each client has a bounded
@@ -76,20 +77,30 @@ class LiveHub:
         if not clients:
             return
         body = views.event(env)
-        if body is None:
-            return
-        text = json.dumps(body, ensure_ascii=False)
-        for client in list(clients):
-            try:
-                client.queue.put_nowait(text)
-            except asyncio.QueueFull:
-                self._log.warning("slow live client closed", operator_id=client.caller.operator_id)
-                clients.discard(client)
-                task = asyncio.get_running_loop().create_task(
-                    client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
-                )
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+        if body is not None:
+            text = json.dumps(body, ensure_ascii=False)
+            for client in list(clients):
+                self._offer(clients, client, text)
+        # the assignee / mentioned operators: only their own sockets (any number of tabs)
+        for operator_id, note in views.notifications(env):
+            text = json.dumps(note, ensure_ascii=False)
+            for client in [c for c in clients if c.caller.operator_id == operator_id]:
+                self._offer(clients, client, text)
+
+    def _offer(self, clients: set[_Client], client: _Client, text: str) -> None:
+        """Queue a message for a client; a client whose queue is full is closed."""
+        if client not in clients:
+            return  # closed as too slow a moment ago
+        try:
+            client.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self._log.warning("slow live client closed", operator_id=client.caller.operator_id)
+            clients.discard(client)
+            task = asyncio.get_running_loop().create_task(
+                client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+            )
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def serve(self, request: web.Request, caller: Caller) -> web.WebSocketResponse:
         # A browser offers ("switchboard.v1", "bearer.<token>"); we answer the first only.

@@ -6,7 +6,7 @@ from datetime import UTC
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from switchboard.v1 import common_pb2, events_pb2
+from switchboard.v1 import common_pb2, events_pb2, tickets_pb2
 
 STATUS_NAMES = {
     common_pb2.TICKET_STATUS_OPEN: "open",
@@ -16,6 +16,13 @@ STATUS_NAMES = {
     common_pb2.TICKET_STATUS_TRASH: "trash",
 }
 STATUS_VALUES = {name: value for value, name in STATUS_NAMES.items()}
+PRIORITY_NAMES = {
+    common_pb2.PRIORITY_LOW: "low",
+    common_pb2.PRIORITY_NORMAL: "normal",
+    common_pb2.PRIORITY_HIGH: "high",
+    common_pb2.PRIORITY_URGENT: "urgent",
+}
+PRIORITY_VALUES = {name: value for value, name in PRIORITY_NAMES.items()}
 
 
 def iso(ts: Timestamp) -> str | None:
@@ -42,7 +49,33 @@ def ticket(t: events_pb2.TicketSummary) -> dict[str, Any]:
             if t.HasField("assignee")
             else None
         ),
+        "number": t.number,
+        "priority": PRIORITY_NAMES.get(t.priority),
+        "category": t.category or None,
+        "labels": list(t.labels),
+        "flags": list(t.flags),
+        "contact_id": t.contact_id or None,
+        "merged_into": t.merged_into or None,
+        "last_message_at": iso(t.last_message_at),
+        "message_count": t.message_count,
+        "lock": lock(t.lock) if t.HasField("lock") else None,
+        "editing": t.editing,
+        "awaiting_approval": t.awaiting_approval,
     }
+
+
+def elapsed(seconds: int, level: int, color: str) -> dict[str, Any]:
+    """TKT-14: time since the ticket arrived and the inbox threshold it has reached."""
+    return {
+        "elapsed_seconds": seconds,
+        "elapsed_level": level,
+        "elapsed_color": color or None,
+    }
+
+
+def ticket_row(r: tickets_pb2.TicketRow) -> dict[str, Any]:
+    """A list row: the ticket with its elapsed time."""
+    return {**ticket(r.ticket), **elapsed(r.elapsed_seconds, r.elapsed_level, r.elapsed_color)}
 
 
 def mail(m: events_pb2.MailSummary) -> dict[str, Any]:
@@ -63,10 +96,208 @@ def mail(m: events_pb2.MailSummary) -> dict[str, Any]:
     }
 
 
+def operator(o: common_pb2.OperatorRef) -> dict[str, str]:
+    return {"id": o.id, "name": o.display_name}
+
+
+def memo(m: tickets_pb2.PhoneMemo) -> dict[str, Any]:
+    """A phone memo (TKT-7): what was said, which way, with whom, written by whom."""
+    return {
+        "body": m.body,
+        "direction": m.direction,
+        "caller_name": m.caller_name,
+        "phone": m.phone,
+        "duration_s": m.duration_s,
+        "author": operator(m.author) if m.HasField("author") else None,
+    }
+
+
+def comment(c: tickets_pb2.Comment) -> dict[str, Any]:
+    """An internal comment (TKT-6); never part of a mail."""
+    return {
+        "id": c.id,
+        "author": operator(c.author),
+        "body": c.body,
+        "mentions": [operator(o) for o in c.mentions],
+        "created_at": iso(c.created_at),
+    }
+
+
+def contact(c: tickets_pb2.Contact) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "addresses": list(c.addresses),
+        "phones": list(c.phones),
+        "company": c.company,
+        "memo": c.memo,
+        "custom": dict(sorted(c.custom.items())),
+        "ticket_count": c.ticket_count,
+        "merged_into": c.merged_into or None,
+        "created_at": iso(c.created_at),
+        "updated_at": iso(c.updated_at),
+    }
+
+
+def timeline_entry(e: tickets_pb2.TimelineEntry) -> dict[str, Any]:
+    """One entry of a contact's timeline: `ticket_opened`, `mail`, `phone_memo` or `comment`."""
+    base: dict[str, Any] = {"ticket_id": e.ticket_id, "at": iso(e.at)}
+    kind = e.WhichOneof("entry")
+    if kind == "ticket_opened":
+        return {**base, "type": "ticket_opened", "ticket": ticket(e.ticket_opened)}
+    if kind == "comment":
+        return {**base, "type": "comment", "comment": comment(e.comment)}
+    m = e.message
+    msg = {"id": m.id, "channel": m.channel, "received_at": iso(m.received_at)}
+    if m.HasField("memo"):
+        return {**base, "type": "phone_memo", "message": {**msg, **memo(m.memo)}}
+    return {**base, "type": "mail", "message": {**msg, **mail(m.mail)}}
+
+
+def lock(lk: events_pb2.ReplyLock) -> dict[str, Any]:
+    """A reply lock (TKT-3): who is replying, the fence their writes carry, until when."""
+    return {
+        "holder": operator(lk.holder),
+        "fence": lk.fence,
+        "expires_at": iso(lk.expires_at),
+        "acquired_at": iso(lk.acquired_at),
+    }
+
+
+def lock_event(change: events_pb2.ReplyLockChanged) -> dict[str, Any]:
+    """lock.acquired / renewed / released / expired / taken_over on the live WebSocket."""
+    return {
+        "ticket_id": change.ticket_id,
+        "lock": lock(change.lock) if change.HasField("lock") else None,
+        "previous_holder": (
+            operator(change.previous_holder) if change.HasField("previous_holder") else None
+        ),
+        "previous_fence": change.previous_fence or None,
+    }
+
+
+def message(m: tickets_pb2.TicketMessage) -> dict[str, Any]:
+    """A message of a ticket: a mail (its summary) or a phone memo (channel `phone`)."""
+    base = {"id": m.id, "channel": m.channel, "received_at": iso(m.received_at)}
+    if m.HasField("memo"):
+        return {**base, **memo(m.memo)}
+    return {**base, **mail(m.mail)}
+
+
+ACTOR_KINDS = {
+    common_pb2.Actor.KIND_SYSTEM: "system",
+    common_pb2.Actor.KIND_OPERATOR: "operator",
+    common_pb2.Actor.KIND_CUSTOMER: "customer",
+}
+
+
+def actor(a: common_pb2.Actor) -> dict[str, Any] | None:
+    """Who did something: an operator (by id), a customer (by address) or the system."""
+    if a.kind == common_pb2.Actor.KIND_UNSPECIFIED and not a.id:
+        return None
+    return {"kind": ACTOR_KINDS.get(a.kind, "system"), "id": a.id, "name": a.display}
+
+
+def changes(items: Any) -> list[dict[str, str]]:
+    """FieldChange list: what changed, from what to what, as text."""
+    return [{"field": c.field, "old": c.old_value, "new": c.new_value} for c in items]
+
+
+def audit_entry(e: tickets_pb2.AuditEntry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": iso(e.at),
+        "actor": actor(e.actor),
+        "action": e.action,
+        "changes": changes(e.changes),
+        "comment": e.comment or None,
+    }
+
+
 def event(env: events_pb2.EventEnvelope) -> dict[str, Any] | None:
     """What an event looks like on the live WebSocket; None for events not pushed."""
     base = {"type": env.type, "event_id": env.event_id, "occurred_at": iso(env.occurred_at)}
     kind = env.WhichOneof("payload")
     if kind == "ticket_created":
         return {**base, "ticket": ticket(env.ticket_created.ticket)}
+    by = {"by": actor(env.actor)}
+    if kind == "reply_lock":
+        return {**base, **by, **lock_event(env.reply_lock)}
+    if kind == "ticket_updated":
+        up = env.ticket_updated
+        return {
+            **base,
+            **by,
+            "ticket": ticket(up.ticket),
+            "action": up.action,
+            "changes": changes(up.changes),
+            "comment": up.comment or None,
+        }
+    if kind == "ticket_assigned":
+        asg = env.ticket_assigned
+        return {
+            **base,
+            **by,
+            "ticket": ticket(asg.ticket),
+            "assignee": operator(asg.assignee) if asg.HasField("assignee") else None,
+            "previous": operator(asg.previous) if asg.HasField("previous") else None,
+        }
+    if kind == "ticket_message_added":
+        added = env.ticket_message_added
+        return {
+            **base,
+            **by,
+            "ticket": ticket(added.ticket),
+            "message_id": added.message_id,
+            "channel": added.channel,
+            "reopened": added.reopened,
+        }
+    if kind == "comment_added":
+        c = env.comment_added
+        return {
+            **base,
+            **by,
+            "ticket": ticket(c.ticket),
+            "comment": {
+                "id": c.comment_id,
+                "author": operator(c.author),
+                "body": c.body,
+                "mentions": [operator(o) for o in c.mentions],
+            },
+        }
     return None
+
+
+def notifications(env: events_pb2.EventEnvelope) -> list[tuple[str, dict[str, Any]]]:
+    """Messages for one operator each (TKT-4, TKT-6): the new assignee of a ticket, the
+    operators an internal comment mentions. Nobody is notified of their own action."""
+    kind = env.WhichOneof("payload")
+    targets: list[tuple[str, str, events_pb2.TicketSummary, dict[str, Any]]] = []
+    if kind == "ticket_assigned" and env.ticket_assigned.HasField("assignee"):
+        asg = env.ticket_assigned
+        targets.append((asg.assignee.id, "assigned", asg.ticket, {}))
+    elif kind == "comment_added":
+        c = env.comment_added
+        extra = {"comment": {"id": c.comment_id, "body": c.body}}
+        targets.extend((o.id, "mentioned", c.ticket, extra) for o in c.mentions)
+    out: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for operator_id, what, summary, extra in targets:
+        if not operator_id or operator_id == env.actor.id or operator_id in seen:
+            continue
+        seen.add(operator_id)
+        out.append(
+            (
+                operator_id,
+                {
+                    "type": "notification",
+                    "kind": what,
+                    "event_id": env.event_id,
+                    "occurred_at": iso(env.occurred_at),
+                    "ticket": ticket(summary),
+                    "by": actor(env.actor),
+                    **extra,
+                },
+            )
+        )
+    return out

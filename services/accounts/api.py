@@ -110,6 +110,11 @@ class AccountsApi(accounts_pb2_grpc.AccountsServiceServicer):
             ]
         )
 
+    async def ListOperators(self, request: Any, context: Any) -> accounts_pb2.ListOperatorsResponse:
+        ident = identity.require_tenant()
+        ops = await self._repo.operators(ident.tenant_id)
+        return accounts_pb2.ListOperatorsResponse(operators=[_operator_pb(op) for op in ops])
+
     async def ListInboxes(self, request: Any, context: Any) -> accounts_pb2.ListInboxesResponse:
         ident = identity.require_tenant()
         rows = await self._repo.inboxes(ident.tenant_id)

@@ -103,6 +103,13 @@ class AccountsRepo:
             )
         )
 
+    async def operators(self, tenant_id: str) -> list[OperatorRecord]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM operators WHERE tenant_id = $1 AND active ORDER BY display_name, id",
+            uuid.UUID(tenant_id),
+        )
+        return [_operator(r) for r in rows]
+
     async def inboxes(self, tenant_id: str) -> list[tuple[str, str, list[str]]]:
         rows = await self._pool.fetch(
             "SELECT i.id, i.name, coalesce(array_agg(a.address ORDER BY a.address) "

@@ -132,6 +132,9 @@ class Stack:
         if name == "ingestion":
             env["SB_SMTP_PORT"] = str(p.smtp)
             env["SB_SECRET_KEY"] = self.config.secret_key
+        if name == "tickets":
+            # the local stack signs Message-IDs with a key derived from the same secret
+            env["SB_THREAD_KEY"] = "thread:" + self.config.secret_key
         if name == "gateway":
             env["SB_HTTP_PORT"] = str(p.http)
         if name == "accounts":

@@ -28,7 +28,7 @@ from .imports import ImportRepo, ImportRunner, NewImport
 from .intake import IntakePipeline
 from .mailboxes import Mailbox, MailboxRepo
 from .secrets import SecretBox
-from .store import Intake, RawStore
+from .store import BODIES_PENDING, Intake, RawStore
 
 MAX_SECRET = 8192
 _TENANT_TABLES = frozenset({"forms", "blocklist"})  # SQL names only from here
@@ -202,13 +202,20 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
 
     async def GetMessage(self, request: Any, context: Any) -> ingestion_pb2.GetMessageResponse:
         ident = identity.require_tenant()
-        row = await self._store.get(ident.tenant_id, parse_uuid(request.message_id, "message_id"))
+        message_id = parse_uuid(request.message_id, "message_id")
+        row = await self._store.get(ident.tenant_id, message_id)
         if row is None:
             raise NotFound("no such message", field="message_id")
+        parsed = row["parsed"]
+        if parsed and parsed.get(BODIES_PENDING):
+            # Intake kept the document without its bodies: they are parsed again from the
+            # raw bytes now (the HTML sanitised), and the whole document kept from now on.
+            parsed = (await self._pipeline.parse(bytes(row["raw"] or b""), full=True)).to_json()
+            await self._store.keep_document(ident.tenant_id, message_id, parsed)
         resp = ingestion_pb2.GetMessageResponse(
             message_id=str(row["id"]),
             channel=row["channel"],
-            parsed_json=json.dumps(row["parsed"], ensure_ascii=False) if row["parsed"] else "",
+            parsed_json=json.dumps(parsed, ensure_ascii=False) if parsed else "",
         )
         resp.received_at.FromDatetime(row["received_at"])
         return resp
@@ -255,13 +262,12 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         if kind not in archive.KINDS:
             raise InvalidArgument(f"kind must be one of {', '.join(archive.KINDS)}", field="kind")
         inbox_name = await self._inbox_name(ident, inbox_id)
+        job_id = self._ids.new_str()
         row = await self._imports.create(
-            NewImport(
-                self._ids.new_str(), ident.tenant_id, inbox_id, inbox_name, filename, kind, data
-            ),
+            NewImport(job_id, ident.tenant_id, inbox_id, inbox_name, filename, kind, data),
             self._clock.now(),
         )
-        self._runner.wake()
+        self._runner.hand_over(uuid.UUID(job_id), data)
         return _import_pb(row)
 
     async def GetImport(self, request: Any, context: Any) -> ingestion_pb2.ImportJob:

@@ -19,6 +19,7 @@ from .imap import FetcherConfig, ImapSupervisor
 from .imports import ImportRepo, ImportRunner
 from .intake import IntakePipeline, UnparsedSweeper
 from .mailboxes import MailboxRepo
+from .parsing import MailParser
 from .secrets import SecretBox
 from .smtp import SmtpHandler, SmtpListener
 from .store import RawStore
@@ -34,6 +35,7 @@ class IngestionSettings(rt_settings.ServiceSettings):
     imap_ca_file: str | None = None  # extra CA certificates to trust for IMAP TLS
     imap_idle_refresh_s: float = Field(default=300.0, ge=1, le=29 * 60)
     import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, le=1024**3)
+    parse_workers: int = Field(default=2, ge=0, le=64)  # processes; 0: parse in a thread
 
 
 async def main() -> int:
@@ -43,7 +45,10 @@ async def main() -> int:
     await rt.open_bus()
     outbox = rt.open_outbox()
     store = RawStore(db, outbox, rt.ids)
-    pipeline = IntakePipeline(store, outbox, rt.clock)
+    parser = MailParser(workers=settings.parse_workers)
+    await parser.start()
+    rt.on_close(parser.close)
+    pipeline = IntakePipeline(store, outbox, rt.clock, parser=parser)
     sweeper = UnparsedSweeper(store, pipeline, outbox, rt.clock)
     rt.add_background("unparsed-sweeper", sweeper.start, sweeper.stop)
 

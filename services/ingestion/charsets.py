@@ -546,4 +546,11 @@ _BODY_BAD = re.compile("[\x00\ud800-\udfff]")
 def safe_body(text: str) -> str:
     """Body text that JSON/JSONB can hold: no NUL, no lone surrogates; LF line ends."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\x00" not in text:  # nothing to replace unless a lone surrogate (cheaper to ask so)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return text
     return _BODY_BAD.sub(lambda m: "" if m.group() == "\x00" else REPLACEMENT, text)

@@ -1,16 +1,18 @@
 """Import jobs (DAT-2): storage, and the runner that works through them.
 
 Any ingestion replica may run a job: it is claimed with a lease (`FOR UPDATE SKIP
-LOCKED`), progress is written after every mail, and a job whose holder died is taken over
-and resumes at the first mail not yet handled. Every mail goes through the intake
-pipeline (stored, published, acknowledged), keeps its own Date as its received time, and
-is deduped like any other — importing the same file twice creates nothing new.
+LOCKED`), progress is committed with every window of mails recorded, and a job whose
+holder died is taken over and resumes at the first window not yet recorded. Every mail
+goes through the intake pipeline (stored, published, acknowledged), keeps its own Date as
+its received time, and is deduped like any other — importing the same file twice creates
+nothing new.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,11 +25,28 @@ from services.runtime.clock import Clock
 from services.runtime.periodic import PeriodicTask
 
 from . import archive
-from .intake import IntakePipeline
+from .intake import Batch, IntakePipeline
 from .store import Intake
 
 MAX_FAILURES_LISTED = 1000
-WINDOW = 8  # mails taken concurrently
+WINDOW = 64  # mails per window (one transaction to keep them, one to record them)
+WINDOW_BYTES = 16 * 1024 * 1024  # and at most this many bytes of mail per window
+
+
+def _windows(items: Iterator[archive.Item], start: int) -> Iterator[list[archive.Item]]:
+    """The items from index `start` on, WINDOW at a time (fewer when they are large)."""
+    window: list[archive.Item] = []
+    size = 0
+    for item in items:  # streamed, not listed
+        if item.index < start:
+            continue
+        window.append(item)
+        size += len(item.raw or b"")
+        if len(window) >= WINDOW or size >= WINDOW_BYTES:
+            yield window
+            window, size = [], 0
+    if window:
+        yield window
 
 
 @dataclass(frozen=True)
@@ -111,9 +130,11 @@ class ImportRepo:
         created: int = 0,
         duplicates: int = 0,
         failures: list[dict[str, Any]] | None = None,
+        conn: asyncpg.Connection | None = None,
     ) -> bool:
-        """Record one step; False when the job is no longer ours (lease taken over)."""
-        status = await self._pool.execute(
+        """Record one step (in `conn`'s transaction when given); False when the job is no
+        longer ours (lease taken over)."""
+        status = await (conn or self._pool).execute(
             "UPDATE import_jobs SET done = $3, total = coalesce($4, total), "
             "created = created + $5, duplicates = duplicates + $6, "
             "failures = CASE WHEN jsonb_array_length(failures) >= $8 "
@@ -165,11 +186,26 @@ class ImportRunner(PeriodicTask):
         self._lease_s = lease_s
         self._limits = limits or archive.ImportLimits()
         self._log = log.get("import")
+        self._handed: tuple[uuid.UUID, bytes] | None = None
+
+    def hand_over(self, job_id: uuid.UUID, data: bytes) -> None:
+        """The file of a job just created here (and stored): if this replica runs that job,
+        it need not read the file back. Only the latest is kept."""
+        self._handed = (job_id, data)
+        self.wake()
+
+    async def _data(self, job_id: uuid.UUID) -> bytes:
+        handed, self._handed = self._handed, None
+        if handed is not None and handed[0] == job_id:
+            return handed[1]
+        self._handed = handed  # another job's: kept for when that one runs
+        return await self._repo.data(job_id)
 
     async def step(self) -> bool:
         """Run the oldest job nobody holds; True when there was one (look for the next)."""
         job = await self._repo.claim(self._holder, self._lease_s)
         if job is None:
+            self._handed = None  # its job is another replica's (or done)
             return False
         await self.run_job(job)
         return True
@@ -177,7 +213,7 @@ class ImportRunner(PeriodicTask):
     async def run_job(self, job: Any) -> None:
         job_id: uuid.UUID = job["id"]
         bound = self._log.bind(import_id=str(job_id), tenant_id=str(job["tenant_id"]))
-        data = await self._repo.data(job_id)
+        data = await self._data(job_id)
         try:
             total = sum(1 for _ in archive.items(data, job["kind"], self._limits))
         except archive.ArchiveError as exc:
@@ -189,46 +225,77 @@ class ImportRunner(PeriodicTask):
         inbox = common_pb2.InboxRef(id=str(job["inbox_id"]), name=job["inbox_name"])
         tenant_id = str(job["tenant_id"])
 
-        async def take(item: archive.Item) -> tuple[int, int, dict[str, Any] | None]:
-            if item.raw is None:
-                return 0, 0, {"index": item.index, "name": item.name, "problem": item.problem}
-            intake = Intake(
-                tenant_id=tenant_id,
-                inbox=inbox,
-                channel="import",
-                raw=item.raw,
-                envelope_from="",
-                envelope_recipients=[],
-                use_mail_date=True,
+        # Mails are taken a window at a time: the window's bytes are kept in one
+        # transaction and its mails parsed (while the window before is being recorded),
+        # then their parses, their message.received events (published, acks awaited
+        # together) and the job's progress are committed in one transaction. After a crash
+        # the window is taken again, and dedupe absorbs what it had already done.
+        async def prepare(window: list[archive.Item]) -> Batch:
+            return await self._pipeline.prepare(
+                [
+                    Intake(
+                        tenant_id=tenant_id,
+                        inbox=inbox,
+                        channel="import",
+                        raw=item.raw,
+                        envelope_from="",
+                        envelope_recipients=[],
+                        use_mail_date=True,
+                    )
+                    for item in window
+                    if item.raw is not None
+                ]
             )
-            [accepted] = await self._pipeline.accept([intake])
-            return (0, 1, None) if accepted.duplicate else (1, 0, None)
 
-        # Mails are taken WINDOW at a time, concurrently (their database and bus round
-        # trips overlap), and progress is written after each window: after a crash the
-        # window is taken again, and dedupe absorbs what it had already done.
-        window: list[archive.Item] = []
-        for item in archive.items(data, job["kind"], self._limits):  # streamed, not listed
-            if item.index < start:
-                continue
-            window.append(item)
-            if len(window) < WINDOW and item.index + 1 < total:
-                continue
-            if self.stopping:
-                return  # the lease lapses; this or another replica resumes here
-            results = await asyncio.gather(*(take(i) for i in window))
-            if not await self._repo.progress(
-                job_id,
-                self._holder,
-                self._lease_s,
-                done=window[-1].index + 1,
-                total=total,
-                created=sum(r[0] for r in results),
-                duplicates=sum(r[1] for r in results),
-                failures=[r[2] for r in results if r[2] is not None],
-            ):
-                bound.warning("import taken over by another replica")
-                return
-            window = []
+        async def record(window: list[archive.Item], batch: Batch) -> bool:
+            ours = True
+
+            async def progress(conn: asyncpg.Connection) -> None:
+                nonlocal ours
+                ours = await self._repo.progress(
+                    job_id,
+                    self._holder,
+                    self._lease_s,
+                    done=window[-1].index + 1,
+                    total=total,
+                    created=sum(1 for s in batch.stored if not s.duplicate),
+                    duplicates=sum(1 for s in batch.stored if s.duplicate),
+                    failures=[
+                        {"index": i.index, "name": i.name, "problem": i.problem}
+                        for i in window
+                        if i.raw is None
+                    ],
+                    conn=conn,
+                )
+
+            await self._pipeline.finish(batch, also=progress)
+            return ours
+
+        # At most two windows in hand: the one being recorded and the one being prepared.
+        in_hand: list[tuple[list[archive.Item], asyncio.Future[Batch]]] = []
+
+        async def record_first() -> bool:
+            window, preparing = in_hand[0]
+            batch = await preparing
+            in_hand.pop(0)
+            if await record(window, batch):
+                return True
+            bound.warning("import taken over by another replica")
+            return False
+
+        try:
+            for window in _windows(archive.items(data, job["kind"], self._limits), start):
+                if self.stopping:
+                    return  # the lease lapses; this or another replica resumes here
+                in_hand.append((window, asyncio.ensure_future(prepare(window))))
+                if len(in_hand) > 1 and not await record_first():
+                    return
+            while in_hand:
+                if not await record_first():
+                    return
+        finally:  # stopped or failed: what is in hand is not recorded (taken again later)
+            for _window, preparing in in_hand:
+                preparing.cancel()
+            await asyncio.gather(*(p for _w, p in in_hand), return_exceptions=True)
         await self._repo.finish(job_id, self._holder, "done")
         bound.info("import done", total=total)

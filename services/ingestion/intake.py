@@ -6,6 +6,14 @@
 and only then report the mail accepted. A duplicate (same Message-ID for the inbox, or
 same bytes) resolves to the message already known — completed now if its first intake
 died half-way — and its event is published again (a no-op when it already went out).
+An import takes a window of mails through the same steps together (`prepare`, `finish`):
+one transaction keeps their bytes, one records their parses with their events, which are
+published with their acks awaited together.
+
+Intake's parse records everything a mail's summary and problems need, not the display
+forms of its bodies: HTML whose sanitising changes nothing else recorded is not sanitised,
+and the parsed document is kept without its text and HTML. The first showing
+(`GetMessage`) parses the mail again in full and keeps the whole document.
 
 `UnparsedSweeper` finishes messages whose process died between the two steps.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -26,16 +35,25 @@ from services.runtime.outbox import Outbox
 from services.runtime.periodic import PeriodicTask
 
 from .parser import Limits, ParsedMail, parse
-from .store import Accepted, Intake, RawStore, Stored, dedupe_key
+from .parsing import MailParser
+from .store import Accepted, Also, Completion, Intake, RawStore, Stored, dedupe_key
 
 HEADER_PEEK_BYTES = 256 * 1024
 MAX_PARSE_ATTEMPTS = 3
 
 
+def _header_block(raw: bytes) -> bytes:
+    """The bytes up to the first empty line (within HEADER_PEEK_BYTES): all the email
+    package's header parser reads of them. Without an empty line there, all of those."""
+    peek = raw[:HEADER_PEEK_BYTES]
+    ends = [i for i in (peek.find(b"\n\n"), peek.find(b"\n\r\n")) if i >= 0]
+    return peek[: min(ends) + 1] if ends else peek
+
+
 def quick_headers(raw: bytes) -> tuple[str, datetime | None]:
     """Message-ID and Date from the header block only (for dedupe before parsing)."""
     try:
-        msg = BytesHeaderParser(policy=compat32).parsebytes(raw[:HEADER_PEEK_BYTES])
+        msg = BytesHeaderParser(policy=compat32).parsebytes(_header_block(raw))
         mid = " ".join(str(msg.get("Message-ID") or "").split()).strip().strip("<>")
         date = None
         value = msg.get("Date")
@@ -50,45 +68,62 @@ def quick_headers(raw: bytes) -> tuple[str, datetime | None]:
         return "", None
 
 
+@dataclass
+class Batch:
+    """A batch of mails between `IntakePipeline.prepare` and `finish`."""
+
+    intakes: list[Intake]
+    stored: list[Stored]
+    parsed: dict[int, ParsedMail]  # by position: the mails stored now, to be completed
+
+
 class IntakePipeline:
     def __init__(
-        self, store: RawStore, outbox: Outbox, clock: Clock, limits: Limits | None = None
+        self,
+        store: RawStore,
+        outbox: Outbox,
+        clock: Clock,
+        limits: Limits | None = None,
+        parser: MailParser | None = None,
     ) -> None:
         self._store = store
         self._outbox = outbox
         self._clock = clock
-        self._limits = limits or Limits()
+        self._parser = parser or MailParser(limits)
 
-    async def parse(self, raw: bytes) -> ParsedMail:
-        return await asyncio.to_thread(parse, raw, self._limits)
+    async def parse(self, raw: bytes, *, full: bool = False) -> ParsedMail:
+        """Parse off the event loop; for intake unless `full` (see MailParser.parse)."""
+        return await self._parser.parse(raw, full=full)
+
+    def _key(self, intake: Intake) -> tuple[str, bytes, datetime]:
+        """(dedupe key, SHA-256, received at) of an intake."""
+        sha = hashlib.sha256(intake.raw).digest()
+        mid, mail_date = quick_headers(intake.raw)
+        received_at = mail_date if (intake.use_mail_date and mail_date) else self._clock.now()
+        return dedupe_key(intake.inbox.id, mid, sha.hex()), sha, received_at
 
     async def accept(self, intakes: Sequence[Intake]) -> list[Accepted]:
         """Accept one mail for one or more tenants (the intakes share the same bytes)."""
         if not intakes:
             return []
         raw = intakes[0].raw
-        sha = hashlib.sha256(raw).digest()
-        mid, mail_date = quick_headers(raw)
         now = self._clock.now()
-        # Parse in a worker thread while the bytes are being written (it is only used once
-        # they are kept; for a duplicate the work is wasted, which is rare).
+        # Parse in a worker while the bytes are being written (it is only used once they
+        # are kept; for a duplicate the work is wasted, which is rare).
         parsing = asyncio.ensure_future(self.parse(raw))
         accepted: list[Accepted] = []
         already: list[str] = []
         try:
             for intake in intakes:
-                received_at = mail_date if (intake.use_mail_date and mail_date) else now
-                key = dedupe_key(intake.inbox.id, mid, sha.hex())
+                key, sha, received_at = self._key(intake)
                 stored = await self._store.store_raw(intake, key, sha, received_at)
-                if stored.state == "stored":
-                    await self._store.complete(
-                        stored,
-                        await parsing,
-                        now=self._clock.now(),
-                        followups=intake.followups,
-                        publish=True,
-                    )
-                else:
+                if stored.state != "stored" or not await self._store.complete(
+                    stored,
+                    await parsing,
+                    now=now,
+                    followups=intake.followups,
+                    publish=True,
+                ):
                     already.append(stored.event_id)
                 accepted.append(Accepted(stored.message_id, stored.event_id, stored.duplicate))
         finally:
@@ -98,6 +133,46 @@ class IntakePipeline:
             await self._outbox.publish_now(already)
         self._outbox.wake()  # follow-up events (form.submitted) go out with the relay
         return accepted
+
+    async def prepare(self, intakes: Sequence[Intake]) -> Batch:
+        """The first half of accepting a batch of different mails (an import's window):
+        their bytes kept, in one transaction; the events of mails known already published
+        (a no-op when they went out); the new ones parsed. `finish` completes them."""
+        keys = [self._key(i) for i in intakes]
+        stored = await self._store.store_raw_many(
+            [(i, key, sha, at) for i, (key, sha, at) in zip(intakes, keys, strict=True)]
+        )
+        fresh: list[int] = []  # to complete: each message once, at its first mail
+        known: set[str] = set()  # completed before: their events must be out
+        seen: set[str] = set()
+        for n, s in enumerate(stored):
+            if s.state != "stored":
+                known.add(s.event_id)
+            elif s.message_id not in seen:
+                fresh.append(n)
+            seen.add(s.message_id)
+        if known:
+            await self._outbox.publish_now(sorted(known))
+        parses = await self._parser.parse_many([intakes[n].raw for n in fresh])
+        return Batch(list(intakes), stored, dict(zip(fresh, parses, strict=True)))
+
+    async def finish(self, batch: Batch, also: Also | None = None) -> list[Accepted]:
+        """Record the parses of a prepared batch and publish their message.received events
+        (acknowledged together) in one transaction, with `also(conn)` (an import's
+        progress) in it too."""
+        completions = [
+            Completion(batch.stored[n], parsed, followups=batch.intakes[n].followups)
+            for n, parsed in batch.parsed.items()
+        ]
+        done = await self._store.complete_many(
+            completions, now=self._clock.now(), publish=True, also=also
+        )
+        # Completed meanwhile by someone else (the sweeper): its event may not be out yet.
+        late = [c.stored.event_id for c, ok in zip(completions, done, strict=True) if not ok]
+        if late:
+            await self._outbox.publish_now(late)
+        self._outbox.wake()
+        return [Accepted(s.message_id, s.event_id, s.duplicate) for s in batch.stored]
 
 
 class UnparsedSweeper(PeriodicTask):

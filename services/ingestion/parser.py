@@ -67,6 +67,7 @@ from services.ingestion.charsets import (
 from services.ingestion.sanitize import (
     SANITIZE_SOURCE_CHARS,
     TEXT_SOURCE_CHARS,
+    can_wait,
     html_to_text,
     sanitize_html,
 )
@@ -85,6 +86,7 @@ __all__ = [
 
 MiB = 1024 * 1024
 SNIPPET_CHARS = 200
+SEARCH_CHARS = 20_000  # of the text body, for tickets' keyword search (TKT-10)
 _MAX_DEFECTS = 100
 _MAX_ADDRESSES = 1000
 _MAX_REFERENCES = 500
@@ -215,6 +217,8 @@ class ParsedMail:
     text: str = ""
     text_charset: str = ""
     html: str = ""  # sanitised
+    # With `defer_html`: the HTML body was not sanitised (sanitize.can_wait), `html` is empty
+    html_deferred: bool = False
     html_charset: str = ""
     html_raw_size: int = 0  # decoded bytes of the HTML part before sanitising
     remote_images: int = 0
@@ -669,25 +673,65 @@ def _split_children(part: _Part, st: _State) -> None:
         )
 
 
+_REGEX_AFTER_MISSES = 64  # lines that start like a delimiter and are not one
+
+
+def _delimiter_end(buf: bytes, pos: int, end: int) -> tuple[int, bool] | None:
+    """Right after "--boundary" at `pos`: (where the delimiter ends, whether it closes), or
+    None when the line goes on with something else and is no delimiter."""
+    if pos + 2 <= end and buf[pos : pos + 2] == b"--":
+        nl = buf.find(b"\n", pos + 2, end)
+        return (end if nl < 0 else nl), True
+    while pos < end and buf[pos] in b" \t":
+        pos += 1
+    if pos < end and buf[pos] == 0x0D:
+        pos += 1
+    return (pos, False) if pos == end or buf[pos] == 0x0A else None
+
+
+def _delimiters(
+    buf: bytes, start: int, end: int, boundary: bytes
+) -> Iterator[tuple[int, int, bool]]:
+    """(line start, end, closes?) of the delimiter lines after a line break at or after
+    `start`, in order. Found with bytes.find; if many lines merely start like a delimiter
+    ("--b-1" under boundary "b"), the rest is searched by one regular expression, so that
+    such lines cost nothing in Python."""
+    needle = b"\n--" + boundary
+    misses = 0
+    i = buf.find(needle, start, end)
+    while i >= 0:
+        found = _delimiter_end(buf, i + len(needle), end)
+        if found is not None:
+            yield i + 1, found[0], found[1]
+            i = buf.find(needle, found[0], end)
+            continue
+        misses += 1
+        if misses > _REGEX_AFTER_MISSES:
+            delim = re.compile(re.escape(needle) + rb"(--[^\n]*|[ \t]*\r?)(?=\n|\Z)")
+            for m in delim.finditer(buf, i + 1, end):
+                yield m.start() + 1, m.end(), m.group(1).startswith(b"--")
+            return
+        i = buf.find(needle, i + 1, end)
+
+
 def _split_multipart(
     buf: bytes, start: int, end: int, boundary: bytes, budget: int
 ) -> tuple[list[tuple[int, int]], bool, bool]:
-    """Part ranges of a multipart body: (ranges, closed, stopped early because of budget).
-
-    Delimiter lines are found by one regular expression, so lines that merely start like
-    a delimiter ("--b-1" under boundary "b") cost nothing in Python."""
-    delim = re.compile(rb"\n--" + re.escape(boundary) + rb"(--[^\n]*|[ \t]*\r?)(?=\n|\Z)")
+    """Part ranges of a multipart body: (ranges, closed, stopped early because of budget)."""
     ranges: list[tuple[int, int]] = []
     current: int | None = None
-    first = re.compile(rb"--" + re.escape(boundary) + rb"(--[^\n]*|[ \t]*\r?)(?=\n|\Z)")
     found: list[tuple[int, int, bool]] = []  # (delimiter line start, its end, close?)
-    m0 = first.match(buf, start, end)
-    if m0:
-        found.append((start, m0.end(), m0.group(1).startswith(b"--")))
-    pos = m0.end() if m0 else start
+    first = (
+        _delimiter_end(buf, start + 2 + len(boundary), end)
+        if buf.startswith(b"--" + boundary, start, end)
+        else None
+    )
+    if first is not None:
+        found.append((start, first[0], first[1]))
+    pos = first[0] if first is not None else start
     scan_from = max(pos - 1, start)  # a delimiter right after the first one's line break
-    for m in delim.finditer(buf, scan_from, end):
-        found.append((m.start() + 1, m.end(), m.group(1).startswith(b"--")))
+    for delimiter in _delimiters(buf, scan_from, end, boundary):
+        found.append(delimiter)
         if found[-1][2] or len(found) > budget + 1:
             break
     for line_start, line_end, is_close in found:
@@ -1109,6 +1153,10 @@ def _message_ids(headers: _Headers, name: str) -> list[str]:
     out: list[str] = []
     for raw in headers.all(name):
         text = clean(decode_8bit(raw, []))
+        if "=?" in text:
+            # encoded words are not allowed in message ids, but Python's email package
+            # writes a long In-Reply-To / References as one; read it as its sender meant
+            text = clean(decode_words(text, []))
         found = _MSGID.findall(text)
         if not found and text:
             found = [t.strip("<>") for t in text.split()]
@@ -1421,8 +1469,11 @@ def _first_charset(root: _Part) -> str | None:
     return None
 
 
-def parse(raw: bytes, limits: Limits = Limits()) -> ParsedMail:
-    """Parse a mail. Never raises: problems become `defects`."""
+def parse(raw: bytes, limits: Limits = Limits(), *, defer_html: bool = False) -> ParsedMail:
+    """Parse a mail. Never raises: problems become `defects`. With `defer_html`, an HTML
+    body whose sanitising changes nothing else recorded (sanitize.can_wait) is not
+    sanitised: `html` stays empty and `html_deferred` is set (for intake, which keeps the
+    bodies only once a mail is first shown, parsing it again then)."""
     try:
         if not isinstance(raw, bytes):
             raw = bytes(raw)
@@ -1432,13 +1483,13 @@ def parse(raw: bytes, limits: Limits = Limits()) -> ParsedMail:
     digest = hashlib.sha256(raw).hexdigest()
     st = _State(limits)
     try:
-        return _parse(raw, size, digest, st)
+        return _parse(raw, size, digest, st, defer_html)
     except Exception as exc:  # pragma: no cover - each stage already catches its own
         st.stage("the message", exc)
         return ParsedMail(size=size, sha256=digest, parsed_ok=False, defects=st.final_defects())
 
 
-def _parse(raw: bytes, size: int, digest: str, st: _State) -> ParsedMail:
+def _parse(raw: bytes, size: int, digest: str, st: _State, defer_html: bool) -> ParsedMail:
     limits = st.limits
     out: dict[str, Any] = {}
     if size == 0:
@@ -1520,12 +1571,15 @@ def _parse(raw: bytes, size: int, digest: str, st: _State) -> ParsedMail:
     cids: list[str] = []
     if html_source:
         try:
-            sanitized = sanitize_html(html_source)
-            if sanitized.too_complex:
-                st.defect(f"HTML body: {sanitized.too_complex}; shown as plain text")
-            out["html"] = sanitized.html
-            out["remote_images"] = sanitized.remote_images
-            cids = sanitized.cids
+            if defer_html and can_wait(html_source):
+                out["html_deferred"] = True
+            else:
+                sanitized = sanitize_html(html_source)
+                if sanitized.too_complex:
+                    st.defect(f"HTML body: {sanitized.too_complex}; shown as plain text")
+                out["html"] = sanitized.html
+                out["remote_images"] = sanitized.remote_images
+                cids = sanitized.cids
         except Exception as exc:
             st.stage("the HTML body", exc)
         if plain is None or not out.get("text", "").strip():  # no (or a blank) text/plain
@@ -1626,6 +1680,7 @@ def _parse(raw: bytes, size: int, digest: str, st: _State) -> ParsedMail:
         text=out.get("text", ""),
         text_charset=out.get("text_charset", ""),
         html=out.get("html", ""),
+        html_deferred=out.get("html_deferred", False),
         html_charset=out.get("html_charset", ""),
         html_raw_size=out.get("html_raw_size", 0),
         remote_images=out.get("remote_images", 0),
@@ -1646,18 +1701,28 @@ def _replace_disposition(a: Attachment) -> Attachment:
 
 # --- the event summary ----------------------------------------------------------------------
 
-_SPACES = re.compile(r"\s+")
+
+def _one_line(text: str, limit: int) -> str:
+    """The first `limit` characters of `text` with its whitespace runs as one space and
+    none at either end, reading only the head of a long text (the collapsed head of a text
+    is a prefix of the collapsed whole)."""
+    head = " ".join(text[: 2 * limit].split())
+    if len(head) >= limit or len(text) <= 2 * limit:
+        return head[:limit]
+    return " ".join(text.split())[:limit]
 
 
 def to_summary(parsed: ParsedMail) -> events_pb2.MailSummary:
     """The MailSummary event payload (message.received) from a parsed mail."""
+    text = _one_line(parsed.text, max(SNIPPET_CHARS, SEARCH_CHARS))
     summary = events_pb2.MailSummary(
         rfc822_message_id=parsed.message_id,
         subject=parsed.subject,
         in_reply_to=parsed.in_reply_to,
         size_bytes=parsed.size,
         sha256=parsed.sha256,
-        snippet=_SPACES.sub(" ", parsed.text).strip()[:SNIPPET_CHARS],
+        snippet=text[:SNIPPET_CHARS],
+        search_text=text[:SEARCH_CHARS],
         has_attachments=parsed.attachment_count > 0,
         auto_submitted=parsed.auto_submitted,
         spam=parsed.spam.flagged,

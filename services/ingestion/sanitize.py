@@ -18,12 +18,15 @@ Pure functions, no I/O. What the sanitiser keeps:
 Time is bounded: at most SANITIZE_SOURCE_CHARS characters are sanitised, and HTML on which
 html5ever's time would grow quadratically (thousands of elements left open, thousands of
 nodes misplaced inside tables; see `too_complex`) is shown as escaped text instead.
+
+Intake may leave the sanitising of HTML for when it is first shown (`can_wait`).
 """
 
 from __future__ import annotations
 
 import html as html_lib
 import re
+from collections import Counter
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import unquote
@@ -293,11 +296,28 @@ def html_complexity(source: str) -> tuple[int, int]:
     return deepest, fostered
 
 
+_START_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9:-]{0,30})")
+
+
+def _most_open(source: str) -> int:
+    """An upper bound of `_open_depth`: the start tags that open an element (counted by
+    name in C, so far cheaper than the scan)."""
+    counts = Counter(_START_TAG.findall(source))
+    return sum(n for name, n in counts.items() if name.lower() not in _SELF_CLOSING)
+
+
 def too_complex(source: str) -> str | None:
     """Why this HTML would take too long to sanitise, or None."""
     # Each tag opens at most one element and fosters at most two nodes (itself and the
     # text before it): with this few tags neither cap can be passed, so no scan is needed.
     if source.count("<") <= min(MAX_OPEN_ELEMENTS, MAX_FOSTERED // 2):
+        return None
+    # Without a table nothing is fostered, and no more elements can be open at once than
+    # start tags opened (at most the "<" not followed by "/").
+    if "<table" not in source.lower() and (
+        source.count("<") - source.count("</") <= MAX_OPEN_ELEMENTS
+        or _most_open(source) <= MAX_OPEN_ELEMENTS
+    ):
         return None
     deepest, fostered = html_complexity(source)
     if deepest > MAX_OPEN_ELEMENTS:
@@ -334,6 +354,20 @@ def sanitize_html(source: str) -> SanitizedHtml:
     cleaned = _IMG.sub(fix_img, cleaned)
     cleaned = cleaned.replace(_MARK, "")  # a mark outside <img> cannot happen; belt and braces
     return SanitizedHtml(cleaned, remote, list(cids))
+
+
+# Sanitising can wait until the HTML is first shown when nothing else the parse records
+# depends on it: HTML with no image (no remote image to count, no cid: part to map or to
+# miss) that is not too complex (which is recorded as a problem). html5ever reads an
+# <image> start tag as <img>, so "<im" is looked for, in any case.
+_IMAGE_TAG = re.compile(r"<im", re.I)
+
+
+def can_wait(source: str) -> bool:
+    """True when sanitising `source` can be left until it is first shown without changing
+    anything else a parse records (see above)."""
+    source = source[:SANITIZE_SOURCE_CHARS]
+    return _IMAGE_TAG.search(source) is None and too_complex(source) is None
 
 
 # --- HTML → text --------------------------------------------------------------------------

@@ -6,18 +6,26 @@
 2. `complete`: the parsed document, the MailSummary, the attachments (content-addressed
    too) and the `message.received` event (plus follow-ups such as `form.submitted`) in one
    transaction; state `parsed`. Only the first completion of a message counts.
+
+Both take a batch too (`store_raw_many`, `complete_many`: an import's window), in one
+transaction with one statement per table. The parsed document is kept without its bodies
+until the message is first shown (`without_bodies`, `keep_document`). Blobs that would not
+compress are kept uncompressed (`compresses`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from switchboard.v1 import common_pb2, events_pb2
 
 from services.runtime import events
@@ -29,7 +37,32 @@ from . import blocking
 from .parser import ParsedMail, to_summary
 
 BLOCKLIST_CACHE_S = 5.0
+PLAIN_FROM_BYTES = 64 * 1024  # smaller blobs are always left to PostgreSQL to compress
 Followups = Callable[[str, events_pb2.EventEnvelope], list[events_pb2.EventEnvelope]]
+Also = Callable[[asyncpg.Connection], Awaitable[object]]  # more work in the same transaction
+
+
+BODIES_PENDING = "bodies_pending"  # in a parsed document kept without its bodies
+
+
+def without_bodies(document: dict[str, Any]) -> dict[str, Any]:
+    """The parsed document as intake keeps it: without the text and HTML bodies (most of
+    its size, and HTML may not be sanitised yet), which are parsed again from the raw bytes
+    when the message is first shown, and kept from then on."""
+    kept = {k: v for k, v in document.items() if k not in ("text", "html")}
+    kept[BODIES_PENDING] = True
+    return kept
+
+
+def compresses(data: bytes) -> bool:
+    """Whether PostgreSQL's compression is worth trying on these bytes: small ones, and
+    larger ones whose samples (a quarter, half and three quarters in) deflate well; not
+    base64-encoded attachments or compressed files, on which it only burns time."""
+    if len(data) < PLAIN_FROM_BYTES:
+        return True
+    n = len(data)
+    sample = b"".join(data[n * k // 4 : n * k // 4 + 4096] for k in (1, 2, 3))
+    return len(zlib.compress(sample, 1)) < 0.7 * len(sample)
 
 
 def dedupe_key(inbox_id: str, rfc822_message_id: str, sha256_hex: str) -> str:
@@ -92,6 +125,16 @@ class Stored:
         )
 
 
+@dataclass(frozen=True)
+class Completion:
+    """A stored message and its parse, to be recorded (`RawStore.complete_many`)."""
+
+    stored: Stored
+    parsed: ParsedMail
+    followups: Followups | None = None
+    extra_problem: str | None = None
+
+
 _ROW = (
     "id, event_id, tenant_id, inbox_id, inbox_name, channel, envelope_recipients, "
     "received_at, state, envelope_from"
@@ -110,41 +153,85 @@ class RawStore:
         self, intake: Intake, key: str, sha256: bytes, received_at: datetime
     ) -> Stored:
         """Keep the bytes; the row of an already known message when it is a duplicate."""
-        tenant = uuid.UUID(intake.tenant_id)
+        [stored] = await self.store_raw_many([(intake, key, sha256, received_at)])
+        return stored
+
+    async def store_raw_many(
+        self, items: Sequence[tuple[Intake, str, bytes, datetime]]
+    ) -> list[Stored]:
+        """`store_raw` for several mails (intake, dedupe key, SHA-256, received at) in one
+        transaction, a statement per table. Items with the same key for the same tenant
+        are one message: the first is stored, the others are its duplicates."""
+        if not items:
+            return []
+        blobs = {sha: intake.raw for intake, _key, sha, _at in items}
+        first: dict[tuple[uuid.UUID, str], tuple[Intake, bytes, datetime]] = {}
+        for intake, key, sha, at in items:
+            first.setdefault((uuid.UUID(intake.tenant_id), key), (intake, sha, at))
+        new = sorted(first.items(), key=lambda kv: kv[0])  # key order, as for blobs
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO blobs (sha256, size_bytes, data) VALUES ($1, $2, $3) "
-                "ON CONFLICT (sha256) DO NOTHING",
-                sha256,
-                len(intake.raw),
-                intake.raw,
-            )
-            row = await conn.fetchrow(
+            await self._insert_blobs(conn, blobs)
+            rows = await conn.fetch(
                 "INSERT INTO raw_messages (id, tenant_id, inbox_id, inbox_name, channel, sha256, "
                 "size_bytes, envelope_from, envelope_recipients, event_id, received_at, "
-                "dedupe_key, state) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,'stored') "
-                f"ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING {_ROW}",
-                self._ids.new(),
-                tenant,
-                uuid.UUID(intake.inbox.id),
-                intake.inbox.name,
-                intake.channel,
-                sha256,
-                len(intake.raw),
-                intake.envelope_from[:998],
-                intake.envelope_recipients,
-                self._ids.new(),
-                received_at,
-                key,
+                "dedupe_key, state) "
+                "SELECT u.id, u.tenant_id, u.inbox_id, u.inbox_name, u.channel, u.sha256, "
+                "u.size_bytes, u.envelope_from, "
+                "ARRAY(SELECT jsonb_array_elements_text(u.recipients::jsonb)), u.event_id, "
+                "u.received_at, u.dedupe_key, 'stored' FROM unnest($1::uuid[], $2::uuid[], "
+                "$3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::int[], $8::text[], "
+                "$9::text[], $10::uuid[], $11::timestamptz[], $12::text[]) AS u(id, tenant_id, "
+                "inbox_id, inbox_name, channel, sha256, size_bytes, envelope_from, recipients, "
+                "event_id, received_at, dedupe_key) "
+                f"ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING {_ROW}, dedupe_key",
+                [self._ids.new() for _ in new],
+                [tenant for (tenant, _key), _v in new],
+                [uuid.UUID(i.inbox.id) for _k, (i, _s, _a) in new],
+                [i.inbox.name for _k, (i, _s, _a) in new],
+                [i.channel for _k, (i, _s, _a) in new],
+                [sha for _k, (_i, sha, _a) in new],
+                [len(i.raw) for _k, (i, _s, _a) in new],
+                [i.envelope_from[:998] for _k, (i, _s, _a) in new],
+                [json.dumps(list(i.envelope_recipients)) for _k, (i, _s, _a) in new],
+                [self._ids.new() for _ in new],
+                [at for _k, (_i, _s, at) in new],
+                [key for (_tenant, key), _v in new],
             )
-            if row is not None:
-                return Stored.from_row(row)
-            existing = await conn.fetchrow(
-                f"SELECT {_ROW} FROM raw_messages WHERE tenant_id = $1 AND dedupe_key = $2",
-                tenant,
-                key,
-            )
-            return Stored.from_row(existing, duplicate=True)
+            found = {(r["tenant_id"], r["dedupe_key"]): Stored.from_row(r) for r in rows}
+            known = [k for k in first if k not in found]
+            if known:
+                for r in await conn.fetch(
+                    f"SELECT {', '.join('m.' + c for c in _ROW.split(', '))}, m.dedupe_key "
+                    "FROM raw_messages m JOIN unnest($1::uuid[], $2::text[]) AS k(t, d) "
+                    "ON m.tenant_id = k.t AND m.dedupe_key = k.d",
+                    [t for t, _d in known],
+                    [d for _t, d in known],
+                ):
+                    found[(r["tenant_id"], r["dedupe_key"])] = Stored.from_row(r, duplicate=True)
+        out: list[Stored] = []
+        taken: set[tuple[uuid.UUID, str]] = set()
+        for intake, key, _sha, _at in items:
+            k = (uuid.UUID(intake.tenant_id), key)
+            out.append(found[k] if k not in taken else replace(found[k], duplicate=True))
+            taken.add(k)
+        return out
+
+    @staticmethod
+    async def _insert_blobs(conn: asyncpg.Connection, blobs: dict[bytes, bytes]) -> None:
+        if not blobs:
+            return
+        ordered = sorted(blobs.items())  # in key order: overlapping writers wait, not deadlock
+        plain = [not compresses(data) for _sha, data in ordered]
+        await conn.execute(
+            "INSERT INTO blobs (sha256, size_bytes, data, data_plain) "
+            "SELECT s, n, CASE WHEN p THEN NULL ELSE d END, CASE WHEN p THEN d END "
+            "FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bool[]) AS u(s, n, d, p) "
+            "ON CONFLICT (sha256) DO NOTHING",
+            [sha for sha, _data in ordered],
+            [len(data) for _sha, data in ordered],
+            [data for _sha, data in ordered],
+            plain,
+        )
 
     async def complete(
         self,
@@ -156,13 +243,77 @@ class RawStore:
         extra_problem: str | None = None,
         publish: bool = False,
     ) -> bool:
-        """Record the parse and queue message.received; False if it was done already.
-        With `publish`, the event is published (and its ack awaited) before the commit —
-        harmless if the commit then fails: the event id was fixed in `store_raw`, and the
-        completion is retried (sender retry, refetch, sweeper) to the same event."""
+        """Record the parse and queue message.received; False if it was done already."""
+        [done] = await self.complete_many(
+            [Completion(stored, parsed, followups, extra_problem)], now=now, publish=publish
+        )
+        return done
+
+    async def complete_many(
+        self,
+        completions: Sequence[Completion],
+        *,
+        now: datetime,
+        publish: bool = False,
+        also: Also | None = None,
+    ) -> list[bool]:
+        """Record the parses and queue the message.received events (and their follow-ups)
+        in one transaction, with `also(conn)` in it too; per message, False if it was
+        completed already (its event is then not queued again). With `publish`, the events
+        are published (acks awaited together) before the commit — harmless if the commit
+        then fails: their ids were fixed in `store_raw`, and the completion is retried
+        (sender retry, refetch, import resumed, sweeper) to the same events."""
+        records = [await self._record(c, now) for c in completions]
+        async with self._db.transaction() as conn:
+            rows = await conn.fetch(
+                "UPDATE raw_messages m SET state = 'parsed', summary = u.summary, "
+                "parse_problems = ARRAY(SELECT jsonb_array_elements_text(u.problems::jsonb)), "
+                "parsed = u.document::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], "
+                "$4::text[], $5::text[]) AS u(tenant_id, id, summary, problems, document) "
+                "WHERE m.tenant_id = u.tenant_id AND m.id = u.id AND m.state = 'stored' "
+                "RETURNING m.id",
+                [uuid.UUID(c.stored.tenant_id) for c in completions],
+                [uuid.UUID(c.stored.message_id) for c in completions],
+                [r[0].SerializeToString() for r in records],
+                [json.dumps(list(r[0].parse_problems)) for r in records],
+                [json.dumps(r[2]) for r in records],
+            )
+            updated = {str(r["id"]) for r in rows}
+            done = [c.stored.message_id in updated for c in completions]
+            await self._insert_blobs(
+                conn,
+                {
+                    bytes.fromhex(att.sha256): att.data
+                    for c, ok in zip(completions, done, strict=True)
+                    if ok
+                    for att in c.parsed.attachments
+                    if att.data is not None
+                },
+            )
+            follow = [
+                f
+                for c, (_s, env, _d), ok in zip(completions, records, done, strict=True)
+                if ok and c.followups is not None
+                for f in c.followups(c.stored.message_id, env)
+            ]
+            await self._outbox.add_many(conn, follow)
+            received = [env for (_s, env, _d), ok in zip(records, done, strict=True) if ok]
+            if publish:
+                await self._outbox.add_and_publish_many(conn, received)
+            else:
+                await self._outbox.add_many(conn, received)
+            if also is not None:
+                await also(conn)
+        return done
+
+    async def _record(
+        self, c: Completion, now: datetime
+    ) -> tuple[events_pb2.MailSummary, events_pb2.EventEnvelope, dict[str, Any]]:
+        """The summary, the message.received envelope and the parsed document."""
+        stored, parsed = c.stored, c.parsed
         summary = to_summary(parsed)
-        if extra_problem:
-            summary.parse_problems.append(extra_problem)
+        if c.extra_problem:
+            summary.parse_problems.append(c.extra_problem)
         senders = [a.address for a in (*parsed.from_, *parsed.sender)] + [stored.envelope_from]
         rule = blocking.matching(await self.blocklist(stored.tenant_id, stored.inbox.id), senders)
         if rule is not None:
@@ -184,37 +335,11 @@ class RawStore:
             actor=events.system_actor("ingestion"),
         )
         document = parsed.to_json()
-        if extra_problem:
-            document["defects"] = [*document.get("defects", []), extra_problem]
-        async with self._db.transaction() as conn:
-            status = await conn.execute(
-                "UPDATE raw_messages SET state = 'parsed', summary = $3, parse_problems = $4, "
-                "parsed = $5 WHERE tenant_id = $1 AND id = $2 AND state = 'stored'",
-                uuid.UUID(stored.tenant_id),
-                uuid.UUID(stored.message_id),
-                summary.SerializeToString(),
-                list(summary.parse_problems),
-                document,
-            )
-            if status != "UPDATE 1":
-                return False
-            for att in parsed.attachments:
-                if att.data is not None:
-                    await conn.execute(
-                        "INSERT INTO blobs (sha256, size_bytes, data) VALUES ($1, $2, $3) "
-                        "ON CONFLICT (sha256) DO NOTHING",
-                        bytes.fromhex(att.sha256),
-                        len(att.data),
-                        att.data,
-                    )
-            if followups is not None:
-                for follow in followups(stored.message_id, env):
-                    await self._outbox.add(conn, follow)
-            if publish:
-                await self._outbox.add_and_publish(conn, env)
-            else:
-                await self._outbox.add(conn, env)
-        return True
+        if c.extra_problem:  # not parsed: nothing to read again later
+            document["defects"] = [*document.get("defects", []), c.extra_problem]
+        else:
+            document = without_bodies(document)
+        return summary, env, document
 
     async def blocklist(self, tenant_id: str, inbox_id: str) -> list[blocking.Rule]:
         """The rules for an inbox, cached a few seconds (a new rule applies within them)."""
@@ -243,8 +368,8 @@ class RawStore:
         rows = await self.pool.fetch(
             "UPDATE raw_messages SET parse_attempts = parse_attempts + 1 WHERE id IN ("
             "SELECT id FROM raw_messages WHERE state = 'stored' "
-            "AND received_at < now() - make_interval(secs => $1) "
-            "ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+            "AND stored_at < now() - make_interval(secs => $1) "
+            "ORDER BY stored_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
             f"RETURNING {_ROW}, parse_attempts, sha256, raw",
             older_than_s,
             limit,
@@ -254,24 +379,38 @@ class RawStore:
             raw = row["raw"]
             if raw is None:
                 raw = await self.pool.fetchval(
-                    "SELECT data FROM blobs WHERE sha256 = $1", row["sha256"]
+                    "SELECT coalesce(data, data_plain) FROM blobs WHERE sha256 = $1", row["sha256"]
                 )
             out.append((Stored.from_row(row), bytes(raw or b""), row["parse_attempts"]))
         return out
 
     async def get(self, tenant_id: str, message_id: uuid.UUID) -> Any:
         return await self._db.pool.fetchrow(
-            "SELECT m.id, coalesce(m.raw, b.data) AS raw, m.channel, m.received_at, m.summary, "
-            "m.parsed, m.state FROM raw_messages m LEFT JOIN blobs b ON b.sha256 = m.sha256 "
+            "SELECT m.id, coalesce(m.raw, b.data, b.data_plain) AS raw, m.channel, "
+            "m.received_at, m.summary, m.parsed, m.state "
+            "FROM raw_messages m LEFT JOIN blobs b ON b.sha256 = m.sha256 "
             "WHERE m.tenant_id = $1 AND m.id = $2",
             uuid.UUID(tenant_id),
             message_id,
         )
 
+    async def keep_document(
+        self, tenant_id: str, message_id: uuid.UUID, document: dict[str, Any]
+    ) -> None:
+        """Keep the whole parsed document of a message whose bodies were left for its first
+        showing (`BODIES_PENDING`)."""
+        await self._db.pool.execute(
+            f"UPDATE raw_messages SET parsed = $3 WHERE tenant_id = $1 AND id = $2 "
+            f"AND parsed ? '{BODIES_PENDING}'",
+            uuid.UUID(tenant_id),
+            message_id,
+            document,
+        )
+
     async def attachment(self, tenant_id: str, message_id: uuid.UUID, index: int) -> Any:
         """An attachment's listing and bytes, through the tenant's own message."""
         return await self._db.pool.fetchrow(
-            "SELECT a.value AS meta, b.data FROM raw_messages m, "
+            "SELECT a.value AS meta, coalesce(b.data, b.data_plain) AS data FROM raw_messages m, "
             "jsonb_array_elements(m.parsed -> 'attachments') a, blobs b "
             "WHERE m.tenant_id = $1 AND m.id = $2 AND (a.value ->> 'index')::int = $3 "
             "AND b.sha256 = decode(a.value ->> 'sha256', 'hex')",

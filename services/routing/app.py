@@ -1,12 +1,15 @@
-"""routing's composition root: message.received → message.routed."""
+"""routing's composition root: message.received → (tickets.ResolveThread) → message.routed."""
 
 from __future__ import annotations
 
-from switchboard.v1 import events_pb2
+import grpc
+from switchboard.v1 import events_pb2, tickets_pb2, tickets_pb2_grpc
 
 from services.runtime import events
 from services.runtime import settings as rt_settings
 from services.runtime.bus import ConsumerSpec, Delivery
+from services.runtime.errors import Unavailable
+from services.runtime.identity import Identity
 from services.runtime.outbox import first_time
 from services.runtime.service import ServiceRuntime
 
@@ -21,9 +24,28 @@ async def main() -> int:
     db = await rt.open_database()
     await rt.open_bus()
     outbox = rt.open_outbox()
+    tickets = tickets_pb2_grpc.TicketsServiceStub(rt.channel("tickets"))
+
+    async def thread_of(
+        env: events_pb2.EventEnvelope, received: events_pb2.MessageReceived
+    ) -> tickets_pb2.ResolveThreadResponse:
+        """Ask tickets (which owns the index of Message-IDs) where a mail belongs; while
+        tickets is away the event is retried later, never routed blind."""
+        md = Identity(tenant_id=env.tenant_id, correlation_id=env.correlation_id).metadata()
+        try:
+            resp: tickets_pb2.ResolveThreadResponse = await tickets.ResolveThread(
+                tickets_pb2.ResolveThreadRequest(inbox_id=received.inbox.id, mail=received.mail),
+                metadata=md,
+                timeout=5,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise Unavailable(f"tickets.ResolveThread: {err.code().name}") from None
+        return resp
 
     async def on_received(env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
-        routed = domain.route(events.payload_of(env, events.MESSAGE_RECEIVED))
+        received = events.payload_of(env, events.MESSAGE_RECEIVED)
+        thread = await thread_of(env, received)
+        routed = domain.route(received, thread.ticket_id, thread.reason)
         out = events.caused_by(
             events.MESSAGE_ROUTED,
             env,

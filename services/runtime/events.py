@@ -53,8 +53,34 @@ MESSAGE_RECEIVED = EventType("message.received", INGEST, "message_received")
 MESSAGE_ROUTED = EventType("message.routed", ROUTING, "message_routed")
 TICKET_CREATED = EventType("ticket.created", TICKETS, "ticket_created")
 FORM_SUBMITTED = EventType("form.submitted", INGEST, "form_submitted")
+TICKET_UPDATED = EventType("ticket.updated", TICKETS, "ticket_updated")
+TICKET_ASSIGNED = EventType("ticket.assigned", TICKETS, "ticket_assigned")
+TICKET_MESSAGE_ADDED = EventType("ticket.message_added", TICKETS, "ticket_message_added")
+COMMENT_ADDED = EventType("comment.added", TICKETS, "comment_added")
+CONTACT_CHANGED = EventType("contact.changed", TICKETS, "contact_changed")
+LOCK_ACQUIRED = EventType("lock.acquired", TICKETS, "reply_lock")
+LOCK_RENEWED = EventType("lock.renewed", TICKETS, "reply_lock")
+LOCK_RELEASED = EventType("lock.released", TICKETS, "reply_lock")
+LOCK_EXPIRED = EventType("lock.expired", TICKETS, "reply_lock")
+LOCK_TAKEN_OVER = EventType("lock.taken_over", TICKETS, "reply_lock")
 EVENT_TYPES = {
-    t.name: t for t in (MESSAGE_RECEIVED, MESSAGE_ROUTED, TICKET_CREATED, FORM_SUBMITTED)
+    t.name: t
+    for t in (
+        MESSAGE_RECEIVED,
+        MESSAGE_ROUTED,
+        TICKET_CREATED,
+        FORM_SUBMITTED,
+        TICKET_UPDATED,
+        TICKET_ASSIGNED,
+        TICKET_MESSAGE_ADDED,
+        COMMENT_ADDED,
+        CONTACT_CHANGED,
+        LOCK_ACQUIRED,
+        LOCK_RENEWED,
+        LOCK_RELEASED,
+        LOCK_EXPIRED,
+        LOCK_TAKEN_OVER,
+    )
 }
 
 

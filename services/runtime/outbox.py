@@ -42,6 +42,21 @@ async def first_time(
     return bool(status == "INSERT 0 1")
 
 
+_Row = tuple[uuid.UUID, uuid.UUID, str, bytes]  # event id, tenant id, subject, payload
+
+
+def _rows(envs: Sequence[events_pb2.EventEnvelope], subject: str | None) -> list[_Row]:
+    return [
+        (
+            uuid.UUID(env.event_id),
+            uuid.UUID(env.tenant_id),
+            subject or subject_of(env),
+            env.SerializeToString(),
+        )
+        for env in envs
+    ]
+
+
 class Outbox(PeriodicTask):
     def __init__(
         self,
@@ -93,6 +108,53 @@ class Outbox(PeriodicTask):
             uuid.UUID(env.tenant_id),
             subject,
             payload,
+        )
+
+    async def add_many(
+        self,
+        conn: asyncpg.Connection,
+        envs: Sequence[events_pb2.EventEnvelope],
+        subject: str | None = None,
+    ) -> None:
+        """`add` for several events, in one statement."""
+        await self._insert(conn, _rows(envs, subject), published=False)
+
+    async def add_and_publish_many(
+        self,
+        conn: asyncpg.Connection,
+        envs: Sequence[events_pb2.EventEnvelope],
+        subject: str | None = None,
+    ) -> None:
+        """`add_and_publish` for several events: published pipelined, in this order, and
+        their acks awaited together, then recorded as published in one statement. Raises
+        if any was not acknowledged (the caller's transaction then rolls back; those that
+        did go out are deduplicated when published again under the same ids)."""
+        rows = _rows(envs, subject)
+        if not rows:
+            return
+        results = await self._bus.publish_many([(s, p, str(e)) for e, _t, s, p in rows])
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise ConnectionError(
+                f"the event bus did not acknowledge {len(failed)} of {len(rows)} events: "
+                f"{failed[0]!r}"
+            )
+        await self._insert(conn, rows, published=True)
+
+    async def _insert(
+        self, conn: asyncpg.Connection, rows: Sequence[_Row], *, published: bool
+    ) -> None:
+        if not rows:
+            return
+        await conn.execute(
+            "INSERT INTO outbox (event_id, tenant_id, subject, payload, published_at, attempts) "
+            "SELECT e, t, s, p, CASE WHEN $5 THEN now() END, CASE WHEN $5 THEN 1 ELSE 0 END "
+            "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[]) AS u(e, t, s, p)",
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            published,
         )
 
     async def _publish_rows(self, conn: asyncpg.Connection, rows: Sequence[Any]) -> list[uuid.UUID]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from switchboard.v1 import common_pb2, events_pb2
 
@@ -16,6 +18,12 @@ from services.runtime.errors import InvalidArgument
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
 SUBJECT_MAX = 998
+LABEL_MAX = 50  # characters of one label, category or flag
+LABELS_MAX = 20  # labels (or flags) on one ticket
+COMMENT_MAX = 20_000
+MEMO_MAX = 20_000
+BULK_MAX = 1000
+THRESHOLDS_MAX = 5
 
 
 class Status(StrEnum):
@@ -50,6 +58,195 @@ _TO_PB = {
 }
 
 
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    def to_pb(self) -> common_pb2.Priority:
+        return _PRIO_TO_PB[self]
+
+    @classmethod
+    def from_pb(cls, value: int) -> Priority | None:
+        if value == common_pb2.PRIORITY_UNSPECIFIED:
+            return None
+        for prio, pb in _PRIO_TO_PB.items():
+            if pb == value:
+                return prio
+        raise InvalidArgument(f"unknown priority {value}", field="priority")
+
+    @property
+    def rank(self) -> int:
+        return list(Priority).index(self)
+
+
+_PRIO_TO_PB = {
+    Priority.LOW: common_pb2.PRIORITY_LOW,
+    Priority.NORMAL: common_pb2.PRIORITY_NORMAL,
+    Priority.HIGH: common_pb2.PRIORITY_HIGH,
+    Priority.URGENT: common_pb2.PRIORITY_URGENT,
+}
+
+CLOSED = (Status.RESOLVED, Status.NO_ACTION)
+
+
+def clean_tag(value: str, field: str) -> str:
+    """A label, flag or category: trimmed, one line, at most LABEL_MAX characters."""
+    tag = " ".join(value.split())
+    if not tag:
+        raise InvalidArgument(f"{field} must not be empty", field=field)
+    if len(tag) > LABEL_MAX:
+        raise InvalidArgument(f"{field} is longer than {LABEL_MAX} characters", field=field)
+    if any(ord(c) < 32 or c == "\x7f" for c in tag):
+        raise InvalidArgument(f"{field} contains control characters", field=field)
+    return tag
+
+
+def clean_text(value: str, field: str, limit: int, *, required: bool = True) -> str:
+    text = value.replace("\r\n", "\n").replace("\x00", "").strip()
+    if required and not text:
+        raise InvalidArgument(f"{field} must not be empty", field=field)
+    if len(text) > limit:
+        raise InvalidArgument(f"{field} is longer than {limit} characters", field=field)
+    return text
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    old: str
+    new: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"field": self.field, "old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True)
+class FieldEdit:
+    """An operator's requested change; None / empty leaves a field as it is."""
+
+    status: Status | None = None
+    priority: Priority | None = None
+    category: str | None = None
+    add_labels: tuple[str, ...] = ()
+    remove_labels: tuple[str, ...] = ()
+    add_flags: tuple[str, ...] = ()
+    remove_flags: tuple[str, ...] = ()
+    assignee_id: str | None = None  # "" unassigns
+
+    def validated(self) -> FieldEdit:
+        return FieldEdit(
+            status=self.status,
+            priority=self.priority,
+            category=None
+            if self.category is None
+            else (clean_tag(self.category, "category") if self.category.strip() else ""),
+            add_labels=tuple(clean_tag(x, "add_labels") for x in self.add_labels),
+            remove_labels=tuple(" ".join(x.split()) for x in self.remove_labels),
+            add_flags=tuple(clean_tag(x, "add_flags") for x in self.add_flags),
+            remove_flags=tuple(" ".join(x.split()) for x in self.remove_flags),
+            assignee_id=self.assignee_id,
+        )
+
+    @property
+    def empty(self) -> bool:
+        return self == FieldEdit()
+
+
+def _merge_tags(
+    current: list[str], add: tuple[str, ...], remove: tuple[str, ...], field: str
+) -> list[str]:
+    out = [t for t in current if t not in remove]
+    for t in add:
+        if t not in out:
+            out.append(t)
+    if len(out) > LABELS_MAX:
+        raise InvalidArgument(f"a ticket has at most {LABELS_MAX} {field}", field=field)
+    return out
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The new field values (only those that changed) and their changes for the audit."""
+
+    values: dict[str, object]
+    changes: tuple[Change, ...]
+
+
+def apply_edit(row: Any, edit: FieldEdit) -> Applied:
+    """The field changes `edit` makes to a ticket row (status, priority, category, labels,
+    flags; the assignee is checked and applied by the caller, who knows the operators).
+    Trashing remembers the status to restore; resolving stamps `closed_at` (caller)."""
+    get = row.__getitem__
+    values: dict[str, object] = {}
+    changes: list[Change] = []
+    if edit.status is not None and edit.status.value != get("status"):
+        old = Status(get("status"))
+        values["status"] = edit.status.value
+        if edit.status is Status.TRASH:
+            values["status_before_trash"] = old.value
+        elif old is Status.TRASH:
+            values["status_before_trash"] = None
+        changes.append(Change("status", old.value, edit.status.value))
+    if edit.priority is not None and edit.priority.value != get("priority"):
+        values["priority"] = edit.priority.value
+        changes.append(Change("priority", str(get("priority")), edit.priority.value))
+    if edit.category is not None and edit.category != get("category"):
+        values["category"] = edit.category
+        changes.append(Change("category", str(get("category")), edit.category))
+    for field, add, remove in (
+        ("labels", edit.add_labels, edit.remove_labels),
+        ("flags", edit.add_flags, edit.remove_flags),
+    ):
+        current = list(get(field))
+        new = _merge_tags(current, add, remove, field)
+        if new != current:
+            values[field] = new
+            changes.append(Change(field, ", ".join(current), ", ".join(new)))
+    return Applied(values, tuple(changes))
+
+
+def restore_status(row: Any) -> Status:
+    """The status a ticket goes back to from trash: the one it had, else open."""
+    before = row["status_before_trash"]
+    return Status(before) if before and before != Status.TRASH.value else Status.OPEN
+
+
+@dataclass(frozen=True)
+class Threshold:
+    after_minutes: int
+    color: str
+
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def validate_thresholds(items: list[Threshold]) -> list[Threshold]:
+    if len(items) > THRESHOLDS_MAX:
+        raise InvalidArgument(f"at most {THRESHOLDS_MAX} thresholds", field="thresholds")
+    last = 0
+    for t in items:
+        if t.after_minutes <= last:
+            raise InvalidArgument(
+                "thresholds must be positive and strictly ascending", field="thresholds"
+            )
+        if not _COLOR.match(t.color):
+            raise InvalidArgument("a threshold colour is #rrggbb", field="thresholds")
+        last = t.after_minutes
+    return items
+
+
+def elapsed_level(thresholds: list[Threshold], elapsed_s: float) -> tuple[int, str]:
+    """TKT-14: the highest threshold the elapsed time has reached (1-based) and its colour;
+    (0, "") below the first."""
+    level, color = 0, ""
+    for i, t in enumerate(thresholds, start=1):
+        if elapsed_s >= t.after_minutes * 60:
+            level, color = i, t.color
+    return level, color
+
+
 @dataclass(frozen=True)
 class NewTicket:
     id: str
@@ -76,7 +273,52 @@ def ticket_for_new_message(ticket_id: str, routed: events_pb2.MessageRouted) -> 
 
 
 @dataclass(frozen=True)
+class PhoneMemoInput:
+    """A phone memo as the operator entered it (ING-6, TKT-7), validated."""
+
+    body: str
+    direction: str
+    caller_name: str
+    phone: str
+    duration_s: int
+    occurred_at: datetime
+
+    @classmethod
+    def validated(
+        cls,
+        *,
+        body: str,
+        direction: str,
+        caller_name: str,
+        phone: str,
+        duration_s: int,
+        occurred_at: datetime,
+        now: datetime,
+    ) -> PhoneMemoInput:
+        direction = direction or "inbound"
+        if direction not in ("inbound", "outbound"):
+            raise InvalidArgument("direction is inbound or outbound", field="direction")
+        if not 0 <= duration_s <= 24 * 3600:
+            raise InvalidArgument("duration_s must be 0 to 86400", field="duration_s")
+        if occurred_at > now:
+            raise InvalidArgument("occurred_at is in the future", field="occurred_at")
+        phone = clean_text(phone, "phone", 40, required=False)
+        if phone and not re.fullmatch(r"[0-9+\-() .#*]+", phone):
+            raise InvalidArgument("phone may hold digits, spaces and + - ( ) . # *", field="phone")
+        return cls(
+            body=clean_text(body, "body", MEMO_MAX),
+            direction=direction,
+            caller_name=clean_text(caller_name, "caller_name", 200, required=False),
+            phone=phone,
+            duration_s=duration_s,
+            occurred_at=occurred_at,
+        )
+
+
+@dataclass(frozen=True)
 class Cursor:
+    """A keyset position (time, id) — newest first lists."""
+
     received_at: datetime
     id: uuid.UUID
 

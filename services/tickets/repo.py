@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from switchboard.v1 import common_pb2, events_pb2
 
-from .domain import Cursor, NewTicket, Status
+from . import search
+from .domain import Change, Cursor, NewTicket, PhoneMemoInput, Priority, Status
+from .query import TicketQuery, build_list_query
+
+
+def lock_pb(row: Any) -> events_pb2.ReplyLock | None:
+    """The reply lock a ticket row records, or None when nobody holds one."""
+    if row["lock_fence"] is None:
+        return None
+    lock = events_pb2.ReplyLock(
+        holder=common_pb2.OperatorRef(
+            id=str(row["lock_holder_id"]), display_name=row["lock_holder_name"] or ""
+        ),
+        fence=row["lock_fence"],
+    )
+    lock.expires_at.FromDatetime(row["lock_expires_at"])
+    lock.acquired_at.FromDatetime(row["lock_acquired_at"])
+    return lock
 
 
 def summary_pb(row: Any) -> events_pb2.TicketSummary:
@@ -18,24 +36,90 @@ def summary_pb(row: Any) -> events_pb2.TicketSummary:
         subject=row["subject"],
         status=Status(row["status"]).to_pb(),
         inbox=common_pb2.InboxRef(id=str(row["inbox_id"]), name=row["inbox_name"]),
+        number=row["number"],
+        contact_id=str(row["contact_id"] or ""),
+        labels=list(row["labels"]),
+        category=row["category"],
+        priority=Priority(row["priority"]).to_pb(),
+        flags=list(row["flags"]),
+        merged_into=str(row["merged_into"] or ""),
+        message_count=row["message_count"],
+        awaiting_approval=row["awaiting_approval"],
+        editing=row["lock_fence"] is not None or row["draft_count"] > 0,
     )
     getattr(s, "from").CopyFrom(
         common_pb2.Address(name=row["from_name"], address=row["from_address"])
     )
     s.received_at.FromDatetime(row["received_at"])
     s.updated_at.FromDatetime(row["updated_at"])
+    s.last_message_at.FromDatetime(row["last_message_at"] or row["received_at"])
     if row["assignee_id"] is not None:
         s.assignee.CopyFrom(
             common_pb2.OperatorRef(
                 id=str(row["assignee_id"]), display_name=row["assignee_name"] or ""
             )
         )
+    lock = lock_pb(row)
+    if lock is not None:
+        s.lock.CopyFrom(lock)
     return s
+
+
+_ACTOR_KIND = {
+    common_pb2.Actor.KIND_OPERATOR: "operator",
+    common_pb2.Actor.KIND_SYSTEM: "system",
+    common_pb2.Actor.KIND_CUSTOMER: "customer",
+}
 
 
 class TicketsRepo:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+
+    async def row(
+        self,
+        conn: asyncpg.Connection | asyncpg.Pool,
+        tenant_id: str,
+        ticket_id: uuid.UUID,
+        *,
+        for_update: bool = False,
+    ) -> Any:
+        """One ticket of the tenant (None when missing or another tenant's)."""
+        lock = " FOR UPDATE" if for_update else ""
+        return await conn.fetchrow(
+            f"SELECT * FROM tickets WHERE tenant_id = $1 AND id = $2{lock}",
+            uuid.UUID(tenant_id),
+            ticket_id,
+        )
+
+    async def add_audit(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        id: uuid.UUID,
+        tenant_id: str,
+        ticket_id: uuid.UUID,
+        at: datetime,
+        actor: common_pb2.Actor,
+        action: str,
+        changes: Sequence[Change] = (),
+        comment: str = "",
+    ) -> None:
+        """TKT-13: every change stamped with time, who, what changed and the note."""
+        await conn.execute(
+            "INSERT INTO audit (id, tenant_id, ticket_id, at, actor_kind, actor_id, actor_name, "
+            "action, changes, comment) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+            id,
+            uuid.UUID(tenant_id),
+            ticket_id,
+            at,
+            _ACTOR_KIND.get(actor.kind, "system"),
+            actor.id,
+            actor.display,
+            action,
+            [c.to_json() for c in changes],
+            comment,
+        )
 
     async def message_known(
         self, conn: asyncpg.Connection, tenant_id: str, message_id: str
@@ -48,13 +132,32 @@ class TicketsRepo:
             )
         )
 
+    async def next_number(self, conn: asyncpg.Connection, tenant_id: str) -> int:
+        """The tenant's next ticket number (the counter row is locked until commit)."""
+        return int(
+            await conn.fetchval(
+                "INSERT INTO tenant_counters (tenant_id, next_number) VALUES ($1, 2) "
+                "ON CONFLICT (tenant_id) DO UPDATE "
+                "SET next_number = tenant_counters.next_number + 1 RETURNING next_number - 1",
+                uuid.UUID(tenant_id),
+            )
+        )
+
     async def insert_ticket(
-        self, conn: asyncpg.Connection, tenant_id: str, t: NewTicket, now: datetime
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        t: NewTicket,
+        now: datetime,
+        *,
+        number: int,
+        contact_id: uuid.UUID | None,
     ) -> Any:
         return await conn.fetchrow(
             "INSERT INTO tickets (id, tenant_id, subject, status, inbox_id, inbox_name, from_name, "
-            "from_address, received_at, created_at, updated_at) "
-            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10) RETURNING *",
+            "from_address, received_at, created_at, updated_at, number, contact_id, "
+            "last_message_at, message_count) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10,$11,$12,$9,0) RETURNING *",
             uuid.UUID(t.id),
             uuid.UUID(tenant_id),
             t.subject,
@@ -65,6 +168,8 @@ class TicketsRepo:
             t.sender.address,
             t.received_at,
             now,
+            number,
+            contact_id,
         )
 
     async def insert_message(
@@ -75,38 +180,240 @@ class TicketsRepo:
         routed: events_pb2.MessageRouted,
         received_at: datetime,
     ) -> None:
+        """File a mail in a ticket: its summary (without the search text, which goes to
+        the index), its participants and its search grams."""
+        mail = events_pb2.MailSummary()
+        mail.CopyFrom(routed.mail)
+        mail.ClearField("search_text")
+        sender = getattr(mail, "from")
+        people = {a.address.lower() for a in (sender, *mail.to, *mail.cc) if a.address}
+        text, grams = search.document(mail.subject, routed.mail.search_text or mail.snippet)
         await conn.execute(
             "INSERT INTO messages (tenant_id, id, ticket_id, channel, received_at, "
-            "rfc822_message_id, summary) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+            "rfc822_message_id, summary, participants, search_text, search_grams) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
             uuid.UUID(tenant_id),
             uuid.UUID(routed.message_id),
             uuid.UUID(ticket_id),
             routed.channel,
             received_at,
-            routed.mail.rfc822_message_id[:998],
-            routed.mail.SerializeToString(),
+            mail.rfc822_message_id[:998],
+            mail.SerializeToString(),
+            sorted(people),
+            text,
+            grams,
+        )
+        await self.count_message(conn, tenant_id, uuid.UUID(ticket_id), received_at)
+
+    async def insert_memo(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        ticket_id: uuid.UUID,
+        memo_id: uuid.UUID,
+        memo: PhoneMemoInput,
+        author: common_pb2.OperatorRef,
+    ) -> Any:
+        text, grams = search.document(memo.caller_name, memo.body)
+        row = await conn.fetchrow(
+            "INSERT INTO messages (tenant_id, id, ticket_id, channel, received_at, memo_body, "
+            "memo_direction, memo_caller_name, memo_phone, memo_duration_s, author_id, "
+            "author_name, search_text, search_grams) "
+            "VALUES ($1,$2,$3,'phone',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING *",
+            uuid.UUID(tenant_id),
+            memo_id,
+            ticket_id,
+            memo.occurred_at,
+            memo.body,
+            memo.direction,
+            memo.caller_name,
+            memo.phone,
+            memo.duration_s,
+            uuid.UUID(author.id),
+            author.display_name,
+            text,
+            grams,
+        )
+        await self.count_message(conn, tenant_id, ticket_id, memo.occurred_at)
+        return row
+
+    async def count_message(
+        self, conn: asyncpg.Connection, tenant_id: str, ticket_id: uuid.UUID, at: datetime
+    ) -> None:
+        await conn.execute(
+            "UPDATE tickets SET message_count = message_count + 1, "
+            "last_message_at = greatest(last_message_at, $3) WHERE tenant_id = $1 AND id = $2",
+            uuid.UUID(tenant_id),
+            ticket_id,
+            at,
         )
 
-    async def list_tickets(
-        self, tenant_id: str, status: Status | None, limit: int, after: Cursor | None
-    ) -> list[Any]:
-        args: list[Any] = [uuid.UUID(tenant_id), limit + 1]
-        where = ["tenant_id = $1"]
-        if status is None:
-            where.append("status <> 'trash'")
-        else:
-            args.append(status.value)
-            where.append(f"status = ${len(args)}")
-        if after is not None:
-            args.extend([after.received_at, after.id])
-            where.append(f"(received_at, id) < (${len(args) - 1}, ${len(args)})")
-        sql = (
-            f"SELECT * FROM tickets WHERE {' AND '.join(where)} "
-            "ORDER BY received_at DESC, id DESC LIMIT $2"
+    # -- threading lookups -----------------------------------------------------------
+
+    async def final_ticket(
+        self, conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, ticket_id: uuid.UUID
+    ) -> Any:
+        """The ticket, or the one it was merged into (followed to the end); None if missing."""
+        for _ in range(20):
+            row = await self.row(conn, tenant_id, ticket_id)
+            if row is None or row["merged_into"] is None:
+                return row
+            ticket_id = row["merged_into"]
+        return None
+
+    async def ticket_by_reference(
+        self, conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, refs: list[str]
+    ) -> uuid.UUID | None:
+        """The ticket of the most recent filed mail whose Message-ID is one of `refs`."""
+        if not refs:
+            return None
+        found = await conn.fetchval(
+            "SELECT ticket_id FROM messages WHERE tenant_id = $1 AND rfc822_message_id = ANY($2) "
+            "AND rfc822_message_id <> '' ORDER BY received_at DESC LIMIT 1",
+            uuid.UUID(tenant_id),
+            refs,
         )
+        return cast(uuid.UUID | None, found)
+
+    async def ticket_by_number(
+        self, conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, number: int
+    ) -> uuid.UUID | None:
+        found = await conn.fetchval(
+            "SELECT id FROM tickets WHERE tenant_id = $1 AND number = $2",
+            uuid.UUID(tenant_id),
+            number,
+        )
+        return cast(uuid.UUID | None, found)
+
+    async def is_participant(
+        self,
+        conn: asyncpg.Connection | asyncpg.Pool,
+        tenant_id: str,
+        ticket_id: uuid.UUID,
+        address: str,
+    ) -> bool:
+        """Whether `address` already took part in the ticket: a sender or recipient of one
+        of its mails, or an address of its contact."""
+        return bool(
+            await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE tenant_id = $1 AND ticket_id = $2 "
+                "AND participants @> ARRAY[$3]) OR EXISTS (SELECT 1 FROM tickets t "
+                "JOIN contact_addresses ca ON ca.tenant_id = t.tenant_id "
+                "AND ca.contact_id = t.contact_id WHERE t.tenant_id = $1 AND t.id = $2 "
+                "AND ca.address = $3)",
+                uuid.UUID(tenant_id),
+                ticket_id,
+                address.lower(),
+            )
+        )
+
+    # -- changes -----------------------------------------------------------------------
+
+    async def update_fields(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        ticket_id: uuid.UUID,
+        values: dict[str, Any],
+        now: datetime,
+    ) -> Any:
+        """Set these columns (names from the code, never from a request) and updated_at."""
+        cols = [*values, "updated_at"]
+        args = [*values.values(), now]
+        sets = ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(cols))
+        return await conn.fetchrow(
+            f"UPDATE tickets SET {sets} WHERE tenant_id = $1 AND id = $2 RETURNING *",
+            uuid.UUID(tenant_id),
+            ticket_id,
+            *args,
+        )
+
+    async def move_messages(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        source: uuid.UUID,
+        target: uuid.UUID,
+        message_id: uuid.UUID | None = None,
+    ) -> int:
+        """Move messages (all, or one) and — for a whole move — comments from one ticket to
+        another, and recount both."""
+        tenant = uuid.UUID(tenant_id)
+        if message_id is None:
+            moved = await conn.execute(
+                "UPDATE messages SET ticket_id = $3 WHERE tenant_id = $1 AND ticket_id = $2",
+                tenant,
+                source,
+                target,
+            )
+            await conn.execute(
+                "UPDATE comments SET ticket_id = $3 WHERE tenant_id = $1 AND ticket_id = $2",
+                tenant,
+                source,
+                target,
+            )
+        else:
+            moved = await conn.execute(
+                "UPDATE messages SET ticket_id = $3 WHERE tenant_id = $1 AND ticket_id = $2 "
+                "AND id = $4",
+                tenant,
+                source,
+                target,
+                message_id,
+            )
+        for t in (source, target):
+            await conn.execute(
+                "UPDATE tickets SET (message_count, last_message_at) = (SELECT count(*), "
+                "coalesce(max(received_at), tickets.received_at) FROM messages m "
+                "WHERE m.tenant_id = $1 AND m.ticket_id = $2) WHERE tenant_id = $1 AND id = $2",
+                tenant,
+                t,
+            )
+        return int(moved.split()[-1])
+
+    async def message_row(
+        self, conn: asyncpg.Connection, tenant_id: str, message_id: uuid.UUID
+    ) -> Any:
+        return await conn.fetchrow(
+            "SELECT * FROM messages WHERE tenant_id = $1 AND id = $2",
+            uuid.UUID(tenant_id),
+            message_id,
+        )
+
+    async def insert_comment(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        id: uuid.UUID,
+        tenant_id: str,
+        ticket_id: uuid.UUID,
+        author: common_pb2.OperatorRef,
+        body: str,
+        mentions: list[common_pb2.OperatorRef],
+        at: datetime,
+    ) -> Any:
+        return await conn.fetchrow(
+            "INSERT INTO comments (id, tenant_id, ticket_id, author_id, author_name, body, "
+            "mentions, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING *",
+            id,
+            uuid.UUID(tenant_id),
+            ticket_id,
+            uuid.UUID(author.id),
+            author.display_name,
+            body,
+            [{"id": m.id, "display_name": m.display_name} for m in mentions],
+            at,
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def list_tickets(self, tenant_id: str, q: TicketQuery, limit: int) -> list[Any]:
+        sql, args = build_list_query(tenant_id, q, limit + 1)
         return list(await self._pool.fetch(sql, *args))
 
-    async def get(self, tenant_id: str, ticket_id: uuid.UUID) -> tuple[Any, list[Any]] | None:
+    async def get(
+        self, tenant_id: str, ticket_id: uuid.UUID
+    ) -> tuple[Any, list[Any], list[Any]] | None:
         tenant = uuid.UUID(tenant_id)
         row = await self._pool.fetchrow(
             "SELECT * FROM tickets WHERE tenant_id = $1 AND id = $2", tenant, ticket_id
@@ -114,9 +421,61 @@ class TicketsRepo:
         if row is None:
             return None
         msgs = await self._pool.fetch(
-            "SELECT * FROM messages WHERE tenant_id = $1 AND ticket_id = $2 "
-            "ORDER BY received_at, id",
+            "SELECT id, channel, received_at, summary, memo_body, memo_direction, "
+            "memo_caller_name, memo_phone, memo_duration_s, author_id, author_name "
+            "FROM messages WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY received_at, id",
             tenant,
             ticket_id,
         )
-        return row, list(msgs)
+        comments = await self._pool.fetch(
+            "SELECT * FROM comments WHERE tenant_id = $1 AND ticket_id = $2 "
+            "ORDER BY created_at, id",
+            tenant,
+            ticket_id,
+        )
+        return row, list(msgs), list(comments)
+
+    async def audit(
+        self, tenant_id: str, ticket_id: uuid.UUID, limit: int, after: Cursor | None
+    ) -> list[Any]:
+        args: list[Any] = [uuid.UUID(tenant_id), ticket_id, limit + 1]
+        where = "tenant_id = $1 AND ticket_id = $2"
+        if after is not None:
+            args.extend([after.received_at, after.id])
+            where += " AND (at, id) < ($4, $5)"
+        return list(
+            await self._pool.fetch(
+                f"SELECT * FROM audit WHERE {where} ORDER BY at DESC, id DESC LIMIT $3", *args
+            )
+        )
+
+    # -- inbox settings ------------------------------------------------------------------
+
+    async def inbox_settings(
+        self, conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, inbox_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, Any]:
+        rows = await conn.fetch(
+            "SELECT * FROM inbox_settings WHERE tenant_id = $1 AND inbox_id = ANY($2)",
+            uuid.UUID(tenant_id),
+            inbox_ids,
+        )
+        return {r["inbox_id"]: r for r in rows}
+
+    async def set_inbox_settings(
+        self,
+        tenant_id: str,
+        inbox_id: uuid.UUID,
+        thresholds: list[dict[str, Any]],
+        new_ticket_after_days: int,
+        now: datetime,
+    ) -> Any:
+        return await self._pool.fetchrow(
+            "INSERT INTO inbox_settings (tenant_id, inbox_id, thresholds, new_ticket_after_days, "
+            "updated_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (tenant_id, inbox_id) DO UPDATE "
+            "SET thresholds = $3, new_ticket_after_days = $4, updated_at = $5 RETURNING *",
+            uuid.UUID(tenant_id),
+            inbox_id,
+            thresholds,
+            new_ticket_after_days,
+            now,
+        )

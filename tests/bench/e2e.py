@@ -7,6 +7,8 @@
   the new ticket to a connected operator; p50 and p99.
 - baseline: bare `email.message_from_bytes` of the same mails, in the same run, so the
   figures can be compared across machines.
+- locks: reply-lock acquire/release rates and latencies beside raw redis-py, and lock
+  event → WebSocket push latency (`tests/bench/locks.py`).
 
 The stack is the one `make run` starts (durable PostgreSQL: fsync on), on free ports in a
 temporary folder. Nothing here is part of `make test`'s pass/fail.
@@ -32,7 +34,7 @@ import aiosmtplib
 import nats
 
 from services.devstack.stack import Ports, Stack, StackConfig
-from tests.bench import ingestion
+from tests.bench import ingestion, locks
 
 PASSWORD = "bench-password"
 THROUGHPUT_MAILS = int(os.environ.get("SB_BENCH_MAILS", "3000"))
@@ -198,6 +200,8 @@ async def main() -> int:
                 ) as r:
                     admin = (await r.json())["token"]
             ingest = await ingestion.run(stack, admin, Path(tmp))
+            print("locks…", file=sys.stderr)
+            lock_figures = await locks.run(stack, admin)
         finally:
             await asyncio.to_thread(stack.stop)
     base = parse_rate([make_mail(f"parse {i}") for i in range(THROUGHPUT_MAILS)])
@@ -220,6 +224,7 @@ async def main() -> int:
         },
         "ratio_to_baseline": {"throughput": round(tp["mails_per_second"] / base, 4)},
         "ingestion": ingest,
+        "locks": lock_figures,
     }
     print(json.dumps(result, indent=2))
     return 0

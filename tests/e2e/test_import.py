@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from services.devstack.stack import ROOT, Stack
+from services.runtime.db import with_database
 from tests.helpers import Tenant, all_tickets, api_get, create_tenant, eventually, login, make_mail
 
 pytestmark = pytest.mark.e2e
@@ -169,7 +171,7 @@ async def test_importing_the_same_file_twice_creates_nothing_new_and_keeps_dates
 
 async def test_an_import_survives_a_sigkill_of_ingestion(stack: Stack, tenant: Tenant) -> None:
     token = await login(stack, tenant.login, tenant.password)
-    count = 300
+    count = 1000  # enough that the job is still running when ingestion is killed
     tag = f"Bulk {uuid.uuid4().hex[:6]}"
     members = {f"{i:04d}.eml": make_mail(f"{tag} #{i:04d}").as_bytes() for i in range(count)}
     code, job = await _upload(stack, token, tenant.inbox_id, _zip(members), "bulk.zip")
@@ -185,6 +187,14 @@ async def test_an_import_survives_a_sigkill_of_ingestion(stack: Stack, tenant: T
 
     await eventually(started, timeout=60)
     stack.kill("ingestion", signal.SIGKILL)
+    conn = await asyncpg.connect(with_database(stack.database_url, "sb_ingestion"))
+    try:  # killed half-way: what the job had recorded by then
+        done = await conn.fetchval(
+            "SELECT done FROM import_jobs WHERE id = $1", uuid.UUID(job["id"])
+        )
+    finally:
+        await conn.close()
+    assert 0 < done < count
     stack.start_process("ingestion")
     job = await _finished(stack, token, job["id"], timeout=180)
     assert (job["state"], job["done"], job["total"]) == ("done", count, count)

@@ -84,6 +84,35 @@ async def test_html_is_sanitised_and_attachments_are_downloads(stack: Stack) -> 
     assert code == 404
 
 
+async def test_html_left_unsanitised_at_intake_is_sanitised_before_it_is_first_shown(
+    stack: Stack,
+) -> None:
+    # No image in it: intake keeps the mail without its bodies and does not sanitise the
+    # HTML; the first showing parses the bodies again and sanitises them, and keeps them.
+    token = await login(stack)
+    subject = f"Imageless HTML {uuid.uuid4().hex[:6]}"
+    m = EmailMessage()
+    m["From"] = "Sender <s@example.com>"
+    m["To"] = "support@demo.example"
+    m["Subject"] = subject
+    m.set_content("plain version\n")
+    m.add_alternative(
+        '<p onclick="steal()">Hello <b>there</b></p><script>alert(1)</script>'
+        '<a href="javascript:alert(2)">click</a><a href="https://ok.example/">ok</a>',
+        subtype="html",
+    )
+    await asyncio.to_thread(send, stack.smtp_port, m)
+    first = await _ticket_message(stack, token, subject)
+    html = first["parsed"]["html"]
+    for bad in ("<script", "onclick", "javascript:"):
+        assert bad not in html, bad
+    assert "<b>there</b>" in html and 'href="https://ok.example/"' in html
+    assert first["parsed"]["text"].startswith("plain version")
+    assert "bodies_pending" not in first["parsed"] and "html_source" not in first["parsed"]
+    code, again = await api_get(stack, token, f"/api/v1/messages/{first['id']}")
+    assert code == 200 and again["parsed"] == first["parsed"]
+
+
 async def test_a_broken_mail_still_becomes_a_ticket_with_its_problems_shown(stack: Stack) -> None:
     token = await login(stack)
     subject = f"Broken {uuid.uuid4().hex[:6]}"

@@ -137,3 +137,79 @@ async def test_the_same_mail_twice_is_one_message_and_blobs_are_shared(parts) ->
         await db.pool.fetchval("SELECT count(*) FROM blobs WHERE size_bytes = $1", len(raw)) == 1
     )  # … same bytes
     assert await db.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def test_a_batch_is_kept_then_recorded_with_its_events_out_and_known_mails_deduped(
+    parts,  # type: ignore[no-untyped-def]
+) -> None:
+    db, _store, pipeline, _outbox = parts
+    tenant = str(uuid.uuid4())
+    inbox = common_pb2.InboxRef(id=str(uuid.uuid4()), name="Support")
+
+    def intake(raw: bytes) -> Intake:
+        return Intake(tenant, inbox, "import", raw, "", [], use_mail_date=True)
+
+    known, first, second = _mail("Known"), _mail("First"), _mail("Second")
+    [before] = await pipeline.accept([intake(known)])
+    batch = await pipeline.prepare([intake(first), intake(second), intake(first), intake(known)])
+    # kept, not yet recorded: a crash now leaves them to the sweeper or the resumed import
+    states = await db.pool.fetch(
+        "SELECT state FROM raw_messages WHERE tenant_id = $1 AND state = 'stored'",
+        uuid.UUID(tenant),
+    )
+    assert len(states) == 2
+    in_transaction: list[bool] = []
+
+    async def also(conn) -> None:  # type: ignore[no-untyped-def]
+        in_transaction.append(conn.is_in_transaction())
+
+    accepted = await pipeline.finish(batch, also=also)
+    assert in_transaction == [True]
+    assert [a.duplicate for a in accepted] == [False, False, True, True]
+    assert accepted[2].message_id == accepted[0].message_id
+    assert (accepted[3].message_id, accepted[3].event_id) == (before.message_id, before.event_id)
+    rows = await db.pool.fetch(
+        "SELECT m.state, m.summary, m.parsed, o.published_at FROM raw_messages m "
+        "JOIN outbox o ON o.event_id = m.event_id WHERE m.tenant_id = $1",
+        uuid.UUID(tenant),
+    )
+    assert len(rows) == 3 and all(r["state"] == "parsed" and r["published_at"] for r in rows)
+    subjects = {events_pb2.MailSummary.FromString(r["summary"]).subject for r in rows}
+    assert subjects == {"Known", "First", "Second"}
+    # The bodies are left for the first showing; everything else is recorded.
+    doc = rows[0]["parsed"]
+    assert doc["bodies_pending"] and "text" not in doc and "html" not in doc
+    assert doc["attachments"][0]["filename"] == "見積書.pdf"
+
+
+async def test_bytes_that_would_not_compress_are_kept_as_they_are_and_read_back_the_same(
+    parts,  # type: ignore[no-untyped-def]
+) -> None:
+    import hashlib
+    import os
+
+    db, store, pipeline, _outbox = parts
+    m = EmailMessage()
+    m["From"] = "c@example.com"
+    m["Subject"] = "Scan"
+    m["Message-ID"] = f"<{uuid.uuid4().hex}@example.com>"
+    m.set_content("the scan\n")
+    scan = os.urandom(300_000)
+    m.add_attachment(scan, maintype="application", subtype="pdf", filename="scan.pdf")
+    raw = m.as_bytes()
+    tenant = str(uuid.uuid4())
+    [accepted] = await pipeline.accept([_intake(raw, tenant)])
+    stored = await db.pool.fetch(
+        "SELECT sha256, data IS NULL AS plain FROM blobs WHERE sha256 = ANY($1::bytea[])",
+        [hashlib.sha256(raw).digest(), hashlib.sha256(scan).digest()],
+    )
+    assert [r["plain"] for r in stored] == [True, True]  # base64 and random: not compressed
+    row = await store.get(tenant, uuid.UUID(accepted.message_id))
+    assert bytes(row["raw"]) == raw
+    attachment = await store.attachment(tenant, uuid.UUID(accepted.message_id), 0)
+    assert bytes(attachment["data"]) == scan
+    text = _mail("Plain text")
+    await pipeline.accept([_intake(text, tenant)])
+    assert not await db.pool.fetchval(
+        "SELECT data IS NULL FROM blobs WHERE sha256 = $1", hashlib.sha256(text).digest()
+    )

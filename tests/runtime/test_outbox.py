@@ -164,3 +164,53 @@ async def test_publish_now_fails_loudly_when_nats_is_gone_and_keeps_the_row(
     )
     assert row["published_at"] is None and row["attempts"] == 1
     await b.drain()
+
+
+async def test_a_batch_is_published_in_order_and_recorded_published_with_its_state(
+    db: Database, bus: Bus
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    stream = Stream(f"O{tag.upper()}", f"o{tag}")
+    await bus.provision([StreamSpec(stream)])
+    outbox = Outbox(db, bus)
+    envs = [_env() for _ in range(20)]
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO effects VALUES ($1, 'state')", [(uuid.UUID(e.event_id),) for e in envs]
+        )
+        await outbox.add_and_publish_many(conn, envs, subject=f"sb.{stream.domain}.a")
+    sub = await bus.js.pull_subscribe(f"sb.{stream.domain}.>", stream=stream.name)
+    msgs = await sub.fetch(30, timeout=2)
+    assert [m.headers["Nats-Msg-Id"] for m in msgs] == [e.event_id for e in envs]
+    rows = await db.pool.fetch(
+        "SELECT event_id, published_at, attempts FROM outbox WHERE event_id = ANY($1::uuid[])",
+        [uuid.UUID(e.event_id) for e in envs],
+    )
+    assert len(rows) == 20 and all(r["published_at"] and r["attempts"] == 1 for r in rows)
+    assert await outbox.relay_once() == 0  # nothing left for the relay
+
+    queued = [_env(), _env()]
+    async with db.transaction() as conn:
+        await outbox.add_many(conn, queued, subject=f"sb.{stream.domain}.b")
+    assert await outbox.relay_once() == 2  # queued, not published: the relay's
+
+
+async def test_a_batch_the_bus_does_not_acknowledge_rolls_back_with_its_state(
+    db: Database, bus: Bus
+) -> None:
+    envs = [_env(), _env()]
+    with pytest.raises(ConnectionError):
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO effects VALUES ($1, 'state')", uuid.UUID(envs[0].event_id)
+            )
+            # no stream takes this subject: JetStream cannot acknowledge it
+            await Outbox(db, bus).add_and_publish_many(
+                conn, envs, subject=f"sb.nowhere{uuid.uuid4().hex[:8]}.a"
+            )
+    ids = [uuid.UUID(e.event_id) for e in envs]
+    assert await db.pool.fetchval("SELECT count(*) FROM effects WHERE event_id = $1", ids[0]) == 0
+    assert (
+        await db.pool.fetchval("SELECT count(*) FROM outbox WHERE event_id = ANY($1::uuid[])", ids)
+        == 0
+    )

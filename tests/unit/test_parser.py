@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
-from services.ingestion.charsets import clean, decode_bytes, jis_to_sjis
+from services.ingestion import parser as parser_module
+from services.ingestion.charsets import clean, decode_bytes, jis_to_sjis, safe_body
 from services.ingestion.parser import Limits, ParsedMail, parse, to_summary
+from services.ingestion.sanitize import can_wait, html_complexity, too_complex
 
 CRLF = b"\r\n"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -961,3 +963,108 @@ def test_a_failing_stage_becomes_a_defect_and_the_rest_is_filled_in(
     assert (p.subject, p.from_[0].address, p.date, p.html) == ("still here", "a@b.c", None, "")
     assert p.text == "body text"
     assert_sound(p, raw)
+
+
+# --- what intake's parse may leave for later, and the cheap paths ---------------------------
+
+
+def test_intake_leaves_html_without_images_unsanitised_and_records_the_rest() -> None:
+    html = b'<p onclick="x()">Hi <a href="javascript:alert(1)">there</a></p><script>x</script>'
+    raw = multipart(
+        "d",
+        part("Content-Type: text/plain", body=b"plain"),
+        part("Content-Type: text/html", body=html),
+        kind="alternative",
+    )
+    full, intake = parse(raw), parse(raw, defer_html=True)
+    assert intake.html_deferred and intake.html == "" and not full.html_deferred
+    assert "<script" not in full.html and "onclick" not in full.html and full.html
+    assert to_summary(intake) == to_summary(full) and intake.defects == full.defects
+    # HTML with an image (<img>, or <image>, which HTML reads as one) is sanitised at once:
+    # its remote images are counted and its cid: parts mapped, or missed as a problem.
+    for tag in (b'<img src="cid:gone@x">', b'<IMAGE src="cid:gone@x">'):
+        p = parse(mail("Content-Type: text/html", body=tag), defer_html=True)
+        assert not p.html_deferred and any("cid:gone@x" in d for d in p.defects)
+    # so is HTML too complex to sanitise: that is a problem recorded at intake
+    deep = parse(mail("Content-Type: text/html", body=b"<div>" * 5000), defer_html=True)
+    assert not deep.html_deferred and any("shown as plain text" in d for d in deep.defects)
+
+
+def test_cheap_bounds_give_the_same_answer_as_the_full_html_scan() -> None:
+    def scanned(source: str) -> str | None:
+        deepest, fostered = html_complexity(source)
+        if deepest > 1000:
+            return f"{deepest} elements left open at once"
+        if fostered > 2000:
+            return f"{fostered} pieces of content misplaced inside tables"
+        return None
+
+    rng = random.Random(7)
+    pieces = ["<div>", "</div>", "<p>", "<b>", "</b>", "<i>x</b>", "<br>", "x", "< ", "</",
+              "<table>", "</table>", "<td>", "</td>", "<a href=x>", "</a>"]  # fmt: skip
+    for _ in range(200):
+        kinds = pieces[: rng.randint(3, len(pieces))]
+        source = "".join(rng.choice(kinds) for _ in range(rng.randint(0, 4000)))
+        assert too_complex(source) == scanned(source)
+    assert can_wait("<p>" * 3000) and not can_wait("<p><img src=x>")
+
+
+def test_the_summary_reads_only_the_head_of_a_long_text_and_gets_the_same() -> None:
+    rng = random.Random(3)
+    alphabet = ["a", "b", " ", "\n", "\t", "\u3000", "\u00a0", "\u2028", "\x1c", "日"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80)))
+        limit = rng.randint(1, 30)
+        assert parser_module._one_line(text, limit) == re.sub(r"\s+", " ", text).strip()[:limit]
+
+
+def test_delimiters_found_by_find_are_the_ones_the_regular_expression_finds() -> None:
+    def reference(buf: bytes, start: int, end: int, boundary: bytes, budget: int) -> Any:
+        delim = re.compile(rb"\n--" + re.escape(boundary) + rb"(--[^\n]*|[ \t]*\r?)(?=\n|\Z)")
+        first = re.compile(rb"--" + re.escape(boundary) + rb"(--[^\n]*|[ \t]*\r?)(?=\n|\Z)")
+        ranges: list[tuple[int, int]] = []
+        current = None
+        found = []
+        m0 = first.match(buf, start, end)
+        if m0:
+            found.append((start, m0.end(), m0.group(1).startswith(b"--")))
+        scan_from = max((m0.end() if m0 else start) - 1, start)
+        for m in delim.finditer(buf, scan_from, end):
+            found.append((m.start() + 1, m.end(), m.group(1).startswith(b"--")))
+            if found[-1][2] or len(found) > budget + 1:
+                break
+        for line_start, line_end, is_close in found:
+            if current is not None:
+                stop = line_start - 1
+                if stop > current and buf[stop - 1] == 0x0D:
+                    stop -= 1
+                ranges.append((current, max(stop, current)))
+                if len(ranges) >= budget:
+                    return ranges, False, True
+            if is_close:
+                return ranges, True, False
+            current = min(line_end + 1, end)
+        if current is not None:
+            ranges.append((current, end))
+        return ranges, False, False
+
+    rng = random.Random(5)
+    pieces = [b"--b", b"--b--", b"--bx", b"--b ", b"--b\t", b"\r", b"\n", b"\r\n", b"x",
+              b" ", b"--", b"\n--b\r\n", b"\n--b--\n", b"\n--b-1\n"]  # fmt: skip
+    for _ in range(20_000):
+        buf = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        start = rng.randint(0, len(buf))
+        end = rng.randint(start, len(buf))
+        budget = rng.randint(0, 6)
+        args = (buf, start, end, b"b", budget)
+        assert parser_module._split_multipart(*args) == reference(*args), args
+    # Thousands of lines that only start like a delimiter stay cheap (a regex takes over).
+    body = b"--b\r\n\r\nx\r\n" + b"--b-1\r\n" * 200_000 + b"--b--\r\n"
+    started = time.perf_counter()
+    ranges, closed, _ = parser_module._split_multipart(body, 0, len(body), b"b", 10)
+    assert closed and len(ranges) == 1 and time.perf_counter() - started < 1
+
+
+def test_safe_body_keeps_clean_text_as_it_is_and_cleans_the_rest() -> None:
+    assert safe_body("a\r\nb\rc 日本") == "a\nb\nc 日本"
+    assert safe_body("a\x00b\ud800c") == "ab\ufffdc"

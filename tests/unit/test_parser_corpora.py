@@ -227,3 +227,50 @@ def test_corpus_bounces_give_dsn_recipients() -> None:
     delayed = parse((MIKEL / "multipart_report_emails" / "report_422.eml").read_bytes())
     assert [(d.status, d.action) for d in delayed.dsn] == [("4.2.2", "delayed")]
     assert "Auto-Submitted: auto-generated (warning-timeout)" in delayed.auto_reasons
+
+
+# --- intake's parse ---------------------------------------------------------------------------
+
+
+def _corpus_and_cpython() -> list[Path]:
+    files = _messages(CORPORA) if CORPORA.is_dir() else []
+    if CPYTHON is not None:
+        files += sorted(p for p in CPYTHON.iterdir() if p.is_file())
+    return files
+
+
+def test_intake_parse_differs_from_the_full_one_only_in_html_left_for_later() -> None:
+    """`defer_html` (intake) records everything the full parse records — the summary, the
+    problems, the attachments — and leaves at most the sanitised HTML out."""
+    files = _corpus_and_cpython()
+    if not files:
+        pytest.skip("no corpus present")
+    deferred = 0
+    for path in files:
+        raw = path.read_bytes()
+        full, intake = parse(raw), parse(raw, defer_html=True)
+        assert to_summary(intake) == to_summary(full), path
+        got, want = intake.to_json(), full.to_json()
+        if intake.html_deferred:
+            deferred += 1
+            assert got.pop("html") == "" and want.pop("html"), path
+        assert got == want, path
+        assert [a.data for a in intake.attachments] == [a.data for a in full.attachments], path
+    print(f"\n{len(files)} mails, {deferred} with their HTML left for the first showing")
+    assert deferred > 0
+
+
+def test_the_header_block_alone_gives_the_dedupe_key_the_whole_peek_gave() -> None:
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
+    from services.ingestion.intake import HEADER_PEEK_BYTES, quick_headers
+
+    files = _corpus_and_cpython()
+    if not files:
+        pytest.skip("no corpus present")
+    for path in files:
+        raw = path.read_bytes()
+        msg = BytesHeaderParser(policy=compat32).parsebytes(raw[:HEADER_PEEK_BYTES])
+        mid = " ".join(str(msg.get("Message-ID") or "").split()).strip().strip("<>")
+        assert quick_headers(raw)[0] == mid[:998], path

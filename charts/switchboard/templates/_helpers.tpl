@@ -101,7 +101,7 @@ helm.sh/chart: {{ include "switchboard.chart" .root }}
 
 {{/* Whether the chart creates that Secret: "true" or "". */}}
 {{- define "switchboard.createSecret" -}}
-{{- if or (include "switchboard.natsFromSecret" .) (include "switchboard.redisFromSecret" .) (include "switchboard.postgresqlFromChartSecret" .) .Values.credentialsKey.value -}}
+{{- if or (include "switchboard.natsFromSecret" .) (include "switchboard.redisFromSecret" .) (include "switchboard.postgresqlFromChartSecret" .) .Values.credentialsKey.value .Values.threadKey.value -}}
 true
 {{- end -}}
 {{- end -}}

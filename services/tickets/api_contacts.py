@@ -1,0 +1,125 @@
+"""The contacts part of TicketsService: list, read, edit and merge contacts (TKT-9), and a
+contact's timeline (TKT-8). Every change is announced with contact.changed, written to the
+outbox in the transaction of the change."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from switchboard.v1 import tickets_pb2
+
+from services.runtime import identity, log
+from services.runtime.errors import NotFound
+from services.runtime.ids import parse_uuid
+
+from . import contact_rules
+from .contact_rules import ContactEdit, TimelineCursor
+from .contacts import changed_event, contact_pb
+from .deps import Deps
+from .domain import Cursor, page_size
+
+
+class ContactsApi:
+    _deps: Deps
+
+    async def _contact(self, tenant_id: str, contact_id: uuid.UUID) -> tickets_pb2.Contact:
+        row = await self._deps.contacts.get(None, tenant_id, contact_id)
+        if row is None:
+            raise NotFound("no such contact", field="contact_id")
+        return contact_pb(row)
+
+    async def ListContacts(self, request: Any, context: Any) -> tickets_pb2.ListContactsResponse:
+        ident = identity.require_operator()
+        search = contact_rules.search(request.query)
+        limit = page_size(request.page.limit)
+        after = Cursor.decode(request.page.cursor) if request.page.cursor else None
+        rows = await self._deps.contacts.list(ident.tenant_id, search, limit, after)
+        resp = tickets_pb2.ListContactsResponse(contacts=[contact_pb(r) for r in rows[:limit]])
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            resp.next_cursor = Cursor(last["updated_at"], last["id"]).encode()
+        return resp
+
+    async def GetContact(self, request: Any, context: Any) -> tickets_pb2.Contact:
+        ident = identity.require_operator()
+        return await self._contact(ident.tenant_id, parse_uuid(request.contact_id, "contact_id"))
+
+    async def UpdateContact(self, request: Any, context: Any) -> tickets_pb2.Contact:
+        ident = identity.require_operator()
+        contact_id = parse_uuid(request.contact_id, "contact_id")
+        edit = ContactEdit.validated(
+            name=request.name if request.HasField("name") else None,
+            company=request.company if request.HasField("company") else None,
+            memo=request.memo if request.HasField("memo") else None,
+            addresses=list(request.addresses) if request.set_addresses else None,
+            phones=list(request.phones) if request.set_phones else None,
+            custom=dict(request.custom) if request.set_custom else None,
+        )
+        d = self._deps
+        async with d.db.transaction() as conn:
+            now = d.clock.now()
+            changed = await d.contacts.update(conn, ident.tenant_id, contact_id, edit, now)
+            if changed:
+                await d.outbox.add(
+                    conn,
+                    changed_event(
+                        d.ids,
+                        ident.tenant_id,
+                        now,
+                        contact_id,
+                        "updated",
+                        identity.operator_actor(ident),
+                        correlation_id=ident.correlation_id,
+                    ),
+                )
+            row = await d.contacts.get(conn, ident.tenant_id, contact_id)
+        if changed:
+            d.outbox.wake()
+            log.get("tickets.contacts").info("contact updated", contact_id=str(contact_id))
+        return contact_pb(row)
+
+    async def MergeContacts(self, request: Any, context: Any) -> tickets_pb2.Contact:
+        ident = identity.require_operator()
+        target = parse_uuid(request.target_contact_id, "target_contact_id")
+        source = parse_uuid(request.source_contact_id, "source_contact_id")
+        d = self._deps
+        actor = identity.operator_actor(ident)
+        async with d.db.transaction() as conn:
+            now = d.clock.now()
+            await d.contacts.merge(conn, ident.tenant_id, target, source, now)
+            for contact_id, action, into in ((source, "merged", target), (target, "updated", None)):
+                await d.outbox.add(
+                    conn,
+                    changed_event(
+                        d.ids,
+                        ident.tenant_id,
+                        now,
+                        contact_id,
+                        action,
+                        actor,
+                        merged_into=into,
+                        correlation_id=ident.correlation_id,
+                    ),
+                )
+            row = await d.contacts.get(conn, ident.tenant_id, target)
+        d.outbox.wake()
+        log.get("tickets.contacts").info(
+            "contacts merged", contact_id=str(target), source_contact_id=str(source)
+        )
+        return contact_pb(row)
+
+    async def ContactTimeline(
+        self, request: Any, context: Any
+    ) -> tickets_pb2.ContactTimelineResponse:
+        ident = identity.require_operator()
+        contact_id = parse_uuid(request.contact_id, "contact_id")
+        limit = page_size(request.page.limit)
+        after = TimelineCursor.decode(request.page.cursor) if request.page.cursor else None
+        contact = await self._contact(ident.tenant_id, contact_id)
+        page = await self._deps.contacts.timeline(ident.tenant_id, contact_id, limit, after)
+        return tickets_pb2.ContactTimelineResponse(
+            contact=contact,
+            entries=page.entries,
+            next_cursor=page.next_cursor.encode() if page.next_cursor else "",
+        )

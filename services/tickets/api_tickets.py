@@ -1,0 +1,821 @@
+"""The ticket part of TicketsService: list and search, detail and timeline, threading,
+changes (status, fields, assignment, transfer, bulk, merge, split), comments, phone memos,
+the audit trail and per-inbox settings. Every change is audited and announced as an event
+in the same transaction."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from google.protobuf.message import Message
+from switchboard.v1 import common_pb2, events_pb2, tickets_pb2
+
+from services.runtime import events, identity
+from services.runtime.errors import (
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from services.runtime.identity import Identity
+from services.runtime.ids import parse_uuid
+
+from . import channels, domain, query, thread_rules
+from .contacts import comment_pb
+from .deps import Deps
+from .domain import Change, FieldEdit, Status
+from .repo import summary_pb
+
+SETTINGS_ROLES = ("admin", "supervisor")
+# "@login" in a comment: a login may itself be a mail address ("@agent2@demo.example")
+_MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9][A-Za-z0-9._+-]{0,99}(?:@[A-Za-z0-9.-]{1,253})?)")
+
+
+def mentioned_logins(body: str) -> list[str]:
+    """The logins "@mentioned" in a comment, lower case, trailing dots dropped."""
+    return [m.rstrip(".").lower() for m in _MENTION.findall(body)]
+
+
+_SORTS = {
+    tickets_pb2.SORT_FIELD_UNSPECIFIED: query.Sort.RECEIVED_AT,
+    tickets_pb2.SORT_FIELD_RECEIVED_AT: query.Sort.RECEIVED_AT,
+    tickets_pb2.SORT_FIELD_UPDATED_AT: query.Sort.UPDATED_AT,
+    tickets_pb2.SORT_FIELD_SUBJECT: query.Sort.SUBJECT,
+    tickets_pb2.SORT_FIELD_STATUS: query.Sort.STATUS,
+    tickets_pb2.SORT_FIELD_PRIORITY: query.Sort.PRIORITY,
+    tickets_pb2.SORT_FIELD_ASSIGNEE: query.Sort.ASSIGNEE,
+    tickets_pb2.SORT_FIELD_CUSTOMER: query.Sort.CUSTOMER,
+    tickets_pb2.SORT_FIELD_INBOX: query.Sort.INBOX,
+    tickets_pb2.SORT_FIELD_NUMBER: query.Sort.NUMBER,
+    tickets_pb2.SORT_FIELD_LAST_MESSAGE_AT: query.Sort.LAST_MESSAGE_AT,
+}
+_VIEWS = {
+    tickets_pb2.TICKET_VIEW_EDITING: query.View.EDITING,
+    tickets_pb2.TICKET_VIEW_AWAITING_APPROVAL: query.View.AWAITING_APPROVAL,
+}
+
+
+def _uuid_or_none(value: str, field: str) -> uuid.UUID | None:
+    return parse_uuid(value, field) if value else None
+
+
+def _ts(ts: Any) -> datetime | None:
+    return ts.ToDatetime(tzinfo=UTC) if (ts.seconds or ts.nanos) else None
+
+
+def _thresholds(settings_row: Any) -> list[domain.Threshold]:
+    if settings_row is None:
+        return []
+    return [domain.Threshold(t["after_minutes"], t["color"]) for t in settings_row["thresholds"]]
+
+
+def _changes_pb(changes: Sequence[Change]) -> list[events_pb2.FieldChange]:
+    return [
+        events_pb2.FieldChange(field=c.field, old_value=c.old, new_value=c.new) for c in changes
+    ]
+
+
+def _edit_from_pb(req: tickets_pb2.UpdateTicketRequest) -> FieldEdit:
+    return FieldEdit(
+        status=Status.from_pb(req.status),
+        priority=domain.Priority.from_pb(req.priority),
+        category=req.category if req.HasField("category") else None,
+        add_labels=tuple(req.add_labels),
+        remove_labels=tuple(req.remove_labels),
+        add_flags=tuple(req.add_flags),
+        remove_flags=tuple(req.remove_flags),
+        assignee_id=req.assignee_id if req.HasField("assignee_id") else None,
+    ).validated()
+
+
+class TicketsCoreApi:
+    _deps: Deps
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _emit(
+        self, conn: asyncpg.Connection, etype: events.EventType, ident: Identity, payload: Message
+    ) -> None:
+        d = self._deps
+        env = events.envelope(
+            etype,
+            event_id=d.ids.new_str(),
+            tenant_id=ident.tenant_id,
+            occurred_at=d.clock.now(),
+            payload=payload,
+            actor=identity.operator_actor(ident),
+            correlation_id=ident.correlation_id,
+        )
+        await d.outbox.add(conn, env)
+
+    async def _announce(
+        self,
+        conn: asyncpg.Connection,
+        ident: Identity,
+        row: Any,
+        changes: Sequence[Change],
+        comment: str,
+        action: str,
+    ) -> None:
+        """ticket.updated for a change just made to `row`."""
+        await self._emit(
+            conn,
+            events.TICKET_UPDATED,
+            ident,
+            events_pb2.TicketUpdated(
+                ticket=summary_pb(row), changes=_changes_pb(changes), comment=comment, action=action
+            ),
+        )
+
+    async def _locked_row(
+        self, conn: asyncpg.Connection, ident: Identity, ticket_id: uuid.UUID, field: str
+    ) -> Any:
+        row = await self._deps.repo.row(conn, ident.tenant_id, ticket_id, for_update=True)
+        if row is None:
+            raise NotFound("no such ticket", field=field)
+        return row
+
+    async def _audit(
+        self,
+        conn: asyncpg.Connection,
+        ident: Identity,
+        ticket_id: uuid.UUID,
+        action: str,
+        changes: Sequence[Change] = (),
+        comment: str = "",
+    ) -> None:
+        d = self._deps
+        await d.repo.add_audit(
+            conn,
+            id=d.ids.new(),
+            tenant_id=ident.tenant_id,
+            ticket_id=ticket_id,
+            at=d.clock.now(),
+            actor=identity.operator_actor(ident),
+            action=action,
+            changes=changes,
+            comment=comment,
+        )
+
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        ident: Identity,
+        row: Any,
+        edit: FieldEdit,
+        comment: str,
+        operators: dict[str, Any] | None,
+    ) -> tuple[Any, tuple[Change, ...]]:
+        """Apply a field edit to a locked ticket row: update, audit, events."""
+        d = self._deps
+        if row["merged_into"] is not None:
+            raise FailedPrecondition("the ticket was merged into another", field="ticket_id")
+        applied = domain.apply_edit(row, edit)
+        values = dict(applied.values)
+        changes = list(applied.changes)
+        now = d.clock.now()
+        if "status" in values and Status(str(values["status"])) in domain.CLOSED:
+            values["closed_at"] = now
+        assigned: tuple[Any, Any] | None = None
+        if edit.assignee_id is not None:
+            new_id = edit.assignee_id or None
+            old_id = str(row["assignee_id"]) if row["assignee_id"] else None
+            if new_id != old_id:
+                new_op = None
+                if new_id is not None:
+                    new_op = (operators or {}).get(new_id)
+                    if new_op is None:
+                        raise InvalidArgument("no such operator", field="assignee_id")
+                values["assignee_id"] = uuid.UUID(new_id) if new_id else None
+                values["assignee_name"] = new_op.display_name if new_op else None
+                changes.append(
+                    Change(
+                        "assignee",
+                        row["assignee_name"] or "",
+                        new_op.display_name if new_op else "",
+                    )
+                )
+                assigned = (new_op, old_id)
+        if not changes:
+            return row, ()
+        updated = await d.repo.update_fields(conn, ident.tenant_id, row["id"], values, now)
+        await self._audit(conn, ident, row["id"], "update", changes, comment)
+        await self._announce(conn, ident, updated, changes, comment, "update")
+        if assigned is not None:
+            new_op, old_id = assigned
+            payload = events_pb2.TicketAssigned(ticket=summary_pb(updated))
+            if new_op is not None:
+                payload.assignee.CopyFrom(new_op.ref())
+            if old_id:
+                payload.previous.CopyFrom(
+                    common_pb2.OperatorRef(id=old_id, display_name=row["assignee_name"] or "")
+                )
+            await self._emit(conn, events.TICKET_ASSIGNED, ident, payload)
+        return updated, tuple(changes)
+
+    async def _elapsed(self, tenant_id: str, rows: Sequence[Any]) -> list[tuple[int, int, str]]:
+        d = self._deps
+        inboxes = list({r["inbox_id"] for r in rows})
+        settings = await d.repo.inbox_settings(d.db.pool, tenant_id, inboxes) if inboxes else {}
+        now = d.clock.now()
+        out = []
+        for r in rows:
+            seconds = max(0, int((now - r["received_at"]).total_seconds()))
+            level, color = domain.elapsed_level(_thresholds(settings.get(r["inbox_id"])), seconds)
+            out.append((seconds, level, color))
+        return out
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def ListTickets(self, request: Any, context: Any) -> tickets_pb2.ListTicketsResponse:
+        ident = identity.require_tenant()
+        statuses = [Status.from_pb(s) for s in (request.status, *request.statuses)]
+        sort = _SORTS.get(request.sort)
+        if sort is None:
+            raise InvalidArgument(f"unknown sort {request.sort}", field="sort")
+        if request.view and request.view not in _VIEWS:
+            raise InvalidArgument(f"unknown view {request.view}", field="view")
+        assignee = request.assignee_id
+        received = request.received
+        q = query.TicketQuery(
+            statuses=tuple(dict.fromkeys(s for s in statuses if s is not None)),
+            keyword=request.keyword,
+            inbox_ids=tuple(parse_uuid(i, "inbox_ids") for i in request.inbox_ids),
+            unassigned=assignee == "none",
+            assignee=None if assignee in ("", "none") else parse_uuid(assignee, "assignee_id"),
+            label=domain.clean_tag(request.label, "label") if request.label.strip() else "",
+            category=(
+                domain.clean_tag(request.category, "category") if request.category.strip() else ""
+            ),
+            contact_id=_uuid_or_none(request.contact_id, "contact_id"),
+            received_from=_ts(received.start),
+            received_to=_ts(received.end),
+            view=_VIEWS.get(request.view),
+            priority=domain.Priority.from_pb(request.priority),
+            sort=sort,
+            ascending=request.ascending,
+            after=(
+                query.ListCursor.decode(request.page.cursor, sort, request.ascending)
+                if request.page.cursor
+                else None
+            ),
+        )
+        limit = domain.page_size(request.page.limit)
+        rows = await self._deps.repo.list_tickets(ident.tenant_id, q, limit)
+        page = rows[:limit]
+        resp = tickets_pb2.ListTicketsResponse()
+        for r, (seconds, level, color) in zip(
+            page, await self._elapsed(ident.tenant_id, page), strict=True
+        ):
+            summary = summary_pb(r)
+            resp.tickets.append(summary)
+            resp.rows.add(
+                ticket=summary, elapsed_seconds=seconds, elapsed_level=level, elapsed_color=color
+            )
+        if len(rows) > limit:
+            last = page[-1]
+            resp.next_cursor = query.ListCursor(
+                sort, request.ascending, query.sort_value(last, sort), last["id"]
+            ).encode()
+        return resp
+
+    async def GetTicket(self, request: Any, context: Any) -> tickets_pb2.GetTicketResponse:
+        ident = identity.require_tenant()
+        found = await self._deps.repo.get(
+            ident.tenant_id, parse_uuid(request.ticket_id, "ticket_id")
+        )
+        if found is None:
+            raise NotFound("no such ticket", field="ticket_id")
+        row, msgs, comments = found
+        seconds, level, color = (await self._elapsed(ident.tenant_id, [row]))[0]
+        resp = tickets_pb2.GetTicketResponse(
+            ticket=summary_pb(row),
+            elapsed_seconds=seconds,
+            elapsed_level=level,
+            elapsed_color=color,
+        )
+        entries: list[tuple[datetime, str, tickets_pb2.TimelineEntry]] = []
+        for m in msgs:
+            pb = channels.message_pb(m)
+            resp.messages.append(pb)
+            e = tickets_pb2.TimelineEntry(ticket_id=str(row["id"]), message=pb)
+            e.at.FromDatetime(m["received_at"])
+            entries.append((m["received_at"], str(m["id"]), e))
+        for c in comments:
+            cpb = comment_pb(c)
+            resp.comments.append(cpb)
+            e = tickets_pb2.TimelineEntry(ticket_id=str(row["id"]), comment=cpb)
+            e.at.FromDatetime(c["created_at"])
+            entries.append((c["created_at"], str(c["id"]), e))
+        resp.timeline.extend(e for _, _, e in sorted(entries, key=lambda x: (x[0], x[1])))
+        return resp
+
+    async def ListAudit(self, request: Any, context: Any) -> tickets_pb2.ListAuditResponse:
+        ident = identity.require_tenant()
+        ticket_id = parse_uuid(request.ticket_id, "ticket_id")
+        d = self._deps
+        if await d.repo.row(d.db.pool, ident.tenant_id, ticket_id) is None:
+            raise NotFound("no such ticket", field="ticket_id")
+        limit = domain.page_size(request.page.limit)
+        after = domain.Cursor.decode(request.page.cursor) if request.page.cursor else None
+        rows = await d.repo.audit(ident.tenant_id, ticket_id, limit, after)
+        resp = tickets_pb2.ListAuditResponse()
+        kinds = {
+            "operator": common_pb2.Actor.KIND_OPERATOR,
+            "customer": common_pb2.Actor.KIND_CUSTOMER,
+        }
+        for r in rows[:limit]:
+            e = resp.entries.add(
+                id=str(r["id"]),
+                action=r["action"],
+                comment=r["comment"],
+                actor=common_pb2.Actor(
+                    kind=kinds.get(r["actor_kind"], common_pb2.Actor.KIND_SYSTEM),
+                    id=r["actor_id"],
+                    display=r["actor_name"],
+                ),
+                changes=[
+                    events_pb2.FieldChange(field=c["field"], old_value=c["old"], new_value=c["new"])
+                    for c in r["changes"]
+                ],
+            )
+            e.at.FromDatetime(r["at"])
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            resp.next_cursor = domain.Cursor(last["at"], last["id"]).encode()
+        return resp
+
+    # -- threading -----------------------------------------------------------------------
+
+    async def ResolveThread(self, request: Any, context: Any) -> tickets_pb2.ResolveThreadResponse:
+        ident = identity.require_tenant()
+        d = self._deps
+        tenant = ident.tenant_id
+        mail = request.mail
+        pool = d.db.pool
+        refs = thread_rules.references(mail.in_reply_to, list(mail.references))
+        for ref in refs:
+            signed = thread_rules.verified_ticket(d.thread_key, tenant, ref)
+            if signed is not None:
+                row = await d.repo.final_ticket(pool, tenant, signed)
+                if row is not None:
+                    return tickets_pb2.ResolveThreadResponse(
+                        ticket_id=str(row["id"]), reason=thread_rules.Reason.SIGNED
+                    )
+        known = [r for r in refs if not thread_rules.looks_signed(r)]
+        by_ref = await d.repo.ticket_by_reference(pool, tenant, known)
+        if by_ref is not None:
+            row = await d.repo.final_ticket(pool, tenant, by_ref)
+            if row is not None:
+                return tickets_pb2.ResolveThreadResponse(
+                    ticket_id=str(row["id"]), reason=thread_rules.Reason.REFERENCE
+                )
+        number = thread_rules.subject_tag(mail.subject)
+        sender = getattr(mail, "from").address
+        if number is not None and sender:
+            tagged = await d.repo.ticket_by_number(pool, tenant, number)
+            if tagged is not None and await d.repo.is_participant(pool, tenant, tagged, sender):
+                row = await d.repo.final_ticket(pool, tenant, tagged)
+                if row is not None:
+                    return tickets_pb2.ResolveThreadResponse(
+                        ticket_id=str(row["id"]), reason=thread_rules.Reason.SUBJECT_TAG
+                    )
+        return tickets_pb2.ResolveThreadResponse()
+
+    async def MintMessageId(self, request: Any, context: Any) -> tickets_pb2.MintMessageIdResponse:
+        ident = identity.require_tenant()
+        d = self._deps
+        ticket_id = parse_uuid(request.ticket_id, "ticket_id")
+        if d.thread_key is None:
+            raise FailedPrecondition("SB_THREAD_KEY is not set: Message-IDs cannot be signed")
+        if await d.repo.row(d.db.pool, ident.tenant_id, ticket_id) is None:
+            raise NotFound("no such ticket", field="ticket_id")
+        mid = thread_rules.mint_message_id(
+            d.thread_key, ident.tenant_id, str(ticket_id), os.urandom(5), request.domain
+        )
+        return tickets_pb2.MintMessageIdResponse(message_id=mid)
+
+    # -- changes -------------------------------------------------------------------------
+
+    async def UpdateTicket(self, request: Any, context: Any) -> tickets_pb2.UpdateTicketResponse:
+        ident = identity.require_operator()
+        d = self._deps
+        ticket_id = parse_uuid(request.ticket_id, "ticket_id")
+        edit = _edit_from_pb(request)
+        comment = domain.clean_text(request.comment, "comment", domain.COMMENT_MAX, required=False)
+        operators = await d.directory.operators(ident) if edit.assignee_id else None
+        if request.reply_fence:
+            await d.locks.check_fence(
+                ident.tenant_id, ticket_id, ident.operator_id, request.reply_fence
+            )
+        async with d.db.transaction() as conn:
+            row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
+            row, changes = await self._apply(conn, ident, row, edit, comment, operators)
+        d.outbox.wake()
+        return tickets_pb2.UpdateTicketResponse(
+            ticket=summary_pb(row), changes=_changes_pb(changes)
+        )
+
+    async def RestoreTicket(self, request: Any, context: Any) -> tickets_pb2.UpdateTicketResponse:
+        ident = identity.require_operator()
+        d = self._deps
+        ticket_id = parse_uuid(request.ticket_id, "ticket_id")
+        comment = domain.clean_text(request.comment, "comment", domain.COMMENT_MAX, required=False)
+        async with d.db.transaction() as conn:
+            row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
+            if row["status"] != Status.TRASH.value:
+                raise FailedPrecondition("the ticket is not in the trash", field="ticket_id")
+            edit = FieldEdit(status=domain.restore_status(row))
+            row, changes = await self._apply(conn, ident, row, edit, comment, None)
+        d.outbox.wake()
+        return tickets_pb2.UpdateTicketResponse(
+            ticket=summary_pb(row), changes=_changes_pb(changes)
+        )
+
+    async def TransferTicket(self, request: Any, context: Any) -> tickets_pb2.UpdateTicketResponse:
+        ident = identity.require_operator()
+        d = self._deps
+        ticket_id = parse_uuid(request.ticket_id, "ticket_id")
+        inbox_id = parse_uuid(request.inbox_id, "inbox_id")
+        note = domain.clean_text(request.note, "note", domain.COMMENT_MAX, required=False)
+        inboxes = await d.directory.inboxes(ident)
+        name = inboxes.get(str(inbox_id))
+        if name is None:
+            raise PermissionDenied("you have no access to that inbox", field="inbox_id")
+        async with d.db.transaction() as conn:
+            row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
+            if row["merged_into"] is not None:
+                raise FailedPrecondition("the ticket was merged into another", field="ticket_id")
+            if row["inbox_id"] == inbox_id:
+                raise FailedPrecondition("the ticket is already in that inbox", field="inbox_id")
+            change = Change("inbox", row["inbox_name"], name)
+            now = d.clock.now()
+            row = await d.repo.update_fields(
+                conn, ident.tenant_id, ticket_id, {"inbox_id": inbox_id, "inbox_name": name}, now
+            )
+            if note:
+                await d.repo.insert_comment(
+                    conn,
+                    id=d.ids.new(),
+                    tenant_id=ident.tenant_id,
+                    ticket_id=ticket_id,
+                    author=common_pb2.OperatorRef(
+                        id=ident.operator_id, display_name=ident.display_name
+                    ),
+                    body=note,
+                    mentions=[],
+                    at=now,
+                )
+            await self._audit(conn, ident, ticket_id, "transfer", [change], note)
+            await self._announce(conn, ident, row, [change], note, "transfer")
+        d.outbox.wake()
+        return tickets_pb2.UpdateTicketResponse(
+            ticket=summary_pb(row), changes=_changes_pb([change])
+        )
+
+    async def BulkUpdate(self, request: Any, context: Any) -> tickets_pb2.BulkUpdateResponse:
+        ident = identity.require_operator()
+        d = self._deps
+        ids = list(request.ticket_ids)
+        if not ids:
+            raise InvalidArgument("ticket_ids is empty", field="ticket_ids")
+        if len(ids) > domain.BULK_MAX:
+            raise InvalidArgument(
+                f"at most {domain.BULK_MAX} tickets at once (got {len(ids)})", field="ticket_ids"
+            )
+        if len(set(ids)) != len(ids):
+            raise InvalidArgument("ticket_ids has duplicates", field="ticket_ids")
+        parsed = [parse_uuid(i, "ticket_ids") for i in ids]
+        edit = _edit_from_pb(request.change)
+        if edit.empty:
+            raise InvalidArgument("the change changes nothing", field="change")
+        comment = domain.clean_text(
+            request.change.comment, "comment", domain.COMMENT_MAX, required=False
+        )
+        operators = await d.directory.operators(ident) if edit.assignee_id else None
+        if edit.assignee_id and edit.assignee_id not in (operators or {}):
+            raise InvalidArgument("no such operator", field="assignee_id")
+        resp = tickets_pb2.BulkUpdateResponse()
+        # One short transaction per ticket: a failure of one leaves the others done, and no
+        # long lock is held over a thousand rows.
+        for raw, ticket_id in zip(ids, parsed, strict=True):
+            result = resp.results.add(ticket_id=raw)
+            try:
+                async with d.db.transaction() as conn:
+                    row = await self._locked_row(conn, ident, ticket_id, "ticket_ids")
+                    _, changes = await self._apply(conn, ident, row, edit, comment, operators)
+                result.ok, result.changed = True, bool(changes)
+            except DomainError as err:
+                result.ok = False
+                result.error_code = err.code.name.lower()
+                result.error = err.message
+        d.outbox.wake()
+        return resp
+
+    async def MergeTickets(self, request: Any, context: Any) -> tickets_pb2.UpdateTicketResponse:
+        ident = identity.require_operator()
+        d = self._deps
+        target_id = parse_uuid(request.target_ticket_id, "target_ticket_id")
+        source_id = parse_uuid(request.source_ticket_id, "source_ticket_id")
+        comment = domain.clean_text(request.comment, "comment", domain.COMMENT_MAX, required=False)
+        if target_id == source_id:
+            raise InvalidArgument("a ticket cannot be merged into itself", field="source_ticket_id")
+        async with d.db.transaction() as conn:
+            # lock both rows in id order, so two opposite merges cannot deadlock
+            fields = {target_id: "target_ticket_id", source_id: "source_ticket_id"}
+            rows = {t: await self._locked_row(conn, ident, t, fields[t]) for t in sorted(fields)}
+            target, source = rows[target_id], rows[source_id]
+            for r, f in ((target, "target_ticket_id"), (source, "source_ticket_id")):
+                if r["merged_into"] is not None:
+                    raise FailedPrecondition("that ticket was already merged", field=f)
+            now = d.clock.now()
+            if source["lock_fence"] is not None and source["lock_expires_at"] > now:
+                raise FailedPrecondition(
+                    f"{source['lock_holder_name']} is replying to the source ticket",
+                    field="source_ticket_id",
+                )
+            await d.repo.move_messages(conn, ident.tenant_id, source_id, target_id)
+            source = await d.repo.update_fields(
+                conn, ident.tenant_id, source_id, {"merged_into": target_id}, now
+            )
+            target = await d.repo.update_fields(conn, ident.tenant_id, target_id, {}, now)
+            into = Change("merged_into", "", f"#{target['number']}")
+            took = Change("merged", "", f"#{source['number']}")
+            await self._audit(conn, ident, source_id, "merge", [into], comment)
+            await self._audit(conn, ident, target_id, "merge", [took], comment)
+            for r, c in ((source, into), (target, took)):
+                await self._announce(conn, ident, r, [c], comment, "merge")
+        d.outbox.wake()
+        return tickets_pb2.UpdateTicketResponse(
+            ticket=summary_pb(target), changes=_changes_pb([took])
+        )
+
+    async def SplitTicket(self, request: Any, context: Any) -> tickets_pb2.UpdateTicketResponse:
+        ident = identity.require_operator()
+        d = self._deps
+        ticket_id = parse_uuid(request.ticket_id, "ticket_id")
+        message_id = parse_uuid(request.message_id, "message_id")
+        comment = domain.clean_text(request.comment, "comment", domain.COMMENT_MAX, required=False)
+        async with d.db.transaction() as conn:
+            row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
+            msg = await d.repo.message_row(conn, ident.tenant_id, message_id)
+            if msg is None or msg["ticket_id"] != ticket_id:
+                raise NotFound("no such message in this ticket", field="message_id")
+            if row["message_count"] <= 1:
+                raise FailedPrecondition(
+                    "the ticket's only message cannot be split out", field="message_id"
+                )
+            now = d.clock.now()
+            who = channels.adapter(msg["channel"]).participant(msg)
+            subject = row["subject"]
+            if msg["summary"] is not None:
+                mail = events_pb2.MailSummary.FromString(bytes(msg["summary"]))
+                subject = mail.subject or subject
+            contact_id = row["contact_id"]
+            if who.address:
+                contact_id = await d.contacts.for_sender(
+                    conn, ident.tenant_id, who.address, who.name, now
+                )
+            new = domain.NewTicket(
+                id=d.ids.new_str(),
+                subject=subject[: domain.SUBJECT_MAX],
+                status=Status.OPEN,
+                inbox=common_pb2.InboxRef(id=str(row["inbox_id"]), name=row["inbox_name"]),
+                sender=who
+                if who.address or who.name
+                else common_pb2.Address(name=row["from_name"], address=row["from_address"]),
+                received_at=msg["received_at"],
+            )
+            number = await d.repo.next_number(conn, ident.tenant_id)
+            await d.repo.insert_ticket(
+                conn, ident.tenant_id, new, now, number=number, contact_id=contact_id
+            )
+            new_id = uuid.UUID(new.id)
+            await d.repo.move_messages(conn, ident.tenant_id, ticket_id, new_id, message_id)
+            new_row = await d.repo.row(conn, ident.tenant_id, new_id)
+            old_row = await d.repo.update_fields(conn, ident.tenant_id, ticket_id, {}, now)
+            out = Change("split", "", f"#{number}")
+            came = Change("split_from", "", f"#{row['number']}")
+            await self._audit(conn, ident, ticket_id, "split", [out], comment)
+            await self._audit(conn, ident, new_id, "split", [came], comment)
+            await self._emit(
+                conn,
+                events.TICKET_CREATED,
+                ident,
+                events_pb2.TicketCreated(ticket=summary_pb(new_row), message_id=str(message_id)),
+            )
+            await self._announce(conn, ident, old_row, [out], comment, "split")
+        d.outbox.wake()
+        return tickets_pb2.UpdateTicketResponse(
+            ticket=summary_pb(new_row), changes=_changes_pb([came])
+        )
+
+    async def AddComment(self, request: Any, context: Any) -> tickets_pb2.AddCommentResponse:
+        ident = identity.require_operator()
+        d = self._deps
+        ticket_id = parse_uuid(request.ticket_id, "ticket_id")
+        body = domain.clean_text(request.body, "body", domain.COMMENT_MAX)
+        mention_ids = [str(parse_uuid(m, "mention_ids")) for m in request.mention_ids]
+        operators = await d.directory.operators(ident)
+        by_login = {o.login.lower(): o for o in operators.values()}
+        mentioned: dict[str, Any] = {}
+        for mid in mention_ids:
+            op = operators.get(mid)
+            if op is None:
+                raise InvalidArgument("a mentioned operator does not exist", field="mention_ids")
+            mentioned[op.id] = op
+        by_local = {}
+        for o in operators.values():
+            local = o.login.lower().split("@", 1)[0]
+            by_local[local] = None if local in by_local else o  # only when unambiguous
+        for login in mentioned_logins(body):
+            op = by_login.get(login) or by_local.get(login)
+            if op is not None:
+                mentioned[op.id] = op
+        author = common_pb2.OperatorRef(id=ident.operator_id, display_name=ident.display_name)
+        refs = [o.ref() for o in mentioned.values()]
+        async with d.db.transaction() as conn:
+            row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
+            if row["merged_into"] is not None:
+                raise FailedPrecondition("the ticket was merged into another", field="ticket_id")
+            now = d.clock.now()
+            crow = await d.repo.insert_comment(
+                conn,
+                id=d.ids.new(),
+                tenant_id=ident.tenant_id,
+                ticket_id=ticket_id,
+                author=author,
+                body=body,
+                mentions=refs,
+                at=now,
+            )
+            row = await d.repo.update_fields(conn, ident.tenant_id, ticket_id, {}, now)
+            await self._audit(
+                conn,
+                ident,
+                ticket_id,
+                "comment",
+                [Change("mentions", "", ", ".join(o.display_name for o in mentioned.values()))]
+                if mentioned
+                else [],
+            )
+            comment = comment_pb(crow)
+            await self._emit(
+                conn,
+                events.COMMENT_ADDED,
+                ident,
+                events_pb2.CommentAdded(
+                    ticket=summary_pb(row),
+                    comment_id=comment.id,
+                    author=author,
+                    body=body,
+                    mentions=refs,
+                ),
+            )
+        d.outbox.wake()
+        return tickets_pb2.AddCommentResponse(comment=comment)
+
+    async def AddPhoneMemo(self, request: Any, context: Any) -> tickets_pb2.AddPhoneMemoResponse:
+        ident = identity.require_operator()
+        d = self._deps
+        now = d.clock.now()
+        memo = domain.PhoneMemoInput.validated(
+            body=request.body,
+            direction=request.direction,
+            caller_name=request.caller_name,
+            phone=request.phone,
+            duration_s=request.duration_s,
+            occurred_at=_ts(request.occurred_at) or now,
+            now=now,
+        )
+        ticket_id = _uuid_or_none(request.ticket_id, "ticket_id")
+        contact_id = _uuid_or_none(request.contact_id, "contact_id")
+        inbox_name = ""
+        if ticket_id is None:
+            inbox_id = parse_uuid(request.inbox_id, "inbox_id")
+            inbox_name = (await d.directory.inboxes(ident)).get(str(inbox_id), "")
+            if not inbox_name:
+                raise PermissionDenied("you have no access to that inbox", field="inbox_id")
+        author = common_pb2.OperatorRef(id=ident.operator_id, display_name=ident.display_name)
+        memo_id = d.ids.new()
+        async with d.db.transaction() as conn:
+            if contact_id is not None and not await conn.fetchval(
+                "SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 AND merged_into IS NULL",
+                uuid.UUID(ident.tenant_id),
+                contact_id,
+            ):
+                raise NotFound("no such contact", field="contact_id")
+            created = ticket_id is None
+            if ticket_id is None:
+                subject = domain.clean_text(
+                    request.subject or f"Phone: {memo.caller_name or memo.phone or 'call'}",
+                    "subject",
+                    domain.SUBJECT_MAX,
+                )
+                new = domain.NewTicket(
+                    id=d.ids.new_str(),
+                    subject=subject,
+                    status=Status.OPEN,
+                    inbox=common_pb2.InboxRef(id=str(inbox_id), name=inbox_name),
+                    sender=common_pb2.Address(name=memo.caller_name),
+                    received_at=memo.occurred_at,
+                )
+                number = await d.repo.next_number(conn, ident.tenant_id)
+                await d.repo.insert_ticket(
+                    conn, ident.tenant_id, new, now, number=number, contact_id=contact_id
+                )
+                ticket_id = uuid.UUID(new.id)
+            row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
+            if row["merged_into"] is not None:
+                raise FailedPrecondition("the ticket was merged into another", field="ticket_id")
+            mrow = await d.repo.insert_memo(conn, ident.tenant_id, ticket_id, memo_id, memo, author)
+            values: dict[str, object] = {}
+            changes: list[Change] = []
+            if (
+                not created
+                and memo.direction == "inbound"
+                and row["status"] in (Status.PENDING, *domain.CLOSED)
+            ):
+                # the customer called: like their reply by mail, it lands in open
+                values = {"status": "open", "closed_at": None}
+                changes = [Change("status", row["status"], "open")]
+            if contact_id is not None and row["contact_id"] is None:
+                values["contact_id"] = contact_id
+            row = await d.repo.update_fields(conn, ident.tenant_id, ticket_id, values, now)
+            await self._audit(conn, ident, ticket_id, "phone_memo", changes)
+            message = channels.message_pb(mrow)
+            summary = summary_pb(row)
+            if created:
+                await self._emit(
+                    conn,
+                    events.TICKET_CREATED,
+                    ident,
+                    events_pb2.TicketCreated(ticket=summary, message_id=str(memo_id)),
+                )
+            else:
+                await self._emit(
+                    conn,
+                    events.TICKET_MESSAGE_ADDED,
+                    ident,
+                    events_pb2.TicketMessageAdded(
+                        ticket=summary,
+                        message_id=str(memo_id),
+                        channel="phone",
+                        reopened=bool(changes),
+                    ),
+                )
+        d.outbox.wake()
+        return tickets_pb2.AddPhoneMemoResponse(ticket=summary, message=message)
+
+    # -- per-inbox settings ------------------------------------------------------------
+
+    async def GetInboxSettings(self, request: Any, context: Any) -> tickets_pb2.InboxSettings:
+        ident = identity.require_tenant()
+        d = self._deps
+        inbox_id = parse_uuid(request.inbox_id, "inbox_id")
+        if str(inbox_id) not in await d.directory.inboxes(ident):
+            raise NotFound("no such inbox", field="inbox_id")
+        found = await d.repo.inbox_settings(d.db.pool, ident.tenant_id, [inbox_id])
+        return _settings_pb(inbox_id, found.get(inbox_id))
+
+    async def SetInboxSettings(self, request: Any, context: Any) -> tickets_pb2.InboxSettings:
+        ident = identity.require_operator()
+        if not identity.has_role(ident, SETTINGS_ROLES):
+            raise PermissionDenied("only admins and supervisors change inbox settings")
+        d = self._deps
+        inbox_id = parse_uuid(request.inbox_id, "inbox_id")
+        if str(inbox_id) not in await d.directory.inboxes(ident):
+            raise NotFound("no such inbox", field="inbox_id")
+        thresholds = domain.validate_thresholds(
+            [domain.Threshold(t.after_minutes, t.color) for t in request.thresholds]
+        )
+        if not 0 <= request.new_ticket_after_days <= 3650:
+            raise InvalidArgument(
+                "new_ticket_after_days must be 0 to 3650", field="new_ticket_after_days"
+            )
+        row = await d.repo.set_inbox_settings(
+            ident.tenant_id,
+            inbox_id,
+            [{"after_minutes": t.after_minutes, "color": t.color.lower()} for t in thresholds],
+            request.new_ticket_after_days,
+            d.clock.now(),
+        )
+        return _settings_pb(inbox_id, row)
+
+
+def _settings_pb(inbox_id: uuid.UUID, row: Any) -> tickets_pb2.InboxSettings:
+    s = tickets_pb2.InboxSettings(inbox_id=str(inbox_id))
+    if row is not None:
+        s.new_ticket_after_days = row["new_ticket_after_days"]
+        s.thresholds.extend(
+            tickets_pb2.ElapsedThreshold(after_minutes=t.after_minutes, color=t.color)
+            for t in _thresholds(row)
+        )
+    return s

@@ -1,0 +1,137 @@
+"""Filing a routed mail (message.routed): into the ticket it answers, or a new ticket."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC
+
+from switchboard.v1 import common_pb2, events_pb2
+
+from services.runtime import events, log
+from services.runtime.bus import Delivery
+from services.runtime.outbox import first_time
+
+from . import domain, thread_rules
+from .deps import Deps
+from .repo import summary_pb
+
+ROUTED_DURABLE = "tickets__routed"
+
+
+class Filing:
+    def __init__(self, deps: Deps) -> None:
+        self._d = deps
+        self._log = log.get("tickets.filing")
+
+    async def on_routed(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
+        d = self._d
+        routed = events.payload_of(env, events.MESSAGE_ROUTED)
+        tenant = env.tenant_id
+        mail = routed.mail
+        sender = getattr(mail, "from")
+        junk = bool(mail.spam or mail.blocked_by)
+        actor = events.system_actor("tickets")
+        async with d.db.transaction() as conn:
+            if not await first_time(conn, ROUTED_DURABLE, env):
+                return
+            if await d.repo.message_known(conn, tenant, routed.message_id):
+                return  # the same mail announced again under another event id
+            now = d.clock.now()
+            received_at = routed.received_at.ToDatetime(tzinfo=UTC)
+            # spam and blocked senders do not fill the address book
+            contact_id = (
+                None
+                if junk
+                else await d.contacts.for_sender(
+                    conn, tenant, sender.address, sender.name, now, cause=env
+                )
+            )
+            target = None
+            join = thread_rules.Join.NEW
+            if routed.thread_ticket_id:
+                found = await d.repo.final_ticket(conn, tenant, uuid.UUID(routed.thread_ticket_id))
+                if found is not None:
+                    target = await d.repo.row(conn, tenant, found["id"], for_update=True)
+                    settings = await d.repo.inbox_settings(conn, tenant, [target["inbox_id"]])
+                    s = settings.get(target["inbox_id"])
+                    join = thread_rules.join_existing(
+                        domain.Status(target["status"]),
+                        target["closed_at"],
+                        now,
+                        s["new_ticket_after_days"] if s else 0,
+                        mail_is_junk=junk,
+                    )
+            if target is None or join is thread_rules.Join.NEW:
+                new = domain.ticket_for_new_message(d.ids.new_str(), routed)
+                number = await d.repo.next_number(conn, tenant)
+                await d.repo.insert_ticket(
+                    conn, tenant, new, now, number=number, contact_id=contact_id
+                )
+                await d.repo.insert_message(conn, tenant, new.id, routed, received_at)
+                row = await d.repo.row(conn, tenant, uuid.UUID(new.id))
+                await d.repo.add_audit(
+                    conn,
+                    id=d.ids.new(),
+                    tenant_id=tenant,
+                    ticket_id=row["id"],
+                    at=now,
+                    actor=actor,
+                    action="create",
+                    changes=[domain.Change("status", "", row["status"])],
+                )
+                payload = events_pb2.TicketCreated(
+                    ticket=summary_pb(row), message_id=routed.message_id
+                )
+                out = events.caused_by(
+                    events.TICKET_CREATED,
+                    env,
+                    event_id=d.ids.new_str(),
+                    occurred_at=now,
+                    payload=payload,
+                    actor=actor,
+                )
+                what, ticket_id = "ticket created", new.id
+            else:
+                ticket_id = str(target["id"])
+                await d.repo.insert_message(conn, tenant, ticket_id, routed, received_at)
+                values: dict[str, object] = {}
+                if join is thread_rules.Join.REOPEN:
+                    values = {"status": "open", "status_before_trash": None, "closed_at": None}
+                    await d.repo.add_audit(
+                        conn,
+                        id=d.ids.new(),
+                        tenant_id=tenant,
+                        ticket_id=target["id"],
+                        at=now,
+                        actor=common_pb2.Actor(
+                            kind=common_pb2.Actor.KIND_CUSTOMER,
+                            id=sender.address,
+                            display=sender.name or sender.address,
+                        ),
+                        action="reopen",
+                        changes=[domain.Change("status", target["status"], "open")],
+                        comment="the customer replied",
+                    )
+                row = await d.repo.update_fields(conn, tenant, target["id"], values, now)
+                out = events.caused_by(
+                    events.TICKET_MESSAGE_ADDED,
+                    env,
+                    event_id=d.ids.new_str(),
+                    occurred_at=now,
+                    payload=events_pb2.TicketMessageAdded(
+                        ticket=summary_pb(row),
+                        message_id=routed.message_id,
+                        channel=routed.channel,
+                        reopened=join is thread_rules.Join.REOPEN,
+                    ),
+                    actor=actor,
+                )
+                what = "mail threaded"
+            await d.outbox.add(conn, out)
+        d.outbox.wake()
+        self._log.info(
+            what,
+            ticket_id=ticket_id,
+            message_id=routed.message_id,
+            reason=routed.thread_reason or "new",
+        )

@@ -1,0 +1,619 @@
+"""Reply locks (TKT-3): a Redis mutex per ticket (SET NX PX, renewed, released by
+compare-and-delete), fenced by the PostgreSQL sequence `reply_lock_fence`.
+
+Granting a lock: (1) one Lua call claims the key with a placeholder (fence 0) when it is
+free — or answers who holds it, or renews the caller's own lock; (2) one query checks the
+ticket is the tenant's and draws the fence from the sequence; (3) a Lua call swaps the
+placeholder for the real value only if the placeholder is still ours; (4) one statement
+records the grant on the ticket row with its event in the outbox (the first grant on an
+unassigned ticket is a transaction that also makes the holder the assignee, with an audit
+row and ticket.assigned). The outbox relay is woken after the commit and publishes at once.
+Because the fence is drawn while the mutex is held, fences grow in grant order. Redis
+never creates a lock anywhere but in step 1: renewing a key that is gone or holds another
+fence is refused. Pure rules live in `lock_rules`.
+
+The hot paths write the ticket row and the outbox row in one statement (a CTE), so a
+grant, a renewal or a release costs one round trip to PostgreSQL, not four
+(BEGIN, UPDATE, INSERT, COMMIT); `_outbox_row` writes the row `Outbox.add` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from switchboard.v1 import common_pb2, events_pb2
+
+from services.runtime import events, log
+from services.runtime.clock import Clock
+from services.runtime.db import Database
+from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied, Unavailable
+from services.runtime.identity import Identity, operator_actor
+from services.runtime.ids import IdGenerator
+from services.runtime.outbox import Outbox
+from services.runtime.periodic import PeriodicTask
+
+from . import lock_rules as rules
+from .domain import Change
+from .lock_rules import LockValue
+from .repo import TicketsRepo, summary_pb
+
+# KEYS[1] the lock; ARGV: placeholder, ttl ms, caller id, force ("1": take over).
+# Answers {outcome, value now (or the one replaced, for "taken"), ms left}.
+_CLAIM = """
+local v = redis.call('GET', KEYS[1])
+if (not v) or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {'won', ARGV[1], tonumber(ARGV[2])}
+end
+local fence, holder = string.match(v, '^(%d+)|([^|]*)|')
+if holder == ARGV[3] then
+  if fence ~= '0' then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {'mine', v, tonumber(ARGV[2])}
+  end
+  return {'mine_pending', v, redis.call('PTTL', KEYS[1])}
+end
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {'taken', v, tonumber(ARGV[2])}
+end
+return {'other', v, redis.call('PTTL', KEYS[1])}
+"""
+# The placeholder (ARGV[1]) becomes the granted value (ARGV[2]) only if it is still there.
+_FINALIZE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+# Renew: only the holder's own lock (value starts with "<fence>|<holder>|"); never creates.
+_RENEW = """
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return v
+end
+return false
+"""
+# Release: compare-and-delete on the same prefix.
+_RELEASE = """
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# Undo a grant that failed: delete the key if it holds exactly one of the given values.
+_DROP = """
+local v = redis.call('GET', KEYS[1])
+for i = 1, #ARGV do
+  if v == ARGV[i] then return redis.call('DEL', KEYS[1]) end
+end
+return 0
+"""
+_READ = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
+
+_LOCK_COLUMNS_CLEARED = (
+    "lock_fence = NULL, lock_holder_id = NULL, lock_holder_name = NULL, "
+    "lock_acquired_at = NULL, lock_expires_at = NULL"
+)
+
+
+def _outbox_row(n: int) -> str:
+    """The event of a lock change: the row Outbox.add writes, inserted by the statement
+    that changes the ticket and only if the CTE `changed` has a row. $1 is the tenant;
+    $n, $n+1, $n+2 the event id, subject and payload."""
+    return (
+        "INSERT INTO outbox (event_id, tenant_id, subject, payload) "
+        f"SELECT ${n}, $1, ${n + 1}, ${n + 2} FROM changed RETURNING event_id"
+    )
+
+
+# The ticket is the tenant's (else no row), and the fence is drawn — while the caller
+# holds the Redis mutex, so fences follow the order of grants.
+_DRAW = """
+SELECT nextval('reply_lock_fence') AS fence, assignee_id, lock_fence, lock_holder_id,
+    lock_holder_name
+FROM tickets WHERE tenant_id = $1 AND id = $2
+"""
+# Record a grant or a renewal, never over a later grant ($3 fence … $7 expires).
+_RECORD_SET = """
+UPDATE tickets SET lock_fence = $3, lock_holder_id = $4, lock_holder_name = $5,
+    lock_acquired_at = $6, lock_expires_at = $7
+WHERE tenant_id = $1 AND id = $2 AND (lock_fence IS NULL OR lock_fence <= $3)
+RETURNING id
+"""
+_RECORD_WITH_EVENT = f"WITH changed AS ({_RECORD_SET}) {_outbox_row(8)}"
+# The first grant on an unassigned ticket: the holder becomes the assignee too.
+_RECORD_AND_ASSIGN = """
+WITH old AS (SELECT id, assignee_id FROM tickets WHERE tenant_id = $1 AND id = $2 FOR UPDATE)
+UPDATE tickets t SET lock_fence = $3, lock_holder_id = $4, lock_holder_name = $5,
+    lock_acquired_at = $6, lock_expires_at = $7,
+    assignee_id = COALESCE(t.assignee_id, $4),
+    assignee_name = CASE WHEN t.assignee_id IS NULL THEN $5 ELSE t.assignee_name END,
+    updated_at = CASE WHEN t.assignee_id IS NULL THEN $8 ELSE t.updated_at END
+FROM old
+WHERE t.tenant_id = $1 AND t.id = old.id AND (t.lock_fence IS NULL OR t.lock_fence < $3)
+RETURNING t.*, old.assignee_id AS old_assignee_id
+"""
+# Release: forget the recorded lock if it is the caller's ($3 fence, $4 holder); the event
+# goes out when Redis deleted the key ($5) or the row changed.
+_CLEAR_WITH_EVENT = f"""
+WITH cleared AS (
+    UPDATE tickets SET {_LOCK_COLUMNS_CLEARED}
+    WHERE tenant_id = $1 AND id = $2 AND lock_fence = $3 AND lock_holder_id = $4
+    RETURNING id
+), changed AS (
+    SELECT 1 WHERE $5::boolean OR EXISTS (SELECT 1 FROM cleared)
+)
+{_outbox_row(6)}
+"""
+# Expiry, announced once: only the replica whose UPDATE still finds the fence writes it.
+_EXPIRE_WITH_EVENT = f"""
+WITH changed AS (
+    UPDATE tickets SET {_LOCK_COLUMNS_CLEARED}
+    WHERE tenant_id = $1 AND id = $2 AND lock_fence = $3 AND lock_expires_at < $4
+    RETURNING id
+)
+{_outbox_row(5)}
+"""
+_DUE = """
+SELECT tenant_id, id, lock_fence, lock_holder_id, lock_holder_name, lock_expires_at
+FROM tickets WHERE lock_expires_at < $1 ORDER BY lock_expires_at LIMIT $2
+"""
+
+
+@dataclass(frozen=True)
+class _Claim:
+    outcome: str  # won, mine, mine_pending, other, taken
+    value: LockValue | None
+    ms_left: int
+
+
+def _ref(holder_id: str, name: str) -> common_pb2.OperatorRef:
+    return common_pb2.OperatorRef(id=holder_id, display_name=name)
+
+
+def lock_pb(value: LockValue, expires: datetime) -> events_pb2.ReplyLock:
+    lock = events_pb2.ReplyLock(holder=_ref(value.holder_id, value.holder_name), fence=value.fence)
+    lock.expires_at.FromDatetime(expires)
+    lock.acquired_at.FromDatetime(value.acquired_at)
+    return lock
+
+
+def _outbox_args(env: events_pb2.EventEnvelope) -> tuple[uuid.UUID, str, bytes]:
+    """The event id, subject and payload of an outbox row (see `_outbox_row`)."""
+    return uuid.UUID(env.event_id), events.subject_of(env), env.SerializeToString()
+
+
+def _grant_change(
+    ticket_id: uuid.UUID, lock: events_pb2.ReplyLock, previous: LockValue | None, drawn: Any
+) -> events_pb2.ReplyLockChanged:
+    """lock.acquired / lock.taken_over: the new lock and whom it replaced — the holder
+    taken over, or a recorded lock Redis had forgotten (expired unannounced, or lost)."""
+    change = events_pb2.ReplyLockChanged(ticket_id=str(ticket_id), lock=lock)
+    if previous is not None:
+        change.previous_holder.CopyFrom(_ref(previous.holder_id, previous.holder_name))
+        change.previous_fence = previous.fence
+    elif drawn["lock_fence"] is not None and str(drawn["lock_holder_id"]) != lock.holder.id:
+        change.previous_holder.CopyFrom(
+            _ref(str(drawn["lock_holder_id"]), drawn["lock_holder_name"] or "")
+        )
+        change.previous_fence = drawn["lock_fence"]
+    return change
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    try:
+        yield
+    except (aioredis.RedisError, OSError) as exc:
+        log.get("tickets.locks").warning("redis unavailable", error=str(exc))
+        raise Unavailable("the reply-lock store is unavailable; try again") from exc
+
+
+# Redis calls in flight at once, below the client's pool of 100 connections (more would
+# fail with "Too many connections" under a burst instead of waiting their turn).
+REDIS_CONCURRENCY = 64
+# Lock events are published this long after their commit at most: the relay's passes are
+# batched instead of one per lock change (a push to the browser may take 200 ms).
+PUBLISH_DELAY_S = 0.005
+
+
+class ReplyLocks:
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        db: Database,
+        outbox: Outbox,
+        repo: TicketsRepo,
+        clock: Clock,
+        ids: IdGenerator,
+        ttl_s: float,
+    ) -> None:
+        self._redis = redis
+        self._db = db
+        self._outbox = outbox
+        self._repo = repo
+        self._clock = clock
+        self._ids = ids
+        self.ttl_s = ttl_s
+        self._ttl_ms = max(1, int(ttl_s * 1000))
+        self._claim = redis.register_script(_CLAIM)
+        self._finalize = redis.register_script(_FINALIZE)
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+        self._drop = redis.register_script(_DROP)
+        self._read = redis.register_script(_READ)
+        self._redis_slots = asyncio.Semaphore(REDIS_CONCURRENCY)
+        self._wake_pending: asyncio.TimerHandle | None = None
+        self._log = log.get("tickets.locks")
+
+    # -- the API ---------------------------------------------------------------------
+
+    async def acquire(
+        self, ident: Identity, ticket_id: uuid.UUID
+    ) -> tuple[bool, events_pb2.ReplyLock]:
+        """(True, the caller's lock) — new, or theirs already and now renewed — or
+        (False, the holder's lock) when someone else is replying."""
+        return await self._acquire(ident, ticket_id, force=False)
+
+    async def take_over(self, ident: Identity, ticket_id: uuid.UUID) -> events_pb2.ReplyLock:
+        """A supervisor takes the lock with a new fence; the previous holder is told (the
+        lock.taken_over event names them). A free lock is simply acquired."""
+        if not rules.may_take_over(ident.roles):
+            raise PermissionDenied("only a supervisor or an administrator may take a lock over")
+        _, lock = await self._acquire(ident, ticket_id, force=True)
+        return lock
+
+    async def renew(
+        self, ident: Identity, ticket_id: uuid.UUID, fence: int
+    ) -> events_pb2.ReplyLock:
+        """Extend the caller's lock by the TTL. FailedPrecondition when the key is gone or
+        holds another fence: a lost lock is never re-created here."""
+        key = rules.lock_key(ident.tenant_id, str(ticket_id))
+        raw = await self._script(
+            self._renew, key, rules.owner_prefix(fence, ident.operator_id), self._ttl_ms
+        )
+        value = rules.decode(raw)
+        if value is None:
+            await self._require_ticket(ident.tenant_id, ticket_id)
+            raise FailedPrecondition(
+                "your reply lock is gone (expired, released or taken over); acquire it again",
+                field="fence",
+            )
+        return await self._renewed(ident, ticket_id, value)
+
+    async def release(self, ident: Identity, ticket_id: uuid.UUID, fence: int) -> bool:
+        """Compare-and-delete: True when the caller's lock was there and is now gone."""
+        key = rules.lock_key(ident.tenant_id, str(ticket_id))
+        released = await self._script(
+            self._release, key, rules.owner_prefix(fence, ident.operator_id)
+        )
+        deleted = bool(released)
+        change = events_pb2.ReplyLockChanged(
+            ticket_id=str(ticket_id),
+            previous_holder=_ref(ident.operator_id, ident.display_name),
+            previous_fence=fence,
+        )
+        env = self._envelope(events.LOCK_RELEASED, ident.tenant_id, change, ident)
+        event_id = await self._db.pool.fetchval(
+            _CLEAR_WITH_EVENT,
+            uuid.UUID(ident.tenant_id),
+            ticket_id,
+            fence,
+            uuid.UUID(ident.operator_id),
+            deleted,
+            *_outbox_args(env),
+        )
+        if event_id is not None:
+            self._publish_soon()
+        else:
+            await self._require_ticket(ident.tenant_id, ticket_id)
+        return deleted
+
+    async def get(self, tenant_id: str, ticket_id: uuid.UUID) -> events_pb2.ReplyLock:
+        """Who is replying now; NotFound when nobody is (or there is no such ticket)."""
+        value, ms_left = await self._read_key(tenant_id, ticket_id)
+        if value is None:
+            await self._require_ticket(tenant_id, ticket_id)
+            raise NotFound("nobody is replying to this ticket")
+        return lock_pb(value, rules.expires_at(self._clock.now(), ms_left))
+
+    async def check_fence(
+        self, tenant_id: str, ticket_id: uuid.UUID, operator_id: str, fence: int
+    ) -> events_pb2.ReplyLock:
+        """The caller's current lock; FailedPrecondition when `fence` is stale (see
+        `lock_rules.fence_problem`), NotFound for a ticket that is not the tenant's."""
+        read, recorded = await asyncio.gather(
+            self._read_key(tenant_id, ticket_id),
+            self._db.pool.fetchrow(
+                "SELECT lock_fence FROM tickets WHERE tenant_id = $1 AND id = $2",
+                uuid.UUID(tenant_id),
+                ticket_id,
+            ),
+        )
+        if recorded is None:
+            raise NotFound("no such ticket", field="ticket_id")
+        value, ms_left = read
+        problem = rules.fence_problem(value, recorded["lock_fence"], operator_id, fence)
+        if problem is not None or value is None:
+            raise FailedPrecondition(problem or "stale reply lock", field="fence")
+        return lock_pb(value, rules.expires_at(self._clock.now(), ms_left))
+
+    # -- expiry ----------------------------------------------------------------------
+
+    async def sweep_once(self, batch: int = 100) -> int:
+        """Announce lock.expired for recorded locks whose time passed without renewal:
+        once, whichever replica gets there first (a conditional UPDATE on the fence).
+        A lock Redis still holds (renewed, the row not yet updated) is re-recorded."""
+        now = self._clock.now()
+        rows = await self._db.pool.fetch(_DUE, now, batch)
+        if not rows:
+            return 0
+        keys = [rules.lock_key(str(r["tenant_id"]), str(r["id"])) for r in rows]
+        async with self._redis_slots:
+            with _redis_errors():
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.get(key)
+                        pipe.pttl(key)
+                    answers = await pipe.execute()
+        expired = 0
+        for i, row in enumerate(rows):
+            held, ms_left = rules.decode(answers[2 * i]), int(answers[2 * i + 1])
+            if held is not None and held.fence == row["lock_fence"] and ms_left > 0:
+                await self._db.pool.execute(
+                    "UPDATE tickets SET lock_expires_at = $4 "
+                    "WHERE tenant_id = $1 AND id = $2 AND lock_fence = $3",
+                    row["tenant_id"],
+                    row["id"],
+                    row["lock_fence"],
+                    rules.expires_at(now, ms_left),
+                )
+                continue
+            change = events_pb2.ReplyLockChanged(
+                ticket_id=str(row["id"]),
+                previous_holder=_ref(str(row["lock_holder_id"]), row["lock_holder_name"] or ""),
+                previous_fence=row["lock_fence"],
+            )
+            env = self._envelope(events.LOCK_EXPIRED, str(row["tenant_id"]), change, None, now)
+            event_id = await self._db.pool.fetchval(
+                _EXPIRE_WITH_EVENT,
+                row["tenant_id"],
+                row["id"],
+                row["lock_fence"],
+                now,
+                *_outbox_args(env),
+            )
+            if event_id is None:
+                continue  # another replica announced it, or it was renewed or replaced
+            expired += 1
+            self._log.info("reply lock expired", ticket_id=str(row["id"]), fence=row["lock_fence"])
+        if expired:
+            self._publish_soon()
+        return len(rows)
+
+    # -- internals -------------------------------------------------------------------
+
+    async def _acquire(
+        self, ident: Identity, ticket_id: uuid.UUID, *, force: bool
+    ) -> tuple[bool, events_pb2.ReplyLock]:
+        key = rules.lock_key(ident.tenant_id, str(ticket_id))
+        mine = rules.new_claim(ident.operator_id, ident.display_name, self._clock.now())
+        placeholder = mine.encode()
+        for _ in range(50):
+            claim = await self._claim_key(key, placeholder, ident.operator_id, force)
+            if claim.outcome in ("won", "taken"):
+                previous = claim.value if claim.outcome == "taken" else None
+                return True, await self._grant(ident, ticket_id, key, mine, previous)
+            if claim.outcome == "mine" and claim.value is not None:
+                return True, await self._renewed(ident, ticket_id, claim.value)
+            if claim.outcome == "other" and claim.value is not None:
+                now = self._clock.now()
+                return False, lock_pb(claim.value, rules.expires_at(now, claim.ms_left))
+            # mine_pending: the caller's other request is being granted right now
+            await asyncio.sleep(0.02)
+        raise FailedPrecondition("your other request for this lock is still running; try again")
+
+    async def _claim_key(self, key: str, placeholder: str, holder: str, force: bool) -> _Claim:
+        outcome, raw, ms_left = await self._script(
+            self._claim, key, placeholder, self._ttl_ms, holder, "1" if force else "0"
+        )
+        name = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        return _Claim(name, rules.decode(raw), int(ms_left))
+
+    async def _grant(
+        self,
+        ident: Identity,
+        ticket_id: uuid.UUID,
+        key: str,
+        claim: LockValue,
+        previous: LockValue | None,
+    ) -> events_pb2.ReplyLock:
+        """The caller won the mutex (or took it over): draw the fence, put it in Redis,
+        record the grant with its event. Any failure takes the claim back out of Redis."""
+        tenant = uuid.UUID(ident.tenant_id)
+        holder = uuid.UUID(ident.operator_id)
+        placeholder = claim.encode()
+        final = ""
+        try:
+            async with self._db.pool.acquire() as conn:
+                drawn = await conn.fetchrow(_DRAW, tenant, ticket_id)
+                if drawn is None:
+                    raise NotFound("no such ticket", field="ticket_id")
+                granted = claim.with_fence(drawn["fence"])
+                final = granted.encode()
+                now = self._clock.now()
+                expires = rules.expires_at(now, self._ttl_ms)
+                swapped = await self._script(self._finalize, key, placeholder, final, self._ttl_ms)
+                if not swapped:
+                    final = ""
+                    raise FailedPrecondition(
+                        "the reply lock was taken over while it was being granted"
+                    )
+                lock = lock_pb(granted, expires)
+                env = self._envelope(
+                    events.LOCK_TAKEN_OVER if previous is not None else events.LOCK_ACQUIRED,
+                    ident.tenant_id,
+                    _grant_change(ticket_id, lock, previous, drawn),
+                    ident,
+                    now,
+                )
+                record = (
+                    tenant,
+                    ticket_id,
+                    granted.fence,
+                    holder,
+                    granted.holder_name,
+                    granted.acquired_at,
+                    expires,
+                )
+                if drawn["assignee_id"] is not None:
+                    await conn.fetchval(_RECORD_WITH_EVENT, *record, *_outbox_args(env))
+                else:
+                    async with conn.transaction():
+                        row = await conn.fetchrow(_RECORD_AND_ASSIGN, *record, now)
+                        if row is not None:
+                            await self._outbox.add(conn, env)
+                            if row["old_assignee_id"] is None:
+                                await self._assigned(conn, ident, row, lock, now)
+        except BaseException:
+            await self._undo(key, placeholder, final)
+            raise
+        self._publish_soon()
+        return lock
+
+    async def _assigned(
+        self,
+        conn: asyncpg.Connection,
+        ident: Identity,
+        row: Any,
+        lock: events_pb2.ReplyLock,
+        now: datetime,
+    ) -> None:
+        """WEBCAS: the lock holder became the assignee of an unassigned ticket."""
+        holder = _ref(ident.operator_id, lock.holder.display_name)
+        await self._repo.add_audit(
+            conn,
+            id=self._ids.new(),
+            tenant_id=ident.tenant_id,
+            ticket_id=row["id"],
+            at=now,
+            actor=operator_actor(ident),
+            action="assign",
+            changes=[Change("assignee", "", holder.display_name or holder.id)],
+            comment="assigned to the operator who started the reply",
+        )
+        assigned = events_pb2.TicketAssigned(ticket=summary_pb(row), assignee=holder)
+        await self._outbox.add(
+            conn, self._envelope(events.TICKET_ASSIGNED, ident.tenant_id, assigned, ident, now)
+        )
+
+    async def _undo(self, key: str, placeholder: str, final: str) -> None:
+        values = [v for v in (placeholder, final) if v]
+        try:
+            await self._script(self._drop, key, *values)
+        except Unavailable as exc:  # it expires with its TTL anyway
+            self._log.warning("could not undo a failed lock grant", error=str(exc))
+
+    async def _renewed(
+        self, ident: Identity, ticket_id: uuid.UUID, value: LockValue
+    ) -> events_pb2.ReplyLock:
+        """Redis extended `value`: record the new expiry and announce lock.renewed."""
+        now = self._clock.now()
+        expires = rules.expires_at(now, self._ttl_ms)
+        lock = lock_pb(value, expires)
+        change = events_pb2.ReplyLockChanged(ticket_id=str(ticket_id), lock=lock)
+        env = self._envelope(events.LOCK_RENEWED, ident.tenant_id, change, ident, now)
+        await self._db.pool.fetchval(
+            _RECORD_WITH_EVENT,
+            uuid.UUID(ident.tenant_id),
+            ticket_id,
+            value.fence,
+            uuid.UUID(value.holder_id),
+            value.holder_name,
+            value.acquired_at,
+            expires,
+            *_outbox_args(env),
+        )
+        self._publish_soon()
+        return lock
+
+    async def _read_key(self, tenant_id: str, ticket_id: uuid.UUID) -> tuple[LockValue | None, int]:
+        raw, ms_left = await self._script(self._read, rules.lock_key(tenant_id, str(ticket_id)))
+        return rules.decode(raw), int(ms_left or 0)
+
+    async def _script(self, script: AsyncScript, key: str, *args: str | int) -> Any:
+        """Run a Lua script on one key, at most REDIS_CONCURRENCY at once; a connection that
+        Redis closed (it restarted) is retried once on a fresh one. Unavailable otherwise."""
+        async with self._redis_slots:
+            with _redis_errors():
+                try:
+                    return await script(keys=[key], args=list(args))
+                except aioredis.ConnectionError:
+                    return await script(keys=[key], args=list(args))
+
+    async def _require_ticket(self, tenant_id: str, ticket_id: uuid.UUID) -> None:
+        found = await self._db.pool.fetchval(
+            "SELECT 1 FROM tickets WHERE tenant_id = $1 AND id = $2",
+            uuid.UUID(tenant_id),
+            ticket_id,
+        )
+        if not found:
+            raise NotFound("no such ticket", field="ticket_id")
+
+    def _envelope(
+        self,
+        etype: events.EventType,
+        tenant_id: str,
+        payload: Any,
+        ident: Identity | None,
+        now: datetime | None = None,
+    ) -> events_pb2.EventEnvelope:
+        return events.envelope(
+            etype,
+            event_id=self._ids.new_str(),
+            tenant_id=tenant_id,
+            occurred_at=now or self._clock.now(),
+            payload=payload,
+            actor=operator_actor(ident) if ident else events.system_actor("tickets"),
+            correlation_id=ident.correlation_id if ident else "",
+        )
+
+    def _publish_soon(self) -> None:
+        """After the commit: wake the outbox relay within PUBLISH_DELAY_S, once for every
+        event written meanwhile, so a burst of lock changes is published in one pass."""
+        if self._wake_pending is None:
+            self._wake_pending = asyncio.get_running_loop().call_later(
+                PUBLISH_DELAY_S, self._wake_relay
+            )
+
+    def _wake_relay(self) -> None:
+        self._wake_pending = None
+        self._outbox.wake()
+
+
+class LockExpirySweeper(PeriodicTask):
+    """Every quarter of the TTL (0.2–5 s): lock.expired for locks not renewed in time."""
+
+    def __init__(self, locks: ReplyLocks, every_s: float | None = None) -> None:
+        super().__init__("lock-expiry", every_s or rules.sweep_every_s(locks.ttl_s))
+        self._locks = locks
+
+    async def step(self) -> bool:
+        try:
+            return await self._locks.sweep_once() >= 100
+        except Unavailable:
+            return False  # Redis is away: nothing can be judged expired now
