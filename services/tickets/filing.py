@@ -64,11 +64,10 @@ class Filing:
             if target is None or join is thread_rules.Join.NEW:
                 new = domain.ticket_for_new_message(d.ids.new_str(), routed)
                 number = await d.repo.next_number(conn, tenant)
-                await d.repo.insert_ticket(
-                    conn, tenant, new, now, number=number, contact_id=contact_id
+                row = await d.repo.insert_ticket(
+                    conn, tenant, new, now, number=number, contact_id=contact_id, message_count=1
                 )
-                await d.repo.insert_message(conn, tenant, new.id, routed, received_at)
-                row = await d.repo.row(conn, tenant, uuid.UUID(new.id))
+                await d.repo.insert_message(conn, tenant, new.id, routed, received_at, count=False)
                 await d.repo.add_audit(
                     conn,
                     id=d.ids.new(),

@@ -152,12 +152,15 @@ class TicketsRepo:
         *,
         number: int,
         contact_id: uuid.UUID | None,
+        message_count: int = 0,
     ) -> Any:
+        """The new ticket's row. `message_count` 1: its first message is filed with
+        `insert_message(..., count=False)` in the same transaction."""
         return await conn.fetchrow(
             "INSERT INTO tickets (id, tenant_id, subject, status, inbox_id, inbox_name, from_name, "
             "from_address, received_at, created_at, updated_at, number, contact_id, "
             "last_message_at, message_count) "
-            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10,$11,$12,$9,0) RETURNING *",
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10,$11,$12,$9,$13) RETURNING *",
             uuid.UUID(t.id),
             uuid.UUID(tenant_id),
             t.subject,
@@ -170,6 +173,7 @@ class TicketsRepo:
             now,
             number,
             contact_id,
+            message_count,
         )
 
     async def insert_message(
@@ -179,9 +183,12 @@ class TicketsRepo:
         ticket_id: str,
         routed: events_pb2.MessageRouted,
         received_at: datetime,
+        *,
+        count: bool = True,
     ) -> None:
         """File a mail in a ticket: its summary (without the search text, which goes to
-        the index), its participants and its search grams."""
+        the index), its participants and its search grams; and count it on the ticket
+        unless `count` is False (a new ticket created already counting it)."""
         mail = events_pb2.MailSummary()
         mail.CopyFrom(routed.mail)
         mail.ClearField("search_text")
@@ -203,7 +210,8 @@ class TicketsRepo:
             text,
             grams,
         )
-        await self.count_message(conn, tenant_id, uuid.UUID(ticket_id), received_at)
+        if count:
+            await self.count_message(conn, tenant_id, uuid.UUID(ticket_id), received_at)
 
     async def insert_memo(
         self,

@@ -9,6 +9,8 @@ against the same Redis:
 - contended: 200 contenders on one ticket, each trying every 400 ms (open loop, 500
   attempts a second in all; the winner releases at once): acquire latency p50/p99, as
   an operator sees it when many ask at once. Same for raw redis-py.
+- ceiling: the pairs again against a gRPC server that does nothing (`grpc_ceiling`), in
+  the same alternating slices: what gRPC between two Python processes allows here at all.
 - push: a lock taken at a steady 20 a second; the time from the event (its `occurred_at`)
   to its push on an operator's WebSocket, p50/p99.
 
@@ -39,9 +41,11 @@ import redis.asyncio as aioredis
 from switchboard.v1 import tickets_pb2, tickets_pb2_grpc
 
 from services.accounts.seed import DEMO_TENANT
+from services.devstack.infra import free_port
 from services.devstack.stack import Stack
 from services.runtime.db import with_database
 from services.runtime.identity import Identity
+from tests.bench import grpc_ceiling
 
 CONTENDERS = 200
 SECONDS = float(os.environ.get("SB_BENCH_LOCK_SECONDS", "10"))
@@ -142,10 +146,11 @@ async def open_loop(
 
 
 class GrpcLocks:
-    """The tickets gRPC API as 200 operators of the demo tenant."""
+    """The tickets gRPC API as 200 operators of the demo tenant (at `addr`: the no-op
+    server of `grpc_ceiling`)."""
 
-    def __init__(self, stack: Stack) -> None:
-        addr = f"127.0.0.1:{stack.config.ports.grpc['tickets']}"
+    def __init__(self, stack: Stack, addr: str = "") -> None:
+        addr = addr or f"127.0.0.1:{stack.config.ports.grpc['tickets']}"
         self.channel = grpc.aio.insecure_channel(addr)
         self.stub = tickets_pb2_grpc.TicketsServiceStub(self.channel)
         self.md = [
@@ -262,6 +267,10 @@ async def run(stack: Stack, token: str) -> dict[str, Any]:
     own, shared = tickets[:CONTENDERS], tickets[CONTENDERS]
     api = GrpcLocks(stack)
     raw = RawLocks(stack.redis_url)
+    noop_port = free_port()
+    noop_server = grpc_ceiling.spawn(noop_port)
+    await grpc_ceiling.ready(noop_port)
+    noop = GrpcLocks(stack, f"127.0.0.1:{noop_port}")
     run_id = uuid.uuid4().hex[:6]
 
     def raw_key(i: int) -> str:
@@ -270,15 +279,19 @@ async def run(stack: Stack, token: str) -> dict[str, Any]:
     try:
         grpc_acquire, grpc_release = api.acquirer(own.__getitem__), api.releaser(own.__getitem__)
         raw_acquire, raw_release = raw.acquirer(raw_key), raw.releaser(raw_key)
-        # warm both paths (connections, prepared statements, scripts), then alternate
-        # short slices, so that other load on the machine falls on both alike
+        noop_acquire, noop_release = noop.acquirer(own.__getitem__), noop.releaser(own.__getitem__)
+        # warm the paths (connections, prepared statements, scripts), then alternate
+        # short slices, so that other load on the machine falls on all alike
         await Pairs().slice(grpc_acquire, grpc_release, 1.0)
         await Pairs().slice(raw_acquire, raw_release, 1.0)
-        grpc_pairs, raw_pairs = Pairs(), Pairs()
+        await Pairs().slice(noop_acquire, noop_release, 1.0)
+        grpc_pairs, raw_pairs, noop_pairs = Pairs(), Pairs(), Pairs()
         for _ in range(SLICES):
             await grpc_pairs.slice(grpc_acquire, grpc_release, SECONDS / SLICES)
             await raw_pairs.slice(raw_acquire, raw_release, SECONDS / SLICES)
+            await noop_pairs.slice(noop_acquire, noop_release, SECONDS / SLICES)
         pairs, raw_figures = grpc_pairs.figures(), raw_pairs.figures()
+        noop_figures = noop_pairs.figures()
         contended = await open_loop(
             api.acquirer(lambda i: shared), api.releaser(lambda i: shared), SECONDS
         )
@@ -290,8 +303,12 @@ async def run(stack: Stack, token: str) -> dict[str, Any]:
         push = await push_latency(stack, token, api, own)
     finally:
         await api.channel.close()
+        await noop.channel.close()
+        noop_server.terminate()
+        noop_server.wait(timeout=10)
         await raw.redis.aclose()
     ratio = pairs["pairs_per_second"] / raw_figures["pairs_per_second"]
+    ceiling = noop_figures["pairs_per_second"] / raw_figures["pairs_per_second"]
     return {
         "contenders": CONTENDERS,
         "seconds": SECONDS,
@@ -302,6 +319,17 @@ async def run(stack: Stack, token: str) -> dict[str, Any]:
             "ratio_to_raw": round(ratio, 3),
             "target_ratio": TARGET_RATIO,
             "met": ratio >= TARGET_RATIO,
+            "ceiling": {
+                "what": (
+                    "the same client against a gRPC server that does nothing "
+                    "(tests/bench/grpc_ceiling.py): the most any lock behind gRPC can reach"
+                ),
+                "grpc_noop": noop_figures,
+                "ratio_to_raw": round(ceiling, 3),
+                "real_share_of_ceiling": round(
+                    pairs["pairs_per_second"] / noop_figures["pairs_per_second"], 3
+                ),
+            },
         },
         "contended": {
             "what": (
