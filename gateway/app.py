@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import signal
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,20 @@ from services.runtime.bus import Bus
 from services.runtime.ids import IdGenerator
 from services.runtime.settings import DEFAULT_PORTS
 
-from . import routes_contacts, routes_locks, routes_tickets, views
-from .auth import Caller, SessionResolver, bearer_token
-from .errors import ApiError, error_middleware
+from . import routes_accounts, routes_contacts, routes_locks, routes_tickets, views
+from .access import (
+    CALLER,
+    CLIENT,
+    REQUEST_ID,
+    Access,
+    JsonBody,
+    json_middleware,
+    load_spec,
+    rules_of,
+    security_headers,
+)
+from .auth import SESSION_COOKIE, Caller, SessionResolver, client_address, parse_networks
+from .errors import ApiError, error_middleware, from_grpc
 from .live import LiveHub
 
 BACKENDS = tuple(DEFAULT_PORTS)  # every gRPC service the gateway reports on
@@ -40,8 +52,10 @@ OPENAPI = Path(__file__).with_name("openapi.yaml")
 _dumps = partial(json.dumps, ensure_ascii=False)
 
 
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=_dumps)
+def json_response(body: Any, status: int = 200, *, customer_data: bool = True) -> web.Response:
+    """A JSON answer; masked on its way out for callers who may not see customers'
+    addresses, unless `customer_data` is False (see access.JsonBody)."""
+    return JsonBody(body, status, customer_data=customer_data)
 
 
 class GatewaySettings(rt_settings.RuntimeSettings):
@@ -50,6 +64,13 @@ class GatewaySettings(rt_settings.RuntimeSettings):
     session_cache_s: int = Field(default=30, ge=0, le=3600)
     import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, le=1024**3)
     form_rate_per_minute: int = Field(default=10, ge=1, le=10_000)  # per form and client
+    # SEC-2: the real client address is read from `client_ip_header` only when the TCP peer
+    # is one of these proxies (comma-separated addresses or CIDR ranges).
+    trusted_proxies: str = ""
+    client_ip_header: str = "X-Forwarded-For"
+    # The session cookie is Secure unless this is off (plain http other than localhost).
+    cookie_secure: bool = True
+    hsts: bool = False  # Strict-Transport-Security, when the gateway is reached over https
 
 
 class Deps:
@@ -68,12 +89,25 @@ class Deps:
         )
         self.bus = Bus(settings.nats_url, "sb-gateway")
         self.live = LiveHub()
+        self.spec = load_spec(OPENAPI)
+        trusted = parse_networks(settings.trusted_proxies.split(","))
+        header = settings.client_ip_header
+        self.access = Access(
+            rules_of(self.spec),
+            self.sessions,
+            self.bus,
+            self.ids,
+            lambda request: client_address(request, trusted, header),
+        )
 
 
 DEPS = web.AppKey("deps", Deps)
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
+    # A JSON body is sent as JSON: a cross-site form cannot send this type without CORS.
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -95,11 +129,14 @@ def _strings(body: dict[str, Any], names: tuple[str, ...]) -> dict[str, str]:
 
 
 async def caller_of(request: web.Request) -> Caller:
-    return await request.app[DEPS].sessions.resolve(bearer_token(request))
+    """The caller the access middleware verified for this request (gateway/access.py)."""
+    caller = request.get(CALLER)
+    if caller is None:  # a route the document does not describe: refused, never open
+        raise ApiError(401, "unauthenticated", "log in, or send Authorization: Bearer <token>")
+    return caller
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
-REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def request_id(request: web.Request) -> str:
@@ -109,7 +146,7 @@ def request_id(request: web.Request) -> str:
 
 
 def _md(caller: Caller, request: web.Request) -> list[tuple[str, str]]:
-    return caller.identity(request_id(request)).metadata()
+    return caller.metadata(request_id(request))
 
 
 def request_id_middleware(ids: IdGenerator) -> Any:
@@ -163,6 +200,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def create_session(request: web.Request) -> web.Response:
+    """Log in (SEC-1): the token for API clients, and for browsers the same token in an
+    HttpOnly, SameSite=Strict cookie with the CSRF token their state-changing requests
+    send in X-CSRF-Token."""
     body = await _json_body(request)
     login, password = body.get("login"), body.get("password")
     if not isinstance(login, str) or not login:
@@ -175,24 +215,44 @@ async def create_session(request: web.Request) -> web.Response:
             accounts_pb2.AuthenticateRequest(
                 login=login,
                 password=password,
-                client_address=request.remote or "",
+                client_address=request[CLIENT],
                 user_agent=request.headers.get("User-Agent", "")[:500],
             ),
-            timeout=10,
+            timeout=30,
         )
     except grpc.aio.AioRpcError as err:
         if err.code() == grpc.StatusCode.UNAUTHENTICATED:
             raise ApiError(401, "unauthenticated", "wrong login or password") from None
+        if err.code() == grpc.StatusCode.PERMISSION_DENIED:
+            raise ApiError(403, "address_not_allowed", err.details() or "") from None
+        if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            api = from_grpc(err)
+            raise ApiError(
+                429, "login_locked", api.message, retry_after_s=api.retry_after_s
+            ) from None
         raise
-    caller = Caller.from_operator(resp.operator)
-    return json_response(
+    caller = Caller.from_principal(resp.principal)
+    response = json_response(
         {
             "token": resp.token,
+            "csrf_token": resp.csrf_token,
             "expires_at": views.iso(resp.expires_at),
             "operator": caller.to_json(),
+            "password_change_required": caller.password_change_required or None,
         },
         status=201,
+        customer_data=False,
     )
+    response.set_cookie(
+        SESSION_COOKIE,
+        resp.token,
+        max_age=max(60, int(resp.expires_at.seconds - time.time())),
+        path="/",
+        secure=deps.settings.cookie_secure,
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
 
 
 def _int_param(request: web.Request, name: str, default: int) -> int:
@@ -248,13 +308,6 @@ MAILBOX_FIELDS = {
 }
 
 
-async def admin_of(request: web.Request) -> Caller:
-    caller = await caller_of(request)
-    if "admin" not in caller.roles:
-        raise ApiError(403, "permission_denied", "only an administrator may do this")
-    return caller
-
-
 def mailbox_json(mb: ingestion_pb2.Mailbox) -> dict[str, Any]:
     st = mb.settings
     return {
@@ -272,7 +325,7 @@ def mailbox_json(mb: ingestion_pb2.Mailbox) -> dict[str, Any]:
 
 
 async def create_mailbox(request: web.Request) -> web.Response:
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     body = await _json_body(request)
     settings = ingestion_pb2.MailboxSettings(enabled=True)
     for name, kind in MAILBOX_FIELDS.items():
@@ -296,7 +349,7 @@ async def create_mailbox(request: web.Request) -> web.Response:
 
 
 async def list_mailboxes(request: web.Request) -> web.Response:
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     resp = await request.app[DEPS].ingestion.ListMailboxes(
         ingestion_pb2.ListMailboxesRequest(), metadata=_md(caller, request), timeout=10
     )
@@ -304,7 +357,7 @@ async def list_mailboxes(request: web.Request) -> web.Response:
 
 
 async def delete_mailbox(request: web.Request) -> web.Response:
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     await request.app[DEPS].ingestion.DeleteMailbox(
         ingestion_pb2.DeleteMailboxRequest(mailbox_id=request.match_info["mailbox_id"]),
         metadata=_md(caller, request),
@@ -341,7 +394,7 @@ def import_json(job: ingestion_pb2.ImportJob) -> dict[str, Any]:
 
 async def create_import(request: web.Request) -> web.Response:
     """The file is the request body (any content type); it is streamed to ingestion."""
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     deps = request.app[DEPS]
     limit = deps.settings.import_max_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -371,7 +424,7 @@ async def create_import(request: web.Request) -> web.Response:
 
 
 async def get_import(request: web.Request) -> web.Response:
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     resp = await request.app[DEPS].ingestion.GetImport(
         ingestion_pb2.GetImportRequest(import_id=request.match_info["import_id"]),
         metadata=_md(caller, request),
@@ -381,7 +434,7 @@ async def get_import(request: web.Request) -> web.Response:
 
 
 async def list_imports(request: web.Request) -> web.Response:
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     resp = await request.app[DEPS].ingestion.ListImports(
         ingestion_pb2.ListImportsRequest(), metadata=_md(caller, request), timeout=10
     )
@@ -389,16 +442,15 @@ async def list_imports(request: web.Request) -> web.Response:
 
 
 async def list_inboxes(request: web.Request) -> web.Response:
+    """The inboxes the caller may see; `?all=true` (manage_inboxes): every inbox, with its
+    members."""
     caller = await caller_of(request)
+    every = request.query.get("all", "") in ("1", "true")
     resp = await request.app[DEPS].accounts.ListInboxes(
-        accounts_pb2.ListInboxesRequest(), metadata=_md(caller, request), timeout=10
+        accounts_pb2.ListInboxesRequest(all=every), metadata=_md(caller, request), timeout=10
     )
     return json_response(
-        {
-            "items": [
-                {"id": i.id, "name": i.name, "addresses": list(i.addresses)} for i in resp.inboxes
-            ]
-        }
+        {"items": [views.inbox(i, members=every) for i in resp.inboxes]}, customer_data=False
     )
 
 
@@ -499,7 +551,7 @@ def form_json(f: ingestion_pb2.Form) -> dict[str, Any]:
 
 
 async def create_form(request: web.Request) -> web.Response:
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     values = _strings(await _json_body(request), ("inbox_id", "name", "redirect_url"))
     resp = await request.app[DEPS].ingestion.CreateForm(
         ingestion_pb2.CreateFormRequest(**values), metadata=_md(caller, request), timeout=10
@@ -508,7 +560,7 @@ async def create_form(request: web.Request) -> web.Response:
 
 
 async def list_forms(request: web.Request) -> web.Response:
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     resp = await request.app[DEPS].ingestion.ListForms(
         ingestion_pb2.ListFormsRequest(), metadata=_md(caller, request), timeout=10
     )
@@ -516,7 +568,7 @@ async def list_forms(request: web.Request) -> web.Response:
 
 
 async def delete_form(request: web.Request) -> web.Response:
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     await request.app[DEPS].ingestion.DeleteForm(
         ingestion_pb2.DeleteFormRequest(form_id=request.match_info["form_id"]),
         metadata=_md(caller, request),
@@ -559,7 +611,7 @@ async def submit_form(request: web.Request) -> web.StreamResponse:
     and client address; a filled-in honeypot is answered like a success and dropped."""
     deps = request.app[DEPS]
     form_id = request.match_info["form_id"]
-    client = request.remote or "unknown"
+    client = request[CLIENT] or "unknown"
     key = f"sb:gw:form-rate:{form_id[:40]}:{client}"
     try:
         count = await deps.redis.incr(key)
@@ -600,7 +652,7 @@ def block_json(b: ingestion_pb2.Block) -> dict[str, Any]:
 
 
 async def add_block(request: web.Request) -> web.Response:
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     values = _strings(await _json_body(request), ("kind", "value", "inbox_id"))
     resp = await request.app[DEPS].ingestion.AddBlock(
         ingestion_pb2.AddBlockRequest(**values), metadata=_md(caller, request), timeout=10
@@ -609,7 +661,7 @@ async def add_block(request: web.Request) -> web.Response:
 
 
 async def list_blocks(request: web.Request) -> web.Response:
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     resp = await request.app[DEPS].ingestion.ListBlocks(
         ingestion_pb2.ListBlocksRequest(), metadata=_md(caller, request), timeout=10
     )
@@ -617,7 +669,7 @@ async def list_blocks(request: web.Request) -> web.Response:
 
 
 async def delete_block(request: web.Request) -> web.Response:
-    caller = await admin_of(request)
+    caller = await caller_of(request)
     await request.app[DEPS].ingestion.DeleteBlock(
         ingestion_pb2.DeleteBlockRequest(block_id=request.match_info["block_id"]),
         metadata=_md(caller, request),
@@ -635,20 +687,31 @@ async def openapi(request: web.Request) -> web.FileResponse:
     return web.FileResponse(OPENAPI, headers={"Content-Type": "application/yaml"})
 
 
+async def openapi_json(request: web.Request) -> web.Response:
+    return json_response(request.app[DEPS].spec, customer_data=False)
+
+
 # -- assembly --------------------------------------------------------------------------
 
 
 def build_app(settings: GatewaySettings) -> web.Application:
     deps = Deps(settings)
     app = web.Application(
-        middlewares=[request_id_middleware(deps.ids), error_middleware(deps.ids)],
+        middlewares=[
+            request_id_middleware(deps.ids),
+            error_middleware(deps.ids),
+            deps.access.middleware(),
+            json_middleware,
+        ],
         client_max_size=1024 * 1024,
     )
     app[DEPS] = deps
+    app.on_response_prepare.append(security_headers(settings.hsts))
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.yaml", openapi)
+    app.router.add_get("/api/v1/openapi.json", openapi_json)
     app.router.add_post("/api/v1/sessions", create_session)
     app.router.add_get("/api/v1/tickets", list_tickets)
     app.router.add_get("/api/v1/tickets/{ticket_id}", get_ticket)
@@ -674,12 +737,14 @@ def build_app(settings: GatewaySettings) -> web.Application:
     routes_tickets.add_routes(app)
     routes_locks.add_routes(app)
     routes_contacts.add_routes(app)
+    routes_accounts.add_routes(app)
 
     async def lifecycle(app: web.Application) -> Any:
         await deps.bus.connect()
         await deps.live.start(deps.bus.nc)
         yield
         await deps.live.stop()
+        await deps.access.drain()
         await deps.bus.drain()
         for ch in deps.channels.values():
             await ch.close()

@@ -1,11 +1,17 @@
-"""Who is calling: `Authorization: Bearer <token>` resolved by accounts, cached in Redis
-(keyed by the token's hash, never the token) for a short time shared by all replicas."""
+"""Who is calling (SEC-1…5): a session cookie (browsers, with a CSRF token for every
+state-changing request) or `Authorization: Bearer <token>` (API clients and personal API
+tokens), resolved by accounts and cached in Redis for a short time shared by all replicas
+(keyed by the token's hash, never the token). The real client address comes from a
+trusted proxy's header only."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import ipaddress
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import grpc
@@ -13,12 +19,18 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from switchboard.v1 import accounts_pb2, accounts_pb2_grpc
 
-from services.runtime import log
-from services.runtime.identity import Identity
+from services.runtime import log, permissions
+from services.runtime.identity import MD_SESSION, Identity
+from services.runtime.netaddr import address_allowed as address_allowed  # re-exported
+from services.runtime.netaddr import ip_of
 
 from .errors import ApiError
 
 CACHE_PREFIX = "sb:gw:session:"
+TENANT_SESSIONS = "sb:gw:tenant-sessions:"  # the cached session keys of a tenant (to purge)
+SESSION_COOKIE = "sb_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -28,15 +40,66 @@ class Caller:
     login: str
     display_name: str
     roles: tuple[str, ...]
+    permissions: frozenset[str] = field(default_factory=frozenset)
+    inbox_ids: tuple[str, ...] = ()
+    all_inboxes: bool = False
+    session_id: str = ""
+    kind: str = "session"  # or "token"
+    csrf_hash: str = ""  # hex
+    password_change_required: str = ""
+    ip_allowlist: tuple[str, ...] = ()  # the operator's
+    tenant_ip_allowlist: tuple[str, ...] = ()
+    language: str = "ja"
+    time_zone: str = ""
 
     @classmethod
-    def from_operator(cls, op: accounts_pb2.Operator) -> Caller:
-        return cls(op.tenant_id, op.id, op.login, op.display_name, tuple(op.roles))
+    def from_principal(cls, p: accounts_pb2.Principal) -> Caller:
+        op = p.operator
+        return cls(
+            tenant_id=op.tenant_id,
+            operator_id=op.id,
+            login=op.login,
+            display_name=op.display_name,
+            roles=tuple(op.roles),
+            permissions=frozenset(op.permissions),
+            inbox_ids=tuple(op.inbox_ids),
+            all_inboxes=op.all_inboxes,
+            session_id=p.session_id,
+            kind=p.kind,
+            csrf_hash=p.csrf_hash.hex(),
+            password_change_required=p.password_change_required,
+            ip_allowlist=tuple(op.ip_allowlist),
+            tenant_ip_allowlist=tuple(p.tenant_ip_allowlist),
+            language=op.language,
+            time_zone=op.time_zone or p.tenant_time_zone,
+        )
+
+    def may(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    @property
+    def sees_addresses(self) -> bool:
+        return self.may(permissions.SEE_CUSTOMER_ADDRESSES)
+
+    def sees_inbox(self, inbox_id: str) -> bool:
+        return self.all_inboxes or inbox_id in self.inbox_ids
 
     def identity(self, correlation_id: str = "") -> Identity:
         return Identity(
-            self.tenant_id, self.operator_id, self.roles, correlation_id, self.display_name
+            self.tenant_id,
+            self.operator_id,
+            self.roles,
+            correlation_id,
+            self.display_name,
+            permissions=self.permissions,
+            inboxes=None if self.all_inboxes else frozenset(self.inbox_ids),
         )
+
+    def metadata(self, correlation_id: str = "") -> list[tuple[str, str]]:
+        md = self.identity(correlation_id).metadata()
+        if self.session_id:
+            md.append((MD_SESSION, self.session_id))
+        return md
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -45,26 +108,71 @@ class Caller:
             "login": self.login,
             "display_name": self.display_name,
             "roles": list(self.roles),
+            "permissions": sorted(self.permissions),
+            "inbox_ids": list(self.inbox_ids),
+            "all_inboxes": self.all_inboxes,
+            "language": self.language,
+            "time_zone": self.time_zone,
+            "password_change_required": self.password_change_required or None,
         }
+
+    def csrf_ok(self, token: str) -> bool:
+        if not self.csrf_hash or not token or len(token) > 200:
+            return False
+        given = hashlib.sha256(token.encode()).hexdigest()
+        return hmac.compare_digest(given, self.csrf_hash)
+
+    def _dump(self) -> str:
+        data = asdict(self)
+        data["permissions"] = sorted(self.permissions)
+        return json.dumps(data)
+
+    @classmethod
+    def _load(cls, raw: str | bytes) -> Caller:
+        data = json.loads(raw)
+        for name in ("roles", "inbox_ids", "ip_allowlist", "tenant_ip_allowlist"):
+            data[name] = tuple(data[name])
+        data["permissions"] = frozenset(data["permissions"])
+        return cls(**data)
 
 
 WS_PROTOCOL = "switchboard.v1"
 WS_BEARER_PREFIX = "bearer."
 
 
-def bearer_token(request: web.Request) -> str:
-    """The session token from `Authorization: Bearer <token>`, or — for browsers, whose
-    WebSocket API cannot set headers — from a `bearer.<token>` entry of
-    `Sec-WebSocket-Protocol` (kept out of URLs, so out of access logs)."""
+@dataclass(frozen=True)
+class Credential:
+    token: str
+    via_cookie: bool
+
+
+def credential(request: web.Request) -> Credential | None:
+    """The session token: `Authorization: Bearer <token>`; or — for browsers, whose
+    WebSocket API cannot set headers — a `bearer.<token>` entry of `Sec-WebSocket-Protocol`
+    (kept out of URLs, so out of access logs); or the session cookie."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+        return Credential(token.strip(), False)
     for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
         proto = proto.strip()
         if proto.startswith(WS_BEARER_PREFIX) and len(proto) > len(WS_BEARER_PREFIX):
-            return proto[len(WS_BEARER_PREFIX) :]
-    raise ApiError(401, "unauthenticated", "send Authorization: Bearer <token>")
+            return Credential(proto[len(WS_BEARER_PREFIX) :], False)
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if cookie:
+        return Credential(cookie, True)
+    return None
+
+
+def bearer_token(request: web.Request) -> str:
+    found = credential(request)
+    if found is None:
+        raise ApiError(401, "unauthenticated", "log in, or send Authorization: Bearer <token>")
+    return found.token
+
+
+def cache_key(token: str) -> str:
+    return CACHE_PREFIX + hashlib.sha256(token.encode()).hexdigest()
 
 
 class SessionResolver:
@@ -75,15 +183,19 @@ class SessionResolver:
         self._log = log.get("gateway.auth")
 
     async def resolve(self, token: str) -> Caller:
-        key = CACHE_PREFIX + hashlib.sha256(token.encode()).hexdigest()
+        if len(token) > 200:
+            raise ApiError(401, "unauthenticated", "session unknown or expired")
+        key = cache_key(token)
         try:
             cached = await self._redis.get(key)
         except aioredis.RedisError as exc:
             self._log.warning("session cache unavailable", error=str(exc))
             cached = None
         if cached:
-            data = json.loads(cached)
-            return Caller(**{**data, "roles": tuple(data["roles"])})
+            try:
+                return Caller._load(cached)
+            except (ValueError, KeyError, TypeError):
+                pass  # written by another version: ask accounts again
         try:
             resp = await self._stub.ResolveSession(
                 accounts_pb2.ResolveSessionRequest(token=token), timeout=5
@@ -92,13 +204,69 @@ class SessionResolver:
             if err.code() == grpc.StatusCode.UNAUTHENTICATED:
                 raise ApiError(401, "unauthenticated", "session unknown or expired") from None
             raise
-        caller = Caller.from_operator(resp.operator)
-        left = resp.expires_at.ToDatetime(tzinfo=UTC) - datetime.now(UTC)
-        ttl = int(min(self._cache_s, left.total_seconds()))
-        if ttl > 0:
-            payload = json.dumps({**caller.__dict__, "roles": list(caller.roles)})
-            try:
-                await self._redis.set(key, payload, ex=ttl)
-            except aioredis.RedisError as exc:
-                self._log.warning("session cache unavailable", error=str(exc))
+        caller = Caller.from_principal(resp.principal)
+        await self.remember(key, caller, resp.principal.expires_at.ToDatetime(tzinfo=UTC))
         return caller
+
+    async def remember(self, key: str, caller: Caller, expires_at: datetime) -> None:
+        left = expires_at - datetime.now(UTC)
+        ttl = int(min(self._cache_s, left.total_seconds()))
+        if ttl <= 0:
+            return
+        index = TENANT_SESSIONS + caller.tenant_id
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, caller._dump(), ex=ttl)
+                pipe.sadd(index, key)
+                pipe.expire(index, self._cache_s * 2)
+                await pipe.execute()
+        except aioredis.RedisError as exc:
+            self._log.warning("session cache unavailable", error=str(exc))
+
+    async def forget(self, token: str) -> None:
+        try:
+            await self._redis.delete(cache_key(token))
+        except aioredis.RedisError as exc:
+            self._log.warning("session cache unavailable", error=str(exc))
+
+    async def forget_tenant(self, tenant_id: str) -> None:
+        """After an administrator changed operators, roles, inboxes or security settings:
+        every cached session of the tenant is asked of accounts again."""
+        index = TENANT_SESSIONS + tenant_id
+        try:
+            keys = await self._redis.smembers(index)
+            if keys:
+                await self._redis.delete(*keys, index)
+        except aioredis.RedisError as exc:
+            self._log.warning("session cache unavailable", error=str(exc))
+
+
+# -- the client's address (SEC-2) --------------------------------------------------------
+
+
+def parse_networks(
+    values: Sequence[str],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip())
+
+
+def client_address(
+    request: web.Request,
+    trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    header: str,
+) -> str:
+    """The TCP peer, unless it is a trusted proxy: then the right-most address of the
+    proxy header that is not itself a trusted proxy (what the outermost trusted proxy saw).
+    A header from an untrusted peer is ignored, so a client cannot choose its address."""
+    peer = request.remote or ""
+    ip = ip_of(peer)
+    if ip is None or not trusted or not any(ip in n for n in trusted):
+        return str(ip) if ip is not None else peer
+    hops = [h.strip() for h in request.headers.get(header, "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        hop_ip = ip_of(hop)
+        if hop_ip is None:
+            return str(ip)  # a garbled header: the proxy itself is all we know
+        if not any(hop_ip in n for n in trusted):
+            return str(hop_ip)
+    return str(ip)

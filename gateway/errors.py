@@ -28,30 +28,46 @@ _HTTP = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        *,
+        retry_after_s: int = 0,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.retry_after_s = retry_after_s
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, retry_after_s: int = 0
+) -> web.Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if field:
         body["field"] = field
-    return web.json_response({"error": body}, status=status)
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s else None
+    return web.json_response({"error": body}, status=status, headers=headers)
 
 
 def from_grpc(err: grpc.aio.AioRpcError) -> ApiError:
     status, code = _HTTP.get(err.code(), (502, "upstream_error"))
     field = None
+    retry_after = 0
     for key, value in err.trailing_metadata() or ():
+        text = value if isinstance(value, str) else value.decode()
         if key == identity.MD_FIELD:
-            field = value if isinstance(value, str) else value.decode()
+            field = text
+        elif key == identity.MD_RETRY_AFTER and text.isdigit():
+            retry_after = min(int(text), 86_400)
     message = err.details() or err.code().name.lower()
     if status == 503:
         message = f"a service did not answer ({err.code().name}); try again"
     elif status >= 500:
         message = f"a service failed ({err.code().name})"
-    return ApiError(status, code, message, field)
+    return ApiError(status, code, message, field, retry_after_s=retry_after)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,12 +81,12 @@ def error_middleware(ids: IdGenerator) -> Any:
         try:
             return await handler(request)
         except ApiError as err:
-            return error_response(err.status, err.code, err.message, err.field)
+            return error_response(err.status, err.code, err.message, err.field, err.retry_after_s)
         except grpc.aio.AioRpcError as err:
             api = from_grpc(err)
             if api.status >= 500:
                 logger.warning("upstream error", path=request.path, grpc_code=err.code().name)
-            return error_response(api.status, api.code, api.message, api.field)
+            return error_response(api.status, api.code, api.message, api.field, api.retry_after_s)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -22,7 +22,7 @@ from switchboard.v1 import events_pb2
 
 from services.runtime import log
 
-from . import views
+from . import masking, views
 from .auth import WS_PROTOCOL, Caller
 
 QUEUE_MAX = 256
@@ -40,6 +40,24 @@ class _Client:
             if item is None:
                 return
             await self.ws.send_str(item)
+
+
+class _Texts:
+    """One push, serialised once as it is and once masked, as the clients need."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self._body = body
+        self._plain: str | None = None
+        self._masked: str | None = None
+
+    def for_(self, caller: Caller) -> str:
+        if caller.sees_addresses:
+            if self._plain is None:
+                self._plain = json.dumps(self._body, ensure_ascii=False)
+            return self._plain
+        if self._masked is None:
+            self._masked = json.dumps(masking.mask(self._body), ensure_ascii=False)
+        return self._masked
 
 
 class LiveHub:
@@ -73,19 +91,23 @@ class LiveHub:
         self.publish(env)
 
     def publish(self, env: events_pb2.EventEnvelope) -> None:
+        """An event to every socket of the tenant whose operator may see its inbox (SEC-5),
+        masked for those who may not see customers' addresses (SEC-6)."""
         clients = self._clients.get(env.tenant_id)
         if not clients:
             return
+        inbox_id = views.event_inbox(env)
+        allowed = [c for c in clients if inbox_id is None or c.caller.sees_inbox(inbox_id)]
         body = views.event(env)
         if body is not None:
-            text = json.dumps(body, ensure_ascii=False)
-            for client in list(clients):
-                self._offer(clients, client, text)
+            texts = _Texts(body)
+            for client in allowed:
+                self._offer(clients, client, texts.for_(client.caller))
         # the assignee / mentioned operators: only their own sockets (any number of tabs)
         for operator_id, note in views.notifications(env):
-            text = json.dumps(note, ensure_ascii=False)
-            for client in [c for c in clients if c.caller.operator_id == operator_id]:
-                self._offer(clients, client, text)
+            texts = _Texts(note)
+            for client in [c for c in allowed if c.caller.operator_id == operator_id]:
+                self._offer(clients, client, texts.for_(client.caller))
 
     def _offer(self, clients: set[_Client], client: _Client, text: str) -> None:
         """Queue a message for a client; a client whose queue is full is closed."""

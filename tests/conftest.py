@@ -19,6 +19,7 @@ from tests.dovecot import Dovecot
 os.environ.setdefault("SB_ENV", "test")
 DEMO_PASSWORD = "test-demo-password"
 SMTP_MAX_BYTES = 512 * 1024
+LOGIN_LOCK_S = 4
 
 
 @dataclass
@@ -94,7 +95,15 @@ async def stack(
                 "SB_IMAP_CA_FILE": str(imap_cert[0]),
                 "SB_IMAP_LEASE_TTL_S": "6",
                 "SB_IMAP_IDLE_REFRESH_S": "2",
-            }
+            },
+            # Tests send X-Forwarded-For to appear from other client addresses (SEC-2).
+            "gateway": {"SB_TRUSTED_PROXIES": "127.0.0.1"},
+            # A short login lock and small delays, so the brute-force test ends quickly.
+            "accounts": {
+                "SB_LOGIN_DELAY_S": "0.05",
+                "SB_LOGIN_LOCK_S": str(LOGIN_LOCK_S),
+                "SB_LOGIN_ADDRESS_LOCK_AFTER": "30",
+            },
         },
     )
     s = Stack(config)

@@ -124,39 +124,32 @@ class Tenant:
 
 
 async def create_tenant(stack: Stack, roles: tuple[str, ...] = ("admin",)) -> Tenant:
-    """A tenant with one inbox ("Help") and one operator, set up in accounts' database as
-    an administrator's tooling would (accounts has no management API yet)."""
+    """A tenant with one inbox ("Help") and one operator of these roles who is a member of
+    it, made as platform tooling makes one (`python -m services.accounts create-tenant`)."""
     import asyncpg
 
-    from services.accounts.domain import hash_password
+    from services.accounts.seed import create_tenant_with_admin
     from services.runtime.db import with_database
+    from services.runtime.ids import IdGenerator
 
     tag = uuid.uuid4().hex[:8]
-    tenant, inbox, op = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    t = Tenant(
-        str(tenant), str(inbox), f"help@{tag}.example", f"boss@{tag}.example", "other-secret"
-    )
+    address, login, password = f"help@{tag}.example", f"boss@{tag}.example", "other-secret"
     conn = await asyncpg.connect(with_database(stack.database_url, "sb_accounts"))
     try:
-        async with conn.transaction():
-            await conn.execute(
-                "INSERT INTO tenants (id, slug, name) VALUES ($1,$2,$3)", tenant, tag, tag
-            )
-            await conn.execute(
-                "INSERT INTO inboxes (id, tenant_id, name) VALUES ($1,$2,'Help')", inbox, tenant
-            )
-            await conn.execute(
-                "INSERT INTO inbox_addresses VALUES ($1,$2,$3)", t.address, tenant, inbox
-            )
-            await conn.execute(
-                "INSERT INTO operators (id, tenant_id, login, display_name, password_hash, roles) "
-                "VALUES ($1,$2,$3,'Boss',$4,$5)",
-                op,
-                tenant,
-                t.login,
-                hash_password(t.password),
-                list(roles),
-            )
+        created = await create_tenant_with_admin(
+            conn,
+            slug=tag,
+            name=tag,
+            time_zone="UTC",
+            inbox_name="Help",
+            inbox_addresses=[address],
+            admin_login=login,
+            admin_name="Boss",
+            password=password,
+            must_change=False,
+            ids=IdGenerator(),
+            roles=list(roles),
+        )
     finally:
         await conn.close()
-    return t
+    return Tenant(str(created.tenant_id), str(created.inbox_id), address, login, password)

@@ -1,19 +1,34 @@
-"""Accounts' storage (its own database). Every query names the tenant, except the two
-that find a tenant: a login, and an intake address."""
+"""Accounts' storage of tenants, operators, roles and inboxes (its own database). Every
+query names the tenant, except those that find a tenant: a login, and an intake address."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
-from .domain import OperatorRecord
+from services.runtime import permissions
+from services.runtime.errors import AlreadyExists, FailedPrecondition, NotFound
+
+from .domain import OperatorRecord, PasswordPolicy
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+# An operator with their permissions (the union of their roles') and their inboxes.
+_OPERATOR = """
+SELECT o.*,
+    coalesce((SELECT array_agg(DISTINCT p ORDER BY p) FROM roles r, unnest(r.permissions) p
+              WHERE r.tenant_id = o.tenant_id AND r.name = ANY(o.roles)), '{}') AS permissions,
+    coalesce((SELECT array_agg(m.inbox_id::text ORDER BY m.inbox_id::text) FROM inbox_members m
+              WHERE m.tenant_id = o.tenant_id AND m.operator_id = o.id), '{}') AS inbox_ids
+FROM operators o
+"""
 
 
-def _operator(row: Any) -> OperatorRecord:
+def operator_of(row: Any) -> OperatorRecord:
     return OperatorRecord(
         id=str(row["id"]),
         tenant_id=str(row["tenant_id"]),
@@ -22,6 +37,38 @@ def _operator(row: Any) -> OperatorRecord:
         roles=tuple(row["roles"]),
         password_hash=row["password_hash"],
         active=row["active"],
+        addresses=tuple(row["addresses"]),
+        language=row["language"],
+        time_zone=row["time_zone"],
+        skills=tuple(row["skills"]),
+        capacity=row["capacity"],
+        must_change_password=row["must_change_password"],
+        password_changed_at=row["password_changed_at"],
+        ip_allowlist=tuple(row["ip_allowlist"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        permissions=frozenset(row["permissions"]),
+        inbox_ids=tuple(row["inbox_ids"]),
+    )
+
+
+def policy_of(row: Any) -> PasswordPolicy:
+    return PasswordPolicy(
+        row["password_min_length"], row["password_min_classes"], row["password_max_age_days"]
+    )
+
+
+async def ensure_builtin_roles(conn: Conn, tenant_id: uuid.UUID | None = None) -> None:
+    """The built-in roles for one tenant (or every tenant); existing roles are kept as
+    their administrators edited them."""
+    await conn.executemany(
+        "INSERT INTO roles (tenant_id, name, description, permissions, builtin) "
+        "SELECT t.id, $1, $2, $3, true FROM tenants t WHERE $4::uuid IS NULL OR t.id = $4 "
+        "ON CONFLICT DO NOTHING",
+        [
+            (name, desc, sorted(perms), tenant_id)
+            for name, (perms, desc) in permissions.BUILTIN_ROLES.items()
+        ],
     )
 
 
@@ -29,69 +76,197 @@ class AccountsRepo:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def operator_by_login(self, login: str) -> OperatorRecord | None:
-        row = await self._pool.fetchrow(
-            "SELECT * FROM operators WHERE lower(login) = lower($1)", login
-        )
-        return _operator(row) if row else None
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
 
-    async def record_login(
+    # -- operators ---------------------------------------------------------------------
+
+    async def operator_by_login(self, login: str) -> OperatorRecord | None:
+        row = await self._pool.fetchrow(f"{_OPERATOR} WHERE lower(o.login) = lower($1)", login)
+        return operator_of(row) if row else None
+
+    async def operator(
+        self, conn: Conn, tenant_id: str, operator_id: uuid.UUID
+    ) -> OperatorRecord | None:
+        row = await conn.fetchrow(
+            f"{_OPERATOR} WHERE o.tenant_id = $1 AND o.id = $2", uuid.UUID(tenant_id), operator_id
+        )
+        return operator_of(row) if row else None
+
+    async def operators(
+        self, tenant_id: str, *, include_inactive: bool = False
+    ) -> list[OperatorRecord]:
+        rows = await self._pool.fetch(
+            f"{_OPERATOR} WHERE o.tenant_id = $1 AND (o.active OR $2) "
+            "ORDER BY o.display_name, o.id",
+            uuid.UUID(tenant_id),
+            include_inactive,
+        )
+        return [operator_of(r) for r in rows]
+
+    async def insert_operator(
         self,
+        conn: asyncpg.Connection,
         *,
         id: uuid.UUID,
-        op: OperatorRecord | None,
+        tenant_id: str,
         login: str,
-        success: bool,
-        client_address: str,
-        user_agent: str,
-        at: datetime,
+        display_name: str,
+        password_hash: str,
+        now: datetime,
     ) -> None:
-        await self._pool.execute(
-            "INSERT INTO login_history (id, tenant_id, operator_id, login, success, "
-            "client_address, user_agent, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-            id,
-            uuid.UUID(op.tenant_id) if op else None,
-            uuid.UUID(op.id) if op else None,
-            login[:254],
-            success,
-            client_address[:100],
-            user_agent[:500],
-            at,
-        )
+        try:
+            await conn.execute(
+                "INSERT INTO operators (id, tenant_id, login, display_name, password_hash, "
+                "must_change_password, password_changed_at, created_at, updated_at) "
+                "VALUES ($1,$2,$3,$4,$5,true,$6,$6,$6)",
+                id,
+                uuid.UUID(tenant_id),
+                login,
+                display_name,
+                password_hash,
+                now,
+            )
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists("an operator with this login exists", field="login") from None
 
-    async def create_session(
+    async def update_operator(
         self,
-        *,
-        token_hash: bytes,
-        op: OperatorRecord,
-        created_at: datetime,
-        expires_at: datetime,
-        client_address: str,
-        user_agent: str,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        operator_id: uuid.UUID,
+        values: dict[str, Any],
     ) -> None:
-        await self._pool.execute(
-            "INSERT INTO sessions (token_hash, tenant_id, operator_id, created_at, expires_at, "
-            "client_address, user_agent) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-            token_hash,
-            uuid.UUID(op.tenant_id),
-            uuid.UUID(op.id),
-            created_at,
-            expires_at,
-            client_address[:100],
-            user_agent[:500],
+        """Set these columns (names come from the API code, never from input)."""
+        if not values:
+            return
+        cols = list(values)
+        sets = ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(cols))
+        status = await conn.execute(
+            f"UPDATE operators SET {sets} WHERE tenant_id = $1 AND id = $2",
+            uuid.UUID(tenant_id),
+            operator_id,
+            *[values[c] for c in cols],
+        )
+        if status == "UPDATE 0":
+            raise NotFound("no such operator", field="operator_id")
+
+    async def set_memberships(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        operator_id: uuid.UUID,
+        inbox_ids: list[uuid.UUID],
+    ) -> None:
+        tenant = uuid.UUID(tenant_id)
+        await self.require_inboxes(conn, tenant_id, inbox_ids)
+        await conn.execute(
+            "DELETE FROM inbox_members WHERE tenant_id = $1 AND operator_id = $2 "
+            "AND NOT inbox_id = ANY($3::uuid[])",
+            tenant,
+            operator_id,
+            inbox_ids,
+        )
+        await conn.execute(
+            "INSERT INTO inbox_members (tenant_id, inbox_id, operator_id) "
+            "SELECT $1, i, $2 FROM unnest($3::uuid[]) i ON CONFLICT DO NOTHING",
+            tenant,
+            operator_id,
+            inbox_ids,
         )
 
-    async def session(
-        self, token_hash: bytes, now: datetime
-    ) -> tuple[OperatorRecord, datetime] | None:
-        row = await self._pool.fetchrow(
-            "SELECT o.*, s.expires_at FROM sessions s "
-            "JOIN operators o ON o.id = s.operator_id AND o.tenant_id = s.tenant_id "
-            "WHERE s.token_hash = $1 AND s.expires_at > $2 AND o.active",
-            token_hash,
+    async def managers_left(self, conn: asyncpg.Connection, tenant_id: str) -> int:
+        """Active operators who may manage operators (checked before a change commits)."""
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM operators o WHERE o.tenant_id = $1 AND o.active AND EXISTS "
+                "(SELECT 1 FROM roles r WHERE r.tenant_id = o.tenant_id AND r.name = ANY(o.roles) "
+                "AND $2 = ANY(r.permissions))",
+                uuid.UUID(tenant_id),
+                permissions.MANAGE_OPERATORS,
+            )
+        )
+
+    async def lock_tenant(self, conn: asyncpg.Connection, tenant_id: str) -> None:
+        """Serialise changes to a tenant's operators and roles (so the last manager cannot
+        be removed by two changes at once)."""
+        await conn.execute("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", uuid.UUID(tenant_id))
+
+    # -- tenants -----------------------------------------------------------------------
+
+    async def tenant(self, conn: Conn, tenant_id: str) -> Any:
+        row = await conn.fetchrow("SELECT * FROM tenants WHERE id = $1", uuid.UUID(tenant_id))
+        if row is None:
+            raise NotFound("no such tenant")
+        return row
+
+    async def update_tenant(
+        self, conn: asyncpg.Connection, tenant_id: str, values: dict[str, Any]
+    ) -> Any:
+        if values:
+            cols = list(values)
+            sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
+            await conn.execute(
+                f"UPDATE tenants SET {sets} WHERE id = $1",
+                uuid.UUID(tenant_id),
+                *[values[c] for c in cols],
+            )
+        return await self.tenant(conn, tenant_id)
+
+    # -- roles -------------------------------------------------------------------------
+
+    async def roles(self, conn: Conn, tenant_id: str) -> list[Any]:
+        return list(
+            await conn.fetch(
+                "SELECT r.*, (SELECT count(*) FROM operators o WHERE o.tenant_id = r.tenant_id "
+                "AND r.name = ANY(o.roles)) AS operator_count FROM roles r "
+                "WHERE r.tenant_id = $1 ORDER BY r.builtin DESC, r.name",
+                uuid.UUID(tenant_id),
+            )
+        )
+
+    async def role_names(self, conn: Conn, tenant_id: str) -> set[str]:
+        rows = await conn.fetch("SELECT name FROM roles WHERE tenant_id = $1", uuid.UUID(tenant_id))
+        return {r["name"] for r in rows}
+
+    async def put_role(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        name: str,
+        description: str,
+        perms: list[str],
+        now: datetime,
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO roles (tenant_id, name, description, permissions, updated_at) "
+            "VALUES ($1,$2,$3,$4,$5) ON CONFLICT (tenant_id, name) DO UPDATE SET "
+            "description = EXCLUDED.description, permissions = EXCLUDED.permissions, "
+            "updated_at = EXCLUDED.updated_at",
+            uuid.UUID(tenant_id),
+            name,
+            description,
+            perms,
             now,
         )
-        return (_operator(row), row["expires_at"]) if row else None
+
+    async def delete_role(self, conn: asyncpg.Connection, tenant_id: str, name: str) -> None:
+        tenant = uuid.UUID(tenant_id)
+        used = await conn.fetchval(
+            "SELECT count(*) FROM operators WHERE tenant_id = $1 AND $2 = ANY(roles)", tenant, name
+        )
+        if used:
+            raise FailedPrecondition(
+                f"{used} operator(s) have the role {name!r}; take it from them first", field="name"
+            )
+        status = await conn.execute(
+            "DELETE FROM roles WHERE tenant_id = $1 AND name = $2", tenant, name
+        )
+        if status == "DELETE 0":
+            raise NotFound("no such role", field="name")
+
+    # -- inboxes -----------------------------------------------------------------------
 
     async def resolve_addresses(self, addresses: Sequence[str]) -> list[Any]:
         return list(
@@ -103,20 +278,150 @@ class AccountsRepo:
             )
         )
 
-    async def operators(self, tenant_id: str) -> list[OperatorRecord]:
-        rows = await self._pool.fetch(
-            "SELECT * FROM operators WHERE tenant_id = $1 AND active ORDER BY display_name, id",
-            uuid.UUID(tenant_id),
+    async def inboxes(
+        self, conn: Conn, tenant_id: str, only: Sequence[str] | None = None
+    ) -> list[Any]:
+        """The tenant's inboxes (or those of `only`) with their addresses and members."""
+        return list(
+            await conn.fetch(
+                "SELECT i.id, i.name, "
+                "coalesce((SELECT array_agg(a.address ORDER BY a.address) FROM inbox_addresses a "
+                "  WHERE a.inbox_id = i.id AND a.tenant_id = i.tenant_id), '{}') AS addresses, "
+                "coalesce((SELECT array_agg(m.operator_id::text ORDER BY m.operator_id::text) "
+                "  FROM inbox_members m WHERE m.inbox_id = i.id AND m.tenant_id = i.tenant_id), "
+                "  '{}') AS member_ids "
+                "FROM inboxes i WHERE i.tenant_id = $1 "
+                "AND ($2::uuid[] IS NULL OR i.id = ANY($2::uuid[])) ORDER BY i.name",
+                uuid.UUID(tenant_id),
+                None if only is None else [uuid.UUID(i) for i in only],
+            )
         )
-        return [_operator(r) for r in rows]
 
-    async def inboxes(self, tenant_id: str) -> list[tuple[str, str, list[str]]]:
-        rows = await self._pool.fetch(
-            "SELECT i.id, i.name, coalesce(array_agg(a.address ORDER BY a.address) "
-            "FILTER (WHERE a.address IS NOT NULL), '{}') AS addresses "
-            "FROM inboxes i LEFT JOIN inbox_addresses a ON a.inbox_id = i.id "
-            "AND a.tenant_id = i.tenant_id WHERE i.tenant_id = $1 GROUP BY i.id, i.name "
-            "ORDER BY i.name",
+    async def require_inboxes(
+        self, conn: Conn, tenant_id: str, inbox_ids: Sequence[uuid.UUID]
+    ) -> None:
+        found = await conn.fetchval(
+            "SELECT count(*) FROM inboxes WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
             uuid.UUID(tenant_id),
+            list(inbox_ids),
         )
-        return [(str(r["id"]), r["name"], list(r["addresses"])) for r in rows]
+        if found != len(set(inbox_ids)):
+            raise NotFound("no such inbox", field="inbox_ids")
+
+    async def require_operators(
+        self, conn: Conn, tenant_id: str, operator_ids: Sequence[uuid.UUID]
+    ) -> None:
+        found = await conn.fetchval(
+            "SELECT count(*) FROM operators WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+            uuid.UUID(tenant_id),
+            list(operator_ids),
+        )
+        if found != len(set(operator_ids)):
+            raise NotFound("no such operator", field="member_ids")
+
+    async def insert_inbox(
+        self, conn: asyncpg.Connection, tenant_id: str, inbox_id: uuid.UUID, name: str
+    ) -> None:
+        try:
+            await conn.execute(
+                "INSERT INTO inboxes (id, tenant_id, name) VALUES ($1,$2,$3)",
+                inbox_id,
+                uuid.UUID(tenant_id),
+                name,
+            )
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists("an inbox with this name exists", field="name") from None
+
+    async def rename_inbox(
+        self, conn: asyncpg.Connection, tenant_id: str, inbox_id: uuid.UUID, name: str
+    ) -> None:
+        try:
+            status = await conn.execute(
+                "UPDATE inboxes SET name = $3 WHERE tenant_id = $1 AND id = $2",
+                uuid.UUID(tenant_id),
+                inbox_id,
+                name,
+            )
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists("an inbox with this name exists", field="name") from None
+        if status == "UPDATE 0":
+            raise NotFound("no such inbox", field="inbox_id")
+
+    async def set_addresses(
+        self, conn: asyncpg.Connection, tenant_id: str, inbox_id: uuid.UUID, addresses: list[str]
+    ) -> None:
+        tenant = uuid.UUID(tenant_id)
+        taken = await conn.fetchval(
+            "SELECT address FROM inbox_addresses WHERE address = ANY($1::text[]) "
+            "AND NOT (tenant_id = $2 AND inbox_id = $3) LIMIT 1",
+            addresses,
+            tenant,
+            inbox_id,
+        )
+        if taken:
+            raise FailedPrecondition(
+                f"the address {taken} belongs to another inbox", field="addresses"
+            )
+        await conn.execute(
+            "DELETE FROM inbox_addresses WHERE tenant_id = $1 AND inbox_id = $2 "
+            "AND NOT address = ANY($3::text[])",
+            tenant,
+            inbox_id,
+            addresses,
+        )
+        try:
+            await conn.execute(
+                "INSERT INTO inbox_addresses (address, tenant_id, inbox_id) "
+                "SELECT a, $1, $2 FROM unnest($3::text[]) a ON CONFLICT DO NOTHING",
+                tenant,
+                inbox_id,
+                addresses,
+            )
+        except asyncpg.UniqueViolationError:
+            raise FailedPrecondition(
+                "an address belongs to another inbox", field="addresses"
+            ) from None
+
+    async def set_members(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        inbox_id: uuid.UUID,
+        members: list[uuid.UUID],
+    ) -> None:
+        tenant = uuid.UUID(tenant_id)
+        await self.require_operators(conn, tenant_id, members)
+        await conn.execute(
+            "DELETE FROM inbox_members WHERE tenant_id = $1 AND inbox_id = $2 "
+            "AND NOT operator_id = ANY($3::uuid[])",
+            tenant,
+            inbox_id,
+            members,
+        )
+        await conn.execute(
+            "INSERT INTO inbox_members (tenant_id, inbox_id, operator_id) "
+            "SELECT $1, $2, m FROM unnest($3::uuid[]) m ON CONFLICT DO NOTHING",
+            tenant,
+            inbox_id,
+            members,
+        )
+
+
+async def create_tenant(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: uuid.UUID,
+    slug: str,
+    name: str,
+    time_zone: str = "UTC",
+) -> None:
+    """A new tenant with the built-in roles (platform tooling: the CLI, the demo seed)."""
+    await conn.execute(
+        "INSERT INTO tenants (id, slug, name, time_zone) VALUES ($1,$2,$3,$4) "
+        "ON CONFLICT (id) DO NOTHING",
+        tenant_id,
+        slug,
+        name,
+        time_zone,
+    )
+    await ensure_builtin_roles(conn, tenant_id)

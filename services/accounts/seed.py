@@ -1,71 +1,177 @@
-"""The demo tenant for `make run`: inboxes support@ and sales@demo.example, and the
-operators admin, agent1, agent2 and trainee @demo.example with the password given.
-Idempotent: a second run changes nothing but the demo operators' password."""
+"""Tenants made by platform tooling: the demo tenant for `make run` (inboxes support@ and
+sales@demo.example; operators admin, agent1, agent2 and trainee @demo.example with the
+password given), and `create_tenant_with_admin` for the command line and the tests.
+Seeding is idempotent: a second run changes nothing but the demo operators' password."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 
+from services.runtime.ids import IdGenerator
+
 from . import domain
+from .repo import create_tenant
 
 DEMO_TENANT = uuid.UUID("0191f000-0000-7000-8000-00000000de00")
 DEMO_INBOXES = {
     "Support": ("0191f000-0000-7000-8000-0000000001b1", ["support@demo.example"]),
     "Sales": ("0191f000-0000-7000-8000-0000000001b2", ["sales@demo.example"]),
 }
+# id, login, name, roles, inboxes
 DEMO_OPERATORS = [
     (
         "0191f000-0000-7000-8000-0000000000a1",
         "admin@demo.example",
         "Demo Admin",
         ["admin", "supervisor"],
+        ["Support", "Sales"],
     ),
-    ("0191f000-0000-7000-8000-0000000000a2", "agent1@demo.example", "Aiko Agent", ["agent"]),
-    ("0191f000-0000-7000-8000-0000000000a3", "agent2@demo.example", "Ben Agent", ["agent"]),
+    (
+        "0191f000-0000-7000-8000-0000000000a2",
+        "agent1@demo.example",
+        "Aiko Agent",
+        ["agent"],
+        ["Support", "Sales"],
+    ),
+    (
+        "0191f000-0000-7000-8000-0000000000a3",
+        "agent2@demo.example",
+        "Ben Agent",
+        ["agent"],
+        ["Support", "Sales"],
+    ),
     (
         "0191f000-0000-7000-8000-0000000000a4",
         "trainee@demo.example",
         "Tomo Trainee",
-        ["agent", "trainee"],
+        ["trainee"],
+        ["Support"],
     ),
 ]
+
+
+async def _inbox(
+    conn: asyncpg.Connection, tenant: uuid.UUID, inbox: uuid.UUID, name: str, addresses: list[str]
+) -> None:
+    await conn.execute(
+        "INSERT INTO inboxes (id, tenant_id, name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        inbox,
+        tenant,
+        name,
+    )
+    for addr in addresses:
+        await conn.execute(
+            "INSERT INTO inbox_addresses (address, tenant_id, inbox_id) VALUES ($1,$2,$3) "
+            "ON CONFLICT (address) DO NOTHING",
+            domain.normalise_address(addr),
+            tenant,
+            inbox,
+        )
+
+
+async def _operator(
+    conn: asyncpg.Connection,
+    tenant: uuid.UUID,
+    op_id: uuid.UUID,
+    login: str,
+    name: str,
+    pw_hash: str,
+    roles: list[str],
+    inboxes: list[uuid.UUID],
+    *,
+    must_change: bool,
+) -> None:
+    await conn.execute(
+        "INSERT INTO operators (id, tenant_id, login, display_name, password_hash, roles, "
+        "addresses, must_change_password) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) "
+        "ON CONFLICT (id) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
+        "must_change_password = EXCLUDED.must_change_password, password_changed_at = now()",
+        op_id,
+        tenant,
+        login,
+        name,
+        pw_hash,
+        roles,
+        [login.lower()],
+        must_change,
+    )
+    await conn.execute(
+        "INSERT INTO inbox_members (tenant_id, inbox_id, operator_id) "
+        "SELECT $1, i, $2 FROM unnest($3::uuid[]) i ON CONFLICT DO NOTHING",
+        tenant,
+        op_id,
+        inboxes,
+    )
 
 
 async def seed_demo(conn: asyncpg.Connection, password: str) -> None:
     pw_hash = domain.hash_password(password)
     async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO tenants (id, slug, name, time_zone) VALUES ($1, 'demo', 'Demo Company', "
-            "'Asia/Tokyo') ON CONFLICT (id) DO NOTHING",
-            DEMO_TENANT,
+        await create_tenant(
+            conn, tenant_id=DEMO_TENANT, slug="demo", name="Demo Company", time_zone="Asia/Tokyo"
         )
         for name, (inbox_id, addresses) in DEMO_INBOXES.items():
-            await conn.execute(
-                "INSERT INTO inboxes (id, tenant_id, name) VALUES ($1, $2, $3) "
-                "ON CONFLICT (id) DO NOTHING",
-                uuid.UUID(inbox_id),
+            await _inbox(conn, DEMO_TENANT, uuid.UUID(inbox_id), name, addresses)
+        for op_id, login, display, roles, inboxes in DEMO_OPERATORS:
+            await _operator(
+                conn,
                 DEMO_TENANT,
-                name,
-            )
-            for addr in addresses:
-                await conn.execute(
-                    "INSERT INTO inbox_addresses (address, tenant_id, inbox_id) VALUES ($1,$2,$3) "
-                    "ON CONFLICT (address) DO NOTHING",
-                    addr,
-                    DEMO_TENANT,
-                    uuid.UUID(inbox_id),
-                )
-        for op_id, login, display, roles in DEMO_OPERATORS:
-            await conn.execute(
-                "INSERT INTO operators (id, tenant_id, login, display_name, password_hash, roles) "
-                "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (id) DO UPDATE SET "
-                "password_hash = EXCLUDED.password_hash",
                 uuid.UUID(op_id),
-                DEMO_TENANT,
                 login,
                 display,
                 pw_hash,
                 roles,
+                [uuid.UUID(DEMO_INBOXES[i][0]) for i in inboxes],
+                must_change=False,
             )
+
+
+@dataclass(frozen=True)
+class CreatedTenant:
+    tenant_id: uuid.UUID
+    inbox_id: uuid.UUID
+    admin_id: uuid.UUID
+    password: str
+
+
+async def create_tenant_with_admin(
+    conn: asyncpg.Connection,
+    *,
+    slug: str,
+    name: str,
+    time_zone: str,
+    inbox_name: str,
+    inbox_addresses: list[str],
+    admin_login: str,
+    admin_name: str,
+    password: str | None,
+    must_change: bool,
+    ids: IdGenerator,
+    roles: list[str] | None = None,
+) -> CreatedTenant:
+    """A tenant, its built-in roles, one inbox with these addresses, and one operator
+    (an administrator unless `roles` says otherwise) who is a member of the inbox. Without
+    `password` a temporary one is generated (returned)."""
+    domain.check_time_zone(time_zone, allow_empty=False)
+    login = domain.clean_login(admin_login)
+    addresses = domain.clean_addresses(inbox_addresses)
+    password = password or domain.generate_password(domain.PasswordPolicy())
+    tenant, inbox, admin = ids.new(), ids.new(), ids.new()
+    async with conn.transaction():
+        await create_tenant(conn, tenant_id=tenant, slug=slug, name=name, time_zone=time_zone)
+        await _inbox(conn, tenant, inbox, inbox_name, addresses)
+        await _operator(
+            conn,
+            tenant,
+            admin,
+            login,
+            admin_name,
+            domain.hash_password(password),
+            roles or ["admin"],
+            [inbox],
+            must_change=must_change,
+        )
+    return CreatedTenant(tenant, inbox, admin, password)

@@ -14,9 +14,11 @@ from switchboard.v1 import (
     events_pb2,
     ingestion_pb2,
     ingestion_pb2_grpc,
+    tickets_pb2,
+    tickets_pb2_grpc,
 )
 
-from services.runtime import events, identity
+from services.runtime import events, identity, permissions
 from services.runtime.clock import Clock
 from services.runtime.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from services.runtime.ids import IdGenerator, parse_uuid
@@ -32,6 +34,13 @@ from .store import BODIES_PENDING, Intake, RawStore
 
 MAX_SECRET = 8192
 _TENANT_TABLES = frozenset({"forms", "blocklist"})  # SQL names only from here
+
+
+def _administrator() -> identity.Identity:
+    """Intake channels are administered by who may manage inboxes (SEC-4)."""
+    ident = identity.require_operator()
+    identity.require_permission(ident, permissions.MANAGE_INBOXES, "manage intake channels")
+    return ident
 
 
 def _import_pb(row: Any) -> ingestion_pb2.ImportJob:
@@ -97,6 +106,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         runner: ImportRunner,
         import_max_bytes: int,
         pipeline: IntakePipeline,
+        tickets: grpc.aio.Channel,
     ) -> None:
         self._pipeline = pipeline
         self._imports = imports
@@ -107,6 +117,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         self._secrets = secrets
         self._supervisor = supervisor
         self._accounts = accounts_pb2_grpc.AccountsServiceStub(accounts)
+        self._tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
         self._clock = clock
         self._ids = ids
 
@@ -114,7 +125,9 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         """The inbox must be one of the caller's tenant (asked of accounts, its owner)."""
         try:
             resp = await self._accounts.ListInboxes(
-                accounts_pb2.ListInboxesRequest(), metadata=ident.metadata(), timeout=5
+                accounts_pb2.ListInboxesRequest(all=ident.may(permissions.MANAGE_INBOXES)),
+                metadata=ident.metadata(),
+                timeout=5,
             )
         except grpc.aio.AioRpcError as err:
             raise Unavailable(f"accounts unavailable: {err.code().name}") from err
@@ -123,8 +136,24 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
                 return str(inbox.name)
         raise NotFound("no such inbox", field="inbox_id")
 
+    async def _require_message(self, ident: identity.Identity, message_id: uuid.UUID) -> None:
+        """An operator sees a mail only where tickets, which files it, says they may (the
+        ticket it is in now belongs to one of their inboxes): NotFound otherwise."""
+        if not ident.operator_id:
+            return  # another service asking
+        try:
+            await self._tickets.CheckMessageAccess(
+                tickets_pb2.CheckMessageAccessRequest(message_id=str(message_id)),
+                metadata=ident.metadata(),
+                timeout=5,
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound("no such message", field="message_id") from None
+            raise Unavailable(f"tickets unavailable: {err.code().name}") from err
+
     async def CreateMailbox(self, request: Any, context: Any) -> ingestion_pb2.Mailbox:
-        ident = identity.require_tenant()
+        ident = _administrator()
         st = request.settings
         inbox_id = str(parse_uuid(st.inbox_id, "inbox_id"))
         folder = st.folder or "INBOX"
@@ -168,14 +197,14 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
     async def ListMailboxes(
         self, request: Any, context: Any
     ) -> ingestion_pb2.ListMailboxesResponse:
-        ident = identity.require_tenant()
+        ident = _administrator()
         rows = await self._mailboxes.list_for_tenant(ident.tenant_id)
         return ingestion_pb2.ListMailboxesResponse(mailboxes=[_mailbox_pb(mb, r) for mb, r in rows])
 
     async def DeleteMailbox(
         self, request: Any, context: Any
     ) -> ingestion_pb2.DeleteMailboxResponse:
-        ident = identity.require_tenant()
+        ident = _administrator()
         mailbox_id = parse_uuid(request.mailbox_id, "mailbox_id")
         if not await self._mailboxes.delete(ident.tenant_id, mailbox_id):
             raise NotFound("no such mailbox", field="mailbox_id")
@@ -187,6 +216,14 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
     ) -> ingestion_pb2.GetRawMessageResponse:
         ident = identity.require_tenant()
         message_id = parse_uuid(request.message_id, "message_id")
+        if ident.operator_id:  # the original holds every address and attachment
+            identity.require_permission(
+                ident, permissions.DOWNLOAD_ATTACHMENTS, "download original mails"
+            )
+            identity.require_permission(
+                ident, permissions.SEE_CUSTOMER_ADDRESSES, "download original mails"
+            )
+        await self._require_message(ident, message_id)
         row = await self._store.get(ident.tenant_id, message_id)
         if row is None:
             raise NotFound("no such message", field="message_id")
@@ -203,6 +240,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
     async def GetMessage(self, request: Any, context: Any) -> ingestion_pb2.GetMessageResponse:
         ident = identity.require_tenant()
         message_id = parse_uuid(request.message_id, "message_id")
+        await self._require_message(ident, message_id)
         row = await self._store.get(ident.tenant_id, message_id)
         if row is None:
             raise NotFound("no such message", field="message_id")
@@ -225,6 +263,11 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
     ) -> ingestion_pb2.GetAttachmentResponse:
         ident = identity.require_tenant()
         message_id = parse_uuid(request.message_id, "message_id")
+        if ident.operator_id:
+            identity.require_permission(
+                ident, permissions.DOWNLOAD_ATTACHMENTS, "download attachments"
+            )
+        await self._require_message(ident, message_id)
         row = await self._store.attachment(ident.tenant_id, message_id, request.index)
         if row is None:
             raise NotFound("no such attachment", field="index")
@@ -236,7 +279,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         )
 
     async def CreateImport(self, request_iterator: Any, context: Any) -> ingestion_pb2.ImportJob:
-        ident = identity.require_tenant()
+        ident = _administrator()
         header: ingestion_pb2.ImportHeader | None = None
         parts: list[bytes] = []
         size = 0
@@ -271,14 +314,14 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         return _import_pb(row)
 
     async def GetImport(self, request: Any, context: Any) -> ingestion_pb2.ImportJob:
-        ident = identity.require_tenant()
+        ident = _administrator()
         row = await self._imports.get(ident.tenant_id, parse_uuid(request.import_id, "import_id"))
         if row is None:
             raise NotFound("no such import", field="import_id")
         return _import_pb(row)
 
     async def ListImports(self, request: Any, context: Any) -> ingestion_pb2.ListImportsResponse:
-        ident = identity.require_tenant()
+        ident = _administrator()
         rows = await self._imports.list_for_tenant(ident.tenant_id)
         return ingestion_pb2.ListImportsResponse(imports=[_import_pb(r) for r in rows])
 
@@ -297,7 +340,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         return out
 
     async def CreateForm(self, request: Any, context: Any) -> ingestion_pb2.Form:
-        ident = identity.require_tenant()
+        ident = _administrator()
         name = forms._ONE_LINE.sub(" ", request.name).strip()
         if not name or len(name) > 200:
             raise InvalidArgument("name is required (at most 200 characters)", field="name")
@@ -320,7 +363,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
     async def _owned(self, table: str) -> list[Any]:
         """The caller's tenant's rows of one of ingestion's per-tenant tables."""
         assert table in _TENANT_TABLES
-        ident = identity.require_tenant()
+        ident = _administrator()
         return list(
             await self._store.pool.fetch(
                 f"SELECT * FROM {table} WHERE tenant_id = $1 ORDER BY created_at",
@@ -330,7 +373,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
 
     async def _delete_owned(self, table: str, raw_id: str, field: str, what: str) -> None:
         assert table in _TENANT_TABLES
-        ident = identity.require_tenant()
+        ident = _administrator()
         status = await self._store.pool.execute(
             f"DELETE FROM {table} WHERE tenant_id = $1 AND id = $2",
             uuid.UUID(ident.tenant_id),
@@ -444,7 +487,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         return out
 
     async def AddBlock(self, request: Any, context: Any) -> ingestion_pb2.Block:
-        ident = identity.require_tenant()
+        ident = _administrator()
         value = blocking.normalise(request.kind, request.value)
         inbox = None
         if request.inbox_id:

@@ -92,6 +92,7 @@ async def main() -> int:
             runner,
             settings.import_max_bytes,
             pipeline,
+            rt.channel("tickets"),
         ),
         ingestion_pb2.DESCRIPTOR.services_by_name["IngestionService"].full_name,
     )

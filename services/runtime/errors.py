@@ -39,6 +39,17 @@ class Unauthenticated(DomainError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class ResourceExhausted(DomainError):
+    """Too many attempts: try again after `retry_after_s` (sent as trailing metadata and
+    answered by the gateway as 429 with Retry-After)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after_s: int = 0) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s
+
+
 class Poison(Exception):
     """An event can never be handled (bad bytes, the wrong payload): dead-letter it now."""
 

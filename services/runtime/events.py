@@ -34,8 +34,9 @@ COMPOSE = Stream("COMPOSE", "compose")
 APPROVAL = Stream("APPROVAL", "approval")
 OUTBOUND = Stream("OUTBOUND", "outbound")
 ACCOUNTS = Stream("ACCOUNTS", "accounts")
+GATEWAY = Stream("GATEWAY", "gateway")
 DEADLETTER = Stream("DEADLETTER", "deadletter")
-STREAMS = (INGEST, ROUTING, TICKETS, COMPOSE, APPROVAL, OUTBOUND, ACCOUNTS, DEADLETTER)
+STREAMS = (INGEST, ROUTING, TICKETS, COMPOSE, APPROVAL, OUTBOUND, ACCOUNTS, GATEWAY, DEADLETTER)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ LOCK_RENEWED = EventType("lock.renewed", TICKETS, "reply_lock")
 LOCK_RELEASED = EventType("lock.released", TICKETS, "reply_lock")
 LOCK_EXPIRED = EventType("lock.expired", TICKETS, "reply_lock")
 LOCK_TAKEN_OVER = EventType("lock.taken_over", TICKETS, "reply_lock")
+OPERATION_PERFORMED = EventType("operation.performed", GATEWAY, "operation_performed")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -80,6 +82,7 @@ EVENT_TYPES = {
         LOCK_RELEASED,
         LOCK_EXPIRED,
         LOCK_TAKEN_OVER,
+        OPERATION_PERFORMED,
     )
 }
 

@@ -70,8 +70,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                         self._log.info(
                             "rpc refused", code=err.code.name, error=err.message, field=err.field
                         )
+                        trailing = []
                         if err.field:
-                            context.set_trailing_metadata(((identity.MD_FIELD, err.field),))
+                            trailing.append((identity.MD_FIELD, err.field))
+                        retry_after = getattr(err, "retry_after_s", 0)
+                        if retry_after:
+                            trailing.append((identity.MD_RETRY_AFTER, str(retry_after)))
+                        if trailing:
+                            context.set_trailing_metadata(tuple(trailing))
                         await context.abort(err.code, err.message)
                     except grpc.aio.AbortError:
                         raise

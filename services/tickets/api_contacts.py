@@ -117,7 +117,9 @@ class ContactsApi:
         limit = page_size(request.page.limit)
         after = TimelineCursor.decode(request.page.cursor) if request.page.cursor else None
         contact = await self._contact(ident.tenant_id, contact_id)
-        page = await self._deps.contacts.timeline(ident.tenant_id, contact_id, limit, after)
+        page = await self._deps.contacts.timeline(
+            ident.tenant_id, contact_id, limit, after, ident.inbox_filter()
+        )
         return tickets_pb2.ContactTimelineResponse(
             contact=contact,
             entries=page.entries,

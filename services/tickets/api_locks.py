@@ -43,14 +43,12 @@ class LocksApi:
         return await self._deps.locks.take_over(ident, ticket_id)
 
     async def GetReplyLock(self, request: Any, context: Any) -> events_pb2.ReplyLock:
-        ident = identity.require_tenant()
+        ident = identity.require_operator()
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
-        return await self._deps.locks.get(ident.tenant_id, ticket_id)
+        return await self._deps.locks.get(ident, ticket_id)
 
     async def CheckFence(self, request: Any, context: Any) -> tickets_pb2.CheckFenceResponse:
         ident = identity.require_operator()
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
-        lock = await self._deps.locks.check_fence(
-            ident.tenant_id, ticket_id, ident.operator_id, checked_fence(request.fence)
-        )
+        lock = await self._deps.locks.check_fence(ident, ticket_id, checked_fence(request.fence))
         return tickets_pb2.CheckFenceResponse(lock=lock)

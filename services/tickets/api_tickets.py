@@ -16,7 +16,7 @@ import asyncpg
 from google.protobuf.message import Message
 from switchboard.v1 import common_pb2, events_pb2, tickets_pb2
 
-from services.runtime import events, identity
+from services.runtime import events, identity, permissions
 from services.runtime.errors import (
     DomainError,
     FailedPrecondition,
@@ -33,7 +33,6 @@ from .deps import Deps
 from .domain import Change, FieldEdit, Status
 from .repo import summary_pb
 
-SETTINGS_ROLES = ("admin", "supervisor")
 # "@login" in a comment: a login may itself be a mail address ("@agent2@demo.example")
 _MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9][A-Za-z0-9._+-]{0,99}(?:@[A-Za-z0-9.-]{1,253})?)")
 
@@ -138,8 +137,15 @@ class TicketsCoreApi:
         self, conn: asyncpg.Connection, ident: Identity, ticket_id: uuid.UUID, field: str
     ) -> Any:
         row = await self._deps.repo.row(conn, ident.tenant_id, ticket_id, for_update=True)
-        if row is None:
-            raise NotFound("no such ticket", field=field)
+        if row is None or not ident.sees_inbox(row["inbox_id"]):
+            raise NotFound("no such ticket", field=field)  # another inbox's: the same answer
+        return row
+
+    async def _visible_row(self, ident: Identity, ticket_id: uuid.UUID) -> Any:
+        """The ticket if the caller may see it (tenant and inbox), else NotFound."""
+        row = await self._deps.repo.row(self._deps.db.pool, ident.tenant_id, ticket_id)
+        if row is None or not ident.sees_inbox(row["inbox_id"]):
+            raise NotFound("no such ticket", field="ticket_id")
         return row
 
     async def _audit(
@@ -268,7 +274,7 @@ class TicketsCoreApi:
             ),
         )
         limit = domain.page_size(request.page.limit)
-        rows = await self._deps.repo.list_tickets(ident.tenant_id, q, limit)
+        rows = await self._deps.repo.list_tickets(ident.tenant_id, q, limit, ident.inbox_filter())
         page = rows[:limit]
         resp = tickets_pb2.ListTicketsResponse()
         for r, (seconds, level, color) in zip(
@@ -291,7 +297,7 @@ class TicketsCoreApi:
         found = await self._deps.repo.get(
             ident.tenant_id, parse_uuid(request.ticket_id, "ticket_id")
         )
-        if found is None:
+        if found is None or not ident.sees_inbox(found[0]["inbox_id"]):
             raise NotFound("no such ticket", field="ticket_id")
         row, msgs, comments = found
         seconds, level, color = (await self._elapsed(ident.tenant_id, [row]))[0]
@@ -321,8 +327,7 @@ class TicketsCoreApi:
         ident = identity.require_tenant()
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
         d = self._deps
-        if await d.repo.row(d.db.pool, ident.tenant_id, ticket_id) is None:
-            raise NotFound("no such ticket", field="ticket_id")
+        await self._visible_row(ident, ticket_id)
         limit = domain.page_size(request.page.limit)
         after = domain.Cursor.decode(request.page.cursor) if request.page.cursor else None
         rows = await d.repo.audit(ident.tenant_id, ticket_id, limit, after)
@@ -351,6 +356,23 @@ class TicketsCoreApi:
             last = rows[limit - 1]
             resp.next_cursor = domain.Cursor(last["at"], last["id"]).encode()
         return resp
+
+    async def CheckMessageAccess(
+        self, request: Any, context: Any
+    ) -> tickets_pb2.CheckMessageAccessResponse:
+        ident = identity.require_tenant()
+        message_id = parse_uuid(request.message_id, "message_id")
+        row = await self._deps.db.pool.fetchrow(
+            "SELECT t.id, t.inbox_id FROM messages m JOIN tickets t ON t.tenant_id = m.tenant_id "
+            "AND t.id = m.ticket_id WHERE m.tenant_id = $1 AND m.id = $2",
+            uuid.UUID(ident.tenant_id),
+            message_id,
+        )
+        if row is None or not ident.sees_inbox(row["inbox_id"]):
+            raise NotFound("no such message", field="message_id")
+        return tickets_pb2.CheckMessageAccessResponse(
+            ticket_id=str(row["id"]), inbox_id=str(row["inbox_id"])
+        )
 
     # -- threading -----------------------------------------------------------------------
 
@@ -395,8 +417,7 @@ class TicketsCoreApi:
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
         if d.thread_key is None:
             raise FailedPrecondition("SB_THREAD_KEY is not set: Message-IDs cannot be signed")
-        if await d.repo.row(d.db.pool, ident.tenant_id, ticket_id) is None:
-            raise NotFound("no such ticket", field="ticket_id")
+        await self._visible_row(ident, ticket_id)
         mid = thread_rules.mint_message_id(
             d.thread_key, ident.tenant_id, str(ticket_id), os.urandom(5), request.domain
         )
@@ -412,9 +433,7 @@ class TicketsCoreApi:
         comment = domain.clean_text(request.comment, "comment", domain.COMMENT_MAX, required=False)
         operators = await d.directory.operators(ident) if edit.assignee_id else None
         if request.reply_fence:
-            await d.locks.check_fence(
-                ident.tenant_id, ticket_id, ident.operator_id, request.reply_fence
-            )
+            await d.locks.check_fence(ident, ticket_id, request.reply_fence)
         async with d.db.transaction() as conn:
             row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
             row, changes = await self._apply(conn, ident, row, edit, comment, operators)
@@ -787,8 +806,7 @@ class TicketsCoreApi:
 
     async def SetInboxSettings(self, request: Any, context: Any) -> tickets_pb2.InboxSettings:
         ident = identity.require_operator()
-        if not identity.has_role(ident, SETTINGS_ROLES):
-            raise PermissionDenied("only admins and supervisors change inbox settings")
+        identity.require_permission(ident, permissions.MANAGE_INBOXES, "change inbox settings")
         d = self._deps
         inbox_id = parse_uuid(request.inbox_id, "inbox_id")
         if str(inbox_id) not in await d.directory.inboxes(ident):

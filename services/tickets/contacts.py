@@ -438,7 +438,12 @@ class ContactsRepo:
     # -- timeline ------------------------------------------------------------------------
 
     async def timeline(
-        self, tenant_id: str, contact_id: uuid.UUID, limit: int, after: TimelineCursor | None
+        self,
+        tenant_id: str,
+        contact_id: uuid.UUID,
+        limit: int,
+        after: TimelineCursor | None,
+        visible: Sequence[str] | None = None,
     ) -> TimelinePage:
         """Every ticket of the contact (opened at its received_at), and every message and
         comment of those tickets, newest first, keyset-paged on (at, kind, id).
@@ -447,16 +452,17 @@ class ContactsRepo:
         below the cursor — messages and comments per ticket (LATERAL), so a page costs one
         short index range per ticket of the contact, however many years of mail it has."""
         tenant = uuid.UUID(tenant_id)
-        args: list[Any] = [tenant, contact_id, limit + 1]
+        inboxes = None if visible is None else [uuid.UUID(i) for i in visible]
+        args: list[Any] = [tenant, contact_id, limit + 1, inboxes]
 
         def below(kind: EntryKind, at: str, ident: str) -> str:
             if after is None:
                 return "TRUE"
             if kind < after.kind:
-                return f"{at} <= $4"
+                return f"{at} <= $5"
             if kind > after.kind:
-                return f"{at} < $4"
-            return f"({at}, {ident}) < ($4, $5)"
+                return f"{at} < $5"
+            return f"({at}, {ident}) < ($5, $6)"
 
         if after is not None:
             args.extend([after.at, after.id])
@@ -464,6 +470,7 @@ class ContactsRepo:
         sql = f"""
             WITH ct AS MATERIALIZED (
                 SELECT id, received_at FROM tickets WHERE tenant_id = $1 AND contact_id = $2
+                   AND ($4::uuid[] IS NULL OR inbox_id = ANY($4::uuid[]))
             ), opened AS MATERIALIZED (
                 SELECT {int(k_t)} AS kind, ct.id, ct.received_at AS at, ct.id AS ticket_id
                   FROM ct WHERE {below(k_t, "ct.received_at", "ct.id")}

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -13,7 +10,9 @@ from typing import Any
 
 from switchboard.v1 import common_pb2, events_pb2
 
+from services.runtime import paging
 from services.runtime.errors import InvalidArgument
+from services.runtime.paging import Cursor as Cursor  # re-exported for the service's modules
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
@@ -315,28 +314,5 @@ class PhoneMemoInput:
         )
 
 
-@dataclass(frozen=True)
-class Cursor:
-    """A keyset position (time, id) — newest first lists."""
-
-    received_at: datetime
-    id: uuid.UUID
-
-    def encode(self) -> str:
-        raw = f"{self.received_at.isoformat()}|{self.id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, value: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-            when, ident = raw.split("|", 1)
-            return cls(datetime.fromisoformat(when), uuid.UUID(ident))
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise InvalidArgument("cursor is not one this API gave out", field="cursor") from None
-
-
 def page_size(limit: int) -> int:
-    if limit < 0:
-        raise InvalidArgument("limit must not be negative", field="limit")
-    return min(limit or DEFAULT_PAGE, MAX_PAGE)
+    return paging.page_size(limit, DEFAULT_PAGE, MAX_PAGE)

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from services.runtime import permissions
 from services.runtime.errors import InvalidArgument
 
 KEY_PREFIX = "sb:tickets:lock:"
-TAKEOVER_ROLES = frozenset({"supervisor", "admin"})
 FENCE_MAX = 2**63 - 1  # a PostgreSQL bigint
 NAME_MAX = 200
 PENDING = 0
@@ -83,9 +83,10 @@ def new_claim(holder_id: str, holder_name: str, now: datetime) -> LockValue:
     return LockValue(PENDING, holder_id, int(now.timestamp() * 1000), name)
 
 
-def may_take_over(roles: Iterable[str]) -> bool:
-    """Supervisors and administrators may take a lock over from its holder."""
-    return any(r in TAKEOVER_ROLES for r in roles)
+def may_take_over(granted: Iterable[str]) -> bool:
+    """Who holds the permission take_over_locks (supervisors and administrators, as the
+    built-in roles stand) may take a lock over from its holder."""
+    return permissions.TAKE_OVER_LOCKS in set(granted)
 
 
 def checked_fence(fence: int, field: str = "fence") -> int:

@@ -123,8 +123,8 @@ def _outbox_row(n: int) -> str:
 # holds the Redis mutex, so fences follow the order of grants.
 _DRAW = """
 SELECT nextval('reply_lock_fence') AS fence, assignee_id, lock_fence, lock_holder_id,
-    lock_holder_name
-FROM tickets WHERE tenant_id = $1 AND id = $2
+    lock_holder_name, inbox_id
+FROM tickets WHERE tenant_id = $1 AND id = $2 AND ($3::uuid[] IS NULL OR inbox_id = ANY($3))
 """
 # Record a grant or a renewal, never over a later grant ($3 fence … $7 expires).
 _RECORD_SET = """
@@ -168,9 +168,15 @@ WITH changed AS (
 {_outbox_row(5)}
 """
 _DUE = """
-SELECT tenant_id, id, lock_fence, lock_holder_id, lock_holder_name, lock_expires_at
+SELECT tenant_id, id, inbox_id, lock_fence, lock_holder_id, lock_holder_name, lock_expires_at
 FROM tickets WHERE lock_expires_at < $1 ORDER BY lock_expires_at LIMIT $2
 """
+
+
+def _visible(ident: Identity) -> list[uuid.UUID] | None:
+    """The inboxes whose tickets the caller may lock (None: all)."""
+    only = ident.inbox_filter()
+    return None if only is None else [uuid.UUID(i) for i in only]
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,9 @@ def _grant_change(
 ) -> events_pb2.ReplyLockChanged:
     """lock.acquired / lock.taken_over: the new lock and whom it replaced — the holder
     taken over, or a recorded lock Redis had forgotten (expired unannounced, or lost)."""
-    change = events_pb2.ReplyLockChanged(ticket_id=str(ticket_id), lock=lock)
+    change = events_pb2.ReplyLockChanged(
+        ticket_id=str(ticket_id), lock=lock, inbox_id=str(drawn["inbox_id"])
+    )
     if previous is not None:
         change.previous_holder.CopyFrom(_ref(previous.holder_id, previous.holder_name))
         change.previous_fence = previous.fence
@@ -272,7 +280,7 @@ class ReplyLocks:
     async def take_over(self, ident: Identity, ticket_id: uuid.UUID) -> events_pb2.ReplyLock:
         """A supervisor takes the lock with a new fence; the previous holder is told (the
         lock.taken_over event names them). A free lock is simply acquired."""
-        if not rules.may_take_over(ident.roles):
+        if not rules.may_take_over(ident.permissions):
             raise PermissionDenied("only a supervisor or an administrator may take a lock over")
         _, lock = await self._acquire(ident, ticket_id, force=True)
         return lock
@@ -282,21 +290,22 @@ class ReplyLocks:
     ) -> events_pb2.ReplyLock:
         """Extend the caller's lock by the TTL. FailedPrecondition when the key is gone or
         holds another fence: a lost lock is never re-created here."""
+        inbox_id = await self._require_ticket(ident, ticket_id)
         key = rules.lock_key(ident.tenant_id, str(ticket_id))
         raw = await self._script(
             self._renew, key, rules.owner_prefix(fence, ident.operator_id), self._ttl_ms
         )
         value = rules.decode(raw)
         if value is None:
-            await self._require_ticket(ident.tenant_id, ticket_id)
             raise FailedPrecondition(
                 "your reply lock is gone (expired, released or taken over); acquire it again",
                 field="fence",
             )
-        return await self._renewed(ident, ticket_id, value)
+        return await self._renewed(ident, ticket_id, value, inbox_id)
 
     async def release(self, ident: Identity, ticket_id: uuid.UUID, fence: int) -> bool:
         """Compare-and-delete: True when the caller's lock was there and is now gone."""
+        inbox_id = await self._require_ticket(ident, ticket_id)
         key = rules.lock_key(ident.tenant_id, str(ticket_id))
         released = await self._script(
             self._release, key, rules.owner_prefix(fence, ident.operator_id)
@@ -306,6 +315,7 @@ class ReplyLocks:
             ticket_id=str(ticket_id),
             previous_holder=_ref(ident.operator_id, ident.display_name),
             previous_fence=fence,
+            inbox_id=str(inbox_id),
         )
         env = self._envelope(events.LOCK_RELEASED, ident.tenant_id, change, ident)
         event_id = await self._db.pool.fetchval(
@@ -319,35 +329,35 @@ class ReplyLocks:
         )
         if event_id is not None:
             self._publish_soon()
-        else:
-            await self._require_ticket(ident.tenant_id, ticket_id)
         return deleted
 
-    async def get(self, tenant_id: str, ticket_id: uuid.UUID) -> events_pb2.ReplyLock:
+    async def get(self, ident: Identity, ticket_id: uuid.UUID) -> events_pb2.ReplyLock:
         """Who is replying now; NotFound when nobody is (or there is no such ticket)."""
-        value, ms_left = await self._read_key(tenant_id, ticket_id)
+        await self._require_ticket(ident, ticket_id)
+        value, ms_left = await self._read_key(ident.tenant_id, ticket_id)
         if value is None:
-            await self._require_ticket(tenant_id, ticket_id)
             raise NotFound("nobody is replying to this ticket")
         return lock_pb(value, rules.expires_at(self._clock.now(), ms_left))
 
     async def check_fence(
-        self, tenant_id: str, ticket_id: uuid.UUID, operator_id: str, fence: int
+        self, ident: Identity, ticket_id: uuid.UUID, fence: int
     ) -> events_pb2.ReplyLock:
         """The caller's current lock; FailedPrecondition when `fence` is stale (see
-        `lock_rules.fence_problem`), NotFound for a ticket that is not the tenant's."""
+        `lock_rules.fence_problem`), NotFound for a ticket the caller may not see."""
         read, recorded = await asyncio.gather(
-            self._read_key(tenant_id, ticket_id),
+            self._read_key(ident.tenant_id, ticket_id),
             self._db.pool.fetchrow(
-                "SELECT lock_fence FROM tickets WHERE tenant_id = $1 AND id = $2",
-                uuid.UUID(tenant_id),
+                "SELECT lock_fence FROM tickets WHERE tenant_id = $1 AND id = $2 "
+                "AND ($3::uuid[] IS NULL OR inbox_id = ANY($3))",
+                uuid.UUID(ident.tenant_id),
                 ticket_id,
+                _visible(ident),
             ),
         )
         if recorded is None:
             raise NotFound("no such ticket", field="ticket_id")
         value, ms_left = read
-        problem = rules.fence_problem(value, recorded["lock_fence"], operator_id, fence)
+        problem = rules.fence_problem(value, recorded["lock_fence"], ident.operator_id, fence)
         if problem is not None or value is None:
             raise FailedPrecondition(problem or "stale reply lock", field="fence")
         return lock_pb(value, rules.expires_at(self._clock.now(), ms_left))
@@ -387,6 +397,7 @@ class ReplyLocks:
                 ticket_id=str(row["id"]),
                 previous_holder=_ref(str(row["lock_holder_id"]), row["lock_holder_name"] or ""),
                 previous_fence=row["lock_fence"],
+                inbox_id=str(row["inbox_id"]),
             )
             env = self._envelope(events.LOCK_EXPIRED, str(row["tenant_id"]), change, None, now)
             event_id = await self._db.pool.fetchval(
@@ -410,17 +421,22 @@ class ReplyLocks:
     async def _acquire(
         self, ident: Identity, ticket_id: uuid.UUID, *, force: bool
     ) -> tuple[bool, events_pb2.ReplyLock]:
+        if force:  # a takeover replaces the holder's key: only on a ticket the caller sees
+            await self._require_ticket(ident, ticket_id)
         key = rules.lock_key(ident.tenant_id, str(ticket_id))
         mine = rules.new_claim(ident.operator_id, ident.display_name, self._clock.now())
         placeholder = mine.encode()
         for _ in range(50):
             claim = await self._claim_key(key, placeholder, ident.operator_id, force)
             if claim.outcome in ("won", "taken"):
+                # a ticket the caller may not see is refused by the grant (and undone)
                 previous = claim.value if claim.outcome == "taken" else None
                 return True, await self._grant(ident, ticket_id, key, mine, previous)
             if claim.outcome == "mine" and claim.value is not None:
-                return True, await self._renewed(ident, ticket_id, claim.value)
+                inbox_id = await self._require_ticket(ident, ticket_id)
+                return True, await self._renewed(ident, ticket_id, claim.value, inbox_id)
             if claim.outcome == "other" and claim.value is not None:
+                await self._require_ticket(ident, ticket_id)  # who replies is not for all
                 now = self._clock.now()
                 return False, lock_pb(claim.value, rules.expires_at(now, claim.ms_left))
             # mine_pending: the caller's other request is being granted right now
@@ -450,7 +466,7 @@ class ReplyLocks:
         final = ""
         try:
             async with self._db.pool.acquire() as conn:
-                drawn = await conn.fetchrow(_DRAW, tenant, ticket_id)
+                drawn = await conn.fetchrow(_DRAW, tenant, ticket_id, _visible(ident))
                 if drawn is None:
                     raise NotFound("no such ticket", field="ticket_id")
                 granted = claim.with_fence(drawn["fence"])
@@ -529,13 +545,15 @@ class ReplyLocks:
             self._log.warning("could not undo a failed lock grant", error=str(exc))
 
     async def _renewed(
-        self, ident: Identity, ticket_id: uuid.UUID, value: LockValue
+        self, ident: Identity, ticket_id: uuid.UUID, value: LockValue, inbox_id: object
     ) -> events_pb2.ReplyLock:
         """Redis extended `value`: record the new expiry and announce lock.renewed."""
         now = self._clock.now()
         expires = rules.expires_at(now, self._ttl_ms)
         lock = lock_pb(value, expires)
-        change = events_pb2.ReplyLockChanged(ticket_id=str(ticket_id), lock=lock)
+        change = events_pb2.ReplyLockChanged(
+            ticket_id=str(ticket_id), lock=lock, inbox_id=str(inbox_id)
+        )
         env = self._envelope(events.LOCK_RENEWED, ident.tenant_id, change, ident, now)
         await self._db.pool.fetchval(
             _RECORD_WITH_EVENT,
@@ -565,14 +583,18 @@ class ReplyLocks:
                 except aioredis.ConnectionError:
                     return await script(keys=[key], args=list(args))
 
-    async def _require_ticket(self, tenant_id: str, ticket_id: uuid.UUID) -> None:
-        found = await self._db.pool.fetchval(
-            "SELECT 1 FROM tickets WHERE tenant_id = $1 AND id = $2",
-            uuid.UUID(tenant_id),
+    async def _require_ticket(self, ident: Identity, ticket_id: uuid.UUID) -> uuid.UUID:
+        """The ticket's inbox; NotFound unless the caller may see the ticket."""
+        inbox = await self._db.pool.fetchval(
+            "SELECT inbox_id FROM tickets WHERE tenant_id = $1 AND id = $2 "
+            "AND ($3::uuid[] IS NULL OR inbox_id = ANY($3))",
+            uuid.UUID(ident.tenant_id),
             ticket_id,
+            _visible(ident),
         )
-        if not found:
+        if inbox is None:
             raise NotFound("no such ticket", field="ticket_id")
+        return uuid.UUID(str(inbox))
 
     def _envelope(
         self,

@@ -8,6 +8,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -133,7 +134,10 @@ def sort_value(row: Any, sort: Sort) -> Any:
     return row[sort.value]
 
 
-def build_list_query(tenant_id: str, q: TicketQuery, limit: int) -> tuple[str, list[Any]]:
+def build_list_query(
+    tenant_id: str, q: TicketQuery, limit: int, visible: Sequence[str] | None = None
+) -> tuple[str, list[Any]]:
+    """The list query; `visible`: the inboxes the caller may see (None: all of them)."""
     args: list[Any] = [uuid.UUID(tenant_id), limit]
 
     def arg(value: Any) -> str:
@@ -145,6 +149,8 @@ def build_list_query(tenant_id: str, q: TicketQuery, limit: int) -> tuple[str, l
         where.append(f"t.status = ANY({arg([s.value for s in q.statuses])}::text[])")
     else:
         where.append("t.status <> 'trash'")
+    if visible is not None:
+        where.append(f"t.inbox_id = ANY({arg([uuid.UUID(i) for i in visible])}::uuid[])")
     if q.inbox_ids:
         where.append(f"t.inbox_id = ANY({arg(list(q.inbox_ids))}::uuid[])")
     if q.unassigned:

@@ -415,8 +415,10 @@ class TicketsRepo:
 
     # -- reading -------------------------------------------------------------------------
 
-    async def list_tickets(self, tenant_id: str, q: TicketQuery, limit: int) -> list[Any]:
-        sql, args = build_list_query(tenant_id, q, limit + 1)
+    async def list_tickets(
+        self, tenant_id: str, q: TicketQuery, limit: int, visible: Sequence[str] | None = None
+    ) -> list[Any]:
+        sql, args = build_list_query(tenant_id, q, limit + 1, visible)
         return list(await self._pool.fetch(sql, *args))
 
     async def get(

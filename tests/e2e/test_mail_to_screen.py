@@ -180,8 +180,12 @@ async def test_login_with_a_wrong_password_is_401_and_bad_bodies_are_400(stack: 
             assert (await r.json())["error"]["code"] == "unauthenticated"
         async with http.post(url, json={"login": "ghost@demo.example", "password": "nope"}) as r:
             assert r.status == 401
-        async with http.post(url, data=b"{not json") as r:
+        json_type = {"Content-Type": "application/json"}
+        async with http.post(url, data=b"{not json", headers=json_type) as r:
             assert r.status == 400
+        async with http.post(url, data=b"login=a&password=b") as r:  # a cross-site form's body
+            assert r.status == 415
+            assert (await r.json())["error"]["code"] == "unsupported_media_type"
         async with http.post(url, json={"login": "agent1@demo.example"}) as r:
             assert r.status == 400 and (await r.json())["error"]["field"] == "password"
         async with http.get(f"{stack.gateway_url}/api/v1/tickets") as r:

@@ -25,6 +25,7 @@ from switchboard.v1 import tickets_pb2, tickets_pb2_grpc
 from services.accounts.domain import hash_password, token_hash
 from services.devstack.stack import Ports, Stack, StackConfig
 from services.runtime.db import with_database
+from services.runtime import permissions
 from services.runtime.identity import Identity
 from tests.conftest import DEMO_PASSWORD
 from tests.helpers import Tenant, all_tickets, api_call, create_tenant, eventually, make_mail, send
@@ -47,7 +48,11 @@ class Op:
         return {"id": self.id, "name": self.name}
 
     def metadata(self) -> list[tuple[str, str]]:
-        return Identity(self.tenant_id, self.id, self.roles, "", self.name).metadata()
+        """As the gateway would send it: the roles' permissions, every inbox."""
+        granted = frozenset().union(*(permissions.BUILTIN_ROLES[r][0] for r in self.roles))
+        return Identity(
+            self.tenant_id, self.id, self.roles, "", self.name, permissions=granted
+        ).metadata()
 
 
 async def add_operators(
@@ -86,9 +91,16 @@ async def add_operators(
                     for i, o in enumerate(ops)
                 ],
             )
+            await conn.execute(
+                "INSERT INTO inbox_members (tenant_id, inbox_id, operator_id) "
+                "SELECT i.tenant_id, i.id, o FROM inboxes i, unnest($2::uuid[]) o "
+                "WHERE i.tenant_id = $1",
+                uuid.UUID(tenant_id),
+                [uuid.UUID(o.id) for o in ops],
+            )
             await conn.executemany(
-                "INSERT INTO sessions (token_hash, tenant_id, operator_id, created_at, expires_at) "
-                "VALUES ($1,$2,$3,$4,$5)",
+                "INSERT INTO sessions (id, token_hash, tenant_id, operator_id, created_at, "
+                "expires_at) VALUES (gen_random_uuid(),$1,$2,$3,$4,$5)",
                 [
                     (
                         token_hash(o.token),
@@ -376,7 +388,7 @@ async def test_bad_lock_requests_get_clear_errors(
         async with http.post(
             f"{stack.gateway_url}{lock_path(mine['id'], '/renew')}",
             data=b"{not json",
-            headers={"Authorization": f"Bearer {agent.token}"},
+            headers={"Authorization": f"Bearer {agent.token}", "Content-Type": "application/json"},
         ) as resp:
             assert resp.status == 400
             assert (await resp.json())["error"]["code"] == "invalid_argument"

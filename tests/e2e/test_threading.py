@@ -37,8 +37,12 @@ class Desk:
         self.stack, self.tenant, self.token, self.operator = stack, tenant, token, operator
         self._channel = grpc.aio.insecure_channel(f"127.0.0.1:{stack.config.ports.grpc['tickets']}")
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(self._channel)
-        self.md = Identity(
-            tenant.tenant_id, operator["id"], ("admin",), display_name=operator["display_name"]
+        self.md = Identity(  # as the gateway sends it for the tenant's administrator
+            tenant.tenant_id,
+            operator["id"],
+            ("admin",),
+            display_name=operator["display_name"],
+            permissions=frozenset(operator["permissions"]),
         ).metadata()
 
     def mail(self, subject: str, *, sender: str = "Taro <taro@customer.example>", **kw: Any):

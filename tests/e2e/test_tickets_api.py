@@ -32,7 +32,7 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.e2e
 
-OPERATOR_IDS = {login.split("@")[0]: op_id for op_id, login, _, _ in DEMO_OPERATORS}
+OPERATOR_IDS = {login.split("@")[0]: op_id for op_id, login, *_ in DEMO_OPERATORS}
 SUPPORT_ID = DEMO_INBOXES["Support"][0]
 SALES_ID = DEMO_INBOXES["Sales"][0]
 
@@ -870,7 +870,7 @@ async def test_bad_input_is_refused_with_a_clear_error_and_changes_nothing(stack
         async with http.patch(
             f"{stack.gateway_url}{t}",
             data=b"{not json",
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         ) as resp:
             assert resp.status == 400
             assert (await resp.json())["error"]["code"] == "invalid_argument"

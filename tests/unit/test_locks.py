@@ -10,6 +10,7 @@ from switchboard.v1 import common_pb2, events_pb2
 
 from gateway import views
 from services.runtime.errors import InvalidArgument
+from services.runtime import permissions
 from services.tickets import lock_rules as rules
 from services.tickets.lock_rules import LockValue
 
@@ -56,19 +57,19 @@ def test_the_owner_prefix_ends_at_the_holder() -> None:
 
 
 @pytest.mark.parametrize(
-    ("roles", "allowed"),
-    [
-        (("supervisor",), True),
-        (("admin",), True),
-        (("agent", "supervisor"), True),
-        (("agent",), False),
-        (("agent", "trainee"), False),
-        ((), False),
-        (("Supervisor",), False),
-    ],
-)
-def test_only_supervisors_and_admins_take_over(roles: tuple[str, ...], allowed: bool) -> None:
-    assert rules.may_take_over(roles) is allowed
+    ("role", "allowed"),
+    [("supervisor", True), ("admin", True), ("approver", False), ("agent", False),
+     ("trainee", False)],
+)  # fmt: skip
+def test_only_the_built_in_supervisor_and_admin_roles_take_over(role: str, allowed: bool) -> None:
+    granted, _ = permissions.BUILTIN_ROLES[role]
+    assert rules.may_take_over(granted) is allowed
+
+
+def test_taking_over_needs_the_permission_not_a_role_name() -> None:
+    assert rules.may_take_over({"take_over_locks"})
+    assert not rules.may_take_over({"supervisor", "admin"})
+    assert not rules.may_take_over(set())
 
 
 @pytest.mark.parametrize("fence", [0, -1, 2**63, True])

@@ -1,0 +1,447 @@
+"""Administration (SEC-1…5): operators, roles, inboxes and members, the tenant's security
+settings, the login history, who is logged in, login locks. Each method checks the
+caller's permission itself."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from switchboard.v1 import accounts_pb2
+
+from services.runtime import identity, log, paging, permissions
+from services.runtime.errors import InvalidArgument, NotFound
+from services.runtime.identity import Identity
+from services.runtime.ids import parse_uuid
+
+from . import domain
+from .deps import Deps, operator_pb, operator_ref, ts
+from .repo import policy_of
+
+_log = log.get("accounts.admin")
+
+
+def _managing(
+    perm: str = permissions.MANAGE_OPERATORS, doing: str = "manage operators"
+) -> Identity:
+    ident = identity.require_operator()
+    identity.require_permission(ident, perm, doing)
+    return ident
+
+
+def _ids(values: Any, field: str) -> list[uuid.UUID]:
+    if len(values) > 1000:
+        raise InvalidArgument(f"{field} has more than 1000 entries", field=field)
+    return list(dict.fromkeys(parse_uuid(v, field) for v in values))
+
+
+def inbox_pb(row: Any, *, with_members: bool) -> accounts_pb2.Inbox:
+    return accounts_pb2.Inbox(
+        id=str(row["id"]),
+        name=row["name"],
+        addresses=list(row["addresses"]),
+        member_ids=list(row["member_ids"]) if with_members else [],
+    )
+
+
+def tenant_settings_pb(row: Any) -> accounts_pb2.TenantSettings:
+    return accounts_pb2.TenantSettings(
+        name=row["name"],
+        time_zone=row["time_zone"],
+        password_min_length=row["password_min_length"],
+        password_min_classes=row["password_min_classes"],
+        password_max_age_days=row["password_max_age_days"],
+        ip_allowlist=list(row["ip_allowlist"]),
+    )
+
+
+class AdminApi:
+    _d: Deps
+
+    # -- operators ---------------------------------------------------------------------
+
+    async def GetOperator(self, request: Any, context: Any) -> accounts_pb2.Operator:
+        ident = identity.require_operator()
+        operator_id = parse_uuid(request.operator_id, "operator_id")
+        if str(operator_id) != ident.operator_id:
+            identity.require_permission(ident, permissions.MANAGE_OPERATORS, "read other operators")
+        op = await self._d.repo.operator(self._d.repo.pool, ident.tenant_id, operator_id)
+        if op is None:
+            raise NotFound("no such operator", field="operator_id")
+        return operator_pb(op)
+
+    async def _field_values(self, ident: Identity, f: Any, conn: Any) -> dict[str, Any]:
+        """The columns an OperatorFields message sets, checked."""
+        values: dict[str, Any] = {}
+        if f.HasField("display_name"):
+            values["display_name"] = domain.clean_name(f.display_name, "display_name")
+        if f.set_addresses:
+            values["addresses"] = domain.clean_addresses(list(f.addresses))
+        if f.HasField("language"):
+            values["language"] = domain.check_language(f.language)
+        if f.HasField("time_zone"):
+            values["time_zone"] = domain.check_time_zone(f.time_zone)
+        if f.set_skills:
+            values["skills"] = domain.clean_list(list(f.skills), "skills", item_limit=50)
+        if f.HasField("capacity"):
+            if not 0 <= f.capacity <= 10_000:
+                raise InvalidArgument("capacity must be 0 (no limit) to 10000", field="capacity")
+            values["capacity"] = f.capacity
+        if f.set_roles:
+            roles = [domain.clean_role_name(r) for r in f.roles]
+            known = await self._d.repo.role_names(conn, ident.tenant_id)
+            missing = [r for r in roles if r not in known]
+            if missing:
+                raise NotFound(f"no such role {missing[0]!r}", field="roles")
+            values["roles"] = list(dict.fromkeys(roles))
+        if f.HasField("active"):
+            values["active"] = f.active
+        if f.set_ip_allowlist:
+            values["ip_allowlist"] = domain.clean_allowlist(list(f.ip_allowlist))
+        return values
+
+    async def CreateOperator(
+        self, request: Any, context: Any
+    ) -> accounts_pb2.CreateOperatorResponse:
+        """A new operator with a temporary password, which they must change at their first
+        login (SEC-3); a generated one is returned once."""
+        ident = _managing()
+        d = self._d
+        login = domain.clean_login(request.login)
+        f = request.fields
+        if not f.HasField("display_name"):
+            raise InvalidArgument("display_name is required", field="display_name")
+        tenant = await d.repo.tenant(d.repo.pool, ident.tenant_id)
+        policy = policy_of(tenant)
+        temporary = request.temporary_password or domain.generate_password(policy)
+        if request.temporary_password:
+            domain.check_new_password(
+                temporary, policy, login=login, field_name="temporary_password"
+            )
+        pw_hash = await asyncio.to_thread(domain.hash_password, temporary)
+        operator_id = d.ids.new()
+        now = d.clock.now()
+        async with d.db.transaction() as conn:
+            values = await self._field_values(ident, f, conn)
+            values.setdefault("roles", ["agent"])
+            await d.repo.insert_operator(
+                conn,
+                id=operator_id,
+                tenant_id=ident.tenant_id,
+                login=login,
+                display_name=values.pop("display_name"),
+                password_hash=pw_hash,
+                now=now,
+            )
+            await d.repo.update_operator(conn, ident.tenant_id, operator_id, values)
+            if f.set_inboxes:
+                await d.repo.set_memberships(
+                    conn, ident.tenant_id, operator_id, _ids(f.inbox_ids, "inbox_ids")
+                )
+            op = await d.repo.operator(conn, ident.tenant_id, operator_id)
+        assert op is not None
+        _log.info("operator created", created_operator_id=str(operator_id))
+        return accounts_pb2.CreateOperatorResponse(
+            operator=operator_pb(op),
+            temporary_password="" if request.temporary_password else temporary,
+        )
+
+    async def UpdateOperator(self, request: Any, context: Any) -> accounts_pb2.Operator:
+        ident = _managing()
+        d = self._d
+        operator_id = parse_uuid(request.operator_id, "operator_id")
+        async with d.db.transaction() as conn:
+            await d.repo.lock_tenant(conn, ident.tenant_id)
+            if await d.repo.operator(conn, ident.tenant_id, operator_id) is None:
+                raise NotFound("no such operator", field="operator_id")
+            values = await self._field_values(ident, request.fields, conn)
+            if values:
+                values["updated_at"] = d.clock.now()
+            await d.repo.update_operator(conn, ident.tenant_id, operator_id, values)
+            if request.fields.set_inboxes:
+                await d.repo.set_memberships(
+                    conn, ident.tenant_id, operator_id, _ids(request.fields.inbox_ids, "inbox_ids")
+                )
+            if values.get("active") is False:  # sessions and API tokens end with them
+                await d.sessions.end_all_of(conn, ident.tenant_id, operator_id, tokens=True)
+            domain.require_manageable(await d.repo.managers_left(conn, ident.tenant_id))
+            op = await d.repo.operator(conn, ident.tenant_id, operator_id)
+        assert op is not None
+        return operator_pb(op)
+
+    async def ResetPassword(self, request: Any, context: Any) -> accounts_pb2.ResetPasswordResponse:
+        """A new temporary password for an operator; their browser sessions end."""
+        ident = _managing()
+        d = self._d
+        operator_id = parse_uuid(request.operator_id, "operator_id")
+        op = await d.repo.operator(d.repo.pool, ident.tenant_id, operator_id)
+        if op is None:
+            raise NotFound("no such operator", field="operator_id")
+        policy = policy_of(await d.repo.tenant(d.repo.pool, ident.tenant_id))
+        temporary = request.temporary_password or domain.generate_password(policy)
+        if request.temporary_password:
+            domain.check_new_password(
+                temporary, policy, login=op.login, field_name="temporary_password"
+            )
+        pw_hash = await asyncio.to_thread(domain.hash_password, temporary)
+        now = d.clock.now()
+        async with d.db.transaction() as conn:
+            await d.repo.update_operator(
+                conn,
+                ident.tenant_id,
+                operator_id,
+                {
+                    "password_hash": pw_hash,
+                    "must_change_password": True,
+                    "password_changed_at": now,
+                    "updated_at": now,
+                },
+            )
+            await d.sessions.end_all_of(conn, ident.tenant_id, operator_id)
+        return accounts_pb2.ResetPasswordResponse(
+            temporary_password="" if request.temporary_password else temporary
+        )
+
+    # -- roles -------------------------------------------------------------------------
+
+    async def ListPermissions(
+        self, request: Any, context: Any
+    ) -> accounts_pb2.ListPermissionsResponse:
+        identity.require_operator()
+        return accounts_pb2.ListPermissionsResponse(
+            permissions=[
+                accounts_pb2.PermissionInfo(name=p.name, description=p.description)
+                for p in permissions.CATALOGUE
+            ]
+        )
+
+    async def ListRoles(self, request: Any, context: Any) -> accounts_pb2.ListRolesResponse:
+        ident = identity.require_operator()
+        rows = await self._d.repo.roles(self._d.repo.pool, ident.tenant_id)
+        return accounts_pb2.ListRolesResponse(
+            roles=[
+                accounts_pb2.Role(
+                    name=r["name"],
+                    description=r["description"],
+                    permissions=sorted(r["permissions"]),
+                    builtin=r["builtin"],
+                    operator_count=r["operator_count"],
+                )
+                for r in rows
+            ]
+        )
+
+    async def PutRole(self, request: Any, context: Any) -> accounts_pb2.Role:
+        """Create a role, or replace an existing one's permissions (built-in ones too)."""
+        ident = _managing()
+        d = self._d
+        name = domain.clean_role_name(request.name)
+        perms = domain.check_permissions(request.permissions)
+        description = request.description.strip()[:500]
+        async with d.db.transaction() as conn:
+            await d.repo.lock_tenant(conn, ident.tenant_id)
+            await d.repo.put_role(conn, ident.tenant_id, name, description, perms, d.clock.now())
+            domain.require_manageable(await d.repo.managers_left(conn, ident.tenant_id))
+            rows = await d.repo.roles(conn, ident.tenant_id)
+        row = next(r for r in rows if r["name"] == name)
+        return accounts_pb2.Role(
+            name=name,
+            description=row["description"],
+            permissions=sorted(row["permissions"]),
+            builtin=row["builtin"],
+            operator_count=row["operator_count"],
+        )
+
+    async def DeleteRole(self, request: Any, context: Any) -> accounts_pb2.DeleteRoleResponse:
+        ident = _managing()
+        d = self._d
+        name = domain.clean_role_name(request.name)
+        async with d.db.transaction() as conn:
+            await d.repo.lock_tenant(conn, ident.tenant_id)
+            await d.repo.delete_role(conn, ident.tenant_id, name)
+        return accounts_pb2.DeleteRoleResponse()
+
+    # -- inboxes -----------------------------------------------------------------------
+
+    async def CreateInbox(self, request: Any, context: Any) -> accounts_pb2.Inbox:
+        ident = _managing(permissions.MANAGE_INBOXES, "manage inboxes")
+        d = self._d
+        name = domain.clean_name(request.name, "name", limit=100)
+        addresses = domain.clean_addresses(list(request.addresses))
+        members = _ids(request.member_ids, "member_ids")
+        inbox_id = d.ids.new()
+        async with d.db.transaction() as conn:
+            await d.repo.insert_inbox(conn, ident.tenant_id, inbox_id, name)
+            await d.repo.set_addresses(conn, ident.tenant_id, inbox_id, addresses)
+            await d.repo.set_members(conn, ident.tenant_id, inbox_id, members)
+            [row] = await d.repo.inboxes(conn, ident.tenant_id, [str(inbox_id)])
+        return inbox_pb(row, with_members=True)
+
+    async def UpdateInbox(self, request: Any, context: Any) -> accounts_pb2.Inbox:
+        ident = _managing(permissions.MANAGE_INBOXES, "manage inboxes")
+        d = self._d
+        inbox_id = parse_uuid(request.inbox_id, "inbox_id")
+        async with d.db.transaction() as conn:
+            found = await d.repo.inboxes(conn, ident.tenant_id, [str(inbox_id)])
+            if not found:
+                raise NotFound("no such inbox", field="inbox_id")
+            if request.HasField("name"):
+                name = domain.clean_name(request.name, "name", limit=100)
+                await d.repo.rename_inbox(conn, ident.tenant_id, inbox_id, name)
+            if request.set_addresses:
+                addresses = domain.clean_addresses(list(request.addresses))
+                await d.repo.set_addresses(conn, ident.tenant_id, inbox_id, addresses)
+            if request.set_members:
+                members = _ids(request.member_ids, "member_ids")
+                await d.repo.set_members(conn, ident.tenant_id, inbox_id, members)
+            [row] = await d.repo.inboxes(conn, ident.tenant_id, [str(inbox_id)])
+        return inbox_pb(row, with_members=True)
+
+    # -- the tenant's settings ---------------------------------------------------------
+
+    async def GetTenantSettings(self, request: Any, context: Any) -> accounts_pb2.TenantSettings:
+        ident = _managing()
+        return tenant_settings_pb(await self._d.repo.tenant(self._d.repo.pool, ident.tenant_id))
+
+    async def UpdateTenantSettings(self, request: Any, context: Any) -> accounts_pb2.TenantSettings:
+        ident = _managing()
+        d = self._d
+        async with d.db.transaction() as conn:
+            row = await d.repo.tenant(conn, ident.tenant_id)
+            values: dict[str, Any] = {}
+            if request.HasField("name"):
+                values["name"] = domain.clean_name(request.name, "name")
+            if request.HasField("time_zone"):
+                values["time_zone"] = domain.check_time_zone(request.time_zone, allow_empty=False)
+            policy = domain.PasswordPolicy(
+                request.password_min_length
+                if request.HasField("password_min_length")
+                else row["password_min_length"],
+                request.password_min_classes
+                if request.HasField("password_min_classes")
+                else row["password_min_classes"],
+                request.password_max_age_days
+                if request.HasField("password_max_age_days")
+                else row["password_max_age_days"],
+            )
+            domain.check_policy(policy)
+            values["password_min_length"] = policy.min_length
+            values["password_min_classes"] = policy.min_classes
+            values["password_max_age_days"] = policy.max_age_days
+            if request.set_ip_allowlist:
+                values["ip_allowlist"] = domain.clean_allowlist(list(request.ip_allowlist))
+            row = await d.repo.update_tenant(conn, ident.tenant_id, values)
+        return tenant_settings_pb(row)
+
+    # -- logins ------------------------------------------------------------------------
+
+    async def ListLoginHistory(
+        self, request: Any, context: Any
+    ) -> accounts_pb2.ListLoginHistoryResponse:
+        """Administrators: anyone's logins; everyone else: their own."""
+        ident = identity.require_operator()
+        operator_id = (
+            parse_uuid(request.operator_id, "operator_id") if request.operator_id else None
+        )
+        if not ident.may(permissions.MANAGE_OPERATORS):
+            if operator_id is not None and str(operator_id) != ident.operator_id:
+                identity.require_permission(
+                    ident, permissions.MANAGE_OPERATORS, "read other operators' logins"
+                )
+            operator_id = uuid.UUID(ident.operator_id)
+        limit = paging.page_size(request.page.limit)
+        after = paging.Cursor.decode(request.page.cursor) if request.page.cursor else None
+        rows = await self._d.sessions.history(
+            ident.tenant_id,
+            operator_id=operator_id,
+            failures_only=request.failures_only,
+            after=after,
+            limit=limit + 1,
+        )
+        resp = accounts_pb2.ListLoginHistoryResponse()
+        for r in rows[:limit]:
+            rec = accounts_pb2.LoginRecord(
+                id=str(r["id"]),
+                operator_id=str(r["operator_id"] or ""),
+                login=r["login"],
+                success=bool(r["success"]),
+                result=r["result"] or ("ok" if r["success"] else "wrong_password"),
+                client_address=r["client_address"],
+                user_agent=r["user_agent"],
+            )
+            rec.at.FromDatetime(r["at"])
+            resp.records.append(rec)
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            resp.next_cursor = paging.Cursor(last["at"], last["id"]).encode()
+        return resp
+
+    async def ListActiveSessions(
+        self, request: Any, context: Any
+    ) -> accounts_pb2.ListActiveSessionsResponse:
+        """Who is logged in now (used within the last minutes) and their last action."""
+        ident = _managing()
+        minutes = request.seen_within_minutes or 15
+        if not 1 <= minutes <= 24 * 60:
+            raise InvalidArgument(
+                "seen_within_minutes must be 1 to 1440", field="seen_within_minutes"
+            )
+        now = self._d.clock.now()
+        rows = await self._d.sessions.active(ident.tenant_id, now - timedelta(minutes=minutes), now)
+        resp = accounts_pb2.ListActiveSessionsResponse()
+        for r in rows:
+            s = accounts_pb2.ActiveSession(
+                id=str(r["id"]),
+                operator=operator_ref(r["operator_id"], r["display_name"]),
+                kind=r["kind"],
+                client_address=r["client_address"],
+                user_agent=r["user_agent"],
+            )
+            ts(r["created_at"], s.created_at)
+            ts(r["last_seen_at"], s.last_seen_at)
+            if r["op_id"] is not None:
+                s.last_action.id = str(r["op_id"])
+                s.last_action.at.FromDatetime(r["op_at"])
+                s.last_action.action = r["op_action"]
+                s.last_action.method = r["op_method"]
+                s.last_action.path = r["op_path"]
+                s.last_action.target = r["op_target"]
+                s.last_action.status = r["op_status"]
+            resp.sessions.append(s)
+        return resp
+
+    async def RevokeSession(self, request: Any, context: Any) -> accounts_pb2.RevokeSessionResponse:
+        ident = _managing()
+        session_id = parse_uuid(request.session_id, "session_id")
+        await self._d.sessions.revoke(ident.tenant_id, session_id, operator_id=None, kind=None)
+        return accounts_pb2.RevokeSessionResponse()
+
+    async def ListLoginLocks(
+        self, request: Any, context: Any
+    ) -> accounts_pb2.ListLoginLocksResponse:
+        ident = _managing()
+        rows = await self._d.sessions.locks(ident.tenant_id, self._d.clock.now())
+        resp = accounts_pb2.ListLoginLocksResponse()
+        for r in rows:
+            lock = accounts_pb2.LoginLock(kind=r["kind"], key=r["key"], failures=r["failures"])
+            lock.locked_at.FromDatetime(r["locked_at"])
+            lock.until.FromDatetime(r["until"])
+            resp.locks.append(lock)
+        return resp
+
+    async def ClearLoginLock(
+        self, request: Any, context: Any
+    ) -> accounts_pb2.ClearLoginLockResponse:
+        ident = _managing()
+        if request.kind not in ("login", "address"):
+            raise InvalidArgument("kind must be login or address", field="kind")
+        key = request.key.strip()
+        if not key or len(key) > 254:
+            raise InvalidArgument("key is required", field="key")
+        if request.kind == "login":
+            key = key.lower()
+        await self._d.sessions.clear_lock(ident.tenant_id, request.kind, key, self._d.clock.now())
+        _log.info("login lock cleared", kind=request.kind)
+        return accounts_pb2.ClearLoginLockResponse()

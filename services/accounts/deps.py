@@ -1,0 +1,65 @@
+"""What the accounts API's parts share, built once in the composition root (app.py), and
+the conversions to protobuf they all use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from switchboard.v1 import accounts_pb2, common_pb2
+
+from services.runtime.clock import Clock
+from services.runtime.db import Database
+from services.runtime.ids import IdGenerator
+
+from .board import BoardRepo
+from .domain import OperatorRecord, Throttle
+from .repo import AccountsRepo
+from .sessions import SessionsRepo
+
+
+@dataclass
+class Deps:
+    db: Database
+    repo: AccountsRepo
+    sessions: SessionsRepo
+    board: BoardRepo
+    clock: Clock
+    ids: IdGenerator
+    session_ttl: timedelta
+    throttle: Throttle
+
+
+def ts(value: datetime | None, into: Any) -> None:
+    if value is not None:
+        into.FromDatetime(value)
+
+
+def operator_pb(op: OperatorRecord) -> accounts_pb2.Operator:
+    pb = accounts_pb2.Operator(
+        id=op.id,
+        tenant_id=op.tenant_id,
+        login=op.login,
+        display_name=op.display_name,
+        roles=list(op.roles),
+        permissions=sorted(op.permissions),
+        inbox_ids=list(op.inbox_ids),
+        all_inboxes=op.all_inboxes,
+        addresses=list(op.addresses),
+        language=op.language,
+        time_zone=op.time_zone,
+        skills=list(op.skills),
+        capacity=op.capacity,
+        active=op.active,
+        must_change_password=op.must_change_password,
+        ip_allowlist=list(op.ip_allowlist),
+    )
+    ts(op.password_changed_at, pb.password_changed_at)
+    ts(op.created_at, pb.created_at)
+    ts(op.updated_at, pb.updated_at)
+    return pb
+
+
+def operator_ref(operator_id: Any, name: str) -> common_pb2.OperatorRef:
+    return common_pb2.OperatorRef(id=str(operator_id) if operator_id else "", display_name=name)

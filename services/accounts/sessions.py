@@ -1,0 +1,314 @@
+"""Sessions and API tokens, the login history, and login locks (accounts' storage).
+
+A browser session and a personal API token are both rows of `sessions`, kept by the
+SHA-256 of their secret (a database leak yields no usable secret); a session also keeps
+the hash of its CSRF token."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.runtime.errors import NotFound
+from services.runtime.paging import Cursor
+
+from .domain import OperatorRecord
+from .repo import _OPERATOR, operator_of
+
+# How stale `last_seen_at` may get before a request refreshes it (one write a minute).
+SEEN_GRANULARITY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str
+    kind: str
+    csrf_hash: bytes
+    expires_at: datetime
+    operator: OperatorRecord
+    tenant: Any  # the tenant row (policy, allow-list, time zone)
+
+
+class SessionsRepo:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(
+        self,
+        *,
+        id: uuid.UUID,
+        kind: str,
+        token_hash: bytes,
+        csrf_hash: bytes | None,
+        op: OperatorRecord,
+        created_at: datetime,
+        expires_at: datetime,
+        client_address: str = "",
+        user_agent: str = "",
+        name: str = "",
+    ) -> None:
+        await self._pool.execute(
+            "INSERT INTO sessions (id, kind, token_hash, csrf_hash, tenant_id, operator_id, "
+            "created_at, expires_at, client_address, user_agent, name, last_seen_at) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$7)",
+            id,
+            kind,
+            token_hash,
+            csrf_hash,
+            uuid.UUID(op.tenant_id),
+            uuid.UUID(op.id),
+            created_at,
+            expires_at,
+            client_address[:100],
+            user_agent[:500],
+            name,
+        )
+
+    async def resolve(self, token_hash: bytes, now: datetime) -> SessionRow | None:
+        """The live session or token of an active operator, its last use stamped."""
+        row = await self._pool.fetchrow(
+            f"WITH o AS ({_OPERATOR} WHERE o.id = (SELECT operator_id FROM sessions "
+            "WHERE token_hash = $1)) "
+            "SELECT s.id AS session_id, s.kind, s.csrf_hash, s.expires_at AS session_expires, "
+            "s.last_seen_at, t.password_min_length, t.password_min_classes, "
+            "t.password_max_age_days, t.ip_allowlist AS tenant_allowlist, "
+            "t.time_zone AS tenant_time_zone, t.name AS tenant_name, o.* "
+            "FROM sessions s JOIN o ON o.id = s.operator_id AND o.tenant_id = s.tenant_id "
+            "JOIN tenants t ON t.id = s.tenant_id "
+            "WHERE s.token_hash = $1 AND s.expires_at > $2 AND o.active",
+            token_hash,
+            now,
+        )
+        if row is None:
+            return None
+        if row["last_seen_at"] is None or now - row["last_seen_at"] > SEEN_GRANULARITY:
+            await self._pool.execute(
+                "UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1", token_hash, now
+            )
+        return SessionRow(
+            id=str(row["session_id"]),
+            kind=row["kind"],
+            csrf_hash=bytes(row["csrf_hash"] or b""),
+            expires_at=row["session_expires"],
+            operator=operator_of(row),
+            tenant=row,
+        )
+
+    async def end(self, token_hash: bytes) -> bool:
+        status = await self._pool.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
+        return status != "DELETE 0"
+
+    async def end_all_of(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        operator_id: uuid.UUID,
+        *,
+        keep: str = "",
+        tokens: bool = False,
+    ) -> None:
+        """Every browser session of an operator (after a password change or reset), but
+        `keep` (the session that changed it); their API tokens too when `tokens`."""
+        await conn.execute(
+            "DELETE FROM sessions WHERE tenant_id = $1 AND operator_id = $2 "
+            "AND (kind = 'session' OR $4) AND id::text <> $3",
+            uuid.UUID(tenant_id),
+            operator_id,
+            keep,
+            tokens,
+        )
+
+    async def revoke(
+        self, tenant_id: str, session_id: uuid.UUID, *, operator_id: str | None, kind: str | None
+    ) -> None:
+        """End one session or token of the tenant (of `operator_id` only, when given)."""
+        status = await self._pool.execute(
+            "DELETE FROM sessions WHERE tenant_id = $1 AND id = $2 "
+            "AND ($3::uuid IS NULL OR operator_id = $3) AND ($4::text IS NULL OR kind = $4)",
+            uuid.UUID(tenant_id),
+            session_id,
+            uuid.UUID(operator_id) if operator_id else None,
+            kind,
+        )
+        if status == "DELETE 0":
+            raise NotFound("no such session or token", field="id")
+
+    async def tokens(self, tenant_id: str, operator_id: str, now: datetime) -> list[Any]:
+        return list(
+            await self._pool.fetch(
+                "SELECT id, name, created_at, expires_at, last_seen_at FROM sessions "
+                "WHERE tenant_id = $1 AND operator_id = $2 AND kind = 'token' AND expires_at > $3 "
+                "ORDER BY created_at DESC",
+                uuid.UUID(tenant_id),
+                uuid.UUID(operator_id),
+                now,
+            )
+        )
+
+    async def count_tokens(self, tenant_id: str, operator_id: str, now: datetime) -> int:
+        return int(
+            await self._pool.fetchval(
+                "SELECT count(*) FROM sessions WHERE tenant_id = $1 AND operator_id = $2 "
+                "AND kind = 'token' AND expires_at > $3",
+                uuid.UUID(tenant_id),
+                uuid.UUID(operator_id),
+                now,
+            )
+        )
+
+    async def active(self, tenant_id: str, seen_since: datetime, now: datetime) -> list[Any]:
+        """Who is logged in now: live sessions used since `seen_since`, with each
+        operator's latest entry of the operation log."""
+        return list(
+            await self._pool.fetch(
+                "SELECT s.id, s.kind, s.client_address, s.user_agent, s.created_at, "
+                "s.last_seen_at, o.id AS operator_id, o.display_name, "
+                "l.id AS op_id, l.at AS op_at, l.action AS op_action, l.method AS op_method, "
+                "l.path AS op_path, l.target AS op_target, l.status AS op_status "
+                "FROM sessions s JOIN operators o ON o.id = s.operator_id "
+                "AND o.tenant_id = s.tenant_id "
+                "LEFT JOIN LATERAL (SELECT * FROM operation_log l WHERE l.tenant_id = s.tenant_id "
+                "AND l.operator_id = s.operator_id ORDER BY l.at DESC LIMIT 1) l ON true "
+                "WHERE s.tenant_id = $1 AND s.expires_at > $3 AND s.last_seen_at >= $2 "
+                "ORDER BY s.last_seen_at DESC LIMIT 1000",
+                uuid.UUID(tenant_id),
+                seen_since,
+                now,
+            )
+        )
+
+    # -- login history -----------------------------------------------------------------
+
+    async def record_login(
+        self,
+        *,
+        id: uuid.UUID,
+        op: OperatorRecord | None,
+        login: str,
+        result: str,
+        client_address: str,
+        user_agent: str,
+        at: datetime,
+    ) -> None:
+        await self._pool.execute(
+            "INSERT INTO login_history (id, tenant_id, operator_id, login, success, result, "
+            "client_address, user_agent, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+            id,
+            uuid.UUID(op.tenant_id) if op else None,
+            uuid.UUID(op.id) if op else None,
+            login[:254],
+            result == "ok",
+            result,
+            client_address[:100],
+            user_agent[:500],
+            at,
+        )
+
+    async def history(
+        self,
+        tenant_id: str,
+        *,
+        operator_id: uuid.UUID | None,
+        failures_only: bool,
+        after: Cursor | None,
+        limit: int,
+    ) -> list[Any]:
+        return list(
+            await self._pool.fetch(
+                "SELECT * FROM login_history WHERE tenant_id = $1 "
+                "AND ($2::uuid IS NULL OR operator_id = $2) AND (NOT $3 OR NOT success) "
+                "AND ($4::timestamptz IS NULL OR (at, id) < ($4, $5)) "
+                "ORDER BY at DESC, id DESC LIMIT $6",
+                uuid.UUID(tenant_id),
+                operator_id,
+                failures_only,
+                after.received_at if after else None,
+                after.id if after else None,
+                limit,
+            )
+        )
+
+    async def failures(
+        self, *, login: str, client: str, since: datetime, now: datetime
+    ) -> tuple[int, int]:
+        """Failed logins counted towards a lock: for this login, and from this client
+        address — since `since`, the last success, and the end of the last lock."""
+        row = await self._pool.fetchrow(
+            "SELECT "
+            "(SELECT count(*) FROM login_history WHERE lower(login) = $1 AND NOT success "
+            " AND at > greatest($3,"
+            "  (SELECT max(at) FROM login_history WHERE lower(login) = $1 AND success),"
+            "  (SELECT until FROM login_locks WHERE kind = 'login' AND key = $1 AND until <= $4))"
+            ") AS by_login, "
+            "(SELECT count(*) FROM login_history WHERE client_address = $2 AND NOT success "
+            " AND at > greatest($3,"
+            "  (SELECT max(at) FROM login_history WHERE client_address = $2 AND success),"
+            "  (SELECT until FROM login_locks WHERE kind = 'address' AND key = $2 AND until <= $4))"
+            ") AS by_address",
+            login.lower()[:254],
+            client[:100],
+            since,
+            now,
+        )
+        return int(row["by_login"]), int(row["by_address"])
+
+    # -- login locks -------------------------------------------------------------------
+
+    async def active_lock(self, *, login: str, client: str, now: datetime) -> Any:
+        """The lock on this login or this client address that is still running, if any."""
+        return await self._pool.fetchrow(
+            "SELECT * FROM login_locks WHERE until > $3 AND ((kind = 'login' AND key = $1) "
+            "OR (kind = 'address' AND key = $2)) ORDER BY until DESC LIMIT 1",
+            login.lower()[:254],
+            client[:100],
+            now,
+        )
+
+    async def lock(
+        self,
+        *,
+        kind: str,
+        key: str,
+        tenant_id: str | None,
+        failures: int,
+        now: datetime,
+        until: datetime,
+    ) -> None:
+        await self._pool.execute(
+            "INSERT INTO login_locks (kind, key, tenant_id, failures, locked_at, until) "
+            "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (kind, key) DO UPDATE SET "
+            "tenant_id = coalesce(EXCLUDED.tenant_id, login_locks.tenant_id), "
+            "failures = EXCLUDED.failures, locked_at = EXCLUDED.locked_at, until = EXCLUDED.until",
+            kind,
+            key[:254],
+            uuid.UUID(tenant_id) if tenant_id else None,
+            failures,
+            now,
+            until,
+        )
+
+    async def locks(self, tenant_id: str, now: datetime) -> list[Any]:
+        return list(
+            await self._pool.fetch(
+                "SELECT * FROM login_locks WHERE tenant_id = $1 AND until > $2 ORDER BY until DESC",
+                uuid.UUID(tenant_id),
+                now,
+            )
+        )
+
+    async def clear_lock(self, tenant_id: str, kind: str, key: str, now: datetime) -> None:
+        """End a lock now; failures before now no longer count towards the next one."""
+        status = await self._pool.execute(
+            "UPDATE login_locks SET until = $4 WHERE tenant_id = $1 AND kind = $2 AND key = $3 "
+            "AND until > $4",
+            uuid.UUID(tenant_id),
+            kind,
+            key,
+            now,
+        )
+        if status == "UPDATE 0":
+            raise NotFound("no such lock", field="key")
