@@ -70,9 +70,21 @@ def load_spec(path: Path) -> dict[str, Any]:
 def rules_of(spec: dict[str, Any]) -> dict[tuple[str, str], Rule]:
     """(METHOD, path template) → the rule its operation states."""
     default_security = spec.get("security", [])
+    components = spec.get("components", {}).get("parameters", {})
+
+    def resolved(params: list[Any]) -> list[dict[str, Any]]:
+        out = []
+        for p in params:
+            ref = p.get("$ref", "") if isinstance(p, dict) else ""
+            if ref.startswith("#/components/parameters/"):
+                p = components.get(ref.rsplit("/", 1)[1], {})
+            if isinstance(p, dict):
+                out.append(p)
+        return out
+
     out: dict[tuple[str, str], Rule] = {}
     for path, item in spec["paths"].items():
-        params = [p for p in item.get("parameters", []) if isinstance(p, dict)]
+        params = resolved(item.get("parameters", []))
         for method, op in item.items():
             if method not in METHODS:
                 continue
@@ -80,7 +92,7 @@ def rules_of(spec: dict[str, Any]) -> dict[tuple[str, str], Rule]:
             names = (perm,) if isinstance(perm, str) else tuple(perm)
             path_params = [
                 p["name"]
-                for p in params + [p for p in op.get("parameters", []) if isinstance(p, dict)]
+                for p in params + resolved(op.get("parameters", []))
                 if p.get("in") == "path"
             ]
             target = op.get("x-sb-target") or (path_params[-1] if path_params else None)

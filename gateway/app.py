@@ -288,6 +288,7 @@ async def get_ticket(request: web.Request) -> web.Response:
     body["messages"] = [views.message(m) for m in resp.messages]
     body["comments"] = [views.comment(c) for c in resp.comments]
     body["timeline"] = [views.timeline_entry(e) for e in resp.timeline]
+    body["actions"] = views.ticket_actions(caller.permissions, resp.ticket)
     return json_response(body)
 
 

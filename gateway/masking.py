@@ -6,7 +6,8 @@ data and to every WebSocket push — in one place, so that no view can forget it
   values, an actor's id) becomes `t***@e***.jp`: its first letter, and the domain's first
   letter and last label.
 - Values of phone fields (`phone`, `phones`, `memo_phone`) keep only their last two
-  digits: `090-1234-5678` → `***-****-**78`.
+  digits: `090-1234-5678` → `***-****-**78`; so do numbers in free text that look like
+  phone numbers (starting with 0 or +, 10 to 15 digits).
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ _ADDRESS = re.compile(
     re.UNICODE,
 )
 PHONE_KEYS = frozenset({"phone", "phones", "memo_phone", "caller_phone"})
+# A phone number in free text: a run of digits, spaces, dots, dashes and brackets, that
+# starts with + or 0 (a national or international number, as written in Japan and most
+# of Europe) and holds 10 to 15 digits. Dates, times, amounts and order numbers do not.
+# Not inside an identifier, a UUID, a URL path or a time: nothing word-like, no dash,
+# dot, slash or colon right before or after it.
+_PHONE_RUN = re.compile(r"(?<![\w+.\-/:])(?:\+|\(0|0)[\d\s().-]{8,24}\d(?![\w\-/:])")
 
 
 def mask_address_text(text: str) -> str:
@@ -39,10 +46,23 @@ def mask_phone(value: str) -> str:
     return "".join("*" if c.isdigit() and i not in keep else c for i, c in enumerate(value))
 
 
+def mask_phone_text(text: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        run = m.group(0)
+        digits = sum(c.isdigit() for c in run)
+        return mask_phone(run) if 10 <= digits <= 15 else run
+
+    return _PHONE_RUN.sub(one, text)
+
+
+def mask_text(text: str) -> str:
+    return mask_phone_text(mask_address_text(text))
+
+
 def mask(node: Any, key: str = "") -> Any:
     """A copy of a JSON value with customers' addresses and phone numbers masked."""
     if isinstance(node, str):
-        return mask_phone(mask_address_text(node)) if key in PHONE_KEYS else mask_address_text(node)
+        return mask_phone(mask_address_text(node)) if key in PHONE_KEYS else mask_text(node)
     if isinstance(node, dict):
         return {k: mask(v, k) for k, v in node.items()}
     if isinstance(node, list):

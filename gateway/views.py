@@ -470,3 +470,21 @@ def post_comment(c: accounts_pb2.PostComment) -> dict[str, Any]:
         "body": c.body,
         "created_at": iso(c.created_at),
     }
+
+
+def ticket_actions(granted: frozenset[str], t: events_pb2.TicketSummary) -> dict[str, bool]:
+    """What the caller may do with this ticket (SEC-4), for the UI to grey out the rest;
+    the services check the same again when it is done."""
+    merged = bool(t.merged_into)
+    return {
+        "change": not merged,
+        "reply": not merged,  # replying to a reply lock; sending may still need approval
+        "send_without_approval": "send_without_approval" in granted,
+        "approve": "approve" in granted,
+        "take_over_lock": "take_over_locks" in granted and t.HasField("lock"),
+        "download_attachments": "download_attachments" in granted,
+        "download_original": {"download_attachments", "see_customer_addresses"} <= granted,
+        "see_customer_addresses": "see_customer_addresses" in granted,
+        "print": "print" in granted,
+        "export": "export" in granted,
+    }

@@ -351,6 +351,10 @@ class AdminApi:
                     ident, permissions.MANAGE_OPERATORS, "read other operators' logins"
                 )
             operator_id = uuid.UUID(ident.operator_id)
+        elif operator_id is not None and (
+            await self._d.repo.operator(self._d.repo.pool, ident.tenant_id, operator_id) is None
+        ):
+            raise NotFound("no such operator", field="operator_id")
         limit = paging.page_size(request.page.limit)
         after = paging.Cursor.decode(request.page.cursor) if request.page.cursor else None
         rows = await self._d.sessions.history(

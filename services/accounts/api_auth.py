@@ -74,9 +74,10 @@ class AuthApi:
                 at=now,
             )
 
+        op = await d.repo.operator_by_login(login)
         lock = await d.sessions.active_lock(login=login, client=client, now=now)
         if lock is not None:
-            await record(None, "locked")
+            await record(op, "locked")
             _log.info("login refused while locked", kind=lock["kind"], client=client)
             raise ResourceExhausted(
                 "too many failed logins: this login is locked for a while",
@@ -89,7 +90,6 @@ class AuthApi:
         delay = t.delay(max(by_login, by_address * t.lock_after // t.address_lock_after))
         if delay:
             await asyncio.sleep(delay)  # repeated failures: each attempt takes longer
-        op = await d.repo.operator_by_login(login)
         ok = await asyncio.to_thread(
             domain.verify_password, op.password_hash if op else None, request.password
         )

@@ -464,6 +464,7 @@ class TicketsCoreApi:
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
         inbox_id = parse_uuid(request.inbox_id, "inbox_id")
         note = domain.clean_text(request.note, "note", domain.COMMENT_MAX, required=False)
+        await self._visible_row(ident, ticket_id)  # an unseen ticket: 404 before anything
         inboxes = await d.directory.inboxes(ident)
         name = inboxes.get(str(inbox_id))
         if name is None:

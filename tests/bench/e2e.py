@@ -9,6 +9,8 @@
   figures can be compared across machines.
 - locks: reply-lock acquire/release rates and latencies beside raw redis-py, and lock
   event → WebSocket push latency (`tests/bench/locks.py`).
+- api: authenticated GET /api/v1/tickets (50 items) beside a bare aiohttp endpoint,
+  closed loop with 64 clients and paced at 200 requests/s (`tests/bench/api.py`).
 
 The stack is the one `make run` starts (durable PostgreSQL: fsync on), on free ports in a
 temporary folder. Nothing here is part of `make test`'s pass/fail.
@@ -34,7 +36,7 @@ import aiosmtplib
 import nats
 
 from services.devstack.stack import Ports, Stack, StackConfig
-from tests.bench import ingestion, locks
+from tests.bench import api, ingestion, locks
 
 PASSWORD = "bench-password"
 THROUGHPUT_MAILS = int(os.environ.get("SB_BENCH_MAILS", "3000"))
@@ -202,6 +204,14 @@ async def main() -> int:
             ingest = await ingestion.run(stack, admin, Path(tmp))
             print("locks…", file=sys.stderr)
             lock_figures = await locks.run(stack, admin)
+            print("api…", file=sys.stderr)
+            async with aiohttp.ClientSession() as http:
+                async with http.post(
+                    f"{stack.gateway_url}/api/v1/sessions",
+                    json={"login": "agent1@demo.example", "password": PASSWORD},
+                ) as r:
+                    agent = (await r.json())["token"]
+            api_figures = await api.run(stack, agent)
         finally:
             await asyncio.to_thread(stack.stop)
     base = parse_rate([make_mail(f"parse {i}") for i in range(THROUGHPUT_MAILS)])
@@ -225,6 +235,7 @@ async def main() -> int:
         "ratio_to_baseline": {"throughput": round(tp["mails_per_second"] / base, 4)},
         "ingestion": ingest,
         "locks": lock_figures,
+        "api": api_figures,
     }
     print(json.dumps(result, indent=2))
     return 0

@@ -209,6 +209,20 @@ def test_gateway_probes_are_http(rendered: Rendered) -> None:
     ]
 
 
+def test_the_gateway_is_told_which_proxies_to_believe(rendered: Rendered) -> None:
+    deployment = rendered.get("Deployment", f"{rendered.fullname}-gateway")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    expected = "10.42.0.0/16" if rendered.name == "production" else ""
+    assert env["SB_TRUSTED_PROXIES"]["value"] == expected
+    assert env["SB_CLIENT_IP_HEADER"]["value"] == "X-Forwarded-For"
+    assert env["SB_COOKIE_SECURE"]["value"] == "true"
+    assert env["SB_HSTS"]["value"] == "true"
+    for name in ("tickets", "accounts"):  # only the gateway reads them
+        other = rendered.get("Deployment", f"{rendered.fullname}-{name}")
+        container = other["spec"]["template"]["spec"]["containers"][0]
+        assert "SB_TRUSTED_PROXIES" not in env_of(container)
+
+
 def test_ingestion_exposes_smtp_on_25_and_2525(rendered: Rendered) -> None:
     deployment = rendered.get("Deployment", f"{rendered.fullname}-ingestion")
     container = deployment["spec"]["template"]["spec"]["containers"][0]

@@ -24,8 +24,8 @@ from switchboard.v1 import tickets_pb2, tickets_pb2_grpc
 
 from services.accounts.domain import hash_password, token_hash
 from services.devstack.stack import Ports, Stack, StackConfig
-from services.runtime.db import with_database
 from services.runtime import permissions
+from services.runtime.db import with_database
 from services.runtime.identity import Identity
 from tests.conftest import DEMO_PASSWORD
 from tests.helpers import Tenant, all_tickets, api_call, create_tenant, eventually, make_mail, send

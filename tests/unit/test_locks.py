@@ -9,8 +9,8 @@ import pytest
 from switchboard.v1 import common_pb2, events_pb2
 
 from gateway import views
-from services.runtime.errors import InvalidArgument
 from services.runtime import permissions
+from services.runtime.errors import InvalidArgument
 from services.tickets import lock_rules as rules
 from services.tickets.lock_rules import LockValue
 

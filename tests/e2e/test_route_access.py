@@ -1,0 +1,289 @@
+"""Every route of gateway/openapi.yaml, generated from the document (so a new route is
+covered without a new test), against the running system (issue 5, SEC-4/5):
+
+- without credentials → 401, unless the operation is public (`security: []`);
+- as an operator of another tenant, with this tenant's ids in the path → 403 or 404;
+- as an operator without the permission the operation names (`x-sb-permission`) → 403;
+- as a member of another inbox, with the ticket or mail of an inbox they do not belong
+  to → 404, the same answer as for an id that does not exist.
+
+Bodies are the smallest the operation's schema accepts, so that a refusal is about who
+asks, not about what they sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from gateway import app as gateway_app
+from services.devstack.stack import Stack
+from services.runtime import permissions
+from tests.e2e.test_access import operator_token, ticket_by_subject
+from tests.e2e.test_accounts import admin_of, call, log_in, new_operator
+from tests.helpers import make_mail, send
+
+pytestmark = pytest.mark.e2e
+
+SPEC = yaml.safe_load(Path(gateway_app.__file__).with_name("openapi.yaml").read_text())
+METHODS = ("get", "put", "post", "delete", "patch")
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    op: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.op["operationId"])
+
+    @property
+    def public(self) -> bool:
+        return self.op.get("security", SPEC.get("security")) == []
+
+    @property
+    def permissions(self) -> list[str]:
+        perm = self.op.get("x-sb-permission") or []
+        return [perm] if isinstance(perm, str) else list(perm)
+
+    @property
+    def params(self) -> list[str]:
+        return re.findall(r"{([^}]+)}", self.path)
+
+
+OPERATIONS = [
+    Operation(method.upper(), path, op)
+    for path, item in SPEC["paths"].items()
+    for method, op in item.items()
+    if method in METHODS
+]
+
+
+def deref(node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        target: Any = SPEC
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def minimal(schema: Any, ids: dict[str, str]) -> Any:
+    """The smallest value the schema accepts (required fields only)."""
+    schema = deref(schema)
+    if "allOf" in schema:
+        merged: dict[str, Any] = {}
+        for part in schema["allOf"]:
+            value = minimal(part, ids)
+            if isinstance(value, dict):
+                merged.update(value)
+        return merged
+    if "oneOf" in schema:
+        return minimal(schema["oneOf"][0], ids)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next(k for k in kind if k != "null")
+    if kind == "object":
+        props = schema.get("properties", {})
+        names = list(schema.get("required", []))
+        if not names and schema.get("minProperties") and props:
+            names = [next(iter(props))]
+        return {name: minimal(props.get(name, {}), ids) for name in names}
+    if kind == "array":
+        return []
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1))
+    if kind == "boolean":
+        return False
+    fmt = schema.get("format")
+    if fmt == "uuid":
+        return str(uuid.uuid4())
+    if fmt == "date-time":
+        return datetime.now(UTC).isoformat()
+    return "x" * max(1, int(schema.get("minLength", 1)))
+
+
+@dataclass
+class World:
+    tenant_ids: dict[str, str]  # path parameter → an id of tenant A
+    private_ids: dict[str, str]  # path parameter → the ticket / mail of A's private inbox
+    other_admin: str  # an administrator of tenant B
+    nobody: str  # an operator of A with a role of no permissions
+    member: str  # an agent of A, member of its Help inbox only
+
+
+async def request(
+    stack: Stack, operation: Operation, ids: dict[str, str], token: str = ""
+) -> tuple[int, str]:
+    path = operation.path
+    for name in operation.params:
+        path = path.replace("{" + name + "}", ids[name])
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    kwargs: dict[str, Any] = {}
+    content = (operation.op.get("requestBody") or {}).get("content", {})
+    if "application/json" in content:
+        kwargs["json"] = minimal(content["application/json"]["schema"], ids)
+    elif content:
+        kwargs["data"] = b"From: a@b.example\r\nSubject: x\r\n\r\nx\r\n"
+    if operation.path.endswith("/lock") and operation.method == "DELETE":
+        path += "?fence=1"
+    if operation.id == "createImport":
+        path += f"?inbox_id={ids['inbox_id']}"
+    async with aiohttp.ClientSession() as http:
+        async with http.request(
+            operation.method, f"{stack.gateway_url}{path}", headers=headers, **kwargs
+        ) as resp:
+            return resp.status, await resp.text()
+
+
+@pytest.fixture(scope="module")
+async def world(stack: Stack) -> World:
+    tenant, admin = await admin_of(stack)
+    _, other_admin = await admin_of(stack)
+    private_address = f"private@{uuid.uuid4().hex[:8]}.example"
+    code, private, _ = await call(
+        stack, "POST", "/api/v1/inboxes",
+        {"name": "Private", "addresses": [private_address]}, token=admin,
+    )  # fmt: skip
+    assert code == 201, private
+    code, _, _ = await call(stack, "PUT", "/api/v1/roles/viewer", {"permissions": []}, token=admin)
+    nobody = await operator_token(stack, admin, tenant, roles=["viewer"])
+    member = await operator_token(stack, admin, tenant, roles=["agent"])
+    member_id = (await call(stack, "GET", "/api/v1/me", token=member))[1]["id"]
+
+    subject, hidden = f"Route {uuid.uuid4().hex[:6]}", f"Hidden {uuid.uuid4().hex[:6]}"
+    await asyncio.to_thread(
+        send, stack.smtp_port, make_mail(subject, to=tenant.address), [tenant.address]
+    )
+    await asyncio.to_thread(
+        send, stack.smtp_port, make_mail(hidden, to=private_address), [private_address]
+    )
+    ticket = await ticket_by_subject(stack, admin, subject)
+    hidden_ticket = await ticket_by_subject(stack, admin, hidden)
+
+    async def first_message(ticket_id: str) -> str:
+        detail = (await call(stack, "GET", f"/api/v1/tickets/{ticket_id}", token=admin))[1]
+        return str(detail["messages"][0]["id"])
+
+    made: dict[str, str] = {}
+    for key, path, body in (
+        ("mailbox_id", "/api/v1/mailboxes", {
+            "inbox_id": tenant.inbox_id, "host": "127.0.0.1", "port": 9, "security": "none",
+            "username": "u", "auth": "password", "secret": "s", "enabled": False}),
+        ("form_id", "/api/v1/forms", {"inbox_id": tenant.inbox_id, "name": "Contact us"}),
+        ("block_id", "/api/v1/blocklist", {"kind": "address", "value": "spam@spam.example"}),
+        ("notice_id", "/api/v1/notices", {
+            "title": "t", "body": "b", "starts_at": "2026-01-01T00:00:00Z",
+            "ends_at": "2027-01-01T00:00:00Z"}),
+        ("post_id", "/api/v1/posts", {"title": "t", "body": "b"}),
+    ):  # fmt: skip
+        code, body_out, _ = await call(stack, "POST", path, body, token=admin)
+        assert code == 201, (path, body_out)
+        made[key] = body_out["id"]
+    code, token_made, _ = await call(
+        stack, "POST", "/api/v1/me/tokens", {"name": "routes"}, token=admin
+    )
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{stack.gateway_url}/api/v1/imports?inbox_id={tenant.inbox_id}",
+            data=b"From: a@b.example\r\nSubject: imported\r\n\r\nx\r\n",
+            headers={"Authorization": f"Bearer {admin}"},
+        ) as r:
+            made["import_id"] = (await r.json())["id"]
+    # a login of tenant A locked by failures
+    _, locked_login, _ = await new_operator(stack, admin, tenant)
+    for i in range(10):
+        await log_in(stack, locked_login, f"wrong {i}", f"198.51.100.{i + 1}")
+    code, sessions, _ = await call(stack, "GET", "/api/v1/sessions", token=admin)
+    session_id = next(s["id"] for s in sessions["items"] if s["kind"] == "session")
+    ids = {
+        "ticket_id": ticket["id"],
+        "message_id": await first_message(ticket["id"]),
+        "contact_id": ticket["contact_id"],
+        "operator_id": member_id,
+        "inbox_id": tenant.inbox_id,
+        "session_id": session_id,
+        "token_id": token_made["token"]["id"],
+        "name": "viewer",
+        "kind": "login",
+        "key": locked_login,
+        "index": "0",
+        **made,
+    }
+    private_ids = {
+        **ids,
+        "ticket_id": hidden_ticket["id"],
+        "message_id": await first_message(hidden_ticket["id"]),
+        "inbox_id": private["id"],
+    }
+    return World(ids, private_ids, other_admin, nobody, member)
+
+
+def _ids(ops: list[Operation]) -> list[str]:
+    return [o.id for o in ops]
+
+
+PRIVATE = [o for o in OPERATIONS if not o.public]
+OF_THE_TENANT = [o for o in PRIVATE if o.params and o.id != "putRole"]  # PUT creates B's own
+PERMISSIONED = [o for o in OPERATIONS if o.permissions]
+INBOX_SCOPED = [
+    o
+    for o in PRIVATE
+    if {"ticket_id", "message_id"} & set(o.params) or o.path.startswith("/api/v1/inboxes/{")
+]
+
+
+def test_the_document_names_only_known_permissions() -> None:
+    named = {p for o in OPERATIONS for p in o.permissions}
+    assert named and named <= permissions.ALL
+    assert len(PERMISSIONED) >= 30 and len(OF_THE_TENANT) >= 40
+
+
+@pytest.mark.parametrize("operation", PRIVATE, ids=_ids(PRIVATE))
+async def test_without_credentials_every_private_route_is_401(
+    stack: Stack, world: World, operation: Operation
+) -> None:
+    code, text = await request(stack, operation, world.tenant_ids)
+    assert code == 401, text
+
+
+@pytest.mark.parametrize("operation", OF_THE_TENANT, ids=_ids(OF_THE_TENANT))
+async def test_another_tenants_ids_are_not_found_or_forbidden(
+    stack: Stack, world: World, operation: Operation
+) -> None:
+    code, text = await request(stack, operation, world.tenant_ids, world.other_admin)
+    assert code in (403, 404), text
+
+
+@pytest.mark.parametrize("operation", PERMISSIONED, ids=_ids(PERMISSIONED))
+async def test_without_the_permission_the_route_is_403(
+    stack: Stack, world: World, operation: Operation
+) -> None:
+    code, text = await request(stack, operation, world.tenant_ids, world.nobody)
+    assert code == 403 and "permission_denied" in text, text
+
+
+@pytest.mark.parametrize("operation", INBOX_SCOPED, ids=_ids(INBOX_SCOPED))
+async def test_another_inboxs_ticket_or_mail_is_not_found(
+    stack: Stack, world: World, operation: Operation
+) -> None:
+    code, text = await request(stack, operation, world.private_ids, world.member)
+    agent_may = set(operation.permissions) <= permissions.BUILTIN_ROLES["agent"][0]
+    assert code == (404 if agent_may else 403), text
