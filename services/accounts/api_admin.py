@@ -364,8 +364,9 @@ class AdminApi:
             after=after,
             limit=limit + 1,
         )
-        resp = accounts_pb2.ListLoginHistoryResponse()
-        for r in rows[:limit]:
+        rows, next_cursor = paging.page(rows, limit, "at")
+        resp = accounts_pb2.ListLoginHistoryResponse(next_cursor=next_cursor)
+        for r in rows:
             rec = accounts_pb2.LoginRecord(
                 id=str(r["id"]),
                 operator_id=str(r["operator_id"] or ""),
@@ -377,9 +378,6 @@ class AdminApi:
             )
             rec.at.FromDatetime(r["at"])
             resp.records.append(rec)
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            resp.next_cursor = paging.Cursor(last["at"], last["id"]).encode()
         return resp
 
     async def ListActiveSessions(

@@ -121,12 +121,12 @@ class BoardApi:
         ident = identity.require_operator()
         limit = paging.page_size(request.page.limit)
         after = paging.Cursor.decode(request.page.cursor) if request.page.cursor else None
-        rows = await self._d.board.posts(ident.tenant_id, after, limit + 1)
-        resp = accounts_pb2.ListPostsResponse(posts=[post_pb(r) for r in rows[:limit]])
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            resp.next_cursor = paging.Cursor(last["created_at"], last["id"]).encode()
-        return resp
+        rows, next_cursor = paging.page(
+            await self._d.board.posts(ident.tenant_id, after, limit + 1), limit, "created_at"
+        )
+        return accounts_pb2.ListPostsResponse(
+            posts=[post_pb(r) for r in rows], next_cursor=next_cursor
+        )
 
     async def GetPost(self, request: Any, context: Any) -> accounts_pb2.Post:
         ident = identity.require_operator()
@@ -202,8 +202,9 @@ class BoardApi:
             after=after,
             limit=limit + 1,
         )
-        resp = accounts_pb2.ListOperationsResponse()
-        for r in rows[:limit]:
+        rows, next_cursor = paging.page(rows, limit, "at")
+        resp = accounts_pb2.ListOperationsResponse(next_cursor=next_cursor)
+        for r in rows:
             op = accounts_pb2.Operation(
                 id=str(r["id"]),
                 operator=operator_ref(r["operator_id"], r["operator_name"]),
@@ -217,7 +218,4 @@ class BoardApi:
             )
             op.at.FromDatetime(r["at"])
             resp.operations.append(op)
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            resp.next_cursor = paging.Cursor(last["at"], last["id"]).encode()
         return resp

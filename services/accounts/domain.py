@@ -9,7 +9,7 @@ import secrets
 import string
 import unicodedata
 import zoneinfo
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -218,29 +218,35 @@ def clean_login(login: str) -> str:
     return value
 
 
-def clean_list(values: Sequence[str], field_name: str, *, item_limit: int = 100) -> list[str]:
-    if len(values) > MAX_LIST:
-        raise InvalidArgument(f"{field_name} has more than {MAX_LIST} entries", field=field_name)
-    out: list[str] = []
-    for v in values:
-        item = clean_name(v, field_name, limit=item_limit)
-        if item not in out:
-            out.append(item)
-    return out
-
-
-def clean_addresses(values: Sequence[str], field_name: str = "addresses") -> list[str]:
+def _each(
+    values: Sequence[str], field_name: str, normal: Callable[[str], str], problem: str
+) -> list[str]:
+    """Every value in its normal form, once, in order; at most MAX_LIST of them. A value
+    `normal` refuses (ValueError or InvalidArgument) is named in the error."""
     if len(values) > MAX_LIST:
         raise InvalidArgument(f"{field_name} has more than {MAX_LIST} entries", field=field_name)
     out: list[str] = []
     for v in values:
         try:
-            addr = normalise_address(v)
-        except InvalidArgument:
-            raise InvalidArgument(f"not a mail address: {v!r}", field=field_name) from None
-        if addr not in out:
-            out.append(addr)
+            item = normal(v)
+        except (ValueError, InvalidArgument):
+            raise InvalidArgument(f"{problem}: {v!r}", field=field_name) from None
+        if item not in out:
+            out.append(item)
     return out
+
+
+def clean_list(values: Sequence[str], field_name: str, *, item_limit: int = 100) -> list[str]:
+    return _each(
+        values,
+        field_name,
+        lambda v: clean_name(v, field_name, limit=item_limit),
+        f"not a name of 1 to {item_limit} characters",
+    )
+
+
+def clean_addresses(values: Sequence[str], field_name: str = "addresses") -> list[str]:
+    return _each(values, field_name, normalise_address, "not a mail address")
 
 
 def check_time_zone(name: str, field_name: str = "time_zone", *, allow_empty: bool = True) -> str:
@@ -279,20 +285,12 @@ def check_permissions(names: Iterable[str]) -> list[str]:
 
 def clean_allowlist(values: Sequence[str], field_name: str = "ip_allowlist") -> list[str]:
     """Addresses and CIDR ranges, IPv4 and IPv6, in their normal form."""
-    if len(values) > MAX_LIST:
-        raise InvalidArgument(f"{field_name} has more than {MAX_LIST} entries", field=field_name)
-    out: list[str] = []
-    for v in values:
-        try:
-            net = ipaddress.ip_network(v.strip(), strict=False)
-        except ValueError:
-            raise InvalidArgument(
-                f"not an address or CIDR range: {v!r}", field=field_name
-            ) from None
-        text = str(net)
-        if text not in out:
-            out.append(text)
-    return out
+    return _each(
+        values,
+        field_name,
+        lambda v: str(ipaddress.ip_network(v.strip(), strict=False)),
+        "not an address or CIDR range",
+    )
 
 
 # -- the login throttle (SEC-1) ------------------------------------------------------------

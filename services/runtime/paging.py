@@ -8,6 +8,7 @@ import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from .errors import InvalidArgument
 
@@ -38,3 +39,12 @@ def page_size(limit: int, default: int = 50, maximum: int = 200) -> int:
     if limit < 0:
         raise InvalidArgument("limit must not be negative", field="limit")
     return min(limit or default, maximum)
+
+
+def page(rows: list[Any], limit: int, at: str) -> tuple[list[Any], str]:
+    """The first `limit` of `rows` (fetched `limit + 1`, newest first) and the cursor of
+    the next page ("" when there is none), from the last row's `at` column and id."""
+    if len(rows) <= limit:
+        return rows, ""
+    last = rows[limit - 1]
+    return rows[:limit], Cursor(last[at], last["id"]).encode()
