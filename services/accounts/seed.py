@@ -1,7 +1,8 @@
 """Tenants made by platform tooling: the demo tenant for `make run` (inboxes support@ and
 sales@demo.example; operators admin, agent1, agent2 and trainee @demo.example with the
 password given), and `create_tenant_with_admin` for the command line and the tests.
-Seeding is idempotent: a second run changes nothing but the demo operators' password."""
+Seeding is idempotent: a second run sets the demo operators' password, roles and inboxes
+back to these, and changes nothing else."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.runtime.errors import AlreadyExists, FailedPrecondition
 from services.runtime.ids import IdGenerator
 
 from . import domain
@@ -88,6 +90,7 @@ async def _operator(
         "INSERT INTO operators (id, tenant_id, login, display_name, password_hash, roles, "
         "addresses, must_change_password) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) "
         "ON CONFLICT (id) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
+        "roles = EXCLUDED.roles, active = true, "
         "must_change_password = EXCLUDED.must_change_password, password_changed_at = now()",
         op_id,
         tenant,
@@ -97,6 +100,13 @@ async def _operator(
         roles,
         [login.lower()],
         must_change,
+    )
+    await conn.execute(
+        "DELETE FROM inbox_members WHERE tenant_id = $1 AND operator_id = $2 "
+        "AND NOT inbox_id = ANY($3::uuid[])",
+        tenant,
+        op_id,
+        inboxes,
     )
     await conn.execute(
         "INSERT INTO inbox_members (tenant_id, inbox_id, operator_id) "
@@ -160,6 +170,15 @@ async def create_tenant_with_admin(
     addresses = domain.clean_addresses(inbox_addresses)
     password = password or domain.generate_password(domain.PasswordPolicy())
     tenant, inbox, admin = ids.new(), ids.new(), ids.new()
+    if await conn.fetchval("SELECT 1 FROM tenants WHERE slug = $1", slug):
+        raise AlreadyExists(f"a tenant with the slug {slug!r} exists", field="slug")
+    if await conn.fetchval("SELECT 1 FROM operators WHERE lower(login) = lower($1)", login):
+        raise AlreadyExists(f"an operator with the login {login!r} exists", field="login")
+    taken = await conn.fetchval(
+        "SELECT address FROM inbox_addresses WHERE address = ANY($1::text[]) LIMIT 1", addresses
+    )
+    if taken:
+        raise FailedPrecondition(f"the address {taken} belongs to another inbox", field="address")
     async with conn.transaction():
         await create_tenant(conn, tenant_id=tenant, slug=slug, name=name, time_zone=time_zone)
         await _inbox(conn, tenant, inbox, inbox_name, addresses)
