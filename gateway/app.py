@@ -19,6 +19,7 @@ from pydantic import Field
 from switchboard.v1 import (
     accounts_pb2,
     accounts_pb2_grpc,
+    composition_pb2_grpc,
     ingestion_pb2,
     ingestion_pb2_grpc,
     tickets_pb2,
@@ -31,7 +32,7 @@ from services.runtime.bus import Bus
 from services.runtime.ids import IdGenerator
 from services.runtime.settings import DEFAULT_PORTS
 
-from . import routes_accounts, routes_contacts, routes_locks, routes_tickets, views
+from . import routes_accounts, routes_compose, routes_contacts, routes_locks, routes_tickets, views
 from .access import (
     CALLER,
     CLIENT,
@@ -83,6 +84,7 @@ class Deps:
         self.accounts = accounts_pb2_grpc.AccountsServiceStub(self.channels["accounts"])
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.channels["tickets"])
         self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(self.channels["ingestion"])
+        self.composition = composition_pb2_grpc.CompositionServiceStub(self.channels["composition"])
         self.redis = redis_client.connect(settings.redis_url)
         self.sessions = SessionResolver(
             self.channels["accounts"], self.redis, settings.session_cache_s
@@ -739,6 +741,7 @@ def build_app(settings: GatewaySettings) -> web.Application:
     routes_locks.add_routes(app)
     routes_contacts.add_routes(app)
     routes_accounts.add_routes(app)
+    routes_compose.add_routes(app)
 
     async def lifecycle(app: web.Application) -> Any:
         await deps.bus.connect()

@@ -93,6 +93,8 @@ class Caller:
             self.display_name,
             permissions=self.permissions,
             inboxes=None if self.all_inboxes else frozenset(self.inbox_ids),
+            time_zone=self.time_zone,
+            language=self.language,
         )
 
     def metadata(self, correlation_id: str = "") -> list[tuple[str, str]]:

@@ -64,6 +64,7 @@ class LiveHub:
     def __init__(self) -> None:
         self._clients: dict[str, set[_Client]] = defaultdict(set)
         self._sub: Subscription | None = None
+        self._templates: Subscription | None = None
         self._closing: set[asyncio.Task[Any]] = set()
         self._log = log.get("gateway.live")
 
@@ -73,10 +74,12 @@ class LiveHub:
 
     async def start(self, nc: NatsClient) -> None:
         self._sub = await nc.subscribe("sb.tickets.>", cb=self._on_msg)
+        self._templates = await nc.subscribe("sb.compose.template.changed", cb=self._on_msg)
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
+        for sub in (self._sub, self._templates):
+            if sub is not None:
+                await sub.unsubscribe()
         for clients in list(self._clients.values()):
             for client in list(clients):
                 await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
@@ -95,6 +98,13 @@ class LiveHub:
         masked for those who may not see customers' addresses (SEC-6)."""
         clients = self._clients.get(env.tenant_id)
         if not clients:
+            return
+        if env.WhichOneof("payload") == "template_changed":  # open editors refresh it
+            scope = list(env.template_changed.inbox_ids)
+            text = json.dumps(views.template_event(env), ensure_ascii=False)
+            for client in list(clients):
+                if not scope or any(client.caller.sees_inbox(i) for i in scope):
+                    self._offer(clients, client, text)
             return
         inbox_id = views.event_inbox(env)
         allowed = [c for c in clients if inbox_id is None or c.caller.sees_inbox(inbox_id)]

@@ -273,8 +273,13 @@ def event_inbox(env: events_pb2.EventEnvelope) -> str | None:
     kind = env.WhichOneof("payload")
     if kind == "reply_lock":
         return env.reply_lock.inbox_id or ""
-    if kind in ("ticket_created", "ticket_updated", "ticket_assigned", "ticket_message_added",
-                "comment_added"):  # fmt: skip
+    if kind in (
+        "ticket_created",
+        "ticket_updated",
+        "ticket_assigned",
+        "ticket_message_added",
+        "comment_added",
+    ):
         return str(getattr(env, kind).ticket.inbox.id)
     return None
 
@@ -487,4 +492,114 @@ def ticket_actions(granted: frozenset[str], t: events_pb2.TicketSummary) -> dict
         "see_customer_addresses": "see_customer_addresses" in granted,
         "print": "print" in granted,
         "export": "export" in granted,
+    }
+
+
+# -- composition (issue 6) ---------------------------------------------------------------
+
+TEMPLATE_KINDS = {1: "template", 2: "phrase"}
+DRAFT_KINDS = {1: "reply", 2: "reply_all", 3: "forward", 4: "new"}
+
+
+def template(t: Any) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "kind": TEMPLATE_KINDS.get(t.kind, "template"),
+        "folder_id": t.folder_id or None,
+        "name": t.name,
+        "subject": t.subject,
+        "body_text": t.body_text,
+        "body_html": t.body_html,
+        "keywords": list(t.keywords),
+        "inbox_ids": list(t.inbox_ids),
+        "version": t.version,
+        "usage_count": t.usage_count,
+        "updated_by": operator(t.updated_by) if t.updated_by.id else None,
+        "created_at": iso(t.created_at),
+        "updated_at": iso(t.updated_at),
+    }
+
+
+def render_problem(p: Any) -> dict[str, Any]:
+    return {"word": p.word, "reason": p.reason, "message": p.message, "field": p.field}
+
+
+def signature(s: Any) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "inbox_id": s.inbox_id or None,
+        "name": s.name,
+        "body_text": s.body_text,
+        "body_html": s.body_html,
+        "updated_at": iso(s.updated_at),
+    }
+
+
+def draft_attachment(a: Any, draft_id: str) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "filename": a.filename,
+        "content_type": a.content_type,
+        "size": a.size,
+        "sha256": a.sha256,
+        "inline": a.inline,
+        "content_id": a.content_id or None,
+        "source": a.source,
+        "download_url": f"/api/v1/drafts/{draft_id}/attachments/{a.id}",
+    }
+
+
+def draft_revision(r: Any, draft_id: str) -> dict[str, Any]:
+    return {
+        "revision": r.revision,
+        "saved_at": iso(r.saved_at),
+        "saved_by": operator(r.saved_by),
+        "from_address": r.from_address,
+        "from_name": r.from_name,
+        "to": list(r.to),
+        "cc": list(r.cc),
+        "bcc": list(r.bcc),
+        "subject": r.subject,
+        "body_text": r.body_text,
+        "body_html": r.body_html,
+        "signature_text": r.signature_text,
+        "quote_text": r.quote_text,
+        "include_quote": r.include_quote,
+        "attachments": [draft_attachment(a, draft_id) for a in r.attachments],
+    }
+
+
+def draft(d: Any) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "ticket_id": d.ticket_id or None,
+        "inbox_id": d.inbox_id,
+        "kind": DRAFT_KINDS.get(d.kind, "reply"),
+        "answering_message_id": d.answering_message_id or None,
+        "author": operator(d.author),
+        "state": d.state,
+        "in_reply_to": d.in_reply_to or None,
+        "current": draft_revision(d.current, d.id),
+        "revisions": [
+            {"revision": r.revision, "saved_at": iso(r.saved_at), "saved_by": operator(r.saved_by)}
+            for r in d.revisions
+        ],
+        "created_at": iso(d.created_at),
+        "updated_at": iso(d.updated_at),
+    }
+
+
+def template_event(env: events_pb2.EventEnvelope) -> dict[str, Any]:
+    t = env.template_changed
+    return {
+        "type": env.type,
+        "event_id": env.event_id,
+        "occurred_at": iso(env.occurred_at),
+        "by": actor(env.actor),
+        "template_id": t.template_id,
+        "action": t.action,
+        "name": t.name,
+        "version": t.version,
+        "kind": t.kind,
+        "folder_id": t.folder_id or None,
     }

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import os
 
+from services.accounts.app import OPERATIONS
 from services.routing.app import MESSAGES
 from services.runtime import log
 from services.runtime import settings as rt_settings
 from services.runtime.bus import Bus, ConsumerSpec, default_streams
 from services.runtime.db import Database, with_database
 from services.runtime.service import run, service_migrations
-from services.tickets.app import ROUTED
+from services.tickets.app import DRAFTS, ROUTED
 
 # The services that own a database today, and every durable consumer.
-DATABASE_SERVICES = ("accounts", "ingestion", "routing", "tickets")
-CONSUMERS: tuple[ConsumerSpec, ...] = (MESSAGES, ROUTED)
+DATABASE_SERVICES = ("accounts", "ingestion", "routing", "tickets", "composition")
+CONSUMERS: tuple[ConsumerSpec, ...] = (MESSAGES, ROUTED, OPERATIONS, DRAFTS)
 
 
 async def main() -> int:

@@ -128,9 +128,16 @@ class BoardRepo:
         return row, list(comments)
 
     async def create_post(
-        self, *, tenant_id: str, post_id: uuid.UUID, title: str, body: str,
-        author_id: str, author_name: str, now: datetime,
-    ) -> Any:  # fmt: skip
+        self,
+        *,
+        tenant_id: str,
+        post_id: uuid.UUID,
+        title: str,
+        body: str,
+        author_id: str,
+        author_name: str,
+        now: datetime,
+    ) -> Any:
         return await self._pool.fetchrow(
             "INSERT INTO posts (id, tenant_id, title, body, author_id, author_name, created_at) "
             "VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING *, 0 AS comment_count",
@@ -144,9 +151,16 @@ class BoardRepo:
         )
 
     async def add_comment(
-        self, *, tenant_id: str, comment_id: uuid.UUID, post_id: uuid.UUID, body: str,
-        author_id: str, author_name: str, now: datetime,
-    ) -> Any:  # fmt: skip
+        self,
+        *,
+        tenant_id: str,
+        comment_id: uuid.UUID,
+        post_id: uuid.UUID,
+        body: str,
+        author_id: str,
+        author_name: str,
+        now: datetime,
+    ) -> Any:
         row = await self._pool.fetchrow(
             "INSERT INTO post_comments (id, tenant_id, post_id, body, author_id, author_name, "
             "created_at) SELECT $1, $2, p.id, $4, $5, $6, $7 FROM posts p "

@@ -1,5 +1,4 @@
-from functools import partial
+from services.composition.app import main
+from services.runtime.service import run
 
-from services.runtime.service import health_only, run
-
-run(partial(health_only, "composition"))
+run(main)

@@ -65,6 +65,8 @@ LOCK_RELEASED = EventType("lock.released", TICKETS, "reply_lock")
 LOCK_EXPIRED = EventType("lock.expired", TICKETS, "reply_lock")
 LOCK_TAKEN_OVER = EventType("lock.taken_over", TICKETS, "reply_lock")
 OPERATION_PERFORMED = EventType("operation.performed", GATEWAY, "operation_performed")
+TEMPLATE_CHANGED = EventType("template.changed", COMPOSE, "template_changed")
+DRAFT_CHANGED = EventType("draft.changed", COMPOSE, "draft_changed")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -83,6 +85,8 @@ EVENT_TYPES = {
         LOCK_EXPIRED,
         LOCK_TAKEN_OVER,
         OPERATION_PERFORMED,
+        TEMPLATE_CHANGED,
+        DRAFT_CHANGED,
     )
 }
 

@@ -27,6 +27,8 @@ MD_CORRELATION = "x-sb-correlation-id"
 MD_OPERATOR_NAME = "x-sb-operator-name"  # percent-encoded UTF-8 (metadata is ASCII)
 MD_PERMISSIONS = "x-sb-permissions"
 MD_INBOXES = "x-sb-inboxes"  # inbox ids, comma-separated; "*" for every inbox
+MD_TIME_ZONE = "x-sb-time-zone"  # the operator's (or their tenant's) IANA time zone
+MD_LANGUAGE = "x-sb-language"  # the operator's language: ja or en
 MD_FIELD = "x-sb-field"  # trailing metadata: the request field an error is about
 MD_SESSION = "x-sb-session-id"  # the gateway: the session or API token of the request
 MD_RETRY_AFTER = "x-sb-retry-after"  # trailing metadata: seconds until a retry may work
@@ -48,6 +50,8 @@ class Identity:
     # the inboxes an operator may see: ids, or None for every inbox (ALL_INBOXES, or a
     # call without an operator)
     inboxes: frozenset[str] | None = None
+    time_zone: str = ""
+    language: str = ""
 
     def metadata(self) -> list[tuple[str, str]]:
         md = [(MD_TENANT, self.tenant_id), (MD_OPERATOR, self.operator_id)]
@@ -66,6 +70,10 @@ class Identity:
                     ALL_INBOXES if self.inboxes is None else ",".join(sorted(self.inboxes)),
                 )
             )
+        if self.time_zone:
+            md.append((MD_TIME_ZONE, self.time_zone))
+        if self.language:
+            md.append((MD_LANGUAGE, self.language))
         return [(k, v) for k, v in md if v]
 
     @classmethod
@@ -86,6 +94,8 @@ class Identity:
             display_name=unquote(values.get(MD_OPERATOR_NAME, ""))[:200],
             permissions=frozenset(_split(values.get(MD_PERMISSIONS, ""))),
             inboxes=inboxes,
+            time_zone=values.get(MD_TIME_ZONE, "")[:64],
+            language=values.get(MD_LANGUAGE, "")[:8],
         )
 
     def may(self, permission: str) -> bool:

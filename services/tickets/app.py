@@ -16,11 +16,13 @@ from .api import TicketsApi
 from .contacts import ContactsRepo
 from .deps import Deps
 from .directory import Directory
+from .drafts import DRAFTS_DURABLE, DraftTracker
 from .filing import ROUTED_DURABLE, Filing
 from .locks import LockExpirySweeper, ReplyLocks
 from .repo import TicketsRepo
 
 ROUTED = ConsumerSpec(events.ROUTING, ROUTED_DURABLE, (events.MESSAGE_ROUTED.subject,))
+DRAFTS = ConsumerSpec(events.COMPOSE, DRAFTS_DURABLE, (events.DRAFT_CHANGED.subject,))
 
 
 class TicketsSettings(rt_settings.ServiceSettings):
@@ -65,6 +67,7 @@ async def main() -> int:
     sweeper = LockExpirySweeper(locks)
     rt.add_background(sweeper.name, sweeper.start, sweeper.stop)
     await rt.add_consumer(ROUTED, Filing(deps).on_routed)
+    await rt.add_consumer(DRAFTS, DraftTracker(deps).on_draft)
     server = rt.grpc_server()
     server.add(
         tickets_pb2_grpc.add_TicketsServiceServicer_to_server,

@@ -11,28 +11,10 @@ from bigrams that occur apart). This works the same for 請求書, "invoice" and
 
 from __future__ import annotations
 
-import re
-import unicodedata
+from services.runtime.text import grams as grams  # re-exported
+from services.runtime.text import normalize as normalize  # re-exported
 
 KEYWORD_MAX = 200
-_SPACE = re.compile(r"\s+")
-
-
-def normalize(text: str) -> str:
-    """NFKC (full-width ASCII and half-width kana fold to their usual forms), case-folded,
-    every run of white space one space."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
-
-
-def grams(normalized: str) -> list[str]:
-    """The distinct character unigrams and bigrams of normalised text, spaces excluded
-    (a bigram never spans a space: words are matched within their own characters)."""
-    out: set[str] = set()
-    for word in normalized.split(" "):
-        out.update(word)
-        out.update(word[i : i + 2] for i in range(len(word) - 1))
-    out.discard("")
-    return sorted(out)
 
 
 def document(subject: str, text: str) -> tuple[str, list[str]]:

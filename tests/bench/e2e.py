@@ -11,6 +11,8 @@
   event → WebSocket push latency (`tests/bench/locks.py`).
 - api: authenticated GET /api/v1/tickets (50 items) beside a bare aiohttp endpoint,
   closed loop with 64 clients and paced at 200 requests/s (`tests/bench/api.py`).
+- compose: template rendering and pre-send checks through the composition gRPC API
+  beside the same work in process (`tests/bench/compose.py`).
 
 The stack is the one `make run` starts (durable PostgreSQL: fsync on), on free ports in a
 temporary folder. Nothing here is part of `make test`'s pass/fail.
@@ -36,7 +38,7 @@ import aiosmtplib
 import nats
 
 from services.devstack.stack import Ports, Stack, StackConfig
-from tests.bench import api, ingestion, locks
+from tests.bench import api, compose, ingestion, locks
 
 PASSWORD = "bench-password"
 THROUGHPUT_MAILS = int(os.environ.get("SB_BENCH_MAILS", "3000"))
@@ -212,6 +214,8 @@ async def main() -> int:
                 ) as r:
                     agent = (await r.json())["token"]
             api_figures = await api.run(stack, agent)
+            print("compose…", file=sys.stderr)
+            compose_figures = await compose.run(stack, admin, agent, compose.agent_metadata())
         finally:
             await asyncio.to_thread(stack.stop)
     base = parse_rate([make_mail(f"parse {i}") for i in range(THROUGHPUT_MAILS)])
@@ -236,6 +240,7 @@ async def main() -> int:
         "ingestion": ingest,
         "locks": lock_figures,
         "api": api_figures,
+        "compose": compose_figures,
     }
     print(json.dumps(result, indent=2))
     return 0

@@ -30,9 +30,12 @@ async def operator_token(stack: Stack, admin: str, tenant: Tenant, **fields: Any
     _, login, temporary = await new_operator(stack, admin, tenant, **fields)
     token = (await log_in(stack, login, temporary))[1]["token"]
     code, body, _ = await call(
-        stack, "POST", "/api/v1/me/password",
-        {"current_password": temporary, "new_password": "my own password 9"}, token=token,
-    )  # fmt: skip
+        stack,
+        "POST",
+        "/api/v1/me/password",
+        {"current_password": temporary, "new_password": "my own password 9"},
+        token=token,
+    )
     assert code == 200, body
     return str(token)
 
@@ -75,14 +78,18 @@ async def test_an_operator_sees_only_the_inboxes_of_their_groups(stack: Stack) -
         ) as ws:
             await ws.receive(timeout=5)  # hello
             await asyncio.to_thread(
-                send, stack.smtp_port, make_mail(secret_subject, sender=sender, to=private),
+                send,
+                stack.smtp_port,
+                make_mail(secret_subject, sender=sender, to=private),
                 [private],
-            )  # fmt: skip
+            )
             theirs = await ticket_by_subject(stack, admin, secret_subject)
             await asyncio.to_thread(
-                send, stack.smtp_port, make_mail(open_subject, sender=sender, to=tenant.address),
+                send,
+                stack.smtp_port,
+                make_mail(open_subject, sender=sender, to=tenant.address),
                 [tenant.address],
-            )  # fmt: skip
+            )
             ours = await ticket_by_subject(stack, agent, open_subject)
             pushed: list[str] = []
             while not any(open_subject in p for p in pushed):
@@ -110,9 +117,12 @@ async def test_an_operator_sees_only_the_inboxes_of_their_groups(stack: Stack) -
         code, answer, _ = await call(stack, method, path, body, token=agent)
         assert code == 404, (path, answer)
     code, answer, _ = await call(
-        stack, "POST", f"/api/v1/tickets/{ours['id']}/transfer", {"inbox_id": inbox["id"]},
+        stack,
+        "POST",
+        f"/api/v1/tickets/{ours['id']}/transfer",
+        {"inbox_id": inbox["id"]},
         token=agent,
-    )  # fmt: skip
+    )
     assert code == 403, answer
 
     # the mail itself: the ticket it is in decides (ingestion asks tickets)
@@ -160,10 +170,12 @@ async def test_customer_addresses_and_phones_are_masked_without_the_permission(
     ticket = await ticket_by_subject(stack, agent, subject)
     tid, contact_id = ticket["id"], ticket["contact_id"]
     code, _, _ = await call(
-        stack, "POST", f"/api/v1/tickets/{tid}/memos",
+        stack,
+        "POST",
+        f"/api/v1/tickets/{tid}/memos",
         {"body": f"Called back on {PHONE}", "direction": "outbound", "phone": PHONE},
         token=agent,
-    )  # fmt: skip
+    )
     assert code == 201
     code, _, _ = await call(
         stack, "PATCH", f"/api/v1/contacts/{contact_id}", {"phones": [PHONE]}, token=agent
@@ -231,9 +243,13 @@ async def test_every_change_is_in_the_operation_log_for_who_may_read_it(stack: S
     ticket = await ticket_by_subject(stack, agent, subject)
     client = "203.0.113.77"
     code, _, _ = await call(
-        stack, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"status": "pending"},
-        token=agent, client=client,
-    )  # fmt: skip
+        stack,
+        "PATCH",
+        f"/api/v1/tickets/{ticket['id']}",
+        {"status": "pending"},
+        token=agent,
+        client=client,
+    )
     assert code == 200
     missing = str(uuid.uuid4())
     code, _, _ = await call(
@@ -274,7 +290,12 @@ async def test_every_change_is_in_the_operation_log_for_who_may_read_it(stack: S
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [row["target"] for row in rows] == [missing, ticket["id"]]
     assert rows[1]["status"] == "200" and rows[1]["client_address"] == client
-    code, _, _ = await call(stack, "PUT", "/api/v1/roles/supervisor", {"permissions": [
-        "view_operation_log"]}, token=admin)  # fmt: skip
+    code, _, _ = await call(
+        stack,
+        "PUT",
+        "/api/v1/roles/supervisor",
+        {"permissions": ["view_operation_log"]},
+        token=admin,
+    )
     assert code == 200
     assert (await call(stack, "GET", "/api/v1/operations.csv", token=supervisor))[0] == 403

@@ -293,9 +293,12 @@ async def test_ip_allow_lists_of_the_tenant_and_the_operator(stack: Stack) -> No
 async def test_personal_api_tokens_work_until_revoked(stack: Stack) -> None:
     tenant, admin = await admin_of(stack)
     code, made, _ = await call(
-        stack, "POST", "/api/v1/me/tokens", {"name": "nightly export", "expires_in_days": 7},
+        stack,
+        "POST",
+        "/api/v1/me/tokens",
+        {"name": "nightly export", "expires_in_days": 7},
         token=admin,
-    )  # fmt: skip
+    )
     assert code == 201 and made["secret"]
     secret, token_id = made["secret"], made["token"]["id"]
     code, me, _ = await call(stack, "GET", "/api/v1/me", token=secret)
@@ -348,9 +351,12 @@ async def test_roles_are_edited_and_take_effect_on_the_next_request(stack: Stack
     op_id, login, temporary = await new_operator(stack, admin, tenant, roles=["agent"])
     token = (await log_in(stack, login, temporary))[1]["token"]
     await call(
-        stack, "POST", "/api/v1/me/password",
-        {"current_password": temporary, "new_password": "agent password 1"}, token=token,
-    )  # fmt: skip
+        stack,
+        "POST",
+        "/api/v1/me/password",
+        {"current_password": temporary, "new_password": "agent password 1"},
+        token=token,
+    )
     assert (await call(stack, "GET", "/api/v1/notices", token=token))[0] == 200
     notice = {
         "title": "Maintenance",
@@ -368,9 +374,12 @@ async def test_roles_are_edited_and_take_effect_on_the_next_request(stack: Stack
     )
     assert code == 200 and role["permissions"] == ["manage_notices"]
     code, _, _ = await call(
-        stack, "PATCH", f"/api/v1/operators/{op_id}", {"roles": ["agent", "publisher"]},
+        stack,
+        "PATCH",
+        f"/api/v1/operators/{op_id}",
+        {"roles": ["agent", "publisher"]},
         token=admin,
-    )  # fmt: skip
+    )
     assert code == 200
     code, body, _ = await call(stack, "POST", "/api/v1/notices", notice, token=token)
     assert code == 201, body
@@ -406,10 +415,12 @@ async def test_notices_show_in_their_period_and_the_board_takes_posts(stack: Sta
     await notice("Later", timedelta(days=1), timedelta(days=2))
     await notice("Past", -timedelta(days=2), -timedelta(days=1))
     code, body, _ = await call(
-        stack, "POST", "/api/v1/notices",
+        stack,
+        "POST",
+        "/api/v1/notices",
         {"title": "x", "body": "y", "starts_at": now.isoformat(), "ends_at": now.isoformat()},
         token=admin,
-    )  # fmt: skip
+    )
     assert code == 400 and body["error"]["field"] == "ends_at"
     # the agent still has the temporary password: notices show, nothing else does
     code, shown, _ = await call(stack, "GET", "/api/v1/notices", token=agent)
@@ -419,18 +430,27 @@ async def test_notices_show_in_their_period_and_the_board_takes_posts(stack: Sta
     assert current["author"]["name"] == "Boss"
 
     await call(
-        stack, "POST", "/api/v1/me/password",
-        {"current_password": temporary, "new_password": "agent password 1"}, token=agent,
-    )  # fmt: skip
-    code, post, _ = await call(
-        stack, "POST", "/api/v1/posts", {"title": "シフト交代", "body": "土曜日どなたか"},
+        stack,
+        "POST",
+        "/api/v1/me/password",
+        {"current_password": temporary, "new_password": "agent password 1"},
         token=agent,
-    )  # fmt: skip
+    )
+    code, post, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/posts",
+        {"title": "シフト交代", "body": "土曜日どなたか"},
+        token=agent,
+    )
     assert code == 201
     code, _, _ = await call(
-        stack, "POST", f"/api/v1/posts/{post['id']}/comments", {"body": "代わります"},
+        stack,
+        "POST",
+        f"/api/v1/posts/{post['id']}/comments",
+        {"body": "代わります"},
         token=admin,
-    )  # fmt: skip
+    )
     assert code == 201
     code, read, _ = await call(stack, "GET", f"/api/v1/posts/{post['id']}", token=agent)
     assert code == 200 and [c["body"] for c in read["comments"]] == ["代わります"]

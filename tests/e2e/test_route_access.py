@@ -142,10 +142,17 @@ async def request(
         kwargs["json"] = minimal(content["application/json"]["schema"], ids)
     elif content:
         kwargs["data"] = b"From: a@b.example\r\nSubject: x\r\n\r\nx\r\n"
+    query = {
+        p["name"]: str(minimal(p.get("schema", {}), ids))
+        for p in (deref(x) for x in operation.op.get("parameters", []))
+        if p.get("in") == "query" and p.get("required")
+    }
     if operation.path.endswith("/lock") and operation.method == "DELETE":
-        path += "?fence=1"
+        query["fence"] = "1"
     if operation.id == "createImport":
-        path += f"?inbox_id={ids['inbox_id']}"
+        query["inbox_id"] = ids["inbox_id"]
+    if query:
+        path += "?" + "&".join(f"{k}={v}" for k, v in query.items())
     async with aiohttp.ClientSession() as http:
         async with http.request(
             operation.method, f"{stack.gateway_url}{path}", headers=headers, **kwargs
@@ -159,9 +166,12 @@ async def world(stack: Stack) -> World:
     _, other_admin = await admin_of(stack)
     private_address = f"private@{uuid.uuid4().hex[:8]}.example"
     code, private, _ = await call(
-        stack, "POST", "/api/v1/inboxes",
-        {"name": "Private", "addresses": [private_address]}, token=admin,
-    )  # fmt: skip
+        stack,
+        "POST",
+        "/api/v1/inboxes",
+        {"name": "Private", "addresses": [private_address]},
+        token=admin,
+    )
     assert code == 201, private
     code, _, _ = await call(stack, "PUT", "/api/v1/roles/viewer", {"permissions": []}, token=admin)
     nobody = await operator_token(stack, admin, tenant, roles=["viewer"])
@@ -184,16 +194,34 @@ async def world(stack: Stack) -> World:
 
     made: dict[str, str] = {}
     for key, path, body in (
-        ("mailbox_id", "/api/v1/mailboxes", {
-            "inbox_id": tenant.inbox_id, "host": "127.0.0.1", "port": 9, "security": "none",
-            "username": "u", "auth": "password", "secret": "s", "enabled": False}),
+        (
+            "mailbox_id",
+            "/api/v1/mailboxes",
+            {
+                "inbox_id": tenant.inbox_id,
+                "host": "127.0.0.1",
+                "port": 9,
+                "security": "none",
+                "username": "u",
+                "auth": "password",
+                "secret": "s",
+                "enabled": False,
+            },
+        ),
         ("form_id", "/api/v1/forms", {"inbox_id": tenant.inbox_id, "name": "Contact us"}),
         ("block_id", "/api/v1/blocklist", {"kind": "address", "value": "spam@spam.example"}),
-        ("notice_id", "/api/v1/notices", {
-            "title": "t", "body": "b", "starts_at": "2026-01-01T00:00:00Z",
-            "ends_at": "2027-01-01T00:00:00Z"}),
+        (
+            "notice_id",
+            "/api/v1/notices",
+            {
+                "title": "t",
+                "body": "b",
+                "starts_at": "2026-01-01T00:00:00Z",
+                "ends_at": "2027-01-01T00:00:00Z",
+            },
+        ),
         ("post_id", "/api/v1/posts", {"title": "t", "body": "b"}),
-    ):  # fmt: skip
+    ):
         code, body_out, _ = await call(stack, "POST", path, body, token=admin)
         assert code == 201, (path, body_out)
         made[key] = body_out["id"]
@@ -211,6 +239,40 @@ async def world(stack: Stack) -> World:
     _, locked_login, _ = await new_operator(stack, admin, tenant)
     for i in range(10):
         await log_in(stack, locked_login, f"wrong {i}", f"198.51.100.{i + 1}")
+    # composition: a folder, a template, a signature, and a draft on each ticket
+    code, folder, _ = await call(
+        stack, "POST", "/api/v1/template-folders", {"name": "F"}, token=admin
+    )
+    made["folder_id"] = folder["id"]
+    code, tpl, _ = await call(
+        stack, "POST", "/api/v1/templates", {"name": "T", "body_text": "b"}, token=admin
+    )
+    made["template_id"] = tpl["id"]
+    code, sig, _ = await call(stack, "PUT", "/api/v1/signatures", {"body_text": "s"}, token=admin)
+    made["signature_id"] = sig["id"]
+
+    async def draft_on(ticket_id: str) -> tuple[str, str]:
+        code, lk, _ = await call(stack, "POST", f"/api/v1/tickets/{ticket_id}/lock", token=admin)
+        code, draft, _ = await call(
+            stack,
+            "POST",
+            f"/api/v1/tickets/{ticket_id}/drafts",
+            {"kind": "reply", "fence": lk["fence"]},
+            token=admin,
+        )
+        assert code == 201, draft
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{stack.gateway_url}/api/v1/drafts/{draft['id']}/attachments"
+                f"?filename=a.txt&fence={lk['fence']}",
+                data=b"x",
+                headers={"Authorization": f"Bearer {admin}", "Content-Type": "text/plain"},
+            ) as r:
+                attachment = await r.json()
+        return draft["id"], attachment["id"]
+
+    made["draft_id"], made["attachment_id"] = await draft_on(ticket["id"])
+    hidden_draft, hidden_attachment = await draft_on(hidden_ticket["id"])
     code, sessions, _ = await call(stack, "GET", "/api/v1/sessions", token=admin)
     session_id = next(s["id"] for s in sessions["items"] if s["kind"] == "session")
     ids = {
@@ -232,6 +294,8 @@ async def world(stack: Stack) -> World:
         "ticket_id": hidden_ticket["id"],
         "message_id": await first_message(hidden_ticket["id"]),
         "inbox_id": private["id"],
+        "draft_id": hidden_draft,
+        "attachment_id": hidden_attachment,
     }
     return World(ids, private_ids, other_admin, nobody, member)
 
@@ -246,7 +310,8 @@ PERMISSIONED = [o for o in OPERATIONS if o.permissions]
 INBOX_SCOPED = [
     o
     for o in PRIVATE
-    if {"ticket_id", "message_id"} & set(o.params) or o.path.startswith("/api/v1/inboxes/{")
+    if {"ticket_id", "message_id", "draft_id"} & set(o.params)
+    or o.path.startswith("/api/v1/inboxes/{")
 ]
 
 

@@ -22,9 +22,17 @@ RULES = rules_of(SPEC)
 def test_public_operations_are_exactly_the_ones_without_a_caller() -> None:
     public = sorted(r.operation_id for r in RULES.values() if r.public)
     assert public == sorted(
-        ["livez", "readyz", "healthz", "getOpenApi", "getOpenApiJson", "createSession",
-         "submitForm", "formSubmissionPreflight"]
-    )  # fmt: skip
+        [
+            "livez",
+            "readyz",
+            "healthz",
+            "getOpenApi",
+            "getOpenApiJson",
+            "createSession",
+            "submitForm",
+            "formSubmissionPreflight",
+        ]
+    )
 
 
 def test_rules_name_permissions_targets_and_the_password_change_routes() -> None:

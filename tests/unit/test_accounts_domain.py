@@ -43,9 +43,14 @@ def test_generated_passwords_meet_any_policy() -> None:
 
 def _op(**kw: object) -> domain.OperatorRecord:
     base: dict[str, object] = dict(
-        id="1", tenant_id="t", login="a@b.example", display_name="A", roles=(),
-        password_hash="", active=True,
-    )  # fmt: skip
+        id="1",
+        tenant_id="t",
+        login="a@b.example",
+        display_name="A",
+        roles=(),
+        password_hash="",
+        active=True,
+    )
     base.update(kw)
     return domain.OperatorRecord(**base)  # type: ignore[arg-type]
 

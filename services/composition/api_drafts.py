@@ -1,0 +1,738 @@
+"""Drafts (CMP-4…6): reply, reply all, forward and new mail; every save a revision; the
+reply-lock fence checked with tickets on every write to a ticket's draft, and kept with
+each revision so that a write with an older fence than the last one is refused here too
+(the store checks the token, not only the lock service). Pre-send checks, the preview of
+the exact mail, and the diff between revisions."""
+
+from __future__ import annotations
+
+import html as html_lib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import nh3
+from switchboard.v1 import common_pb2, composition_pb2, composition_pb2_grpc, events_pb2
+
+from services.runtime import events, identity, masking, permissions
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.runtime.identity import Identity
+from services.runtime.ids import parse_uuid
+
+from . import checks, diff, mime, reserved
+from .api import TemplatesApi, context_of, text_field, ts
+from .peers import Parsed, TicketView
+
+DRAFT_KINDS = {
+    composition_pb2.DRAFT_KIND_REPLY: "reply",
+    composition_pb2.DRAFT_KIND_REPLY_ALL: "reply_all",
+    composition_pb2.DRAFT_KIND_FORWARD: "forward",
+    composition_pb2.DRAFT_KIND_NEW: "new",
+}
+DRAFT_KIND_VALUES = {v: k for k, v in DRAFT_KINDS.items()}
+BODY_MAX = 1_000_000
+HTML_MAX = 2_000_000
+ATTACHMENT_MAX = 25 * 1024 * 1024  # one file
+ATTACHMENTS_MAX = 25 * 1024 * 1024  # all of one mail
+ATTACHMENTS_COUNT = 50
+# what an operator's HTML and a preview may hold: no scripts, handlers, forms or frames;
+# images from inline parts (cid:) and data: only — no remote loads leak who reads it
+_HTML_TAGS = set(nh3.ALLOWED_TAGS) | {"span", "div", "font", "center", "hr", "u", "s"}
+_HTML_ATTRS = {
+    "*": {"style", "class", "align", "dir", "lang", "title"},
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan", "width", "valign", "align"},
+    "th": {"colspan", "rowspan", "width", "valign", "align"},
+    "table": {"width", "border", "cellpadding", "cellspacing"},
+    "font": {"color", "size", "face"},
+}
+
+
+def sanitize(html: str) -> str:
+    return nh3.clean(
+        html,
+        tags=_HTML_TAGS,
+        attributes=_HTML_ATTRS,
+        url_schemes={"http", "https", "mailto", "cid", "data", "tel"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def _ref(op_id: Any, name: str) -> common_pb2.OperatorRef:
+    return common_pb2.OperatorRef(id=str(op_id), display_name=name)
+
+
+def attachment_pb(r: Any) -> composition_pb2.DraftAttachment:
+    return composition_pb2.DraftAttachment(
+        id=str(r["id"]),
+        filename=r["filename"],
+        content_type=r["content_type"],
+        size=r["size"],
+        sha256=bytes(r["sha256"]).hex(),
+        inline=r["inline"],
+        content_id=r["content_id"],
+        source=r["source"],
+    )
+
+
+def compose_text(rev: Any) -> str:
+    """The text/plain part: what was written, the signature, the quote if kept."""
+    parts = [rev["body_text"].rstrip()]
+    if rev["signature_text"].strip():
+        parts.append(rev["signature_text"].rstrip())
+    if rev["include_quote"] and rev["quote_text"]:
+        parts.append(rev["quote_text"])
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def compose_html(rev: Any) -> str:
+    if not rev["body_html"].strip():
+        return ""
+    out = [sanitize(rev["body_html"])]
+    if rev["signature_text"].strip():
+        out.append(
+            '<div class="sb-signature">'
+            + html_lib.escape(rev["signature_text"]).replace("\n", "<br>")
+            + "</div>"
+        )
+    if rev["include_quote"] and rev["quote_text"]:
+        out.append(
+            '<blockquote class="sb-quote">'
+            + html_lib.escape(rev["quote_text"]).replace("\n", "<br>")
+            + "</blockquote>"
+        )
+    return "<html><body>" + "\n".join(out) + "</body></html>"
+
+
+class DraftsApi(TemplatesApi):
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _draft(
+        self, ident: Identity, raw_id: str, conn: Any = None, *, lock: bool = False
+    ) -> Any:
+        d = self._d
+        row = await d.repo.draft(
+            conn or d.db.pool, ident.tenant_id, parse_uuid(raw_id, "draft_id"), for_update=lock
+        )
+        if not ident.sees_inbox(row["inbox_id"]):
+            raise NotFound("no such draft", field="draft_id")
+        return row
+
+    async def _authorise_write(self, ident: Identity, draft: Any, fence: int) -> None:
+        """A ticket's draft: the caller holds its reply lock with `fence` (tickets says so);
+        a new mail without a ticket: only its author writes it."""
+        if draft["state"] != "open":
+            raise FailedPrecondition(f"the draft is {draft['state']}", field="draft_id")
+        if draft["ticket_id"] is not None:
+            await self._d.peers.check_fence(ident, str(draft["ticket_id"]), fence)
+        elif str(draft["author_id"]) != ident.operator_id:
+            raise PermissionDenied("only its author may change this draft")
+
+    async def _draft_changed(
+        self, conn: Any, ident: Identity, draft: Any, state: str, revision: int
+    ) -> None:
+        if draft["ticket_id"] is None:
+            return  # only a ticket is marked as editing
+        await self._emit(
+            conn,
+            ident,
+            events.DRAFT_CHANGED,
+            events_pb2.DraftChanged(
+                draft_id=str(draft["id"]),
+                ticket_id=str(draft["ticket_id"]),
+                inbox_id=str(draft["inbox_id"]),
+                state=state,
+                revision=revision,
+                author=_ref(draft["author_id"], draft["author_name"]),
+            ),
+        )
+
+    async def _revision_pb(
+        self, ident: Identity, draft: Any, rev: Any
+    ) -> composition_pb2.DraftRevision:
+        d = self._d
+        atts = await d.repo.attachments(
+            d.db.pool, ident.tenant_id, draft["id"], list(rev["attachment_ids"])
+        )
+        out = composition_pb2.DraftRevision(
+            revision=rev["revision"],
+            saved_by=_ref(rev["saved_by"], rev["saved_by_name"]),
+            from_address=rev["from_address"],
+            from_name=rev["from_name"],
+            to=list(rev["to_addrs"]),
+            cc=list(rev["cc_addrs"]),
+            bcc=list(rev["bcc_addrs"]),
+            subject=rev["subject"],
+            body_text=rev["body_text"],
+            body_html=rev["body_html"],
+            signature_text=rev["signature_text"],
+            quote_text=rev["quote_text"],
+            include_quote=rev["include_quote"],
+            attachments=[attachment_pb(a) for a in atts],
+        )
+        ts(rev["saved_at"], out.saved_at)
+        return out
+
+    async def _draft_pb(
+        self, ident: Identity, draft: Any, revision: int = 0, *, history: bool = True
+    ) -> composition_pb2.Draft:
+        d = self._d
+        rev = await d.repo.revision(
+            d.db.pool, ident.tenant_id, draft["id"], revision or draft["revision"]
+        )
+        out = composition_pb2.Draft(
+            id=str(draft["id"]),
+            ticket_id=str(draft["ticket_id"] or ""),
+            inbox_id=str(draft["inbox_id"]),
+            kind=DRAFT_KIND_VALUES[draft["kind"]],
+            answering_message_id=str(draft["answering_message_id"] or ""),
+            author=_ref(draft["author_id"], draft["author_name"]),
+            state=draft["state"],
+            current=await self._revision_pb(ident, draft, rev),
+            in_reply_to=draft["in_reply_to"],
+            references=list(draft["references"]),
+        )
+        ts(draft["created_at"], out.created_at)
+        ts(draft["updated_at"], out.updated_at)
+        if history:
+            for r in await d.repo.revisions(ident.tenant_id, draft["id"]):
+                info = out.revisions.add(
+                    revision=r["revision"], saved_by=_ref(r["saved_by"], r["saved_by_name"])
+                )
+                ts(r["saved_at"], info.saved_at)
+        return out
+
+    @staticmethod
+    def _unmasked(ident: Identity, sent: list[str], last: Any) -> list[str]:
+        """An operator who may not see customers' addresses was shown them masked
+        (SEC-6); the ones they send back unchanged are the addresses of the last revision."""
+        if ident.may(permissions.SEE_CUSTOMER_ADDRESSES):
+            return sent
+        known = [*last["to_addrs"], *last["cc_addrs"], *last["bcc_addrs"]]
+        try:
+            return masking.unmask_recipients(sent, known)
+        except ValueError as err:
+            raise InvalidArgument(
+                f"{err} is a masked address that is not one of the draft's recipients",
+                field="to",
+            ) from None
+
+    async def _fresh_fence(self, conn: Any, draft: Any, fence: int) -> None:
+        """The store's own fencing check: never a write with a fence older than the one the
+        last revision was saved with (a holder who lost the lock and was replaced)."""
+        if draft["ticket_id"] is None:
+            return
+        last = await conn.fetchval(
+            "SELECT max(fence) FROM draft_revisions WHERE draft_id = $1", draft["id"]
+        )
+        if last is not None and fence < last:
+            raise FailedPrecondition(
+                "a later reply lock has written this draft; your lock is stale", field="fence"
+            )
+
+    # -- creating ----------------------------------------------------------------------
+
+    async def CreateDraft(self, request: Any, context: Any) -> composition_pb2.Draft:
+        ident = identity.require_operator()
+        d = self._d
+        kind = DRAFT_KINDS.get(request.kind)
+        if kind is None:
+            raise InvalidArgument("kind must be reply, reply_all, forward or new", field="kind")
+        view: TicketView | None = None
+        answering = None
+        parsed = Parsed()
+        if request.ticket_id:
+            ticket_id = str(parse_uuid(request.ticket_id, "ticket_id"))
+            await d.peers.check_fence(ident, ticket_id, request.fence)
+            view = await d.peers.ticket(ident, ticket_id)
+            inbox_id = view.inbox_id
+            if kind != "new":
+                answering = view.mail(request.message_id)
+                parsed = await d.peers.parsed(ident, answering.message_id)
+        elif kind == "new":
+            inbox_id = str(parse_uuid(request.inbox_id, "inbox_id"))
+        else:
+            raise InvalidArgument(f"a {kind} needs the ticket_id", field="ticket_id")
+        inbox_name, inbox_addresses = await d.peers.inbox_addresses(ident, inbox_id)
+        if not inbox_addresses:
+            raise FailedPrecondition("the inbox has no address to send from", field="inbox_id")
+        ours = {a.lower() for a in inbox_addresses}
+        received_at = [
+            a for _, a in parsed.addresses("to") + parsed.addresses("cc") if a.lower() in ours
+        ]
+        sender = received_at[0] if received_at else inbox_addresses[0]
+        now = d.clock.now()
+        ctx = context_of(
+            ident,
+            now,
+            ticket=view,
+            answering=answering.message_id if answering else "",
+            inbox_name=inbox_name,
+            inbox_address=sender,
+            operator_address=await d.peers.operator_address(ident),
+        )
+        to, cc = self._recipients(kind, view, parsed, ours)
+        subject = ""
+        quote_text = ""
+        if answering is not None:
+            subject = (mime.forward_subject if kind == "forward" else mime.reply_subject)(
+                answering.subject
+            )
+            when = (
+                answering.date.astimezone(ctx.zone()).strftime("%Y-%m-%d %H:%M")
+                if answering.date
+                else ""
+            )
+            who = str(mime.Mailbox(answering.sender.name, answering.sender.address))
+            quote_text = mime.quote(parsed.text, who, when, ctx.language)
+        body_text = body_html = ""
+        if request.template_id:
+            tpl = await self._template(ident, request.template_id)
+            rendered = await self._render_row(ident, tpl, ctx, use=True)
+            body_text, body_html = rendered.body_text, rendered.body_html
+            subject = rendered.subject or subject
+        signature = await d.repo.signature_for(ident.tenant_id, uuid.UUID(inbox_id))
+        signature_text = reserved.render(signature["body_text"], ctx).text if signature else ""
+        draft_id = d.ids.new()
+        draft = {
+            "tenant_id": uuid.UUID(ident.tenant_id),
+            "id": draft_id,
+            "ticket_id": uuid.UUID(view.id) if view else None,
+            "inbox_id": uuid.UUID(inbox_id),
+            "kind": kind,
+            "answering_message_id": uuid.UUID(answering.message_id) if answering else None,
+            "in_reply_to": answering.rfc822_id if answering else "",
+            "references": [*answering.references, answering.rfc822_id][-20:]
+            if answering and answering.rfc822_id
+            else [],
+            "author_id": uuid.UUID(ident.operator_id),
+            "author_name": ident.display_name,
+            "created_at": now,
+            "updated_at": now,
+        }
+        carried: list[uuid.UUID] = []
+        async with d.db.transaction() as conn:
+            await d.repo.insert_draft(conn, draft)
+            if kind == "forward" and answering is not None:
+                carried = await self._carry_over(
+                    conn, ident, draft_id, answering.message_id, parsed, now
+                )
+            await d.repo.insert_revision(
+                conn,
+                {
+                    "tenant_id": draft["tenant_id"],
+                    "draft_id": draft_id,
+                    "revision": 1,
+                    "saved_at": now,
+                    "saved_by": draft["author_id"],
+                    "saved_by_name": ident.display_name,
+                    "fence": request.fence or None,
+                    "from_address": sender,
+                    "from_name": inbox_name,
+                    "to_addrs": to,
+                    "cc_addrs": cc,
+                    "bcc_addrs": [],
+                    "subject": subject,
+                    "body_text": body_text,
+                    "body_html": body_html,
+                    "signature_text": signature_text,
+                    "quote_text": quote_text,
+                    "include_quote": bool(request.include_quote and quote_text),
+                    "attachment_ids": carried,
+                },
+            )
+            row = await d.repo.draft(conn, ident.tenant_id, draft_id)
+            await self._draft_changed(conn, ident, row, "open", 1)
+        d.outbox.wake()
+        return await self._draft_pb(ident, row)
+
+    @staticmethod
+    def _recipients(
+        kind: str, view: TicketView | None, parsed: Parsed, ours: set[str]
+    ) -> tuple[list[str], list[str]]:
+        if kind == "forward":
+            return [], []
+        if kind == "new":
+            return (
+                [str(mime.Mailbox(view.customer.name, view.customer.address))]
+                if view and view.customer.address
+                else []
+            ), []
+        answer_to = parsed.addresses("reply_to") or parsed.addresses("from")
+        to = [str(mime.Mailbox(n, a)) for n, a in answer_to if a.lower() not in ours]
+        cc: list[str] = []
+        if kind == "reply_all":
+            taken = {a.lower() for _, a in answer_to} | ours
+            for n, a in parsed.addresses("to") + parsed.addresses("cc"):
+                if a.lower() not in taken:
+                    taken.add(a.lower())
+                    cc.append(str(mime.Mailbox(n, a)))
+        return to, cc
+
+    async def _carry_over(
+        self,
+        conn: Any,
+        ident: Identity,
+        draft_id: uuid.UUID,
+        message_id: str,
+        parsed: Parsed,
+        now: datetime,
+    ) -> list[uuid.UUID]:
+        """Forwarding: the original's attachments (those ingestion could decode) become
+        the draft's, copied into composition's own store."""
+        ids = []
+        for meta in parsed.doc.get("attachments") or []:
+            if not meta.get("decoded", True) or meta.get("disposition") == "inline":
+                continue
+            name, ctype, data = await self._d.peers.attachment(
+                ident, message_id, int(meta["index"])
+            )
+            att_id = self._d.ids.new()
+            await self._d.repo.add_attachment(
+                conn,
+                tenant_id=ident.tenant_id,
+                attachment_id=att_id,
+                draft_id=draft_id,
+                filename=mime.check_header_value(name[:255] or "attachment", "filename"),
+                content_type=_content_type(ctype),
+                data=data,
+                inline=False,
+                content_id="",
+                source="original",
+                now=now,
+            )
+            ids.append(att_id)
+        return ids
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def GetDraft(self, request: Any, context: Any) -> composition_pb2.Draft:
+        ident = identity.require_operator()
+        draft = await self._draft(ident, request.draft_id)
+        if request.revision < 0:
+            raise InvalidArgument("revision must not be negative", field="revision")
+        return await self._draft_pb(ident, draft, request.revision)
+
+    async def ListDrafts(self, request: Any, context: Any) -> composition_pb2.ListDraftsResponse:
+        ident = identity.require_operator()
+        d = self._d
+        ticket_id = parse_uuid(request.ticket_id, "ticket_id")
+        await d.peers.ticket(ident, str(ticket_id))  # NotFound unless the caller sees it
+        rows = await d.repo.drafts_of(ident.tenant_id, ticket_id)
+        return composition_pb2.ListDraftsResponse(
+            drafts=[await self._draft_pb(ident, r, history=False) for r in rows]
+        )
+
+    # -- saving ------------------------------------------------------------------------
+
+    async def SaveDraft(self, request: Any, context: Any) -> composition_pb2.Draft:
+        ident = identity.require_operator()
+        d = self._d
+        draft = await self._draft(ident, request.draft_id)
+        await self._authorise_write(ident, draft, request.fence)
+        _, addresses = await d.peers.inbox_addresses(ident, str(draft["inbox_id"]))
+        sender = mime.parse_address(request.from_address, "from_address")
+        if sender.address.lower() not in {a.lower() for a in addresses}:
+            raise InvalidArgument(
+                "from_address must be one of the inbox's addresses", field="from_address"
+            )
+        from_name = mime.check_header_value(
+            text_field(request.from_name.strip(), "from_name", 200), "from_name"
+        )
+        last = await d.repo.revision(d.db.pool, ident.tenant_id, draft["id"], draft["revision"])
+        to, cc, bcc = (
+            mime.parse_addresses(self._unmasked(ident, list(getattr(request, f)), last), f)
+            for f in ("to", "cc", "bcc")
+        )
+        subject = mime.check_subject(request.subject)
+        body_text = text_field(request.body_text, "body_text", BODY_MAX)
+        body_html = text_field(request.body_html, "body_html", HTML_MAX)
+        signature_text = text_field(request.signature_text, "signature_text", 20_000)
+        if len(request.attachment_ids) > ATTACHMENTS_COUNT:
+            raise InvalidArgument(
+                f"at most {ATTACHMENTS_COUNT} attachments", field="attachment_ids"
+            )
+        attachment_ids = list(
+            dict.fromkeys(parse_uuid(a, "attachment_ids") for a in request.attachment_ids)
+        )
+        now = d.clock.now()
+        async with d.db.transaction() as conn:
+            draft = await self._draft(ident, request.draft_id, conn, lock=True)
+            if draft["state"] != "open":
+                raise FailedPrecondition(f"the draft is {draft['state']}", field="draft_id")
+            if request.base_revision and request.base_revision != draft["revision"]:
+                raise FailedPrecondition(
+                    f"the draft was saved meanwhile (revision {draft['revision']}); reload it",
+                    field="base_revision",
+                )
+            await self._fresh_fence(conn, draft, request.fence)
+            atts = await d.repo.attachments(conn, ident.tenant_id, draft["id"], attachment_ids)
+            if sum(a["size"] for a in atts) > ATTACHMENTS_MAX:
+                raise InvalidArgument(
+                    "the attachments are larger than 25 MiB together", field="attachment_ids"
+                )
+            last = await d.repo.revision(conn, ident.tenant_id, draft["id"], draft["revision"])
+            revision = draft["revision"] + 1
+            await d.repo.insert_revision(
+                conn,
+                {
+                    "tenant_id": draft["tenant_id"],
+                    "draft_id": draft["id"],
+                    "revision": revision,
+                    "saved_at": now,
+                    "saved_by": uuid.UUID(ident.operator_id),
+                    "saved_by_name": ident.display_name,
+                    "fence": request.fence or None,
+                    "from_address": sender.address,
+                    "from_name": from_name,
+                    "to_addrs": [str(m) for m in to],
+                    "cc_addrs": [str(m) for m in cc],
+                    "bcc_addrs": [str(m) for m in bcc],
+                    "subject": subject,
+                    "body_text": body_text,
+                    "body_html": body_html,
+                    "signature_text": signature_text,
+                    "quote_text": last["quote_text"],
+                    "include_quote": request.include_quote and bool(last["quote_text"]),
+                    "attachment_ids": attachment_ids,
+                },
+            )
+            draft = await d.repo.draft(conn, ident.tenant_id, draft["id"])
+            await self._draft_changed(conn, ident, draft, "open", revision)
+        d.outbox.wake()
+        return await self._draft_pb(ident, draft)
+
+    async def DiscardDraft(
+        self, request: Any, context: Any
+    ) -> composition_pb2.DiscardDraftResponse:
+        ident = identity.require_operator()
+        d = self._d
+        draft = await self._draft(ident, request.draft_id)
+        await self._authorise_write(ident, draft, request.fence)
+        async with d.db.transaction() as conn:
+            draft = await self._draft(ident, request.draft_id, conn, lock=True)
+            if draft["state"] != "open":
+                raise FailedPrecondition(f"the draft is {draft['state']}", field="draft_id")
+            await self._fresh_fence(conn, draft, request.fence)
+            await d.repo.set_state(conn, ident.tenant_id, draft["id"], "discarded", d.clock.now())
+            await self._draft_changed(conn, ident, draft, "closed", draft["revision"])
+        d.outbox.wake()
+        return composition_pb2.DiscardDraftResponse()
+
+    async def UploadAttachment(
+        self, request_iterator: Any, context: Any
+    ) -> composition_pb2.DraftAttachment:
+        ident = identity.require_operator()
+        d = self._d
+        header = None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request_iterator:
+            if chunk.WhichOneof("part") == "header":
+                if header is not None:
+                    raise InvalidArgument("one header, first", field="header")
+                header = chunk.header
+                continue
+            if header is None:
+                raise InvalidArgument("the header comes first", field="header")
+            size += len(chunk.data)
+            if size > ATTACHMENT_MAX:
+                raise InvalidArgument("an attachment is at most 25 MiB", field="data")
+            chunks.append(chunk.data)
+        if header is None:
+            raise InvalidArgument("the header is missing", field="header")
+        filename = mime.check_header_value(
+            text_field(header.filename.strip(), "filename", 255, required=True), "filename"
+        )
+        content_type = _content_type(header.content_type)
+        if header.inline and not content_type.startswith("image/"):
+            raise InvalidArgument("only images are shown inline", field="inline")
+        draft = await self._draft(ident, header.draft_id)
+        await self._authorise_write(ident, draft, header.fence)
+        async with d.db.transaction() as conn:
+            await self._fresh_fence(conn, draft, header.fence)
+            att_id = d.ids.new()
+            row = await d.repo.add_attachment(
+                conn,
+                tenant_id=ident.tenant_id,
+                attachment_id=att_id,
+                draft_id=draft["id"],
+                filename=filename,
+                content_type=content_type,
+                data=b"".join(chunks),
+                inline=header.inline,
+                content_id=f"img-{att_id.hex[:16]}@switchboard" if header.inline else "",
+                source="upload",
+                now=d.clock.now(),
+            )
+        return attachment_pb(row)
+
+    async def GetDraftAttachment(
+        self, request: Any, context: Any
+    ) -> composition_pb2.GetDraftAttachmentResponse:
+        ident = identity.require_operator()
+        draft = await self._draft(ident, request.draft_id)
+        row, data = await self._d.repo.attachment_data(
+            ident.tenant_id, draft["id"], parse_uuid(request.attachment_id, "attachment_id")
+        )
+        return composition_pb2.GetDraftAttachmentResponse(attachment=attachment_pb(row), data=data)
+
+    # -- checks, preview, diff ---------------------------------------------------------
+
+    async def _current(self, ident: Identity, raw_id: str) -> tuple[Any, Any, list[Any]]:
+        d = self._d
+        draft = await self._draft(ident, raw_id)
+        rev = await d.repo.revision(d.db.pool, ident.tenant_id, draft["id"], draft["revision"])
+        atts = await d.repo.attachments(
+            d.db.pool, ident.tenant_id, draft["id"], list(rev["attachment_ids"])
+        )
+        return draft, rev, atts
+
+    async def CheckDraft(self, request: Any, context: Any) -> composition_pb2.CheckDraftResponse:
+        ident = identity.require_operator()
+        d = self._d
+        draft, rev, atts = await self._current(ident, request.draft_id)
+        participants: tuple[str, ...] | None = None
+        if draft["ticket_id"] is not None:
+            participants = (await d.peers.ticket(ident, str(draft["ticket_id"]))).participants
+        out = checks.Outgoing(
+            subject=rev["subject"],
+            body=rev["body_text"]
+            + ("\n" + _html_text(rev["body_html"]) if rev["body_html"] else ""),
+            signature=rev["signature_text"],
+            to=[mime.parse_address(a, "to").address for a in rev["to_addrs"]],
+            cc=[mime.parse_address(a, "cc").address for a in rev["cc_addrs"]],
+            bcc=[mime.parse_address(a, "bcc").address for a in rev["bcc_addrs"]],
+            attachment_count=sum(1 for a in atts if not a["inline"]),
+        )
+        findings = checks.run(out, await self.settings_of(ident.tenant_id), participants)
+        return composition_pb2.CheckDraftResponse(
+            findings=[
+                composition_pb2.CheckFinding(
+                    code=f.code,
+                    severity=f.severity,
+                    message=f.message,
+                    field=f.field,
+                    detail=f.detail,
+                )
+                for f in findings
+            ],
+            blocked=any(f.severity == "blocking" for f in findings),
+        )
+
+    async def outgoing(
+        self, ident: Identity, draft: Any, rev: Any, atts: list[Any]
+    ) -> mime.Outgoing:
+        blobs = await self._d.repo.blobs([bytes(a["sha256"]) for a in atts])
+        return mime.Outgoing(
+            sender=mime.Mailbox(rev["from_name"], rev["from_address"]),
+            to=mime.parse_addresses(list(rev["to_addrs"]), "to"),
+            cc=mime.parse_addresses(list(rev["cc_addrs"]), "cc"),
+            subject=rev["subject"],
+            text=compose_text(rev),
+            html=compose_html(rev),
+            parts=[
+                mime.Part(
+                    a["filename"],
+                    a["content_type"],
+                    blobs[bytes(a["sha256"])],
+                    a["inline"],
+                    a["content_id"],
+                )
+                for a in atts
+            ],
+            in_reply_to=draft["in_reply_to"],
+            references=list(draft["references"]),
+        )
+
+    async def PreviewDraft(
+        self, request: Any, context: Any
+    ) -> composition_pb2.PreviewDraftResponse:
+        """The mail as it will go out, built by the same code outbound will use; only the
+        Message-ID and Date here are examples (outbound mints the real ones)."""
+        ident = identity.require_operator()
+        draft, rev, atts = await self._current(ident, request.draft_id)
+        domain = rev["from_address"].rpartition("@")[2] or "switchboard.local"
+        msg = mime.build(
+            await self.outgoing(ident, draft, rev, atts),
+            message_id=f"preview.{draft['id']}@{domain}",
+            date=self._d.clock.now(),
+        )
+        raw = msg.as_bytes()
+        text_part = msg.get_body(("plain",))
+        html_part = msg.get_body(("html",))
+        return composition_pb2.PreviewDraftResponse(
+            headers=[composition_pb2.Header(name=n, value=v) for n, v in mime.headers_of(msg)],
+            text=text_part.get_content() if text_part is not None else "",
+            html=sanitize(html_part.get_content()) if html_part is not None else "",
+            attachments=[attachment_pb(a) for a in atts],
+            bcc=list(rev["bcc_addrs"]),
+            size_bytes=len(raw),
+        )
+
+    async def DiffDraft(self, request: Any, context: Any) -> composition_pb2.DiffDraftResponse:
+        ident = identity.require_operator()
+        d = self._d
+        draft = await self._draft(ident, request.draft_id)
+        if request.from_revision < 1 or request.to_revision < 0:
+            raise InvalidArgument("from_revision is 1 or more", field="from_revision")
+        a = await d.repo.revision(d.db.pool, ident.tenant_id, draft["id"], request.from_revision)
+        b = await d.repo.revision(
+            d.db.pool, ident.tenant_id, draft["id"], request.to_revision or draft["revision"]
+        )
+        out = composition_pb2.DiffDraftResponse()
+        pairs = {
+            "subject": (a["subject"], b["subject"]),
+            "body_text": (a["body_text"], b["body_text"]),
+            "body_html": (_html_text(a["body_html"]), _html_text(b["body_html"])),
+            "signature_text": (a["signature_text"], b["signature_text"]),
+            "to": (", ".join(a["to_addrs"]), ", ".join(b["to_addrs"])),
+            "cc": (", ".join(a["cc_addrs"]), ", ".join(b["cc_addrs"])),
+            "bcc": (", ".join(a["bcc_addrs"]), ", ".join(b["bcc_addrs"])),
+        }
+        for name, (old, new) in pairs.items():
+            if old == new:
+                continue
+            out.fields.add(
+                field=name,
+                ops=[composition_pb2.DiffOp(op=o.op, text=o.text) for o in diff.diff(old, new)],
+            )
+        if list(a["attachment_ids"]) != list(b["attachment_ids"]):
+            names = {}
+            for rev in (a, b):
+                for att in await d.repo.attachments(
+                    d.db.pool, ident.tenant_id, draft["id"], list(rev["attachment_ids"])
+                ):
+                    names[att["id"]] = att["filename"]
+            old = "\n".join(names[i] for i in a["attachment_ids"])
+            new = "\n".join(names[i] for i in b["attachment_ids"])
+            out.fields.add(
+                field="attachments",
+                ops=[composition_pb2.DiffOp(op=o.op, text=o.text) for o in diff.diff(old, new)],
+            )
+        return out
+
+
+def _content_type(value: str) -> str:
+    ctype = value.strip().lower() or "application/octet-stream"
+    main, _, sub = ctype.partition("/")
+    if not main or not sub or any(not (c.isalnum() or c in "-+.") for c in main + sub):
+        return "application/octet-stream"
+    return f"{main}/{sub}"[:100]
+
+
+def _html_text(html: str) -> str:
+    """The text of HTML (for checks and diffs): tags out, entities decoded."""
+    if not html:
+        return ""
+    text = nh3.clean(html, tags=set())
+    return html_lib.unescape(text)
+
+
+class CompositionApi(DraftsApi, composition_pb2_grpc.CompositionServiceServicer):
+    def __init__(self, deps: Any) -> None:
+        self._d = deps
+
+
+__all__ = ["UTC", "CompositionApi"]
