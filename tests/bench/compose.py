@@ -37,7 +37,7 @@ WORDS = (
     "{{original.subject}} — {{original.from}} {{original.date}}\n"
     "担当 {{operator.name}} {{operator.address}}\n"
     "{{customer.name}} {{ticket.number}} {{today:%m/%d}} {{now:%H:%M}} {{inbox.name}} "
-    "{{original.subject}} {{operator.name}} {{today}}"
+    "{{original.subject}} {{operator.name}}"
 )
 
 
@@ -60,7 +60,7 @@ async def _api(stack: Stack, token: str, method: str, path: str, body: Any = Non
             headers={"Authorization": f"Bearer {token}"},
         ) as r:
             assert r.status < 300, await r.text()
-            return await r.json()
+            return await r.json() if r.status != 204 else None
 
 
 async def run(
@@ -88,8 +88,9 @@ async def run(
         f"/api/v1/tickets/{ticket['id']}/drafts",
         {"kind": "reply", "fence": lock["fence"]},
     )
-    body = ("山田様\n\nお問い合わせありがとうございます。ご注文の商品につきまして、" * 60)[:10_000]
-    body = body + "\nPlease find the details below. " * ((20_000 - len(body.encode())) // 31)
+    body = ("山田様\n\nお問い合わせありがとうございます。ご注文の商品につきまして、" * 60)[:4_000]
+    english = "\nPlease find the details below. "
+    body += english * ((20 * 1024 - len(body.encode())) // len(english) + 1)
     draft = await _api(
         stack,
         agent,
