@@ -288,7 +288,9 @@ class TemplatesApi:
     async def RenderTemplate(
         self, request: Any, context: Any
     ) -> composition_pb2.RenderTemplateResponse:
-        ident = identity.require_operator()
+        """For an operator, or for another service acting for the tenant (outbound's
+        automatic acknowledgements: no operator words)."""
+        ident = identity.require_tenant()
         row = await self._template(ident, request.template_id)
         ctx = await self._render_context(ident, request.ticket_id, request.message_id)
         return await self._render_row(ident, row, ctx, use=request.use)
@@ -310,7 +312,7 @@ class TemplatesApi:
             answering=message_id,
             inbox_name=inbox_name,
             inbox_address=inbox_address,
-            operator_address=await d.peers.operator_address(ident),
+            operator_address=await d.peers.operator_address(ident) if ident.operator_id else "",
         )
 
     async def _render_row(
@@ -319,7 +321,7 @@ class TemplatesApi:
         subject = reserved.render(row["subject"], ctx)
         text = reserved.render(row["body_text"], ctx)
         html = reserved.render(row["body_html"], ctx)
-        if use:
+        if use and ident.operator_id:
             await self._d.repo.count_use(ident.tenant_id, row["id"])
         return composition_pb2.RenderTemplateResponse(
             subject=subject.text,

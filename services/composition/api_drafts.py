@@ -15,11 +15,12 @@ import nh3
 from switchboard.v1 import common_pb2, composition_pb2, composition_pb2_grpc, events_pb2
 
 from services.runtime import events, identity, masking, permissions
+from services.runtime import mail as mime
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
-from . import checks, diff, mime, reserved
+from . import checks, diff, reserved
 from .api import TemplatesApi, context_of, text_field, ts
 from .peers import Parsed, TicketView
 
@@ -714,6 +715,76 @@ class DraftsApi(TemplatesApi):
         return out
 
 
+class OutboundApi:
+    """What outbound asks of composition (with the submitting operator's identity)."""
+
+    _d: Any
+
+    async def RenderDraftMime(
+        self, request: Any, context: Any
+    ) -> composition_pb2.RenderDraftMimeResponse:
+        ident = identity.require_operator()
+        api: Any = self
+        draft, rev, atts = await api._current(ident, request.draft_id)
+        if draft["state"] != "open":
+            raise FailedPrecondition(f"the draft is {draft['state']}", field="draft_id")
+        out = await api.outgoing(ident, draft, rev, atts)
+        if not out.to and not rev["cc_addrs"] and not rev["bcc_addrs"]:
+            raise FailedPrecondition("the draft has no recipient", field="to")
+        date = (
+            request.date.ToDatetime(tzinfo=UTC) if request.HasField("date") else self._d.clock.now()
+        )
+        msg = mime.build(out, message_id=request.message_id, date=date)
+        bcc = mime.parse_addresses(list(rev["bcc_addrs"]), "bcc")
+        recipients = list(dict.fromkeys(m.address for m in [*out.to, *out.cc, *bcc]))
+        return composition_pb2.RenderDraftMimeResponse(
+            raw=msg.as_bytes(),
+            envelope_from=rev["from_address"],
+            recipients=recipients,
+            revision=rev["revision"],
+            ticket_id=str(draft["ticket_id"] or ""),
+            inbox_id=str(draft["inbox_id"]),
+            subject=rev["subject"],
+            in_reply_to=draft["in_reply_to"],
+        )
+
+    async def SetDraftState(self, request: Any, context: Any) -> composition_pb2.Draft:
+        ident = identity.require_operator()
+        api: Any = self
+        d = self._d
+        moves = {("open", "submitted"), ("submitted", "open"), ("submitted", "sent")}
+        async with d.db.transaction() as conn:
+            draft = await api._draft(ident, request.draft_id, conn, lock=True)
+            if (draft["state"], request.state) not in moves:
+                if draft["state"] == request.state:
+                    return await api._draft_pb(ident, draft)  # already so: idempotent
+                raise FailedPrecondition(
+                    f"a draft that is {draft['state']} cannot become {request.state}",
+                    field="state",
+                )
+            send_id = parse_uuid(request.send_id, "send_id") if request.send_id else None
+            await conn.execute(
+                "UPDATE drafts SET state = $3, send_id = coalesce($4, send_id), updated_at = $5 "
+                "WHERE tenant_id = $1 AND id = $2",
+                uuid.UUID(ident.tenant_id),
+                draft["id"],
+                request.state,
+                send_id,
+                d.clock.now(),
+            )
+            if request.state == "open" or draft["state"] == "open":
+                await api._draft_changed(
+                    conn,
+                    ident,
+                    draft,
+                    "open" if request.state == "open" else "closed",
+                    draft["revision"],
+                )
+            draft = await d.repo.draft(conn, ident.tenant_id, draft["id"])
+        d.outbox.wake()
+        return await api._draft_pb(ident, draft)
+
+
 def _content_type(value: str) -> str:
     ctype = value.strip().lower() or "application/octet-stream"
     main, _, sub = ctype.partition("/")
@@ -730,7 +801,7 @@ def _html_text(html: str) -> str:
     return html_lib.unescape(text)
 
 
-class CompositionApi(DraftsApi, composition_pb2_grpc.CompositionServiceServicer):
+class CompositionApi(OutboundApi, DraftsApi, composition_pb2_grpc.CompositionServiceServicer):
     def __init__(self, deps: Any) -> None:
         self._d = deps
 

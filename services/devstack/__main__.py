@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from services.ingestion.secrets import new_key
+from services.runtime.secrets import new_key
 from services.runtime.service import run as run_main
 
 from .demo import send_demo_mails

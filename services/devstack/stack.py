@@ -13,7 +13,7 @@ from typing import IO
 
 import aiohttp
 
-from services.ingestion.secrets import new_key
+from services.runtime.secrets import new_key
 from services.runtime.settings import DEFAULT_PORTS
 
 from .infra import Nats, Postgres, Redis, free_port, port_in_use, spawn, stop_process

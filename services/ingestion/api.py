@@ -20,8 +20,15 @@ from switchboard.v1 import (
 
 from services.runtime import events, identity, permissions
 from services.runtime.clock import Clock
-from services.runtime.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
+from services.runtime.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from services.runtime.ids import IdGenerator, parse_uuid
+from services.runtime.secrets import SecretBox
 
 from . import archive, blocking, forms
 from . import mailboxes as mbx
@@ -29,7 +36,6 @@ from .imap import ImapSupervisor
 from .imports import ImportRepo, ImportRunner, NewImport
 from .intake import IntakePipeline
 from .mailboxes import Mailbox, MailboxRepo
-from .secrets import SecretBox
 from .store import BODIES_PENDING, Intake, RawStore
 
 MAX_SECRET = 8192
@@ -458,6 +464,31 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             submission_id=submission_id,
             message_id=accepted.message_id,
             redirect_url=form["redirect_url"],
+        )
+
+    async def RecordSent(self, request: Any, context: Any) -> ingestion_pb2.RecordSentResponse:
+        ident = identity.require_tenant()
+        if ident.operator_id:
+            raise PermissionDenied("only outbound records sent mail")
+        if not request.raw or len(request.raw) > 60 * 1024 * 1024:
+            raise InvalidArgument("raw is required (at most 60 MiB)", field="raw")
+        inbox_id = str(parse_uuid(request.inbox_id, "inbox_id"))
+        name = await self._inbox_name(ident, inbox_id)
+        [accepted] = await self._pipeline.accept(
+            [
+                Intake(
+                    tenant_id=ident.tenant_id,
+                    inbox=common_pb2.InboxRef(id=inbox_id, name=name),
+                    channel="sent",
+                    raw=bytes(request.raw),
+                    envelope_from=request.envelope_from[:998],
+                    envelope_recipients=[r[:998] for r in request.recipients[:200]],
+                    use_mail_date=True,
+                )
+            ]
+        )
+        return ingestion_pb2.RecordSentResponse(
+            message_id=accepted.message_id, duplicate=accepted.duplicate
         )
 
     async def _inbox_address(self, tenant_id: str, inbox_id: str) -> str:

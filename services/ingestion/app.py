@@ -11,6 +11,7 @@ from pydantic import Field
 from switchboard.v1 import ingestion_pb2, ingestion_pb2_grpc
 
 from services.runtime import settings as rt_settings
+from services.runtime.secrets import SecretBox
 from services.runtime.service import ServiceRuntime
 
 from .api import IngestionApi
@@ -20,7 +21,6 @@ from .imports import ImportRepo, ImportRunner
 from .intake import IntakePipeline, UnparsedSweeper
 from .mailboxes import MailboxRepo
 from .parsing import MailParser
-from .secrets import SecretBox
 from .smtp import SmtpHandler, SmtpListener
 from .store import RawStore
 

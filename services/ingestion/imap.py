@@ -31,10 +31,10 @@ from services.runtime import log
 from services.runtime.clock import Clock
 from services.runtime.errors import FailedPrecondition
 from services.runtime.periodic import PeriodicTask
+from services.runtime.secrets import SecretBox
 
 from .intake import IntakePipeline
 from .mailboxes import Mailbox, MailboxRepo
-from .secrets import SecretBox
 from .store import Intake
 
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")

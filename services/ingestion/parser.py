@@ -230,6 +230,8 @@ class ParsedMail:
     auto_reasons: list[str] = field(default_factory=list)
     dsn: list[DsnRecipient] = field(default_factory=list)
     spam: SpamVerdict = field(default_factory=SpamVerdict)
+    # a bounce's returned mail (message/rfc822 or text/rfc822-headers): its Message-ID
+    dsn_message_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """Plain str/int/float/bool/None/list/dict only; attachment bytes left out."""
@@ -261,6 +263,7 @@ class ParsedMail:
             "auto_submitted": self.auto_submitted,
             "auto_reasons": list(self.auto_reasons),
             "dsn": [d.to_json() for d in self.dsn],
+            "dsn_message_id": self.dsn_message_id,
             "spam": self.spam.to_json(),
         }
 
@@ -1338,6 +1341,32 @@ def _dsn(data: bytes, st: _State) -> list[DsnRecipient]:
     return out
 
 
+_RETURNED_TYPES = (
+    "message/rfc822",
+    "text/rfc822-headers",
+    "message/rfc822-headers",
+    "message/global",
+    "message/global-headers",
+)
+_MSGID_LINE = re.compile(rb"(?im)^message-id:[ \t]*<([^<>\r\n]{1,900})>")
+
+
+def _returned_message_id(part: _Part, st: _State) -> str:
+    """The Message-ID in the header block of the mail a bounce returns (first 64 KiB)."""
+    try:
+        if part.children or part.cte in ("7bit", "8bit", "binary", ""):
+            data = part.buf[part.body_start : min(part.end, part.body_start + 65536)]
+        else:
+            data = (_payload(part, st) or b"")[:65536]
+        blank = min(
+            (i for i in (data.find(b"\n\n"), data.find(b"\r\n\r\n")) if i >= 0), default=len(data)
+        )
+        m = _MSGID_LINE.search(data[: blank + 1])
+        return m.group(1).decode("ascii", "replace").strip() if m else ""
+    except Exception:  # a damaged returned part: no id, the bounce is still filed
+        return ""
+
+
 # --- automatic mail and spam ----------------------------------------------------------------
 
 _DAEMONS = {"mailer-daemon", "postmaster", "mailer_daemon", "mailerdaemon"}
@@ -1591,11 +1620,14 @@ def _parse(raw: bytes, size: int, digest: str, st: _State, defer_html: bool) -> 
     # attachments, DSN, parts
     attachments: list[Attachment] = []
     dsn: list[DsnRecipient] = []
+    dsn_message_id = ""
     parts: list[PartInfo] = []
     count = 0
     try:
         bodies = {id(p) for p in (plain, html_part) if p is not None}
         for part in root.walk():
+            if part.ctype in _RETURNED_TYPES and not dsn_message_id:
+                dsn_message_id = _returned_message_id(part, st)
             if part.children:
                 role = "container"
             elif part.skipped:
@@ -1692,6 +1724,7 @@ def _parse(raw: bytes, size: int, digest: str, st: _State, defer_html: bool) -> 
         auto_reasons=reasons,
         dsn=dsn,
         spam=spam,
+        dsn_message_id=dsn_message_id if dsn else "",
     )
 
 
@@ -1725,6 +1758,8 @@ def to_summary(parsed: ParsedMail) -> events_pb2.MailSummary:
         search_text=text[:SEARCH_CHARS],
         has_attachments=parsed.attachment_count > 0,
         auto_submitted=parsed.auto_submitted,
+        dsn_original_message_id=parsed.dsn_message_id,
+        dsn_statuses=[d.status for d in parsed.dsn],
         spam=parsed.spam.flagged,
     )
     if parsed.from_:

@@ -44,7 +44,7 @@ async def main() -> int:
 
     async def on_received(env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
         received = events.payload_of(env, events.MESSAGE_RECEIVED)
-        thread = await thread_of(env, received)
+        thread = await thread_of(env, domain.lookup(received))
         routed = domain.route(received, thread.ticket_id, thread.reason)
         out = events.caused_by(
             events.MESSAGE_ROUTED,

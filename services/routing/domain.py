@@ -20,3 +20,15 @@ def route(
     )
     routed.received_at.CopyFrom(received.received_at)
     return routed
+
+
+def lookup(received: events_pb2.MessageReceived) -> events_pb2.MessageReceived:
+    """What to ask tickets about a mail. A mail we sent (channel "sent") carries our own
+    signed Message-ID: asked as if it answered itself, it finds the ticket it was sent
+    from."""
+    if received.channel != "sent" or not received.mail.rfc822_message_id:
+        return received
+    own = events_pb2.MessageReceived()
+    own.CopyFrom(received)
+    own.mail.in_reply_to = received.mail.rfc822_message_id
+    return own

@@ -382,7 +382,9 @@ class TicketsCoreApi:
         tenant = ident.tenant_id
         mail = request.mail
         pool = d.db.pool
-        refs = thread_rules.references(mail.in_reply_to, list(mail.references))
+        # a bounce names the mail it returns: it belongs where that mail went out from
+        returned = [mail.dsn_original_message_id] if mail.dsn_original_message_id else []
+        refs = thread_rules.references(mail.in_reply_to, [*mail.references, *returned])
         for ref in refs:
             signed = thread_rules.verified_ticket(d.thread_key, tenant, ref)
             if signed is not None:

@@ -30,7 +30,11 @@ class Filing:
         mail = routed.mail
         sender = getattr(mail, "from")
         junk = bool(mail.spam or mail.blocked_by)
+        ours = routed.channel == "sent"  # a mail we sent: filed, changes nothing else
         actor = events.system_actor("tickets")
+        summary = events_pb2.MailSummary()
+        summary.CopyFrom(mail)
+        summary.ClearField("search_text")
         async with d.db.transaction() as conn:
             if not await first_time(conn, ROUTED_DURABLE, env):
                 return
@@ -41,7 +45,7 @@ class Filing:
             # spam and blocked senders do not fill the address book
             contact_id = (
                 None
-                if junk
+                if junk or ours
                 else await d.contacts.for_sender(
                     conn, tenant, sender.address, sender.name, now, cause=env
                 )
@@ -54,12 +58,16 @@ class Filing:
                     target = await d.repo.row(conn, tenant, found["id"], for_update=True)
                     settings = await d.repo.inbox_settings(conn, tenant, [target["inbox_id"]])
                     s = settings.get(target["inbox_id"])
-                    join = thread_rules.join_existing(
-                        domain.Status(target["status"]),
-                        target["closed_at"],
-                        now,
-                        s["new_ticket_after_days"] if s else 0,
-                        mail_is_junk=junk,
+                    join = (
+                        thread_rules.Join.APPEND
+                        if ours
+                        else thread_rules.join_existing(
+                            domain.Status(target["status"]),
+                            target["closed_at"],
+                            now,
+                            s["new_ticket_after_days"] if s else 0,
+                            mail_is_junk=junk,
+                        )
                     )
             if target is None or join is thread_rules.Join.NEW:
                 new = domain.ticket_for_new_message(d.ids.new_str(), routed)
@@ -79,7 +87,10 @@ class Filing:
                     changes=[domain.Change("status", "", row["status"])],
                 )
                 payload = events_pb2.TicketCreated(
-                    ticket=summary_pb(row), message_id=routed.message_id
+                    ticket=summary_pb(row),
+                    message_id=routed.message_id,
+                    mail=summary,
+                    channel=routed.channel,
                 )
                 out = events.caused_by(
                     events.TICKET_CREATED,
@@ -122,6 +133,7 @@ class Filing:
                         message_id=routed.message_id,
                         channel=routed.channel,
                         reopened=join is thread_rules.Join.REOPEN,
+                        mail=summary,
                     ),
                     actor=actor,
                 )

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.composition import checks, diff, mime, reserved, suggest
+from services.composition import checks, diff, reserved, suggest
+from services.runtime import mail as mime
 from services.runtime.errors import InvalidArgument
 
 NOW = datetime(2026, 12, 4, 1, 30, tzinfo=UTC)  # Friday; 10:30 in Tokyo

@@ -1,6 +1,7 @@
-"""Encryption of intake credentials (IMAP passwords, OAuth2 tokens) at rest: AES-256-GCM
-with the service's key `SB_SECRET_KEY` (32 bytes, base64). The mailbox id is bound as
-associated data, so a ciphertext copied onto another mailbox does not decrypt."""
+"""Encryption of credentials at rest (ingestion's IMAP passwords and OAuth2 tokens,
+outbound's SMTP passwords and DKIM keys): AES-256-GCM with the service's key
+`SB_SECRET_KEY` (32 bytes, base64). The owning row's id is bound as associated data, so a
+ciphertext copied onto another row does not decrypt."""
 
 from __future__ import annotations
 

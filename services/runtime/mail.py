@@ -1,6 +1,7 @@
-"""Outgoing mail, free of I/O (CMP-5, CMP-6): strict address parsing, header values that
-can carry no CR, LF or NUL whatever the path, and the exact MIME message a draft becomes —
-the same bytes for the preview and, later, for outbound.
+"""Outgoing mail, free of I/O (CMP-5, CMP-6, OUT-1): strict address parsing, header values
+that can carry no CR, LF or NUL whatever the path, and the exact MIME message — shared by
+composition (a draft's preview, and the bytes outbound sends) and outbound (automatic
+acknowledgements).
 
 Python's email generator folds and encodes headers, but a value with a line break slips
 through some paths (a raw `str` header, an address display name): every value that goes
