@@ -22,6 +22,7 @@ from switchboard.v1 import (
     composition_pb2_grpc,
     ingestion_pb2,
     ingestion_pb2_grpc,
+    outbound_pb2_grpc,
     tickets_pb2,
     tickets_pb2_grpc,
 )
@@ -32,7 +33,15 @@ from services.runtime.bus import Bus
 from services.runtime.ids import IdGenerator
 from services.runtime.settings import DEFAULT_PORTS
 
-from . import routes_accounts, routes_compose, routes_contacts, routes_locks, routes_tickets, views
+from . import (
+    routes_accounts,
+    routes_compose,
+    routes_contacts,
+    routes_locks,
+    routes_outbound,
+    routes_tickets,
+    views,
+)
 from .access import (
     CALLER,
     CLIENT,
@@ -85,6 +94,7 @@ class Deps:
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.channels["tickets"])
         self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(self.channels["ingestion"])
         self.composition = composition_pb2_grpc.CompositionServiceStub(self.channels["composition"])
+        self.outbound = outbound_pb2_grpc.OutboundServiceStub(self.channels["outbound"])
         self.redis = redis_client.connect(settings.redis_url)
         self.sessions = SessionResolver(
             self.channels["accounts"], self.redis, settings.session_cache_s
@@ -742,6 +752,7 @@ def build_app(settings: GatewaySettings) -> web.Application:
     routes_contacts.add_routes(app)
     routes_accounts.add_routes(app)
     routes_compose.add_routes(app)
+    routes_outbound.add_routes(app)
 
     async def lifecycle(app: web.Application) -> Any:
         await deps.bus.connect()

@@ -65,6 +65,7 @@ class LiveHub:
         self._clients: dict[str, set[_Client]] = defaultdict(set)
         self._sub: Subscription | None = None
         self._templates: Subscription | None = None
+        self._sends: Subscription | None = None
         self._closing: set[asyncio.Task[Any]] = set()
         self._log = log.get("gateway.live")
 
@@ -75,9 +76,10 @@ class LiveHub:
     async def start(self, nc: NatsClient) -> None:
         self._sub = await nc.subscribe("sb.tickets.>", cb=self._on_msg)
         self._templates = await nc.subscribe("sb.compose.template.changed", cb=self._on_msg)
+        self._sends = await nc.subscribe("sb.outbound.send.changed", cb=self._on_msg)
 
     async def stop(self) -> None:
-        for sub in (self._sub, self._templates):
+        for sub in (self._sub, self._templates, self._sends):
             if sub is not None:
                 await sub.unsubscribe()
         for clients in list(self._clients.values()):

@@ -265,6 +265,26 @@ def event(env: events_pb2.EventEnvelope) -> dict[str, Any] | None:
                 "mentions": [operator(o) for o in c.mentions],
             },
         }
+    if kind == "send_changed":
+        c = env.send_changed
+        return {
+            **base,
+            **by,
+            "send": {
+                "id": c.send_id,
+                "kind": c.kind,
+                "ticket_id": c.ticket_id or None,
+                "inbox_id": c.inbox_id,
+                "draft_id": c.draft_id or None,
+                "state": c.state,
+                "previous_state": c.previous_state or None,
+                "message_id": c.message_id,
+                "attempts": c.attempts,
+                "smtp_code": c.smtp_code or None,
+                "smtp_message": c.smtp_message or None,
+                "send_at": iso(c.send_at),
+            },
+        }
     return None
 
 
@@ -273,6 +293,8 @@ def event_inbox(env: events_pb2.EventEnvelope) -> str | None:
     kind = env.WhichOneof("payload")
     if kind == "reply_lock":
         return env.reply_lock.inbox_id or ""
+    if kind == "send_changed":
+        return env.send_changed.inbox_id or ""
     if kind in (
         "ticket_created",
         "ticket_updated",
@@ -602,4 +624,89 @@ def template_event(env: events_pb2.EventEnvelope) -> dict[str, Any]:
         "version": t.version,
         "kind": t.kind,
         "folder_id": t.folder_id or None,
+    }
+
+
+# -- outbound (issue 7) ------------------------------------------------------------------
+
+
+def smtp_reply(r: Any) -> dict[str, Any]:
+    return {
+        "code": r.code or None,
+        "message": r.message,
+        "at": iso(r.at),
+        "attempt": r.attempt,
+        "outcome": r.outcome or None,
+    }
+
+
+def send(s: Any) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "kind": s.kind,
+        "state": s.state,
+        "draft_id": s.draft_id or None,
+        "draft_revision": s.draft_revision or None,
+        "ticket_id": s.ticket_id or None,
+        "inbox_id": s.inbox_id,
+        "operator": operator(s.operator) if s.HasField("operator") else None,
+        "message_id": s.message_id,
+        "subject": s.subject,
+        "from": s.envelope_from,
+        "recipients": list(s.recipients),
+        "rejected": list(s.rejected),
+        "send_at": iso(s.send_at),
+        "next_attempt_at": iso(s.next_attempt_at) if s.state in ("scheduled", "retrying") else None,
+        "sent_at": iso(s.sent_at),
+        "attempts": s.attempts,
+        "max_attempts": s.max_attempts,
+        "last_reply": smtp_reply(s.last_reply) if s.HasField("last_reply") else None,
+        "replies": [smtp_reply(r) for r in s.replies],
+        "status_after": STATUS_NAMES.get(s.status_after) if s.status_after else None,
+        "route": s.route or None,
+        "dkim_signed": s.dkim_signed,
+        "size_bytes": s.size_bytes,
+        "bounce": s.bounce or None,
+        "created_at": iso(s.created_at),
+        "updated_at": iso(s.updated_at),
+    }
+
+
+def smtp_route(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "name": r.name,
+        "scope": r.scope,
+        "inbox_id": r.inbox_id or None,
+        "domain": r.domain or None,
+        "host": r.host,
+        "port": r.port,
+        "security": r.security,
+        "username": r.username,
+        "has_password": r.has_password,
+        "verify_certificate": r.verify_certificate,
+        "updated_at": iso(r.updated_at),
+    }
+
+
+def dkim_key(k: Any) -> dict[str, Any]:
+    return {
+        "domain": k.domain,
+        "selector": k.selector,
+        "dns_name": k.dns_name,
+        "dns_txt": k.dns_txt,
+        "created_at": iso(k.created_at),
+    }
+
+
+def auto_reply(a: Any) -> dict[str, Any]:
+    return {
+        "inbox_id": a.inbox_id,
+        "enabled": a.enabled,
+        "mode": a.mode,
+        "hours": [{"weekday": h.weekday, "start": h.start, "end": h.end} for h in a.hours],
+        "time_zone": a.time_zone,
+        "template_id": a.template_id or None,
+        "period_hours": a.period_hours,
+        "form_template_id": a.form_template_id or None,
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from services.accounts.app import OPERATIONS
+from services.outbound.app import BOUNCES, REPLIES
 from services.routing.app import MESSAGES
 from services.runtime import log
 from services.runtime import settings as rt_settings
@@ -23,8 +24,8 @@ from services.runtime.service import run, service_migrations
 from services.tickets.app import DRAFTS, ROUTED
 
 # The services that own a database today, and every durable consumer.
-DATABASE_SERVICES = ("accounts", "ingestion", "routing", "tickets", "composition")
-CONSUMERS: tuple[ConsumerSpec, ...] = (MESSAGES, ROUTED, OPERATIONS, DRAFTS)
+DATABASE_SERVICES = ("accounts", "ingestion", "routing", "tickets", "composition", "outbound")
+CONSUMERS: tuple[ConsumerSpec, ...] = (MESSAGES, ROUTED, OPERATIONS, DRAFTS, REPLIES, BOUNCES)
 
 
 async def main() -> int:

@@ -15,11 +15,20 @@ import pytest
 from services.devstack.infra import Nats, Postgres, Redis, free_port
 from services.devstack.stack import Ports, Stack, StackConfig
 from tests.dovecot import Dovecot
+from tests.smtp_peer import SmtpPeer
 
 os.environ.setdefault("SB_ENV", "test")
 DEMO_PASSWORD = "test-demo-password"
 SMTP_MAX_BYTES = 512 * 1024
 LOGIN_LOCK_S = 4
+OUTBOUND_TEST_ENV = {
+    "SB_SMTP_TIMEOUT_S": "3",
+    "SB_SMTP_DATA_TIMEOUT_S": "2",
+    "SB_SEND_LEASE_S": "4",
+    "SB_SEND_RETRY_BASE_S": "0.3",
+    "SB_SEND_RETRY_CAP_S": "1",
+    "SB_SEND_MAX_ATTEMPTS": "3",
+}
 
 
 @dataclass
@@ -76,8 +85,19 @@ def dovecot_tls(
 
 
 @pytest.fixture(scope="session")
+def smtp_peer() -> Iterator[SmtpPeer]:
+    """The SMTP server outbound delivers to (the platform relay of the test stack)."""
+    peer = SmtpPeer().start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture(scope="session")
 async def stack(
-    infra: Infra, tmp_path_factory: pytest.TempPathFactory, imap_cert: tuple[Path, Path]
+    infra: Infra,
+    tmp_path_factory: pytest.TempPathFactory,
+    imap_cert: tuple[Path, Path],
+    smtp_peer: SmtpPeer,
 ) -> AsyncIterator[Stack]:
     """Every service and the gateway as their own processes, on the session's servers."""
     config = StackConfig(
@@ -89,7 +109,10 @@ async def stack(
         nats_url=infra.nats.url,
         redis_url=infra.redis.url,
         service_logs_to_files=True,
+        smtp_relay=("127.0.0.1", smtp_peer.port),
         extra_env={
+            # Short SMTP timeouts, leases and back-off, so that failures show in seconds.
+            "outbound": OUTBOUND_TEST_ENV,
             "ingestion": {
                 "SB_SMTP_MAX_BYTES": str(SMTP_MAX_BYTES),
                 "SB_IMAP_CA_FILE": str(imap_cert[0]),

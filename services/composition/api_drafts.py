@@ -762,6 +762,11 @@ class OutboundApi:
                     f"a draft that is {draft['state']} cannot become {request.state}",
                     field="state",
                 )
+            if request.revision and request.revision != draft["revision"]:
+                raise FailedPrecondition(
+                    "the draft was saved again meanwhile; check it and send again",
+                    field="revision",
+                )
             send_id = parse_uuid(request.send_id, "send_id") if request.send_id else None
             await conn.execute(
                 "UPDATE drafts SET state = $3, send_id = coalesce($4, send_id), updated_at = $5 "

@@ -11,7 +11,9 @@ from pathlib import Path
 from services.runtime.secrets import new_key
 from services.runtime.service import run as run_main
 
+from .catcher import MailCatcher
 from .demo import send_demo_mails
+from .infra import free_port
 from .stack import ROOT, START_ORDER, Stack, StackConfig
 
 DEFAULT_DEMO_PASSWORD = "switchboard-demo"
@@ -19,7 +21,9 @@ DEFAULT_DEMO_PASSWORD = "switchboard-demo"
 
 async def run_stack() -> int:
     password = os.environ.get("SB_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
+    catcher = MailCatcher(ROOT / ".data" / "outgoing", free_port())
     config = StackConfig(
+        smtp_relay=("127.0.0.1", catcher.port),
         secret_key=os.environ.get("SB_SECRET_KEY") or _local_secret_key(ROOT / ".data"),
         data_dir=ROOT / ".data",
         demo_password=password,
@@ -35,6 +39,7 @@ async def run_stack() -> int:
         loop.add_signal_handler(sig, stop.set)
     print("switchboard: starting PostgreSQL, NATS and Redis (data in ./.data)", flush=True)
     try:
+        await catcher.start()
         await stack.start_infra()
         await stack.seed()
         print("switchboard: starting services", flush=True)
@@ -52,6 +57,7 @@ async def run_stack() -> int:
     finally:
         print("switchboard: stopping", flush=True)
         await asyncio.to_thread(stack.stop)
+        await catcher.stop()
         print("switchboard: stopped", flush=True)
     return 0
 
@@ -92,6 +98,7 @@ def _banner(stack: Stack, password: str) -> None:
   Gateway      {stack.gateway_url}   (health: {stack.gateway_url}/healthz)
   API          {stack.gateway_url}/api/v1/openapi.yaml
   SMTP intake  127.0.0.1:{stack.smtp_port}  → support@demo.example, sales@demo.example
+  Sent mail    kept in .data/outgoing/ (a local catcher stands in for the internet)
 
   Logins       admin@demo.example, agent1@demo.example, agent2@demo.example,
                trainee@demo.example   password: {shown}

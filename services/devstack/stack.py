@@ -70,6 +70,7 @@ class StackConfig:
     log_level: str = "info"
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per process
     secret_key: str = field(default_factory=new_key)  # ingestion's key for credentials
+    smtp_relay: tuple[str, int] | None = None  # where outbound sends when no route says
 
 
 class Stack:
@@ -132,6 +133,11 @@ class Stack:
         if name == "ingestion":
             env["SB_SMTP_PORT"] = str(p.smtp)
             env["SB_SECRET_KEY"] = self.config.secret_key
+        if name == "outbound":
+            env["SB_SECRET_KEY"] = self.config.secret_key
+            if self.config.smtp_relay:
+                env["SB_SMTP_RELAY_HOST"] = self.config.smtp_relay[0]
+                env["SB_SMTP_RELAY_PORT"] = str(self.config.smtp_relay[1])
         if name == "tickets":
             # the local stack signs Message-IDs with a key derived from the same secret
             env["SB_THREAD_KEY"] = "thread:" + self.config.secret_key

@@ -1,3 +1,1 @@
-"""outbound: immediate and scheduled sending over SMTP.
-
-Until its issue lands, the process serves the gRPC health service only."""
+"""outbound: immediate and scheduled sending over SMTP, exactly once (issue 7)."""

@@ -1,5 +1,7 @@
-from functools import partial
+"""`python -m services.outbound`: the outbound service (see app.py)."""
 
-from services.runtime.service import health_only, run
+from services.runtime.service import run
 
-run(partial(health_only, "outbound"))
+from .app import main
+
+run(main)

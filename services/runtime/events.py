@@ -67,6 +67,7 @@ LOCK_TAKEN_OVER = EventType("lock.taken_over", TICKETS, "reply_lock")
 OPERATION_PERFORMED = EventType("operation.performed", GATEWAY, "operation_performed")
 TEMPLATE_CHANGED = EventType("template.changed", COMPOSE, "template_changed")
 DRAFT_CHANGED = EventType("draft.changed", COMPOSE, "draft_changed")
+SEND_CHANGED = EventType("send.changed", OUTBOUND, "send_changed")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -87,6 +88,7 @@ EVENT_TYPES = {
         OPERATION_PERFORMED,
         TEMPLATE_CHANGED,
         DRAFT_CHANGED,
+        SEND_CHANGED,
     )
 }
 

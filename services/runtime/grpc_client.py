@@ -8,7 +8,15 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .identity import Identity
+from .errors import (
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from .identity import MD_FIELD, Identity
 
 # Retries for calls that never reached a server (UNAVAILABLE), as gRPC's service config
 # describes them: a restarting peer costs a short wait, not an error.
@@ -57,3 +65,25 @@ async def check_health(ch: grpc.aio.Channel, timeout: float = 2.0) -> str:
             return "SERVICE_UNKNOWN"
         return "UNREACHABLE"
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
+
+
+_REFUSALS: dict[grpc.StatusCode, type[DomainError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+}
+
+
+def refused(err: grpc.aio.AioRpcError) -> bool:
+    """The peer refused the request itself (asking again will not help)."""
+    return err.code() in _REFUSALS
+
+
+def passed_on(err: grpc.aio.AioRpcError, service: str) -> DomainError:
+    """A peer's refusal as the caller's own (its message and field), or Unavailable."""
+    cls = _REFUSALS.get(err.code())
+    if cls is not None:
+        found = [str(v) for k, v in err.trailing_metadata() or () if k == MD_FIELD]
+        return cls(err.details() or f"{service} refused", field=found[0] if found else None)
+    return Unavailable(f"{service} unavailable: {err.code().name}")

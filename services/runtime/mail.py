@@ -28,6 +28,24 @@ MAX_NAME = 200
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _FORBIDDEN = ("\r", "\n", "\0")
+_HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,75}$")
+_OWN_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "subject",
+        "date",
+        "message-id",
+        "in-reply-to",
+        "references",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,8 @@ class Outgoing:
     in_reply_to: str = ""  # a Message-ID, without <>
     references: Sequence[str] = field(default_factory=tuple)
     reply_to: Sequence[Mailbox] = field(default_factory=tuple)
+    # further headers set by the system (Auto-Submitted, X-Auto-Response-Suppress …)
+    extra_headers: Sequence[tuple[str, str]] = field(default_factory=tuple)
 
 
 def _msgid(value: str, field_name: str) -> str:
@@ -188,6 +208,10 @@ def build(out: Outgoing, *, message_id: str, date: datetime) -> EmailMessage:
     refs = [_msgid(r, "references") for r in out.references if r.strip()][-20:]
     if refs:
         msg["References"] = " ".join(refs)
+    for name, value in out.extra_headers:
+        if not _HEADER_NAME.match(name) or name.lower() in _OWN_HEADERS:
+            raise InvalidArgument(f"{name!r} cannot be set as an extra header", field="headers")
+        msg[name] = check_header_value(value, name)
     msg.set_content(out.text or "", charset="utf-8", cte="quoted-printable")
     if out.html:
         msg.add_alternative(out.html, subtype="html", charset="utf-8", cte="quoted-printable")

@@ -1,0 +1,439 @@
+"""OutboundService, the operator's side: a draft becomes an outbox item (now or at a
+time), and the items are listed, cancelled, rescheduled and — when left unknown —
+decided. The administration methods are in `api_admin.py`."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import asyncpg
+from switchboard.v1 import common_pb2, outbound_pb2
+
+from services.runtime import identity, log, permissions
+from services.runtime.clock import Clock
+from services.runtime.db import Database
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.runtime.identity import Identity
+from services.runtime.ids import IdGenerator, parse_uuid
+from services.runtime.outbox import Outbox
+from services.runtime.paging import Cursor, page, page_size
+from services.runtime.secrets import SecretBox
+
+from . import domain, signing
+from .changes import send_changed
+from .dispatcher import Dispatcher, Routes
+from .domain import State
+from .peers import Peers
+from .repo import NewSend, OutboundRepo
+
+MAX_AHEAD = timedelta(days=366)
+SCHEDULED_AFTER = timedelta(seconds=5)  # later than this: a scheduled send
+_STATUSES = {
+    common_pb2.TICKET_STATUS_UNSPECIFIED,
+    common_pb2.TICKET_STATUS_OPEN,
+    common_pb2.TICKET_STATUS_PENDING,
+    common_pb2.TICKET_STATUS_RESOLVED,
+    common_pb2.TICKET_STATUS_NO_ACTION,
+}
+_DATE = re.compile(rb"(?im)^Date:[^\r\n]*\r\n")
+_DKIM = re.compile(rb"(?is)^DKIM-Signature:.*?\r\n(?![ \t])")
+
+
+@dataclass
+class Deps:
+    db: Database
+    repo: OutboundRepo
+    outbox: Outbox
+    peers: Peers
+    routes: Routes
+    box: SecretBox
+    clock: Clock
+    ids: IdGenerator
+    dispatcher: Dispatcher
+    max_attempts: int
+
+
+def _ts(value: datetime | None) -> Any:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    if value is None:
+        return None
+    t = Timestamp()
+    t.FromDatetime(value)
+    return t
+
+
+def send_pb(row: Any, attempts: list[Any] | None = None) -> outbound_pb2.Send:
+    out = outbound_pb2.Send(
+        id=str(row["id"]),
+        kind=row["kind"],
+        draft_id=str(row["draft_id"] or ""),
+        draft_revision=row["draft_revision"],
+        ticket_id=str(row["ticket_id"] or ""),
+        inbox_id=str(row["inbox_id"]),
+        state=row["state"],
+        message_id=row["message_id"],
+        subject=row["subject"],
+        envelope_from=row["envelope_from"],
+        recipients=list(row["recipients"]),
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        status_after=row["status_after"],
+        route=row["route_name"],
+        dkim_signed=row["dkim_signed"],
+        size_bytes=len(row["raw"]) if row.get("raw") is not None else 0,
+        bounce=row["bounce"],
+        rejected=list(row["rejected"]),
+    )
+    if row["operator_id"]:
+        out.operator.id = str(row["operator_id"])
+        out.operator.display_name = row["operator_name"]
+    for name in ("send_at", "next_attempt_at", "sent_at", "created_at", "updated_at"):
+        if row[name] is not None:
+            getattr(out, name).FromDatetime(row[name])
+    if row["last_code"] is not None or row["last_message"]:
+        out.last_reply.code = row["last_code"] or 0
+        out.last_reply.message = row["last_message"]
+        out.last_reply.attempt = row["attempts"]
+        out.last_reply.at.FromDatetime(row["updated_at"])
+    for a in attempts or []:
+        reply = out.replies.add(
+            code=a["code"] or 0, message=a["message"], attempt=a["attempt"], outcome=a["outcome"]
+        )
+        reply.at.FromDatetime(a["at"])
+    return out
+
+
+def retime(raw: bytes, date: datetime) -> bytes:
+    """The message with its Date header set to `date` (a rescheduled send), and without
+    a DKIM signature (which covered the old Date: it is signed again)."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    head += b"\r\n"
+    head = _DKIM.sub(b"", head)
+    stamp = b"Date: " + format_datetime(date).encode() + b"\r\n"
+    head = _DATE.sub(stamp, head, count=1) if _DATE.search(head) else stamp + head
+    return head[:-2] + sep + body
+
+
+class SendsApi:
+    _d: Deps
+
+    def __init__(self, deps: Deps) -> None:
+        self._d = deps
+        self._log = log.get("outbound.api")
+
+    # -- helpers -----------------------------------------------------------------------
+
+    async def _visible(
+        self, ident: Identity, raw_id: str, conn: Any = None, lock: bool = False
+    ) -> asyncpg.Record:
+        row = await self._d.repo.get(
+            conn or self._d.repo.pool, ident.tenant_id, parse_uuid(raw_id, "send_id"), lock=lock
+        )
+        if row is None or not ident.sees_inbox(row["inbox_id"]):
+            raise NotFound("no such send", field="send_id")
+        return row
+
+    async def sign(self, tenant: str, raw: bytes, sender: str) -> tuple[bytes, bool]:
+        """DKIM-signed when the tenant has a key for the sender's domain (OUT-7)."""
+        d = self._d
+        key = await d.repo.dkim_key(tenant, domain.domain_of(sender))
+        if key is None:
+            return raw, False
+        pem = d.box.open(bytes(key["private_key_sealed"]), f"{tenant}:{key['domain']}")
+        return signing.sign(
+            raw, domain=key["domain"], selector=key["selector"], private_pem=pem
+        ), True
+
+    def _send_at(self, request: Any, field: str = "send_at") -> datetime:
+        now = self._d.clock.now()
+        if not request.HasField(field):
+            return now
+        at = getattr(request, field).ToDatetime(tzinfo=UTC)
+        if at < now - timedelta(minutes=1):
+            raise InvalidArgument("send_at is in the past", field=field)
+        if at > now + MAX_AHEAD:
+            raise InvalidArgument("send_at is more than a year ahead", field=field)
+        return max(at, now)
+
+    # -- submitting ----------------------------------------------------------------------
+
+    async def SubmitDraft(self, request: Any, context: Any) -> outbound_pb2.Send:
+        ident = identity.require_operator()
+        d = self._d
+        md = ident.metadata()
+        draft_id = str(parse_uuid(request.draft_id, "draft_id"))
+        if request.status_after not in _STATUSES:
+            raise InvalidArgument(
+                "status_after must be open, pending, resolved or no_action", field="status_after"
+            )
+        send_at = self._send_at(request)
+        scheduled = send_at > d.clock.now() + SCHEDULED_AFTER
+        draft = await d.peers.get_draft(md, draft_id)
+        if draft.state == "submitted":
+            existing = await self._live_send(ident, draft_id, draft.current.revision)
+            if existing is not None:  # the same submission again (a double click)
+                return send_pb(existing)
+        if draft.state != "open":
+            raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
+        if not ident.may(permissions.SEND_WITHOUT_APPROVAL):
+            raise PermissionDenied(
+                "your replies need a supervisor's approval before they are sent "
+                "(needs the permission send_without_approval)"
+            )
+        ticket_id = draft.ticket_id
+        if ticket_id:
+            if request.fence <= 0:
+                raise FailedPrecondition(
+                    "take the reply lock first: sending needs its fence", field="fence"
+                )
+            await d.peers.check_fence(md, ticket_id, request.fence)
+        found = await d.peers.check_draft(md, draft_id)
+        blocking = [f for f in found.findings if f.severity == "blocking"]
+        if blocking:
+            raise FailedPrecondition(
+                f"the draft cannot be sent: {blocking[0].message}",
+                field=blocking[0].field or "draft_id",
+            )
+        unseen = sorted(
+            {f.code for f in found.findings if f.severity == "warning"}
+            - set(request.acknowledged_warnings)
+        )
+        if unseen:
+            raise FailedPrecondition(
+                "the pre-send checks warn about: "
+                + ", ".join(unseen)
+                + " — look at them, then send again acknowledging them",
+                field="acknowledged_warnings",
+            )
+        send_id = d.ids.new()
+        sender_domain = domain.domain_of(draft.current.from_address)
+        if ticket_id:
+            message_id = await d.peers.mint_message_id(md, ticket_id, sender_domain)
+        else:
+            message_id = f"{send_id.hex}.sb@{sender_domain}"
+        mime = await d.peers.render_mime(md, draft_id, message_id, send_at)
+        recipients = list(mime.recipients)
+        domain.choose_route(await d.routes.of(ident.tenant_id), mime.inbox_id, recipients)
+        raw, signed = await self.sign(ident.tenant_id, bytes(mime.raw), mime.envelope_from)
+        await d.peers.set_draft_state(md, draft_id, "submitted", str(send_id), mime.revision)
+        new = NewSend(
+            id=send_id,
+            tenant_id=uuid.UUID(ident.tenant_id),
+            kind="reply",
+            draft_id=uuid.UUID(draft_id),
+            draft_revision=mime.revision,
+            ticket_id=uuid.UUID(ticket_id) if ticket_id else None,
+            inbox_id=uuid.UUID(mime.inbox_id),
+            operator_id=uuid.UUID(ident.operator_id),
+            operator_name=ident.display_name,
+            operator_md=md,
+            fence=request.fence if ticket_id else 0,
+            lock_held=bool(ticket_id) and not scheduled,
+            status_after=request.status_after,
+            message_id=message_id,
+            subject=mime.subject,
+            envelope_from=mime.envelope_from,
+            recipients=recipients,
+            raw=raw,
+            dkim_signed=signed,
+            send_at=send_at,
+            max_attempts=d.max_attempts,
+            route_name="",
+        )
+        now = d.clock.now()
+        try:
+            async with d.db.transaction() as conn:
+                row = await d.repo.insert_send(conn, new, now, None)
+                await d.repo.add_event(
+                    conn,
+                    send_changed(
+                        d.ids,
+                        row,
+                        state=State.SCHEDULED,
+                        previous="",
+                        at=now,
+                        actor=identity.operator_actor(ident),
+                        correlation_id=ident.correlation_id,
+                    ),
+                )
+        except asyncpg.UniqueViolationError:
+            existing = await self._live_send(ident, draft_id, mime.revision)
+            if existing is None:
+                raise
+            return send_pb(existing)
+        except BaseException:
+            await self._reopen_quietly(md, draft_id, str(send_id))
+            raise
+        d.outbox.wake()
+        d.dispatcher.wake()
+        if scheduled and ticket_id:
+            await self._release_quietly(md, ticket_id, request.fence)
+        self._log.info(
+            "draft submitted",
+            send_id=str(send_id),
+            draft_id=draft_id,
+            ticket_id=ticket_id or None,
+            send_at=send_at.isoformat(),
+            recipients=len(recipients),
+            dkim=signed,
+        )
+        return send_pb(row)
+
+    async def _live_send(self, ident: Identity, draft_id: str, revision: int) -> Any:
+        return await self._d.repo.pool.fetchrow(
+            "SELECT * FROM sends WHERE tenant_id = $1 AND draft_id = $2 AND draft_revision = $3 "
+            "AND state <> 'cancelled'",
+            uuid.UUID(ident.tenant_id),
+            uuid.UUID(draft_id),
+            revision,
+        )
+
+    async def _reopen_quietly(self, md: Any, draft_id: str, send_id: str) -> None:
+        try:
+            await self._d.peers.set_draft_state(md, draft_id, "open", send_id)
+        except Exception as err:
+            self._log.warning("could not reopen the draft", draft_id=draft_id, error=repr(err))
+
+    async def _release_quietly(self, md: Any, ticket_id: str, fence: int) -> None:
+        try:
+            await self._d.peers.release_lock(md, ticket_id, fence)
+        except Exception as err:
+            self._log.warning(
+                "could not release the reply lock", ticket_id=ticket_id, error=repr(err)
+            )
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def GetSend(self, request: Any, context: Any) -> outbound_pb2.Send:
+        ident = identity.require_tenant()
+        row = await self._visible(ident, request.send_id)
+        return send_pb(row, await self._d.repo.attempts(row["id"]))
+
+    async def ListSends(self, request: Any, context: Any) -> outbound_pb2.ListSendsResponse:
+        ident = identity.require_tenant()
+        limit = page_size(request.limit)
+        states = [s for s in request.states if s]
+        bad = [s for s in states if s not in {x.value for x in State}]
+        if bad:
+            raise InvalidArgument(f"unknown state {bad[0]!r}", field="states")
+        inboxes = ident.inbox_filter()
+        if request.inbox_id:
+            wanted = str(parse_uuid(request.inbox_id, "inbox_id"))
+            inboxes = [wanted] if inboxes is None or wanted in inboxes else []
+        rows = await self._d.repo.list_sends(
+            ident.tenant_id,
+            ticket_id=parse_uuid(request.ticket_id, "ticket_id") if request.ticket_id else None,
+            inbox_ids=[uuid.UUID(i) for i in inboxes] if inboxes is not None else None,
+            states=states or None,
+            limit=limit,
+            cursor=Cursor.decode(request.cursor) if request.cursor else None,
+        )
+        rows, cursor = page(rows, limit, "created_at")
+        return outbound_pb2.ListSendsResponse(sends=[send_pb(r) for r in rows], next_cursor=cursor)
+
+    # -- changing ------------------------------------------------------------------------
+
+    async def _change(
+        self,
+        ident: Identity,
+        raw_id: str,
+        allowed: frozenset[State],
+        state: State,
+        what: str,
+        **changes: Any,
+    ) -> asyncpg.Record:
+        d = self._d
+        now = d.clock.now()
+        async with d.db.transaction() as conn:
+            row = await self._visible(ident, raw_id, conn, lock=True)
+            if row["state"] not in allowed:
+                raise FailedPrecondition(
+                    f"a send that is {row['state']} cannot be {what}", field="send_id"
+                )
+            raw = changes.pop("raw", None)
+            if raw is not None:
+                await conn.execute("UPDATE sends SET raw = $2 WHERE id = $1", row["id"], raw)
+            env = send_changed(
+                d.ids,
+                row,
+                state=state,
+                previous=row["state"],
+                at=now,
+                actor=identity.operator_actor(ident),
+                send_at=changes.get("send_at"),
+                correlation_id=ident.correlation_id,
+            )
+            updated = await d.repo.set_state(conn, row, state=state, now=now, env=env, **changes)
+        d.outbox.wake()
+        self._log.info(
+            what, send_id=str(row["id"]), state=str(state), operator_id=ident.operator_id
+        )
+        return updated
+
+    async def CancelSend(self, request: Any, context: Any) -> outbound_pb2.Send:
+        ident = identity.require_operator()
+        row = await self._change(
+            ident, request.send_id, domain.WAITING, State.CANCELLED, "cancelled"
+        )
+        if row["draft_id"]:
+            # the draft opens again, to be edited and sent anew
+            await self._d.peers.set_draft_state(
+                ident.metadata(), str(row["draft_id"]), "open", str(row["id"])
+            )
+        return send_pb(row)
+
+    async def RescheduleSend(self, request: Any, context: Any) -> outbound_pb2.Send:
+        ident = identity.require_operator()
+        if not request.HasField("send_at"):
+            raise InvalidArgument("send_at is required", field="send_at")
+        send_at = self._send_at(request)
+        current = await self._visible(ident, request.send_id)
+        raw = retime(bytes(current["raw"]), send_at)
+        signed = False
+        if current["dkim_signed"]:
+            raw, signed = await self.sign(ident.tenant_id, raw, current["envelope_from"])
+        row = await self._change(
+            ident,
+            request.send_id,
+            domain.WAITING,
+            State.SCHEDULED,
+            "rescheduled",
+            send_at=send_at,
+            raw=raw,
+        )
+        if current["dkim_signed"] and not signed:
+            await self._d.repo.pool.execute(
+                "UPDATE sends SET dkim_signed = false WHERE id = $1", row["id"]
+            )
+        self._d.dispatcher.wake()
+        return send_pb(row)
+
+    async def ResolveUnknown(self, request: Any, context: Any) -> outbound_pb2.Send:
+        ident = identity.require_operator()
+        decisions = {
+            "delivered": State.SENT,
+            "resend": State.RETRYING,
+            "failed": State.FAILED,
+        }
+        if request.decision not in decisions:
+            raise InvalidArgument("decision must be delivered, resend or failed", field="decision")
+        state = decisions[request.decision]
+        extra: dict[str, Any] = {}
+        if state is State.RETRYING:
+            extra = {"due_at": self._d.clock.now(), "attempts_left": True}
+        row = await self._change(
+            ident,
+            request.send_id,
+            frozenset({State.UNKNOWN}),
+            state,
+            f"resolved as {request.decision}",
+            **extra,
+        )
+        self._d.dispatcher.wake()
+        return send_pb(row)

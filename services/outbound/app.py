@@ -1,0 +1,140 @@
+"""outbound's composition root: the OutboundService API, the dispatcher that sends due
+mail, the sweep of expired leases, the steps after sending, and two consumers
+(automatic replies from tickets' events, bounces from ingestion's)."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field, SecretStr
+from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
+
+from services.runtime import events
+from services.runtime import settings as rt_settings
+from services.runtime.bus import ConsumerSpec
+from services.runtime.secrets import SecretBox
+from services.runtime.service import ServiceRuntime
+
+from .api import Deps
+from .api_admin import OutboundApi
+from .autoreply import REPLIES_DURABLE, AutoReplies
+from .bounces import BOUNCES_DURABLE, Bounces
+from .dispatcher import Dispatcher, DispatchSettings, LeaseSweeper, Routes, worker_name
+from .finisher import Finisher
+from .peers import Peers
+from .repo import OutboundRepo
+from .smtp import Hop, SmtpClient
+
+REPLIES = ConsumerSpec(
+    events.TICKETS,
+    REPLIES_DURABLE,
+    (events.TICKET_CREATED.subject, events.TICKET_MESSAGE_ADDED.subject),
+)
+BOUNCES = ConsumerSpec(events.INGEST, BOUNCES_DURABLE, (events.MESSAGE_RECEIVED.subject,))
+
+
+class OutboundSettings(rt_settings.ServiceSettings):
+    # seals SMTP passwords and DKIM keys at rest (32 bytes, base64)
+    secret_key: str | None = None
+    # the platform's relay, for tenants' mail without a route of their own
+    smtp_relay_host: str = ""
+    smtp_relay_port: int = Field(default=25, ge=1, le=65535)
+    smtp_relay_security: str = Field(default="none", pattern="^(tls|starttls|none)$")
+    smtp_relay_username: str = ""
+    smtp_relay_password: SecretStr | None = None
+    smtp_relay_verify_certificate: bool = True
+    smtp_helo_name: str = Field(default_factory=socket.gethostname)
+    smtp_timeout_s: float = Field(default=30.0, gt=0, le=600)  # each command
+    smtp_data_timeout_s: float = Field(default=120.0, gt=0, le=1200)  # the reply to the message
+    smtp_connections_per_route: int = Field(default=8, ge=1, le=100)
+    send_lease_s: float = Field(default=60.0, ge=1, le=3600)
+    send_poll_s: float = Field(default=0.2, gt=0, le=10)
+    send_concurrency: int = Field(default=32, ge=1, le=500)
+    send_max_attempts: int = Field(default=8, ge=1, le=50)
+    send_retry_base_s: float = Field(default=60.0, ge=0.01, le=86400)
+    send_retry_cap_s: float = Field(default=3600.0, ge=0.01, le=86400 * 7)
+
+
+async def main() -> int:
+    settings = rt_settings.load(OutboundSettings)
+    rt = ServiceRuntime("outbound", settings)
+    db = await rt.open_database()
+    await rt.open_bus()
+    outbox = rt.open_outbox()
+    repo = OutboundRepo(db.pool)
+    box = SecretBox(settings.secret_key)
+    relay = (
+        Hop(
+            "relay",
+            settings.smtp_relay_host,
+            settings.smtp_relay_port,
+            settings.smtp_relay_security,
+            settings.smtp_relay_username,
+            settings.smtp_relay_password.get_secret_value() if settings.smtp_relay_password else "",
+            settings.smtp_relay_verify_certificate,
+        )
+        if settings.smtp_relay_host
+        else None
+    )
+    routes = Routes(repo, box, relay)
+    smtp = SmtpClient(
+        helo_name=settings.smtp_helo_name,
+        timeout_s=settings.smtp_timeout_s,
+        data_timeout_s=settings.smtp_data_timeout_s,
+        per_route=settings.smtp_connections_per_route,
+    )
+    rt.on_close(smtp.close)
+    peers = Peers(
+        rt.channel("composition"),
+        rt.channel("tickets"),
+        rt.channel("ingestion"),
+        rt.channel("accounts"),
+    )
+    worker = worker_name()
+    finisher = Finisher(repo, peers, rt.clock, worker)
+    dispatcher = Dispatcher(
+        repo=repo,
+        routes=routes,
+        smtp=smtp,
+        clock=rt.clock,
+        ids=rt.ids,
+        settings=DispatchSettings(
+            lease_s=settings.send_lease_s,
+            poll_s=settings.send_poll_s,
+            concurrency=settings.send_concurrency,
+            retry_base_s=settings.send_retry_base_s,
+            retry_cap_s=settings.send_retry_cap_s,
+        ),
+        worker=worker,
+        on_final=finisher.wake,
+    )
+    sweeper = LeaseSweeper(
+        repo, rt.clock, rt.ids, every_s=min(settings.send_lease_s / 4, 5.0), on_final=finisher.wake
+    )
+    deps = Deps(
+        db=db,
+        repo=repo,
+        outbox=outbox,
+        peers=peers,
+        routes=routes,
+        box=box,
+        clock=rt.clock,
+        ids=rt.ids,
+        dispatcher=dispatcher,
+        max_attempts=settings.send_max_attempts,
+    )
+    api = OutboundApi(deps)
+    # the dispatcher stops first (it takes in work), then the sweep and the finisher
+    rt.add_background("dispatcher", dispatcher.start, dispatcher.stop)
+    rt.add_background(sweeper.name, sweeper.start, sweeper.stop)
+    rt.add_background(finisher.name, finisher.start, finisher.stop)
+    await rt.add_consumer(REPLIES, AutoReplies(deps, api).on_ticket_event)
+    await rt.add_consumer(BOUNCES, Bounces(deps).on_received)
+    server = rt.grpc_server()
+    server.add(
+        outbound_pb2_grpc.add_OutboundServiceServicer_to_server,
+        api,
+        outbound_pb2.DESCRIPTOR.services_by_name["OutboundService"].full_name,
+    )
+    rt.log.info("outbound worker", worker=worker, relay=settings.smtp_relay_host or None)
+    return await rt.serve()

@@ -1,0 +1,202 @@
+"""Automatic acknowledgements (OUT-4) and web-form confirmations, from tickets' events: a
+mail filed into a ticket (ticket.created / ticket.message_added) may get the inbox's
+automatic reply; a form's mail gets the inbox's form confirmation.
+
+Never to mail flagged as automatic (ING-7) — which is what stops a loop between two
+autoresponders: ours carry `Auto-Submitted: auto-replied` — nor to spam, our own
+addresses or our own sent mail; at most once per sender and inbox in the period (a
+conditional upsert, so two replicas cannot both send). Imported mail is history and
+gets nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from switchboard.v1 import events_pb2
+
+from services.runtime import events, log
+from services.runtime import mail as mime
+from services.runtime.bus import Delivery
+from services.runtime.errors import DomainError, InvalidArgument, Unavailable
+from services.runtime.identity import Identity
+from services.runtime.outbox import first_time
+
+from . import domain
+from .api import Deps, SendsApi
+from .changes import send_changed
+from .repo import NewSend
+
+REPLIES_DURABLE = "outbound__replies"
+LIVE_CHANNELS = frozenset({"smtp", "imap"})
+AUTO_HEADERS = (("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All"))
+
+
+class AutoReplies:
+    def __init__(self, deps: Deps, sends: SendsApi) -> None:
+        self._d = deps
+        self._sends = sends
+        self._log = log.get("outbound.autoreply")
+        self._inboxes: dict[str, tuple[float, list[Any]]] = {}
+
+    async def _tenant_inboxes(self, tenant: str) -> list[Any]:
+        hit = self._inboxes.get(tenant)
+        if hit and time.monotonic() - hit[0] < 30:
+            return hit[1]
+        found = await self._d.peers.inboxes(Identity(tenant_id=tenant).metadata())
+        self._inboxes[tenant] = (time.monotonic(), found)
+        return found
+
+    async def on_ticket_event(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
+        if env.type == events.TICKET_CREATED.name:
+            p = events.payload_of(env, events.TICKET_CREATED)
+        else:
+            p = events.payload_of(env, events.TICKET_MESSAGE_ADDED)
+        channel = p.channel
+        if channel not in LIVE_CHANNELS and channel != "form":
+            return
+        if not p.HasField("mail"):
+            return
+        tenant = env.tenant_id
+        inbox_id = p.ticket.inbox.id
+        if not inbox_id:
+            return
+        settings = await self._d.repo.auto_reply(tenant, uuid.UUID(inbox_id))
+        if settings is None or not settings["enabled"]:
+            return
+        with log.bound(tenant_id=tenant, ticket_id=p.ticket.id, message_id=p.message_id):
+            await self._consider(env, p, settings, form=channel == "form")
+
+    async def _consider(self, env: Any, p: Any, settings: Any, *, form: bool) -> None:
+        d = self._d
+        tenant = env.tenant_id
+        mail = p.mail
+        sender = getattr(mail, "from")
+        inbox_id = p.ticket.inbox.id
+        inboxes = await self._tenant_inboxes(tenant)
+        inbox = next((i for i in inboxes if i.id == inbox_id), None)
+        if inbox is None or not inbox.addresses:
+            self._log.info("no automatic reply: the inbox has no address")
+            return
+        own = frozenset(a.lower() for i in inboxes for a in i.addresses)
+        now = d.clock.now()
+        hours = (
+            json.loads(settings["hours"])
+            if isinstance(settings["hours"], str)
+            else settings["hours"]
+        )
+        template_id = settings["form_template_id"] if form else settings["template_id"]
+        rule = domain.AutoReplyRule(
+            enabled=True,
+            mode="always" if form else settings["mode"],
+            hours=tuple(domain.Hours(**h) for h in hours),
+            tz=domain.zone(settings["time_zone"]),
+            template_id=str(template_id or ""),
+            period=timedelta(hours=settings["period_hours"]),
+        )
+        last = (
+            None
+            if form
+            else await d.repo.last_auto_reply(tenant, uuid.UUID(inbox_id), sender.address)
+        )
+        why_not = domain.auto_reply_due(
+            rule,
+            now=now,
+            automatic=mail.auto_submitted,
+            junk=bool(mail.spam or mail.blocked_by),
+            sender=sender.address,
+            own_addresses=own,
+            last_sent=last,
+        )
+        if why_not is not None:
+            self._log.info("no automatic reply", why=why_not, form=form)
+            return
+        system = Identity(tenant_id=tenant).metadata()
+        try:
+            to = mime.parse_address(
+                f"{sender.name} <{sender.address}>" if sender.name else sender.address, "to"
+            )
+        except InvalidArgument:
+            self._log.info("no automatic reply: the sender's address is not usable")
+            return
+        try:
+            rendered = await d.peers.render_template(
+                system, rule.template_id, p.ticket.id, p.message_id
+            )
+        except Unavailable:
+            raise
+        except DomainError as err:
+            self._log.warning("no automatic reply: the template cannot be used", error=err.message)
+            return
+        from_box = mime.Mailbox(inbox.name, inbox.addresses[0])
+        message_id = await d.peers.mint_message_id(
+            system, p.ticket.id, domain.domain_of(from_box.address)
+        )
+        original = mail.rfc822_message_id
+        out = mime.Outgoing(
+            sender=from_box,
+            to=[to],
+            cc=[],
+            subject=rendered.subject.strip() or mime.reply_subject(mail.subject),
+            text=rendered.body_text,
+            html=rendered.body_html,
+            in_reply_to=original,
+            references=[*mail.references, original] if original else list(mail.references),
+            extra_headers=AUTO_HEADERS,
+        )
+        try:
+            raw = mime.build(out, message_id=message_id, date=now).as_bytes()
+        except InvalidArgument as err:
+            self._log.warning("no automatic reply: the message cannot be built", error=err.message)
+            return
+        raw, signed = await self._sends.sign(tenant, raw, from_box.address)
+        kind = "form_confirmation" if form else "auto_reply"
+        new = NewSend(
+            id=d.ids.new(),
+            tenant_id=uuid.UUID(tenant),
+            kind=kind,
+            draft_id=None,
+            draft_revision=0,
+            ticket_id=uuid.UUID(p.ticket.id),
+            inbox_id=uuid.UUID(inbox_id),
+            operator_id=None,
+            operator_name="",
+            operator_md=(),
+            fence=0,
+            lock_held=False,
+            status_after=0,
+            message_id=message_id,
+            subject=out.subject,
+            envelope_from=from_box.address,
+            recipients=[to.address],
+            raw=raw,
+            dkim_signed=signed,
+            send_at=now,
+            max_attempts=d.max_attempts,
+            route_name="",
+        )
+        async with d.db.transaction() as conn:
+            if not await first_time(conn, REPLIES_DURABLE, env):
+                return
+            if not form and not await d.repo.note_auto_reply(
+                conn, tenant, uuid.UUID(inbox_id), sender.address, now, rule.period
+            ):
+                self._log.info("no automatic reply", why="already answered in the period")
+                return
+            row = await d.repo.insert_send(conn, new, now, None)
+            await d.repo.add_event(
+                conn,
+                send_changed(
+                    d.ids, row, state="scheduled", previous="", at=now, actor=_ACTOR, cause=env
+                ),
+            )
+        d.outbox.wake()
+        d.dispatcher.wake()
+        self._log.info("automatic reply queued", send_id=str(new.id), kind=kind)
+
+
+_ACTOR = events.system_actor("outbound")
