@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -24,7 +25,7 @@ from email.policy import default
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from services.devstack.infra import free_port
 
@@ -103,12 +104,41 @@ class _Handler:
 
 
 class SmtpPeer:
-    def __init__(self) -> None:
+    """`login`: the server requires AUTH with these credentials (over plain text: the
+    tests' peer is on the loopback)."""
+
+    def __init__(self, login: tuple[str, str] | None = None) -> None:
         self.port = free_port()
         self.handler = _Handler()
-        self._controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=10
-        )
+        self.logins: list[str] = []
+        extra: dict[str, Any] = {}
+        if login is not None:
+
+            def authenticate(
+                server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+            ) -> AuthResult:
+                ok = (
+                    isinstance(data, LoginPassword)
+                    and (
+                        data.login.decode(),
+                        data.password.decode(),
+                    )
+                    == login
+                )
+                if ok:
+                    self.logins.append(data.login.decode())
+                return AuthResult(success=ok, handled=False)
+
+            extra = {
+                "authenticator": authenticate,
+                "auth_require_tls": False,
+                "auth_required": True,
+            }
+        with warnings.catch_warnings():  # AUTH without TLS: the loopback, on purpose
+            warnings.simplefilter("ignore")
+            self._controller = Controller(
+                self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=10, **extra
+            )
 
     def start(self) -> SmtpPeer:
         self._controller.start()
