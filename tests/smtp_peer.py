@@ -53,6 +53,7 @@ class _Handler:
     tries: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     sessions: int = 0
+    delay_s: float = 0.0  # before accepting every message
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: Any
@@ -98,6 +99,8 @@ class _Handler:
                     return "451 4.4.1 come back later"
         if any(r.startswith("slow@") for r in rcpts):
             await asyncio.sleep(0.05)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         with self.lock:
             self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos), data))
         return "250 2.0.0 queued"
@@ -107,9 +110,9 @@ class SmtpPeer:
     """`login`: the server requires AUTH with these credentials (over plain text: the
     tests' peer is on the loopback)."""
 
-    def __init__(self, login: tuple[str, str] | None = None) -> None:
+    def __init__(self, login: tuple[str, str] | None = None, delay_s: float = 0.0) -> None:
         self.port = free_port()
-        self.handler = _Handler()
+        self.handler = _Handler(delay_s=delay_s)
         self.logins: list[str] = []
         extra: dict[str, Any] = {}
         if login is not None:
