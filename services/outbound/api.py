@@ -334,6 +334,8 @@ class SendsApi:
             limit=limit,
             cursor=Cursor.decode(request.cursor) if request.cursor else None,
         )
+        if not rows and request.ticket_id:
+            await self._d.peers.require_ticket(ident.metadata(), request.ticket_id)
         rows, cursor = page(rows, limit, "created_at")
         return outbound_pb2.ListSendsResponse(sends=[send_pb(r) for r in rows], next_cursor=cursor)
 

@@ -121,6 +121,16 @@ class Peers:
             10,
         )
 
+    async def require_ticket(self, md: Metadata, ticket_id: str) -> None:
+        """NotFound unless the caller may see this ticket."""
+        await self._call(
+            "tickets",
+            self.tickets.GetTicket,
+            tickets_pb2.GetTicketRequest(ticket_id=ticket_id),
+            md,
+            10,
+        )
+
     async def mint_message_id(self, md: Metadata, ticket_id: str, domain: str) -> str:
         resp = await self._call(
             "tickets",

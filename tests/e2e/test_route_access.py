@@ -17,7 +17,7 @@ import asyncio
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +273,51 @@ async def world(stack: Stack) -> World:
 
     made["draft_id"], made["attachment_id"] = await draft_on(ticket["id"])
     hidden_draft, hidden_attachment = await draft_on(hidden_ticket["id"])
+
+    # outbound: a route, a DKIM key, and a send scheduled for tomorrow in each inbox
+    code, smtp_route, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/smtp-routes",
+        {"name": "R", "host": "127.0.0.1", "port": 9, "security": "none"},
+        token=admin,
+    )
+    assert code == 201, smtp_route
+    made["route_id"] = smtp_route["id"]
+    made["domain"] = tenant.address.split("@")[1]
+    code, key, _ = await call(
+        stack, "PUT", f"/api/v1/dkim-keys/{made['domain']}", {"selector": "s1"}, token=admin
+    )
+    assert code == 200, key
+
+    async def scheduled_send(address: str) -> str:
+        subject = f"Send {uuid.uuid4().hex[:6]}"
+        await asyncio.to_thread(send, stack.smtp_port, make_mail(subject, to=address), [address])
+        t = await ticket_by_subject(stack, admin, subject)
+        code, lk, _ = await call(stack, "POST", f"/api/v1/tickets/{t['id']}/lock", token=admin)
+        code, draft, _ = await call(
+            stack,
+            "POST",
+            f"/api/v1/tickets/{t['id']}/drafts",
+            {"kind": "reply", "fence": lk["fence"]},
+            token=admin,
+        )
+        code, sent, _ = await call(
+            stack,
+            "POST",
+            f"/api/v1/drafts/{draft['id']}/send",
+            {
+                "fence": lk["fence"],
+                "send_at": _tomorrow(),
+                "acknowledged_warnings": ["subject_missing", "recipient_not_participant"],
+            },
+            token=admin,
+        )
+        assert code == 201, sent
+        return str(sent["id"])
+
+    made["send_id"] = await scheduled_send(tenant.address)
+    hidden_send = await scheduled_send(private_address)
     code, sessions, _ = await call(stack, "GET", "/api/v1/sessions", token=admin)
     session_id = next(s["id"] for s in sessions["items"] if s["kind"] == "session")
     ids = {
@@ -296,8 +341,13 @@ async def world(stack: Stack) -> World:
         "inbox_id": private["id"],
         "draft_id": hidden_draft,
         "attachment_id": hidden_attachment,
+        "send_id": hidden_send,
     }
     return World(ids, private_ids, other_admin, nobody, member)
+
+
+def _tomorrow() -> str:
+    return (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
 
 def _ids(ops: list[Operation]) -> list[str]:
@@ -305,12 +355,13 @@ def _ids(ops: list[Operation]) -> list[str]:
 
 
 PRIVATE = [o for o in OPERATIONS if not o.public]
-OF_THE_TENANT = [o for o in PRIVATE if o.params and o.id != "putRole"]  # PUT creates B's own
+# PUT creates B's own role or key
+OF_THE_TENANT = [o for o in PRIVATE if o.params and o.id not in ("putRole", "putDkimKey")]
 PERMISSIONED = [o for o in OPERATIONS if o.permissions]
 INBOX_SCOPED = [
     o
     for o in PRIVATE
-    if {"ticket_id", "message_id", "draft_id"} & set(o.params)
+    if {"ticket_id", "message_id", "draft_id", "send_id"} & set(o.params)
     or o.path.startswith("/api/v1/inboxes/{")
 ]
 
