@@ -667,6 +667,7 @@ def send(s: Any) -> dict[str, Any]:
         "dkim_signed": s.dkim_signed,
         "size_bytes": s.size_bytes,
         "bounce": s.bounce or None,
+        "after_send": {"done": s.finished, "problems": s.after_send_problems or None},
         "created_at": iso(s.created_at),
         "updated_at": iso(s.updated_at),
     }

@@ -89,6 +89,8 @@ def send_pb(row: Any, attempts: list[Any] | None = None) -> outbound_pb2.Send:
         size_bytes=len(row["raw"]) if row.get("raw") is not None else 0,
         bounce=row["bounce"],
         rejected=list(row["rejected"]),
+        finished=row["finished_at"] is not None,
+        after_send_problems=row["finish_error"],
     )
     if row["operator_id"]:
         out.operator.id = str(row["operator_id"])

@@ -46,7 +46,7 @@ class OutboundSettings(rt_settings.ServiceSettings):
     smtp_helo_name: str = Field(default_factory=socket.gethostname)
     smtp_timeout_s: float = Field(default=30.0, gt=0, le=600)  # each command
     smtp_data_timeout_s: float = Field(default=120.0, gt=0, le=1200)  # the reply to the message
-    smtp_connections_per_route: int = Field(default=8, ge=1, le=100)
+    smtp_connections_per_route: int = Field(default=16, ge=1, le=100)  # as Postfix (20)
     send_lease_s: float = Field(default=60.0, ge=1, le=3600)
     send_poll_s: float = Field(default=0.2, gt=0, le=10)
     send_concurrency: int = Field(default=32, ge=1, le=500)
@@ -91,7 +91,6 @@ async def main() -> int:
         rt.channel("accounts"),
     )
     worker = worker_name()
-    finisher = Finisher(repo, peers, rt.clock, worker)
     dispatcher = Dispatcher(
         repo=repo,
         routes=routes,
@@ -106,8 +105,9 @@ async def main() -> int:
             retry_cap_s=settings.send_retry_cap_s,
         ),
         worker=worker,
-        on_final=finisher.wake,
     )
+    finisher = Finisher(repo, peers, rt.clock, worker, busy=lambda: dispatcher.backlogged)
+    dispatcher.on_final = finisher.wake
     sweeper = LeaseSweeper(
         repo, rt.clock, rt.ids, every_s=min(settings.send_lease_s / 4, 5.0), on_final=finisher.wake
     )

@@ -20,6 +20,7 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,9 +34,10 @@ from services.runtime.periodic import PeriodicTask
 from services.runtime.secrets import SecretBox
 
 from . import domain
+from .batching import GroupCommit
 from .changes import send_changed
 from .domain import Outcome, Result, Route
-from .repo import OutboundRepo
+from .repo import OutboundRepo, Recorded
 from .smtp import Hop, LeaseLost, SmtpClient
 
 ACTOR = events.system_actor("outbound")
@@ -123,8 +125,12 @@ class Dispatcher:
         self._ids = ids
         self._s = settings
         self.worker = worker
-        self._on_final = on_final
+        self.on_final = on_final
         self._inflight: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # concurrent mails' two writes go to the database together (group commit)
+        self._entering: GroupCommit[uuid.UUID, bool] = GroupCommit(self._enter_many)
+        self._recording: GroupCommit[Recorded, bool] = GroupCommit(self._record_many)
+        self.backlogged = False  # due mail is waiting for a free slot: sending comes first
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -164,14 +170,17 @@ class Dispatcher:
                         min(free, self._s.batch),
                     )
                     claimed = len(rows)
+                    self.backlogged = claimed == min(free, self._s.batch)
                     for row in rows:
                         task = asyncio.create_task(self._send(row))
                         self._inflight[row["id"]] = task
                         task.add_done_callback(self._done(row["id"]))
+                else:
+                    self.backlogged = True
                 if time.monotonic() >= renew_at:
                     renew_at = time.monotonic() + self._s.lease_s / 3
                     await self._repo.renew(list(self._inflight), self.worker, self._lease_until())
-                if claimed and claimed == free:
+                if self.backlogged and claimed:
                     continue  # more may be due
                 await self._sleep(claimed)
             except (asyncpg.PostgresError, OSError) as err:
@@ -193,6 +202,14 @@ class Dispatcher:
         except TimeoutError:
             pass
         self._wake.clear()
+
+    async def _enter_many(self, ids: Sequence[uuid.UUID]) -> list[bool]:
+        owned = await self._repo.enter_data(ids, self.worker, self._lease_until())
+        return [i in owned for i in ids]
+
+    async def _record_many(self, results: Sequence[Recorded]) -> list[bool]:
+        done = await self._repo.record(results, self.worker, self._clock.now())
+        return [r.send_id in done for r in results]
 
     def _done(self, send_id: uuid.UUID) -> Any:
         def done(task: asyncio.Task[None]) -> None:
@@ -221,7 +238,7 @@ class Dispatcher:
         else:
 
             async def before_data() -> None:
-                if not await self._repo.enter_data(send_id, self.worker, self._lease_until()):
+                if not await self._entering.submit(send_id):
                     raise LeaseLost()
 
             try:
@@ -262,18 +279,18 @@ class Dispatcher:
                 send_at=row["send_at"],
             )
             try:
-                ok = await self._repo.record(
-                    row["id"],
-                    self.worker,
-                    state=move.state,
-                    attempt=row["attempts"],
-                    outcome=result.outcome,
-                    code=result.code,
-                    message=result.message,
-                    rejected=result.rejected,
-                    next_attempt_at=next_at,
-                    now=now,
-                    env=env,
+                ok = await self._recording.submit(
+                    Recorded(
+                        send_id=row["id"],
+                        state=move.state,
+                        attempt=row["attempts"],
+                        outcome=result.outcome,
+                        code=result.code,
+                        message=result.message,
+                        rejected=result.rejected,
+                        next_attempt_at=next_at,
+                        env=env,
+                    )
                 )
                 break
             except (asyncpg.PostgresError, OSError) as err:
@@ -295,8 +312,8 @@ class Dispatcher:
             route=route,
             reply=result.message[:200],
         )
-        if ok and self._on_final is not None and (move.state in domain.FINAL or row["lock_held"]):
-            self._on_final()
+        if ok and self.on_final is not None and (move.state in domain.FINAL or row["lock_held"]):
+            self.on_final()
 
 
 class LeaseSweeper(PeriodicTask):

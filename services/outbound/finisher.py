@@ -16,6 +16,7 @@ and does not stop the other steps; a peer that is down postpones them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -31,9 +32,16 @@ from .repo import OutboundRepo, operator_md
 
 class Finisher(PeriodicTask):
     def __init__(
-        self, repo: OutboundRepo, peers: Peers, clock: Clock, worker: str, every_s: float = 1.0
+        self,
+        repo: OutboundRepo,
+        peers: Peers,
+        clock: Clock,
+        worker: str,
+        every_s: float = 1.0,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__("finisher", every_s)
+        self._busy = busy
         self._repo = repo
         self._peers = peers
         self._clock = clock
@@ -41,6 +49,10 @@ class Finisher(PeriodicTask):
         self._log = log.get("outbound.finisher")
 
     async def step(self) -> bool:
+        if self._busy():  # due mail first; the bookkeeping after it
+            self.wake()  # look again at the next turn (every_s is short)
+            await asyncio.sleep(0.2)
+            return False
         rows = await self._repo.claim_unfinished(
             self._worker, self._clock.now(), timedelta(seconds=60), 20
         )

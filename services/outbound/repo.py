@@ -47,6 +47,21 @@ class NewSend:
     route_name: str
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """One attempt's result, as `record` writes it."""
+
+    send_id: uuid.UUID
+    state: str
+    attempt: int
+    outcome: str
+    code: int
+    message: str
+    rejected: Sequence[str]
+    next_attempt_at: datetime | None
+    env: events_pb2.EventEnvelope
+
+
 def _env_args(env: events_pb2.EventEnvelope) -> tuple[uuid.UUID, bytes]:
     return uuid.UUID(env.event_id), env.SerializeToString()
 
@@ -132,17 +147,19 @@ class OutboundRepo:
         )
         return value
 
-    async def enter_data(self, send_id: uuid.UUID, worker: str, lease_until: datetime) -> bool:
-        """The moment before the message is written: True while this worker still owns
-        the item (then a lost lease means "unknown", not "send again")."""
-        status = await self.pool.execute(
+    async def enter_data(
+        self, ids: Sequence[uuid.UUID], worker: str, lease_until: datetime
+    ) -> set[uuid.UUID]:
+        """The moment before each message is written: the items this worker still owns
+        (for them, a lost lease now means "unknown", not "send again")."""
+        rows = await self.pool.fetch(
             "UPDATE sends SET phase = 'data', lease_until = $3 "
-            "WHERE id = $1 AND lease_owner = $2 AND state = 'sending'",
-            send_id,
+            "WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND state = 'sending' RETURNING id",
+            list(ids),
             worker,
             lease_until,
         )
-        return bool(status == "UPDATE 1")
+        return {r["id"] for r in rows}
 
     async def renew(self, ids: Sequence[uuid.UUID], worker: str, lease_until: datetime) -> None:
         if ids:
@@ -155,54 +172,48 @@ class OutboundRepo:
             )
 
     async def record(
-        self,
-        send_id: uuid.UUID,
-        worker: str,
-        *,
-        state: str,
-        attempt: int,
-        outcome: str,
-        code: int,
-        message: str,
-        rejected: Sequence[str],
-        next_attempt_at: datetime | None,
-        now: datetime,
-        env: events_pb2.EventEnvelope,
-    ) -> bool:
-        """An attempt's result, its history row and its event, in one statement — only
-        while this worker holds the item (also after a sweep called it unknown)."""
-        event_id, payload = _env_args(env)
-        done = await self.pool.fetchval(
-            "WITH u AS (UPDATE sends SET state = $3, phase = 'queued', lease_owner = NULL, "
-            "lease_until = NULL, next_attempt_at = coalesce($4, next_attempt_at), "
-            "last_code = $5, last_message = $6, rejected = $7, "
-            "sent_at = CASE WHEN $3 = 'sent' THEN $8 ELSE sent_at END, "
-            "finished_at = CASE WHEN $3 IN ('sent', 'failed', 'unknown') THEN NULL "
-            "ELSE finished_at END, updated_at = $8 "
-            "WHERE id = $1 AND lease_owner = $2 AND state IN ('sending', 'unknown') "
-            "RETURNING id, tenant_id), "
+        self, results: Sequence[Recorded], worker: str, now: datetime
+    ) -> set[uuid.UUID]:
+        """Attempts' results, their history rows and their events, in one statement —
+        each only while this worker holds its item (also after a sweep called it
+        unknown). Returns the items recorded."""
+        rows = await self.pool.fetch(
+            "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], "
+            "$4::int[], $5::text[], $6::text[], $7::int[], $8::text[], $9::uuid[], "
+            "$10::bytea[]) AS t(id, state, next_at, code, message, rejected, attempt, "
+            "outcome, event_id, payload)), "
+            "u AS (UPDATE sends s SET state = i.state, phase = 'queued', lease_owner = NULL, "
+            "lease_until = NULL, next_attempt_at = coalesce(i.next_at, s.next_attempt_at), "
+            "last_code = nullif(i.code, 0), last_message = i.message, "
+            "rejected = ARRAY(SELECT jsonb_array_elements_text(i.rejected::jsonb)), "
+            "sent_at = CASE WHEN i.state = 'sent' THEN $12 ELSE s.sent_at END, "
+            "finished_at = CASE WHEN i.state IN ('sent', 'failed', 'unknown') THEN NULL "
+            "ELSE s.finished_at END, updated_at = $12 FROM i "
+            "WHERE s.id = i.id AND s.lease_owner = $11 AND s.state IN ('sending', 'unknown') "
+            "RETURNING s.id, s.tenant_id), "
             "a AS (INSERT INTO send_attempts (send_id, attempt, at, outcome, code, message, "
-            "worker) SELECT id, $9, $8, $10, nullif($5, 0), $6, $2 FROM u "
-            "ON CONFLICT (send_id, attempt) DO UPDATE SET outcome = excluded.outcome, "
-            "code = excluded.code, message = excluded.message, at = excluded.at), "
+            "worker) SELECT i.id, i.attempt, $12, i.outcome, nullif(i.code, 0), i.message, $11 "
+            "FROM i JOIN u ON u.id = i.id ON CONFLICT (send_id, attempt) DO UPDATE SET "
+            "outcome = excluded.outcome, code = excluded.code, message = excluded.message, "
+            "at = excluded.at), "
             "o AS (INSERT INTO outbox (event_id, tenant_id, subject, payload) "
-            "SELECT $11, tenant_id, $12, $13 FROM u) "
-            "SELECT count(*) FROM u",
-            send_id,
+            "SELECT i.event_id, u.tenant_id, $13, i.payload FROM i JOIN u ON u.id = i.id) "
+            "SELECT id FROM u",
+            [r.send_id for r in results],
+            [r.state for r in results],
+            [r.next_attempt_at for r in results],
+            [r.code for r in results],
+            [r.message for r in results],
+            [json.dumps(list(r.rejected)) for r in results],
+            [r.attempt for r in results],
+            [r.outcome for r in results],
+            [uuid.UUID(r.env.event_id) for r in results],
+            [r.env.SerializeToString() for r in results],
             worker,
-            state,
-            next_attempt_at,
-            code,
-            message,
-            list(rejected),
             now,
-            attempt,
-            outcome,
-            event_id,
             _SEND_CHANGED,
-            payload,
         )
-        return bool(done)
+        return {r["id"] for r in rows}
 
     async def expired_leases(self, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
         return await self.pool.fetch(
@@ -273,7 +284,7 @@ class OutboundRepo:
         """The steps after a state are done (for that state: a change since resets it)."""
         await self.pool.execute(
             "UPDATE sends SET finished_at = CASE WHEN state IN ('sent', 'failed', 'unknown') "
-            "THEN $4 END, finish_error = $5, lock_held = lock_held AND NOT $6, "
+            "THEN $4::timestamptz END, finish_error = $5, lock_held = lock_held AND NOT $6, "
             "lease_owner = NULL, lease_until = NULL "
             "WHERE id = $1 AND state = $2 AND lease_owner = $3",
             row["id"],

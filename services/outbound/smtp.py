@@ -78,7 +78,7 @@ class SmtpClient:
         helo_name: str,
         timeout_s: float,
         data_timeout_s: float,
-        per_route: int = 8,
+        per_route: int = 16,
         idle_s: float = 30.0,
         max_per_connection: int = 100,
     ) -> None:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
+import structlog.tracebacks
 
 from .settings import LogFormat, LogLevel
 
@@ -38,7 +39,13 @@ def configure(service: str, fmt: LogFormat, level: LogLevel) -> None:
     renderer: Any
     if fmt is LogFormat.JSON:
         renderer = structlog.processors.JSONRenderer()
-        shared.append(structlog.processors.dict_tracebacks)
+        # tracebacks as data, without the frames' local variables: they can hold
+        # passwords, tokens and customers' mail, none of which belongs in a log
+        shared.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False, use_rich=False)
+            )
+        )
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(

@@ -13,6 +13,8 @@
   closed loop with 64 clients and paced at 200 requests/s (`tests/bench/api.py`).
 - compose: template rendering and pre-send checks through the composition gRPC API
   beside the same work in process (`tests/bench/compose.py`).
+- outbound: 1,000 mails due together, sent to a local aiosmtpd sink, beside aiosmtplib
+  sending them directly; their lateness p50/p99 (`tests/bench/outbound.py`).
 
 The stack is the one `make run` starts (durable PostgreSQL: fsync on), on free ports in a
 temporary folder. Nothing here is part of `make test`'s pass/fail.
@@ -38,7 +40,7 @@ import aiosmtplib
 import nats
 
 from services.devstack.stack import Ports, Stack, StackConfig
-from tests.bench import api, compose, ingestion, locks
+from tests.bench import api, compose, ingestion, locks, outbound
 
 PASSWORD = "bench-password"
 THROUGHPUT_MAILS = int(os.environ.get("SB_BENCH_MAILS", "3000"))
@@ -173,6 +175,14 @@ async def latency(stack: Stack, tag: str) -> dict[str, float]:
     }
 
 
+async def tenant_of(stack: Stack, token: str) -> str:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            f"{stack.gateway_url}/api/v1/me", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            return str((await r.json())["tenant_id"])
+
+
 async def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
         stack = Stack(
@@ -216,6 +226,8 @@ async def main() -> int:
             api_figures = await api.run(stack, agent)
             print("compose…", file=sys.stderr)
             compose_figures = await compose.run(stack, admin, agent, compose.agent_metadata())
+            print("outbound…", file=sys.stderr)
+            outbound_figures = await outbound.run(stack, admin, await tenant_of(stack, admin))
         finally:
             await asyncio.to_thread(stack.stop)
     base = parse_rate([make_mail(f"parse {i}") for i in range(THROUGHPUT_MAILS)])
@@ -241,6 +253,7 @@ async def main() -> int:
         "locks": lock_figures,
         "api": api_figures,
         "compose": compose_figures,
+        "outbound": outbound_figures,
     }
     print(json.dumps(result, indent=2))
     return 0

@@ -113,6 +113,8 @@ async def test_a_reply_sent_now_reaches_the_customer_threads_and_updates_the_tic
 
     t = await eventually(filed)
     assert t["message_count"] == 2
+    finished = await eventually(lambda: _finished(stack, agent, item["id"]), timeout=10)
+    assert finished["after_send"] == {"done": True, "problems": None}
     code, d, _ = await call(stack, "GET", f"/api/v1/drafts/{draft['id']}", token=agent)
     assert d["state"] == "sent"
     # the same draft cannot go twice
@@ -138,6 +140,11 @@ async def test_a_reply_sent_now_reaches_the_customer_threads_and_updates_the_tic
     assert (await eventually(threaded))["status"] == "open"  # the customer's reply reopens it
     code, listed, _ = await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}/sends", token=agent)
     assert [s["id"] for s in listed["items"]] == [item["id"]]
+
+
+async def _finished(stack: Stack, token: str, send_id: str) -> Any:
+    _c, item, _ = await call(stack, "GET", f"/api/v1/sends/{send_id}", token=token)
+    return item if item["after_send"]["done"] else None
 
 
 async def test_scheduled_send_can_be_moved_cancelled_and_edited_then_goes_on_time(

@@ -300,3 +300,25 @@ async def test_nobody_listening_is_temporary() -> None:
 
 async def _noop() -> None:
     return None
+
+
+async def test_group_commit_coalesces_concurrent_writes_and_passes_errors_on() -> None:
+    from services.outbound.batching import GroupCommit
+
+    flushes: list[list[int]] = []
+
+    async def flush(xs: list[int]) -> list[int]:
+        flushes.append(list(xs))
+        await asyncio.sleep(0.01)
+        if 13 in xs:
+            raise RuntimeError("database gone")
+        return [x * 2 for x in xs]
+
+    commit: GroupCommit[int, int] = GroupCommit(flush, parallel=1)  # type: ignore[arg-type]
+    assert await asyncio.gather(*(commit.submit(i) for i in range(10))) == [
+        i * 2 for i in range(10)
+    ]
+    assert len(flushes) == 2 and flushes[0] == [0]  # the first alone, then the rest together
+    with pytest.raises(RuntimeError):
+        await commit.submit(13)
+    assert await commit.submit(4) == 8  # and it goes on
