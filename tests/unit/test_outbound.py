@@ -318,7 +318,12 @@ async def test_group_commit_coalesces_concurrent_writes_and_passes_errors_on() -
     assert await asyncio.gather(*(commit.submit(i) for i in range(10))) == [
         i * 2 for i in range(10)
     ]
-    assert len(flushes) == 2 and flushes[0] == [0]  # the first alone, then the rest together
+    assert flushes == [list(range(10))]  # one statement for the ten
+    first = asyncio.ensure_future(commit.submit(100))
+    await asyncio.sleep(0)  # its flush is at the database …
+    later = await asyncio.gather(commit.submit(101), commit.submit(102))
+    assert await first == 200 and later == [202, 204]
+    assert flushes[1:] == [[100], [101, 102]]  # … the next ones wait and go together
     with pytest.raises(RuntimeError):
         await commit.submit(13)
     assert await commit.submit(4) == 8  # and it goes on
