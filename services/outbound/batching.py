@@ -28,18 +28,26 @@ class GroupCommit(Generic[Req, Ans]):
         self._max = max_batch
         self._parallel = parallel
         self._queue: list[tuple[Req, asyncio.Future[Ans]]] = []
-        self._running: set[asyncio.Task[None]] = set()
+        self._active = 0  # drains running; counted down the moment one finds no work
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, request: Req) -> Ans:
         future: asyncio.Future[Ans] = asyncio.get_running_loop().create_future()
         self._queue.append((request, future))
-        if len(self._running) < self._parallel:
+        if self._active < self._parallel:
+            self._active += 1
             task = asyncio.create_task(self._drain())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def _drain(self) -> None:
+        try:
+            await self._drain_queue()
+        finally:
+            self._active -= 1
+
+    async def _drain_queue(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._max], self._queue[self._max :]
             try:
