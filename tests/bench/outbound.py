@@ -32,8 +32,8 @@ import asyncpg
 
 from services.devstack.infra import free_port
 from services.devstack.stack import ROOT, Stack
-from services.outbound.repo import NewSend, OutboundRepo
 from services.runtime.db import with_database
+from tests.outbox import write_due
 
 ITEMS = int(os.environ.get("SB_BENCH_SENDS", "1000"))
 CONNECTIONS = 16
@@ -117,41 +117,15 @@ async def direct(port: int, mails: list[bytes]) -> float:
 
 
 async def _due(pool: asyncpg.Pool, tenant_id: str, count: int, at: datetime) -> None:
-    repo = OutboundRepo(pool)
-    inbox = uuid.uuid4()
-    async with pool.acquire() as conn, conn.transaction():
-        for n in range(count):
-            send_id = uuid.uuid4()
-            mid = f"{send_id.hex}.bench@demo.example"
-            await repo.insert_send(
-                conn,
-                NewSend(
-                    id=send_id,
-                    tenant_id=uuid.UUID(tenant_id),
-                    kind="auto_reply",
-                    draft_id=None,
-                    draft_revision=0,
-                    ticket_id=None,
-                    inbox_id=inbox,
-                    operator_id=None,
-                    operator_name="",
-                    operator_md=(),
-                    fence=0,
-                    lock_held=False,
-                    status_after=0,
-                    message_id=mid,
-                    subject=f"Your order {n}",
-                    envelope_from="support@demo.example",
-                    recipients=[f"customer{n}@sink.example"],
-                    raw=message(n, mid),
-                    dkim_signed=False,
-                    send_at=at,
-                    max_attempts=5,
-                    route_name="",
-                ),
-                datetime.now(UTC),
-                None,
-            )
+    await write_due(
+        pool,
+        tenant_id,
+        count,
+        at,
+        sender="support@demo.example",
+        recipient_domain="sink.example",
+        raw=message,
+    )
 
 
 async def _wait_sent(pool: asyncpg.Pool, tenant_id: str, since: datetime, count: int) -> list[Any]:

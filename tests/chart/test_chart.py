@@ -283,6 +283,30 @@ def test_production_values_take_effect() -> None:
     assert backend == {"name": "switchboard-gateway", "port": {"name": "http"}}
 
 
+def test_outbound_gets_the_credentials_key_and_the_relay() -> None:
+    prod = Rendered("production", VALUE_SETS["production"])
+
+    def env(name: str) -> dict[str, dict[str, Any]]:
+        spec = prod.get("Deployment", f"switchboard-{name}")["spec"]["template"]["spec"]
+        return env_of(spec["containers"][0])
+
+    out = env("outbound")
+    ref = {"secretKeyRef": {"name": "switchboard-keys", "key": "credentials"}}
+    assert out["SB_SECRET_KEY"]["valueFrom"] == ref
+    assert env("ingestion")["SB_SECRET_KEY"]["valueFrom"] == ref
+    assert "SB_SECRET_KEY" not in env("tickets")
+    assert out["SB_SMTP_RELAY_HOST"]["value"] == "email-smtp.ap-northeast-1.amazonaws.com"
+    assert out["SB_SMTP_RELAY_PORT"]["value"] == "587"
+    assert out["SB_SMTP_RELAY_SECURITY"]["value"] == "starttls"
+    assert out["SB_SMTP_RELAY_PASSWORD"]["valueFrom"] == {
+        "secretKeyRef": {"name": "switchboard-relay", "key": "password"}
+    }
+    assert "SB_SMTP_RELAY_HOST" not in env("tickets")
+    default = Rendered("default", [])
+    spec = default.get("Deployment", "switchboard-outbound")["spec"]["template"]["spec"]
+    assert "SB_SMTP_RELAY_HOST" not in env_of(spec["containers"][0])
+
+
 def test_image_defaults_to_app_version_and_accepts_a_digest() -> None:
     chart_yaml = yaml.safe_load((CHART / "Chart.yaml").read_text())
     default = render([])
@@ -546,8 +570,11 @@ def test_allowed_paths_are_exactly_the_documented_ones(rendered: Rendered) -> No
     expected_callers = {name: set() for name in GRPC_SERVICES}
     for caller, callees in {
         "gateway": GRPC_SERVICES,
-        "ingestion": ["accounts"],
+        "ingestion": ["accounts", "tickets"],
         "routing": ["tickets"],
+        "tickets": ["accounts"],
+        "composition": ["tickets", "accounts", "ingestion"],
+        "outbound": ["composition", "tickets", "ingestion", "accounts"],
     }.items():
         for callee in callees:
             if caller in enabled and callee in enabled:
@@ -813,7 +840,7 @@ def test_stream_replicas_reach_every_pod() -> None:
         assert env["SB_NATS_REPLICAS"] == "3", obj["metadata"]["name"]
 
 
-def test_only_ingestion_gets_the_credentials_key_and_only_from_a_secret() -> None:
+def test_only_ingestion_and_outbound_get_the_credentials_key_and_only_from_a_secret() -> None:
     from tests.chart.render import render
 
     key = "A" * 43
@@ -823,9 +850,10 @@ def test_only_ingestion_gets_the_credentials_key_and_only_from_a_secret() -> Non
             continue
         env = obj["spec"]["template"]["spec"]["containers"][0]["env"]
         names = {e["name"]: e for e in env}
-        is_ingestion = obj["metadata"]["labels"]["app.kubernetes.io/component"] == "ingestion"
-        assert ("SB_SECRET_KEY" in names) is is_ingestion
-        if is_ingestion:
+        component = obj["metadata"]["labels"]["app.kubernetes.io/component"]
+        sealing = component in ("ingestion", "outbound")
+        assert ("SB_SECRET_KEY" in names) is sealing
+        if sealing:
             assert "value" not in names["SB_SECRET_KEY"]
             assert names["SB_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "credentials-key"
     [secret] = [o for o in objs if o.get("kind") == "Secret"]

@@ -27,10 +27,10 @@ import pytest
 
 from services.devstack.infra import free_port, spawn, stop_process
 from services.devstack.stack import ROOT, Stack
-from services.outbound.repo import NewSend, OutboundRepo
 from services.runtime.db import with_database
 from tests.e2e.test_accounts import admin_of, call
 from tests.helpers import eventually
+from tests.outbox import write_due
 from tests.smtp_peer import SmtpPeer
 
 pytestmark = pytest.mark.e2e
@@ -74,44 +74,15 @@ def _raw(n: int, message_id: str) -> bytes:
 
 async def _due_together(pool: asyncpg.Pool, tenant_id: str, count: int, at: datetime) -> list[str]:
     """`count` items due at the same moment, as outbound's own code writes them."""
-    repo = OutboundRepo(pool)
-    inbox = uuid.uuid4()
-    ids = []
-    async with pool.acquire() as conn, conn.transaction():
-        for n in range(count):
-            send_id = uuid.uuid4()
-            mid = f"{send_id.hex}.burst@burst.example"
-            await repo.insert_send(
-                conn,
-                NewSend(
-                    id=send_id,
-                    tenant_id=uuid.UUID(tenant_id),
-                    kind="auto_reply",
-                    draft_id=None,
-                    draft_revision=0,
-                    ticket_id=None,
-                    inbox_id=inbox,
-                    operator_id=None,
-                    operator_name="",
-                    operator_md=(),
-                    fence=0,
-                    lock_held=False,
-                    status_after=0,
-                    message_id=mid,
-                    subject=f"Your order {n}",
-                    envelope_from="help@burst.example",
-                    recipients=[f"customer{n}@peer.example"],
-                    raw=_raw(n, mid),
-                    dkim_signed=False,
-                    send_at=at,
-                    max_attempts=5,
-                    route_name="",
-                ),
-                datetime.now(UTC),
-                None,
-            )
-            ids.append(mid)
-    return ids
+    return await write_due(
+        pool,
+        tenant_id,
+        count,
+        at,
+        sender="help@burst.example",
+        recipient_domain="peer.example",
+        raw=_raw,
+    )
 
 
 async def _tenant_with_sink(stack: Stack, sink: SmtpPeer) -> str:
