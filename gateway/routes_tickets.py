@@ -255,6 +255,23 @@ async def list_audit(request: web.Request) -> web.Response:
     )
 
 
+async def count_tickets(request: web.Request) -> web.Response:
+    """Per inbox the caller sees: tickets per status and derived view (TKT-2)."""
+    caller = await gw.caller_of(request)
+    resp = await request.app[gw.DEPS].tickets.CountTickets(
+        tickets_pb2.CountTicketsRequest(), metadata=gw._md(caller, request), timeout=10
+    )
+    keys = ("open", "pending", "resolved", "no_action", "trash", "editing", "awaiting_approval")
+    return gw.json_response(
+        {
+            "items": [
+                {"inbox_id": c.inbox_id, **{k: getattr(c, k) for k in keys}} for c in resp.inboxes
+            ]
+        },
+        customer_data=False,
+    )
+
+
 # -- changes ---------------------------------------------------------------------------
 
 
@@ -529,6 +546,7 @@ def add_routes(app: web.Application) -> None:
     base = "/api/v1/tickets/{ticket_id}"
     # before any /tickets/{ticket_id} POST route, so that "bulk" is never taken for an id
     app.router.add_post("/api/v1/tickets/bulk", bulk_update)
+    app.router.add_get("/api/v1/ticket-counts", count_tickets)
     app.router.add_patch(base, update_ticket)
     app.router.add_post(f"{base}/restore", restore_ticket)
     app.router.add_post(f"{base}/transfer", transfer_ticket)

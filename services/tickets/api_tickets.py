@@ -42,6 +42,8 @@ def mentioned_logins(body: str) -> list[str]:
     return [m.rstrip(".").lower() for m in _MENTION.findall(body)]
 
 
+COUNTED = ("open", "pending", "resolved", "no_action", "trash", "editing", "awaiting_approval")
+
 _SORTS = {
     tickets_pb2.SORT_FIELD_UNSPECIFIED: query.Sort.RECEIVED_AT,
     tickets_pb2.SORT_FIELD_RECEIVED_AT: query.Sort.RECEIVED_AT,
@@ -291,6 +293,18 @@ class TicketsCoreApi:
                 sort, request.ascending, query.sort_value(last, sort), last["id"]
             ).encode()
         return resp
+
+    async def CountTickets(self, request: Any, context: Any) -> tickets_pb2.CountTicketsResponse:
+        ident = identity.require_tenant()
+        rows = await self._deps.repo.counts(ident.tenant_id, ident.inbox_filter())
+        return tickets_pb2.CountTicketsResponse(
+            inboxes=[
+                tickets_pb2.InboxTicketCounts(
+                    inbox_id=str(r["inbox_id"]), **{k: r[k] for k in COUNTED}
+                )
+                for r in rows
+            ]
+        )
 
     async def GetTicket(self, request: Any, context: Any) -> tickets_pb2.GetTicketResponse:
         ident = identity.require_tenant()

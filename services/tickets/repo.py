@@ -421,6 +421,30 @@ class TicketsRepo:
         sql, args = build_list_query(tenant_id, q, limit + 1, visible)
         return list(await self._pool.fetch(sql, *args))
 
+    async def counts(self, tenant_id: str, visible: Sequence[str] | None) -> list[Any]:
+        """Per inbox: tickets per status, and the derived views outside trash."""
+        args: list[Any] = [uuid.UUID(tenant_id)]
+        where = "tenant_id = $1 AND merged_into IS NULL"
+        if visible is not None:
+            args.append([uuid.UUID(i) for i in visible])
+            where += " AND inbox_id = ANY($2::uuid[])"
+        return list(
+            await self._pool.fetch(
+                "SELECT inbox_id, "
+                "count(*) FILTER (WHERE status = 'open') AS open, "
+                "count(*) FILTER (WHERE status = 'pending') AS pending, "
+                "count(*) FILTER (WHERE status = 'resolved') AS resolved, "
+                "count(*) FILTER (WHERE status = 'no_action') AS no_action, "
+                "count(*) FILTER (WHERE status = 'trash') AS trash, "
+                "count(*) FILTER (WHERE status <> 'trash' "
+                "AND (lock_fence IS NOT NULL OR draft_count > 0)) AS editing, "
+                "count(*) FILTER (WHERE status <> 'trash' AND awaiting_approval) "
+                "AS awaiting_approval "
+                f"FROM tickets WHERE {where} GROUP BY inbox_id ORDER BY inbox_id",
+                *args,
+            )
+        )
+
     async def get(
         self, tenant_id: str, ticket_id: uuid.UUID
     ) -> tuple[Any, list[Any], list[Any]] | None:

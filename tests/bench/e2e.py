@@ -15,6 +15,8 @@
   beside the same work in process (`tests/bench/compose.py`).
 - outbound: 1,000 mails due together, sent to a local aiosmtpd sink, beside aiosmtplib
   sending them directly; their lateness p50/p99 (`tests/bench/outbound.py`).
+- ui: the web UI in headless chromium — first load of the inbox page, ticket open time,
+  and scrolling a list of 10,000 tickets without long tasks (`tests/bench/ui.py`).
 
 The stack is the one `make run` starts (durable PostgreSQL: fsync on), on free ports in a
 temporary folder. Nothing here is part of `make test`'s pass/fail.
@@ -40,7 +42,7 @@ import aiosmtplib
 import nats
 
 from services.devstack.stack import Ports, Stack, StackConfig
-from tests.bench import api, compose, ingestion, locks, outbound
+from tests.bench import api, compose, ingestion, locks, outbound, ui
 
 PASSWORD = "bench-password"
 THROUGHPUT_MAILS = int(os.environ.get("SB_BENCH_MAILS", "3000"))
@@ -228,6 +230,8 @@ async def main() -> int:
             compose_figures = await compose.run(stack, admin, agent, compose.agent_metadata())
             print("outbound…", file=sys.stderr)
             outbound_figures = await outbound.run(stack, admin, await tenant_of(stack, admin))
+            print("ui…", file=sys.stderr)
+            ui_figures = await ui.run(stack, "agent1@demo.example", PASSWORD, agent, make_mail)
         finally:
             await asyncio.to_thread(stack.stop)
     base = parse_rate([make_mail(f"parse {i}") for i in range(THROUGHPUT_MAILS)])
@@ -254,6 +258,7 @@ async def main() -> int:
         "api": api_figures,
         "compose": compose_figures,
         "outbound": outbound_figures,
+        "ui": ui_figures,
     }
     print(json.dumps(result, indent=2))
     return 0

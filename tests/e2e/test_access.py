@@ -25,19 +25,29 @@ CUSTOMER = "taro.yamada@customer.example"
 PHONE = "090-1234-5678"
 
 
-async def operator_token(stack: Stack, admin: str, tenant: Tenant, **fields: Any) -> str:
-    """A logged-in operator who has chosen their own password."""
-    _, login, temporary = await new_operator(stack, admin, tenant, **fields)
+OWN_PASSWORD = "my own password 9"
+
+
+async def own_operator(
+    stack: Stack, admin: str, tenant: Tenant, **fields: Any
+) -> tuple[str, str, str]:
+    """An operator who has chosen their own password (OWN_PASSWORD): id, login, token."""
+    op_id, login, temporary = await new_operator(stack, admin, tenant, **fields)
     token = (await log_in(stack, login, temporary))[1]["token"]
     code, body, _ = await call(
         stack,
         "POST",
         "/api/v1/me/password",
-        {"current_password": temporary, "new_password": "my own password 9"},
+        {"current_password": temporary, "new_password": OWN_PASSWORD},
         token=token,
     )
     assert code == 200, body
-    return str(token)
+    return op_id, login, str(token)
+
+
+async def operator_token(stack: Stack, admin: str, tenant: Tenant, **fields: Any) -> str:
+    """A logged-in operator who has chosen their own password."""
+    return (await own_operator(stack, admin, tenant, **fields))[2]
 
 
 async def ticket_by_subject(stack: Stack, token: str, subject: str) -> dict[str, Any]:

@@ -1,0 +1,165 @@
+import { useCallback, useEffect, useMemo, useState } from "react";
+import { api, ApiError, Inbox, Me, Notice, setCsrf, whenLoggedOut } from "./api";
+import { I18n, initialLang, Lang, translate, Key } from "./i18n";
+import { live } from "./live";
+import { Login, PasswordChange } from "./Login";
+import { InboxView } from "./InboxView";
+import { TicketView } from "./TicketView";
+
+// Screens live in the URL fragment: #/inbox/<id|all>/<tab>, #/tickets/<id>.
+export interface Route {
+  screen: "inbox" | "ticket";
+  inbox: string;
+  tab: string;
+  ticket?: string;
+}
+
+function parseHash(): Route {
+  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  if (parts[0] === "tickets" && parts[1]) return { screen: "ticket", inbox: "all", tab: "open", ticket: parts[1] };
+  return { screen: "inbox", inbox: parts[1] || "all", tab: parts[2] || "open" };
+}
+
+export function go(path: string): void {
+  location.hash = path;
+}
+
+export interface Session {
+  me: Me;
+  inboxes: Inbox[];
+  may: (permission: string) => boolean;
+}
+
+export function App() {
+  const [lang, setLang] = useState<Lang>(initialLang);
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+  const [inboxes, setInboxes] = useState<Inbox[]>([]);
+  const [notices, setNotices] = useState<Notice[]>([]);
+  const [route, setRoute] = useState<Route>(parseHash);
+  const [liveUp, setLiveUp] = useState(false);
+
+  const tz = me?.time_zone || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const i18n = useMemo(
+    () => ({ lang, tz, t: (k: Key, v?: Record<string, string | number>) => translate(lang, k, v) }),
+    [lang, tz],
+  );
+
+  useEffect(() => {
+    document.documentElement.lang = lang;
+    localStorage.setItem("sb.lang", lang);
+  }, [lang]);
+
+  useEffect(() => {
+    const f = () => setRoute(parseHash());
+    window.addEventListener("hashchange", f);
+    return () => window.removeEventListener("hashchange", f);
+  }, []);
+
+  const loadMe = useCallback(async () => {
+    try {
+      const m = await api.get<Me>("/me");
+      setMe(m);
+      if (m.language === "ja" || m.language === "en") {
+        if (!localStorage.getItem("sb.lang")) setLang(m.language);
+      }
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) setMe(null);
+      else setMe(null);
+    }
+  }, []);
+
+  useEffect(() => {
+    whenLoggedOut(() => setMe(null));
+    void loadMe();
+  }, [loadMe]);
+
+  const ready = !!me && !me.password_change_required;
+  useEffect(() => {
+    if (!ready) return;
+    void api.get<{ items: Inbox[] }>("/inboxes").then((r) => setInboxes(r.items));
+    void api.get<{ items: Notice[] }>("/notices").then((r) => {
+      const seen = new Set(JSON.parse(sessionStorage.getItem("sb.notices") || "[]") as string[]);
+      setNotices(r.items.filter((n) => !seen.has(n.id)));
+    }).catch(() => {});
+    live.start();
+    const off = live.onState(setLiveUp);
+    return () => {
+      off();
+      live.stop();
+    };
+  }, [ready]);
+
+  const logout = async () => {
+    try {
+      await api.del("/sessions/current");
+    } catch {
+      /* the session may be gone already */
+    }
+    setCsrf(null);
+    setMe(null);
+  };
+
+  const session: Session | null = useMemo(
+    () => (me ? { me, inboxes, may: (p: string) => me.permissions.includes(p) } : null),
+    [me, inboxes],
+  );
+
+  const toggle = (
+    <button className="link" onClick={() => setLang(lang === "en" ? "ja" : "en")} data-testid="lang">
+      {i18n.t("lang.toggle")}
+    </button>
+  );
+
+  let body;
+  if (me === undefined) body = <div className="center muted">{i18n.t("list.loading")}</div>;
+  else if (me === null) body = <Login onDone={loadMe} toggle={toggle} />;
+  else if (me.password_change_required)
+    body = <PasswordChange reason={me.password_change_required} onDone={loadMe} toggle={toggle} />;
+  else
+    body = (
+      <div className="app">
+        <header className="top">
+          <a className="brand" href="#/inbox/all/open">{i18n.t("app.name")}</a>
+          <span className={liveUp ? "live up" : "live down"} data-testid="live-state">
+            {liveUp ? i18n.t("nav.live") : i18n.t("nav.offline")}
+          </span>
+          <span className="spacer" />
+          <span className="muted" title={i18n.t("keys.help")}>{i18n.t("keys.title")}</span>
+          {toggle}
+          <span data-testid="me">{me.display_name}</span>
+          <button className="link" onClick={logout} data-testid="logout">{i18n.t("nav.logout")}</button>
+        </header>
+        {route.screen === "ticket" && route.ticket ? (
+          <TicketView key={route.ticket} id={route.ticket} session={session!} />
+        ) : (
+          <InboxView route={route} session={session!} />
+        )}
+        {notices.length > 0 && (
+          <div className="modal-back">
+            <div className="modal" role="dialog" aria-label={i18n.t("notices.title")} data-testid="notices">
+              <h2>{i18n.t("notices.title")}</h2>
+              {notices.map((n) => (
+                <section key={n.id}>
+                  <h3>{n.title}</h3>
+                  <p className="pre">{n.body}</p>
+                </section>
+              ))}
+              <div className="actions">
+                <button
+                  className="primary"
+                  onClick={() => {
+                    const seen = JSON.parse(sessionStorage.getItem("sb.notices") || "[]") as string[];
+                    sessionStorage.setItem("sb.notices", JSON.stringify([...seen, ...notices.map((n) => n.id)]));
+                    setNotices([]);
+                  }}
+                >
+                  {i18n.t("notices.ok")}
+                </button>
+              </div>
+            </div>
+          </div>
+        )}
+      </div>
+    );
+  return <I18n.Provider value={i18n}>{body}</I18n.Provider>;
+}

@@ -1,0 +1,422 @@
+import { useCallback, useEffect, useMemo, useRef, useState, KeyboardEvent as ReactKeyboardEvent } from "react";
+import { useVirtualizer } from "@tanstack/react-virtual";
+import { api, messageOf, Counts, OperatorBrief, Status, STATUSES, Ticket } from "./api";
+import { Route, Session, go } from "./App";
+import { elapsed, formatTime, Key, useI18n } from "./i18n";
+import { live, LiveEvent } from "./live";
+
+const TABS = ["open", "pending", "resolved", "no_action", "trash", "editing", "awaiting_approval"] as const;
+type Tab = (typeof TABS)[number];
+const COLUMNS = ["number", "subject", "customer", "assignee", "labels", "received_at", "elapsed"] as const;
+type Column = (typeof COLUMNS)[number];
+// the API's sort key of each sortable column (elapsed is the age: received_at reversed)
+const SORT_OF: Partial<Record<Column, string>> = {
+  number: "number",
+  subject: "subject",
+  customer: "customer",
+  assignee: "assignee",
+  received_at: "received_at",
+  elapsed: "received_at",
+};
+const PAGE = 200;
+const MAX_ROWS = 20000;
+const ROW_HEIGHT = 38;
+
+function tabQuery(tab: Tab): Record<string, string> {
+  if (tab === "editing" || tab === "awaiting_approval") return { view: tab };
+  return { status: tab };
+}
+
+function inTab(t: Ticket, tab: Tab): boolean {
+  if (tab === "editing") return t.status !== "trash" && t.editing;
+  if (tab === "awaiting_approval") return t.status !== "trash" && t.awaiting_approval;
+  return t.status === tab;
+}
+
+function sortValue(t: Ticket, sort: string): string | number {
+  switch (sort) {
+    case "number":
+      return t.number;
+    case "subject":
+      return t.subject.toLowerCase();
+    case "customer":
+      return (t.from.name || t.from.address).toLowerCase();
+    case "assignee":
+      return (t.assignee?.name ?? "").toLowerCase();
+    default:
+      return t.received_at;
+  }
+}
+
+export function compareTickets(a: Ticket, b: Ticket, sort: string, asc: boolean): number {
+  const va = sortValue(a, sort);
+  const vb = sortValue(b, sort);
+  const c = va < vb ? -1 : va > vb ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  return asc ? c : -c;
+}
+
+export function InboxView({ route, session }: { route: Route; session: Session }) {
+  const { t, lang, tz } = useI18n();
+  const tab = (TABS as readonly string[]).includes(route.tab) ? (route.tab as Tab) : "open";
+  const inbox = route.inbox;
+  const [rows, setRows] = useState<Ticket[]>([]);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState("");
+  const [counts, setCounts] = useState<Counts[]>([]);
+  const [q, setQ] = useState("");
+  const [query, setQuery] = useState("");
+  const [assignee, setAssignee] = useState("");
+  const [label, setLabel] = useState("");
+  const [sort, setSort] = useState<{ col: Column; key: string; asc: boolean }>({
+    col: "received_at",
+    key: "received_at",
+    asc: false,
+  });
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [cursor, setCursor] = useState(0);
+  const [notice, setNotice] = useState("");
+  const [now, setNow] = useState(Date.now());
+  const [operators, setOperators] = useState<OperatorBrief[]>([]);
+  const scroller = useRef<HTMLDivElement>(null);
+  const search = useRef<HTMLInputElement>(null);
+  const generation = useRef(0);
+
+  useEffect(() => {
+    sessionStorage.setItem("sb.lastList", location.hash || "#/inbox/all/open");
+  }, [inbox, tab]);
+
+  useEffect(() => {
+    const id = window.setInterval(() => setNow(Date.now()), 30000);
+    return () => window.clearInterval(id);
+  }, []);
+
+  useEffect(() => {
+    void api.get<{ items: OperatorBrief[] }>("/operators").then((r) => setOperators(r.items)).catch(() => {});
+  }, []);
+
+  const filters = useMemo(() => {
+    const f: Record<string, string> = { ...tabQuery(tab), sort: sort.key, order: sort.asc ? "asc" : "desc" };
+    if (inbox !== "all") f.inbox = inbox;
+    if (query) f.q = query;
+    if (assignee) f.assignee = assignee === "me" ? session.me.id : assignee;
+    if (label) f.label = label;
+    return f;
+  }, [tab, inbox, query, assignee, label, sort, session.me.id]);
+
+  const loadCounts = useCallback(async () => {
+    try {
+      setCounts((await api.get<{ items: Counts[] }>("/ticket-counts")).items);
+    } catch {
+      /* counts are a courtesy; the list shows its own errors */
+    }
+  }, []);
+
+  const load = useCallback(async () => {
+    const gen = ++generation.current;
+    setLoading(true);
+    setError("");
+    let all: Ticket[] = [];
+    let next: string | null = null;
+    try {
+      do {
+        const page: { items: Ticket[]; next: string | null } = await api.get("/tickets", {
+          ...filters,
+          limit: PAGE,
+          cursor: next,
+        });
+        if (gen !== generation.current) return;
+        all = all.concat(page.items);
+        setRows(all);
+        setLoading(false);
+        next = page.next;
+      } while (next && all.length < MAX_ROWS);
+    } catch (e) {
+      if (gen !== generation.current) return;
+      setError(messageOf(e));
+      setLoading(false);
+    }
+  }, [filters]);
+
+  useEffect(() => {
+    setSelected(new Set());
+    setCursor(0);
+    void load();
+  }, [load]);
+
+  useEffect(() => {
+    void loadCounts();
+  }, [loadCounts]);
+
+  // live: rows change in place, enter or leave this tab; the counts are re-read (at most
+  // every 500 ms); after a reconnect everything is re-read.
+  const countTimer = useRef<number | undefined>(undefined);
+  useEffect(() => {
+    const refreshCounts = () => {
+      if (countTimer.current !== undefined) return;
+      countTimer.current = window.setTimeout(() => {
+        countTimer.current = undefined;
+        void loadCounts();
+      }, 500);
+    };
+    const offState = live.onState((up) => {
+      if (up) {
+        void load();
+        void loadCounts();
+      }
+    });
+    const off = live.on((e: LiveEvent) => {
+      if (e.type.startsWith("lock.")) {
+        const id = e.ticket_id as string;
+        const lock = (e.lock as Ticket["lock"]) ?? null;
+        setRows((rs) => rs.map((r) => (r.id === id ? { ...r, lock, editing: lock !== null || r.editing } : r)));
+        refreshCounts();
+        return;
+      }
+      const ticket = e.ticket as Ticket | undefined;
+      if (!ticket || !e.type.startsWith("ticket.")) return;
+      refreshCounts();
+      setRows((rs) => {
+        const i = rs.findIndex((r) => r.id === ticket.id);
+        const merged = i >= 0 ? { ...rs[i], ...ticket } : ticket;
+        const belongs =
+          inTab(merged, tab) &&
+          !merged.merged_into &&
+          (inbox === "all" || merged.inbox.id === inbox) &&
+          (!filters.assignee || merged.assignee?.id === filters.assignee || (filters.assignee === "none" && !merged.assignee)) &&
+          (!label || merged.labels.includes(label)) &&
+          !query; // a keyword search is re-run by hand, not guessed here
+        if (i >= 0) {
+          if (belongs) return rs.map((r, k) => (k === i ? merged : r));
+          return rs.filter((_, k) => k !== i);
+        }
+        if (!belongs) return rs;
+        const out = [...rs, merged];
+        out.sort((a, b) => compareTickets(a, b, sort.key, sort.asc));
+        return out;
+      });
+    });
+    return () => {
+      off();
+      offState();
+    };
+  }, [tab, inbox, filters.assignee, label, query, sort, load, loadCounts]);
+
+  const virt = useVirtualizer({
+    count: rows.length,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => ROW_HEIGHT,
+    overscan: 12,
+  });
+
+  const countFor = (tabName: Tab): number => {
+    const list = inbox === "all" ? counts : counts.filter((c) => c.inbox_id === inbox);
+    return list.reduce((n, c) => n + (c[tabName] ?? 0), 0);
+  };
+  const inboxOpen = (id: string) => counts.find((c) => c.inbox_id === id)?.open ?? 0;
+
+  const toggleSort = (col: Column) => {
+    const key = SORT_OF[col];
+    if (!key) return;
+    if (sort.col === col) setSort({ col, key, asc: !sort.asc });
+    else setSort({ col, key, asc: col === "elapsed" }); // the oldest first is the longest waiting
+  };
+
+  const bulk = async (change: Record<string, unknown>) => {
+    const ids = [...selected];
+    try {
+      const r = await api.post<{ ok: number; failed: number }>("/tickets/bulk", { ticket_ids: ids, change });
+      setNotice(t("bulk.done", { ok: r.ok, failed: r.failed }));
+      setSelected(new Set());
+    } catch (e) {
+      setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  };
+
+  const onKey = (e: ReactKeyboardEvent) => {
+    if ((e.target as HTMLElement).tagName === "INPUT" || (e.target as HTMLElement).tagName === "SELECT") return;
+    if (e.key === "j" || e.key === "ArrowDown") {
+      e.preventDefault();
+      setCursor((c) => {
+        const n = Math.min(rows.length - 1, c + 1);
+        virt.scrollToIndex(n);
+        return n;
+      });
+    } else if (e.key === "k" || e.key === "ArrowUp") {
+      e.preventDefault();
+      setCursor((c) => {
+        const n = Math.max(0, c - 1);
+        virt.scrollToIndex(n);
+        return n;
+      });
+    } else if (e.key === "Enter" && rows[cursor]) {
+      go(`/tickets/${rows[cursor].id}`);
+    } else if (e.key === "x" && rows[cursor]) {
+      const id = rows[cursor].id;
+      setSelected((s) => {
+        const n = new Set(s);
+        if (n.has(id)) n.delete(id);
+        else n.add(id);
+        return n;
+      });
+    } else if (e.key === "/") {
+      e.preventDefault();
+      search.current?.focus();
+    }
+  };
+
+  const sortMark = (col: Column) => {
+    if (sort.col !== col) return "";
+    const up = col === "elapsed" ? !sort.asc : sort.asc;
+    return up ? " ▲" : " ▼";
+  };
+
+  const visibleInboxes = session.inboxes;
+
+  return (
+    <div className="inbox-screen" onKeyDown={onKey} tabIndex={-1} data-testid="inbox-screen">
+      <nav className="side" aria-label={t("nav.inboxes")}>
+        <h2>{t("nav.inboxes")}</h2>
+        <a className={inbox === "all" ? "current" : ""} href={`#/inbox/all/${tab}`} data-testid="inbox-all">
+          {t("nav.all")}
+        </a>
+        {visibleInboxes.map((i) => (
+          <a key={i.id} className={inbox === i.id ? "current" : ""} href={`#/inbox/${i.id}/${tab}`} data-testid="inbox-link">
+            <span>{i.name}</span>
+            <span className="count">{inboxOpen(i.id)}</span>
+          </a>
+        ))}
+      </nav>
+      <main className="list">
+        <div className="tabs" role="tablist">
+          {TABS.map((name) => (
+            <a
+              key={name}
+              role="tab"
+              aria-selected={tab === name}
+              className={tab === name ? "tab current" : "tab"}
+              href={`#/inbox/${inbox}/${name}`}
+              data-testid={`tab-${name}`}
+            >
+              {t(`tab.${name}` as Key)} <span className="count" data-testid={`count-${name}`}>{countFor(name)}</span>
+            </a>
+          ))}
+        </div>
+        <div className="toolbar">
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              setQuery(q.trim());
+            }}
+          >
+            <input ref={search} type="search" placeholder={t("list.search")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="search" />
+          </form>
+          <label>
+            {t("list.filter.assignee")}{" "}
+            <select value={assignee} onChange={(e) => setAssignee(e.target.value)} data-testid="filter-assignee">
+              <option value="">{t("list.filter.anyone")}</option>
+              <option value="me">{t("list.filter.me")}</option>
+              <option value="none">{t("list.filter.none")}</option>
+              {operators.map((o) => (
+                <option key={o.id} value={o.id}>{o.display_name}</option>
+              ))}
+            </select>
+          </label>
+          <label>
+            {t("list.filter.label")} <input value={label} onChange={(e) => setLabel(e.target.value.trim())} size={10} data-testid="filter-label" />
+          </label>
+          <span className="spacer" />
+          <span className="muted" data-testid="row-count">{t("list.count", { n: rows.length })}</span>
+        </div>
+        {selected.size > 0 && (
+          <div className="bulkbar" data-testid="bulkbar">
+            <span>{t("list.selected", { n: selected.size })}</span>
+            <select
+              value=""
+              onChange={(e) => e.target.value && void bulk({ status: e.target.value })}
+              data-testid="bulk-status"
+            >
+              <option value="">{t("bulk.status")}</option>
+              {STATUSES.map((s: Status) => (
+                <option key={s} value={s}>{t(`status.${s}` as Key)}</option>
+              ))}
+            </select>
+            <button onClick={() => void bulk({ assignee_id: session.me.id })}>{t("bulk.assign_me")}</button>
+          </div>
+        )}
+        {notice && (
+          <div className="notice" role="status" onClick={() => setNotice("")}>{notice}</div>
+        )}
+        <div className="grid head" role="row">
+          <span>
+            <input
+              type="checkbox"
+              aria-label="select all"
+              checked={rows.length > 0 && selected.size === rows.length}
+              onChange={(e) => setSelected(e.target.checked ? new Set(rows.map((r) => r.id)) : new Set())}
+            />
+          </span>
+          {COLUMNS.map((c) => (
+            <button key={c} className="colhead" onClick={() => toggleSort(c)} disabled={!SORT_OF[c]} data-testid={`sort-${c}`}>
+              {t(`col.${c}` as Key)}
+              {sortMark(c)}
+            </button>
+          ))}
+        </div>
+        <div className="rows" ref={scroller} data-testid="rows">
+          {error && <p className="error" role="alert">{t("common.error", { m: error })}</p>}
+          {!error && loading && rows.length === 0 && <p className="muted pad">{t("list.loading")}</p>}
+          {!error && !loading && rows.length === 0 && <p className="muted pad" data-testid="empty">{t("list.empty")}</p>}
+          <div style={{ height: virt.getTotalSize(), position: "relative" }}>
+            {virt.getVirtualItems().map((v) => {
+              const r = rows[v.index];
+              const secs = Math.max(0, Math.floor((now - Date.parse(r.received_at)) / 1000));
+              return (
+                <div
+                  key={r.id}
+                  className={`grid row${v.index === cursor ? " cursor" : ""}${selected.has(r.id) ? " selected" : ""}`}
+                  style={{ transform: `translateY(${v.start}px)`, height: ROW_HEIGHT }}
+                  data-testid="ticket-row"
+                  data-ticket={r.id}
+                  onClick={() => go(`/tickets/${r.id}`)}
+                >
+                  <span onClick={(e) => e.stopPropagation()}>
+                    <input
+                      type="checkbox"
+                      aria-label={`select #${r.number}`}
+                      checked={selected.has(r.id)}
+                      onChange={(e) =>
+                        setSelected((s) => {
+                          const n = new Set(s);
+                          if (e.target.checked) n.add(r.id);
+                          else n.delete(r.id);
+                          return n;
+                        })
+                      }
+                    />
+                  </span>
+                  <span className="num">{r.number}</span>
+                  <span className="subject">
+                    <a href={`#/tickets/${r.id}`} onClick={(e) => e.stopPropagation()}>{r.subject}</a>
+                    {r.lock && (
+                      <span className="badge lock" data-testid="lock-badge">
+                        {r.lock.holder.id === session.me.id ? t("lock.you") : t("lock.replying", { name: r.lock.holder.name })}
+                      </span>
+                    )}
+                    {inbox === "all" && <span className="muted small"> · {r.inbox.name}</span>}
+                  </span>
+                  <span className="customer" title={r.from.address}>{r.from.name || r.from.address}</span>
+                  <span>{r.assignee?.name ?? ""}</span>
+                  <span>{r.labels.map((l) => <span key={l} className="badge">{l}</span>)}</span>
+                  <span>{formatTime(r.received_at, lang, tz)}</span>
+                  <span className="elapsed" style={r.elapsed_color ? { background: r.elapsed_color } : undefined}>
+                    {elapsed(secs, t)}
+                  </span>
+                </div>
+              );
+            })}
+          </div>
+        </div>
+      </main>
+    </div>
+  );
+}

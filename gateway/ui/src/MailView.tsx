@@ -1,0 +1,135 @@
+import { useEffect, useRef, useState } from "react";
+import { api, messageOf, ParsedMail, MessageSummary } from "./api";
+import { formatTime, useI18n } from "./i18n";
+
+// The mail's HTML comes sanitised by ingestion (no scripts, handlers, forms, frames;
+// remote images parked in data-sb-blocked-src). It is shown in a sandboxed frame that may
+// not run scripts; links open outside it. "Show images" puts the parked sources back.
+function frameDoc(html: string, images: boolean): string {
+  const body = images ? html.replace(/\sdata-sb-blocked-src=/g, " src=") : html;
+  return (
+    '<!doctype html><html><head><meta charset="utf-8"><base target="_blank">' +
+    "<style>body{font:14px/1.5 system-ui,sans-serif;margin:8px;color:#222;word-break:break-word}" +
+    "img{max-width:100%}blockquote{border-left:3px solid #ccc;margin-left:0;padding-left:8px}</style>" +
+    `</head><body>${body}</body></html>`
+  );
+}
+
+function MailFrame({ html, images }: { html: string; images: boolean }) {
+  const ref = useRef<HTMLIFrameElement>(null);
+  const [height, setHeight] = useState(120);
+  const fit = () => {
+    const doc = ref.current?.contentDocument;
+    if (doc?.body) setHeight(Math.max(60, Math.min(4000, doc.documentElement.scrollHeight + 4)));
+  };
+  return (
+    <iframe
+      ref={ref}
+      className="mailframe"
+      title="mail"
+      sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox"
+      referrerPolicy="no-referrer"
+      srcDoc={frameDoc(html, images)}
+      style={{ height }}
+      onLoad={fit}
+      data-testid="mail-frame"
+    />
+  );
+}
+
+function addressList(a: ParsedMail["from"] | ParsedMail["to"]): string {
+  const list = Array.isArray(a) ? a : a ? [a] : [];
+  return list.map((x) => (x.name ? `${x.name} <${x.address}>` : x.address)).join(", ");
+}
+
+export function MailCard({
+  summary,
+  open,
+  mayDownload,
+}: {
+  summary: MessageSummary;
+  open: boolean;
+  mayDownload: boolean;
+}) {
+  const { t, lang, tz } = useI18n();
+  const [expanded, setExpanded] = useState(open);
+  const [mail, setMail] = useState<ParsedMail | null>(null);
+  const [error, setError] = useState("");
+  const [images, setImages] = useState(false);
+
+  useEffect(() => {
+    if (!expanded || mail) return;
+    api
+      .get<{ parsed: ParsedMail | null }>(`/messages/${summary.id}`)
+      .then((m) => setMail(m.parsed))
+      .catch((e) => setError(messageOf(e)));
+  }, [expanded, mail, summary.id]);
+
+  const sent = summary.channel === "sent";
+  return (
+    <article className={`mail${sent ? " sent" : ""}`} data-testid="mail" data-channel={summary.channel}>
+      <header onClick={() => setExpanded(!expanded)}>
+        <strong>{summary.from?.name || summary.from?.address}</strong>
+        <span className="muted"> {summary.subject}</span>
+        <span className="spacer" />
+        {summary.auto_submitted && <span className="badge">{t("mail.auto")}</span>}
+        <span className="muted small">{formatTime(summary.received_at, lang, tz)}</span>
+      </header>
+      {!expanded && <p className="snippet muted">{summary.snippet}</p>}
+      {expanded && (
+        <div className="mailbody">
+          {error && <p className="error">{t("common.error", { m: error })}</p>}
+          {!mail && !error && <p className="muted">{t("mail.loading")}</p>}
+          {mail && (
+            <>
+              <p className="small">
+                {t("mail.from")}: {addressList(mail.from)}
+                <br />
+                {t("mail.to")}: {addressList(mail.to)}
+              </p>
+              {mail.defects.length > 0 && (
+                <details className="problems" open>
+                  <summary>{t("mail.problems")}</summary>
+                  <ul>
+                    {mail.defects.map((d, i) => (
+                      <li key={i}>{d}</li>
+                    ))}
+                  </ul>
+                </details>
+              )}
+              {mail.html ? (
+                <>
+                  {mail.remote_images > 0 && !images && (
+                    <button className="small" onClick={() => setImages(true)} data-testid="show-images">
+                      {t("mail.show_images", { n: mail.remote_images })}
+                    </button>
+                  )}
+                  <MailFrame html={mail.html} images={images} />
+                </>
+              ) : (
+                <pre className="mailtext" data-testid="mail-text">{mail.text}</pre>
+              )}
+              {mail.attachments.length > 0 && (
+                <div className="attachments">
+                  <strong>{t("mail.attachments")}</strong>
+                  <ul>
+                    {mail.attachments.map((a) => (
+                      <li key={a.download_url}>
+                        {mayDownload ? (
+                          <a href={a.download_url} download={a.filename}>{a.filename}</a>
+                        ) : (
+                          <span title={t("mail.download_denied")} className="disabled">{a.filename}</span>
+                        )}{" "}
+                        <span className="muted small">({Math.ceil(a.size / 1024)} KB)</span>
+                      </li>
+                    ))}
+                  </ul>
+                </div>
+              )}
+            </>
+          )}
+        </div>
+      )}
+    </article>
+  );
+}

@@ -1,0 +1,487 @@
+import { DragEvent, useCallback, useEffect, useRef, useState } from "react";
+import { api, ApiError, messageOf, Checks, Draft, DraftRevision, Preview, Send, Template, TicketDetail } from "./api";
+import { Session } from "./App";
+import { useI18n, Key } from "./i18n";
+
+const RENEW_MS = 20000;
+const AUTOSAVE_MS = 1200;
+
+type Fields = Pick<
+  DraftRevision,
+  "from_address" | "from_name" | "subject" | "body_text" | "signature_text" | "include_quote"
+> & { to: string; cc: string; bcc: string; attachment_ids: string[] };
+
+function fieldsOf(r: DraftRevision): Fields {
+  return {
+    from_address: r.from_address,
+    from_name: r.from_name,
+    to: r.to.join(", "),
+    cc: r.cc.join(", "),
+    bcc: r.bcc.join(", "),
+    subject: r.subject,
+    body_text: r.body_text,
+    signature_text: r.signature_text,
+    include_quote: r.include_quote,
+    attachment_ids: r.attachments.map((a) => a.id!).filter(Boolean),
+  };
+}
+
+const list = (s: string) =>
+  s
+    .split(/[,;\n]/)
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+/** Release the lock even when the page goes away (keepalive outlives the page). */
+function releaseLock(ticketId: string, fence: number): void {
+  void fetch(`/api/v1/tickets/${ticketId}/lock?fence=${fence}`, {
+    method: "DELETE",
+    keepalive: true,
+    credentials: "same-origin",
+    headers: { "X-CSRF-Token": localStorage.getItem("sb.csrf") ?? "" },
+  }).catch(() => {});
+}
+
+export function ReplyEditor({
+  ticket,
+  kind,
+  fence,
+  answering,
+  lostTo,
+  session,
+  onClose,
+}: {
+  ticket: TicketDetail;
+  kind: string;
+  fence: number;
+  answering?: string;
+  lostTo: string;
+  session: Session;
+  onClose: (sent: boolean) => void;
+}) {
+  const { t, tz } = useI18n();
+  const [draft, setDraft] = useState<Draft | null>(null);
+  const [fields, setFields] = useState<Fields | null>(null);
+  const [revision, setRevision] = useState(0);
+  const [dirty, setDirty] = useState(false);
+  const [saving, setSaving] = useState(false);
+  const [error, setError] = useState("");
+  const [lost, setLost] = useState("");
+  const [templates, setTemplates] = useState<Template[]>([]);
+  const [suggested, setSuggested] = useState<Template[]>([]);
+  const [tq, setTq] = useState("");
+  const [checks, setChecks] = useState<Checks | null>(null);
+  const [preview, setPreview] = useState<Preview | null>(null);
+  const [statusAfter, setStatusAfter] = useState("");
+  const [later, setLater] = useState(false);
+  const [sendAt, setSendAt] = useState("");
+  const [attachments, setAttachments] = useState<DraftRevision["attachments"]>([]);
+  const body = useRef<HTMLTextAreaElement>(null);
+  const fieldsRef = useRef<Fields | null>(null);
+  const revRef = useRef(0);
+  fieldsRef.current = fields;
+  revRef.current = revision;
+  const mayDirectSend = session.may("send_without_approval");
+  const lockGone = lost || lostTo;
+
+  // open the draft: the caller's own open one on this ticket, or a new one
+  useEffect(() => {
+    let cancelled = false;
+    (async () => {
+      try {
+        const mine = (await api.get<{ items: Draft[] }>(`/tickets/${ticket.id}/drafts`)).items.find(
+          (d) => d.state === "open" && d.kind === kind && d.author?.id === session.me.id,
+        );
+        const d =
+          mine ??
+          (await api.post<Draft>(`/tickets/${ticket.id}/drafts`, {
+            kind,
+            fence,
+            include_quote: true,
+            ...(answering ? { message_id: answering } : {}),
+          }));
+        if (cancelled) return;
+        setDraft(d);
+        setFields(fieldsOf(d.current));
+        setAttachments(d.current.attachments);
+        setRevision(d.current.revision);
+      } catch (e) {
+        setError(messageOf(e));
+      }
+    })();
+    return () => {
+      cancelled = true;
+    };
+  }, [ticket.id, kind, fence, answering, session.me.id]);
+
+  // keep the lock while the editor is open; let it go when it closes
+  useEffect(() => {
+    const id = window.setInterval(async () => {
+      try {
+        await api.post(`/tickets/${ticket.id}/lock/renew`, { fence });
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 409) setLost(e.message);
+      }
+    }, RENEW_MS);
+    const unload = () => releaseLock(ticket.id, fence);
+    window.addEventListener("pagehide", unload);
+    return () => {
+      window.clearInterval(id);
+      window.removeEventListener("pagehide", unload);
+    };
+  }, [ticket.id, fence]);
+
+  // templates and phrases: search, and the suggestions for this ticket
+  useEffect(() => {
+    const h = window.setTimeout(() => {
+      void api
+        .get<{ items: Template[] }>("/templates", { q: tq, inbox_id: ticket.inbox.id })
+        .then((r) => setTemplates(r.items))
+        .catch(() => {});
+    }, 200);
+    return () => window.clearTimeout(h);
+  }, [tq, ticket.inbox.id]);
+  useEffect(() => {
+    void api
+      .get<{ items: { template: Template }[] }>(`/tickets/${ticket.id}/template-suggestions`)
+      .then((r) => setSuggested(r.items.map((i) => i.template)))
+      .catch(() => {});
+  }, [ticket.id]);
+
+  const save = useCallback(async (): Promise<boolean> => {
+    const f = fieldsRef.current;
+    if (!f || !draft) return false;
+    setSaving(true);
+    try {
+      const d = await api.put<Draft>(`/drafts/${draft.id}`, {
+        fence,
+        base_revision: revRef.current,
+        from_address: f.from_address,
+        from_name: f.from_name,
+        to: list(f.to),
+        cc: list(f.cc),
+        bcc: list(f.bcc),
+        subject: f.subject,
+        body_text: f.body_text,
+        signature_text: f.signature_text,
+        include_quote: f.include_quote,
+        attachment_ids: f.attachment_ids,
+      });
+      setRevision(d.current.revision);
+      revRef.current = d.current.revision;
+      setAttachments(d.current.attachments);
+      setDirty(false);
+      setError("");
+      return true;
+    } catch (e) {
+      setError(messageOf(e));
+      return false;
+    } finally {
+      setSaving(false);
+    }
+  }, [draft, fence]);
+
+  // autosave shortly after the last keystroke
+  useEffect(() => {
+    if (!dirty) return;
+    const h = window.setTimeout(() => void save(), AUTOSAVE_MS);
+    return () => window.clearTimeout(h);
+  }, [dirty, fields, save]);
+
+  const edit = (patch: Partial<Fields>) => {
+    setFields((f) => (f ? { ...f, ...patch } : f));
+    setDirty(true);
+  };
+
+  const insertTemplate = async (tpl: Template) => {
+    try {
+      const r = await api.post<{ body_text: string; subject: string }>(`/templates/${tpl.id}/render`, {
+        ticket_id: ticket.id,
+        use: true,
+      });
+      const f = fieldsRef.current;
+      if (!f) return;
+      const ta = body.current;
+      const at = ta ? ta.selectionStart : f.body_text.length;
+      const text = f.body_text.slice(0, at) + r.body_text + f.body_text.slice(at);
+      edit({ body_text: text });
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  };
+
+  const upload = async (files: FileList | File[]) => {
+    if (!draft) return;
+    for (const file of Array.from(files)) {
+      try {
+        const a = await api.post<{ id: string }>(
+          `/drafts/${draft.id}/attachments`,
+          file.type ? file : new Blob([file], { type: "application/octet-stream" }),
+          { filename: file.name, fence },
+        );
+        const f = fieldsRef.current;
+        if (f) edit({ attachment_ids: [...f.attachment_ids, a.id] });
+      } catch (e) {
+        setError(messageOf(e));
+      }
+    }
+  };
+
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    if (e.dataTransfer.files.length) void upload(e.dataTransfer.files);
+  };
+
+  const doSend = async (acknowledged: string[]) => {
+    if (!draft) return;
+    try {
+      const req: Record<string, unknown> = { fence, acknowledged_warnings: acknowledged };
+      if (statusAfter) req.status_after = statusAfter;
+      if (later && sendAt) req.send_at = sendAt.length === 16 ? `${sendAt}:00` : sendAt;
+      await api.post<Send>(`/drafts/${draft.id}/send`, req);
+      setChecks(null);
+      onClose(true);
+    } catch (e) {
+      setChecks(null);
+      setError(messageOf(e));
+    }
+  };
+
+  const send = async () => {
+    if (!draft || lockGone) return;
+    if (dirty && !(await save())) return;
+    try {
+      const c = await api.get<Checks>(`/drafts/${draft.id}/checks`);
+      if (c.findings.length > 0) setChecks(c);
+      else await doSend([]);
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  };
+
+  const showPreview = async () => {
+    if (!draft) return;
+    if (dirty) await save();
+    try {
+      setPreview(await api.get<Preview>(`/drafts/${draft.id}/preview`));
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  };
+
+  const close = async () => {
+    if (dirty) await save();
+    releaseLock(ticket.id, fence);
+    onClose(false);
+  };
+
+  const discard = async () => {
+    if (draft) {
+      try {
+        await api.del(`/drafts/${draft.id}`, { fence });
+      } catch {
+        /* already gone */
+      }
+    }
+    releaseLock(ticket.id, fence);
+    onClose(false);
+  };
+
+  const onKey = (e: React.KeyboardEvent) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      void send();
+    } else if (e.key === "Escape" && !checks && !preview) {
+      e.preventDefault();
+      void close();
+    }
+  };
+
+  if (!fields)
+    return (
+      <section className="editor card" data-testid="editor">
+        {error ? <p className="error" role="alert">{t("common.error", { m: error })}</p> : <p className="muted">{t("list.loading")}</p>}
+        <button onClick={() => void close()}>{t("reply.close")}</button>
+      </section>
+    );
+
+  const sendBlocked = !!lockGone || !mayDirectSend;
+  return (
+    <section className="editor card" data-testid="editor" onKeyDown={onKey} onDragOver={(e) => e.preventDefault()} onDrop={onDrop}>
+      <div className="row">
+        <h2>{t("reply.title")}</h2>
+        <span className="spacer" />
+        <span className="muted small" data-testid="save-state">{saving ? t("reply.saving") : dirty ? "" : t("reply.saved")}</span>
+      </div>
+      {lockGone && <p className="error" role="alert" data-testid="lock-lost">{t("reply.lock_lost", { name: lostTo || "?" })}</p>}
+      {error && <p className="error" role="alert" data-testid="editor-error">{error}</p>}
+      <div className="editor-grid">
+        <div>
+          <label className="inline">
+            {t("reply.from")} <input value={fields.from_address} readOnly size={30} />
+          </label>
+          <label className="inline">
+            {t("reply.to")} <input value={fields.to} onChange={(e) => edit({ to: e.target.value })} data-testid="to" />
+          </label>
+          <label className="inline">
+            {t("reply.cc")} <input value={fields.cc} onChange={(e) => edit({ cc: e.target.value })} />
+          </label>
+          <label className="inline">
+            {t("reply.bcc")} <input value={fields.bcc} onChange={(e) => edit({ bcc: e.target.value })} />
+          </label>
+          <label className="inline">
+            {t("reply.subject")} <input value={fields.subject} onChange={(e) => edit({ subject: e.target.value })} data-testid="subject" />
+          </label>
+          <textarea
+            ref={body}
+            className="body"
+            rows={12}
+            aria-label={t("reply.body")}
+            value={fields.body_text}
+            onChange={(e) => edit({ body_text: e.target.value })}
+            data-testid="body"
+            autoFocus
+          />
+          <label>
+            {t("reply.signature")}
+            <textarea rows={3} value={fields.signature_text} onChange={(e) => edit({ signature_text: e.target.value })} />
+          </label>
+          <label className="check">
+            <input type="checkbox" checked={fields.include_quote} onChange={(e) => edit({ include_quote: e.target.checked })} /> {t("reply.quote")}
+          </label>
+          <div className="attach">
+            <label className="link">
+              + {t("reply.attach")}
+              <input type="file" multiple hidden onChange={(e) => e.target.files && void upload(e.target.files)} data-testid="attach-input" />
+            </label>
+            <ul>
+              {attachments.map((a) => (
+                <li key={a.id}>{a.filename} <span className="muted small">({Math.ceil(a.size / 1024)} KB)</span></li>
+              ))}
+            </ul>
+          </div>
+        </div>
+        <aside className="picker" data-testid="template-picker">
+          <strong>{t("reply.templates")}</strong>
+          <input type="search" placeholder={t("reply.template_search")} value={tq} onChange={(e) => setTq(e.target.value)} data-testid="template-search" />
+          {suggested.length > 0 && (
+            <>
+              <div className="muted small">{t("reply.suggested")}</div>
+              <ul>
+                {suggested.map((tpl) => (
+                  <li key={`s-${tpl.id}`}>
+                    <button className="link" onClick={() => void insertTemplate(tpl)}>{tpl.name}</button>
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+          <ul>
+            {templates.map((tpl) => (
+              <li key={tpl.id}>
+                <button className="link" onClick={() => void insertTemplate(tpl)} data-testid="template-item">
+                  {tpl.kind === "phrase" ? "» " : ""}
+                  {tpl.name}
+                </button>
+              </li>
+            ))}
+          </ul>
+        </aside>
+      </div>
+      <div className="row gap wrap sendbar">
+        <label>
+          {t("reply.send_status")}{" "}
+          <select value={statusAfter} onChange={(e) => setStatusAfter(e.target.value)} data-testid="status-after">
+            <option value="">{t("reply.keep_status")}</option>
+            {(["pending", "resolved", "no_action"] as const).map((s) => (
+              <option key={s} value={s}>{t(`status.${s}` as Key)}</option>
+            ))}
+          </select>
+        </label>
+        <label className="check">
+          <input type="checkbox" checked={later} onChange={(e) => setLater(e.target.checked)} data-testid="later" /> {t("reply.schedule")}
+        </label>
+        {later && (
+          <label>
+            {t("reply.schedule_at", { tz })}{" "}
+            <input type="datetime-local" value={sendAt} onChange={(e) => setSendAt(e.target.value)} data-testid="send-at" />
+          </label>
+        )}
+        <span className="spacer" />
+        <button onClick={() => void showPreview()} data-testid="preview">{t("reply.preview")}</button>
+        <button onClick={() => void discard()} data-testid="discard">{t("reply.discard")}</button>
+        <button onClick={() => void close()} data-testid="close-editor">{t("reply.close")}</button>
+        <button
+          className="primary"
+          disabled={sendBlocked || (later && !sendAt)}
+          title={!mayDirectSend ? t("reply.need_approval") : ""}
+          onClick={() => void send()}
+          data-testid="send"
+        >
+          {later ? t("reply.schedule") : t("reply.send")}
+        </button>
+      </div>
+      {!mayDirectSend && <p className="muted small" data-testid="send-reason">{t("reply.need_approval")}</p>}
+      {checks && (
+        <div className="modal-back">
+          <div className="modal" role="dialog" aria-label={t("checks.title")} data-testid="checks-dialog">
+            <h2>{t("checks.title")}</h2>
+            {checks.blocked && (
+              <>
+                <p>{t("checks.blocking")}</p>
+                <ul>
+                  {checks.findings.filter((f) => f.severity === "blocking").map((f, i) => (
+                    <li key={i} className="error" data-code={f.code}>{f.message}</li>
+                  ))}
+                </ul>
+              </>
+            )}
+            {checks.findings.some((f) => f.severity === "warning") && (
+              <>
+                <p>{t("checks.warnings")}</p>
+                <ul>
+                  {checks.findings.filter((f) => f.severity === "warning").map((f, i) => (
+                    <li key={i} data-code={f.code} data-testid="check-warning">{f.message}</li>
+                  ))}
+                </ul>
+              </>
+            )}
+            <div className="actions">
+              <button onClick={() => setChecks(null)} data-testid="checks-cancel">{t("checks.cancel")}</button>
+              {!checks.blocked && (
+                <button
+                  className="primary"
+                  onClick={() => void doSend(checks.findings.map((f) => f.code))}
+                  data-testid="checks-confirm"
+                >
+                  {t("checks.confirm")}
+                </button>
+              )}
+            </div>
+          </div>
+        </div>
+      )}
+      {preview && (
+        <div className="modal-back" onClick={() => setPreview(null)}>
+          <div className="modal wide" role="dialog" aria-label={t("preview.title")} data-testid="preview-dialog" onClick={(e) => e.stopPropagation()}>
+            <h2>{t("preview.title")}</h2>
+            <table className="headers">
+              <tbody>
+                {preview.headers.map((h, i) => (
+                  <tr key={i}>
+                    <th>{h.name}</th>
+                    <td>{h.value}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <pre className="mailtext">{preview.text}</pre>
+            <div className="actions">
+              <button onClick={() => setPreview(null)}>{t("common.close")}</button>
+            </div>
+          </div>
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,403 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import { api, ApiError, messageOf, OperatorBrief, PRIORITIES, ReplyLock, Send, STATUSES, Ticket, TicketDetail } from "./api";
+import { Session, go } from "./App";
+import { formatTime, Key, useI18n } from "./i18n";
+import { live, LiveEvent } from "./live";
+import { MailCard } from "./MailView";
+import { ReplyEditor } from "./ReplyEditor";
+
+export function TicketView({ id, session }: { id: string; session: Session }) {
+  const { t, lang, tz } = useI18n();
+  const [ticket, setTicket] = useState<TicketDetail | null>(null);
+  const [error, setError] = useState<{ status: number; message: string } | null>(null);
+  const [lock, setLock] = useState<ReplyLock | null>(null);
+  const [sends, setSends] = useState<Send[]>([]);
+  const [operators, setOperators] = useState<OperatorBrief[]>([]);
+  const [replying, setReplying] = useState<{ kind: string; fence: number } | null>(null);
+  const [lost, setLost] = useState<string>("");
+  const [notice, setNotice] = useState("");
+  const [comment, setComment] = useState("");
+  const [memo, setMemo] = useState({ body: "", caller_name: "", phone: "" });
+  const [label, setLabel] = useState("");
+  const [history, setHistory] = useState<Ticket[] | null>(null);
+  const reloadTimer = useRef<number | undefined>(undefined);
+
+  const load = useCallback(async () => {
+    try {
+      const tk = await api.get<TicketDetail>(`/tickets/${id}`);
+      setTicket(tk);
+      setLock(tk.lock);
+      setError(null);
+    } catch (e) {
+      setError(e instanceof ApiError ? { status: e.status, message: e.message } : { status: 0, message: String(e) });
+    }
+  }, [id]);
+
+  const loadSends = useCallback(async () => {
+    try {
+      setSends((await api.get<{ items: Send[] }>(`/tickets/${id}/sends`)).items);
+    } catch {
+      /* shown empty */
+    }
+  }, [id]);
+
+  useEffect(() => {
+    void load();
+    void loadSends();
+    void api.get<{ items: OperatorBrief[] }>("/operators").then((r) => setOperators(r.items)).catch(() => {});
+  }, [load, loadSends]);
+
+  useEffect(() => {
+    const soon = () => {
+      window.clearTimeout(reloadTimer.current);
+      reloadTimer.current = window.setTimeout(() => void load(), 150);
+    };
+    const off = live.on((e: LiveEvent) => {
+      if (e.type.startsWith("lock.") && e.ticket_id === id) {
+        setLock((e.lock as ReplyLock | null) ?? null);
+        const prev = e.previous_holder as { id: string } | null;
+        if (e.type === "lock.taken_over" && prev?.id === session.me.id) {
+          const holder = (e.lock as ReplyLock | null)?.holder.name ?? "";
+          setLost(holder);
+        }
+        return;
+      }
+      if (e.type === "send.changed") {
+        const s = e.send as { ticket_id: string | null };
+        if (s.ticket_id === id) void loadSends();
+        return;
+      }
+      const tk = e.ticket as Ticket | undefined;
+      if (tk && tk.id === id) soon();
+    });
+    const offState = live.onState((up) => {
+      if (up) {
+        void load();
+        void loadSends();
+      }
+    });
+    return () => {
+      off();
+      offState();
+      window.clearTimeout(reloadTimer.current);
+    };
+  }, [id, load, loadSends, session.me.id]);
+
+  const back = () => {
+    location.hash = sessionStorage.getItem("sb.lastList") || "#/inbox/all/open";
+  };
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const tag = (e.target as HTMLElement).tagName;
+      if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
+      if (e.key === "Escape" && !replying) back();
+      if (e.key === "r" && !replying) {
+        e.preventDefault();
+        void startReply("reply");
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  });
+
+  const change = async (body: Record<string, unknown>) => {
+    try {
+      await api.patch(`/tickets/${id}`, body);
+      await load();
+    } catch (e) {
+      setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  };
+
+  const startReply = async (kind: string) => {
+    setNotice("");
+    setLost("");
+    try {
+      const l = await api.post<ReplyLock>(`/tickets/${id}/lock`);
+      setLock(l);
+      setReplying({ kind, fence: l.fence });
+    } catch (e) {
+      if (e instanceof ApiError && e.code === "locked") {
+        const holder = (e.body?.holder as { name: string } | undefined)?.name ?? "";
+        setNotice(t("ticket.reply_disabled", { name: holder }));
+      } else setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  };
+
+  const takeOver = async () => {
+    try {
+      const l = await api.post<ReplyLock>(`/tickets/${id}/lock/takeover`);
+      setLock(l);
+      setReplying({ kind: "reply", fence: l.fence });
+    } catch (e) {
+      setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  };
+
+  const addComment = async () => {
+    if (!comment.trim()) return;
+    try {
+      await api.post(`/tickets/${id}/comments`, { body: comment });
+      setComment("");
+      await load();
+    } catch (e) {
+      setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  };
+
+  const addMemo = async () => {
+    if (!memo.body.trim()) return;
+    try {
+      const body: Record<string, string> = { body: memo.body };
+      if (memo.caller_name) body.caller_name = memo.caller_name;
+      if (memo.phone) body.phone = memo.phone;
+      await api.post(`/tickets/${id}/memos`, body);
+      setMemo({ body: "", caller_name: "", phone: "" });
+      await load();
+    } catch (e) {
+      setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  };
+
+  const cancelSend = async (sendId: string) => {
+    try {
+      await api.post(`/sends/${sendId}/cancel`);
+      await loadSends();
+    } catch (e) {
+      setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  };
+
+  const showHistory = async () => {
+    if (!ticket?.contact_id) return;
+    const r = await api.get<{ items: Ticket[] }>("/tickets", { contact: ticket.contact_id, status: STATUSES.join(","), limit: 50 });
+    setHistory(r.items);
+  };
+
+  if (error)
+    return (
+      <div className="pad">
+        <button className="link" onClick={back}>← {t("ticket.back")}</button>
+        <p className="error" role="alert" data-testid="ticket-error">
+          {error.status === 404 ? t("ticket.not_found") : t("common.error", { m: error.message })}
+        </p>
+      </div>
+    );
+  if (!ticket) return <div className="pad muted">{t("list.loading")}</div>;
+
+  const a = ticket.actions;
+  const mine = lock && lock.holder.id === session.me.id;
+  const otherHolder = lock && !mine ? lock.holder.name : "";
+  const mayTakeOver = session.may("take_over_locks") && !!otherHolder;
+  const replyReason = !a.reply ? t("ticket.no_reply_permission") : otherHolder ? t("ticket.reply_disabled", { name: otherHolder }) : "";
+  const lastMail = [...ticket.messages].reverse().find((m) => m.channel !== "phone");
+
+  return (
+    <div className="ticket-screen" data-testid="ticket-screen">
+      <main className="ticket-main">
+        <div className="row">
+          <button className="link" onClick={back} data-testid="back">← {t("ticket.back")}</button>
+        </div>
+        <h1 data-testid="ticket-subject">
+          <span className="muted">#{ticket.number}</span> {ticket.subject}
+        </h1>
+        {ticket.merged_into && <p className="notice">{t("ticket.merged")}</p>}
+        {otherHolder && (
+          <div className="lockbar" data-testid="lock-banner" role="status">
+            {t("lock.replying", { name: otherHolder })}
+            {mayTakeOver && (
+              <button onClick={takeOver} data-testid="take-over">{t("ticket.take_over")}</button>
+            )}
+          </div>
+        )}
+        {notice && <div className="notice" role="alert" data-testid="ticket-notice">{notice}</div>}
+        {!replying && (
+          <div className="row gap">
+            {(["reply", "reply_all", "forward"] as const).map((k) => (
+              <button
+                key={k}
+                className={k === "reply" ? "primary" : ""}
+                disabled={!!replyReason}
+                title={replyReason}
+                onClick={() => void startReply(k)}
+                data-testid={`btn-${k}`}
+              >
+                {t(`ticket.${k}` as Key)}
+              </button>
+            ))}
+            {replyReason && <span className="muted small" data-testid="reply-reason">{replyReason}</span>}
+          </div>
+        )}
+        {replying && (
+          <ReplyEditor
+            ticket={ticket}
+            kind={replying.kind}
+            fence={replying.fence}
+            answering={lastMail?.id}
+            lostTo={lost}
+            session={session}
+            onClose={async (sent) => {
+              setReplying(null);
+              setLost("");
+              await load();
+              await loadSends();
+              if (sent) setNotice("");
+            }}
+          />
+        )}
+        <section className="timeline" data-testid="timeline">
+          {ticket.timeline.map((e, i) => {
+            if (e.type === "comment")
+              return (
+                <article key={e.comment.id} className="comment" data-testid="comment">
+                  <header>
+                    <span className="badge">{t("comment.internal")}</span> <strong>{e.comment.author.name}</strong>
+                    <span className="spacer" />
+                    <span className="muted small">{formatTime(e.comment.created_at, lang, tz)}</span>
+                  </header>
+                  <p className="pre">{e.comment.body}</p>
+                </article>
+              );
+            if (e.type === "phone_memo")
+              return (
+                <article key={e.message.id} className="memo" data-testid="memo">
+                  <header>
+                    <strong>{e.message.direction === "outbound" ? t("memo.outbound") : t("memo.inbound")}</strong>{" "}
+                    {e.message.caller_name} {e.message.phone}
+                    <span className="spacer" />
+                    <span className="muted small">{formatTime(e.message.received_at, lang, tz)}</span>
+                  </header>
+                  <p className="pre">{e.message.body}</p>
+                </article>
+              );
+            return (
+              <MailCard
+                key={e.message.id}
+                summary={e.message}
+                open={i === ticket.timeline.length - 1 || e.message.id === lastMail?.id}
+                mayDownload={!!a.download_attachments}
+              />
+            );
+          })}
+        </section>
+        <section className="card">
+          <textarea
+            placeholder={t("ticket.comment")}
+            value={comment}
+            onChange={(e) => setComment(e.target.value)}
+            rows={2}
+            data-testid="comment-input"
+          />
+          <button onClick={addComment} disabled={!comment.trim()} data-testid="comment-add">{t("ticket.comment_add")}</button>
+        </section>
+        <details className="card">
+          <summary>{t("ticket.memo")}</summary>
+          <input placeholder={t("ticket.memo_caller")} value={memo.caller_name} onChange={(e) => setMemo({ ...memo, caller_name: e.target.value })} />
+          <input placeholder={t("ticket.memo_phone")} value={memo.phone} onChange={(e) => setMemo({ ...memo, phone: e.target.value })} />
+          <textarea value={memo.body} onChange={(e) => setMemo({ ...memo, body: e.target.value })} rows={3} />
+          <button onClick={addMemo} disabled={!memo.body.trim()}>{t("ticket.memo_add")}</button>
+        </details>
+      </main>
+      <aside className="ticket-side">
+        <label>
+          {t("ticket.status")}
+          <select
+            value={ticket.status}
+            disabled={!a.change}
+            title={a.change ? "" : t("ticket.no_change")}
+            onChange={(e) => void change({ status: e.target.value })}
+            data-testid="status-select"
+          >
+            {STATUSES.map((s) => (
+              <option key={s} value={s}>{t(`status.${s}` as Key)}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t("ticket.assignee")}
+          <select
+            value={ticket.assignee?.id ?? ""}
+            disabled={!a.change}
+            onChange={(e) => void change({ assignee_id: e.target.value || null })}
+            data-testid="assignee-select"
+          >
+            <option value="">{t("ticket.unassigned")}</option>
+            {operators.map((o) => (
+              <option key={o.id} value={o.id}>{o.display_name}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t("ticket.priority")}
+          <select value={ticket.priority ?? "normal"} disabled={!a.change} onChange={(e) => void change({ priority: e.target.value })}>
+            {PRIORITIES.map((p) => (
+              <option key={p} value={p}>{t(`priority.${p}` as Key)}</option>
+            ))}
+          </select>
+        </label>
+        <div>
+          {t("ticket.labels")}
+          <div>
+            {ticket.labels.map((l) => (
+              <span key={l} className="badge">
+                {l}{" "}
+                {a.change && (
+                  <button className="link" aria-label={`remove ${l}`} onClick={() => void change({ remove_labels: [l] })}>×</button>
+                )}
+              </span>
+            ))}
+          </div>
+          {a.change && (
+            <form
+              onSubmit={(e) => {
+                e.preventDefault();
+                if (label.trim()) void change({ add_labels: [label.trim()] }).then(() => setLabel(""));
+              }}
+            >
+              <input placeholder={t("ticket.add_label")} value={label} onChange={(e) => setLabel(e.target.value)} size={12} />
+            </form>
+          )}
+        </div>
+        <div className="contact" data-testid="contact-card">
+          <strong>{ticket.from.name}</strong>
+          <div className="small" data-testid="customer-address">{ticket.from.address}</div>
+          {ticket.contact_id && (
+            <button className="link" onClick={showHistory} data-testid="history">{t("ticket.history")}</button>
+          )}
+          {history && (
+            <ul className="small">
+              {history.map((h) => (
+                <li key={h.id}>
+                  <a href={`#/tickets/${h.id}`} onClick={() => go(`/tickets/${h.id}`)}>#{h.number} {h.subject}</a>{" "}
+                  <span className="muted">{t(`status.${h.status}` as Key)}</span>
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+        {sends.length > 0 && (
+          <div className="sends" data-testid="sends">
+            <strong>{t("ticket.sends")}</strong>
+            <ul>
+              {sends.map((s) => (
+                <li key={s.id} data-testid="send" data-state={s.state}>
+                  <span className={`badge state-${s.state}`}>{t(`send.${s.state}` as Key)}</span>{" "}
+                  <span className="small">{s.subject}</span>
+                  <div className="muted small">
+                    {s.state === "scheduled" && s.send_at && t("send.at", { t: formatTime(s.send_at, lang, tz) })}
+                    {s.state === "sent" && s.sent_at && t("send.at", { t: formatTime(s.sent_at, lang, tz) })}
+                    {s.last_reply && s.state !== "sent" && ` ${s.last_reply.code ?? ""} ${s.last_reply.message}`}
+                  </div>
+                  {s.state === "scheduled" && (
+                    <button className="small" onClick={() => void cancelSend(s.id)} data-testid="send-cancel">{t("send.cancel")}</button>
+                  )}
+                </li>
+              ))}
+            </ul>
+          </div>
+        )}
+      </aside>
+    </div>
+  );
+}

@@ -1,0 +1,400 @@
+"""The operator web UI (issue 8) in a real browser — Debian's chromium driven by Playwright
+— against the whole running system: the gateway serving the built app, every service, a
+real SMTP intake and the SMTP server outbound delivers to. Nothing is mocked; the only
+API calls a test makes itself are for setting up (a tenant, operators, a template).
+Screenshots of the main screens are kept in .data/test-artifacts/."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from services.devstack.stack import Stack
+from services.runtime.db import with_database
+from tests.browser import TABLET, chromium, context, shot, sign_in
+from tests.e2e.test_access import OWN_PASSWORD, own_operator, ticket_by_subject
+from tests.e2e.test_accounts import admin_of, call, log_in, new_operator
+from tests.helpers import Tenant, eventually, make_mail, send
+from tests.smtp_peer import SmtpPeer
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = OWN_PASSWORD
+CUSTOMER = "Taro Yamada <taro@customer.example>"
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as b:
+        yield b
+
+
+async def operator(
+    stack: Stack, admin: str, tenant: Tenant, name: str, roles: list[str], **fields: Any
+) -> tuple[str, str]:
+    """An operator who has chosen their own password (PASSWORD): (id, login)."""
+    op_id, login, _ = await own_operator(
+        stack, admin, tenant, display_name=name, roles=roles, **fields
+    )
+    return op_id, login
+
+
+async def mail_in(stack: Stack, to: str, subject: str, body: str = "Hello\n") -> None:
+    msg = make_mail(subject, sender=CUSTOMER, to=to, body=body)
+    await asyncio.to_thread(send, stack.smtp_port, msg, [to])
+
+
+def row(page: Page, subject: str) -> Any:
+    return page.get_by_test_id("ticket-row").filter(has_text=subject)
+
+
+async def test_two_operators_one_reply_the_lock_the_checks_and_the_sent_mail(
+    stack: Stack, browser: Browser, smtp_peer: SmtpPeer
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    _, ben = await operator(stack, admin, tenant, "Ben Agent", ["agent"])
+    tag = uuid.uuid4().hex[:6]
+    code, _, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/templates",
+        {
+            "name": f"請求書の送付 {tag}",
+            "body_text": "{{customer.name}} 様\n\nご依頼の請求書を添付いたします。\n",
+        },
+        token=admin,
+    )
+    assert code == 201
+    subject = f"請求書の再発行 {tag}"
+    await mail_in(stack, tenant.address, subject, "請求書を再発行してください。\n")
+    ticket = await ticket_by_subject(stack, admin, subject)
+
+    a_ctx, b_ctx = await context(browser), await context(browser)
+    a, b = await a_ctx.new_page(), await b_ctx.new_page()
+    try:
+        await sign_in(a, stack.gateway_url, aiko, PASSWORD)
+        await sign_in(b, stack.gateway_url, ben, PASSWORD)
+        await expect(row(a, subject)).to_be_visible()
+        await expect(row(b, subject)).to_be_visible()
+        await expect(b.get_by_test_id("live-state")).to_have_text("Live")
+
+        # B looks at the ticket; A presses Reply: B sees it within a second and cannot reply
+        await row(b, subject).click()
+        await expect(b.get_by_test_id("btn-reply")).to_be_enabled()
+        await row(a, subject).click()
+        async with a.expect_response(lambda r: r.url.endswith("/lock") and r.status == 200):
+            await a.get_by_test_id("btn-reply").click()
+        locked_at = time.monotonic()
+        await expect(b.get_by_test_id("lock-banner")).to_contain_text(
+            "Aiko Agent is replying", timeout=1000
+        )
+        assert time.monotonic() - locked_at <= 1.0
+        await expect(b.get_by_test_id("btn-reply")).to_be_disabled()
+        await expect(b.get_by_test_id("btn-reply")).to_have_attribute(
+            "title", "Aiko Agent is replying"
+        )
+        await expect(b.get_by_test_id("take-over")).to_have_count(0)  # agents may not
+        await shot(b, "ticket-locked-by-another")
+
+        # B goes back to the list: the row carries the badge
+        await b.get_by_test_id("back").click()
+        await expect(row(b, subject).get_by_test_id("lock-badge")).to_have_text(
+            "Aiko Agent is replying"
+        )
+        resolved_before = int(await b.get_by_test_id("count-resolved").inner_text())
+
+        # A inserts the template (it mentions 添付, and nothing is attached)
+        await a.get_by_test_id("template-search").fill(tag)
+        await a.get_by_test_id("template-item").filter(has_text=tag).click()
+        await expect(a.get_by_test_id("body")).to_have_value(
+            "Taro Yamada 様\n\nご依頼の請求書を添付いたします。\n"
+        )
+        await a.get_by_test_id("status-after").select_option("resolved")
+        await shot(a, "reply-editor")
+        await a.get_by_test_id("send").click()
+        dialog = a.get_by_test_id("checks-dialog")
+        await expect(dialog).to_be_visible()
+        await expect(dialog.locator("[data-code=attachment_forgotten]")).to_have_count(1)
+        await shot(a, "pre-send-checks")
+        await a.get_by_test_id("checks-confirm").click()
+        await expect(a.get_by_test_id("editor")).to_have_count(0)
+
+        # the mail reaches the SMTP server with the inbox's identity, threaded
+        async def delivered() -> Any:
+            return [
+                r for r in smtp_peer.to("taro@customer.example") if tag in str(r.message["Subject"])
+            ]
+
+        [got] = await eventually(delivered, timeout=30)
+        mail = got.message
+        assert mail["From"].addresses[0].addr_spec == tenant.address
+        assert str(mail["Subject"]) == f"Re: {subject}"
+        original = (await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=admin))[1]
+        first_id = original["messages"][0]["id"]
+        parsed = (await call(stack, "GET", f"/api/v1/messages/{first_id}", token=admin))[1]
+        assert mail["In-Reply-To"].strip("<>") == parsed["parsed"]["message_id"]
+        assert parsed["parsed"]["message_id"] in mail["References"]
+        assert "添付いたします" in mail.get_body(("plain",)).get_content()
+
+        # B's open list loses the ticket, and the resolved count grows, without a reload
+        await expect(row(b, subject)).to_have_count(0, timeout=15000)
+        await expect(b.get_by_test_id("count-resolved")).to_have_text(str(resolved_before + 1))
+        await b.get_by_test_id("tab-resolved").click()
+        await expect(row(b, subject)).to_be_visible()
+        await shot(b, "inbox-list")
+        # A sees the sent mail in the timeline and its state
+        await expect(a.locator("[data-testid=mail][data-channel=sent]")).to_have_count(
+            1, timeout=15000
+        )
+        await expect(a.locator("[data-testid=send][data-state=sent]")).to_have_count(
+            1, timeout=15000
+        )
+        await shot(a, "ticket-after-send")
+    finally:
+        await a_ctx.close()
+        await b_ctx.close()
+
+
+async def test_a_new_mail_appears_live_and_a_scheduled_send_can_be_cancelled(
+    stack: Stack, browser: Browser, smtp_peer: SmtpPeer
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, aiko, PASSWORD)
+        await expect(page.get_by_test_id("live-state")).to_have_text("Live")
+        await expect(page.get_by_test_id("empty")).to_be_visible()
+        subject = f"Where is my parcel {uuid.uuid4().hex[:6]}"
+        await mail_in(stack, tenant.address, subject)
+        await expect(row(page, subject)).to_be_visible(timeout=15000)  # no reload
+        await expect(page.get_by_test_id("count-open")).to_have_text("1")
+
+        await row(page, subject).click()
+        await page.get_by_test_id("btn-reply").click()
+        await page.get_by_test_id("body").fill("It left our warehouse today.")
+        await page.get_by_test_id("later").check()
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT09:00")
+        await page.get_by_test_id("send-at").fill(tomorrow)
+        await page.get_by_test_id("send").click()
+        await expect(page.get_by_test_id("editor")).to_have_count(0)
+        scheduled = page.locator("[data-testid=send][data-state=scheduled]")
+        await expect(scheduled).to_be_visible()
+        await expect(scheduled).to_contain_text("Scheduled")
+        await shot(page, "scheduled-send")
+        await scheduled.get_by_test_id("send-cancel").click()
+        await expect(page.locator("[data-testid=send][data-state=cancelled]")).to_be_visible()
+        assert not smtp_peer.to("taro@customer.example") or all(
+            subject not in str(r.message["Subject"]) for r in smtp_peer.to("taro@customer.example")
+        )
+        # the reply lock was let go when the send was scheduled
+        await expect(page.get_by_test_id("btn-reply")).to_be_enabled()
+    finally:
+        await ctx.close()
+
+
+async def test_sign_in_first_password_expired_password_notices_and_language(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, login, temporary = await new_operator(
+        stack, admin, tenant, display_name="Chie New", roles=["agent"]
+    )
+    notice = {
+        "title": "Maintenance tonight",
+        "body": "The mail server restarts at 22:00.",
+        "starts_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "ends_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+    }
+    code, made, _ = await call(stack, "POST", "/api/v1/notices", notice, token=admin)
+    assert code == 201, made
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, login, "not the password")
+        await expect(page.get_by_role("alert")).to_have_text("Wrong login or password.")
+
+        await sign_in(page, stack.gateway_url, login, temporary)
+        form = page.get_by_test_id("password-form")
+        await expect(form).to_contain_text("temporary password")
+        await shot(page, "first-password-change")
+        await form.locator("input[name=current]").fill(temporary)
+        await form.locator("input[name=new]").fill(PASSWORD)
+        await form.locator("input[name=repeat]").fill(PASSWORD + "x")
+        await form.locator("button[type=submit]").click()
+        await expect(page.get_by_role("alert")).to_have_text("The two new passwords differ.")
+        await form.locator("input[name=repeat]").fill(PASSWORD)
+        await form.locator("button[type=submit]").click()
+        notices = page.get_by_test_id("notices")
+        await expect(notices).to_contain_text("Maintenance tonight")
+        await shot(page, "notices")
+        await notices.get_by_role("button").click()
+        await expect(page.get_by_test_id("me")).to_have_text("Chie New")
+
+        # Japanese, every visible string switched
+        await page.get_by_test_id("lang").click()
+        await expect(page.get_by_test_id("tab-open")).to_contain_text("未対応")
+        await expect(page.get_by_test_id("logout")).to_have_text("ログアウト")
+        await page.get_by_test_id("lang").click()
+        await page.get_by_test_id("logout").click()
+        await expect(page.get_by_test_id("login-form")).to_be_visible()
+
+        # the password expires: the next sign-in asks for a new one before anything else
+        code, _, _ = await call(
+            stack, "PATCH", "/api/v1/tenant/settings", {"password_max_age_days": 30}, token=admin
+        )
+        assert code == 200
+        conn = await asyncpg.connect(with_database(stack.database_url, "sb_accounts"))
+        try:
+            await conn.execute(
+                "UPDATE operators SET password_changed_at = now() - interval '40 days' "
+                "WHERE lower(login) = lower($1)",
+                login,
+            )
+        finally:
+            await conn.close()
+        await sign_in(page, stack.gateway_url, login, PASSWORD)
+        await expect(page.get_by_test_id("password-form")).to_contain_text("expired")
+    finally:
+        await ctx.close()
+
+
+async def test_an_agent_sees_only_their_inboxes_and_a_trainee_sees_masked_addresses(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    private = f"private@{uuid.uuid4().hex[:8]}.example"
+    code, _, _ = await call(
+        stack, "POST", "/api/v1/inboxes", {"name": "Private", "addresses": [private]}, token=admin
+    )
+    assert code == 201
+    _, agent = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    _, trainee = await operator(stack, admin, tenant, "Tomo Trainee", ["trainee"])
+    secret, public = f"Board minutes {uuid.uuid4().hex[:6]}", f"Parcel {uuid.uuid4().hex[:6]}"
+    await mail_in(stack, private, secret)
+    await mail_in(stack, tenant.address, public)
+    hidden = await ticket_by_subject(stack, admin, secret)
+    await ticket_by_subject(stack, admin, public)
+
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, agent, PASSWORD)
+        await expect(row(page, public)).to_be_visible()
+        await expect(page.get_by_test_id("inbox-link")).to_have_count(1)
+        await expect(page.get_by_test_id("inbox-link")).to_contain_text("Help")
+        await expect(row(page, secret)).to_have_count(0)
+        await page.goto(f"{stack.gateway_url}/#/tickets/{hidden['id']}")
+        await expect(page.get_by_test_id("ticket-error")).to_contain_text("No such ticket")
+    finally:
+        await ctx.close()
+
+    ctx = await context(browser, viewport=TABLET)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, trainee, PASSWORD)
+        await row(page, public).click()
+        await expect(page.get_by_test_id("customer-address")).to_have_text("t***@c***.example")
+        # a trainee may not send without approval: the button says why
+        await page.get_by_test_id("btn-reply").click()
+        await expect(page.get_by_test_id("send")).to_be_disabled()
+        await expect(page.get_by_test_id("send-reason")).to_be_visible()
+        await shot(page, "tablet-trainee-reply")
+    finally:
+        await ctx.close()
+
+
+async def test_html_mail_is_shown_sanitised_in_a_sandboxed_frame_images_on_request(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, agent = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    subject = f"Newsletter {uuid.uuid4().hex[:6]}"
+    msg = make_mail(subject, sender=CUSTOMER, to=tenant.address, body="plain part\n")
+    msg.add_alternative(
+        "<p id='hello' onclick='alert(1)'>Hello <b>friend</b></p>"
+        "<script>parent.document.title='pwned'</script>"
+        "<img alt='tracker' src='https://tracker.example/pixel.png'>",
+        subtype="html",
+    )
+    await asyncio.to_thread(send, stack.smtp_port, msg, [tenant.address])
+    await ticket_by_subject(stack, admin, subject)
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    remote: list[str] = []
+    page.on("request", lambda r: remote.append(r.url) if "tracker.example" in r.url else None)
+    try:
+        await sign_in(page, stack.gateway_url, agent, PASSWORD)
+        await row(page, subject).click()
+        frame_el = page.get_by_test_id("mail-frame")
+        await expect(frame_el).to_have_attribute(
+            "sandbox", "allow-same-origin allow-popups allow-popups-to-escape-sandbox"
+        )
+        frame = page.frame_locator("[data-testid=mail-frame]")
+        await expect(frame.locator("p").first).to_have_text("Hello friend")
+        assert await frame.locator("p").first.get_attribute("onclick") is None
+        await expect(frame.locator("script")).to_have_count(0)
+        img = frame.locator("img")
+        assert await img.get_attribute("src") is None
+        assert await page.title() == "Switchboard" and remote == []
+        await page.get_by_test_id("show-images").click()
+        await expect(frame.locator("img")).to_have_attribute(
+            "src", "https://tracker.example/pixel.png"
+        )
+    finally:
+        await ctx.close()
+
+
+async def test_the_counts_beside_the_tabs_cover_only_the_callers_inboxes(stack: Stack) -> None:
+    tenant, admin = await admin_of(stack)
+    private = f"private@{uuid.uuid4().hex[:8]}.example"
+    code, inbox, _ = await call(
+        stack, "POST", "/api/v1/inboxes", {"name": "Private", "addresses": [private]}, token=admin
+    )
+    assert code == 201
+    _, agent = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    token = (await log_in(stack, agent, PASSWORD))[1]["token"]
+    tag = uuid.uuid4().hex[:6]
+    for n in range(3):
+        await mail_in(stack, tenant.address, f"Counted {tag} {n}")
+    await mail_in(stack, private, f"Hidden {tag}")
+    first = await ticket_by_subject(stack, admin, f"Counted {tag} 0")
+    await ticket_by_subject(stack, admin, f"Hidden {tag}")
+    await ticket_by_subject(stack, admin, f"Counted {tag} 2")
+    code, _, _ = await call(
+        stack, "PATCH", f"/api/v1/tickets/{first['id']}", {"status": "pending"}, token=token
+    )
+    assert code == 200
+    code, _, _ = await call(stack, "POST", f"/api/v1/tickets/{first['id']}/lock", token=token)
+    assert code == 200
+
+    code, mine, _ = await call(stack, "GET", "/api/v1/ticket-counts", token=token)
+    assert code == 200
+    assert mine["items"] == [
+        {
+            "inbox_id": tenant.inbox_id,
+            "open": 2,
+            "pending": 1,
+            "resolved": 0,
+            "no_action": 0,
+            "trash": 0,
+            "editing": 1,
+            "awaiting_approval": 0,
+        }
+    ]
+    code, everything, _ = await call(stack, "GET", "/api/v1/ticket-counts", token=admin)
+    assert {c["inbox_id"]: c["open"] for c in everything["items"]} == {
+        tenant.inbox_id: 2,
+        inbox["id"]: 1,
+    }
+    assert (await call(stack, "GET", "/api/v1/ticket-counts"))[0] == 401
