@@ -47,6 +47,22 @@ async def operator(
     return op_id, login
 
 
+async def other_inbox(
+    stack: Stack, admin: str, name: str, members: tuple[str, ...] = ()
+) -> tuple[str, str]:
+    """A second inbox of the tenant (the given members): its address and id."""
+    address = f"{name.lower()}@{uuid.uuid4().hex[:8]}.example"
+    code, made, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/inboxes",
+        {"name": name, "addresses": [address], "member_ids": list(members)},
+        token=admin,
+    )
+    assert code == 201, made
+    return address, made["id"]
+
+
 async def mail_in(stack: Stack, to: str, subject: str, body: str = "Hello\n") -> None:
     msg = make_mail(subject, sender=CUSTOMER, to=to, body=body)
     await asyncio.to_thread(send, stack.smtp_port, msg, [to])
@@ -273,11 +289,7 @@ async def test_an_agent_sees_only_their_inboxes_and_a_trainee_sees_masked_addres
     stack: Stack, browser: Browser
 ) -> None:
     tenant, admin = await admin_of(stack)
-    private = f"private@{uuid.uuid4().hex[:8]}.example"
-    code, _, _ = await call(
-        stack, "POST", "/api/v1/inboxes", {"name": "Private", "addresses": [private]}, token=admin
-    )
-    assert code == 201
+    private, _ = await other_inbox(stack, admin, "Private")
     _, agent = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
     _, trainee = await operator(stack, admin, tenant, "Tomo Trainee", ["trainee"])
     secret, public = f"Board minutes {uuid.uuid4().hex[:6]}", f"Parcel {uuid.uuid4().hex[:6]}"
@@ -357,11 +369,7 @@ async def test_html_mail_is_shown_sanitised_in_a_sandboxed_frame_images_on_reque
 
 async def test_the_counts_beside_the_tabs_cover_only_the_callers_inboxes(stack: Stack) -> None:
     tenant, admin = await admin_of(stack)
-    private = f"private@{uuid.uuid4().hex[:8]}.example"
-    code, inbox, _ = await call(
-        stack, "POST", "/api/v1/inboxes", {"name": "Private", "addresses": [private]}, token=admin
-    )
-    assert code == 201
+    private, private_id = await other_inbox(stack, admin, "Private")
     _, agent = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
     token = (await log_in(stack, agent, PASSWORD))[1]["token"]
     tag = uuid.uuid4().hex[:6]
@@ -395,6 +403,178 @@ async def test_the_counts_beside_the_tabs_cover_only_the_callers_inboxes(stack: 
     code, everything, _ = await call(stack, "GET", "/api/v1/ticket-counts", token=admin)
     assert {c["inbox_id"]: c["open"] for c in everything["items"]} == {
         tenant.inbox_id: 2,
-        inbox["id"]: 1,
+        private_id: 1,
     }
     assert (await call(stack, "GET", "/api/v1/ticket-counts"))[0] == 401
+
+
+async def test_a_supervisor_takes_the_lock_over_and_the_replier_is_told_at_once(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    _, sue = await operator(stack, admin, tenant, "Sue Supervisor", ["supervisor"])
+    subject = f"Refund {uuid.uuid4().hex[:6]}"
+    await mail_in(stack, tenant.address, subject)
+    await ticket_by_subject(stack, admin, subject)
+    a_ctx, s_ctx = await context(browser), await context(browser)
+    a, s = await a_ctx.new_page(), await s_ctx.new_page()
+    try:
+        await sign_in(a, stack.gateway_url, aiko, PASSWORD)
+        await sign_in(s, stack.gateway_url, sue, PASSWORD)
+        await row(a, subject).click()
+        await a.get_by_test_id("btn-reply").click()
+        await a.get_by_test_id("body").fill("Our first answer")
+        await expect(a.get_by_test_id("save-state")).to_have_text("Saved")
+        await row(s, subject).click()
+        await expect(s.get_by_test_id("lock-banner")).to_contain_text("Aiko Agent is replying")
+        await s.get_by_test_id("take-over").click()
+        await expect(s.get_by_test_id("editor")).to_be_visible()
+        await expect(a.get_by_test_id("lock-lost")).to_contain_text("Sue Supervisor")
+        await expect(a.get_by_test_id("send")).to_be_disabled()
+        await shot(a, "lock-taken-over")
+    finally:
+        await a_ctx.close()
+        await s_ctx.close()
+
+
+async def test_comments_mention_with_autocomplete_and_a_ticket_moves_to_another_inbox(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    ben_id, ben = await operator(stack, admin, tenant, "Ben Billing", ["agent"])
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    _, sales_id = await other_inbox(stack, admin, "Sales", (ben_id,))
+    code, body, _ = await call(
+        stack,
+        "PATCH",
+        f"/api/v1/operators/{ben_id}",
+        {"inbox_ids": [tenant.inbox_id, sales_id]},
+        token=admin,
+    )
+    assert code == 200, body
+    subject = f"Invoice question {uuid.uuid4().hex[:6]}"
+    await mail_in(stack, tenant.address, subject)
+    ticket = await ticket_by_subject(stack, admin, subject)
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, aiko, PASSWORD)
+        await row(page, subject).click()
+        box = page.get_by_test_id("comment-input")
+        await box.click()
+        await box.press_sequentially("Please check @ben")
+        options = page.get_by_test_id("mention-list").get_by_role("option")
+        await expect(options).to_have_count(1)
+        await expect(options).to_contain_text("Ben Billing")
+        await box.press("Enter")
+        await expect(box).to_have_value(f"Please check @{ben} ")
+        await page.get_by_test_id("comment-add").click()
+        await expect(page.get_by_test_id("comment")).to_contain_text(f"@{ben}")
+        detail = (await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=admin))[1]
+        assert [m["name"] for m in detail["comments"][0]["mentions"]] == ["Ben Billing"]
+    finally:
+        await ctx.close()
+
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, ben, PASSWORD)
+        await row(page, subject).click()
+        await page.get_by_test_id("transfer").locator("summary").click()
+        await page.get_by_test_id("transfer-inbox").select_option(label="Sales")
+        await page.get_by_test_id("transfer").locator("textarea").fill("Billing takes this one")
+        await page.get_by_test_id("transfer-do").click()
+        await expect(page.get_by_test_id("ticket-inbox")).to_have_text("Sales")
+    finally:
+        await ctx.close()
+    moved = (await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=admin))[1]
+    assert moved["inbox"]["name"] == "Sales"
+
+
+async def test_contacts_are_edited_merged_and_show_their_history(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    tag = uuid.uuid4().hex[:6]
+    first, second = f"First order {tag}", f"Second address {tag}"
+    await mail_in(stack, tenant.address, first)
+    msg = make_mail(second, sender=f"Taro (work) <taro.{tag}@work.example>", to=tenant.address)
+    await asyncio.to_thread(send, stack.smtp_port, msg, [tenant.address])
+    t1 = await ticket_by_subject(stack, admin, first)
+    await ticket_by_subject(stack, admin, second)
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, aiko, PASSWORD)
+        await page.get_by_test_id("nav-contacts").click()
+        await expect(page.get_by_test_id("contact-row")).to_have_count(2)
+        await page.goto(f"{stack.gateway_url}/#/contacts/{t1['contact_id']}")
+        await page.get_by_test_id("contact-edit-name").fill("山田 太郎")
+        await page.get_by_test_id("contact-save").click()
+        await expect(page.get_by_test_id("contact-name")).to_have_text("山田 太郎")
+        await page.get_by_test_id("merge-search").fill(f"taro.{tag}")
+        await page.get_by_role("button", name="Find").click()
+        await page.get_by_test_id("merge-this").click()
+        await expect(page.get_by_test_id("contact-notice")).to_contain_text("merged")
+        history = page.get_by_test_id("contact-timeline")
+        await expect(history).to_contain_text(first)
+        await expect(history).to_contain_text(second)
+        await shot(page, "contact")
+    finally:
+        await ctx.close()
+    code, merged, _ = await call(stack, "GET", f"/api/v1/contacts/{t1['contact_id']}", token=admin)
+    assert code == 200 and f"taro.{tag}@work.example" in merged["addresses"]
+
+
+async def test_administration_is_offered_by_permission_and_works_through_the_api(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, aiko, PASSWORD)
+        nav = page.get_by_test_id("nav-admin")
+        await expect(nav).to_have_attribute("title", "You may not administer anything.")
+        await page.goto(f"{stack.gateway_url}/#/admin")
+        await expect(page.get_by_text("You may not administer anything.")).to_be_visible()
+    finally:
+        await ctx.close()
+
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, tenant.login, tenant.password)
+        await page.get_by_test_id("nav-admin").click()
+        await page.get_by_test_id("admin-operators").click()
+        await page.get_by_test_id("admin-new").click()
+        form = page.get_by_test_id("admin-form")
+        login = f"new-{uuid.uuid4().hex[:6]}@ops.example"
+        await form.locator("#f-login").fill(login)
+        await form.locator("#f-display_name").fill("Nao New")
+        await form.locator("#f-roles").get_by_label("agent").check()
+        await form.locator("#f-inbox_ids").get_by_label("Help").check()
+        await page.get_by_test_id("admin-save").click()
+        await expect(page.get_by_test_id("admin-notice")).to_contain_text("Temporary password")
+        await expect(page.get_by_test_id("admin-row").filter(has_text=login)).to_be_visible()
+        await shot(page, "admin-operators")
+
+        await page.get_by_test_id("admin-templates").click()
+        await page.get_by_test_id("admin-new").click()
+        form = page.get_by_test_id("admin-form")
+        await form.locator("#f-kind").select_option("phrase")
+        await form.locator("#f-name").fill("お詫び")
+        await form.locator("#f-body_text").fill("大変申し訳ございません。")
+        await page.get_by_test_id("admin-save").click()
+        await expect(page.get_by_test_id("admin-row").filter(has_text="お詫び")).to_be_visible()
+    finally:
+        await ctx.close()
+    ops = (await call(stack, "GET", "/api/v1/operators", token=admin))[1]["items"]
+    made = next(o for o in ops if o["login"] == login)
+    assert made["display_name"] == "Nao New" and made["roles"] == ["agent"]
+    assert made["inbox_ids"] == [tenant.inbox_id] and made["must_change_password"]
+    phrases = (await call(stack, "GET", "/api/v1/templates?kind=phrase", token=admin))[1]["items"]
+    assert [p["body_text"] for p in phrases] == ["大変申し訳ございません。"]

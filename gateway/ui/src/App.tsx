@@ -5,18 +5,23 @@ import { live } from "./live";
 import { Login, PasswordChange } from "./Login";
 import { InboxView } from "./InboxView";
 import { TicketView } from "./TicketView";
+import { ContactList, ContactView } from "./Contacts";
+import { Admin, mayAdminister } from "./Admin";
 
 // Screens live in the URL fragment: #/inbox/<id|all>/<tab>, #/tickets/<id>.
 export interface Route {
-  screen: "inbox" | "ticket";
+  screen: "inbox" | "ticket" | "contacts" | "contact" | "admin";
   inbox: string;
   tab: string;
-  ticket?: string;
+  id?: string;
 }
 
 function parseHash(): Route {
   const parts = location.hash.replace(/^#\/?/, "").split("/");
-  if (parts[0] === "tickets" && parts[1]) return { screen: "ticket", inbox: "all", tab: "open", ticket: parts[1] };
+  const base = { inbox: "all", tab: "open" };
+  if (parts[0] === "tickets" && parts[1]) return { ...base, screen: "ticket", id: parts[1] };
+  if (parts[0] === "contacts") return parts[1] ? { ...base, screen: "contact", id: parts[1] } : { ...base, screen: "contacts" };
+  if (parts[0] === "admin") return { ...base, screen: "admin", id: parts[1] || "" };
   return { screen: "inbox", inbox: parts[1] || "all", tab: parts[2] || "open" };
 }
 
@@ -120,6 +125,19 @@ export function App() {
       <div className="app">
         <header className="top">
           <a className="brand" href="#/inbox/all/open">{i18n.t("app.name")}</a>
+          <a href="#/inbox/all/open" className={route.screen === "inbox" || route.screen === "ticket" ? "nav current" : "nav"} data-testid="nav-inboxes">
+            {i18n.t("nav.inboxes")}
+          </a>
+          <a href="#/contacts" className={route.screen.startsWith("contact") ? "nav current" : "nav"} data-testid="nav-contacts">
+            {i18n.t("nav.contacts")}
+          </a>
+          {session && mayAdminister(session) ? (
+            <a href="#/admin" className={route.screen === "admin" ? "nav current" : "nav"} data-testid="nav-admin">
+              {i18n.t("nav.admin")}
+            </a>
+          ) : (
+            <span className="nav disabled" title={i18n.t("admin.none")} data-testid="nav-admin">{i18n.t("nav.admin")}</span>
+          )}
           <span className={liveUp ? "live up" : "live down"} data-testid="live-state">
             {liveUp ? i18n.t("nav.live") : i18n.t("nav.offline")}
           </span>
@@ -129,8 +147,14 @@ export function App() {
           <span data-testid="me">{me.display_name}</span>
           <button className="link" onClick={logout} data-testid="logout">{i18n.t("nav.logout")}</button>
         </header>
-        {route.screen === "ticket" && route.ticket ? (
-          <TicketView key={route.ticket} id={route.ticket} session={session!} />
+        {route.screen === "ticket" && route.id ? (
+          <TicketView key={route.id} id={route.id} session={session!} />
+        ) : route.screen === "contacts" ? (
+          <ContactList />
+        ) : route.screen === "contact" && route.id ? (
+          <ContactView key={route.id} id={route.id} />
+        ) : route.screen === "admin" ? (
+          <Admin section={route.id ?? ""} session={session!} />
         ) : (
           <InboxView route={route} session={session!} />
         )}

@@ -19,6 +19,10 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const [comment, setComment] = useState("");
   const [memo, setMemo] = useState({ body: "", caller_name: "", phone: "" });
   const [label, setLabel] = useState("");
+  const [category, setCategory] = useState<string | null>(null);
+  const [transfer, setTransfer] = useState({ inbox: "", note: "" });
+  const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
+  const commentBox = useRef<HTMLTextAreaElement>(null);
   const [history, setHistory] = useState<Ticket[] | null>(null);
   const reloadTimer = useRef<number | undefined>(undefined);
 
@@ -175,6 +179,52 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
     setHistory(r.items);
   };
 
+  const matches = mention
+    ? operators
+        .filter((o) => (o.login + " " + o.display_name).toLowerCase().includes(mention.query.toLowerCase()))
+        .slice(0, 8)
+    : [];
+
+  const onComment = (text: string, caret: number) => {
+    setComment(text);
+    const m = /(^|\s)@([^\s@]*)$/.exec(text.slice(0, caret));
+    setMention(m ? { query: m[2], at: caret - m[2].length - 1, index: 0 } : null);
+  };
+
+  const pickMention = (o: OperatorBrief) => {
+    if (!mention) return;
+    const end = mention.at + 1 + mention.query.length;
+    const text = `${comment.slice(0, mention.at)}@${o.login} ${comment.slice(end)}`;
+    setComment(text);
+    setMention(null);
+    window.setTimeout(() => commentBox.current?.focus(), 0);
+  };
+
+  const onCommentKey = (e: React.KeyboardEvent) => {
+    if (!mention || matches.length === 0) return;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      const step = e.key === "ArrowDown" ? 1 : -1;
+      setMention({ ...mention, index: (mention.index + step + matches.length) % matches.length });
+    } else if (e.key === "Enter" || e.key === "Tab") {
+      e.preventDefault();
+      pickMention(matches[mention.index]);
+    } else if (e.key === "Escape") {
+      setMention(null);
+    }
+  };
+
+  const doTransfer = async () => {
+    if (!transfer.inbox) return;
+    try {
+      await api.post(`/tickets/${id}/transfer`, { inbox_id: transfer.inbox, note: transfer.note });
+      setTransfer({ inbox: "", note: "" });
+      await load();
+    } catch (e) {
+      setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  };
+
   if (error)
     return (
       <div className="pad">
@@ -202,6 +252,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
         <h1 data-testid="ticket-subject">
           <span className="muted">#{ticket.number}</span> {ticket.subject}
         </h1>
+        <div className="muted small" data-testid="ticket-inbox">{ticket.inbox.name}</div>
         {ticket.merged_into && <p className="notice">{t("ticket.merged")}</p>}
         {otherHolder && (
           <div className="lockbar" data-testid="lock-banner" role="status">
@@ -283,12 +334,32 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
         </section>
         <section className="card">
           <textarea
+            ref={commentBox}
             placeholder={t("ticket.comment")}
             value={comment}
-            onChange={(e) => setComment(e.target.value)}
+            onChange={(e) => onComment(e.target.value, e.target.selectionStart)}
+            onKeyDown={onCommentKey}
             rows={2}
             data-testid="comment-input"
           />
+          {mention && matches.length > 0 && (
+            <ul className="mention-list" role="listbox" data-testid="mention-list">
+              {matches.map((o, i) => (
+                <li
+                  key={o.id}
+                  role="option"
+                  aria-selected={i === mention.index}
+                  className={i === mention.index ? "active" : ""}
+                  onMouseDown={(e) => {
+                    e.preventDefault();
+                    pickMention(o);
+                  }}
+                >
+                  {o.display_name} <span className="muted small">@{o.login}</span>
+                </li>
+              ))}
+            </ul>
+          )}
           <button onClick={addComment} disabled={!comment.trim()} data-testid="comment-add">{t("ticket.comment_add")}</button>
         </section>
         <details className="card">
@@ -336,6 +407,26 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             ))}
           </select>
         </label>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (category !== null) void change({ category }).then(() => setCategory(null));
+          }}
+        >
+          <label>
+            {t("ticket.category")}
+            <div className="row gap">
+              <input
+                value={category ?? ticket.category ?? ""}
+                disabled={!a.change}
+                onChange={(e) => setCategory(e.target.value)}
+                size={14}
+                data-testid="category-input"
+              />
+              {category !== null && <button type="submit">{t("ticket.category_set")}</button>}
+            </div>
+          </label>
+        </form>
         <div>
           {t("ticket.labels")}
           <div>
@@ -359,11 +450,29 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             </form>
           )}
         </div>
+        {a.change && session.inboxes.length > 1 && (
+          <details data-testid="transfer">
+            <summary>{t("ticket.transfer")}</summary>
+            <select value={transfer.inbox} onChange={(e) => setTransfer({ ...transfer, inbox: e.target.value })} data-testid="transfer-inbox">
+              <option value="">—</option>
+              {session.inboxes
+                .filter((i) => i.id !== ticket.inbox.id)
+                .map((i) => (
+                  <option key={i.id} value={i.id}>{i.name}</option>
+                ))}
+            </select>
+            <textarea rows={2} placeholder={t("ticket.transfer_note")} value={transfer.note} onChange={(e) => setTransfer({ ...transfer, note: e.target.value })} />
+            <button disabled={!transfer.inbox} onClick={() => void doTransfer()} data-testid="transfer-do">{t("ticket.transfer_do")}</button>
+          </details>
+        )}
         <div className="contact" data-testid="contact-card">
           <strong>{ticket.from.name}</strong>
           <div className="small" data-testid="customer-address">{ticket.from.address}</div>
           {ticket.contact_id && (
-            <button className="link" onClick={showHistory} data-testid="history">{t("ticket.history")}</button>
+            <>
+              <button className="link" onClick={showHistory} data-testid="history">{t("ticket.history")}</button>
+              <a className="small" href={`#/contacts/${ticket.contact_id}`}>{t("nav.contacts")}</a>
+            </>
           )}
           {history && (
             <ul className="small">

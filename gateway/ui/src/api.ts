@@ -305,3 +305,23 @@ export function messageOf(e: unknown): string {
   if (e instanceof ApiError) return e.code === "network" ? "network" : e.message;
   return String(e);
 }
+
+export interface Contact {
+  id: string;
+  name: string;
+  addresses: string[];
+  phones: string[];
+  company: string;
+  memo: string;
+  custom: Record<string, string>;
+  ticket_count: number;
+  merged_into: string | null;
+}
+export interface TimelineItem {
+  type: "ticket_opened" | "mail" | "phone_memo" | "comment";
+  ticket_id: string;
+  at: string;
+  ticket?: Ticket;
+  message?: MessageSummary;
+  comment?: Comment;
+}

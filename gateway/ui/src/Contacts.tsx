@@ -1,0 +1,199 @@
+import { FormEvent, useCallback, useEffect, useState } from "react";
+import { api, Contact, messageOf, TimelineItem } from "./api";
+import { go } from "./App";
+import { formatTime, Key, useI18n } from "./i18n";
+
+const lines = (s: string) =>
+  s
+    .split(/[\n,]/)
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+export function ContactList() {
+  const { t } = useI18n();
+  const [q, setQ] = useState("");
+  const [query, setQuery] = useState("");
+  const [items, setItems] = useState<Contact[]>([]);
+  const [next, setNext] = useState<string | null>(null);
+  const [error, setError] = useState("");
+
+  const load = useCallback(
+    async (cursor: string | null) => {
+      try {
+        const r = await api.get<{ items: Contact[]; next: string | null }>("/contacts", { q: query, limit: 100, cursor });
+        setItems((old) => (cursor ? [...old, ...r.items] : r.items));
+        setNext(r.next);
+        setError("");
+      } catch (e) {
+        setError(messageOf(e));
+      }
+    },
+    [query],
+  );
+
+  useEffect(() => {
+    void load(null);
+  }, [load]);
+
+  return (
+    <main className="page" data-testid="contacts">
+      <div className="row gap">
+        <h1>{t("contacts.title")}</h1>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            setQuery(q.trim());
+          }}
+        >
+          <input type="search" placeholder={t("contacts.search")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="contact-search" />
+        </form>
+      </div>
+      {error && <p className="error" role="alert">{t("common.error", { m: error })}</p>}
+      <table className="table">
+        <thead>
+          <tr>
+            <th>{t("contacts.name")}</th>
+            <th>{t("contacts.addresses")}</th>
+            <th>{t("contacts.company")}</th>
+            <th>{t("contacts.tickets")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {items.map((c) => (
+            <tr key={c.id} className="clickable" onClick={() => go(`/contacts/${c.id}`)} data-testid="contact-row">
+              <td>{c.name || "—"}</td>
+              <td>{c.addresses.join(", ")}</td>
+              <td>{c.company}</td>
+              <td>{c.ticket_count}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {items.length === 0 && !error && <p className="muted">{t("contacts.none")}</p>}
+      {next && <button onClick={() => void load(next)}>{t("list.more")}</button>}
+    </main>
+  );
+}
+
+export function ContactView({ id }: { id: string }) {
+  const { t, lang, tz } = useI18n();
+  const [contact, setContact] = useState<Contact | null>(null);
+  const [timeline, setTimeline] = useState<TimelineItem[]>([]);
+  const [form, setForm] = useState({ name: "", company: "", memo: "", addresses: "", phones: "" });
+  const [notice, setNotice] = useState("");
+  const [mergeQ, setMergeQ] = useState("");
+  const [candidates, setCandidates] = useState<Contact[]>([]);
+
+  const load = useCallback(async () => {
+    try {
+      const c = await api.get<Contact>(`/contacts/${id}`);
+      setContact(c);
+      setForm({ name: c.name, company: c.company, memo: c.memo, addresses: c.addresses.join("\n"), phones: c.phones.join("\n") });
+      const tl = await api.get<{ items: TimelineItem[] }>(`/contacts/${id}/timeline`, { limit: 100 });
+      setTimeline(tl.items);
+    } catch (e) {
+      setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  }, [id, t]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  const save = async (e: FormEvent) => {
+    e.preventDefault();
+    try {
+      await api.patch(`/contacts/${id}`, {
+        name: form.name,
+        company: form.company,
+        memo: form.memo,
+        addresses: lines(form.addresses),
+        phones: lines(form.phones),
+      });
+      setNotice(t("common.saved"));
+      await load();
+    } catch (err) {
+      setNotice(t("common.error", { m: messageOf(err) }));
+    }
+  };
+
+  const searchMerge = async () => {
+    const r = await api.get<{ items: Contact[] }>("/contacts", { q: mergeQ, limit: 20 });
+    setCandidates(r.items.filter((c) => c.id !== id));
+  };
+
+  const merge = async (source: Contact) => {
+    try {
+      await api.post(`/contacts/${id}/merge`, { source_id: source.id });
+      setCandidates([]);
+      setMergeQ("");
+      await load();
+      setNotice(t("contacts.merged", { name: source.name || source.addresses[0] || "" }));
+    } catch (e) {
+      setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  };
+
+  if (!contact) return <main className="page muted">{notice || t("list.loading")}</main>;
+  return (
+    <main className="page" data-testid="contact">
+      <a href="#/contacts">← {t("contacts.title")}</a>
+      <h1 data-testid="contact-name">{contact.name || contact.addresses[0]}</h1>
+      {contact.merged_into && <p className="notice">{t("contacts.was_merged")}</p>}
+      {notice && <p className="notice" role="status" data-testid="contact-notice">{notice}</p>}
+      <div className="two">
+        <form className="card" onSubmit={save}>
+          <label>
+            {t("contacts.name")}
+            <input value={form.name} onChange={(e) => setForm({ ...form, name: e.target.value })} data-testid="contact-edit-name" />
+          </label>
+          <label>
+            {t("contacts.company")}
+            <input value={form.company} onChange={(e) => setForm({ ...form, company: e.target.value })} />
+          </label>
+          <label>
+            {t("contacts.addresses")}
+            <textarea rows={2} value={form.addresses} onChange={(e) => setForm({ ...form, addresses: e.target.value })} />
+          </label>
+          <label>
+            {t("contacts.phones")}
+            <textarea rows={2} value={form.phones} onChange={(e) => setForm({ ...form, phones: e.target.value })} />
+          </label>
+          <label>
+            {t("contacts.memo")}
+            <textarea rows={3} value={form.memo} onChange={(e) => setForm({ ...form, memo: e.target.value })} />
+          </label>
+          <button className="primary" type="submit" data-testid="contact-save">{t("common.save")}</button>
+        </form>
+        <div className="card">
+          <strong>{t("contacts.merge")}</strong>
+          <p className="muted small">{t("contacts.merge_help")}</p>
+          <div className="row gap">
+            <input type="search" value={mergeQ} onChange={(e) => setMergeQ(e.target.value)} data-testid="merge-search" />
+            <button onClick={() => void searchMerge()}>{t("contacts.find")}</button>
+          </div>
+          <ul>
+            {candidates.map((c) => (
+              <li key={c.id}>
+                {c.name || "—"} <span className="muted small">{c.addresses.join(", ")}</span>{" "}
+                <button onClick={() => void merge(c)} data-testid="merge-this">{t("contacts.merge_this")}</button>
+              </li>
+            ))}
+          </ul>
+        </div>
+      </div>
+      <h2>{t("contacts.timeline")}</h2>
+      <ul className="timeline-list" data-testid="contact-timeline">
+        {timeline.map((e, i) => (
+          <li key={i}>
+            <span className="muted small">{formatTime(e.at, lang, tz)}</span>{" "}
+            <span className="badge">{t(`timeline.${e.type}` as Key)}</span>{" "}
+            <a href={`#/tickets/${e.ticket_id}`}>
+              {e.ticket?.subject ?? e.message?.subject ?? e.message?.body ?? e.comment?.body ?? ""}
+            </a>
+          </li>
+        ))}
+      </ul>
+    </main>
+  );
+}
