@@ -19,6 +19,7 @@ from pydantic import Field
 from switchboard.v1 import (
     accounts_pb2,
     accounts_pb2_grpc,
+    common_pb2,
     composition_pb2_grpc,
     ingestion_pb2,
     ingestion_pb2_grpc,
@@ -338,8 +339,7 @@ def mailbox_json(mb: ingestion_pb2.Mailbox) -> dict[str, Any]:
     }
 
 
-async def create_mailbox(request: web.Request) -> web.Response:
-    caller = await caller_of(request)
+async def _mailbox_request(request: web.Request) -> ingestion_pb2.CreateMailboxRequest:
     body = await _json_body(request)
     settings = ingestion_pb2.MailboxSettings(enabled=True)
     for name, kind in MAILBOX_FIELDS.items():
@@ -354,12 +354,44 @@ async def create_mailbox(request: web.Request) -> web.Response:
     secret = body.get("secret")
     if not isinstance(secret, str) or not secret:
         raise ApiError(400, "invalid_argument", "secret (password or token) is required", "secret")
+    return ingestion_pb2.CreateMailboxRequest(settings=settings, secret=secret)
+
+
+async def create_mailbox(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
     resp = await request.app[DEPS].ingestion.CreateMailbox(
-        ingestion_pb2.CreateMailboxRequest(settings=settings, secret=secret),
-        metadata=_md(caller, request),
-        timeout=10,
+        await _mailbox_request(request), metadata=_md(caller, request), timeout=10
     )
     return json_response(mailbox_json(resp), status=201)
+
+
+def _tested(result: common_pb2.ConnectionTestResult) -> web.Response:
+    return json_response(
+        {"ok": result.ok, "detail": result.detail, "elapsed_ms": result.elapsed_ms},
+        customer_data=False,
+    )
+
+
+async def test_mailbox_settings(request: web.Request) -> web.Response:
+    """Connect and log in with mailbox settings not saved yet (the body of a new one)."""
+    caller = await caller_of(request)
+    settings = await _mailbox_request(request)
+    resp = await request.app[DEPS].ingestion.TestMailbox(
+        ingestion_pb2.TestMailboxRequest(settings=settings),
+        metadata=_md(caller, request),
+        timeout=30,
+    )
+    return _tested(resp)
+
+
+async def test_mailbox(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    resp = await request.app[DEPS].ingestion.TestMailbox(
+        ingestion_pb2.TestMailboxRequest(mailbox_id=request.match_info["mailbox_id"]),
+        metadata=_md(caller, request),
+        timeout=30,
+    )
+    return _tested(resp)
 
 
 async def list_mailboxes(request: web.Request) -> web.Response:
@@ -732,6 +764,8 @@ def build_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/api/v1/live", live)
     app.router.add_post("/api/v1/mailboxes", create_mailbox)
     app.router.add_get("/api/v1/mailboxes", list_mailboxes)
+    app.router.add_post("/api/v1/mailboxes/test", test_mailbox_settings)
+    app.router.add_post("/api/v1/mailboxes/{mailbox_id}/test", test_mailbox)
     app.router.add_delete("/api/v1/mailboxes/{mailbox_id}", delete_mailbox)
     app.router.add_post("/api/v1/imports", create_import)
     app.router.add_get("/api/v1/imports", list_imports)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
-from switchboard.v1 import outbound_pb2
+from switchboard.v1 import common_pb2, outbound_pb2
 
 from . import app as gw
 from . import views
@@ -190,7 +190,7 @@ async def list_routes(request: web.Request) -> web.Response:
     )
 
 
-async def _put_route(request: web.Request, route_id: str = "") -> web.Response:
+async def _route_write(request: web.Request, route_id: str = "") -> outbound_pb2.SmtpRouteWrite:
     body = await _body(request, ROUTE_FIELDS)
     write = outbound_pb2.SmtpRouteWrite(
         route_id=route_id,
@@ -208,9 +208,37 @@ async def _put_route(request: web.Request, route_id: str = "") -> web.Response:
         if body["password"] is not None and not isinstance(body["password"], str):
             raise _bad("password must be a string", "password")
         write.password = body["password"] or ""
-    stub = _stub(request)
-    call = stub.PutSmtpRoute
-    resp = await call(write, metadata=await _md(request), timeout=10)
+    return write
+
+
+def _tested(result: common_pb2.ConnectionTestResult) -> web.Response:
+    return gw.json_response(
+        {"ok": result.ok, "detail": result.detail, "elapsed_ms": result.elapsed_ms},
+        customer_data=False,
+    )
+
+
+async def test_route_settings(request: web.Request) -> web.Response:
+    """A connection test of route settings not saved yet (the body of a new route)."""
+    write = await _route_write(request)
+    resp = await _stub(request).TestSmtpRoute(
+        outbound_pb2.TestSmtpRouteRequest(settings=write), metadata=await _md(request), timeout=30
+    )
+    return _tested(resp)
+
+
+async def test_route(request: web.Request) -> web.Response:
+    resp = await _stub(request).TestSmtpRoute(
+        outbound_pb2.TestSmtpRouteRequest(route_id=request.match_info["route_id"]),
+        metadata=await _md(request),
+        timeout=30,
+    )
+    return _tested(resp)
+
+
+async def _put_route(request: web.Request, route_id: str = "") -> web.Response:
+    write = await _route_write(request, route_id)
+    resp = await _stub(request).PutSmtpRoute(write, metadata=await _md(request), timeout=10)
     return gw.json_response(
         views.smtp_route(resp), status=200 if route_id else 201, customer_data=False
     )
@@ -323,6 +351,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/tickets/{ticket_id}/sends", list_ticket_sends)
     r.add_get("/api/v1/smtp-routes", list_routes)
     r.add_post("/api/v1/smtp-routes", create_route)
+    r.add_post("/api/v1/smtp-routes/test", test_route_settings)
+    r.add_post("/api/v1/smtp-routes/{route_id}/test", test_route)
     r.add_put("/api/v1/smtp-routes/{route_id}", update_route)
     r.add_delete("/api/v1/smtp-routes/{route_id}", delete_route)
     r.add_get("/api/v1/dkim-keys", list_dkim)

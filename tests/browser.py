@@ -47,14 +47,11 @@ async def context(
 ) -> BrowserContext:
     ctx = await browser.new_context(
         viewport=viewport or DESKTOP,  # type: ignore[arg-type]
+        # the app's language follows the browser's until the operator chooses one
         locale="ja-JP" if lang == "ja" else "en-GB",
     )
     # an uncaught error in the app is printed (pytest shows it with the failure)
     ctx.on("weberror", lambda e: print(f"page error: {e.error}"))
-    # the app's language follows the browser unless chosen; tests choose it
-    await ctx.add_init_script(
-        f"localStorage.getItem('sb.lang') || localStorage.setItem('sb.lang', '{lang}')"
-    )
     return ctx
 
 

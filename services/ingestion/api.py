@@ -158,8 +158,8 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
                 raise NotFound("no such message", field="message_id") from None
             raise Unavailable(f"tickets unavailable: {err.code().name}") from err
 
-    async def CreateMailbox(self, request: Any, context: Any) -> ingestion_pb2.Mailbox:
-        ident = _administrator()
+    async def _mailbox_of(self, ident: identity.Identity, request: Any) -> Mailbox:
+        """The mailbox a CreateMailboxRequest describes, checked (its secret sealed)."""
         st = request.settings
         inbox_id = str(parse_uuid(st.inbox_id, "inbox_id"))
         folder = st.folder or "INBOX"
@@ -179,7 +179,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             raise InvalidArgument("secret (password or token) is required", field="secret")
         inbox_name = await self._inbox_name(ident, inbox_id)
         mailbox_id = self._ids.new_str()
-        mb = Mailbox(
+        return Mailbox(
             id=mailbox_id,
             tenant_id=ident.tenant_id,
             inbox_id=inbox_id,
@@ -196,9 +196,26 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             poll_interval_s=poll,
             enabled=st.enabled,
         )
+
+    async def CreateMailbox(self, request: Any, context: Any) -> ingestion_pb2.Mailbox:
+        ident = _administrator()
+        mb = await self._mailbox_of(ident, request)
         await self._mailboxes.create(mb, self._clock.now())
         self._supervisor.wake()
         return _mailbox_pb(mb)
+
+    async def TestMailbox(self, request: Any, context: Any) -> common_pb2.ConnectionTestResult:
+        """Connect, log in and select the folder — of a stored mailbox, or of settings
+        not saved yet — and say how it went; nothing is fetched or changed."""
+        ident = _administrator()
+        if request.mailbox_id:
+            mb = await self._mailboxes.get(str(parse_uuid(request.mailbox_id, "mailbox_id")))
+            if mb is None or mb.tenant_id != ident.tenant_id:
+                raise NotFound("no such mailbox", field="mailbox_id")
+        else:
+            mb = await self._mailbox_of(ident, request.settings)
+        ok, detail, elapsed_ms = await self._supervisor.test(mb)
+        return common_pb2.ConnectionTestResult(ok=ok, detail=detail, elapsed_ms=elapsed_ms)
 
     async def ListMailboxes(
         self, request: Any, context: Any

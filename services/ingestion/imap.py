@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -443,6 +444,37 @@ class ImapSupervisor(PeriodicTask):
     async def step(self) -> bool:
         await self.reconcile()
         return False
+
+    async def test(self, mb: Mailbox, timeout_s: float = 20.0) -> tuple[bool, str, int]:
+        """Connect, log in and select the folder as a fetcher would, then log out:
+        (ok, what happened, milliseconds). The secret is never part of the answer."""
+        started = time.monotonic()
+        try:
+            secret = self._secrets.open(mb.secret, mb.id)
+        except FailedPrecondition as exc:
+            return False, str(exc), 0
+        session = ImapSession(
+            mb,
+            secret,
+            FetcherConfig(command_timeout_s=min(10.0, timeout_s)),
+            self._tls,
+        )
+        try:
+            await asyncio.wait_for(session.open(), timeout_s)
+            ok, detail = (
+                True,
+                (
+                    f"logged in as {mb.username} on {mb.host}:{mb.port}; "
+                    f"{mb.folder} selected (UIDVALIDITY {session.uidvalidity})"
+                ),
+            )
+        except TimeoutError:
+            ok, detail = False, f"no answer from {mb.host}:{mb.port} within {timeout_s:g} s"
+        except (ImapError, aioimaplib.AioImapException, OSError, ValueError) as exc:
+            ok, detail = False, str(exc) or repr(exc)
+        finally:
+            await session.close()
+        return ok, detail, int((time.monotonic() - started) * 1000)
 
     async def stop(self) -> None:
         await super().stop()

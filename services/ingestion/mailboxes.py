@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from services.runtime.errors import InvalidArgument
+from services.runtime.hosts import valid_host
 
 SECURITY = ("tls", "starttls", "none")
 AUTH = ("password", "xoauth2")
@@ -68,7 +69,7 @@ def validate(
     poll_interval_s: int,
 ) -> None:
     """Refuse a configuration that cannot work, naming the field."""
-    if not host or len(host) > 253 or any(c in host for c in " /\\\r\n\0"):
+    if not valid_host(host):
         raise InvalidArgument("host must be a host name or address", field="host")
     if not 1 <= port <= 65535:
         raise InvalidArgument("port must be 1..65535", field="port")

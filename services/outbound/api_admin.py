@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import asyncpg
-from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
+from switchboard.v1 import common_pb2, outbound_pb2, outbound_pb2_grpc
 
 from services.runtime import identity, log, permissions
 from services.runtime.errors import AlreadyExists, InvalidArgument, NotFound
@@ -17,6 +17,7 @@ from services.runtime.ids import parse_uuid
 
 from . import domain, signing
 from .api import Deps, SendsApi
+from .smtp import Hop
 
 
 def _admin() -> Identity:
@@ -173,6 +174,45 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
             "smtp route saved", route_id=str(route_id), scope=request.scope, host=row["host"]
         )
         return route_pb(row)
+
+    async def TestSmtpRoute(self, request: Any, context: Any) -> common_pb2.ConnectionTestResult:
+        ident = _admin()
+        d = self._d
+        if request.route_id:
+            wanted = str(parse_uuid(request.route_id, "route_id"))
+            d.routes.forget(ident.tenant_id)
+            route = next((r for r in await d.routes.of(ident.tenant_id) if r.id == wanted), None)
+            if route is None:
+                raise NotFound("no such route", field="route_id")
+            hop = Hop.of(route)
+        else:
+            st = request.settings
+            name, _ = domain.check_route(
+                name=st.name or "test",
+                scope=st.scope,
+                inbox_id=st.inbox_id,
+                domain=st.domain,
+                host=st.host,
+                port=st.port,
+                security=st.security,
+                username=st.username,
+            )
+            if len(st.password) > 500:
+                raise InvalidArgument("password is too long", field="password")
+            hop = Hop(
+                name,
+                st.host.strip(),
+                st.port,
+                st.security,
+                st.username,
+                st.password,
+                st.verify_certificate,
+            )
+        ok, detail, elapsed_ms = await d.dispatcher.smtp.probe(hop)
+        self._admin_log.info(
+            "smtp route tested", route_id=request.route_id, host=hop.host, port=hop.port, ok=ok
+        )
+        return common_pb2.ConnectionTestResult(ok=ok, detail=detail, elapsed_ms=elapsed_ms)
 
     async def DeleteSmtpRoute(
         self, request: Any, context: Any

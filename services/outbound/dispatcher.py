@@ -121,6 +121,7 @@ class Dispatcher:
         self._repo = repo
         self._routes = routes
         self._smtp = smtp
+        self.smtp = smtp
         self._clock = clock
         self._ids = ids
         self._s = settings

@@ -12,6 +12,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.hosts import valid_host
 
 
 class State(StrEnum):
@@ -91,7 +92,6 @@ def clip_reply(message: str, limit: int = 500) -> str:
 
 SCOPES = ("inbox", "domain", "default")
 SECURITY = ("tls", "starttls", "none")
-_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[[0-9A-Fa-f:.]+\]$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:(?!-)[a-z0-9-]{1,63}(?<!-)\.)+[a-z0-9-]{2,63}$")
 
 
@@ -169,7 +169,7 @@ def check_route(
             raise InvalidArgument("domain is not a mail domain", field="domain") from None
         if not _DOMAIN.match(clean_domain):
             raise InvalidArgument("domain is not a mail domain", field="domain")
-    if not _HOST.match(host.strip()):
+    if not valid_host(host.strip()):
         raise InvalidArgument("host must be a host name or [address]", field="host")
     if not 1 <= port <= 65535:
         raise InvalidArgument("port must be between 1 and 65535", field="port")

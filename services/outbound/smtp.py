@@ -120,6 +120,38 @@ class SmtpClient:
             await smtp.login(hop.username, hop.password)
         return _Conn(smtp)
 
+    async def probe(self, hop: Hop, timeout_s: float = 20.0) -> tuple[bool, str, int]:
+        """A connection test of a route: connect, EHLO, STARTTLS or TLS, AUTH when it has
+        a user name, QUIT — on a connection of its own, nothing sent. (ok, what the
+        server said or why it failed, milliseconds); never the password."""
+        started = time.monotonic()
+        conn: _Conn | None = None
+        try:
+            conn = await asyncio.wait_for(self._connect(hop), timeout_s)
+            smtp = conn.smtp
+            tls = (
+                "TLS" if hop.security == "tls" else "STARTTLS" if hop.security == "starttls" else ""
+            )
+            auth = f", logged in as {hop.username}" if hop.username else ""
+            ehlo = smtp.last_ehlo_response
+            banner = ehlo.message.splitlines()[0] if ehlo and ehlo.message else ""
+            via = f" with {tls}" if tls else ""
+            ok, detail = True, f"connected to {hop.host}:{hop.port}{via}{auth}"
+            if banner:
+                detail += f" ({banner[:200]})"
+        except TimeoutError:
+            ok, detail = False, f"no answer from {hop.host}:{hop.port} within {timeout_s:g} s"
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            ok, detail = False, f"login refused: {exc.code} {exc.message}"[:500]
+        except aiosmtplib.SMTPResponseException as exc:
+            ok, detail = False, f"the server answered {exc.code} {exc.message}"[:500]
+        except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+            ok, detail = False, (str(exc) or repr(exc))[:500]
+        finally:
+            if conn is not None:
+                await self._quit(conn)
+        return ok, detail, int((time.monotonic() - started) * 1000)
+
     def _take_idle(self, hop: Hop) -> _Conn | None:
         pool = self._idle.get(hop.key(), [])
         now = time.monotonic()

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from services.accounts.seed import DEMO_INBOXES
+from services.devstack.infra import free_port
 from services.devstack.stack import ROOT, Stack
 from tests.conftest import DEMO_PASSWORD
 from tests.dovecot import Dovecot
@@ -360,3 +361,58 @@ async def test_an_xoauth2_mailbox_logs_in_with_its_bearer_token(
     finally:
         server.stop()
         await runner.cleanup()
+
+
+async def test_a_connection_test_logs_in_and_selects_the_folder_and_says_what_failed(
+    stack: Stack, dovecot: Dovecot, dovecot_tls: Dovecot
+) -> None:
+    admin = await _admin(stack)
+    user, password = _new_user(dovecot)
+    settings = {
+        "inbox_id": SUPPORT,
+        "host": "127.0.0.1",
+        "port": dovecot.port,
+        "security": "none",
+        "username": user,
+        "auth": "password",
+        "secret": password,
+    }
+
+    async def test(body: dict[str, Any]) -> dict[str, Any]:
+        code, out = await api_call(stack, admin, "POST", "/api/v1/mailboxes/test", body)
+        assert code == 200, out
+        return out
+
+    good = await test(settings)
+    assert good["ok"] and "INBOX selected" in good["detail"], good
+    wrong = await test({**settings, "secret": "not-it"})
+    assert not wrong["ok"] and "login refused" in wrong["detail"]
+    assert "not-it" not in wrong["detail"] and password not in good["detail"]
+    folder = await test({**settings, "folder": "Nope"})
+    assert not folder["ok"] and "select Nope refused" in folder["detail"]
+    closed = await test({**settings, "port": free_port()})
+    assert not closed["ok"] and "cannot connect" in closed["detail"]
+    tls_user, tls_password = _new_user(dovecot_tls)
+    tls = await test(
+        {
+            **settings,
+            "port": dovecot_tls.tls_port,
+            "security": "tls",
+            "username": tls_user,
+            "secret": tls_password,
+        }
+    )
+    assert tls["ok"], tls
+    code, out = await api_call(
+        stack, admin, "POST", "/api/v1/mailboxes/test", {**settings, "security": "ssl3"}
+    )
+    assert code == 400 and out["error"]["field"] == "security"
+    code, listed = await api_call(stack, admin, "GET", "/api/v1/mailboxes")
+    assert all(m["username"] != user for m in listed["items"])  # nothing was stored
+
+    mb = await _mailbox(stack, dovecot, login_as=(user, password))
+    code, out = await api_call(stack, admin, "POST", f"/api/v1/mailboxes/{mb['id']}/test")
+    assert code == 200 and out["ok"], out
+    agent = await login(stack)
+    code, out = await api_call(stack, agent, "POST", f"/api/v1/mailboxes/{mb['id']}/test")
+    assert code == 403

@@ -15,6 +15,7 @@ import asyncpg
 import dkim
 import pytest
 
+from services.devstack.infra import free_port
 from services.devstack.stack import Stack
 from services.runtime.db import with_database
 from tests.e2e.test_accounts import admin_of, call
@@ -415,3 +416,43 @@ async def test_header_injection_through_any_operator_field_fails_closed(
     assert b"evil.example" not in head and b"X-Injected" not in head
     assert got[0].rcpt_tos == ["taro@customer.example"]
     assert CUSTOMER.split("<")[1].rstrip(">") in got[0].rcpt_tos
+
+
+async def test_a_route_connection_test_logs_in_and_says_what_failed(
+    stack: Stack, relay: SmtpPeer
+) -> None:
+    _, admin, agent, _ = await desk(stack)
+    settings = {
+        "name": "ESP",
+        "host": "127.0.0.1",
+        "port": relay.port,
+        "security": "none",
+        "username": "relay-user",
+        "password": "s3cret-パス",
+    }
+
+    async def test(body: dict[str, Any]) -> dict[str, Any]:
+        code, out, _ = await call(stack, "POST", "/api/v1/smtp-routes/test", body, token=admin)
+        assert code == 200, out
+        return out
+
+    good = await test(settings)
+    assert good["ok"] and "logged in as relay-user" in good["detail"], good
+    wrong = await test({**settings, "password": "wrong"})
+    assert not wrong["ok"] and "login refused: 535" in wrong["detail"], wrong
+    assert "s3cret" not in good["detail"] + wrong["detail"]
+    closed = await test({**settings, "port": free_port()})
+    assert not closed["ok"]
+    code, out, _ = await call(
+        stack, "POST", "/api/v1/smtp-routes/test", {**settings, "port": 0}, token=admin
+    )
+    assert code == 400 and out["error"]["field"] == "port"
+    assert (await call(stack, "GET", "/api/v1/smtp-routes", token=admin))[1]["items"] == []
+
+    code, made = await route(stack, admin, **{k: v for k, v in settings.items() if k != "host"})
+    assert code == 201, made
+    code, out, _ = await call(stack, "POST", f"/api/v1/smtp-routes/{made['id']}/test", token=admin)
+    assert code == 200 and out["ok"], out  # with the stored, sealed password
+    code, _, _ = await call(stack, "POST", f"/api/v1/smtp-routes/{made['id']}/test", token=agent)
+    assert code == 403
+    assert relay.received == []  # nothing was sent

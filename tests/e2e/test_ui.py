@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from services.devstack.infra import free_port
 from services.devstack.stack import Stack
 from services.runtime.db import with_database
 from tests.browser import TABLET, chromium, context, shot, sign_in
@@ -208,6 +209,24 @@ async def test_a_new_mail_appears_live_and_a_scheduled_send_can_be_cancelled(
         await expect(scheduled).to_be_visible()
         await expect(scheduled).to_contain_text("Scheduled")
         await shot(page, "scheduled-send")
+        ticket = await ticket_by_subject(stack, admin, subject)
+
+        async def send_at() -> datetime:
+            sends = (
+                await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}/sends", token=admin)
+            )[1]
+            return datetime.fromisoformat(sends["items"][0]["send_at"])
+
+        first = await send_at()
+        later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT09:00")
+        await scheduled.get_by_test_id("send-move-at").fill(later)
+        await scheduled.get_by_test_id("send-move").click()
+
+        async def moved() -> bool:
+            return await send_at() - first == timedelta(days=1)
+
+        await eventually(moved, timeout=10)
+        await expect(page.get_by_test_id("ticket-notice")).to_have_count(0)
         await scheduled.get_by_test_id("send-cancel").click()
         await expect(page.locator("[data-testid=send][data-state=cancelled]")).to_be_visible()
         assert not smtp_peer.to("taro@customer.example") or all(
@@ -529,7 +548,7 @@ async def test_contacts_are_edited_merged_and_show_their_history(
 
 
 async def test_administration_is_offered_by_permission_and_works_through_the_api(
-    stack: Stack, browser: Browser
+    stack: Stack, browser: Browser, smtp_peer: SmtpPeer
 ) -> None:
     tenant, admin = await admin_of(stack)
     _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
@@ -570,6 +589,29 @@ async def test_administration_is_offered_by_permission_and_works_through_the_api
         await form.locator("#f-body_text").fill("大変申し訳ございません。")
         await page.get_by_test_id("admin-save").click()
         await expect(page.get_by_test_id("admin-row").filter(has_text="お詫び")).to_be_visible()
+
+        # SMTP settings are tried before they are saved
+        await page.get_by_test_id("admin-smtp").click()
+        await page.get_by_test_id("admin-new").click()
+        form = page.get_by_test_id("admin-form")
+        await form.locator("#f-name").fill("Our ESP")
+        await form.locator("#f-host").fill("127.0.0.1")
+        await form.locator("#f-port").fill(str(free_port()))
+        await form.locator("#f-security").select_option("none")
+        await page.get_by_test_id("admin-test").click()
+        await expect(page.get_by_test_id("admin-notice")).to_contain_text("Connection failed")
+        await form.locator("#f-port").fill(str(smtp_peer.port))
+        await page.get_by_test_id("admin-test").click()
+        await expect(page.get_by_test_id("admin-notice")).to_contain_text("Connection OK")
+        await shot(page, "admin-smtp-test")
+        await page.get_by_test_id("admin-save").click()
+        await (
+            page.get_by_test_id("admin-row")
+            .filter(has_text="Our ESP")
+            .get_by_test_id("admin-test-row")
+            .click()
+        )
+        await expect(page.get_by_test_id("admin-notice")).to_contain_text("Connection OK")
     finally:
         await ctx.close()
     ops = (await call(stack, "GET", "/api/v1/operators", token=admin))[1]["items"]

@@ -32,6 +32,8 @@ interface Section {
   remove?: (row: Row) => Promise<unknown>;
   id: (r: Row) => string;
   actions?: (r: Row, t: T, say: (s: string) => void) => ReactNode;
+  // a connection test: of the form's settings (not saved yet), or of a stored row
+  test?: (body: Row | null, row: Row | null) => Promise<{ ok: boolean; detail: string; elapsed_ms: number }>;
   single?: boolean; // one settings object, edited in place
 }
 
@@ -311,6 +313,7 @@ function sections(): Section[] {
       ],
       create: (b) => api.post("/mailboxes", b),
       remove: (r) => api.del(`/mailboxes/${r.id}`),
+      test: (b, r) => (r ? api.post(`/mailboxes/${r.id}/test`) : api.post("/mailboxes/test", b)),
     },
     {
       key: "smtp",
@@ -338,6 +341,7 @@ function sections(): Section[] {
       create: (b) => api.post("/smtp-routes", b),
       update: (r, b) => api.put(`/smtp-routes/${r.id}`, b),
       remove: (r) => api.del(`/smtp-routes/${r.id}`),
+      test: (b, r) => (r ? api.post(`/smtp-routes/${r.id}/test`) : api.post("/smtp-routes/test", b)),
     },
   ];
 }
@@ -504,6 +508,17 @@ export function Admin({ section, session }: { section: string; session: Session 
     }
   };
 
+  const runTest = async (row: Row | null) => {
+    setNotice(t("admin.testing"));
+    try {
+      const body = row ? null : toBody(current.fields, values, true);
+      const out = await current.test!(body, row);
+      setNotice(t(out.ok ? "admin.test_ok" : "admin.test_failed", { d: out.detail, ms: out.elapsed_ms }));
+    } catch (e) {
+      setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  };
+
   const remove = async (r: Row) => {
     if (!window.confirm(t("admin.confirm_delete"))) return;
     try {
@@ -559,6 +574,9 @@ export function Admin({ section, session }: { section: string; session: Session 
                     {current.update && <button className="small" onClick={() => open(r)}>{t("admin.edit")}</button>}
                     {current.remove && <button className="small" onClick={() => void remove(r)}>{t("admin.delete")}</button>}
                     {current.actions?.(r, t, setNotice)}
+                    {current.test && (
+                      <button className="small" onClick={() => void runTest(r)} data-testid="admin-test-row">{t("admin.test")}</button>
+                    )}
                   </td>
                 </tr>
               ))}
@@ -577,6 +595,9 @@ export function Admin({ section, session }: { section: string; session: Session 
               ))}
             <div className="actions">
               {!current.single && <button type="button" onClick={() => setEditing(null)}>{t("common.cancel")}</button>}
+              {current.test && editing === "new" && (
+                <button type="button" onClick={() => void runTest(null)} data-testid="admin-test">{t("admin.test")}</button>
+              )}
               <button className="primary" type="submit" data-testid="admin-save">{t("common.save")}</button>
             </div>
           </form>

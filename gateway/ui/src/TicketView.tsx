@@ -24,6 +24,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
   const commentBox = useRef<HTMLTextAreaElement>(null);
   const [history, setHistory] = useState<Ticket[] | null>(null);
+  const [moveTo, setMoveTo] = useState<Record<string, string>>({});
   const reloadTimer = useRef<number | undefined>(undefined);
 
   const load = useCallback(async () => {
@@ -167,6 +168,18 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const cancelSend = async (sendId: string) => {
     try {
       await api.post(`/sends/${sendId}/cancel`);
+      await loadSends();
+    } catch (e) {
+      setNotice(t("common.error", { m: messageOf(e) }));
+    }
+  };
+
+  const reschedule = async (sendId: string) => {
+    const at = moveTo[sendId];
+    if (!at) return;
+    try {
+      await api.put(`/sends/${sendId}/schedule`, { send_at: at.length === 16 ? `${at}:00` : at });
+      setMoveTo((m) => ({ ...m, [sendId]: "" }));
       await loadSends();
     } catch (e) {
       setNotice(t("common.error", { m: messageOf(e) }));
@@ -499,7 +512,20 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
                     {s.last_reply && s.state !== "sent" && ` ${s.last_reply.code ?? ""} ${s.last_reply.message}`}
                   </div>
                   {s.state === "scheduled" && (
-                    <button className="small" onClick={() => void cancelSend(s.id)} data-testid="send-cancel">{t("send.cancel")}</button>
+                    <div className="row gap wrap">
+                      <button className="small" onClick={() => void cancelSend(s.id)} data-testid="send-cancel">{t("send.cancel")}</button>
+                      <input
+                        type="datetime-local"
+                        className="small"
+                        aria-label={t("send.reschedule")}
+                        value={moveTo[s.id] ?? ""}
+                        onChange={(e) => setMoveTo((m) => ({ ...m, [s.id]: e.target.value }))}
+                        data-testid="send-move-at"
+                      />
+                      <button className="small" disabled={!moveTo[s.id]} onClick={() => void reschedule(s.id)} data-testid="send-move">
+                        {t("send.reschedule")}
+                      </button>
+                    </div>
                   )}
                 </li>
               ))}

@@ -250,6 +250,11 @@ const en = {
   "ticket.transfer_note": "Handover note",
   "ticket.transfer_do": "Move",
   "ticket.category_set": "Set",
+  "admin.test": "Test the connection",
+  "admin.testing": "Testing…",
+  "admin.test_ok": "Connection OK ({ms} ms): {d}",
+  "admin.test_failed": "Connection failed ({ms} ms): {d}",
+  "send.reschedule": "Move to",
 };
 
 export type Key = keyof typeof en;
@@ -502,6 +507,11 @@ const ja: Record<Key, string> = {
   "ticket.transfer_note": "引き継ぎメモ",
   "ticket.transfer_do": "移動する",
   "ticket.category_set": "設定",
+  "admin.test": "接続テスト",
+  "admin.testing": "テスト中…",
+  "admin.test_ok": "接続できました（{ms} ms）：{d}",
+  "admin.test_failed": "接続できませんでした（{ms} ms）：{d}",
+  "send.reschedule": "日時を変更",
 };
 
 export type Lang = "en" | "ja";

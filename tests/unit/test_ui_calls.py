@@ -1,0 +1,49 @@
+"""The web UI calls only what gateway/openapi.yaml documents: every `api.<method>(path)`
+in gateway/ui/src, with its `${…}` parts as any one path segment, must be an operation of
+the document (a method the path does not have would be a 405 in front of an operator)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gateway import app as gateway_app
+from gateway.access import load_spec
+
+UI = Path(gateway_app.__file__).with_name("ui") / "src"
+SPEC = load_spec(Path(gateway_app.__file__).with_name("openapi.yaml"))
+CALL = re.compile(r"\bapi\.(get|post|put|patch|del)(?:<[^()]*?>)?\(\s*([`\"])(/[^`\"]*)\2", re.S)
+# Admin.tsx's `items("/path")` is a GET of a list
+ITEMS = re.compile(r"\bitems\(\s*([`\"])(/[^`\"]*)\1")
+METHODS = {"get": "get", "post": "post", "put": "put", "patch": "patch", "del": "delete"}
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """A documented path as a regex: `{name}` is one segment."""
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile(
+        "^" + "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$"
+    )
+
+
+def _calls() -> list[tuple[str, str, str]]:
+    out = []
+    for file in sorted(UI.glob("*.ts*")):
+        for m in CALL.finditer(file.read_text(encoding="utf-8")):
+            path = re.sub(r"\$\{[^}]*\}", "X", m.group(3)).split("?")[0]
+            out.append((file.name, METHODS[m.group(1)], "/api/v1" + path))
+        for m in ITEMS.finditer(file.read_text(encoding="utf-8")):
+            out.append((file.name, "get", "/api/v1" + re.sub(r"\$\{[^}]*\}", "X", m.group(2))))
+    return out
+
+
+def test_every_call_of_the_ui_is_a_documented_operation() -> None:
+    calls = _calls()
+    assert len(calls) > 40  # the scan finds the app's calls
+    documented = [(_pattern(p), set(ops)) for p, ops in SPEC["paths"].items()]
+    wrong = [
+        (file, method, path)
+        for file, method, path in calls
+        if not any(rx.match(path) and method in ops for rx, ops in documented)
+    ]
+    assert wrong == []
