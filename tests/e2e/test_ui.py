@@ -620,3 +620,123 @@ async def test_administration_is_offered_by_permission_and_works_through_the_api
     assert made["inbox_ids"] == [tenant.inbox_id] and made["must_change_password"]
     phrases = (await call(stack, "GET", "/api/v1/templates?kind=phrase", token=admin))[1]["items"]
     assert [p["body_text"] for p in phrases] == ["大変申し訳ございません。"]
+
+
+async def test_a_file_attached_in_the_editor_goes_out_with_the_reply(
+    stack: Stack, browser: Browser, smtp_peer: SmtpPeer, tmp_path: Any
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    tag = uuid.uuid4().hex[:6]
+    subject = f"見積書をください {tag}"
+    await mail_in(stack, tenant.address, subject)
+    await ticket_by_subject(stack, admin, subject)
+    quote = tmp_path / "見積書.pdf"
+    quote.write_bytes(b"%PDF-1.4 quote " + tag.encode())
+    ctx = await context(browser, lang="ja")
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, aiko, PASSWORD)
+        await expect(page.get_by_test_id("tab-open")).to_contain_text("未対応")
+        await row(page, subject).click()
+        await page.get_by_test_id("btn-reply").click()
+        await page.get_by_test_id("body").fill("見積書を添付いたします。")
+        await page.get_by_test_id("attach-input").set_input_files(str(quote))
+        await expect(page.get_by_test_id("editor")).to_contain_text("見積書.pdf")
+        await expect(page.get_by_test_id("save-state")).to_have_text("保存済み")
+        await page.get_by_test_id("send").click()
+        # it mentions 添付 and has an attachment: no dialog, it goes
+        await expect(page.get_by_test_id("editor")).to_have_count(0)
+        await expect(page.get_by_test_id("checks-dialog")).to_have_count(0)
+        await shot(page, "ticket-ja")
+    finally:
+        await ctx.close()
+
+    async def delivered() -> Any:
+        return [
+            r for r in smtp_peer.to("taro@customer.example") if tag in str(r.message["Subject"])
+        ]
+
+    [got] = await eventually(delivered, timeout=30)
+    [part] = list(got.message.iter_attachments())
+    assert part.get_filename() == "見積書.pdf"
+    assert part.get_content() == b"%PDF-1.4 quote " + tag.encode()
+
+
+async def test_elapsed_time_colours_follow_the_clock_for_rows_that_arrived_live(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    code, body, _ = await call(
+        stack,
+        "PUT",
+        f"/api/v1/inboxes/{tenant.inbox_id}/settings",
+        {
+            "thresholds": [
+                {"after_minutes": 1, "color": "#ffcc00"},
+                {"after_minutes": 3, "color": "#ff0000"},
+            ],
+            "new_ticket_after_days": 0,
+        },
+        token=admin,
+    )
+    assert code == 200, body
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    await page.clock.install()
+    try:
+        await sign_in(page, stack.gateway_url, aiko, PASSWORD)
+        await expect(page.get_by_test_id("live-state")).to_have_text("Live")
+        subject = f"Waiting {uuid.uuid4().hex[:6]}"
+        await mail_in(stack, tenant.address, subject)
+        cell = row(page, subject).get_by_test_id("elapsed")
+        await expect(cell).to_be_visible(timeout=15000)
+        assert await cell.evaluate("e => e.style.background") == ""
+        await page.clock.run_for("01:30")
+        await expect(cell).to_have_css("background-color", "rgb(255, 204, 0)")
+        await page.clock.run_for("02:00")
+        await expect(cell).to_have_css("background-color", "rgb(255, 0, 0)")
+        await expect(cell).to_have_text("3m")
+    finally:
+        await ctx.close()
+
+
+async def test_the_frequent_actions_work_from_the_keyboard(stack: Stack, browser: Browser) -> None:
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    tag = uuid.uuid4().hex[:6]
+    for n in ("first", "second"):
+        await mail_in(stack, tenant.address, f"Keys {tag} {n}")
+    await ticket_by_subject(stack, admin, f"Keys {tag} first")
+    await ticket_by_subject(stack, admin, f"Keys {tag} second")
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, aiko, PASSWORD)
+        await expect(page.get_by_test_id("ticket-row")).to_have_count(2)
+        await page.keyboard.press("j")  # the second row: the older mail
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_test_id("ticket-subject")).to_contain_text(f"Keys {tag} first")
+        await page.keyboard.press("r")
+        await expect(page.get_by_test_id("editor")).to_be_visible()
+        await page.get_by_test_id("body").press("Escape")  # closes the editor, lets the lock go
+        await expect(page.get_by_test_id("editor")).to_have_count(0)
+
+        async def released() -> bool:
+            t = await ticket_by_subject(stack, admin, f"Keys {tag} first")
+            return t["lock"] is None
+
+        await eventually(released, timeout=10)
+        await page.keyboard.press("Escape")
+        await expect(page.get_by_test_id("inbox-screen")).to_be_visible()
+        await page.keyboard.press("?")
+        await expect(page.get_by_test_id("keys-help")).to_contain_text("Ctrl+Enter send")
+        await page.keyboard.press("Escape")
+        await page.keyboard.press("/")
+        await page.keyboard.type(f"{tag} second")
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_test_id("ticket-row")).to_have_count(1)
+        await expect(page.get_by_test_id("ticket-row")).to_contain_text(f"Keys {tag} second")
+    finally:
+        await ctx.close()

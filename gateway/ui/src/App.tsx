@@ -42,6 +42,18 @@ export function App() {
   const [notices, setNotices] = useState<Notice[]>([]);
   const [route, setRoute] = useState<Route>(parseHash);
   const [liveUp, setLiveUp] = useState(false);
+  const [help, setHelp] = useState(false);
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const tag = (e.target as HTMLElement).tagName;
+      if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
+      if (e.key === "?") setHelp((h) => !h);
+      else if (e.key === "Escape") setHelp(false);
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
 
   const tz = me?.time_zone || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   const i18n = useMemo(
@@ -142,7 +154,9 @@ export function App() {
             {liveUp ? i18n.t("nav.live") : i18n.t("nav.offline")}
           </span>
           <span className="spacer" />
-          <span className="muted" title={i18n.t("keys.help")}>{i18n.t("keys.title")}</span>
+          <button className="link" title={i18n.t("keys.help")} onClick={() => setHelp(true)} data-testid="keys">
+            {i18n.t("keys.title")} (?)
+          </button>
           {toggle}
           <span data-testid="me">{me.display_name}</span>
           <button className="link" onClick={logout} data-testid="logout">{i18n.t("nav.logout")}</button>
@@ -157,6 +171,18 @@ export function App() {
           <Admin section={route.id ?? ""} session={session!} />
         ) : (
           <InboxView route={route} session={session!} />
+        )}
+        {help && (
+          <div className="modal-back" onClick={() => setHelp(false)}>
+            <div className="modal" role="dialog" aria-label={i18n.t("keys.title")} data-testid="keys-help">
+              <h2>{i18n.t("keys.title")}</h2>
+              <ul>
+                {i18n.t("keys.help").split(" · ").map((k) => (
+                  <li key={k}>{k}</li>
+                ))}
+              </ul>
+            </div>
+          </div>
         )}
         {notices.length > 0 && (
           <div className="modal-back">

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useRef, useState, KeyboardEvent as ReactKeyboardEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { api, messageOf, Counts, OperatorBrief, Status, STATUSES, Ticket } from "./api";
 import { Route, Session, go } from "./App";
@@ -18,6 +18,10 @@ const SORT_OF: Partial<Record<Column, string>> = {
   received_at: "received_at",
   elapsed: "received_at",
 };
+interface Threshold {
+  after_minutes: number;
+  color: string;
+}
 const PAGE = 200;
 const MAX_ROWS = 20000;
 const ROW_HEIGHT = 38;
@@ -77,6 +81,9 @@ export function InboxView({ route, session }: { route: Route; session: Session }
   const [notice, setNotice] = useState("");
   const [now, setNow] = useState(Date.now());
   const [operators, setOperators] = useState<OperatorBrief[]>([]);
+  // each inbox's elapsed-time thresholds (TKT-14), so colours follow the clock and
+  // rows that arrive live are coloured too
+  const [thresholds, setThresholds] = useState<Record<string, Threshold[]>>({});
   const scroller = useRef<HTMLDivElement>(null);
   const search = useRef<HTMLInputElement>(null);
   const generation = useRef(0);
@@ -93,6 +100,15 @@ export function InboxView({ route, session }: { route: Route; session: Session }
   useEffect(() => {
     void api.get<{ items: OperatorBrief[] }>("/operators").then((r) => setOperators(r.items)).catch(() => {});
   }, []);
+
+  useEffect(() => {
+    for (const i of session.inboxes) {
+      void api
+        .get<{ thresholds: Threshold[] }>(`/inboxes/${i.id}/settings`)
+        .then((r) => setThresholds((old) => ({ ...old, [i.id]: r.thresholds })))
+        .catch(() => {});
+    }
+  }, [session.inboxes]);
 
   const filters = useMemo(() => {
     const f: Record<string, string> = { ...tabQuery(tab), sort: sort.key, order: sort.asc ? "asc" : "desc" };
@@ -232,8 +248,9 @@ export function InboxView({ route, session }: { route: Route; session: Session }
     }
   };
 
-  const onKey = (e: ReactKeyboardEvent) => {
-    if ((e.target as HTMLElement).tagName === "INPUT" || (e.target as HTMLElement).tagName === "SELECT") return;
+  const onKey = (e: KeyboardEvent) => {
+    const tag = (e.target as HTMLElement).tagName;
+    if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === "j" || e.key === "ArrowDown") {
       e.preventDefault();
       setCursor((c) => {
@@ -264,16 +281,33 @@ export function InboxView({ route, session }: { route: Route; session: Session }
     }
   };
 
+  // the list's keys work wherever the focus is on this screen (not in a field)
+  const keyHandler = useRef(onKey);
+  keyHandler.current = onKey;
+  useEffect(() => {
+    const f = (e: KeyboardEvent) => keyHandler.current(e);
+    window.addEventListener("keydown", f);
+    return () => window.removeEventListener("keydown", f);
+  }, []);
+
   const sortMark = (col: Column) => {
     if (sort.col !== col) return "";
     const up = col === "elapsed" ? !sort.asc : sort.asc;
     return up ? " ▲" : " ▼";
   };
 
+  const colourOf = (r: Ticket, secs: number): string | null => {
+    const own = thresholds[r.inbox.id];
+    if (!own) return r.elapsed_color ?? null;
+    let colour: string | null = null;
+    for (const th of own) if (secs >= th.after_minutes * 60) colour = th.color;
+    return colour;
+  };
+
   const visibleInboxes = session.inboxes;
 
   return (
-    <div className="inbox-screen" onKeyDown={onKey} tabIndex={-1} data-testid="inbox-screen">
+    <div className="inbox-screen" tabIndex={-1} data-testid="inbox-screen">
       <nav className="side" aria-label={t("nav.inboxes")}>
         <h2>{t("nav.inboxes")}</h2>
         <a className={inbox === "all" ? "current" : ""} href={`#/inbox/all/${tab}`} data-testid="inbox-all">
@@ -408,7 +442,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
                   <span>{r.assignee?.name ?? ""}</span>
                   <span>{r.labels.map((l) => <span key={l} className="badge">{l}</span>)}</span>
                   <span>{formatTime(r.received_at, lang, tz)}</span>
-                  <span className="elapsed" style={r.elapsed_color ? { background: r.elapsed_color } : undefined}>
+                  <span className="elapsed" style={colourOf(r, secs) ? { background: colourOf(r, secs)! } : undefined} data-testid="elapsed">
                     {elapsed(secs, t)}
                   </span>
                 </div>
