@@ -7,6 +7,7 @@ Screenshots of the main screens are kept in .data/test-artifacts/."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -738,5 +739,44 @@ async def test_the_frequent_actions_work_from_the_keyboard(stack: Stack, browser
         await page.keyboard.press("Enter")
         await expect(page.get_by_test_id("ticket-row")).to_have_count(1)
         await expect(page.get_by_test_id("ticket-row")).to_contain_text(f"Keys {tag} second")
+    finally:
+        await ctx.close()
+
+
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2237f5c0000000049454e44ae426082"
+)
+
+
+async def test_images_inside_the_mail_are_shown_from_its_parts_when_permitted(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    subject = f"Photo of the damage {uuid.uuid4().hex[:6]}"
+    msg = make_mail(subject, sender=CUSTOMER, to=tenant.address, body="see the photo\n")
+    msg.add_alternative(
+        "<p>The box:</p><img alt='box' src='cid:box@customer.example'>", subtype="html"
+    )
+    msg.get_payload()[1].add_related(
+        PNG_1X1, maintype="image", subtype="png", cid="<box@customer.example>"
+    )
+    await asyncio.to_thread(send, stack.smtp_port, msg, [tenant.address])
+    await ticket_by_subject(stack, admin, subject)
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, aiko, PASSWORD)
+        await row(page, subject).click()
+        img = page.frame_locator("[data-testid=mail-frame]").locator("img")
+        await expect(img).to_have_attribute(
+            "src", re.compile(r"^/api/v1/messages/.+/attachments/\d+$")
+        )
+
+        async def loaded() -> bool:
+            return await img.evaluate("i => i.complete && i.naturalWidth") == 1
+
+        await eventually(loaded, timeout=10)
     finally:
         await ctx.close()

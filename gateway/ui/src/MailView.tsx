@@ -5,8 +5,19 @@ import { formatTime, useI18n } from "./i18n";
 // The mail's HTML comes sanitised by ingestion (no scripts, handlers, forms, frames;
 // remote images parked in data-sb-blocked-src). It is shown in a sandboxed frame that may
 // not run scripts; links open outside it. "Show images" puts the parked sources back.
-function frameDoc(html: string, images: boolean): string {
-  const body = images ? html.replace(/\sdata-sb-blocked-src=/g, " src=") : html;
+function frameDoc(html: string, images: boolean, inline: Record<string, string>): string {
+  let body = images ? html.replace(/\sdata-sb-blocked-src=/g, " src=") : html;
+  // images sent inside the mail (cid:) come from its attachments, when they may be seen
+  body = body.replace(/\ssrc="cid:([^"]*)"/gi, (whole, cid: string) => {
+    let key = cid.replace(/&amp;/g, "&");
+    try {
+      key = decodeURIComponent(key);
+    } catch {
+      /* kept as written */
+    }
+    const url = inline[key] ?? inline[key.replace(/^<|>$/g, "")];
+    return url ? ` src="${url}"` : whole;
+  });
   return (
     '<!doctype html><html><head><meta charset="utf-8"><base target="_blank">' +
     "<style>body{font:14px/1.5 system-ui,sans-serif;margin:8px;color:#222;word-break:break-word}" +
@@ -15,7 +26,7 @@ function frameDoc(html: string, images: boolean): string {
   );
 }
 
-function MailFrame({ html, images }: { html: string; images: boolean }) {
+function MailFrame({ html, images, inline }: { html: string; images: boolean; inline: Record<string, string> }) {
   const ref = useRef<HTMLIFrameElement>(null);
   const [height, setHeight] = useState(120);
   const fit = () => {
@@ -29,12 +40,21 @@ function MailFrame({ html, images }: { html: string; images: boolean }) {
       title="mail"
       sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox"
       referrerPolicy="no-referrer"
-      srcDoc={frameDoc(html, images)}
+      srcDoc={frameDoc(html, images, inline)}
       style={{ height }}
       onLoad={fit}
       data-testid="mail-frame"
     />
   );
+}
+
+function inlineUrls(mail: ParsedMail): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [cid, index] of Object.entries(mail.inline_images ?? {})) {
+    const a = mail.attachments.find((x) => x.index === index);
+    if (a) out[cid] = a.download_url;
+  }
+  return out;
 }
 
 function addressList(a: ParsedMail["from"] | ParsedMail["to"]): string {
@@ -104,7 +124,7 @@ export function MailCard({
                       {t("mail.show_images", { n: mail.remote_images })}
                     </button>
                   )}
-                  <MailFrame html={mail.html} images={images} />
+                  <MailFrame html={mail.html} images={images} inline={mayDownload ? inlineUrls(mail) : {}} />
                 </>
               ) : (
                 <pre className="mailtext" data-testid="mail-text">{mail.text}</pre>

@@ -215,6 +215,7 @@ export interface ParsedMail {
   text: string;
   html: string | null;
   remote_images: number;
+  inline_images?: Record<string, number>;
   attachments: Attachment[];
   defects: string[];
   auto_submitted: boolean;
