@@ -780,3 +780,36 @@ async def test_images_inside_the_mail_are_shown_from_its_parts_when_permitted(
         await eventually(loaded, timeout=10)
     finally:
         await ctx.close()
+
+
+async def test_a_draft_autosaves_and_comes_back_after_a_reload_which_frees_the_lock(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    subject = f"Autosave {uuid.uuid4().hex[:6]}"
+    await mail_in(stack, tenant.address, subject)
+    ticket = await ticket_by_subject(stack, admin, subject)
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, aiko, PASSWORD)
+        await row(page, subject).click()
+        await page.get_by_test_id("btn-reply").click()
+        await page.get_by_test_id("body").fill("半分まで書いた返信")
+        await expect(page.get_by_test_id("save-state")).to_have_text("Saved")
+        await page.reload()
+
+        async def free() -> bool:
+            t = await ticket_by_subject(stack, admin, subject)
+            return t["lock"] is None
+
+        await eventually(free, timeout=10)  # the page going away let the lock go
+        await page.get_by_test_id("btn-reply").click()
+        await expect(page.get_by_test_id("body")).to_have_value("半分まで書いた返信")
+        drafts = (await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}/drafts", token=admin))[
+            1
+        ]
+        assert len(drafts["items"]) == 1
+    finally:
+        await ctx.close()
