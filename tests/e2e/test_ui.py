@@ -813,3 +813,56 @@ async def test_a_draft_autosaves_and_comes_back_after_a_reload_which_frees_the_l
         assert len(drafts["items"]) == 1
     finally:
         await ctx.close()
+
+
+async def test_an_inbox_automatic_reply_is_set_in_the_administration_screen(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    code, tpl, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/templates",
+        {
+            "name": "受付のお知らせ",
+            "subject": "受付しました",
+            "body_text": "お問い合わせを受け付けました。",
+        },
+        token=admin,
+    )
+    assert code == 201
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, tenant.login, tenant.password)
+        await page.goto(f"{stack.gateway_url}/#/admin/autoreply")
+        await (
+            page.get_by_test_id("admin-row")
+            .filter(has_text="Help")
+            .get_by_role("button", name="Edit")
+            .click()
+        )
+        form = page.get_by_test_id("admin-form")
+        await form.locator("#f-enabled").check()
+        await form.locator("#f-mode").select_option("outside_hours")
+        await form.locator("#f-hours").fill("Mon 09:00-18:00\nTue 09:00-18:00")
+        await form.locator("#f-time_zone").fill("Asia/Tokyo")
+        await form.locator("#f-template_id").select_option(label="受付のお知らせ")
+        await form.locator("#f-period_hours").fill("24")
+        await page.get_by_test_id("admin-save").click()
+        await expect(page.get_by_test_id("admin-notice")).to_have_text("Saved.")
+        await expect(page.get_by_test_id("admin-row").filter(has_text="Help")).to_contain_text(
+            "Mon 09:00-18:00, Tue 09:00-18:00"
+        )
+    finally:
+        await ctx.close()
+    code, got, _ = await call(
+        stack, "GET", f"/api/v1/inboxes/{tenant.inbox_id}/auto-reply", token=admin
+    )
+    assert code == 200
+    assert got["enabled"] and got["mode"] == "outside_hours" and got["template_id"] == tpl["id"]
+    assert got["hours"] == [
+        {"weekday": 1, "start": "09:00", "end": "18:00"},
+        {"weekday": 2, "start": "09:00", "end": "18:00"},
+    ]
+    assert got["time_zone"] == "Asia/Tokyo" and got["period_hours"] == 24

@@ -43,6 +43,7 @@ interface Lookups {
   roles: Option[];
   permissions: Option[];
   folders: Option[];
+  templates: Option[];
 }
 
 const items = async (path: string, query?: Record<string, string>) => (await api.get<{ items: Row[] }>(path, query)).items;
@@ -268,6 +269,61 @@ function sections(): Section[] {
       remove: (r) => api.del(`/blocklist/${r.id}`),
     },
     {
+      key: "autoreply",
+      title: "admin.autoreply",
+      permission: "manage_inboxes",
+      load: async () => {
+        const inboxes = await items("/inboxes", { all: "true" });
+        return Promise.all(
+          inboxes.map(async (i) => ({ ...(await api.get<Row>(`/inboxes/${i.id}/auto-reply`)), name: i.name })),
+        );
+      },
+      id: (r) => str(r.inbox_id),
+      columns: [
+        { label: "admin.f.name", value: (r) => str(r.name) },
+        { label: "admin.f.enabled", value: (r) => (r.enabled ? "✓" : "—") },
+        { label: "admin.f.mode", value: (r) => str(r.mode) },
+        { label: "admin.f.template_id", value: (r, l) => names([r.template_id], l.templates) },
+        { label: "admin.f.hours", value: (r) => hoursToLines(r.hours).join(", ") },
+      ],
+      fields: [
+        { name: "enabled", label: "admin.f.enabled", kind: "bool" },
+        { name: "mode", label: "admin.f.mode", kind: "select", options: enumOf("outside_hours", "always") },
+        { name: "hours", label: "admin.f.hours", kind: "list" },
+        { name: "time_zone", label: "admin.f.time_zone", kind: "text", optional: true },
+        { name: "template_id", label: "admin.f.template_id", kind: "select", options: (l) => withNone("—", l.templates) },
+        { name: "period_hours", label: "admin.f.period_hours", kind: "number" },
+        { name: "form_template_id", label: "admin.f.form_template_id", kind: "select", options: (l) => withNone("—", l.templates) },
+      ],
+      update: (r, b) =>
+        api.put(`/inboxes/${r.inbox_id}/auto-reply`, {
+          ...b,
+          hours: linesToHours(b.hours as string[]),
+          template_id: b.template_id || null,
+          form_template_id: b.form_template_id || null,
+        }),
+    },
+    {
+      key: "dkim",
+      title: "admin.dkim",
+      permission: "manage_inboxes",
+      load: () => items("/dkim-keys"),
+      id: (r) => str(r.domain),
+      columns: [
+        { label: "admin.f.domain", value: (r) => str(r.domain) },
+        { label: "admin.f.selector", value: (r) => str(r.selector) },
+        { label: "admin.f.dns", value: (r) => `${str(r.dns_name)} TXT ${str(r.dns_txt).slice(0, 40)}…` },
+      ],
+      fields: [
+        { name: "domain", label: "admin.f.domain", kind: "text", createOnly: true },
+        { name: "selector", label: "admin.f.selector", kind: "text" },
+        { name: "private_key_pem", label: "admin.f.private_key_pem", kind: "textarea" },
+      ],
+      create: (b) =>
+        api.put(`/dkim-keys/${encodeURIComponent(str(b.domain))}`, { selector: b.selector, private_key_pem: b.private_key_pem }),
+      remove: (r) => api.del(`/dkim-keys/${encodeURIComponent(str(r.domain))}`),
+    },
+    {
       key: "notices",
       title: "admin.notices",
       permission: "manage_notices",
@@ -346,6 +402,24 @@ function sections(): Section[] {
   ];
 }
 
+const WEEKDAYS = ["", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/** Business hours as lines: "Mon 09:00-18:00". */
+function hoursToLines(v: unknown): string[] {
+  return ((v ?? []) as { weekday: number; start: string; end: string }[]).map(
+    (h) => `${WEEKDAYS[h.weekday] ?? h.weekday} ${h.start}-${h.end}`,
+  );
+}
+
+function linesToHours(lines: string[]): { weekday: number; start: string; end: string }[] {
+  return lines.map((line) => {
+    const [day, span = ""] = line.split(/\s+/);
+    const [start, end] = span.split("-");
+    const named = WEEKDAYS.findIndex((d) => d && d.toLowerCase() === day.toLowerCase());
+    return { weekday: named > 0 ? named : Number(day), start, end };
+  });
+}
+
 function blank(f: Field): unknown {
   if (f.kind === "bool") return f.name === "active" || f.name === "verify_certificate";
   if (f.kind === "multi" || f.kind === "list") return [];
@@ -355,6 +429,7 @@ function blank(f: Field): unknown {
 
 function toForm(f: Field, v: unknown): unknown {
   if (f.kind === "list") {
+    if (f.name === "hours") return hoursToLines(v);
     if (f.name === "thresholds") return (v as { after_minutes: number; color: string }[] | undefined)?.map((x) => `${x.after_minutes} ${x.color}`) ?? [];
     return (v as string[] | undefined) ?? [];
   }
@@ -444,7 +519,14 @@ export function Admin({ section, session }: { section: string; session: Session 
   const [editing, setEditing] = useState<Row | "new" | null>(null);
   const [values, setValues] = useState<Row>({});
   const [notice, setNotice] = useState("");
-  const [lookups, setLookups] = useState<Lookups>({ inboxes: [], operators: [], roles: [], permissions: [], folders: [] });
+  const [lookups, setLookups] = useState<Lookups>({
+    inboxes: [],
+    operators: [],
+    roles: [],
+    permissions: [],
+    folders: [],
+    templates: [],
+  });
 
   useEffect(() => {
     const opt = (r: Row[], v: string, l: string) => r.map((x) => ({ value: str(x[v]), label: str(x[l]) }));
@@ -454,7 +536,8 @@ export function Admin({ section, session }: { section: string; session: Session 
       items("/roles"),
       items("/permissions"),
       items("/template-folders"),
-    ]).then(([i, o, r, p, f]) => {
+      items("/templates"),
+    ]).then(([i, o, r, p, f, tp]) => {
       const v = (x: PromiseSettledResult<Row[]>) => (x.status === "fulfilled" ? x.value : []);
       setLookups({
         inboxes: opt(v(i), "id", "name"),
@@ -462,6 +545,7 @@ export function Admin({ section, session }: { section: string; session: Session 
         roles: opt(v(r), "name", "name"),
         permissions: opt(v(p), "name", "name"),
         folders: opt(v(f), "id", "name"),
+        templates: opt(v(tp), "id", "name"),
       });
     });
   }, [session]);

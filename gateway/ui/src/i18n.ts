@@ -255,6 +255,17 @@ const en = {
   "admin.test_ok": "Connection OK ({ms} ms): {d}",
   "admin.test_failed": "Connection failed ({ms} ms): {d}",
   "send.reschedule": "Move to",
+  "admin.autoreply": "Automatic replies",
+  "admin.dkim": "DKIM keys",
+  "admin.f.enabled": "On",
+  "admin.f.mode": "When",
+  "admin.f.template_id": "Template",
+  "admin.f.hours": "Business hours (per line, e.g. Mon 09:00-18:00)",
+  "admin.f.period_hours": "At most once per sender every (hours)",
+  "admin.f.form_template_id": "Template for web form confirmations",
+  "admin.f.selector": "Selector",
+  "admin.f.dns": "DNS record to publish",
+  "admin.f.private_key_pem": "Private key (PEM)",
 };
 
 export type Key = keyof typeof en;
@@ -512,6 +523,17 @@ const ja: Record<Key, string> = {
   "admin.test_ok": "接続できました（{ms} ms）：{d}",
   "admin.test_failed": "接続できませんでした（{ms} ms）：{d}",
   "send.reschedule": "日時を変更",
+  "admin.autoreply": "自動返信",
+  "admin.dkim": "DKIM鍵",
+  "admin.f.enabled": "有効",
+  "admin.f.mode": "送信する条件",
+  "admin.f.template_id": "テンプレート",
+  "admin.f.hours": "営業時間（1行に1つ、例：Mon 09:00-18:00）",
+  "admin.f.period_hours": "同じ差出人への送信間隔（時間）",
+  "admin.f.form_template_id": "Webフォーム確認メールのテンプレート",
+  "admin.f.selector": "セレクタ",
+  "admin.f.dns": "公開するDNSレコード",
+  "admin.f.private_key_pem": "秘密鍵（PEM）",
 };
 
 export type Lang = "en" | "ja";
