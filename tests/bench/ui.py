@@ -8,7 +8,8 @@ localhost, against the bench stack:
   text are on screen; p50 of 10 different tickets (target ≤ 300 ms);
 - long lists: the open list with 10,000 tickets (topped up over SMTP first), scrolled
   from top to bottom in 40 steps, one per animation frame, with a PerformanceObserver on
-  `longtask`: their count and the longest (target: none over 50 ms);
+  `longtask` (calibrated first: an 80 ms task must be seen): their count and the longest
+  (target: none over 50 ms);
 - baseline, in the same run and browser: the same app's sign-in screen in a fresh
   context (the bundle loaded, parsed and rendered with no data), p50 of 10.
 """
@@ -41,6 +42,16 @@ async () => {
     for (const e of l.getEntries()) long.push(e.duration);
   });
   obs.observe({ type: "longtask", buffered: false });
+  // calibration: a task of 80 ms must be seen, or the figures below would mean nothing
+  const busy = (r) => {
+    const t = performance.now();
+    while (performance.now() - t < 80) {}
+    r();
+  };
+  await new Promise((r) => setTimeout(() => busy(r), 0));
+  await new Promise((r) => setTimeout(r, 200));
+  const calibrated = long.some((d) => d >= 80);
+  long.length = 0;
   const box = document.querySelector("[data-testid=rows]");
   const steps = 40;
   for (let i = 1; i <= steps; i++) {
@@ -50,7 +61,9 @@ async () => {
   await new Promise((r) => setTimeout(r, 300));
   obs.disconnect();
   const rendered = document.querySelectorAll("[data-testid=ticket-row]").length;
-  return { long, rendered, bottom: box.scrollTop + box.clientHeight >= box.scrollHeight - 2 };
+  return {
+    long, rendered, calibrated, bottom: box.scrollTop + box.clientHeight >= box.scrollHeight - 2,
+  };
 }
 """
 
@@ -163,6 +176,7 @@ async def run(
             "rows_loaded": loaded,
             "rows_in_the_dom": scroll["rendered"],
             "reached_the_bottom": scroll["bottom"],
+            "observer_saw_an_80ms_calibration_task": scroll["calibrated"],
             "long_tasks_over_50ms": len([x for x in long_tasks if x > LONG_TASK_MS]),
             "longest_task_ms": round(max(long_tasks), 1) if long_tasks else 0.0,
         },
@@ -179,6 +193,8 @@ async def run(
         "met": {
             "first_load": _p50(first) <= TARGET_FIRST_LOAD_S,
             "ticket_open": _p50(opened) <= TARGET_TICKET_OPEN_S,
-            "long_list": loaded >= ROWS and not [x for x in long_tasks if x > LONG_TASK_MS],
+            "long_list": loaded >= ROWS
+            and scroll["calibrated"]
+            and not [x for x in long_tasks if x > LONG_TASK_MS],
         },
     }
