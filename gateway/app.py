@@ -339,7 +339,11 @@ def mailbox_json(mb: ingestion_pb2.Mailbox) -> dict[str, Any]:
     }
 
 
-async def _mailbox_request(request: web.Request) -> ingestion_pb2.CreateMailboxRequest:
+async def _mailbox_request(
+    request: web.Request, secret_required: bool = True
+) -> ingestion_pb2.CreateMailboxRequest:
+    """The settings of a JSON body; without `secret_required` (an edit) a missing secret
+    means "keep the stored one"."""
     body = await _json_body(request)
     settings = ingestion_pb2.MailboxSettings(enabled=True)
     for name, kind in MAILBOX_FIELDS.items():
@@ -352,7 +356,9 @@ async def _mailbox_request(request: web.Request) -> ingestion_pb2.CreateMailboxR
             raise ApiError(400, "invalid_argument", f"{name} is out of range", name)
         setattr(settings, name, value)
     secret = body.get("secret")
-    if not isinstance(secret, str) or not secret:
+    if secret is None and not secret_required:
+        secret = ""
+    if not isinstance(secret, str) or (secret_required and not secret):
         raise ApiError(400, "invalid_argument", "secret (password or token) is required", "secret")
     return ingestion_pb2.CreateMailboxRequest(settings=settings, secret=secret)
 
@@ -385,13 +391,28 @@ async def test_mailbox_settings(request: web.Request) -> web.Response:
 
 
 async def test_mailbox(request: web.Request) -> web.Response:
+    """A stored mailbox as it is (no body), or edited settings with its stored secret."""
     caller = await caller_of(request)
+    test = ingestion_pb2.TestMailboxRequest(mailbox_id=request.match_info["mailbox_id"])
+    if request.can_read_body:
+        test.settings.CopyFrom(await _mailbox_request(request, secret_required=False))
     resp = await request.app[DEPS].ingestion.TestMailbox(
-        ingestion_pb2.TestMailboxRequest(mailbox_id=request.match_info["mailbox_id"]),
-        metadata=_md(caller, request),
-        timeout=30,
+        test, metadata=_md(caller, request), timeout=30
     )
     return _tested(resp)
+
+
+async def update_mailbox(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    edit = await _mailbox_request(request, secret_required=False)
+    resp = await request.app[DEPS].ingestion.UpdateMailbox(
+        ingestion_pb2.UpdateMailboxRequest(
+            mailbox_id=request.match_info["mailbox_id"], settings=edit.settings, secret=edit.secret
+        ),
+        metadata=_md(caller, request),
+        timeout=10,
+    )
+    return json_response(mailbox_json(resp))
 
 
 async def list_mailboxes(request: web.Request) -> web.Response:
@@ -766,6 +787,7 @@ def build_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/api/v1/mailboxes", list_mailboxes)
     app.router.add_post("/api/v1/mailboxes/test", test_mailbox_settings)
     app.router.add_post("/api/v1/mailboxes/{mailbox_id}/test", test_mailbox)
+    app.router.add_put("/api/v1/mailboxes/{mailbox_id}", update_mailbox)
     app.router.add_delete("/api/v1/mailboxes/{mailbox_id}", delete_mailbox)
     app.router.add_post("/api/v1/imports", create_import)
     app.router.add_get("/api/v1/imports", list_imports)

@@ -158,8 +158,15 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
                 raise NotFound("no such message", field="message_id") from None
             raise Unavailable(f"tickets unavailable: {err.code().name}") from err
 
-    async def _mailbox_of(self, ident: identity.Identity, request: Any) -> Mailbox:
-        """The mailbox a CreateMailboxRequest describes, checked (its secret sealed)."""
+    async def _mailbox_of(
+        self,
+        ident: identity.Identity,
+        request: Any,
+        mailbox_id: str = "",
+        stored_secret: bytes = b"",
+    ) -> Mailbox:
+        """The mailbox a Create- or UpdateMailboxRequest describes, checked (its secret
+        sealed; `stored_secret` is kept when the request has none)."""
         st = request.settings
         inbox_id = str(parse_uuid(st.inbox_id, "inbox_id"))
         folder = st.folder or "INBOX"
@@ -175,10 +182,10 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             move_to=st.move_to,
             poll_interval_s=poll,
         )
-        if not request.secret or len(request.secret) > MAX_SECRET:
+        if len(request.secret) > MAX_SECRET or not (request.secret or stored_secret):
             raise InvalidArgument("secret (password or token) is required", field="secret")
         inbox_name = await self._inbox_name(ident, inbox_id)
-        mailbox_id = self._ids.new_str()
+        mailbox_id = mailbox_id or self._ids.new_str()
         return Mailbox(
             id=mailbox_id,
             tenant_id=ident.tenant_id,
@@ -189,13 +196,21 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             security=st.security,
             username=st.username,
             auth=st.auth,
-            secret=self._secrets.seal(request.secret, mailbox_id),
+            secret=(
+                self._secrets.seal(request.secret, mailbox_id) if request.secret else stored_secret
+            ),
             folder=folder,
             after_fetch=st.after_fetch or "seen",
             move_to=st.move_to,
             poll_interval_s=poll,
             enabled=st.enabled,
         )
+
+    async def _stored_mailbox(self, ident: identity.Identity, mailbox_id: str) -> Mailbox:
+        mb = await self._mailboxes.get(str(parse_uuid(mailbox_id, "mailbox_id")))
+        if mb is None or mb.tenant_id != ident.tenant_id:
+            raise NotFound("no such mailbox", field="mailbox_id")
+        return mb
 
     async def CreateMailbox(self, request: Any, context: Any) -> ingestion_pb2.Mailbox:
         ident = _administrator()
@@ -208,10 +223,11 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         """Connect, log in and select the folder — of a stored mailbox, or of settings
         not saved yet — and say how it went; nothing is fetched or changed."""
         ident = _administrator()
-        if request.mailbox_id:
-            mb = await self._mailboxes.get(str(parse_uuid(request.mailbox_id, "mailbox_id")))
-            if mb is None or mb.tenant_id != ident.tenant_id:
-                raise NotFound("no such mailbox", field="mailbox_id")
+        if request.mailbox_id and request.HasField("settings"):
+            stored = await self._stored_mailbox(ident, request.mailbox_id)
+            mb = await self._mailbox_of(ident, request.settings, stored.id, stored.secret)
+        elif request.mailbox_id:
+            mb = await self._stored_mailbox(ident, request.mailbox_id)
         else:
             mb = await self._mailbox_of(ident, request.settings)
         ok, detail, elapsed_ms = await self._supervisor.test(mb)
@@ -223,6 +239,15 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         ident = _administrator()
         rows = await self._mailboxes.list_for_tenant(ident.tenant_id)
         return ingestion_pb2.ListMailboxesResponse(mailboxes=[_mailbox_pb(mb, r) for mb, r in rows])
+
+    async def UpdateMailbox(self, request: Any, context: Any) -> ingestion_pb2.Mailbox:
+        ident = _administrator()
+        stored = await self._stored_mailbox(ident, request.mailbox_id)
+        mb = await self._mailbox_of(ident, request, stored.id, stored.secret)
+        if not await self._mailboxes.update(mb, self._clock.now()):
+            raise NotFound("no such mailbox", field="mailbox_id")
+        self._supervisor.wake()
+        return _mailbox_pb(mb)
 
     async def DeleteMailbox(
         self, request: Any, context: Any

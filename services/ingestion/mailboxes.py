@@ -94,33 +94,79 @@ def validate(
         raise InvalidArgument("poll_interval_s must be 5..3600", field="poll_interval_s")
 
 
+def _settings(mb: Mailbox) -> tuple[Any, ...]:
+    """The stored settings of `mb`, in the order of SETTINGS."""
+    return (
+        uuid.UUID(mb.inbox_id),
+        mb.inbox_name,
+        mb.host,
+        mb.port,
+        mb.security,
+        mb.username,
+        mb.auth,
+        mb.secret,
+        mb.folder,
+        mb.after_fetch,
+        mb.move_to,
+        mb.poll_interval_s,
+        mb.enabled,
+    )
+
+
+SETTINGS = (
+    "inbox_id, inbox_name, host, port, security, username, auth, secret, folder, "
+    "after_fetch, move_to, poll_interval_s, enabled"
+)
+
+
 class MailboxRepo:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     async def create(self, mb: Mailbox, now: datetime) -> None:
         await self._pool.execute(
-            "INSERT INTO mailboxes (id, tenant_id, inbox_id, inbox_name, host, port, security, "
-            "username, auth, secret, folder, after_fetch, move_to, poll_interval_s, enabled, "
-            "created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,"
-            "$16,$16)",
+            f"INSERT INTO mailboxes (id, tenant_id, created_at, updated_at, {SETTINGS}) "
+            "VALUES ($1,$2,$3,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
             uuid.UUID(mb.id),
             uuid.UUID(mb.tenant_id),
-            uuid.UUID(mb.inbox_id),
-            mb.inbox_name,
-            mb.host,
-            mb.port,
-            mb.security,
-            mb.username,
-            mb.auth,
-            mb.secret,
-            mb.folder,
-            mb.after_fetch,
-            mb.move_to,
-            mb.poll_interval_s,
-            mb.enabled,
             now,
+            *_settings(mb),
         )
+
+    async def update(self, mb: Mailbox, now: datetime) -> bool:
+        """Replace the settings of `mb.id` in `mb.tenant_id`; False if there is none. The
+        lease goes, so the fetcher holding it stops at its next step and one with the new
+        settings starts; a different host, account or folder also loses its checkpoint
+        (the new folder is read from its first UID; what was fetched already is deduped)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            old = await conn.fetchrow(
+                "SELECT host, username, folder FROM mailboxes WHERE tenant_id = $1 AND id = $2 "
+                "FOR UPDATE",
+                uuid.UUID(mb.tenant_id),
+                uuid.UUID(mb.id),
+            )
+            if old is None:
+                return False
+            await conn.execute(
+                f"UPDATE mailboxes SET updated_at = $2, ({SETTINGS}) = "
+                "ROW($3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) WHERE id = $1",
+                uuid.UUID(mb.id),
+                now,
+                *_settings(mb),
+            )
+            await conn.execute("DELETE FROM mailbox_leases WHERE mailbox_id = $1", uuid.UUID(mb.id))
+            if (old["host"].lower(), old["username"], old["folder"]) != (
+                mb.host.lower(),
+                mb.username,
+                mb.folder,
+            ):
+                await conn.execute(
+                    "DELETE FROM mailbox_checkpoints WHERE mailbox_id = $1", uuid.UUID(mb.id)
+                )
+                await conn.execute(
+                    "DELETE FROM mailbox_status WHERE mailbox_id = $1", uuid.UUID(mb.id)
+                )
+        return True
 
     async def list_for_tenant(self, tenant_id: str) -> list[tuple[Mailbox, Any]]:
         rows = await self._pool.fetch(

@@ -416,3 +416,56 @@ async def test_a_connection_test_logs_in_and_selects_the_folder_and_says_what_fa
     agent = await login(stack)
     code, out = await api_call(stack, agent, "POST", f"/api/v1/mailboxes/{mb['id']}/test")
     assert code == 403
+
+
+async def test_an_edited_mailbox_fetches_with_its_new_settings_and_keeps_its_secret(
+    stack: Stack, dovecot: Dovecot
+) -> None:
+    admin = await _admin(stack)
+    mb = await _mailbox(stack, dovecot)
+    path = f"/api/v1/mailboxes/{mb['id']}"
+    await eventually(lambda: _state(stack, mb["id"], "idle"), timeout=20)
+    tag = f"IMAP edit {uuid.uuid4().hex[:6]}"
+    for i in range(3):  # A's checkpoint moves past B's only message
+        dovecot.append(make_mail(f"{tag} early in A {i}").as_bytes(), user=mb["_user"])
+    await _wait_subjects(stack, f"{tag} early in A", 3, timeout=20)
+    user_b, password_b = _new_user(dovecot)
+    dovecot.append(make_mail(f"{tag} waiting in B").as_bytes(), user=user_b)
+    settings = {k: mb[k] for k in ("host", "port", "security", "auth", "poll_interval_s")}
+    edited = {**settings, "inbox_id": SUPPORT, "username": user_b, "after_fetch": "seen"}
+
+    # Tried before saving: the stored secret is A's, so B refuses it; B's own is accepted.
+    code, out = await api_call(stack, admin, "POST", f"{path}/test", edited)
+    assert code == 200 and not out["ok"] and "login refused" in out["detail"], out
+    code, out = await api_call(
+        stack, admin, "POST", f"{path}/test", {**edited, "secret": password_b}
+    )
+    assert code == 200 and out["ok"], out
+
+    # Bad input changes nothing.
+    code, out = await api_call(stack, admin, "PUT", path, {**edited, "port": 0})
+    assert code == 400 and out["error"]["field"] == "port"
+    code, out = await api_call(stack, admin, "PUT", f"/api/v1/mailboxes/{uuid.uuid4()}", edited)
+    assert code == 404
+    code, out = await api_call(stack, await login(stack), "PUT", path, edited)
+    assert code == 403
+    code, listed = await api_call(stack, admin, "GET", "/api/v1/mailboxes")
+    [still] = [m for m in listed["items"] if m["id"] == mb["id"]]
+    assert still["username"] == mb["_user"] and still["port"] == mb["port"]
+
+    code, saved = await api_call(stack, admin, "PUT", path, {**edited, "secret": password_b})
+    assert code == 200 and saved["username"] == user_b and password_b not in str(saved)
+    # Another account: read from its first message, and A is no longer fetched.
+    await _wait_subjects(stack, f"{tag} waiting in B", 1, timeout=20)
+    dovecot.append(make_mail(f"{tag} late in A").as_bytes(), user=mb["_user"])
+
+    # An edit without a secret keeps B's: the mailbox still logs in and fetches.
+    code, saved = await api_call(stack, admin, "PUT", path, {**edited, "poll_interval_s": 7})
+    assert code == 200 and saved["poll_interval_s"] == 7
+    await eventually(lambda: _state(stack, mb["id"], "idle"), timeout=20)
+    dovecot.append(make_mail(f"{tag} second in B").as_bytes(), user=user_b)
+    await _wait_subjects(stack, f"{tag} second in B", 1, timeout=20)
+    assert await _subjects(stack, f"{tag} late in A") == []
+    assert "\\Seen" not in dovecot.flags(mb["_user"])[4]  # A's new mail was left alone
+    state = await _state(stack, mb["id"])
+    assert state["last_error"] is None and state["last_uid"] == 2

@@ -22,6 +22,7 @@ from services.devstack.infra import free_port
 from services.devstack.stack import Stack
 from services.runtime.db import with_database
 from tests.browser import TABLET, chromium, context, shot, sign_in
+from tests.dovecot import Dovecot
 from tests.e2e.test_access import OWN_PASSWORD, own_operator, ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call, log_in, new_operator
 from tests.helpers import Tenant, eventually, make_mail, send
@@ -621,6 +622,70 @@ async def test_administration_is_offered_by_permission_and_works_through_the_api
     assert made["inbox_ids"] == [tenant.inbox_id] and made["must_change_password"]
     phrases = (await call(stack, "GET", "/api/v1/templates?kind=phrase", token=admin))[1]["items"]
     assert [p["body_text"] for p in phrases] == ["大変申し訳ございません。"]
+
+
+async def test_an_imap_mailbox_is_tried_saved_and_edited_in_the_administration_screen(
+    stack: Stack, browser: Browser, dovecot: Dovecot
+) -> None:
+    tenant, admin = await admin_of(stack)
+    first = (f"ui{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}")
+    second = (f"ui{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}")
+    for user, password in (first, second):
+        dovecot.add_user(user, password)
+    tag = f"Via IMAP {uuid.uuid4().hex[:6]}"
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, tenant.login, tenant.password)
+        await page.get_by_test_id("nav-admin").click()
+        await page.get_by_test_id("admin-mailboxes").click()
+        await page.get_by_test_id("admin-new").click()
+        form = page.get_by_test_id("admin-form")
+        await form.locator("#f-inbox_id").select_option(label="Help")
+        await form.locator("#f-host").fill("127.0.0.1")
+        await form.locator("#f-port").fill(str(dovecot.port))
+        await form.locator("#f-security").select_option("none")
+        await form.locator("#f-username").fill(first[0])
+        await form.locator("#f-secret").fill("wrong")
+        await page.get_by_test_id("admin-test").click()
+        await expect(page.get_by_test_id("admin-notice")).to_contain_text("login refused")
+        await form.locator("#f-secret").fill(first[1])
+        await page.get_by_test_id("admin-test").click()
+        await expect(page.get_by_test_id("admin-notice")).to_contain_text("Connection OK")
+        await page.get_by_test_id("admin-save").click()
+        saved = page.get_by_test_id("admin-row").filter(has_text=first[0])
+        await expect(saved).to_contain_text("idle", timeout=20_000)
+
+        # Moved to another account: the stored password is tried (and refused) until the
+        # new one is typed; the empty field says it keeps the stored one.
+        await saved.get_by_role("button", name="Edit").click()
+        form = page.get_by_test_id("admin-form")
+        await expect(form.locator("#f-secret")).to_have_attribute("placeholder", re.compile("kept"))
+        await expect(form.locator("#f-inbox_id")).to_have_value(tenant.inbox_id)
+        await form.locator("#f-username").fill(second[0])
+        await page.get_by_test_id("admin-test").click()
+        await expect(page.get_by_test_id("admin-notice")).to_contain_text("login refused")
+        await form.locator("#f-secret").fill(second[1])
+        await page.get_by_test_id("admin-test").click()
+        await expect(page.get_by_test_id("admin-notice")).to_contain_text("Connection OK")
+        await page.get_by_test_id("admin-save").click()
+        moved = page.get_by_test_id("admin-row").filter(has_text=second[0])
+        await expect(moved).to_contain_text("idle", timeout=20_000)
+        await shot(page, "admin-mailboxes")
+
+        await page.goto(f"{stack.gateway_url}/#/inbox/all/open")
+        dovecot.append(make_mail(f"{tag} to the second").as_bytes(), user=second[0])
+        dovecot.append(make_mail(f"{tag} to the first").as_bytes(), user=first[0])
+        await expect(row(page, f"{tag} to the second")).to_be_visible(timeout=20_000)
+    finally:
+        await ctx.close()
+    await asyncio.sleep(2)
+    code, body, _ = await call(stack, "GET", "/api/v1/tickets?limit=200", token=admin)
+    assert code == 200
+    assert not [t for t in body["items"] if t["subject"] == f"{tag} to the first"]
+    code, body, _ = await call(stack, "GET", "/api/v1/mailboxes", token=admin)
+    [mailbox] = body["items"]
+    assert mailbox["username"] == second[0] and mailbox["state"]["last_error"] is None
 
 
 async def test_a_file_attached_in_the_editor_goes_out_with_the_reply(

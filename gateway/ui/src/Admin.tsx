@@ -8,6 +8,7 @@ import { Key, T, useI18n } from "./i18n";
 // again). Values are sent as the OpenAPI schemas name them.
 
 type Row = Record<string, unknown>;
+type Tested = { ok: boolean; detail: string; elapsed_ms: number };
 type Option = { value: string; label: string };
 type Kind = "text" | "textarea" | "number" | "bool" | "list" | "select" | "multi" | "datetime" | "password";
 
@@ -18,6 +19,9 @@ interface Field {
   options?: (lookups: Lookups) => Option[];
   createOnly?: boolean;
   optional?: boolean; // "" is not sent
+  initial?: unknown; // the value of a new row's form
+  from?: (r: Row) => unknown; // the form's value of a stored row, where not r[name]
+  keepHint?: Key; // shown in an empty secret field of a stored row (left empty, kept)
 }
 
 interface Section {
@@ -33,8 +37,11 @@ interface Section {
   id: (r: Row) => string;
   actions?: (r: Row, t: T, say: (s: string) => void) => ReactNode;
   // a connection test: of the form's settings (not saved yet), or of a stored row
-  test?: (body: Row | null, row: Row | null) => Promise<{ ok: boolean; detail: string; elapsed_ms: number }>;
+  test?: (body: Row | null, row: Row | null) => Promise<Tested>;
+  // a connection test of a stored row's edited settings (with its stored secret)
+  testEdit?: (row: Row, body: Row) => Promise<Tested>;
   single?: boolean; // one settings object, edited in place
+  refreshS?: number; // the rows carry a live state: reloaded this often while shown
 }
 
 interface Lookups {
@@ -354,22 +361,34 @@ function sections(): Section[] {
         { label: "admin.f.inbox_id", value: (r) => str((r.inbox as Row | undefined)?.name) },
         { label: "admin.f.host", value: (r) => `${str(r.host)}:${str(r.port)} (${str(r.security)})` },
         { label: "admin.f.username", value: (r) => str(r.username) },
-        { label: "admin.f.state", value: (r) => `${str(r.state)} ${str(r.last_error)}` },
+        {
+          label: "admin.f.state",
+          value: (r) => {
+            const st = (r.state ?? {}) as Row;
+            return [r.enabled ? str(st.state) : "—", str(st.last_error)].filter(Boolean).join(" · ");
+          },
+        },
       ],
       fields: [
-        { name: "inbox_id", label: "admin.f.inbox_id", kind: "select", options: (l) => l.inboxes },
+        { name: "inbox_id", label: "admin.f.inbox_id", kind: "select", options: (l) => l.inboxes, from: (r) => (r.inbox as Row | undefined)?.id },
         { name: "host", label: "admin.f.host", kind: "text" },
-        { name: "port", label: "admin.f.port", kind: "number" },
-        { name: "security", label: "admin.f.security", kind: "select", options: enumOf("tls", "starttls", "none") },
+        { name: "port", label: "admin.f.port", kind: "number", initial: 993 },
+        { name: "security", label: "admin.f.security", kind: "select", options: enumOf("tls", "starttls", "none"), initial: "tls" },
         { name: "username", label: "admin.f.username", kind: "text" },
-        { name: "auth", label: "admin.f.auth", kind: "select", options: enumOf("password", "xoauth2") },
-        { name: "secret", label: "admin.f.secret", kind: "password" },
-        { name: "folder", label: "admin.f.folder", kind: "text", optional: true },
-        { name: "poll_interval_s", label: "admin.f.poll_interval_s", kind: "number" },
+        { name: "auth", label: "admin.f.auth", kind: "select", options: enumOf("password", "xoauth2"), initial: "password" },
+        { name: "secret", label: "admin.f.secret", kind: "password", keepHint: "admin.keep_secret" },
+        { name: "folder", label: "admin.f.folder", kind: "text", optional: true, initial: "INBOX" },
+        { name: "after_fetch", label: "admin.f.after_fetch", kind: "select", options: enumOf("seen", "move", "delete"), initial: "seen" },
+        { name: "move_to", label: "admin.f.move_to", kind: "text", optional: true },
+        { name: "poll_interval_s", label: "admin.f.poll_interval_s", kind: "number", initial: 60 },
+        { name: "enabled", label: "admin.f.enabled", kind: "bool", initial: true },
       ],
       create: (b) => api.post("/mailboxes", b),
+      update: (r, b) => api.put(`/mailboxes/${r.id}`, b),
       remove: (r) => api.del(`/mailboxes/${r.id}`),
       test: (b, r) => (r ? api.post(`/mailboxes/${r.id}/test`) : api.post("/mailboxes/test", b)),
+      testEdit: (r, b) => api.post(`/mailboxes/${r.id}/test`, b),
+      refreshS: 5,
     },
     {
       key: "smtp",
@@ -421,6 +440,7 @@ function linesToHours(lines: string[]): { weekday: number; start: string; end: s
 }
 
 function blank(f: Field): unknown {
+  if (f.initial !== undefined) return f.initial;
   if (f.kind === "bool") return f.name === "active" || f.name === "verify_certificate";
   if (f.kind === "multi" || f.kind === "list") return [];
   if (f.kind === "number") return f.name === "port" ? 587 : f.name === "poll_interval_s" ? 60 : 0;
@@ -452,7 +472,19 @@ function toBody(fields: Field[], values: Row, creating: boolean): Row {
   return body;
 }
 
-function FieldInput({ f, value, set, lookups }: { f: Field; value: unknown; set: (v: unknown) => void; lookups: Lookups }) {
+function FieldInput({
+  f,
+  value,
+  set,
+  lookups,
+  placeholder,
+}: {
+  f: Field;
+  value: unknown;
+  set: (v: unknown) => void;
+  lookups: Lookups;
+  placeholder?: string;
+}) {
   const id = `f-${f.name}`;
   switch (f.kind) {
     case "textarea":
@@ -462,7 +494,16 @@ function FieldInput({ f, value, set, lookups }: { f: Field; value: unknown; set:
     case "bool":
       return <input id={id} type="checkbox" checked={!!value} onChange={(e) => set(e.target.checked)} />;
     case "password":
-      return <input id={id} type="password" autoComplete="new-password" value={str(value)} onChange={(e) => set(e.target.value)} />;
+      return (
+        <input
+          id={id}
+          type="password"
+          autoComplete="new-password"
+          placeholder={placeholder}
+          value={str(value)}
+          onChange={(e) => set(e.target.value)}
+        />
+      );
     case "datetime":
       return <input id={id} type="datetime-local" value={str(value)} onChange={(e) => set(e.target.value)} />;
     case "list":
@@ -570,11 +611,23 @@ export function Admin({ section, session }: { section: string; session: Session 
     void load();
   }, [load]);
 
+  useEffect(() => {
+    if (!current?.refreshS) return;
+    const timer = window.setInterval(() => {
+      void current.load().then(setRows, () => undefined);
+    }, current.refreshS * 1000);
+    return () => window.clearInterval(timer);
+  }, [current]);
+
   if (!current) return <main className="page"><p className="muted">{t("admin.none")}</p></main>;
 
   const open = (r: Row | "new") => {
     setEditing(r);
-    setValues(Object.fromEntries(current.fields.map((f) => [f.name, r === "new" ? blank(f) : toForm(f, r[f.name])])));
+    setValues(
+      Object.fromEntries(
+        current.fields.map((f) => [f.name, r === "new" ? blank(f) : toForm(f, f.from ? f.from(r) : r[f.name])]),
+      ),
+    );
   };
 
   const submit = async (e: FormEvent) => {
@@ -592,11 +645,12 @@ export function Admin({ section, session }: { section: string; session: Session 
     }
   };
 
-  const runTest = async (row: Row | null) => {
+  // a stored row as it is; the form of a new row; or (edited) a stored row's form
+  const runTest = async (row: Row | null, edited = false) => {
     setNotice(t("admin.testing"));
     try {
-      const body = row ? null : toBody(current.fields, values, true);
-      const out = await current.test!(body, row);
+      const body = row && !edited ? null : toBody(current.fields, values, !row);
+      const out = row && edited ? await current.testEdit!(row, body!) : await current.test!(body, row);
       setNotice(t(out.ok ? "admin.test_ok" : "admin.test_failed", { d: out.detail, ms: out.elapsed_ms }));
     } catch (e) {
       setNotice(t("common.error", { m: messageOf(e) }));
@@ -674,13 +728,22 @@ export function Admin({ section, session }: { section: string; session: Session 
               .map((f) => (
                 <div key={f.name} className="field">
                   <label htmlFor={`f-${f.name}`}>{t(f.label)}</label>
-                  <FieldInput f={f} value={values[f.name]} set={(v) => setValues((old) => ({ ...old, [f.name]: v }))} lookups={lookups} />
+                  <FieldInput
+                    f={f}
+                    value={values[f.name]}
+                    set={(v) => setValues((old) => ({ ...old, [f.name]: v }))}
+                    lookups={lookups}
+                    placeholder={f.keepHint && editing !== "new" ? t(f.keepHint) : undefined}
+                  />
                 </div>
               ))}
             <div className="actions">
               {!current.single && <button type="button" onClick={() => setEditing(null)}>{t("common.cancel")}</button>}
               {current.test && editing === "new" && (
                 <button type="button" onClick={() => void runTest(null)} data-testid="admin-test">{t("admin.test")}</button>
+              )}
+              {current.testEdit && editing !== "new" && (
+                <button type="button" onClick={() => void runTest(editing as Row, true)} data-testid="admin-test">{t("admin.test")}</button>
               )}
               <button className="primary" type="submit" data-testid="admin-save">{t("common.save")}</button>
             </div>
