@@ -82,13 +82,14 @@ def deref(node: Any) -> Any:
 def minimal(schema: Any, ids: dict[str, str]) -> Any:
     """The smallest value the schema accepts (required fields only)."""
     schema = deref(schema)
-    if "allOf" in schema:
-        merged: dict[str, Any] = {}
-        for part in schema["allOf"]:
-            value = minimal(part, ids)
-            if isinstance(value, dict):
-                merged.update(value)
-        return merged
+    if "allOf" in schema:  # one object: the parts' properties and required names together
+        parts = [deref(part) for part in schema["allOf"]]
+        merged = {
+            "type": "object",
+            "properties": {k: v for p in parts for k, v in p.get("properties", {}).items()},
+            "required": [n for p in parts for n in p.get("required", [])],
+        }
+        return minimal(merged, ids)
     if "oneOf" in schema:
         return minimal(schema["oneOf"][0], ids)
     if "const" in schema:

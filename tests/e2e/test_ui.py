@@ -588,7 +588,16 @@ async def test_administration_is_offered_by_permission_and_works_through_the_api
         form = page.get_by_test_id("admin-form")
         await form.locator("#f-kind").select_option("phrase")
         await form.locator("#f-name").fill("お詫び")
-        await form.locator("#f-body_text").fill("大変申し訳ございません。")
+        await form.locator("#f-body_text").fill("様、大変申し訳ございません。")
+        await form.locator("#f-body_text").press("Control+Home")
+        words = form.get_by_test_id("words-f-body_text")
+        await expect(words.get_by_role("button", name="{{customer.name}}")).to_have_attribute(
+            "title", "the customer's name"
+        )
+        await words.get_by_role("button", name="{{customer.name}}").click()
+        await expect(form.locator("#f-body_text")).to_have_value(
+            "{{customer.name}}様、大変申し訳ございません。"
+        )
         await page.get_by_test_id("admin-save").click()
         await expect(page.get_by_test_id("admin-row").filter(has_text="お詫び")).to_be_visible()
 
@@ -621,7 +630,7 @@ async def test_administration_is_offered_by_permission_and_works_through_the_api
     assert made["display_name"] == "Nao New" and made["roles"] == ["agent"]
     assert made["inbox_ids"] == [tenant.inbox_id] and made["must_change_password"]
     phrases = (await call(stack, "GET", "/api/v1/templates?kind=phrase", token=admin))[1]["items"]
-    assert [p["body_text"] for p in phrases] == ["大変申し訳ございません。"]
+    assert [p["body_text"] for p in phrases] == ["{{customer.name}}様、大変申し訳ございません。"]
 
 
 async def test_an_imap_mailbox_is_tried_saved_and_edited_in_the_administration_screen(

@@ -47,3 +47,16 @@ def test_every_call_of_the_ui_is_a_documented_operation() -> None:
         if not any(rx.match(path) and method in ops for rx, ops in documented)
     ]
     assert wrong == []
+
+
+def test_the_reserved_words_the_ui_offers_are_the_ones_composition_fills_in() -> None:
+    from services.composition.reserved import WORDS
+
+    source = (UI / "Admin.tsx").read_text(encoding="utf-8")
+    block = re.search(r"const RESERVED_WORDS = \[(.*?)\] as const", source, re.S)
+    assert block is not None
+    offered = re.findall(r'"([a-z.]+)"', block.group(1))
+    assert offered == list(WORDS)
+    i18n = (UI / "i18n.ts").read_text(encoding="utf-8")
+    for word in WORDS:  # explained in both languages
+        assert i18n.count(f'"word.{word}":') == 2, word

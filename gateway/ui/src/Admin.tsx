@@ -22,6 +22,59 @@ interface Field {
   initial?: unknown; // the value of a new row's form
   from?: (r: Row) => unknown; // the form's value of a stored row, where not r[name]
   keepHint?: Key; // shown in an empty secret field of a stored row (left empty, kept)
+  words?: boolean; // offers the reserved words (CMP-2) to insert
+}
+
+// The reserved words composition fills in (services/composition/reserved.py WORDS; a
+// unit test keeps the two lists equal).
+const RESERVED_WORDS = [
+  "today",
+  "now",
+  "customer.name",
+  "customer.address",
+  "customer.company",
+  "operator.name",
+  "operator.address",
+  "ticket.number",
+  "ticket.subject",
+  "inbox.name",
+  "inbox.address",
+  "original.subject",
+  "original.from",
+  "original.date",
+] as const;
+
+/** Buttons that insert `{{word}}` at the cursor of the input `target`. */
+function WordPicker({ target, value, set }: { target: string; value: string; set: (v: string) => void }) {
+  const { t } = useI18n();
+  const insert = (word: string) => {
+    const el = document.getElementById(target) as HTMLInputElement | HTMLTextAreaElement | null;
+    const text = `{{${word}}}`;
+    const at = el?.selectionStart ?? value.length;
+    const end = el?.selectionEnd ?? at;
+    set(value.slice(0, at) + text + value.slice(end));
+    window.requestAnimationFrame(() => {
+      el?.focus();
+      el?.setSelectionRange(at + text.length, at + text.length);
+    });
+  };
+  return (
+    <div className="words" data-testid={`words-${target}`}>
+      <span className="muted">{t("admin.words")}</span>
+      {RESERVED_WORDS.map((w) => (
+        <button
+          key={w}
+          type="button"
+          className="chip"
+          title={t(`word.${w}` as Key)}
+          onMouseDown={(e) => e.preventDefault()}
+          onClick={() => insert(w)}
+        >
+          {`{{${w}}}`}
+        </button>
+      ))}
+    </div>
+  );
 }
 
 interface Section {
@@ -62,7 +115,7 @@ const enumOf = (...values: string[]) => () => values.map((v) => ({ value: v, lab
 const withNone = (label: string, opts: Option[]) => [{ value: "", label }, ...opts];
 const local = (iso: unknown) => (iso ? new Date(String(iso)).toISOString().slice(0, 16) : "");
 
-function sections(): Section[] {
+function sections(t: T): Section[] {
   return [
     {
       key: "operators",
@@ -212,8 +265,8 @@ function sections(): Section[] {
         { name: "kind", label: "admin.f.kind", kind: "select", options: enumOf("template", "phrase") },
         { name: "name", label: "admin.f.name", kind: "text" },
         { name: "folder_id", label: "admin.f.folder_id", kind: "select", options: (l) => withNone("—", l.folders), optional: true },
-        { name: "subject", label: "admin.f.subject", kind: "text" },
-        { name: "body_text", label: "admin.f.body_text", kind: "textarea" },
+        { name: "subject", label: "admin.f.subject", kind: "text", words: true },
+        { name: "body_text", label: "admin.f.body_text", kind: "textarea", words: true },
         { name: "keywords", label: "admin.f.keywords", kind: "list" },
         { name: "inbox_ids", label: "admin.f.inbox_ids", kind: "multi", options: (l) => l.inboxes },
       ],
@@ -243,14 +296,14 @@ function sections(): Section[] {
       load: () => items("/signatures"),
       id: (r) => str(r.id),
       columns: [
-        { label: "admin.f.inbox_id", value: (r, l) => (r.inbox_id ? names([r.inbox_id], l.inboxes) : "(default)") },
+        { label: "admin.f.inbox_id", value: (r, l) => (r.inbox_id ? names([r.inbox_id], l.inboxes) : t("admin.default")) },
         { label: "admin.f.name", value: (r) => str(r.name) },
         { label: "admin.f.body_text", value: (r) => str(r.body_text).slice(0, 60) },
       ],
       fields: [
-        { name: "inbox_id", label: "admin.f.inbox_id", kind: "select", options: (l) => withNone("(default)", l.inboxes), optional: true },
+        { name: "inbox_id", label: "admin.f.inbox_id", kind: "select", options: (l) => withNone(t("admin.default"), l.inboxes), optional: true },
         { name: "name", label: "admin.f.name", kind: "text" },
-        { name: "body_text", label: "admin.f.body_text", kind: "textarea" },
+        { name: "body_text", label: "admin.f.body_text", kind: "textarea", words: true },
       ],
       create: (b) => api.put("/signatures", b),
       update: (_r, b) => api.put("/signatures", b),
@@ -265,12 +318,12 @@ function sections(): Section[] {
       columns: [
         { label: "admin.f.kind", value: (r) => str(r.kind) },
         { label: "admin.f.value", value: (r) => str(r.value) },
-        { label: "admin.f.inbox_id", value: (r, l) => (r.inbox_id ? names([r.inbox_id], l.inboxes) : "*") },
+        { label: "admin.f.inbox_id", value: (r, l) => (r.inbox_id ? names([r.inbox_id], l.inboxes) : t("admin.all_inboxes")) },
       ],
       fields: [
         { name: "kind", label: "admin.f.kind", kind: "select", options: enumOf("address", "domain", "pattern") },
         { name: "value", label: "admin.f.value", kind: "text" },
-        { name: "inbox_id", label: "admin.f.inbox_id", kind: "select", options: (l) => withNone("*", l.inboxes), optional: true },
+        { name: "inbox_id", label: "admin.f.inbox_id", kind: "select", options: (l) => withNone(t("admin.all_inboxes"), l.inboxes), optional: true },
       ],
       create: (b) => api.post("/blocklist", b),
       remove: (r) => api.del(`/blocklist/${r.id}`),
@@ -553,7 +606,7 @@ function FieldInput({
 
 export function Admin({ section, session }: { section: string; session: Session }) {
   const { t } = useI18n();
-  const all = useMemo(sections, []);
+  const all = useMemo(() => sections(t), [t]);
   const allowed = all.filter((s) => session.may(s.permission));
   const current = allowed.find((s) => s.key === section) ?? allowed[0];
   const [rows, setRows] = useState<Row[]>([]);
@@ -735,6 +788,13 @@ export function Admin({ section, session }: { section: string; session: Session 
                     lookups={lookups}
                     placeholder={f.keepHint && editing !== "new" ? t(f.keepHint) : undefined}
                   />
+                  {f.words && (
+                    <WordPicker
+                      target={`f-${f.name}`}
+                      value={str(values[f.name])}
+                      set={(v) => setValues((old) => ({ ...old, [f.name]: v }))}
+                    />
+                  )}
                 </div>
               ))}
             <div className="actions">
@@ -755,5 +815,5 @@ export function Admin({ section, session }: { section: string; session: Session 
 }
 
 export function mayAdminister(session: Session): boolean {
-  return sections().some((s) => session.may(s.permission));
+  return sections((k) => k).some((s) => session.may(s.permission));
 }

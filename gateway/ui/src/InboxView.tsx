@@ -384,7 +384,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
           <span>
             <input
               type="checkbox"
-              aria-label="select all"
+              aria-label={t("list.select_all")}
               checked={rows.length > 0 && selected.size === rows.length}
               onChange={(e) => setSelected(e.target.checked ? new Set(rows.map((r) => r.id)) : new Set())}
             />

@@ -27,6 +27,7 @@ function frameDoc(html: string, images: boolean, inline: Record<string, string>)
 }
 
 function MailFrame({ html, images, inline }: { html: string; images: boolean; inline: Record<string, string> }) {
+  const { t } = useI18n();
   const ref = useRef<HTMLIFrameElement>(null);
   const [height, setHeight] = useState(120);
   const fit = () => {
@@ -37,7 +38,7 @@ function MailFrame({ html, images, inline }: { html: string; images: boolean; in
     <iframe
       ref={ref}
       className="mailframe"
-      title="mail"
+      title={t("mail.frame")}
       sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox"
       referrerPolicy="no-referrer"
       srcDoc={frameDoc(html, images, inline)}
