@@ -279,7 +279,7 @@ async def json_middleware(request: web.Request, handler: Handler) -> web.StreamR
         data = response.data
         caller = request.get(CALLER)
         if response.customer_data and caller is not None and not caller.sees_addresses:
-            data = masking.mask(data)
+            data = masking.mask(data, keep=caller.tenant_addresses)
         response.text = _dumps(data)
     return response
 

@@ -51,6 +51,7 @@ class Caller:
     tenant_ip_allowlist: tuple[str, ...] = ()
     language: str = "ja"
     time_zone: str = ""
+    tenant_addresses: frozenset[str] = frozenset()  # ours: never masked
 
     @classmethod
     def from_principal(cls, p: accounts_pb2.Principal) -> Caller:
@@ -72,6 +73,7 @@ class Caller:
             tenant_ip_allowlist=tuple(p.tenant_ip_allowlist),
             language=op.language,
             time_zone=op.time_zone or p.tenant_time_zone,
+            tenant_addresses=frozenset(p.tenant_addresses),
         )
 
     def may(self, permission: str) -> bool:
@@ -127,6 +129,7 @@ class Caller:
     def _dump(self) -> str:
         data = asdict(self)
         data["permissions"] = sorted(self.permissions)
+        data["tenant_addresses"] = sorted(self.tenant_addresses)
         return json.dumps(data)
 
     @classmethod
@@ -135,6 +138,7 @@ class Caller:
         for name in ("roles", "inbox_ids", "ip_allowlist", "tenant_ip_allowlist"):
             data[name] = tuple(data[name])
         data["permissions"] = frozenset(data["permissions"])
+        data["tenant_addresses"] = frozenset(data.get("tenant_addresses", ()))
         return cls(**data)
 
 

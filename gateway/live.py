@@ -48,16 +48,17 @@ class _Texts:
     def __init__(self, body: dict[str, Any]) -> None:
         self._body = body
         self._plain: str | None = None
-        self._masked: str | None = None
+        self._masked: dict[frozenset[str], str] = {}  # by the tenant's own addresses
 
     def for_(self, caller: Caller) -> str:
         if caller.sees_addresses:
             if self._plain is None:
                 self._plain = json.dumps(self._body, ensure_ascii=False)
             return self._plain
-        if self._masked is None:
-            self._masked = json.dumps(masking.mask(self._body), ensure_ascii=False)
-        return self._masked
+        keep = caller.tenant_addresses
+        if keep not in self._masked:
+            self._masked[keep] = json.dumps(masking.mask(self._body, keep=keep), ensure_ascii=False)
+        return self._masked[keep]
 
 
 class LiveHub:

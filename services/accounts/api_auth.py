@@ -24,7 +24,7 @@ from services.runtime.ids import parse_uuid
 from . import domain
 from .deps import Deps, operator_pb, ts
 from .repo import policy_of
-from .sessions import SessionRow
+from .sessions import SessionRow, tenant_addresses_sql
 
 TOKEN_DEFAULT_DAYS = 90
 TOKEN_MAX_DAYS = 365
@@ -45,6 +45,7 @@ def principal_pb(row: SessionRow, now: datetime) -> accounts_pb2.Principal:
         tenant_ip_allowlist=list(tenant["tenant_allowlist"]),
         tenant_time_zone=tenant["tenant_time_zone"],
         tenant_name=tenant["tenant_name"],
+        tenant_addresses=list(tenant["tenant_addresses"]),
     )
     p.expires_at.FromDatetime(row.expires_at)
     return p
@@ -164,7 +165,9 @@ class AuthApi:
             user_agent=request.user_agent,
         )
         _log.info("login", operator_id=op.id, tenant_id=op.tenant_id)
-        row = SessionRow(str(session_id), "session", csrf_hash, expires, op, _tenant_view(tenant))
+        row = SessionRow(
+            str(session_id), "session", csrf_hash, expires, op, await _tenant_view(d, tenant)
+        )
         principal = principal_pb(row, now)
         resp = accounts_pb2.AuthenticateResponse(
             token=token, operator=principal.operator, csrf_token=csrf, principal=principal
@@ -200,7 +203,7 @@ class AuthApi:
             raise NotFound("no such operator")
         tenant = await d.repo.tenant(d.repo.pool, ident.tenant_id)
         now = d.clock.now()
-        row = SessionRow("", "", b"", now, op, _tenant_view(tenant))
+        row = SessionRow("", "", b"", now, op, await _tenant_view(d, tenant))
         return principal_pb(row, now)
 
     async def ChangePassword(
@@ -323,7 +326,7 @@ def request_session_id(context: Any) -> str:
     return ""
 
 
-def _tenant_view(tenant: Any) -> dict[str, Any]:
+async def _tenant_view(d: Deps, tenant: Any) -> dict[str, Any]:
     """A tenant row in the shape `SessionsRepo.resolve` gives (for principal_pb)."""
     return {
         "password_min_length": tenant["password_min_length"],
@@ -332,4 +335,5 @@ def _tenant_view(tenant: Any) -> dict[str, Any]:
         "tenant_allowlist": tenant["ip_allowlist"],
         "tenant_time_zone": tenant["time_zone"],
         "tenant_name": tenant["name"],
+        "tenant_addresses": await d.repo.pool.fetchval(tenant_addresses_sql("$1"), tenant["id"]),
     }

@@ -23,6 +23,15 @@ from .repo import _OPERATOR, operator_of
 SEEN_GRANULARITY = timedelta(minutes=1)
 
 
+def tenant_addresses_sql(tenant: str) -> str:
+    """The addresses of the inboxes of the tenant `tenant` (an SQL expression) names, as
+    one array: ours, for `principal_pb`."""
+    return (
+        "SELECT coalesce(array_agg(a.address ORDER BY a.address), '{}') "
+        f"FROM inbox_addresses a WHERE a.tenant_id = {tenant}"
+    )
+
+
 @dataclass(frozen=True)
 class SessionRow:
     id: str
@@ -76,7 +85,8 @@ class SessionsRepo:
             "SELECT s.id AS session_id, s.kind, s.csrf_hash, s.expires_at AS session_expires, "
             "s.last_seen_at, t.password_min_length, t.password_min_classes, "
             "t.password_max_age_days, t.ip_allowlist AS tenant_allowlist, "
-            "t.time_zone AS tenant_time_zone, t.name AS tenant_name, o.* "
+            "t.time_zone AS tenant_time_zone, t.name AS tenant_name, "
+            f"({tenant_addresses_sql('s.tenant_id')}) AS tenant_addresses, o.* "
             "FROM sessions s JOIN o ON o.id = s.operator_id AND o.tenant_id = s.tenant_id "
             "JOIN tenants t ON t.id = s.tenant_id "
             "WHERE s.token_hash = $1 AND s.expires_at > $2 AND o.active",

@@ -5,7 +5,8 @@ forget it; composition uses it to recognise a masked recipient sent back unchang
 
 - Every mail address anywhere in a string (subjects, snippets, bodies, HTML, header
   values, an actor's id) becomes `t***@e***.jp`: its first letter, and the domain's first
-  letter and last label.
+  letter and last label — except the tenant's own inbox addresses (`keep`), which are
+  not a customer's.
 - Values of phone fields (`phone`, `phones`, `memo_phone`) keep only their last two
   digits: `090-1234-5678` → `***-****-**78`; so do numbers in free text that look like
   phone numbers (starting with 0 or +, 10 to 15 digits).
@@ -30,11 +31,14 @@ PHONE_KEYS = frozenset({"phone", "phones", "memo_phone", "caller_phone"})
 _PHONE_RUN = re.compile(r"(?<![\w+.\-/:])(?:\+|\(0|0)[\d\s().-]{8,24}\d(?![\w\-/:])")
 
 
-def mask_address_text(text: str) -> str:
+def mask_address_text(text: str, keep: frozenset[str] = frozenset()) -> str:
+    """`text` with every address masked but those in `keep` (lower case)."""
     if "@" not in text:
         return text
 
     def one(m: re.Match[str]) -> str:
+        if keep and m.group(0).lower() in keep:
+            return m.group(0)
         local, domain, tld = m.group(1), m.group(2), m.group(3)
         return f"{local[:1]}***@{domain[:1]}***.{tld}"
 
@@ -56,18 +60,21 @@ def mask_phone_text(text: str) -> str:
     return _PHONE_RUN.sub(one, text)
 
 
-def mask_text(text: str) -> str:
-    return mask_phone_text(mask_address_text(text))
+def mask_text(text: str, keep: frozenset[str] = frozenset()) -> str:
+    return mask_phone_text(mask_address_text(text, keep))
 
 
-def mask(node: Any, key: str = "") -> Any:
-    """A copy of a JSON value with customers' addresses and phone numbers masked."""
+def mask(node: Any, key: str = "", keep: frozenset[str] = frozenset()) -> Any:
+    """A copy of a JSON value with customers' addresses and phone numbers masked (the
+    addresses in `keep`, lower case, are left as they are)."""
     if isinstance(node, str):
-        return mask_phone(mask_address_text(node)) if key in PHONE_KEYS else mask_text(node)
+        if key in PHONE_KEYS:
+            return mask_phone(mask_address_text(node, keep))
+        return mask_text(node, keep)
     if isinstance(node, dict):
-        return {k: mask(v, k) for k, v in node.items()}
+        return {k: mask(v, k, keep) for k, v in node.items()}
     if isinstance(node, list):
-        return [mask(v, key) for v in node]
+        return [mask(v, key, keep) for v in node]
     return node
 
 

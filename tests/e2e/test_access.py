@@ -215,6 +215,10 @@ async def test_customer_addresses_and_phones_are_masked_without_the_permission(
         assert CUSTOMER not in text and PHONE not in text, path
     masked = (await raw_get(stack, trainee, f"/api/v1/tickets/{tid}"))[1]
     assert "t***@c***.example" in masked and "***-****-**78" in masked
+    # the inbox's own address is ours, not the customer's: shown as it is
+    mail = json.loads((await raw_get(stack, trainee, f"/api/v1/messages/{message_id}"))[1])
+    assert tenant.address.lower() in json.dumps(mail).lower(), mail
+    assert CUSTOMER not in json.dumps(mail)
     ticket_for_trainee = json.loads(masked)
     assert ticket_for_trainee["actions"]["see_customer_addresses"] is False
     assert ticket_for_trainee["actions"]["download_original"] is False

@@ -113,6 +113,20 @@ def test_addresses_are_masked_wherever_they_stand() -> None:
     assert body["from"]["address"] == "taro.yamada@customer.example"  # a copy
 
 
+def test_the_tenants_own_addresses_are_not_masked() -> None:
+    body = {
+        "to": [{"address": "Support@Shop.example"}, {"address": "taro@customer.example"}],
+        "text": "Taro <taro@customer.example> wrote to support@shop.example:",
+    }
+    masked = mask(body, keep=frozenset({"support@shop.example"}))
+    assert masked["to"] == [{"address": "Support@Shop.example"}, {"address": "t***@c***.example"}]
+    assert masked["text"] == "Taro <t***@c***.example> wrote to support@shop.example:"
+    # a look-alike is someone else's
+    assert mask("xsupport@shop.example", keep=frozenset({"support@shop.example"})) == (
+        "x***@s***.example"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
