@@ -24,6 +24,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aioimaplib
 from switchboard.v1 import common_pb2
@@ -85,6 +86,31 @@ class ImapSession:
         self._tls = tls
         self.client: aioimaplib.IMAP4 | None = None
         self.uidvalidity = 0
+        # aioimaplib leaves a command waiting when the connection drops under it (only a
+        # timeout ends it): its connection_lost callback sets this, and long waits race it.
+        self._lost = asyncio.Event()
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        self._lost.set()
+
+    async def _unless_lost(self, aw: Awaitable[Any], timeout_s: float) -> Any:
+        """`aw`'s result; ImapError as soon as the connection is lost, TimeoutError after
+        `timeout_s`."""
+        task = asyncio.ensure_future(aw)
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {task, lost}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            lost.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        if self._lost.is_set():
+            raise ImapError("the connection was lost")
+        raise TimeoutError
 
     async def open(self) -> None:
         mb, cfg = self.mb, self._cfg
@@ -95,6 +121,8 @@ class ImapSession:
             )
         else:
             self.client = aioimaplib.IMAP4(mb.host, mb.port, timeout=cfg.command_timeout_s)
+        # set on the protocol: IMAP4_SSL does not pass the argument on
+        self.client.protocol.conn_lost_cb = self._on_lost
         try:
             await asyncio.wait_for(self.client.wait_hello_from_server(), cfg.command_timeout_s)
         except (OSError, TimeoutError) as exc:
@@ -168,7 +196,7 @@ class ImapSession:
     async def fetch(self, uid: int) -> bytes | None:
         """The mail's bytes exactly as the server holds them; None if it vanished."""
         assert self.client is not None
-        resp = await asyncio.wait_for(
+        resp = await self._unless_lost(
             self.client.uid("fetch", str(uid), "(UID BODY.PEEK[])"), self._cfg.fetch_timeout_s
         )
         _ok(resp, f"fetch {uid}")
@@ -234,18 +262,24 @@ class ImapSession:
             return
         idle = await self.client.idle_start(timeout=self._cfg.idle_wait_s)
         stopper = asyncio.ensure_future(stop.wait())
+        lost = asyncio.ensure_future(self._lost.wait())
         pusher = asyncio.ensure_future(self.client.wait_server_push(self._cfg.idle_wait_s + 5))
         try:
-            await asyncio.wait({stopper, pusher}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({stopper, pusher, lost}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopper.cancel()
+            lost.cancel()
             if not pusher.done():
                 pusher.cancel()
-            self.client.idle_done()
-            try:
-                await asyncio.wait_for(idle, self._cfg.command_timeout_s)
-            except TimeoutError as exc:
-                raise ImapError("the server did not end IDLE") from exc
+        if self._lost.is_set():
+            idle.cancel()
+            idle.add_done_callback(lambda t: t.cancelled() or t.exception())
+            raise ImapError("the connection was lost while idle")
+        self.client.idle_done()
+        try:
+            await asyncio.wait_for(idle, self._cfg.command_timeout_s)
+        except TimeoutError as exc:
+            raise ImapError("the server did not end IDLE") from exc
         if not stop.is_set():
             await self.check_uidvalidity()
 
