@@ -116,6 +116,12 @@ class LiveHub:
             texts = _Texts(body)
             for client in allowed:
                 self._offer(clients, client, texts.for_(client.caller))
+        left = views.ticket_left(env)
+        if left is not None:  # a transfer: those who saw it only in its old inbox drop it
+            text = json.dumps(left, ensure_ascii=False)
+            old = left["inbox_id"]
+            for client in [c for c in clients if c not in allowed and c.caller.sees_inbox(old)]:
+                self._offer(clients, client, text)
         # the assignee / mentioned operators: only their own sockets (any number of tabs)
         for operator_id, note in views.notifications(env):
             texts = _Texts(note)

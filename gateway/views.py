@@ -306,6 +306,23 @@ def event_inbox(env: events_pb2.EventEnvelope) -> str | None:
     return None
 
 
+def ticket_left(env: events_pb2.EventEnvelope) -> dict[str, Any] | None:
+    """For the operators of the inbox a transferred ticket left who may not see the one
+    it went to: which ticket to drop from their lists (nothing more of it)."""
+    if env.WhichOneof("payload") != "ticket_updated":
+        return None
+    previous = env.ticket_updated.previous_inbox
+    if not previous.id:
+        return None
+    return {
+        "type": "ticket.left",
+        "event_id": env.event_id,
+        "occurred_at": iso(env.occurred_at),
+        "ticket_id": env.ticket_updated.ticket.id,
+        "inbox_id": previous.id,
+    }
+
+
 def notifications(env: events_pb2.EventEnvelope) -> list[tuple[str, dict[str, Any]]]:
     """Messages for one operator each (TKT-4, TKT-6): the new assignee of a ticket, the
     operators an internal comment mentions. Nobody is notified of their own action."""

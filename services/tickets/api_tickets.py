@@ -124,14 +124,20 @@ class TicketsCoreApi:
         changes: Sequence[Change],
         comment: str,
         action: str,
+        previous_inbox: common_pb2.InboxRef | None = None,
     ) -> None:
-        """ticket.updated for a change just made to `row`."""
+        """ticket.updated for a change just made to `row` (a transfer names the inbox the
+        ticket left, whose operators' lists must drop it)."""
         await self._emit(
             conn,
             events.TICKET_UPDATED,
             ident,
             events_pb2.TicketUpdated(
-                ticket=summary_pb(row), changes=_changes_pb(changes), comment=comment, action=action
+                ticket=summary_pb(row),
+                changes=_changes_pb(changes),
+                comment=comment,
+                action=action,
+                previous_inbox=previous_inbox,
             ),
         )
 
@@ -492,6 +498,7 @@ class TicketsCoreApi:
             if row["inbox_id"] == inbox_id:
                 raise FailedPrecondition("the ticket is already in that inbox", field="inbox_id")
             change = Change("inbox", row["inbox_name"], name)
+            left = common_pb2.InboxRef(id=str(row["inbox_id"]), name=row["inbox_name"])
             now = d.clock.now()
             row = await d.repo.update_fields(
                 conn, ident.tenant_id, ticket_id, {"inbox_id": inbox_id, "inbox_name": name}, now
@@ -510,7 +517,7 @@ class TicketsCoreApi:
                     at=now,
                 )
             await self._audit(conn, ident, ticket_id, "transfer", [change], note)
-            await self._announce(conn, ident, row, [change], note, "transfer")
+            await self._announce(conn, ident, row, [change], note, "transfer", left)
         d.outbox.wake()
         return tickets_pb2.UpdateTicketResponse(
             ticket=summary_pb(row), changes=_changes_pb([change])

@@ -68,7 +68,11 @@ async def raw_get(stack: Stack, token: str, path: str) -> tuple[int, str]:
             return r.status, await r.text()
 
 
-async def test_an_operator_sees_only_the_inboxes_of_their_groups(stack: Stack) -> None:
+async def _private_inbox_and_an_agent(
+    stack: Stack,
+) -> tuple[Tenant, str, str, dict[str, Any], str]:
+    """A tenant with a second inbox "Private" and an agent of "Help" only: (tenant, admin
+    token, agent token, the private inbox, its address)."""
     tenant, admin = await admin_of(stack)
     private = f"private@{uuid.uuid4().hex[:8]}.example"
     code, inbox, _ = await call(
@@ -76,6 +80,11 @@ async def test_an_operator_sees_only_the_inboxes_of_their_groups(stack: Stack) -
     )
     assert code == 201, inbox
     agent = await operator_token(stack, admin, tenant, roles=["agent"])
+    return tenant, admin, agent, inbox, private
+
+
+async def test_an_operator_sees_only_the_inboxes_of_their_groups(stack: Stack) -> None:
+    tenant, admin, agent, inbox, private = await _private_inbox_and_an_agent(stack)
     code, mine, _ = await call(stack, "GET", "/api/v1/inboxes", token=agent)
     assert [i["name"] for i in mine["items"]] == ["Help"]
 
@@ -160,6 +169,46 @@ async def test_an_operator_sees_only_the_inboxes_of_their_groups(stack: Stack) -
     assert code == 200
     code, _, _ = await call(stack, "GET", f"/api/v1/tickets/{theirs['id']}", token=agent)
     assert code == 200
+
+
+async def test_a_transfer_tells_the_old_inboxs_operators_only_to_drop_the_ticket(
+    stack: Stack,
+) -> None:
+    tenant, admin, agent, inbox, _ = await _private_inbox_and_an_agent(stack)
+    subject = f"Moving on {uuid.uuid4().hex[:6]}"
+    await asyncio.to_thread(
+        send,
+        stack.smtp_port,
+        make_mail(subject, sender=f"Taro <{CUSTOMER}>", to=tenant.address),
+        [tenant.address],
+    )
+    ticket = await ticket_by_subject(stack, agent, subject)
+    async with aiohttp.ClientSession() as http:
+        sockets = {}
+        for name, token in (("agent", agent), ("admin", admin)):
+            sockets[name] = await http.ws_connect(
+                f"{stack.gateway_url}/api/v1/live", headers={"Authorization": f"Bearer {token}"}
+            )
+            await sockets[name].receive(timeout=5)  # hello
+        code, _, _ = await call(
+            stack,
+            "POST",
+            f"/api/v1/tickets/{ticket['id']}/transfer",
+            {"inbox_id": inbox["id"], "note": "for the board"},
+            token=admin,
+        )
+        assert code == 200
+        got = {
+            name: json.loads((await ws.receive(timeout=10)).data) for name, ws in sockets.items()
+        }
+        for ws in sockets.values():
+            await ws.close()
+    assert got["admin"]["type"] == "ticket.updated"
+    assert got["admin"]["ticket"]["inbox"]["name"] == "Private"
+    left = got["agent"]
+    assert left["type"] == "ticket.left"
+    assert (left["ticket_id"], left["inbox_id"]) == (ticket["id"], tenant.inbox_id)
+    assert subject not in json.dumps(left) and "Private" not in json.dumps(left)
 
 
 async def test_customer_addresses_and_phones_are_masked_without_the_permission(

@@ -494,19 +494,32 @@ async def test_comments_mention_with_autocomplete_and_a_ticket_moves_to_another_
         await expect(page.get_by_test_id("comment")).to_contain_text(f"@{ben}")
         detail = (await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=admin))[1]
         assert [m["name"] for m in detail["comments"][0]["mentions"]] == ["Ben Billing"]
-    finally:
-        await ctx.close()
+        # Aiko keeps the ticket open in this tab and the list in another
+        aikos_list = await ctx.new_page()
+        await aikos_list.goto(f"{stack.gateway_url}/#/inbox/all/open")
+        await expect(row(aikos_list, subject)).to_be_visible()
 
-    ctx = await context(browser)
-    page = await ctx.new_page()
-    try:
-        await sign_in(page, stack.gateway_url, ben, PASSWORD)
-        await row(page, subject).click()
-        await page.get_by_test_id("transfer").locator("summary").click()
-        await page.get_by_test_id("transfer-inbox").select_option(label="Sales")
-        await page.get_by_test_id("transfer").locator("textarea").fill("Billing takes this one")
-        await page.get_by_test_id("transfer-do").click()
-        await expect(page.get_by_test_id("ticket-inbox")).to_have_text("Sales")
+        bens = await context(browser)
+        try:
+            bens_page = await bens.new_page()
+            await sign_in(bens_page, stack.gateway_url, ben, PASSWORD)
+            await row(bens_page, subject).click()
+            await bens_page.get_by_test_id("transfer").locator("summary").click()
+            await bens_page.get_by_test_id("transfer-inbox").select_option(label="Sales")
+            await (
+                bens_page.get_by_test_id("transfer")
+                .locator("textarea")
+                .fill("Billing takes this one")
+            )
+            await bens_page.get_by_test_id("transfer-do").click()
+            await expect(bens_page.get_by_test_id("ticket-inbox")).to_have_text("Sales")
+        finally:
+            await bens.close()
+        # Aiko is not in Sales: the row leaves her list and the open ticket says why
+        await expect(row(aikos_list, subject)).to_have_count(0)
+        await expect(page.get_by_test_id("ticket-error")).to_have_text(
+            "This ticket was moved to an inbox you do not see."
+        )
     finally:
         await ctx.close()
     moved = (await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=admin))[1]

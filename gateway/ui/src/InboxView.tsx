@@ -188,6 +188,12 @@ export function InboxView({ route, session }: { route: Route; session: Session }
         refreshCounts();
         return;
       }
+      if (e.type === "ticket.left") {
+        // transferred to an inbox this operator does not see
+        setRows((rs) => rs.filter((r) => r.id !== e.ticket_id));
+        refreshCounts();
+        return;
+      }
       const ticket = e.ticket as Ticket | undefined;
       if (!ticket || !e.type.startsWith("ticket.")) return;
       refreshCounts();

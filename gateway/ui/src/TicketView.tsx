@@ -72,6 +72,10 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
         if (s.ticket_id === id) void loadSends();
         return;
       }
+      if (e.type === "ticket.left") {
+        if (e.ticket_id === id) setError({ status: 410, message: "" });
+        return;
+      }
       const tk = e.ticket as Ticket | undefined;
       if (tk && tk.id === id) soon();
     });
@@ -243,7 +247,11 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       <div className="pad">
         <button className="link" onClick={back}>← {t("ticket.back")}</button>
         <p className="error" role="alert" data-testid="ticket-error">
-          {error.status === 404 ? t("ticket.not_found") : t("common.error", { m: error.message })}
+          {error.status === 404
+            ? t("ticket.not_found")
+            : error.status === 410
+              ? t("ticket.left")
+              : t("common.error", { m: error.message })}
         </p>
       </div>
     );
