@@ -384,6 +384,18 @@ async def test_html_mail_is_shown_sanitised_in_a_sandboxed_frame_images_on_reque
         await expect(frame.locator("img")).to_have_attribute(
             "src", "https://tracker.example/pixel.png"
         )
+        # the next mail of this sender shows them at once when the operator chose so
+        await page.get_by_test_id("always-images").check()
+        await page.reload()
+        await expect(frame.locator("p").first).to_have_text("Hello friend")
+        await expect(frame.locator("img")).to_have_attribute(
+            "src", "https://tracker.example/pixel.png"
+        )
+        await expect(page.get_by_test_id("show-images")).to_have_count(0)
+        await page.get_by_test_id("always-images").uncheck()
+        await page.reload()
+        await expect(frame.locator("p").first).to_have_text("Hello friend")
+        assert await frame.locator("img").get_attribute("src") is None
     finally:
         await ctx.close()
 

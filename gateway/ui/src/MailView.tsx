@@ -58,6 +58,18 @@ function inlineUrls(mail: ParsedMail): Record<string, string> {
   return out;
 }
 
+// "Always show images from this sender", remembered in this browser. Not offered where the
+// address is masked: one mask stands for many senders.
+const imagesKey = (sender: string) => `sb.images.${sender}`;
+
+function trustedSender(sender: string): boolean {
+  try {
+    return !!sender && localStorage.getItem(imagesKey(sender)) === "1";
+  } catch {
+    return false;
+  }
+}
+
 function addressList(a: ParsedMail["from"] | ParsedMail["to"]): string {
   const list = Array.isArray(a) ? a : a ? [a] : [];
   return list.map((x) => (x.name ? `${x.name} <${x.address}>` : x.address)).join(", ");
@@ -76,7 +88,19 @@ export function MailCard({
   const [expanded, setExpanded] = useState(open);
   const [mail, setMail] = useState<ParsedMail | null>(null);
   const [error, setError] = useState("");
-  const [images, setImages] = useState(false);
+  const sender = (summary.from?.address ?? "").toLowerCase();
+  const rememberable = !!sender && !sender.includes("***@");
+  const [always, setAlways] = useState(() => rememberable && trustedSender(sender));
+  const [images, setImages] = useState(always);
+  const remember = (on: boolean) => {
+    setAlways(on);
+    try {
+      if (on) localStorage.setItem(imagesKey(sender), "1");
+      else localStorage.removeItem(imagesKey(sender));
+    } catch {
+      /* storage unavailable: this time only */
+    }
+  };
 
   useEffect(() => {
     if (!expanded || mail) return;
@@ -120,10 +144,25 @@ export function MailCard({
               )}
               {mail.html ? (
                 <>
-                  {mail.remote_images > 0 && !images && (
-                    <button className="small" onClick={() => setImages(true)} data-testid="show-images">
-                      {t("mail.show_images", { n: mail.remote_images })}
-                    </button>
+                  {mail.remote_images > 0 && (
+                    <div className="row gap small">
+                      {!images && (
+                        <button className="small" onClick={() => setImages(true)} data-testid="show-images">
+                          {t("mail.show_images", { n: mail.remote_images })}
+                        </button>
+                      )}
+                      {rememberable && (images || always) && (
+                        <label className="check">
+                          <input
+                            type="checkbox"
+                            checked={always}
+                            onChange={(e) => remember(e.target.checked)}
+                            data-testid="always-images"
+                          />
+                          {t("mail.always_images", { s: sender })}
+                        </label>
+                      )}
+                    </div>
                   )}
                   <MailFrame html={mail.html} images={images} inline={mayDownload ? inlineUrls(mail) : {}} />
                 </>
