@@ -228,8 +228,14 @@ async def test_route_settings(request: web.Request) -> web.Response:
 
 
 async def test_route(request: web.Request) -> web.Response:
+    """A stored route as it is (no body), or its edited settings with its stored password
+    unless the body has another."""
+    route_id = request.match_info["route_id"]
+    test = outbound_pb2.TestSmtpRouteRequest(route_id=route_id)
+    if request.can_read_body:
+        test.settings.CopyFrom(await _route_write(request, route_id))
     resp = await _stub(request).TestSmtpRoute(
-        outbound_pb2.TestSmtpRouteRequest(route_id=request.match_info["route_id"]),
+        test,
         metadata=await _md(request),
         timeout=30,
     )

@@ -178,13 +178,16 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
     async def TestSmtpRoute(self, request: Any, context: Any) -> common_pb2.ConnectionTestResult:
         ident = _admin()
         d = self._d
+        stored: Hop | None = None
         if request.route_id:
             wanted = str(parse_uuid(request.route_id, "route_id"))
             d.routes.forget(ident.tenant_id)
             route = next((r for r in await d.routes.of(ident.tenant_id) if r.id == wanted), None)
             if route is None:
                 raise NotFound("no such route", field="route_id")
-            hop = Hop.of(route)
+            stored = Hop.of(route)
+        if stored is not None and not request.HasField("settings"):
+            hop = stored
         else:
             st = request.settings
             name, _ = domain.check_route(
@@ -199,13 +202,15 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
             )
             if len(st.password) > 500:
                 raise InvalidArgument("password is too long", field="password")
+            # edited settings of a stored route: its password unless another is given
+            keep = stored is not None and not st.HasField("password")
             hop = Hop(
                 name,
                 st.host.strip(),
                 st.port,
                 st.security,
                 st.username,
-                st.password,
+                stored.password if keep and stored is not None else st.password,
                 st.verify_certificate,
             )
         ok, detail, elapsed_ms = await d.dispatcher.smtp.probe(hop)

@@ -455,4 +455,18 @@ async def test_a_route_connection_test_logs_in_and_says_what_failed(
     assert code == 200 and out["ok"], out  # with the stored, sealed password
     code, _, _ = await call(stack, "POST", f"/api/v1/smtp-routes/{made['id']}/test", token=agent)
     assert code == 403
+
+    # edited settings tried before saving: the stored password unless another is given
+    edited = {k: v for k, v in settings.items() if k != "password"}
+    tried = f"/api/v1/smtp-routes/{made['id']}/test"
+    code, out, _ = await call(stack, "POST", tried, {**edited, "name": "ESP 2"}, token=admin)
+    assert code == 200 and out["ok"], out
+    code, out, _ = await call(stack, "POST", tried, {**edited, "password": "wrong"}, token=admin)
+    assert code == 200 and not out["ok"] and "535" in out["detail"], out
+    code, out, _ = await call(stack, "POST", tried, {**edited, "port": free_port()}, token=admin)
+    assert code == 200 and not out["ok"], out
+    code, out, _ = await call(stack, "POST", tried, {**edited, "port": 0}, token=admin)
+    assert code == 400 and out["error"]["field"] == "port"
+    listed = (await call(stack, "GET", "/api/v1/smtp-routes", token=admin))[1]["items"]
+    assert [(r["name"], r["port"]) for r in listed] == [("ESP", relay.port)]  # nothing saved
     assert relay.received == []  # nothing was sent

@@ -648,6 +648,16 @@ async def test_administration_is_offered_by_permission_and_works_through_the_api
             .click()
         )
         await expect(page.get_by_test_id("admin-notice")).to_contain_text("Connection OK")
+        # an edit is tried before it is saved
+        saved = page.get_by_test_id("admin-row").filter(has_text="Our ESP")
+        await saved.get_by_role("button", name="Edit").click()
+        form = page.get_by_test_id("admin-form")
+        await form.locator("#f-port").fill(str(free_port()))
+        await page.get_by_test_id("admin-test").click()
+        await expect(page.get_by_test_id("admin-notice")).to_contain_text("Connection failed")
+        await form.locator("#f-port").fill(str(smtp_peer.port))
+        await page.get_by_test_id("admin-test").click()
+        await expect(page.get_by_test_id("admin-notice")).to_contain_text("Connection OK")
     finally:
         await ctx.close()
     ops = (await call(stack, "GET", "/api/v1/operators", token=admin))[1]["items"]

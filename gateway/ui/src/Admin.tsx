@@ -463,13 +463,14 @@ function sections(t: T): Section[] {
         { name: "port", label: "admin.f.port", kind: "number" },
         { name: "security", label: "admin.f.security", kind: "select", options: enumOf("starttls", "tls", "none") },
         { name: "username", label: "admin.f.username", kind: "text", optional: true },
-        { name: "password", label: "admin.f.password", kind: "password", optional: true },
+        { name: "password", label: "admin.f.password", kind: "password", optional: true, keepHint: "admin.keep_secret" },
         { name: "verify_certificate", label: "admin.f.verify_certificate", kind: "bool" },
       ],
       create: (b) => api.post("/smtp-routes", b),
       update: (r, b) => api.put(`/smtp-routes/${r.id}`, b),
       remove: (r) => api.del(`/smtp-routes/${r.id}`),
       test: (b, r) => (r ? api.post(`/smtp-routes/${r.id}/test`) : api.post("/smtp-routes/test", b)),
+      testEdit: (r, b) => api.post(`/smtp-routes/${r.id}/test`, b),
     },
   ];
 }
