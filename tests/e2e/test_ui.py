@@ -558,8 +558,17 @@ async def test_contacts_are_edited_merged_and_show_their_history(
         await expect(page.get_by_test_id("contact-row")).to_have_count(2)
         await page.goto(f"{stack.gateway_url}/#/contacts/{t1['contact_id']}")
         await page.get_by_test_id("contact-edit-name").fill("山田 太郎")
+        await page.get_by_test_id("custom-add").click()
+        await page.get_by_test_id("custom-key").fill("会員番号")
+        await page.get_by_test_id("custom-value").fill("A-1024")
         await page.get_by_test_id("contact-save").click()
         await expect(page.get_by_test_id("contact-name")).to_have_text("山田 太郎")
+        await expect(page.get_by_test_id("custom-value")).to_have_value("A-1024")
+        # the ticket's customer card shows what the address book knows
+        await page.goto(f"{stack.gateway_url}/#/tickets/{t1['id']}")
+        await expect(page.get_by_test_id("contact-facts")).to_contain_text("会員番号")
+        await expect(page.get_by_test_id("contact-facts")).to_contain_text("A-1024")
+        await page.goto(f"{stack.gateway_url}/#/contacts/{t1['contact_id']}")
         await page.get_by_test_id("merge-search").fill(f"taro.{tag}")
         await page.get_by_role("button", name="Find").click()
         await page.get_by_test_id("merge-this").click()
@@ -572,6 +581,7 @@ async def test_contacts_are_edited_merged_and_show_their_history(
         await ctx.close()
     code, merged, _ = await call(stack, "GET", f"/api/v1/contacts/{t1['contact_id']}", token=admin)
     assert code == 200 and f"taro.{tag}@work.example" in merged["addresses"]
+    assert merged["custom"] == {"会員番号": "A-1024"}
 
 
 async def test_administration_is_offered_by_permission_and_works_through_the_api(

@@ -80,6 +80,7 @@ export function ContactView({ id }: { id: string }) {
   const [contact, setContact] = useState<Contact | null>(null);
   const [timeline, setTimeline] = useState<TimelineItem[]>([]);
   const [form, setForm] = useState({ name: "", company: "", memo: "", addresses: "", phones: "" });
+  const [custom, setCustom] = useState<{ key: string; value: string }[]>([]);
   const [notice, setNotice] = useState("");
   const [mergeQ, setMergeQ] = useState("");
   const [candidates, setCandidates] = useState<Contact[]>([]);
@@ -89,6 +90,7 @@ export function ContactView({ id }: { id: string }) {
       const c = await api.get<Contact>(`/contacts/${id}`);
       setContact(c);
       setForm({ name: c.name, company: c.company, memo: c.memo, addresses: c.addresses.join("\n"), phones: c.phones.join("\n") });
+      setCustom(Object.entries(c.custom).map(([key, value]) => ({ key, value })));
       const tl = await api.get<{ items: TimelineItem[] }>(`/contacts/${id}/timeline`, { limit: 100 });
       setTimeline(tl.items);
     } catch (e) {
@@ -109,6 +111,7 @@ export function ContactView({ id }: { id: string }) {
         memo: form.memo,
         addresses: lines(form.addresses),
         phones: lines(form.phones),
+        custom: Object.fromEntries(custom.filter((f) => f.key.trim()).map((f) => [f.key.trim(), f.value])),
       });
       setNotice(t("common.saved"));
       await load();
@@ -163,6 +166,39 @@ export function ContactView({ id }: { id: string }) {
             {t("contacts.memo")}
             <textarea rows={3} value={form.memo} onChange={(e) => setForm({ ...form, memo: e.target.value })} />
           </label>
+          <fieldset className="custom-fields" data-testid="custom-fields">
+            <legend>{t("contacts.custom")}</legend>
+            {custom.map((f, i) => (
+              <div className="row gap" key={i}>
+                <input
+                  aria-label={t("contacts.custom_key")}
+                  placeholder={t("contacts.custom_key")}
+                  value={f.key}
+                  onChange={(e) => setCustom(custom.map((x, k) => (k === i ? { ...x, key: e.target.value } : x)))}
+                  data-testid="custom-key"
+                />
+                <input
+                  aria-label={t("contacts.custom_value")}
+                  placeholder={t("contacts.custom_value")}
+                  value={f.value}
+                  onChange={(e) => setCustom(custom.map((x, k) => (k === i ? { ...x, value: e.target.value } : x)))}
+                  data-testid="custom-value"
+                />
+                <button type="button" className="small" onClick={() => setCustom(custom.filter((_, k) => k !== i))}>
+                  {t("contacts.custom_remove")}
+                </button>
+              </div>
+            ))}
+            <button
+              type="button"
+              className="small"
+              disabled={custom.length >= 50}
+              onClick={() => setCustom([...custom, { key: "", value: "" }])}
+              data-testid="custom-add"
+            >
+              {t("contacts.custom_add")}
+            </button>
+          </fieldset>
           <button className="primary" type="submit" data-testid="contact-save">{t("common.save")}</button>
         </form>
         <div className="card">

@@ -1,5 +1,5 @@
-import { useCallback, useEffect, useRef, useState } from "react";
-import { api, ApiError, messageOf, OperatorBrief, PRIORITIES, ReplyLock, Send, STATUSES, Ticket, TicketDetail } from "./api";
+import { Fragment, useCallback, useEffect, useRef, useState } from "react";
+import { api, ApiError, Contact, messageOf, OperatorBrief, PRIORITIES, ReplyLock, Send, STATUSES, Ticket, TicketDetail } from "./api";
 import { Session, go } from "./App";
 import { formatTime, Key, useI18n } from "./i18n";
 import { live, LiveEvent } from "./live";
@@ -24,6 +24,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
   const commentBox = useRef<HTMLTextAreaElement>(null);
   const [history, setHistory] = useState<Ticket[] | null>(null);
+  const [contact, setContact] = useState<Contact | null>(null);
   const [moveTo, setMoveTo] = useState<Record<string, string>>({});
   const reloadTimer = useRef<number | undefined>(undefined);
 
@@ -189,6 +190,16 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       setNotice(t("common.error", { m: messageOf(e) }));
     }
   };
+
+  // the customer's card: company, phones, custom fields and memo from the address book
+  const contactId = ticket?.contact_id ?? null;
+  useEffect(() => {
+    if (!contactId) {
+      setContact(null);
+      return;
+    }
+    api.get<Contact>(`/contacts/${contactId}`).then(setContact, () => setContact(null));
+  }, [contactId]);
 
   const showHistory = async () => {
     if (!ticket?.contact_id) return;
@@ -489,6 +500,34 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
         <div className="contact" data-testid="contact-card">
           <strong>{ticket.from.name}</strong>
           <div className="small" data-testid="customer-address">{ticket.from.address}</div>
+          {contact && (contact.company || contact.phones.length > 0 || contact.memo || Object.keys(contact.custom).length > 0) && (
+            <dl className="small facts" data-testid="contact-facts">
+              {contact.company && (
+                <>
+                  <dt>{t("contacts.company")}</dt>
+                  <dd>{contact.company}</dd>
+                </>
+              )}
+              {contact.phones.length > 0 && (
+                <>
+                  <dt>{t("contacts.phones")}</dt>
+                  <dd>{contact.phones.join(", ")}</dd>
+                </>
+              )}
+              {Object.entries(contact.custom).map(([k, v]) => (
+                <Fragment key={k}>
+                  <dt>{k}</dt>
+                  <dd>{v}</dd>
+                </Fragment>
+              ))}
+              {contact.memo && (
+                <>
+                  <dt>{t("contacts.memo")}</dt>
+                  <dd className="pre">{contact.memo}</dd>
+                </>
+              )}
+            </dl>
+          )}
           {ticket.contact_id && (
             <>
               <button className="link" onClick={showHistory} data-testid="history">{t("ticket.history")}</button>
