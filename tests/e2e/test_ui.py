@@ -240,6 +240,45 @@ async def test_a_new_mail_appears_live_and_a_scheduled_send_can_be_cancelled(
         await ctx.close()
 
 
+async def test_a_mail_that_arrives_while_the_list_is_being_read_is_not_lost(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    release = asyncio.Event()
+    held: list[str] = []
+
+    async def hold(route: Any) -> None:
+        # the server's real answer, read now (before the mail) and delivered late
+        response = await route.fetch()
+        held.append(route.request.url)
+        await release.wait()
+        await route.fulfill(response=response)
+
+    try:
+        await sign_in(page, stack.gateway_url, aiko, PASSWORD)
+        await expect(page.get_by_test_id("live-state")).to_have_text("Live")
+        await page.get_by_test_id("tab-pending").click()
+        await expect(page.get_by_text("No tickets here.")).to_be_visible()
+        await page.route(re.compile(r".*/api/v1/tickets\?.*status=open.*"), hold)
+        await page.get_by_test_id("tab-open").click()
+        await eventually(lambda: asyncio.sleep(0, bool(held)), timeout=10)
+        subject = f"Arrived meanwhile {uuid.uuid4().hex[:6]}"
+        await mail_in(stack, tenant.address, subject)
+        await ticket_by_subject(stack, admin, subject)
+        await expect(page.get_by_test_id("tab-open")).to_contain_text("1")  # pushed
+        await asyncio.sleep(2)  # whatever else the new ticket announces arrives meanwhile
+        await expect(row(page, subject)).to_be_visible()  # put in by the push
+        release.set()  # the answer read before the mail now arrives: the row must stay
+        await asyncio.sleep(1)
+        assert await row(page, subject).count() == 1
+    finally:
+        release.set()
+        await ctx.close()
+
+
 async def test_sign_in_first_password_expired_password_notices_and_language(
     stack: Stack, browser: Browser
 ) -> None:

@@ -127,8 +127,45 @@ export function InboxView({ route, session }: { route: Route; session: Session }
     }
   }, []);
 
+  // One live event applied to the rows: they change in place, enter or leave this tab.
+  const applyEvent = useCallback(
+    (rs: Ticket[], e: LiveEvent): Ticket[] => {
+      if (e.type.startsWith("lock.")) {
+        const id = e.ticket_id as string;
+        const lock = (e.lock as Ticket["lock"]) ?? null;
+        return rs.map((r) => (r.id === id ? { ...r, lock, editing: lock !== null || r.editing } : r));
+      }
+      if (e.type === "ticket.left") return rs.filter((r) => r.id !== e.ticket_id); // to an inbox not ours
+      const ticket = e.ticket as Ticket | undefined;
+      if (!ticket || !e.type.startsWith("ticket.")) return rs;
+      const i = rs.findIndex((r) => r.id === ticket.id);
+      const merged = i >= 0 ? { ...rs[i], ...ticket } : ticket;
+      const belongs =
+        inTab(merged, tab) &&
+        !merged.merged_into &&
+        (inbox === "all" || merged.inbox.id === inbox) &&
+        (!filters.assignee || merged.assignee?.id === filters.assignee || (filters.assignee === "none" && !merged.assignee)) &&
+        (!label || merged.labels.includes(label)) &&
+        !query; // a keyword search is re-run by hand, not guessed here
+      if (i >= 0) {
+        if (belongs) return rs.map((r, k) => (k === i ? merged : r));
+        return rs.filter((_, k) => k !== i);
+      }
+      if (!belongs) return rs;
+      const out = [...rs, merged];
+      out.sort((a, b) => compareTickets(a, b, sort.key, sort.asc));
+      return out;
+    },
+    [tab, inbox, filters.assignee, label, query, sort],
+  );
+
+  // Live events that arrive while the list is being read are applied again on top of
+  // every page read: a page read before a ticket arrived must not drop it.
+  const duringLoad = useRef<LiveEvent[] | null>(null);
+
   const load = useCallback(async () => {
     const gen = ++generation.current;
+    duringLoad.current = [];
     setLoading(true);
     setError("");
     let all: Ticket[] = [];
@@ -142,7 +179,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
         });
         if (gen !== generation.current) return;
         all = all.concat(page.items);
-        setRows(all);
+        setRows((duringLoad.current ?? []).reduce(applyEvent, all));
         setLoading(false);
         next = page.next;
       } while (next && all.length < MAX_ROWS);
@@ -150,8 +187,10 @@ export function InboxView({ route, session }: { route: Route; session: Session }
       if (gen !== generation.current) return;
       setError(messageOf(e));
       setLoading(false);
+    } finally {
+      if (gen === generation.current) duringLoad.current = null;
     }
-  }, [filters]);
+  }, [filters, applyEvent]);
 
   useEffect(() => {
     setSelected(new Set());
@@ -181,47 +220,17 @@ export function InboxView({ route, session }: { route: Route; session: Session }
       }
     });
     const off = live.on((e: LiveEvent) => {
-      if (e.type.startsWith("lock.")) {
-        const id = e.ticket_id as string;
-        const lock = (e.lock as Ticket["lock"]) ?? null;
-        setRows((rs) => rs.map((r) => (r.id === id ? { ...r, lock, editing: lock !== null || r.editing } : r)));
-        refreshCounts();
-        return;
-      }
-      if (e.type === "ticket.left") {
-        // transferred to an inbox this operator does not see
-        setRows((rs) => rs.filter((r) => r.id !== e.ticket_id));
-        refreshCounts();
-        return;
-      }
-      const ticket = e.ticket as Ticket | undefined;
-      if (!ticket || !e.type.startsWith("ticket.")) return;
+      const rowEvent = e.type.startsWith("lock.") || e.type.startsWith("ticket.");
+      if (!rowEvent) return;
       refreshCounts();
-      setRows((rs) => {
-        const i = rs.findIndex((r) => r.id === ticket.id);
-        const merged = i >= 0 ? { ...rs[i], ...ticket } : ticket;
-        const belongs =
-          inTab(merged, tab) &&
-          !merged.merged_into &&
-          (inbox === "all" || merged.inbox.id === inbox) &&
-          (!filters.assignee || merged.assignee?.id === filters.assignee || (filters.assignee === "none" && !merged.assignee)) &&
-          (!label || merged.labels.includes(label)) &&
-          !query; // a keyword search is re-run by hand, not guessed here
-        if (i >= 0) {
-          if (belongs) return rs.map((r, k) => (k === i ? merged : r));
-          return rs.filter((_, k) => k !== i);
-        }
-        if (!belongs) return rs;
-        const out = [...rs, merged];
-        out.sort((a, b) => compareTickets(a, b, sort.key, sort.asc));
-        return out;
-      });
+      duringLoad.current?.push(e);
+      setRows((rs) => applyEvent(rs, e));
     });
     return () => {
       off();
       offState();
     };
-  }, [tab, inbox, filters.assignee, label, query, sort, load, loadCounts]);
+  }, [applyEvent, load, loadCounts]);
 
   const virt = useVirtualizer({
     count: rows.length,
