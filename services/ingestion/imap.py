@@ -57,6 +57,7 @@ class ImapError(Exception):
 class FetcherConfig:
     command_timeout_s: float = 30.0
     fetch_timeout_s: float = 120.0
+    accept_timeout_s: float = 30.0  # storing and announcing one fetched mail
     idle_wait_s: float = IDLE_REFRESH_S
     backoff_max_s: float = 60.0
 
@@ -414,18 +415,25 @@ class MailboxFetcher:
                     return
                 raw = await session.fetch(uid)
                 if raw is not None:
-                    await self._pipeline.accept(
-                        [
-                            Intake(
-                                tenant_id=mb.tenant_id,
-                                inbox=common_pb2.InboxRef(id=mb.inbox_id, name=mb.inbox_name),
-                                channel="imap",
-                                raw=raw,
-                                envelope_from="",
-                                envelope_recipients=[],
-                            )
-                        ]
+                    intake = Intake(
+                        tenant_id=mb.tenant_id,
+                        inbox=common_pb2.InboxRef(id=mb.inbox_id, name=mb.inbox_name),
+                        channel="imap",
+                        raw=raw,
+                        envelope_from="",
+                        envelope_recipients=[],
                     )
+                    try:
+                        # A step that never ends must not stall the mailbox silently: give
+                        # up, say so, reconnect and fetch the mail again (it is deduped).
+                        await asyncio.wait_for(
+                            self._pipeline.accept([intake]), self._cfg.accept_timeout_s
+                        )
+                    except TimeoutError:
+                        raise ImapError(
+                            f"mail UID {uid} ({len(raw)} bytes) was not stored within "
+                            f"{self._cfg.accept_timeout_s:g} s"
+                        ) from None
                 await self._advance(session.uidvalidity, uid)
                 last_uid = uid
                 await session.after_fetch([uid])
