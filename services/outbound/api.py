@@ -338,7 +338,7 @@ class SendsApi:
         )
         if not rows and request.ticket_id:
             await self._d.peers.require_ticket(ident.metadata(), request.ticket_id)
-        rows, cursor = page(rows, limit, "created_at")
+        rows, cursor = page(rows, limit, lambda r: Cursor(r["created_at"], r["id"]))
         return outbound_pb2.ListSendsResponse(sends=[send_pb(r) for r in rows], next_cursor=cursor)
 
     # -- changing ------------------------------------------------------------------------
