@@ -13,6 +13,7 @@ from google.protobuf.descriptor import Descriptor, MethodDescriptor
 
 SERVICERS = {
     "accounts": "services.accounts.api:AccountsApi",
+    "tickets": "services.tickets.api:TicketsApi",
 }
 
 

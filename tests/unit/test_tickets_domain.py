@@ -4,7 +4,9 @@ thresholds, bigram search and the list query's cursor."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,7 @@ from services.runtime.errors import InvalidArgument
 from services.tickets import domain, query, search
 from services.tickets import thread_rules as tr
 from services.tickets.domain import FieldEdit, Status
+from services.tickets.records import Ticket
 
 KEY = tr.thread_key("a test key of enough length")
 TENANT = "0191f000-0000-7000-8000-00000000de00"
@@ -97,16 +100,42 @@ def test_a_ticket_closed_too_long_gives_way_to_a_new_one() -> None:
 # -- status machine and fields ------------------------------------------------------------
 
 
-def _row(**kw: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "status": "open",
-        "priority": "normal",
-        "category": "",
-        "labels": [],
-        "flags": [],
-        "status_before_trash": None,
-    }
-    return {**base, **kw}
+def _row(**kw: Any) -> Ticket:
+    ident = uuid.UUID(int=1)
+    base = Ticket(
+        id=ident,
+        tenant_id=ident,
+        subject="s",
+        status="open",
+        inbox_id=ident,
+        inbox_name="Support",
+        from_name="",
+        from_address="",
+        received_at=NOW,
+        assignee_id=None,
+        assignee_name=None,
+        created_at=NOW,
+        updated_at=NOW,
+        number=1,
+        contact_id=None,
+        labels=[],
+        category="",
+        priority="normal",
+        flags=[],
+        status_before_trash=None,
+        closed_at=None,
+        merged_into=None,
+        last_message_at=None,
+        message_count=0,
+        draft_count=0,
+        awaiting_approval=False,
+        lock_fence=None,
+        lock_holder_id=None,
+        lock_holder_name=None,
+        lock_acquired_at=None,
+        lock_expires_at=None,
+    )
+    return replace(base, **kw)
 
 
 def test_trash_remembers_the_status_to_restore() -> None:
