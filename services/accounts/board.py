@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import asyncpg
 from switchboard.v1 import accounts_pb2, events_pb2
 
-from services.runtime import events, log
+from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
 from services.runtime.db import Database
 from services.runtime.errors import NotFound
@@ -20,7 +20,7 @@ from services.runtime.paging import Cursor
 
 from .convert import operator_ref, ts
 
-OPERATIONS_DURABLE = "accounts__operations"
+OPERATIONS_DURABLE = registry.ACCOUNTS_OPERATIONS.durable
 
 
 def notice_pb(r: asyncpg.Record) -> accounts_pb2.Notice:

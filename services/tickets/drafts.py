@@ -9,7 +9,7 @@ import uuid
 
 from switchboard.v1 import events_pb2
 
-from services.runtime import events, log
+from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
 from services.runtime.outbox import first_time
 
@@ -17,7 +17,7 @@ from .deps import Deps
 from .records import ticket_of
 from .repo import summary_pb
 
-DRAFTS_DURABLE = "tickets__drafts"
+DRAFTS_DURABLE = registry.TICKETS_DRAFTS.durable
 
 
 class DraftTracker:
