@@ -13,6 +13,7 @@ from google.protobuf.descriptor import Descriptor, MethodDescriptor
 
 SERVICERS = {
     "accounts": "services.accounts.api:AccountsApi",
+    "composition": "services.composition.api_drafts:CompositionApi",
     "tickets": "services.tickets.api:TicketsApi",
 }
 
