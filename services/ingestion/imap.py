@@ -136,7 +136,7 @@ class ImapSession:
             # answer, so the exchange would hang: bound it and call it what it is.
             try:
                 resp = await asyncio.wait_for(
-                    self.client.xoauth2(mb.username, self._secret),  # type: ignore[arg-type]
+                    self.client.xoauth2(mb.username, self._secret),
                     XOAUTH2_TIMEOUT_S,
                 )
             except TimeoutError:
