@@ -22,7 +22,6 @@ from switchboard.v1 import (
 from services.runtime import events, identity, permissions
 from services.runtime.clock import Clock
 from services.runtime.errors import (
-    AlreadyExists,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -34,6 +33,7 @@ from services.runtime.secrets import SecretBox
 
 from . import archive, blocking, forms
 from . import mailboxes as mbx
+from .admin_repo import AdminRepo, Table
 from .imap import ImapSupervisor
 from .imports import ImportRepo, ImportRunner, NewImport
 from .intake import IntakePipeline
@@ -41,7 +41,6 @@ from .mailboxes import Mailbox, MailboxRepo, MailboxStatus
 from .store import BODIES_PENDING, Intake, RawStore
 
 MAX_SECRET = 8192
-_TENANT_TABLES = frozenset({"forms", "blocklist"})  # SQL names only from here
 
 
 def _administrator() -> identity.Identity:
@@ -100,6 +99,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         self._runner = runner
         self._import_max = import_max_bytes
         self._store = store
+        self._admin = AdminRepo(store.pool)
         self._mailboxes = mailboxes
         self._secrets = secrets
         self._supervisor = supervisor
@@ -370,18 +370,6 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
 
     # -- web inquiry forms -------------------------------------------------------------
 
-    def _form_pb(self, row: Any) -> ingestion_pb2.Form:
-        out = ingestion_pb2.Form(
-            id=str(row["id"]),
-            inbox_id=str(row["inbox_id"]),
-            inbox_name=row["inbox_name"],
-            name=row["name"],
-            redirect_url=row["redirect_url"],
-            enabled=row["enabled"],
-        )
-        out.created_at.FromDatetime(row["created_at"])
-        return out
-
     async def CreateForm(
         self, request: ingestion_pb2.CreateFormRequest, context: Context
     ) -> ingestion_pb2.Form:
@@ -392,46 +380,25 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         redirect = forms.check_redirect(request.redirect_url)
         inbox_id = str(parse_uuid(request.inbox_id, "inbox_id"))
         inbox_name = await self._inbox_name(ident, inbox_id)
-        row = await self._store.pool.fetchrow(
-            "INSERT INTO forms (id, tenant_id, inbox_id, inbox_name, name, redirect_url, "
-            "created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING *",
-            self._ids.new(),
-            uuid.UUID(ident.tenant_id),
-            uuid.UUID(inbox_id),
-            inbox_name,
-            name,
-            redirect,
-            self._clock.now(),
-        )
-        return self._form_pb(row)
-
-    async def _owned(self, table: str) -> list[Any]:
-        """The caller's tenant's rows of one of ingestion's per-tenant tables."""
-        assert table in _TENANT_TABLES
-        ident = _administrator()
-        return list(
-            await self._store.pool.fetch(
-                f"SELECT * FROM {table} WHERE tenant_id = $1 ORDER BY created_at",
-                uuid.UUID(ident.tenant_id),
-            )
+        return await self._admin.create_form(
+            form_id=self._ids.new(),
+            tenant_id=ident.tenant_id,
+            inbox=common_pb2.InboxRef(id=inbox_id, name=inbox_name),
+            name=name,
+            redirect_url=redirect,
+            now=self._clock.now(),
         )
 
-    async def _delete_owned(self, table: str, raw_id: str, field: str, what: str) -> None:
-        assert table in _TENANT_TABLES
+    async def _delete_owned(self, table: Table, raw_id: str, field: str, what: str) -> None:
         ident = _administrator()
-        status = await self._store.pool.execute(
-            f"DELETE FROM {table} WHERE tenant_id = $1 AND id = $2",
-            uuid.UUID(ident.tenant_id),
-            parse_uuid(raw_id, field),
-        )
-        if status != "DELETE 1":
+        if not await self._admin.delete(table, ident.tenant_id, parse_uuid(raw_id, field)):
             raise NotFound(f"no such {what}", field=field)
 
     async def ListForms(
         self, request: ingestion_pb2.ListFormsRequest, context: Context
     ) -> ingestion_pb2.ListFormsResponse:
-        rows = await self._owned("forms")
-        return ingestion_pb2.ListFormsResponse(forms=[self._form_pb(r) for r in rows])
+        ident = _administrator()
+        return ingestion_pb2.ListFormsResponse(forms=await self._admin.forms(ident.tenant_id))
 
     async def DeleteForm(
         self, request: ingestion_pb2.DeleteFormRequest, context: Context
@@ -443,24 +410,21 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         self, request: ingestion_pb2.SubmitFormRequest, context: Context
     ) -> ingestion_pb2.SubmitFormResponse:
         """Public: the form id alone names the tenant and the inbox."""
-        form = await self._store.pool.fetchrow(
-            "SELECT * FROM forms WHERE id = $1 AND enabled",
-            parse_uuid(request.form_id, "form_id"),
-        )
+        form = await self._admin.enabled_form(parse_uuid(request.form_id, "form_id"))
         if form is None:
             raise NotFound("no such form", field="form_id")
         submission = forms.read([(f.name, f.value) for f in request.fields])
         submission_id = self._ids.new_str()
         if submission.is_bot:  # answered like a success, kept nowhere
             return ingestion_pb2.SubmitFormResponse(
-                submission_id=submission_id, redirect_url=form["redirect_url"]
+                submission_id=submission_id, redirect_url=form.redirect_url
             )
-        tenant_id = str(form["tenant_id"])
-        inbox = common_pb2.InboxRef(id=str(form["inbox_id"]), name=form["inbox_name"])
+        tenant_id = str(form.tenant_id)
+        inbox = form.inbox
         address = await self._inbox_address(tenant_id, inbox.id)
         raw = forms.to_mail(
             submission,
-            form_name=form["name"],
+            form_name=form.name,
             inbox_address=address,
             submission_id=submission_id,
             now=self._clock.now(),
@@ -470,8 +434,8 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
 
         def followups(message_id: str, received: events_pb2.EventEnvelope) -> list[Any]:
             payload = events_pb2.FormSubmitted(
-                form_id=str(form["id"]),
-                form_name=form["name"],
+                form_id=str(form.id),
+                form_name=form.name,
                 submission_id=submission_id,
                 message_id=message_id,
                 inbox=inbox,
@@ -508,7 +472,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         return ingestion_pb2.SubmitFormResponse(
             submission_id=submission_id,
             message_id=accepted.message_id,
-            redirect_url=form["redirect_url"],
+            redirect_url=form.redirect_url,
         )
 
     async def RecordSent(
@@ -555,17 +519,6 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
 
     # -- blocked senders ---------------------------------------------------------------
 
-    @staticmethod
-    def _block_pb(row: Any) -> ingestion_pb2.Block:
-        out = ingestion_pb2.Block(
-            id=str(row["id"]),
-            kind=row["kind"],
-            value=row["value"],
-            inbox_id=str(row["inbox_id"]) if row["inbox_id"] else "",
-        )
-        out.created_at.FromDatetime(row["created_at"])
-        return out
-
     async def AddBlock(
         self, request: ingestion_pb2.AddBlockRequest, context: Context
     ) -> ingestion_pb2.Block:
@@ -575,25 +528,20 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         if request.inbox_id:
             inbox = uuid.UUID(str(parse_uuid(request.inbox_id, "inbox_id")))
             await self._inbox_name(ident, str(inbox))
-        row = await self._store.pool.fetchrow(
-            "INSERT INTO blocklist (id, tenant_id, inbox_id, kind, value, created_at) "
-            "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING RETURNING *",
-            self._ids.new(),
-            uuid.UUID(ident.tenant_id),
-            inbox,
-            request.kind,
-            value,
-            self._clock.now(),
+        return await self._admin.add_block(
+            block_id=self._ids.new(),
+            tenant_id=ident.tenant_id,
+            inbox_id=inbox,
+            kind=request.kind,
+            value=value,
+            now=self._clock.now(),
         )
-        if row is None:
-            raise AlreadyExists("that sender is blocked already", field="value")
-        return self._block_pb(row)
 
     async def ListBlocks(
         self, request: ingestion_pb2.ListBlocksRequest, context: Context
     ) -> ingestion_pb2.ListBlocksResponse:
-        rows = await self._owned("blocklist")
-        return ingestion_pb2.ListBlocksResponse(blocks=[self._block_pb(r) for r in rows])
+        ident = _administrator()
+        return ingestion_pb2.ListBlocksResponse(blocks=await self._admin.blocks(ident.tenant_id))
 
     async def DeleteBlock(
         self, request: ingestion_pb2.DeleteBlockRequest, context: Context
