@@ -21,11 +21,19 @@ from services.runtime import settings as rt_settings
 from services.runtime.bus import Bus, ConsumerSpec, default_streams
 from services.runtime.db import Database, with_database
 from services.runtime.service import run, service_migrations
-from services.tickets.app import DRAFTS, ROUTED
+from services.tickets.app import DRAFTS, ROUTED, SCANS
 
 # The services that own a database today, and every durable consumer.
 DATABASE_SERVICES = ("accounts", "ingestion", "routing", "tickets", "composition", "outbound")
-CONSUMERS: tuple[ConsumerSpec, ...] = (MESSAGES, ROUTED, OPERATIONS, DRAFTS, REPLIES, BOUNCES)
+CONSUMERS: tuple[ConsumerSpec, ...] = (
+    MESSAGES,
+    ROUTED,
+    OPERATIONS,
+    DRAFTS,
+    REPLIES,
+    BOUNCES,
+    SCANS,
+)
 
 
 async def main() -> int:

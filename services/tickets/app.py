@@ -1,5 +1,5 @@
-"""tickets' composition root: message.routed → a ticket; the TicketsService API; the
-reply-lock expiry sweep."""
+"""tickets' composition root: message.routed → a ticket; message.scanned → an infected
+mail's ticket to the trash; the TicketsService API; the reply-lock expiry sweep."""
 
 from __future__ import annotations
 
@@ -20,9 +20,19 @@ from .drafts import DRAFTS_DURABLE, DraftTracker
 from .filing import ROUTED_DURABLE, Filing
 from .locks import LockExpirySweeper, ReplyLocks
 from .repo import TicketsRepo
+from .scans import SCANS_DURABLE, ScanVerdicts
 
 ROUTED = ConsumerSpec(events.ROUTING, ROUTED_DURABLE, (events.MESSAGE_ROUTED.subject,))
 DRAFTS = ConsumerSpec(events.COMPOSE, DRAFTS_DURABLE, (events.DRAFT_CHANGED.subject,))
+# A late virus verdict may come before its mail is filed (routing behind): retried for
+# about an hour before it is dead-lettered.
+SCANS = ConsumerSpec(
+    events.INGEST,
+    SCANS_DURABLE,
+    (events.MESSAGE_SCANNED.subject,),
+    max_deliver=20,
+    nak_delays_s=(1.0, 5.0, 15.0, 60.0, 300.0),
+)
 
 
 class TicketsSettings(rt_settings.ServiceSettings):
@@ -68,6 +78,7 @@ async def main() -> int:
     rt.add_background(sweeper.name, sweeper.start, sweeper.stop)
     await rt.add_consumer(ROUTED, Filing(deps).on_routed)
     await rt.add_consumer(DRAFTS, DraftTracker(deps).on_draft)
+    await rt.add_consumer(SCANS, ScanVerdicts(deps).on_scanned)
     server = rt.grpc_server()
     server.add(
         tickets_pb2_grpc.add_TicketsServiceServicer_to_server,
