@@ -28,11 +28,10 @@ from switchboard.v1 import (
     tickets_pb2_grpc,
 )
 
-from services.runtime import grpc_client, log, redis_client
+from services.runtime import grpc_client, log, redis_client, registry
 from services.runtime import settings as rt_settings
 from services.runtime.bus import Bus
 from services.runtime.ids import IdGenerator
-from services.runtime.settings import DEFAULT_PORTS
 
 from . import (
     routes_accounts,
@@ -59,7 +58,7 @@ from .auth import SESSION_COOKIE, Caller, SessionResolver, client_address, parse
 from .errors import ApiError, error_middleware, from_grpc
 from .live import LiveHub
 
-BACKENDS = tuple(DEFAULT_PORTS)  # every gRPC service the gateway reports on
+BACKENDS = registry.SERVICE_NAMES  # every gRPC service the gateway reports on
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 _dumps = partial(json.dumps, ensure_ascii=False)
 

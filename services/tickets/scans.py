@@ -11,7 +11,7 @@ import uuid
 
 from switchboard.v1 import events_pb2
 
-from services.runtime import events, log
+from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
 from services.runtime.errors import Poison
 from services.runtime.outbox import first_time
@@ -20,7 +20,7 @@ from . import domain
 from .deps import Deps
 from .repo import summary_pb
 
-SCANS_DURABLE = "tickets__scans"
+SCANS_DURABLE = registry.TICKETS_SCANS.durable
 
 
 class NotFiledYet(Exception):

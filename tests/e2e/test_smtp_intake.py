@@ -8,20 +8,17 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import uuid
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from services.devstack.stack import Stack
+from tests import shared
 from tests.conftest import SMTP_MAX_BYTES
 from tests.helpers import Tenant, all_tickets, api_get, create_tenant, eventually, login
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-CORPORA = ROOT.parent / "shared" / "corpora"
 
 
 def smtp_data(port: int, data: bytes, to: str = "support@demo.example") -> tuple[int, bytes]:
@@ -166,10 +163,9 @@ async def test_every_corpus_mail_is_taken_by_smtp_and_comes_back_byte_identical(
 ) -> None:
     """Other projects' test mail (most with bare LF line ends) sent as a script would send
     it: every one under the size limit is accepted, every one over it gets 552."""
-    if not CORPORA.is_dir():
-        pytest.skip(f"the shared corpora are not present at {CORPORA}")
+    corpora = shared.required()  # skipped without ../shared, required in CI
     files = sorted(
-        p for p in CORPORA.rglob("*") if p.is_file() and p.suffix.lower() in {".eml", ".raw"}
+        p for p in corpora.rglob("*") if p.is_file() and p.suffix.lower() in {".eml", ".raw"}
     )
     assert len(files) > 250
 
