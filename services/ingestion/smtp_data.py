@@ -53,31 +53,27 @@ class DataReader:
     def feed(self, piece: bytes) -> bool:
         if self._held:
             piece, self._held = self._held + piece, b""
-        if self._at_line_start:
+        body = piece
+        if self._at_line_start and piece[:1] == b".":
             if self._after_crlf:
                 if piece == _END_LINE:
                     return True
-                if _END_LINE.startswith(piece):  # "." or ".\r": wait for the rest
-                    self._held = piece
+                if len(piece) < len(_END_LINE) and _END_LINE.startswith(piece):
+                    self._held = piece  # "." or ".\r": wait for the rest
                     return False
-            body = piece[1:] if piece[:1] == b"." else piece
-        else:
-            body = piece
-        self._keep(body)
-        if piece.endswith(b"\n"):
+            body = piece[1:]  # dot-unstuffing
+        self._size += len(body)
+        if not self._too_large:
+            if self._limit is not None and self._size > self._limit:
+                self._too_large = True
+                self._out = bytearray()  # dropped at once: only the end is looked for now
+            else:
+                self._out += body
+        last = piece[-1:]
+        if last == b"\n":
             self._at_line_start = True
-            self._after_crlf = piece.endswith(b"\r\n") or (piece == b"\n" and self._last_cr)
+            self._after_crlf = piece[-2:-1] == b"\r" if len(piece) > 1 else self._last_cr
         else:
             self._at_line_start = False
-        self._last_cr = piece.endswith(b"\r")
+        self._last_cr = last == b"\r"
         return False
-
-    def _keep(self, data: bytes) -> None:
-        self._size += len(data)
-        if self._too_large:
-            return
-        if self._limit is not None and self._size > self._limit:
-            self._too_large = True
-            self._out = bytearray()  # dropped at once: only the end is looked for now
-            return
-        self._out += data
