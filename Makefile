@@ -62,7 +62,7 @@ run: install ui ## Run the whole system here: PostgreSQL, NATS, Redis, every ser
 # the browser Playwright drives, clamd as the virus scanner.
 SYSTEM_STAMP := $(VENV)/.system-deps
 SYSTEM_PACKAGES := dovecot-imapd chromium fonts-noto-cjk clamav-daemon
-$(SYSTEM_STAMP):
+$(SYSTEM_STAMP): Makefile
 	@if ! command -v dovecot >/dev/null || ! command -v chromium >/dev/null || [ ! -x /usr/sbin/clamd ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
