@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import asyncpg
+from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import common_pb2, events_pb2, tickets_pb2
 
 from . import search
@@ -23,6 +24,19 @@ from .records import (
     ticket_of,
 )
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _stamp(into: Timestamp, at: datetime) -> None:
+    """`into.FromDatetime(at)` for an aware datetime, without its struct_time round trip
+    (a fifth of the cost; every row of the ticket list has five)."""
+    if at.tzinfo is None:
+        into.FromDatetime(at)
+        return
+    delta = at - _EPOCH
+    into.seconds = delta.days * 86_400 + delta.seconds
+    into.nanos = delta.microseconds * 1000
+
 
 def lock_pb(row: Ticket) -> events_pb2.ReplyLock | None:
     """The reply lock a ticket row records, or None when nobody holds one."""
@@ -34,8 +48,8 @@ def lock_pb(row: Ticket) -> events_pb2.ReplyLock | None:
         ),
         fence=row.lock_fence,
     )
-    lock.expires_at.FromDatetime(row.lock_expires_at)
-    lock.acquired_at.FromDatetime(row.lock_acquired_at)
+    _stamp(lock.expires_at, row.lock_expires_at)
+    _stamp(lock.acquired_at, row.lock_acquired_at)
     return lock
 
 
@@ -57,9 +71,9 @@ def summary_pb(row: Ticket) -> events_pb2.TicketSummary:
         editing=row.lock_fence is not None or row.draft_count > 0,
     )
     getattr(s, "from").CopyFrom(common_pb2.Address(name=row.from_name, address=row.from_address))
-    s.received_at.FromDatetime(row.received_at)
-    s.updated_at.FromDatetime(row.updated_at)
-    s.last_message_at.FromDatetime(row.last_message_at or row.received_at)
+    _stamp(s.received_at, row.received_at)
+    _stamp(s.updated_at, row.updated_at)
+    _stamp(s.last_message_at, row.last_message_at or row.received_at)
     if row.assignee_id is not None:
         s.assignee.CopyFrom(
             common_pb2.OperatorRef(id=str(row.assignee_id), display_name=row.assignee_name or "")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.runtime.errors import InvalidArgument
 from services.tickets import domain, query, search
@@ -313,3 +314,24 @@ def test_the_list_query_is_scoped_by_tenant_and_never_interpolates_values() -> N
     assert "t.tenant_id = $1" in sql and "DROP" not in sql and "a'b" not in sql
     assert args[0] == uuid.UUID(TENANT)
     assert "ASC" in sql
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 11, 22, 12, 0, 0, 123456, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=9))),
+        datetime(2026, 3, 1, 9, 30, 0, 1),  # naive: UTC, as protobuf takes it
+    ],
+)
+def test_a_summary_stamps_times_exactly_as_protobuf_converts_them(at: datetime) -> None:
+    from services.tickets.repo import summary_pb
+
+    expected = Timestamp()
+    expected.FromDatetime(at)
+    s = summary_pb(
+        _row(received_at=at, updated_at=at, lock_fence=3, lock_acquired_at=at, lock_expires_at=at)
+    )
+    assert s.received_at == s.updated_at == s.last_message_at == expected
+    assert s.lock.acquired_at == s.lock.expires_at == expected
