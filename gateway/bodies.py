@@ -5,7 +5,7 @@ jsonschema-rs from the operation's `requestBody` schema (JSON Schema 2020-12, Op
 3.1's dialect; `$ref`s resolve inside the document). `format` is an annotation here, not
 a check: handlers parse timestamps themselves and the services judge ids. An invalid
 body is a 400 `invalid_argument` naming the field by its dotted path (list positions
-left out: `thresholds.color`)."""
+and map keys left out: `thresholds.color`, `custom`)."""
 
 from __future__ import annotations
 
@@ -93,11 +93,26 @@ class Bodies:
         raise refusal(schema.validator.iter_errors(body))
 
 
-def _field(path: Sequence[str | int], name: str = "") -> str:
-    parts = [p for p in path if isinstance(p, str)]
+def _field(evaluation_path: Sequence[str | int], name: str = "") -> str:
+    """The dotted names of the properties the schema went through: list positions and
+    the keys of a map (`additionalProperties`) are left out, so that `thresholds.color`
+    names the field in every entry and `custom` the map, whatever keys it holds."""
+    parts: list[str] = []
+    tokens = iter(evaluation_path)
+    for token in tokens:
+        if token == "properties":
+            parts.append(str(next(tokens, "")))
     if name:
         parts.append(name)
     return ".".join(parts)
+
+
+def _in_entry(evaluation_path: Sequence[str | int]) -> bool:
+    """Whether the error is about an entry of a list or map rather than the field."""
+    tail: list[str | int] = []
+    for token in evaluation_path:
+        tail = [] if token == "properties" else [*tail, token]
+    return any(t in ("items", "prefixItems", "additionalProperties") for t in tail[1:])
 
 
 def _types(types: Iterable[str]) -> str:
@@ -113,13 +128,15 @@ def refusal(errors: Iterable[jsonschema_rs.ValidationError]) -> ApiError:
     err = min(errors, key=lambda e: _RANK.get(e.kind.name, 2))
     kind = err.kind
     K = jsonschema_rs.ValidationErrorKind
-    field = _field(err.instance_path)
+    field = _field(err.evaluation_path)
     name = field or "the body"
+    if field and _in_entry(err.evaluation_path):
+        name = f"every entry of {field}"
     if isinstance(kind, K.AdditionalProperties | K.UnevaluatedProperties):
         unknown = sorted(kind.unexpected)[0]
-        return _bad(f"unknown field {unknown!r}", _field(err.instance_path, unknown))
+        return _bad(f"unknown field {unknown!r}", _field(err.evaluation_path, unknown))
     if isinstance(kind, K.Required):
-        field = _field(err.instance_path, kind.property)
+        field = _field(err.evaluation_path, kind.property)
         return _bad(f"{field} is required", field)
     if isinstance(kind, K.Type):
         message = f"{name} must be {_types(kind.types)}"

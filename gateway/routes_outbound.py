@@ -138,17 +138,19 @@ async def list_routes(request: web.Request) -> web.Response:
 
 
 def _route_write(body: dict[str, Any], route_id: str = "") -> outbound_pb2.SmtpRouteWrite:
-    """A body its schema accepted (SmtpRouteWrite); a password left out (or null) keeps
-    the stored one."""
-    return outbound_pb2.SmtpRouteWrite(
+    """A body its schema accepted (SmtpRouteWrite); a password left out keeps the stored
+    one."""
+    write = outbound_pb2.SmtpRouteWrite(
         route_id=route_id,
         **{name: body.get(name) or "" for name in ROUTE_TEXT},
         scope=body.get("scope", "default"),
         port=body["port"],
         security=body.get("security", "starttls"),
         verify_certificate=body.get("verify_certificate", True),
-        password=body.get("password") or "",
     )
+    if "password" in body:  # null or "": none
+        write.password = body["password"] or ""
+    return write
 
 
 async def test_route_settings(request: web.Request) -> web.Response:

@@ -134,7 +134,12 @@ def _refusal(operation_id: str, body: Any) -> tuple[str, str | None]:
         ("updateTicket", {"status": "closed"}, "status must be one of open, pending", "status"),
         ("updateTicket", {"colour": "red"}, "unknown field 'colour'", "colour"),
         ("updateTicket", {}, "the body must not be empty", None),
-        ("updateTicket", {"add_labels": ["a", 3]}, "add_labels must be a string", "add_labels"),
+        (
+            "updateTicket",
+            {"add_labels": ["a", 3]},
+            "every entry of add_labels must be a string",
+            "add_labels",
+        ),
         ("updateTicket", {"reply_fence": 0}, "reply_fence must be at least 1", "reply_fence"),
         (
             "bulkUpdateTickets",
@@ -178,7 +183,7 @@ def _refusal(operation_id: str, body: Any) -> tuple[str, str | None]:
             "hours.start",
         ),
         ("sendDraft", {"status_after": "trash"}, "status_after must be one of", "status_after"),
-        ("updateContact", {"custom": {"k": 1}}, "custom.k must be a string", "custom.k"),
+        ("updateContact", {"custom": {"k": 1}}, "every entry of custom must be a string", "custom"),
         ("createPhoneMemoTicket", {"body": "x"}, "inbox_id is required", "inbox_id"),
         ("addPhoneMemo", {"body": "x", "inbox_id": "y"}, "unknown field 'inbox_id'", "inbox_id"),
     ],
