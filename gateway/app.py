@@ -22,6 +22,8 @@ from . import (
     routes_ingestion,
     routes_locks,
     routes_meta,
+    routes_notices,
+    routes_operations,
     routes_outbound,
     routes_tickets,
     static,
@@ -37,6 +39,8 @@ __all__ = ["DEPS", "Deps", "GatewaySettings", "build_app", "main"]
 ROUTE_MODULES = (
     routes_meta,
     routes_accounts,
+    routes_operations,
+    routes_notices,
     routes_tickets,
     routes_locks,
     routes_contacts,

@@ -1,19 +1,18 @@
-"""Accounts routes of issue 5 (SEC-1…8): the caller's own account (me, password, API
-tokens, logout), administration (operators, roles, inboxes, the tenant's security
-settings, logins, who is logged in, login locks), the operation log and its CSV, notices
-and the bulletin board. Permissions are checked by the access middleware from
-openapi.yaml's `x-sb-permission`, and again by accounts itself."""
+"""Accounts routes of issue 5 (SEC-1…6): logging in and out, the caller's own account
+(me, password, API tokens), administration (operators, roles, inboxes, the tenant's
+security settings, logins, who is logged in, login locks). The operation log is in
+routes_operations.py, notices and the board in routes_notices.py. Permissions are
+checked by the access middleware from openapi.yaml's `x-sb-permission`, and again by
+accounts itself."""
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from typing import Any
 
 import grpc
 from aiohttp import web
-from switchboard.v1 import accounts_pb2, common_pb2
+from switchboard.v1 import accounts_pb2
 
 from . import views
 from .access import CLIENT
@@ -28,11 +27,9 @@ from .request import (
     page,
     query_bool,
     query_int,
-    timestamp,
 )
 from .responses import json_response, no_content, page_response
 
-CSV_MAX_ROWS = 100_000
 LIST_FIELDS = ("addresses", "skills", "roles", "ip_allowlist", "inbox_ids")
 
 
@@ -450,189 +447,6 @@ async def clear_login_lock(request: web.Request) -> web.Response:
     return no_content()
 
 
-# -- the operation log (SEC-7) -----------------------------------------------------------
-
-
-def _operations_request(request: web.Request) -> accounts_pb2.ListOperationsRequest:
-    q = request.query
-    req = accounts_pb2.ListOperationsRequest(
-        page=page(request),
-        operator_id=q.get("operator_id", ""),
-        action=q.get("action", "")[:101],
-        target=q.get("target", "")[:201],
-        text=q.get("q", "")[:201],
-    )
-    period = common_pb2.Period()
-    if q.get("from"):
-        period.start.CopyFrom(timestamp(q["from"], "from"))
-    if q.get("to"):
-        period.end.CopyFrom(timestamp(q["to"], "to"))
-    req.period.CopyFrom(period)
-    return req
-
-
-async def list_operations(request: web.Request) -> web.Response:
-    resp = await deps(request).accounts.ListOperations(
-        _operations_request(request), metadata=metadata(request), timeout=10
-    )
-    return page_response(
-        [views.operation(o) for o in resp.operations], resp.next_cursor, customer_data=False
-    )
-
-
-CSV_COLUMNS = ("at", "operator_id", "operator", "action", "method", "path", "target", "status",
-               "client_address", "request_id")  # fmt: skip
-
-
-def _csv_cell(value: str) -> str:
-    """No formula injection when the file is opened in a spreadsheet."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-async def export_operations(request: web.Request) -> web.StreamResponse:
-    """The operation log as CSV (UTF-8 with a BOM, for spreadsheets), every page of the
-    filter, newest first, at most CSV_MAX_ROWS rows."""
-    d = deps(request)
-    md = metadata(request)
-    req = _operations_request(request)
-    req.page.limit = 1000
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": 'attachment; filename="operations.csv"',
-        }
-    )
-    first = await d.accounts.ListOperations(req, metadata=md, timeout=30)  # errors before 200
-    await response.prepare(request)
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(CSV_COLUMNS)
-    await response.write(b"\xef\xbb\xbf" + buf.getvalue().encode())
-    batch, rows = first, 0
-    while True:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        for o in batch.operations:
-            writer.writerow(
-                [
-                    _csv_cell(c)
-                    for c in (
-                        views.iso(o.at) or "",
-                        o.operator.id,
-                        o.operator.display_name,
-                        o.action,
-                        o.method,
-                        o.path,
-                        o.target,
-                        str(o.status),
-                        o.client_address,
-                        o.request_id,
-                    )
-                ]
-            )
-            rows += 1
-        await response.write(buf.getvalue().encode())
-        if not batch.next_cursor or rows >= CSV_MAX_ROWS:
-            break
-        req.page.cursor = batch.next_cursor
-        batch = await d.accounts.ListOperations(req, metadata=md, timeout=30)
-    await response.write_eof()
-    return response
-
-
-# -- notices and the bulletin board (SEC-8) ----------------------------------------------
-
-
-async def list_notices(request: web.Request) -> web.Response:
-    resp = await deps(request).accounts.ListNotices(
-        accounts_pb2.ListNoticesRequest(current_only=query_bool(request, "current")),
-        metadata=metadata(request),
-        timeout=10,
-    )
-    return json_response({"items": [views.notice(n) for n in resp.notices]})
-
-
-def _notice_request(body: dict[str, Any], notice_id: str = "") -> accounts_pb2.PutNoticeRequest:
-    req = accounts_pb2.PutNoticeRequest(notice_id=notice_id, title=body["title"], body=body["body"])
-    req.starts_at.CopyFrom(timestamp(body["starts_at"], "starts_at"))
-    req.ends_at.CopyFrom(timestamp(body["ends_at"], "ends_at"))
-    return req
-
-
-async def create_notice(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    resp = await deps(request).accounts.PutNotice(
-        _notice_request(body), metadata=metadata(request), timeout=10
-    )
-    return json_response(views.notice(resp), status=201)
-
-
-async def update_notice(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    resp = await deps(request).accounts.PutNotice(
-        _notice_request(body, request.match_info["notice_id"]),
-        metadata=metadata(request),
-        timeout=10,
-    )
-    return json_response(views.notice(resp))
-
-
-async def delete_notice(request: web.Request) -> web.Response:
-    await deps(request).accounts.DeleteNotice(
-        accounts_pb2.DeleteNoticeRequest(notice_id=request.match_info["notice_id"]),
-        metadata=metadata(request),
-        timeout=10,
-    )
-    return no_content()
-
-
-async def list_posts(request: web.Request) -> web.Response:
-    resp = await deps(request).accounts.ListPosts(
-        accounts_pb2.ListPostsRequest(page=page(request)), metadata=metadata(request), timeout=10
-    )
-    return page_response([views.post(p) for p in resp.posts], resp.next_cursor)
-
-
-async def create_post(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    resp = await deps(request).accounts.CreatePost(
-        accounts_pb2.CreatePostRequest(title=body["title"], body=body["body"]),
-        metadata=metadata(request),
-        timeout=10,
-    )
-    return json_response(views.post(resp), status=201)
-
-
-async def get_post(request: web.Request) -> web.Response:
-    resp = await deps(request).accounts.GetPost(
-        accounts_pb2.GetPostRequest(post_id=request.match_info["post_id"]),
-        metadata=metadata(request),
-        timeout=10,
-    )
-    return json_response(views.post(resp, with_comments=True))
-
-
-async def add_post_comment(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    resp = await deps(request).accounts.AddPostComment(
-        accounts_pb2.AddPostCommentRequest(
-            post_id=request.match_info["post_id"], body=body["body"]
-        ),
-        metadata=metadata(request),
-        timeout=10,
-    )
-    return json_response(views.post_comment(resp), status=201)
-
-
-async def delete_post(request: web.Request) -> web.Response:
-    await deps(request).accounts.DeletePost(
-        accounts_pb2.DeletePostRequest(post_id=request.match_info["post_id"]),
-        metadata=metadata(request),
-        timeout=10,
-    )
-    return no_content()
-
-
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/v1/me", get_me)
@@ -663,14 +477,3 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/logins", list_logins)
     r.add_get("/api/v1/login-locks", list_login_locks)
     r.add_delete("/api/v1/login-locks/{kind}/{key}", clear_login_lock)
-    r.add_get("/api/v1/operations", list_operations)
-    r.add_get("/api/v1/operations.csv", export_operations)
-    r.add_get("/api/v1/notices", list_notices)
-    r.add_post("/api/v1/notices", create_notice)
-    r.add_put("/api/v1/notices/{notice_id}", update_notice)
-    r.add_delete("/api/v1/notices/{notice_id}", delete_notice)
-    r.add_get("/api/v1/posts", list_posts)
-    r.add_post("/api/v1/posts", create_post)
-    r.add_get("/api/v1/posts/{post_id}", get_post)
-    r.add_delete("/api/v1/posts/{post_id}", delete_post)
-    r.add_post("/api/v1/posts/{post_id}/comments", add_post_comment)
