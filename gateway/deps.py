@@ -15,18 +15,17 @@ from switchboard.v1 import (
     tickets_pb2_grpc,
 )
 
-from services.runtime import grpc_client, redis_client
+from services.runtime import grpc_client, redis_client, registry
 from services.runtime import settings as rt_settings
 from services.runtime.bus import Bus
 from services.runtime.ids import IdGenerator
-from services.runtime.settings import DEFAULT_PORTS
 
 from .access import Access, load_spec, rules_of
 from .auth import SessionResolver, client_address, parse_networks
 from .bodies import Bodies
 from .live import LiveHub
 
-BACKENDS = tuple(DEFAULT_PORTS)  # every gRPC service the gateway calls and reports on
+BACKENDS = registry.SERVICE_NAMES  # every gRPC service the gateway calls and reports on
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 
 

@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import os
 
-from services.accounts.app import OPERATIONS
-from services.outbound.app import BOUNCES, REPLIES
-from services.routing.app import MESSAGES
-from services.runtime import log
+from services.runtime import log, registry
 from services.runtime import settings as rt_settings
-from services.runtime.bus import Bus, ConsumerSpec, default_streams
+from services.runtime.bus import Bus, default_streams
 from services.runtime.db import Database, with_database
 from services.runtime.service import run, service_migrations
-from services.tickets.app import DRAFTS, ROUTED
 
-# The services that own a database today, and every durable consumer.
-DATABASE_SERVICES = ("accounts", "ingestion", "routing", "tickets", "composition", "outbound")
-CONSUMERS: tuple[ConsumerSpec, ...] = (MESSAGES, ROUTED, OPERATIONS, DRAFTS, REPLIES, BOUNCES)
+# The services that own a database, and every durable consumer: from the registry.
+DATABASE_SERVICES = registry.database_services()
+CONSUMERS = registry.all_consumers()
 
 
 async def main() -> int:

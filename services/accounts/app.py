@@ -10,23 +10,20 @@ from datetime import timedelta
 from pydantic import Field
 from switchboard.v1 import accounts_pb2, accounts_pb2_grpc
 
-from services.runtime import events
+from services.runtime import registry
 from services.runtime import settings as rt_settings
-from services.runtime.bus import ConsumerSpec
 from services.runtime.errors import DomainError
 from services.runtime.service import ServiceRuntime, run
 
 from . import domain
 from .api import AccountsApi
-from .board import OPERATIONS_DURABLE, BoardRepo, OperationLog
+from .board import BoardRepo, OperationLog
 from .deps import Deps
 from .repo import AccountsRepo, ensure_builtin_roles
 from .seed import create_tenant_with_admin, seed_demo
 from .sessions import SessionsRepo
 
-OPERATIONS = ConsumerSpec(
-    events.GATEWAY, OPERATIONS_DURABLE, (events.OPERATION_PERFORMED.subject,), batch=256
-)
+OPERATIONS = registry.ACCOUNTS_OPERATIONS
 
 
 class AccountsSettings(rt_settings.ServiceSettings):

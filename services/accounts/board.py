@@ -12,14 +12,14 @@ from typing import Any
 import asyncpg
 from switchboard.v1 import events_pb2
 
-from services.runtime import events, log
+from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
 from services.runtime.db import Database
 from services.runtime.errors import NotFound
 from services.runtime.outbox import first_time
 from services.runtime.paging import Cursor
 
-OPERATIONS_DURABLE = "accounts__operations"
+OPERATIONS_DURABLE = registry.ACCOUNTS_OPERATIONS.durable
 
 
 class BoardRepo:

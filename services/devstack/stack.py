@@ -13,26 +13,17 @@ from typing import IO
 
 import aiohttp
 
+from services.runtime import registry
 from services.runtime.secrets import new_key
-from services.runtime.settings import DEFAULT_PORTS
+from services.runtime.settings import peer_env
 
 from .infra import Nats, Postgres, Redis, free_port, port_in_use, spawn, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = tuple(DEFAULT_PORTS)  # ingestion … accounts
-PROCESSES = (*SERVICES, "gateway")
-# Started in this order; a service's dependencies come before it.
-START_ORDER = (
-    "accounts",
-    "tickets",
-    "routing",
-    "ingestion",
-    "composition",
-    "approval",
-    "outbound",
-    "reporting",
-    "gateway",
-)
+SERVICES = registry.SERVICE_NAMES  # the gRPC services: ingestion … accounts
+PROCESSES = tuple(c.name for c in registry.COMPONENTS)  # and the gateway
+# Started in this order: the services a component calls come before it.
+START_ORDER = registry.start_order()
 
 
 @dataclass
@@ -42,7 +33,7 @@ class Ports:
     redis: int = 6379
     http: int = 8080
     smtp: int = 2525
-    grpc: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    grpc: dict[str, int] = field(default_factory=lambda: dict(registry.DEFAULT_PORTS))
 
     @classmethod
     def free(cls) -> Ports:
@@ -127,7 +118,7 @@ class Stack:
         if os.environ.get("SB_LOG_FORMAT"):
             env["SB_LOG_FORMAT"] = os.environ["SB_LOG_FORMAT"]
         for svc in SERVICES:
-            env[f"SB_{svc.upper()}_ADDR"] = f"127.0.0.1:{p.grpc[svc]}"
+            env[peer_env(svc)] = f"127.0.0.1:{p.grpc[svc]}"
         if name in SERVICES:
             env["SB_GRPC_PORT"] = str(p.grpc[name])
         if name == "ingestion":
@@ -170,7 +161,7 @@ class Stack:
             raise RuntimeError(f"seeding failed:\n{out.decode(errors='replace')}")
 
     def start_process(self, name: str) -> subprocess.Popen[bytes]:
-        module = "gateway" if name == "gateway" else f"services.{name}"
+        module = registry.get(name).module
         log: IO[bytes] | None = None
         if self.config.service_logs_to_files:
             path = self.log_path(name)

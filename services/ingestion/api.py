@@ -515,6 +515,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         if not request.raw or len(request.raw) > 60 * 1024 * 1024:
             raise InvalidArgument("raw is required (at most 60 MiB)", field="raw")
         inbox_id = str(parse_uuid(request.inbox_id, "inbox_id"))
+        ticket_id = str(parse_uuid(request.ticket_id, "ticket_id")) if request.ticket_id else ""
         name = await self._inbox_name(ident, inbox_id)
         [accepted] = await self._pipeline.accept(
             [
@@ -526,6 +527,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
                     envelope_from=request.envelope_from[:998],
                     envelope_recipients=[r[:998] for r in request.recipients[:200]],
                     use_mail_date=True,
+                    ticket_id=ticket_id,
                 )
             ]
         )

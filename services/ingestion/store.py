@@ -92,6 +92,7 @@ class Intake:
     # Events that follow from a new message (form.submitted), written in the same
     # transaction as its message.received; called with the message id and that envelope.
     followups: Followups | None = None
+    ticket_id: str = ""  # a mail we sent: the ticket outbound sent it from
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Stored:
     received_at: datetime
     state: str
     envelope_from: str = ""
+    ticket_id: str = ""
     duplicate: bool = False
 
     @classmethod
@@ -121,6 +123,7 @@ class Stored:
             received_at=row["received_at"],
             state=row["state"],
             envelope_from=row["envelope_from"],
+            ticket_id=str(row["ticket_id"] or ""),
             duplicate=duplicate,
         )
 
@@ -137,7 +140,7 @@ class Completion:
 
 _ROW = (
     "id, event_id, tenant_id, inbox_id, inbox_name, channel, envelope_recipients, "
-    "received_at, state, envelope_from"
+    "received_at, state, envelope_from, ticket_id"
 )
 
 
@@ -174,15 +177,16 @@ class RawStore:
             rows = await conn.fetch(
                 "INSERT INTO raw_messages (id, tenant_id, inbox_id, inbox_name, channel, sha256, "
                 "size_bytes, envelope_from, envelope_recipients, event_id, received_at, "
-                "dedupe_key, state) "
+                "dedupe_key, ticket_id, state) "
                 "SELECT u.id, u.tenant_id, u.inbox_id, u.inbox_name, u.channel, u.sha256, "
                 "u.size_bytes, u.envelope_from, "
                 "ARRAY(SELECT jsonb_array_elements_text(u.recipients::jsonb)), u.event_id, "
-                "u.received_at, u.dedupe_key, 'stored' FROM unnest($1::uuid[], $2::uuid[], "
-                "$3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::int[], $8::text[], "
-                "$9::text[], $10::uuid[], $11::timestamptz[], $12::text[]) AS u(id, tenant_id, "
-                "inbox_id, inbox_name, channel, sha256, size_bytes, envelope_from, recipients, "
-                "event_id, received_at, dedupe_key) "
+                "u.received_at, u.dedupe_key, u.ticket_id, 'stored' FROM unnest($1::uuid[], "
+                "$2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::int[], "
+                "$8::text[], $9::text[], $10::uuid[], $11::timestamptz[], $12::text[], "
+                "$13::uuid[]) AS u(id, tenant_id, inbox_id, inbox_name, channel, sha256, "
+                "size_bytes, envelope_from, recipients, event_id, received_at, dedupe_key, "
+                "ticket_id) "
                 f"ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING {_ROW}, dedupe_key",
                 [self._ids.new() for _ in new],
                 [tenant for (tenant, _key), _v in new],
@@ -196,6 +200,7 @@ class RawStore:
                 [self._ids.new() for _ in new],
                 [at for _k, (_i, _s, at) in new],
                 [key for (_tenant, key), _v in new],
+                [uuid.UUID(i.ticket_id) if i.ticket_id else None for _k, (i, _s, _a) in new],
             )
             found = {(r["tenant_id"], r["dedupe_key"]): Stored.from_row(r) for r in rows}
             known = [k for k in first if k not in found]
@@ -324,6 +329,7 @@ class RawStore:
             channel=stored.channel,
             envelope_recipients=stored.envelope_recipients,
             mail=summary,
+            ticket_id=stored.ticket_id,
         )
         payload.received_at.FromDatetime(stored.received_at)
         env = events.envelope(

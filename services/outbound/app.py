@@ -9,28 +9,23 @@ import socket
 from pydantic import Field, SecretStr
 from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
 
-from services.runtime import events
+from services.runtime import registry
 from services.runtime import settings as rt_settings
-from services.runtime.bus import ConsumerSpec
 from services.runtime.secrets import SecretBox
 from services.runtime.service import ServiceRuntime
 
 from .api import Deps
 from .api_admin import OutboundApi
-from .autoreply import REPLIES_DURABLE, AutoReplies
-from .bounces import BOUNCES_DURABLE, Bounces
+from .autoreply import AutoReplies
+from .bounces import Bounces
 from .dispatcher import Dispatcher, DispatchSettings, LeaseSweeper, Routes, worker_name
 from .finisher import Finisher
 from .peers import Peers
 from .repo import OutboundRepo
 from .smtp import Hop, SmtpClient
 
-REPLIES = ConsumerSpec(
-    events.TICKETS,
-    REPLIES_DURABLE,
-    (events.TICKET_CREATED.subject, events.TICKET_MESSAGE_ADDED.subject),
-)
-BOUNCES = ConsumerSpec(events.INGEST, BOUNCES_DURABLE, (events.MESSAGE_RECEIVED.subject,))
+REPLIES = registry.OUTBOUND_REPLIES
+BOUNCES = registry.OUTBOUND_BOUNCES
 
 
 class OutboundSettings(rt_settings.ServiceSettings):

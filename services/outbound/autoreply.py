@@ -19,7 +19,7 @@ from typing import Any
 
 from switchboard.v1 import events_pb2
 
-from services.runtime import events, log
+from services.runtime import events, log, registry
 from services.runtime import mail as mime
 from services.runtime.bus import Delivery
 from services.runtime.errors import DomainError, InvalidArgument, Unavailable
@@ -31,7 +31,7 @@ from .api import Deps, SendsApi
 from .changes import send_changed
 from .repo import NewSend
 
-REPLIES_DURABLE = "outbound__replies"
+REPLIES_DURABLE = registry.OUTBOUND_REPLIES.durable
 LIVE_CHANNELS = frozenset({"smtp", "imap"})
 AUTO_HEADERS = (("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All"))
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from switchboard.v1 import events_pb2
 
-from services.runtime import events, log
+from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
 from services.runtime.outbox import first_time
 
 from .api import Deps
 from .changes import send_changed
 
-BOUNCES_DURABLE = "outbound__bounces"
+BOUNCES_DURABLE = registry.OUTBOUND_BOUNCES.durable
 _ACTOR = events.system_actor("outbound")
 
 

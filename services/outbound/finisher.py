@@ -1,8 +1,8 @@
 """After an item's state settles, the steps that follow it, each idempotent and retried
 until done (the row keeps `finished_at` empty meanwhile):
 
-  sent      → the mail recorded as a message of its ticket (ingestion.RecordSent: it is
-              threaded by its signed Message-ID), the draft marked sent, the ticket's
+  sent      → the mail recorded as a message of its ticket (ingestion.RecordSent, with
+              the ticket's id: filed there as it is), the draft marked sent, the ticket's
               status set as the operator chose, the reply lock released;
   failed    → the draft opened again for the operator to fix and resend; lock released;
   unknown   → the lock released (the draft waits for the operator's decision);
@@ -87,6 +87,7 @@ class Finisher(PeriodicTask):
                         bytes(row["raw"]),
                         row["envelope_from"],
                         list(row["recipients"]),
+                        ticket_id,
                     ),
                 )
                 if draft_id:

@@ -163,13 +163,25 @@ class Peers:
     # -- ingestion, accounts ----------------------------------------------------------
 
     async def record_sent(
-        self, md: Metadata, inbox_id: str, raw: bytes, sender: str, recipients: Sequence[str]
+        self,
+        md: Metadata,
+        inbox_id: str,
+        raw: bytes,
+        sender: str,
+        recipients: Sequence[str],
+        ticket_id: str,
     ) -> Any:
+        """File the mail as sent in the ticket it was sent from (none: a new mail, which
+        starts one)."""
         return await self._call(
             "ingestion",
             self.ingestion.RecordSent,
             ingestion_pb2.RecordSentRequest(
-                inbox_id=inbox_id, raw=raw, envelope_from=sender, recipients=list(recipients)
+                inbox_id=inbox_id,
+                raw=raw,
+                envelope_from=sender,
+                recipients=list(recipients),
+                ticket_id=ticket_id,
             ),
             md,
             60,

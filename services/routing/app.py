@@ -1,13 +1,14 @@
-"""routing's composition root: message.received → (tickets.ResolveThread) → message.routed."""
+"""routing's composition root: message.received → (tickets.ResolveThread, for mail that
+is not our own) → message.routed."""
 
 from __future__ import annotations
 
 import grpc
 from switchboard.v1 import events_pb2, tickets_pb2, tickets_pb2_grpc
 
-from services.runtime import events
+from services.runtime import events, registry
 from services.runtime import settings as rt_settings
-from services.runtime.bus import ConsumerSpec, Delivery
+from services.runtime.bus import Delivery
 from services.runtime.errors import Unavailable
 from services.runtime.identity import Identity
 from services.runtime.outbox import first_time
@@ -15,7 +16,7 @@ from services.runtime.service import ServiceRuntime
 
 from . import domain
 
-MESSAGES = ConsumerSpec(events.INGEST, "routing__messages", (events.MESSAGE_RECEIVED.subject,))
+MESSAGES = registry.ROUTING_MESSAGES
 
 
 async def main() -> int:
@@ -44,8 +45,11 @@ async def main() -> int:
 
     async def on_received(env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
         received = events.payload_of(env, events.MESSAGE_RECEIVED)
-        thread = await thread_of(env, domain.lookup(received))
-        routed = domain.route(received, thread.ticket_id, thread.reason)
+        if domain.needs_thread_lookup(received):
+            thread = await thread_of(env, received)
+            routed = domain.route(received, thread.ticket_id, thread.reason)
+        else:
+            routed = domain.route(received)
         out = events.caused_by(
             events.MESSAGE_ROUTED,
             env,

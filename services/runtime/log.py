@@ -10,12 +10,24 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Any
 
 import structlog
 import structlog.tracebacks
 
-from .settings import LogFormat, LogLevel
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
 
 # Keys that must never reach a log line, whatever the caller binds.
 _SECRET_KEYS = frozenset({"password", "token", "secret", "authorization", "api_key"})

@@ -19,14 +19,15 @@ from typing import Any
 import grpc
 import redis.asyncio as aioredis
 
-from . import grpc_client, log, redis_client
+from . import grpc_client, log, redis_client, registry
 from .bus import Bus, ConsumerRunner, ConsumerSpec, Handler, default_streams
 from .clock import Clock, SystemClock
 from .db import Database, Migration, load_migrations, runtime_migrations, with_database
 from .grpc_server import GrpcServer
 from .ids import IdGenerator
 from .outbox import Outbox
-from .settings import DEFAULT_PORTS, RuntimeSettings, ServiceSettings
+from .registry import DEFAULT_PORTS
+from .settings import RuntimeSettings, ServiceSettings
 from .settings import load as load_settings
 
 Stopper = Callable[[], Awaitable[None]]
@@ -114,8 +115,14 @@ class ServiceRuntime:
     # -- work ------------------------------------------------------------------------
 
     async def add_consumer(self, spec: ConsumerSpec, handler: Handler) -> None:
+        """Run a durable consumer that this service's registry entry declares (so that
+        the release bootstrap provisions it too)."""
         if self.bus is None:
             raise RuntimeError("open the bus first")
+        if spec not in registry.get(self.name).consumers:
+            raise RuntimeError(
+                f"{spec.durable} is not declared for {self.name} in services/runtime/registry.py"
+            )
         await self.bus.provision((), (spec,))
         self._consumers.append(self.bus.consumer(spec, handler))
 

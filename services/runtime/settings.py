@@ -6,12 +6,19 @@ process with one clear line per problem (`SB_GRPC_PORT: ...`), never a traceback
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from enum import StrEnum
 from typing import TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from . import registry
+from .log import LogFormat, LogLevel
+
+__all__ = ["Env", "LogFormat", "LogLevel", "RuntimeSettings", "ServiceSettings", "load"]
 
 
 class Env(StrEnum):
@@ -20,29 +27,12 @@ class Env(StrEnum):
     PRODUCTION = "production"
 
 
-class LogFormat(StrEnum):
-    JSON = "json"
-    CONSOLE = "console"
+_TARGET = re.compile(r"^\S{1,500}$")  # host:port, or any gRPC target (dns:///…, unix:…)
 
 
-class LogLevel(StrEnum):
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-
-# Default gRPC ports on one machine (`make run`); in Kubernetes every service uses 50051.
-DEFAULT_PORTS = {
-    "ingestion": 7101,
-    "routing": 7102,
-    "tickets": 7103,
-    "composition": 7104,
-    "approval": 7105,
-    "outbound": 7106,
-    "reporting": 7107,
-    "accounts": 7108,
-}
+def peer_env(name: str) -> str:
+    """The variable that gives a service's address: SB_<NAME>_ADDR."""
+    return f"SB_{name.upper()}_ADDR"
 
 
 class RuntimeSettings(BaseSettings):
@@ -58,17 +48,27 @@ class RuntimeSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     shutdown_grace_s: float = Field(default=10.0, ge=0, le=300)
 
-    ingestion_addr: str = f"127.0.0.1:{DEFAULT_PORTS['ingestion']}"
-    routing_addr: str = f"127.0.0.1:{DEFAULT_PORTS['routing']}"
-    tickets_addr: str = f"127.0.0.1:{DEFAULT_PORTS['tickets']}"
-    composition_addr: str = f"127.0.0.1:{DEFAULT_PORTS['composition']}"
-    approval_addr: str = f"127.0.0.1:{DEFAULT_PORTS['approval']}"
-    outbound_addr: str = f"127.0.0.1:{DEFAULT_PORTS['outbound']}"
-    reporting_addr: str = f"127.0.0.1:{DEFAULT_PORTS['reporting']}"
-    accounts_addr: str = f"127.0.0.1:{DEFAULT_PORTS['accounts']}"
+    # Where each gRPC service of the registry is: SB_<NAME>_ADDR (host:port), by default
+    # 127.0.0.1 and its port under `make run`. Read from the environment with the rest.
+    _peers: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _read_peer_addresses(self) -> RuntimeSettings:
+        peers = {}
+        for name, port in registry.DEFAULT_PORTS.items():
+            value = os.environ.get(peer_env(name), "") or f"127.0.0.1:{port}"
+            if not _TARGET.match(value):
+                raise ValueError(f"{peer_env(name)} must be host:port (got {value!r})")
+            peers[name] = value
+        self._peers = peers
+        return self
 
     def addr_of(self, service: str) -> str:
-        return str(getattr(self, f"{service}_addr"))
+        """host:port of a gRPC service named in the registry."""
+        try:
+            return self._peers[service]
+        except KeyError:
+            raise KeyError(f"{service!r} is not a gRPC service of the registry") from None
 
     @property
     def effective_log_format(self) -> LogFormat:
@@ -100,6 +100,9 @@ def load(cls: type[S]) -> S:
         prefix = str(cls.model_config.get("env_prefix", ""))
         lines = [f"invalid settings ({len(exc.errors())} problem(s)):"]
         for err in exc.errors():
+            if not err["loc"]:  # a check across fields names its variables itself
+                lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+                continue
             name = prefix + "_".join(str(p) for p in err["loc"]).upper()
             got = err.get("input")
             lines.append(f"  {name}: {err['msg']} (got {got!r})")

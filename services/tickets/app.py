@@ -6,9 +6,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from switchboard.v1 import tickets_pb2, tickets_pb2_grpc
 
-from services.runtime import events
+from services.runtime import registry
 from services.runtime import settings as rt_settings
-from services.runtime.bus import ConsumerSpec
 from services.runtime.service import ServiceRuntime
 
 from . import thread_rules
@@ -16,13 +15,13 @@ from .api import TicketsApi
 from .contacts import ContactsRepo
 from .deps import Deps
 from .directory import Directory
-from .drafts import DRAFTS_DURABLE, DraftTracker
-from .filing import ROUTED_DURABLE, Filing
+from .drafts import DraftTracker
+from .filing import Filing
 from .locks import LockExpirySweeper, ReplyLocks
 from .repo import TicketsRepo
 
-ROUTED = ConsumerSpec(events.ROUTING, ROUTED_DURABLE, (events.MESSAGE_ROUTED.subject,))
-DRAFTS = ConsumerSpec(events.COMPOSE, DRAFTS_DURABLE, (events.DRAFT_CHANGED.subject,))
+ROUTED = registry.TICKETS_ROUTED
+DRAFTS = registry.TICKETS_DRAFTS
 
 
 class TicketsSettings(rt_settings.ServiceSettings):

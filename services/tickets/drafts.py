@@ -9,14 +9,14 @@ import uuid
 
 from switchboard.v1 import events_pb2
 
-from services.runtime import events, log
+from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
 from services.runtime.outbox import first_time
 
 from .deps import Deps
 from .repo import summary_pb
 
-DRAFTS_DURABLE = "tickets__drafts"
+DRAFTS_DURABLE = registry.TICKETS_DRAFTS.durable
 
 
 class DraftTracker:

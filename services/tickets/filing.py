@@ -7,7 +7,7 @@ from datetime import UTC
 
 from switchboard.v1 import common_pb2, events_pb2
 
-from services.runtime import events, log
+from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
 from services.runtime.outbox import first_time
 
@@ -15,7 +15,7 @@ from . import domain, thread_rules
 from .deps import Deps
 from .repo import summary_pb
 
-ROUTED_DURABLE = "tickets__routed"
+ROUTED_DURABLE = registry.TICKETS_ROUTED.durable
 
 
 class Filing:

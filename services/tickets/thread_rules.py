@@ -39,6 +39,7 @@ class Reason(StrEnum):
     SIGNED = "signed_reference"
     REFERENCE = "reference"
     SUBJECT_TAG = "subject_tag"
+    SENT = "sent"  # a mail we sent, filed by routing in the ticket it was sent from
     NEW = ""
 
 

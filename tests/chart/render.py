@@ -20,6 +20,7 @@ purpose, unless --subcharts, where someone did vendor them).
 from __future__ import annotations
 
 import argparse
+import copy
 import shutil
 import sys
 import tempfile
@@ -37,6 +38,7 @@ __all__ = [
     "CHART",
     "NAMESPACE",
     "RELEASE",
+    "components",
     "load_chart",
     "merge_values",
     "render",
@@ -82,6 +84,26 @@ def merge_values(
     if set_values:
         merged = _merge(merged, _expand_dotted(set_values))
     return merged
+
+
+WHOLE_KEYS = ("ports", "extraServices")
+
+
+def components(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each component's effective settings, as the chart's `switchboard.components` helper
+    makes them: serviceDefaults overlaid by services.<name>, maps merged one level deep
+    except ports and extraServices (values.yaml says so)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, given in values["services"].items():
+        merged = copy.deepcopy(values["serviceDefaults"])
+        for key, value in (given or {}).items():
+            base = merged.get(key)
+            if isinstance(value, dict) and isinstance(base, dict) and key not in WHOLE_KEYS:
+                base.update(value)
+            else:
+                merged[key] = value
+        out[name] = merged
+    return out
 
 
 def load_chart(*, subcharts: bool = False) -> helm.Chart:

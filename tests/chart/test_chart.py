@@ -18,7 +18,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .render import CHART, RELEASE, load_chart, main, merge_values, render
+from services.runtime import registry
+
+from .render import CHART, RELEASE, components, load_chart, main, merge_values, render
 
 VALUES_DIR = Path(__file__).parent / "values"
 
@@ -32,17 +34,8 @@ CRD_KINDS = {
     ("postgresql.cnpg.io/v1", "Database"),
 }
 
-GRPC_SERVICES = [
-    "ingestion",
-    "routing",
-    "tickets",
-    "composition",
-    "approval",
-    "outbound",
-    "reporting",
-    "accounts",
-]
-ALL_SERVICES = [*GRPC_SERVICES, "gateway"]
+GRPC_SERVICES = list(registry.SERVICE_NAMES)
+ALL_SERVICES = [c.name for c in registry.COMPONENTS]
 STANDARD_LABELS = [
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -69,6 +62,7 @@ class Rendered:
         self.user_values = merge_values(files)
         with load_chart() as chart:
             self.values = chart.merge_values(self.user_values)
+        self.components = components(self.values)
         self.objects = render(files, revision=REVISION)
         self.fullname = RELEASE  # the release name contains the chart name
 
@@ -81,10 +75,10 @@ class Rendered:
         return found[0]
 
     def enabled(self) -> list[str]:
-        return [n for n in ALL_SERVICES if self.values["services"][n]["enabled"]]
+        return [n for n in ALL_SERVICES if self.components[n]["enabled"]]
 
     def disabled(self) -> list[str]:
-        return [n for n in ALL_SERVICES if not self.values["services"][n]["enabled"]]
+        return [n for n in ALL_SERVICES if not self.components[n]["enabled"]]
 
     def pod_specs(self) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         """(object, pod spec) of every Deployment, Job and Pod."""
@@ -244,7 +238,7 @@ def test_ingestion_exposes_smtp_on_25_and_2525(rendered: Rendered) -> None:
 
 def test_replicas_or_autoscaler(rendered: Rendered) -> None:
     for name in rendered.enabled():
-        svc = rendered.values["services"][name]
+        svc = rendered.components[name]
         full = f"{rendered.fullname}-{name}"
         deployment = rendered.get("Deployment", full)
         hpas = [
@@ -277,7 +271,7 @@ def test_production_values_take_effect() -> None:
     cluster = prod.get("Cluster", "switchboard-pg")
     assert cluster["spec"]["instances"] == 3
     databases = sorted(d["spec"]["name"] for d in prod.of_kind("Database"))
-    assert databases == sorted(f"sb_{n}" for n in GRPC_SERVICES)
+    assert databases == sorted(f"sb_{n}" for n in registry.database_services())
     ingress = prod.get("Ingress", "switchboard-gateway")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "switchboard-gateway", "port": {"name": "http"}}
@@ -446,16 +440,17 @@ def test_environment_contract(rendered: Rendered) -> None:
         for name in GRPC_SERVICES:
             assert env[f"SB_{name.upper()}_ADDR"]["value"] == f"{rendered.fullname}-{name}:50051"
         component = obj["metadata"]["labels"]["app.kubernetes.io/component"]
-        if component in GRPC_SERVICES:
-            database = rendered.values["services"][component]["database"]["name"]
-            assert env["SB_DATABASE_NAME"]["value"] == database, where
-            assert "SB_DATABASE_URL" in env, where
-        elif component == "gateway":
-            assert "SB_DATABASE_URL" not in env
+        if component in ALL_SERVICES:
+            if registry.get(component).database:
+                database = rendered.components[component]["database"]["name"] or f"sb_{component}"
+                assert env["SB_DATABASE_NAME"]["value"] == database, where
+                assert "SB_DATABASE_URL" in env, where
+            else:
+                assert "SB_DATABASE_URL" not in env, where
         elif component == "bootstrap":
             for name in GRPC_SERVICES:
-                if name in rendered.enabled():
-                    assert f"SB_{name.upper()}_DATABASE_URL" in env
+                owns = name in rendered.enabled() and registry.get(name).database
+                assert (f"SB_{name.upper()}_DATABASE_URL" in env) is owns, name
 
 
 def test_in_cluster_dependencies_wire_urls() -> None:
@@ -567,15 +562,8 @@ def test_default_deny_selects_every_release_pod(rendered: Rendered) -> None:
 def test_allowed_paths_are_exactly_the_documented_ones(rendered: Rendered) -> None:
     policies = _policies(rendered)
     enabled = rendered.enabled()
-    expected_callers = {name: set() for name in GRPC_SERVICES}
-    for caller, callees in {
-        "gateway": GRPC_SERVICES,
-        "ingestion": ["accounts", "tickets"],
-        "routing": ["tickets"],
-        "tickets": ["accounts"],
-        "composition": ["tickets", "accounts", "ingestion"],
-        "outbound": ["composition", "tickets", "ingestion", "accounts"],
-    }.items():
+    expected_callers: dict[str, set[str]] = {name: set() for name in GRPC_SERVICES}
+    for caller, callees in {c.name: c.calls for c in registry.COMPONENTS}.items():
         for callee in callees:
             if caller in enabled and callee in enabled:
                 expected_callers[callee].add(caller)
@@ -718,6 +706,76 @@ def test_helm_test_script_fails_unless_200(tmp_path: Path) -> None:
     assert b"-> 503" in bad.stdout
 
 
+# --- the components: one registry, serviceDefaults ---------------------------------------
+
+
+def test_the_chart_has_the_registry_components_with_their_calls_and_databases() -> None:
+    """services/runtime/registry.py is the list of components; the chart's values are its
+    Kubernetes side: the same names, the same gRPC calls, a database where one is owned."""
+    with load_chart() as chart:
+        values = chart.merge_values({})
+    effective = components(values)
+    assert set(effective) == {c.name for c in registry.COMPONENTS}
+    for component in registry.COMPONENTS:
+        settings = effective[component.name]
+        assert sorted(settings["calls"]) == sorted(component.calls), component.name
+        assert settings["database"]["enabled"] is component.database, component.name
+        assert ("grpc" in settings["ports"]) is component.grpc, component.name
+
+
+def test_service_defaults_reach_every_component_that_does_not_say_otherwise() -> None:
+    objects = render([], {"serviceDefaults.replicaCount": 3})
+    replicas = {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]: o["spec"]["replicas"]
+        for o in objects
+        if o["kind"] == "Deployment"
+    }
+    assert replicas == {name: 1 if name == "reporting" else 3 for name in ALL_SERVICES}
+
+
+def test_a_component_can_turn_a_default_off_without_losing_the_rest() -> None:
+    """false overrides true (sprig's merge would keep true), and the keys of a map that are
+    not given stay the defaults'."""
+    objects = render(
+        [], {"services.routing.pdb.enabled": False, "services.tickets.hpa": {"enabled": True}}
+    )
+    pdbs = {o["metadata"]["name"] for o in objects if o["kind"] == "PodDisruptionBudget"}
+    assert f"{RELEASE}-routing" not in pdbs
+    assert f"{RELEASE}-tickets" in pdbs
+    (hpa,) = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    assert hpa["metadata"]["name"] == f"{RELEASE}-tickets"
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+
+
+def test_skaffold_dev_profile_runs_one_replica_of_everything_without_autoscalers() -> None:
+    skaffold = yaml.safe_load((CHART.parents[1] / "skaffold.yaml").read_text())
+    (dev,) = [p for p in skaffold["profiles"] if p["name"] == "dev"]
+    (patch,) = [p for p in dev["patches"] if p["path"].endswith("/setValues")]
+    objects = render([], patch["value"])  # the chart's own values, as skaffold deploys it
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    assert len(deployments) == len(ALL_SERVICES)
+    assert all(d["spec"]["replicas"] == 1 for d in deployments)
+    assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+
+
+def test_a_new_component_needs_only_its_values_entry() -> None:
+    objects = render([], {"services.billing": {"calls": ["tickets"]}})
+    by = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    deployment = by[("Deployment", f"{RELEASE}-billing")]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "services.billing"]
+    assert env_of(container)["SB_DATABASE_NAME"]["value"] == "sb_billing"
+    assert env_of(container)["SB_BILLING_ADDR"]["value"] == f"{RELEASE}-billing:50051"
+    assert ("PodDisruptionBudget", f"{RELEASE}-billing") in by
+    tickets_policy = by[("NetworkPolicy", f"{RELEASE}-tickets")]["spec"]
+    callers = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        for rule in tickets_policy["ingress"]
+        for peer in rule.get("from", [])
+    }
+    assert "billing" in callers
+
+
 # --- values.schema.json ----------------------------------------------------------------
 
 
@@ -731,8 +789,10 @@ def test_helm_test_script_fails_unless_200(tmp_path: Path) -> None:
         ({"services.routing.replicaCount": -1}, "/services/routing/replicaCount"),
         ({"replicas": 3}, "additional properties 'replicas' not allowed"),
         ({"logLevel": "verbose"}, "/logLevel"),
-        ({"services.billing": {"enabled": True}}, "additional properties 'billing' not allowed"),
-        ({"services.gateway.calls": ["billing"]}, "/services/gateway/calls/0"),
+        ({"services.Billing_v2": {"enabled": True}}, "invalid propertyName 'Billing_v2'"),
+        ({"services.gateway.calls": ["Billing"]}, "/services/gateway/calls/0"),
+        ({"serviceDefaults.replicaCount": "two"}, "/serviceDefaults"),
+        ({"services.routing.database.enabled": "no"}, "/services/routing/database/enabled"),
         ({"image.pullPolicy": "Sometimes"}, "/image/pullPolicy"),
         ({"networkPolicy.datastores.redis.port": 70000}, "/networkPolicy/datastores/redis/port"),
     ],
@@ -743,6 +803,12 @@ def test_schema_rejects_bad_values(overrides: dict[str, Any], message: str) -> N
     text = str(caught.value)
     assert "values don't meet the specifications of the schema" in text
     assert message in text, text
+
+
+def test_a_call_to_something_that_is_not_a_component_fails_the_render() -> None:
+    with pytest.raises(helm.HelmRenderError) as caught:
+        render([], {"services.gateway.calls": ["billing"]})
+    assert 'services.gateway.calls: "billing" is not a service' in str(caught.value)
 
 
 def test_schema_accepts_every_value_set() -> None:

@@ -24,16 +24,19 @@ import pytest
 
 from services.devstack.stack import ROOT, Stack
 from services.runtime.db import with_database
+from tests import shared
 from tests.helpers import Tenant, all_tickets, api_get, create_tenant, eventually, login, make_mail
 
 pytestmark = pytest.mark.e2e
-CORPORA = ROOT.parent / "shared" / "corpora"
 
 
 def corpus_files() -> list[Path]:
     import test as cpython_tests
 
-    roots = [CORPORA, Path(os.path.dirname(cpython_tests.__file__)) / "test_email" / "data"]
+    roots = [
+        shared.required(),
+        Path(os.path.dirname(cpython_tests.__file__)) / "test_email" / "data",
+    ]
     files: list[Path] = []
     for root in roots:
         if root.exists():

@@ -142,6 +142,53 @@ async def test_a_reply_sent_now_reaches_the_customer_threads_and_updates_the_tic
     assert [s["id"] for s in listed["items"]] == [item["id"]]
 
 
+async def test_a_new_mail_once_sent_starts_a_ticket_that_the_answer_joins(
+    stack: Stack, smtp_peer: SmtpPeer
+) -> None:
+    """A mail without a ticket (a new mail from an inbox) is filed as the first message of
+    a ticket of its own — routing decides that without asking tickets — and the customer's
+    answer threads into it."""
+    tenant, _admin, agent, _ = await desk(stack)
+    subject = f"Your order {uuid.uuid4().hex[:6]}"
+    code, draft, _ = await call(
+        stack, "POST", "/api/v1/drafts", {"inbox_id": tenant.inbox_id}, token=agent
+    )
+    assert code == 201 and draft["ticket_id"] is None
+    save = {
+        "from_address": tenant.address,
+        "to": ["hanako@customer.example"],
+        "subject": subject,
+        "body_text": "Your order has shipped.",
+    }
+    code, _saved, _ = await call(stack, "PUT", f"/api/v1/drafts/{draft['id']}", save, token=agent)
+    assert code == 200
+    code, item = await send_draft(stack, agent, draft["id"], 1)  # no ticket: no lock
+    assert code == 201, item
+    await settled(stack, agent, item["id"], "sent")
+    await eventually(lambda: _finished(stack, agent, item["id"]), timeout=10)
+
+    async def started() -> Any:
+        _c, page, _ = await call(
+            stack, "GET", f"/api/v1/tickets?q={subject.split()[-1]}&status=open", token=agent
+        )
+        found = [t for t in page["items"] if t["subject"] == subject]
+        return found[0] if found else None
+
+    ticket = await eventually(started)
+    answer = make_mail(
+        f"Re: {subject}", sender="Hanako <hanako@customer.example>", to=tenant.address, body="ok"
+    )
+    answer["In-Reply-To"] = f"<{item['message_id']}>"
+    await asyncio.to_thread(send, stack.smtp_port, answer, [tenant.address])
+
+    async def joined() -> Any:
+        _c, t, _ = await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=agent)
+        return t if t["message_count"] == 2 else None
+
+    t = await eventually(joined)
+    assert [m["channel"] for m in t["messages"]] == ["sent", "smtp"]
+
+
 async def _finished(stack: Stack, token: str, send_id: str) -> Any:
     _c, item, _ = await call(stack, "GET", f"/api/v1/sends/{send_id}", token=token)
     return item if item["after_send"]["done"] else None

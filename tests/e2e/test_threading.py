@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.utils import make_msgid
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,11 +21,12 @@ from switchboard.v1 import common_pb2, tickets_pb2, tickets_pb2_grpc
 from services.devstack.stack import Stack
 from services.runtime.db import with_database
 from services.runtime.identity import Identity
+from tests import shared
 from tests.helpers import Tenant, api_get, create_tenant, eventually, make_mail, send
+from tests.shared import CORPORA
 
 pytestmark = pytest.mark.e2e
 
-CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
 JAPANESE = CORPORA / "mikel-mail" / "spec" / "fixtures" / "emails" / "multi_charset"
 
 
@@ -196,6 +196,7 @@ async def test_a_reply_to_a_ticket_closed_too_long_opens_a_new_ticket(desk: Desk
 
 
 async def test_japanese_words_are_found_in_japanese_mail(desk: Desk) -> None:
+    shared.required(JAPANESE)
     body = (
         "お世話になっております。先月注文した商品の請求書がまだ届いておりません。"
         "お手数ですが、至急ご確認のほどよろしくお願いいたします。\n"

@@ -12,6 +12,7 @@ import asyncpg
 import nats
 
 from services.devstack.stack import ROOT
+from services.runtime import registry
 from services.runtime.db import with_database
 from tests.conftest import Infra
 
@@ -34,7 +35,7 @@ async def test_bootstrap_creates_databases_and_streams_and_is_idempotent(infra: 
     tag = uuid.uuid4().hex[:6]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SB_")}
     env.update(SB_DATABASE_URL=infra.postgres.url, SB_NATS_URL=infra.nats.url, SB_LOG_FORMAT="json")
-    for name in ("accounts", "ingestion", "routing", "tickets"):
+    for name in registry.database_services():
         env[f"SB_{name.upper()}_DATABASE_NAME"] = f"bs_{tag}_{name}"
     code, out = await _bootstrap(env)
     assert code == 0, out

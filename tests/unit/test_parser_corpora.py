@@ -12,15 +12,14 @@ from typing import Any
 import pytest
 
 from services.ingestion.parser import ParsedMail, parse, to_summary
+from tests import shared
+from tests.shared import CORPORA
 
-CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
 STALWART = CORPORA / "stalwart-mail-parser" / "resources" / "eml"
 MIKEL = CORPORA / "mikel-mail" / "spec" / "fixtures" / "emails"
 FLANKER = CORPORA / "flanker" / "tests" / "fixtures" / "messages"
 
-needs_corpora = pytest.mark.skipif(
-    not CORPORA.is_dir(), reason=f"shared corpora not present at {CORPORA}"
-)
+needs_corpora = shared.needs(CORPORA)
 
 
 def _cpython_data() -> Path | None:
@@ -124,7 +123,7 @@ def _stalwart_cases() -> list[tuple[Path, str | None, dict[str, Any] | None]]:
     return cases
 
 
-@pytest.mark.skipif(not STALWART.is_dir(), reason=f"stalwart corpus not present at {STALWART}")
+@shared.needs(STALWART)
 def test_subject_and_from_match_stalwart_expectations() -> None:
     cases = _stalwart_cases()
     checks = 0
@@ -233,7 +232,7 @@ def test_corpus_bounces_give_dsn_recipients() -> None:
 
 
 def _corpus_and_cpython() -> list[Path]:
-    files = _messages(CORPORA) if CORPORA.is_dir() else []
+    files = _messages(shared.required(CORPORA)) if CORPORA.is_dir() or shared.in_ci() else []
     if CPYTHON is not None:
         files += sorted(p for p in CPYTHON.iterdir() if p.is_file())
     return files

@@ -150,9 +150,60 @@ Usage: include "switchboard.subchartFullname" (dict "root" $ "chart" "nats")
 {{- printf "SB_%s" (upper .) -}}
 {{- end -}}
 
-{{/* The gRPC components (every component but the gateway). */}}
+{{/*
+The components with their effective settings: serviceDefaults overlaid by
+services.<name>. A key given for the component replaces the default's; a map merges one
+level deep (each of its keys replaces the default's key), except ports and extraServices,
+which are taken whole. Set (not merged by sprig's merge functions, which cannot override
+with false). Fills the dict passed as "out", name → settings:
+  {{- $components := dict }}{{- include "switchboard.components" (dict "root" $ "out" $components) }}
+*/}}
+{{- define "switchboard.components" -}}
+{{- $whole := list "ports" "extraServices" -}}
+{{- range $name, $given := .root.Values.services -}}
+{{- $c := deepCopy $.root.Values.serviceDefaults -}}
+{{- range $key, $value := ($given | default dict) -}}
+{{- $base := get $c $key -}}
+{{- if and (kindIs "map" $value) (kindIs "map" $base) (not (has $key $whole)) -}}
+{{- range $k, $v := $value }}{{ $_ := set $base $k $v }}{{ end -}}
+{{- else -}}
+{{- $_ := set $c $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $.out $name $c -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+One component's effective settings (see switchboard.components), as YAML:
+  include "switchboard.component" (dict "root" $ "name" "tickets") | fromYaml
+*/}}
+{{- define "switchboard.component" -}}
+{{- $components := dict -}}
+{{- include "switchboard.components" (dict "root" .root "out" $components) -}}
+{{- toYaml (index $components .name) -}}
+{{- end -}}
+
+{{/* The gRPC components (those with a grpc port: every one but the gateway). */}}
 {{- define "switchboard.grpcServices" -}}
-ingestion routing tickets composition approval outbound reporting accounts
+{{- $components := dict -}}
+{{- include "switchboard.components" (dict "root" . "out" $components) -}}
+{{- $names := list -}}
+{{- range $name, $c := $components -}}
+{{- if hasKey $c.ports "grpc" }}{{ $names = append $names $name }}{{ end -}}
+{{- end -}}
+{{- join " " $names -}}
+{{- end -}}
+
+{{/* The components that own a PostgreSQL database and are enabled. */}}
+{{- define "switchboard.databaseServices" -}}
+{{- $components := dict -}}
+{{- include "switchboard.components" (dict "root" . "out" $components) -}}
+{{- $names := list -}}
+{{- range $name, $c := $components -}}
+{{- if and $c.enabled $c.database.enabled }}{{ $names = append $names $name }}{{ end -}}
+{{- end -}}
+{{- join " " $names -}}
 {{- end -}}
 
 {{/*
@@ -199,8 +250,10 @@ service.
       name: {{ default (include "switchboard.secretName" .) .Values.redis.existingSecret }}
       key: {{ if .Values.redis.existingSecret }}{{ .Values.redis.existingSecretKey }}{{ else }}redis-url{{ end }}
 {{- end }}
+{{- $components := dict }}
+{{- include "switchboard.components" (dict "root" . "out" $components) }}
 {{- range $name := splitList " " (include "switchboard.grpcServices" .) }}
-{{- $svc := index $.Values.services $name }}
+{{- $svc := index $components $name }}
 - name: {{ include "switchboard.envPrefix" $name }}_ADDR
   value: {{ printf "%s:%v" (include "switchboard.componentName" (dict "root" $ "name" $name)) (index $svc.ports "grpc") | quote }}
 {{- end }}
@@ -212,7 +265,7 @@ Usage: include "switchboard.databaseSecretRef" (dict "root" $ "name" "tickets") 
 */}}
 {{- define "switchboard.databaseSecretRef" -}}
 {{- $pg := .root.Values.postgresql -}}
-{{- $svc := index .root.Values.services .name -}}
+{{- $svc := include "switchboard.component" . | fromYaml -}}
 {{- if $pg.cnpg.enabled -}}
 name: {{ printf "%s-app" (include "switchboard.cnpgClusterName" .root) }}
 key: uri
@@ -232,7 +285,7 @@ key: database-url
 
 {{/* The database name of a component. */}}
 {{- define "switchboard.databaseName" -}}
-{{- $svc := index .root.Values.services .name -}}
+{{- $svc := include "switchboard.component" . | fromYaml -}}
 {{- default (printf "sb_%s" .name) $svc.database.name -}}
 {{- end -}}
 

@@ -1,0 +1,190 @@
+"""The one list of Switchboard's processes: every gRPC service and the gateway, with what
+each owns and whom it calls.
+
+Settings (peer addresses, default ports), the local stack (`make run` and the tests: which
+processes, in which order), the release bootstrap (which databases, which durable
+consumers), the gateway's health report and the chart's tests read it from here. Adding a
+service is: its folder under services/, an entry here, an entry in the chart's values.
+
+A durable consumer is declared here, with the service that runs it, so that the bootstrap
+provisions every one of them; the service's code takes its spec from here
+(`registry.ROUTING_MESSAGES`), and `ServiceRuntime.add_consumer` refuses one that its
+entry does not list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import events
+from .bus import ConsumerSpec
+from .events import Stream
+
+# -- durable consumers (`<service>__<purpose>`) ------------------------------------------
+
+ROUTING_MESSAGES = ConsumerSpec(
+    events.INGEST, "routing__messages", (events.MESSAGE_RECEIVED.subject,)
+)
+TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
+TICKETS_DRAFTS = ConsumerSpec(events.COMPOSE, "tickets__drafts", (events.DRAFT_CHANGED.subject,))
+OUTBOUND_REPLIES = ConsumerSpec(
+    events.TICKETS,
+    "outbound__replies",
+    (events.TICKET_CREATED.subject, events.TICKET_MESSAGE_ADDED.subject),
+)
+OUTBOUND_BOUNCES = ConsumerSpec(
+    events.INGEST, "outbound__bounces", (events.MESSAGE_RECEIVED.subject,)
+)
+ACCOUNTS_OPERATIONS = ConsumerSpec(
+    events.GATEWAY, "accounts__operations", (events.OPERATION_PERFORMED.subject,), batch=256
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One process kind. `port` is its listening port on one machine (`make run`: gRPC for
+    a service, HTTP for the gateway; in Kubernetes every gRPC service listens on 50051).
+    `metrics_port` is where it serves Prometheus' /metrics on one machine (9100 for the
+    gateway, the gRPC port + 2000 for a service)."""
+
+    name: str
+    port: int
+    metrics_port: int
+    module: str  # `python -m <module>`
+    grpc: bool = True  # a gRPC service (the gateway is HTTP)
+    database: bool = False  # owns the PostgreSQL database sb_<name>
+    streams: tuple[Stream, ...] = ()  # the JetStream streams whose events it publishes
+    consumers: tuple[ConsumerSpec, ...] = ()  # the durable consumers it runs
+    calls: tuple[str, ...] = ()  # the gRPC services it calls
+
+    def consumer(self, durable: str) -> ConsumerSpec:
+        for spec in self.consumers:
+            if spec.durable == durable:
+                return spec
+        raise KeyError(f"{self.name} declares no consumer {durable!r}")
+
+
+def _service(
+    name: str,
+    port: int,
+    *,
+    database: bool = False,
+    streams: tuple[Stream, ...] = (),
+    consumers: tuple[ConsumerSpec, ...] = (),
+    calls: tuple[str, ...] = (),
+) -> Component:
+    """A gRPC service: `python -m services.<name>`, metrics on its port + 2000."""
+    return Component(
+        name,
+        port,
+        port + 2000,
+        f"services.{name}",
+        database=database,
+        streams=streams,
+        consumers=consumers,
+        calls=calls,
+    )
+
+
+# In the canonical order: the order of /healthz, of ports 7101… and of the docs.
+SERVICES: tuple[Component, ...] = (
+    _service(
+        "ingestion",
+        7101,
+        database=True,
+        streams=(events.INGEST,),
+        calls=("accounts", "tickets"),
+    ),
+    _service(
+        "routing",
+        7102,
+        database=True,
+        streams=(events.ROUTING,),
+        consumers=(ROUTING_MESSAGES,),
+        calls=("tickets",),
+    ),
+    _service(
+        "tickets",
+        7103,
+        database=True,
+        streams=(events.TICKETS,),
+        consumers=(TICKETS_ROUTED, TICKETS_DRAFTS),
+        calls=("accounts",),
+    ),
+    _service(
+        "composition",
+        7104,
+        database=True,
+        streams=(events.COMPOSE,),
+        calls=("tickets", "accounts", "ingestion"),
+    ),
+    _service("approval", 7105, streams=(events.APPROVAL,)),
+    _service(
+        "outbound",
+        7106,
+        database=True,
+        streams=(events.OUTBOUND,),
+        consumers=(OUTBOUND_REPLIES, OUTBOUND_BOUNCES),
+        calls=("composition", "tickets", "ingestion", "accounts"),
+    ),
+    _service("reporting", 7107),
+    _service(
+        "accounts",
+        7108,
+        database=True,
+        streams=(events.ACCOUNTS,),
+        consumers=(ACCOUNTS_OPERATIONS,),
+    ),
+)
+
+GATEWAY = Component(
+    "gateway",
+    8080,
+    9100,
+    "gateway",
+    grpc=False,
+    streams=(events.GATEWAY,),
+    calls=tuple(s.name for s in SERVICES),
+)
+
+COMPONENTS: tuple[Component, ...] = (*SERVICES, GATEWAY)
+BY_NAME: dict[str, Component] = {c.name: c for c in COMPONENTS}
+SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
+DEFAULT_PORTS: dict[str, int] = {s.name: s.port for s in SERVICES}
+
+
+def get(name: str) -> Component:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no component named {name!r} in services/runtime/registry.py") from None
+
+
+def database_services() -> tuple[str, ...]:
+    return tuple(s.name for s in SERVICES if s.database)
+
+
+def all_consumers() -> tuple[ConsumerSpec, ...]:
+    return tuple(spec for c in COMPONENTS for spec in c.consumers)
+
+
+def start_order() -> tuple[str, ...]:
+    """Every component after the services it calls (callees first; the canonical order
+    between equals). A call cycle is a mistake in this file."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            raise ValueError(f"the registry's calls form a cycle through {name}")
+        visiting.add(name)
+        for callee in get(name).calls:
+            visit(callee)
+        visiting.discard(name)
+        order.append(name)
+
+    for component in COMPONENTS:
+        visit(component.name)
+    return tuple(order)
