@@ -10,7 +10,6 @@ and map keys left out: `thresholds.color`, `custom`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -32,12 +31,6 @@ TYPE_NAMES = {
 }
 # an unknown field first: it is usually why another check failed
 _RANK = {"additionalProperties": 0, "unevaluatedProperties": 0, "required": 1}
-
-
-@dataclass(frozen=True)
-class BodySchema:
-    required: bool  # the operation's requestBody.required
-    validator: jsonschema_rs.Validator
 
 
 def _escape(token: str) -> str:
@@ -65,7 +58,7 @@ class Bodies:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         registry = jsonschema_rs.Registry([(SPEC_URI, spec)])
-        self._schemas: dict[str, BodySchema] = {}
+        self._schemas: dict[str, jsonschema_rs.Validator] = {}
         for path, item in spec["paths"].items():
             for method, op in item.items():
                 if method not in METHODS or "requestBody" not in op:
@@ -76,10 +69,9 @@ class Bodies:
                 if "schema" not in body.get("content", {}).get(JSON, {}):
                     continue
                 ref = f"{SPEC_URI}{at}/content/{quote(_escape(JSON))}/schema"
-                validator = jsonschema_rs.Draft202012Validator(
+                self._schemas[op["operationId"]] = jsonschema_rs.Draft202012Validator(
                     {"$ref": ref}, registry=registry, validate_formats=False
                 )
-                self._schemas[op["operationId"]] = BodySchema(bool(body.get("required")), validator)
 
     def __contains__(self, operation_id: str) -> bool:
         return operation_id in self._schemas
@@ -87,10 +79,10 @@ class Bodies:
     def check(self, operation_id: str, body: Any) -> None:
         """Nothing when `body` fits the operation's schema (or it has none); else the
         400 of its most telling error."""
-        schema = self._schemas.get(operation_id)
-        if schema is None or schema.validator.is_valid(body):
+        validator = self._schemas.get(operation_id)
+        if validator is None or validator.is_valid(body):
             return
-        raise refusal(schema.validator.iter_errors(body))
+        raise refusal(validator.iter_errors(body))
 
 
 def _field(evaluation_path: Sequence[str | int], name: str = "") -> str:
@@ -116,7 +108,8 @@ def _in_entry(evaluation_path: Sequence[str | int]) -> bool:
 
 
 def _types(types: Iterable[str]) -> str:
-    return " or ".join(TYPE_NAMES.get(t, t) for t in types)
+    ordered = sorted(types, key=lambda t: t == "null")  # "a string or null"
+    return " or ".join(TYPE_NAMES.get(t, t) for t in ordered)
 
 
 def _value(v: Any) -> str:

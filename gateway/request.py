@@ -100,7 +100,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     try:
         text = await request.text()
         body = json.loads(text, parse_float=_number, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+    except (ValueError, LookupError):  # JSONDecodeError, UnicodeDecodeError; a bad charset
         raise bad("the body must be JSON") from None
     if not isinstance(body, dict):
         raise bad("the body must be a JSON object")
