@@ -143,9 +143,9 @@ def _route_write(body: dict[str, Any], route_id: str = "") -> outbound_pb2.SmtpR
     write = outbound_pb2.SmtpRouteWrite(
         route_id=route_id,
         **{name: body.get(name) or "" for name in ROUTE_TEXT},
-        scope=body.get("scope", "default"),
+        scope=body.get("scope") or "default",
         port=body["port"],
-        security=body.get("security", "starttls"),
+        security=body.get("security") or "starttls",
         verify_certificate=body.get("verify_certificate", True),
     )
     if "password" in body:  # null or "": none
