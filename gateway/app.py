@@ -32,6 +32,7 @@ from services.runtime import grpc_client, log, redis_client, registry
 from services.runtime import settings as rt_settings
 from services.runtime.bus import Bus
 from services.runtime.ids import IdGenerator
+from services.runtime.metrics import Metrics, http_middleware
 
 from . import (
     routes_accounts,
@@ -87,8 +88,9 @@ class GatewaySettings(rt_settings.RuntimeSettings):
 class Deps:
     """What the handlers use, built once in `build_app`."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, metrics: Metrics) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.ids = IdGenerator()
         self.channels = {name: grpc_client.channel(settings.addr_of(name)) for name in BACKENDS}
         self.accounts = accounts_pb2_grpc.AccountsServiceStub(self.channels["accounts"])
@@ -101,7 +103,7 @@ class Deps:
             self.channels["accounts"], self.redis, settings.session_cache_s
         )
         self.bus = Bus(settings.nats_url, "sb-gateway")
-        self.live = LiveHub()
+        self.live = LiveHub(metrics)
         self.spec = load_spec(OPENAPI)
         trusted = parse_networks(settings.trusted_proxies.split(","))
         header = settings.client_ip_header
@@ -760,10 +762,11 @@ async def openapi_json(request: web.Request) -> web.Response:
 # -- assembly --------------------------------------------------------------------------
 
 
-def build_app(settings: GatewaySettings) -> web.Application:
-    deps = Deps(settings)
+def build_app(settings: GatewaySettings, metrics: Metrics | None = None) -> web.Application:
+    deps = Deps(settings, metrics or Metrics("gateway"))
     app = web.Application(
         middlewares=[
+            http_middleware(deps.metrics),  # first: it sees every request's final status
             request_id_middleware(deps.ids),
             error_middleware(deps.ids),
             deps.access.middleware(),
@@ -830,9 +833,19 @@ async def main() -> int:
     settings = rt_settings.load(GatewaySettings)
     log.configure("gateway", settings.effective_log_format, settings.log_level)
     logger = log.get("gateway")
-    app = build_app(settings)
+    metrics = Metrics("gateway")
+    app = build_app(settings, metrics)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
+    metrics_at = settings.metrics_address("gateway")
+    if metrics_at is not None:
+        try:
+            port = await metrics.serve(*metrics_at)
+        except OSError as exc:
+            logger.error("cannot serve metrics", error=str(exc))
+            await runner.cleanup()
+            return 2
+        logger.info("metrics listening", host=metrics_at[0], port=port)
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
     logger.info("http listening", host=settings.http_host, port=settings.http_port)
@@ -844,5 +857,6 @@ async def main() -> int:
     logger.info("shutting down")
     await runner.shutdown()
     await runner.cleanup()
+    await metrics.close()
     logger.info("stopped")
     return 0

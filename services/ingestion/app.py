@@ -71,6 +71,7 @@ async def main() -> int:
         lease_ttl_s=settings.imap_lease_ttl_s,
         cfg=FetcherConfig(idle_wait_s=settings.imap_idle_refresh_s),
         tls=tls,
+        metrics=rt.metrics,
     )
     rt.add_background("imap", supervisor.start, supervisor.stop)
     imports = ImportRepo(db.pool)
