@@ -17,6 +17,9 @@
   sending them directly; their lateness p50/p99 (`tests/bench/outbound.py`).
 - ui: the web UI in headless chromium — first load of the inbox page, ticket open time,
   and scrolling a list of 10,000 tickets without long tasks (`tests/bench/ui.py`).
+- before_after: SMTP intake, lock pairs and the ticket list's p99 of this code beside the
+  code before issue 15 (a git worktree), in fresh stacks taking turns
+  (`tests/bench/before_after.py`; `SB_BENCH_BEFORE=none` leaves it out).
 
 The stack is the one `make run` starts (durable PostgreSQL: fsync on), on free ports in a
 temporary folder. Nothing here is part of `make test`'s pass/fail.
@@ -42,7 +45,7 @@ import aiosmtplib
 import nats
 
 from services.devstack.stack import Ports, Stack, StackConfig
-from tests.bench import api, compose, ingestion, locks, outbound, ui
+from tests.bench import api, before_after, compose, ingestion, locks, outbound, ui
 
 PASSWORD = "bench-password"
 THROUGHPUT_MAILS = int(os.environ.get("SB_BENCH_MAILS", "3000"))
@@ -260,6 +263,9 @@ async def main() -> int:
         "outbound": outbound_figures,
         "ui": ui_figures,
     }
+    if before_after.BEFORE != "none":
+        print("before/after…", file=sys.stderr)
+        result["before_after"] = await before_after.run()
     print(json.dumps(result, indent=2))
     return 0
 
