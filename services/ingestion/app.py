@@ -99,7 +99,7 @@ async def main() -> int:
     )
     directory = AddressDirectory(rt.channel("accounts"))
     listener = SmtpListener(
-        SmtpHandler(directory, pipeline, rt.clock),
+        SmtpHandler(directory, pipeline, rt.clock, rt.metrics),
         settings.smtp_host,
         settings.smtp_port,
         settings.smtp_max_bytes,

@@ -16,6 +16,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from services.runtime import log
+from services.runtime import metrics as m
 from services.runtime.clock import Clock
 from services.runtime.errors import Unavailable
 
@@ -27,27 +28,43 @@ MAX_RECIPIENTS = 100
 
 
 class SmtpHandler:
-    def __init__(self, directory: AddressDirectory, pipeline: IntakePipeline, clock: Clock) -> None:
+    def __init__(
+        self,
+        directory: AddressDirectory,
+        pipeline: IntakePipeline,
+        clock: Clock,
+        metrics: m.Metrics | None = None,
+    ) -> None:
         self._directory = directory
         self._pipeline = pipeline
         self._clock = clock
         self._log = log.get("smtp")
+        metrics = metrics or m.Metrics("ingestion")
+        self._accepted = metrics.counter(m.SMTP_ACCEPTED)
+        self._refused = m.Children(metrics.counter(m.SMTP_REFUSED))
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def _refuse(self, reason: str, reply: str) -> str:
+        """A refusal, counted by its reason (docs/metrics.md)."""
+        self._refused(reason).inc()
+        return reply
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
-            return "452 4.5.3 Too many recipients"
+            return self._refuse("too_many_recipients", "452 4.5.3 Too many recipients")
         try:
             route = await self._directory.resolve(address)
         except Unavailable as exc:
             self._log.warning("recipient lookup failed", error=str(exc))
-            return "451 4.3.0 Temporary lookup failure, try again later"
+            return self._refuse(
+                "lookup_failed", "451 4.3.0 Temporary lookup failure, try again later"
+            )
         if route is None:
-            return "550 5.1.1 No such mailbox here"
+            return self._refuse("no_such_mailbox", "550 5.1.1 No such mailbox here")
         routes: dict[str, Route] = getattr(envelope, "sb_routes", {})
         routes[address] = route
         envelope.sb_routes = routes  # type: ignore[attr-defined]
@@ -59,7 +76,7 @@ class SmtpHandler:
         raw = envelope.original_content or b""
         routes: dict[str, Route] = getattr(envelope, "sb_routes", {})
         if not routes:
-            return "554 5.5.1 No valid recipients"
+            return self._refuse("no_valid_recipients", "554 5.5.1 No valid recipients")
         self._in_flight += 1
         self._idle.clear()
         try:
@@ -82,11 +99,12 @@ class SmtpHandler:
             self._log.warning(
                 "mail not accepted; sender will retry", error=repr(exc), peer=_peer(session)
             )
-            return "451 4.3.0 Temporary failure, please try again later"
+            return self._refuse("not_stored", "451 4.3.0 Temporary failure, please try again later")
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+        self._accepted.inc()
         ids = ",".join(a.message_id for a in accepted)
         self._log.info("mail accepted", message_ids=ids, size=len(raw), peer=_peer(session))
         return f"250 2.0.0 OK queued as {ids}"

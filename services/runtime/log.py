@@ -88,8 +88,11 @@ def bound(**ids: Any) -> Iterator[None]:
         structlog.contextvars.reset_contextvars(**tokens)
 
 
-# The ids `also()` bound in the operation running now, with the tokens that undo them.
-_FOUND: ContextVar[dict[str, Token[Any]] | None] = ContextVar("sb_log_found", default=None)
+# The ids `also()` bound in the operation running now, each with its value before (or
+# _UNBOUND). Values, not tokens: an event's handler runs in a task of its own, whose
+# context is a copy, and a token can only be reset in the context that made it.
+_FOUND: ContextVar[dict[str, Any] | None] = ContextVar("sb_log_found", default=None)
+_UNBOUND = object()
 
 
 @contextmanager
@@ -98,13 +101,17 @@ def operation(**ids: Any) -> Iterator[None]:
     as it goes (`also(ticket_id=…)` once it has read the draft) are bound until its end."""
     clean = {k: v for k, v in ids.items() if v}
     tokens = structlog.contextvars.bind_contextvars(**clean)
-    found: dict[str, Token[Any]] = {}
+    found: dict[str, Any] = {}
     scope = _FOUND.set(found)
     try:
         yield
     finally:
         _FOUND.reset(scope)
-        structlog.contextvars.reset_contextvars(**found)
+        for key, before in found.items():
+            if before is _UNBOUND:
+                structlog.contextvars.unbind_contextvars(key)
+            else:
+                structlog.contextvars.bind_contextvars(**{key: before})
         structlog.contextvars.reset_contextvars(**tokens)
 
 
@@ -116,5 +123,7 @@ def also(**ids: Any) -> None:
     if found is None:
         return
     clean = {k: v for k, v in ids.items() if v}
-    for key, token in structlog.contextvars.bind_contextvars(**clean).items():
-        found.setdefault(key, token)  # the first token restores the value before the first
+    current = structlog.contextvars.get_contextvars()
+    for key in clean:
+        found.setdefault(key, current.get(key, _UNBOUND))
+    structlog.contextvars.bind_contextvars(**clean)

@@ -316,3 +316,19 @@ def test_an_events_ticket_is_found_in_its_payload() -> None:
     assert events.ticket_id_of(draft) == "t-2"
     assert events.ticket_id_of(received) == ""
     assert events.ticket_id_of(events_pb2.EventEnvelope()) == ""
+
+
+async def test_an_id_found_in_a_task_of_the_operation_ends_with_it() -> None:
+    """The consumer loop runs each handler in a task of its own (a copy of the context):
+    what the handler binds must neither break the operation's end nor outlive it."""
+    structlog.contextvars.clear_contextvars()
+    seen: dict[str, object] = {}
+
+    async def handler() -> None:
+        log.also(ticket_id="k9")
+        seen.update(structlog.contextvars.get_contextvars())
+
+    with log.operation(event_id="e1"):
+        await asyncio.ensure_future(handler())
+    assert seen == {"event_id": "e1", "ticket_id": "k9"}
+    assert structlog.contextvars.get_contextvars() == {}
