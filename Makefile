@@ -59,11 +59,11 @@ run: install ui ## Run the whole system here: PostgreSQL, NATS, Redis, every ser
 	$(PY) -m services.devstack run
 
 # Debian packages the tests use as real peers: Dovecot as the IMAP server, chromium as
-# the browser Playwright drives.
+# the browser Playwright drives, clamd as the virus scanner.
 SYSTEM_STAMP := $(VENV)/.system-deps
-SYSTEM_PACKAGES := dovecot-imapd chromium fonts-noto-cjk
-$(SYSTEM_STAMP):
-	@if ! command -v dovecot >/dev/null || ! command -v chromium >/dev/null; then \
+SYSTEM_PACKAGES := dovecot-imapd chromium fonts-noto-cjk clamav-daemon
+$(SYSTEM_STAMP): Makefile
+	@if ! command -v dovecot >/dev/null || ! command -v chromium >/dev/null || [ ! -x /usr/sbin/clamd ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	  else echo "the tests need: apt-get install $(SYSTEM_PACKAGES)" >&2; exit 1; fi; fi

@@ -13,18 +13,18 @@ applies the rule gateway/openapi.yaml states for its operation, before the handl
 
 After the handler, every state-changing request of a caller is announced as
 `sb.gateway.operation.performed` (SEC-7; accounts keeps the operation log), whatever its
-outcome. JSON answers are masked for callers who may not see customers' addresses
-(SEC-6), and every answer gets the security headers.
+outcome. Every answer gets the security headers. The operation found for a request is
+kept in it (`RULE`), so that its body is checked against the same operation's schema
+(request.py) without matching the route again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,14 +39,12 @@ from services.runtime.bus import Bus
 from services.runtime.identity import operator_actor
 from services.runtime.ids import IdGenerator
 
-from . import masking
 from .auth import CSRF_HEADER, SAFE_METHODS, Caller, SessionResolver, address_allowed, credential
 from .errors import ApiError, from_grpc
 
 CALLER = web.RequestKey("caller", Caller)
 CLIENT = web.RequestKey("client_address", str)
 REQUEST_ID = web.RequestKey("request_id", str)
-_dumps = partial(json.dumps, ensure_ascii=False)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head")
 
@@ -58,6 +56,9 @@ class Rule:
     permissions: tuple[str, ...]
     during_password_change: bool
     target: str | None  # the path parameter naming the resource (for the operation log)
+
+
+RULE = web.RequestKey("rule", Rule)  # the operation of the request, as the document states it
 
 
 def load_spec(path: Path) -> dict[str, Any]:
@@ -104,6 +105,27 @@ def rules_of(spec: dict[str, Any]) -> dict[tuple[str, str], Rule]:
                 target=target,
             )
     return out
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+def request_id_middleware(ids: IdGenerator) -> Any:
+    """The caller's X-Request-Id when it is a sane token, else a new id; it becomes the
+    correlation id of everything the request causes, and is echoed in the response."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("X-Request-Id", "")
+        rid = given if _REQUEST_ID.match(given) else ids.new_str()
+        request[REQUEST_ID] = rid
+        with log.bound(request_id=rid):
+            response = await handler(request)
+        if not response.prepared:
+            response.headers["X-Request-Id"] = rid
+        return response
+
+    return middleware
 
 
 def _route_key(request: web.Request) -> tuple[str, str] | None:
@@ -181,6 +203,8 @@ class Access:
         async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
             request[CLIENT] = self._client_of(request)
             rule = self.rule(request)
+            if rule is not None:
+                request[RULE] = rule  # the operation, for the body's schema (request.py)
             if rule is None or rule.public:
                 return await handler(request)
             caller = await self.authenticate(request, rule)
@@ -258,30 +282,6 @@ class Access:
         """Shutdown: wait (briefly) for the operation events still being published."""
         if self._pending:
             await asyncio.wait(list(self._pending), timeout=5)
-
-
-class JsonBody(web.Response):
-    """A JSON answer serialised at the last moment, so that masking (SEC-6) happens in
-    one place for every route: `customer_data=False` for answers that hold none."""
-
-    def __init__(
-        self, data: Any, status: int = 200, *, customer_data: bool = True, headers: Any = None
-    ) -> None:
-        super().__init__(status=status, content_type="application/json", headers=headers)
-        self.data = data
-        self.customer_data = customer_data
-
-
-@web.middleware
-async def json_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    if isinstance(response, JsonBody):
-        data = response.data
-        caller = request.get(CALLER)
-        if response.customer_data and caller is not None and not caller.sees_addresses:
-            data = masking.mask(data, keep=caller.tenant_addresses)
-        response.text = _dumps(data)
-    return response
 
 
 def security_headers(hsts: bool) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:

@@ -183,7 +183,7 @@ def cache_key(token: str) -> str:
 
 class SessionResolver:
     def __init__(self, channel: grpc.aio.Channel, redis: aioredis.Redis, cache_s: int = 30) -> None:
-        self._stub = accounts_pb2_grpc.AccountsServiceStub(channel)
+        self._stub = accounts_pb2_grpc.AccountsServiceStub(channel)  # type: ignore[no-untyped-call,unused-ignore]
         self._redis = redis
         self._cache_s = cache_s
         self._log = log.get("gateway.auth")

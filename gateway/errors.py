@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from aiohttp import web
@@ -68,6 +68,22 @@ def from_grpc(err: grpc.aio.AioRpcError) -> ApiError:
     elif status >= 500:
         message = f"a service failed ({err.code().name})"
     return ApiError(status, code, message, field, retry_after_s=retry_after)
+
+
+T = TypeVar("T")
+
+
+async def renamed(call: Awaitable[T], names: dict[str, str]) -> T:
+    """Await a gRPC call; the field of a service's error is renamed to this API's name for
+    it (e.g. `source_ticket_id` → `source_id`)."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        err = from_grpc(exc)
+        if err.field not in names:
+            raise
+        err.field = names[err.field]
+        raise err from None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -5,112 +5,62 @@ work and checks permissions and fences itself; documented in openapi.yaml."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
-from switchboard.v1 import composition_pb2
+from switchboard.v1 import composition_pb2, composition_pb2_grpc
 
-from . import app as gw
 from . import views
 from .errors import ApiError
-from .routes_tickets import FENCE_MAX, _bad, _body, _int, _str, _str_list
+from .request import (
+    FENCE_MAX,
+    bad,
+    deps,
+    json_body,
+    metadata,
+    optional_body,
+    query_bool,
+    query_choice,
+    query_int,
+)
+from .responses import download, json_response, no_content
 
 KINDS = {"template": 1, "phrase": 2}
 DRAFT_KINDS = {"reply": 1, "reply_all": 2, "forward": 3, "new": 4}
-TEMPLATE_FIELDS = (
-    "kind",
-    "folder_id",
-    "name",
-    "subject",
-    "body_text",
-    "body_html",
-    "keywords",
-    "inbox_ids",
-    "expected_version",
-)
-SAVE_FIELDS = (
-    "fence",
-    "base_revision",
-    "from_address",
-    "from_name",
-    "to",
-    "cc",
-    "bcc",
-    "subject",
-    "body_text",
-    "body_html",
-    "signature_text",
-    "include_quote",
-    "attachment_ids",
-)
+TEXT_FIELDS = ("folder_id", "name", "subject", "body_text", "body_html")
+SAVE_TEXT = ("from_name", "subject", "body_text", "body_html", "signature_text")
+SAVE_LISTS = ("to", "cc", "bcc", "attachment_ids")
 UPLOAD_CHUNK = 1024 * 1024
 UPLOAD_MAX = 25 * 1024 * 1024
 
 
-def _stub(request: web.Request) -> Any:
-    return request.app[gw.DEPS].composition
-
-
-async def _md(request: web.Request) -> list[tuple[str, str]]:
-    return gw._md(await gw.caller_of(request), request)
-
-
-def _bool(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _bad(f"{name} must be true or false", name)
-    return value
-
-
-def _query_int(request: web.Request, name: str, low: int, high: int) -> int:
-    value = gw._int_param(request, name, 0)
-    if value and not low <= value <= high:
-        raise _bad(f"{name} must be between {low} and {high}", name)
-    return value
+def _stub(request: web.Request) -> composition_pb2_grpc.CompositionServiceStub:
+    return deps(request).composition
 
 
 def _fence_param(request: web.Request) -> int:
-    raw = request.query.get("fence", "")
-    if not raw:
-        return 0
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad("fence must be a positive whole number", "fence") from None
-    if not 1 <= value <= FENCE_MAX:
-        raise _bad("fence must be a positive whole number", "fence")
-    return value
+    return query_int(request, "fence", low=1, high=FENCE_MAX)
 
 
 # -- templates ---------------------------------------------------------------------------
 
 
 def _template_write(body: dict[str, Any], template_id: str = "") -> composition_pb2.TemplateWrite:
-    kind = body.get("kind", "template")
-    if kind not in KINDS:
-        raise _bad("kind must be template or phrase", "kind")
+    """A body its schema accepted (TemplateWrite)."""
     return composition_pb2.TemplateWrite(
         template_id=template_id,
-        kind=KINDS[kind],  # type: ignore[arg-type]
-        folder_id=_str(body, "folder_id"),
-        name=_str(body, "name"),
-        subject=_str(body, "subject"),
-        body_text=_str(body, "body_text"),
-        body_html=_str(body, "body_html"),
-        keywords=_str_list(body, "keywords"),
-        inbox_ids=_str_list(body, "inbox_ids"),
-        expected_version=_int(body, "expected_version", 1, 2**31 - 1),
+        kind=KINDS[body.get("kind", "template")],  # type: ignore[arg-type]
+        **{name: body.get(name, "") for name in TEXT_FIELDS},
+        keywords=body.get("keywords", []),
+        inbox_ids=body.get("inbox_ids", []),
+        expected_version=body.get("expected_version", 0),
     )
 
 
 async def list_templates(request: web.Request) -> web.Response:
     q = request.query
-    kind = q.get("kind", "")
-    if kind and kind not in KINDS:
-        raise _bad("kind must be template or phrase", "kind")
+    kind = query_choice(request, "kind", tuple(KINDS))
     resp = await _stub(
         request
     ).ListTemplates(
@@ -120,61 +70,61 @@ async def list_templates(request: web.Request) -> web.Response:
             query=q.get("q", "")[:201],
             inbox_id=q.get("inbox_id", ""),
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return gw.json_response({"items": [views.template(t) for t in resp.templates]})
+    return json_response({"items": [views.template(t) for t in resp.templates]})
 
 
 async def create_template(request: web.Request) -> web.Response:
-    body = await _body(request, TEMPLATE_FIELDS)
+    body = await json_body(request)
     resp = await _stub(request).CreateTemplate(
-        _template_write(body), metadata=await _md(request), timeout=10
+        _template_write(body), metadata=metadata(request), timeout=10
     )
-    return gw.json_response(views.template(resp), status=201)
+    return json_response(views.template(resp), status=201)
 
 
 async def get_template(request: web.Request) -> web.Response:
     resp = await _stub(request).GetTemplate(
         composition_pb2.GetTemplateRequest(template_id=request.match_info["template_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return gw.json_response(views.template(resp))
+    return json_response(views.template(resp))
 
 
 async def update_template(request: web.Request) -> web.Response:
-    body = await _body(request, TEMPLATE_FIELDS)
+    body = await json_body(request)
     resp = await _stub(request).UpdateTemplate(
         _template_write(body, request.match_info["template_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return gw.json_response(views.template(resp))
+    return json_response(views.template(resp))
 
 
 async def delete_template(request: web.Request) -> web.Response:
     await _stub(request).DeleteTemplate(
         composition_pb2.DeleteTemplateRequest(template_id=request.match_info["template_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return web.Response(status=204)
+    return no_content()
 
 
 async def render_template(request: web.Request) -> web.Response:
-    body = await _body(request, ("ticket_id", "message_id", "use"), optional=True)
+    body = await optional_body(request) or {}
     resp = await _stub(request).RenderTemplate(
         composition_pb2.RenderTemplateRequest(
             template_id=request.match_info["template_id"],
-            ticket_id=_str(body, "ticket_id"),
-            message_id=_str(body, "message_id"),
-            use=_bool(body, "use"),
+            ticket_id=body.get("ticket_id", ""),
+            message_id=body.get("message_id", ""),
+            use=body.get("use", False),
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=15,
     )
-    return gw.json_response(
+    return json_response(
         {
             "subject": resp.subject,
             "body_text": resp.body_text,
@@ -189,12 +139,12 @@ async def suggest_templates(request: web.Request) -> web.Response:
     resp = await _stub(request).SuggestTemplates(
         composition_pb2.SuggestTemplatesRequest(
             ticket_id=request.match_info["ticket_id"],
-            limit=_query_int(request, "limit", 1, 20),
+            limit=query_int(request, "limit", low=1, high=20),
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=15,
     )
-    return gw.json_response(
+    return json_response(
         {
             "items": [
                 {
@@ -213,9 +163,9 @@ async def suggest_templates(request: web.Request) -> web.Response:
 
 async def list_folders(request: web.Request) -> web.Response:
     resp = await _stub(request).ListFolders(
-        composition_pb2.ListFoldersRequest(), metadata=await _md(request), timeout=10
+        composition_pb2.ListFoldersRequest(), metadata=metadata(request), timeout=10
     )
-    return gw.json_response(
+    return json_response(
         {
             "items": [
                 {
@@ -232,14 +182,14 @@ async def list_folders(request: web.Request) -> web.Response:
 
 
 async def _put_folder(request: web.Request, folder_id: str = "") -> web.Response:
-    body = await _body(request, ("name", "parent_id"))
+    body = await json_body(request)
     write = composition_pb2.FolderWrite(
-        folder_id=folder_id, name=_str(body, "name"), parent_id=_str(body, "parent_id")
+        folder_id=folder_id, name=body["name"], parent_id=body.get("parent_id", "")
     )
     stub = _stub(request)
     call = stub.UpdateFolder if folder_id else stub.CreateFolder
-    resp = await call(write, metadata=await _md(request), timeout=10)
-    return gw.json_response(
+    resp = await call(write, metadata=metadata(request), timeout=10)
+    return json_response(
         {"id": resp.id, "parent_id": resp.parent_id or None, "name": resp.name},
         status=200 if folder_id else 201,
         customer_data=False,
@@ -257,48 +207,45 @@ async def update_folder(request: web.Request) -> web.Response:
 async def delete_folder(request: web.Request) -> web.Response:
     await _stub(request).DeleteFolder(
         composition_pb2.DeleteFolderRequest(folder_id=request.match_info["folder_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return web.Response(status=204)
+    return no_content()
 
 
 async def list_signatures(request: web.Request) -> web.Response:
     resp = await _stub(request).ListSignatures(
-        composition_pb2.ListSignaturesRequest(), metadata=await _md(request), timeout=10
+        composition_pb2.ListSignaturesRequest(), metadata=metadata(request), timeout=10
     )
-    return gw.json_response({"items": [views.signature(s) for s in resp.signatures]})
+    return json_response({"items": [views.signature(s) for s in resp.signatures]})
 
 
 async def put_signature(request: web.Request) -> web.Response:
-    body = await _body(request, ("inbox_id", "name", "body_text", "body_html"))
+    body = await json_body(request)
     resp = await _stub(request).PutSignature(
         composition_pb2.SignatureWrite(
-            inbox_id=_str(body, "inbox_id"),
-            name=_str(body, "name"),
-            body_text=_str(body, "body_text"),
-            body_html=_str(body, "body_html"),
+            **{name: body.get(name, "") for name in ("inbox_id", "name", "body_text", "body_html")}
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return gw.json_response(views.signature(resp))
+    return json_response(views.signature(resp))
 
 
 async def delete_signature(request: web.Request) -> web.Response:
     await _stub(request).DeleteSignature(
         composition_pb2.DeleteSignatureRequest(signature_id=request.match_info["signature_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return web.Response(status=204)
+    return no_content()
 
 
 async def get_settings(request: web.Request) -> web.Response:
     resp = await _stub(request).GetComposeSettings(
-        composition_pb2.GetComposeSettingsRequest(), metadata=await _md(request), timeout=10
+        composition_pb2.GetComposeSettingsRequest(), metadata=metadata(request), timeout=10
     )
-    return gw.json_response(
+    return json_response(
         {
             "attachment_words": list(resp.attachment_words),
             "error_keywords": list(resp.error_keywords),
@@ -308,16 +255,15 @@ async def get_settings(request: web.Request) -> web.Response:
 
 
 async def put_settings(request: web.Request) -> web.Response:
-    body = await _body(request, ("attachment_words", "error_keywords"))
+    body = await json_body(request)
     resp = await _stub(request).SetComposeSettings(
         composition_pb2.ComposeSettings(
-            attachment_words=_str_list(body, "attachment_words"),
-            error_keywords=_str_list(body, "error_keywords"),
+            attachment_words=body["attachment_words"], error_keywords=body["error_keywords"]
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return gw.json_response(
+    return json_response(
         {
             "attachment_words": list(resp.attachment_words),
             "error_keywords": list(resp.error_keywords),
@@ -329,95 +275,79 @@ async def put_settings(request: web.Request) -> web.Response:
 # -- drafts ------------------------------------------------------------------------------
 
 
-def _kind(body: dict[str, Any]) -> int:
-    kind = body.get("kind")
-    if kind not in DRAFT_KINDS:
-        raise _bad("kind must be reply, reply_all, forward or new", "kind")
-    return DRAFT_KINDS[kind]
-
-
 async def create_ticket_draft(request: web.Request) -> web.Response:
-    body = await _body(request, ("kind", "message_id", "include_quote", "fence", "template_id"))
+    body = await json_body(request)
     resp = await _stub(request).CreateDraft(
         composition_pb2.CreateDraftRequest(
             ticket_id=request.match_info["ticket_id"],
-            kind=_kind(body),  # type: ignore[arg-type]
-            message_id=_str(body, "message_id"),
-            include_quote=_bool(body, "include_quote"),
-            fence=_int(body, "fence", 1, FENCE_MAX),
-            template_id=_str(body, "template_id"),
+            kind=DRAFT_KINDS[body["kind"]],  # type: ignore[arg-type]
+            message_id=body.get("message_id", ""),
+            include_quote=body.get("include_quote", False),
+            fence=body["fence"],
+            template_id=body.get("template_id", ""),
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=60,
     )
-    return gw.json_response(views.draft(resp), status=201)
+    return json_response(views.draft(resp), status=201)
 
 
 async def create_draft(request: web.Request) -> web.Response:
     """A new mail from an inbox, without a ticket."""
-    body = await _body(request, ("inbox_id", "template_id"))
-    inbox_id = _str(body, "inbox_id")
-    if not inbox_id:
-        raise _bad("inbox_id is required", "inbox_id")
+    body = await json_body(request)
+    if not body["inbox_id"]:
+        raise bad("inbox_id is required", "inbox_id")
     resp = await _stub(request).CreateDraft(
         composition_pb2.CreateDraftRequest(
-            inbox_id=inbox_id,
+            inbox_id=body["inbox_id"],
             kind=composition_pb2.DRAFT_KIND_NEW,
-            template_id=_str(body, "template_id"),
+            template_id=body.get("template_id", ""),
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=30,
     )
-    return gw.json_response(views.draft(resp), status=201)
+    return json_response(views.draft(resp), status=201)
 
 
 async def list_ticket_drafts(request: web.Request) -> web.Response:
     resp = await _stub(request).ListDrafts(
         composition_pb2.ListDraftsRequest(ticket_id=request.match_info["ticket_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=15,
     )
-    return gw.json_response({"items": [views.draft(d) for d in resp.drafts]})
+    return json_response({"items": [views.draft(d) for d in resp.drafts]})
 
 
 async def get_draft(request: web.Request) -> web.Response:
     resp = await _stub(request).GetDraft(
         composition_pb2.GetDraftRequest(
             draft_id=request.match_info["draft_id"],
-            revision=_query_int(request, "revision", 1, 2**31 - 1),
+            revision=query_int(request, "revision"),
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return gw.json_response(views.draft(resp))
+    return json_response(views.draft(resp))
 
 
 async def save_draft(request: web.Request) -> web.Response:
-    body = await _body(request, SAVE_FIELDS)
-    from_address = _str(body, "from_address")
-    if not from_address:
-        raise _bad("from_address is required", "from_address")
+    body = await json_body(request)
+    if not body["from_address"]:
+        raise bad("from_address is required", "from_address")
     resp = await _stub(request).SaveDraft(
         composition_pb2.SaveDraftRequest(
             draft_id=request.match_info["draft_id"],
-            fence=_int(body, "fence", 1, FENCE_MAX),
-            base_revision=_int(body, "base_revision", 1, 2**31 - 1),
-            from_address=from_address,
-            from_name=_str(body, "from_name"),
-            to=_str_list(body, "to"),
-            cc=_str_list(body, "cc"),
-            bcc=_str_list(body, "bcc"),
-            subject=_str(body, "subject"),
-            body_text=_str(body, "body_text"),
-            body_html=_str(body, "body_html"),
-            signature_text=_str(body, "signature_text"),
-            include_quote=_bool(body, "include_quote"),
-            attachment_ids=_str_list(body, "attachment_ids"),
+            fence=body.get("fence", 0),
+            base_revision=body.get("base_revision", 0),
+            from_address=body["from_address"],
+            include_quote=body.get("include_quote", False),
+            **{name: body.get(name, "") for name in SAVE_TEXT},
+            **{name: body.get(name, []) for name in SAVE_LISTS},
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=30,
     )
-    return gw.json_response(views.draft(resp))
+    return json_response(views.draft(resp))
 
 
 async def discard_draft(request: web.Request) -> web.Response:
@@ -425,10 +355,10 @@ async def discard_draft(request: web.Request) -> web.Response:
         composition_pb2.DiscardDraftRequest(
             draft_id=request.match_info["draft_id"], fence=_fence_param(request)
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return web.Response(status=204)
+    return no_content()
 
 
 async def upload_attachment(request: web.Request) -> web.Response:
@@ -438,18 +368,17 @@ async def upload_attachment(request: web.Request) -> web.Response:
         raise ApiError(413, "too_large", "an attachment is at most 25 MiB")
     filename = request.query.get("filename", "")
     if not filename:
-        raise _bad("filename is required", "filename")
-    inline = request.query.get("inline", "") in ("1", "true")
+        raise bad("filename is required", "filename")
     header = composition_pb2.AttachmentHeader(
         draft_id=request.match_info["draft_id"],
         filename=filename[:255],
         content_type=request.content_type or "application/octet-stream",
-        inline=inline,
+        inline=query_bool(request, "inline"),
         fence=_fence_param(request),
     )
     size = 0
 
-    async def chunks() -> Any:
+    async def chunks() -> AsyncIterator[composition_pb2.AttachmentChunk]:
         nonlocal size
         yield composition_pb2.AttachmentChunk(header=header)
         async for data in request.content.iter_chunked(UPLOAD_CHUNK):
@@ -458,10 +387,8 @@ async def upload_attachment(request: web.Request) -> web.Response:
                 raise ApiError(413, "too_large", "an attachment is at most 25 MiB")
             yield composition_pb2.AttachmentChunk(data=data)
 
-    resp = await _stub(request).UploadAttachment(chunks(), metadata=await _md(request), timeout=120)
-    return gw.json_response(
-        views.draft_attachment(resp, request.match_info["draft_id"]), status=201
-    )
+    resp = await _stub(request).UploadAttachment(chunks(), metadata=metadata(request), timeout=120)
+    return json_response(views.draft_attachment(resp, request.match_info["draft_id"]), status=201)
 
 
 async def get_attachment(request: web.Request) -> web.Response:
@@ -470,32 +397,19 @@ async def get_attachment(request: web.Request) -> web.Response:
             draft_id=request.match_info["draft_id"],
             attachment_id=request.match_info["attachment_id"],
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=60,
     )
-    name = resp.attachment.filename
-    ascii_name = "".join(
-        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name
-    )
-    return web.Response(
-        body=resp.data,
-        content_type="application/octet-stream",
-        headers={
-            "Content-Disposition": (
-                f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
-            ),
-            "Content-Security-Policy": "sandbox",
-        },
-    )
+    return download(resp.data, resp.attachment.filename)
 
 
 async def check_draft(request: web.Request) -> web.Response:
     resp = await _stub(request).CheckDraft(
         composition_pb2.CheckDraftRequest(draft_id=request.match_info["draft_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=15,
     )
-    return gw.json_response(
+    return json_response(
         {
             "blocked": resp.blocked,
             "findings": [
@@ -515,11 +429,11 @@ async def check_draft(request: web.Request) -> web.Response:
 async def preview_draft(request: web.Request) -> web.Response:
     resp = await _stub(request).PreviewDraft(
         composition_pb2.PreviewDraftRequest(draft_id=request.match_info["draft_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=30,
     )
     draft_id = request.match_info["draft_id"]
-    return gw.json_response(
+    return json_response(
         {
             "headers": [{"name": h.name, "value": h.value} for h in resp.headers],
             "text": resp.text,
@@ -532,19 +446,19 @@ async def preview_draft(request: web.Request) -> web.Response:
 
 
 async def diff_draft(request: web.Request) -> web.Response:
-    from_revision = _query_int(request, "from", 1, 2**31 - 1)
+    from_revision = query_int(request, "from")
     if not from_revision:
-        raise _bad("from is required (a revision number)", "from")
+        raise bad("from is required (a revision number)", "from")
     resp = await _stub(request).DiffDraft(
         composition_pb2.DiffDraftRequest(
             draft_id=request.match_info["draft_id"],
             from_revision=from_revision,
-            to_revision=_query_int(request, "to", 1, 2**31 - 1),
+            to_revision=query_int(request, "to"),
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=15,
     )
-    return gw.json_response(
+    return json_response(
         {
             "fields": [
                 {"field": f.field, "ops": [{"op": o.op, "text": o.text} for o in f.ops]}

@@ -4,130 +4,95 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 from aiohttp import web
-from switchboard.v1 import common_pb2, tickets_pb2
+from switchboard.v1 import tickets_pb2
 
-from . import app as gw
 from . import views
-from .errors import ApiError, from_grpc
+from .errors import renamed
+from .request import bad, deps, json_body, metadata, page
+from .responses import json_response, page_response
 
 QUERY_MAX = 200
 PATCH_TEXT = ("name", "company", "memo")
 PATCH_LISTS = ("addresses", "phones")
-PATCH_FIELDS = (*PATCH_TEXT, *PATCH_LISTS, "custom")
 MERGE_FIELDS = {"source_contact_id": "source_id", "target_contact_id": "contact_id"}
 
 
-def _limit(request: web.Request) -> int:
-    limit = gw._int_param(request, "limit", 50)
-    if not 1 <= limit <= 200:
-        raise ApiError(400, "invalid_argument", "limit must be between 1 and 200", "limit")
-    return limit
-
-
-def _page(request: web.Request) -> common_pb2.PageRequest:
-    return common_pb2.PageRequest(limit=_limit(request), cursor=request.query.get("cursor", ""))
-
-
 async def list_contacts(request: web.Request) -> web.Response:
-    caller = await gw.caller_of(request)
     query = request.query.get("q", "")
     if len(query) > QUERY_MAX or "\x00" in query:
-        raise ApiError(
-            400, "invalid_argument", f"q must be at most {QUERY_MAX} characters of text", "q"
-        )
-    page = _page(request)
-    resp = await request.app[gw.DEPS].tickets.ListContacts(
-        tickets_pb2.ListContactsRequest(query=query, page=page),
-        metadata=gw._md(caller, request),
+        raise bad(f"q must be at most {QUERY_MAX} characters of text", "q")
+    resp = await deps(request).tickets.ListContacts(
+        tickets_pb2.ListContactsRequest(query=query, page=page(request)),
+        metadata=metadata(request),
         timeout=10,
     )
-    return gw.json_response(
-        {"items": [views.contact(c) for c in resp.contacts], "next": resp.next_cursor or None}
-    )
+    return page_response([views.contact(c) for c in resp.contacts], resp.next_cursor)
 
 
 async def get_contact(request: web.Request) -> web.Response:
-    caller = await gw.caller_of(request)
-    resp = await request.app[gw.DEPS].tickets.GetContact(
+    resp = await deps(request).tickets.GetContact(
         tickets_pb2.GetContactRequest(contact_id=request.match_info["contact_id"]),
-        metadata=gw._md(caller, request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return gw.json_response(views.contact(resp))
+    return json_response(views.contact(resp))
 
 
 def _update_request(contact_id: str, body: dict[str, Any]) -> tickets_pb2.UpdateContactRequest:
-    """The JSON body as an UpdateContactRequest: a field present is set (lists and `custom`
-    replace the whole value); an absent field stays; anything else is refused."""
-    unknown = sorted(set(body) - set(PATCH_FIELDS))
-    if unknown:
-        raise ApiError(400, "invalid_argument", f"unknown field {unknown[0]!r}", unknown[0])
+    """A body its schema accepted (ContactUpdate) as an UpdateContactRequest: a field
+    present is set (lists and `custom` replace the whole value); an absent field stays."""
     req = tickets_pb2.UpdateContactRequest(contact_id=contact_id)
     for name in PATCH_TEXT:
         if name in body:
-            if not isinstance(body[name], str):
-                raise ApiError(400, "invalid_argument", f"{name} must be a string", name)
             setattr(req, name, body[name])
     for name in PATCH_LISTS:
         if name in body:
-            value = body[name]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ApiError(400, "invalid_argument", f"{name} must be a list of strings", name)
             setattr(req, f"set_{name}", True)
-            getattr(req, name).extend(value)
+            getattr(req, name).extend(body[name])
     if "custom" in body:
-        custom = body["custom"]
-        if not isinstance(custom, dict) or not all(isinstance(v, str) for v in custom.values()):
-            raise ApiError(400, "invalid_argument", "custom must be an object of strings", "custom")
         req.set_custom = True
-        req.custom.update(custom)
+        req.custom.update(body["custom"])
     return req
 
 
 async def update_contact(request: web.Request) -> web.Response:
-    caller = await gw.caller_of(request)
-    body = await gw._json_body(request)
-    resp = await request.app[gw.DEPS].tickets.UpdateContact(
+    body = await json_body(request)
+    resp = await deps(request).tickets.UpdateContact(
         _update_request(request.match_info["contact_id"], body),
-        metadata=gw._md(caller, request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return gw.json_response(views.contact(resp))
+    return json_response(views.contact(resp))
 
 
 async def merge_contacts(request: web.Request) -> web.Response:
-    caller = await gw.caller_of(request)
-    values = gw._strings(await gw._json_body(request), ("source_id",))
-    if not values["source_id"]:
-        raise ApiError(400, "invalid_argument", "source_id is required", "source_id")
-    try:
-        resp = await request.app[gw.DEPS].tickets.MergeContacts(
+    body = await json_body(request)
+    if not body["source_id"]:
+        raise bad("source_id is required", "source_id")
+    resp = await renamed(
+        deps(request).tickets.MergeContacts(
             tickets_pb2.MergeContactsRequest(
                 target_contact_id=request.match_info["contact_id"],
-                source_contact_id=values["source_id"],
+                source_contact_id=body["source_id"],
             ),
-            metadata=gw._md(caller, request),
+            metadata=metadata(request),
             timeout=10,
-        )
-    except grpc.aio.AioRpcError as exc:
-        # the service's field names, as this API calls them
-        err = from_grpc(exc)
-        err.field = MERGE_FIELDS.get(err.field or "", err.field)
-        raise err from None
-    return gw.json_response(views.contact(resp))
+        ),
+        MERGE_FIELDS,  # the service's field names, as this API calls them
+    )
+    return json_response(views.contact(resp))
 
 
 async def contact_timeline(request: web.Request) -> web.Response:
-    caller = await gw.caller_of(request)
-    page = _page(request)
-    resp = await request.app[gw.DEPS].tickets.ContactTimeline(
-        tickets_pb2.ContactTimelineRequest(contact_id=request.match_info["contact_id"], page=page),
-        metadata=gw._md(caller, request),
+    resp = await deps(request).tickets.ContactTimeline(
+        tickets_pb2.ContactTimelineRequest(
+            contact_id=request.match_info["contact_id"], page=page(request)
+        ),
+        metadata=metadata(request),
         timeout=30,
     )
-    return gw.json_response(
+    return json_response(
         {
             "contact": views.contact(resp.contact),
             "items": [views.timeline_entry(e) for e in resp.entries],

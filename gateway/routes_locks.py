@@ -3,40 +3,31 @@ replying" lock of a ticket. Documented in openapi.yaml; the tickets service does
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from switchboard.v1 import events_pb2, tickets_pb2
 
-from . import app as gw
 from . import views
-from .errors import ApiError
+from .request import FENCE_MAX, bad, deps, json_body, metadata, optional_body, query_int
+from .responses import json_response
 
-FENCE_MAX = 2**63 - 1
 BASE = "/api/v1/tickets/{ticket_id}/lock"
 
 
-def _fence_of(value: Any) -> int:
-    if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            value = None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= FENCE_MAX:
-        raise ApiError(400, "invalid_argument", "fence must be a positive whole number", "fence")
-    return value
+async def _fence(request: web.Request) -> int:
+    """The fence the caller holds: `{"fence": n}` in the body (its schema: LockFence)."""
+    body = await json_body(request)
+    return int(body["fence"])
 
 
-async def _fence(request: web.Request, *, query_allowed: bool = False) -> int:
-    """The fence the caller holds: `{"fence": n}` in the body, or `?fence=n` (DELETE)."""
-    if query_allowed and "fence" in request.query:
-        return _fence_of(request.query["fence"])
-    if not request.body_exists:
-        raise ApiError(400, "invalid_argument", "fence is required", "fence")
-    body = await gw._json_body(request)
-    if "fence" not in body:
-        raise ApiError(400, "invalid_argument", "fence is required", "fence")
-    return _fence_of(body["fence"])
+async def _release_fence(request: web.Request) -> int:
+    """DELETE: the fence as `?fence=n`, or in the body."""
+    fence = query_int(request, "fence", low=1, high=FENCE_MAX)
+    body = None if fence else await optional_body(request)
+    if body is not None:
+        fence = int(body["fence"])
+    if not fence:
+        raise bad("fence is required", "fence")
+    return fence
 
 
 def locked_response(lock: events_pb2.ReplyLock) -> web.Response:
@@ -48,7 +39,7 @@ def locked_response(lock: events_pb2.ReplyLock) -> web.Response:
             "holder": views.operator(lock.holder),
         }
     }
-    return gw.json_response(body, status=409)
+    return json_response(body, status=409)
 
 
 def _request(request: web.Request, fence: int = 0) -> tickets_pb2.ReplyLockRequest:
@@ -56,47 +47,42 @@ def _request(request: web.Request, fence: int = 0) -> tickets_pb2.ReplyLockReque
 
 
 async def acquire_lock(request: web.Request) -> web.Response:
-    caller = await gw.caller_of(request)
-    resp = await request.app[gw.DEPS].tickets.AcquireReplyLock(
-        _request(request), metadata=gw._md(caller, request), timeout=10
+    resp = await deps(request).tickets.AcquireReplyLock(
+        _request(request), metadata=metadata(request), timeout=10
     )
     if not resp.acquired:
         return locked_response(resp.lock)
-    return gw.json_response(views.lock(resp.lock))
+    return json_response(views.lock(resp.lock))
 
 
 async def renew_lock(request: web.Request) -> web.Response:
-    caller = await gw.caller_of(request)
     fence = await _fence(request)
-    resp = await request.app[gw.DEPS].tickets.RenewReplyLock(
-        _request(request, fence), metadata=gw._md(caller, request), timeout=10
+    resp = await deps(request).tickets.RenewReplyLock(
+        _request(request, fence), metadata=metadata(request), timeout=10
     )
-    return gw.json_response(views.lock(resp))
+    return json_response(views.lock(resp))
 
 
 async def release_lock(request: web.Request) -> web.Response:
-    caller = await gw.caller_of(request)
-    fence = await _fence(request, query_allowed=True)
-    resp = await request.app[gw.DEPS].tickets.ReleaseReplyLock(
-        _request(request, fence), metadata=gw._md(caller, request), timeout=10
+    fence = await _release_fence(request)
+    resp = await deps(request).tickets.ReleaseReplyLock(
+        _request(request, fence), metadata=metadata(request), timeout=10
     )
-    return gw.json_response({"released": resp.released})
+    return json_response({"released": resp.released})
 
 
 async def take_over_lock(request: web.Request) -> web.Response:
-    caller = await gw.caller_of(request)
-    resp = await request.app[gw.DEPS].tickets.TakeOverReplyLock(
-        _request(request), metadata=gw._md(caller, request), timeout=10
+    resp = await deps(request).tickets.TakeOverReplyLock(
+        _request(request), metadata=metadata(request), timeout=10
     )
-    return gw.json_response(views.lock(resp))
+    return json_response(views.lock(resp))
 
 
 async def get_lock(request: web.Request) -> web.Response:
-    caller = await gw.caller_of(request)
-    resp = await request.app[gw.DEPS].tickets.GetReplyLock(
-        _request(request), metadata=gw._md(caller, request), timeout=10
+    resp = await deps(request).tickets.GetReplyLock(
+        _request(request), metadata=metadata(request), timeout=10
     )
-    return gw.json_response(views.lock(resp))
+    return json_response(views.lock(resp))
 
 
 def add_routes(app: web.Application) -> None:

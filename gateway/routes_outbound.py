@@ -5,112 +5,65 @@ permissions and fences itself; documented in openapi.yaml."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
-from switchboard.v1 import common_pb2, outbound_pb2
+from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
 
-from . import app as gw
 from . import views
-from .routes_tickets import FENCE_MAX, _bad, _body, _int, _status, _str, _str_list
+from .request import (
+    bad,
+    caller,
+    deps,
+    json_body,
+    limit,
+    metadata,
+    optional_body,
+    query_list,
+    timestamp,
+    zone,
+)
+from .responses import connection_tested, json_response, no_content, page_response
 
 STATES = ("scheduled", "sending", "retrying", "sent", "failed", "unknown", "cancelled", "bounced")
-ROUTE_FIELDS = (
-    "name",
-    "scope",
-    "inbox_id",
-    "domain",
-    "host",
-    "port",
-    "security",
-    "username",
-    "password",
-    "verify_certificate",
-)
-AUTO_REPLY_FIELDS = (
-    "enabled",
-    "mode",
-    "hours",
-    "time_zone",
-    "template_id",
-    "period_hours",
-    "form_template_id",
-)
+ROUTE_TEXT = ("name", "inbox_id", "domain", "host", "username")
 
 
-def _stub(request: web.Request) -> Any:
-    return request.app[gw.DEPS].outbound
+def _stub(request: web.Request) -> outbound_pb2_grpc.OutboundServiceStub:
+    return deps(request).outbound
 
 
-async def _md(request: web.Request) -> list[tuple[str, str]]:
-    return gw._md(await gw.caller_of(request), request)
-
-
-def _flag(body: dict[str, Any], name: str, default: bool = False) -> bool:
-    value = body.get(name, default)
-    if not isinstance(value, bool):
-        raise _bad(f"{name} must be true or false", name)
-    return value
-
-
-async def _local_time(request: web.Request, value: Any, field: str) -> Timestamp:
+def _local_time(request: web.Request, value: str, field: str) -> Timestamp:
     """An ISO 8601 date-time; without an offset it is in the operator's time zone (OUT-2:
     "tomorrow at 9" means 9 where the operator is)."""
-    if not isinstance(value, str):
-        raise _bad(f"{field} must be an ISO 8601 date-time", field)
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise _bad(f"{field} must be an ISO 8601 date-time", field) from None
-    if when.tzinfo is None:
-        caller = await gw.caller_of(request)
-        try:
-            when = when.replace(tzinfo=ZoneInfo(caller.time_zone or "UTC"))
-        except (ZoneInfoNotFoundError, ValueError):
-            when = when.replace(tzinfo=UTC)
-    ts = Timestamp()
-    try:
-        ts.FromDatetime(when.astimezone(UTC))
-    except (ValueError, OverflowError):
-        raise _bad(f"{field} is out of range", field) from None
-    return ts
+    return timestamp(value, field, zone(caller(request).time_zone))
 
 
 # -- sending -----------------------------------------------------------------------------
 
 
 async def send_draft(request: web.Request) -> web.Response:
-    body = await _body(request, ("fence", "send_at", "status_after", "acknowledged_warnings"))
+    body = await json_body(request)
     req = outbound_pb2.SubmitDraftRequest(
         draft_id=request.match_info["draft_id"],
-        fence=_int(body, "fence", 1, FENCE_MAX) if "fence" in body else 0,
-        acknowledged_warnings=_str_list(body, "acknowledged_warnings"),
+        fence=body.get("fence", 0),
+        acknowledged_warnings=body.get("acknowledged_warnings", []),
     )
     if body.get("status_after") is not None:
-        req.status_after = _status(body["status_after"], "status_after")
+        req.status_after = views.STATUS_VALUES[body["status_after"]]
     if body.get("send_at") is not None:
-        req.send_at.CopyFrom(await _local_time(request, body["send_at"], "send_at"))
-    resp = await _stub(request).SubmitDraft(req, metadata=await _md(request), timeout=60)
-    return gw.json_response(views.send(resp), status=201)
+        req.send_at.CopyFrom(_local_time(request, body["send_at"], "send_at"))
+    resp = await _stub(request).SubmitDraft(req, metadata=metadata(request), timeout=60)
+    return json_response(views.send(resp), status=201)
 
 
 def _states(request: web.Request) -> list[str]:
-    raw = request.query.get("state", "")
-    states = [s for s in raw.split(",") if s]
+    states = query_list(request, "state")
     for s in states:
         if s not in STATES:
-            raise _bad(f"state must be one of {', '.join(STATES)}", "state")
+            raise bad(f"state must be one of {', '.join(STATES)}", "state")
     return states
-
-
-def _limit(request: web.Request) -> int:
-    value = gw._int_param(request, "limit", 50)
-    if not 1 <= value <= 200:
-        raise _bad("limit must be between 1 and 200", "limit")
-    return value
 
 
 async def _list(request: web.Request, ticket_id: str = "") -> web.Response:
@@ -119,15 +72,13 @@ async def _list(request: web.Request, ticket_id: str = "") -> web.Response:
             ticket_id=ticket_id,
             states=_states(request),
             inbox_id=request.query.get("inbox_id", "")[:100],
-            limit=_limit(request),
+            limit=limit(request),
             cursor=request.query.get("cursor", "")[:500],
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=15,
     )
-    return gw.json_response(
-        {"items": [views.send(s) for s in resp.sends], "next": resp.next_cursor or None}
-    )
+    return page_response([views.send(s) for s in resp.sends], resp.next_cursor)
 
 
 async def list_sends(request: web.Request) -> web.Response:
@@ -141,41 +92,39 @@ async def list_ticket_sends(request: web.Request) -> web.Response:
 async def get_send(request: web.Request) -> web.Response:
     resp = await _stub(request).GetSend(
         outbound_pb2.GetSendRequest(send_id=request.match_info["send_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return gw.json_response(views.send(resp))
+    return json_response(views.send(resp))
 
 
 async def cancel_send(request: web.Request) -> web.Response:
     resp = await _stub(request).CancelSend(
         outbound_pb2.CancelSendRequest(send_id=request.match_info["send_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=15,
     )
-    return gw.json_response(views.send(resp))
+    return json_response(views.send(resp))
 
 
 async def reschedule_send(request: web.Request) -> web.Response:
-    body = await _body(request, ("send_at",))
-    if body.get("send_at") is None:
-        raise _bad("send_at is required", "send_at")
+    body = await json_body(request)
     req = outbound_pb2.RescheduleSendRequest(send_id=request.match_info["send_id"])
-    req.send_at.CopyFrom(await _local_time(request, body["send_at"], "send_at"))
-    resp = await _stub(request).RescheduleSend(req, metadata=await _md(request), timeout=15)
-    return gw.json_response(views.send(resp))
+    req.send_at.CopyFrom(_local_time(request, body["send_at"], "send_at"))
+    resp = await _stub(request).RescheduleSend(req, metadata=metadata(request), timeout=15)
+    return json_response(views.send(resp))
 
 
 async def resolve_send(request: web.Request) -> web.Response:
-    body = await _body(request, ("decision",))
+    body = await json_body(request)
     resp = await _stub(request).ResolveUnknown(
         outbound_pb2.ResolveUnknownRequest(
-            send_id=request.match_info["send_id"], decision=_str(body, "decision")
+            send_id=request.match_info["send_id"], decision=body["decision"]
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=15,
     )
-    return gw.json_response(views.send(resp))
+    return json_response(views.send(resp))
 
 
 # -- SMTP routes, DKIM keys ------------------------------------------------------------
@@ -183,48 +132,34 @@ async def resolve_send(request: web.Request) -> web.Response:
 
 async def list_routes(request: web.Request) -> web.Response:
     resp = await _stub(request).ListSmtpRoutes(
-        outbound_pb2.ListSmtpRoutesRequest(), metadata=await _md(request), timeout=10
+        outbound_pb2.ListSmtpRoutesRequest(), metadata=metadata(request), timeout=10
     )
-    return gw.json_response(
-        {"items": [views.smtp_route(r) for r in resp.routes]}, customer_data=False
-    )
+    return json_response({"items": [views.smtp_route(r) for r in resp.routes]}, customer_data=False)
 
 
-async def _route_write(request: web.Request, route_id: str = "") -> outbound_pb2.SmtpRouteWrite:
-    body = await _body(request, ROUTE_FIELDS)
+def _route_write(body: dict[str, Any], route_id: str = "") -> outbound_pb2.SmtpRouteWrite:
+    """A body its schema accepted (SmtpRouteWrite); a password left out keeps the stored
+    one."""
     write = outbound_pb2.SmtpRouteWrite(
         route_id=route_id,
-        name=_str(body, "name"),
-        scope=_str(body, "scope") or "default",
-        inbox_id=_str(body, "inbox_id"),
-        domain=_str(body, "domain"),
-        host=_str(body, "host"),
-        port=_int(body, "port", 1, 65535),
-        security=_str(body, "security") or "starttls",
-        username=_str(body, "username"),
-        verify_certificate=_flag(body, "verify_certificate", True),
+        **{name: body.get(name) or "" for name in ROUTE_TEXT},
+        scope=body.get("scope") or "default",
+        port=body["port"],
+        security=body.get("security") or "starttls",
+        verify_certificate=body.get("verify_certificate", True),
     )
-    if "password" in body:
-        if body["password"] is not None and not isinstance(body["password"], str):
-            raise _bad("password must be a string", "password")
+    if "password" in body:  # null or "": none
         write.password = body["password"] or ""
     return write
 
 
-def _tested(result: common_pb2.ConnectionTestResult) -> web.Response:
-    return gw.json_response(
-        {"ok": result.ok, "detail": result.detail, "elapsed_ms": result.elapsed_ms},
-        customer_data=False,
-    )
-
-
 async def test_route_settings(request: web.Request) -> web.Response:
     """A connection test of route settings not saved yet (the body of a new route)."""
-    write = await _route_write(request)
+    write = _route_write(await json_body(request))
     resp = await _stub(request).TestSmtpRoute(
-        outbound_pb2.TestSmtpRouteRequest(settings=write), metadata=await _md(request), timeout=30
+        outbound_pb2.TestSmtpRouteRequest(settings=write), metadata=metadata(request), timeout=30
     )
-    return _tested(resp)
+    return connection_tested(resp)
 
 
 async def test_route(request: web.Request) -> web.Response:
@@ -232,20 +167,17 @@ async def test_route(request: web.Request) -> web.Response:
     unless the body has another."""
     route_id = request.match_info["route_id"]
     test = outbound_pb2.TestSmtpRouteRequest(route_id=route_id)
-    if request.can_read_body:
-        test.settings.CopyFrom(await _route_write(request, route_id))
-    resp = await _stub(request).TestSmtpRoute(
-        test,
-        metadata=await _md(request),
-        timeout=30,
-    )
-    return _tested(resp)
+    body = await optional_body(request)
+    if body is not None:
+        test.settings.CopyFrom(_route_write(body, route_id))
+    resp = await _stub(request).TestSmtpRoute(test, metadata=metadata(request), timeout=30)
+    return connection_tested(resp)
 
 
 async def _put_route(request: web.Request, route_id: str = "") -> web.Response:
-    write = await _route_write(request, route_id)
-    resp = await _stub(request).PutSmtpRoute(write, metadata=await _md(request), timeout=10)
-    return gw.json_response(
+    write = _route_write(await json_body(request), route_id)
+    resp = await _stub(request).PutSmtpRoute(write, metadata=metadata(request), timeout=10)
+    return json_response(
         views.smtp_route(resp), status=200 if route_id else 201, customer_data=False
     )
 
@@ -261,40 +193,40 @@ async def update_route(request: web.Request) -> web.Response:
 async def delete_route(request: web.Request) -> web.Response:
     await _stub(request).DeleteSmtpRoute(
         outbound_pb2.DeleteSmtpRouteRequest(route_id=request.match_info["route_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return web.Response(status=204)
+    return no_content()
 
 
 async def list_dkim(request: web.Request) -> web.Response:
     resp = await _stub(request).ListDkimKeys(
-        outbound_pb2.ListDkimKeysRequest(), metadata=await _md(request), timeout=10
+        outbound_pb2.ListDkimKeysRequest(), metadata=metadata(request), timeout=10
     )
-    return gw.json_response({"items": [views.dkim_key(k) for k in resp.keys]}, customer_data=False)
+    return json_response({"items": [views.dkim_key(k) for k in resp.keys]}, customer_data=False)
 
 
 async def put_dkim(request: web.Request) -> web.Response:
-    body = await _body(request, ("selector", "private_key_pem"))
+    body = await json_body(request)
     resp = await _stub(request).PutDkimKey(
         outbound_pb2.PutDkimKeyRequest(
             domain=request.match_info["domain"][:300],
-            selector=_str(body, "selector"),
-            private_key_pem=_str(body, "private_key_pem"),
+            selector=body["selector"],
+            private_key_pem=body.get("private_key_pem", ""),
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=30,
     )
-    return gw.json_response(views.dkim_key(resp), customer_data=False)
+    return json_response(views.dkim_key(resp), customer_data=False)
 
 
 async def delete_dkim(request: web.Request) -> web.Response:
     await _stub(request).DeleteDkimKey(
         outbound_pb2.DeleteDkimKeyRequest(domain=request.match_info["domain"][:300]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return web.Response(status=204)
+    return no_content()
 
 
 # -- automatic replies -----------------------------------------------------------------
@@ -303,47 +235,29 @@ async def delete_dkim(request: web.Request) -> web.Response:
 async def get_auto_reply(request: web.Request) -> web.Response:
     resp = await _stub(request).GetAutoReply(
         outbound_pb2.GetAutoReplyRequest(inbox_id=request.match_info["inbox_id"]),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=10,
     )
-    return gw.json_response(views.auto_reply(resp), customer_data=False)
-
-
-def _hours(body: dict[str, Any]) -> list[outbound_pb2.BusinessHours]:
-    raw = body.get("hours", [])
-    if not isinstance(raw, list) or len(raw) > 50:
-        raise _bad("hours must be a list of at most 50 ranges", "hours")
-    out = []
-    for item in raw:
-        if not isinstance(item, dict) or set(item) - {"weekday", "start", "end"}:
-            raise _bad("each range is {weekday, start, end}", "hours")
-        out.append(
-            outbound_pb2.BusinessHours(
-                weekday=_int(item, "weekday", 1, 7, "hours."),
-                start=_str(item, "start", "hours."),
-                end=_str(item, "end", "hours."),
-            )
-        )
-    return out
+    return json_response(views.auto_reply(resp), customer_data=False)
 
 
 async def put_auto_reply(request: web.Request) -> web.Response:
-    body = await _body(request, AUTO_REPLY_FIELDS)
+    body = await json_body(request)
     resp = await _stub(request).SetAutoReply(
         outbound_pb2.AutoReplySettings(
             inbox_id=request.match_info["inbox_id"],
-            enabled=_flag(body, "enabled"),
-            mode=_str(body, "mode") or "outside_hours",
-            hours=_hours(body),
-            time_zone=_str(body, "time_zone") or "UTC",
-            template_id=_str(body, "template_id"),
-            period_hours=_int(body, "period_hours", 1, 720) if "period_hours" in body else 24,
-            form_template_id=_str(body, "form_template_id"),
+            enabled=body.get("enabled", False),
+            mode=body.get("mode") or "outside_hours",
+            hours=[outbound_pb2.BusinessHours(**h) for h in body.get("hours", [])],
+            time_zone=body.get("time_zone") or "UTC",
+            template_id=body.get("template_id") or "",
+            period_hours=body.get("period_hours", 24),
+            form_template_id=body.get("form_template_id") or "",
         ),
-        metadata=await _md(request),
+        metadata=metadata(request),
         timeout=15,
     )
-    return gw.json_response(views.auto_reply(resp), customer_data=False)
+    return json_response(views.auto_reply(resp), customer_data=False)
 
 
 def add_routes(app: web.Application) -> None:

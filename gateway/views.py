@@ -28,7 +28,8 @@ PRIORITY_VALUES = {name: value for value, name in PRIORITY_NAMES.items()}
 def iso(ts: Timestamp) -> str | None:
     if not ts.seconds and not ts.nanos:
         return None
-    return ts.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+    text: str = ts.ToDatetime(tzinfo=UTC).isoformat()
+    return text.replace("+00:00", "Z")
 
 
 def address(a: common_pb2.Address) -> dict[str, str]:

@@ -14,6 +14,7 @@ import pytest
 
 from services.devstack.infra import Nats, Postgres, Redis, free_port
 from services.devstack.stack import Ports, Stack, StackConfig
+from tests.clamd import Clamd
 from tests.dovecot import Dovecot
 from tests.smtp_peer import SmtpPeer
 
@@ -85,6 +86,14 @@ def dovecot_tls(
 
 
 @pytest.fixture(scope="session")
+def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clamd]:
+    """The virus scanner the test stack's ingestion uses (EICAR's signature only)."""
+    server = Clamd(tmp_path_factory.mktemp("clamd")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def smtp_peer() -> Iterator[SmtpPeer]:
     """The SMTP server outbound delivers to (the platform relay of the test stack)."""
     peer = SmtpPeer().start()
@@ -98,6 +107,7 @@ async def stack(
     tmp_path_factory: pytest.TempPathFactory,
     imap_cert: tuple[Path, Path],
     smtp_peer: SmtpPeer,
+    clamd: Clamd,
 ) -> AsyncIterator[Stack]:
     """Every service and the gateway as their own processes, on the session's servers."""
     config = StackConfig(
@@ -118,6 +128,8 @@ async def stack(
                 "SB_IMAP_CA_FILE": str(imap_cert[0]),
                 "SB_IMAP_LEASE_TTL_S": "6",
                 "SB_IMAP_IDLE_REFRESH_S": "2",
+                "SB_CLAMD_ADDR": clamd.address,
+                "SB_CLAMD_RETRY_S": "0.5",  # a stopped clamd is tried again within seconds
             },
             # Tests send X-Forwarded-For to appear from other client addresses (SEC-2).
             "gateway": {"SB_TRUSTED_PROXIES": "127.0.0.1"},

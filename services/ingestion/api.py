@@ -22,6 +22,7 @@ from services.runtime import events, identity, permissions
 from services.runtime.clock import Clock
 from services.runtime.errors import (
     AlreadyExists,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -37,6 +38,7 @@ from .imports import ImportRepo, ImportRunner, NewImport
 from .intake import IntakePipeline
 from .mailboxes import Mailbox, MailboxRepo
 from .store import BODIES_PENDING, Intake, RawStore
+from .virus import Verdict
 
 MAX_SECRET = 8192
 _TENANT_TABLES = frozenset({"forms", "blocklist"})  # SQL names only from here
@@ -275,6 +277,9 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         row = await self._store.get(ident.tenant_id, message_id)
         if row is None:
             raise NotFound("no such message", field="message_id")
+        verdict = Verdict.from_row(row)
+        if verdict.infected:  # the original holds the infected attachments too
+            raise FailedPrecondition(verdict.refusal("its original"), field="message_id")
         resp = ingestion_pb2.GetRawMessageResponse(
             message_id=str(row["id"]),
             raw=bytes(row["raw"] or b""),
@@ -298,6 +303,8 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             # raw bytes now (the HTML sanitised), and the whole document kept from now on.
             parsed = (await self._pipeline.parse(bytes(row["raw"] or b""), full=True)).to_json()
             await self._store.keep_document(ident.tenant_id, message_id, parsed)
+        if parsed is not None:  # the verdict may come after the parse: read it now
+            parsed = {**parsed, "virus_scan": Verdict.from_row(row).to_json()}
         resp = ingestion_pb2.GetMessageResponse(
             message_id=str(row["id"]),
             channel=row["channel"],
@@ -319,6 +326,9 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         row = await self._store.attachment(ident.tenant_id, message_id, request.index)
         if row is None:
             raise NotFound("no such attachment", field="index")
+        verdict = Verdict.from_row(row)
+        if verdict.infected:  # every attachment of such a mail: what else it hides is unknown
+            raise FailedPrecondition(verdict.refusal("its attachments"), field="message_id")
         meta = row["meta"]
         return ingestion_pb2.GetAttachmentResponse(
             filename=str(meta.get("filename") or f"attachment-{request.index}"),

@@ -15,14 +15,17 @@ from services.runtime.secrets import SecretBox
 from services.runtime.service import ServiceRuntime
 
 from .api import IngestionApi
+from .clamd import Address, Clamd
 from .directory import AddressDirectory
 from .imap import FetcherConfig, ImapSupervisor
 from .imports import ImportRepo, ImportRunner
 from .intake import IntakePipeline, UnparsedSweeper
 from .mailboxes import MailboxRepo
 from .parsing import MailParser
+from .scans import Rescanner, ScanRepo
 from .smtp import SmtpHandler, SmtpListener
 from .store import RawStore
+from .virus import VirusScanner
 
 
 class IngestionSettings(rt_settings.ServiceSettings):
@@ -36,6 +39,10 @@ class IngestionSettings(rt_settings.ServiceSettings):
     imap_idle_refresh_s: float = Field(default=300.0, ge=1, le=29 * 60)
     import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, le=1024**3)
     parse_workers: int = Field(default=2, ge=0, le=64)  # processes; 0: parse in a thread
+    # ING-5: clamd's address (host:port, or a unix socket path); unset: no virus scanning
+    clamd_addr: str | None = None
+    clamd_timeout_s: float = Field(default=5.0, gt=0, le=300)  # intake's wait per mail
+    clamd_retry_s: float = Field(default=30.0, ge=0.1, le=3600)  # first back-off; rescans
 
 
 async def main() -> int:
@@ -48,7 +55,29 @@ async def main() -> int:
     parser = MailParser(workers=settings.parse_workers)
     await parser.start()
     rt.on_close(parser.close)
-    pipeline = IntakePipeline(store, outbox, rt.clock, parser=parser)
+    scanner = None
+    if settings.clamd_addr:
+        try:
+            address = Address.parse(settings.clamd_addr)
+        except ValueError as exc:
+            print(f"invalid settings: SB_CLAMD_ADDR: {exc}", file=sys.stderr)
+            return 2
+        scanner = VirusScanner(
+            Clamd(address),
+            rt.clock,
+            timeout_s=settings.clamd_timeout_s,
+            retry_s=settings.clamd_retry_s,
+        )
+        rescanner = Rescanner(
+            ScanRepo(db, outbox, rt.ids),
+            scanner,
+            outbox,
+            rt.clock,
+            every_s=settings.clamd_retry_s,
+        )
+        rt.add_background(rescanner.name, rescanner.start, rescanner.stop)
+        rt.log.info("virus scanning", clamd=str(address))
+    pipeline = IntakePipeline(store, outbox, rt.clock, parser=parser, scanner=scanner)
     sweeper = UnparsedSweeper(store, pipeline, outbox, rt.clock)
     rt.add_background("unparsed-sweeper", sweeper.start, sweeper.stop)
 

@@ -1,7 +1,8 @@
 """The intake pipeline every channel uses (SMTP, IMAP, import, forms):
 
-  keep the bytes (state `stored`) → parse off the event loop → record the parse and queue
-  message.received (state `parsed`) → publish it and wait for JetStream's ack
+  keep the bytes (state `stored`) → parse off the event loop → scan the attachments for
+  viruses (when a scanner is configured; virus.py) → record the parse and the verdict and
+  queue message.received (state `parsed`) → publish it and wait for JetStream's ack
 
 and only then report the mail accepted. A duplicate (same Message-ID for the inbox, or
 same bytes) resolves to the message already known — completed now if its first intake
@@ -37,6 +38,7 @@ from services.runtime.periodic import PeriodicTask
 from .parser import Limits, ParsedMail, parse
 from .parsing import MailParser
 from .store import Accepted, Also, Completion, Intake, RawStore, Stored, dedupe_key
+from .virus import NOTHING, Verdict, VirusScanner, scannables
 
 HEADER_PEEK_BYTES = 256 * 1024
 MAX_PARSE_ATTEMPTS = 3
@@ -75,6 +77,7 @@ class Batch:
     intakes: list[Intake]
     stored: list[Stored]
     parsed: dict[int, ParsedMail]  # by position: the mails stored now, to be completed
+    verdicts: dict[int, Verdict]  # their virus scans, by the same positions
 
 
 class IntakePipeline:
@@ -85,15 +88,24 @@ class IntakePipeline:
         clock: Clock,
         limits: Limits | None = None,
         parser: MailParser | None = None,
+        scanner: VirusScanner | None = None,
     ) -> None:
         self._store = store
         self._outbox = outbox
         self._clock = clock
         self._parser = parser or MailParser(limits)
+        self._scanner = scanner
 
     async def parse(self, raw: bytes, *, full: bool = False) -> ParsedMail:
         """Parse off the event loop; for intake unless `full` (see MailParser.parse)."""
         return await self._parser.parse(raw, full=full)
+
+    async def scan(self, parsed: ParsedMail, channel: str) -> Verdict:
+        """The virus verdict on a parsed mail's attachments; nothing to scan without a
+        scanner, and for mail we sent ourselves."""
+        if self._scanner is None or channel == "sent":
+            return NOTHING
+        return await self._scanner.scan(scannables(parsed))
 
     def _key(self, intake: Intake) -> tuple[str, bytes, datetime]:
         """(dedupe key, SHA-256, received at) of an intake."""
@@ -113,16 +125,20 @@ class IntakePipeline:
         parsing = asyncio.ensure_future(self.parse(raw))
         accepted: list[Accepted] = []
         already: list[str] = []
+        verdict: Verdict | None = None  # one scan for every copy (the same bytes)
         try:
             for intake in intakes:
                 key, sha, received_at = self._key(intake)
                 stored = await self._store.store_raw(intake, key, sha, received_at)
+                if stored.state == "stored" and verdict is None:
+                    verdict = await self.scan(await parsing, intake.channel)
                 if stored.state != "stored" or not await self._store.complete(
                     stored,
                     await parsing,
                     now=now,
                     followups=intake.followups,
                     publish=True,
+                    verdict=verdict or NOTHING,
                 ):
                     already.append(stored.event_id)
                 accepted.append(Accepted(stored.message_id, stored.event_id, stored.duplicate))
@@ -154,14 +170,22 @@ class IntakePipeline:
         if known:
             await self._outbox.publish_now(sorted(known))
         parses = await self._parser.parse_many([intakes[n].raw for n in fresh])
-        return Batch(list(intakes), stored, dict(zip(fresh, parses, strict=True)))
+        verdicts = {
+            n: await self.scan(p, intakes[n].channel) for n, p in zip(fresh, parses, strict=True)
+        }
+        return Batch(list(intakes), stored, dict(zip(fresh, parses, strict=True)), verdicts)
 
     async def finish(self, batch: Batch, also: Also | None = None) -> list[Accepted]:
         """Record the parses of a prepared batch and publish their message.received events
         (acknowledged together) in one transaction, with `also(conn)` (an import's
         progress) in it too."""
         completions = [
-            Completion(batch.stored[n], parsed, followups=batch.intakes[n].followups)
+            Completion(
+                batch.stored[n],
+                parsed,
+                followups=batch.intakes[n].followups,
+                verdict=batch.verdicts.get(n, NOTHING),
+            )
             for n, parsed in batch.parsed.items()
         ]
         done = await self._store.complete_many(
@@ -214,12 +238,16 @@ class UnparsedSweeper(PeriodicTask):
 
     async def _finish(self, stored: Stored, raw: bytes, attempts: int) -> None:
         problem = None
+        verdict = NOTHING
         if attempts > MAX_PARSE_ATTEMPTS:
             parsed = parse(b"")  # an empty document: only the problem is shown
             problem = f"could not be parsed ({attempts - 1} attempts did not finish)"
         else:
             parsed = await self._pipeline.parse(raw)
-        await self._store.complete(stored, parsed, now=self._clock.now(), extra_problem=problem)
+            verdict = await self._pipeline.scan(parsed, stored.channel)
+        await self._store.complete(
+            stored, parsed, now=self._clock.now(), extra_problem=problem, verdict=verdict
+        )
         self._log.info(
             "finished an unparsed message", message_id=stored.message_id, attempts=attempts
         )

@@ -1,19 +1,27 @@
 """The SMTP listener (aiosmtpd on the service's own event loop).
 
-RCPT: an address that no inbox has → 550; a lookup that fails → 451. DATA: over the size
-limit → 552 (aiosmtpd, also for a too large SIZE= in MAIL FROM). A mail to addresses of
-one tenant is stored once (RTE-6); to several tenants, once per tenant. 250 is answered
-only after every copy is stored and its message.received event acknowledged by
-JetStream; any trouble before that → 451, and the sender retries (the retry is deduped).
+A refusal is only for something the sender must change or retry, never for the shape of
+a line; every refusal this listener decides is in `Refusal`. RCPT: an address that no
+inbox has → 550; a lookup that fails → 451. DATA: over the size limit → 552 (also for a
+too large SIZE= in MAIL FROM, which aiosmtpd answers). A mail to addresses of one tenant is
+stored once (RTE-6); to several tenants, once per tenant. 250 is answered only after every
+copy is stored and its message.received event acknowledged by JetStream; any trouble
+before that → 451, and the sender retries (the retry is deduped).
+
+DATA is read by `IntakeSMTP.smtp_DATA` rather than aiosmtpd's (which refuses any line over
+1,000 bytes, and so every mail sent with bare LF line ends, with "500 Line too long"): any
+line length, bare LF as a line end, and only CRLF.CRLF as the end (`smtp_data.DataReader`).
+Command lines keep aiosmtpd's limits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections import OrderedDict
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from services.runtime import log
 from services.runtime import metrics as m
@@ -22,9 +30,60 @@ from services.runtime.errors import Unavailable
 
 from .directory import AddressDirectory, Route
 from .intake import IntakePipeline
+from .smtp_data import DataReader
 from .store import Intake
 
 MAX_RECIPIENTS = 100
+
+
+class Refusal(enum.Enum):
+    """Every answer but 250 that this listener decides, by reason (the name)."""
+
+    TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+    LOOKUP_FAILED = "451 4.3.0 Temporary lookup failure, try again later"
+    NO_SUCH_MAILBOX = "550 5.1.1 No such mailbox here"
+    NO_VALID_RECIPIENTS = "554 5.5.1 No valid recipients"
+    TOO_LARGE = "552 5.3.4 Message too big for system"
+    NOT_STORED = "451 4.3.0 Temporary failure, please try again later"
+
+
+class IntakeSMTP(SMTP):
+    """aiosmtpd's server with DATA read as a real MTA reads it (see the module's doc)."""
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = DataReader(self.data_size_limit)
+        while self.transport is not None:
+            try:
+                piece = await self._reader.readuntil(b"\n")
+            except asyncio.LimitOverrunError as exc:
+                # a line longer than the reader's buffer limit: take it in parts
+                piece = await self._reader.read(exc.consumed)
+            except asyncio.CancelledError:
+                self._writer.close()  # the connection went away in the middle of DATA
+                raise
+            if data.feed(piece):
+                break
+        else:
+            return
+        if data.too_large:
+            self.envelope = self._create_envelope()  # the next transaction starts afresh
+            await self.push(self.event_handler.refuse(Refusal.TOO_LARGE))
+            return
+        self.envelope.content = self.envelope.original_content = data.content()
+        status = await self._call_handler_hook("DATA")
+        self.envelope = self._create_envelope()
+        await self.push("250 OK" if status is MISSING else status)
 
 
 class SmtpHandler:
@@ -46,25 +105,23 @@ class SmtpHandler:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def _refuse(self, reason: str, reply: str) -> str:
-        """A refusal, counted by its reason (docs/metrics.md)."""
-        self._refused(reason).inc()
-        return reply
+    def refuse(self, refusal: Refusal) -> str:
+        """The answer of a refusal, counted by its reason (docs/metrics.md)."""
+        self._refused(refusal.name.lower()).inc()
+        return refusal.value
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
-            return self._refuse("too_many_recipients", "452 4.5.3 Too many recipients")
+            return self.refuse(Refusal.TOO_MANY_RECIPIENTS)
         try:
             route = await self._directory.resolve(address)
         except Unavailable as exc:
             self._log.warning("recipient lookup failed", error=str(exc))
-            return self._refuse(
-                "lookup_failed", "451 4.3.0 Temporary lookup failure, try again later"
-            )
+            return self.refuse(Refusal.LOOKUP_FAILED)
         if route is None:
-            return self._refuse("no_such_mailbox", "550 5.1.1 No such mailbox here")
+            return self.refuse(Refusal.NO_SUCH_MAILBOX)
         routes: dict[str, Route] = getattr(envelope, "sb_routes", {})
         routes[address] = route
         envelope.sb_routes = routes  # type: ignore[attr-defined]
@@ -76,7 +133,7 @@ class SmtpHandler:
         raw = envelope.original_content or b""
         routes: dict[str, Route] = getattr(envelope, "sb_routes", {})
         if not routes:
-            return self._refuse("no_valid_recipients", "554 5.5.1 No valid recipients")
+            return self.refuse(Refusal.NO_VALID_RECIPIENTS)
         self._in_flight += 1
         self._idle.clear()
         try:
@@ -99,7 +156,7 @@ class SmtpHandler:
             self._log.warning(
                 "mail not accepted; sender will retry", error=repr(exc), peer=_peer(session)
             )
-            return self._refuse("not_stored", "451 4.3.0 Temporary failure, please try again later")
+            return self.refuse(Refusal.NOT_STORED)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
@@ -131,7 +188,7 @@ class SmtpListener:
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(
+            lambda: IntakeSMTP(
                 self._handler,
                 data_size_limit=self._max,
                 enable_SMTPUTF8=True,

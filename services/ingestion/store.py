@@ -4,8 +4,9 @@
    `stored`, deduped per tenant (one per Message-ID per inbox, or per content hash without
    one). Nothing is parsed yet, so nothing about the content can stop this.
 2. `complete`: the parsed document, the MailSummary, the attachments (content-addressed
-   too) and the `message.received` event (plus follow-ups such as `form.submitted`) in one
-   transaction; state `parsed`. Only the first completion of a message counts.
+   too), the virus verdict and the `message.received` event (plus follow-ups such as
+   `form.submitted`) in one transaction; state `parsed`. Only the first completion of a
+   message counts. A "not_scanned" verdict is due for the rescanner at once (scans.py).
 
 Both take a batch too (`store_raw_many`, `complete_many`: an import's window), in one
 transaction with one statement per table. The parsed document is kept without its bodies
@@ -35,6 +36,7 @@ from services.runtime.outbox import Outbox
 
 from . import blocking
 from .parser import ParsedMail, to_summary
+from .virus import NOT_SCANNED, NOTHING, Verdict
 
 BLOCKLIST_CACHE_S = 5.0
 PLAIN_FROM_BYTES = 64 * 1024  # smaller blobs are always left to PostgreSQL to compress
@@ -136,6 +138,7 @@ class Completion:
     parsed: ParsedMail
     followups: Followups | None = None
     extra_problem: str | None = None
+    verdict: Verdict = NOTHING
 
 
 _ROW = (
@@ -247,10 +250,13 @@ class RawStore:
         followups: Followups | None = None,
         extra_problem: str | None = None,
         publish: bool = False,
+        verdict: Verdict = NOTHING,
     ) -> bool:
         """Record the parse and queue message.received; False if it was done already."""
         [done] = await self.complete_many(
-            [Completion(stored, parsed, followups, extra_problem)], now=now, publish=publish
+            [Completion(stored, parsed, followups, extra_problem, verdict)],
+            now=now,
+            publish=publish,
         )
         return done
 
@@ -273,8 +279,13 @@ class RawStore:
             rows = await conn.fetch(
                 "UPDATE raw_messages m SET state = 'parsed', summary = u.summary, "
                 "parse_problems = ARRAY(SELECT jsonb_array_elements_text(u.problems::jsonb)), "
-                "parsed = u.document::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], "
-                "$4::text[], $5::text[]) AS u(tenant_id, id, summary, problems, document) "
+                "parsed = u.document::jsonb, scan_state = u.scan_state, "
+                "scan_findings = u.findings::jsonb, scan_error = u.scan_error, "
+                "scanned_at = u.scanned_at, scan_next_at = CASE WHEN u.scan_state = "
+                f"'{NOT_SCANNED}' THEN $10::timestamptz END "
+                "FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], $4::text[], $5::text[], "
+                "$6::text[], $7::text[], $8::text[], $9::timestamptz[]) AS u(tenant_id, id, "
+                "summary, problems, document, scan_state, findings, scan_error, scanned_at) "
                 "WHERE m.tenant_id = u.tenant_id AND m.id = u.id AND m.state = 'stored' "
                 "RETURNING m.id",
                 [uuid.UUID(c.stored.tenant_id) for c in completions],
@@ -282,6 +293,11 @@ class RawStore:
                 [r[0].SerializeToString() for r in records],
                 [json.dumps(list(r[0].parse_problems)) for r in records],
                 [json.dumps(r[2]) for r in records],
+                [c.verdict.state for c in completions],
+                [json.dumps([f.to_json() for f in c.verdict.findings]) for c in completions],
+                [c.verdict.error for c in completions],
+                [c.verdict.scanned_at for c in completions],
+                now,
             )
             updated = {str(r["id"]) for r in rows}
             done = [c.stored.message_id in updated for c in completions]
@@ -319,6 +335,8 @@ class RawStore:
         summary = to_summary(parsed)
         if c.extra_problem:
             summary.parse_problems.append(c.extra_problem)
+        if c.verdict.state:
+            summary.virus.CopyFrom(c.verdict.to_pb())
         senders = [a.address for a in (*parsed.from_, *parsed.sender)] + [stored.envelope_from]
         rule = blocking.matching(await self.blocklist(stored.tenant_id, stored.inbox.id), senders)
         if rule is not None:
@@ -393,7 +411,8 @@ class RawStore:
     async def get(self, tenant_id: str, message_id: uuid.UUID) -> Any:
         return await self._db.pool.fetchrow(
             "SELECT m.id, coalesce(m.raw, b.data, b.data_plain) AS raw, m.channel, "
-            "m.received_at, m.summary, m.parsed, m.state "
+            "m.received_at, m.summary, m.parsed, m.state, m.scan_state, m.scan_findings, "
+            "m.scan_error, m.scanned_at "
             "FROM raw_messages m LEFT JOIN blobs b ON b.sha256 = m.sha256 "
             "WHERE m.tenant_id = $1 AND m.id = $2",
             uuid.UUID(tenant_id),
@@ -416,7 +435,8 @@ class RawStore:
     async def attachment(self, tenant_id: str, message_id: uuid.UUID, index: int) -> Any:
         """An attachment's listing and bytes, through the tenant's own message."""
         return await self._db.pool.fetchrow(
-            "SELECT a.value AS meta, coalesce(b.data, b.data_plain) AS data FROM raw_messages m, "
+            "SELECT a.value AS meta, coalesce(b.data, b.data_plain) AS data, m.scan_state, "
+            "m.scan_findings, m.scan_error, m.scanned_at FROM raw_messages m, "
             "jsonb_array_elements(m.parsed -> 'attachments') a, blobs b "
             "WHERE m.tenant_id = $1 AND m.id = $2 AND (a.value ->> 'index')::int = $3 "
             "AND b.sha256 = decode(a.value ->> 'sha256', 'hex')",

@@ -107,7 +107,7 @@ class AutoReplies:
             rule,
             now=now,
             automatic=mail.auto_submitted,
-            junk=bool(mail.spam or mail.blocked_by),
+            junk=events.is_junk(mail),
             sender=sender.address,
             own_addresses=own,
             last_sent=last,

@@ -68,6 +68,7 @@ OPERATION_PERFORMED = EventType("operation.performed", GATEWAY, "operation_perfo
 TEMPLATE_CHANGED = EventType("template.changed", COMPOSE, "template_changed")
 DRAFT_CHANGED = EventType("draft.changed", COMPOSE, "draft_changed")
 SEND_CHANGED = EventType("send.changed", OUTBOUND, "send_changed")
+MESSAGE_SCANNED = EventType("message.scanned", INGEST, "message_scanned")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -89,8 +90,17 @@ EVENT_TYPES = {
         TEMPLATE_CHANGED,
         DRAFT_CHANGED,
         SEND_CHANGED,
+        MESSAGE_SCANNED,
     )
 }
+
+
+INFECTED = "infected"  # MailSummary.virus.state of a mail with a virus in an attachment
+
+
+def is_junk(mail: events_pb2.MailSummary) -> bool:
+    """ING-5: spam, a blocked sender or a virus: kept, filed in the trash, never answered."""
+    return bool(mail.spam or mail.blocked_by or mail.virus.state == INFECTED)
 
 
 def system_actor(service: str) -> common_pb2.Actor:

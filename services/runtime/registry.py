@@ -27,6 +27,15 @@ ROUTING_MESSAGES = ConsumerSpec(
 )
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
 TICKETS_DRAFTS = ConsumerSpec(events.COMPOSE, "tickets__drafts", (events.DRAFT_CHANGED.subject,))
+# A late virus verdict may come before its mail is filed (routing behind): retried for
+# about an hour before it is dead-lettered.
+TICKETS_SCANS = ConsumerSpec(
+    events.INGEST,
+    "tickets__scans",
+    (events.MESSAGE_SCANNED.subject,),
+    max_deliver=20,
+    nak_delays_s=(1.0, 5.0, 15.0, 60.0, 300.0),
+)
 OUTBOUND_REPLIES = ConsumerSpec(
     events.TICKETS,
     "outbound__replies",
@@ -108,7 +117,7 @@ SERVICES: tuple[Component, ...] = (
         7103,
         database=True,
         streams=(events.TICKETS,),
-        consumers=(TICKETS_ROUTED, TICKETS_DRAFTS),
+        consumers=(TICKETS_ROUTED, TICKETS_DRAFTS, TICKETS_SCANS),
         calls=("accounts",),
     ),
     _service(

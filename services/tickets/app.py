@@ -1,5 +1,5 @@
-"""tickets' composition root: message.routed → a ticket; the TicketsService API; the
-reply-lock expiry sweep."""
+"""tickets' composition root: message.routed → a ticket; message.scanned → an infected
+mail's ticket to the trash; the TicketsService API; the reply-lock expiry sweep."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from .drafts import DraftTracker
 from .filing import Filing
 from .locks import LockExpirySweeper, ReplyLocks
 from .repo import TicketsRepo
+from .scans import ScanVerdicts
 
 ROUTED = registry.TICKETS_ROUTED
 DRAFTS = registry.TICKETS_DRAFTS
+SCANS = registry.TICKETS_SCANS
 
 
 class TicketsSettings(rt_settings.ServiceSettings):
@@ -69,6 +71,7 @@ async def main() -> int:
     rt.add_background(sweeper.name, sweeper.start, sweeper.stop)
     await rt.add_consumer(ROUTED, Filing(deps).on_routed)
     await rt.add_consumer(DRAFTS, DraftTracker(deps).on_draft)
+    await rt.add_consumer(SCANS, ScanVerdicts(deps).on_scanned)
     server = rt.grpc_server()
     server.add(
         tickets_pb2_grpc.add_TicketsServiceServicer_to_server,

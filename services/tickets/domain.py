@@ -10,7 +10,7 @@ from typing import Any
 
 from switchboard.v1 import common_pb2, events_pb2
 
-from services.runtime import paging
+from services.runtime import events, paging
 from services.runtime.errors import InvalidArgument
 from services.runtime.paging import Cursor as Cursor  # re-exported for the service's modules
 
@@ -258,13 +258,13 @@ class NewTicket:
 
 def ticket_for_new_message(ticket_id: str, routed: events_pb2.MessageRouted) -> NewTicket:
     """A mail that belongs to no ticket opens one, in OPEN, titled by its subject — or in
-    TRASH when it is spam or from a blocked sender (ING-5: kept and searchable, but not in
-    the operators' queue)."""
+    TRASH when it is spam, from a blocked sender or carries a virus (ING-5: kept and
+    searchable, but not in the operators' queue)."""
     mail = routed.mail
     return NewTicket(
         id=ticket_id,
         subject=(mail.subject or "(no subject)")[:SUBJECT_MAX],
-        status=Status.TRASH if (mail.spam or mail.blocked_by) else Status.OPEN,
+        status=Status.TRASH if events.is_junk(mail) else Status.OPEN,
         inbox=routed.inbox,
         sender=getattr(mail, "from"),
         received_at=routed.received_at.ToDatetime(tzinfo=UTC),

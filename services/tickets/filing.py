@@ -29,7 +29,7 @@ class Filing:
         tenant = env.tenant_id
         mail = routed.mail
         sender = getattr(mail, "from")
-        junk = bool(mail.spam or mail.blocked_by)
+        junk = events.is_junk(mail)
         ours = routed.channel == "sent"  # a mail we sent: filed, changes nothing else
         actor = events.system_actor("tickets")
         summary = events_pb2.MailSummary()
@@ -42,7 +42,7 @@ class Filing:
                 return  # the same mail announced again under another event id
             now = d.clock.now()
             received_at = routed.received_at.ToDatetime(tzinfo=UTC)
-            # spam and blocked senders do not fill the address book
+            # spam, blocked senders and viruses do not fill the address book
             contact_id = (
                 None
                 if junk or ours

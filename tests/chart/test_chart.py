@@ -311,6 +311,28 @@ def test_outbound_gets_the_credentials_key_and_the_relay() -> None:
     assert "SB_SMTP_RELAY_HOST" not in env_of(spec["containers"][0])
 
 
+def test_ingestion_can_be_pointed_at_a_clamd_and_may_reach_only_it_there() -> None:
+    prod = Rendered("production", VALUE_SETS["production"])
+    for name in ALL_SERVICES:
+        spec = prod.get("Deployment", f"switchboard-{name}")["spec"]["template"]["spec"]
+        env = env_of(spec["containers"][0])
+        if name == "ingestion":
+            assert env["SB_CLAMD_ADDR"]["value"] == "clamav.clamav.svc.cluster.local:3310"
+        else:
+            assert "SB_CLAMD_ADDR" not in env, name
+    policy = _policies(prod)["switchboard-clamd"]["spec"]
+    assert policy["policyTypes"] == ["Egress"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "ingestion"
+    [rule] = policy["egress"]
+    assert rule["ports"] == [{"port": 3310, "protocol": "TCP"}]
+    assert rule["to"] == prod.user_values["clamd"]["to"]
+    # off by default: no address, no egress
+    default = Rendered("defaults", [])
+    assert "switchboard-clamd" not in _policies(default)
+    spec = default.get("Deployment", "switchboard-ingestion")["spec"]["template"]["spec"]
+    assert "SB_CLAMD_ADDR" not in env_of(spec["containers"][0])
+
+
 def test_image_defaults_to_app_version_and_accepts_a_digest() -> None:
     chart_yaml = yaml.safe_load((CHART / "Chart.yaml").read_text())
     default = render([])
@@ -948,6 +970,7 @@ def test_a_new_component_needs_only_its_values_entry() -> None:
         ({"services.routing.database.enabled": "no"}, "/services/routing/database/enabled"),
         ({"image.pullPolicy": "Sometimes"}, "/image/pullPolicy"),
         ({"networkPolicy.datastores.redis.port": 70000}, "/networkPolicy/datastores/redis/port"),
+        ({"clamd.address": "clamd"}, "/clamd/address"),
     ],
 )
 def test_schema_rejects_bad_values(overrides: dict[str, Any], message: str) -> None:
@@ -1030,7 +1053,7 @@ def test_long_release_name_keeps_names_short_and_distinct() -> None:
             obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
         ):
             for env in container.get("env", []):
-                if env["name"].endswith("_ADDR"):
+                if env["name"] in {f"SB_{s.upper()}_ADDR" for s in GRPC_SERVICES}:
                     host = env["value"].rsplit(":", 1)[0]
                     assert host in services, env
     (job,) = [o for o in objects if o["kind"] == "Job"]

@@ -624,11 +624,11 @@ async def test_inbox_thresholds_are_set_by_an_admin_and_rows_carry_the_level(
     assert code == 200 and body["thresholds"] == thresholds and body["new_ticket_after_days"] == 7
     for bad, field in (
         ({"thresholds": [{"after_minutes": m, "color": "#000000"} for m in range(1, 7)]}, None),
-        ({"thresholds": [{"after_minutes": 9, "color": "#000"}]}, None),
+        ({"thresholds": [{"after_minutes": 9, "color": "#000"}]}, "thresholds.color"),
         ({"thresholds": [thresholds[1], thresholds[0]]}, None),
-        ({"thresholds": [{"after_minutes": 5, "color": "red"}]}, None),
+        ({"thresholds": [{"after_minutes": 5, "color": "red"}]}, "thresholds.color"),
         ({"thresholds": [{"after_minutes": "5", "color": "#000000"}]}, "thresholds.after_minutes"),
-        ({"thresholds": [{"after_minutes": 5}]}, "thresholds"),
+        ({"thresholds": [{"after_minutes": 5}]}, "thresholds.color"),
         ({"new_ticket_after_days": 2**40}, "new_ticket_after_days"),
         ({"colour": "#000000"}, "colour"),
     ):

@@ -1024,3 +1024,43 @@ async def test_an_inbox_automatic_reply_is_set_in_the_administration_screen(
         {"weekday": 2, "start": "09:00", "end": "18:00"},
     ]
     assert got["time_zone"] == "Asia/Tokyo" and got["period_hours"] == 24
+
+
+async def test_an_infected_mail_shows_its_virus_and_offers_no_download(
+    stack: Stack, browser: Browser
+) -> None:
+    """ING-5: the verdict in the mail (Japanese UI), its files listed but not links; a
+    clean mail's files carry a small "scanned" mark and download as usual."""
+    from tests.clamd import EICAR, SIGNATURE
+
+    tenant, admin = await admin_of(stack)
+    _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    tag = uuid.uuid4().hex[:6]
+    infected, clean = f"Invoice {tag}", f"Report {tag}"
+    for subject, name, data in ((infected, "invoice.com", EICAR), (clean, "report.txt", b"ok")):
+        msg = make_mail(subject, sender=CUSTOMER, to=tenant.address, body="attached\n")
+        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+        await asyncio.to_thread(send, stack.smtp_port, msg, [tenant.address])
+    await ticket_by_subject(stack, admin, clean)
+    ctx = await context(browser, lang="ja")
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, aiko, PASSWORD)
+        await expect(row(page, clean)).to_be_visible()
+        await expect(row(page, infected)).to_have_count(0)  # not in the open queue
+        await page.get_by_test_id("tab-trash").click()
+        await row(page, infected).click()
+        verdict = page.get_by_test_id("virus-found")
+        await expect(verdict).to_contain_text("ウイルスが検出されました")
+        await expect(verdict).to_contain_text(f"invoice.com：{SIGNATURE}")
+        attachments = page.locator(".attachments")
+        await expect(attachments).to_contain_text("invoice.com")
+        await expect(attachments.locator("a")).to_have_count(0)
+        await shot(page, "mail-virus-ja")
+        await page.goto(f"{stack.gateway_url}/#/inbox/all/open")
+        await row(page, clean).click()
+        await expect(page.get_by_test_id("virus-clean")).to_have_text("ウイルス検査済み")
+        await expect(page.locator(".attachments a", has_text="report.txt")).to_have_count(1)
+        await expect(page.get_by_test_id("virus-found")).to_have_count(0)
+    finally:
+        await ctx.close()

@@ -1068,3 +1068,28 @@ def test_delimiters_found_by_find_are_the_ones_the_regular_expression_finds() ->
 def test_safe_body_keeps_clean_text_as_it_is_and_cleans_the_rest() -> None:
     assert safe_body("a\r\nb\rc 日本") == "a\nb\nc 日本"
     assert safe_body("a\x00b\ud800c") == "ab\ufffdc"
+
+
+def test_bare_lf_and_mixed_line_ends_parse_as_crlf_does() -> None:
+    """SMTP intake keeps a mail's bare LFs as they came (smtp_data.py): the parse of such a
+    mail — all LF, or LF with CRLF mixed in, as a script's .eml plus smtplib's final CRLF
+    gives — is the parse of the same mail with CRLF line ends."""
+    m = EmailMessage()
+    m["From"] = "山田 <taro@example.jp>"
+    m["To"] = "support@example.com"
+    m["Subject"] = "添付あり"
+    m.set_content("本文です。\n二行目\n")
+    m.add_attachment(
+        b"\x00\x01binary" * 50, maintype="application", subtype="pdf", filename="a.pdf"
+    )
+    crlf = m.as_bytes(policy=m.policy.clone(linesep="\r\n"))
+    lf = crlf.replace(b"\r\n", b"\n")
+    mixed = lf + b"\r\n"
+    want = parse(crlf)
+    for raw in (lf, mixed):
+        got = parse(raw)
+        assert got.parsed_ok and got.defects == want.defects
+        assert (got.subject, got.text.strip()) == (want.subject, want.text.strip())
+        assert [(a.filename, a.sha256) for a in got.attachments] == [
+            (a.filename, a.sha256) for a in want.attachments
+        ]

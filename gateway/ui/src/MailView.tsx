@@ -111,6 +111,7 @@ export function MailCard({
   }, [expanded, mail, summary.id]);
 
   const sent = summary.channel === "sent";
+  const infected = mail?.virus_scan?.state === "infected"; // the server refuses its files too
   return (
     <article className={`mail${sent ? " sent" : ""}`} data-testid="mail" data-channel={summary.channel}>
       <header onClick={() => setExpanded(!expanded)}>
@@ -132,6 +133,21 @@ export function MailCard({
                 <br />
                 {t("mail.to")}: {addressList(mail.to)}
               </p>
+              {mail.virus_scan?.state === "infected" && (
+                <div className="virus" role="alert" data-testid="virus-found">
+                  <strong>{t("mail.virus_found")}</strong>
+                  <ul>
+                    {mail.virus_scan.findings.map((f) => (
+                      <li key={f.index}>{t("mail.virus_item", { sig: f.signature, file: f.filename })}</li>
+                    ))}
+                  </ul>
+                </div>
+              )}
+              {mail.virus_scan?.state === "not_scanned" && (
+                <p className="small muted" title={mail.virus_scan.error ?? ""} data-testid="virus-not-scanned">
+                  {t("mail.not_scanned")}
+                </p>
+              )}
               {mail.defects.length > 0 && (
                 <details className="problems" open>
                   <summary>{t("mail.problems")}</summary>
@@ -164,7 +180,11 @@ export function MailCard({
                       )}
                     </div>
                   )}
-                  <MailFrame html={mail.html} images={images} inline={mayDownload ? inlineUrls(mail) : {}} />
+                  <MailFrame
+                    html={mail.html}
+                    images={images}
+                    inline={mayDownload && !infected ? inlineUrls(mail) : {}}
+                  />
                 </>
               ) : (
                 <pre className="mailtext" data-testid="mail-text">{mail.text}</pre>
@@ -172,10 +192,17 @@ export function MailCard({
               {mail.attachments.length > 0 && (
                 <div className="attachments">
                   <strong>{t("mail.attachments")}</strong>
+                  {mail.virus_scan?.state === "clean" && (
+                    <span className="badge" data-testid="virus-clean">
+                      {t("mail.scanned")}
+                    </span>
+                  )}
                   <ul>
                     {mail.attachments.map((a) => (
                       <li key={a.download_url}>
-                        {mayDownload ? (
+                        {infected ? (
+                          <span title={t("mail.virus_blocked")} className="disabled">{a.filename}</span>
+                        ) : mayDownload ? (
                           <a href={a.download_url} download={a.filename}>{a.filename}</a>
                         ) : (
                           <span title={t("mail.download_denied")} className="disabled">{a.filename}</span>

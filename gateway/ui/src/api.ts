@@ -219,6 +219,14 @@ export interface ParsedMail {
   attachments: Attachment[];
   defects: string[];
   auto_submitted: boolean;
+  virus_scan?: VirusScan | null;
+}
+// ING-5: what the virus scanner found in the attachments (null: nothing was scanned).
+export interface VirusScan {
+  state: "clean" | "infected" | "not_scanned";
+  findings: { index: number; filename: string; signature: string }[];
+  scanned_at: string | null;
+  error: string | null;
 }
 export interface Template {
   id: string;
