@@ -177,7 +177,7 @@ class ImapSession:
             # answer, so the exchange would hang: bound it and call it what it is.
             try:
                 resp = await asyncio.wait_for(
-                    self.client.xoauth2(mb.username, self._secret),  # type: ignore[arg-type]
+                    self.client.xoauth2(mb.username, self._secret),  # type: ignore[arg-type,unused-ignore]
                     XOAUTH2_TIMEOUT_S,
                 )
             except TimeoutError:
