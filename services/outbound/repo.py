@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 from switchboard.v1 import events_pb2
 
+from services.runtime import metrics as m
 from services.runtime.events import SEND_CHANGED
 from services.runtime.paging import Cursor
 
@@ -67,8 +68,14 @@ def _env_args(env: events_pb2.EventEnvelope) -> tuple[uuid.UUID, bytes]:
 
 
 class OutboundRepo:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, metrics: m.Metrics | None = None) -> None:
         self.pool = pool
+        # every change of a send's state is written here: counted here, by the new state
+        self._entered = m.Children((metrics or m.Metrics("outbound")).counter(m.OUTBOUND_SENDS))
+
+    def _moved(self, state: str, count: int = 1) -> None:
+        if count:
+            self._entered(state).inc(count)
 
     # -- the outbox ------------------------------------------------------------------
 
@@ -112,6 +119,7 @@ class OutboundRepo:
         )
         if env is not None:
             await self.add_event(conn, env)
+        self._moved("scheduled")
         return row
 
     async def add_event(self, conn: asyncpg.Connection, env: events_pb2.EventEnvelope) -> None:
@@ -129,7 +137,7 @@ class OutboundRepo:
     ) -> list[asyncpg.Record]:
         """Due items, oldest first, for this worker: each row goes to one worker only
         (FOR UPDATE SKIP LOCKED), under a lease; the attempt is counted now."""
-        return await self.pool.fetch(
+        rows: list[asyncpg.Record] = await self.pool.fetch(
             "UPDATE sends s SET state = 'sending', phase = 'connecting', lease_owner = $1, "
             "lease_until = $2, attempts = s.attempts + 1, updated_at = $3 "
             "FROM (SELECT id FROM sends WHERE state IN ('scheduled', 'retrying') "
@@ -140,6 +148,20 @@ class OutboundRepo:
             now,
             limit,
         )
+        self._moved("sending", len(rows))
+        return rows
+
+    async def due_backlog(self, now: datetime) -> tuple[int, float]:
+        """How many sends are due and not taken, and how long the oldest has waited past
+        its time (seconds), in one query on the index of waiting sends."""
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS n, coalesce(extract(epoch FROM $1 - min(next_attempt_at)), 0)"
+            "::float8 AS age FROM sends "
+            "WHERE state IN ('scheduled', 'retrying') AND next_attempt_at <= $1",
+            now,
+        )
+        assert row is not None
+        return int(row["n"]), max(float(row["age"]), 0.0)
 
     async def next_due(self) -> datetime | None:
         value: datetime | None = await self.pool.fetchval(
@@ -213,7 +235,11 @@ class OutboundRepo:
             now,
             _SEND_CHANGED,
         )
-        return {r["id"] for r in rows}
+        recorded = {r["id"] for r in rows}
+        for r in results:
+            if r.send_id in recorded:
+                self._moved(r.state)
+        return recorded
 
     async def expired_leases(self, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
         return await self.pool.fetch(
@@ -259,6 +285,8 @@ class OutboundRepo:
             _SEND_CHANGED,
             payload,
         )
+        if done:
+            self._moved(state)
         return bool(done)
 
     # -- after sending ----------------------------------------------------------------
@@ -384,6 +412,7 @@ class OutboundRepo:
             due_at,
         )
         await self.add_event(conn, env)
+        self._moved(state)
         return updated
 
     async def by_message_id(
