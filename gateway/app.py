@@ -14,6 +14,7 @@ from aiohttp.typedefs import Middleware
 
 from services.runtime import log
 from services.runtime import settings as rt_settings
+from services.runtime.metrics import Metrics, http_middleware
 
 from . import (
     routes_accounts,
@@ -54,6 +55,7 @@ ROUTE_MODULES = (
 def middlewares(deps: Deps) -> list[Middleware]:
     """Every request passes these, outermost first."""
     return [
+        http_middleware(deps.metrics),  # first: it sees every request's final status
         request_id_middleware(deps.ids),
         error_middleware(deps.ids),
         deps.access.middleware(),  # the caller, the access rules, the operation log
@@ -61,8 +63,8 @@ def middlewares(deps: Deps) -> list[Middleware]:
     ]
 
 
-def build_app(settings: GatewaySettings) -> web.Application:
-    deps = Deps(settings)
+def build_app(settings: GatewaySettings, metrics: Metrics | None = None) -> web.Application:
+    deps = Deps(settings, metrics or Metrics("gateway"))
     app = web.Application(middlewares=middlewares(deps), client_max_size=1024 * 1024)
     app[DEPS] = deps
     app.on_response_prepare.append(security_headers(settings.hsts))
@@ -88,9 +90,19 @@ async def main() -> int:
     settings = rt_settings.load(GatewaySettings)
     log.configure("gateway", settings.effective_log_format, settings.log_level)
     logger = log.get("gateway")
-    app = build_app(settings)
+    metrics = Metrics("gateway")
+    app = build_app(settings, metrics)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
+    metrics_at = settings.metrics_address("gateway")  # its own port, not the public one
+    if metrics_at is not None:
+        try:
+            port = await metrics.serve(*metrics_at)
+        except OSError as exc:
+            logger.error("cannot serve metrics", error=str(exc))
+            await runner.cleanup()
+            return 2
+        logger.info("metrics listening", host=metrics_at[0], port=port)
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
     logger.info("http listening", host=settings.http_host, port=settings.http_port)
@@ -102,5 +114,6 @@ async def main() -> int:
     logger.info("shutting down")
     await runner.shutdown()
     await runner.cleanup()
+    await metrics.close()
     logger.info("stopped")
     return 0

@@ -19,6 +19,7 @@ from services.runtime import grpc_client, redis_client, registry
 from services.runtime import settings as rt_settings
 from services.runtime.bus import Bus
 from services.runtime.ids import IdGenerator
+from services.runtime.metrics import Metrics
 
 from .access import Access, load_spec, rules_of
 from .auth import SessionResolver, client_address, parse_networks
@@ -48,7 +49,7 @@ class Deps:
     """What the handlers use: settings, the services' stubs, Redis, the bus, the live hub,
     the OpenAPI document with its access rules and request-body validators."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, metrics: Metrics) -> None:
         self.settings = settings
         self.ids = IdGenerator()
         self.channels = {name: grpc_client.channel(settings.addr_of(name)) for name in BACKENDS}
@@ -62,7 +63,8 @@ class Deps:
             self.channels["accounts"], self.redis, settings.session_cache_s
         )
         self.bus = Bus(settings.nats_url, "sb-gateway")
-        self.live = LiveHub()
+        self.metrics = metrics
+        self.live = LiveHub(metrics)
         self.spec = load_spec(OPENAPI)
         self.bodies = Bodies(self.spec)
         trusted = parse_networks(settings.trusted_proxies.split(","))

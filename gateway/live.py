@@ -21,6 +21,7 @@ from nats.aio.subscription import Subscription
 from switchboard.v1 import events_pb2
 
 from services.runtime import log
+from services.runtime import metrics as m
 
 from . import masking, views
 from .auth import WS_PROTOCOL, Caller
@@ -62,13 +63,15 @@ class _Texts:
 
 
 class LiveHub:
-    def __init__(self) -> None:
+    def __init__(self, metrics: m.Metrics) -> None:
         self._clients: dict[str, set[_Client]] = defaultdict(set)
         self._sub: Subscription | None = None
         self._templates: Subscription | None = None
         self._sends: Subscription | None = None
         self._closing: set[asyncio.Task[Any]] = set()
         self._log = log.get("gateway.live")
+        metrics.gauge(m.WEBSOCKET_CLIENTS).set_function(lambda: self.client_count)
+        self._slow_closed = metrics.counter(m.WEBSOCKET_SLOW)
 
     @property
     def client_count(self) -> int:
@@ -136,6 +139,7 @@ class LiveHub:
             client.queue.put_nowait(text)
         except asyncio.QueueFull:
             self._log.warning("slow live client closed", operator_id=client.caller.operator_id)
+            self._slow_closed.inc()
             clients.discard(client)
             task = asyncio.get_running_loop().create_task(
                 client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")

@@ -15,7 +15,7 @@ from typing import Any
 import nh3
 from switchboard.v1 import common_pb2, composition_pb2, composition_pb2_grpc, events_pb2
 
-from services.runtime import events, identity, masking, permissions
+from services.runtime import events, identity, log, masking, permissions
 from services.runtime import mail as mime
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.grpc_server import Context
@@ -121,6 +121,7 @@ class DraftsApi(TemplatesApi):
         )
         if not ident.sees_inbox(row.inbox_id):
             raise NotFound("no such draft", field="draft_id")
+        log.also(draft_id=str(row.id), ticket_id=str(row.ticket_id or ""))
         return row
 
     async def _authorise_write(self, ident: Identity, draft: Draft, fence: int) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import textwrap
 from pathlib import Path
 
 from services.runtime.secrets import new_key
@@ -99,6 +100,7 @@ def _banner(stack: Stack, password: str) -> None:
   API          {stack.gateway_url}/api/v1/openapi.yaml
   SMTP intake  127.0.0.1:{stack.smtp_port}  → support@demo.example, sales@demo.example
   Sent mail    kept in .data/outgoing/ (a local catcher stands in for the internet)
+  Metrics      {_metrics_ports(stack)}
 
   Logins       admin@demo.example, agent1@demo.example, agent2@demo.example,
                trainee@demo.example   password: {shown}
@@ -111,6 +113,13 @@ def _banner(stack: Stack, password: str) -> None:
 """,
         flush=True,
     )
+
+
+def _metrics_ports(stack: Stack) -> str:
+    """`curl 127.0.0.1:<port>/metrics`: each process's port, in start order."""
+    ports = stack.config.ports.metrics
+    text = "http://127.0.0.1:<port>/metrics: " + ", ".join(f"{n} {ports[n]}" for n in START_ORDER)
+    return textwrap.fill(text, width=88, initial_indent="", subsequent_indent=" " * 15)
 
 
 def main() -> None:

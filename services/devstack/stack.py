@@ -34,6 +34,10 @@ class Ports:
     http: int = 8080
     smtp: int = 2525
     grpc: dict[str, int] = field(default_factory=lambda: dict(registry.DEFAULT_PORTS))
+    # where each process serves Prometheus' /metrics (the gateway's too)
+    metrics: dict[str, int] = field(
+        default_factory=lambda: {c.name: c.metrics_port for c in registry.COMPONENTS}
+    )
 
     @classmethod
     def free(cls) -> Ports:
@@ -44,6 +48,7 @@ class Ports:
             http=free_port(),
             smtp=free_port(),
             grpc={name: free_port() for name in SERVICES},
+            metrics={name: free_port() for name in PROCESSES},
         )
 
 
@@ -101,6 +106,9 @@ class Stack:
     def smtp_port(self) -> int:
         return self.config.ports.smtp
 
+    def metrics_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.config.ports.metrics[name]}/metrics"
+
     def log_path(self, name: str) -> Path:
         return self.config.data_dir / "logs" / f"{name}.log"
 
@@ -119,6 +127,7 @@ class Stack:
             env["SB_LOG_FORMAT"] = os.environ["SB_LOG_FORMAT"]
         for svc in SERVICES:
             env[peer_env(svc)] = f"127.0.0.1:{p.grpc[svc]}"
+        env["SB_METRICS_PORT"] = str(p.metrics[name])
         if name in SERVICES:
             env["SB_GRPC_PORT"] = str(p.grpc[name])
         if name == "ingestion":
@@ -173,10 +182,14 @@ class Stack:
         return proc
 
     async def start_services(self, names: tuple[str, ...] = START_ORDER) -> None:
+        p = self.config.ports
         for name in names:
-            port = self.config.ports.http if name == "gateway" else self.config.ports.grpc[name]
-            if port_in_use(port):
-                raise RuntimeError(f"port {port} for {name} is in use (is another `make run` up?)")
+            port = p.http if name == "gateway" else p.grpc[name]
+            for taken in (port, p.metrics[name]):
+                if port_in_use(taken):
+                    raise RuntimeError(
+                        f"port {taken} for {name} is in use (is another `make run` up?)"
+                    )
             self.start_process(name)
 
     async def health(self) -> tuple[int, dict[str, object]]:

@@ -100,6 +100,7 @@ async def main() -> int:
         lease_ttl_s=settings.imap_lease_ttl_s,
         cfg=FetcherConfig(idle_wait_s=settings.imap_idle_refresh_s),
         tls=tls,
+        metrics=rt.metrics,
     )
     rt.add_background("imap", supervisor.start, supervisor.stop)
     imports = ImportRepo(db.pool)
@@ -127,7 +128,7 @@ async def main() -> int:
     )
     directory = AddressDirectory(rt.channel("accounts"))
     listener = SmtpListener(
-        SmtpHandler(directory, pipeline, rt.clock),
+        SmtpHandler(directory, pipeline, rt.clock, rt.metrics),
         settings.smtp_host,
         settings.smtp_port,
         settings.smtp_max_bytes,

@@ -22,14 +22,16 @@ import asyncio
 import re
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import aioimaplib
+from prometheus_client.core import Metric
 from switchboard.v1 import common_pb2
 
 from services.runtime import log
+from services.runtime import metrics as m
 from services.runtime.clock import Clock
 from services.runtime.errors import FailedPrecondition
 from services.runtime.periodic import PeriodicTask
@@ -60,6 +62,45 @@ class FetcherConfig:
     accept_timeout_s: float = 30.0  # storing and announcing one fetched mail
     idle_wait_s: float = IDLE_REFRESH_S
     backoff_max_s: float = 60.0
+
+
+@dataclass
+class MailboxStats:
+    """What the metrics read of one mailbox's fetcher (times are time.monotonic()).
+
+    Fetch lag: the mailbox is up to date as of the moment its last complete pass searched
+    the folder (every mail that search found stored), and at every moment it waits in IDLE
+    on a live connection (the server would announce a new mail at once), so the lag is 0
+    while idle, grows to the poll interval between polls, and grows without bound while
+    the mailbox cannot be fetched."""
+
+    caught_up_at: float
+    idle: bool = False
+    waiting: int = 0  # found by the last search, not stored yet
+    fetched: int = 0
+    errors: int = 0
+
+    def lag_s(self, now: float) -> float:
+        return 0.0 if self.idle else max(now - self.caught_up_at, 0.0)
+
+
+class ImapMetrics:
+    """A collector of the mailboxes this replica fetches now (a mailbox another replica
+    holds is reported there; one no longer fetched disappears), read at scrape time."""
+
+    def __init__(self, stats: dict[str, MailboxStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        now = time.monotonic()
+        lag, waiting = m.IMAP_FETCH_LAG.family(), m.IMAP_WAITING.family()
+        fetched, errors = m.IMAP_FETCHED.family(), m.IMAP_ERRORS.family()
+        for mailbox_id, st in list(self._stats.items()):
+            lag.add_metric([mailbox_id], st.lag_s(now))
+            waiting.add_metric([mailbox_id], st.waiting)
+            fetched.add_metric([mailbox_id], st.fetched)
+            errors.add_metric([mailbox_id], st.errors)
+        return [lag, waiting, fetched, errors]
 
 
 def _ok(resp: aioimaplib.Response, what: str) -> aioimaplib.Response:
@@ -136,7 +177,7 @@ class ImapSession:
             # answer, so the exchange would hang: bound it and call it what it is.
             try:
                 resp = await asyncio.wait_for(
-                    self.client.xoauth2(mb.username, self._secret),
+                    self.client.xoauth2(mb.username, self._secret),  # type: ignore[arg-type,unused-ignore]
                     XOAUTH2_TIMEOUT_S,
                 )
             except TimeoutError:
@@ -309,8 +350,10 @@ class MailboxFetcher:
         cfg: FetcherConfig,
         tls: ssl.SSLContext | None = None,
         on_lost_lease: Callable[[str], Awaitable[None]] | None = None,
+        stats: MailboxStats | None = None,
     ) -> None:
         self.mb = mb
+        self.stats = stats or MailboxStats(time.monotonic())
         self._holder = holder
         self._repo = repo
         self._secrets = secrets
@@ -360,6 +403,7 @@ class MailboxFetcher:
                 backoff = 1.0
                 await self._cycle(session)
             except FailedPrecondition as exc:
+                self.stats.errors += 1
                 await self._status("error", str(exc))
                 self._log.error("mailbox unusable", error=str(exc))
                 backoff = self._cfg.backoff_max_s
@@ -373,11 +417,13 @@ class MailboxFetcher:
                 TimeoutError,
                 ConnectionError,
             ) as exc:
+                self.stats.errors += 1
                 await self._status("error", str(exc) or repr(exc))
                 self._log.warning(
                     "mailbox trouble; reconnecting", error=str(exc) or repr(exc), retry_in_s=backoff
                 )
             except Exception as exc:
+                self.stats.errors += 1
                 await self._status("error", repr(exc))
                 self._log.exception("mailbox fetch failed; reconnecting", retry_in_s=backoff)
             finally:
@@ -407,9 +453,12 @@ class MailboxFetcher:
             pending = await session.uids_up_to(last_uid, unseen_only=mb.after_fetch == "seen")
             if pending:
                 await session.after_fetch(pending)
+        stats = self.stats
         while not self._stop.is_set():
             await self._status("fetching")
+            searched_at = time.monotonic()
             uids = await session.uids_after(last_uid)
+            stats.waiting = len(uids)
             for uid in uids:
                 if self._stop.is_set():
                     return
@@ -436,12 +485,21 @@ class MailboxFetcher:
                         ) from None
                 await self._advance(session.uidvalidity, uid)
                 last_uid = uid
+                stats.waiting -= 1
+                stats.fetched += 1
                 await session.after_fetch([uid])
+            stats.caught_up_at = searched_at
             if uids:
                 await self._status("fetching", fetched=len(uids))
                 self._log.info("fetched", count=len(uids), last_uid=last_uid)
             await self._status("idle" if session.can_idle else "polling")
-            await session.wait_for_news(mb.poll_interval_s, self._stop)
+            stats.idle = session.can_idle
+            try:
+                await session.wait_for_news(mb.poll_interval_s, self._stop)
+            finally:
+                if stats.idle:  # up to date until IDLE ended (news, refresh or a drop)
+                    stats.idle = False
+                    stats.caught_up_at = time.monotonic()
 
     async def _advance(self, uidvalidity: int, last_uid: int) -> None:
         if not await self._repo.advance(
@@ -470,6 +528,7 @@ class ImapSupervisor(PeriodicTask):
         lease_ttl_s: float = 30.0,
         cfg: FetcherConfig | None = None,
         tls: ssl.SSLContext | None = None,
+        metrics: m.Metrics | None = None,
     ) -> None:
         super().__init__("imap-supervisor", lease_ttl_s / 3)
         self.holder = holder
@@ -481,7 +540,10 @@ class ImapSupervisor(PeriodicTask):
         self._cfg = cfg or FetcherConfig()
         self._tls = tls
         self.fetchers: dict[str, MailboxFetcher] = {}
+        self.stats: dict[str, MailboxStats] = {}  # of the mailboxes fetched here
         self._log = log.get("imap")
+        if metrics is not None:
+            metrics.register(ImapMetrics(self.stats))
 
     async def step(self) -> bool:
         await self.reconcile()
@@ -527,6 +589,7 @@ class ImapSupervisor(PeriodicTask):
             except Exception as exc:
                 self._log.warning("lease not released", mailbox_id=mailbox_id, error=repr(exc))
         self.fetchers.clear()
+        self.stats.clear()
 
     async def reconcile(self) -> None:
         wanted = {mb.id: mb for mb in await self._repo.enabled()}
@@ -551,6 +614,7 @@ class ImapSupervisor(PeriodicTask):
                     clock=self._clock,
                     cfg=self._cfg,
                     tls=self._tls,
+                    stats=self.stats.setdefault(mailbox_id, MailboxStats(time.monotonic())),
                 )
                 fetcher.start()
                 self.fetchers[mailbox_id] = fetcher
@@ -558,3 +622,5 @@ class ImapSupervisor(PeriodicTask):
             elif not held and running is not None:
                 await running.stop()
                 del self.fetchers[mailbox_id]
+        for mailbox_id in [i for i in self.stats if i not in self.fetchers]:
+            del self.stats[mailbox_id]  # fetched elsewhere now, or no more

@@ -24,6 +24,7 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from services.runtime import log
+from services.runtime import metrics as m
 from services.runtime.clock import Clock
 from services.runtime.errors import Unavailable
 
@@ -77,7 +78,7 @@ class IntakeSMTP(SMTP):
             return
         if data.too_large:
             self.envelope = self._create_envelope()  # the next transaction starts afresh
-            await self.push(Refusal.TOO_LARGE.value)
+            await self.push(self.event_handler.refuse(Refusal.TOO_LARGE))
             return
         self.envelope.content = self.envelope.original_content = data.content()
         status = await self._call_handler_hook("DATA")
@@ -86,27 +87,41 @@ class IntakeSMTP(SMTP):
 
 
 class SmtpHandler:
-    def __init__(self, directory: AddressDirectory, pipeline: IntakePipeline, clock: Clock) -> None:
+    def __init__(
+        self,
+        directory: AddressDirectory,
+        pipeline: IntakePipeline,
+        clock: Clock,
+        metrics: m.Metrics | None = None,
+    ) -> None:
         self._directory = directory
         self._pipeline = pipeline
         self._clock = clock
         self._log = log.get("smtp")
+        metrics = metrics or m.Metrics("ingestion")
+        self._accepted = metrics.counter(m.SMTP_ACCEPTED)
+        self._refused = m.Children(metrics.counter(m.SMTP_REFUSED))
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def refuse(self, refusal: Refusal) -> str:
+        """The answer of a refusal, counted by its reason (docs/metrics.md)."""
+        self._refused(refusal.name.lower()).inc()
+        return refusal.value
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
-            return Refusal.TOO_MANY_RECIPIENTS.value
+            return self.refuse(Refusal.TOO_MANY_RECIPIENTS)
         try:
             route = await self._directory.resolve(address)
         except Unavailable as exc:
             self._log.warning("recipient lookup failed", error=str(exc))
-            return Refusal.LOOKUP_FAILED.value
+            return self.refuse(Refusal.LOOKUP_FAILED)
         if route is None:
-            return Refusal.NO_SUCH_MAILBOX.value
+            return self.refuse(Refusal.NO_SUCH_MAILBOX)
         routes: dict[str, Route] = getattr(envelope, "sb_routes", {})
         routes[address] = route
         envelope.sb_routes = routes  # type: ignore[attr-defined]
@@ -118,7 +133,7 @@ class SmtpHandler:
         raw = envelope.original_content or b""
         routes: dict[str, Route] = getattr(envelope, "sb_routes", {})
         if not routes:
-            return Refusal.NO_VALID_RECIPIENTS.value
+            return self.refuse(Refusal.NO_VALID_RECIPIENTS)
         self._in_flight += 1
         self._idle.clear()
         try:
@@ -141,11 +156,12 @@ class SmtpHandler:
             self._log.warning(
                 "mail not accepted; sender will retry", error=repr(exc), peer=_peer(session)
             )
-            return Refusal.NOT_STORED.value
+            return self.refuse(Refusal.NOT_STORED)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+        self._accepted.inc()
         ids = ",".join(a.message_id for a in accepted)
         self._log.info("mail accepted", message_ids=ids, size=len(raw), peer=_peer(session))
         return f"250 2.0.0 OK queued as {ids}"

@@ -56,7 +56,7 @@ async def main() -> int:
     db = await rt.open_database()
     await rt.open_bus()
     outbox = rt.open_outbox()
-    repo = OutboundRepo(db.pool)
+    repo = OutboundRepo(db.pool, rt.metrics)
     box = SecretBox(settings.secret_key)
     relay = (
         Hop(
@@ -100,7 +100,9 @@ async def main() -> int:
             retry_cap_s=settings.send_retry_cap_s,
         ),
         worker=worker,
+        metrics=rt.metrics,
     )
+    rt.metrics.sampler("outbound-due", dispatcher.sample)
     finisher = Finisher(repo, peers, rt.clock, worker, busy=lambda: dispatcher.backlogged)
     dispatcher.on_final = finisher.wake
     sweeper = LeaseSweeper(

@@ -28,6 +28,7 @@ from typing import Any
 import asyncpg
 
 from services.runtime import events, log
+from services.runtime import metrics as m
 from services.runtime.clock import Clock
 from services.runtime.ids import IdGenerator
 from services.runtime.periodic import PeriodicTask
@@ -115,6 +116,7 @@ class Dispatcher:
         settings: DispatchSettings,
         worker: str,
         on_final: Any = None,
+        metrics: m.Metrics | None = None,
     ) -> None:
         self.name = "dispatcher"
         self._repo = repo
@@ -135,6 +137,16 @@ class Dispatcher:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._log = log.get("outbound.dispatcher")
+        metrics = metrics or m.Metrics("outbound")
+        self._due = metrics.gauge(m.OUTBOUND_DUE)
+        self._due_age = metrics.gauge(m.OUTBOUND_DUE_AGE)
+
+    async def sample(self) -> None:
+        """Due mail no worker has taken yet, and its oldest's wait: for the metrics
+        sampler (the same across replicas: one database)."""
+        count, age_s = await self._repo.due_backlog(self._clock.now())
+        self._due.set(count)
+        self._due_age.set(age_s)
 
     def wake(self) -> None:
         self._wake.set()
@@ -223,10 +235,18 @@ class Dispatcher:
         return done
 
     async def _send(self, row: Send) -> None:
+        with log.bound(
+            send_id=str(row.id),
+            tenant_id=str(row.tenant_id),
+            ticket_id=str(row.ticket_id or ""),
+        ):
+            await self._attempt(row)
+
+    async def _attempt(self, row: Send) -> None:
         send_id = row.id
         tenant = str(row.tenant_id)
         recipients = list(row.recipients)
-        bound = self._log.bind(send_id=str(send_id), tenant_id=tenant, attempt=row.attempts)
+        bound = self._log.bind(attempt=row.attempts)
         try:
             hop = await self._routes.hop(tenant, str(row.inbox_id), recipients)
         except Exception as err:  # a route that cannot be used (e.g. mixed relays)
@@ -295,17 +315,13 @@ class Dispatcher:
                 break
             except (asyncpg.PostgresError, OSError) as err:
                 # the result must not be lost: the lease keeps the row ours meanwhile
-                self._log.warning(
-                    "recording the result failed; retrying", send_id=str(row.id), error=repr(err)
-                )
+                self._log.warning("recording the result failed; retrying", error=repr(err))
                 if self._stop.is_set() and delay > 8:
                     return  # the sweep will call it unknown (phase data) or due again
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
         self._log.info(
             "attempt recorded" if ok else "attempt not recorded: lease lost",
-            send_id=str(row.id),
-            tenant_id=str(row.tenant_id),
             state=str(move.state),
             code=result.code,
             attempt=row.attempts,

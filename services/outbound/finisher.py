@@ -62,6 +62,14 @@ class Finisher(PeriodicTask):
         return len(rows) == 20
 
     async def _finish(self, row: Send) -> None:
+        with log.bound(
+            send_id=str(row.id),
+            tenant_id=str(row.tenant_id),
+            ticket_id=str(row.ticket_id or ""),
+        ):
+            await self._steps(row)
+
+    async def _steps(self, row: Send) -> None:
         state = row.state
         tenant = str(row.tenant_id)
         system = Identity(tenant_id=tenant).metadata()
@@ -113,7 +121,7 @@ class Finisher(PeriodicTask):
                 )
                 released = True
         except Unavailable as err:
-            self._log.warning("finishing postponed", send_id=str(row.id), error=err.message)
+            self._log.warning("finishing postponed", error=err.message)
             await self._repo.postpone_finish(
                 row, self._worker, self._clock.now() + timedelta(seconds=5)
             )
@@ -123,8 +131,6 @@ class Finisher(PeriodicTask):
         )
         self._log.info(
             "finished",
-            send_id=str(row.id),
-            tenant_id=tenant,
             state=state,
             problems=problems or None,
         )

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import asyncpg
 from switchboard.v1 import events_pb2
 
+from services.runtime import metrics as m
 from services.runtime.events import SEND_CHANGED
 from services.runtime.paging import Cursor
 
@@ -79,8 +80,14 @@ def _env_args(env: events_pb2.EventEnvelope) -> tuple[uuid.UUID, bytes]:
 
 
 class OutboundRepo:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, metrics: m.Metrics | None = None) -> None:
         self.pool = pool
+        # every change of a send's state is written here: counted here, by the new state
+        self._entered = m.Children((metrics or m.Metrics("outbound")).counter(m.OUTBOUND_SENDS))
+
+    def _moved(self, state: str, count: int = 1) -> None:
+        if count:
+            self._entered(state).inc(count)
 
     # -- the outbox ------------------------------------------------------------------
 
@@ -124,6 +131,7 @@ class OutboundRepo:
         )
         if env is not None:
             await self.add_event(conn, env)
+        self._moved("scheduled")
         return send_of(row)
 
     async def add_event(self, conn: asyncpg.Connection, env: events_pb2.EventEnvelope) -> None:
@@ -152,7 +160,20 @@ class OutboundRepo:
             now,
             limit,
         )
+        self._moved("sending", len(rows))
         return [send_of(r) for r in rows]
+
+    async def due_backlog(self, now: datetime) -> tuple[int, float]:
+        """How many sends are due and not taken, and how long the oldest has waited past
+        its time (seconds), in one query on the index of waiting sends."""
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS n, coalesce(extract(epoch FROM $1 - min(next_attempt_at)), 0)"
+            "::float8 AS age FROM sends "
+            "WHERE state IN ('scheduled', 'retrying') AND next_attempt_at <= $1",
+            now,
+        )
+        assert row is not None
+        return int(row["n"]), max(float(row["age"]), 0.0)
 
     async def next_due(self) -> datetime | None:
         value: datetime | None = await self.pool.fetchval(
@@ -226,7 +247,11 @@ class OutboundRepo:
             now,
             _SEND_CHANGED,
         )
-        return {r["id"] for r in rows}
+        recorded = {r["id"] for r in rows}
+        for r in results:
+            if r.send_id in recorded:
+                self._moved(r.state)
+        return recorded
 
     async def expired_leases(self, now: datetime, limit: int = 100) -> list[Send]:
         rows = await self.pool.fetch(
@@ -273,6 +298,8 @@ class OutboundRepo:
             _SEND_CHANGED,
             payload,
         )
+        if done:
+            self._moved(state)
         return bool(done)
 
     # -- after sending ----------------------------------------------------------------
@@ -402,6 +429,7 @@ class OutboundRepo:
             due_at,
         )
         await self.add_event(conn, env)
+        self._moved(state)
         return send_of(updated)
 
     async def live_send(self, tenant: str, draft_id: uuid.UUID, revision: int) -> Send | None:

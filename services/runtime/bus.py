@@ -6,6 +6,7 @@ after writing it to the dead-letter stream (also after the last allowed delivery
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +22,9 @@ from nats.js import JetStreamContext, api
 from switchboard.v1 import events_pb2
 
 from . import log
+from . import metrics as m
 from .errors import Poison
-from .events import DEADLETTER, STREAMS, Stream, subject_of
+from .events import DEADLETTER, STREAMS, Stream, subject_of, ticket_id_of
 
 __all__ = ["Bus", "ConsumerRunner", "ConsumerSpec", "Delivery", "Poison", "StreamSpec"]
 
@@ -107,9 +109,10 @@ StateCallback = Callable[[bool], Awaitable[None]]
 class Bus:
     """One NATS connection with JetStream, shared by a process's publishers and consumers."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, metrics: m.Metrics | None = None) -> None:
         self._url = url
         self._name = name
+        self.metrics = metrics or m.Metrics(name)
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._log = log.get("bus")
@@ -265,6 +268,22 @@ class ConsumerRunner:
     def __post_init__(self) -> None:
         self._log = log.get("consumer").bind(consumer=self.spec.durable)
         self._sem = asyncio.Semaphore(self.spec.concurrency)
+        metrics, durable = self.bus.metrics, self.spec.durable
+        messages = metrics.counter(m.BUS_MESSAGES)
+        self._acked = messages.labels(durable, "acked")
+        self._retried = messages.labels(durable, "retried")
+        self._dead = messages.labels(durable, "dead_lettered")
+        self._duration = metrics.histogram(m.BUS_HANDLE_DURATION).labels(durable)
+        self._redelivered = metrics.counter(m.BUS_REDELIVERIES).labels(durable)
+        self._dead_reasons = m.Children(metrics.counter(m.BUS_DEAD_LETTERS))
+        self._pending = metrics.gauge(m.BUS_PENDING).labels(durable)
+        self._ack_pending = metrics.gauge(m.BUS_ACK_PENDING).labels(durable)
+
+    async def sample(self) -> None:
+        """The consumer's lag from JetStream (one request): for the metrics sampler."""
+        info = await self.bus.js.consumer_info(self.spec.stream.name, self.spec.durable)
+        self._pending.set(info.num_pending or 0)
+        self._ack_pending.set(info.num_ack_pending or 0)
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name=f"consumer:{self.spec.durable}")
@@ -317,30 +336,39 @@ class ConsumerRunner:
             stream_seq=meta.sequence.stream,
             consumer=self.spec.durable,
         )
+        if delivery.num_delivered > 1:
+            self._redelivered.inc()
         env = events_pb2.EventEnvelope()
         try:
             env.ParseFromString(msg.data)
             uuid.UUID(env.event_id)
             uuid.UUID(env.tenant_id)
         except (DecodeError, ValueError) as exc:
-            await self._dead_letter(msg, delivery, f"undecodable envelope: {exc}")
+            await self._dead_letter(msg, delivery, "undecodable", f"undecodable envelope: {exc}")
             return
-        with log.bound(
+        with log.operation(
             event_id=env.event_id,
             event_type=env.type,
             tenant_id=env.tenant_id,
             correlation_id=env.correlation_id,
+            ticket_id=ticket_id_of(env),
         ):
+            started = time.perf_counter()
             try:
                 await self._with_progress(env, delivery)
             except Poison as exc:
-                await self._dead_letter(msg, delivery, f"poison: {exc}")
+                self._duration.observe(time.perf_counter() - started)
+                await self._dead_letter(msg, delivery, "poison", f"poison: {exc}")
                 return
             except Exception as exc:
+                self._duration.observe(time.perf_counter() - started)
                 if delivery.num_delivered >= self.spec.max_deliver:
                     self._log.exception("giving up after max deliveries")
                     await self._dead_letter(
-                        msg, delivery, f"failed {delivery.num_delivered} times: {exc!r}"
+                        msg,
+                        delivery,
+                        "max_deliveries",
+                        f"failed {delivery.num_delivered} times: {exc!r}",
                     )
                     return
                 delay = self.spec.nak_delay(delivery.num_delivered)
@@ -350,8 +378,11 @@ class ConsumerRunner:
                     attempt=delivery.num_delivered,
                     retry_in_s=delay,
                 )
+                self._retried.inc()
                 await self._settle(msg.nak(delay=delay))
                 return
+            self._duration.observe(time.perf_counter() - started)
+            self._acked.inc()
             await self._settle(msg.ack())
 
     async def _with_progress(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
@@ -369,7 +400,9 @@ class ConsumerRunner:
             raise
         task.result()
 
-    async def _dead_letter(self, msg: Msg, delivery: Delivery, reason: str) -> None:
+    async def _dead_letter(self, msg: Msg, delivery: Delivery, kind: str, reason: str) -> None:
+        """Write the message to the dead-letter stream and term it; `kind` is the reason's
+        class for the metrics (undecodable, poison, max_deliveries)."""
         self._log.error("dead-lettered", reason=_one_line(reason), seq=delivery.stream_seq)
         headers = {
             "Sb-Consumer": self.spec.durable,
@@ -388,8 +421,11 @@ class ConsumerRunner:
         except (nats.errors.Error, TimeoutError) as exc:
             # Keep the message: without its dead-letter record it must not be dropped.
             self._log.warning("dead-letter publish failed; will retry", error=str(exc))
+            self._retried.inc()
             await self._settle(msg.nak(delay=self.spec.nak_delays_s[-1]))
             return
+        self._dead.inc()
+        self._dead_reasons(self.spec.durable, kind).inc()
         await self._settle(msg.term())
 
     async def _settle(self, op: Awaitable[Any]) -> None:

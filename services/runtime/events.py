@@ -164,6 +164,19 @@ def payload_of(env: events_pb2.EventEnvelope, etype: EventType) -> Any:
     return getattr(env, etype.payload_field)
 
 
+def ticket_id_of(env: events_pb2.EventEnvelope) -> str:
+    """The ticket an event is about, when its payload names one (its `ticket_id`, or the
+    `ticket` summary's id); "" otherwise. For log lines."""
+    field = env.WhichOneof("payload")
+    if field is None:
+        return ""
+    payload = getattr(env, field)
+    ticket_id = getattr(payload, "ticket_id", "")
+    if not ticket_id and "ticket" in payload.DESCRIPTOR.fields_by_name:
+        ticket_id = payload.ticket.id
+    return str(ticket_id)
+
+
 def subject_of(env: events_pb2.EventEnvelope) -> str:
     etype = EVENT_TYPES.get(env.type)
     if etype is None:

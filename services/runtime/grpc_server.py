@@ -3,6 +3,7 @@ domain errors mapped to status codes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -10,8 +11,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram
 
 from . import identity, log
+from . import metrics as m
 from .errors import DomainError
 from .ids import IdGenerator
 
@@ -29,15 +32,38 @@ else:
     _Handler = grpc.RpcMethodHandler
 
 
+class _CallMetrics:
+    """One method's series, bound once: its latency histogram and a counter per code."""
+
+    def __init__(self, requests: Counter, durations: Histogram, method: str) -> None:
+        service, _, name = method.lstrip("/").rpartition("/")
+        self._labels = (service, name)
+        self._requests = requests
+        self._codes: dict[grpc.StatusCode, Counter] = {}
+        self.duration = durations.labels(service, name)
+
+    def done(self, code: grpc.StatusCode, seconds: float) -> None:
+        counter = self._codes.get(code)
+        if counter is None:
+            counter = self._codes[code] = self._requests.labels(*self._labels, code.name)
+        counter.inc()
+        self.duration.observe(seconds)
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Per call: read the caller's identity from metadata into a contextvar, bind log ids,
+    """Per call: read the caller's identity from metadata into a contextvar, bind log ids
+    (the tenant, operator, correlation id, and the request's ticket_id when it has one),
     log the outcome, and turn a DomainError into its status code with the message (and the
     field in trailing metadata). An unexpected exception is logged with a reference and
-    answered INTERNAL with only that reference: no traceback leaves the process."""
+    answered INTERNAL with only that reference: no traceback leaves the process. Every
+    call is counted by method and status code, and timed."""
 
-    def __init__(self, ids: IdGenerator) -> None:
+    def __init__(self, ids: IdGenerator, metrics: m.Metrics) -> None:
         self._ids = ids
         self._log = log.get("grpc")
+        self._requests = metrics.counter(m.GRPC_REQUESTS)
+        self._durations = metrics.histogram(m.GRPC_DURATION)
+        self._calls: dict[str, _CallMetrics] = {}
 
     async def intercept_service(
         self,
@@ -63,21 +89,29 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     def _wrap(self, method: str, behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+        calls = self._calls.get(method)
+        if calls is None:
+            calls = self._calls[method] = _CallMetrics(self._requests, self._durations, method)
+
         # `request` is the message, or the request iterator of a client-streaming call.
         async def wrapped(request: Any, context: Context) -> Any:
             ident = identity.Identity.from_metadata(context.invocation_metadata())
             token = identity.set_current(ident)
             started = time.perf_counter()
+            code = grpc.StatusCode.UNKNOWN  # what the caller is answered
             try:
-                with log.bound(
+                with log.operation(
                     tenant_id=ident.tenant_id,
                     operator_id=ident.operator_id,
                     correlation_id=ident.correlation_id,
                     rpc=method,
+                    # most calls about one ticket name it so; others bind it with log.also
+                    ticket_id=getattr(request, "ticket_id", ""),
                 ):
                     try:
                         response = await behaviour(request, context)
                     except DomainError as err:
+                        code = err.code
                         self._log.info(
                             "rpc refused", code=err.code.name, error=err.message, field=err.field
                         )
@@ -91,14 +125,23 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                             context.set_trailing_metadata(tuple(trailing))
                         await context.abort(err.code, err.message)
                     except grpc.aio.AbortError:
+                        aborted = context.code()
+                        if isinstance(aborted, grpc.StatusCode):
+                            code = aborted
+                        raise
+                    except asyncio.CancelledError:
+                        code = grpc.StatusCode.CANCELLED
                         raise
                     except Exception:
+                        code = grpc.StatusCode.INTERNAL
                         ref = self._ids.new_str()
                         self._log.exception("rpc failed", error_ref=ref)
                         await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
+                    code = grpc.StatusCode.OK
                     self._log.debug("rpc ok", ms=round((time.perf_counter() - started) * 1000, 2))
                     return response
             finally:
+                calls.done(code, time.perf_counter() - started)
                 identity.reset(token)
 
         return wrapped
@@ -107,10 +150,17 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 class GrpcServer:
     """A grpc.aio server with the standard health service and reflection."""
 
-    def __init__(self, service_name: str, host: str, port: int, ids: IdGenerator) -> None:
+    def __init__(
+        self,
+        service_name: str,
+        host: str,
+        port: int,
+        ids: IdGenerator,
+        metrics: m.Metrics | None = None,
+    ) -> None:
         self.service_name = service_name
         self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(ids)],
+            interceptors=[ServerInterceptor(ids, metrics or m.Metrics(service_name))],
             options=[("grpc.so_reuseport", 0)],
         )
         self.health = health.aio.HealthServicer()

@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import Any
 
@@ -85,3 +86,44 @@ def bound(**ids: Any) -> Iterator[None]:
         yield
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
+
+
+# The ids `also()` bound in the operation running now, each with its value before (or
+# _UNBOUND). Values, not tokens: an event's handler runs in a task of its own, whose
+# context is a copy, and a token can only be reset in the context that made it.
+_FOUND: ContextVar[dict[str, Any] | None] = ContextVar("sb_log_found", default=None)
+_UNBOUND = object()
+
+
+@contextmanager
+def operation(**ids: Any) -> Iterator[None]:
+    """Bind ids for one operation (an RPC, an event), like `bound`; ids the operation finds
+    as it goes (`also(ticket_id=…)` once it has read the draft) are bound until its end."""
+    clean = {k: v for k, v in ids.items() if v}
+    tokens = structlog.contextvars.bind_contextvars(**clean)
+    found: dict[str, Any] = {}
+    scope = _FOUND.set(found)
+    try:
+        yield
+    finally:
+        _FOUND.reset(scope)
+        for key, before in found.items():
+            if before is _UNBOUND:
+                structlog.contextvars.unbind_contextvars(key)
+            else:
+                structlog.contextvars.bind_contextvars(**{key: before})
+        structlog.contextvars.reset_contextvars(**tokens)
+
+
+def also(**ids: Any) -> None:
+    """Bind ids for the rest of the operation running now (see `operation`): once, where
+    the operation learns them, rather than on every log line. Outside an operation this
+    does nothing (an id bound for good would be carried into unrelated work)."""
+    found = _FOUND.get()
+    if found is None:
+        return
+    clean = {k: v for k, v in ids.items() if v}
+    current = structlog.contextvars.get_contextvars()
+    for key in clean:
+        found.setdefault(key, current.get(key, _UNBOUND))
+    structlog.contextvars.bind_contextvars(**clean)

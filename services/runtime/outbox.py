@@ -18,6 +18,7 @@ import asyncpg
 from switchboard.v1 import events_pb2
 
 from . import log
+from . import metrics as m
 from .bus import Bus
 from .db import Database
 from .events import subject_of
@@ -67,6 +68,7 @@ class Outbox(PeriodicTask):
         poll_s: float = 1.0,
         keep_published_s: float = 86_400.0,
         on_published: Observer | None = None,
+        metrics: m.Metrics | None = None,
     ) -> None:
         super().__init__("outbox-relay", poll_s)
         self._db = db
@@ -76,6 +78,23 @@ class Outbox(PeriodicTask):
         self._on_published = on_published
         self._next_prune = 0.0
         self._log = log.get("outbox")
+        metrics = metrics or bus.metrics
+        self._published = metrics.counter(m.OUTBOX_PUBLISHED)
+        self._failures = metrics.counter(m.OUTBOX_FAILURES)
+        self._backlog = metrics.gauge(m.OUTBOX_BACKLOG)
+        self._oldest_age = metrics.gauge(m.OUTBOX_OLDEST_AGE)
+
+    async def sample(self) -> None:
+        """The backlog and the age of its oldest event, in one query (the partial index of
+        unpublished rows): for the metrics sampler."""
+        row = await self._db.pool.fetchrow(
+            "SELECT count(*) AS n, "
+            "coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age "
+            "FROM outbox WHERE published_at IS NULL"
+        )
+        assert row is not None
+        self._backlog.set(row["n"])
+        self._oldest_age.set(max(row["age"], 0.0))
 
     async def add(
         self, conn: asyncpg.Connection, env: events_pb2.EventEnvelope, subject: str | None = None
@@ -101,6 +120,7 @@ class Outbox(PeriodicTask):
         subject = subject_of(env)
         payload = env.SerializeToString()
         await self._bus.publish_bytes(subject, payload, env.event_id)
+        self._published.inc()
         await conn.execute(
             "INSERT INTO outbox (event_id, tenant_id, subject, payload, published_at, attempts) "
             "VALUES ($1, $2, $3, $4, now(), 1)",
@@ -135,11 +155,13 @@ class Outbox(PeriodicTask):
         results = await self._bus.publish_many([(s, p, str(e)) for e, _t, s, p in rows])
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
+            self._failures.inc(len(failed))
             raise ConnectionError(
                 f"the event bus did not acknowledge {len(failed)} of {len(rows)} events: "
                 f"{failed[0]!r}"
             )
         await self._insert(conn, rows, published=True)
+        self._published.inc(len(rows))
 
     async def _insert(
         self, conn: asyncpg.Connection, rows: Sequence[_Row], *, published: bool
@@ -175,6 +197,10 @@ class Outbox(PeriodicTask):
             for r, res in zip(rows, results, strict=True)
             if isinstance(res, BaseException)
         ]
+        if done:
+            self._published.inc(len(done))
+        if failed:
+            self._failures.inc(len(failed))
         if self._on_published is not None and done:
             await self._on_published([str(i) for i in done])
         if done:

@@ -25,6 +25,7 @@ from .clock import Clock, SystemClock
 from .db import Database, Migration, load_migrations, runtime_migrations, with_database
 from .grpc_server import GrpcServer
 from .ids import IdGenerator
+from .metrics import Metrics
 from .outbox import Outbox
 from .registry import DEFAULT_PORTS
 from .settings import RuntimeSettings, ServiceSettings
@@ -56,6 +57,7 @@ class ServiceRuntime:
         self.log = log.get(name)
         self.clock: Clock = clock or SystemClock()
         self.ids = IdGenerator(self.clock)
+        self.metrics = Metrics(name)
         self.db: Database | None = None
         self.bus: Bus | None = None
         self.outbox: Outbox | None = None
@@ -81,7 +83,7 @@ class ServiceRuntime:
         return self.db
 
     async def open_bus(self, *, provision: bool = True) -> Bus:
-        self.bus = Bus(self.settings.nats_url, f"sb-{self.name}")
+        self.bus = Bus(self.settings.nats_url, f"sb-{self.name}", self.metrics)
         await self.bus.connect()
         if provision:
             await self.bus.provision(default_streams(self.settings.nats_replicas))
@@ -90,7 +92,8 @@ class ServiceRuntime:
     def open_outbox(self) -> Outbox:
         if self.db is None or self.bus is None:
             raise RuntimeError("the outbox needs the database and the bus")
-        self.outbox = Outbox(self.db, self.bus)
+        self.outbox = Outbox(self.db, self.bus, metrics=self.metrics)
+        self.metrics.sampler("outbox", self.outbox.sample)
         return self.outbox
 
     async def open_redis(self) -> aioredis.Redis:
@@ -109,7 +112,7 @@ class ServiceRuntime:
         s = self.settings
         assert isinstance(s, ServiceSettings)
         port = s.grpc_port or DEFAULT_PORTS[self.name]
-        self.grpc = GrpcServer(self.name, s.grpc_host, port, self.ids)
+        self.grpc = GrpcServer(self.name, s.grpc_host, port, self.ids, self.metrics)
         return self.grpc
 
     # -- work ------------------------------------------------------------------------
@@ -124,7 +127,9 @@ class ServiceRuntime:
                 f"{spec.durable} is not declared for {self.name} in services/runtime/registry.py"
             )
         await self.bus.provision((), (spec,))
-        self._consumers.append(self.bus.consumer(spec, handler))
+        runner = self.bus.consumer(spec, handler)
+        self.metrics.sampler(f"consumer:{spec.durable}", runner.sample)
+        self._consumers.append(runner)
 
     def add_background(
         self, name: str, start: Callable[[], asyncio.Task[Any]], stop: Stopper
@@ -163,6 +168,9 @@ class ServiceRuntime:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        if not await self._serve_metrics():
+            await self.shutdown()
+            return 2
         if self.grpc is not None:
             port = await self.grpc.start()
             self.log.info("grpc listening", port=port)
@@ -197,7 +205,21 @@ class ServiceRuntime:
             await self._quietly(ch.close(), "channel close")
         for closer in reversed(self._closers):
             await self._quietly(closer(), "close")
+        await self._quietly(self.metrics.close(), "metrics listener")
         self.log.info("stopped")
+
+    async def _serve_metrics(self) -> bool:
+        """Listen for /metrics (unless switched off); False when the port cannot be had."""
+        address = self.settings.metrics_address(self.name)
+        if address is None:
+            return True
+        try:
+            port = await self.metrics.serve(*address)
+        except OSError as exc:
+            self.log.error("cannot serve metrics", error=str(exc))
+            return False
+        self.log.info("metrics listening", host=address[0], port=port)
+        return True
 
     async def _quietly(self, aw: Awaitable[Any], what: str) -> None:
         try:

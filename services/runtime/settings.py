@@ -47,6 +47,11 @@ class RuntimeSettings(BaseSettings):
     nats_replicas: int = Field(default=1, ge=1, le=5)  # JetStream stream replicas
     redis_url: str = "redis://127.0.0.1:6379/0"
     shutdown_grace_s: float = Field(default=10.0, ge=0, le=300)
+    # Prometheus' GET /metrics (services/runtime/metrics.py), on its own port: 0 is the
+    # registry's port of the process (9100 for the gateway, a service's gRPC port + 2000).
+    metrics_enabled: bool = True
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     # Where each gRPC service of the registry is: SB_<NAME>_ADDR (host:port), by default
     # 127.0.0.1 and its port under `make run`. Read from the environment with the rest.
@@ -69,6 +74,12 @@ class RuntimeSettings(BaseSettings):
             return self._peers[service]
         except KeyError:
             raise KeyError(f"{service!r} is not a gRPC service of the registry") from None
+
+    def metrics_address(self, component: str) -> tuple[str, int] | None:
+        """Where `component` serves /metrics; None when SB_METRICS_ENABLED is false."""
+        if not self.metrics_enabled:
+            return None
+        return self.metrics_host, self.metrics_port or registry.get(component).metrics_port
 
     @property
     def effective_log_format(self) -> LogFormat:

@@ -49,7 +49,9 @@ async def main() -> int:
         clock=rt.clock,
         ids=rt.ids,
         ttl_s=settings.lock_ttl_s,
+        metrics=rt.metrics,
     )
+    rt.metrics.sampler("reply-locks", locks.sample_held)
     deps = Deps(
         db=db,
         outbox=outbox,

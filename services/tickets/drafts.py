@@ -95,4 +95,4 @@ class DraftTracker:
                     ),
                 )
         d.outbox.wake()
-        self._log.info("drafts counted", ticket_id=str(ticket_id), drafts=count)
+        self._log.info("drafts counted", drafts=count)  # ticket_id: bound from the event

@@ -101,9 +101,11 @@ class Filing:
                     payload=payload,
                     actor=actor,
                 )
-                what, ticket_id = "ticket created", new.id
+                what = "ticket created"
+                log.also(ticket_id=new.id)
             else:
                 ticket_id = str(target.id)
+                log.also(ticket_id=ticket_id)
                 await d.repo.insert_message(conn, tenant, ticket_id, routed, received_at)
                 values: dict[str, object] = {}
                 if join is thread_rules.Join.REOPEN:
@@ -143,7 +145,6 @@ class Filing:
         d.outbox.wake()
         self._log.info(
             what,
-            ticket_id=ticket_id,
             message_id=routed.message_id,
             reason=routed.thread_reason or "new",
         )

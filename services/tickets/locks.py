@@ -33,6 +33,7 @@ from redis.commands.core import AsyncScript
 from switchboard.v1 import common_pb2, events_pb2
 
 from services.runtime import events, log
+from services.runtime import metrics as m
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied, Unavailable
@@ -253,6 +254,7 @@ class ReplyLocks:
         clock: Clock,
         ids: IdGenerator,
         ttl_s: float,
+        metrics: m.Metrics | None = None,
     ) -> None:
         self._redis = redis
         self._db = db
@@ -271,6 +273,18 @@ class ReplyLocks:
         self._redis_slots = asyncio.Semaphore(REDIS_CONCURRENCY)
         self._wake_pending: asyncio.TimerHandle | None = None
         self._log = log.get("tickets.locks")
+        metrics = metrics or m.Metrics("tickets")
+        self._changed = m.Children(metrics.counter(m.LOCK_CHANGES))
+        self._held = metrics.gauge(m.LOCKS_HELD)
+
+    async def sample_held(self) -> None:
+        """Locks held now, by every replica: the recorded grants not yet expired (one
+        count on the partial index of lock expiries), for the metrics sampler. Each
+        replica reports the same number: read it with max(), not sum()."""
+        held = await self._db.pool.fetchval(
+            "SELECT count(*) FROM tickets WHERE lock_expires_at > $1", self._clock.now()
+        )
+        self._held.set(held or 0)
 
     # -- the API ---------------------------------------------------------------------
 
@@ -332,6 +346,7 @@ class ReplyLocks:
             *_outbox_args(env),
         )
         if event_id is not None:
+            self._changed("released").inc()
             self._publish_soon()
         return deleted
 
@@ -415,6 +430,7 @@ class ReplyLocks:
             if event_id is None:
                 continue  # another replica announced it, or it was renewed or replaced
             expired += 1
+            self._changed("expired").inc()
             self._log.info("reply lock expired", ticket_id=str(row["id"]), fence=row["lock_fence"])
         if expired:
             self._publish_soon()
@@ -512,6 +528,7 @@ class ReplyLocks:
         except BaseException:
             await self._undo(key, placeholder, final)
             raise
+        self._changed("taken_over" if previous is not None else "acquired").inc()
         self._publish_soon()
         return lock
 
@@ -570,6 +587,7 @@ class ReplyLocks:
             expires,
             *_outbox_args(env),
         )
+        self._changed("renewed").inc()
         self._publish_soon()
         return lock
 

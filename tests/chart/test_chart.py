@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ KUBERNETES_VERSION = "1.36.0"
 CRD_KINDS = {
     ("postgresql.cnpg.io/v1", "Cluster"),
     ("postgresql.cnpg.io/v1", "Database"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
 }
 
 GRPC_SERVICES = list(registry.SERVICE_NAMES)
@@ -131,8 +133,13 @@ def test_every_object_is_valid_kubernetes(rendered: Rendered) -> None:
             pytest.fail(f"{rendered.name}: {where} is invalid at {path}: {exc.message}")
         except kubernetes_validate.SchemaNotFoundError as exc:
             pytest.fail(f"{rendered.name}: {where}: {exc.message} (add it to CRD_KINDS?)")
-    # Custom resources appear exactly when CloudNativePG is on.
-    assert bool(skipped) == rendered.values["postgresql"]["cnpg"]["enabled"]
+    # Custom resources appear exactly when CloudNativePG or the ServiceMonitor is on.
+    expected = set()
+    if rendered.values["postgresql"]["cnpg"]["enabled"]:
+        expected |= {("postgresql.cnpg.io/v1", "Cluster"), ("postgresql.cnpg.io/v1", "Database")}
+    if rendered.values["metrics"]["serviceMonitor"]["enabled"]:
+        expected.add(("monitoring.coreos.com/v1", "ServiceMonitor"))
+    assert set(skipped) == expected
 
 
 def test_every_object_is_namespaced_in_the_release_namespace(rendered: Rendered) -> None:
@@ -195,11 +202,13 @@ def test_gateway_probes_are_http(rendered: Rendered) -> None:
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
-    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8080}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8080, "metrics": 9090}  # /metrics is not on the public port
     assert env_of(container)["SB_HTTP_PORT"]["value"] == "8080"
     service = rendered.get("Service", f"{rendered.fullname}-gateway")
     assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
-        ("http", 8080, "http")
+        ("http", 8080, "http"),
+        ("metrics", 9090, "metrics"),
     ]
 
 
@@ -223,6 +232,7 @@ def test_ingestion_exposes_smtp_on_25_and_2525(rendered: Rendered) -> None:
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "grpc": 50051,
         "smtp": 2525,
+        "metrics": 9090,
     }
     assert env_of(container)["SB_SMTP_PORT"]["value"] == "2525"
     smtp = rendered.get("Service", f"{rendered.fullname}-ingestion-smtp")
@@ -233,7 +243,7 @@ def test_ingestion_exposes_smtp_on_25_and_2525(rendered: Rendered) -> None:
     # The gRPC Service stays ClusterIP whatever the SMTP Service's type.
     grpc = rendered.get("Service", f"{rendered.fullname}-ingestion")
     assert grpc["spec"]["type"] == "ClusterIP"
-    assert [p["port"] for p in grpc["spec"]["ports"]] == [50051]
+    assert [p["port"] for p in grpc["spec"]["ports"]] == [50051, 9090]
 
 
 def test_replicas_or_autoscaler(rendered: Rendered) -> None:
@@ -608,8 +618,8 @@ def test_allowed_paths_are_exactly_the_documented_ones(rendered: Rendered) -> No
         rules = policies[f"{rendered.fullname}-{name}"]["spec"]["ingress"]
         return {p["port"] for rule in rules for p in rule["ports"]}
 
-    assert ingress_ports("gateway") == {"http"}
-    assert ingress_ports("ingestion") == {"grpc", "smtp"}
+    assert ingress_ports("gateway") == {"http", "metrics"}
+    assert ingress_ports("ingestion") == {"grpc", "smtp", "metrics"}
 
 
 def test_dns_and_datastore_egress(rendered: Rendered) -> None:
@@ -647,6 +657,149 @@ def test_helm_test_pod_may_reach_the_gateway(rendered: Rendered) -> None:
     assert egress[0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
     gateway = policies[f"{rendered.fullname}-gateway"]["spec"]["ingress"]
     assert any("test" in _peer_components(rule, "from") for rule in gateway)
+
+
+def test_only_the_configured_peers_may_scrape(rendered: Rendered) -> None:
+    policies = _policies(rendered)
+    scrapers = rendered.values["metrics"]["scrapeFrom"]
+    for name in rendered.enabled():
+        rules = policies[f"{rendered.fullname}-{name}"]["spec"]["ingress"]
+        (rule,) = [r for r in rules if r["ports"] == [{"port": "metrics", "protocol": "TCP"}]]
+        assert rule.get("from", []) == scrapers, name
+    if rendered.name == "production":
+        assert scrapers[0]["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": "monitoring"
+        }
+
+
+# --- metrics ---------------------------------------------------------------------------
+
+
+def _pod_annotations(deployment: dict[str, Any]) -> dict[str, str]:
+    return dict(deployment["spec"]["template"]["metadata"].get("annotations", {}))
+
+
+def test_every_component_serves_metrics_on_its_own_port_with_scrape_annotations(
+    rendered: Rendered,
+) -> None:
+    for name in rendered.enabled():
+        full = f"{rendered.fullname}-{name}"
+        deployment = rendered.get("Deployment", full)
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["metrics"] == 9090, name
+        assert 9090 not in {v for k, v in ports.items() if k != "metrics"}, name
+        env = env_of(container)
+        assert env["SB_METRICS_PORT"]["value"] == "9090", name
+        assert env["SB_METRICS_HOST"]["value"] == "0.0.0.0", name
+        assert "SB_METRICS_ENABLED" not in env, name
+        annotations = _pod_annotations(deployment)
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/port"] == "9090", name
+        assert annotations["prometheus.io/path"] == "/metrics", name
+        service = rendered.get("Service", full)
+        assert ("metrics", 9090, "metrics") in [
+            (p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]
+        ], name
+
+
+def test_metrics_can_be_turned_off_for_one_component_and_annotations_for_all() -> None:
+    objects = render(
+        [],
+        {"services.reporting.metrics.enabled": False, "services.tickets.metrics.port": 9191},
+    )
+    by = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    reporting = by[("Deployment", f"{RELEASE}-reporting")]
+    container = reporting["spec"]["template"]["spec"]["containers"][0]
+    assert "metrics" not in {p["name"] for p in container["ports"]}
+    assert env_of(container)["SB_METRICS_ENABLED"]["value"] == "false"
+    assert "prometheus.io/scrape" not in _pod_annotations(reporting)
+    service = by[("Service", f"{RELEASE}-reporting")]
+    assert [p["name"] for p in service["spec"]["ports"]] == ["grpc"]
+    policy = by[("NetworkPolicy", f"{RELEASE}-reporting")]["spec"]
+    assert not [r for r in policy["ingress"] for p in r["ports"] if p["port"] == "metrics"]
+    tickets = by[("Deployment", f"{RELEASE}-tickets")]
+    assert _pod_annotations(tickets)["prometheus.io/port"] == "9191"  # the rest: defaults
+    assert (
+        env_of(tickets["spec"]["template"]["spec"]["containers"][0])["SB_METRICS_PORT"]["value"]
+        == "9191"
+    )
+
+    quiet = render([], {"metrics.podAnnotations": False})
+    for deployment in [o for o in quiet if o["kind"] == "Deployment"]:
+        assert not [k for k in _pod_annotations(deployment) if k.startswith("prometheus.io/")]
+
+
+def test_the_service_monitor_is_off_by_default_and_scrapes_every_component_when_on(
+    rendered: Rendered,
+) -> None:
+    monitors = rendered.of_kind("ServiceMonitor")
+    if not rendered.values["metrics"]["serviceMonitor"]["enabled"]:
+        assert not monitors
+        return
+    (monitor,) = monitors
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    spec = monitor["spec"]
+    assert spec["namespaceSelector"] == {"matchNames": ["switchboard"]}
+    (endpoint,) = spec["endpoints"]
+    assert (endpoint["port"], endpoint["path"], endpoint["interval"]) == (
+        "metrics",
+        "/metrics",
+        "15s",
+    )
+    scraped = {
+        s["metadata"]["labels"]["app.kubernetes.io/component"]
+        for s in rendered.of_kind("Service")
+        if labels_match(spec["selector"]["matchLabels"], s["metadata"]["labels"])
+        and "metrics" in {p["name"] for p in s["spec"]["ports"]}
+    }
+    assert scraped == set(rendered.enabled())
+
+
+def test_the_grafana_dashboard_ships_as_a_configmap_when_enabled(rendered: Rendered) -> None:
+    maps = [
+        c for c in rendered.of_kind("ConfigMap") if c["metadata"]["name"].endswith("-dashboard")
+    ]
+    if not rendered.values["metrics"]["dashboard"]["enabled"]:
+        assert not maps
+        return
+    (dashboard,) = maps
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Switchboard"}
+    shipped = json.loads(dashboard["data"]["switchboard.json"])
+    assert shipped == json.loads((CHART / "dashboards" / "switchboard.json").read_text())
+
+
+def _dashboard_queries() -> list[str]:
+    dashboard = json.loads((CHART / "dashboards" / "switchboard.json").read_text())
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def test_the_dashboard_queries_only_series_the_code_exports() -> None:
+    """Every metric a panel queries is one the code defines: a series of the catalogue
+    (services/runtime/metrics.py; a histogram's _bucket/_sum/_count), or one of
+    prometheus-client's process collectors. And every series of the catalogue is on a
+    panel."""
+    from services.runtime import metrics
+
+    exported: dict[str, str] = {}
+    for series in metrics.CATALOGUE:
+        if series.kind == "histogram":
+            for suffix in ("_bucket", "_sum", "_count"):
+                exported[series.name + suffix] = series.name
+        else:
+            exported[series.name] = series.name
+    standard = metrics.Metrics("probe").exposition()[0].decode()
+    for line in standard.splitlines():
+        if line.startswith("# TYPE ") and not line.split()[2].startswith("switchboard_"):
+            exported[line.split()[2]] = line.split()[2]
+    used: set[str] = set()
+    for expr in _dashboard_queries():
+        for name in re.findall(r"\b((?:switchboard|process|python)_[a-z0-9_]+)\b", expr):
+            assert name in exported, f"the dashboard queries {name}, which nothing exports"
+            used.add(exported[name])
+    assert {s.name for s in metrics.CATALOGUE} - used == set()
 
 
 # --- bootstrap and helm test -----------------------------------------------------------

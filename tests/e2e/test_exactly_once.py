@@ -39,6 +39,7 @@ pytestmark = pytest.mark.e2e
 def _replica(stack: Stack, n: int) -> subprocess.Popen[bytes]:
     env = stack.env_for("outbound")
     env["SB_GRPC_PORT"] = str(free_port())
+    env["SB_METRICS_PORT"] = str(free_port())
     path = stack.log_path(f"outbound-replica-{n}")
     log = open(path, "ab")
     return spawn([sys.executable, "-m", "services.outbound"], env=env, log=log, cwd=ROOT)

@@ -276,7 +276,11 @@ async def test_a_second_replica_takes_over_a_dead_replicas_mailbox(
     from services.runtime.db import with_database
 
     env = stack.env_for("ingestion")
-    env.update(SB_GRPC_PORT=str(free_port()), SB_SMTP_PORT=str(free_port()))
+    env.update(
+        SB_GRPC_PORT=str(free_port()),
+        SB_SMTP_PORT=str(free_port()),
+        SB_METRICS_PORT=str(free_port()),
+    )
     log_path = stack.log_path("ingestion-2")
     second = spawn(
         [sys.executable, "-m", "services.ingestion"],

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from switchboard.v1 import events_pb2
 
+from services.runtime import metrics as m
 from services.runtime.bus import Bus, ConsumerSpec, Delivery, Poison, StreamSpec, default_streams
 from services.runtime.events import DEADLETTER, Stream
 from tests.conftest import Infra
@@ -54,6 +55,10 @@ async def _dead_letters(bus: Bus, durable: str) -> list:  # type: ignore[type-ar
         await sub.unsubscribe()
 
 
+def _value(bus: Bus, series: m.Series, suffix: str = "", **labels: str) -> float:
+    return bus.metrics.registry.get_sample_value(series.name + suffix, labels) or 0.0
+
+
 async def _setup(bus: Bus, **spec_kw) -> tuple[Stream, ConsumerSpec]:  # type: ignore[no-untyped-def]
     stream = _stream()
     spec = ConsumerSpec(stream, f"test__{stream.domain}", (f"sb.{stream.domain}.>",), **spec_kw)
@@ -78,6 +83,11 @@ async def test_failed_message_is_redelivered_after_nak_and_then_acked(bus: Bus) 
     info = await bus.js.consumer_info(stream.name, spec.durable)
     assert info.num_ack_pending == 0 and info.num_pending == 0
     assert await _dead_letters(bus, spec.durable) == []
+    c = spec.durable
+    assert _value(bus, m.BUS_REDELIVERIES, consumer=c) == 1
+    assert _value(bus, m.BUS_MESSAGES, consumer=c, outcome="retried") == 1
+    assert _value(bus, m.BUS_MESSAGES, consumer=c, outcome="acked") == 1
+    assert _value(bus, m.BUS_HANDLE_DURATION, "_count", consumer=c) == 2
 
 
 async def test_publishing_the_same_event_id_twice_stores_it_once(bus: Bus) -> None:
@@ -114,6 +124,10 @@ async def test_message_failing_every_delivery_is_dead_lettered_after_max_deliver
     assert dead[0].headers["Sb-Deliveries"] == "3"
     assert "always broken" in dead[0].headers["Sb-Reason"]
     assert dead[0].headers["Sb-Original-Subject"] == f"sb.{stream.domain}.x"
+    c = spec.durable
+    assert _value(bus, m.BUS_DEAD_LETTERS, consumer=c, reason="max_deliveries") == 1
+    assert _value(bus, m.BUS_MESSAGES, consumer=c, outcome="dead_lettered") == 1
+    assert _value(bus, m.BUS_REDELIVERIES, consumer=c) == 2
 
 
 async def test_poison_and_undecodable_messages_are_dead_lettered_at_once(bus: Bus) -> None:
@@ -146,6 +160,31 @@ async def test_poison_and_undecodable_messages_are_dead_lettered_at_once(bus: Bu
     assert reasons[2].startswith("undecodable envelope")
     info = await bus.js.consumer_info(stream.name, spec.durable)
     assert info.num_ack_pending == 0 and info.num_redelivered == 0
+    c = spec.durable
+    assert _value(bus, m.BUS_DEAD_LETTERS, consumer=c, reason="poison") == 1
+    assert _value(bus, m.BUS_DEAD_LETTERS, consumer=c, reason="undecodable") == 2
+    assert _value(bus, m.BUS_REDELIVERIES, consumer=c) == 0
+
+
+async def test_a_consumers_lag_is_sampled_from_jetstream(bus: Bus) -> None:
+    stream, spec = await _setup(bus)
+    handled: list[str] = []
+
+    async def handler(env: events_pb2.EventEnvelope, d: Delivery) -> None:
+        handled.append(env.event_id)
+
+    runner = bus.consumer(spec, handler)
+    for _ in range(3):
+        env = _env()
+        await bus.publish_bytes(f"sb.{stream.domain}.x", env.SerializeToString(), env.event_id)
+    await runner.sample()  # nothing consumed yet: all three wait
+    assert _value(bus, m.BUS_PENDING, consumer=spec.durable) == 3
+    runner.start()
+    await _until(lambda: len(handled) == 3)
+    await runner.stop()
+    await runner.sample()
+    assert _value(bus, m.BUS_PENDING, consumer=spec.durable) == 0
+    assert _value(bus, m.BUS_ACK_PENDING, consumer=spec.durable) == 0
 
 
 async def test_long_work_reports_progress_and_is_not_redelivered(bus: Bus) -> None:
@@ -166,3 +205,4 @@ async def test_long_work_reports_progress_and_is_not_redelivered(bus: Bus) -> No
     assert attempts == [1]
     info = await bus.js.consumer_info(stream.name, spec.durable)
     assert info.num_ack_pending == 0 and info.num_redelivered == 0
+    assert _value(bus, m.BUS_REDELIVERIES, consumer=spec.durable) == 0

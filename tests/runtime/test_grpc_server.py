@@ -17,6 +17,7 @@ from services.runtime.grpc_client import check_health
 from services.runtime.grpc_server import GrpcServer
 from services.runtime.ids import IdGenerator
 from services.runtime.log import _drop_secrets
+from services.runtime.metrics import GRPC_DURATION, GRPC_REQUESTS, Metrics
 
 RAISE = {
     "invalid": errors.InvalidArgument("limit must be positive", field="limit"),
@@ -39,8 +40,13 @@ async def behaviour(request: bytes, context: Any) -> bytes:
 
 
 @pytest.fixture
-async def channel() -> AsyncIterator[grpc.aio.Channel]:
-    server = GrpcServer("probe", "127.0.0.1", 0, IdGenerator())
+def metrics() -> Metrics:
+    return Metrics("probe")
+
+
+@pytest.fixture
+async def channel(metrics: Metrics) -> AsyncIterator[grpc.aio.Channel]:
+    server = GrpcServer("probe", "127.0.0.1", 0, IdGenerator(), metrics)
     handler = grpc.method_handlers_generic_handler(
         "test.Probe",
         {"Call": grpc.unary_unary_rpc_method_handler(behaviour)},
@@ -101,6 +107,30 @@ async def test_the_callers_identity_arrives_from_metadata(channel: grpc.aio.Chan
 
 async def test_health_is_served(channel: grpc.aio.Channel) -> None:
     assert await check_health(channel) == "SERVING"
+
+
+async def test_every_call_is_counted_by_method_and_status_code_and_timed(
+    channel: grpc.aio.Channel, metrics: Metrics
+) -> None:
+    caller = identity.Identity("tenant-1", "op-7", ("agent",), "corr-1").metadata()
+    for what in ("hello", "hello", "missing", "boom"):
+        try:
+            await _call(channel, what, caller)
+        except grpc.aio.AioRpcError:
+            pass
+    await check_health(channel)  # health checks are not counted
+
+    def value(name: str, **labels: str) -> float:
+        return metrics.registry.get_sample_value(name, labels) or 0.0
+
+    call = {"grpc_service": "test.Probe", "grpc_method": "Call"}
+    assert value(GRPC_REQUESTS.name, **call, grpc_code="OK") == 2
+    assert value(GRPC_REQUESTS.name, **call, grpc_code="NOT_FOUND") == 1
+    assert value(GRPC_REQUESTS.name, **call, grpc_code="INTERNAL") == 1
+    assert value(f"{GRPC_DURATION.name}_count", **call) == 4
+    assert value(f"{GRPC_DURATION.name}_bucket", **call, le="+Inf") == 4
+    body = metrics.exposition()[0].decode()
+    assert "grpc.health" not in body
 
 
 def test_secrets_never_reach_a_log_line() -> None:

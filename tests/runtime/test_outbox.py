@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from switchboard.v1 import events_pb2
 
+from services.runtime import metrics as m
 from services.runtime.bus import Bus, ConsumerSpec, Delivery, StreamSpec
 from services.runtime.db import Database, runtime_migrations, with_database
 from services.runtime.events import Stream
@@ -214,3 +215,31 @@ async def test_a_batch_the_bus_does_not_acknowledge_rolls_back_with_its_state(
         await db.pool.fetchval("SELECT count(*) FROM outbox WHERE event_id = ANY($1::uuid[])", ids)
         == 0
     )
+
+
+async def test_the_backlog_and_the_age_of_its_oldest_event_are_sampled(
+    db: Database, bus: Bus
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    stream = Stream(f"O{tag.upper()}", f"o{tag}")
+    await bus.provision([StreamSpec(stream)])
+    outbox = Outbox(db, bus)
+
+    def value(series: m.Series) -> float:
+        return bus.metrics.registry.get_sample_value(series.name, {}) or 0.0
+
+    published_before = value(m.OUTBOX_PUBLISHED)
+    waiting = [_env(), _env()]
+    async with db.transaction() as conn:
+        await outbox.add_many(conn, waiting, subject=f"sb.{stream.domain}.a")
+        await conn.execute(
+            "UPDATE outbox SET created_at = now() - interval '90 seconds' WHERE event_id = $1",
+            uuid.UUID(waiting[0].event_id),
+        )
+    await outbox.sample()
+    assert value(m.OUTBOX_BACKLOG) == 2
+    assert 90 <= value(m.OUTBOX_OLDEST_AGE) < 150
+    assert await outbox.relay_once() == 2
+    await outbox.sample()
+    assert value(m.OUTBOX_BACKLOG) == 0 and value(m.OUTBOX_OLDEST_AGE) == 0
+    assert value(m.OUTBOX_PUBLISHED) - published_before == 2
