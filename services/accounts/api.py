@@ -4,12 +4,11 @@ password), api_admin (operators, roles, inboxes, settings, logins) and api_board
 
 from __future__ import annotations
 
-from typing import Any
-
-from switchboard.v1 import accounts_pb2, accounts_pb2_grpc, common_pb2
+from switchboard.v1 import accounts_pb2, accounts_pb2_grpc
 
 from services.runtime import identity, permissions
 from services.runtime.errors import InvalidArgument
+from services.runtime.grpc_server import Context
 
 from . import domain
 from .api_admin import AdminApi, inbox_pb
@@ -25,7 +24,7 @@ class AccountsApi(AuthApi, AdminApi, BoardApi, accounts_pb2_grpc.AccountsService
         self._d = deps
 
     async def ResolveAddresses(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.ResolveAddressesRequest, context: Context
     ) -> accounts_pb2.ResolveAddressesResponse:
         if len(request.addresses) > MAX_ADDRESSES:
             raise InvalidArgument(f"at most {MAX_ADDRESSES} addresses", field="addresses")
@@ -35,19 +34,12 @@ class AccountsApi(AuthApi, AdminApi, BoardApi, accounts_pb2_grpc.AccountsService
                 wanted.append(domain.normalise_address(addr))
             except InvalidArgument:
                 continue  # not an address: it resolves to nothing
-        rows = await self._d.repo.resolve_addresses(wanted)
-        return accounts_pb2.ResolveAddressesResponse(
-            routes=[
-                accounts_pb2.AddressRoute(
-                    address=r["address"],
-                    tenant_id=str(r["tenant_id"]),
-                    inbox=common_pb2.InboxRef(id=str(r["inbox_id"]), name=r["inbox_name"]),
-                )
-                for r in rows
-            ]
-        )
+        routes = await self._d.repo.resolve_addresses(wanted)
+        return accounts_pb2.ResolveAddressesResponse(routes=routes)
 
-    async def ListOperators(self, request: Any, context: Any) -> accounts_pb2.ListOperatorsResponse:
+    async def ListOperators(
+        self, request: accounts_pb2.ListOperatorsRequest, context: Context
+    ) -> accounts_pb2.ListOperatorsResponse:
         ident = identity.require_tenant()
         if request.include_inactive:
             identity.require_permission(
@@ -58,7 +50,9 @@ class AccountsApi(AuthApi, AdminApi, BoardApi, accounts_pb2_grpc.AccountsService
         )
         return accounts_pb2.ListOperatorsResponse(operators=[operator_pb(op) for op in ops])
 
-    async def ListInboxes(self, request: Any, context: Any) -> accounts_pb2.ListInboxesResponse:
+    async def ListInboxes(
+        self, request: accounts_pb2.ListInboxesRequest, context: Context
+    ) -> accounts_pb2.ListInboxesResponse:
         """The inboxes the caller may see (SEC-5); `all`, for administrators, every inbox
         with its members."""
         ident = identity.require_tenant()

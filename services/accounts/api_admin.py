@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from switchboard.v1 import accounts_pb2
 
 from services.runtime import identity, log, paging, permissions
 from services.runtime.errors import InvalidArgument, NotFound
+from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
 from . import domain
-from .deps import Deps, operator_pb, operator_ref, ts
-from .repo import policy_of
+from .deps import Deps, operator_pb
+from .repo import InboxRecord, Tenant
 
 _log = log.get("accounts.admin")
 
@@ -31,29 +34,29 @@ def _managing(
     return ident
 
 
-def _ids(values: Any, field: str) -> list[uuid.UUID]:
+def _ids(values: Sequence[str], field: str) -> list[uuid.UUID]:
     if len(values) > 1000:
         raise InvalidArgument(f"{field} has more than 1000 entries", field=field)
     return list(dict.fromkeys(parse_uuid(v, field) for v in values))
 
 
-def inbox_pb(row: Any, *, with_members: bool) -> accounts_pb2.Inbox:
+def inbox_pb(inbox: InboxRecord, *, with_members: bool) -> accounts_pb2.Inbox:
     return accounts_pb2.Inbox(
-        id=str(row["id"]),
-        name=row["name"],
-        addresses=list(row["addresses"]),
-        member_ids=list(row["member_ids"]) if with_members else [],
+        id=inbox.id,
+        name=inbox.name,
+        addresses=list(inbox.addresses),
+        member_ids=list(inbox.member_ids) if with_members else [],
     )
 
 
-def tenant_settings_pb(row: Any) -> accounts_pb2.TenantSettings:
+def tenant_settings_pb(tenant: Tenant) -> accounts_pb2.TenantSettings:
     return accounts_pb2.TenantSettings(
-        name=row["name"],
-        time_zone=row["time_zone"],
-        password_min_length=row["password_min_length"],
-        password_min_classes=row["password_min_classes"],
-        password_max_age_days=row["password_max_age_days"],
-        ip_allowlist=list(row["ip_allowlist"]),
+        name=tenant.name,
+        time_zone=tenant.time_zone,
+        password_min_length=tenant.policy.min_length,
+        password_min_classes=tenant.policy.min_classes,
+        password_max_age_days=tenant.policy.max_age_days,
+        ip_allowlist=list(tenant.ip_allowlist),
     )
 
 
@@ -62,7 +65,9 @@ class AdminApi:
 
     # -- operators ---------------------------------------------------------------------
 
-    async def GetOperator(self, request: Any, context: Any) -> accounts_pb2.Operator:
+    async def GetOperator(
+        self, request: accounts_pb2.GetOperatorRequest, context: Context
+    ) -> accounts_pb2.Operator:
         ident = identity.require_operator()
         operator_id = parse_uuid(request.operator_id, "operator_id")
         if str(operator_id) != ident.operator_id:
@@ -72,7 +77,9 @@ class AdminApi:
             raise NotFound("no such operator", field="operator_id")
         return operator_pb(op)
 
-    async def _field_values(self, ident: Identity, f: Any, conn: Any) -> dict[str, Any]:
+    async def _field_values(
+        self, ident: Identity, f: accounts_pb2.OperatorFields, conn: asyncpg.Connection
+    ) -> dict[str, Any]:
         """The columns an OperatorFields message sets, checked."""
         values: dict[str, Any] = {}
         if f.HasField("display_name"):
@@ -103,7 +110,7 @@ class AdminApi:
         return values
 
     async def CreateOperator(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.CreateOperatorRequest, context: Context
     ) -> accounts_pb2.CreateOperatorResponse:
         """A new operator with a temporary password, which they must change at their first
         login (SEC-3); a generated one is returned once."""
@@ -114,7 +121,7 @@ class AdminApi:
         if not f.HasField("display_name"):
             raise InvalidArgument("display_name is required", field="display_name")
         tenant = await d.repo.tenant(d.repo.pool, ident.tenant_id)
-        policy = policy_of(tenant)
+        policy = tenant.policy
         temporary = request.temporary_password or domain.generate_password(policy)
         if request.temporary_password:
             domain.check_new_password(
@@ -148,7 +155,9 @@ class AdminApi:
             temporary_password="" if request.temporary_password else temporary,
         )
 
-    async def UpdateOperator(self, request: Any, context: Any) -> accounts_pb2.Operator:
+    async def UpdateOperator(
+        self, request: accounts_pb2.UpdateOperatorRequest, context: Context
+    ) -> accounts_pb2.Operator:
         ident = _managing()
         d = self._d
         operator_id = parse_uuid(request.operator_id, "operator_id")
@@ -171,7 +180,9 @@ class AdminApi:
         assert op is not None
         return operator_pb(op)
 
-    async def ResetPassword(self, request: Any, context: Any) -> accounts_pb2.ResetPasswordResponse:
+    async def ResetPassword(
+        self, request: accounts_pb2.ResetPasswordRequest, context: Context
+    ) -> accounts_pb2.ResetPasswordResponse:
         """A new temporary password for an operator; their browser sessions end."""
         ident = _managing()
         d = self._d
@@ -179,7 +190,7 @@ class AdminApi:
         op = await d.repo.operator(d.repo.pool, ident.tenant_id, operator_id)
         if op is None:
             raise NotFound("no such operator", field="operator_id")
-        policy = policy_of(await d.repo.tenant(d.repo.pool, ident.tenant_id))
+        policy = (await d.repo.tenant(d.repo.pool, ident.tenant_id)).policy
         temporary = request.temporary_password or domain.generate_password(policy)
         if request.temporary_password:
             domain.check_new_password(
@@ -207,7 +218,7 @@ class AdminApi:
     # -- roles -------------------------------------------------------------------------
 
     async def ListPermissions(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.ListPermissionsRequest, context: Context
     ) -> accounts_pb2.ListPermissionsResponse:
         identity.require_operator()
         return accounts_pb2.ListPermissionsResponse(
@@ -217,23 +228,16 @@ class AdminApi:
             ]
         )
 
-    async def ListRoles(self, request: Any, context: Any) -> accounts_pb2.ListRolesResponse:
+    async def ListRoles(
+        self, request: accounts_pb2.ListRolesRequest, context: Context
+    ) -> accounts_pb2.ListRolesResponse:
         ident = identity.require_operator()
-        rows = await self._d.repo.roles(self._d.repo.pool, ident.tenant_id)
-        return accounts_pb2.ListRolesResponse(
-            roles=[
-                accounts_pb2.Role(
-                    name=r["name"],
-                    description=r["description"],
-                    permissions=sorted(r["permissions"]),
-                    builtin=r["builtin"],
-                    operator_count=r["operator_count"],
-                )
-                for r in rows
-            ]
-        )
+        roles = await self._d.repo.roles(self._d.repo.pool, ident.tenant_id)
+        return accounts_pb2.ListRolesResponse(roles=roles)
 
-    async def PutRole(self, request: Any, context: Any) -> accounts_pb2.Role:
+    async def PutRole(
+        self, request: accounts_pb2.PutRoleRequest, context: Context
+    ) -> accounts_pb2.Role:
         """Create a role, or replace an existing one's permissions (built-in ones too)."""
         ident = _managing()
         d = self._d
@@ -244,17 +248,12 @@ class AdminApi:
             await d.repo.lock_tenant(conn, ident.tenant_id)
             await d.repo.put_role(conn, ident.tenant_id, name, description, perms, d.clock.now())
             domain.require_manageable(await d.repo.managers_left(conn, ident.tenant_id))
-            rows = await d.repo.roles(conn, ident.tenant_id)
-        row = next(r for r in rows if r["name"] == name)
-        return accounts_pb2.Role(
-            name=name,
-            description=row["description"],
-            permissions=sorted(row["permissions"]),
-            builtin=row["builtin"],
-            operator_count=row["operator_count"],
-        )
+            roles = await d.repo.roles(conn, ident.tenant_id)
+        return next(r for r in roles if r.name == name)
 
-    async def DeleteRole(self, request: Any, context: Any) -> accounts_pb2.DeleteRoleResponse:
+    async def DeleteRole(
+        self, request: accounts_pb2.DeleteRoleRequest, context: Context
+    ) -> accounts_pb2.DeleteRoleResponse:
         ident = _managing()
         d = self._d
         name = domain.clean_role_name(request.name)
@@ -265,7 +264,9 @@ class AdminApi:
 
     # -- inboxes -----------------------------------------------------------------------
 
-    async def CreateInbox(self, request: Any, context: Any) -> accounts_pb2.Inbox:
+    async def CreateInbox(
+        self, request: accounts_pb2.CreateInboxRequest, context: Context
+    ) -> accounts_pb2.Inbox:
         ident = _managing(permissions.MANAGE_INBOXES, "manage inboxes")
         d = self._d
         name = domain.clean_name(request.name, "name", limit=100)
@@ -279,7 +280,9 @@ class AdminApi:
             [row] = await d.repo.inboxes(conn, ident.tenant_id, [str(inbox_id)])
         return inbox_pb(row, with_members=True)
 
-    async def UpdateInbox(self, request: Any, context: Any) -> accounts_pb2.Inbox:
+    async def UpdateInbox(
+        self, request: accounts_pb2.UpdateInboxRequest, context: Context
+    ) -> accounts_pb2.Inbox:
         ident = _managing(permissions.MANAGE_INBOXES, "manage inboxes")
         d = self._d
         inbox_id = parse_uuid(request.inbox_id, "inbox_id")
@@ -301,15 +304,19 @@ class AdminApi:
 
     # -- the tenant's settings ---------------------------------------------------------
 
-    async def GetTenantSettings(self, request: Any, context: Any) -> accounts_pb2.TenantSettings:
+    async def GetTenantSettings(
+        self, request: accounts_pb2.GetTenantSettingsRequest, context: Context
+    ) -> accounts_pb2.TenantSettings:
         ident = _managing()
         return tenant_settings_pb(await self._d.repo.tenant(self._d.repo.pool, ident.tenant_id))
 
-    async def UpdateTenantSettings(self, request: Any, context: Any) -> accounts_pb2.TenantSettings:
+    async def UpdateTenantSettings(
+        self, request: accounts_pb2.UpdateTenantSettingsRequest, context: Context
+    ) -> accounts_pb2.TenantSettings:
         ident = _managing()
         d = self._d
         async with d.db.transaction() as conn:
-            row = await d.repo.tenant(conn, ident.tenant_id)
+            tenant = await d.repo.tenant(conn, ident.tenant_id)
             values: dict[str, Any] = {}
             if request.HasField("name"):
                 values["name"] = domain.clean_name(request.name, "name")
@@ -318,13 +325,13 @@ class AdminApi:
             policy = domain.PasswordPolicy(
                 request.password_min_length
                 if request.HasField("password_min_length")
-                else row["password_min_length"],
+                else tenant.policy.min_length,
                 request.password_min_classes
                 if request.HasField("password_min_classes")
-                else row["password_min_classes"],
+                else tenant.policy.min_classes,
                 request.password_max_age_days
                 if request.HasField("password_max_age_days")
-                else row["password_max_age_days"],
+                else tenant.policy.max_age_days,
             )
             domain.check_policy(policy)
             values["password_min_length"] = policy.min_length
@@ -332,13 +339,13 @@ class AdminApi:
             values["password_max_age_days"] = policy.max_age_days
             if request.set_ip_allowlist:
                 values["ip_allowlist"] = domain.clean_allowlist(list(request.ip_allowlist))
-            row = await d.repo.update_tenant(conn, ident.tenant_id, values)
-        return tenant_settings_pb(row)
+            tenant = await d.repo.update_tenant(conn, ident.tenant_id, values)
+        return tenant_settings_pb(tenant)
 
     # -- logins ------------------------------------------------------------------------
 
     async def ListLoginHistory(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.ListLoginHistoryRequest, context: Context
     ) -> accounts_pb2.ListLoginHistoryResponse:
         """Administrators: anyone's logins; everyone else: their own."""
         ident = identity.require_operator()
@@ -364,24 +371,11 @@ class AdminApi:
             after=after,
             limit=limit + 1,
         )
-        rows, next_cursor = paging.page(rows, limit, "at")
-        resp = accounts_pb2.ListLoginHistoryResponse(next_cursor=next_cursor)
-        for r in rows:
-            rec = accounts_pb2.LoginRecord(
-                id=str(r["id"]),
-                operator_id=str(r["operator_id"] or ""),
-                login=r["login"],
-                success=bool(r["success"]),
-                result=r["result"] or ("ok" if r["success"] else "wrong_password"),
-                client_address=r["client_address"],
-                user_agent=r["user_agent"],
-            )
-            rec.at.FromDatetime(r["at"])
-            resp.records.append(rec)
-        return resp
+        records, next_cursor = paging.page(rows, limit, lambda r: paging.Cursor.of(r.at, r.id))
+        return accounts_pb2.ListLoginHistoryResponse(records=records, next_cursor=next_cursor)
 
     async def ListActiveSessions(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.ListActiveSessionsRequest, context: Context
     ) -> accounts_pb2.ListActiveSessionsResponse:
         """Who is logged in now (used within the last minutes) and their last action."""
         ident = _managing()
@@ -391,50 +385,34 @@ class AdminApi:
                 "seen_within_minutes must be 1 to 1440", field="seen_within_minutes"
             )
         now = self._d.clock.now()
-        rows = await self._d.sessions.active(ident.tenant_id, now - timedelta(minutes=minutes), now)
-        resp = accounts_pb2.ListActiveSessionsResponse()
-        for r in rows:
-            s = accounts_pb2.ActiveSession(
-                id=str(r["id"]),
-                operator=operator_ref(r["operator_id"], r["display_name"]),
-                kind=r["kind"],
-                client_address=r["client_address"],
-                user_agent=r["user_agent"],
-            )
-            ts(r["created_at"], s.created_at)
-            ts(r["last_seen_at"], s.last_seen_at)
-            if r["op_id"] is not None:
-                s.last_action.id = str(r["op_id"])
-                s.last_action.at.FromDatetime(r["op_at"])
-                s.last_action.action = r["op_action"]
-                s.last_action.method = r["op_method"]
-                s.last_action.path = r["op_path"]
-                s.last_action.target = r["op_target"]
-                s.last_action.status = r["op_status"]
-            resp.sessions.append(s)
-        return resp
+        sessions = await self._d.sessions.active(
+            ident.tenant_id, now - timedelta(minutes=minutes), now
+        )
+        return accounts_pb2.ListActiveSessionsResponse(sessions=sessions)
 
-    async def RevokeSession(self, request: Any, context: Any) -> accounts_pb2.RevokeSessionResponse:
+    async def RevokeSession(
+        self, request: accounts_pb2.RevokeSessionRequest, context: Context
+    ) -> accounts_pb2.RevokeSessionResponse:
         ident = _managing()
         session_id = parse_uuid(request.session_id, "session_id")
         await self._d.sessions.revoke(ident.tenant_id, session_id, operator_id=None, kind=None)
         return accounts_pb2.RevokeSessionResponse()
 
     async def ListLoginLocks(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.ListLoginLocksRequest, context: Context
     ) -> accounts_pb2.ListLoginLocksResponse:
         ident = _managing()
         rows = await self._d.sessions.locks(ident.tenant_id, self._d.clock.now())
         resp = accounts_pb2.ListLoginLocksResponse()
         for r in rows:
-            lock = accounts_pb2.LoginLock(kind=r["kind"], key=r["key"], failures=r["failures"])
-            lock.locked_at.FromDatetime(r["locked_at"])
-            lock.until.FromDatetime(r["until"])
+            lock = accounts_pb2.LoginLock(kind=r.kind, key=r.key, failures=r.failures)
+            lock.locked_at.FromDatetime(r.locked_at)
+            lock.until.FromDatetime(r.until)
             resp.locks.append(lock)
         return resp
 
     async def ClearLoginLock(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.ClearLoginLockRequest, context: Context
     ) -> accounts_pb2.ClearLoginLockResponse:
         ident = _managing()
         if request.kind not in ("login", "address"):

@@ -6,7 +6,6 @@ import asyncio
 import math
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from switchboard.v1 import accounts_pb2
 
@@ -19,12 +18,13 @@ from services.runtime.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
+from services.runtime.grpc_server import Context
 from services.runtime.ids import parse_uuid
 
 from . import domain
-from .deps import Deps, operator_pb, ts
-from .repo import policy_of
-from .sessions import SessionRow, tenant_addresses_sql
+from .deps import Deps, operator_pb
+from .repo import Tenant
+from .sessions import SessionRow
 
 TOKEN_DEFAULT_DAYS = 90
 TOKEN_MAX_DAYS = 365
@@ -39,13 +39,11 @@ def principal_pb(row: SessionRow, now: datetime) -> accounts_pb2.Principal:
         session_id=row.id,
         kind=row.kind,
         csrf_hash=row.csrf_hash,
-        password_change_required=domain.password_change_required(
-            row.operator, policy_of(tenant), now
-        ),
-        tenant_ip_allowlist=list(tenant["tenant_allowlist"]),
-        tenant_time_zone=tenant["tenant_time_zone"],
-        tenant_name=tenant["tenant_name"],
-        tenant_addresses=list(tenant["tenant_addresses"]),
+        password_change_required=domain.password_change_required(row.operator, tenant.policy, now),
+        tenant_ip_allowlist=list(tenant.ip_allowlist),
+        tenant_time_zone=tenant.time_zone,
+        tenant_name=tenant.name,
+        tenant_addresses=list(tenant.addresses),
     )
     p.expires_at.FromDatetime(row.expires_at)
     return p
@@ -58,7 +56,9 @@ def _retry_after(until: datetime, now: datetime) -> int:
 class AuthApi:
     _d: Deps
 
-    async def Authenticate(self, request: Any, context: Any) -> accounts_pb2.AuthenticateResponse:
+    async def Authenticate(
+        self, request: accounts_pb2.AuthenticateRequest, context: Context
+    ) -> accounts_pb2.AuthenticateResponse:
         d = self._d
         domain.check_credentials_input(request.login, request.password)
         login, client = request.login.strip(), request.client_address
@@ -79,10 +79,10 @@ class AuthApi:
         lock = await d.sessions.active_lock(login=login, client=client, now=now)
         if lock is not None:
             await record(op, "locked")
-            _log.info("login refused while locked", kind=lock["kind"], client=client)
+            _log.info("login refused while locked", kind=lock.kind, client=client)
             raise ResourceExhausted(
                 "too many failed logins: this login is locked for a while",
-                retry_after_s=_retry_after(lock["until"], now),
+                retry_after_s=_retry_after(lock.until, now),
             )
         t = d.throttle
         by_login, by_address = await d.sessions.failures(
@@ -100,7 +100,7 @@ class AuthApi:
         if ok and op is not None:
             tenant = await d.repo.tenant(d.repo.pool, op.tenant_id)
             if not (
-                domain.address_allowed(client, tenant["ip_allowlist"])
+                domain.address_allowed(client, tenant.ip_allowlist)
                 and domain.address_allowed(client, op.ip_allowlist)
             ):
                 await record(op, "address_not_allowed")
@@ -146,7 +146,11 @@ class AuthApi:
             _log.warning("client address locked", failures=by_address, client=client)
 
     async def _open_session(
-        self, op: domain.OperatorRecord, tenant: Any, request: Any, now: datetime
+        self,
+        op: domain.OperatorRecord,
+        tenant: Tenant,
+        request: accounts_pb2.AuthenticateRequest,
+        now: datetime,
     ) -> accounts_pb2.AuthenticateResponse:
         d = self._d
         token, token_hash = domain.new_secret()
@@ -165,9 +169,7 @@ class AuthApi:
             user_agent=request.user_agent,
         )
         _log.info("login", operator_id=op.id, tenant_id=op.tenant_id)
-        row = SessionRow(
-            str(session_id), "session", csrf_hash, expires, op, await _tenant_view(d, tenant)
-        )
+        row = SessionRow(str(session_id), "session", csrf_hash, expires, op, tenant)
         principal = principal_pb(row, now)
         resp = accounts_pb2.AuthenticateResponse(
             token=token, operator=principal.operator, csrf_token=csrf, principal=principal
@@ -176,7 +178,7 @@ class AuthApi:
         return resp
 
     async def ResolveSession(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.ResolveSessionRequest, context: Context
     ) -> accounts_pb2.ResolveSessionResponse:
         if not request.token or len(request.token) > 200:
             raise Unauthenticated("no valid session token")
@@ -189,13 +191,17 @@ class AuthApi:
         resp.expires_at.FromDatetime(found.expires_at)
         return resp
 
-    async def EndSession(self, request: Any, context: Any) -> accounts_pb2.EndSessionResponse:
+    async def EndSession(
+        self, request: accounts_pb2.EndSessionRequest, context: Context
+    ) -> accounts_pb2.EndSessionResponse:
         if not request.token or len(request.token) > 200:
             raise InvalidArgument("token is required", field="token")
         ended = await self._d.sessions.end(domain.token_hash(request.token))
         return accounts_pb2.EndSessionResponse(ended=ended)
 
-    async def GetMe(self, request: Any, context: Any) -> accounts_pb2.Principal:
+    async def GetMe(
+        self, request: accounts_pb2.GetMeRequest, context: Context
+    ) -> accounts_pb2.Principal:
         ident = identity.require_operator()
         d = self._d
         op = await d.repo.operator(d.repo.pool, ident.tenant_id, uuid.UUID(ident.operator_id))
@@ -203,11 +209,11 @@ class AuthApi:
             raise NotFound("no such operator")
         tenant = await d.repo.tenant(d.repo.pool, ident.tenant_id)
         now = d.clock.now()
-        row = SessionRow("", "", b"", now, op, await _tenant_view(d, tenant))
+        row = SessionRow("", "", b"", now, op, tenant)
         return principal_pb(row, now)
 
     async def ChangePassword(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.ChangePasswordRequest, context: Context
     ) -> accounts_pb2.ChangePasswordResponse:
         """The caller's own password: the current one must be right, the new one must
         follow the tenant's rules and differ. Their other browser sessions end."""
@@ -219,7 +225,7 @@ class AuthApi:
         if op is None:
             raise NotFound("no such operator")
         tenant = await d.repo.tenant(d.repo.pool, ident.tenant_id)
-        domain.check_new_password(request.new_password, policy_of(tenant), login=op.login)
+        domain.check_new_password(request.new_password, tenant.policy, login=op.login)
         if not await asyncio.to_thread(
             domain.verify_password, op.password_hash, request.current_password
         ):
@@ -253,7 +259,7 @@ class AuthApi:
     # -- personal API tokens -----------------------------------------------------------
 
     async def CreateApiToken(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.CreateApiTokenRequest, context: Context
     ) -> accounts_pb2.CreateApiTokenResponse:
         ident = identity.require_operator()
         d = self._d
@@ -292,23 +298,17 @@ class AuthApi:
         token.expires_at.FromDatetime(expires)
         return accounts_pb2.CreateApiTokenResponse(token=token, secret=secret)
 
-    async def ListApiTokens(self, request: Any, context: Any) -> accounts_pb2.ListApiTokensResponse:
+    async def ListApiTokens(
+        self, request: accounts_pb2.ListApiTokensRequest, context: Context
+    ) -> accounts_pb2.ListApiTokensResponse:
         ident = identity.require_operator()
-        rows = await self._d.sessions.tokens(
+        tokens = await self._d.sessions.tokens(
             ident.tenant_id, ident.operator_id, self._d.clock.now()
         )
-        out = []
-        for r in rows:
-            token = accounts_pb2.ApiToken(id=str(r["id"]), name=r["name"])
-            ts(r["created_at"], token.created_at)
-            ts(r["expires_at"], token.expires_at)
-            if r["last_seen_at"] and r["last_seen_at"] > r["created_at"]:
-                token.last_used_at.FromDatetime(r["last_seen_at"])
-            out.append(token)
-        return accounts_pb2.ListApiTokensResponse(tokens=out)
+        return accounts_pb2.ListApiTokensResponse(tokens=tokens)
 
     async def RevokeApiToken(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.RevokeApiTokenRequest, context: Context
     ) -> accounts_pb2.RevokeApiTokenResponse:
         ident = identity.require_operator()
         token_id = parse_uuid(request.token_id, "token_id")
@@ -318,22 +318,9 @@ class AuthApi:
         return accounts_pb2.RevokeApiTokenResponse()
 
 
-def request_session_id(context: Any) -> str:
+def request_session_id(context: Context) -> str:
     """The session the caller's request came with (the gateway sends x-sb-session-id)."""
     for key, value in context.invocation_metadata() or ():
         if key == identity.MD_SESSION:
             return value if isinstance(value, str) else value.decode()
     return ""
-
-
-async def _tenant_view(d: Deps, tenant: Any) -> dict[str, Any]:
-    """A tenant row in the shape `SessionsRepo.resolve` gives (for principal_pb)."""
-    return {
-        "password_min_length": tenant["password_min_length"],
-        "password_min_classes": tenant["password_min_classes"],
-        "password_max_age_days": tenant["password_max_age_days"],
-        "tenant_allowlist": tenant["ip_allowlist"],
-        "tenant_time_zone": tenant["time_zone"],
-        "tenant_name": tenant["name"],
-        "tenant_addresses": await d.repo.pool.fetchval(tenant_addresses_sql("$1"), tenant["id"]),
-    }

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Any
 
 from switchboard.v1 import accounts_pb2
 
 from services.runtime import identity, paging, permissions
 from services.runtime.errors import InvalidArgument, PermissionDenied
+from services.runtime.grpc_server import Context
 from services.runtime.ids import parse_uuid
 
 from . import domain
-from .deps import Deps, operator_ref, ts
+from .deps import Deps
 
 TITLE_MAX = 200
 BODY_MAX = 20_000
@@ -30,56 +30,25 @@ def _text(value: str, field: str, limit: int) -> str:
     return text
 
 
-def notice_pb(r: Any) -> accounts_pb2.Notice:
-    n = accounts_pb2.Notice(
-        id=str(r["id"]),
-        title=r["title"],
-        body=r["body"],
-        author=operator_ref(r["author_id"], r["author_name"]),
-    )
-    for name in ("starts_at", "ends_at", "created_at", "updated_at"):
-        ts(r[name], getattr(n, name))
-    return n
-
-
-def post_pb(r: Any) -> accounts_pb2.Post:
-    p = accounts_pb2.Post(
-        id=str(r["id"]),
-        title=r["title"],
-        body=r["body"],
-        author=operator_ref(r["author_id"], r["author_name"]),
-        comment_count=r["comment_count"],
-    )
-    ts(r["created_at"], p.created_at)
-    return p
-
-
-def comment_pb(r: Any) -> accounts_pb2.PostComment:
-    c = accounts_pb2.PostComment(
-        id=str(r["id"]),
-        post_id=str(r["post_id"]),
-        author=operator_ref(r["author_id"], r["author_name"]),
-        body=r["body"],
-    )
-    ts(r["created_at"], c.created_at)
-    return c
-
-
 class BoardApi:
     _d: Deps
 
     # -- notices -----------------------------------------------------------------------
 
-    async def ListNotices(self, request: Any, context: Any) -> accounts_pb2.ListNoticesResponse:
+    async def ListNotices(
+        self, request: accounts_pb2.ListNoticesRequest, context: Context
+    ) -> accounts_pb2.ListNoticesResponse:
         """Everyone sees the notices showing now; publishers also see past and future ones."""
         ident = identity.require_operator()
         current = request.current_only or not ident.may(permissions.MANAGE_NOTICES)
-        rows = await self._d.board.notices(
+        notices = await self._d.board.notices(
             ident.tenant_id, self._d.clock.now() if current else None
         )
-        return accounts_pb2.ListNoticesResponse(notices=[notice_pb(r) for r in rows])
+        return accounts_pb2.ListNoticesResponse(notices=notices)
 
-    async def PutNotice(self, request: Any, context: Any) -> accounts_pb2.Notice:
+    async def PutNotice(
+        self, request: accounts_pb2.PutNoticeRequest, context: Context
+    ) -> accounts_pb2.Notice:
         ident = identity.require_operator()
         identity.require_permission(ident, permissions.MANAGE_NOTICES, "publish notices")
         d = self._d
@@ -93,7 +62,7 @@ class BoardApi:
             raise InvalidArgument("ends_at must be after starts_at", field="ends_at")
         new = not request.notice_id
         notice_id = d.ids.new() if new else parse_uuid(request.notice_id, "notice_id")
-        row = await d.board.put_notice(
+        return await d.board.put_notice(
             tenant_id=ident.tenant_id,
             notice_id=notice_id,
             new=new,
@@ -105,9 +74,10 @@ class BoardApi:
             author_name=ident.display_name,
             now=d.clock.now(),
         )
-        return notice_pb(row)
 
-    async def DeleteNotice(self, request: Any, context: Any) -> accounts_pb2.DeleteNoticeResponse:
+    async def DeleteNotice(
+        self, request: accounts_pb2.DeleteNoticeRequest, context: Context
+    ) -> accounts_pb2.DeleteNoticeResponse:
         ident = identity.require_operator()
         identity.require_permission(ident, permissions.MANAGE_NOTICES, "delete notices")
         await self._d.board.delete_notice(
@@ -117,30 +87,31 @@ class BoardApi:
 
     # -- the bulletin board ------------------------------------------------------------
 
-    async def ListPosts(self, request: Any, context: Any) -> accounts_pb2.ListPostsResponse:
+    async def ListPosts(
+        self, request: accounts_pb2.ListPostsRequest, context: Context
+    ) -> accounts_pb2.ListPostsResponse:
         ident = identity.require_operator()
         limit = paging.page_size(request.page.limit)
         after = paging.Cursor.decode(request.page.cursor) if request.page.cursor else None
-        rows, next_cursor = paging.page(
-            await self._d.board.posts(ident.tenant_id, after, limit + 1), limit, "created_at"
+        posts, next_cursor = paging.page(
+            await self._d.board.posts(ident.tenant_id, after, limit + 1),
+            limit,
+            lambda p: paging.Cursor.of(p.created_at, p.id),
         )
-        return accounts_pb2.ListPostsResponse(
-            posts=[post_pb(r) for r in rows], next_cursor=next_cursor
-        )
+        return accounts_pb2.ListPostsResponse(posts=posts, next_cursor=next_cursor)
 
-    async def GetPost(self, request: Any, context: Any) -> accounts_pb2.Post:
+    async def GetPost(
+        self, request: accounts_pb2.GetPostRequest, context: Context
+    ) -> accounts_pb2.Post:
         ident = identity.require_operator()
-        row, comments = await self._d.board.post(
-            ident.tenant_id, parse_uuid(request.post_id, "post_id")
-        )
-        post = post_pb(row)
-        post.comments.extend(comment_pb(c) for c in comments)
-        return post
+        return await self._d.board.post(ident.tenant_id, parse_uuid(request.post_id, "post_id"))
 
-    async def CreatePost(self, request: Any, context: Any) -> accounts_pb2.Post:
+    async def CreatePost(
+        self, request: accounts_pb2.CreatePostRequest, context: Context
+    ) -> accounts_pb2.Post:
         ident = identity.require_operator()
         d = self._d
-        row = await d.board.create_post(
+        return await d.board.create_post(
             tenant_id=ident.tenant_id,
             post_id=d.ids.new(),
             title=_text(request.title, "title", TITLE_MAX),
@@ -149,12 +120,13 @@ class BoardApi:
             author_name=ident.display_name,
             now=d.clock.now(),
         )
-        return post_pb(row)
 
-    async def AddPostComment(self, request: Any, context: Any) -> accounts_pb2.PostComment:
+    async def AddPostComment(
+        self, request: accounts_pb2.AddPostCommentRequest, context: Context
+    ) -> accounts_pb2.PostComment:
         ident = identity.require_operator()
         d = self._d
-        row = await d.board.add_comment(
+        return await d.board.add_comment(
             tenant_id=ident.tenant_id,
             comment_id=d.ids.new(),
             post_id=parse_uuid(request.post_id, "post_id"),
@@ -163,9 +135,10 @@ class BoardApi:
             author_name=ident.display_name,
             now=d.clock.now(),
         )
-        return comment_pb(row)
 
-    async def DeletePost(self, request: Any, context: Any) -> accounts_pb2.DeletePostResponse:
+    async def DeletePost(
+        self, request: accounts_pb2.DeletePostRequest, context: Context
+    ) -> accounts_pb2.DeletePostResponse:
         """Its author, or whoever may publish notices, takes a post down."""
         ident = identity.require_operator()
         post_id = parse_uuid(request.post_id, "post_id")
@@ -178,7 +151,7 @@ class BoardApi:
     # -- the operation log -------------------------------------------------------------
 
     async def ListOperations(
-        self, request: Any, context: Any
+        self, request: accounts_pb2.ListOperationsRequest, context: Context
     ) -> accounts_pb2.ListOperationsResponse:
         ident = identity.require_operator()
         identity.require_permission(ident, permissions.VIEW_OPERATION_LOG, "read the operation log")
@@ -202,20 +175,5 @@ class BoardApi:
             after=after,
             limit=limit + 1,
         )
-        rows, next_cursor = paging.page(rows, limit, "at")
-        resp = accounts_pb2.ListOperationsResponse(next_cursor=next_cursor)
-        for r in rows:
-            op = accounts_pb2.Operation(
-                id=str(r["id"]),
-                operator=operator_ref(r["operator_id"], r["operator_name"]),
-                action=r["action"],
-                method=r["method"],
-                path=r["path"],
-                target=r["target"],
-                status=r["status"],
-                client_address=r["client_address"],
-                request_id=r["request_id"],
-            )
-            op.at.FromDatetime(r["at"])
-            resp.operations.append(op)
-        return resp
+        operations, next_cursor = paging.page(rows, limit, lambda o: paging.Cursor.of(o.at, o.id))
+        return accounts_pb2.ListOperationsResponse(operations=operations, next_cursor=next_cursor)

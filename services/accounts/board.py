@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
-from switchboard.v1 import events_pb2
+from switchboard.v1 import accounts_pb2, events_pb2
 
 from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
@@ -19,7 +18,60 @@ from services.runtime.errors import NotFound
 from services.runtime.outbox import first_time
 from services.runtime.paging import Cursor
 
+from .convert import operator_ref, ts
+
 OPERATIONS_DURABLE = registry.ACCOUNTS_OPERATIONS.durable
+
+
+def notice_pb(r: asyncpg.Record) -> accounts_pb2.Notice:
+    n = accounts_pb2.Notice(
+        id=str(r["id"]),
+        title=r["title"],
+        body=r["body"],
+        author=operator_ref(r["author_id"], r["author_name"]),
+    )
+    for name in ("starts_at", "ends_at", "created_at", "updated_at"):
+        ts(r[name], getattr(n, name))
+    return n
+
+
+def post_pb(r: asyncpg.Record) -> accounts_pb2.Post:
+    p = accounts_pb2.Post(
+        id=str(r["id"]),
+        title=r["title"],
+        body=r["body"],
+        author=operator_ref(r["author_id"], r["author_name"]),
+        comment_count=r["comment_count"],
+    )
+    ts(r["created_at"], p.created_at)
+    return p
+
+
+def comment_pb(r: asyncpg.Record) -> accounts_pb2.PostComment:
+    c = accounts_pb2.PostComment(
+        id=str(r["id"]),
+        post_id=str(r["post_id"]),
+        author=operator_ref(r["author_id"], r["author_name"]),
+        body=r["body"],
+    )
+    ts(r["created_at"], c.created_at)
+    return c
+
+
+def operation_pb(r: asyncpg.Record) -> accounts_pb2.Operation:
+    op = accounts_pb2.Operation(
+        id=str(r["id"]),
+        operator=operator_ref(r["operator_id"], r["operator_name"]),
+        action=r["action"],
+        method=r["method"],
+        path=r["path"],
+        target=r["target"],
+        status=r["status"],
+        client_address=r["client_address"],
+        request_id=r["request_id"],
+    )
+    op.at.FromDatetime(r["at"])
+    return op
 
 
 class BoardRepo:
@@ -28,17 +80,18 @@ class BoardRepo:
 
     # -- notices -----------------------------------------------------------------------
 
-    async def notices(self, tenant_id: str, now: datetime | None) -> list[Any]:
+    async def notices(self, tenant_id: str, now: datetime | None) -> list[accounts_pb2.Notice]:
         """All notices of the tenant (newest first), or those showing at `now`."""
-        return list(
-            await self._pool.fetch(
+        return [
+            notice_pb(r)
+            for r in await self._pool.fetch(
                 "SELECT * FROM notices WHERE tenant_id = $1 "
                 "AND ($2::timestamptz IS NULL OR (starts_at <= $2 AND ends_at > $2)) "
                 "ORDER BY starts_at DESC, id DESC LIMIT 500",
                 uuid.UUID(tenant_id),
                 now,
             )
-        )
+        ]
 
     async def put_notice(
         self,
@@ -53,9 +106,9 @@ class BoardRepo:
         author_id: str,
         author_name: str,
         now: datetime,
-    ) -> Any:
+    ) -> accounts_pb2.Notice:
         if new:
-            return await self._pool.fetchrow(
+            row = await self._pool.fetchrow(
                 "INSERT INTO notices (id, tenant_id, title, body, starts_at, ends_at, author_id, "
                 "author_name, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$9) "
                 "RETURNING *",
@@ -69,6 +122,7 @@ class BoardRepo:
                 author_name,
                 now,
             )
+            return notice_pb(row)
         row = await self._pool.fetchrow(
             "UPDATE notices SET title = $3, body = $4, starts_at = $5, ends_at = $6, "
             "updated_at = $7 WHERE tenant_id = $1 AND id = $2 RETURNING *",
@@ -82,7 +136,7 @@ class BoardRepo:
         )
         if row is None:
             raise NotFound("no such notice", field="notice_id")
-        return row
+        return notice_pb(row)
 
     async def delete_notice(self, tenant_id: str, notice_id: uuid.UUID) -> None:
         status = await self._pool.execute(
@@ -93,9 +147,12 @@ class BoardRepo:
 
     # -- the bulletin board ------------------------------------------------------------
 
-    async def posts(self, tenant_id: str, after: Cursor | None, limit: int) -> list[Any]:
-        return list(
-            await self._pool.fetch(
+    async def posts(
+        self, tenant_id: str, after: Cursor | None, limit: int
+    ) -> list[accounts_pb2.Post]:
+        return [
+            post_pb(r)
+            for r in await self._pool.fetch(
                 "SELECT p.*, (SELECT count(*) FROM post_comments c WHERE c.tenant_id = p.tenant_id "
                 "AND c.post_id = p.id) AS comment_count FROM posts p "
                 "WHERE p.tenant_id = $1 AND p.deleted_at IS NULL "
@@ -106,9 +163,10 @@ class BoardRepo:
                 after.id if after else None,
                 limit,
             )
-        )
+        ]
 
-    async def post(self, tenant_id: str, post_id: uuid.UUID) -> tuple[Any, list[Any]]:
+    async def post(self, tenant_id: str, post_id: uuid.UUID) -> accounts_pb2.Post:
+        """A post with its comments."""
         tenant = uuid.UUID(tenant_id)
         row = await self._pool.fetchrow(
             "SELECT p.*, (SELECT count(*) FROM post_comments c WHERE c.tenant_id = p.tenant_id "
@@ -125,7 +183,9 @@ class BoardRepo:
             tenant,
             post_id,
         )
-        return row, list(comments)
+        post = post_pb(row)
+        post.comments.extend(comment_pb(c) for c in comments)
+        return post
 
     async def create_post(
         self,
@@ -137,8 +197,8 @@ class BoardRepo:
         author_id: str,
         author_name: str,
         now: datetime,
-    ) -> Any:
-        return await self._pool.fetchrow(
+    ) -> accounts_pb2.Post:
+        row = await self._pool.fetchrow(
             "INSERT INTO posts (id, tenant_id, title, body, author_id, author_name, created_at) "
             "VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING *, 0 AS comment_count",
             post_id,
@@ -149,6 +209,7 @@ class BoardRepo:
             author_name,
             now,
         )
+        return post_pb(row)
 
     async def add_comment(
         self,
@@ -160,7 +221,7 @@ class BoardRepo:
         author_id: str,
         author_name: str,
         now: datetime,
-    ) -> Any:
+    ) -> accounts_pb2.PostComment:
         row = await self._pool.fetchrow(
             "INSERT INTO post_comments (id, tenant_id, post_id, body, author_id, author_name, "
             "created_at) SELECT $1, $2, p.id, $4, $5, $6, $7 FROM posts p "
@@ -175,7 +236,7 @@ class BoardRepo:
         )
         if row is None:
             raise NotFound("no such post", field="post_id")
-        return row
+        return comment_pb(row)
 
     async def post_author(self, tenant_id: str, post_id: uuid.UUID) -> str:
         author = await self._pool.fetchval(
@@ -209,12 +270,13 @@ class BoardRepo:
         text: str,
         after: Cursor | None,
         limit: int,
-    ) -> list[Any]:
+    ) -> list[accounts_pb2.Operation]:
         like = None
         if text:
             like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        return list(
-            await self._pool.fetch(
+        return [
+            operation_pb(r)
+            for r in await self._pool.fetch(
                 "SELECT * FROM operation_log WHERE tenant_id = $1 "
                 "AND ($2::uuid IS NULL OR operator_id = $2) "
                 "AND ($3 = '' OR starts_with(action, $3)) AND ($4 = '' OR target = $4) "
@@ -235,7 +297,7 @@ class BoardRepo:
                 after.id if after else None,
                 limit,
             )
-        )
+        ]
 
 
 class OperationLog:

@@ -4,16 +4,16 @@ the conversions to protobuf they all use."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-from switchboard.v1 import accounts_pb2, common_pb2
+from switchboard.v1 import accounts_pb2
 
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.ids import IdGenerator
 
 from .board import BoardRepo
+from .convert import ts
 from .domain import OperatorRecord, Throttle
 from .repo import AccountsRepo
 from .sessions import SessionsRepo
@@ -29,11 +29,6 @@ class Deps:
     ids: IdGenerator
     session_ttl: timedelta
     throttle: Throttle
-
-
-def ts(value: datetime | None, into: Any) -> None:
-    if value is not None:
-        into.FromDatetime(value)
 
 
 def operator_pb(op: OperatorRecord) -> accounts_pb2.Operator:
@@ -59,7 +54,3 @@ def operator_pb(op: OperatorRecord) -> accounts_pb2.Operator:
     ts(op.created_at, pb.created_at)
     ts(op.updated_at, pb.updated_at)
     return pb
-
-
-def operator_ref(operator_id: Any, name: str) -> common_pb2.OperatorRef:
-    return common_pb2.OperatorRef(id=str(operator_id) if operator_id else "", display_name=name)

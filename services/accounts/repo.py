@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
+from switchboard.v1 import accounts_pb2, common_pb2
 
 from services.runtime import permissions
 from services.runtime.errors import AlreadyExists, FailedPrecondition, NotFound
@@ -28,7 +30,34 @@ FROM operators o
 """
 
 
-def operator_of(row: Any) -> OperatorRecord:
+def tenant_addresses_sql(tenant: str) -> str:
+    """The addresses of the inboxes of the tenant `tenant` (an SQL expression) names, as
+    one array."""
+    return (
+        "SELECT coalesce(array_agg(a.address ORDER BY a.address), '{}') "
+        f"FROM inbox_addresses a WHERE a.tenant_id = {tenant}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    name: str
+    time_zone: str
+    policy: PasswordPolicy
+    ip_allowlist: tuple[str, ...]
+    addresses: tuple[str, ...]  # of its inboxes
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRecord:
+    id: str
+    name: str
+    addresses: tuple[str, ...]
+    member_ids: tuple[str, ...]
+
+
+def operator_of(row: asyncpg.Record) -> OperatorRecord:
     return OperatorRecord(
         id=str(row["id"]),
         tenant_id=str(row["tenant_id"]),
@@ -52,7 +81,7 @@ def operator_of(row: Any) -> OperatorRecord:
     )
 
 
-def policy_of(row: Any) -> PasswordPolicy:
+def policy_of(row: asyncpg.Record) -> PasswordPolicy:
     return PasswordPolicy(
         row["password_min_length"], row["password_min_classes"], row["password_max_age_days"]
     )
@@ -195,15 +224,26 @@ class AccountsRepo:
 
     # -- tenants -----------------------------------------------------------------------
 
-    async def tenant(self, conn: Conn, tenant_id: str) -> Any:
-        row = await conn.fetchrow("SELECT * FROM tenants WHERE id = $1", uuid.UUID(tenant_id))
+    async def tenant(self, conn: Conn, tenant_id: str) -> Tenant:
+        row = await conn.fetchrow(
+            f"SELECT t.*, ({tenant_addresses_sql('t.id')}) AS addresses FROM tenants t "
+            "WHERE t.id = $1",
+            uuid.UUID(tenant_id),
+        )
         if row is None:
             raise NotFound("no such tenant")
-        return row
+        return Tenant(
+            id=str(row["id"]),
+            name=row["name"],
+            time_zone=row["time_zone"],
+            policy=policy_of(row),
+            ip_allowlist=tuple(row["ip_allowlist"]),
+            addresses=tuple(row["addresses"]),
+        )
 
     async def update_tenant(
         self, conn: asyncpg.Connection, tenant_id: str, values: dict[str, Any]
-    ) -> Any:
+    ) -> Tenant:
         if values:
             cols = list(values)
             sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
@@ -216,15 +256,22 @@ class AccountsRepo:
 
     # -- roles -------------------------------------------------------------------------
 
-    async def roles(self, conn: Conn, tenant_id: str) -> list[Any]:
-        return list(
-            await conn.fetch(
+    async def roles(self, conn: Conn, tenant_id: str) -> list[accounts_pb2.Role]:
+        return [
+            accounts_pb2.Role(
+                name=r["name"],
+                description=r["description"],
+                permissions=sorted(r["permissions"]),
+                builtin=r["builtin"],
+                operator_count=r["operator_count"],
+            )
+            for r in await conn.fetch(
                 "SELECT r.*, (SELECT count(*) FROM operators o WHERE o.tenant_id = r.tenant_id "
                 "AND r.name = ANY(o.roles)) AS operator_count FROM roles r "
                 "WHERE r.tenant_id = $1 ORDER BY r.builtin DESC, r.name",
                 uuid.UUID(tenant_id),
             )
-        )
+        ]
 
     async def role_names(self, conn: Conn, tenant_id: str) -> set[str]:
         rows = await conn.fetch("SELECT name FROM roles WHERE tenant_id = $1", uuid.UUID(tenant_id))
@@ -268,22 +315,28 @@ class AccountsRepo:
 
     # -- inboxes -----------------------------------------------------------------------
 
-    async def resolve_addresses(self, addresses: Sequence[str]) -> list[Any]:
-        return list(
-            await self._pool.fetch(
+    async def resolve_addresses(self, addresses: Sequence[str]) -> list[accounts_pb2.AddressRoute]:
+        return [
+            accounts_pb2.AddressRoute(
+                address=r["address"],
+                tenant_id=str(r["tenant_id"]),
+                inbox=common_pb2.InboxRef(id=str(r["inbox_id"]), name=r["inbox_name"]),
+            )
+            for r in await self._pool.fetch(
                 "SELECT a.address, a.tenant_id, i.id AS inbox_id, i.name AS inbox_name "
                 "FROM inbox_addresses a JOIN inboxes i ON i.id = a.inbox_id "
                 "AND i.tenant_id = a.tenant_id WHERE a.address = ANY($1::text[])",
                 list(addresses),
             )
-        )
+        ]
 
     async def inboxes(
         self, conn: Conn, tenant_id: str, only: Sequence[str] | None = None
-    ) -> list[Any]:
+    ) -> list[InboxRecord]:
         """The tenant's inboxes (or those of `only`) with their addresses and members."""
-        return list(
-            await conn.fetch(
+        return [
+            InboxRecord(str(r["id"]), r["name"], tuple(r["addresses"]), tuple(r["member_ids"]))
+            for r in await conn.fetch(
                 "SELECT i.id, i.name, "
                 "coalesce((SELECT array_agg(a.address ORDER BY a.address) FROM inbox_addresses a "
                 "  WHERE a.inbox_id = i.id AND a.tenant_id = i.tenant_id), '{}') AS addresses, "
@@ -295,7 +348,7 @@ class AccountsRepo:
                 uuid.UUID(tenant_id),
                 None if only is None else [uuid.UUID(i) for i in only],
             )
-        )
+        ]
 
     async def require_inboxes(
         self, conn: Conn, tenant_id: str, inbox_ids: Sequence[uuid.UUID]

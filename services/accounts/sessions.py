@@ -9,37 +9,86 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
+from switchboard.v1 import accounts_pb2
 
 from services.runtime.errors import NotFound
 from services.runtime.paging import Cursor
 
+from .convert import operator_ref, ts
 from .domain import OperatorRecord
-from .repo import _OPERATOR, operator_of
+from .repo import _OPERATOR, Tenant, operator_of, policy_of, tenant_addresses_sql
 
 # How stale `last_seen_at` may get before a request refreshes it (one write a minute).
 SEEN_GRANULARITY = timedelta(minutes=1)
 
 
-def tenant_addresses_sql(tenant: str) -> str:
-    """The addresses of the inboxes of the tenant `tenant` (an SQL expression) names, as
-    one array: ours, for `principal_pb`."""
-    return (
-        "SELECT coalesce(array_agg(a.address ORDER BY a.address), '{}') "
-        f"FROM inbox_addresses a WHERE a.tenant_id = {tenant}"
-    )
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionRow:
     id: str
     kind: str
     csrf_hash: bytes
     expires_at: datetime
     operator: OperatorRecord
-    tenant: Any  # the tenant row (policy, allow-list, time zone)
+    tenant: Tenant
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLock:
+    kind: str  # "login" or "address"
+    key: str
+    failures: int
+    locked_at: datetime
+    until: datetime
+
+
+def _lock_of(row: asyncpg.Record) -> LoginLock:
+    return LoginLock(row["kind"], row["key"], row["failures"], row["locked_at"], row["until"])
+
+
+def _token_pb(r: asyncpg.Record) -> accounts_pb2.ApiToken:
+    token = accounts_pb2.ApiToken(id=str(r["id"]), name=r["name"])
+    ts(r["created_at"], token.created_at)
+    ts(r["expires_at"], token.expires_at)
+    if r["last_seen_at"] and r["last_seen_at"] > r["created_at"]:
+        token.last_used_at.FromDatetime(r["last_seen_at"])
+    return token
+
+
+def _active_session_pb(r: asyncpg.Record) -> accounts_pb2.ActiveSession:
+    s = accounts_pb2.ActiveSession(
+        id=str(r["id"]),
+        operator=operator_ref(r["operator_id"], r["display_name"]),
+        kind=r["kind"],
+        client_address=r["client_address"],
+        user_agent=r["user_agent"],
+    )
+    ts(r["created_at"], s.created_at)
+    ts(r["last_seen_at"], s.last_seen_at)
+    if r["op_id"] is not None:
+        s.last_action.id = str(r["op_id"])
+        s.last_action.at.FromDatetime(r["op_at"])
+        s.last_action.action = r["op_action"]
+        s.last_action.method = r["op_method"]
+        s.last_action.path = r["op_path"]
+        s.last_action.target = r["op_target"]
+        s.last_action.status = r["op_status"]
+    return s
+
+
+def _login_pb(r: asyncpg.Record) -> accounts_pb2.LoginRecord:
+    rec = accounts_pb2.LoginRecord(
+        id=str(r["id"]),
+        operator_id=str(r["operator_id"] or ""),
+        login=r["login"],
+        success=bool(r["success"]),
+        result=r["result"] or ("ok" if r["success"] else "wrong_password"),
+        client_address=r["client_address"],
+        user_agent=r["user_agent"],
+    )
+    rec.at.FromDatetime(r["at"])
+    return rec
 
 
 class SessionsRepo:
@@ -105,11 +154,20 @@ class SessionsRepo:
             csrf_hash=bytes(row["csrf_hash"] or b""),
             expires_at=row["session_expires"],
             operator=operator_of(row),
-            tenant=row,
+            tenant=Tenant(
+                id=str(row["tenant_id"]),
+                name=row["tenant_name"],
+                time_zone=row["tenant_time_zone"],
+                policy=policy_of(row),
+                ip_allowlist=tuple(row["tenant_allowlist"]),
+                addresses=tuple(row["tenant_addresses"]),
+            ),
         )
 
     async def end(self, token_hash: bytes) -> bool:
-        status = await self._pool.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
+        status: str = await self._pool.execute(
+            "DELETE FROM sessions WHERE token_hash = $1", token_hash
+        )
         return status != "DELETE 0"
 
     async def end_all_of(
@@ -147,9 +205,12 @@ class SessionsRepo:
         if status == "DELETE 0":
             raise NotFound("no such session or token", field="id")
 
-    async def tokens(self, tenant_id: str, operator_id: str, now: datetime) -> list[Any]:
-        return list(
-            await self._pool.fetch(
+    async def tokens(
+        self, tenant_id: str, operator_id: str, now: datetime
+    ) -> list[accounts_pb2.ApiToken]:
+        return [
+            _token_pb(r)
+            for r in await self._pool.fetch(
                 "SELECT id, name, created_at, expires_at, last_seen_at FROM sessions "
                 "WHERE tenant_id = $1 AND operator_id = $2 AND kind = 'token' AND expires_at > $3 "
                 "ORDER BY created_at DESC",
@@ -157,7 +218,7 @@ class SessionsRepo:
                 uuid.UUID(operator_id),
                 now,
             )
-        )
+        ]
 
     async def count_tokens(self, tenant_id: str, operator_id: str, now: datetime) -> int:
         return int(
@@ -170,11 +231,14 @@ class SessionsRepo:
             )
         )
 
-    async def active(self, tenant_id: str, seen_since: datetime, now: datetime) -> list[Any]:
+    async def active(
+        self, tenant_id: str, seen_since: datetime, now: datetime
+    ) -> list[accounts_pb2.ActiveSession]:
         """Who is logged in now: live sessions used since `seen_since`, with each
         operator's latest entry of the operation log."""
-        return list(
-            await self._pool.fetch(
+        return [
+            _active_session_pb(r)
+            for r in await self._pool.fetch(
                 "SELECT s.id, s.kind, s.client_address, s.user_agent, s.created_at, "
                 "s.last_seen_at, o.id AS operator_id, o.display_name, "
                 "l.id AS op_id, l.at AS op_at, l.action AS op_action, l.method AS op_method, "
@@ -189,7 +253,7 @@ class SessionsRepo:
                 seen_since,
                 now,
             )
-        )
+        ]
 
     # -- login history -----------------------------------------------------------------
 
@@ -226,9 +290,10 @@ class SessionsRepo:
         failures_only: bool,
         after: Cursor | None,
         limit: int,
-    ) -> list[Any]:
-        return list(
-            await self._pool.fetch(
+    ) -> list[accounts_pb2.LoginRecord]:
+        return [
+            _login_pb(r)
+            for r in await self._pool.fetch(
                 "SELECT * FROM login_history WHERE tenant_id = $1 "
                 "AND ($2::uuid IS NULL OR operator_id = $2) AND (NOT $3 OR NOT success) "
                 "AND ($4::timestamptz IS NULL OR (at, id) < ($4, $5)) "
@@ -240,7 +305,7 @@ class SessionsRepo:
                 after.id if after else None,
                 limit,
             )
-        )
+        ]
 
     async def failures(
         self, *, login: str, client: str, since: datetime, now: datetime
@@ -268,15 +333,16 @@ class SessionsRepo:
 
     # -- login locks -------------------------------------------------------------------
 
-    async def active_lock(self, *, login: str, client: str, now: datetime) -> Any:
+    async def active_lock(self, *, login: str, client: str, now: datetime) -> LoginLock | None:
         """The lock on this login or this client address that is still running, if any."""
-        return await self._pool.fetchrow(
+        row = await self._pool.fetchrow(
             "SELECT * FROM login_locks WHERE until > $3 AND ((kind = 'login' AND key = $1) "
             "OR (kind = 'address' AND key = $2)) ORDER BY until DESC LIMIT 1",
             login.lower()[:254],
             client[:100],
             now,
         )
+        return _lock_of(row) if row else None
 
     async def lock(
         self,
@@ -301,14 +367,15 @@ class SessionsRepo:
             until,
         )
 
-    async def locks(self, tenant_id: str, now: datetime) -> list[Any]:
-        return list(
-            await self._pool.fetch(
+    async def locks(self, tenant_id: str, now: datetime) -> list[LoginLock]:
+        return [
+            _lock_of(r)
+            for r in await self._pool.fetch(
                 "SELECT * FROM login_locks WHERE tenant_id = $1 AND until > $2 ORDER BY until DESC",
                 uuid.UUID(tenant_id),
                 now,
             )
-        )
+        ]
 
     async def clear_lock(self, tenant_id: str, kind: str, key: str, now: datetime) -> None:
         """End a lock now; failures before now no longer count towards the next one."""

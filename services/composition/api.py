@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import asyncpg
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import common_pb2, composition_pb2, events_pb2
 
 from services.runtime import events, identity, permissions
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import InvalidArgument, NotFound
+from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import IdGenerator, parse_uuid
 from services.runtime.outbox import Outbox
@@ -21,6 +26,7 @@ from services.runtime.text import normalize
 
 from . import checks, reserved, suggest
 from .peers import Peers, TicketView
+from .records import Signature, Template
 from .repo import ComposeRepo
 
 NAME_MAX = 200
@@ -54,30 +60,30 @@ def text_field(value: str, field: str, limit: int, *, required: bool = False) ->
     return value
 
 
-def ts(value: Any, into: Any) -> None:
+def ts(value: datetime | None, into: Timestamp) -> None:
     if value is not None:
         into.FromDatetime(value)
 
 
-def template_pb(r: Any) -> composition_pb2.Template:
+def template_pb(r: Template) -> composition_pb2.Template:
     t = composition_pb2.Template(
-        id=str(r["id"]),
-        kind=KIND_VALUES[r["kind"]],
-        folder_id=str(r["folder_id"] or ""),
-        name=r["name"],
-        subject=r["subject"],
-        body_text=r["body_text"],
-        body_html=r["body_html"],
-        keywords=list(r["keywords"]),
-        inbox_ids=[str(i) for i in r["inbox_ids"]],
-        version=r["version"],
-        usage_count=r["usage_count"],
+        id=str(r.id),
+        kind=KIND_VALUES[r.kind],
+        folder_id=str(r.folder_id or ""),
+        name=r.name,
+        subject=r.subject,
+        body_text=r.body_text,
+        body_html=r.body_html,
+        keywords=list(r.keywords),
+        inbox_ids=[str(i) for i in r.inbox_ids],
+        version=r.version,
+        usage_count=r.usage_count,
         updated_by=common_pb2.OperatorRef(
-            id=str(r["updated_by"] or ""), display_name=r["updated_by_name"]
+            id=str(r.updated_by or ""), display_name=r.updated_by_name
         ),
     )
-    ts(r["created_at"], t.created_at)
-    ts(r["updated_at"], t.updated_at)
+    ts(r.created_at, t.created_at)
+    ts(r.updated_at, t.updated_at)
     return t
 
 
@@ -126,7 +132,7 @@ class TemplatesApi:
     # -- plumbing ----------------------------------------------------------------------
 
     async def _emit(
-        self, conn: Any, ident: Identity, etype: events.EventType, payload: Any
+        self, conn: asyncpg.Connection, ident: Identity, etype: events.EventType, payload: Message
     ) -> None:
         d = self._d
         env = events.envelope(
@@ -140,11 +146,11 @@ class TemplatesApi:
         )
         await d.outbox.add(conn, env)
 
-    def _visible(self, ident: Identity, row: Any) -> bool:
-        scope = [str(i) for i in row["inbox_ids"]]
+    def _visible(self, ident: Identity, row: Template) -> bool:
+        scope = [str(i) for i in row.inbox_ids]
         return not scope or ident.inboxes is None or any(ident.sees_inbox(i) for i in scope)
 
-    async def _template(self, ident: Identity, raw_id: str) -> Any:
+    async def _template(self, ident: Identity, raw_id: str) -> Template:
         row = await self._d.repo.template(
             self._d.db.pool, ident.tenant_id, parse_uuid(raw_id, "template_id")
         )
@@ -185,21 +191,21 @@ class TemplatesApi:
             "updated_by_name": ident.display_name,
         }
 
-    def _changed(self, row: Any, action: str) -> events_pb2.TemplateChanged:
+    def _changed(self, row: Template, action: str) -> events_pb2.TemplateChanged:
         return events_pb2.TemplateChanged(
-            template_id=str(row["id"]),
+            template_id=str(row.id),
             action=action,
-            name=row["name"],
-            version=row["version"],
-            kind=row["kind"],
-            inbox_ids=[str(i) for i in row["inbox_ids"]],
-            folder_id=str(row["folder_id"] or ""),
+            name=row.name,
+            version=row.version,
+            kind=row.kind,
+            inbox_ids=[str(i) for i in row.inbox_ids],
+            folder_id=str(row.folder_id or ""),
         )
 
     # -- templates ---------------------------------------------------------------------
 
     async def ListTemplates(
-        self, request: Any, context: Any
+        self, request: composition_pb2.ListTemplatesRequest, context: Context
     ) -> composition_pb2.ListTemplatesResponse:
         ident = identity.require_operator()
         kind = KINDS.get(request.kind) if request.kind else None
@@ -223,11 +229,15 @@ class TemplatesApi:
         )
         return composition_pb2.ListTemplatesResponse(templates=[template_pb(r) for r in rows])
 
-    async def GetTemplate(self, request: Any, context: Any) -> composition_pb2.Template:
+    async def GetTemplate(
+        self, request: composition_pb2.GetTemplateRequest, context: Context
+    ) -> composition_pb2.Template:
         ident = identity.require_operator()
         return template_pb(await self._template(ident, request.template_id))
 
-    async def CreateTemplate(self, request: Any, context: Any) -> composition_pb2.Template:
+    async def CreateTemplate(
+        self, request: composition_pb2.TemplateWrite, context: Context
+    ) -> composition_pb2.Template:
         ident = identity.require_operator()
         identity.require_permission(ident, permissions.MANAGE_TEMPLATES, "write templates")
         d = self._d
@@ -250,7 +260,9 @@ class TemplatesApi:
         d.outbox.wake()
         return template_pb(row)
 
-    async def UpdateTemplate(self, request: Any, context: Any) -> composition_pb2.Template:
+    async def UpdateTemplate(
+        self, request: composition_pb2.TemplateWrite, context: Context
+    ) -> composition_pb2.Template:
         ident = identity.require_operator()
         identity.require_permission(ident, permissions.MANAGE_TEMPLATES, "write templates")
         d = self._d
@@ -271,7 +283,7 @@ class TemplatesApi:
         return template_pb(row)
 
     async def DeleteTemplate(
-        self, request: Any, context: Any
+        self, request: composition_pb2.DeleteTemplateRequest, context: Context
     ) -> composition_pb2.DeleteTemplateResponse:
         ident = identity.require_operator()
         identity.require_permission(ident, permissions.MANAGE_TEMPLATES, "delete templates")
@@ -286,7 +298,7 @@ class TemplatesApi:
         return composition_pb2.DeleteTemplateResponse()
 
     async def RenderTemplate(
-        self, request: Any, context: Any
+        self, request: composition_pb2.RenderTemplateRequest, context: Context
     ) -> composition_pb2.RenderTemplateResponse:
         """For an operator, or for another service acting for the tenant (outbound's
         automatic acknowledgements: no operator words)."""
@@ -316,13 +328,13 @@ class TemplatesApi:
         )
 
     async def _render_row(
-        self, ident: Identity, row: Any, ctx: reserved.Context, *, use: bool
+        self, ident: Identity, row: Template, ctx: reserved.Context, *, use: bool
     ) -> composition_pb2.RenderTemplateResponse:
-        subject = reserved.render(row["subject"], ctx)
-        text = reserved.render(row["body_text"], ctx)
-        html = reserved.render(row["body_html"], ctx)
+        subject = reserved.render(row.subject, ctx)
+        text = reserved.render(row.body_text, ctx)
+        html = reserved.render(row.body_html, ctx)
         if use and ident.operator_id:
-            await self._d.repo.count_use(ident.tenant_id, row["id"])
+            await self._d.repo.count_use(ident.tenant_id, row.id)
         return composition_pb2.RenderTemplateResponse(
             subject=subject.text,
             body_text=text.text,
@@ -336,7 +348,7 @@ class TemplatesApi:
         )
 
     async def SuggestTemplates(
-        self, request: Any, context: Any
+        self, request: composition_pb2.SuggestTemplatesRequest, context: Context
     ) -> composition_pb2.SuggestTemplatesResponse:
         ident = identity.require_operator()
         d = self._d
@@ -356,14 +368,12 @@ class TemplatesApi:
             inboxes=ident.inbox_filter(),
             inbox=uuid.UUID(view.inbox_id),
         )
-        by_id = {str(r["id"]): r for r in rows}
+        by_id = {str(r.id): r for r in rows}
         ranked = suggest.rank(
             view.subject,
             body,
             [
-                suggest.Candidate(
-                    str(r["id"]), r["name"], r["subject"], r["body_text"], tuple(r["keywords"])
-                )
+                suggest.Candidate(str(r.id), r.name, r.subject, r.body_text, tuple(r.keywords))
                 for r in rows
             ],
             limit,
@@ -379,16 +389,18 @@ class TemplatesApi:
 
     # -- folders -----------------------------------------------------------------------
 
-    async def ListFolders(self, request: Any, context: Any) -> composition_pb2.ListFoldersResponse:
+    async def ListFolders(
+        self, request: composition_pb2.ListFoldersRequest, context: Context
+    ) -> composition_pb2.ListFoldersResponse:
         ident = identity.require_operator()
         rows = await self._d.repo.folders(ident.tenant_id)
         return composition_pb2.ListFoldersResponse(
             folders=[
                 composition_pb2.Folder(
-                    id=str(r["id"]),
-                    parent_id=str(r["parent_id"] or ""),
-                    name=r["name"],
-                    template_count=r["template_count"],
+                    id=str(r.id),
+                    parent_id=str(r.parent_id or ""),
+                    name=r.name,
+                    template_count=r.template_count,
                 )
                 for r in rows
             ]
@@ -421,14 +433,18 @@ class TemplatesApi:
             )
         return composition_pb2.Folder(id=str(folder_id), parent_id=str(parent or ""), name=name)
 
-    async def CreateFolder(self, request: Any, context: Any) -> composition_pb2.Folder:
+    async def CreateFolder(
+        self, request: composition_pb2.FolderWrite, context: Context
+    ) -> composition_pb2.Folder:
         return await self._put_folder(request, new=True)
 
-    async def UpdateFolder(self, request: Any, context: Any) -> composition_pb2.Folder:
+    async def UpdateFolder(
+        self, request: composition_pb2.FolderWrite, context: Context
+    ) -> composition_pb2.Folder:
         return await self._put_folder(request, new=False)
 
     async def DeleteFolder(
-        self, request: Any, context: Any
+        self, request: composition_pb2.DeleteFolderRequest, context: Context
     ) -> composition_pb2.DeleteFolderResponse:
         ident = identity.require_operator()
         identity.require_permission(ident, permissions.MANAGE_TEMPLATES, "manage template folders")
@@ -440,19 +456,19 @@ class TemplatesApi:
     # -- signatures --------------------------------------------------------------------
 
     async def ListSignatures(
-        self, request: Any, context: Any
+        self, request: composition_pb2.ListSignaturesRequest, context: Context
     ) -> composition_pb2.ListSignaturesResponse:
         ident = identity.require_operator()
         rows = await self._d.repo.signatures(ident.tenant_id)
         return composition_pb2.ListSignaturesResponse(
             signatures=[
-                signature_pb(r)
-                for r in rows
-                if r["inbox_id"] is None or ident.sees_inbox(r["inbox_id"])
+                signature_pb(r) for r in rows if r.inbox_id is None or ident.sees_inbox(r.inbox_id)
             ]
         )
 
-    async def PutSignature(self, request: Any, context: Any) -> composition_pb2.Signature:
+    async def PutSignature(
+        self, request: composition_pb2.SignatureWrite, context: Context
+    ) -> composition_pb2.Signature:
         ident = identity.require_operator()
         identity.require_permission(ident, permissions.MANAGE_TEMPLATES, "write signatures")
         d = self._d
@@ -471,7 +487,7 @@ class TemplatesApi:
         return signature_pb(row)
 
     async def DeleteSignature(
-        self, request: Any, context: Any
+        self, request: composition_pb2.DeleteSignatureRequest, context: Context
     ) -> composition_pb2.DeleteSignatureResponse:
         ident = identity.require_operator()
         identity.require_permission(ident, permissions.MANAGE_TEMPLATES, "delete signatures")
@@ -486,10 +502,10 @@ class TemplatesApi:
         row = await self._d.repo.settings(tenant_id)
         if row is None:
             return checks.Settings()
-        return checks.Settings(tuple(row["attachment_words"]), tuple(row["error_keywords"]))
+        return checks.Settings(tuple(row.attachment_words), tuple(row.error_keywords))
 
     async def GetComposeSettings(
-        self, request: Any, context: Any
+        self, request: composition_pb2.GetComposeSettingsRequest, context: Context
     ) -> composition_pb2.ComposeSettings:
         ident = identity.require_operator()
         s = await self.settings_of(ident.tenant_id)
@@ -498,7 +514,7 @@ class TemplatesApi:
         )
 
     async def SetComposeSettings(
-        self, request: Any, context: Any
+        self, request: composition_pb2.ComposeSettings, context: Context
     ) -> composition_pb2.ComposeSettings:
         ident = identity.require_operator()
         identity.require_permission(ident, permissions.MANAGE_TEMPLATES, "change the check words")
@@ -512,13 +528,13 @@ class TemplatesApi:
         )
 
 
-def signature_pb(r: Any) -> composition_pb2.Signature:
+def signature_pb(r: Signature) -> composition_pb2.Signature:
     s = composition_pb2.Signature(
-        id=str(r["id"]),
-        inbox_id=str(r["inbox_id"] or ""),
-        name=r["name"],
-        body_text=r["body_text"],
-        body_html=r["body_html"],
+        id=str(r.id),
+        inbox_id=str(r.inbox_id or ""),
+        name=r.name,
+        body_text=r.body_text,
+        body_html=r.body_html,
     )
-    ts(r["updated_at"], s.updated_at)
+    ts(r.updated_at, s.updated_at)
     return s

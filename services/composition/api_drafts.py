@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html as html_lib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,12 +18,14 @@ from switchboard.v1 import common_pb2, composition_pb2, composition_pb2_grpc, ev
 from services.runtime import events, identity, log, masking, permissions
 from services.runtime import mail as mime
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
 from . import checks, diff, reserved
-from .api import TemplatesApi, context_of, text_field, ts
+from .api import Deps, TemplatesApi, context_of, text_field, ts
 from .peers import Parsed, TicketView
+from .records import Attachment, Draft, Revision
 
 DRAFT_KINDS = {
     composition_pb2.DRAFT_KIND_REPLY: "reply",
@@ -64,43 +67,43 @@ def _ref(op_id: Any, name: str) -> common_pb2.OperatorRef:
     return common_pb2.OperatorRef(id=str(op_id), display_name=name)
 
 
-def attachment_pb(r: Any) -> composition_pb2.DraftAttachment:
+def attachment_pb(r: Attachment) -> composition_pb2.DraftAttachment:
     return composition_pb2.DraftAttachment(
-        id=str(r["id"]),
-        filename=r["filename"],
-        content_type=r["content_type"],
-        size=r["size"],
-        sha256=bytes(r["sha256"]).hex(),
-        inline=r["inline"],
-        content_id=r["content_id"],
-        source=r["source"],
+        id=str(r.id),
+        filename=r.filename,
+        content_type=r.content_type,
+        size=r.size,
+        sha256=bytes(r.sha256).hex(),
+        inline=r.inline,
+        content_id=r.content_id,
+        source=r.source,
     )
 
 
-def compose_text(rev: Any) -> str:
+def compose_text(rev: Revision) -> str:
     """The text/plain part: what was written, the signature, the quote if kept."""
-    parts = [rev["body_text"].rstrip()]
-    if rev["signature_text"].strip():
-        parts.append(rev["signature_text"].rstrip())
-    if rev["include_quote"] and rev["quote_text"]:
-        parts.append(rev["quote_text"])
+    parts = [rev.body_text.rstrip()]
+    if rev.signature_text.strip():
+        parts.append(rev.signature_text.rstrip())
+    if rev.include_quote and rev.quote_text:
+        parts.append(rev.quote_text)
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
-def compose_html(rev: Any) -> str:
-    if not rev["body_html"].strip():
+def compose_html(rev: Revision) -> str:
+    if not rev.body_html.strip():
         return ""
-    out = [sanitize(rev["body_html"])]
-    if rev["signature_text"].strip():
+    out = [sanitize(rev.body_html)]
+    if rev.signature_text.strip():
         out.append(
             '<div class="sb-signature">'
-            + html_lib.escape(rev["signature_text"]).replace("\n", "<br>")
+            + html_lib.escape(rev.signature_text).replace("\n", "<br>")
             + "</div>"
         )
-    if rev["include_quote"] and rev["quote_text"]:
+    if rev.include_quote and rev.quote_text:
         out.append(
             '<blockquote class="sb-quote">'
-            + html_lib.escape(rev["quote_text"]).replace("\n", "<br>")
+            + html_lib.escape(rev.quote_text).replace("\n", "<br>")
             + "</blockquote>"
         )
     return "<html><body>" + "\n".join(out) + "</body></html>"
@@ -111,107 +114,107 @@ class DraftsApi(TemplatesApi):
 
     async def _draft(
         self, ident: Identity, raw_id: str, conn: Any = None, *, lock: bool = False
-    ) -> Any:
+    ) -> Draft:
         d = self._d
         row = await d.repo.draft(
             conn or d.db.pool, ident.tenant_id, parse_uuid(raw_id, "draft_id"), for_update=lock
         )
-        if not ident.sees_inbox(row["inbox_id"]):
+        if not ident.sees_inbox(row.inbox_id):
             raise NotFound("no such draft", field="draft_id")
-        log.also(draft_id=str(row["id"]), ticket_id=str(row["ticket_id"] or ""))
+        log.also(draft_id=str(row.id), ticket_id=str(row.ticket_id or ""))
         return row
 
-    async def _authorise_write(self, ident: Identity, draft: Any, fence: int) -> None:
+    async def _authorise_write(self, ident: Identity, draft: Draft, fence: int) -> None:
         """A ticket's draft: the caller holds its reply lock with `fence` (tickets says so);
         a new mail without a ticket: only its author writes it."""
-        if draft["state"] != "open":
-            raise FailedPrecondition(f"the draft is {draft['state']}", field="draft_id")
-        if draft["ticket_id"] is not None:
-            await self._d.peers.check_fence(ident, str(draft["ticket_id"]), fence)
-        elif str(draft["author_id"]) != ident.operator_id:
+        if draft.state != "open":
+            raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
+        if draft.ticket_id is not None:
+            await self._d.peers.check_fence(ident, str(draft.ticket_id), fence)
+        elif str(draft.author_id) != ident.operator_id:
             raise PermissionDenied("only its author may change this draft")
 
     async def _draft_changed(
-        self, conn: Any, ident: Identity, draft: Any, state: str, revision: int
+        self, conn: Any, ident: Identity, draft: Draft, state: str, revision: int
     ) -> None:
-        if draft["ticket_id"] is None:
+        if draft.ticket_id is None:
             return  # only a ticket is marked as editing
         await self._emit(
             conn,
             ident,
             events.DRAFT_CHANGED,
             events_pb2.DraftChanged(
-                draft_id=str(draft["id"]),
-                ticket_id=str(draft["ticket_id"]),
-                inbox_id=str(draft["inbox_id"]),
+                draft_id=str(draft.id),
+                ticket_id=str(draft.ticket_id),
+                inbox_id=str(draft.inbox_id),
                 state=state,
                 revision=revision,
-                author=_ref(draft["author_id"], draft["author_name"]),
+                author=_ref(draft.author_id, draft.author_name),
             ),
         )
 
     async def _revision_pb(
-        self, ident: Identity, draft: Any, rev: Any
+        self, ident: Identity, draft: Draft, rev: Revision
     ) -> composition_pb2.DraftRevision:
         d = self._d
         atts = await d.repo.attachments(
-            d.db.pool, ident.tenant_id, draft["id"], list(rev["attachment_ids"])
+            d.db.pool, ident.tenant_id, draft.id, list(rev.attachment_ids)
         )
         out = composition_pb2.DraftRevision(
-            revision=rev["revision"],
-            saved_by=_ref(rev["saved_by"], rev["saved_by_name"]),
-            from_address=rev["from_address"],
-            from_name=rev["from_name"],
-            to=list(rev["to_addrs"]),
-            cc=list(rev["cc_addrs"]),
-            bcc=list(rev["bcc_addrs"]),
-            subject=rev["subject"],
-            body_text=rev["body_text"],
-            body_html=rev["body_html"],
-            signature_text=rev["signature_text"],
-            quote_text=rev["quote_text"],
-            include_quote=rev["include_quote"],
+            revision=rev.revision,
+            saved_by=_ref(rev.saved_by, rev.saved_by_name),
+            from_address=rev.from_address,
+            from_name=rev.from_name,
+            to=list(rev.to_addrs),
+            cc=list(rev.cc_addrs),
+            bcc=list(rev.bcc_addrs),
+            subject=rev.subject,
+            body_text=rev.body_text,
+            body_html=rev.body_html,
+            signature_text=rev.signature_text,
+            quote_text=rev.quote_text,
+            include_quote=rev.include_quote,
             attachments=[attachment_pb(a) for a in atts],
         )
-        ts(rev["saved_at"], out.saved_at)
+        ts(rev.saved_at, out.saved_at)
         return out
 
     async def _draft_pb(
-        self, ident: Identity, draft: Any, revision: int = 0, *, history: bool = True
+        self, ident: Identity, draft: Draft, revision: int = 0, *, history: bool = True
     ) -> composition_pb2.Draft:
         d = self._d
         rev = await d.repo.revision(
-            d.db.pool, ident.tenant_id, draft["id"], revision or draft["revision"]
+            d.db.pool, ident.tenant_id, draft.id, revision or draft.revision
         )
         out = composition_pb2.Draft(
-            id=str(draft["id"]),
-            ticket_id=str(draft["ticket_id"] or ""),
-            inbox_id=str(draft["inbox_id"]),
-            kind=DRAFT_KIND_VALUES[draft["kind"]],
-            answering_message_id=str(draft["answering_message_id"] or ""),
-            author=_ref(draft["author_id"], draft["author_name"]),
-            state=draft["state"],
+            id=str(draft.id),
+            ticket_id=str(draft.ticket_id or ""),
+            inbox_id=str(draft.inbox_id),
+            kind=DRAFT_KIND_VALUES[draft.kind],
+            answering_message_id=str(draft.answering_message_id or ""),
+            author=_ref(draft.author_id, draft.author_name),
+            state=draft.state,
             current=await self._revision_pb(ident, draft, rev),
-            in_reply_to=draft["in_reply_to"],
-            references=list(draft["references"]),
+            in_reply_to=draft.in_reply_to,
+            references=list(draft.references),
         )
-        ts(draft["created_at"], out.created_at)
-        ts(draft["updated_at"], out.updated_at)
+        ts(draft.created_at, out.created_at)
+        ts(draft.updated_at, out.updated_at)
         if history:
-            for r in await d.repo.revisions(ident.tenant_id, draft["id"]):
+            for r in await d.repo.revisions(ident.tenant_id, draft.id):
                 info = out.revisions.add(
-                    revision=r["revision"], saved_by=_ref(r["saved_by"], r["saved_by_name"])
+                    revision=r.revision, saved_by=_ref(r.saved_by, r.saved_by_name)
                 )
-                ts(r["saved_at"], info.saved_at)
+                ts(r.saved_at, info.saved_at)
         return out
 
     @staticmethod
-    def _unmasked(ident: Identity, sent: list[str], last: Any) -> list[str]:
+    def _unmasked(ident: Identity, sent: list[str], last: Revision) -> list[str]:
         """An operator who may not see customers' addresses was shown them masked
         (SEC-6); the ones they send back unchanged are the addresses of the last revision."""
         if ident.may(permissions.SEE_CUSTOMER_ADDRESSES):
             return sent
-        known = [*last["to_addrs"], *last["cc_addrs"], *last["bcc_addrs"]]
+        known = [*last.to_addrs, *last.cc_addrs, *last.bcc_addrs]
         try:
             return masking.unmask_recipients(sent, known)
         except ValueError as err:
@@ -220,13 +223,13 @@ class DraftsApi(TemplatesApi):
                 field="to",
             ) from None
 
-    async def _fresh_fence(self, conn: Any, draft: Any, fence: int) -> None:
+    async def _fresh_fence(self, conn: Any, draft: Draft, fence: int) -> None:
         """The store's own fencing check: never a write with a fence older than the one the
         last revision was saved with (a holder who lost the lock and was replaced)."""
-        if draft["ticket_id"] is None:
+        if draft.ticket_id is None:
             return
         last = await conn.fetchval(
-            "SELECT max(fence) FROM draft_revisions WHERE draft_id = $1", draft["id"]
+            "SELECT max(fence) FROM draft_revisions WHERE draft_id = $1", draft.id
         )
         if last is not None and fence < last:
             raise FailedPrecondition(
@@ -235,7 +238,9 @@ class DraftsApi(TemplatesApi):
 
     # -- creating ----------------------------------------------------------------------
 
-    async def CreateDraft(self, request: Any, context: Any) -> composition_pb2.Draft:
+    async def CreateDraft(
+        self, request: composition_pb2.CreateDraftRequest, context: Context
+    ) -> composition_pb2.Draft:
         ident = identity.require_operator()
         d = self._d
         kind = DRAFT_KINDS.get(request.kind)
@@ -295,7 +300,7 @@ class DraftsApi(TemplatesApi):
             body_text, body_html = rendered.body_text, rendered.body_html
             subject = rendered.subject or subject
         signature = await d.repo.signature_for(ident.tenant_id, uuid.UUID(inbox_id))
-        signature_text = reserved.render(signature["body_text"], ctx).text if signature else ""
+        signature_text = reserved.render(signature.body_text, ctx).text if signature else ""
         draft_id = d.ids.new()
         draft = {
             "tenant_id": uuid.UUID(ident.tenant_id),
@@ -409,14 +414,18 @@ class DraftsApi(TemplatesApi):
 
     # -- reading -----------------------------------------------------------------------
 
-    async def GetDraft(self, request: Any, context: Any) -> composition_pb2.Draft:
+    async def GetDraft(
+        self, request: composition_pb2.GetDraftRequest, context: Context
+    ) -> composition_pb2.Draft:
         ident = identity.require_operator()
         draft = await self._draft(ident, request.draft_id)
         if request.revision < 0:
             raise InvalidArgument("revision must not be negative", field="revision")
         return await self._draft_pb(ident, draft, request.revision)
 
-    async def ListDrafts(self, request: Any, context: Any) -> composition_pb2.ListDraftsResponse:
+    async def ListDrafts(
+        self, request: composition_pb2.ListDraftsRequest, context: Context
+    ) -> composition_pb2.ListDraftsResponse:
         ident = identity.require_operator()
         d = self._d
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
@@ -428,12 +437,14 @@ class DraftsApi(TemplatesApi):
 
     # -- saving ------------------------------------------------------------------------
 
-    async def SaveDraft(self, request: Any, context: Any) -> composition_pb2.Draft:
+    async def SaveDraft(
+        self, request: composition_pb2.SaveDraftRequest, context: Context
+    ) -> composition_pb2.Draft:
         ident = identity.require_operator()
         d = self._d
         draft = await self._draft(ident, request.draft_id)
         await self._authorise_write(ident, draft, request.fence)
-        _, addresses = await d.peers.inbox_addresses(ident, str(draft["inbox_id"]))
+        _, addresses = await d.peers.inbox_addresses(ident, str(draft.inbox_id))
         sender = mime.parse_address(request.from_address, "from_address")
         if sender.address.lower() not in {a.lower() for a in addresses}:
             raise InvalidArgument(
@@ -442,7 +453,7 @@ class DraftsApi(TemplatesApi):
         from_name = mime.check_header_value(
             text_field(request.from_name.strip(), "from_name", 200), "from_name"
         )
-        last = await d.repo.revision(d.db.pool, ident.tenant_id, draft["id"], draft["revision"])
+        last = await d.repo.revision(d.db.pool, ident.tenant_id, draft.id, draft.revision)
         to, cc, bcc = (
             mime.parse_addresses(self._unmasked(ident, list(getattr(request, f)), last), f)
             for f in ("to", "cc", "bcc")
@@ -461,26 +472,26 @@ class DraftsApi(TemplatesApi):
         now = d.clock.now()
         async with d.db.transaction() as conn:
             draft = await self._draft(ident, request.draft_id, conn, lock=True)
-            if draft["state"] != "open":
-                raise FailedPrecondition(f"the draft is {draft['state']}", field="draft_id")
-            if request.base_revision and request.base_revision != draft["revision"]:
+            if draft.state != "open":
+                raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
+            if request.base_revision and request.base_revision != draft.revision:
                 raise FailedPrecondition(
-                    f"the draft was saved meanwhile (revision {draft['revision']}); reload it",
+                    f"the draft was saved meanwhile (revision {draft.revision}); reload it",
                     field="base_revision",
                 )
             await self._fresh_fence(conn, draft, request.fence)
-            atts = await d.repo.attachments(conn, ident.tenant_id, draft["id"], attachment_ids)
-            if sum(a["size"] for a in atts) > ATTACHMENTS_MAX:
+            atts = await d.repo.attachments(conn, ident.tenant_id, draft.id, attachment_ids)
+            if sum(a.size for a in atts) > ATTACHMENTS_MAX:
                 raise InvalidArgument(
                     "the attachments are larger than 25 MiB together", field="attachment_ids"
                 )
-            last = await d.repo.revision(conn, ident.tenant_id, draft["id"], draft["revision"])
-            revision = draft["revision"] + 1
+            last = await d.repo.revision(conn, ident.tenant_id, draft.id, draft.revision)
+            revision = draft.revision + 1
             await d.repo.insert_revision(
                 conn,
                 {
-                    "tenant_id": draft["tenant_id"],
-                    "draft_id": draft["id"],
+                    "tenant_id": draft.tenant_id,
+                    "draft_id": draft.id,
                     "revision": revision,
                     "saved_at": now,
                     "saved_by": uuid.UUID(ident.operator_id),
@@ -495,18 +506,18 @@ class DraftsApi(TemplatesApi):
                     "body_text": body_text,
                     "body_html": body_html,
                     "signature_text": signature_text,
-                    "quote_text": last["quote_text"],
-                    "include_quote": request.include_quote and bool(last["quote_text"]),
+                    "quote_text": last.quote_text,
+                    "include_quote": request.include_quote and bool(last.quote_text),
                     "attachment_ids": attachment_ids,
                 },
             )
-            draft = await d.repo.draft(conn, ident.tenant_id, draft["id"])
+            draft = await d.repo.draft(conn, ident.tenant_id, draft.id)
             await self._draft_changed(conn, ident, draft, "open", revision)
         d.outbox.wake()
         return await self._draft_pb(ident, draft)
 
     async def DiscardDraft(
-        self, request: Any, context: Any
+        self, request: composition_pb2.DiscardDraftRequest, context: Context
     ) -> composition_pb2.DiscardDraftResponse:
         ident = identity.require_operator()
         d = self._d
@@ -514,16 +525,16 @@ class DraftsApi(TemplatesApi):
         await self._authorise_write(ident, draft, request.fence)
         async with d.db.transaction() as conn:
             draft = await self._draft(ident, request.draft_id, conn, lock=True)
-            if draft["state"] != "open":
-                raise FailedPrecondition(f"the draft is {draft['state']}", field="draft_id")
+            if draft.state != "open":
+                raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
             await self._fresh_fence(conn, draft, request.fence)
-            await d.repo.set_state(conn, ident.tenant_id, draft["id"], "discarded", d.clock.now())
-            await self._draft_changed(conn, ident, draft, "closed", draft["revision"])
+            await d.repo.set_state(conn, ident.tenant_id, draft.id, "discarded", d.clock.now())
+            await self._draft_changed(conn, ident, draft, "closed", draft.revision)
         d.outbox.wake()
         return composition_pb2.DiscardDraftResponse()
 
     async def UploadAttachment(
-        self, request_iterator: Any, context: Any
+        self, request_iterator: AsyncIterator[composition_pb2.AttachmentChunk], context: Context
     ) -> composition_pb2.DraftAttachment:
         ident = identity.require_operator()
         d = self._d
@@ -559,7 +570,7 @@ class DraftsApi(TemplatesApi):
                 conn,
                 tenant_id=ident.tenant_id,
                 attachment_id=att_id,
-                draft_id=draft["id"],
+                draft_id=draft.id,
                 filename=filename,
                 content_type=content_type,
                 data=b"".join(chunks),
@@ -571,42 +582,45 @@ class DraftsApi(TemplatesApi):
         return attachment_pb(row)
 
     async def GetDraftAttachment(
-        self, request: Any, context: Any
+        self, request: composition_pb2.GetDraftAttachmentRequest, context: Context
     ) -> composition_pb2.GetDraftAttachmentResponse:
         ident = identity.require_operator()
         draft = await self._draft(ident, request.draft_id)
         row, data = await self._d.repo.attachment_data(
-            ident.tenant_id, draft["id"], parse_uuid(request.attachment_id, "attachment_id")
+            ident.tenant_id, draft.id, parse_uuid(request.attachment_id, "attachment_id")
         )
         return composition_pb2.GetDraftAttachmentResponse(attachment=attachment_pb(row), data=data)
 
     # -- checks, preview, diff ---------------------------------------------------------
 
-    async def _current(self, ident: Identity, raw_id: str) -> tuple[Any, Any, list[Any]]:
+    async def _current(
+        self, ident: Identity, raw_id: str
+    ) -> tuple[Draft, Revision, list[Attachment]]:
         d = self._d
         draft = await self._draft(ident, raw_id)
-        rev = await d.repo.revision(d.db.pool, ident.tenant_id, draft["id"], draft["revision"])
+        rev = await d.repo.revision(d.db.pool, ident.tenant_id, draft.id, draft.revision)
         atts = await d.repo.attachments(
-            d.db.pool, ident.tenant_id, draft["id"], list(rev["attachment_ids"])
+            d.db.pool, ident.tenant_id, draft.id, list(rev.attachment_ids)
         )
         return draft, rev, atts
 
-    async def CheckDraft(self, request: Any, context: Any) -> composition_pb2.CheckDraftResponse:
+    async def CheckDraft(
+        self, request: composition_pb2.CheckDraftRequest, context: Context
+    ) -> composition_pb2.CheckDraftResponse:
         ident = identity.require_operator()
         d = self._d
         draft, rev, atts = await self._current(ident, request.draft_id)
         participants: tuple[str, ...] | None = None
-        if draft["ticket_id"] is not None:
-            participants = (await d.peers.ticket(ident, str(draft["ticket_id"]))).participants
+        if draft.ticket_id is not None:
+            participants = (await d.peers.ticket(ident, str(draft.ticket_id))).participants
         out = checks.Outgoing(
-            subject=rev["subject"],
-            body=rev["body_text"]
-            + ("\n" + _html_text(rev["body_html"]) if rev["body_html"] else ""),
-            signature=rev["signature_text"],
-            to=[mime.parse_address(a, "to").address for a in rev["to_addrs"]],
-            cc=[mime.parse_address(a, "cc").address for a in rev["cc_addrs"]],
-            bcc=[mime.parse_address(a, "bcc").address for a in rev["bcc_addrs"]],
-            attachment_count=sum(1 for a in atts if not a["inline"]),
+            subject=rev.subject,
+            body=rev.body_text + ("\n" + _html_text(rev.body_html) if rev.body_html else ""),
+            signature=rev.signature_text,
+            to=[mime.parse_address(a, "to").address for a in rev.to_addrs],
+            cc=[mime.parse_address(a, "cc").address for a in rev.cc_addrs],
+            bcc=[mime.parse_address(a, "bcc").address for a in rev.bcc_addrs],
+            attachment_count=sum(1 for a in atts if not a.inline),
         )
         findings = checks.run(out, await self.settings_of(ident.tenant_id), participants)
         return composition_pb2.CheckDraftResponse(
@@ -624,41 +638,41 @@ class DraftsApi(TemplatesApi):
         )
 
     async def outgoing(
-        self, ident: Identity, draft: Any, rev: Any, atts: list[Any]
+        self, ident: Identity, draft: Draft, rev: Revision, atts: list[Attachment]
     ) -> mime.Outgoing:
-        blobs = await self._d.repo.blobs([bytes(a["sha256"]) for a in atts])
+        blobs = await self._d.repo.blobs([bytes(a.sha256) for a in atts])
         return mime.Outgoing(
-            sender=mime.Mailbox(rev["from_name"], rev["from_address"]),
-            to=mime.parse_addresses(list(rev["to_addrs"]), "to"),
-            cc=mime.parse_addresses(list(rev["cc_addrs"]), "cc"),
-            subject=rev["subject"],
+            sender=mime.Mailbox(rev.from_name, rev.from_address),
+            to=mime.parse_addresses(list(rev.to_addrs), "to"),
+            cc=mime.parse_addresses(list(rev.cc_addrs), "cc"),
+            subject=rev.subject,
             text=compose_text(rev),
             html=compose_html(rev),
             parts=[
                 mime.Part(
-                    a["filename"],
-                    a["content_type"],
-                    blobs[bytes(a["sha256"])],
-                    a["inline"],
-                    a["content_id"],
+                    a.filename,
+                    a.content_type,
+                    blobs[bytes(a.sha256)],
+                    a.inline,
+                    a.content_id,
                 )
                 for a in atts
             ],
-            in_reply_to=draft["in_reply_to"],
-            references=list(draft["references"]),
+            in_reply_to=draft.in_reply_to,
+            references=list(draft.references),
         )
 
     async def PreviewDraft(
-        self, request: Any, context: Any
+        self, request: composition_pb2.PreviewDraftRequest, context: Context
     ) -> composition_pb2.PreviewDraftResponse:
         """The mail as it will go out, built by the same code outbound will use; only the
         Message-ID and Date here are examples (outbound mints the real ones)."""
         ident = identity.require_operator()
         draft, rev, atts = await self._current(ident, request.draft_id)
-        domain = rev["from_address"].rpartition("@")[2] or "switchboard.local"
+        domain = rev.from_address.rpartition("@")[2] or "switchboard.local"
         msg = mime.build(
             await self.outgoing(ident, draft, rev, atts),
-            message_id=f"preview.{draft['id']}@{domain}",
+            message_id=f"preview.{draft.id}@{domain}",
             date=self._d.clock.now(),
         )
         raw = msg.as_bytes()
@@ -669,29 +683,31 @@ class DraftsApi(TemplatesApi):
             text=text_part.get_content() if text_part is not None else "",
             html=sanitize(html_part.get_content()) if html_part is not None else "",
             attachments=[attachment_pb(a) for a in atts],
-            bcc=list(rev["bcc_addrs"]),
+            bcc=list(rev.bcc_addrs),
             size_bytes=len(raw),
         )
 
-    async def DiffDraft(self, request: Any, context: Any) -> composition_pb2.DiffDraftResponse:
+    async def DiffDraft(
+        self, request: composition_pb2.DiffDraftRequest, context: Context
+    ) -> composition_pb2.DiffDraftResponse:
         ident = identity.require_operator()
         d = self._d
         draft = await self._draft(ident, request.draft_id)
         if request.from_revision < 1 or request.to_revision < 0:
             raise InvalidArgument("from_revision is 1 or more", field="from_revision")
-        a = await d.repo.revision(d.db.pool, ident.tenant_id, draft["id"], request.from_revision)
+        a = await d.repo.revision(d.db.pool, ident.tenant_id, draft.id, request.from_revision)
         b = await d.repo.revision(
-            d.db.pool, ident.tenant_id, draft["id"], request.to_revision or draft["revision"]
+            d.db.pool, ident.tenant_id, draft.id, request.to_revision or draft.revision
         )
         out = composition_pb2.DiffDraftResponse()
         pairs = {
-            "subject": (a["subject"], b["subject"]),
-            "body_text": (a["body_text"], b["body_text"]),
-            "body_html": (_html_text(a["body_html"]), _html_text(b["body_html"])),
-            "signature_text": (a["signature_text"], b["signature_text"]),
-            "to": (", ".join(a["to_addrs"]), ", ".join(b["to_addrs"])),
-            "cc": (", ".join(a["cc_addrs"]), ", ".join(b["cc_addrs"])),
-            "bcc": (", ".join(a["bcc_addrs"]), ", ".join(b["bcc_addrs"])),
+            "subject": (a.subject, b.subject),
+            "body_text": (a.body_text, b.body_text),
+            "body_html": (_html_text(a.body_html), _html_text(b.body_html)),
+            "signature_text": (a.signature_text, b.signature_text),
+            "to": (", ".join(a.to_addrs), ", ".join(b.to_addrs)),
+            "cc": (", ".join(a.cc_addrs), ", ".join(b.cc_addrs)),
+            "bcc": (", ".join(a.bcc_addrs), ", ".join(b.bcc_addrs)),
         }
         for name, (old, new) in pairs.items():
             if old == new:
@@ -700,15 +716,15 @@ class DraftsApi(TemplatesApi):
                 field=name,
                 ops=[composition_pb2.DiffOp(op=o.op, text=o.text) for o in diff.diff(old, new)],
             )
-        if list(a["attachment_ids"]) != list(b["attachment_ids"]):
+        if list(a.attachment_ids) != list(b.attachment_ids):
             names = {}
             for rev in (a, b):
                 for att in await d.repo.attachments(
-                    d.db.pool, ident.tenant_id, draft["id"], list(rev["attachment_ids"])
+                    d.db.pool, ident.tenant_id, draft.id, list(rev.attachment_ids)
                 ):
-                    names[att["id"]] = att["filename"]
-            old = "\n".join(names[i] for i in a["attachment_ids"])
-            new = "\n".join(names[i] for i in b["attachment_ids"])
+                    names[att.id] = att.filename
+            old = "\n".join(names[i] for i in a.attachment_ids)
+            new = "\n".join(names[i] for i in b.attachment_ids)
             out.fields.add(
                 field="attachments",
                 ops=[composition_pb2.DiffOp(op=o.op, text=o.text) for o in diff.diff(old, new)],
@@ -716,54 +732,54 @@ class DraftsApi(TemplatesApi):
         return out
 
 
-class OutboundApi:
+class OutboundApi(DraftsApi):
     """What outbound asks of composition (with the submitting operator's identity)."""
 
-    _d: Any
-
     async def RenderDraftMime(
-        self, request: Any, context: Any
+        self, request: composition_pb2.RenderDraftMimeRequest, context: Context
     ) -> composition_pb2.RenderDraftMimeResponse:
         ident = identity.require_operator()
-        api: Any = self
+        api = self
         draft, rev, atts = await api._current(ident, request.draft_id)
-        if draft["state"] != "open":
-            raise FailedPrecondition(f"the draft is {draft['state']}", field="draft_id")
+        if draft.state != "open":
+            raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
         out = await api.outgoing(ident, draft, rev, atts)
-        if not out.to and not rev["cc_addrs"] and not rev["bcc_addrs"]:
+        if not out.to and not rev.cc_addrs and not rev.bcc_addrs:
             raise FailedPrecondition("the draft has no recipient", field="to")
         date = (
             request.date.ToDatetime(tzinfo=UTC) if request.HasField("date") else self._d.clock.now()
         )
         msg = mime.build(out, message_id=request.message_id, date=date)
-        bcc = mime.parse_addresses(list(rev["bcc_addrs"]), "bcc")
+        bcc = mime.parse_addresses(list(rev.bcc_addrs), "bcc")
         recipients = list(dict.fromkeys(m.address for m in [*out.to, *out.cc, *bcc]))
         return composition_pb2.RenderDraftMimeResponse(
             raw=msg.as_bytes(),
-            envelope_from=rev["from_address"],
+            envelope_from=rev.from_address,
             recipients=recipients,
-            revision=rev["revision"],
-            ticket_id=str(draft["ticket_id"] or ""),
-            inbox_id=str(draft["inbox_id"]),
-            subject=rev["subject"],
-            in_reply_to=draft["in_reply_to"],
+            revision=rev.revision,
+            ticket_id=str(draft.ticket_id or ""),
+            inbox_id=str(draft.inbox_id),
+            subject=rev.subject,
+            in_reply_to=draft.in_reply_to,
         )
 
-    async def SetDraftState(self, request: Any, context: Any) -> composition_pb2.Draft:
+    async def SetDraftState(
+        self, request: composition_pb2.SetDraftStateRequest, context: Context
+    ) -> composition_pb2.Draft:
         ident = identity.require_operator()
-        api: Any = self
+        api = self
         d = self._d
         moves = {("open", "submitted"), ("submitted", "open"), ("submitted", "sent")}
         async with d.db.transaction() as conn:
             draft = await api._draft(ident, request.draft_id, conn, lock=True)
-            if (draft["state"], request.state) not in moves:
-                if draft["state"] == request.state:
+            if (draft.state, request.state) not in moves:
+                if draft.state == request.state:
                     return await api._draft_pb(ident, draft)  # already so: idempotent
                 raise FailedPrecondition(
-                    f"a draft that is {draft['state']} cannot become {request.state}",
+                    f"a draft that is {draft.state} cannot become {request.state}",
                     field="state",
                 )
-            if request.revision and request.revision != draft["revision"]:
+            if request.revision and request.revision != draft.revision:
                 raise FailedPrecondition(
                     "the draft was saved again meanwhile; check it and send again",
                     field="revision",
@@ -773,20 +789,20 @@ class OutboundApi:
                 "UPDATE drafts SET state = $3, send_id = coalesce($4, send_id), updated_at = $5 "
                 "WHERE tenant_id = $1 AND id = $2",
                 uuid.UUID(ident.tenant_id),
-                draft["id"],
+                draft.id,
                 request.state,
                 send_id,
                 d.clock.now(),
             )
-            if request.state == "open" or draft["state"] == "open":
+            if request.state == "open" or draft.state == "open":
                 await api._draft_changed(
                     conn,
                     ident,
                     draft,
                     "open" if request.state == "open" else "closed",
-                    draft["revision"],
+                    draft.revision,
                 )
-            draft = await d.repo.draft(conn, ident.tenant_id, draft["id"])
+            draft = await d.repo.draft(conn, ident.tenant_id, draft.id)
         d.outbox.wake()
         return await api._draft_pb(ident, draft)
 
@@ -808,7 +824,7 @@ def _html_text(html: str) -> str:
 
 
 class CompositionApi(OutboundApi, DraftsApi, composition_pb2_grpc.CompositionServiceServicer):
-    def __init__(self, deps: Any) -> None:
+    def __init__(self, deps: Deps) -> None:
         self._d = deps
 
 

@@ -12,6 +12,23 @@ import asyncpg
 
 from services.runtime.errors import AlreadyExists, FailedPrecondition, NotFound
 
+from .records import (
+    Attachment,
+    ComposeSettings,
+    Draft,
+    Folder,
+    Revision,
+    Saved,
+    Signature,
+    Template,
+    attachment_of,
+    draft_of,
+    folder_of,
+    revision_of,
+    signature_of,
+    template_of,
+)
+
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
@@ -29,23 +46,24 @@ class ComposeRepo:
 
     # -- folders -----------------------------------------------------------------------
 
-    async def folders(self, tenant_id: str) -> list[Any]:
-        return list(
-            await self._pool.fetch(
+    async def folders(self, tenant_id: str) -> list[Folder]:
+        return [
+            folder_of(r)
+            for r in await self._pool.fetch(
                 "SELECT f.*, (SELECT count(*) FROM templates t WHERE t.tenant_id = f.tenant_id "
                 "AND t.folder_id = f.id AND t.deleted_at IS NULL) AS template_count "
                 "FROM folders f WHERE f.tenant_id = $1 ORDER BY lower(f.name), f.id",
                 _u(tenant_id),
             )
-        )
+        ]
 
-    async def folder(self, conn: Conn, tenant_id: str, folder_id: uuid.UUID) -> Any:
+    async def folder(self, conn: Conn, tenant_id: str, folder_id: uuid.UUID) -> Folder:
         row = await conn.fetchrow(
             "SELECT * FROM folders WHERE tenant_id = $1 AND id = $2", _u(tenant_id), folder_id
         )
         if row is None:
             raise NotFound("no such folder", field="folder_id")
-        return row
+        return folder_of(row)
 
     async def ancestors(self, conn: Conn, tenant_id: str, folder_id: uuid.UUID) -> list[uuid.UUID]:
         """The folder and every folder above it (to refuse moving a folder into itself)."""
@@ -129,11 +147,12 @@ class ComposeRepo:
         inboxes: Sequence[str] | None,
         inbox: uuid.UUID | None,
         limit: int = 2000,
-    ) -> list[Any]:
+    ) -> list[Template]:
         """Live templates the caller may use: tenant-wide ones, and those of `inboxes`
         (None: every inbox)."""
-        return list(
-            await self._pool.fetch(
+        return [
+            template_of(r)
+            for r in await self._pool.fetch(
                 "SELECT * FROM templates WHERE tenant_id = $1 AND deleted_at IS NULL "
                 "AND ($2::text IS NULL OR kind = $2) "
                 "AND ($3::uuid IS NULL OR folder_id = $3) AND (NOT $4 OR folder_id IS NULL) "
@@ -150,9 +169,9 @@ class ComposeRepo:
                 inbox,
                 limit,
             )
-        )
+        ]
 
-    async def template(self, conn: Conn, tenant_id: str, template_id: uuid.UUID) -> Any:
+    async def template(self, conn: Conn, tenant_id: str, template_id: uuid.UUID) -> Template:
         row = await conn.fetchrow(
             "SELECT * FROM templates WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
             _u(tenant_id),
@@ -160,15 +179,16 @@ class ComposeRepo:
         )
         if row is None:
             raise NotFound("no such template", field="template_id")
-        return row
+        return template_of(row)
 
-    async def insert_template(self, conn: Conn, values: dict[str, Any]) -> Any:
+    async def insert_template(self, conn: Conn, values: dict[str, Any]) -> Template:
         cols = list(values)
-        return await conn.fetchrow(
+        row = await conn.fetchrow(
             f"INSERT INTO templates ({', '.join(cols)}) "
             f"VALUES ({', '.join(f'${i + 1}' for i in range(len(cols)))}) RETURNING *",
             *[values[c] for c in cols],
         )
+        return template_of(row)
 
     async def update_template(
         self,
@@ -177,7 +197,7 @@ class ComposeRepo:
         template_id: uuid.UUID,
         values: dict[str, Any],
         expected_version: int,
-    ) -> Any:
+    ) -> Template:
         cols = list(values)
         sets = ", ".join(f"{c} = ${i + 4}" for i, c in enumerate(cols))
         row = await conn.fetchrow(
@@ -194,11 +214,11 @@ class ComposeRepo:
                 "the template was saved by someone else meanwhile; reload it",
                 field="expected_version",
             )
-        return row
+        return template_of(row)
 
     async def delete_template(
         self, conn: Conn, tenant_id: str, template_id: uuid.UUID, now: datetime
-    ) -> Any:
+    ) -> Template:
         row = await conn.fetchrow(
             "UPDATE templates SET deleted_at = $3 WHERE tenant_id = $1 AND id = $2 "
             "AND deleted_at IS NULL RETURNING *",
@@ -208,7 +228,7 @@ class ComposeRepo:
         )
         if row is None:
             raise NotFound("no such template", field="template_id")
-        return row
+        return template_of(row)
 
     async def count_use(self, tenant_id: str, template_id: uuid.UUID) -> None:
         await self._pool.execute(
@@ -219,22 +239,24 @@ class ComposeRepo:
 
     # -- signatures and settings -------------------------------------------------------
 
-    async def signatures(self, tenant_id: str) -> list[Any]:
-        return list(
-            await self._pool.fetch(
+    async def signatures(self, tenant_id: str) -> list[Signature]:
+        return [
+            signature_of(r)
+            for r in await self._pool.fetch(
                 "SELECT * FROM signatures WHERE tenant_id = $1 ORDER BY inbox_id NULLS FIRST",
                 _u(tenant_id),
             )
-        )
+        ]
 
-    async def signature_for(self, tenant_id: str, inbox_id: uuid.UUID) -> Any:
+    async def signature_for(self, tenant_id: str, inbox_id: uuid.UUID) -> Signature | None:
         """The inbox's signature, or else the tenant's default, or None."""
-        return await self._pool.fetchrow(
+        row = await self._pool.fetchrow(
             "SELECT * FROM signatures WHERE tenant_id = $1 AND (inbox_id = $2 OR inbox_id IS NULL) "
             "ORDER BY inbox_id NULLS LAST LIMIT 1",
             _u(tenant_id),
             inbox_id,
         )
+        return None if row is None else signature_of(row)
 
     async def put_signature(
         self,
@@ -246,8 +268,8 @@ class ComposeRepo:
         body_text: str,
         body_html: str,
         now: datetime,
-    ) -> Any:
-        return await self._pool.fetchrow(
+    ) -> Signature:
+        row = await self._pool.fetchrow(
             "INSERT INTO signatures (tenant_id, id, inbox_id, name, body_text, body_html, "
             "updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (tenant_id, "
             "coalesce(inbox_id, '00000000-0000-0000-0000-000000000000')) DO UPDATE SET "
@@ -261,8 +283,9 @@ class ComposeRepo:
             body_html,
             now,
         )
+        return signature_of(row)
 
-    async def delete_signature(self, tenant_id: str, signature_id: uuid.UUID) -> Any:
+    async def delete_signature(self, tenant_id: str, signature_id: uuid.UUID) -> Signature:
         row = await self._pool.fetchrow(
             "DELETE FROM signatures WHERE tenant_id = $1 AND id = $2 RETURNING *",
             _u(tenant_id),
@@ -270,12 +293,15 @@ class ComposeRepo:
         )
         if row is None:
             raise NotFound("no such signature", field="signature_id")
-        return row
+        return signature_of(row)
 
-    async def settings(self, tenant_id: str) -> Any:
-        return await self._pool.fetchrow(
+    async def settings(self, tenant_id: str) -> ComposeSettings | None:
+        row = await self._pool.fetchrow(
             "SELECT * FROM compose_settings WHERE tenant_id = $1", _u(tenant_id)
         )
+        if row is None:
+            return None
+        return ComposeSettings(row["attachment_words"], row["error_keywords"], row["updated_at"])
 
     async def put_settings(
         self, tenant_id: str, attachment_words: list[str], error_keywords: list[str], now: datetime
@@ -295,7 +321,7 @@ class ComposeRepo:
 
     async def draft(
         self, conn: Conn, tenant_id: str, draft_id: uuid.UUID, *, for_update: bool = False
-    ) -> Any:
+    ) -> Draft:
         row = await conn.fetchrow(
             "SELECT * FROM drafts WHERE tenant_id = $1 AND id = $2"
             + (" FOR UPDATE" if for_update else ""),
@@ -304,17 +330,18 @@ class ComposeRepo:
         )
         if row is None:
             raise NotFound("no such draft", field="draft_id")
-        return row
+        return draft_of(row)
 
-    async def drafts_of(self, tenant_id: str, ticket_id: uuid.UUID) -> list[Any]:
-        return list(
-            await self._pool.fetch(
+    async def drafts_of(self, tenant_id: str, ticket_id: uuid.UUID) -> list[Draft]:
+        return [
+            draft_of(r)
+            for r in await self._pool.fetch(
                 "SELECT * FROM drafts WHERE tenant_id = $1 AND ticket_id = $2 AND state = 'open' "
                 "ORDER BY updated_at DESC LIMIT 100",
                 _u(tenant_id),
                 ticket_id,
             )
-        )
+        ]
 
     async def insert_draft(self, conn: Conn, values: dict[str, Any]) -> None:
         cols = list(values)
@@ -339,7 +366,9 @@ class ComposeRepo:
             values["saved_at"],
         )
 
-    async def revision(self, conn: Conn, tenant_id: str, draft_id: uuid.UUID, revision: int) -> Any:
+    async def revision(
+        self, conn: Conn, tenant_id: str, draft_id: uuid.UUID, revision: int
+    ) -> Revision:
         row = await conn.fetchrow(
             "SELECT * FROM draft_revisions WHERE tenant_id = $1 AND draft_id = $2 "
             "AND revision = $3",
@@ -349,17 +378,19 @@ class ComposeRepo:
         )
         if row is None:
             raise NotFound("no such revision", field="revision")
-        return row
+        return revision_of(row)
 
-    async def revisions(self, tenant_id: str, draft_id: uuid.UUID) -> list[Any]:
-        return list(
-            await self._pool.fetch(
+    async def revisions(self, tenant_id: str, draft_id: uuid.UUID) -> list[Saved]:
+        """Who saved each revision of the draft, and when."""
+        return [
+            Saved(r["revision"], r["saved_at"], r["saved_by"], r["saved_by_name"])
+            for r in await self._pool.fetch(
                 "SELECT revision, saved_at, saved_by, saved_by_name FROM draft_revisions "
                 "WHERE tenant_id = $1 AND draft_id = $2 ORDER BY revision",
                 _u(tenant_id),
                 draft_id,
             )
-        )
+        ]
 
     async def set_state(
         self, conn: Conn, tenant_id: str, draft_id: uuid.UUID, state: str, now: datetime
@@ -388,7 +419,7 @@ class ComposeRepo:
         content_id: str,
         source: str,
         now: datetime,
-    ) -> Any:
+    ) -> Attachment:
         sha = hashlib.sha256(data).digest()
         await conn.execute(
             "INSERT INTO blobs (sha256, size, data) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
@@ -396,7 +427,7 @@ class ComposeRepo:
             len(data),
             data,
         )
-        return await conn.fetchrow(
+        row = await conn.fetchrow(
             "INSERT INTO draft_attachments (tenant_id, id, draft_id, sha256, filename, "
             "content_type, size, inline, content_id, source, created_at) "
             "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING *",
@@ -412,10 +443,11 @@ class ComposeRepo:
             source,
             now,
         )
+        return attachment_of(row)
 
     async def attachments(
         self, conn: Conn, tenant_id: str, draft_id: uuid.UUID, ids: Sequence[uuid.UUID]
-    ) -> list[Any]:
+    ) -> list[Attachment]:
         """These attachments of the draft, in the order given (unknown ids: NotFound)."""
         rows = await conn.fetch(
             "SELECT * FROM draft_attachments WHERE tenant_id = $1 AND draft_id = $2 "
@@ -424,7 +456,7 @@ class ComposeRepo:
             draft_id,
             list(ids),
         )
-        by_id = {r["id"]: r for r in rows}
+        by_id = {r["id"]: attachment_of(r) for r in rows}
         missing = [i for i in ids if i not in by_id]
         if missing:
             raise NotFound(f"no such attachment {missing[0]} on this draft", field="attachment_ids")
@@ -432,7 +464,7 @@ class ComposeRepo:
 
     async def attachment_data(
         self, tenant_id: str, draft_id: uuid.UUID, attachment_id: uuid.UUID
-    ) -> tuple[Any, bytes]:
+    ) -> tuple[Attachment, bytes]:
         row = await self._pool.fetchrow(
             "SELECT a.*, b.data FROM draft_attachments a JOIN blobs b ON b.sha256 = a.sha256 "
             "WHERE a.tenant_id = $1 AND a.draft_id = $2 AND a.id = $3",
@@ -442,7 +474,7 @@ class ComposeRepo:
         )
         if row is None:
             raise NotFound("no such attachment", field="attachment_id")
-        return row, bytes(row["data"])
+        return attachment_of(row), bytes(row["data"])
 
     async def blobs(self, shas: Sequence[bytes]) -> dict[bytes, bytes]:
         rows = await self._pool.fetch(

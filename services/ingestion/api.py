@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -21,27 +22,27 @@ from switchboard.v1 import (
 from services.runtime import events, identity, permissions
 from services.runtime.clock import Clock
 from services.runtime.errors import (
-    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     Unavailable,
 )
+from services.runtime.grpc_server import Context
 from services.runtime.ids import IdGenerator, parse_uuid
 from services.runtime.secrets import SecretBox
 
 from . import archive, blocking, forms
 from . import mailboxes as mbx
+from .admin_repo import AdminRepo, Table
 from .imap import ImapSupervisor
 from .imports import ImportRepo, ImportRunner, NewImport
 from .intake import IntakePipeline
-from .mailboxes import Mailbox, MailboxRepo
+from .mailboxes import Mailbox, MailboxRepo, MailboxStatus
 from .store import BODIES_PENDING, Intake, RawStore
 from .virus import Verdict
 
 MAX_SECRET = 8192
-_TENANT_TABLES = frozenset({"forms", "blocklist"})  # SQL names only from here
 
 
 def _administrator() -> identity.Identity:
@@ -51,28 +52,7 @@ def _administrator() -> identity.Identity:
     return ident
 
 
-def _import_pb(row: Any) -> ingestion_pb2.ImportJob:
-    out = ingestion_pb2.ImportJob(
-        id=str(row["id"]),
-        inbox_id=str(row["inbox_id"]),
-        inbox_name=row["inbox_name"],
-        filename=row["filename"],
-        kind=row["kind"],
-        size_bytes=row["size_bytes"],
-        state=row["state"],
-        total=row["total"] or 0,
-        done=row["done"],
-        created=row["created"],
-        duplicates=row["duplicates"],
-        error=row["error"],
-        failures=[ingestion_pb2.ImportFailure(**f) for f in row["failures"]],
-    )
-    out.created_at.FromDatetime(row["created_at"])
-    out.updated_at.FromDatetime(row["updated_at"])
-    return out
-
-
-def _mailbox_pb(mb: Mailbox, row: Any | None = None) -> ingestion_pb2.Mailbox:
+def _mailbox_pb(mb: Mailbox, row: MailboxStatus | None = None) -> ingestion_pb2.Mailbox:
     out = ingestion_pb2.Mailbox(
         id=mb.id,
         inbox_name=mb.inbox_name,
@@ -91,12 +71,12 @@ def _mailbox_pb(mb: Mailbox, row: Any | None = None) -> ingestion_pb2.Mailbox:
         ),
     )
     if row is not None:
-        out.state.state = row["state"] or ""
-        out.state.last_error = row["last_error"] or ""
-        out.state.fetched = row["fetched"] or 0
-        out.state.last_uid = row["last_uid"] or 0
-        if row["last_ok_at"] is not None:
-            out.state.last_ok_at.FromDatetime(row["last_ok_at"])
+        out.state.state = row.state or ""
+        out.state.last_error = row.last_error or ""
+        out.state.fetched = row.fetched or 0
+        out.state.last_uid = row.last_uid or 0
+        if row.last_ok_at is not None:
+            out.state.last_ok_at.FromDatetime(row.last_ok_at)
     return out
 
 
@@ -121,6 +101,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         self._runner = runner
         self._import_max = import_max_bytes
         self._store = store
+        self._admin = AdminRepo(store.pool)
         self._mailboxes = mailboxes
         self._secrets = secrets
         self._supervisor = supervisor
@@ -163,7 +144,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
     async def _mailbox_of(
         self,
         ident: identity.Identity,
-        request: Any,
+        request: ingestion_pb2.CreateMailboxRequest | ingestion_pb2.UpdateMailboxRequest,
         mailbox_id: str = "",
         stored_secret: bytes = b"",
     ) -> Mailbox:
@@ -214,14 +195,18 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             raise NotFound("no such mailbox", field="mailbox_id")
         return mb
 
-    async def CreateMailbox(self, request: Any, context: Any) -> ingestion_pb2.Mailbox:
+    async def CreateMailbox(
+        self, request: ingestion_pb2.CreateMailboxRequest, context: Context
+    ) -> ingestion_pb2.Mailbox:
         ident = _administrator()
         mb = await self._mailbox_of(ident, request)
         await self._mailboxes.create(mb, self._clock.now())
         self._supervisor.wake()
         return _mailbox_pb(mb)
 
-    async def TestMailbox(self, request: Any, context: Any) -> common_pb2.ConnectionTestResult:
+    async def TestMailbox(
+        self, request: ingestion_pb2.TestMailboxRequest, context: Context
+    ) -> common_pb2.ConnectionTestResult:
         """Connect, log in and select the folder — of a stored mailbox, or of settings
         not saved yet — and say how it went; nothing is fetched or changed."""
         ident = _administrator()
@@ -236,13 +221,15 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         return common_pb2.ConnectionTestResult(ok=ok, detail=detail, elapsed_ms=elapsed_ms)
 
     async def ListMailboxes(
-        self, request: Any, context: Any
+        self, request: ingestion_pb2.ListMailboxesRequest, context: Context
     ) -> ingestion_pb2.ListMailboxesResponse:
         ident = _administrator()
         rows = await self._mailboxes.list_for_tenant(ident.tenant_id)
         return ingestion_pb2.ListMailboxesResponse(mailboxes=[_mailbox_pb(mb, r) for mb, r in rows])
 
-    async def UpdateMailbox(self, request: Any, context: Any) -> ingestion_pb2.Mailbox:
+    async def UpdateMailbox(
+        self, request: ingestion_pb2.UpdateMailboxRequest, context: Context
+    ) -> ingestion_pb2.Mailbox:
         ident = _administrator()
         stored = await self._stored_mailbox(ident, request.mailbox_id)
         mb = await self._mailbox_of(ident, request, stored.id, stored.secret)
@@ -252,7 +239,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         return _mailbox_pb(mb)
 
     async def DeleteMailbox(
-        self, request: Any, context: Any
+        self, request: ingestion_pb2.DeleteMailboxRequest, context: Context
     ) -> ingestion_pb2.DeleteMailboxResponse:
         ident = _administrator()
         mailbox_id = parse_uuid(request.mailbox_id, "mailbox_id")
@@ -262,7 +249,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         return ingestion_pb2.DeleteMailboxResponse()
 
     async def GetRawMessage(
-        self, request: Any, context: Any
+        self, request: ingestion_pb2.GetRawMessageRequest, context: Context
     ) -> ingestion_pb2.GetRawMessageResponse:
         ident = identity.require_tenant()
         message_id = parse_uuid(request.message_id, "message_id")
@@ -290,7 +277,9 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         resp.received_at.FromDatetime(row["received_at"])
         return resp
 
-    async def GetMessage(self, request: Any, context: Any) -> ingestion_pb2.GetMessageResponse:
+    async def GetMessage(
+        self, request: ingestion_pb2.GetMessageRequest, context: Context
+    ) -> ingestion_pb2.GetMessageResponse:
         ident = identity.require_tenant()
         message_id = parse_uuid(request.message_id, "message_id")
         await self._require_message(ident, message_id)
@@ -314,7 +303,7 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         return resp
 
     async def GetAttachment(
-        self, request: Any, context: Any
+        self, request: ingestion_pb2.GetAttachmentRequest, context: Context
     ) -> ingestion_pb2.GetAttachmentResponse:
         ident = identity.require_tenant()
         message_id = parse_uuid(request.message_id, "message_id")
@@ -336,7 +325,9 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             data=bytes(row["data"]),
         )
 
-    async def CreateImport(self, request_iterator: Any, context: Any) -> ingestion_pb2.ImportJob:
+    async def CreateImport(
+        self, request_iterator: AsyncIterator[ingestion_pb2.ImportChunk], context: Context
+    ) -> ingestion_pb2.ImportJob:
         ident = _administrator()
         header: ingestion_pb2.ImportHeader | None = None
         parts: list[bytes] = []
@@ -364,40 +355,34 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             raise InvalidArgument(f"kind must be one of {', '.join(archive.KINDS)}", field="kind")
         inbox_name = await self._inbox_name(ident, inbox_id)
         job_id = self._ids.new_str()
-        row = await self._imports.create(
+        job = await self._imports.create(
             NewImport(job_id, ident.tenant_id, inbox_id, inbox_name, filename, kind, data),
             self._clock.now(),
         )
         self._runner.hand_over(uuid.UUID(job_id), data)
-        return _import_pb(row)
+        return job
 
-    async def GetImport(self, request: Any, context: Any) -> ingestion_pb2.ImportJob:
+    async def GetImport(
+        self, request: ingestion_pb2.GetImportRequest, context: Context
+    ) -> ingestion_pb2.ImportJob:
         ident = _administrator()
-        row = await self._imports.get(ident.tenant_id, parse_uuid(request.import_id, "import_id"))
-        if row is None:
+        job = await self._imports.get(ident.tenant_id, parse_uuid(request.import_id, "import_id"))
+        if job is None:
             raise NotFound("no such import", field="import_id")
-        return _import_pb(row)
+        return job
 
-    async def ListImports(self, request: Any, context: Any) -> ingestion_pb2.ListImportsResponse:
+    async def ListImports(
+        self, request: ingestion_pb2.ListImportsRequest, context: Context
+    ) -> ingestion_pb2.ListImportsResponse:
         ident = _administrator()
-        rows = await self._imports.list_for_tenant(ident.tenant_id)
-        return ingestion_pb2.ListImportsResponse(imports=[_import_pb(r) for r in rows])
+        jobs = await self._imports.list_for_tenant(ident.tenant_id)
+        return ingestion_pb2.ListImportsResponse(imports=jobs)
 
     # -- web inquiry forms -------------------------------------------------------------
 
-    def _form_pb(self, row: Any) -> ingestion_pb2.Form:
-        out = ingestion_pb2.Form(
-            id=str(row["id"]),
-            inbox_id=str(row["inbox_id"]),
-            inbox_name=row["inbox_name"],
-            name=row["name"],
-            redirect_url=row["redirect_url"],
-            enabled=row["enabled"],
-        )
-        out.created_at.FromDatetime(row["created_at"])
-        return out
-
-    async def CreateForm(self, request: Any, context: Any) -> ingestion_pb2.Form:
+    async def CreateForm(
+        self, request: ingestion_pb2.CreateFormRequest, context: Context
+    ) -> ingestion_pb2.Form:
         ident = _administrator()
         name = forms._ONE_LINE.sub(" ", request.name).strip()
         if not name or len(name) > 200:
@@ -405,69 +390,51 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         redirect = forms.check_redirect(request.redirect_url)
         inbox_id = str(parse_uuid(request.inbox_id, "inbox_id"))
         inbox_name = await self._inbox_name(ident, inbox_id)
-        row = await self._store.pool.fetchrow(
-            "INSERT INTO forms (id, tenant_id, inbox_id, inbox_name, name, redirect_url, "
-            "created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING *",
-            self._ids.new(),
-            uuid.UUID(ident.tenant_id),
-            uuid.UUID(inbox_id),
-            inbox_name,
-            name,
-            redirect,
-            self._clock.now(),
-        )
-        return self._form_pb(row)
-
-    async def _owned(self, table: str) -> list[Any]:
-        """The caller's tenant's rows of one of ingestion's per-tenant tables."""
-        assert table in _TENANT_TABLES
-        ident = _administrator()
-        return list(
-            await self._store.pool.fetch(
-                f"SELECT * FROM {table} WHERE tenant_id = $1 ORDER BY created_at",
-                uuid.UUID(ident.tenant_id),
-            )
+        return await self._admin.create_form(
+            form_id=self._ids.new(),
+            tenant_id=ident.tenant_id,
+            inbox=common_pb2.InboxRef(id=inbox_id, name=inbox_name),
+            name=name,
+            redirect_url=redirect,
+            now=self._clock.now(),
         )
 
-    async def _delete_owned(self, table: str, raw_id: str, field: str, what: str) -> None:
-        assert table in _TENANT_TABLES
+    async def _delete_owned(self, table: Table, raw_id: str, field: str, what: str) -> None:
         ident = _administrator()
-        status = await self._store.pool.execute(
-            f"DELETE FROM {table} WHERE tenant_id = $1 AND id = $2",
-            uuid.UUID(ident.tenant_id),
-            parse_uuid(raw_id, field),
-        )
-        if status != "DELETE 1":
+        if not await self._admin.delete(table, ident.tenant_id, parse_uuid(raw_id, field)):
             raise NotFound(f"no such {what}", field=field)
 
-    async def ListForms(self, request: Any, context: Any) -> ingestion_pb2.ListFormsResponse:
-        rows = await self._owned("forms")
-        return ingestion_pb2.ListFormsResponse(forms=[self._form_pb(r) for r in rows])
+    async def ListForms(
+        self, request: ingestion_pb2.ListFormsRequest, context: Context
+    ) -> ingestion_pb2.ListFormsResponse:
+        ident = _administrator()
+        return ingestion_pb2.ListFormsResponse(forms=await self._admin.forms(ident.tenant_id))
 
-    async def DeleteForm(self, request: Any, context: Any) -> ingestion_pb2.DeleteFormResponse:
+    async def DeleteForm(
+        self, request: ingestion_pb2.DeleteFormRequest, context: Context
+    ) -> ingestion_pb2.DeleteFormResponse:
         await self._delete_owned("forms", request.form_id, "form_id", "form")
         return ingestion_pb2.DeleteFormResponse()
 
-    async def SubmitForm(self, request: Any, context: Any) -> ingestion_pb2.SubmitFormResponse:
+    async def SubmitForm(
+        self, request: ingestion_pb2.SubmitFormRequest, context: Context
+    ) -> ingestion_pb2.SubmitFormResponse:
         """Public: the form id alone names the tenant and the inbox."""
-        form = await self._store.pool.fetchrow(
-            "SELECT * FROM forms WHERE id = $1 AND enabled",
-            parse_uuid(request.form_id, "form_id"),
-        )
+        form = await self._admin.enabled_form(parse_uuid(request.form_id, "form_id"))
         if form is None:
             raise NotFound("no such form", field="form_id")
         submission = forms.read([(f.name, f.value) for f in request.fields])
         submission_id = self._ids.new_str()
         if submission.is_bot:  # answered like a success, kept nowhere
             return ingestion_pb2.SubmitFormResponse(
-                submission_id=submission_id, redirect_url=form["redirect_url"]
+                submission_id=submission_id, redirect_url=form.redirect_url
             )
-        tenant_id = str(form["tenant_id"])
-        inbox = common_pb2.InboxRef(id=str(form["inbox_id"]), name=form["inbox_name"])
+        tenant_id = str(form.tenant_id)
+        inbox = form.inbox
         address = await self._inbox_address(tenant_id, inbox.id)
         raw = forms.to_mail(
             submission,
-            form_name=form["name"],
+            form_name=form.name,
             inbox_address=address,
             submission_id=submission_id,
             now=self._clock.now(),
@@ -477,8 +444,8 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
 
         def followups(message_id: str, received: events_pb2.EventEnvelope) -> list[Any]:
             payload = events_pb2.FormSubmitted(
-                form_id=str(form["id"]),
-                form_name=form["name"],
+                form_id=str(form.id),
+                form_name=form.name,
                 submission_id=submission_id,
                 message_id=message_id,
                 inbox=inbox,
@@ -515,10 +482,12 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         return ingestion_pb2.SubmitFormResponse(
             submission_id=submission_id,
             message_id=accepted.message_id,
-            redirect_url=form["redirect_url"],
+            redirect_url=form.redirect_url,
         )
 
-    async def RecordSent(self, request: Any, context: Any) -> ingestion_pb2.RecordSentResponse:
+    async def RecordSent(
+        self, request: ingestion_pb2.RecordSentRequest, context: Context
+    ) -> ingestion_pb2.RecordSentResponse:
         ident = identity.require_tenant()
         if ident.operator_id:
             raise PermissionDenied("only outbound records sent mail")
@@ -560,42 +529,32 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
 
     # -- blocked senders ---------------------------------------------------------------
 
-    @staticmethod
-    def _block_pb(row: Any) -> ingestion_pb2.Block:
-        out = ingestion_pb2.Block(
-            id=str(row["id"]),
-            kind=row["kind"],
-            value=row["value"],
-            inbox_id=str(row["inbox_id"]) if row["inbox_id"] else "",
-        )
-        out.created_at.FromDatetime(row["created_at"])
-        return out
-
-    async def AddBlock(self, request: Any, context: Any) -> ingestion_pb2.Block:
+    async def AddBlock(
+        self, request: ingestion_pb2.AddBlockRequest, context: Context
+    ) -> ingestion_pb2.Block:
         ident = _administrator()
         value = blocking.normalise(request.kind, request.value)
         inbox = None
         if request.inbox_id:
             inbox = uuid.UUID(str(parse_uuid(request.inbox_id, "inbox_id")))
             await self._inbox_name(ident, str(inbox))
-        row = await self._store.pool.fetchrow(
-            "INSERT INTO blocklist (id, tenant_id, inbox_id, kind, value, created_at) "
-            "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING RETURNING *",
-            self._ids.new(),
-            uuid.UUID(ident.tenant_id),
-            inbox,
-            request.kind,
-            value,
-            self._clock.now(),
+        return await self._admin.add_block(
+            block_id=self._ids.new(),
+            tenant_id=ident.tenant_id,
+            inbox_id=inbox,
+            kind=request.kind,
+            value=value,
+            now=self._clock.now(),
         )
-        if row is None:
-            raise AlreadyExists("that sender is blocked already", field="value")
-        return self._block_pb(row)
 
-    async def ListBlocks(self, request: Any, context: Any) -> ingestion_pb2.ListBlocksResponse:
-        rows = await self._owned("blocklist")
-        return ingestion_pb2.ListBlocksResponse(blocks=[self._block_pb(r) for r in rows])
+    async def ListBlocks(
+        self, request: ingestion_pb2.ListBlocksRequest, context: Context
+    ) -> ingestion_pb2.ListBlocksResponse:
+        ident = _administrator()
+        return ingestion_pb2.ListBlocksResponse(blocks=await self._admin.blocks(ident.tenant_id))
 
-    async def DeleteBlock(self, request: Any, context: Any) -> ingestion_pb2.DeleteBlockResponse:
+    async def DeleteBlock(
+        self, request: ingestion_pb2.DeleteBlockRequest, context: Context
+    ) -> ingestion_pb2.DeleteBlockResponse:
         await self._delete_owned("blocklist", request.block_id, "block_id", "block")
         return ingestion_pb2.DeleteBlockResponse()

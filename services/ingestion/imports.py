@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from switchboard.v1 import common_pb2
+from switchboard.v1 import common_pb2, ingestion_pb2
 
 from services.runtime import log
 from services.runtime.clock import Clock
@@ -60,11 +60,32 @@ class NewImport:
     data: bytes
 
 
+def import_pb(row: asyncpg.Record) -> ingestion_pb2.ImportJob:
+    out = ingestion_pb2.ImportJob(
+        id=str(row["id"]),
+        inbox_id=str(row["inbox_id"]),
+        inbox_name=row["inbox_name"],
+        filename=row["filename"],
+        kind=row["kind"],
+        size_bytes=row["size_bytes"],
+        state=row["state"],
+        total=row["total"] or 0,
+        done=row["done"],
+        created=row["created"],
+        duplicates=row["duplicates"],
+        error=row["error"],
+        failures=[ingestion_pb2.ImportFailure(**f) for f in row["failures"]],
+    )
+    out.created_at.FromDatetime(row["created_at"])
+    out.updated_at.FromDatetime(row["updated_at"])
+    return out
+
+
 class ImportRepo:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def create(self, job: NewImport, now: datetime) -> Any:
+    async def create(self, job: NewImport, now: datetime) -> ingestion_pb2.ImportJob:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "INSERT INTO import_jobs (id, tenant_id, inbox_id, inbox_name, filename, kind, "
@@ -84,23 +105,27 @@ class ImportRepo:
                 uuid.UUID(job.id),
                 job.data,
             )
-        return row
+        return import_pb(row)
 
-    async def get(self, tenant_id: str, job_id: uuid.UUID) -> Any:
-        return await self._pool.fetchrow(
+    async def get(self, tenant_id: str, job_id: uuid.UUID) -> ingestion_pb2.ImportJob | None:
+        row = await self._pool.fetchrow(
             "SELECT * FROM import_jobs WHERE tenant_id = $1 AND id = $2",
             uuid.UUID(tenant_id),
             job_id,
         )
+        return None if row is None else import_pb(row)
 
-    async def list_for_tenant(self, tenant_id: str, limit: int = 100) -> list[Any]:
-        return list(
-            await self._pool.fetch(
+    async def list_for_tenant(
+        self, tenant_id: str, limit: int = 100
+    ) -> list[ingestion_pb2.ImportJob]:
+        return [
+            import_pb(r)
+            for r in await self._pool.fetch(
                 "SELECT * FROM import_jobs WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT $2",
                 uuid.UUID(tenant_id),
                 limit,
             )
-        )
+        ]
 
     async def claim(self, holder: str, lease_s: float) -> Any:
         """The oldest unfinished job nobody (alive) holds, now ours."""

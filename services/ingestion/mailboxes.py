@@ -119,6 +119,17 @@ SETTINGS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    """How a mailbox's fetcher last fared (all None before its first run)."""
+
+    state: str | None
+    last_error: str | None
+    last_ok_at: datetime | None
+    fetched: int | None
+    last_uid: int | None
+
+
 class MailboxRepo:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -168,7 +179,7 @@ class MailboxRepo:
                 )
         return True
 
-    async def list_for_tenant(self, tenant_id: str) -> list[tuple[Mailbox, Any]]:
+    async def list_for_tenant(self, tenant_id: str) -> list[tuple[Mailbox, MailboxStatus]]:
         rows = await self._pool.fetch(
             "SELECT m.*, s.state, s.last_error, s.last_ok_at, s.fetched, c.last_uid "
             "FROM mailboxes m LEFT JOIN mailbox_status s ON s.mailbox_id = m.id "
@@ -176,7 +187,15 @@ class MailboxRepo:
             "WHERE m.tenant_id = $1 ORDER BY m.created_at",
             uuid.UUID(tenant_id),
         )
-        return [(Mailbox.from_row(r), r) for r in rows]
+        return [
+            (
+                Mailbox.from_row(r),
+                MailboxStatus(
+                    r["state"], r["last_error"], r["last_ok_at"], r["fetched"], r["last_uid"]
+                ),
+            )
+            for r in rows
+        ]
 
     async def delete(self, tenant_id: str, mailbox_id: uuid.UUID) -> bool:
         status = await self._pool.execute(

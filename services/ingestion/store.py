@@ -97,7 +97,7 @@ class Intake:
     ticket_id: str = ""  # a mail we sent: the ticket outbound sent it from
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stored:
     """A raw_messages row as `complete` needs it."""
 
@@ -114,7 +114,7 @@ class Stored:
     duplicate: bool = False
 
     @classmethod
-    def from_row(cls, row: Any, duplicate: bool = False) -> Stored:
+    def from_row(cls, row: asyncpg.Record, duplicate: bool = False) -> Stored:
         return cls(
             message_id=str(row["id"]),
             event_id=str(row["event_id"]),
@@ -408,7 +408,7 @@ class RawStore:
             out.append((Stored.from_row(row), bytes(raw or b""), row["parse_attempts"]))
         return out
 
-    async def get(self, tenant_id: str, message_id: uuid.UUID) -> Any:
+    async def get(self, tenant_id: str, message_id: uuid.UUID) -> asyncpg.Record | None:
         return await self._db.pool.fetchrow(
             "SELECT m.id, coalesce(m.raw, b.data, b.data_plain) AS raw, m.channel, "
             "m.received_at, m.summary, m.parsed, m.state, m.scan_state, m.scan_findings, "
@@ -432,7 +432,9 @@ class RawStore:
             document,
         )
 
-    async def attachment(self, tenant_id: str, message_id: uuid.UUID, index: int) -> Any:
+    async def attachment(
+        self, tenant_id: str, message_id: uuid.UUID, index: int
+    ) -> asyncpg.Record | None:
         """An attachment's listing and bytes, through the tenant's own message."""
         return await self._db.pool.fetchrow(
             "SELECT a.value AS meta, coalesce(b.data, b.data_plain) AS data, m.scan_state, "

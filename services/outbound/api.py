@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from switchboard.v1 import common_pb2, outbound_pb2
@@ -18,6 +18,7 @@ from services.runtime import identity, log, permissions
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import IdGenerator, parse_uuid
 from services.runtime.outbox import Outbox
@@ -29,6 +30,7 @@ from .changes import send_changed
 from .dispatcher import Dispatcher, Routes
 from .domain import State
 from .peers import Peers
+from .records import Attempt, Send
 from .repo import NewSend, OutboundRepo
 
 MAX_AHEAD = timedelta(days=366)
@@ -68,46 +70,47 @@ def _ts(value: datetime | None) -> Any:
     return t
 
 
-def send_pb(row: Any, attempts: list[Any] | None = None) -> outbound_pb2.Send:
+def send_pb(row: Send, attempts: list[Attempt] | None = None) -> outbound_pb2.Send:
     out = outbound_pb2.Send(
-        id=str(row["id"]),
-        kind=row["kind"],
-        draft_id=str(row["draft_id"] or ""),
-        draft_revision=row["draft_revision"],
-        ticket_id=str(row["ticket_id"] or ""),
-        inbox_id=str(row["inbox_id"]),
-        state=row["state"],
-        message_id=row["message_id"],
-        subject=row["subject"],
-        envelope_from=row["envelope_from"],
-        recipients=list(row["recipients"]),
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        status_after=row["status_after"],
-        route=row["route_name"],
-        dkim_signed=row["dkim_signed"],
-        size_bytes=len(row["raw"]) if row.get("raw") is not None else 0,
-        bounce=row["bounce"],
-        rejected=list(row["rejected"]),
-        finished=row["finished_at"] is not None,
-        after_send_problems=row["finish_error"],
+        id=str(row.id),
+        kind=row.kind,
+        draft_id=str(row.draft_id or ""),
+        draft_revision=row.draft_revision,
+        ticket_id=str(row.ticket_id or ""),
+        inbox_id=str(row.inbox_id),
+        state=row.state,
+        message_id=row.message_id,
+        subject=row.subject,
+        envelope_from=row.envelope_from,
+        recipients=list(row.recipients),
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        status_after=cast(common_pb2.TicketStatus, row.status_after),
+        route=row.route_name,
+        dkim_signed=row.dkim_signed,
+        size_bytes=len(row.raw),
+        bounce=row.bounce,
+        rejected=list(row.rejected),
+        finished=row.finished_at is not None,
+        after_send_problems=row.finish_error,
     )
-    if row["operator_id"]:
-        out.operator.id = str(row["operator_id"])
-        out.operator.display_name = row["operator_name"]
+    if row.operator_id:
+        out.operator.id = str(row.operator_id)
+        out.operator.display_name = row.operator_name
     for name in ("send_at", "next_attempt_at", "sent_at", "created_at", "updated_at"):
-        if row[name] is not None:
-            getattr(out, name).FromDatetime(row[name])
-    if row["last_code"] is not None or row["last_message"]:
-        out.last_reply.code = row["last_code"] or 0
-        out.last_reply.message = row["last_message"]
-        out.last_reply.attempt = row["attempts"]
-        out.last_reply.at.FromDatetime(row["updated_at"])
+        at = getattr(row, name)
+        if at is not None:
+            getattr(out, name).FromDatetime(at)
+    if row.last_code is not None or row.last_message:
+        out.last_reply.code = row.last_code or 0
+        out.last_reply.message = row.last_message
+        out.last_reply.attempt = row.attempts
+        out.last_reply.at.FromDatetime(row.updated_at)
     for a in attempts or []:
         reply = out.replies.add(
-            code=a["code"] or 0, message=a["message"], attempt=a["attempt"], outcome=a["outcome"]
+            code=a.code or 0, message=a.message, attempt=a.attempt, outcome=a.outcome
         )
-        reply.at.FromDatetime(a["at"])
+        reply.at.FromDatetime(a.at)
     return out
 
 
@@ -133,11 +136,11 @@ class SendsApi:
 
     async def _visible(
         self, ident: Identity, raw_id: str, conn: Any = None, lock: bool = False
-    ) -> asyncpg.Record:
+    ) -> Send:
         row = await self._d.repo.get(
             conn or self._d.repo.pool, ident.tenant_id, parse_uuid(raw_id, "send_id"), lock=lock
         )
-        if row is None or not ident.sees_inbox(row["inbox_id"]):
+        if row is None or not ident.sees_inbox(row.inbox_id):
             raise NotFound("no such send", field="send_id")
         return row
 
@@ -147,16 +150,14 @@ class SendsApi:
         key = await d.repo.dkim_key(tenant, domain.domain_of(sender))
         if key is None:
             return raw, False
-        pem = d.box.open(bytes(key["private_key_sealed"]), f"{tenant}:{key['domain']}")
-        return signing.sign(
-            raw, domain=key["domain"], selector=key["selector"], private_pem=pem
-        ), True
+        pem = d.box.open(bytes(key.private_key_sealed), f"{tenant}:{key.domain}")
+        return signing.sign(raw, domain=key.domain, selector=key.selector, private_pem=pem), True
 
     def _send_at(self, request: Any, field: str = "send_at") -> datetime:
         now = self._d.clock.now()
         if not request.HasField(field):
             return now
-        at = getattr(request, field).ToDatetime(tzinfo=UTC)
+        at: datetime = getattr(request, field).ToDatetime(tzinfo=UTC)
         if at < now - timedelta(minutes=1):
             raise InvalidArgument("send_at is in the past", field=field)
         if at > now + MAX_AHEAD:
@@ -165,7 +166,9 @@ class SendsApi:
 
     # -- submitting ----------------------------------------------------------------------
 
-    async def SubmitDraft(self, request: Any, context: Any) -> outbound_pb2.Send:
+    async def SubmitDraft(
+        self, request: outbound_pb2.SubmitDraftRequest, context: Context
+    ) -> outbound_pb2.Send:
         ident = identity.require_operator()
         d = self._d
         md = ident.metadata()
@@ -287,14 +290,8 @@ class SendsApi:
         )
         return send_pb(row)
 
-    async def _live_send(self, ident: Identity, draft_id: str, revision: int) -> Any:
-        return await self._d.repo.pool.fetchrow(
-            "SELECT * FROM sends WHERE tenant_id = $1 AND draft_id = $2 AND draft_revision = $3 "
-            "AND state <> 'cancelled'",
-            uuid.UUID(ident.tenant_id),
-            uuid.UUID(draft_id),
-            revision,
-        )
+    async def _live_send(self, ident: Identity, draft_id: str, revision: int) -> Send | None:
+        return await self._d.repo.live_send(ident.tenant_id, uuid.UUID(draft_id), revision)
 
     async def _reopen_quietly(self, md: Any, draft_id: str, send_id: str) -> None:
         try:
@@ -312,12 +309,16 @@ class SendsApi:
 
     # -- reading -------------------------------------------------------------------------
 
-    async def GetSend(self, request: Any, context: Any) -> outbound_pb2.Send:
+    async def GetSend(
+        self, request: outbound_pb2.GetSendRequest, context: Context
+    ) -> outbound_pb2.Send:
         ident = identity.require_tenant()
         row = await self._visible(ident, request.send_id)
-        return send_pb(row, await self._d.repo.attempts(row["id"]))
+        return send_pb(row, await self._d.repo.attempts(row.id))
 
-    async def ListSends(self, request: Any, context: Any) -> outbound_pb2.ListSendsResponse:
+    async def ListSends(
+        self, request: outbound_pb2.ListSendsRequest, context: Context
+    ) -> outbound_pb2.ListSendsResponse:
         ident = identity.require_tenant()
         limit = page_size(request.limit)
         states = [s for s in request.states if s]
@@ -338,7 +339,7 @@ class SendsApi:
         )
         if not rows and request.ticket_id:
             await self._d.peers.require_ticket(ident.metadata(), request.ticket_id)
-        rows, cursor = page(rows, limit, "created_at")
+        rows, cursor = page(rows, limit, lambda r: Cursor(r.created_at, r.id))
         return outbound_pb2.ListSendsResponse(sends=[send_pb(r) for r in rows], next_cursor=cursor)
 
     # -- changing ------------------------------------------------------------------------
@@ -351,23 +352,23 @@ class SendsApi:
         state: State,
         what: str,
         **changes: Any,
-    ) -> asyncpg.Record:
+    ) -> Send:
         d = self._d
         now = d.clock.now()
         async with d.db.transaction() as conn:
             row = await self._visible(ident, raw_id, conn, lock=True)
-            if row["state"] not in allowed:
+            if row.state not in allowed:
                 raise FailedPrecondition(
-                    f"a send that is {row['state']} cannot be {what}", field="send_id"
+                    f"a send that is {row.state} cannot be {what}", field="send_id"
                 )
             raw = changes.pop("raw", None)
             if raw is not None:
-                await conn.execute("UPDATE sends SET raw = $2 WHERE id = $1", row["id"], raw)
+                await conn.execute("UPDATE sends SET raw = $2 WHERE id = $1", row.id, raw)
             env = send_changed(
                 d.ids,
                 row,
                 state=state,
-                previous=row["state"],
+                previous=row.state,
                 at=now,
                 actor=identity.operator_actor(ident),
                 send_at=changes.get("send_at"),
@@ -375,33 +376,35 @@ class SendsApi:
             )
             updated = await d.repo.set_state(conn, row, state=state, now=now, env=env, **changes)
         d.outbox.wake()
-        self._log.info(
-            what, send_id=str(row["id"]), state=str(state), operator_id=ident.operator_id
-        )
+        self._log.info(what, send_id=str(row.id), state=str(state), operator_id=ident.operator_id)
         return updated
 
-    async def CancelSend(self, request: Any, context: Any) -> outbound_pb2.Send:
+    async def CancelSend(
+        self, request: outbound_pb2.CancelSendRequest, context: Context
+    ) -> outbound_pb2.Send:
         ident = identity.require_operator()
         row = await self._change(
             ident, request.send_id, domain.WAITING, State.CANCELLED, "cancelled"
         )
-        if row["draft_id"]:
+        if row.draft_id:
             # the draft opens again, to be edited and sent anew
             await self._d.peers.set_draft_state(
-                ident.metadata(), str(row["draft_id"]), "open", str(row["id"])
+                ident.metadata(), str(row.draft_id), "open", str(row.id)
             )
         return send_pb(row)
 
-    async def RescheduleSend(self, request: Any, context: Any) -> outbound_pb2.Send:
+    async def RescheduleSend(
+        self, request: outbound_pb2.RescheduleSendRequest, context: Context
+    ) -> outbound_pb2.Send:
         ident = identity.require_operator()
         if not request.HasField("send_at"):
             raise InvalidArgument("send_at is required", field="send_at")
         send_at = self._send_at(request)
         current = await self._visible(ident, request.send_id)
-        raw = retime(bytes(current["raw"]), send_at)
+        raw = retime(bytes(current.raw), send_at)
         signed = False
-        if current["dkim_signed"]:
-            raw, signed = await self.sign(ident.tenant_id, raw, current["envelope_from"])
+        if current.dkim_signed:
+            raw, signed = await self.sign(ident.tenant_id, raw, current.envelope_from)
         row = await self._change(
             ident,
             request.send_id,
@@ -411,14 +414,16 @@ class SendsApi:
             send_at=send_at,
             raw=raw,
         )
-        if current["dkim_signed"] and not signed:
+        if current.dkim_signed and not signed:
             await self._d.repo.pool.execute(
-                "UPDATE sends SET dkim_signed = false WHERE id = $1", row["id"]
+                "UPDATE sends SET dkim_signed = false WHERE id = $1", row.id
             )
         self._d.dispatcher.wake()
         return send_pb(row)
 
-    async def ResolveUnknown(self, request: Any, context: Any) -> outbound_pb2.Send:
+    async def ResolveUnknown(
+        self, request: outbound_pb2.ResolveUnknownRequest, context: Context
+    ) -> outbound_pb2.Send:
         ident = identity.require_operator()
         decisions = {
             "delivered": State.SENT,

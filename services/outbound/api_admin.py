@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 import asyncpg
 from switchboard.v1 import common_pb2, outbound_pb2, outbound_pb2_grpc
 
 from services.runtime import identity, log, permissions
 from services.runtime.errors import AlreadyExists, InvalidArgument, NotFound
+from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
 from . import domain, signing
 from .api import Deps, SendsApi
+from .records import AutoReplySettings, DkimKey, Route, auto_reply_of, dkim_key_of, route_of
 from .smtp import Hop
 
 
@@ -26,50 +27,50 @@ def _admin() -> Identity:
     return ident
 
 
-def route_pb(row: Any) -> outbound_pb2.SmtpRoute:
+def route_pb(row: Route) -> outbound_pb2.SmtpRoute:
     out = outbound_pb2.SmtpRoute(
-        id=str(row["id"]),
-        name=row["name"],
-        scope=row["scope"],
-        inbox_id=str(row["inbox_id"] or ""),
-        domain=row["domain"] or "",
-        host=row["host"],
-        port=row["port"],
-        security=row["security"],
-        username=row["username"],
-        has_password=row["password_sealed"] is not None,
-        verify_certificate=row["verify_certificate"],
+        id=str(row.id),
+        name=row.name,
+        scope=row.scope,
+        inbox_id=str(row.inbox_id or ""),
+        domain=row.domain or "",
+        host=row.host,
+        port=row.port,
+        security=row.security,
+        username=row.username,
+        has_password=row.password_sealed is not None,
+        verify_certificate=row.verify_certificate,
     )
-    out.updated_at.FromDatetime(row["updated_at"])
+    out.updated_at.FromDatetime(row.updated_at)
     return out
 
 
-def dkim_pb(row: Any) -> outbound_pb2.DkimKey:
+def dkim_pb(row: DkimKey) -> outbound_pb2.DkimKey:
     out = outbound_pb2.DkimKey(
-        domain=row["domain"],
-        selector=row["selector"],
-        dns_name=signing.dns_name(row["domain"], row["selector"]),
-        dns_txt=signing.dns_txt(row["public_key_b64"]),
+        domain=row.domain,
+        selector=row.selector,
+        dns_name=signing.dns_name(row.domain, row.selector),
+        dns_txt=signing.dns_txt(row.public_key_b64),
     )
-    out.created_at.FromDatetime(row["created_at"])
+    out.created_at.FromDatetime(row.created_at)
     return out
 
 
-def auto_reply_pb(inbox_id: str, row: Any) -> outbound_pb2.AutoReplySettings:
+def auto_reply_pb(inbox_id: str, row: AutoReplySettings | None) -> outbound_pb2.AutoReplySettings:
     if row is None:
         return outbound_pb2.AutoReplySettings(
             inbox_id=inbox_id, enabled=False, mode="outside_hours", time_zone="UTC", period_hours=24
         )
-    hours = json.loads(row["hours"]) if isinstance(row["hours"], str) else row["hours"]
+    hours = json.loads(row.hours) if isinstance(row.hours, str) else row.hours
     return outbound_pb2.AutoReplySettings(
         inbox_id=inbox_id,
-        enabled=row["enabled"],
-        mode=row["mode"],
+        enabled=row.enabled,
+        mode=row.mode,
         hours=[outbound_pb2.BusinessHours(**h) for h in hours],
-        time_zone=row["time_zone"],
-        template_id=str(row["template_id"] or ""),
-        period_hours=row["period_hours"],
-        form_template_id=str(row["form_template_id"] or ""),
+        time_zone=row.time_zone,
+        template_id=str(row.template_id or ""),
+        period_hours=row.period_hours,
+        form_template_id=str(row.form_template_id or ""),
     )
 
 
@@ -88,13 +89,15 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
     # -- routes --------------------------------------------------------------------------
 
     async def ListSmtpRoutes(
-        self, request: Any, context: Any
+        self, request: outbound_pb2.ListSmtpRoutesRequest, context: Context
     ) -> outbound_pb2.ListSmtpRoutesResponse:
         ident = _admin()
         rows = await self._d.repo.routes(ident.tenant_id)
         return outbound_pb2.ListSmtpRoutesResponse(routes=[route_pb(r) for r in rows])
 
-    async def PutSmtpRoute(self, request: Any, context: Any) -> outbound_pb2.SmtpRoute:
+    async def PutSmtpRoute(
+        self, request: outbound_pb2.SmtpRouteWrite, context: Context
+    ) -> outbound_pb2.SmtpRoute:
         ident = _admin()
         d = self._d
         name, clean_domain = domain.check_route(
@@ -144,6 +147,7 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
                 )
                 if row is None:
                     raise NotFound("no such route", field="route_id")
+                route = route_of(row)
             else:
                 row = await d.repo.pool.fetchrow(
                     "INSERT INTO smtp_routes (tenant_id, id, name, scope, inbox_id, domain, host, "
@@ -164,6 +168,7 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
                     request.verify_certificate,
                     now,
                 )
+                route = route_of(row)
         except asyncpg.UniqueViolationError:
             raise AlreadyExists(
                 "a route for this inbox, domain or default exists already: change that one",
@@ -171,11 +176,13 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
             ) from None
         d.routes.forget(ident.tenant_id)
         self._admin_log.info(
-            "smtp route saved", route_id=str(route_id), scope=request.scope, host=row["host"]
+            "smtp route saved", route_id=str(route_id), scope=request.scope, host=route.host
         )
-        return route_pb(row)
+        return route_pb(route)
 
-    async def TestSmtpRoute(self, request: Any, context: Any) -> common_pb2.ConnectionTestResult:
+    async def TestSmtpRoute(
+        self, request: outbound_pb2.TestSmtpRouteRequest, context: Context
+    ) -> common_pb2.ConnectionTestResult:
         ident = _admin()
         d = self._d
         stored: Hop | None = None
@@ -220,7 +227,7 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
         return common_pb2.ConnectionTestResult(ok=ok, detail=detail, elapsed_ms=elapsed_ms)
 
     async def DeleteSmtpRoute(
-        self, request: Any, context: Any
+        self, request: outbound_pb2.DeleteSmtpRouteRequest, context: Context
     ) -> outbound_pb2.DeleteSmtpRouteResponse:
         ident = _admin()
         status = await self._d.repo.pool.execute(
@@ -235,12 +242,16 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
 
     # -- DKIM ----------------------------------------------------------------------------
 
-    async def ListDkimKeys(self, request: Any, context: Any) -> outbound_pb2.ListDkimKeysResponse:
+    async def ListDkimKeys(
+        self, request: outbound_pb2.ListDkimKeysRequest, context: Context
+    ) -> outbound_pb2.ListDkimKeysResponse:
         ident = _admin()
         rows = await self._d.repo.dkim_keys(ident.tenant_id)
         return outbound_pb2.ListDkimKeysResponse(keys=[dkim_pb(r) for r in rows])
 
-    async def PutDkimKey(self, request: Any, context: Any) -> outbound_pb2.DkimKey:
+    async def PutDkimKey(
+        self, request: outbound_pb2.PutDkimKeyRequest, context: Context
+    ) -> outbound_pb2.DkimKey:
         ident = _admin()
         d = self._d
         dom, selector = domain.check_dkim_target(request.domain, request.selector)
@@ -263,9 +274,11 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
             d.clock.now(),
         )
         self._admin_log.info("dkim key saved", domain=dom, selector=selector)
-        return dkim_pb(row)
+        return dkim_pb(dkim_key_of(row))
 
-    async def DeleteDkimKey(self, request: Any, context: Any) -> outbound_pb2.DeleteDkimKeyResponse:
+    async def DeleteDkimKey(
+        self, request: outbound_pb2.DeleteDkimKeyRequest, context: Context
+    ) -> outbound_pb2.DeleteDkimKeyResponse:
         ident = _admin()
         status = await self._d.repo.pool.execute(
             "DELETE FROM dkim_keys WHERE tenant_id = $1 AND domain = $2",
@@ -278,13 +291,17 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
 
     # -- automatic replies ---------------------------------------------------------------
 
-    async def GetAutoReply(self, request: Any, context: Any) -> outbound_pb2.AutoReplySettings:
+    async def GetAutoReply(
+        self, request: outbound_pb2.GetAutoReplyRequest, context: Context
+    ) -> outbound_pb2.AutoReplySettings:
         ident = _admin()
         inbox_id = await self._known_inbox(ident, request.inbox_id)
         row = await self._d.repo.auto_reply(ident.tenant_id, inbox_id)
         return auto_reply_pb(str(inbox_id), row)
 
-    async def SetAutoReply(self, request: Any, context: Any) -> outbound_pb2.AutoReplySettings:
+    async def SetAutoReply(
+        self, request: outbound_pb2.AutoReplySettings, context: Context
+    ) -> outbound_pb2.AutoReplySettings:
         ident = _admin()
         d = self._d
         inbox_id = await self._known_inbox(ident, request.inbox_id)
@@ -335,4 +352,4 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
         self._admin_log.info(
             "auto-reply saved", inbox_id=str(inbox_id), enabled=request.enabled, mode=mode
         )
-        return auto_reply_pb(str(inbox_id), row)
+        return auto_reply_pb(str(inbox_id), auto_reply_of(row))

@@ -29,6 +29,7 @@ from services.runtime.outbox import first_time
 from . import domain
 from .api import Deps, SendsApi
 from .changes import send_changed
+from .records import AutoReplySettings
 from .repo import NewSend
 
 REPLIES_DURABLE = registry.OUTBOUND_REPLIES.durable
@@ -66,12 +67,19 @@ class AutoReplies:
         if not inbox_id:
             return
         settings = await self._d.repo.auto_reply(tenant, uuid.UUID(inbox_id))
-        if settings is None or not settings["enabled"]:
+        if settings is None or not settings.enabled:
             return
         with log.bound(tenant_id=tenant, ticket_id=p.ticket.id, message_id=p.message_id):
             await self._consider(env, p, settings, form=channel == "form")
 
-    async def _consider(self, env: Any, p: Any, settings: Any, *, form: bool) -> None:
+    async def _consider(
+        self,
+        env: events_pb2.EventEnvelope,
+        p: events_pb2.TicketCreated | events_pb2.TicketMessageAdded,
+        settings: AutoReplySettings,
+        *,
+        form: bool,
+    ) -> None:
         d = self._d
         tenant = env.tenant_id
         mail = p.mail
@@ -84,19 +92,15 @@ class AutoReplies:
             return
         own = frozenset(a.lower() for i in inboxes for a in i.addresses)
         now = d.clock.now()
-        hours = (
-            json.loads(settings["hours"])
-            if isinstance(settings["hours"], str)
-            else settings["hours"]
-        )
-        template_id = settings["form_template_id"] if form else settings["template_id"]
+        hours = json.loads(settings.hours) if isinstance(settings.hours, str) else settings.hours
+        template_id = settings.form_template_id if form else settings.template_id
         rule = domain.AutoReplyRule(
             enabled=True,
-            mode="always" if form else settings["mode"],
+            mode="always" if form else settings.mode,
             hours=tuple(domain.Hours(**h) for h in hours),
-            tz=domain.zone(settings["time_zone"]),
+            tz=domain.zone(settings.time_zone),
             template_id=str(template_id or ""),
-            period=timedelta(hours=settings["period_hours"]),
+            period=timedelta(hours=settings.period_hours),
         )
         last = (
             None

@@ -39,7 +39,7 @@ class Bounces:
             if row is None:
                 return  # not a mail we sent
             now = d.clock.now()
-            if permanent and row["state"] == "sent":
+            if permanent and row.state == "sent":
                 await d.repo.set_state(
                     conn,
                     row,
@@ -60,14 +60,14 @@ class Bounces:
             else:
                 await conn.execute(
                     "UPDATE sends SET bounce = $2, updated_at = $3 WHERE id = $1",
-                    row["id"],
+                    row.id,
                     ("delayed: " if not permanent else "") + note,
                     now,
                 )
         d.outbox.wake()
         self._log.info(
             "bounce linked",
-            send_id=str(row["id"]),
+            send_id=str(row.id),
             tenant_id=env.tenant_id,
             statuses=statuses,
             permanent=permanent,

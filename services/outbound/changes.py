@@ -10,6 +10,8 @@ from switchboard.v1 import common_pb2, events_pb2
 from services.runtime import events
 from services.runtime.ids import IdGenerator
 
+from .records import Send
+
 
 def _s(value: Any) -> str:
     return "" if value is None else str(value)
@@ -17,7 +19,7 @@ def _s(value: Any) -> str:
 
 def send_changed(
     ids: IdGenerator,
-    row: Any,
+    row: Send,
     *,
     state: str,
     previous: str,
@@ -31,19 +33,19 @@ def send_changed(
     correlation_id: str = "",
 ) -> events_pb2.EventEnvelope:
     payload = events_pb2.SendChanged(
-        send_id=_s(row["id"]),
-        kind=row["kind"],
-        ticket_id=_s(row["ticket_id"]),
-        inbox_id=_s(row["inbox_id"]),
+        send_id=_s(row.id),
+        kind=row.kind,
+        ticket_id=_s(row.ticket_id),
+        inbox_id=_s(row.inbox_id),
         state=state,
         previous_state=previous,
-        message_id=row["message_id"],
-        attempts=row["attempts"] if attempts is None else attempts,
+        message_id=row.message_id,
+        attempts=row.attempts if attempts is None else attempts,
         smtp_code=code,
         smtp_message=message,
-        draft_id=_s(row["draft_id"]),
+        draft_id=_s(row.draft_id),
     )
-    payload.send_at.FromDatetime(send_at or row["send_at"])
+    payload.send_at.FromDatetime(send_at or row.send_at)
     if cause is not None:
         return events.caused_by(
             events.SEND_CHANGED,
@@ -56,7 +58,7 @@ def send_changed(
     return events.envelope(
         events.SEND_CHANGED,
         event_id=ids.new_str(),
-        tenant_id=str(row["tenant_id"]),
+        tenant_id=str(row.tenant_id),
         occurred_at=at,
         payload=payload,
         actor=actor,

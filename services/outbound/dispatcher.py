@@ -38,6 +38,7 @@ from . import domain
 from .batching import GroupCommit
 from .changes import send_changed
 from .domain import Outcome, Result, Route
+from .records import Send
 from .repo import OutboundRepo, Recorded
 from .smtp import Hop, LeaseLost, SmtpClient
 
@@ -79,21 +80,19 @@ class Routes:
         rows = await self._repo.routes(tenant)
         routes = [
             Route(
-                id=str(r["id"]),
-                name=r["name"],
-                scope=r["scope"],
-                inbox_id=str(r["inbox_id"] or ""),
-                domain=r["domain"] or "",
-                host=r["host"],
-                port=r["port"],
-                security=r["security"],
-                username=r["username"],
+                id=str(r.id),
+                name=r.name,
+                scope=r.scope,
+                inbox_id=str(r.inbox_id or ""),
+                domain=r.domain or "",
+                host=r.host,
+                port=r.port,
+                security=r.security,
+                username=r.username,
                 password=(
-                    self._box.open(bytes(r["password_sealed"]), str(r["id"]))
-                    if r["password_sealed"]
-                    else ""
+                    self._box.open(bytes(r.password_sealed), str(r.id)) if r.password_sealed else ""
                 ),
-                verify_certificate=r["verify_certificate"],
+                verify_certificate=r.verify_certificate,
             )
             for r in rows
         ]
@@ -186,8 +185,8 @@ class Dispatcher:
                     self.backlogged = claimed == min(free, self._s.batch)
                     for row in rows:
                         task = asyncio.create_task(self._send(row))
-                        self._inflight[row["id"]] = task
-                        task.add_done_callback(self._done(row["id"]))
+                        self._inflight[row.id] = task
+                        task.add_done_callback(self._done(row.id))
                 else:
                     self.backlogged = True
                 if time.monotonic() >= renew_at:
@@ -235,21 +234,21 @@ class Dispatcher:
 
         return done
 
-    async def _send(self, row: Any) -> None:
+    async def _send(self, row: Send) -> None:
         with log.bound(
-            send_id=str(row["id"]),
-            tenant_id=str(row["tenant_id"]),
-            ticket_id=str(row["ticket_id"] or ""),
+            send_id=str(row.id),
+            tenant_id=str(row.tenant_id),
+            ticket_id=str(row.ticket_id or ""),
         ):
             await self._attempt(row)
 
-    async def _attempt(self, row: Any) -> None:
-        send_id = row["id"]
-        tenant = str(row["tenant_id"])
-        recipients = list(row["recipients"])
-        bound = self._log.bind(attempt=row["attempts"])
+    async def _attempt(self, row: Send) -> None:
+        send_id = row.id
+        tenant = str(row.tenant_id)
+        recipients = list(row.recipients)
+        bound = self._log.bind(attempt=row.attempts)
         try:
-            hop = await self._routes.hop(tenant, str(row["inbox_id"]), recipients)
+            hop = await self._routes.hop(tenant, str(row.inbox_id), recipients)
         except Exception as err:  # a route that cannot be used (e.g. mixed relays)
             hop, why = None, f"no usable SMTP route: {getattr(err, 'message', repr(err))}"
         else:
@@ -264,18 +263,18 @@ class Dispatcher:
 
             try:
                 result = await self._smtp.deliver(
-                    hop, row["envelope_from"], recipients, bytes(row["raw"]), before_data
+                    hop, row.envelope_from, recipients, bytes(row.raw), before_data
                 )
             except LeaseLost:
                 bound.warning("lease lost before the message: left to its new owner")
                 return
         await self._record(row, result, hop.name if hop else "")
 
-    async def _record(self, row: Any, result: Result, route: str) -> None:
+    async def _record(self, row: Send, result: Result, route: str) -> None:
         move = domain.after_attempt(
             result,
-            row["attempts"],
-            row["max_attempts"],
+            row.attempts,
+            row.max_attempts,
             base_s=self._s.retry_base_s,
             cap_s=self._s.retry_cap_s,
             rand=random.random(),
@@ -297,14 +296,14 @@ class Dispatcher:
                 actor=ACTOR,
                 code=result.code,
                 message=result.message,
-                send_at=row["send_at"],
+                send_at=row.send_at,
             )
             try:
                 ok = await self._recording.submit(
                     Recorded(
-                        send_id=row["id"],
+                        send_id=row.id,
                         state=move.state,
-                        attempt=row["attempts"],
+                        attempt=row.attempts,
                         outcome=result.outcome,
                         code=result.code,
                         message=result.message,
@@ -325,11 +324,11 @@ class Dispatcher:
             "attempt recorded" if ok else "attempt not recorded: lease lost",
             state=str(move.state),
             code=result.code,
-            attempt=row["attempts"],
+            attempt=row.attempts,
             route=route,
             reply=result.message[:200],
         )
-        if ok and self.on_final is not None and (move.state in domain.FINAL or row["lock_held"]):
+        if ok and self.on_final is not None and (move.state in domain.FINAL or row.lock_held):
             self.on_final()
 
 
@@ -350,7 +349,7 @@ class LeaseSweeper(PeriodicTask):
         now = self._clock.now()
         rows = await self._repo.expired_leases(now)
         for row in rows:
-            in_data = row["phase"] == "data"
+            in_data = row.phase == "data"
             state = domain.State.UNKNOWN if in_data else domain.State.RETRYING
             message = (
                 "the sender stopped after the message was handed over without a reply: it "
@@ -370,9 +369,9 @@ class LeaseSweeper(PeriodicTask):
             if await self._repo.expire_lease(row, state=state, message=message, now=now, env=env):
                 self._log.warning(
                     "lease expired",
-                    send_id=str(row["id"]),
-                    tenant_id=str(row["tenant_id"]),
-                    worker=row["lease_owner"],
+                    send_id=str(row.id),
+                    tenant_id=str(row.tenant_id),
+                    worker=row.lease_owner,
                     state=str(state),
                 )
                 if in_data:

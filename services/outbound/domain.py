@@ -60,7 +60,7 @@ def backoff_s(attempt: int, *, base_s: float, cap_s: float, rand: float) -> floa
     """The wait before retry number `attempt` (1 = the first retry): exponential, capped,
     with "equal jitter" (half fixed, half random) so that items failed together do not
     come back together. `rand` is uniform in [0, 1)."""
-    ceiling = min(cap_s, base_s * (2 ** max(attempt - 1, 0)))
+    ceiling = min(cap_s, base_s * 2.0 ** max(attempt - 1, 0))
     return ceiling / 2 + rand * ceiling / 2
 
 

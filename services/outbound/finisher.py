@@ -27,6 +27,7 @@ from services.runtime.identity import Identity
 from services.runtime.periodic import PeriodicTask
 
 from .peers import Peers
+from .records import Send
 from .repo import OutboundRepo, operator_md
 
 
@@ -60,21 +61,21 @@ class Finisher(PeriodicTask):
             await asyncio.gather(*(self._finish(r) for r in rows))
         return len(rows) == 20
 
-    async def _finish(self, row: Any) -> None:
+    async def _finish(self, row: Send) -> None:
         with log.bound(
-            send_id=str(row["id"]),
-            tenant_id=str(row["tenant_id"]),
-            ticket_id=str(row["ticket_id"] or ""),
+            send_id=str(row.id),
+            tenant_id=str(row.tenant_id),
+            ticket_id=str(row.ticket_id or ""),
         ):
             await self._steps(row)
 
-    async def _steps(self, row: Any) -> None:
-        state = row["state"]
-        tenant = str(row["tenant_id"])
+    async def _steps(self, row: Send) -> None:
+        state = row.state
+        tenant = str(row.tenant_id)
         system = Identity(tenant_id=tenant).metadata()
         md = operator_md(row) or system
-        ticket_id = str(row["ticket_id"] or "")
-        draft_id = str(row["draft_id"] or "")
+        ticket_id = str(row.ticket_id or "")
+        draft_id = str(row.draft_id or "")
         problems: list[str] = []
 
         async def step(what: str, call: Any) -> None:
@@ -91,32 +92,32 @@ class Finisher(PeriodicTask):
                     "record in the ticket",
                     self._peers.record_sent(
                         system,
-                        str(row["inbox_id"]),
-                        bytes(row["raw"]),
-                        row["envelope_from"],
-                        list(row["recipients"]),
+                        str(row.inbox_id),
+                        bytes(row.raw),
+                        row.envelope_from,
+                        list(row.recipients),
                         ticket_id,
                     ),
                 )
                 if draft_id:
                     await step(
                         "mark the draft sent",
-                        self._peers.set_draft_state(md, draft_id, "sent", str(row["id"])),
+                        self._peers.set_draft_state(md, draft_id, "sent", str(row.id)),
                     )
-                if ticket_id and row["status_after"] and row["operator_id"]:
+                if ticket_id and row.status_after and row.operator_id:
                     await step(
                         "set the ticket's status",
-                        self._peers.set_status(md, ticket_id, row["status_after"]),
+                        self._peers.set_status(md, ticket_id, row.status_after),
                     )
             elif state == "failed" and draft_id:
                 await step(
                     "open the draft again",
-                    self._peers.set_draft_state(md, draft_id, "open", str(row["id"])),
+                    self._peers.set_draft_state(md, draft_id, "open", str(row.id)),
                 )
             released = False
-            if row["lock_held"] and ticket_id and row["fence"]:
+            if row.lock_held and ticket_id and row.fence:
                 await step(
-                    "release the reply lock", self._peers.release_lock(md, ticket_id, row["fence"])
+                    "release the reply lock", self._peers.release_lock(md, ticket_id, row.fence)
                 )
                 released = True
         except Unavailable as err:

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 from switchboard.v1 import events_pb2
@@ -18,6 +17,19 @@ from switchboard.v1 import events_pb2
 from services.runtime import metrics as m
 from services.runtime.events import SEND_CHANGED
 from services.runtime.paging import Cursor
+
+from .records import (
+    Attempt,
+    AutoReplySettings,
+    DkimKey,
+    Route,
+    Send,
+    attempt_of,
+    auto_reply_of,
+    dkim_key_of,
+    route_of,
+    send_of,
+)
 
 _SEND_CHANGED = SEND_CHANGED.subject
 
@@ -85,7 +97,7 @@ class OutboundRepo:
         s: NewSend,
         now: datetime,
         env: events_pb2.EventEnvelope | None,
-    ) -> asyncpg.Record:
+    ) -> Send:
         row = await conn.fetchrow(
             "INSERT INTO sends (tenant_id, id, kind, draft_id, draft_revision, ticket_id, "
             "inbox_id, operator_id, operator_name, operator_md, fence, lock_held, "
@@ -120,7 +132,7 @@ class OutboundRepo:
         if env is not None:
             await self.add_event(conn, env)
         self._moved("scheduled")
-        return row
+        return send_of(row)
 
     async def add_event(self, conn: asyncpg.Connection, env: events_pb2.EventEnvelope) -> None:
         event_id, payload = _env_args(env)
@@ -134,10 +146,10 @@ class OutboundRepo:
 
     async def claim(
         self, worker: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[asyncpg.Record]:
+    ) -> list[Send]:
         """Due items, oldest first, for this worker: each row goes to one worker only
         (FOR UPDATE SKIP LOCKED), under a lease; the attempt is counted now."""
-        rows: list[asyncpg.Record] = await self.pool.fetch(
+        rows = await self.pool.fetch(
             "UPDATE sends s SET state = 'sending', phase = 'connecting', lease_owner = $1, "
             "lease_until = $2, attempts = s.attempts + 1, updated_at = $3 "
             "FROM (SELECT id FROM sends WHERE state IN ('scheduled', 'retrying') "
@@ -149,7 +161,7 @@ class OutboundRepo:
             limit,
         )
         self._moved("sending", len(rows))
-        return rows
+        return [send_of(r) for r in rows]
 
     async def due_backlog(self, now: datetime) -> tuple[int, float]:
         """How many sends are due and not taken, and how long the oldest has waited past
@@ -241,17 +253,18 @@ class OutboundRepo:
                 self._moved(r.state)
         return recorded
 
-    async def expired_leases(self, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
-        return await self.pool.fetch(
+    async def expired_leases(self, now: datetime, limit: int = 100) -> list[Send]:
+        rows = await self.pool.fetch(
             "SELECT * FROM sends WHERE state = 'sending' AND lease_until < $1 "
             "ORDER BY lease_until LIMIT $2",
             now,
             limit,
         )
+        return [send_of(r) for r in rows]
 
     async def expire_lease(
         self,
-        row: asyncpg.Record,
+        row: Send,
         *,
         state: str,
         message: str,
@@ -274,9 +287,9 @@ class OutboundRepo:
             "o AS (INSERT INTO outbox (event_id, tenant_id, subject, payload) "
             "SELECT $8, tenant_id, $9, $10 FROM u) "
             "SELECT count(*) FROM u",
-            row["id"],
-            row["lease_owner"],
-            row["lease_until"],
+            row.id,
+            row.lease_owner,
+            row.lease_until,
             state,
             now,
             message,
@@ -293,8 +306,8 @@ class OutboundRepo:
 
     async def claim_unfinished(
         self, worker: str, now: datetime, hold: timedelta, limit: int
-    ) -> list[asyncpg.Record]:
-        return await self.pool.fetch(
+    ) -> list[Send]:
+        rows = await self.pool.fetch(
             "UPDATE sends s SET lease_owner = $1, lease_until = $2 "
             "FROM (SELECT id FROM sends WHERE ((finished_at IS NULL AND state IN "
             "('sent', 'failed', 'unknown')) OR (lock_held AND state = 'retrying')) "
@@ -305,9 +318,10 @@ class OutboundRepo:
             now,
             limit,
         )
+        return [send_of(r) for r in rows]
 
     async def finished(
-        self, row: asyncpg.Record, worker: str, now: datetime, error: str, lock_released: bool
+        self, row: Send, worker: str, now: datetime, error: str, lock_released: bool
     ) -> None:
         """The steps after a state are done (for that state: a change since resets it)."""
         await self.pool.execute(
@@ -315,18 +329,18 @@ class OutboundRepo:
             "THEN $4::timestamptz END, finish_error = $5, lock_held = lock_held AND NOT $6, "
             "lease_owner = NULL, lease_until = NULL "
             "WHERE id = $1 AND state = $2 AND lease_owner = $3",
-            row["id"],
-            row["state"],
+            row.id,
+            row.state,
             worker,
             now,
             error[:1000],
             lock_released,
         )
 
-    async def postpone_finish(self, row: asyncpg.Record, worker: str, until: datetime) -> None:
+    async def postpone_finish(self, row: Send, worker: str, until: datetime) -> None:
         await self.pool.execute(
             "UPDATE sends SET lease_until = $3 WHERE id = $1 AND lease_owner = $2",
-            row["id"],
+            row.id,
             worker,
             until,
         )
@@ -340,18 +354,20 @@ class OutboundRepo:
         send_id: uuid.UUID,
         *,
         lock: bool = False,
-    ) -> asyncpg.Record | None:
-        return await conn.fetchrow(
+    ) -> Send | None:
+        row = await conn.fetchrow(
             "SELECT * FROM sends WHERE tenant_id = $1 AND id = $2"
             + (" FOR UPDATE" if lock else ""),
             uuid.UUID(tenant),
             send_id,
         )
+        return None if row is None else send_of(row)
 
-    async def attempts(self, send_id: uuid.UUID) -> list[asyncpg.Record]:
-        return await self.pool.fetch(
+    async def attempts(self, send_id: uuid.UUID) -> list[Attempt]:
+        rows = await self.pool.fetch(
             "SELECT * FROM send_attempts WHERE send_id = $1 ORDER BY attempt", send_id
         )
+        return [attempt_of(r) for r in rows]
 
     async def list_sends(
         self,
@@ -362,8 +378,8 @@ class OutboundRepo:
         states: list[str] | None,
         limit: int,
         cursor: Cursor | None,
-    ) -> list[asyncpg.Record]:
-        return await self.pool.fetch(
+    ) -> list[Send]:
+        rows = await self.pool.fetch(
             "SELECT * FROM sends WHERE tenant_id = $1 "
             "AND ($2::uuid IS NULL OR ticket_id = $2) "
             "AND ($3::uuid[] IS NULL OR inbox_id = ANY($3)) "
@@ -378,11 +394,12 @@ class OutboundRepo:
             cursor.id if cursor else None,
             limit + 1,
         )
+        return [send_of(r) for r in rows]
 
     async def set_state(
         self,
         conn: asyncpg.Connection,
-        row: asyncpg.Record,
+        row: Send,
         *,
         state: str,
         now: datetime,
@@ -391,7 +408,7 @@ class OutboundRepo:
         due_at: datetime | None = None,
         bounce: str | None = None,
         attempts_left: bool = False,
-    ) -> asyncpg.Record:
+    ) -> Send:
         """An operator's (or a bounce's) change of a row read FOR UPDATE in `conn`."""
         updated = await conn.fetchrow(
             "UPDATE sends SET state = $3, updated_at = $4, "
@@ -402,8 +419,8 @@ class OutboundRepo:
             "sent_at = CASE WHEN $3 = 'sent' THEN coalesce(sent_at, $4) ELSE sent_at END, "
             "finished_at = CASE WHEN $3 IN ('sent', 'failed') THEN NULL ELSE finished_at END "
             "WHERE tenant_id = $1 AND id = $2 RETURNING *",
-            row["tenant_id"],
-            row["id"],
+            row.tenant_id,
+            row.id,
             state,
             now,
             send_at,
@@ -413,44 +430,60 @@ class OutboundRepo:
         )
         await self.add_event(conn, env)
         self._moved(state)
-        return updated
+        return send_of(updated)
+
+    async def live_send(self, tenant: str, draft_id: uuid.UUID, revision: int) -> Send | None:
+        """The send of this revision of a draft that was not cancelled, if any."""
+        row = await self.pool.fetchrow(
+            "SELECT * FROM sends WHERE tenant_id = $1 AND draft_id = $2 AND draft_revision = $3 "
+            "AND state <> 'cancelled'",
+            uuid.UUID(tenant),
+            draft_id,
+            revision,
+        )
+        return None if row is None else send_of(row)
 
     async def by_message_id(
         self, conn: asyncpg.Connection, tenant: str, message_id: str
-    ) -> asyncpg.Record | None:
-        return await conn.fetchrow(
+    ) -> Send | None:
+        row = await conn.fetchrow(
             "SELECT * FROM sends WHERE tenant_id = $1 AND message_id = $2 "
             "ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
             uuid.UUID(tenant),
             message_id,
         )
 
-    # -- routes, keys, auto-reply settings --------------------------------------------
+        # -- routes, keys, auto-reply settings --------------------------------------------
+        return None if row is None else send_of(row)
 
-    async def routes(self, tenant: str) -> list[asyncpg.Record]:
-        return await self.pool.fetch(
+    async def routes(self, tenant: str) -> list[Route]:
+        rows = await self.pool.fetch(
             "SELECT * FROM smtp_routes WHERE tenant_id = $1 ORDER BY scope, name",
             uuid.UUID(tenant),
         )
+        return [route_of(r) for r in rows]
 
-    async def dkim_key(self, tenant: str, domain: str) -> asyncpg.Record | None:
-        return await self.pool.fetchrow(
+    async def dkim_key(self, tenant: str, domain: str) -> DkimKey | None:
+        row = await self.pool.fetchrow(
             "SELECT * FROM dkim_keys WHERE tenant_id = $1 AND domain = $2",
             uuid.UUID(tenant),
             domain,
         )
+        return None if row is None else dkim_key_of(row)
 
-    async def dkim_keys(self, tenant: str) -> list[asyncpg.Record]:
-        return await self.pool.fetch(
+    async def dkim_keys(self, tenant: str) -> list[DkimKey]:
+        rows = await self.pool.fetch(
             "SELECT * FROM dkim_keys WHERE tenant_id = $1 ORDER BY domain", uuid.UUID(tenant)
         )
+        return [dkim_key_of(r) for r in rows]
 
-    async def auto_reply(self, tenant: str, inbox_id: uuid.UUID) -> asyncpg.Record | None:
-        return await self.pool.fetchrow(
+    async def auto_reply(self, tenant: str, inbox_id: uuid.UUID) -> AutoReplySettings | None:
+        row = await self.pool.fetchrow(
             "SELECT * FROM auto_reply_settings WHERE tenant_id = $1 AND inbox_id = $2",
             uuid.UUID(tenant),
             inbox_id,
         )
+        return None if row is None else auto_reply_of(row)
 
     async def last_auto_reply(
         self, tenant: str, inbox_id: uuid.UUID, address: str
@@ -487,7 +520,7 @@ class OutboundRepo:
         return got is not None
 
 
-def operator_md(row: Any) -> list[tuple[str, str]]:
-    raw = row["operator_md"]
+def operator_md(row: Send) -> list[tuple[str, str]]:
+    raw = row.operator_md
     pairs = json.loads(raw) if isinstance(raw, str) else raw
     return [(str(k), str(v)) for k, v in pairs or []]

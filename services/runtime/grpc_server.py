@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -19,6 +19,17 @@ from .errors import DomainError
 from .ids import IdGenerator
 
 _QUIET = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+# The `context` of a servicer method: `async def GetTicket(self, request:
+# tickets_pb2.GetTicketRequest, context: Context) -> tickets_pb2.GetTicketResponse`. The
+# request and response types are on the method's own parameters already. (grpc's classes
+# are generic only in their stubs.)
+if TYPE_CHECKING:
+    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+    _Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+else:
+    Context = grpc.aio.ServicerContext
+    _Handler = grpc.RpcMethodHandler
 
 
 class _CallMetrics:
@@ -56,9 +67,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> _Handler | None:
         handler = await continuation(details)
         method = details.method
         if handler is None or method.startswith(_QUIET):
@@ -83,7 +94,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             calls = self._calls[method] = _CallMetrics(self._requests, self._durations, method)
 
         # `request` is the message, or the request iterator of a client-streaming call.
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapped(request: Any, context: Context) -> Any:
             ident = identity.Identity.from_metadata(context.invocation_metadata())
             token = identity.set_current(ident)
             started = time.perf_counter()

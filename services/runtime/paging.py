@@ -6,11 +6,16 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from .errors import InvalidArgument
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,11 @@ class Cursor:
 
     received_at: datetime
     id: uuid.UUID
+
+    @classmethod
+    def of(cls, at: Timestamp, id: str) -> Cursor:
+        """The position of a message with a timestamp and an id (as repositories give)."""
+        return cls(at.ToDatetime(tzinfo=UTC), uuid.UUID(id))
 
     def encode(self) -> str:
         raw = f"{self.received_at.isoformat()}|{self.id}".encode()
@@ -41,10 +51,9 @@ def page_size(limit: int, default: int = 50, maximum: int = 200) -> int:
     return min(limit or default, maximum)
 
 
-def page(rows: list[Any], limit: int, at: str) -> tuple[list[Any], str]:
+def page(rows: list[T], limit: int, cursor_of: Callable[[T], Cursor]) -> tuple[list[T], str]:
     """The first `limit` of `rows` (fetched `limit + 1`, newest first) and the cursor of
-    the next page ("" when there is none), from the last row's `at` column and id."""
+    the next page ("" when there is none), the position of the last row."""
     if len(rows) <= limit:
         return rows, ""
-    last = rows[limit - 1]
-    return rows[:limit], Cursor(last[at], last["id"]).encode()
+    return rows[:limit], cursor_of(rows[limit - 1]).encode()

@@ -36,7 +36,7 @@ def main() -> int:
         f"--grpc_python_out={tmp}",
         *sources,
     ]
-    rc = protoc.main(args)
+    rc: int = protoc.main(args)
     if rc != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         print(f"protoc failed ({rc})", file=sys.stderr)

@@ -5,17 +5,17 @@ outbox in the transaction of the change."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from switchboard.v1 import tickets_pb2
 
 from services.runtime import identity, log
 from services.runtime.errors import NotFound
+from services.runtime.grpc_server import Context
 from services.runtime.ids import parse_uuid
 
 from . import contact_rules
 from .contact_rules import ContactEdit, TimelineCursor
-from .contacts import changed_event, contact_pb
+from .contacts import changed_event
 from .deps import Deps
 from .domain import Cursor, page_size
 
@@ -24,28 +24,34 @@ class ContactsApi:
     _deps: Deps
 
     async def _contact(self, tenant_id: str, contact_id: uuid.UUID) -> tickets_pb2.Contact:
-        row = await self._deps.contacts.get(None, tenant_id, contact_id)
-        if row is None:
+        contact = await self._deps.contacts.get(None, tenant_id, contact_id)
+        if contact is None:
             raise NotFound("no such contact", field="contact_id")
-        return contact_pb(row)
+        return contact
 
-    async def ListContacts(self, request: Any, context: Any) -> tickets_pb2.ListContactsResponse:
+    async def ListContacts(
+        self, request: tickets_pb2.ListContactsRequest, context: Context
+    ) -> tickets_pb2.ListContactsResponse:
         ident = identity.require_operator()
         search = contact_rules.search(request.query)
         limit = page_size(request.page.limit)
         after = Cursor.decode(request.page.cursor) if request.page.cursor else None
         rows = await self._deps.contacts.list(ident.tenant_id, search, limit, after)
-        resp = tickets_pb2.ListContactsResponse(contacts=[contact_pb(r) for r in rows[:limit]])
+        resp = tickets_pb2.ListContactsResponse(contacts=rows[:limit])
         if len(rows) > limit:
             last = rows[limit - 1]
-            resp.next_cursor = Cursor(last["updated_at"], last["id"]).encode()
+            resp.next_cursor = Cursor.of(last.updated_at, last.id).encode()
         return resp
 
-    async def GetContact(self, request: Any, context: Any) -> tickets_pb2.Contact:
+    async def GetContact(
+        self, request: tickets_pb2.GetContactRequest, context: Context
+    ) -> tickets_pb2.Contact:
         ident = identity.require_operator()
         return await self._contact(ident.tenant_id, parse_uuid(request.contact_id, "contact_id"))
 
-    async def UpdateContact(self, request: Any, context: Any) -> tickets_pb2.Contact:
+    async def UpdateContact(
+        self, request: tickets_pb2.UpdateContactRequest, context: Context
+    ) -> tickets_pb2.Contact:
         ident = identity.require_operator()
         contact_id = parse_uuid(request.contact_id, "contact_id")
         edit = ContactEdit.validated(
@@ -73,13 +79,17 @@ class ContactsApi:
                         correlation_id=ident.correlation_id,
                     ),
                 )
-            row = await d.contacts.get(conn, ident.tenant_id, contact_id)
+            contact = await d.contacts.get(conn, ident.tenant_id, contact_id)
         if changed:
             d.outbox.wake()
             log.get("tickets.contacts").info("contact updated", contact_id=str(contact_id))
-        return contact_pb(row)
+        if contact is None:
+            raise NotFound("no such contact", field="contact_id")
+        return contact
 
-    async def MergeContacts(self, request: Any, context: Any) -> tickets_pb2.Contact:
+    async def MergeContacts(
+        self, request: tickets_pb2.MergeContactsRequest, context: Context
+    ) -> tickets_pb2.Contact:
         ident = identity.require_operator()
         target = parse_uuid(request.target_contact_id, "target_contact_id")
         source = parse_uuid(request.source_contact_id, "source_contact_id")
@@ -102,15 +112,17 @@ class ContactsApi:
                         correlation_id=ident.correlation_id,
                     ),
                 )
-            row = await d.contacts.get(conn, ident.tenant_id, target)
+            contact = await d.contacts.get(conn, ident.tenant_id, target)
         d.outbox.wake()
         log.get("tickets.contacts").info(
             "contacts merged", contact_id=str(target), source_contact_id=str(source)
         )
-        return contact_pb(row)
+        if contact is None:
+            raise NotFound("no such contact", field="target_contact_id")
+        return contact
 
     async def ContactTimeline(
-        self, request: Any, context: Any
+        self, request: tickets_pb2.ContactTimelineRequest, context: Context
     ) -> tickets_pb2.ContactTimelineResponse:
         ident = identity.require_operator()
         contact_id = parse_uuid(request.contact_id, "contact_id")

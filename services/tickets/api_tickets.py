@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import common_pb2, events_pb2, tickets_pb2
 
 from services.runtime import events, identity, permissions
@@ -24,13 +25,14 @@ from services.runtime.errors import (
     NotFound,
     PermissionDenied,
 )
+from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
 from . import channels, domain, query, thread_rules
-from .contacts import comment_pb
 from .deps import Deps
 from .domain import Change, FieldEdit, Status
+from .records import InboxSettings, Ticket
 from .repo import summary_pb
 
 # "@login" in a comment: a login may itself be a mail address ("@agent2@demo.example")
@@ -41,8 +43,6 @@ def mentioned_logins(body: str) -> list[str]:
     """The logins "@mentioned" in a comment, lower case, trailing dots dropped."""
     return [m.rstrip(".").lower() for m in _MENTION.findall(body)]
 
-
-COUNTED = ("open", "pending", "resolved", "no_action", "trash", "editing", "awaiting_approval")
 
 _SORTS = {
     tickets_pb2.SORT_FIELD_UNSPECIFIED: query.Sort.RECEIVED_AT,
@@ -67,14 +67,14 @@ def _uuid_or_none(value: str, field: str) -> uuid.UUID | None:
     return parse_uuid(value, field) if value else None
 
 
-def _ts(ts: Any) -> datetime | None:
+def _ts(ts: Timestamp) -> datetime | None:
     return ts.ToDatetime(tzinfo=UTC) if (ts.seconds or ts.nanos) else None
 
 
-def _thresholds(settings_row: Any) -> list[domain.Threshold]:
+def _thresholds(settings_row: InboxSettings | None) -> list[domain.Threshold]:
     if settings_row is None:
         return []
-    return [domain.Threshold(t["after_minutes"], t["color"]) for t in settings_row["thresholds"]]
+    return [domain.Threshold(t["after_minutes"], t["color"]) for t in settings_row.thresholds]
 
 
 def _changes_pb(changes: Sequence[Change]) -> list[events_pb2.FieldChange]:
@@ -120,7 +120,7 @@ class TicketsCoreApi:
         self,
         conn: asyncpg.Connection,
         ident: Identity,
-        row: Any,
+        row: Ticket,
         changes: Sequence[Change],
         comment: str,
         action: str,
@@ -143,16 +143,16 @@ class TicketsCoreApi:
 
     async def _locked_row(
         self, conn: asyncpg.Connection, ident: Identity, ticket_id: uuid.UUID, field: str
-    ) -> Any:
+    ) -> Ticket:
         row = await self._deps.repo.row(conn, ident.tenant_id, ticket_id, for_update=True)
-        if row is None or not ident.sees_inbox(row["inbox_id"]):
+        if row is None or not ident.sees_inbox(row.inbox_id):
             raise NotFound("no such ticket", field=field)  # another inbox's: the same answer
         return row
 
-    async def _visible_row(self, ident: Identity, ticket_id: uuid.UUID) -> Any:
+    async def _visible_row(self, ident: Identity, ticket_id: uuid.UUID) -> Ticket:
         """The ticket if the caller may see it (tenant and inbox), else NotFound."""
         row = await self._deps.repo.row(self._deps.db.pool, ident.tenant_id, ticket_id)
-        if row is None or not ident.sees_inbox(row["inbox_id"]):
+        if row is None or not ident.sees_inbox(row.inbox_id):
             raise NotFound("no such ticket", field="ticket_id")
         return row
 
@@ -182,14 +182,14 @@ class TicketsCoreApi:
         self,
         conn: asyncpg.Connection,
         ident: Identity,
-        row: Any,
+        row: Ticket,
         edit: FieldEdit,
         comment: str,
         operators: dict[str, Any] | None,
-    ) -> tuple[Any, tuple[Change, ...]]:
+    ) -> tuple[Ticket, tuple[Change, ...]]:
         """Apply a field edit to a locked ticket row: update, audit, events."""
         d = self._deps
-        if row["merged_into"] is not None:
+        if row.merged_into is not None:
             raise FailedPrecondition("the ticket was merged into another", field="ticket_id")
         applied = domain.apply_edit(row, edit)
         values = dict(applied.values)
@@ -200,7 +200,7 @@ class TicketsCoreApi:
         assigned: tuple[Any, Any] | None = None
         if edit.assignee_id is not None:
             new_id = edit.assignee_id or None
-            old_id = str(row["assignee_id"]) if row["assignee_id"] else None
+            old_id = str(row.assignee_id) if row.assignee_id else None
             if new_id != old_id:
                 new_op = None
                 if new_id is not None:
@@ -212,15 +212,15 @@ class TicketsCoreApi:
                 changes.append(
                     Change(
                         "assignee",
-                        row["assignee_name"] or "",
+                        row.assignee_name or "",
                         new_op.display_name if new_op else "",
                     )
                 )
                 assigned = (new_op, old_id)
         if not changes:
             return row, ()
-        updated = await d.repo.update_fields(conn, ident.tenant_id, row["id"], values, now)
-        await self._audit(conn, ident, row["id"], "update", changes, comment)
+        updated = await d.repo.update_fields(conn, ident.tenant_id, row.id, values, now)
+        await self._audit(conn, ident, row.id, "update", changes, comment)
         await self._announce(conn, ident, updated, changes, comment, "update")
         if assigned is not None:
             new_op, old_id = assigned
@@ -229,26 +229,28 @@ class TicketsCoreApi:
                 payload.assignee.CopyFrom(new_op.ref())
             if old_id:
                 payload.previous.CopyFrom(
-                    common_pb2.OperatorRef(id=old_id, display_name=row["assignee_name"] or "")
+                    common_pb2.OperatorRef(id=old_id, display_name=row.assignee_name or "")
                 )
             await self._emit(conn, events.TICKET_ASSIGNED, ident, payload)
         return updated, tuple(changes)
 
-    async def _elapsed(self, tenant_id: str, rows: Sequence[Any]) -> list[tuple[int, int, str]]:
+    async def _elapsed(self, tenant_id: str, rows: Sequence[Ticket]) -> list[tuple[int, int, str]]:
         d = self._deps
-        inboxes = list({r["inbox_id"] for r in rows})
+        inboxes = list({r.inbox_id for r in rows})
         settings = await d.repo.inbox_settings(d.db.pool, tenant_id, inboxes) if inboxes else {}
         now = d.clock.now()
         out = []
         for r in rows:
-            seconds = max(0, int((now - r["received_at"]).total_seconds()))
-            level, color = domain.elapsed_level(_thresholds(settings.get(r["inbox_id"])), seconds)
+            seconds = max(0, int((now - r.received_at).total_seconds()))
+            level, color = domain.elapsed_level(_thresholds(settings.get(r.inbox_id)), seconds)
             out.append((seconds, level, color))
         return out
 
     # -- reading -------------------------------------------------------------------------
 
-    async def ListTickets(self, request: Any, context: Any) -> tickets_pb2.ListTicketsResponse:
+    async def ListTickets(
+        self, request: tickets_pb2.ListTicketsRequest, context: Context
+    ) -> tickets_pb2.ListTicketsResponse:
         ident = identity.require_tenant()
         statuses = [Status.from_pb(s) for s in (request.status, *request.statuses)]
         sort = _SORTS.get(request.sort)
@@ -296,28 +298,25 @@ class TicketsCoreApi:
         if len(rows) > limit:
             last = page[-1]
             resp.next_cursor = query.ListCursor(
-                sort, request.ascending, query.sort_value(last, sort), last["id"]
+                sort, request.ascending, query.sort_value(last, sort), last.id
             ).encode()
         return resp
 
-    async def CountTickets(self, request: Any, context: Any) -> tickets_pb2.CountTicketsResponse:
+    async def CountTickets(
+        self, request: tickets_pb2.CountTicketsRequest, context: Context
+    ) -> tickets_pb2.CountTicketsResponse:
         ident = identity.require_tenant()
-        rows = await self._deps.repo.counts(ident.tenant_id, ident.inbox_filter())
-        return tickets_pb2.CountTicketsResponse(
-            inboxes=[
-                tickets_pb2.InboxTicketCounts(
-                    inbox_id=str(r["inbox_id"]), **{k: r[k] for k in COUNTED}
-                )
-                for r in rows
-            ]
-        )
+        counts = await self._deps.repo.counts(ident.tenant_id, ident.inbox_filter())
+        return tickets_pb2.CountTicketsResponse(inboxes=counts)
 
-    async def GetTicket(self, request: Any, context: Any) -> tickets_pb2.GetTicketResponse:
+    async def GetTicket(
+        self, request: tickets_pb2.GetTicketRequest, context: Context
+    ) -> tickets_pb2.GetTicketResponse:
         ident = identity.require_tenant()
         found = await self._deps.repo.get(
             ident.tenant_id, parse_uuid(request.ticket_id, "ticket_id")
         )
-        if found is None or not ident.sees_inbox(found[0]["inbox_id"]):
+        if found is None or not ident.sees_inbox(found[0].inbox_id):
             raise NotFound("no such ticket", field="ticket_id")
         row, msgs, comments = found
         seconds, level, color = (await self._elapsed(ident.tenant_id, [row]))[0]
@@ -331,19 +330,20 @@ class TicketsCoreApi:
         for m in msgs:
             pb = channels.message_pb(m)
             resp.messages.append(pb)
-            e = tickets_pb2.TimelineEntry(ticket_id=str(row["id"]), message=pb)
-            e.at.FromDatetime(m["received_at"])
-            entries.append((m["received_at"], str(m["id"]), e))
+            e = tickets_pb2.TimelineEntry(ticket_id=str(row.id), message=pb)
+            e.at.FromDatetime(m.received_at)
+            entries.append((m.received_at, str(m.id), e))
         for c in comments:
-            cpb = comment_pb(c)
-            resp.comments.append(cpb)
-            e = tickets_pb2.TimelineEntry(ticket_id=str(row["id"]), comment=cpb)
-            e.at.FromDatetime(c["created_at"])
-            entries.append((c["created_at"], str(c["id"]), e))
+            resp.comments.append(c)
+            e = tickets_pb2.TimelineEntry(ticket_id=str(row.id), comment=c)
+            e.at.CopyFrom(c.created_at)
+            entries.append((c.created_at.ToDatetime(tzinfo=UTC), c.id, e))
         resp.timeline.extend(e for _, _, e in sorted(entries, key=lambda x: (x[0], x[1])))
         return resp
 
-    async def ListAudit(self, request: Any, context: Any) -> tickets_pb2.ListAuditResponse:
+    async def ListAudit(
+        self, request: tickets_pb2.ListAuditRequest, context: Context
+    ) -> tickets_pb2.ListAuditResponse:
         ident = identity.require_tenant()
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
         d = self._deps
@@ -352,51 +352,29 @@ class TicketsCoreApi:
         after = domain.Cursor.decode(request.page.cursor) if request.page.cursor else None
         rows = await d.repo.audit(ident.tenant_id, ticket_id, limit, after)
         resp = tickets_pb2.ListAuditResponse()
-        kinds = {
-            "operator": common_pb2.Actor.KIND_OPERATOR,
-            "customer": common_pb2.Actor.KIND_CUSTOMER,
-        }
-        for r in rows[:limit]:
-            e = resp.entries.add(
-                id=str(r["id"]),
-                action=r["action"],
-                comment=r["comment"],
-                actor=common_pb2.Actor(
-                    kind=kinds.get(r["actor_kind"], common_pb2.Actor.KIND_SYSTEM),
-                    id=r["actor_id"],
-                    display=r["actor_name"],
-                ),
-                changes=[
-                    events_pb2.FieldChange(field=c["field"], old_value=c["old"], new_value=c["new"])
-                    for c in r["changes"]
-                ],
-            )
-            e.at.FromDatetime(r["at"])
+        resp.entries.extend(rows[:limit])
         if len(rows) > limit:
-            last = rows[limit - 1]
-            resp.next_cursor = domain.Cursor(last["at"], last["id"]).encode()
+            resp.next_cursor = domain.Cursor.of(rows[limit - 1].at, rows[limit - 1].id).encode()
         return resp
 
     async def CheckMessageAccess(
-        self, request: Any, context: Any
+        self, request: tickets_pb2.CheckMessageAccessRequest, context: Context
     ) -> tickets_pb2.CheckMessageAccessResponse:
         ident = identity.require_tenant()
         message_id = parse_uuid(request.message_id, "message_id")
-        row = await self._deps.db.pool.fetchrow(
-            "SELECT t.id, t.inbox_id FROM messages m JOIN tickets t ON t.tenant_id = m.tenant_id "
-            "AND t.id = m.ticket_id WHERE m.tenant_id = $1 AND m.id = $2",
-            uuid.UUID(ident.tenant_id),
-            message_id,
-        )
-        if row is None or not ident.sees_inbox(row["inbox_id"]):
+        found = await self._deps.repo.message_place(ident.tenant_id, message_id)
+        if found is None or not ident.sees_inbox(found[1]):
             raise NotFound("no such message", field="message_id")
+        ticket_id, inbox_id = found
         return tickets_pb2.CheckMessageAccessResponse(
-            ticket_id=str(row["id"]), inbox_id=str(row["inbox_id"])
+            ticket_id=str(ticket_id), inbox_id=str(inbox_id)
         )
 
     # -- threading -----------------------------------------------------------------------
 
-    async def ResolveThread(self, request: Any, context: Any) -> tickets_pb2.ResolveThreadResponse:
+    async def ResolveThread(
+        self, request: tickets_pb2.ResolveThreadRequest, context: Context
+    ) -> tickets_pb2.ResolveThreadResponse:
         ident = identity.require_tenant()
         d = self._deps
         tenant = ident.tenant_id
@@ -411,7 +389,7 @@ class TicketsCoreApi:
                 row = await d.repo.final_ticket(pool, tenant, signed)
                 if row is not None:
                     return tickets_pb2.ResolveThreadResponse(
-                        ticket_id=str(row["id"]), reason=thread_rules.Reason.SIGNED
+                        ticket_id=str(row.id), reason=thread_rules.Reason.SIGNED
                     )
         known = [r for r in refs if not thread_rules.looks_signed(r)]
         by_ref = await d.repo.ticket_by_reference(pool, tenant, known)
@@ -419,7 +397,7 @@ class TicketsCoreApi:
             row = await d.repo.final_ticket(pool, tenant, by_ref)
             if row is not None:
                 return tickets_pb2.ResolveThreadResponse(
-                    ticket_id=str(row["id"]), reason=thread_rules.Reason.REFERENCE
+                    ticket_id=str(row.id), reason=thread_rules.Reason.REFERENCE
                 )
         number = thread_rules.subject_tag(mail.subject)
         sender = getattr(mail, "from").address
@@ -429,11 +407,13 @@ class TicketsCoreApi:
                 row = await d.repo.final_ticket(pool, tenant, tagged)
                 if row is not None:
                     return tickets_pb2.ResolveThreadResponse(
-                        ticket_id=str(row["id"]), reason=thread_rules.Reason.SUBJECT_TAG
+                        ticket_id=str(row.id), reason=thread_rules.Reason.SUBJECT_TAG
                     )
         return tickets_pb2.ResolveThreadResponse()
 
-    async def MintMessageId(self, request: Any, context: Any) -> tickets_pb2.MintMessageIdResponse:
+    async def MintMessageId(
+        self, request: tickets_pb2.MintMessageIdRequest, context: Context
+    ) -> tickets_pb2.MintMessageIdResponse:
         ident = identity.require_tenant()
         d = self._deps
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
@@ -447,7 +427,9 @@ class TicketsCoreApi:
 
     # -- changes -------------------------------------------------------------------------
 
-    async def UpdateTicket(self, request: Any, context: Any) -> tickets_pb2.UpdateTicketResponse:
+    async def UpdateTicket(
+        self, request: tickets_pb2.UpdateTicketRequest, context: Context
+    ) -> tickets_pb2.UpdateTicketResponse:
         ident = identity.require_operator()
         d = self._deps
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
@@ -464,14 +446,16 @@ class TicketsCoreApi:
             ticket=summary_pb(row), changes=_changes_pb(changes)
         )
 
-    async def RestoreTicket(self, request: Any, context: Any) -> tickets_pb2.UpdateTicketResponse:
+    async def RestoreTicket(
+        self, request: tickets_pb2.RestoreTicketRequest, context: Context
+    ) -> tickets_pb2.UpdateTicketResponse:
         ident = identity.require_operator()
         d = self._deps
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
         comment = domain.clean_text(request.comment, "comment", domain.COMMENT_MAX, required=False)
         async with d.db.transaction() as conn:
             row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
-            if row["status"] != Status.TRASH.value:
+            if row.status != Status.TRASH.value:
                 raise FailedPrecondition("the ticket is not in the trash", field="ticket_id")
             edit = FieldEdit(status=domain.restore_status(row))
             row, changes = await self._apply(conn, ident, row, edit, comment, None)
@@ -480,7 +464,9 @@ class TicketsCoreApi:
             ticket=summary_pb(row), changes=_changes_pb(changes)
         )
 
-    async def TransferTicket(self, request: Any, context: Any) -> tickets_pb2.UpdateTicketResponse:
+    async def TransferTicket(
+        self, request: tickets_pb2.TransferTicketRequest, context: Context
+    ) -> tickets_pb2.UpdateTicketResponse:
         ident = identity.require_operator()
         d = self._deps
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
@@ -493,12 +479,12 @@ class TicketsCoreApi:
             raise PermissionDenied("you have no access to that inbox", field="inbox_id")
         async with d.db.transaction() as conn:
             row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
-            if row["merged_into"] is not None:
+            if row.merged_into is not None:
                 raise FailedPrecondition("the ticket was merged into another", field="ticket_id")
-            if row["inbox_id"] == inbox_id:
+            if row.inbox_id == inbox_id:
                 raise FailedPrecondition("the ticket is already in that inbox", field="inbox_id")
-            change = Change("inbox", row["inbox_name"], name)
-            left = common_pb2.InboxRef(id=str(row["inbox_id"]), name=row["inbox_name"])
+            change = Change("inbox", row.inbox_name, name)
+            left = common_pb2.InboxRef(id=str(row.inbox_id), name=row.inbox_name)
             now = d.clock.now()
             row = await d.repo.update_fields(
                 conn, ident.tenant_id, ticket_id, {"inbox_id": inbox_id, "inbox_name": name}, now
@@ -523,7 +509,9 @@ class TicketsCoreApi:
             ticket=summary_pb(row), changes=_changes_pb([change])
         )
 
-    async def BulkUpdate(self, request: Any, context: Any) -> tickets_pb2.BulkUpdateResponse:
+    async def BulkUpdate(
+        self, request: tickets_pb2.BulkUpdateRequest, context: Context
+    ) -> tickets_pb2.BulkUpdateResponse:
         ident = identity.require_operator()
         d = self._deps
         ids = list(request.ticket_ids)
@@ -562,7 +550,9 @@ class TicketsCoreApi:
         d.outbox.wake()
         return resp
 
-    async def MergeTickets(self, request: Any, context: Any) -> tickets_pb2.UpdateTicketResponse:
+    async def MergeTickets(
+        self, request: tickets_pb2.MergeTicketsRequest, context: Context
+    ) -> tickets_pb2.UpdateTicketResponse:
         ident = identity.require_operator()
         d = self._deps
         target_id = parse_uuid(request.target_ticket_id, "target_ticket_id")
@@ -576,12 +566,12 @@ class TicketsCoreApi:
             rows = {t: await self._locked_row(conn, ident, t, fields[t]) for t in sorted(fields)}
             target, source = rows[target_id], rows[source_id]
             for r, f in ((target, "target_ticket_id"), (source, "source_ticket_id")):
-                if r["merged_into"] is not None:
+                if r.merged_into is not None:
                     raise FailedPrecondition("that ticket was already merged", field=f)
             now = d.clock.now()
-            if source["lock_fence"] is not None and source["lock_expires_at"] > now:
+            if source.lock_expires_at is not None and source.lock_expires_at > now:
                 raise FailedPrecondition(
-                    f"{source['lock_holder_name']} is replying to the source ticket",
+                    f"{source.lock_holder_name} is replying to the source ticket",
                     field="source_ticket_id",
                 )
             await d.repo.move_messages(conn, ident.tenant_id, source_id, target_id)
@@ -589,8 +579,8 @@ class TicketsCoreApi:
                 conn, ident.tenant_id, source_id, {"merged_into": target_id}, now
             )
             target = await d.repo.update_fields(conn, ident.tenant_id, target_id, {}, now)
-            into = Change("merged_into", "", f"#{target['number']}")
-            took = Change("merged", "", f"#{source['number']}")
+            into = Change("merged_into", "", f"#{target.number}")
+            took = Change("merged", "", f"#{source.number}")
             await self._audit(conn, ident, source_id, "merge", [into], comment)
             await self._audit(conn, ident, target_id, "merge", [took], comment)
             for r, c in ((source, into), (target, took)):
@@ -600,7 +590,9 @@ class TicketsCoreApi:
             ticket=summary_pb(target), changes=_changes_pb([took])
         )
 
-    async def SplitTicket(self, request: Any, context: Any) -> tickets_pb2.UpdateTicketResponse:
+    async def SplitTicket(
+        self, request: tickets_pb2.SplitTicketRequest, context: Context
+    ) -> tickets_pb2.UpdateTicketResponse:
         ident = identity.require_operator()
         d = self._deps
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
@@ -609,19 +601,19 @@ class TicketsCoreApi:
         async with d.db.transaction() as conn:
             row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
             msg = await d.repo.message_row(conn, ident.tenant_id, message_id)
-            if msg is None or msg["ticket_id"] != ticket_id:
+            if msg is None or msg.ticket_id != ticket_id:
                 raise NotFound("no such message in this ticket", field="message_id")
-            if row["message_count"] <= 1:
+            if row.message_count <= 1:
                 raise FailedPrecondition(
                     "the ticket's only message cannot be split out", field="message_id"
                 )
             now = d.clock.now()
-            who = channels.adapter(msg["channel"]).participant(msg)
-            subject = row["subject"]
-            if msg["summary"] is not None:
-                mail = events_pb2.MailSummary.FromString(bytes(msg["summary"]))
+            who = channels.adapter(msg.channel).participant(msg)
+            subject = row.subject
+            if msg.summary is not None:
+                mail = events_pb2.MailSummary.FromString(bytes(msg.summary))
                 subject = mail.subject or subject
-            contact_id = row["contact_id"]
+            contact_id = row.contact_id
             if who.address:
                 contact_id = await d.contacts.for_sender(
                     conn, ident.tenant_id, who.address, who.name, now
@@ -630,11 +622,11 @@ class TicketsCoreApi:
                 id=d.ids.new_str(),
                 subject=subject[: domain.SUBJECT_MAX],
                 status=Status.OPEN,
-                inbox=common_pb2.InboxRef(id=str(row["inbox_id"]), name=row["inbox_name"]),
+                inbox=common_pb2.InboxRef(id=str(row.inbox_id), name=row.inbox_name),
                 sender=who
                 if who.address or who.name
-                else common_pb2.Address(name=row["from_name"], address=row["from_address"]),
-                received_at=msg["received_at"],
+                else common_pb2.Address(name=row.from_name, address=row.from_address),
+                received_at=msg.received_at,
             )
             number = await d.repo.next_number(conn, ident.tenant_id)
             await d.repo.insert_ticket(
@@ -643,9 +635,10 @@ class TicketsCoreApi:
             new_id = uuid.UUID(new.id)
             await d.repo.move_messages(conn, ident.tenant_id, ticket_id, new_id, message_id)
             new_row = await d.repo.row(conn, ident.tenant_id, new_id)
+            assert new_row is not None  # inserted above, in this transaction
             old_row = await d.repo.update_fields(conn, ident.tenant_id, ticket_id, {}, now)
             out = Change("split", "", f"#{number}")
-            came = Change("split_from", "", f"#{row['number']}")
+            came = Change("split_from", "", f"#{row.number}")
             await self._audit(conn, ident, ticket_id, "split", [out], comment)
             await self._audit(conn, ident, new_id, "split", [came], comment)
             await self._emit(
@@ -660,7 +653,9 @@ class TicketsCoreApi:
             ticket=summary_pb(new_row), changes=_changes_pb([came])
         )
 
-    async def AddComment(self, request: Any, context: Any) -> tickets_pb2.AddCommentResponse:
+    async def AddComment(
+        self, request: tickets_pb2.AddCommentRequest, context: Context
+    ) -> tickets_pb2.AddCommentResponse:
         ident = identity.require_operator()
         d = self._deps
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
@@ -686,10 +681,10 @@ class TicketsCoreApi:
         refs = [o.ref() for o in mentioned.values()]
         async with d.db.transaction() as conn:
             row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
-            if row["merged_into"] is not None:
+            if row.merged_into is not None:
                 raise FailedPrecondition("the ticket was merged into another", field="ticket_id")
             now = d.clock.now()
-            crow = await d.repo.insert_comment(
+            comment = await d.repo.insert_comment(
                 conn,
                 id=d.ids.new(),
                 tenant_id=ident.tenant_id,
@@ -709,7 +704,6 @@ class TicketsCoreApi:
                 if mentioned
                 else [],
             )
-            comment = comment_pb(crow)
             await self._emit(
                 conn,
                 events.COMMENT_ADDED,
@@ -725,7 +719,9 @@ class TicketsCoreApi:
         d.outbox.wake()
         return tickets_pb2.AddCommentResponse(comment=comment)
 
-    async def AddPhoneMemo(self, request: Any, context: Any) -> tickets_pb2.AddPhoneMemoResponse:
+    async def AddPhoneMemo(
+        self, request: tickets_pb2.AddPhoneMemoRequest, context: Context
+    ) -> tickets_pb2.AddPhoneMemoResponse:
         ident = identity.require_operator()
         d = self._deps
         now = d.clock.now()
@@ -776,7 +772,7 @@ class TicketsCoreApi:
                 )
                 ticket_id = uuid.UUID(new.id)
             row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
-            if row["merged_into"] is not None:
+            if row.merged_into is not None:
                 raise FailedPrecondition("the ticket was merged into another", field="ticket_id")
             mrow = await d.repo.insert_memo(conn, ident.tenant_id, ticket_id, memo_id, memo, author)
             values: dict[str, object] = {}
@@ -784,12 +780,12 @@ class TicketsCoreApi:
             if (
                 not created
                 and memo.direction == "inbound"
-                and row["status"] in (Status.PENDING, *domain.CLOSED)
+                and row.status in (Status.PENDING, *domain.CLOSED)
             ):
                 # the customer called: like their reply by mail, it lands in open
                 values = {"status": "open", "closed_at": None}
-                changes = [Change("status", row["status"], "open")]
-            if contact_id is not None and row["contact_id"] is None:
+                changes = [Change("status", row.status, "open")]
+            if contact_id is not None and row.contact_id is None:
                 values["contact_id"] = contact_id
             row = await d.repo.update_fields(conn, ident.tenant_id, ticket_id, values, now)
             await self._audit(conn, ident, ticket_id, "phone_memo", changes)
@@ -819,7 +815,9 @@ class TicketsCoreApi:
 
     # -- per-inbox settings ------------------------------------------------------------
 
-    async def GetInboxSettings(self, request: Any, context: Any) -> tickets_pb2.InboxSettings:
+    async def GetInboxSettings(
+        self, request: tickets_pb2.GetInboxSettingsRequest, context: Context
+    ) -> tickets_pb2.InboxSettings:
         ident = identity.require_tenant()
         d = self._deps
         inbox_id = parse_uuid(request.inbox_id, "inbox_id")
@@ -828,7 +826,9 @@ class TicketsCoreApi:
         found = await d.repo.inbox_settings(d.db.pool, ident.tenant_id, [inbox_id])
         return _settings_pb(inbox_id, found.get(inbox_id))
 
-    async def SetInboxSettings(self, request: Any, context: Any) -> tickets_pb2.InboxSettings:
+    async def SetInboxSettings(
+        self, request: tickets_pb2.InboxSettings, context: Context
+    ) -> tickets_pb2.InboxSettings:
         ident = identity.require_operator()
         identity.require_permission(ident, permissions.MANAGE_INBOXES, "change inbox settings")
         d = self._deps
@@ -852,10 +852,10 @@ class TicketsCoreApi:
         return _settings_pb(inbox_id, row)
 
 
-def _settings_pb(inbox_id: uuid.UUID, row: Any) -> tickets_pb2.InboxSettings:
+def _settings_pb(inbox_id: uuid.UUID, row: InboxSettings | None) -> tickets_pb2.InboxSettings:
     s = tickets_pb2.InboxSettings(inbox_id=str(inbox_id))
     if row is not None:
-        s.new_ticket_after_days = row["new_ticket_after_days"]
+        s.new_ticket_after_days = row.new_ticket_after_days
         s.thresholds.extend(
             tickets_pb2.ElapsedThreshold(after_minutes=t.after_minutes, color=t.color)
             for t in _thresholds(row)

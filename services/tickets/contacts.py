@@ -24,7 +24,8 @@ from . import channels
 from . import contact_rules as rules
 from .contact_rules import ContactEdit, EntryKind, Search, TimelineCursor
 from .domain import Cursor
-from .repo import summary_pb
+from .records import MESSAGE_COLUMNS, message_of, ticket_of
+from .repo import comment_pb, summary_pb
 
 MERGE_DEPTH_MAX = 32  # merged_into chains are kept flat; this only stops a corrupt loop
 
@@ -37,7 +38,7 @@ _CONTACT_COLUMNS = (
 )
 
 
-def contact_pb(row: Any) -> tickets_pb2.Contact:
+def contact_pb(row: asyncpg.Record) -> tickets_pb2.Contact:
     """A contact row selected with `_CONTACT_COLUMNS`."""
     out = tickets_pb2.Contact(
         id=str(row["id"]),
@@ -52,21 +53,6 @@ def contact_pb(row: Any) -> tickets_pb2.Contact:
     )
     out.created_at.FromDatetime(row["created_at"])
     out.updated_at.FromDatetime(row["updated_at"])
-    return out
-
-
-def comment_pb(row: Any) -> tickets_pb2.Comment:
-    out = tickets_pb2.Comment(
-        id=str(row["id"]),
-        author=common_pb2.OperatorRef(id=str(row["author_id"]), display_name=row["author_name"]),
-        body=row["body"],
-        mentions=[
-            common_pb2.OperatorRef(id=str(m.get("id", "")), display_name=m.get("display_name", ""))
-            for m in (row["mentions"] or [])
-            if isinstance(m, dict)
-        ],
-    )
-    out.created_at.FromDatetime(row["created_at"])
     return out
 
 
@@ -219,17 +205,18 @@ class ContactsRepo:
 
     async def get(
         self, conn: asyncpg.Connection | asyncpg.Pool | None, tenant_id: str, contact_id: uuid.UUID
-    ) -> Any:
+    ) -> tickets_pb2.Contact | None:
         """One contact of the tenant with its addresses and ticket count (None if missing)."""
-        return await (conn or self._pool).fetchrow(
+        row = await (conn or self._pool).fetchrow(
             f"SELECT {_CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2",
             uuid.UUID(tenant_id),
             contact_id,
         )
+        return None if row is None else contact_pb(row)
 
     async def list(
         self, tenant_id: str, search: Search | None, limit: int, after: Cursor | None
-    ) -> list[Any]:
+    ) -> list[tickets_pb2.Contact]:
         """Contacts not merged away, newest-updated first, keyset-paged on (updated_at, id);
         `limit + 1` rows so the caller knows whether a next page exists."""
         args: list[Any] = [uuid.UUID(tenant_id), limit + 1]
@@ -258,7 +245,7 @@ class ContactsRepo:
             f"SELECT {_CONTACT_COLUMNS} FROM contacts c WHERE {' AND '.join(where)} "
             "ORDER BY c.updated_at DESC, c.id DESC LIMIT $2"
         )
-        return list(await self._pool.fetch(sql, *args))
+        return [contact_pb(r) for r in await self._pool.fetch(sql, *args)]
 
     # -- change --------------------------------------------------------------------------
 
@@ -516,7 +503,7 @@ class ContactsRepo:
             for r in page:
                 by_kind[r["kind"]].append(r["id"])
             tickets = {
-                r["id"]: r
+                r["id"]: ticket_of(r)
                 for r in await conn.fetch(
                     "SELECT * FROM tickets WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
                     tenant,
@@ -524,9 +511,10 @@ class ContactsRepo:
                 )
             }
             messages = {
-                r["id"]: r
+                r["id"]: message_of(r)
                 for r in await conn.fetch(
-                    "SELECT * FROM messages WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages "
+                    "WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
                     tenant,
                     by_kind[int(k_m)],
                 )

@@ -6,13 +6,16 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING
 
 from switchboard.v1 import common_pb2, events_pb2
 
 from services.runtime import events, paging
 from services.runtime.errors import InvalidArgument
 from services.runtime.paging import Cursor as Cursor  # re-exported for the service's modules
+
+if TYPE_CHECKING:
+    from .records import Ticket
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
@@ -173,32 +176,31 @@ class Applied:
     changes: tuple[Change, ...]
 
 
-def apply_edit(row: Any, edit: FieldEdit) -> Applied:
+def apply_edit(row: Ticket, edit: FieldEdit) -> Applied:
     """The field changes `edit` makes to a ticket row (status, priority, category, labels,
     flags; the assignee is checked and applied by the caller, who knows the operators).
     Trashing remembers the status to restore; resolving stamps `closed_at` (caller)."""
-    get = row.__getitem__
     values: dict[str, object] = {}
     changes: list[Change] = []
-    if edit.status is not None and edit.status.value != get("status"):
-        old = Status(get("status"))
+    if edit.status is not None and edit.status.value != row.status:
+        old = Status(row.status)
         values["status"] = edit.status.value
         if edit.status is Status.TRASH:
             values["status_before_trash"] = old.value
         elif old is Status.TRASH:
             values["status_before_trash"] = None
         changes.append(Change("status", old.value, edit.status.value))
-    if edit.priority is not None and edit.priority.value != get("priority"):
+    if edit.priority is not None and edit.priority.value != row.priority:
         values["priority"] = edit.priority.value
-        changes.append(Change("priority", str(get("priority")), edit.priority.value))
-    if edit.category is not None and edit.category != get("category"):
+        changes.append(Change("priority", row.priority, edit.priority.value))
+    if edit.category is not None and edit.category != row.category:
         values["category"] = edit.category
-        changes.append(Change("category", str(get("category")), edit.category))
+        changes.append(Change("category", row.category, edit.category))
     for field, add, remove in (
         ("labels", edit.add_labels, edit.remove_labels),
         ("flags", edit.add_flags, edit.remove_flags),
     ):
-        current = list(get(field))
+        current = list(getattr(row, field))
         new = _merge_tags(current, add, remove, field)
         if new != current:
             values[field] = new
@@ -206,9 +208,9 @@ def apply_edit(row: Any, edit: FieldEdit) -> Applied:
     return Applied(values, tuple(changes))
 
 
-def restore_status(row: Any) -> Status:
+def restore_status(row: Ticket) -> Status:
     """The status a ticket goes back to from trash: the one it had, else open."""
-    before = row["status_before_trash"]
+    before = row.status_before_trash
     return Status(before) if before and before != Status.TRASH.value else Status.OPEN
 
 

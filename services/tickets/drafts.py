@@ -14,6 +14,7 @@ from services.runtime.bus import Delivery
 from services.runtime.outbox import first_time
 
 from .deps import Deps
+from .records import ticket_of
 from .repo import summary_pb
 
 DRAFTS_DURABLE = registry.TICKETS_DRAFTS.durable
@@ -57,17 +58,20 @@ class DraftTracker:
                 tenant,
                 ticket_id,
             )
-            if count == row["draft_count"]:
+            if count == row.draft_count:
                 return
-            updated = await conn.fetchrow(
-                "UPDATE tickets SET draft_count = $3 WHERE tenant_id = $1 AND id = $2 RETURNING *",
-                tenant,
-                ticket_id,
-                count,
+            updated = ticket_of(
+                await conn.fetchrow(
+                    "UPDATE tickets SET draft_count = $3 WHERE tenant_id = $1 AND id = $2 "
+                    "RETURNING *",
+                    tenant,
+                    ticket_id,
+                    count,
+                )
             )
-            if (row["draft_count"] > 0) != (count > 0):
-                was = row["lock_fence"] is not None or row["draft_count"] > 0
-                now = updated["lock_fence"] is not None or count > 0
+            if (row.draft_count > 0) != (count > 0):
+                was = row.lock_fence is not None or row.draft_count > 0
+                now = updated.lock_fence is not None or count > 0
                 payload = events_pb2.TicketUpdated(
                     ticket=summary_pb(updated),
                     changes=[

@@ -55,17 +55,18 @@ class Filing:
             if routed.thread_ticket_id:
                 found = await d.repo.final_ticket(conn, tenant, uuid.UUID(routed.thread_ticket_id))
                 if found is not None:
-                    target = await d.repo.row(conn, tenant, found["id"], for_update=True)
-                    settings = await d.repo.inbox_settings(conn, tenant, [target["inbox_id"]])
-                    s = settings.get(target["inbox_id"])
+                    target = await d.repo.row(conn, tenant, found.id, for_update=True)
+                    assert target is not None  # found just now; tickets are never deleted
+                    settings = await d.repo.inbox_settings(conn, tenant, [target.inbox_id])
+                    s = settings.get(target.inbox_id)
                     join = (
                         thread_rules.Join.APPEND
                         if ours
                         else thread_rules.join_existing(
-                            domain.Status(target["status"]),
-                            target["closed_at"],
+                            domain.Status(target.status),
+                            target.closed_at,
                             now,
-                            s["new_ticket_after_days"] if s else 0,
+                            s.new_ticket_after_days if s else 0,
                             mail_is_junk=junk,
                         )
                     )
@@ -80,11 +81,11 @@ class Filing:
                     conn,
                     id=d.ids.new(),
                     tenant_id=tenant,
-                    ticket_id=row["id"],
+                    ticket_id=row.id,
                     at=now,
                     actor=actor,
                     action="create",
-                    changes=[domain.Change("status", "", row["status"])],
+                    changes=[domain.Change("status", "", row.status)],
                 )
                 payload = events_pb2.TicketCreated(
                     ticket=summary_pb(row),
@@ -103,7 +104,7 @@ class Filing:
                 what = "ticket created"
                 log.also(ticket_id=new.id)
             else:
-                ticket_id = str(target["id"])
+                ticket_id = str(target.id)
                 log.also(ticket_id=ticket_id)
                 await d.repo.insert_message(conn, tenant, ticket_id, routed, received_at)
                 values: dict[str, object] = {}
@@ -113,7 +114,7 @@ class Filing:
                         conn,
                         id=d.ids.new(),
                         tenant_id=tenant,
-                        ticket_id=target["id"],
+                        ticket_id=target.id,
                         at=now,
                         actor=common_pb2.Actor(
                             kind=common_pb2.Actor.KIND_CUSTOMER,
@@ -121,10 +122,10 @@ class Filing:
                             display=sender.name or sender.address,
                         ),
                         action="reopen",
-                        changes=[domain.Change("status", target["status"], "open")],
+                        changes=[domain.Change("status", target.status, "open")],
                         comment="the customer replied",
                     )
-                row = await d.repo.update_fields(conn, tenant, target["id"], values, now)
+                row = await d.repo.update_fields(conn, tenant, target.id, values, now)
                 out = events.caused_by(
                     events.TICKET_MESSAGE_ADDED,
                     env,

@@ -45,6 +45,7 @@ from services.runtime.periodic import PeriodicTask
 from . import lock_rules as rules
 from .domain import Change
 from .lock_rules import LockValue
+from .records import Ticket, ticket_of
 from .repo import TicketsRepo, summary_pb
 
 # KEYS[1] the lock; ARGV: placeholder, ttl ms, caller id, force ("1": take over).
@@ -204,7 +205,10 @@ def _outbox_args(env: events_pb2.EventEnvelope) -> tuple[uuid.UUID, str, bytes]:
 
 
 def _grant_change(
-    ticket_id: uuid.UUID, lock: events_pb2.ReplyLock, previous: LockValue | None, drawn: Any
+    ticket_id: uuid.UUID,
+    lock: events_pb2.ReplyLock,
+    previous: LockValue | None,
+    drawn: asyncpg.Record,
 ) -> events_pb2.ReplyLockChanged:
     """lock.acquired / lock.taken_over: the new lock and whom it replaced — the holder
     taken over, or a recorded lock Redis had forgotten (expired unannounced, or lost)."""
@@ -520,7 +524,7 @@ class ReplyLocks:
                         if row is not None:
                             await self._outbox.add(conn, env)
                             if row["old_assignee_id"] is None:
-                                await self._assigned(conn, ident, row, lock, now)
+                                await self._assigned(conn, ident, ticket_of(row), lock, now)
         except BaseException:
             await self._undo(key, placeholder, final)
             raise
@@ -532,7 +536,7 @@ class ReplyLocks:
         self,
         conn: asyncpg.Connection,
         ident: Identity,
-        row: Any,
+        row: Ticket,
         lock: events_pb2.ReplyLock,
         now: datetime,
     ) -> None:
@@ -542,7 +546,7 @@ class ReplyLocks:
             conn,
             id=self._ids.new(),
             tenant_id=ident.tenant_id,
-            ticket_id=row["id"],
+            ticket_id=row.id,
             at=now,
             actor=operator_actor(ident),
             action="assign",

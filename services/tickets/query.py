@@ -18,6 +18,7 @@ from services.runtime.errors import InvalidArgument
 
 from . import search
 from .domain import Priority, Status
+from .records import Ticket
 
 
 class Sort(StrEnum):
@@ -117,21 +118,21 @@ class TicketQuery:
         object.__setattr__(self, "terms", tuple(search.keyword_terms(self.keyword)))
 
 
-def sort_value(row: Any, sort: Sort) -> Any:
+def sort_value(row: Ticket, sort: Sort) -> Any:
     """A row's value of the sort expression (what the next page's cursor carries)."""
     if sort is Sort.PRIORITY:
-        return Priority(row["priority"]).rank
+        return Priority(row.priority).rank
     if sort is Sort.SUBJECT:
-        return str(row["subject"]).lower()
+        return str(row.subject).lower()
     if sort is Sort.ASSIGNEE:
-        return str(row["assignee_name"] or "").lower()
+        return str(row.assignee_name or "").lower()
     if sort is Sort.CUSTOMER:
-        return str(row["from_name"] or row["from_address"]).lower()
+        return str(row.from_name or row.from_address).lower()
     if sort is Sort.INBOX:
-        return str(row["inbox_name"]).lower()
+        return str(row.inbox_name).lower()
     if sort is Sort.LAST_MESSAGE_AT:
-        return row["last_message_at"] or row["received_at"]
-    return row[sort.value]
+        return row.last_message_at or row.received_at
+    return getattr(row, sort.value)
 
 
 def build_list_query(

@@ -52,30 +52,30 @@ class ScanVerdicts:
             message = await d.repo.message_row(conn, tenant, message_id)
             if message is None:
                 raise NotFiledYet(f"message {message_id} is not filed yet")
-            row = await d.repo.row(conn, tenant, message["ticket_id"], for_update=True)
+            row = await d.repo.row(conn, tenant, message.ticket_id, for_update=True)
             opened = await conn.fetchval(
                 "SELECT id FROM messages WHERE tenant_id = $1 AND ticket_id = $2 "
                 "ORDER BY received_at, id LIMIT 1",
                 uuid.UUID(tenant),
-                message["ticket_id"],
+                message.ticket_id,
             )
             if (
                 row is None
                 or opened != message_id
-                or row["merged_into"] is not None
-                or row["status"] == domain.Status.TRASH.value
+                or row.merged_into is not None
+                or row.status == domain.Status.TRASH.value
             ):
                 return
             applied = domain.apply_edit(row, domain.FieldEdit(status=domain.Status.TRASH))
             now = d.clock.now()
-            row = await d.repo.update_fields(conn, tenant, row["id"], applied.values, now)
+            row = await d.repo.update_fields(conn, tenant, row.id, applied.values, now)
             comment = f"virus found: {found}"
             actor = events.system_actor("tickets")
             await d.repo.add_audit(
                 conn,
                 id=d.ids.new(),
                 tenant_id=tenant,
-                ticket_id=row["id"],
+                ticket_id=row.id,
                 at=now,
                 actor=actor,
                 action="virus",
@@ -104,5 +104,5 @@ class ScanVerdicts:
             )
         d.outbox.wake()
         self._log.info(
-            "ticket moved to the trash: virus", ticket_id=str(row["id"]), message_id=str(message_id)
+            "ticket moved to the trash: virus", ticket_id=str(row.id), message_id=str(message_id)
         )

@@ -4,14 +4,18 @@ thresholds, bigram search and the list query's cursor."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.runtime.errors import InvalidArgument
 from services.tickets import domain, query, search
 from services.tickets import thread_rules as tr
 from services.tickets.domain import FieldEdit, Status
+from services.tickets.records import Ticket
 
 KEY = tr.thread_key("a test key of enough length")
 TENANT = "0191f000-0000-7000-8000-00000000de00"
@@ -97,16 +101,42 @@ def test_a_ticket_closed_too_long_gives_way_to_a_new_one() -> None:
 # -- status machine and fields ------------------------------------------------------------
 
 
-def _row(**kw: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "status": "open",
-        "priority": "normal",
-        "category": "",
-        "labels": [],
-        "flags": [],
-        "status_before_trash": None,
-    }
-    return {**base, **kw}
+def _row(**kw: Any) -> Ticket:
+    ident = uuid.UUID(int=1)
+    base = Ticket(
+        id=ident,
+        tenant_id=ident,
+        subject="s",
+        status="open",
+        inbox_id=ident,
+        inbox_name="Support",
+        from_name="",
+        from_address="",
+        received_at=NOW,
+        assignee_id=None,
+        assignee_name=None,
+        created_at=NOW,
+        updated_at=NOW,
+        number=1,
+        contact_id=None,
+        labels=[],
+        category="",
+        priority="normal",
+        flags=[],
+        status_before_trash=None,
+        closed_at=None,
+        merged_into=None,
+        last_message_at=None,
+        message_count=0,
+        draft_count=0,
+        awaiting_approval=False,
+        lock_fence=None,
+        lock_holder_id=None,
+        lock_holder_name=None,
+        lock_acquired_at=None,
+        lock_expires_at=None,
+    )
+    return replace(base, **kw)
 
 
 def test_trash_remembers_the_status_to_restore() -> None:
@@ -284,3 +314,24 @@ def test_the_list_query_is_scoped_by_tenant_and_never_interpolates_values() -> N
     assert "t.tenant_id = $1" in sql and "DROP" not in sql and "a'b" not in sql
     assert args[0] == uuid.UUID(TENANT)
     assert "ASC" in sql
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 11, 22, 12, 0, 0, 123456, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=9))),
+        datetime(2026, 3, 1, 9, 30, 0, 1),  # naive: UTC, as protobuf takes it
+    ],
+)
+def test_a_summary_stamps_times_exactly_as_protobuf_converts_them(at: datetime) -> None:
+    from services.tickets.repo import summary_pb
+
+    expected = Timestamp()
+    expected.FromDatetime(at)
+    s = summary_pb(
+        _row(received_at=at, updated_at=at, lock_fence=3, lock_acquired_at=at, lock_expires_at=at)
+    )
+    assert s.received_at == s.updated_at == s.last_message_at == expected
+    assert s.lock.acquired_at == s.lock.expires_at == expected
