@@ -267,23 +267,23 @@ def event(env: events_pb2.EventEnvelope) -> dict[str, Any] | None:
             },
         }
     if kind == "send_changed":
-        c = env.send_changed
+        sent = env.send_changed
         return {
             **base,
             **by,
             "send": {
-                "id": c.send_id,
-                "kind": c.kind,
-                "ticket_id": c.ticket_id or None,
-                "inbox_id": c.inbox_id,
-                "draft_id": c.draft_id or None,
-                "state": c.state,
-                "previous_state": c.previous_state or None,
-                "message_id": c.message_id,
-                "attempts": c.attempts,
-                "smtp_code": c.smtp_code or None,
-                "smtp_message": c.smtp_message or None,
-                "send_at": iso(c.send_at),
+                "id": sent.send_id,
+                "kind": sent.kind,
+                "ticket_id": sent.ticket_id or None,
+                "inbox_id": sent.inbox_id,
+                "draft_id": sent.draft_id or None,
+                "state": sent.state,
+                "previous_state": sent.previous_state or None,
+                "message_id": sent.message_id,
+                "attempts": sent.attempts,
+                "smtp_code": sent.smtp_code or None,
+                "smtp_message": sent.smtp_message or None,
+                "send_at": iso(sent.send_at),
             },
         }
     return None
