@@ -22,6 +22,7 @@ os.environ.setdefault("SB_ENV", "test")
 DEMO_PASSWORD = "test-demo-password"
 SMTP_MAX_BYTES = 512 * 1024
 LOGIN_LOCK_S = 4
+CONNECT_ALLOW = "127.0.0.1"
 OUTBOUND_TEST_ENV = {
     "SB_SMTP_TIMEOUT_S": "3",
     "SB_SMTP_DATA_TIMEOUT_S": "2",
@@ -120,6 +121,9 @@ async def stack(
         redis_url=infra.redis.url,
         service_logs_to_files=True,
         smtp_relay=("127.0.0.1", smtp_peer.port),
+        # the tests' IMAP and SMTP servers listen on 127.0.0.1: that address only is
+        # allowed to administrators' hosts; other loopback addresses stay refused
+        connect_allow=CONNECT_ALLOW,
         extra_env={
             # Short SMTP timeouts, leases and back-off, so that failures show in seconds.
             "outbound": OUTBOUND_TEST_ENV,

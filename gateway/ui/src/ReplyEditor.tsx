@@ -1,7 +1,7 @@
 import { DragEvent, useCallback, useEffect, useRef, useState } from "react";
 import { api, ApiError, messageOf, Checks, Draft, DraftRevision, Preview, Send, Template, TicketDetail } from "./api";
 import { Session } from "./App";
-import { useI18n, Key } from "./i18n";
+import { formatTime, useI18n, Key } from "./i18n";
 
 const RENEW_MS = 20000;
 const AUTOSAVE_MS = 1200;
@@ -59,8 +59,10 @@ export function ReplyEditor({
   session: Session;
   onClose: (sent: boolean) => void;
 }) {
-  const { t, tz } = useI18n();
+  const { t, tz, lang } = useI18n();
   const [draft, setDraft] = useState<Draft | null>(null);
+  // who changed the draft last: shown when it was someone else (issue 16)
+  const [lastChange, setLastChange] = useState<Draft["last_change"]>(null);
   const [fields, setFields] = useState<Fields | null>(null);
   const [revision, setRevision] = useState(0);
   const [dirty, setDirty] = useState(false);
@@ -102,6 +104,7 @@ export function ReplyEditor({
           }));
         if (cancelled) return;
         setDraft(d);
+        setLastChange(d.last_change ?? null);
         setFields(fieldsOf(d.current));
         setAttachments(d.current.attachments);
         setRevision(d.current.revision);
@@ -168,6 +171,7 @@ export function ReplyEditor({
         attachment_ids: f.attachment_ids,
       });
       setRevision(d.current.revision);
+      setLastChange(d.last_change ?? null);
       revRef.current = d.current.revision;
       setAttachments(d.current.attachments);
       setDirty(false);
@@ -313,6 +317,14 @@ export function ReplyEditor({
         <span className="spacer" />
         <span className="muted small" data-testid="save-state">{saving ? t("reply.saving") : dirty ? "" : t("reply.saved")}</span>
       </div>
+      {lastChange && lastChange.by.id !== session.me.id && (
+        <p className="notice" role="status" data-testid="draft-changed-by">
+          {t(lastChange.action === "reopened" ? "reply.reopened_by" : "reply.changed_by", {
+            name: lastChange.by.name || "?",
+            at: formatTime(lastChange.at, lang, tz),
+          })}
+        </p>
+      )}
       {lockGone && <p className="error" role="alert" data-testid="lock-lost">{t("reply.lock_lost", { name: lostTo || "?" })}</p>}
       {error && <p className="error" role="alert" data-testid="editor-error">{error}</p>}
       <div className="editor-grid">
