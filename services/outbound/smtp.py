@@ -238,7 +238,7 @@ class SmtpClient:
                 # a route leading to a refused range is wrong until an administrator
                 # changes it; a name that does not resolve or answer may come back
                 outcome = Outcome.PERMANENT if err.step == "address" else Outcome.TEMPORARY
-                return Result(outcome, 0, clip_reply(f"not connected: {err.message}"))
+                return Result(outcome, 0, clip_reply(f"connection failed: {err.message}"))
             except SMTPResponseException as err:
                 return Result(outcome_of(err.code), err.code, clip_reply(err.message))
             except (SMTPException, OSError, TimeoutError, ssl.SSLError) as err:
