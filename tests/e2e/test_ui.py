@@ -75,6 +75,17 @@ def row(page: Page, subject: str) -> Any:
     return page.get_by_test_id("ticket-row").filter(has_text=subject)
 
 
+async def schedule_reply(page: Page, subject: str, body: str) -> None:
+    """Open the ticket, write a reply and send it at 09:00 tomorrow."""
+    await row(page, subject).click()
+    await page.get_by_test_id("btn-reply").click()
+    await page.get_by_test_id("body").fill(body)
+    await page.get_by_test_id("later").check()
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT09:00")
+    await page.get_by_test_id("send-at").fill(tomorrow)
+    await page.get_by_test_id("send").click()
+
+
 async def test_two_operators_one_reply_the_lock_the_checks_and_the_sent_mail(
     stack: Stack, browser: Browser, smtp_peer: SmtpPeer
 ) -> None:
@@ -199,13 +210,7 @@ async def test_a_new_mail_appears_live_and_a_scheduled_send_can_be_cancelled(
         await expect(row(page, subject)).to_be_visible(timeout=15000)  # no reload
         await expect(page.get_by_test_id("count-open")).to_have_text("1")
 
-        await row(page, subject).click()
-        await page.get_by_test_id("btn-reply").click()
-        await page.get_by_test_id("body").fill("It left our warehouse today.")
-        await page.get_by_test_id("later").check()
-        tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT09:00")
-        await page.get_by_test_id("send-at").fill(tomorrow)
-        await page.get_by_test_id("send").click()
+        await schedule_reply(page, subject, "It left our warehouse today.")
         await expect(page.get_by_test_id("editor")).to_have_count(0)
         scheduled = page.locator("[data-testid=send][data-state=scheduled]")
         await expect(scheduled).to_be_visible()

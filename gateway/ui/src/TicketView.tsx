@@ -272,6 +272,9 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const mine = lock && lock.holder.id === session.me.id;
   const otherHolder = lock && !mine ? lock.holder.name : "";
   const mayTakeOver = session.may("take_over_locks") && !!otherHolder;
+  // changing or cancelling a send: its author, or who may take over (the server decides too)
+  const mayChangeSend = (s: Send) =>
+    session.may("send_without_approval") && (s.operator?.id === session.me.id || session.may("take_over_locks"));
   const replyReason = !a.reply ? t("ticket.no_reply_permission") : otherHolder ? t("ticket.reply_disabled", { name: otherHolder }) : "";
   const lastMail = [...ticket.messages].reverse().find((m) => m.channel !== "phone");
 
@@ -558,7 +561,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
                     {s.state === "sent" && s.sent_at && t("send.at", { t: formatTime(s.sent_at, lang, tz) })}
                     {s.last_reply && s.state !== "sent" && ` ${s.last_reply.code ?? ""} ${s.last_reply.message}`}
                   </div>
-                  {s.state === "scheduled" && (
+                  {s.state === "scheduled" && mayChangeSend(s) && (
                     <div className="row gap wrap">
                       <button className="small" onClick={() => void cancelSend(s.id)} data-testid="send-cancel">{t("send.cancel")}</button>
                       <input
