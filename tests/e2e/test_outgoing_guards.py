@@ -208,6 +208,9 @@ async def test_line_breaks_in_encoded_words_and_separators_are_refused_where_wri
         ("from_name", EVIL),
         ("from_name", "Help\u2028Desk"),
         ("to", [f"{EVIL} <taro@customer.example>"]),
+        ("cc", [f"{EVIL} <boss@customer.example>"]),
+        ("bcc", [f"{EVIL} <audit@customer.example>"]),
+        ("to", ["Taro\u2029Yamada <taro@customer.example>"]),
     ):
         code, body, _ = await call(
             stack, "PUT", f"/api/v1/drafts/{draft['id']}", {**base, field: value}, token=aiko
@@ -219,7 +222,7 @@ async def test_line_breaks_in_encoded_words_and_separators_are_refused_where_wri
 
     # templates (their subject becomes the mail's) and the inbox's name (the From name)
     template = {"name": "T", "body_text": "Hello"}
-    for subject in (EVIL, "a\u2028b", "{{now:%Y\u2028}}"):
+    for subject in (EVIL, "a\u2028b", "a\u2029b", "a\u0085b", "{{now:%Y\u2028}}"):
         code, body, _ = await call(
             stack, "POST", "/api/v1/templates", {**template, "subject": subject}, token=admin
         )

@@ -79,7 +79,12 @@ async def test_a_cancelled_send_tells_its_author_who_cancelled_it_before_sending
         await expect(dialog.locator("[data-code=changed_by_other]")).to_contain_text(
             "Sue Supervisor"
         )
-        await a.get_by_test_id("checks-confirm").click()
+        await a.get_by_test_id("checks-cancel").click()
+        # while she edits it, the notice stays; having changed it herself, she sends it
+        await a.get_by_test_id("body").fill("It arrives on Friday, as promised.")
+        await expect(a.get_by_test_id("save-state")).to_have_text("Saved")
+        await expect(notice).to_contain_text("Sue Supervisor")
+        await a.get_by_test_id("editor").get_by_test_id("send").click()
         await expect(a.get_by_test_id("editor")).to_have_count(0)
 
         async def delivered() -> Any:
@@ -90,7 +95,9 @@ async def test_a_cancelled_send_tells_its_author_who_cancelled_it_before_sending
             ]
 
         [got] = await eventually(delivered, timeout=30)
-        assert "It arrives on Friday." in got.message.get_body(("plain",)).get_content()
+        assert (
+            "It arrives on Friday, as promised." in got.message.get_body(("plain",)).get_content()
+        )
 
         # the cancellation is in the ticket's audit trail, with who did it
         async def cancelled_by() -> Any:

@@ -171,7 +171,8 @@ export function ReplyEditor({
         attachment_ids: f.attachment_ids,
       });
       setRevision(d.current.revision);
-      setLastChange(d.last_change ?? null);
+      // someone else's change stays shown while the editor is open, after the author's saves
+      if (d.last_change && d.last_change.by.id !== session.me.id) setLastChange(d.last_change);
       revRef.current = d.current.revision;
       setAttachments(d.current.attachments);
       setDirty(false);
@@ -183,7 +184,7 @@ export function ReplyEditor({
     } finally {
       setSaving(false);
     }
-  }, [draft, fence]);
+  }, [draft, fence, session.me.id]);
 
   // autosave shortly after the last keystroke
   useEffect(() => {
