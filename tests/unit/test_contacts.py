@@ -241,6 +241,16 @@ def test_the_search_pattern_is_normalised_and_escaped() -> None:
         rules.search("q" * 201)
 
 
+def test_a_caller_who_may_not_see_addresses_searches_names_and_companies_only() -> None:
+    s = rules.search("090-1234", addresses=False)
+    assert s is not None and s.digits is None and s.addresses is False
+    assert s.text == "%090-1234%"  # compared with name and company, nothing else
+    s = rules.search("Taro@Example", addresses=False)
+    assert s is not None and not s.addresses and s.text == "%taro@example%"
+    s = rules.search("090-1234")
+    assert s is not None and s.addresses and s.digits == "%0901234%"
+
+
 def test_a_timeline_cursor_round_trips_and_orders_newest_first() -> None:
     at = datetime(2021, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
     ident = uuid.uuid4()
