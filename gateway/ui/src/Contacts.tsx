@@ -9,7 +9,9 @@ const lines = (s: string) =>
     .map((x) => x.trim())
     .filter(Boolean);
 
-export function ContactList() {
+// `masked`: the operator may not see customers' addresses, so the server searches names and
+// companies only (SEC-6); the search box says so.
+export function ContactList({ masked }: { masked: boolean }) {
   const { t } = useI18n();
   const [q, setQ] = useState("");
   const [query, setQuery] = useState("");
@@ -45,7 +47,14 @@ export function ContactList() {
             setQuery(q.trim());
           }}
         >
-          <input type="search" placeholder={t("contacts.search")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="contact-search" />
+          <input
+            type="search"
+            placeholder={t(masked ? "contacts.search_masked" : "contacts.search")}
+            title={masked ? t("contacts.search_masked_help") : undefined}
+            value={q}
+            onChange={(e) => setQ(e.target.value)}
+            data-testid="contact-search"
+          />
         </form>
       </div>
       {error && <p className="error" role="alert">{t("common.error", { m: error })}</p>}
@@ -75,7 +84,7 @@ export function ContactList() {
   );
 }
 
-export function ContactView({ id }: { id: string }) {
+export function ContactView({ id, masked }: { id: string; masked: boolean }) {
   const { t, lang, tz } = useI18n();
   const [contact, setContact] = useState<Contact | null>(null);
   const [timeline, setTimeline] = useState<TimelineItem[]>([]);
@@ -205,7 +214,13 @@ export function ContactView({ id }: { id: string }) {
           <strong>{t("contacts.merge")}</strong>
           <p className="muted small">{t("contacts.merge_help")}</p>
           <div className="row gap">
-            <input type="search" value={mergeQ} onChange={(e) => setMergeQ(e.target.value)} data-testid="merge-search" />
+            <input
+              type="search"
+              placeholder={t(masked ? "contacts.search_masked" : "contacts.search")}
+              value={mergeQ}
+              onChange={(e) => setMergeQ(e.target.value)}
+              data-testid="merge-search"
+            />
             <button onClick={() => void searchMerge()}>{t("contacts.find")}</button>
           </div>
           <ul>
