@@ -75,17 +75,23 @@ class ContactsApi:
     ) -> tickets_pb2.Contact:
         ident = identity.require_operator()
         contact_id = parse_uuid(request.contact_id, "contact_id")
-        edit = ContactEdit.validated(
-            name=request.name if request.HasField("name") else None,
-            company=request.company if request.HasField("company") else None,
-            memo=request.memo if request.HasField("memo") else None,
-            addresses=list(request.addresses) if request.set_addresses else None,
-            phones=list(request.phones) if request.set_phones else None,
-            custom=dict(request.custom) if request.set_custom else None,
-        )
+        addresses = list(request.addresses) if request.set_addresses else None
+        phones = list(request.phones) if request.set_phones else None
         d = self._deps
         async with d.db.transaction() as conn:
-            await self._contact(ident, contact_id, conn=conn)
+            current = await self._contact(ident, contact_id, conn=conn)
+            if not ident.sees_addresses():  # SEC-6: what they see masked stays as it is
+                contact_rules.masked_edit("addresses", addresses, current.addresses)
+                contact_rules.masked_edit("phones", phones, current.phones)
+                addresses = phones = None
+            edit = ContactEdit.validated(
+                name=request.name if request.HasField("name") else None,
+                company=request.company if request.HasField("company") else None,
+                memo=request.memo if request.HasField("memo") else None,
+                addresses=addresses,
+                phones=phones,
+                custom=dict(request.custom) if request.set_custom else None,
+            )
             now = d.clock.now()
             changed = await d.contacts.update(conn, ident.tenant_id, contact_id, edit, now)
             if changed:

@@ -18,7 +18,8 @@ from datetime import datetime
 from email.utils import parseaddr
 from enum import IntEnum
 
-from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from services.runtime.masking import mask
 
 from .domain import clean_text
 
@@ -236,6 +237,25 @@ class ContactEdit:
         if self.addresses is not None and sorted(self.addresses) != sorted(addresses):
             out["addresses"] = self.addresses
         return out
+
+
+def masked_edit(field: str, sent: list[str] | None, current: Iterable[str]) -> None:
+    """For a caller who sees customers' addresses and phone numbers masked (SEC-6): the
+    list they sent for `field` ("addresses" or "phones") may only be the current one as
+    shown to them, masked as every answer masks it — a form sent back unchanged, which
+    then changes nothing. Anything else is PERMISSION_DENIED naming the field, the real
+    values included: masks must not replace the real values, adding an address would
+    tell whether another contact holds it, and accepting a correct guess of the real
+    value (and refusing a wrong one) would confirm it."""
+    if sent is None:
+        return
+    wanted = sorted(" ".join(v.split()) for v in sent if v.strip())
+    if wanted == sorted(mask(v, field) for v in current):
+        return
+    raise PermissionDenied(
+        f"you may not change a contact's {field} (needs the permission see_customer_addresses)",
+        field=field,
+    )
 
 
 def sender_key(address: str) -> str | None:

@@ -109,6 +109,28 @@ async def test_a_trainee_cannot_find_a_masked_address_or_phone_one_character_at_
         code, body, _ = await call(stack, "GET", path, token=trainee)
         assert code == 200 and LOCAL not in str(body) and "8877" not in str(body), path
 
+    # a contact's form sent back as the trainee sees it changes nothing it masks; adding
+    # an address (which would tell whether another contact has it) is refused, and so is
+    # the real value (a right guess must not be told from a wrong one)
+    code, shown, _ = await call(stack, "GET", f"/api/v1/contacts/{contact_id}", token=trainee)
+    edit = {"memo": "Prefers mail.", "addresses": shown["addresses"], "phones": shown["phones"]}
+    code, saved, _ = await call(
+        stack, "PATCH", f"/api/v1/contacts/{contact_id}", edit, token=trainee
+    )
+    assert code == 200 and saved["memo"] == "Prefers mail.", saved
+    for field, values in (
+        ("addresses", [*shown["addresses"], "other@customer.example"]),
+        ("phones", [*shown["phones"], "03-0000-0000"]),
+        ("addresses", [ADDRESS]),
+        ("phones", [PHONE]),
+    ):
+        code, body, _ = await call(
+            stack, "PATCH", f"/api/v1/contacts/{contact_id}", {field: values}, token=trainee
+        )
+        assert code == 403 and body["error"]["field"] == field, body
+    code, real, _ = await call(stack, "GET", f"/api/v1/contacts/{contact_id}", token=agent)
+    assert (real["addresses"], real["phones"]) == ([ADDRESS], [PHONE])
+
 
 async def test_an_operator_sees_only_the_contacts_of_their_inboxes_tickets(stack: Stack) -> None:
     tenant, admin, agent, _inbox, private = await _private_inbox_and_an_agent(stack)

@@ -118,8 +118,8 @@ export function ContactView({ id, masked }: { id: string; masked: boolean }) {
         name: form.name,
         company: form.company,
         memo: form.memo,
-        addresses: lines(form.addresses),
-        phones: lines(form.phones),
+        // masked addresses and phones are shown, never sent back (the server refuses a change)
+        ...(masked ? {} : { addresses: lines(form.addresses), phones: lines(form.phones) }),
         custom: Object.fromEntries(custom.filter((f) => f.key.trim()).map((f) => [f.key.trim(), f.value])),
       });
       setNotice(t("common.saved"));
@@ -165,15 +165,15 @@ export function ContactView({ id, masked }: { id: string; masked: boolean }) {
           </label>
           <label>
             {t("contacts.addresses")}
-            <textarea rows={2} value={form.addresses} onChange={(e) => setForm({ ...form, addresses: e.target.value })} />
+            <textarea rows={2} value={form.addresses} readOnly={masked} onChange={(e) => setForm({ ...form, addresses: e.target.value })} data-testid="contact-edit-addresses" />
           </label>
           <label>
             {t("contacts.phones")}
-            <textarea rows={2} value={form.phones} onChange={(e) => setForm({ ...form, phones: e.target.value })} />
+            <textarea rows={2} value={form.phones} readOnly={masked} onChange={(e) => setForm({ ...form, phones: e.target.value })} data-testid="contact-edit-phones" />
           </label>
           <label>
             {t("contacts.memo")}
-            <textarea rows={3} value={form.memo} onChange={(e) => setForm({ ...form, memo: e.target.value })} />
+            <textarea rows={3} value={form.memo} onChange={(e) => setForm({ ...form, memo: e.target.value })} data-testid="contact-memo" />
           </label>
           <fieldset className="custom-fields" data-testid="custom-fields">
             <legend>{t("contacts.custom")}</legend>
