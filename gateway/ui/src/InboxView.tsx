@@ -357,7 +357,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
               setQuery(q.trim());
             }}
           >
-            <input ref={search} type="search" placeholder={t("list.search")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="search" />
+            <input ref={search} type="search" placeholder={t(session.may("see_customer_addresses") ? "list.search" : "list.search_masked")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="search" />
           </form>
           <label>
             {t("list.filter.assignee")}{" "}
