@@ -146,6 +146,7 @@ class Filing:
                         channel=routed.channel,
                         reopened=join is thread_rules.Join.REOPEN,
                         mail=summary,
+                        stranger=stranger,
                     ),
                     actor=actor,
                 )

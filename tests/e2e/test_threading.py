@@ -22,6 +22,7 @@ from services.devstack.stack import Stack
 from services.runtime.db import with_database
 from services.runtime.identity import Identity
 from tests import shared
+from tests.e2e.test_outbound_settings import _auto_reply, _sends, _template
 from tests.helpers import (
     Tenant,
     api_call,
@@ -32,6 +33,7 @@ from tests.helpers import (
     send,
 )
 from tests.shared import CORPORA
+from tests.smtp_peer import SmtpPeer
 
 pytestmark = pytest.mark.e2e
 
@@ -429,3 +431,33 @@ async def test_the_sender_is_verified_only_by_a_trusted_hosts_authentication_res
         "Vouched for by a host we do not trust": (False, None),
         "Nobody vouches": (False, None),
     }
+
+
+async def test_no_automatic_reply_goes_to_a_stranger_on_someone_elses_ticket(
+    desk: Desk, smtp_peer: SmtpPeer
+) -> None:
+    tpl = await _template(desk.stack, desk.token, "Received: {{original.subject}}", "Thanks.")
+    await _auto_reply(desk.stack, desk.token, desk.tenant.inbox_id, tpl)
+    await desk.send(desk.mail("Lamp 5 broke"))
+    ticket = await desk.ticket_with("Lamp 5 broke")
+
+    async def ack_to(address: str, subject: str) -> Any:
+        return [r for r in smtp_peer.to(address) if subject in str(r.message["Subject"])]
+
+    [ack] = await eventually(lambda: ack_to("taro@customer.example", "Lamp 5 broke"), timeout=20)
+    # Taro forwards our acknowledgement; the one who got it answers it
+    stranger = desk.mail("Re: Received: Lamp 5 broke", sender=MALLORY)
+    stranger["In-Reply-To"] = ack.message["Message-ID"]
+    await desk.send(stranger)
+
+    async def joined() -> bool:
+        detail = await desk.detail(ticket["id"])
+        return any(m["stranger"] for m in detail["messages"])
+
+    await eventually(joined)
+    # a newcomer with a ticket of their own is acknowledged; the stranger is not
+    await desk.send(desk.mail("Kettle 9 leaks", sender="Ken <ken@customer.example>"))
+    await eventually(lambda: ack_to("ken@customer.example", "Kettle 9 leaks"), timeout=20)
+    await asyncio.sleep(1.5)
+    assert not smtp_peer.to("mallory@evil.example")
+    assert len(await _sends(desk.stack, desk.token, "auto_reply")) == 2
