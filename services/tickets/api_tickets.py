@@ -387,7 +387,7 @@ class TicketsCoreApi:
         # a bounce names the mail it returns: it belongs where that mail went out from
         returned = [mail.dsn_original_message_id] if mail.dsn_original_message_id else []
         refs = thread_rules.references(mail.in_reply_to, [*mail.references, *returned])
-        signed = [thread_rules.verified_ticket(d.thread_key, tenant, ref) for ref in refs]
+        signed = dict.fromkeys(thread_rules.verified_ticket(d.thread_key, tenant, r) for r in refs)
         known = [r for r in refs if not thread_rules.looks_signed(r)]
         number = thread_rules.subject_tag(mail.subject)
         candidates: list[tuple[uuid.UUID, thread_rules.Reason]] = [
