@@ -220,6 +220,12 @@ export function InboxView({ route, session }: { route: Route; session: Session }
       }
     });
     const off = live.on((e: LiveEvent) => {
+      if (e.type === "access.changed") {
+        // what the operator may see changed: the list and counts are re-read
+        void load();
+        void loadCounts();
+        return;
+      }
       const rowEvent = e.type.startsWith("lock.") || e.type.startsWith("ticket.");
       if (!rowEvent) return;
       refreshCounts();
@@ -357,7 +363,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
               setQuery(q.trim());
             }}
           >
-            <input ref={search} type="search" placeholder={t("list.search")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="search" />
+            <input ref={search} type="search" placeholder={t(session.may("see_customer_addresses") ? "list.search" : "list.search_masked")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="search" />
           </form>
           <label>
             {t("list.filter.assignee")}{" "}
