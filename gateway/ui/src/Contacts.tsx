@@ -1,7 +1,11 @@
 import { FormEvent, useCallback, useEffect, useState } from "react";
-import { api, Contact, messageOf, TimelineItem } from "./api";
+import { api, Contact, TimelineItem } from "./api";
+import { errorText } from "./errors";
+import { useFormat } from "./format";
 import { go } from "./App";
-import { formatTime, Key, useI18n } from "./i18n";
+import { Key, useI18n } from "./i18n";
+
+const SEARCH_DELAY_MS = 400;
 
 const lines = (s: string) =>
   s
@@ -25,15 +29,21 @@ export function ContactList() {
         setNext(r.next);
         setError("");
       } catch (e) {
-        setError(messageOf(e));
+        setError(errorText(e, t));
       }
     },
-    [query],
+    [query, t],
   );
 
   useEffect(() => {
     void load(null);
   }, [load]);
+
+  // searched as the operator types (a moment after the last key), or at Enter
+  useEffect(() => {
+    const h = window.setTimeout(() => setQuery(q.trim()), SEARCH_DELAY_MS);
+    return () => window.clearTimeout(h);
+  }, [q]);
 
   return (
     <main className="page" data-testid="contacts">
@@ -48,7 +58,7 @@ export function ContactList() {
           <input type="search" placeholder={t("contacts.search")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="contact-search" />
         </form>
       </div>
-      {error && <p className="error" role="alert">{t("common.error", { m: error })}</p>}
+      {error && <p className="error" role="alert">{error}</p>}
       <table className="table">
         <thead>
           <tr>
@@ -76,7 +86,8 @@ export function ContactList() {
 }
 
 export function ContactView({ id }: { id: string }) {
-  const { t, lang, tz } = useI18n();
+  const { t } = useI18n();
+  const { dateTime } = useFormat();
   const [contact, setContact] = useState<Contact | null>(null);
   const [timeline, setTimeline] = useState<TimelineItem[]>([]);
   const [form, setForm] = useState({ name: "", company: "", memo: "", addresses: "", phones: "" });
@@ -94,7 +105,7 @@ export function ContactView({ id }: { id: string }) {
       const tl = await api.get<{ items: TimelineItem[] }>(`/contacts/${id}/timeline`, { limit: 100 });
       setTimeline(tl.items);
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   }, [id, t]);
 
@@ -116,7 +127,7 @@ export function ContactView({ id }: { id: string }) {
       setNotice(t("common.saved"));
       await load();
     } catch (err) {
-      setNotice(t("common.error", { m: messageOf(err) }));
+      setNotice(errorText(err, t));
     }
   };
 
@@ -133,7 +144,7 @@ export function ContactView({ id }: { id: string }) {
       await load();
       setNotice(t("contacts.merged", { name: source.name || source.addresses[0] || "" }));
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   };
 
@@ -222,7 +233,7 @@ export function ContactView({ id }: { id: string }) {
       <ul className="timeline-list" data-testid="contact-timeline">
         {timeline.map((e, i) => (
           <li key={i}>
-            <span className="muted small">{formatTime(e.at, lang, tz)}</span>{" "}
+            <span className="muted small">{dateTime(e.at)}</span>{" "}
             <span className="badge">{t(`timeline.${e.type}` as Key)}</span>{" "}
             <a href={`#/tickets/${e.ticket_id}`}>
               {e.ticket?.subject ?? e.message?.subject ?? e.message?.body ?? e.comment?.body ?? ""}
