@@ -106,7 +106,7 @@ export function ReplyEditor({
         setAttachments(d.current.attachments);
         setRevision(d.current.revision);
       } catch (e) {
-        setError(errorText(e, t));
+        setError(errorText(e, t, "reply"));
       }
     })();
     return () => {
@@ -157,7 +157,7 @@ export function ReplyEditor({
       setError("");
       return true;
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
       return false;
     } finally {
       setSaving(false);
@@ -189,7 +189,7 @@ export function ReplyEditor({
       const text = f.body_text.slice(0, at) + r.body_text + f.body_text.slice(at);
       edit({ body_text: text });
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -205,7 +205,7 @@ export function ReplyEditor({
         const f = fieldsRef.current;
         if (f) edit({ attachment_ids: [...f.attachment_ids, a.id] });
       } catch (e) {
-        setError(errorText(e, t));
+        setError(errorText(e, t, "reply"));
       }
     }
   };
@@ -226,7 +226,7 @@ export function ReplyEditor({
       onClose(true);
     } catch (e) {
       setChecks(null);
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -238,7 +238,7 @@ export function ReplyEditor({
       if (c.findings.length > 0) setChecks(c);
       else await doSend([]);
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -248,7 +248,7 @@ export function ReplyEditor({
     try {
       setPreview(await api.get<Preview>(`/drafts/${draft.id}/preview`));
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 
