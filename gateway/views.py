@@ -541,7 +541,9 @@ def ticket_actions(granted: frozenset[str], t: events_pb2.TicketSummary) -> dict
     merged = bool(t.merged_into)
     return {
         "change": not merged,
-        "reply": not merged,  # replying to a reply lock; sending may still need approval
+        # replying takes the reply lock, which needs send_without_approval until
+        # approvals exist (issue 16)
+        "reply": not merged and "send_without_approval" in granted,
         "send_without_approval": "send_without_approval" in granted,
         "approve": "approve" in granted,
         "take_over_lock": "take_over_locks" in granted and t.HasField("lock"),

@@ -159,20 +159,23 @@ class Stack:
         await asyncio.gather(*(s.start() for s in (self.postgres, self.nats, self.redis) if s))
 
     async def seed(self) -> None:
-        """The demo tenant, through accounts' own seeding command."""
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.accounts",
-            "seed-demo",
-            env=self.env_for("accounts"),
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"seeding failed:\n{out.decode(errors='replace')}")
+        """The demo tenant, each service seeding its own part through its own command:
+        accounts the tenant, inboxes and operators; composition the templates, phrases
+        and signatures."""
+        for service in ("accounts", "composition"):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                f"services.{service}",
+                "seed-demo",
+                env=self.env_for(service),
+                cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            out, _ = await proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"seeding {service} failed:\n{out.decode(errors='replace')}")
 
     def start_process(self, name: str) -> subprocess.Popen[bytes]:
         module = registry.get(name).module

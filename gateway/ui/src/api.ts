@@ -318,12 +318,6 @@ export interface OperatorBrief {
   display_name: string;
 }
 
-/** What an error says to the operator: the server's message, or the exception's text. */
-export function messageOf(e: unknown): string {
-  if (e instanceof ApiError) return e.code === "network" ? "network" : e.message;
-  return String(e);
-}
-
 export interface Contact {
   id: string;
   name: string;
