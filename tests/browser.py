@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
@@ -67,3 +68,11 @@ async def shot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path
+
+
+async def pick_time(page: Page, test_id: str, when: datetime) -> None:
+    """Choose `when` (aware, in the operator's time zone) in the app's date-time picker
+    (DateTimeInput.tsx): its day, hour and minute selects."""
+    await page.get_by_test_id(f"{test_id}-day").first.select_option(when.strftime("%Y-%m-%d"))
+    await page.get_by_test_id(f"{test_id}-hour").first.select_option(when.strftime("%H"))
+    await page.get_by_test_id(f"{test_id}-minute").first.select_option(when.strftime("%M"))

@@ -11,21 +11,21 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.runtime.demo import DEMO_ADMIN, DEMO_TENANT, SALES_INBOX, SUPPORT_INBOX
 from services.runtime.errors import AlreadyExists, FailedPrecondition
 from services.runtime.ids import IdGenerator
 
 from . import domain
 from .repo import create_tenant
 
-DEMO_TENANT = uuid.UUID("0191f000-0000-7000-8000-00000000de00")
 DEMO_INBOXES = {
-    "Support": ("0191f000-0000-7000-8000-0000000001b1", ["support@demo.example"]),
-    "Sales": ("0191f000-0000-7000-8000-0000000001b2", ["sales@demo.example"]),
+    "Support": (str(SUPPORT_INBOX), ["support@demo.example"]),
+    "Sales": (str(SALES_INBOX), ["sales@demo.example"]),
 }
 # id, login, name, roles, inboxes
 DEMO_OPERATORS = [
     (
-        "0191f000-0000-7000-8000-0000000000a1",
+        str(DEMO_ADMIN),
         "admin@demo.example",
         "Demo Admin",
         ["admin", "supervisor"],

@@ -1,4 +1,5 @@
-from services.composition.app import main
-from services.runtime.service import run
+import sys
 
-run(main)
+from services.composition.app import cli
+
+cli(sys.argv)

@@ -5,6 +5,7 @@ scoped to; writing them needs manage_templates."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,6 +60,11 @@ def text_field(value: str, field: str, limit: int, *, required: bool = False) ->
     if "\0" in value:
         raise InvalidArgument(f"{field} must not contain NUL characters", field=field)
     return value
+
+
+def search_text(name: str, subject: str, body_text: str, keywords: Sequence[str]) -> str:
+    """What a template's list query searches: its words, normalised (NFKC, case-folded)."""
+    return normalize(" ".join([name, subject, body_text, *keywords]))
 
 
 def ts(value: datetime | None, into: Timestamp) -> None:
@@ -187,7 +193,7 @@ class TemplatesApi:
             "body_html": body_html,
             "keywords": list(keywords),
             "inbox_ids": inbox_ids,
-            "search_text": normalize(" ".join([name, subject, body_text, *keywords])),
+            "search_text": search_text(name, subject, body_text, keywords),
             "updated_by": uuid.UUID(ident.operator_id),
             "updated_by_name": ident.display_name,
         }

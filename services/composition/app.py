@@ -3,15 +3,18 @@ drafts, checks, previews) and its outbox (template.changed, draft.changed)."""
 
 from __future__ import annotations
 
+import argparse
+
 from switchboard.v1 import composition_pb2, composition_pb2_grpc
 
 from services.runtime import settings as rt_settings
-from services.runtime.service import ServiceRuntime
+from services.runtime.service import ServiceRuntime, run
 
 from .api import Deps
 from .api_drafts import CompositionApi
 from .peers import Peers
 from .repo import ComposeRepo
+from .seed import seed_demo
 
 
 async def main() -> int:
@@ -35,3 +38,25 @@ async def main() -> int:
         composition_pb2.DESCRIPTOR.services_by_name["CompositionService"].full_name,
     )
     return await rt.serve()
+
+
+async def seed_main() -> int:
+    """The demo tenant's templates, phrases and signatures (services/composition/seed.py)."""
+    settings = rt_settings.load(rt_settings.ServiceSettings)
+    rt = ServiceRuntime("composition", settings)
+    db = await rt.open_database()
+    try:
+        async with db.pool.acquire() as conn:
+            added = await seed_demo(conn, rt.clock.now())
+    finally:
+        await db.close()
+    rt.log.info("demo templates seeded", added=added)
+    return 0
+
+
+def cli(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.composition")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("seed-demo", help="the demo tenant's templates, phrases and signatures")
+    args = parser.parse_args(argv[1:])
+    run(seed_main if args.command == "seed-demo" else main)

@@ -21,7 +21,7 @@ from playwright.async_api import Browser, Page, expect
 from services.devstack.infra import free_port
 from services.devstack.stack import Stack
 from services.runtime.db import with_database
-from tests.browser import TABLET, chromium, context, shot, sign_in
+from tests.browser import TABLET, chromium, context, pick_time, shot, sign_in
 from tests.dovecot import Dovecot
 from tests.e2e.test_access import OWN_PASSWORD, own_operator, ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call, log_in, new_operator
@@ -75,15 +75,18 @@ def row(page: Page, subject: str) -> Any:
     return page.get_by_test_id("ticket-row").filter(has_text=subject)
 
 
-async def schedule_reply(page: Page, subject: str, body: str) -> None:
-    """Open the ticket, write a reply and send it at 09:00 tomorrow."""
+async def schedule_reply(page: Page, subject: str, body: str) -> datetime:
+    """Open the ticket, write a reply and send it at 09:00 tomorrow (UTC): that time."""
     await row(page, subject).click()
     await page.get_by_test_id("btn-reply").click()
     await page.get_by_test_id("body").fill(body)
     await page.get_by_test_id("later").check()
-    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT09:00")
-    await page.get_by_test_id("send-at").fill(tomorrow)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    await pick_time(page, "send-at", tomorrow)  # the tenant's zone is UTC
     await page.get_by_test_id("send").click()
+    return tomorrow
 
 
 async def test_two_operators_one_reply_the_lock_the_checks_and_the_sent_mail(
@@ -210,7 +213,7 @@ async def test_a_new_mail_appears_live_and_a_scheduled_send_can_be_cancelled(
         await expect(row(page, subject)).to_be_visible(timeout=15000)  # no reload
         await expect(page.get_by_test_id("count-open")).to_have_text("1")
 
-        await schedule_reply(page, subject, "It left our warehouse today.")
+        tomorrow = await schedule_reply(page, subject, "It left our warehouse today.")
         await expect(page.get_by_test_id("editor")).to_have_count(0)
         scheduled = page.locator("[data-testid=send][data-state=scheduled]")
         await expect(scheduled).to_be_visible()
@@ -225,8 +228,8 @@ async def test_a_new_mail_appears_live_and_a_scheduled_send_can_be_cancelled(
             return datetime.fromisoformat(sends["items"][0]["send_at"])
 
         first = await send_at()
-        later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT09:00")
-        await scheduled.get_by_test_id("send-move-at").fill(later)
+        assert first == tomorrow
+        await pick_time(page, "send-move-at", tomorrow + timedelta(days=1))
         await scheduled.get_by_test_id("send-move").click()
 
         async def moved() -> bool:
@@ -382,10 +385,11 @@ async def test_an_agent_sees_only_their_inboxes_and_a_trainee_sees_masked_addres
         await sign_in(page, stack.gateway_url, trainee, PASSWORD)
         await row(page, public).click()
         await expect(page.get_by_test_id("customer-address")).to_have_text("t***@c***.example")
-        # a trainee may not send without approval: the button says why
-        await page.get_by_test_id("btn-reply").click()
-        await expect(page.get_by_test_id("send")).to_be_disabled()
-        await expect(page.get_by_test_id("send-reason")).to_be_visible()
+        # a trainee may not send without approval: Reply is greyed, and the screen says why
+        # and what they can do instead
+        await expect(page.get_by_test_id("btn-reply")).to_be_disabled()
+        await expect(page.get_by_test_id("reply-reason")).to_be_visible()
+        await expect(page.get_by_test_id("trainee-help")).to_be_visible()
         await shot(page, "tablet-trainee-reply")
         # the search boxes say what is searched for them, and an address finds nothing
         await page.goto(f"{stack.gateway_url}/#/contacts")

@@ -66,6 +66,20 @@ def test_only_the_built_in_supervisor_and_admin_roles_take_over(role: str, allow
     assert rules.may_take_over(granted) is allowed
 
 
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [("supervisor", True), ("admin", True), ("approver", True), ("agent", True),
+     ("trainee", False)],
+)  # fmt: skip
+def test_until_approvals_exist_only_who_may_send_takes_a_reply_lock(
+    role: str, allowed: bool
+) -> None:
+    granted, _ = permissions.BUILTIN_ROLES[role]
+    assert rules.may_reply(granted) is allowed
+    assert rules.may_reply({"send_without_approval"})
+    assert not rules.may_reply({"take_over_locks", "approve"})
+
+
 def test_taking_over_needs_the_permission_not_a_role_name() -> None:
     assert rules.may_take_over({"take_over_locks"})
     assert not rules.may_take_over({"supervisor", "admin"})

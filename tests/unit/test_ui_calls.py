@@ -13,7 +13,7 @@ from gateway.access import load_spec
 UI = Path(gateway_app.__file__).with_name("ui") / "src"
 SPEC = load_spec(Path(gateway_app.__file__).with_name("openapi.yaml"))
 CALL = re.compile(r"\bapi\.(get|post|put|patch|del)(?:<[^()]*?>)?\(\s*([`\"])(/[^`\"]*)\2", re.S)
-# Admin.tsx's `items("/path")` is a GET of a list
+# the administration's `items("/path")` is a GET of a list
 ITEMS = re.compile(r"\bitems\(\s*([`\"])(/[^`\"]*)\1")
 METHODS = {"get": "get", "post": "post", "put": "put", "patch": "patch", "del": "delete"}
 
@@ -52,7 +52,7 @@ def test_every_call_of_the_ui_is_a_documented_operation() -> None:
 def test_the_reserved_words_the_ui_offers_are_the_ones_composition_fills_in() -> None:
     from services.composition.reserved import WORDS
 
-    source = (UI / "Admin.tsx").read_text(encoding="utf-8")
+    source = (UI / "adminSections.tsx").read_text(encoding="utf-8")
     block = re.search(r"const RESERVED_WORDS = \[(.*?)\] as const", source, re.S)
     assert block is not None
     offered = re.findall(r'"([a-z.]+)"', block.group(1))
@@ -60,3 +60,22 @@ def test_the_reserved_words_the_ui_offers_are_the_ones_composition_fills_in() ->
     i18n = (UI / "i18n.ts").read_text(encoding="utf-8")
     for word in WORDS:  # explained in both languages
         assert i18n.count(f'"word.{word}":') == 2, word
+
+
+def test_every_error_code_of_the_api_has_a_message_in_both_languages() -> None:
+    """errors.ts translates an error by its code (`error.<code>`): every code the API's
+    Error schema names has one, so no server message is the only text an operator
+    sees (issue 16)."""
+    codes = SPEC["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"][
+        "enum"
+    ]
+    i18n = (UI / "i18n.ts").read_text(encoding="utf-8")
+    missing = [c for c in codes if i18n.count(f'"error.{c}":') != 2]
+    assert len(codes) > 15 and missing == []
+
+
+def test_every_permission_has_a_name_in_both_languages() -> None:
+    from services.runtime.permissions import ALL
+
+    i18n = (UI / "i18n.ts").read_text(encoding="utf-8")
+    assert [p for p in sorted(ALL) if i18n.count(f'"perm.{p}":') != 2] == []

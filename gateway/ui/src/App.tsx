@@ -8,11 +8,14 @@ import { TicketView } from "./TicketView";
 import { ContactList, ContactView } from "./Contacts";
 import { Admin, mayAdminister } from "./Admin";
 
-// Screens live in the URL fragment: #/inbox/<id|all>/<tab>, #/tickets/<id>.
+// Screens live in the URL fragment: #/inbox/<id|all>/<tab>[/<view>], #/tickets/<id>.
+// The view of a list is whose tickets: "" everyone's, "mine", "unassigned", or an
+// operator's id.
 export interface Route {
   screen: "inbox" | "ticket" | "contacts" | "contact" | "admin";
   inbox: string;
   tab: string;
+  view?: string;
   id?: string;
 }
 
@@ -22,7 +25,7 @@ function parseHash(): Route {
   if (parts[0] === "tickets" && parts[1]) return { ...base, screen: "ticket", id: parts[1] };
   if (parts[0] === "contacts") return parts[1] ? { ...base, screen: "contact", id: parts[1] } : { ...base, screen: "contacts" };
   if (parts[0] === "admin") return { ...base, screen: "admin", id: parts[1] || "" };
-  return { screen: "inbox", inbox: parts[1] || "all", tab: parts[2] || "open" };
+  return { screen: "inbox", inbox: parts[1] || "all", tab: parts[2] || "open", view: parts[3] || "" };
 }
 
 export function go(path: string): void {
@@ -183,13 +186,18 @@ export function App() {
         )}
         {help && (
           <div className="modal-back" onClick={() => setHelp(false)}>
-            <div className="modal" role="dialog" aria-label={i18n.t("keys.title")} data-testid="keys-help">
+            <div className="modal" role="dialog" aria-label={i18n.t("keys.title")} data-testid="keys-help" onClick={(e) => e.stopPropagation()}>
               <h2>{i18n.t("keys.title")}</h2>
               <ul>
                 {i18n.t("keys.help").split(" · ").map((k) => (
                   <li key={k}>{k}</li>
                 ))}
               </ul>
+              <div className="actions">
+                <button className="primary" onClick={() => setHelp(false)} autoFocus data-testid="keys-close">
+                  {i18n.t("common.close")}
+                </button>
+              </div>
             </div>
           </div>
         )}

@@ -1,7 +1,11 @@
 import { FormEvent, useCallback, useEffect, useState } from "react";
-import { api, Contact, messageOf, TimelineItem } from "./api";
+import { api, Contact, TimelineItem } from "./api";
+import { errorText } from "./errors";
+import { useFormat } from "./format";
 import { go } from "./App";
-import { formatTime, Key, useI18n } from "./i18n";
+import { Key, useI18n } from "./i18n";
+
+const SEARCH_DELAY_MS = 400;
 
 const lines = (s: string) =>
   s
@@ -27,15 +31,21 @@ export function ContactList({ masked }: { masked: boolean }) {
         setNext(r.next);
         setError("");
       } catch (e) {
-        setError(messageOf(e));
+        setError(errorText(e, t));
       }
     },
-    [query],
+    [query, t],
   );
 
   useEffect(() => {
     void load(null);
   }, [load]);
+
+  // searched as the operator types (a moment after the last key), or at Enter
+  useEffect(() => {
+    const h = window.setTimeout(() => setQuery(q.trim()), SEARCH_DELAY_MS);
+    return () => window.clearTimeout(h);
+  }, [q]);
 
   return (
     <main className="page" data-testid="contacts">
@@ -57,7 +67,7 @@ export function ContactList({ masked }: { masked: boolean }) {
           />
         </form>
       </div>
-      {error && <p className="error" role="alert">{t("common.error", { m: error })}</p>}
+      {error && <p className="error" role="alert">{error}</p>}
       <table className="table">
         <thead>
           <tr>
@@ -85,7 +95,8 @@ export function ContactList({ masked }: { masked: boolean }) {
 }
 
 export function ContactView({ id, masked }: { id: string; masked: boolean }) {
-  const { t, lang, tz } = useI18n();
+  const { t } = useI18n();
+  const { dateTime } = useFormat();
   const [contact, setContact] = useState<Contact | null>(null);
   const [timeline, setTimeline] = useState<TimelineItem[]>([]);
   const [form, setForm] = useState({ name: "", company: "", memo: "", addresses: "", phones: "" });
@@ -103,7 +114,7 @@ export function ContactView({ id, masked }: { id: string; masked: boolean }) {
       const tl = await api.get<{ items: TimelineItem[] }>(`/contacts/${id}/timeline`, { limit: 100 });
       setTimeline(tl.items);
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   }, [id, t]);
 
@@ -125,7 +136,7 @@ export function ContactView({ id, masked }: { id: string; masked: boolean }) {
       setNotice(t("common.saved"));
       await load();
     } catch (err) {
-      setNotice(t("common.error", { m: messageOf(err) }));
+      setNotice(errorText(err, t));
     }
   };
 
@@ -142,7 +153,7 @@ export function ContactView({ id, masked }: { id: string; masked: boolean }) {
       await load();
       setNotice(t("contacts.merged", { name: source.name || source.addresses[0] || "" }));
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   };
 
@@ -237,7 +248,7 @@ export function ContactView({ id, masked }: { id: string; masked: boolean }) {
       <ul className="timeline-list" data-testid="contact-timeline">
         {timeline.map((e, i) => (
           <li key={i}>
-            <span className="muted small">{formatTime(e.at, lang, tz)}</span>{" "}
+            <span className="muted small">{dateTime(e.at)}</span>{" "}
             <span className="badge">{t(`timeline.${e.type}` as Key)}</span>{" "}
             <a href={`#/tickets/${e.ticket_id}`}>
               {e.ticket?.subject ?? e.message?.subject ?? e.message?.body ?? e.comment?.body ?? ""}

@@ -1,19 +1,23 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { api, messageOf, Counts, OperatorBrief, Status, STATUSES, Ticket } from "./api";
+import { api, Counts, OperatorBrief, PRIORITIES, Status, STATUSES, Ticket } from "./api";
 import { Route, Session, go } from "./App";
-import { elapsed, formatTime, Key, useI18n } from "./i18n";
+import { errorText } from "./errors";
+import { useFormat } from "./format";
+import { elapsed, useI18n } from "./i18n";
 import { live, LiveEvent } from "./live";
 
 const TABS = ["open", "pending", "resolved", "no_action", "trash", "editing", "awaiting_approval"] as const;
 type Tab = (typeof TABS)[number];
-const COLUMNS = ["number", "subject", "customer", "assignee", "labels", "received_at", "elapsed"] as const;
+const COLUMNS = ["number", "subject", "customer", "status", "priority", "assignee", "labels", "received_at", "elapsed"] as const;
 type Column = (typeof COLUMNS)[number];
 // the API's sort key of each sortable column (elapsed is the age: received_at reversed)
 const SORT_OF: Partial<Record<Column, string>> = {
   number: "number",
   subject: "subject",
   customer: "customer",
+  status: "status",
+  priority: "priority",
   assignee: "assignee",
   received_at: "received_at",
   elapsed: "received_at",
@@ -22,6 +26,9 @@ interface Threshold {
   after_minutes: number;
   color: string;
 }
+// whose tickets a list shows (the URL's view): everyone's, the caller's, nobody's
+const VIEWS = ["", "mine", "unassigned"] as const;
+const SEARCH_DELAY_MS = 400;
 const PAGE = 200;
 const MAX_ROWS = 20000;
 const ROW_HEIGHT = 38;
@@ -47,6 +54,10 @@ function sortValue(t: Ticket, sort: string): string | number {
       return (t.from.name || t.from.address).toLowerCase();
     case "assignee":
       return (t.assignee?.name ?? "").toLowerCase();
+    case "status":
+      return t.status;
+    case "priority":
+      return PRIORITIES.indexOf(t.priority ?? "normal");
     default:
       return t.received_at;
   }
@@ -60,16 +71,18 @@ export function compareTickets(a: Ticket, b: Ticket, sort: string, asc: boolean)
 }
 
 export function InboxView({ route, session }: { route: Route; session: Session }) {
-  const { t, lang, tz } = useI18n();
+  const { t } = useI18n();
+  const { dateTime } = useFormat();
   const tab = (TABS as readonly string[]).includes(route.tab) ? (route.tab as Tab) : "open";
   const inbox = route.inbox;
+  const view = route.view ?? "";
+  const listPath = (i: string, tb: string, v: string) => `#/inbox/${i}/${tb}${v ? `/${v}` : ""}`;
   const [rows, setRows] = useState<Ticket[]>([]);
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState("");
   const [counts, setCounts] = useState<Counts[]>([]);
   const [q, setQ] = useState("");
   const [query, setQuery] = useState("");
-  const [assignee, setAssignee] = useState("");
   const [label, setLabel] = useState("");
   const [sort, setSort] = useState<{ col: Column; key: string; asc: boolean }>({
     col: "received_at",
@@ -90,7 +103,13 @@ export function InboxView({ route, session }: { route: Route; session: Session }
 
   useEffect(() => {
     sessionStorage.setItem("sb.lastList", location.hash || "#/inbox/all/open");
-  }, [inbox, tab]);
+  }, [inbox, tab, view]);
+
+  // the search runs as the operator types (a moment after the last key), or at Enter
+  useEffect(() => {
+    const h = window.setTimeout(() => setQuery(q.trim()), SEARCH_DELAY_MS);
+    return () => window.clearTimeout(h);
+  }, [q]);
 
   useEffect(() => {
     const id = window.setInterval(() => setNow(Date.now()), 30000);
@@ -114,10 +133,10 @@ export function InboxView({ route, session }: { route: Route; session: Session }
     const f: Record<string, string> = { ...tabQuery(tab), sort: sort.key, order: sort.asc ? "asc" : "desc" };
     if (inbox !== "all") f.inbox = inbox;
     if (query) f.q = query;
-    if (assignee) f.assignee = assignee === "me" ? session.me.id : assignee;
+    if (view) f.assignee = view === "mine" ? session.me.id : view === "unassigned" ? "none" : view;
     if (label) f.label = label;
     return f;
-  }, [tab, inbox, query, assignee, label, sort, session.me.id]);
+  }, [tab, inbox, query, view, label, sort, session.me.id]);
 
   const loadCounts = useCallback(async () => {
     try {
@@ -185,12 +204,12 @@ export function InboxView({ route, session }: { route: Route; session: Session }
       } while (next && all.length < MAX_ROWS);
     } catch (e) {
       if (gen !== generation.current) return;
-      setError(messageOf(e));
+      setError(errorText(e, t));
       setLoading(false);
     } finally {
       if (gen === generation.current) duringLoad.current = null;
     }
-  }, [filters, applyEvent]);
+  }, [filters, applyEvent, t]);
 
   useEffect(() => {
     setSelected(new Set());
@@ -265,7 +284,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
       setNotice(t("bulk.done", { ok: r.ok, failed: r.failed }));
       setSelected(new Set());
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   };
 
@@ -331,13 +350,19 @@ export function InboxView({ route, session }: { route: Route; session: Session }
     <div className="inbox-screen" tabIndex={-1} data-testid="inbox-screen">
       <nav className="side" aria-label={t("nav.inboxes")}>
         <h2>{t("nav.inboxes")}</h2>
-        <a className={inbox === "all" ? "current" : ""} href={`#/inbox/all/${tab}`} data-testid="inbox-all">
+        <a className={inbox === "all" ? "current" : ""} href={listPath("all", tab, view)} data-testid="inbox-all">
           {t("nav.all")}
         </a>
         {visibleInboxes.map((i) => (
-          <a key={i.id} className={inbox === i.id ? "current" : ""} href={`#/inbox/${i.id}/${tab}`} data-testid="inbox-link">
+          <a key={i.id} className={inbox === i.id ? "current" : ""} href={listPath(i.id, tab, view)} data-testid="inbox-link">
             <span>{i.name}</span>
             <span className="count">{inboxOpen(i.id)}</span>
+          </a>
+        ))}
+        <h2>{t("nav.views")}</h2>
+        {VIEWS.map((v) => (
+          <a key={v} className={view === v ? "current" : ""} href={listPath(inbox, tab, v)} data-testid={`view-${v || "everyone"}`}>
+            {t(`view.${v || "everyone"}`)}
           </a>
         ))}
       </nav>
@@ -349,10 +374,10 @@ export function InboxView({ route, session }: { route: Route; session: Session }
               role="tab"
               aria-selected={tab === name}
               className={tab === name ? "tab current" : "tab"}
-              href={`#/inbox/${inbox}/${name}`}
+              href={listPath(inbox, name, view)}
               data-testid={`tab-${name}`}
             >
-              {t(`tab.${name}` as Key)} <span className="count" data-testid={`count-${name}`}>{countFor(name)}</span>
+              {t(`tab.${name}`)} <span className="count" data-testid={`count-${name}`}>{countFor(name)}</span>
             </a>
           ))}
         </div>
@@ -363,14 +388,22 @@ export function InboxView({ route, session }: { route: Route; session: Session }
               setQuery(q.trim());
             }}
           >
-            <input ref={search} type="search" placeholder={t(session.may("see_customer_addresses") ? "list.search" : "list.search_masked")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="search" />
+            <input
+              ref={search}
+              type="search"
+              placeholder={t(session.may("see_customer_addresses") ? "list.search" : "list.search_masked")}
+              title={t("list.search_hint")}
+              value={q}
+              onChange={(e) => setQ(e.target.value)}
+              data-testid="search"
+            />
           </form>
           <label>
             {t("list.filter.assignee")}{" "}
-            <select value={assignee} onChange={(e) => setAssignee(e.target.value)} data-testid="filter-assignee">
+            <select value={view} onChange={(e) => go(listPath(inbox, tab, e.target.value).slice(1))} data-testid="filter-assignee">
               <option value="">{t("list.filter.anyone")}</option>
-              <option value="me">{t("list.filter.me")}</option>
-              <option value="none">{t("list.filter.none")}</option>
+              <option value="mine">{t("list.filter.me")}</option>
+              <option value="unassigned">{t("list.filter.none")}</option>
               {operators.map((o) => (
                 <option key={o.id} value={o.id}>{o.display_name}</option>
               ))}
@@ -392,7 +425,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
             >
               <option value="">{t("bulk.status")}</option>
               {STATUSES.map((s: Status) => (
-                <option key={s} value={s}>{t(`status.${s}` as Key)}</option>
+                <option key={s} value={s}>{t(`status.${s}`)}</option>
               ))}
             </select>
             <button onClick={() => void bulk({ assignee_id: session.me.id })}>{t("bulk.assign_me")}</button>
@@ -412,13 +445,13 @@ export function InboxView({ route, session }: { route: Route; session: Session }
           </span>
           {COLUMNS.map((c) => (
             <button key={c} className="colhead" onClick={() => toggleSort(c)} disabled={!SORT_OF[c]} data-testid={`sort-${c}`}>
-              {t(`col.${c}` as Key)}
+              {t(`col.${c}`)}
               {sortMark(c)}
             </button>
           ))}
         </div>
         <div className="rows" ref={scroller} data-testid="rows">
-          {error && <p className="error" role="alert">{t("common.error", { m: error })}</p>}
+          {error && <p className="error" role="alert">{error}</p>}
           {!error && loading && rows.length === 0 && <p className="muted pad">{t("list.loading")}</p>}
           {!error && !loading && rows.length === 0 && <p className="muted pad" data-testid="empty">{t("list.empty")}</p>}
           <div style={{ height: virt.getTotalSize(), position: "relative" }}>
@@ -460,9 +493,15 @@ export function InboxView({ route, session }: { route: Route; session: Session }
                     {inbox === "all" && <span className="muted small"> · {r.inbox.name}</span>}
                   </span>
                   <span className="customer" title={r.from.address}>{r.from.name || r.from.address}</span>
-                  <span>{r.assignee?.name ?? ""}</span>
+                  <span data-testid="cell-status">
+                    <span className={`badge status-${r.status}`}>{t(`status.${r.status}`)}</span>
+                  </span>
+                  <span data-testid="cell-priority" className={`priority-${r.priority ?? "normal"}`}>
+                    {t(`priority.${r.priority ?? "normal"}`)}
+                  </span>
+                  <span data-testid="cell-assignee">{r.assignee?.name ?? ""}</span>
                   <span>{r.labels.map((l) => <span key={l} className="badge">{l}</span>)}</span>
-                  <span>{formatTime(r.received_at, lang, tz)}</span>
+                  <span data-testid="cell-received">{dateTime(r.received_at)}</span>
                   <span className="elapsed" style={colourOf(r, secs) ? { background: colourOf(r, secs)! } : undefined} data-testid="elapsed">
                     {elapsed(secs, t)}
                   </span>

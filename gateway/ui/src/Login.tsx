@@ -1,5 +1,6 @@
 import { FormEvent, ReactNode, useState } from "react";
 import { api, ApiError, setCsrf } from "./api";
+import { errorText } from "./errors";
 import { useI18n } from "./i18n";
 
 export function Login({ onDone, toggle }: { onDone: () => void; toggle: ReactNode }) {
@@ -23,8 +24,7 @@ export function Login({ onDone, toggle }: { onDone: () => void; toggle: ReactNod
         setError(t("login.locked", { s: Number(err.body?.retry_after_s ?? 60) }));
       else if (err instanceof ApiError && err.code === "address_not_allowed") setError(t("login.address"));
       else if (err instanceof ApiError && err.status === 401) setError(t("login.wrong"));
-      else if (err instanceof ApiError && err.status === 400) setError(err.message);
-      else setError(t("common.offline"));
+      else setError(errorText(err, t));
     } finally {
       setBusy(false);
     }
@@ -78,7 +78,7 @@ export function PasswordChange({
       await api.post("/me/password", { current_password: current, new_password: next });
       onDone();
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : t("common.offline"));
+      setError(errorText(err, t));
     }
   };
 

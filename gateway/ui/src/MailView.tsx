@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState } from "react";
-import { api, messageOf, ParsedMail, MessageSummary } from "./api";
-import { formatTime, useI18n } from "./i18n";
+import { api, ParsedMail, MessageSummary } from "./api";
+import { errorText } from "./errors";
+import { useFormat } from "./format";
+import { useI18n } from "./i18n";
 
 // The mail's HTML comes sanitised by ingestion (no scripts, handlers, forms, frames;
 // remote images parked in data-sb-blocked-src). It is shown in a sandboxed frame that may
@@ -84,7 +86,8 @@ export function MailCard({
   open: boolean;
   mayDownload: boolean;
 }) {
-  const { t, lang, tz } = useI18n();
+  const { t } = useI18n();
+  const { dateTime } = useFormat();
   const [expanded, setExpanded] = useState(open);
   const [mail, setMail] = useState<ParsedMail | null>(null);
   const [error, setError] = useState("");
@@ -107,8 +110,8 @@ export function MailCard({
     api
       .get<{ parsed: ParsedMail | null }>(`/messages/${summary.id}`)
       .then((m) => setMail(m.parsed))
-      .catch((e) => setError(messageOf(e)));
-  }, [expanded, mail, summary.id]);
+      .catch((e) => setError(errorText(e, t)));
+  }, [expanded, mail, summary.id, t]);
 
   const sent = summary.channel === "sent";
   const infected = mail?.virus_scan?.state === "infected"; // the server refuses its files too
@@ -117,14 +120,36 @@ export function MailCard({
       <header onClick={() => setExpanded(!expanded)}>
         <strong>{summary.from?.name || summary.from?.address}</strong>
         <span className="muted"> {summary.subject}</span>
+        {summary.stranger && (
+          <span className="badge warn" title={t("mail.stranger_hint")} data-testid="mail-stranger">
+            {t("mail.stranger")}
+          </span>
+        )}
+        {summary.sender_verified === false && (
+          <span className="badge warn" title={t("mail.unverified_hint")} data-testid="mail-unverified">
+            {t("mail.unverified")}
+          </span>
+        )}
+        {summary.sender_verified && summary.sender_auth && (
+          <span
+            className="badge ok"
+            title={t("mail.verified_hint", {
+              method: summary.sender_auth.method.toUpperCase(),
+              host: summary.sender_auth.authserv_id,
+            })}
+            data-testid="mail-verified"
+          >
+            {t("mail.verified")}
+          </span>
+        )}
         <span className="spacer" />
         {summary.auto_submitted && <span className="badge">{t("mail.auto")}</span>}
-        <span className="muted small">{formatTime(summary.received_at, lang, tz)}</span>
+        <span className="muted small">{dateTime(summary.received_at)}</span>
       </header>
       {!expanded && <p className="snippet muted">{summary.snippet}</p>}
       {expanded && (
         <div className="mailbody">
-          {error && <p className="error">{t("common.error", { m: error })}</p>}
+          {error && <p className="error">{error}</p>}
           {!mail && !error && <p className="muted">{t("mail.loading")}</p>}
           {mail && (
             <>

@@ -1,7 +1,11 @@
 import { DragEvent, useCallback, useEffect, useRef, useState } from "react";
-import { api, ApiError, messageOf, Checks, Draft, DraftRevision, Preview, Send, Template, TicketDetail } from "./api";
+import { api, ApiError, Checks, Draft, DraftRevision, Preview, Send, Template, TicketDetail } from "./api";
 import { Session } from "./App";
-import { formatTime, useI18n, Key } from "./i18n";
+import { DateTimeInput } from "./DateTimeInput";
+import { errorText } from "./errors";
+import { useFormat } from "./format";
+import { useI18n, Key } from "./i18n";
+import { TemplatePicker } from "./TemplatePicker";
 
 const RENEW_MS = 20000;
 const AUTOSAVE_MS = 1200;
@@ -59,7 +63,8 @@ export function ReplyEditor({
   session: Session;
   onClose: (sent: boolean) => void;
 }) {
-  const { t, tz, lang } = useI18n();
+  const { t } = useI18n();
+  const { dateTime } = useFormat();
   const [draft, setDraft] = useState<Draft | null>(null);
   // who changed the draft last: shown when it was someone else (issue 16)
   const [lastChange, setLastChange] = useState<Draft["last_change"]>(null);
@@ -69,9 +74,6 @@ export function ReplyEditor({
   const [saving, setSaving] = useState(false);
   const [error, setError] = useState("");
   const [lost, setLost] = useState("");
-  const [templates, setTemplates] = useState<Template[]>([]);
-  const [suggested, setSuggested] = useState<Template[]>([]);
-  const [tq, setTq] = useState("");
   const [checks, setChecks] = useState<Checks | null>(null);
   const [preview, setPreview] = useState<Preview | null>(null);
   const [statusAfter, setStatusAfter] = useState("");
@@ -109,7 +111,7 @@ export function ReplyEditor({
         setAttachments(d.current.attachments);
         setRevision(d.current.revision);
       } catch (e) {
-        setError(messageOf(e));
+        setError(errorText(e, t, "reply"));
       }
     })();
     return () => {
@@ -133,23 +135,6 @@ export function ReplyEditor({
       window.removeEventListener("pagehide", unload);
     };
   }, [ticket.id, fence]);
-
-  // templates and phrases: search, and the suggestions for this ticket
-  useEffect(() => {
-    const h = window.setTimeout(() => {
-      void api
-        .get<{ items: Template[] }>("/templates", { q: tq, inbox_id: ticket.inbox.id })
-        .then((r) => setTemplates(r.items))
-        .catch(() => {});
-    }, 200);
-    return () => window.clearTimeout(h);
-  }, [tq, ticket.inbox.id]);
-  useEffect(() => {
-    void api
-      .get<{ items: { template: Template }[] }>(`/tickets/${ticket.id}/template-suggestions`)
-      .then((r) => setSuggested(r.items.map((i) => i.template)))
-      .catch(() => {});
-  }, [ticket.id]);
 
   const save = useCallback(async (): Promise<boolean> => {
     const f = fieldsRef.current;
@@ -179,7 +164,7 @@ export function ReplyEditor({
       setError("");
       return true;
     } catch (e) {
-      setError(messageOf(e));
+      setError(errorText(e, t, "reply"));
       return false;
     } finally {
       setSaving(false);
@@ -211,7 +196,7 @@ export function ReplyEditor({
       const text = f.body_text.slice(0, at) + r.body_text + f.body_text.slice(at);
       edit({ body_text: text });
     } catch (e) {
-      setError(messageOf(e));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -227,7 +212,7 @@ export function ReplyEditor({
         const f = fieldsRef.current;
         if (f) edit({ attachment_ids: [...f.attachment_ids, a.id] });
       } catch (e) {
-        setError(messageOf(e));
+        setError(errorText(e, t, "reply"));
       }
     }
   };
@@ -242,25 +227,25 @@ export function ReplyEditor({
     try {
       const req: Record<string, unknown> = { fence, acknowledged_warnings: acknowledged };
       if (statusAfter) req.status_after = statusAfter;
-      if (later && sendAt) req.send_at = sendAt.length === 16 ? `${sendAt}:00` : sendAt;
+      if (later && sendAt) req.send_at = sendAt;
       await api.post<Send>(`/drafts/${draft.id}/send`, req);
       setChecks(null);
       onClose(true);
     } catch (e) {
       setChecks(null);
-      setError(messageOf(e));
+      setError(errorText(e, t, "reply"));
     }
   };
 
   const send = async () => {
-    if (!draft || lockGone) return;
+    if (!draft || lockGone || !mayDirectSend) return; // Ctrl+Enter too: what the button may not
     if (dirty && !(await save())) return;
     try {
       const c = await api.get<Checks>(`/drafts/${draft.id}/checks`);
       if (c.findings.length > 0) setChecks(c);
       else await doSend([]);
     } catch (e) {
-      setError(messageOf(e));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -270,7 +255,7 @@ export function ReplyEditor({
     try {
       setPreview(await api.get<Preview>(`/drafts/${draft.id}/preview`));
     } catch (e) {
-      setError(messageOf(e));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -305,7 +290,7 @@ export function ReplyEditor({
   if (!fields)
     return (
       <section className="editor card" data-testid="editor">
-        {error ? <p className="error" role="alert">{t("common.error", { m: error })}</p> : <p className="muted">{t("list.loading")}</p>}
+        {error ? <p className="error" role="alert">{error}</p> : <p className="muted">{t("list.loading")}</p>}
         <button onClick={() => void close()}>{t("reply.close")}</button>
       </section>
     );
@@ -322,7 +307,7 @@ export function ReplyEditor({
         <p className="notice" role="status" data-testid="draft-changed-by">
           {t(lastChange.action === "reopened" ? "reply.reopened_by" : "reply.changed_by", {
             name: lastChange.by.name || "?",
-            at: formatTime(lastChange.at, lang, tz),
+            at: dateTime(lastChange.at),
           })}
         </p>
       )}
@@ -374,32 +359,7 @@ export function ReplyEditor({
             </ul>
           </div>
         </div>
-        <aside className="picker" data-testid="template-picker">
-          <strong>{t("reply.templates")}</strong>
-          <input type="search" placeholder={t("reply.template_search")} value={tq} onChange={(e) => setTq(e.target.value)} data-testid="template-search" />
-          {suggested.length > 0 && (
-            <>
-              <div className="muted small">{t("reply.suggested")}</div>
-              <ul>
-                {suggested.map((tpl) => (
-                  <li key={`s-${tpl.id}`}>
-                    <button className="link" onClick={() => void insertTemplate(tpl)}>{tpl.name}</button>
-                  </li>
-                ))}
-              </ul>
-            </>
-          )}
-          <ul>
-            {templates.map((tpl) => (
-              <li key={tpl.id}>
-                <button className="link" onClick={() => void insertTemplate(tpl)} data-testid="template-item">
-                  {tpl.kind === "phrase" ? "» " : ""}
-                  {tpl.name}
-                </button>
-              </li>
-            ))}
-          </ul>
-        </aside>
+        <TemplatePicker ticket={ticket} mayManage={session.may("manage_templates")} onInsert={(tpl) => void insertTemplate(tpl)} />
       </div>
       <div className="row gap wrap sendbar">
         <label>
@@ -415,10 +375,7 @@ export function ReplyEditor({
           <input type="checkbox" checked={later} onChange={(e) => setLater(e.target.checked)} data-testid="later" /> {t("reply.schedule")}
         </label>
         {later && (
-          <label>
-            {t("reply.schedule_at", { tz })}{" "}
-            <input type="datetime-local" value={sendAt} onChange={(e) => setSendAt(e.target.value)} data-testid="send-at" />
-          </label>
+          <DateTimeInput value={sendAt} onChange={setSendAt} label={t("reply.schedule_at")} testId="send-at" />
         )}
         <span className="spacer" />
         <button onClick={() => void showPreview()} data-testid="preview">{t("reply.preview")}</button>

@@ -1,13 +1,20 @@
 import { Fragment, useCallback, useEffect, useRef, useState } from "react";
-import { api, ApiError, Contact, messageOf, OperatorBrief, PRIORITIES, ReplyLock, Send, STATUSES, Ticket, TicketDetail } from "./api";
+import { api, ApiError, Contact, OperatorBrief, PRIORITIES, ReplyLock, Send, STATUSES, Ticket, TicketDetail } from "./api";
+import { ActivityEntry, ActivityToggle, merged, useActivity } from "./Activity";
 import { Session, go } from "./App";
-import { formatTime, Key, useI18n } from "./i18n";
+import { DateTimeInput } from "./DateTimeInput";
+import { errorText } from "./errors";
+import { useFormat } from "./format";
+import { Key, useI18n } from "./i18n";
 import { live, LiveEvent } from "./live";
 import { MailCard } from "./MailView";
 import { ReplyEditor } from "./ReplyEditor";
 
 export function TicketView({ id, session }: { id: string; session: Session }) {
-  const { t, lang, tz } = useI18n();
+  const { t } = useI18n();
+  const { dateTime } = useFormat();
+  const activity = useActivity(id);
+  const reloadActivity = activity.reload;
   const [ticket, setTicket] = useState<TicketDetail | null>(null);
   const [error, setError] = useState<{ status: number; message: string } | null>(null);
   const [lock, setLock] = useState<ReplyLock | null>(null);
@@ -34,10 +41,11 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       setTicket(tk);
       setLock(tk.lock);
       setError(null);
+      void reloadActivity();
     } catch (e) {
-      setError(e instanceof ApiError ? { status: e.status, message: e.message } : { status: 0, message: String(e) });
+      setError({ status: e instanceof ApiError ? e.status : 0, message: errorText(e, t) });
     }
-  }, [id]);
+  }, [id, t, reloadActivity]);
 
   const loadSends = useCallback(async () => {
     try {
@@ -70,7 +78,10 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       }
       if (e.type === "send.changed") {
         const s = e.send as { ticket_id: string | null };
-        if (s.ticket_id === id) void loadSends();
+        if (s.ticket_id === id) {
+          void loadSends();
+          void reloadActivity(); // who cancelled or moved it is in the history
+        }
         return;
       }
       if (e.type === "ticket.left") {
@@ -95,7 +106,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       offState();
       window.clearTimeout(reloadTimer.current);
     };
-  }, [id, load, loadSends, session.me.id]);
+  }, [id, load, loadSends, reloadActivity, session.me.id]);
 
   const back = () => {
     location.hash = sessionStorage.getItem("sb.lastList") || "#/inbox/all/open";
@@ -106,7 +117,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       const tag = (e.target as HTMLElement).tagName;
       if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
       if (e.key === "Escape" && !replying) back();
-      if (e.key === "r" && !replying) {
+      if (e.key === "r" && !replying && session.may("send_without_approval")) {
         e.preventDefault();
         void startReply("reply");
       }
@@ -120,7 +131,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       await api.patch(`/tickets/${id}`, body);
       await load();
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   };
 
@@ -135,7 +146,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       if (e instanceof ApiError && e.code === "locked") {
         const holder = (e.body?.holder as { name: string } | undefined)?.name ?? "";
         setNotice(t("ticket.reply_disabled", { name: holder }));
-      } else setNotice(t("common.error", { m: messageOf(e) }));
+      } else setNotice(errorText(e, t));
     }
   };
 
@@ -145,7 +156,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       setLock(l);
       setReplying({ kind: "reply", fence: l.fence });
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   };
 
@@ -156,7 +167,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       setComment("");
       await load();
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   };
 
@@ -170,7 +181,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       setMemo({ body: "", caller_name: "", phone: "" });
       await load();
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   };
 
@@ -179,7 +190,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       await api.post(`/sends/${sendId}/cancel`);
       await loadSends();
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   };
 
@@ -187,11 +198,11 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
     const at = moveTo[sendId];
     if (!at) return;
     try {
-      await api.put(`/sends/${sendId}/schedule`, { send_at: at.length === 16 ? `${at}:00` : at });
+      await api.put(`/sends/${sendId}/schedule`, { send_at: at });
       setMoveTo((m) => ({ ...m, [sendId]: "" }));
       await loadSends();
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   };
 
@@ -253,7 +264,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       setTransfer({ inbox: "", note: "" });
       await load();
     } catch (e) {
-      setNotice(t("common.error", { m: messageOf(e) }));
+      setNotice(errorText(e, t));
     }
   };
 
@@ -266,7 +277,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             ? t("ticket.not_found")
             : error.status === 410
               ? t("ticket.left")
-              : t("common.error", { m: error.message })}
+              : error.message}
         </p>
       </div>
     );
@@ -279,7 +290,16 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   // changing or cancelling a send: its author, or who may take over (the server decides too)
   const mayChangeSend = (s: Send) =>
     session.may("send_without_approval") && (s.operator?.id === session.me.id || session.may("take_over_locks"));
-  const replyReason = !a.reply ? t("ticket.no_reply_permission") : otherHolder ? t("ticket.reply_disabled", { name: otherHolder }) : "";
+  // Until approvals exist, who may not send without one (a trainee) cannot reply: the
+  // server refuses them the reply lock, so they never block an agent (issue 16, item 4).
+  const needsApproval = !session.may("send_without_approval");
+  const replyReason = needsApproval
+    ? t("ticket.needs_approval")
+    : !a.reply
+      ? t("ticket.no_reply_permission")
+      : otherHolder
+        ? t("ticket.reply_disabled", { name: otherHolder })
+        : "";
   const lastMail = [...ticket.messages].reverse().find((m) => m.channel !== "phone");
 
   return (
@@ -319,6 +339,21 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             {replyReason && <span className="muted small" data-testid="reply-reason">{replyReason}</span>}
           </div>
         )}
+        {!replying && needsApproval && (
+          <div className="notice" data-testid="trainee-help">
+            {t("ticket.trainee_help")}{" "}
+            <button
+              className="small"
+              onClick={() => {
+                if (!comment.trim()) setComment(t("ticket.trainee_draft"));
+                commentBox.current?.focus();
+              }}
+              data-testid="trainee-suggest"
+            >
+              {t("ticket.trainee_suggest")}
+            </button>
+          </div>
+        )}
         {replying && (
           <ReplyEditor
             ticket={ticket}
@@ -337,14 +372,16 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
           />
         )}
         <section className="timeline" data-testid="timeline">
-          {ticket.timeline.map((e, i) => {
+          <ActivityToggle count={activity.entries.length} shown={activity.shown} more={activity.more} toggle={activity.toggle} />
+          {merged(ticket.timeline, activity.entries, activity.shown).map((e) => {
+            if (e.type === "activity") return <ActivityEntry key={`a-${e.entry.id}`} entry={e.entry} />;
             if (e.type === "comment")
               return (
                 <article key={e.comment.id} className="comment" data-testid="comment">
                   <header>
                     <span className="badge">{t("comment.internal")}</span> <strong>{e.comment.author.name}</strong>
                     <span className="spacer" />
-                    <span className="muted small">{formatTime(e.comment.created_at, lang, tz)}</span>
+                    <span className="muted small">{dateTime(e.comment.created_at)}</span>
                   </header>
                   <p className="pre">{e.comment.body}</p>
                 </article>
@@ -356,7 +393,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
                     <strong>{e.message.direction === "outbound" ? t("memo.outbound") : t("memo.inbound")}</strong>{" "}
                     {e.message.caller_name} {e.message.phone}
                     <span className="spacer" />
-                    <span className="muted small">{formatTime(e.message.received_at, lang, tz)}</span>
+                    <span className="muted small">{dateTime(e.message.received_at)}</span>
                   </header>
                   <p className="pre">{e.message.body}</p>
                 </article>
@@ -365,7 +402,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
               <MailCard
                 key={e.message.id}
                 summary={e.message}
-                open={i === ticket.timeline.length - 1 || e.message.id === lastMail?.id}
+                open={e === ticket.timeline[ticket.timeline.length - 1] || e.message.id === lastMail?.id}
                 mayDownload={!!a.download_attachments}
               />
             );
@@ -437,6 +474,11 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
               <option key={o.id} value={o.id}>{o.display_name}</option>
             ))}
           </select>
+          {a.change && ticket.assignee?.id !== session.me.id && (
+            <button className="small" onClick={() => void change({ assignee_id: session.me.id })} data-testid="assign-me">
+              {t("bulk.assign_me")}
+            </button>
+          )}
         </label>
         <label>
           {t("ticket.priority")}
@@ -561,22 +603,20 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
                   <span className={`badge state-${s.state}`}>{t(`send.${s.state}` as Key)}</span>{" "}
                   <span className="small">{s.subject}</span>
                   <div className="muted small">
-                    {s.state === "scheduled" && s.send_at && t("send.at", { t: formatTime(s.send_at, lang, tz) })}
-                    {s.state === "sent" && s.sent_at && t("send.at", { t: formatTime(s.sent_at, lang, tz) })}
+                    {s.state === "scheduled" && s.send_at && t("send.at", { t: dateTime(s.send_at) })}
+                    {s.state === "sent" && s.sent_at && t("send.at", { t: dateTime(s.sent_at) })}
                     {s.last_reply && s.state !== "sent" && ` ${s.last_reply.code ?? ""} ${s.last_reply.message}`}
                   </div>
                   {s.state === "scheduled" && mayChangeSend(s) && (
                     <div className="row gap wrap">
                       <button className="small" onClick={() => void cancelSend(s.id)} data-testid="send-cancel">{t("send.cancel")}</button>
-                      <input
-                        type="datetime-local"
-                        className="small"
-                        aria-label={t("send.reschedule")}
-                        value={moveTo[s.id] ?? ""}
-                        onChange={(e) => setMoveTo((m) => ({ ...m, [s.id]: e.target.value }))}
-                        data-testid="send-move-at"
+                      <DateTimeInput
+                        value={moveTo[s.id] ?? s.send_at ?? ""}
+                        onChange={(v) => setMoveTo((m) => ({ ...m, [s.id]: v }))}
+                        label={t("send.reschedule")}
+                        testId="send-move-at"
                       />
-                      <button className="small" disabled={!moveTo[s.id]} onClick={() => void reschedule(s.id)} data-testid="send-move">
+                      <button className="small" disabled={!moveTo[s.id] || moveTo[s.id] === s.send_at} onClick={() => void reschedule(s.id)} data-testid="send-move">
                         {t("send.reschedule")}
                       </button>
                     </div>

@@ -163,6 +163,11 @@ export interface MessageSummary {
   has_attachments?: boolean;
   auto_submitted?: boolean;
   parse_problems?: string[];
+  // ADR 0009: the sender was not a participant of the ticket (joined through our signed id)
+  stranger?: boolean;
+  // true/false: whether a trusted host vouches for the From address; null: our own mail
+  sender_verified?: boolean | null;
+  sender_auth?: { method: string; authserv_id: string } | null;
   body?: string;
   caller_name?: string;
   phone?: string;
@@ -313,12 +318,6 @@ export interface OperatorBrief {
   id: string;
   login: string;
   display_name: string;
-}
-
-/** What an error says to the operator: the server's message, or the exception's text. */
-export function messageOf(e: unknown): string {
-  if (e instanceof ApiError) return e.code === "network" ? "network" : e.message;
-  return String(e);
 }
 
 export interface Contact {

@@ -1,0 +1,132 @@
+import { useCallback, useEffect, useState } from "react";
+import { api, TimelineEntry } from "./api";
+import { useFormat } from "./format";
+import { DICTS, Key, useI18n } from "./i18n";
+
+// A ticket's activity history (issue 16, item 6): its audit trail (GET
+// /tickets/{id}/audit, TKT-13) in the timeline among the mails and comments, each entry
+// one line — when, who, what, and each field's old and new value. Every entry the API
+// returns is shown: known actions and fields in the UI's words, others by their name.
+// The operator can fold the history away; the choice is remembered in this browser.
+
+export interface AuditEntry {
+  id: string;
+  at: string;
+  actor: { kind: "operator" | "customer" | "system"; id: string; name: string } | null;
+  action: string;
+  changes: { field: string; old: string; new: string }[];
+  comment: string | null;
+}
+
+const LIMIT = 200;
+const SHOWN_KEY = "sb.activity";
+
+export function useActivity(ticketId: string) {
+  const [entries, setEntries] = useState<AuditEntry[]>([]);
+  const [more, setMore] = useState(false);
+  const reload = useCallback(async () => {
+    try {
+      const page = await api.get<{ items: AuditEntry[]; next: string | null }>(`/tickets/${ticketId}/audit`, {
+        limit: LIMIT,
+      });
+      setEntries(page.items);
+      setMore(page.next !== null);
+    } catch {
+      /* the history is a courtesy beside the ticket; the ticket shows its own errors */
+    }
+  }, [ticketId]);
+  const [shown, setShown] = useState(() => localStorage.getItem(SHOWN_KEY) !== "hidden");
+  const toggle = () => {
+    setShown((s) => {
+      localStorage.setItem(SHOWN_KEY, s ? "hidden" : "shown");
+      return !s;
+    });
+  };
+  useEffect(() => {
+    void reload();
+  }, [reload]);
+  return { entries, more, reload, shown, toggle };
+}
+
+export type Item = TimelineEntry | { type: "activity"; at: string; entry: AuditEntry };
+
+/** The timeline with the activity among it, oldest first (entries of the same moment
+ * after the item they are about). */
+export function merged(timeline: TimelineEntry[], entries: AuditEntry[], shown: boolean): Item[] {
+  if (!shown) return timeline;
+  const acts: Item[] = entries.map((entry) => ({ type: "activity", at: entry.at, entry }));
+  const out: Item[] = [...timeline, ...acts];
+  const rank = (i: Item) => (i.type === "activity" ? 1 : 0);
+  return out
+    .map((item, n) => ({ item, n }))
+    .sort((a, b) => {
+      const ta = Date.parse(a.item.at);
+      const tb = Date.parse(b.item.at);
+      return ta - tb || rank(a.item) - rank(b.item) || a.n - b.n;
+    })
+    .map((x) => x.item);
+}
+
+const has = (key: string): key is Key => key in DICTS.en;
+
+// the notes the tickets service writes itself (in English), in the UI's words; an
+// operator's own note (a handover note) is shown as written
+const NOTES: Record<string, Key> = {
+  "the customer replied": "audit.note.customer_replied",
+  "assigned to the operator who started the reply": "audit.note.assigned_on_reply",
+};
+
+export function ActivityEntry({ entry }: { entry: AuditEntry }) {
+  const { t } = useI18n();
+  const { dateTime } = useFormat();
+  const word = (prefix: string, value: string) => {
+    const key = `${prefix}${value}`;
+    return has(key) ? t(key) : value;
+  };
+  const value = (field: string, v: string) => {
+    if (!v) return "—";
+    if (field === "status") return word("status.", v);
+    if (field === "priority") return word("priority.", v);
+    if (field === "send") return word("send.", v);
+    if (/^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v)) return dateTime(v);
+    return v;
+  };
+  const who =
+    entry.actor === null
+      ? t("audit.system")
+      : entry.actor.kind === "operator"
+        ? entry.actor.name || t("audit.someone")
+        : entry.actor.kind === "customer"
+          ? t("audit.customer", { name: entry.actor.name || entry.actor.id })
+          : t("audit.system");
+  const action = has(`audit.${entry.action}`) ? t(`audit.${entry.action}` as Key) : t("audit.other", { action: entry.action });
+  return (
+    <div className="activity" data-testid="activity" data-action={entry.action}>
+      <span className="muted small">{dateTime(entry.at)}</span> <strong>{who}</strong> · {action}
+      {entry.changes.length > 0 && (
+        <ul className="changes">
+          {entry.changes.map((c, i) => (
+            <li key={i}>
+              {word("audit.field.", c.field)}: {value(c.field, c.old)} → {value(c.field, c.new)}
+            </li>
+          ))}
+        </ul>
+      )}
+      {entry.comment && (
+        <div className="muted small pre">{NOTES[entry.comment] ? t(NOTES[entry.comment]) : entry.comment}</div>
+      )}
+    </div>
+  );
+}
+
+export function ActivityToggle({ count, shown, more, toggle }: { count: number; shown: boolean; more: boolean; toggle: () => void }) {
+  const { t } = useI18n();
+  return (
+    <div className="row gap small">
+      <button className="link" onClick={toggle} aria-expanded={shown} data-testid="activity-toggle">
+        {shown ? "▾" : "▸"} {t(shown ? "audit.hide" : "audit.show", { n: count })}
+      </button>
+      {shown && more && <span className="muted">{t("audit.more", { n: count })}</span>}
+    </div>
+  );
+}
