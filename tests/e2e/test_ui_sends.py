@@ -1,7 +1,8 @@
 """Other people's outgoing mail in the web UI (issue 16, point 4), in a real browser
 against the whole running system: a scheduled send offers its changes only to its author
 and to those who may take over; the author whose send a supervisor cancelled is told who
-did it when the draft opens again, and asked once more before it is sent."""
+did it when the draft opens again, and asked once more before it is sent; the ticket's
+activity shows who cancelled it."""
 
 from __future__ import annotations
 
@@ -109,6 +110,11 @@ async def test_a_cancelled_send_tells_its_author_who_cancelled_it_before_sending
             return found[0]["actor"] if found else None
 
         assert (await eventually(cancelled_by, timeout=15))["id"] == sue_id
+        # and shown on the ticket: the colleague's activity names who cancelled it
+        await b.reload()
+        cancelled = b.locator("[data-testid=activity][data-action='send.cancelled']")
+        await expect(cancelled).to_contain_text("Sue Supervisor")
+        await expect(cancelled).to_contain_text("Sending cancelled")
     finally:
         for c in contexts:
             await c.close()
