@@ -132,7 +132,7 @@ export function ReplyEditor({
         setAttachments(d.current.attachments);
         setRevision(d.current.revision);
       } catch (e) {
-        setError(errorText(e, t));
+        setError(errorText(e, t, "reply"));
       }
     })();
     return () => {
@@ -183,7 +183,7 @@ export function ReplyEditor({
       setError("");
       return true;
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
       return false;
     } finally {
       setSaving(false);
@@ -215,7 +215,7 @@ export function ReplyEditor({
       const text = f.body_text.slice(0, at) + r.body_text + f.body_text.slice(at);
       edit({ body_text: text });
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -231,7 +231,7 @@ export function ReplyEditor({
         const f = fieldsRef.current;
         if (f) edit({ attachment_ids: [...f.attachment_ids, a.id] });
       } catch (e) {
-        setError(errorText(e, t));
+        setError(errorText(e, t, "reply"));
       }
     }
   };
@@ -252,7 +252,7 @@ export function ReplyEditor({
       onClose(true);
     } catch (e) {
       setChecks(null);
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -264,7 +264,7 @@ export function ReplyEditor({
       if (c.findings.length > 0) setChecks(c);
       else await doSend([]);
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -275,7 +275,7 @@ export function ReplyEditor({
       setSource(false);
       setPreview(await api.get<Preview>(`/drafts/${draft.id}/preview`));
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 
