@@ -173,9 +173,9 @@ export function App() {
         {route.screen === "ticket" && route.id ? (
           <TicketView key={route.id} id={route.id} session={session!} />
         ) : route.screen === "contacts" ? (
-          <ContactList />
+          <ContactList masked={!session!.may("see_customer_addresses")} />
         ) : route.screen === "contact" && route.id ? (
-          <ContactView key={route.id} id={route.id} />
+          <ContactView key={route.id} id={route.id} masked={!session!.may("see_customer_addresses")} />
         ) : route.screen === "admin" ? (
           <Admin section={route.id ?? ""} session={session!} />
         ) : (

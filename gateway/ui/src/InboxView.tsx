@@ -385,7 +385,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
             <input
               ref={search}
               type="search"
-              placeholder={t("list.search")}
+              placeholder={t(session.may("see_customer_addresses") ? "list.search" : "list.search_masked")}
               title={t("list.search_hint")}
               value={q}
               onChange={(e) => setQ(e.target.value)}
