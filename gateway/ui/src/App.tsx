@@ -103,11 +103,20 @@ export function App() {
     }).catch(() => {});
     live.start();
     const off = live.onState(setLiveUp);
+    // who we are changed (roles, inboxes, settings): re-read it; denied: whatever /me says now
+    const offChanged = live.on((e) => {
+      if (e.type !== "access.changed") return;
+      void loadMe();
+      void api.get<{ items: Inbox[] }>("/inboxes").then((r) => setInboxes(r.items));
+    });
+    const offDenied = live.onDenied(() => void loadMe());
     return () => {
       off();
+      offChanged();
+      offDenied();
       live.stop();
     };
-  }, [ready]);
+  }, [ready, loadMe]);
 
   const logout = async () => {
     try {

@@ -239,6 +239,12 @@ export function InboxView({ route, session }: { route: Route; session: Session }
       }
     });
     const off = live.on((e: LiveEvent) => {
+      if (e.type === "access.changed") {
+        // what the operator may see changed: the list and counts are re-read
+        void load();
+        void loadCounts();
+        return;
+      }
       const rowEvent = e.type.startsWith("lock.") || e.type.startsWith("ticket.");
       if (!rowEvent) return;
       refreshCounts();
