@@ -22,7 +22,7 @@ from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
-from . import checks, diff, reserved
+from . import checks, diff, recipients, reserved
 from .api import Deps, TemplatesApi, context_of, text_field, ts
 from .peers import Parsed, TicketView
 from .records import Attachment, Draft, Revision
@@ -288,7 +288,23 @@ class DraftsApi(TemplatesApi):
             inbox_address=sender,
             operator_address=await d.peers.operator_address(ident),
         )
-        to, cc = self._recipients(kind, view, parsed, ours)
+        to, cc = recipients.default_recipients(
+            kind,
+            recipients.Customer(view.customer.name, view.customer.address, view.first_written_to())
+            if view
+            else None,
+            recipients.Answered(
+                sender=(answering.sender.name, answering.sender.address),
+                reply_to=parsed.addresses("reply_to"),
+                to=parsed.addresses("to"),
+                cc=parsed.addresses("cc"),
+                stranger=answering.stranger,
+                verified=answering.verified,
+            )
+            if answering
+            else None,
+            ours,
+        )
         subject = ""
         quote_text = ""
         if answering is not None:
@@ -362,29 +378,6 @@ class DraftsApi(TemplatesApi):
             await self._draft_changed(conn, ident, row, "open", 1)
         d.outbox.wake()
         return await self._draft_pb(ident, row)
-
-    @staticmethod
-    def _recipients(
-        kind: str, view: TicketView | None, parsed: Parsed, ours: set[str]
-    ) -> tuple[list[str], list[str]]:
-        if kind == "forward":
-            return [], []
-        if kind == "new":
-            return (
-                [str(mime.Mailbox(view.customer.name, view.customer.address))]
-                if view and view.customer.address
-                else []
-            ), []
-        answer_to = parsed.addresses("reply_to") or parsed.addresses("from")
-        to = [str(mime.Mailbox(n, a)) for n, a in answer_to if a.lower() not in ours]
-        cc: list[str] = []
-        if kind == "reply_all":
-            taken = {a.lower() for _, a in answer_to} | ours
-            for n, a in parsed.addresses("to") + parsed.addresses("cc"):
-                if a.lower() not in taken:
-                    taken.add(a.lower())
-                    cc.append(str(mime.Mailbox(n, a)))
-        return to, cc
 
     async def _carry_over(
         self,

@@ -163,6 +163,11 @@ export interface MessageSummary {
   has_attachments?: boolean;
   auto_submitted?: boolean;
   parse_problems?: string[];
+  // ADR 0009: the sender was not a participant of the ticket (joined through our signed id)
+  stranger?: boolean;
+  // true/false: whether a trusted host vouches for the From address; null: our own mail
+  sender_verified?: boolean | null;
+  sender_auth?: { method: string; authserv_id: string } | null;
   body?: string;
   caller_name?: string;
   phone?: string;

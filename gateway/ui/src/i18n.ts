@@ -108,6 +108,14 @@ const en = {
   "mail.download_denied": "You may not download attachments.",
   "mail.problems": "Problems reading this mail",
   "mail.auto": "Automatic mail",
+  "mail.stranger": "Not a participant",
+  "mail.stranger_hint":
+    "This sender is not a participant of the ticket: the mail joined it through a reference to a mail we sent (it may have been forwarded). Replies go to the ticket's customer unless you add this sender yourself.",
+  "mail.unverified": "Unverified sender",
+  "mail.unverified_hint":
+    "No mail server we trust vouches for this From address (no DKIM, SPF or DMARC pass recorded): it may be forged. Check before sharing anything.",
+  "mail.verified": "Verified sender",
+  "mail.verified_hint": "{method} pass for the From address, recorded by {host}",
   "mail.virus_found": "Virus found. This mail is kept in the trash; its attachments and its original cannot be downloaded.",
   "mail.virus_item": "{sig} in {file}",
   "mail.virus_blocked": "Not downloadable: a virus was found in this mail.",
@@ -617,6 +625,14 @@ const ja: Record<Key, string> = {
   "mail.download_denied": "添付ファイルをダウンロードする権限がありません。",
   "mail.problems": "このメールの読み取りで問題がありました",
   "mail.auto": "自動送信メール",
+  "mail.stranger": "参加者以外",
+  "mail.stranger_hint":
+    "この送信者はチケットの参加者ではありません。当社が送信したメールへの参照（転送など）によってこのチケットに追加されました。返信は、この送信者を自分で追加しない限りチケットの顧客宛てになります。",
+  "mail.unverified": "送信者未確認",
+  "mail.unverified_hint":
+    "信頼するメールサーバーがこの差出人アドレスを保証していません（DKIM・SPF・DMARC の合格記録なし）。なりすましの可能性があります。情報を伝える前に確認してください。",
+  "mail.verified": "送信者確認済み",
+  "mail.verified_hint": "{host} が記録した差出人アドレスの {method} 合格",
   "mail.virus_found": "ウイルスが検出されました。このメールはゴミ箱に保管され、添付ファイルと元のメールはダウンロードできません。",
   "mail.virus_item": "{file}：{sig}",
   "mail.virus_blocked": "ウイルスが検出されたメールのため、ダウンロードできません。",
