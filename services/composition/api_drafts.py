@@ -27,6 +27,15 @@ from .api import Deps, TemplatesApi, context_of, text_field, ts
 from .peers import Parsed, TicketView
 from .records import Attachment, Draft, Revision
 
+# the longest raw source a preview carries (characters): the headers and text parts of
+# any reply, not every byte of a large attachment's base64
+SOURCE_MAX = 256 * 1024
+
+
+def _address_pb(m: mime.Mailbox) -> common_pb2.Address:
+    return common_pb2.Address(name=m.name, address=m.address)
+
+
 DRAFT_KINDS = {
     composition_pb2.DRAFT_KIND_REPLY: "reply",
     composition_pb2.DRAFT_KIND_REPLY_ALL: "reply_all",
@@ -685,22 +694,31 @@ class DraftsApi(TemplatesApi):
         ident = identity.require_operator()
         draft, rev, atts = await self._current(ident, request.draft_id)
         domain = rev.from_address.rpartition("@")[2] or "switchboard.local"
-        msg = mime.build(
-            await self.outgoing(ident, draft, rev, atts),
-            message_id=f"preview.{draft.id}@{domain}",
-            date=self._d.clock.now(),
-        )
+        out = await self.outgoing(ident, draft, rev, atts)
+        now = self._d.clock.now()
+        msg = mime.build(out, message_id=f"preview.{draft.id}@{domain}", date=now)
         raw = msg.as_bytes()
         text_part = msg.get_body(("plain",))
         html_part = msg.get_body(("html",))
-        return composition_pb2.PreviewDraftResponse(
+        # the source as text: 8-bit parts are UTF-8 (what build writes), cut where a big
+        # attachment would make the answer too large to read or to carry
+        source = raw[: SOURCE_MAX + 4].decode("utf-8", "replace")
+        resp = composition_pb2.PreviewDraftResponse(
             headers=[composition_pb2.Header(name=n, value=v) for n, v in mime.headers_of(msg)],
             text=text_part.get_content() if text_part is not None else "",
             html=sanitize(html_part.get_content()) if html_part is not None else "",
             attachments=[attachment_pb(a) for a in atts],
             bcc=list(rev.bcc_addrs),
             size_bytes=len(raw),
+            sender=_address_pb(out.sender),
+            to=[_address_pb(m) for m in out.to],
+            cc=[_address_pb(m) for m in out.cc],
+            subject=out.subject,
+            source=source[:SOURCE_MAX],
+            source_truncated=len(source) > SOURCE_MAX,
         )
+        ts(now, resp.date)
+        return resp
 
     async def DiffDraft(
         self, request: composition_pb2.DiffDraftRequest, context: Context

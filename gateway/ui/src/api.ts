@@ -215,6 +215,8 @@ export interface Attachment {
   content_type: string;
   size: number;
   download_url: string;
+  inline?: boolean; // a draft's: an image inside the HTML (cid:), not listed as a file
+  content_id?: string | null;
 }
 export interface ParsedMail {
   subject: string;
@@ -289,12 +291,21 @@ export interface Checks {
   blocked: boolean;
   findings: Finding[];
 }
+/** The mail a draft will become: what the customer's mail program shows, and its source. */
 export interface Preview {
+  from: Address;
+  to: Address[];
+  cc: Address[];
+  subject: string;
+  date: string | null; // an example (the time the preview was built)
   headers: { name: string; value: string }[];
   text: string;
   html: string | null;
+  attachments: Attachment[];
   bcc: string[];
   size_bytes: number;
+  source: string | null; // null: the caller may not see customers' addresses
+  source_truncated: boolean;
 }
 export interface Send {
   id: string;
