@@ -363,7 +363,12 @@ def notifications(env: events_pb2.EventEnvelope) -> list[tuple[str, dict[str, An
 
 
 def inbox(i: accounts_pb2.Inbox, *, members: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": i.id, "name": i.name, "addresses": list(i.addresses)}
+    out: dict[str, Any] = {
+        "id": i.id,
+        "name": i.name,
+        "addresses": list(i.addresses),
+        "plain_text_only": i.plain_text_only,
+    }
     if members:
         out["member_ids"] = list(i.member_ids)
     return out

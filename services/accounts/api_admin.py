@@ -46,6 +46,7 @@ def inbox_pb(inbox: InboxRecord, *, with_members: bool) -> accounts_pb2.Inbox:
         name=inbox.name,
         addresses=list(inbox.addresses),
         member_ids=list(inbox.member_ids) if with_members else [],
+        plain_text_only=inbox.plain_text_only,
     )
 
 
@@ -277,6 +278,8 @@ class AdminApi:
             await d.repo.insert_inbox(conn, ident.tenant_id, inbox_id, name)
             await d.repo.set_addresses(conn, ident.tenant_id, inbox_id, addresses)
             await d.repo.set_members(conn, ident.tenant_id, inbox_id, members)
+            if request.plain_text_only:
+                await d.repo.set_plain_text_only(conn, ident.tenant_id, inbox_id, True)
             [row] = await d.repo.inboxes(conn, ident.tenant_id, [str(inbox_id)])
         return inbox_pb(row, with_members=True)
 
@@ -299,6 +302,10 @@ class AdminApi:
             if request.set_members:
                 members = _ids(request.member_ids, "member_ids")
                 await d.repo.set_members(conn, ident.tenant_id, inbox_id, members)
+            if request.HasField("plain_text_only"):
+                await d.repo.set_plain_text_only(
+                    conn, ident.tenant_id, inbox_id, request.plain_text_only
+                )
             [row] = await d.repo.inboxes(conn, ident.tenant_id, [str(inbox_id)])
         return inbox_pb(row, with_members=True)
 
