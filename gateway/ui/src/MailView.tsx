@@ -28,7 +28,7 @@ function frameDoc(html: string, images: boolean, inline: Record<string, string>)
   );
 }
 
-function MailFrame({ html, images, inline }: { html: string; images: boolean; inline: Record<string, string> }) {
+export function MailFrame({ html, images, inline }: { html: string; images: boolean; inline: Record<string, string> }) {
   const { t } = useI18n();
   const ref = useRef<HTMLIFrameElement>(null);
   const [height, setHeight] = useState(120);

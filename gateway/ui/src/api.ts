@@ -188,6 +188,7 @@ export interface Inbox {
   id: string;
   name: string;
   addresses: string[];
+  plain_text_only?: boolean; // replies are plain text only (CMP-5)
 }
 export interface Counts {
   inbox_id: string;
@@ -206,6 +207,8 @@ export interface Attachment {
   content_type: string;
   size: number;
   download_url: string;
+  inline?: boolean; // a draft's image shown by its HTML as cid:content_id
+  content_id?: string | null;
 }
 export interface ParsedMail {
   subject: string;
