@@ -1,7 +1,9 @@
 """Who is calling (SEC-1…5): a session cookie (browsers, with a CSRF token for every
 state-changing request) or `Authorization: Bearer <token>` (API clients and personal API
 tokens), resolved by accounts and cached in Redis for a short time shared by all replicas
-(keyed by the token's hash, never the token). The real client address comes from a
+(keyed by the token's hash, never the token). A change of who may see what drops the
+cached sessions it concerns at once (SEC-9: `invalidate`), and a resolution that began
+before such a change is not cached after it. The real client address comes from a
 trusted proxy's header only."""
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from .errors import ApiError
 
 CACHE_PREFIX = "sb:gw:session:"
 TENANT_SESSIONS = "sb:gw:tenant-sessions:"  # the cached session keys of a tenant (to purge)
+OPERATOR_SESSIONS = "sb:gw:operator-sessions:"  # … and of an operator
+# When (Redis' clock, ms) the access of an operator, or of a whole tenant, last changed:
+# a resolution that began before then is not cached.
+OPERATOR_CHANGED = "sb:gw:operator-changed:"
+TENANT_CHANGED = "sb:gw:tenant-changed:"
+CHANGE_MARK_S = 60  # longer than any resolution takes (its timeout is 5 s)
 SESSION_COOKIE = "sb_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -52,6 +60,7 @@ class Caller:
     language: str = "ja"
     time_zone: str = ""
     tenant_addresses: frozenset[str] = frozenset()  # ours: never masked
+    expires_at: float = 0.0  # the session's end (POSIX seconds); 0: unknown
 
     @classmethod
     def from_principal(cls, p: accounts_pb2.Principal) -> Caller:
@@ -74,6 +83,9 @@ class Caller:
             language=op.language,
             time_zone=op.time_zone or p.tenant_time_zone,
             tenant_addresses=frozenset(p.tenant_addresses),
+            expires_at=p.expires_at.ToDatetime(tzinfo=UTC).timestamp()
+            if p.HasField("expires_at")
+            else 0.0,
         )
 
     def may(self, permission: str) -> bool:
@@ -181,22 +193,61 @@ def cache_key(token: str) -> str:
     return CACHE_PREFIX + hashlib.sha256(token.encode()).hexdigest()
 
 
+# KEYS: the cache key, the tenant's and the operator's index, the operator's and the
+# tenant's change marks. ARGV: the caller, its TTL, the indexes' TTL, when (ms) its
+# resolution began. Cached only if no change was marked since.
+_REMEMBER = """
+local began = tonumber(ARGV[4])
+for i = 4, 5 do
+  local changed = redis.call('GET', KEYS[i])
+  if changed and tonumber(changed) >= began then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+for i = 2, 3 do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  redis.call('EXPIRE', KEYS[i], ARGV[3])
+end
+return 1
+"""
+
+# KEYS: ARGV[1] change marks to set to now (ms), then indexes whose cached sessions are
+# dropped with them. ARGV[2]: the marks' TTL (ms).
+_INVALIDATE = """
+local t = redis.call('TIME')
+local now = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
+local marks = tonumber(ARGV[1])
+for i = 1, marks do redis.call('SET', KEYS[i], now, 'PX', ARGV[2]) end
+for i = marks + 1, #KEYS do
+  for _, key in ipairs(redis.call('SMEMBERS', KEYS[i])) do redis.call('DEL', key) end
+  redis.call('DEL', KEYS[i])
+end
+return now
+"""
+
+
 class SessionResolver:
     def __init__(self, channel: grpc.aio.Channel, redis: aioredis.Redis, cache_s: int = 30) -> None:
         self._stub = accounts_pb2_grpc.AccountsServiceStub(channel)  # type: ignore[no-untyped-call,unused-ignore]
         self._redis = redis
         self._cache_s = cache_s
+        self._remember = redis.register_script(_REMEMBER)
+        self._invalidate = redis.register_script(_INVALIDATE)
         self._log = log.get("gateway.auth")
 
     async def resolve(self, token: str) -> Caller:
         if len(token) > 200:
             raise ApiError(401, "unauthenticated", "session unknown or expired")
         key = cache_key(token)
+        cached: bytes | None = None
+        began = 0
         try:
-            cached = await self._redis.get(key)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                pipe.time()
+                cached, (seconds, micros) = await pipe.execute()
+            began = seconds * 1000 + micros // 1000
         except aioredis.RedisError as exc:
             self._log.warning("session cache unavailable", error=str(exc))
-            cached = None
         if cached:
             try:
                 return Caller._load(cached)
@@ -211,21 +262,30 @@ class SessionResolver:
                 raise ApiError(401, "unauthenticated", "session unknown or expired") from None
             raise
         caller = Caller.from_principal(resp.principal)
-        await self.remember(key, caller, resp.principal.expires_at.ToDatetime(tzinfo=UTC))
+        if began:
+            await self.remember(
+                key, caller, resp.principal.expires_at.ToDatetime(tzinfo=UTC), began
+            )
         return caller
 
-    async def remember(self, key: str, caller: Caller, expires_at: datetime) -> None:
+    async def remember(self, key: str, caller: Caller, expires_at: datetime, began: int) -> None:
+        """Cache a caller whose resolution began at `began` (Redis' clock, ms), unless the
+        access of its operator or tenant changed since then."""
         left = expires_at - datetime.now(UTC)
         ttl = int(min(self._cache_s, left.total_seconds()))
         if ttl <= 0:
             return
-        index = TENANT_SESSIONS + caller.tenant_id
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, caller._dump(), ex=ttl)
-                pipe.sadd(index, key)
-                pipe.expire(index, self._cache_s * 2)
-                await pipe.execute()
+            await self._remember(
+                keys=[
+                    key,
+                    TENANT_SESSIONS + caller.tenant_id,
+                    OPERATOR_SESSIONS + caller.operator_id,
+                    OPERATOR_CHANGED + caller.operator_id,
+                    TENANT_CHANGED + caller.tenant_id,
+                ],
+                args=[caller._dump(), ttl, self._cache_s * 2, began],
+            )
         except aioredis.RedisError as exc:
             self._log.warning("session cache unavailable", error=str(exc))
 
@@ -235,16 +295,28 @@ class SessionResolver:
         except aioredis.RedisError as exc:
             self._log.warning("session cache unavailable", error=str(exc))
 
+    async def invalidate(
+        self, tenant_id: str, operator_ids: Sequence[str] = (), *, whole_tenant: bool = False
+    ) -> None:
+        """The access of these operators (or of every operator of the tenant) changed, or
+        a session of theirs ended: their cached sessions are dropped, and one being
+        resolved at this moment is not cached (it may have read the state before)."""
+        if whole_tenant:
+            marks, indexes = [TENANT_CHANGED + tenant_id], [TENANT_SESSIONS + tenant_id]
+        else:
+            marks = [OPERATOR_CHANGED + o for o in operator_ids]
+            indexes = [OPERATOR_SESSIONS + o for o in operator_ids]
+        if not marks:
+            return
+        try:
+            await self._invalidate(keys=[*marks, *indexes], args=[len(marks), CHANGE_MARK_S * 1000])
+        except aioredis.RedisError as exc:
+            self._log.warning("session cache unavailable", error=str(exc))
+
     async def forget_tenant(self, tenant_id: str) -> None:
         """After an administrator changed operators, roles, inboxes or security settings:
         every cached session of the tenant is asked of accounts again."""
-        index = TENANT_SESSIONS + tenant_id
-        try:
-            keys = await self._redis.smembers(index)
-            if keys:
-                await self._redis.delete(*keys, index)
-        except aioredis.RedisError as exc:
-            self._log.warning("session cache unavailable", error=str(exc))
+        await self.invalidate(tenant_id, whole_tenant=True)
 
 
 # -- the client's address (SEC-2) --------------------------------------------------------

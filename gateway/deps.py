@@ -34,6 +34,8 @@ class GatewaySettings(rt_settings.RuntimeSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     session_cache_s: int = Field(default=30, ge=0, le=3600)
+    # SEC-9: a live socket is re-authorised this often even when no change is announced
+    live_recheck_s: float = Field(default=60.0, ge=5, le=3600)
     import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, le=1024**3)
     form_rate_per_minute: int = Field(default=10, ge=1, le=10_000)  # per form and client
     # SEC-2: the real client address is read from `client_ip_header` only when the TCP peer
@@ -64,7 +66,7 @@ class Deps:
         )
         self.bus = Bus(settings.nats_url, "sb-gateway")
         self.metrics = metrics
-        self.live = LiveHub(metrics)
+        self.live = LiveHub(metrics, self.sessions, settings.live_recheck_s)
         self.spec = load_spec(OPENAPI)
         self.bodies = Bodies(self.spec)
         trusted = parse_networks(settings.trusted_proxies.split(","))

@@ -1,16 +1,28 @@
 """The live WebSocket: ticket events pushed to the operators of the event's tenant, and
 notifications (assigned, mentioned) pushed only to the sockets of the operator concerned.
 
-Every gateway replica subscribes to `sb.tickets.>` with a plain NATS subscription (a push
-is a courtesy: a client that reconnects re-reads the list). Each client has a bounded
-queue; a client too slow to keep up is closed (1013) and re-syncs when it reconnects.
+Every gateway replica follows the subjects of `registry.GATEWAY.subscriptions` with plain
+NATS subscriptions (a push is a courtesy: a client that reconnects re-reads the list).
+Each client has a bounded queue; a client too slow to keep up is closed (1013) and
+re-syncs when it reconnects.
+
+A socket's caller is not fixed when it opens (SEC-9): accounts announces every session
+that ends (`session.ended`: its sockets are closed with 4401) and every change of who may
+see what (`access.changed`: the sockets of those operators get no push until they are
+re-authorised through the access rules, then carry on with the new caller — told with an
+`access.changed` message — or are closed with 4401 or 4403). Each announcement also drops
+the cached sessions it concerns. Besides, a socket is closed when its session expires and
+re-authorised every `recheck_s`, which bounds what an announcement lost in a NATS
+reconnect can leave open. Nothing of this costs a push anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -20,19 +32,31 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from switchboard.v1 import events_pb2
 
-from services.runtime import log
+from services.runtime import log, registry
 from services.runtime import metrics as m
 
 from . import masking, views
-from .auth import WS_PROTOCOL, Caller
+from .auth import WS_PROTOCOL, Caller, SessionResolver
+from .errors import ApiError
 
 QUEUE_MAX = 256
+CLOSE_SESSION_ENDED = 4401  # logout, revoked, expired, operator deactivated, password changed
+CLOSE_ACCESS_DENIED = 4403  # re-authorised after a change: this caller may no longer have it
+TICK_S = 5.0  # how often expiry and due re-authorisations are looked for
+RECENT_S = 30.0  # a socket opening this soon after a change of its operator is re-checked
+REAUTH_AT_ONCE = 8  # re-authorisations running at the same time
+
+Reauthorise = Callable[[], Awaitable[Caller]]  # the access rules again, for the socket
 
 
 class _Client:
-    def __init__(self, ws: web.WebSocketResponse, caller: Caller) -> None:
+    def __init__(self, ws: web.WebSocketResponse, caller: Caller, reauth: Reauthorise) -> None:
         self.ws = ws
         self.caller = caller
+        self.reauth = reauth
+        self.suspended = False  # its access changed: no push until it is re-authorised
+        self.generation = 0  # of its access: a re-check begun before a change is void
+        self.checked_at = time.monotonic()
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_MAX)
 
     async def writer(self) -> None:
@@ -63,12 +87,18 @@ class _Texts:
 
 
 class LiveHub:
-    def __init__(self, metrics: m.Metrics) -> None:
+    def __init__(
+        self, metrics: m.Metrics, sessions: SessionResolver, recheck_s: float = 60.0
+    ) -> None:
         self._clients: dict[str, set[_Client]] = defaultdict(set)
-        self._sub: Subscription | None = None
-        self._templates: Subscription | None = None
-        self._sends: Subscription | None = None
+        self._sessions = sessions
+        self._recheck_s = recheck_s
+        self._subs: list[Subscription] = []
+        self._ticker: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[Any]] = set()
+        self._reauth_slots = asyncio.Semaphore(REAUTH_AT_ONCE)
+        # when (monotonic) the access of an operator, or of a whole tenant, last changed
+        self._changed: dict[str, float] = {}
         self._log = log.get("gateway.live")
         metrics.gauge(m.WEBSOCKET_CLIENTS).set_function(lambda: self.client_count)
         self._slow_closed = metrics.counter(m.WEBSOCKET_SLOW)
@@ -78,14 +108,15 @@ class LiveHub:
         return sum(len(c) for c in self._clients.values())
 
     async def start(self, nc: NatsClient) -> None:
-        self._sub = await nc.subscribe("sb.tickets.>", cb=self._on_msg)
-        self._templates = await nc.subscribe("sb.compose.template.changed", cb=self._on_msg)
-        self._sends = await nc.subscribe("sb.outbound.send.changed", cb=self._on_msg)
+        for subject in registry.GATEWAY.subscriptions:
+            self._subs.append(await nc.subscribe(subject, cb=self._on_msg))
+        self._ticker = asyncio.create_task(self._tick(), name="live-ticker")
 
     async def stop(self) -> None:
-        for sub in (self._sub, self._templates, self._sends):
-            if sub is not None:
-                await sub.unsubscribe()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for sub in self._subs:
+            await sub.unsubscribe()
         for clients in list(self._clients.values()):
             for client in list(clients):
                 await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
@@ -97,7 +128,108 @@ class LiveHub:
         except DecodeError:
             self._log.warning("undecodable event", subject=msg.subject)
             return
-        self.publish(env)
+        kind = env.WhichOneof("payload")
+        if kind == "session_ended":
+            await self.sessions_ended(env)
+        elif kind == "access_changed":
+            await self.access_changed(env)
+        else:
+            self.publish(env)
+
+    # -- who may still listen (SEC-9) ----------------------------------------------------
+
+    async def sessions_ended(self, env: events_pb2.EventEnvelope) -> None:
+        """Their sockets close at once; the operator's cached sessions are dropped."""
+        p = env.session_ended
+        ended = set(p.session_ids)
+        for client in list(self._clients.get(env.tenant_id, ())):
+            if client.caller.session_id in ended:
+                self._close(client, CLOSE_SESSION_ENDED, "session ended")
+        self._changed[p.operator_id] = time.monotonic()
+        await self._sessions.invalidate(env.tenant_id, [p.operator_id])
+
+    async def access_changed(self, env: events_pb2.EventEnvelope) -> None:
+        """The sockets of those operators stop receiving at once, their cached sessions
+        are dropped, and then each is re-authorised."""
+        p = env.access_changed
+        who = set(p.operator_ids)
+        affected = [
+            c
+            for c in self._clients.get(env.tenant_id, ())
+            if p.whole_tenant or c.caller.operator_id in who
+        ]
+        for client in affected:
+            client.suspended = True
+            client.generation += 1
+        now = time.monotonic()
+        for key in [f"tenant:{env.tenant_id}"] if p.whole_tenant else who:
+            self._changed[key] = now
+        await self._sessions.invalidate(
+            env.tenant_id, list(p.operator_ids), whole_tenant=p.whole_tenant
+        )
+        for client in affected:
+            self._spawn(self._reauthorise(client, after_change=True))
+
+    async def _reauthorise(self, client: _Client, *, after_change: bool) -> None:
+        """The access rules again, as when the socket opened: its new caller, or closed.
+        When the check itself fails (accounts unreachable) after a change, the socket is
+        closed too (the client reconnects); on a routine re-check it is kept. A suspended
+        socket is told `access.changed` and receives again."""
+        generation = client.generation
+        async with self._reauth_slots:
+            if client not in self._clients.get(client.caller.tenant_id, ()):
+                return  # closed meanwhile
+            try:
+                caller = await client.reauth()
+            except ApiError as err:
+                code = CLOSE_SESSION_ENDED if err.status == 401 else CLOSE_ACCESS_DENIED
+                self._close(client, code, err.code)
+                return
+            except Exception as exc:
+                if after_change:
+                    self._log.warning("live client not re-authorised", error=str(exc))
+                    self._close(client, WSCloseCode.TRY_AGAIN_LATER, "try again later")
+                else:
+                    self._log.info("live client re-check failed", error=str(exc))
+                return
+        clients = self._clients.get(caller.tenant_id)
+        if clients is None or client not in clients or client.generation != generation:
+            return  # closed meanwhile, or changed again: that check decides
+        client.checked_at = time.monotonic()
+        client.caller = caller
+        if client.suspended:
+            client.suspended = False
+            changed = {"type": "access.changed", "operator": caller.to_json()}
+            self._offer(clients, client, json.dumps(changed, ensure_ascii=False))
+
+    def _close(self, client: _Client, code: int, message: str) -> None:
+        clients = self._clients.get(client.caller.tenant_id)
+        if clients is None or client not in clients:
+            return
+        clients.discard(client)
+        self._log.info("live client closed", code=code, reason=message)
+        self._spawn(client.ws.close(code=code, message=message.encode()))
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _tick(self) -> None:
+        """Close expired sessions' sockets; re-check those not checked for `recheck_s`."""
+        while True:
+            await asyncio.sleep(TICK_S)
+            now, wall = time.monotonic(), time.time()
+            for clients in list(self._clients.values()):
+                for client in list(clients):
+                    if 0 < client.caller.expires_at <= wall:
+                        self._close(client, CLOSE_SESSION_ENDED, "session expired")
+                    elif not client.suspended and now - client.checked_at >= self._recheck_s:
+                        client.checked_at = now
+                        self._spawn(self._reauthorise(client, after_change=False))
+            for key, at in list(self._changed.items()):
+                if now - at > RECENT_S:
+                    del self._changed[key]
 
     def publish(self, env: events_pb2.EventEnvelope) -> None:
         """An event to every socket of the tenant whose operator may see its inbox (SEC-5),
@@ -105,15 +237,16 @@ class LiveHub:
         clients = self._clients.get(env.tenant_id)
         if not clients:
             return
+        listening = [c for c in clients if not c.suspended]
         if env.WhichOneof("payload") == "template_changed":  # open editors refresh it
             scope = list(env.template_changed.inbox_ids)
             text = json.dumps(views.template_event(env), ensure_ascii=False)
-            for client in list(clients):
+            for client in listening:
                 if not scope or any(client.caller.sees_inbox(i) for i in scope):
                     self._offer(clients, client, text)
             return
         inbox_id = views.event_inbox(env)
-        allowed = [c for c in clients if inbox_id is None or c.caller.sees_inbox(inbox_id)]
+        allowed = [c for c in listening if inbox_id is None or c.caller.sees_inbox(inbox_id)]
         body = views.event(env)
         if body is not None:
             texts = _Texts(body)
@@ -123,7 +256,7 @@ class LiveHub:
         if left is not None:  # a transfer: those who saw it only in its old inbox drop it
             text = json.dumps(left, ensure_ascii=False)
             old = left["inbox_id"]
-            for client in [c for c in clients if c not in allowed and c.caller.sees_inbox(old)]:
+            for client in [c for c in listening if c not in allowed and c.caller.sees_inbox(old)]:
                 self._offer(clients, client, text)
         # the assignee / mentioned operators: only their own sockets (any number of tabs)
         for operator_id, note in views.notifications(env):
@@ -140,22 +273,28 @@ class LiveHub:
         except asyncio.QueueFull:
             self._log.warning("slow live client closed", operator_id=client.caller.operator_id)
             self._slow_closed.inc()
-            clients.discard(client)
-            task = asyncio.get_running_loop().create_task(
-                client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
-            )
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._close(client, WSCloseCode.TRY_AGAIN_LATER, "too slow")
 
-    async def serve(self, request: web.Request, caller: Caller) -> web.WebSocketResponse:
+    async def serve(
+        self, request: web.Request, caller: Caller, reauth: Reauthorise
+    ) -> web.WebSocketResponse:
+        """`reauth` applies the access rules to the socket's request again."""
         # A browser offers ("switchboard.v1", "bearer.<token>"); we answer the first only.
         ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=64 * 1024, protocols=(WS_PROTOCOL,))
         await ws.prepare(request)
-        client = _Client(ws, caller)
+        client = _Client(ws, caller, reauth)
         self._clients[caller.tenant_id].add(client)
         writer = asyncio.create_task(client.writer())
         hello: dict[str, Any] = {"type": "hello", "operator": caller.to_json()}
         await client.queue.put(json.dumps(hello, ensure_ascii=False))
+        since = [
+            self._changed.get(caller.operator_id),
+            self._changed.get(f"tenant:{caller.tenant_id}"),
+        ]
+        if any(at is not None for at in since):
+            # its caller may have been resolved just before a change this hub has already
+            # handled: check once more
+            self._spawn(self._reauthorise(client, after_change=True))
         try:
             async for _ in ws:  # the client sends nothing we act on yet; read to see close
                 pass

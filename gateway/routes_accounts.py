@@ -43,11 +43,14 @@ async def _purge_tenant(request: web.Request) -> None:
 
 
 async def create_session(request: web.Request) -> web.Response:
-    """Log in (SEC-1): the token for API clients, and for browsers the same token in an
-    HttpOnly, SameSite=Strict cookie with the CSRF token their state-changing requests
-    send in X-CSRF-Token."""
+    """Log in (SEC-1, SEC-9). `client` says how the session is carried: `api` (the
+    default) — the token in the body, for `Authorization: Bearer`, and no cookie;
+    `browser` — an HttpOnly, SameSite=Strict cookie and the CSRF token its state-changing
+    requests send in X-CSRF-Token, and never the token itself, which no script of the
+    page may read."""
     body = await json_body(request)
     d = deps(request)
+    browser = body.get("client", "api") == "browser"
     try:
         resp = await d.accounts.Authenticate(
             accounts_pb2.AuthenticateRequest(
@@ -70,26 +73,26 @@ async def create_session(request: web.Request) -> web.Response:
             ) from None
         raise
     who = Caller.from_principal(resp.principal)
-    response = json_response(
-        {
-            "token": resp.token,
-            "csrf_token": resp.csrf_token,
-            "expires_at": views.iso(resp.expires_at),
-            "operator": who.to_json(),
-            "password_change_required": who.password_change_required or None,
-        },
-        status=201,
-        customer_data=False,
-    )
-    response.set_cookie(
-        SESSION_COOKIE,
-        resp.token,
-        max_age=max(60, int(resp.expires_at.seconds - time.time())),
-        path="/",
-        secure=d.settings.cookie_secure,
-        httponly=True,
-        samesite="Strict",
-    )
+    answer: dict[str, Any] = {
+        "expires_at": views.iso(resp.expires_at),
+        "operator": who.to_json(),
+        "password_change_required": who.password_change_required or None,
+    }
+    if browser:
+        answer["csrf_token"] = resp.csrf_token
+    else:
+        answer["token"] = resp.token
+    response = json_response(answer, status=201, customer_data=False)
+    if browser:
+        response.set_cookie(
+            SESSION_COOKIE,
+            resp.token,
+            max_age=max(60, int(resp.expires_at.seconds - time.time())),
+            path="/",
+            secure=d.settings.cookie_secure,
+            httponly=True,
+            samesite="Strict",
+        )
     return response
 
 
@@ -110,7 +113,10 @@ async def change_password(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=30,
     )
-    await d.sessions.forget(bearer_token(request))
+    # the operator's other sessions and tokens that ended must fail from the next request
+    # on, whichever replica serves it (accounts' session.ended reaches the live sockets)
+    who = caller(request)
+    await d.sessions.invalidate(who.tenant_id, [who.operator_id])
     return json_response(
         {"password_changed_at": views.iso(resp.password_changed_at)}, customer_data=False
     )
@@ -137,7 +143,9 @@ async def create_my_token(request: web.Request) -> web.Response:
     body = await json_body(request)
     resp = await deps(request).accounts.CreateApiToken(
         accounts_pb2.CreateApiTokenRequest(
-            name=body["name"], expires_in_days=body.get("expires_in_days", 0)
+            name=body["name"],
+            expires_in_days=body.get("expires_in_days", 0),
+            survives_password_change=body.get("survives_password_change", False),
         ),
         metadata=metadata(request),
         timeout=10,

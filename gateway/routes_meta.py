@@ -11,6 +11,7 @@ from aiohttp import web
 
 from services.runtime import grpc_client
 
+from .access import RULE
 from .deps import BACKENDS, OPENAPI
 from .request import caller, deps
 from .responses import json_response
@@ -54,7 +55,13 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 async def live(request: web.Request) -> web.StreamResponse:
-    return await deps(request).live.serve(request, caller(request))
+    """The socket's caller is checked again, by the same rules, whenever accounts announces
+    a change of their access (gateway/live.py)."""
+    d = deps(request)
+    rule = request[RULE]
+    return await d.live.serve(
+        request, caller(request), lambda: d.access.authenticate(request, rule)
+    )
 
 
 def add_routes(app: web.Application) -> None:

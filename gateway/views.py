@@ -482,6 +482,7 @@ def api_token(t: accounts_pb2.ApiToken) -> dict[str, Any]:
         "created_at": iso(t.created_at),
         "expires_at": iso(t.expires_at),
         "last_used_at": iso(t.last_used_at),
+        "survives_password_change": t.survives_password_change,
     }
 
 

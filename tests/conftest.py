@@ -22,6 +22,8 @@ os.environ.setdefault("SB_ENV", "test")
 DEMO_PASSWORD = "test-demo-password"
 SMTP_MAX_BYTES = 512 * 1024
 LOGIN_LOCK_S = 4
+# Keyword searches per operator and minute: tests search faster than people do (SEC-6).
+SEARCH_PER_MINUTE = 120
 OUTBOUND_TEST_ENV = {
     "SB_SMTP_TIMEOUT_S": "3",
     "SB_SMTP_DATA_TIMEOUT_S": "2",
@@ -131,6 +133,7 @@ async def stack(
                 "SB_CLAMD_ADDR": clamd.address,
                 "SB_CLAMD_RETRY_S": "0.5",  # a stopped clamd is tried again within seconds
             },
+            "tickets": {"SB_SEARCH_PER_MINUTE": str(SEARCH_PER_MINUTE)},
             # Tests send X-Forwarded-For to appear from other client addresses (SEC-2).
             "gateway": {"SB_TRUSTED_PROXIES": "127.0.0.1"},
             # A short login lock and small delays, so the brute-force test ends quickly.

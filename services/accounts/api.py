@@ -1,6 +1,7 @@
 """AccountsService over gRPC: the parts in api_auth (login, sessions, tokens, own
-password), api_admin (operators, roles, inboxes, settings, logins) and api_board
-(notices, bulletin board, operation log), and the lookups other services make."""
+password), api_admin (operators, roles, inboxes, settings), api_logins (login history,
+who is logged in, login locks) and api_board (notices, bulletin board, operation log),
+and the lookups other services make."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from . import domain
 from .api_admin import AdminApi, inbox_pb
 from .api_auth import AuthApi
 from .api_board import BoardApi
+from .api_logins import LoginsApi
 from .deps import Deps, operator_pb
 
 MAX_ADDRESSES = 100
 
 
-class AccountsApi(AuthApi, AdminApi, BoardApi, accounts_pb2_grpc.AccountsServiceServicer):
+class AccountsApi(
+    AuthApi, AdminApi, LoginsApi, BoardApi, accounts_pb2_grpc.AccountsServiceServicer
+):
     def __init__(self, deps: Deps) -> None:
         self._d = deps
 

@@ -1,34 +1,33 @@
 """Administration (SEC-1…5): operators, roles, inboxes and members, the tenant's security
-settings, the login history, who is logged in, login locks. Each method checks the
-caller's permission itself."""
+settings (the login history, sessions and locks are in api_logins.py). Each method checks
+the caller's permission itself; every change of who may see what is announced
+(announce.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
 from switchboard.v1 import accounts_pb2
 
-from services.runtime import identity, log, paging, permissions
+from services.runtime import identity, log, permissions
 from services.runtime.errors import InvalidArgument, NotFound
 from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
-from . import domain
-from .deps import Deps, operator_pb
+from . import announce, domain
+from .deps import Deps, end_sessions, operator_pb
 from .repo import InboxRecord, Tenant
+from .sessions import ALL_TOKENS, TOKENS_ENDING_WITH_PASSWORD
 
 _log = log.get("accounts.admin")
 
 
-def _managing(
-    perm: str = permissions.MANAGE_OPERATORS, doing: str = "manage operators"
-) -> Identity:
+def managing(perm: str = permissions.MANAGE_OPERATORS, doing: str = "manage operators") -> Identity:
     ident = identity.require_operator()
     identity.require_permission(ident, perm, doing)
     return ident
@@ -115,7 +114,7 @@ class AdminApi:
     ) -> accounts_pb2.CreateOperatorResponse:
         """A new operator with a temporary password, which they must change at their first
         login (SEC-3); a generated one is returned once."""
-        ident = _managing()
+        ident = managing()
         d = self._d
         login = domain.clean_login(request.login)
         f = request.fields
@@ -159,7 +158,7 @@ class AdminApi:
     async def UpdateOperator(
         self, request: accounts_pb2.UpdateOperatorRequest, context: Context
     ) -> accounts_pb2.Operator:
-        ident = _managing()
+        ident = managing()
         d = self._d
         operator_id = parse_uuid(request.operator_id, "operator_id")
         async with d.db.transaction() as conn:
@@ -174,18 +173,37 @@ class AdminApi:
                 await d.repo.set_memberships(
                     conn, ident.tenant_id, operator_id, _ids(request.fields.inbox_ids, "inbox_ids")
                 )
+            actor = identity.operator_actor(ident)
             if values.get("active") is False:  # sessions and API tokens end with them
-                await d.sessions.end_all_of(conn, ident.tenant_id, operator_id, tokens=True)
+                await end_sessions(
+                    d,
+                    conn,
+                    ident.tenant_id,
+                    operator_id,
+                    tokens=ALL_TOKENS,
+                    reason=announce.DEACTIVATED,
+                    actor=actor,
+                )
             domain.require_manageable(await d.repo.managers_left(conn, ident.tenant_id))
+            if values or request.fields.set_inboxes:
+                await d.announce.access_changed(
+                    conn,
+                    tenant_id=ident.tenant_id,
+                    operator_ids=[str(operator_id)],
+                    reason=announce.OPERATOR_CHANGED,
+                    actor=actor,
+                )
             op = await d.repo.operator(conn, ident.tenant_id, operator_id)
+        d.announce.wake()
         assert op is not None
         return operator_pb(op)
 
     async def ResetPassword(
         self, request: accounts_pb2.ResetPasswordRequest, context: Context
     ) -> accounts_pb2.ResetPasswordResponse:
-        """A new temporary password for an operator; their browser sessions end."""
-        ident = _managing()
+        """A new temporary password for an operator; their browser sessions end, and their
+        API tokens but those made to survive a password change."""
+        ident = managing()
         d = self._d
         operator_id = parse_uuid(request.operator_id, "operator_id")
         op = await d.repo.operator(d.repo.pool, ident.tenant_id, operator_id)
@@ -211,7 +229,24 @@ class AdminApi:
                     "updated_at": now,
                 },
             )
-            await d.sessions.end_all_of(conn, ident.tenant_id, operator_id)
+            actor = identity.operator_actor(ident)
+            await end_sessions(
+                d,
+                conn,
+                ident.tenant_id,
+                operator_id,
+                tokens=TOKENS_ENDING_WITH_PASSWORD,
+                reason=announce.PASSWORD_RESET,
+                actor=actor,
+            )
+            await d.announce.access_changed(  # the tokens left must change the password first
+                conn,
+                tenant_id=ident.tenant_id,
+                operator_ids=[str(operator_id)],
+                reason=announce.PASSWORD_RESET,
+                actor=actor,
+            )
+        d.announce.wake()
         return accounts_pb2.ResetPasswordResponse(
             temporary_password="" if request.temporary_password else temporary
         )
@@ -240,7 +275,7 @@ class AdminApi:
         self, request: accounts_pb2.PutRoleRequest, context: Context
     ) -> accounts_pb2.Role:
         """Create a role, or replace an existing one's permissions (built-in ones too)."""
-        ident = _managing()
+        ident = managing()
         d = self._d
         name = domain.clean_role_name(request.name)
         perms = domain.check_permissions(request.permissions)
@@ -249,13 +284,21 @@ class AdminApi:
             await d.repo.lock_tenant(conn, ident.tenant_id)
             await d.repo.put_role(conn, ident.tenant_id, name, description, perms, d.clock.now())
             domain.require_manageable(await d.repo.managers_left(conn, ident.tenant_id))
+            await d.announce.access_changed(
+                conn,
+                tenant_id=ident.tenant_id,
+                operator_ids=await d.repo.operators_with_role(conn, ident.tenant_id, name),
+                reason=announce.ROLE_CHANGED,
+                actor=identity.operator_actor(ident),
+            )
             roles = await d.repo.roles(conn, ident.tenant_id)
+        d.announce.wake()
         return next(r for r in roles if r.name == name)
 
     async def DeleteRole(
         self, request: accounts_pb2.DeleteRoleRequest, context: Context
     ) -> accounts_pb2.DeleteRoleResponse:
-        ident = _managing()
+        ident = managing()
         d = self._d
         name = domain.clean_role_name(request.name)
         async with d.db.transaction() as conn:
@@ -268,7 +311,7 @@ class AdminApi:
     async def CreateInbox(
         self, request: accounts_pb2.CreateInboxRequest, context: Context
     ) -> accounts_pb2.Inbox:
-        ident = _managing(permissions.MANAGE_INBOXES, "manage inboxes")
+        ident = managing(permissions.MANAGE_INBOXES, "manage inboxes")
         d = self._d
         name = domain.clean_name(request.name, "name", limit=100)
         addresses = domain.clean_addresses(list(request.addresses))
@@ -277,16 +320,26 @@ class AdminApi:
         async with d.db.transaction() as conn:
             await d.repo.insert_inbox(conn, ident.tenant_id, inbox_id, name)
             await d.repo.set_addresses(conn, ident.tenant_id, inbox_id, addresses)
-            await d.repo.set_members(conn, ident.tenant_id, inbox_id, members)
+            joined = await d.repo.set_members(conn, ident.tenant_id, inbox_id, members)
+            # its addresses are the tenant's own (never masked) for everyone
+            await d.announce.access_changed(
+                conn,
+                tenant_id=ident.tenant_id,
+                operator_ids=joined,
+                whole_tenant=bool(addresses),
+                reason=announce.INBOX_CHANGED,
+                actor=identity.operator_actor(ident),
+            )
             if request.plain_text_only:
                 await d.repo.set_plain_text_only(conn, ident.tenant_id, inbox_id, True)
             [row] = await d.repo.inboxes(conn, ident.tenant_id, [str(inbox_id)])
+        d.announce.wake()
         return inbox_pb(row, with_members=True)
 
     async def UpdateInbox(
         self, request: accounts_pb2.UpdateInboxRequest, context: Context
     ) -> accounts_pb2.Inbox:
-        ident = _managing(permissions.MANAGE_INBOXES, "manage inboxes")
+        ident = managing(permissions.MANAGE_INBOXES, "manage inboxes")
         d = self._d
         inbox_id = parse_uuid(request.inbox_id, "inbox_id")
         async with d.db.transaction() as conn:
@@ -299,14 +352,24 @@ class AdminApi:
             if request.set_addresses:
                 addresses = domain.clean_addresses(list(request.addresses))
                 await d.repo.set_addresses(conn, ident.tenant_id, inbox_id, addresses)
+            changed: list[str] = []
             if request.set_members:
                 members = _ids(request.member_ids, "member_ids")
-                await d.repo.set_members(conn, ident.tenant_id, inbox_id, members)
+                changed = await d.repo.set_members(conn, ident.tenant_id, inbox_id, members)
+            await d.announce.access_changed(
+                conn,
+                tenant_id=ident.tenant_id,
+                operator_ids=changed,
+                whole_tenant=request.set_addresses,
+                reason=announce.INBOX_CHANGED,
+                actor=identity.operator_actor(ident),
+            )
             if request.HasField("plain_text_only"):
                 await d.repo.set_plain_text_only(
                     conn, ident.tenant_id, inbox_id, request.plain_text_only
                 )
             [row] = await d.repo.inboxes(conn, ident.tenant_id, [str(inbox_id)])
+        d.announce.wake()
         return inbox_pb(row, with_members=True)
 
     # -- the tenant's settings ---------------------------------------------------------
@@ -314,13 +377,13 @@ class AdminApi:
     async def GetTenantSettings(
         self, request: accounts_pb2.GetTenantSettingsRequest, context: Context
     ) -> accounts_pb2.TenantSettings:
-        ident = _managing()
+        ident = managing()
         return tenant_settings_pb(await self._d.repo.tenant(self._d.repo.pool, ident.tenant_id))
 
     async def UpdateTenantSettings(
         self, request: accounts_pb2.UpdateTenantSettingsRequest, context: Context
     ) -> accounts_pb2.TenantSettings:
-        ident = _managing()
+        ident = managing()
         d = self._d
         async with d.db.transaction() as conn:
             tenant = await d.repo.tenant(conn, ident.tenant_id)
@@ -347,88 +410,12 @@ class AdminApi:
             if request.set_ip_allowlist:
                 values["ip_allowlist"] = domain.clean_allowlist(list(request.ip_allowlist))
             tenant = await d.repo.update_tenant(conn, ident.tenant_id, values)
-        return tenant_settings_pb(tenant)
-
-    # -- logins ------------------------------------------------------------------------
-
-    async def ListLoginHistory(
-        self, request: accounts_pb2.ListLoginHistoryRequest, context: Context
-    ) -> accounts_pb2.ListLoginHistoryResponse:
-        """Administrators: anyone's logins; everyone else: their own."""
-        ident = identity.require_operator()
-        operator_id = (
-            parse_uuid(request.operator_id, "operator_id") if request.operator_id else None
-        )
-        if not ident.may(permissions.MANAGE_OPERATORS):
-            if operator_id is not None and str(operator_id) != ident.operator_id:
-                identity.require_permission(
-                    ident, permissions.MANAGE_OPERATORS, "read other operators' logins"
-                )
-            operator_id = uuid.UUID(ident.operator_id)
-        elif operator_id is not None and (
-            await self._d.repo.operator(self._d.repo.pool, ident.tenant_id, operator_id) is None
-        ):
-            raise NotFound("no such operator", field="operator_id")
-        limit = paging.page_size(request.page.limit)
-        after = paging.Cursor.decode(request.page.cursor) if request.page.cursor else None
-        rows = await self._d.sessions.history(
-            ident.tenant_id,
-            operator_id=operator_id,
-            failures_only=request.failures_only,
-            after=after,
-            limit=limit + 1,
-        )
-        records, next_cursor = paging.page(rows, limit, lambda r: paging.Cursor.of(r.at, r.id))
-        return accounts_pb2.ListLoginHistoryResponse(records=records, next_cursor=next_cursor)
-
-    async def ListActiveSessions(
-        self, request: accounts_pb2.ListActiveSessionsRequest, context: Context
-    ) -> accounts_pb2.ListActiveSessionsResponse:
-        """Who is logged in now (used within the last minutes) and their last action."""
-        ident = _managing()
-        minutes = request.seen_within_minutes or 15
-        if not 1 <= minutes <= 24 * 60:
-            raise InvalidArgument(
-                "seen_within_minutes must be 1 to 1440", field="seen_within_minutes"
+            await d.announce.access_changed(
+                conn,
+                tenant_id=ident.tenant_id,
+                whole_tenant=True,
+                reason=announce.TENANT_SETTINGS,
+                actor=identity.operator_actor(ident),
             )
-        now = self._d.clock.now()
-        sessions = await self._d.sessions.active(
-            ident.tenant_id, now - timedelta(minutes=minutes), now
-        )
-        return accounts_pb2.ListActiveSessionsResponse(sessions=sessions)
-
-    async def RevokeSession(
-        self, request: accounts_pb2.RevokeSessionRequest, context: Context
-    ) -> accounts_pb2.RevokeSessionResponse:
-        ident = _managing()
-        session_id = parse_uuid(request.session_id, "session_id")
-        await self._d.sessions.revoke(ident.tenant_id, session_id, operator_id=None, kind=None)
-        return accounts_pb2.RevokeSessionResponse()
-
-    async def ListLoginLocks(
-        self, request: accounts_pb2.ListLoginLocksRequest, context: Context
-    ) -> accounts_pb2.ListLoginLocksResponse:
-        ident = _managing()
-        rows = await self._d.sessions.locks(ident.tenant_id, self._d.clock.now())
-        resp = accounts_pb2.ListLoginLocksResponse()
-        for r in rows:
-            lock = accounts_pb2.LoginLock(kind=r.kind, key=r.key, failures=r.failures)
-            lock.locked_at.FromDatetime(r.locked_at)
-            lock.until.FromDatetime(r.until)
-            resp.locks.append(lock)
-        return resp
-
-    async def ClearLoginLock(
-        self, request: accounts_pb2.ClearLoginLockRequest, context: Context
-    ) -> accounts_pb2.ClearLoginLockResponse:
-        ident = _managing()
-        if request.kind not in ("login", "address"):
-            raise InvalidArgument("kind must be login or address", field="kind")
-        key = request.key.strip()
-        if not key or len(key) > 254:
-            raise InvalidArgument("key is required", field="key")
-        if request.kind == "login":
-            key = key.lower()
-        await self._d.sessions.clear_lock(ident.tenant_id, request.kind, key, self._d.clock.now())
-        _log.info("login lock cleared", kind=request.kind)
-        return accounts_pb2.ClearLoginLockResponse()
+        d.announce.wake()
+        return tenant_settings_pb(tenant)

@@ -21,10 +21,10 @@ from services.runtime.errors import (
 from services.runtime.grpc_server import Context
 from services.runtime.ids import parse_uuid
 
-from . import domain
-from .deps import Deps, operator_pb
+from . import announce, domain
+from .deps import Deps, end_sessions, operator_pb
 from .repo import Tenant
-from .sessions import SessionRow
+from .sessions import TOKENS_ENDING_WITH_PASSWORD, SessionRow
 
 TOKEN_DEFAULT_DAYS = 90
 TOKEN_MAX_DAYS = 365
@@ -85,10 +85,16 @@ class AuthApi:
                 retry_after_s=_retry_after(lock.until, now),
             )
         t = d.throttle
-        by_login, by_address = await d.sessions.failures(
-            login=login, client=client, since=now - t.window, now=now
+        recent = await d.sessions.recent_failures(
+            login=login,
+            client=client,
+            since=now - t.window,
+            now=now,
+            limit=max(t.lock_after, t.address_lock_after),
         )
-        delay = t.delay(max(by_login, by_address * t.lock_after // t.address_lock_after))
+        by_login = t.counted(recent.by_login, now=now, lock_ended=recent.login_lock_ended)
+        by_address = t.counted(recent.by_address, now=now, lock_ended=recent.address_lock_ended)
+        delay = t.wait(by_login, by_address)
         if delay:
             await asyncio.sleep(delay)  # repeated failures: each attempt takes longer
         ok = await asyncio.to_thread(
@@ -124,7 +130,8 @@ class AuthApi:
     ) -> None:
         t = self._d.throttle
         tenant_id = op.tenant_id if op else None
-        if by_login >= t.lock_after:
+        lock_login, lock_address = t.locks_after_failure(by_login, by_address)
+        if lock_login:
             await self._d.sessions.lock(
                 kind="login",
                 key=login.lower(),
@@ -134,7 +141,7 @@ class AuthApi:
                 until=now + t.lock_for,
             )
             _log.warning("login locked", failures=by_login, operator_id=op.id if op else None)
-        if by_address >= t.address_lock_after and client:
+        if lock_address and client:
             await self._d.sessions.lock(
                 kind="address",
                 key=client,
@@ -196,8 +203,20 @@ class AuthApi:
     ) -> accounts_pb2.EndSessionResponse:
         if not request.token or len(request.token) > 200:
             raise InvalidArgument("token is required", field="token")
-        ended = await self._d.sessions.end(domain.token_hash(request.token))
-        return accounts_pb2.EndSessionResponse(ended=ended)
+        d = self._d
+        async with d.db.transaction() as conn:
+            ended = await d.sessions.end(conn, domain.token_hash(request.token))
+            if ended is not None:
+                await d.announce.sessions_ended(
+                    conn,
+                    tenant_id=ended.tenant_id,
+                    operator_id=ended.operator_id,
+                    session_ids=[ended.id],
+                    reason=announce.LOGOUT,
+                    actor=announce.operator_ref(ended.operator_id),
+                )
+        d.announce.wake()
+        return accounts_pb2.EndSessionResponse(ended=ended is not None)
 
     async def GetMe(
         self, request: accounts_pb2.GetMeRequest, context: Context
@@ -216,7 +235,8 @@ class AuthApi:
         self, request: accounts_pb2.ChangePasswordRequest, context: Context
     ) -> accounts_pb2.ChangePasswordResponse:
         """The caller's own password: the current one must be right, the new one must
-        follow the tenant's rules and differ. Their other browser sessions end."""
+        follow the tenant's rules and differ. Their other browser sessions end, and so do
+        their API tokens but those made to survive a password change."""
         ident = identity.require_operator()
         d = self._d
         if not request.current_password:
@@ -248,10 +268,18 @@ class AuthApi:
                     "updated_at": now,
                 },
             )
-            await d.sessions.end_all_of(
-                conn, ident.tenant_id, uuid.UUID(op.id), keep=request_session_id(context)
+            ended = await end_sessions(
+                d,
+                conn,
+                ident.tenant_id,
+                uuid.UUID(op.id),
+                keep=request_session_id(context),
+                tokens=TOKENS_ENDING_WITH_PASSWORD,
+                reason=announce.PASSWORD_CHANGED,
+                actor=identity.operator_actor(ident),
             )
-        _log.info("password changed", operator_id=op.id)
+        d.announce.wake()
+        _log.info("password changed", operator_id=op.id, sessions_ended=ended)
         resp = accounts_pb2.ChangePasswordResponse()
         resp.password_changed_at.FromDatetime(now)
         return resp
@@ -291,9 +319,14 @@ class AuthApi:
             created_at=now,
             expires_at=expires,
             name=name,
+            survives_password_change=request.survives_password_change,
         )
         _log.info("api token created", token_id=str(token_id))
-        token = accounts_pb2.ApiToken(id=str(token_id), name=name)
+        token = accounts_pb2.ApiToken(
+            id=str(token_id),
+            name=name,
+            survives_password_change=request.survives_password_change,
+        )
         token.created_at.FromDatetime(now)
         token.expires_at.FromDatetime(expires)
         return accounts_pb2.CreateApiTokenResponse(token=token, secret=secret)
@@ -312,9 +345,20 @@ class AuthApi:
     ) -> accounts_pb2.RevokeApiTokenResponse:
         ident = identity.require_operator()
         token_id = parse_uuid(request.token_id, "token_id")
-        await self._d.sessions.revoke(
-            ident.tenant_id, token_id, operator_id=ident.operator_id, kind="token"
-        )
+        d = self._d
+        async with d.db.transaction() as conn:
+            await d.sessions.revoke(
+                conn, ident.tenant_id, token_id, operator_id=ident.operator_id, kind="token"
+            )
+            await d.announce.sessions_ended(
+                conn,
+                tenant_id=ident.tenant_id,
+                operator_id=ident.operator_id,
+                session_ids=[str(token_id)],
+                reason=announce.TOKEN_REVOKED,
+                actor=identity.operator_actor(ident),
+            )
+        d.announce.wake()
         return accounts_pb2.RevokeApiTokenResponse()
 
 

@@ -16,6 +16,7 @@ from services.runtime.errors import DomainError
 from services.runtime.service import ServiceRuntime, run
 
 from . import domain
+from .announce import Announcer
 from .api import AccountsApi
 from .board import BoardRepo, OperationLog
 from .deps import Deps
@@ -55,6 +56,7 @@ async def main() -> int:
     db = await rt.open_database()
     await ensure_builtin_roles(db.pool)  # tenants made before a role was added get it
     await rt.open_bus()
+    outbox = rt.open_outbox()
     deps = Deps(
         db=db,
         repo=AccountsRepo(db.pool),
@@ -64,6 +66,7 @@ async def main() -> int:
         ids=rt.ids,
         session_ttl=timedelta(hours=settings.session_ttl_hours),
         throttle=throttle_of(settings),
+        announce=Announcer(outbox, rt.ids, rt.clock),
     )
     await rt.add_consumer(OPERATIONS, OperationLog(db).on_event)
     server = rt.grpc_server()

@@ -3,15 +3,18 @@ the conversions to protobuf they all use."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from switchboard.v1 import accounts_pb2
+import asyncpg
+from switchboard.v1 import accounts_pb2, common_pb2
 
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.ids import IdGenerator
 
+from .announce import Announcer
 from .board import BoardRepo
 from .convert import ts
 from .domain import OperatorRecord, Throttle
@@ -29,6 +32,32 @@ class Deps:
     ids: IdGenerator
     session_ttl: timedelta
     throttle: Throttle
+    announce: Announcer
+
+
+async def end_sessions(
+    d: Deps,
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    operator_id: uuid.UUID,
+    *,
+    tokens: str,
+    reason: str,
+    actor: common_pb2.Actor,
+    keep: str = "",
+) -> int:
+    """End an operator's browser sessions (but `keep`) and the API tokens `tokens` says
+    (sessions.end_all_of), and announce it in the same transaction: how many ended."""
+    ended = await d.sessions.end_all_of(conn, tenant_id, operator_id, keep=keep, tokens=tokens)
+    await d.announce.sessions_ended(
+        conn,
+        tenant_id=tenant_id,
+        operator_id=str(operator_id),
+        session_ids=ended,
+        reason=reason,
+        actor=actor,
+    )
+    return len(ended)
 
 
 def operator_pb(op: OperatorRecord) -> accounts_pb2.Operator:

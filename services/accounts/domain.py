@@ -298,11 +298,14 @@ def clean_allowlist(values: Sequence[str], field_name: str = "ip_allowlist") -> 
 
 @dataclass(frozen=True)
 class Throttle:
-    """Failed logins are counted per login and per client address within `window`, since
-    the last success. From `slow_after` failures on, each attempt waits `delay` longer
-    (at most `max_delay`); at `lock_after` the login (or, at `address_lock_after`, the
-    address) is locked for `lock_for`, and while it is, even the right password is
-    refused."""
+    """Failed logins are counted per login and per client address in a sliding window:
+    the failures of the last `window`, whatever succeeded in between (so an insider who
+    logs in now and then does not reset their address's count), and only those after the
+    end of the last lock of that login or address (a lock served, or ended early by an
+    administrator, starts the count over). From `slow_after` failures on, each attempt
+    waits `delay` longer (at most `max_delay`); at `lock_after` the login (or, at
+    `address_lock_after`, the address) is locked for `lock_for`, and while it is, even
+    the right password is refused."""
 
     window: timedelta = timedelta(minutes=15)
     slow_after: int = 5
@@ -316,6 +319,25 @@ class Throttle:
         if failures < self.slow_after:
             return 0.0
         return min(self.max_delay_s, self.delay_s * (failures - self.slow_after + 1))
+
+    def counted(
+        self, failures: Iterable[datetime], *, now: datetime, lock_ended: datetime | None
+    ) -> int:
+        """How many of these failures (of one login, or of one address) count now."""
+        start = now - self.window
+        if lock_ended is not None and lock_ended > start:
+            start = lock_ended
+        return sum(1 for at in failures if start < at <= now)
+
+    def wait(self, by_login: int, by_address: int) -> float:
+        """How long the next attempt waits, given the failures counted so far (an
+        address's count weighs in proportionally to its higher threshold)."""
+        return self.delay(max(by_login, by_address * self.lock_after // self.address_lock_after))
+
+    def locks_after_failure(self, by_login: int, by_address: int) -> tuple[bool, bool]:
+        """Whether a failure, counted in (`by_login`, `by_address`), locks the login and
+        whether it locks the address."""
+        return by_login >= self.lock_after, by_address >= self.address_lock_after
 
 
 def require_manageable(roles_left: int) -> None:

@@ -458,23 +458,36 @@ class AccountsRepo:
         tenant_id: str,
         inbox_id: uuid.UUID,
         members: list[uuid.UUID],
-    ) -> None:
+    ) -> list[str]:
+        """The inbox's members become `members`: the operators who left or joined."""
         tenant = uuid.UUID(tenant_id)
         await self.require_operators(conn, tenant_id, members)
-        await conn.execute(
+        left = await conn.fetch(
             "DELETE FROM inbox_members WHERE tenant_id = $1 AND inbox_id = $2 "
-            "AND NOT operator_id = ANY($3::uuid[])",
+            "AND NOT operator_id = ANY($3::uuid[]) RETURNING operator_id",
             tenant,
             inbox_id,
             members,
         )
-        await conn.execute(
+        joined = await conn.fetch(
             "INSERT INTO inbox_members (tenant_id, inbox_id, operator_id) "
-            "SELECT $1, $2, m FROM unnest($3::uuid[]) m ON CONFLICT DO NOTHING",
+            "SELECT $1, $2, m FROM unnest($3::uuid[]) m ON CONFLICT DO NOTHING "
+            "RETURNING operator_id",
             tenant,
             inbox_id,
             members,
         )
+        return [str(r["operator_id"]) for r in (*left, *joined)]
+
+    async def operators_with_role(
+        self, conn: asyncpg.Connection, tenant_id: str, name: str
+    ) -> list[str]:
+        rows = await conn.fetch(
+            "SELECT id FROM operators WHERE tenant_id = $1 AND $2 = ANY(roles)",
+            uuid.UUID(tenant_id),
+            name,
+        )
+        return [str(r["id"]) for r in rows]
 
 
 async def create_tenant(

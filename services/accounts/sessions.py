@@ -35,6 +35,28 @@ class SessionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class EndedSession:
+    id: str
+    tenant_id: str
+    operator_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecentFailures:
+    """The failed logins of one login and of one client address within the window, and
+    when the last lock of each ended (the throttle's rule counts them: domain.Throttle)."""
+
+    by_login: tuple[datetime, ...]
+    by_address: tuple[datetime, ...]
+    login_lock_ended: datetime | None
+    address_lock_ended: datetime | None
+
+
+# Which API tokens end with an operator's browser sessions (end_all_of).
+NO_TOKENS, TOKENS_ENDING_WITH_PASSWORD, ALL_TOKENS = "none", "password", "all"
+
+
+@dataclass(frozen=True, slots=True)
 class LoginLock:
     kind: str  # "login" or "address"
     key: str
@@ -48,7 +70,9 @@ def _lock_of(row: asyncpg.Record) -> LoginLock:
 
 
 def _token_pb(r: asyncpg.Record) -> accounts_pb2.ApiToken:
-    token = accounts_pb2.ApiToken(id=str(r["id"]), name=r["name"])
+    token = accounts_pb2.ApiToken(
+        id=str(r["id"]), name=r["name"], survives_password_change=r["survives_password_change"]
+    )
     ts(r["created_at"], token.created_at)
     ts(r["expires_at"], token.expires_at)
     if r["last_seen_at"] and r["last_seen_at"] > r["created_at"]:
@@ -108,11 +132,12 @@ class SessionsRepo:
         client_address: str = "",
         user_agent: str = "",
         name: str = "",
+        survives_password_change: bool = False,
     ) -> None:
         await self._pool.execute(
             "INSERT INTO sessions (id, kind, token_hash, csrf_hash, tenant_id, operator_id, "
-            "created_at, expires_at, client_address, user_agent, name, last_seen_at) "
-            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$7)",
+            "created_at, expires_at, client_address, user_agent, name, last_seen_at, "
+            "survives_password_change) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$7,$12)",
             id,
             kind,
             token_hash,
@@ -124,6 +149,7 @@ class SessionsRepo:
             client_address[:100],
             user_agent[:500],
             name,
+            survives_password_change,
         )
 
     async def resolve(self, token_hash: bytes, now: datetime) -> SessionRow | None:
@@ -164,11 +190,14 @@ class SessionsRepo:
             ),
         )
 
-    async def end(self, token_hash: bytes) -> bool:
-        status: str = await self._pool.execute(
-            "DELETE FROM sessions WHERE token_hash = $1", token_hash
+    async def end(self, conn: asyncpg.Connection, token_hash: bytes) -> EndedSession | None:
+        row = await conn.fetchrow(
+            "DELETE FROM sessions WHERE token_hash = $1 RETURNING id, tenant_id, operator_id",
+            token_hash,
         )
-        return status != "DELETE 0"
+        if row is None:
+            return None
+        return EndedSession(str(row["id"]), str(row["tenant_id"]), str(row["operator_id"]))
 
     async def end_all_of(
         self,
@@ -177,33 +206,45 @@ class SessionsRepo:
         operator_id: uuid.UUID,
         *,
         keep: str = "",
-        tokens: bool = False,
-    ) -> None:
-        """Every browser session of an operator (after a password change or reset), but
-        `keep` (the session that changed it); their API tokens too when `tokens`."""
-        await conn.execute(
+        tokens: str = NO_TOKENS,
+    ) -> list[str]:
+        """Every browser session of an operator, but `keep` (the session that changed the
+        password), and of their API tokens `tokens`: none, those that end with a password
+        change, or all. The ids of those ended."""
+        rows = await conn.fetch(
             "DELETE FROM sessions WHERE tenant_id = $1 AND operator_id = $2 "
-            "AND (kind = 'session' OR $4) AND id::text <> $3",
+            "AND id::text <> $3 AND (kind = 'session' OR $4 = 'all' "
+            "OR ($4 = 'password' AND NOT survives_password_change)) RETURNING id",
             uuid.UUID(tenant_id),
             operator_id,
             keep,
             tokens,
         )
+        return [str(r["id"]) for r in rows]
 
     async def revoke(
-        self, tenant_id: str, session_id: uuid.UUID, *, operator_id: str | None, kind: str | None
-    ) -> None:
-        """End one session or token of the tenant (of `operator_id` only, when given)."""
-        status = await self._pool.execute(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        session_id: uuid.UUID,
+        *,
+        operator_id: str | None,
+        kind: str | None,
+    ) -> str:
+        """End one session or token of the tenant (of `operator_id` only, when given):
+        the operator whose it was."""
+        found = await conn.fetchval(
             "DELETE FROM sessions WHERE tenant_id = $1 AND id = $2 "
-            "AND ($3::uuid IS NULL OR operator_id = $3) AND ($4::text IS NULL OR kind = $4)",
+            "AND ($3::uuid IS NULL OR operator_id = $3) AND ($4::text IS NULL OR kind = $4) "
+            "RETURNING operator_id",
             uuid.UUID(tenant_id),
             session_id,
             uuid.UUID(operator_id) if operator_id else None,
             kind,
         )
-        if status == "DELETE 0":
+        if found is None:
             raise NotFound("no such session or token", field="id")
+        return str(found)
 
     async def tokens(
         self, tenant_id: str, operator_id: str, now: datetime
@@ -211,7 +252,8 @@ class SessionsRepo:
         return [
             _token_pb(r)
             for r in await self._pool.fetch(
-                "SELECT id, name, created_at, expires_at, last_seen_at FROM sessions "
+                "SELECT id, name, created_at, expires_at, last_seen_at, survives_password_change "
+                "FROM sessions "
                 "WHERE tenant_id = $1 AND operator_id = $2 AND kind = 'token' AND expires_at > $3 "
                 "ORDER BY created_at DESC",
                 uuid.UUID(tenant_id),
@@ -307,29 +349,36 @@ class SessionsRepo:
             )
         ]
 
-    async def failures(
-        self, *, login: str, client: str, since: datetime, now: datetime
-    ) -> tuple[int, int]:
-        """Failed logins counted towards a lock: for this login, and from this client
-        address — since `since`, the last success, and the end of the last lock."""
-        row = await self._pool.fetchrow(
-            "SELECT "
-            "(SELECT count(*) FROM login_history WHERE lower(login) = $1 AND NOT success "
-            " AND at > greatest($3,"
-            "  (SELECT max(at) FROM login_history WHERE lower(login) = $1 AND success),"
-            "  (SELECT until FROM login_locks WHERE kind = 'login' AND key = $1 AND until <= $4))"
-            ") AS by_login, "
-            "(SELECT count(*) FROM login_history WHERE client_address = $2 AND NOT success "
-            " AND at > greatest($3,"
-            "  (SELECT max(at) FROM login_history WHERE client_address = $2 AND success),"
-            "  (SELECT until FROM login_locks WHERE kind = 'address' AND key = $2 AND until <= $4))"
-            ") AS by_address",
-            login.lower()[:254],
+    async def recent_failures(
+        self, *, login: str, client: str, since: datetime, now: datetime, limit: int
+    ) -> RecentFailures:
+        """The failed logins of this login and from this client address after `since` (at
+        most `limit` of each, the latest), and when their last locks ended (before now)."""
+        key = login.lower()[:254]
+        rows = await self._pool.fetch(
+            "(SELECT 'login' AS kind, at FROM login_history WHERE lower(login) = $1 "
+            " AND NOT success AND at > $3 AND at <= $4 ORDER BY at DESC LIMIT $5) "
+            "UNION ALL (SELECT 'address', at FROM login_history WHERE client_address = $2 "
+            " AND NOT success AND at > $3 AND at <= $4 ORDER BY at DESC LIMIT $5) "
+            "UNION ALL (SELECT 'login_lock', until FROM login_locks WHERE kind = 'login' "
+            " AND key = $1 AND until <= $4) "
+            "UNION ALL (SELECT 'address_lock', until FROM login_locks WHERE kind = 'address' "
+            " AND key = $2 AND until <= $4)",
+            key,
             client[:100],
             since,
             now,
+            limit,
         )
-        return int(row["by_login"]), int(row["by_address"])
+        found: dict[str, list[datetime]] = {}
+        for r in rows:
+            found.setdefault(r["kind"], []).append(r["at"])
+        return RecentFailures(
+            by_login=tuple(found.get("login", ())),
+            by_address=tuple(found.get("address", ())) if client else (),
+            login_lock_ended=max(found.get("login_lock", ()), default=None),
+            address_lock_ended=max(found.get("address_lock", ()), default=None),
+        )
 
     # -- login locks -------------------------------------------------------------------
 

@@ -69,6 +69,8 @@ TEMPLATE_CHANGED = EventType("template.changed", COMPOSE, "template_changed")
 DRAFT_CHANGED = EventType("draft.changed", COMPOSE, "draft_changed")
 SEND_CHANGED = EventType("send.changed", OUTBOUND, "send_changed")
 MESSAGE_SCANNED = EventType("message.scanned", INGEST, "message_scanned")
+SESSION_ENDED = EventType("session.ended", ACCOUNTS, "session_ended")
+ACCESS_CHANGED = EventType("access.changed", ACCOUNTS, "access_changed")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -91,6 +93,8 @@ EVENT_TYPES = {
         DRAFT_CHANGED,
         SEND_CHANGED,
         MESSAGE_SCANNED,
+        SESSION_ENDED,
+        ACCESS_CHANGED,
     )
 }
 

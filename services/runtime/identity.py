@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote
 from switchboard.v1 import common_pb2
 
 from .errors import PermissionDenied, Unauthenticated
+from .permissions import SEE_CUSTOMER_ADDRESSES
 
 MD_TENANT = "x-sb-tenant-id"
 MD_OPERATOR = "x-sb-operator-id"
@@ -100,6 +101,12 @@ class Identity:
 
     def may(self, permission: str) -> bool:
         return permission in self.permissions
+
+    def sees_addresses(self) -> bool:
+        """Whether customers' addresses and phone numbers are the caller's to see, and so
+        to search and sort by (SEC-6): an operator with see_customer_addresses, or a call
+        without an operator (one service asking another)."""
+        return not self.operator_id or SEE_CUSTOMER_ADDRESSES in self.permissions
 
     def sees_inbox(self, inbox_id: object) -> bool:
         """Whether the caller may see tickets and mail of this inbox (SEC-5)."""

@@ -65,6 +65,9 @@ class Component:
     streams: tuple[Stream, ...] = ()  # the JetStream streams whose events it publishes
     consumers: tuple[ConsumerSpec, ...] = ()  # the durable consumers it runs
     calls: tuple[str, ...] = ()  # the gRPC services it calls
+    # subjects it follows with plain core-NATS subscriptions: every replica sees every
+    # event published while it is connected; nothing durable, nothing replayed
+    subscriptions: tuple[str, ...] = ()
 
     def consumer(self, durable: str) -> ConsumerSpec:
         for spec in self.consumers:
@@ -154,6 +157,15 @@ GATEWAY = Component(
     grpc=False,
     streams=(events.GATEWAY,),
     calls=tuple(s.name for s in SERVICES),
+    # the live hub (gateway/live.py): ticket events, shared templates and sends to push;
+    # ended sessions and changed access to close or re-authorise sockets (SEC-9)
+    subscriptions=(
+        f"sb.{events.TICKETS.domain}.>",
+        events.TEMPLATE_CHANGED.subject,
+        events.SEND_CHANGED.subject,
+        events.SESSION_ENDED.subject,
+        events.ACCESS_CHANGED.subject,
+    ),
 )
 
 COMPONENTS: tuple[Component, ...] = (*SERVICES, GATEWAY)

@@ -282,7 +282,10 @@ class TicketsCoreApi:
                 if request.page.cursor
                 else None
             ),
+            addresses=ident.sees_addresses(),
         )
+        if q.terms:
+            await self._deps.search_limit.count(ident)
         limit = domain.page_size(request.page.limit)
         rows = await self._deps.repo.list_tickets(ident.tenant_id, q, limit, ident.inbox_filter())
         page = rows[:limit]
@@ -745,12 +748,12 @@ class TicketsCoreApi:
         author = common_pb2.OperatorRef(id=ident.operator_id, display_name=ident.display_name)
         memo_id = d.ids.new()
         async with d.db.transaction() as conn:
-            if contact_id is not None and not await conn.fetchval(
-                "SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 AND merged_into IS NULL",
-                uuid.UUID(ident.tenant_id),
-                contact_id,
-            ):
-                raise NotFound("no such contact", field="contact_id")
+            if contact_id is not None:
+                found = await d.contacts.get(
+                    conn, ident.tenant_id, contact_id, ident.inbox_filter()
+                )
+                if found is None or found.merged_into:
+                    raise NotFound("no such contact", field="contact_id")
             created = ticket_id is None
             if ticket_id is None:
                 subject = domain.clean_text(

@@ -20,6 +20,7 @@ from .filing import Filing
 from .locks import LockExpirySweeper, ReplyLocks
 from .repo import TicketsRepo
 from .scans import ScanVerdicts
+from .search_limit import SearchLimiter
 
 ROUTED = registry.TICKETS_ROUTED
 DRAFTS = registry.TICKETS_DRAFTS
@@ -31,6 +32,8 @@ class TicketsSettings(rt_settings.ServiceSettings):
     # and subject tags only, and MintMessageId is refused.
     thread_key: SecretStr | None = Field(default=None, min_length=16)
     lock_ttl_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    # Keyword searches (tickets and contacts) per operator in any 60 s (SEC-6).
+    search_per_minute: int = Field(default=30, ge=1, le=100_000)
 
 
 async def main() -> int:
@@ -66,6 +69,7 @@ async def main() -> int:
             if settings.thread_key
             else None
         ),
+        search_limit=SearchLimiter(redis, rt.clock, rt.ids, settings.search_per_minute),
     )
     sweeper = LockExpirySweeper(locks)
     rt.add_background(sweeper.name, sweeper.start, sweeper.stop)

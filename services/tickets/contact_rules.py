@@ -18,7 +18,8 @@ from datetime import datetime
 from email.utils import parseaddr
 from enum import IntEnum
 
-from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from services.runtime.masking import mask
 
 from .domain import clean_text
 
@@ -238,6 +239,25 @@ class ContactEdit:
         return out
 
 
+def masked_edit(field: str, sent: list[str] | None, current: Iterable[str]) -> None:
+    """For a caller who sees customers' addresses and phone numbers masked (SEC-6): the
+    list they sent for `field` ("addresses" or "phones") may only be the current one as
+    shown to them, masked as every answer masks it — a form sent back unchanged, which
+    then changes nothing. Anything else is PERMISSION_DENIED naming the field, the real
+    values included: masks must not replace the real values, adding an address would
+    tell whether another contact holds it, and accepting a correct guess of the real
+    value (and refusing a wrong one) would confirm it."""
+    if sent is None:
+        return
+    wanted = sorted(" ".join(v.split()) for v in sent if v.strip())
+    if wanted == sorted(mask(v, field) for v in current):
+        return
+    raise PermissionDenied(
+        f"you may not change a contact's {field} (needs the permission see_customer_addresses)",
+        field=field,
+    )
+
+
 def sender_key(address: str) -> str | None:
     """The key a sender's address is filed under (lower case), or None when the mail gave
     no usable address (empty, no `@`, whitespace or control characters, too long)."""
@@ -311,20 +331,29 @@ def check_merged_addresses(target_count: int, source_count: int) -> None:
 
 @dataclass(frozen=True)
 class Search:
-    """The contact list's query as LIKE patterns: `text` against name, company and
-    addresses (NFKC-normalised, case-insensitive), `digits` against phone numbers with
-    everything but digits removed (None when the query is not a phone number)."""
+    """The contact list's query as LIKE patterns: `text` against name, company and — for
+    a caller who sees them — addresses (NFKC-normalised, case-insensitive), `digits`
+    against phone numbers with everything but digits removed (None when the query is not
+    a phone number, or the caller may not see phone numbers).
+
+    `addresses` False (a caller without see_customer_addresses, SEC-6): the query is
+    compared only with the name and company with every address and phone number in them
+    removed (the contact's `search_masked`), never with an address or a phone number —
+    not even the last two digits a masked phone number shows — so no part of what is
+    masked can be found by trying it."""
 
     text: str
     digits: str | None
+    addresses: bool = True
 
 
 def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search(query: str) -> Search | None:
-    """None for an empty query (everything)."""
+def search(query: str, *, addresses: bool = True) -> Search | None:
+    """None for an empty query (everything); `addresses`: whether the caller may see (and
+    so search) customers' addresses and phone numbers."""
     if "\x00" in query:
         raise InvalidArgument("query contains a NUL character", field="query")
     q = " ".join(unicodedata.normalize("NFKC", query).split())
@@ -333,10 +362,11 @@ def search(query: str) -> Search | None:
     if len(q) > QUERY_MAX:
         raise InvalidArgument(f"query is longer than {QUERY_MAX} characters", field="query")
     digits = "".join(c for c in q if c.isdigit())
-    phone_like = bool(_PHONE.match(q)) and len(digits) >= 3
+    phone_like = addresses and bool(_PHONE.match(q)) and len(digits) >= 3
     return Search(
         text=f"%{_like_escape(q.casefold())}%",
         digits=f"%{digits}%" if phone_like else None,
+        addresses=addresses,
     )
 
 

@@ -34,8 +34,32 @@ _CONTACT_COLUMNS = (
     "c.*, ARRAY(SELECT a.address FROM contact_addresses a WHERE a.tenant_id = c.tenant_id "
     "AND a.contact_id = c.id ORDER BY a.address) AS addresses, "
     "(SELECT count(*) FROM tickets t WHERE t.tenant_id = c.tenant_id "
-    "AND t.contact_id = c.id) AS ticket_count"
+    "AND t.contact_id = c.id{inboxes}) AS ticket_count"
 )
+
+
+def _columns(inboxes: str | None) -> str:
+    """`_CONTACT_COLUMNS`, the tickets counted only in the inboxes of the SQL argument
+    `inboxes` (a uuid[]) when given: an operator counts the tickets they may see."""
+    return _CONTACT_COLUMNS.format(
+        inboxes="" if inboxes is None else f" AND t.inbox_id = ANY({inboxes}::uuid[])"
+    )
+
+
+def visible_sql(inboxes: str) -> str:
+    """The condition that contact `c` is one an operator of the inboxes in the SQL
+    argument `inboxes` (a uuid[]) may see (SEC-5, SEC-6): it has a ticket in one of them —
+    a merged-away contact through the contact it was merged into (its tickets moved there).
+    An index-only probe of tickets_contact_inbox per contact."""
+    return (
+        "EXISTS (SELECT 1 FROM tickets vt WHERE vt.tenant_id = c.tenant_id "
+        "AND vt.contact_id = coalesce(c.merged_into, c.id) "
+        f"AND vt.inbox_id = ANY({inboxes}::uuid[]))"
+    )
+
+
+def _inbox_ids(visible: Sequence[str]) -> list[uuid.UUID]:
+    return [uuid.UUID(i) for i in visible]
 
 
 def contact_pb(row: asyncpg.Record) -> tickets_pb2.Contact:
@@ -204,24 +228,48 @@ class ContactsRepo:
     # -- read ----------------------------------------------------------------------------
 
     async def get(
-        self, conn: asyncpg.Connection | asyncpg.Pool | None, tenant_id: str, contact_id: uuid.UUID
+        self,
+        conn: asyncpg.Connection | asyncpg.Pool | None,
+        tenant_id: str,
+        contact_id: uuid.UUID,
+        visible: Sequence[str] | None = None,
     ) -> tickets_pb2.Contact | None:
-        """One contact of the tenant with its addresses and ticket count (None if missing)."""
+        """One contact of the tenant with its addresses and ticket count (None if missing,
+        or not one an operator of the inboxes `visible` sees; None: every inbox)."""
+        args: list[Any] = [uuid.UUID(tenant_id), contact_id]
+        where = "c.tenant_id = $1 AND c.id = $2"
+        if visible is not None:
+            args.append(_inbox_ids(visible))
+            where += f" AND {visible_sql('$3')}"
         row = await (conn or self._pool).fetchrow(
-            f"SELECT {_CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2",
-            uuid.UUID(tenant_id),
-            contact_id,
+            f"SELECT {_columns(None if visible is None else '$3')} FROM contacts c WHERE {where}",
+            *args,
         )
         return None if row is None else contact_pb(row)
 
     async def list(
-        self, tenant_id: str, search: Search | None, limit: int, after: Cursor | None
+        self,
+        tenant_id: str,
+        search: Search | None,
+        limit: int,
+        after: Cursor | None,
+        visible: Sequence[str] | None = None,
     ) -> list[tickets_pb2.Contact]:
         """Contacts not merged away, newest-updated first, keyset-paged on (updated_at, id);
-        `limit + 1` rows so the caller knows whether a next page exists."""
+        `limit + 1` rows so the caller knows whether a next page exists. `visible`: the
+        inboxes of an operator who sees only the contacts of their tickets (None: all)."""
         args: list[Any] = [uuid.UUID(tenant_id), limit + 1]
         where = ["c.tenant_id = $1", "c.merged_into IS NULL"]
-        if search is not None:
+        inboxes = None
+        if visible is not None:
+            args.append(_inbox_ids(visible))
+            inboxes = f"${len(args)}"
+            where.append(visible_sql(inboxes))
+        if search is not None and not search.addresses:
+            # SEC-6: name and company without addresses and phone numbers, nothing else
+            args.append(search.text)
+            where.append(f"c.search_masked LIKE ${len(args)}")
+        elif search is not None:
             args.append(search.text)
             p = f"${len(args)}"
             terms = [
@@ -242,7 +290,7 @@ class ContactsRepo:
             args.extend([after.received_at, after.id])
             where.append(f"(c.updated_at, c.id) < (${len(args) - 1}, ${len(args)})")
         sql = (
-            f"SELECT {_CONTACT_COLUMNS} FROM contacts c WHERE {' AND '.join(where)} "
+            f"SELECT {_columns(inboxes)} FROM contacts c WHERE {' AND '.join(where)} "
             "ORDER BY c.updated_at DESC, c.id DESC LIMIT $2"
         )
         return [contact_pb(r) for r in await self._pool.fetch(sql, *args)]

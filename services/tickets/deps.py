@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .directory import Directory
     from .locks import ReplyLocks
     from .repo import TicketsRepo
+    from .search_limit import SearchLimiter
 
 
 @dataclass
@@ -28,3 +29,4 @@ class Deps:
     locks: ReplyLocks
     directory: Directory
     thread_key: bytes | None
+    search_limit: SearchLimiter

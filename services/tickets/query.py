@@ -38,19 +38,36 @@ _PRIORITY_RANK = (
     "CASE t.priority " + " ".join(f"WHEN '{p.value}' THEN {p.rank}" for p in Priority) + " END"
 )
 
-# sort → (SQL expression, kind of its value in a cursor)
+# sort → (SQL expression, kind of its value in a cursor). A "row" sort's cursor carries no
+# value: the next page starts after the value of the row the cursor names, read again by
+# the query — so a cursor can neither show customer data (a subject, an address) nor be
+# made up to compare one with a guess.
 SORT_SQL: dict[Sort, tuple[str, str]] = {
     Sort.RECEIVED_AT: ("t.received_at", "time"),
     Sort.UPDATED_AT: ("t.updated_at", "time"),
-    Sort.SUBJECT: ("lower(t.subject)", "text"),
+    Sort.SUBJECT: ("lower(t.subject)", "row"),
     Sort.STATUS: ("t.status", "text"),
     Sort.PRIORITY: (_PRIORITY_RANK, "int"),
     Sort.ASSIGNEE: ("lower(coalesce(t.assignee_name, ''))", "text"),
-    Sort.CUSTOMER: ("lower(coalesce(nullif(t.from_name, ''), t.from_address))", "text"),
+    Sort.CUSTOMER: ("lower(coalesce(nullif(t.from_name, ''), t.from_address))", "row"),
     Sort.INBOX: ("lower(t.inbox_name)", "text"),
     Sort.NUMBER: ("t.number", "int"),
     Sort.LAST_MESSAGE_AT: ("coalesce(t.last_message_at, t.received_at)", "time"),
 }
+# For a caller without see_customer_addresses (SEC-6) the sorts that hold customer data
+# order by what is left of it without addresses and phone numbers (sb_unaddressed,
+# migration 006): the customer by their name only, never by their address.
+MASKED_SORT_SQL: dict[Sort, str] = {
+    Sort.SUBJECT: "sb_unaddressed(lower(normalize(t.subject, NFKC)))",
+    Sort.CUSTOMER: "sb_unaddressed(lower(normalize(t.from_name, NFKC)))",
+}
+
+
+def sort_sql(sort: Sort, addresses: bool) -> str:
+    """The SQL expression `sort` orders by for a caller who sees addresses or not."""
+    if not addresses and sort in MASKED_SORT_SQL:
+        return MASKED_SORT_SQL[sort]
+    return SORT_SQL[sort][0]
 
 
 class View(StrEnum):
@@ -78,7 +95,9 @@ class ListCursor:
             name, asc, value, ident = json.loads(raw)
             cursor_sort = Sort(name)
             kind = SORT_SQL[cursor_sort][1]
-            if kind == "time":
+            if kind == "row":
+                value = None
+            elif kind == "time":
                 value = datetime.fromisoformat(value)
             elif kind == "int" and not isinstance(value, int):
                 raise bad
@@ -112,6 +131,10 @@ class TicketQuery:
     sort: Sort = Sort.RECEIVED_AT
     ascending: bool = False
     after: ListCursor | None = None
+    # whether the caller sees customers' addresses and phone numbers (SEC-6): if not, the
+    # keyword is compared with messages' text without them (`search_masked`) and sorts
+    # by subject or customer leave them out
+    addresses: bool = True
     terms: tuple[str, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
@@ -119,15 +142,14 @@ class TicketQuery:
 
 
 def sort_value(row: Ticket, sort: Sort) -> Any:
-    """A row's value of the sort expression (what the next page's cursor carries)."""
+    """A row's value of the sort expression (what the next page's cursor carries; None
+    for a "row" sort, whose cursor names the row only)."""
+    if SORT_SQL[sort][1] == "row":
+        return None
     if sort is Sort.PRIORITY:
         return Priority(row.priority).rank
-    if sort is Sort.SUBJECT:
-        return str(row.subject).lower()
     if sort is Sort.ASSIGNEE:
         return str(row.assignee_name or "").lower()
-    if sort is Sort.CUSTOMER:
-        return str(row.from_name or row.from_address).lower()
     if sort is Sort.INBOX:
         return str(row.inbox_name).lower()
     if sort is Sort.LAST_MESSAGE_AT:
@@ -150,8 +172,10 @@ def build_list_query(
         where.append(f"t.status = ANY({arg([s.value for s in q.statuses])}::text[])")
     else:
         where.append("t.status <> 'trash'")
+    visible_arg = ""
     if visible is not None:
-        where.append(f"t.inbox_id = ANY({arg([uuid.UUID(i) for i in visible])}::uuid[])")
+        visible_arg = arg([uuid.UUID(i) for i in visible])
+        where.append(f"t.inbox_id = ANY({visible_arg}::uuid[])")
     if q.inbox_ids:
         where.append(f"t.inbox_id = ANY({arg(list(q.inbox_ids))}::uuid[])")
     if q.unassigned:
@@ -174,19 +198,31 @@ def build_list_query(
         where.append("(t.lock_fence IS NOT NULL OR t.draft_count > 0)")
     elif q.view is View.AWAITING_APPROVAL:
         where.append("t.awaiting_approval")
+    # SEC-6: without see_customer_addresses, the text without addresses and phone numbers
+    text = "m.search_text" if q.addresses else "m.search_masked"
     for term in q.terms:
         grams = arg(search.term_grams(term))
         pattern = arg(search.like_pattern(term))
         where.append(
             "EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = t.tenant_id "
             f"AND m.ticket_id = t.id AND m.search_grams @> {grams}::text[] "
-            f"AND m.search_text LIKE {pattern})"
+            f"AND {text} LIKE {pattern})"
         )
-    expr, _ = SORT_SQL[q.sort]
+    expr = sort_sql(q.sort, q.addresses)
     direction = "ASC" if q.ascending else "DESC"
     if q.after is not None:
         op = ">" if q.ascending else "<"
-        where.append(f"({expr}, t.id) {op} ({arg(q.after.value)}, {arg(q.after.id)})")
+        ident = arg(q.after.id)
+        if SORT_SQL[q.sort][1] == "row":
+            # the value of the row the cursor names, as this caller may see it (a row they
+            # may not see yields nothing, and so does the page)
+            seen = f" AND t.inbox_id = ANY({visible_arg}::uuid[])" if visible_arg else ""
+            value = (
+                f"(SELECT {expr} FROM tickets t WHERE t.tenant_id = $1 AND t.id = {ident}{seen})"
+            )
+        else:
+            value = arg(q.after.value)
+        where.append(f"({expr}, t.id) {op} ({value}, {ident})")
     sql = (
         f"SELECT t.* FROM tickets t WHERE {' AND '.join(where)} "
         f"ORDER BY {expr} {direction}, t.id {direction} LIMIT $2"

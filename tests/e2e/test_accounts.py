@@ -218,13 +218,13 @@ async def test_the_session_cookie_needs_the_csrf_token_for_changes(stack: Stack)
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
         async with http.post(
             f"{stack.gateway_url}/api/v1/sessions",
-            json={"login": tenant.login, "password": tenant.password},
+            json={"login": tenant.login, "password": tenant.password, "client": "browser"},
         ) as r:
             session = await r.json()
             cookie = r.cookies["sb_session"]
             assert cookie["httponly"] and cookie["samesite"] == "Strict"
             assert cookie["secure"]  # SB_COOKIE_SECURE: on by default
-        headers = {"Cookie": f"sb_session={session['token']}"}
+        headers = {"Cookie": f"sb_session={cookie.value}"}
         url = f"{stack.gateway_url}/api/v1/posts"
         async with http.get(url, headers=headers) as r:
             assert r.status == 200  # reading needs no token
@@ -246,7 +246,7 @@ async def test_the_session_cookie_needs_the_csrf_token_for_changes(stack: Stack)
         async with http.ws_connect(f"{stack.gateway_url}/api/v1/live", headers=own) as ws:
             assert (await ws.receive_json(timeout=5))["type"] == "hello"
     # a bearer token is never sent by a browser on its own: no CSRF token needed
-    code, _, _ = await call(stack, "POST", "/api/v1/posts", post, token=session["token"])
+    code, _, _ = await call(stack, "POST", "/api/v1/posts", post, token=cookie.value)
     assert code == 201
 
 

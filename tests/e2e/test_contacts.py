@@ -64,7 +64,7 @@ async def _contact_of(stack: Stack, token: str, address: str, tickets: int = 1) 
         found = [c for c in body["items"] if address.lower() in c["addresses"]]
         return found[0] if found and found[0]["ticket_count"] >= tickets else None
 
-    found: dict[str, Any] = await eventually(probe, timeout=30)
+    found: dict[str, Any] = await eventually(probe, timeout=30, every=0.25)  # searches
     return found
 
 

@@ -174,7 +174,7 @@ async def test_a_new_mail_once_sent_starts_a_ticket_that_the_answer_joins(
         found = [t for t in page["items"] if t["subject"] == subject]
         return found[0] if found else None
 
-    ticket = await eventually(started)
+    ticket = await eventually(started, every=0.25)  # a search: counted per minute
     answer = make_mail(
         f"Re: {subject}", sender="Hanako <hanako@customer.example>", to=tenant.address, body="ok"
     )

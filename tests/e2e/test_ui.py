@@ -386,6 +386,26 @@ async def test_an_agent_sees_only_their_inboxes_and_a_trainee_sees_masked_addres
         await expect(page.get_by_test_id("reply-reason")).to_be_visible()
         await expect(page.get_by_test_id("trainee-help")).to_be_visible()
         await shot(page, "tablet-trainee-reply")
+        # the search boxes say what is searched for them, and an address finds nothing
+        await page.goto(f"{stack.gateway_url}/#/contacts")
+        await expect(page.get_by_test_id("contact-row")).to_have_count(1)
+        search = page.get_by_test_id("contact-search")
+        await expect(search).to_have_attribute("placeholder", "Search name, company")
+        await search.fill("taro@cust")
+        await search.press("Enter")
+        await expect(page.get_by_test_id("contact-row")).to_have_count(0)
+        # the contact's addresses and phones are shown masked and read-only, and a memo
+        # is saved without sending them back (the server refuses a change to them)
+        await search.fill("")
+        await search.press("Enter")
+        await page.get_by_test_id("contact-row").click()
+        addresses = page.get_by_test_id("contact-edit-addresses")
+        await expect(addresses).to_have_value("t***@c***.example")
+        await expect(addresses).not_to_be_editable()
+        await expect(page.get_by_test_id("contact-edit-phones")).not_to_be_editable()
+        await page.get_by_test_id("contact-memo").fill("Prefers mail.")
+        await page.get_by_test_id("contact-save").click()
+        await expect(page.get_by_test_id("contact-notice")).to_have_text("Saved.")
     finally:
         await ctx.close()
 

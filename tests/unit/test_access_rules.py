@@ -113,6 +113,10 @@ def test_addresses_are_masked_wherever_they_stand() -> None:
     assert body["from"]["address"] == "taro.yamada@customer.example"  # a copy
 
 
+def test_full_width_addresses_are_masked_too() -> None:
+    assert mask("連絡先：ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ") == "連絡先：ｔ***@ｅ***.ｊｐ"
+
+
 def test_the_tenants_own_addresses_are_not_masked() -> None:
     body = {
         "to": [{"address": "Support@Shop.example"}, {"address": "taro@customer.example"}],
@@ -138,6 +142,13 @@ def test_the_tenants_own_addresses_are_not_masked() -> None:
         ("¥1,234,567", "¥1,234,567"),
         ("0191f000-0000-7000-8000-0000000000a3", "0191f000-0000-7000-8000-0000000000a3"),
         ("/api/v1/x/0120-123-456", "/api/v1/x/0120-123-456"),
+        ("TEL:03-1234-5678", "TEL:**-****-**78"),
+        ("TEL：03-1234-5678", "TEL：**-****-**78"),
+        ("電話09012345678まで", "電話*********78まで"),
+        ("お電話は０９０－１２３４－５６７８へ", "お電話は***－****－**７８へ"),
+        ("10:0312345678", "10:0312345678"),
+        ("A0901234567", "A0901234567"),
+        ("10 0901234567", "10 ********67"),
     ],
 )
 def test_phone_numbers_in_text_are_masked_and_other_numbers_are_not(

@@ -9,6 +9,7 @@ import pytest
 
 from services.accounts import domain
 from services.runtime import permissions
+from services.runtime.clock import ManualClock
 from services.runtime.errors import InvalidArgument
 
 POLICY = domain.PasswordPolicy(min_length=10, min_classes=2, max_age_days=90)
@@ -71,6 +72,47 @@ def test_a_temporary_or_expired_password_must_be_changed() -> None:
 def test_the_throttle_slows_from_the_fifth_failure_and_caps_the_wait() -> None:
     t = domain.Throttle(slow_after=5, delay_s=0.5, max_delay_s=2.0)
     assert [t.delay(n) for n in range(4, 10)] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.0]
+
+
+def test_failures_count_in_a_window_that_slides_with_the_clock() -> None:
+    t = domain.Throttle(window=timedelta(minutes=15))
+    clock = ManualClock()
+    failures = []
+    for _ in range(4):  # at 0, 4, 8 and 12 minutes
+        failures.append(clock.now())
+        clock.advance(minutes=4)
+    assert t.counted(failures, now=clock.now(), lock_ended=None) == 3  # 16': the first is out
+    clock.advance(minutes=4)
+    assert t.counted(failures, now=clock.now(), lock_ended=None) == 2  # 20'
+    clock.advance(minutes=8)
+    assert t.counted(failures, now=clock.now(), lock_ended=None) == 0  # 28'
+    # what is not yet at `now` (another replica's clock ahead) does not count either
+    assert t.counted([clock.now() + timedelta(seconds=1)], now=clock.now(), lock_ended=None) == 0
+
+
+def test_only_the_end_of_a_lock_starts_the_count_over() -> None:
+    """Nothing but a lock's end restarts the count: the rule is given no successes to
+    reset it with, so an insider's own logins between guesses change nothing."""
+    t = domain.Throttle(window=timedelta(minutes=15), lock_after=3, address_lock_after=6)
+    clock = ManualClock()
+    failures = []
+    for _ in range(5):  # one a minute
+        failures.append(clock.now())
+        clock.advance(minutes=1)
+    now = clock.now()
+    assert t.counted(failures, now=now, lock_ended=None) == 5
+    ended = failures[2] + timedelta(seconds=30)  # a lock ended (or was cleared) after the third
+    assert t.counted(failures, now=now, lock_ended=ended) == 2
+    assert t.counted(failures, now=now, lock_ended=now - timedelta(hours=1)) == 5
+
+
+def test_a_failure_locks_what_reached_its_threshold() -> None:
+    t = domain.Throttle(slow_after=5, delay_s=0.5, lock_after=10, address_lock_after=50)
+    assert t.locks_after_failure(10, 3) == (True, False)
+    assert t.locks_after_failure(9, 50) == (False, True)
+    assert t.locks_after_failure(9, 49) == (False, False)
+    # an address's failures slow it down in proportion to its higher threshold
+    assert t.wait(0, 24) == 0.0 and t.wait(0, 25) == 0.5 and t.wait(6, 25) == 1.0
 
 
 @pytest.mark.parametrize(

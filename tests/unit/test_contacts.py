@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.tickets import contact_rules as rules
 from services.tickets.contact_rules import ContactEdit, EntryKind, TimelineCursor
 
@@ -239,6 +239,34 @@ def test_the_search_pattern_is_normalised_and_escaped() -> None:
     assert s is not None and s.digits is None  # too short to be worth a phone search
     with pytest.raises(InvalidArgument):
         rules.search("q" * 201)
+
+
+def test_a_caller_who_may_not_see_addresses_searches_names_and_companies_only() -> None:
+    s = rules.search("090-1234", addresses=False)
+    assert s is not None and s.digits is None and s.addresses is False
+    assert s.text == "%090-1234%"  # compared with name and company, nothing else
+    s = rules.search("Taro@Example", addresses=False)
+    assert s is not None and not s.addresses and s.text == "%taro@example%"
+    s = rules.search("090-1234")
+    assert s is not None and s.addresses and s.digits == "%0901234%"
+
+
+def test_a_masked_caller_may_send_masked_addresses_back_but_not_change_or_guess_them() -> None:
+    current = ["taro@example.jp"]
+    rules.masked_edit("addresses", None, current)
+    rules.masked_edit("addresses", ["t***@e***.jp"], current)  # the form as shown
+    rules.masked_edit("phones", [" ***-****-**78 "], ["090-1234-5678"])
+    for field, sent, now in (
+        ("addresses", ["t***@e***.jp", "hanako@example.jp"], current),
+        ("addresses", [], current),
+        ("addresses", ["taro@example.jp"], current),  # a right guess is no different
+        ("phones", ["090-1234-5678"], ["090-1234-5678"]),
+        ("addresses", ["x***@e***.jp"], current),
+        ("phones", ["090-1234-5678", "03-0000-0000"], ["090-1234-5678"]),
+    ):
+        with pytest.raises(PermissionDenied) as refused:
+            rules.masked_edit(field, sent, now)
+        assert refused.value.field == field
 
 
 def test_a_timeline_cursor_round_trips_and_orders_newest_first() -> None:

@@ -82,3 +82,14 @@ async def test_a_service_cannot_run_a_consumer_its_entry_does_not_declare() -> N
     stray = ConsumerSpec(events.INGEST, "routing__stray", (events.MESSAGE_RECEIVED.subject,))
     with pytest.raises(RuntimeError, match="routing__stray is not declared for routing"):
         await rt.add_consumer(stray, lambda env, delivery: asyncio.sleep(0))
+
+
+def test_plain_subscriptions_follow_subjects_of_known_streams() -> None:
+    subjects = {t.subject for t in events.EVENT_TYPES.values()}
+    for component in registry.COMPONENTS:
+        for subject in component.subscriptions:
+            assert subject in subjects or any(subject == s.subjects[0] for s in events.STREAMS), (
+                subject
+            )
+    assert events.SESSION_ENDED.subject in registry.GATEWAY.subscriptions
+    assert events.ACCESS_CHANGED.subject in registry.GATEWAY.subscriptions

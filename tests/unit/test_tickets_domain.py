@@ -3,6 +3,8 @@ thresholds, bigram search and the list query's cursor."""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -314,6 +316,49 @@ def test_the_list_query_is_scoped_by_tenant_and_never_interpolates_values() -> N
     assert "t.tenant_id = $1" in sql and "DROP" not in sql and "a'b" not in sql
     assert args[0] == uuid.UUID(TENANT)
     assert "ASC" in sql
+
+
+def test_a_masked_callers_keyword_is_compared_with_the_text_without_addresses() -> None:
+    seeing = query.build_list_query(TENANT, query.TicketQuery(keyword="taro@ex"), 10)[0]
+    masked = query.build_list_query(
+        TENANT, query.TicketQuery(keyword="taro@ex", addresses=False), 10
+    )[0]
+    assert "m.search_text LIKE" in seeing and "search_masked" not in seeing
+    assert "m.search_masked LIKE" in masked and "m.search_text" not in masked
+
+
+@pytest.mark.parametrize("sort", [query.Sort.SUBJECT, query.Sort.CUSTOMER])
+def test_sorting_by_customer_data_leaves_addresses_out_for_a_masked_caller(
+    sort: query.Sort,
+) -> None:
+    masked = query.build_list_query(TENANT, query.TicketQuery(sort=sort, addresses=False), 10)
+    assert "from_address" not in masked[0]
+    assert "ORDER BY sb_unaddressed(" in masked[0]
+    seeing = query.build_list_query(TENANT, query.TicketQuery(sort=sort), 10)[0]
+    assert "sb_unaddressed" not in seeing
+
+
+@pytest.mark.parametrize("sort", [query.Sort.SUBJECT, query.Sort.CUSTOMER])
+def test_a_cursor_of_a_customer_data_sort_carries_no_value_and_a_guess_is_ignored(
+    sort: query.Sort,
+) -> None:
+    row = _row(subject="Re: taro.yamada@customer.example", from_address="taro@customer.example")
+    value = query.sort_value(row, sort)
+    assert value is None
+    cursor = query.ListCursor(sort, False, value, uuid.uuid4())
+    raw = base64.urlsafe_b64decode(cursor.encode() + "==").decode()
+    assert "taro" not in raw
+    # a made-up cursor with a guessed value: the guess is dropped, never compared
+    guess = base64.urlsafe_b64encode(
+        json.dumps([sort.value, False, "taro@c", str(cursor.id)]).encode()
+    ).decode()
+    decoded = query.ListCursor.decode(guess, sort, False)
+    assert decoded.value is None
+    sql, args = query.build_list_query(
+        TENANT, query.TicketQuery(sort=sort, after=decoded, addresses=False), 10, [str(TENANT)]
+    )
+    assert "taro@c" not in args
+    assert "(SELECT sb_unaddressed(" in sql and "FROM tickets t WHERE t.tenant_id = $1" in sql
 
 
 @pytest.mark.parametrize(

@@ -103,11 +103,20 @@ export function App() {
     }).catch(() => {});
     live.start();
     const off = live.onState(setLiveUp);
+    // who we are changed (roles, inboxes, settings): re-read it; denied: whatever /me says now
+    const offChanged = live.on((e) => {
+      if (e.type !== "access.changed") return;
+      void loadMe();
+      void api.get<{ items: Inbox[] }>("/inboxes").then((r) => setInboxes(r.items));
+    });
+    const offDenied = live.onDenied(() => void loadMe());
     return () => {
       off();
+      offChanged();
+      offDenied();
       live.stop();
     };
-  }, [ready]);
+  }, [ready, loadMe]);
 
   const logout = async () => {
     try {
@@ -167,9 +176,9 @@ export function App() {
         {route.screen === "ticket" && route.id ? (
           <TicketView key={route.id} id={route.id} session={session!} />
         ) : route.screen === "contacts" ? (
-          <ContactList />
+          <ContactList masked={!session!.may("see_customer_addresses")} />
         ) : route.screen === "contact" && route.id ? (
-          <ContactView key={route.id} id={route.id} />
+          <ContactView key={route.id} id={route.id} masked={!session!.may("see_customer_addresses")} />
         ) : route.screen === "admin" ? (
           <Admin section={route.id ?? ""} session={session!} />
         ) : (

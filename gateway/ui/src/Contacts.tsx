@@ -13,7 +13,9 @@ const lines = (s: string) =>
     .map((x) => x.trim())
     .filter(Boolean);
 
-export function ContactList() {
+// `masked`: the operator may not see customers' addresses, so the server searches names and
+// companies only (SEC-6); the search box says so.
+export function ContactList({ masked }: { masked: boolean }) {
   const { t } = useI18n();
   const [q, setQ] = useState("");
   const [query, setQuery] = useState("");
@@ -55,7 +57,14 @@ export function ContactList() {
             setQuery(q.trim());
           }}
         >
-          <input type="search" placeholder={t("contacts.search")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="contact-search" />
+          <input
+            type="search"
+            placeholder={t(masked ? "contacts.search_masked" : "contacts.search")}
+            title={masked ? t("contacts.search_masked_help") : undefined}
+            value={q}
+            onChange={(e) => setQ(e.target.value)}
+            data-testid="contact-search"
+          />
         </form>
       </div>
       {error && <p className="error" role="alert">{error}</p>}
@@ -85,7 +94,7 @@ export function ContactList() {
   );
 }
 
-export function ContactView({ id }: { id: string }) {
+export function ContactView({ id, masked }: { id: string; masked: boolean }) {
   const { t } = useI18n();
   const { dateTime } = useFormat();
   const [contact, setContact] = useState<Contact | null>(null);
@@ -120,8 +129,8 @@ export function ContactView({ id }: { id: string }) {
         name: form.name,
         company: form.company,
         memo: form.memo,
-        addresses: lines(form.addresses),
-        phones: lines(form.phones),
+        // masked addresses and phones are shown, never sent back (the server refuses a change)
+        ...(masked ? {} : { addresses: lines(form.addresses), phones: lines(form.phones) }),
         custom: Object.fromEntries(custom.filter((f) => f.key.trim()).map((f) => [f.key.trim(), f.value])),
       });
       setNotice(t("common.saved"));
@@ -167,15 +176,15 @@ export function ContactView({ id }: { id: string }) {
           </label>
           <label>
             {t("contacts.addresses")}
-            <textarea rows={2} value={form.addresses} onChange={(e) => setForm({ ...form, addresses: e.target.value })} />
+            <textarea rows={2} value={form.addresses} readOnly={masked} onChange={(e) => setForm({ ...form, addresses: e.target.value })} data-testid="contact-edit-addresses" />
           </label>
           <label>
             {t("contacts.phones")}
-            <textarea rows={2} value={form.phones} onChange={(e) => setForm({ ...form, phones: e.target.value })} />
+            <textarea rows={2} value={form.phones} readOnly={masked} onChange={(e) => setForm({ ...form, phones: e.target.value })} data-testid="contact-edit-phones" />
           </label>
           <label>
             {t("contacts.memo")}
-            <textarea rows={3} value={form.memo} onChange={(e) => setForm({ ...form, memo: e.target.value })} />
+            <textarea rows={3} value={form.memo} onChange={(e) => setForm({ ...form, memo: e.target.value })} data-testid="contact-memo" />
           </label>
           <fieldset className="custom-fields" data-testid="custom-fields">
             <legend>{t("contacts.custom")}</legend>
@@ -216,7 +225,13 @@ export function ContactView({ id }: { id: string }) {
           <strong>{t("contacts.merge")}</strong>
           <p className="muted small">{t("contacts.merge_help")}</p>
           <div className="row gap">
-            <input type="search" value={mergeQ} onChange={(e) => setMergeQ(e.target.value)} data-testid="merge-search" />
+            <input
+              type="search"
+              placeholder={t(masked ? "contacts.search_masked" : "contacts.search")}
+              value={mergeQ}
+              onChange={(e) => setMergeQ(e.target.value)}
+              data-testid="merge-search"
+            />
             <button onClick={() => void searchMerge()}>{t("contacts.find")}</button>
           </div>
           <ul>

@@ -239,6 +239,12 @@ export function InboxView({ route, session }: { route: Route; session: Session }
       }
     });
     const off = live.on((e: LiveEvent) => {
+      if (e.type === "access.changed") {
+        // what the operator may see changed: the list and counts are re-read
+        void load();
+        void loadCounts();
+        return;
+      }
       const rowEvent = e.type.startsWith("lock.") || e.type.startsWith("ticket.");
       if (!rowEvent) return;
       refreshCounts();
@@ -385,7 +391,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
             <input
               ref={search}
               type="search"
-              placeholder={t("list.search")}
+              placeholder={t(session.may("see_customer_addresses") ? "list.search" : "list.search_masked")}
               title={t("list.search_hint")}
               value={q}
               onChange={(e) => setQ(e.target.value)}

@@ -15,7 +15,8 @@ export function Login({ onDone, toggle }: { onDone: () => void; toggle: ReactNod
     setBusy(true);
     setError("");
     try {
-      const s = await api.post<{ csrf_token: string }>("/sessions", { login, password });
+      // the session is the HttpOnly cookie: the answer holds the CSRF token, never the session token
+      const s = await api.post<{ csrf_token: string }>("/sessions", { login, password, client: "browser" });
       setCsrf(s.csrf_token);
       onDone();
     } catch (err) {

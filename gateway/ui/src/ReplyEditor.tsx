@@ -113,7 +113,7 @@ export function ReplyEditor({
         setAttachments(d.current.attachments);
         setRevision(d.current.revision);
       } catch (e) {
-        setError(errorText(e, t));
+        setError(errorText(e, t, "reply"));
       }
     })();
     return () => {
@@ -165,7 +165,7 @@ export function ReplyEditor({
       setError("");
       return true;
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
       return false;
     } finally {
       setSaving(false);
@@ -197,7 +197,7 @@ export function ReplyEditor({
       const text = f.body_text.slice(0, at) + r.body_text + f.body_text.slice(at);
       edit({ body_text: text });
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -213,7 +213,7 @@ export function ReplyEditor({
         const f = fieldsRef.current;
         if (f) edit({ attachment_ids: [...f.attachment_ids, a.id] });
       } catch (e) {
-        setError(errorText(e, t));
+        setError(errorText(e, t, "reply"));
       }
     }
   };
@@ -253,7 +253,7 @@ export function ReplyEditor({
       onClose(true);
     } catch (e) {
       setChecks(null);
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -265,7 +265,7 @@ export function ReplyEditor({
       if (c.findings.length > 0) setChecks(c);
       else await doSend([]);
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 
@@ -275,7 +275,7 @@ export function ReplyEditor({
     try {
       setPreview(await api.get<Preview>(`/drafts/${draft.id}/preview`));
     } catch (e) {
-      setError(errorText(e, t));
+      setError(errorText(e, t, "reply"));
     }
   };
 

@@ -88,6 +88,10 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
         if (e.ticket_id === id) setError({ status: 410, message: "" });
         return;
       }
+      if (e.type === "access.changed") {
+        soon(); // the operator may no longer see it (then its load says so)
+        return;
+      }
       const tk = e.ticket as Ticket | undefined;
       if (tk && tk.id === id) soon();
     });

@@ -36,6 +36,10 @@ let onUnauthenticated: () => void = () => {};
 export function whenLoggedOut(f: () => void): void {
   onUnauthenticated = f;
 }
+/** The session ended elsewhere (the live socket was closed for it): back to the login. */
+export function loggedOut(): void {
+  onUnauthenticated();
+}
 
 async function request<T>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
   const headers: Record<string, string> = {};

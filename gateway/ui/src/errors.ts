@@ -8,9 +8,15 @@ import { DICTS, Key, T } from "./i18n";
 
 const has = (key: string): key is Key => key in DICTS.en;
 
+/** Where an error is shown: the reply editor names its own fields first (its `to` is the
+ * recipients, the administration's `to` the last day of a filter). */
+export type Scope = "" | "reply";
+
 /** A field's label in the UI's words, or "" when the app has none for it. */
-export function fieldLabel(field: string, t: T): string {
-  for (const key of [`field.${field}`, `admin.f.${field}`, `reply.${field}`]) {
+export function fieldLabel(field: string, t: T, scope: Scope = ""): string {
+  const keys = [`field.${field}`, `admin.f.${field}`, `reply.${field}`];
+  if (scope === "reply") keys.unshift(`reply.${field}`);
+  for (const key of keys) {
     if (has(key)) return t(key);
   }
   return "";
@@ -27,7 +33,7 @@ export interface Described {
   detail: string; // the server's message (English), "" when it adds nothing
 }
 
-export function describeError(e: unknown, t: T): Described {
+export function describeError(e: unknown, t: T, scope: Scope = ""): Described {
   if (!(e instanceof ApiError)) return { text: t("error.unknown"), detail: String(e) };
   if (e.code === "network") return { text: t("error.network"), detail: "" };
   const field = e.field ?? "";
@@ -44,7 +50,7 @@ export function describeError(e: unknown, t: T): Described {
     const s = Number(e.body?.retry_after_s ?? 0);
     text = s > 0 ? t("error.retry_after", { text: t(`error.${e.code}` as Key), s }) : t(`error.${e.code}` as Key);
   } else if (has(`error.${e.code}`)) {
-    const label = field ? fieldLabel(field, t) : "";
+    const label = field ? fieldLabel(field, t, scope) : "";
     text = label ? t("error.in_field", { text: t(`error.${e.code}` as Key), field: label }) : t(`error.${e.code}` as Key);
   } else text = t("error.unknown");
   const detail = e.message && e.message !== e.code ? e.message : "";
@@ -52,7 +58,7 @@ export function describeError(e: unknown, t: T): Described {
 }
 
 /** One line: the translated text, then the server's detail. */
-export function errorText(e: unknown, t: T): string {
-  const { text, detail } = describeError(e, t);
+export function errorText(e: unknown, t: T, scope: Scope = ""): string {
+  const { text, detail } = describeError(e, t, scope);
   return detail ? t("error.detail", { text, detail }) : text;
 }

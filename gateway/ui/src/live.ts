@@ -1,6 +1,12 @@
 // /api/v1/live: the gateway's WebSocket of ticket events (the session cookie, same origin).
 // Reconnects with back-off; after a reconnect the screens re-read what they show, because
-// nothing is replayed (gateway/openapi.yaml).
+// nothing is replayed (gateway/openapi.yaml). Closed with 4401 the session has ended (back
+// to the login, no reconnect); with 4403 the operator may no longer have it (the app
+// re-reads who it is); `access.changed` asks the screens to re-read what they show.
+import { loggedOut } from "./api";
+
+export const SESSION_ENDED = 4401;
+export const ACCESS_DENIED = 4403;
 
 export type LiveEvent = { type: string; [k: string]: unknown };
 type Listener = (e: LiveEvent) => void;
@@ -9,6 +15,7 @@ export class Live {
   private ws: WebSocket | null = null;
   private listeners = new Set<Listener>();
   private stateListeners = new Set<(up: boolean) => void>();
+  private deniedListeners = new Set<() => void>();
   private retry = 0;
   private stopped = false;
   private timer: number | undefined;
@@ -36,6 +43,12 @@ export class Live {
     return () => this.stateListeners.delete(f);
   }
 
+  /** The socket was closed because the operator may no longer have it (4403). */
+  onDenied(f: () => void): () => void {
+    this.deniedListeners.add(f);
+    return () => this.deniedListeners.delete(f);
+  }
+
   private setUp(up: boolean): void {
     if (this.up === up) return;
     this.up = up;
@@ -59,10 +72,20 @@ export class Live {
       }
       for (const f of this.listeners) f(e);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.setUp(false);
       if (this.stopped) return;
+      if (ev.code === SESSION_ENDED) {
+        this.stopped = true;
+        loggedOut();
+        return;
+      }
+      if (ev.code === ACCESS_DENIED) {
+        this.stopped = true;
+        for (const f of this.deniedListeners) f();
+        return;
+      }
       const delay = Math.min(15000, 500 * 2 ** this.retry) * (0.5 + Math.random() / 2);
       this.retry += 1;
       this.timer = window.setTimeout(() => this.open(), delay);
