@@ -611,6 +611,7 @@ def draft_revision(r: Any, draft_id: str) -> dict[str, Any]:
         "body_text": r.body_text,
         "body_html": r.body_html,
         "signature_text": r.signature_text,
+        "signature_html": r.signature_html,
         "quote_text": r.quote_text,
         "include_quote": r.include_quote,
         "attachments": [draft_attachment(a, draft_id) for a in r.attachments],

@@ -119,6 +119,7 @@ class DraftsApi(TemplatesApi):
             body_text=rev.body_text,
             body_html=rev.body_html,
             signature_text=rev.signature_text,
+            signature_html=rev.signature_html,
             quote_text=rev.quote_text,
             include_quote=rev.include_quote,
             attachments=[attachment_pb(a) for a in atts],
@@ -253,6 +254,11 @@ class DraftsApi(TemplatesApi):
             subject = rendered.subject or subject
         signature = await d.repo.signature_for(ident.tenant_id, uuid.UUID(inbox_id))
         signature_text = reserved.render(signature.body_text, ctx).text if signature else ""
+        signature_html = (
+            richtext.sanitize(reserved.render(signature.body_html, ctx).text)
+            if signature and not inbox.plain_text_only
+            else ""
+        )
         draft_id = d.ids.new()
         draft = {
             "tenant_id": uuid.UUID(ident.tenant_id),
@@ -296,6 +302,7 @@ class DraftsApi(TemplatesApi):
                     "body_text": body_text,
                     "body_html": body_html,
                     "signature_text": signature_text,
+                    "signature_html": signature_html,
                     "quote_text": quote_text,
                     "include_quote": bool(request.include_quote and quote_text),
                     "attachment_ids": carried,
@@ -417,6 +424,9 @@ class DraftsApi(TemplatesApi):
             text_field(request.body_html, "body_html", HTML_MAX), inbox.plain_text_only
         )
         signature_text = text_field(request.signature_text, "signature_text", 20_000)
+        signature_html = richtext.sanitize(
+            text_field(request.signature_html, "signature_html", 50_000)
+        )
         if len(request.attachment_ids) > ATTACHMENTS_COUNT:
             raise InvalidArgument(
                 f"at most {ATTACHMENTS_COUNT} attachments", field="attachment_ids"
@@ -462,6 +472,7 @@ class DraftsApi(TemplatesApi):
                     "body_text": body_text,
                     "body_html": body_html,
                     "signature_text": signature_text,
+                    "signature_html": signature_html,
                     "quote_text": last.quote_text,
                     "include_quote": request.include_quote and bool(last.quote_text),
                     "attachment_ids": attachment_ids,

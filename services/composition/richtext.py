@@ -131,7 +131,9 @@ def compose_html(rev: Revision, *, plain_text_only: bool = False) -> str:
     if plain_text_only or not rev.body_html.strip():
         return ""
     out = [sanitize(rev.body_html)]
-    if rev.signature_text.strip():
+    if rev.signature_html.strip():
+        out.append('<div class="sb-signature">' + sanitize(rev.signature_html) + "</div>")
+    elif rev.signature_text.strip():
         out.append(
             '<div class="sb-signature">'
             + html_lib.escape(rev.signature_text).replace("\n", "<br>")

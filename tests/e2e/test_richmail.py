@@ -162,3 +162,50 @@ async def test_an_inbox_that_sends_plain_text_only_refuses_html(
     [got] = [r for r in smtp_peer.received if r.message_id == item["message_id"]]
     assert got.message.get_content_type() == "text/plain"
     assert "Plain words only." in got.message.get_content()
+
+
+async def test_an_html_signature_goes_into_the_html_part_and_its_text_into_the_text(
+    stack: Stack, smtp_peer: SmtpPeer
+) -> None:
+    tenant, admin, agent, _ = await desk(stack)
+    code, _, _ = await call(
+        stack,
+        "PUT",
+        "/api/v1/signatures",
+        {
+            "inbox_id": tenant.inbox_id,
+            "body_text": "--\n{{inbox.name}} desk",
+            "body_html": '<p>--<br><b style="color: #1971c2">{{inbox.name}}</b> desk</p>'
+            "<script>alert(1)</script>",
+        },
+        token=admin,
+    )
+    assert code == 200
+    ticket = await mail_ticket(stack, tenant, agent, f"Signed {uuid.uuid4().hex[:6]}")
+    signed = '<p>--<br><b style="color:#1971c2">Help</b> desk</p>'
+    draft, fence = await reply_draft(
+        stack,
+        tenant,
+        agent,
+        ticket,
+        body="",
+        body_html="<p>Thank you.</p>",
+        signature_text="--\nHelp desk",
+        signature_html=signed + '<img src="https://t.example/x.gif">',
+    )
+    assert draft["current"]["signature_html"] == signed  # sanitised when saved
+    # the draft started with the signature's HTML, rendered and sanitised
+    code, first, _ = await call(
+        stack, "GET", f"/api/v1/drafts/{draft['id']}?revision=1", token=agent
+    )
+    assert code == 200, first
+    assert first["current"]["signature_text"] == "--\nHelp desk"
+    assert first["current"]["signature_html"] == signed
+    code, item = await send_draft(stack, agent, draft["id"], fence)
+    assert code == 201, item
+    await settled(stack, agent, item["id"], "sent")
+    [got] = [r for r in smtp_peer.received if r.message_id == item["message_id"]]
+    html = got.message.get_body(("html",)).get_content()
+    text = got.message.get_body(("plain",)).get_content()
+    assert '<b style="color:#1971c2">Help</b> desk' in html and "script" not in html
+    assert "Thank you." in text and "--\r\nHelp desk" in text

@@ -13,7 +13,7 @@ const AUTOSAVE_MS = 1200;
 
 type Fields = Pick<
   DraftRevision,
-  "from_address" | "from_name" | "subject" | "body_text" | "body_html" | "signature_text" | "include_quote"
+  "from_address" | "from_name" | "subject" | "body_text" | "body_html" | "signature_text" | "signature_html" | "include_quote"
 > & { to: string; cc: string; bcc: string; attachment_ids: string[] };
 
 function fieldsOf(r: DraftRevision): Fields {
@@ -27,6 +27,7 @@ function fieldsOf(r: DraftRevision): Fields {
     body_text: r.body_text,
     body_html: r.body_html,
     signature_text: r.signature_text,
+    signature_html: r.signature_html ?? "",
     include_quote: r.include_quote,
     attachment_ids: r.attachments.map((a) => a.id!).filter(Boolean),
   };
@@ -155,6 +156,7 @@ export function ReplyEditor({
         body_text: f.body_text,
         body_html: f.body_html,
         signature_text: f.signature_text,
+        signature_html: f.signature_html,
         include_quote: f.include_quote,
         attachment_ids: f.attachment_ids,
       });
@@ -354,7 +356,7 @@ export function ReplyEditor({
           />
           <label>
             {t("reply.signature")}
-            <textarea rows={3} value={fields.signature_text} onChange={(e) => edit({ signature_text: e.target.value })} />
+            <textarea rows={3} value={fields.signature_text} onChange={(e) => edit({ signature_text: e.target.value, signature_html: "" })} />
           </label>
           <label className="check">
             <input type="checkbox" checked={fields.include_quote} onChange={(e) => edit({ include_quote: e.target.checked })} /> {t("reply.quote")}

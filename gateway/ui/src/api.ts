@@ -261,6 +261,7 @@ export interface DraftRevision {
   body_text: string;
   body_html: string;
   signature_text: string;
+  signature_html?: string; // the signature in an HTML mail (edited as text: "")
   quote_text: string;
   include_quote: boolean;
   attachments: Attachment[];
