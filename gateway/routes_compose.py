@@ -16,6 +16,7 @@ from .errors import ApiError
 from .request import (
     FENCE_MAX,
     bad,
+    caller,
     deps,
     json_body,
     metadata,
@@ -433,14 +434,24 @@ async def preview_draft(request: web.Request) -> web.Response:
         timeout=30,
     )
     draft_id = request.match_info["draft_id"]
+    # The raw source carries parts in base64 or quoted-printable, where the masking of
+    # every answer cannot find an address: none for a caller who may not see addresses.
+    sees = caller(request).sees_addresses
     return json_response(
         {
+            "from": views.address(resp.sender),
+            "to": [views.address(a) for a in resp.to],
+            "cc": [views.address(a) for a in resp.cc],
+            "subject": resp.subject,
+            "date": views.iso(resp.date),
             "headers": [{"name": h.name, "value": h.value} for h in resp.headers],
             "text": resp.text,
             "html": resp.html or None,
             "attachments": [views.draft_attachment(a, draft_id) for a in resp.attachments],
             "bcc": list(resp.bcc),
             "size_bytes": resp.size_bytes,
+            "source": resp.source if sees else None,
+            "source_truncated": resp.source_truncated if sees else False,
         }
     )
 

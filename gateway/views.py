@@ -94,6 +94,23 @@ def mail(m: events_pb2.MailSummary) -> dict[str, Any]:
         "spam": m.spam,
         "blocked_by": m.blocked_by or None,
         "parse_problems": list(m.parse_problems),
+        **sender_auth(m),
+    }
+
+
+def sender_auth(m: events_pb2.MailSummary) -> dict[str, Any]:
+    """ADR 0009: whether a host we trust vouches for the From address — null for our own
+    mail (and mail filed before verdicts were recorded)."""
+    if not m.HasField("sender_auth"):
+        return {"sender_verified": None, "sender_auth": None}
+    a = m.sender_auth
+    return {
+        "sender_verified": a.verified,
+        "sender_auth": (
+            {"method": a.method, "authserv_id": a.authserv_id}  # not the domain: masking
+            if a.verified
+            else None
+        ),
     }
 
 
@@ -152,7 +169,7 @@ def timeline_entry(e: tickets_pb2.TimelineEntry) -> dict[str, Any]:
     msg = {"id": m.id, "channel": m.channel, "received_at": iso(m.received_at)}
     if m.HasField("memo"):
         return {**base, "type": "phone_memo", "message": {**msg, **memo(m.memo)}}
-    return {**base, "type": "mail", "message": {**msg, **mail(m.mail)}}
+    return {**base, "type": "mail", "message": {**msg, "stranger": m.stranger, **mail(m.mail)}}
 
 
 def lock(lk: events_pb2.ReplyLock) -> dict[str, Any]:
@@ -182,7 +199,7 @@ def message(m: tickets_pb2.TicketMessage) -> dict[str, Any]:
     base = {"id": m.id, "channel": m.channel, "received_at": iso(m.received_at)}
     if m.HasField("memo"):
         return {**base, **memo(m.memo)}
-    return {**base, **mail(m.mail)}
+    return {**base, "stranger": m.stranger, **mail(m.mail)}
 
 
 ACTOR_KINDS = {

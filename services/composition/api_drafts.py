@@ -20,10 +20,19 @@ from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
-from . import checks, diff, reserved, richtext
+from . import checks, diff, recipients, reserved, richtext
 from .api import Deps, TemplatesApi, context_of, text_field, ts
 from .peers import Parsed, TicketView
 from .records import Attachment, Draft, Revision
+
+# the longest raw source a preview carries (characters): the headers and text parts of
+# any reply, not every byte of a large attachment's base64
+SOURCE_MAX = 256 * 1024
+
+
+def _address_pb(m: mime.Mailbox) -> common_pb2.Address:
+    return common_pb2.Address(name=m.name, address=m.address)
+
 
 DRAFT_KINDS = {
     composition_pb2.DRAFT_KIND_REPLY: "reply",
@@ -228,7 +237,23 @@ class DraftsApi(TemplatesApi):
             inbox_address=sender,
             operator_address=await d.peers.operator_address(ident),
         )
-        to, cc = self._recipients(kind, view, parsed, ours)
+        to, cc = recipients.default_recipients(
+            kind,
+            recipients.Customer(view.customer.name, view.customer.address, view.first_written_to())
+            if view
+            else None,
+            recipients.Answered(
+                sender=(answering.sender.name, answering.sender.address),
+                reply_to=parsed.addresses("reply_to"),
+                to=parsed.addresses("to"),
+                cc=parsed.addresses("cc"),
+                stranger=answering.stranger,
+                verified=answering.verified,
+            )
+            if answering
+            else None,
+            ours,
+        )
         subject = ""
         quote_text = ""
         if answering is not None:
@@ -312,29 +337,6 @@ class DraftsApi(TemplatesApi):
             await self._draft_changed(conn, ident, row, "open", 1)
         d.outbox.wake()
         return await self._draft_pb(ident, row)
-
-    @staticmethod
-    def _recipients(
-        kind: str, view: TicketView | None, parsed: Parsed, ours: set[str]
-    ) -> tuple[list[str], list[str]]:
-        if kind == "forward":
-            return [], []
-        if kind == "new":
-            return (
-                [str(mime.Mailbox(view.customer.name, view.customer.address))]
-                if view and view.customer.address
-                else []
-            ), []
-        answer_to = parsed.addresses("reply_to") or parsed.addresses("from")
-        to = [str(mime.Mailbox(n, a)) for n, a in answer_to if a.lower() not in ours]
-        cc: list[str] = []
-        if kind == "reply_all":
-            taken = {a.lower() for _, a in answer_to} | ours
-            for n, a in parsed.addresses("to") + parsed.addresses("cc"):
-                if a.lower() not in taken:
-                    taken.add(a.lower())
-                    cc.append(str(mime.Mailbox(n, a)))
-        return to, cc
 
     async def _carry_over(
         self,
@@ -642,22 +644,31 @@ class DraftsApi(TemplatesApi):
         ident = identity.require_operator()
         draft, rev, atts = await self._current(ident, request.draft_id)
         domain = rev.from_address.rpartition("@")[2] or "switchboard.local"
-        msg = mime.build(
-            await self.outgoing(ident, draft, rev, atts),
-            message_id=f"preview.{draft.id}@{domain}",
-            date=self._d.clock.now(),
-        )
+        out = await self.outgoing(ident, draft, rev, atts)
+        now = self._d.clock.now()
+        msg = mime.build(out, message_id=f"preview.{draft.id}@{domain}", date=now)
         raw = msg.as_bytes()
         text_part = msg.get_body(("plain",))
         html_part = msg.get_body(("html",))
-        return composition_pb2.PreviewDraftResponse(
+        # the source as text: 8-bit parts are UTF-8 (what build writes), cut where a big
+        # attachment would make the answer too large to read or to carry
+        source = raw[: SOURCE_MAX + 4].decode("utf-8", "replace")
+        resp = composition_pb2.PreviewDraftResponse(
             headers=[composition_pb2.Header(name=n, value=v) for n, v in mime.headers_of(msg)],
             text=text_part.get_content() if text_part is not None else "",
             html=richtext.sanitize(html_part.get_content()) if html_part is not None else "",
             attachments=[attachment_pb(a) for a in atts],
             bcc=list(rev.bcc_addrs),
             size_bytes=len(raw),
+            sender=_address_pb(out.sender),
+            to=[_address_pb(m) for m in out.to],
+            cc=[_address_pb(m) for m in out.cc],
+            subject=out.subject,
+            source=source[:SOURCE_MAX],
+            source_truncated=len(source) > SOURCE_MAX,
         )
+        ts(now, resp.date)
+        return resp
 
     async def DiffDraft(
         self, request: composition_pb2.DiffDraftRequest, context: Context

@@ -43,6 +43,10 @@ class MailRef:
     sender: reserved.Person
     date: datetime | None
     references: tuple[str, ...]
+    channel: str = ""
+    to: tuple[tuple[str, str], ...] = ()  # (name, address)
+    stranger: bool = False  # ADR 0009: its sender was not a participant of the ticket
+    verified: bool = False  # a trusted host vouches for its From address
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,12 @@ class TicketView:
     inbox_name: str
     customer: reserved.Person
     mails: tuple[MailRef, ...]  # oldest first
-    participants: tuple[str, ...]  # every address that wrote or was written to
+    participants: tuple[str, ...]  # every address that wrote or was written to (no stranger)
+
+    def first_written_to(self) -> tuple[tuple[str, str], ...]:
+        """The recipients of the first mail we sent on the ticket (its customer, when we
+        started it)."""
+        return next((m.to for m in self.mails if m.channel == "sent"), ())
 
     def mail(self, message_id: str) -> MailRef:
         if not message_id:
@@ -155,7 +164,8 @@ class Peers:
                 continue
             s = m.mail
             sender = getattr(s, "from")
-            people.update(a.address.lower() for a in (sender, *s.to, *s.cc) if a.address)
+            if not m.stranger:  # a stranger's mail makes nobody a participant
+                people.update(a.address.lower() for a in (sender, *s.to, *s.cc) if a.address)
             date = s.date.ToDatetime(tzinfo=UTC) if s.HasField("date") else None
             mails.append(
                 MailRef(
@@ -165,6 +175,10 @@ class Peers:
                     sender=reserved.Person(sender.name, sender.address),
                     date=date or m.received_at.ToDatetime(tzinfo=UTC),
                     references=tuple(s.references),
+                    channel=m.channel,
+                    to=tuple((a.name, a.address) for a in s.to),
+                    stranger=m.stranger,
+                    verified=s.sender_auth.verified,
                 )
             )
         frm = getattr(t, "from")

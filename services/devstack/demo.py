@@ -6,6 +6,8 @@ import smtplib
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from .stack import TRUSTED_AUTHSERV_ID
+
 DEMO_MAILS = [
     (
         "Yamada Taro",
@@ -34,10 +36,21 @@ DEMO_MAILS = [
 ]
 
 
+# Mail from these senders arrives as if an MTA in front had checked it (ADR 0009): the
+# ticket view shows them verified and the others unverified.
+VOUCHED_FOR = frozenset({"taro.yamada@example.jp", "bob@example.org"})
+
+
 def send_demo_mails(port: int, host: str = "127.0.0.1") -> int:
     with smtplib.SMTP(host, port, timeout=30) as smtp:
         for name, sender, to, subject, body, charset in DEMO_MAILS:
             msg = EmailMessage()
+            if sender in VOUCHED_FOR:
+                domain = sender.split("@")[1]
+                msg["Authentication-Results"] = (
+                    f"{TRUSTED_AUTHSERV_ID}; spf=pass smtp.mailfrom={sender}; "
+                    f"dkim=pass header.d={domain}; dmarc=pass header.from={domain}"
+                )
             msg["From"] = f"{name} <{sender}>"
             msg["To"] = to
             msg["Subject"] = subject

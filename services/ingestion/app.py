@@ -14,6 +14,7 @@ from services.runtime import settings as rt_settings
 from services.runtime.secrets import SecretBox
 from services.runtime.service import ServiceRuntime
 
+from . import authresults
 from .api import IngestionApi
 from .clamd import Address, Clamd
 from .directory import AddressDirectory
@@ -43,6 +44,9 @@ class IngestionSettings(rt_settings.ServiceSettings):
     clamd_addr: str | None = None
     clamd_timeout_s: float = Field(default=5.0, gt=0, le=300)  # intake's wait per mail
     clamd_retry_s: float = Field(default=30.0, ge=0.1, le=3600)  # first back-off; rescans
+    # ADR 0009: the authserv-ids of the MTAs whose Authentication-Results headers count,
+    # comma-separated; empty: none (every sender unverified)
+    trusted_authserv_ids: str = ""
 
 
 async def main() -> int:
@@ -51,7 +55,12 @@ async def main() -> int:
     db = await rt.open_database()
     await rt.open_bus()
     outbox = rt.open_outbox()
-    store = RawStore(db, outbox, rt.ids)
+    store = RawStore(
+        db,
+        outbox,
+        rt.ids,
+        trusted_authserv_ids=authresults.trusted_ids(settings.trusted_authserv_ids),
+    )
     parser = MailParser(workers=settings.parse_workers)
     await parser.start()
     rt.on_close(parser.close)

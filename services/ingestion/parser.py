@@ -54,6 +54,7 @@ from typing import Any
 
 from switchboard.v1 import common_pb2, events_pb2
 
+from services.ingestion import authresults
 from services.ingestion.charsets import (
     HEADER_LADDER,
     b64decode_lenient,
@@ -81,6 +82,7 @@ __all__ = [
     "PartInfo",
     "SpamVerdict",
     "parse",
+    "sender_auth",
     "to_summary",
 ]
 
@@ -198,7 +200,9 @@ class PartInfo:
 class ParsedMail:
     """The parse of one mail. `to_json()` gives the same fields as plain JSON values, with
     `from_` as "from", addresses/attachments/parts/dsn/spam as dicts, and no attachment
-    bytes (those are in `attachments[i].data`)."""
+    bytes (those are in `attachments[i].data`) — and no `auth_results`: they become the
+    summary's sender verdict (`sender_auth`) and are not shown, as they name domains
+    that the masking of addresses would not hide."""
 
     size: int
     sha256: str
@@ -232,6 +236,8 @@ class ParsedMail:
     spam: SpamVerdict = field(default_factory=SpamVerdict)
     # a bounce's returned mail (message/rfc822 or text/rfc822-headers): its Message-ID
     dsn_message_id: str = ""
+    # the Authentication-Results header values, from the top (authresults.py reads them)
+    auth_results: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Plain str/int/float/bool/None/list/dict only; attachment bytes left out."""
@@ -1692,6 +1698,15 @@ def _parse(raw: bytes, size: int, digest: str, st: _State, defer_html: bool) -> 
         st.stage("the spam headers", exc)
         spam = SpamVerdict()
 
+    try:
+        auth_results = [
+            clean(v[: authresults.MAX_CHARS].decode("utf-8", "replace"))
+            for v in headers.all("authentication-results")[: authresults.MAX_HEADERS]
+        ]
+    except Exception as exc:
+        st.stage("the Authentication-Results headers", exc)
+        auth_results = []
+
     if st.parts_stopped or st.depth_stopped or st.decode_stopped:
         st.fatal = True
     return ParsedMail(
@@ -1725,6 +1740,7 @@ def _parse(raw: bytes, size: int, digest: str, st: _State, defer_html: bool) -> 
         dsn=dsn,
         spam=spam,
         dsn_message_id=dsn_message_id if dsn else "",
+        auth_results=auth_results,
     )
 
 
@@ -1777,3 +1793,11 @@ def to_summary(parsed: ParsedMail) -> events_pb2.MailSummary:
             pass
     summary.parse_problems.extend(parsed.defects)
     return summary
+
+
+def sender_auth(parsed: ParsedMail, trusted: frozenset[str]) -> events_pb2.SenderAuth:
+    """The sender-authentication verdict of a received mail (authresults.py, ADR 0009)."""
+    v = authresults.verdict(parsed.auth_results, [a.address for a in parsed.from_], trusted)
+    return events_pb2.SenderAuth(
+        verified=v.verified, method=v.method, authserv_id=v.authserv_id, domain=v.domain
+    )

@@ -35,7 +35,7 @@ from services.runtime.ids import IdGenerator
 from services.runtime.outbox import Outbox
 
 from . import blocking
-from .parser import ParsedMail, to_summary
+from .parser import ParsedMail, sender_auth, to_summary
 from .virus import NOT_SCANNED, NOTHING, Verdict
 
 BLOCKLIST_CACHE_S = 5.0
@@ -148,11 +148,19 @@ _ROW = (
 
 
 class RawStore:
-    def __init__(self, db: Database, outbox: Outbox, ids: IdGenerator) -> None:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        ids: IdGenerator,
+        *,
+        trusted_authserv_ids: frozenset[str] = frozenset(),
+    ) -> None:
         self.pool = db.pool  # ingestion's own tables (forms) are read through it too
         self._db = db
         self._outbox = outbox
         self._ids = ids
+        self._trusted = trusted_authserv_ids  # ADR 0009: whose Authentication-Results count
         self._blocks: dict[tuple[str, str], tuple[float, list[blocking.Rule]]] = {}
 
     async def store_raw(
@@ -337,6 +345,8 @@ class RawStore:
             summary.parse_problems.append(c.extra_problem)
         if c.verdict.state:
             summary.virus.CopyFrom(c.verdict.to_pb())
+        if stored.channel != "sent":  # our own mail needs nobody to vouch for it
+            summary.sender_auth.CopyFrom(sender_auth(parsed, self._trusted))
         senders = [a.address for a in (*parsed.from_, *parsed.sender)] + [stored.envelope_from]
         rule = blocking.matching(await self.blocklist(stored.tenant_id, stored.inbox.id), senders)
         if rule is not None:

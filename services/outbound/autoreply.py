@@ -4,7 +4,8 @@ automatic reply; a form's mail gets the inbox's form confirmation.
 
 Never to mail flagged as automatic (ING-7) — which is what stops a loop between two
 autoresponders: ours carry `Auto-Submitted: auto-replied` — nor to spam, our own
-addresses or our own sent mail; at most once per sender and inbox in the period (a
+addresses or our own sent mail, nor to a stranger whose mail joined someone else's
+ticket (ADR 0009); at most once per sender and inbox in the period (a
 conditional upsert, so two replicas cannot both send). Imported mail is history and
 gets nothing.
 """
@@ -57,6 +58,8 @@ class AutoReplies:
             p = events.payload_of(env, events.TICKET_CREATED)
         else:
             p = events.payload_of(env, events.TICKET_MESSAGE_ADDED)
+            if p.stranger:  # ADR 0009: nothing goes to a stranger on another's ticket
+                return
         channel = p.channel
         if channel not in LIVE_CHANNELS and channel != "form":
             return

@@ -378,40 +378,44 @@ class TicketsCoreApi:
     async def ResolveThread(
         self, request: tickets_pb2.ResolveThreadRequest, context: Context
     ) -> tickets_pb2.ResolveThreadResponse:
+        """Where a received mail belongs (thread_rules, ADR 0009): the first ticket found
+        that the mail may join, or none (a new ticket)."""
         ident = identity.require_tenant()
         d = self._deps
         tenant = ident.tenant_id
+        inbox_id = parse_uuid(request.inbox_id, "inbox_id") if request.inbox_id else None
         mail = request.mail
         pool = d.db.pool
+        sender = getattr(mail, "from").address
         # a bounce names the mail it returns: it belongs where that mail went out from
         returned = [mail.dsn_original_message_id] if mail.dsn_original_message_id else []
         refs = thread_rules.references(mail.in_reply_to, [*mail.references, *returned])
-        for ref in refs:
-            signed = thread_rules.verified_ticket(d.thread_key, tenant, ref)
-            if signed is not None:
-                row = await d.repo.final_ticket(pool, tenant, signed)
-                if row is not None:
-                    return tickets_pb2.ResolveThreadResponse(
-                        ticket_id=str(row.id), reason=thread_rules.Reason.SIGNED
-                    )
+        signed = dict.fromkeys(thread_rules.verified_ticket(d.thread_key, tenant, r) for r in refs)
         known = [r for r in refs if not thread_rules.looks_signed(r)]
-        by_ref = await d.repo.ticket_by_reference(pool, tenant, known)
-        if by_ref is not None:
-            row = await d.repo.final_ticket(pool, tenant, by_ref)
-            if row is not None:
-                return tickets_pb2.ResolveThreadResponse(
-                    ticket_id=str(row.id), reason=thread_rules.Reason.REFERENCE
-                )
         number = thread_rules.subject_tag(mail.subject)
-        sender = getattr(mail, "from").address
-        if number is not None and sender:
+        candidates: list[tuple[uuid.UUID, thread_rules.Reason]] = [
+            *((t, thread_rules.Reason.SIGNED) for t in signed if t is not None),
+            *(
+                (t, thread_rules.Reason.REFERENCE)
+                for t in await d.repo.tickets_by_reference(pool, tenant, known)
+            ),
+        ]
+        if number is not None:
             tagged = await d.repo.ticket_by_number(pool, tenant, number)
-            if tagged is not None and await d.repo.is_participant(pool, tenant, tagged, sender):
-                row = await d.repo.final_ticket(pool, tenant, tagged)
-                if row is not None:
-                    return tickets_pb2.ResolveThreadResponse(
-                        ticket_id=str(row.id), reason=thread_rules.Reason.SUBJECT_TAG
-                    )
+            if tagged is not None:
+                candidates.append((tagged, thread_rules.Reason.SUBJECT_TAG))
+        for ticket_id, reason in candidates:
+            row = await d.repo.final_ticket(pool, tenant, ticket_id)
+            if row is None:
+                continue
+            found = thread_rules.Found(
+                ticket_id=row.id,
+                inbox_id=row.inbox_id,
+                reason=reason,
+                sender_is_participant=await d.repo.is_participant(pool, tenant, row.id, sender),
+            )
+            if thread_rules.may_join(found, inbox_id):
+                return tickets_pb2.ResolveThreadResponse(ticket_id=str(row.id), reason=reason)
         return tickets_pb2.ResolveThreadResponse()
 
     async def MintMessageId(

@@ -26,7 +26,7 @@ class ChannelAdapter(Protocol):
 
 
 def _base(row: StoredMessage) -> tickets_pb2.TicketMessage:
-    msg = tickets_pb2.TicketMessage(id=str(row.id), channel=row.channel)
+    msg = tickets_pb2.TicketMessage(id=str(row.id), channel=row.channel, stranger=row.stranger)
     msg.received_at.FromDatetime(row.received_at)
     return msg
 

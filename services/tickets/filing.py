@@ -52,6 +52,7 @@ class Filing:
             )
             target = None
             join = thread_rules.Join.NEW
+            stranger = False
             if routed.thread_ticket_id:
                 found = await d.repo.final_ticket(conn, tenant, uuid.UUID(routed.thread_ticket_id))
                 if found is not None:
@@ -106,7 +107,15 @@ class Filing:
             else:
                 ticket_id = str(target.id)
                 log.also(ticket_id=ticket_id)
-                await d.repo.insert_message(conn, tenant, ticket_id, routed, received_at)
+                stranger = thread_rules.is_stranger(
+                    channel=routed.channel,
+                    joined=True,
+                    sender_is_participant=ours
+                    or await d.repo.is_participant(conn, tenant, target.id, sender.address),
+                )
+                await d.repo.insert_message(
+                    conn, tenant, ticket_id, routed, received_at, stranger=stranger
+                )
                 values: dict[str, object] = {}
                 if join is thread_rules.Join.REOPEN:
                     values = {"status": "open", "status_before_trash": None, "closed_at": None}
@@ -123,7 +132,7 @@ class Filing:
                         ),
                         action="reopen",
                         changes=[domain.Change("status", target.status, "open")],
-                        comment="the customer replied",
+                        comment="a stranger wrote" if stranger else "the customer replied",
                     )
                 row = await d.repo.update_fields(conn, tenant, target.id, values, now)
                 out = events.caused_by(
@@ -137,6 +146,7 @@ class Filing:
                         channel=routed.channel,
                         reopened=join is thread_rules.Join.REOPEN,
                         mail=summary,
+                        stranger=stranger,
                     ),
                     actor=actor,
                 )
@@ -147,4 +157,5 @@ class Filing:
             what,
             message_id=routed.message_id,
             reason=routed.thread_reason or "new",
+            stranger=stranger,
         )

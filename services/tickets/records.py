@@ -100,11 +100,12 @@ class StoredMessage:
     memo_duration_s: int | None
     author_id: uuid.UUID | None
     author_name: str | None
+    stranger: bool  # ADR 0009: the sender was not a participant when it was filed
 
 
 MESSAGE_COLUMNS = (
     "id, ticket_id, channel, received_at, summary, memo_body, memo_direction, "
-    "memo_caller_name, memo_phone, memo_duration_s, author_id, author_name"
+    "memo_caller_name, memo_phone, memo_duration_s, author_id, author_name, stranger"
 )
 
 
@@ -123,6 +124,7 @@ def message_of(r: asyncpg.Record) -> StoredMessage:
         r["memo_duration_s"],
         r["author_id"],
         r["author_name"],
+        r["stranger"],
     )
 
 

@@ -246,20 +246,24 @@ class TicketsRepo:
         received_at: datetime,
         *,
         count: bool = True,
+        stranger: bool = False,
     ) -> None:
         """File a mail in a ticket: its summary (without the search text, which goes to
         the index), its participants and its search grams; and count it on the ticket
-        unless `count` is False (a new ticket created already counting it)."""
+        unless `count` is False (a new ticket created already counting it). `stranger`:
+        its sender is not a participant (ADR 0009)."""
         mail = events_pb2.MailSummary()
         mail.CopyFrom(routed.mail)
         mail.ClearField("search_text")
         sender = getattr(mail, "from")
-        people = {a.address.lower() for a in (sender, *mail.to, *mail.cc) if a.address}
+        # a mail we sent: whom we wrote to take part, our own From address is nobody
+        who = (*mail.to, *mail.cc) if routed.channel == "sent" else (sender, *mail.to, *mail.cc)
+        people = {a.address.lower() for a in who if a.address}
         text, grams = search.document(mail.subject, routed.mail.search_text or mail.snippet)
         await conn.execute(
             "INSERT INTO messages (tenant_id, id, ticket_id, channel, received_at, "
-            "rfc822_message_id, summary, participants, search_text, search_grams) "
-            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+            "rfc822_message_id, summary, participants, search_text, search_grams, stranger) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
             uuid.UUID(tenant_id),
             uuid.UUID(routed.message_id),
             uuid.UUID(ticket_id),
@@ -270,6 +274,7 @@ class TicketsRepo:
             sorted(people),
             text,
             grams,
+            stranger,
         )
         if count:
             await self.count_message(conn, tenant_id, uuid.UUID(ticket_id), received_at)
@@ -331,19 +336,26 @@ class TicketsRepo:
             ticket_id = row.merged_into
         return None
 
-    async def ticket_by_reference(
-        self, conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, refs: list[str]
-    ) -> uuid.UUID | None:
-        """The ticket of the most recent filed mail whose Message-ID is one of `refs`."""
+    async def tickets_by_reference(
+        self,
+        conn: asyncpg.Connection | asyncpg.Pool,
+        tenant_id: str,
+        refs: list[str],
+        limit: int = 10,
+    ) -> list[uuid.UUID]:
+        """The tickets of filed mails whose Message-ID is one of `refs`, the ticket of the
+        most recent such mail first (at most `limit`)."""
         if not refs:
-            return None
-        found = await conn.fetchval(
+            return []
+        rows = await conn.fetch(
             "SELECT ticket_id FROM messages WHERE tenant_id = $1 AND rfc822_message_id = ANY($2) "
-            "AND rfc822_message_id <> '' ORDER BY received_at DESC LIMIT 1",
+            "AND rfc822_message_id <> '' GROUP BY ticket_id ORDER BY max(received_at) DESC "
+            "LIMIT $3",
             uuid.UUID(tenant_id),
             refs,
+            limit,
         )
-        return cast(uuid.UUID | None, found)
+        return [cast(uuid.UUID, r["ticket_id"]) for r in rows]
 
     async def ticket_by_number(
         self, conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, number: int
@@ -362,15 +374,21 @@ class TicketsRepo:
         ticket_id: uuid.UUID,
         address: str,
     ) -> bool:
-        """Whether `address` already took part in the ticket: a sender or recipient of one
-        of its mails, or an address of its contact."""
+        """Whether `address` takes part in the ticket (thread_rules, ADR 0009): its
+        customer (the ticket's sender, an address of its contact), or a sender, To or Cc
+        address of one of its mails that is not a stranger's (for the mail we sent, whom
+        we wrote to)."""
+        if not address:
+            return False
         return bool(
             await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM messages WHERE tenant_id = $1 AND ticket_id = $2 "
-                "AND participants @> ARRAY[$3]) OR EXISTS (SELECT 1 FROM tickets t "
-                "JOIN contact_addresses ca ON ca.tenant_id = t.tenant_id "
-                "AND ca.contact_id = t.contact_id WHERE t.tenant_id = $1 AND t.id = $2 "
-                "AND ca.address = $3)",
+                "SELECT EXISTS (SELECT 1 FROM tickets t WHERE t.tenant_id = $1 AND t.id = $2 "
+                "AND lower(t.from_address) = $3) "
+                "OR EXISTS (SELECT 1 FROM messages WHERE tenant_id = $1 AND ticket_id = $2 "
+                "AND NOT stranger AND participants @> ARRAY[$3]) "
+                "OR EXISTS (SELECT 1 FROM tickets t JOIN contact_addresses ca "
+                "ON ca.tenant_id = t.tenant_id AND ca.contact_id = t.contact_id "
+                "WHERE t.tenant_id = $1 AND t.id = $2 AND ca.address = $3)",
                 uuid.UUID(tenant_id),
                 ticket_id,
                 address.lower(),
@@ -424,9 +442,10 @@ class TicketsRepo:
                 target,
             )
         else:
+            # split out: the message starts its own ticket, its sender the customer
             moved = await conn.execute(
-                "UPDATE messages SET ticket_id = $3 WHERE tenant_id = $1 AND ticket_id = $2 "
-                "AND id = $4",
+                "UPDATE messages SET ticket_id = $3, stranger = false "
+                "WHERE tenant_id = $1 AND ticket_id = $2 AND id = $4",
                 tenant,
                 source,
                 target,

@@ -1,16 +1,23 @@
-"""Threading rules (TKT-1), free of I/O.
+"""Threading rules (TKT-1; ADR 0006, amended by ADR 0009), free of I/O.
 
 Which ticket a received mail belongs to, tried in this order:
 1. a reference (In-Reply-To, References) to one of *our* outgoing Message-IDs. Ours are
    `sb.<ticket>.<nonce>.<mac>@<domain>`, the mac an HMAC-SHA256 over tenant, ticket and
-   nonce with the service's thread key: a reply to our mail lands in its ticket, and a
-   forged reference (another ticket's id with a made-up mac) is ignored;
-2. a reference to a Message-ID the tenant already knows (a mail filed in a ticket) —
-   references that look like ours are only ever trusted through their mac;
-3. a ticket tag `[#123]` in the subject, but only when the sender is already a
-   participant of that ticket (a stranger cannot put mail into someone's ticket by
-   typing its number);
+   nonce with the service's thread key: a reply to our mail lands in its ticket, whichever
+   of the tenant's inboxes it was sent to and whoever sends it (the id is unguessable; a
+   forwarded copy carries it, so a sender who is not a participant is marked a
+   `stranger` on the message); a forged reference (a made-up mac) is ignored;
+2. a reference to a Message-ID of a mail filed in one of the tenant's tickets — only a
+   ticket of the inbox the mail was sent to, and only when the sender is a participant
+   of it (a Message-ID is no secret: customers forward mail and Cc others). References
+   that look like ours are only ever trusted through their mac;
+3. a ticket tag `[#123]` in the subject, on the same terms as 2;
 4. otherwise a new ticket.
+A participant of a ticket (`is_participant` in repo.py) is, compared without case: the
+ticket's customer (its sender address, or an address of its contact), or a sender, To or
+Cc address of a mail filed in it that is not a stranger's — the customer's mail, mail of
+other participants, and the mail we sent (whom an operator chose to write to). A
+stranger's mail makes nobody a participant.
 A reply to a resolved / no-action ticket reopens it, unless the inbox says to start a new
 ticket once the old one has been closed for more than N days.
 """
@@ -22,6 +29,7 @@ import hashlib
 import hmac
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -99,6 +107,34 @@ def subject_tag(subject: str) -> int | None:
 
 def tag_for(number: int) -> str:
     return f"[#{number}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A ticket a received mail may belong to, as a lookup found it (after merges)."""
+
+    ticket_id: uuid.UUID
+    inbox_id: uuid.UUID  # the ticket's inbox now
+    reason: Reason  # SIGNED, REFERENCE or SUBJECT_TAG: how it was found
+    sender_is_participant: bool
+
+
+def may_join(found: Found, inbox_id: uuid.UUID | None) -> bool:
+    """Whether the mail, received by `inbox_id`, may join the ticket found for it: through
+    our signed Message-ID always (any inbox of the tenant); through a plain reference or a
+    subject tag only a ticket of the same inbox, and only from a participant."""
+    if found.reason is Reason.SIGNED:
+        return True
+    if found.reason in (Reason.REFERENCE, Reason.SUBJECT_TAG):
+        return found.inbox_id == inbox_id and found.sender_is_participant
+    return False
+
+
+def is_stranger(*, channel: str, joined: bool, sender_is_participant: bool) -> bool:
+    """Whether a filed mail is marked as a stranger's: a received mail that joined an
+    existing ticket although its sender is not a participant (only our signed id lets
+    it). The first mail of a ticket is its customer's; a mail we sent is ours."""
+    return joined and channel != "sent" and not sender_is_participant
 
 
 class Join(StrEnum):

@@ -311,6 +311,20 @@ def test_outbound_gets_the_credentials_key_and_the_relay() -> None:
     assert "SB_SMTP_RELAY_HOST" not in env_of(spec["containers"][0])
 
 
+def test_ingestion_alone_is_told_which_authserv_ids_to_trust() -> None:
+    prod = Rendered("production", VALUE_SETS["production"])
+    for name in ALL_SERVICES:
+        spec = prod.get("Deployment", f"switchboard-{name}")["spec"]["template"]["spec"]
+        env = env_of(spec["containers"][0])
+        if name == "ingestion":
+            assert env["SB_TRUSTED_AUTHSERV_IDS"]["value"] == "mx1.example.co.jp,mx2.example.co.jp"
+        else:
+            assert "SB_TRUSTED_AUTHSERV_IDS" not in env, name
+    default = Rendered("defaults", [])
+    spec = default.get("Deployment", "switchboard-ingestion")["spec"]["template"]["spec"]
+    assert "SB_TRUSTED_AUTHSERV_IDS" not in env_of(spec["containers"][0])
+
+
 def test_ingestion_can_be_pointed_at_a_clamd_and_may_reach_only_it_there() -> None:
     prod = Rendered("production", VALUE_SETS["production"])
     for name in ALL_SERVICES:

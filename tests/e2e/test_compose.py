@@ -287,6 +287,50 @@ async def test_a_reply_draft_needs_the_fence_and_keeps_every_revision(stack: Sta
     assert listed["items"] == []
 
 
+async def test_the_preview_names_what_the_customer_sees_apart_from_the_raw_source(
+    stack: Stack,
+) -> None:
+    tenant, _admin, agent, _ = await desk(stack)
+    subject = f"配送について {uuid.uuid4().hex[:4]}"
+    ticket = await mail_ticket(stack, tenant, agent, subject, body="まだ届きません。\n")
+    fence = await lock(stack, agent, ticket["id"])
+    code, draft, _ = await call(
+        stack,
+        "POST",
+        f"/api/v1/tickets/{ticket['id']}/drafts",
+        {"kind": "reply", "fence": fence},
+        token=agent,
+    )
+    assert code == 201, draft
+    save = {
+        "fence": fence,
+        "from_address": tenant.address,
+        "from_name": "サポート",
+        "to": [CUSTOMER],
+        "cc": ["Hanako <hanako@customer.example>"],
+        "subject": f"Re: {subject}",
+        "body_text": "お問い合わせありがとうございます。",
+        "include_quote": False,
+    }
+    code, saved, _ = await call(stack, "PUT", f"/api/v1/drafts/{draft['id']}", save, token=agent)
+    assert code == 200, saved
+    code, seen, _ = await call(stack, "GET", f"/api/v1/drafts/{draft['id']}/preview", token=agent)
+    assert code == 200, seen
+    assert seen["from"] == {"name": "サポート", "address": tenant.address}
+    assert seen["to"] == [{"name": "Taro Yamada", "address": "taro@customer.example"}]
+    assert seen["cc"] == [{"name": "Hanako", "address": "hanako@customer.example"}]
+    assert seen["subject"] == f"Re: {subject}"  # decoded, where the header is encoded
+    assert seen["date"].endswith("Z")
+    assert seen["text"].startswith("お問い合わせありがとうございます。")
+    # the raw source: the headers as they travel, and a Message-ID the fields leave out
+    source = seen["source"]
+    assert "Message-ID: <preview." in source and "=?utf-8?" in source
+    assert f"Subject: Re: {subject}" not in source and seen["source_truncated"] is False
+    parsed = email.message_from_string(source, policy=email.policy.default)
+    assert parsed["Subject"] == f"Re: {subject}"
+    assert parsed.get_body(("plain",)).get_content().startswith("お問い合わせ")
+
+
 async def test_header_injection_through_any_field_is_refused_and_nothing_saved(
     stack: Stack,
 ) -> None:
@@ -506,6 +550,10 @@ async def test_an_agent_who_may_not_see_addresses_replies_to_a_masked_customer(
     }
     code, saved, _ = await call(stack, "PUT", f"/api/v1/drafts/{draft['id']}", save, token=trainee)
     assert code == 200 and saved["current"]["to"] == shown
+    # the preview's fields are masked; its raw source (base64 parts) is not given at all
+    code, seen, _ = await call(stack, "GET", f"/api/v1/drafts/{draft['id']}/preview", token=trainee)
+    assert code == 200 and seen["to"] == [{"name": "Taro Yamada", "address": "t***@c***.example"}]
+    assert seen["source"] is None and "taro@customer.example" not in json.dumps(seen)
     code, seen, _ = await call(stack, "GET", f"/api/v1/drafts/{draft['id']}", token=agent)
     assert seen["current"]["to"] == ["Taro Yamada <taro@customer.example>"]
     code, body, _ = await call(

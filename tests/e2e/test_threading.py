@@ -22,8 +22,18 @@ from services.devstack.stack import Stack
 from services.runtime.db import with_database
 from services.runtime.identity import Identity
 from tests import shared
-from tests.helpers import Tenant, api_get, create_tenant, eventually, make_mail, send
+from tests.e2e.test_outbound_settings import _auto_reply, _sends, _template
+from tests.helpers import (
+    Tenant,
+    api_call,
+    api_get,
+    create_tenant,
+    eventually,
+    make_mail,
+    send,
+)
 from tests.shared import CORPORA
+from tests.smtp_peer import SmtpPeer
 
 pytestmark = pytest.mark.e2e
 
@@ -48,8 +58,54 @@ class Desk:
     def mail(self, subject: str, *, sender: str = "Taro <taro@customer.example>", **kw: Any):
         return make_mail(subject, sender=sender, to=self.tenant.address, **kw)
 
-    async def send(self, msg: Any, envelope_from: str = "taro@customer.example") -> None:
-        await asyncio.to_thread(send, self.stack.smtp_port, msg, [self.tenant.address])
+    async def send(self, msg: Any, to: str = "") -> None:
+        await asyncio.to_thread(send, self.stack.smtp_port, msg, [to or self.tenant.address])
+
+    async def second_inbox(self, name: str = "Sales") -> str:
+        """Another inbox of the tenant; its address."""
+        address = f"{name.lower()}@{uuid.uuid4().hex[:8]}.example"
+        code, body = await api_call(
+            self.stack,
+            self.token,
+            "POST",
+            "/api/v1/inboxes",
+            {"name": name, "addresses": [address]},
+        )
+        assert code == 201, body
+        return address
+
+    async def signed_id(self, ticket_id: str) -> str:
+        """One of our signed Message-IDs of the ticket, as a mail we sent would carry it."""
+        minted = await self.tickets.MintMessageId(
+            tickets_pb2.MintMessageIdRequest(ticket_id=ticket_id, domain="help.example"),
+            metadata=self.md,
+        )
+        return f"<{minted.message_id}>"
+
+    async def reply_draft(self, ticket_id: str, kind: str = "reply") -> dict[str, Any]:
+        """A reply draft as the Reply button makes one (the last mail answered)."""
+        code, held = await api_call(
+            self.stack, self.token, "POST", f"/api/v1/tickets/{ticket_id}/lock"
+        )
+        assert code in (200, 201), held
+        code, draft = await api_call(
+            self.stack,
+            self.token,
+            "POST",
+            f"/api/v1/tickets/{ticket_id}/drafts",
+            {"kind": kind, "fence": held["fence"]},
+        )
+        assert code == 201, draft
+        await api_call(
+            self.stack, self.token, "DELETE", f"/api/v1/drafts/{draft['id']}?fence={held['fence']}"
+        )
+        await api_call(
+            self.stack,
+            self.token,
+            "DELETE",
+            f"/api/v1/tickets/{ticket_id}/lock?fence={held['fence']}",
+        )
+        return dict(draft["current"])
 
     async def tickets_list(self, query: str = "") -> list[dict[str, Any]]:
         code, body = await api_get(self.stack, self.token, f"/api/v1/tickets?limit=200&{query}")
@@ -252,3 +308,157 @@ async def test_a_message_id_is_never_threaded_across_tenants(stack: Stack, desk:
     items = await eventually(b_tickets)
     assert [t["subject"] for t in items] == ["Re: Tenant A question"]
     assert items[0]["number"] == 1
+
+
+# --- ADR 0009: thread hijack ----------------------------------------------------------------
+
+TRUSTED = "mx.switchboard.test"  # services.devstack.stack.TRUSTED_AUTHSERV_ID
+MALLORY = "Mallory <mallory@evil.example>"
+
+
+async def test_a_strangers_reference_to_a_customers_mail_starts_a_new_ticket_in_any_inbox(
+    desk: Desk,
+) -> None:
+    sales = await desk.second_inbox()
+    first = desk.mail("Order 77 is late")
+    first["Cc"] = "Hana <hana@customer.example>"
+    await desk.send(first)
+    ticket = await desk.ticket_with("Order 77 is late")
+
+    # someone who saw the Message-ID (a forward, a Cc) writes "in reply" to it
+    for subject, inbox in (("Re: Order 77 — send it to me", ""), ("Re: Order 77 (sales)", sales)):
+        hijack = desk.mail(subject, sender=MALLORY)
+        hijack["In-Reply-To"] = first["Message-ID"]
+        hijack["References"] = first["Message-ID"]
+        await desk.send(hijack, to=inbox)
+        stranger = await desk.ticket_with(subject)
+        assert stranger["id"] != ticket["id"]
+    # the customer's own reference sent to another inbox does not cross inboxes either
+    elsewhere = desk.mail("Re: Order 77 to sales")
+    elsewhere["In-Reply-To"] = first["Message-ID"]
+    await desk.send(elsewhere, to=sales)
+    assert (await desk.ticket_with("Re: Order 77 to sales"))["id"] != ticket["id"]
+
+    # participants still thread: the customer, and the colleague they put in Cc
+    for subject, sender in (
+        ("Re: Order 77 is late", "Taro <taro@customer.example>"),
+        ("Re: Order 77 — me too", "Hana <hana@customer.example>"),
+    ):
+        reply = desk.mail(subject, sender=sender)
+        reply["In-Reply-To"] = first["Message-ID"]
+        await desk.send(reply)
+    detail = await desk.message_count(ticket["id"], 3)
+    assert [m["subject"] for m in detail["messages"]] == [
+        "Order 77 is late",
+        "Re: Order 77 is late",
+        "Re: Order 77 — me too",
+    ]
+    assert not any(m["stranger"] for m in detail["messages"])
+    # and the reply goes to the customer
+    assert (await desk.reply_draft(ticket["id"]))["to"] == ["Taro <taro@customer.example>"]
+
+
+async def test_our_signed_id_from_a_stranger_joins_marked_and_the_reply_goes_to_the_customer(
+    desk: Desk,
+) -> None:
+    sales = await desk.second_inbox()
+    await desk.send(desk.mail("Invoice 12 is wrong"))
+    ticket = await desk.ticket_with("Invoice 12 is wrong")
+    ours = await desk.signed_id(ticket["id"])
+
+    # the customer forwarded our answer to a colleague, who writes to another inbox
+    forwarded = desk.mail("Fwd: Re: Invoice 12 is wrong", sender=MALLORY)
+    forwarded["In-Reply-To"] = ours
+    forwarded["Cc"] = "Eve <eve@evil.example>"
+    await desk.send(forwarded, to=sales)
+    detail = await desk.message_count(ticket["id"], 2)
+    assert [(m["from"]["address"], m["stranger"]) for m in detail["messages"]] == [
+        ("taro@customer.example", False),
+        ("mallory@evil.example", True),
+    ]
+    assert [m["stranger"] for m in (e["message"] for e in detail["timeline"])] == [False, True]
+
+    # Reply answers the last mail, the stranger's: it goes to the customer all the same
+    draft = await desk.reply_draft(ticket["id"])
+    assert draft["to"] == ["Taro <taro@customer.example>"] and draft["cc"] == []
+    everyone = await desk.reply_draft(ticket["id"], "reply_all")
+    assert everyone["to"] == ["Taro <taro@customer.example>"] and everyone["cc"] == []
+
+    # a stranger's mail makes nobody a participant: their tag and reference stay out
+    tagged = desk.mail(f"[#{ticket['number']}] still me", sender=MALLORY)
+    tagged["References"] = forwarded["Message-ID"]
+    await desk.send(tagged)
+    assert (await desk.ticket_with(f"[#{ticket['number']}] still me"))["id"] != ticket["id"]
+    cc = desk.mail(f"[#{ticket['number']}] Eve here", sender="Eve <eve@evil.example>")
+    await desk.send(cc)
+    assert (await desk.ticket_with(f"[#{ticket['number']}] Eve here"))["id"] != ticket["id"]
+    assert len((await desk.detail(ticket["id"]))["messages"]) == 2
+
+
+async def test_a_subject_tag_does_not_cross_inboxes_even_from_the_customer(desk: Desk) -> None:
+    sales = await desk.second_inbox()
+    await desk.send(desk.mail("Cracked screen"))
+    ticket = await desk.ticket_with("Cracked screen")
+    tag = f"[#{ticket['number']}]"
+    await desk.send(desk.mail(f"{tag} Cracked screen, to sales"), to=sales)
+    assert (await desk.ticket_with(f"{tag} Cracked screen, to sales"))["id"] != ticket["id"]
+    await desk.send(desk.mail(f"Re: {tag} Cracked screen"))
+    await desk.message_count(ticket["id"], 2)
+
+
+async def test_the_sender_is_verified_only_by_a_trusted_hosts_authentication_results(
+    desk: Desk,
+) -> None:
+    cases = {
+        "Signed by the customer's domain": f"{TRUSTED}; dkim=pass header.d=customer.example",
+        "Signed by another domain": f"{TRUSTED}; dkim=pass header.d=evil.example",
+        "Vouched for by a host we do not trust": "mx.evil.example; dmarc=pass",
+        "Nobody vouches": None,
+    }
+    for subject, header in cases.items():
+        msg = desk.mail(subject)
+        if header is not None:
+            msg["Authentication-Results"] = header
+        await desk.send(msg)
+    got = {}
+    for subject in cases:
+        detail = await desk.detail((await desk.ticket_with(subject))["id"])
+        [mail] = detail["messages"]
+        got[subject] = (mail["sender_verified"], mail["sender_auth"])
+    assert got == {
+        "Signed by the customer's domain": (True, {"method": "dkim", "authserv_id": TRUSTED}),
+        "Signed by another domain": (False, None),
+        "Vouched for by a host we do not trust": (False, None),
+        "Nobody vouches": (False, None),
+    }
+
+
+async def test_no_automatic_reply_goes_to_a_stranger_on_someone_elses_ticket(
+    desk: Desk, smtp_peer: SmtpPeer
+) -> None:
+    tpl = await _template(desk.stack, desk.token, "Received: {{original.subject}}", "Thanks.")
+    await _auto_reply(desk.stack, desk.token, desk.tenant.inbox_id, tpl)
+    await desk.send(desk.mail("Lamp 5 broke"))
+    ticket = await desk.ticket_with("Lamp 5 broke")
+
+    async def ack_to(address: str, subject: str) -> Any:
+        return [r for r in smtp_peer.to(address) if subject in str(r.message["Subject"])]
+
+    [ack] = await eventually(lambda: ack_to("taro@customer.example", "Lamp 5 broke"), timeout=20)
+    # Taro forwards our acknowledgement; the one who got it answers it
+    stranger = desk.mail("Re: Received: Lamp 5 broke", sender=MALLORY)
+    stranger["In-Reply-To"] = ack.message["Message-ID"]
+    await desk.send(stranger)
+
+    async def joined() -> bool:
+        detail = await desk.detail(ticket["id"])
+        return any(m["stranger"] for m in detail["messages"])
+
+    await eventually(joined)
+    # a newcomer with a ticket of their own is acknowledged; the stranger is not
+    await desk.send(desk.mail("Kettle 9 leaks", sender="Ken <ken@customer.example>"))
+    await eventually(lambda: ack_to("ken@customer.example", "Kettle 9 leaks"), timeout=20)
+    # outbound__replies takes the tickets stream's events one at a time, in order: Ken's
+    # acknowledgement means the stranger's event, published before it, was decided too
+    assert not smtp_peer.to("mallory@evil.example")
+    assert len(await _sends(desk.stack, desk.token, "auto_reply")) == 2

@@ -139,6 +139,7 @@ async def test_a_trainees_reply_takes_no_lock_and_refusals_read_in_japanese(
         await expect(agent.get_by_test_id("editor")).to_be_visible()  # nothing was sent
         await shot(agent, "refusal-ja")
         await agent.get_by_test_id("discard").click()
+        await agent.get_by_test_id("discard-confirm").click()  # Discard asks first
     finally:
         await t_ctx.close()
         await a_ctx.close()
@@ -261,6 +262,7 @@ async def test_the_demo_templates_the_empty_picker_favicon_keys_help_and_search_
             re.compile("Taro Yamada 様.*配送中", re.S)
         )
         await page.get_by_test_id("discard").click()
+        await page.get_by_test_id("discard-confirm").click()
         await expect(page.get_by_test_id("editor")).to_have_count(0)
         assert missing == []
     finally:

@@ -7,6 +7,7 @@ import { InboxView } from "./InboxView";
 import { TicketView } from "./TicketView";
 import { ContactList, ContactView } from "./Contacts";
 import { Admin, mayAdminister } from "./Admin";
+import { Dialog } from "./Dialog";
 
 // Screens live in the URL fragment: #/inbox/<id|all>/<tab>[/<view>], #/tickets/<id>.
 // The view of a list is whose tickets: "" everyone's, "mine", "unassigned", or an
@@ -51,8 +52,7 @@ export function App() {
     const onKey = (e: KeyboardEvent) => {
       const tag = (e.target as HTMLElement).tagName;
       if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
-      if (e.key === "?") setHelp((h) => !h);
-      else if (e.key === "Escape") setHelp(false);
+      if (e.key === "?") setHelp((h) => !h); // Esc closes it as every dialog (Dialog.tsx)
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
@@ -128,6 +128,12 @@ export function App() {
     setMe(null);
   };
 
+  const noticesSeen = () => {
+    const seen = JSON.parse(sessionStorage.getItem("sb.notices") || "[]") as string[];
+    sessionStorage.setItem("sb.notices", JSON.stringify([...seen, ...notices.map((n) => n.id)]));
+    setNotices([]);
+  };
+
   const session: Session | null = useMemo(
     () => (me ? { me, inboxes, may: (p: string) => me.permissions.includes(p) } : null),
     [me, inboxes],
@@ -185,46 +191,36 @@ export function App() {
           <InboxView route={route} session={session!} />
         )}
         {help && (
-          <div className="modal-back" onClick={() => setHelp(false)}>
-            <div className="modal" role="dialog" aria-label={i18n.t("keys.title")} data-testid="keys-help" onClick={(e) => e.stopPropagation()}>
-              <h2>{i18n.t("keys.title")}</h2>
-              <ul>
-                {i18n.t("keys.help").split(" · ").map((k) => (
-                  <li key={k}>{k}</li>
-                ))}
-              </ul>
-              <div className="actions">
-                <button className="primary" onClick={() => setHelp(false)} autoFocus data-testid="keys-close">
-                  {i18n.t("common.close")}
-                </button>
-              </div>
+          <Dialog label={i18n.t("keys.title")} testId="keys-help" onClose={() => setHelp(false)}>
+            <h2>{i18n.t("keys.title")}</h2>
+            <ul>
+              {i18n.t("keys.help").split(" · ").map((k) => (
+                <li key={k}>{k}</li>
+              ))}
+            </ul>
+            <div className="actions">
+              <button className="primary" onClick={() => setHelp(false)} autoFocus data-testid="keys-close">
+                {i18n.t("common.close")}
+              </button>
             </div>
-          </div>
+          </Dialog>
         )}
         {notices.length > 0 && (
-          <div className="modal-back">
-            <div className="modal" role="dialog" aria-label={i18n.t("notices.title")} data-testid="notices">
-              <h2>{i18n.t("notices.title")}</h2>
-              {notices.map((n) => (
-                <section key={n.id}>
-                  <h3>{n.title}</h3>
-                  <p className="pre">{n.body}</p>
-                </section>
-              ))}
-              <div className="actions">
-                <button
-                  className="primary"
-                  onClick={() => {
-                    const seen = JSON.parse(sessionStorage.getItem("sb.notices") || "[]") as string[];
-                    sessionStorage.setItem("sb.notices", JSON.stringify([...seen, ...notices.map((n) => n.id)]));
-                    setNotices([]);
-                  }}
-                >
-                  {i18n.t("notices.ok")}
-                </button>
-              </div>
+          // read once: OK and Esc both mark them seen; a click beside them does not
+          <Dialog label={i18n.t("notices.title")} testId="notices" onClose={noticesSeen} backdropCloses={false}>
+            <h2>{i18n.t("notices.title")}</h2>
+            {notices.map((n) => (
+              <section key={n.id}>
+                <h3>{n.title}</h3>
+                <p className="pre">{n.body}</p>
+              </section>
+            ))}
+            <div className="actions">
+              <button className="primary" onClick={noticesSeen} data-testid="notices-ok">
+                {i18n.t("notices.ok")}
+              </button>
             </div>
-          </div>
+          </Dialog>
         )}
       </div>
     );

@@ -120,6 +120,28 @@ export function MailCard({
       <header onClick={() => setExpanded(!expanded)}>
         <strong>{summary.from?.name || summary.from?.address}</strong>
         <span className="muted"> {summary.subject}</span>
+        {summary.stranger && (
+          <span className="badge warn" title={t("mail.stranger_hint")} data-testid="mail-stranger">
+            {t("mail.stranger")}
+          </span>
+        )}
+        {summary.sender_verified === false && (
+          <span className="badge warn" title={t("mail.unverified_hint")} data-testid="mail-unverified">
+            {t("mail.unverified")}
+          </span>
+        )}
+        {summary.sender_verified && summary.sender_auth && (
+          <span
+            className="badge ok"
+            title={t("mail.verified_hint", {
+              method: summary.sender_auth.method.toUpperCase(),
+              host: summary.sender_auth.authserv_id,
+            })}
+            data-testid="mail-verified"
+          >
+            {t("mail.verified")}
+          </span>
+        )}
         <span className="spacer" />
         {summary.auto_submitted && <span className="badge">{t("mail.auto")}</span>}
         <span className="muted small">{dateTime(summary.received_at)}</span>

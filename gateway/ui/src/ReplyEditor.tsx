@@ -2,10 +2,12 @@ import { DragEvent, useCallback, useEffect, useRef, useState } from "react";
 import { api, ApiError, Attachment, Checks, Draft, DraftRevision, Preview, Send, Template, TicketDetail } from "./api";
 import { Session } from "./App";
 import { DateTimeInput } from "./DateTimeInput";
+import { Dialog } from "./Dialog";
 import { errorText } from "./errors";
+import { useFormat } from "./format";
 import { useI18n, Key } from "./i18n";
+import { MailCard, MailFrame } from "./MailView";
 import { TemplatePicker } from "./TemplatePicker";
-import { MailFrame } from "./MailView";
 import { RichEditor, RichEditorHandle } from "./RichEditor";
 
 const RENEW_MS = 20000;
@@ -33,14 +35,30 @@ function fieldsOf(r: DraftRevision): Fields {
   };
 }
 
-const inlineUrls = (atts: Attachment[]) =>
-  Object.fromEntries(atts.filter((a) => a.content_id).map((a) => [a.content_id!, a.download_url]));
-
 const list = (s: string) =>
   s
     .split(/[,;\n]/)
     .map((x) => x.trim())
     .filter(Boolean);
+
+const ANSWERING_KEY = "sb.reply.answering"; // "hidden": the answered mail folded away
+
+function answeringShown(): boolean {
+  try {
+    return localStorage.getItem(ANSWERING_KEY) !== "hidden";
+  } catch {
+    return true;
+  }
+}
+
+/** The draft's own images inside its HTML (cid:), shown from its attachments. */
+function inlineOf(p: Preview): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of p.attachments) if (a.inline && a.content_id) out[a.content_id] = a.download_url;
+  return out;
+}
+
+const addressText = (a: { name: string; address: string }) => (a.name ? `${a.name} <${a.address}>` : a.address);
 
 /** Release the lock even when the page goes away (keepalive outlives the page). */
 function releaseLock(ticketId: string, fence: number): void {
@@ -70,6 +88,7 @@ export function ReplyEditor({
   onClose: (sent: boolean) => void;
 }) {
   const { t } = useI18n();
+  const { dateTime, zone } = useFormat();
   const [draft, setDraft] = useState<Draft | null>(null);
   const [fields, setFields] = useState<Fields | null>(null);
   const [revision, setRevision] = useState(0);
@@ -79,6 +98,9 @@ export function ReplyEditor({
   const [lost, setLost] = useState("");
   const [checks, setChecks] = useState<Checks | null>(null);
   const [preview, setPreview] = useState<Preview | null>(null);
+  const [source, setSource] = useState(false);
+  const [discarding, setDiscarding] = useState(false);
+  const [showAnswered, setShowAnswered] = useState(answeringShown);
   const [statusAfter, setStatusAfter] = useState("");
   const [later, setLater] = useState(false);
   const [sendAt, setSendAt] = useState("");
@@ -275,6 +297,7 @@ export function ReplyEditor({
     if (!draft) return;
     if (dirty) await save();
     try {
+      setSource(false);
       setPreview(await api.get<Preview>(`/drafts/${draft.id}/preview`));
     } catch (e) {
       setError(errorText(e, t, "reply"));
@@ -288,6 +311,7 @@ export function ReplyEditor({
   };
 
   const discard = async () => {
+    setDiscarding(false);
     if (draft) {
       try {
         await api.del(`/drafts/${draft.id}`, { fence });
@@ -303,7 +327,7 @@ export function ReplyEditor({
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
       e.preventDefault();
       void send();
-    } else if (e.key === "Escape" && !checks && !preview) {
+    } else if (e.key === "Escape" && !checks && !preview && !discarding) {
       e.preventDefault();
       void close();
     }
@@ -317,63 +341,104 @@ export function ReplyEditor({
       </section>
     );
 
+  const toggleAnswered = () => {
+    const next = !showAnswered;
+    setShowAnswered(next);
+    try {
+      localStorage.setItem(ANSWERING_KEY, next ? "shown" : "hidden");
+    } catch {
+      /* this time only */
+    }
+  };
+
   const sendBlocked = !!lockGone || !mayDirectSend;
+  const answered = answering ? ticket.messages.find((m) => m.id === answering) : undefined;
+  // a scheduled mail is dated when it goes out: the preview shows that time
+  const previewDate = later && sendAt ? sendAt : preview?.date;
   return (
-    <section className="editor card" data-testid="editor" onKeyDown={onKey} onDragOver={(e) => e.preventDefault()} onDrop={onDrop}>
-      <div className="row">
+    <section className="editor card reply" data-testid="editor" onKeyDown={onKey} onDragOver={(e) => e.preventDefault()} onDrop={onDrop}>
+      <div className="row gap">
         <h2>{t("reply.title")}</h2>
+        <span className="muted small" data-testid="reply-from">
+          {t("reply.from")}: {fields.from_name ? `${fields.from_name} <${fields.from_address}>` : fields.from_address}
+        </span>
         <span className="spacer" />
         <span className="muted small" data-testid="save-state">{saving ? t("reply.saving") : dirty ? "" : t("reply.saved")}</span>
       </div>
       {lockGone && <p className="error" role="alert" data-testid="lock-lost">{t("reply.lock_lost", { name: lostTo || "?" })}</p>}
       {error && <p className="error" role="alert" data-testid="editor-error">{error}</p>}
-      <div className="editor-grid">
-        <div>
-          <label className="inline">
-            {t("reply.from")} <input value={fields.from_address} readOnly size={30} />
-          </label>
-          <label className="inline">
-            {t("reply.to")} <input value={fields.to} onChange={(e) => edit({ to: e.target.value })} data-testid="to" />
-          </label>
-          <label className="inline">
-            {t("reply.cc")} <input value={fields.cc} onChange={(e) => edit({ cc: e.target.value })} />
-          </label>
-          <label className="inline">
-            {t("reply.bcc")} <input value={fields.bcc} onChange={(e) => edit({ bcc: e.target.value })} />
-          </label>
-          <label className="inline">
-            {t("reply.subject")} <input value={fields.subject} onChange={(e) => edit({ subject: e.target.value })} data-testid="subject" />
-          </label>
-          <RichEditor
-            inboxId={ticket.inbox.id}
-            text={fields.body_text}
-            html={fields.body_html}
-            attachments={attachments}
-            onChange={edit}
-            onImage={uploadImage}
-            handle={rich}
-            textareaRef={body}
-          />
-          <label>
-            {t("reply.signature")}
-            <textarea rows={3} value={fields.signature_text} onChange={(e) => edit({ signature_text: e.target.value, signature_html: "" })} />
-          </label>
-          <label className="check">
-            <input type="checkbox" checked={fields.include_quote} onChange={(e) => edit({ include_quote: e.target.checked })} /> {t("reply.quote")}
-          </label>
-          <div className="attach">
-            <label className="link">
-              + {t("reply.attach")}
-              <input type="file" multiple hidden onChange={(e) => e.target.files && void upload(e.target.files)} data-testid="attach-input" />
-            </label>
-            <ul>
-              {attachments.map((a) => (
-                <li key={a.id}>{a.filename} <span className="muted small">({Math.ceil(a.size / 1024)} KB)</span></li>
-              ))}
-            </ul>
+      {/* the mail being answered beside the editor (issue 16, UI item 3), folded to a line on request */}
+      <div className={answered && showAnswered ? "reply-split" : "reply-split folded"}>
+        {answered && (
+          <aside className="answering" aria-label={t("reply.answering")} data-testid="answering">
+            <div className="row gap">
+              <strong className="small">{t("reply.answering")}</strong>
+              {!showAnswered && (
+                <span className="muted small ellipsis">
+                  {answered.from?.name || answered.from?.address} — {answered.subject}
+                </span>
+              )}
+              <span className="spacer" />
+              <button className="link small" onClick={toggleAnswered} aria-expanded={showAnswered} data-testid="answering-toggle">
+                {showAnswered ? t("reply.answering_hide") : t("reply.answering_show")}
+              </button>
+            </div>
+            {showAnswered && (
+              <div className="answering-mail">
+                <MailCard summary={answered} open mayDownload={!!ticket.actions.download_attachments} />
+              </div>
+            )}
+          </aside>
+        )}
+        <div className="editor-grid">
+          <div>
+            <div className="fields">
+              <label className="inline wide">
+                {t("reply.to")} <input value={fields.to} onChange={(e) => edit({ to: e.target.value })} data-testid="to" />
+              </label>
+              <label className="inline">
+                {t("reply.cc")} <input value={fields.cc} onChange={(e) => edit({ cc: e.target.value })} />
+              </label>
+              <label className="inline">
+                {t("reply.bcc")} <input value={fields.bcc} onChange={(e) => edit({ bcc: e.target.value })} />
+              </label>
+              <label className="inline wide">
+                {t("reply.subject")} <input value={fields.subject} onChange={(e) => edit({ subject: e.target.value })} data-testid="subject" />
+              </label>
+            </div>
+            <RichEditor
+              inboxId={ticket.inbox.id}
+              text={fields.body_text}
+              html={fields.body_html}
+              attachments={attachments}
+              onChange={edit}
+              onImage={uploadImage}
+              handle={rich}
+              textareaRef={body}
+            />
+            <div className="row gap wrap">
+              <label className="check">
+                <input type="checkbox" checked={fields.include_quote} onChange={(e) => edit({ include_quote: e.target.checked })} /> {t("reply.quote")}
+              </label>
+              <div className="attach">
+                <label className="link">
+                  + {t("reply.attach")}
+                  <input type="file" multiple hidden onChange={(e) => e.target.files && void upload(e.target.files)} data-testid="attach-input" />
+                </label>
+                <ul>
+                  {attachments.map((a) => (
+                    <li key={a.id}>{a.filename} <span className="muted small">({Math.ceil(a.size / 1024)} KB)</span></li>
+                  ))}
+                </ul>
+              </div>
+            </div>
+            <details className="signature">
+              <summary>{t("reply.signature")}</summary>
+              <textarea rows={3} aria-label={t("reply.signature")} value={fields.signature_text} onChange={(e) => edit({ signature_text: e.target.value, signature_html: "" })} />
+            </details>
           </div>
+          <TemplatePicker ticket={ticket} mayManage={session.may("manage_templates")} onInsert={(tpl) => void insertTemplate(tpl)} />
         </div>
-        <TemplatePicker ticket={ticket} mayManage={session.may("manage_templates")} onInsert={(tpl) => void insertTemplate(tpl)} />
       </div>
       <div className="row gap wrap sendbar">
         <label>
@@ -393,7 +458,7 @@ export function ReplyEditor({
         )}
         <span className="spacer" />
         <button onClick={() => void showPreview()} data-testid="preview">{t("reply.preview")}</button>
-        <button onClick={() => void discard()} data-testid="discard">{t("reply.discard")}</button>
+        <button onClick={() => setDiscarding(true)} data-testid="discard">{t("reply.discard")}</button>
         <button onClick={() => void close()} data-testid="close-editor">{t("reply.close")}</button>
         <button
           className="primary"
@@ -402,73 +467,134 @@ export function ReplyEditor({
           onClick={() => void send()}
           data-testid="send"
         >
-          {later ? t("reply.schedule") : t("reply.send")}
+          {later ? t("reply.schedule_do") : t("reply.send")}
         </button>
       </div>
       {!mayDirectSend && <p className="muted small" data-testid="send-reason">{t("reply.need_approval")}</p>}
       {checks && (
-        <div className="modal-back">
-          <div className="modal" role="dialog" aria-label={t("checks.title")} data-testid="checks-dialog">
-            <h2>{t("checks.title")}</h2>
-            {checks.blocked && (
-              <>
-                <p>{t("checks.blocking")}</p>
-                <ul>
-                  {checks.findings.filter((f) => f.severity === "blocking").map((f, i) => (
-                    <li key={i} className="error" data-code={f.code}>{f.message}</li>
-                  ))}
-                </ul>
-              </>
+        <Dialog label={t("checks.title")} testId="checks-dialog" onClose={() => setChecks(null)}>
+          <h2>{t("checks.title")}</h2>
+          {checks.blocked && (
+            <>
+              <p>{t("checks.blocking")}</p>
+              <ul>
+                {checks.findings.filter((f) => f.severity === "blocking").map((f, i) => (
+                  <li key={i} className="error" data-code={f.code}>{f.message}</li>
+                ))}
+              </ul>
+            </>
+          )}
+          {checks.findings.some((f) => f.severity === "warning") && (
+            <>
+              <p>{t("checks.warnings")}</p>
+              <ul>
+                {checks.findings.filter((f) => f.severity === "warning").map((f, i) => (
+                  <li key={i} data-code={f.code} data-testid="check-warning">{f.message}</li>
+                ))}
+              </ul>
+            </>
+          )}
+          <div className="actions">
+            <button onClick={() => setChecks(null)} data-testid="checks-cancel">{t("checks.cancel")}</button>
+            {!checks.blocked && (
+              <button
+                className="primary"
+                onClick={() => void doSend(checks.findings.map((f) => f.code))}
+                data-testid="checks-confirm"
+              >
+                {later ? t("checks.confirm_schedule") : t("checks.confirm")}
+              </button>
             )}
-            {checks.findings.some((f) => f.severity === "warning") && (
-              <>
-                <p>{t("checks.warnings")}</p>
-                <ul>
-                  {checks.findings.filter((f) => f.severity === "warning").map((f, i) => (
-                    <li key={i} data-code={f.code} data-testid="check-warning">{f.message}</li>
-                  ))}
-                </ul>
-              </>
-            )}
-            <div className="actions">
-              <button onClick={() => setChecks(null)} data-testid="checks-cancel">{t("checks.cancel")}</button>
-              {!checks.blocked && (
-                <button
-                  className="primary"
-                  onClick={() => void doSend(checks.findings.map((f) => f.code))}
-                  data-testid="checks-confirm"
-                >
-                  {t("checks.confirm")}
-                </button>
-              )}
-            </div>
           </div>
-        </div>
+        </Dialog>
       )}
       {preview && (
-        <div className="modal-back" onClick={() => setPreview(null)}>
-          <div className="modal wide" role="dialog" aria-label={t("preview.title")} data-testid="preview-dialog" onClick={(e) => e.stopPropagation()}>
-            <h2>{t("preview.title")}</h2>
-            <table className="headers">
-              <tbody>
-                {preview.headers.map((h, i) => (
-                  <tr key={i}>
-                    <th>{h.name}</th>
-                    <td>{h.value}</td>
-                  </tr>
+        <Dialog wide label={t("preview.title")} testId="preview-dialog" onClose={() => setPreview(null)}>
+          <h2>{t("preview.title")}</h2>
+          <table className="headers" data-testid="preview-fields">
+            <tbody>
+              <tr>
+                <th>{t("reply.from")}</th>
+                <td data-testid="preview-from">{addressText(preview.from)}</td>
+              </tr>
+              <tr>
+                <th>{t("reply.to")}</th>
+                <td data-testid="preview-to">{preview.to.map(addressText).join(", ")}</td>
+              </tr>
+              {preview.cc.length > 0 && (
+                <tr>
+                  <th>{t("reply.cc")}</th>
+                  <td data-testid="preview-cc">{preview.cc.map(addressText).join(", ")}</td>
+                </tr>
+              )}
+              {preview.bcc.length > 0 && (
+                <tr>
+                  <th>{t("reply.bcc")}</th>
+                  <td>
+                    {preview.bcc.join(", ")} <span className="muted small">{t("preview.bcc_hidden")}</span>
+                  </td>
+                </tr>
+              )}
+              <tr>
+                <th>{t("reply.subject")}</th>
+                <td data-testid="preview-subject">{preview.subject}</td>
+              </tr>
+              <tr>
+                <th>{t("preview.date")}</th>
+                <td data-testid="preview-date">
+                  {dateTime(previewDate)} <span className="muted small">{zone()}</span>{" "}
+                  {!(later && sendAt) && <span className="muted small">{t("preview.date_now")}</span>}
+                </td>
+              </tr>
+            </tbody>
+          </table>
+          {preview.html ? (
+            <MailFrame html={preview.html} images inline={inlineOf(preview)} />
+          ) : (
+            <pre className="mailtext" data-testid="preview-text">{preview.text}</pre>
+          )}
+          {preview.attachments.some((a) => !a.inline) && (
+            <div className="attachments" data-testid="preview-attachments">
+              <strong>{t("mail.attachments")}</strong>
+              <ul>
+                {preview.attachments.filter((a) => !a.inline).map((a) => (
+                  <li key={a.download_url}>
+                    {a.filename} <span className="muted small">({Math.ceil(a.size / 1024)} KB)</span>
+                  </li>
                 ))}
-              </tbody>
-            </table>
-            {preview.html ? (
-              <MailFrame html={preview.html} images={false} inline={inlineUrls(attachments)} />
-            ) : (
-              <pre className="mailtext">{preview.text}</pre>
-            )}
-            <div className="actions">
-              <button onClick={() => setPreview(null)}>{t("common.close")}</button>
+              </ul>
             </div>
+          )}
+          {source && preview.source !== null && (
+            <>
+              <pre className="mailtext source" data-testid="preview-source">{preview.source}</pre>
+              {preview.source_truncated && <p className="muted small">{t("preview.source_truncated")}</p>}
+            </>
+          )}
+          <div className="actions">
+            <button
+              onClick={() => setSource(!source)}
+              disabled={preview.source === null}
+              title={preview.source === null ? t("preview.source_masked") : ""}
+              aria-expanded={source}
+              data-testid="preview-show-source"
+            >
+              {source ? t("preview.hide_source") : t("preview.show_source")}
+            </button>
+            <span className="spacer" />
+            <button onClick={() => setPreview(null)} autoFocus data-testid="preview-close">{t("common.close")}</button>
           </div>
-        </div>
+        </Dialog>
+      )}
+      {discarding && (
+        <Dialog label={t("reply.discard_title")} testId="discard-dialog" onClose={() => setDiscarding(false)}>
+          <h2>{t("reply.discard_title")}</h2>
+          <p>{t("reply.discard_text")}</p>
+          <div className="actions">
+            <button onClick={() => setDiscarding(false)} autoFocus data-testid="discard-cancel">{t("common.cancel")}</button>
+            <button className="danger" onClick={() => void discard()} data-testid="discard-confirm">{t("reply.discard_do")}</button>
+          </div>
+        </Dialog>
       )}
     </section>
   );

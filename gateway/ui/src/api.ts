@@ -163,6 +163,11 @@ export interface MessageSummary {
   has_attachments?: boolean;
   auto_submitted?: boolean;
   parse_problems?: string[];
+  // ADR 0009: the sender was not a participant of the ticket (joined through our signed id)
+  stranger?: boolean;
+  // true/false: whether a trusted host vouches for the From address; null: our own mail
+  sender_verified?: boolean | null;
+  sender_auth?: { method: string; authserv_id: string } | null;
   body?: string;
   caller_name?: string;
   phone?: string;
@@ -211,7 +216,7 @@ export interface Attachment {
   content_type: string;
   size: number;
   download_url: string;
-  inline?: boolean; // a draft's image shown by its HTML as cid:content_id
+  inline?: boolean; // a draft's: an image inside the HTML (cid:), not listed as a file
   content_id?: string | null;
 }
 export interface ParsedMail {
@@ -286,12 +291,21 @@ export interface Checks {
   blocked: boolean;
   findings: Finding[];
 }
+/** The mail a draft will become: what the customer's mail program shows, and its source. */
 export interface Preview {
+  from: Address;
+  to: Address[];
+  cc: Address[];
+  subject: string;
+  date: string | null; // an example (the time the preview was built)
   headers: { name: string; value: string }[];
   text: string;
   html: string | null;
+  attachments: Attachment[];
   bcc: string[];
   size_bytes: number;
+  source: string | null; // null: the caller may not see customers' addresses
+  source_truncated: boolean;
 }
 export interface Send {
   id: string;
