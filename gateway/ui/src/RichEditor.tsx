@@ -7,6 +7,7 @@ import { RefObject, useEffect, useImperativeHandle, useRef, useState } from "rea
 import { EditorContent, useEditor, Editor } from "@tiptap/react";
 import StarterKit from "@tiptap/starter-kit";
 import Image from "@tiptap/extension-image";
+import { HardBreak } from "@tiptap/extension-hard-break";
 import { Color, TextStyle } from "@tiptap/extension-text-style";
 import { api, Attachment, Inbox } from "./api";
 import { useI18n } from "./i18n";
@@ -132,7 +133,18 @@ export function RichEditor({
 
   const editor = useEditor({
     extensions: [
-      StarterKit.configure({ heading: false, codeBlock: false, link: { openOnClick: false, autolink: true } }),
+      StarterKit.configure({
+        heading: false,
+        codeBlock: false,
+        hardBreak: false,
+        link: { openOnClick: false, autolink: true },
+      }),
+      // Shift+Enter breaks a line; Ctrl+Enter is the editor's Send, not a line break
+      HardBreak.extend({
+        addKeyboardShortcuts() {
+          return { "Shift-Enter": () => this.editor.commands.setHardBreak() };
+        },
+      }),
       InlineImage.configure({ inline: true, allowBase64: false }),
       TextStyle,
       Color,
