@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, expect
 from services.devstack.stack import Stack
 from tests.browser import context, shot, sign_in
 from tests.e2e.test_access import ticket_by_subject
-from tests.e2e.test_accounts import admin_of, call
+from tests.e2e.test_accounts import admin_of
 from tests.e2e.test_ui import PASSWORD, browser, mail_in, operator, row
 from tests.helpers import Tenant, eventually
 from tests.smtp_peer import SmtpPeer
@@ -165,19 +165,25 @@ async def test_the_plain_text_toggle_keeps_the_text_and_sends_text_only(
     assert mail.get_content().startswith("Thanks for waiting\r\n")  # then the quote
 
 
-async def test_an_inbox_set_to_plain_text_only_offers_no_html_in_the_editor(
+async def test_an_inbox_set_to_plain_text_only_in_administration_offers_no_html(
     stack: Stack, browser: Browser
 ) -> None:
 
-    async def plain_only(tenant: Tenant, admin: str) -> None:
-        code, _, _ = await call(
-            stack,
-            "PATCH",
-            f"/api/v1/inboxes/{tenant.inbox_id}",
-            {"plain_text_only": True},
-            token=admin,
-        )
-        assert code == 200
+    async def plain_only(tenant: Tenant, _admin: str) -> None:
+        """The administrator ticks "Plain text only" for the inbox in the administration."""
+        ctx = await context(browser, lang="ja")
+        page = await ctx.new_page()
+        try:
+            await sign_in(page, stack.gateway_url, tenant.login, tenant.password)
+            await page.get_by_test_id("nav-admin").click()
+            await page.get_by_test_id("admin-inboxes").click()
+            help_row = page.get_by_test_id("admin-row").filter(has_text="Help")
+            await help_row.get_by_role("button", name="編集").click()
+            await page.get_by_test_id("admin-form").locator("#f-plain_text_only").check()
+            await page.get_by_test_id("admin-save").click()
+            await expect(help_row).to_contain_text("✓")
+        finally:
+            await ctx.close()
 
     subject = f"Plain inbox {uuid.uuid4().hex[:6]}"
     async with replying(stack, browser, subject, "ja", plain_only) as page:
