@@ -353,6 +353,7 @@ async def create_inbox(request: web.Request) -> web.Response:
             name=body.get("name", ""),
             addresses=body.get("addresses", []),
             member_ids=body.get("member_ids", []),
+            plain_text_only=body.get("plain_text_only", False),
         ),
         metadata=metadata(request),
         timeout=10,
@@ -372,6 +373,8 @@ async def update_inbox(request: web.Request) -> web.Response:
     if "member_ids" in body:
         req.member_ids.extend(body["member_ids"])
         req.set_members = True
+    if "plain_text_only" in body:
+        req.plain_text_only = body["plain_text_only"]
     resp = await deps(request).accounts.UpdateInbox(req, metadata=metadata(request), timeout=10)
     await _purge_tenant(request)
     return json_response(views.inbox(resp, members=True), customer_data=False)

@@ -30,7 +30,7 @@ from .responses import download, json_response, no_content
 KINDS = {"template": 1, "phrase": 2}
 DRAFT_KINDS = {"reply": 1, "reply_all": 2, "forward": 3, "new": 4}
 TEXT_FIELDS = ("folder_id", "name", "subject", "body_text", "body_html")
-SAVE_TEXT = ("from_name", "subject", "body_text", "body_html", "signature_text")
+SAVE_TEXT = ("from_name", "subject", "body_text", "body_html", "signature_text", "signature_html")
 SAVE_LISTS = ("to", "cc", "bcc", "attachment_ids")
 UPLOAD_CHUNK = 1024 * 1024
 UPLOAD_MAX = 25 * 1024 * 1024

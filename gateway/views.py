@@ -380,7 +380,12 @@ def notifications(env: events_pb2.EventEnvelope) -> list[tuple[str, dict[str, An
 
 
 def inbox(i: accounts_pb2.Inbox, *, members: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": i.id, "name": i.name, "addresses": list(i.addresses)}
+    out: dict[str, Any] = {
+        "id": i.id,
+        "name": i.name,
+        "addresses": list(i.addresses),
+        "plain_text_only": i.plain_text_only,
+    }
     if members:
         out["member_ids"] = list(i.member_ids)
     return out
@@ -623,6 +628,7 @@ def draft_revision(r: Any, draft_id: str) -> dict[str, Any]:
         "body_text": r.body_text,
         "body_html": r.body_html,
         "signature_text": r.signature_text,
+        "signature_html": r.signature_html,
         "quote_text": r.quote_text,
         "include_quote": r.include_quote,
         "attachments": [draft_attachment(a, draft_id) for a in r.attachments],

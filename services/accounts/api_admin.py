@@ -45,6 +45,7 @@ def inbox_pb(inbox: InboxRecord, *, with_members: bool) -> accounts_pb2.Inbox:
         name=inbox.name,
         addresses=list(inbox.addresses),
         member_ids=list(inbox.member_ids) if with_members else [],
+        plain_text_only=inbox.plain_text_only,
     )
 
 
@@ -329,6 +330,8 @@ class AdminApi:
                 reason=announce.INBOX_CHANGED,
                 actor=identity.operator_actor(ident),
             )
+            if request.plain_text_only:
+                await d.repo.set_plain_text_only(conn, ident.tenant_id, inbox_id, True)
             [row] = await d.repo.inboxes(conn, ident.tenant_id, [str(inbox_id)])
         d.announce.wake()
         return inbox_pb(row, with_members=True)
@@ -361,6 +364,10 @@ class AdminApi:
                 reason=announce.INBOX_CHANGED,
                 actor=identity.operator_actor(ident),
             )
+            if request.HasField("plain_text_only"):
+                await d.repo.set_plain_text_only(
+                    conn, ident.tenant_id, inbox_id, request.plain_text_only
+                )
             [row] = await d.repo.inboxes(conn, ident.tenant_id, [str(inbox_id)])
         d.announce.wake()
         return inbox_pb(row, with_members=True)

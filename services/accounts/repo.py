@@ -55,6 +55,7 @@ class InboxRecord:
     name: str
     addresses: tuple[str, ...]
     member_ids: tuple[str, ...]
+    plain_text_only: bool = False  # replies are plain text (no HTML body)
 
 
 def operator_of(row: asyncpg.Record) -> OperatorRecord:
@@ -335,9 +336,15 @@ class AccountsRepo:
     ) -> list[InboxRecord]:
         """The tenant's inboxes (or those of `only`) with their addresses and members."""
         return [
-            InboxRecord(str(r["id"]), r["name"], tuple(r["addresses"]), tuple(r["member_ids"]))
+            InboxRecord(
+                str(r["id"]),
+                r["name"],
+                tuple(r["addresses"]),
+                tuple(r["member_ids"]),
+                r["plain_text_only"],
+            )
             for r in await conn.fetch(
-                "SELECT i.id, i.name, "
+                "SELECT i.id, i.name, i.plain_text_only, "
                 "coalesce((SELECT array_agg(a.address ORDER BY a.address) FROM inbox_addresses a "
                 "  WHERE a.inbox_id = i.id AND a.tenant_id = i.tenant_id), '{}') AS addresses, "
                 "coalesce((SELECT array_agg(m.operator_id::text ORDER BY m.operator_id::text) "
@@ -384,6 +391,16 @@ class AccountsRepo:
             )
         except asyncpg.UniqueViolationError:
             raise AlreadyExists("an inbox with this name exists", field="name") from None
+
+    async def set_plain_text_only(
+        self, conn: asyncpg.Connection, tenant_id: str, inbox_id: uuid.UUID, value: bool
+    ) -> None:
+        await conn.execute(
+            "UPDATE inboxes SET plain_text_only = $3 WHERE tenant_id = $1 AND id = $2",
+            uuid.UUID(tenant_id),
+            inbox_id,
+            value,
+        )
 
     async def rename_inbox(
         self, conn: asyncpg.Connection, tenant_id: str, inbox_id: uuid.UUID, name: str

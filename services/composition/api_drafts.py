@@ -6,13 +6,11 @@ the exact mail, and the diff between revisions."""
 
 from __future__ import annotations
 
-import html as html_lib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import nh3
 from switchboard.v1 import common_pb2, composition_pb2, composition_pb2_grpc, events_pb2
 
 from services.runtime import events, identity, log, masking, permissions
@@ -22,7 +20,7 @@ from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
-from . import checks, diff, recipients, reserved
+from . import checks, diff, recipients, reserved, richtext
 from .api import Deps, TemplatesApi, context_of, text_field, ts
 from .peers import Parsed, TicketView
 from .records import Attachment, Draft, Revision
@@ -48,28 +46,6 @@ HTML_MAX = 2_000_000
 ATTACHMENT_MAX = 25 * 1024 * 1024  # one file
 ATTACHMENTS_MAX = 25 * 1024 * 1024  # all of one mail
 ATTACHMENTS_COUNT = 50
-# what an operator's HTML and a preview may hold: no scripts, handlers, forms or frames;
-# images from inline parts (cid:) and data: only — no remote loads leak who reads it
-_HTML_TAGS = set(nh3.ALLOWED_TAGS) | {"span", "div", "font", "center", "hr", "u", "s"}
-_HTML_ATTRS = {
-    "*": {"style", "class", "align", "dir", "lang", "title"},
-    "a": {"href", "title"},
-    "img": {"src", "alt", "width", "height"},
-    "td": {"colspan", "rowspan", "width", "valign", "align"},
-    "th": {"colspan", "rowspan", "width", "valign", "align"},
-    "table": {"width", "border", "cellpadding", "cellspacing"},
-    "font": {"color", "size", "face"},
-}
-
-
-def sanitize(html: str) -> str:
-    return nh3.clean(
-        html,
-        tags=_HTML_TAGS,
-        attributes=_HTML_ATTRS,
-        url_schemes={"http", "https", "mailto", "cid", "data", "tel"},
-        link_rel="noopener noreferrer nofollow",
-    )
 
 
 def _ref(op_id: Any, name: str) -> common_pb2.OperatorRef:
@@ -87,35 +63,6 @@ def attachment_pb(r: Attachment) -> composition_pb2.DraftAttachment:
         content_id=r.content_id,
         source=r.source,
     )
-
-
-def compose_text(rev: Revision) -> str:
-    """The text/plain part: what was written, the signature, the quote if kept."""
-    parts = [rev.body_text.rstrip()]
-    if rev.signature_text.strip():
-        parts.append(rev.signature_text.rstrip())
-    if rev.include_quote and rev.quote_text:
-        parts.append(rev.quote_text)
-    return "\n\n".join(p for p in parts if p) + "\n"
-
-
-def compose_html(rev: Revision) -> str:
-    if not rev.body_html.strip():
-        return ""
-    out = [sanitize(rev.body_html)]
-    if rev.signature_text.strip():
-        out.append(
-            '<div class="sb-signature">'
-            + html_lib.escape(rev.signature_text).replace("\n", "<br>")
-            + "</div>"
-        )
-    if rev.include_quote and rev.quote_text:
-        out.append(
-            '<blockquote class="sb-quote">'
-            + html_lib.escape(rev.quote_text).replace("\n", "<br>")
-            + "</blockquote>"
-        )
-    return "<html><body>" + "\n".join(out) + "</body></html>"
 
 
 class DraftsApi(TemplatesApi):
@@ -181,6 +128,7 @@ class DraftsApi(TemplatesApi):
             body_text=rev.body_text,
             body_html=rev.body_html,
             signature_text=rev.signature_text,
+            signature_html=rev.signature_html,
             quote_text=rev.quote_text,
             include_quote=rev.include_quote,
             attachments=[attachment_pb(a) for a in atts],
@@ -274,7 +222,8 @@ class DraftsApi(TemplatesApi):
             inbox_id = str(parse_uuid(request.inbox_id, "inbox_id"))
         else:
             raise InvalidArgument(f"a {kind} needs the ticket_id", field="ticket_id")
-        inbox_name, inbox_addresses = await d.peers.inbox_addresses(ident, inbox_id)
+        inbox = await d.peers.inbox(ident, inbox_id)
+        inbox_name, inbox_addresses = inbox.name, list(inbox.addresses)
         if not inbox_addresses:
             raise FailedPrecondition("the inbox has no address to send from", field="inbox_id")
         ours = {a.lower() for a in inbox_addresses}
@@ -326,10 +275,19 @@ class DraftsApi(TemplatesApi):
         if request.template_id:
             tpl = await self._template(ident, request.template_id)
             rendered = await self._render_row(ident, tpl, ctx, use=True)
-            body_text, body_html = rendered.body_text, rendered.body_html
+            body_text = rendered.body_text
+            # an inbox that sends plain text uses the template's text, never its HTML
+            body_html = "" if inbox.plain_text_only else richtext.sanitize(rendered.body_html)
+            if body_html and not body_text.strip():
+                body_text = ""  # generated from the HTML when the mail is built
             subject = rendered.subject or subject  # made header-safe by _render_row
         signature = await d.repo.signature_for(ident.tenant_id, uuid.UUID(inbox_id))
         signature_text = reserved.render(signature.body_text, ctx).text if signature else ""
+        signature_html = (
+            richtext.sanitize(reserved.render(signature.body_html, ctx).text)
+            if signature and not inbox.plain_text_only
+            else ""
+        )
         draft_id = d.ids.new()
         draft = {
             "tenant_id": uuid.UUID(ident.tenant_id),
@@ -378,6 +336,7 @@ class DraftsApi(TemplatesApi):
                     "body_text": body_text,
                     "body_html": body_html,
                     "signature_text": signature_text,
+                    "signature_html": signature_html,
                     "quote_text": quote_text,
                     "include_quote": bool(request.include_quote and quote_text),
                     "attachment_ids": carried,
@@ -455,7 +414,8 @@ class DraftsApi(TemplatesApi):
         d = self._d
         draft = await self._draft(ident, request.draft_id)
         await self._authorise_write(ident, draft, request.fence)
-        _, addresses = await d.peers.inbox_addresses(ident, str(draft.inbox_id))
+        inbox = await d.peers.inbox(ident, str(draft.inbox_id))
+        addresses = inbox.addresses
         sender = mime.parse_address(request.from_address, "from_address")
         if sender.address.lower() not in {a.lower() for a in addresses}:
             raise InvalidArgument(
@@ -471,8 +431,13 @@ class DraftsApi(TemplatesApi):
         )
         subject = mime.check_subject(request.subject)
         body_text = text_field(request.body_text, "body_text", BODY_MAX)
-        body_html = text_field(request.body_html, "body_html", HTML_MAX)
+        body_html = _body_html(
+            text_field(request.body_html, "body_html", HTML_MAX), inbox.plain_text_only
+        )
         signature_text = text_field(request.signature_text, "signature_text", 20_000)
+        signature_html = richtext.sanitize(
+            text_field(request.signature_html, "signature_html", 50_000)
+        )
         if len(request.attachment_ids) > ATTACHMENTS_COUNT:
             raise InvalidArgument(
                 f"at most {ATTACHMENTS_COUNT} attachments", field="attachment_ids"
@@ -492,6 +457,7 @@ class DraftsApi(TemplatesApi):
                 )
             await self._fresh_fence(conn, draft, request.fence)
             atts = await d.repo.attachments(conn, ident.tenant_id, draft.id, attachment_ids)
+            _check_images(body_html, atts)
             if sum(a.size for a in atts) > ATTACHMENTS_MAX:
                 raise InvalidArgument(
                     "the attachments are larger than 25 MiB together", field="attachment_ids"
@@ -517,6 +483,7 @@ class DraftsApi(TemplatesApi):
                     "body_text": body_text,
                     "body_html": body_html,
                     "signature_text": signature_text,
+                    "signature_html": signature_html,
                     "quote_text": last.quote_text,
                     "include_quote": request.include_quote and bool(last.quote_text),
                     "attachment_ids": attachment_ids,
@@ -664,14 +631,19 @@ class DraftsApi(TemplatesApi):
     async def outgoing(
         self, ident: Identity, draft: Draft, rev: Revision, atts: list[Attachment]
     ) -> mime.Outgoing:
+        inbox = await self._d.peers.inbox(ident, str(draft.inbox_id))
+        html = richtext.compose_html(rev, plain_text_only=inbox.plain_text_only)
+        shown = set(richtext.cids(html))
+        # an inline image is a part of the HTML: without the HTML showing it, it is not sent
+        atts = [a for a in atts if not a.inline or a.content_id in shown]
         blobs = await self._d.repo.blobs([bytes(a.sha256) for a in atts])
         return mime.Outgoing(
             sender=mime.Mailbox(rev.from_name, rev.from_address),
             to=mime.parse_addresses(list(rev.to_addrs), "to"),
             cc=mime.parse_addresses(list(rev.cc_addrs), "cc"),
             subject=rev.subject,
-            text=compose_text(rev),
-            html=compose_html(rev),
+            text=richtext.compose_text(rev),
+            html=html,
             parts=[
                 mime.Part(
                     a.filename,
@@ -706,7 +678,7 @@ class DraftsApi(TemplatesApi):
         resp = composition_pb2.PreviewDraftResponse(
             headers=[composition_pb2.Header(name=n, value=v) for n, v in mime.headers_of(msg)],
             text=text_part.get_content() if text_part is not None else "",
-            html=sanitize(html_part.get_content()) if html_part is not None else "",
+            html=richtext.sanitize(html_part.get_content()) if html_part is not None else "",
             attachments=[attachment_pb(a) for a in atts],
             bcc=list(rev.bcc_addrs),
             size_bytes=len(raw),
@@ -861,12 +833,35 @@ def _content_type(value: str) -> str:
     return f"{main}/{sub}"[:100]
 
 
-def _html_text(html: str) -> str:
-    """The text of HTML (for checks and diffs): tags out, entities decoded."""
-    if not html:
+def _body_html(html: str, plain_text_only: bool) -> str:
+    """A draft's HTML as stored: sanitised; "" when it shows nothing. An inbox that sends
+    plain text only refuses HTML (the editor offers plain text there)."""
+    clean = richtext.sanitize(html)
+    if not richtext.has_content(clean):
         return ""
-    text = nh3.clean(html, tags=set())
-    return html_lib.unescape(text)
+    if plain_text_only:
+        raise InvalidArgument(
+            "this inbox sends plain text only; send body_text without body_html",
+            field="body_html",
+        )
+    return clean
+
+
+def _check_images(html: str, atts: list[Attachment]) -> None:
+    """Every cid: image of the HTML is an inline attachment of the draft."""
+    inline = {a.content_id for a in atts if a.inline and a.content_id}
+    for cid in richtext.cids(html):
+        if cid not in inline:
+            raise InvalidArgument(
+                f"the image cid:{cid} is not an inline attachment of this draft; "
+                "upload it with inline=true and list it in attachment_ids",
+                field="body_html",
+            )
+
+
+def _html_text(html: str) -> str:
+    """The text of HTML (for checks and diffs)."""
+    return richtext.to_text(html)
 
 
 class CompositionApi(OutboundApi, DraftsApi, composition_pb2_grpc.CompositionServiceServicer):

@@ -27,6 +27,13 @@ from . import reserved
 
 
 @dataclass(frozen=True)
+class InboxInfo:
+    name: str
+    addresses: tuple[str, ...]
+    plain_text_only: bool  # replies are plain text: no HTML body
+
+
+@dataclass(frozen=True)
 class MailRef:
     """One mail of a ticket, as the draft needs it."""
 
@@ -188,6 +195,11 @@ class Peers:
 
     async def inbox_addresses(self, ident: Identity, inbox_id: str) -> tuple[str, list[str]]:
         """The inbox's name and addresses, if the caller may see it."""
+        inbox = await self.inbox(ident, inbox_id)
+        return inbox.name, list(inbox.addresses)
+
+    async def inbox(self, ident: Identity, inbox_id: str) -> InboxInfo:
+        """The inbox, if the caller may see it."""
         try:
             resp = await self._accounts.ListInboxes(
                 accounts_pb2.ListInboxesRequest(), metadata=ident.metadata(), timeout=5
@@ -196,7 +208,7 @@ class Peers:
             raise Unavailable(f"accounts: {err.code().name}") from None
         for inbox in resp.inboxes:
             if inbox.id == inbox_id:
-                return inbox.name, list(inbox.addresses)
+                return InboxInfo(inbox.name, tuple(inbox.addresses), inbox.plain_text_only)
         raise NotFound("no such inbox", field="inbox_id")
 
     async def operator_address(self, ident: Identity) -> str:

@@ -170,6 +170,7 @@ class Revision:
     quote_text: str
     include_quote: bool
     attachment_ids: list[uuid.UUID]
+    signature_html: str = ""  # the signature in an HTML mail ("": signature_text, escaped)
 
 
 def revision_of(r: asyncpg.Record) -> Revision:
@@ -192,6 +193,7 @@ def revision_of(r: asyncpg.Record) -> Revision:
         r["quote_text"],
         r["include_quote"],
         r["attachment_ids"],
+        r["signature_html"],
     )
 
 

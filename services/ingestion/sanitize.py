@@ -33,6 +33,8 @@ from urllib.parse import unquote
 
 import nh3
 
+from services.runtime.htmlsafe import browser_url, safe_style
+
 BLOCKED_ATTR = "data-sb-blocked-src"
 TEXT_SOURCE_CHARS = 500_000  # HTML characters rendered by html_to_text (it is pure Python)
 _MARK = "sb-blocked:"
@@ -128,26 +130,8 @@ _STYLE_PROPERTIES = {
     "table-layout",
 }
 _URL_SCHEMES = {"http", "https", "mailto", "tel", "cid", "data", _MARK.rstrip(":")}
-_URL_JUNK = re.compile(r"[\x00-\x20\x7f]+")
-_CSS_FUNC = re.compile(r"([a-z-]+)\s*\(", re.I)
-_CSS_OK_FUNCS = {"rgb", "rgba", "hsl", "hsla"}
-_CSS_BAD = re.compile(r"\\|/\*|javascript|behavior|binding|expression|@import|&#", re.I)
-
-
-def _url(value: str) -> str:
-    """A URL as a browser reads it: no control characters or spaces, `\\` as `/`."""
-    return _URL_JUNK.sub("", value).replace("\\", "/")
-
-
-def _style(value: str) -> str | None:
-    kept = []
-    for decl in value.split(";"):
-        if not decl.strip() or _CSS_BAD.search(decl):
-            continue
-        if any(f.lower() not in _CSS_OK_FUNCS for f in _CSS_FUNC.findall(decl)):
-            continue
-        kept.append(decl.strip())
-    return "; ".join(kept) or None
+_url = browser_url
+_style = safe_style
 
 
 def _attribute_filter(tag: str, attr: str, value: str) -> str | None:

@@ -328,6 +328,7 @@ def _build(out: Outgoing, *, message_id: str, date: datetime) -> EmailMessage:
                     maintype=maintype or "image",
                     subtype=subtype or "png",
                     cid=f"<{check_header_value(p.content_id, 'content_id')}>",
+                    disposition="inline",
                     filename=check_header_value(p.filename, "filename"),
                 )
     for p in out.parts:

@@ -148,8 +148,9 @@ async def test_two_operators_one_reply_the_lock_the_checks_and_the_sent_mail(
         # A inserts the template (it mentions 添付, and nothing is attached)
         await a.get_by_test_id("template-search").fill(tag)
         await a.get_by_test_id("template-item").filter(has_text=tag).click()
-        await expect(a.get_by_test_id("body")).to_have_value(
-            "Taro Yamada 様\n\nご依頼の請求書を添付いたします。\n"
+        # the reply body is the HTML editor (CMP-5): the template's text as paragraphs
+        await expect(a.get_by_test_id("body").locator("p")).to_have_text(
+            ["Taro Yamada 様", "ご依頼の請求書を添付いたします。"]
         )
         await a.get_by_test_id("status-after").select_option("resolved")
         await shot(a, "reply-editor")
@@ -993,7 +994,7 @@ async def test_a_draft_autosaves_and_comes_back_after_a_reload_which_frees_the_l
 
         await eventually(free, timeout=10)  # the page going away let the lock go
         await page.get_by_test_id("btn-reply").click()
-        await expect(page.get_by_test_id("body")).to_have_value("半分まで書いた返信")
+        await expect(page.get_by_test_id("body")).to_have_text("半分まで書いた返信")
         drafts = (await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}/drafts", token=admin))[
             1
         ]

@@ -1,5 +1,5 @@
 import { DragEvent, useCallback, useEffect, useRef, useState } from "react";
-import { api, ApiError, Checks, Draft, DraftRevision, Preview, Send, Template, TicketDetail } from "./api";
+import { api, ApiError, Attachment, Checks, Draft, DraftRevision, Preview, Send, Template, TicketDetail } from "./api";
 import { Session } from "./App";
 import { DateTimeInput } from "./DateTimeInput";
 import { Dialog } from "./Dialog";
@@ -8,13 +8,14 @@ import { useFormat } from "./format";
 import { useI18n, Key } from "./i18n";
 import { MailCard, MailFrame } from "./MailView";
 import { TemplatePicker } from "./TemplatePicker";
+import { RichEditor, RichEditorHandle } from "./RichEditor";
 
 const RENEW_MS = 20000;
 const AUTOSAVE_MS = 1200;
 
 type Fields = Pick<
   DraftRevision,
-  "from_address" | "from_name" | "subject" | "body_text" | "signature_text" | "include_quote"
+  "from_address" | "from_name" | "subject" | "body_text" | "body_html" | "signature_text" | "signature_html" | "include_quote"
 > & { to: string; cc: string; bcc: string; attachment_ids: string[] };
 
 function fieldsOf(r: DraftRevision): Fields {
@@ -26,7 +27,9 @@ function fieldsOf(r: DraftRevision): Fields {
     bcc: r.bcc.join(", "),
     subject: r.subject,
     body_text: r.body_text,
+    body_html: r.body_html,
     signature_text: r.signature_text,
+    signature_html: r.signature_html ?? "",
     include_quote: r.include_quote,
     attachment_ids: r.attachments.map((a) => a.id!).filter(Boolean),
   };
@@ -105,6 +108,7 @@ export function ReplyEditor({
   const [sendAt, setSendAt] = useState("");
   const [attachments, setAttachments] = useState<DraftRevision["attachments"]>([]);
   const body = useRef<HTMLTextAreaElement>(null);
+  const rich = useRef<RichEditorHandle>(null);
   const fieldsRef = useRef<Fields | null>(null);
   const revRef = useRef(0);
   fieldsRef.current = fields;
@@ -175,7 +179,9 @@ export function ReplyEditor({
         bcc: list(f.bcc),
         subject: f.subject,
         body_text: f.body_text,
+        body_html: f.body_html,
         signature_text: f.signature_text,
+        signature_html: f.signature_html,
         include_quote: f.include_quote,
         attachment_ids: f.attachment_ids,
       });
@@ -209,12 +215,12 @@ export function ReplyEditor({
 
   const insertTemplate = async (tpl: Template) => {
     try {
-      const r = await api.post<{ body_text: string; subject: string }>(`/templates/${tpl.id}/render`, {
+      const r = await api.post<{ body_text: string; body_html: string; subject: string }>(`/templates/${tpl.id}/render`, {
         ticket_id: ticket.id,
         use: true,
       });
       const f = fieldsRef.current;
-      if (!f) return;
+      if (!f || rich.current?.insert(r.body_text, r.body_html)) return;
       const ta = body.current;
       const at = ta ? ta.selectionStart : f.body_text.length;
       const text = f.body_text.slice(0, at) + r.body_text + f.body_text.slice(at);
@@ -238,6 +244,25 @@ export function ReplyEditor({
       } catch (e) {
         setError(errorText(e, t, "reply"));
       }
+    }
+  };
+
+  // an image pasted or dropped into the HTML body: an inline attachment (cid:)
+  const uploadImage = async (file: File): Promise<Attachment | null> => {
+    if (!draft) return null;
+    try {
+      const a = await api.post<Attachment>(`/drafts/${draft.id}/attachments`, file, {
+        filename: file.name || "image.png",
+        inline: true,
+        fence,
+      });
+      setAttachments((l) => [...l, a]);
+      const f = fieldsRef.current;
+      if (f) edit({ attachment_ids: [...f.attachment_ids, a.id!] });
+      return a;
+    } catch (e) {
+      setError(errorText(e, t));
+      return null;
     }
   };
 
@@ -394,16 +419,16 @@ export function ReplyEditor({
                 {t("reply.subject")} <input value={fields.subject} onChange={(e) => edit({ subject: e.target.value })} data-testid="subject" />
               </label>
             </div>
-          <textarea
-            ref={body}
-            className="body"
-            rows={12}
-            aria-label={t("reply.body")}
-            value={fields.body_text}
-            onChange={(e) => edit({ body_text: e.target.value })}
-            data-testid="body"
-            autoFocus
-          />
+            <RichEditor
+              inboxId={ticket.inbox.id}
+              text={fields.body_text}
+              html={fields.body_html}
+              attachments={attachments}
+              onChange={edit}
+              onImage={uploadImage}
+              handle={rich}
+              textareaRef={body}
+            />
             <div className="row gap wrap">
               <label className="check">
                 <input type="checkbox" checked={fields.include_quote} onChange={(e) => edit({ include_quote: e.target.checked })} /> {t("reply.quote")}
@@ -422,7 +447,7 @@ export function ReplyEditor({
             </div>
             <details className="signature">
               <summary>{t("reply.signature")}</summary>
-              <textarea rows={3} aria-label={t("reply.signature")} value={fields.signature_text} onChange={(e) => edit({ signature_text: e.target.value })} />
+              <textarea rows={3} aria-label={t("reply.signature")} value={fields.signature_text} onChange={(e) => edit({ signature_text: e.target.value, signature_html: "" })} />
             </details>
           </div>
           <TemplatePicker ticket={ticket} mayManage={session.may("manage_templates")} onInsert={(tpl) => void insertTemplate(tpl)} />

@@ -112,11 +112,13 @@ export function settingsSections({ t, dateTime }: Ctx): Section[] {
         { label: "admin.f.name", value: (r) => str(r.name) },
         { label: "admin.f.addresses", value: (r) => joined(r.addresses) },
         { label: "admin.f.member_ids", value: (r, l) => names(r.member_ids, l.operators) },
+        { label: "admin.f.plain_text_only", value: (r) => (r.plain_text_only ? "✓" : "—") },
       ],
       fields: [
         { name: "name", label: "admin.f.name", kind: "text" },
         { name: "addresses", label: "admin.f.addresses", kind: "list" },
         { name: "member_ids", label: "admin.f.member_ids", kind: "multi", options: (l) => l.operators },
+        { name: "plain_text_only", label: "admin.f.plain_text_only", kind: "bool" },
       ],
       create: (b) => api.post("/inboxes", b),
       update: (r, b) => api.patch(`/inboxes/${r.id}`, b),

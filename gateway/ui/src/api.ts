@@ -197,6 +197,7 @@ export interface Inbox {
   id: string;
   name: string;
   addresses: string[];
+  plain_text_only?: boolean; // replies are plain text only (CMP-5)
 }
 export interface Counts {
   inbox_id: string;
@@ -265,6 +266,7 @@ export interface DraftRevision {
   body_text: string;
   body_html: string;
   signature_text: string;
+  signature_html?: string; // the signature in an HTML mail (edited as text: "")
   quote_text: string;
   include_quote: boolean;
   attachments: Attachment[];

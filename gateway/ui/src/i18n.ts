@@ -517,6 +517,20 @@ const en = {
   "import_state.running": "Importing",
   "import_state.done": "Done",
   "import_state.failed": "Failed",
+  "rich.toolbar": "Formatting",
+  "rich.bold": "Bold",
+  "rich.italic": "Italic",
+  "rich.bullets": "Bulleted list",
+  "rich.numbers": "Numbered list",
+  "rich.link": "Link",
+  "rich.link_prompt": "Link address (empty removes the link)",
+  "rich.quote": "Quote",
+  "rich.colour": "Colour",
+  "rich.colour_none": "No colour",
+  "rich.image": "Insert an image (or paste or drop one into the text)",
+  "rich.plain": "Plain text",
+  "rich.plain_only": "This inbox sends plain text only.",
+  "admin.f.plain_text_only": "Plain text only",
 };
 
 export type Key = keyof typeof en;
@@ -1036,6 +1050,20 @@ const ja: Record<Key, string> = {
   "import_state.running": "取り込み中",
   "import_state.done": "完了",
   "import_state.failed": "失敗",
+  "rich.toolbar": "書式",
+  "rich.bold": "太字",
+  "rich.italic": "斜体",
+  "rich.bullets": "箇条書き",
+  "rich.numbers": "番号付きリスト",
+  "rich.link": "リンク",
+  "rich.link_prompt": "リンク先のアドレス（空にするとリンクを外します）",
+  "rich.quote": "引用",
+  "rich.colour": "文字色",
+  "rich.colour_none": "色なし",
+  "rich.image": "画像を挿入（本文に貼り付け・ドロップもできます）",
+  "rich.plain": "テキスト形式",
+  "rich.plain_only": "この受信箱はテキスト形式のメールのみ送信します。",
+  "admin.f.plain_text_only": "テキスト形式のみ",
 };
 
 export type Lang = "en" | "ja";
