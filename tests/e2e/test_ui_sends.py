@@ -71,7 +71,7 @@ async def test_a_cancelled_send_tells_its_author_who_cancelled_it_before_sending
 
         # Aiko's draft opens again, saying who cancelled it
         await a.get_by_test_id("btn-reply").click()
-        await expect(a.get_by_test_id("body")).to_have_value("It arrives on Friday.")
+        await expect(a.get_by_test_id("body")).to_have_text("It arrives on Friday.")
         notice = a.get_by_test_id("draft-changed-by")
         await expect(notice).to_contain_text("Sue Supervisor cancelled the scheduled send")
         await shot(a, "draft-reopened-by-another")
