@@ -51,7 +51,12 @@ def no_content() -> web.Response:
 def connection_tested(result: common_pb2.ConnectionTestResult) -> web.Response:
     """The answer of a connection test (a mailbox, an SMTP route)."""
     return json_response(
-        {"ok": result.ok, "detail": result.detail, "elapsed_ms": result.elapsed_ms},
+        {
+            "ok": result.ok,
+            "step": result.step or ("ok" if result.ok else "connect"),
+            "detail": result.detail,
+            "elapsed_ms": result.elapsed_ms,
+        },
         customer_data=False,
     )
 

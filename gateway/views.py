@@ -650,6 +650,15 @@ def draft(d: Any) -> dict[str, Any]:
             {"revision": r.revision, "saved_at": iso(r.saved_at), "saved_by": operator(r.saved_by)}
             for r in d.revisions
         ],
+        "last_change": (
+            {
+                "by": operator(d.last_change.by),
+                "at": iso(d.last_change.at),
+                "action": d.last_change.action,
+            }
+            if d.HasField("last_change")
+            else None
+        ),
         "created_at": iso(d.created_at),
         "updated_at": iso(d.updated_at),
     }

@@ -22,6 +22,7 @@ os.environ.setdefault("SB_ENV", "test")
 DEMO_PASSWORD = "test-demo-password"
 SMTP_MAX_BYTES = 512 * 1024
 LOGIN_LOCK_S = 4
+CONNECT_ALLOW = "127.0.0.1"
 # Keyword searches per operator and minute: tests search faster than people do (SEC-6).
 SEARCH_PER_MINUTE = 120
 OUTBOUND_TEST_ENV = {
@@ -122,6 +123,9 @@ async def stack(
         redis_url=infra.redis.url,
         service_logs_to_files=True,
         smtp_relay=("127.0.0.1", smtp_peer.port),
+        # the tests' IMAP and SMTP servers listen on 127.0.0.1: that address only is
+        # allowed to administrators' hosts; other loopback addresses stay refused
+        connect_allow=CONNECT_ALLOW,
         extra_env={
             # Short SMTP timeouts, leases and back-off, so that failures show in seconds.
             "outbound": OUTBOUND_TEST_ENV,

@@ -313,7 +313,7 @@ class AdminApi:
     ) -> accounts_pb2.Inbox:
         ident = managing(permissions.MANAGE_INBOXES, "manage inboxes")
         d = self._d
-        name = domain.clean_name(request.name, "name", limit=100)
+        name = domain.clean_inbox_name(request.name)
         addresses = domain.clean_addresses(list(request.addresses))
         members = _ids(request.member_ids, "member_ids")
         inbox_id = d.ids.new()
@@ -347,7 +347,7 @@ class AdminApi:
             if not found:
                 raise NotFound("no such inbox", field="inbox_id")
             if request.HasField("name"):
-                name = domain.clean_name(request.name, "name", limit=100)
+                name = domain.clean_inbox_name(request.name)
                 await d.repo.rename_inbox(conn, ident.tenant_id, inbox_id, name)
             if request.set_addresses:
                 addresses = domain.clean_addresses(list(request.addresses))

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from services.runtime import permissions
+from services.runtime import mail, permissions
 from services.runtime.errors import FailedPrecondition, InvalidArgument
 from services.runtime.netaddr import address_allowed as address_allowed  # re-exported
 
@@ -203,9 +203,18 @@ def clean_name(value: str, field_name: str, *, limit: int = MAX_NAME) -> str:
         raise InvalidArgument(f"{field_name} must not be empty", field=field_name)
     if len(text) > limit:
         raise InvalidArgument(f"{field_name} is longer than {limit} characters", field=field_name)
-    if any(unicodedata.category(c) == "Cc" for c in text):
-        raise InvalidArgument(f"{field_name} must not contain control characters", field=field_name)
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") for c in text):
+        raise InvalidArgument(
+            f"{field_name} must not contain control characters or line separators",
+            field=field_name,
+        )
     return text
+
+
+def clean_inbox_name(value: str) -> str:
+    """An inbox's name is the display name of the mail sent from it (From): a header value,
+    so also no line break hidden in an encoded word (issue 16)."""
+    return mail.check_header_value(clean_name(value, "name", limit=100), "name")
 
 
 def clean_login(login: str) -> str:

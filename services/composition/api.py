@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import common_pb2, composition_pb2, events_pb2
 
 from services.runtime import events, identity, permissions
+from services.runtime import mail as mime
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import InvalidArgument, NotFound
@@ -176,9 +177,9 @@ class TemplatesApi:
         if len(keywords) > KEYWORDS_MAX:
             raise InvalidArgument(f"at most {KEYWORDS_MAX} keywords", field="keywords")
         name = text_field(request.name.strip(), "name", NAME_MAX, required=True)
-        subject = text_field(request.subject, "subject", SUBJECT_MAX)
-        if "\r" in subject or "\n" in subject:
-            raise InvalidArgument("subject must be one line", field="subject")
+        subject = mime.check_header_value(
+            text_field(request.subject, "subject", SUBJECT_MAX), "subject"
+        )
         body_text = text_field(request.body_text, "body_text", BODY_MAX)
         body_html = text_field(request.body_html, "body_html", BODY_MAX)
         if not body_text.strip() and not body_html.strip():
@@ -336,7 +337,8 @@ class TemplatesApi:
     async def _render_row(
         self, ident: Identity, row: Template, ctx: reserved.Context, *, use: bool
     ) -> composition_pb2.RenderTemplateResponse:
-        subject = reserved.render(row.subject, ctx)
+        # the words fill in a customer's name or subject: made safe for the Subject header
+        subject = reserved.render(row.subject, ctx, clean=mime.header_text)
         text = reserved.render(row.body_text, ctx)
         html = reserved.render(row.body_html, ctx)
         if use and ident.operator_id:

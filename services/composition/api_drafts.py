@@ -155,6 +155,10 @@ class DraftsApi(TemplatesApi):
             in_reply_to=draft.in_reply_to,
             references=list(draft.references),
         )
+        if draft.changed_by is not None:
+            out.last_change.by.CopyFrom(_ref(draft.changed_by, draft.changed_by_name))
+            out.last_change.action = draft.change
+            ts(draft.changed_at, out.last_change.at)
         ts(draft.created_at, out.created_at)
         ts(draft.updated_at, out.updated_at)
         if history:
@@ -258,7 +262,7 @@ class DraftsApi(TemplatesApi):
         quote_text = ""
         if answering is not None:
             subject = (mime.forward_subject if kind == "forward" else mime.reply_subject)(
-                answering.subject
+                mime.header_text(answering.subject)
             )
             when = (
                 answering.date.astimezone(ctx.zone()).strftime("%Y-%m-%d %H:%M")
@@ -276,7 +280,7 @@ class DraftsApi(TemplatesApi):
             body_html = "" if inbox.plain_text_only else richtext.sanitize(rendered.body_html)
             if body_html and not body_text.strip():
                 body_text = ""  # generated from the HTML when the mail is built
-            subject = rendered.subject or subject
+            subject = rendered.subject or subject  # made header-safe by _render_row
         signature = await d.repo.signature_for(ident.tenant_id, uuid.UUID(inbox_id))
         signature_text = reserved.render(signature.body_text, ctx).text if signature else ""
         signature_html = (
@@ -292,8 +296,13 @@ class DraftsApi(TemplatesApi):
             "inbox_id": uuid.UUID(inbox_id),
             "kind": kind,
             "answering_message_id": uuid.UUID(answering.message_id) if answering else None,
-            "in_reply_to": answering.rfc822_id if answering else "",
-            "references": [*answering.references, answering.rfc822_id][-20:]
+            # a stranger's Message-ID that cannot be written safely threads nothing
+            "in_reply_to": "".join(mime.usable_message_ids([answering.rfc822_id]))
+            if answering
+            else "",
+            "references": mime.usable_message_ids([*answering.references, answering.rfc822_id])[
+                -20:
+            ]
             if answering and answering.rfc822_id
             else [],
             "author_id": uuid.UUID(ident.operator_id),
@@ -319,7 +328,7 @@ class DraftsApi(TemplatesApi):
                     "saved_by_name": ident.display_name,
                     "fence": request.fence or None,
                     "from_address": sender,
-                    "from_name": inbox_name,
+                    "from_name": mime.header_text(inbox_name),
                     "to_addrs": to,
                     "cc_addrs": cc,
                     "bcc_addrs": [],
@@ -362,7 +371,7 @@ class DraftsApi(TemplatesApi):
                 tenant_id=ident.tenant_id,
                 attachment_id=att_id,
                 draft_id=draft_id,
-                filename=mime.check_header_value(name[:255] or "attachment", "filename"),
+                filename=mime.header_text(name[:255]).strip() or "attachment",
                 content_type=_content_type(ctype),
                 data=data,
                 inline=False,
@@ -586,10 +595,23 @@ class DraftsApi(TemplatesApi):
             subject=rev.subject,
             body=rev.body_text + ("\n" + _html_text(rev.body_html) if rev.body_html else ""),
             signature=rev.signature_text,
-            to=[mime.parse_address(a, "to").address for a in rev.to_addrs],
-            cc=[mime.parse_address(a, "cc").address for a in rev.cc_addrs],
-            bcc=[mime.parse_address(a, "bcc").address for a in rev.bcc_addrs],
+            to=[_address_of(a, "to") for a in rev.to_addrs],
+            cc=[_address_of(a, "cc") for a in rev.cc_addrs],
+            bcc=[_address_of(a, "bcc") for a in rev.bcc_addrs],
             attachment_count=sum(1 for a in atts if not a.inline),
+            headers=[
+                ("subject", rev.subject),
+                ("from_name", rev.from_name),
+                *(("to", a) for a in rev.to_addrs),
+                *(("cc", a) for a in rev.cc_addrs),
+                *(("bcc", a) for a in rev.bcc_addrs),
+                *(("attachments", a.filename) for a in atts),
+            ],
+            changed_by_other=(
+                checks.Change(draft.changed_by_name, draft.change)
+                if draft.changed_by is not None and str(draft.changed_by) != ident.operator_id
+                else None
+            ),
         )
         findings = checks.run(out, await self.settings_of(ident.tenant_id), participants)
         return composition_pb2.CheckDraftResponse(
@@ -777,6 +799,10 @@ class OutboundApi(DraftsApi):
                 send_id,
                 d.clock.now(),
             )
+            if request.state == "open":  # opened again: by whoever cancelled or gave up
+                await d.repo.changed(
+                    conn, ident.tenant_id, draft.id, ident, "reopened", d.clock.now()
+                )
             if request.state == "open" or draft.state == "open":
                 await api._draft_changed(
                     conn,
@@ -788,6 +814,15 @@ class OutboundApi(DraftsApi):
             draft = await d.repo.draft(conn, ident.tenant_id, draft.id)
         d.outbox.wake()
         return await api._draft_pb(ident, draft)
+
+
+def _address_of(entry: str, field: str) -> str:
+    """The address of a saved recipient entry (one saved before a check was added and
+    refused now is judged by the checks' unsafe_header finding, not a 400 here)."""
+    try:
+        return mime.parse_address(entry, field).address
+    except InvalidArgument:
+        return entry.rpartition("<")[2].rstrip(">").strip()
 
 
 def _content_type(value: str) -> str:

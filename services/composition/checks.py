@@ -11,6 +11,11 @@
 - recipient_not_participant (warning): a recipient who has not taken part in the ticket
   (a new mail without a ticket has nobody to compare with).
 - subject_missing (warning); no_recipient (blocking).
+- unsafe_header (blocking): a subject, name, address or file name that would break its
+  header (a line break or separator, a control character, as written or in an encoded
+  word) — refused when saved; a draft saved before that check is stopped here.
+- changed_by_other (warning): someone else changed the draft last (saved it, or opened it
+  again by cancelling its scheduled send): its author reads it again before sending.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from services.runtime.mail import unsafe_header_text
 from services.runtime.text import normalize
 
 from .reserved import leftovers
@@ -45,6 +51,14 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class Change:
+    """The last change to a draft by someone other than the operator sending it."""
+
+    by: str  # their name
+    action: str  # saved, reopened
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """The parts of a draft the checks read."""
 
@@ -55,6 +69,8 @@ class Outgoing:
     cc: Sequence[str]
     bcc: Sequence[str]
     attachment_count: int
+    headers: Sequence[tuple[str, str]] = ()  # (field, value) of what becomes a header
+    changed_by_other: Change | None = None
 
 
 def _ascii_word(word: str) -> bool:
@@ -153,6 +169,30 @@ def run(out: Outgoing, settings: Settings, participants: Iterable[str] | None) -
             )
     if not out.subject.strip():
         findings.append(Finding("subject_missing", "warning", "the mail has no subject", "subject"))
+    for field_name, value in out.headers:
+        if unsafe_header_text(value):
+            findings.append(
+                Finding(
+                    "unsafe_header",
+                    "blocking",
+                    f"the {field_name} holds a line break, a line or paragraph separator or a "
+                    "control character: change it",
+                    field_name,
+                    value[:200],
+                )
+            )
+    change = out.changed_by_other
+    if change is not None:
+        how = "opened this draft again" if change.action == "reopened" else "changed this draft"
+        findings.append(
+            Finding(
+                "changed_by_other",
+                "warning",
+                f"{change.by or 'another operator'} {how} last: read it before sending",
+                "draft",
+                change.by,
+            )
+        )
     return findings
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.runtime.mail import Mailbox
+from services.runtime.mail import Mailbox, header_text
 
 Named = tuple[str, str]  # (display name, address)
 
@@ -48,7 +48,10 @@ class Customer:
 
 
 def _mailbox(n: Named) -> str:
-    return str(Mailbox(n[0], n[1]))
+    """A recipient taken from a customer's mail: their display name made header-safe
+    (issue 16) and without the characters an address entry refuses, so the draft saves."""
+    name = "".join(c for c in header_text(n[0]) if c not in '<>"\\').strip()
+    return str(Mailbox(name, n[1]))
 
 
 def customer_of(c: Customer, ours: set[str]) -> Named | None:

@@ -116,6 +116,12 @@ class Draft:
     created_at: datetime
     updated_at: datetime
     send_id: uuid.UUID | None
+    # who last changed it (saved it, or opened it again by cancelling its send), and how:
+    # created, saved, reopened
+    changed_by: uuid.UUID | None
+    changed_by_name: str
+    changed_at: datetime | None
+    change: str
 
 
 def draft_of(r: asyncpg.Record) -> Draft:
@@ -135,6 +141,10 @@ def draft_of(r: asyncpg.Record) -> Draft:
         r["created_at"],
         r["updated_at"],
         r["send_id"],
+        r["changed_by"],
+        r["changed_by_name"],
+        r["changed_at"],
+        r["change"],
     )
 
 

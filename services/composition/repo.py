@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from services.runtime.errors import AlreadyExists, FailedPrecondition, NotFound
+from services.runtime.identity import Identity
 
 from .records import (
     Attachment,
@@ -359,11 +360,16 @@ class ComposeRepo:
             *[values[c] for c in cols],
         )
         await conn.execute(
-            "UPDATE drafts SET revision = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+            "UPDATE drafts SET revision = $3, updated_at = $4, changed_by = $5, "
+            "changed_by_name = $6, changed_at = $4, "
+            "change = CASE WHEN $3 = 1 THEN 'created' ELSE 'saved' END "
+            "WHERE tenant_id = $1 AND id = $2",
             values["tenant_id"],
             values["draft_id"],
             values["revision"],
             values["saved_at"],
+            values["saved_by"],
+            values["saved_by_name"],
         )
 
     async def revision(
@@ -391,6 +397,27 @@ class ComposeRepo:
                 draft_id,
             )
         ]
+
+    async def changed(
+        self,
+        conn: Conn,
+        tenant_id: str,
+        draft_id: uuid.UUID,
+        by: Identity,
+        change: str,
+        now: datetime,
+    ) -> None:
+        """Who changed the draft last, other than by saving it (`reopened`)."""
+        await conn.execute(
+            "UPDATE drafts SET changed_by = $3, changed_by_name = $4, changed_at = $5, "
+            "change = $6 WHERE tenant_id = $1 AND id = $2",
+            _u(tenant_id),
+            draft_id,
+            uuid.UUID(by.operator_id),
+            by.display_name,
+            now,
+            change,
+        )
 
     async def set_state(
         self, conn: Conn, tenant_id: str, draft_id: uuid.UUID, state: str, now: datetime

@@ -198,7 +198,9 @@ def _value(word: str, fmt: str | None, ctx: Context) -> str:
     return str(raw)
 
 
-def render(text: str, ctx: Context) -> Rendered:
+def render(text: str, ctx: Context, clean: Callable[[str], str] = str) -> Rendered:
+    """`text` with its words filled in; `clean` is applied to each value filled in (the
+    Subject header's safety for a customer's name or subject)."""
     problems: list[Problem] = []
     used: list[str] = []
 
@@ -225,7 +227,7 @@ def render(text: str, ctx: Context) -> Rendered:
             problems.append(Problem(inner, "bad_format", f"{{{{{inner}}}}}: {err}"))
             return m.group(0)
         used.append(name)
-        return value
+        return clean(value)
 
     out = PLACEHOLDER.sub(one, text)
     return Rendered(out, tuple(problems), tuple(dict.fromkeys(used)))

@@ -25,6 +25,9 @@ async def run_stack() -> int:
     catcher = MailCatcher(ROOT / ".data" / "outgoing", free_port())
     config = StackConfig(
         smtp_relay=("127.0.0.1", catcher.port),
+        # this machine's servers (the catcher, a local IMAP server) may be used as routes
+        # and mailboxes by the demo's administrators; a deployment allows none by default
+        connect_allow=os.environ.get("SB_CONNECT_ALLOW", "127.0.0.1,::1,localhost"),
         secret_key=os.environ.get("SB_SECRET_KEY") or _local_secret_key(ROOT / ".data"),
         data_dir=ROOT / ".data",
         demo_password=password,

@@ -71,6 +71,9 @@ class StackConfig:
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per process
     secret_key: str = field(default_factory=new_key)  # ingestion's key for credentials
     smtp_relay: tuple[str, int] | None = None  # where outbound sends when no route says
+    # SB_CONNECT_ALLOW of ingestion and outbound: where administrators' IMAP and SMTP hosts
+    # may lead beyond global addresses (issue 16); "" refuses loopback and private ranges
+    connect_allow: str = ""
 
 
 class Stack:
@@ -134,6 +137,8 @@ class Stack:
         env["SB_METRICS_PORT"] = str(p.metrics[name])
         if name in SERVICES:
             env["SB_GRPC_PORT"] = str(p.grpc[name])
+        if name in ("ingestion", "outbound") and self.config.connect_allow:
+            env["SB_CONNECT_ALLOW"] = self.config.connect_allow
         if name == "ingestion":
             env["SB_SMTP_PORT"] = str(p.smtp)
             env["SB_SECRET_KEY"] = self.config.secret_key

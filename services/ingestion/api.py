@@ -165,6 +165,9 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             move_to=st.move_to,
             poll_interval_s=poll,
         )
+        # where the host leads (issue 16): checked when saved and tried, and again when
+        # the fetcher connects
+        await self._supervisor.connect_policy.check_host(st.host, "host")
         if len(request.secret) > MAX_SECRET or not (request.secret or stored_secret):
             raise InvalidArgument("secret (password or token) is required", field="secret")
         inbox_name = await self._inbox_name(ident, inbox_id)
@@ -217,8 +220,10 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
             mb = await self._stored_mailbox(ident, request.mailbox_id)
         else:
             mb = await self._mailbox_of(ident, request.settings)
-        ok, detail, elapsed_ms = await self._supervisor.test(mb)
-        return common_pb2.ConnectionTestResult(ok=ok, detail=detail, elapsed_ms=elapsed_ms)
+        ok, step, detail, elapsed_ms = await self._supervisor.test(mb)
+        return common_pb2.ConnectionTestResult(
+            ok=ok, step=step, detail=detail, elapsed_ms=elapsed_ms
+        )
 
     async def ListMailboxes(
         self, request: ingestion_pb2.ListMailboxesRequest, context: Context

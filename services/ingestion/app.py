@@ -11,6 +11,7 @@ from pydantic import Field
 from switchboard.v1 import ingestion_pb2, ingestion_pb2_grpc
 
 from services.runtime import settings as rt_settings
+from services.runtime.hosts import ConnectPolicy
 from services.runtime.secrets import SecretBox
 from services.runtime.service import ServiceRuntime
 
@@ -38,6 +39,9 @@ class IngestionSettings(rt_settings.ServiceSettings):
     imap_lease_ttl_s: float = Field(default=30.0, ge=3, le=600)
     imap_ca_file: str | None = None  # extra CA certificates to trust for IMAP TLS
     imap_idle_refresh_s: float = Field(default=300.0, ge=1, le=29 * 60)
+    # mailboxes' hosts may lead to loopback, private or link-local addresses only when
+    # allow-listed here (names, addresses, CIDR ranges; issue 16)
+    connect_allow: rt_settings.ConnectAllow = ""
     import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, le=1024**3)
     parse_workers: int = Field(default=2, ge=0, le=64)  # processes; 0: parse in a thread
     # ING-5: clamd's address (host:port, or a unix socket path); unset: no virus scanning
@@ -107,7 +111,10 @@ async def main() -> int:
         pipeline=pipeline,
         clock=rt.clock,
         lease_ttl_s=settings.imap_lease_ttl_s,
-        cfg=FetcherConfig(idle_wait_s=settings.imap_idle_refresh_s),
+        cfg=FetcherConfig(
+            connect=ConnectPolicy.parse(settings.connect_allow),
+            idle_wait_s=settings.imap_idle_refresh_s,
+        ),
         tls=tls,
         metrics=rt.metrics,
     )

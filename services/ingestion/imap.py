@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aioimaplib
@@ -34,6 +35,7 @@ from services.runtime import log
 from services.runtime import metrics as m
 from services.runtime.clock import Clock
 from services.runtime.errors import FailedPrecondition
+from services.runtime.hosts import ConnectPolicy, HostRefused
 from services.runtime.periodic import PeriodicTask
 from services.runtime.secrets import SecretBox
 
@@ -52,11 +54,51 @@ XOAUTH2_TIMEOUT_S = 8.0
 
 
 class ImapError(Exception):
-    """The server refused something or the connection broke: back off and reconnect."""
+    """The server refused something or the connection broke: back off and reconnect.
+    `step` says where (a connection test's verdict): address, dns, connect, tls,
+    greeting, auth, folder — or "" later on."""
+
+    def __init__(self, message: str, step: str = "") -> None:
+        super().__init__(message)
+        self.step = step
 
 
-@dataclass
+class _PinnedIMAP4(aioimaplib.IMAP4):  # type: ignore[misc]  # aioimaplib is untyped
+    """aioimaplib's client on a TCP connection made already to a checked address
+    (`ConnectPolicy.connect`): no second lookup of the name; TLS, when asked, is made on it
+    and verifies the host's name. (aioimaplib connects in `create_client`; this one hands
+    it the socket instead of a host and port.)"""
+
+    def __init__(
+        self, sock: socket.socket, host: str, *, timeout: float, ssl_context: ssl.SSLContext | None
+    ) -> None:
+        self._sock = sock
+        super().__init__(host=host, port=0, timeout=timeout, ssl_context=ssl_context)
+
+    def create_client(
+        self,
+        host: str,
+        port: int,
+        loop: asyncio.AbstractEventLoop | None,
+        conn_lost_cb: Callable[[Exception | None], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        running = loop if loop is not None else asyncio.get_running_loop()
+        self.protocol = aioimaplib.IMAP4ClientProtocol(running, conn_lost_cb)
+        self._client_task = running.create_task(
+            running.create_connection(
+                lambda: self.protocol,
+                sock=self._sock,
+                ssl=ssl_context,
+                server_hostname=host if ssl_context is not None else None,
+            )
+        )
+
+
+@dataclass(frozen=True)
 class FetcherConfig:
+    # where mailboxes' hosts may lead (issue 16): global addresses, and what is allow-listed
+    connect: ConnectPolicy = field(default_factory=ConnectPolicy)
     command_timeout_s: float = 30.0
     fetch_timeout_s: float = 120.0
     accept_timeout_s: float = 30.0  # storing and announcing one fetched mail
@@ -103,10 +145,22 @@ class ImapMetrics:
         return [lag, waiting, fetched, errors]
 
 
-def _ok(resp: aioimaplib.Response, what: str) -> aioimaplib.Response:
+# A connection test's answer per failed step: fixed words, with only what the
+# administrator entered filled in.
+_VERDICTS = {
+    "dns": "the name {host} does not resolve",
+    "connect": "nothing answered at {where}",
+    "tls": "TLS with {where} failed (certificate, protocol or STARTTLS)",
+    "greeting": "{where} did not answer as an IMAP server",
+    "auth": "login refused for {username}",
+    "folder": "the folder {folder} cannot be selected",
+}
+
+
+def _ok(resp: aioimaplib.Response, what: str, step: str = "") -> aioimaplib.Response:
     if resp.result != "OK":
         detail = b" ".join(bytes(x) for x in resp.lines[-1:]).decode(errors="replace")[:200]
-        raise ImapError(f"{what} refused: {resp.result} {detail}")
+        raise ImapError(f"{what} refused: {resp.result} {detail}", step)
     return resp
 
 
@@ -157,20 +211,30 @@ class ImapSession:
     async def open(self) -> None:
         mb, cfg = self.mb, self._cfg
         ctx = self._tls or ssl.create_default_context()
-        if mb.security == "tls":
-            self.client = aioimaplib.IMAP4_SSL(
-                mb.host, mb.port, timeout=cfg.command_timeout_s, ssl_context=ctx
-            )
-        else:
-            self.client = aioimaplib.IMAP4(mb.host, mb.port, timeout=cfg.command_timeout_s)
-        # set on the protocol: IMAP4_SSL does not pass the argument on
+        try:
+            sock = await cfg.connect.connect(mb.host, mb.port, cfg.command_timeout_s)
+        except HostRefused as exc:
+            raise ImapError(exc.message, exc.step) from None
+        self.client = _PinnedIMAP4(
+            sock,
+            mb.host.strip("[]"),
+            timeout=cfg.command_timeout_s,
+            ssl_context=ctx if mb.security == "tls" else None,
+        )
         self.client.protocol.conn_lost_cb = self._on_lost
         try:
             await asyncio.wait_for(self.client.wait_hello_from_server(), cfg.command_timeout_s)
+        except ssl.SSLError as exc:
+            raise ImapError(f"TLS with {mb.host}:{mb.port} failed: {exc!r}", "tls") from exc
         except (OSError, TimeoutError) as exc:
-            raise ImapError(f"cannot connect to {mb.host}:{mb.port}: {exc!r}") from exc
+            raise ImapError(
+                f"no IMAP greeting from {mb.host}:{mb.port}: {exc!r}", "greeting"
+            ) from exc
         if mb.security == "starttls":
-            await self._starttls(ctx)
+            try:
+                await self._starttls(ctx)
+            except (ImapError, ssl.SSLError, OSError) as exc:
+                raise ImapError(f"STARTTLS failed: {exc}", "tls") from exc
         if mb.auth == "xoauth2":
             # aioimaplib annotates the token as bytes but formats it as text: give it text.
             # On a bad token the server sends an error continuation that aioimaplib does not
@@ -183,18 +247,19 @@ class ImapSession:
             except TimeoutError:
                 raise ImapError(
                     "login refused: the XOAUTH2 token was not accepted "
-                    "(invalid or expired; give the mailbox a fresh token)"
+                    "(invalid or expired; give the mailbox a fresh token)",
+                    "auth",
                 ) from None
         else:
             resp = await self.client.login(mb.username, self._secret)
-        _ok(resp, "login")
-        resp = _ok(await self.client.select(_quote(mb.folder)), f"select {mb.folder}")
+        _ok(resp, "login", "auth")
+        resp = _ok(await self.client.select(_quote(mb.folder)), f"select {mb.folder}", "folder")
         for line in resp.lines:
             m = _UIDVALIDITY.search(bytes(line))
             if m:
                 self.uidvalidity = int(m.group(1))
         if not self.uidvalidity:
-            raise ImapError("the server reported no UIDVALIDITY")
+            raise ImapError("the server reported no UIDVALIDITY", "folder")
 
     async def _starttls(self, ctx: ssl.SSLContext) -> None:
         """aioimaplib has no STARTTLS: send the command, then upgrade the transport."""
@@ -549,36 +614,47 @@ class ImapSupervisor(PeriodicTask):
         await self.reconcile()
         return False
 
-    async def test(self, mb: Mailbox, timeout_s: float = 20.0) -> tuple[bool, str, int]:
+    @property
+    def connect_policy(self) -> ConnectPolicy:
+        return self._cfg.connect
+
+    async def test(self, mb: Mailbox, timeout_s: float = 20.0) -> tuple[bool, str, str, int]:
         """Connect, log in and select the folder as a fetcher would, then log out:
-        (ok, what happened, milliseconds). The secret is never part of the answer."""
+        (ok, the step that failed or "ok", what happened, milliseconds). Only a verdict:
+        nothing the server said is repeated (issue 16: a test must not read other
+        services' banners), and never the secret."""
         started = time.monotonic()
+
+        def done(ok: bool, step: str, detail: str) -> tuple[bool, str, str, int]:
+            return ok, step, detail, int((time.monotonic() - started) * 1000)
+
         try:
             secret = self._secrets.open(mb.secret, mb.id)
         except FailedPrecondition as exc:
-            return False, str(exc), 0
-        session = ImapSession(
-            mb,
-            secret,
-            FetcherConfig(command_timeout_s=min(10.0, timeout_s)),
-            self._tls,
-        )
+            return done(False, "secret", str(exc))
+        cfg = replace(self._cfg, command_timeout_s=min(10.0, timeout_s))
+        session = ImapSession(mb, secret, cfg, self._tls)
+        where = f"{mb.host}:{mb.port}"
         try:
             await asyncio.wait_for(session.open(), timeout_s)
-            ok, detail = (
-                True,
-                (
-                    f"logged in as {mb.username} on {mb.host}:{mb.port}; "
-                    f"{mb.folder} selected (UIDVALIDITY {session.uidvalidity})"
+            return done(True, "ok", f"logged in as {mb.username} on {where}; {mb.folder} selected")
+        except TimeoutError:
+            return done(False, "timeout", f"no answer from {where} within {timeout_s:g} s")
+        except ImapError as exc:
+            step = exc.step or "greeting"
+            if step == "address":
+                return done(False, step, str(exc))  # our own words: which range, why
+            return done(
+                False,
+                step,
+                _VERDICTS.get(step, _VERDICTS["greeting"]).format(
+                    where=where, username=mb.username, folder=mb.folder, host=mb.host
                 ),
             )
-        except TimeoutError:
-            ok, detail = False, f"no answer from {mb.host}:{mb.port} within {timeout_s:g} s"
-        except (ImapError, aioimaplib.AioImapException, OSError, ValueError) as exc:
-            ok, detail = False, str(exc) or repr(exc)
+        except (aioimaplib.AioImapException, OSError, ValueError):
+            return done(False, "greeting", _VERDICTS["greeting"].format(where=where))
         finally:
             await session.close()
-        return ok, detail, int((time.monotonic() - started) * 1000)
 
     async def stop(self) -> None:
         await super().stop()

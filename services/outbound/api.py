@@ -260,6 +260,7 @@ class SendsApi:
                     send_changed(
                         d.ids,
                         row,
+                        action="submitted",
                         state=State.SCHEDULED,
                         previous="",
                         at=now,
@@ -344,6 +345,24 @@ class SendsApi:
 
     # -- changing ------------------------------------------------------------------------
 
+    @staticmethod
+    def _may_change(ident: Identity, row: Send) -> None:
+        """Changing or cancelling a send (issue 16): the caller may send mail, and is its
+        author or may take over another operator's reply (take_over_locks)."""
+        if not ident.may(permissions.SEND_WITHOUT_APPROVAL):
+            raise PermissionDenied(
+                "you may not change or cancel a send (needs the permission "
+                f"{permissions.SEND_WITHOUT_APPROVAL})"
+            )
+        if str(row.operator_id or "") != ident.operator_id and not ident.may(
+            permissions.TAKE_OVER_LOCKS
+        ):
+            author = row.operator_name or "the system"
+            raise PermissionDenied(
+                f"only its author ({author}) may change or cancel this send, or someone with "
+                f"the permission {permissions.TAKE_OVER_LOCKS}"
+            )
+
     async def _change(
         self,
         ident: Identity,
@@ -351,12 +370,14 @@ class SendsApi:
         allowed: frozenset[State],
         state: State,
         what: str,
+        action: str,
         **changes: Any,
     ) -> Send:
         d = self._d
         now = d.clock.now()
         async with d.db.transaction() as conn:
             row = await self._visible(ident, raw_id, conn, lock=True)
+            self._may_change(ident, row)
             if row.state not in allowed:
                 raise FailedPrecondition(
                     f"a send that is {row.state} cannot be {what}", field="send_id"
@@ -367,6 +388,7 @@ class SendsApi:
             env = send_changed(
                 d.ids,
                 row,
+                action=action,
                 state=state,
                 previous=row.state,
                 at=now,
@@ -379,18 +401,22 @@ class SendsApi:
         self._log.info(what, send_id=str(row.id), state=str(state), operator_id=ident.operator_id)
         return updated
 
+    async def _reopen(self, ident: Identity, row: Send) -> None:
+        """The draft opens again, to be edited and sent anew — marked as opened by the
+        operator who cancelled or gave up (its author is shown who, before sending)."""
+        if row.draft_id:
+            await self._d.peers.set_draft_state(
+                ident.metadata(), str(row.draft_id), "open", str(row.id)
+            )
+
     async def CancelSend(
         self, request: outbound_pb2.CancelSendRequest, context: Context
     ) -> outbound_pb2.Send:
         ident = identity.require_operator()
         row = await self._change(
-            ident, request.send_id, domain.WAITING, State.CANCELLED, "cancelled"
+            ident, request.send_id, domain.WAITING, State.CANCELLED, "cancelled", "cancelled"
         )
-        if row.draft_id:
-            # the draft opens again, to be edited and sent anew
-            await self._d.peers.set_draft_state(
-                ident.metadata(), str(row.draft_id), "open", str(row.id)
-            )
+        await self._reopen(ident, row)
         return send_pb(row)
 
     async def RescheduleSend(
@@ -401,6 +427,7 @@ class SendsApi:
             raise InvalidArgument("send_at is required", field="send_at")
         send_at = self._send_at(request)
         current = await self._visible(ident, request.send_id)
+        self._may_change(ident, current)
         raw = retime(bytes(current.raw), send_at)
         signed = False
         if current.dkim_signed:
@@ -410,6 +437,7 @@ class SendsApi:
             request.send_id,
             domain.WAITING,
             State.SCHEDULED,
+            "rescheduled",
             "rescheduled",
             send_at=send_at,
             raw=raw,
@@ -442,7 +470,10 @@ class SendsApi:
             frozenset({State.UNKNOWN}),
             state,
             f"resolved as {request.decision}",
+            "resolved",
             **extra,
         )
+        if state is State.FAILED:
+            await self._reopen(ident, row)  # before the finisher would, as its author
         self._d.dispatcher.wake()
         return send_pb(row)

@@ -110,6 +110,9 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
             security=request.security,
             username=request.username,
         )
+        # where the host leads (issue 16): checked when saved and tried, and again at
+        # every connection
+        await d.dispatcher.smtp.policy.check_host(request.host.strip(), "host")
         inbox_id = (
             await self._known_inbox(ident, request.inbox_id) if request.scope == "inbox" else None
         )
@@ -209,6 +212,7 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
             )
             if len(st.password) > 500:
                 raise InvalidArgument("password is too long", field="password")
+            await d.dispatcher.smtp.policy.check_host(st.host.strip(), "host")
             # edited settings of a stored route: its password unless another is given
             keep = stored is not None and not st.HasField("password")
             hop = Hop(
@@ -220,11 +224,18 @@ class OutboundApi(SendsApi, outbound_pb2_grpc.OutboundServiceServicer):
                 stored.password if keep and stored is not None else st.password,
                 st.verify_certificate,
             )
-        ok, detail, elapsed_ms = await d.dispatcher.smtp.probe(hop)
+        ok, step, detail, elapsed_ms = await d.dispatcher.smtp.probe(hop)
         self._admin_log.info(
-            "smtp route tested", route_id=request.route_id, host=hop.host, port=hop.port, ok=ok
+            "smtp route tested",
+            route_id=request.route_id,
+            host=hop.host,
+            port=hop.port,
+            ok=ok,
+            step=step,
         )
-        return common_pb2.ConnectionTestResult(ok=ok, detail=detail, elapsed_ms=elapsed_ms)
+        return common_pb2.ConnectionTestResult(
+            ok=ok, step=step, detail=detail, elapsed_ms=elapsed_ms
+        )
 
     async def DeleteSmtpRoute(
         self, request: outbound_pb2.DeleteSmtpRouteRequest, context: Context

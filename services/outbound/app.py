@@ -11,6 +11,7 @@ from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
 
 from services.runtime import registry
 from services.runtime import settings as rt_settings
+from services.runtime.hosts import ConnectPolicy
 from services.runtime.secrets import SecretBox
 from services.runtime.service import ServiceRuntime
 
@@ -38,6 +39,9 @@ class OutboundSettings(rt_settings.ServiceSettings):
     smtp_relay_username: str = ""
     smtp_relay_password: SecretStr | None = None
     smtp_relay_verify_certificate: bool = True
+    # routes' hosts may lead to loopback, private or link-local addresses only when
+    # allow-listed here (names, addresses, CIDR ranges; issue 16)
+    connect_allow: rt_settings.ConnectAllow = ""
     smtp_helo_name: str = Field(default_factory=socket.gethostname)
     smtp_timeout_s: float = Field(default=30.0, gt=0, le=600)  # each command
     smtp_data_timeout_s: float = Field(default=120.0, gt=0, le=1200)  # the reply to the message
@@ -67,16 +71,19 @@ async def main() -> int:
             settings.smtp_relay_username,
             settings.smtp_relay_password.get_secret_value() if settings.smtp_relay_password else "",
             settings.smtp_relay_verify_certificate,
+            checked=False,  # the deployment's own relay: not an operator's host
         )
         if settings.smtp_relay_host
         else None
     )
     routes = Routes(repo, box, relay)
+    policy = ConnectPolicy.parse(settings.connect_allow)
     smtp = SmtpClient(
         helo_name=settings.smtp_helo_name,
         timeout_s=settings.smtp_timeout_s,
         data_timeout_s=settings.smtp_data_timeout_s,
         per_route=settings.smtp_connections_per_route,
+        policy=policy,
     )
     rt.on_close(smtp.close)
     peers = Peers(

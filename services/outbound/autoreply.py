@@ -124,9 +124,9 @@ class AutoReplies:
             return
         system = Identity(tenant_id=tenant).metadata()
         try:
-            to = mime.parse_address(
-                f"{sender.name} <{sender.address}>" if sender.name else sender.address, "to"
-            )
+            # the sender's name as they wrote it, made safe for a header (issue 16)
+            name = "".join(c for c in mime.header_text(sender.name) if c not in '<>"\\')
+            to = mime.parse_address(f"{name} <{sender.address}>" if name else sender.address, "to")
         except InvalidArgument:
             self._log.info("no automatic reply: the sender's address is not usable")
             return
@@ -139,7 +139,7 @@ class AutoReplies:
         except DomainError as err:
             self._log.warning("no automatic reply: the template cannot be used", error=err.message)
             return
-        from_box = mime.Mailbox(inbox.name, inbox.addresses[0])
+        from_box = mime.Mailbox(mime.header_text(inbox.name), inbox.addresses[0])
         message_id = await d.peers.mint_message_id(
             system, p.ticket.id, domain.domain_of(from_box.address)
         )
@@ -148,11 +148,12 @@ class AutoReplies:
             sender=from_box,
             to=[to],
             cc=[],
-            subject=rendered.subject.strip() or mime.reply_subject(mail.subject),
+            subject=rendered.subject.strip() or mime.reply_subject(mime.header_text(mail.subject)),
             text=rendered.body_text,
             html=rendered.body_html,
-            in_reply_to=original,
-            references=[*mail.references, original] if original else list(mail.references),
+            # a stranger's Message-ID that would break the header threads nothing
+            in_reply_to="".join(mime.usable_message_ids([original])),
+            references=mime.usable_message_ids([*mail.references, original]),
             extra_headers=AUTO_HEADERS,
         )
         try:
@@ -198,7 +199,14 @@ class AutoReplies:
             await d.repo.add_event(
                 conn,
                 send_changed(
-                    d.ids, row, state="scheduled", previous="", at=now, actor=_ACTOR, cause=env
+                    d.ids,
+                    row,
+                    action="queued",
+                    state="scheduled",
+                    previous="",
+                    at=now,
+                    actor=_ACTOR,
+                    cause=env,
                 ),
             )
         d.outbox.wake()

@@ -49,6 +49,7 @@ class Bounces:
                     env=send_changed(
                         d.ids,
                         row,
+                        action="bounced",
                         state="bounced",
                         previous="sent",
                         at=now,

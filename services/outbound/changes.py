@@ -21,6 +21,7 @@ def send_changed(
     ids: IdGenerator,
     row: Send,
     *,
+    action: str,
     state: str,
     previous: str,
     at: datetime,
@@ -44,8 +45,11 @@ def send_changed(
         smtp_code=code,
         smtp_message=message,
         draft_id=_s(row.draft_id),
+        action=action,
     )
     payload.send_at.FromDatetime(send_at or row.send_at)
+    if send_at is not None and send_at != row.send_at:
+        payload.previous_send_at.FromDatetime(row.send_at)
     if cause is not None:
         return events.caused_by(
             events.SEND_CHANGED,

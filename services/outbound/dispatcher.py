@@ -290,6 +290,7 @@ class Dispatcher:
             env = send_changed(
                 self._ids,
                 row,
+                action="attempted",
                 state=move.state,
                 previous="sending",
                 at=now,
@@ -360,6 +361,7 @@ class LeaseSweeper(PeriodicTask):
             env = send_changed(
                 self._ids,
                 row,
+                action="expired",
                 state=state,
                 previous="sending",
                 at=now,

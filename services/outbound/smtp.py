@@ -19,11 +19,13 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiosmtplib
 from aiosmtplib.errors import SMTPException, SMTPResponseException
 
 from services.runtime import log
+from services.runtime.hosts import ConnectPolicy, HostRefused
 
 from .domain import Outcome, Result, Route, clip_reply, outcome_of
 
@@ -41,6 +43,9 @@ class Hop:
     username: str = ""
     password: str = ""
     verify_certificate: bool = True
+    # an operator's route: where it leads is checked (ConnectPolicy); the platform's relay,
+    # a deployment setting, is not
+    checked: bool = True
 
     @classmethod
     def of(cls, route: Route) -> Hop:
@@ -81,7 +86,9 @@ class SmtpClient:
         per_route: int = 16,
         idle_s: float = 30.0,
         max_per_connection: int = 100,
+        policy: ConnectPolicy | None = None,
     ) -> None:
+        self._policy = policy or ConnectPolicy()
         self._helo = helo_name
         self._timeout = timeout_s
         self._data_timeout = data_timeout_s
@@ -93,64 +100,90 @@ class SmtpClient:
         self._closing: set[asyncio.Future[None]] = set()
         self._log = log.get("outbound.smtp")
 
+    @property
+    def policy(self) -> ConnectPolicy:
+        """Where operators' routes may lead (issue 16)."""
+        return self._policy
+
     def _limit(self, hop: Hop) -> asyncio.Semaphore:
         key = hop.key()
         if key not in self._limits:
             self._limits[key] = asyncio.Semaphore(self._per_route)
         return self._limits[key]
 
-    async def _connect(self, hop: Hop) -> _Conn:
+    async def _client(self, hop: Hop, *, start_tls: bool) -> aiosmtplib.SMTP:
+        """An unconnected client for `hop`; an operator's route on a TCP connection made
+        already to a checked address of its host (HostRefused otherwise), so that no
+        second lookup of the name can lead elsewhere (issue 16)."""
         tls_context = None
         if hop.security != "none" and not hop.verify_certificate:
             tls_context = ssl.create_default_context()
             tls_context.check_hostname = False
             tls_context.verify_mode = ssl.CERT_NONE
-        smtp = aiosmtplib.SMTP(
-            hostname=hop.host.strip("[]"),
-            port=hop.port,
-            local_hostname=self._helo,
-            timeout=self._timeout,
-            use_tls=hop.security == "tls",
-            start_tls=hop.security == "starttls",
-            validate_certs=hop.verify_certificate,
-            tls_context=tls_context,
-        )
+        host = hop.host.strip("[]")
+        options: dict[str, Any] = {
+            "hostname": host,
+            "local_hostname": self._helo,
+            "timeout": self._timeout,
+            "use_tls": hop.security == "tls",
+            "start_tls": start_tls and hop.security == "starttls",
+            "validate_certs": hop.verify_certificate,
+            "tls_context": tls_context,
+        }
+        if hop.checked:
+            options["sock"] = await self._policy.connect(hop.host, hop.port, self._timeout)
+        else:
+            options["port"] = hop.port
+        return aiosmtplib.SMTP(**options)
+
+    async def _connect(self, hop: Hop) -> _Conn:
+        smtp = await self._client(hop, start_tls=True)
         await smtp.connect()
         if hop.username:
             await smtp.login(hop.username, hop.password)
         return _Conn(smtp)
 
-    async def probe(self, hop: Hop, timeout_s: float = 20.0) -> tuple[bool, str, int]:
-        """A connection test of a route: connect, EHLO, STARTTLS or TLS, AUTH when it has
-        a user name, QUIT — on a connection of its own, nothing sent. (ok, what the
-        server said or why it failed, milliseconds); never the password."""
+    async def probe(self, hop: Hop, timeout_s: float = 20.0) -> tuple[bool, str, str, int]:
+        """A connection test of a route: connect, the greeting and EHLO, STARTTLS or TLS,
+        AUTH when it has a user name, QUIT — on a connection of its own, nothing sent.
+        (ok, the step that failed or "ok", what happened in our words, milliseconds): a
+        verdict, never a word the server sent (issue 16), never the password."""
         started = time.monotonic()
-        conn: _Conn | None = None
+        smtp: aiosmtplib.SMTP | None = None
+        step = "connect"
+        where = f"{hop.host}:{hop.port}"
+
+        async def steps() -> None:
+            nonlocal smtp, step
+            smtp = await self._client(hop, start_tls=False)
+            step = "tls" if hop.security == "tls" else "greeting"
+            await smtp.connect()
+            step = "greeting"
+            await smtp.ehlo()
+            if hop.security == "starttls":
+                step = "tls"
+                await smtp.starttls()
+            if hop.username:
+                step = "auth"
+                await smtp.login(hop.username, hop.password)
+
         try:
-            conn = await asyncio.wait_for(self._connect(hop), timeout_s)
-            smtp = conn.smtp
-            tls = (
-                "TLS" if hop.security == "tls" else "STARTTLS" if hop.security == "starttls" else ""
-            )
+            await asyncio.wait_for(steps(), timeout_s)
+            tls = {"tls": " with TLS", "starttls": " with STARTTLS"}.get(hop.security, "")
             auth = f", logged in as {hop.username}" if hop.username else ""
-            ehlo = smtp.last_ehlo_response
-            banner = ehlo.message.splitlines()[0] if ehlo and ehlo.message else ""
-            via = f" with {tls}" if tls else ""
-            ok, detail = True, f"connected to {hop.host}:{hop.port}{via}{auth}"
-            if banner:
-                detail += f" ({banner[:200]})"
+            ok, step, detail = True, "ok", f"connected to {where}{tls}{auth}"
+        except HostRefused as exc:
+            ok, step, detail = False, exc.step, exc.message
         except TimeoutError:
-            ok, detail = False, f"no answer from {hop.host}:{hop.port} within {timeout_s:g} s"
+            ok, step, detail = False, "timeout", f"no answer from {where} within {timeout_s:g} s"
         except aiosmtplib.SMTPAuthenticationError as exc:
-            ok, detail = False, f"login refused: {exc.code} {exc.message}"[:500]
-        except aiosmtplib.SMTPResponseException as exc:
-            ok, detail = False, f"the server answered {exc.code} {exc.message}"[:500]
-        except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
-            ok, detail = False, (str(exc) or repr(exc))[:500]
+            ok, step, detail = False, "auth", f"login refused ({exc.code})"
+        except (aiosmtplib.SMTPException, OSError, ValueError):
+            ok, detail = False, _PROBE_VERDICTS[step].format(where=where, user=hop.username)
         finally:
-            if conn is not None:
-                await self._quit(conn)
-        return ok, detail, int((time.monotonic() - started) * 1000)
+            if smtp is not None and smtp.is_connected:
+                await self._quit(_Conn(smtp))
+        return ok, step, detail, int((time.monotonic() - started) * 1000)
 
     def _take_idle(self, hop: Hop) -> _Conn | None:
         pool = self._idle.get(hop.key(), [])
@@ -201,6 +234,11 @@ class SmtpClient:
                     conn.smtp.close()  # dead before anything was handed over: a fresh one
             try:
                 conn = await self._connect(hop)
+            except HostRefused as err:
+                # a route leading to a refused range is wrong until an administrator
+                # changes it; a name that does not resolve or answer may come back
+                outcome = Outcome.PERMANENT if err.step == "address" else Outcome.TEMPORARY
+                return Result(outcome, 0, clip_reply(f"connection failed: {err.message}"))
             except SMTPResponseException as err:
                 return Result(outcome_of(err.code), err.code, clip_reply(err.message))
             except (SMTPException, OSError, TimeoutError, ssl.SSLError) as err:
@@ -305,6 +343,15 @@ class SmtpClient:
 
 class _Stale(Exception):
     pass
+
+
+# A failed probe's answer per step: fixed words, with only what the administrator entered.
+_PROBE_VERDICTS = {
+    "connect": "nothing answered at {where}",
+    "tls": "TLS with {where} failed (certificate, protocol or STARTTLS)",
+    "greeting": "{where} did not answer as an SMTP server",
+    "auth": "the server refused to log in {user} (no AUTH offered, or an error)",
+}
 
 
 def _why(err: BaseException) -> str:

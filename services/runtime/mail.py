@@ -1,15 +1,29 @@
 """Outgoing mail, free of I/O (CMP-5, CMP-6, OUT-1): strict address parsing, header values
-that can carry no CR, LF or NUL whatever the path, and the exact MIME message — shared by
+that can carry no line break whatever the path, and the exact MIME message — shared by
 composition (a draft's preview, and the bytes outbound sends) and outbound (automatic
 acknowledgements).
 
 Python's email generator folds and encodes headers, but a value with a line break slips
-through some paths (a raw `str` header, an address display name): every value that goes
-into a header is checked here, before the message object exists, and refused.
+through some paths (a raw `str` header, an address display name), and the email package
+decodes RFC 2047 encoded words in what it is given — in a subject, a Message-ID list, a
+display name and, on Python 3.11 without the fix of CVE-2024-6923, a parameter such as an
+attachment's file name — so that `=?utf-8?q?a=0D=0AX-Evil:_1?=` becomes a raw line break
+in the mail sent. So a header value is judged twice, as written and as decoded
+(`unsafe_header_text`): no control character, no line or paragraph separator (U+0085,
+U+2028, U+2029 and every other character `str.splitlines` breaks on), in either form.
+What an operator writes is refused where it is saved (`check_header_value`, a 400 naming
+the field); what a stranger wrote (a customer's name or subject carried into a reply, a
+file name of a forwarded attachment) is made safe (`header_text`); Message-IDs that cannot
+be written safely are left out of threading (`usable_message_ids`). Last, `build` checks
+every header of every part as it will be folded, and refuses the message rather than let a
+line break through.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import quopri
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -27,7 +41,10 @@ MAX_SUBJECT = 998
 MAX_NAME = 200
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_FORBIDDEN = ("\r", "\n", "\0")
+# RFC 2047 encoded words, as the email package recognises them (also inside a token)
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?\s]*)\?=")
+# a line break inside one folded header: a new line that is not a continuation
+_BARE_NEWLINE = re.compile(r"\r(?!\n)|\r\n(?![ \t])|(?<!\r)\n")
 _HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,75}$")
 _OWN_HEADERS = frozenset(
     {
@@ -60,15 +77,88 @@ class Mailbox:
         return f"{self.name} <{self.address}>" if self.name else self.address
 
 
+def _bad_char(c: str) -> bool:
+    """A character a header value never holds: control characters (tab aside), line and
+    paragraph separators, lone surrogates."""
+    if c == "\t":
+        return False
+    return unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs")
+
+
+def _decoded_words(value: str) -> list[str]:
+    """The text of each encoded word in `value`, decoded as the email package does (bytes
+    the charset cannot read, or all of them when it is unknown, as lone surrogates)."""
+    out = []
+    for charset, enc, text in _ENCODED_WORD.findall(value):
+        try:
+            if enc in "qQ":
+                data = quopri.decodestring(text.encode("ascii", "replace"), header=True)
+            else:
+                data = base64.b64decode(text + "=" * (-len(text) % 4), validate=False)
+        except (binascii.Error, ValueError):
+            continue
+        name = charset.partition("*")[0]
+        try:
+            out.append(data.decode(name, errors="surrogateescape"))
+        except (LookupError, UnicodeError):
+            out.append(data.decode("ascii", errors="surrogateescape"))
+    return out
+
+
+def unsafe_header_text(value: str) -> bool:
+    """Whether `value` holds, as written or once its encoded words are decoded, a
+    character that would break a header (see the module's docstring)."""
+    if any(_bad_char(c) for c in value):
+        return True
+    return any(_bad_char(c) for word in _decoded_words(value) for c in word)
+
+
 def check_header_value(value: str, field_name: str) -> str:
-    """A header value: no CR, LF, NUL or other control character, ever."""
-    if any(c in value for c in _FORBIDDEN) or any(
-        unicodedata.category(c) == "Cc" and c != "\t" for c in value
-    ):
+    """A header value an operator wrote: refused (naming the field) when it holds a line
+    break, a line or paragraph separator or a control character, as written or hidden in
+    an encoded word (`=?utf-8?q?=0D=0A?=`)."""
+    if unsafe_header_text(value):
         raise InvalidArgument(
-            f"{field_name} must not contain line breaks or control characters", field=field_name
+            f"{field_name} must not contain line breaks, line or paragraph separators "
+            "(U+2028, U+2029, U+0085) or control characters, also not as an encoded word",
+            field=field_name,
         )
     return value
+
+
+def header_text(value: str) -> str:
+    """A stranger's text made safe for a header: each character that would break one
+    becomes a space, and an encoded word hiding one is replaced by its decoded text so
+    made safe (the reader sees what the sender meant, on one line)."""
+
+    def clean(text: str) -> str:
+        return "".join(" " if _bad_char(c) else c for c in text)
+
+    def word(m: re.Match[str]) -> str:
+        decoded = _decoded_words(m.group(0))
+        if decoded and any(_bad_char(c) for c in decoded[0]):
+            return clean(decoded[0])
+        return m.group(0)
+
+    out = clean(value)
+    for _ in range(3):  # an encoded word inside an encoded word, at most this deep
+        again = _ENCODED_WORD.sub(word, out)
+        if again == out:
+            break
+        out = again
+    return out if not unsafe_header_text(out) else clean(_ENCODED_WORD.sub(" ", out))
+
+
+def usable_message_ids(values: Sequence[str]) -> list[str]:
+    """The Message-IDs (without <>) that can be written into In-Reply-To and References:
+    a stranger's id that would break the header is left out of the threading headers
+    rather than stop the reply."""
+    out = []
+    for v in values:
+        v = v.strip().strip("<>")
+        if v and " " not in v and "@" in v and len(v) <= 900 and not unsafe_header_text(v):
+            out.append(v)
+    return out
 
 
 def parse_address(text: str, field_name: str) -> Mailbox:
@@ -191,15 +281,28 @@ def _msgid(value: str, field_name: str) -> str:
 
 
 def build(out: Outgoing, *, message_id: str, date: datetime) -> EmailMessage:
-    """The message as it will be sent (Bcc recipients go in the envelope only)."""
+    """The message as it will be sent (Bcc recipients go in the envelope only). A value
+    the email package cannot write is an InvalidArgument naming the header, never a
+    ValueError from deep inside it."""
+    try:
+        msg = _build(out, message_id=message_id, date=date)
+    except ValueError as err:
+        if isinstance(err, InvalidArgument):
+            raise
+        raise InvalidArgument(f"the mail cannot be written: {err}", field="headers") from None
+    _check_folded(msg)
+    return msg
+
+
+def _build(out: Outgoing, *, message_id: str, date: datetime) -> EmailMessage:
     msg = EmailMessage(policy=SMTP)
-    msg["From"] = out.sender.header()
+    msg["From"] = _mailbox_header([out.sender], "from_name")
     if out.to:
-        msg["To"] = ", ".join(m.header() for m in out.to)
+        msg["To"] = _mailbox_header(out.to, "to")
     if out.cc:
-        msg["Cc"] = ", ".join(m.header() for m in out.cc)
+        msg["Cc"] = _mailbox_header(out.cc, "cc")
     if out.reply_to:
-        msg["Reply-To"] = ", ".join(m.header() for m in out.reply_to)
+        msg["Reply-To"] = _mailbox_header(out.reply_to, "reply_to")
     msg["Subject"] = check_subject(out.subject)
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = _msgid(message_id, "message_id")
@@ -241,10 +344,35 @@ def build(out: Outgoing, *, message_id: str, date: datetime) -> EmailMessage:
     for part in msg.walk():  # the email package stamps every part; only the top needs it
         if part is not msg:
             del part["MIME-Version"]
-    for name, value in msg.items():  # the last guard: nothing to serialise has a line break
-        if any(c in str(value) for c in ("\r", "\n", "\0")):
-            raise InvalidArgument(f"the header {name} holds a line break", field=name.lower())
     return msg
+
+
+def _mailbox_header(boxes: Sequence[Mailbox], field_name: str) -> str:
+    for box in boxes:
+        check_header_value(box.name, field_name)
+        check_header_value(box.address, field_name)
+    return ", ".join(b.header() for b in boxes)
+
+
+def _check_folded(msg: EmailMessage) -> None:
+    """The last guard (what CPython's fix of CVE-2024-6923 does in its generator): every
+    header of every part, folded exactly as it will be written, is one header — no line
+    break that does not continue it — and carries no other control character."""
+    for part in msg.walk():
+        for name, value in part.items():
+            try:
+                folded = part.policy.fold(name, value)
+            except (ValueError, TypeError, LookupError) as err:
+                raise InvalidArgument(
+                    f"the header {name} cannot be written: {err}", field=name.lower()
+                ) from None
+            body = folded.rstrip("\r\n")
+            if _BARE_NEWLINE.search(body) or any(
+                _bad_char(c) for c in body.replace("\r\n", "").replace("\t", "")
+            ):
+                raise InvalidArgument(
+                    f"the header {name} would hold a line break", field=name.lower()
+                )
 
 
 def headers_of(msg: EmailMessage) -> list[tuple[str, str]]:

@@ -36,6 +36,8 @@ TICKETS_SCANS = ConsumerSpec(
     max_deliver=20,
     nak_delays_s=(1.0, 5.0, 15.0, 60.0, 300.0),
 )
+# Every change to a send of a ticket, in the ticket's audit trail (issue 16).
+TICKETS_SENDS = ConsumerSpec(events.OUTBOUND, "tickets__sends", (events.SEND_CHANGED.subject,))
 OUTBOUND_REPLIES = ConsumerSpec(
     events.TICKETS,
     "outbound__replies",
@@ -120,7 +122,7 @@ SERVICES: tuple[Component, ...] = (
         7103,
         database=True,
         streams=(events.TICKETS,),
-        consumers=(TICKETS_ROUTED, TICKETS_DRAFTS, TICKETS_SCANS),
+        consumers=(TICKETS_ROUTED, TICKETS_DRAFTS, TICKETS_SCANS, TICKETS_SENDS),
         calls=("accounts",),
     ),
     _service(

@@ -10,15 +10,26 @@ import os
 import re
 import sys
 from enum import StrEnum
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import registry
+from .hosts import ConnectPolicy
 from .log import LogFormat, LogLevel
 
 __all__ = ["Env", "LogFormat", "LogLevel", "RuntimeSettings", "ServiceSettings", "load"]
+
+
+def _allow_list(value: str) -> str:
+    ConnectPolicy.parse(value)  # ValueError names the entry that is wrong
+    return value
+
+
+# SB_CONNECT_ALLOW (ingestion, outbound): where operators' IMAP and SMTP hosts may lead
+# beyond global addresses — host names, addresses and CIDR ranges (hosts.ConnectPolicy).
+ConnectAllow = Annotated[str, Field(max_length=4000), AfterValidator(_allow_list)]
 
 
 class Env(StrEnum):

@@ -1,5 +1,6 @@
 """tickets' composition root: message.routed → a ticket; message.scanned → an infected
-mail's ticket to the trash; the TicketsService API; the reply-lock expiry sweep."""
+mail's ticket to the trash; send.changed → the ticket's audit trail; the TicketsService
+API; the reply-lock expiry sweep."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from .locks import LockExpirySweeper, ReplyLocks
 from .repo import TicketsRepo
 from .scans import ScanVerdicts
 from .search_limit import SearchLimiter
+from .send_audit import SendAudit
 
 ROUTED = registry.TICKETS_ROUTED
 DRAFTS = registry.TICKETS_DRAFTS
 SCANS = registry.TICKETS_SCANS
+SENDS = registry.TICKETS_SENDS
 
 
 class TicketsSettings(rt_settings.ServiceSettings):
@@ -76,6 +79,7 @@ async def main() -> int:
     await rt.add_consumer(ROUTED, Filing(deps).on_routed)
     await rt.add_consumer(DRAFTS, DraftTracker(deps).on_draft)
     await rt.add_consumer(SCANS, ScanVerdicts(deps).on_scanned)
+    await rt.add_consumer(SENDS, SendAudit(deps).on_send)
     server = rt.grpc_server()
     server.add(
         tickets_pb2_grpc.add_TicketsServiceServicer_to_server,

@@ -388,14 +388,33 @@ async def test_a_connection_test_logs_in_and_selects_the_folder_and_says_what_fa
         return out
 
     good = await test(settings)
-    assert good["ok"] and "INBOX selected" in good["detail"], good
+    assert good["ok"] and good["step"] == "ok" and "INBOX selected" in good["detail"], good
     wrong = await test({**settings, "secret": "not-it"})
-    assert not wrong["ok"] and "login refused" in wrong["detail"]
+    assert not wrong["ok"] and wrong["step"] == "auth" and "login refused" in wrong["detail"]
     assert "not-it" not in wrong["detail"] and password not in good["detail"]
+    # a verdict in our words: nothing the server said (Dovecot's greeting, its NO text)
+    assert "dovecot" not in (good["detail"] + wrong["detail"]).lower()
     folder = await test({**settings, "folder": "Nope"})
-    assert not folder["ok"] and "select Nope refused" in folder["detail"]
+    assert not folder["ok"] and folder["step"] == "folder" and "Nope" in folder["detail"]
     closed = await test({**settings, "port": free_port()})
-    assert not closed["ok"] and "cannot connect" in closed["detail"]
+    assert not closed["ok"] and closed["step"] == "connect", closed
+
+    # issue 16: only 127.0.0.1 is allow-listed in the test stack; other internal
+    # addresses are refused before anything connects, and a service that is not IMAP
+    # (the stack's NATS) gets a verdict, not its first line
+    for host in ("127.0.0.2", "[::1]", "0.0.0.0"):
+        code, out = await api_call(
+            stack, admin, "POST", "/api/v1/mailboxes/test", {**settings, "host": host}
+        )
+        assert code == 400 and out["error"]["field"] == "host", (host, out)
+        code, out = await api_call(
+            stack, admin, "POST", "/api/v1/mailboxes", {**settings, "host": host}
+        )
+        assert code == 400 and out["error"]["field"] == "host", (host, out)
+    nats_port = int(stack.nats_url.rsplit(":", 1)[1].strip("/"))
+    stranger = await test({**settings, "port": nats_port})
+    assert not stranger["ok"] and stranger["step"] in ("greeting", "timeout"), stranger
+    assert "INFO" not in stranger["detail"] and "server_id" not in stranger["detail"]
     tls_user, tls_password = _new_user(dovecot_tls)
     tls = await test(
         {

@@ -437,12 +437,13 @@ async def test_a_route_connection_test_logs_in_and_says_what_failed(
         return out
 
     good = await test(settings)
-    assert good["ok"] and "logged in as relay-user" in good["detail"], good
+    assert good["ok"] and good["step"] == "ok" and "logged in as relay-user" in good["detail"]
     wrong = await test({**settings, "password": "wrong"})
-    assert not wrong["ok"] and "login refused: 535" in wrong["detail"], wrong
+    assert not wrong["ok"] and wrong["step"] == "auth", wrong
+    assert wrong["detail"] == "login refused (535)", wrong
     assert "s3cret" not in good["detail"] + wrong["detail"]
     closed = await test({**settings, "port": free_port()})
-    assert not closed["ok"]
+    assert not closed["ok"] and closed["step"] == "connect", closed
     code, out, _ = await call(
         stack, "POST", "/api/v1/smtp-routes/test", {**settings, "port": 0}, token=admin
     )
@@ -470,3 +471,30 @@ async def test_a_route_connection_test_logs_in_and_says_what_failed(
     listed = (await call(stack, "GET", "/api/v1/smtp-routes", token=admin))[1]["items"]
     assert [(r["name"], r["port"]) for r in listed] == [("ESP", relay.port)]  # nothing saved
     assert relay.received == []  # nothing was sent
+
+
+async def test_a_route_may_not_lead_to_internal_addresses_nor_read_their_banners(
+    stack: Stack, relay: SmtpPeer
+) -> None:
+    """Issue 16: the test stack allow-lists 127.0.0.1 only (where its servers listen);
+    every other loopback, private, link-local or unspecified address is refused — when
+    tried and when saved — before anything connects; and an allowed address that is not a
+    mail server (the stack's NATS) gets a verdict, not the server's first line."""
+    _, admin, _, _ = await desk(stack)
+    settings = {"name": "Internal", "host": "127.0.0.1", "port": relay.port, "security": "none"}
+    for host in ("127.0.0.2", "[::1]", "0.0.0.0", "[::ffff:127.0.0.2]"):
+        code, out, _ = await call(
+            stack, "POST", "/api/v1/smtp-routes/test", {**settings, "host": host}, token=admin
+        )
+        assert code == 400 and out["error"]["field"] == "host", (host, out)
+        code, out = await route(stack, admin, **{**settings, "host": host})
+        assert code == 400 and out["error"]["field"] == "host", (host, out)
+    assert (await call(stack, "GET", "/api/v1/smtp-routes", token=admin))[1]["items"] == []
+
+    nats_port = int(stack.nats_url.rsplit(":", 1)[1].strip("/"))
+    code, out, _ = await call(
+        stack, "POST", "/api/v1/smtp-routes/test", {**settings, "port": nats_port}, token=admin
+    )
+    assert code == 200 and not out["ok"] and out["step"] in ("greeting", "timeout"), out
+    assert "INFO" not in out["detail"] and "server_id" not in out["detail"], out
+    assert "version" not in out["detail"].lower(), out

@@ -75,6 +75,20 @@ def row(page: Page, subject: str) -> Any:
     return page.get_by_test_id("ticket-row").filter(has_text=subject)
 
 
+async def schedule_reply(page: Page, subject: str, body: str) -> datetime:
+    """Open the ticket, write a reply and send it at 09:00 tomorrow (UTC): that time."""
+    await row(page, subject).click()
+    await page.get_by_test_id("btn-reply").click()
+    await page.get_by_test_id("body").fill(body)
+    await page.get_by_test_id("later").check()
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    await pick_time(page, "send-at", tomorrow)  # the tenant's zone is UTC
+    await page.get_by_test_id("send").click()
+    return tomorrow
+
+
 async def test_two_operators_one_reply_the_lock_the_checks_and_the_sent_mail(
     stack: Stack, browser: Browser, smtp_peer: SmtpPeer
 ) -> None:
@@ -200,15 +214,7 @@ async def test_a_new_mail_appears_live_and_a_scheduled_send_can_be_cancelled(
         await expect(row(page, subject)).to_be_visible(timeout=15000)  # no reload
         await expect(page.get_by_test_id("count-open")).to_have_text("1")
 
-        await row(page, subject).click()
-        await page.get_by_test_id("btn-reply").click()
-        await page.get_by_test_id("body").fill("It left our warehouse today.")
-        await page.get_by_test_id("later").check()
-        tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(
-            hour=9, minute=0, second=0, microsecond=0
-        )
-        await pick_time(page, "send-at", tomorrow)  # the tenant's zone is UTC
-        await page.get_by_test_id("send").click()
+        tomorrow = await schedule_reply(page, subject, "It left our warehouse today.")
         await expect(page.get_by_test_id("editor")).to_have_count(0)
         scheduled = page.locator("[data-testid=send][data-state=scheduled]")
         await expect(scheduled).to_be_visible()

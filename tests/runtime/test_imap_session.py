@@ -12,6 +12,8 @@ import pytest
 
 from services.ingestion.imap import FetcherConfig, ImapError, ImapSession
 from services.ingestion.mailboxes import Mailbox
+from services.runtime.hosts import ConnectPolicy
+from tests.conftest import CONNECT_ALLOW
 from tests.dovecot import Dovecot
 from tests.helpers import make_mail
 
@@ -37,8 +39,9 @@ def _mailbox(server: Dovecot, user: str) -> Mailbox:
 
 
 async def _session(server: Dovecot, user: str, password: str) -> ImapSession:
+    allow = ConnectPolicy.parse(CONNECT_ALLOW)  # the test server is on 127.0.0.1
     session = ImapSession(
-        _mailbox(server, user), password, FetcherConfig(fetch_timeout_s=120), tls=None
+        _mailbox(server, user), password, FetcherConfig(allow, fetch_timeout_s=120), tls=None
     )
     await session.open()
     return session

@@ -271,6 +271,124 @@ def test_header_injection_through_the_subject_is_refused(subject: str) -> None:
         mime.check_subject(subject)
 
 
+EVIL = "=?utf-8?q?evil=0D=0AX-Injected=3A_1?="  # CVE-2024-6923's shape
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        EVIL,
+        f"Re: {EVIL}",
+        f"report{EVIL}.txt",
+        "=?UTF-8?B?ZXZpbA0KWC1JbmplY3RlZDogMQ==?=",  # the same in base64
+        "=?iso-8859-1?q?a=0Ab?=",
+        "=?x-unknown?q?a=0Db?=",
+        "=?utf-8?q?a=E2=80=A8b?=",  # U+2028 encoded
+        "line\u2028separator",
+        "paragraph\u2029separator",
+        "next\u0085line",
+        "form\x0cfeed",
+    ],
+)
+def test_a_line_break_as_written_or_in_an_encoded_word_is_refused(value: str) -> None:
+    """Issue 16: every operator-written header value is judged as decoded too."""
+    assert mime.unsafe_header_text(value)
+    for field in ("subject", "from_name", "filename"):
+        with pytest.raises(InvalidArgument) as err:
+            mime.check_header_value(value, field)
+        assert err.value.field == field
+    with pytest.raises(InvalidArgument):
+        mime.check_subject(value)
+    safe = mime.header_text(value)
+    assert not mime.unsafe_header_text(safe) and "\n" not in safe
+
+
+@pytest.mark.parametrize(
+    "value", ["=?utf-8?q?hello?=", "税込 =?utf-8?b?5pel5pys?=", "tab\tok", "a = ? b ?= c"]
+)
+def test_harmless_encoded_words_and_text_pass(value: str) -> None:
+    assert not mime.unsafe_header_text(value)
+    assert mime.check_header_value(value, "subject") == value
+    assert mime.header_text(value) == value
+
+
+def test_threading_ids_that_would_break_the_header_are_left_out() -> None:
+    assert mime.usable_message_ids(
+        ["<a@b.example>", f"<{EVIL}@x.example>", "x y@z.example", "", "c@d.example"]
+    ) == ["a@b.example", "c@d.example"]
+
+
+def _outgoing(**kw: object) -> mime.Outgoing:
+    base: dict[str, object] = {
+        "sender": mime.Mailbox("Help", "help@demo.example"),
+        "to": [mime.Mailbox("", "taro@example.jp")],
+        "cc": [],
+        "subject": "Hello",
+        "text": "Hi",
+    }
+    return mime.Outgoing(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"parts": [mime.Part(f"{EVIL}.txt", "text/plain", b"x")]}, "filename"),
+        ({"subject": "a\u2028b"}, "subject"),
+        ({"sender": mime.Mailbox(EVIL, "help@demo.example")}, "from_name"),
+        ({"to": [mime.Mailbox("a\u2029b", "taro@example.jp")]}, "to"),
+        ({"references": [f"{EVIL}@x.example"]}, "references"),
+    ],
+)
+def test_the_builder_refuses_a_value_that_would_break_a_header(
+    fields: dict[str, object], field: str
+) -> None:
+    """Never a ValueError from the email package (a 500, or a send failing late), and
+    never a message with an injected header."""
+    with pytest.raises(InvalidArgument) as err:
+        mime.build(_outgoing(**fields), message_id="m@demo.example", date=NOW)
+    assert err.value.field == field
+
+
+def test_the_last_guard_catches_an_injected_parameter_whatever_let_it_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the value checks out of the way, the folded-header guard alone still refuses
+    the attachment whose name Python 3.11 decodes into a line break (CVE-2024-6923)."""
+    monkeypatch.setattr(mime, "check_header_value", lambda value, field_name: value)
+    with pytest.raises(InvalidArgument) as err:
+        mime.build(
+            _outgoing(parts=[mime.Part(f"{EVIL}.txt", "text/plain", b"x")]),
+            message_id="m@demo.example",
+            date=NOW,
+        )
+    assert err.value.field == "content-disposition"
+
+
+def test_a_template_fills_a_subject_with_a_customers_words_made_safe() -> None:
+    c = reserved.Context(now=NOW, customer=reserved.Person(f"Taro {EVIL}\u2028"))
+    out = reserved.render("Dear {{customer.name}}", c, clean=mime.header_text)
+    assert out.text == "Dear Taro evil  X-Injected: 1 " and not mime.unsafe_header_text(out.text)
+
+
+def test_a_change_by_someone_else_and_an_unsafe_header_are_found_before_sending() -> None:
+    out = checks.Outgoing(
+        subject="Hello",
+        body="Hi",
+        signature="",
+        to=["taro@example.jp"],
+        cc=[],
+        bcc=[],
+        attachment_count=1,
+        headers=[("subject", "Hello"), ("attachments", f"{EVIL}.txt")],
+        changed_by_other=checks.Change("Sam", "reopened"),
+    )
+    found = {(f.code, f.severity, f.field) for f in checks.run(out, checks.Settings(), None)}
+    assert found == {
+        ("unsafe_header", "blocking", "attachments"),
+        ("changed_by_other", "warning", "draft"),
+    }
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -17,6 +17,8 @@ from services.outbound.domain import Hours, Outcome, Result, Route, State
 from services.outbound.smtp import Hop, LeaseLost, SmtpClient
 from services.runtime import mail
 from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.hosts import ConnectPolicy
+from tests.conftest import CONNECT_ALLOW
 from tests.smtp_peer import SmtpPeer
 
 
@@ -212,7 +214,13 @@ def peer() -> SmtpPeer:
 
 
 def _client() -> SmtpClient:
-    return SmtpClient(helo_name="sb.test", timeout_s=2, data_timeout_s=1)
+    # the test server is on 127.0.0.1: allow-listed as in the test stack (issue 16)
+    return SmtpClient(
+        helo_name="sb.test",
+        timeout_s=2,
+        data_timeout_s=1,
+        policy=ConnectPolicy.parse(CONNECT_ALLOW),
+    )
 
 
 async def _deliver(

@@ -90,6 +90,8 @@ export function ReplyEditor({
   const { t } = useI18n();
   const { dateTime, zone } = useFormat();
   const [draft, setDraft] = useState<Draft | null>(null);
+  // who changed the draft last: shown when it was someone else (issue 16)
+  const [lastChange, setLastChange] = useState<Draft["last_change"]>(null);
   const [fields, setFields] = useState<Fields | null>(null);
   const [revision, setRevision] = useState(0);
   const [dirty, setDirty] = useState(false);
@@ -132,6 +134,7 @@ export function ReplyEditor({
           }));
         if (cancelled) return;
         setDraft(d);
+        setLastChange(d.last_change ?? null);
         setFields(fieldsOf(d.current));
         setAttachments(d.current.attachments);
         setRevision(d.current.revision);
@@ -183,6 +186,8 @@ export function ReplyEditor({
         attachment_ids: f.attachment_ids,
       });
       setRevision(d.current.revision);
+      // someone else's change stays shown while the editor is open, after the author's saves
+      if (d.last_change && d.last_change.by.id !== session.me.id) setLastChange(d.last_change);
       revRef.current = d.current.revision;
       setAttachments(d.current.attachments);
       setDirty(false);
@@ -194,7 +199,7 @@ export function ReplyEditor({
     } finally {
       setSaving(false);
     }
-  }, [draft, fence]);
+  }, [draft, fence, session.me.id]);
 
   // autosave shortly after the last keystroke
   useEffect(() => {
@@ -365,6 +370,14 @@ export function ReplyEditor({
         <span className="spacer" />
         <span className="muted small" data-testid="save-state">{saving ? t("reply.saving") : dirty ? "" : t("reply.saved")}</span>
       </div>
+      {lastChange && lastChange.by.id !== session.me.id && (
+        <p className="notice" role="status" data-testid="draft-changed-by">
+          {t(lastChange.action === "reopened" ? "reply.reopened_by" : "reply.changed_by", {
+            name: lastChange.by.name || "?",
+            at: dateTime(lastChange.at),
+          })}
+        </p>
+      )}
       {lockGone && <p className="error" role="alert" data-testid="lock-lost">{t("reply.lock_lost", { name: lostTo || "?" })}</p>}
       {error && <p className="error" role="alert" data-testid="editor-error">{error}</p>}
       {/* the mail being answered beside the editor (issue 16, UI item 3), folded to a line on request */}

@@ -287,6 +287,9 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const mine = lock && lock.holder.id === session.me.id;
   const otherHolder = lock && !mine ? lock.holder.name : "";
   const mayTakeOver = session.may("take_over_locks") && !!otherHolder;
+  // changing or cancelling a send: its author, or who may take over (the server decides too)
+  const mayChangeSend = (s: Send) =>
+    session.may("send_without_approval") && (s.operator?.id === session.me.id || session.may("take_over_locks"));
   // Until approvals exist, who may not send without one (a trainee) cannot reply: the
   // server refuses them the reply lock, so they never block an agent (issue 16, item 4).
   const needsApproval = !session.may("send_without_approval");
@@ -604,7 +607,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
                     {s.state === "sent" && s.sent_at && t("send.at", { t: dateTime(s.sent_at) })}
                     {s.last_reply && s.state !== "sent" && ` ${s.last_reply.code ?? ""} ${s.last_reply.message}`}
                   </div>
-                  {s.state === "scheduled" && (
+                  {s.state === "scheduled" && mayChangeSend(s) && (
                     <div className="row gap wrap">
                       <button className="small" onClick={() => void cancelSend(s.id)} data-testid="send-cancel">{t("send.cancel")}</button>
                       <DateTimeInput

@@ -279,6 +279,8 @@ export interface Draft {
   state: string;
   author?: OperatorRef;
   current: DraftRevision;
+  // who changed it last and how (created, saved, reopened)
+  last_change?: { by: OperatorRef; at: string; action: string } | null;
 }
 export interface Finding {
   code: string;
