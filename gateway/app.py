@@ -72,6 +72,7 @@ def build_app(settings: GatewaySettings, metrics: Metrics | None = None) -> web.
         module.add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        deps.bus.on_state(deps.live.bus_state)
         await deps.bus.connect()
         await deps.live.start(deps.bus.nc)
         yield

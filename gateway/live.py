@@ -12,8 +12,8 @@ see what (`access.changed`: the sockets of those operators get no push until the
 re-authorised through the access rules, then carry on with the new caller — told with an
 `access.changed` message — or are closed with 4401 or 4403). Each announcement also drops
 the cached sessions it concerns. Besides, a socket is closed when its session expires and
-re-authorised every `recheck_s`, which bounds what an announcement lost in a NATS
-reconnect can leave open. Nothing of this costs a push anything.
+re-checked at once when the replica's NATS connection comes back (an announcement
+published meanwhile never reaches it) and every `recheck_s`. Nothing of this costs a push anything.
 """
 
 from __future__ import annotations
@@ -111,6 +111,19 @@ class LiveHub:
         for subject in registry.GATEWAY.subscriptions:
             self._subs.append(await nc.subscribe(subject, cb=self._on_msg))
         self._ticker = asyncio.create_task(self._tick(), name="live-ticker")
+
+    async def bus_state(self, connected: bool) -> None:
+        """Announcements published while this replica was cut off from NATS are lost to
+        it (its subscriptions are not durable): on a reconnect every socket is re-checked
+        at once instead of at its next routine re-check."""
+        if not connected:
+            return
+        now = time.monotonic()
+        for clients in list(self._clients.values()):
+            for client in list(clients):
+                client.checked_at = now
+                self._spawn(self._reauthorise(client, after_change=False))
+        self._log.info("live clients re-checked after a nats reconnect", clients=self.client_count)
 
     async def stop(self) -> None:
         if self._ticker is not None:

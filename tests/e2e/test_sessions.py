@@ -31,10 +31,11 @@ WITHIN_S = 2.0  # the bound the issue sets for a live socket to follow its sessi
 SESSION_ENDED = 4401
 
 
-def _replica(stack: Stack, port: int) -> subprocess.Popen[bytes]:
+def _replica(stack: Stack, port: int, **settings: str) -> subprocess.Popen[bytes]:
     env = stack.env_for("gateway")
     env["SB_HTTP_PORT"] = str(port)
     env["SB_METRICS_PORT"] = str(free_port())
+    env.update(settings)
     log = open(stack.log_path("gateway-replica"), "ab")
     return spawn([sys.executable, "-m", "gateway"], env=env, log=log, cwd=ROOT)
 
@@ -155,6 +156,87 @@ async def test_a_socket_on_another_gateway_replica_closes_too(
         ) as r:
             assert r.status == 401
         await _closed_for_the_session(ws)
+
+
+class _Link:
+    """A TCP relay to NATS that can be cut and restored: one gateway replica's own line to
+    the bus, so that replica alone misses what is published while it is cut."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._open):
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._open |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+                self._open.discard(dst)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def _ready(url: str, want: bool) -> bool:
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/readyz") as r:
+                return (r.status == 200) is want
+    except aiohttp.ClientError:
+        return False
+
+
+async def test_a_replica_cut_off_from_nats_rechecks_its_sockets_when_it_is_back(
+    stack: Stack,
+) -> None:
+    """A logout announced while one replica's line to NATS is down never reaches that
+    replica; when the line is back it re-checks its sockets at once (the routine re-check
+    is an hour away here), and the ended session's socket is closed."""
+    host, port = stack.nats_url.removeprefix("nats://").rsplit(":", 1)
+    link = _Link((host, int(port)))
+    await link.up()
+    gw_port = free_port()
+    nats_url = f"nats://127.0.0.1:{link.port}"
+    proc = _replica(stack, gw_port, SB_NATS_URL=nats_url, SB_LIVE_RECHECK_S="3600")
+    url = f"http://127.0.0.1:{gw_port}"
+    try:
+        await eventually(lambda: _ready(url, True), timeout=60)
+        tenant, admin = await admin_of(stack)
+        _, _, token = await own_operator(stack, admin, tenant, roles=["agent"])
+        async with aiohttp.ClientSession() as http:
+            ws = await _socket(http, url, token)
+            await link.cut()
+            await eventually(lambda: _ready(url, False), timeout=30)
+            await _logout(stack, admin, "", "", token, "")  # through the first replica
+            await asyncio.sleep(1.0)  # the announcement has gone by: the socket is still open
+            assert not ws.closed
+            await link.up()
+            # a routine re-check would take an hour; wait_for, as receive's own timeout
+            # starts again with every heartbeat the replica sends
+            msg = await asyncio.wait_for(ws.receive(), 30)
+            assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == SESSION_ENDED, msg
+    finally:
+        stop_process(proc, timeout=20)
+        await link.cut()
 
 
 async def _mail(stack: Stack, subject: str, to: str) -> None:
