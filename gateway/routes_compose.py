@@ -286,6 +286,7 @@ async def create_ticket_draft(request: web.Request) -> web.Response:
             include_quote=body.get("include_quote", False),
             fence=body["fence"],
             template_id=body.get("template_id", ""),
+            language=body.get("language", ""),
         ),
         metadata=metadata(request),
         timeout=60,

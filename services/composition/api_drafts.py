@@ -207,6 +207,8 @@ class DraftsApi(TemplatesApi):
         kind = DRAFT_KINDS.get(request.kind)
         if kind is None:
             raise InvalidArgument("kind must be reply, reply_all, forward or new", field="kind")
+        if request.language not in ("", "ja", "en"):
+            raise InvalidArgument("language must be ja or en", field="language")
         view: TicketView | None = None
         answering = None
         parsed = Parsed()
@@ -270,7 +272,9 @@ class DraftsApi(TemplatesApi):
                 else ""
             )
             who = str(mime.Mailbox(answering.sender.name, answering.sender.address))
-            quote_text = mime.quote(parsed.text, who, when, ctx.language)
+            # "… wrote:" in the language the operator works in (the UI says which), else
+            # their profile's
+            quote_text = mime.quote(parsed.text, who, when, request.language or ctx.language)
         body_text = body_html = ""
         if request.template_id:
             tpl = await self._template(ident, request.template_id)

@@ -287,6 +287,39 @@ async def test_a_reply_draft_needs_the_fence_and_keeps_every_revision(stack: Sta
     assert listed["items"] == []
 
 
+async def test_the_quote_header_is_in_the_language_asked_for_else_the_profiles(
+    stack: Stack,
+) -> None:
+    tenant, admin, _, _ = await desk(stack)
+    agent = await operator_token(stack, admin, tenant, roles=["agent"], language="ja")
+    subject = f"Late parcel {uuid.uuid4().hex[:4]}"
+    ticket = await mail_ticket(stack, tenant, agent, subject, body="It has not come.\n")
+    tid = ticket["id"]
+    fence = await lock(stack, agent, tid)
+
+    async def draft(kind: str, **extra: Any) -> tuple[int, dict[str, Any]]:
+        body = {"kind": kind, "fence": fence, "include_quote": True, **extra}
+        code, made, _ = await call(
+            stack, "POST", f"/api/v1/tickets/{tid}/drafts", body, token=agent
+        )
+        return code, made
+
+    code, refused = await draft("reply", language="fr")
+    assert code == 400 and "language" in json.dumps(refused), refused
+    # an English UI over a Japanese profile: the customer reads "… wrote:"
+    code, english = await draft("reply", language="en")
+    assert code == 201, english
+    head = english["current"]["quote_text"].splitlines()[0]
+    assert head.endswith("Taro Yamada <taro@customer.example> wrote:"), head
+    # without one, the profile's language
+    code, profile = await draft("reply_all")
+    assert code == 201, profile
+    head = profile["current"]["quote_text"].splitlines()[0]
+    assert head.endswith("さんは書きました："), head
+    code, japanese = await draft("forward", language="ja")
+    assert code == 201 and "さんは書きました：" in japanese["current"]["quote_text"]
+
+
 async def test_the_preview_names_what_the_customer_sees_apart_from_the_raw_source(
     stack: Stack,
 ) -> None:

@@ -235,8 +235,8 @@ async def test_the_records_are_screens_with_filters_each_offered_with_its_permis
         await page.get_by_test_id("admin-sessions").click()
         leaving = rows(page).filter(has_text="Lee Leaver")
         await expect(leaving).to_have_count(1)
-        page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
         await leaving.get_by_test_id("admin-remove").click()
+        await page.get_by_test_id("admin-remove-confirm").click()
         await expect(leaving).to_have_count(0)
         assert (await call(stack, "GET", "/api/v1/me", token=leaver_token))[0] == 401
 
@@ -246,8 +246,8 @@ async def test_the_records_are_screens_with_filters_each_offered_with_its_permis
         await page.get_by_test_id("admin-login_locks").click()
         lock = rows(page).filter(has_text=locked)
         await expect(lock).to_contain_text("Login")
-        page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
         await lock.get_by_test_id("admin-remove").click()
+        await page.get_by_test_id("admin-remove-confirm").click()
         await expect(lock).to_have_count(0)
         assert (await log_in(stack, locked, temporary, "198.51.100.200"))[0] == 201
 

@@ -5,6 +5,7 @@ import { logSections } from "./adminLogs";
 import { hoursToLines, settingsSections, WordPicker } from "./adminSections";
 import { Ctx, Field, items, Lookups, Query, Row, Section, str } from "./adminTypes";
 import { DateTimeInput } from "./DateTimeInput";
+import { Dialog } from "./Dialog";
 import { errorText, permissionLabel } from "./errors";
 import { useFormat } from "./format";
 import { Key, useI18n } from "./i18n";
@@ -143,6 +144,7 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
   const [editing, setEditing] = useState<Row | "new" | null>(null);
   const [values, setValues] = useState<Row>({});
   const [notice, setNotice] = useState("");
+  const [removing, setRemoving] = useState<Row | null>(null); // asking whether to delete it
   // the answer of the last read only: an earlier one that comes late is dropped
   const generation = useRef(0);
 
@@ -217,8 +219,9 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
     }
   };
 
+  // asked first in the app's own dialog (translated; Esc or Cancel keeps the row)
   const remove = async (r: Row) => {
-    if (!window.confirm(t(section.removeLabel ? "admin.confirm" : "admin.confirm_delete"))) return;
+    setRemoving(null);
     try {
       await section.remove!(r);
       await load();
@@ -227,6 +230,7 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
     }
   };
 
+  const question = t(section.removeLabel ? "admin.confirm" : "admin.confirm_delete");
   const csv = section.csv && ctx.may(section.csv.permission) ? section.csv.href(query) : null;
   return (
     <main className="page" data-testid="admin-section" data-section={section.key}>
@@ -291,7 +295,7 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
             <>
               {section.update && <button className="small" onClick={() => open(r)}>{t("admin.edit")}</button>}
               {section.remove && (
-                <button className="small" onClick={() => void remove(r)} data-testid="admin-remove">
+                <button className="small" onClick={() => setRemoving(r)} data-testid="admin-remove">
                   {t(section.removeLabel ?? "admin.delete")}
                 </button>
               )}
@@ -302,6 +306,17 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
             </>
           )}
         />
+      )}
+      {removing && (
+        <Dialog label={question} testId="admin-remove-dialog" onClose={() => setRemoving(null)}>
+          <h2>{question}</h2>
+          <div className="actions">
+            <button onClick={() => setRemoving(null)} autoFocus data-testid="admin-remove-cancel">{t("common.cancel")}</button>
+            <button className="danger" onClick={() => void remove(removing)} data-testid="admin-remove-confirm">
+              {t(section.removeLabel ?? "admin.delete")}
+            </button>
+          </div>
+        </Dialog>
       )}
     </main>
   );

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError, Inbox, Me, Notice, setCsrf, whenLoggedOut } from "./api";
 import { I18n, initialLang, Lang, translate, Key } from "./i18n";
 import { live } from "./live";
@@ -7,7 +7,7 @@ import { InboxView } from "./InboxView";
 import { TicketView } from "./TicketView";
 import { ContactList, ContactView } from "./Contacts";
 import { Admin, mayAdminister } from "./Admin";
-import { Dialog } from "./Dialog";
+import { Dialog, shortcutKey } from "./Dialog";
 
 // Screens live in the URL fragment: #/inbox/<id|all>/<tab>[/<view>], #/tickets/<id>.
 // The view of a list is whose tickets: "" everyone's, "mine", "unassigned", or an
@@ -48,11 +48,16 @@ export function App() {
   const [liveUp, setLiveUp] = useState(false);
   const [help, setHelp] = useState(false);
 
+  const helpShown = useRef(false);
+  helpShown.current = help;
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
-      const tag = (e.target as HTMLElement).tagName;
-      if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
-      if (e.key === "?") setHelp((h) => !h); // Esc closes it as every dialog (Dialog.tsx)
+      if (e.key !== "?") return;
+      // ? opens the help when nothing else is open, and closes it again (as Esc does,
+      // Dialog.tsx); under another dialog it does nothing
+      if (helpShown.current ? (e.target as HTMLElement).closest("[data-testid=keys-help]") : shortcutKey(e)) {
+        setHelp((h) => !h);
+      }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);

@@ -8,6 +8,16 @@ import { ReactNode, useEffect, useRef } from "react";
 const open: number[] = []; // the dialogs shown, the last on top
 let next = 0;
 
+/** Whether a key press is free for a screen's single-key shortcuts (r, j, k, x, /, ?,
+ * Esc to go back…): not typed into a field, without Ctrl, Alt or Meta, and no dialog
+ * open — while one is shown, its keys are the only ones that do anything. */
+export function shortcutKey(e: KeyboardEvent): boolean {
+  const target = e.target as HTMLElement;
+  const tag = target.tagName;
+  if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable) return false;
+  return !e.ctrlKey && !e.metaKey && !e.altKey && open.length === 0;
+}
+
 export function Dialog({
   label,
   testId,

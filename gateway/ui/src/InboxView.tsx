@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { shortcutKey } from "./Dialog";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { api, Counts, OperatorBrief, PRIORITIES, Status, STATUSES, Ticket } from "./api";
 import { Route, Session, go } from "./App";
@@ -289,8 +290,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
   };
 
   const onKey = (e: KeyboardEvent) => {
-    const tag = (e.target as HTMLElement).tagName;
-    if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (!shortcutKey(e)) return; // not in a field, nor behind an open dialog
     if (e.key === "j" || e.key === "ArrowDown") {
       e.preventDefault();
       setCursor((c) => {

@@ -87,7 +87,7 @@ export function ReplyEditor({
   session: Session;
   onClose: (sent: boolean) => void;
 }) {
-  const { t } = useI18n();
+  const { t, lang } = useI18n();
   const { dateTime, zone } = useFormat();
   const [draft, setDraft] = useState<Draft | null>(null);
   // who changed the draft last: shown when it was someone else (issue 16)
@@ -130,6 +130,7 @@ export function ReplyEditor({
             kind,
             fence,
             include_quote: true,
+            language: lang, // the quote's "… wrote:" in the language the operator is reading
             ...(answering ? { message_id: answering } : {}),
           }));
         if (cancelled) return;
@@ -358,12 +359,13 @@ export function ReplyEditor({
 
   const sendBlocked = !!lockGone || !mayDirectSend;
   const answered = answering ? ticket.messages.find((m) => m.id === answering) : undefined;
+  const forwarding = kind === "forward";
   // a scheduled mail is dated when it goes out: the preview shows that time
   const previewDate = later && sendAt ? sendAt : preview?.date;
   return (
     <section className="editor card reply" data-testid="editor" onKeyDown={onKey} onDragOver={(e) => e.preventDefault()} onDrop={onDrop}>
       <div className="row gap">
-        <h2>{t("reply.title")}</h2>
+        <h2>{t(forwarding ? "ticket.forward" : kind === "reply_all" ? "ticket.reply_all" : "reply.title")}</h2>
         <span className="muted small" data-testid="reply-from">
           {t("reply.from")}: {fields.from_name ? `${fields.from_name} <${fields.from_address}>` : fields.from_address}
         </span>
@@ -383,9 +385,9 @@ export function ReplyEditor({
       {/* the mail being answered beside the editor (issue 16, UI item 3), folded to a line on request */}
       <div className={answered && showAnswered ? "reply-split" : "reply-split folded"}>
         {answered && (
-          <aside className="answering" aria-label={t("reply.answering")} data-testid="answering">
+          <aside className="answering" aria-label={t(forwarding ? "reply.forwarding" : "reply.answering")} data-testid="answering">
             <div className="row gap">
-              <strong className="small">{t("reply.answering")}</strong>
+              <strong className="small">{t(forwarding ? "reply.forwarding" : "reply.answering")}</strong>
               {!showAnswered && (
                 <span className="muted small ellipsis">
                   {answered.from?.name || answered.from?.address} — {answered.subject}

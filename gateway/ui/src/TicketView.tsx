@@ -1,4 +1,5 @@
 import { Fragment, useCallback, useEffect, useRef, useState } from "react";
+import { shortcutKey } from "./Dialog";
 import { api, ApiError, Contact, OperatorBrief, PRIORITIES, ReplyLock, Send, STATUSES, Ticket, TicketDetail } from "./api";
 import { ActivityEntry, ActivityToggle, merged, useActivity } from "./Activity";
 import { Session, go } from "./App";
@@ -114,8 +115,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
-      const tag = (e.target as HTMLElement).tagName;
-      if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
+      if (!shortcutKey(e)) return; // not in a field, nor behind an open dialog
       if (e.key === "Escape" && !replying) back();
       if (e.key === "r" && !replying && session.may("send_without_approval")) {
         e.preventDefault();
