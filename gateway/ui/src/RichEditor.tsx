@@ -3,7 +3,7 @@
 // draft and shown from the gateway; the saved HTML names them `cid:<content_id>` (the
 // server sanitises what is saved and sends them as parts of a multipart/related).
 // "Plain text" (per reply, or always when the inbox sends plain text only) keeps the text.
-import { RefObject, useEffect, useImperativeHandle, useRef, useState } from "react";
+import { ReactNode, RefObject, useEffect, useImperativeHandle, useRef, useState } from "react";
 import { EditorContent, useEditor, Editor } from "@tiptap/react";
 import StarterKit from "@tiptap/starter-kit";
 import Image from "@tiptap/extension-image";
@@ -11,6 +11,17 @@ import { HardBreak } from "@tiptap/extension-hard-break";
 import { Color, TextStyle } from "@tiptap/extension-text-style";
 import { api, Attachment, Inbox } from "./api";
 import { useI18n } from "./i18n";
+
+
+// drawn here rather than as emoji, which a machine without an emoji font shows as boxes
+const icon = (d: string) => (
+  <svg width="14" height="14" viewBox="0 0 16 16" fill="none" stroke="currentColor" strokeWidth="1.6"
+    strokeLinecap="round" strokeLinejoin="round" aria-hidden="true">
+    <path d={d} />
+  </svg>
+);
+const LINK_ICON = icon("M6.5 9.5l3-3M7 4.5l1.2-1.2a2.8 2.8 0 014 4L11 8.5M9 11.5l-1.2 1.2a2.8 2.8 0 01-4-4L5 7.5");
+const IMAGE_ICON = icon("M2 3h12v10H2zM2 11l3.5-3.5 3 3 2-2L14 12M10.5 6a.5.5 0 100-1 .5.5 0 000 1");
 
 export interface RichEditorHandle {
   /** Insert a rendered template or phrase where the cursor is; false in plain-text mode. */
@@ -212,7 +223,7 @@ export function RichEditor({
     if (!url.trim()) e.chain().focus().extendMarkRange("link").unsetLink().run();
     else e.chain().focus().extendMarkRange("link").setLink({ href: url.trim() }).run();
   };
-  const tool = (label: string, testId: string, active: boolean, run: () => void, text: string) => (
+  const tool = (label: string, testId: string, active: boolean, run: () => void, text: ReactNode) => (
     <button
       type="button"
       className={active ? "tool active" : "tool"}
@@ -236,7 +247,7 @@ export function RichEditor({
             {tool(t("rich.italic"), "tool-italic", editor.isActive("italic"), () => editor.chain().focus().toggleItalic().run(), "I")}
             {tool(t("rich.bullets"), "tool-bullets", editor.isActive("bulletList"), () => editor.chain().focus().toggleBulletList().run(), "•")}
             {tool(t("rich.numbers"), "tool-numbers", editor.isActive("orderedList"), () => editor.chain().focus().toggleOrderedList().run(), "1.")}
-            {tool(t("rich.link"), "tool-link", editor.isActive("link"), link, "🔗")}
+            {tool(t("rich.link"), "tool-link", editor.isActive("link"), link, LINK_ICON)}
             {tool(t("rich.quote"), "tool-quote", editor.isActive("blockquote"), () => editor.chain().focus().toggleBlockquote().run(), "❝")}
             <select
               aria-label={t("rich.colour")}
@@ -255,7 +266,7 @@ export function RichEditor({
                 <option key={c} value={c} style={{ color: c }}>■ {c}</option>
               ))}
             </select>
-            {tool(t("rich.image"), "tool-image", false, () => imageInput.current?.click(), "🖼")}
+            {tool(t("rich.image"), "tool-image", false, () => imageInput.current?.click(), IMAGE_ICON)}
             <input
               ref={imageInput}
               type="file"
