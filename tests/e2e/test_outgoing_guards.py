@@ -317,6 +317,12 @@ async def test_a_strangers_hidden_line_breaks_are_made_harmless_in_replies_and_f
         code, item = await send_draft(stack, aiko, draft["id"], fence)
         assert code == 201, item
         sent.append(await settled(stack, aiko, item["id"], "sent"))
+
+        async def released() -> bool:  # outbound lets the lock go after the send is done
+            _c, t, _ = await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=aiko)
+            return t["lock"] is None
+
+        await eventually(released)
     for item in sent:
         [got] = [r for r in smtp_peer.received if r.message_id == item["message_id"]]
         assert not INJECTED.search(got.data), got.data[:2000]
