@@ -259,6 +259,14 @@ def matches(cond: Condition, draft: DraftFacts, ticket: TicketFacts) -> bool:
     return ticket.priority in cond.values  # TICKET_PRIORITY
 
 
+def looks_at_ticket(policy: Policy) -> bool:
+    """Whether a condition needs the ticket's labels or priority."""
+    return any(
+        c.kind in (ConditionKind.TICKET_LABEL, ConditionKind.TICKET_PRIORITY)
+        for c in policy.conditions
+    )
+
+
 def skipped(policy: Policy, author: Author) -> bool:
     for a in policy.skip:
         if a.kind is ApproverKind.OPERATOR and a.id == author.operator_id:

@@ -93,7 +93,7 @@ def _who(d: PastDecision) -> str:
     return f"{d.approver_name or d.approver_id} at {d.at.isoformat(timespec='seconds')}"
 
 
-def _refuse_settled(req: RequestFacts, decisions: Sequence[PastDecision]) -> None:
+def refuse_settled(req: RequestFacts, decisions: Sequence[PastDecision]) -> None:
     """A request no longer pending: FAILED_PRECONDITION naming who settled it."""
     if req.state is State.PENDING:
         return
@@ -127,7 +127,7 @@ def decide(
     """What `who`'s decision does to the request, or the error that refuses it.
     `decisions` are the request's, oldest first; `seen_stage` the stage the approver was
     shown (a stage decided meanwhile is a 409 naming who decided it)."""
-    _refuse_settled(req, decisions)
+    refuse_settled(req, decisions)
     if seen_stage != req.stage:
         earlier = [d for d in decisions if d.stage == seen_stage]
         if earlier:

@@ -132,7 +132,13 @@ SERVICES: tuple[Component, ...] = (
         streams=(events.COMPOSE,),
         calls=("tickets", "accounts", "ingestion"),
     ),
-    _service("approval", 7105, streams=(events.APPROVAL,)),
+    _service(
+        "approval",
+        7105,
+        database=True,
+        streams=(events.APPROVAL,),
+        calls=("composition", "tickets", "accounts"),
+    ),
     _service(
         "outbound",
         7106,

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from switchboard.v1 import composition_pb2
 
+from services.approval.drafts import facts_of, hash_of
 from services.approval.policy import (
     BUILTIN,
     Approver,
@@ -22,6 +24,7 @@ from services.approval.policy import (
     TicketFacts,
     choose,
     content_hash,
+    looks_at_ticket,
     needs_approval,
     validate,
 )
@@ -165,6 +168,8 @@ def test_each_condition_catches_the_draft_it_describes() -> None:
     urgent = policy(Condition(ConditionKind.TICKET_PRIORITY, ("urgent",)))
     assert _needs(urgent, ticket=TicketFacts(priority="high")) == ()
     assert _needs(urgent, ticket=TicketFacts(priority="urgent"))
+    assert looks_at_ticket(label) and looks_at_ticket(urgent)
+    assert not looks_at_ticket(words) and not looks_at_ticket(BUILTIN)
 
 
 def test_the_skip_list_excuses_conditions_but_never_a_missing_permission_or_a_flag() -> None:
@@ -199,3 +204,27 @@ def test_the_content_hash_ignores_key_order_and_sees_any_change(c: dict[str, obj
     changed = dict(c)
     changed["\x00extra"] = "x"
     assert content_hash(changed) != content_hash(c)
+
+
+def test_a_revision_s_hash_covers_what_the_customer_gets_not_who_saved_it() -> None:
+    rev = composition_pb2.DraftRevision(
+        revision=3, to=["a@example.com"], subject="Re: order", body_text="Thanks"
+    )
+    resaved = composition_pb2.DraftRevision()
+    resaved.CopyFrom(rev)
+    resaved.revision = 4
+    resaved.saved_by.id = "op-other"
+    assert hash_of(resaved) == hash_of(rev)
+    for change in ({"body_text": "Thanks!"}, {"bcc": ["b@example.com"]}, {"subject": "Re:"}):
+        other = composition_pb2.DraftRevision()
+        other.CopyFrom(rev)
+        for name, value in change.items():
+            if isinstance(value, list):
+                getattr(other, name).extend(value)
+            else:
+                setattr(other, name, value)
+        assert hash_of(other) != hash_of(rev), change
+    quoted = composition_pb2.DraftRevision(quote_text="> earlier", include_quote=False)
+    assert hash_of(quoted) == hash_of(composition_pb2.DraftRevision())
+    facts = facts_of(rev)
+    assert facts.recipients == ("a@example.com",) and facts.attachments == 0
