@@ -145,7 +145,7 @@ SERVICES: tuple[Component, ...] = (
         database=True,
         streams=(events.OUTBOUND,),
         consumers=(OUTBOUND_REPLIES, OUTBOUND_BOUNCES),
-        calls=("composition", "tickets", "ingestion", "accounts"),
+        calls=("composition", "tickets", "ingestion", "accounts", "approval"),
     ),
     _service("reporting", 7107),
     _service(

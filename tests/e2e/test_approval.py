@@ -2,11 +2,14 @@
 trainee's draft needs approval and gets it; any change to the approved revision voids
 it; two approvers racing on a stage make one decision and one 409 naming the winner;
 three stages in order with self-approval refused; send back, revise, resubmit with the
-history of both rounds; policies refused field by field with nothing stored."""
+history of both rounds; policies refused field by field with nothing stored; and
+outbound's guard: 403 `approval_required` through the API until the exact revision is
+approved, then the approved words at the SMTP peer once."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -21,7 +24,8 @@ from switchboard.v1 import (
 
 from services.devstack.stack import Stack
 from tests.e2e.test_reply_locks import Op, add_operators
-from tests.helpers import Tenant, create_tenant
+from tests.helpers import Tenant, api_call, create_tenant, eventually
+from tests.smtp_peer import Received, SmtpPeer
 
 pytestmark = pytest.mark.e2e
 
@@ -369,3 +373,56 @@ async def test_three_stages_in_order_self_approval_refused_and_send_back_then_re
         )
     )
     assert code == grpc.StatusCode.FAILED_PRECONDITION and office.trainee.name in message
+
+
+async def test_outbound_refuses_an_unapproved_send_and_sends_the_approved_revision_once(
+    stack: Stack,
+    smtp_peer: SmtpPeer,
+    grpc_stubs: tuple[Stub, composition_pb2_grpc.CompositionServiceStub],
+) -> None:
+    stub, compose = grpc_stubs
+    office = await make_office(stack, sups=1)
+    trainee, sup = office.trainee, office.sups[0]
+    draft = await new_draft(compose, office, trainee, "We will refund you tomorrow.")
+    path = f"/api/v1/drafts/{draft.id}/send"
+
+    code, body = await api_call(stack, trainee.token, "POST", path, {})
+    assert code == 403 and body["error"]["code"] == "approval_required", body
+    req = await stub.RequestApproval(
+        A.RequestApprovalRequest(draft_id=draft.id), metadata=trainee.metadata()
+    )
+    code, body = await api_call(stack, trainee.token, "POST", path, {})
+    assert code == 403 and body["error"]["code"] == "approval_required"  # pending
+    await decide(stub, sup, req, A.VERDICT_APPROVE)
+    # approved, then changed: void, refused again
+    today = f"We will refund you today ({uuid.uuid4().hex[:8]})."
+    changed = await save(compose, trainee, draft, today)
+    code, body = await api_call(stack, trainee.token, "POST", path, {})
+    assert code == 403 and body["error"]["code"] == "approval_required"
+    again = await stub.RequestApproval(
+        A.RequestApprovalRequest(draft_id=draft.id), metadata=trainee.metadata()
+    )
+    assert again.revision == changed.current.revision
+    await decide(stub, sup, again, A.VERDICT_APPROVE)
+
+    code, item = await api_call(stack, trainee.token, "POST", path, {})
+    assert code == 201, item
+    code, twice = await api_call(stack, trainee.token, "POST", path, {})
+    assert code in (201, 409) and (code == 409 or twice["id"] == item["id"])
+
+    def text(r: Received) -> str:
+        return str(r.message.get_body(("plain",)).get_content())
+
+    async def delivered() -> list[Received]:
+        return [r for r in smtp_peer.received if today in text(r)]
+
+    [got] = await eventually(delivered, timeout=30)
+    # (the trainee sees the Message-ID masked like an address; the supervisor does not)
+    code, seen = await api_call(stack, sup.token, "GET", f"/api/v1/sends/{item['id']}")
+    assert code == 200 and got.message_id == seen["message_id"]
+    # an agent's own mail needs nothing
+    free = await new_draft(compose, office, office.agent, "Hello")
+    code, item2 = await api_call(
+        stack, office.agent.token, "POST", f"/api/v1/drafts/{free.id}/send", {}
+    )
+    assert code == 201, item2
