@@ -12,14 +12,17 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+import nats
 import pytest
 from switchboard.v1 import (
     approval_pb2,
     approval_pb2_grpc,
     composition_pb2,
     composition_pb2_grpc,
+    events_pb2,
 )
 
 from services.devstack.stack import Stack
@@ -253,6 +256,15 @@ async def test_three_stages_in_order_self_approval_refused_and_send_back_then_re
     office = await make_office(stack, sups=3)
     s1, s2, s3 = office.sups
     admin_md = s1.metadata()
+    nc = await nats.connect(stack.nats_url)
+    announced: list[events_pb2.EventEnvelope] = []
+
+    async def on_msg(msg: Any) -> None:
+        env = events_pb2.EventEnvelope.FromString(msg.data)
+        if env.tenant_id == office.tenant.tenant_id:
+            announced.append(env)
+
+    await nc.subscribe("sb.approval.>", cb=on_msg)
 
     def stage(*approvers: approval_pb2.Approver, deadline_minutes: int = 0) -> approval_pb2.Stage:
         return A.Stage(approvers=list(approvers), deadline_minutes=deadline_minutes)
@@ -373,6 +385,43 @@ async def test_three_stages_in_order_self_approval_refused_and_send_back_then_re
         )
     )
     assert code == grpc.StatusCode.FAILED_PRECONDITION and office.trainee.name in message
+
+    # every step announced through the outbox, with who and which stage, for reports
+    def of_draft() -> list[tuple[str, str, int, str, bool]]:
+        return [
+            (
+                e.type,
+                e.approval_changed.request_id,
+                e.approval_changed.stage,
+                e.approval_changed.approver.id,
+                e.approval_changed.final,
+            )
+            for e in announced
+            if e.approval_changed.draft_id == draft.id
+        ]
+
+    expected = [
+        ("approval.requested", req.id, 0, "", False),
+        ("approval.approved", req.id, 0, s1.id, False),
+        ("approval.sent_back", req.id, 1, s2.id, False),
+        ("approval.requested", again.id, 0, "", False),
+        ("approval.approved", again.id, 0, s1.id, False),
+        ("approval.approved", again.id, 1, s2.id, False),
+        ("approval.approved", again.id, 2, s3.id, True),
+        ("approval.cancelled", again.id, 2, office.trainee.id, False),
+    ]
+
+    async def all_announced() -> bool:
+        return len(of_draft()) >= len(expected)
+
+    await eventually(all_announced, timeout=15)
+    assert sorted(of_draft()) == sorted(expected)
+    assert all(
+        e.approval_changed.author.id == office.trainee.id
+        for e in announced
+        if e.approval_changed.draft_id == draft.id
+    )
+    await nc.close()
 
 
 async def test_outbound_refuses_an_unapproved_send_and_sends_the_approved_revision_once(
