@@ -60,6 +60,8 @@ def from_grpc(err: grpc.aio.AioRpcError) -> ApiError:
         text = value if isinstance(value, str) else value.decode()
         if key == identity.MD_FIELD:
             field = text
+        elif key == identity.MD_REASON and text:
+            code = text
         elif key == identity.MD_RETRY_AFTER and text.isdigit():
             retry_after = min(int(text), 86_400)
     message = err.details() or err.code().name.lower()

@@ -1,3 +1,2 @@
-"""approval: approval policies, requests and stage decisions.
-
-Until its issue lands, the process serves the gRPC health service only."""
+"""approval: approval policies, operators' approval flags, approval requests and their
+stage decisions (issue 17). Drafts are composition's; sending is outbound's."""

@@ -35,6 +35,7 @@ from .repo import NewSend, OutboundRepo
 
 MAX_AHEAD = timedelta(days=366)
 SCHEDULED_AFTER = timedelta(seconds=5)  # later than this: a scheduled send
+APPROVAL_REQUIRED = "approval_required"  # the refusal's reason: 403 `approval_required`
 _STATUSES = {
     common_pb2.TICKET_STATUS_UNSPECIFIED,
     common_pb2.TICKET_STATUS_OPEN,
@@ -186,10 +187,13 @@ class SendsApi:
                 return send_pb(existing)
         if draft.state != "open":
             raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
-        if not ident.may(permissions.SEND_WITHOUT_APPROVAL):
+        approval = await d.peers.evaluate(md, draft_id)
+        if approval.needs_approval and not approval.approved:
             raise PermissionDenied(
-                "your replies need a supervisor's approval before they are sent "
-                "(needs the permission send_without_approval)"
+                "this mail needs approval before it is sent ("
+                + ", ".join(approval.reasons)
+                + "): request approval, and send the approved revision",
+                reason=APPROVAL_REQUIRED,
             )
         ticket_id = draft.ticket_id
         if ticket_id:
@@ -223,6 +227,11 @@ class SendsApi:
         else:
             message_id = f"{send_id.hex}.sb@{sender_domain}"
         mime = await d.peers.render_mime(md, draft_id, message_id, send_at)
+        if approval.needs_approval and mime.revision != approval.revision:
+            raise PermissionDenied(
+                "the draft changed after its approval: request approval again",
+                reason=APPROVAL_REQUIRED,
+            )
         recipients = list(mime.recipients)
         domain.choose_route(await d.routes.of(ident.tenant_id), mime.inbox_id, recipients)
         raw, signed = await self.sign(ident.tenant_id, bytes(mime.raw), mime.envelope_from)

@@ -91,6 +91,7 @@ async def main() -> int:
         rt.channel("tickets"),
         rt.channel("ingestion"),
         rt.channel("accounts"),
+        rt.channel("approval"),
     )
     worker = worker_name()
     dispatcher = Dispatcher(

@@ -13,6 +13,8 @@ import grpc
 from switchboard.v1 import (
     accounts_pb2,
     accounts_pb2_grpc,
+    approval_pb2,
+    approval_pb2_grpc,
     composition_pb2,
     composition_pb2_grpc,
     ingestion_pb2,
@@ -33,11 +35,13 @@ class Peers:
         tickets: grpc.aio.Channel,
         ingestion: grpc.aio.Channel,
         accounts: grpc.aio.Channel,
+        approval: grpc.aio.Channel,
     ) -> None:
         self.composition = composition_pb2_grpc.CompositionServiceStub(composition)
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
         self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(ingestion)
         self.accounts = accounts_pb2_grpc.AccountsServiceStub(accounts)
+        self.approval = approval_pb2_grpc.ApprovalServiceStub(approval)
 
     async def _call(
         self, service: str, method: Any, request: Any, md: Metadata, timeout: float
@@ -159,6 +163,20 @@ class Peers:
             10,
         )
         return bool(resp.released)
+
+    # -- approval ---------------------------------------------------------------------
+
+    async def evaluate(self, md: Metadata, draft_id: str) -> approval_pb2.Evaluation:
+        """Whether the caller's draft needs approval, and whether a final approval binds
+        its current revision (approval decides; outbound only enforces)."""
+        found: approval_pb2.Evaluation = await self._call(
+            "approval",
+            self.approval.Evaluate,
+            approval_pb2.EvaluateRequest(draft_id=draft_id),
+            md,
+            10,
+        )
+        return found
 
     # -- ingestion, accounts ----------------------------------------------------------
 

@@ -7,12 +7,19 @@ import grpc
 
 
 class DomainError(Exception):
+    """`reason`, when set, is a machine-readable name for this refusal (e.g.
+    `approval_required`), sent as trailing metadata and answered by the gateway as the
+    error's `code` instead of the status code's name."""
+
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.reason = reason
 
 
 class InvalidArgument(DomainError):

@@ -71,6 +71,12 @@ SEND_CHANGED = EventType("send.changed", OUTBOUND, "send_changed")
 MESSAGE_SCANNED = EventType("message.scanned", INGEST, "message_scanned")
 SESSION_ENDED = EventType("session.ended", ACCOUNTS, "session_ended")
 ACCESS_CHANGED = EventType("access.changed", ACCOUNTS, "access_changed")
+APPROVAL_REQUESTED = EventType("approval.requested", APPROVAL, "approval_changed")
+APPROVAL_APPROVED = EventType("approval.approved", APPROVAL, "approval_changed")
+APPROVAL_SENT_BACK = EventType("approval.sent_back", APPROVAL, "approval_changed")
+APPROVAL_CANCELLED = EventType("approval.cancelled", APPROVAL, "approval_changed")
+APPROVAL_VOIDED = EventType("approval.voided", APPROVAL, "approval_changed")
+APPROVAL_SENT = EventType("approval.sent", APPROVAL, "approval_changed")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -95,6 +101,12 @@ EVENT_TYPES = {
         MESSAGE_SCANNED,
         SESSION_ENDED,
         ACCESS_CHANGED,
+        APPROVAL_REQUESTED,
+        APPROVAL_APPROVED,
+        APPROVAL_SENT_BACK,
+        APPROVAL_CANCELLED,
+        APPROVAL_VOIDED,
+        APPROVAL_SENT,
     )
 }
 

@@ -16,7 +16,7 @@ from .errors import (
     PermissionDenied,
     Unavailable,
 )
-from .identity import MD_FIELD, Identity
+from .identity import MD_FIELD, MD_REASON, Identity
 
 # Retries for calls that never reached a server (UNAVAILABLE), as gRPC's service config
 # describes them: a restarting peer costs a short wait, not an error.
@@ -84,6 +84,11 @@ def passed_on(err: grpc.aio.AioRpcError, service: str) -> DomainError:
     """A peer's refusal as the caller's own (its message and field), or Unavailable."""
     cls = _REFUSALS.get(err.code())
     if cls is not None:
-        found = [str(v) for k, v in err.trailing_metadata() or () if k == MD_FIELD]
-        return cls(err.details() or f"{service} refused", field=found[0] if found else None)
+        trailing = dict(err.trailing_metadata() or ())
+        field, reason = trailing.get(MD_FIELD), trailing.get(MD_REASON)
+        return cls(
+            err.details() or f"{service} refused",
+            field=str(field) if field else None,
+            reason=str(reason) if reason else None,
+        )
     return Unavailable(f"{service} unavailable: {err.code().name}")

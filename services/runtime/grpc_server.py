@@ -118,6 +118,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                         trailing = []
                         if err.field:
                             trailing.append((identity.MD_FIELD, err.field))
+                        if err.reason:
+                            trailing.append((identity.MD_REASON, err.reason))
                         retry_after = getattr(err, "retry_after_s", 0)
                         if retry_after:
                             trailing.append((identity.MD_RETRY_AFTER, str(retry_after)))

@@ -33,6 +33,7 @@ MD_LANGUAGE = "x-sb-language"  # the operator's language: ja or en
 MD_FIELD = "x-sb-field"  # trailing metadata: the request field an error is about
 MD_SESSION = "x-sb-session-id"  # the gateway: the session or API token of the request
 MD_RETRY_AFTER = "x-sb-retry-after"  # trailing metadata: seconds until a retry may work
+MD_REASON = "x-sb-reason"  # trailing metadata: a refusal's name (e.g. approval_required)
 ALL_INBOXES = "*"
 
 

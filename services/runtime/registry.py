@@ -132,14 +132,20 @@ SERVICES: tuple[Component, ...] = (
         streams=(events.COMPOSE,),
         calls=("tickets", "accounts", "ingestion"),
     ),
-    _service("approval", 7105, streams=(events.APPROVAL,)),
+    _service(
+        "approval",
+        7105,
+        database=True,
+        streams=(events.APPROVAL,),
+        calls=("composition", "tickets", "accounts"),
+    ),
     _service(
         "outbound",
         7106,
         database=True,
         streams=(events.OUTBOUND,),
         consumers=(OUTBOUND_REPLIES, OUTBOUND_BOUNCES),
-        calls=("composition", "tickets", "ingestion", "accounts"),
+        calls=("composition", "tickets", "ingestion", "accounts", "approval"),
     ),
     _service("reporting", 7107),
     _service(
