@@ -4,7 +4,8 @@ operator's, nor after logout; the request with its draft (masked for the trainee
 diff showing the word an approver inserted; two approvers racing (one 200, one 409
 naming the winner); a decision on a cancelled request; a send-back without a comment;
 policies refused field by field with nothing stored; an approver's socket told of a new
-request with a notification, the author's of a send-back, another inbox's of neither."""
+request with a notification, the author's of a send-back, another inbox's of neither;
+the demo tenant's supervisor login."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import aiohttp
 import pytest
 
 from services.devstack.stack import Stack
+from services.runtime.demo import SUPPORT_INBOX
 from tests.e2e.test_access import own_operator, ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call
-from tests.helpers import Tenant, make_mail, send
+from tests.helpers import Tenant, login, make_mail, send
 
 pytestmark = pytest.mark.e2e
 
@@ -428,3 +430,24 @@ async def test_live_an_approver_is_told_of_a_request_and_the_author_of_its_send_
         assert first["approval"]["id"] == theirs["id"], first
         for ws in sockets.values():
             await ws.close()
+
+
+async def test_the_demo_supervisor_approves_the_demo_trainee(stack: Stack) -> None:
+    """`make run`'s demo tenant has a supervisor login whose queue holds the trainee's
+    requests (the built-in policy: the inbox's members holding `approve`)."""
+    trainee = await login(stack, "trainee@demo.example")
+    supervisor = await login(stack, "supervisor@demo.example")
+    code, me, _ = await call(stack, "GET", "/api/v1/me", token=supervisor)
+    assert code == 200 and "approve" in me["permissions"] and "supervisor" in me["roles"]
+    code, draft, _ = await call(
+        stack, "POST", "/api/v1/drafts", {"inbox_id": str(SUPPORT_INBOX)}, token=trainee
+    )
+    assert code == 201, draft
+    code, req, _ = await call(
+        stack, "POST", f"/api/v1/drafts/{draft['id']}/approval", {}, token=trainee
+    )
+    assert code == 201, req
+    code, mine, _ = await call(stack, "GET", "/api/v1/approvals", token=supervisor)
+    assert code == 200 and req["id"] in [a["id"] for a in mine["approvals"]], mine
+    code, _, _ = await call(stack, "DELETE", f"/api/v1/approvals/{req['id']}", token=trainee)
+    assert code == 200
