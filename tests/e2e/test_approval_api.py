@@ -181,8 +181,9 @@ async def test_a_request_is_in_its_approvers_queue_only_and_shown_masked_to_the_
 async def test_the_diff_shows_the_word_an_approver_inserted_and_the_history_keeps_it(
     stack: Stack,
 ) -> None:
-    """An agent asks for approval of a reply (anyone may ask); a supervisor takes the
-    ticket's reply lock, inserts a word, and sees it in the request's diff."""
+    """An agent ticks "request approval" on a reply (anyone may ask): the send is refused
+    until approved; a supervisor takes the ticket's reply lock, inserts a word, and sees it
+    in the request's diff."""
     office = await make_office(stack)
     agent = await _op(stack, office.admin, office.tenant, "Aiko", roles=["agent"])
     subject = f"Order {uuid.uuid4().hex[:6]}"
@@ -221,6 +222,15 @@ async def test_the_diff_shows_the_word_an_approver_inserted_and_the_history_keep
         token=agent.token,
     )
     assert code == 200, saved
+    # an agent may send alone, unless they tick "request approval"
+    code, refused, _ = await call(
+        stack,
+        "POST",
+        f"/api/v1/drafts/{draft['id']}/send",
+        {"fence": lock["fence"], "request_approval": True},
+        token=agent.token,
+    )
+    assert (code, refused["error"]["code"]) == (403, "approval_required"), refused
     req = await request_approval(stack, draft["id"], agent, note="please check")
 
     sup = office.sups[0]
