@@ -229,6 +229,7 @@ def changed_pb(
     final: bool = False,
     send: bool = False,
     reason: str = "",
+    comment: str = "",
 ) -> events_pb2.ApprovalChanged:
     out = events_pb2.ApprovalChanged(
         request_id=r.id,
@@ -244,6 +245,8 @@ def changed_pb(
         send=send,
         status_after=cast(common_pb2.TicketStatus, r.status_after),
         reason=reason,
+        note=r.note,
+        comment=comment,
         request=request_pb(r, decisions, now or r.stage_started_at),
     )
     if approver[0]:
