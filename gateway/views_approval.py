@@ -7,6 +7,7 @@ with the socket's caller, never restated."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from switchboard.v1 import approval_pb2, events_pb2
@@ -210,7 +211,8 @@ _TO_AUTHOR = ("sent_back", "sent", "voided", "cancelled")
 
 def notification(env: events_pb2.EventEnvelope, caller: Caller) -> dict[str, Any] | None:
     """The notification for this caller, if any: the approvers of the request's current
-    stage when it is requested, reaches their stage or is reminded; its author when it is
+    stage when it is requested or reaches their stage, and when it is reminded (late)
+    those of the next stage too; its author when it is
     finally approved, sent back (with the comment), sent, voided or cancelled by someone
     else. Nobody is notified of their own action."""
     ch = env.approval_changed
@@ -221,7 +223,10 @@ def notification(env: events_pb2.EventEnvelope, caller: Caller) -> dict[str, Any
     kind = ""
     facts, decisions = facts_of_pb(req)
     if what in _TO_APPROVERS or (what == "approved" and not ch.final):
-        if may_decide(facts, decisions, decider(caller)):
+        who = decider(caller)
+        # a late stage's reminder goes to the next stage's approvers too (issue 17)
+        ahead = [replace(facts, stage=facts.stage + 1)] if what == "reminded" else []
+        if any(may_decide(f, decisions, who) for f in [facts, *ahead]):
             kind = _TO_APPROVERS.get(what, "approval_requested")
     elif caller.operator_id == req.author.id and (
         what in _TO_AUTHOR or (what == "approved" and ch.final)

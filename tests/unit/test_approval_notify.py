@@ -126,6 +126,11 @@ def test_notifications_go_to_the_current_stage_s_approvers_and_to_the_author() -
     assert kinds(approved, member, lead, author) == [None, "approval_requested", None]
     reminded = event("approval.reminded", moved, "", first)
     assert kinds(reminded, member, lead, author) == [None, "approval_reminder", None]
+    # a late first stage reminds its approvers and the next stage's
+    first_a = Stage("A only", (Approver(ApproverKind.OPERATOR, "op-a"),))
+    late = event("approval.reminded", replace(request(), stages=(first_a, LEADS)), "", [])
+    other = caller("op-z")
+    assert kinds(late, member, lead, other, author) == ["approval_reminder"] * 2 + [None] * 2
 
     final = replace(moved, state=State.APPROVED)
     done = event("approval.approved", final, "op-l", first, final=True, stage=1)
