@@ -42,6 +42,7 @@ from tests.e2e.test_approval import (
 )
 from tests.e2e.test_compose import lock, mail_ticket
 from tests.e2e.test_outbound import reply_draft
+from tests.e2e.test_outgoing_guards import _audit
 from tests.helpers import eventually
 from tests.smtp_peer import Received, SmtpPeer
 
@@ -195,6 +196,9 @@ async def test_approve_and_send_hands_the_approver_s_words_to_outbound_once(
         return bool(t["status"] == "pending")
 
     await eventually(resolved_as_chosen, timeout=20)
+    # the ticket's audit trail names the approver as who made it go
+    [submitted] = await _audit(stack, sup.token, ticket["id"], "send.submitted")
+    assert submitted["actor"]["id"] == sup.id
     await eventually(lambda: announced(events, "approval.sent", req.id), timeout=15)
 
     # the approved event again — redelivered as it is, and replayed under a new id —
