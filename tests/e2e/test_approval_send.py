@@ -140,22 +140,19 @@ async def sends_of(stack: Stack, token: str, draft_id: str, state: str = "") -> 
 async def test_approve_and_send_hands_the_approver_s_words_to_outbound_once(
     stack: Stack, smtp_peer: SmtpPeer, grpc_stubs: tuple[Stub, Compose], bus: Any
 ) -> None:
-    """A ticket's reply: its author asks for approval, the approver takes the reply lock,
-    changes a word and approves and sends; the customer gets the approver's word once,
-    the send is the author's, the ticket gets the status the author chose."""
+    """A trainee's reply on a ticket: she asks for approval (her reply lock goes), the
+    approver takes the lock, changes a word and approves and sends; the customer gets
+    the approver's word once, the send is the trainee's, the ticket gets the status she
+    chose."""
     stub, _compose = grpc_stubs
     office = await make_office(stack, sups=1)
-    author, sup = office.agent, office.sups[0]
+    author, sup = office.trainee, office.sups[0]
     events = await bus(office.tenant.tenant_id)
     tag = uuid.uuid4().hex[:10]
     ticket = await mail_ticket(stack, office.tenant, author.token, f"Refund {tag}")
-    draft, fence = await reply_draft(
+    draft, _fence = await reply_draft(
         stack, office.tenant, author.token, ticket, body=f"We refund you tomorrow. [{tag}]"
     )
-    code, body, _ = await call(
-        stack, "DELETE", f"/api/v1/tickets/{ticket['id']}/lock?fence={fence}", token=author.token
-    )
-    assert code in (200, 204), body
     req = await stub.RequestApproval(
         A.RequestApprovalRequest(
             draft_id=draft["id"], note="please check", status_after=common_pb2.TICKET_STATUS_PENDING
@@ -164,13 +161,15 @@ async def test_approve_and_send_hands_the_approver_s_words_to_outbound_once(
     )
     # the approver edits under the ticket's reply lock: a new revision, theirs
     sup_fence = await lock(stack, sup.token, ticket["id"])
+    code, seen, _ = await call(stack, "GET", f"/api/v1/drafts/{draft['id']}", token=sup.token)
+    assert code == 200 and seen["state"] == "in_approval", seen
     edit = {
         "fence": sup_fence,
         "from_address": office.tenant.address,
         "from_name": "Help",
-        "to": draft["current"]["to"],
+        "to": seen["current"]["to"],  # (the trainee sees them masked)
         "cc": [],
-        "subject": draft["current"]["subject"],
+        "subject": seen["current"]["subject"],
         "body_text": f"We refund you today. [{tag}]",
         "signature_text": "",
         "include_quote": False,
