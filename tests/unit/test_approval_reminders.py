@@ -24,6 +24,7 @@ def request(stage: int) -> Request:
         id="r1",
         draft_id="d1",
         revision=2,
+        submitted_revision=2,
         content_hash="ab",
         ticket_id="",
         inbox_id="i1",
