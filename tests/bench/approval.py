@@ -174,7 +174,7 @@ async def run(stack: Stack, admin: str, password: str) -> dict[str, Any]:
             approver = _Api(http, base, approver_token)
             inboxes = await agent.call("GET", "/inboxes")
             inbox_id = next(
-                i["id"] for i in inboxes["items"] if i["address"] == "support@demo.example"
+                i["id"] for i in inboxes["items"] if "support@demo.example" in i["addresses"]
             )
             async with http.ws_connect(
                 f"{base}/api/v1/live", headers={"Authorization": f"Bearer {approver_token}"}
@@ -273,6 +273,7 @@ async def main() -> int:
                 ports=Ports.free(),
                 env="production",
                 demo_password=PASSWORD,
+                connect_allow="127.0.0.1,::1,localhost",  # the local SMTP peers
                 service_logs_to_files=True,
                 log_level="warning",
             )

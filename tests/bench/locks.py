@@ -364,6 +364,7 @@ async def main() -> int:
                 ports=Ports.free(),
                 env="production",
                 demo_password=PASSWORD,
+                connect_allow="127.0.0.1,::1,localhost",  # the local SMTP peers
                 service_logs_to_files=True,
                 log_level="warning",
             )
