@@ -10,12 +10,14 @@ import { Key, useI18n } from "./i18n";
 import { live, LiveEvent } from "./live";
 import { MailCard } from "./MailView";
 import { ReplyEditor } from "./ReplyEditor";
+import { TicketApprovals, useTicketApprovals } from "./TicketApproval";
 
 export function TicketView({ id, session }: { id: string; session: Session }) {
   const { t } = useI18n();
   const { dateTime } = useFormat();
   const activity = useActivity(id);
   const reloadActivity = activity.reload;
+  const approvals = useTicketApprovals(id);
   const [ticket, setTicket] = useState<TicketDetail | null>(null);
   const [error, setError] = useState<{ status: number; message: string } | null>(null);
   const [lock, setLock] = useState<ReplyLock | null>(null);
@@ -117,7 +119,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
     const onKey = (e: KeyboardEvent) => {
       if (!shortcutKey(e)) return; // not in a field, nor behind an open dialog
       if (e.key === "Escape" && !replying) back();
-      if (e.key === "r" && !replying && session.may("send_without_approval")) {
+      if (e.key === "r" && !replying && ticket?.actions.reply) {
         e.preventDefault();
         void startReply("reply");
       }
@@ -290,13 +292,15 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   // changing or cancelling a send: its author, or who may take over (the server decides too)
   const mayChangeSend = (s: Send) =>
     session.may("send_without_approval") && (s.operator?.id === session.me.id || session.may("take_over_locks"));
-  // Until approvals exist, who may not send without one (a trainee) cannot reply: the
-  // server refuses them the reply lock, so they never block an agent (issue 16, item 4).
-  const needsApproval = !session.may("send_without_approval");
-  const replyReason = needsApproval
-    ? t("ticket.needs_approval")
-    : !a.reply
-      ? t("ticket.no_reply_permission")
+  // Who may not send without approval (a trainee) replies too, and requests approval
+  // instead of sending (issue 17); the ticket's actions say, the server decides again.
+  const needsApproval = !(a.send_without_approval ?? session.may("send_without_approval"));
+  // the caller's own reply awaiting approval is frozen: shown above, not opened again
+  const myPending = approvals.items.some((x) => x.draft.state === "in_approval" && x.draft.author?.id === session.me.id);
+  const replyReason = !a.reply
+    ? t(needsApproval ? "ticket.needs_approval" : "ticket.no_reply_permission")
+    : myPending
+      ? t("appr.read_only")
       : otherHolder
         ? t("ticket.reply_disabled", { name: otherHolder })
         : "";
@@ -339,21 +343,10 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             {replyReason && <span className="muted small" data-testid="reply-reason">{replyReason}</span>}
           </div>
         )}
-        {!replying && needsApproval && (
-          <div className="notice" data-testid="trainee-help">
-            {t("ticket.trainee_help")}{" "}
-            <button
-              className="small"
-              onClick={() => {
-                if (!comment.trim()) setComment(t("ticket.trainee_draft"));
-                commentBox.current?.focus();
-              }}
-              data-testid="trainee-suggest"
-            >
-              {t("ticket.trainee_suggest")}
-            </button>
-          </div>
+        {!replying && needsApproval && a.reply && (
+          <p className="muted small" data-testid="trainee-help">{t("reply.need_approval")}</p>
         )}
+        <TicketApprovals items={approvals.items} onChanged={() => void approvals.reload()} />
         {replying && (
           <ReplyEditor
             ticket={ticket}
@@ -367,6 +360,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
               setLost("");
               await load();
               await loadSends();
+              void approvals.reload();
               if (sent) setNotice("");
             }}
           />
