@@ -546,9 +546,10 @@ def ticket_actions(granted: frozenset[str], t: events_pb2.TicketSummary) -> dict
     merged = bool(t.merged_into)
     return {
         "change": not merged,
-        # replying takes the reply lock, which needs send_without_approval until
-        # approvals exist (issue 16)
-        "reply": not merged and "send_without_approval" in granted,
+        # every operator who sees the ticket may write a reply (take its reply lock);
+        # one who needs approval sends it through a request (issue 17): the primary
+        # button is "Request approval" unless send_without_approval
+        "reply": not merged,
         "send_without_approval": "send_without_approval" in granted,
         "approve": "approve" in granted,
         "take_over_lock": "take_over_locks" in granted and t.HasField("lock"),

@@ -89,13 +89,6 @@ def may_take_over(granted: Iterable[str]) -> bool:
     return permissions.TAKE_OVER_LOCKS in set(granted)
 
 
-def may_reply(granted: Iterable[str]) -> bool:
-    """Who may take a reply lock: until approvals exist, those who may send without one.
-    An operator whose replies need approval could write but never send, and would hold
-    the lock against those who can (issue 16)."""
-    return permissions.SEND_WITHOUT_APPROVAL in set(granted)
-
-
 def checked_fence(fence: int, field: str = "fence") -> int:
     """A fence the caller says it holds: a positive whole number."""
     if isinstance(fence, bool) or not isinstance(fence, int) or not 1 <= fence <= FENCE_MAX:

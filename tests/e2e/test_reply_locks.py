@@ -288,32 +288,34 @@ async def test_of_200_concurrent_acquires_exactly_one_wins_and_the_rest_are_told
     assert detail["assignee"] == winner.ref
 
 
-async def test_an_operator_whose_replies_need_approval_takes_no_lock_and_blocks_nobody(
+async def test_an_operator_whose_replies_need_approval_takes_the_lock_like_anyone(
     stack: Stack, tickets_grpc: tickets_pb2_grpc.TicketsServiceStub
 ) -> None:
-    """Until approvals exist a trainee could write but never send: the lock is refused
-    them by the gateway and by the tickets service, so no agent is blocked and the
-    unassigned ticket is not given to them (issue 16)."""
+    """Issue 17: a trainee writes replies too — they take the reply lock (and an
+    unassigned ticket with it) like anyone, and their send is guarded by approval; the
+    ticket's actions say so (reply, but no send without approval)."""
     team = await make_team(stack)
     [trainee] = await add_operators(stack, team.tenant.tenant_id, 1, ("trainee",), "Trainee")
     ticket = await new_ticket(stack, team)
     tid = ticket["id"]
-    code, body = await api_call(stack, trainee.token, "POST", lock_path(tid))
-    assert code == 403 and body["error"]["code"] == "permission_denied"
-    assert "send_without_approval" in body["error"]["message"]
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await tickets_grpc.AcquireReplyLock(
-            tickets_pb2.ReplyLockRequest(ticket_id=tid), metadata=trainee.metadata(), timeout=10
-        )
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     code, detail = await api_call(stack, trainee.token, "GET", f"/api/v1/tickets/{tid}")
-    assert code == 200 and detail["lock"] is None and detail["assignee"] is None
-    assert detail["actions"]["reply"] is False
+    assert code == 200 and detail["actions"]["reply"] is True
+    assert detail["actions"]["send_without_approval"] is False
+    code, lock = await api_call(stack, trainee.token, "POST", lock_path(tid))
+    assert code == 200 and lock["holder"] == trainee.ref, lock
+    code, detail = await api_call(stack, trainee.token, "GET", f"/api/v1/tickets/{tid}")
+    assert detail["assignee"] == trainee.ref
     agent = team.agents[0]
+    taken = await tickets_grpc.AcquireReplyLock(
+        tickets_pb2.ReplyLockRequest(ticket_id=tid), metadata=agent.metadata(), timeout=10
+    )
+    assert not taken.acquired and taken.lock.holder.id == trainee.id
+    code, body = await api_call(
+        stack, trainee.token, "DELETE", f"{lock_path(tid)}?fence={lock['fence']}"
+    )
+    assert (code, body) == (200, {"released": True})
     code, lock = await api_call(stack, agent.token, "POST", lock_path(tid))
     assert code == 200 and lock["holder"] == agent.ref
-    code, detail = await api_call(stack, agent.token, "GET", f"/api/v1/tickets/{tid}")
-    assert detail["actions"]["reply"] is True
 
 
 async def test_a_supervisor_takes_over_and_the_previous_holder_is_told_at_once(

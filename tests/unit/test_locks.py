@@ -66,18 +66,19 @@ def test_only_the_built_in_supervisor_and_admin_roles_take_over(role: str, allow
     assert rules.may_take_over(granted) is allowed
 
 
-@pytest.mark.parametrize(
-    ("role", "allowed"),
-    [("supervisor", True), ("admin", True), ("approver", True), ("agent", True),
-     ("trainee", False)],
-)  # fmt: skip
-def test_until_approvals_exist_only_who_may_send_takes_a_reply_lock(
-    role: str, allowed: bool
+@pytest.mark.parametrize("role", ["supervisor", "admin", "approver", "agent", "trainee"])
+def test_every_role_may_write_a_reply_and_only_senders_send_it_without_approval(
+    role: str,
 ) -> None:
+    """Issue 17: a trainee writes replies too (takes the reply lock); whether the
+    primary button sends or requests approval follows send_without_approval."""
     granted, _ = permissions.BUILTIN_ROLES[role]
-    assert rules.may_reply(granted) is allowed
-    assert rules.may_reply({"send_without_approval"})
-    assert not rules.may_reply({"take_over_locks", "approve"})
+    ticket = events_pb2.TicketSummary(id="k1")
+    actions = views.ticket_actions(frozenset(granted), ticket)
+    assert actions["reply"] is True
+    assert actions["send_without_approval"] is (role != "trainee")
+    merged = events_pb2.TicketSummary(id="k2", merged_into="k1")
+    assert views.ticket_actions(frozenset(granted), merged)["reply"] is False
 
 
 def test_taking_over_needs_the_permission_not_a_role_name() -> None:
