@@ -13,8 +13,10 @@ from typing import Any
 import asyncpg
 from switchboard.v1 import approval_pb2, common_pb2, composition_pb2
 
-from services.runtime import events, identity
+from services.runtime import events, identity, log
 from services.runtime.errors import (
+    AlreadyExists,
+    DomainError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -30,6 +32,8 @@ from .api_policies import PoliciesApi
 from .drafts import facts_of, hash_of, ticket_facts
 from .records import Decision, Request
 from .stages import Outcome, State, Verdict
+
+_log = log.get("approval.api")
 
 MAX_NOTE = 4000
 MAX_AHEAD = timedelta(days=366)
@@ -187,11 +191,11 @@ class ApprovalApi(PoliciesApi):
                 "status_after must be open, pending, resolved or no_action", field="status_after"
             )
         send_at = self._send_at(request)
-        draft = await d.peers.draft(ident.metadata(), str(parse_uuid(request.draft_id, "draft_id")))
+        md = ident.metadata()
+        draft = await d.peers.draft(md, str(parse_uuid(request.draft_id, "draft_id")))
         if draft.author.id != ident.operator_id:
             raise PermissionDenied("only the draft's author asks for its approval")
-        if draft.state != "open":
-            raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
+        replaces = await self._stale_hold(ident, draft)
         chosen = await self._policy_for(ident.tenant_id, draft.inbox_id)
         now = d.clock.now()
         new = Request(
@@ -218,11 +222,54 @@ class ApprovalApi(PoliciesApi):
             finished_by="",
             finished_by_name="",
         )
-        async with d.db.transaction() as conn:
-            row = await d.repo.insert_request(conn, ident.tenant_id, new)
-            await self._emit(conn, ident, events.APPROVAL_REQUESTED, convert.changed_pb(row))
+        # the draft is frozen for its author before the request exists (refused if it was
+        # saved since it was read), and opened again if the request is not committed
+        await d.peers.hold(md, draft.id, new.id, new.revision, replaces)
+        try:
+            async with d.db.transaction() as conn:
+                row = await d.repo.insert_request(conn, ident.tenant_id, new)
+                await self._emit(conn, ident, events.APPROVAL_REQUESTED, convert.changed_pb(row))
+        except BaseException:
+            await self._release_draft(ident, row_draft=draft.id, request_id=new.id)
+            raise
         d.outbox.wake()
+        if draft.ticket_id:  # the author's reply lock goes: an approver may take it
+            try:
+                await d.peers.release_own_lock(md, draft.ticket_id, ident.operator_id)
+            except DomainError as err:
+                _log.warning(
+                    "could not release the author's reply lock (it expires)", error=str(err)
+                )
         return convert.request_pb(row, [], now)
+
+    async def _stale_hold(self, ident: Identity, draft: composition_pb2.Draft) -> str:
+        """A draft awaiting approval already: refused while its request is live; a hold
+        whose request ended (or never committed) is replaced — its id, or ""."""
+        if draft.state == "open":
+            return ""
+        if draft.state != "in_approval":
+            raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
+        last = await self._d.repo.last_request(self._d.repo.pool, ident.tenant_id, draft.id)
+        if last is not None and last.state in stages.LIVE:
+            raise AlreadyExists(
+                "the draft is awaiting approval already (cancel that request first)",
+                field="draft_id",
+            )
+        return draft.approval_request_id
+
+    async def _release_draft(self, ident: Identity, *, row_draft: str, request_id: str) -> None:
+        """Open the draft again for its author (the request ended or was never made);
+        when composition cannot be reached, its `composition__approvals` consumer does it
+        from the event."""
+        try:
+            await self._d.peers.release(ident.metadata(), row_draft, request_id)
+        except DomainError as err:
+            _log.warning(
+                "could not release the draft (the event will)",
+                draft_id=row_draft,
+                request_id=request_id,
+                error=str(err),
+            )
 
     # -- reading -----------------------------------------------------------------------
 
@@ -279,7 +326,7 @@ class ApprovalApi(PoliciesApi):
             )
         r = await self._visible(ident, request.request_id)
         draft: composition_pb2.Draft = await d.peers.draft(ident.metadata(), r.draft_id)
-        if draft.state != "open" and r.state is State.PENDING:
+        if draft.state not in ("open", "in_approval") and r.state is State.PENDING:
             raise FailedPrecondition(
                 f"the draft is {draft.state}: there is nothing left to decide", field="request_id"
             )
@@ -314,8 +361,11 @@ class ApprovalApi(PoliciesApi):
             await d.repo.insert_decision(conn, ident.tenant_id, r.id, decision)
             updated = self._after(locked, outcome, ident, draft.current.revision, digest, now)
             updated = await d.repo.update_request(conn, ident.tenant_id, updated)
-            await self._announce(conn, ident, locked, updated, outcome, verdict)
+            await self._announce(conn, ident, locked, updated, outcome, verdict, decision.comment)
         d.outbox.wake()
+        if outcome in (Outcome.SENT_BACK, Outcome.FINAL):
+            # back to its author (approve_and_send: outbound submits it, open or held)
+            await self._release_draft(ident, row_draft=r.draft_id, request_id=r.id)
         return convert.request_pb(updated, [*past, decision], d.clock.now())
 
     @staticmethod
@@ -345,10 +395,11 @@ class ApprovalApi(PoliciesApi):
         after: Request,
         outcome: Outcome,
         verdict: Verdict,
+        comment: str,
     ) -> None:
         who = (ident.operator_id, ident.display_name)
         if outcome is Outcome.SENT_BACK:
-            payload = convert.changed_pb(after, approver=who, stage=before.stage)
+            payload = convert.changed_pb(after, approver=who, stage=before.stage, comment=comment)
             await self._emit(conn, ident, events.APPROVAL_SENT_BACK, payload)
         elif outcome in (Outcome.NEXT_STAGE, Outcome.FINAL):
             payload = convert.changed_pb(
@@ -357,6 +408,7 @@ class ApprovalApi(PoliciesApi):
                 stage=before.stage,
                 final=outcome is Outcome.FINAL,
                 send=verdict is Verdict.APPROVE_AND_SEND,
+                comment=comment,
             )
             await self._emit(conn, ident, events.APPROVAL_APPROVED, payload)
 
@@ -388,4 +440,5 @@ class ApprovalApi(PoliciesApi):
             )
             await self._emit(conn, ident, events.APPROVAL_CANCELLED, payload)
         d.outbox.wake()
+        await self._release_draft(ident, row_draft=cancelled.draft_id, request_id=cancelled.id)
         return await self._pb(ident, cancelled)

@@ -171,6 +171,7 @@ def changed_pb(
     final: bool = False,
     send: bool = False,
     reason: str = "",
+    comment: str = "",
 ) -> events_pb2.ApprovalChanged:
     out = events_pb2.ApprovalChanged(
         request_id=r.id,
@@ -186,6 +187,8 @@ def changed_pb(
         send=send,
         status_after=cast(common_pb2.TicketStatus, r.status_after),
         reason=reason,
+        note=r.note,
+        comment=comment,
     )
     if approver[0]:
         out.approver.CopyFrom(_op(*approver))

@@ -1,7 +1,9 @@
 """What approval asks the services that own the data: composition (the draft and its
-current revision), tickets (the ticket's labels and priority) and accounts (the tenant's
-operators, roles and inboxes, to check a policy's names). Calls carry the caller's
-identity, so the owners' own checks (tenant, inbox, permissions) apply."""
+current revision; holding it while a request is pending and releasing it), tickets (the
+ticket's labels and priority; releasing the author's reply lock when they submit) and
+accounts (the tenant's operators, roles and inboxes, to check a policy's names). Calls
+carry the caller's identity, so the owners' own checks (tenant, inbox, permissions)
+apply."""
 
 from __future__ import annotations
 
@@ -45,6 +47,53 @@ class Peers:
             md,
         )
         return found
+
+    async def hold(
+        self, md: Metadata, draft_id: str, request_id: str, revision: int, replaces: str
+    ) -> composition_pb2.Draft:
+        """The draft `in_approval` for this request (its author's identity)."""
+        held: composition_pb2.Draft = await self._call(
+            "composition",
+            self.composition.HoldForApproval,
+            composition_pb2.HoldForApprovalRequest(
+                draft_id=draft_id,
+                request_id=request_id,
+                revision=revision,
+                replaces_request_id=replaces,
+            ),
+            md,
+        )
+        return held
+
+    async def release(self, md: Metadata, draft_id: str, request_id: str) -> None:
+        """The draft open again, if it is still held for this request."""
+        await self._call(
+            "composition",
+            self.composition.ReleaseFromApproval,
+            composition_pb2.ReleaseFromApprovalRequest(draft_id=draft_id, request_id=request_id),
+            md,
+        )
+
+    async def release_own_lock(self, md: Metadata, ticket_id: str, operator_id: str) -> bool:
+        """The caller's reply lock on the ticket let go, whatever its fence (False when
+        they hold none)."""
+        try:
+            lock = await self.tickets.GetReplyLock(
+                tickets_pb2.ReplyLockRequest(ticket_id=ticket_id), metadata=list(md), timeout=10
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                return False  # nobody is replying
+            raise passed_on(err, "tickets") from err
+        if lock.holder.id != operator_id:
+            return False
+        released = await self._call(
+            "tickets",
+            self.tickets.ReleaseReplyLock,
+            tickets_pb2.ReplyLockRequest(ticket_id=ticket_id, fence=lock.fence),
+            md,
+        )
+        return bool(released.released)
 
     async def ticket(self, md: Metadata, ticket_id: str) -> Any:
         found = await self._call(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from switchboard.v1 import common_pb2, composition_pb2, composition_pb2_grpc, events_pb2
+from switchboard.v1 import common_pb2, composition_pb2, events_pb2
 
 from services.runtime import events, identity, log, masking, permissions
 from services.runtime import mail as mime
@@ -20,8 +20,8 @@ from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
-from . import checks, diff, recipients, reserved, richtext
-from .api import Deps, TemplatesApi, context_of, text_field, ts
+from . import checks, diff, holds, recipients, reserved, richtext
+from .api import TemplatesApi, context_of, text_field, ts
 from .peers import Parsed, TicketView
 from .records import Attachment, Draft, Revision
 
@@ -82,13 +82,22 @@ class DraftsApi(TemplatesApi):
 
     async def _authorise_write(self, ident: Identity, draft: Draft, fence: int) -> None:
         """A ticket's draft: the caller holds its reply lock with `fence` (tickets says so);
-        a new mail without a ticket: only its author writes it."""
-        if draft.state != "open":
-            raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
+        a new mail without a ticket: only its author writes it. While it awaits approval
+        (issue 17): not its author, only an approver (`holds.check_write`) — of a new mail
+        one who sees its inbox."""
+        self._check_state(ident, draft)
         if draft.ticket_id is not None:
             await self._d.peers.check_fence(ident, str(draft.ticket_id), fence)
-        elif str(draft.author_id) != ident.operator_id:
+        elif draft.state == holds.OPEN and str(draft.author_id) != ident.operator_id:
             raise PermissionDenied("only its author may change this draft")
+
+    @staticmethod
+    def _check_state(ident: Identity, draft: Draft) -> None:
+        holds.check_write(
+            draft.state,
+            is_author=str(draft.author_id) == ident.operator_id,
+            granted=ident.permissions,
+        )
 
     async def _draft_changed(
         self, conn: Any, ident: Identity, draft: Draft, state: str, revision: int
@@ -154,6 +163,7 @@ class DraftsApi(TemplatesApi):
             current=await self._revision_pb(ident, draft, rev),
             in_reply_to=draft.in_reply_to,
             references=list(draft.references),
+            approval_request_id=str(draft.approval_request_id or ""),
         )
         if draft.changed_by is not None:
             out.last_change.by.CopyFrom(_ref(draft.changed_by, draft.changed_by_name))
@@ -452,8 +462,7 @@ class DraftsApi(TemplatesApi):
         now = d.clock.now()
         async with d.db.transaction() as conn:
             draft = await self._draft(ident, request.draft_id, conn, lock=True)
-            if draft.state != "open":
-                raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
+            self._check_state(ident, draft)
             if request.base_revision and request.base_revision != draft.revision:
                 raise FailedPrecondition(
                     f"the draft was saved meanwhile (revision {draft.revision}); reload it",
@@ -504,11 +513,11 @@ class DraftsApi(TemplatesApi):
         ident = identity.require_operator()
         d = self._d
         draft = await self._draft(ident, request.draft_id)
+        holds.check_discard(draft.state)
         await self._authorise_write(ident, draft, request.fence)
         async with d.db.transaction() as conn:
             draft = await self._draft(ident, request.draft_id, conn, lock=True)
-            if draft.state != "open":
-                raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
+            holds.check_discard(draft.state)
             await self._fresh_fence(conn, draft, request.fence)
             await d.repo.set_state(conn, ident.tenant_id, draft.id, "discarded", d.clock.now())
             await self._draft_changed(conn, ident, draft, "closed", draft.revision)
@@ -741,85 +750,6 @@ class DraftsApi(TemplatesApi):
         return out
 
 
-class OutboundApi(DraftsApi):
-    """What outbound asks of composition (with the submitting operator's identity)."""
-
-    async def RenderDraftMime(
-        self, request: composition_pb2.RenderDraftMimeRequest, context: Context
-    ) -> composition_pb2.RenderDraftMimeResponse:
-        ident = identity.require_operator()
-        api = self
-        draft, rev, atts = await api._current(ident, request.draft_id)
-        if draft.state != "open":
-            raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
-        out = await api.outgoing(ident, draft, rev, atts)
-        if not out.to and not rev.cc_addrs and not rev.bcc_addrs:
-            raise FailedPrecondition("the draft has no recipient", field="to")
-        date = (
-            request.date.ToDatetime(tzinfo=UTC) if request.HasField("date") else self._d.clock.now()
-        )
-        msg = mime.build(out, message_id=request.message_id, date=date)
-        bcc = mime.parse_addresses(list(rev.bcc_addrs), "bcc")
-        recipients = list(dict.fromkeys(m.address for m in [*out.to, *out.cc, *bcc]))
-        return composition_pb2.RenderDraftMimeResponse(
-            raw=msg.as_bytes(),
-            envelope_from=rev.from_address,
-            recipients=recipients,
-            revision=rev.revision,
-            ticket_id=str(draft.ticket_id or ""),
-            inbox_id=str(draft.inbox_id),
-            subject=rev.subject,
-            in_reply_to=draft.in_reply_to,
-        )
-
-    async def SetDraftState(
-        self, request: composition_pb2.SetDraftStateRequest, context: Context
-    ) -> composition_pb2.Draft:
-        ident = identity.require_operator()
-        api = self
-        d = self._d
-        moves = {("open", "submitted"), ("submitted", "open"), ("submitted", "sent")}
-        async with d.db.transaction() as conn:
-            draft = await api._draft(ident, request.draft_id, conn, lock=True)
-            if (draft.state, request.state) not in moves:
-                if draft.state == request.state:
-                    return await api._draft_pb(ident, draft)  # already so: idempotent
-                raise FailedPrecondition(
-                    f"a draft that is {draft.state} cannot become {request.state}",
-                    field="state",
-                )
-            if request.revision and request.revision != draft.revision:
-                raise FailedPrecondition(
-                    "the draft was saved again meanwhile; check it and send again",
-                    field="revision",
-                )
-            send_id = parse_uuid(request.send_id, "send_id") if request.send_id else None
-            await conn.execute(
-                "UPDATE drafts SET state = $3, send_id = coalesce($4, send_id), updated_at = $5 "
-                "WHERE tenant_id = $1 AND id = $2",
-                uuid.UUID(ident.tenant_id),
-                draft.id,
-                request.state,
-                send_id,
-                d.clock.now(),
-            )
-            if request.state == "open":  # opened again: by whoever cancelled or gave up
-                await d.repo.changed(
-                    conn, ident.tenant_id, draft.id, ident, "reopened", d.clock.now()
-                )
-            if request.state == "open" or draft.state == "open":
-                await api._draft_changed(
-                    conn,
-                    ident,
-                    draft,
-                    "open" if request.state == "open" else "closed",
-                    draft.revision,
-                )
-            draft = await d.repo.draft(conn, ident.tenant_id, draft.id)
-        d.outbox.wake()
-        return await api._draft_pb(ident, draft)
-
-
 def _address_of(entry: str, field: str) -> str:
     """The address of a saved recipient entry (one saved before a check was added and
     refused now is judged by the checks' unsafe_header finding, not a 400 here)."""
@@ -866,11 +796,3 @@ def _check_images(html: str, atts: list[Attachment]) -> None:
 def _html_text(html: str) -> str:
     """The text of HTML (for checks and diffs)."""
     return richtext.to_text(html)
-
-
-class CompositionApi(OutboundApi, DraftsApi, composition_pb2_grpc.CompositionServiceServicer):
-    def __init__(self, deps: Deps) -> None:
-        self._d = deps
-
-
-__all__ = ["UTC", "CompositionApi"]

@@ -1,5 +1,6 @@
 """composition's composition root: the CompositionService API (templates, signatures,
-drafts, checks, previews) and its outbox (template.changed, draft.changed)."""
+drafts, checks, previews), its outbox (template.changed, draft.changed) and the
+`composition__approvals` consumer (drafts held while their approval is pending)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import argparse
 
 from switchboard.v1 import composition_pb2, composition_pb2_grpc
 
+from services.runtime import registry
 from services.runtime import settings as rt_settings
 from services.runtime.service import ServiceRuntime, run
 
 from .api import Deps
-from .api_drafts import CompositionApi
+from .api_services import CompositionApi
+from .approvals import ApprovalHolds
 from .peers import Peers
 from .repo import ComposeRepo
 from .seed import seed_demo
@@ -30,6 +33,10 @@ async def main() -> int:
         peers=Peers(rt.channel("tickets"), rt.channel("accounts"), rt.channel("ingestion")),
         clock=rt.clock,
         ids=rt.ids,
+    )
+    await rt.add_consumer(
+        registry.COMPOSITION_APPROVALS,
+        ApprovalHolds(db, deps.repo, rt.clock).on_approval,
     )
     server = rt.grpc_server()
     server.add(

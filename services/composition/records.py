@@ -122,6 +122,7 @@ class Draft:
     changed_by_name: str
     changed_at: datetime | None
     change: str
+    approval_request_id: uuid.UUID | None  # the approval request it is (was last) held for
 
 
 def draft_of(r: asyncpg.Record) -> Draft:
@@ -145,6 +146,7 @@ def draft_of(r: asyncpg.Record) -> Draft:
         r["changed_by_name"],
         r["changed_at"],
         r["change"],
+        r["approval_request_id"],
     )
 
 

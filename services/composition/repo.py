@@ -337,7 +337,8 @@ class ComposeRepo:
         return [
             draft_of(r)
             for r in await self._pool.fetch(
-                "SELECT * FROM drafts WHERE tenant_id = $1 AND ticket_id = $2 AND state = 'open' "
+                "SELECT * FROM drafts WHERE tenant_id = $1 AND ticket_id = $2 "
+                "AND state IN ('open', 'in_approval') "
                 "ORDER BY updated_at DESC LIMIT 100",
                 _u(tenant_id),
                 ticket_id,
@@ -418,6 +419,27 @@ class ComposeRepo:
             now,
             change,
         )
+
+    async def set_hold(
+        self,
+        conn: Conn,
+        tenant_id: str,
+        draft_id: uuid.UUID,
+        state: str,
+        request_id: uuid.UUID,
+        now: datetime,
+    ) -> Draft:
+        """Held for an approval request (`in_approval`) or released (`open`)."""
+        row = await conn.fetchrow(
+            "UPDATE drafts SET state = $3, approval_request_id = $4, updated_at = $5 "
+            "WHERE tenant_id = $1 AND id = $2 RETURNING *",
+            _u(tenant_id),
+            draft_id,
+            state,
+            request_id,
+            now,
+        )
+        return draft_of(row)
 
     async def set_state(
         self, conn: Conn, tenant_id: str, draft_id: uuid.UUID, state: str, now: datetime

@@ -180,6 +180,25 @@ def payload_of(env: events_pb2.EventEnvelope, etype: EventType) -> Any:
     return getattr(env, etype.payload_field)
 
 
+APPROVAL_CHANGES = (
+    APPROVAL_REQUESTED,
+    APPROVAL_APPROVED,
+    APPROVAL_SENT_BACK,
+    APPROVAL_CANCELLED,
+    APPROVAL_VOIDED,
+    APPROVAL_SENT,
+)
+
+
+def approval_change_of(env: events_pb2.EventEnvelope) -> events_pb2.ApprovalChanged:
+    """The payload of any `approval.*` event (for consumers of several of them)."""
+    etype = EVENT_TYPES.get(env.type)
+    if etype is None or etype not in APPROVAL_CHANGES:
+        raise Poison(f"expected an approval.* event, got type {env.type!r}")
+    change: events_pb2.ApprovalChanged = payload_of(env, etype)
+    return change
+
+
 def ticket_id_of(env: events_pb2.EventEnvelope) -> str:
     """The ticket an event is about, when its payload names one (its `ticket_id`, or the
     `ticket` summary's id); "" otherwise. For log lines."""

@@ -38,6 +38,27 @@ TICKETS_SCANS = ConsumerSpec(
 )
 # Every change to a send of a ticket, in the ticket's audit trail (issue 16).
 TICKETS_SENDS = ConsumerSpec(events.OUTBOUND, "tickets__sends", (events.SEND_CHANGED.subject,))
+# Approval requests (issue 17): tickets keeps its `awaiting_approval` view and the
+# ticket's timeline; composition holds a draft while its request is pending and opens it
+# again when the request ends (approval also asks it directly; the events make good a
+# call that failed).
+TICKETS_APPROVALS = ConsumerSpec(
+    events.APPROVAL, "tickets__approvals", tuple(t.subject for t in events.APPROVAL_CHANGES)
+)
+COMPOSITION_APPROVALS = ConsumerSpec(
+    events.APPROVAL,
+    "composition__approvals",
+    tuple(
+        t.subject
+        for t in (
+            events.APPROVAL_REQUESTED,
+            events.APPROVAL_APPROVED,
+            events.APPROVAL_SENT_BACK,
+            events.APPROVAL_CANCELLED,
+            events.APPROVAL_VOIDED,
+        )
+    ),
+)
 OUTBOUND_REPLIES = ConsumerSpec(
     events.TICKETS,
     "outbound__replies",
@@ -122,7 +143,7 @@ SERVICES: tuple[Component, ...] = (
         7103,
         database=True,
         streams=(events.TICKETS,),
-        consumers=(TICKETS_ROUTED, TICKETS_DRAFTS, TICKETS_SCANS, TICKETS_SENDS),
+        consumers=(TICKETS_ROUTED, TICKETS_DRAFTS, TICKETS_SCANS, TICKETS_SENDS, TICKETS_APPROVALS),
         calls=("accounts",),
     ),
     _service(
@@ -130,6 +151,7 @@ SERVICES: tuple[Component, ...] = (
         7104,
         database=True,
         streams=(events.COMPOSE,),
+        consumers=(COMPOSITION_APPROVALS,),
         calls=("tickets", "accounts", "ingestion"),
     ),
     _service(

@@ -1,6 +1,7 @@
 """tickets' composition root: message.routed → a ticket; message.scanned → an infected
-mail's ticket to the trash; send.changed → the ticket's audit trail; the TicketsService
-API; the reply-lock expiry sweep."""
+mail's ticket to the trash; send.changed → the ticket's audit trail; approval.* → the
+awaiting_approval view and the audit trail; the TicketsService API; the reply-lock expiry
+sweep."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from services.runtime.service import ServiceRuntime
 
 from . import thread_rules
 from .api import TicketsApi
+from .approvals import ApprovalTracker
 from .contacts import ContactsRepo
 from .deps import Deps
 from .directory import Directory
@@ -28,6 +30,7 @@ ROUTED = registry.TICKETS_ROUTED
 DRAFTS = registry.TICKETS_DRAFTS
 SCANS = registry.TICKETS_SCANS
 SENDS = registry.TICKETS_SENDS
+APPROVALS = registry.TICKETS_APPROVALS
 
 
 class TicketsSettings(rt_settings.ServiceSettings):
@@ -80,6 +83,7 @@ async def main() -> int:
     await rt.add_consumer(DRAFTS, DraftTracker(deps).on_draft)
     await rt.add_consumer(SCANS, ScanVerdicts(deps).on_scanned)
     await rt.add_consumer(SENDS, SendAudit(deps).on_send)
+    await rt.add_consumer(APPROVALS, ApprovalTracker(deps).on_approval)
     server = rt.grpc_server()
     server.add(
         tickets_pb2_grpc.add_TicketsServiceServicer_to_server,

@@ -13,7 +13,7 @@ from google.protobuf.descriptor import Descriptor, MethodDescriptor
 
 SERVICERS = {
     "accounts": "services.accounts.api:AccountsApi",
-    "composition": "services.composition.api_drafts:CompositionApi",
+    "composition": "services.composition.api_services:CompositionApi",
     "ingestion": "services.ingestion.api:IngestionApi",
     "outbound": "services.outbound.api_admin:OutboundApi",
     "tickets": "services.tickets.api:TicketsApi",
