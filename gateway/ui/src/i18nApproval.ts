@@ -107,6 +107,13 @@ export const approvalEn = {
   "flag.clear": "Clear",
   "flag.saved": "Saved: {name} needs approval until {at}.",
   "flag.cleared": "Cleared: {name} no longer always needs approval.",
+  "audit.approval.requested": "Approval requested",
+  "audit.approval.approved": "Approved",
+  "audit.approval.sent_back": "Sent back",
+  "audit.approval.cancelled": "Approval request cancelled",
+  "audit.approval.voided": "Approval voided",
+  "audit.field.approval": "Approval",
+  "audit.field.stage": "Stage",
 };
 
 export const approvalJa: Record<keyof typeof approvalEn, string> = {
@@ -215,4 +222,11 @@ export const approvalJa: Record<keyof typeof approvalEn, string> = {
   "flag.clear": "解除",
   "flag.saved": "保存しました：{name}さんは{at}まで承認が必要です。",
   "flag.cleared": "解除しました：{name}さんは常に承認が必要ではなくなりました。",
+  "audit.approval.requested": "承認依頼",
+  "audit.approval.approved": "承認",
+  "audit.approval.sent_back": "差し戻し",
+  "audit.approval.cancelled": "承認依頼の取り消し",
+  "audit.approval.voided": "承認の無効化",
+  "audit.field.approval": "承認",
+  "audit.field.stage": "段階",
 };
