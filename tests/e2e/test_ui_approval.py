@@ -111,6 +111,13 @@ async def test_a_trainees_reply_goes_out_with_the_supervisors_word_and_the_train
         await expect(sup.get_by_test_id("approval-notice")).to_contain_text("Approved")
         await expect(sup.get_by_test_id("approval-count")).to_have_text("0")
 
+        # the trainee sees what the supervisor changed, on the ticket
+        result = trainee.get_by_test_id("approval-result")
+        await expect(result.get_by_test_id("diff-insert")).to_contain_text("Tuesday")
+        await expect(result.get_by_test_id("diff-delete")).to_contain_text("Monday")
+        await expect(trainee.get_by_test_id("awaiting-approval")).to_have_count(0)
+        await shot(trainee, "approval-diff-for-the-author")
+
         async def delivered() -> Any:
             return [
                 r
@@ -121,13 +128,9 @@ async def test_a_trainees_reply_goes_out_with_the_supervisors_word_and_the_train
         [got] = await eventually(delivered, timeout=30)
         text = got.message.get_body(("plain",)).get_content()
         assert "Tuesday" in text and "Monday" not in text
-
-        # the trainee sees what the supervisor changed, on the ticket
-        result = trainee.get_by_test_id("approval-result")
-        await expect(result.get_by_test_id("diff-insert")).to_contain_text("Tuesday")
-        await expect(result.get_by_test_id("diff-delete")).to_contain_text("Monday")
-        await expect(trainee.get_by_test_id("awaiting-approval")).to_have_count(0)
-        await shot(trainee, "approval-diff-for-the-author")
+        # and, once it went out, that it was approved and sent
+        await expect(result).to_have_attribute("data-state", "sent")
+        await expect(result).to_contain_text("Approved and sent")
     finally:
         for c in contexts:
             await c.close()
