@@ -106,6 +106,9 @@ async def test_a_trainees_reply_goes_out_with_the_supervisors_word_and_the_train
         diff = view.get_by_test_id("approval-diff")
         await expect(diff.get_by_test_id("diff-insert")).to_contain_text("Tuesday")
         await expect(diff.get_by_test_id("diff-delete")).to_contain_text("Monday")
+        # the mail as it will go out is the edited one
+        frame = view.frame_locator("[data-testid=mail-frame]").locator("body")
+        await expect(frame).to_contain_text("Your refund was sent on Tuesday.")
         await shot(sup, "approval-request")
         await view.get_by_test_id("approve-send").click()
         await expect(sup.get_by_test_id("approval-notice")).to_contain_text("Approved")
