@@ -18,6 +18,7 @@ from services.runtime.metrics import Metrics, http_middleware
 
 from . import (
     routes_accounts,
+    routes_approvals,
     routes_compose,
     routes_contacts,
     routes_ingestion,
@@ -48,6 +49,7 @@ ROUTE_MODULES = (
     routes_ingestion,
     routes_compose,
     routes_outbound,
+    routes_approvals,
     static,
 )
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import Field
 from switchboard.v1 import (
     accounts_pb2_grpc,
+    approval_pb2_grpc,
     composition_pb2_grpc,
     ingestion_pb2_grpc,
     outbound_pb2_grpc,
@@ -60,6 +61,7 @@ class Deps:
         self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(self.channels["ingestion"])  # type: ignore[no-untyped-call,unused-ignore]
         self.composition = composition_pb2_grpc.CompositionServiceStub(self.channels["composition"])  # type: ignore[no-untyped-call,unused-ignore]
         self.outbound = outbound_pb2_grpc.OutboundServiceStub(self.channels["outbound"])  # type: ignore[no-untyped-call,unused-ignore]
+        self.approval = approval_pb2_grpc.ApprovalServiceStub(self.channels["approval"])  # type: ignore[no-untyped-call,unused-ignore]
         self.redis = redis_client.connect(settings.redis_url)
         self.sessions = SessionResolver(
             self.channels["accounts"], self.redis, settings.session_cache_s

@@ -1,5 +1,6 @@
-"""The live WebSocket: ticket events pushed to the operators of the event's tenant, and
-notifications (assigned, mentioned) pushed only to the sockets of the operator concerned.
+"""The live WebSocket: ticket and approval events pushed to the operators of the event's
+tenant who see its inbox, and notifications (assigned, mentioned; an approval to decide
+or decided) pushed only to the sockets of the operator concerned.
 
 Every gateway replica follows the subjects of `registry.GATEWAY.subscriptions` with plain
 NATS subscriptions (a push is a courtesy: a client that reconnects re-reads the list).
@@ -35,7 +36,7 @@ from switchboard.v1 import events_pb2
 from services.runtime import log, registry
 from services.runtime import metrics as m
 
-from . import masking, views
+from . import masking, views, views_approval
 from .auth import WS_PROTOCOL, Caller, SessionResolver
 from .errors import ApiError
 
@@ -258,6 +259,9 @@ class LiveHub:
                 if not scope or any(client.caller.sees_inbox(i) for i in scope):
                     self._offer(clients, client, text)
             return
+        if env.WhichOneof("payload") == "approval_changed":
+            self._publish_approval(clients, listening, env)
+            return
         inbox_id = views.event_inbox(env)
         allowed = [c for c in listening if inbox_id is None or c.caller.sees_inbox(inbox_id)]
         body = views.event(env)
@@ -276,6 +280,20 @@ class LiveHub:
             texts = _Texts(note)
             for client in [c for c in allowed if c.caller.operator_id == operator_id]:
                 self._offer(clients, client, texts.for_(client.caller))
+
+    def _publish_approval(
+        self, clients: set[_Client], listening: list[_Client], env: events_pb2.EventEnvelope
+    ) -> None:
+        """`approval.changed` to every socket whose operator sees the request's inbox; a
+        notification to those of the current stage's approvers and of the author (the
+        approval service's rule, asked with each socket's caller: views_approval)."""
+        inbox_id = env.approval_changed.inbox_id
+        texts = _Texts(views_approval.live_event(env))
+        for client in [c for c in listening if c.caller.sees_inbox(inbox_id)]:
+            self._offer(clients, client, texts.for_(client.caller))
+            note = views_approval.notification(env, client.caller)
+            if note is not None:
+                self._offer(clients, client, _Texts(note).for_(client.caller))
 
     def _offer(self, clients: set[_Client], client: _Client, text: str) -> None:
         """Queue a message for a client; a client whose queue is full is closed."""

@@ -202,3 +202,9 @@ def timestamp(value: str, field: str, default_zone: tzinfo = UTC) -> Timestamp:
     except (ValueError, OverflowError):
         raise bad(f"{field} is out of range", field) from None
     return ts
+
+
+def local_time(request: web.Request, value: str, field: str) -> Timestamp:
+    """An ISO 8601 date-time; without an offset it is in the caller's time zone (OUT-2:
+    "tomorrow at 9" means 9 where the operator is)."""
+    return timestamp(value, field, zone(caller(request).time_zone))

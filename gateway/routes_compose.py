@@ -470,14 +470,7 @@ async def diff_draft(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=15,
     )
-    return json_response(
-        {
-            "fields": [
-                {"field": f.field, "ops": [{"op": o.op, "text": o.text} for o in f.ops]}
-                for f in resp.fields
-            ]
-        }
-    )
+    return json_response(views.draft_diff(resp))
 
 
 def add_routes(app: web.Application) -> None:

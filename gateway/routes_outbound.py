@@ -8,21 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
 
 from . import views
 from .request import (
     bad,
-    caller,
     deps,
     json_body,
     limit,
+    local_time,
     metadata,
     optional_body,
     query_list,
-    timestamp,
-    zone,
 )
 from .responses import connection_tested, json_response, no_content, page_response
 
@@ -34,12 +31,6 @@ def _stub(request: web.Request) -> outbound_pb2_grpc.OutboundServiceStub:
     return deps(request).outbound
 
 
-def _local_time(request: web.Request, value: str, field: str) -> Timestamp:
-    """An ISO 8601 date-time; without an offset it is in the operator's time zone (OUT-2:
-    "tomorrow at 9" means 9 where the operator is)."""
-    return timestamp(value, field, zone(caller(request).time_zone))
-
-
 # -- sending -----------------------------------------------------------------------------
 
 
@@ -49,11 +40,12 @@ async def send_draft(request: web.Request) -> web.Response:
         draft_id=request.match_info["draft_id"],
         fence=body.get("fence", 0),
         acknowledged_warnings=body.get("acknowledged_warnings", []),
+        request_approval=body.get("request_approval", False),
     )
     if body.get("status_after") is not None:
         req.status_after = views.STATUS_VALUES[body["status_after"]]
     if body.get("send_at") is not None:
-        req.send_at.CopyFrom(_local_time(request, body["send_at"], "send_at"))
+        req.send_at.CopyFrom(local_time(request, body["send_at"], "send_at"))
     resp = await _stub(request).SubmitDraft(req, metadata=metadata(request), timeout=60)
     return json_response(views.send(resp), status=201)
 
@@ -110,7 +102,7 @@ async def cancel_send(request: web.Request) -> web.Response:
 async def reschedule_send(request: web.Request) -> web.Response:
     body = await json_body(request)
     req = outbound_pb2.RescheduleSendRequest(send_id=request.match_info["send_id"])
-    req.send_at.CopyFrom(_local_time(request, body["send_at"], "send_at"))
+    req.send_at.CopyFrom(local_time(request, body["send_at"], "send_at"))
     resp = await _stub(request).RescheduleSend(req, metadata=metadata(request), timeout=15)
     return json_response(views.send(resp))
 

@@ -665,6 +665,16 @@ def draft(d: Any) -> dict[str, Any]:
     }
 
 
+def draft_diff(d: Any) -> dict[str, Any]:
+    """composition's DiffDraftResponse: per field, runs of equal, inserted, deleted text."""
+    return {
+        "fields": [
+            {"field": f.field, "ops": [{"op": o.op, "text": o.text} for o in f.ops]}
+            for f in d.fields
+        ]
+    }
+
+
 def template_event(env: events_pb2.EventEnvelope) -> dict[str, Any]:
     t = env.template_changed
     return {

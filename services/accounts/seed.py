@@ -1,6 +1,7 @@
 """Tenants made by platform tooling: the demo tenant for `make run` (inboxes support@ and
-sales@demo.example; operators admin, agent1, agent2 and trainee @demo.example with the
-password given), and `create_tenant_with_admin` for the command line and the tests.
+sales@demo.example; operators admin, agent1, agent2, trainee and supervisor
+@demo.example with the password given; the supervisor approves the trainee's replies),
+and `create_tenant_with_admin` for the command line and the tests.
 Seeding is idempotent: a second run sets the demo operators' password, roles and inboxes
 back to these, and changes nothing else."""
 
@@ -51,6 +52,13 @@ DEMO_OPERATORS = [
         "Tomo Trainee",
         ["trainee"],
         ["Support"],
+    ),
+    (
+        "0191f000-0000-7000-8000-0000000000a5",
+        "supervisor@demo.example",
+        "Sora Supervisor",
+        ["supervisor"],
+        ["Support", "Sales"],
     ),
 ]
 

@@ -98,7 +98,8 @@ class ApprovalApi(PoliciesApi):
             self._d.repo.pool, ident.tenant_id, [r.id for r in rows]
         )
         now = self._d.clock.now()
-        return [convert.request_pb(r, found[r.id], now) for r in rows]
+        who = _decider(ident)
+        return [convert.request_pb(r, found[r.id], now, who) for r in rows]
 
     async def _pb(self, ident: Identity, r: Request) -> approval_pb2.ApprovalRequest:
         return (await self._pbs(ident, [r]))[0]
@@ -114,9 +115,9 @@ class ApprovalApi(PoliciesApi):
                 locked, state=State.VOIDED, finished_at=now, finished_by="", finished_by_name=""
             )
             await self._d.repo.update_request(conn, ident.tenant_id, voided)
-            await self._emit(
-                conn, ident, events.APPROVAL_VOIDED, convert.changed_pb(voided, reason=reason)
-            )
+            past = await self._d.repo.decisions_by_request(conn, ident.tenant_id, [voided.id])
+            payload = convert.changed_pb(voided, decisions=past[voided.id], now=now, reason=reason)
+            await self._emit(conn, ident, events.APPROVAL_VOIDED, payload)
         self._d.outbox.wake()
 
     # -- evaluating --------------------------------------------------------------------
@@ -184,6 +185,7 @@ class ApprovalApi(PoliciesApi):
     ) -> approval_pb2.ApprovalRequest:
         ident = identity.require_operator()
         d = self._d
+        policy.no_nul(request.note, "note")
         if len(request.note) > MAX_NOTE:
             raise InvalidArgument(f"a note is at most {MAX_NOTE} characters", field="note")
         if request.status_after not in _STATUSES:
@@ -221,6 +223,7 @@ class ApprovalApi(PoliciesApi):
             finished_at=None,
             finished_by="",
             finished_by_name="",
+            submitted_revision=draft.current.revision,
         )
         # the draft is frozen for its author before the request exists (refused if it was
         # saved since it was read), and opened again if the request is not committed
@@ -228,7 +231,8 @@ class ApprovalApi(PoliciesApi):
         try:
             async with d.db.transaction() as conn:
                 row = await d.repo.insert_request(conn, ident.tenant_id, new)
-                await self._emit(conn, ident, events.APPROVAL_REQUESTED, convert.changed_pb(row))
+                payload = convert.changed_pb(row, now=now)
+                await self._emit(conn, ident, events.APPROVAL_REQUESTED, payload)
         except BaseException:
             await self._release_draft(ident, row_draft=draft.id, request_id=new.id)
             raise
@@ -240,7 +244,7 @@ class ApprovalApi(PoliciesApi):
                 _log.warning(
                     "could not release the author's reply lock (it expires)", error=str(err)
                 )
-        return convert.request_pb(row, [], now)
+        return convert.request_pb(row, [], now, _decider(ident))
 
     async def _stale_hold(self, ident: Identity, draft: composition_pb2.Draft) -> str:
         """A draft awaiting approval already: refused while its request is live; a hold
@@ -295,13 +299,18 @@ class ApprovalApi(PoliciesApi):
             inboxes = [wanted]
         rows = await d.repo.pending(d.repo.pool, ident.tenant_id, inboxes, 2000)
         who = _decider(ident)
+        # those whose stage names the caller, then without the stages they decided already
+        named = [r for r in rows if stages.may_decide(r.facts(), (), who)]
+        past = await d.repo.decisions_by_request(
+            d.repo.pool, ident.tenant_id, [r.id for r in named]
+        )
+        now = d.clock.now()
         mine = [
-            r
-            for r in rows
-            if stages.is_approver(r.stages[r.stage], who, r.inbox_id)
-            and (r.author_id != ident.operator_id or r.allow_self_approval)
-        ][: request.limit or 100]
-        return approval_pb2.ListQueueResponse(requests=await self._pbs(ident, mine))
+            convert.request_pb(r, past[r.id], now, who)
+            for r in named
+            if stages.may_decide(r.facts(), [p.past() for p in past[r.id]], who)
+        ]
+        return approval_pb2.ListQueueResponse(requests=mine[: request.limit or 100])
 
     async def ListHistory(
         self, request: approval_pb2.ListHistoryRequest, context: Context
@@ -324,6 +333,7 @@ class ApprovalApi(PoliciesApi):
             raise InvalidArgument(
                 "verdict is approve, approve_and_send or send_back", field="verdict"
             )
+        policy.no_nul(request.comment, "comment")
         r = await self._visible(ident, request.request_id)
         draft: composition_pb2.Draft = await d.peers.draft(ident.metadata(), r.draft_id)
         if draft.state not in ("open", "in_approval") and r.state is State.PENDING:
@@ -361,12 +371,15 @@ class ApprovalApi(PoliciesApi):
             await d.repo.insert_decision(conn, ident.tenant_id, r.id, decision)
             updated = self._after(locked, outcome, ident, draft.current.revision, digest, now)
             updated = await d.repo.update_request(conn, ident.tenant_id, updated)
-            await self._announce(conn, ident, locked, updated, outcome, verdict, decision.comment)
+            decided = [*past, decision]
+            await self._announce(
+                conn, ident, locked, updated, decided, outcome, verdict, decision.comment
+            )
         d.outbox.wake()
         if outcome in (Outcome.SENT_BACK, Outcome.FINAL):
             # back to its author (approve_and_send: outbound submits it, open or held)
             await self._release_draft(ident, row_draft=r.draft_id, request_id=r.id)
-        return convert.request_pb(updated, [*past, decision], d.clock.now())
+        return convert.request_pb(updated, decided, d.clock.now(), _decider(ident))
 
     @staticmethod
     def _after(
@@ -393,17 +406,28 @@ class ApprovalApi(PoliciesApi):
         ident: Identity,
         before: Request,
         after: Request,
+        decided: list[Decision],
         outcome: Outcome,
         verdict: Verdict,
         comment: str,
     ) -> None:
         who = (ident.operator_id, ident.display_name)
+        now = self._d.clock.now()
         if outcome is Outcome.SENT_BACK:
-            payload = convert.changed_pb(after, approver=who, stage=before.stage, comment=comment)
+            payload = convert.changed_pb(
+                after,
+                decisions=decided,
+                now=now,
+                approver=who,
+                stage=before.stage,
+                comment=comment,
+            )
             await self._emit(conn, ident, events.APPROVAL_SENT_BACK, payload)
         elif outcome in (Outcome.NEXT_STAGE, Outcome.FINAL):
             payload = convert.changed_pb(
                 after,
+                decisions=decided,
+                now=now,
                 approver=who,
                 stage=before.stage,
                 final=outcome is Outcome.FINAL,
@@ -423,8 +447,8 @@ class ApprovalApi(PoliciesApi):
                 raise PermissionDenied(
                     "only its author, or someone who may take over reply locks, cancels a request"
                 )
+            past = await d.repo.decisions_by_request(conn, ident.tenant_id, [locked.id])
             if locked.state not in stages.LIVE:
-                past = await d.repo.decisions_by_request(conn, ident.tenant_id, [locked.id])
                 stages.refuse_settled(locked.facts(), [p.past() for p in past[locked.id]])
             now = d.clock.now()
             cancelled = replace(
@@ -436,7 +460,10 @@ class ApprovalApi(PoliciesApi):
             )
             cancelled = await d.repo.update_request(conn, ident.tenant_id, cancelled)
             payload = convert.changed_pb(
-                cancelled, approver=(ident.operator_id, ident.display_name)
+                cancelled,
+                decisions=past[locked.id],
+                now=now,
+                approver=(ident.operator_id, ident.display_name),
             )
             await self._emit(conn, ident, events.APPROVAL_CANCELLED, payload)
         d.outbox.wake()

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import cast
 
 from switchboard.v1 import approval_pb2, common_pb2, events_pb2
 
 from .policy import Approver, ApproverKind, Condition, ConditionKind, Policy, Stage
 from .records import Decision, Request, StoredPolicy
-from .stages import State, Verdict, is_late
+from .stages import (
+    LIVE,
+    Decider,
+    PastDecision,
+    RequestFacts,
+    State,
+    Verdict,
+    is_late,
+    may_cancel,
+    may_decide,
+)
 
 _APPROVER = {
     approval_pb2.Approver.KIND_OPERATOR: ApproverKind.OPERATOR,
@@ -41,6 +51,7 @@ VERDICT = {
     approval_pb2.VERDICT_SEND_BACK: Verdict.SEND_BACK,
 }
 _VERDICT_PB = {v: k for k, v in VERDICT.items()}
+_STATE = {v: k for k, v in STATE_PB.items()}
 
 
 class UnknownKind(ValueError):
@@ -124,8 +135,11 @@ def _op(op_id: str, name: str) -> common_pb2.OperatorRef:
 
 
 def request_pb(
-    r: Request, decisions: Sequence[Decision], now: datetime
+    r: Request, decisions: Sequence[Decision], now: datetime, caller: Decider | None = None
 ) -> approval_pb2.ApprovalRequest:
+    """The request as answered; `caller_may_decide` and `caller_may_cancel` for `caller`
+    (None, in events: both false)."""
+    facts = r.facts()
     out = approval_pb2.ApprovalRequest(
         id=r.id,
         draft_id=r.draft_id,
@@ -143,6 +157,10 @@ def request_pb(
         status_after=cast(common_pb2.TicketStatus, r.status_after),
         late=r.state is State.PENDING and is_late(r.stages[r.stage], r.stage_started_at, now),
         subject=r.subject,
+        submitted_revision=r.submitted_revision,
+        caller_may_decide=caller is not None
+        and may_decide(facts, [d.past() for d in decisions], caller),
+        caller_may_cancel=caller is not None and r.state in LIVE and may_cancel(facts, caller),
     )
     for d in decisions:
         dec = out.decisions.add(
@@ -163,9 +181,49 @@ def request_pb(
     return out
 
 
+def facts_of_pb(
+    req: approval_pb2.ApprovalRequest,
+) -> tuple[RequestFacts, list[PastDecision]]:
+    """A request as answered (or as an event carries it) back as the facts the stage rules
+    judge, with its decisions: the gateway asks `may_decide` with them for each operator
+    it might notify. A stage or decision of an unknown kind counts for nobody."""
+    stages = tuple(
+        Stage(
+            s.name,
+            tuple(Approver(_APPROVER[a.kind], a.id) for a in s.approvers if a.kind in _APPROVER),
+            s.required,
+            s.deadline_minutes,
+        )
+        for s in req.stages
+    )
+    facts = RequestFacts(
+        _STATE.get(req.state, State.CANCELLED),
+        req.stage,
+        stages,
+        req.author.id,
+        req.inbox_id,
+        req.allow_self_approval,
+        req.finished_by.display_name,
+        req.finished_at.ToDatetime(tzinfo=UTC) if req.HasField("finished_at") else None,
+    )
+    decisions = [
+        PastDecision(
+            d.stage,
+            d.approver.id,
+            d.approver.display_name,
+            VERDICT.get(d.verdict, Verdict.APPROVE),
+            d.decided_at.ToDatetime(tzinfo=UTC),
+        )
+        for d in req.decisions
+    ]
+    return facts, decisions
+
+
 def changed_pb(
     r: Request,
     *,
+    decisions: Sequence[Decision] = (),
+    now: datetime | None = None,
     approver: tuple[str, str] = ("", ""),
     stage: int | None = None,
     final: bool = False,
@@ -189,6 +247,7 @@ def changed_pb(
         reason=reason,
         note=r.note,
         comment=comment,
+        request=request_pb(r, decisions, now or r.stage_started_at),
     )
     if approver[0]:
         out.approver.CopyFrom(_op(*approver))

@@ -88,8 +88,15 @@ BUILTIN = Policy(
 # -- validation --------------------------------------------------------------------------
 
 
+def no_nul(value: str, field: str) -> str:
+    """Text as stored: a NUL character has no place in it (PostgreSQL refuses it)."""
+    if "\x00" in value:
+        raise InvalidArgument(f"{field} holds a NUL character", field=field)
+    return value
+
+
 def _text(value: str, field: str, limit: int, *, required: bool = False) -> str:
-    value = value.strip()
+    value = no_nul(value, field).strip()
     if required and not value:
         raise InvalidArgument(f"{field} is required", field=field)
     if len(value) > limit:
@@ -161,7 +168,9 @@ def _condition(cond: Condition, k: int) -> Condition:
     at = f"conditions[{k}]"
     if len(cond.values) > MAX_VALUES:
         raise InvalidArgument(f"at most {MAX_VALUES} values", field=f"{at}.values")
-    values = tuple(dict.fromkeys(v for v in (_normal(x) for x in cond.values) if v))
+    values = tuple(
+        dict.fromkeys(v for v in (_normal(no_nul(x, f"{at}.values")) for x in cond.values) if v)
+    )
     if any(len(v) > 200 for v in values):
         raise InvalidArgument("a value is longer than 200 characters", field=f"{at}.values")
     kind = cond.kind

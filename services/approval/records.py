@@ -141,6 +141,7 @@ class Request:
     finished_at: datetime | None
     finished_by: str
     finished_by_name: str
+    submitted_revision: int  # the author's, when requested (`revision` moves with decisions)
 
     def facts(self) -> RequestFacts:
         return RequestFacts(
@@ -179,4 +180,5 @@ def request_of(row: Mapping[str, Any]) -> Request:
         finished_at=row["finished_at"],
         finished_by=str(row["finished_by"] or ""),
         finished_by_name=row["finished_by_name"],
+        submitted_revision=row["submitted_revision"],
     )

@@ -89,6 +89,20 @@ def is_approver(stage: Stage, who: Decider, inbox_id: str) -> bool:
     return False
 
 
+def may_decide(req: RequestFacts, decisions: Sequence[PastDecision], who: Decider) -> bool:
+    """Whether `who` may decide the request's current stage now: it is pending, they are
+    one of the stage's approvers, not its author (unless the policy allows it), and have
+    not decided this stage yet. The queue, a request's `caller_may_decide` and the
+    gateway's notifications of approvers all ask this."""
+    if req.state is not State.PENDING or not 0 <= req.stage < len(req.stages):
+        return False
+    if not is_approver(req.stages[req.stage], who, req.inbox_id):
+        return False
+    if who.operator_id == req.author_id and not req.allow_self_approval:
+        return False
+    return not any(d.stage == req.stage and d.approver_id == who.operator_id for d in decisions)
+
+
 def _who(d: PastDecision) -> str:
     return f"{d.approver_name or d.approver_id} at {d.at.isoformat(timespec='seconds')}"
 

@@ -106,7 +106,7 @@ def _banner(stack: Stack, password: str) -> None:
   Metrics      {_metrics_ports(stack)}
 
   Logins       admin@demo.example, agent1@demo.example, agent2@demo.example,
-               trainee@demo.example   password: {shown}
+               trainee@demo.example, supervisor@demo.example   password: {shown}
 
   Try:  curl -s -X POST {stack.gateway_url}/api/v1/sessions \\
           -H 'Content-Type: application/json' \\

@@ -187,7 +187,7 @@ class SendsApi:
                 return send_pb(existing)
         if draft.state != "open":
             raise FailedPrecondition(f"the draft is {draft.state}", field="draft_id")
-        approval = await d.peers.evaluate(md, draft_id)
+        approval = await d.peers.evaluate(md, draft_id, requested=request.request_approval)
         if approval.needs_approval and not approval.approved:
             raise PermissionDenied(
                 "this mail needs approval before it is sent ("

@@ -166,13 +166,16 @@ class Peers:
 
     # -- approval ---------------------------------------------------------------------
 
-    async def evaluate(self, md: Metadata, draft_id: str) -> approval_pb2.Evaluation:
+    async def evaluate(
+        self, md: Metadata, draft_id: str, *, requested: bool = False
+    ) -> approval_pb2.Evaluation:
         """Whether the caller's draft needs approval, and whether a final approval binds
-        its current revision (approval decides; outbound only enforces)."""
+        its current revision (approval decides; outbound only enforces). `requested`: the
+        operator ticked "request approval"."""
         found: approval_pb2.Evaluation = await self._call(
             "approval",
             self.approval.Evaluate,
-            approval_pb2.EvaluateRequest(draft_id=draft_id),
+            approval_pb2.EvaluateRequest(draft_id=draft_id, requested=requested),
             md,
             10,
         )

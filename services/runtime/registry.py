@@ -187,10 +187,12 @@ GATEWAY = Component(
     grpc=False,
     streams=(events.GATEWAY,),
     calls=tuple(s.name for s in SERVICES),
-    # the live hub (gateway/live.py): ticket events, shared templates and sends to push;
-    # ended sessions and changed access to close or re-authorise sockets (SEC-9)
+    # the live hub (gateway/live.py): ticket and approval events, shared templates and
+    # sends to push; ended sessions and changed access to close or re-authorise sockets
+    # (SEC-9)
     subscriptions=(
         f"sb.{events.TICKETS.domain}.>",
+        f"sb.{events.APPROVAL.domain}.>",
         events.TEMPLATE_CHANGED.subject,
         events.SEND_CHANGED.subject,
         events.SESSION_ENDED.subject,

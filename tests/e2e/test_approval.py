@@ -179,9 +179,16 @@ async def test_a_trainee_s_draft_needs_approval_gets_it_and_a_change_voids_it(
     code, _, _ = await refused(decide(stub, office.agent, req, A.VERDICT_APPROVE))
     assert code == grpc.StatusCode.PERMISSION_DENIED
 
-    # the draft changes while pending: a decision on what the approver saw before is
-    # refused; they decide on what is there now, and the request binds that revision
-    edited = await save(compose, office.trainee, draft, "Thank you very much for your order.")
+    # while pending its author may not change it, nor may someone who cannot approve;
+    # an approver may (a new mail: one who sees its inbox), as a revision of their own. A
+    # decision on what the approver saw before is refused; they decide on what is there
+    # now, and the request binds that revision
+    code, message, _ = await refused(save(compose, office.trainee, draft, "Changed my mind"))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "awaiting approval" in message
+    code, message, _ = await refused(save(compose, office.agent, draft, "Let me help"))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "awaiting approval" in message
+    edited = await save(compose, office.sups[1], draft, "Thank you very much for your order.")
+    assert edited.state == "in_approval" and edited.current.saved_by.id == office.sups[1].id
     code, _, field = await refused(decide(stub, office.sups[0], req, A.VERDICT_APPROVE))
     assert (code, field) == (grpc.StatusCode.FAILED_PRECONDITION, "revision")
     done = await decide(
@@ -441,7 +448,8 @@ async def test_outbound_refuses_an_unapproved_send_and_sends_the_approved_revisi
         A.RequestApprovalRequest(draft_id=draft.id), metadata=trainee.metadata()
     )
     code, body = await api_call(stack, trainee.token, "POST", path, {})
-    assert code == 403 and body["error"]["code"] == "approval_required"  # pending
+    # pending: the draft is held for approval, not sent
+    assert code == 409 and "in_approval" in body["error"]["message"], body
     await decide(stub, sup, req, A.VERDICT_APPROVE)
     # approved, then changed: void, refused again
     today = f"We will refund you today ({uuid.uuid4().hex[:8]})."

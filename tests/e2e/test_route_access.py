@@ -4,8 +4,8 @@ covered without a new test), against the running system (issue 5, SEC-4/5):
 - without credentials → 401, unless the operation is public (`security: []`);
 - as an operator of another tenant, with this tenant's ids in the path → 403 or 404;
 - as an operator without the permission the operation names (`x-sb-permission`) → 403;
-- as a member of another inbox, with the ticket or mail of an inbox they do not belong
-  to → 404, the same answer as for an id that does not exist.
+- as a member of another inbox, with the ticket, mail, draft, send or approval request of
+  an inbox they do not belong to → 404, the same answer as for an id that does not exist.
 
 Bodies are the smallest the operation's schema accepts, so that a refusal is about who
 asks, not about what they sent.
@@ -319,6 +319,30 @@ async def world(stack: Stack) -> World:
 
     made["send_id"] = await scheduled_send(tenant.address)
     hidden_send = await scheduled_send(private_address)
+
+    # approval: a request on a new mail in each inbox, and the tenant's policy
+    async def approval_in(inbox_id: str) -> str:
+        code, draft, _ = await call(
+            stack, "POST", "/api/v1/drafts", {"inbox_id": inbox_id}, token=admin
+        )
+        assert code == 201, draft
+        code, req, _ = await call(
+            stack, "POST", f"/api/v1/drafts/{draft['id']}/approval", {}, token=admin
+        )
+        assert code == 201, req
+        return str(req["id"])
+
+    made["approval_id"] = await approval_in(tenant.inbox_id)
+    hidden_approval = await approval_in(private["id"])
+    code, policy, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/approval-policies",
+        {"name": "P", "stages": [{"name": "S", "approvers": [{"kind": "inbox_members"}]}]},
+        token=admin,
+    )
+    assert code == 201, policy
+    made["policy_id"] = policy["id"]
     code, sessions, _ = await call(stack, "GET", "/api/v1/sessions", token=admin)
     session_id = next(s["id"] for s in sessions["items"] if s["kind"] == "session")
     ids = {
@@ -343,6 +367,7 @@ async def world(stack: Stack) -> World:
         "draft_id": hidden_draft,
         "attachment_id": hidden_attachment,
         "send_id": hidden_send,
+        "approval_id": hidden_approval,
     }
     return World(ids, private_ids, other_admin, nobody, member)
 
@@ -362,7 +387,7 @@ PERMISSIONED = [o for o in OPERATIONS if o.permissions]
 INBOX_SCOPED = [
     o
     for o in PRIVATE
-    if {"ticket_id", "message_id", "draft_id", "send_id"} & set(o.params)
+    if {"ticket_id", "message_id", "draft_id", "send_id", "approval_id"} & set(o.params)
     or o.path.startswith("/api/v1/inboxes/{")
 ]
 
