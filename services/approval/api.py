@@ -234,7 +234,7 @@ class ApprovalApi(PoliciesApi):
                 payload = convert.changed_pb(row, now=now)
                 await self._emit(conn, ident, events.APPROVAL_REQUESTED, payload)
         except BaseException:
-            await self._release_draft(ident, row_draft=draft.id, request_id=new.id)
+            await self._release_draft(ident, draft_id=draft.id, request_id=new.id)
             raise
         d.outbox.wake()
         if draft.ticket_id:  # the author's reply lock goes: an approver may take it
@@ -261,16 +261,16 @@ class ApprovalApi(PoliciesApi):
             )
         return draft.approval_request_id
 
-    async def _release_draft(self, ident: Identity, *, row_draft: str, request_id: str) -> None:
+    async def _release_draft(self, ident: Identity, *, draft_id: str, request_id: str) -> None:
         """Open the draft again for its author (the request ended or was never made);
         when composition cannot be reached, its `composition__approvals` consumer does it
         from the event."""
         try:
-            await self._d.peers.release(ident.metadata(), row_draft, request_id)
+            await self._d.peers.release(ident.metadata(), draft_id, request_id)
         except DomainError as err:
             _log.warning(
                 "could not release the draft (the event will)",
-                draft_id=row_draft,
+                draft_id=draft_id,
                 request_id=request_id,
                 error=str(err),
             )
@@ -378,7 +378,7 @@ class ApprovalApi(PoliciesApi):
         d.outbox.wake()
         if outcome in (Outcome.SENT_BACK, Outcome.FINAL):
             # back to its author (approve_and_send: outbound submits it, open or held)
-            await self._release_draft(ident, row_draft=r.draft_id, request_id=r.id)
+            await self._release_draft(ident, draft_id=r.draft_id, request_id=r.id)
         return convert.request_pb(updated, decided, d.clock.now(), _decider(ident))
 
     @staticmethod
@@ -467,5 +467,5 @@ class ApprovalApi(PoliciesApi):
             )
             await self._emit(conn, ident, events.APPROVAL_CANCELLED, payload)
         d.outbox.wake()
-        await self._release_draft(ident, row_draft=cancelled.draft_id, request_id=cancelled.id)
+        await self._release_draft(ident, draft_id=cancelled.draft_id, request_id=cancelled.id)
         return await self._pb(ident, cancelled)
