@@ -12,24 +12,32 @@ import { Key, useI18n } from "./i18n";
 // every decision — so the author learns from the approver's edits.
 
 export interface DraftRounds {
-  draft: Draft;
+  draftId: string;
+  draft: Draft | null; // null: sent (the ticket lists its open and held drafts only)
   rounds: Approval[]; // newest first
 }
 
-/** The ticket's drafts that have been through approval, kept live. */
-export function useTicketApprovals(ticketId: string) {
+/** The approval rounds of the ticket's drafts — those being written or held (GET
+ * /tickets/{id}/drafts) and those sent (the drafts of its sends) — kept live. */
+export function useTicketApprovals(ticketId: string, sentDrafts: string[]) {
   const [items, setItems] = useState<DraftRounds[]>([]);
+  const sent = sentDrafts.join(",");
   const reload = useCallback(async () => {
     try {
       const drafts = (await api.get<{ items: Draft[] }>(`/tickets/${ticketId}/drafts`)).items;
+      const ids = [...new Set([...drafts.map((d) => d.id), ...sent.split(",").filter(Boolean)])];
       const out = await Promise.all(
-        drafts.map(async (draft) => ({ draft, rounds: await draftApprovals(draft.id).catch(() => [] as Approval[]) })),
+        ids.map(async (draftId) => ({
+          draftId,
+          draft: drafts.find((d) => d.id === draftId) ?? null,
+          rounds: await draftApprovals(draftId).catch(() => [] as Approval[]),
+        })),
       );
-      setItems(out.filter((x) => x.rounds.length > 0 || x.draft.state === "in_approval"));
+      setItems(out.filter((x) => x.rounds.length > 0 || x.draft?.state === "in_approval"));
     } catch {
       /* a courtesy beside the ticket, which shows its own errors */
     }
-  }, [ticketId]);
+  }, [ticketId, sent]);
   useEffect(() => {
     void reload();
   }, [reload]);
@@ -76,7 +84,7 @@ function Pending({ item, round, onChanged }: { item: DraftRounds; round: Approva
       setError(errorText(e, t));
     }
   };
-  const r = item.draft.current;
+  const r = item.draft?.current;
   return (
     <section className="card approval-state" data-testid="awaiting-approval" data-approval={round.id}>
       <div className="row gap wrap">
@@ -94,14 +102,16 @@ function Pending({ item, round, onChanged }: { item: DraftRounds; round: Approva
       </div>
       {round.note && <p className="pre small">{t("appr.note")}: {round.note}</p>}
       {error && <p className="error" role="alert">{error}</p>}
-      <details>
-        <summary className="small muted">{t("appr.read_only")}</summary>
-        <div className="small" data-testid="frozen-draft">
-          <div>{t("reply.to")}: {r.to.join(", ")}</div>
-          <div>{t("reply.subject")}: {r.subject}</div>
-          <pre className="mailtext">{r.body_text}</pre>
-        </div>
-      </details>
+      {r && (
+        <details>
+          <summary className="small muted">{t("appr.read_only")}</summary>
+          <div className="small" data-testid="frozen-draft">
+            <div>{t("reply.to")}: {r.to.join(", ")}</div>
+            <div>{t("reply.subject")}: {r.subject}</div>
+            <pre className="mailtext">{r.body_text}</pre>
+          </div>
+        </details>
+      )}
     </section>
   );
 }
@@ -141,9 +151,8 @@ export function TicketApprovals({ items, onChanged }: { items: DraftRounds[]; on
       {items.map((item) => {
         const round = item.rounds[0];
         if (!round) return null;
-        if (round.state === "pending") return <Pending key={item.draft.id} item={item} round={round} onChanged={onChanged} />;
-        if (round.state === "sent" || round.state === "approved" || item.draft.state === "sent")
-          return <Finished key={item.draft.id} round={round} />;
+        if (round.state === "pending") return <Pending key={item.draftId} item={item} round={round} onChanged={onChanged} />;
+        if (round.state === "sent" || round.state === "approved") return <Finished key={item.draftId} round={round} />;
         return null; // sent back, cancelled, voided: the author's editor says so
       })}
     </>

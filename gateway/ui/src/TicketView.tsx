@@ -18,11 +18,14 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const { dateTime } = useFormat();
   const activity = useActivity(id);
   const reloadActivity = activity.reload;
-  const approvals = useTicketApprovals(id);
   const [ticket, setTicket] = useState<TicketDetail | null>(null);
   const [error, setError] = useState<{ status: number; message: string } | null>(null);
   const [lock, setLock] = useState<ReplyLock | null>(null);
   const [sends, setSends] = useState<Send[]>([]);
+  const approvals = useTicketApprovals(
+    id,
+    sends.flatMap((s) => (s.draft_id ? [s.draft_id] : [])),
+  );
   const [operators, setOperators] = useState<OperatorBrief[]>([]);
   const [replying, setReplying] = useState<{ kind: string; fence: number } | null>(null);
   const [lost, setLost] = useState<string>("");
@@ -254,7 +257,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   // instead of sending (issue 17); the ticket's actions say, the server decides again.
   const needsApproval = !(a.send_without_approval ?? session.may("send_without_approval"));
   // the caller's own reply awaiting approval is frozen: shown above, not opened again
-  const myPending = approvals.items.some((x) => x.draft.state === "in_approval" && x.draft.author?.id === session.me.id);
+  const myPending = approvals.items.some((x) => x.draft?.state === "in_approval" && x.draft.author?.id === session.me.id);
   const replyReason = !a.reply
     ? t(needsApproval ? "ticket.needs_approval" : "ticket.no_reply_permission")
     : myPending
