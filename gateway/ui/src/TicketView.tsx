@@ -38,6 +38,8 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
   const commentBox = useRef<HTMLTextAreaElement>(null);
   const reloadTimer = useRef<number | undefined>(undefined);
+  // why Reply may not be used at all now ("" when it may): `r` does nothing then
+  const replyBlocked = useRef("");
 
   const load = useCallback(async () => {
     try {
@@ -120,7 +122,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
     const onKey = (e: KeyboardEvent) => {
       if (!shortcutKey(e)) return; // not in a field, nor behind an open dialog
       if (e.key === "Escape" && !replying) back();
-      if (e.key === "r" && !replying && ticket?.actions.reply) {
+      if (e.key === "r" && !replying && ticket && !replyBlocked.current) {
         e.preventDefault();
         void startReply("reply");
       }
@@ -265,6 +267,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       : otherHolder
         ? t("ticket.reply_disabled", { name: otherHolder })
         : "";
+  replyBlocked.current = !a.reply || myPending ? replyReason : ""; // a held lock: r says who holds it
   const lastMail = [...ticket.messages].reverse().find((m) => m.channel !== "phone");
 
   return (
