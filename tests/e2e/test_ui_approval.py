@@ -182,6 +182,12 @@ async def test_request_approval_is_the_trainees_primary_button_in_japanese_and_a
         await expect(page.get_by_test_id("awaiting-approval")).to_contain_text("Aki Agent")
         # their own reply is frozen while it waits: Reply is not offered again
         await expect(page.get_by_test_id("btn-reply")).to_be_disabled()
+        # cancelling the request gives the draft back to its author
+        await page.get_by_test_id("cancel-request").click()
+        await expect(page.get_by_test_id("awaiting-approval")).to_have_count(0)
+        await page.get_by_test_id("btn-reply").click()
+        await expect(page.get_by_test_id("round-cancelled")).to_contain_text("Aki Agent")
+        await expect(page.get_by_test_id("body")).to_contain_text("The delivery is on Friday.")
     finally:
         await ctx.close()
 
