@@ -280,3 +280,46 @@ class ApprovalRepo:
         )
         assert row is not None
         return request_of(row)
+
+    # -- the hand-over and reminders (a system's work: consumers and the sweeper) ------
+
+    async def approved_of_draft(self, conn: Conn, tenant: str, draft_id: str) -> Request | None:
+        """The draft's approved request (at most one: the live index), locked."""
+        row = await conn.fetchrow(
+            "SELECT * FROM requests WHERE tenant_id = $1 AND draft_id = $2 "
+            "AND state = 'approved' FOR UPDATE",
+            uuid.UUID(tenant),
+            uuid.UUID(draft_id),
+        )
+        return request_of(row) if row else None
+
+    async def overdue(self, conn: Conn, now: datetime, limit: int) -> list[tuple[str, Request]]:
+        """(tenant, request) of every tenant's pending requests whose current stage is
+        past its deadline and not yet reminded, the longest overdue first."""
+        rows = await conn.fetch(
+            "SELECT r.* FROM requests r, "
+            "LATERAL (SELECT coalesce((r.stages -> r.stage ->> 'deadline_minutes')::int, 0) "
+            "AS minutes) d "
+            "WHERE r.state = 'pending' AND d.minutes > 0 "
+            "AND r.stage_started_at + make_interval(mins => d.minutes) < $1 "
+            "AND NOT EXISTS (SELECT 1 FROM reminders m WHERE m.tenant_id = r.tenant_id "
+            "AND m.request_id = r.id AND m.stage = r.stage) "
+            "ORDER BY r.stage_started_at + make_interval(mins => d.minutes), r.id LIMIT $2",
+            now,
+            limit,
+        )
+        return [(str(r["tenant_id"]), request_of(r)) for r in rows]
+
+    async def note_reminder(
+        self, conn: Conn, tenant: str, request_id: str, stage: int, now: datetime
+    ) -> bool:
+        """Record that this stage of the request was reminded; False when it already was."""
+        done = await conn.execute(
+            "INSERT INTO reminders (tenant_id, request_id, stage, reminded_at) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            uuid.UUID(tenant),
+            uuid.UUID(request_id),
+            stage,
+            now,
+        )
+        return bool(done == "INSERT 0 1")

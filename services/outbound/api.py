@@ -6,36 +6,29 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any, cast
 
-import asyncpg
 from switchboard.v1 import common_pb2, outbound_pb2
 
-from services.runtime import identity, log, permissions
-from services.runtime.clock import Clock
-from services.runtime.db import Database
+from services.runtime import identity, permissions
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
-from services.runtime.ids import IdGenerator, parse_uuid
-from services.runtime.outbox import Outbox
+from services.runtime.ids import parse_uuid
 from services.runtime.paging import Cursor, page, page_size
-from services.runtime.secrets import SecretBox
 
-from . import domain, signing
+from . import domain
 from .changes import send_changed
-from .dispatcher import Dispatcher, Routes
 from .domain import State
-from .peers import Peers
 from .records import Attempt, Send
-from .repo import NewSend, OutboundRepo
+from .submit import APPROVAL_REQUIRED, Deps, Submission, Submitter
+
+__all__ = ["APPROVAL_REQUIRED", "Deps", "SendsApi", "retime", "send_pb"]
 
 MAX_AHEAD = timedelta(days=366)
 SCHEDULED_AFTER = timedelta(seconds=5)  # later than this: a scheduled send
-APPROVAL_REQUIRED = "approval_required"  # the refusal's reason: 403 `approval_required`
 _STATUSES = {
     common_pb2.TICKET_STATUS_UNSPECIFIED,
     common_pb2.TICKET_STATUS_OPEN,
@@ -45,20 +38,6 @@ _STATUSES = {
 }
 _DATE = re.compile(rb"(?im)^Date:[^\r\n]*\r\n")
 _DKIM = re.compile(rb"(?is)^DKIM-Signature:.*?\r\n(?![ \t])")
-
-
-@dataclass
-class Deps:
-    db: Database
-    repo: OutboundRepo
-    outbox: Outbox
-    peers: Peers
-    routes: Routes
-    box: SecretBox
-    clock: Clock
-    ids: IdGenerator
-    dispatcher: Dispatcher
-    max_attempts: int
 
 
 def _ts(value: datetime | None) -> Any:
@@ -126,13 +105,7 @@ def retime(raw: bytes, date: datetime) -> bytes:
     return head[:-2] + sep + body
 
 
-class SendsApi:
-    _d: Deps
-
-    def __init__(self, deps: Deps) -> None:
-        self._d = deps
-        self._log = log.get("outbound.api")
-
+class SendsApi(Submitter):
     # -- helpers -----------------------------------------------------------------------
 
     async def _visible(
@@ -144,15 +117,6 @@ class SendsApi:
         if row is None or not ident.sees_inbox(row.inbox_id):
             raise NotFound("no such send", field="send_id")
         return row
-
-    async def sign(self, tenant: str, raw: bytes, sender: str) -> tuple[bytes, bool]:
-        """DKIM-signed when the tenant has a key for the sender's domain (OUT-7)."""
-        d = self._d
-        key = await d.repo.dkim_key(tenant, domain.domain_of(sender))
-        if key is None:
-            return raw, False
-        pem = d.box.open(bytes(key.private_key_sealed), f"{tenant}:{key.domain}")
-        return signing.sign(raw, domain=key.domain, selector=key.selector, private_pem=pem), True
 
     def _send_at(self, request: Any, field: str = "send_at") -> datetime:
         now = self._d.clock.now()
@@ -202,112 +166,28 @@ class SendsApi:
                     "take the reply lock first: sending needs its fence", field="fence"
                 )
             await d.peers.check_fence(md, ticket_id, request.fence)
-        found = await d.peers.check_draft(md, draft_id)
-        blocking = [f for f in found.findings if f.severity == "blocking"]
-        if blocking:
-            raise FailedPrecondition(
-                f"the draft cannot be sent: {blocking[0].message}",
-                field=blocking[0].field or "draft_id",
-            )
-        unseen = sorted(
-            {f.code for f in found.findings if f.severity == "warning"}
-            - set(request.acknowledged_warnings)
+        await self.refuse_blocked(md, draft_id, list(request.acknowledged_warnings))
+        row = await self.queue(
+            ident,
+            Submission(
+                draft_id=draft_id,
+                ticket_id=ticket_id,
+                from_address=draft.current.from_address,
+                send_at=send_at,
+                scheduled=scheduled,
+                status_after=request.status_after,
+                actor=identity.operator_actor(ident),
+                fence=request.fence,
+                approved_revision=approval.revision if approval.needs_approval else 0,
+            ),
         )
-        if unseen:
-            raise FailedPrecondition(
-                "the pre-send checks warn about: "
-                + ", ".join(unseen)
-                + " — look at them, then send again acknowledging them",
-                field="acknowledged_warnings",
-            )
-        send_id = d.ids.new()
-        sender_domain = domain.domain_of(draft.current.from_address)
-        if ticket_id:
-            message_id = await d.peers.mint_message_id(md, ticket_id, sender_domain)
-        else:
-            message_id = f"{send_id.hex}.sb@{sender_domain}"
-        mime = await d.peers.render_mime(md, draft_id, message_id, send_at)
-        if approval.needs_approval and mime.revision != approval.revision:
-            raise PermissionDenied(
-                "the draft changed after its approval: request approval again",
-                reason=APPROVAL_REQUIRED,
-            )
-        recipients = list(mime.recipients)
-        domain.choose_route(await d.routes.of(ident.tenant_id), mime.inbox_id, recipients)
-        raw, signed = await self.sign(ident.tenant_id, bytes(mime.raw), mime.envelope_from)
-        await d.peers.set_draft_state(md, draft_id, "submitted", str(send_id), mime.revision)
-        new = NewSend(
-            id=send_id,
-            tenant_id=uuid.UUID(ident.tenant_id),
-            kind="reply",
-            draft_id=uuid.UUID(draft_id),
-            draft_revision=mime.revision,
-            ticket_id=uuid.UUID(ticket_id) if ticket_id else None,
-            inbox_id=uuid.UUID(mime.inbox_id),
-            operator_id=uuid.UUID(ident.operator_id),
-            operator_name=ident.display_name,
-            operator_md=md,
-            fence=request.fence if ticket_id else 0,
-            lock_held=bool(ticket_id) and not scheduled,
-            status_after=request.status_after,
-            message_id=message_id,
-            subject=mime.subject,
-            envelope_from=mime.envelope_from,
-            recipients=recipients,
-            raw=raw,
-            dkim_signed=signed,
-            send_at=send_at,
-            max_attempts=d.max_attempts,
-            route_name="",
-        )
-        now = d.clock.now()
-        try:
-            async with d.db.transaction() as conn:
-                row = await d.repo.insert_send(conn, new, now, None)
-                await d.repo.add_event(
-                    conn,
-                    send_changed(
-                        d.ids,
-                        row,
-                        action="submitted",
-                        state=State.SCHEDULED,
-                        previous="",
-                        at=now,
-                        actor=identity.operator_actor(ident),
-                        correlation_id=ident.correlation_id,
-                    ),
-                )
-        except asyncpg.UniqueViolationError:
-            existing = await self._live_send(ident, draft_id, mime.revision)
-            if existing is None:
-                raise
-            return send_pb(existing)
-        except BaseException:
-            await self._reopen_quietly(md, draft_id, str(send_id))
-            raise
-        d.outbox.wake()
-        d.dispatcher.wake()
+        assert row is not None  # (None only for a consumer's event)
         if scheduled and ticket_id:
             await self._release_quietly(md, ticket_id, request.fence)
-        self._log.info(
-            "draft submitted",
-            send_id=str(send_id),
-            draft_id=draft_id,
-            ticket_id=ticket_id or None,
-            send_at=send_at.isoformat(),
-            recipients=len(recipients),
-            dkim=signed,
-        )
         return send_pb(row)
 
     async def _live_send(self, ident: Identity, draft_id: str, revision: int) -> Send | None:
         return await self._d.repo.live_send(ident.tenant_id, uuid.UUID(draft_id), revision)
-
-    async def _reopen_quietly(self, md: Any, draft_id: str, send_id: str) -> None:
-        try:
-            await self._d.peers.set_draft_state(md, draft_id, "open", send_id)
-        except Exception as err:
-            self._log.warning("could not reopen the draft", draft_id=draft_id, error=repr(err))
 
     async def _release_quietly(self, md: Any, ticket_id: str, fence: int) -> None:
         try:

@@ -1,6 +1,7 @@
 """outbound's composition root: the OutboundService API, the dispatcher that sends due
-mail, the sweep of expired leases, the steps after sending, and two consumers
-(automatic replies from tickets' events, bounces from ingestion's)."""
+mail, the sweep of expired leases, the steps after sending, and three consumers
+(automatic replies from tickets' events, bounces from ingestion's, the hand-over of a
+final approval with `send` from approval's)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from services.runtime.service import ServiceRuntime
 
 from .api import Deps
 from .api_admin import OutboundApi
+from .approvals import APPROVALS, ApprovedSends
 from .autoreply import AutoReplies
 from .bounces import Bounces
 from .dispatcher import Dispatcher, DispatchSettings, LeaseSweeper, Routes, worker_name
@@ -135,6 +137,7 @@ async def main() -> int:
     rt.add_background(finisher.name, finisher.start, finisher.stop)
     await rt.add_consumer(REPLIES, AutoReplies(deps, api).on_ticket_event)
     await rt.add_consumer(BOUNCES, Bounces(deps).on_received)
+    await rt.add_consumer(APPROVALS, ApprovedSends(deps, api).on_approved)
     server = rt.grpc_server()
     server.add(
         outbound_pb2_grpc.add_OutboundServiceServicer_to_server,

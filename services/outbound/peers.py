@@ -213,3 +213,15 @@ class Peers:
             "accounts", self.accounts.ListInboxes, accounts_pb2.ListInboxesRequest(), md, 10
         )
         return list(resp.inboxes)
+
+    async def operator(self, md: Metadata, operator_id: str) -> accounts_pb2.Operator:
+        """An operator as accounts knows them now (roles, permissions, inboxes): asked as
+        that operator, who may read themselves."""
+        found: accounts_pb2.Operator = await self._call(
+            "accounts",
+            self.accounts.GetOperator,
+            accounts_pb2.GetOperatorRequest(operator_id=operator_id),
+            md,
+            10,
+        )
+        return found

@@ -77,6 +77,7 @@ APPROVAL_SENT_BACK = EventType("approval.sent_back", APPROVAL, "approval_changed
 APPROVAL_CANCELLED = EventType("approval.cancelled", APPROVAL, "approval_changed")
 APPROVAL_VOIDED = EventType("approval.voided", APPROVAL, "approval_changed")
 APPROVAL_SENT = EventType("approval.sent", APPROVAL, "approval_changed")
+APPROVAL_REMINDED = EventType("approval.reminded", APPROVAL, "approval_changed")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -107,6 +108,7 @@ EVENT_TYPES = {
         APPROVAL_CANCELLED,
         APPROVAL_VOIDED,
         APPROVAL_SENT,
+        APPROVAL_REMINDED,
     )
 }
 
@@ -187,6 +189,7 @@ APPROVAL_CHANGES = (
     APPROVAL_CANCELLED,
     APPROVAL_VOIDED,
     APPROVAL_SENT,
+    APPROVAL_REMINDED,
 )
 
 

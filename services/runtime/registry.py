@@ -67,6 +67,12 @@ OUTBOUND_REPLIES = ConsumerSpec(
 OUTBOUND_BOUNCES = ConsumerSpec(
     events.INGEST, "outbound__bounces", (events.MESSAGE_RECEIVED.subject,)
 )
+# A final approval with `send` (issue 17): outbound submits exactly the approved revision.
+OUTBOUND_APPROVALS = ConsumerSpec(
+    events.APPROVAL, "outbound__approvals", (events.APPROVAL_APPROVED.subject,)
+)
+# A send submitted for the draft of an approved request marks the request sent.
+APPROVAL_SENDS = ConsumerSpec(events.OUTBOUND, "approval__sends", (events.SEND_CHANGED.subject,))
 ACCOUNTS_OPERATIONS = ConsumerSpec(
     events.GATEWAY, "accounts__operations", (events.OPERATION_PERFORMED.subject,), batch=256
 )
@@ -159,6 +165,7 @@ SERVICES: tuple[Component, ...] = (
         7105,
         database=True,
         streams=(events.APPROVAL,),
+        consumers=(APPROVAL_SENDS,),
         calls=("composition", "tickets", "accounts"),
     ),
     _service(
@@ -166,7 +173,7 @@ SERVICES: tuple[Component, ...] = (
         7106,
         database=True,
         streams=(events.OUTBOUND,),
-        consumers=(OUTBOUND_REPLIES, OUTBOUND_BOUNCES),
+        consumers=(OUTBOUND_REPLIES, OUTBOUND_BOUNCES, OUTBOUND_APPROVALS),
         calls=("composition", "tickets", "ingestion", "accounts", "approval"),
     ),
     _service("reporting", 7107),

@@ -13,6 +13,8 @@
   closed loop with 64 clients and paced at 200 requests/s (`tests/bench/api.py`).
 - compose: template rendering and pre-send checks through the composition gRPC API
   beside the same work in process (`tests/bench/compose.py`).
+- approval: a trainee's request pushed to an approver's WebSocket, and approve-and-send
+  to the SMTP peer, beside an agent's plain send (`tests/bench/approval.py`).
 - outbound: 1,000 mails due together, sent to a local aiosmtpd sink, beside aiosmtplib
   sending them directly; their lateness p50/p99 (`tests/bench/outbound.py`).
 - ui: the web UI in headless chromium — first load of the inbox page, ticket open time,
@@ -45,7 +47,7 @@ import aiosmtplib
 import nats
 
 from services.devstack.stack import Ports, Stack, StackConfig
-from tests.bench import api, before_after, compose, ingestion, locks, outbound, ui
+from tests.bench import api, approval, before_after, compose, ingestion, locks, outbound, ui
 
 PASSWORD = "bench-password"
 THROUGHPUT_MAILS = int(os.environ.get("SB_BENCH_MAILS", "3000"))
@@ -231,6 +233,8 @@ async def main() -> int:
             api_figures = await api.run(stack, agent)
             print("compose…", file=sys.stderr)
             compose_figures = await compose.run(stack, admin, agent, compose.agent_metadata())
+            print("approval…", file=sys.stderr)
+            approval_figures = await approval.run(stack, admin, PASSWORD)
             print("outbound…", file=sys.stderr)
             outbound_figures = await outbound.run(stack, admin, await tenant_of(stack, admin))
             print("ui…", file=sys.stderr)
@@ -260,6 +264,7 @@ async def main() -> int:
         "locks": lock_figures,
         "api": api_figures,
         "compose": compose_figures,
+        "approval": approval_figures,
         "outbound": outbound_figures,
         "ui": ui_figures,
     }
