@@ -122,7 +122,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
     const onKey = (e: KeyboardEvent) => {
       if (!shortcutKey(e)) return; // not in a field, nor behind an open dialog
       if (e.key === "Escape" && !replying) back();
-      if (e.key === "r" && !replying && ticket && !replyBlocked.current) {
+      if (e.key === "r" && !replying && !replyBlocked.current) {
         e.preventDefault();
         void startReply("reply");
       }
