@@ -118,6 +118,12 @@ async def test_each_administration_section_holds_only_its_own_rows(
             "inboxes": ["Help"],
             "thresholds": ["Help"],
             "autoreply": ["Help"],
+            "approval": [
+                f"{p['name']} (built in)" if p["builtin"] else p["name"]
+                for p in (await call(stack, "GET", "/api/v1/approval-policies", token=admin))[1][
+                    "policies"
+                ]
+            ],
         }
         counts = {
             "signatures": 0,

@@ -98,7 +98,7 @@ async def test_dates_read_one_way_per_language_in_the_operators_time_zone(
             await ctx.close()
 
 
-async def test_a_trainees_reply_takes_no_lock_and_refusals_read_in_japanese(
+async def test_a_trainee_reading_takes_no_lock_and_refusals_read_in_japanese(
     stack: Stack, browser: Browser
 ) -> None:
     tenant, admin = await admin_of(stack)
@@ -116,14 +116,11 @@ async def test_a_trainees_reply_takes_no_lock_and_refusals_read_in_japanese(
         await sign_in(agent, stack.gateway_url, aki, OWN_PASSWORD)
         await row(trainee, subject).click()
         await row(agent, subject).click()
-        # the trainee cannot reply, is told what they can do, and starts the suggestion
-        await expect(trainee.get_by_test_id("btn-reply")).to_be_disabled()
-        await expect(trainee.get_by_test_id("trainee-help")).to_contain_text("できること")
-        await trainee.get_by_test_id("trainee-suggest").click()
-        await expect(trainee.get_by_test_id("comment-input")).not_to_have_value("")
-        await expect(trainee.get_by_test_id("comment-input")).to_be_focused()
+        # the trainee may reply, and is told a supervisor approves it before it is sent
+        await expect(trainee.get_by_test_id("btn-reply")).to_be_enabled()
+        await expect(trainee.get_by_test_id("trainee-help")).to_contain_text("承認")
         await shot(trainee, "trainee-help-ja")
-        # nobody holds the lock: the agent replies at once
+        # reading takes no lock: the agent replies at once
         await expect(agent.get_by_test_id("lock-banner")).to_have_count(0)
         async with agent.expect_response(lambda r: r.url.endswith("/lock") and r.status == 200):
             await agent.get_by_test_id("btn-reply").click()

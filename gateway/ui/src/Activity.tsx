@@ -88,6 +88,7 @@ export function ActivityEntry({ entry }: { entry: AuditEntry }) {
     if (field === "status") return word("status.", v);
     if (field === "priority") return word("priority.", v);
     if (field === "send") return word("send.", v);
+    if (field === "approval") return word("appr.state.", v);
     if (/^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v)) return dateTime(v);
     return v;
   };

@@ -2,6 +2,7 @@ import { FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "re
 import { Session } from "./App";
 import { AdminTable } from "./AdminTable";
 import { logSections } from "./adminLogs";
+import { approvalSections } from "./adminApproval";
 import { hoursToLines, settingsSections, WordPicker } from "./adminSections";
 import { Ctx, Field, items, Lookups, Query, Row, Section, str } from "./adminTypes";
 import { DateTimeInput } from "./DateTimeInput";
@@ -240,13 +241,21 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
         {csv && (
           <a className="button" href={csv} download data-testid="admin-csv">{t("admin.csv")}</a>
         )}
-        {section.create && !section.single && (
+        {(section.create || section.editor) && !section.single && (
           <button className="primary" onClick={() => open("new")} data-testid="admin-new">{t("admin.new")}</button>
         )}
       </div>
       {section.help && <p className="muted small">{t(section.help)}</p>}
       {notice && <p className="notice" role="status" data-testid="admin-notice">{notice}</p>}
-      {editing && (
+      {editing &&
+        section.editor?.(editing, lookups, (saved) => {
+          setEditing(null);
+          if (saved) {
+            setNotice(t("common.saved"));
+            void load();
+          }
+        })}
+      {editing && !section.editor && (
         <form className="card form" onSubmit={submit} data-testid="admin-form">
           {section.fields
             .filter((f) => editing === "new" || !f.createOnly)
@@ -293,8 +302,10 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
           lookups={lookups}
           actions={(r) => (
             <>
-              {section.update && <button className="small" onClick={() => open(r)}>{t("admin.edit")}</button>}
-              {section.remove && (
+              {(section.update || section.editor) && (
+                <button className="small" onClick={() => open(r)} data-testid="admin-edit">{t("admin.edit")}</button>
+              )}
+              {section.remove && (!section.removable || section.removable(r)) && (
                 <button className="small" onClick={() => setRemoving(r)} data-testid="admin-remove">
                   {t(section.removeLabel ?? "admin.delete")}
                 </button>
@@ -324,7 +335,7 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
 
 function allSections(ctx: Ctx): { title: Key; sections: Section[] }[] {
   return [
-    { title: "admin.group.settings", sections: settingsSections(ctx) },
+    { title: "admin.group.settings", sections: [...settingsSections(ctx), ...approvalSections(ctx)] },
     { title: "admin.group.records", sections: logSections(ctx) },
   ];
 }

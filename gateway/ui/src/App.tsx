@@ -8,12 +8,15 @@ import { TicketView } from "./TicketView";
 import { ContactList, ContactView } from "./Contacts";
 import { Admin, mayAdminister } from "./Admin";
 import { Dialog, shortcutKey } from "./Dialog";
+import { ApprovalQueue } from "./Approvals";
+import { ApprovalView } from "./ApprovalView";
+import { useApprovalCount } from "./approvalTypes";
 
 // Screens live in the URL fragment: #/inbox/<id|all>/<tab>[/<view>], #/tickets/<id>.
 // The view of a list is whose tickets: "" everyone's, "mine", "unassigned", or an
 // operator's id.
 export interface Route {
-  screen: "inbox" | "ticket" | "contacts" | "contact" | "admin";
+  screen: "inbox" | "ticket" | "contacts" | "contact" | "admin" | "approvals" | "approval";
   inbox: string;
   tab: string;
   view?: string;
@@ -26,6 +29,7 @@ function parseHash(): Route {
   if (parts[0] === "tickets" && parts[1]) return { ...base, screen: "ticket", id: parts[1] };
   if (parts[0] === "contacts") return parts[1] ? { ...base, screen: "contact", id: parts[1] } : { ...base, screen: "contacts" };
   if (parts[0] === "admin") return { ...base, screen: "admin", id: parts[1] || "" };
+  if (parts[0] === "approvals") return parts[1] ? { ...base, screen: "approval", id: parts[1] } : { ...base, screen: "approvals" };
   return { screen: "inbox", inbox: parts[1] || "all", tab: parts[2] || "open", view: parts[3] || "" };
 }
 
@@ -139,6 +143,10 @@ export function App() {
     setNotices([]);
   };
 
+  // the approval queue's count in the navigation, for who may approve (issue 17)
+  const mayApprove = !!me?.permissions.includes("approve") && ready;
+  const approvalCount = useApprovalCount(mayApprove);
+
   const session: Session | null = useMemo(
     () => (me ? { me, inboxes, may: (p: string) => me.permissions.includes(p) } : null),
     [me, inboxes],
@@ -166,6 +174,12 @@ export function App() {
           <a href="#/contacts" className={route.screen.startsWith("contact") ? "nav current" : "nav"} data-testid="nav-contacts">
             {i18n.t("nav.contacts")}
           </a>
+          {mayApprove && (
+            <a href="#/approvals" className={route.screen.startsWith("approval") ? "nav current" : "nav"} data-testid="nav-approvals">
+              {i18n.t("nav.approvals")}{" "}
+              <span className={approvalCount > 0 ? "navcount due" : "navcount"} data-testid="approval-count">{approvalCount}</span>
+            </a>
+          )}
           {session && mayAdminister(session) ? (
             <a href="#/admin" className={route.screen === "admin" ? "nav current" : "nav"} data-testid="nav-admin">
               {i18n.t("nav.admin")}
@@ -190,6 +204,10 @@ export function App() {
           <ContactList masked={!session!.may("see_customer_addresses")} />
         ) : route.screen === "contact" && route.id ? (
           <ContactView key={route.id} id={route.id} masked={!session!.may("see_customer_addresses")} />
+        ) : route.screen === "approvals" ? (
+          <ApprovalQueue session={session!} />
+        ) : route.screen === "approval" && route.id ? (
+          <ApprovalView key={route.id} id={route.id} session={session!} />
         ) : route.screen === "admin" ? (
           <Admin section={route.id ?? ""} session={session!} />
         ) : (

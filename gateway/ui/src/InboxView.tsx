@@ -490,6 +490,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
                         {r.lock.holder.id === session.me.id ? t("lock.you") : t("lock.replying", { name: r.lock.holder.name })}
                       </span>
                     )}
+                    {r.awaiting_approval && <span className="badge appr-pending" data-testid="approval-badge">{t("appr.awaiting")}</span>}
                     {inbox === "all" && <span className="muted small"> · {r.inbox.name}</span>}
                   </span>
                   <span className="customer" title={r.from.address}>{r.from.name || r.from.address}</span>

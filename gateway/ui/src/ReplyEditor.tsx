@@ -2,13 +2,17 @@ import { DragEvent, useCallback, useEffect, useRef, useState } from "react";
 import { api, ApiError, Attachment, Checks, Draft, DraftRevision, Preview, Send, Template, TicketDetail } from "./api";
 import { Session } from "./App";
 import { DateTimeInput } from "./DateTimeInput";
+import { Approval, draftApprovals } from "./approvalTypes";
+import { ChecksDialog } from "./ChecksDialog";
 import { Dialog } from "./Dialog";
 import { errorText } from "./errors";
 import { useFormat } from "./format";
 import { useI18n, Key } from "./i18n";
-import { MailCard, MailFrame } from "./MailView";
+import { AnsweringSplit } from "./Answering";
+import { PreviewDialog } from "./MailPreview";
 import { TemplatePicker } from "./TemplatePicker";
 import { RichEditor, RichEditorHandle } from "./RichEditor";
+import { RequestFields, RoundNotice } from "./ReplyApproval";
 
 const RENEW_MS = 20000;
 const AUTOSAVE_MS = 1200;
@@ -41,25 +45,6 @@ const list = (s: string) =>
     .map((x) => x.trim())
     .filter(Boolean);
 
-const ANSWERING_KEY = "sb.reply.answering"; // "hidden": the answered mail folded away
-
-function answeringShown(): boolean {
-  try {
-    return localStorage.getItem(ANSWERING_KEY) !== "hidden";
-  } catch {
-    return true;
-  }
-}
-
-/** The draft's own images inside its HTML (cid:), shown from its attachments. */
-function inlineOf(p: Preview): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const a of p.attachments) if (a.inline && a.content_id) out[a.content_id] = a.download_url;
-  return out;
-}
-
-const addressText = (a: { name: string; address: string }) => (a.name ? `${a.name} <${a.address}>` : a.address);
-
 /** Release the lock even when the page goes away (keepalive outlives the page). */
 function releaseLock(ticketId: string, fence: number): void {
   void fetch(`/api/v1/tickets/${ticketId}/lock?fence=${fence}`, {
@@ -88,7 +73,7 @@ export function ReplyEditor({
   onClose: (sent: boolean) => void;
 }) {
   const { t, lang } = useI18n();
-  const { dateTime, zone } = useFormat();
+  const { dateTime } = useFormat();
   const [draft, setDraft] = useState<Draft | null>(null);
   // who changed the draft last: shown when it was someone else (issue 16)
   const [lastChange, setLastChange] = useState<Draft["last_change"]>(null);
@@ -100,20 +85,28 @@ export function ReplyEditor({
   const [lost, setLost] = useState("");
   const [checks, setChecks] = useState<Checks | null>(null);
   const [preview, setPreview] = useState<Preview | null>(null);
-  const [source, setSource] = useState(false);
   const [discarding, setDiscarding] = useState(false);
-  const [showAnswered, setShowAnswered] = useState(answeringShown);
   const [statusAfter, setStatusAfter] = useState("");
   const [later, setLater] = useState(false);
   const [sendAt, setSendAt] = useState("");
   const [attachments, setAttachments] = useState<DraftRevision["attachments"]>([]);
+  // approval before send (issue 17): the draft's last round, "request approval", the note
+  const [round, setRound] = useState<Approval | undefined>(undefined);
+  const [asking, setAsking] = useState(false);
+  const [note, setNote] = useState("");
   const body = useRef<HTMLTextAreaElement>(null);
   const rich = useRef<RichEditorHandle>(null);
   const fieldsRef = useRef<Fields | null>(null);
   const revRef = useRef(0);
   fieldsRef.current = fields;
   revRef.current = revision;
-  const mayDirectSend = session.may("send_without_approval");
+  // whether this operator's mail goes out without approval (the ticket's actions say,
+  // the approval service decides again when it is sent)
+  const mayDirectSend = ticket.actions.send_without_approval ?? session.may("send_without_approval");
+  // a final approval of exactly this revision lets its author send it; else, for who
+  // needs it or asks for it, the primary button asks for approval (never a disabled Send)
+  const approvedNow = round?.state === "approved" && round.revision === revision && !dirty;
+  const requesting = (!mayDirectSend || asking) && !approvedNow;
   const lockGone = lost || lostTo;
 
   // open the draft: the caller's own open one on this ticket, or a new one
@@ -139,6 +132,11 @@ export function ReplyEditor({
         setFields(fieldsOf(d.current));
         setAttachments(d.current.attachments);
         setRevision(d.current.revision);
+        // a draft sent back or approved: its last round is shown above it
+        draftApprovals(d.id).then(
+          (rounds) => !cancelled && setRound(rounds[0]),
+          () => {},
+        );
       } catch (e) {
         setError(errorText(e, t, "reply"));
       }
@@ -288,7 +286,8 @@ export function ReplyEditor({
   };
 
   const send = async () => {
-    if (!draft || lockGone || !mayDirectSend) return; // Ctrl+Enter too: what the button may not
+    if (!draft || lockGone) return;
+    if (requesting) return void requestApproval(); // Ctrl+Enter too: what the button does
     if (dirty && !(await save())) return;
     try {
       const c = await api.get<Checks>(`/drafts/${draft.id}/checks`);
@@ -299,11 +298,27 @@ export function ReplyEditor({
     }
   };
 
+  // asking for approval instead of sending: the draft, the note and the send-time choice
+  // go to the approvers; the server frees the reply lock and freezes the draft
+  const requestApproval = async () => {
+    if (!draft || lockGone) return;
+    if (dirty && !(await save())) return;
+    try {
+      const req: Record<string, unknown> = {};
+      if (note.trim()) req.note = note.trim();
+      if (statusAfter) req.status_after = statusAfter;
+      if (later && sendAt) req.send_at = sendAt;
+      await api.post<Approval>(`/drafts/${draft.id}/approval`, req);
+      onClose(true);
+    } catch (e) {
+      setError(errorText(e, t, "reply"));
+    }
+  };
+
   const showPreview = async () => {
     if (!draft) return;
     if (dirty) await save();
     try {
-      setSource(false);
       setPreview(await api.get<Preview>(`/drafts/${draft.id}/preview`));
     } catch (e) {
       setError(errorText(e, t, "reply"));
@@ -347,17 +362,7 @@ export function ReplyEditor({
       </section>
     );
 
-  const toggleAnswered = () => {
-    const next = !showAnswered;
-    setShowAnswered(next);
-    try {
-      localStorage.setItem(ANSWERING_KEY, next ? "shown" : "hidden");
-    } catch {
-      /* this time only */
-    }
-  };
-
-  const sendBlocked = !!lockGone || !mayDirectSend;
+  const sendBlocked = !!lockGone;
   const answered = answering ? ticket.messages.find((m) => m.id === answering) : undefined;
   const forwarding = kind === "forward";
   // a scheduled mail is dated when it goes out: the preview shows that time
@@ -380,31 +385,10 @@ export function ReplyEditor({
           })}
         </p>
       )}
+      <RoundNotice round={round} revision={revision} />
       {lockGone && <p className="error" role="alert" data-testid="lock-lost">{t("reply.lock_lost", { name: lostTo || "?" })}</p>}
       {error && <p className="error" role="alert" data-testid="editor-error">{error}</p>}
-      {/* the mail being answered beside the editor (issue 16, UI item 3), folded to a line on request */}
-      <div className={answered && showAnswered ? "reply-split" : "reply-split folded"}>
-        {answered && (
-          <aside className="answering" aria-label={t(forwarding ? "reply.forwarding" : "reply.answering")} data-testid="answering">
-            <div className="row gap">
-              <strong className="small">{t(forwarding ? "reply.forwarding" : "reply.answering")}</strong>
-              {!showAnswered && (
-                <span className="muted small ellipsis">
-                  {answered.from?.name || answered.from?.address} — {answered.subject}
-                </span>
-              )}
-              <span className="spacer" />
-              <button className="link small" onClick={toggleAnswered} aria-expanded={showAnswered} data-testid="answering-toggle">
-                {showAnswered ? t("reply.answering_hide") : t("reply.answering_show")}
-              </button>
-            </div>
-            {showAnswered && (
-              <div className="answering-mail">
-                <MailCard summary={answered} open mayDownload={!!ticket.actions.download_attachments} />
-              </div>
-            )}
-          </aside>
-        )}
+      <AnsweringSplit answered={answered} forwarding={forwarding} mayDownload={!!ticket.actions.download_attachments}>
         <div className="editor-grid">
           <div>
             <div className="fields">
@@ -454,7 +438,7 @@ export function ReplyEditor({
           </div>
           <TemplatePicker ticket={ticket} mayManage={session.may("manage_templates")} onInsert={(tpl) => void insertTemplate(tpl)} />
         </div>
-      </div>
+      </AnsweringSplit>
       <div className="row gap wrap sendbar">
         <label>
           {t("reply.send_status")}{" "}
@@ -471,6 +455,7 @@ export function ReplyEditor({
         {later && (
           <DateTimeInput value={sendAt} onChange={setSendAt} label={t("reply.schedule_at")} testId="send-at" />
         )}
+        <RequestFields needed={!mayDirectSend && !approvedNow} asking={asking} setAsking={setAsking} note={note} setNote={setNote} />
         <span className="spacer" />
         <button onClick={() => void showPreview()} data-testid="preview">{t("reply.preview")}</button>
         <button onClick={() => setDiscarding(true)} data-testid="discard">{t("reply.discard")}</button>
@@ -478,128 +463,24 @@ export function ReplyEditor({
         <button
           className="primary"
           disabled={sendBlocked || (later && !sendAt)}
-          title={!mayDirectSend ? t("reply.need_approval") : ""}
+          title={requesting ? t("appr.request_hint") : ""}
           onClick={() => void send()}
-          data-testid="send"
+          data-testid={requesting ? "request" : "send"}
         >
-          {later ? t("reply.schedule_do") : t("reply.send")}
+          {requesting ? t("appr.request") : later ? t("reply.schedule_do") : t("reply.send")}
         </button>
       </div>
-      {!mayDirectSend && <p className="muted small" data-testid="send-reason">{t("reply.need_approval")}</p>}
+      {!mayDirectSend && !approvedNow && <p className="muted small" data-testid="send-reason">{t("reply.need_approval")}</p>}
       {checks && (
-        <Dialog label={t("checks.title")} testId="checks-dialog" onClose={() => setChecks(null)}>
-          <h2>{t("checks.title")}</h2>
-          {checks.blocked && (
-            <>
-              <p>{t("checks.blocking")}</p>
-              <ul>
-                {checks.findings.filter((f) => f.severity === "blocking").map((f, i) => (
-                  <li key={i} className="error" data-code={f.code}>{f.message}</li>
-                ))}
-              </ul>
-            </>
-          )}
-          {checks.findings.some((f) => f.severity === "warning") && (
-            <>
-              <p>{t("checks.warnings")}</p>
-              <ul>
-                {checks.findings.filter((f) => f.severity === "warning").map((f, i) => (
-                  <li key={i} data-code={f.code} data-testid="check-warning">{f.message}</li>
-                ))}
-              </ul>
-            </>
-          )}
-          <div className="actions">
-            <button onClick={() => setChecks(null)} data-testid="checks-cancel">{t("checks.cancel")}</button>
-            {!checks.blocked && (
-              <button
-                className="primary"
-                onClick={() => void doSend(checks.findings.map((f) => f.code))}
-                data-testid="checks-confirm"
-              >
-                {later ? t("checks.confirm_schedule") : t("checks.confirm")}
-              </button>
-            )}
-          </div>
-        </Dialog>
+        <ChecksDialog
+          checks={checks}
+          later={later}
+          onCancel={() => setChecks(null)}
+          onConfirm={(codes) => void doSend(codes)}
+        />
       )}
       {preview && (
-        <Dialog wide label={t("preview.title")} testId="preview-dialog" onClose={() => setPreview(null)}>
-          <h2>{t("preview.title")}</h2>
-          <table className="headers" data-testid="preview-fields">
-            <tbody>
-              <tr>
-                <th>{t("reply.from")}</th>
-                <td data-testid="preview-from">{addressText(preview.from)}</td>
-              </tr>
-              <tr>
-                <th>{t("reply.to")}</th>
-                <td data-testid="preview-to">{preview.to.map(addressText).join(", ")}</td>
-              </tr>
-              {preview.cc.length > 0 && (
-                <tr>
-                  <th>{t("reply.cc")}</th>
-                  <td data-testid="preview-cc">{preview.cc.map(addressText).join(", ")}</td>
-                </tr>
-              )}
-              {preview.bcc.length > 0 && (
-                <tr>
-                  <th>{t("reply.bcc")}</th>
-                  <td>
-                    {preview.bcc.join(", ")} <span className="muted small">{t("preview.bcc_hidden")}</span>
-                  </td>
-                </tr>
-              )}
-              <tr>
-                <th>{t("reply.subject")}</th>
-                <td data-testid="preview-subject">{preview.subject}</td>
-              </tr>
-              <tr>
-                <th>{t("preview.date")}</th>
-                <td data-testid="preview-date">
-                  {dateTime(previewDate)} <span className="muted small">{zone()}</span>{" "}
-                  {!(later && sendAt) && <span className="muted small">{t("preview.date_now")}</span>}
-                </td>
-              </tr>
-            </tbody>
-          </table>
-          {preview.html ? (
-            <MailFrame html={preview.html} images inline={inlineOf(preview)} />
-          ) : (
-            <pre className="mailtext" data-testid="preview-text">{preview.text}</pre>
-          )}
-          {preview.attachments.some((a) => !a.inline) && (
-            <div className="attachments" data-testid="preview-attachments">
-              <strong>{t("mail.attachments")}</strong>
-              <ul>
-                {preview.attachments.filter((a) => !a.inline).map((a) => (
-                  <li key={a.download_url}>
-                    {a.filename} <span className="muted small">({Math.ceil(a.size / 1024)} KB)</span>
-                  </li>
-                ))}
-              </ul>
-            </div>
-          )}
-          {source && preview.source !== null && (
-            <>
-              <pre className="mailtext source" data-testid="preview-source">{preview.source}</pre>
-              {preview.source_truncated && <p className="muted small">{t("preview.source_truncated")}</p>}
-            </>
-          )}
-          <div className="actions">
-            <button
-              onClick={() => setSource(!source)}
-              disabled={preview.source === null}
-              title={preview.source === null ? t("preview.source_masked") : ""}
-              aria-expanded={source}
-              data-testid="preview-show-source"
-            >
-              {source ? t("preview.hide_source") : t("preview.show_source")}
-            </button>
-            <span className="spacer" />
-            <button onClick={() => setPreview(null)} autoFocus data-testid="preview-close">{t("common.close")}</button>
-          </div>
-        </Dialog>
+        <PreviewDialog preview={preview} date={previewDate} scheduled={later && !!sendAt} onClose={() => setPreview(null)} />
       )}
       {discarding && (
         <Dialog label={t("reply.discard_title")} testId="discard-dialog" onClose={() => setDiscarding(false)}>

@@ -1,15 +1,17 @@
-import { Fragment, useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { shortcutKey } from "./Dialog";
-import { api, ApiError, Contact, OperatorBrief, PRIORITIES, ReplyLock, Send, STATUSES, Ticket, TicketDetail } from "./api";
+import { api, ApiError, OperatorBrief, PRIORITIES, ReplyLock, Send, STATUSES, Ticket, TicketDetail } from "./api";
 import { ActivityEntry, ActivityToggle, merged, useActivity } from "./Activity";
-import { Session, go } from "./App";
-import { DateTimeInput } from "./DateTimeInput";
+import { Session } from "./App";
 import { errorText } from "./errors";
 import { useFormat } from "./format";
 import { Key, useI18n } from "./i18n";
 import { live, LiveEvent } from "./live";
 import { MailCard } from "./MailView";
 import { ReplyEditor } from "./ReplyEditor";
+import { TicketApprovals, useTicketApprovals } from "./TicketApproval";
+import { TicketSends } from "./TicketSends";
+import { ContactCard } from "./ContactCard";
 
 export function TicketView({ id, session }: { id: string; session: Session }) {
   const { t } = useI18n();
@@ -20,6 +22,10 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const [error, setError] = useState<{ status: number; message: string } | null>(null);
   const [lock, setLock] = useState<ReplyLock | null>(null);
   const [sends, setSends] = useState<Send[]>([]);
+  const approvals = useTicketApprovals(
+    id,
+    sends.flatMap((s) => (s.draft_id ? [s.draft_id] : [])),
+  );
   const [operators, setOperators] = useState<OperatorBrief[]>([]);
   const [replying, setReplying] = useState<{ kind: string; fence: number } | null>(null);
   const [lost, setLost] = useState<string>("");
@@ -31,10 +37,9 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const [transfer, setTransfer] = useState({ inbox: "", note: "" });
   const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
   const commentBox = useRef<HTMLTextAreaElement>(null);
-  const [history, setHistory] = useState<Ticket[] | null>(null);
-  const [contact, setContact] = useState<Contact | null>(null);
-  const [moveTo, setMoveTo] = useState<Record<string, string>>({});
   const reloadTimer = useRef<number | undefined>(undefined);
+  // why Reply may not be used at all now ("" when it may): `r` does nothing then
+  const replyBlocked = useRef("");
 
   const load = useCallback(async () => {
     try {
@@ -117,7 +122,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
     const onKey = (e: KeyboardEvent) => {
       if (!shortcutKey(e)) return; // not in a field, nor behind an open dialog
       if (e.key === "Escape" && !replying) back();
-      if (e.key === "r" && !replying && session.may("send_without_approval")) {
+      if (e.key === "r" && !replying && !replyBlocked.current) {
         e.preventDefault();
         void startReply("reply");
       }
@@ -185,43 +190,6 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
     }
   };
 
-  const cancelSend = async (sendId: string) => {
-    try {
-      await api.post(`/sends/${sendId}/cancel`);
-      await loadSends();
-    } catch (e) {
-      setNotice(errorText(e, t));
-    }
-  };
-
-  const reschedule = async (sendId: string) => {
-    const at = moveTo[sendId];
-    if (!at) return;
-    try {
-      await api.put(`/sends/${sendId}/schedule`, { send_at: at });
-      setMoveTo((m) => ({ ...m, [sendId]: "" }));
-      await loadSends();
-    } catch (e) {
-      setNotice(errorText(e, t));
-    }
-  };
-
-  // the customer's card: company, phones, custom fields and memo from the address book
-  const contactId = ticket?.contact_id ?? null;
-  useEffect(() => {
-    if (!contactId) {
-      setContact(null);
-      return;
-    }
-    api.get<Contact>(`/contacts/${contactId}`).then(setContact, () => setContact(null));
-  }, [contactId]);
-
-  const showHistory = async () => {
-    if (!ticket?.contact_id) return;
-    const r = await api.get<{ items: Ticket[] }>("/tickets", { contact: ticket.contact_id, status: STATUSES.join(","), limit: 50 });
-    setHistory(r.items);
-  };
-
   const matches = mention
     ? operators
         .filter((o) => (o.login + " " + o.display_name).toLowerCase().includes(mention.query.toLowerCase()))
@@ -287,19 +255,19 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const mine = lock && lock.holder.id === session.me.id;
   const otherHolder = lock && !mine ? lock.holder.name : "";
   const mayTakeOver = session.may("take_over_locks") && !!otherHolder;
-  // changing or cancelling a send: its author, or who may take over (the server decides too)
-  const mayChangeSend = (s: Send) =>
-    session.may("send_without_approval") && (s.operator?.id === session.me.id || session.may("take_over_locks"));
-  // Until approvals exist, who may not send without one (a trainee) cannot reply: the
-  // server refuses them the reply lock, so they never block an agent (issue 16, item 4).
-  const needsApproval = !session.may("send_without_approval");
-  const replyReason = needsApproval
-    ? t("ticket.needs_approval")
-    : !a.reply
-      ? t("ticket.no_reply_permission")
+  // Who may not send without approval (a trainee) replies too, and requests approval
+  // instead of sending (issue 17); the ticket's actions say, the server decides again.
+  const needsApproval = !(a.send_without_approval ?? session.may("send_without_approval"));
+  // the caller's own reply awaiting approval is frozen: shown above, not opened again
+  const myPending = approvals.items.some((x) => x.draft?.state === "in_approval" && x.draft.author?.id === session.me.id);
+  const replyReason = !a.reply
+    ? t(needsApproval ? "ticket.needs_approval" : "ticket.no_reply_permission")
+    : myPending
+      ? t("appr.read_only")
       : otherHolder
         ? t("ticket.reply_disabled", { name: otherHolder })
         : "";
+  replyBlocked.current = !a.reply || myPending ? replyReason : ""; // a held lock: r says who holds it
   const lastMail = [...ticket.messages].reverse().find((m) => m.channel !== "phone");
 
   return (
@@ -339,21 +307,10 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             {replyReason && <span className="muted small" data-testid="reply-reason">{replyReason}</span>}
           </div>
         )}
-        {!replying && needsApproval && (
-          <div className="notice" data-testid="trainee-help">
-            {t("ticket.trainee_help")}{" "}
-            <button
-              className="small"
-              onClick={() => {
-                if (!comment.trim()) setComment(t("ticket.trainee_draft"));
-                commentBox.current?.focus();
-              }}
-              data-testid="trainee-suggest"
-            >
-              {t("ticket.trainee_suggest")}
-            </button>
-          </div>
+        {!replying && needsApproval && a.reply && (
+          <p className="muted small" data-testid="trainee-help">{t("reply.need_approval")}</p>
         )}
+        <TicketApprovals items={approvals.items} onChanged={() => void approvals.reload()} />
         {replying && (
           <ReplyEditor
             ticket={ticket}
@@ -367,6 +324,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
               setLost("");
               await load();
               await loadSends();
+              void approvals.reload();
               if (sent) setNotice("");
             }}
           />
@@ -546,86 +504,8 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             <button disabled={!transfer.inbox} onClick={() => void doTransfer()} data-testid="transfer-do">{t("ticket.transfer_do")}</button>
           </details>
         )}
-        <div className="contact" data-testid="contact-card">
-          <strong>{ticket.from.name}</strong>
-          <div className="small" data-testid="customer-address">{ticket.from.address}</div>
-          {contact && (contact.company || contact.phones.length > 0 || contact.memo || Object.keys(contact.custom).length > 0) && (
-            <dl className="small facts" data-testid="contact-facts">
-              {contact.company && (
-                <>
-                  <dt>{t("contacts.company")}</dt>
-                  <dd>{contact.company}</dd>
-                </>
-              )}
-              {contact.phones.length > 0 && (
-                <>
-                  <dt>{t("contacts.phones")}</dt>
-                  <dd>{contact.phones.join(", ")}</dd>
-                </>
-              )}
-              {Object.entries(contact.custom).map(([k, v]) => (
-                <Fragment key={k}>
-                  <dt>{k}</dt>
-                  <dd>{v}</dd>
-                </Fragment>
-              ))}
-              {contact.memo && (
-                <>
-                  <dt>{t("contacts.memo")}</dt>
-                  <dd className="pre">{contact.memo}</dd>
-                </>
-              )}
-            </dl>
-          )}
-          {ticket.contact_id && (
-            <>
-              <button className="link" onClick={showHistory} data-testid="history">{t("ticket.history")}</button>
-              <a className="small" href={`#/contacts/${ticket.contact_id}`}>{t("nav.contacts")}</a>
-            </>
-          )}
-          {history && (
-            <ul className="small">
-              {history.map((h) => (
-                <li key={h.id}>
-                  <a href={`#/tickets/${h.id}`} onClick={() => go(`/tickets/${h.id}`)}>#{h.number} {h.subject}</a>{" "}
-                  <span className="muted">{t(`status.${h.status}` as Key)}</span>
-                </li>
-              ))}
-            </ul>
-          )}
-        </div>
-        {sends.length > 0 && (
-          <div className="sends" data-testid="sends">
-            <strong>{t("ticket.sends")}</strong>
-            <ul>
-              {sends.map((s) => (
-                <li key={s.id} data-testid="send" data-state={s.state}>
-                  <span className={`badge state-${s.state}`}>{t(`send.${s.state}` as Key)}</span>{" "}
-                  <span className="small">{s.subject}</span>
-                  <div className="muted small">
-                    {s.state === "scheduled" && s.send_at && t("send.at", { t: dateTime(s.send_at) })}
-                    {s.state === "sent" && s.sent_at && t("send.at", { t: dateTime(s.sent_at) })}
-                    {s.last_reply && s.state !== "sent" && ` ${s.last_reply.code ?? ""} ${s.last_reply.message}`}
-                  </div>
-                  {s.state === "scheduled" && mayChangeSend(s) && (
-                    <div className="row gap wrap">
-                      <button className="small" onClick={() => void cancelSend(s.id)} data-testid="send-cancel">{t("send.cancel")}</button>
-                      <DateTimeInput
-                        value={moveTo[s.id] ?? s.send_at ?? ""}
-                        onChange={(v) => setMoveTo((m) => ({ ...m, [s.id]: v }))}
-                        label={t("send.reschedule")}
-                        testId="send-move-at"
-                      />
-                      <button className="small" disabled={!moveTo[s.id] || moveTo[s.id] === s.send_at} onClick={() => void reschedule(s.id)} data-testid="send-move">
-                        {t("send.reschedule")}
-                      </button>
-                    </div>
-                  )}
-                </li>
-              ))}
-            </ul>
-          </div>
-        )}
+        <ContactCard ticket={ticket} />
+        <TicketSends sends={sends} session={session} reload={() => void loadSends()} say={setNotice} />
       </aside>
     </div>
   );

@@ -2,6 +2,7 @@ import { useI18n, Key } from "./i18n";
 import { api } from "./api";
 import { errorText } from "./errors";
 import { Ctx, enumOf, items, joined, names, Row, Section, str, translated, whole, withNone } from "./adminTypes";
+import { FlagButton, withFlags } from "./adminApproval";
 
 // The administration sections of settings (issue 8, item 6): one per resource of the API,
 // a table and a form, each shown only with the permission its routes need (the server
@@ -65,7 +66,7 @@ export function settingsSections({ t, dateTime }: Ctx): Section[] {
       key: "operators",
       title: "admin.operators",
       permission: "manage_operators",
-      load: () => whole(items("/operators", { include_inactive: "true" })),
+      load: async () => whole(withFlags(await items("/operators", { include_inactive: "true" }))),
       id: (r) => str(r.id),
       columns: [
         { label: "admin.f.display_name", value: (r) => str(r.display_name) },
@@ -73,6 +74,7 @@ export function settingsSections({ t, dateTime }: Ctx): Section[] {
         { label: "admin.f.roles", value: (r) => joined(r.roles) },
         { label: "admin.f.inbox_ids", value: (r, l) => names(r.inbox_ids, l.inboxes) },
         { label: "admin.f.active", value: (r) => (r.active ? "✓" : "—") },
+        { label: "flag.column", value: (r) => dateTime(r.approval_until) },
       ],
       fields: [
         { name: "login", label: "admin.f.login", kind: "text", createOnly: true },
@@ -86,20 +88,23 @@ export function settingsSections({ t, dateTime }: Ctx): Section[] {
       ],
       create: (b) => api.post("/operators", b),
       update: (r, b) => api.patch(`/operators/${r.id}`, b),
-      actions: (r, _ctx, say) => (
-        <button
-          className="small"
-          onClick={async () => {
-            try {
-              const out = await api.post<{ temporary_password: string | null }>(`/operators/${r.id}/password`, {});
-              say(t("admin.temporary", { p: out.temporary_password ?? "" }));
-            } catch (e) {
-              say(errorText(e, t));
-            }
-          }}
-        >
-          {t("admin.reset_password")}
-        </button>
+      actions: (r, _ctx, say, reload) => (
+        <>
+          <FlagButton row={r} say={say} reload={reload} />
+          <button
+            className="small"
+            onClick={async () => {
+              try {
+                const out = await api.post<{ temporary_password: string | null }>(`/operators/${r.id}/password`, {});
+                say(t("admin.temporary", { p: out.temporary_password ?? "" }));
+              } catch (e) {
+                say(errorText(e, t));
+              }
+            }}
+          >
+            {t("admin.reset_password")}
+          </button>
+        </>
       ),
     },
     {

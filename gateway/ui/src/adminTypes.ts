@@ -86,6 +86,10 @@ export interface Section {
   test?: (body: Row | null, row: Row | null) => Promise<Tested>;
   // a connection test of a stored row's edited settings (with its stored secret)
   testEdit?: (row: Row, body: Row) => Promise<Tested>;
+  // a form of its own instead of the fields' (nested values: approval policies); it
+  // saves, then calls done(true)
+  editor?: (row: Row | "new", lookups: Lookups, done: (saved: boolean) => void) => ReactNode;
+  removable?: (r: Row) => boolean; // which rows may be removed, where not all
   single?: boolean; // one settings object, edited in place
   refreshS?: number; // the rows carry a live state: reloaded this often while shown
 }

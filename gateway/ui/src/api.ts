@@ -321,6 +321,7 @@ export interface Send {
   last_reply: { code: number | null; message: string } | null;
   status_after: Status | null;
   operator: OperatorRef | null;
+  draft_id?: string | null; // the draft it was sent from (its approval rounds, issue 17)
 }
 export interface Notice {
   id: string;

@@ -1,6 +1,7 @@
 // Every string the app shows, in English and Japanese. `ja` is typed by `en`'s keys, so a
 // string missing from either fails the type check of the build.
 import { createContext, useContext } from "react";
+import { approvalEn, approvalJa } from "./i18nApproval";
 
 const en = {
   "app.name": "Switchboard",
@@ -150,7 +151,7 @@ const en = {
   "reply.discard": "Discard",
   "reply.close": "Close",
   "reply.lock_lost": "You no longer hold the reply lock ({name} took it over). Your draft is kept.",
-  "reply.need_approval": "Your replies need approval before they are sent (not available yet).",
+  "reply.need_approval": "Your replies are sent once a supervisor approves them.",
   "reply.changed_by": "{name} changed this draft on {at}. Read it again before sending.",
   "reply.reopened_by": "{name} cancelled the scheduled send of this draft on {at} and opened it again. Read it before sending.",
   "checks.title": "Before sending",
@@ -355,6 +356,9 @@ const en = {
   "error.address_not_allowed": "Access from your network address is not allowed.",
   "error.password_change_required": "Change your password first.",
   "error.login_locked": "Too many failed sign-ins.",
+  "error.approval_required": "This mail needs approval before it is sent: request approval instead.",
+  "error.conflict": "Someone else decided or changed it first. Reload and look again.",
+  "error.invalid_argument.comment": "Write a comment for the author when sending back.",
   "error.network": "The server cannot be reached.",
   "error.unknown": "Something went wrong.",
   "error.detail": "{text} ({detail})",
@@ -389,10 +393,7 @@ const en = {
   "perm.take_over_locks": "take over reply locks",
   "perm.view_operation_log": "read the operation log",
   "perm.all_inboxes": "every inbox",
-  "ticket.needs_approval": "Your replies need a supervisor's approval, which is not available yet: you cannot reply.",
-  "ticket.trainee_help": "What you can do: read the ticket, and write the answer you suggest as an internal comment, mentioning an agent with @login so they send it.",
-  "ticket.trainee_suggest": "Write a suggested answer",
-  "ticket.trainee_draft": "Suggested answer:\n\n",
+  "ticket.needs_approval": "Your replies need a supervisor's approval: write one and request approval.",
   "audit.show": "Show the activity ({n})",
   "audit.hide": "Hide the activity ({n})",
   "audit.more": "the latest {n} shown",
@@ -532,6 +533,7 @@ const en = {
   "rich.plain": "Plain text",
   "rich.plain_only": "This inbox sends plain text only.",
   "admin.f.plain_text_only": "Plain text only",
+  ...approvalEn,
 };
 
 export type Key = keyof typeof en;
@@ -684,7 +686,7 @@ const ja: Record<Key, string> = {
   "reply.discard": "破棄",
   "reply.close": "閉じる",
   "reply.lock_lost": "返信ロックがなくなりました（{name}さんが引き継ぎました）。下書きは保存されています。",
-  "reply.need_approval": "あなたの返信は送信前に承認が必要です（この機能はまだありません）。",
+  "reply.need_approval": "あなたの返信は上長の承認後に送信されます。",
   "reply.changed_by": "{name} さんが {at} にこの下書きを変更しました。送信する前に読み直してください。",
   "reply.reopened_by": "{name} さんが {at} にこの下書きの予約送信を取り消し、編集できる状態に戻しました。送信する前に読み直してください。",
   "checks.title": "送信前の確認",
@@ -889,6 +891,9 @@ const ja: Record<Key, string> = {
   "error.address_not_allowed": "このネットワークアドレスからのアクセスは許可されていません。",
   "error.password_change_required": "先にパスワードを変更してください。",
   "error.login_locked": "ログインの失敗が続いたためロックされています。",
+  "error.approval_required": "このメールは送信前に承認が必要です。承認を依頼してください。",
+  "error.conflict": "先に他の人が判断または変更しました。再読み込みして確認してください。",
+  "error.invalid_argument.comment": "差し戻すときは作成者へのコメントを入力してください。",
   "error.network": "サーバーに接続できません。",
   "error.unknown": "問題が発生しました。",
   "error.detail": "{text}（詳細：{detail}）",
@@ -923,10 +928,7 @@ const ja: Record<Key, string> = {
   "perm.take_over_locks": "返信ロックの引き継ぎ",
   "perm.view_operation_log": "操作ログの閲覧",
   "perm.all_inboxes": "すべての受信箱",
-  "ticket.needs_approval": "あなたの返信には上長の承認が必要ですが、承認機能はまだありません。返信はできません。",
-  "ticket.trainee_help": "できること：チケットを読み、返信案を社内コメントに書いて、@ログインIDで担当者に送信を依頼してください。",
-  "ticket.trainee_suggest": "返信案を書く",
-  "ticket.trainee_draft": "返信案：\n\n",
+  "ticket.needs_approval": "あなたの返信には上長の承認が必要です。返信を書いて承認を依頼してください。",
   "audit.show": "操作履歴を表示（{n}件）",
   "audit.hide": "操作履歴を隠す（{n}件）",
   "audit.more": "最新の{n}件を表示中",
@@ -1066,6 +1068,7 @@ const ja: Record<Key, string> = {
   "rich.plain": "テキスト形式",
   "rich.plain_only": "この受信箱はテキスト形式のメールのみ送信します。",
   "admin.f.plain_text_only": "テキスト形式のみ",
+  ...approvalJa,
 };
 
 export type Lang = "en" | "ja";
