@@ -90,6 +90,16 @@ async def test_a_request_and_its_send_back_reach_the_other_side_as_toasts(
         await expect(mine.get_by_test_id("toast-title")).to_have_text("Sent back by Sue Supervisor")
         await expect(mine.get_by_test_id("toast-quote")).to_have_text("Say 9:00 to 17:00, please.")
         await shot(trainee, "notification-sent-back")
+        # in Japanese, the same toast in Japanese words and the Japanese date format
+        await trainee.get_by_test_id("lang").click()
+        await expect(mine.get_by_test_id("toast-title")).to_have_text(
+            "Sue Supervisorさんが差し戻しました"
+        )
+        await expect(mine.locator("time")).to_have_text(
+            re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}$")
+        )
+        await shot(trainee, "notification-sent-back-ja")
+        await trainee.get_by_test_id("lang").click()
         # the supervisor's own send-back, and anything of an inbox he does not see, bring none
         await expect(sup.get_by_test_id("toast")).to_have_count(0)
         await expect(outsider.get_by_test_id("toast")).to_have_count(0)
