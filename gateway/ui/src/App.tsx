@@ -11,6 +11,7 @@ import { Dialog, shortcutKey } from "./Dialog";
 import { ApprovalQueue } from "./Approvals";
 import { ApprovalView } from "./ApprovalView";
 import { useApprovalCount } from "./approvalTypes";
+import { Notifications } from "./Notifications";
 
 // Screens live in the URL fragment: #/inbox/<id|all>/<tab>[/<view>], #/tickets/<id>.
 // The view of a list is whose tickets: "" everyone's, "mine", "unassigned", or an
@@ -213,6 +214,7 @@ export function App() {
         ) : (
           <InboxView route={route} session={session!} />
         )}
+        <Notifications />
         {help && (
           <Dialog label={i18n.t("keys.title")} testId="keys-help" onClose={() => setHelp(false)}>
             <h2>{i18n.t("keys.title")}</h2>

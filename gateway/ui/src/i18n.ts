@@ -2,6 +2,7 @@
 // string missing from either fails the type check of the build.
 import { createContext, useContext } from "react";
 import { approvalEn, approvalJa } from "./i18nApproval";
+import { notifyEn, notifyJa } from "./i18nNotify";
 
 const en = {
   "app.name": "Switchboard",
@@ -534,6 +535,7 @@ const en = {
   "rich.plain_only": "This inbox sends plain text only.",
   "admin.f.plain_text_only": "Plain text only",
   ...approvalEn,
+  ...notifyEn,
 };
 
 export type Key = keyof typeof en;
@@ -1069,6 +1071,7 @@ const ja: Record<Key, string> = {
   "rich.plain_only": "この受信箱はテキスト形式のメールのみ送信します。",
   "admin.f.plain_text_only": "テキスト形式のみ",
   ...approvalJa,
+  ...notifyJa,
 };
 
 export type Lang = "en" | "ja";
