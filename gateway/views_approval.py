@@ -205,15 +205,17 @@ def live_event(env: events_pb2.EventEnvelope) -> dict[str, Any]:
 
 # to the current stage's approvers: the request is theirs to decide (again)
 _TO_APPROVERS = {"requested": "approval_requested", "reminded": "approval_reminder"}
-# to the author: what became of their request
-_TO_AUTHOR = ("sent_back", "sent", "voided", "cancelled")
+# to the author: what became of their request. Not `sent`: a request is sent after a
+# final approval the author was told of ("approved and sent"), or by the author's own
+# send — one toast per decision.
+_TO_AUTHOR = ("sent_back", "voided", "cancelled")
 
 
 def notification(env: events_pb2.EventEnvelope, caller: Caller) -> dict[str, Any] | None:
     """The notification for this caller, if any: the approvers of the request's current
     stage when it is requested or reaches their stage, and when it is reminded (late)
     those of the next stage too; its author when it is
-    finally approved, sent back (with the comment), sent, voided or cancelled by someone
+    finally approved, sent back (with the comment), voided or cancelled by someone
     else. Nobody is notified of their own action."""
     ch = env.approval_changed
     req = ch.request

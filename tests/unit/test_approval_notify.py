@@ -135,6 +135,9 @@ def test_notifications_go_to_the_current_stage_s_approvers_and_to_the_author() -
     final = replace(moved, state=State.APPROVED)
     done = event("approval.approved", final, "op-l", first, final=True, stage=1)
     assert kinds(done, member, lead, author) == [None, None, "approval_decided"]
+    # handed to outbound by the approver: the author was told at the decision, not again
+    gone = event("approval.sent", replace(final, state=State.SENT), "op-l", first)
+    assert kinds(gone, member, lead, author) == [None, None, None]
     back = replace(request(), state=State.SENT_BACK)
     comment = [Decision(0, "op-a", "A", Verdict.SEND_BACK, "敬語で", 4, T0)]
     sent_back = notification(event("approval.sent_back", back, "op-a", comment), author)
