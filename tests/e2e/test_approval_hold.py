@@ -69,13 +69,21 @@ async def get_draft(compose: Compose, who: Op, draft_id: str) -> composition_pb2
 
 
 async def awaiting(stack: Stack, who: Op, ticket_id: str) -> bool:
-    code, page = await api_call(
-        stack, who.token, "GET", "/api/v1/tickets?view=awaiting_approval&limit=100"
-    )
-    assert code == 200, page
-    listed = ticket_id in [t["id"] for t in page["items"]]
-    code, detail = await api_call(stack, who.token, "GET", f"/api/v1/tickets/{ticket_id}")
-    assert code == 200 and detail["awaiting_approval"] is listed, detail
+    """Whether the ticket is in the awaiting_approval view, which its own detail agrees
+    with. The two are read one after the other: an event applied between the reads makes
+    them differ for a moment, so they are read again until they agree."""
+
+    async def agreed() -> tuple[bool] | None:
+        code, page = await api_call(
+            stack, who.token, "GET", "/api/v1/tickets?view=awaiting_approval&limit=100"
+        )
+        assert code == 200, page
+        listed = ticket_id in [t["id"] for t in page["items"]]
+        code, detail = await api_call(stack, who.token, "GET", f"/api/v1/tickets/{ticket_id}")
+        assert code == 200, detail
+        return (listed,) if detail["awaiting_approval"] is listed else None
+
+    [listed] = await eventually(agreed, timeout=15)
     return listed
 
 
