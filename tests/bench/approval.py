@@ -263,21 +263,10 @@ async def _measure(
 
 async def main() -> int:
     """The approval figures alone, on a fresh stack."""
-    from services.devstack.stack import Ports, StackConfig
-    from tests.bench.e2e import PASSWORD
+    from tests.bench.e2e import PASSWORD, bench_stack
 
     with tempfile.TemporaryDirectory(prefix="sb-bench-approval-") as tmp:
-        stack = Stack(
-            StackConfig(
-                data_dir=Path(tmp),
-                ports=Ports.free(),
-                env="production",
-                demo_password=PASSWORD,
-                connect_allow="127.0.0.1,::1,localhost",  # the local SMTP peers
-                service_logs_to_files=True,
-                log_level="warning",
-            )
-        )
+        stack = bench_stack(Path(tmp))
         try:
             print("starting the stack…", file=sys.stderr)
             await stack.start()

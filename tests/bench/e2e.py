@@ -190,19 +190,25 @@ async def tenant_of(stack: Stack, token: str) -> str:
             return str((await r.json())["tenant_id"])
 
 
+def bench_stack(data_dir: Path) -> Stack:
+    """A stack like `make run`'s (durable PostgreSQL) on free ports in `data_dir`; the
+    local SMTP peers of the benchmarks allow-listed."""
+    return Stack(
+        StackConfig(
+            data_dir=data_dir,
+            ports=Ports.free(),
+            env="production",
+            demo_password=PASSWORD,
+            connect_allow="127.0.0.1,::1,localhost",
+            service_logs_to_files=True,
+            log_level="warning",
+        )
+    )
+
+
 async def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
-        stack = Stack(
-            StackConfig(
-                data_dir=Path(tmp),
-                ports=Ports.free(),
-                env="production",
-                demo_password=PASSWORD,
-                connect_allow="127.0.0.1,::1,localhost",  # the local SMTP peers
-                service_logs_to_files=True,
-                log_level="warning",
-            )
-        )
+        stack = bench_stack(Path(tmp))
         try:
             print("starting the stack…", file=sys.stderr)
             await stack.start()
