@@ -74,7 +74,20 @@ const has = (key: string): key is Key => key in DICTS.en;
 const NOTES: Record<string, Key> = {
   "the customer replied": "audit.note.customer_replied",
   "assigned to the operator who started the reply": "audit.note.assigned_on_reply",
+  // routing's assignment (issue 18)
+  "assigned by least loaded": "audit.note.by_least_loaded",
+  "assigned by round robin": "audit.note.by_round_robin",
 };
+
+/** Routing's own notes (issue 18): "rule <name>: <what it did>" names the rule that
+ * routed the ticket; "reassigned: no first reply within N minutes". */
+function routingNote(comment: string, t: (k: Key, v?: Record<string, string | number>) => string): string | null {
+  const rule = /^rule (.+?): (.*)$/s.exec(comment);
+  if (rule) return t("audit.note.rule", { name: rule[1], what: rule[2] });
+  const re = /^reassigned: no first reply within (\d+) minutes$/.exec(comment);
+  if (re) return t("audit.note.reassigned", { n: re[1] });
+  return null;
+}
 
 export function ActivityEntry({ entry }: { entry: AuditEntry }) {
   const { t } = useI18n();
@@ -95,6 +108,8 @@ export function ActivityEntry({ entry }: { entry: AuditEntry }) {
   const who =
     entry.actor === null
       ? t("audit.system")
+      : entry.actor.kind === "system" && entry.actor.name === "routing"
+        ? t("audit.routing")
       : entry.actor.kind === "operator"
         ? entry.actor.name || t("audit.someone")
         : entry.actor.kind === "customer"
@@ -114,7 +129,9 @@ export function ActivityEntry({ entry }: { entry: AuditEntry }) {
         </ul>
       )}
       {entry.comment && (
-        <div className="muted small pre">{NOTES[entry.comment] ? t(NOTES[entry.comment]) : entry.comment}</div>
+        <div className="muted small pre" data-testid="activity-note">
+          {NOTES[entry.comment] ? t(NOTES[entry.comment]) : (routingNote(entry.comment, t) ?? entry.comment)}
+        </div>
       )}
     </div>
   );
