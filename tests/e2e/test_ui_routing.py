@@ -299,8 +299,8 @@ async def test_a_calendar_lists_japans_holidays_and_refuses_a_slot_ending_before
         ).to_have_text(f"{seijin:%Y/%m/%d} 成人の日")
         # the second slot (Tuesday) made to end before it starts
         slot = form.get_by_test_id("slot").nth(1)
-        await slot.get_by_test_id("slot-start").fill("18:00")
-        await slot.get_by_test_id("slot-end").fill("09:00")
+        await slot.get_by_test_id("slot-start-hour").select_option("18")
+        await slot.get_by_test_id("slot-end-hour").select_option("09")
         # a closed day of its own
         await form.get_by_test_id("add-holiday").click()
         day = form.get_by_test_id("holiday").last

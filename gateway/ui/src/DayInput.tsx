@@ -57,3 +57,27 @@ export function DayInput({ value, onChange, testId }: { value: string; onChange:
   );
   return <span className="datetime">{lang === "ja" ? [year, month, day] : [day, month, year]}</span>;
 }
+
+/** A wall-clock time `HH:MM` (00:00–24:00) as hour and minute selects: the 24-hour
+ * clock in both languages, whatever the browser's locale would make of a time input. */
+export function TimeInput({ value, onChange, label, testId }: { value: string; onChange: (v: string) => void; label: string; testId?: string }) {
+  const { t } = useI18n();
+  const [h, m] = value.split(":");
+  const hours = Array.from({ length: 25 }, (_, i) => pad(i));
+  const minutes = Array.from({ length: 60 }, (_, i) => pad(i));
+  return (
+    <span className="datetime" role="group" aria-label={label} data-testid={testId}>
+      <select aria-label={t("rt.hour")} value={h} onChange={(e) => onChange(`${e.target.value}:${e.target.value === "24" ? "00" : m}`)} data-testid={testId && `${testId}-hour`}>
+        {hours.map((x) => (
+          <option key={x} value={x}>{x}</option>
+        ))}
+      </select>
+      :
+      <select aria-label={t("rt.minute")} value={m} disabled={h === "24"} onChange={(e) => onChange(`${h}:${e.target.value}`)} data-testid={testId && `${testId}-minute`}>
+        {minutes.map((x) => (
+          <option key={x} value={x}>{x}</option>
+        ))}
+      </select>
+    </span>
+  );
+}

@@ -39,7 +39,7 @@ interface Presence {
 const STRATEGIES = ["manual", "round_robin", "least_loaded"] as const;
 
 /** A number input where empty means "no limit" (null). */
-function Limit({ id, value, set, min = 0, testId }: { id: string; value: number | null; set: (v: number | null) => void; min?: number; testId: string }) {
+function Limit({ id, value, set, min = 0, testId, none = "asg.no_limit" }: { id: string; value: number | null; set: (v: number | null) => void; min?: number; testId: string; none?: Key }) {
   const { t } = useI18n();
   return (
     <input
@@ -47,7 +47,7 @@ function Limit({ id, value, set, min = 0, testId }: { id: string; value: number 
       type="number"
       min={min}
       value={value ?? ""}
-      placeholder={t("asg.no_limit")}
+      placeholder={t(none)}
       onChange={(e) => set(e.target.value === "" ? null : Number(e.target.value))}
       data-testid={testId}
     />
@@ -101,7 +101,6 @@ function AssignmentForm({ inbox, lookups, done }: { inbox: Row; lookups: Lookups
   return (
     <form className="card form" onSubmit={submit} data-testid="assignment-form">
       <h2>{t("asg.title", { name: str(inbox.name) })}</h2>
-      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
       <div className="field">
         <label htmlFor="asg-strategy">{t("rf.strategy")}</label>
         <select id="asg-strategy" value={a.strategy} onChange={(e) => setA({ ...a, strategy: e.target.value as Assignment["strategy"] })} data-testid="asg-strategy">
@@ -163,12 +162,13 @@ function AssignmentForm({ inbox, lookups, done }: { inbox: Row; lookups: Lookups
       </div>
       <div className={about(error, "reassign_after_minutes") ? "field bad" : "field"}>
         <label htmlFor="asg-reassign">{t("rf.reassign_after_minutes")}</label>
-        <Limit id="asg-reassign" min={1} value={a.reassign_after_minutes} set={(v) => setA({ ...a, reassign_after_minutes: v })} testId="asg-reassign" />
+        <Limit id="asg-reassign" min={1} value={a.reassign_after_minutes} set={(v) => setA({ ...a, reassign_after_minutes: v })} testId="asg-reassign" none="asg.never" />
       </div>
       <div className={about(error, "max_new_per_hour") ? "field bad" : "field"}>
         <label htmlFor="asg-fair">{t("rf.max_new_per_hour")}</label>
         <Limit id="asg-fair" min={1} value={a.max_new_per_hour} set={(v) => setA({ ...a, max_new_per_hour: v })} testId="asg-fair" />
       </div>
+      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
       <div className="actions">
         <button type="button" onClick={() => done(false)}>{t("common.cancel")}</button>
         <button className="primary" type="submit" data-testid="admin-save">{t("common.save")}</button>
@@ -216,7 +216,6 @@ function ProfileForm({ operator, done }: { operator: Row; done: (saved: boolean)
   return (
     <form className="card form" onSubmit={submit} data-testid="profile-form">
       <h2>{t("asg.profile_title", { name: str(operator.display_name) })}</h2>
-      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
       <div className={about(error, "capacity") ? "field bad" : "field"}>
         <label htmlFor="op-capacity">{t("asg.operator_capacity")}</label>
         <Limit id="op-capacity" value={p.capacity} set={(capacity) => setP({ ...p, capacity })} testId="op-capacity" />
@@ -248,6 +247,7 @@ function ProfileForm({ operator, done }: { operator: Row; done: (saved: boolean)
         <label htmlFor="op-langs">{t("rf.languages")}</label>
         <input id="op-langs" value={languages} placeholder="ja, en" onChange={(e) => setLanguages(e.target.value)} data-testid="op-languages" />
       </div>
+      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
       <div className="actions">
         <button type="button" onClick={() => done(false)}>{t("common.cancel")}</button>
         <button className="primary" type="submit" data-testid="admin-save">{t("common.save")}</button>

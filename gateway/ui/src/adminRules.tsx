@@ -169,8 +169,7 @@ function RuleForm({ rule, lookups, calendars, done }: { rule: Rule | "new"; look
   return (
     <div className="rule-edit">
       <form className="card form" onSubmit={submit} data-testid="rule-form">
-        {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
-        <div className={about(error, "name") ? "field bad" : "field"}>
+          <div className={about(error, "name") ? "field bad" : "field"}>
           <label htmlFor="rule-name">{t("rf.name")}</label>
           <input id="rule-name" value={r.name} onChange={(e) => setR({ ...r, name: e.target.value })} data-testid="rule-name" />
         </div>
@@ -235,6 +234,7 @@ function RuleForm({ rule, lookups, calendars, done }: { rule: Rule | "new"; look
           <label htmlFor="rule-enabled">{t("rf.enabled")}</label>
           <input id="rule-enabled" type="checkbox" checked={r.enabled} onChange={(e) => setR({ ...r, enabled: e.target.checked })} />
         </div>
+        {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
         <div className="actions">
           <button type="button" onClick={() => done(false)}>{t("common.cancel")}</button>
           <button className="primary" type="submit" data-testid="rule-save">{t("common.save")}</button>

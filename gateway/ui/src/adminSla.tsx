@@ -1,7 +1,7 @@
 import { FormEvent, useEffect, useState } from "react";
 import { api, PRIORITIES, Priority, Status, STATUSES } from "./api";
 import { Ctx, Lookups, Row, Section, str } from "./adminTypes";
-import { DayInput, useDayText } from "./DayInput";
+import { DayInput, TimeInput, useDayText } from "./DayInput";
 import { errorText } from "./errors";
 import { Key, useI18n } from "./i18n";
 import { about, Calendar, formError, Holiday, PublicHoliday, SlaPolicy, Slot, Warning, WEEKDAYS, Weekday } from "./routingTypes";
@@ -84,9 +84,9 @@ function SlotRow({ s, set, remove, bad }: { s: Slot; set: (s: Slot) => void; rem
           <option key={d} value={d}>{t(`wd.${d}` as Key)}</option>
         ))}
       </select>
-      <input type="time" value={s.start} onChange={(e) => set({ ...s, start: e.target.value })} aria-label={t("rf.start")} data-testid="slot-start" />
+      <TimeInput value={s.start} onChange={(start) => set({ ...s, start })} label={t("rf.start")} testId="slot-start" />
       –
-      <input type="time" value={s.end === "24:00" ? "00:00" : s.end} onChange={(e) => set({ ...s, end: e.target.value })} aria-label={t("rf.end")} data-testid="slot-end" />
+      <TimeInput value={s.end} onChange={(end) => set({ ...s, end })} label={t("rf.end")} testId="slot-end" />
       <label className="check">
         <input type="checkbox" checked={s.crosses_midnight} onChange={(e) => set({ ...s, crosses_midnight: e.target.checked })} data-testid="slot-midnight" />
         {t("cal.next_day")}
@@ -174,7 +174,6 @@ export function CalendarForm({ row, done }: { row: Row | "new"; done: (saved: bo
 
   return (
     <form className="card form" onSubmit={submit} data-testid="calendar-form">
-      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
       {note && <p className="notice" role="status" data-testid="form-note">{note}</p>}
       <div className="field">
         <label htmlFor="cal-name">{t("rf.name")}</label>
@@ -251,6 +250,7 @@ export function CalendarForm({ row, done }: { row: Row | "new"; done: (saved: bo
           )}
         </div>
       </div>
+      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
       <div className="actions">
         <button type="button" onClick={() => done(false)}>{t("common.cancel")}</button>
         <button className="primary" type="submit" data-testid="admin-save">{t("common.save")}</button>
@@ -329,7 +329,6 @@ export function SlaPolicyForm({ row, lookups, calendars, done }: { row: Row | "n
 
   return (
     <form className="card form" onSubmit={submit} data-testid="sla-form">
-      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
       <div className="field">
         <label htmlFor="sla-name">{t("rf.name")}</label>
         <input id="sla-name" value={p.name} onChange={(e) => setP({ ...p, name: e.target.value })} data-testid="sla-name" />
@@ -405,6 +404,7 @@ export function SlaPolicyForm({ row, lookups, calendars, done }: { row: Row | "n
           )}
         </span>
       </div>
+      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
       <div className="actions">
         <button type="button" onClick={() => done(false)}>{t("common.cancel")}</button>
         <button className="primary" type="submit" data-testid="admin-save">{t("common.save")}</button>
