@@ -19,6 +19,7 @@ from services.runtime.metrics import Metrics, http_middleware
 from . import (
     routes_accounts,
     routes_approvals,
+    routes_assignment,
     routes_compose,
     routes_contacts,
     routes_ingestion,
@@ -50,6 +51,7 @@ ROUTE_MODULES = (
     routes_compose,
     routes_outbound,
     routes_approvals,
+    routes_assignment,
     static,
 )
 

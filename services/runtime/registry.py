@@ -25,6 +25,18 @@ from .events import Stream
 ROUTING_MESSAGES = ConsumerSpec(
     events.INGEST, "routing__messages", (events.MESSAGE_RECEIVED.subject,)
 )
+# Assignment (issue 18, RTE-2): routing keeps its own row of every ticket and the
+# operators' load counters from tickets' events.
+ROUTING_TICKETS = ConsumerSpec(
+    events.TICKETS,
+    "routing__tickets",
+    (
+        events.TICKET_CREATED.subject,
+        events.TICKET_UPDATED.subject,
+        events.TICKET_ASSIGNED.subject,
+        events.TICKET_MESSAGE_ADDED.subject,
+    ),
+)
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
 TICKETS_DRAFTS = ConsumerSpec(events.COMPOSE, "tickets__drafts", (events.DRAFT_CHANGED.subject,))
 # A late virus verdict may come before its mail is filed (routing behind): retried for
@@ -141,8 +153,8 @@ SERVICES: tuple[Component, ...] = (
         7102,
         database=True,
         streams=(events.ROUTING,),
-        consumers=(ROUTING_MESSAGES,),
-        calls=("tickets",),
+        consumers=(ROUTING_MESSAGES, ROUTING_TICKETS),
+        calls=("tickets", "accounts"),
     ),
     _service(
         "tickets",

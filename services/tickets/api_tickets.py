@@ -39,6 +39,14 @@ from .repo import summary_pb
 _MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9][A-Za-z0-9._+-]{0,99}(?:@[A-Za-z0-9.-]{1,253})?)")
 
 
+def actor_of(ident: Identity) -> common_pb2.Actor:
+    """Who a change is by: the operator, or the service that called (routing's assigner
+    names itself in its identity's display name)."""
+    if ident.operator_id:
+        return identity.operator_actor(ident)
+    return events.system_actor(ident.display_name or "system")
+
+
 def mentioned_logins(body: str) -> list[str]:
     """The logins "@mentioned" in a comment, lower case, trailing dots dropped."""
     return [m.rstrip(".").lower() for m in _MENTION.findall(body)]
@@ -111,7 +119,7 @@ class TicketsCoreApi:
             tenant_id=ident.tenant_id,
             occurred_at=d.clock.now(),
             payload=payload,
-            actor=identity.operator_actor(ident),
+            actor=actor_of(ident),
             correlation_id=ident.correlation_id,
         )
         await d.outbox.add(conn, env)
@@ -172,7 +180,7 @@ class TicketsCoreApi:
             tenant_id=ident.tenant_id,
             ticket_id=ticket_id,
             at=d.clock.now(),
-            actor=identity.operator_actor(ident),
+            actor=actor_of(ident),
             action=action,
             changes=changes,
             comment=comment,

@@ -1,0 +1,483 @@
+"""Routing's assignment tables (migration 003_assignment.sql): presence, profiles, inbox
+policies, the per-ticket rows with the load counters that follow them, and the log of
+what the assigner gave whom. Every query is scoped by tenant; answers are frozen
+dataclasses."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from .assignment import InboxPolicy, Presence, Profile, Skill, Strategy, Tier, Waiting
+from .ticket_state import TicketState, load_moves
+
+ADVISORY_ASSIGN = 0x5B_0018  # with the tenant's hash: one assignment pass per tenant at a time
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceRow:
+    operator_id: str
+    status: Presence
+    expires_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPolicy:
+    policy: InboxPolicy
+    cursor: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProfile:
+    profile: Profile
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The outcome of applying a ticket's state to its row."""
+
+    changed: bool  # the row took the state (it was not older)
+    waiting: bool  # the ticket is now open and unassigned
+    freed: bool  # someone's load went down
+
+
+@dataclass(frozen=True, slots=True)
+class Unreplied:
+    ticket_id: str
+    assignee_id: str
+    channel: str
+    minutes: int
+
+
+def _u(value: str) -> uuid.UUID:
+    return uuid.UUID(value)
+
+
+def _policy(r: asyncpg.Record) -> StoredPolicy:
+    tiers = tuple(
+        Tier(tuple(t["operator_ids"]), int(t["widen_after_minutes"]))
+        for t in json.loads(r["tiers"])
+    )
+    return StoredPolicy(
+        InboxPolicy(
+            inbox_id=str(r["inbox_id"]),
+            strategy=Strategy(r["strategy"]),
+            capacity=r["capacity"],
+            channel_capacity=json.loads(r["channel_capacity"]),
+            tiers=tiers,
+            reassign_after_minutes=r["reassign_after_minutes"],
+            max_new_per_hour=r["max_new_per_hour"],
+        ),
+        r["rr_cursor"],
+        r["updated_at"],
+    )
+
+
+def _profile(r: asyncpg.Record) -> StoredProfile:
+    return StoredProfile(
+        Profile(
+            operator_id=str(r["operator_id"]),
+            capacity=r["capacity"],
+            channel_capacity=json.loads(r["channel_capacity"]),
+            skills=tuple(Skill(s["name"], int(s["level"])) for s in json.loads(r["skills"])),
+            languages=tuple(r["languages"]),
+        ),
+        r["updated_at"],
+    )
+
+
+def _state(r: asyncpg.Record) -> TicketState:
+    return TicketState(
+        ticket_id=str(r["ticket_id"]),
+        inbox_id=str(r["inbox_id"]),
+        status=r["status"],
+        assignee_id=str(r["assignee_id"]) if r["assignee_id"] else None,
+        priority=r["priority"],
+        version=r["version"],
+        channel=r["channel"],
+    )
+
+
+class AssignRepo:
+    # -- presence ------------------------------------------------------------------------
+
+    async def set_presence(
+        self,
+        conn: asyncpg.Connection,
+        tenant: str,
+        operator: str,
+        status: Presence,
+        expires_at: datetime | None,
+        now: datetime,
+    ) -> PresenceRow:
+        await conn.execute(
+            "INSERT INTO assign_presence (tenant_id, operator_id, status, expires_at, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, operator_id) DO UPDATE SET"
+            " status = EXCLUDED.status, expires_at = EXCLUDED.expires_at,"
+            " updated_at = EXCLUDED.updated_at",
+            _u(tenant),
+            _u(operator),
+            status.value,
+            expires_at,
+            now,
+        )
+        return PresenceRow(operator, status, expires_at, now)
+
+    async def presence(self, conn: asyncpg.Connection, tenant: str) -> dict[str, PresenceRow]:
+        rows = await conn.fetch(
+            "SELECT operator_id, status, expires_at, updated_at FROM assign_presence"
+            " WHERE tenant_id = $1",
+            _u(tenant),
+        )
+        return {
+            str(r["operator_id"]): PresenceRow(
+                str(r["operator_id"]), Presence(r["status"]), r["expires_at"], r["updated_at"]
+            )
+            for r in rows
+        }
+
+    # -- profiles and policies -----------------------------------------------------------
+
+    async def profiles(self, conn: asyncpg.Connection, tenant: str) -> dict[str, StoredProfile]:
+        rows = await conn.fetch("SELECT * FROM assign_profiles WHERE tenant_id = $1", _u(tenant))
+        return {str(r["operator_id"]): _profile(r) for r in rows}
+
+    async def profile(
+        self, conn: asyncpg.Connection, tenant: str, operator: str
+    ) -> StoredProfile | None:
+        r = await conn.fetchrow(
+            "SELECT * FROM assign_profiles WHERE tenant_id = $1 AND operator_id = $2",
+            _u(tenant),
+            _u(operator),
+        )
+        return _profile(r) if r else None
+
+    async def put_profile(
+        self, conn: asyncpg.Connection, tenant: str, p: Profile, now: datetime
+    ) -> StoredProfile:
+        await conn.execute(
+            "INSERT INTO assign_profiles (tenant_id, operator_id, capacity, channel_capacity,"
+            " skills, languages, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (tenant_id, operator_id) DO UPDATE SET capacity = EXCLUDED.capacity,"
+            " channel_capacity = EXCLUDED.channel_capacity, skills = EXCLUDED.skills,"
+            " languages = EXCLUDED.languages, updated_at = EXCLUDED.updated_at",
+            _u(tenant),
+            _u(p.operator_id),
+            p.capacity,
+            json.dumps(dict(p.channel_capacity)),
+            json.dumps([{"name": s.name, "level": s.level} for s in p.skills]),
+            list(p.languages),
+            now,
+        )
+        return StoredProfile(p, now)
+
+    async def policies(
+        self, conn: asyncpg.Connection, tenant: str, *, automatic_only: bool = False
+    ) -> dict[str, StoredPolicy]:
+        sql = "SELECT * FROM assign_policies WHERE tenant_id = $1"
+        if automatic_only:
+            sql += " AND strategy <> 'manual'"
+        rows = await conn.fetch(sql, _u(tenant))
+        return {str(r["inbox_id"]): _policy(r) for r in rows}
+
+    async def policy(
+        self, conn: asyncpg.Connection, tenant: str, inbox: str
+    ) -> StoredPolicy | None:
+        r = await conn.fetchrow(
+            "SELECT * FROM assign_policies WHERE tenant_id = $1 AND inbox_id = $2",
+            _u(tenant),
+            _u(inbox),
+        )
+        return _policy(r) if r else None
+
+    async def put_policy(
+        self, conn: asyncpg.Connection, tenant: str, p: InboxPolicy, now: datetime
+    ) -> StoredPolicy:
+        tiers = [
+            {"operator_ids": list(t.operator_ids), "widen_after_minutes": t.widen_after_minutes}
+            for t in p.tiers
+        ]
+        r = await conn.fetchrow(
+            "INSERT INTO assign_policies (tenant_id, inbox_id, strategy, capacity,"
+            " channel_capacity, tiers, reassign_after_minutes, max_new_per_hour, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            " ON CONFLICT (tenant_id, inbox_id) DO UPDATE SET strategy = EXCLUDED.strategy,"
+            " capacity = EXCLUDED.capacity, channel_capacity = EXCLUDED.channel_capacity,"
+            " tiers = EXCLUDED.tiers, reassign_after_minutes = EXCLUDED.reassign_after_minutes,"
+            " max_new_per_hour = EXCLUDED.max_new_per_hour, updated_at = EXCLUDED.updated_at"
+            " RETURNING *",
+            _u(tenant),
+            _u(p.inbox_id),
+            p.strategy.value,
+            p.capacity,
+            json.dumps(dict(p.channel_capacity)),
+            json.dumps(tiers),
+            p.reassign_after_minutes,
+            p.max_new_per_hour,
+            now,
+        )
+        return _policy(r)
+
+    async def save_cursors(
+        self, conn: asyncpg.Connection, tenant: str, cursors: Mapping[str, str]
+    ) -> None:
+        for inbox, operator in cursors.items():
+            await conn.execute(
+                "UPDATE assign_policies SET rr_cursor = $3 WHERE tenant_id = $1 AND inbox_id = $2",
+                _u(tenant),
+                _u(inbox),
+                operator,
+            )
+
+    # -- tickets and loads ---------------------------------------------------------------
+
+    async def apply_state(
+        self,
+        conn: asyncpg.Connection,
+        tenant: str,
+        state: TicketState,
+        *,
+        channel: str = "",
+        by_strategy: bool = False,
+        replied: bool = False,
+        exclude: str | None = None,
+    ) -> Applied:
+        """Take a ticket's state into its row (unless the row is newer) and move the load
+        counters with it, in the caller's transaction. `channel` is known from
+        ticket.created only; `by_strategy`: the assigner chose this assignee; `replied`:
+        we sent a mail on it; `exclude`: an operator it must not go to again."""
+        t = _u(tenant)
+        row = await conn.fetchrow(
+            "SELECT * FROM assign_tickets WHERE tenant_id = $1 AND ticket_id = $2 FOR UPDATE",
+            t,
+            _u(state.ticket_id),
+        )
+        if row is None:
+            inserted = await conn.fetchrow(
+                "INSERT INTO assign_tickets (tenant_id, ticket_id, inbox_id, channel, status,"
+                " assignee_id, priority, waiting_since, version, by_strategy, assigned_at,"
+                " replied) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                " ON CONFLICT DO NOTHING RETURNING ticket_id",
+                t,
+                _u(state.ticket_id),
+                _u(state.inbox_id),
+                channel or state.channel,
+                state.status,
+                _u(state.assignee_id) if state.assignee_id else None,
+                state.priority,
+                state.version,
+                state.version,
+                by_strategy and state.assignee_id is not None,
+                state.version if state.assignee_id else None,
+                replied,
+            )
+            if inserted is None:  # another replica inserted it meanwhile: apply on top
+                return await self.apply_state(
+                    conn,
+                    tenant,
+                    state,
+                    channel=channel,
+                    by_strategy=by_strategy,
+                    replied=replied,
+                    exclude=exclude,
+                )
+            stored = TicketState(
+                state.ticket_id,
+                state.inbox_id,
+                state.status,
+                state.assignee_id,
+                state.priority,
+                state.version,
+                channel or state.channel,
+            )
+            await self._move(conn, t, load_moves(None, stored))
+            return Applied(True, stored.waiting, False)
+        old = _state(row)
+        if state.version < old.version:
+            if replied and not row["replied"]:
+                await conn.execute(
+                    "UPDATE assign_tickets SET replied = true WHERE tenant_id = $1"
+                    " AND ticket_id = $2",
+                    t,
+                    row["ticket_id"],
+                )
+            return Applied(False, old.waiting, False)
+        new = TicketState(
+            state.ticket_id,
+            state.inbox_id,
+            state.status,
+            state.assignee_id,
+            state.priority,
+            state.version,
+            channel or old.channel,
+        )
+        moves = load_moves(old, new)
+        await self._move(conn, t, moves)
+        reassigned = old.assignee_id != new.assignee_id
+        became_waiting = new.waiting and not old.waiting
+        waiting_since = new.version if became_waiting else row["waiting_since"]
+        excluded = list(row["excluded"])
+        if exclude is not None and _u(exclude) not in excluded:
+            excluded.append(_u(exclude))
+        await conn.execute(
+            "UPDATE assign_tickets SET inbox_id = $3, channel = $4, status = $5,"
+            " assignee_id = $6, priority = $7, waiting_since = $8, version = $9,"
+            " by_strategy = $10, assigned_at = $11, replied = $12, excluded = $13"
+            " WHERE tenant_id = $1 AND ticket_id = $2",
+            t,
+            row["ticket_id"],
+            _u(new.inbox_id),
+            new.channel,
+            new.status,
+            _u(new.assignee_id) if new.assignee_id else None,
+            new.priority,
+            waiting_since,
+            new.version,
+            (by_strategy and new.assignee_id is not None) if reassigned else row["by_strategy"],
+            (new.version if new.assignee_id else None) if reassigned else row["assigned_at"],
+            row["replied"] or replied,
+            excluded,
+        )
+        return Applied(True, new.waiting, any(d < 0 for _, d in moves))
+
+    async def _move(
+        self, conn: asyncpg.Connection, tenant: uuid.UUID, moves: Sequence[tuple[Any, int]]
+    ) -> None:
+        for (operator, inbox, channel), delta in moves:
+            await conn.execute(
+                "INSERT INTO assign_loads (tenant_id, operator_id, inbox_id, channel, tickets)"
+                " VALUES ($1, $2, $3, $4, GREATEST($5, 0))"
+                " ON CONFLICT (tenant_id, operator_id, inbox_id, channel) DO UPDATE"
+                " SET tickets = GREATEST(assign_loads.tickets + $5, 0)",
+                tenant,
+                _u(operator),
+                _u(inbox),
+                channel,
+                delta,
+            )
+
+    async def loads(
+        self, conn: asyncpg.Connection, tenant: str
+    ) -> dict[str, dict[tuple[str, str], int]]:
+        """Every operator's open + pending tickets by (inbox, channel)."""
+        rows = await conn.fetch(
+            "SELECT operator_id, inbox_id, channel, tickets FROM assign_loads"
+            " WHERE tenant_id = $1 AND tickets > 0",
+            _u(tenant),
+        )
+        out: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
+        for r in rows:
+            out[str(r["operator_id"])][(str(r["inbox_id"]), r["channel"])] = r["tickets"]
+        return dict(out)
+
+    async def waiting(
+        self, conn: asyncpg.Connection, tenant: str, inboxes: Iterable[str], limit: int
+    ) -> list[Waiting]:
+        """Open unassigned tickets of these inboxes, the most urgent and oldest first."""
+        rows = await conn.fetch(
+            "SELECT ticket_id, inbox_id, channel, waiting_since, priority, excluded"
+            " FROM assign_tickets WHERE tenant_id = $1 AND inbox_id = ANY($2::uuid[])"
+            " AND assignee_id IS NULL AND status = 'open'"
+            " ORDER BY priority DESC, waiting_since, ticket_id LIMIT $3",
+            _u(tenant),
+            [_u(i) for i in inboxes],
+            limit,
+        )
+        return [
+            Waiting(
+                str(r["ticket_id"]),
+                str(r["inbox_id"]),
+                r["channel"],
+                r["waiting_since"],
+                r["priority"],
+                frozenset(str(x) for x in r["excluded"]),
+            )
+            for r in rows
+        ]
+
+    async def tenants_with_work(self, conn: asyncpg.Connection) -> list[str]:
+        """Tenants with a waiting ticket in an inbox with a strategy, or one to take back."""
+        rows = await conn.fetch(
+            "SELECT DISTINCT t.tenant_id FROM assign_tickets t JOIN assign_policies p"
+            " ON p.tenant_id = t.tenant_id AND p.inbox_id = t.inbox_id"
+            " WHERE p.strategy <> 'manual' AND t.status = 'open' AND ("
+            " t.assignee_id IS NULL OR (p.reassign_after_minutes IS NOT NULL"
+            " AND t.by_strategy AND NOT t.replied))"
+        )
+        return [str(r["tenant_id"]) for r in rows]
+
+    async def unreplied(
+        self, conn: asyncpg.Connection, tenant: str, now: datetime
+    ) -> list[Unreplied]:
+        """Tickets the assigner gave someone who has not replied within the inbox's limit."""
+        rows = await conn.fetch(
+            "SELECT t.ticket_id, t.assignee_id, t.channel, p.reassign_after_minutes"
+            " FROM assign_tickets t JOIN assign_policies p"
+            " ON p.tenant_id = t.tenant_id AND p.inbox_id = t.inbox_id"
+            " WHERE t.tenant_id = $1 AND t.by_strategy AND NOT t.replied AND t.status = 'open'"
+            " AND p.strategy <> 'manual' AND p.reassign_after_minutes IS NOT NULL"
+            " AND t.assigned_at <= $2 - make_interval(mins => p.reassign_after_minutes)"
+            " ORDER BY t.assigned_at LIMIT 500",
+            _u(tenant),
+            now,
+        )
+        return [
+            Unreplied(
+                str(r["ticket_id"]),
+                str(r["assignee_id"]),
+                r["channel"],
+                r["reassign_after_minutes"],
+            )
+            for r in rows
+        ]
+
+    # -- the assigner's lock and log -----------------------------------------------------
+
+    async def lock_tenant(self, conn: asyncpg.Connection, tenant: str) -> None:
+        """One assignment pass per tenant at a time, across replicas (until commit)."""
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", ADVISORY_ASSIGN, tenant
+        )
+
+    async def log_assignment(
+        self,
+        conn: asyncpg.Connection,
+        tenant: str,
+        operator: str,
+        ticket: str,
+        inbox: str,
+        strategy: Strategy,
+        now: datetime,
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO assign_log (tenant_id, operator_id, ticket_id, inbox_id, at, strategy)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            _u(tenant),
+            _u(operator),
+            _u(ticket),
+            _u(inbox),
+            now,
+            strategy.value,
+        )
+
+    async def new_since(
+        self, conn: asyncpg.Connection, tenant: str, since: datetime
+    ) -> dict[str, int]:
+        """Tickets the assigner gave each operator since `since` (fairness)."""
+        rows = await conn.fetch(
+            "SELECT operator_id, count(*) AS n FROM assign_log WHERE tenant_id = $1"
+            " AND at > $2 GROUP BY operator_id",
+            _u(tenant),
+            since,
+        )
+        return {str(r["operator_id"]): r["n"] for r in rows}
