@@ -451,3 +451,42 @@ async def test_the_list_sorts_by_sla_due_time(stack: Stack, browser: Browser) ->
         await expect(page.get_by_test_id("sort-sla")).to_contain_text("▲")
     finally:
         await ctx.close()
+
+
+async def test_an_operators_skills_languages_and_capacity_are_edited_a_bad_language_refused(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, ada = await operator(stack, admin, tenant, "Ada Admin", ["admin"])
+    aiko_id, _ = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    ctx = await context(browser, lang="ja")
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, ada, PASSWORD)
+        await open_admin(page, "operator-routing")
+        line = page.get_by_test_id("admin-row").filter(has_text="Aiko Agent")
+        await expect(line).to_contain_text("オフライン")
+        await expect(line).to_contain_text("0 / ∞")
+        await line.get_by_test_id("admin-edit").click()
+        form = page.get_by_test_id("profile-form")
+        await form.get_by_test_id("op-capacity").fill("2")
+        await form.get_by_test_id("add-skill").click()
+        await form.get_by_test_id("skill-name").fill("返品")
+        await form.get_by_test_id("skill-level").select_option("4")
+        await form.get_by_test_id("op-languages").fill("ja, english")
+        await form.get_by_test_id("admin-save").click()
+        error = form.get_by_test_id("form-error")
+        await expect(error).to_have_attribute("data-field", "languages")
+        await expect(error).to_contain_text("「言語」：入力内容に誤りがあります。")
+        routing = await ok(stack, admin, "GET", f"/api/v1/operators/{aiko_id}/routing")
+        assert routing["capacity"] is None and routing["skills"] == []
+        await form.get_by_test_id("op-languages").fill("ja, en")
+        await form.get_by_test_id("admin-save").click()
+        await expect(page.get_by_test_id("profile-form")).to_have_count(0)
+        await expect(line).to_contain_text("0 / 2")
+        routing = await ok(stack, admin, "GET", f"/api/v1/operators/{aiko_id}/routing")
+        assert routing["capacity"] == 2
+        assert routing["skills"] == [{"name": "返品", "level": 4}]
+        assert routing["languages"] == ["ja", "en"]
+    finally:
+        await ctx.close()
