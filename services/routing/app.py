@@ -14,7 +14,7 @@ from services.runtime.identity import Identity
 from services.runtime.outbox import first_time
 from services.runtime.service import ServiceRuntime
 
-from . import domain
+from . import domain, sla_wiring
 
 MESSAGES = registry.ROUTING_MESSAGES
 
@@ -65,5 +65,6 @@ async def main() -> int:
         outbox.wake()
 
     await rt.add_consumer(MESSAGES, on_received)
-    rt.grpc_server()
+    server = rt.grpc_server()
+    await sla_wiring.wire(rt, db, outbox, server)
     return await rt.serve()

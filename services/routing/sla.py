@@ -203,6 +203,7 @@ class Timer:
     which: str
     started_at: datetime
     fire_at: datetime
+    due_at: datetime
 
 
 class _Timeline:
@@ -353,6 +354,6 @@ def timers(sla: TicketSla) -> list[Timer]:
         if c.met_at is not None or c.due_at is None:
             continue
         if c.warning_at is not None:
-            out.append(Timer(c.kind, "warning", c.started_at, c.warning_at))
-        out.append(Timer(c.kind, "breach", c.started_at, c.due_at))
+            out.append(Timer(c.kind, "warning", c.started_at, c.warning_at, c.due_at))
+        out.append(Timer(c.kind, "breach", c.started_at, c.due_at, c.due_at))
     return out
