@@ -28,6 +28,7 @@ from . import (
     routes_notices,
     routes_operations,
     routes_outbound,
+    routes_sla,
     routes_tickets,
     static,
 )
@@ -52,6 +53,7 @@ ROUTE_MODULES = (
     routes_outbound,
     routes_approvals,
     routes_assignment,
+    routes_sla,
     static,
 )
 

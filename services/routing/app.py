@@ -14,7 +14,7 @@ from services.runtime.identity import Identity
 from services.runtime.outbox import first_time
 from services.runtime.service import ServiceRuntime
 
-from . import assign_wiring, domain
+from . import assign_wiring, domain, sla_wiring
 
 MESSAGES = registry.ROUTING_MESSAGES
 
@@ -67,4 +67,5 @@ async def main() -> int:
     await rt.add_consumer(MESSAGES, on_received)
     server = rt.grpc_server()
     await assign_wiring.wire(rt, db, server)
+    await sla_wiring.wire(rt, db, outbox, server)
     return await rt.serve()

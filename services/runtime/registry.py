@@ -37,6 +37,16 @@ ROUTING_TICKETS = ConsumerSpec(
         events.TICKET_MESSAGE_ADDED.subject,
     ),
 )
+# SLA clocks (issue 18, RTE-4): routing keeps each ticket's SLA facts from its events.
+ROUTING_SLA = ConsumerSpec(
+    events.TICKETS,
+    "routing__sla",
+    (
+        events.TICKET_CREATED.subject,
+        events.TICKET_MESSAGE_ADDED.subject,
+        events.TICKET_UPDATED.subject,
+    ),
+)
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
 TICKETS_DRAFTS = ConsumerSpec(events.COMPOSE, "tickets__drafts", (events.DRAFT_CHANGED.subject,))
 # A late virus verdict may come before its mail is filed (routing behind): retried for
@@ -153,7 +163,7 @@ SERVICES: tuple[Component, ...] = (
         7102,
         database=True,
         streams=(events.ROUTING,),
-        consumers=(ROUTING_MESSAGES, ROUTING_TICKETS),
+        consumers=(ROUTING_MESSAGES, ROUTING_TICKETS, ROUTING_SLA),
         calls=("tickets", "accounts"),
     ),
     _service(
