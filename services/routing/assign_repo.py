@@ -426,7 +426,8 @@ class AssignRepo:
             " ON p.tenant_id = t.tenant_id AND p.inbox_id = t.inbox_id"
             " WHERE t.tenant_id = $1 AND t.by_strategy AND NOT t.replied AND t.status = 'open'"
             " AND p.strategy <> 'manual' AND p.reassign_after_minutes IS NOT NULL"
-            " AND t.assigned_at <= $2 - make_interval(mins => p.reassign_after_minutes)"
+            " AND t.assigned_at"
+            " <= $2::timestamptz - make_interval(mins => p.reassign_after_minutes)"
             " ORDER BY t.assigned_at LIMIT 500",
             _u(tenant),
             now,

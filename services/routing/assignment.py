@@ -304,7 +304,8 @@ def _channel_capacity(values: Mapping[str, int], name: str) -> dict[str, int]:
         )
         if not ok or channel != channel.lower():
             raise InvalidArgument(f"{channel!r} is not a channel name", field=name)
-        _limit(n, f"{name}.{channel}")
+        if not 0 <= n <= CAPACITY_MAX:
+            raise InvalidArgument(f"{name} of {channel} must be 0 to {CAPACITY_MAX}", field=name)
         out[channel] = n
     return out
 
@@ -315,20 +316,24 @@ def validated_policy(policy: InboxPolicy, may_receive: frozenset[str]) -> InboxP
         raise InvalidArgument(f"at most {TIERS_MAX} tiers", field="tiers")
     seen: set[str] = set()
     for i, tier in enumerate(policy.tiers):
-        ids_field = f"tiers.{i}.operator_ids"
+        ids_field = "tiers.operator_ids"
         if not tier.operator_ids:
-            raise InvalidArgument("a tier needs at least one operator", field=ids_field)
+            raise InvalidArgument(f"tier {i + 1} needs at least one operator", field=ids_field)
         if len(tier.operator_ids) > TIER_OPERATORS_MAX:
-            raise InvalidArgument(f"at most {TIER_OPERATORS_MAX} operators a tier", field=ids_field)
+            raise InvalidArgument(
+                f"tier {i + 1}: at most {TIER_OPERATORS_MAX} operators", field=ids_field
+            )
         for op in tier.operator_ids:
             if op in seen:
-                raise InvalidArgument("an operator may be in one tier only", field=ids_field)
+                raise InvalidArgument(
+                    f"tier {i + 1}: {op} is already in an earlier tier", field=ids_field
+                )
             if op not in may_receive:
                 raise InvalidArgument(
-                    f"{op} is no active operator who sees this inbox", field=ids_field
+                    f"tier {i + 1}: {op} is no active operator who sees this inbox", field=ids_field
                 )
             seen.add(op)
-        _limit(tier.widen_after_minutes, f"tiers.{i}.widen_after_minutes", 0, MINUTES_MAX)
+        _limit(tier.widen_after_minutes, "tiers.widen_after_minutes", 0, MINUTES_MAX)
     return InboxPolicy(
         inbox_id=policy.inbox_id,
         strategy=policy.strategy,
@@ -367,19 +372,21 @@ def validated_profile(profile: Profile) -> Profile:
     for i, skill in enumerate(profile.skills):
         name = skill.name.strip()
         if not 0 < len(name) <= 64:
-            raise InvalidArgument("a skill's name is 1 to 64 characters", field=f"skills.{i}.name")
+            raise InvalidArgument(
+                f"skill {i + 1}: a name is 1 to 64 characters", field="skills.name"
+            )
         if name.casefold() in names:
-            raise InvalidArgument(f"the skill {name!r} twice", field=f"skills.{i}.name")
+            raise InvalidArgument(f"the skill {name!r} twice", field="skills.name")
         names.add(name.casefold())
-        _limit(skill.level, f"skills.{i}.level", 1, LEVEL_MAX)
+        _limit(skill.level, "skills.level", 1, LEVEL_MAX)
         skills.append(Skill(name, skill.level))
     if len(profile.languages) > LANGUAGES_MAX:
         raise InvalidArgument(f"at most {LANGUAGES_MAX} languages", field="languages")
     languages: list[str] = []
-    for i, lang in enumerate(profile.languages):
+    for lang in profile.languages:
         if not (len(lang) == 2 and lang.isascii() and lang.isalpha() and lang.islower()):
             raise InvalidArgument(
-                f"{lang!r} is not an ISO 639-1 code such as ja", field=f"languages.{i}"
+                f"{lang!r} is not an ISO 639-1 code such as ja", field="languages"
             )
         if lang not in languages:
             languages.append(lang)

@@ -177,13 +177,13 @@ def test_bad_policies_name_their_field() -> None:
         return err.value.field
 
     assert refused(a.InboxPolicy(INBOX, capacity=-1)) == "capacity"
-    assert refused(a.InboxPolicy(INBOX, channel_capacity={"mail": -1})) == "channel_capacity.mail"
+    assert refused(a.InboxPolicy(INBOX, channel_capacity={"mail": -1})) == "channel_capacity"
     assert refused(a.InboxPolicy(INBOX, channel_capacity={"Mail!": 1})) == "channel_capacity"
-    assert refused(a.InboxPolicy(INBOX, tiers=(a.Tier(("zed",)),))) == "tiers.0.operator_ids"
+    assert refused(a.InboxPolicy(INBOX, tiers=(a.Tier(("zed",)),))) == "tiers.operator_ids"
     two = (a.Tier(("ann",)), a.Tier(("ann",)))
-    assert refused(a.InboxPolicy(INBOX, tiers=two)) == "tiers.1.operator_ids"
+    assert refused(a.InboxPolicy(INBOX, tiers=two)) == "tiers.operator_ids"
     late = (a.Tier(("ann",), -5),)
-    assert refused(a.InboxPolicy(INBOX, tiers=late)) == "tiers.0.widen_after_minutes"
+    assert refused(a.InboxPolicy(INBOX, tiers=late)) == "tiers.widen_after_minutes"
     assert refused(a.InboxPolicy(INBOX, reassign_after_minutes=0)) == "reassign_after_minutes"
     assert refused(a.InboxPolicy(INBOX, max_new_per_hour=0)) == "max_new_per_hour"
     ok = a.validated_policy(a.InboxPolicy(INBOX, a.Strategy.ROUND_ROBIN, capacity=0), frozenset())
@@ -197,10 +197,10 @@ def test_bad_profiles_name_their_field() -> None:
         return err.value.field
 
     assert refused(a.Profile("ann", capacity=-1)) == "capacity"
-    assert refused(a.Profile("ann", skills=(a.Skill("returns", 6),))) == "skills.0.level"
+    assert refused(a.Profile("ann", skills=(a.Skill("returns", 6),))) == "skills.level"
     dup = (a.Skill("返品", 1), a.Skill("返品 ", 2))
-    assert refused(a.Profile("ann", skills=dup)) == "skills.1.name"
-    assert refused(a.Profile("ann", languages=("ja", "EN"))) == "languages.1"
+    assert refused(a.Profile("ann", skills=dup)) == "skills.name"
+    assert refused(a.Profile("ann", languages=("ja", "EN"))) == "languages"
     ok = a.validated_profile(a.Profile("ann", 2, {}, (a.Skill(" 返品", 3),), ("ja", "ja", "en")))
     assert ok.skills == (a.Skill("返品", 3),) and ok.languages == ("ja", "en")
 
