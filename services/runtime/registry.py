@@ -142,7 +142,7 @@ SERVICES: tuple[Component, ...] = (
         database=True,
         streams=(events.ROUTING,),
         consumers=(ROUTING_MESSAGES,),
-        calls=("tickets",),
+        calls=("tickets", "ingestion", "accounts"),
     ),
     _service(
         "tickets",

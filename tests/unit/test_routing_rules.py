@@ -214,9 +214,9 @@ def test_every_action_and_its_text() -> None:
         "approval-required",
     )
     assert not d.spam and not d.trash
-    assert d.trace[0] == ("返品ルール", f"move to inbox {INBOX}")
-    assert ("返品ルール", "add label 返品") in d.trace
-    assert ("返品ルール", "require approval (label approval-required)") in d.trace
+    assert d.trace[0] == ("返品ルール", "返品ルール", f"move to inbox {INBOX}")
+    assert ("返品ルール", "返品ルール", "add label 返品") in d.trace
+    assert ("返品ルール", "返品ルール", "require approval (label approval-required)") in d.trace
 
 
 def test_strategy_spam_and_trash() -> None:

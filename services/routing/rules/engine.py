@@ -73,7 +73,7 @@ def evaluate(
                 ticket = actions.apply(action, decision, ticket)
                 text = actions.describe(action)
                 done.append(text)
-                decision.trace.append((rule.name, text))
+                decision.trace.append((rule.id, rule.name, text))
             facts = replace(facts, ticket=ticket)
             decision.fired.append(rule.id)
         results.append(RuleResult(rule.id, rule.name, held, "", tuple(trace), tuple(done)))

@@ -151,7 +151,7 @@ class Decision:
     spam: bool = False
     trash: bool = False
     approval_label: str = ""
-    trace: list[tuple[str, str]] = field(default_factory=list)  # (rule name, action text)
+    trace: list[tuple[str, str, str]] = field(default_factory=list)  # (rule id, name, action)
     fired: list[str] = field(default_factory=list)  # rule ids that ran their actions
     stopped: bool = False
 

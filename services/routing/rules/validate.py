@@ -18,6 +18,7 @@ from .model import Action, BusinessHours, Group, Leaf, RuleDef
 NAME_LIMIT = 200
 VALUE_LIMIT = 1000
 ACTIONS_LIMIT = 20
+TAG_LIMIT = 50  # a label or category, as tickets keeps them
 
 # action type → what its value must be: None (no value), "id", a tuple of choices, "text"
 ACTION_VALUES: dict[str, Any] = {
@@ -209,11 +210,11 @@ def _action(raw: Any, path: str) -> Action:
     if isinstance(want, tuple):
         return Action(str(kind), _choice(value, want, at))
     if want == "optional_label":
-        label = _str(value or model.DEFAULT_APPROVAL_LABEL, at, limit=100)
+        label = _str(value or model.DEFAULT_APPROVAL_LABEL, at, limit=TAG_LIMIT)
         return Action(str(kind), label.strip())
     if want == "label":
-        return Action(str(kind), _str(value, at, limit=100).strip())
-    return Action(str(kind), _str(value, at, limit=200, required=False).strip())
+        return Action(str(kind), " ".join(_str(value, at, limit=TAG_LIMIT).split()))
+    return Action(str(kind), " ".join(_str(value, at, limit=TAG_LIMIT, required=False).split()))
 
 
 def parse(raw: Mapping[str, Any]) -> RuleDef:
