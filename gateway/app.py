@@ -27,6 +27,7 @@ from . import (
     routes_notices,
     routes_operations,
     routes_outbound,
+    routes_rules,
     routes_tickets,
     static,
 )
@@ -50,6 +51,7 @@ ROUTE_MODULES = (
     routes_compose,
     routes_outbound,
     routes_approvals,
+    routes_rules,
     static,
 )
 
