@@ -75,7 +75,9 @@ class RulesIntake:
             ticket=rules_facts.ticket_state(existing or events_pb2.TicketSummary(), inbox),
             details=details,
         )
-        evaluation = engine.evaluate(rules, facts, trigger, self._in_hours, ran_before=ran)
+        evaluation = engine.evaluate(
+            rules, facts, trigger, self._in_hours, ran_before=ran, traced=False
+        )
         decision = evaluation.decision
         if decision.empty:
             return Runs()

@@ -59,8 +59,13 @@ def rule(
 
 
 def holds(cond: dict[str, Any], f: Facts | None = None, in_hours: Any = None) -> bool:
+    """Whether the condition holds — the dry run's traced evaluation and intake's
+    compiled one agreeing."""
     r = rule([cond], [{"type": "add_label", "value": "x"}])
-    ev = engine.evaluate([r], f or facts(), model.NEW_TICKET, in_hours or (lambda c, a: None))
+    hours = in_hours or (lambda c, a: None)
+    ev = engine.evaluate([r], f or facts(), model.NEW_TICKET, hours)
+    fast = engine.evaluate([r], f or facts(), model.NEW_TICKET, hours, traced=False)
+    assert fast.decision.fired == (["r"] if ev.results[0].matched else [])
     return ev.results[0].matched
 
 
@@ -180,6 +185,10 @@ def test_nested_groups_and_or() -> None:
     other = engine.evaluate([r], facts(channel="form"), model.NEW_TICKET, lambda c_, a: None)
     assert not other.results[0].matched
     assert other.decision.priority is None
+    for f, fired in ((facts(), ["r"]), (facts(channel="form"), [])):
+        fast = engine.evaluate([r], f, model.NEW_TICKET, lambda c_, a: None, traced=False)
+        assert fast.decision.fired == fired
+        assert len(fast.results) == len(fired)  # intake keeps only the rules that ran
 
 
 def test_an_empty_group_always_holds() -> None:

@@ -21,6 +21,12 @@ def _regex(pattern: str) -> Any:
     return text.compile_regex(pattern)
 
 
+@lru_cache(maxsize=4096)
+def _fold(value: str) -> str:
+    """Folded once per text: a mail's subject and body are compared with many rules."""
+    return text.fold(value)
+
+
 def _values(leaf: Leaf, facts: Facts) -> tuple[str, ...]:
     """The text values a text or text-list field has for this mail."""
     f = leaf.field
@@ -58,10 +64,10 @@ def _values(leaf: Leaf, facts: Facts) -> tuple[str, ...]:
 def _text_holds(operator: str, value: Any, candidate: str) -> bool:
     if operator == "regex":
         return _regex(str(value)).search(candidate) is not None
-    have = text.fold(candidate)
+    have = _fold(candidate)
     if operator == "in":
-        return any(have == text.fold(v) for v in value)
-    want = text.fold(str(value))
+        return any(have == _fold(v) for v in value)
+    want = _fold(str(value))
     if operator == "equals":
         return have == want
     if operator == "contains":
@@ -141,10 +147,17 @@ def describe(leaf: Leaf) -> str:
 
 
 def group_holds(
-    group: Group, facts: Facts, in_hours: InHours, path: str, trace: list[ConditionTrace]
+    group: Group,
+    facts: Facts,
+    in_hours: InHours,
+    path: str,
+    trace: list[ConditionTrace] | None,
 ) -> bool:
-    """Whether the group holds; every leaf and group is traced (none is skipped, so the
-    dry run shows each one)."""
+    """Whether the group holds. With a `trace` (the dry run) every leaf and group is
+    evaluated and traced by path; without one (intake) the group's compiled predicate
+    stops at the first leaf that decides it."""
+    if trace is None:
+        return compiled(group)(facts, in_hours)
     at = len(trace)
     trace.append(ConditionTrace(path, "", False))  # placeholder, filled below
     results: list[bool] = []
@@ -162,6 +175,77 @@ def group_holds(
     word = "all" if group.match == "all" else "any"
     trace[at] = ConditionTrace(path, f"{word} of {len(group.conditions)}", held)
     return held
+
+
+# -- compiled predicates (intake's hot path) ----------------------------------------------
+
+Predicate = Callable[[Facts, InHours], bool]
+_COMPILED: dict[int, tuple[Group, Predicate]] = {}
+_COMPILED_MAX = 50_000
+
+_SINGLE: dict[str, Callable[[Facts], str]] = {
+    "sender_address": lambda f: f.sender_address,
+    "sender_domain": lambda f: f.sender_address.rpartition("@")[2],
+    "sender_name": lambda f: f.sender_name,
+    "subject": lambda f: f.subject,
+    "body": lambda f: f.body,
+    "channel": lambda f: f.channel,
+    "category": lambda f: f.ticket.category,
+    "status": lambda f: f.ticket.status,
+}
+
+
+def _text_matcher(operator: str, value: Any) -> Callable[[str], bool]:
+    if operator == "regex":
+        search = _regex(str(value)).search
+        return lambda v: search(v) is not None
+    if operator == "in":
+        wanted = frozenset(_fold(v) for v in value)
+        return lambda v: _fold(v) in wanted
+    want = _fold(str(value))
+    if operator == "equals":
+        return lambda v: _fold(v) == want
+    if operator == "contains":
+        return lambda v: want in _fold(v)
+    if operator == "starts_with":
+        return lambda v: _fold(v).startswith(want)
+    return lambda v: _fold(v).endswith(want)
+
+
+def _compile_leaf(leaf: Leaf) -> Predicate:
+    negate = leaf.negate
+    if leaf.field in _SINGLE:
+        get = _SINGLE[leaf.field]
+        match = _text_matcher(leaf.operator, leaf.value)
+        return lambda f, h: match(get(f)) != negate
+    if FIELDS[leaf.field] is Kind.TEXT_LIST:
+        match = _text_matcher(leaf.operator, leaf.value)
+        return lambda f, h: any(match(v) for v in _values(leaf, f)) != negate
+    return lambda f, h: leaf_holds(leaf, f, h)
+
+
+def _compile(c: Leaf | Group) -> Predicate:
+    if isinstance(c, Leaf):
+        return _compile_leaf(c)
+    parts = tuple(_compile(x) for x in c.conditions)
+    if not parts:
+        return lambda f, h: True
+    if c.match == "all":
+        return lambda f, h: all(p(f, h) for p in parts)
+    return lambda f, h: any(p(f, h) for p in parts)
+
+
+def compiled(group: Group) -> Predicate:
+    """The group as one predicate, compiled once per group object (rules are kept in
+    memory, so each is compiled once after it is loaded)."""
+    hit = _COMPILED.get(id(group))
+    if hit is not None and hit[0] is group:
+        return hit[1]
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.clear()
+    fn = _compile(group)
+    _COMPILED[id(group)] = (group, fn)
+    return fn
 
 
 def reads_mail_details(group: Group) -> bool:

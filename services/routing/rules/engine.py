@@ -45,12 +45,14 @@ def evaluate(
     *,
     ran_before: frozenset[str] = frozenset(),
     depth: int = 0,
+    traced: bool = True,
 ) -> Evaluation:
     """Run `rules` (already in order and for this mail's inbox) against `facts`. A rule
     that matches applies its actions to the decision and to the ticket state later rules
     read; `stop` ends the run. `ran_before`: the once-per-ticket rules that already ran on
     this ticket. `depth`: how many rule-made changes led here (ticket_changed); at
-    `model.MAX_DEPTH` nothing runs, so rules that trigger each other end."""
+    `model.MAX_DEPTH` nothing runs, so rules that trigger each other end. `traced`: every
+    condition evaluated and traced (the dry run); intake stops at the first that decides."""
     decision = Decision()
     if depth >= model.MAX_DEPTH:
         return Evaluation(decision, (), depth_limited=True)
@@ -59,13 +61,16 @@ def evaluate(
         if decision.stopped:
             break
         skipped = _skip(rule, trigger, ran_before, facts, in_hours)
-        trace: list[ConditionTrace] = []
+        trace: list[ConditionTrace] | None = [] if traced else None
         if skipped:
-            results.append(RuleResult(rule.id, rule.name, False, skipped, (), ()))
+            if traced:
+                results.append(RuleResult(rule.id, rule.name, False, skipped, (), ()))
             continue
         held = conditions.group_holds(
             rule.definition.conditions, facts, in_hours, "conditions", trace
         )
+        if not held and not traced:
+            continue  # intake keeps only what ran
         done: list[str] = []
         if held:
             ticket = facts.ticket
@@ -76,7 +81,7 @@ def evaluate(
                 decision.trace.append((rule.id, rule.name, text))
             facts = replace(facts, ticket=ticket)
             decision.fired.append(rule.id)
-        results.append(RuleResult(rule.id, rule.name, held, "", tuple(trace), tuple(done)))
+        results.append(RuleResult(rule.id, rule.name, held, "", tuple(trace or ()), tuple(done)))
     return Evaluation(decision, tuple(results))
 
 
