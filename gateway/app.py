@@ -28,6 +28,7 @@ from . import (
     routes_notices,
     routes_operations,
     routes_outbound,
+    routes_rules,
     routes_sla,
     routes_tickets,
     static,
@@ -54,6 +55,7 @@ ROUTE_MODULES = (
     routes_approvals,
     routes_assignment,
     routes_sla,
+    routes_rules,
     static,
 )
 

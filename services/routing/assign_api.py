@@ -19,8 +19,8 @@ from services.runtime.grpc_server import Context
 from services.runtime.ids import parse_uuid
 
 from . import assignment as a
+from .assign_peers import Peers
 from .assign_repo import AssignRepo, PresenceRow, StoredPolicy, StoredProfile
-from .peers import Peers
 
 _PRESENCE = {
     pb.PRESENCE_STATUS_ONLINE: a.Presence.ONLINE,

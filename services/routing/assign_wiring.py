@@ -13,9 +13,9 @@ from services.runtime.grpc_server import GrpcServer
 from services.runtime.service import ServiceRuntime
 
 from .assign_api import AssignmentApi
+from .assign_peers import Peers
 from .assign_repo import AssignRepo
 from .assigner import Assigner
-from .peers import Peers
 from .ticket_events import TICKETS, TicketEvents
 
 

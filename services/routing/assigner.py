@@ -29,9 +29,9 @@ from services.runtime.errors import Unavailable
 from services.runtime.periodic import PeriodicTask
 
 from . import assignment
+from .assign_peers import Member, Peers
 from .assign_repo import AssignRepo
 from .assignment import Assignment, OperatorState, Presence, effective_presence
-from .peers import Member, Peers
 from .ticket_state import state_of
 
 BATCH = 1000  # waiting tickets planned in one pass (the most urgent and oldest)

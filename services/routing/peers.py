@@ -1,85 +1,87 @@
-"""What the assigner asks other services: accounts for the tenant's active operators and
-the inboxes they are members of (kept a few seconds), tickets to assign."""
+"""What routing asks the services that own the data: tickets (a ticket by number for the
+dry run), ingestion (a stored mail's parsed document and header block, for the rules that
+read headers or attachments) and accounts (the tenant's inboxes and operators, to check
+the ids a rule names). An administrator's call carries their identity, so the owners'
+checks (tenant, inbox) apply; intake calls as routing, within the mail's tenant."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import Any
 
 import grpc
-from switchboard.v1 import accounts_pb2, accounts_pb2_grpc, tickets_pb2, tickets_pb2_grpc
+from switchboard.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+    tickets_pb2,
+    tickets_pb2_grpc,
+)
 
-from services.runtime.errors import Unavailable
-from services.runtime.identity import Identity
+from services.runtime.errors import FailedPrecondition, NotFound
+from services.runtime.grpc_client import passed_on
 
-CACHE_S = 10.0
-SYSTEM_NAME = "routing"  # the actor tickets records for an automatic assignment
+from .rules_facts import MailDetails, details_of
 
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    operator_id: str
-    display_name: str
-    inboxes: frozenset[str]  # the inboxes they are a member of
-    all_inboxes: bool  # they see every inbox
-
-
-def system(tenant: str, correlation_id: str = "") -> Identity:
-    """Routing calling on its own behalf (no operator)."""
-    return Identity(tenant_id=tenant, display_name=SYSTEM_NAME, correlation_id=correlation_id)
+Metadata = Sequence[tuple[str, str]]
 
 
 class Peers:
-    def __init__(self, accounts: grpc.aio.Channel, tickets: grpc.aio.Channel) -> None:
-        self._accounts = accounts_pb2_grpc.AccountsServiceStub(accounts)
-        self._tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
-        self._members: dict[str, tuple[float, dict[str, Member]]] = {}
+    def __init__(
+        self, tickets: grpc.aio.Channel, ingestion: grpc.aio.Channel, accounts: grpc.aio.Channel
+    ) -> None:
+        self.tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
+        self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(ingestion)
+        self.accounts = accounts_pb2_grpc.AccountsServiceStub(accounts)
 
-    async def members(self, tenant: str, *, fresh: bool = False) -> dict[str, Member]:
-        """The tenant's active operators by id."""
-        hit = self._members.get(tenant)
-        if not fresh and hit is not None and time.monotonic() - hit[0] < CACHE_S:
-            return hit[1]
+    async def _call(self, service: str, method: Any, request: Any, md: Metadata) -> Any:
         try:
-            resp = await self._accounts.ListOperators(
-                accounts_pb2.ListOperatorsRequest(), metadata=system(tenant).metadata(), timeout=5
-            )
+            return await method(request, metadata=list(md), timeout=10)
         except grpc.aio.AioRpcError as err:
-            raise Unavailable(f"accounts.ListOperators: {err.code().name}") from None
-        found = {
-            o.id: Member(o.id, o.display_name, frozenset(o.inbox_ids), o.all_inboxes)
-            for o in resp.operators
-            if o.active
-        }
-        self._members[tenant] = (time.monotonic(), found)
+            raise passed_on(err, service) from err
+
+    async def ticket_by_number(self, md: Metadata, number: int) -> tickets_pb2.GetTicketResponse:
+        try:
+            found: tickets_pb2.GetTicketResponse = await self._call(
+                "tickets", self.tickets.GetTicket, tickets_pb2.GetTicketRequest(number=number), md
+            )
+        except NotFound:
+            raise NotFound(f"no ticket #{number}", field="ticket_number") from None
         return found
 
-    async def visible_inboxes(self, caller: Identity) -> set[str]:
-        """The inboxes the calling operator may see."""
+    async def mail_details(self, md: Metadata, message_id: str) -> MailDetails:
+        """The stored mail's headers, attachments and text. A mail whose original may not
+        be read (an infected one) is judged on its parsed document alone."""
+        parsed: ingestion_pb2.GetMessageResponse = await self._call(
+            "ingestion",
+            self.ingestion.GetMessage,
+            ingestion_pb2.GetMessageRequest(message_id=message_id),
+            md,
+        )
         try:
-            resp = await self._accounts.ListInboxes(
-                accounts_pb2.ListInboxesRequest(), metadata=caller.metadata(), timeout=5
+            raw: ingestion_pb2.GetRawMessageResponse = await self._call(
+                "ingestion",
+                self.ingestion.GetRawMessage,
+                ingestion_pb2.GetRawMessageRequest(message_id=message_id),
+                md,
             )
-        except grpc.aio.AioRpcError as err:
-            raise Unavailable(f"accounts.ListInboxes: {err.code().name}") from None
-        return {i.id for i in resp.inboxes}
+            data = raw.raw
+        except (FailedPrecondition, NotFound):
+            data = b""
+        return details_of(parsed.parsed_json, data)
 
-    async def assign(
-        self, tenant: str, ticket_id: str, assignee: str, expected: str, comment: str
-    ) -> tickets_pb2.AssignTicketResponse:
-        """Assign (or with `assignee` "" take back) a ticket if its assignee is still
-        `expected`; tickets answers with the ticket as it is either way."""
-        try:
-            resp: tickets_pb2.AssignTicketResponse = await self._tickets.AssignTicket(
-                tickets_pb2.AssignTicketRequest(
-                    ticket_id=ticket_id,
-                    assignee_id=assignee,
-                    expected_assignee_id=expected,
-                    comment=comment,
-                ),
-                metadata=system(tenant).metadata(),
-                timeout=10,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise Unavailable(f"tickets.AssignTicket: {err.code().name}") from None
-        return resp
+    async def inbox_ids(self, md: Metadata) -> set[str]:
+        found = await self._call(
+            "accounts", self.accounts.ListInboxes, accounts_pb2.ListInboxesRequest(), md
+        )
+        return {i.id for i in found.inboxes}
+
+    async def operator_ids(self, md: Metadata) -> set[str]:
+        found = await self._call(
+            "accounts",
+            self.accounts.ListOperators,
+            accounts_pb2.ListOperatorsRequest(include_inactive=False),
+            md,
+        )
+        return {o.id for o in found.operators}

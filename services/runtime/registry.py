@@ -164,7 +164,7 @@ SERVICES: tuple[Component, ...] = (
         database=True,
         streams=(events.ROUTING,),
         consumers=(ROUTING_MESSAGES, ROUTING_TICKETS, ROUTING_SLA),
-        calls=("tickets", "accounts"),
+        calls=("tickets", "ingestion", "accounts"),
     ),
     _service(
         "tickets",

@@ -324,9 +324,16 @@ class TicketsCoreApi:
         self, request: tickets_pb2.GetTicketRequest, context: Context
     ) -> tickets_pb2.GetTicketResponse:
         ident = identity.require_tenant()
-        found = await self._deps.repo.get(
-            ident.tenant_id, parse_uuid(request.ticket_id, "ticket_id")
-        )
+        if not request.ticket_id and request.number > 0:  # by its number (routing's dry run)
+            by_number = await self._deps.repo.ticket_by_number(
+                self._deps.db.pool, ident.tenant_id, request.number
+            )
+            if by_number is None:
+                raise NotFound("no such ticket", field="number")
+            wanted = by_number
+        else:
+            wanted = parse_uuid(request.ticket_id, "ticket_id")
+        found = await self._deps.repo.get(ident.tenant_id, wanted)
         if found is None or not ident.sees_inbox(found[0].inbox_id):
             raise NotFound("no such ticket", field="ticket_id")
         row, msgs, comments = found
@@ -423,7 +430,9 @@ class TicketsCoreApi:
                 sender_is_participant=await d.repo.is_participant(pool, tenant, row.id, sender),
             )
             if thread_rules.may_join(found, inbox_id):
-                return tickets_pb2.ResolveThreadResponse(ticket_id=str(row.id), reason=reason)
+                return tickets_pb2.ResolveThreadResponse(
+                    ticket_id=str(row.id), reason=reason, ticket=summary_pb(row)
+                )
         return tickets_pb2.ResolveThreadResponse()
 
     async def MintMessageId(

@@ -343,6 +343,15 @@ async def world(stack: Stack) -> World:
     )
     assert code == 201, policy
     made["policy_id"] = policy["id"]
+    code, rule, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/rules",
+        {"name": "R", "triggers": ["new_ticket"], "actions": [{"type": "stop"}]},
+        token=admin,
+    )
+    assert code == 201, rule
+    made["rule_id"] = rule["id"]
     code, sessions, _ = await call(stack, "GET", "/api/v1/sessions", token=admin)
     session_id = next(s["id"] for s in sessions["items"] if s["kind"] == "session")
     ids = {

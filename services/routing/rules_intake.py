@@ -1,0 +1,99 @@
+"""Running the rules on intake (RTE-1): for a mail that starts a ticket (`new_ticket`) or
+joins one (`customer_reply`), the tenant-wide rules and those of the mail's inbox run in
+their order, read from the in-memory cache, and their decision goes into message.routed
+for tickets to apply. A mail we sent runs no rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC
+
+import asyncpg
+from switchboard.v1 import events_pb2
+
+from services.runtime import log
+from services.runtime.clock import Clock
+from services.runtime.identity import Identity
+
+from . import rules_facts
+from .peers import Peers
+from .rule_store import RuleCache, RuleStore
+from .rules import engine, model
+from .rules.conditions import InHours
+
+
+@dataclass
+class Runs:
+    """The once-per-ticket rules that ran, noted with the routed event (same transaction)."""
+
+    tenant: str = ""
+    ticket_id: str = ""
+    rule_ids: list[str] = field(default_factory=list)
+
+
+class RulesIntake:
+    def __init__(
+        self, store: RuleStore, cache: RuleCache, peers: Peers, clock: Clock, in_hours: InHours
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._peers = peers
+        self._clock = clock
+        self._in_hours = in_hours
+        self._log = log.get("routing.rules")
+
+    async def decide(
+        self,
+        env: events_pb2.EventEnvelope,
+        received: events_pb2.MessageReceived,
+        routed: events_pb2.MessageRouted,
+        existing: events_pb2.TicketSummary | None,
+    ) -> Runs:
+        """Evaluate the rules for this mail and put their decision into `routed`."""
+        if received.channel == "sent":
+            return Runs()
+        tenant = env.tenant_id
+        inbox = received.inbox.id
+        rules = [r for r in await self._cache.rules(tenant) if engine.applies_to(r, inbox)]
+        if not rules:
+            return Runs()
+        reply = bool(routed.thread_ticket_id)
+        trigger = model.CUSTOMER_REPLY if reply else model.NEW_TICKET
+        ticket_id = routed.thread_ticket_id or routed.new_ticket_id
+        ran: frozenset[str] = frozenset()
+        if reply and any(r.definition.once_per_ticket for r in rules):
+            ran = await self._store.ran_on(self._store.pool, tenant, ticket_id)
+        details = None
+        if engine.needs_mail_details(rules):
+            md = Identity(tenant_id=tenant, correlation_id=env.correlation_id).metadata()
+            details = await self._peers.mail_details(md, received.message_id)
+        facts = rules_facts.facts_of(
+            received.mail,
+            channel=received.channel,
+            received_at=received.received_at.ToDatetime(tzinfo=UTC),
+            envelope_recipients=list(received.envelope_recipients),
+            ticket=rules_facts.ticket_state(existing or events_pb2.TicketSummary(), inbox),
+            details=details,
+        )
+        evaluation = engine.evaluate(
+            rules, facts, trigger, self._in_hours, ran_before=ran, traced=False
+        )
+        decision = evaluation.decision
+        if decision.empty:
+            return Runs()
+        routed.decision.CopyFrom(rules_facts.decision_pb(decision))
+        self._log.info(
+            "rules applied",
+            message_id=received.message_id,
+            trigger=trigger,
+            rules=len(decision.fired),
+            actions=len(decision.trace),
+        )
+        once = {r.id for r in rules if r.definition.once_per_ticket}
+        return Runs(tenant, ticket_id, [r for r in decision.fired if r in once])
+
+    async def note(self, conn: asyncpg.Connection, runs: Runs) -> None:
+        if runs.rule_ids:
+            await self._store.note_runs(
+                conn, runs.tenant, runs.ticket_id, runs.rule_ids, self._clock.now()
+            )
