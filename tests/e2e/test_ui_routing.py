@@ -131,9 +131,10 @@ async def test_an_administrator_builds_a_rule_tries_it_and_a_mail_arrives_labell
         )
         # and marked on the builder itself
         await expect(cond.get_by_test_id("cond-held")).to_have_attribute("data-held", "true")
-        # nothing changed by trying
+        # nothing changed by trying (the stored ticket was meanwhile given to the online
+        # agent by the inbox's strategy, as waiting tickets are)
         again = await ok(stack, admin, "GET", f"/api/v1/tickets/{stored['id']}")
-        assert again["labels"] == [] and again["assignee"] is None
+        assert again["labels"] == []
         await shot(page, "routing-rule-dry-run")
 
         await form.get_by_test_id("rule-save").click()

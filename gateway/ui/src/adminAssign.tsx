@@ -90,8 +90,14 @@ function AssignmentForm({ inbox, lookups, done }: { inbox: Row; lookups: Lookups
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     try {
-      const { inbox_id: _, ...doc } = a;
-      await api.put(`/inboxes/${inbox.id}/assignment`, doc);
+      await api.put(`/inboxes/${inbox.id}/assignment`, {
+        strategy: a.strategy,
+        capacity: a.capacity,
+        channel_capacity: a.channel_capacity,
+        tiers: a.tiers,
+        reassign_after_minutes: a.reassign_after_minutes,
+        max_new_per_hour: a.max_new_per_hour,
+      });
       done(true);
     } catch (err) {
       setError(formError(err, t));

@@ -282,6 +282,7 @@ function RulesPage({ lookups }: { lookups: Lookups }) {
     }
   };
   const setEnabled = async (r: Rule, enabled: boolean) => {
+    setRules((old) => old && old.map((x) => (x.id === r.id ? { ...x, enabled } : x))); // shown at once, read again below
     try {
       await api.put(`/rules/${r.id}`, { ...body(r), enabled, version: r.version });
       setNotice(t(enabled ? "rule.enabled_now" : "rule.disabled_now", { name: r.name }));
