@@ -79,6 +79,17 @@ async def _sla(stack: Stack, token: str, ticket_id: str, state: str) -> dict[str
     return found
 
 
+async def _ticket_due(stack: Stack, token: str, ticket_id: str, due: str | None) -> None:
+    """Waits until the ticket shows `due` as its sla_due_at."""
+
+    async def probe() -> bool:
+        code, body = await api_get(stack, token, f"/api/v1/tickets/{ticket_id}")
+        assert code == 200, body
+        return bool(body["sla_due_at"] == due)
+
+    await eventually(probe, timeout=30)
+
+
 @pytest.fixture
 async def sla_events(stack: Stack) -> AsyncIterator[list[events_pb2.EventEnvelope]]:
     """Every sb.routing.sla.* event published meanwhile."""
@@ -130,6 +141,9 @@ async def test_a_mailed_ticket_is_due_in_business_time_of_its_policy_s_calendar(
     }
     assert _at(sla["next_due_at"]) == opens + timedelta(minutes=60)
 
+    # the ticket carries its soonest due time (tickets keeps it from sla.changed)
+    await _ticket_due(stack, token, ticket["id"], sla["next_due_at"])
+
     # pending stops the clocks: nothing is due, the whole target is left
     await _ok(stack, token, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"status": "pending"})
     paused = await _sla(stack, token, ticket["id"], "paused")
@@ -138,6 +152,21 @@ async def test_a_mailed_ticket_is_due_in_business_time_of_its_policy_s_calendar(
         "first_response": 60,
         "resolution": 600,
     }
+    await _ticket_due(stack, token, ticket["id"], None)
+
+    # lists sort by the due time: a ticket with a clock running before one without
+    other = await _mailed_ticket(stack, token, tenant.address)
+    running = await _sla(stack, token, other["id"], "ok")
+    await _ticket_due(stack, token, other["id"], running["next_due_at"])
+    for order, expected in (
+        ("asc", [other["id"], ticket["id"]]),
+        ("desc", [ticket["id"], other["id"]]),
+    ):
+        code, page = await api_get(
+            stack, token, f"/api/v1/tickets?status=open,pending&sort=sla_due_at&order={order}"
+        )
+        assert code == 200, page
+        assert [t["id"] for t in page["items"]] == expected
 
 
 async def test_warning_and_breach_fire_once_each_also_after_routing_restarts(
