@@ -80,7 +80,7 @@ async def _policy(p: Parts, **targets: int) -> None:
 
 
 def _summary(
-    ticket_id: str, status: int = common_pb2.TICKET_STATUS_OPEN
+    ticket_id: str, status: common_pb2.TicketStatus = common_pb2.TICKET_STATUS_OPEN
 ) -> events_pb2.TicketSummary:
     s = events_pb2.TicketSummary(
         id=ticket_id, status=status, inbox=common_pb2.InboxRef(id=str(uuid.uuid4()))
