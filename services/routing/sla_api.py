@@ -127,6 +127,7 @@ class SlaApi:
     ) -> pb.ImportIcalResponse:
         ident = _writer("change calendars")
         cid = parse_uuid(request.calendar_id, "calendar_id")
+        await self._repo.calendar(self._repo.pool, ident.tenant_id, cid)  # NotFound first
         found = ical.holidays_of(request.ical)
         async with self._db.transaction() as conn:
             current = await self._repo.calendar(conn, ident.tenant_id, cid)

@@ -48,6 +48,8 @@ ROUTING_SLA = ConsumerSpec(
     ),
 )
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
+# routing's soonest SLA due time of each ticket, kept so lists sort by it (issue 18).
+TICKETS_SLA = ConsumerSpec(events.ROUTING, "tickets__sla", (events.SLA_CHANGED.subject,))
 TICKETS_DRAFTS = ConsumerSpec(events.COMPOSE, "tickets__drafts", (events.DRAFT_CHANGED.subject,))
 # A late virus verdict may come before its mail is filed (routing behind): retried for
 # about an hour before it is dead-lettered.
@@ -171,7 +173,14 @@ SERVICES: tuple[Component, ...] = (
         7103,
         database=True,
         streams=(events.TICKETS,),
-        consumers=(TICKETS_ROUTED, TICKETS_DRAFTS, TICKETS_SCANS, TICKETS_SENDS, TICKETS_APPROVALS),
+        consumers=(
+            TICKETS_ROUTED,
+            TICKETS_DRAFTS,
+            TICKETS_SCANS,
+            TICKETS_SENDS,
+            TICKETS_APPROVALS,
+            TICKETS_SLA,
+        ),
         calls=("accounts",),
     ),
     _service(

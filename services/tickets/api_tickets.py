@@ -64,6 +64,7 @@ _SORTS = {
     tickets_pb2.SORT_FIELD_INBOX: query.Sort.INBOX,
     tickets_pb2.SORT_FIELD_NUMBER: query.Sort.NUMBER,
     tickets_pb2.SORT_FIELD_LAST_MESSAGE_AT: query.Sort.LAST_MESSAGE_AT,
+    tickets_pb2.SORT_FIELD_SLA_DUE_AT: query.Sort.SLA_DUE_AT,
 }
 _VIEWS = {
     tickets_pb2.TICKET_VIEW_EDITING: query.View.EDITING,

@@ -222,6 +222,15 @@ async def world(stack: Stack) -> World:
             },
         ),
         ("post_id", "/api/v1/posts", {"title": "t", "body": "b"}),
+        (
+            "calendar_id",
+            "/api/v1/calendars",
+            {
+                "name": "Office",
+                "time_zone": "Asia/Tokyo",
+                "slots": [{"weekday": "mon", "start": "09:00", "end": "18:00"}],
+            },
+        ),
     ):
         code, body_out, _ = await call(stack, "POST", path, body, token=admin)
         assert code == 201, (path, body_out)
