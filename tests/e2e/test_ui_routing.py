@@ -433,14 +433,18 @@ async def test_the_list_sorts_by_sla_due_time(stack: Stack, browser: Browser) ->
     first, second = f"Earlier {tag}", f"Later {tag}"
     for s in (first, second):
         await mail_in(stack, tenant.address, s)
-        await ticket_by_subject(stack, admin, s)
+
+        async def due(subject: str = s) -> bool:
+            return bool((await ticket_by_subject(stack, admin, subject)).get("sla_due_at"))
+
+        await eventually(due, timeout=20)
     ctx = await context(browser)
     page = await ctx.new_page()
     try:
         await sign_in(page, stack.gateway_url, aiko, PASSWORD)
         for s in (first, second):
             await expect(row(page, s).get_by_test_id("cell-sla")).to_have_attribute(
-                "data-state", "running", timeout=20000
+                "data-state", "running"
             )
         subjects = page.get_by_test_id("ticket-row").locator(".subject a")
         # newest first by default; soonest due first by the SLA column

@@ -280,7 +280,8 @@ export function InboxView({ route, session }: { route: Route; session: Session }
     const key = SORT_OF[col];
     if (!key) return;
     if (sort.col === col) setSort({ col, key, asc: !sort.asc });
-    else setSort({ col, key, asc: col === "elapsed" }); // the oldest first is the longest waiting
+    // the oldest first is the longest waiting; the soonest SLA due time first is the most urgent
+    else setSort({ col, key, asc: col === "elapsed" || col === "sla" });
   };
 
   const bulk = async (change: Record<string, unknown>) => {
