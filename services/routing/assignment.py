@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from services.runtime.errors import InvalidArgument
@@ -99,6 +99,7 @@ class Waiting:
     waiting_since: datetime
     priority: int = 2  # 1 low … 4 urgent (common.Priority)
     exclude: frozenset[str] = frozenset()  # operators it must not go to (taken back from)
+    handed: bool = False  # a rule handed it to the inbox's strategy (even a manual one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +212,16 @@ def queue_order(tickets: Iterable[Waiting]) -> list[Waiting]:
     return sorted(tickets, key=lambda t: (-t.priority, t.waiting_since, t.ticket_id))
 
 
+def policy_for(ticket: Waiting, policies: Mapping[str, InboxPolicy]) -> InboxPolicy | None:
+    """How a waiting ticket is assigned: its inbox's policy; a ticket a rule handed to the
+    strategy of an inbox whose strategy is manual (or never set) goes by least loaded
+    with the inbox's limits and tiers; None: it waits for a person."""
+    policy = policies.get(ticket.inbox_id) or InboxPolicy(ticket.inbox_id)
+    if policy.strategy is not Strategy.MANUAL:
+        return policy
+    return replace(policy, strategy=Strategy.LEAST_LOADED) if ticket.handed else None
+
+
 def plan(
     waiting: Iterable[Waiting],
     operators: Iterable[OperatorState],
@@ -223,8 +234,8 @@ def plan(
     cursor = dict(cursors)
     out: list[Assignment] = []
     for ticket in queue_order(waiting):
-        policy = policies.get(ticket.inbox_id)
-        if policy is None or policy.strategy is Strategy.MANUAL:
+        policy = policy_for(ticket, policies)
+        if policy is None:
             continue
         for group in _candidates(ticket, policy, ops, now):
             eligible = [op for op in group if can_take(op, ticket, policy, loads)]
@@ -255,8 +266,8 @@ def next_widening(
     """The earliest moment a waiting ticket's tiers widen (when to plan again)."""
     soonest: datetime | None = None
     for ticket in waiting:
-        policy = policies.get(ticket.inbox_id)
-        if policy is None or policy.strategy is Strategy.MANUAL:
+        policy = policy_for(ticket, policies)
+        if policy is None:
             continue
         at = ticket.waiting_since
         for tier in policy.tiers[:-1]:

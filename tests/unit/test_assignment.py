@@ -106,6 +106,18 @@ def test_manual_inboxes_and_non_members_get_nothing() -> None:
     assert _given(a.plan(_tickets(3), ops, _policy(), {}, NOW)) == {"ann": 3}
 
 
+def test_a_ticket_a_rule_handed_to_the_strategy_goes_by_least_loaded_in_a_manual_inbox() -> None:
+    handed = a.Waiting("handed", INBOX, "mail", NOW, handed=True)
+    plain = a.Waiting("plain", INBOX, "mail", NOW - timedelta(minutes=5))
+    ops = [_op("ann", loads={(INBOX, "mail"): 2}), _op("bob", 3)]
+    for policies in (_policy(a.Strategy.MANUAL, capacity=3), {}):
+        plan = a.plan([plain, handed], ops, policies, {}, NOW)
+        assert [(x.ticket_id, x.operator_id) for x in plan.assignments] == [("handed", "bob")]
+        assert plan.assignments[0].strategy is a.Strategy.LEAST_LOADED
+    tiered = _policy(a.Strategy.MANUAL, tiers=(a.Tier(("ann",)),))
+    assert _given(a.plan([handed], ops, tiered, {}, NOW)) == {"ann": 1}  # its limits and tiers
+
+
 def test_capacity_per_inbox_and_per_channel() -> None:
     ops = [
         a.OperatorState("ann", a.Presence.ONLINE, frozenset({INBOX}), channel_capacity={"mail": 2})
