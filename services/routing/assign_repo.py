@@ -15,7 +15,16 @@ from typing import Any
 
 import asyncpg
 
-from .assignment import InboxPolicy, Presence, Profile, Skill, Strategy, Tier, Waiting
+from .assignment import (
+    PRIORITY_POINTS,
+    InboxPolicy,
+    Presence,
+    Profile,
+    Skill,
+    Strategy,
+    Tier,
+    Waiting,
+)
 from .ticket_state import TicketState, load_moves
 
 ADVISORY_ASSIGN = 0x5B_0018  # with the tenant's hash: one assignment pass per tenant at a time
@@ -385,16 +394,19 @@ class AssignRepo:
         self, conn: asyncpg.Connection, tenant: str, inboxes: Iterable[str], limit: int
     ) -> list[Waiting]:
         """Open unassigned tickets of these inboxes, or that a rule handed to the inbox's
-        strategy, the most urgent and oldest first."""
+        strategy, the highest priority score first (`assignment.ranked_since`)."""
+        points = [PRIORITY_POINTS.get(p, PRIORITY_POINTS[2]) for p in range(5)]
         rows = await conn.fetch(
             "SELECT ticket_id, inbox_id, channel, waiting_since, priority, excluded, handed"
             " FROM assign_tickets WHERE tenant_id = $1"
             " AND (inbox_id = ANY($2::uuid[]) OR handed)"
             " AND assignee_id IS NULL AND status = 'open'"
-            " ORDER BY priority DESC, waiting_since, ticket_id LIMIT $3",
+            " ORDER BY waiting_since - make_interval(mins => ($4::int[])[priority + 1]),"
+            " waiting_since, ticket_id LIMIT $3",
             _u(tenant),
             [_u(i) for i in inboxes],
             limit,
+            points,
         )
         return [
             Waiting(

@@ -207,9 +207,29 @@ def _least_loaded(eligible: Sequence[OperatorState], inbox: str, loads: _Loads) 
     )
 
 
+# The priority score (RTE-3) of a waiting ticket: one point is one minute of waiting, and
+# the ticket's priority (which rules and operators set) counts as minutes waited already:
+# an urgent ticket goes before a normal one that has waited up to 15 hours longer.
+PRIORITY_POINTS = {1: 0, 2: 60, 3: 240, 4: 960}  # low, normal, high, urgent
+
+
+def score(ticket: Waiting, now: datetime) -> int:
+    """Minutes waited plus the priority's points."""
+    waited = max(0, int((now - ticket.waiting_since).total_seconds() // 60))
+    return waited + PRIORITY_POINTS.get(ticket.priority, PRIORITY_POINTS[2])
+
+
+def ranked_since(ticket: Waiting) -> datetime:
+    """The moment from which the ticket's score counts as waiting alone: sorting by it
+    (earliest first) is sorting by score (highest first), whatever the time now."""
+    return ticket.waiting_since - timedelta(
+        minutes=PRIORITY_POINTS.get(ticket.priority, PRIORITY_POINTS[2])
+    )
+
+
 def queue_order(tickets: Iterable[Waiting]) -> list[Waiting]:
-    """Highest priority first, then the longest waiting."""
-    return sorted(tickets, key=lambda t: (-t.priority, t.waiting_since, t.ticket_id))
+    """The highest score first (ties: the longest waiting)."""
+    return sorted(tickets, key=lambda t: (ranked_since(t), t.waiting_since, t.ticket_id))
 
 
 def policy_for(ticket: Waiting, policies: Mapping[str, InboxPolicy]) -> InboxPolicy | None:

@@ -6,6 +6,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.routing import assignment as a
 from services.runtime.errors import InvalidArgument
@@ -61,12 +63,21 @@ def test_capacities_2_1_0_with_10_tickets_assign_exactly_2_1_0_and_leave_7_waiti
     assert len({x.ticket_id for x in plan.assignments}) == 3
 
 
-def test_the_oldest_and_then_the_most_urgent_go_first() -> None:
+def test_the_highest_score_goes_first_one_point_a_minute_waited() -> None:
     old = a.Waiting("old", INBOX, "mail", NOW - timedelta(hours=2))
     new = a.Waiting("new", INBOX, "mail", NOW - timedelta(minutes=1))
     urgent = a.Waiting("urgent", INBOX, "mail", NOW, priority=4)
     plan = a.plan([new, old, urgent], [_op("ann", 2)], _policy(), {}, NOW)
     assert [x.ticket_id for x in plan.assignments] == ["urgent", "old"]
+    assert [a.score(t, NOW) for t in (old, new, urgent)] == [180, 61, 960]
+    # a high ticket waits behind a normal one that has waited more than 3 hours longer
+    high = a.Waiting("high", INBOX, "mail", NOW - timedelta(minutes=10), priority=3)
+    normal = a.Waiting("normal", INBOX, "mail", NOW - timedelta(minutes=200))
+    low = a.Waiting("low", INBOX, "mail", NOW - timedelta(minutes=400), priority=1)
+    assert [t.ticket_id for t in a.queue_order([low, high, normal])] == ["low", "normal", "high"]
+    later = NOW + timedelta(hours=1)
+    ranked = sorted([low, high, normal, old, new, urgent], key=lambda t: -a.score(t, later))
+    assert [t.ticket_id for t in a.queue_order(ranked)] == [t.ticket_id for t in ranked]
 
 
 def test_operators_away_or_offline_receive_nothing() -> None:
@@ -219,3 +230,19 @@ def test_bad_profiles_name_their_field() -> None:
 
 def test_the_audit_comment_names_the_strategy() -> None:
     assert a.strategy_label(a.Strategy.LEAST_LOADED) == "assigned by least loaded"
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 4), st.integers(0, 5000)), min_size=1, max_size=30),
+    st.integers(0, 10_000),
+)
+def test_the_queue_is_in_score_order_at_any_time(
+    tickets: list[tuple[int, int]], later_minutes: int
+) -> None:
+    waiting = [
+        a.Waiting(f"t{i}", INBOX, "mail", NOW - timedelta(minutes=waited), priority=priority)
+        for i, (priority, waited) in enumerate(tickets)
+    ]
+    at = NOW + timedelta(minutes=later_minutes)
+    scores = [a.score(t, at) for t in a.queue_order(waiting)]
+    assert scores == sorted(scores, reverse=True)
