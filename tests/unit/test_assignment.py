@@ -246,3 +246,87 @@ def test_the_queue_is_in_score_order_at_any_time(
     at = NOW + timedelta(minutes=later_minutes)
     scores = [a.score(t, at) for t in a.queue_order(waiting)]
     assert scores == sorted(scores, reverse=True)
+
+
+_limits = st.one_of(st.none(), st.integers(0, 4))
+
+
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(list(a.Presence)),
+            _limits,
+            _limits,
+            st.integers(0, 3),
+            st.integers(0, 3),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    tickets=st.lists(
+        st.tuples(st.booleans(), st.sampled_from(["mail", "form"]), st.integers(1, 4)),
+        max_size=40,
+    ),
+    strategy=st.sampled_from([a.Strategy.ROUND_ROBIN, a.Strategy.LEAST_LOADED]),
+    inbox_capacity=_limits,
+    mail_capacity=_limits,
+    fairness=st.one_of(st.none(), st.integers(1, 4)),
+)
+def test_no_plan_exceeds_any_capacity(
+    ops: list[tuple[a.Presence, int | None, int | None, int, int, bool]],
+    tickets: list[tuple[bool, str, int]],
+    strategy: a.Strategy,
+    inbox_capacity: int | None,
+    mail_capacity: int | None,
+    fairness: int | None,
+) -> None:
+    states = [
+        a.OperatorState(
+            f"op{i}",
+            presence,
+            frozenset({INBOX, OTHER_INBOX}) if member else frozenset({OTHER_INBOX}),
+            capacity=capacity,
+            channel_capacity={} if mail is None else {"mail": mail},
+            loads={(INBOX, "mail"): load},
+            new_last_hour=new,
+        )
+        for i, (presence, capacity, mail, load, new, member) in enumerate(ops)
+    ]
+    waiting = [
+        a.Waiting(f"t{i}", INBOX if mine else OTHER_INBOX, channel, NOW, priority)
+        for i, (mine, channel, priority) in enumerate(tickets)
+    ]
+    policies = {
+        inbox: a.InboxPolicy(
+            inbox,
+            strategy,
+            capacity=inbox_capacity,
+            channel_capacity={} if mail_capacity is None else {"mail": mail_capacity},
+            max_new_per_hour=fairness,
+        )
+        for inbox in (INBOX, OTHER_INBOX)
+    }
+    plan = a.plan(waiting, states, policies, {}, NOW)
+    assert len({x.ticket_id for x in plan.assignments}) == len(plan.assignments)
+    by_ticket = {t.ticket_id: t for t in waiting}
+    for op in states:
+        mine = [by_ticket[x.ticket_id] for x in plan.assignments if x.operator_id == op.operator_id]
+        if not mine:
+            continue
+        assert op.presence is a.Presence.ONLINE and all(t.inbox_id in op.inboxes for t in mine)
+        start = op.loads[(INBOX, "mail")]
+
+        def within(limit: int | None, before: int, added: int) -> bool:
+            return limit is None or added == 0 or before + added <= limit
+
+        assert within(op.capacity, start, len(mine))
+        mail = sum(t.channel == "mail" for t in mine)
+        assert within(op.channel_capacity.get("mail"), start, mail)
+        for inbox in (INBOX, OTHER_INBOX):
+            before = start if inbox == INBOX else 0
+            here = [t for t in mine if t.inbox_id == inbox]
+            assert within(inbox_capacity, before, len(here))
+            mail_here = sum(t.channel == "mail" for t in here)
+            assert within(mail_capacity, before, mail_here)
+        assert within(fairness, op.new_last_hour, len(mine))
