@@ -15,7 +15,16 @@ from typing import Any
 
 import asyncpg
 
-from .assignment import InboxPolicy, Presence, Profile, Skill, Strategy, Tier, Waiting
+from .assignment import (
+    PRIORITY_POINTS,
+    InboxPolicy,
+    Presence,
+    Profile,
+    Skill,
+    Strategy,
+    Tier,
+    Waiting,
+)
 from .ticket_state import TicketState, load_moves
 
 ADVISORY_ASSIGN = 0x5B_0018  # with the tenant's hash: one assignment pass per tenant at a time
@@ -105,6 +114,7 @@ def _state(r: asyncpg.Record) -> TicketState:
         priority=r["priority"],
         version=r["version"],
         channel=r["channel"],
+        handed=r["handed"],
     )
 
 
@@ -181,13 +191,8 @@ class AssignRepo:
         )
         return StoredProfile(p, now)
 
-    async def policies(
-        self, conn: asyncpg.Connection, tenant: str, *, automatic_only: bool = False
-    ) -> dict[str, StoredPolicy]:
-        sql = "SELECT * FROM assign_policies WHERE tenant_id = $1"
-        if automatic_only:
-            sql += " AND strategy <> 'manual'"
-        rows = await conn.fetch(sql, _u(tenant))
+    async def policies(self, conn: asyncpg.Connection, tenant: str) -> dict[str, StoredPolicy]:
+        rows = await conn.fetch("SELECT * FROM assign_policies WHERE tenant_id = $1", _u(tenant))
         return {str(r["inbox_id"]): _policy(r) for r in rows}
 
     async def policy(
@@ -266,7 +271,7 @@ class AssignRepo:
             inserted = await conn.fetchrow(
                 "INSERT INTO assign_tickets (tenant_id, ticket_id, inbox_id, channel, status,"
                 " assignee_id, priority, waiting_since, version, by_strategy, assigned_at,"
-                " replied) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                " replied, handed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
                 " ON CONFLICT DO NOTHING RETURNING ticket_id",
                 t,
                 _u(state.ticket_id),
@@ -280,6 +285,7 @@ class AssignRepo:
                 by_strategy and state.assignee_id is not None,
                 state.version if state.assignee_id else None,
                 replied,
+                state.handed,
             )
             if inserted is None:  # another replica inserted it meanwhile: apply on top
                 return await self.apply_state(
@@ -299,6 +305,7 @@ class AssignRepo:
                 state.priority,
                 state.version,
                 channel or state.channel,
+                state.handed,
             )
             await self._move(conn, t, load_moves(None, stored))
             return Applied(True, stored.waiting, False)
@@ -320,6 +327,7 @@ class AssignRepo:
             state.priority,
             state.version,
             channel or old.channel,
+            state.handed,
         )
         moves = load_moves(old, new)
         await self._move(conn, t, moves)
@@ -332,7 +340,8 @@ class AssignRepo:
         await conn.execute(
             "UPDATE assign_tickets SET inbox_id = $3, channel = $4, status = $5,"
             " assignee_id = $6, priority = $7, waiting_since = $8, version = $9,"
-            " by_strategy = $10, assigned_at = $11, replied = $12, excluded = $13"
+            " by_strategy = $10, assigned_at = $11, replied = $12, excluded = $13,"
+            " handed = $14"
             " WHERE tenant_id = $1 AND ticket_id = $2",
             t,
             row["ticket_id"],
@@ -347,6 +356,7 @@ class AssignRepo:
             (new.version if new.assignee_id else None) if reassigned else row["assigned_at"],
             row["replied"] or replied,
             excluded,
+            new.handed,
         )
         return Applied(True, new.waiting, any(d < 0 for _, d in moves))
 
@@ -383,15 +393,20 @@ class AssignRepo:
     async def waiting(
         self, conn: asyncpg.Connection, tenant: str, inboxes: Iterable[str], limit: int
     ) -> list[Waiting]:
-        """Open unassigned tickets of these inboxes, the most urgent and oldest first."""
+        """Open unassigned tickets of these inboxes, or that a rule handed to the inbox's
+        strategy, the highest priority score first (`assignment.ranked_since`)."""
+        points = [PRIORITY_POINTS.get(p, PRIORITY_POINTS[2]) for p in range(5)]
         rows = await conn.fetch(
-            "SELECT ticket_id, inbox_id, channel, waiting_since, priority, excluded"
-            " FROM assign_tickets WHERE tenant_id = $1 AND inbox_id = ANY($2::uuid[])"
+            "SELECT ticket_id, inbox_id, channel, waiting_since, priority, excluded, handed"
+            " FROM assign_tickets WHERE tenant_id = $1"
+            " AND (inbox_id = ANY($2::uuid[]) OR handed)"
             " AND assignee_id IS NULL AND status = 'open'"
-            " ORDER BY priority DESC, waiting_since, ticket_id LIMIT $3",
+            " ORDER BY waiting_since - make_interval(mins => ($4::int[])[priority + 1]),"
+            " waiting_since, ticket_id LIMIT $3",
             _u(tenant),
             [_u(i) for i in inboxes],
             limit,
+            points,
         )
         return [
             Waiting(
@@ -401,18 +416,23 @@ class AssignRepo:
                 r["waiting_since"],
                 r["priority"],
                 frozenset(str(x) for x in r["excluded"]),
+                r["handed"],
             )
             for r in rows
         ]
 
     async def tenants_with_work(self, conn: asyncpg.Connection) -> list[str]:
-        """Tenants with a waiting ticket in an inbox with a strategy, or one to take back."""
+        """Tenants with a waiting ticket in an inbox with a strategy (or handed to one by a
+        rule), or with a ticket the strategy gave that may be due to be taken back."""
         rows = await conn.fetch(
-            "SELECT DISTINCT t.tenant_id FROM assign_tickets t JOIN assign_policies p"
+            "SELECT t.tenant_id FROM assign_tickets t LEFT JOIN assign_policies p"
             " ON p.tenant_id = t.tenant_id AND p.inbox_id = t.inbox_id"
-            " WHERE p.strategy <> 'manual' AND t.status = 'open' AND ("
-            " t.assignee_id IS NULL OR (p.reassign_after_minutes IS NOT NULL"
-            " AND t.by_strategy AND NOT t.replied))"
+            " WHERE t.assignee_id IS NULL AND t.status = 'open'"
+            " AND (t.handed OR p.strategy <> 'manual')"
+            " UNION SELECT t.tenant_id FROM assign_tickets t JOIN assign_policies p"
+            " ON p.tenant_id = t.tenant_id AND p.inbox_id = t.inbox_id"
+            " WHERE t.by_strategy AND NOT t.replied AND t.status = 'open'"
+            " AND p.reassign_after_minutes IS NOT NULL"
         )
         return [str(r["tenant_id"]) for r in rows]
 

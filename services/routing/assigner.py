@@ -31,7 +31,7 @@ from services.runtime.periodic import PeriodicTask
 from . import assignment
 from .assign_peers import Member, Peers
 from .assign_repo import AssignRepo
-from .assignment import Assignment, OperatorState, Presence, effective_presence
+from .assignment import Assignment, OperatorState, Presence, Strategy, effective_presence
 from .ticket_state import state_of
 
 BATCH = 1000  # waiting tickets planned in one pass (the most urgent and oldest)
@@ -68,10 +68,9 @@ class Assigner(PeriodicTask):
             await self._repo.lock_tenant(conn, tenant)
             now = self._clock.now()
             await self._take_back(conn, tenant, now)
-            stored = await self._repo.policies(conn, tenant, automatic_only=True)
-            if not stored:
-                return False
-            waiting = await self._repo.waiting(conn, tenant, stored, BATCH)
+            stored = await self._repo.policies(conn, tenant)
+            automatic = [i for i, s in stored.items() if s.policy.strategy is not Strategy.MANUAL]
+            waiting = await self._repo.waiting(conn, tenant, automatic, BATCH)
             if not waiting:
                 return False
             operators = await self._operators(conn, tenant, members, now)

@@ -21,10 +21,12 @@ Every assignment planned counts at once against the limits of the ones after it.
 
 from __future__ import annotations
 
+import bisect
 import enum
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from services.runtime.errors import InvalidArgument
@@ -99,6 +101,7 @@ class Waiting:
     waiting_since: datetime
     priority: int = 2  # 1 low … 4 urgent (common.Priority)
     exclude: frozenset[str] = frozenset()  # operators it must not go to (taken back from)
+    handed: bool = False  # a rule handed it to the inbox's strategy (even a manual one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +140,19 @@ class _Loads:
         self.inboxes: Counter[tuple[str, str]] = Counter()
         self.channels: Counter[tuple[str, str]] = Counter()
         self.new: Counter[str] = Counter()
+        self._capacity: dict[str, int | None] = {}
+        self.spent: set[str] = set()  # at their own capacity: nothing more in this plan
         for op in operators:
             for (inbox, channel), n in op.loads.items():
                 self._count(op.operator_id, inbox, channel, n)
             self.new[op.operator_id] = op.new_last_hour
+            self._capacity[op.operator_id] = op.capacity
+            self._check(op.operator_id)
+
+    def _check(self, op: str) -> None:
+        capacity = self._capacity.get(op)
+        if capacity is not None and self.totals[op] >= capacity:
+            self.spent.add(op)
 
     def _count(self, op: str, inbox: str, channel: str, n: int) -> None:
         self.by_key[(op, inbox, channel)] += n
@@ -151,6 +163,7 @@ class _Loads:
     def add(self, op: str, inbox: str, channel: str) -> None:
         self._count(op, inbox, channel, 1)
         self.new[op] += 1
+        self._check(op)
 
 
 def _below(limit: int | None, load: int) -> bool:
@@ -174,41 +187,104 @@ def can_take(op: OperatorState, ticket: Waiting, policy: InboxPolicy, loads: _Lo
     )
 
 
-def _candidates(
-    ticket: Waiting, policy: InboxPolicy, ops: Mapping[str, OperatorState], now: datetime
-) -> list[list[OperatorState]]:
-    """Groups of operators to try in order: the open tiers, or the inbox's members."""
-    if not policy.tiers:
-        members = [op for op in ops.values() if ticket.inbox_id in op.inboxes]
-        return [sorted(members, key=lambda op: op.operator_id)]
-    waited = max(timedelta(0), now - ticket.waiting_since)
-    return [[ops[o] for o in tier.operator_ids if o in ops] for tier in policy.open_tiers(waited)]
+class _Groups:
+    """The operators to try for a ticket, in order: the open tiers, or the inbox's members
+    (online only, each group sorted by id; computed once per inbox and number of open
+    tiers while a plan is made)."""
+
+    def __init__(self, ops: Mapping[str, OperatorState]) -> None:
+        self._ops = ops
+        self._cache: dict[tuple[str, int], list[list[OperatorState]]] = {}
+
+    def of(self, ticket: Waiting, policy: InboxPolicy, now: datetime) -> list[list[OperatorState]]:
+        if not policy.tiers:
+            key = (ticket.inbox_id, -1)
+            if key not in self._cache:
+                members = [op for op in self._ops.values() if ticket.inbox_id in op.inboxes]
+                self._cache[key] = [members]
+            return self._cache[key]
+        tiers = policy.open_tiers(max(timedelta(0), now - ticket.waiting_since))
+        key = (ticket.inbox_id, len(tiers))
+        if key not in self._cache:
+            self._cache[key] = [
+                sorted(
+                    (self._ops[o] for o in tier.operator_ids if o in self._ops),
+                    key=lambda op: op.operator_id,
+                )
+                for tier in tiers
+            ]
+        return self._cache[key]
 
 
-def _round_robin(eligible: Sequence[OperatorState], cursor: str | None) -> OperatorState:
-    ordered = sorted(eligible, key=lambda op: op.operator_id)
-    if cursor is not None:
-        for op in ordered:
-            if op.operator_id > cursor:
-                return op
-    return ordered[0]
+def _round_robin(
+    group: Sequence[OperatorState],
+    cursor: str | None,
+    ticket: Waiting,
+    policy: InboxPolicy,
+    loads: _Loads,
+) -> OperatorState | None:
+    """The first operator after the cursor (by id, going round) who can take the ticket."""
+    ids = [op.operator_id for op in group]
+    start = bisect.bisect_right(ids, cursor) if cursor is not None else 0
+    for op in itertools.chain(group[start:], group[:start]):
+        if op.operator_id not in loads.spent and can_take(op, ticket, policy, loads):
+            return op
+    return None
 
 
-def _least_loaded(eligible: Sequence[OperatorState], inbox: str, loads: _Loads) -> OperatorState:
-    return min(
-        eligible,
-        key=lambda op: (
-            loads.totals[op.operator_id],
-            loads.inboxes[(op.operator_id, inbox)],
-            loads.new[op.operator_id],
-            op.operator_id,
-        ),
+def _least_loaded(
+    group: Sequence[OperatorState], ticket: Waiting, policy: InboxPolicy, loads: _Loads
+) -> OperatorState | None:
+    """The operator with the fewest open + pending tickets (then fewest of this inbox, then
+    fewest new this hour, then by id) who can take the ticket. The order is compared
+    first: the limits are checked only for an operator who would be better."""
+    best: OperatorState | None = None
+    best_key: tuple[int, int, int, str] | None = None
+    for op in group:
+        o = op.operator_id
+        if o in loads.spent:
+            continue
+        key = (loads.totals[o], loads.inboxes[(o, ticket.inbox_id)], loads.new[o], o)
+        if best_key is not None and key >= best_key:
+            continue
+        if can_take(op, ticket, policy, loads):
+            best, best_key = op, key
+    return best
+
+
+# The priority score (RTE-3) of a waiting ticket: one point is one minute of waiting, and
+# the ticket's priority (which rules and operators set) counts as minutes waited already:
+# an urgent ticket goes before a normal one that has waited up to 15 hours longer.
+PRIORITY_POINTS = {1: 0, 2: 60, 3: 240, 4: 960}  # low, normal, high, urgent
+
+
+def score(ticket: Waiting, now: datetime) -> int:
+    """Minutes waited plus the priority's points."""
+    waited = max(0, int((now - ticket.waiting_since).total_seconds() // 60))
+    return waited + PRIORITY_POINTS.get(ticket.priority, PRIORITY_POINTS[2])
+
+
+def ranked_since(ticket: Waiting) -> datetime:
+    """The moment from which the ticket's score counts as waiting alone: sorting by it
+    (earliest first) is sorting by score (highest first), whatever the time now."""
+    return ticket.waiting_since - timedelta(
+        minutes=PRIORITY_POINTS.get(ticket.priority, PRIORITY_POINTS[2])
     )
 
 
 def queue_order(tickets: Iterable[Waiting]) -> list[Waiting]:
-    """Highest priority first, then the longest waiting."""
-    return sorted(tickets, key=lambda t: (-t.priority, t.waiting_since, t.ticket_id))
+    """The highest score first (ties: the longest waiting)."""
+    return sorted(tickets, key=lambda t: (ranked_since(t), t.waiting_since, t.ticket_id))
+
+
+def policy_for(ticket: Waiting, policies: Mapping[str, InboxPolicy]) -> InboxPolicy | None:
+    """How a waiting ticket is assigned: its inbox's policy; a ticket a rule handed to the
+    strategy of an inbox whose strategy is manual (or never set) goes by least loaded
+    with the inbox's limits and tiers; None: it waits for a person."""
+    policy = policies.get(ticket.inbox_id) or InboxPolicy(ticket.inbox_id)
+    if policy.strategy is not Strategy.MANUAL:
+        return policy
+    return replace(policy, strategy=Strategy.LEAST_LOADED) if ticket.handed else None
 
 
 def plan(
@@ -218,23 +294,28 @@ def plan(
     cursors: Mapping[str, str],
     now: datetime,
 ) -> Plan:
-    ops = {op.operator_id: op for op in operators}
+    ops = {op.operator_id: op for op in operators if op.presence is Presence.ONLINE}
+    ops = dict(sorted(ops.items()))
     loads = _Loads(ops.values())
+    groups = _Groups(ops)
     cursor = dict(cursors)
     out: list[Assignment] = []
     for ticket in queue_order(waiting):
-        policy = policies.get(ticket.inbox_id)
-        if policy is None or policy.strategy is Strategy.MANUAL:
+        if len(loads.spent) == len(ops):
+            break  # everyone is at their capacity
+        policy = policy_for(ticket, policies)
+        if policy is None:
             continue
-        for group in _candidates(ticket, policy, ops, now):
-            eligible = [op for op in group if can_take(op, ticket, policy, loads)]
-            if not eligible:
-                continue
+        for group in groups.of(ticket, policy, now):
+            chosen: OperatorState | None
             if policy.strategy is Strategy.ROUND_ROBIN:
-                chosen = _round_robin(eligible, cursor.get(ticket.inbox_id))
-                cursor[ticket.inbox_id] = chosen.operator_id
+                chosen = _round_robin(group, cursor.get(ticket.inbox_id), ticket, policy, loads)
+                if chosen is not None:
+                    cursor[ticket.inbox_id] = chosen.operator_id
             else:
-                chosen = _least_loaded(eligible, ticket.inbox_id, loads)
+                chosen = _least_loaded(group, ticket, policy, loads)
+            if chosen is None:
+                continue
             loads.add(chosen.operator_id, ticket.inbox_id, ticket.channel)
             out.append(
                 Assignment(
@@ -255,8 +336,8 @@ def next_widening(
     """The earliest moment a waiting ticket's tiers widen (when to plan again)."""
     soonest: datetime | None = None
     for ticket in waiting:
-        policy = policies.get(ticket.inbox_id)
-        if policy is None or policy.strategy is Strategy.MANUAL:
+        policy = policy_for(ticket, policies)
+        if policy is None:
             continue
         at = ticket.waiting_since
         for tier in policy.tiers[:-1]:

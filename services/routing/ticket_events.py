@@ -3,6 +3,7 @@ ticket's inbox, channel, status, assignee and priority into routing's own row, a
 operators' load counters with it (`AssignRepo.apply_state`); a mail we sent on a ticket
 marks it replied. Applied once per event (`processed_events`), in one transaction; a
 state older than the row changes nothing, so replicas may take events in any order.
+Each change waits for the tenant's assignment pass, if one runs (the same lock).
 When a ticket starts waiting or someone's load goes down, the assigner is woken."""
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ class TicketEvents:
         async with self._db.transaction() as conn:
             if not await first_time(conn, TICKETS.durable, env):
                 return
+            # after the tenant's assignment pass, if one runs: the pass and this change
+            # then never wait on each other's rows (no deadlock), and a pass never reads
+            # loads an event is halfway through changing
+            await self._repo.lock_tenant(conn, env.tenant_id)
             applied = await self._repo.apply_state(
                 conn, env.tenant_id, state_of(summary), channel=channel, replied=replied
             )

@@ -18,6 +18,10 @@ from switchboard.v1 import common_pb2, events_pb2
 LOADED = frozenset({"open", "pending"})
 MERGED = "merged"
 DEFAULT_CHANNEL = "mail"
+# The ticket flag a rule's "hand to the inbox's assignment strategy" sets (tickets keeps
+# it; routing's rules put it in message.routed's decision): the assigner takes the ticket
+# even when the inbox's strategy is manual.
+STRATEGY_FLAG = "assign_by_strategy"
 
 _STATUS = {
     common_pb2.TICKET_STATUS_OPEN: "open",
@@ -39,6 +43,7 @@ class TicketState:
     priority: int
     version: datetime
     channel: str = DEFAULT_CHANNEL
+    handed: bool = False  # a rule handed it to the inbox's strategy
 
     @property
     def waiting(self) -> bool:
@@ -63,6 +68,7 @@ def state_of(summary: events_pb2.TicketSummary, channel: str = "") -> TicketStat
         priority=summary.priority or common_pb2.PRIORITY_NORMAL,
         version=summary.updated_at.ToDatetime(tzinfo=UTC),
         channel=channel or DEFAULT_CHANNEL,
+        handed=STRATEGY_FLAG in summary.flags,
     )
 
 

@@ -288,3 +288,34 @@ async def test_bad_settings_are_refused_naming_the_field_and_nothing_is_saved(
     assert code == 404, answer
     code, answer = await api_call(stack, other.admin, "PUT", routing, {"capacity": 1})
     assert code == 404, answer
+
+
+async def test_a_ticket_handed_to_the_strategy_is_assigned_in_a_manual_inbox(stack: Stack) -> None:
+    """The flag a rule's "hand to the inbox's assignment strategy" leaves on the ticket
+    (set here through the API, as tickets keeps it) makes the assigner take the ticket
+    although the inbox's strategy is manual; the ticket beside it waits for a person."""
+    team = await _team(stack, ("ann",))
+    await _capacity(stack, team, "ann", 2)
+    await _presence(stack, team, "ann", "online")
+    tag = f"handed{uuid.uuid4().hex[:8]}"
+    for subject in (f"{tag} plain", f"{tag} handed"):
+        await asyncio.to_thread(_mail, stack, team, subject)
+    plain = await eventually(lambda: _one(stack, team, f"{tag} plain"), timeout=30, every=0.3)
+    handed = await eventually(lambda: _one(stack, team, f"{tag} handed"), timeout=30, every=0.3)
+    code, body = await api_call(
+        stack,
+        team.admin,
+        "PATCH",
+        f"/api/v1/tickets/{handed['id']}",
+        {"add_flags": ["assign_by_strategy"]},
+    )
+    assert code == 200, body
+
+    async def assigned() -> dict[str, Any] | None:
+        t = await _one(stack, team, f"{tag} handed")
+        return t if t and t["assignee"] else None
+
+    ticket = await eventually(assigned, timeout=30, every=0.3)
+    assert ticket["assignee"]["id"] == team.ops["ann"][0]
+    still = await _one(stack, team, f"{tag} plain")
+    assert still is not None and still["id"] == plain["id"] and still["assignee"] is None

@@ -6,6 +6,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.routing import assignment as a
 from services.runtime.errors import InvalidArgument
@@ -61,12 +63,21 @@ def test_capacities_2_1_0_with_10_tickets_assign_exactly_2_1_0_and_leave_7_waiti
     assert len({x.ticket_id for x in plan.assignments}) == 3
 
 
-def test_the_oldest_and_then_the_most_urgent_go_first() -> None:
+def test_the_highest_score_goes_first_one_point_a_minute_waited() -> None:
     old = a.Waiting("old", INBOX, "mail", NOW - timedelta(hours=2))
     new = a.Waiting("new", INBOX, "mail", NOW - timedelta(minutes=1))
     urgent = a.Waiting("urgent", INBOX, "mail", NOW, priority=4)
     plan = a.plan([new, old, urgent], [_op("ann", 2)], _policy(), {}, NOW)
     assert [x.ticket_id for x in plan.assignments] == ["urgent", "old"]
+    assert [a.score(t, NOW) for t in (old, new, urgent)] == [180, 61, 960]
+    # a high ticket waits behind a normal one that has waited more than 3 hours longer
+    high = a.Waiting("high", INBOX, "mail", NOW - timedelta(minutes=10), priority=3)
+    normal = a.Waiting("normal", INBOX, "mail", NOW - timedelta(minutes=200))
+    low = a.Waiting("low", INBOX, "mail", NOW - timedelta(minutes=400), priority=1)
+    assert [t.ticket_id for t in a.queue_order([low, high, normal])] == ["low", "normal", "high"]
+    later = NOW + timedelta(hours=1)
+    ranked = sorted([low, high, normal, old, new, urgent], key=lambda t: -a.score(t, later))
+    assert [t.ticket_id for t in a.queue_order(ranked)] == [t.ticket_id for t in ranked]
 
 
 def test_operators_away_or_offline_receive_nothing() -> None:
@@ -104,6 +115,18 @@ def test_manual_inboxes_and_non_members_get_nothing() -> None:
     ops = [_op("ann"), _op("out", inboxes=frozenset({OTHER_INBOX}))]
     assert a.plan(_tickets(3), ops, _policy(a.Strategy.MANUAL), {}, NOW).assignments == ()
     assert _given(a.plan(_tickets(3), ops, _policy(), {}, NOW)) == {"ann": 3}
+
+
+def test_a_ticket_a_rule_handed_to_the_strategy_goes_by_least_loaded_in_a_manual_inbox() -> None:
+    handed = a.Waiting("handed", INBOX, "mail", NOW, handed=True)
+    plain = a.Waiting("plain", INBOX, "mail", NOW - timedelta(minutes=5))
+    ops = [_op("ann", loads={(INBOX, "mail"): 2}), _op("bob", 3)]
+    for policies in (_policy(a.Strategy.MANUAL, capacity=3), {}):
+        plan = a.plan([plain, handed], ops, policies, {}, NOW)
+        assert [(x.ticket_id, x.operator_id) for x in plan.assignments] == [("handed", "bob")]
+        assert plan.assignments[0].strategy is a.Strategy.LEAST_LOADED
+    tiered = _policy(a.Strategy.MANUAL, tiers=(a.Tier(("ann",)),))
+    assert _given(a.plan([handed], ops, tiered, {}, NOW)) == {"ann": 1}  # its limits and tiers
 
 
 def test_capacity_per_inbox_and_per_channel() -> None:
@@ -207,3 +230,103 @@ def test_bad_profiles_name_their_field() -> None:
 
 def test_the_audit_comment_names_the_strategy() -> None:
     assert a.strategy_label(a.Strategy.LEAST_LOADED) == "assigned by least loaded"
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 4), st.integers(0, 5000)), min_size=1, max_size=30),
+    st.integers(0, 10_000),
+)
+def test_the_queue_is_in_score_order_at_any_time(
+    tickets: list[tuple[int, int]], later_minutes: int
+) -> None:
+    waiting = [
+        a.Waiting(f"t{i}", INBOX, "mail", NOW - timedelta(minutes=waited), priority=priority)
+        for i, (priority, waited) in enumerate(tickets)
+    ]
+    at = NOW + timedelta(minutes=later_minutes)
+    scores = [a.score(t, at) for t in a.queue_order(waiting)]
+    assert scores == sorted(scores, reverse=True)
+
+
+_limits = st.one_of(st.none(), st.integers(0, 4))
+
+
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(list(a.Presence)),
+            _limits,
+            _limits,
+            st.integers(0, 3),
+            st.integers(0, 3),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    tickets=st.lists(
+        st.tuples(st.booleans(), st.sampled_from(["mail", "form"]), st.integers(1, 4)),
+        max_size=40,
+    ),
+    strategy=st.sampled_from([a.Strategy.ROUND_ROBIN, a.Strategy.LEAST_LOADED]),
+    inbox_capacity=_limits,
+    mail_capacity=_limits,
+    fairness=st.one_of(st.none(), st.integers(1, 4)),
+)
+def test_no_plan_exceeds_any_capacity(
+    ops: list[tuple[a.Presence, int | None, int | None, int, int, bool]],
+    tickets: list[tuple[bool, str, int]],
+    strategy: a.Strategy,
+    inbox_capacity: int | None,
+    mail_capacity: int | None,
+    fairness: int | None,
+) -> None:
+    states = [
+        a.OperatorState(
+            f"op{i}",
+            presence,
+            frozenset({INBOX, OTHER_INBOX}) if member else frozenset({OTHER_INBOX}),
+            capacity=capacity,
+            channel_capacity={} if mail is None else {"mail": mail},
+            loads={(INBOX, "mail"): load},
+            new_last_hour=new,
+        )
+        for i, (presence, capacity, mail, load, new, member) in enumerate(ops)
+    ]
+    waiting = [
+        a.Waiting(f"t{i}", INBOX if mine else OTHER_INBOX, channel, NOW, priority)
+        for i, (mine, channel, priority) in enumerate(tickets)
+    ]
+    policies = {
+        inbox: a.InboxPolicy(
+            inbox,
+            strategy,
+            capacity=inbox_capacity,
+            channel_capacity={} if mail_capacity is None else {"mail": mail_capacity},
+            max_new_per_hour=fairness,
+        )
+        for inbox in (INBOX, OTHER_INBOX)
+    }
+    plan = a.plan(waiting, states, policies, {}, NOW)
+    assert len({x.ticket_id for x in plan.assignments}) == len(plan.assignments)
+    by_ticket = {t.ticket_id: t for t in waiting}
+    for op in states:
+        mine = [by_ticket[x.ticket_id] for x in plan.assignments if x.operator_id == op.operator_id]
+        if not mine:
+            continue
+        assert op.presence is a.Presence.ONLINE and all(t.inbox_id in op.inboxes for t in mine)
+        start = op.loads[(INBOX, "mail")]
+
+        def within(limit: int | None, before: int, added: int) -> bool:
+            return limit is None or added == 0 or before + added <= limit
+
+        assert within(op.capacity, start, len(mine))
+        mail = sum(t.channel == "mail" for t in mine)
+        assert within(op.channel_capacity.get("mail"), start, mail)
+        for inbox in (INBOX, OTHER_INBOX):
+            before = start if inbox == INBOX else 0
+            here = [t for t in mine if t.inbox_id == inbox]
+            assert within(inbox_capacity, before, len(here))
+            mail_here = sum(t.channel == "mail" for t in here)
+            assert within(mail_capacity, before, mail_here)
+        assert within(fairness, op.new_last_hour, len(mine))

@@ -52,6 +52,7 @@ CREATE TABLE assign_tickets (
     assigned_at    timestamptz,
     replied        boolean NOT NULL DEFAULT false,  -- we sent a mail on it
     excluded       uuid[] NOT NULL DEFAULT '{}',    -- operators it was taken back from
+    handed         boolean NOT NULL DEFAULT false,  -- a rule handed it to the inbox's strategy
     PRIMARY KEY (tenant_id, ticket_id)
 );
 CREATE INDEX assign_tickets_waiting ON assign_tickets (tenant_id, inbox_id, waiting_since)
