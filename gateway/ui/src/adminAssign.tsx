@@ -1,8 +1,8 @@
-import { FormEvent, useEffect, useState } from "react";
+import { FormEvent, useState } from "react";
 import { api } from "./api";
 import { Ctx, items, Lookups, Row, Section, str, whole } from "./adminTypes";
-import { errorText } from "./errors";
 import { Key, useI18n } from "./i18n";
+import { FormEnd, useDoc, Waiting } from "./routingForm";
 import { about, formError } from "./routingTypes";
 
 // Administration of assignment (issue 18, RTE-2): each inbox's strategy (manual, round
@@ -77,15 +77,8 @@ function ChannelCaps({ value, set, prefix, error }: { value: Record<string, numb
 
 function AssignmentForm({ inbox, lookups, done }: { inbox: Row; lookups: Lookups; done: (saved: boolean) => void }) {
   const { t } = useI18n();
-  const [a, setA] = useState<Assignment | null>(null);
-  const [error, setError] = useState<{ text: string; field: string } | null>(null);
-  useEffect(() => {
-    api
-      .get<Assignment>(`/inboxes/${inbox.id}/assignment`)
-      .then(setA)
-      .catch((e) => setError({ text: errorText(e, t), field: "" }));
-  }, [inbox.id, t]);
-  if (!a) return error ? <p className="error">{error.text}</p> : <p className="muted">{t("list.loading")}</p>;
+  const { doc: a, setDoc: setA, error, setError } = useDoc<Assignment>(`/inboxes/${inbox.id}/assignment`);
+  if (!a) return <Waiting error={error} />;
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -174,11 +167,7 @@ function AssignmentForm({ inbox, lookups, done }: { inbox: Row; lookups: Lookups
         <label htmlFor="asg-fair">{t("rf.max_new_per_hour")}</label>
         <Limit id="asg-fair" min={1} value={a.max_new_per_hour} set={(v) => setA({ ...a, max_new_per_hour: v })} testId="asg-fair" />
       </div>
-      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
-      <div className="actions">
-        <button type="button" onClick={() => done(false)}>{t("common.cancel")}</button>
-        <button className="primary" type="submit" data-testid="admin-save">{t("common.save")}</button>
-      </div>
+      <FormEnd error={error} done={done} />
     </form>
   );
 }
@@ -191,19 +180,11 @@ function swap<X>(list: X[], i: number, j: number): X[] {
 
 function ProfileForm({ operator, done }: { operator: Row; done: (saved: boolean) => void }) {
   const { t } = useI18n();
-  const [p, setP] = useState<Profile | null>(null);
   const [languages, setLanguages] = useState("");
-  const [error, setError] = useState<{ text: string; field: string } | null>(null);
-  useEffect(() => {
-    api
-      .get<Profile>(`/operators/${operator.id}/routing`)
-      .then((x) => {
-        setP(x);
-        setLanguages(x.languages.join(", "));
-      })
-      .catch((e) => setError({ text: errorText(e, t), field: "" }));
-  }, [operator.id, t]);
-  if (!p) return error ? <p className="error">{error.text}</p> : <p className="muted">{t("list.loading")}</p>;
+  const { doc: p, setDoc: setP, error, setError } = useDoc<Profile>(`/operators/${operator.id}/routing`, (x) =>
+    setLanguages(x.languages.join(", ")),
+  );
+  if (!p) return <Waiting error={error} />;
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     try {
@@ -253,11 +234,7 @@ function ProfileForm({ operator, done }: { operator: Row; done: (saved: boolean)
         <label htmlFor="op-langs">{t("rf.languages")}</label>
         <input id="op-langs" value={languages} placeholder="ja, en" onChange={(e) => setLanguages(e.target.value)} data-testid="op-languages" />
       </div>
-      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
-      <div className="actions">
-        <button type="button" onClick={() => done(false)}>{t("common.cancel")}</button>
-        <button className="primary" type="submit" data-testid="admin-save">{t("common.save")}</button>
-      </div>
+      <FormEnd error={error} done={done} />
     </form>
   );
 }

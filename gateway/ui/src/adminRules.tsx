@@ -4,6 +4,7 @@ import { Ctx, Lookups, Section } from "./adminTypes";
 import { Dialog } from "./Dialog";
 import { errorText } from "./errors";
 import { Key, useI18n } from "./i18n";
+import { FormEnd } from "./routingForm";
 import { about, Calendar, formError } from "./routingTypes";
 import { Action, actionText, ActionList, Cond, Group, GroupBox, isGroup, Marks, newLeaf, useDescribe } from "./ruleBuilder";
 
@@ -234,11 +235,7 @@ function RuleForm({ rule, lookups, calendars, done }: { rule: Rule | "new"; look
           <label htmlFor="rule-enabled">{t("rf.enabled")}</label>
           <input id="rule-enabled" type="checkbox" checked={r.enabled} onChange={(e) => setR({ ...r, enabled: e.target.checked })} />
         </div>
-        {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
-        <div className="actions">
-          <button type="button" onClick={() => done(false)}>{t("common.cancel")}</button>
-          <button className="primary" type="submit" data-testid="rule-save">{t("common.save")}</button>
-        </div>
+        <FormEnd error={error} done={done} saveId="rule-save" />
       </form>
       <DryRun rule={r} lookups={lookups} calendars={calendars} setHeld={setHeld} />
     </div>

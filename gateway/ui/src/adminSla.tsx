@@ -4,6 +4,7 @@ import { Ctx, Lookups, Row, Section, str } from "./adminTypes";
 import { DayInput, TimeInput, useDayText } from "./DayInput";
 import { errorText } from "./errors";
 import { Key, useI18n } from "./i18n";
+import { FormEnd } from "./routingForm";
 import { about, Calendar, formError, Holiday, PublicHoliday, SlaPolicy, Slot, Warning, WEEKDAYS, Weekday } from "./routingTypes";
 
 // Administration of SLA (issue 18, RTE-4): business-hours calendars — a time zone,
@@ -250,11 +251,7 @@ export function CalendarForm({ row, done }: { row: Row | "new"; done: (saved: bo
           )}
         </div>
       </div>
-      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
-      <div className="actions">
-        <button type="button" onClick={() => done(false)}>{t("common.cancel")}</button>
-        <button className="primary" type="submit" data-testid="admin-save">{t("common.save")}</button>
-      </div>
+      <FormEnd error={error} done={done} />
     </form>
   );
 }
@@ -404,11 +401,7 @@ export function SlaPolicyForm({ row, lookups, calendars, done }: { row: Row | "n
           )}
         </span>
       </div>
-      {error && <p className="error" role="alert" data-testid="form-error" data-field={error.field}>{error.text}</p>}
-      <div className="actions">
-        <button type="button" onClick={() => done(false)}>{t("common.cancel")}</button>
-        <button className="primary" type="submit" data-testid="admin-save">{t("common.save")}</button>
-      </div>
+      <FormEnd error={error} done={done} />
     </form>
   );
 }
