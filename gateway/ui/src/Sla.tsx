@@ -101,6 +101,17 @@ export function TicketSlaPanel({ ticketId }: { ticketId: string }) {
       offState();
     };
   }, [ticketId, load]);
+  // read again just after the next warning or due time, when the server's state moves
+  useEffect(() => {
+    const next = (sla?.targets ?? [])
+      .flatMap((x) => [x.warning_at, x.due_at])
+      .map((x) => (x ? Date.parse(x) : NaN))
+      .filter((x) => x > Date.now())
+      .sort((a, b) => a - b)[0];
+    if (next === undefined) return;
+    const timer = window.setTimeout(() => void load(), Math.min(next - Date.now() + 1000, 2 ** 31 - 1));
+    return () => window.clearTimeout(timer);
+  }, [sla, load]);
   if (!sla || sla.state === "none" || !sla.policy) return null;
   return (
     <section className="sla" data-testid="sla" data-state={sla.state}>

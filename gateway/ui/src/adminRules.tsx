@@ -30,7 +30,7 @@ export interface Rule {
   version?: number;
 }
 
-const TRIGGERS = ["new_ticket", "customer_reply"] as const;
+const TRIGGERS = ["new_ticket", "customer_reply", "ticket_changed"] as const;
 const blankRule = (): Rule => ({
   name: "",
   inbox_id: null,
