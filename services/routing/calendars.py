@@ -16,7 +16,7 @@ when that next day is a holiday, and a slot whose own day is a holiday does not 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -257,3 +257,18 @@ class Calendar:
 
     def business_minutes_between(self, a: datetime, b: datetime) -> float:
         return self.business_time_between(a, b) / timedelta(minutes=1)
+
+
+InHours = Callable[[str, datetime], bool | None]
+
+
+def in_hours_of(calendars: Mapping[str, Calendar]) -> InHours:
+    """The rules engine's `in_hours(calendar_id, at)` over a tenant's calendars (by id,
+    as `SlaRepo.calendars` lists them): whether that calendar is open at `at`, None for
+    a calendar the tenant does not have."""
+
+    def in_hours(calendar_id: str, at: datetime) -> bool | None:
+        cal = calendars.get(calendar_id)
+        return None if cal is None else cal.is_open(at)
+
+    return in_hours

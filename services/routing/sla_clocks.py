@@ -272,13 +272,10 @@ class DueTimers(PeriodicTask):
 
     async def step(self) -> bool:
         now = self._clock.now()
-        fired: list[DueTimer] = []
         async with self._db.transaction() as conn:
             due = await self._repo.claim_due(conn, now, BATCH)
-            for t in due:
-                if await self._repo.fire(conn, t, now):
-                    await self._outbox.add(conn, self._alert(t, now))
-                    fired.append(t)
+            fired = await self._repo.fire(conn, due, now)
+            await self._outbox.add_many(conn, [self._alert(t, now) for t in fired])
         if fired:
             self._outbox.wake()
             for t in fired:

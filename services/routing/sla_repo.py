@@ -374,27 +374,36 @@ class SlaRepo:
         )
         return [timer_of(r) for r in rows]
 
-    async def fire(self, conn: asyncpg.Connection, t: DueTimer, now: datetime) -> bool:
-        """Removes the timer and notes it fired; False when it had fired before."""
-        await conn.execute(
-            "DELETE FROM sla_timers WHERE tenant_id = $1 AND ticket_id = $2 AND target = $3 "
-            "AND which = $4",
-            _t(t.tenant_id),
-            uuid.UUID(t.ticket_id),
-            t.target,
-            t.which,
+    async def fire(
+        self, conn: asyncpg.Connection, claimed: Sequence[DueTimer], now: datetime
+    ) -> list[DueTimer]:
+        """Removes the claimed timers and notes them fired, in two statements; those that
+        had not fired before."""
+        if not claimed:
+            return []
+        cols = (
+            [_t(t.tenant_id) for t in claimed],
+            [uuid.UUID(t.ticket_id) for t in claimed],
+            [t.target for t in claimed],
+            [t.which for t in claimed],
         )
-        done = await conn.execute(
+        await conn.execute(
+            "DELETE FROM sla_timers d USING unnest($1::uuid[], $2::uuid[], $3::text[], "
+            "$4::text[]) AS u(tenant_id, ticket_id, target, which) "
+            "WHERE d.tenant_id = u.tenant_id AND d.ticket_id = u.ticket_id "
+            "AND d.target = u.target AND d.which = u.which",
+            *cols,
+        )
+        rows = await conn.fetch(
             "INSERT INTO sla_fired (tenant_id, ticket_id, target, which, started_at, fired_at) "
-            "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING",
-            _t(t.tenant_id),
-            uuid.UUID(t.ticket_id),
-            t.target,
-            t.which,
-            t.started_at,
+            "SELECT *, $6 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], "
+            "$5::timestamptz[]) ON CONFLICT DO NOTHING RETURNING ticket_id, target, which",
+            *cols,
+            [t.started_at for t in claimed],
             now,
         )
-        return bool(done == "INSERT 0 1")
+        new = {(str(r["ticket_id"]), r["target"], r["which"]) for r in rows}
+        return [t for t in claimed if (t.ticket_id, t.target, t.which) in new]
 
     async def next_fire_at(self, conn: Conn) -> datetime | None:
         found: datetime | None = await conn.fetchval("SELECT min(fire_at) FROM sla_timers")

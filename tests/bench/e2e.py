@@ -47,7 +47,17 @@ import aiosmtplib
 import nats
 
 from services.devstack.stack import Ports, Stack, StackConfig
-from tests.bench import api, approval, before_after, compose, ingestion, locks, outbound, ui
+from tests.bench import (
+    api,
+    approval,
+    before_after,
+    compose,
+    ingestion,
+    locks,
+    outbound,
+    sla,
+    ui,
+)
 
 PASSWORD = "bench-password"
 THROUGHPUT_MAILS = int(os.environ.get("SB_BENCH_MAILS", "3000"))
@@ -244,6 +254,8 @@ async def main() -> int:
             approval_figures = await approval.run(stack, admin, PASSWORD)
             print("outbound…", file=sys.stderr)
             outbound_figures = await outbound.run(stack, admin, await tenant_of(stack, admin))
+            print("sla timers…", file=sys.stderr)
+            sla_figures = await sla.run(stack)
             print("ui…", file=sys.stderr)
             ui_figures = await ui.run(stack, "agent1@demo.example", PASSWORD, agent, make_mail)
         finally:
@@ -273,6 +285,7 @@ async def main() -> int:
         "compose": compose_figures,
         "approval": approval_figures,
         "outbound": outbound_figures,
+        "sla": sla_figures,
         "ui": ui_figures,
     }
     if before_after.BEFORE != "none":

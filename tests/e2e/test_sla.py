@@ -143,13 +143,27 @@ async def test_a_mailed_ticket_is_due_in_business_time_of_its_policy_s_calendar(
 
     # the ticket carries its soonest due time (tickets keeps it from sla.changed)
     await _ticket_due(stack, token, ticket["id"], sla["next_due_at"])
+    # a changed policy moves the due times of the tickets already running
+    await _ok(
+        stack,
+        token,
+        "PUT",
+        f"/api/v1/sla-policies/{policy['id']}",
+        {
+            **{k: policy[k] for k in ("name", "inbox_ids", "calendar_id")},
+            "first_response_minutes": 90,
+            "resolution_minutes": 600,
+        },
+    )
+    moved = (opens + timedelta(minutes=90)).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    await _ticket_due(stack, token, ticket["id"], moved)
 
     # pending stops the clocks: nothing is due, the whole target is left
     await _ok(stack, token, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"status": "pending"})
     paused = await _sla(stack, token, ticket["id"], "paused")
     assert paused["paused"] and paused["next_due_at"] is None
     assert {t["kind"]: t["remaining_minutes"] for t in paused["targets"]} == {
-        "first_response": 60,
+        "first_response": 90,
         "resolution": 600,
     }
     await _ticket_due(stack, token, ticket["id"], None)

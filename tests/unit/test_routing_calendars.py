@@ -12,6 +12,7 @@ from services.routing.calendars import (
     Calendar,
     Holiday,
     Slot,
+    in_hours_of,
     make_slot,
     public_holidays,
     zone_of,
@@ -158,3 +159,10 @@ def test_an_unknown_zone_country_or_no_slot_is_refused() -> None:
     with pytest.raises(InvalidArgument) as err:
         Calendar.checked("Asia/Tokyo", ())
     assert err.value.field == "slots"
+
+
+def test_in_hours_answers_for_a_tenant_s_calendar_and_none_for_an_unknown_one() -> None:
+    in_hours = in_hours_of({"c1": office(public="JP")})
+    assert in_hours("c1", tokyo(2027, 1, 12, 10, 0)) is True
+    assert in_hours("c1", tokyo(2027, 1, 11, 10, 0)) is False  # 成人の日
+    assert in_hours("nope", tokyo(2027, 1, 12, 10, 0)) is None
