@@ -25,6 +25,10 @@ from .events import Stream
 ROUTING_MESSAGES = ConsumerSpec(
     events.INGEST, "routing__messages", (events.MESSAGE_RECEIVED.subject,)
 )
+# routing's ticket_changed rules (RTE-1) answer every ticket change
+ROUTING_TICKET_CHANGES = ConsumerSpec(
+    events.TICKETS, "routing__ticket_changes", (events.TICKET_UPDATED.subject,)
+)
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
 TICKETS_DRAFTS = ConsumerSpec(events.COMPOSE, "tickets__drafts", (events.DRAFT_CHANGED.subject,))
 # A late virus verdict may come before its mail is filed (routing behind): retried for
@@ -141,7 +145,7 @@ SERVICES: tuple[Component, ...] = (
         7102,
         database=True,
         streams=(events.ROUTING,),
-        consumers=(ROUTING_MESSAGES,),
+        consumers=(ROUTING_MESSAGES, ROUTING_TICKET_CHANGES),
         calls=("tickets", "ingestion", "accounts"),
     ),
     _service(

@@ -1,6 +1,7 @@
 """Routing rules (issue 18, RTE-1) on the real stack: a rule made through the API applies
 to a mail sent by SMTP — its labels and priority on the ticket and each action in the
 ticket's audit trail as "rule <name>: …" — once-per-ticket rules on a customer's reply,
+rules answering an operator's change (ticket_changed) up to the depth limit,
 the dry run answering which conditions held and changing nothing, versions and order,
 and bad input refused with a 400 naming the field and nothing saved. Each test works in
 a tenant of its own, so no other test's rules apply to its mail."""
@@ -334,3 +335,90 @@ async def test_versions_order_and_conflicts(stack: Stack) -> None:
     assert code == 404
     code, _agent_view = await api_get(stack, await login(stack), "/api/v1/rules")
     assert code == 403  # the demo agent has no manage_rules
+
+
+async def test_ticket_changed_rules_answer_an_operators_change_and_stop_at_the_depth_limit(
+    stack: Stack,
+) -> None:
+    """A label an operator adds makes a rule raise the priority; two rules that undo each
+    other's change (ping → pong → ping …) stop after MAX_DEPTH rounds."""
+    tenant, token = await _admin(stack)
+    rules = [
+        {
+            "name": "vip urgent",
+            "triggers": ["ticket_changed"],
+            "conditions": {
+                "match": "all",
+                "conditions": [{"field": "labels", "operator": "equals", "value": "VIP"}],
+            },
+            "actions": [{"type": "set_priority", "value": "urgent"}],
+        },
+        {
+            "name": "ping",
+            "triggers": ["ticket_changed"],
+            "conditions": {
+                "match": "all",
+                "conditions": [{"field": "labels", "operator": "equals", "value": "ping"}],
+            },
+            "actions": [
+                {"type": "remove_label", "value": "ping"},
+                {"type": "add_label", "value": "pong"},
+                {"type": "stop"},
+            ],
+        },
+        {
+            "name": "pong",
+            "triggers": ["ticket_changed"],
+            "conditions": {
+                "match": "all",
+                "conditions": [{"field": "labels", "operator": "equals", "value": "pong"}],
+            },
+            "actions": [
+                {"type": "remove_label", "value": "pong"},
+                {"type": "add_label", "value": "ping"},
+                {"type": "stop"},
+            ],
+        },
+    ]
+    for r in rules:
+        code, body = await api_call(stack, token, "POST", "/api/v1/rules", r)
+        assert code == 201, body
+    ticket = await _mail(stack, token, tenant, "会員です")
+    assert ticket["priority"] == "normal"  # ticket_changed rules do not run on a new mail
+
+    async def state() -> dict[str, Any]:
+        code, body = await api_get(stack, token, f"/api/v1/tickets/{ticket['id']}")
+        assert code == 200, body
+        return dict(body.get("ticket", body))
+
+    code, body = await api_call(
+        stack, token, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"add_labels": ["vip"]}
+    )
+    assert code == 200, body
+
+    async def urgent() -> dict[str, Any] | None:
+        t = await state()
+        return t if t["priority"] == "urgent" else None
+
+    await eventually(urgent)
+    assert "rule vip urgent: set priority urgent" in await _audit(stack, token, ticket["id"])
+
+    code, body = await api_call(
+        stack, token, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"add_labels": ["ping"]}
+    )
+    assert code == 200, body
+
+    def rounds(audit: list[str]) -> int:
+        return sum(
+            1 for c in audit if c.startswith(("rule ping: add label", "rule pong: add label"))
+        )
+
+    async def three() -> bool:
+        return rounds(await _audit(stack, token, ticket["id"])) >= 3
+
+    await eventually(three)
+    await asyncio.sleep(2)  # a fourth round, were there one, would have come by now
+    audit = await _audit(stack, token, ticket["id"])
+    assert rounds(audit) == 3, audit
+    t = await state()
+    assert "pong" in t["labels"] and "ping" not in t["labels"]  # ping → pong → ping → pong
