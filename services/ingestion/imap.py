@@ -208,6 +208,12 @@ class ImapSession:
             raise ImapError("the connection was lost")
         raise TimeoutError
 
+    async def _cmd(self, aw: Awaitable[Any]) -> Any:
+        """A command's response: every command races the connection's loss (aioimaplib
+        leaves it waiting forever otherwise — UID STORE/MOVE/COPY have no timeout of their
+        own) and is bounded by the command timeout."""
+        return await self._unless_lost(aw, self._cfg.command_timeout_s)
+
     async def open(self) -> None:
         mb, cfg = self.mb, self._cfg
         ctx = self._tls or ssl.create_default_context()
@@ -251,9 +257,11 @@ class ImapSession:
                     "auth",
                 ) from None
         else:
-            resp = await self.client.login(mb.username, self._secret)
+            resp = await self._cmd(self.client.login(mb.username, self._secret))
         _ok(resp, "login", "auth")
-        resp = _ok(await self.client.select(_quote(mb.folder)), f"select {mb.folder}", "folder")
+        resp = _ok(
+            await self._cmd(self.client.select(_quote(mb.folder))), f"select {mb.folder}", "folder"
+        )
         for line in resp.lines:
             m = _UIDVALIDITY.search(bytes(line))
             if m:
@@ -268,14 +276,16 @@ class ImapSession:
         if not self.client.has_capability("STARTTLS"):
             raise ImapError("the server does not offer STARTTLS")
         _ok(
-            await proto.execute(aioimaplib.Command("STARTTLS", proto.new_tag(), loop=proto.loop)),
+            await self._cmd(
+                proto.execute(aioimaplib.Command("STARTTLS", proto.new_tag(), loop=proto.loop))
+            ),
             "STARTTLS",
         )
         loop = asyncio.get_running_loop()
         proto.transport = await loop.start_tls(
             proto.transport, proto, ctx, server_hostname=self.mb.host
         )
-        await proto.capability()  # capabilities may change after TLS (RFC 3501 §6.2.1)
+        await self._cmd(proto.capability())  # capabilities may change after TLS (RFC 3501 §6.2.1)
 
     @property
     def can_idle(self) -> bool:
@@ -283,7 +293,10 @@ class ImapSession:
 
     async def uids_after(self, last_uid: int) -> list[int]:
         assert self.client is not None
-        resp = _ok(await self.client.uid_search(f"UID {last_uid + 1}:*", charset=None), "search")
+        resp = _ok(
+            await self._cmd(self.client.uid_search(f"UID {last_uid + 1}:*", charset=None)),
+            "search",
+        )
         uids: list[int] = []
         for line in resp.lines[:-1]:
             uids.extend(int(x) for x in bytes(line).split() if x.isdigit())
@@ -294,7 +307,7 @@ class ImapSession:
         if last_uid < 1:
             return []
         criteria = [f"UID 1:{last_uid}"] + (["UNSEEN"] if unseen_only else [])
-        resp = _ok(await self.client.uid_search(*criteria, charset=None), "search")
+        resp = _ok(await self._cmd(self.client.uid_search(*criteria, charset=None)), "search")
         uids: list[int] = []
         for line in resp.lines[:-1]:
             uids.extend(int(x) for x in bytes(line).split() if x.isdigit())
@@ -322,23 +335,29 @@ class ImapSession:
         uid_set = _uid_set(uids)
         mb = self.mb
         if mb.after_fetch == "seen":
-            _ok(await self.client.uid("store", uid_set, "+FLAGS.SILENT (\\Seen)"), "store \\Seen")
+            _ok(
+                await self._cmd(self.client.uid("store", uid_set, "+FLAGS.SILENT (\\Seen)")),
+                "store \\Seen",
+            )
         elif mb.after_fetch == "move":
             if self.client.has_capability("MOVE"):
-                _ok(await self.client.uid("move", uid_set, _quote(mb.move_to)), "move")
+                _ok(await self._cmd(self.client.uid("move", uid_set, _quote(mb.move_to))), "move")
             else:
-                _ok(await self.client.uid("copy", uid_set, _quote(mb.move_to)), "copy")
+                _ok(await self._cmd(self.client.uid("copy", uid_set, _quote(mb.move_to))), "copy")
                 await self._expunge(uid_set)
         else:
             await self._expunge(uid_set)
 
     async def _expunge(self, uid_set: str) -> None:
         assert self.client is not None
-        _ok(await self.client.uid("store", uid_set, "+FLAGS.SILENT (\\Deleted)"), "store \\Deleted")
+        _ok(
+            await self._cmd(self.client.uid("store", uid_set, "+FLAGS.SILENT (\\Deleted)")),
+            "store \\Deleted",
+        )
         if self.client.has_capability("UIDPLUS"):
-            _ok(await self.client.uid("expunge", uid_set), "uid expunge")
+            _ok(await self._cmd(self.client.uid("expunge", uid_set)), "uid expunge")
         else:
-            _ok(await self.client.expunge(), "expunge")
+            _ok(await self._cmd(self.client.expunge()), "expunge")
 
     async def check_uidvalidity(self) -> None:
         """Raise if the folder's UIDVALIDITY changed under us (it was recreated, or the
@@ -346,7 +365,9 @@ class ImapSession:
         than STATUS: servers answer STATUS on the selected mailbox from their own state
         (Dovecot even after that mailbox was renamed away)."""
         assert self.client is not None
-        resp = _ok(await self.client.select(_quote(self.mb.folder)), f"select {self.mb.folder}")
+        resp = _ok(
+            await self._cmd(self.client.select(_quote(self.mb.folder))), f"select {self.mb.folder}"
+        )
         for line in resp.lines:
             m = _UIDVALIDITY.search(bytes(line))
             if m and int(m.group(1)) != self.uidvalidity:
@@ -367,7 +388,7 @@ class ImapSession:
             if not stop.is_set():
                 await self.check_uidvalidity()
             return
-        idle = await self.client.idle_start(timeout=self._cfg.idle_wait_s)
+        idle = await self._cmd(self.client.idle_start(timeout=self._cfg.idle_wait_s))
         stopper = asyncio.ensure_future(stop.wait())
         lost = asyncio.ensure_future(self._lost.wait())
         pusher = asyncio.ensure_future(self.client.wait_server_push(self._cfg.idle_wait_s + 5))

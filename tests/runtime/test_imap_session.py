@@ -81,3 +81,25 @@ async def test_idle_ends_when_the_connection_is_cut(dovecot: Dovecot) -> None:
         assert time.monotonic() - started < 5
     finally:
         await session.close()
+
+
+async def test_every_command_after_a_cut_fails_instead_of_waiting(dovecot: Dovecot) -> None:
+    """A cut between commands (the fetcher is storing \\Seen, searching, selecting):
+    aioimaplib would send the command into the dead connection and wait for an answer
+    forever (UID STORE has no timeout of its own), stalling the mailbox."""
+    user, password = f"gap{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+    dovecot.add_user(user, password)
+    dovecot.append(make_mail("one").as_bytes(), user=user)
+    session = await _session(dovecot, user, password)
+    try:
+        dovecot.cut_connections()
+        await asyncio.wait_for(session._lost.wait(), 10)
+        for command in (
+            lambda: session.after_fetch([1]),
+            lambda: session.uids_after(0),
+            lambda: session.check_uidvalidity(),
+        ):
+            with pytest.raises(ImapError, match="connection was lost"):
+                await asyncio.wait_for(command(), 10)
+    finally:
+        await session.close()
