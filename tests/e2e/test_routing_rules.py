@@ -91,6 +91,53 @@ async def test_a_rule_labels_and_prioritises_mail_sent_by_smtp_and_says_so_on_th
     assert not [c for c in await _audit(stack, token, other["id"]) if c.startswith("rule ")]
 
 
+async def test_rules_reading_headers_and_attachments_fetch_them_from_the_stored_mail(
+    stack: Stack,
+) -> None:
+    tenant, token = await _admin(stack)
+    rule = {
+        "name": "請求書",
+        "triggers": ["new_ticket"],
+        "conditions": {
+            "match": "all",
+            "conditions": [
+                {"field": "attachment_type", "operator": "equals", "value": "application/pdf"},
+                {"field": "attachment_name", "operator": "contains", "value": "請求書"},
+                {"field": "header", "name": "X-Mailer", "operator": "starts_with", "value": "acme"},
+            ],
+        },
+        "actions": [{"type": "set_category", "value": "請求"}, {"type": "require_approval"}],
+    }
+    code, body = await api_call(stack, token, "POST", "/api/v1/rules", rule)
+    assert code == 201, body
+
+    async def mail(mailer: str) -> dict[str, Any]:
+        tag = uuid.uuid4().hex[:10]
+        msg = make_mail(f"Invoice {tag}", to=tenant.address)
+        msg["X-Mailer"] = mailer
+        msg.add_attachment(
+            b"%PDF-1.4\n", maintype="application", subtype="pdf", filename="請求書.pdf"
+        )
+        await asyncio.to_thread(send, stack.smtp_port, msg, [tenant.address])
+
+        async def found() -> list[dict[str, Any]]:
+            code, body = await api_get(stack, token, f"/api/v1/tickets?q={tag}")
+            assert code == 200, body
+            return list(body["items"])
+
+        [ticket] = await eventually(found)
+        return ticket
+
+    matched = await mail("ACME Mailer 2.0")
+    assert matched["category"] == "請求"
+    assert matched["labels"] == ["approval-required"]
+    assert "rule 請求書: require approval (label approval-required)" in await _audit(
+        stack, token, matched["id"]
+    )
+    other = await mail("Thunderbird")
+    assert other["category"] in ("", None) and other["labels"] == []
+
+
 async def test_once_per_ticket_rules_run_once_and_others_on_every_customer_reply(
     stack: Stack,
 ) -> None:
