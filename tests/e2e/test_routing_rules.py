@@ -275,6 +275,23 @@ async def test_dry_run_answers_which_conditions_held_and_changes_nothing(stack: 
         stack, token, "POST", "/api/v1/rules/dry-run", {"ticket_number": 999999, "rule": unsaved}
     )
     assert code == 404 and missing["error"]["field"] == "ticket_number", missing
+    broken = {
+        **unsaved,
+        "conditions": {
+            "match": "all",
+            "conditions": [{"field": "body", "operator": "regex", "value": "(?=x)"}],
+        },
+    }
+    code, refused = await api_call(
+        stack,
+        token,
+        "POST",
+        "/api/v1/rules/dry-run",
+        {"ticket_number": ticket["number"], "rule": broken},
+    )
+    assert code == 400 and refused["error"]["field"] == "rule.conditions.conditions[0].value", (
+        refused
+    )
 
 
 @pytest.mark.parametrize(
