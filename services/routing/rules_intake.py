@@ -20,6 +20,7 @@ from .peers import Peers
 from .rule_store import RuleCache, RuleStore
 from .rules import engine, model
 from .rules.conditions import InHours
+from .rules.model import Rule
 
 
 @dataclass
@@ -47,6 +48,22 @@ class RulesIntake:
     def __init__(self, ctx: RulesContext) -> None:
         self._c = ctx
         self._log = log.get("routing.rules")
+        # (tenant, inbox) → (the tenant's loaded rules, the inbox's, reads the stored mail)
+        self._by_inbox: dict[tuple[str, str], tuple[list[Rule], list[Rule], bool]] = {}
+
+    async def _of_inbox(self, tenant: str, inbox: str) -> tuple[list[Rule], bool]:
+        """The rules of an inbox, in order, and whether one reads the stored mail — worked
+        out once per loaded rule list, not per mail."""
+        loaded = await self._c.cache.rules(tenant)
+        hit = self._by_inbox.get((tenant, inbox))
+        if hit is not None and hit[0] is loaded:
+            return hit[1], hit[2]
+        if len(self._by_inbox) > 10_000:
+            self._by_inbox.clear()
+        rules = [r for r in loaded if engine.applies_to(r, inbox)]
+        found = (loaded, rules, engine.needs_mail_details(rules))
+        self._by_inbox[(tenant, inbox)] = found
+        return found[1], found[2]
 
     async def decide(
         self,
@@ -60,7 +77,7 @@ class RulesIntake:
             return Runs()
         tenant = env.tenant_id
         inbox = received.inbox.id
-        rules = [r for r in await self._c.cache.rules(tenant) if engine.applies_to(r, inbox)]
+        rules, details_needed = await self._of_inbox(tenant, inbox)
         if not rules:
             return Runs()
         reply = bool(routed.thread_ticket_id)
@@ -70,7 +87,7 @@ class RulesIntake:
         if reply and any(r.definition.once_per_ticket for r in rules):
             ran = await self._c.store.ran_on(self._c.store.pool, tenant, ticket_id)
         details = None
-        if engine.needs_mail_details(rules):
+        if details_needed:
             md = Identity(tenant_id=tenant, correlation_id=env.correlation_id).metadata()
             details = await self._c.peers.mail_details(md, received.message_id)
         facts = rules_facts.facts_of(

@@ -138,7 +138,7 @@ async def run(stack: Stack) -> dict[str, Any]:
     for i in range(MAILS * 2):
         to = (plain if i % 2 else ruled).address
         raw = make_mail(f"商品の返品について {i}", to=to, body=f"注文 order {i}\n")
-        await smtp.sendmail("customer@example.com", [to], raw)
+        await smtp.sendmail("customer@example.com", [to], raw.as_bytes())
         await asyncio.sleep(1 / RATE)
     await smtp.quit()
     try:
