@@ -393,6 +393,22 @@ async def test_versions_order_and_conflicts(stack: Stack) -> None:
     code, _gone = await api_get(stack, token, f"/api/v1/rules/{c['id']}")
     assert code == 404
 
+    # every edit is in the operation log, naming the rule
+    async def logged() -> list[str] | None:
+        code, body = await api_get(stack, token, f"/api/v1/operations?target={a['id']}")
+        assert code == 200, body
+        actions = sorted(e["action"] for e in body["items"])
+        return actions if len(actions) >= 2 else None
+
+    assert await eventually(logged) == ["updateRule", "updateRule"]  # the 200 and the 409
+
+    async def deleted() -> list[str] | None:
+        code, body = await api_get(stack, token, "/api/v1/operations?action=deleteRule")
+        assert code == 200, body
+        return [e["target"] for e in body["items"]] or None
+
+    assert await eventually(deleted) == [c["id"]]
+
     # another tenant sees none of them
     _, other = await _admin(stack)
     code, _theirs = await api_get(stack, other, f"/api/v1/rules/{a['id']}")
