@@ -43,7 +43,7 @@ class TicketChanges:
             return
         md = Identity(tenant_id=tenant, correlation_id=env.correlation_id).metadata()
         found = await self._c.peers.ticket(md, ticket.id)
-        mails = [m for m in found.messages if m.HasField("mail")]
+        mails = rules_facts.customer_mails(found)
         latest = mails[-1] if mails else None
         details = None
         if latest is not None and engine.needs_mail_details(rules):
