@@ -27,7 +27,7 @@ async def main() -> int:
     outbox = rt.open_outbox()
     tickets = tickets_pb2_grpc.TicketsServiceStub(rt.channel("tickets"))
     server = rt.grpc_server()
-    rules = rules_wiring.wire(rt, db, server)
+    rules = await rules_wiring.wire(rt, db, server)
 
     async def thread_of(
         env: events_pb2.EventEnvelope, received: events_pb2.MessageReceived

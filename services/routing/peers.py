@@ -13,6 +13,7 @@ import grpc
 from switchboard.v1 import (
     accounts_pb2,
     accounts_pb2_grpc,
+    events_pb2,
     ingestion_pb2,
     ingestion_pb2_grpc,
     tickets_pb2,
@@ -49,6 +50,35 @@ class Peers:
         except NotFound:
             raise NotFound(f"no ticket #{number}", field="ticket_number") from None
         return found
+
+    async def ticket(self, md: Metadata, ticket_id: str) -> tickets_pb2.GetTicketResponse:
+        found: tickets_pb2.GetTicketResponse = await self._call(
+            "tickets",
+            self.tickets.GetTicket,
+            tickets_pb2.GetTicketRequest(ticket_id=ticket_id),
+            md,
+        )
+        return found
+
+    async def apply_decision(
+        self,
+        md: Metadata,
+        ticket_id: str,
+        decision: events_pb2.RoutingDecision,
+        rule_depth: int,
+        cause_event_id: str,
+    ) -> None:
+        await self._call(
+            "tickets",
+            self.tickets.ApplyRoutingDecision,
+            tickets_pb2.ApplyRoutingDecisionRequest(
+                ticket_id=ticket_id,
+                decision=decision,
+                rule_depth=rule_depth,
+                cause_event_id=cause_event_id,
+            ),
+            md,
+        )
 
     async def mail_details(self, md: Metadata, message_id: str) -> MailDetails:
         """The stored mail's headers, attachments and text. A mail whose original may not

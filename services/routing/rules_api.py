@@ -207,7 +207,7 @@ class RoutingApi:
         rule = replace(rule, definition=replace(rule.definition, enabled=True))
         found = await self._d.peers.ticket_by_number(ident.metadata(), request.ticket_number)
         ticket = found.ticket
-        mails = [m for m in found.messages if m.HasField("mail")]
+        mails = rules_facts.customer_mails(found)
         if not mails:
             raise NotFound("the ticket has no mail to evaluate", field="ticket_number")
         latest = mails[-1]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from switchboard.v1 import common_pb2, events_pb2
+from switchboard.v1 import common_pb2, events_pb2, tickets_pb2
 
 from .rules.model import Attachment, Decision, Facts, TicketState
 
@@ -42,6 +42,12 @@ class MailDetails:
     headers: Mapping[str, tuple[str, ...]]
     attachments: tuple[Attachment, ...]
     text: str
+
+
+def customer_mails(found: tickets_pb2.GetTicketResponse) -> list[tickets_pb2.TicketMessage]:
+    """A ticket's mails that came in (not our own sent ones, not phone memos), oldest
+    first: the rules of a stored ticket read its latest."""
+    return [m for m in found.messages if m.HasField("mail") and m.channel != "sent"]
 
 
 def ticket_state(ticket: events_pb2.TicketSummary, inbox_id: str = "") -> TicketState:

@@ -20,6 +20,7 @@ from .peers import Peers
 from .rule_store import RuleCache, RuleStore
 from .rules import engine, model
 from .rules.conditions import InHours
+from .rules.model import Rule
 
 
 @dataclass
@@ -31,16 +32,38 @@ class Runs:
     rule_ids: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RulesContext:
+    """What running rules needs: the rules (stored, cached), the peers that know the
+    mail and the ticket, the clock and the business-hours calendars."""
+
+    store: RuleStore
+    cache: RuleCache
+    peers: Peers
+    clock: Clock
+    in_hours: InHours
+
+
 class RulesIntake:
-    def __init__(
-        self, store: RuleStore, cache: RuleCache, peers: Peers, clock: Clock, in_hours: InHours
-    ) -> None:
-        self._store = store
-        self._cache = cache
-        self._peers = peers
-        self._clock = clock
-        self._in_hours = in_hours
+    def __init__(self, ctx: RulesContext) -> None:
+        self._c = ctx
         self._log = log.get("routing.rules")
+        # (tenant, inbox) → (the tenant's loaded rules, the inbox's, reads the stored mail)
+        self._by_inbox: dict[tuple[str, str], tuple[list[Rule], list[Rule], bool]] = {}
+
+    async def _of_inbox(self, tenant: str, inbox: str) -> tuple[list[Rule], bool]:
+        """The rules of an inbox, in order, and whether one reads the stored mail — worked
+        out once per loaded rule list, not per mail."""
+        loaded = await self._c.cache.rules(tenant)
+        hit = self._by_inbox.get((tenant, inbox))
+        if hit is not None and hit[0] is loaded:
+            return hit[1], hit[2]
+        if len(self._by_inbox) > 10_000:
+            self._by_inbox.clear()
+        rules = [r for r in loaded if engine.applies_to(r, inbox)]
+        found = (loaded, rules, engine.needs_mail_details(rules))
+        self._by_inbox[(tenant, inbox)] = found
+        return found[1], found[2]
 
     async def decide(
         self,
@@ -54,7 +77,7 @@ class RulesIntake:
             return Runs()
         tenant = env.tenant_id
         inbox = received.inbox.id
-        rules = [r for r in await self._cache.rules(tenant) if engine.applies_to(r, inbox)]
+        rules, details_needed = await self._of_inbox(tenant, inbox)
         if not rules:
             return Runs()
         reply = bool(routed.thread_ticket_id)
@@ -62,11 +85,11 @@ class RulesIntake:
         ticket_id = routed.thread_ticket_id or routed.new_ticket_id
         ran: frozenset[str] = frozenset()
         if reply and any(r.definition.once_per_ticket for r in rules):
-            ran = await self._store.ran_on(self._store.pool, tenant, ticket_id)
+            ran = await self._c.store.ran_on(self._c.store.pool, tenant, ticket_id)
         details = None
-        if engine.needs_mail_details(rules):
+        if details_needed:
             md = Identity(tenant_id=tenant, correlation_id=env.correlation_id).metadata()
-            details = await self._peers.mail_details(md, received.message_id)
+            details = await self._c.peers.mail_details(md, received.message_id)
         facts = rules_facts.facts_of(
             received.mail,
             channel=received.channel,
@@ -76,7 +99,7 @@ class RulesIntake:
             details=details,
         )
         evaluation = engine.evaluate(
-            rules, facts, trigger, self._in_hours, ran_before=ran, traced=False
+            rules, facts, trigger, self._c.in_hours, ran_before=ran, traced=False
         )
         decision = evaluation.decision
         if decision.empty:
@@ -94,6 +117,6 @@ class RulesIntake:
 
     async def note(self, conn: asyncpg.Connection, runs: Runs) -> None:
         if runs.rule_ids:
-            await self._store.note_runs(
-                conn, runs.tenant, runs.ticket_id, runs.rule_ids, self._clock.now()
+            await self._c.store.note_runs(
+                conn, runs.tenant, runs.ticket_id, runs.rule_ids, self._c.clock.now()
             )

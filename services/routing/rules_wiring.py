@@ -1,5 +1,6 @@
 """Wiring of the routing rules (RTE-1) into routing's process: the store and its cache,
-the RoutingService API, and the intake step app.py calls for every received mail."""
+the RoutingService API, the consumer of ticket changes (trigger ticket_changed), and the
+intake step app.py calls for every received mail."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 
 from switchboard.v1 import routing_pb2, routing_pb2_grpc
 
+from services.runtime import registry
 from services.runtime.db import Database
 from services.runtime.grpc_server import GrpcServer
 from services.runtime.service import ServiceRuntime
@@ -15,7 +17,8 @@ from .peers import Peers
 from .rule_store import RuleCache, RuleStore
 from .rules.conditions import InHours
 from .rules_api import RoutingApi, RulesDeps
-from .rules_intake import RulesIntake
+from .rules_changes import TicketChanges
+from .rules_intake import RulesContext, RulesIntake
 
 
 def no_calendars(calendar_id: str, at: datetime) -> bool | None:
@@ -24,7 +27,7 @@ def no_calendars(calendar_id: str, at: datetime) -> bool | None:
     return None
 
 
-def wire(
+async def wire(
     rt: ServiceRuntime, db: Database, server: GrpcServer, in_hours: InHours = no_calendars
 ) -> RulesIntake:
     store = RuleStore(db.pool)
@@ -36,4 +39,6 @@ def wire(
         RoutingApi(deps),
         routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
     )
-    return RulesIntake(store, cache, peers, rt.clock, in_hours)
+    ctx = RulesContext(store, cache, peers, rt.clock, in_hours)
+    await rt.add_consumer(registry.ROUTING_TICKET_CHANGES, TicketChanges(ctx).on_updated)
+    return RulesIntake(ctx)

@@ -47,6 +47,10 @@ ROUTING_SLA = ConsumerSpec(
         events.TICKET_UPDATED.subject,
     ),
 )
+# routing's ticket_changed rules (RTE-1) answer every ticket change
+ROUTING_TICKET_CHANGES = ConsumerSpec(
+    events.TICKETS, "routing__ticket_changes", (events.TICKET_UPDATED.subject,)
+)
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
 # routing's soonest SLA due time of each ticket, kept so lists sort by it (issue 18).
 TICKETS_SLA = ConsumerSpec(events.ROUTING, "tickets__sla", (events.SLA_CHANGED.subject,))
@@ -165,7 +169,7 @@ SERVICES: tuple[Component, ...] = (
         7102,
         database=True,
         streams=(events.ROUTING,),
-        consumers=(ROUTING_MESSAGES, ROUTING_TICKETS, ROUTING_SLA),
+        consumers=(ROUTING_MESSAGES, ROUTING_TICKETS, ROUTING_SLA, ROUTING_TICKET_CHANGES),
         calls=("tickets", "ingestion", "accounts"),
     ),
     _service(

@@ -153,28 +153,6 @@ class Filing:
                 if decided is not None and names is not None:
                     ruled = await rule_decisions.apply(d, conn, tenant, row, decided, names, now)
                     row = ruled.row
-                    if ruled.changes:
-                        await d.outbox.add(
-                            conn,
-                            events.caused_by(
-                                events.TICKET_UPDATED,
-                                env,
-                                event_id=d.ids.new_str(),
-                                occurred_at=now,
-                                payload=events_pb2.TicketUpdated(
-                                    ticket=summary_pb(row),
-                                    changes=[
-                                        events_pb2.FieldChange(
-                                            field=c.field, old_value=c.old, new_value=c.new
-                                        )
-                                        for c in ruled.changes
-                                    ],
-                                    comment="routing rules",
-                                    action="update",
-                                ),
-                                actor=rule_decisions.ACTOR,
-                            ),
-                        )
                 out = events.caused_by(
                     events.TICKET_MESSAGE_ADDED,
                     env,
@@ -192,22 +170,9 @@ class Filing:
                 )
                 what = "mail threaded"
             await d.outbox.add(conn, out)
-            if ruled is not None and ruled.assigned is not None:
-                assigned = events_pb2.TicketAssigned(
-                    ticket=summary_pb(row), assignee=ruled.assigned.ref()
-                )
-                if ruled.previous_assignee is not None:
-                    assigned.previous.id, assigned.previous.display_name = ruled.previous_assignee
-                await d.outbox.add(
-                    conn,
-                    events.caused_by(
-                        events.TICKET_ASSIGNED,
-                        env,
-                        event_id=d.ids.new_str(),
-                        occurred_at=now,
-                        payload=assigned,
-                        actor=rule_decisions.ACTOR,
-                    ),
+            if ruled is not None:  # a new ticket's ticket.created carries its fields
+                await rule_decisions.announce(
+                    d, conn, env, ruled, now, rule_depth=1, updated=what == "mail threaded"
                 )
         d.outbox.wake()
         self._log.info(

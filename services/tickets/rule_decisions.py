@@ -12,6 +12,7 @@ from datetime import datetime
 import asyncpg
 from switchboard.v1 import common_pb2, events_pb2
 
+from services.runtime import events
 from services.runtime.errors import InvalidArgument
 from services.runtime.identity import Identity
 
@@ -20,6 +21,7 @@ from .deps import Deps
 from .directory import OperatorInfo
 from .domain import Change, FieldEdit, Priority, Status
 from .records import Ticket
+from .repo import summary_pb
 
 ACTOR = common_pb2.Actor(kind=common_pb2.Actor.KIND_SYSTEM, id="routing", display="routing")
 STRATEGY_FLAG = "assign_by_strategy"  # the assigner takes such a ticket (RTE-2)
@@ -137,29 +139,72 @@ async def apply(
             values["assignee_id"] = uuid.UUID(assigned.id)
             values["assignee_name"] = assigned.display_name
             changes.append(Change("assignee", row.assignee_name or "", assigned.display_name))
+    if not changes and not notes:
+        return Applied(row, (), None, None)  # nothing to do: nothing to say either
+
+    async def audit(action: str, comment: str, changed: list[Change]) -> None:
+        await deps.repo.add_audit(
+            conn,
+            id=deps.ids.new(),
+            tenant_id=tenant,
+            ticket_id=row.id,
+            at=now,
+            actor=ACTOR,
+            action=action,
+            changes=changed,
+            comment=comment[: domain.COMMENT_MAX],
+        )
+
     for entry in decision.applied:
-        await deps.repo.add_audit(
-            conn,
-            id=deps.ids.new(),
-            tenant_id=tenant,
-            ticket_id=row.id,
-            at=now,
-            actor=ACTOR,
-            action="rule",
-            comment=f"rule {entry.rule_name}: {entry.action}"[: domain.COMMENT_MAX],
-        )
-    if changes or notes:
-        await deps.repo.add_audit(
-            conn,
-            id=deps.ids.new(),
-            tenant_id=tenant,
-            ticket_id=row.id,
-            at=now,
-            actor=ACTOR,
-            action="update",
-            changes=changes,
-            comment="; ".join(["routing rules", *notes]),
-        )
+        await audit("rule", f"rule {entry.rule_name}: {entry.action}", [])
+    await audit("update", "; ".join(["routing rules", *notes]), changes)
     if values:
         row = await deps.repo.update_fields(conn, tenant, row.id, values, now)
     return Applied(row, tuple(changes), assigned, previous)
+
+
+async def announce(
+    deps: Deps,
+    conn: asyncpg.Connection,
+    cause: events_pb2.EventEnvelope,
+    applied: Applied,
+    now: datetime,
+    *,
+    rule_depth: int,
+    updated: bool = True,
+) -> None:
+    """The events of an applied decision, in the caller's transaction: `ticket.updated`
+    with the changes (unless `updated` is False: a new ticket's `ticket.created` carries
+    them) and `ticket.assigned` when it assigned the ticket."""
+    ticket = summary_pb(applied.row)
+    if updated and applied.changes:
+        payload = events_pb2.TicketUpdated(
+            ticket=ticket,
+            changes=[
+                events_pb2.FieldChange(field=c.field, old_value=c.old, new_value=c.new)
+                for c in applied.changes
+            ],
+            comment="routing rules",
+            action="update",
+            rule_depth=rule_depth,
+        )
+        await _emit(deps, conn, cause, events.TICKET_UPDATED, payload, now)
+    if applied.assigned is not None:
+        assigned = events_pb2.TicketAssigned(ticket=ticket, assignee=applied.assigned.ref())
+        if applied.previous_assignee is not None:
+            assigned.previous.id, assigned.previous.display_name = applied.previous_assignee
+        await _emit(deps, conn, cause, events.TICKET_ASSIGNED, assigned, now)
+
+
+async def _emit(
+    deps: Deps,
+    conn: asyncpg.Connection,
+    cause: events_pb2.EventEnvelope,
+    kind: events.EventType,
+    payload: events_pb2.TicketUpdated | events_pb2.TicketAssigned,
+    now: datetime,
+) -> None:
+    out = events.caused_by(
+        kind, cause, event_id=deps.ids.new_str(), occurred_at=now, payload=payload, actor=ACTOR
+    )
+    await deps.outbox.add(conn, out)

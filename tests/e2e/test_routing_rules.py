@@ -1,6 +1,7 @@
 """Routing rules (issue 18, RTE-1) on the real stack: a rule made through the API applies
 to a mail sent by SMTP — its labels and priority on the ticket and each action in the
 ticket's audit trail as "rule <name>: …" — once-per-ticket rules on a customer's reply,
+rules answering an operator's change (ticket_changed) up to the depth limit,
 the dry run answering which conditions held and changing nothing, versions and order,
 and bad input refused with a 400 naming the field and nothing saved. Each test works in
 a tenant of its own, so no other test's rules apply to its mail."""
@@ -88,6 +89,53 @@ async def test_a_rule_labels_and_prioritises_mail_sent_by_smtp_and_says_so_on_th
     assert other["labels"] == []
     assert other["priority"] == "normal"
     assert not [c for c in await _audit(stack, token, other["id"]) if c.startswith("rule ")]
+
+
+async def test_rules_reading_headers_and_attachments_fetch_them_from_the_stored_mail(
+    stack: Stack,
+) -> None:
+    tenant, token = await _admin(stack)
+    rule = {
+        "name": "請求書",
+        "triggers": ["new_ticket"],
+        "conditions": {
+            "match": "all",
+            "conditions": [
+                {"field": "attachment_type", "operator": "equals", "value": "application/pdf"},
+                {"field": "attachment_name", "operator": "contains", "value": "請求書"},
+                {"field": "header", "name": "X-Mailer", "operator": "starts_with", "value": "acme"},
+            ],
+        },
+        "actions": [{"type": "set_category", "value": "請求"}, {"type": "require_approval"}],
+    }
+    code, body = await api_call(stack, token, "POST", "/api/v1/rules", rule)
+    assert code == 201, body
+
+    async def mail(mailer: str) -> dict[str, Any]:
+        tag = uuid.uuid4().hex[:10]
+        msg = make_mail(f"Invoice {tag}", to=tenant.address)
+        msg["X-Mailer"] = mailer
+        msg.add_attachment(
+            b"%PDF-1.4\n", maintype="application", subtype="pdf", filename="請求書.pdf"
+        )
+        await asyncio.to_thread(send, stack.smtp_port, msg, [tenant.address])
+
+        async def found() -> list[dict[str, Any]]:
+            code, body = await api_get(stack, token, f"/api/v1/tickets?q={tag}")
+            assert code == 200, body
+            return list(body["items"])
+
+        [ticket] = await eventually(found)
+        return ticket
+
+    matched = await mail("ACME Mailer 2.0")
+    assert matched["category"] == "請求"
+    assert matched["labels"] == ["approval-required"]
+    assert "rule 請求書: require approval (label approval-required)" in await _audit(
+        stack, token, matched["id"]
+    )
+    other = await mail("Thunderbird")
+    assert other["category"] in ("", None) and other["labels"] == []
 
 
 async def test_once_per_ticket_rules_run_once_and_others_on_every_customer_reply(
@@ -227,6 +275,23 @@ async def test_dry_run_answers_which_conditions_held_and_changes_nothing(stack: 
         stack, token, "POST", "/api/v1/rules/dry-run", {"ticket_number": 999999, "rule": unsaved}
     )
     assert code == 404 and missing["error"]["field"] == "ticket_number", missing
+    broken = {
+        **unsaved,
+        "conditions": {
+            "match": "all",
+            "conditions": [{"field": "body", "operator": "regex", "value": "(?=x)"}],
+        },
+    }
+    code, refused = await api_call(
+        stack,
+        token,
+        "POST",
+        "/api/v1/rules/dry-run",
+        {"ticket_number": ticket["number"], "rule": broken},
+    )
+    assert code == 400 and refused["error"]["field"] == "rule.conditions.conditions[0].value", (
+        refused
+    )
 
 
 @pytest.mark.parametrize(
@@ -328,9 +393,112 @@ async def test_versions_order_and_conflicts(stack: Stack) -> None:
     code, _gone = await api_get(stack, token, f"/api/v1/rules/{c['id']}")
     assert code == 404
 
+    # every edit is in the operation log, naming the rule
+    async def logged() -> list[str] | None:
+        code, body = await api_get(stack, token, f"/api/v1/operations?target={a['id']}")
+        assert code == 200, body
+        actions = sorted(e["action"] for e in body["items"])
+        return actions if len(actions) >= 2 else None
+
+    assert await eventually(logged) == ["updateRule", "updateRule"]  # the 200 and the 409
+
+    async def deleted() -> list[str] | None:
+        code, body = await api_get(stack, token, "/api/v1/operations?action=deleteRule")
+        assert code == 200, body
+        return [e["target"] for e in body["items"]] or None
+
+    assert await eventually(deleted) == [c["id"]]
+
     # another tenant sees none of them
     _, other = await _admin(stack)
     code, _theirs = await api_get(stack, other, f"/api/v1/rules/{a['id']}")
     assert code == 404
     code, _agent_view = await api_get(stack, await login(stack), "/api/v1/rules")
     assert code == 403  # the demo agent has no manage_rules
+
+
+async def test_ticket_changed_rules_answer_an_operators_change_and_stop_at_the_depth_limit(
+    stack: Stack,
+) -> None:
+    """A label an operator adds makes a rule raise the priority; two rules that undo each
+    other's change (ping → pong → ping …) stop after MAX_DEPTH rounds."""
+    tenant, token = await _admin(stack)
+    rules = [
+        {
+            "name": "vip urgent",
+            "triggers": ["ticket_changed"],
+            "conditions": {
+                "match": "all",
+                "conditions": [{"field": "labels", "operator": "equals", "value": "VIP"}],
+            },
+            "actions": [{"type": "set_priority", "value": "urgent"}],
+        },
+        {
+            "name": "ping",
+            "triggers": ["ticket_changed"],
+            "conditions": {
+                "match": "all",
+                "conditions": [{"field": "labels", "operator": "equals", "value": "ping"}],
+            },
+            "actions": [
+                {"type": "remove_label", "value": "ping"},
+                {"type": "add_label", "value": "pong"},
+                {"type": "stop"},
+            ],
+        },
+        {
+            "name": "pong",
+            "triggers": ["ticket_changed"],
+            "conditions": {
+                "match": "all",
+                "conditions": [{"field": "labels", "operator": "equals", "value": "pong"}],
+            },
+            "actions": [
+                {"type": "remove_label", "value": "pong"},
+                {"type": "add_label", "value": "ping"},
+                {"type": "stop"},
+            ],
+        },
+    ]
+    for r in rules:
+        code, body = await api_call(stack, token, "POST", "/api/v1/rules", r)
+        assert code == 201, body
+    ticket = await _mail(stack, token, tenant, "会員です")
+    assert ticket["priority"] == "normal"  # ticket_changed rules do not run on a new mail
+
+    async def state() -> dict[str, Any]:
+        code, body = await api_get(stack, token, f"/api/v1/tickets/{ticket['id']}")
+        assert code == 200, body
+        return dict(body.get("ticket", body))
+
+    code, body = await api_call(
+        stack, token, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"add_labels": ["vip"]}
+    )
+    assert code == 200, body
+
+    async def urgent() -> dict[str, Any] | None:
+        t = await state()
+        return t if t["priority"] == "urgent" else None
+
+    await eventually(urgent)
+    assert "rule vip urgent: set priority urgent" in await _audit(stack, token, ticket["id"])
+
+    code, body = await api_call(
+        stack, token, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"add_labels": ["ping"]}
+    )
+    assert code == 200, body
+
+    def rounds(audit: list[str]) -> int:
+        return sum(
+            1 for c in audit if c.startswith(("rule ping: add label", "rule pong: add label"))
+        )
+
+    async def three() -> bool:
+        return rounds(await _audit(stack, token, ticket["id"])) >= 3
+
+    await eventually(three)
+    await asyncio.sleep(2)  # a fourth round, were there one, would have come by now
+    audit = await _audit(stack, token, ticket["id"])
+    assert rounds(audit) == 3, audit
+    t = await state()
+    assert "pong" in t["labels"] and "ping" not in t["labels"]  # ping → pong → ping → pong

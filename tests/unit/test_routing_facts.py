@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from switchboard.v1 import common_pb2, events_pb2
+from switchboard.v1 import common_pb2, events_pb2, tickets_pb2
 
 from services.routing import rules_facts
 from services.routing.rules.model import Attachment, Decision
@@ -119,3 +119,15 @@ def test_the_decision_travels_and_tickets_reads_it_back() -> None:
     assert set(edit.add_flags) == {"assign_by_strategy", "spam"}
     untouched = rule_decisions.edit_of(rules_facts.decision_pb(Decision(priority="low")))
     assert untouched.category is None and untouched.status is None and not untouched.add_flags
+
+
+def test_a_stored_tickets_rules_read_its_latest_mail_that_came_in() -> None:
+    found = tickets_pb2.GetTicketResponse()
+    first = found.messages.add(id="m1", channel="smtp")
+    first.mail.subject = "返品"
+    found.messages.add(id="memo", channel="phone")  # a phone memo: no mail
+    ours = found.messages.add(id="m2", channel="sent")
+    ours.mail.subject = "Re: 返品"
+    reply = found.messages.add(id="m3", channel="imap")
+    reply.mail.subject = "Re: Re: 返品"
+    assert [m.id for m in rules_facts.customer_mails(found)] == ["m1", "m3"]
