@@ -13,7 +13,12 @@ from .deps import Deps
 
 
 class TicketsApi(
-    AssignApi, TicketsCoreApi, LocksApi, ContactsApi, RulesApi, tickets_pb2_grpc.TicketsServiceServicer
+    AssignApi,
+    TicketsCoreApi,
+    LocksApi,
+    ContactsApi,
+    RulesApi,
+    tickets_pb2_grpc.TicketsServiceServicer,
 ):
     def __init__(self, deps: Deps) -> None:
         self._deps = deps

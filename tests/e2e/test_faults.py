@@ -4,7 +4,6 @@ duplicates nothing; SIGTERM shuts a service down gracefully."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import signal
 import threading
