@@ -165,6 +165,12 @@ async def test_an_administrator_builds_a_rule_tries_it_and_a_mail_arrives_labell
         ).to_be_visible(timeout=15000)
         await expect(notes.filter(has_text="assigned by least loaded")).to_be_visible()
         await shot(agent, "routing-ticket-routed")
+        # and in Japanese
+        await agent.get_by_test_id("lang").click()
+        await expect(
+            notes.filter(has_text="ルール「返品ルール」：ラベルを付ける: 返品").first
+        ).to_be_visible()
+        await expect(notes.filter(has_text="担当の少ない人に割り当て")).to_be_visible()
     finally:
         await ctx.close()
         await agent_ctx.close()

@@ -75,6 +75,7 @@ const NOTES: Record<string, Key> = {
   "the customer replied": "audit.note.customer_replied",
   "assigned to the operator who started the reply": "audit.note.assigned_on_reply",
   // routing's assignment (issue 18)
+  "routing rules": "audit.note.routing_rules",
   "assigned by least loaded": "audit.note.by_least_loaded",
   "assigned by round robin": "audit.note.by_round_robin",
 };
