@@ -5,8 +5,9 @@ stack like `make run`'s.
 The tickets arrive by SMTP while the inbox's strategy is manual (so they wait); the 200
 operators, made through the API, come online; then the strategy is set to least loaded
 and the clock runs from that request to the moment tickets' database holds the 1,000th
-assignment. Printed as JSON with the operators over capacity (must be 0), from tickets'
-own rows, and what routing's load counters say.
+assignment (and to routing's load counters holding them all: its pass commits after
+tickets' answers). Printed as JSON with the operators over capacity (must be 0), from
+tickets' own rows.
 """
 
 from __future__ import annotations
@@ -131,13 +132,18 @@ async def run(stack: Stack) -> dict[str, Any]:
             )
             await asyncio.sleep(0.005)
         took = time.perf_counter() - started
+        loads = 0  # routing's counters move when its pass commits, after tickets' answers
+        while loads < assigned and time.perf_counter() - started < 120:
+            loads = await routing_db.fetchval(
+                "SELECT coalesce(sum(tickets), 0) FROM assign_loads WHERE tenant_id = $1",
+                tenant_id,
+            )
+            await asyncio.sleep(0.005)
+        committed = time.perf_counter() - started
         per_operator = await tickets_db.fetch(
             "SELECT assignee_id, count(*) AS n FROM tickets WHERE tenant_id = $1"
             " AND assignee_id IS NOT NULL GROUP BY assignee_id",
             tenant_id,
-        )
-        loads = await routing_db.fetchval(
-            "SELECT coalesce(sum(tickets), 0) FROM assign_loads WHERE tenant_id = $1", tenant_id
         )
     finally:
         await tickets_db.close()
@@ -148,6 +154,7 @@ async def run(stack: Stack) -> dict[str, Any]:
         "capacity": CAPACITY,
         "assigned": assigned,
         "seconds_to_all_assigned": round(took, 3),
+        "seconds_to_routing_counters": round(committed, 3),
         "operators_over_capacity": sum(1 for r in per_operator if r["n"] > CAPACITY),
         "routing_load_counters_total": loads,
     }

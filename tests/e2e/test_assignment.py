@@ -319,3 +319,44 @@ async def test_a_ticket_handed_to_the_strategy_is_assigned_in_a_manual_inbox(sta
     assert ticket["assignee"]["id"] == team.ops["ann"][0]
     still = await _one(stack, team, f"{tag} plain")
     assert still is not None and still["id"] == plain["id"] and still["assignee"] is None
+
+
+async def test_tickets_assigns_for_the_assigner_only_if_still_unassigned(stack: Stack) -> None:
+    """tickets.AssignTicket, the precondition the assigner relies on: a ticket someone was
+    given meanwhile is not given again (the answer says so, with the ticket as it is); an
+    operator's call is refused."""
+    import grpc
+    from switchboard.v1 import tickets_pb2, tickets_pb2_grpc
+
+    from services.runtime.identity import Identity
+
+    team = await _team(stack, ("ann", "bob"))
+    tag = f"precond{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(_mail, stack, team, f"{tag} one")
+    ticket = await eventually(lambda: _one(stack, team, f"{tag} one"), timeout=30, every=0.3)
+    (ann, _), (bob, _) = team.ops["ann"], team.ops["bob"]
+    routing = Identity(tenant_id=team.tenant.tenant_id, display_name="routing").metadata()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.config.ports.grpc['tickets']}") as ch:
+        stub = tickets_pb2_grpc.TicketsServiceStub(ch)
+
+        def ask(assignee: str, expected: str) -> tickets_pb2.AssignTicketRequest:
+            return tickets_pb2.AssignTicketRequest(
+                ticket_id=ticket["id"], assignee_id=assignee, expected_assignee_id=expected
+            )
+
+        first = await stub.AssignTicket(ask(ann, ""), metadata=routing, timeout=10)
+        assert first.assigned and first.ticket.assignee.id == ann
+        again = await stub.AssignTicket(ask(bob, ""), metadata=routing, timeout=10)
+        assert not again.assigned and again.ticket.assignee.id == ann
+        back = await stub.AssignTicket(ask("", ann), metadata=routing, timeout=10)
+        assert back.assigned and not back.ticket.HasField("assignee")
+        operator = Identity(
+            tenant_id=team.tenant.tenant_id, operator_id=ann, inboxes=None, display_name="ann"
+        ).metadata()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.AssignTicket(ask(ann, ""), metadata=operator, timeout=10)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    code, audit = await api_call(stack, team.admin, "GET", f"/api/v1/tickets/{ticket['id']}/audit")
+    assert code == 200, audit
+    changes = [c for e in audit["items"] for c in e["changes"] if c["field"] == "assignee"]
+    assert len(changes) == 2  # given to ann, taken back; bob's never happened
