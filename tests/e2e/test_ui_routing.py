@@ -289,6 +289,26 @@ async def test_a_refused_pattern_is_shown_at_its_condition_in_japanese_and_nothi
         await ctx.close()
 
 
+ICAL = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//test//routing//JA
+BEGIN:VEVENT
+UID:obon@test
+DTSTART;VALUE=DATE:20270813
+DTEND;VALUE=DATE:20270814
+SUMMARY:お盆休み
+END:VEVENT
+BEGIN:VEVENT
+UID:nenmatsu@test
+DTSTART;VALUE=DATE:20271230
+DTEND;VALUE=DATE:20271231
+RRULE:FREQ=YEARLY
+SUMMARY:年末
+END:VEVENT
+END:VCALENDAR
+"""
+
+
 async def test_a_calendar_lists_japans_holidays_and_refuses_a_slot_ending_before_it_starts(
     stack: Stack, browser: Browser
 ) -> None:
@@ -336,6 +356,22 @@ async def test_a_calendar_lists_japans_holidays_and_refuses_a_slot_ending_before
         assert cal["public_holidays"] == "JP"
         assert cal["slots"][1]["crosses_midnight"] is True
         assert [h["name"] for h in cal["holidays"]] == ["創立記念日"]
+        # closed days imported from an iCal file's whole-day events, one of them yearly
+        await page.get_by_test_id("admin-edit").click()
+        form = page.get_by_test_id("calendar-form")
+        ical = form.get_by_test_id("ical")
+        await ical.locator("summary").click()
+        await ical.get_by_test_id("ical-text").fill(ICAL)
+        await ical.get_by_test_id("ical-import").click()
+        await expect(form.get_by_test_id("form-note")).to_have_text("休業日を2日取り込みました。")
+        names = form.get_by_test_id("holiday-name")
+        await expect(names).to_have_count(3)
+        await expect(
+            form.get_by_test_id("holiday").filter(has=page.locator("[value=お盆休み]"))
+        ).to_have_count(1)
+        [cal] = (await ok(stack, admin, "GET", "/api/v1/calendars"))["calendars"]
+        assert sorted(h["name"] for h in cal["holidays"]) == ["お盆休み", "創立記念日", "年末"]
+        assert next(h for h in cal["holidays"] if h["name"] == "年末")["yearly"] is True
         await shot(page, "routing-calendar-ja")
     finally:
         await ctx.close()
@@ -402,8 +438,30 @@ async def test_a_tickets_sla_due_time_counts_down_and_turns_breached_as_the_cloc
     stack: Stack, browser: Browser
 ) -> None:
     tenant, admin = await admin_of(stack)
+    _, ada = await operator(stack, admin, tenant, "Ada Admin", ["admin"])
     _, aiko = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
-    await sla_policy(stack, admin, tenant, 3)
+    # the policy, made in the administration: 3 minutes to a first response around the
+    # clock, warned 1 minute before
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, ada, PASSWORD)
+        await open_admin(page, "sla")
+        await page.get_by_test_id("admin-new").click()
+        form = page.get_by_test_id("sla-form")
+        await form.get_by_test_id("sla-name").fill("Fast answers")
+        await form.get_by_test_id("sla-inboxes").get_by_label("Help").check()
+        await form.get_by_test_id("sla-first_response_minutes").fill("3")
+        await form.get_by_test_id("sla-warning-value").fill("1")
+        await form.get_by_test_id("admin-save").click()
+        await expect(page.get_by_test_id("admin-row")).to_contain_text("Fast answers")
+        await expect(page.get_by_test_id("admin-row")).to_contain_text("3 min")
+    finally:
+        await ctx.close()
+    [policy] = (await ok(stack, admin, "GET", "/api/v1/sla-policies"))["policies"]
+    assert policy["inbox_ids"] == [tenant.inbox_id] and policy["calendar_id"] is None
+    assert policy["first_response_minutes"] == 3 and policy["warning"] == {"before_minutes": 1}
+    assert policy["pause_statuses"] == ["pending"]
     subject = f"Where is my parcel {uuid.uuid4().hex[:6]}"
     await mail_in(stack, tenant.address, subject)
     ticket = await ticket_by_subject(stack, admin, subject)
