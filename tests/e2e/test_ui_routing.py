@@ -199,6 +199,18 @@ async def make_rule(stack: Stack, admin: str, name: str, label: str) -> dict[str
     return rule
 
 
+RULE_FIELDS = (
+    "name",
+    "inbox_id",
+    "enabled",
+    "triggers",
+    "conditions",
+    "actions",
+    "once_per_ticket",
+    "business_hours",
+)
+
+
 async def rule_names(stack: Stack, admin: str) -> list[str]:
     return [r["name"] for r in (await ok(stack, admin, "GET", "/api/v1/rules"))["rules"]]
 
@@ -239,6 +251,29 @@ async def test_rules_reorder_by_dragging_and_by_buttons_and_switch_off(
         stored = (await ok(stack, admin, "GET", "/api/v1/rules"))["rules"]
         assert [r["enabled"] for r in stored] == [True, False, True]
         await shot(page, "routing-rules-list")
+        # its versions: switched off is the second
+        await rows.nth(1).get_by_test_id("rule-edit").click()
+        versions = page.get_by_test_id("rule-versions")
+        await versions.locator("summary").click()
+        await expect(versions.get_by_test_id("rule-version")).to_have_count(2)
+        await expect(versions.get_by_test_id("rule-version").first).to_contain_text("version 2")
+        await expect(versions.get_by_test_id("rule-version").first).to_contain_text("(off)")
+        # saved by someone else meanwhile: this form's save is refused, saying so
+        c_third = next(r for r in stored if r["name"] == "C third")
+        await ok(
+            stack,
+            admin,
+            "PUT",
+            f"/api/v1/rules/{c_third['id']}",
+            {**{k: c_third[k] for k in RULE_FIELDS}, "name": "C renamed", "version": 2},
+        )
+        form = page.get_by_test_id("rule-form")
+        await form.get_by_test_id("rule-name").fill("C mine")
+        await form.get_by_test_id("rule-save").click()
+        await expect(form.get_by_test_id("form-error")).to_contain_text(
+            "Someone else saved this meanwhile"
+        )
+        assert "C renamed" in await rule_names(stack, admin)
     finally:
         await ctx.close()
 

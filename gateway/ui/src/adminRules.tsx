@@ -3,6 +3,7 @@ import { api } from "./api";
 import { Ctx, Lookups, Section } from "./adminTypes";
 import { Dialog } from "./Dialog";
 import { errorText } from "./errors";
+import { useFormat } from "./format";
 import { Key, useI18n } from "./i18n";
 import { FormEnd } from "./routingForm";
 import { about, Calendar, formError } from "./routingTypes";
@@ -148,6 +149,39 @@ function DryRun({ rule, lookups, calendars, setHeld }: { rule: Rule; lookups: Lo
   );
 }
 
+/** A stored rule's versions, newest first: which, when, by whom (each edit is kept). */
+function Versions({ id, lookups }: { id: string; lookups: Lookups }) {
+  const { t } = useI18n();
+  const { dateTime } = useFormat();
+  const [versions, setVersions] = useState<(Rule & { updated_at: string; updated_by: string | null })[]>([]);
+  useEffect(() => {
+    void api
+      .get<{ versions: (Rule & { updated_at: string; updated_by: string | null })[] }>(`/rules/${id}/versions`)
+      .then((r) => setVersions(r.versions))
+      .catch(() => {});
+  }, [id]);
+  if (versions.length === 0) return null;
+  return (
+    <details className="policy-box" data-testid="rule-versions">
+      <summary>{t("rule.versions", { n: versions.length })}</summary>
+      <ul className="dry-conds">
+        {versions.map((v) => (
+          <li key={v.version} data-testid="rule-version">
+            {t("rule.version_line", {
+              v: v.version ?? 0,
+              at: dateTime(v.updated_at),
+              name: lookups.operators.find((o) => o.value === v.updated_by)?.label ?? "—",
+            })}
+            {" · "}
+            {v.name}
+            {v.enabled ? "" : ` (${t("rt.disabled")})`}
+          </li>
+        ))}
+      </ul>
+    </details>
+  );
+}
+
 function RuleForm({ rule, lookups, calendars, done }: { rule: Rule | "new"; lookups: Lookups; calendars: Calendar[]; done: (saved: boolean) => void }) {
   const { t } = useI18n();
   const [r, setR] = useState<Rule>(() => (rule === "new" ? blankRule() : structuredClone(rule)));
@@ -237,7 +271,10 @@ function RuleForm({ rule, lookups, calendars, done }: { rule: Rule | "new"; look
         </div>
         <FormEnd error={error} done={done} saveId="rule-save" />
       </form>
-      <DryRun rule={r} lookups={lookups} calendars={calendars} setHeld={setHeld} />
+      <div className="rule-side">
+        <DryRun rule={r} lookups={lookups} calendars={calendars} setHeld={setHeld} />
+        {rule !== "new" && rule.id && <Versions id={rule.id} lookups={lookups} />}
+      </div>
     </div>
   );
 }

@@ -95,6 +95,8 @@ export function pathWords(field: string, t: T): string {
  * field path, so the row it is about can be marked. */
 export function formError(e: unknown, t: T): { text: string; field: string } {
   const field = e instanceof ApiError ? (e.field ?? "") : "";
+  // a refusal with words of its own (a version saved meanwhile) says them as they are
+  if (e instanceof ApiError && has(`error.${e.code}.${field}`)) return { text: errorText(e, t), field };
   const text = errorText(e instanceof ApiError && field ? new ApiError(e.status, e.code, e.message, undefined, e.body) : e, t);
   return { text: field ? t("rt.field", { field: pathWords(field, t), text }) : text, field };
 }
