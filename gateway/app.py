@@ -19,6 +19,7 @@ from services.runtime.metrics import Metrics, http_middleware
 from . import (
     routes_accounts,
     routes_approvals,
+    routes_assignment,
     routes_compose,
     routes_contacts,
     routes_ingestion,
@@ -27,6 +28,8 @@ from . import (
     routes_notices,
     routes_operations,
     routes_outbound,
+    routes_rules,
+    routes_sla,
     routes_tickets,
     static,
 )
@@ -50,6 +53,9 @@ ROUTE_MODULES = (
     routes_compose,
     routes_outbound,
     routes_approvals,
+    routes_assignment,
+    routes_sla,
+    routes_rules,
     static,
 )
 

@@ -13,6 +13,9 @@ from switchboard.v1 import (
     composition_pb2_grpc,
     ingestion_pb2_grpc,
     outbound_pb2_grpc,
+    routing_assign_pb2_grpc,
+    routing_pb2_grpc,
+    routing_sla_pb2_grpc,
     tickets_pb2_grpc,
 )
 
@@ -62,6 +65,9 @@ class Deps:
         self.composition = composition_pb2_grpc.CompositionServiceStub(self.channels["composition"])  # type: ignore[no-untyped-call,unused-ignore]
         self.outbound = outbound_pb2_grpc.OutboundServiceStub(self.channels["outbound"])  # type: ignore[no-untyped-call,unused-ignore]
         self.approval = approval_pb2_grpc.ApprovalServiceStub(self.channels["approval"])  # type: ignore[no-untyped-call,unused-ignore]
+        self.assignment = routing_assign_pb2_grpc.AssignmentServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]
+        self.sla = routing_sla_pb2_grpc.SlaServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]
+        self.routing = routing_pb2_grpc.RoutingServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]
         self.redis = redis_client.connect(settings.redis_url)
         self.sessions = SessionResolver(
             self.channels["accounts"], self.redis, settings.session_cache_s

@@ -44,6 +44,7 @@ SORTS = {
     "inbox": tickets_pb2.SORT_FIELD_INBOX,
     "number": tickets_pb2.SORT_FIELD_NUMBER,
     "last_message_at": tickets_pb2.SORT_FIELD_LAST_MESSAGE_AT,
+    "sla_due_at": tickets_pb2.SORT_FIELD_SLA_DUE_AT,
 }
 VIEWS = {
     "editing": tickets_pb2.TICKET_VIEW_EDITING,

@@ -62,6 +62,7 @@ def ticket(t: events_pb2.TicketSummary) -> dict[str, Any]:
         "lock": lock(t.lock) if t.HasField("lock") else None,
         "editing": t.editing,
         "awaiting_approval": t.awaiting_approval,
+        "sla_due_at": iso(t.sla_due_at),
     }
 
 

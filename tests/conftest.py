@@ -140,6 +140,8 @@ async def stack(
             "tickets": {"SB_SEARCH_PER_MINUTE": str(SEARCH_PER_MINUTE)},
             # Stage deadlines swept often, so that a reminder shows within a second.
             "approval": {"SB_REMIND_EVERY_S": "0.5"},
+            # The assigner looks again often (tiers widen, presences lapse).
+            "routing": {"SB_ASSIGN_EVERY_S": "1"},
             # Tests send X-Forwarded-For to appear from other client addresses (SEC-2).
             "gateway": {"SB_TRUSTED_PROXIES": "127.0.0.1"},
             # A short login lock and small delays, so the brute-force test ends quickly.

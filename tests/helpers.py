@@ -6,13 +6,16 @@ import asyncio
 import smtplib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
 import aiohttp
+import nats
+from switchboard.v1.events_pb2 import EventEnvelope
 
 from services.devstack.stack import Stack
 from tests.conftest import DEMO_PASSWORD
@@ -112,6 +115,23 @@ async def eventually(
             return last
         await asyncio.sleep(every)
     raise AssertionError(f"not reached within {timeout}s (last: {last!r})")
+
+
+@asynccontextmanager
+async def published(stack: Stack, subject: str) -> AsyncIterator[list[EventEnvelope]]:
+    """Every event published on `subject` (a wildcard like `sb.approval.>`) meanwhile,
+    as core NATS sees them go by."""
+    got: list[EventEnvelope] = []
+    nc = await nats.connect(stack.nats_url)
+
+    async def on_msg(msg: Any) -> None:
+        got.append(EventEnvelope.FromString(msg.data))
+
+    await nc.subscribe(subject, cb=on_msg)
+    try:
+        yield got
+    finally:
+        await nc.close()
 
 
 @dataclass(frozen=True)

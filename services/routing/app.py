@@ -1,5 +1,5 @@
 """routing's composition root: message.received → (tickets.ResolveThread, for mail that
-is not our own) → message.routed."""
+is not our own) → the rules (rules_wiring) → message.routed; the RoutingService API."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from services.runtime.identity import Identity
 from services.runtime.outbox import first_time
 from services.runtime.service import ServiceRuntime
 
-from . import domain
+from . import assign_wiring, domain, rules_wiring, sla_wiring
 
 MESSAGES = registry.ROUTING_MESSAGES
 
@@ -26,6 +26,8 @@ async def main() -> int:
     await rt.open_bus()
     outbox = rt.open_outbox()
     tickets = tickets_pb2_grpc.TicketsServiceStub(rt.channel("tickets"))
+    server = rt.grpc_server()
+    rules = await rules_wiring.wire(rt, db, server)
 
     async def thread_of(
         env: events_pb2.EventEnvelope, received: events_pb2.MessageReceived
@@ -45,11 +47,15 @@ async def main() -> int:
 
     async def on_received(env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
         received = events.payload_of(env, events.MESSAGE_RECEIVED)
+        existing = None
         if domain.needs_thread_lookup(received):
             thread = await thread_of(env, received)
             routed = domain.route(received, thread.ticket_id, thread.reason)
+            routed.new_ticket_id = rt.ids.new_str()
+            existing = thread.ticket if thread.HasField("ticket") else None
         else:
             routed = domain.route(received)
+        runs = await rules.decide(env, received, routed, existing)
         out = events.caused_by(
             events.MESSAGE_ROUTED,
             env,
@@ -61,9 +67,11 @@ async def main() -> int:
         async with db.transaction() as conn:
             if not await first_time(conn, MESSAGES.durable, env):
                 return
+            await rules.note(conn, runs)
             await outbox.add(conn, out)
         outbox.wake()
 
     await rt.add_consumer(MESSAGES, on_received)
-    rt.grpc_server()
+    await assign_wiring.wire(rt, db, server)
+    await sla_wiring.wire(rt, db, outbox, server)
     return await rt.serve()

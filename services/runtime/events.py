@@ -78,6 +78,9 @@ APPROVAL_CANCELLED = EventType("approval.cancelled", APPROVAL, "approval_changed
 APPROVAL_VOIDED = EventType("approval.voided", APPROVAL, "approval_changed")
 APPROVAL_SENT = EventType("approval.sent", APPROVAL, "approval_changed")
 APPROVAL_REMINDED = EventType("approval.reminded", APPROVAL, "approval_changed")
+SLA_WARNING = EventType("sla.warning", ROUTING, "sla_alert")
+SLA_BREACHED = EventType("sla.breached", ROUTING, "sla_alert")
+SLA_CHANGED = EventType("sla.changed", ROUTING, "sla_changed")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -109,6 +112,9 @@ EVENT_TYPES = {
         APPROVAL_VOIDED,
         APPROVAL_SENT,
         APPROVAL_REMINDED,
+        SLA_WARNING,
+        SLA_BREACHED,
+        SLA_CHANGED,
     )
 }
 

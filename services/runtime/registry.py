@@ -25,7 +25,35 @@ from .events import Stream
 ROUTING_MESSAGES = ConsumerSpec(
     events.INGEST, "routing__messages", (events.MESSAGE_RECEIVED.subject,)
 )
+# Assignment (issue 18, RTE-2): routing keeps its own row of every ticket and the
+# operators' load counters from tickets' events.
+ROUTING_TICKETS = ConsumerSpec(
+    events.TICKETS,
+    "routing__tickets",
+    (
+        events.TICKET_CREATED.subject,
+        events.TICKET_UPDATED.subject,
+        events.TICKET_ASSIGNED.subject,
+        events.TICKET_MESSAGE_ADDED.subject,
+    ),
+)
+# SLA clocks (issue 18, RTE-4): routing keeps each ticket's SLA facts from its events.
+ROUTING_SLA = ConsumerSpec(
+    events.TICKETS,
+    "routing__sla",
+    (
+        events.TICKET_CREATED.subject,
+        events.TICKET_MESSAGE_ADDED.subject,
+        events.TICKET_UPDATED.subject,
+    ),
+)
+# routing's ticket_changed rules (RTE-1) answer every ticket change
+ROUTING_TICKET_CHANGES = ConsumerSpec(
+    events.TICKETS, "routing__ticket_changes", (events.TICKET_UPDATED.subject,)
+)
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
+# routing's soonest SLA due time of each ticket, kept so lists sort by it (issue 18).
+TICKETS_SLA = ConsumerSpec(events.ROUTING, "tickets__sla", (events.SLA_CHANGED.subject,))
 TICKETS_DRAFTS = ConsumerSpec(events.COMPOSE, "tickets__drafts", (events.DRAFT_CHANGED.subject,))
 # A late virus verdict may come before its mail is filed (routing behind): retried for
 # about an hour before it is dead-lettered.
@@ -141,15 +169,22 @@ SERVICES: tuple[Component, ...] = (
         7102,
         database=True,
         streams=(events.ROUTING,),
-        consumers=(ROUTING_MESSAGES,),
-        calls=("tickets",),
+        consumers=(ROUTING_MESSAGES, ROUTING_TICKETS, ROUTING_SLA, ROUTING_TICKET_CHANGES),
+        calls=("tickets", "ingestion", "accounts"),
     ),
     _service(
         "tickets",
         7103,
         database=True,
         streams=(events.TICKETS,),
-        consumers=(TICKETS_ROUTED, TICKETS_DRAFTS, TICKETS_SCANS, TICKETS_SENDS, TICKETS_APPROVALS),
+        consumers=(
+            TICKETS_ROUTED,
+            TICKETS_DRAFTS,
+            TICKETS_SCANS,
+            TICKETS_SENDS,
+            TICKETS_APPROVALS,
+            TICKETS_SLA,
+        ),
         calls=("accounts",),
     ),
     _service(

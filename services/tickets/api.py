@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from switchboard.v1 import tickets_pb2_grpc
 
+from .api_assign import AssignApi
 from .api_contacts import ContactsApi
 from .api_locks import LocksApi
+from .api_rules import RulesApi
 from .api_tickets import TicketsCoreApi
 from .deps import Deps
 
 
-class TicketsApi(TicketsCoreApi, LocksApi, ContactsApi, tickets_pb2_grpc.TicketsServiceServicer):
+class TicketsApi(
+    AssignApi,
+    TicketsCoreApi,
+    LocksApi,
+    ContactsApi,
+    RulesApi,
+    tickets_pb2_grpc.TicketsServiceServicer,
+):
     def __init__(self, deps: Deps) -> None:
         self._deps = deps

@@ -39,6 +39,14 @@ from .repo import summary_pb
 _MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9][A-Za-z0-9._+-]{0,99}(?:@[A-Za-z0-9.-]{1,253})?)")
 
 
+def actor_of(ident: Identity) -> common_pb2.Actor:
+    """Who a change is by: the operator, or the service that called (routing's assigner
+    names itself in its identity's display name)."""
+    if ident.operator_id:
+        return identity.operator_actor(ident)
+    return events.system_actor(ident.display_name or "system")
+
+
 def mentioned_logins(body: str) -> list[str]:
     """The logins "@mentioned" in a comment, lower case, trailing dots dropped."""
     return [m.rstrip(".").lower() for m in _MENTION.findall(body)]
@@ -56,6 +64,7 @@ _SORTS = {
     tickets_pb2.SORT_FIELD_INBOX: query.Sort.INBOX,
     tickets_pb2.SORT_FIELD_NUMBER: query.Sort.NUMBER,
     tickets_pb2.SORT_FIELD_LAST_MESSAGE_AT: query.Sort.LAST_MESSAGE_AT,
+    tickets_pb2.SORT_FIELD_SLA_DUE_AT: query.Sort.SLA_DUE_AT,
 }
 _VIEWS = {
     tickets_pb2.TICKET_VIEW_EDITING: query.View.EDITING,
@@ -111,7 +120,7 @@ class TicketsCoreApi:
             tenant_id=ident.tenant_id,
             occurred_at=d.clock.now(),
             payload=payload,
-            actor=identity.operator_actor(ident),
+            actor=actor_of(ident),
             correlation_id=ident.correlation_id,
         )
         await d.outbox.add(conn, env)
@@ -172,7 +181,7 @@ class TicketsCoreApi:
             tenant_id=ident.tenant_id,
             ticket_id=ticket_id,
             at=d.clock.now(),
-            actor=identity.operator_actor(ident),
+            actor=actor_of(ident),
             action=action,
             changes=changes,
             comment=comment,
@@ -316,9 +325,16 @@ class TicketsCoreApi:
         self, request: tickets_pb2.GetTicketRequest, context: Context
     ) -> tickets_pb2.GetTicketResponse:
         ident = identity.require_tenant()
-        found = await self._deps.repo.get(
-            ident.tenant_id, parse_uuid(request.ticket_id, "ticket_id")
-        )
+        if not request.ticket_id and request.number > 0:  # by its number (routing's dry run)
+            by_number = await self._deps.repo.ticket_by_number(
+                self._deps.db.pool, ident.tenant_id, request.number
+            )
+            if by_number is None:
+                raise NotFound("no such ticket", field="number")
+            wanted = by_number
+        else:
+            wanted = parse_uuid(request.ticket_id, "ticket_id")
+        found = await self._deps.repo.get(ident.tenant_id, wanted)
         if found is None or not ident.sees_inbox(found[0].inbox_id):
             raise NotFound("no such ticket", field="ticket_id")
         row, msgs, comments = found
@@ -415,7 +431,9 @@ class TicketsCoreApi:
                 sender_is_participant=await d.repo.is_participant(pool, tenant, row.id, sender),
             )
             if thread_rules.may_join(found, inbox_id):
-                return tickets_pb2.ResolveThreadResponse(ticket_id=str(row.id), reason=reason)
+                return tickets_pb2.ResolveThreadResponse(
+                    ticket_id=str(row.id), reason=reason, ticket=summary_pb(row)
+                )
         return tickets_pb2.ResolveThreadResponse()
 
     async def MintMessageId(

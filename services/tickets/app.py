@@ -25,6 +25,7 @@ from .repo import TicketsRepo
 from .scans import ScanVerdicts
 from .search_limit import SearchLimiter
 from .send_audit import SendAudit
+from .sla_due import SlaDueTimes
 
 ROUTED = registry.TICKETS_ROUTED
 DRAFTS = registry.TICKETS_DRAFTS
@@ -84,6 +85,7 @@ async def main() -> int:
     await rt.add_consumer(SCANS, ScanVerdicts(deps).on_scanned)
     await rt.add_consumer(SENDS, SendAudit(deps).on_send)
     await rt.add_consumer(APPROVALS, ApprovalTracker(deps).on_approval)
+    await rt.add_consumer(registry.TICKETS_SLA, SlaDueTimes(deps).on_sla_changed)
     server = rt.grpc_server()
     server.add(
         tickets_pb2_grpc.add_TicketsServiceServicer_to_server,

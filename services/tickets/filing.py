@@ -11,7 +11,7 @@ from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
 from services.runtime.outbox import first_time
 
-from . import domain, thread_rules
+from . import domain, rule_decisions, thread_rules
 from .deps import Deps
 from .repo import summary_pb
 
@@ -22,6 +22,14 @@ class Filing:
     def __init__(self, deps: Deps) -> None:
         self._d = deps
         self._log = log.get("tickets.filing")
+
+    def _new_id(self, routed: events_pb2.MessageRouted) -> str:
+        """A new ticket's id: the one routing minted for it (so its once-per-ticket rules
+        know the ticket), else a fresh one."""
+        try:
+            return str(uuid.UUID(routed.new_ticket_id))
+        except ValueError:
+            return self._d.ids.new_str()
 
     async def on_routed(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
         d = self._d
@@ -35,6 +43,8 @@ class Filing:
         summary = events_pb2.MailSummary()
         summary.CopyFrom(mail)
         summary.ClearField("search_text")
+        decided = routed.decision if routed.HasField("decision") and not ours else None
+        names = await rule_decisions.names(d, tenant, decided) if decided else None
         async with d.db.transaction() as conn:
             if not await first_time(conn, ROUTED_DURABLE, env):
                 return
@@ -72,7 +82,7 @@ class Filing:
                         )
                     )
             if target is None or join is thread_rules.Join.NEW:
-                new = domain.ticket_for_new_message(d.ids.new_str(), routed)
+                new = domain.ticket_for_new_message(self._new_id(routed), routed)
                 number = await d.repo.next_number(conn, tenant)
                 row = await d.repo.insert_ticket(
                     conn, tenant, new, now, number=number, contact_id=contact_id, message_count=1
@@ -88,6 +98,10 @@ class Filing:
                     action="create",
                     changes=[domain.Change("status", "", row.status)],
                 )
+                ruled = None
+                if decided is not None and names is not None:
+                    ruled = await rule_decisions.apply(d, conn, tenant, row, decided, names, now)
+                    row = ruled.row
                 payload = events_pb2.TicketCreated(
                     ticket=summary_pb(row),
                     message_id=routed.message_id,
@@ -135,6 +149,10 @@ class Filing:
                         comment="a stranger wrote" if stranger else "the customer replied",
                     )
                 row = await d.repo.update_fields(conn, tenant, target.id, values, now)
+                ruled = None
+                if decided is not None and names is not None:
+                    ruled = await rule_decisions.apply(d, conn, tenant, row, decided, names, now)
+                    row = ruled.row
                 out = events.caused_by(
                     events.TICKET_MESSAGE_ADDED,
                     env,
@@ -152,6 +170,10 @@ class Filing:
                 )
                 what = "mail threaded"
             await d.outbox.add(conn, out)
+            if ruled is not None:  # a new ticket's ticket.created carries its fields
+                await rule_decisions.announce(
+                    d, conn, env, ruled, now, rule_depth=1, updated=what == "mail threaded"
+                )
         d.outbox.wake()
         self._log.info(
             what,

@@ -10,7 +10,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +32,11 @@ class Sort(StrEnum):
     INBOX = "inbox"
     NUMBER = "number"
     LAST_MESSAGE_AT = "last_message_at"
+    SLA_DUE_AT = "sla_due_at"
+
+
+# A ticket without a running SLA sorts as due at the end of time (migration 009's index).
+NO_SLA_DUE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 _PRIORITY_RANK = (
@@ -53,6 +58,7 @@ SORT_SQL: dict[Sort, tuple[str, str]] = {
     Sort.INBOX: ("lower(t.inbox_name)", "text"),
     Sort.NUMBER: ("t.number", "int"),
     Sort.LAST_MESSAGE_AT: ("coalesce(t.last_message_at, t.received_at)", "time"),
+    Sort.SLA_DUE_AT: ("coalesce(t.sla_due_at, timestamptz '9999-12-31 00:00:00+00')", "time"),
 }
 # For a caller without see_customer_addresses (SEC-6) the sorts that hold customer data
 # order by what is left of it without addresses and phone numbers (sb_unaddressed,
@@ -154,6 +160,8 @@ def sort_value(row: Ticket, sort: Sort) -> Any:
         return str(row.inbox_name).lower()
     if sort is Sort.LAST_MESSAGE_AT:
         return row.last_message_at or row.received_at
+    if sort is Sort.SLA_DUE_AT:
+        return row.sla_due_at or NO_SLA_DUE
     return getattr(row, sort.value)
 
 

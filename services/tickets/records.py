@@ -46,6 +46,7 @@ class Ticket:
     lock_holder_name: str | None
     lock_acquired_at: datetime | None
     lock_expires_at: datetime | None
+    sla_due_at: datetime | None  # routing's soonest SLA due time (issue 18)
 
 
 def ticket_of(r: asyncpg.Record) -> Ticket:
@@ -81,6 +82,7 @@ def ticket_of(r: asyncpg.Record) -> Ticket:
         r["lock_holder_name"],
         r["lock_acquired_at"],
         r["lock_expires_at"],
+        r["sla_due_at"],
     )
 
 

@@ -81,6 +81,8 @@ def summary_pb(row: Ticket) -> events_pb2.TicketSummary:
     lock = lock_pb(row)
     if lock is not None:
         s.lock.CopyFrom(lock)
+    if row.sla_due_at is not None:
+        _stamp(s.sla_due_at, row.sla_due_at)
     return s
 
 

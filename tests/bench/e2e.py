@@ -15,6 +15,8 @@
   beside the same work in process (`tests/bench/compose.py`).
 - approval: a trainee's request pushed to an approver's WebSocket, and approve-and-send
   to the SMTP peer, beside an agent's plain send (`tests/bench/approval.py`).
+- rules: what 500 rules per inbox add to a mail's received → routed time, beside a tenant
+  without rules in the same run, and the engine alone (`tests/bench/rules.py`).
 - outbound: 1,000 mails due together, sent to a local aiosmtpd sink, beside aiosmtplib
   sending them directly; their lateness p50/p99 (`tests/bench/outbound.py`).
 - ui: the web UI in headless chromium — first load of the inbox page, ticket open time,
@@ -47,7 +49,18 @@ import aiosmtplib
 import nats
 
 from services.devstack.stack import Ports, Stack, StackConfig
-from tests.bench import api, approval, before_after, compose, ingestion, locks, outbound, ui
+from tests.bench import (
+    api,
+    approval,
+    before_after,
+    compose,
+    ingestion,
+    locks,
+    outbound,
+    rules,
+    sla,
+    ui,
+)
 
 PASSWORD = "bench-password"
 THROUGHPUT_MAILS = int(os.environ.get("SB_BENCH_MAILS", "3000"))
@@ -242,8 +255,12 @@ async def main() -> int:
             compose_figures = await compose.run(stack, admin, agent, compose.agent_metadata())
             print("approval…", file=sys.stderr)
             approval_figures = await approval.run(stack, admin, PASSWORD)
+            print("rules…", file=sys.stderr)
+            rules_figures = await rules.run(stack)
             print("outbound…", file=sys.stderr)
             outbound_figures = await outbound.run(stack, admin, await tenant_of(stack, admin))
+            print("sla timers…", file=sys.stderr)
+            sla_figures = await sla.run(stack)
             print("ui…", file=sys.stderr)
             ui_figures = await ui.run(stack, "agent1@demo.example", PASSWORD, agent, make_mail)
         finally:
@@ -272,7 +289,9 @@ async def main() -> int:
         "api": api_figures,
         "compose": compose_figures,
         "approval": approval_figures,
+        "rules": rules_figures,
         "outbound": outbound_figures,
+        "sla": sla_figures,
         "ui": ui_figures,
     }
     if before_after.BEFORE != "none":

@@ -21,7 +21,7 @@ from services.devstack.stack import Stack
 from services.runtime import events
 from tests.e2e.test_approval import A, Office, Stub, decide, grpc_stubs, make_office, refused
 from tests.e2e.test_reply_locks import Live, Op, Team, lock_path, new_ticket
-from tests.helpers import api_call, eventually
+from tests.helpers import api_call, eventually, published
 
 pytestmark = pytest.mark.e2e
 __all__ = ["grpc_stubs"]  # the fixture, used by name
@@ -133,15 +133,8 @@ class Trainee:
 @pytest.fixture
 async def announced(stack: Stack) -> AsyncIterator[list[events_pb2.EventEnvelope]]:
     """Every approval.* event published meanwhile (core NATS, as they go by)."""
-    got: list[events_pb2.EventEnvelope] = []
-    nc = await nats.connect(stack.nats_url)
-
-    async def on_msg(msg: Any) -> None:
-        got.append(events_pb2.EventEnvelope.FromString(msg.data))
-
-    await nc.subscribe("sb.approval.>", cb=on_msg)
-    yield got
-    await nc.close()
+    async with published(stack, "sb.approval.>") as got:
+        yield got
 
 
 async def test_a_trainee_s_reply_waits_for_approval_without_holding_the_ticket(

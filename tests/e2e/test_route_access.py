@@ -222,6 +222,15 @@ async def world(stack: Stack) -> World:
             },
         ),
         ("post_id", "/api/v1/posts", {"title": "t", "body": "b"}),
+        (
+            "calendar_id",
+            "/api/v1/calendars",
+            {
+                "name": "Office",
+                "time_zone": "Asia/Tokyo",
+                "slots": [{"weekday": "mon", "start": "09:00", "end": "18:00"}],
+            },
+        ),
     ):
         code, body_out, _ = await call(stack, "POST", path, body, token=admin)
         assert code == 201, (path, body_out)
@@ -343,6 +352,15 @@ async def world(stack: Stack) -> World:
     )
     assert code == 201, policy
     made["policy_id"] = policy["id"]
+    code, rule, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/rules",
+        {"name": "R", "triggers": ["new_ticket"], "actions": [{"type": "stop"}]},
+        token=admin,
+    )
+    assert code == 201, rule
+    made["rule_id"] = rule["id"]
     code, sessions, _ = await call(stack, "GET", "/api/v1/sessions", token=admin)
     session_id = next(s["id"] for s in sessions["items"] if s["kind"] == "session")
     ids = {

@@ -117,6 +117,10 @@ async def test_each_administration_section_holds_only_its_own_rows(
             "blocklist": ["Domain"],
             "inboxes": ["Help"],
             "thresholds": ["Help"],
+            "assignment": ["Help"],
+            "operator-routing": [
+                o["display_name"] for o in await api_items(stack, admin, "/api/v1/operators")
+            ],
             "autoreply": ["Help"],
             "approval": [
                 f"{p['name']} (built in)" if p["builtin"] else p["name"]
@@ -127,6 +131,9 @@ async def test_each_administration_section_holds_only_its_own_rows(
         }
         counts = {
             "signatures": 0,
+            "rules": 0,
+            "calendars": 0,
+            "sla": 0,
             "dkim": 0,
             "notices": 0,
             "mailboxes": 0,

@@ -137,6 +137,7 @@ def _row(**kw: Any) -> Ticket:
         lock_holder_name=None,
         lock_acquired_at=None,
         lock_expires_at=None,
+        sla_due_at=None,
     )
     return replace(base, **kw)
 
@@ -380,3 +381,13 @@ def test_a_summary_stamps_times_exactly_as_protobuf_converts_them(at: datetime) 
     )
     assert s.received_at == s.updated_at == s.last_message_at == expected
     assert s.lock.acquired_at == s.lock.expires_at == expected
+
+
+def test_tickets_without_a_running_sla_sort_after_every_due_time() -> None:
+    due = datetime(2027, 1, 12, 1, 0, tzinfo=UTC)
+    assert query.sort_value(_row(sla_due_at=due), query.Sort.SLA_DUE_AT) == due
+    assert query.sort_value(_row(), query.Sort.SLA_DUE_AT) == query.NO_SLA_DUE
+    c = query.ListCursor(query.Sort.SLA_DUE_AT, True, query.NO_SLA_DUE, uuid.UUID(int=5))
+    assert query.ListCursor.decode(c.encode(), query.Sort.SLA_DUE_AT, True) == c
+    sql, _ = query.build_list_query(TENANT, query.TicketQuery(sort=query.Sort.SLA_DUE_AT), 10)
+    assert "coalesce(t.sla_due_at, timestamptz '9999-12-31 00:00:00+00')" in sql

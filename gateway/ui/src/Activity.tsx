@@ -74,7 +74,49 @@ const has = (key: string): key is Key => key in DICTS.en;
 const NOTES: Record<string, Key> = {
   "the customer replied": "audit.note.customer_replied",
   "assigned to the operator who started the reply": "audit.note.assigned_on_reply",
+  // routing's assignment (issue 18)
+  "routing rules": "audit.note.routing_rules",
+  "assigned by least loaded": "audit.note.by_least_loaded",
+  "assigned by round robin": "audit.note.by_round_robin",
 };
+
+// what a rule did, as routing writes it (services/routing/rules/actions.py describe())
+const RULE_ACTIONS: [RegExp, Key, string?][] = [
+  [/^add label (.*)$/s, "rule.a.add_label"],
+  [/^remove label (.*)$/s, "rule.a.remove_label"],
+  [/^set status (\w+)$/, "rule.a.set_status", "status."],
+  [/^set priority (\w+)$/, "rule.a.set_priority", "priority."],
+  [/^set category (.*)$/s, "rule.a.set_category"],
+  [/^clear category$/, "rule.a.set_category"],
+  [/^move to inbox (.*)$/, "rule.a.move_to_inbox"],
+  [/^assign to operator (.*)$/, "rule.a.assign"],
+  [/^hand to the inbox's assignment strategy$/, "rule.a.assign_by_strategy"],
+  [/^mark as spam$/, "rule.a.mark_spam"],
+  [/^move to trash$/, "rule.a.move_to_trash"],
+  [/^require approval \(label (.*)\)$/s, "rule.a.require_approval"],
+  [/^stop further rules$/, "rule.a.stop"],
+];
+
+function ruleAction(text: string, t: (k: Key, v?: Record<string, string | number>) => string): string {
+  for (const [re, key, prefix] of RULE_ACTIONS) {
+    const m = re.exec(text);
+    if (!m) continue;
+    if (m[1] === undefined) return t(key);
+    const value = prefix && has(`${prefix}${m[1]}`) ? t(`${prefix}${m[1]}` as Key) : m[1];
+    return `${t(key)}: ${value}`;
+  }
+  return text;
+}
+
+/** Routing's own notes (issue 18): "rule <name>: <what it did>" names the rule that
+ * routed the ticket; "reassigned: no first reply within N minutes". */
+function routingNote(comment: string, t: (k: Key, v?: Record<string, string | number>) => string): string | null {
+  const rule = /^rule (.+?): (.*)$/s.exec(comment);
+  if (rule) return t("audit.note.rule", { name: rule[1], what: ruleAction(rule[2], t) });
+  const re = /^reassigned: no first reply within (\d+) minutes$/.exec(comment);
+  if (re) return t("audit.note.reassigned", { n: re[1] });
+  return null;
+}
 
 export function ActivityEntry({ entry }: { entry: AuditEntry }) {
   const { t } = useI18n();
@@ -95,6 +137,8 @@ export function ActivityEntry({ entry }: { entry: AuditEntry }) {
   const who =
     entry.actor === null
       ? t("audit.system")
+      : entry.actor.kind === "system" && entry.actor.name === "routing"
+        ? t("audit.routing")
       : entry.actor.kind === "operator"
         ? entry.actor.name || t("audit.someone")
         : entry.actor.kind === "customer"
@@ -114,7 +158,9 @@ export function ActivityEntry({ entry }: { entry: AuditEntry }) {
         </ul>
       )}
       {entry.comment && (
-        <div className="muted small pre">{NOTES[entry.comment] ? t(NOTES[entry.comment]) : entry.comment}</div>
+        <div className="muted small pre" data-testid="activity-note">
+          {NOTES[entry.comment] ? t(NOTES[entry.comment]) : (routingNote(entry.comment, t) ?? entry.comment)}
+        </div>
       )}
     </div>
   );

@@ -3,6 +3,7 @@ import { Session } from "./App";
 import { AdminTable } from "./AdminTable";
 import { logSections } from "./adminLogs";
 import { approvalSections } from "./adminApproval";
+import { routingSections } from "./adminRouting";
 import { hoursToLines, settingsSections, WordPicker } from "./adminSections";
 import { Ctx, Field, items, Lookups, Query, Row, Section, str } from "./adminTypes";
 import { DateTimeInput } from "./DateTimeInput";
@@ -241,7 +242,7 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
         {csv && (
           <a className="button" href={csv} download data-testid="admin-csv">{t("admin.csv")}</a>
         )}
-        {(section.create || section.editor) && !section.single && (
+        {(section.create || section.editor) && !section.single && !section.editOnly && (
           <button className="primary" onClick={() => open("new")} data-testid="admin-new">{t("admin.new")}</button>
         )}
       </div>
@@ -336,6 +337,7 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
 function allSections(ctx: Ctx): { title: Key; sections: Section[] }[] {
   return [
     { title: "admin.group.settings", sections: [...settingsSections(ctx), ...approvalSections(ctx)] },
+    { title: "routing.group", sections: routingSections(ctx) },
     { title: "admin.group.records", sections: logSections(ctx) },
   ];
 }
@@ -404,7 +406,13 @@ export function Admin({ section, session }: { section: string; session: Session 
           </div>
         ))}
       </nav>
-      <SectionView key={current.key} section={current} ctx={ctx} lookups={lookups} />
+      {current.page ? (
+        <main className="page" data-testid="admin-section" data-section={current.key} key={current.key}>
+          {current.page(ctx, lookups)}
+        </main>
+      ) : (
+        <SectionView key={current.key} section={current} ctx={ctx} lookups={lookups} />
+      )}
     </div>
   );
 }

@@ -12,6 +12,7 @@ import { ApprovalQueue } from "./Approvals";
 import { ApprovalView } from "./ApprovalView";
 import { useApprovalCount } from "./approvalTypes";
 import { Notifications } from "./Notifications";
+import { PresenceSwitch } from "./Presence";
 
 // Screens live in the URL fragment: #/inbox/<id|all>/<tab>[/<view>], #/tickets/<id>.
 // The view of a list is whose tickets: "" everyone's, "mine", "unassigned", or an
@@ -192,6 +193,7 @@ export function App() {
             {liveUp ? i18n.t("nav.live") : i18n.t("nav.offline")}
           </span>
           <span className="spacer" />
+          <PresenceSwitch />
           <button className="link" title={i18n.t("keys.help")} onClick={() => setHelp(true)} data-testid="keys">
             {i18n.t("keys.title")} (?)
           </button>

@@ -7,10 +7,11 @@ import { errorText } from "./errors";
 import { useFormat } from "./format";
 import { elapsed, useI18n } from "./i18n";
 import { live, LiveEvent } from "./live";
+import { SlaCell } from "./Sla";
 
 const TABS = ["open", "pending", "resolved", "no_action", "trash", "editing", "awaiting_approval"] as const;
 type Tab = (typeof TABS)[number];
-const COLUMNS = ["number", "subject", "customer", "status", "priority", "assignee", "labels", "received_at", "elapsed"] as const;
+const COLUMNS = ["number", "subject", "customer", "status", "priority", "sla", "assignee", "labels", "received_at", "elapsed"] as const;
 type Column = (typeof COLUMNS)[number];
 // the API's sort key of each sortable column (elapsed is the age: received_at reversed)
 const SORT_OF: Partial<Record<Column, string>> = {
@@ -19,6 +20,7 @@ const SORT_OF: Partial<Record<Column, string>> = {
   customer: "customer",
   status: "status",
   priority: "priority",
+  sla: "sla_due_at",
   assignee: "assignee",
   received_at: "received_at",
   elapsed: "received_at",
@@ -59,6 +61,9 @@ function sortValue(t: Ticket, sort: string): string | number {
       return t.status;
     case "priority":
       return PRIORITIES.indexOf(t.priority ?? "normal");
+    case "sla_due_at":
+      // soonest first; none running sorts last when ascending (as the server sorts)
+      return t.sla_due_at ?? "9999";
     default:
       return t.received_at;
   }
@@ -275,7 +280,8 @@ export function InboxView({ route, session }: { route: Route; session: Session }
     const key = SORT_OF[col];
     if (!key) return;
     if (sort.col === col) setSort({ col, key, asc: !sort.asc });
-    else setSort({ col, key, asc: col === "elapsed" }); // the oldest first is the longest waiting
+    // the oldest first is the longest waiting; the soonest SLA due time first is the most urgent
+    else setSort({ col, key, asc: col === "elapsed" || col === "sla" });
   };
 
   const bulk = async (change: Record<string, unknown>) => {
@@ -500,6 +506,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
                   <span data-testid="cell-priority" className={`priority-${r.priority ?? "normal"}`}>
                     {t(`priority.${r.priority ?? "normal"}`)}
                   </span>
+                  <SlaCell dueAt={r.sla_due_at} now={now} />
                   <span data-testid="cell-assignee">{r.assignee?.name ?? ""}</span>
                   <span>{r.labels.map((l) => <span key={l} className="badge">{l}</span>)}</span>
                   <span data-testid="cell-received">{dateTime(r.received_at)}</span>

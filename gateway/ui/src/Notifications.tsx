@@ -38,7 +38,8 @@ interface Shown {
 
 /** What a push says, in the operator's language; null for a kind this UI does not know. */
 export function toastOf(n: Push, t: T): Shown | null {
-  const name = n.by?.name || t("notif.someone");
+  // routing's automatic assignment (issue 18) is named as the activity names it
+  const name = n.by?.kind === "system" && n.by.name === "routing" ? t("audit.routing") : n.by?.name || t("notif.someone");
   const a = n.approval;
   if (a) {
     const href = `/approvals/${a.id}`;

@@ -12,6 +12,7 @@ import { ReplyEditor } from "./ReplyEditor";
 import { TicketApprovals, useTicketApprovals } from "./TicketApproval";
 import { TicketSends } from "./TicketSends";
 import { ContactCard } from "./ContactCard";
+import { TicketSlaPanel } from "./Sla";
 
 export function TicketView({ id, session }: { id: string; session: Session }) {
   const { t } = useI18n();
@@ -405,6 +406,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
         </details>
       </main>
       <aside className="ticket-side">
+        <TicketSlaPanel ticketId={id} />
         <label>
           {t("ticket.status")}
           <select

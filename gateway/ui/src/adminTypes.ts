@@ -90,8 +90,11 @@ export interface Section {
   // saves, then calls done(true)
   editor?: (row: Row | "new", lookups: Lookups, done: (saved: boolean) => void) => ReactNode;
   removable?: (r: Row) => boolean; // which rows may be removed, where not all
+  editOnly?: boolean; // rows are edited, never created here (an inbox's assignment)
   single?: boolean; // one settings object, edited in place
   refreshS?: number; // the rows carry a live state: reloaded this often while shown
+  // a screen of its own instead of the table and form (the ordered rules list, issue 18)
+  page?: (ctx: Ctx, lookups: Lookups) => ReactNode;
 }
 
 /** A list answer that is not paged, as one page. */

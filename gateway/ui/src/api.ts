@@ -151,6 +151,7 @@ export interface Ticket {
   elapsed_seconds?: number;
   elapsed_level?: number;
   elapsed_color?: string | null;
+  sla_due_at?: string | null; // the next SLA due time while a clock runs (issue 18)
 }
 export interface MessageSummary {
   id: string;

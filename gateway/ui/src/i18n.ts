@@ -3,6 +3,7 @@
 import { createContext, useContext } from "react";
 import { approvalEn, approvalJa } from "./i18nApproval";
 import { notifyEn, notifyJa } from "./i18nNotify";
+import { routingEn, routingJa } from "./i18nRouting";
 
 const en = {
   "app.name": "Switchboard",
@@ -536,6 +537,7 @@ const en = {
   "admin.f.plain_text_only": "Plain text only",
   ...approvalEn,
   ...notifyEn,
+  ...routingEn,
 };
 
 export type Key = keyof typeof en;
@@ -1072,6 +1074,7 @@ const ja: Record<Key, string> = {
   "admin.f.plain_text_only": "テキスト形式のみ",
   ...approvalJa,
   ...notifyJa,
+  ...routingJa,
 };
 
 export type Lang = "en" | "ja";

@@ -1,0 +1,76 @@
+import { useEffect, useState } from "react";
+import { api } from "./api";
+import { errorText } from "./errors";
+import { Key, useI18n } from "./i18n";
+import { live } from "./live";
+
+// The operator's presence in the header (issue 18, RTE-2; PUT /api/v1/me/presence):
+// online, away or offline, chosen by hand. Only operators who are online receive tickets
+// automatically, so while this page is open and "online" is chosen it repeats the choice
+// every HEARTBEAT_MS as the heartbeat the server asks for: an online presence nobody
+// repeats for 90 s lapses to offline (a closed laptop receives nothing). Read again after
+// a reconnect of the live socket (the server may have let it lapse meanwhile).
+
+const HEARTBEAT_MS = 30_000;
+const STATES = ["online", "away", "offline"] as const;
+type State = (typeof STATES)[number];
+
+interface Presence {
+  status: State;
+  effective: State;
+  expires_at: string | null;
+}
+
+export function PresenceSwitch() {
+  const { t } = useI18n();
+  const [p, setP] = useState<Presence | null>(null);
+  const [error, setError] = useState("");
+
+  useEffect(() => {
+    const read = () =>
+      api
+        .get<Presence>("/me/presence")
+        .then(setP)
+        .catch(() => {});
+    void read();
+    return live.onState((up) => up && void read());
+  }, []);
+
+  // the heartbeat: repeats "online" while it is the choice (also revives a lapsed one)
+  const online = p?.status === "online";
+  useEffect(() => {
+    if (!online) return;
+    const beat = () =>
+      api
+        .put<Presence>("/me/presence", { status: "online" })
+        .then((x) => {
+          setP(x);
+          setError("");
+        })
+        .catch((e) => setError(errorText(e, t)));
+    if (p?.effective !== "online") void beat();
+    const timer = window.setInterval(beat, HEARTBEAT_MS);
+    return () => window.clearInterval(timer);
+  }, [online, t]);
+
+  if (!p) return null;
+  const choose = async (status: State) => {
+    try {
+      setP(await api.put<Presence>("/me/presence", { status }));
+      setError("");
+    } catch (e) {
+      setError(errorText(e, t));
+    }
+  };
+  return (
+    <label className={`presence pres-${p.effective}`} title={error || t("pres.help")} data-testid="presence" data-effective={p.effective}>
+      <span className="dot" aria-hidden="true" />
+      <select aria-label={t("pres.column")} value={p.status} onChange={(e) => void choose(e.target.value as State)} data-testid="presence-select">
+        {STATES.map((s) => (
+          <option key={s} value={s}>{t(`pres.${s}` as Key)}</option>
+        ))}
+      </select>
+      {error && <span className="error small" role="alert" data-testid="presence-error">!</span>}
+    </label>
+  );
+}

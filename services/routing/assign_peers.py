@@ -1,0 +1,85 @@
+"""What the assigner asks other services: accounts for the tenant's active operators and
+the inboxes they are members of (kept a few seconds), tickets to assign."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import grpc
+from switchboard.v1 import accounts_pb2, accounts_pb2_grpc, tickets_pb2, tickets_pb2_grpc
+
+from services.runtime.errors import Unavailable
+from services.runtime.identity import Identity
+
+CACHE_S = 10.0
+SYSTEM_NAME = "routing"  # the actor tickets records for an automatic assignment
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    operator_id: str
+    display_name: str
+    inboxes: frozenset[str]  # the inboxes they are a member of
+    all_inboxes: bool  # they see every inbox
+
+
+def system(tenant: str, correlation_id: str = "") -> Identity:
+    """Routing calling on its own behalf (no operator)."""
+    return Identity(tenant_id=tenant, display_name=SYSTEM_NAME, correlation_id=correlation_id)
+
+
+class Peers:
+    def __init__(self, accounts: grpc.aio.Channel, tickets: grpc.aio.Channel) -> None:
+        self._accounts = accounts_pb2_grpc.AccountsServiceStub(accounts)
+        self._tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
+        self._members: dict[str, tuple[float, dict[str, Member]]] = {}
+
+    async def members(self, tenant: str, *, fresh: bool = False) -> dict[str, Member]:
+        """The tenant's active operators by id."""
+        hit = self._members.get(tenant)
+        if not fresh and hit is not None and time.monotonic() - hit[0] < CACHE_S:
+            return hit[1]
+        try:
+            resp = await self._accounts.ListOperators(
+                accounts_pb2.ListOperatorsRequest(), metadata=system(tenant).metadata(), timeout=5
+            )
+        except grpc.aio.AioRpcError as err:
+            raise Unavailable(f"accounts.ListOperators: {err.code().name}") from None
+        found = {
+            o.id: Member(o.id, o.display_name, frozenset(o.inbox_ids), o.all_inboxes)
+            for o in resp.operators
+            if o.active
+        }
+        self._members[tenant] = (time.monotonic(), found)
+        return found
+
+    async def visible_inboxes(self, caller: Identity) -> set[str]:
+        """The inboxes the calling operator may see."""
+        try:
+            resp = await self._accounts.ListInboxes(
+                accounts_pb2.ListInboxesRequest(), metadata=caller.metadata(), timeout=5
+            )
+        except grpc.aio.AioRpcError as err:
+            raise Unavailable(f"accounts.ListInboxes: {err.code().name}") from None
+        return {i.id for i in resp.inboxes}
+
+    async def assign(
+        self, tenant: str, ticket_id: str, assignee: str, expected: str, comment: str
+    ) -> tickets_pb2.AssignTicketResponse:
+        """Assign (or with `assignee` "" take back) a ticket if its assignee is still
+        `expected`; tickets answers with the ticket as it is either way."""
+        try:
+            resp: tickets_pb2.AssignTicketResponse = await self._tickets.AssignTicket(
+                tickets_pb2.AssignTicketRequest(
+                    ticket_id=ticket_id,
+                    assignee_id=assignee,
+                    expected_assignee_id=expected,
+                    comment=comment,
+                ),
+                metadata=system(tenant).metadata(),
+                timeout=10,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise Unavailable(f"tickets.AssignTicket: {err.code().name}") from None
+        return resp

@@ -1,0 +1,39 @@
+"""Assignment's part of routing's composition root (issue 18, RTE-2): the
+AssignmentService API, the consumer of tickets' events (`routing__tickets`) and the
+assigner's passes."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from switchboard.v1 import routing_assign_pb2, routing_assign_pb2_grpc
+
+from services.runtime import settings as rt_settings
+from services.runtime.db import Database
+from services.runtime.grpc_server import GrpcServer
+from services.runtime.service import ServiceRuntime
+
+from .assign_api import AssignmentApi
+from .assign_peers import Peers
+from .assign_repo import AssignRepo
+from .assigner import Assigner
+from .ticket_events import TICKETS, TicketEvents
+
+
+class AssignSettings(rt_settings.ServiceSettings):
+    # how often the assigner looks again without being woken (tiers widen, presences
+    # lapse, first replies come due): a widening is at most this late
+    assign_every_s: float = Field(default=5.0, gt=0, le=3600)
+
+
+async def wire(rt: ServiceRuntime, db: Database, server: GrpcServer) -> None:
+    settings = rt_settings.load(AssignSettings)
+    repo = AssignRepo()
+    peers = Peers(rt.channel("accounts"), rt.channel("tickets"))
+    assigner = Assigner(db, repo, peers, rt.clock, every_s=settings.assign_every_s)
+    rt.add_background(assigner.name, assigner.start, assigner.stop)
+    await rt.add_consumer(TICKETS, TicketEvents(db, repo, assigner.wake).on_ticket_event)
+    server.add(
+        routing_assign_pb2_grpc.add_AssignmentServiceServicer_to_server,
+        AssignmentApi(db, repo, peers, rt.clock, assigner.wake),
+        routing_assign_pb2.DESCRIPTOR.services_by_name["AssignmentService"].full_name,
+    )

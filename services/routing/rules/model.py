@@ -1,0 +1,167 @@
+"""The rule model: what an administrator saves, what a condition reads of a mail and its
+ticket, and what an evaluation decides. Plain frozen dataclasses, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+# triggers: what makes rules run. Time triggers (SLA warning/breach, no first reply,
+# pending until) are not part of this slice.
+NEW_TICKET = "new_ticket"
+CUSTOMER_REPLY = "customer_reply"
+TICKET_CHANGED = "ticket_changed"
+TRIGGERS = (NEW_TICKET, CUSTOMER_REPLY, TICKET_CHANGED)
+
+STATUSES = ("open", "pending", "resolved", "no_action", "trash")
+SETTABLE_STATUSES = ("open", "pending", "resolved", "no_action")
+PRIORITIES = ("low", "normal", "high", "urgent")  # in this order: low < urgent
+
+# how deep a change made by rules may trigger rules again (ticket_changed)
+MAX_DEPTH = 3
+MAX_GROUP_DEPTH = 5
+MAX_LEAVES = 50
+DEFAULT_APPROVAL_LABEL = "approval-required"
+
+Match = Literal["all", "any"]
+
+
+@dataclass(frozen=True)
+class Leaf:
+    field: str
+    operator: str
+    value: str | float | bool | tuple[str, ...] | datetime
+    name: str = ""  # the header's name, for field "header"
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class Group:
+    match: Match
+    conditions: tuple[Leaf | Group, ...] = ()
+
+
+@dataclass(frozen=True)
+class Action:
+    type: str
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    calendar_id: str
+    when: Literal["inside", "outside"]
+
+
+@dataclass(frozen=True)
+class RuleDef:
+    """What an administrator writes: everything of a rule but its identity and history."""
+
+    name: str
+    inbox_id: str  # "" for every inbox of the tenant
+    enabled: bool
+    triggers: tuple[str, ...]
+    conditions: Group
+    actions: tuple[Action, ...]
+    once_per_ticket: bool = False
+    business_hours: BusinessHours | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    position: int
+    version: int
+    definition: RuleDef
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class TicketState:
+    """The ticket's fields conditions read; for a new ticket, the defaults."""
+
+    labels: frozenset[str] = frozenset()
+    category: str = ""
+    priority: str = "normal"
+    status: str = "open"
+    inbox_id: str = ""
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a rule's conditions read of a mail. `headers` (lower-case name → values) and
+    `attachments` are None when not fetched: only rules that read them make the caller
+    fetch them (`needs_mail_details`)."""
+
+    sender_address: str
+    sender_name: str
+    recipients: tuple[str, ...]
+    subject: str
+    body: str
+    channel: str
+    received_at: datetime
+    has_attachments: bool
+    size: int
+    attachment_count: int = 0
+    attachments: tuple[Attachment, ...] | None = None
+    headers: Mapping[str, tuple[str, ...]] | None = None
+    ticket: TicketState = field(default_factory=TicketState)
+
+
+@dataclass(frozen=True)
+class ConditionTrace:
+    path: str
+    description: str
+    held: bool
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule_id: str
+    rule_name: str
+    matched: bool
+    skipped: str  # "" when it ran; "disabled", "trigger", "once_per_ticket", …
+    conditions: tuple[ConditionTrace, ...]
+    actions: tuple[str, ...]  # the applied actions as text ("add label 返品")
+
+
+@dataclass
+class Decision:
+    """What the rules decided for one mail; None / empty means unchanged."""
+
+    inbox_id: str | None = None
+    status: str | None = None
+    assignee_id: str | None = None
+    assign_by_strategy: bool = False
+    add_labels: list[str] = field(default_factory=list)
+    remove_labels: list[str] = field(default_factory=list)
+    category: str | None = None
+    priority: str | None = None
+    spam: bool = False
+    trash: bool = False
+    approval_label: str = ""
+    trace: list[tuple[str, str, str]] = field(default_factory=list)  # (rule id, name, action)
+    fired: list[str] = field(default_factory=list)  # rule ids that ran their actions
+    stopped: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.trace
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    decision: Decision
+    results: tuple[RuleResult, ...]
+    depth_limited: bool = False

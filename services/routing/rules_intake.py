@@ -1,0 +1,122 @@
+"""Running the rules on intake (RTE-1): for a mail that starts a ticket (`new_ticket`) or
+joins one (`customer_reply`), the tenant-wide rules and those of the mail's inbox run in
+their order, read from the in-memory cache, and their decision goes into message.routed
+for tickets to apply. A mail we sent runs no rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC
+
+import asyncpg
+from switchboard.v1 import events_pb2
+
+from services.runtime import log
+from services.runtime.clock import Clock
+from services.runtime.identity import Identity
+
+from . import rules_facts
+from .peers import Peers
+from .rule_store import RuleCache, RuleStore
+from .rules import engine, model
+from .rules.conditions import InHours
+from .rules.model import Rule
+
+
+@dataclass
+class Runs:
+    """The once-per-ticket rules that ran, noted with the routed event (same transaction)."""
+
+    tenant: str = ""
+    ticket_id: str = ""
+    rule_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RulesContext:
+    """What running rules needs: the rules (stored, cached), the peers that know the
+    mail and the ticket, the clock and the business-hours calendars."""
+
+    store: RuleStore
+    cache: RuleCache
+    peers: Peers
+    clock: Clock
+    in_hours: InHours
+
+
+class RulesIntake:
+    def __init__(self, ctx: RulesContext) -> None:
+        self._c = ctx
+        self._log = log.get("routing.rules")
+        # (tenant, inbox) → (the tenant's loaded rules, the inbox's, reads the stored mail)
+        self._by_inbox: dict[tuple[str, str], tuple[list[Rule], list[Rule], bool]] = {}
+
+    async def _of_inbox(self, tenant: str, inbox: str) -> tuple[list[Rule], bool]:
+        """The rules of an inbox, in order, and whether one reads the stored mail — worked
+        out once per loaded rule list, not per mail."""
+        loaded = await self._c.cache.rules(tenant)
+        hit = self._by_inbox.get((tenant, inbox))
+        if hit is not None and hit[0] is loaded:
+            return hit[1], hit[2]
+        if len(self._by_inbox) > 10_000:
+            self._by_inbox.clear()
+        rules = [r for r in loaded if engine.applies_to(r, inbox)]
+        found = (loaded, rules, engine.needs_mail_details(rules))
+        self._by_inbox[(tenant, inbox)] = found
+        return found[1], found[2]
+
+    async def decide(
+        self,
+        env: events_pb2.EventEnvelope,
+        received: events_pb2.MessageReceived,
+        routed: events_pb2.MessageRouted,
+        existing: events_pb2.TicketSummary | None,
+    ) -> Runs:
+        """Evaluate the rules for this mail and put their decision into `routed`."""
+        if received.channel == "sent":
+            return Runs()
+        tenant = env.tenant_id
+        inbox = received.inbox.id
+        rules, details_needed = await self._of_inbox(tenant, inbox)
+        if not rules:
+            return Runs()
+        reply = bool(routed.thread_ticket_id)
+        trigger = model.CUSTOMER_REPLY if reply else model.NEW_TICKET
+        ticket_id = routed.thread_ticket_id or routed.new_ticket_id
+        ran: frozenset[str] = frozenset()
+        if reply and any(r.definition.once_per_ticket for r in rules):
+            ran = await self._c.store.ran_on(self._c.store.pool, tenant, ticket_id)
+        details = None
+        if details_needed:
+            md = Identity(tenant_id=tenant, correlation_id=env.correlation_id).metadata()
+            details = await self._c.peers.mail_details(md, received.message_id)
+        facts = rules_facts.facts_of(
+            received.mail,
+            channel=received.channel,
+            received_at=received.received_at.ToDatetime(tzinfo=UTC),
+            envelope_recipients=list(received.envelope_recipients),
+            ticket=rules_facts.ticket_state(existing or events_pb2.TicketSummary(), inbox),
+            details=details,
+        )
+        evaluation = engine.evaluate(
+            rules, facts, trigger, self._c.in_hours, ran_before=ran, traced=False
+        )
+        decision = evaluation.decision
+        if decision.empty:
+            return Runs()
+        routed.decision.CopyFrom(rules_facts.decision_pb(decision))
+        self._log.info(
+            "rules applied",
+            message_id=received.message_id,
+            trigger=trigger,
+            rules=len(decision.fired),
+            actions=len(decision.trace),
+        )
+        once = {r.id for r in rules if r.definition.once_per_ticket}
+        return Runs(tenant, ticket_id, [r for r in decision.fired if r in once])
+
+    async def note(self, conn: asyncpg.Connection, runs: Runs) -> None:
+        if runs.rule_ids:
+            await self._c.store.note_runs(
+                conn, runs.tenant, runs.ticket_id, runs.rule_ids, self._c.clock.now()
+            )

@@ -1,0 +1,44 @@
+"""Wiring of the routing rules (RTE-1) into routing's process: the store and its cache,
+the RoutingService API, the consumer of ticket changes (trigger ticket_changed), and the
+intake step app.py calls for every received mail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from switchboard.v1 import routing_pb2, routing_pb2_grpc
+
+from services.runtime import registry
+from services.runtime.db import Database
+from services.runtime.grpc_server import GrpcServer
+from services.runtime.service import ServiceRuntime
+
+from .peers import Peers
+from .rule_store import RuleCache, RuleStore
+from .rules.conditions import InHours
+from .rules_api import RoutingApi, RulesDeps
+from .rules_changes import TicketChanges
+from .rules_intake import RulesContext, RulesIntake
+
+
+def no_calendars(calendar_id: str, at: datetime) -> bool | None:
+    """Until business-hours calendars are wired in, every calendar is unknown: a condition
+    or rule option on business hours does not hold."""
+    return None
+
+
+async def wire(
+    rt: ServiceRuntime, db: Database, server: GrpcServer, in_hours: InHours = no_calendars
+) -> RulesIntake:
+    store = RuleStore(db.pool)
+    cache = RuleCache(store)
+    peers = Peers(rt.channel("tickets"), rt.channel("ingestion"), rt.channel("accounts"))
+    deps = RulesDeps(store, cache, peers, rt.clock, rt.ids, in_hours)
+    server.add(
+        routing_pb2_grpc.add_RoutingServiceServicer_to_server,
+        RoutingApi(deps),
+        routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
+    )
+    ctx = RulesContext(store, cache, peers, rt.clock, in_hours)
+    await rt.add_consumer(registry.ROUTING_TICKET_CHANGES, TicketChanges(ctx).on_updated)
+    return RulesIntake(ctx)
