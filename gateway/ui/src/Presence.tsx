@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { api } from "./api";
 import { errorText } from "./errors";
 import { Key, useI18n } from "./i18n";
@@ -25,6 +25,23 @@ export function PresenceSwitch() {
   const { t } = useI18n();
   const [p, setP] = useState<Presence | null>(null);
   const [error, setError] = useState("");
+  // presence writes go one after another, each after the last one's answer: a heartbeat
+  // still on its way never lands after a later "away" and undoes it
+  const writes = useRef<Promise<unknown>>(Promise.resolve());
+  const chosen = useRef<State | null>(null);
+  const write = (status: State, only?: () => boolean) => {
+    const next = writes.current.then(async () => {
+      if (only && !only()) return;
+      try {
+        setP(await api.put<Presence>("/me/presence", { status }));
+        setError("");
+      } catch (e) {
+        setError(errorText(e, t));
+      }
+    });
+    writes.current = next;
+    return next;
+  };
 
   useEffect(() => {
     const read = () =>
@@ -38,34 +55,24 @@ export function PresenceSwitch() {
 
   // the heartbeat: repeats "online" while it is the choice (also revives a lapsed one)
   const online = p?.status === "online";
+  if (p && chosen.current === null) chosen.current = p.status;
   useEffect(() => {
     if (!online) return;
-    const beat = () =>
-      api
-        .put<Presence>("/me/presence", { status: "online" })
-        .then((x) => {
-          setP(x);
-          setError("");
-        })
-        .catch((e) => setError(errorText(e, t)));
+    const beat = () => void write("online", () => chosen.current === "online");
     if (p?.effective !== "online") void beat();
     const timer = window.setInterval(beat, HEARTBEAT_MS);
     return () => window.clearInterval(timer);
   }, [online, t]);
 
   if (!p) return null;
-  const choose = async (status: State) => {
-    try {
-      setP(await api.put<Presence>("/me/presence", { status }));
-      setError("");
-    } catch (e) {
-      setError(errorText(e, t));
-    }
+  const choose = (status: State) => {
+    chosen.current = status;
+    void write(status);
   };
   return (
     <label className={`presence pres-${p.effective}`} title={error || t("pres.help")} data-testid="presence" data-effective={p.effective}>
       <span className="dot" aria-hidden="true" />
-      <select aria-label={t("pres.column")} value={p.status} onChange={(e) => void choose(e.target.value as State)} data-testid="presence-select">
+      <select aria-label={t("pres.column")} value={p.status} onChange={(e) => choose(e.target.value as State)} data-testid="presence-select">
         {STATES.map((s) => (
           <option key={s} value={s}>{t(`pres.${s}` as Key)}</option>
         ))}
