@@ -49,6 +49,18 @@ async def open_admin(page: Page, section: str) -> None:
     ).to_be_visible()
 
 
+async def help_assignment(page: Page) -> Any:
+    """The Help inbox's assignment form, opened in the administration."""
+    await open_admin(page, "assignment")
+    await (
+        page.get_by_test_id("admin-row")
+        .filter(has_text="Help")
+        .get_by_test_id("admin-edit")
+        .click()
+    )
+    return page.get_by_test_id("assignment-form")
+
+
 async def present(stack: Stack, browser: Browser, login: str) -> tuple[Any, Page]:
     """The operator signed in in a browser of their own and switched online there."""
     ctx = await context(browser)
@@ -78,14 +90,7 @@ async def test_an_administrator_builds_a_rule_tries_it_and_a_mail_arrives_labell
     try:
         await sign_in(page, stack.gateway_url, ada, PASSWORD)
         # the inbox hands tickets to the least loaded online operator
-        await open_admin(page, "assignment")
-        await (
-            page.get_by_test_id("admin-row")
-            .filter(has_text="Help")
-            .get_by_test_id("admin-edit")
-            .click()
-        )
-        form = page.get_by_test_id("assignment-form")
+        form = await help_assignment(page)
         await form.get_by_test_id("asg-strategy").select_option("least_loaded")
         await form.get_by_test_id("admin-save").click()
         await expect(page.get_by_test_id("admin-notice")).to_have_text("Saved.")
@@ -615,14 +620,7 @@ async def test_an_inboxs_tiers_and_limits_are_set_and_an_outsider_in_a_tier_refu
     page = await ctx.new_page()
     try:
         await sign_in(page, stack.gateway_url, ada, PASSWORD)
-        await open_admin(page, "assignment")
-        await (
-            page.get_by_test_id("admin-row")
-            .filter(has_text="Help")
-            .get_by_test_id("admin-edit")
-            .click()
-        )
-        form = page.get_by_test_id("assignment-form")
+        form = await help_assignment(page)
         await form.get_by_test_id("asg-strategy").select_option("round_robin")
         await form.get_by_test_id("asg-capacity").fill("3")
         await form.get_by_test_id("asg-fair").fill("10")
