@@ -171,11 +171,22 @@ async def test_a_replica_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
         at = datetime.now(UTC) + timedelta(seconds=2)
         ids = await _due_together(outbound_db, tenant_id, 600, at)
 
-        async def under_way() -> bool:
-            return len(sink.received) >= 100
+        async def in_hand() -> subprocess.Popen[bytes] | None:
+            """Once mails are under way, a replica holding some in hand (its lease owner
+            carries its pid): the kill must catch mails mid-send, whichever replica the
+            load gave them to."""
+            if len(sink.received) < 100:
+                return None
+            owners = await outbound_db.fetch(
+                "SELECT lease_owner FROM sends WHERE tenant_id = $1 AND state = 'sending'",
+                uuid.UUID(tenant_id),
+            )
+            for proc in replicas:
+                if any(f"-{proc.pid}-" in (r["lease_owner"] or "") for r in owners):
+                    return proc
+            return None
 
-        await eventually(under_way, timeout=30, every=0.01)
-        victim = replicas[0]
+        victim = await eventually(in_hand, timeout=30, every=0.01)
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         states = await _until_settled(outbound_db, tenant_id, timeout=90)
