@@ -15,6 +15,8 @@ from services.runtime.outbox import first_time
 from services.runtime.service import ServiceRuntime
 
 from . import assign_wiring, domain, rules_wiring, sla_wiring
+from .calendar_hours import CalendarHours
+from .sla_repo import SlaRepo
 
 MESSAGES = registry.ROUTING_MESSAGES
 
@@ -27,7 +29,8 @@ async def main() -> int:
     outbox = rt.open_outbox()
     tickets = tickets_pb2_grpc.TicketsServiceStub(rt.channel("tickets"))
     server = rt.grpc_server()
-    rules = await rules_wiring.wire(rt, db, server)
+    hours = CalendarHours(SlaRepo(db.pool), db.pool)
+    rules = await rules_wiring.wire(rt, db, server, hours.of)
 
     async def thread_of(
         env: events_pb2.EventEnvelope, received: events_pb2.MessageReceived

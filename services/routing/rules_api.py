@@ -23,8 +23,8 @@ from . import rules_facts
 from .peers import Peers
 from .rule_store import RuleCache, RuleStore, StoredRule
 from .rules import engine, model, validate
-from .rules.conditions import InHours
 from .rules.model import RuleDef
+from .rules_intake import HoursOf
 
 
 @dataclass
@@ -34,7 +34,7 @@ class RulesDeps:
     peers: Peers
     clock: Clock
     ids: IdGenerator
-    in_hours: InHours
+    hours_of: HoursOf
 
 
 def definition_of(pb: routing_pb2.RuleDefinition, prefix: str = "") -> RuleDef:
@@ -222,7 +222,8 @@ class RoutingApi:
             details=details,
         )
         ran = await self._d.store.ran_on(self._d.store.pool, ident.tenant_id, ticket.id)
-        evaluation = engine.evaluate([rule], facts, trigger, self._d.in_hours, ran_before=ran)
+        in_hours = await self._d.hours_of(ident.tenant_id)
+        evaluation = engine.evaluate([rule], facts, trigger, in_hours, ran_before=ran)
         resp = routing_pb2.DryRunRuleResponse(
             ticket_id=ticket.id,
             ticket_number=ticket.number,

@@ -65,7 +65,7 @@ class TicketChanges:
             rules,
             facts,
             model.TICKET_CHANGED,
-            self._c.in_hours,
+            await self._c.hours_of(tenant),
             ran_before=ran,
             depth=updated.rule_depth,
             traced=False,

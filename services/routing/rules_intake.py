@@ -5,6 +5,7 @@ for tickets to apply. A mail we sent runs no rules."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 
@@ -21,6 +22,9 @@ from .rule_store import RuleCache, RuleStore
 from .rules import engine, model
 from .rules.conditions import InHours
 from .rules.model import Rule
+
+# hours_of(tenant_id) → the engine's in_hours over that tenant's calendars (only)
+HoursOf = Callable[[str], Awaitable[InHours]]
 
 
 @dataclass
@@ -41,7 +45,7 @@ class RulesContext:
     cache: RuleCache
     peers: Peers
     clock: Clock
-    in_hours: InHours
+    hours_of: HoursOf
 
 
 class RulesIntake:
@@ -99,7 +103,7 @@ class RulesIntake:
             details=details,
         )
         evaluation = engine.evaluate(
-            rules, facts, trigger, self._c.in_hours, ran_before=ran, traced=False
+            rules, facts, trigger, await self._c.hours_of(tenant), ran_before=ran, traced=False
         )
         decision = evaluation.decision
         if decision.empty:

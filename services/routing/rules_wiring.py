@@ -4,8 +4,6 @@ intake step app.py calls for every received mail."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from switchboard.v1 import routing_pb2, routing_pb2_grpc
 
 from services.runtime import registry
@@ -15,30 +13,24 @@ from services.runtime.service import ServiceRuntime
 
 from .peers import Peers
 from .rule_store import RuleCache, RuleStore
-from .rules.conditions import InHours
 from .rules_api import RoutingApi, RulesDeps
 from .rules_changes import TicketChanges
-from .rules_intake import RulesContext, RulesIntake
-
-
-def no_calendars(calendar_id: str, at: datetime) -> bool | None:
-    """Until business-hours calendars are wired in, every calendar is unknown: a condition
-    or rule option on business hours does not hold."""
-    return None
+from .rules_intake import HoursOf, RulesContext, RulesIntake
 
 
 async def wire(
-    rt: ServiceRuntime, db: Database, server: GrpcServer, in_hours: InHours = no_calendars
+    rt: ServiceRuntime, db: Database, server: GrpcServer, hours_of: HoursOf
 ) -> RulesIntake:
+    """`hours_of(tenant)`: the business-hours lookup over the tenant's SLA calendars."""
     store = RuleStore(db.pool)
     cache = RuleCache(store)
     peers = Peers(rt.channel("tickets"), rt.channel("ingestion"), rt.channel("accounts"))
-    deps = RulesDeps(store, cache, peers, rt.clock, rt.ids, in_hours)
+    deps = RulesDeps(store, cache, peers, rt.clock, rt.ids, hours_of)
     server.add(
         routing_pb2_grpc.add_RoutingServiceServicer_to_server,
         RoutingApi(deps),
         routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
     )
-    ctx = RulesContext(store, cache, peers, rt.clock, in_hours)
+    ctx = RulesContext(store, cache, peers, rt.clock, hours_of)
     await rt.add_consumer(registry.ROUTING_TICKET_CHANGES, TicketChanges(ctx).on_updated)
     return RulesIntake(ctx)

@@ -502,3 +502,56 @@ async def test_ticket_changed_rules_answer_an_operators_change_and_stop_at_the_d
     assert rounds(audit) == 3, audit
     t = await state()
     assert "pong" in t["labels"] and "ping" not in t["labels"]  # ping → pong → ping → pong
+
+
+async def test_business_hours_conditions_read_the_tenants_own_calendars(stack: Stack) -> None:
+    """A condition on arrival inside/outside business hours is answered by the tenant's
+    SLA calendar (issue 18: the rules' in_hours wired to the calendars); another tenant's
+    calendar is unknown to it, so a condition naming it does not hold."""
+    from datetime import UTC, datetime
+
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    today = datetime.now(UTC).weekday()
+    elsewhere = days[(today + 3) % 7]  # a whole day, far from now in every zone
+
+    async def calendar(token: str, name: str, slot_days: list[str]) -> str:
+        body = {
+            "name": name,
+            "time_zone": "UTC",
+            "public_holidays": "",
+            "slots": [{"weekday": d, "start": "00:00", "end": "24:00"} for d in slot_days],
+        }
+        code, made = await api_call(stack, token, "POST", "/api/v1/calendars", body)
+        assert code == 201, made
+        return str(made["id"])
+
+    tenant, token = await _admin(stack)
+    always = await calendar(token, "いつでも", days)
+    closed_now = await calendar(token, "別の日", [elsewhere])
+    _, stranger_token = await _admin(stack)
+    strangers = await calendar(stranger_token, "他社", days)
+
+    def rule(name: str, operator: str, calendar_id: str, label: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "triggers": ["new_ticket"],
+            "conditions": {
+                "match": "all",
+                "conditions": [
+                    {"field": "business_hours", "operator": operator, "value": calendar_id}
+                ],
+            },
+            "actions": [{"type": "add_label", "value": label}],
+        }
+
+    for r in (
+        rule("営業時間内", "inside", always, "営業時間内"),
+        rule("closed", "inside", closed_now, "inside-closed"),
+        rule("after hours", "outside", closed_now, "outside-closed"),
+        rule("other tenant", "inside", strangers, "stranger"),
+    ):
+        code, made = await api_call(stack, token, "POST", "/api/v1/rules", r)
+        assert code == 201, made
+
+    ticket = await _mail(stack, token, tenant, "営業時間の確認")
+    assert sorted(ticket["labels"]) == sorted(["営業時間内", "outside-closed"])
