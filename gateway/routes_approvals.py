@@ -11,6 +11,8 @@ import asyncio
 from aiohttp import web
 from switchboard.v1 import approval_pb2, approval_pb2_grpc, composition_pb2
 
+from services.runtime import ticket_names
+
 from . import views, views_approval
 from .request import (
     deps,
@@ -41,7 +43,7 @@ async def request_approval(request: web.Request) -> web.Response:
     if body.get("send_at") is not None:
         req.send_at.CopyFrom(local_time(request, body["send_at"], "send_at"))
     if body.get("status_after") is not None:
-        req.status_after = views.STATUS_VALUES[body["status_after"]]
+        req.status_after = ticket_names.STATUS_VALUES[body["status_after"]]
     resp = await _stub(request).RequestApproval(req, metadata=metadata(request), timeout=15)
     return json_response(views_approval.approval(resp), status=201)
 

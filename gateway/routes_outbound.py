@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
 
+from services.runtime import ticket_names
+
 from . import views
 from .request import (
     bad,
@@ -43,7 +45,7 @@ async def send_draft(request: web.Request) -> web.Response:
         request_approval=body.get("request_approval", False),
     )
     if body.get("status_after") is not None:
-        req.status_after = views.STATUS_VALUES[body["status_after"]]
+        req.status_after = ticket_names.STATUS_VALUES[body["status_after"]]
     if body.get("send_at") is not None:
         req.send_at.CopyFrom(local_time(request, body["send_at"], "send_at"))
     resp = await _stub(request).SubmitDraft(req, metadata=metadata(request), timeout=60)

@@ -15,6 +15,8 @@ from typing import Any
 from aiohttp import web
 from switchboard.v1 import tickets_pb2
 
+from services.runtime import ticket_names
+
 from . import views
 from .errors import renamed
 from .request import (
@@ -83,9 +85,9 @@ def list_request(request: web.Request) -> tickets_pb2.ListTicketsRequest:
     q = request.query
     req = tickets_pb2.ListTicketsRequest(page=page(request))
     for name in query_list(request, "status"):
-        if name not in views.STATUS_VALUES:
-            raise bad(f"status must be one of {', '.join(views.STATUS_VALUES)}", "status")
-        req.statuses.append(views.STATUS_VALUES[name])
+        if name not in ticket_names.STATUS_VALUES:
+            raise bad(f"status must be one of {', '.join(ticket_names.STATUS_VALUES)}", "status")
+        req.statuses.append(ticket_names.STATUS_VALUES[name])
     keyword = q.get("q", "")
     if len(keyword) > QUERY_MAX or any(ord(c) < 32 for c in keyword):
         raise bad(f"q must be at most {QUERY_MAX} characters on one line", "q")
@@ -98,8 +100,8 @@ def list_request(request: web.Request) -> tickets_pb2.ListTicketsRequest:
         ("contact", "contact_id"),
     ):
         setattr(req, attr, q.get(name, ""))
-    if priority := query_choice(request, "priority", tuple(views.PRIORITY_VALUES)):
-        req.priority = views.PRIORITY_VALUES[priority]
+    if priority := query_choice(request, "priority", tuple(ticket_names.PRIORITY_VALUES)):
+        req.priority = ticket_names.PRIORITY_VALUES[priority]
     if view := query_choice(request, "view", tuple(VIEWS)):
         req.view = VIEWS[view]
     for name, attr in (("received_from", "start"), ("received_to", "end")):
@@ -178,9 +180,9 @@ def change_request(
         raise bad(f"nothing to change: send at least one of {', '.join(CHANGE_FIELDS)}", where)
     req = tickets_pb2.UpdateTicketRequest(comment=body.get("comment", ""))
     if body.get("status") is not None:  # null leaves it as it is
-        req.status = views.STATUS_VALUES[body["status"]]
+        req.status = ticket_names.STATUS_VALUES[body["status"]]
     if body.get("priority") is not None:
-        req.priority = views.PRIORITY_VALUES[body["priority"]]
+        req.priority = ticket_names.PRIORITY_VALUES[body["priority"]]
     if "category" in body:
         req.category = body["category"] or ""  # null or "" clears it
     for name in ("add_labels", "remove_labels", "add_flags", "remove_flags"):

@@ -8,21 +8,10 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import accounts_pb2, common_pb2, events_pb2, tickets_pb2
 
-STATUS_NAMES = {
-    common_pb2.TICKET_STATUS_OPEN: "open",
-    common_pb2.TICKET_STATUS_PENDING: "pending",
-    common_pb2.TICKET_STATUS_RESOLVED: "resolved",
-    common_pb2.TICKET_STATUS_NO_ACTION: "no_action",
-    common_pb2.TICKET_STATUS_TRASH: "trash",
-}
-STATUS_VALUES = {name: value for value, name in STATUS_NAMES.items()}
-PRIORITY_NAMES = {
-    common_pb2.PRIORITY_LOW: "low",
-    common_pb2.PRIORITY_NORMAL: "normal",
-    common_pb2.PRIORITY_HIGH: "high",
-    common_pb2.PRIORITY_URGENT: "urgent",
-}
-PRIORITY_VALUES = {name: value for value, name in PRIORITY_NAMES.items()}
+from services.runtime.ticket_names import (
+    PRIORITY_NAMES,
+    STATUS_NAMES,
+)
 
 
 def iso(ts: Timestamp) -> str | None:

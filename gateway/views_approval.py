@@ -14,9 +14,10 @@ from switchboard.v1 import approval_pb2, events_pb2
 
 from services.approval.convert import facts_of_pb
 from services.approval.stages import Decider, may_decide
+from services.runtime.ticket_names import STATUS_NAMES
 
 from .auth import Caller
-from .views import STATUS_NAMES, actor, iso, operator
+from .views import actor, iso, operator
 
 A = approval_pb2
 STATES = {

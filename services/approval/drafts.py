@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from switchboard.v1 import common_pb2, composition_pb2
+from switchboard.v1 import composition_pb2
+
+from services.runtime.ticket_names import PRIORITY_NAMES
 
 from .policy import DraftFacts, TicketFacts, content_hash
 
@@ -42,16 +44,8 @@ def facts_of(rev: composition_pb2.DraftRevision) -> DraftFacts:
     )
 
 
-_PRIORITY = {
-    common_pb2.PRIORITY_LOW: "low",
-    common_pb2.PRIORITY_NORMAL: "normal",
-    common_pb2.PRIORITY_HIGH: "high",
-    common_pb2.PRIORITY_URGENT: "urgent",
-}
-
-
 def ticket_facts(ticket: Any) -> TicketFacts:
     """Of tickets' TicketSummary (None: a new mail without a ticket)."""
     if ticket is None:
         return TicketFacts()
-    return TicketFacts(frozenset(ticket.labels), _PRIORITY.get(ticket.priority, ""))
+    return TicketFacts(frozenset(ticket.labels), PRIORITY_NAMES.get(ticket.priority, ""))

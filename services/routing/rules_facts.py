@@ -13,26 +13,17 @@ from datetime import UTC, datetime
 
 from switchboard.v1 import common_pb2, events_pb2, tickets_pb2
 
+from services.runtime.ticket_names import (
+    PRIORITY_NAMES,
+    PRIORITY_VALUES,
+    STATUS_NAMES,
+    STATUS_VALUES,
+)
+
 from .rules.model import Attachment, Decision, Facts, TicketState
 
 HEADER_BLOCK_LIMIT = 256 * 1024
 BODY_LIMIT = 20_000
-
-STATUS_NAMES = {
-    common_pb2.TICKET_STATUS_OPEN: "open",
-    common_pb2.TICKET_STATUS_PENDING: "pending",
-    common_pb2.TICKET_STATUS_RESOLVED: "resolved",
-    common_pb2.TICKET_STATUS_NO_ACTION: "no_action",
-    common_pb2.TICKET_STATUS_TRASH: "trash",
-}
-STATUS_VALUES = {v: k for k, v in STATUS_NAMES.items()}
-PRIORITY_NAMES = {
-    common_pb2.PRIORITY_LOW: "low",
-    common_pb2.PRIORITY_NORMAL: "normal",
-    common_pb2.PRIORITY_HIGH: "high",
-    common_pb2.PRIORITY_URGENT: "urgent",
-}
-PRIORITY_VALUES = {v: k for k, v in PRIORITY_NAMES.items()}
 
 
 @dataclass(frozen=True)

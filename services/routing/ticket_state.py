@@ -15,21 +15,12 @@ from datetime import UTC, datetime
 
 from switchboard.v1 import common_pb2, events_pb2
 
+from services.runtime.ticket_names import STATUS_NAMES, STRATEGY_FLAG
+
 LOADED = frozenset({"open", "pending"})
 MERGED = "merged"
 DEFAULT_CHANNEL = "mail"
-# The ticket flag a rule's "hand to the inbox's assignment strategy" sets (tickets keeps
-# it; routing's rules put it in message.routed's decision): the assigner takes the ticket
-# even when the inbox's strategy is manual.
-STRATEGY_FLAG = "assign_by_strategy"
 
-_STATUS = {
-    common_pb2.TICKET_STATUS_OPEN: "open",
-    common_pb2.TICKET_STATUS_PENDING: "pending",
-    common_pb2.TICKET_STATUS_RESOLVED: "resolved",
-    common_pb2.TICKET_STATUS_NO_ACTION: "no_action",
-    common_pb2.TICKET_STATUS_TRASH: "trash",
-}
 
 LoadKey = tuple[str, str, str]  # operator, inbox, channel
 
@@ -59,7 +50,7 @@ class TicketState:
 
 def state_of(summary: events_pb2.TicketSummary, channel: str = "") -> TicketState:
     """A ticket's state from the summary its events (and tickets' answers) carry."""
-    status = MERGED if summary.merged_into else _STATUS.get(summary.status, "open")
+    status = MERGED if summary.merged_into else STATUS_NAMES.get(summary.status, "open")
     return TicketState(
         ticket_id=summary.id,
         inbox_id=summary.inbox.id,

@@ -15,6 +15,7 @@ from switchboard.v1 import common_pb2, events_pb2
 from services.runtime import events
 from services.runtime.errors import InvalidArgument
 from services.runtime.identity import Identity
+from services.runtime.ticket_names import STRATEGY_FLAG
 
 from . import domain
 from .deps import Deps
@@ -24,7 +25,6 @@ from .records import Ticket
 from .repo import summary_pb
 
 ACTOR = common_pb2.Actor(kind=common_pb2.Actor.KIND_SYSTEM, id="routing", display="routing")
-STRATEGY_FLAG = "assign_by_strategy"  # the assigner takes such a ticket (RTE-2)
 SPAM_FLAG = "spam"
 
 _STATUS = {
