@@ -161,6 +161,10 @@ async def test_an_administrator_builds_a_rule_tries_it_and_a_mail_arrives_labell
         ticket = await ticket_by_subject(stack, admin, subject)
         assert "返品" in ticket["labels"]
         assert ticket["assignee"]["id"] == aiko_id
+        # she is told, by automatic routing (not thanked by name like a person)
+        await expect(
+            agent.get_by_test_id("toast-title").filter(has_text="automatic routing").first
+        ).to_be_visible(timeout=15000)
 
         # the ticket's timeline says which rule routed it and how it was assigned
         await line.click()

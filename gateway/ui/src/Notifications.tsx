@@ -39,7 +39,8 @@ interface Shown {
 /** What a push says, in the operator's language; null for a kind this UI does not know. */
 export function toastOf(n: Push, t: T): Shown | null {
   // routing's automatic assignment (issue 18) is named as the activity names it
-  const name = n.by?.kind === "system" && n.by.name === "routing" ? t("audit.routing") : n.by?.name || t("notif.someone");
+  const byRouting = n.by?.kind === "system" && n.by.name === "routing";
+  const name = byRouting ? t("audit.routing") : n.by?.name || t("notif.someone");
   const a = n.approval;
   if (a) {
     const href = `/approvals/${a.id}`;
@@ -72,7 +73,8 @@ export function toastOf(n: Push, t: T): Shown | null {
   }
   if (n.ticket && (n.kind === "assigned" || n.kind === "mentioned")) {
     return {
-      title: t(n.kind === "assigned" ? "notif.assigned" : "notif.mentioned", { name }),
+      // a person assigns ("Aiko assigned…"); routing is not a person to thank by name
+      title: t(n.kind === "mentioned" ? "notif.mentioned" : byRouting ? "notif.assigned_auto" : "notif.assigned", { name }),
       subject: n.ticket.subject,
       quote: n.comment?.body ?? "",
       href: `/tickets/${n.ticket.id}`,

@@ -15,6 +15,7 @@ export const notifyEn = {
   "notif.voided": "Approval voided: the draft changed after it was approved",
   "notif.cancelled": "{name} cancelled your approval request",
   "notif.assigned": "Assigned to you by {name}",
+  "notif.assigned_auto": "Assigned to you by automatic routing",
   "notif.mentioned": "{name} mentioned you",
 };
 
@@ -31,5 +32,6 @@ export const notifyJa: Record<keyof typeof notifyEn, string> = {
   "notif.voided": "承認が無効になりました（承認後に下書きが変更されました）",
   "notif.cancelled": "{name}さんがあなたの承認依頼を取り消しました",
   "notif.assigned": "{name}さんがあなたに割り当てました",
+  "notif.assigned_auto": "自動振り分けであなたに割り当てられました",
   "notif.mentioned": "{name}さんがあなたをメンションしました",
 };
