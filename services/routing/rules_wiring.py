@@ -1,6 +1,7 @@
 """Wiring of the routing rules (RTE-1) into routing's process: the store and its cache,
-the RoutingService API, the consumer of ticket changes (trigger ticket_changed), and the
-intake step app.py calls for every received mail."""
+the RoutingService API, the consumers of ticket changes (trigger ticket_changed) and of
+SLA alerts (sla_warning, sla_breached), and the intake step app.py calls for every
+received mail."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .rule_store import RuleCache, RuleStore
 from .rules_api import RoutingApi, RulesDeps
 from .rules_changes import TicketChanges
 from .rules_intake import HoursOf, RulesContext, RulesIntake
+from .rules_sla import SlaAlerts
 
 
 async def wire(
@@ -33,4 +35,5 @@ async def wire(
     )
     ctx = RulesContext(store, cache, peers, rt.clock, hours_of)
     await rt.add_consumer(registry.ROUTING_TICKET_CHANGES, TicketChanges(ctx).on_updated)
+    await rt.add_consumer(registry.ROUTING_SLA_RULES, SlaAlerts(ctx).on_alert)
     return RulesIntake(ctx)

@@ -51,6 +51,12 @@ ROUTING_SLA = ConsumerSpec(
 ROUTING_TICKET_CHANGES = ConsumerSpec(
     events.TICKETS, "routing__ticket_changes", (events.TICKET_UPDATED.subject,)
 )
+# routing's sla_warning / sla_breached rules (RTE-1) answer its own SLA alerts
+ROUTING_SLA_RULES = ConsumerSpec(
+    events.ROUTING,
+    "routing__sla_rules",
+    (events.SLA_WARNING.subject, events.SLA_BREACHED.subject),
+)
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
 # routing's soonest SLA due time of each ticket, kept so lists sort by it (issue 18).
 TICKETS_SLA = ConsumerSpec(events.ROUTING, "tickets__sla", (events.SLA_CHANGED.subject,))
@@ -169,7 +175,13 @@ SERVICES: tuple[Component, ...] = (
         7102,
         database=True,
         streams=(events.ROUTING,),
-        consumers=(ROUTING_MESSAGES, ROUTING_TICKETS, ROUTING_SLA, ROUTING_TICKET_CHANGES),
+        consumers=(
+            ROUTING_MESSAGES,
+            ROUTING_TICKETS,
+            ROUTING_SLA,
+            ROUTING_TICKET_CHANGES,
+            ROUTING_SLA_RULES,
+        ),
         calls=("tickets", "ingestion", "accounts"),
     ),
     _service(

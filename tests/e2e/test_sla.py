@@ -1,8 +1,8 @@
 """SLA through the real processes (issue 18, RTE-4): an administrator sets up a calendar
 and a policy through the API, a mail arrives, and the ticket's SLA counts business time
 on that calendar and stands still in pending; warnings and breaches are announced once
-each, also when routing was restarted meanwhile; bad input is refused naming the field
-and changes nothing."""
+each, also when routing was restarted meanwhile, and rules with the time triggers act on
+them; bad input is refused naming the field and changes nothing."""
 
 from __future__ import annotations
 
@@ -65,6 +65,22 @@ async def _mailed_ticket(stack: Stack, token: str, to: str) -> dict[str, Any]:
 
     [ticket] = await eventually(found, timeout=30)
     return ticket
+
+
+async def _one_minute_policy(stack: Stack, token: str, inbox_id: str) -> None:
+    """A first response due in a minute around the clock, warned at half of it."""
+    await _ok(
+        stack,
+        token,
+        "POST",
+        "/api/v1/sla-policies",
+        {
+            "name": "One minute",
+            "inbox_ids": [inbox_id],
+            "first_response_minutes": 1,
+            "warning": {"at_percent": 50},
+        },
+    )
 
 
 async def _sla(stack: Stack, token: str, ticket_id: str, state: str) -> dict[str, Any]:
@@ -187,18 +203,7 @@ async def test_warning_and_breach_fire_once_each_also_after_routing_restarts(
     stack: Stack, sla_events: list[events_pb2.EventEnvelope]
 ) -> None:
     tenant, token = await _admin(stack)
-    await _ok(
-        stack,
-        token,
-        "POST",
-        "/api/v1/sla-policies",
-        {
-            "name": "One minute",
-            "inbox_ids": [tenant.inbox_id],
-            "first_response_minutes": 1,
-            "warning": {"at_percent": 50},
-        },
-    )
+    await _one_minute_policy(stack, token, tenant.inbox_id)
     ticket = await _mailed_ticket(stack, token, tenant.address)
     sla = await _sla(stack, token, ticket["id"], "ok")
     [first] = sla["targets"]
@@ -335,3 +340,88 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_saved(stack:
     code, _ = await api_call(stack, agent, "POST", "/api/v1/calendars", good)
     assert code == 403
     assert tenant.tenant_id != agent_tenant.tenant_id
+
+
+async def test_rules_escalate_a_warning_and_a_breach_once_each(
+    stack: Stack, sla_events: list[events_pb2.EventEnvelope]
+) -> None:
+    """Rules with the time triggers act on the ticket when its SLA warns and breaks: on
+    the breach it becomes urgent and labelled 期限超過, each action once in its audit
+    trail as "rule <name>: …"; the change they make is a ticket change other rules
+    answer."""
+    tenant, token = await _admin(stack)
+    rules = [
+        {
+            "name": "解決期限",  # not this target: never runs here
+            "triggers": ["sla_breached"],
+            "conditions": {
+                "match": "all",
+                "conditions": [
+                    {"field": "sla_target", "operator": "equals", "value": "resolution"}
+                ],
+            },
+            "actions": [{"type": "set_category", "value": "late"}],
+        },
+        {
+            "name": "期限超過は至急",
+            "inbox_id": tenant.inbox_id,
+            "triggers": ["sla_breached"],
+            "conditions": {
+                "match": "all",
+                "conditions": [
+                    {"field": "sla_target", "operator": "equals", "value": "first_response"}
+                ],
+            },
+            "actions": [
+                {"type": "set_priority", "value": "urgent"},
+                {"type": "add_label", "value": "期限超過"},
+            ],
+        },
+        {
+            "name": "warned",
+            "triggers": ["sla_warning"],
+            "conditions": {"match": "all", "conditions": []},
+            "actions": [{"type": "add_label", "value": "期限間近"}],
+        },
+        {
+            "name": "on change",
+            "triggers": ["ticket_changed"],
+            "conditions": {
+                "match": "all",
+                "conditions": [{"field": "labels", "operator": "equals", "value": "期限超過"}],
+            },
+            "actions": [{"type": "add_label", "value": "seen"}],
+        },
+    ]
+    for r in rules:
+        await _ok(stack, token, "POST", "/api/v1/rules", r)
+    await _one_minute_policy(stack, token, tenant.inbox_id)
+    ticket = await _mailed_ticket(stack, token, tenant.address)
+    assert ticket["priority"] == "normal" and "期限超過" not in ticket["labels"]
+
+    def breaches() -> list[events_pb2.EventEnvelope]:
+        return [
+            e
+            for e in sla_events
+            if e.type == "sla.breached" and e.sla_alert.ticket_id == ticket["id"]
+        ]
+
+    await eventually(lambda: _async(breaches()), timeout=120)
+
+    async def escalated() -> dict[str, Any] | None:
+        code, body = await api_get(stack, token, f"/api/v1/tickets/{ticket['id']}")
+        assert code == 200, body
+        t = dict(body.get("ticket", body))
+        done = t["priority"] == "urgent" and {"期限超過", "seen"} <= set(t["labels"])
+        return t if done else None
+
+    after = await eventually(escalated, timeout=30)
+    assert "期限間近" in after["labels"]
+    code, body = await api_get(stack, token, f"/api/v1/tickets/{ticket['id']}/audit?limit=200")
+    assert code == 200, body
+    audit = [e["comment"] for e in body["items"] if e["comment"]]
+    assert audit.count("rule 期限超過は至急: set priority urgent") == 1, audit
+    assert audit.count("rule 期限超過は至急: add label 期限超過") == 1, audit
+    assert audit.count("rule warned: add label 期限間近") == 1, audit
+    assert audit.count("rule on change: add label seen") == 1, audit
+    assert not [c for c in audit if c.startswith("rule 解決期限")] and not after.get("category")

@@ -11,6 +11,7 @@ import pytest
 
 from services.routing.rules import engine, model, validate
 from services.routing.rules.model import Attachment, Facts, Rule, TicketState
+from services.routing.rules_changes import with_trigger
 from services.runtime.errors import InvalidArgument
 
 INBOX = "0190f0d2-0000-7000-8000-0000000000bb"
@@ -421,3 +422,62 @@ def test_a_rule_survives_its_json_round_trip() -> None:
     )
     again = validate.parse(validate.to_json(r.definition))
     assert again == r.definition
+
+
+def test_sla_triggers_are_accepted_and_select_only_the_rules_having_them() -> None:
+    """A breach runs the rules with `sla_breached` (tenant-wide and the ticket's inbox),
+    a warning those with `sla_warning`; no other rule runs on either."""
+    breached = rule(
+        [],
+        [{"type": "set_priority", "value": "urgent"}, {"type": "add_label", "value": "期限超過"}],
+        name="breached",
+        triggers=["sla_breached"],
+    )
+    warned = rule(
+        [], [{"type": "set_priority", "value": "high"}], name="warned", triggers=["sla_warning"]
+    )
+    both = rule(
+        [{"field": "priority", "operator": "gte", "value": "high"}],
+        [{"type": "add_label", "value": "escalated"}],
+        name="both",
+        triggers=["sla_warning", "sla_breached"],
+    )
+    other_inbox = rule(
+        [],
+        [{"type": "add_label", "value": "other"}],
+        name="other inbox",
+        triggers=["sla_breached"],
+        inbox_id=INBOX,
+    )
+    mail_rule = rule([], [{"type": "add_label", "value": "mail"}], name="mail")
+    assert breached.definition.triggers == ("sla_breached",)
+    assert both.definition.triggers == ("sla_warning", "sla_breached")
+
+    loaded = [breached, warned, both, other_inbox, mail_rule]
+    on_breach = with_trigger(loaded, model.SLA_BREACHED, "another-inbox")
+    assert [r.name for r in on_breach] == ["breached", "both"]
+    assert [r.name for r in with_trigger(loaded, model.SLA_BREACHED, INBOX)] == [
+        "breached",
+        "both",
+        "other inbox",
+    ]
+    assert [r.name for r in with_trigger(loaded, model.SLA_WARNING)] == ["warned", "both"]
+
+    ev = engine.evaluate(loaded, facts(), model.SLA_BREACHED, lambda c_, a: None)
+    assert ev.decision.priority == "urgent"
+    assert ev.decision.add_labels == ["期限超過", "escalated", "other"]
+    assert [(r.rule_name, r.skipped) for r in ev.results if r.skipped] == [
+        ("warned", "trigger"),
+        ("mail", "trigger"),
+    ]
+    warning = engine.evaluate(loaded, facts(), model.SLA_WARNING, lambda c_, a: None)
+    assert warning.decision.fired == ["warned", "both"]
+
+
+def test_sla_target_condition_reads_which_target_broke() -> None:
+    cond = {"field": "sla_target", "operator": "equals", "value": "resolution"}
+    assert holds(cond, facts(sla_target="resolution"))
+    assert not holds(cond, facts(sla_target="first_response"))
+    assert not holds(cond, facts())  # not an SLA trigger: no target
+    either = {"field": "sla_target", "operator": "in", "value": ["first_response", "next_response"]}
+    assert holds(either, facts(sla_target="next_response"))

@@ -31,7 +31,7 @@ export interface Rule {
   version?: number;
 }
 
-const TRIGGERS = ["new_ticket", "customer_reply", "ticket_changed"] as const;
+const TRIGGERS = ["new_ticket", "customer_reply", "ticket_changed", "sla_warning", "sla_breached"] as const;
 const blankRule = (): Rule => ({
   name: "",
   inbox_id: null,

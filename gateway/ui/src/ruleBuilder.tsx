@@ -52,6 +52,7 @@ export const FIELDS: Record<string, Kind> = {
   status: "text",
   received_at: "date",
   business_hours: "calendar",
+  sla_target: "text",
 };
 const TEXT_OPS = ["contains", "equals", "starts_with", "ends_with", "in", "regex"];
 const NUMBER_OPS = ["equals", "in", "gt", "gte", "lt", "lte"];

@@ -58,6 +58,8 @@ def _values(leaf: Leaf, facts: Facts) -> tuple[str, ...]:
         return (t.category,)
     if f == "status":
         return (t.status,)
+    if f == "sla_target":
+        return (facts.sla_target,)
     raise AssertionError(f"not a text field: {f}")
 
 
@@ -192,6 +194,7 @@ _SINGLE: dict[str, Callable[[Facts], str]] = {
     "channel": lambda f: f.channel,
     "category": lambda f: f.ticket.category,
     "status": lambda f: f.ticket.status,
+    "sla_target": lambda f: f.sla_target,
 }
 
 

@@ -35,6 +35,7 @@ FIELDS: dict[str, Kind] = {
     "status": Kind.TEXT,
     "received_at": Kind.DATE,
     "business_hours": Kind.CALENDAR,
+    "sla_target": Kind.TEXT,
 }
 
 TEXT_OPERATORS = ("equals", "contains", "starts_with", "ends_with", "in", "regex")

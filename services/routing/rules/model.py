@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-# triggers: what makes rules run. Time triggers (SLA warning/breach, no first reply,
-# pending until) are not part of this slice.
+# triggers: what makes rules run. The SLA's warning and breach are time triggers; "no
+# first reply within N minutes" and "pending until a date" are not built.
 NEW_TICKET = "new_ticket"
 CUSTOMER_REPLY = "customer_reply"
 TICKET_CHANGED = "ticket_changed"
-TRIGGERS = (NEW_TICKET, CUSTOMER_REPLY, TICKET_CHANGED)
+SLA_WARNING = "sla_warning"
+SLA_BREACHED = "sla_breached"
+TRIGGERS = (NEW_TICKET, CUSTOMER_REPLY, TICKET_CHANGED, SLA_WARNING, SLA_BREACHED)
 
 STATUSES = ("open", "pending", "resolved", "no_action", "trash")
 SETTABLE_STATUSES = ("open", "pending", "resolved", "no_action")
@@ -117,6 +119,9 @@ class Facts:
     attachments: tuple[Attachment, ...] | None = None
     headers: Mapping[str, tuple[str, ...]] | None = None
     ticket: TicketState = field(default_factory=TicketState)
+    # the SLA target that warned or broke (sla_warning / sla_breached): first_response,
+    # next_response or resolution; "" for other triggers
+    sla_target: str = ""
 
 
 @dataclass(frozen=True)
