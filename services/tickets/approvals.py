@@ -68,7 +68,7 @@ class ApprovalTracker:
             if pending is not None:
                 await self._remember(conn, env, row, change.request_id, pending)
         d.outbox.wake()
-        self._log.info("approval recorded", event=env.type, request_id=change.request_id)
+        self._log.info("approval recorded", event_type=env.type, request_id=change.request_id)
 
     async def _remember(
         self,
