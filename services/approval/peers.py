@@ -20,7 +20,7 @@ from switchboard.v1 import (
     tickets_pb2_grpc,
 )
 
-from services.runtime.grpc_client import passed_on
+from services.runtime.grpc_client import call_peer, passed_on
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -33,14 +33,8 @@ class Peers:
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
         self.accounts = accounts_pb2_grpc.AccountsServiceStub(accounts)
 
-    async def _call(self, service: str, method: Any, request: Any, md: Metadata) -> Any:
-        try:
-            return await method(request, metadata=list(md), timeout=10)
-        except grpc.aio.AioRpcError as err:
-            raise passed_on(err, service) from err
-
     async def draft(self, md: Metadata, draft_id: str) -> composition_pb2.Draft:
-        found: composition_pb2.Draft = await self._call(
+        found: composition_pb2.Draft = await call_peer(
             "composition",
             self.composition.GetDraft,
             composition_pb2.GetDraftRequest(draft_id=draft_id),
@@ -52,7 +46,7 @@ class Peers:
         self, md: Metadata, draft_id: str, request_id: str, revision: int, replaces: str
     ) -> composition_pb2.Draft:
         """The draft `in_approval` for this request (its author's identity)."""
-        held: composition_pb2.Draft = await self._call(
+        held: composition_pb2.Draft = await call_peer(
             "composition",
             self.composition.HoldForApproval,
             composition_pb2.HoldForApprovalRequest(
@@ -67,7 +61,7 @@ class Peers:
 
     async def release(self, md: Metadata, draft_id: str, request_id: str) -> None:
         """The draft open again, if it is still held for this request."""
-        await self._call(
+        await call_peer(
             "composition",
             self.composition.ReleaseFromApproval,
             composition_pb2.ReleaseFromApprovalRequest(draft_id=draft_id, request_id=request_id),
@@ -87,7 +81,7 @@ class Peers:
             raise passed_on(err, "tickets") from err
         if lock.holder.id != operator_id:
             return False
-        released = await self._call(
+        released = await call_peer(
             "tickets",
             self.tickets.ReleaseReplyLock,
             tickets_pb2.ReplyLockRequest(ticket_id=ticket_id, fence=lock.fence),
@@ -96,13 +90,13 @@ class Peers:
         return bool(released.released)
 
     async def ticket(self, md: Metadata, ticket_id: str) -> Any:
-        found = await self._call(
+        found = await call_peer(
             "tickets", self.tickets.GetTicket, tickets_pb2.GetTicketRequest(ticket_id=ticket_id), md
         )
         return found.ticket
 
     async def operator_ids(self, md: Metadata) -> set[str]:
-        found = await self._call(
+        found = await call_peer(
             "accounts",
             self.accounts.ListOperators,
             accounts_pb2.ListOperatorsRequest(include_inactive=False),
@@ -111,13 +105,13 @@ class Peers:
         return {o.id for o in found.operators}
 
     async def role_names(self, md: Metadata) -> set[str]:
-        found = await self._call(
+        found = await call_peer(
             "accounts", self.accounts.ListRoles, accounts_pb2.ListRolesRequest(), md
         )
         return {r.name for r in found.roles}
 
     async def inbox_ids(self, md: Metadata) -> set[str]:
-        found = await self._call(
+        found = await call_peer(
             "accounts", self.accounts.ListInboxes, accounts_pb2.ListInboxesRequest(), md
         )
         return {i.id for i in found.inboxes}

@@ -7,7 +7,6 @@ checks (tenant, inbox) apply; intake calls as routing, within the mail's tenant.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import grpc
 from switchboard.v1 import (
@@ -21,7 +20,7 @@ from switchboard.v1 import (
 )
 
 from services.runtime.errors import FailedPrecondition, NotFound
-from services.runtime.grpc_client import passed_on
+from services.runtime.grpc_client import call_peer
 
 from .rules_facts import MailDetails, details_of
 
@@ -36,15 +35,9 @@ class Peers:
         self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(ingestion)
         self.accounts = accounts_pb2_grpc.AccountsServiceStub(accounts)
 
-    async def _call(self, service: str, method: Any, request: Any, md: Metadata) -> Any:
-        try:
-            return await method(request, metadata=list(md), timeout=10)
-        except grpc.aio.AioRpcError as err:
-            raise passed_on(err, service) from err
-
     async def ticket_by_number(self, md: Metadata, number: int) -> tickets_pb2.GetTicketResponse:
         try:
-            found: tickets_pb2.GetTicketResponse = await self._call(
+            found: tickets_pb2.GetTicketResponse = await call_peer(
                 "tickets", self.tickets.GetTicket, tickets_pb2.GetTicketRequest(number=number), md
             )
         except NotFound:
@@ -52,7 +45,7 @@ class Peers:
         return found
 
     async def ticket(self, md: Metadata, ticket_id: str) -> tickets_pb2.GetTicketResponse:
-        found: tickets_pb2.GetTicketResponse = await self._call(
+        found: tickets_pb2.GetTicketResponse = await call_peer(
             "tickets",
             self.tickets.GetTicket,
             tickets_pb2.GetTicketRequest(ticket_id=ticket_id),
@@ -68,7 +61,7 @@ class Peers:
         rule_depth: int,
         cause_event_id: str,
     ) -> None:
-        await self._call(
+        await call_peer(
             "tickets",
             self.tickets.ApplyRoutingDecision,
             tickets_pb2.ApplyRoutingDecisionRequest(
@@ -83,14 +76,14 @@ class Peers:
     async def mail_details(self, md: Metadata, message_id: str) -> MailDetails:
         """The stored mail's headers, attachments and text. A mail whose original may not
         be read (an infected one) is judged on its parsed document alone."""
-        parsed: ingestion_pb2.GetMessageResponse = await self._call(
+        parsed: ingestion_pb2.GetMessageResponse = await call_peer(
             "ingestion",
             self.ingestion.GetMessage,
             ingestion_pb2.GetMessageRequest(message_id=message_id),
             md,
         )
         try:
-            raw: ingestion_pb2.GetRawMessageResponse = await self._call(
+            raw: ingestion_pb2.GetRawMessageResponse = await call_peer(
                 "ingestion",
                 self.ingestion.GetRawMessage,
                 ingestion_pb2.GetRawMessageRequest(message_id=message_id),
@@ -102,13 +95,13 @@ class Peers:
         return details_of(parsed.parsed_json, data)
 
     async def inbox_ids(self, md: Metadata) -> set[str]:
-        found = await self._call(
+        found = await call_peer(
             "accounts", self.accounts.ListInboxes, accounts_pb2.ListInboxesRequest(), md
         )
         return {i.id for i in found.inboxes}
 
     async def operator_ids(self, md: Metadata) -> set[str]:
-        found = await self._call(
+        found = await call_peer(
             "accounts",
             self.accounts.ListOperators,
             accounts_pb2.ListOperatorsRequest(include_inactive=False),

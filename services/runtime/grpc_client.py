@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -92,3 +93,18 @@ def passed_on(err: grpc.aio.AioRpcError, service: str) -> DomainError:
             reason=str(reason) if reason else None,
         )
     return Unavailable(f"{service} unavailable: {err.code().name}")
+
+
+async def call_peer(
+    service: str,
+    method: Any,
+    request: Any,
+    md: Sequence[tuple[str, str]],
+    timeout: float = 10,
+) -> Any:
+    """One call to a peer service (`method`: a stub's method), its refusal raised as the
+    caller's own (`passed_on`), anything else as Unavailable."""
+    try:
+        return await method(request, metadata=list(md), timeout=timeout)
+    except grpc.aio.AioRpcError as err:
+        raise passed_on(err, service) from err
