@@ -173,6 +173,10 @@ async def test_an_administrator_builds_a_rule_tries_it_and_a_mail_arrives_labell
             notes.filter(has_text="rule “返品ルール”: Add the label: 返品").first
         ).to_be_visible(timeout=15000)
         await expect(notes.filter(has_text="assigned by least loaded")).to_be_visible()
+        # the flag the rule set is said in words, not by its name
+        flag = agent.get_by_test_id("activity").filter(has_text="Flags:")
+        await expect(flag.first).to_contain_text("— → to be assigned by the inbox's strategy")
+        await expect(agent.get_by_test_id("timeline")).not_to_contain_text("assign_by_strategy")
         await shot(agent, "routing-ticket-routed")
         # and in Japanese
         await agent.get_by_test_id("lang").click()
@@ -180,6 +184,9 @@ async def test_an_administrator_builds_a_rule_tries_it_and_a_mail_arrives_labell
             notes.filter(has_text="ルール「返品ルール」：ラベルを付ける: 返品").first
         ).to_be_visible()
         await expect(notes.filter(has_text="担当の少ない人に割り当て")).to_be_visible()
+        await expect(
+            agent.get_by_test_id("activity").filter(has_text="フラグ:").first
+        ).to_contain_text("— → 受信箱の方式で割り当て待ち")
     finally:
         await ctx.close()
         await agent_ctx.close()

@@ -131,6 +131,9 @@ export function ActivityEntry({ entry }: { entry: AuditEntry }) {
     if (field === "priority") return word("priority.", v);
     if (field === "send") return word("send.", v);
     if (field === "approval") return word("appr.state.", v);
+    // flags (comma-separated, as tickets writes a list) by their meaning: routing's
+    // `assign_by_strategy` reads "assign by the inbox's strategy"
+    if (field === "flags") return v.split(", ").map((x) => word("audit.flag.", x)).join(", ");
     if (/^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v)) return dateTime(v);
     return v;
   };

@@ -16,6 +16,9 @@ export const notifyEn = {
   "notif.cancelled": "{name} cancelled your approval request",
   "notif.assigned": "Assigned to you by {name}",
   "notif.assigned_auto": "Assigned to you by automatic routing",
+  "notif.assigned_many": "{n} tickets assigned to you",
+  "notif.assigned_many_auto": "{n} tickets assigned to you by automatic routing",
+  "notif.assigned_many_by": "{n} tickets assigned to you by {name}",
   "notif.mentioned": "{name} mentioned you",
 };
 
@@ -33,5 +36,8 @@ export const notifyJa: Record<keyof typeof notifyEn, string> = {
   "notif.cancelled": "{name}さんがあなたの承認依頼を取り消しました",
   "notif.assigned": "{name}さんがあなたに割り当てました",
   "notif.assigned_auto": "自動振り分けであなたに割り当てられました",
+  "notif.assigned_many": "{n}件のチケットがあなたに割り当てられました",
+  "notif.assigned_many_auto": "自動振り分けで{n}件のチケットがあなたに割り当てられました",
+  "notif.assigned_many_by": "{name}さんが{n}件のチケットをあなたに割り当てました",
   "notif.mentioned": "{name}さんがあなたをメンションしました",
 };

@@ -253,6 +253,8 @@ export const routingEn = {
   "audit.note.by_least_loaded": "assigned by least loaded",
   "audit.note.by_round_robin": "assigned by round robin",
   "audit.note.reassigned": "reassigned: no first reply within {n} minutes",
+  "audit.flag.assign_by_strategy": "to be assigned by the inbox's strategy",
+  "audit.flag.spam": "spam",
 };
 
 export const routingJa: Record<keyof typeof routingEn, string> = {
@@ -506,4 +508,6 @@ export const routingJa: Record<keyof typeof routingEn, string> = {
   "audit.note.by_least_loaded": "担当の少ない人に割り当て",
   "audit.note.by_round_robin": "ラウンドロビンで割り当て",
   "audit.note.reassigned": "再割り当て：{n}分以内に初回返信がありませんでした",
+  "audit.flag.assign_by_strategy": "受信箱の方式で割り当て待ち",
+  "audit.flag.spam": "迷惑メール",
 };
