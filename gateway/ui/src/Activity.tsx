@@ -95,9 +95,15 @@ const RULE_ACTIONS: [RegExp, Key, string?][] = [
   [/^move to trash$/, "rule.a.move_to_trash"],
   [/^require approval \(label (.*)\)$/s, "rule.a.require_approval"],
   [/^stop further rules$/, "rule.a.stop"],
+  // issue 18, second part (the template and the recipients by id: not worth showing)
+  [/^send automatic reply \(template [^)]*\)$/, "rule.a.auto_reply"],
+  [/^notify (?:(?:operator:[0-9a-f-]+|inbox_members|role:[^,:]+)(?:, )?)+: (.*)$/s, "rule.a.notify"],
+  [/^call webhook (.*)$/s, "rule.a.webhook"],
 ];
 
 function ruleAction(text: string, t: (k: Key, v?: Record<string, string | number>) => string): string {
+  const skill = /^require skill (.+) \(level (\d)\+\)$/s.exec(text);
+  if (skill) return `${t("rule.a.require_skill")}: ${t("rule.skill_at", { name: skill[1], n: skill[2] })}`;
   for (const [re, key, prefix] of RULE_ACTIONS) {
     const m = re.exec(text);
     if (!m) continue;

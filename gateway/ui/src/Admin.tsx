@@ -11,6 +11,7 @@ import { Dialog } from "./Dialog";
 import { errorText, permissionLabel } from "./errors";
 import { useFormat } from "./format";
 import { Key, useI18n } from "./i18n";
+import { live } from "./live";
 
 // Administration (issue 8, item 6; issue 16, items 1 and 8): settings and records, one
 // section per resource of the API, each shown only with the permission its routes need
@@ -178,6 +179,13 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
       generation.current++; // gone: nothing read before may land here
     };
   }, [load]);
+
+  // pushes that change the shown rows in place (others' presence coming and going)
+  useEffect(() => {
+    const patch = section.live;
+    if (!patch) return;
+    return live.on((e) => setRows((rs) => patch(rs, e) ?? rs));
+  }, [section]);
 
   useEffect(() => {
     if (!section.refreshS || next) return;

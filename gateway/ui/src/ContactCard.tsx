@@ -27,13 +27,20 @@ export function ContactCard({ ticket }: { ticket: TicketDetail }) {
   return (
     <div className="contact" data-testid="contact-card">
       <strong>{ticket.from.name}</strong>
+      {contact?.vip && <span className="badge vip" data-testid="contact-vip-badge">{t("contacts.vip")}</span>}
       <div className="small" data-testid="customer-address">{ticket.from.address}</div>
-      {contact && (contact.company || contact.phones.length > 0 || contact.memo || Object.keys(contact.custom).length > 0) && (
+      {contact && (contact.company || contact.phones.length > 0 || contact.memo || contact.customer_value != null || Object.keys(contact.custom).length > 0) && (
         <dl className="small facts" data-testid="contact-facts">
           {contact.company && (
             <>
               <dt>{t("contacts.company")}</dt>
               <dd>{contact.company}</dd>
+            </>
+          )}
+          {contact.customer_value != null && (
+            <>
+              <dt>{t("contacts.customer_value")}</dt>
+              <dd data-testid="contact-value-fact">{contact.customer_value.toLocaleString()}</dd>
             </>
           )}
           {contact.phones.length > 0 && (

@@ -99,7 +99,7 @@ export function ContactView({ id, masked }: { id: string; masked: boolean }) {
   const { dateTime } = useFormat();
   const [contact, setContact] = useState<Contact | null>(null);
   const [timeline, setTimeline] = useState<TimelineItem[]>([]);
-  const [form, setForm] = useState({ name: "", company: "", memo: "", addresses: "", phones: "" });
+  const [form, setForm] = useState({ name: "", company: "", memo: "", addresses: "", phones: "", value: "", vip: false });
   const [custom, setCustom] = useState<{ key: string; value: string }[]>([]);
   const [notice, setNotice] = useState("");
   const [mergeQ, setMergeQ] = useState("");
@@ -109,7 +109,15 @@ export function ContactView({ id, masked }: { id: string; masked: boolean }) {
     try {
       const c = await api.get<Contact>(`/contacts/${id}`);
       setContact(c);
-      setForm({ name: c.name, company: c.company, memo: c.memo, addresses: c.addresses.join("\n"), phones: c.phones.join("\n") });
+      setForm({
+        name: c.name,
+        company: c.company,
+        memo: c.memo,
+        addresses: c.addresses.join("\n"),
+        phones: c.phones.join("\n"),
+        value: c.customer_value == null ? "" : String(c.customer_value),
+        vip: !!c.vip,
+      });
       setCustom(Object.entries(c.custom).map(([key, value]) => ({ key, value })));
       const tl = await api.get<{ items: TimelineItem[] }>(`/contacts/${id}/timeline`, { limit: 100 });
       setTimeline(tl.items);
@@ -132,6 +140,8 @@ export function ContactView({ id, masked }: { id: string; masked: boolean }) {
         // masked addresses and phones are shown, never sent back (the server refuses a change)
         ...(masked ? {} : { addresses: lines(form.addresses), phones: lines(form.phones) }),
         custom: Object.fromEntries(custom.filter((f) => f.key.trim()).map((f) => [f.key.trim(), f.value])),
+        // routing's facts of the customer (issue 18), where the server keeps them
+        ...(contact && "vip" in contact ? { customer_value: form.value.trim() === "" ? null : Number(form.value), vip: form.vip } : {}),
       });
       setNotice(t("common.saved"));
       await load();
@@ -182,6 +192,26 @@ export function ContactView({ id, masked }: { id: string; masked: boolean }) {
             {t("contacts.phones")}
             <textarea rows={2} value={form.phones} readOnly={masked} onChange={(e) => setForm({ ...form, phones: e.target.value })} data-testid="contact-edit-phones" />
           </label>
+          {"vip" in contact && (
+            <div className="row gap wrap" data-testid="contact-routing">
+              <label title={t("contacts.customer_value_help")}>
+                {t("contacts.customer_value")}
+                <input
+                  type="number"
+                  min={0}
+                  max={1000000}
+                  step={1}
+                  value={form.value}
+                  onChange={(e) => setForm({ ...form, value: e.target.value })}
+                  data-testid="contact-value"
+                />
+              </label>
+              <label className="check">
+                <input type="checkbox" checked={form.vip} onChange={(e) => setForm({ ...form, vip: e.target.checked })} data-testid="contact-vip" />
+                {t("contacts.vip")}
+              </label>
+            </div>
+          )}
           <label>
             {t("contacts.memo")}
             <textarea rows={3} value={form.memo} onChange={(e) => setForm({ ...form, memo: e.target.value })} data-testid="contact-memo" />

@@ -8,10 +8,11 @@ import { useFormat } from "./format";
 import { elapsed, useI18n } from "./i18n";
 import { live, LiveEvent } from "./live";
 import { SlaCell } from "./Sla";
+import { scoreAt } from "./TicketRouting";
 
 const TABS = ["open", "pending", "resolved", "no_action", "trash", "editing", "awaiting_approval"] as const;
 type Tab = (typeof TABS)[number];
-const COLUMNS = ["number", "subject", "customer", "status", "priority", "sla", "assignee", "labels", "received_at", "elapsed"] as const;
+const COLUMNS = ["number", "subject", "customer", "status", "priority", "score", "sla", "assignee", "labels", "received_at", "elapsed"] as const;
 type Column = (typeof COLUMNS)[number];
 // the API's sort key of each sortable column (elapsed is the age: received_at reversed)
 const SORT_OF: Partial<Record<Column, string>> = {
@@ -20,6 +21,7 @@ const SORT_OF: Partial<Record<Column, string>> = {
   customer: "customer",
   status: "status",
   priority: "priority",
+  score: "priority_score",
   sla: "sla_due_at",
   assignee: "assignee",
   received_at: "received_at",
@@ -61,6 +63,8 @@ function sortValue(t: Ticket, sort: string): string | number {
       return t.status;
     case "priority":
       return PRIORITIES.indexOf(t.priority ?? "normal");
+    case "priority_score":
+      return scoreAt(t, Date.now()) ?? -1;
     case "sla_due_at":
       // soonest first; none running sorts last when ascending (as the server sorts)
       return t.sla_due_at ?? "9999";
@@ -78,7 +82,7 @@ export function compareTickets(a: Ticket, b: Ticket, sort: string, asc: boolean)
 
 export function InboxView({ route, session }: { route: Route; session: Session }) {
   const { t } = useI18n();
-  const { dateTime } = useFormat();
+  const { dateTime, lang } = useFormat();
   const tab = (TABS as readonly string[]).includes(route.tab) ? (route.tab as Tab) : "open";
   const inbox = route.inbox;
   const view = route.view ?? "";
@@ -506,6 +510,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
                   <span data-testid="cell-priority" className={`priority-${r.priority ?? "normal"}`}>
                     {t(`priority.${r.priority ?? "normal"}`)}
                   </span>
+                  <span className="score" data-testid="cell-score">{scoreAt(r, now)?.toLocaleString(lang) ?? ""}</span>
                   <SlaCell dueAt={r.sla_due_at} now={now} />
                   <span data-testid="cell-assignee">{r.assignee?.name ?? ""}</span>
                   <span>{r.labels.map((l) => <span key={l} className="badge">{l}</span>)}</span>

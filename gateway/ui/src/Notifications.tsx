@@ -29,6 +29,8 @@ interface Push {
   approval?: Approval;
   ticket?: { id: string; subject: string };
   comment?: { id: string; body: string };
+  rule?: { id: string; name: string }; // kind "rule": a rule's "notify" action (issue 18)
+  message?: string;
 }
 
 interface Shown {
@@ -76,6 +78,15 @@ export function toastOf(n: Push, t: T): Shown | null {
       default:
         return null;
     }
+  }
+  if (n.ticket && n.kind === "rule") {
+    return {
+      title: t("notif.rule", { rule: n.rule?.name ?? "" }),
+      subject: n.ticket.subject,
+      quote: n.message ?? "",
+      href: `/tickets/${n.ticket.id}`,
+      sticky: false,
+    };
   }
   if (n.ticket && (n.kind === "assigned" || n.kind === "mentioned")) {
     return {

@@ -13,6 +13,7 @@ import { TicketApprovals, useTicketApprovals } from "./TicketApproval";
 import { TicketSends } from "./TicketSends";
 import { ContactCard } from "./ContactCard";
 import { TicketSlaPanel } from "./Sla";
+import { PendingUntil, RoutingFacts } from "./TicketRouting";
 
 export function TicketView({ id, session }: { id: string; session: Session }) {
   const { t } = useI18n();
@@ -407,6 +408,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       </main>
       <aside className="ticket-side">
         <TicketSlaPanel ticketId={id} />
+        <RoutingFacts ticket={ticket} />
         <label>
           {t("ticket.status")}
           <select
@@ -421,6 +423,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             ))}
           </select>
         </label>
+        <PendingUntil ticket={ticket} change={change} disabled={!a.change} />
         <label>
           {t("ticket.assignee")}
           <select

@@ -32,11 +32,19 @@ interface Presence {
   operator_id: string;
   status: string;
   effective: string;
+  expires_at?: string | null;
   load: number;
   capacity: number | null;
 }
 
+/** The presence as it is now: an "online" nobody repeated lapses at `expires_at`. */
+const effectiveNow = (p: Presence) =>
+  p.effective === "online" && p.expires_at && Date.parse(p.expires_at) <= Date.now() ? "offline" : p.effective;
+
 const STRATEGIES = ["manual", "round_robin", "least_loaded"] as const;
+
+/** Whether a refusal is about row `i` of a list: `tiers[2].operator_ids` (or `tiers.2…`). */
+const aboutRow = (error: { field: string } | null, list: string, i: number) => about(error, `${list}[${i}]`) || about(error, `${list}.${i}`);
 
 /** A number input where empty means "no limit" (null). */
 function Limit({ id, value, set, min = 0, testId, none = "asg.no_limit" }: { id: string; value: number | null; set: (v: number | null) => void; min?: number; testId: string; none?: Key }) {
@@ -121,7 +129,7 @@ function AssignmentForm({ inbox, lookups, done }: { inbox: Row; lookups: Lookups
         <div>
           <p className="muted small">{t("asg.tiers_help")}</p>
           {a.tiers.map((tier, i) => (
-            <fieldset key={i} className={about(error, `tiers.${i}`) ? "policy-box bad" : "policy-box"} data-testid="tier">
+            <fieldset key={i} className={aboutRow(error, "tiers", i) ? "policy-box bad" : "policy-box"} data-testid="tier">
               <legend>{t("asg.tier", { n: i + 1 })}</legend>
               <div className="checks">
                 {lookups.operators.map((o) => (
@@ -215,7 +223,7 @@ function ProfileForm({ operator, done }: { operator: Row; done: (saved: boolean)
         <span>{t("rf.skills")}</span>
         <div>
           {p.skills.map((s, i) => (
-            <div key={i} className={about(error, `skills.${i}`) ? "row gap bad" : "row gap"} data-testid="skill">
+            <div key={i} className={aboutRow(error, "skills", i) ? "row gap bad" : "row gap"} data-testid="skill">
               <input value={s.name} aria-label={t("rf.name")} onChange={(e) => setSkill(i, { ...s, name: e.target.value })} data-testid="skill-name" />
               <select aria-label={t("rf.level")} value={s.level} onChange={(e) => setSkill(i, { ...s, level: Number(e.target.value) })} data-testid="skill-level">
                 {[1, 2, 3, 4, 5].map((n) => (
@@ -275,7 +283,7 @@ export function assignSections({ t }: Ctx): Section[] {
       id: (r) => str(r.id),
       columns: [
         { label: "admin.f.display_name", value: (r) => str(r.display_name) },
-        { label: "pres.column", value: (r) => { const p = r.presence as Presence | null; return p ? t(`pres.${p.effective}` as Key) : "—"; } },
+        { label: "pres.column", value: (r) => { const p = r.presence as Presence | null; return p ? t(`pres.${effectiveNow(p)}` as Key) : "—"; } },
         {
           label: "asg.load",
           value: (r) => {
@@ -287,6 +295,13 @@ export function assignSections({ t }: Ctx): Section[] {
       fields: [],
       editOnly: true,
       editor: (row, _l, done) => (row === "new" ? null : <ProfileForm operator={row} done={done} />),
+      // another operator going online, away or offline shows here at once (presence.changed)
+      live: (rows, e) => {
+        if (e.type !== "presence.changed") return null;
+        const p = e.operator as Presence | undefined;
+        if (!p || !rows.some((r) => r.id === p.operator_id)) return null;
+        return rows.map((r) => (r.id === p.operator_id ? { ...r, presence: p } : r));
+      },
     },
   ];
 }

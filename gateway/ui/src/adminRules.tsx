@@ -4,7 +4,7 @@ import { Ctx, Lookups, Section } from "./adminTypes";
 import { Dialog } from "./Dialog";
 import { errorText } from "./errors";
 import { useFormat } from "./format";
-import { Key, useI18n } from "./i18n";
+import { DICTS, Key, useI18n } from "./i18n";
 import { FormEnd } from "./routingForm";
 import { about, Calendar, formError } from "./routingTypes";
 import { Action, actionText, ActionList, Cond, Group, GroupBox, isGroup, Marks, newLeaf, useDescribe } from "./ruleBuilder";
@@ -28,10 +28,11 @@ export interface Rule {
   actions: Action[];
   once_per_ticket: boolean;
   business_hours: { calendar_id: string; when: "inside" | "outside" } | null;
+  no_first_reply_minutes?: number | null; // with the trigger no_first_reply
   version?: number;
 }
 
-const TRIGGERS = ["new_ticket", "customer_reply", "ticket_changed", "sla_warning", "sla_breached"] as const;
+const TRIGGERS = ["new_ticket", "customer_reply", "ticket_changed", "sla_warning", "sla_breached", "no_first_reply", "pending_until"] as const;
 const blankRule = (): Rule => ({
   name: "",
   inbox_id: null,
@@ -52,7 +53,19 @@ const body = (r: Rule) => ({
   actions: r.actions,
   once_per_ticket: r.once_per_ticket,
   business_hours: r.business_hours,
+  // the minutes go with their trigger only (the server refuses them without it)
+  ...(r.triggers.includes("no_first_reply") ? { no_first_reply_minutes: r.no_first_reply_minutes ?? null } : {}),
 });
+
+const hasKey = (key: string): key is Key => key in DICTS.en;
+const skippedText = (why: string, t: (k: Key, v?: Record<string, string | number>) => string) =>
+  hasKey(`rule.skipped.${why}`) ? t(`rule.skipped.${why}` as Key) : t("rule.skipped_other", { reason: why });
+
+/** A rule's triggers in the UI's words: "No first reply within 30 min". */
+function triggerText(r: Rule, x: string, t: (k: Key, v?: Record<string, string | number>) => string): string {
+  if (x === "no_first_reply" && r.no_first_reply_minutes) return t("rule.t.no_first_reply_n", { n: r.no_first_reply_minutes });
+  return t(`rule.t.${x}` as Key);
+}
 
 interface DryResult {
   ticket: { id: string; number: number; subject: string };
@@ -121,7 +134,7 @@ function DryRun({ rule, lookups, calendars, setHeld }: { rule: Rule; lookups: Lo
             <span className="muted">#{out.ticket.number}</span> {out.ticket.subject}
           </p>
           <p className={ran ? "badge ok" : "badge warn"} data-testid="dry-verdict">
-            {res.skipped ? t(`rule.skipped.${res.skipped}` as Key) : res.matched ? t("rule.would_run") : t("rule.would_not_run")}
+            {res.skipped ? skippedText(res.skipped, t) : res.matched ? t("rule.would_run") : t("rule.would_not_run")}
           </p>
           <ul className="dry-conds">
             {res.conditions.map((c) => {
@@ -199,7 +212,12 @@ function RuleForm({ rule, lookups, calendars, done }: { rule: Rule | "new"; look
       setError(formError(err, t));
     }
   };
-  const toggleTrigger = (x: string, on: boolean) => setR({ ...r, triggers: on ? [...r.triggers, x] : r.triggers.filter((y) => y !== x) });
+  const toggleTrigger = (x: string, on: boolean) =>
+    setR({
+      ...r,
+      triggers: on ? [...r.triggers, x] : r.triggers.filter((y) => y !== x),
+      ...(x === "no_first_reply" && on && !r.no_first_reply_minutes ? { no_first_reply_minutes: 30 } : {}),
+    });
   const bh = r.business_hours;
   return (
     <div className="rule-edit">
@@ -227,6 +245,22 @@ function RuleForm({ rule, lookups, calendars, done }: { rule: Rule | "new"; look
               </label>
             ))}
           </div>
+          {r.triggers.includes("no_first_reply") && (
+            <label className={about(error, "no_first_reply_minutes") ? "check bad" : "check"}>
+              {t("rule.no_first_reply_within")}
+              <input
+                type="number"
+                min={1}
+                max={525600}
+                size={6}
+                value={r.no_first_reply_minutes ?? ""}
+                onChange={(e) => setR({ ...r, no_first_reply_minutes: e.target.value === "" ? null : Number(e.target.value) })}
+                data-testid="rule-no-reply-minutes"
+              />
+              {t("rule.minutes")}
+            </label>
+          )}
+          {r.triggers.includes("pending_until") && <p className="muted small">{t("rule.pending_until_help")}</p>}
         </div>
         <div className="field">
           <span>{t("rf.conditions")}</span>
@@ -392,7 +426,7 @@ function RulesPage({ lookups }: { lookups: Lookups }) {
               <span className="rule-main">
                 <strong data-testid="rule-row-name">{r.name}</strong>{" "}
                 <span className="muted small">
-                  {inboxName(r.inbox_id)} · {r.triggers.map((x) => t(`rule.t.${x}` as Key)).join(", ")}
+                  {inboxName(r.inbox_id)} · {r.triggers.map((x) => triggerText(r, x, t)).join(", ")}
                 </span>
                 <span className="small rule-actions">{r.actions.map((a) => actionText(a, t, lookups)).join(" → ")}</span>
               </span>

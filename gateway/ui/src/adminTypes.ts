@@ -3,6 +3,7 @@
 // The sections themselves are in adminSections.tsx (settings) and adminLogs.tsx (logs).
 import { ReactNode } from "react";
 import { api } from "./api";
+import { LiveEvent } from "./live";
 import { Key, T } from "./i18n";
 
 export type Row = Record<string, unknown>;
@@ -95,6 +96,9 @@ export interface Section {
   refreshS?: number; // the rows carry a live state: reloaded this often while shown
   // a screen of its own instead of the table and form (the ordered rules list, issue 18)
   page?: (ctx: Ctx, lookups: Lookups) => ReactNode;
+  // the rows changed in place by a push of the live socket (others' presence, issue 18);
+  // null: the push is not about them
+  live?: (rows: Row[], e: LiveEvent) => Row[] | null;
 }
 
 /** A list answer that is not paged, as one page. */

@@ -152,6 +152,13 @@ export interface Ticket {
   elapsed_level?: number;
   elapsed_color?: string | null;
   sla_due_at?: string | null; // the next SLA due time while a clock runs (issue 18)
+  // issue 18, second part (absent from a server without them)
+  pending_until?: string | null; // a pending ticket's date: rules on "pending date reached" run then
+  language?: string | null; // detected from the first customer mail (ISO 639-1)
+  required_skills?: { name: string; min_level: number }[];
+  customer_value?: number | null; // the contact's
+  priority_score?: number | null; // at the time of the answer
+  priority_score_since?: string | null; // the score is the minutes since this
 }
 export interface MessageSummary {
   id: string;
@@ -345,6 +352,8 @@ export interface Contact {
   custom: Record<string, string>;
   ticket_count: number;
   merged_into: string | null;
+  customer_value?: number | null; // 0…1,000,000, added to the priority score (issue 18)
+  vip?: boolean;
 }
 export interface TimelineItem {
   type: "ticket_opened" | "mail" | "phone_memo" | "comment";

@@ -27,11 +27,13 @@ export type Cond = Leaf | Group;
 export interface Action {
   type: string;
   value?: string;
+  to?: string[]; // notify: "operator:<id>", "inbox_members", "role:<name>"
+  level?: number; // require_skill: the minimum level 1–5
 }
 
 export const isGroup = (c: Cond): c is Group => "match" in c;
 
-type Kind = "text" | "list" | "bool" | "number" | "ordered" | "date" | "calendar";
+type Kind = "text" | "list" | "bool" | "number" | "ordered" | "date" | "calendar" | "language";
 export const FIELDS: Record<string, Kind> = {
   subject: "text",
   body: "text",
@@ -53,7 +55,14 @@ export const FIELDS: Record<string, Kind> = {
   received_at: "date",
   business_hours: "calendar",
   sla_target: "text",
+  // the contact's facts and the mail's detected language (issue 18, facts)
+  contact_field: "text",
+  customer_value: "number",
+  vip: "bool",
+  language: "language",
 };
+/** Fields that name what they read (`name`): a header, a contact's custom field. */
+const NAMED: Record<string, Key> = { header: "rule.header_name", contact_field: "rule.contact_field_name" };
 const TEXT_OPS = ["contains", "equals", "starts_with", "ends_with", "in", "regex"];
 const NUMBER_OPS = ["equals", "in", "gt", "gte", "lt", "lte"];
 export const OPERATORS: Record<Kind, string[]> = {
@@ -64,6 +73,7 @@ export const OPERATORS: Record<Kind, string[]> = {
   ordered: NUMBER_OPS,
   date: ["before", "after"],
   calendar: ["inside", "outside"],
+  language: ["equals", "in"],
 };
 export const ACTIONS = [
   "add_label",
@@ -78,8 +88,27 @@ export const ACTIONS = [
   "mark_spam",
   "move_to_trash",
   "stop",
+  // issue 18, second part: replies, people and systems told, a skill required
+  "auto_reply",
+  "notify",
+  "webhook",
+  "require_skill",
 ] as const;
 const NO_VALUE = new Set(["assign_by_strategy", "mark_spam", "move_to_trash", "stop"]);
+export const SKILL_LEVELS = [1, 2, 3, 4, 5];
+
+/** The languages offered for the detected-language condition (ISO 639-1). */
+export const LANGUAGES = ["ja", "en", "zh", "ko", "vi", "th", "id", "fr", "de", "es", "pt", "it", "ru"];
+
+/** A language code in the operator's language ("ja" → 日本語 / Japanese). */
+export function languageName(code: string, lang: string): string {
+  if (!code) return "—";
+  try {
+    return new Intl.DisplayNames([lang], { type: "language" }).of(code) ?? code;
+  } catch {
+    return code;
+  }
+}
 
 /** A fresh value of the right type for a field and operator. */
 function blankValue(field: string, op: string): unknown {
@@ -88,6 +117,7 @@ function blankValue(field: string, op: string): unknown {
   if (kind === "bool") return true;
   if (kind === "number") return 0;
   if (kind === "ordered") return "high";
+  if (kind === "language") return "ja";
   return "";
 }
 
@@ -95,11 +125,12 @@ export const newLeaf = (): Leaf => ({ field: "subject", operator: "contains", va
 export const newGroup = (match: "all" | "any" = "all"): Group => ({ match, conditions: [newLeaf()] });
 
 /** A condition in the UI's words (for the dry run's list). */
-export function describe(c: Cond, t: T, calendars: Calendar[], dateTime: (iso: string) => string): string {
+export function describe(c: Cond, t: T, calendars: Calendar[], dateTime: (iso: string) => string, lang = "en"): string {
   if (isGroup(c)) return t(c.match === "all" ? "rule.all_of" : "rule.any_of", { n: c.conditions.length });
-  const field = c.field === "header" ? `${t("rule.f.header")} ${c.name ?? ""}` : t(`rule.f.${c.field}` as Key);
+  const field = c.field in NAMED ? `${t(`rule.f.${c.field}` as Key)} ${c.name ?? ""}` : t(`rule.f.${c.field}` as Key);
   let value: string;
-  if (Array.isArray(c.value)) value = c.value.join(", ");
+  if (FIELDS[c.field] === "language") value = (Array.isArray(c.value) ? c.value : [String(c.value)]).map((x) => languageName(String(x), lang)).join(", ");
+  else if (Array.isArray(c.value)) value = c.value.join(", ");
   else if (FIELDS[c.field] === "calendar") value = calendars.find((x) => x.id === c.value)?.name ?? String(c.value);
   else if (FIELDS[c.field] === "date") value = dateTime(String(c.value));
   else if (FIELDS[c.field] === "ordered") value = t(`priority.${c.value}` as Key);
@@ -110,8 +141,30 @@ export function describe(c: Cond, t: T, calendars: Calendar[], dateTime: (iso: s
 }
 
 function ValueInput({ c, set, calendars }: { c: Leaf; set: (v: unknown) => void; calendars: Calendar[] }) {
-  const { t } = useI18n();
+  const { t, lang } = useI18n();
   const kind = FIELDS[c.field] ?? "text";
+  if (kind === "language") {
+    const chosen = Array.isArray(c.value) ? c.value.map(String) : [];
+    if (c.operator === "in")
+      return (
+        <span className="checks" data-testid="cond-value">
+          {LANGUAGES.map((x) => (
+            <label key={x} className="check small">
+              <input type="checkbox" checked={chosen.includes(x)} onChange={(e) => set(e.target.checked ? [...chosen, x] : chosen.filter((y) => y !== x))} />
+              {languageName(x, lang)}
+            </label>
+          ))}
+        </span>
+      );
+    return (
+      <select value={String(c.value ?? "")} onChange={(e) => set(e.target.value)} data-testid="cond-value">
+        <option value="">{t("rule.language_unknown")}</option>
+        {LANGUAGES.map((x) => (
+          <option key={x} value={x}>{languageName(x, lang)}</option>
+        ))}
+      </select>
+    );
+  }
   if (c.operator === "in")
     return (
       <textarea
@@ -189,7 +242,7 @@ function LeafRow({ c, path, set, remove, calendars, marks }: { c: Leaf; path: st
         onChange={(e) => {
           const field = e.target.value;
           const op = OPERATORS[FIELDS[field]].includes(c.operator) ? c.operator : OPERATORS[FIELDS[field]][0];
-          set({ field, operator: op, value: blankValue(field, op), ...(field === "header" ? { name: "" } : {}), negate: c.negate });
+          set({ field, operator: op, value: blankValue(field, op), ...(field in NAMED ? { name: "" } : {}), negate: c.negate });
         }}
         data-testid="cond-field"
       >
@@ -197,8 +250,16 @@ function LeafRow({ c, path, set, remove, calendars, marks }: { c: Leaf; path: st
           <option key={f} value={f}>{t(`rule.f.${f}` as Key)}</option>
         ))}
       </select>
-      {c.field === "header" && (
-        <input size={12} placeholder={t("rule.header_name")} value={c.name ?? ""} onChange={(e) => set({ ...c, name: e.target.value })} data-testid="cond-header" />
+      {c.field in NAMED && (
+        <input
+          size={12}
+          className={about(marks.error, `${path}.name`) ? "bad" : undefined}
+          placeholder={t(NAMED[c.field])}
+          aria-label={t(NAMED[c.field])}
+          value={c.name ?? ""}
+          onChange={(e) => set({ ...c, name: e.target.value })}
+          data-testid={c.field === "header" ? "cond-header" : "cond-name"}
+        />
       )}
       <select
         aria-label={t("rule.operator")}
@@ -298,6 +359,14 @@ export function GroupBox({
   );
 }
 
+/** Who a notify action names, in the UI's words. */
+export function recipientText(to: string, t: T, lookups: Lookups): string {
+  if (to === "inbox_members") return t("rule.to.inbox_members");
+  if (to.startsWith("role:")) return t("rule.to.role", { name: to.slice(5) });
+  if (to.startsWith("operator:")) return lookups.operators.find((o) => o.value === to.slice(9))?.label ?? to.slice(9);
+  return to;
+}
+
 /** An action in the UI's words: "Add the label 返品". */
 export function actionText(a: Action, t: T, lookups: Lookups): string {
   const name = (opts: { value: string; label: string }[]) => opts.find((o) => o.value === a.value)?.label ?? a.value ?? "";
@@ -306,7 +375,45 @@ export function actionText(a: Action, t: T, lookups: Lookups): string {
   else if (a.type === "move_to_inbox") v = name(lookups.inboxes);
   else if (a.type === "set_status") v = t(`status.${a.value}` as Key);
   else if (a.type === "set_priority") v = t(`priority.${a.value}` as Key);
+  else if (a.type === "auto_reply") v = name(lookups.templates);
+  else if (a.type === "require_skill") v = t("rule.skill_at", { name: v, n: a.level ?? 1 });
+  else if (a.type === "notify") v = t("rule.notify_text", { to: (a.to ?? []).map((x) => recipientText(x, t, lookups)).join(", "), text: v });
   return t(`rule.a.${a.type}` as Key) + (NO_VALUE.has(a.type) ? "" : `: ${v}`);
+}
+
+/** A fresh action of a type, with the keys its type takes. */
+function newAction(type: string): Action {
+  if (type === "require_approval") return { type, value: "approval-required" };
+  if (NO_VALUE.has(type)) return { type };
+  if (type === "notify") return { type, to: ["inbox_members"], value: "" };
+  if (type === "require_skill") return { type, value: "", level: 1 };
+  return { type, value: "" };
+}
+
+/** A notify action's recipients: the ticket's inbox's members, roles, operators. */
+function Recipients({ to, set, lookups }: { to: string[]; set: (to: string[]) => void; lookups: Lookups }) {
+  const { t } = useI18n();
+  const box = (key: string, label: string, testId?: string) => (
+    <label key={key} className="check small">
+      <input type="checkbox" checked={to.includes(key)} onChange={(e) => set(e.target.checked ? [...to, key] : to.filter((x) => x !== key))} data-testid={testId} />
+      {label}
+    </label>
+  );
+  return (
+    <div className="recipients" data-testid="notify-to">
+      <div className="checks">{box("inbox_members", t("rule.to.inbox_members"), "notify-members")}</div>
+      {lookups.roles.length > 0 && (
+        <div className="checks">
+          <span className="muted small">{t("rule.to.roles")}</span>
+          {lookups.roles.map((r) => box(`role:${r.value}`, r.label))}
+        </div>
+      )}
+      <div className="checks">
+        <span className="muted small">{t("rule.to.operators")}</span>
+        {lookups.operators.map((o) => box(`operator:${o.value}`, o.label))}
+      </div>
+    </div>
+  );
 }
 
 function ActionValue({ a, set, lookups }: { a: Action; set: (v: string) => void; lookups: Lookups }) {
@@ -321,6 +428,13 @@ function ActionValue({ a, set, lookups }: { a: Action; set: (v: string) => void;
   );
   if (NO_VALUE.has(a.type)) return null;
   if (a.type === "assign") return select(lookups.operators);
+  if (a.type === "auto_reply") return select(lookups.templates);
+  if (a.type === "webhook")
+    return <input type="url" size={34} placeholder="https://hooks.example.com/…" aria-label={t("rule.webhook_url")} value={a.value ?? ""} onChange={(e) => set(e.target.value)} data-testid="action-value" />;
+  if (a.type === "require_skill")
+    return <input size={14} placeholder={t("rule.skill_name")} aria-label={t("rule.skill_name")} value={a.value ?? ""} onChange={(e) => set(e.target.value)} data-testid="action-value" />;
+  if (a.type === "notify")
+    return <input size={30} placeholder={t("rule.notify_message")} aria-label={t("rule.notify_message")} maxLength={500} value={a.value ?? ""} onChange={(e) => set(e.target.value)} data-testid="action-value" />;
   if (a.type === "move_to_inbox") return select(lookups.inboxes);
   if (a.type === "set_status") return select(STATUSES.filter((s) => s !== "trash").map((s) => ({ value: s, label: t(`status.${s}` as Key) })));
   if (a.type === "set_priority") return select(PRIORITIES.map((p) => ({ value: p, label: t(`priority.${p}` as Key) })));
@@ -333,23 +447,30 @@ export function ActionList({ actions, set, lookups, error }: { actions: Action[]
   return (
     <div className={error?.field === "actions" ? "bad" : undefined}>
       {actions.map((a, i) => (
-        <div key={i} className={about(error, `actions[${i}]`) ? "row gap action bad" : "row gap action"} data-testid="action">
-          <span className="muted small">{i + 1}.</span>
-          <select
-            aria-label={t("rule.action")}
-            value={a.type}
-            onChange={(e) => setAt(i, { type: e.target.value, ...(e.target.value === "require_approval" ? { value: "approval-required" } : NO_VALUE.has(e.target.value) ? {} : { value: "" }) })}
-            data-testid="action-type"
-          >
-            {ACTIONS.map((x) => (
-              <option key={x} value={x}>{t(`rule.a.${x}` as Key)}</option>
-            ))}
-          </select>
-          <ActionValue a={a} set={(value) => setAt(i, { ...a, value })} lookups={lookups} />
-          <span className="spacer" />
-          <button type="button" className="link small" onClick={() => set(actions.filter((_, k) => k !== i))} data-testid="action-remove">
-            {t("pol.remove")}
-          </button>
+        <div key={i} className={about(error, `actions[${i}]`) ? "action bad" : "action"} data-testid="action" data-type={a.type}>
+          <div className="row gap wrap">
+            <span className="muted small">{i + 1}.</span>
+            <select aria-label={t("rule.action")} value={a.type} onChange={(e) => setAt(i, newAction(e.target.value))} data-testid="action-type">
+              {ACTIONS.map((x) => (
+                <option key={x} value={x}>{t(`rule.a.${x}` as Key)}</option>
+              ))}
+            </select>
+            <ActionValue a={a} set={(value) => setAt(i, { ...a, value })} lookups={lookups} />
+            {a.type === "require_skill" && (
+              <select aria-label={t("rf.level")} value={a.level ?? 1} onChange={(e) => setAt(i, { ...a, level: Number(e.target.value) })} data-testid="action-level">
+                {SKILL_LEVELS.map((n) => (
+                  <option key={n} value={n}>{t("rule.level_or_more", { n })}</option>
+                ))}
+              </select>
+            )}
+            <span className="spacer" />
+            <button type="button" className="link small" onClick={() => set(actions.filter((_, k) => k !== i))} data-testid="action-remove">
+              {t("pol.remove")}
+            </button>
+          </div>
+          {a.type === "notify" && <Recipients to={a.to ?? []} set={(to) => setAt(i, { ...a, to })} lookups={lookups} />}
+          {a.type === "auto_reply" && <p className="muted small">{t("rule.auto_reply_help")}</p>}
+          {a.type === "webhook" && <p className="muted small">{t("rule.webhook_help")}</p>}
         </div>
       ))}
       <button type="button" className="link small" onClick={() => set([...actions, { type: "add_label", value: "" }])} data-testid="add-action">
@@ -361,7 +482,7 @@ export function ActionList({ actions, set, lookups, error }: { actions: Action[]
 
 /** The dry run's conditions, each in the UI's words with whether it held. */
 export function useDescribe(calendars: Calendar[]) {
-  const { t } = useI18n();
+  const { t, lang } = useI18n();
   const { dateTime } = useFormat();
-  return (c: Cond) => describe(c, t, calendars, (iso) => dateTime(iso));
+  return (c: Cond) => describe(c, t, calendars, (iso) => dateTime(iso), lang);
 }
