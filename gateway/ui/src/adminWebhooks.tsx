@@ -73,7 +73,9 @@ function SecretBox({ say }: { say: (s: string) => void }) {
         </div>
       )}
       <p className="muted small mono">{t("wh.signature_help")}</p>
-      <button type="button" onClick={() => setAsking(true)} data-testid="webhook-rotate">{t("wh.rotate")}</button>
+      <div className="row">
+        <button type="button" onClick={() => setAsking(true)} data-testid="webhook-rotate">{t("wh.rotate")}</button>
+      </div>
       {asking && (
         <Dialog label={t("wh.rotate")} testId="webhook-rotate-dialog" onClose={() => setAsking(false)}>
           <h2>{t("wh.rotate")}</h2>

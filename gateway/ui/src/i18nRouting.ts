@@ -269,7 +269,7 @@ export const routingEn = {
   "rule.f.vip": "VIP",
   "rule.f.language": "Detected language",
   "rule.language_unknown": "(not detected)",
-  "rule.a.auto_reply": "Send an automatic reply with the template",
+  "rule.a.auto_reply": "Auto-reply with the template",
   "rule.a.notify": "Notify",
   "rule.a.webhook": "Call the webhook",
   "rule.a.require_skill": "Require the skill",

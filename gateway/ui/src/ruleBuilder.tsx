@@ -275,7 +275,7 @@ function LeafRow({ c, path, set, remove, calendars, marks }: { c: Leaf; path: st
           <option key={o} value={o}>{t(`rule.op.${o}` as Key)}</option>
         ))}
       </select>
-      <span className="cond-value">
+      <span className={kind === "language" && c.operator === "in" ? "cond-value wide" : "cond-value"}>
         <ValueInput c={c} set={(value) => set({ ...c, value })} calendars={calendars} />
       </span>
       <label className="check small">
