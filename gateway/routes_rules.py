@@ -27,6 +27,7 @@ DEFINITION_FIELDS = (
     "actions",
     "once_per_ticket",
     "business_hours",
+    "no_first_reply_minutes",
 )
 
 
@@ -76,6 +77,9 @@ def _definition_view(pb: routing_pb2.RuleDefinition) -> dict[str, Any]:
             {"calendar_id": pb.business_hours.calendar_id, "when": pb.business_hours.when}
             if pb.HasField("business_hours")
             else None
+        ),
+        "no_first_reply_minutes": (
+            pb.no_first_reply_minutes if pb.HasField("no_first_reply_minutes") else None
         ),
     }
 

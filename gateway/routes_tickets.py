@@ -61,6 +61,7 @@ CHANGE_FIELDS = (
     "add_flags",
     "remove_flags",
     "assignee_id",
+    "pending_until",
 )
 
 # the service's names for request fields → this API's names for them
@@ -189,6 +190,8 @@ def change_request(
         getattr(req, name).extend(body.get(name, []))
     if "assignee_id" in body:
         req.assignee_id = body["assignee_id"] or ""  # null or "" unassigns
+    if "pending_until" in body:
+        req.pending_until = body["pending_until"] or ""  # null or "" clears it
     return req
 
 

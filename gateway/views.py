@@ -52,6 +52,7 @@ def ticket(t: events_pb2.TicketSummary) -> dict[str, Any]:
         "editing": t.editing,
         "awaiting_approval": t.awaiting_approval,
         "sla_due_at": iso(t.sla_due_at),
+        "pending_until": iso(t.pending_until),
     }
 
 

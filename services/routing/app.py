@@ -1,5 +1,6 @@
 """routing's composition root: message.received → (tickets.ResolveThread, for mail that
-is not our own) → the rules (rules_wiring) → message.routed; the RoutingService API."""
+is not our own) → the rules (rules_wiring) → a new ticket's SLA (sla_intake) →
+message.routed; the RoutingService API."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from services.runtime.identity import Identity
 from services.runtime.outbox import first_time
 from services.runtime.service import ServiceRuntime
 
-from . import assign_wiring, domain, rules_wiring, sla_wiring
+from . import assign_wiring, domain, rules_time, rules_wiring, sla_wiring
 from .calendar_hours import CalendarHours
+from .sla_intake import SlaAtIntake
 from .sla_repo import SlaRepo
 
 MESSAGES = registry.ROUTING_MESSAGES
@@ -31,6 +33,8 @@ async def main() -> int:
     server = rt.grpc_server()
     hours = CalendarHours(SlaRepo(db.pool), db.pool)
     rules = await rules_wiring.wire(rt, db, server, hours.of)
+    clocks = await sla_wiring.wire(rt, db, outbox, server)
+    sla = SlaAtIntake(SlaRepo(db.pool), clocks, rt.clock)
 
     async def thread_of(
         env: events_pb2.EventEnvelope, received: events_pb2.MessageReceived
@@ -59,6 +63,7 @@ async def main() -> int:
         else:
             routed = domain.route(received)
         runs = await rules.decide(env, received, routed, existing)
+        new_sla = await sla.route(env.tenant_id, received, routed)
         out = events.caused_by(
             events.MESSAGE_ROUTED,
             env,
@@ -71,10 +76,11 @@ async def main() -> int:
             if not await first_time(conn, MESSAGES.durable, env):
                 return
             await rules.note(conn, runs)
+            await sla.note(conn, env.tenant_id, new_sla)
             await outbox.add(conn, out)
         outbox.wake()
 
     await rt.add_consumer(MESSAGES, on_received)
     await assign_wiring.wire(rt, db, server)
-    await sla_wiring.wire(rt, db, outbox, server)
+    await rules_time.wire(rt, rules.ctx, clocks, SlaRepo(db.pool))
     return await rt.serve()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -265,9 +266,19 @@ class RuleCache:
         self._store = store
         self._every = check_every_s
         self._cache: dict[str, tuple[int, float, list[Rule]]] = {}
+        self._watchers: list[Callable[[str, RuleDef], None]] = []
 
     def forget(self, tenant: str) -> None:
         self._cache.pop(tenant, None)
+
+    def watch(self, saved: Callable[[str, RuleDef], None]) -> None:
+        """`saved(tenant, definition)` after a rule was created or edited here."""
+        self._watchers.append(saved)
+
+    def saved(self, tenant: str, definition: RuleDef) -> None:
+        self.forget(tenant)
+        for saved in self._watchers:
+            saved(tenant, definition)
 
     async def rules(self, tenant: str) -> list[Rule]:
         now = time.monotonic()

@@ -5,6 +5,7 @@ their dry run against a stored ticket. Every method needs manage_rules."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Any
@@ -35,6 +36,8 @@ class RulesDeps:
     clock: Clock
     ids: IdGenerator
     hours_of: HoursOf
+    # the ids of the tenant's business-hours calendars, read now (not cached)
+    calendar_ids: Callable[[str], Awaitable[set[str]]] | None = None
 
 
 def definition_of(pb: routing_pb2.RuleDefinition, prefix: str = "") -> RuleDef:
@@ -48,8 +51,9 @@ def definition_of(pb: routing_pb2.RuleDefinition, prefix: str = "") -> RuleDef:
 
 def definition_pb(definition: RuleDef) -> routing_pb2.RuleDefinition:
     raw = validate.to_json(definition)
-    if raw["business_hours"] is None:
-        del raw["business_hours"]
+    for optional in ("business_hours", "no_first_reply_minutes"):
+        if raw[optional] is None:
+            del raw[optional]
     return json_format.ParseDict(raw, routing_pb2.RuleDefinition())
 
 
@@ -97,6 +101,12 @@ class RoutingApi:
                     raise InvalidArgument(
                         "no such active operator in this tenant", field=f"actions[{i}].value"
                     )
+        named = validate.calendar_refs(definition)
+        if named and self._d.calendar_ids is not None:
+            calendars = await self._d.calendar_ids(ident.tenant_id)
+            for field, calendar_id in named:
+                if calendar_id not in calendars:
+                    raise InvalidArgument("no such calendar in this tenant", field=field)
         return definition
 
     def _changed(self, tenant: str) -> None:
@@ -143,7 +153,7 @@ class RoutingApi:
             self._d.clock.now(),
             ident.operator_id,
         )
-        self._changed(ident.tenant_id)
+        self._d.cache.saved(ident.tenant_id, definition)
         return rule_pb(s)
 
     async def UpdateRule(
@@ -163,7 +173,7 @@ class RoutingApi:
             self._d.clock.now(),
             ident.operator_id,
         )
-        self._changed(ident.tenant_id)
+        self._d.cache.saved(ident.tenant_id, definition)
         return rule_pb(s)
 
     async def DeleteRule(

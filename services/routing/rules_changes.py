@@ -104,8 +104,8 @@ class TicketChanges:
     async def on_updated(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
         updated = events.payload_of(env, events.TICKET_UPDATED)
         ticket = updated.ticket
-        if ticket.merged_into:
-            return
+        if ticket.merged_into or updated.action == events.SLA_MOVED:
+            return  # the SLA's own due time moving is no change for the rules
         rules = with_trigger(
             await self._c.cache.rules(env.tenant_id), model.TICKET_CHANGED, ticket.inbox.id
         )

@@ -55,6 +55,10 @@ class RulesIntake:
         # (tenant, inbox) → (the tenant's loaded rules, the inbox's, reads the stored mail)
         self._by_inbox: dict[tuple[str, str], tuple[list[Rule], list[Rule], bool]] = {}
 
+    @property
+    def ctx(self) -> RulesContext:
+        return self._c
+
     async def _of_inbox(self, tenant: str, inbox: str) -> tuple[list[Rule], bool]:
         """The rules of an inbox, in order, and whether one reads the stored mail — worked
         out once per loaded rule list, not per mail."""

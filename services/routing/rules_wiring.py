@@ -18,6 +18,7 @@ from .rules_api import RoutingApi, RulesDeps
 from .rules_changes import TicketChanges
 from .rules_intake import HoursOf, RulesContext, RulesIntake
 from .rules_sla import SlaAlerts
+from .sla_repo import SlaRepo
 
 
 async def wire(
@@ -27,7 +28,12 @@ async def wire(
     store = RuleStore(db.pool)
     cache = RuleCache(store)
     peers = Peers(rt.channel("tickets"), rt.channel("ingestion"), rt.channel("accounts"))
-    deps = RulesDeps(store, cache, peers, rt.clock, rt.ids, hours_of)
+    calendars = SlaRepo(db.pool)
+
+    async def calendar_ids(tenant: str) -> set[str]:
+        return {c.id for c in await calendars.calendars(calendars.pool, tenant)}
+
+    deps = RulesDeps(store, cache, peers, rt.clock, rt.ids, hours_of, calendar_ids)
     server.add(
         routing_pb2_grpc.add_RoutingServiceServicer_to_server,
         RoutingApi(deps),

@@ -16,6 +16,7 @@ warnings and breaches it still owes in a due-time index, and fires each once.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,6 +34,7 @@ from services.runtime.outbox import Outbox, first_time
 from services.runtime.periodic import PeriodicTask
 
 from .calendars import ALWAYS
+from .rules.model import TIME_TRIGGERS
 from .sla import (
     Happened,
     Happening,
@@ -71,6 +73,11 @@ class Loaded:
     facts: TicketFacts
 
 
+# more timers of a ticket recomputed (the rule time triggers: rules_time.py), in the
+# recompute's transaction; the soonest set
+AlsoArm = Callable[[asyncpg.Connection, str, Loaded], Awaitable[datetime | None]]
+
+
 class SlaClocks:
     def __init__(
         self,
@@ -89,7 +96,12 @@ class SlaClocks:
         self._ids = ids
         self._consumer = consumer
         self._due = due
+        self._also: list[AlsoArm] = []
         self._log = log.get("routing.sla")
+
+    def also_arm(self, arm: AlsoArm) -> None:
+        """`arm` recomputes more of the ticket's timers whenever its SLA is recomputed."""
+        self._also.append(arm)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -99,6 +111,15 @@ class SlaClocks:
         t = await self._repo.ticket(conn, tenant, ticket_id)
         if t is None:
             return None
+        policy, hours = await self.policy_and_hours(conn, tenant, t)
+        history = await self._repo.history(conn, tenant, ticket_id)
+        facts = TicketFacts(t.created_at, "open", tuple(history), t.opened_by_operator)
+        return Loaded(t, policy, hours, facts)
+
+    async def policy_and_hours(
+        self, conn: asyncpg.Connection | asyncpg.Pool, tenant: str, t: SlaTicket
+    ) -> tuple[Policy | None, Hours]:
+        """The policy that applies to the ticket and its calendar (ALWAYS without one)."""
         stored = await self._repo.policies(conn, tenant)
         policy = select_policy((sp.policy for sp in stored), t.inbox_id, t.category, t.priority)
         hours: Hours = ALWAYS
@@ -106,9 +127,7 @@ class SlaClocks:
             hours = (
                 await self._repo.calendar(conn, tenant, uuid.UUID(policy.calendar_id))
             ).calendar
-        history = await self._repo.history(conn, tenant, ticket_id)
-        facts = TicketFacts(t.created_at, "open", tuple(history), t.opened_by_operator)
-        return Loaded(t, policy, hours, facts)
+        return policy, hours
 
     async def ticket_sla(
         self, conn: asyncpg.Connection | asyncpg.Pool, tenant: str, ticket_id: str
@@ -140,6 +159,10 @@ class SlaClocks:
             conn, tenant, ticket_id, policy_id, sla.state.value, sla.next_due_at
         )
         soonest = await self._repo.replace_timers(conn, tenant, ticket_id, timers(sla))
+        for arm in self._also:
+            more = await arm(conn, tenant, loaded)
+            if more is not None and (soonest is None or more < soonest):
+                soonest = more
         if moved:
             changed = events_pb2.SlaChanged(
                 ticket_id=ticket_id, policy_id=policy_id, state=sla.state.value
@@ -201,7 +224,10 @@ class SlaClocks:
             summary, channel = added.ticket, added.channel
             what = Happened.OPERATOR if channel == SENT else Happened.CUSTOMER
         elif field == events.TICKET_UPDATED.payload_field:
-            summary, channel, what = events.payload_of(env, events.TICKET_UPDATED).ticket, "", None
+            updated = events.payload_of(env, events.TICKET_UPDATED)
+            if updated.action == events.SLA_MOVED:
+                return  # announcing this SLA's own due time: nothing changed for it
+            summary, channel, what = updated.ticket, "", None
         else:
             raise Poison(f"routing's SLA does not follow {env.type!r}")
         if not summary.id:
@@ -224,6 +250,11 @@ class SlaClocks:
             policy_id="",
             state="",
             next_due_at=None,
+            pending_until=(
+                summary.pending_until.ToDatetime(tzinfo=at.tzinfo)
+                if summary.HasField("pending_until")
+                else None
+            ),
         )
         tenant = env.tenant_id
         with log.bound(tenant_id=tenant, ticket_id=summary.id, event_id=env.event_id):
@@ -280,7 +311,7 @@ class DueTimers(PeriodicTask):
             self._outbox.wake()
             for t in fired:
                 self._log.info(
-                    "sla " + t.which,
+                    ("rule timer " if t.target in TIME_TRIGGERS else "sla ") + t.which,
                     tenant_id=t.tenant_id,
                     ticket_id=t.ticket_id,
                     target=t.target,
@@ -297,6 +328,8 @@ class DueTimers(PeriodicTask):
         return False
 
     def _alert(self, t: DueTimer, now: datetime) -> events_pb2.EventEnvelope:
+        if t.target in TIME_TRIGGERS:
+            return self._rule_timer(t, now)
         alert = events_pb2.SlaAlert(
             ticket_id=t.ticket_id, policy_id=t.policy_id, target=t.target, inbox_id=t.inbox_id
         )
@@ -311,5 +344,24 @@ class DueTimers(PeriodicTask):
             tenant_id=t.tenant_id,
             occurred_at=now,
             payload=alert,
+            actor=_ACTOR,
+        )
+
+    def _rule_timer(self, t: DueTimer, now: datetime) -> events_pb2.EventEnvelope:
+        """A rule time trigger came due (rule_timers.py): rule.timer_due for the rules."""
+        due = events_pb2.RuleTimerDue(
+            ticket_id=t.ticket_id,
+            trigger=t.target,
+            minutes=int(t.which) if t.which.isdigit() else 0,
+            inbox_id=t.inbox_id,
+        )
+        due.started_at.FromDatetime(t.started_at)
+        due.due_at.FromDatetime(t.due_at)
+        return events.envelope(
+            events.RULE_TIMER_DUE,
+            event_id=self._ids.new_str(),
+            tenant_id=t.tenant_id,
+            occurred_at=now,
+            payload=due,
             actor=_ACTOR,
         )

@@ -43,6 +43,7 @@ class SlaTicket:
     policy_id: str
     state: str
     next_due_at: datetime | None
+    pending_until: datetime | None = None  # a pending ticket's date (rule timers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ def ticket_of(row: Mapping[str, Any]) -> SlaTicket:
         policy_id=str(row["policy_id"] or ""),
         state=row["state"],
         next_due_at=row["next_due_at"],
+        pending_until=row["pending_until"],
     )
 
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 import asyncpg
 
 from services.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 from .calendars import Calendar
-from .sla import Happening, Policy, Timer
+from .sla import Happening, Kind, Policy
 from .sla_records import (
     DueTimer,
     SlaTicket,
@@ -30,6 +30,23 @@ from .sla_records import (
 )
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+# the SLA's targets in the due-time index (the rule timers have their own: rule_timers.py)
+SLA_TARGETS = tuple(k.value for k in Kind)
+
+
+class DueAt(Protocol):
+    """A timer for the index: an SLA `Timer`, or a rule timer."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def which(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def fire_at(self) -> datetime: ...
+    @property
+    def due_at(self) -> datetime: ...
 
 
 def _t(tenant: str) -> uuid.UUID:
@@ -251,12 +268,14 @@ class SlaRepo:
         return ticket_of(row) if row else None
 
     async def upsert_ticket(self, conn: asyncpg.Connection, tenant: str, t: SlaTicket) -> None:
-        """Its inbox, category, priority and status now (the creation facts stay)."""
+        """Its inbox, category, priority, status and pending-until date now (the creation
+        facts stay)."""
         await conn.execute(
             "INSERT INTO sla_tickets (tenant_id, ticket_id, inbox_id, category, priority, "
-            "status, created_at, opened_by_operator) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) "
+            "status, created_at, opened_by_operator, pending_until) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) "
             "ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET inbox_id = $3, category = $4, "
-            "priority = $5, status = $6",
+            "priority = $5, status = $6, pending_until = $9",
             _t(tenant),
             uuid.UUID(t.ticket_id),
             t.inbox_id,
@@ -265,6 +284,7 @@ class SlaRepo:
             t.status,
             t.created_at,
             t.opened_by_operator,
+            t.pending_until,
         )
 
     async def add_history(
@@ -315,10 +335,14 @@ class SlaRepo:
         return row is not None and not row["same"]
 
     async def running_tickets(self, conn: Conn, tenant: str, after: str, limit: int) -> list[str]:
-        """Tickets whose SLA may change with a policy or calendar (not closed), by id."""
+        """Tickets whose SLA may change with a policy or calendar (not closed), by id —
+        those tickets announced (a row routing noted for a mail it routed but that was
+        never filed has no history)."""
         rows = await conn.fetch(
-            "SELECT ticket_id FROM sla_tickets WHERE tenant_id = $1 AND ticket_id > $2 "
+            "SELECT ticket_id FROM sla_tickets t WHERE tenant_id = $1 AND ticket_id > $2 "
             "AND status NOT IN ('resolved', 'no_action', 'trash', 'merged') "
+            "AND EXISTS (SELECT 1 FROM sla_history h WHERE h.tenant_id = t.tenant_id "
+            "AND h.ticket_id = t.ticket_id) "
             "ORDER BY ticket_id LIMIT $3",
             _t(tenant),
             uuid.UUID(after) if after else uuid.UUID(int=0),
@@ -329,13 +353,21 @@ class SlaRepo:
     # -- the due-time index --------------------------------------------------------------
 
     async def replace_timers(
-        self, conn: asyncpg.Connection, tenant: str, ticket_id: str, timers: Sequence[Timer]
+        self,
+        conn: asyncpg.Connection,
+        tenant: str,
+        ticket_id: str,
+        timers: Sequence[DueAt],
+        targets: Sequence[str] = SLA_TARGETS,
     ) -> datetime | None:
-        """The ticket's timers become `timers`, less those already fired; the soonest."""
+        """The ticket's timers of `targets` become `timers`, less those already fired; the
+        soonest."""
         await conn.execute(
-            "DELETE FROM sla_timers WHERE tenant_id = $1 AND ticket_id = $2",
+            "DELETE FROM sla_timers WHERE tenant_id = $1 AND ticket_id = $2 "
+            "AND target = ANY($3::text[])",
             _t(tenant),
             uuid.UUID(ticket_id),
+            list(targets),
         )
         if not timers:
             return None
@@ -351,7 +383,7 @@ class SlaRepo:
             "SELECT min(fire_at) AS soonest FROM new",
             _t(tenant),
             uuid.UUID(ticket_id),
-            [t.kind.value for t in timers],
+            [str(t.kind) for t in timers],
             [t.which for t in timers],
             [t.started_at for t in timers],
             [t.fire_at for t in timers],

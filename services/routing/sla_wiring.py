@@ -16,7 +16,7 @@ from .sla_clocks import DueTimers, SlaClocks
 from .sla_repo import SlaRepo
 
 
-async def wire(rt: ServiceRuntime, db: Database, outbox: Outbox, server: GrpcServer) -> None:
+async def wire(rt: ServiceRuntime, db: Database, outbox: Outbox, server: GrpcServer) -> SlaClocks:
     repo = SlaRepo(db.pool)
     due = DueTimers(db, repo, outbox, rt.clock, rt.ids)
     clocks = SlaClocks(db, repo, outbox, rt.clock, rt.ids, registry.ROUTING_SLA, due)
@@ -29,3 +29,4 @@ async def wire(rt: ServiceRuntime, db: Database, outbox: Outbox, server: GrpcSer
         api,
         routing_sla_pb2.DESCRIPTOR.services_by_name["SlaService"].full_name,
     )
+    return clocks

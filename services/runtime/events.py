@@ -81,6 +81,7 @@ APPROVAL_REMINDED = EventType("approval.reminded", APPROVAL, "approval_changed")
 SLA_WARNING = EventType("sla.warning", ROUTING, "sla_alert")
 SLA_BREACHED = EventType("sla.breached", ROUTING, "sla_alert")
 SLA_CHANGED = EventType("sla.changed", ROUTING, "sla_changed")
+RULE_TIMER_DUE = EventType("rule.timer_due", ROUTING, "rule_timer")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -115,9 +116,14 @@ EVENT_TYPES = {
         SLA_WARNING,
         SLA_BREACHED,
         SLA_CHANGED,
+        RULE_TIMER_DUE,
     )
 }
 
+
+# TicketUpdated.action when only routing's SLA due time on the ticket moved (tickets'
+# sla.changed consumer): pushed to the UI; routing's consumers pass over it
+SLA_MOVED = "sla"
 
 INFECTED = "infected"  # MailSummary.virus.state of a mail with a virus in an attachment
 

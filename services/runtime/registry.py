@@ -57,6 +57,10 @@ ROUTING_SLA_RULES = ConsumerSpec(
     "routing__sla_rules",
     (events.SLA_WARNING.subject, events.SLA_BREACHED.subject),
 )
+# routing's no_first_reply / pending_until rules (issue 18) answer its own rule timers
+ROUTING_TIME_RULES = ConsumerSpec(
+    events.ROUTING, "routing__time_rules", (events.RULE_TIMER_DUE.subject,)
+)
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
 # routing's soonest SLA due time of each ticket, kept so lists sort by it (issue 18).
 TICKETS_SLA = ConsumerSpec(events.ROUTING, "tickets__sla", (events.SLA_CHANGED.subject,))
@@ -181,6 +185,7 @@ SERVICES: tuple[Component, ...] = (
             ROUTING_SLA,
             ROUTING_TICKET_CHANGES,
             ROUTING_SLA_RULES,
+            ROUTING_TIME_RULES,
         ),
         calls=("tickets", "ingestion", "accounts"),
     ),

@@ -102,7 +102,15 @@ def _edit_from_pb(req: tickets_pb2.UpdateTicketRequest) -> FieldEdit:
         add_flags=tuple(req.add_flags),
         remove_flags=tuple(req.remove_flags),
         assignee_id=req.assignee_id if req.HasField("assignee_id") else None,
+        **_pending_until_edit(req),
     ).validated()
+
+
+def _pending_until_edit(req: tickets_pb2.UpdateTicketRequest) -> dict[str, Any]:
+    if not req.HasField("pending_until"):
+        return {}
+    at, clear = domain.parse_pending_until(req.pending_until)
+    return {"pending_until": at, "clear_pending_until": clear}
 
 
 class TicketsCoreApi:

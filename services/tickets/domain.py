@@ -136,6 +136,8 @@ class FieldEdit:
     add_flags: tuple[str, ...] = ()
     remove_flags: tuple[str, ...] = ()
     assignee_id: str | None = None  # "" unassigns
+    pending_until: datetime | None = None  # set the pending-until date (issue 18)
+    clear_pending_until: bool = False
 
     def validated(self) -> FieldEdit:
         return FieldEdit(
@@ -149,6 +151,8 @@ class FieldEdit:
             add_flags=tuple(clean_tag(x, "add_flags") for x in self.add_flags),
             remove_flags=tuple(" ".join(x.split()) for x in self.remove_flags),
             assignee_id=self.assignee_id,
+            pending_until=self.pending_until,
+            clear_pending_until=self.clear_pending_until,
         )
 
     @property
@@ -205,7 +209,49 @@ def apply_edit(row: Ticket, edit: FieldEdit) -> Applied:
         if new != current:
             values[field] = new
             changes.append(Change(field, ", ".join(current), ", ".join(new)))
+    _pending_until(row, edit, str(values.get("status", row.status)), values, changes)
     return Applied(values, tuple(changes))
+
+
+def parse_pending_until(text: str) -> tuple[datetime | None, bool]:
+    """A request's pending-until text: (the date, False), or (None, True) for "" (clear).
+    An ISO 8601 date-time with an offset, else INVALID_ARGUMENT naming the field."""
+    if not text.strip():
+        return None, True
+    try:
+        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(
+            "not an ISO 8601 date-time (e.g. 2026-12-10T09:00:00+09:00)", field="pending_until"
+        ) from None
+    if at.tzinfo is None:
+        raise InvalidArgument("needs a time zone offset (Z or +09:00)", field="pending_until")
+    return at.astimezone(UTC), False
+
+
+def iso_or_empty(at: datetime | None) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z") if at is not None else ""
+
+
+def _pending_until(
+    row: Ticket, edit: FieldEdit, status: str, values: dict[str, object], changes: list[Change]
+) -> None:
+    """Only a pending ticket has a pending-until date: one set on a ticket not pending
+    after the edit is refused; a ticket leaving pending loses its date."""
+    want = row.pending_until
+    if edit.clear_pending_until:
+        want = None
+    elif edit.pending_until is not None:
+        if status != Status.PENDING.value:
+            raise InvalidArgument(
+                "only a pending ticket has a pending-until date", field="pending_until"
+            )
+        want = edit.pending_until
+    if status != Status.PENDING.value:
+        want = None
+    if want != row.pending_until:
+        values["pending_until"] = want
+        changes.append(Change("pending_until", iso_or_empty(row.pending_until), iso_or_empty(want)))
 
 
 def restore_status(row: Ticket) -> Status:

@@ -88,6 +88,18 @@ class Filing:
                     conn, tenant, new, now, number=number, contact_id=contact_id, message_count=1
                 )
                 await d.repo.insert_message(conn, tenant, new.id, routed, received_at, count=False)
+                if routed.sla_state and new.id == routed.new_ticket_id:
+                    # routing's SLA of the new ticket (issue 18 step 5), as an sla.changed
+                    # of the routed event's time would set it
+                    due = (
+                        routed.sla_due_at.ToDatetime(tzinfo=UTC)
+                        if routed.HasField("sla_due_at")
+                        else None
+                    )
+                    sla_at = env.occurred_at.ToDatetime(tzinfo=UTC)
+                    row = await d.repo.update_fields(
+                        conn, tenant, row.id, {"sla_due_at": due, "sla_changed_at": sla_at}, now
+                    )
                 await d.repo.add_audit(
                     conn,
                     id=d.ids.new(),

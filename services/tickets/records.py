@@ -47,6 +47,7 @@ class Ticket:
     lock_acquired_at: datetime | None
     lock_expires_at: datetime | None
     sla_due_at: datetime | None  # routing's soonest SLA due time (issue 18)
+    pending_until: datetime | None = None  # a pending ticket's date (issue 18: rules)
 
 
 def ticket_of(r: asyncpg.Record) -> Ticket:
@@ -83,6 +84,7 @@ def ticket_of(r: asyncpg.Record) -> Ticket:
         r["lock_acquired_at"],
         r["lock_expires_at"],
         r["sla_due_at"],
+        r["pending_until"],
     )
 
 

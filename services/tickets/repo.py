@@ -83,6 +83,8 @@ def summary_pb(row: Ticket) -> events_pb2.TicketSummary:
         s.lock.CopyFrom(lock)
     if row.sla_due_at is not None:
         _stamp(s.sla_due_at, row.sla_due_at)
+    if row.pending_until is not None:
+        _stamp(s.pending_until, row.pending_until)
     return s
 
 
@@ -407,7 +409,10 @@ class TicketsRepo:
         values: dict[str, Any],
         now: datetime,
     ) -> Ticket:
-        """Set these columns (names from the code, never from a request) and updated_at."""
+        """Set these columns (names from the code, never from a request) and updated_at.
+        A ticket leaving pending loses its pending-until date, whoever changes it."""
+        if values.get("status", "pending") != "pending" and "pending_until" not in values:
+            values = {**values, "pending_until": None}
         cols = [*values, "updated_at"]
         args = [*values.values(), now]
         sets = ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(cols))

@@ -8,14 +8,29 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-# triggers: what makes rules run. The SLA's warning and breach are time triggers; "no
-# first reply within N minutes" and "pending until a date" are not built.
+# triggers: what makes rules run. The SLA's warning and breach, "no first reply within N
+# minutes" and "pending until a date" are time triggers (routing's due-time index).
 NEW_TICKET = "new_ticket"
 CUSTOMER_REPLY = "customer_reply"
 TICKET_CHANGED = "ticket_changed"
 SLA_WARNING = "sla_warning"
 SLA_BREACHED = "sla_breached"
-TRIGGERS = (NEW_TICKET, CUSTOMER_REPLY, TICKET_CHANGED, SLA_WARNING, SLA_BREACHED)
+# once per ticket, `no_first_reply_minutes` after it was created, when no reply of ours
+# was sent by then and it is not closed (rule_timers.py)
+NO_FIRST_REPLY = "no_first_reply"
+# when a pending ticket reaches its pending-until date (once per date)
+PENDING_UNTIL = "pending_until"
+TRIGGERS = (
+    NEW_TICKET,
+    CUSTOMER_REPLY,
+    TICKET_CHANGED,
+    SLA_WARNING,
+    SLA_BREACHED,
+    NO_FIRST_REPLY,
+    PENDING_UNTIL,
+)
+TIME_TRIGGERS = (NO_FIRST_REPLY, PENDING_UNTIL)
+MAX_NO_REPLY_MINUTES = 525_600  # a year
 
 STATUSES = ("open", "pending", "resolved", "no_action", "trash")
 SETTABLE_STATUSES = ("open", "pending", "resolved", "no_action")
@@ -69,6 +84,7 @@ class RuleDef:
     actions: tuple[Action, ...]
     once_per_ticket: bool = False
     business_hours: BusinessHours | None = None
+    no_first_reply_minutes: int | None = None  # with the trigger no_first_reply only
 
 
 @dataclass(frozen=True)

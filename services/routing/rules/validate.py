@@ -228,6 +228,7 @@ def parse(raw: Mapping[str, Any]) -> RuleDef:
         "actions",
         "once_per_ticket",
         "business_hours",
+        "no_first_reply_minutes",
     }
     unknown = set(raw) - known
     if unknown:
@@ -266,6 +267,7 @@ def parse(raw: Mapping[str, Any]) -> RuleDef:
             calendar_id=_str(hours.get("calendar_id", ""), "business_hours.calendar_id", limit=200),
             when="inside" if when == "inside" else "outside",
         )
+    no_reply = _no_reply_minutes(raw.get("no_first_reply_minutes"), triggers)
     return RuleDef(
         name=name,
         inbox_id=inbox_id,
@@ -275,7 +277,25 @@ def parse(raw: Mapping[str, Any]) -> RuleDef:
         actions=parsed,
         once_per_ticket=once,
         business_hours=business_hours,
+        no_first_reply_minutes=no_reply,
     )
+
+
+def _no_reply_minutes(value: Any, triggers: Sequence[Any]) -> int | None:
+    """The minutes of a rule with the trigger no_first_reply: required with it, refused
+    without it."""
+    field = "no_first_reply_minutes"
+    if model.NO_FIRST_REPLY not in triggers:
+        if value not in (None, 0):
+            raise _fail("only with the trigger no_first_reply", field)
+        return None
+    if value in (None, 0):
+        raise _fail("required with the trigger no_first_reply", field)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise _fail("must be a whole number of minutes", field)
+    if not 1 <= value <= model.MAX_NO_REPLY_MINUTES:
+        raise _fail(f"must be 1–{model.MAX_NO_REPLY_MINUTES} minutes", field)
+    return int(value)
 
 
 def _value_json(value: Any) -> Any:
@@ -322,4 +342,24 @@ def to_json(rule: RuleDef) -> dict[str, Any]:
             if rule.business_hours
             else None
         ),
+        "no_first_reply_minutes": rule.no_first_reply_minutes,
     }
+
+
+def calendar_refs(rule: RuleDef) -> list[tuple[str, str]]:
+    """(the field's path, the calendar id) of every business-hours calendar the rule
+    names: its `business_hours` option and its `business_hours` conditions."""
+    out: list[tuple[str, str]] = []
+    if rule.business_hours is not None:
+        out.append(("business_hours.calendar_id", rule.business_hours.calendar_id))
+
+    def walk(group: Group, path: str) -> None:
+        for i, c in enumerate(group.conditions):
+            at = f"{path}.conditions[{i}]"
+            if isinstance(c, Group):
+                walk(c, at)
+            elif FIELDS[c.field] is Kind.CALENDAR:
+                out.append((f"{at}.value", str(c.value)))
+
+    walk(rule.conditions, "conditions")
+    return out
