@@ -5,7 +5,7 @@
 export const routingEn = {
   "routing.group": "Routing",
   "rt.rules": "Routing rules",
-  "rt.rules_help": "Rules run from the top for each new ticket or customer reply; drag a rule (or use ↑ ↓) to change the order.",
+  "rt.rules_help": "Rules run from the top on what they are set to run on (a new ticket, a customer reply, an SLA warning, a time that has come…); drag a rule (or use ↑ ↓) to change the order.",
   "rt.calendars": "Business hours",
   "rt.calendars_help": "Calendars of opening hours and closed days; SLA targets and rules count in them.",
   "rt.sla_policies": "SLA policies",
@@ -348,7 +348,7 @@ export const routingEn = {
 export const routingJa: Record<keyof typeof routingEn, string> = {
   "routing.group": "振り分け",
   "rt.rules": "振り分けルール",
-  "rt.rules_help": "新しいチケットや顧客の返信ごとに上から順に実行されます。順序はドラッグ（または ↑ ↓）で変更できます。",
+  "rt.rules_help": "設定したきっかけ（新しいチケット、顧客の返信、SLA の警告、期限の到来など）ごとに上から順に実行されます。順序はドラッグ（または ↑ ↓）で変更できます。",
   "rt.calendars": "営業時間",
   "rt.calendars_help": "営業時間と休業日のカレンダー。SLA の目標とルールはこれに従って計算されます。",
   "rt.sla_policies": "SLA ポリシー",
