@@ -14,7 +14,7 @@ from services.runtime.identity import Identity
 from services.runtime.outbox import first_time
 from services.runtime.service import ServiceRuntime
 
-from . import assign_wiring, domain, rules_wiring, sla_wiring
+from . import assign_wiring, domain, rules_wiring, sla_wiring, webhook_wiring
 from .calendar_hours import CalendarHours
 from .sla_repo import SlaRepo
 
@@ -77,4 +77,5 @@ async def main() -> int:
     await rt.add_consumer(MESSAGES, on_received)
     await assign_wiring.wire(rt, db, server)
     await sla_wiring.wire(rt, db, outbox, server)
+    await webhook_wiring.wire(rt, db, server)
     return await rt.serve()

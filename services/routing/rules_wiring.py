@@ -26,7 +26,12 @@ async def wire(
     """`hours_of(tenant)`: the business-hours lookup over the tenant's SLA calendars."""
     store = RuleStore(db.pool)
     cache = RuleCache(store)
-    peers = Peers(rt.channel("tickets"), rt.channel("ingestion"), rt.channel("accounts"))
+    peers = Peers(
+        rt.channel("tickets"),
+        rt.channel("ingestion"),
+        rt.channel("accounts"),
+        rt.channel("composition"),
+    )
     deps = RulesDeps(store, cache, peers, rt.clock, rt.ids, hours_of)
     server.add(
         routing_pb2_grpc.add_RoutingServiceServicer_to_server,
