@@ -31,6 +31,7 @@ from . import (
     routes_rules,
     routes_sla,
     routes_tickets,
+    routes_webhooks,
     static,
 )
 from .access import request_id_middleware, security_headers
@@ -55,6 +56,7 @@ ROUTE_MODULES = (
     routes_approvals,
     routes_assignment,
     routes_sla,
+    routes_webhooks,  # before routes_rules: /rules/webhook-* before /rules/{rule_id}
     routes_rules,
     static,
 )

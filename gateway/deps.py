@@ -16,6 +16,7 @@ from switchboard.v1 import (
     routing_assign_pb2_grpc,
     routing_pb2_grpc,
     routing_sla_pb2_grpc,
+    routing_webhooks_pb2_grpc,
     tickets_pb2_grpc,
 )
 
@@ -68,6 +69,7 @@ class Deps:
         self.assignment = routing_assign_pb2_grpc.AssignmentServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]
         self.sla = routing_sla_pb2_grpc.SlaServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]
         self.routing = routing_pb2_grpc.RoutingServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]
+        self.webhooks = routing_webhooks_pb2_grpc.RuleWebhooksServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]
         self.redis = redis_client.connect(settings.redis_url)
         self.sessions = SessionResolver(
             self.channels["accounts"], self.redis, settings.session_cache_s

@@ -1,6 +1,7 @@
 """The live WebSocket: ticket and approval events pushed to the operators of the event's
 tenant who see its inbox, and notifications (assigned, mentioned; an approval to decide
-or decided) pushed only to the sockets of the operator concerned.
+or decided; a routing rule's notify action) pushed only to the sockets of the operator
+concerned.
 
 Every gateway replica follows the subjects of `registry.GATEWAY.subscriptions` with plain
 NATS subscriptions (a push is a courtesy: a client that reconnects re-reads the list).
@@ -36,7 +37,7 @@ from switchboard.v1 import events_pb2
 from services.runtime import log, registry
 from services.runtime import metrics as m
 
-from . import masking, views, views_approval
+from . import masking, views, views_approval, views_rules
 from .auth import WS_PROTOCOL, Caller, SessionResolver
 from .errors import ApiError
 
@@ -280,6 +281,11 @@ class LiveHub:
             texts = _Texts(note)
             for client in [c for c in allowed if c.caller.operator_id == operator_id]:
                 self._offer(clients, client, texts.for_(client.caller))
+        # a routing rule's notify actions: the operators, members or roles they name
+        if env.WhichOneof("payload") == "rule_actions":
+            for client in allowed:
+                for note in views_rules.rule_notifications(env, client.caller):
+                    self._offer(clients, client, _Texts(note).for_(client.caller))
 
     def _publish_approval(
         self, clients: set[_Client], listening: list[_Client], env: events_pb2.EventEnvelope

@@ -310,6 +310,7 @@ def event_inbox(env: events_pb2.EventEnvelope) -> str | None:
         "ticket_assigned",
         "ticket_message_added",
         "comment_added",
+        "rule_actions",
     ):
         return str(getattr(env, kind).ticket.inbox.id)
     return None

@@ -137,7 +137,7 @@ class Stack:
         env["SB_METRICS_PORT"] = str(p.metrics[name])
         if name in SERVICES:
             env["SB_GRPC_PORT"] = str(p.grpc[name])
-        if name in ("ingestion", "outbound") and self.config.connect_allow:
+        if name in ("ingestion", "outbound", "routing") and self.config.connect_allow:
             env["SB_CONNECT_ALLOW"] = self.config.connect_allow
         if name == "ingestion":
             env["SB_SMTP_PORT"] = str(p.smtp)

@@ -25,6 +25,7 @@ from .dispatcher import Dispatcher, DispatchSettings, LeaseSweeper, Routes, work
 from .finisher import Finisher
 from .peers import Peers
 from .repo import OutboundRepo
+from .rule_replies import RuleReplies
 from .smtp import Hop, SmtpClient
 
 REPLIES = registry.OUTBOUND_REPLIES
@@ -135,7 +136,11 @@ async def main() -> int:
     rt.add_background("dispatcher", dispatcher.start, dispatcher.stop)
     rt.add_background(sweeper.name, sweeper.start, sweeper.stop)
     rt.add_background(finisher.name, finisher.start, finisher.stop)
-    await rt.add_consumer(REPLIES, AutoReplies(deps, api).on_ticket_event)
+    auto_replies = AutoReplies(deps, api)
+    await rt.add_consumer(REPLIES, auto_replies.on_ticket_event)
+    await rt.add_consumer(
+        registry.OUTBOUND_RULE_REPLIES, RuleReplies(repo, auto_replies).on_rule_actions
+    )
     await rt.add_consumer(BOUNCES, Bounces(deps).on_received)
     await rt.add_consumer(APPROVALS, ApprovedSends(deps, api).on_approved)
     server = rt.grpc_server()

@@ -83,18 +83,9 @@ class AutoReplies:
         *,
         form: bool,
     ) -> None:
-        d = self._d
         tenant = env.tenant_id
         mail = p.mail
-        sender = getattr(mail, "from")
-        inbox_id = p.ticket.inbox.id
         inboxes = await self._tenant_inboxes(tenant)
-        inbox = next((i for i in inboxes if i.id == inbox_id), None)
-        if inbox is None or not inbox.addresses:
-            self._log.info("no automatic reply: the inbox has no address")
-            return
-        own = frozenset(a.lower() for i in inboxes for a in i.addresses)
-        now = d.clock.now()
         hours = json.loads(settings.hours) if isinstance(settings.hours, str) else settings.hours
         template_id = settings.form_template_id if form else settings.template_id
         rule = domain.AutoReplyRule(
@@ -105,6 +96,46 @@ class AutoReplies:
             template_id=str(template_id or ""),
             period=timedelta(hours=settings.period_hours),
         )
+        await self.reply(
+            env,
+            p.ticket,
+            p.message_id,
+            mail,
+            rule,
+            kind="form_confirmation" if form else "auto_reply",
+            once_key=REPLIES_DURABLE,
+            inboxes=inboxes,
+        )
+
+    async def reply(
+        self,
+        env: events_pb2.EventEnvelope,
+        ticket: events_pb2.TicketSummary,
+        message_id: str,
+        mail: events_pb2.MailSummary,
+        rule: domain.AutoReplyRule,
+        *,
+        kind: str,
+        once_key: str,
+        inboxes: list[Any] | None = None,
+    ) -> None:
+        """Answer `mail` (filed as `message_id` into `ticket`) with `rule`'s template, if
+        the loop guards allow: once per (`once_key`, event), and — but for a form's
+        confirmation — at most once per sender and inbox in `rule.period`. Also a routing
+        rule's auto_reply action (rule_replies.py) goes this way."""
+        d = self._d
+        tenant = env.tenant_id
+        sender = getattr(mail, "from")
+        inbox_id = ticket.inbox.id
+        form = kind == "form_confirmation"
+        if inboxes is None:
+            inboxes = await self._tenant_inboxes(tenant)
+        inbox = next((i for i in inboxes if i.id == inbox_id), None)
+        if inbox is None or not inbox.addresses:
+            self._log.info("no automatic reply: the inbox has no address")
+            return
+        own = frozenset(a.lower() for i in inboxes for a in i.addresses)
+        now = d.clock.now()
         last = (
             None
             if form
@@ -120,7 +151,7 @@ class AutoReplies:
             last_sent=last,
         )
         if why_not is not None:
-            self._log.info("no automatic reply", why=why_not, form=form)
+            self._log.info("no automatic reply", why=why_not, kind=kind)
             return
         system = Identity(tenant_id=tenant).metadata()
         try:
@@ -132,7 +163,7 @@ class AutoReplies:
             return
         try:
             rendered = await d.peers.render_template(
-                system, rule.template_id, p.ticket.id, p.message_id
+                system, rule.template_id, ticket.id, message_id
             )
         except Unavailable:
             raise
@@ -140,8 +171,8 @@ class AutoReplies:
             self._log.warning("no automatic reply: the template cannot be used", error=err.message)
             return
         from_box = mime.Mailbox(mime.header_text(inbox.name), inbox.addresses[0])
-        message_id = await d.peers.mint_message_id(
-            system, p.ticket.id, domain.domain_of(from_box.address)
+        new_message_id = await d.peers.mint_message_id(
+            system, ticket.id, domain.domain_of(from_box.address)
         )
         original = mail.rfc822_message_id
         out = mime.Outgoing(
@@ -157,19 +188,18 @@ class AutoReplies:
             extra_headers=AUTO_HEADERS,
         )
         try:
-            raw = mime.build(out, message_id=message_id, date=now).as_bytes()
+            raw = mime.build(out, message_id=new_message_id, date=now).as_bytes()
         except InvalidArgument as err:
             self._log.warning("no automatic reply: the message cannot be built", error=err.message)
             return
         raw, signed = await self._sends.sign(tenant, raw, from_box.address)
-        kind = "form_confirmation" if form else "auto_reply"
         new = NewSend(
             id=d.ids.new(),
             tenant_id=uuid.UUID(tenant),
             kind=kind,
             draft_id=None,
             draft_revision=0,
-            ticket_id=uuid.UUID(p.ticket.id),
+            ticket_id=uuid.UUID(ticket.id),
             inbox_id=uuid.UUID(inbox_id),
             operator_id=None,
             operator_name="",
@@ -177,7 +207,7 @@ class AutoReplies:
             fence=0,
             lock_held=False,
             status_after=0,
-            message_id=message_id,
+            message_id=new_message_id,
             subject=out.subject,
             envelope_from=from_box.address,
             recipients=[to.address],
@@ -188,7 +218,7 @@ class AutoReplies:
             route_name="",
         )
         async with d.db.transaction() as conn:
-            if not await first_time(conn, REPLIES_DURABLE, env):
+            if not await first_time(conn, once_key, env):
                 return
             if not form and not await d.repo.note_auto_reply(
                 conn, tenant, uuid.UUID(inbox_id), sender.address, now, rule.period

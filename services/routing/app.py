@@ -15,7 +15,7 @@ from services.runtime.identity import Identity
 from services.runtime.outbox import first_time
 from services.runtime.service import ServiceRuntime
 
-from . import assign_wiring, domain, rules_time, rules_wiring, sla_wiring
+from . import assign_wiring, domain, rules_time, rules_wiring, sla_wiring, webhook_wiring
 from .calendar_hours import CalendarHours
 from .sla_intake import SlaAtIntake
 from .sla_repo import SlaRepo
@@ -83,4 +83,5 @@ async def main() -> int:
     await rt.add_consumer(MESSAGES, on_received)
     await assign_wiring.wire(rt, db, server)
     await rules_time.wire(rt, rules.ctx, clocks, SlaRepo(db.pool))
+    await webhook_wiring.wire(rt, db, server)
     return await rt.serve()

@@ -12,6 +12,8 @@ import grpc
 from switchboard.v1 import (
     accounts_pb2,
     accounts_pb2_grpc,
+    composition_pb2,
+    composition_pb2_grpc,
     events_pb2,
     ingestion_pb2,
     ingestion_pb2_grpc,
@@ -29,11 +31,33 @@ Metadata = Sequence[tuple[str, str]]
 
 class Peers:
     def __init__(
-        self, tickets: grpc.aio.Channel, ingestion: grpc.aio.Channel, accounts: grpc.aio.Channel
+        self,
+        tickets: grpc.aio.Channel,
+        ingestion: grpc.aio.Channel,
+        accounts: grpc.aio.Channel,
+        composition: grpc.aio.Channel | None = None,
     ) -> None:
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
         self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(ingestion)
         self.accounts = accounts_pb2_grpc.AccountsServiceStub(accounts)
+        # an auto_reply action's template is checked when the rule is saved
+        self.composition = (
+            composition_pb2_grpc.CompositionServiceStub(composition) if composition else None
+        )
+
+    async def template_exists(self, md: Metadata, template_id: str) -> bool:
+        """Whether the caller (the administrator saving the rule) sees that template."""
+        assert self.composition is not None, "routing's rules need composition"
+        try:
+            await call_peer(
+                "composition",
+                self.composition.GetTemplate,
+                composition_pb2.GetTemplateRequest(template_id=template_id),
+                md,
+            )
+        except NotFound:
+            return False
+        return True
 
     async def ticket_by_number(self, md: Metadata, number: int) -> tickets_pb2.GetTicketResponse:
         try:

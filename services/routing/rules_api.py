@@ -91,7 +91,24 @@ class RoutingApi:
         if definition.inbox_id and definition.inbox_id not in inboxes:
             raise InvalidArgument("no such inbox in this tenant", field="inbox_id")
         operators: set[str] | None = None
+        named = [
+            (i, j, to.removeprefix("operator:"))
+            for i, a in enumerate(definition.actions)
+            for j, to in enumerate(a.to)
+            if to.startswith("operator:")
+        ]
+        if named:
+            operators = await self._d.peers.operator_ids(md)
+            for i, j, op in named:
+                if op not in operators:
+                    raise InvalidArgument(
+                        "no such active operator in this tenant", field=f"actions[{i}].to[{j}]"
+                    )
         for i, a in enumerate(definition.actions):
+            if a.type == model.AUTO_REPLY and not await self._d.peers.template_exists(
+                ident.metadata(), a.value
+            ):
+                raise InvalidArgument("no such template", field=f"actions[{i}].value")
             if a.type == "move_to_inbox" and a.value not in inboxes:
                 raise InvalidArgument("no such inbox in this tenant", field=f"actions[{i}].value")
             if a.type == "assign":

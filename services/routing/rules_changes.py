@@ -72,9 +72,14 @@ async def answer(
     decision = evaluation.decision
     if decision.empty:
         return
-    await ctx.peers.apply_decision(
-        md, ticket_id, rules_facts.decision_pb(decision), depth + 1, env.event_id
-    )
+    pb = rules_facts.decision_pb(decision, trigger)
+    if latest is not None and (pb.auto_replies or pb.notifies or pb.webhooks):
+        # the customer mail an auto-reply answers: the ticket's latest
+        pb.reply_to.message_id = latest.id
+        pb.reply_to.mail.CopyFrom(latest.mail)
+        pb.reply_to.channel = latest.channel
+        pb.reply_to.stranger = latest.stranger
+    await ctx.peers.apply_decision(md, ticket_id, pb, depth + 1, env.event_id)
     once = [r.id for r in rules if r.definition.once_per_ticket and r.id in decision.fired]
     if once:
         await ctx.store.note_runs(ctx.store.pool, tenant, ticket_id, once, ctx.clock.now())

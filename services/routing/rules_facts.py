@@ -20,6 +20,7 @@ from services.runtime.ticket_names import (
     STATUS_VALUES,
 )
 
+from .rules import model
 from .rules.model import Attachment, Decision, Facts, TicketState
 
 HEADER_BLOCK_LIMIT = 256 * 1024
@@ -114,8 +115,8 @@ def facts_of(
     )
 
 
-def decision_pb(decision: Decision) -> events_pb2.RoutingDecision:
-    """The decision as MessageRouted carries it."""
+def decision_pb(decision: Decision, trigger: str = "") -> events_pb2.RoutingDecision:
+    """The decision as MessageRouted (or ApplyRoutingDecision) carries it."""
     pb = events_pb2.RoutingDecision(
         inbox_id=decision.inbox_id or "",
         status=STATUS_VALUES.get(decision.status or "", common_pb2.TICKET_STATUS_UNSPECIFIED),
@@ -132,4 +133,17 @@ def decision_pb(decision: Decision) -> events_pb2.RoutingDecision:
         pb.category = decision.category
     for rule_id, name, action in decision.trace:
         pb.applied.add(rule_id=rule_id, rule_name=name, action=action)
+    effects_pb(decision, pb)
+    pb.trigger = trigger
     return pb
+
+
+def effects_pb(decision: Decision, pb: events_pb2.RoutingDecision) -> None:
+    """The auto-reply, notify and webhook actions, each naming its rule."""
+    for rule_id, name, a in decision.effects_by_rule():
+        if a.type == model.AUTO_REPLY:
+            pb.auto_replies.add(rule_id=rule_id, rule_name=name, template_id=a.value)
+        elif a.type == model.NOTIFY:
+            pb.notifies.add(rule_id=rule_id, rule_name=name, to=a.to, message=a.value)
+        elif a.type == model.WEBHOOK:
+            pb.webhooks.add(rule_id=rule_id, rule_name=name, url=a.value)

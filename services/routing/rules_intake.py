@@ -112,7 +112,7 @@ class RulesIntake:
         decision = evaluation.decision
         if decision.empty:
             return Runs()
-        routed.decision.CopyFrom(rules_facts.decision_pb(decision))
+        routed.decision.CopyFrom(rules_facts.decision_pb(decision, trigger))
         self._log.info(
             "rules applied",
             message_id=received.message_id,

@@ -27,7 +27,12 @@ async def wire(
     """`hours_of(tenant)`: the business-hours lookup over the tenant's SLA calendars."""
     store = RuleStore(db.pool)
     cache = RuleCache(store)
-    peers = Peers(rt.channel("tickets"), rt.channel("ingestion"), rt.channel("accounts"))
+    peers = Peers(
+        rt.channel("tickets"),
+        rt.channel("ingestion"),
+        rt.channel("accounts"),
+        rt.channel("composition"),
+    )
     calendars = SlaRepo(db.pool)
 
     async def calendar_ids(tenant: str) -> set[str]:

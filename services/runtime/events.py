@@ -232,3 +232,8 @@ def subject_of(env: events_pb2.EventEnvelope) -> str:
     if etype is None:
         raise InvalidArgument(f"unknown event type {env.type!r}", field="type")
     return etype.subject
+
+
+# a rule decision's auto-reply / notify / webhook actions, once tickets applied it (issue 18)
+TICKET_RULE_ACTIONS = EventType("ticket.rule_actions", TICKETS, "rule_actions")
+EVENT_TYPES[TICKET_RULE_ACTIONS.name] = TICKET_RULE_ACTIONS

@@ -61,6 +61,14 @@ ROUTING_SLA_RULES = ConsumerSpec(
 ROUTING_TIME_RULES = ConsumerSpec(
     events.ROUTING, "routing__time_rules", (events.RULE_TIMER_DUE.subject,)
 )
+# Rule actions outside the ticket (issue 18, ruleacts): routing delivers the webhooks,
+# outbound sends the auto-replies of `ticket.rule_actions`.
+ROUTING_WEBHOOKS = ConsumerSpec(
+    events.TICKETS, "routing__webhooks", (events.TICKET_RULE_ACTIONS.subject,)
+)
+OUTBOUND_RULE_REPLIES = ConsumerSpec(
+    events.TICKETS, "outbound__rule_replies", (events.TICKET_RULE_ACTIONS.subject,)
+)
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
 # routing's soonest SLA due time of each ticket, kept so lists sort by it (issue 18).
 TICKETS_SLA = ConsumerSpec(events.ROUTING, "tickets__sla", (events.SLA_CHANGED.subject,))
@@ -186,8 +194,9 @@ SERVICES: tuple[Component, ...] = (
             ROUTING_TICKET_CHANGES,
             ROUTING_SLA_RULES,
             ROUTING_TIME_RULES,
+            ROUTING_WEBHOOKS,
         ),
-        calls=("tickets", "ingestion", "accounts"),
+        calls=("tickets", "ingestion", "accounts", "composition"),
     ),
     _service(
         "tickets",
@@ -225,7 +234,7 @@ SERVICES: tuple[Component, ...] = (
         7106,
         database=True,
         streams=(events.OUTBOUND,),
-        consumers=(OUTBOUND_REPLIES, OUTBOUND_BOUNCES, OUTBOUND_APPROVALS),
+        consumers=(OUTBOUND_REPLIES, OUTBOUND_BOUNCES, OUTBOUND_APPROVALS, OUTBOUND_RULE_REPLIES),
         calls=("composition", "tickets", "ingestion", "accounts", "approval"),
     ),
     _service("reporting", 7107),

@@ -48,7 +48,13 @@ class RulesApi:
                 d, conn, ident.tenant_id, row, request.decision, names, now
             )
             await rule_decisions.announce(
-                d, conn, cause, applied, now, rule_depth=request.rule_depth
+                d,
+                conn,
+                cause,
+                applied,
+                now,
+                rule_depth=request.rule_depth,
+                decision=request.decision,
             )
         d.outbox.wake()
         return tickets_pb2.UpdateTicketResponse(

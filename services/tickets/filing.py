@@ -184,7 +184,20 @@ class Filing:
             await d.outbox.add(conn, out)
             if ruled is not None:  # a new ticket's ticket.created carries its fields
                 await rule_decisions.announce(
-                    d, conn, env, ruled, now, rule_depth=1, updated=what == "mail threaded"
+                    d,
+                    conn,
+                    env,
+                    ruled,
+                    now,
+                    rule_depth=1,
+                    updated=what == "mail threaded",
+                    decision=decided,
+                    reply_to=events_pb2.RuleReplyTo(
+                        message_id=routed.message_id,
+                        mail=summary,
+                        channel=routed.channel,
+                        stranger=stranger,
+                    ),
                 )
         d.outbox.wake()
         self._log.info(

@@ -139,7 +139,7 @@ async def apply(
             values["assignee_id"] = uuid.UUID(assigned.id)
             values["assignee_name"] = assigned.display_name
             changes.append(Change("assignee", row.assignee_name or "", assigned.display_name))
-    if not changes and not notes:
+    if not changes and not notes and not has_effects(decision):
         return Applied(row, (), None, None)  # nothing to do: nothing to say either
 
     async def audit(action: str, comment: str, changed: list[Change]) -> None:
@@ -157,10 +157,16 @@ async def apply(
 
     for entry in decision.applied:
         await audit("rule", f"rule {entry.rule_name}: {entry.action}", [])
-    await audit("update", "; ".join(["routing rules", *notes]), changes)
+    if changes or notes:
+        await audit("update", "; ".join(["routing rules", *notes]), changes)
     if values:
         row = await deps.repo.update_fields(conn, tenant, row.id, values, now)
     return Applied(row, tuple(changes), assigned, previous)
+
+
+def has_effects(decision: events_pb2.RoutingDecision) -> bool:
+    """Whether the decision has actions outside the ticket (auto-reply, notify, webhook)."""
+    return bool(decision.auto_replies or decision.notifies or decision.webhooks)
 
 
 async def announce(
@@ -172,11 +178,28 @@ async def announce(
     *,
     rule_depth: int,
     updated: bool = True,
+    decision: events_pb2.RoutingDecision | None = None,
+    reply_to: events_pb2.RuleReplyTo | None = None,
 ) -> None:
     """The events of an applied decision, in the caller's transaction: `ticket.updated`
     with the changes (unless `updated` is False: a new ticket's `ticket.created` carries
-    them) and `ticket.assigned` when it assigned the ticket."""
+    them), `ticket.assigned` when it assigned the ticket, and `ticket.rule_actions` with
+    its auto-reply, notify and webhook actions (`reply_to`: the customer mail an
+    auto-reply answers; by default the decision's own)."""
     ticket = summary_pb(applied.row)
+    if decision is not None and has_effects(decision):
+        actions = events_pb2.RuleActions(
+            ticket=ticket,
+            trigger=decision.trigger,
+            auto_replies=decision.auto_replies,
+            notifies=decision.notifies,
+            webhooks=decision.webhooks,
+        )
+        if reply_to is not None:
+            actions.reply_to.CopyFrom(reply_to)
+        elif decision.HasField("reply_to"):
+            actions.reply_to.CopyFrom(decision.reply_to)
+        await _emit(deps, conn, cause, events.TICKET_RULE_ACTIONS, actions, now)
     if updated and applied.changes:
         payload = events_pb2.TicketUpdated(
             ticket=ticket,
@@ -201,7 +224,7 @@ async def _emit(
     conn: asyncpg.Connection,
     cause: events_pb2.EventEnvelope,
     kind: events.EventType,
-    payload: events_pb2.TicketUpdated | events_pb2.TicketAssigned,
+    payload: events_pb2.TicketUpdated | events_pb2.TicketAssigned | events_pb2.RuleActions,
     now: datetime,
 ) -> None:
     out = events.caused_by(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .model import Action, Decision, TicketState
+from .model import EFFECTS, Action, Decision, TicketState
 
 
 def describe(action: Action) -> str:
@@ -23,6 +23,9 @@ def describe(action: Action) -> str:
         "move_to_trash": "move to trash",
         "require_approval": f"require approval (label {v})",
         "stop": "stop further rules",
+        "auto_reply": f"send automatic reply (template {v})",
+        "notify": f"notify {', '.join(action.to)}: {v}",
+        "webhook": f"call webhook {v}",
     }[action.type]
 
 
@@ -73,5 +76,9 @@ def apply(action: Action, decision: Decision, ticket: TicketState) -> TicketStat
         return replace(ticket, status="trash")
     if t == "stop":
         decision.stopped = True
+        return ticket
+    if t in EFFECTS:
+        # the engine appends this action's trace entry next: its index names the rule
+        decision.effects.append((len(decision.trace), action))
         return ticket
     raise AssertionError(t)

@@ -64,6 +64,16 @@ class Group:
 class Action:
     type: str
     value: str = ""
+    to: tuple[str, ...] = ()  # notify: "operator:<id>", "inbox_members", "role:<name>"
+
+
+# actions whose effect is outside the ticket (issue 18, ruleacts): tickets announces them in
+# `ticket.rule_actions` once it has applied the decision
+AUTO_REPLY = "auto_reply"
+NOTIFY = "notify"
+WEBHOOK = "webhook"
+EFFECTS = (AUTO_REPLY, NOTIFY, WEBHOOK)
+INBOX_MEMBERS = "inbox_members"
 
 
 @dataclass(frozen=True)
@@ -175,10 +185,17 @@ class Decision:
     trace: list[tuple[str, str, str]] = field(default_factory=list)  # (rule id, name, action)
     fired: list[str] = field(default_factory=list)  # rule ids that ran their actions
     stopped: bool = False
+    # auto_reply / notify / webhook, each with the index in `trace` of its own entry (which
+    # names the rule that ran it)
+    effects: list[tuple[int, Action]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not self.trace
+
+    def effects_by_rule(self) -> list[tuple[str, str, Action]]:
+        """(rule id, rule name, action) of every outside-effect action, in order."""
+        return [(self.trace[i][0], self.trace[i][1], a) for i, a in self.effects]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from services.runtime.errors import InvalidArgument
 
@@ -34,7 +35,14 @@ ACTION_VALUES: dict[str, Any] = {
     "move_to_trash": None,
     "require_approval": "optional_label",
     "stop": None,
+    "auto_reply": "id",  # a composition template (rules_api checks that it exists)
+    "notify": "message",  # with `to`: who
+    "webhook": "url",
 }
+NOTIFY_TO_LIMIT = 20
+MESSAGE_LIMIT = 500
+URL_LIMIT = 2000
+ROLE_LIMIT = 100
 
 
 def _fail(message: str, field: str) -> InvalidArgument:
@@ -189,10 +197,57 @@ def _group(raw: Any, path: str, depth: int, counter: _Counter) -> Group:
     return Group(match="all" if match == "all" else "any", conditions=tuple(out))
 
 
+def url(value: Any, field: str) -> str:
+    """A webhook's address: absolute http(s), a host, no credentials, no fragment. Where
+    it may lead (private addresses) is the deliverer's check, at each attempt."""
+    raw = _str(value, field, limit=URL_LIMIT).strip()
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in raw):
+        raise _fail("must not contain spaces or control characters", field)
+    parts = urlsplit(raw)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise _fail("an http:// or https:// address", field)
+    try:
+        host, _ = parts.hostname, parts.port
+    except ValueError:
+        raise _fail("not a usable port", field) from None
+    if not host:
+        raise _fail("needs a host", field)
+    if parts.username is not None or parts.password is not None:
+        raise _fail("must not carry a user name or password", field)
+    if parts.fragment:
+        raise _fail("must not have a #fragment", field)
+    return raw
+
+
+def _recipient(value: Any, field: str) -> str:
+    raw = _str(value, field, limit=ROLE_LIMIT + 10).strip()
+    if raw == model.INBOX_MEMBERS:
+        return raw
+    if raw.startswith("operator:"):
+        return "operator:" + _id(raw.removeprefix("operator:"), field)
+    if raw.startswith("role:") and raw.removeprefix("role:").strip():
+        return "role:" + " ".join(raw.removeprefix("role:").split())
+    raise _fail("operator:<id>, inbox_members or role:<name>", field)
+
+
+def _notify_to(raw: Mapping[str, Any], path: str, kind: str) -> tuple[str, ...]:
+    to = raw.get("to")
+    if kind != model.NOTIFY:
+        if to not in (None, []):
+            raise _fail("only a notify action has recipients", f"{path}.to")
+        return ()
+    if not isinstance(to, list | tuple) or not to:
+        raise _fail("at least one recipient", f"{path}.to")
+    if len(to) > NOTIFY_TO_LIMIT:
+        raise _fail(f"at most {NOTIFY_TO_LIMIT} recipients", f"{path}.to")
+    found = [_recipient(v, f"{path}.to[{i}]") for i, v in enumerate(to)]
+    return tuple(dict.fromkeys(found))
+
+
 def _action(raw: Any, path: str) -> Action:
     if not isinstance(raw, Mapping):
         raise _fail("an action: {type, value}", path)
-    unknown = set(raw) - {"type", "value"}
+    unknown = set(raw) - {"type", "value", "to"}
     if unknown:
         raise _fail("unknown key", f"{path}.{sorted(unknown)[0]}")
     kind = raw.get("type")
@@ -201,6 +256,11 @@ def _action(raw: Any, path: str) -> Action:
     want = ACTION_VALUES[str(kind)]
     value = raw.get("value", "")
     at = f"{path}.value"
+    to = _notify_to(raw, path, str(kind))
+    if want == "message":
+        return Action(str(kind), _str(value, at, limit=MESSAGE_LIMIT).strip(), to)
+    if want == "url":
+        return Action(str(kind), url(value, at))
     if want is None:
         if value not in ("", None):
             raise _fail("this action takes no value", at)
@@ -324,6 +384,15 @@ def _group_json(group: Group) -> dict[str, Any]:
     return {"match": group.match, "conditions": items}
 
 
+def _action_json(a: Action) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": a.type}
+    if a.value:
+        out["value"] = a.value
+    if a.to:
+        out["to"] = list(a.to)
+    return out
+
+
 def to_json(rule: RuleDef) -> dict[str, Any]:
     """The rule as plain JSON values, as `parse` reads them (stored, and answered)."""
     return {
@@ -332,10 +401,7 @@ def to_json(rule: RuleDef) -> dict[str, Any]:
         "enabled": rule.enabled,
         "triggers": list(rule.triggers),
         "conditions": _group_json(rule.conditions),
-        "actions": [
-            {"type": a.type, "value": a.value} if a.value else {"type": a.type}
-            for a in rule.actions
-        ],
+        "actions": [_action_json(a) for a in rule.actions],
         "once_per_ticket": rule.once_per_ticket,
         "business_hours": (
             {"calendar_id": rule.business_hours.calendar_id, "when": rule.business_hours.when}

@@ -1,0 +1,225 @@
+"""Rule webhooks (issue 18, action `webhook`): routing answers `ticket.rule_actions`
+(`routing__webhooks`) by writing one delivery per webhook into its outbox table, in one
+transaction with the event's dedupe, so a redelivered event adds nothing and a restart
+loses nothing. The deliverer claims due rows (SKIP LOCKED, with a lease, so replicas never
+post the same one at once), POSTs the signed JSON with aiohttp, and on failure tries again
+after base · 2^(n-1) seconds (capped); after the last attempt the delivery is dead, listed
+by the API until an administrator retries it.
+
+Where a URL leads is checked at each attempt by the runtime's ConnectPolicy, in aiohttp's
+resolver (the addresses checked are the ones connected to): loopback, private, link-local
+and other non-global addresses are refused unless SB_CONNECT_ALLOW lists them; a refused
+address is not retried. The secret is never logged."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from switchboard.v1 import events_pb2
+
+from services.runtime import events, log, registry
+from services.runtime.bus import Delivery as BusDelivery
+from services.runtime.clock import Clock
+from services.runtime.db import Database
+from services.runtime.hosts import ConnectPolicy, HostRefused
+from services.runtime.ids import IdGenerator
+from services.runtime.outbox import first_time
+from services.runtime.periodic import PeriodicTask
+
+from . import webhook_sign
+from .webhook_repo import Delivery, NewDelivery, WebhookRepo
+
+DURABLE = registry.ROUTING_WEBHOOKS.durable
+BATCH = 32
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    max_attempts: int = 8
+    retry_base_s: float = 30.0
+    retry_cap_s: float = 3600.0
+    timeout_s: float = 10.0
+    poll_s: float = 1.0
+
+
+class AddressRefused(OSError):
+    """The URL's host leads where the deployment does not allow (not retried)."""
+
+
+class PolicyResolver(AbstractResolver):
+    """aiohttp's resolver, through the ConnectPolicy: every address of the host checked."""
+
+    def __init__(self, policy: ConnectPolicy) -> None:
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        try:
+            found = await self._policy.resolve(host, port)
+        except HostRefused as err:
+            if err.step == "address":
+                raise AddressRefused(err.message) from None
+            raise OSError(err.message) from None
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(sockaddr[0]),
+                port=port,
+                family=fam,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for fam, sockaddr in found
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+class WebhookIntake:
+    """`ticket.rule_actions` → one delivery row per webhook action."""
+
+    def __init__(self, db: Database, repo: WebhookRepo, clock: Clock, ids: IdGenerator) -> None:
+        self._db = db
+        self._repo = repo
+        self._clock = clock
+        self._ids = ids
+        self.on_added: Any = None  # the deliverer's wake
+
+    async def on_rule_actions(self, env: events_pb2.EventEnvelope, delivery: BusDelivery) -> None:
+        actions = events.payload_of(env, events.TICKET_RULE_ACTIONS)
+        if not actions.webhooks:
+            return
+        now = self._clock.now()
+        occurred = env.occurred_at.ToDatetime().replace(tzinfo=now.tzinfo)
+        items = []
+        for i, hook in enumerate(actions.webhooks):
+            new_id = self._ids.new()
+            items.append(
+                NewDelivery(
+                    id=new_id,
+                    cause_event_id=env.event_id,
+                    position=i,
+                    rule_id=hook.rule_id,
+                    rule_name=hook.rule_name,
+                    url=hook.url,
+                    trigger=actions.trigger,
+                    ticket_id=actions.ticket.id,
+                    ticket_number=actions.ticket.number,
+                    body=webhook_sign.payload(
+                        str(new_id),
+                        occurred,
+                        actions.trigger,
+                        hook.rule_id,
+                        hook.rule_name,
+                        actions.ticket,
+                    ),
+                )
+            )
+        async with self._db.transaction() as conn:
+            if not await first_time(conn, DURABLE, env):
+                return
+            added = await self._repo.add(conn, env.tenant_id, items, now)
+        log.get("routing.webhooks").info(
+            "webhook deliveries queued", ticket_id=actions.ticket.id, deliveries=added
+        )
+        if self.on_added is not None:
+            self.on_added()
+
+
+class WebhookDeliverer(PeriodicTask):
+    def __init__(
+        self,
+        repo: WebhookRepo,
+        clock: Clock,
+        settings: WebhookSettings,
+        policy: ConnectPolicy,
+    ) -> None:
+        super().__init__("routing-webhooks", settings.poll_s)
+        self._repo = repo
+        self._clock = clock
+        self._s = settings
+        self._policy = policy
+        self._session: aiohttp.ClientSession | None = None
+        self._log = log.get("routing.webhooks")
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(resolver=PolicyResolver(self._policy), limit=32)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self._s.timeout_s),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def step(self) -> bool:
+        now = self._clock.now()
+        lease = timedelta(seconds=self._s.timeout_s * 3 + 5)
+        due = await self._repo.claim(now, lease, BATCH)
+        if due:
+            await asyncio.gather(*(self._attempt(d) for d in due))
+        return len(due) == BATCH
+
+    async def _attempt(self, d: Delivery) -> None:
+        secret = await self._repo.secret(d.tenant_id)
+        if secret is None:  # the tenant's first webhook: its secret is made now
+            secret = await self._repo.first_secret(
+                d.tenant_id, webhook_sign.new_secret(), self._clock.now()
+            )
+        body = d.body.encode()
+        ts = int(self._clock.now().timestamp())
+        headers = webhook_sign.headers(secret.secret, d.id, ts, body)
+        error = ""
+        final = False
+        try:
+            async with self._http().post(
+                d.url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                await resp.read()
+                if 200 <= resp.status < 300:
+                    await self._repo.delivered(d, self._clock.now())
+                    self._log.info(
+                        "webhook delivered",
+                        tenant_id=d.tenant_id,
+                        delivery_id=d.id,
+                        rule_id=d.rule_id,
+                        status=resp.status,
+                    )
+                    return
+                error = f"HTTP {resp.status}"
+        except aiohttp.ClientConnectorError as err:
+            final = isinstance(err.os_error, AddressRefused)
+            error = (
+                f"address not allowed: {err.os_error}"
+                if final
+                else f"no connection: {err.os_error.strerror or err.os_error}"
+            )
+        except TimeoutError:
+            error = f"no answer within {self._s.timeout_s:g} s"
+        except aiohttp.ClientError as err:
+            error = f"{type(err).__name__}: {err}"
+        attempts = d.attempts + 1
+        retry_at = None
+        if not final and attempts < self._s.max_attempts:
+            wait = webhook_sign.backoff_s(attempts, self._s.retry_base_s, self._s.retry_cap_s)
+            retry_at = self._clock.now() + timedelta(seconds=wait)
+        await self._repo.failed(d, error, retry_at)
+        self._log.warning(
+            "webhook failed" if retry_at else "webhook dead",
+            tenant_id=d.tenant_id,
+            delivery_id=d.id,
+            rule_id=d.rule_id,
+            attempts=attempts,
+            error=error,
+        )
