@@ -69,7 +69,12 @@ def _definition_view(pb: routing_pb2.RuleDefinition) -> dict[str, Any]:
         "triggers": list(pb.triggers),
         "conditions": _condition(raw.get("conditions", {})),
         "actions": [
-            {"type": a.type, **({"value": a.value} if a.value else {})} for a in pb.actions
+            {
+                "type": a.type,
+                **({"value": a.value} if a.value else {}),
+                **({"level": a.level} if a.level else {}),
+            }
+            for a in pb.actions
         ],
         "once_per_ticket": pb.once_per_ticket,
         "business_hours": (

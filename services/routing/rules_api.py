@@ -220,6 +220,8 @@ class RoutingApi:
             envelope_recipients=[],
             ticket=rules_facts.ticket_state(ticket),
             details=details,
+            contact=found.contact if found.HasField("contact") else None,
+            language=ticket.language,
         )
         ran = await self._d.store.ran_on(self._d.store.pool, ident.tenant_id, ticket.id)
         in_hours = await self._d.hours_of(ident.tenant_id)

@@ -23,6 +23,7 @@ def describe(action: Action) -> str:
         "move_to_trash": "move to trash",
         "require_approval": f"require approval (label {v})",
         "stop": "stop further rules",
+        "require_skill": f"require skill {v} (level {action.level}+)",
     }[action.type]
 
 
@@ -73,5 +74,10 @@ def apply(action: Action, decision: Decision, ticket: TicketState) -> TicketStat
         return replace(ticket, status="trash")
     if t == "stop":
         decision.stopped = True
+        return ticket
+    if t == "require_skill":
+        key = v.casefold()
+        level = max(action.level, decision.required_skills.get(key, ("", 0))[1])
+        decision.required_skills[key] = (decision.required_skills.get(key, (v, 0))[0], level)
         return ticket
     raise AssertionError(t)

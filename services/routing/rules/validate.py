@@ -34,7 +34,11 @@ ACTION_VALUES: dict[str, Any] = {
     "move_to_trash": None,
     "require_approval": "optional_label",
     "stop": None,
+    # issue 18: the assignee must have this skill, at least at `level` (1–5, default 1)
+    "require_skill": "skill",
 }
+SKILL_LIMIT = 64
+LEVEL_MAX = 5
 
 
 def _fail(message: str, field: str) -> InvalidArgument:
@@ -140,8 +144,12 @@ def _leaf(raw: Mapping[str, Any], path: str) -> Leaf:
         header = _str(raw.get("name", ""), f"{path}.name", limit=200)
         if any(c in header for c in ":\r\n ") or not header.isascii():
             raise _fail("not a header name", f"{path}.name")
+    elif name == "contact_field":  # the custom field's key, as contacts keep it
+        header = _str(raw.get("name", ""), f"{path}.name", limit=100).strip()
+        if any(c in header for c in "\r\n"):
+            raise _fail("the custom field's key, on one line", f"{path}.name")
     elif raw.get("name"):
-        raise _fail("only a header condition has a name", f"{path}.name")
+        raise _fail("only a header or contact_field condition has a name", f"{path}.name")
     if "value" not in raw:
         raise _fail("a value is required", f"{path}.value")
     negate = raw.get("negate", False)
@@ -192,7 +200,7 @@ def _group(raw: Any, path: str, depth: int, counter: _Counter) -> Group:
 def _action(raw: Any, path: str) -> Action:
     if not isinstance(raw, Mapping):
         raise _fail("an action: {type, value}", path)
-    unknown = set(raw) - {"type", "value"}
+    unknown = set(raw) - {"type", "value", "level"}
     if unknown:
         raise _fail("unknown key", f"{path}.{sorted(unknown)[0]}")
     kind = raw.get("type")
@@ -201,6 +209,10 @@ def _action(raw: Any, path: str) -> Action:
     want = ACTION_VALUES[str(kind)]
     value = raw.get("value", "")
     at = f"{path}.value"
+    if want == "skill":
+        return _skill(raw, path)
+    if "level" in raw:
+        raise _fail("only require_skill takes a level", f"{path}.level")
     if want is None:
         if value not in ("", None):
             raise _fail("this action takes no value", at)
@@ -215,6 +227,14 @@ def _action(raw: Any, path: str) -> Action:
     if want == "label":
         return Action(str(kind), " ".join(_str(value, at, limit=TAG_LIMIT).split()))
     return Action(str(kind), " ".join(_str(value, at, limit=TAG_LIMIT, required=False).split()))
+
+
+def _skill(raw: Mapping[str, Any], path: str) -> Action:
+    name = " ".join(_str(raw.get("value", ""), f"{path}.value", limit=SKILL_LIMIT).split())
+    level = raw.get("level", 1)
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= LEVEL_MAX:
+        raise _fail(f"a whole number 1 to {LEVEL_MAX}", f"{path}.level")
+    return Action("require_skill", name, level)
 
 
 def parse(raw: Mapping[str, Any]) -> RuleDef:
@@ -304,6 +324,15 @@ def _group_json(group: Group) -> dict[str, Any]:
     return {"match": group.match, "conditions": items}
 
 
+def _action_json(a: Action) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": a.type}
+    if a.value:
+        out["value"] = a.value
+    if a.level:
+        out["level"] = a.level
+    return out
+
+
 def to_json(rule: RuleDef) -> dict[str, Any]:
     """The rule as plain JSON values, as `parse` reads them (stored, and answered)."""
     return {
@@ -312,10 +341,7 @@ def to_json(rule: RuleDef) -> dict[str, Any]:
         "enabled": rule.enabled,
         "triggers": list(rule.triggers),
         "conditions": _group_json(rule.conditions),
-        "actions": [
-            {"type": a.type, "value": a.value} if a.value else {"type": a.type}
-            for a in rule.actions
-        ],
+        "actions": [_action_json(a) for a in rule.actions],
         "once_per_ticket": rule.once_per_ticket,
         "business_hours": (
             {"calendar_id": rule.business_hours.calendar_id, "when": rule.business_hours.when}
