@@ -53,6 +53,13 @@ def _update_request(contact_id: str, body: dict[str, Any]) -> tickets_pb2.Update
     if "custom" in body:
         req.set_custom = True
         req.custom.update(body["custom"])
+    if "customer_value" in body:  # null: back to none
+        if body["customer_value"] is None:
+            req.clear_customer_value = True
+        else:
+            req.customer_value = body["customer_value"]
+    if "vip" in body:
+        req.vip = body["vip"]
     return req
 
 

@@ -74,6 +74,7 @@ def _definition_view(pb: routing_pb2.RuleDefinition) -> dict[str, Any]:
                 "type": a.type,
                 **({"value": a.value} if a.value else {}),
                 **({"to": list(a.to)} if a.to else {}),
+                **({"level": a.level} if a.level else {}),
             }
             for a in pb.actions
         ],

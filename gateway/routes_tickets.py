@@ -47,6 +47,7 @@ SORTS = {
     "number": tickets_pb2.SORT_FIELD_NUMBER,
     "last_message_at": tickets_pb2.SORT_FIELD_LAST_MESSAGE_AT,
     "sla_due_at": tickets_pb2.SORT_FIELD_SLA_DUE_AT,
+    "priority_score": tickets_pb2.SORT_FIELD_PRIORITY_SCORE,
 }
 VIEWS = {
     "editing": tickets_pb2.TICKET_VIEW_EDITING,

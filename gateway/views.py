@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import accounts_pb2, common_pb2, events_pb2, tickets_pb2
 
+from services.runtime import priority_score
 from services.runtime.ticket_names import (
     PRIORITY_NAMES,
     STATUS_NAMES,
@@ -53,6 +54,24 @@ def ticket(t: events_pb2.TicketSummary) -> dict[str, Any]:
         "awaiting_approval": t.awaiting_approval,
         "sla_due_at": iso(t.sla_due_at),
         "pending_until": iso(t.pending_until),
+        **ticket_facts(t),
+    }
+
+
+def ticket_facts(t: events_pb2.TicketSummary) -> dict[str, Any]:
+    """Issue 18: the detected language, the skills required of its assignee, the
+    contact's customer value and the priority score now (minutes since its origin)."""
+    since = t.priority_score_since
+    return {
+        "language": t.language or None,
+        "required_skills": [{"name": s.name, "min_level": s.min_level} for s in t.required_skills],
+        "customer_value": t.customer_value if t.HasField("customer_value") else None,
+        "priority_score": (
+            priority_score.score(since.ToDatetime(tzinfo=UTC), datetime.now(UTC))
+            if since.seconds
+            else None
+        ),
+        "priority_score_since": iso(since),
     }
 
 
@@ -141,6 +160,8 @@ def contact(c: tickets_pb2.Contact) -> dict[str, Any]:
         "company": c.company,
         "memo": c.memo,
         "custom": dict(sorted(c.custom.items())),
+        "customer_value": c.customer_value if c.HasField("customer_value") else None,
+        "vip": c.vip,
         "ticket_count": c.ticket_count,
         "merged_into": c.merged_into or None,
         "created_at": iso(c.created_at),

@@ -39,12 +39,15 @@ async def main() -> int:
     async def thread_of(
         env: events_pb2.EventEnvelope, received: events_pb2.MessageReceived
     ) -> tickets_pb2.ResolveThreadResponse:
+        with_contact = await rules.wants_contact(env.tenant_id, received)
         """Ask tickets (which owns the index of Message-IDs) where a mail belongs; while
         tickets is away the event is retried later, never routed blind."""
         md = Identity(tenant_id=env.tenant_id, correlation_id=env.correlation_id).metadata()
         try:
             resp: tickets_pb2.ResolveThreadResponse = await tickets.ResolveThread(
-                tickets_pb2.ResolveThreadRequest(inbox_id=received.inbox.id, mail=received.mail),
+                tickets_pb2.ResolveThreadRequest(
+                    inbox_id=received.inbox.id, mail=received.mail, with_contact=with_contact
+                ),
                 metadata=md,
                 timeout=5,
             )
@@ -55,14 +58,16 @@ async def main() -> int:
     async def on_received(env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
         received = events.payload_of(env, events.MESSAGE_RECEIVED)
         existing = None
+        contact = None
         if domain.needs_thread_lookup(received):
             thread = await thread_of(env, received)
             routed = domain.route(received, thread.ticket_id, thread.reason)
             routed.new_ticket_id = rt.ids.new_str()
             existing = thread.ticket if thread.HasField("ticket") else None
+            contact = thread.contact if thread.HasField("contact") else None
         else:
             routed = domain.route(received)
-        runs = await rules.decide(env, received, routed, existing)
+        runs = await rules.decide(env, received, routed, existing, contact)
         new_sla = await sla.route(env.tenant_id, received, routed)
         out = events.caused_by(
             events.MESSAGE_ROUTED,

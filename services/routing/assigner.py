@@ -29,6 +29,7 @@ from services.runtime.errors import Unavailable
 from services.runtime.periodic import PeriodicTask
 
 from . import assignment
+from .assign_match import skill_levels
 from .assign_peers import Member, Peers
 from .assign_repo import AssignRepo
 from .assignment import Assignment, OperatorState, Presence, Strategy, effective_presence
@@ -92,12 +93,13 @@ class Assigner(PeriodicTask):
         recent = await self._repo.new_since(conn, tenant, now - assignment.HOUR)
         out: list[OperatorState] = []
         for op_id, member in members.items():
+            # offline operators too: the plan reads the languages an inbox's operators list
             seen = presence.get(op_id)
-            if seen is None:
-                continue
-            status = effective_presence(seen.status, seen.expires_at, now)
-            if status is not Presence.ONLINE:
-                continue
+            status = (
+                effective_presence(seen.status, seen.expires_at, now)
+                if seen is not None
+                else Presence.OFFLINE
+            )
             stored = profiles.get(op_id)
             profile = stored.profile if stored else assignment.Profile(op_id)
             out.append(
@@ -109,6 +111,8 @@ class Assigner(PeriodicTask):
                     channel_capacity=profile.channel_capacity,
                     loads=loads.get(op_id, {}),
                     new_last_hour=recent.get(op_id, 0),
+                    skills=skill_levels((s.name, s.level) for s in profile.skills),
+                    languages=frozenset(profile.languages),
                 )
             )
         return out

@@ -29,7 +29,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from services.runtime import priority_score
 from services.runtime.errors import InvalidArgument
+
+from .assign_match import Fits
 
 
 class Strategy(enum.StrEnum):
@@ -102,6 +105,11 @@ class Waiting:
     priority: int = 2  # 1 low … 4 urgent (common.Priority)
     exclude: frozenset[str] = frozenset()  # operators it must not go to (taken back from)
     handed: bool = False  # a rule handed it to the inbox's strategy (even a manual one)
+    # issue 18: its detected language, the skills its assignee needs (assign_match) and
+    # its contact's customer value (the score)
+    language: str = ""
+    skills: tuple[tuple[str, int], ...] = ()
+    customer_value: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,9 @@ class OperatorState:
     # open + pending tickets assigned to them, by (inbox, channel)
     loads: Mapping[tuple[str, str], int] = field(default_factory=dict)
     new_last_hour: int = 0  # tickets the strategy gave them in the last hour
+    # issue 18: their profile's skills (folded name → level) and languages
+    skills: Mapping[str, int] = field(default_factory=dict)
+    languages: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,24 +263,23 @@ def _least_loaded(
     return best
 
 
-# The priority score (RTE-3) of a waiting ticket: one point is one minute of waiting, and
-# the ticket's priority (which rules and operators set) counts as minutes waited already:
-# an urgent ticket goes before a normal one that has waited up to 15 hours longer.
-PRIORITY_POINTS = {1: 0, 2: 60, 3: 240, 4: 960}  # low, normal, high, urgent
+# The priority score (RTE-3) of a waiting ticket (services/runtime/priority_score.py): one
+# point is one minute of waiting, and the ticket's priority (which rules and operators set)
+# and its contact's customer value count as minutes waited already: an urgent ticket goes
+# before a normal one that has waited up to 15 hours longer.
+PRIORITY_POINTS = priority_score.PRIORITY_POINTS  # low, normal, high, urgent
 
 
 def score(ticket: Waiting, now: datetime) -> int:
-    """Minutes waited plus the priority's points."""
+    """Minutes waited plus the priority's points and the customer value."""
     waited = max(0, int((now - ticket.waiting_since).total_seconds() // 60))
-    return waited + PRIORITY_POINTS.get(ticket.priority, PRIORITY_POINTS[2])
+    return waited + priority_score.points(ticket.priority, ticket.customer_value)
 
 
 def ranked_since(ticket: Waiting) -> datetime:
     """The moment from which the ticket's score counts as waiting alone: sorting by it
     (earliest first) is sorting by score (highest first), whatever the time now."""
-    return ticket.waiting_since - timedelta(
-        minutes=PRIORITY_POINTS.get(ticket.priority, PRIORITY_POINTS[2])
-    )
+    return priority_score.origin(ticket.waiting_since, ticket.priority, ticket.customer_value)
 
 
 def queue_order(tickets: Iterable[Waiting]) -> list[Waiting]:
@@ -294,10 +304,12 @@ def plan(
     cursors: Mapping[str, str],
     now: datetime,
 ) -> Plan:
-    ops = {op.operator_id: op for op in operators if op.presence is Presence.ONLINE}
+    everyone = list(operators)
+    ops = {op.operator_id: op for op in everyone if op.presence is Presence.ONLINE}
     ops = dict(sorted(ops.items()))
     loads = _Loads(ops.values())
     groups = _Groups(ops)
+    fits = Fits(everyone)
     cursor = dict(cursors)
     out: list[Assignment] = []
     for ticket in queue_order(waiting):
@@ -306,7 +318,7 @@ def plan(
         policy = policy_for(ticket, policies)
         if policy is None:
             continue
-        for group in groups.of(ticket, policy, now):
+        for group in fits.of(ticket, groups.of(ticket, policy, now)):
             chosen: OperatorState | None
             if policy.strategy is Strategy.ROUND_ROBIN:
                 chosen = _round_robin(group, cursor.get(ticket.inbox_id), ticket, policy, loads)

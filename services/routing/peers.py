@@ -62,7 +62,10 @@ class Peers:
     async def ticket_by_number(self, md: Metadata, number: int) -> tickets_pb2.GetTicketResponse:
         try:
             found: tickets_pb2.GetTicketResponse = await call_peer(
-                "tickets", self.tickets.GetTicket, tickets_pb2.GetTicketRequest(number=number), md
+                "tickets",
+                self.tickets.GetTicket,
+                tickets_pb2.GetTicketRequest(number=number, with_contact=True),
+                md,
             )
         except NotFound:
             raise NotFound(f"no ticket #{number}", field="ticket_number") from None
@@ -72,7 +75,7 @@ class Peers:
         found: tickets_pb2.GetTicketResponse = await call_peer(
             "tickets",
             self.tickets.GetTicket,
-            tickets_pb2.GetTicketRequest(ticket_id=ticket_id),
+            tickets_pb2.GetTicketRequest(ticket_id=ticket_id, with_contact=True),
             md,
         )
         return found

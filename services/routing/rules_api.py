@@ -118,10 +118,10 @@ class RoutingApi:
                     raise InvalidArgument(
                         "no such active operator in this tenant", field=f"actions[{i}].value"
                     )
-        named = validate.calendar_refs(definition)
-        if named and self._d.calendar_ids is not None:
+        calendar_refs = validate.calendar_refs(definition)
+        if calendar_refs and self._d.calendar_ids is not None:
             calendars = await self._d.calendar_ids(ident.tenant_id)
-            for field, calendar_id in named:
+            for field, calendar_id in calendar_refs:
                 if calendar_id not in calendars:
                     raise InvalidArgument("no such calendar in this tenant", field=field)
         return definition
@@ -247,6 +247,8 @@ class RoutingApi:
             envelope_recipients=[],
             ticket=rules_facts.ticket_state(ticket),
             details=details,
+            contact=found.contact if found.HasField("contact") else None,
+            language=ticket.language,
         )
         ran = await self._d.store.ran_on(self._d.store.pool, ident.tenant_id, ticket.id)
         in_hours = await self._d.hours_of(ident.tenant_id)

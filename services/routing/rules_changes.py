@@ -56,6 +56,8 @@ async def answer(
         envelope_recipients=[],
         ticket=rules_facts.ticket_state(state),
         details=details,
+        contact=found.contact if found.HasField("contact") else None,
+        language=state.language,
     )
     if sla_target:
         facts = replace(facts, sla_target=sla_target)

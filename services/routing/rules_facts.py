@@ -21,7 +21,7 @@ from services.runtime.ticket_names import (
 )
 
 from .rules import model
-from .rules.model import Attachment, Decision, Facts, TicketState
+from .rules.model import Attachment, ContactFacts, Decision, Facts, TicketState
 
 HEADER_BLOCK_LIMIT = 256 * 1024
 BODY_LIMIT = 20_000
@@ -86,6 +86,19 @@ def details_of(parsed_json: str, raw: bytes) -> MailDetails:
     )
 
 
+def contact_facts(contact: tickets_pb2.Contact | None) -> ContactFacts | None:
+    """The sender's contact as conditions read it; None when there is none (yet)."""
+    if contact is None or not contact.id:
+        return None
+    return ContactFacts(
+        custom=dict(contact.custom),
+        customer_value=(
+            float(contact.customer_value) if contact.HasField("customer_value") else None
+        ),
+        vip=contact.vip,
+    )
+
+
 def facts_of(
     mail: events_pb2.MailSummary,
     *,
@@ -94,6 +107,8 @@ def facts_of(
     envelope_recipients: list[str],
     ticket: TicketState,
     details: MailDetails | None,
+    contact: tickets_pb2.Contact | None = None,
+    language: str = "",
 ) -> Facts:
     sender = getattr(mail, "from")
     recipients = [a.address for a in [*mail.to, *mail.cc]] + list(envelope_recipients)
@@ -112,6 +127,8 @@ def facts_of(
         attachments=details.attachments if details else None,
         headers=details.headers if details else None,
         ticket=ticket,
+        contact=contact_facts(contact),
+        language=language,
     )
 
 
@@ -131,6 +148,8 @@ def decision_pb(decision: Decision, trigger: str = "") -> events_pb2.RoutingDeci
     )
     if decision.category is not None:
         pb.category = decision.category
+    for name, level in decision.required_skills.values():
+        pb.required_skills.add(name=name, min_level=level)
     for rule_id, name, action in decision.trace:
         pb.applied.add(rule_id=rule_id, rule_name=name, action=action)
     effects_pb(decision, pb)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 
 import asyncpg
-from switchboard.v1 import events_pb2
+from switchboard.v1 import events_pb2, tickets_pb2
 
 from services.runtime import log
 from services.runtime.clock import Clock
@@ -25,6 +25,12 @@ from .rules.model import Rule
 
 # hours_of(tenant_id) → the engine's in_hours over that tenant's calendars (only)
 HoursOf = Callable[[str], Awaitable[InHours]]
+# detect_language(subject, text) → an ISO 639-1 code or "" (language.LanguageDetector)
+DetectLanguage = Callable[[str, str], str]
+
+
+def no_language(subject: str, text: str) -> str:
+    return ""
 
 
 @dataclass
@@ -46,32 +52,52 @@ class RulesContext:
     peers: Peers
     clock: Clock
     hours_of: HoursOf
+    detect_language: DetectLanguage = no_language
+
+
+@dataclass(frozen=True)
+class InboxRules:
+    """An inbox's rules in order, worked out once per loaded rule list: whether one
+    reads the stored mail (headers, attachments) or the sender's contact."""
+
+    loaded: list[Rule]
+    rules: list[Rule]
+    details: bool
+    contact: bool
 
 
 class RulesIntake:
     def __init__(self, ctx: RulesContext) -> None:
         self._c = ctx
         self._log = log.get("routing.rules")
-        # (tenant, inbox) → (the tenant's loaded rules, the inbox's, reads the stored mail)
-        self._by_inbox: dict[tuple[str, str], tuple[list[Rule], list[Rule], bool]] = {}
+        self._by_inbox: dict[tuple[str, str], InboxRules] = {}
 
     @property
     def ctx(self) -> RulesContext:
         return self._c
 
-    async def _of_inbox(self, tenant: str, inbox: str) -> tuple[list[Rule], bool]:
-        """The rules of an inbox, in order, and whether one reads the stored mail — worked
-        out once per loaded rule list, not per mail."""
+    async def _of_inbox(self, tenant: str, inbox: str) -> InboxRules:
+        """The rules of an inbox, in order, and what they read — worked out once per
+        loaded rule list, not per mail."""
         loaded = await self._c.cache.rules(tenant)
         hit = self._by_inbox.get((tenant, inbox))
-        if hit is not None and hit[0] is loaded:
-            return hit[1], hit[2]
+        if hit is not None and hit.loaded is loaded:
+            return hit
         if len(self._by_inbox) > 10_000:
             self._by_inbox.clear()
         rules = [r for r in loaded if engine.applies_to(r, inbox)]
-        found = (loaded, rules, engine.needs_mail_details(rules))
+        found = InboxRules(
+            loaded, rules, engine.needs_mail_details(rules), engine.needs_contact(rules)
+        )
         self._by_inbox[(tenant, inbox)] = found
-        return found[1], found[2]
+        return found
+
+    async def wants_contact(self, tenant: str, received: events_pb2.MessageReceived) -> bool:
+        """Whether an enabled rule of the mail's inbox reads the sender's contact (then
+        app.py asks tickets for it with the thread: no call of its own)."""
+        if received.channel == "sent":
+            return False
+        return (await self._of_inbox(tenant, received.inbox.id)).contact
 
     async def decide(
         self,
@@ -79,13 +105,18 @@ class RulesIntake:
         received: events_pb2.MessageReceived,
         routed: events_pb2.MessageRouted,
         existing: events_pb2.TicketSummary | None,
+        contact: tickets_pb2.Contact | None = None,
     ) -> Runs:
-        """Evaluate the rules for this mail and put their decision into `routed`."""
+        """Detect the mail's language and evaluate the rules for this mail, both into
+        `routed`. `contact`: the sender's, when `wants_contact` asked for it."""
         if received.channel == "sent":
             return Runs()
+        mail = received.mail
+        routed.language = self._c.detect_language(mail.subject, mail.search_text or mail.snippet)
         tenant = env.tenant_id
         inbox = received.inbox.id
-        rules, details_needed = await self._of_inbox(tenant, inbox)
+        of_inbox = await self._of_inbox(tenant, inbox)
+        rules, details_needed = of_inbox.rules, of_inbox.details
         if not rules:
             return Runs()
         reply = bool(routed.thread_ticket_id)
@@ -105,6 +136,8 @@ class RulesIntake:
             envelope_recipients=list(received.envelope_recipients),
             ticket=rules_facts.ticket_state(existing or events_pb2.TicketSummary(), inbox),
             details=details,
+            contact=contact,
+            language=routed.language,
         )
         evaluation = engine.evaluate(
             rules, facts, trigger, await self._c.hours_of(tenant), ran_before=ran, traced=False

@@ -5,6 +5,8 @@ received mail."""
 
 from __future__ import annotations
 
+import asyncio
+
 from switchboard.v1 import routing_pb2, routing_pb2_grpc
 
 from services.runtime import registry
@@ -12,6 +14,7 @@ from services.runtime.db import Database
 from services.runtime.grpc_server import GrpcServer
 from services.runtime.service import ServiceRuntime
 
+from .language import LanguageDetector
 from .peers import Peers
 from .rule_store import RuleCache, RuleStore
 from .rules_api import RoutingApi, RulesDeps
@@ -44,7 +47,8 @@ async def wire(
         RoutingApi(deps),
         routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
     )
-    ctx = RulesContext(store, cache, peers, rt.clock, hours_of)
+    detector = await asyncio.to_thread(LanguageDetector)  # the model loads in about a second
+    ctx = RulesContext(store, cache, peers, rt.clock, hours_of, detector.detect)
     await rt.add_consumer(registry.ROUTING_TICKET_CHANGES, TicketChanges(ctx).on_updated)
     await rt.add_consumer(registry.ROUTING_SLA_RULES, SlaAlerts(ctx).on_alert)
     return RulesIntake(ctx)

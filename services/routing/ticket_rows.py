@@ -8,11 +8,13 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+from services.runtime.priority_score import CUSTOMER_VALUE_MAX
 
 from .assignment import PRIORITY_POINTS, Waiting
 from .ticket_state import TicketState, load_moves
@@ -52,7 +54,18 @@ def _state(r: asyncpg.Record) -> TicketState:
         version=r["version"],
         channel=r["channel"],
         handed=r["handed"],
+        language=r["language"],
+        skills=_skills(r["required_skills"]),
+        customer_value=r["customer_value"],
     )
+
+
+def _skills(value: Any) -> tuple[tuple[str, int], ...]:
+    return tuple((str(s["name"]), int(s["min_level"])) for s in value or ())
+
+
+def _skills_json(skills: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
+    return [{"name": n, "min_level": lv} for n, lv in skills]
 
 
 class TicketRows:
@@ -81,7 +94,8 @@ class TicketRows:
             inserted = await conn.fetchrow(
                 "INSERT INTO assign_tickets (tenant_id, ticket_id, inbox_id, channel, status,"
                 " assignee_id, priority, waiting_since, version, by_strategy, assigned_at,"
-                " replied, handed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                " replied, handed, language, required_skills, customer_value)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                 " ON CONFLICT DO NOTHING RETURNING ticket_id",
                 t,
                 _u(state.ticket_id),
@@ -96,6 +110,9 @@ class TicketRows:
                 state.version if state.assignee_id else None,
                 replied,
                 state.handed,
+                state.language,
+                _skills_json(state.skills),
+                state.customer_value,
             )
             if inserted is None:  # another replica inserted it meanwhile: apply on top
                 return await self.apply_state(
@@ -107,16 +124,7 @@ class TicketRows:
                     replied=replied,
                     exclude=exclude,
                 )
-            stored = TicketState(
-                state.ticket_id,
-                state.inbox_id,
-                state.status,
-                state.assignee_id,
-                state.priority,
-                state.version,
-                channel or state.channel,
-                state.handed,
-            )
+            stored = replace(state, channel=channel or state.channel)
             await self._move(conn, t, load_moves(None, stored))
             return Applied(True, stored.waiting, False)
         old = _state(row)
@@ -129,16 +137,7 @@ class TicketRows:
                     row["ticket_id"],
                 )
             return Applied(False, old.waiting, False)
-        new = TicketState(
-            state.ticket_id,
-            state.inbox_id,
-            state.status,
-            state.assignee_id,
-            state.priority,
-            state.version,
-            channel or old.channel,
-            state.handed,
-        )
+        new = replace(state, channel=channel or old.channel)
         moves = load_moves(old, new)
         await self._move(conn, t, moves)
         reassigned = old.assignee_id != new.assignee_id
@@ -151,7 +150,7 @@ class TicketRows:
             "UPDATE assign_tickets SET inbox_id = $3, channel = $4, status = $5,"
             " assignee_id = $6, priority = $7, waiting_since = $8, version = $9,"
             " by_strategy = $10, assigned_at = $11, replied = $12, excluded = $13,"
-            " handed = $14"
+            " handed = $14, language = $15, required_skills = $16, customer_value = $17"
             " WHERE tenant_id = $1 AND ticket_id = $2",
             t,
             row["ticket_id"],
@@ -167,6 +166,9 @@ class TicketRows:
             row["replied"] or replied,
             excluded,
             new.handed,
+            new.language,
+            _skills_json(new.skills),
+            new.customer_value,
         )
         return Applied(True, new.waiting, any(d < 0 for _, d in moves))
 
@@ -207,16 +209,19 @@ class TicketRows:
         strategy, the highest priority score first (`assignment.ranked_since`)."""
         points = [PRIORITY_POINTS.get(p, PRIORITY_POINTS[2]) for p in range(5)]
         rows = await conn.fetch(
-            "SELECT ticket_id, inbox_id, channel, waiting_since, priority, excluded, handed"
+            "SELECT ticket_id, inbox_id, channel, waiting_since, priority, excluded, handed,"
+            " language, required_skills, customer_value"
             " FROM assign_tickets WHERE tenant_id = $1"
             " AND (inbox_id = ANY($2::uuid[]) OR handed)"
             " AND assignee_id IS NULL AND status = 'open'"
-            " ORDER BY waiting_since - make_interval(mins => ($4::int[])[priority + 1]),"
+            " ORDER BY waiting_since - make_interval(mins => ($4::int[])[priority + 1]"
+            " + least(greatest(customer_value, 0), $5)::int),"
             " waiting_since, ticket_id LIMIT $3",
             _u(tenant),
             [_u(i) for i in inboxes],
             limit,
             points,
+            CUSTOMER_VALUE_MAX,
         )
         return [
             Waiting(
@@ -227,6 +232,9 @@ class TicketRows:
                 r["priority"],
                 frozenset(str(x) for x in r["excluded"]),
                 r["handed"],
+                language=r["language"],
+                skills=_skills(r["required_skills"]),
+                customer_value=r["customer_value"],
             )
             for r in rows
         ]

@@ -35,6 +35,10 @@ class TicketState:
     version: datetime
     channel: str = DEFAULT_CHANNEL
     handed: bool = False  # a rule handed it to the inbox's strategy
+    # issue 18: what assignment matches and the score counts
+    language: str = ""
+    skills: tuple[tuple[str, int], ...] = ()  # (name, minimum level)
+    customer_value: int = 0
 
     @property
     def waiting(self) -> bool:
@@ -60,6 +64,9 @@ def state_of(summary: events_pb2.TicketSummary, channel: str = "") -> TicketStat
         version=summary.updated_at.ToDatetime(tzinfo=UTC),
         channel=channel or DEFAULT_CHANNEL,
         handed=STRATEGY_FLAG in summary.flags,
+        language=summary.language,
+        skills=tuple((s.name, s.min_level) for s in summary.required_skills),
+        customer_value=summary.customer_value,
     )
 
 

@@ -21,7 +21,7 @@ from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
-from . import contact_rules
+from . import contact_rules, ticket_facts
 from .contact_rules import ContactEdit, TimelineCursor
 from .contacts import changed_event
 from .deps import Deps
@@ -91,9 +91,19 @@ class ContactsApi:
                 addresses=addresses,
                 phones=phones,
                 custom=dict(request.custom) if request.set_custom else None,
+                set_customer_value=request.HasField("customer_value")
+                or request.clear_customer_value,
+                customer_value=(
+                    request.customer_value if request.HasField("customer_value") else None
+                ),
+                vip=request.vip if request.HasField("vip") else None,
             )
             now = d.clock.now()
             changed = await d.contacts.update(conn, ident.tenant_id, contact_id, edit, now)
+            if changed and edit.set_customer_value:
+                await ticket_facts.follow_customer_value(
+                    d, conn, ident, contact_id, edit.customer_value, now
+                )
             if changed:
                 await d.outbox.add(
                     conn,

@@ -65,6 +65,7 @@ _SORTS = {
     tickets_pb2.SORT_FIELD_NUMBER: query.Sort.NUMBER,
     tickets_pb2.SORT_FIELD_LAST_MESSAGE_AT: query.Sort.LAST_MESSAGE_AT,
     tickets_pb2.SORT_FIELD_SLA_DUE_AT: query.Sort.SLA_DUE_AT,
+    tickets_pb2.SORT_FIELD_PRIORITY_SCORE: query.Sort.PRIORITY_SCORE,
 }
 _VIEWS = {
     tickets_pb2.TICKET_VIEW_EDITING: query.View.EDITING,
@@ -353,6 +354,12 @@ class TicketsCoreApi:
             elapsed_level=level,
             elapsed_color=color,
         )
+        if request.with_contact:  # routing's rules on a stored ticket (issue 18)
+            found_contact = await self._deps.contacts.of_ticket(
+                ident.tenant_id, str(row.contact_id or "")
+            )
+            if found_contact is not None:
+                resp.contact.CopyFrom(found_contact)
         entries: list[tuple[datetime, str, tickets_pb2.TimelineEntry]] = []
         for m in msgs:
             pb = channels.message_pb(m)
@@ -439,10 +446,24 @@ class TicketsCoreApi:
                 sender_is_participant=await d.repo.is_participant(pool, tenant, row.id, sender),
             )
             if thread_rules.may_join(found, inbox_id):
-                return tickets_pb2.ResolveThreadResponse(
-                    ticket_id=str(row.id), reason=reason, ticket=summary_pb(row)
+                return await self._with_contact(
+                    request,
+                    tickets_pb2.ResolveThreadResponse(
+                        ticket_id=str(row.id), reason=reason, ticket=summary_pb(row)
+                    ),
                 )
-        return tickets_pb2.ResolveThreadResponse()
+        return await self._with_contact(request, tickets_pb2.ResolveThreadResponse())
+
+    async def _with_contact(
+        self, request: tickets_pb2.ResolveThreadRequest, resp: tickets_pb2.ResolveThreadResponse
+    ) -> tickets_pb2.ResolveThreadResponse:
+        """Routing's rules read the sender's contact fields (issue 18): added when asked."""
+        if request.with_contact:
+            sender = getattr(request.mail, "from").address
+            found = await self._deps.contacts.of_sender(identity.require_tenant().tenant_id, sender)
+            if found is not None:
+                resp.contact.CopyFrom(found)
+        return resp
 
     async def MintMessageId(
         self, request: tickets_pb2.MintMessageIdRequest, context: Context

@@ -20,6 +20,7 @@ from enum import IntEnum
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.runtime.masking import mask
+from services.runtime.priority_score import CUSTOMER_VALUE_MAX
 
 from .domain import clean_text
 
@@ -200,6 +201,10 @@ class ContactEdit:
     addresses: list[str] | None = None
     phones: list[str] | None = None
     custom: dict[str, str] | None = None
+    # issue 18: the typed fields rules read; `set_customer_value` with None clears it
+    set_customer_value: bool = False
+    customer_value: int | None = None
+    vip: bool | None = None
 
     @classmethod
     def validated(
@@ -211,6 +216,9 @@ class ContactEdit:
         addresses: Iterable[str] | None = None,
         phones: Iterable[str] | None = None,
         custom: Mapping[str, str] | None = None,
+        set_customer_value: bool = False,
+        customer_value: int | None = None,
+        vip: bool | None = None,
     ) -> ContactEdit:
         return cls(
             name=None if name is None else clean_line(name, "name"),
@@ -219,6 +227,9 @@ class ContactEdit:
             addresses=None if addresses is None else clean_addresses(addresses),
             phones=None if phones is None else clean_phones(phones),
             custom=None if custom is None else clean_custom(custom),
+            set_customer_value=set_customer_value,
+            customer_value=(clean_customer_value(customer_value) if set_customer_value else None),
+            vip=vip,
         )
 
     def changes(self, current: Mapping[str, object], addresses: list[str]) -> dict[str, object]:
@@ -234,9 +245,22 @@ class ContactEdit:
                 old = list(old)  # type: ignore[call-overload]
             if new != old:
                 out[field] = new
+        if self.set_customer_value and self.customer_value != current["customer_value"]:
+            out["customer_value"] = self.customer_value
+        if self.vip is not None and self.vip != current["vip"]:
+            out["vip"] = self.vip
         if self.addresses is not None and sorted(self.addresses) != sorted(addresses):
             out["addresses"] = self.addresses
         return out
+
+
+def clean_customer_value(value: int | None) -> int | None:
+    """A contact's customer value: a whole number 0 … 1,000,000, or None (none)."""
+    if value is not None and not 0 <= value <= CUSTOMER_VALUE_MAX:
+        raise InvalidArgument(
+            f"a whole number 0 to {CUSTOMER_VALUE_MAX}, or null", field="customer_value"
+        )
+    return value
 
 
 def masked_edit(field: str, sent: list[str] | None, current: Iterable[str]) -> None:

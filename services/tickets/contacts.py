@@ -74,7 +74,10 @@ def contact_pb(row: asyncpg.Record) -> tickets_pb2.Contact:
         custom=dict(row["custom"]),
         merged_into=str(row["merged_into"] or ""),
         ticket_count=row["ticket_count"],
+        vip=row["vip"],
     )
+    if row["customer_value"] is not None:
+        out.customer_value = row["customer_value"]
     out.created_at.FromDatetime(row["created_at"])
     out.updated_at.FromDatetime(row["updated_at"])
     return out
@@ -226,6 +229,41 @@ class ContactsRepo:
         return current
 
     # -- read ----------------------------------------------------------------------------
+
+    async def of_sender(self, tenant_id: str, address: str) -> tickets_pb2.Contact | None:
+        """What routing's rules read of a sender's contact (issue 18): its id, custom
+        fields, customer value and VIP flag — one indexed read (merges keep chains flat)."""
+        key = rules.sender_key(address)
+        if key is None:
+            return None
+        return await self._rule_facts(
+            "JOIN contact_addresses a ON a.tenant_id = m.tenant_id AND a.contact_id = m.id"
+            " WHERE m.tenant_id = $1 AND a.address = $2",
+            uuid.UUID(tenant_id),
+            key,
+        )
+
+    async def of_ticket(self, tenant_id: str, contact_id: str) -> tickets_pb2.Contact | None:
+        """The same of a ticket's contact (routing's rules on a stored ticket)."""
+        if not contact_id:
+            return None
+        return await self._rule_facts(
+            "WHERE m.tenant_id = $1 AND m.id = $2", uuid.UUID(tenant_id), uuid.UUID(contact_id)
+        )
+
+    async def _rule_facts(self, where: str, *args: Any) -> tickets_pb2.Contact | None:
+        row = await self._pool.fetchrow(
+            "SELECT c.id, c.custom, c.customer_value, c.vip FROM contacts m"
+            " JOIN contacts c ON c.tenant_id = m.tenant_id"
+            f" AND c.id = coalesce(m.merged_into, m.id) {where}",
+            *args,
+        )
+        if row is None:
+            return None
+        out = tickets_pb2.Contact(id=str(row["id"]), custom=dict(row["custom"]), vip=row["vip"])
+        if row["customer_value"] is not None:
+            out.customer_value = row["customer_value"]
+        return out
 
     async def get(
         self,
@@ -460,6 +498,21 @@ class ContactsRepo:
             merged.phones,
             merged.custom,
             now,
+        )
+        # issue 18: the target's customer value stands, else the source's; VIP if either
+        await conn.execute(
+            "UPDATE contacts SET customer_value = coalesce(customer_value, $3), vip = vip OR $4"
+            " WHERE tenant_id = $1 AND id = $2",
+            tenant,
+            target_id,
+            source["customer_value"],
+            source["vip"],
+        )
+        await conn.execute(
+            "UPDATE tickets t SET customer_value = c.customer_value FROM contacts c"
+            " WHERE t.tenant_id = $1 AND t.contact_id = $2 AND c.tenant_id = $1 AND c.id = $2",
+            tenant,
+            target_id,
         )
         await conn.execute(
             "UPDATE contacts SET merged_into = $3, updated_at = $4 "

@@ -85,7 +85,14 @@ class Filing:
                 new = domain.ticket_for_new_message(self._new_id(routed), routed)
                 number = await d.repo.next_number(conn, tenant)
                 row = await d.repo.insert_ticket(
-                    conn, tenant, new, now, number=number, contact_id=contact_id, message_count=1
+                    conn,
+                    tenant,
+                    new,
+                    now,
+                    number=number,
+                    contact_id=contact_id,
+                    message_count=1,
+                    language="" if ours else routed.language,
                 )
                 await d.repo.insert_message(conn, tenant, new.id, routed, received_at, count=False)
                 if routed.sla_state and new.id == routed.new_ticket_id:
@@ -160,6 +167,8 @@ class Filing:
                         changes=[domain.Change("status", target.status, "open")],
                         comment="a stranger wrote" if stranger else "the customer replied",
                     )
+                if routed.language and not target.language and not ours:
+                    values["language"] = routed.language  # the first mail it could tell
                 row = await d.repo.update_fields(conn, tenant, target.id, values, now)
                 ruled = None
                 if decided is not None and names is not None:

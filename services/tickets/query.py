@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from services.runtime import priority_score
 from services.runtime.errors import InvalidArgument
+from services.runtime.priority_score import PRIORITY_POINTS
 
 from . import search
 from .domain import Priority, Status
@@ -33,6 +36,7 @@ class Sort(StrEnum):
     NUMBER = "number"
     LAST_MESSAGE_AT = "last_message_at"
     SLA_DUE_AT = "sla_due_at"
+    PRIORITY_SCORE = "priority_score"
 
 
 # A ticket without a running SLA sorts as due at the end of time (migration 009's index).
@@ -42,6 +46,27 @@ NO_SLA_DUE = datetime(9999, 12, 31, tzinfo=UTC)
 _PRIORITY_RANK = (
     "CASE t.priority " + " ".join(f"WHEN '{p.value}' THEN {p.rank}" for p in Priority) + " END"
 )
+
+# The priority score (RTE-3, services/runtime/priority_score.py) as an integer that grows
+# with it: its points in seconds less the epoch second the ticket started waiting — the
+# same order as the score at any time, highest first by default like the other sorts.
+_SCORE_POINTS = (
+    "CASE t.priority "
+    + " ".join(f"WHEN '{p.value}' THEN {PRIORITY_POINTS[p.to_pb()]}" for p in Priority)
+    + " ELSE 60 END"
+)
+_PRIORITY_SCORE = (
+    f"(({_SCORE_POINTS}) + coalesce(t.customer_value, 0)) * 60"
+    " - floor(extract(epoch FROM t.waiting_since))::bigint"
+)
+
+
+def score_key(row: Ticket) -> int:
+    """`_PRIORITY_SCORE` of a row, as the next page's cursor carries it."""
+    since = row.waiting_since or row.created_at
+    points = priority_score.points(Priority(row.priority).to_pb(), row.customer_value)
+    return points * 60 - math.floor(since.timestamp())
+
 
 # sort → (SQL expression, kind of its value in a cursor). A "row" sort's cursor carries no
 # value: the next page starts after the value of the row the cursor names, read again by
@@ -59,6 +84,7 @@ SORT_SQL: dict[Sort, tuple[str, str]] = {
     Sort.NUMBER: ("t.number", "int"),
     Sort.LAST_MESSAGE_AT: ("coalesce(t.last_message_at, t.received_at)", "time"),
     Sort.SLA_DUE_AT: ("coalesce(t.sla_due_at, timestamptz '9999-12-31 00:00:00+00')", "time"),
+    Sort.PRIORITY_SCORE: (_PRIORITY_SCORE, "int"),
 }
 # For a caller without see_customer_addresses (SEC-6) the sorts that hold customer data
 # order by what is left of it without addresses and phone numbers (sb_unaddressed,
@@ -162,6 +188,8 @@ def sort_value(row: Ticket, sort: Sort) -> Any:
         return row.last_message_at or row.received_at
     if sort is Sort.SLA_DUE_AT:
         return row.sla_due_at or NO_SLA_DUE
+    if sort is Sort.PRIORITY_SCORE:
+        return score_key(row)
     return getattr(row, sort.value)
 
 

@@ -48,6 +48,12 @@ class Ticket:
     lock_expires_at: datetime | None
     sla_due_at: datetime | None  # routing's soonest SLA due time (issue 18)
     pending_until: datetime | None = None  # a pending ticket's date (issue 18: rules)
+    # issue 18 (facts): detected language, skills rules require, the contact's customer
+    # value, and when it last started waiting (the priority score counts from there)
+    language: str = ""
+    required_skills: tuple[tuple[str, int], ...] = ()
+    customer_value: int | None = None
+    waiting_since: datetime | None = None
 
 
 def ticket_of(r: asyncpg.Record) -> Ticket:
@@ -85,6 +91,10 @@ def ticket_of(r: asyncpg.Record) -> Ticket:
         r["lock_expires_at"],
         r["sla_due_at"],
         r["pending_until"],
+        r["language"],
+        tuple((str(s["name"]), int(s["min_level"])) for s in r["required_skills"]),
+        r["customer_value"],
+        r["waiting_since"],
     )
 
 

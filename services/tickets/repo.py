@@ -11,6 +11,8 @@ import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import common_pb2, events_pb2, tickets_pb2
 
+from services.runtime import priority_score
+
 from . import search
 from .domain import Change, Cursor, NewTicket, PhoneMemoInput, Priority, Status
 from .query import TicketQuery, build_list_query
@@ -85,6 +87,16 @@ def summary_pb(row: Ticket) -> events_pb2.TicketSummary:
         _stamp(s.sla_due_at, row.sla_due_at)
     if row.pending_until is not None:
         _stamp(s.pending_until, row.pending_until)
+    s.language = row.language
+    for name, level in row.required_skills:
+        s.required_skills.add(name=name, min_level=level)
+    if row.customer_value is not None:
+        s.customer_value = row.customer_value
+    since = row.waiting_since or row.created_at
+    _stamp(
+        s.priority_score_since,
+        priority_score.origin(since, s.priority, row.customer_value),
+    )
     return s
 
 
@@ -217,14 +229,18 @@ class TicketsRepo:
         number: int,
         contact_id: uuid.UUID | None,
         message_count: int = 0,
+        language: str = "",
     ) -> Ticket:
         """The new ticket. `message_count` 1: its first message is filed with
-        `insert_message(..., count=False)` in the same transaction."""
+        `insert_message(..., count=False)` in the same transaction. It waits from now and
+        keeps its contact's customer value (the priority score, issue 18)."""
         row = await conn.fetchrow(
             "INSERT INTO tickets (id, tenant_id, subject, status, inbox_id, inbox_name, from_name, "
             "from_address, received_at, created_at, updated_at, number, contact_id, "
-            "last_message_at, message_count) "
-            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10,$11,$12,$9,$13) RETURNING *",
+            "last_message_at, message_count, language, waiting_since, customer_value) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10,$11,$12,$9,$13,$14,$10,"
+            "(SELECT c.customer_value FROM contacts c WHERE c.tenant_id = $2 AND c.id = $12))"
+            " RETURNING *",
             uuid.UUID(t.id),
             uuid.UUID(tenant_id),
             t.subject,
@@ -238,6 +254,7 @@ class TicketsRepo:
             number,
             contact_id,
             message_count,
+            language,
         )
         return ticket_of(row)
 
@@ -410,12 +427,19 @@ class TicketsRepo:
         now: datetime,
     ) -> Ticket:
         """Set these columns (names from the code, never from a request) and updated_at.
-        A ticket leaving pending loses its pending-until date, whoever changes it."""
+        A ticket leaving pending loses its pending-until date, whoever changes it; a ticket
+        that becomes open again starts waiting now (its priority score)."""
         if values.get("status", "pending") != "pending" and "pending_until" not in values:
             values = {**values, "pending_until": None}
         cols = [*values, "updated_at"]
         args = [*values.values(), now]
         sets = ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(cols))
+        if "status" in values:
+            at = cols.index("status") + 3
+            sets += (
+                f", waiting_since = CASE WHEN status <> 'open' AND ${at} = 'open'"
+                f" THEN ${len(cols) + 2} ELSE waiting_since END"
+            )
         row = await conn.fetchrow(
             f"UPDATE tickets SET {sets} WHERE tenant_id = $1 AND id = $2 RETURNING *",
             uuid.UUID(tenant_id),

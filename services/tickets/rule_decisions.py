@@ -17,7 +17,7 @@ from services.runtime.errors import InvalidArgument
 from services.runtime.identity import Identity
 from services.runtime.ticket_names import STRATEGY_FLAG
 
-from . import domain
+from . import domain, ticket_facts
 from .deps import Deps
 from .directory import OperatorInfo
 from .domain import Change, FieldEdit, Priority, Status
@@ -127,6 +127,18 @@ async def apply(
             values["inbox_id"] = uuid.UUID(decision.inbox_id)
             values["inbox_name"] = found.inbox_name
             changes.append(Change("inbox", row.inbox_name, found.inbox_name))
+    if decision.required_skills:
+        current = [{"name": n, "min_level": lv} for n, lv in row.required_skills]
+        skills = ticket_facts.merged_skills(current, decision.required_skills)
+        if skills != current:
+            values["required_skills"] = skills
+            changes.append(
+                Change(
+                    "required_skills",
+                    ticket_facts.skills_text(current),
+                    ticket_facts.skills_text(skills),
+                )
+            )
     assigned = None
     previous = None
     if decision.assignee_id and decision.assignee_id != str(row.assignee_id or ""):

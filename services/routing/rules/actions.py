@@ -26,6 +26,7 @@ def describe(action: Action) -> str:
         "auto_reply": f"send automatic reply (template {v})",
         "notify": f"notify {', '.join(action.to)}: {v}",
         "webhook": f"call webhook {v}",
+        "require_skill": f"require skill {v} (level {action.level}+)",
     }[action.type]
 
 
@@ -80,5 +81,10 @@ def apply(action: Action, decision: Decision, ticket: TicketState) -> TicketStat
     if t in EFFECTS:
         # the engine appends this action's trace entry next: its index names the rule
         decision.effects.append((len(decision.trace), action))
+        return ticket
+    if t == "require_skill":
+        key = v.casefold()
+        level = max(action.level, decision.required_skills.get(key, ("", 0))[1])
+        decision.required_skills[key] = (decision.required_skills.get(key, (v, 0))[0], level)
         return ticket
     raise AssertionError(t)

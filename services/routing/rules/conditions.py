@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import model, text
-from .fields import FIELDS, MAIL_DETAIL_FIELDS, Kind
+from .fields import CONTACT_FIELDS, FIELDS, MAIL_DETAIL_FIELDS, Kind
 from .model import ConditionTrace, Facts, Group, Leaf
 
 # in_hours(calendar_id, at) → whether `at` is inside the calendar's business hours, or
@@ -60,6 +60,10 @@ def _values(leaf: Leaf, facts: Facts) -> tuple[str, ...]:
         return (t.status,)
     if f == "sla_target":
         return (facts.sla_target,)
+    if f == "language":
+        return (facts.language,)
+    if f == "contact_field":
+        return ((facts.contact.custom if facts.contact else {}).get(leaf.name, ""),)
     raise AssertionError(f"not a text field: {f}")
 
 
@@ -94,6 +98,22 @@ def _compare(operator: str, have: float, value: Any) -> bool:
     }[operator]
 
 
+def _contact_holds(leaf: Leaf, facts: Facts) -> bool:
+    """Whether a contact field's condition can be compared at all: the sender has a
+    contact, and for customer_value the contact has one."""
+    if facts.contact is None:
+        return False
+    return leaf.field != "customer_value" or facts.contact.customer_value is not None
+
+
+def _number(name: str, facts: Facts) -> float:
+    if name == "attachment_count":
+        return float(facts.attachment_count)
+    if name == "customer_value":
+        return float(facts.contact.customer_value or 0) if facts.contact else 0.0
+    return float(facts.size)
+
+
 def _rank(priority: str) -> float:
     return float(model.PRIORITIES.index(priority)) if priority in model.PRIORITIES else 1.0
 
@@ -101,13 +121,17 @@ def _rank(priority: str) -> float:
 def leaf_holds(leaf: Leaf, facts: Facts, in_hours: InHours) -> bool:
     kind = FIELDS[leaf.field]
     held: bool
-    if kind in (Kind.TEXT, Kind.TEXT_LIST):
+    if leaf.field in CONTACT_FIELDS and not _contact_holds(leaf, facts):
+        held = False  # no contact yet, or no customer value: the condition cannot hold
+    elif kind in (Kind.TEXT, Kind.TEXT_LIST):
         held = any(_text_holds(leaf.operator, leaf.value, v) for v in _values(leaf, facts))
     elif kind is Kind.BOOL:
-        held = facts.has_attachments == leaf.value
+        have_flag = facts.contact.vip if leaf.field == "vip" and facts.contact else False
+        held = (facts.has_attachments if leaf.field == "has_attachments" else have_flag) == (
+            leaf.value
+        )
     elif kind is Kind.NUMBER:
-        have = float(facts.attachment_count if leaf.field == "attachment_count" else facts.size)
-        held = _compare(leaf.operator, have, leaf.value)
+        held = _compare(leaf.operator, _number(leaf.field, facts), leaf.value)
     elif kind is Kind.ORDERED:
         value: Any = leaf.value
         value = tuple(_rank(v) for v in value) if leaf.operator == "in" else _rank(str(value))
@@ -128,7 +152,11 @@ def leaf_holds(leaf: Leaf, facts: Facts, in_hours: InHours) -> bool:
 
 def describe(leaf: Leaf) -> str:
     """A leaf as a person reads it: `subject contains "返品"`."""
-    name = f"header {leaf.name}" if leaf.field == "header" else leaf.field.replace("_", " ")
+    name = leaf.field.replace("_", " ")
+    if leaf.field == "header":
+        name = f"header {leaf.name}"
+    elif leaf.field == "contact_field":
+        name = f"contact field {leaf.name}"
     op = leaf.operator.replace("_", " ")
     value: Any = leaf.value
     if isinstance(value, tuple):
@@ -195,6 +223,7 @@ _SINGLE: dict[str, Callable[[Facts], str]] = {
     "category": lambda f: f.ticket.category,
     "status": lambda f: f.ticket.status,
     "sla_target": lambda f: f.sla_target,
+    "language": lambda f: f.language,
 }
 
 
@@ -251,12 +280,18 @@ def compiled(group: Group) -> Predicate:
     return fn
 
 
-def reads_mail_details(group: Group) -> bool:
-    """Whether a condition reads what only the parsed mail has (headers, attachments)."""
+def reads_mail_details(group: Group, fields: frozenset[str] = MAIL_DETAIL_FIELDS) -> bool:
+    """Whether a condition reads one of `fields` (by default what only the parsed mail
+    has: headers, attachments)."""
     for c in group.conditions:
         if isinstance(c, Group):
-            if reads_mail_details(c):
+            if reads_mail_details(c, fields):
                 return True
-        elif c.field in MAIL_DETAIL_FIELDS:
+        elif c.field in fields:
             return True
     return False
+
+
+def reads_contact(group: Group) -> bool:
+    """Whether a condition reads the sender's contact."""
+    return reads_mail_details(group, CONTACT_FIELDS)

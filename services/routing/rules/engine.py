@@ -91,3 +91,10 @@ def needs_mail_details(rules: Iterable[Rule]) -> bool:
         r.definition.enabled and conditions.reads_mail_details(r.definition.conditions)
         for r in rules
     )
+
+
+def needs_contact(rules: Iterable[Rule]) -> bool:
+    """Whether any enabled rule reads the sender's contact (custom fields, value, VIP)."""
+    return any(
+        r.definition.enabled and conditions.reads_contact(r.definition.conditions) for r in rules
+    )

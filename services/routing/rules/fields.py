@@ -36,6 +36,12 @@ FIELDS: dict[str, Kind] = {
     "received_at": Kind.DATE,
     "business_hours": Kind.CALENDAR,
     "sla_target": Kind.TEXT,
+    # issue 18 (facts): the sender's contact (none yet: no such condition holds) and the
+    # mail's detected language (ISO 639-1, "" unknown)
+    "contact_field": Kind.TEXT,  # with `name`: the custom field's key
+    "customer_value": Kind.NUMBER,
+    "vip": Kind.BOOL,
+    "language": Kind.TEXT,
 }
 
 TEXT_OPERATORS = ("equals", "contains", "starts_with", "ends_with", "in", "regex")
@@ -53,3 +59,7 @@ OPERATORS: dict[Kind, tuple[str, ...]] = {
 
 # fields only the parsed mail (ingestion) has: the caller fetches it when a rule reads one
 MAIL_DETAIL_FIELDS = frozenset({"header", "attachment_name", "attachment_type"})
+# fields of the sender's contact: the caller asks tickets for it when a rule reads one
+CONTACT_FIELDS = frozenset({"contact_field", "customer_value", "vip"})
+# fields a condition names with `name` (a header's, a custom field's key)
+NAMED_FIELDS = frozenset({"header", "contact_field"})

@@ -65,6 +65,7 @@ class Action:
     type: str
     value: str = ""
     to: tuple[str, ...] = ()  # notify: "operator:<id>", "inbox_members", "role:<name>"
+    level: int = 0  # require_skill: the minimum level (1–5)
 
 
 # actions whose effect is outside the ticket (issue 18, ruleacts): tickets announces them in
@@ -127,6 +128,15 @@ class TicketState:
 
 
 @dataclass(frozen=True)
+class ContactFacts:
+    """The sender's contact as conditions read it (issue 18)."""
+
+    custom: Mapping[str, str] = field(default_factory=dict)
+    customer_value: float | None = None
+    vip: bool = False
+
+
+@dataclass(frozen=True)
 class Facts:
     """What a rule's conditions read of a mail. `headers` (lower-case name → values) and
     `attachments` are None when not fetched: only rules that read them make the caller
@@ -148,6 +158,9 @@ class Facts:
     # the SLA target that warned or broke (sla_warning / sla_breached): first_response,
     # next_response or resolution; "" for other triggers
     sla_target: str = ""
+    # the sender's contact (None: none yet, or not asked for) and the detected language
+    contact: ContactFacts | None = None
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,6 +195,8 @@ class Decision:
     spam: bool = False
     trash: bool = False
     approval_label: str = ""
+    # require_skill: the folded name → (the name as written, the minimum level)
+    required_skills: dict[str, tuple[str, int]] = field(default_factory=dict)
     trace: list[tuple[str, str, str]] = field(default_factory=list)  # (rule id, name, action)
     fired: list[str] = field(default_factory=list)  # rule ids that ran their actions
     stopped: bool = False

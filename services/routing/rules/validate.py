@@ -38,11 +38,15 @@ ACTION_VALUES: dict[str, Any] = {
     "auto_reply": "id",  # a composition template (rules_api checks that it exists)
     "notify": "message",  # with `to`: who
     "webhook": "url",
+    # issue 18: the assignee must have this skill, at least at `level` (1–5, default 1)
+    "require_skill": "skill",
 }
 NOTIFY_TO_LIMIT = 20
 MESSAGE_LIMIT = 500
 URL_LIMIT = 2000
 ROLE_LIMIT = 100
+SKILL_LIMIT = 64
+LEVEL_MAX = 5
 
 
 def _fail(message: str, field: str) -> InvalidArgument:
@@ -148,8 +152,12 @@ def _leaf(raw: Mapping[str, Any], path: str) -> Leaf:
         header = _str(raw.get("name", ""), f"{path}.name", limit=200)
         if any(c in header for c in ":\r\n ") or not header.isascii():
             raise _fail("not a header name", f"{path}.name")
+    elif name == "contact_field":  # the custom field's key, as contacts keep it
+        header = _str(raw.get("name", ""), f"{path}.name", limit=100).strip()
+        if any(c in header for c in "\r\n"):
+            raise _fail("the custom field's key, on one line", f"{path}.name")
     elif raw.get("name"):
-        raise _fail("only a header condition has a name", f"{path}.name")
+        raise _fail("only a header or contact_field condition has a name", f"{path}.name")
     if "value" not in raw:
         raise _fail("a value is required", f"{path}.value")
     negate = raw.get("negate", False)
@@ -247,7 +255,7 @@ def _notify_to(raw: Mapping[str, Any], path: str, kind: str) -> tuple[str, ...]:
 def _action(raw: Any, path: str) -> Action:
     if not isinstance(raw, Mapping):
         raise _fail("an action: {type, value}", path)
-    unknown = set(raw) - {"type", "value", "to"}
+    unknown = set(raw) - {"type", "value", "to", "level"}
     if unknown:
         raise _fail("unknown key", f"{path}.{sorted(unknown)[0]}")
     kind = raw.get("type")
@@ -257,6 +265,10 @@ def _action(raw: Any, path: str) -> Action:
     value = raw.get("value", "")
     at = f"{path}.value"
     to = _notify_to(raw, path, str(kind))
+    if want == "skill":
+        return _skill(raw, path)
+    if "level" in raw:
+        raise _fail("only require_skill takes a level", f"{path}.level")
     if want == "message":
         return Action(str(kind), _str(value, at, limit=MESSAGE_LIMIT).strip(), to)
     if want == "url":
@@ -275,6 +287,14 @@ def _action(raw: Any, path: str) -> Action:
     if want == "label":
         return Action(str(kind), " ".join(_str(value, at, limit=TAG_LIMIT).split()))
     return Action(str(kind), " ".join(_str(value, at, limit=TAG_LIMIT, required=False).split()))
+
+
+def _skill(raw: Mapping[str, Any], path: str) -> Action:
+    name = " ".join(_str(raw.get("value", ""), f"{path}.value", limit=SKILL_LIMIT).split())
+    level = raw.get("level", 1)
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= LEVEL_MAX:
+        raise _fail(f"a whole number 1 to {LEVEL_MAX}", f"{path}.level")
+    return Action("require_skill", name, level=level)
 
 
 def parse(raw: Mapping[str, Any]) -> RuleDef:
@@ -390,6 +410,8 @@ def _action_json(a: Action) -> dict[str, Any]:
         out["value"] = a.value
     if a.to:
         out["to"] = list(a.to)
+    if a.level:
+        out["level"] = a.level
     return out
 
 
