@@ -6,13 +6,13 @@ by tenant; answers are frozen dataclasses."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-from .assignment import InboxPolicy, Presence, Profile, Skill, Strategy, Tier
+from .assignment import Assignment, InboxPolicy, Presence, Profile, Skill, Strategy, Tier
 from .ticket_rows import TicketRows, uuid_of
 
 ADVISORY_ASSIGN = 0x5B_0018  # with the tenant's hash: one assignment pass per tenant at a time
@@ -212,25 +212,26 @@ class AssignRepo(TicketRows):
             "SELECT pg_advisory_xact_lock($1, hashtext($2))", ADVISORY_ASSIGN, tenant
         )
 
-    async def log_assignment(
-        self,
-        conn: asyncpg.Connection,
-        tenant: str,
-        operator: str,
-        ticket: str,
-        inbox: str,
-        strategy: Strategy,
-        now: datetime,
+    async def log_assignments(
+        self, conn: asyncpg.Connection, tenant: str, given: Sequence[Assignment], now: datetime
     ) -> None:
-        await conn.execute(
+        """What the assigner gave whom (fairness: at most K an hour)."""
+        if not given:
+            return
+        await conn.executemany(
             "INSERT INTO assign_log (tenant_id, operator_id, ticket_id, inbox_id, at, strategy)"
             " VALUES ($1, $2, $3, $4, $5, $6)",
-            _u(tenant),
-            _u(operator),
-            _u(ticket),
-            _u(inbox),
-            now,
-            strategy.value,
+            [
+                (
+                    _u(tenant),
+                    _u(a.operator_id),
+                    _u(a.ticket_id),
+                    _u(a.inbox_id),
+                    now,
+                    a.strategy.value,
+                )
+                for a in given
+            ],
         )
 
     async def new_since(
