@@ -53,18 +53,19 @@ class RulesIntake:
         self._c = ctx
         self._log = log.get("routing.rules")
         # (tenant, inbox) → (the tenant's loaded rules, the inbox's, reads the stored mail)
-        self._by_inbox: dict[tuple[str, str], tuple[list[Rule], list[Rule], bool]] = {}
+        self._by_inbox: dict[tuple[str, str], tuple[list[Rule], tuple[Rule, ...], bool]] = {}
 
-    async def _of_inbox(self, tenant: str, inbox: str) -> tuple[list[Rule], bool]:
+    async def _of_inbox(self, tenant: str, inbox: str) -> tuple[tuple[Rule, ...], bool]:
         """The rules of an inbox, in order, and whether one reads the stored mail — worked
-        out once per loaded rule list, not per mail."""
+        out once per loaded rule list, not per mail (a tuple: the engine prepares it once
+        per trigger, `engine.prepared`)."""
         loaded = await self._c.cache.rules(tenant)
         hit = self._by_inbox.get((tenant, inbox))
         if hit is not None and hit[0] is loaded:
             return hit[1], hit[2]
         if len(self._by_inbox) > 10_000:
             self._by_inbox.clear()
-        rules = [r for r in loaded if engine.applies_to(r, inbox)]
+        rules = tuple(r for r in loaded if engine.applies_to(r, inbox))
         found = (loaded, rules, engine.needs_mail_details(rules))
         self._by_inbox[(tenant, inbox)] = found
         return found[1], found[2]
