@@ -75,6 +75,6 @@ async def main() -> int:
         outbox.wake()
 
     await rt.add_consumer(MESSAGES, on_received)
-    await assign_wiring.wire(rt, db, server)
+    await assign_wiring.wire(rt, db, outbox, server)
     await sla_wiring.wire(rt, db, outbox, server)
     return await rt.serve()

@@ -42,6 +42,12 @@ class StoredProfile:
 _u = uuid_of
 
 
+def _presence(r: asyncpg.Record) -> PresenceRow:
+    return PresenceRow(
+        str(r["operator_id"]), Presence(r["status"]), r["expires_at"], r["updated_at"]
+    )
+
+
 def _policy(r: asyncpg.Record) -> StoredPolicy:
     tiers = tuple(
         Tier(tuple(t["operator_ids"]), int(t["widen_after_minutes"]))
@@ -89,7 +95,14 @@ class AssignRepo(TicketRows):
         status: Presence,
         expires_at: datetime | None,
         now: datetime,
-    ) -> PresenceRow:
+    ) -> PresenceRow | None:
+        """Store the operator's presence; the one it replaces (None: never set)."""
+        old = await conn.fetchrow(
+            "SELECT operator_id, status, expires_at, updated_at FROM assign_presence"
+            " WHERE tenant_id = $1 AND operator_id = $2 FOR UPDATE",
+            _u(tenant),
+            _u(operator),
+        )
         await conn.execute(
             "INSERT INTO assign_presence (tenant_id, operator_id, status, expires_at, updated_at)"
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, operator_id) DO UPDATE SET"
@@ -101,7 +114,7 @@ class AssignRepo(TicketRows):
             expires_at,
             now,
         )
-        return PresenceRow(operator, status, expires_at, now)
+        return _presence(old) if old else None
 
     async def presence(self, conn: asyncpg.Connection, tenant: str) -> dict[str, PresenceRow]:
         rows = await conn.fetch(
@@ -109,12 +122,7 @@ class AssignRepo(TicketRows):
             " WHERE tenant_id = $1",
             _u(tenant),
         )
-        return {
-            str(r["operator_id"]): PresenceRow(
-                str(r["operator_id"]), Presence(r["status"]), r["expires_at"], r["updated_at"]
-            )
-            for r in rows
-        }
+        return {str(r["operator_id"]): _presence(r) for r in rows}
 
     # -- profiles and policies -----------------------------------------------------------
 

@@ -81,6 +81,7 @@ APPROVAL_REMINDED = EventType("approval.reminded", APPROVAL, "approval_changed")
 SLA_WARNING = EventType("sla.warning", ROUTING, "sla_alert")
 SLA_BREACHED = EventType("sla.breached", ROUTING, "sla_alert")
 SLA_CHANGED = EventType("sla.changed", ROUTING, "sla_changed")
+PRESENCE_CHANGED = EventType("presence.changed", ROUTING, "presence_changed")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -115,6 +116,7 @@ EVENT_TYPES = {
         SLA_WARNING,
         SLA_BREACHED,
         SLA_CHANGED,
+        PRESENCE_CHANGED,
     )
 }
 

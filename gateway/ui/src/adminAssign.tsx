@@ -121,7 +121,7 @@ function AssignmentForm({ inbox, lookups, done }: { inbox: Row; lookups: Lookups
         <div>
           <p className="muted small">{t("asg.tiers_help")}</p>
           {a.tiers.map((tier, i) => (
-            <fieldset key={i} className={about(error, `tiers.${i}`) ? "policy-box bad" : "policy-box"} data-testid="tier">
+            <fieldset key={i} className={about(error, `tiers[${i}]`) ? "policy-box bad" : "policy-box"} data-testid="tier">
               <legend>{t("asg.tier", { n: i + 1 })}</legend>
               <div className="checks">
                 {lookups.operators.map((o) => (
