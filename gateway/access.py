@@ -13,9 +13,10 @@ applies the rule gateway/openapi.yaml states for its operation, before the handl
 
 After the handler, every state-changing request of a caller is announced as
 `sb.gateway.operation.performed` (SEC-7; accounts keeps the operation log), whatever its
-outcome. Every answer gets the security headers. The operation found for a request is
-kept in it (`RULE`), so that its body is checked against the same operation's schema
-(request.py) without matching the route again.
+outcome — except one its handler marks as having changed nothing (`UNCHANGED`: the UI's
+presence heartbeat every 30 s, issue 18). Every answer gets the security headers. The
+operation found for a request is kept in it (`RULE`), so that its body is checked against
+the same operation's schema (request.py) without matching the route again.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class Rule:
 
 
 RULE = web.RequestKey("rule", Rule)  # the operation of the request, as the document states it
+# set by a handler whose request succeeded and changed nothing: not in the operation log
+UNCHANGED = web.RequestKey("operation_unchanged", bool)
 
 
 def load_spec(path: Path) -> dict[str, Any]:
@@ -226,7 +229,8 @@ class Access:
                 status = exc.status
                 raise
             finally:
-                self._announce(request, rule, caller, status)
+                if not (status < 400 and request.get(UNCHANGED)):
+                    self._announce(request, rule, caller, status)
 
         return access_middleware
 

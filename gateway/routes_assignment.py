@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 from switchboard.v1 import routing_assign_pb2 as pb
 
+from .access import UNCHANGED
 from .request import deps, json_body, metadata
 from .responses import json_response
 from .views import iso
@@ -86,6 +87,8 @@ async def set_my_presence(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
+    if not resp.changed:
+        request[UNCHANGED] = True  # a heartbeat: not in the operation log
     return json_response(presence_json(resp))
 
 

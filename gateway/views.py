@@ -315,7 +315,22 @@ def event(env: events_pb2.EventEnvelope) -> dict[str, Any] | None:
                 "send_at": iso(sent.send_at),
             },
         }
+    if kind == "presence_changed":
+        return {**base, **by, "operator": presence(env.presence_changed)}
     return None
+
+
+def presence(p: events_pb2.PresenceChanged) -> dict[str, Any]:
+    """An operator's presence, as one item of GET /api/v1/presence."""
+    return {
+        "operator_id": p.operator_id,
+        "status": p.status,
+        "effective": p.effective,
+        "expires_at": iso(p.expires_at),
+        "updated_at": iso(p.updated_at),
+        "load": p.load,
+        "capacity": p.capacity if p.HasField("capacity") else None,
+    }
 
 
 def event_inbox(env: events_pb2.EventEnvelope) -> str | None:

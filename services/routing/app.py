@@ -86,7 +86,7 @@ async def main() -> int:
         outbox.wake()
 
     await rt.add_consumer(MESSAGES, on_received)
-    await assign_wiring.wire(rt, db, server)
+    await assign_wiring.wire(rt, db, outbox, server)
     await rules_time.wire(rt, rules.ctx, clocks, SlaRepo(db.pool))
     await webhook_wiring.wire(rt, db, server)
     return await rt.serve()

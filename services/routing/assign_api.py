@@ -1,7 +1,8 @@
 """AssignmentService (routing_assign.proto): presence, inbox strategies and operator
 routing profiles. Every call is scoped by the caller's tenant; configuring needs
 `manage_inboxes` (an inbox the caller sees) or `manage_operators`; an operator sets only
-their own presence. What is refused changes nothing."""
+their own presence, and a real change of it is announced (presence.changed, presence.py).
+What is refused changes nothing."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import InvalidArgument, NotFound
 from services.runtime.grpc_server import Context
-from services.runtime.ids import parse_uuid
+from services.runtime.ids import IdGenerator, parse_uuid
+from services.runtime.outbox import Outbox
 
 from . import assignment as a
 from .assign_peers import Peers
 from .assign_repo import AssignRepo, PresenceRow, StoredPolicy, StoredProfile
+from .presence import presence_changed, presence_event
 
 _PRESENCE = {
     pb.PRESENCE_STATUS_ONLINE: a.Presence.ONLINE,
@@ -105,13 +108,22 @@ def _total(loads: Mapping[tuple[str, str], int]) -> int:
 
 class AssignmentApi(routing_assign_pb2_grpc.AssignmentServiceServicer):
     def __init__(
-        self, db: Database, repo: AssignRepo, peers: Peers, clock: Clock, wake: Callable[[], None]
+        self,
+        db: Database,
+        repo: AssignRepo,
+        peers: Peers,
+        clock: Clock,
+        wake: Callable[[], None],
+        outbox: Outbox,
+        ids: IdGenerator,
     ) -> None:
         self._db = db
         self._repo = repo
         self._peers = peers
         self._clock = clock
         self._wake = wake
+        self._outbox = outbox  # presence.changed
+        self._ids = ids
 
     # -- presence ------------------------------------------------------------------------
 
@@ -125,17 +137,24 @@ class AssignmentApi(routing_assign_pb2_grpc.AssignmentServiceServicer):
         now = self._clock.now()
         expires = now + a.ONLINE_FOR if status is a.Presence.ONLINE else None
         async with self._db.transaction() as conn:
-            row = await self._repo.set_presence(
+            before = await self._repo.set_presence(
                 conn, ident.tenant_id, ident.operator_id, status, expires, now
             )
+            row = PresenceRow(ident.operator_id, status, expires, now)
             loads = await self._repo.loads(conn, ident.tenant_id)
             profile = await self._repo.profile(conn, ident.tenant_id, ident.operator_id)
+            capacity = profile.profile.capacity if profile else None
+            out = presence_pb(
+                ident.operator_id, row, now, _total(loads.get(ident.operator_id, {})), capacity
+            )
+            out.changed = presence_changed(before, row, now)
+            if out.changed:
+                await self._outbox.add(conn, presence_event(ident, out, now, self._ids.new_str()))
+        if out.changed:
+            self._outbox.wake()
         if status is a.Presence.ONLINE:
             self._wake()  # the backlog may move to them
-        capacity = profile.profile.capacity if profile else None
-        return presence_pb(
-            ident.operator_id, row, now, _total(loads.get(ident.operator_id, {})), capacity
-        )
+        return out
 
     async def GetMyPresence(
         self, request: pb.GetMyPresenceRequest, context: Context

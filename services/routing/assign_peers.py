@@ -4,6 +4,7 @@ the inboxes they are members of (kept a few seconds), tickets to assign."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -13,6 +14,7 @@ from services.runtime.errors import Unavailable
 from services.runtime.identity import Identity
 
 CACHE_S = 10.0
+CHUNK = 1000  # items in one tickets.AssignTickets (its most)
 SYSTEM_NAME = "routing"  # the actor tickets records for an automatic assignment
 
 
@@ -64,22 +66,19 @@ class Peers:
             raise Unavailable(f"accounts.ListInboxes: {err.code().name}") from None
         return {i.id for i in resp.inboxes}
 
-    async def assign(
-        self, tenant: str, ticket_id: str, assignee: str, expected: str, comment: str
-    ) -> tickets_pb2.AssignTicketResponse:
-        """Assign (or with `assignee` "" take back) a ticket if its assignee is still
-        `expected`; tickets answers with the ticket as it is either way."""
+    async def assign_many(
+        self, tenant: str, items: Sequence[tickets_pb2.AssignTicketRequest]
+    ) -> list[tickets_pb2.AssignTicketResponse]:
+        """Assign (or with assignee_id "" take back) each ticket (at most `CHUNK`) if its
+        assignee is still `expected_assignee_id`, in one call of tickets (one transaction
+        there); tickets answers each in order with the ticket as it is either way (no
+        `ticket`: it does not exist)."""
         try:
-            resp: tickets_pb2.AssignTicketResponse = await self._tickets.AssignTicket(
-                tickets_pb2.AssignTicketRequest(
-                    ticket_id=ticket_id,
-                    assignee_id=assignee,
-                    expected_assignee_id=expected,
-                    comment=comment,
-                ),
+            resp: tickets_pb2.AssignTicketsResponse = await self._tickets.AssignTickets(
+                tickets_pb2.AssignTicketsRequest(items=items),
                 metadata=system(tenant).metadata(),
-                timeout=10,
+                timeout=30,
             )
         except grpc.aio.AioRpcError as err:
-            raise Unavailable(f"tickets.AssignTicket: {err.code().name}") from None
-        return resp
+            raise Unavailable(f"tickets.AssignTickets: {err.code().name}") from None
+        return list(resp.results)

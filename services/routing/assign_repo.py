@@ -6,13 +6,13 @@ by tenant; answers are frozen dataclasses."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-from .assignment import InboxPolicy, Presence, Profile, Skill, Strategy, Tier
+from .assignment import Assignment, InboxPolicy, Presence, Profile, Skill, Strategy, Tier
 from .ticket_rows import TicketRows, uuid_of
 
 ADVISORY_ASSIGN = 0x5B_0018  # with the tenant's hash: one assignment pass per tenant at a time
@@ -40,6 +40,12 @@ class StoredProfile:
 
 
 _u = uuid_of
+
+
+def _presence(r: asyncpg.Record) -> PresenceRow:
+    return PresenceRow(
+        str(r["operator_id"]), Presence(r["status"]), r["expires_at"], r["updated_at"]
+    )
 
 
 def _policy(r: asyncpg.Record) -> StoredPolicy:
@@ -89,7 +95,14 @@ class AssignRepo(TicketRows):
         status: Presence,
         expires_at: datetime | None,
         now: datetime,
-    ) -> PresenceRow:
+    ) -> PresenceRow | None:
+        """Store the operator's presence; the one it replaces (None: never set)."""
+        old = await conn.fetchrow(
+            "SELECT operator_id, status, expires_at, updated_at FROM assign_presence"
+            " WHERE tenant_id = $1 AND operator_id = $2 FOR UPDATE",
+            _u(tenant),
+            _u(operator),
+        )
         await conn.execute(
             "INSERT INTO assign_presence (tenant_id, operator_id, status, expires_at, updated_at)"
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, operator_id) DO UPDATE SET"
@@ -101,7 +114,7 @@ class AssignRepo(TicketRows):
             expires_at,
             now,
         )
-        return PresenceRow(operator, status, expires_at, now)
+        return _presence(old) if old else None
 
     async def presence(self, conn: asyncpg.Connection, tenant: str) -> dict[str, PresenceRow]:
         rows = await conn.fetch(
@@ -109,12 +122,7 @@ class AssignRepo(TicketRows):
             " WHERE tenant_id = $1",
             _u(tenant),
         )
-        return {
-            str(r["operator_id"]): PresenceRow(
-                str(r["operator_id"]), Presence(r["status"]), r["expires_at"], r["updated_at"]
-            )
-            for r in rows
-        }
+        return {str(r["operator_id"]): _presence(r) for r in rows}
 
     # -- profiles and policies -----------------------------------------------------------
 
@@ -212,25 +220,26 @@ class AssignRepo(TicketRows):
             "SELECT pg_advisory_xact_lock($1, hashtext($2))", ADVISORY_ASSIGN, tenant
         )
 
-    async def log_assignment(
-        self,
-        conn: asyncpg.Connection,
-        tenant: str,
-        operator: str,
-        ticket: str,
-        inbox: str,
-        strategy: Strategy,
-        now: datetime,
+    async def log_assignments(
+        self, conn: asyncpg.Connection, tenant: str, given: Sequence[Assignment], now: datetime
     ) -> None:
-        await conn.execute(
+        """What the assigner gave whom (fairness: at most K an hour)."""
+        if not given:
+            return
+        await conn.executemany(
             "INSERT INTO assign_log (tenant_id, operator_id, ticket_id, inbox_id, at, strategy)"
             " VALUES ($1, $2, $3, $4, $5, $6)",
-            _u(tenant),
-            _u(operator),
-            _u(ticket),
-            _u(inbox),
-            now,
-            strategy.value,
+            [
+                (
+                    _u(tenant),
+                    _u(a.operator_id),
+                    _u(a.ticket_id),
+                    _u(a.inbox_id),
+                    now,
+                    a.strategy.value,
+                )
+                for a in given
+            ],
         )
 
     async def new_since(

@@ -10,6 +10,7 @@ from switchboard.v1 import routing_assign_pb2, routing_assign_pb2_grpc
 from services.runtime import settings as rt_settings
 from services.runtime.db import Database
 from services.runtime.grpc_server import GrpcServer
+from services.runtime.outbox import Outbox
 from services.runtime.service import ServiceRuntime
 
 from .assign_api import AssignmentApi
@@ -25,7 +26,7 @@ class AssignSettings(rt_settings.ServiceSettings):
     assign_every_s: float = Field(default=5.0, gt=0, le=3600)
 
 
-async def wire(rt: ServiceRuntime, db: Database, server: GrpcServer) -> None:
+async def wire(rt: ServiceRuntime, db: Database, outbox: Outbox, server: GrpcServer) -> None:
     settings = rt_settings.load(AssignSettings)
     repo = AssignRepo()
     peers = Peers(rt.channel("accounts"), rt.channel("tickets"))
@@ -34,6 +35,6 @@ async def wire(rt: ServiceRuntime, db: Database, server: GrpcServer) -> None:
     await rt.add_consumer(TICKETS, TicketEvents(db, repo, assigner.wake).on_ticket_event)
     server.add(
         routing_assign_pb2_grpc.add_AssignmentServiceServicer_to_server,
-        AssignmentApi(db, repo, peers, rt.clock, assigner.wake),
+        AssignmentApi(db, repo, peers, rt.clock, assigner.wake, outbox, rt.ids),
         routing_assign_pb2.DESCRIPTOR.services_by_name["AssignmentService"].full_name,
     )

@@ -1,13 +1,17 @@
 """The assigner (RTE-2): gives waiting tickets to present operators through tickets'
-AssignTicket, which assigns only if the ticket is still unassigned.
+AssignTickets, which assigns each only if the ticket is still unassigned (up to `CHUNK`
+in one call and one transaction of tickets).
 
 A pass for a tenant runs in one routing transaction under a per-tenant advisory lock, so
 with several routing replicas one pass at a time sees and moves the tenant's loads: a
 ticket is assigned once and no capacity is exceeded. The pass first takes back tickets
 the strategy gave someone who has not replied within the inbox's limit, then plans
-(`assignment.plan`) and assigns; each answer of tickets goes into routing's row of the
-ticket and its load counters at once (the ticket.assigned event that follows changes
-nothing more).
+(`assignment.plan`) and assigns; each chunk of tickets' answers goes into routing's rows
+of the tickets and the load counters at once, in a few statements (the ticket.assigned
+events that follow change nothing more). If the pass's routing transaction fails after
+tickets assigned, the answers are kept and applied first by the tenant's next pass, so
+it never plans with loads that are too low (and the ticket.assigned events converge the
+rows anyway, each applied once and versioned).
 
 Passes run when woken — a waiting ticket arrived, someone's load went down, an operator
 came online — and every `every_s` (tiers widen and presences lapse with time). Each
@@ -16,7 +20,6 @@ replica runs them; the lock makes the second wait and find nothing left to do.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 import asyncpg
@@ -33,10 +36,10 @@ from .assign_match import skill_levels
 from .assign_peers import Member, Peers
 from .assign_repo import AssignRepo
 from .assignment import Assignment, OperatorState, Presence, Strategy, effective_presence
-from .ticket_state import state_of
+from .ticket_state import Incoming, state_of
 
 BATCH = 1000  # waiting tickets planned in one pass (the most urgent and oldest)
-AT_ONCE = 16  # AssignTicket calls in flight in one pass
+CHUNK = 500  # assignments asked of tickets in one AssignTickets call
 
 
 class Assigner(PeriodicTask):
@@ -49,6 +52,8 @@ class Assigner(PeriodicTask):
         self._peers = peers
         self._clock = clock
         self._log = log.get("routing.assigner")
+        # per tenant: what tickets did in a pass whose routing transaction then failed
+        self._unapplied: dict[str, list[Incoming]] = {}
 
     async def step(self) -> bool:
         async with self._db.pool.acquire() as conn:
@@ -65,21 +70,32 @@ class Assigner(PeriodicTask):
     async def run_tenant(self, tenant: str) -> bool:
         """One pass; True when a full batch was planned (more may be waiting)."""
         members = await self._peers.members(tenant)
-        async with self._db.transaction() as conn:
-            await self._repo.lock_tenant(conn, tenant)
-            now = self._clock.now()
-            await self._take_back(conn, tenant, now)
-            stored = await self._repo.policies(conn, tenant)
-            automatic = [i for i, s in stored.items() if s.policy.strategy is not Strategy.MANUAL]
-            waiting = await self._repo.waiting(conn, tenant, automatic, BATCH)
-            if not waiting:
-                return False
-            operators = await self._operators(conn, tenant, members, now)
-            policies = {inbox: s.policy for inbox, s in stored.items()}
-            cursors = {inbox: s.cursor for inbox, s in stored.items() if s.cursor}
-            plan = assignment.plan(waiting, operators, policies, cursors, now)
-            done = await self._assign(conn, tenant, plan.assignments, now)
-            await self._repo.save_cursors(conn, tenant, plan.cursors)
+        carried = self._unapplied.pop(tenant, [])
+        answers: list[Incoming] = []  # what tickets did in this pass
+        try:
+            async with self._db.transaction() as conn:
+                await self._repo.lock_tenant(conn, tenant)
+                await self._repo.apply_states(conn, tenant, carried)
+                now = self._clock.now()
+                await self._take_back(conn, tenant, now, answers)
+                stored = await self._repo.policies(conn, tenant)
+                automatic = [
+                    i for i, s in stored.items() if s.policy.strategy is not Strategy.MANUAL
+                ]
+                waiting = await self._repo.waiting(conn, tenant, automatic, BATCH)
+                if not waiting:
+                    return False
+                operators = await self._operators(conn, tenant, members, now)
+                policies = {inbox: s.policy for inbox, s in stored.items()}
+                cursors = {inbox: s.cursor for inbox, s in stored.items() if s.cursor}
+                plan = assignment.plan(waiting, operators, policies, cursors, now)
+                done = await self._assign(conn, tenant, plan.assignments, now, answers)
+                await self._repo.save_cursors(conn, tenant, plan.cursors)
+        except BaseException:
+            # tickets did these, routing's rows do not show them: the next pass applies
+            # them first, so that the loads it plans with are not too low
+            self._unapplied[tenant] = _latest([*carried, *answers])
+            raise
         if done:
             self._log.info("tickets assigned", assigned=done, waiting=len(waiting) - done)
         return len(waiting) == BATCH and done > 0
@@ -123,61 +139,80 @@ class Assigner(PeriodicTask):
         tenant: str,
         planned: tuple[Assignment, ...],
         now: datetime,
+        answers: list[Incoming],
     ) -> int:
-        """Ask tickets for each planned assignment (a few at once), then take every answer
-        into routing's rows. A call that fails leaves its ticket waiting for a later pass
-        (if tickets did assign it, its ticket.assigned event brings the row up to date)."""
-        gate = asyncio.Semaphore(AT_ONCE)
-
-        async def one(a: Assignment) -> tuple[Assignment, object]:
-            async with gate:
-                try:
-                    return a, await self._peers.assign(
-                        tenant,
-                        a.ticket_id,
-                        a.operator_id,
-                        "",
-                        assignment.strategy_label(a.strategy),
-                    )
-                except Unavailable as err:
-                    return a, err
-
+        """Ask tickets for the planned assignments (`CHUNK` in one call, one transaction
+        there) and take each chunk's answers into routing's rows and loads at once. A call
+        that fails leaves the rest waiting for a later pass (if tickets did assign, its
+        ticket.assigned events bring the rows up to date)."""
         done = 0
-        for a, answer in await asyncio.gather(*(one(a) for a in planned)):
-            if isinstance(answer, Unavailable):
-                self._log.warning("assignment failed", ticket_id=a.ticket_id, reason=str(answer))
-                continue
-            assert isinstance(answer, tickets_pb2.AssignTicketResponse)
-            await self._repo.apply_state(
-                conn, tenant, state_of(answer.ticket), by_strategy=answer.assigned
-            )
-            if answer.assigned:
-                done += 1
-                await self._repo.log_assignment(
-                    conn, tenant, a.operator_id, a.ticket_id, a.inbox_id, a.strategy, now
+        for start in range(0, len(planned), CHUNK):
+            chunk = planned[start : start + CHUNK]
+            items = [
+                tickets_pb2.AssignTicketRequest(
+                    ticket_id=a.ticket_id,
+                    assignee_id=a.operator_id,
+                    comment=assignment.strategy_label(a.strategy),
                 )
+                for a in chunk
+            ]
+            try:
+                results = await self._peers.assign_many(tenant, items)
+            except Unavailable as err:
+                self._log.warning("assignment failed", tickets=len(chunk), reason=str(err))
+                break
+            given: list[Assignment] = []
+            incoming: list[Incoming] = []
+            for a, answer in zip(chunk, results, strict=True):
+                if not answer.HasField("ticket"):
+                    continue
+                incoming.append(Incoming(state_of(answer.ticket), by_strategy=answer.assigned))
+                if answer.assigned:
+                    given.append(a)
+            answers.extend(incoming)
+            await self._repo.apply_states(conn, tenant, incoming)
+            await self._repo.log_assignments(conn, tenant, given, now)
+            done += len(given)
         return done
 
-    async def _take_back(self, conn: asyncpg.Connection, tenant: str, now: datetime) -> None:
+    async def _take_back(
+        self, conn: asyncpg.Connection, tenant: str, now: datetime, answers: list[Incoming]
+    ) -> None:
         """Tickets given by the strategy with no reply within the inbox's limit go back to
         waiting, never to the same operator again."""
-        for t in await self._repo.unreplied(conn, tenant, now):
-            try:
-                answer = await self._peers.assign(
-                    tenant,
-                    t.ticket_id,
-                    "",
-                    t.assignee_id,
-                    f"reassigned: no first reply within {t.minutes} minutes",
-                )
-            except Unavailable as err:
-                self._log.warning("taking back failed", ticket_id=t.ticket_id, reason=str(err))
-                continue
-            await self._repo.apply_state(
-                conn,
-                tenant,
-                state_of(answer.ticket),
-                exclude=t.assignee_id if answer.assigned else None,
+        due = await self._repo.unreplied(conn, tenant, now)
+        if not due:
+            return
+        items = [
+            tickets_pb2.AssignTicketRequest(
+                ticket_id=t.ticket_id,
+                expected_assignee_id=t.assignee_id,
+                comment=f"reassigned: no first reply within {t.minutes} minutes",
             )
-            if answer.assigned:
-                self._log.info("ticket taken back: no first reply", ticket_id=t.ticket_id)
+            for t in due
+        ]
+        try:
+            results = await self._peers.assign_many(tenant, items)
+        except Unavailable as err:
+            self._log.warning("taking back failed", tickets=len(due), reason=str(err))
+            return
+        incoming = [
+            Incoming(state_of(answer.ticket), exclude=t.assignee_id if answer.assigned else None)
+            for t, answer in zip(due, results, strict=True)
+            if answer.HasField("ticket")
+        ]
+        answers.extend(incoming)
+        await self._repo.apply_states(conn, tenant, incoming)
+        taken = sum(1 for answer in results if answer.assigned)
+        if taken:
+            self._log.info("tickets taken back: no first reply", tickets=taken)
+
+
+def _latest(answers: list[Incoming]) -> list[Incoming]:
+    """One answer per ticket, the newest."""
+    out: dict[str, Incoming] = {}
+    for inc in answers:
+        seen = out.get(inc.state.ticket_id)
+        if seen is None or inc.state.version >= seen.state.version:
+            out[inc.state.ticket_id] = inc
+    return list(out.values())

@@ -409,7 +409,7 @@ def validated_policy(policy: InboxPolicy, may_receive: frozenset[str]) -> InboxP
         raise InvalidArgument(f"at most {TIERS_MAX} tiers", field="tiers")
     seen: set[str] = set()
     for i, tier in enumerate(policy.tiers):
-        ids_field = "tiers.operator_ids"
+        ids_field = f"tiers[{i}].operator_ids"  # the row, so the UI can mark it
         if not tier.operator_ids:
             raise InvalidArgument(f"tier {i + 1} needs at least one operator", field=ids_field)
         if len(tier.operator_ids) > TIER_OPERATORS_MAX:
@@ -426,7 +426,7 @@ def validated_policy(policy: InboxPolicy, may_receive: frozenset[str]) -> InboxP
                     f"tier {i + 1}: {op} is no active operator who sees this inbox", field=ids_field
                 )
             seen.add(op)
-        _limit(tier.widen_after_minutes, "tiers.widen_after_minutes", 0, MINUTES_MAX)
+        _limit(tier.widen_after_minutes, f"tiers[{i}].widen_after_minutes", 0, MINUTES_MAX)
     return InboxPolicy(
         inbox_id=policy.inbox_id,
         strategy=policy.strategy,

@@ -61,7 +61,7 @@ class InboxRules:
     reads the stored mail (headers, attachments) or the sender's contact."""
 
     loaded: list[Rule]
-    rules: list[Rule]
+    rules: tuple[Rule, ...]
     details: bool
     contact: bool
 
@@ -78,14 +78,15 @@ class RulesIntake:
 
     async def _of_inbox(self, tenant: str, inbox: str) -> InboxRules:
         """The rules of an inbox, in order, and what they read — worked out once per
-        loaded rule list, not per mail."""
+        loaded rule list, not per mail (a tuple: the engine prepares it once per trigger,
+        `engine.prepared`)."""
         loaded = await self._c.cache.rules(tenant)
         hit = self._by_inbox.get((tenant, inbox))
         if hit is not None and hit.loaded is loaded:
             return hit
         if len(self._by_inbox) > 10_000:
             self._by_inbox.clear()
-        rules = [r for r in loaded if engine.applies_to(r, inbox)]
+        rules = tuple(r for r in loaded if engine.applies_to(r, inbox))
         found = InboxRules(
             loaded, rules, engine.needs_mail_details(rules), engine.needs_contact(rules)
         )

@@ -18,7 +18,7 @@ from services.runtime.db import Database
 from services.runtime.outbox import first_time
 
 from .assign_repo import AssignRepo
-from .ticket_state import state_of
+from .ticket_state import Incoming, state_of
 
 TICKETS = registry.ROUTING_TICKETS
 SENT = "sent"
@@ -53,7 +53,7 @@ class TicketEvents:
             # loads an event is halfway through changing
             await self._repo.lock_tenant(conn, env.tenant_id)
             applied = await self._repo.apply_state(
-                conn, env.tenant_id, state_of(summary), channel=channel, replied=replied
+                conn, env.tenant_id, Incoming(state_of(summary), channel=channel, replied=replied)
             )
         if applied.changed and (applied.waiting or applied.freed):
             self._wake()

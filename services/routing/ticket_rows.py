@@ -5,10 +5,11 @@ loads, tickets due to be taken back). Scoped by tenant; answers are frozen datac
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ import asyncpg
 from services.runtime.priority_score import CUSTOMER_VALUE_MAX
 
 from .assignment import PRIORITY_POINTS, Waiting
-from .ticket_state import TicketState, load_moves
+from .ticket_state import Applied, Incoming, LoadKey, Row, TicketState, load_moves, merged
 
 
 def uuid_of(value: str) -> uuid.UUID:
@@ -25,15 +26,6 @@ def uuid_of(value: str) -> uuid.UUID:
 
 
 _u = uuid_of
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """The outcome of applying a ticket's state to its row."""
-
-    changed: bool  # the row took the state (it was not older)
-    waiting: bool  # the ticket is now open and unassigned
-    freed: bool  # someone's load went down
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,125 +60,154 @@ def _skills_json(skills: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
     return [{"name": n, "min_level": lv} for n, lv in skills]
 
 
+_ROW_COLUMNS = (
+    "ticket_id, inbox_id, channel, status, assignee_id, priority, waiting_since, version,"
+    " by_strategy, assigned_at, replied, excluded, handed, language, required_skills,"
+    " customer_value"
+)
+
+
+def _row(r: asyncpg.Record) -> Row:
+    return Row(
+        _state(r),
+        waiting_since=r["waiting_since"],
+        by_strategy=r["by_strategy"],
+        assigned_at=r["assigned_at"],
+        replied=r["replied"],
+        excluded=tuple(str(x) for x in r["excluded"]),
+    )
+
+
+def _args(t: uuid.UUID, row: Row) -> tuple[Any, ...]:
+    s = row.state
+    return (
+        t,
+        _u(s.ticket_id),
+        _u(s.inbox_id),
+        s.channel,
+        s.status,
+        _u(s.assignee_id) if s.assignee_id else None,
+        s.priority,
+        row.waiting_since,
+        s.version,
+        row.by_strategy,
+        row.assigned_at,
+        row.replied,
+        [_u(x) for x in row.excluded],
+        s.handed,
+        s.language,
+        _skills_json(s.skills),
+        s.customer_value,
+    )
+
+
+def _columns(rows: Sequence[Row]) -> list[list[Any]]:
+    """The rows' values column by column (in `_ROW_COLUMNS` order) for unnest; the
+    excluded operators of each as one comma-separated text, the required skills as JSON
+    text."""
+    values = [_args(uuid.UUID(int=0), row)[1:] for row in rows]
+    columns = [list(c) for c in zip(*values, strict=True)]
+    columns[11] = [",".join(str(x) for x in ex) for ex in columns[11]]
+    columns[14] = [json.dumps(x) for x in columns[14]]
+    return columns
+
+
 class TicketRows:
-    async def apply_state(
-        self,
-        conn: asyncpg.Connection,
-        tenant: str,
-        state: TicketState,
-        *,
-        channel: str = "",
-        by_strategy: bool = False,
-        replied: bool = False,
-        exclude: str | None = None,
-    ) -> Applied:
-        """Take a ticket's state into its row (unless the row is newer) and move the load
-        counters with it, in the caller's transaction. `channel` is known from
-        ticket.created only; `by_strategy`: the assigner chose this assignee; `replied`:
-        we sent a mail on it; `exclude`: an operator it must not go to again."""
+    async def apply_state(self, conn: asyncpg.Connection, tenant: str, inc: Incoming) -> Applied:
+        """`apply_states` for one ticket."""
+        return (await self.apply_states(conn, tenant, [inc]))[0]
+
+    async def apply_states(
+        self, conn: asyncpg.Connection, tenant: str, incoming: Sequence[Incoming]
+    ) -> list[Applied]:
+        """Take tickets' states into their rows (each unless its row is newer:
+        `ticket_state.merged`) and move the load counters with them, in the caller's
+        transaction, in a few statements whatever their number. Each ticket at most once."""
+        if not incoming:
+            return []
         t = _u(tenant)
-        row = await conn.fetchrow(
-            "SELECT * FROM assign_tickets WHERE tenant_id = $1 AND ticket_id = $2 FOR UPDATE",
+        ids = [_u(i.state.ticket_id) for i in incoming]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a ticket twice in one apply_states")
+        found = await conn.fetch(
+            "SELECT * FROM assign_tickets WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[])"
+            " ORDER BY ticket_id FOR UPDATE",
             t,
-            _u(state.ticket_id),
+            ids,
         )
-        if row is None:
-            inserted = await conn.fetchrow(
-                "INSERT INTO assign_tickets (tenant_id, ticket_id, inbox_id, channel, status,"
-                " assignee_id, priority, waiting_since, version, by_strategy, assigned_at,"
-                " replied, handed, language, required_skills, customer_value)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        rows = {str(r["ticket_id"]): _row(r) for r in found}
+        out: dict[str, Applied] = {}
+        updates: list[Row] = []
+        inserts: list[Row] = []
+        moves: dict[LoadKey, int] = defaultdict(int)
+        for inc in incoming:
+            old = rows.get(inc.state.ticket_id)
+            m = merged(old, inc)
+            out[inc.state.ticket_id] = m.applied
+            if m.row is not None:
+                (updates if old is not None else inserts).append(m.row)
+            for key, delta in m.moves:
+                moves[key] += delta
+        if inserts:
+            taken = await conn.fetch(
+                f"INSERT INTO assign_tickets (tenant_id, {_ROW_COLUMNS})"
+                " SELECT $1::uuid, v.ticket_id, v.inbox_id, v.channel, v.status, v.assignee_id,"
+                " v.priority, v.waiting_since, v.version, v.by_strategy, v.assigned_at,"
+                " v.replied, coalesce(string_to_array(nullif(v.excluded, ''), ',')::uuid[], '{}'),"
+                " v.handed, v.language, v.required_skills::jsonb, v.customer_value"
+                " FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[],"
+                " $6::uuid[], $7::int[], $8::timestamptz[], $9::timestamptz[], $10::bool[],"
+                " $11::timestamptz[], $12::bool[], $13::text[], $14::bool[], $15::text[],"
+                " $16::text[], $17::bigint[]) AS v(ticket_id,"
+                " inbox_id, channel, status, assignee_id, priority, waiting_since, version,"
+                " by_strategy, assigned_at, replied, excluded, handed, language,"
+                " required_skills, customer_value)"
                 " ON CONFLICT DO NOTHING RETURNING ticket_id",
                 t,
-                _u(state.ticket_id),
-                _u(state.inbox_id),
-                channel or state.channel,
-                state.status,
-                _u(state.assignee_id) if state.assignee_id else None,
-                state.priority,
-                state.version,
-                state.version,
-                by_strategy and state.assignee_id is not None,
-                state.version if state.assignee_id else None,
-                replied,
-                state.handed,
-                state.language,
-                _skills_json(state.skills),
-                state.customer_value,
+                *_columns(inserts),
             )
-            if inserted is None:  # another replica inserted it meanwhile: apply on top
-                return await self.apply_state(
-                    conn,
-                    tenant,
-                    state,
-                    channel=channel,
-                    by_strategy=by_strategy,
-                    replied=replied,
-                    exclude=exclude,
-                )
-            stored = replace(state, channel=channel or state.channel)
-            await self._move(conn, t, load_moves(None, stored))
-            return Applied(True, stored.waiting, False)
-        old = _state(row)
-        if state.version < old.version:
-            if replied and not row["replied"]:
-                await conn.execute(
-                    "UPDATE assign_tickets SET replied = true WHERE tenant_id = $1"
-                    " AND ticket_id = $2",
-                    t,
-                    row["ticket_id"],
-                )
-            return Applied(False, old.waiting, False)
-        new = replace(state, channel=channel or old.channel)
-        moves = load_moves(old, new)
-        await self._move(conn, t, moves)
-        reassigned = old.assignee_id != new.assignee_id
-        became_waiting = new.waiting and not old.waiting
-        waiting_since = new.version if became_waiting else row["waiting_since"]
-        excluded = list(row["excluded"])
-        if exclude is not None and _u(exclude) not in excluded:
-            excluded.append(_u(exclude))
-        await conn.execute(
-            "UPDATE assign_tickets SET inbox_id = $3, channel = $4, status = $5,"
-            " assignee_id = $6, priority = $7, waiting_since = $8, version = $9,"
-            " by_strategy = $10, assigned_at = $11, replied = $12, excluded = $13,"
-            " handed = $14, language = $15, required_skills = $16, customer_value = $17"
-            " WHERE tenant_id = $1 AND ticket_id = $2",
-            t,
-            row["ticket_id"],
-            _u(new.inbox_id),
-            new.channel,
-            new.status,
-            _u(new.assignee_id) if new.assignee_id else None,
-            new.priority,
-            waiting_since,
-            new.version,
-            (by_strategy and new.assignee_id is not None) if reassigned else row["by_strategy"],
-            (new.version if new.assignee_id else None) if reassigned else row["assigned_at"],
-            row["replied"] or replied,
-            excluded,
-            new.handed,
-            new.language,
-            _skills_json(new.skills),
-            new.customer_value,
-        )
-        return Applied(True, new.waiting, any(d < 0 for _, d in moves))
+            kept = {str(r["ticket_id"]) for r in taken}
+            again = [
+                i
+                for i in incoming
+                if i.state.ticket_id not in rows and i.state.ticket_id not in kept
+            ]
+            for row in inserts:
+                if row.state.ticket_id not in kept:  # another replica inserted it meanwhile
+                    for key, delta in load_moves(None, row.state):
+                        moves[key] -= delta
+            if again:  # apply on top of what the other replica inserted
+                for inc, applied in zip(
+                    again, await self.apply_states(conn, tenant, again), strict=True
+                ):
+                    out[inc.state.ticket_id] = applied
+        if updates:
+            await conn.executemany(
+                "UPDATE assign_tickets SET inbox_id = $3, channel = $4, status = $5,"
+                " assignee_id = $6, priority = $7, waiting_since = $8, version = $9,"
+                " by_strategy = $10, assigned_at = $11, replied = $12, excluded = $13,"
+                " handed = $14, language = $15, required_skills = $16, customer_value = $17"
+                " WHERE tenant_id = $1 AND ticket_id = $2",
+                [_args(t, row) for row in updates],
+            )
+        await self._move(conn, t, [(k, d) for k, d in moves.items() if d])
+        return [out[i.state.ticket_id] for i in incoming]
 
     async def _move(
-        self, conn: asyncpg.Connection, tenant: uuid.UUID, moves: Sequence[tuple[Any, int]]
+        self, conn: asyncpg.Connection, tenant: uuid.UUID, moves: Sequence[tuple[LoadKey, int]]
     ) -> None:
-        for (operator, inbox, channel), delta in moves:
-            await conn.execute(
-                "INSERT INTO assign_loads (tenant_id, operator_id, inbox_id, channel, tickets)"
-                " VALUES ($1, $2, $3, $4, GREATEST($5, 0))"
-                " ON CONFLICT (tenant_id, operator_id, inbox_id, channel) DO UPDATE"
-                " SET tickets = GREATEST(assign_loads.tickets + $5, 0)",
-                tenant,
-                _u(operator),
-                _u(inbox),
-                channel,
-                delta,
-            )
+        if not moves:
+            return
+        await conn.executemany(
+            "INSERT INTO assign_loads (tenant_id, operator_id, inbox_id, channel, tickets)"
+            " VALUES ($1, $2, $3, $4, GREATEST($5, 0))"
+            " ON CONFLICT (tenant_id, operator_id, inbox_id, channel) DO UPDATE"
+            " SET tickets = GREATEST(assign_loads.tickets + $5, 0)",
+            [
+                (tenant, _u(operator), _u(inbox), channel, delta)
+                for (operator, inbox, channel), delta in moves
+            ],
+        )
 
     async def loads(
         self, conn: asyncpg.Connection, tenant: str

@@ -82,6 +82,7 @@ SLA_WARNING = EventType("sla.warning", ROUTING, "sla_alert")
 SLA_BREACHED = EventType("sla.breached", ROUTING, "sla_alert")
 SLA_CHANGED = EventType("sla.changed", ROUTING, "sla_changed")
 RULE_TIMER_DUE = EventType("rule.timer_due", ROUTING, "rule_timer")
+PRESENCE_CHANGED = EventType("presence.changed", ROUTING, "presence_changed")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -117,6 +118,7 @@ EVENT_TYPES = {
         SLA_BREACHED,
         SLA_CHANGED,
         RULE_TIMER_DUE,
+        PRESENCE_CHANGED,
     )
 }
 

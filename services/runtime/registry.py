@@ -265,6 +265,7 @@ GATEWAY = Component(
         events.SEND_CHANGED.subject,
         events.SESSION_ENDED.subject,
         events.ACCESS_CHANGED.subject,
+        events.PRESENCE_CHANGED.subject,
     ),
 )
 

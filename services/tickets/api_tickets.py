@@ -31,6 +31,7 @@ from services.runtime.ids import parse_uuid
 
 from . import channels, domain, query, thread_rules
 from .deps import Deps
+from .directory import OperatorInfo
 from .domain import Change, FieldEdit, Status
 from .records import InboxSettings, Ticket
 from .repo import summary_pb
@@ -114,16 +115,43 @@ def _pending_until_edit(req: tickets_pb2.UpdateTicketRequest) -> dict[str, Any]:
     return {"pending_until": at, "clear_pending_until": clear}
 
 
+def assignee_change(row: Ticket, new_op: OperatorInfo | None) -> tuple[dict[str, Any], Change]:
+    """The columns and the audited change of giving `row` to `new_op` (None: nobody)."""
+    values: dict[str, Any] = {
+        "assignee_id": uuid.UUID(new_op.id) if new_op else None,
+        "assignee_name": new_op.display_name if new_op else None,
+    }
+    return values, Change(
+        "assignee", row.assignee_name or "", new_op.display_name if new_op else ""
+    )
+
+
+def assigned_pb(
+    before: Ticket, updated: Ticket, new_op: OperatorInfo | None
+) -> events_pb2.TicketAssigned:
+    """ticket.assigned for a change of assignee from `before` to `updated`."""
+    payload = events_pb2.TicketAssigned(ticket=summary_pb(updated))
+    if new_op is not None:
+        payload.assignee.CopyFrom(new_op.ref())
+    if before.assignee_id:
+        payload.previous.CopyFrom(
+            common_pb2.OperatorRef(
+                id=str(before.assignee_id), display_name=before.assignee_name or ""
+            )
+        )
+    return payload
+
+
 class TicketsCoreApi:
     _deps: Deps
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _emit(
-        self, conn: asyncpg.Connection, etype: events.EventType, ident: Identity, payload: Message
-    ) -> None:
+    def _envelope(
+        self, etype: events.EventType, ident: Identity, payload: Message
+    ) -> events_pb2.EventEnvelope:
         d = self._deps
-        env = events.envelope(
+        return events.envelope(
             etype,
             event_id=d.ids.new_str(),
             tenant_id=ident.tenant_id,
@@ -132,7 +160,11 @@ class TicketsCoreApi:
             actor=actor_of(ident),
             correlation_id=ident.correlation_id,
         )
-        await d.outbox.add(conn, env)
+
+    async def _emit(
+        self, conn: asyncpg.Connection, etype: events.EventType, ident: Identity, payload: Message
+    ) -> None:
+        await self._deps.outbox.add(conn, self._envelope(etype, ident, payload))
 
     async def _announce(
         self,
@@ -146,8 +178,19 @@ class TicketsCoreApi:
     ) -> None:
         """ticket.updated for a change just made to `row` (a transfer names the inbox the
         ticket left, whose operators' lists must drop it)."""
-        await self._emit(
-            conn,
+        env = self._updated_env(ident, row, changes, comment, action, previous_inbox)
+        await self._deps.outbox.add(conn, env)
+
+    def _updated_env(
+        self,
+        ident: Identity,
+        row: Ticket,
+        changes: Sequence[Change],
+        comment: str,
+        action: str,
+        previous_inbox: common_pb2.InboxRef | None = None,
+    ) -> events_pb2.EventEnvelope:
+        return self._envelope(
             events.TICKET_UPDATED,
             ident,
             events_pb2.TicketUpdated(
@@ -215,7 +258,7 @@ class TicketsCoreApi:
         now = d.clock.now()
         if "status" in values and Status(str(values["status"])) in domain.CLOSED:
             values["closed_at"] = now
-        assigned: tuple[Any, Any] | None = None
+        assigned: tuple[OperatorInfo | None] | None = None  # (the new assignee,)
         if edit.assignee_id is not None:
             new_id = edit.assignee_id or None
             old_id = str(row.assignee_id) if row.assignee_id else None
@@ -225,30 +268,17 @@ class TicketsCoreApi:
                     new_op = (operators or {}).get(new_id)
                     if new_op is None:
                         raise InvalidArgument("no such operator", field="assignee_id")
-                values["assignee_id"] = uuid.UUID(new_id) if new_id else None
-                values["assignee_name"] = new_op.display_name if new_op else None
-                changes.append(
-                    Change(
-                        "assignee",
-                        row.assignee_name or "",
-                        new_op.display_name if new_op else "",
-                    )
-                )
-                assigned = (new_op, old_id)
+                more, change = assignee_change(row, new_op)
+                values.update(more)
+                changes.append(change)
+                assigned = (new_op,)
         if not changes:
             return row, ()
         updated = await d.repo.update_fields(conn, ident.tenant_id, row.id, values, now)
         await self._audit(conn, ident, row.id, "update", changes, comment)
         await self._announce(conn, ident, updated, changes, comment, "update")
         if assigned is not None:
-            new_op, old_id = assigned
-            payload = events_pb2.TicketAssigned(ticket=summary_pb(updated))
-            if new_op is not None:
-                payload.assignee.CopyFrom(new_op.ref())
-            if old_id:
-                payload.previous.CopyFrom(
-                    common_pb2.OperatorRef(id=old_id, display_name=row.assignee_name or "")
-                )
+            payload = assigned_pb(row, updated, assigned[0])
             await self._emit(conn, events.TICKET_ASSIGNED, ident, payload)
         return updated, tuple(changes)
 

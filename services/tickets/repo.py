@@ -115,7 +115,11 @@ def comment_pb(row: asyncpg.Record) -> tickets_pb2.Comment:
     return out
 
 
-_ACTOR_KIND = {
+AUDIT_INSERT = (
+    "INSERT INTO audit (id, tenant_id, ticket_id, at, actor_kind, actor_id, actor_name, "
+    "action, changes, comment) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+)
+ACTOR_KIND = {
     common_pb2.Actor.KIND_OPERATOR: "operator",
     common_pb2.Actor.KIND_SYSTEM: "system",
     common_pb2.Actor.KIND_CUSTOMER: "customer",
@@ -183,13 +187,12 @@ class TicketsRepo:
     ) -> None:
         """TKT-13: every change stamped with time, who, what changed and the note."""
         await conn.execute(
-            "INSERT INTO audit (id, tenant_id, ticket_id, at, actor_kind, actor_id, actor_name, "
-            "action, changes, comment) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+            AUDIT_INSERT,
             id,
             uuid.UUID(tenant_id),
             ticket_id,
             at,
-            _ACTOR_KIND.get(actor.kind, "system"),
+            ACTOR_KIND.get(actor.kind, "system"),
             actor.id,
             actor.display,
             action,

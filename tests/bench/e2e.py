@@ -17,6 +17,8 @@
   to the SMTP peer, beside an agent's plain send (`tests/bench/approval.py`).
 - rules: what 500 rules per inbox add to a mail's received → routed time, beside a tenant
   without rules in the same run, and the engine alone (`tests/bench/rules.py`).
+- assignment: 1,000 waiting tickets to 200 present operators by least loaded, beside the
+  plan in process plus one bare UPDATE of as many rows (`tests/bench/assignment.py`).
 - outbound: 1,000 mails due together, sent to a local aiosmtpd sink, beside aiosmtplib
   sending them directly; their lateness p50/p99 (`tests/bench/outbound.py`).
 - ui: the web UI in headless chromium — first load of the inbox page, ticket open time,
@@ -52,6 +54,7 @@ from services.devstack.stack import Ports, Stack, StackConfig
 from tests.bench import (
     api,
     approval,
+    assignment,
     before_after,
     compose,
     ingestion,
@@ -257,6 +260,8 @@ async def main() -> int:
             approval_figures = await approval.run(stack, admin, PASSWORD)
             print("rules…", file=sys.stderr)
             rules_figures = await rules.run(stack)
+            print("assignment…", file=sys.stderr)
+            assignment_figures = await assignment.run(stack)
             print("outbound…", file=sys.stderr)
             outbound_figures = await outbound.run(stack, admin, await tenant_of(stack, admin))
             print("sla timers…", file=sys.stderr)
@@ -290,6 +295,7 @@ async def main() -> int:
         "compose": compose_figures,
         "approval": approval_figures,
         "rules": rules_figures,
+        "assignment": assignment_figures,
         "outbound": outbound_figures,
         "sla": sla_figures,
         "ui": ui_figures,

@@ -4,7 +4,8 @@ to a mail's routing.
 - intake: mails sent at a steady pace to two tenants, one with no rules and one with 500
   rules on its inbox (the last one matching); for each mail the time from the bench
   seeing its `message.received` to seeing its `message.routed` on NATS; p50/p99 per
-  tenant and the p99 added by the rules (target ≤ 2 ms), in the same run.
+  tenant and the p99 added by the rules (target ≤ 2 ms), in the same run — printed first
+  as `p99_ms_no_rules`, `p99_ms_500_rules` and `added_p99_ms`.
 - evaluation: the rules engine alone, in process, on the same 500 rules (CPU time).
 
 `python -m tests.bench.rules` runs it alone on a fresh stack."""
@@ -32,7 +33,7 @@ from services.routing.rules.model import Facts, Rule
 from tests.helpers import create_tenant, make_mail
 
 RULES = 500
-MAILS = 150  # per tenant
+MAILS = 300  # per tenant
 RATE = 20.0  # mails per second, both tenants together
 TARGET_ADDED_P99_MS = 2.0
 
@@ -69,7 +70,9 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def evaluation() -> dict[str, float]:
-    rules = [Rule(str(i), i, 1, validate.parse(rule_json(i, i == RULES - 1))) for i in range(RULES)]
+    rules = tuple(
+        Rule(str(i), i, 1, validate.parse(rule_json(i, i == RULES - 1))) for i in range(RULES)
+    )
     facts = Facts(
         "customer@example.com",
         "Customer",
@@ -148,9 +151,18 @@ async def run(stack: Stack) -> dict[str, Any]:
     await nc.close()
     none, many = took[plain.tenant_id], took[ruled.tenant_id]
     added = _pct(many, 0.99) - _pct(none, 0.99)
+    engine_alone = evaluation()
     return {
+        "what": f"message.received → message.routed on NATS, {RULES} rules on one tenant's"
+        " inbox (the last matching) beside a tenant without rules, mails interleaved",
+        "p99_ms_no_rules": round(_pct(none, 0.99), 2),
+        "p99_ms_500_rules": round(_pct(many, 0.99), 2),
+        "added_p99_ms": round(added, 2),
+        "target_added_p99_ms": TARGET_ADDED_P99_MS,
+        "met": added <= TARGET_ADDED_P99_MS,
         "intake": {
             "mails_per_tenant": MAILS,
+            "routed": {"no_rules": len(none), "rules_500": len(many)},
             "rate_per_second": RATE,
             "no_rules": {"p50_ms": round(_pct(none, 0.5), 2), "p99_ms": round(_pct(none, 0.99), 2)},
             "rules_500": {
@@ -159,11 +171,8 @@ async def run(stack: Stack) -> dict[str, Any]:
                 "median_added_ms": round(statistics.median(many) - statistics.median(none), 2),
                 "labelled": labelled,
             },
-            "added_p99_ms": round(added, 2),
-            "target_added_p99_ms": TARGET_ADDED_P99_MS,
-            "met": added <= TARGET_ADDED_P99_MS,
         },
-        "evaluation_500_rules_cpu": evaluation(),
+        "engine_alone_500_rules_cpu": engine_alone,
     }
 
 

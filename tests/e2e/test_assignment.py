@@ -243,7 +243,7 @@ async def test_bad_settings_are_refused_naming_the_field_and_nothing_is_saved(
         (
             inbox,
             {"strategy": "least_loaded", "tiers": [{"operator_ids": [str(uuid.uuid4())]}]},
-            "tiers.operator_ids",
+            "tiers[0].operator_ids",
         ),
         (
             inbox,
@@ -251,7 +251,7 @@ async def test_bad_settings_are_refused_naming_the_field_and_nothing_is_saved(
                 "strategy": "least_loaded",
                 "tiers": [{"operator_ids": [ann_id]}, {"operator_ids": [ann_id]}],
             },
-            "tiers.operator_ids",
+            "tiers[1].operator_ids",
         ),
         (routing, {"capacity": -1}, "capacity"),
         (routing, {"skills": [{"name": "返品", "level": 9}]}, "skills.level"),
@@ -360,3 +360,121 @@ async def test_tickets_assigns_for_the_assigner_only_if_still_unassigned(stack: 
     assert code == 200, audit
     changes = [c for e in audit["items"] for c in e["changes"] if c["field"] == "assignee"]
     assert len(changes) == 2  # given to ann, taken back; bob's never happened
+
+
+async def test_tickets_assigns_a_batch_each_under_its_own_precondition(stack: Stack) -> None:
+    """tickets.AssignTickets, the assigner's batch: in one call, a waiting ticket is given,
+    one someone holds is not (the answer shows its holder), an unknown ticket has no
+    answer ticket; a ticket twice or an operator's call is refused and changes nothing."""
+    import grpc
+    from switchboard.v1 import tickets_pb2, tickets_pb2_grpc
+
+    from services.runtime.identity import Identity
+
+    team = await _team(stack, ("ann", "bob"))
+    tag = f"batch{uuid.uuid4().hex[:8]}"
+    for name in ("one", "two"):
+        await asyncio.to_thread(_mail, stack, team, f"{tag} {name}")
+    one = await eventually(lambda: _one(stack, team, f"{tag} one"), timeout=30, every=0.3)
+    two = await eventually(lambda: _one(stack, team, f"{tag} two"), timeout=30, every=0.3)
+    (ann, _), (bob, _) = team.ops["ann"], team.ops["bob"]
+    code, body = await api_call(
+        stack, team.admin, "PATCH", f"/api/v1/tickets/{two['id']}", {"assignee_id": bob}
+    )
+    assert code == 200, body
+    routing = Identity(tenant_id=team.tenant.tenant_id, display_name="routing").metadata()
+
+    def item(ticket_id: str, assignee: str) -> tickets_pb2.AssignTicketRequest:
+        return tickets_pb2.AssignTicketRequest(
+            ticket_id=ticket_id, assignee_id=assignee, comment="assigned by least loaded"
+        )
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.config.ports.grpc['tickets']}") as ch:
+        stub = tickets_pb2_grpc.TicketsServiceStub(ch)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            twice = [item(one["id"], ann), item(one["id"], bob)]
+            await stub.AssignTickets(
+                tickets_pb2.AssignTicketsRequest(items=twice), metadata=routing, timeout=10
+            )
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        operator = Identity(
+            tenant_id=team.tenant.tenant_id, operator_id=ann, inboxes=None, display_name="ann"
+        ).metadata()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.AssignTickets(
+                tickets_pb2.AssignTicketsRequest(items=[item(one["id"], ann)]),
+                metadata=operator,
+                timeout=10,
+            )
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        unknown = str(uuid.uuid4())
+        items = [item(one["id"], ann), item(two["id"], ann), item(unknown, ann)]
+        answer = await stub.AssignTickets(
+            tickets_pb2.AssignTicketsRequest(items=items), metadata=routing, timeout=10
+        )
+    given, held, missing = answer.results
+    assert given.assigned and given.ticket.assignee.id == ann
+    assert not held.assigned and held.ticket.assignee.id == bob
+    assert not missing.assigned and not missing.HasField("ticket")
+    code, audit = await api_call(stack, team.admin, "GET", f"/api/v1/tickets/{one['id']}/audit")
+    assert code == 200, audit
+    notes = [
+        (e["comment"], c["new"])
+        for e in audit["items"]
+        for c in e["changes"]
+        if c["field"] == "assignee"
+    ]
+    assert notes == [("assigned by least loaded", "ann")]  # once, though asked three times
+    code, seen = await api_call(stack, team.ops["ann"][1], "GET", f"/api/v1/tickets/{one['id']}")
+    assert code == 200 and seen["assignee"]["id"] == ann, seen
+
+
+async def test_presence_is_pushed_live_and_heartbeats_stay_out_of_the_operation_log(
+    stack: Stack,
+) -> None:
+    """An operator's change of presence reaches another operator's live socket at once; a
+    heartbeat (the same status again) is neither pushed nor in the operation log."""
+    import aiohttp
+
+    team = await _team(stack, ("ann", "bob"))
+    bob_id = team.ops["bob"][0]
+
+    async def presence_pushes(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+        while True:
+            msg = await ws.receive_json(timeout=15)
+            if msg.get("type") == "presence.changed":
+                return dict(msg)
+
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(
+            f"{stack.gateway_url}/api/v1/live",
+            headers={"Authorization": f"Bearer {team.ops['ann'][1]}"},
+        ) as ws:
+            await ws.receive(timeout=5)  # hello
+            await _presence(stack, team, "bob", "online")
+            first = await presence_pushes(ws)
+            assert first["operator"]["operator_id"] == bob_id
+            assert first["operator"]["effective"] == "online"
+            assert first["operator"]["expires_at"] and first["by"]["id"] == bob_id
+            await _presence(stack, team, "bob", "online")  # a heartbeat
+            await _presence(stack, team, "bob", "away")
+            second = await presence_pushes(ws)  # the heartbeat pushed nothing before it
+            assert (second["operator"]["status"], second["operator"]["effective"]) == (
+                "away",
+                "away",
+            )
+            assert second["operator"]["expires_at"] is None
+    await _presence(stack, team, "bob", "offline")  # announced after the heartbeat would be
+
+    async def logged() -> list[int] | None:
+        code, body = await api_call(
+            stack,
+            team.admin,
+            "GET",
+            f"/api/v1/operations?action=setMyPresence&operator_id={bob_id}",
+        )
+        assert code == 200, body
+        return [e["status"] for e in body["items"]] if len(body["items"]) >= 3 else None
+
+    # online, away, offline — not the heartbeat between them
+    assert await eventually(logged, timeout=30, every=0.3) == [200, 200, 200]

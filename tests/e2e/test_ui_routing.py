@@ -645,11 +645,12 @@ async def test_an_inboxs_tiers_and_limits_are_set_and_an_outsider_in_a_tier_refu
         await tiers.nth(1).get_by_label("Olga Outsider").check()
         await form.get_by_test_id("admin-save").click()
         error = form.get_by_test_id("form-error")
-        # (the server names `tiers.operator_ids` and the tier in its message, not
-        # `tiers.1.operator_ids` as its contract says, so no tier is marked)
-        await expect(error).to_have_attribute("data-field", "tiers.operator_ids")
-        await expect(error).to_contain_text("“Who receives first · Operators”")
+        # the server names the row (`tiers[1].operator_ids`): that tier is marked
+        await expect(error).to_have_attribute("data-field", "tiers[1].operator_ids")
+        await expect(error).to_contain_text("“Who receives first 2 · Operators”")
         await expect(error).to_contain_text("tier 2")
+        await expect(tiers.nth(1)).to_have_class("policy-box bad")
+        await expect(tiers.nth(0)).to_have_class("policy-box")
         doc = await ok(stack, admin, "GET", f"/api/v1/inboxes/{tenant.inbox_id}/assignment")
         assert doc["strategy"] == "manual" and doc["tiers"] == []
         await tiers.nth(1).get_by_label("Olga Outsider").uncheck()

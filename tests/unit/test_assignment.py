@@ -202,11 +202,11 @@ def test_bad_policies_name_their_field() -> None:
     assert refused(a.InboxPolicy(INBOX, capacity=-1)) == "capacity"
     assert refused(a.InboxPolicy(INBOX, channel_capacity={"mail": -1})) == "channel_capacity"
     assert refused(a.InboxPolicy(INBOX, channel_capacity={"Mail!": 1})) == "channel_capacity"
-    assert refused(a.InboxPolicy(INBOX, tiers=(a.Tier(("zed",)),))) == "tiers.operator_ids"
+    assert refused(a.InboxPolicy(INBOX, tiers=(a.Tier(("zed",)),))) == "tiers[0].operator_ids"
     two = (a.Tier(("ann",)), a.Tier(("ann",)))
-    assert refused(a.InboxPolicy(INBOX, tiers=two)) == "tiers.operator_ids"
-    late = (a.Tier(("ann",), -5),)
-    assert refused(a.InboxPolicy(INBOX, tiers=late)) == "tiers.widen_after_minutes"
+    assert refused(a.InboxPolicy(INBOX, tiers=two)) == "tiers[1].operator_ids"
+    late = (a.Tier(("bob",)), a.Tier(("ann",), -5))
+    assert refused(a.InboxPolicy(INBOX, tiers=late)) == "tiers[1].widen_after_minutes"
     assert refused(a.InboxPolicy(INBOX, reassign_after_minutes=0)) == "reassign_after_minutes"
     assert refused(a.InboxPolicy(INBOX, max_new_per_hour=0)) == "max_new_per_hour"
     ok = a.validated_policy(a.InboxPolicy(INBOX, a.Strategy.ROUND_ROBIN, capacity=0), frozenset())

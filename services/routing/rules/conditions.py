@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -295,3 +296,67 @@ def reads_mail_details(group: Group, fields: frozenset[str] = MAIL_DETAIL_FIELDS
 def reads_contact(group: Group) -> bool:
     """Whether a condition reads the sender's contact."""
     return reads_mail_details(group, CONTACT_FIELDS)
+
+
+# -- gates: a leaf a rule cannot hold without, checked first (intake's hot path) ----------
+
+_GATE_OPERATORS = frozenset({"equals", "contains", "starts_with", "ends_with"})
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A text leaf on a one-value field that must hold for the rule's conditions to hold
+    (in a top-level `all`, or in an `all` nested in one), its needle folded once; checked
+    against the mail's field folded once per mail (`folded_field`), before the rule runs."""
+
+    field: str
+    check: Callable[[str], bool]  # on the folded field
+
+
+def _gate_check(operator: str, needle: str) -> Callable[[str], bool]:
+    if operator == "contains":
+        return lambda have: needle in have
+    if operator == "equals":
+        return needle.__eq__
+    if operator == "starts_with":
+        return lambda have: have.startswith(needle)
+    return lambda have: have.endswith(needle)
+
+
+def _find_gate(group: Group) -> Gate | None:
+    if group.match != "all" and len(group.conditions) != 1:
+        return None
+    for c in group.conditions:
+        if isinstance(c, Group):
+            found = _find_gate(c)
+            if found is not None:
+                return found
+        elif (
+            not c.negate
+            and c.field in _SINGLE
+            and c.operator in _GATE_OPERATORS
+            and isinstance(c.value, str)
+        ):
+            return Gate(c.field, _gate_check(c.operator, _fold(c.value)))
+    return None
+
+
+_GATES: dict[int, tuple[Group, Gate | None]] = {}
+
+
+def gate_of(group: Group) -> Gate | None:
+    """The group's gate, if it has one, found once per group object."""
+    hit = _GATES.get(id(group))
+    if hit is not None and hit[0] is group:
+        return hit[1]
+    if len(_GATES) >= _COMPILED_MAX:
+        _GATES.clear()
+    found = _find_gate(group)
+    _GATES[id(group)] = (group, found)
+    return found
+
+
+def folded_field(facts: Facts, field: str) -> str:
+    """A one-value text field of the mail, folded (a gate's field: the caller keeps it for
+    the rest of the mail's rules)."""
+    return _fold(_SINGLE[field](facts))

@@ -3,8 +3,8 @@ conditions held, what they decided. The same code answers the dry run."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from . import actions, conditions, model
 from .conditions import InHours
@@ -56,32 +56,115 @@ def evaluate(
     decision = Decision()
     if depth >= model.MAX_DEPTH:
         return Evaluation(decision, (), depth_limited=True)
+    if not traced:
+        return _run(prepared(rules, trigger), facts, trigger, in_hours, ran_before, decision)
     results: list[RuleResult] = []
     for rule in rules:
         if decision.stopped:
             break
         skipped = _skip(rule, trigger, ran_before, facts, in_hours)
-        trace: list[ConditionTrace] | None = [] if traced else None
         if skipped:
-            if traced:
-                results.append(RuleResult(rule.id, rule.name, False, skipped, (), ()))
+            results.append(RuleResult(rule.id, rule.name, False, skipped, (), ()))
             continue
+        trace: list[ConditionTrace] = []
         held = conditions.group_holds(
             rule.definition.conditions, facts, in_hours, "conditions", trace
         )
-        if not held and not traced:
-            continue  # intake keeps only what ran
-        done: list[str] = []
+        done: tuple[str, ...] = ()
         if held:
-            ticket = facts.ticket
-            for action in rule.definition.actions:
-                ticket = actions.apply(action, decision, ticket)
-                text = actions.describe(action)
-                done.append(text)
-                decision.trace.append((rule.id, rule.name, text))
-            facts = replace(facts, ticket=ticket)
-            decision.fired.append(rule.id)
-        results.append(RuleResult(rule.id, rule.name, held, "", tuple(trace or ()), tuple(done)))
+            facts, done = _fire(rule, decision, facts)
+        results.append(RuleResult(rule.id, rule.name, held, "", tuple(trace), done))
+    return Evaluation(decision, tuple(results))
+
+
+def _fire(rule: Rule, decision: Decision, facts: Facts) -> tuple[Facts, tuple[str, ...]]:
+    """The rule's actions applied to the decision and to the ticket later rules read."""
+    done: list[str] = []
+    ticket = facts.ticket
+    for action in rule.definition.actions:
+        ticket = actions.apply(action, decision, ticket)
+        text = actions.describe(action)
+        done.append(text)
+        decision.trace.append((rule.id, rule.name, text))
+    decision.fired.append(rule.id)
+    if ticket is not facts.ticket:
+        facts = replace(facts, ticket=ticket)
+    return facts, tuple(done)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A rule ready for intake: its conditions as one predicate, and its gate."""
+
+    rule: Rule
+    holds: conditions.Predicate
+    gate: conditions.Gate | None
+
+
+_PREPARED: dict[int, tuple[Sequence[Rule], dict[str, tuple[Prepared, ...]]]] = {}
+_PREPARED_MAX = 1024
+
+
+def prepared(rules: Iterable[Rule], trigger: str) -> tuple[Prepared, ...]:
+    """The enabled rules having `trigger`, in order, prepared. Worked out once per tuple
+    of rules and trigger (a loaded rule list is a tuple that never changes), else each
+    time (still cheap: predicates and gates are kept per condition group)."""
+    if not isinstance(rules, tuple):
+        return _prepare(rules, trigger)
+    hit = _PREPARED.get(id(rules))
+    if hit is None or hit[0] is not rules:
+        if len(_PREPARED) >= _PREPARED_MAX:
+            _PREPARED.clear()
+        hit = (rules, {})
+        _PREPARED[id(rules)] = hit
+    found = hit[1].get(trigger)
+    if found is None:
+        found = hit[1][trigger] = _prepare(rules, trigger)
+    return found
+
+
+def _prepare(rules: Iterable[Rule], trigger: str) -> tuple[Prepared, ...]:
+    return tuple(
+        Prepared(
+            r,
+            conditions.compiled(r.definition.conditions),
+            conditions.gate_of(r.definition.conditions),
+        )
+        for r in rules
+        if r.definition.enabled and trigger in r.definition.triggers
+    )
+
+
+def _run(
+    rules: tuple[Prepared, ...],
+    facts: Facts,
+    trigger: str,
+    in_hours: InHours,
+    ran_before: frozenset[str],
+    decision: Decision,
+) -> Evaluation:
+    """`evaluate` without a trace (intake): a rule whose gate fails on the mail's folded
+    field is passed over before anything else of it runs; each field is folded once."""
+    texts: dict[str, str] = {}  # gate fields, folded
+    results: list[RuleResult] = []
+    for p in rules:
+        gate = p.gate
+        if gate is not None:
+            have = texts.get(gate.field)
+            if have is None:
+                have = texts[gate.field] = conditions.folded_field(facts, gate.field)
+            if not gate.check(have):
+                continue
+        rule = p.rule
+        if _skip(rule, trigger, ran_before, facts, in_hours) or not p.holds(facts, in_hours):
+            continue
+        before = facts
+        facts, done = _fire(rule, decision, facts)
+        if facts is not before:
+            texts = {}  # the ticket's fields changed
+        results.append(RuleResult(rule.id, rule.name, True, "", (), done))
+        if decision.stopped:
+            break
     return Evaluation(decision, tuple(results))
 
 
