@@ -507,7 +507,7 @@ async def test_ticket_changed_rules_answer_an_operators_change_and_stop_at_the_d
 async def test_business_hours_conditions_read_the_tenants_own_calendars(stack: Stack) -> None:
     """A condition on arrival inside/outside business hours is answered by the tenant's
     SLA calendar (issue 18: the rules' in_hours wired to the calendars); another tenant's
-    calendar is unknown to it, so a condition naming it does not hold."""
+    calendar is unknown to it, so a rule naming it is refused when saved."""
     from datetime import UTC, datetime
 
     days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -548,10 +548,14 @@ async def test_business_hours_conditions_read_the_tenants_own_calendars(stack: S
         rule("営業時間内", "inside", always, "営業時間内"),
         rule("closed", "inside", closed_now, "inside-closed"),
         rule("after hours", "outside", closed_now, "outside-closed"),
-        rule("other tenant", "inside", strangers, "stranger"),
     ):
         code, made = await api_call(stack, token, "POST", "/api/v1/rules", r)
         assert code == 201, made
+    code, refused = await api_call(
+        stack, token, "POST", "/api/v1/rules", rule("other tenant", "inside", strangers, "x")
+    )
+    assert code == 400, refused
+    assert refused["error"]["field"] == "conditions.conditions[0].value", refused
 
     ticket = await _mail(stack, token, tenant, "営業時間の確認")
     assert sorted(ticket["labels"]) == sorted(["営業時間内", "outside-closed"])
