@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -27,6 +28,7 @@ from services.runtime import events, log, registry
 from services.runtime.bus import Delivery as BusDelivery
 from services.runtime.clock import Clock
 from services.runtime.db import Database
+from services.runtime.errors import InvalidArgument
 from services.runtime.hosts import ConnectPolicy, HostRefused
 from services.runtime.ids import IdGenerator
 from services.runtime.outbox import first_time
@@ -182,6 +184,16 @@ class WebhookDeliverer(PeriodicTask):
         headers = webhook_sign.headers(secret.secret, d.id, ts, body)
         error = ""
         final = False
+        host = urlsplit(d.url).hostname or ""
+        try:
+            # aiohttp does not ask the resolver about an address written as the host
+            self._policy.check_literal(host, "url")
+        except InvalidArgument as err:
+            await self._repo.failed(d, f"address not allowed: {err.message}", None)
+            self._log.warning(
+                "webhook dead", tenant_id=d.tenant_id, delivery_id=d.id, error="address not allowed"
+            )
+            return
         try:
             async with self._http().post(
                 d.url, data=body, headers=headers, allow_redirects=False
