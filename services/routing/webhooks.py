@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -93,14 +93,14 @@ class WebhookIntake:
         self._repo = repo
         self._clock = clock
         self._ids = ids
-        self.on_added: Any = None  # the deliverer's wake
+        self.on_added: Callable[[], None] | None = None  # the deliverer's wake
 
     async def on_rule_actions(self, env: events_pb2.EventEnvelope, delivery: BusDelivery) -> None:
         actions = events.payload_of(env, events.TICKET_RULE_ACTIONS)
         if not actions.webhooks:
             return
         now = self._clock.now()
-        occurred = env.occurred_at.ToDatetime().replace(tzinfo=now.tzinfo)
+        occurred = env.occurred_at.ToDatetime(tzinfo=UTC)
         items = []
         for i, hook in enumerate(actions.webhooks):
             new_id = self._ids.new()
