@@ -10,7 +10,8 @@ import { live } from "./live";
 // to decide, a reminder of a late one, what became of one's own request, a ticket assigned
 // to one, a mention. A click opens the request or the ticket; at most MAX are stacked, and
 // each fades after FADE_MS unless it is a reminder or a send-back (those wait to be
-// dismissed) or the pointer rests on it. Nothing is replayed after a reconnect: the queue
+// dismissed) or the pointer rests on it. A routing rule's notify action (kind "rule") shows
+// the rule's name and its message. Nothing is replayed after a reconnect: the queue
 // and the ticket show the state anyway.
 
 const MAX = 5;
@@ -26,6 +27,8 @@ interface Push {
   approval?: Approval;
   ticket?: { id: string; subject: string };
   comment?: { id: string; body: string };
+  rule?: { id: string; name: string }; // kind "rule": a routing rule's notify action (issue 18)
+  message?: string;
 }
 
 interface Shown {
@@ -70,6 +73,15 @@ export function toastOf(n: Push, t: T): Shown | null {
       default:
         return null;
     }
+  }
+  if (n.ticket && n.kind === "rule") {
+    return {
+      title: t("notif.rule", { rule: n.rule?.name ?? "" }),
+      subject: n.ticket.subject,
+      quote: n.message ?? "",
+      href: `/tickets/${n.ticket.id}`,
+      sticky: false,
+    };
   }
   if (n.ticket && (n.kind === "assigned" || n.kind === "mentioned")) {
     return {

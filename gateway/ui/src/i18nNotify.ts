@@ -17,6 +17,7 @@ export const notifyEn = {
   "notif.assigned": "Assigned to you by {name}",
   "notif.assigned_auto": "Assigned to you by automatic routing",
   "notif.mentioned": "{name} mentioned you",
+  "notif.rule": "Rule “{rule}”",
 };
 
 export const notifyJa: Record<keyof typeof notifyEn, string> = {
@@ -34,4 +35,5 @@ export const notifyJa: Record<keyof typeof notifyEn, string> = {
   "notif.assigned": "{name}さんがあなたに割り当てました",
   "notif.assigned_auto": "自動振り分けであなたに割り当てられました",
   "notif.mentioned": "{name}さんがあなたをメンションしました",
+  "notif.rule": "ルール「{rule}」",
 };
