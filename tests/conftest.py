@@ -141,7 +141,14 @@ async def stack(
             # Stage deadlines swept often, so that a reminder shows within a second.
             "approval": {"SB_REMIND_EVERY_S": "0.5"},
             # The assigner looks again often (tiers widen, presences lapse).
-            "routing": {"SB_ASSIGN_EVERY_S": "1"},
+            # Webhooks retried within a second, dead after 3 attempts (issue 18).
+            "routing": {
+                "SB_ASSIGN_EVERY_S": "1",
+                "SB_WEBHOOK_MAX_ATTEMPTS": "3",
+                "SB_WEBHOOK_RETRY_BASE_S": "0.3",
+                "SB_WEBHOOK_POLL_S": "0.2",
+                "SB_WEBHOOK_TIMEOUT_S": "3",
+            },
             # Tests send X-Forwarded-For to appear from other client addresses (SEC-2).
             "gateway": {"SB_TRUSTED_PROXIES": "127.0.0.1"},
             # A short login lock and small delays, so the brute-force test ends quickly.

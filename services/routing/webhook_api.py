@@ -4,6 +4,7 @@ retried. Every method needs manage_rules."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 
 from switchboard.v1 import routing_webhooks_pb2 as W
@@ -59,7 +60,7 @@ def delivery_pb(d: Delivery) -> W.WebhookDelivery:
 
 
 class WebhooksApi:
-    def __init__(self, repo: WebhookRepo, clock: Clock, wake: object) -> None:
+    def __init__(self, repo: WebhookRepo, clock: Clock, wake: Callable[[], None]) -> None:
         self._repo = repo
         self._clock = clock
         self._wake = wake
@@ -97,6 +98,5 @@ class WebhooksApi:
         ident = _admin()
         delivery_id = parse_uuid(request.id, "id")
         found = await self._repo.retry(ident.tenant_id, delivery_id, self._clock.now())
-        if callable(self._wake):
-            self._wake()
+        self._wake()
         return delivery_pb(found)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, timedelta
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -27,6 +28,7 @@ from services.runtime import events, log, registry
 from services.runtime.bus import Delivery as BusDelivery
 from services.runtime.clock import Clock
 from services.runtime.db import Database
+from services.runtime.errors import InvalidArgument
 from services.runtime.hosts import ConnectPolicy, HostRefused
 from services.runtime.ids import IdGenerator
 from services.runtime.outbox import first_time
@@ -91,14 +93,14 @@ class WebhookIntake:
         self._repo = repo
         self._clock = clock
         self._ids = ids
-        self.on_added: Any = None  # the deliverer's wake
+        self.on_added: Callable[[], None] | None = None  # the deliverer's wake
 
     async def on_rule_actions(self, env: events_pb2.EventEnvelope, delivery: BusDelivery) -> None:
         actions = events.payload_of(env, events.TICKET_RULE_ACTIONS)
         if not actions.webhooks:
             return
         now = self._clock.now()
-        occurred = env.occurred_at.ToDatetime().replace(tzinfo=now.tzinfo)
+        occurred = env.occurred_at.ToDatetime(tzinfo=UTC)
         items = []
         for i, hook in enumerate(actions.webhooks):
             new_id = self._ids.new()
@@ -182,6 +184,16 @@ class WebhookDeliverer(PeriodicTask):
         headers = webhook_sign.headers(secret.secret, d.id, ts, body)
         error = ""
         final = False
+        host = urlsplit(d.url).hostname or ""
+        try:
+            # aiohttp does not ask the resolver about an address written as the host
+            self._policy.check_literal(host, "url")
+        except InvalidArgument as err:
+            await self._repo.failed(d, f"address not allowed: {err.message}", None)
+            self._log.warning(
+                "webhook dead", tenant_id=d.tenant_id, delivery_id=d.id, error="address not allowed"
+            )
+            return
         try:
             async with self._http().post(
                 d.url, data=body, headers=headers, allow_redirects=False

@@ -27,8 +27,9 @@ def _allow_list(value: str) -> str:
     return value
 
 
-# SB_CONNECT_ALLOW (ingestion, outbound): where operators' IMAP and SMTP hosts may lead
-# beyond global addresses — host names, addresses and CIDR ranges (hosts.ConnectPolicy).
+# SB_CONNECT_ALLOW (ingestion, outbound, routing): where operators' IMAP and SMTP hosts
+# and rule webhooks may lead beyond global addresses — host names, addresses and CIDR
+# ranges (hosts.ConnectPolicy).
 ConnectAllow = Annotated[str, Field(max_length=4000), AfterValidator(_allow_list)]
 
 

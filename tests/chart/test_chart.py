@@ -1118,12 +1118,12 @@ def test_only_ingestion_and_outbound_get_the_credentials_key_and_only_from_a_sec
     assert all("SB_SECRET_KEY" not in str(o) for o in none if o.get("kind") == "Deployment")
 
 
-def test_the_connect_allow_list_reaches_ingestion_and_outbound_only() -> None:
+def test_the_connect_allow_list_reaches_ingestion_outbound_and_routing_only() -> None:
     prod = Rendered("production", VALUE_SETS["production"])
     for name in ALL_SERVICES:
         spec = prod.get("Deployment", f"switchboard-{name}")["spec"]["template"]["spec"]
         env = env_of(spec["containers"][0])
-        if name in ("ingestion", "outbound"):
+        if name in ("ingestion", "outbound", "routing"):  # routing: its rule webhooks
             assert env["SB_CONNECT_ALLOW"]["value"] == "mail.corp.internal,10.20.0.0/16"
         else:
             assert "SB_CONNECT_ALLOW" not in env, name

@@ -123,3 +123,49 @@ async def test_a_request_and_its_send_back_reach_the_other_side_as_toasts(
     finally:
         for c in contexts:
             await c.close()
+
+
+async def test_a_routing_rules_notify_action_shows_its_rule_and_message_as_a_toast(
+    stack: Stack, browser: Browser
+) -> None:
+    """Issue 18: a rule "subject contains 至急 → notify role:supervisor" — the supervisor's
+    page shows a toast naming the rule, with its message, that opens the ticket; the
+    agent's page shows none."""
+    tenant, admin = await admin_of(stack)
+    _, sue = await operator(stack, admin, tenant, "Sue Supervisor", ["supervisor"])
+    _, ann = await operator(stack, admin, tenant, "Ann Agent", ["agent"])
+    rule = {
+        "name": "至急通知",
+        "triggers": ["new_ticket"],
+        "conditions": {
+            "match": "all",
+            "conditions": [{"field": "subject", "operator": "contains", "value": "至急"}],
+        },
+        "actions": [{"type": "notify", "value": "至急の問い合わせです", "to": ["role:supervisor"]}],
+    }
+    code, body, _ = await call(stack, "POST", "/api/v1/rules", rule, token=admin)
+    assert code == 201, body
+    contexts = [await context(browser) for _ in range(2)]
+    sup, agent = [await c.new_page() for c in contexts]
+    try:
+        await signed_in_and_live(sup, stack.gateway_url, sue)
+        await signed_in_and_live(agent, stack.gateway_url, ann)
+        subject = f"至急 返金について {uuid.uuid4().hex[:6]}"
+        await mail_in(stack, tenant.address, subject)
+        toast = sup.locator("[data-testid=toast][data-kind=rule]")
+        await expect(toast.get_by_test_id("toast-title")).to_have_text("Rule “至急通知”")
+        await expect(toast.get_by_test_id("toast-subject")).to_have_text(subject)
+        await expect(toast.get_by_test_id("toast-quote")).to_have_text("至急の問い合わせです")
+        await shot(sup, "notification-rule")
+        await sup.get_by_test_id("lang").click()
+        await expect(toast.get_by_test_id("toast-title")).to_have_text("ルール「至急通知」")
+        await sup.get_by_test_id("lang").click()
+        # the agent saw the ticket arrive, and no toast
+        await expect(agent.get_by_test_id("ticket-row").filter(has_text=subject)).to_have_count(1)
+        await expect(agent.get_by_test_id("toast")).to_have_count(0)
+        ticket = await ticket_by_subject(stack, admin, subject)
+        await toast.get_by_test_id("toast-open").click()
+        await expect(sup).to_have_url(re.compile(f"#/tickets/{ticket['id']}$"))
+    finally:
+        for c in contexts:
+            await c.close()

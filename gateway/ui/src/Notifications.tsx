@@ -10,10 +10,11 @@ import { live } from "./live";
 // to decide, a reminder of a late one, what became of one's own request, a ticket assigned
 // to one, a mention. A click opens the request or the ticket; at most MAX are stacked, and
 // each fades after FADE_MS unless it is a reminder or a send-back (those wait to be
-// dismissed) or the pointer rests on it. Several tickets assigned to one at once (routing
-// hands over a backlog when one comes online) are one toast, "N tickets assigned to you",
-// opening one's own tickets — a toast per ticket would cover the ticket's side panel.
-// Nothing is replayed after a reconnect: the queue and the ticket show the state anyway.
+// dismissed) or the pointer rests on it. A routing rule's notify action (kind "rule") shows
+// the rule's name and its message. Several tickets assigned to one at once (routing hands
+// over a backlog when one comes online) are one toast, "N tickets assigned to you", opening
+// one's own tickets — a toast per ticket would cover the ticket's side panel. Nothing is
+// replayed after a reconnect: the queue and the ticket show the state anyway.
 
 const MAX = 3;
 const FADE_MS = 12000;
@@ -29,7 +30,7 @@ interface Push {
   approval?: Approval;
   ticket?: { id: string; subject: string };
   comment?: { id: string; body: string };
-  rule?: { id: string; name: string }; // kind "rule": a rule's "notify" action (issue 18)
+  rule?: { id: string; name: string }; // kind "rule": a routing rule's notify action (issue 18)
   message?: string;
 }
 

@@ -20,6 +20,7 @@ export const notifyEn = {
   "notif.assigned_many_auto": "{n} tickets assigned to you by automatic routing",
   "notif.assigned_many_by": "{n} tickets assigned to you by {name}",
   "notif.mentioned": "{name} mentioned you",
+  "notif.rule": "Rule “{rule}”",
 };
 
 export const notifyJa: Record<keyof typeof notifyEn, string> = {
@@ -40,4 +41,5 @@ export const notifyJa: Record<keyof typeof notifyEn, string> = {
   "notif.assigned_many_auto": "自動振り分けで{n}件のチケットがあなたに割り当てられました",
   "notif.assigned_many_by": "{name}さんが{n}件のチケットをあなたに割り当てました",
   "notif.mentioned": "{name}さんがあなたをメンションしました",
+  "notif.rule": "ルール「{rule}」",
 };
