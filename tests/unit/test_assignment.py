@@ -330,3 +330,90 @@ def test_no_plan_exceeds_any_capacity(
             mail_here = sum(t.channel == "mail" for t in here)
             assert within(mail_capacity, before, mail_here)
         assert within(fairness, op.new_last_hour, len(mine))
+
+
+# -- skills and languages (issue 18, services/routing/assign_match.py) --------------------
+
+
+def _speaker(
+    name: str, languages: tuple[str, ...] = (), skills: dict[str, int] | None = None, **kw: object
+) -> a.OperatorState:
+    return a.OperatorState(
+        name,
+        kw.pop("presence", a.Presence.ONLINE),  # type: ignore[arg-type]
+        frozenset({INBOX}),
+        skills=skills or {},
+        languages=frozenset(languages),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _in(language: str = "", skills: tuple[tuple[str, int], ...] = (), tid: str = "t") -> a.Waiting:
+    return a.Waiting(tid, INBOX, "mail", NOW, language=language, skills=skills)
+
+
+@pytest.mark.parametrize("strategy", [a.Strategy.LEAST_LOADED, a.Strategy.ROUND_ROBIN])
+def test_a_japanese_ticket_goes_to_the_japanese_speaker_an_english_one_to_the_english(
+    strategy: a.Strategy,
+) -> None:
+    ops = [_speaker("ann", ("en",)), _speaker("bob", ("ja",))]
+    tickets = [_in("ja", tid="ja1"), _in("en", tid="en1"), _in("ja", tid="ja2")]
+    plan = a.plan(tickets, ops, _policy(strategy), {}, NOW)
+    given = {x.ticket_id: x.operator_id for x in plan.assignments}
+    assert given == {"ja1": "bob", "en1": "ann", "ja2": "bob"}
+
+
+def test_nobody_online_speaking_the_language_leaves_the_ticket_waiting() -> None:
+    ops = [_speaker("ann", ("en",)), _speaker("bob", ("ja",), presence=a.Presence.OFFLINE)]
+    plan = a.plan([_in("ja"), _in("en", tid="en")], ops, _policy(), {}, NOW)
+    assert [(x.ticket_id, x.operator_id) for x in plan.assignments] == [("en", "ann")]
+
+
+def test_a_language_nobody_of_the_inbox_lists_does_not_restrict() -> None:
+    ops = [_speaker("ann", ("en",)), _speaker("bob", ("ja",))]
+    plan = a.plan([_in("de")], ops, _policy(), {}, NOW)
+    assert len(plan.assignments) == 1  # German: nobody could ever match, so anyone takes it
+
+
+def test_an_operator_without_languages_takes_any_and_no_language_restricts_nobody() -> None:
+    ops = [_speaker("ann")]
+    plan = a.plan([_in("ja", tid="ja"), _in("", tid="none")], ops, _policy(), {}, NOW)
+    assert {x.ticket_id for x in plan.assignments} == {"ja", "none"}
+
+
+def test_required_skills_need_every_skill_at_its_minimum_level() -> None:
+    ops = [
+        _speaker("ann", skills={"billing": 2}),
+        _speaker("bob", skills={"billing": 4, "返品": 1}),
+        _speaker("cat", skills={"billing": 5}),
+    ]
+    tickets = [
+        _in(skills=(("Billing", 3), ("返品", 1)), tid="both"),  # names compared case-insensitively
+        _in(skills=(("billing", 5),), tid="expert"),
+        _in(skills=(("legal", 1),), tid="nobody"),
+    ]
+    plan = a.plan(tickets, ops, _policy(), {}, NOW)
+    given = {x.ticket_id: x.operator_id for x in plan.assignments}
+    assert given == {"both": "bob", "expert": "cat"}  # "nobody" waits
+
+
+def test_skills_and_language_together_and_within_tiers() -> None:
+    ops = [
+        _speaker("ann", ("ja",), {"billing": 1}),
+        _speaker("bob", ("ja",), {"billing": 3}),
+        _speaker("cat", ("en",), {"billing": 5}),
+    ]
+    tiers = (a.Tier(("ann",), widen_after_minutes=10), a.Tier(("bob", "cat")))
+    ticket = a.Waiting("t", INBOX, "mail", NOW, language="ja", skills=(("billing", 2),))
+    assert not a.plan([ticket], ops, _policy(tiers=tiers), {}, NOW).assignments  # tier 0: ann
+    later = NOW + timedelta(minutes=10)
+    plan = a.plan([ticket], ops, _policy(tiers=tiers), {}, later)
+    assert [x.operator_id for x in plan.assignments] == ["bob"]
+
+
+def test_the_customer_value_counts_as_minutes_waited() -> None:
+    plain = a.Waiting("plain", INBOX, "mail", NOW - timedelta(minutes=100))
+    valued = a.Waiting("valued", INBOX, "mail", NOW, customer_value=120)
+    assert a.score(plain, NOW) == 160 and a.score(valued, NOW) == 180
+    plan = a.plan([plain, valued], [_op("ann", 1)], _policy(), {}, NOW)
+    assert [x.ticket_id for x in plan.assignments] == ["valued"]

@@ -481,3 +481,128 @@ def test_sla_target_condition_reads_which_target_broke() -> None:
     assert not holds(cond, facts())  # not an SLA trigger: no target
     either = {"field": "sla_target", "operator": "in", "value": ["first_response", "next_response"]}
     assert holds(either, facts(sla_target="next_response"))
+
+
+# -- contact fields, detected language, required skills (issue 18, facts) ----------------
+
+CONTACT = model.ContactFacts(
+    custom={"plan": "ゴールド", "会社規模": "大企業"}, customer_value=1500.0, vip=True
+)
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        (c("contact_field", "equals", "ゴールド", name="plan"), True),
+        (c("contact_field", "contains", "大企", name="会社規模"), True),
+        (c("contact_field", "equals", "gold", name="plan"), False),
+        (c("contact_field", "equals", "", name="absent"), True),  # an absent key reads ""
+        (c("customer_value", "gte", 1000), True),
+        (c("customer_value", "lt", 1000), False),
+        (c("customer_value", "in", [1500, 2000]), True),
+        (c("vip", "equals", True), True),
+        (c("vip", "equals", False), False),
+        (c("language", "equals", "ja"), True),
+        (c("language", "in", ["en", "fr"]), False),
+        (c("language", "in", ["en", "ja"]), True),
+    ],
+)
+def test_contact_fields_and_language(cond: dict[str, Any], expected: bool) -> None:
+    assert holds(cond, facts(contact=CONTACT, language="ja")) is expected
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        c("contact_field", "equals", "", name="plan"),
+        c("customer_value", "gte", 0),
+        c("vip", "equals", False),
+        c("vip", "equals", True),
+    ],
+)
+def test_without_a_contact_no_contact_condition_holds_and_its_negation_does(
+    cond: dict[str, Any],
+) -> None:
+    """A first mail: the sender has no contact yet."""
+    assert not holds(cond, facts(contact=None))
+    assert holds({**cond, "negate": True}, facts(contact=None))
+
+
+def test_a_contact_without_a_customer_value_does_not_compare_it() -> None:
+    plain = model.ContactFacts(custom={}, customer_value=None, vip=False)
+    assert not holds(c("customer_value", "gte", 0), facts(contact=plain))
+    assert holds(c("vip", "equals", False), facts(contact=plain))
+
+
+def test_an_unknown_language_holds_for_nothing_but_its_negation() -> None:
+    assert not holds(c("language", "in", ["ja", "en"]), facts(language=""))
+    assert holds(c("language", "equals", "ja", negate=True), facts(language=""))
+
+
+def test_require_skill_adds_up_keeping_the_higher_level_and_reads_back() -> None:
+    r1 = rule([], [{"type": "require_skill", "value": "Billing", "level": 2}], name="a")
+    r2 = rule(
+        [],
+        [
+            {"type": "require_skill", "value": "billing", "level": 4},
+            {"type": "require_skill", "value": "日本語敬語"},
+        ],
+        name="b",
+    )
+    d = engine.evaluate([r1, r2], facts(), model.NEW_TICKET, lambda c_, a: None).decision
+    assert sorted(d.required_skills.values()) == [("Billing", 4), ("日本語敬語", 1)]
+    assert ("b", "b", "require skill billing (level 4+)") in d.trace
+    assert validate.to_json(r2.definition)["actions"] == [
+        {"type": "require_skill", "value": "billing", "level": 4},
+        {"type": "require_skill", "value": "日本語敬語", "level": 1},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (
+            {"conditions": {"match": "all", "conditions": [c("contact_field", "equals", "x")]}},
+            "conditions.conditions[0].name",
+        ),
+        (
+            {"conditions": {"match": "all", "conditions": [c("vip", "equals", "yes")]}},
+            "conditions.conditions[0].value",
+        ),
+        (
+            {"conditions": {"match": "all", "conditions": [c("customer_value", "gte", "lots")]}},
+            "conditions.conditions[0].value",
+        ),
+        (
+            {"conditions": {"match": "all", "conditions": [c("language", "before", "ja")]}},
+            "conditions.conditions[0].operator",
+        ),
+        (
+            {"conditions": {"match": "all", "conditions": [c("vip", "equals", True, name="x")]}},
+            "conditions.conditions[0].name",
+        ),
+        (
+            {"actions": [{"type": "require_skill", "value": "billing", "level": 6}]},
+            "actions[0].level",
+        ),
+        ({"actions": [{"type": "require_skill", "value": " "}]}, "actions[0].value"),
+        ({"actions": [{"type": "add_label", "value": "x", "level": 2}]}, "actions[0].level"),
+    ],
+)
+def test_bad_facts_conditions_and_skills_name_their_field(raw: dict[str, Any], field: str) -> None:
+    assert _refused(raw) == field
+
+
+def test_only_rules_reading_the_contact_make_intake_ask_for_it() -> None:
+    reads = rule([c("vip", "equals", True)], [{"type": "stop"}])
+    nested = rule(
+        {
+            "match": "any",
+            "conditions": [{"match": "all", "conditions": [c("customer_value", "gt", 1)]}],
+        },
+        [{"type": "stop"}],
+    )
+    plain = rule([c("language", "equals", "ja")], [{"type": "stop"}])
+    off = rule([c("vip", "equals", True)], [{"type": "stop"}], enabled=False)
+    assert engine.needs_contact([plain, reads]) and engine.needs_contact([nested])
+    assert not engine.needs_contact([plain, off])

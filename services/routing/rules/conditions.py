@@ -251,10 +251,34 @@ def _compile_leaf(leaf: Leaf) -> Predicate:
         get = _SINGLE[leaf.field]
         match = _text_matcher(leaf.operator, leaf.value)
         return lambda f, h: match(get(f)) != negate
+    if leaf.field in CONTACT_FIELDS:
+        return _compile_contact_leaf(leaf)
     if FIELDS[leaf.field] is Kind.TEXT_LIST:
         match = _text_matcher(leaf.operator, leaf.value)
         return lambda f, h: any(match(v) for v in _values(leaf, f)) != negate
     return lambda f, h: leaf_holds(leaf, f, h)
+
+
+def _compile_contact_leaf(leaf: Leaf) -> Predicate:
+    """A contact field's leaf: without a contact (or a customer value) it does not hold."""
+    negate = leaf.negate
+    if leaf.field == "contact_field":
+        match, key = _text_matcher(leaf.operator, leaf.value), leaf.name
+        return lambda f, h: (
+            (f.contact is not None and match(f.contact.custom.get(key, ""))) != (negate)
+        )
+    if leaf.field == "vip":
+        want = leaf.value
+        return lambda f, h: (f.contact is not None and f.contact.vip == want) != negate
+    op, value = leaf.operator, leaf.value
+    return lambda f, h: (
+        (
+            f.contact is not None
+            and f.contact.customer_value is not None
+            and _compare(op, f.contact.customer_value, value)
+        )
+        != negate
+    )
 
 
 def _compile(c: Leaf | Group) -> Predicate:
