@@ -8,13 +8,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
-from switchboard.v1 import accounts_pb2, accounts_pb2_grpc, tickets_pb2, tickets_pb2_grpc
+from switchboard.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
+    common_pb2,
+    tickets_pb2,
+    tickets_pb2_grpc,
+)
 
 from services.runtime.errors import Unavailable
 from services.runtime.identity import Identity
 
 CACHE_S = 10.0
-CHUNK = 1000  # items in one tickets.AssignTickets (its most)
+PAGE = 200  # tickets in one page of tickets.ListTickets (its most)
 SYSTEM_NAME = "routing"  # the actor tickets records for an automatic assignment
 
 
@@ -69,7 +75,7 @@ class Peers:
     async def assign_many(
         self, tenant: str, items: Sequence[tickets_pb2.AssignTicketRequest]
     ) -> list[tickets_pb2.AssignTicketResponse]:
-        """Assign (or with assignee_id "" take back) each ticket (at most `CHUNK`) if its
+        """Assign (or with assignee_id "" take back) each ticket (at most 1,000) if its
         assignee is still `expected_assignee_id`, in one call of tickets (one transaction
         there); tickets answers each in order with the ticket as it is either way (no
         `ticket`: it does not exist)."""
@@ -82,3 +88,20 @@ class Peers:
         except grpc.aio.AioRpcError as err:
             raise Unavailable(f"tickets.AssignTickets: {err.code().name}") from None
         return list(resp.results)
+
+    async def open_tickets(self, tenant: str, cursor: str) -> tickets_pb2.ListTicketsResponse:
+        """A page of the tenant's open and pending tickets, every inbox (`cursor` "" : the
+        first; the answer's `next_cursor` "" : the last)."""
+        try:
+            resp: tickets_pb2.ListTicketsResponse = await self._tickets.ListTickets(
+                tickets_pb2.ListTicketsRequest(
+                    statuses=[common_pb2.TICKET_STATUS_OPEN, common_pb2.TICKET_STATUS_PENDING],
+                    page=common_pb2.PageRequest(limit=PAGE, cursor=cursor),
+                    ascending=True,
+                ),
+                metadata=system(tenant).metadata(),
+                timeout=30,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise Unavailable(f"tickets.ListTickets: {err.code().name}") from None
+        return resp

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import heapq
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -243,24 +244,56 @@ def _round_robin(
     return None
 
 
-def _least_loaded(
-    group: Sequence[OperatorState], ticket: Waiting, policy: InboxPolicy, loads: _Loads
-) -> OperatorState | None:
-    """The operator with the fewest open + pending tickets (then fewest of this inbox, then
-    fewest new this hour, then by id) who can take the ticket. The order is compared
-    first: the limits are checked only for an operator who would be better."""
-    best: OperatorState | None = None
-    best_key: tuple[int, int, int, str] | None = None
-    for op in group:
+_Entry = tuple[tuple[int, int, int, str], OperatorState]
+
+
+class _LeastLoaded:
+    """Least loaded's choice: the operator with the fewest open + pending tickets (then
+    fewest of this inbox, then fewest new this hour, then by id) who can take the ticket.
+    Each group of an inbox is a heap by that order, so a choice costs a few heap steps, not
+    a look at every operator: loads only grow while a plan is made, so an entry whose
+    order went stale is pushed back with its order now (the first fresh one on top is the
+    least loaded); an operator at their capacity leaves the heap for good; those who may
+    not take this ticket (a limit of its channel or inbox, taken back from them) are
+    passed over and put back."""
+
+    def __init__(self, loads: _Loads) -> None:
+        self._loads = loads
+        self._heaps: dict[tuple[int, str], list[_Entry]] = {}
+
+    def _order(self, op: OperatorState, inbox: str) -> tuple[int, int, int, str]:
         o = op.operator_id
-        if o in loads.spent:
-            continue
-        key = (loads.totals[o], loads.inboxes[(o, ticket.inbox_id)], loads.new[o], o)
-        if best_key is not None and key >= best_key:
-            continue
-        if can_take(op, ticket, policy, loads):
-            best, best_key = op, key
-    return best
+        loads = self._loads
+        return (loads.totals[o], loads.inboxes[(o, inbox)], loads.new[o], o)
+
+    def pick(
+        self, group: Sequence[OperatorState], ticket: Waiting, policy: InboxPolicy
+    ) -> OperatorState | None:
+        inbox = ticket.inbox_id
+        heap = self._heaps.get((id(group), inbox))
+        if heap is None:
+            heap = [(self._order(op, inbox), op) for op in group]
+            heapq.heapify(heap)
+            self._heaps[(id(group), inbox)] = heap
+        passed: list[_Entry] = []
+        chosen: OperatorState | None = None
+        loads = self._loads
+        while heap:
+            order, op = heap[0]
+            if op.operator_id in loads.spent:
+                heapq.heappop(heap)
+                continue
+            now = self._order(op, inbox)
+            if now != order:
+                heapq.heapreplace(heap, (now, op))
+                continue
+            if can_take(op, ticket, policy, loads):
+                chosen = op
+                break
+            passed.append(heapq.heappop(heap))
+        for entry in passed:
+            heapq.heappush(heap, entry)
+        return chosen
 
 
 # The priority score (RTE-3) of a waiting ticket (services/runtime/priority_score.py): one
@@ -308,6 +341,7 @@ def plan(
     ops = {op.operator_id: op for op in everyone if op.presence is Presence.ONLINE}
     ops = dict(sorted(ops.items()))
     loads = _Loads(ops.values())
+    least = _LeastLoaded(loads)
     groups = _Groups(ops)
     fits = Fits(everyone)
     cursor = dict(cursors)
@@ -325,7 +359,7 @@ def plan(
                 if chosen is not None:
                     cursor[ticket.inbox_id] = chosen.operator_id
             else:
-                chosen = _least_loaded(group, ticket, policy, loads)
+                chosen = least.pick(group, ticket, policy)
             if chosen is None:
                 continue
             loads.add(chosen.operator_id, ticket.inbox_id, ticket.channel)

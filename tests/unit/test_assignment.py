@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given
@@ -417,3 +419,92 @@ def test_the_customer_value_counts_as_minutes_waited() -> None:
     assert a.score(plain, NOW) == 160 and a.score(valued, NOW) == 180
     plan = a.plan([plain, valued], [_op("ann", 1)], _policy(), {}, NOW)
     assert [x.ticket_id for x in plan.assignments] == ["valued"]
+
+
+def _brute_least_loaded(
+    self: Any, group: Any, ticket: a.Waiting, policy: a.InboxPolicy
+) -> a.OperatorState | None:
+    """Least loaded as its definition says: look at everyone, keep the least loaded who
+    can take the ticket."""
+    best: a.OperatorState | None = None
+    best_order: tuple[int, int, int, str] | None = None
+    for op in group:
+        if op.operator_id in self._loads.spent:
+            continue
+        order = self._order(op, ticket.inbox_id)
+        if (best_order is None or order < best_order) and a.can_take(
+            op, ticket, policy, self._loads
+        ):
+            best, best_order = op, order
+    return best
+
+
+@given(
+    ops=st.lists(
+        st.tuples(_limits, _limits, st.integers(0, 3), st.integers(0, 3), st.booleans()),
+        min_size=1,
+        max_size=10,
+    ),
+    tickets=st.lists(
+        st.tuples(
+            st.booleans(),
+            st.sampled_from(["mail", "form"]),
+            st.integers(1, 4),
+            st.integers(0, 30),
+            st.sets(st.integers(0, 9), max_size=3),
+        ),
+        max_size=60,
+    ),
+    inbox_capacity=_limits,
+    mail_capacity=_limits,
+    fairness=st.one_of(st.none(), st.integers(1, 4)),
+    tiered=st.booleans(),
+)
+def test_least_loaded_by_heaps_chooses_as_looking_at_everyone(
+    ops: list[tuple[int | None, int | None, int, int, bool]],
+    tickets: list[tuple[bool, str, int, int, set[int]]],
+    inbox_capacity: int | None,
+    mail_capacity: int | None,
+    fairness: int | None,
+    tiered: bool,
+) -> None:
+    states = [
+        a.OperatorState(
+            f"op{i}",
+            a.Presence.ONLINE,
+            frozenset({INBOX, OTHER_INBOX}) if member else frozenset({OTHER_INBOX}),
+            capacity=capacity,
+            channel_capacity={} if mail is None else {"mail": mail},
+            loads={(INBOX, "mail"): load},
+            new_last_hour=new,
+        )
+        for i, (capacity, mail, load, new, member) in enumerate(ops)
+    ]
+    waiting = [
+        a.Waiting(
+            f"t{i}",
+            INBOX if mine else OTHER_INBOX,
+            channel,
+            NOW - timedelta(minutes=waited),
+            priority,
+            frozenset(f"op{x}" for x in exclude),
+        )
+        for i, (mine, channel, priority, waited, exclude) in enumerate(tickets)
+    ]
+    ids = [s.operator_id for s in states]
+    tiers = (a.Tier(tuple(ids[::2]), 10), a.Tier(tuple(ids[1::2]))) if tiered else ()
+    policies = {
+        inbox: a.InboxPolicy(
+            inbox,
+            a.Strategy.LEAST_LOADED,
+            capacity=inbox_capacity,
+            channel_capacity={} if mail_capacity is None else {"mail": mail_capacity},
+            tiers=tiers if inbox == INBOX else (),
+            max_new_per_hour=fairness,
+        )
+        for inbox in (INBOX, OTHER_INBOX)
+    }
+    fast = a.plan(waiting, states, policies, {}, NOW)
+    with mock.patch.object(a._LeastLoaded, "pick", _brute_least_loaded):
+        slow = a.plan(waiting, states, policies, {}, NOW)
+    assert fast == slow
