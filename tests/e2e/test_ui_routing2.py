@@ -425,9 +425,9 @@ async def test_a_vip_customers_value_raises_the_score_and_a_rule_on_vip_and_lang
         await expect(page.get_by_test_id("rule-form")).to_have_count(0)
         saved = await rule_of(stack, admin, "VIP の日本語")
         assert saved["conditions"]["conditions"] == [
-            {"field": "vip", "operator": "equals", "value": True},
-            {"field": "language", "operator": "equals", "value": "ja"},
-            {"field": "customer_value", "operator": "gte", "value": 100},
+            {"field": "vip", "operator": "equals", "value": True, "negate": False},
+            {"field": "language", "operator": "equals", "value": "ja", "negate": False},
+            {"field": "customer_value", "operator": "gte", "value": 100, "negate": False},
         ]
         assert saved["actions"] == [{"type": "require_skill", "value": "返品", "level": 3}]
         await shot(page, "routing-rule-vip-ja")

@@ -237,30 +237,32 @@ function RuleForm({ rule, lookups, calendars, done }: { rule: Rule | "new"; look
         </div>
         <div className={about(error, "triggers") ? "field bad" : "field"}>
           <span>{t("rf.triggers")}</span>
-          <div className="checks">
-            {TRIGGERS.map((x) => (
-              <label key={x} className="check">
-                <input type="checkbox" checked={r.triggers.includes(x)} onChange={(e) => toggleTrigger(x, e.target.checked)} data-testid={`trigger-${x}`} />
-                {t(`rule.t.${x}` as Key)}
+          <div>
+            <div className="checks">
+              {TRIGGERS.map((x) => (
+                <label key={x} className="check">
+                  <input type="checkbox" checked={r.triggers.includes(x)} onChange={(e) => toggleTrigger(x, e.target.checked)} data-testid={`trigger-${x}`} />
+                  {t(`rule.t.${x}` as Key)}
+                </label>
+              ))}
+            </div>
+            {r.triggers.includes("no_first_reply") && (
+              <label className={about(error, "no_first_reply_minutes") ? "check minutes bad" : "check minutes"}>
+                {t("rule.no_first_reply_within")}
+                <input
+                  type="number"
+                  min={1}
+                  max={525600}
+                  size={6}
+                  value={r.no_first_reply_minutes ?? ""}
+                  onChange={(e) => setR({ ...r, no_first_reply_minutes: e.target.value === "" ? null : Number(e.target.value) })}
+                  data-testid="rule-no-reply-minutes"
+                />
+                {t("rule.minutes")}
               </label>
-            ))}
+            )}
+            {r.triggers.includes("pending_until") && <p className="muted small">{t("rule.pending_until_help")}</p>}
           </div>
-          {r.triggers.includes("no_first_reply") && (
-            <label className={about(error, "no_first_reply_minutes") ? "check bad" : "check"}>
-              {t("rule.no_first_reply_within")}
-              <input
-                type="number"
-                min={1}
-                max={525600}
-                size={6}
-                value={r.no_first_reply_minutes ?? ""}
-                onChange={(e) => setR({ ...r, no_first_reply_minutes: e.target.value === "" ? null : Number(e.target.value) })}
-                data-testid="rule-no-reply-minutes"
-              />
-              {t("rule.minutes")}
-            </label>
-          )}
-          {r.triggers.includes("pending_until") && <p className="muted small">{t("rule.pending_until_help")}</p>}
         </div>
         <div className="field">
           <span>{t("rf.conditions")}</span>

@@ -57,7 +57,7 @@ function SecretBox({ say }: { say: (s: string) => void }) {
     <section className="policy-box" data-testid="webhook-secret">
       <strong>{t("wh.secret")}</strong>
       <p className="small" data-testid="webhook-secret-state">
-        {secret?.configured ? t("wh.secret_hint", { hint: secret.hint ?? "", at: dateTime(secret.created_at) }) : t("wh.secret_none")}
+        {secret?.configured ? t("wh.secret_hint", { hint: (secret.hint ?? "").replace(/^…/, ""), at: dateTime(secret.created_at) }) : t("wh.secret_none")}
       </p>
       {shown && (
         <div className="row gap wrap" data-testid="webhook-secret-once">
