@@ -154,6 +154,8 @@ async def test_a_no_first_reply_rule_is_built_its_missing_minutes_refused_at_the
         # in Japanese
         await page.get_by_test_id("lang").click()
         await expect(line).to_contain_text("45分以内に初回返信なし")
+        # the notice too: it follows the language
+        await expect(page.get_by_test_id("admin-notice")).to_have_text("保存しました。")
         await shot(page, "routing-no-first-reply-ja")
     finally:
         await ctx.close()

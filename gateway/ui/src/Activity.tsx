@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from "react";
 import { api, TimelineEntry } from "./api";
-import { useFormat } from "./format";
+import { languageName, useFormat } from "./format";
 import { DICTS, Key, useI18n } from "./i18n";
 
 // A ticket's activity history (issue 16, item 6): its audit trail (GET
@@ -125,7 +125,7 @@ function routingNote(comment: string, t: (k: Key, v?: Record<string, string | nu
 }
 
 export function ActivityEntry({ entry }: { entry: AuditEntry }) {
-  const { t } = useI18n();
+  const { t, lang } = useI18n();
   const { dateTime } = useFormat();
   const word = (prefix: string, value: string) => {
     const key = `${prefix}${value}`;
@@ -140,6 +140,16 @@ export function ActivityEntry({ entry }: { entry: AuditEntry }) {
     // flags (comma-separated, as tickets writes a list) by their meaning: routing's
     // `assign_by_strategy` reads "assign by the inbox's strategy"
     if (field === "flags") return v.split(", ").map((x) => word("audit.flag.", x)).join(", ");
+    // the skills a rule requires ("billing 3+"), the detected language ("ja") in words
+    if (field === "required_skills")
+      return v
+        .split(", ")
+        .map((x) => {
+          const m = /^(.+) (\d)\+$/s.exec(x);
+          return m ? t("rule.skill_at", { name: m[1], n: m[2] }) : x;
+        })
+        .join(", ");
+    if (field === "language") return languageName(v, lang);
     if (/^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v)) return dateTime(v);
     return v;
   };

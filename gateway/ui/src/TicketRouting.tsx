@@ -1,9 +1,8 @@
 import { useEffect, useState } from "react";
 import { TicketDetail } from "./api";
 import { DateTimeInput } from "./DateTimeInput";
-import { useFormat } from "./format";
+import { languageName, useFormat } from "./format";
 import { useI18n } from "./i18n";
-import { languageName } from "./ruleBuilder";
 import { useNow } from "./Sla";
 
 // What routing knows of a ticket, in its side panel (issue 18, second part): the date a

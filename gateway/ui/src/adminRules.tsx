@@ -5,7 +5,7 @@ import { Dialog } from "./Dialog";
 import { errorText } from "./errors";
 import { useFormat } from "./format";
 import { DICTS, Key, useI18n } from "./i18n";
-import { FormEnd } from "./routingForm";
+import { FormEnd, useNotice } from "./routingForm";
 import { about, Calendar, formError } from "./routingTypes";
 import { Action, actionText, ActionList, Cond, Group, GroupBox, isGroup, Marks, newLeaf, useDescribe } from "./ruleBuilder";
 
@@ -320,7 +320,7 @@ function RulesPage({ lookups }: { lookups: Lookups }) {
   const [rules, setRules] = useState<Rule[] | null>(null);
   const [calendars, setCalendars] = useState<Calendar[]>([]);
   const [editing, setEditing] = useState<Rule | "new" | null>(null);
-  const [notice, setNotice] = useState("");
+  const [notice, setNotice] = useNotice();
   const [removing, setRemoving] = useState<Rule | null>(null);
   const [dragged, setDragged] = useState<number | null>(null);
 
@@ -328,7 +328,7 @@ function RulesPage({ lookups }: { lookups: Lookups }) {
     try {
       setRules((await api.get<{ rules: Rule[] }>("/rules")).rules);
     } catch (e) {
-      setNotice(errorText(e, t));
+      setNotice((t) => errorText(e, t));
     }
   }, [t]);
   useEffect(() => {
@@ -345,9 +345,9 @@ function RulesPage({ lookups }: { lookups: Lookups }) {
     setRules(next);
     try {
       setRules((await api.put<{ rules: Rule[] }>("/rules/order", { rule_ids: next.map((x) => x.id) })).rules);
-      setNotice(t("rule.order_saved"));
+      setNotice((t) => t("rule.order_saved"));
     } catch (e) {
-      setNotice(errorText(e, t));
+      setNotice((t) => errorText(e, t));
       void load();
     }
   };
@@ -355,9 +355,9 @@ function RulesPage({ lookups }: { lookups: Lookups }) {
     setRules((old) => old && old.map((x) => (x.id === r.id ? { ...x, enabled } : x))); // shown at once, read again below
     try {
       await api.put(`/rules/${r.id}`, { ...body(r), enabled, version: r.version });
-      setNotice(t(enabled ? "rule.enabled_now" : "rule.disabled_now", { name: r.name }));
+      setNotice((t) => t(enabled ? "rule.enabled_now" : "rule.disabled_now", { name: r.name }));
     } catch (e) {
-      setNotice(formError(e, t).text);
+      setNotice((t) => formError(e, t).text);
     }
     await load();
   };
@@ -367,7 +367,7 @@ function RulesPage({ lookups }: { lookups: Lookups }) {
       await api.del(`/rules/${r.id}`);
       await load();
     } catch (e) {
-      setNotice(errorText(e, t));
+      setNotice((t) => errorText(e, t));
     }
   };
 
@@ -390,7 +390,7 @@ function RulesPage({ lookups }: { lookups: Lookups }) {
           done={(saved) => {
             setEditing(null);
             if (saved) {
-              setNotice(t("common.saved"));
+              setNotice((t) => t("common.saved"));
               void load();
             }
           }}

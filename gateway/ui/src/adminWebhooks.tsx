@@ -5,6 +5,7 @@ import { Dialog } from "./Dialog";
 import { errorText } from "./errors";
 import { useFormat } from "./format";
 import { Key, useI18n } from "./i18n";
+import { Say, useNotice } from "./routingForm";
 
 // The webhooks of routing rules (issue 18, the action "call the webhook"): the tenant's
 // signing secret — its hint, a new one made on request and shown once, with a copy button
@@ -34,14 +35,14 @@ interface Delivery {
 const STATES = ["dead", "pending", "delivered"] as const;
 type State = (typeof STATES)[number];
 
-function SecretBox({ say }: { say: (s: string) => void }) {
+function SecretBox({ say }: { say: (s: Say) => void }) {
   const { t } = useI18n();
   const { dateTime } = useFormat();
   const [secret, setSecret] = useState<Secret | null>(null);
   const [shown, setShown] = useState("");
   const [asking, setAsking] = useState(false);
   useEffect(() => {
-    api.get<Secret>("/rules/webhook-secret").then(setSecret, (e) => say(errorText(e, t)));
+    api.get<Secret>("/rules/webhook-secret").then(setSecret, (e) => say((t) => errorText(e, t)));
   }, [t, say]);
   const rotate = async () => {
     setAsking(false);
@@ -50,7 +51,7 @@ function SecretBox({ say }: { say: (s: string) => void }) {
       setSecret(s);
       setShown(s.secret ?? "");
     } catch (e) {
-      say(errorText(e, t));
+      say((t) => errorText(e, t));
     }
   };
   return (
@@ -66,7 +67,7 @@ function SecretBox({ say }: { say: (s: string) => void }) {
           <button
             type="button"
             className="small"
-            onClick={() => void navigator.clipboard?.writeText(shown).then(() => say(t("wh.copied")), () => {})}
+            onClick={() => void navigator.clipboard?.writeText(shown).then(() => say((t) => t("wh.copied")), () => {})}
           >
             {t("wh.copy")}
           </button>
@@ -90,7 +91,7 @@ function SecretBox({ say }: { say: (s: string) => void }) {
   );
 }
 
-function Deliveries({ say }: { say: (s: string) => void }) {
+function Deliveries({ say }: { say: (s: Say) => void }) {
   const { t } = useI18n();
   const { dateTime } = useFormat();
   const [state, setState] = useState<State>("dead");
@@ -100,7 +101,7 @@ function Deliveries({ say }: { say: (s: string) => void }) {
       setRows((await api.get<{ deliveries: Delivery[] }>("/rules/webhook-deliveries", { state, limit: 50 })).deliveries);
     } catch (e) {
       setRows([]);
-      say(errorText(e, t));
+      say((t) => errorText(e, t));
     }
   }, [state, t, say]);
   useEffect(() => {
@@ -110,9 +111,9 @@ function Deliveries({ say }: { say: (s: string) => void }) {
   const retry = async (d: Delivery) => {
     try {
       await api.post(`/rules/webhook-deliveries/${d.id}/retry`, undefined);
-      say(t("wh.retried", { url: d.url }));
+      say((t) => t("wh.retried", { url: d.url }));
     } catch (e) {
-      say(errorText(e, t));
+      say((t) => errorText(e, t));
     }
     await load();
   };
@@ -174,7 +175,7 @@ function Deliveries({ say }: { say: (s: string) => void }) {
 
 function WebhooksPage() {
   const { t } = useI18n();
-  const [notice, setNotice] = useState("");
+  const [notice, setNotice] = useNotice();
   return (
     <>
       <h1>{t("wh.title")}</h1>

@@ -111,6 +111,16 @@ export function zoneText(tz: string, at: number = Date.now()): string {
   }
 }
 
+/** A language code in the operator's language ("ja" → 日本語 / Japanese). */
+export function languageName(code: string, lang: string): string {
+  if (!code) return "—";
+  try {
+    return new Intl.DisplayNames([lang], { type: "language" }).of(code) ?? code;
+  } catch {
+    return code;
+  }
+}
+
 /** The formatters bound to the operator's language and time zone. */
 export function useFormat() {
   const { lang, tz } = useI18n();

@@ -1,7 +1,7 @@
-import { useEffect, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { api } from "./api";
 import { errorText } from "./errors";
-import { useI18n } from "./i18n";
+import { T, useI18n } from "./i18n";
 
 // What the routing forms (rules, calendars, SLA policies, assignment, routing profiles)
 // share: a refusal shown beside Save with the field it names, and a document read
@@ -47,4 +47,15 @@ export function useDoc<T>(path: string, loaded?: (doc: T) => void) {
 export function Waiting({ error }: { error: FormErr }) {
   const { t } = useI18n();
   return error ? <p className="error">{error.text}</p> : <p className="muted">{t("list.loading")}</p>;
+}
+
+/** What a notice says, kept as how to say it: a change of language says it anew. */
+export type Say = (t: T) => string;
+
+/** A page's notice (null: none) and its setter. */
+export function useNotice(): [string, (say: Say | null) => void] {
+  const { t } = useI18n();
+  const [say, setSay] = useState<Say | null>(null);
+  const set = useCallback((next: Say | null) => setSay(() => next), []); // stable: effects may depend on it
+  return [say ? say(t) : "", set];
 }

@@ -1,7 +1,7 @@
 import { PRIORITIES, STATUSES } from "./api";
 import { Lookups } from "./adminTypes";
 import { DateTimeInput } from "./DateTimeInput";
-import { useFormat } from "./format";
+import { languageName, useFormat } from "./format";
 import { Key, T, useI18n } from "./i18n";
 import { about, Calendar } from "./routingTypes";
 
@@ -100,15 +100,6 @@ export const SKILL_LEVELS = [1, 2, 3, 4, 5];
 /** The languages offered for the detected-language condition (ISO 639-1). */
 export const LANGUAGES = ["ja", "en", "zh", "ko", "vi", "th", "id", "fr", "de", "es", "pt", "it", "ru"];
 
-/** A language code in the operator's language ("ja" → 日本語 / Japanese). */
-export function languageName(code: string, lang: string): string {
-  if (!code) return "—";
-  try {
-    return new Intl.DisplayNames([lang], { type: "language" }).of(code) ?? code;
-  } catch {
-    return code;
-  }
-}
 
 /** A fresh value of the right type for a field and operator. */
 function blankValue(field: string, op: string): unknown {
