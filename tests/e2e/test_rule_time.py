@@ -1,5 +1,6 @@
 """Rule time triggers and the SLA at intake through the real processes (issue 18): a rule
-on `no_first_reply` acts once on a real ticket nobody answered in time; a rule on
+on `no_first_reply` acts once on a real ticket nobody answered in time (saving it arms
+the tickets already waiting); a rule on
 `pending_until` reopens a pending ticket when its date comes, also after routing
 restarted; a new ticket has its SLA due time from the start (routing computes it inside
 message.routed, with no second sla.changed), and an SLA change reaches the live socket
@@ -80,7 +81,24 @@ def _at(text: str) -> datetime:
 async def test_a_no_first_reply_rule_acts_once_on_a_ticket_nobody_answered(
     stack: Stack,
 ) -> None:
+    """The ticket is there before the rule: saving the rule arms the tickets already
+    waiting."""
     tenant, token = await _admin(stack)
+    ticket = await _mailed_ticket(stack, token, tenant.address)
+    received = _at(ticket["received_at"])
+
+    async def followed() -> bool:  # routing has followed the ticket's creation
+        conn = await _routing(stack)
+        try:
+            n = await conn.fetchval(
+                "SELECT count(*) FROM sla_history WHERE ticket_id = $1", uuid.UUID(ticket["id"])
+            )
+        finally:
+            await conn.close()
+        return bool(n)
+
+    await eventually(followed, timeout=30)
+    assert await _timers(stack, ticket["id"], "no_first_reply") == []
     code, body = await api_call(
         stack,
         token,
@@ -105,8 +123,6 @@ async def test_a_no_first_reply_rule_acts_once_on_a_ticket_nobody_answered(
         },
     )
     assert rule["no_first_reply_minutes"] == 30 and rule["triggers"] == ["no_first_reply"]
-    ticket = await _mailed_ticket(stack, token, tenant.address)
-    received = _at(ticket["received_at"])
 
     [timer] = await eventually(lambda: _timers(stack, ticket["id"], "no_first_reply"), timeout=30)
     assert timer["which"] == "30" and timer["fire_at"] == received + timedelta(minutes=30)
