@@ -1,11 +1,12 @@
 """A routing rule's `auto_reply` action (issue 18): outbound answers `ticket.rule_actions`
 (`outbound__rule_replies`) through the same loop-safe path as the inbox's automatic
-acknowledgement (autoreply.py): never to mail flagged automatic, spam, our own addresses
-or a stranger on someone else's ticket; at most one automatic mail per sender and inbox in
-the inbox's period (24 hours when the inbox has no automatic-reply settings), whichever
-sends first; the mail carries `Auto-Submitted: auto-replied`. Each rule's reply is queued
-once per event (a processed-events key per rule, in the transaction that queues it), so
-two replicas or a redelivery send it once."""
+acknowledgement (autoreply.py): never to mail flagged automatic, spam (or a ticket the
+rules put in the trash), our own addresses or a stranger on someone else's ticket; at
+most one automatic mail per sender and inbox in the inbox's period (24 hours when the
+inbox has no automatic-reply settings), whichever sends first; the mail carries
+`Auto-Submitted: auto-replied`. Each rule's reply is queued once per event (a
+processed-events key per rule, in the transaction that queues it), so two replicas or a
+redelivery send it once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import uuid
 import zoneinfo
 from datetime import timedelta
 
-from switchboard.v1 import events_pb2
+from switchboard.v1 import common_pb2, events_pb2
 
 from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
@@ -41,6 +42,9 @@ class RuleReplies:
         with log.bound(tenant_id=env.tenant_id, ticket_id=ticket.id, message_id=to.message_id):
             if not to.message_id or not to.HasField("mail"):
                 self._log.info("no rule auto-reply: no customer mail to answer")
+                return
+            if ticket.status == common_pb2.TICKET_STATUS_TRASH:  # e.g. a rule's mark_spam
+                self._log.info("no rule auto-reply: the ticket is in the trash")
                 return
             if to.stranger:  # ADR 0009: nothing goes to a stranger on another's ticket
                 self._log.info("no rule auto-reply: the mail's sender is a stranger")

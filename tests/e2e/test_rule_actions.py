@@ -111,7 +111,7 @@ async def test_an_auto_reply_rule_answers_once_through_the_loop_safe_path(
     assert reply.message["Auto-Submitted"] == "auto-replied"
     assert str(reply.message["Subject"]) == f"【返品受付】{subject}"
     assert "Taro Yamada 様" in reply.message.get_body(("plain",)).get_content()
-    assert f"rule 返品受付: send automatic reply (template {tpl})" in await _audit(
+    assert f"rule 返品受付: automatic reply with template {tpl}" in await _audit(
         stack, admin, ticket["id"]
     )
 
@@ -122,11 +122,26 @@ async def test_an_auto_reply_rule_answers_once_through_the_loop_safe_path(
     await asyncio.to_thread(send, stack.smtp_port, robot, [tenant.address])
     robot_ticket = await eventually(lambda: _ticket(stack, admin, robot_subject), timeout=30)
     assert any(
-        c.startswith("rule 返品受付: send automatic reply")
+        c.startswith("rule 返品受付: automatic reply with template")
         for c in await _audit(stack, admin, robot_ticket["id"])
     )
+    # a mail another rule marks as spam: the ticket is in the trash, nothing is sent
+    code, spam_rule, _ = await call(
+        stack, "POST", "/api/v1/rules", _rule("迷惑", "当選", {"type": "mark_spam"}), token=admin
+    )
+    assert code == 201, spam_rule
+    spam_subject = f"返品 当選 {uuid.uuid4().hex[:6]}"
+    spam = make_mail(spam_subject, sender="lucky@spam.example", to=tenant.address)
+    await asyncio.to_thread(send, stack.smtp_port, spam, [tenant.address])
+
+    async def trashed() -> Any:
+        code, body, _ = await call(stack, "GET", "/api/v1/tickets?status=trash", token=admin)
+        return [t for t in body["items"] if t["subject"] == spam_subject]
+
+    await eventually(trashed, timeout=30)
     await asyncio.sleep(2)  # time for a wrong reply to go out, which must not
     assert not smtp_peer.to("robot@other.example")
+    assert not smtp_peer.to("lucky@spam.example")
     code, sends, _ = await call(stack, "GET", "/api/v1/sends?limit=200", token=admin)
     assert [s["ticket_id"] for s in sends["items"] if s["kind"] == "auto_reply"] == [ticket["id"]]
     assert len(await answered()) == 1

@@ -124,7 +124,7 @@ def test_the_engine_records_each_outside_action_with_its_rule_and_the_audit_word
         "call webhook https://a.example/",
         "add label x",
         "notify role:supervisor: 見て",
-        f"send automatic reply (template {TPL})",
+        f"automatic reply with template {TPL}",
     ]
     pb = rules_facts.decision_pb(decision, "new_ticket")
     assert pb.trigger == "new_ticket"

@@ -23,7 +23,7 @@ def describe(action: Action) -> str:
         "move_to_trash": "move to trash",
         "require_approval": f"require approval (label {v})",
         "stop": "stop further rules",
-        "auto_reply": f"send automatic reply (template {v})",
+        "auto_reply": f"automatic reply with template {v}",
         "notify": f"notify {', '.join(action.to)}: {v}",
         "webhook": f"call webhook {v}",
         "require_skill": f"require skill {v} (level {action.level}+)",
