@@ -39,9 +39,10 @@ async def main() -> int:
     async def thread_of(
         env: events_pb2.EventEnvelope, received: events_pb2.MessageReceived
     ) -> tickets_pb2.ResolveThreadResponse:
-        with_contact = await rules.wants_contact(env.tenant_id, received)
         """Ask tickets (which owns the index of Message-IDs) where a mail belongs; while
-        tickets is away the event is retried later, never routed blind."""
+        tickets is away the event is retried later, never routed blind. With the sender's
+        contact when a rule of the inbox reads one."""
+        with_contact = await rules.wants_contact(env.tenant_id, received)
         md = Identity(tenant_id=env.tenant_id, correlation_id=env.correlation_id).metadata()
         try:
             resp: tickets_pb2.ResolveThreadResponse = await tickets.ResolveThread(
