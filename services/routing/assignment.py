@@ -253,9 +253,9 @@ class _LeastLoaded:
     Each group of an inbox is a heap by that order, so a choice costs a few heap steps, not
     a look at every operator: loads only grow while a plan is made, so an entry whose
     order went stale is pushed back with its order now (the first fresh one on top is the
-    least loaded); an operator at their capacity leaves the heap for good; those who may
-    not take this ticket (a limit of its channel or inbox, taken back from them) are
-    passed over and put back."""
+    least loaded); an operator at their capacity or not online leaves the heap for good;
+    those who may not take this ticket (a limit of its channel or inbox, taken back from
+    them) are passed over and put back."""
 
     def __init__(self, loads: _Loads) -> None:
         self._loads = loads
@@ -280,7 +280,7 @@ class _LeastLoaded:
         loads = self._loads
         while heap:
             order, op = heap[0]
-            if op.operator_id in loads.spent:
+            if op.operator_id in loads.spent or op.presence is not Presence.ONLINE:
                 heapq.heappop(heap)
                 continue
             now = self._order(op, inbox)

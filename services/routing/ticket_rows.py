@@ -5,7 +5,6 @@ loads, tickets due to be taken back). Scoped by tenant; answers are frozen datac
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -18,7 +17,7 @@ import asyncpg
 from services.runtime.priority_score import CUSTOMER_VALUE_MAX
 
 from .assignment import PRIORITY_POINTS, Waiting
-from .ticket_state import Applied, Incoming, LoadKey, Row, TicketState, load_moves, merged
+from .ticket_state import Applied, Incoming, LoadKey, Row, TicketState, merged
 
 
 def uuid_of(value: str) -> uuid.UUID:
@@ -60,10 +59,32 @@ def _skills_json(skills: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
     return [{"name": n, "min_level": lv} for n, lv in skills]
 
 
-_ROW_COLUMNS = (
-    "ticket_id, inbox_id, channel, status, assignee_id, priority, waiting_since, version,"
-    " by_strategy, assigned_at, replied, excluded, handed, language, required_skills,"
-    " customer_value"
+# the columns a row's state writes, after tenant_id and ticket_id, in `_args` order
+_COLUMNS = (
+    "inbox_id",
+    "channel",
+    "status",
+    "assignee_id",
+    "priority",
+    "waiting_since",
+    "version",
+    "by_strategy",
+    "assigned_at",
+    "replied",
+    "excluded",
+    "handed",
+    "language",
+    "required_skills",
+    "customer_value",
+)
+_INSERT = (
+    f"INSERT INTO assign_tickets (tenant_id, ticket_id, {', '.join(_COLUMNS)}) VALUES "
+    f"({', '.join(f'${i + 1}' for i in range(len(_COLUMNS) + 2))})"
+)
+_UPDATE = (
+    "UPDATE assign_tickets SET "
+    + ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(_COLUMNS))
+    + " WHERE tenant_id = $1 AND ticket_id = $2"
 )
 
 
@@ -101,17 +122,6 @@ def _args(t: uuid.UUID, row: Row) -> tuple[Any, ...]:
     )
 
 
-def _columns(rows: Sequence[Row]) -> list[list[Any]]:
-    """The rows' values column by column (in `_ROW_COLUMNS` order) for unnest; the
-    excluded operators of each as one comma-separated text, the required skills as JSON
-    text."""
-    values = [_args(uuid.UUID(int=0), row)[1:] for row in rows]
-    columns = [list(c) for c in zip(*values, strict=True)]
-    columns[11] = [",".join(str(x) for x in ex) for ex in columns[11]]
-    columns[14] = [json.dumps(x) for x in columns[14]]
-    return columns
-
-
 class TicketRows:
     async def apply_state(self, conn: asyncpg.Connection, tenant: str, inc: Incoming) -> Applied:
         """`apply_states` for one ticket."""
@@ -122,7 +132,9 @@ class TicketRows:
     ) -> list[Applied]:
         """Take tickets' states into their rows (each unless its row is newer:
         `ticket_state.merged`) and move the load counters with them, in the caller's
-        transaction, in a few statements whatever their number. Each ticket at most once."""
+        transaction, in a few statements whatever their number. Each ticket at most once.
+        The caller holds the tenant's assignment lock (`AssignRepo.lock_tenant`), as every
+        writer of these rows does, so no other transaction inserts one meanwhile."""
         if not incoming:
             return []
         t = _u(tenant)
@@ -149,47 +161,9 @@ class TicketRows:
             for key, delta in m.moves:
                 moves[key] += delta
         if inserts:
-            taken = await conn.fetch(
-                f"INSERT INTO assign_tickets (tenant_id, {_ROW_COLUMNS})"
-                " SELECT $1::uuid, v.ticket_id, v.inbox_id, v.channel, v.status, v.assignee_id,"
-                " v.priority, v.waiting_since, v.version, v.by_strategy, v.assigned_at,"
-                " v.replied, coalesce(string_to_array(nullif(v.excluded, ''), ',')::uuid[], '{}'),"
-                " v.handed, v.language, v.required_skills::jsonb, v.customer_value"
-                " FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[],"
-                " $6::uuid[], $7::int[], $8::timestamptz[], $9::timestamptz[], $10::bool[],"
-                " $11::timestamptz[], $12::bool[], $13::text[], $14::bool[], $15::text[],"
-                " $16::text[], $17::bigint[]) AS v(ticket_id,"
-                " inbox_id, channel, status, assignee_id, priority, waiting_since, version,"
-                " by_strategy, assigned_at, replied, excluded, handed, language,"
-                " required_skills, customer_value)"
-                " ON CONFLICT DO NOTHING RETURNING ticket_id",
-                t,
-                *_columns(inserts),
-            )
-            kept = {str(r["ticket_id"]) for r in taken}
-            again = [
-                i
-                for i in incoming
-                if i.state.ticket_id not in rows and i.state.ticket_id not in kept
-            ]
-            for row in inserts:
-                if row.state.ticket_id not in kept:  # another replica inserted it meanwhile
-                    for key, delta in load_moves(None, row.state):
-                        moves[key] -= delta
-            if again:  # apply on top of what the other replica inserted
-                for inc, applied in zip(
-                    again, await self.apply_states(conn, tenant, again), strict=True
-                ):
-                    out[inc.state.ticket_id] = applied
+            await conn.executemany(_INSERT, [_args(t, row) for row in inserts])
         if updates:
-            await conn.executemany(
-                "UPDATE assign_tickets SET inbox_id = $3, channel = $4, status = $5,"
-                " assignee_id = $6, priority = $7, waiting_since = $8, version = $9,"
-                " by_strategy = $10, assigned_at = $11, replied = $12, excluded = $13,"
-                " handed = $14, language = $15, required_skills = $16, customer_value = $17"
-                " WHERE tenant_id = $1 AND ticket_id = $2",
-                [_args(t, row) for row in updates],
-            )
+            await conn.executemany(_UPDATE, [_args(t, row) for row in updates])
         await self._move(conn, t, [(k, d) for k, d in moves.items() if d])
         return [out[i.state.ticket_id] for i in incoming]
 
