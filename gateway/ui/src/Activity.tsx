@@ -96,7 +96,7 @@ const RULE_ACTIONS: [RegExp, Key, string?][] = [
   [/^require approval \(label (.*)\)$/s, "rule.a.require_approval"],
   [/^stop further rules$/, "rule.a.stop"],
   // issue 18, second part (the template and the recipients by id: not worth showing)
-  [/^send automatic reply \(template [^)]*\)$/, "rule.a.auto_reply"],
+  [/^(?:send )?automatic reply (?:\(template [^)]*\)|with template \S+)$/, "rule.a.auto_reply"],
   [/^notify (?:(?:operator:[0-9a-f-]+|inbox_members|role:[^,:]+)(?:, )?)+: (.*)$/s, "rule.a.notify"],
   [/^call webhook (.*)$/s, "rule.a.webhook"],
 ];
