@@ -453,8 +453,17 @@ async def test_another_operators_presence_changes_on_the_administrators_screen_l
         await expect(line).to_contain_text("Offline")
         agent_ctx, agent = await present(stack, browser, aiko)
         await expect(line).to_contain_text("Online")
+        # her second tab follows her choice in the first
+        other_tab = await agent_ctx.new_page()
+        await other_tab.goto(f"{stack.gateway_url}/")
+        await expect(other_tab.get_by_test_id("presence-select")).to_have_value("online")
+        await expect(other_tab.get_by_test_id("live-state")).to_have_class("live up")
         await agent.get_by_test_id("presence-select").select_option("away")
         await expect(line).to_contain_text("Away")
+        await expect(other_tab.get_by_test_id("presence-select")).to_have_value("away")
+        await expect(other_tab.get_by_test_id("presence")).to_have_attribute(
+            "data-effective", "away"
+        )
     finally:
         await ctx.close()
         if agent_ctx is not None:

@@ -193,7 +193,7 @@ export function App() {
             {liveUp ? i18n.t("nav.live") : i18n.t("nav.offline")}
           </span>
           <span className="spacer" />
-          <PresenceSwitch />
+          <PresenceSwitch me={session?.me.id ?? ""} />
           <button className="link" title={i18n.t("keys.help")} onClick={() => setHelp(true)} data-testid="keys">
             {i18n.t("keys.title")} (?)
           </button>

@@ -9,7 +9,8 @@ import { live } from "./live";
 // automatically, so while this page is open and "online" is chosen it repeats the choice
 // every HEARTBEAT_MS as the heartbeat the server asks for: an online presence nobody
 // repeats for 90 s lapses to offline (a closed laptop receives nothing). Read again after
-// a reconnect of the live socket (the server may have let it lapse meanwhile).
+// a reconnect of the live socket (the server may have let it lapse meanwhile), and taken
+// from the live `presence.changed` push of one's own change made elsewhere (another tab).
 
 const HEARTBEAT_MS = 30_000;
 const STATES = ["online", "away", "offline"] as const;
@@ -19,9 +20,10 @@ interface Presence {
   status: State;
   effective: State;
   expires_at: string | null;
+  updated_at?: string;
 }
 
-export function PresenceSwitch() {
+export function PresenceSwitch({ me }: { me: string }) {
   const { t } = useI18n();
   const [p, setP] = useState<Presence | null>(null);
   const [error, setError] = useState("");
@@ -29,11 +31,17 @@ export function PresenceSwitch() {
   // still on its way never lands after a later "away" and undoes it
   const writes = useRef<Promise<unknown>>(Promise.resolve());
   const chosen = useRef<State | null>(null);
+  // when the presence shown was set: a push of it (or of an older one) changes nothing
+  const shownAt = useRef("");
+  const show = (x: Presence) => {
+    shownAt.current = x.updated_at ?? shownAt.current;
+    setP(x);
+  };
   const write = (status: State, only?: () => boolean) => {
     const next = writes.current.then(async () => {
       if (only && !only()) return;
       try {
-        setP(await api.put<Presence>("/me/presence", { status }));
+        show(await api.put<Presence>("/me/presence", { status }));
         setError("");
       } catch (e) {
         setError(errorText(e, t));
@@ -47,11 +55,22 @@ export function PresenceSwitch() {
     const read = () =>
       api
         .get<Presence>("/me/presence")
-        .then(setP)
+        .then(show)
         .catch(() => {});
     void read();
-    return live.onState((up) => up && void read());
-  }, []);
+    const offState = live.onState((up) => up && void read());
+    const off = live.on((e) => {
+      const p = e.operator as (Presence & { operator_id: string }) | undefined;
+      if (e.type !== "presence.changed" || !p || p.operator_id !== me) return;
+      if (p.updated_at && shownAt.current && Date.parse(p.updated_at) <= Date.parse(shownAt.current)) return;
+      chosen.current = p.status;
+      show(p);
+    });
+    return () => {
+      offState();
+      off();
+    };
+  }, [me]);
 
   // the heartbeat: repeats "online" while it is the choice (also revives a lapsed one)
   const online = p?.status === "online";
