@@ -336,13 +336,11 @@ class SlaRepo:
 
     async def running_tickets(self, conn: Conn, tenant: str, after: str, limit: int) -> list[str]:
         """Tickets whose SLA may change with a policy or calendar (not closed), by id —
-        those tickets announced (a row routing noted for a mail it routed but that was
-        never filed has no history)."""
+        also a new ticket routing noted while routing its mail whose ticket.created it has
+        not followed yet (its recompute then waits for that event's transaction)."""
         rows = await conn.fetch(
-            "SELECT ticket_id FROM sla_tickets t WHERE tenant_id = $1 AND ticket_id > $2 "
+            "SELECT ticket_id FROM sla_tickets WHERE tenant_id = $1 AND ticket_id > $2 "
             "AND status NOT IN ('resolved', 'no_action', 'trash', 'merged') "
-            "AND EXISTS (SELECT 1 FROM sla_history h WHERE h.tenant_id = t.tenant_id "
-            "AND h.ticket_id = t.ticket_id) "
             "ORDER BY ticket_id LIMIT $3",
             _t(tenant),
             uuid.UUID(after) if after else uuid.UUID(int=0),
