@@ -138,6 +138,10 @@ class ContactsApi:
             await self._contact(ident, source, "source_contact_id", conn)
             now = d.clock.now()
             await d.contacts.merge(conn, ident.tenant_id, target, source, now)
+            merged = await d.contacts.get(conn, ident.tenant_id, target)
+            if merged is not None:  # the source's tickets take the merged customer value
+                value = merged.customer_value if merged.HasField("customer_value") else None
+                await ticket_facts.follow_customer_value(d, conn, ident, target, value, now)
             for contact_id, action, into in ((source, "merged", target), (target, "updated", None)):
                 await d.outbox.add(
                     conn,

@@ -509,12 +509,6 @@ class ContactsRepo:
             source["vip"],
         )
         await conn.execute(
-            "UPDATE tickets t SET customer_value = c.customer_value FROM contacts c"
-            " WHERE t.tenant_id = $1 AND t.contact_id = $2 AND c.tenant_id = $1 AND c.id = $2",
-            tenant,
-            target_id,
-        )
-        await conn.execute(
             "UPDATE contacts SET merged_into = $3, updated_at = $4 "
             "WHERE tenant_id = $1 AND id = $2",
             tenant,

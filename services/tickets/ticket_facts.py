@@ -58,9 +58,10 @@ async def follow_customer_value(
     value: int | None,
     now: datetime,
 ) -> None:
-    """A contact's customer value changed: its tickets keep the new one (their priority
-    score moves with it), and those still open or pending are announced (ticket.updated),
-    so routing's assigner and the operators' lists follow."""
+    """A contact's customer value changed (an edit, or a merge that brought tickets with
+    another value): its tickets keep the new one (their priority score moves with it), and
+    those still open or pending are announced (ticket.updated), so routing's assigner and
+    the operators' lists follow."""
     rows = await conn.fetch(
         "UPDATE tickets SET customer_value = $3,"
         " updated_at = CASE WHEN status IN ('open', 'pending') THEN $4 ELSE updated_at END"

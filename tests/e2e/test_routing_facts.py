@@ -228,3 +228,24 @@ async def test_bad_contact_conditions_are_refused_naming_the_field(stack: Stack)
     assert code == 400 and body["error"]["field"] == "actions[0].level", body
     code, rules = await api_get(stack, token, "/api/v1/rules")
     assert code == 200 and rules["rules"] == []
+
+
+async def test_a_merge_brings_the_customer_value_to_the_sources_tickets(stack: Stack) -> None:
+    tenant, token = await _admin(stack)
+    valued = await _mail(stack, token, tenant, "Order", sender="a@valued.example", body=ENGLISH)
+    plain = await _mail(stack, token, tenant, "Order", sender="b@plain.example", body=ENGLISH)
+    target = f"/api/v1/contacts/{valued['contact_id']}"
+    code, body = await api_call(stack, token, "PATCH", target, {"customer_value": 300})
+    assert code == 200, body
+    code, body = await api_call(
+        stack, token, "POST", f"{target}/merge", {"source_id": plain["contact_id"]}
+    )
+    assert code == 200 and body["customer_value"] == 300, body
+
+    async def moved() -> Any:
+        code, t = await api_get(stack, token, f"/api/v1/tickets/{plain['id']}")
+        return t if code == 200 and t["customer_value"] == 300 else None
+
+    ticket = await eventually(moved)
+    assert ticket["contact_id"] == valued["contact_id"]
+    assert ticket["priority_score"] >= 360  # normal 60 + 300

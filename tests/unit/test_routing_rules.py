@@ -587,6 +587,14 @@ def test_require_skill_adds_up_keeping_the_higher_level_and_reads_back() -> None
         ),
         ({"actions": [{"type": "require_skill", "value": " "}]}, "actions[0].value"),
         ({"actions": [{"type": "add_label", "value": "x", "level": 2}]}, "actions[0].level"),
+        (
+            {"conditions": {"match": "all", "conditions": [c("language", "in", ["ja", "日本語"])]}},
+            "conditions.conditions[0].value[1]",
+        ),
+        (
+            {"conditions": {"match": "all", "conditions": [c("language", "equals", "english")]}},
+            "conditions.conditions[0].value",
+        ),
     ],
 )
 def test_bad_facts_conditions_and_skills_name_their_field(raw: dict[str, Any], field: str) -> None:

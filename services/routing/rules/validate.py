@@ -163,13 +163,19 @@ def _leaf(raw: Mapping[str, Any], path: str) -> Leaf:
     negate = raw.get("negate", False)
     if not isinstance(negate, bool):
         raise _fail("must be true or false", f"{path}.negate")
-    return Leaf(
-        field=str(name),
-        operator=str(operator),
-        value=_value(kind, str(operator), raw["value"], f"{path}.value"),
-        name=header,
-        negate=negate,
-    )
+    value = _value(kind, str(operator), raw["value"], f"{path}.value")
+    if name == "language" and operator in ("equals", "in"):
+        _language_codes(value, f"{path}.value")
+    return Leaf(field=str(name), operator=str(operator), value=value, name=header, negate=negate)
+
+
+def _language_codes(value: Any, field: str) -> None:
+    """A language condition compares ISO 639-1 codes ("ja", "en"; "" is unknown)."""
+    for i, code in enumerate(value if isinstance(value, tuple) else (value,)):
+        code = str(code)
+        if code and not (len(code) == 2 and code.isascii() and code.isalpha()):
+            at = f"{field}[{i}]" if isinstance(value, tuple) else field
+            raise _fail(f"{code!r} is not an ISO 639-1 code such as ja or en", at)
 
 
 class _Counter:
