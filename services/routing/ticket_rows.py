@@ -46,30 +46,50 @@ def _state(r: asyncpg.Record) -> TicketState:
     )
 
 
-# the columns a row's state writes, after tenant_id and ticket_id, in `_args` order
+# the columns a row's state writes, after ticket_id, in `_args` order: (name, the type of
+# its unnest array, the value from the unnest row `v`); a row's excluded operators travel
+# as one comma-separated text (an array of arrays does not unnest into rows)
 _COLUMNS = (
-    "inbox_id",
-    "channel",
-    "status",
-    "assignee_id",
-    "priority",
-    "waiting_since",
-    "version",
-    "by_strategy",
-    "assigned_at",
-    "replied",
-    "excluded",
-    "handed",
+    ("inbox_id", "uuid", "v.inbox_id"),
+    ("channel", "text", "v.channel"),
+    ("status", "text", "v.status"),
+    ("assignee_id", "uuid", "v.assignee_id"),
+    ("priority", "int", "v.priority"),
+    ("waiting_since", "timestamptz", "v.waiting_since"),
+    ("version", "timestamptz", "v.version"),
+    ("by_strategy", "bool", "v.by_strategy"),
+    ("assigned_at", "timestamptz", "v.assigned_at"),
+    ("replied", "bool", "v.replied"),
+    ("excluded", "text", "coalesce(string_to_array(nullif(v.excluded, ''), ',')::uuid[], '{}')"),
+    ("handed", "bool", "v.handed"),
+)
+_ROWS = (
+    "unnest($2::uuid[], "
+    + ", ".join(f"${i + 3}::{t}[]" for i, (_, t, _) in enumerate(_COLUMNS))
+    + ") AS v(ticket_id, "
+    + ", ".join(c for c, _, _ in _COLUMNS)
+    + ")"
 )
 _INSERT = (
-    f"INSERT INTO assign_tickets (tenant_id, ticket_id, {', '.join(_COLUMNS)}) VALUES "
-    f"({', '.join(f'${i + 1}' for i in range(len(_COLUMNS) + 2))})"
+    "INSERT INTO assign_tickets (tenant_id, ticket_id, "
+    + ", ".join(c for c, _, _ in _COLUMNS)
+    + ") SELECT $1::uuid, v.ticket_id, "
+    + ", ".join(e for _, _, e in _COLUMNS)
+    + f" FROM {_ROWS}"
 )
 _UPDATE = (
-    "UPDATE assign_tickets SET "
-    + ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(_COLUMNS))
-    + " WHERE tenant_id = $1 AND ticket_id = $2"
+    "UPDATE assign_tickets t SET "
+    + ", ".join(f"{c} = {e}" for c, _, e in _COLUMNS)
+    + f" FROM {_ROWS} WHERE t.tenant_id = $1 AND t.ticket_id = v.ticket_id"
 )
+
+
+def _unnest(rows: Sequence[Row]) -> list[list[Any]]:
+    """The rows' values column by column (ticket_id first, then `_COLUMNS`)."""
+    columns = [list(c) for c in zip(*(_args(row) for row in rows), strict=True)]
+    excluded = 1 + [c for c, _, _ in _COLUMNS].index("excluded")
+    columns[excluded] = [",".join(str(x) for x in ex) for ex in columns[excluded]]
+    return columns
 
 
 def _row(r: asyncpg.Record) -> Row:
@@ -83,10 +103,9 @@ def _row(r: asyncpg.Record) -> Row:
     )
 
 
-def _args(t: uuid.UUID, row: Row) -> tuple[Any, ...]:
+def _args(row: Row) -> tuple[Any, ...]:
     s = row.state
     return (
-        t,
         _u(s.ticket_id),
         _u(s.inbox_id),
         s.channel,
@@ -98,7 +117,7 @@ def _args(t: uuid.UUID, row: Row) -> tuple[Any, ...]:
         row.by_strategy,
         row.assigned_at,
         row.replied,
-        [_u(x) for x in row.excluded],
+        list(row.excluded),
         s.handed,
     )
 
@@ -142,9 +161,9 @@ class TicketRows:
             for key, delta in m.moves:
                 moves[key] += delta
         if inserts:
-            await conn.executemany(_INSERT, [_args(t, row) for row in inserts])
+            await conn.execute(_INSERT, t, *_unnest(inserts))
         if updates:
-            await conn.executemany(_UPDATE, [_args(t, row) for row in updates])
+            await conn.execute(_UPDATE, t, *_unnest(updates))
         await self._move(conn, t, [(k, d) for k, d in moves.items() if d])
         return [out[i.state.ticket_id] for i in incoming]
 
