@@ -226,20 +226,16 @@ class AssignRepo(TicketRows):
         """What the assigner gave whom (fairness: at most K an hour)."""
         if not given:
             return
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO assign_log (tenant_id, operator_id, ticket_id, inbox_id, at, strategy)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
-            [
-                (
-                    _u(tenant),
-                    _u(a.operator_id),
-                    _u(a.ticket_id),
-                    _u(a.inbox_id),
-                    now,
-                    a.strategy.value,
-                )
-                for a in given
-            ],
+            " SELECT $1, o, t, i, $2, s"
+            " FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[]) AS v(o, t, i, s)",
+            _u(tenant),
+            now,
+            [_u(a.operator_id) for a in given],
+            [_u(a.ticket_id) for a in given],
+            [_u(a.inbox_id) for a in given],
+            [a.strategy.value for a in given],
         )
 
     async def new_since(

@@ -20,6 +20,8 @@ replica runs them; the lock makes the second wait and find nothing left to do.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime
 
 import asyncpg
@@ -69,12 +71,14 @@ class Assigner(PeriodicTask):
 
     async def run_tenant(self, tenant: str) -> bool:
         """One pass; True when a full batch was planned (more may be waiting)."""
+        took = _Stopwatch()
         members = await self._peers.members(tenant)
         carried = self._unapplied.pop(tenant, [])
         answers: list[Incoming] = []  # what tickets did in this pass
         try:
             async with self._db.transaction() as conn:
                 await self._repo.lock_tenant(conn, tenant)
+                took.lap("lock_ms")
                 await self._repo.apply_states(conn, tenant, carried)
                 now = self._clock.now()
                 await self._take_back(conn, tenant, now, answers)
@@ -86,18 +90,23 @@ class Assigner(PeriodicTask):
                 if not waiting:
                     return False
                 operators = await self._operators(conn, tenant, members, now)
+                took.lap("read_ms")
                 policies = {inbox: s.policy for inbox, s in stored.items()}
                 cursors = {inbox: s.cursor for inbox, s in stored.items() if s.cursor}
                 plan = assignment.plan(waiting, operators, policies, cursors, now)
-                done = await self._assign(conn, tenant, plan.assignments, now, answers)
+                took.lap("plan_ms")
+                done = await self._assign(conn, tenant, plan.assignments, now, answers, took)
                 await self._repo.save_cursors(conn, tenant, plan.cursors)
+            took.lap("commit_ms")
         except BaseException:
             # tickets did these, routing's rows do not show them: the next pass applies
             # them first, so that the loads it plans with are not too low
             self._unapplied[tenant] = _latest([*carried, *answers])
             raise
         if done:
-            self._log.info("tickets assigned", assigned=done, waiting=len(waiting) - done)
+            self._log.info(
+                "tickets assigned", assigned=done, waiting=len(waiting) - done, **took.laps
+            )
         return len(waiting) == BATCH and done > 0
 
     async def _operators(
@@ -140,40 +149,52 @@ class Assigner(PeriodicTask):
         planned: tuple[Assignment, ...],
         now: datetime,
         answers: list[Incoming],
+        took: _Stopwatch,
     ) -> int:
         """Ask tickets for the planned assignments (`CHUNK` in one call, one transaction
-        there) and take each chunk's answers into routing's rows and loads at once. A call
-        that fails leaves the rest waiting for a later pass (if tickets did assign, its
-        ticket.assigned events bring the rows up to date)."""
+        there; the calls at once: disjoint tickets, each chunk locked in id order) and take
+        each chunk's answers into routing's rows and loads as they come. A call that fails
+        leaves its chunk waiting for a later pass (if tickets did assign, the ticket.assigned
+        events bring the rows up to date). Every answer is in `answers` before this
+        returns or raises (the caller keeps them should its transaction fail)."""
         done = 0
-        for start in range(0, len(planned), CHUNK):
-            chunk = planned[start : start + CHUNK]
-            items = [
-                tickets_pb2.AssignTicketRequest(
-                    ticket_id=a.ticket_id,
-                    assignee_id=a.operator_id,
-                    comment=assignment.strategy_label(a.strategy),
-                )
-                for a in chunk
-            ]
-            try:
-                results = await self._peers.assign_many(tenant, items)
-            except Unavailable as err:
-                self._log.warning("assignment failed", tickets=len(chunk), reason=str(err))
-                break
-            given: list[Assignment] = []
-            incoming: list[Incoming] = []
-            for a, answer in zip(chunk, results, strict=True):
-                if not answer.HasField("ticket"):
-                    continue
-                incoming.append(Incoming(state_of(answer.ticket), by_strategy=answer.assigned))
-                if answer.assigned:
-                    given.append(a)
-            answers.extend(incoming)
-            await self._repo.apply_states(conn, tenant, incoming)
-            await self._repo.log_assignments(conn, tenant, given, now)
-            done += len(given)
+        chunks = [planned[i : i + CHUNK] for i in range(0, len(planned), CHUNK)]
+        calls = [asyncio.ensure_future(self._ask(tenant, chunk)) for chunk in chunks]
+        pending = list(zip(chunks, calls, strict=True))
+        try:
+            while pending:
+                chunk, call = pending.pop(0)
+                incoming, given = _answers(chunk, await call)
+                took.lap("tickets_ms")
+                answers.extend(incoming)
+                await self._repo.apply_states(conn, tenant, incoming)
+                await self._repo.log_assignments(conn, tenant, given, now)
+                took.lap("apply_ms")
+                done += len(given)
+        except BaseException:
+            for chunk, call in pending:  # what tickets did all the same
+                answers.extend(_answers(chunk, await call)[0])
+            raise
         return done
+
+    async def _ask(
+        self, tenant: str, chunk: tuple[Assignment, ...]
+    ) -> list[tickets_pb2.AssignTicketResponse] | None:
+        """tickets' answers to a chunk of planned assignments; None when it failed (the
+        chunk's tickets wait for a later pass)."""
+        items = [
+            tickets_pb2.AssignTicketRequest(
+                ticket_id=a.ticket_id,
+                assignee_id=a.operator_id,
+                comment=assignment.strategy_label(a.strategy),
+            )
+            for a in chunk
+        ]
+        try:
+            return await self._peers.assign_many(tenant, items)
+        except Unavailable as err:
+            self._log.warning("assignment failed", tickets=len(chunk), reason=str(err))
+            return None
 
     async def _take_back(
         self, conn: asyncpg.Connection, tenant: str, now: datetime, answers: list[Incoming]
@@ -208,6 +229,21 @@ class Assigner(PeriodicTask):
             self._log.info("tickets taken back: no first reply", tickets=taken)
 
 
+def _answers(
+    chunk: tuple[Assignment, ...], results: list[tickets_pb2.AssignTicketResponse] | None
+) -> tuple[list[Incoming], list[Assignment]]:
+    """tickets' answers as routing's incoming states, and the assignments it made."""
+    incoming: list[Incoming] = []
+    given: list[Assignment] = []
+    for a, answer in zip(chunk, results or (), strict=False):
+        if not answer.HasField("ticket"):
+            continue
+        incoming.append(Incoming(state_of(answer.ticket), by_strategy=answer.assigned))
+        if answer.assigned:
+            given.append(a)
+    return incoming, given
+
+
 def _latest(answers: list[Incoming]) -> list[Incoming]:
     """One answer per ticket, the newest."""
     out: dict[str, Incoming] = {}
@@ -216,3 +252,17 @@ def _latest(answers: list[Incoming]) -> list[Incoming]:
         if seen is None or inc.state.version >= seen.state.version:
             out[inc.state.ticket_id] = inc
     return list(out.values())
+
+
+class _Stopwatch:
+    """Where a pass's time went, in milliseconds per phase (summed over chunks), for its
+    log line."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._at = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + (now - self._at) * 1000, 1)
+        self._at = now

@@ -5,6 +5,7 @@ loads, tickets due to be taken back). Scoped by tenant; answers are frozen datac
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -59,33 +60,56 @@ def _skills_json(skills: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
     return [{"name": n, "min_level": lv} for n, lv in skills]
 
 
-# the columns a row's state writes, after tenant_id and ticket_id, in `_args` order
+# the columns a row's state writes, after ticket_id, in `_args` order: (name, the type of
+# its unnest array, the value from the unnest row `v`); a row's excluded operators travel
+# as one comma-separated text (an array of arrays does not unnest into rows)
 _COLUMNS = (
-    "inbox_id",
-    "channel",
-    "status",
-    "assignee_id",
-    "priority",
-    "waiting_since",
-    "version",
-    "by_strategy",
-    "assigned_at",
-    "replied",
-    "excluded",
-    "handed",
-    "language",
-    "required_skills",
-    "customer_value",
+    ("inbox_id", "uuid", "v.inbox_id"),
+    ("channel", "text", "v.channel"),
+    ("status", "text", "v.status"),
+    ("assignee_id", "uuid", "v.assignee_id"),
+    ("priority", "int", "v.priority"),
+    ("waiting_since", "timestamptz", "v.waiting_since"),
+    ("version", "timestamptz", "v.version"),
+    ("by_strategy", "bool", "v.by_strategy"),
+    ("assigned_at", "timestamptz", "v.assigned_at"),
+    ("replied", "bool", "v.replied"),
+    ("excluded", "text", "coalesce(string_to_array(nullif(v.excluded, ''), ',')::uuid[], '{}')"),
+    ("handed", "bool", "v.handed"),
+    ("language", "text", "v.language"),
+    ("required_skills", "text", "v.required_skills::jsonb"),  # JSON text each
+    ("customer_value", "bigint", "v.customer_value"),
+)
+_ROWS = (
+    "unnest($2::uuid[], "
+    + ", ".join(f"${i + 3}::{t}[]" for i, (_, t, _) in enumerate(_COLUMNS))
+    + ") AS v(ticket_id, "
+    + ", ".join(c for c, _, _ in _COLUMNS)
+    + ")"
 )
 _INSERT = (
-    f"INSERT INTO assign_tickets (tenant_id, ticket_id, {', '.join(_COLUMNS)}) VALUES "
-    f"({', '.join(f'${i + 1}' for i in range(len(_COLUMNS) + 2))})"
+    "INSERT INTO assign_tickets (tenant_id, ticket_id, "
+    + ", ".join(c for c, _, _ in _COLUMNS)
+    + ") SELECT $1::uuid, v.ticket_id, "
+    + ", ".join(e for _, _, e in _COLUMNS)
+    + f" FROM {_ROWS}"
 )
 _UPDATE = (
-    "UPDATE assign_tickets SET "
-    + ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(_COLUMNS))
-    + " WHERE tenant_id = $1 AND ticket_id = $2"
+    "UPDATE assign_tickets t SET "
+    + ", ".join(f"{c} = {e}" for c, _, e in _COLUMNS)
+    + f" FROM {_ROWS} WHERE t.tenant_id = $1 AND t.ticket_id = v.ticket_id"
 )
+
+
+def _unnest(rows: Sequence[Row]) -> list[list[Any]]:
+    """The rows' values column by column (ticket_id first, then `_COLUMNS`); the required
+    skills as JSON text."""
+    columns = [list(c) for c in zip(*(_args(row) for row in rows), strict=True)]
+    excluded = 1 + [c for c, _, _ in _COLUMNS].index("excluded")
+    columns[excluded] = [",".join(str(x) for x in ex) for ex in columns[excluded]]
+    skills = 1 + [c for c, _, _ in _COLUMNS].index("required_skills")
+    columns[skills] = [json.dumps(x) for x in columns[skills]]
+    return columns
 
 
 def _row(r: asyncpg.Record) -> Row:
@@ -99,10 +123,9 @@ def _row(r: asyncpg.Record) -> Row:
     )
 
 
-def _args(t: uuid.UUID, row: Row) -> tuple[Any, ...]:
+def _args(row: Row) -> tuple[Any, ...]:
     s = row.state
     return (
-        t,
         _u(s.ticket_id),
         _u(s.inbox_id),
         s.channel,
@@ -114,7 +137,7 @@ def _args(t: uuid.UUID, row: Row) -> tuple[Any, ...]:
         row.by_strategy,
         row.assigned_at,
         row.replied,
-        [_u(x) for x in row.excluded],
+        list(row.excluded),
         s.handed,
         s.language,
         _skills_json(s.skills),
@@ -161,9 +184,9 @@ class TicketRows:
             for key, delta in m.moves:
                 moves[key] += delta
         if inserts:
-            await conn.executemany(_INSERT, [_args(t, row) for row in inserts])
+            await conn.execute(_INSERT, t, *_unnest(inserts))
         if updates:
-            await conn.executemany(_UPDATE, [_args(t, row) for row in updates])
+            await conn.execute(_UPDATE, t, *_unnest(updates))
         await self._move(conn, t, [(k, d) for k, d in moves.items() if d])
         return [out[i.state.ticket_id] for i in incoming]
 

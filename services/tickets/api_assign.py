@@ -115,14 +115,21 @@ class AssignApi(TicketsCoreApi):
                     )
                 )
             updated = await set_assignees(conn, ident.tenant_id, new, actor, d.clock.now())
+            summaries = {i: summary_pb(r) for i, r in updated.items()}
             envs: list[events_pb2.EventEnvelope] = []
             for n in new:
-                before, after = rows[n.ticket_id], updated[n.ticket_id]
+                before, after, summary = (
+                    rows[n.ticket_id],
+                    updated[n.ticket_id],
+                    summaries[n.ticket_id],
+                )
                 new_op = operators.get(str(n.assignee_id)) if n.assignee_id else None
-                envs.append(self._updated_env(ident, after, [n.change], n.comment, "update"))
+                envs.append(
+                    self._updated_env(ident, after, [n.change], n.comment, "update", None, summary)
+                )
                 envs.append(
                     self._envelope(
-                        events.TICKET_ASSIGNED, ident, assigned_pb(before, after, new_op)
+                        events.TICKET_ASSIGNED, ident, assigned_pb(before, after, new_op, summary)
                     )
                 )
             await d.outbox.add_many(conn, envs)
@@ -131,8 +138,9 @@ class AssignApi(TicketsCoreApi):
         resp = tickets_pb2.AssignTicketsResponse()
         for ticket_id in ids:
             result = resp.results.add()
-            now_row = updated.get(ticket_id) or rows.get(ticket_id)
-            if now_row is not None:
-                result.assigned = ticket_id in updated
-                result.ticket.CopyFrom(summary_pb(now_row))
+            if ticket_id in summaries:
+                result.assigned = True
+                result.ticket.CopyFrom(summaries[ticket_id])
+            elif ticket_id in rows:
+                result.ticket.CopyFrom(summary_pb(rows[ticket_id]))
         return resp

@@ -127,10 +127,16 @@ def assignee_change(row: Ticket, new_op: OperatorInfo | None) -> tuple[dict[str,
 
 
 def assigned_pb(
-    before: Ticket, updated: Ticket, new_op: OperatorInfo | None
+    before: Ticket,
+    updated: Ticket,
+    new_op: OperatorInfo | None,
+    summary: events_pb2.TicketSummary | None = None,
 ) -> events_pb2.TicketAssigned:
-    """ticket.assigned for a change of assignee from `before` to `updated`."""
-    payload = events_pb2.TicketAssigned(ticket=summary_pb(updated))
+    """ticket.assigned for a change of assignee from `before` to `updated` (`summary`:
+    updated's, when the caller has it already)."""
+    payload = events_pb2.TicketAssigned(
+        ticket=summary if summary is not None else summary_pb(updated)
+    )
     if new_op is not None:
         payload.assignee.CopyFrom(new_op.ref())
     if before.assignee_id:
@@ -189,12 +195,13 @@ class TicketsCoreApi:
         comment: str,
         action: str,
         previous_inbox: common_pb2.InboxRef | None = None,
+        summary: events_pb2.TicketSummary | None = None,
     ) -> events_pb2.EventEnvelope:
         return self._envelope(
             events.TICKET_UPDATED,
             ident,
             events_pb2.TicketUpdated(
-                ticket=summary_pb(row),
+                ticket=summary if summary is not None else summary_pb(row),
                 changes=_changes_pb(changes),
                 comment=comment,
                 action=action,
