@@ -132,6 +132,7 @@ async def test_each_administration_section_holds_only_its_own_rows(
         counts = {
             "signatures": 0,
             "rules": 0,
+            "webhooks": 0,
             "calendars": 0,
             "sla": 0,
             "dkim": 0,
