@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 
 import asyncpg
 from switchboard.v1 import events_pb2, tickets_pb2
@@ -64,6 +64,11 @@ class InboxRules:
     rules: tuple[Rule, ...]
     details: bool
     contact: bool
+
+
+def _no_hours(calendar_id: str, at: datetime) -> bool | None:
+    """No rule reads business hours: no calendar is known."""
+    return None
 
 
 class RulesIntake:
@@ -140,9 +145,10 @@ class RulesIntake:
             contact=contact,
             language=routed.language,
         )
-        evaluation = engine.evaluate(
-            rules, facts, trigger, await self._c.hours_of(tenant), ran_before=ran, traced=False
-        )
+        # the tenant's calendars only when a rule reads them (a cache that is read again
+        # every few seconds: a mail of a tenant without such rules never waits for it)
+        in_hours = await self._c.hours_of(tenant) if engine.needs_hours(rules) else _no_hours
+        evaluation = engine.evaluate(rules, facts, trigger, in_hours, ran_before=ran, traced=False)
         decision = evaluation.decision
         if decision.empty:
             return Runs()

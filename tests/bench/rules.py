@@ -34,6 +34,7 @@ from tests.helpers import create_tenant, make_mail
 
 RULES = 500
 MAILS = 300  # per tenant
+WARM = 10  # per tenant, before
 RATE = 20.0  # mails per second, both tenants together
 TARGET_ADDED_P99_MS = 2.0
 
@@ -138,6 +139,19 @@ async def run(stack: Stack) -> dict[str, Any]:
     await nc.subscribe("sb.routing.message.routed", cb=on_event)
     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=stack.smtp_port, timeout=60)
     await smtp.connect()
+    # warm-up, not counted: the first mail after the rules were saved loads and prepares
+    # them (once per change of the rule list, not per mail)
+    for i in range(WARM * 2):
+        to = (plain if i % 2 else ruled).address
+        raw = make_mail(f"warm {i}", to=to, body="warm\n")
+        await smtp.sendmail("customer@example.com", [to], raw.as_bytes())
+    for _ in range(300):
+        if sum(len(v) for v in took.values()) >= WARM * 2:
+            break
+        await asyncio.sleep(0.1)
+    for v in took.values():
+        v.clear()
+    labelled = 0
     for i in range(MAILS * 2):
         to = (plain if i % 2 else ruled).address
         raw = make_mail(f"商品の返品について {i}", to=to, body=f"注文 order {i}\n")

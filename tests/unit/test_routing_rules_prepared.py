@@ -152,3 +152,32 @@ def test_a_later_rules_gate_reads_the_category_an_earlier_rule_set() -> None:
     )
     assert ev.decision.fired == ["0", "1"]
     assert ev.decision.add_labels == ["returns"]
+
+
+def test_the_calendars_are_needed_only_when_a_rule_reads_business_hours() -> None:
+    plain = _rule(0, {"field": "subject", "operator": "contains", "value": "a"}, [STOP])
+    option = _rule(1, {"match": "all", "conditions": []}, [STOP], business_hours=HOURS)
+    nested = _rule(
+        2,
+        {
+            "match": "any",
+            "conditions": [
+                {
+                    "match": "all",
+                    "conditions": [
+                        {"field": "business_hours", "operator": "inside", "value": "cal-1"}
+                    ],
+                },
+            ],
+        },
+        [STOP],
+    )
+    off = _rule(3, {"match": "all", "conditions": []}, [STOP], business_hours=HOURS, enabled=False)
+    assert not engine.needs_hours((plain, off))
+    assert engine.needs_hours((plain, option))
+    assert engine.needs_hours((plain, nested))
+    assert engine.needs_hours([nested])  # a list: worked out each time, the same answer
+
+
+STOP = {"type": "stop"}
+HOURS = {"calendar_id": "cal-1", "when": "inside"}

@@ -168,6 +168,36 @@ def _run(
     return Evaluation(decision, tuple(results))
 
 
+_HOURS: dict[int, tuple[Sequence[Rule], bool]] = {}
+
+
+def needs_hours(rules: Iterable[Rule]) -> bool:
+    """Whether any enabled rule reads business hours (its option, or a condition on a
+    calendar): if none does, the caller need not look up the tenant's calendars. Worked
+    out once per tuple of rules."""
+    if isinstance(rules, tuple):
+        hit = _HOURS.get(id(rules))
+        if hit is not None and hit[0] is rules:
+            return hit[1]
+    found = any(
+        r.definition.enabled
+        and (r.definition.business_hours is not None or _reads_calendar(r.definition.conditions))
+        for r in rules
+    )
+    if isinstance(rules, tuple):
+        if len(_HOURS) >= _PREPARED_MAX:
+            _HOURS.clear()
+        _HOURS[id(rules)] = (rules, found)
+    return found
+
+
+def _reads_calendar(group: model.Group) -> bool:
+    return any(
+        _reads_calendar(c) if isinstance(c, model.Group) else c.field == "business_hours"
+        for c in group.conditions
+    )
+
+
 def needs_mail_details(rules: Iterable[Rule]) -> bool:
     """Whether any enabled rule reads headers or attachment names/types."""
     return any(
