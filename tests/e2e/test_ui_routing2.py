@@ -141,6 +141,7 @@ async def test_a_no_first_reply_rule_is_built_its_missing_minutes_refused_at_the
         await expect(error).to_have_attribute("data-field", "no_first_reply_minutes")
         await expect(error).to_contain_text("“Minutes without a first reply”")
         await expect(form.locator("label.check.bad")).to_contain_text("No first reply within")
+        await shot(page, "routing-no-first-reply-refused")
         assert (await ok(stack, admin, "GET", "/api/v1/rules"))["rules"] == []
         await minutes.fill("45")
         await form.get_by_test_id("rule-save").click()
