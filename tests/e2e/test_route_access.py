@@ -361,6 +361,7 @@ async def world(stack: Stack) -> World:
     )
     assert code == 201, rule
     made["rule_id"] = rule["id"]
+    made["delivery_id"] = await dead_webhook_delivery(stack, admin, tenant.address)
     code, sessions, _ = await call(stack, "GET", "/api/v1/sessions", token=admin)
     session_id = next(s["id"] for s in sessions["items"] if s["kind"] == "session")
     ids = {
@@ -392,6 +393,32 @@ async def world(stack: Stack) -> World:
 
 def _tomorrow() -> str:
     return (datetime.now(UTC) + timedelta(days=1)).isoformat()
+
+
+async def dead_webhook_delivery(stack: Stack, admin: str, address: str) -> str:
+    """A rule webhook delivery of the tenant, dead at once (127.0.0.2 is not allow-listed)."""
+    tag = uuid.uuid4().hex[:8]
+    hook = {
+        "name": "W",
+        "triggers": ["new_ticket"],
+        "conditions": {
+            "match": "all",
+            "conditions": [{"field": "subject", "operator": "contains", "value": tag}],
+        },
+        "actions": [{"type": "webhook", "value": "http://127.0.0.2:9/hook"}],
+        "position": 0,
+    }
+    code, made, _ = await call(stack, "POST", "/api/v1/rules", hook, token=admin)
+    assert code == 201, made
+    await asyncio.to_thread(send, stack.smtp_port, make_mail(f"hook {tag}", to=address), [address])
+    for _ in range(600):
+        _code, found, _ = await call(
+            stack, "GET", "/api/v1/rules/webhook-deliveries?state=dead", token=admin
+        )
+        if found["deliveries"]:
+            return str(found["deliveries"][0]["id"])
+        await asyncio.sleep(0.05)
+    raise AssertionError("no dead webhook delivery")
 
 
 def _ids(ops: list[Operation]) -> list[str]:

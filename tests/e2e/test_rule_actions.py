@@ -135,7 +135,7 @@ async def test_an_auto_reply_rule_answers_once_through_the_loop_safe_path(
     await asyncio.to_thread(send, stack.smtp_port, spam, [tenant.address])
 
     async def trashed() -> Any:
-        code, body, _ = await call(stack, "GET", "/api/v1/tickets?status=trash", token=admin)
+        _code, body, _ = await call(stack, "GET", "/api/v1/tickets?status=trash", token=admin)
         return [t for t in body["items"] if t["subject"] == spam_subject]
 
     await eventually(trashed, timeout=30)
