@@ -291,6 +291,10 @@ class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
         row = await self._store.get(ident.tenant_id, message_id)
         if row is None:
             raise NotFound("no such message", field="message_id")
+        if row["state"] == "stored":
+            # message.received is published just before the completion commits: a reader
+            # that quick (routing, for a rule reading attachments) asks again shortly.
+            raise Unavailable("the mail is still being parsed; try again shortly")
         parsed = row["parsed"]
         if parsed and parsed.get(BODIES_PENDING):
             # Intake kept the document without its bodies: they are parsed again from the

@@ -213,3 +213,60 @@ async def test_bytes_that_would_not_compress_are_kept_as_they_are_and_read_back_
     assert not await db.pool.fetchval(
         "SELECT data IS NULL FROM blobs WHERE sha256 = $1", hashlib.sha256(text).digest()
     )
+
+
+async def test_a_mail_kept_but_not_yet_parsed_is_asked_for_again_not_read_as_empty(parts) -> None:  # type: ignore[no-untyped-def]
+    """message.received goes out just before the completion commits, so a quick reader
+    (routing, for a rule on attachments) may ask for the mail in that moment: it is told
+    to come back (UNAVAILABLE, which its consumer retries), never handed an empty
+    document without the attachments."""
+    import hashlib
+
+    import grpc
+    from switchboard.v1 import ingestion_pb2
+
+    from services.ingestion.api import IngestionApi
+    from services.runtime import identity
+    from services.runtime.errors import Unavailable
+
+    _db, store, pipeline, outbox = parts
+    tenant = str(uuid.uuid4())
+    raw = _mail("Quick reader")
+    intake = _intake(raw, tenant)
+    sha = hashlib.sha256(raw)
+    mid, _ = quick_headers(raw)
+    stored = await store.store_raw(
+        intake, dedupe_key(intake.inbox.id, mid, sha.hexdigest()), sha.digest(), SystemClock().now()
+    )
+    # only what GetMessage reads for another service's call: the store and the pipeline
+    # (the peers' channels are never dialled: another service asking needs no access check)
+    unused = grpc.aio.insecure_channel("127.0.0.1:9")
+    api = IngestionApi(  # type: ignore[arg-type]
+        store,
+        None,
+        None,
+        None,
+        unused,
+        SystemClock(),
+        IdGenerator(),
+        None,
+        None,
+        0,
+        pipeline=pipeline,
+        tickets=unused,
+    )
+    token = identity.set_current(identity.Identity(tenant_id=tenant))
+    try:
+        request = ingestion_pb2.GetMessageRequest(message_id=stored.message_id)
+        with pytest.raises(Unavailable):
+            await api.GetMessage(request, None)  # type: ignore[arg-type]
+        sweeper = UnparsedSweeper(store, pipeline, outbox, SystemClock(), grace_s=0)
+        assert await sweeper.sweep_once() == 1
+        got = await api.GetMessage(request, None)  # type: ignore[arg-type]
+    finally:
+        identity.reset(token)
+        await unused.close()
+    import json
+
+    names = [a["filename"] for a in json.loads(got.parsed_json)["attachments"]]
+    assert names == ["見積書.pdf"]
