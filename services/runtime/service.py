@@ -11,6 +11,7 @@ needs, and calls `serve()`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -182,7 +183,12 @@ class ServiceRuntime:
             self._watch(start(), name)
         if self.grpc is not None:
             await self.grpc.set_serving(True)
-        self.log.info("service ready")
+        # What start-up made (modules, generated protobuf classes, a language model…) lives
+        # as long as the process: out of the collector's sight, so that a full collection
+        # does not stall every request in hand while it walks all of it again.
+        gc.collect()
+        gc.freeze()
+        self.log.info("service ready", frozen_objects=gc.get_freeze_count())
         await self._stop.wait()
         await self.shutdown()
         return 1 if self._failed else 0
