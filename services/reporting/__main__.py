@@ -1,5 +1,5 @@
-from functools import partial
+from services.runtime.service import run
 
-from services.runtime.service import health_only, run
+from .app import main
 
-run(partial(health_only, "reporting"))
+run(main)

@@ -237,7 +237,12 @@ SERVICES: tuple[Component, ...] = (
         consumers=(OUTBOUND_REPLIES, OUTBOUND_BOUNCES, OUTBOUND_APPROVALS, OUTBOUND_RULE_REPLIES),
         calls=("composition", "tickets", "ingestion", "accounts", "approval"),
     ),
-    _service("reporting", 7107),
+    _service(
+        "reporting",
+        7107,
+        database=True,
+        calls=("tickets", "routing", "ingestion", "accounts"),
+    ),
     _service(
         "accounts",
         7108,
