@@ -11,6 +11,7 @@ import uuid
 from switchboard.v1 import routing_sla_pb2 as pb
 
 from services.runtime import identity, log, permissions
+from services.runtime.calendars import supported_countries
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import InvalidArgument, NotFound
@@ -19,7 +20,6 @@ from services.runtime.identity import Identity
 from services.runtime.ids import IdGenerator, parse_uuid
 
 from . import ical
-from .calendars import supported_countries
 from .sla import check_policy
 from .sla_clocks import SlaClocks
 from .sla_convert import (
