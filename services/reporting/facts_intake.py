@@ -98,13 +98,13 @@ class FactsIntake:
                 by = f.operator_of(env.actor) if c.action == "submitted" else None
                 await store.record_send(
                     conn, tenant, c.send_id, by, c.kind, c.message_id, c.inbox_id,
-                    c.ticket_id or None, f.occurred(env),
+                    c.ticket_id or None, f.occurred(env), c.draft_kind,
                 )  # fmt: skip
             if c.state != "sent":
                 return []
-            author = await store.send_author(conn, tenant, c.send_id)
+            author, draft_kind = await store.send_author(conn, tenant, c.send_id)
             ticket = await store.ticket_state(conn, tenant, c.ticket_id) if c.ticket_id else None
-            return f.on_sent(tenant, env, author, ticket)
+            return f.on_sent(tenant, env, author, ticket, draft_kind)
 
         await self._apply(delivery.consumer, env, apply)
 

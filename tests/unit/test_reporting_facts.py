@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from switchboard.v1 import common_pb2
+from switchboard.v1 import common_pb2, events_pb2
 
 from services.reporting import facts as f
 from services.reporting import histogram, rollups
@@ -137,3 +137,26 @@ def test_the_fold_sums_counts_durations_and_histograms_per_dimension() -> None:
     assert rollups.bucket(MON_9 + timedelta(minutes=29, seconds=59), "15m") == MON_9 + timedelta(
         minutes=15
     )
+
+
+def test_a_sent_forward_counts_as_sent_and_as_a_forward_for_its_author() -> None:
+    def sent(draft_kind: str, previous: str = "sending") -> list[f.NewFact]:
+        c = events_pb2.SendChanged(
+            send_id="s1", kind="reply", inbox_id=INBOX, state="sent", previous_state=previous
+        )
+        env = events.envelope(
+            events.SEND_CHANGED,
+            event_id=str(uuid.uuid4()),
+            tenant_id=TENANT,
+            occurred_at=MON_9,
+            payload=c,
+            actor=ev.SYSTEM,
+        )
+        return f.on_sent(TENANT, env, ALICE, None, draft_kind)
+
+    assert [(x.metric, x.operator_id, x.channel) for x in sent("forward")] == [
+        ("sent", ALICE, "reply"),
+        ("forward", ALICE, "reply"),
+    ]
+    assert _metrics(sent("reply")) == ["sent"]
+    assert sent("reply", previous="sent") == []
