@@ -36,14 +36,17 @@ def _ticket_of(env: events_pb2.EventEnvelope) -> events_pb2.TicketSummary | None
 
 
 class FactsIntake:
-    def __init__(self, db: Database, hours: InboxHours, wake: Wake) -> None:
+    def __init__(self, db: Database, hours: InboxHours, wake: Wake, *, once: bool = True) -> None:
+        """`once=False` (a replay): the events are not recorded in `processed_events` —
+        the facts' keys alone keep an event from counting twice."""
         self._db = db
         self._hours = hours
         self._wake = wake
+        self._once = once
 
     async def _apply(self, consumer: str, env: events_pb2.EventEnvelope, apply: Apply) -> None:
         async with self._db.transaction() as conn:
-            if not await first_time(conn, consumer, env):
+            if self._once and not await first_time(conn, consumer, env):
                 return
             new = await store.insert_facts(conn, await apply(conn))
         if new:
