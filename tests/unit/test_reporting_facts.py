@@ -8,9 +8,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from switchboard.v1 import common_pb2, events_pb2
+from switchboard.v1 import routing_sla_pb2 as pb
 
 from services.reporting import facts as f
 from services.reporting import histogram, rollups
+from services.reporting.inbox_hours import TenantHours, inbox_calendar_ids
 from services.runtime import events
 from services.runtime.calendars import ALWAYS, Calendar, make_slot
 from tests import reporting_events as ev
@@ -160,3 +162,27 @@ def test_a_sent_forward_counts_as_sent_and_as_a_forward_for_its_author() -> None
     ]
     assert _metrics(sent("reply")) == ["sent"]
     assert sent("reply", previous="sent") == []
+
+
+def test_the_inbox_calendar_is_its_first_policy_without_category_or_priority() -> None:
+    other = str(uuid.uuid4())
+    policies = [
+        # first by position, but only for urgent tickets: not the inbox's own hours
+        pb.SlaPolicy(
+            id="p0",
+            position=0,
+            enabled=True,
+            inbox_ids=[INBOX],
+            priorities=["urgent"],
+            calendar_id="c-urgent",
+        ),
+        pb.SlaPolicy(id="p1", position=1, enabled=False, inbox_ids=[INBOX], calendar_id="c-off"),
+        pb.SlaPolicy(id="p2", position=2, enabled=True, inbox_ids=[INBOX], calendar_id="c-tokyo"),
+        pb.SlaPolicy(id="p3", position=3, enabled=True, calendar_id="c-all"),
+    ]
+    named, default = inbox_calendar_ids(policies)
+    assert named == {INBOX: "c-tokyo"} and default == "c-all"
+    hours = TenantHours(named, default, {"c-tokyo": TOKYO_9_TO_17})
+    assert hours.of(INBOX) is TOKYO_9_TO_17
+    assert hours.of(other) is ALWAYS  # its calendar is unknown: around the clock
+    assert TenantHours(*inbox_calendar_ids([]), {}).of(INBOX) is ALWAYS
