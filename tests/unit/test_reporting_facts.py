@@ -186,3 +186,41 @@ def test_the_inbox_calendar_is_its_first_policy_without_category_or_priority() -
     assert hours.of(INBOX) is TOKYO_9_TO_17
     assert hours.of(other) is ALWAYS  # its calendar is unknown: around the clock
     assert TenantHours(*inbox_calendar_ids([]), {}).of(INBOX) is ALWAYS
+
+
+def test_a_reply_sent_with_resolve_is_still_a_reply_and_a_restored_ticket_reopens() -> None:
+    t = ev.ticket(TICKET, INBOX)
+    resolved = ev.ticket(TICKET, INBOX, common_pb2.TICKET_STATUS_RESOLVED)
+    trash = ev.ticket(TICKET, INBOX, common_pb2.TICKET_STATUS_TRASH)
+    s, _ = f.on_created(TENANT, ev.created(TENANT, t, MON_9, "m1"))
+    # the reply went out with "resolve": the status changes before its copy is filed
+    at = MON_9 + timedelta(minutes=20)
+    s, made = f.on_updated(
+        TENANT, ev.status_change(TENANT, resolved, at, "open", "resolved", ALICE), s, ALWAYS
+    )
+    assert _metrics(made) == ["resolution"]
+    s, made = f.on_message_added(
+        TENANT,
+        ev.message(TENANT, resolved, at + timedelta(seconds=5), "r1", "sent"),
+        s,
+        ALWAYS,
+        ALICE,
+    )
+    assert [(x.metric, x.wall_s) for x in made] == [("first_reply", 1205.0), ("reply", 1205.0)]
+    # deleted, restored to open, resolved again: a second episode
+    later = MON_9 + timedelta(hours=2)
+    s, made = f.on_updated(
+        TENANT, ev.status_change(TENANT, trash, later, "resolved", "trash", BOB), s, ALWAYS
+    )
+    assert [(x.metric, x.operator_id) for x in made] == [("trash", BOB)]
+    s, made = f.on_updated(
+        TENANT, ev.status_change(TENANT, t, later, "trash", "open", BOB), s, ALWAYS
+    )
+    assert [(x.metric, x.key) for x in made] == [("reopen", f"{TICKET}:2")]
+    s, made = f.on_updated(
+        TENANT,
+        ev.status_change(TENANT, resolved, later + timedelta(minutes=1), "open", "resolved", BOB),
+        s,
+        ALWAYS,
+    )
+    assert [(x.metric, x.key, x.wall_s) for x in made] == [("resolution", f"{TICKET}:2", 60.0)]
