@@ -128,8 +128,8 @@ export function Exports({ session }: { session: Session }) {
           <fieldset className="columns" data-testid="export-columns">
             <legend>
               {t("exp.columns")}{" "}
-              <button className="link small" onClick={() => setColumns({ ...columns, [kind]: all })}>{t("exp.all")}</button>
-              <button className="link small" onClick={() => setColumns({ ...columns, [kind]: [] })}>{t("exp.none")}</button>
+              <button className="link small" onClick={() => setColumns({ ...columns, [kind]: all })} data-testid="export-columns-all">{t("exp.all")}</button>
+              <button className="link small" onClick={() => setColumns({ ...columns, [kind]: [] })} data-testid="export-columns-none">{t("exp.none")}</button>
             </legend>
             <div className="checks">
               {all.map((c) => (
@@ -169,7 +169,8 @@ export function Exports({ session }: { session: Session }) {
                 <td>{t(`exp.kind.${x.kind}`)}</td>
                 <td className="mono">{x.filename}</td>
                 <td className="nowrap">{dateTime(x.created_at)}</td>
-                <td className="progress-cell">
+                <td>
+                  <div className="progress-cell">
                   <progress
                     max={Math.max(1, x.total)}
                     value={x.state === "done" ? Math.max(1, x.total) : x.done}
@@ -181,6 +182,7 @@ export function Exports({ session }: { session: Session }) {
                       ? t("exp.failed", { why: x.error ?? "" })
                       : t(`exp.state.${x.state}`, { done: x.done, total: x.total })}
                   </span>
+                  </div>
                 </td>
                 <td className="nowrap">
                   {x.state === "done" && x.download && (

@@ -1,0 +1,153 @@
+"""The Reports section and the Exports screen of the web UI (issue 19), in a real browser
+against the whole running system (the shared test stack: every service, reporting with its
+consumers, real SMTP intake): a supervisor opens Reports and sees today's received count
+move when a mail arrives, downloads the report's CSV (the same numbers as the table under
+the chart), watches the live queue take the new waiting mail without reloading, and runs an
+export with chosen columns to its download; an operator without `see_reports` is offered no
+Reports and the route refuses. Screenshots at 1280×800 in Japanese go to the artifacts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from services.devstack.stack import Stack
+from tests.browser import chromium, context, shot, sign_in
+from tests.e2e.test_accounts import admin_of, call
+from tests.e2e.test_ui import PASSWORD, mail_in, operator
+
+pytestmark = pytest.mark.e2e
+
+ZONE = "Asia/Tokyo"
+SLOW = 30_000  # ms: a mail goes through intake, tickets and reporting's roll-up first
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as b:
+        yield b
+
+
+async def downloaded(page: Page, test_id: str) -> tuple[str, str]:
+    """Click a download link: the file's suggested name and its text (UTF-8, BOM dropped)."""
+    async with page.expect_download() as info:
+        await page.get_by_test_id(test_id).first.click()
+    download = await info.value
+    path = await download.path()
+    return download.suggested_filename, Path(path).read_bytes().decode("utf-8-sig")
+
+
+def today_row(page: Page) -> object:
+    today = datetime.now(ZoneInfo(ZONE)).date().isoformat()
+    return (
+        page.get_by_test_id("report-table")
+        .locator(f"[data-testid=report-row][data-period='{today}']")
+        .locator("td[data-col=received]")
+    )
+
+
+async def test_a_supervisor_watches_todays_counts_and_the_live_queue_downloads_a_csv_and_exports(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, sue = await operator(stack, admin, tenant, "Suzuki Supervisor", ["supervisor"])
+    first = f"Order {uuid.uuid4().hex[:6]}"
+    await mail_in(stack, tenant.address, first)
+    ctx = await context(browser, lang="ja")
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, sue, PASSWORD)
+        await page.get_by_test_id("nav-reports").click()
+        await expect(page.get_by_test_id("reports-page")).to_have_attribute("data-section", "volume")
+        await page.get_by_test_id("tz").fill(ZONE)
+        await page.get_by_test_id("tz").press("Enter")
+        received = today_row(page)
+        # the first mail is counted (reporting folded it in), then a second one moves it
+        await expect(received).to_have_text("1", timeout=SLOW)
+        await shot(page, "reports-volume-ja")
+        await mail_in(stack, tenant.address, f"Order {uuid.uuid4().hex[:6]}")
+        await expect(received).to_have_text("2", timeout=SLOW)
+        await expect(page.get_by_test_id("total-received-value")).to_have_text("2")
+
+        # the CSV is the table's numbers: today's row and the totals row
+        name, text = await downloaded(page, "report-csv")
+        assert name.startswith("volume_") and name.endswith(".csv")
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[0] == ["period", "start", "end", "received", "sent"]
+        by_period = {r[0]: r for r in rows[1:]}
+        today = datetime.now(ZoneInfo(ZONE)).date().isoformat()
+        assert by_period[today][3] == "2"
+        assert by_period[today][1].startswith(f"{today}T00:00:00+09:00")
+        assert by_period["total"][3] == "2"
+        assert len(rows) == 1 + 7 + 1  # the last 7 days, then the totals
+
+        # the live queue: both mails wait; a third shows up without a reload
+        await page.get_by_test_id("reports-nav-live_queue").click()
+        waiting = page.get_by_test_id("queue-total").get_by_test_id("queue-waiting")
+        await expect(waiting).to_have_text("2", timeout=SLOW)
+        url = page.url
+        await mail_in(stack, tenant.address, f"Order {uuid.uuid4().hex[:6]}")
+        await expect(waiting).to_have_text("3", timeout=SLOW)
+        await expect(
+            page.locator(f"[data-testid=queue-row][data-inbox='{tenant.inbox_id}']").get_by_test_id(
+                "queue-waiting"
+            )
+        ).to_have_text("3")
+        assert page.url == url
+        await shot(page, "reports-live-queue-ja")
+
+        # an export of the tickets with three columns: progress, then the file
+        await page.get_by_test_id("nav-exports").click()
+        await page.get_by_test_id("export-kind").select_option("tickets_csv")
+        columns = page.get_by_test_id("export-columns")
+        await columns.get_by_test_id("export-columns-none").click()
+        for c in ("number", "subject", "status"):
+            await columns.locator(f"[data-column={c}]").check()
+        await page.get_by_test_id("export-start").click()
+        row = page.get_by_test_id("export-row").first
+        await expect(row.get_by_test_id("export-progress")).to_be_visible()
+        await expect(row).to_have_attribute("data-state", "done", timeout=SLOW)
+        await expect(row.get_by_test_id("export-state")).to_have_text("完了：3件")
+        await shot(page, "exports-ja")
+        name, text = await downloaded(page, "export-download")
+        assert name.startswith("tickets-") and name.endswith(".csv")
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[0] == ["number", "subject", "status"]
+        assert len(rows) == 4 and first in {r[1] for r in rows[1:]}
+        assert {r[2] for r in rows[1:]} == {"open"}
+    finally:
+        await ctx.close()
+
+
+async def test_an_operator_without_see_reports_is_offered_no_reports_and_the_route_refuses(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, agent = await operator(stack, admin, tenant, "Aoki Agent", ["agent"])
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, agent, PASSWORD)
+        await expect(page.get_by_test_id("me")).to_have_text("Aoki Agent")
+        await expect(page.get_by_test_id("nav-reports")).to_have_count(0)
+        await expect(page.get_by_test_id("nav-exports")).to_have_count(0)
+        await page.goto(f"{stack.gateway_url}/#/reports/volume")
+        await expect(page.get_by_test_id("reports-refused")).to_contain_text("see reports")
+        await expect(page.get_by_test_id("report-chart")).to_have_count(0)
+        await page.goto(f"{stack.gateway_url}/#/exports")
+        await expect(page.get_by_test_id("reports-refused")).to_contain_text("export")
+        # and the server refuses too, whatever a page would ask
+        status = await page.evaluate("fetch('/api/v1/reports/volume').then((r) => r.status)")
+        assert status == 403
+    finally:
+        await ctx.close()
+    code, _, _ = await call(stack, "GET", "/api/v1/reports/volume", token=admin)
+    assert code == 200
