@@ -23,6 +23,7 @@ from . import (
     routes_compose,
     routes_contacts,
     routes_ingestion,
+    routes_live_reports,
     routes_locks,
     routes_meta,
     routes_notices,
@@ -58,6 +59,7 @@ ROUTE_MODULES = (
     routes_sla,
     routes_webhooks,  # before routes_rules: /rules/webhook-* before /rules/{rule_id}
     routes_rules,
+    routes_live_reports,  # rlive: /reports/live-* before rreports' /reports/{report}
     static,
 )
 

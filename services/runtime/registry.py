@@ -122,6 +122,23 @@ APPROVAL_SENDS = ConsumerSpec(events.OUTBOUND, "approval__sends", (events.SEND_C
 ACCOUNTS_OPERATIONS = ConsumerSpec(
     events.GATEWAY, "accounts__operations", (events.OPERATION_PERFORMED.subject,), batch=256
 )
+# The live figures (issue 19, rlive: RPT-5, RPT-7): reporting keeps its own row of every
+# ticket from tickets' events and routing's SLA events (one consumer per stream).
+REPORTING_LIVE = ConsumerSpec(
+    events.TICKETS,
+    "reporting__live",
+    (
+        events.TICKET_CREATED.subject,
+        events.TICKET_UPDATED.subject,
+        events.TICKET_ASSIGNED.subject,
+        events.TICKET_MESSAGE_ADDED.subject,
+    ),
+)
+REPORTING_LIVE_SLA = ConsumerSpec(
+    events.ROUTING,
+    "reporting__live_sla",
+    (events.SLA_CHANGED.subject, events.SLA_WARNING.subject),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +258,7 @@ SERVICES: tuple[Component, ...] = (
         "reporting",
         7107,
         database=True,
+        consumers=(REPORTING_LIVE, REPORTING_LIVE_SLA),
         calls=("tickets", "routing", "ingestion", "accounts"),
     ),
     _service(
