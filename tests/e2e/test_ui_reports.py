@@ -17,12 +17,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from services.devstack.stack import Stack
 from tests.browser import chromium, context, shot, sign_in
+from tests.e2e.test_access import ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call
 from tests.e2e.test_ui import PASSWORD, mail_in, operator
+from tests.helpers import Tenant
 
 pytestmark = pytest.mark.e2e
 
@@ -54,28 +56,41 @@ def today_row(page: Page) -> object:
     )
 
 
-async def test_a_supervisor_watches_todays_counts_and_the_live_queue_downloads_a_csv_and_exports(
+async def supervisor_page(
     stack: Stack, browser: Browser
-) -> None:
+) -> tuple[Tenant, str, BrowserContext, Page]:
+    """A new tenant (and its administrator's token), a supervisor of its inbox signed in
+    (Japanese, 1280×800)."""
     tenant, admin = await admin_of(stack)
-    _, sue = await operator(stack, admin, tenant, "Suzuki Supervisor", ["supervisor"])
-    first = f"Order {uuid.uuid4().hex[:6]}"
-    await mail_in(stack, tenant.address, first)
+    _, sue = await operator(stack, admin, tenant, "鈴木 監督", ["supervisor"])
     ctx = await context(browser, lang="ja")
     page = await ctx.new_page()
+    await sign_in(page, stack.gateway_url, sue, PASSWORD)
+    await expect(page.get_by_test_id("me")).to_have_text("鈴木 監督")
+    return tenant, admin, ctx, page
+
+
+async def test_a_supervisor_sees_todays_received_count_move_and_downloads_the_csv(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, _, ctx, page = await supervisor_page(stack, browser)
     try:
-        await sign_in(page, stack.gateway_url, sue, PASSWORD)
+        await mail_in(stack, tenant.address, f"Order {uuid.uuid4().hex[:6]}")
         await page.get_by_test_id("nav-reports").click()
-        await expect(page.get_by_test_id("reports-page")).to_have_attribute("data-section", "volume")
+        await expect(page.get_by_test_id("reports-page")).to_have_attribute(
+            "data-section", "volume"
+        )
+        # any IANA zone: the days are Tokyo's
         await page.get_by_test_id("tz").fill(ZONE)
         await page.get_by_test_id("tz").press("Enter")
         received = today_row(page)
         # the first mail is counted (reporting folded it in), then a second one moves it
         await expect(received).to_have_text("1", timeout=SLOW)
-        await shot(page, "reports-volume-ja")
         await mail_in(stack, tenant.address, f"Order {uuid.uuid4().hex[:6]}")
         await expect(received).to_have_text("2", timeout=SLOW)
         await expect(page.get_by_test_id("total-received-value")).to_have_text("2")
+        await expect(page.get_by_test_id("report-chart").locator("svg")).to_be_visible()
+        await shot(page, "reports-volume-ja")
 
         # the CSV is the table's numbers: today's row and the totals row
         name, text = await downloaded(page, "report-csv")
@@ -88,29 +103,54 @@ async def test_a_supervisor_watches_todays_counts_and_the_live_queue_downloads_a
         assert by_period[today][1].startswith(f"{today}T00:00:00+09:00")
         assert by_period["total"][3] == "2"
         assert len(rows) == 1 + 7 + 1  # the last 7 days, then the totals
+    finally:
+        await ctx.close()
 
-        # the live queue: both mails wait; a third shows up without a reload
-        await page.get_by_test_id("reports-nav-live_queue").click()
-        waiting = page.get_by_test_id("queue-total").get_by_test_id("queue-waiting")
-        await expect(waiting).to_have_text("2", timeout=SLOW)
-        url = page.url
+
+async def test_the_live_queue_shows_a_new_waiting_mail_without_a_reload(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, _, ctx, page = await supervisor_page(stack, browser)
+    try:
         await mail_in(stack, tenant.address, f"Order {uuid.uuid4().hex[:6]}")
-        await expect(waiting).to_have_text("3", timeout=SLOW)
-        await expect(
-            page.locator(f"[data-testid=queue-row][data-inbox='{tenant.inbox_id}']").get_by_test_id(
-                "queue-waiting"
-            )
-        ).to_have_text("3")
+        await page.get_by_test_id("nav-reports").click()
+        await page.get_by_test_id("reports-nav-live_queue").click()
+        total = page.get_by_test_id("queue-total").get_by_test_id("queue-waiting")
+        help_desk = page.locator(f"[data-testid=queue-row][data-inbox='{tenant.inbox_id}']")
+        await expect(total).to_have_text("1", timeout=SLOW)
+        url = page.url
+        # a mail arrives: pushed over the live socket, no reload, no click
+        await mail_in(stack, tenant.address, f"Order {uuid.uuid4().hex[:6]}")
+        await expect(total).to_have_text("2", timeout=SLOW)
+        await expect(help_desk.get_by_test_id("queue-waiting")).to_have_text("2")
         assert page.url == url
+        await expect(page.get_by_test_id("live-queue-chart").locator("svg")).to_be_visible()
         await shot(page, "reports-live-queue-ja")
+        # live assignment: both unassigned
+        await page.get_by_test_id("reports-nav-live_assignment").click()
+        unassigned = page.locator("[data-testid=assignment-row][data-operator='']")
+        await expect(unassigned.get_by_test_id("assignment-open")).to_have_text("2", timeout=SLOW)
+        await shot(page, "reports-live-assignment-ja")
+    finally:
+        await ctx.close()
 
-        # an export of the tickets with three columns: progress, then the file
+
+async def test_an_export_with_chosen_columns_shows_its_progress_and_downloads(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin, ctx, page = await supervisor_page(stack, browser)
+    subjects = [f"Order {uuid.uuid4().hex[:6]}" for _ in range(3)]
+    try:
+        for subject in subjects:
+            await mail_in(stack, tenant.address, subject)
         await page.get_by_test_id("nav-exports").click()
         await page.get_by_test_id("export-kind").select_option("tickets_csv")
         columns = page.get_by_test_id("export-columns")
         await columns.get_by_test_id("export-columns-none").click()
         for c in ("number", "subject", "status"):
             await columns.locator(f"[data-column={c}]").check()
+        for subject in subjects:  # filed before the export starts
+            await ticket_by_subject(stack, admin, subject)
         await page.get_by_test_id("export-start").click()
         row = page.get_by_test_id("export-row").first
         await expect(row.get_by_test_id("export-progress")).to_be_visible()
@@ -121,7 +161,7 @@ async def test_a_supervisor_watches_todays_counts_and_the_live_queue_downloads_a
         assert name.startswith("tickets-") and name.endswith(".csv")
         rows = list(csv.reader(io.StringIO(text)))
         assert rows[0] == ["number", "subject", "status"]
-        assert len(rows) == 4 and first in {r[1] for r in rows[1:]}
+        assert sorted(r[1] for r in rows[1:]) == sorted(subjects)
         assert {r[2] for r in rows[1:]} == {"open"}
     finally:
         await ctx.close()

@@ -9,7 +9,7 @@ import { Session } from "./App";
 import { errorText } from "./errors";
 import { useFormat } from "./format";
 import { Key, useI18n } from "./i18n";
-import { addDays, dayStart, InboxPicker, Period, PeriodPicker, presetPeriod, ZonePicker } from "./Period";
+import { addDays, dayStart, InboxPicker, PeriodChoice, PeriodPicker, periodOf, ZonePicker } from "./Period";
 import { Basis, Export, EXPORT_COLUMNS, EXPORT_KINDS, ExportKind, Granularity, GRANULARITIES, REPORTS, ReportName } from "./reportTypes";
 
 function sizeText(bytes: number): string {
@@ -24,7 +24,8 @@ export function Exports({ session }: { session: Session }) {
   const [kind, setKind] = useState<ExportKind>("tickets_csv");
   const [tz, setTz] = useState("");
   const zone = tz || myTz;
-  const [period, setPeriod] = useState<Period>(() => presetPeriod("30d", myTz));
+  const [choice, setChoice] = useState<PeriodChoice>({ from: "", to: "", preset: "30d" });
+  const period = periodOf(choice, zone);
   const [inbox, setInbox] = useState("");
   const [columns, setColumns] = useState<Record<string, string[]>>(() => ({ ...EXPORT_COLUMNS }) as Record<string, string[]>);
   const [report, setReport] = useState<ReportName>("volume");
@@ -93,7 +94,7 @@ export function Exports({ session }: { session: Session }) {
               ))}
             </select>
           </label>
-          <PeriodPicker value={period} onChange={setPeriod} tz={zone} />
+          <PeriodPicker value={choice} onChange={setChoice} tz={zone} />
           <InboxPicker session={session} value={inbox} onChange={setInbox} />
           <ZonePicker value={tz} onChange={setTz} fallback={myTz} />
         </div>

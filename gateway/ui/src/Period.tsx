@@ -63,18 +63,28 @@ export function presetPeriod(p: Preset, tz: string): Period {
   }
 }
 
-export function PeriodPicker({ value, onChange, tz }: { value: Period; onChange: (p: Period) => void; tz: string }) {
+/** A preset ("today", "last 7 days"…) follows the zone and the date; chosen days stay. */
+export interface PeriodChoice extends Period {
+  preset: Preset | "";
+}
+
+/** The days a choice stands for in the zone. */
+export function periodOf(c: PeriodChoice, tz: string): Period {
+  return c.preset ? presetPeriod(c.preset, tz) : { from: c.from, to: c.to };
+}
+
+export function PeriodPicker({ value, onChange, tz }: { value: PeriodChoice; onChange: (p: PeriodChoice) => void; tz: string }) {
   const { t } = useI18n();
-  const current = PRESETS.find((p) => {
-    const q = presetPeriod(p, tz);
-    return q.from === value.from && q.to === value.to;
-  });
+  const days = periodOf(value, tz);
   return (
     <span className="period" role="group" aria-label={t("rep.period")}>
       <select
         aria-label={t("rep.preset")}
-        value={current ?? ""}
-        onChange={(e) => e.target.value && onChange(presetPeriod(e.target.value as Preset, tz))}
+        value={value.preset}
+        onChange={(e) => {
+          const preset = e.target.value as Preset | "";
+          onChange({ ...(preset ? presetPeriod(preset, tz) : days), preset });
+        }}
         data-testid="period-preset"
       >
         <option value="">{t("rep.preset.custom")}</option>
@@ -82,9 +92,9 @@ export function PeriodPicker({ value, onChange, tz }: { value: Period; onChange:
           <option key={p} value={p}>{t(`rep.preset.${p}`)}</option>
         ))}
       </select>
-      <DayInput value={value.from} onChange={(from) => onChange({ from, to: value.to < from ? from : value.to })} testId="period-from" />
+      <DayInput value={days.from} onChange={(from) => onChange({ from, to: days.to < from ? from : days.to, preset: "" })} testId="period-from" />
       <span aria-hidden>–</span>
-      <DayInput value={value.to} onChange={(to) => onChange({ from: value.from, to })} testId="period-to" />
+      <DayInput value={days.to} onChange={(to) => onChange({ from: days.from, to, preset: "" })} testId="period-to" />
     </span>
   );
 }

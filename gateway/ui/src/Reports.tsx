@@ -12,7 +12,7 @@ import { Exports } from "./Exports";
 import { Key, useI18n } from "./i18n";
 import { LiveAssignmentView, LiveQueueView } from "./LiveReports";
 import { live } from "./live";
-import { InboxPicker, Period, PeriodPicker, presetPeriod, today, ZonePicker } from "./Period";
+import { InboxPicker, PeriodChoice, PeriodPicker, periodOf, today, ZonePicker } from "./Period";
 import { ReportTable, topicText } from "./ReportTable";
 import {
   Basis,
@@ -29,7 +29,7 @@ import {
 const LIVE = ["live_queue", "live_assignment"] as const;
 const BASIS_MATTERS: ReportName[] = ["response_times", "operators"];
 
-export interface Filters extends Period {
+export interface Filters extends PeriodChoice {
   granularity: Granularity;
   tz: string; // "" = the API's default (the viewer's zone, else the tenant's)
   inbox_id: string;
@@ -41,13 +41,16 @@ export function ReportsScreen({ section, session }: { section: string; session: 
   const mayReports = session.may("see_reports");
   const mayExport = session.may("export");
   const [filters, setFilters] = useState<Filters>(() => ({
-    ...presetPeriod("7d", session.me.time_zone || "UTC"),
+    from: "",
+    to: "",
+    preset: "7d",
     granularity: "day",
     tz: "",
     inbox_id: "",
     basis: "wall",
   }));
-  const [shownTz, setShownTz] = useState(session.me.time_zone || "UTC"); // the zone the last answer was in
+  // the API's default zone: the viewer's own, else the tenant's (as GET /me says)
+  const defaultTz = session.me.time_zone || "UTC";
 
   const wanted = section === "exports" ? "exports" : section || (mayReports ? "volume" : "exports");
   const refused = wanted === "exports" ? !mayExport : !mayReports;
@@ -97,7 +100,7 @@ export function ReportsScreen({ section, session }: { section: string; session: 
             )}
           </>
         ) : (REPORTS as string[]).includes(wanted) ? (
-          <ReportView key={wanted} name={wanted as ReportName} filters={filters} setFilters={setFilters} session={session} shownTz={shownTz} setShownTz={setShownTz} />
+          <ReportView key={wanted} name={wanted as ReportName} filters={filters} setFilters={setFilters} session={session} defaultTz={defaultTz} />
         ) : (
           <p className="muted">{t("error.not_found")}</p>
         )}
@@ -106,8 +109,9 @@ export function ReportsScreen({ section, session }: { section: string; session: 
   );
 }
 
-function toQuery(f: Filters): ReportQuery {
-  return { from: f.from, to: f.to, granularity: f.granularity, tz: f.tz, inbox_id: f.inbox_id, basis: f.basis };
+function toQuery(f: Filters, defaultTz: string): ReportQuery {
+  const { from, to } = periodOf(f, f.tz || defaultTz);
+  return { from, to, granularity: f.granularity, tz: f.tz, inbox_id: f.inbox_id, basis: f.basis };
 }
 
 function csvHref(name: ReportName, q: ReportQuery): string {
@@ -174,22 +178,17 @@ function ReportView({
   filters,
   setFilters,
   session,
-  shownTz,
-  setShownTz,
+  defaultTz,
 }: {
   name: ReportName;
   filters: Filters;
   setFilters: (f: Filters) => void;
   session: Session;
-  shownTz: string;
-  setShownTz: (tz: string) => void;
+  defaultTz: string;
 }) {
   const { t } = useI18n();
-  const q = useMemo(() => toQuery(filters), [filters]);
-  const { report, error, loading, reload } = useReport(name, q, filters.tz || shownTz);
-  useEffect(() => {
-    if (report) setShownTz(report.tz);
-  }, [report, setShownTz]);
+  const q = useMemo(() => toQuery(filters, defaultTz), [filters, defaultTz]);
+  const { report, error, loading, reload } = useReport(name, q, filters.tz || defaultTz);
   const set = (p: Partial<Filters>) => setFilters({ ...filters, ...p });
 
   return (
@@ -202,7 +201,7 @@ function ReportView({
         <a className="button" href={csvHref(name, q)} download data-testid="report-csv">{t("rep.csv")}</a>
       </div>
       <div className="filters" data-testid="report-filters">
-        <PeriodPicker value={filters} onChange={(p) => set(p)} tz={filters.tz || shownTz} />
+        <PeriodPicker value={filters} onChange={(p) => set(p)} tz={filters.tz || defaultTz} />
         <label>
           {t("rep.granularity")}
           <select value={filters.granularity} onChange={(e) => set({ granularity: e.target.value as Granularity })} data-testid="report-granularity">
@@ -212,7 +211,7 @@ function ReportView({
           </select>
         </label>
         <InboxPicker session={session} value={filters.inbox_id} onChange={(inbox_id) => set({ inbox_id })} />
-        <ZonePicker value={filters.tz} onChange={(tz) => set({ tz })} fallback={shownTz} />
+        <ZonePicker value={filters.tz} onChange={(tz) => set({ tz })} fallback={defaultTz} />
         {BASIS_MATTERS.includes(name) && (
           <span className="switch" role="radiogroup" aria-label={t("rep.basis")} data-testid="report-basis">
             {(["wall", "business"] as Basis[]).map((b) => (
