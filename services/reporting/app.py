@@ -9,6 +9,8 @@ from __future__ import annotations
 from services.runtime import settings as rt_settings
 from services.runtime.service import ServiceRuntime
 
+from . import reports_wiring
+
 
 class ReportingSettings(rt_settings.ServiceSettings):
     pass
@@ -17,7 +19,8 @@ class ReportingSettings(rt_settings.ServiceSettings):
 async def main() -> int:
     settings = rt_settings.load(ReportingSettings)
     rt = ServiceRuntime("reporting", settings)
-    await rt.open_database()
+    db = await rt.open_database()
     await rt.open_bus()
-    rt.grpc_server()
+    server = rt.grpc_server()
+    reports_wiring.wire(rt, db, server)  # rreports: RPT-1…4, RPT-6
     return await rt.serve()
