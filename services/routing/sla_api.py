@@ -73,7 +73,7 @@ class SlaApi:
     async def ListCalendars(
         self, request: pb.ListCalendarsRequest, context: Context
     ) -> pb.ListCalendarsResponse:
-        ident = identity.require_operator()
+        ident = identity.require_tenant()  # an operator, or a service of the tenant (reporting)
         stored = await self._repo.calendars(self._repo.pool, ident.tenant_id)
         return pb.ListCalendarsResponse(calendars=[calendar_pb(c) for c in stored])
 
@@ -168,7 +168,7 @@ class SlaApi:
     async def ListSlaPolicies(
         self, request: pb.ListSlaPoliciesRequest, context: Context
     ) -> pb.ListSlaPoliciesResponse:
-        ident = identity.require_operator()
+        ident = identity.require_tenant()  # an operator, or a service of the tenant (reporting)
         stored = await self._repo.policies(self._repo.pool, ident.tenant_id)
         return pb.ListSlaPoliciesResponse(policies=[policy_pb(p) for p in stored])
 
