@@ -29,6 +29,7 @@ from . import (
     routes_notices,
     routes_operations,
     routes_outbound,
+    routes_reports,
     routes_rules,
     routes_sla,
     routes_tickets,
@@ -60,6 +61,7 @@ ROUTE_MODULES = (
     routes_webhooks,  # before routes_rules: /rules/webhook-* before /rules/{rule_id}
     routes_rules,
     routes_live_reports,  # rlive: /reports/live-* before rreports' /reports/{report}
+    routes_reports,
     static,
 )
 
