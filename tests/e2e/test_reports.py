@@ -106,9 +106,10 @@ async def test_the_days_mail_replies_and_resolution_are_counted(office: Desk) ->
 async def test_the_csv_is_the_json_table(office: Desk, name: str) -> None:
     code, body = await report(office, name, inbox_id=office.tenant.inbox_id)
     assert code == 200, body
+    path = office.path(name, ".csv", inbox_id=office.tenant.inbox_id)
     async with aiohttp.ClientSession() as http:
         async with http.get(
-            f"{office.stack.gateway_url}{office.path(name, '.csv', inbox_id=office.tenant.inbox_id)}",
+            f"{office.stack.gateway_url}{path}",
             headers={"Authorization": f"Bearer {office.supervisor}"},
         ) as resp:
             assert resp.status == 200
