@@ -44,7 +44,7 @@ class ReportPeers:
             return hit[1]
         try:
             resp = await self._accounts.ListOperators(
-                accounts_pb2.ListOperatorsRequest(include_inactive=True),
+                accounts_pb2.ListOperatorsRequest(),  # active ones: inactive need an admin
                 metadata=_system(tenant),
                 timeout=5,
             )
