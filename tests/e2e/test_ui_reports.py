@@ -103,6 +103,16 @@ async def test_a_supervisor_sees_todays_received_count_move_and_downloads_the_cs
         assert by_period[today][1].startswith(f"{today}T00:00:00+09:00")
         assert by_period["total"][3] == "2"
         assert len(rows) == 1 + 7 + 1  # the last 7 days, then the totals
+
+        # a parameter the server refuses is told in the UI's language, naming what to change
+        await page.get_by_test_id("period-preset").select_option("12m")
+        await page.get_by_test_id("report-granularity").select_option("hour")
+        await expect(page.get_by_test_id("report-error")).to_contain_text("92日以内")
+        await page.get_by_test_id("report-granularity").select_option("month")
+        await expect(page.get_by_test_id("report-error")).to_have_count(0)
+        # 12 months back from this month's first day: 13 months, then the totals
+        await expect(page.get_by_test_id("report-row")).to_have_count(13 + 1)
+        await expect(page.get_by_test_id("report-row").last).to_contain_text("合計")
     finally:
         await ctx.close()
 
