@@ -22,6 +22,7 @@ from . import (
     routes_assignment,
     routes_compose,
     routes_contacts,
+    routes_exports,
     routes_ingestion,
     routes_locks,
     routes_meta,
@@ -58,6 +59,7 @@ ROUTE_MODULES = (
     routes_sla,
     routes_webhooks,  # before routes_rules: /rules/webhook-* before /rules/{rule_id}
     routes_rules,
+    routes_exports,
     static,
 )
 

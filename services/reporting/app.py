@@ -6,12 +6,24 @@ Each part is wired by one module (`wire(...)` of facts, reports, live, exports).
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import Field
+
 from services.runtime import settings as rt_settings
 from services.runtime.service import ServiceRuntime
 
+from . import exports_wiring
+
 
 class ReportingSettings(rt_settings.ServiceSettings):
-    pass
+    # exports (rexport): where the files are written (a volume in Kubernetes), how many
+    # rows / bytes of mail are asked of the owners per batch (one checkpoint each), and
+    # a pause between batches to spare the owners' databases
+    export_dir: Path = Path("/var/lib/switchboard/exports")
+    export_batch_rows: int = Field(default=5000, ge=1, le=10_000)
+    export_batch_bytes: int = Field(default=4 * 1024 * 1024, ge=1, le=64 * 1024 * 1024)
+    export_pause_s: float = Field(default=0.0, ge=0, le=60)
 
 
 async def main() -> int:
@@ -20,4 +32,5 @@ async def main() -> int:
     await rt.open_database()
     await rt.open_bus()
     rt.grpc_server()
+    exports_wiring.wire(rt, settings)
     return await rt.serve()
