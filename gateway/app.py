@@ -22,6 +22,7 @@ from . import (
     routes_assignment,
     routes_compose,
     routes_contacts,
+    routes_exports,
     routes_ingestion,
     routes_live_reports,
     routes_locks,
@@ -62,6 +63,7 @@ ROUTE_MODULES = (
     routes_rules,
     routes_live_reports,  # rlive: /reports/live-* before rreports' /reports/{report}
     routes_reports,
+    routes_exports,
     static,
 )
 
