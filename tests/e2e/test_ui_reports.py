@@ -113,6 +113,19 @@ async def test_a_supervisor_sees_todays_received_count_move_and_downloads_the_cs
         # 12 months back from this month's first day: 13 months, then the totals
         await expect(page.get_by_test_id("report-row")).to_have_count(13 + 1)
         await expect(page.get_by_test_id("report-row").last).to_contain_text("合計")
+
+        # the other reports draw their chart and table from the same filters
+        for report in ("topics", "operators", "response_times"):
+            await page.get_by_test_id(f"reports-nav-{report}").click()
+            await expect(page.get_by_test_id("reports-page")).to_have_attribute(
+                "data-section", report
+            )
+            await expect(page.get_by_test_id("report-chart").locator("svg")).to_be_visible()
+            await expect(page.get_by_test_id("report-error")).to_have_count(0)
+            await shot(page, f"reports-{report}-ja")
+        await page.get_by_test_id("basis-business").check()  # response times in business hours
+        await expect(page.get_by_test_id("report-error")).to_have_count(0)
+        await expect(page.get_by_test_id("report-row").last).to_contain_text("合計")
     finally:
         await ctx.close()
 
@@ -166,6 +179,9 @@ async def test_an_export_with_chosen_columns_shows_its_progress_and_downloads(
         await expect(row.get_by_test_id("export-progress")).to_be_visible()
         await expect(row).to_have_attribute("data-state", "done", timeout=SLOW)
         await expect(row.get_by_test_id("export-state")).to_have_text("完了：3件")
+        progress = row.get_by_test_id("export-progress")  # done / total of the server's
+        await expect(progress).to_have_attribute("max", "3")
+        await expect(progress).to_have_attribute("value", "3")
         await shot(page, "exports-ja")
         name, text = await downloaded(page, "export-download")
         assert name.startswith("tickets-") and name.endswith(".csv")
