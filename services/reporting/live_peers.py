@@ -68,12 +68,13 @@ class LivePeers:
         return await self._cache.get((tenant, "inboxes"), fetch)
 
     async def operator_names(self, tenant: str) -> dict[str, str]:
-        """Every operator of the tenant (deactivated ones too), id → display name."""
+        """The tenant's active operators, id → display name (a deactivated one is not
+        listed to a caller without `manage_operators`: the figures then show their id)."""
 
         async def fetch() -> dict[str, str]:
             try:
                 resp = await self._accounts.ListOperators(
-                    accounts_pb2.ListOperatorsRequest(include_inactive=True),
+                    accounts_pb2.ListOperatorsRequest(),
                     metadata=system(tenant).metadata(),
                     timeout=5,
                 )
