@@ -58,22 +58,22 @@ def today_row(page: Page) -> object:
 
 async def supervisor_page(
     stack: Stack, browser: Browser
-) -> tuple[Tenant, str, BrowserContext, Page]:
-    """A new tenant (and its administrator's token), a supervisor of its inbox signed in
-    (Japanese, 1280×800)."""
+) -> tuple[Tenant, str, str, BrowserContext, Page]:
+    """A new tenant (and its administrator's token), a supervisor of its inbox (their id)
+    signed in (Japanese, 1280×800)."""
     tenant, admin = await admin_of(stack)
-    _, sue = await operator(stack, admin, tenant, "鈴木 監督", ["supervisor"])
+    sue_id, sue = await operator(stack, admin, tenant, "鈴木 監督", ["supervisor"])
     ctx = await context(browser, lang="ja")
     page = await ctx.new_page()
     await sign_in(page, stack.gateway_url, sue, PASSWORD)
     await expect(page.get_by_test_id("me")).to_have_text("鈴木 監督")
-    return tenant, admin, ctx, page
+    return tenant, admin, sue_id, ctx, page
 
 
 async def test_a_supervisor_sees_todays_received_count_move_and_downloads_the_csv(
     stack: Stack, browser: Browser
 ) -> None:
-    tenant, _, ctx, page = await supervisor_page(stack, browser)
+    tenant, _, _, ctx, page = await supervisor_page(stack, browser)
     try:
         await mail_in(stack, tenant.address, f"Order {uuid.uuid4().hex[:6]}")
         await page.get_by_test_id("nav-reports").click()
@@ -133,7 +133,8 @@ async def test_a_supervisor_sees_todays_received_count_move_and_downloads_the_cs
 async def test_the_live_queue_shows_a_new_waiting_mail_without_a_reload(
     stack: Stack, browser: Browser
 ) -> None:
-    tenant, _, ctx, page = await supervisor_page(stack, browser)
+    tenant, admin, sue_id, ctx, page = await supervisor_page(stack, browser)
+    subject = f"Order {uuid.uuid4().hex[:6]}"
     try:
         await mail_in(stack, tenant.address, f"Order {uuid.uuid4().hex[:6]}")
         await page.get_by_test_id("nav-reports").click()
@@ -143,16 +144,26 @@ async def test_the_live_queue_shows_a_new_waiting_mail_without_a_reload(
         await expect(total).to_have_text("1", timeout=SLOW)
         url = page.url
         # a mail arrives: pushed over the live socket, no reload, no click
-        await mail_in(stack, tenant.address, f"Order {uuid.uuid4().hex[:6]}")
+        await mail_in(stack, tenant.address, subject)
         await expect(total).to_have_text("2", timeout=SLOW)
         await expect(help_desk.get_by_test_id("queue-waiting")).to_have_text("2")
         assert page.url == url
         await expect(page.get_by_test_id("live-queue-chart").locator("svg")).to_be_visible()
         await shot(page, "reports-live-queue-ja")
-        # live assignment: both unassigned
+        # live assignment: both unassigned; one assigned to the supervisor moves the chart
         await page.get_by_test_id("reports-nav-live_assignment").click()
         unassigned = page.locator("[data-testid=assignment-row][data-operator='']")
         await expect(unassigned.get_by_test_id("assignment-open")).to_have_text("2", timeout=SLOW)
+        ticket = await ticket_by_subject(stack, admin, subject)
+        code, body, _ = await call(
+            stack, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"assignee_id": sue_id}, token=admin
+        )
+        assert code == 200, body
+        sue_row = page.locator(f"[data-testid=assignment-row][data-operator='{sue_id}']")
+        await expect(sue_row).to_contain_text("鈴木 監督", timeout=SLOW)
+        await expect(sue_row.get_by_test_id("assignment-open")).to_have_text("1")
+        await expect(unassigned.get_by_test_id("assignment-open")).to_have_text("1")
+        assert page.url.endswith("#/reports/live_assignment")
         await shot(page, "reports-live-assignment-ja")
     finally:
         await ctx.close()
@@ -161,7 +172,7 @@ async def test_the_live_queue_shows_a_new_waiting_mail_without_a_reload(
 async def test_an_export_with_chosen_columns_shows_its_progress_and_downloads(
     stack: Stack, browser: Browser
 ) -> None:
-    tenant, admin, ctx, page = await supervisor_page(stack, browser)
+    tenant, admin, _, ctx, page = await supervisor_page(stack, browser)
     subjects = [f"Order {uuid.uuid4().hex[:6]}" for _ in range(3)]
     try:
         for subject in subjects:
