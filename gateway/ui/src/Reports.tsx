@@ -155,17 +155,18 @@ function useReport(name: ReportName, q: ReportQuery, tz: string) {
   const reachesToday = q.to >= today(tz);
   useEffect(() => {
     if (!reachesToday) return;
-    let timer: number | undefined;
-    // a ticket event: its figures are counted a moment later, so read again shortly after
+    let timers: number[] = [];
+    // a ticket event: reporting counts it a moment later (its facts, then the roll-up), so
+    // read again shortly after, and once more a little later; a burst reads once
     const off = live.on((e) => {
       if (!e.type.startsWith("ticket.") && e.type !== "hello") return;
-      window.clearTimeout(timer);
-      timer = window.setTimeout(() => void load(), 1500);
+      timers.forEach((x) => window.clearTimeout(x));
+      timers = [1500, 6000].map((ms) => window.setTimeout(() => void load(), ms));
     });
     const every = window.setInterval(() => void load(), 30000);
     return () => {
       off();
-      window.clearTimeout(timer);
+      timers.forEach((x) => window.clearTimeout(x));
       window.clearInterval(every);
     };
   }, [load, reachesToday]);
@@ -198,7 +199,11 @@ function ReportView({
         <span className="spacer" />
         {loading && <span className="muted small">{t("list.loading")}</span>}
         <button className="small" onClick={() => void reload()} data-testid="report-refresh">{t("rep.refresh")}</button>
-        <a className="button" href={csvHref(name, q)} download data-testid="report-csv">{t("rep.csv")}</a>
+        {error ? (
+          <button disabled title={error} data-testid="report-csv">{t("rep.csv")}</button>
+        ) : (
+          <a className="button" href={csvHref(name, q)} download data-testid="report-csv">{t("rep.csv")}</a>
+        )}
       </div>
       <div className="filters" data-testid="report-filters">
         <PeriodPicker value={filters} onChange={(p) => set(p)} tz={filters.tz || defaultTz} />
