@@ -23,6 +23,7 @@ REPLY = "reply"
 RESOLUTION = "resolution"
 REOPEN = "reopen"
 SENT = "sent"
+FORWARD = "forward"
 APPROVAL_REQUEST = "approval_request"
 APPROVAL_GIVEN = "approval_given"
 SEND_BACK = "send_back"
@@ -40,6 +41,7 @@ METRICS = (
     RESOLUTION,
     REOPEN,
     SENT,
+    FORWARD,
     APPROVAL_REQUEST,
     APPROVAL_GIVEN,
     SEND_BACK,
@@ -353,9 +355,10 @@ def on_sent(
     env: events_pb2.EventEnvelope,
     author: str | None,
     ticket: TicketState | None,
+    draft_kind: str = "",
 ) -> list[NewFact]:
     """A send that went out (state `sent`), counted for its author; its channel is the
-    send's kind (reply, auto_reply, form_confirmation)."""
+    send's kind (reply, auto_reply, form_confirmation). A forward's is also a `forward`."""
     c = env.send_changed
     if c.state != "sent" or c.previous_state == "sent":
         return []
@@ -374,6 +377,8 @@ def on_sent(
         fact = replace(
             fact, category=ticket.category, priority=ticket.priority, labels=ticket.labels
         )
+    if draft_kind == "forward":
+        return [fact, replace(fact, metric=FORWARD)]
     return [fact]
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from switchboard.v1 import common_pb2
+from switchboard.v1 import common_pb2, events_pb2
+from switchboard.v1 import routing_sla_pb2 as pb
 
 from services.reporting import facts as f
 from services.reporting import histogram, rollups
+from services.reporting.inbox_hours import TenantHours, inbox_calendar_ids
 from services.runtime import events
 from services.runtime.calendars import ALWAYS, Calendar, make_slot
 from tests import reporting_events as ev
@@ -137,3 +139,50 @@ def test_the_fold_sums_counts_durations_and_histograms_per_dimension() -> None:
     assert rollups.bucket(MON_9 + timedelta(minutes=29, seconds=59), "15m") == MON_9 + timedelta(
         minutes=15
     )
+
+
+def test_a_sent_forward_counts_as_sent_and_as_a_forward_for_its_author() -> None:
+    def sent(draft_kind: str, previous: str = "sending") -> list[f.NewFact]:
+        c = events_pb2.SendChanged(
+            send_id="s1", kind="reply", inbox_id=INBOX, state="sent", previous_state=previous
+        )
+        env = events.envelope(
+            events.SEND_CHANGED,
+            event_id=str(uuid.uuid4()),
+            tenant_id=TENANT,
+            occurred_at=MON_9,
+            payload=c,
+            actor=ev.SYSTEM,
+        )
+        return f.on_sent(TENANT, env, ALICE, None, draft_kind)
+
+    assert [(x.metric, x.operator_id, x.channel) for x in sent("forward")] == [
+        ("sent", ALICE, "reply"),
+        ("forward", ALICE, "reply"),
+    ]
+    assert _metrics(sent("reply")) == ["sent"]
+    assert sent("reply", previous="sent") == []
+
+
+def test_the_inbox_calendar_is_its_first_policy_without_category_or_priority() -> None:
+    other = str(uuid.uuid4())
+    policies = [
+        # first by position, but only for urgent tickets: not the inbox's own hours
+        pb.SlaPolicy(
+            id="p0",
+            position=0,
+            enabled=True,
+            inbox_ids=[INBOX],
+            priorities=["urgent"],
+            calendar_id="c-urgent",
+        ),
+        pb.SlaPolicy(id="p1", position=1, enabled=False, inbox_ids=[INBOX], calendar_id="c-off"),
+        pb.SlaPolicy(id="p2", position=2, enabled=True, inbox_ids=[INBOX], calendar_id="c-tokyo"),
+        pb.SlaPolicy(id="p3", position=3, enabled=True, calendar_id="c-all"),
+    ]
+    named, default = inbox_calendar_ids(policies)
+    assert named == {INBOX: "c-tokyo"} and default == "c-all"
+    hours = TenantHours(named, default, {"c-tokyo": TOKYO_9_TO_17})
+    assert hours.of(INBOX) is TOKYO_9_TO_17
+    assert hours.of(other) is ALWAYS  # its calendar is unknown: around the clock
+    assert TenantHours(*inbox_calendar_ids([]), {}).of(INBOX) is ALWAYS
