@@ -72,7 +72,8 @@ async def insert_facts(conn: asyncpg.Connection, facts: Sequence[NewFact]) -> in
              INSERT INTO facts (tenant_id, metric, key, at, inbox_id, ticket_id, operator_id,
                  other_operator_id, channel, category, priority, labels, wall_s, business_s)
              SELECT t, m, k, a, i, tk, o, oo, ch, ca, p,
-                    coalesce((SELECT array_agg(x) FROM jsonb_array_elements_text(l::jsonb) x), '{}'),
+                    coalesce(
+                      (SELECT array_agg(x) FROM jsonb_array_elements_text(l::jsonb) x), '{}'),
                     w, b
              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[],
                          $6::uuid[], $7::uuid[], $8::uuid[], $9::text[], $10::text[],
