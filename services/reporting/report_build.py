@@ -18,7 +18,7 @@ from .stats import Durations
 
 WANTS: dict[str, tuple[Want, ...]] = {
     "volume": (Want("", ("received", "sent")),),
-    "response_times": (Want("", ("first_reply", "resolution")),),
+    "response_times": (Want("", ("first_reply", "resolution"), per_inbox=True),),
     "operators": (
         Want(
             "operator",

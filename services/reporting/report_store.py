@@ -42,6 +42,12 @@ def _args(tenant_id: str, q: Query, want: Want) -> tuple[object, ...]:
             inboxes)  # fmt: skip
 
 
+def _inbox_column(want: Want, prefix: str) -> str:
+    """Grouped per inbox only when the report needs it (each inbox's thresholds): fewer
+    rows to sum and to send."""
+    return f"{prefix}inbox_id::text" if want.per_inbox else "''::text"
+
+
 async def cells(conn: asyncpg.Connection, tenant_id: str, q: Query, want: Want) -> list[Cell]:
     """The summed cells of one dimension's metrics over the query's periods."""
     if q.source == FACTS:
@@ -63,10 +69,11 @@ async def from_rollups(
     row), assembled here."""
     basis = "business" if q.basis == "business" else "wall"
     args = _args(tenant_id, q, want)
+    inbox = _inbox_column(want, "")
     rows = await conn.fetch(
         f"""
         SELECT width_bucket(bucket, $2::timestamptz[]) - 1 AS period, metric,
-               inbox_id::text AS inbox_id, value, sum(count)::bigint AS n,
+               {inbox} AS inbox_id, value, sum(count)::bigint AS n,
                sum(sum_{basis}) AS total
         FROM {table} {_ROLLUP_WHERE}
         GROUP BY 1, 2, 3, 4
@@ -78,7 +85,7 @@ async def from_rollups(
         for r in await conn.fetch(
             f"""
             SELECT width_bucket(bucket, $2::timestamptz[]) - 1 AS period, metric,
-                   inbox_id::text AS inbox_id, value, h.i::int AS i, sum(h.n)::bigint AS n
+                   {inbox} AS inbox_id, value, h.i::int AS i, sum(h.n)::bigint AS n
             FROM {table}, unnest(hist_{basis}) WITH ORDINALITY AS h(n, i)
             {_ROLLUP_WHERE} AND h.n <> 0
             GROUP BY 1, 2, 3, 4, 5
@@ -108,7 +115,7 @@ async def from_facts(conn: asyncpg.Connection, tenant_id: str, q: Query, want: W
     rows = await conn.fetch(
         f"""
         SELECT width_bucket(f.at, $2::timestamptz[]) - 1 AS period, f.metric,
-               f.inbox_id::text AS inbox_id, {value} AS value,
+               {_inbox_column(want, "f.")} AS inbox_id, {value} AS value,
                greatest(width_bucket(f.{column}, $8::float8[]) - 1, 0) AS bucket,
                count(*)::bigint AS n, sum(coalesce(f.{column}, 0)) AS total,
                bool_or(f.{column} IS NOT NULL) AS timed
