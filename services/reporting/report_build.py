@@ -230,16 +230,21 @@ def topics(q: Query, cells: Sequence[Cell], ctx: Context) -> tuple[Table, ...]:
         for v in ranked[: q.top]:
             share = round(whole[v].count / dim_total, 4) if dim_total else None
             top_rows.append((dim, str(v), whole[v].count, share))
+    by_period: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for c in cells:
+        by_period[(c.period, c.dimension)][c.value] += c.durations.count
     for i, p in enumerate(q.periods):
+        before = len(table_rows)
         for dim in dims:
-            per = _sum((c for c in cells if c.dimension == dim and c.period == i), _value)
+            per = by_period.get((i, dim), {})
             for v in named[dim]:
-                if per.get(v, stats.EMPTY).count:
-                    series_rows.append((*_when(q, p), dim, v, per[v].count))
-            other = sum(d.count for k, d in per.items() if k not in named[dim])
+                if per.get(v):
+                    table_rows.append((*_when(q, p), dim, v, per[v]))
+            other = sum(n for k, n in per.items() if k not in named[dim])
             if other:
-                series_rows.append((*_when(q, p), dim, OTHER, other))
-    table_rows.extend(series_rows)
+                table_rows.append((*_when(q, p), dim, OTHER, other))
+        # the chart has every period: an empty one as a row of no dimension
+        series_rows.extend(table_rows[before:] or [(*_when(q, p), "", "", 0)])
     for dim in dims:
         whole = _sum((c for c in cells if c.dimension == dim), _value)
         for v in named[dim]:
