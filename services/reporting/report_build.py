@@ -108,22 +108,27 @@ def response_times(q: Query, cells: Sequence[Cell], ctx: Context) -> tuple[Table
     metrics = ("first_reply", "resolution")
     inboxes = sorted({c.inbox_id for c in cells} | set(q.inbox_ids or ()))
     size = _threshold_size(q, ctx, inboxes)
-    per_inbox = _sum(cells, lambda c: (c.period, c.metric, c.inbox_id))
+    minutes = {b: [t[0] for t in ctx.thresholds.get(b, ())] for b in inboxes}
+    n = len(q.periods)
+    # one pass: each (period, inbox) cell into its period's sums and level counts
+    sums = {(i, m): stats.Sum() for i in range(n + 1) for m in metrics}  # n: the range
+    counts = {(i, m): [0] * (size + 1) for i in range(n + 1) for m in metrics}
+    for c in cells:
+        if c.metric not in metrics:
+            continue
+        reached = stats.levels(c.durations, minutes.get(c.inbox_id, []), size)
+        for i in (c.period, n):
+            sums[(i, c.metric)].add(c.durations)
+            into = counts[(i, c.metric)]
+            for k, x in enumerate(reached):
+                into[k] += x
 
-    def row(head: list[Value], periods: Sequence[int]) -> tuple[Value, ...]:
+    def row(head: list[Value], i: int) -> tuple[Value, ...]:
         out = list(head)
         for m in metrics:
-            out += _timing(
-                sum((per_inbox[(i, m, b)] for i in periods for b in inboxes), stats.EMPTY)
-            )
+            out += _timing(sums[(i, m)].durations())
         for m in metrics:
-            counts = [0] * (size + 1)
-            for b in inboxes:
-                minutes = [t[0] for t in ctx.thresholds.get(b, ())]
-                d = sum((per_inbox[(i, m, b)] for i in periods), stats.EMPTY)
-                for k, n in enumerate(stats.levels(d, minutes, size)):
-                    counts[k] += n
-            out += counts
+            out += counts[(i, m)]
         return tuple(out)
 
     columns: tuple[str, ...] = PERIOD_COLUMNS
@@ -131,8 +136,8 @@ def response_times(q: Query, cells: Sequence[Cell], ctx: Context) -> tuple[Table
         columns += _timing_columns(m)
     for m in metrics:
         columns += tuple(f"{m}_level_{k}" for k in range(size + 1))
-    rows = [row(_when(q, p), [i]) for i, p in enumerate(q.periods)]
-    totals = row(_whole(q), range(len(q.periods)))
+    rows = [row(_when(q, p), i) for i, p in enumerate(q.periods)]
+    totals = row(_whole(q), n)
     levels: list[tuple[Value, ...]] = []
     for k in range(size + 1):
         seen: set[tuple[int, str] | None] = {
