@@ -64,7 +64,9 @@ def report_json(r: reporting_pb2.Report) -> dict[str, Any]:
                     "categories": {},
                 },
             )
-            point["labels" if s["dimension"] == "label" else "categories"][s["topic"]] = s["count"]
+            if s["dimension"]:  # "": a period with nothing counted
+                kind = "labels" if s["dimension"] == "label" else "categories"
+                point[kind][s["topic"]] = s["count"]
         body["series"] = list(series.values())
         body["totals"] = _by_dimension([x for x in rows if x["period"] == "total"], "count")
         top = _objects(tables["top"])

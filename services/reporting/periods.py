@@ -24,6 +24,7 @@ GRANULARITIES = ("hour", "day", "week", "month")
 MAX_DAYS = 1830  # about five years
 HOUR_MAX_DAYS = 92
 DEFAULT_DAYS = 30
+FIRST_YEAR, LAST_YEAR = 1900, 2200  # the calendar arithmetic stays far from year 1 and 9999
 
 HOUR, QUARTER, FACTS = "rollups_hour", "rollups_15m", "facts"
 
@@ -102,6 +103,10 @@ def report_range(
         start = parse_bound(from_text, "from", zone, end=False)
     else:
         start = _local(end.astimezone(zone).date() - timedelta(days=DEFAULT_DAYS), zone)
+    if start.year < FIRST_YEAR:
+        raise InvalidArgument(f"from is before {FIRST_YEAR}", field="from")
+    if end.year > LAST_YEAR:
+        raise InvalidArgument(f"to is after {LAST_YEAR}", field="to")
     if end <= start:
         raise InvalidArgument("to must be after from", field="to")
     if end - start > timedelta(days=MAX_DAYS):

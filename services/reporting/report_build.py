@@ -18,7 +18,7 @@ from .stats import Durations
 
 WANTS: dict[str, tuple[Want, ...]] = {
     "volume": (Want("", ("received", "sent")),),
-    "response_times": (Want("", ("first_reply", "resolution")),),
+    "response_times": (Want("", ("first_reply", "resolution"), per_inbox=True),),
     "operators": (
         Want(
             "operator",
@@ -108,22 +108,27 @@ def response_times(q: Query, cells: Sequence[Cell], ctx: Context) -> tuple[Table
     metrics = ("first_reply", "resolution")
     inboxes = sorted({c.inbox_id for c in cells} | set(q.inbox_ids or ()))
     size = _threshold_size(q, ctx, inboxes)
-    per_inbox = _sum(cells, lambda c: (c.period, c.metric, c.inbox_id))
+    minutes = {b: [t[0] for t in ctx.thresholds.get(b, ())] for b in inboxes}
+    n = len(q.periods)
+    # one pass: each (period, inbox) cell into its period's sums and level counts
+    sums = {(i, m): stats.Sum() for i in range(n + 1) for m in metrics}  # n: the range
+    counts = {(i, m): [0] * (size + 1) for i in range(n + 1) for m in metrics}
+    for c in cells:
+        if c.metric not in metrics:
+            continue
+        reached = stats.levels(c.durations, minutes.get(c.inbox_id, []), size)
+        for i in (c.period, n):
+            sums[(i, c.metric)].add(c.durations)
+            into = counts[(i, c.metric)]
+            for k, x in enumerate(reached):
+                into[k] += x
 
-    def row(head: list[Value], periods: Sequence[int]) -> tuple[Value, ...]:
+    def row(head: list[Value], i: int) -> tuple[Value, ...]:
         out = list(head)
         for m in metrics:
-            out += _timing(
-                sum((per_inbox[(i, m, b)] for i in periods for b in inboxes), stats.EMPTY)
-            )
+            out += _timing(sums[(i, m)].durations())
         for m in metrics:
-            counts = [0] * (size + 1)
-            for b in inboxes:
-                minutes = [t[0] for t in ctx.thresholds.get(b, ())]
-                d = sum((per_inbox[(i, m, b)] for i in periods), stats.EMPTY)
-                for k, n in enumerate(stats.levels(d, minutes, size)):
-                    counts[k] += n
-            out += counts
+            out += counts[(i, m)]
         return tuple(out)
 
     columns: tuple[str, ...] = PERIOD_COLUMNS
@@ -131,8 +136,8 @@ def response_times(q: Query, cells: Sequence[Cell], ctx: Context) -> tuple[Table
         columns += _timing_columns(m)
     for m in metrics:
         columns += tuple(f"{m}_level_{k}" for k in range(size + 1))
-    rows = [row(_when(q, p), [i]) for i, p in enumerate(q.periods)]
-    totals = row(_whole(q), range(len(q.periods)))
+    rows = [row(_when(q, p), i) for i, p in enumerate(q.periods)]
+    totals = row(_whole(q), n)
     levels: list[tuple[Value, ...]] = []
     for k in range(size + 1):
         seen: set[tuple[int, str] | None] = {
@@ -230,16 +235,21 @@ def topics(q: Query, cells: Sequence[Cell], ctx: Context) -> tuple[Table, ...]:
         for v in ranked[: q.top]:
             share = round(whole[v].count / dim_total, 4) if dim_total else None
             top_rows.append((dim, str(v), whole[v].count, share))
+    by_period: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for c in cells:
+        by_period[(c.period, c.dimension)][c.value] += c.durations.count
     for i, p in enumerate(q.periods):
+        before = len(table_rows)
         for dim in dims:
-            per = _sum((c for c in cells if c.dimension == dim and c.period == i), _value)
+            per = by_period.get((i, dim), {})
             for v in named[dim]:
-                if per.get(v, stats.EMPTY).count:
-                    series_rows.append((*_when(q, p), dim, v, per[v].count))
-            other = sum(d.count for k, d in per.items() if k not in named[dim])
+                if per.get(v):
+                    table_rows.append((*_when(q, p), dim, v, per[v]))
+            other = sum(n for k, n in per.items() if k not in named[dim])
             if other:
-                series_rows.append((*_when(q, p), dim, OTHER, other))
-    table_rows.extend(series_rows)
+                table_rows.append((*_when(q, p), dim, OTHER, other))
+        # the chart has every period: an empty one as a row of no dimension
+        series_rows.extend(table_rows[before:] or [(*_when(q, p), "", "", 0)])
     for dim in dims:
         whole = _sum((c for c in cells if c.dimension == dim), _value)
         for v in named[dim]:

@@ -45,6 +45,7 @@ class Want:
 
     dimension: str
     metrics: tuple[str, ...]
+    per_inbox: bool = False  # cells per inbox (each inbox's thresholds), else summed ("")
 
 
 @dataclass(frozen=True, slots=True)

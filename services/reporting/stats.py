@@ -9,6 +9,7 @@ splits that bucket's count in proportion."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,29 @@ class Durations:
 EMPTY = Durations()
 
 
+class Sum:
+    """Durations added up in place (a report's many cells into one period)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.hist: list[int] = []
+
+    def add(self, d: Durations) -> None:
+        if not d.count:
+            return
+        self.count += d.count
+        self.total += d.total
+        if d.hist:
+            if len(self.hist) == len(d.hist):
+                self.hist = list(map(operator.add, self.hist, d.hist))
+            else:
+                self.hist = histogram.add(self.hist, d.hist)
+
+    def durations(self) -> Durations:
+        return Durations(self.count, self.total, tuple(self.hist))
+
+
 def of_seconds(values: Sequence[float]) -> Durations:
     """The Durations of individual durations."""
     return Durations(len(values), float(sum(values)), tuple(histogram.of(values)))
@@ -60,19 +84,17 @@ def quantile(d: Durations, q: float) -> float | None:
 
 
 def _at_least(d: Durations, limit: float) -> float:
-    """How many durations are ≥ limit seconds."""
+    """How many durations are ≥ limit seconds: the buckets from the one holding `limit`
+    on, that one in proportion when `limit` is not its lower edge."""
+    if limit <= 0:
+        return float(d.count)
     edges = histogram.EDGES_S
-    out = 0.0
-    for i, n in enumerate(d.hist):
-        if not n:
-            continue
-        low = float(edges[i])
-        high = float(edges[i + 1]) if i + 1 < len(edges) else None
-        if low >= limit:
-            out += n
-        elif high is not None and high > limit:
-            out += n * (high - limit) / (high - low)
-    return out
+    i = histogram.bucket_of(limit)
+    whole = float(sum(d.hist[i + 1 :]))
+    if i >= len(d.hist) or edges[i] == limit or i + 1 >= len(edges):
+        return whole + (d.hist[i] if i < len(d.hist) and edges[i] == limit else 0)
+    low, high = edges[i], edges[i + 1]
+    return whole + d.hist[i] * (high - limit) / (high - low)
 
 
 def levels(d: Durations, thresholds_minutes: Sequence[int], size: int) -> list[int]:

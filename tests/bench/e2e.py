@@ -60,6 +60,7 @@ from tests.bench import (
     ingestion,
     locks,
     outbound,
+    reports,
     rules,
     sla,
     ui,
@@ -266,6 +267,8 @@ async def main() -> int:
             outbound_figures = await outbound.run(stack, admin, await tenant_of(stack, admin))
             print("sla timers…", file=sys.stderr)
             sla_figures = await sla.run(stack)
+            print("reports…", file=sys.stderr)
+            report_figures = await reports.run(stack)
             print("ui…", file=sys.stderr)
             ui_figures = await ui.run(stack, "agent1@demo.example", PASSWORD, agent, make_mail)
         finally:
@@ -298,6 +301,7 @@ async def main() -> int:
         "assignment": assignment_figures,
         "outbound": outbound_figures,
         "sla": sla_figures,
+        "reports": report_figures,
         "ui": ui_figures,
     }
     if before_after.BEFORE != "none":

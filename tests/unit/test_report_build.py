@@ -109,7 +109,7 @@ def test_operators_rows_by_name_and_the_totals_row() -> None:
 
 
 def test_topics_name_the_top_ones_and_sum_the_rest() -> None:
-    q = query("topics", top=1)
+    q = query("topics", to="2026-11-03", top=1)
     cells = [
         count(0, "arrival", 3, dim="label", value="配送"),
         count(0, "arrival", 1, dim="label", value="返品"),
@@ -120,6 +120,15 @@ def test_topics_name_the_top_ones_and_sum_the_rest() -> None:
     assert (*series.rows[0][3:],) == ("label", "配送", 3)
     assert (*series.rows[1][3:],) == ("label", "(other)", 1)
     assert ("total", "label", "配送", 3) == (table.rows[-3][0], *table.rows[-3][3:])
+    assert series.rows[-1][0] == "2026-11-03" and series.rows[-1][3:] == ("", "", 0)
+    assert all(r[3] for r in table.rows)  # the table has no empty-period rows
+    report = Report("topics", q, ((A, "Support"),), "", (series, table, top))
+    body = report_json(pb.Report.FromString(report_pb(report).SerializeToString()))
+    assert [p["period"] for p in body["series"]] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert body["series"][2]["labels"] == {} and body["totals"]["labels"] == {
+        "配送": 3,
+        "(other)": 1,
+    }
 
 
 @pytest.mark.parametrize("name", ["volume", "response_times", "operators", "topics"])

@@ -96,6 +96,9 @@ def test_dates_and_date_times_in_the_zone_or_with_an_offset() -> None:
         ("2026-01-01", "2026-12-31", "hour", "granularity"),
         ("2020-01-01", "2026-12-31", "day", "to"),
         ("2026-01-01", "2026-01-02", "fortnight", "granularity"),
+        ("9999-01-01", "9999-12-31", "month", "to"),
+        ("0001-01-01", "0001-02-01", "day", "from"),
+        ("9999-12-31T20:00:00-05:00", "", "day", "from"),
     ],
 )
 def test_a_bad_range_is_refused_naming_the_parameter(
