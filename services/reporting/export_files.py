@@ -65,6 +65,18 @@ def drop_staged_after(staging: Path, done: int) -> None:
             entry.unlink()
 
 
+def resumable(kind: str, part: Path, staging: Path, done: int, length: int) -> bool:
+    """Whether what a job wrote up to its checkpoint is still there."""
+    if kind == "eml_zip":
+        if not staging.is_dir():
+            return done == 0
+        kept = sum(
+            1 for e in staging.iterdir() if e.name[:10].isdigit() and int(e.name[:10]) <= done
+        )
+        return kept == done
+    return length == 0 or (part.exists() and part.stat().st_size >= length)
+
+
 def write_staged(staging: Path, seq: int, name: str, data: bytes) -> None:
     with open(staging / staged_name(seq, name), "wb") as f:
         f.write(data)

@@ -173,6 +173,15 @@ class ExportsRepo:
             now,
         )
 
+    async def restart(self, conn: asyncpg.Connection, job_id: str) -> Job:
+        """From the start again: its partial file was lost (a volume that did not
+        survive a restart)."""
+        row = await conn.fetchrow(
+            "UPDATE exports SET cursor = '', done = 0, file_bytes = 0 WHERE id = $1 RETURNING *",
+            uuid.UUID(job_id),
+        )
+        return Job.of(row)
+
     async def set_total(self, conn: asyncpg.Connection, job_id: str, total: int) -> None:
         await conn.execute("UPDATE exports SET total = $2 WHERE id = $1", uuid.UUID(job_id), total)
 

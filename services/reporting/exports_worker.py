@@ -126,6 +126,10 @@ class ExportWorker:
                 if final.exists() and not part.exists():  # renamed, then stopped
                     size, sha = ef.digest(final)
                 else:
+                    staging = self._files.staging(job.tenant_id, job.id)
+                    if not ef.resumable(job.kind, part, staging, job.done, job.file_bytes):
+                        self._log.warning("export file lost: starting again", done=job.done)
+                        job = await self._repo.restart(conn, job.id)
                     await self._write(conn, job, part)
                     size, sha = ef.finish(part, final)
             except Refused as exc:

@@ -282,3 +282,98 @@ async def test_an_export_killed_midway_finishes_with_the_same_file_as_an_uninter
         assert len(set(sums.values())) == 2
     finally:
         await _restart_reporting(stack, None)
+
+
+async def _masked_exporter(stack: Stack, tenant: Tenant, admin: str) -> str:
+    """An operator of the tenant who may export but not see customers' addresses: the
+    tenant's trainee role given `export`, a new trainee logged in with a password of
+    their own. Their token."""
+    code, body = await api_call(
+        stack, admin, "PUT", "/api/v1/roles/trainee", {"permissions": ["export", "print"]}
+    )
+    assert code == 200, body
+    who = f"masked-{uuid.uuid4().hex[:8]}@ops.example"
+    code, made = await api_call(
+        stack,
+        admin,
+        "POST",
+        "/api/v1/operators",
+        {
+            "login": who,
+            "display_name": "Masked",
+            "inbox_ids": [tenant.inbox_id],
+            "roles": ["trainee"],
+        },
+    )
+    assert code == 201, made
+    temporary = made["temporary_password"]
+    token = await login(stack, who, temporary)
+    new = "a password of my own"
+    code, body = await api_call(
+        stack,
+        token,
+        "POST",
+        "/api/v1/me/password",
+        {"current_password": temporary, "new_password": new},
+    )
+    assert code == 200, body
+    return await login(stack, who, new)
+
+
+async def test_bad_input_permissions_and_masking(stack: Stack) -> None:
+    from services.runtime.demo import SUPPORT_INBOX
+
+    tenant, admin = await _admin(stack)
+    start = _iso(datetime.now(UTC) - timedelta(seconds=5))
+    tag = f"Mask {uuid.uuid4().hex[:6]}"
+    await _send_and_wait(stack, tenant, admin, tag, 2, "hanako.suzuki@example.co.jp")
+    end = _iso(datetime.now(UTC) + timedelta(seconds=5))
+    good = {"kind": "tickets_csv", "from": start, "to": end}
+
+    bad: list[tuple[dict[str, Any], int, str]] = [
+        ({**good, "kind": "xlsx"}, 400, "kind"),
+        ({**good, "columns": ["subject", "password"]}, 400, "columns"),
+        ({**good, "from": end, "to": start}, 400, "to"),
+        ({"kind": "tickets_csv", "to": end}, 400, "from"),
+        ({**good, "from": "yesterday"}, 400, "from"),
+        ({**good, "tz": "Mars/Olympus"}, 400, "tz"),
+        ({**good, "inbox_id": "not-an-id"}, 400, "inbox_id"),
+        ({**good, "inbox_id": str(SUPPORT_INBOX)}, 404, "inbox_id"),  # another tenant's
+        ({**good, "inbox_id": str(uuid.uuid4())}, 404, "inbox_id"),
+    ]
+    for body, status, field in bad:
+        code, answer = await api_call(stack, admin, "POST", "/api/v1/exports", body)
+        assert (code, answer["error"]["field"]) == (status, field), (body, answer)
+        if field == "columns":
+            assert "'password'" in answer["error"]["message"]  # the unknown one, named
+    code, listed = await api_get(stack, admin, "/api/v1/exports")
+    assert code == 200 and listed["items"] == []  # nothing was made
+
+    code, answer = await api_get(stack, admin, f"/api/v1/exports/{uuid.uuid4()}")
+    assert code == 404 and answer["error"]["field"] == "export_id"
+    agent = await login(stack)  # the demo tenant's agent: no `export`
+    code, answer = await api_call(stack, agent, "POST", "/api/v1/exports", good)
+    assert code == 403 and "export" in answer["error"]["message"]
+    assert (await api_get(stack, agent, "/api/v1/exports"))[0] == 403
+
+    made = await _export(stack, admin, {**good, "columns": ["subject", "from_address"]})
+    supervisor = await login(stack, "supervisor@demo.example")  # may export, not this one
+    code, answer = await api_get(stack, supervisor, f"/api/v1/exports/{made['id']}")
+    assert code == 404 and answer["error"]["field"] == "export_id"
+    code, answer = await api_get(stack, supervisor, f"/api/v1/exports/{made['id']}/file")
+    assert code == 404
+    export = await _finished(stack, admin, made["id"])
+    _, *rows = _csv_rows(await _download(stack, admin, export))
+    assert {r[1] for r in rows} == {"hanako.suzuki@example.co.jp"}
+
+    masked = await _masked_exporter(stack, tenant, admin)
+    code, answer = await api_call(
+        stack, masked, "POST", "/api/v1/exports", {**good, "kind": "eml_zip"}
+    )
+    assert code == 403 and "see_customer_addresses" in answer["error"]["message"]
+    body = {**good, "kind": "messages_csv", "columns": ["subject", "from_address", "to"]}
+    export = await _finished(stack, masked, (await _export(stack, masked, body))["id"])
+    _, *rows = _csv_rows(await _download(stack, masked, export))
+    assert sorted(rows) == [
+        [f"{tag} #{i}", "h***@e***.jp", tenant.address] for i in range(2)
+    ]  # the customer's address masked, the tenant's own inbox address kept
