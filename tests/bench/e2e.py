@@ -21,6 +21,8 @@
   plan in process plus one bare UPDATE of as many rows (`tests/bench/assignment.py`).
 - outbound: 1,000 mails due together, sent to a local aiosmtpd sink, beside aiosmtplib
   sending them directly; their lateness p50/p99 (`tests/bench/outbound.py`).
+- live_queue: a new mail visible on a supervisor's live socket (`report.live_queue`),
+  beside the `ticket.created` push of the same mail (`tests/bench/live_queue.py`).
 - ui: the web UI in headless chromium — first load of the inbox page, ticket open time,
   and scrolling a list of 10,000 tickets without long tasks (`tests/bench/ui.py`).
 - before_after: SMTP intake, lock pairs and the ticket list's p99 of this code beside the
@@ -58,6 +60,7 @@ from tests.bench import (
     before_after,
     compose,
     ingestion,
+    live_queue,
     locks,
     outbound,
     reports,
@@ -269,6 +272,8 @@ async def main() -> int:
             sla_figures = await sla.run(stack)
             print("reports…", file=sys.stderr)
             report_figures = await reports.run(stack)
+            print("live queue…", file=sys.stderr)
+            live_figures = await live_queue.run(stack, PASSWORD, make_mail)
             print("ui…", file=sys.stderr)
             ui_figures = await ui.run(stack, "agent1@demo.example", PASSWORD, agent, make_mail)
         finally:
@@ -302,6 +307,7 @@ async def main() -> int:
         "outbound": outbound_figures,
         "sla": sla_figures,
         "reports": report_figures,
+        "live_queue": live_figures,
         "ui": ui_figures,
     }
     if before_after.BEFORE != "none":
