@@ -186,3 +186,81 @@ def test_the_inbox_calendar_is_its_first_policy_without_category_or_priority() -
     assert hours.of(INBOX) is TOKYO_9_TO_17
     assert hours.of(other) is ALWAYS  # its calendar is unknown: around the clock
     assert TenantHours(*inbox_calendar_ids([]), {}).of(INBOX) is ALWAYS
+
+
+def test_a_reply_sent_with_resolve_is_still_a_reply_and_a_restored_ticket_reopens() -> None:
+    t = ev.ticket(TICKET, INBOX)
+    resolved = ev.ticket(TICKET, INBOX, common_pb2.TICKET_STATUS_RESOLVED)
+    trash = ev.ticket(TICKET, INBOX, common_pb2.TICKET_STATUS_TRASH)
+    s, _ = f.on_created(TENANT, ev.created(TENANT, t, MON_9, "m1"))
+    # the reply went out with "resolve": the status changes before its copy is filed
+    at = MON_9 + timedelta(minutes=20)
+    s, made = f.on_updated(
+        TENANT, ev.status_change(TENANT, resolved, at, "open", "resolved", ALICE), s, ALWAYS
+    )
+    assert _metrics(made) == ["resolution"]
+    s, made = f.on_message_added(
+        TENANT,
+        ev.message(TENANT, resolved, at + timedelta(seconds=5), "r1", "sent"),
+        s,
+        ALWAYS,
+        ALICE,
+    )
+    assert [(x.metric, x.wall_s) for x in made] == [("first_reply", 1205.0), ("reply", 1205.0)]
+    # deleted, restored to open, resolved again: a second episode
+    later = MON_9 + timedelta(hours=2)
+    s, made = f.on_updated(
+        TENANT, ev.status_change(TENANT, trash, later, "resolved", "trash", BOB), s, ALWAYS
+    )
+    assert [(x.metric, x.operator_id) for x in made] == [("trash", BOB)]
+    s, made = f.on_updated(
+        TENANT, ev.status_change(TENANT, t, later, "trash", "open", BOB), s, ALWAYS
+    )
+    assert [(x.metric, x.key) for x in made] == [("reopen", f"{TICKET}:2")]
+    s, made = f.on_updated(
+        TENANT,
+        ev.status_change(TENANT, resolved, later + timedelta(minutes=1), "open", "resolved", BOB),
+        s,
+        ALWAYS,
+    )
+    assert [(x.metric, x.key, x.wall_s) for x in made] == [("resolution", f"{TICKET}:2", 60.0)]
+
+
+def test_transfers_assignments_and_sla_alerts_count_for_the_right_inbox_and_operator() -> None:
+    old_inbox = str(uuid.uuid4())
+    t = ev.ticket(TICKET, old_inbox, labels=("返品",))
+    s, _ = f.on_created(TENANT, ev.created(TENANT, t, MON_9, "m1"))
+    moved = ev.ticket(TICKET, INBOX, labels=("返品",))
+    u = events_pb2.TicketUpdated(ticket=moved, action="transfer")
+    u.previous_inbox.id = old_inbox
+    env = events.envelope(
+        events.TICKET_UPDATED, event_id="e1", tenant_id=TENANT, occurred_at=MON_9,
+        payload=u, actor=ev.op(BOB),
+    )  # fmt: skip
+    s, made = f.on_updated(TENANT, env, s, ALWAYS)
+    assert [(x.metric, x.inbox_id, x.operator_id, x.labels) for x in made] == [
+        ("transfer", old_inbox, BOB, ("返品",))
+    ]
+    assigned = events_pb2.TicketAssigned(ticket=ev.ticket(TICKET, INBOX, assignee=ALICE))
+    assigned.assignee.id = ALICE
+    env = events.envelope(
+        events.TICKET_ASSIGNED, event_id="e2", tenant_id=TENANT, occurred_at=MON_9,
+        payload=assigned, actor=ev.op(BOB),
+    )  # fmt: skip
+    s, made = f.on_assigned(TENANT, env, s)
+    assert [(x.metric, x.inbox_id, x.operator_id, x.other_operator_id) for x in made] == [
+        ("assignment", INBOX, ALICE, BOB)
+    ]
+    alert = events_pb2.SlaAlert(ticket_id=TICKET, target="first_response", inbox_id=INBOX)
+    alert.started_at.FromDatetime(MON_9)
+    env = events.envelope(
+        events.SLA_BREACHED, event_id="e3", tenant_id=TENANT, occurred_at=MON_9,
+        payload=alert, actor=ev.SYSTEM,
+    )  # fmt: skip
+    [breach] = f.on_sla(TENANT, env, s)
+    assert (breach.metric, breach.operator_id, breach.channel, breach.key) == (
+        "sla_breach",
+        ALICE,
+        "first_response",
+        f"{TICKET}:first_response:{MON_9.isoformat()}",
+    )
