@@ -58,9 +58,16 @@ def _whole(q: Query) -> list[Value]:
 
 
 def _sum(cells: Iterable[Cell], key: Callable[[Cell], object]) -> dict[object, Durations]:
-    out: dict[object, Durations] = defaultdict(Durations)
+    """The cells' durations added up per key (a missing key reads as nothing)."""
+    acc: dict[object, stats.Sum] = {}
     for c in cells:
-        out[key(c)] = out[key(c)] + c.durations
+        k = key(c)
+        found = acc.get(k)
+        if found is None:
+            found = acc[k] = stats.Sum()
+        found.add(c.durations)
+    out: dict[object, Durations] = defaultdict(Durations)
+    out.update((k, s.durations()) for k, s in acc.items())
     return out
 
 

@@ -64,9 +64,10 @@ _ROLLUP_WHERE = """
 async def from_rollups(
     conn: asyncpg.Connection, tenant_id: str, q: Query, want: Want, table: str
 ) -> list[Cell]:
-    """Counts and sums grouped in one statement; the histograms' non-zero buckets in
-    another (unnest, grouped by bucket index: far cheaper than adding whole arrays row by
-    row), assembled here."""
+    """Counts and sums grouped in one statement; the histograms in another: a row of one
+    duration (most hourly rows) counts in the bucket of its sum, a fuller row by its
+    non-zero buckets (unnest, grouped by bucket index) — far cheaper than adding whole
+    arrays row by row (hist_sum) — assembled here."""
     basis = "business" if q.basis == "business" else "wall"
     args = _args(tenant_id, q, want)
     inbox = _inbox_column(want, "")
@@ -82,15 +83,23 @@ async def from_rollups(
     )
     hists: dict[tuple[int, str, str, str], list[int]] = {}
     if DURATION_METRICS & set(want.metrics):
+        # a row of one duration: its bucket is that of its sum (no array to open)
         for r in await conn.fetch(
             f"""
-            SELECT width_bucket(bucket, $2::timestamptz[]) - 1 AS period, metric,
-                   {inbox} AS inbox_id, value, h.i::int AS i, sum(h.n)::bigint AS n
-            FROM {table}, unnest(hist_{basis}) WITH ORDINALITY AS h(n, i)
-            {_ROLLUP_WHERE} AND h.n <> 0
-            GROUP BY 1, 2, 3, 4, 5
+            SELECT period, metric, inbox_id, value, i, sum(n)::bigint AS n FROM (
+              SELECT width_bucket(bucket, $2::timestamptz[]) - 1 AS period, metric,
+                     {inbox} AS inbox_id, value,
+                     greatest(width_bucket(sum_{basis}, $8::float8[]), 1) AS i, count AS n
+              FROM {table} {_ROLLUP_WHERE} AND count = 1 AND cardinality(hist_{basis}) > 0
+              UNION ALL
+              SELECT width_bucket(bucket, $2::timestamptz[]) - 1, metric, {inbox}, value,
+                     h.i::int, h.n
+              FROM {table}, unnest(hist_{basis}) WITH ORDINALITY AS h(n, i)
+              {_ROLLUP_WHERE} AND count > 1 AND h.n <> 0
+            ) x GROUP BY 1, 2, 3, 4, 5
             """,
             *args,
+            _EDGES,
         ):
             key = (r["period"], r["metric"], r["inbox_id"], r["value"])
             hists.setdefault(key, histogram.empty())[r["i"] - 1] += r["n"]

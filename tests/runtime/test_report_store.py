@@ -51,6 +51,12 @@ async def db(infra: Infra) -> AsyncIterator[Database]:
             NewFact(metric="reply", key=f"p{i}", operator_id=op, wall_s=wall / 2,
                     business_s=0.0, **common),  # type: ignore[arg-type]
         ]  # fmt: skip
+        if i % 4 == 0:  # rows of several durations in one bucket, not only single ones
+            facts += [
+                NewFact(metric="first_reply", key=f"f{i}{n}", operator_id=op,
+                        wall_s=wall + 999 * n, business_s=wall / 7 + n, **common)  # type: ignore[arg-type]
+                for n in (1, 2)
+            ]  # fmt: skip
         if i % 5 == 0:
             facts.append(NewFact(metric="resolution", key=f"z{i}", operator_id=op,
                                  wall_s=wall * 3, business_s=wall, **common))  # type: ignore[arg-type]  # fmt: skip
