@@ -20,7 +20,7 @@ import pytest
 
 from services.devstack.stack import Stack
 from services.runtime.db import with_database
-from tests.e2e.test_access import operator_token, ticket_by_subject
+from tests.e2e.test_access import operator_token, own_operator, ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call
 from tests.helpers import eventually, make_mail, send
 
@@ -74,7 +74,7 @@ async def test_live_queue_and_assignment_pushed_to_those_who_may_see_them(stack:
         stack, "POST", "/api/v1/inboxes", {"name": "Private", "addresses": [private]}, token=admin
     )
     assert code == 201, inbox
-    supervisor = await operator_token(
+    sup_id, _, supervisor = await own_operator(
         stack, admin, tenant, roles=["supervisor"], display_name="Sato Hanako"
     )
     agent = await operator_token(stack, admin, tenant, roles=["agent"])
@@ -187,7 +187,22 @@ async def test_live_queue_and_assignment_pushed_to_those_who_may_see_them(stack:
         code, body, _ = await call(stack, "GET", "/api/v1/reports/live-assignment", token=admin)
         assert code == 200 and body["totals"] == {"open": 1, "pending": 0}, body
 
-        # the supervisor logs out: the socket is closed, nothing more is pushed
+        # the supervisor's role no longer has see_reports: re-authorised, the subscription
+        # ends with an error and no live queue reaches that socket any more
+        code, body, _ = await call(
+            stack, "PATCH", f"/api/v1/operators/{sup_id}", {"roles": ["agent"]}, token=admin
+        )
+        assert code == 200, body
+        await sup.next_of("access.changed")
+        ended = await sup.next_of("error", lambda m: m["error"]["code"] == "permission_denied")
+        assert ended["topic"] == QUEUE
+        after_end = len(sup.of(QUEUE))
+        mark = len(boss.got)
+        for _ in range(2):  # two more pushes to the administrator: at least 2 s go by
+            mark = boss.got.index(await boss.next_of(QUEUE, since=mark)) + 1
+        assert len(sup.of(QUEUE)) == after_end
+
+        # the supervisor logs out: the socket is closed
         code, _, _ = await call(stack, "DELETE", "/api/v1/sessions/current", token=supervisor)
         assert code == 204
         await eventually(lambda: _closed(sup))
