@@ -40,6 +40,7 @@ class TicketChange:
     version: datetime  # the ticket's updated_at
     customer_message: tuple[str, datetime] | None = None  # (message id, when)
     answered_at: datetime | None = None  # a reply of ours, or the closing, at this time
+    sla_due_at: datetime | None = None  # routing's soonest due time, as tickets keeps it
 
 
 def _at(ts: Timestamp, default: datetime) -> datetime:
@@ -92,6 +93,9 @@ def change_of(env: events_pb2.EventEnvelope) -> TicketChange:
         version=version,
         customer_message=customer,
         answered_at=answered,
+        sla_due_at=summary.sla_due_at.ToDatetime(tzinfo=UTC)
+        if summary.HasField("sla_due_at")
+        else None,
     )
 
 

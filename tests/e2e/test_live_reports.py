@@ -213,3 +213,39 @@ async def test_live_queue_and_assignment_pushed_to_those_who_may_see_them(stack:
 
 async def _closed(s: Socket) -> bool:
     return s.closed is not None
+
+
+async def test_near_an_sla_breach_then_breached_from_routing_s_clocks(stack: Stack) -> None:
+    """A one-minute first response warned at 1 % (0.6 s): the mailed ticket is near a
+    breach within moments of its warning, and breached once the minute is over."""
+    tenant, admin = await admin_of(stack)
+    code, body, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/sla-policies",
+        {
+            "name": "One minute",
+            "inbox_ids": [tenant.inbox_id],
+            "first_response_minutes": 1,
+            "warning": {"at_percent": 1},
+        },
+        token=admin,
+    )
+    assert code == 201, body
+    subject = f"Urgent {uuid.uuid4().hex[:6]}"
+    await asyncio.to_thread(
+        send, stack.smtp_port, make_mail(subject, to=tenant.address), [tenant.address]
+    )
+
+    def figures(near: int, breached: int) -> Any:
+        async def probe() -> dict[str, Any] | None:
+            code, body, _ = await call(stack, "GET", "/api/v1/reports/live-queue", token=admin)
+            assert code == 200, body
+            t = body["totals"]
+            return body if (t["near_breach"], t["breached"]) == (near, breached) else None
+
+        return probe
+
+    near = await eventually(figures(1, 0), timeout=30)
+    assert near["totals"]["waiting"] == 1
+    await eventually(figures(0, 1), timeout=90)
