@@ -86,7 +86,8 @@ class LiveReports:
         if problem is not None:
             self._hub.send(client, refusal(topic, *problem))
             return
-        self._watches.setdefault(client, {})[topic] = _Watch(topic, str(inbox_id))
+        canonical = str(uuid.UUID(str(inbox_id))) if inbox_id else ""
+        self._watches.setdefault(client, {})[topic] = _Watch(topic, canonical)
         self._wake.set()  # the first push at once
 
     def gone(self, client: LiveClient) -> None:
@@ -106,10 +107,10 @@ class LiveReports:
             return ("permission_denied", "seeing reports needs see_reports", None)
         if inbox_id:
             try:
-                uuid.UUID(str(inbox_id))
+                canonical = str(uuid.UUID(str(inbox_id)))
             except ValueError:
                 return ("invalid_argument", "inbox_id is not a valid id", "inbox_id")
-            if not caller.sees_inbox(str(inbox_id)):
+            if not caller.sees_inbox(canonical):
                 return ("not_found", "no such inbox", "inbox_id")
         return None
 

@@ -128,6 +128,9 @@ async def test_live_queue_and_assignment_pushed_to_those_who_may_see_them(stack:
             stack, "GET", "/api/v1/reports/live-queue?inbox_id=x", token=admin
         )
         assert code == 400 and body["error"]["field"] == "inbox_id", body
+        path = f"/api/v1/reports/live-queue?inbox_id={inbox['id'].upper()}"
+        code, body, _ = await call(stack, "GET", path, token=admin)
+        assert code == 200 and [i["inbox_id"] for i in body["inboxes"]] == [inbox["id"]], body
         for report in ("live-queue", "live-assignment"):
             code, body, _ = await call(stack, "GET", f"/api/v1/reports/{report}", token=agent)
             assert code == 403, body
