@@ -16,6 +16,10 @@ re-authorised through the access rules, then carry on with the new caller — to
 the cached sessions it concerns. Besides, a socket is closed when its session expires and
 re-checked at once when the replica's NATS connection comes back (an announcement
 published meanwhile never reaches it) and every `recheck_s`. Nothing of this costs a push anything.
+
+A client may send JSON messages: `subscribe` / `unsubscribe` to the live reports (issue 19,
+gateway/live_reports.py, plugged in as `topics`); anything else is answered with an
+`error` message and the socket stays open.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ TOPICS = (QUEUE, ASSIGNMENT)
 POLL_S = 1.0  # how often the figures are looked at while someone watches
 PUSH_EVERY_S = 2.0  # a push at least this often, changed or not
 CALL_TIMEOUT_S = 5.0
+MIN_GAP_S = 0.2  # between two rounds, however often the loop is woken
 
 
 @dataclass(slots=True)
@@ -85,7 +86,8 @@ class LiveReports:
         if problem is not None:
             self._hub.send(client, refusal(topic, *problem))
             return
-        self._watches.setdefault(client, {})[topic] = _Watch(topic, str(inbox_id))
+        canonical = str(uuid.UUID(str(inbox_id))) if inbox_id else ""
+        self._watches.setdefault(client, {})[topic] = _Watch(topic, canonical)
         self._wake.set()  # the first push at once
 
     def gone(self, client: LiveClient) -> None:
@@ -105,10 +107,10 @@ class LiveReports:
             return ("permission_denied", "seeing reports needs see_reports", None)
         if inbox_id:
             try:
-                uuid.UUID(str(inbox_id))
+                canonical = str(uuid.UUID(str(inbox_id)))
             except ValueError:
                 return ("invalid_argument", "inbox_id is not a valid id", "inbox_id")
-            if not caller.sees_inbox(str(inbox_id)):
+            if not caller.sees_inbox(canonical):
                 return ("not_found", "no such inbox", "inbox_id")
         return None
 
@@ -136,11 +138,15 @@ class LiveReports:
             except Exception as exc:  # a failed round is retried at the next tick
                 self._log.warning("live reports round failed", error=str(exc))
             self._wake.clear()
-            try:
-                left = POLL_S - (time.monotonic() - began)
-                await asyncio.wait_for(self._wake.wait(), timeout=max(left, 0.05))
-            except TimeoutError:
-                pass
+            # a new subscription wakes the loop for its first push, but a burst of them
+            # (or a client sending many) is one round in MIN_GAP_S, never more
+            await asyncio.sleep(MIN_GAP_S)
+            left = POLL_S - (time.monotonic() - began)
+            if left > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=left)
+                except TimeoutError:
+                    pass
 
     async def round(self) -> None:
         """Ask reporting once per tenant and topic watched; push what changed or is due."""

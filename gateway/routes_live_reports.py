@@ -5,14 +5,25 @@ Permission `see_reports` (openapi.yaml, and reporting checks it again)."""
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 from switchboard.v1 import reporting_live_pb2 as pb
 from switchboard.v1 import reporting_live_pb2_grpc
 
 from . import live_reports
 from . import views_live_reports as views
-from .request import caller, deps, metadata
+from .request import bad, caller, deps, metadata
 from .responses import json_response
+
+
+def _inbox_id(request: web.Request) -> str:
+    """The `inbox_id` asked for, canonical ("" for every inbox the caller may see)."""
+    raw = request.query.get("inbox_id", "")
+    try:
+        return str(uuid.UUID(raw)) if raw else ""
+    except ValueError:
+        raise bad("inbox_id is not a valid id", "inbox_id") from None
 
 
 def _stub(request: web.Request) -> reporting_live_pb2_grpc.LiveReportsServiceStub:
@@ -20,7 +31,7 @@ def _stub(request: web.Request) -> reporting_live_pb2_grpc.LiveReportsServiceStu
 
 
 async def live_queue(request: web.Request) -> web.Response:
-    inbox_id = request.query.get("inbox_id", "")
+    inbox_id = _inbox_id(request)
     resp = await _stub(request).GetLiveQueue(
         pb.LiveQueueRequest(inbox_id=inbox_id), metadata=metadata(request), timeout=10
     )
@@ -29,7 +40,7 @@ async def live_queue(request: web.Request) -> web.Response:
 
 
 async def live_assignment(request: web.Request) -> web.Response:
-    inbox_id = request.query.get("inbox_id", "")
+    inbox_id = _inbox_id(request)
     resp = await _stub(request).GetLiveAssignment(
         pb.LiveAssignmentRequest(inbox_id=inbox_id), metadata=metadata(request), timeout=10
     )

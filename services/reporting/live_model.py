@@ -4,8 +4,9 @@ figures fold — free of I/O.
 Each ticket event becomes a `TicketChange`: the ticket's state as the event's summary
 shows it (status, inbox, assignee, versioned by the ticket's updated_at: an older state
 never overwrites a newer one), and what it says of the conversation: a customer message
-(anything but a mail we sent) that may start a wait, or an answer — a mail we sent, or
-the ticket closed — that ends every wait begun before it. The wait of a ticket starts at
+(anything but a mail we sent) that may start a wait, or an answer — a mail we sent (not
+an automatic reply: `Auto-Submitted`), or the ticket closed — that ends every wait begun
+before it. The wait of a ticket starts at
 its oldest customer message after its latest answer, so events may come in any order.
 """
 
@@ -39,6 +40,7 @@ class TicketChange:
     version: datetime  # the ticket's updated_at
     customer_message: tuple[str, datetime] | None = None  # (message id, when)
     answered_at: datetime | None = None  # a reply of ours, or the closing, at this time
+    sla_due_at: datetime | None = None  # routing's soonest due time, as tickets keeps it
 
 
 def _at(ts: Timestamp, default: datetime) -> datetime:
@@ -66,7 +68,8 @@ def change_of(env: events_pb2.EventEnvelope) -> TicketChange:
         added = events.payload_of(env, events.TICKET_MESSAGE_ADDED)
         summary = added.ticket
         if added.channel == SENT:
-            answered = occurred
+            if not added.mail.auto_submitted:  # an automatic reply answers nobody
+                answered = occurred
         else:
             customer = (added.message_id, occurred)
     elif field == events.TICKET_UPDATED.payload_field:
@@ -90,6 +93,9 @@ def change_of(env: events_pb2.EventEnvelope) -> TicketChange:
         version=version,
         customer_message=customer,
         answered_at=answered,
+        sla_due_at=summary.sla_due_at.ToDatetime(tzinfo=UTC)
+        if summary.HasField("sla_due_at")
+        else None,
     )
 
 

@@ -37,8 +37,8 @@ class LiveRepo:
         await conn.execute(
             """
             INSERT INTO live_tickets (tenant_id, ticket_id, inbox_id, status, assignee_id,
-                                      version, answered_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                      version, answered_at, ticket_sla_due_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
               inbox_id = CASE WHEN live_tickets.version IS NULL
                               OR live_tickets.version <= EXCLUDED.version
@@ -49,6 +49,10 @@ class LiveRepo:
               assignee_id = CASE WHEN live_tickets.version IS NULL
                                  OR live_tickets.version <= EXCLUDED.version
                             THEN EXCLUDED.assignee_id ELSE live_tickets.assignee_id END,
+              ticket_sla_due_at = CASE WHEN live_tickets.version IS NULL
+                                       OR live_tickets.version <= EXCLUDED.version
+                                  THEN EXCLUDED.ticket_sla_due_at
+                                  ELSE live_tickets.ticket_sla_due_at END,
               version = GREATEST(live_tickets.version, EXCLUDED.version),
               answered_at = GREATEST(live_tickets.answered_at, EXCLUDED.answered_at)
             """,
@@ -59,6 +63,7 @@ class LiveRepo:
             uuid.UUID(c.assignee_id) if c.assignee_id else None,
             c.version,
             c.answered_at,
+            c.sla_due_at,
         )
         if c.customer_message is not None:
             message_id, at = c.customer_message
@@ -160,10 +165,8 @@ class LiveRepo:
             SELECT inbox_id,
               count(*) FILTER (WHERE status = 'open' AND waiting_since IS NOT NULL) AS waiting,
               min(waiting_since) FILTER (WHERE status = 'open') AS oldest,
-              count(*) FILTER (WHERE sla_due_at IS NOT NULL
-                               AND (sla_due_at <= $3 OR sla_state = 'breached')) AS breached,
-              count(*) FILTER (WHERE sla_due_at > $3 AND sla_state <> 'breached'
-                               AND (sla_state = 'warning' OR warned_due_at = sla_due_at)) AS near
+              count(*) FILTER (WHERE due_at <= $3) AS breached,
+              count(*) FILTER (WHERE due_at > $3 AND warned_due_at = due_at) AS near
             FROM live_tickets
             WHERE tenant_id = $1 AND status = ANY($4::text[]) AND inbox_id IS NOT NULL
               AND ($2::uuid[] IS NULL OR inbox_id = ANY($2::uuid[]))

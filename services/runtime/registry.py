@@ -285,15 +285,15 @@ SERVICES: tuple[Component, ...] = (
         "reporting",
         7107,
         database=True,
+        calls=("tickets", "routing", "ingestion", "accounts"),
         consumers=(
-            REPORTING_LIVE,
-            REPORTING_LIVE_SLA,
             REPORTING_TICKETS,
             REPORTING_SENDS,
             REPORTING_APPROVALS,
             REPORTING_SLA,
+            REPORTING_LIVE,
+            REPORTING_LIVE_SLA,
         ),
-        calls=("tickets", "routing", "ingestion", "accounts"),
     ),
     _service(
         "accounts",

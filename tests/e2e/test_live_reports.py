@@ -20,7 +20,7 @@ import pytest
 
 from services.devstack.stack import Stack
 from services.runtime.db import with_database
-from tests.e2e.test_access import operator_token, ticket_by_subject
+from tests.e2e.test_access import operator_token, own_operator, ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call
 from tests.helpers import eventually, make_mail, send
 
@@ -74,7 +74,7 @@ async def test_live_queue_and_assignment_pushed_to_those_who_may_see_them(stack:
         stack, "POST", "/api/v1/inboxes", {"name": "Private", "addresses": [private]}, token=admin
     )
     assert code == 201, inbox
-    supervisor = await operator_token(
+    sup_id, _, supervisor = await own_operator(
         stack, admin, tenant, roles=["supervisor"], display_name="Sato Hanako"
     )
     agent = await operator_token(stack, admin, tenant, roles=["agent"])
@@ -128,6 +128,9 @@ async def test_live_queue_and_assignment_pushed_to_those_who_may_see_them(stack:
             stack, "GET", "/api/v1/reports/live-queue?inbox_id=x", token=admin
         )
         assert code == 400 and body["error"]["field"] == "inbox_id", body
+        path = f"/api/v1/reports/live-queue?inbox_id={inbox['id'].upper()}"
+        code, body, _ = await call(stack, "GET", path, token=admin)
+        assert code == 200 and [i["inbox_id"] for i in body["inboxes"]] == [inbox["id"]], body
         for report in ("live-queue", "live-assignment"):
             code, body, _ = await call(stack, "GET", f"/api/v1/reports/{report}", token=agent)
             assert code == 403, body
@@ -187,7 +190,22 @@ async def test_live_queue_and_assignment_pushed_to_those_who_may_see_them(stack:
         code, body, _ = await call(stack, "GET", "/api/v1/reports/live-assignment", token=admin)
         assert code == 200 and body["totals"] == {"open": 1, "pending": 0}, body
 
-        # the supervisor logs out: the socket is closed, nothing more is pushed
+        # the supervisor's role no longer has see_reports: re-authorised, the subscription
+        # ends with an error and no live queue reaches that socket any more
+        code, body, _ = await call(
+            stack, "PATCH", f"/api/v1/operators/{sup_id}", {"roles": ["agent"]}, token=admin
+        )
+        assert code == 200, body
+        await sup.next_of("access.changed")
+        ended = await sup.next_of("error", lambda m: m["error"]["code"] == "permission_denied")
+        assert ended["topic"] == QUEUE
+        after_end = len(sup.of(QUEUE))
+        mark = len(boss.got)
+        for _ in range(2):  # two more pushes to the administrator: at least 2 s go by
+            mark = boss.got.index(await boss.next_of(QUEUE, since=mark)) + 1
+        assert len(sup.of(QUEUE)) == after_end
+
+        # the supervisor logs out: the socket is closed
         code, _, _ = await call(stack, "DELETE", "/api/v1/sessions/current", token=supervisor)
         assert code == 204
         await eventually(lambda: _closed(sup))
@@ -198,3 +216,39 @@ async def test_live_queue_and_assignment_pushed_to_those_who_may_see_them(stack:
 
 async def _closed(s: Socket) -> bool:
     return s.closed is not None
+
+
+async def test_near_an_sla_breach_then_breached_from_routing_s_clocks(stack: Stack) -> None:
+    """A one-minute first response warned at 1 % (0.6 s): the mailed ticket is near a
+    breach within moments of its warning, and breached once the minute is over."""
+    tenant, admin = await admin_of(stack)
+    code, body, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/sla-policies",
+        {
+            "name": "One minute",
+            "inbox_ids": [tenant.inbox_id],
+            "first_response_minutes": 1,
+            "warning": {"at_percent": 1},
+        },
+        token=admin,
+    )
+    assert code == 201, body
+    subject = f"Urgent {uuid.uuid4().hex[:6]}"
+    await asyncio.to_thread(
+        send, stack.smtp_port, make_mail(subject, to=tenant.address), [tenant.address]
+    )
+
+    def figures(near: int, breached: int) -> Any:
+        async def probe() -> dict[str, Any] | None:
+            code, body, _ = await call(stack, "GET", "/api/v1/reports/live-queue", token=admin)
+            assert code == 200, body
+            t = body["totals"]
+            return body if (t["near_breach"], t["breached"]) == (near, breached) else None
+
+        return probe
+
+    near = await eventually(figures(1, 0), timeout=30)
+    assert near["totals"]["waiting"] == 1
+    await eventually(figures(0, 1), timeout=90)

@@ -71,6 +71,15 @@ def test_a_ticket_we_started_and_a_mail_we_sent_are_answers() -> None:
     assert reply.customer_message is None and reply.answered_at == AT + timedelta(minutes=7)
 
 
+def test_an_automatic_reply_of_ours_answers_nobody() -> None:
+    added = events_pb2.TicketMessageAdded(
+        ticket=_summary(minute=1), message_id="m3", channel="sent"
+    )
+    added.mail.auto_submitted = True
+    c = change_of(_env(events.TICKET_MESSAGE_ADDED, added, minute=1))
+    assert c.customer_message is None and c.answered_at is None
+
+
 @pytest.mark.parametrize(
     ("status", "name"),
     [(common_pb2.TICKET_STATUS_RESOLVED, "resolved"), (common_pb2.TICKET_STATUS_TRASH, "trash")],
