@@ -29,6 +29,7 @@ from . import (
     routes_notices,
     routes_operations,
     routes_outbound,
+    routes_reports,
     routes_rules,
     routes_sla,
     routes_tickets,
@@ -57,6 +58,7 @@ ROUTE_MODULES = (
     routes_approvals,
     routes_assignment,
     routes_sla,
+    routes_reports,
     routes_webhooks,  # before routes_rules: /rules/webhook-* before /rules/{rule_id}
     routes_rules,
     routes_exports,

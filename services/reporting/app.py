@@ -13,10 +13,14 @@ from pydantic import Field
 from services.runtime import settings as rt_settings
 from services.runtime.service import ServiceRuntime
 
-from . import exports_wiring
+from . import exports_wiring, facts_wiring, reports_wiring
 
 
 class ReportingSettings(rt_settings.ServiceSettings):
+    # facts and rollups (rfacts): how long an inbox's calendar is kept before asking
+    # routing again; how often the roller looks for facts to fold (it is also woken)
+    calendar_ttl_s: float = 60.0
+    roll_every_s: float = 1.0
     # exports (rexport): where the files are written (a volume in Kubernetes), how many
     # rows / bytes of mail are asked of the owners per batch (one checkpoint each), and
     # a pause between batches to spare the owners' databases
@@ -29,8 +33,12 @@ class ReportingSettings(rt_settings.ServiceSettings):
 async def main() -> int:
     settings = rt_settings.load(ReportingSettings)
     rt = ServiceRuntime("reporting", settings)
-    await rt.open_database()
+    db = await rt.open_database()
     await rt.open_bus()
-    rt.grpc_server()
-    exports_wiring.wire(rt, settings)
+    server = rt.grpc_server()
+    await facts_wiring.wire(
+        rt, calendar_ttl_s=settings.calendar_ttl_s, roll_every_s=settings.roll_every_s
+    )
+    reports_wiring.wire(rt, db, server)  # rreports: RPT-1…4, RPT-6
+    exports_wiring.wire(rt, settings)  # rexport: exports (DAT-1)
     return await rt.serve()

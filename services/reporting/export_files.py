@@ -22,7 +22,8 @@ from typing import BinaryIO
 CHUNK = 1024 * 1024
 SYNC_EVERY_S = 5.0
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip entry's local header (APPNOTE 4.3.7)
-_EXT = {"tickets_csv": "csv", "messages_csv": "csv", "eml_zip": "zip", "mbox": "mbox"}
+_EXT = {"tickets_csv": "csv", "messages_csv": "csv", "eml_zip": "zip", "mbox": "mbox",
+        "report_csv": "csv"}  # fmt: skip
 
 
 class ExportFiles:

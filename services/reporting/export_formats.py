@@ -23,7 +23,8 @@ TICKETS_CSV = "tickets_csv"
 MESSAGES_CSV = "messages_csv"
 EML_ZIP = "eml_zip"
 MBOX = "mbox"
-KINDS = (TICKETS_CSV, MESSAGES_CSV, EML_ZIP, MBOX)
+REPORT_CSV = "report_csv"  # an aggregate report's table (rreports' report_csv.py)
+KINDS = (TICKETS_CSV, MESSAGES_CSV, EML_ZIP, MBOX, REPORT_CSV)
 MAIL_KINDS = frozenset({EML_ZIP, MBOX})
 BOM = b"\xef\xbb\xbf"  # UTF-8 with a BOM: spreadsheets read it as UTF-8
 
@@ -49,6 +50,7 @@ CONTENT_TYPES = {
     MESSAGES_CSV: "text/csv; charset=utf-8",
     EML_ZIP: "application/zip",
     MBOX: "application/mbox",
+    REPORT_CSV: "text/csv; charset=utf-8",
 }
 _EXTENSIONS = {TICKETS_CSV: "csv", MESSAGES_CSV: "csv", EML_ZIP: "zip", MBOX: "mbox"}
 

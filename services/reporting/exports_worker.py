@@ -22,16 +22,28 @@ from switchboard.v1 import (
     common_pb2,
     ingestion_pb2,
     ingestion_pb2_grpc,
+    reporting_pb2,
     tickets_pb2,
     tickets_pb2_grpc,
 )
 
 from services.runtime import grpc_client, log
 from services.runtime.clock import Clock
+from services.runtime.errors import DomainError
 
 from . import export_files as ef
-from .export_formats import EML_ZIP, MAIL_KINDS, TICKETS_CSV, CsvShape, eml_name, mbox_entry
+from . import report_csv
+from .export_formats import (
+    EML_ZIP,
+    MAIL_KINDS,
+    REPORT_CSV,
+    TICKETS_CSV,
+    CsvShape,
+    eml_name,
+    mbox_entry,
+)
 from .exports_repo import ExportsRepo, Job
+from .reports import Reports, report_pb
 
 IDLE_S = 2.0  # how often pending jobs are looked for when nothing wakes the worker
 RETRY_S = 2.0  # after an owner was unavailable
@@ -66,7 +78,9 @@ class ExportWorker:
         ingestion: grpc.aio.Channel,
         clock: Clock,
         settings: WorkerSettings,
+        reports: Reports,
     ) -> None:
+        self._reports = reports
         self._repo = repo
         self._files = files
         self._tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
@@ -153,7 +167,9 @@ class ExportWorker:
             self._log.info("export done", size_bytes=size, rows=job.total)
 
     async def _write(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
-        if job.kind in MAIL_KINDS:
+        if job.kind == REPORT_CSV:
+            await self._report(conn, job, part)
+        elif job.kind in MAIL_KINDS:
             await self._mails(conn, job, part)
         else:
             await self._rows(conn, job, part)
@@ -169,6 +185,20 @@ class ExportWorker:
             if grpc_client.refused(err):
                 raise Refused(err.details() or err.code().name) from err
             raise
+
+    async def _report(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
+        """An aggregate report's table, computed as the chart's (rreports' Reports)."""
+        request = reporting_pb2.GetReportRequest.FromString(job.report_request)
+        try:
+            report = report_pb(await self._reports.run(job.identity, request))
+        except DomainError as err:
+            raise Refused(err.message) from err
+        rows = len(report_csv.table_of(report).rows)
+        await self._repo.set_total(conn, job.id, rows)
+        out = ef.Appender(part, 0)
+        out.write("".join(report_csv.csv_lines(report)).encode("utf-8"))
+        await self._repo.checkpoint(conn, job.id, "", rows, out.flushed())
+        await asyncio.to_thread(out.finish)
 
     async def _rows(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
         shape = CsvShape(job.columns, job.tz, job.masked, job.keep_addresses)

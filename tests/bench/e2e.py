@@ -63,6 +63,7 @@ from tests.bench import (
     ingestion,
     locks,
     outbound,
+    reports,
     rules,
     sla,
     ui,
@@ -271,6 +272,8 @@ async def main() -> int:
             sla_figures = await sla.run(stack)
             print("exports…", file=sys.stderr)
             exports_figures = await exports.run(stack)
+            print("reports…", file=sys.stderr)
+            report_figures = await reports.run(stack)
             print("ui…", file=sys.stderr)
             ui_figures = await ui.run(stack, "agent1@demo.example", PASSWORD, agent, make_mail)
         finally:
@@ -304,6 +307,7 @@ async def main() -> int:
         "outbound": outbound_figures,
         "sla": sla_figures,
         "exports": exports_figures,
+        "reports": report_figures,
         "ui": ui_figures,
     }
     if before_after.BEFORE != "none":
