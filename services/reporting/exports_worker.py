@@ -52,7 +52,7 @@ RETRY_S = 2.0  # after an owner was unavailable
 @dataclass(frozen=True)
 class WorkerSettings:
     batch_rows: int = 5000  # rows asked of tickets per batch
-    batch_bytes: int = 4 * 1024 * 1024  # bytes of mail asked of ingestion per batch
+    batch_bytes: int = 16 * 1024 * 1024  # bytes of mail asked of ingestion per batch
     pause_s: float = 0.0  # between batches (spares the owners' databases)
 
 
