@@ -376,6 +376,7 @@ async def world(stack: Stack) -> World:
         "kind": "login",
         "key": locked_login,
         "index": "0",
+        "report": "volume",
         **made,
     }
     private_ids = {
@@ -427,7 +428,12 @@ def _ids(ops: list[Operation]) -> list[str]:
 
 PRIVATE = [o for o in OPERATIONS if not o.public]
 # PUT creates B's own role or key
-OF_THE_TENANT = [o for o in PRIVATE if o.params and o.id not in ("putRole", "putDkimKey")]
+# (a report's name is not an id of the tenant: every tenant has each report)
+OF_THE_TENANT = [
+    o
+    for o in PRIVATE
+    if o.params and o.id not in ("putRole", "putDkimKey", "getReport", "getReportCsv")
+]
 PERMISSIONED = [o for o in OPERATIONS if o.permissions]
 INBOX_SCOPED = [
     o
