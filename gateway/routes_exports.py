@@ -9,14 +9,19 @@ from typing import Any
 
 import grpc
 from aiohttp import web
-from switchboard.v1 import common_pb2, reporting_exports_pb2, reporting_exports_pb2_grpc
+from switchboard.v1 import (
+    common_pb2,
+    reporting_exports_pb2,
+    reporting_exports_pb2_grpc,
+    reporting_pb2,
+)
 
 from . import views
 from .errors import ApiError, from_grpc, renamed
 from .request import bad, deps, json_body, metadata, page, timestamp
 from .responses import json_response, page_response
 
-_FIELDS = {"period.start": "from", "period.end": "to"}
+_FIELDS = {"period.start": "from", "period.end": "to", "time_zone": "tz"}
 
 
 def _stub(request: web.Request) -> Any:
@@ -28,6 +33,7 @@ def export_view(e: reporting_exports_pb2.Export) -> dict[str, Any]:
     return {
         "id": e.id,
         "kind": e.kind,
+        "report": e.report or None,
         "state": e.state,
         "done": e.done,
         "total": e.total,
@@ -58,14 +64,32 @@ def _text(body: dict[str, Any], name: str) -> str:
     return value
 
 
+def _report_request(body: dict[str, Any]) -> reporting_pb2.GetReportRequest:
+    """report_csv: the same parameters as GET /api/v1/reports/{report}, as given."""
+    req = reporting_pb2.GetReportRequest(
+        report=_text(body, "report"),
+        to=_text(body, "to"),
+        granularity=_text(body, "granularity"),
+        time_zone=_text(body, "tz"),
+        inbox_id=_text(body, "inbox_id"),
+        basis=_text(body, "basis"),
+    )
+    setattr(req, "from", _text(body, "from"))
+    return req
+
+
 async def create_export(request: web.Request) -> web.Response:
     body = await json_body(request)
     period = common_pb2.Period()
-    for name, target in (("from", period.start), ("to", period.end)):
-        text = _text(body, name)
-        if not text:
-            raise bad(f"{name} is required", name)
-        target.CopyFrom(timestamp(text, name))
+    report = None
+    if body.get("kind") == "report_csv":
+        report = _report_request(body)
+    else:
+        for name, target in (("from", period.start), ("to", period.end)):
+            text = _text(body, name)
+            if not text:
+                raise bad(f"{name} is required", name)
+            target.CopyFrom(timestamp(text, name))
     columns = body.get("columns") or []
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise bad("columns must be a list of column names", "columns")
@@ -75,6 +99,7 @@ async def create_export(request: web.Request) -> web.Response:
         inbox_id=_text(body, "inbox_id"),
         columns=columns,
         tz=_text(body, "tz"),
+        report=report,
     )
     created = await renamed(
         _stub(request).CreateExport(req, metadata=metadata(request), timeout=15), _FIELDS

@@ -6,7 +6,7 @@ mbox. Read by the keyset index of migration 010; infected mails are left out."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ from services.runtime.export_rows import (
     encode_cursor,
     inbox_scope,
     period_bounds,
+    prefetching,
 )
 from services.runtime.grpc_server import Context
 
@@ -122,14 +123,18 @@ class ExportsApi:
         exports = RawExports(self._store.pool)
         args = (ident.tenant_id, start, end, inboxes)
         total = await exports.count(*args) if request.with_total else 0
+
+        def following(
+            batch: ingestion_pb2.RawMailBatch,
+        ) -> Awaitable[ingestion_pb2.RawMailBatch] | None:
+            if not batch.mails:
+                return None
+            return exports.batch(*args, decode_cursor(batch.next_cursor), max_bytes)
+
         first = True
-        while True:
-            batch = await exports.batch(*args, after, max_bytes)
+        async for batch in prefetching(exports.batch(*args, after, max_bytes), following):
             if first:
                 batch.total = total
             if batch.mails or first:
                 yield batch
-            if not batch.mails:
-                return
             first = False
-            after = decode_cursor(batch.next_cursor)

@@ -41,6 +41,7 @@ class Job:
     error: str
     created_at: datetime
     finished_at: datetime | None
+    report_request: bytes  # report_csv: its GetReportRequest
 
     @classmethod
     def of(cls, r: asyncpg.Record) -> Job:
@@ -66,6 +67,7 @@ class Job:
                 permissions=frozenset(ident.get("permissions", ())),
                 inboxes=None if inboxes is None else frozenset(inboxes),
                 correlation_id=f"export-{r['id']}",
+                time_zone=ident.get("time_zone", ""),
             ),
             filename=r["filename"],
             done=r["done"],
@@ -77,6 +79,7 @@ class Job:
             error=r["error"],
             created_at=r["created_at"],
             finished_at=r["finished_at"],
+            report_request=bytes(r["report_request"] or b""),
         )
 
 
@@ -91,6 +94,7 @@ class NewJob:
     masked: bool
     keep_addresses: frozenset[str]
     filename: str
+    report_request: bytes = b""
 
 
 def _identity_json(ident: Identity) -> str:
@@ -98,6 +102,7 @@ def _identity_json(ident: Identity) -> str:
         "display_name": ident.display_name,
         "permissions": sorted(ident.permissions),
         "inboxes": None if ident.inboxes is None else sorted(ident.inboxes),
+        "time_zone": ident.time_zone,
     }
     return json.dumps(data)
 
@@ -109,8 +114,9 @@ class ExportsRepo:
     async def create(self, job_id: str, ident: Identity, new: NewJob, now: datetime) -> Job:
         row = await self.pool.fetchrow(
             "INSERT INTO exports (id, tenant_id, operator_id, kind, period_start, period_end, "
-            "inbox_id, columns, tz, masked, keep_addresses, identity, filename, created_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14) "
+            "inbox_id, columns, tz, masked, keep_addresses, identity, filename, created_at, "
+            "report_request) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15) "
             "RETURNING *",
             uuid.UUID(job_id),
             uuid.UUID(ident.tenant_id),
@@ -126,6 +132,7 @@ class ExportsRepo:
             _identity_json(ident),
             new.filename,
             now,
+            new.report_request or None,
         )
         return Job.of(row)
 

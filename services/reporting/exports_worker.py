@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,16 +22,28 @@ from switchboard.v1 import (
     common_pb2,
     ingestion_pb2,
     ingestion_pb2_grpc,
+    reporting_pb2,
     tickets_pb2,
     tickets_pb2_grpc,
 )
 
 from services.runtime import grpc_client, log
 from services.runtime.clock import Clock
+from services.runtime.errors import DomainError
 
 from . import export_files as ef
-from .export_formats import EML_ZIP, MAIL_KINDS, TICKETS_CSV, CsvShape, eml_name, mbox_entry
+from . import report_csv
+from .export_formats import (
+    EML_ZIP,
+    MAIL_KINDS,
+    REPORT_CSV,
+    TICKETS_CSV,
+    CsvShape,
+    eml_name,
+    mbox_entry,
+)
 from .exports_repo import ExportsRepo, Job
+from .reports import Reports, report_pb
 
 IDLE_S = 2.0  # how often pending jobs are looked for when nothing wakes the worker
 RETRY_S = 2.0  # after an owner was unavailable
@@ -39,7 +52,7 @@ RETRY_S = 2.0  # after an owner was unavailable
 @dataclass(frozen=True)
 class WorkerSettings:
     batch_rows: int = 5000  # rows asked of tickets per batch
-    batch_bytes: int = 4 * 1024 * 1024  # bytes of mail asked of ingestion per batch
+    batch_bytes: int = 16 * 1024 * 1024  # bytes of mail asked of ingestion per batch
     pause_s: float = 0.0  # between batches (spares the owners' databases)
 
 
@@ -65,7 +78,9 @@ class ExportWorker:
         ingestion: grpc.aio.Channel,
         clock: Clock,
         settings: WorkerSettings,
+        reports: Reports,
     ) -> None:
+        self._reports = reports
         self._repo = repo
         self._files = files
         self._tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
@@ -126,8 +141,7 @@ class ExportWorker:
                 if final.exists() and not part.exists():  # renamed, then stopped
                     size, sha = ef.digest(final)
                 else:
-                    staging = self._files.staging(job.tenant_id, job.id)
-                    if not ef.resumable(job.kind, part, staging, job.done, job.file_bytes):
+                    if not ef.resumable(part, job.file_bytes):
                         self._log.warning("export file lost: starting again", done=job.done)
                         job = await self._repo.restart(conn, job.id)
                     await self._write(conn, job, part)
@@ -150,11 +164,12 @@ class ExportWorker:
                 )
                 return
             await self._repo.finish(conn, job.id, size, sha, self._clock.now())
-            ef.remove_staging(self._files.staging(job.tenant_id, job.id))
             self._log.info("export done", size_bytes=size, rows=job.total)
 
-    async def _write(self, conn: asyncpg.Connection, job: Job, part: Any) -> None:
-        if job.kind in MAIL_KINDS:
+    async def _write(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
+        if job.kind == REPORT_CSV:
+            await self._report(conn, job, part)
+        elif job.kind in MAIL_KINDS:
             await self._mails(conn, job, part)
         else:
             await self._rows(conn, job, part)
@@ -171,7 +186,21 @@ class ExportWorker:
                 raise Refused(err.details() or err.code().name) from err
             raise
 
-    async def _rows(self, conn: asyncpg.Connection, job: Job, part: Any) -> None:
+    async def _report(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
+        """An aggregate report's table, computed as the chart's (rreports' Reports)."""
+        request = reporting_pb2.GetReportRequest.FromString(job.report_request)
+        try:
+            report = report_pb(await self._reports.run(job.identity, request))
+        except DomainError as err:
+            raise Refused(err.message) from err
+        rows = len(report_csv.table_of(report).rows)
+        await self._repo.set_total(conn, job.id, rows)
+        out = ef.Appender(part, 0)
+        out.write("".join(report_csv.csv_lines(report)).encode("utf-8"))
+        await self._repo.checkpoint(conn, job.id, "", rows, out.flushed())
+        await asyncio.to_thread(out.finish)
+
+    async def _rows(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
         shape = CsvShape(job.columns, job.tz, job.masked, job.keep_addresses)
         request = tickets_pb2.ExportRowsRequest(
             period=_period(job),
@@ -182,23 +211,28 @@ class ExportWorker:
         call = (
             self._tickets.ExportTickets if job.kind == TICKETS_CSV else self._tickets.ExportMessages
         )
+        out = ef.Appender(part, job.file_bytes)
         done, cursor = job.done, job.cursor
-        with ef.open_resumed(part, job.file_bytes) as f:
+        try:
             if job.file_bytes == 0:
-                f.write(shape.header())
+                out.write(shape.header())
             async for batch in self._stream(call, request, job):
                 if not cursor and batch.total:
                     await self._repo.set_total(conn, job.id, batch.total)
                 if not batch.id:
                     continue
-                f.write(shape.rows(batch))
-                length = await asyncio.to_thread(ef.synced, f)
+                out.write(shape.rows(batch))
                 done, cursor = done + len(batch.id), batch.next_cursor
+                length = out.flushed()
+                if out.sync_due():
+                    await asyncio.to_thread(out.sync)
                 await self._repo.checkpoint(conn, job.id, cursor, done, length)
-            if job.file_bytes == 0 and done == 0:
-                await asyncio.to_thread(ef.synced, f)
+        except BaseException:
+            out.abandon()
+            raise
+        await asyncio.to_thread(out.finish)
 
-    async def _mails(self, conn: asyncpg.Connection, job: Job, part: Any) -> None:
+    async def _mails(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
         request = ingestion_pb2.ExportRawMailsRequest(
             period=_period(job),
             inbox_ids=[job.inbox_id] if job.inbox_id else [],
@@ -207,35 +241,30 @@ class ExportWorker:
             with_total=not job.cursor,
         )
         done, cursor = job.done, job.cursor
-        staging = self._files.staging(job.tenant_id, job.id)
-        zipped = job.kind == EML_ZIP
-        if zipped:
-            ef.drop_staged_after(staging, done)
-        f = None if zipped else ef.open_resumed(part, job.file_bytes)
+        out = (
+            ef.ZipAppender(part, job.file_bytes)
+            if job.kind == EML_ZIP
+            else ef.Appender(part, job.file_bytes)
+        )
         try:
             async for batch in self._stream(self._ingestion.ExportRawMails, request, job):
                 if not cursor and batch.total:
                     await self._repo.set_total(conn, job.id, batch.total)
-                for mail in batch.mails:
-                    done += 1
-                    if f is None:
-                        at = mail.received_at
-                        name = eml_name(at.seconds * 1_000_000 + at.nanos // 1000, mail.message_id)
-                        ef.write_staged(staging, done, name, mail.raw)
-                    else:
-                        received = mail.received_at.ToDatetime()
-                        f.write(mbox_entry(mail.raw, mail.envelope_from, received))
                 if not batch.mails:
                     continue
-                if f is None:
-                    await asyncio.to_thread(ef.sync_dir, staging)
-                length = 0 if f is None else await asyncio.to_thread(ef.synced, f)
-                cursor = batch.next_cursor
+                for mail in batch.mails:
+                    at = mail.received_at
+                    if isinstance(out, ef.ZipAppender):
+                        us = at.seconds * 1_000_000 + at.nanos // 1000
+                        out.add(eml_name(us, mail.message_id), mail.raw)
+                    else:
+                        out.write(mbox_entry(mail.raw, mail.envelope_from, at.ToDatetime()))
+                done, cursor = done + len(batch.mails), batch.next_cursor
+                length = out.flushed()
+                if out.sync_due():
+                    await asyncio.to_thread(out.sync)
                 await self._repo.checkpoint(conn, job.id, cursor, done, length)
-            if f is not None:
-                await asyncio.to_thread(ef.synced, f)
-        finally:
-            if f is not None:
-                f.close()
-        if zipped:
-            await asyncio.to_thread(ef.assemble_zip, staging, part)
+        except BaseException:
+            out.abandon()
+            raise
+        await asyncio.to_thread(out.finish)

@@ -4,9 +4,12 @@ ExportMessages, ingestion's ExportRawMails): the period asked, the keyset cursor
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from switchboard.v1 import common_pb2
 
@@ -14,6 +17,7 @@ from .errors import InvalidArgument
 from .identity import Identity
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
 
 
 def period_bounds(period: common_pb2.Period) -> tuple[datetime, datetime]:
@@ -78,3 +82,22 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+async def prefetching(
+    first: Awaitable[T], following: Callable[[T], Awaitable[T] | None]
+) -> AsyncIterator[T]:
+    """Batches of a stream, each next one fetched while the one before is being sent
+    (`following(batch)`: the next batch's fetch, or None after the last)."""
+    task: asyncio.Future[T] | None = asyncio.ensure_future(first)
+    try:
+        while task is not None:
+            item = await task
+            nxt = following(item)
+            task = asyncio.ensure_future(nxt) if nxt is not None else None
+            yield item
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task

@@ -11,7 +11,12 @@ from switchboard.v1 import tickets_pb2
 
 from services.runtime import identity
 from services.runtime.errors import InvalidArgument
-from services.runtime.export_rows import decode_cursor, inbox_scope, period_bounds
+from services.runtime.export_rows import (
+    decode_cursor,
+    inbox_scope,
+    period_bounds,
+    prefetching,
+)
 from services.runtime.grpc_server import Context
 
 from .api_tickets import TicketsCoreApi
@@ -43,18 +48,19 @@ async def _stream(
         return
     scope = Scope(ident.tenant_id, start, end, inboxes)
     total = await count(scope) if after is None else 0
+
+    def following(batch: B) -> Awaitable[B] | None:
+        if len(batch.id) < size:
+            return None
+        return fetch(scope, decode_cursor(batch.next_cursor), size)
+
     first = True
-    while True:
-        batch = await fetch(scope, after, size)
-        rows = len(batch.id)
+    async for batch in prefetching(fetch(scope, after, size), following):
         if first:
             batch.total = total
-        if rows or first:
+        if len(batch.id) or first:
             yield batch
-        if rows < size:
-            return
         first = False
-        after = decode_cursor(batch.next_cursor)
 
 
 class ExportsApi(TicketsCoreApi):

@@ -16,6 +16,7 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -31,6 +32,7 @@ from tests.helpers import (
     login,
     send,
 )
+from tests.smtp_peer import SmtpPeer
 
 pytestmark = pytest.mark.e2e
 
@@ -377,3 +379,65 @@ async def test_bad_input_permissions_and_masking(stack: Stack) -> None:
     assert sorted(rows) == [
         [f"{tag} #{i}", "h***@e***.jp", tenant.address] for i in range(2)
     ]  # the customer's address masked, the tenant's own inbox address kept
+
+
+async def test_an_aggregate_reports_csv_export_is_the_charts_csv(stack: Stack) -> None:
+    tenant, admin = await _admin(stack)
+    tag = f"Report {uuid.uuid4().hex[:6]}"
+    await _send_and_wait(stack, tenant, admin, tag, 2, "report@example.com")
+    today = datetime.now(ZoneInfo("Asia/Tokyo")).date().isoformat()
+    params = {"from": today, "to": today, "tz": "Asia/Tokyo", "granularity": "day"}
+
+    code, answer = await api_call(
+        stack, admin, "POST", "/api/v1/exports",
+        {"kind": "report_csv", "report": "volume", **params, "granularity": "fortnight"},
+    )  # fmt: skip
+    assert code == 400 and answer["error"]["field"] == "granularity", answer
+
+    async def counted() -> bytes | None:
+        made = await _export(stack, admin, {"kind": "report_csv", "report": "volume", **params})
+        export = await _finished(stack, admin, made["id"])
+        assert export["report"] == "volume" and export["content_type"].startswith("text/csv")
+        data = await _download(stack, admin, export)
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        async with aiohttp.ClientSession() as http:
+            async with http.get(
+                f"{stack.gateway_url}/api/v1/reports/volume.csv?{query}",
+                headers={"Authorization": f"Bearer {admin}"},
+            ) as resp:
+                assert resp.status == 200
+                chart = await resp.read()
+        assert data == chart  # the same cells, the same bytes
+        return data if b",2," in data else None  # once reporting has counted both mails
+
+    await eventually(counted, timeout=30, every=1)
+
+
+async def test_the_eml_zip_holds_sent_mails_as_they_were_sent(
+    stack: Stack, smtp_peer: SmtpPeer
+) -> None:
+    from tests.e2e.test_compose import desk, mail_ticket
+    from tests.e2e.test_outbound import reply_draft, send_draft, settled
+
+    tenant, _admin, agent, supervisor = await desk(stack)  # the supervisor may export
+    start = _iso(datetime.now(UTC) - timedelta(seconds=5))
+    ticket = await mail_ticket(stack, tenant, agent, f"Parcel {uuid.uuid4().hex[:6]}")
+    draft, fence = await reply_draft(stack, tenant, agent, ticket)
+    code, item = await send_draft(stack, agent, draft["id"], fence)
+    assert code == 201, item
+    await settled(stack, agent, item["id"], "sent")
+    [sent] = [r.data for r in smtp_peer.received if r.message_id == item["message_id"]]
+
+    async def filed() -> list[dict[str, Any]] | None:
+        code, t = await api_get(stack, agent, f"/api/v1/tickets/{ticket['id']}")
+        assert code == 200, t
+        return t["messages"] if len(t["messages"]) == 2 else None
+
+    messages = await eventually(filed, timeout=20)
+    end = _iso(datetime.now(UTC) + timedelta(seconds=5))
+    made = await _export(stack, supervisor, {"kind": "eml_zip", "from": start, "to": end})
+    export = await _finished(stack, supervisor, made["id"])
+    with zipfile.ZipFile(io.BytesIO(await _download(stack, supervisor, export))) as zf:
+        contents = [zf.read(n) for n in zf.namelist()]
+    assert len(contents) == 2 and sent in contents  # the reply, byte for byte as sent
+    assert {m["channel"] for m in messages} == {"smtp", "sent"}

@@ -362,6 +362,15 @@ async def world(stack: Stack) -> World:
     assert code == 201, rule
     made["rule_id"] = rule["id"]
     made["delivery_id"] = await dead_webhook_delivery(stack, admin, tenant.address)
+    code, export, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/exports",
+        {"kind": "tickets_csv", "from": "2026-01-01T00:00:00Z", "to": _tomorrow()},
+        token=admin,
+    )
+    assert code == 202, export
+    made["export_id"] = export["id"]
     code, sessions, _ = await call(stack, "GET", "/api/v1/sessions", token=admin)
     session_id = next(s["id"] for s in sessions["items"] if s["kind"] == "session")
     ids = {
