@@ -1,6 +1,6 @@
 // The Exports screen (issue 19, RPT-6 and DAT-1; permission `export`): a CSV of tickets or
-// messages with the columns chosen, or the period's mails as .eml files in a zip or as mbox
-// (a report's CSV is the Reports section's "Download CSV") — run in the background by the server; the caller's exports are listed
+// messages with the columns chosen, a report's CSV, or the period's mails as .eml files in
+// a zip or as mbox — run in the background by the server; the caller's exports are listed
 // with a progress bar each (done / total, read again every second while one runs) and a
 // download when done.
 import { useCallback, useEffect, useState } from "react";
@@ -10,7 +10,7 @@ import { errorText } from "./errors";
 import { useFormat } from "./format";
 import { Key, useI18n } from "./i18n";
 import { addDays, dayStart, InboxPicker, PeriodChoice, PeriodPicker, periodOf, ZonePicker } from "./Period";
-import { Export, EXPORT_COLUMNS, EXPORT_KINDS, ExportKind } from "./reportTypes";
+import { Basis, Export, EXPORT_COLUMNS, EXPORT_KINDS, ExportKind, Granularity, GRANULARITIES, REPORTS, ReportName } from "./reportTypes";
 
 function sizeText(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -28,6 +28,9 @@ export function Exports({ session }: { session: Session }) {
   const period = periodOf(choice, zone);
   const [inbox, setInbox] = useState("");
   const [columns, setColumns] = useState<Record<string, string[]>>(() => ({ ...EXPORT_COLUMNS }) as Record<string, string[]>);
+  const [report, setReport] = useState<ReportName>("volume");
+  const [granularity, setGranularity] = useState<Granularity>("day");
+  const [basis, setBasis] = useState<Basis>("wall");
   const [items, setItems] = useState<Export[] | null>(null);
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
@@ -68,6 +71,7 @@ export function Exports({ session }: { session: Session }) {
       };
       if (inbox) body.inbox_id = inbox;
       if (all) body.columns = chosen;
+      if (kind === "report_csv") Object.assign(body, { report, granularity, basis });
       const made = await api.post<Export>("/exports", body);
       setItems((old) => [made, ...(old ?? []).filter((x) => x.id !== made.id)]);
     } catch (e) {
@@ -94,6 +98,33 @@ export function Exports({ session }: { session: Session }) {
           <InboxPicker session={session} value={inbox} onChange={setInbox} />
           <ZonePicker value={tz} onChange={setTz} fallback={myTz} />
         </div>
+        {kind === "report_csv" && (
+          <div className="filters">
+            <label>
+              {t("exp.report")}
+              <select value={report} onChange={(e) => setReport(e.target.value as ReportName)} data-testid="export-report">
+                {REPORTS.map((r) => (
+                  <option key={r} value={r}>{t(`rep.${r}`)}</option>
+                ))}
+              </select>
+            </label>
+            <label>
+              {t("rep.granularity")}
+              <select value={granularity} onChange={(e) => setGranularity(e.target.value as Granularity)}>
+                {GRANULARITIES.map((g) => (
+                  <option key={g} value={g}>{t(`rep.g.${g}`)}</option>
+                ))}
+              </select>
+            </label>
+            <label>
+              {t("rep.basis")}
+              <select value={basis} onChange={(e) => setBasis(e.target.value as Basis)}>
+                <option value="wall">{t("rep.basis.wall")}</option>
+                <option value="business">{t("rep.basis.business")}</option>
+              </select>
+            </label>
+          </div>
+        )}
         {all && (
           <fieldset className="columns" data-testid="export-columns">
             <legend>

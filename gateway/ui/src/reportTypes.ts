@@ -85,8 +85,8 @@ export interface LiveAssignment {
   totals: { open: number; pending: number };
 }
 
-export type ExportKind = "tickets_csv" | "messages_csv" | "eml_zip" | "mbox";
-export const EXPORT_KINDS: ExportKind[] = ["tickets_csv", "messages_csv", "eml_zip", "mbox"];
+export type ExportKind = "tickets_csv" | "messages_csv" | "eml_zip" | "mbox" | "report_csv";
+export const EXPORT_KINDS: ExportKind[] = ["tickets_csv", "messages_csv", "report_csv", "eml_zip", "mbox"];
 export const EXPORT_COLUMNS: Partial<Record<ExportKind, string[]>> = {
   tickets_csv: [
     "id", "number", "subject", "status", "priority", "inbox_id", "inbox", "from_name", "from_address", "contact_id",
