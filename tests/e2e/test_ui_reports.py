@@ -17,7 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from services.devstack.stack import Stack
 from tests.browser import chromium, context, shot, sign_in
@@ -38,10 +38,11 @@ async def browser() -> AsyncIterator[Browser]:
         yield b
 
 
-async def downloaded(page: Page, test_id: str) -> tuple[str, str]:
+async def downloaded(within: Page | Locator, test_id: str) -> tuple[str, str]:
     """Click a download link: the file's suggested name and its text (UTF-8, BOM dropped)."""
+    page = within if isinstance(within, Page) else within.page
     async with page.expect_download() as info:
-        await page.get_by_test_id(test_id).first.click()
+        await within.get_by_test_id(test_id).first.click()
     download = await info.value
     path = await download.path()
     return download.suggested_filename, Path(path).read_bytes().decode("utf-8-sig")
@@ -200,6 +201,18 @@ async def test_an_export_with_chosen_columns_shows_its_progress_and_downloads(
         assert rows[0] == ["number", "subject", "status"]
         assert sorted(r[1] for r in rows[1:]) == sorted(subjects)
         assert {r[2] for r in rows[1:]} == {"open"}
+
+        # a report's CSV as an export: the volume report's table, by month
+        await page.get_by_test_id("export-kind").select_option("report_csv")
+        await page.get_by_test_id("export-report").select_option("volume")
+        await page.get_by_test_id("export-granularity").select_option("month")
+        await page.get_by_test_id("export-start").click()
+        row = page.locator("[data-testid=export-row]").filter(has_text="レポート（CSV）").first
+        await expect(row).to_have_attribute("data-state", "done", timeout=SLOW)
+        name, text = await downloaded(row, "export-download")
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[0] == ["period", "start", "end", "received", "sent"]
+        assert rows[-1][0] == "total" and rows[-1][3] == "3"
     finally:
         await ctx.close()
 

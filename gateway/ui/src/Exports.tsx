@@ -110,7 +110,7 @@ export function Exports({ session }: { session: Session }) {
             </label>
             <label>
               {t("rep.granularity")}
-              <select value={granularity} onChange={(e) => setGranularity(e.target.value as Granularity)}>
+              <select value={granularity} onChange={(e) => setGranularity(e.target.value as Granularity)} data-testid="export-granularity">
                 {GRANULARITIES.map((g) => (
                   <option key={g} value={g}>{t(`rep.g.${g}`)}</option>
                 ))}
