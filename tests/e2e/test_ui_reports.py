@@ -48,7 +48,7 @@ async def downloaded(within: Page | Locator, test_id: str) -> tuple[str, str]:
     return download.suggested_filename, Path(path).read_bytes().decode("utf-8-sig")
 
 
-def today_row(page: Page) -> object:
+def today_row(page: Page) -> Locator:
     today = datetime.now(ZoneInfo(ZONE)).date().isoformat()
     return (
         page.get_by_test_id("report-table")
