@@ -22,12 +22,15 @@ from . import (
     routes_assignment,
     routes_compose,
     routes_contacts,
+    routes_exports,
     routes_ingestion,
+    routes_live_reports,
     routes_locks,
     routes_meta,
     routes_notices,
     routes_operations,
     routes_outbound,
+    routes_reports,
     routes_rules,
     routes_sla,
     routes_tickets,
@@ -58,6 +61,9 @@ ROUTE_MODULES = (
     routes_sla,
     routes_webhooks,  # before routes_rules: /rules/webhook-* before /rules/{rule_id}
     routes_rules,
+    routes_live_reports,  # rlive: /reports/live-* before rreports' /reports/{report}
+    routes_reports,
+    routes_exports,
     static,
 )
 

@@ -16,6 +16,10 @@ re-authorised through the access rules, then carry on with the new caller — to
 the cached sessions it concerns. Besides, a socket is closed when its session expires and
 re-checked at once when the replica's NATS connection comes back (an announcement
 published meanwhile never reaches it) and every `recheck_s`. Nothing of this costs a push anything.
+
+A client may send JSON messages: `subscribe` / `unsubscribe` to the live reports (issue 19,
+gateway/live_reports.py, plugged in as `topics`); anything else is answered with an
+`error` message and the socket stays open.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -41,6 +45,16 @@ from . import masking, views, views_approval, views_rules
 from .auth import WS_PROTOCOL, Caller, SessionResolver
 from .errors import ApiError
 
+
+def refusal(topic: str | None, code: str, message: str, field: str | None) -> dict[str, Any]:
+    """What a socket is told when its message is refused (it stays open)."""
+    return {
+        "type": "error",
+        "topic": topic,
+        "error": {"code": code, "message": message, "field": field},
+    }
+
+
 QUEUE_MAX = 256
 CLOSE_SESSION_ENDED = 4401  # logout, revoked, expired, operator deactivated, password changed
 CLOSE_ACCESS_DENIED = 4403  # re-authorised after a change: this caller may no longer have it
@@ -51,7 +65,16 @@ REAUTH_AT_ONCE = 8  # re-authorisations running at the same time
 Reauthorise = Callable[[], Awaitable[Caller]]  # the access rules again, for the socket
 
 
-class _Client:
+class Topics(Protocol):
+    """What a socket may ask for by sending a message (`{"type": "subscribe", "topic"}`:
+    the live reports, gateway/live_reports.py)."""
+
+    def said(self, client: LiveClient, message: dict[str, Any]) -> None: ...
+
+    def gone(self, client: LiveClient) -> None: ...
+
+
+class LiveClient:
     def __init__(self, ws: web.WebSocketResponse, caller: Caller, reauth: Reauthorise) -> None:
         self.ws = ws
         self.caller = caller
@@ -92,7 +115,7 @@ class LiveHub:
     def __init__(
         self, metrics: m.Metrics, sessions: SessionResolver, recheck_s: float = 60.0
     ) -> None:
-        self._clients: dict[str, set[_Client]] = defaultdict(set)
+        self._clients: dict[str, set[LiveClient]] = defaultdict(set)
         self._sessions = sessions
         self._recheck_s = recheck_s
         self._subs: list[Subscription] = []
@@ -104,6 +127,13 @@ class LiveHub:
         self._log = log.get("gateway.live")
         metrics.gauge(m.WEBSOCKET_CLIENTS).set_function(lambda: self.client_count)
         self._slow_closed = metrics.counter(m.WEBSOCKET_SLOW)
+        self.topics: Topics | None = None  # set by gateway/live_reports.py
+
+    def send(self, client: LiveClient, body: dict[str, Any]) -> None:
+        """A message for one socket (holding no customer data: never masked)."""
+        clients = self._clients.get(client.caller.tenant_id)
+        if clients is not None:
+            self._offer(clients, client, json.dumps(body, ensure_ascii=False))
 
     @property
     def client_count(self) -> int:
@@ -185,7 +215,7 @@ class LiveHub:
         for client in affected:
             self._spawn(self._reauthorise(client, after_change=True))
 
-    async def _reauthorise(self, client: _Client, *, after_change: bool) -> None:
+    async def _reauthorise(self, client: LiveClient, *, after_change: bool) -> None:
         """The access rules again, as when the socket opened: its new caller, or closed.
         When the check itself fails (accounts unreachable) after a change, the socket is
         closed too (the client reconnects); on a routine re-check it is kept. A suspended
@@ -217,7 +247,7 @@ class LiveHub:
             changed = {"type": "access.changed", "operator": caller.to_json()}
             self._offer(clients, client, json.dumps(changed, ensure_ascii=False))
 
-    def _close(self, client: _Client, code: int, message: str) -> None:
+    def _close(self, client: LiveClient, code: int, message: str) -> None:
         clients = self._clients.get(client.caller.tenant_id)
         if clients is None or client not in clients:
             return
@@ -288,7 +318,7 @@ class LiveHub:
                     self._offer(clients, client, _Texts(note).for_(client.caller))
 
     def _publish_approval(
-        self, clients: set[_Client], listening: list[_Client], env: events_pb2.EventEnvelope
+        self, clients: set[LiveClient], listening: list[LiveClient], env: events_pb2.EventEnvelope
     ) -> None:
         """`approval.changed` to every socket whose operator sees the request's inbox; a
         notification to those of the current stage's approvers and of the author (the
@@ -301,7 +331,7 @@ class LiveHub:
             if note is not None:
                 self._offer(clients, client, _Texts(note).for_(client.caller))
 
-    def _offer(self, clients: set[_Client], client: _Client, text: str) -> None:
+    def _offer(self, clients: set[LiveClient], client: LiveClient, text: str) -> None:
         """Queue a message for a client; a client whose queue is full is closed."""
         if client not in clients:
             return  # closed as too slow a moment ago
@@ -312,6 +342,17 @@ class LiveHub:
             self._slow_closed.inc()
             self._close(client, WSCloseCode.TRY_AGAIN_LATER, "too slow")
 
+    def _said(self, client: LiveClient, text: str) -> None:
+        """A client's message: a JSON object with a `type` (subscribe, unsubscribe)."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or self.topics is None:
+            self.send(client, refusal(None, "invalid_argument", "not a JSON object", "type"))
+            return
+        self.topics.said(client, message)
+
     async def serve(
         self, request: web.Request, caller: Caller, reauth: Reauthorise
     ) -> web.WebSocketResponse:
@@ -319,7 +360,7 @@ class LiveHub:
         # A browser offers ("switchboard.v1", "bearer.<token>"); we answer the first only.
         ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=64 * 1024, protocols=(WS_PROTOCOL,))
         await ws.prepare(request)
-        client = _Client(ws, caller, reauth)
+        client = LiveClient(ws, caller, reauth)
         self._clients[caller.tenant_id].add(client)
         writer = asyncio.create_task(client.writer())
         hello: dict[str, Any] = {"type": "hello", "operator": caller.to_json()}
@@ -333,9 +374,12 @@ class LiveHub:
             # handled: check once more
             self._spawn(self._reauthorise(client, after_change=True))
         try:
-            async for _ in ws:  # the client sends nothing we act on yet; read to see close
-                pass
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self._said(client, msg.data)
         finally:
+            if self.topics is not None:
+                self.topics.gone(client)
             self._clients[caller.tenant_id].discard(client)
             if not self._clients[caller.tenant_id]:
                 del self._clients[caller.tenant_id]

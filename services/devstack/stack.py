@@ -151,6 +151,8 @@ class Stack:
         if name == "tickets":
             # the local stack signs Message-IDs with a key derived from the same secret
             env["SB_THREAD_KEY"] = "thread:" + self.config.secret_key
+        if name == "reporting":  # export files (issue 19) under the stack's data
+            env["SB_EXPORT_DIR"] = str(self.config.data_dir / "exports")
         if name == "gateway":
             env["SB_HTTP_PORT"] = str(p.http)
         if name == "accounts":

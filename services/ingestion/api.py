@@ -35,6 +35,7 @@ from services.runtime.secrets import SecretBox
 from . import archive, blocking, forms
 from . import mailboxes as mbx
 from .admin_repo import AdminRepo, Table
+from .exports import ExportsApi
 from .imap import ImapSupervisor
 from .imports import ImportRepo, ImportRunner, NewImport
 from .intake import IntakePipeline
@@ -80,7 +81,7 @@ def _mailbox_pb(mb: Mailbox, row: MailboxStatus | None = None) -> ingestion_pb2.
     return out
 
 
-class IngestionApi(ingestion_pb2_grpc.IngestionServiceServicer):
+class IngestionApi(ExportsApi, ingestion_pb2_grpc.IngestionServiceServicer):
     def __init__(
         self,
         store: RawStore,

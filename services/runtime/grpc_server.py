@@ -4,8 +4,9 @@ domain errors mapped to status codes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
@@ -86,12 +87,84 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        if handler.unary_stream is not None:  # server streaming (exports' rows and mails)
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         return handler
 
-    def _wrap(self, method: str, behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    def _metrics_of(self, method: str) -> _CallMetrics:
         calls = self._calls.get(method)
         if calls is None:
             calls = self._calls[method] = _CallMetrics(self._requests, self._durations, method)
+        return calls
+
+    async def _refuse(self, err: DomainError, context: Context) -> None:
+        """Answer a DomainError: its code and message, the field (and reason, retry-after)
+        in trailing metadata."""
+        self._log.info("rpc refused", code=err.code.name, error=err.message, field=err.field)
+        trailing = []
+        if err.field:
+            trailing.append((identity.MD_FIELD, err.field))
+        if err.reason:
+            trailing.append((identity.MD_REASON, err.reason))
+        retry_after = getattr(err, "retry_after_s", 0)
+        if retry_after:
+            trailing.append((identity.MD_RETRY_AFTER, str(retry_after)))
+        if trailing:
+            context.set_trailing_metadata(tuple(trailing))
+        await context.abort(err.code, err.message)
+
+    def _wrap_stream(
+        self, method: str, behaviour: Callable[..., Any]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        """A server-streaming method (an async generator): the same identity, logging,
+        refusals and metrics as a unary one, for the whole stream."""
+        calls = self._metrics_of(method)
+
+        async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
+            ident = identity.Identity.from_metadata(context.invocation_metadata())
+            token = identity.set_current(ident)
+            started = time.perf_counter()
+            code = grpc.StatusCode.UNKNOWN
+            try:
+                with log.operation(
+                    tenant_id=ident.tenant_id,
+                    operator_id=ident.operator_id,
+                    correlation_id=ident.correlation_id,
+                    rpc=method,
+                ):
+                    try:
+                        async for item in behaviour(request, context):
+                            yield item
+                    except DomainError as err:
+                        code = err.code
+                        await self._refuse(err, context)
+                    except grpc.aio.AbortError:
+                        aborted = context.code()
+                        if isinstance(aborted, grpc.StatusCode):
+                            code = aborted
+                        raise
+                    except (asyncio.CancelledError, GeneratorExit):
+                        code = grpc.StatusCode.CANCELLED
+                        raise
+                    except Exception:
+                        code = grpc.StatusCode.INTERNAL
+                        ref = self._ids.new_str()
+                        self._log.exception("rpc failed", error_ref=ref)
+                        await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
+                    code = grpc.StatusCode.OK
+            finally:
+                calls.done(code, time.perf_counter() - started)
+                with contextlib.suppress(ValueError):  # closed from another context
+                    identity.reset(token)
+
+        return wrapped
+
+    def _wrap(self, method: str, behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+        calls = self._metrics_of(method)
 
         # `request` is the message, or the request iterator of a client-streaming call.
         async def wrapped(request: Any, context: Context) -> Any:
@@ -112,20 +185,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                         response = await behaviour(request, context)
                     except DomainError as err:
                         code = err.code
-                        self._log.info(
-                            "rpc refused", code=err.code.name, error=err.message, field=err.field
-                        )
-                        trailing = []
-                        if err.field:
-                            trailing.append((identity.MD_FIELD, err.field))
-                        if err.reason:
-                            trailing.append((identity.MD_REASON, err.reason))
-                        retry_after = getattr(err, "retry_after_s", 0)
-                        if retry_after:
-                            trailing.append((identity.MD_RETRY_AFTER, str(retry_after)))
-                        if trailing:
-                            context.set_trailing_metadata(tuple(trailing))
-                        await context.abort(err.code, err.message)
+                        await self._refuse(err, context)
                     except grpc.aio.AbortError:
                         aborted = context.code()
                         if isinstance(aborted, grpc.StatusCode):

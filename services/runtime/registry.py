@@ -122,6 +122,23 @@ APPROVAL_SENDS = ConsumerSpec(events.OUTBOUND, "approval__sends", (events.SEND_C
 ACCOUNTS_OPERATIONS = ConsumerSpec(
     events.GATEWAY, "accounts__operations", (events.OPERATION_PERFORMED.subject,), batch=256
 )
+# The live figures (issue 19, rlive: RPT-5, RPT-7): reporting keeps its own row of every
+# ticket from tickets' events and routing's SLA events (one consumer per stream).
+REPORTING_LIVE = ConsumerSpec(
+    events.TICKETS,
+    "reporting__live",
+    (
+        events.TICKET_CREATED.subject,
+        events.TICKET_UPDATED.subject,
+        events.TICKET_ASSIGNED.subject,
+        events.TICKET_MESSAGE_ADDED.subject,
+    ),
+)
+REPORTING_LIVE_SLA = ConsumerSpec(
+    events.ROUTING,
+    "reporting__live_sla",
+    (events.SLA_CHANGED.subject, events.SLA_WARNING.subject),
+)
 
 # Reporting's facts (issue 19 §1): every event that makes a measurable thing.
 REPORTING_TICKETS = ConsumerSpec(
@@ -269,7 +286,14 @@ SERVICES: tuple[Component, ...] = (
         7107,
         database=True,
         calls=("tickets", "routing", "ingestion", "accounts"),
-        consumers=(REPORTING_TICKETS, REPORTING_SENDS, REPORTING_APPROVALS, REPORTING_SLA),
+        consumers=(
+            REPORTING_TICKETS,
+            REPORTING_SENDS,
+            REPORTING_APPROVALS,
+            REPORTING_SLA,
+            REPORTING_LIVE,
+            REPORTING_LIVE_SLA,
+        ),
     ),
     _service(
         "accounts",

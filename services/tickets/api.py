@@ -6,6 +6,7 @@ from switchboard.v1 import tickets_pb2_grpc
 
 from .api_assign import AssignApi
 from .api_contacts import ContactsApi
+from .api_exports import ExportsApi
 from .api_locks import LocksApi
 from .api_rules import RulesApi
 from .api_tickets import TicketsCoreApi
@@ -14,6 +15,7 @@ from .deps import Deps
 
 class TicketsApi(
     AssignApi,
+    ExportsApi,
     TicketsCoreApi,
     LocksApi,
     ContactsApi,

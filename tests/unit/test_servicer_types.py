@@ -1,5 +1,6 @@
 """Every gRPC servicer method is annotated with the request and response types of its
-service's descriptor (a client-streaming method with an AsyncIterator of its request), so
+service's descriptor (a client-streaming method with an AsyncIterator of its request; a
+server-streaming one is an async generator returning an AsyncIterator of its response), so
 mypy checks the bodies against the generated messages."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ SERVICERS = {
     "composition": "services.composition.api_services:CompositionApi",
     "ingestion": "services.ingestion.api:IngestionApi",
     "outbound": "services.outbound.api_admin:OutboundApi",
+    "reporting_exports": "services.reporting.exports_api:ExportsApi",
     "tickets": "services.tickets.api:TicketsApi",
 }
 
@@ -27,7 +29,12 @@ def _message_class(desc: Descriptor) -> type:
 
 def _annotations(cls: type, method: MethodDescriptor) -> tuple[object, object]:
     fn = getattr(cls, method.name)
-    assert inspect.iscoroutinefunction(fn), f"{method.name} is not our async method"
+    ours = (
+        inspect.isasyncgenfunction(fn)
+        if method.server_streaming
+        else inspect.iscoroutinefunction(fn)
+    )
+    assert ours, f"{method.name} is not our async method"
     params = list(inspect.signature(fn).parameters.values())
     assert [p.name for p in params] == [
         "self",
@@ -51,4 +58,7 @@ def test_every_rpc_is_annotated_with_its_generated_request_and_response(service:
         if method.client_streaming:
             expected = AsyncIterator[expected]  # type: ignore[valid-type]
         assert request == expected, method.name
-        assert response == _message_class(method.output_type), method.name
+        produced = _message_class(method.output_type)
+        if method.server_streaming:
+            produced = AsyncIterator[produced]  # type: ignore[valid-type]
+        assert response == produced, method.name

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError, Inbox, Me, Notice, setCsrf, whenLoggedOut } from "./api";
 import { I18n, initialLang, Lang, translate, Key } from "./i18n";
 import { live } from "./live";
@@ -14,11 +14,15 @@ import { useApprovalCount } from "./approvalTypes";
 import { Notifications } from "./Notifications";
 import { PresenceSwitch } from "./Presence";
 
-// Screens live in the URL fragment: #/inbox/<id|all>/<tab>[/<view>], #/tickets/<id>.
+// the Reports section and the Exports screen, with the charting library, load when opened
+const ReportsScreen = lazy(() => import("./Reports").then((m) => ({ default: m.ReportsScreen })));
+
+// Screens live in the URL fragment: #/inbox/<id|all>/<tab>[/<view>], #/tickets/<id>,
+// #/reports/<report>, #/exports.
 // The view of a list is whose tickets: "" everyone's, "mine", "unassigned", or an
 // operator's id.
 export interface Route {
-  screen: "inbox" | "ticket" | "contacts" | "contact" | "admin" | "approvals" | "approval";
+  screen: "inbox" | "ticket" | "contacts" | "contact" | "admin" | "approvals" | "approval" | "reports";
   inbox: string;
   tab: string;
   view?: string;
@@ -30,6 +34,8 @@ function parseHash(): Route {
   const base = { inbox: "all", tab: "open" };
   if (parts[0] === "tickets" && parts[1]) return { ...base, screen: "ticket", id: parts[1] };
   if (parts[0] === "contacts") return parts[1] ? { ...base, screen: "contact", id: parts[1] } : { ...base, screen: "contacts" };
+  if (parts[0] === "reports") return { ...base, screen: "reports", id: parts[1] || "" };
+  if (parts[0] === "exports") return { ...base, screen: "reports", id: "exports" };
   if (parts[0] === "admin") return { ...base, screen: "admin", id: parts[1] || "" };
   if (parts[0] === "approvals") return parts[1] ? { ...base, screen: "approval", id: parts[1] } : { ...base, screen: "approvals" };
   return { screen: "inbox", inbox: parts[1] || "all", tab: parts[2] || "open", view: parts[3] || "" };
@@ -182,6 +188,16 @@ export function App() {
               <span className={approvalCount > 0 ? "navcount due" : "navcount"} data-testid="approval-count">{approvalCount}</span>
             </a>
           )}
+          {session?.may("see_reports") && (
+            <a href="#/reports" className={route.screen === "reports" && route.id !== "exports" ? "nav current" : "nav"} data-testid="nav-reports">
+              {i18n.t("nav.reports")}
+            </a>
+          )}
+          {session?.may("export") && (
+            <a href="#/exports" className={route.screen === "reports" && route.id === "exports" ? "nav current" : "nav"} data-testid="nav-exports">
+              {i18n.t("nav.exports")}
+            </a>
+          )}
           {session && mayAdminister(session) ? (
             <a href="#/admin" className={route.screen === "admin" ? "nav current" : "nav"} data-testid="nav-admin">
               {i18n.t("nav.admin")}
@@ -211,6 +227,10 @@ export function App() {
           <ApprovalQueue session={session!} />
         ) : route.screen === "approval" && route.id ? (
           <ApprovalView key={route.id} id={route.id} session={session!} />
+        ) : route.screen === "reports" ? (
+          <Suspense fallback={<main className="page muted">{i18n.t("list.loading")}</main>}>
+            <ReportsScreen section={route.id ?? ""} session={session!} />
+          </Suspense>
         ) : route.screen === "admin" ? (
           <Admin section={route.id ?? ""} session={session!} />
         ) : (

@@ -9,8 +9,9 @@ import { DICTS, Key, T } from "./i18n";
 const has = (key: string): key is Key => key in DICTS.en;
 
 /** Where an error is shown: the reply editor names its own fields first (its `to` is the
- * recipients, the administration's `to` the last day of a filter). */
-export type Scope = "" | "reply";
+ * recipients, the administration's `to` the last day of a filter); the reports and exports
+ * have precise messages of their own for their parameters (`error.report.<code>.<field>`). */
+export type Scope = "" | "reply" | "report";
 
 /** A field's label in the UI's words, or "" when the app has none for it. */
 export function fieldLabel(field: string, t: T, scope: Scope = ""): string {
@@ -38,8 +39,10 @@ export function describeError(e: unknown, t: T, scope: Scope = ""): Described {
   if (e.code === "network") return { text: t("error.network"), detail: "" };
   const field = e.field ?? "";
   const precise = `error.${e.code}.${field}`;
+  const ofReports = `error.report.${e.code}.${field}`;
   let text: string;
-  if (field && has(precise)) text = t(precise);
+  if (scope === "report" && field && has(ofReports)) text = t(ofReports);
+  else if (field && has(precise)) text = t(precise);
   else if (e.code === "locked") {
     const holder = (e.body?.holder as { name?: string } | undefined)?.name;
     text = holder ? t("error.locked_by", { name: holder }) : t("error.locked");

@@ -3,6 +3,7 @@
 import { createContext, useContext } from "react";
 import { approvalEn, approvalJa } from "./i18nApproval";
 import { notifyEn, notifyJa } from "./i18nNotify";
+import { reportsEn, reportsJa } from "./i18nReports";
 import { routingEn, routingJa } from "./i18nRouting";
 
 const en = {
@@ -538,6 +539,7 @@ const en = {
   ...approvalEn,
   ...notifyEn,
   ...routingEn,
+  ...reportsEn,
 };
 
 export type Key = keyof typeof en;
@@ -1075,6 +1077,7 @@ const ja: Record<Key, string> = {
   ...approvalJa,
   ...notifyJa,
   ...routingJa,
+  ...reportsJa,
 };
 
 export type Lang = "en" | "ja";

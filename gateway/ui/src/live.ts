@@ -19,6 +19,9 @@ export class Live {
   private retry = 0;
   private stopped = false;
   private timer: number | undefined;
+  // what the screens asked to be pushed (topic → the subscribe frame), sent again after a
+  // reconnect: the server forgets a socket's subscriptions with it
+  private subscriptions = new Map<string, Record<string, unknown>>();
   up = false;
 
   start(): void {
@@ -36,6 +39,23 @@ export class Live {
   on(f: Listener): () => void {
     this.listeners.add(f);
     return () => this.listeners.delete(f);
+  }
+
+  /** Ask for a topic's pushes (`report.live_queue`…) until the returned function is called;
+   * asking again for the same topic replaces the earlier (its `inbox_id`). */
+  subscribe(topic: string, extra: Record<string, unknown> = {}): () => void {
+    const frame = { type: "subscribe", topic, ...extra };
+    this.subscriptions.set(topic, frame);
+    this.send(frame);
+    return () => {
+      if (this.subscriptions.get(topic) !== frame) return;
+      this.subscriptions.delete(topic);
+      this.send({ type: "unsubscribe", topic });
+    };
+  }
+
+  private send(frame: Record<string, unknown>): void {
+    if (this.up && this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
   }
 
   onState(f: (up: boolean) => void): () => void {
@@ -69,6 +89,7 @@ export class Live {
       if (e.type === "hello") {
         this.retry = 0;
         this.setUp(true);
+        for (const frame of this.subscriptions.values()) this.send(frame);
       }
       for (const f of this.listeners) f(e);
     };

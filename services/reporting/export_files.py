@@ -1,0 +1,184 @@
+"""The files of exports (issue 19, DAT-1) in the export directory, written so that a job
+cut short at any moment (even by SIGKILL) ends up with the very same bytes when resumed:
+
+- a CSV or an mbox is appended to `<id>.part`; its length is checkpointed with the
+  stream's cursor, and a resumed job first cuts the file back to that length;
+- so is a zip of .eml files (each entry stored, dated by the mail's received time, with
+  fixed attributes); a resumed job cuts it back too, and finds the entries written before
+  the checkpoint again by reading their local headers, so that the central directory
+  written at the end lists them all — the same mails always make the same zip;
+- the finished file is renamed to `<id>.<ext>` once complete."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import time
+import zipfile
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 1024 * 1024
+SYNC_EVERY_S = 5.0
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip entry's local header (APPNOTE 4.3.7)
+_EXT = {"tickets_csv": "csv", "messages_csv": "csv", "eml_zip": "zip", "mbox": "mbox",
+        "report_csv": "csv"}  # fmt: skip
+
+
+class ExportFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def final(self, tenant_id: str, job_id: str, kind: str) -> Path:
+        return self.root / tenant_id / f"{job_id}.{_EXT[kind]}"
+
+    def part(self, tenant_id: str, job_id: str) -> Path:
+        return self.root / tenant_id / f"{job_id}.part"
+
+
+def open_resumed(path: Path, length: int) -> BinaryIO:
+    """The partial file opened for appending, cut back to the checkpointed `length`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "r+b" if path.exists() else "w+b")
+    f.truncate(length)
+    f.seek(length)
+    return f
+
+
+def synced(f: BinaryIO) -> int:
+    """Flush and fsync; the file's length, now on disk."""
+    f.flush()
+    os.fsync(f.fileno())
+    return f.tell()
+
+
+def sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def resumable(part: Path, length: int) -> bool:
+    """Whether what a job wrote up to its checkpoint is still there."""
+    return length == 0 or (part.exists() and part.stat().st_size >= length)
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_zip_time(name))
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = 3
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _written_entries(f: BinaryIO, length: int) -> list[zipfile.ZipInfo]:
+    """The entries of a zip cut at `length` (the end of an entry), from their local
+    headers: as they were when written (all of them ours, stored, ASCII names)."""
+    entries, offset = [], 0
+    while offset < length:
+        f.seek(offset)
+        fields = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
+        if fields[0] != b"PK\x03\x04":
+            raise OSError(f"not a zip entry at {offset}")
+        crc, size, name_len, extra_len = fields[7], fields[8], fields[10], fields[11]
+        name = f.read(name_len).decode("ascii")
+        info = _entry(name)
+        info.CRC, info.compress_size, info.file_size = crc, size, fields[9]
+        info.header_offset = offset
+        entries.append(info)
+        offset += _LOCAL_HEADER.size + name_len + extra_len + size
+    return entries
+
+
+class _Sink:
+    """A partial file being written. `flushed()` hands what was written to the kernel —
+    which a killed process does not lose — and `sync()` (when `sync_due()`, every
+    SYNC_EVERY_S) puts it on the disk; after a crash of the machine, a file shorter than its
+    checkpoint starts over."""
+
+    def __init__(self, part: Path, length: int) -> None:
+        self._f = open_resumed(part, length)
+        self._synced_at = time.monotonic()
+
+    def flushed(self) -> int:
+        """The file's length now; call it before checkpointing that length."""
+        self._f.flush()
+        return self._f.tell()
+
+    def sync_due(self) -> bool:
+        return time.monotonic() - self._synced_at >= SYNC_EVERY_S
+
+    def sync(self) -> None:
+        os.fsync(self._f.fileno())
+        self._synced_at = time.monotonic()
+
+    def abandon(self) -> None:
+        self._f.close()
+
+
+class Appender(_Sink):
+    """A CSV or an mbox appended to `part`, resumable at any checkpointed length."""
+
+    def write(self, data: bytes) -> None:
+        self._f.write(data)
+
+    def finish(self) -> None:
+        synced(self._f)
+        self._f.close()
+
+
+class ZipAppender(_Sink):
+    """A zip of mails written entry by entry into `part`, resumable at any entry's end."""
+
+    def __init__(self, part: Path, length: int) -> None:
+        super().__init__(part, length)
+        entries = _written_entries(self._f, length)
+        self._f.seek(length)
+        self._zf = zipfile.ZipFile(self._f, "w", zipfile.ZIP_STORED, allowZip64=True)
+        for info in entries:
+            self._zf.filelist.append(info)
+            self._zf.NameToInfo[info.filename] = info
+
+    def add(self, name: str, data: bytes) -> None:
+        self._zf.writestr(_entry(name), data)
+
+    def finish(self) -> None:
+        """Write the central directory and close."""
+        self._zf.close()
+        synced(self._f)
+        self._f.close()
+
+    def abandon(self) -> None:
+        """Close without a central directory (a resumed job cuts the file back anyway)."""
+        self._zf.fp = None
+        self._f.close()
+
+
+def _zip_time(name: str) -> tuple[int, int, int, int, int, int]:
+    """`20261201-093000-…` → (2026, 12, 1, 9, 30, 0); zip dates start in 1980."""
+    d, t = name[:8], name[9:15]
+    try:
+        parts = (int(d[:4]), int(d[4:6]), int(d[6:8]), int(t[:2]), int(t[2:4]), int(t[4:6]))
+    except ValueError:
+        return (1980, 1, 1, 0, 0, 0)
+    return parts if parts[0] >= 1980 else (1980, 1, 1, 0, 0, 0)
+
+
+def digest(path: Path) -> tuple[int, str]:
+    """A file's size and SHA-256 (hex)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            sha.update(chunk)
+        return f.tell(), sha.hexdigest()
+
+
+def finish(part: Path, final: Path) -> tuple[int, str]:
+    """Rename the complete file into place; its size and SHA-256 (hex)."""
+    size, hexdigest = digest(part)
+    os.replace(part, final)
+    sync_dir(final.parent)
+    return size, hexdigest

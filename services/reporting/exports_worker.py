@@ -1,0 +1,270 @@
+"""The export worker (issue 19, DAT-1): runs the queued export jobs one at a time in the
+background, each from its owner's stream (tickets' ExportTickets / ExportMessages,
+ingestion's ExportRawMails) called with the creator's identity, into its file
+(export_files.py), checkpointing after every batch. A job is held by a PostgreSQL
+advisory lock on the worker's connection: a worker that dies (SIGKILL) lets go of it at
+once, and the next one — the restarted process, or another replica — resumes it from its
+checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from switchboard.v1 import (
+    common_pb2,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+    reporting_pb2,
+    tickets_pb2,
+    tickets_pb2_grpc,
+)
+
+from services.runtime import grpc_client, log
+from services.runtime.clock import Clock
+from services.runtime.errors import DomainError
+
+from . import export_files as ef
+from . import report_csv
+from .export_formats import (
+    EML_ZIP,
+    MAIL_KINDS,
+    REPORT_CSV,
+    TICKETS_CSV,
+    CsvShape,
+    eml_name,
+    mbox_entry,
+)
+from .exports_repo import ExportsRepo, Job
+from .reports import Reports, report_pb
+
+IDLE_S = 2.0  # how often pending jobs are looked for when nothing wakes the worker
+RETRY_S = 2.0  # after an owner was unavailable
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    batch_rows: int = 5000  # rows asked of tickets per batch
+    batch_bytes: int = 16 * 1024 * 1024  # bytes of mail asked of ingestion per batch
+    pause_s: float = 0.0  # between batches (spares the owners' databases)
+
+
+class Refused(Exception):
+    """An owner refused the export itself (asking again will not help)."""
+
+
+def _period(job: Job) -> common_pb2.Period:
+    start, end = Timestamp(), Timestamp()
+    start.FromDatetime(job.period_start)
+    end.FromDatetime(job.period_end)
+    return common_pb2.Period(start=start, end=end)
+
+
+class ExportWorker:
+    name = "export-worker"
+
+    def __init__(
+        self,
+        repo: ExportsRepo,
+        files: ef.ExportFiles,
+        tickets: grpc.aio.Channel,
+        ingestion: grpc.aio.Channel,
+        clock: Clock,
+        settings: WorkerSettings,
+        reports: Reports,
+    ) -> None:
+        self._reports = reports
+        self._repo = repo
+        self._files = files
+        self._tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
+        self._ingestion = ingestion_pb2_grpc.IngestionServiceStub(ingestion)
+        self._clock = clock
+        self._settings = settings
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._log = log.get("reporting.exports")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+        return self._task
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                for job_id in await self._repo.pending():
+                    await self._try(job_id)
+            except (OSError, asyncpg.PostgresError) as exc:
+                self._log.warning("export worker pass failed", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_S)
+
+    async def _try(self, job_id: str) -> None:
+        """Run a job if no other worker holds it."""
+        async with self._repo.pool.acquire() as conn:
+            if not await conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 19))", job_id
+            ):
+                return
+            try:
+                job = await self._repo.by_id(conn, job_id)
+                if job is None or job.state not in ("queued", "running"):
+                    return
+                await self._run(conn, job)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 19))", job_id)
+
+    async def _run(self, conn: asyncpg.Connection, job: Job) -> None:
+        with log.operation(tenant_id=job.tenant_id, export_id=job.id, kind=job.kind):
+            await self._repo.start(conn, job.id, self._clock.now())
+            final = self._files.final(job.tenant_id, job.id, job.kind)
+            part = self._files.part(job.tenant_id, job.id)
+            try:
+                if final.exists() and not part.exists():  # renamed, then stopped
+                    size, sha = ef.digest(final)
+                else:
+                    if not ef.resumable(part, job.file_bytes):
+                        self._log.warning("export file lost: starting again", done=job.done)
+                        job = await self._repo.restart(conn, job.id)
+                    await self._write(conn, job, part)
+                    size, sha = ef.finish(part, final)
+            except Refused as exc:
+                self._log.info("export refused", error=str(exc))
+                await self._repo.fail(conn, job.id, str(exc), self._clock.now())
+                return
+            except grpc.aio.AioRpcError as err:
+                self._log.warning("export source unavailable", code=err.code().name)
+                await asyncio.sleep(RETRY_S)
+                return
+            except OSError as exc:
+                self._log.error("export file failed", error=repr(exc))
+                await self._repo.fail(
+                    conn,
+                    job.id,
+                    f"the file could not be written ({exc.strerror})",
+                    self._clock.now(),
+                )
+                return
+            await self._repo.finish(conn, job.id, size, sha, self._clock.now())
+            self._log.info("export done", size_bytes=size, rows=job.total)
+
+    async def _write(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
+        if job.kind == REPORT_CSV:
+            await self._report(conn, job, part)
+        elif job.kind in MAIL_KINDS:
+            await self._mails(conn, job, part)
+        else:
+            await self._rows(conn, job, part)
+
+    async def _stream(self, call: Any, request: Any, job: Job) -> AsyncIterator[Any]:
+        """An owner's stream with the creator's identity; its refusal as `Refused`."""
+        try:
+            async for batch in call(request, metadata=job.identity.metadata()):
+                yield batch
+                if self._settings.pause_s:
+                    await asyncio.sleep(self._settings.pause_s)
+        except grpc.aio.AioRpcError as err:
+            if grpc_client.refused(err):
+                raise Refused(err.details() or err.code().name) from err
+            raise
+
+    async def _report(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
+        """An aggregate report's table, computed as the chart's (rreports' Reports)."""
+        request = reporting_pb2.GetReportRequest.FromString(job.report_request)
+        try:
+            report = report_pb(await self._reports.run(job.identity, request))
+        except DomainError as err:
+            raise Refused(err.message) from err
+        rows = len(report_csv.table_of(report).rows)
+        await self._repo.set_total(conn, job.id, rows)
+        out = ef.Appender(part, 0)
+        out.write("".join(report_csv.csv_lines(report)).encode("utf-8"))
+        await self._repo.checkpoint(conn, job.id, "", rows, out.flushed())
+        await asyncio.to_thread(out.finish)
+
+    async def _rows(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
+        shape = CsvShape(job.columns, job.tz, job.masked, job.keep_addresses)
+        request = tickets_pb2.ExportRowsRequest(
+            period=_period(job),
+            inbox_ids=[job.inbox_id] if job.inbox_id else [],
+            cursor=job.cursor,
+            batch_size=self._settings.batch_rows,
+        )
+        call = (
+            self._tickets.ExportTickets if job.kind == TICKETS_CSV else self._tickets.ExportMessages
+        )
+        out = ef.Appender(part, job.file_bytes)
+        done, cursor = job.done, job.cursor
+        try:
+            if job.file_bytes == 0:
+                out.write(shape.header())
+            async for batch in self._stream(call, request, job):
+                if not cursor and batch.total:
+                    await self._repo.set_total(conn, job.id, batch.total)
+                if not batch.id:
+                    continue
+                out.write(shape.rows(batch))
+                done, cursor = done + len(batch.id), batch.next_cursor
+                length = out.flushed()
+                if out.sync_due():
+                    await asyncio.to_thread(out.sync)
+                await self._repo.checkpoint(conn, job.id, cursor, done, length)
+        except BaseException:
+            out.abandon()
+            raise
+        await asyncio.to_thread(out.finish)
+
+    async def _mails(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
+        request = ingestion_pb2.ExportRawMailsRequest(
+            period=_period(job),
+            inbox_ids=[job.inbox_id] if job.inbox_id else [],
+            cursor=job.cursor,
+            max_batch_bytes=self._settings.batch_bytes,
+            with_total=not job.cursor,
+        )
+        done, cursor = job.done, job.cursor
+        out = (
+            ef.ZipAppender(part, job.file_bytes)
+            if job.kind == EML_ZIP
+            else ef.Appender(part, job.file_bytes)
+        )
+        try:
+            async for batch in self._stream(self._ingestion.ExportRawMails, request, job):
+                if not cursor and batch.total:
+                    await self._repo.set_total(conn, job.id, batch.total)
+                if not batch.mails:
+                    continue
+                for mail in batch.mails:
+                    at = mail.received_at
+                    if isinstance(out, ef.ZipAppender):
+                        us = at.seconds * 1_000_000 + at.nanos // 1000
+                        out.add(eml_name(us, mail.message_id), mail.raw)
+                    else:
+                        out.write(mbox_entry(mail.raw, mail.envelope_from, at.ToDatetime()))
+                done, cursor = done + len(batch.mails), batch.next_cursor
+                length = out.flushed()
+                if out.sync_due():
+                    await asyncio.to_thread(out.sync)
+                await self._repo.checkpoint(conn, job.id, cursor, done, length)
+        except BaseException:
+            out.abandon()
+            raise
+        await asyncio.to_thread(out.finish)

@@ -1,0 +1,160 @@
+"""The reports' reads of reporting's own tables: the rollups (hourly, or 15-minute for
+zones at :30/:45 offsets) summed per period, metric, inbox and dimension value — and the
+same sums computed from the facts without the rollups (boundaries off the quarter hour,
+the benchmark's baseline, the test that both agree).
+
+The periods' boundaries go to PostgreSQL as one array; `width_bucket` numbers the period
+each row falls in, so a period is whatever the caller's zone made it (23, 24 or 25 hours,
+a week, a month)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import asyncpg
+
+from . import histogram
+from .periods import FACTS, HOUR, QUARTER
+from .report_model import Cell, Query, Want
+from .stats import Durations
+
+DURATION_METRICS = frozenset(
+    {"first_reply", "reply", "resolution", "approval_given", "send_back", "send_back_given"}
+)
+_TABLES = {HOUR: "rollups_hour", QUARTER: "rollups_15m"}
+_DIMENSION_VALUE = {
+    "": "''",
+    "operator": "f.operator_id::text",
+    "category": "f.category",
+    "channel": "f.channel",
+    "priority": "f.priority",
+    "label": "l.value",
+}
+_EDGES = [float(e) for e in histogram.EDGES_S]
+
+
+def _args(tenant_id: str, q: Query, want: Want) -> tuple[object, ...]:
+    """$1…$7 of both reads: tenant, the periods' starts, dimension, metrics, the range,
+    the inboxes (NULL: every inbox of the tenant)."""
+    inboxes = None if q.inbox_ids is None else list(q.inbox_ids)
+    starts = [p.start for p in q.periods]
+    return (tenant_id, starts, want.dimension, list(want.metrics), q.range.start, q.range.end,
+            inboxes)  # fmt: skip
+
+
+def _inbox_column(want: Want, prefix: str) -> str:
+    """Grouped per inbox only when the report needs it (each inbox's thresholds): fewer
+    rows to sum and to send."""
+    return f"{prefix}inbox_id::text" if want.per_inbox else "''::text"
+
+
+async def cells(conn: asyncpg.Connection, tenant_id: str, q: Query, want: Want) -> list[Cell]:
+    """The summed cells of one dimension's metrics over the query's periods."""
+    if q.source == FACTS:
+        return await from_facts(conn, tenant_id, q, want)
+    return await from_rollups(conn, tenant_id, q, want, _TABLES[q.source])
+
+
+_ROLLUP_WHERE = """
+        WHERE tenant_id = $1 AND dimension = $3 AND metric = ANY($4::text[])
+          AND bucket >= $5 AND bucket < $6
+          AND ($7::uuid[] IS NULL OR inbox_id = ANY($7::uuid[]))"""
+
+
+async def from_rollups(
+    conn: asyncpg.Connection, tenant_id: str, q: Query, want: Want, table: str
+) -> list[Cell]:
+    """Counts and sums grouped in one statement; the histograms in another: a row of one
+    duration (most hourly rows) counts in the bucket of its sum, a fuller row by its
+    non-zero buckets (unnest, grouped by bucket index) — far cheaper than adding whole
+    arrays row by row (hist_sum) — assembled here."""
+    basis = "business" if q.basis == "business" else "wall"
+    args = _args(tenant_id, q, want)
+    inbox = _inbox_column(want, "")
+    rows = await conn.fetch(
+        f"""
+        SELECT width_bucket(bucket, $2::timestamptz[]) - 1 AS period, metric,
+               {inbox} AS inbox_id, value, sum(count)::bigint AS n,
+               sum(sum_{basis}) AS total
+        FROM {table} {_ROLLUP_WHERE}
+        GROUP BY 1, 2, 3, 4
+        """,
+        *args,
+    )
+    hists: dict[tuple[int, str, str, str], list[int]] = {}
+    if DURATION_METRICS & set(want.metrics):
+        # a row of one duration: its bucket is that of its sum (no array to open)
+        for r in await conn.fetch(
+            f"""
+            SELECT period, metric, inbox_id, value, i, sum(n)::bigint AS n FROM (
+              SELECT width_bucket(bucket, $2::timestamptz[]) - 1 AS period, metric,
+                     {inbox} AS inbox_id, value,
+                     greatest(width_bucket(sum_{basis}, $8::float8[]), 1) AS i, count AS n
+              FROM {table} {_ROLLUP_WHERE} AND count = 1 AND cardinality(hist_{basis}) > 0
+              UNION ALL
+              SELECT width_bucket(bucket, $2::timestamptz[]) - 1, metric, {inbox}, value,
+                     h.i::int, h.n
+              FROM {table}, unnest(hist_{basis}) WITH ORDINALITY AS h(n, i)
+              {_ROLLUP_WHERE} AND count > 1 AND h.n <> 0
+            ) x GROUP BY 1, 2, 3, 4, 5
+            """,
+            *args,
+            _EDGES,
+        ):
+            key = (r["period"], r["metric"], r["inbox_id"], r["value"])
+            hists.setdefault(key, histogram.empty())[r["i"] - 1] += r["n"]
+    out = []
+    for r in rows:
+        key = (r["period"], r["metric"], r["inbox_id"], r["value"])
+        total = float(r["total"] or 0.0)
+        out.append(Cell(key[0], key[1], key[2], want.dimension, key[3],
+                        Durations(r["n"], total, tuple(hists.get(key, ())))))  # fmt: skip
+    return out
+
+
+async def from_facts(conn: asyncpg.Connection, tenant_id: str, q: Query, want: Want) -> list[Cell]:
+    """The same cells straight from the facts: counts, sums and the histogram's bucket of
+    each duration, grouped; the histograms assembled here."""
+    column = "business_s" if q.basis == "business" else "wall_s"
+    value = _DIMENSION_VALUE[want.dimension]
+    joined = ", unnest(f.labels) AS l(value)" if want.dimension == "label" else ""
+    present = (
+        "" if want.dimension in ("", "label") else f"AND {value} IS NOT NULL AND {value} <> ''"
+    )
+    rows = await conn.fetch(
+        f"""
+        SELECT width_bucket(f.at, $2::timestamptz[]) - 1 AS period, f.metric,
+               {_inbox_column(want, "f.")} AS inbox_id, {value} AS value,
+               greatest(width_bucket(f.{column}, $8::float8[]) - 1, 0) AS bucket,
+               count(*)::bigint AS n, sum(coalesce(f.{column}, 0)) AS total,
+               bool_or(f.{column} IS NOT NULL) AS timed
+        FROM facts f{joined}
+        WHERE f.tenant_id = $1 AND f.metric = ANY($4::text[])
+          AND f.at >= $5 AND f.at < $6
+          AND ($7::uuid[] IS NULL OR f.inbox_id = ANY($7::uuid[]))
+          AND $3::text IS NOT NULL {present}
+        GROUP BY 1, 2, 3, 4, 5
+        """,
+        *_args(tenant_id, q, want),
+        _EDGES,
+    )
+    sums: dict[tuple[int, str, str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+    hists: dict[tuple[int, str, str, str], list[int]] = {}
+    for r in rows:
+        key = (r["period"], r["metric"], r["inbox_id"], r["value"])
+        acc = sums[key]
+        acc[0] += r["n"]
+        acc[1] += float(r["total"] or 0.0)
+        if r["timed"]:
+            hists.setdefault(key, histogram.empty())[r["bucket"]] += r["n"]
+    return [
+        Cell(
+            k[0],
+            k[1],
+            k[2],
+            want.dimension,
+            k[3],
+            Durations(int(v[0]), v[1], tuple(hists.get(k, ()))),
+        )
+        for k, v in sums.items()
+    ]

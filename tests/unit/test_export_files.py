@@ -1,0 +1,104 @@
+"""Export files (issue 19, DAT-1): a zip or CSV cut short after a checkpoint and resumed is
+byte-identical to one written in one go; CSV times in any zone, across DST."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from switchboard.v1 import tickets_pb2
+
+from services.reporting import export_files as ef
+from services.reporting.export_formats import CsvShape, eml_name, mbox_entry
+from services.runtime.export_rows import micros
+
+MAILS = [(eml_name(1_767_225_600_000_000 + i, f"id-{i}"), f"mail {i}\r\n".encode() * (i + 1))
+         for i in range(7)]  # fmt: skip
+
+
+def _zip_in_one_go(path: Path) -> bytes:
+    out = ef.ZipAppender(path, 0)
+    for name, data in MAILS:
+        out.add(name, data)
+    out.finish()
+    return path.read_bytes()
+
+
+def test_a_zip_resumed_after_its_checkpoint_is_the_same_zip(tmp_path: Path) -> None:
+    whole = _zip_in_one_go(tmp_path / "whole.part")
+    part = tmp_path / "cut.part"
+    out = ef.ZipAppender(part, 0)
+    for name, data in MAILS[:3]:
+        out.add(name, data)
+    checkpoint = out.flushed()
+    for name, data in MAILS[3:5]:  # written after the checkpoint, then killed
+        out.add(name, data)
+    out.abandon()
+    assert part.stat().st_size > checkpoint
+
+    resumed = ef.ZipAppender(part, checkpoint)
+    for name, data in MAILS[3:]:
+        resumed.add(name, data)
+    resumed.finish()
+    assert part.read_bytes() == whole
+    with zipfile.ZipFile(io.BytesIO(whole)) as zf:
+        assert zf.testzip() is None
+        assert [zf.read(n) for n in zf.namelist()] == [d for _, d in MAILS]
+
+
+def test_a_csv_resumed_after_its_checkpoint_is_the_same_file(tmp_path: Path) -> None:
+    part = tmp_path / "x.part"
+    out = ef.Appender(part, 0)
+    out.write(b"a,b\r\n")
+    checkpoint = out.flushed()
+    out.write(b"half a row")
+    out.abandon()
+    again = ef.Appender(part, checkpoint)
+    again.write(b"1,2\r\n")
+    again.finish()
+    assert part.read_bytes() == b"a,b\r\n1,2\r\n"
+    assert ef.resumable(part, checkpoint) and not ef.resumable(tmp_path / "gone", 5)
+
+
+@pytest.mark.parametrize(
+    ("tz", "at", "expected"),
+    [
+        ("UTC", datetime(2026, 3, 8, 7, 0, tzinfo=UTC), "2026-03-08T07:00:00Z"),
+        ("Asia/Tokyo", datetime(2026, 12, 31, 15, 0, tzinfo=UTC), "2027-01-01T00:00:00+09:00"),
+        ("America/New_York", datetime(2026, 3, 8, 6, 59, 59, tzinfo=UTC),
+         "2026-03-08T01:59:59-05:00"),
+        ("America/New_York", datetime(2026, 3, 8, 7, 0, tzinfo=UTC), "2026-03-08T03:00:00-04:00"),
+        ("Asia/Kolkata", datetime(2026, 1, 1, tzinfo=UTC), "2026-01-01T05:30:00+05:30"),
+    ],
+)  # fmt: skip
+def test_csv_times_in_the_zone_asked(tz: str, at: datetime, expected: str) -> None:
+    batch = tickets_pb2.TicketExportBatch(received_at_us=[micros(at)], closed_at_us=[0])
+    shape = CsvShape(("received_at", "closed_at"), tz)
+    assert shape.rows(batch) == f"{expected},\r\n".encode()
+
+
+def test_csv_cells_masked_and_kept_from_spreadsheet_formulas() -> None:
+    batch = tickets_pb2.TicketExportBatch(
+        subject=["=HYPERLINK(1)", "mail taro@example.com or 090-1234-5678"],
+        from_address=["taro@example.com", "help@ours.example"],
+        status=["open", "open"],
+    )
+    shape = CsvShape(("subject", "from_address", "status"), masked=True,
+                     keep=frozenset({"help@ours.example"}))  # fmt: skip
+    assert shape.header() == b"\xef\xbb\xbfsubject,from_address,status\r\n"
+    assert shape.rows(batch).decode().splitlines() == [
+        "'=HYPERLINK(1),t***@e***.com,open",
+        "mail t***@e***.com or ***-****-**78,help@ours.example,open",
+    ]
+
+
+def test_an_mbox_entry_quotes_from_lines_and_ends_with_an_empty_line() -> None:
+    raw = b"Subject: x\r\n\r\nFrom here\r\n>From there"
+    entry = mbox_entry(raw, "a@example.com", datetime(2026, 1, 2, 3, 4, 5))
+    assert entry == (
+        b"From a@example.com Fri Jan 02 03:04:05 2026\n"
+        b"Subject: x\r\n\r\n>From here\r\n>>From there\n\n"
+    )
