@@ -76,11 +76,13 @@ def message(
     *,
     reopened: bool = False,
     rfc822_id: str = "",
+    auto_submitted: bool = False,
 ) -> events_pb2.EventEnvelope:
     m = events_pb2.TicketMessageAdded(
         ticket=t, message_id=message_id, channel=channel, reopened=reopened
     )
     m.mail.rfc822_message_id = rfc822_id
+    m.mail.auto_submitted = auto_submitted
     return _env(events.TICKET_MESSAGE_ADDED, tenant, at, m)
 
 

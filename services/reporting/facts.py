@@ -16,6 +16,8 @@ from typing import Protocol
 
 from switchboard.v1 import common_pb2, events_pb2
 
+from services.runtime import events
+
 ARRIVAL = "arrival"
 RECEIVED = "received"
 FIRST_REPLY = "first_reply"
@@ -236,6 +238,8 @@ def on_message_added(
         if s.waiting_since is None:
             s = replace(s, waiting_since=at, waiting_key=m.message_id)
         facts.append(_fact(tenant, RECEIVED, m.message_id, at, s, channel=m.channel or s.channel))
+        return s, facts
+    if not events.answers_customer(m.channel, m.mail):  # an automatic mail of ours
         return s, facts
     who = replier or s.assignee_id
     if s.first_reply_at is None:

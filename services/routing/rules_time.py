@@ -36,8 +36,6 @@ from .rules_intake import RulesContext
 from .sla_clocks import Loaded, SlaClocks
 from .sla_repo import SlaRepo
 
-SENT = "sent"
-
 
 def still_due(due: events_pb2.RuleTimerDue, found: tickets_pb2.GetTicketResponse) -> bool:
     """Whether the ticket, as it is now, still answers to the timer."""
@@ -46,7 +44,7 @@ def still_due(due: events_pb2.RuleTimerDue, found: tickets_pb2.GetTicketResponse
         return False
     status = STATUS_NAMES.get(ticket.status, "")
     if due.trigger == model.NO_FIRST_REPLY:
-        replied = any(m.channel == SENT for m in found.messages)
+        replied = any(events.answers_customer(m.channel, m.mail) for m in found.messages)
         return not replied and status in ("open", "pending")
     if due.trigger == model.PENDING_UNTIL:
         return (

@@ -216,18 +216,22 @@ class SlaClocks:
 
     async def on_ticket_event(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
         field = env.WhichOneof("payload")
+        what: Happened | None = None
         if field == events.TICKET_CREATED.payload_field:
             created = events.payload_of(env, events.TICKET_CREATED)
-            summary, channel, what = created.ticket, created.channel, None
+            summary, channel = created.ticket, created.channel
         elif field == events.TICKET_MESSAGE_ADDED.payload_field:
             added = events.payload_of(env, events.TICKET_MESSAGE_ADDED)
             summary, channel = added.ticket, added.channel
-            what = Happened.OPERATOR if channel == SENT else Happened.CUSTOMER
+            if events.answers_customer(channel, added.mail):
+                what = Happened.OPERATOR
+            elif channel != SENT:  # (an automatic mail of ours moves no clock)
+                what = Happened.CUSTOMER
         elif field == events.TICKET_UPDATED.payload_field:
             updated = events.payload_of(env, events.TICKET_UPDATED)
             if updated.action == events.SLA_MOVED:
                 return  # announcing this SLA's own due time: nothing changed for it
-            summary, channel, what = updated.ticket, "", None
+            summary, channel = updated.ticket, ""
         else:
             raise Poison(f"routing's SLA does not follow {env.type!r}")
         if not summary.id:

@@ -21,7 +21,6 @@ from .assign_repo import AssignRepo
 from .ticket_state import Incoming, state_of
 
 TICKETS = registry.ROUTING_TICKETS
-SENT = "sent"
 
 
 class TicketEvents:
@@ -44,7 +43,7 @@ class TicketEvents:
         else:
             added = events.payload_of(env, events.TICKET_MESSAGE_ADDED)
             summary = added.ticket
-            replied = added.channel == SENT
+            replied = events.answers_customer(added.channel, added.mail)
         async with self._db.transaction() as conn:
             if not await first_time(conn, TICKETS.durable, env):
                 return

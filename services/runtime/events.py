@@ -239,3 +239,16 @@ def subject_of(env: events_pb2.EventEnvelope) -> str:
 # a rule decision's auto-reply / notify / webhook actions, once tickets applied it (issue 18)
 TICKET_RULE_ACTIONS = EventType("ticket.rule_actions", TICKETS, "rule_actions")
 EVENT_TYPES[TICKET_RULE_ACTIONS.name] = TICKET_RULE_ACTIONS
+
+
+# -- what counts as our reply ----------------------------------------------------------
+
+SENT_CHANNEL = "sent"  # a mail we sent, filed on its ticket (outbound's RecordSent)
+
+
+def answers_customer(channel: str, mail: events_pb2.MailSummary) -> bool:
+    """A mail of ours that answers the customer: filed with channel `sent` and not an
+    automatic one (an acknowledgement, a rule's auto-reply, a form confirmation — they
+    carry `Auto-Submitted`, ING-7). An automatic mail meets no SLA clock, is no first
+    reply and ends no wait."""
+    return channel == SENT_CHANNEL and not mail.auto_submitted

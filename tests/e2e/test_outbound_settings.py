@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -255,6 +256,14 @@ async def test_the_automatic_reply_goes_once_per_sender_and_never_to_automatic_m
     assert code == 400, body
     settings = await _auto_reply(stack, admin, tenant.inbox_id, tpl, period_hours=24)
     assert settings["mode"] == "always" and settings["period_hours"] == 24
+    code, body, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/sla-policies",
+        {"name": "An hour", "inbox_ids": [tenant.inbox_id], "first_response_minutes": 60},
+        token=admin,
+    )
+    assert code == 201, body
 
     subject = f"注文について {uuid.uuid4().hex[:6]}"
     first = await mail_ticket(stack, tenant, agent, subject)
@@ -292,6 +301,23 @@ async def test_the_automatic_reply_goes_once_per_sender_and_never_to_automatic_m
         return any(m["channel"] == "sent" for m in t["messages"])
 
     await eventually(filed)
+
+    # the acknowledgement is no first response: the SLA clock runs on until an operator
+    # answers (and the reports count no reply either: tests/unit/test_reporting_facts.py)
+    before_reply = datetime.now(UTC)
+    draft, fence = await reply_draft(
+        stack, tenant, agent, first, body="ご連絡ありがとうございます。"
+    )
+    _c, item = await send_draft(stack, agent, draft["id"], fence)
+    await settled(stack, agent, item["id"], "sent")
+
+    async def met() -> Any:
+        _c, sla, _ = await call(stack, "GET", f"/api/v1/tickets/{first['id']}/sla", token=admin)
+        [target] = [t for t in sla["targets"] if t["kind"] == "first_response"]
+        return target if target["state"] == "met" else None
+
+    target = await eventually(met, timeout=30)
+    assert datetime.fromisoformat(target["met_at"]) >= before_reply, target
 
 
 async def _ticket_count(stack: Stack, token: str, n: int) -> None:

@@ -85,6 +85,19 @@ def test_a_reply_outside_business_hours_counts_no_business_seconds() -> None:
     assert [(x.metric, x.wall_s, x.business_s) for x in made] == [("reply", 61200.0, 3600.0)]
 
 
+def test_an_automatic_acknowledgement_is_no_reply_and_the_wait_goes_on() -> None:
+    t = ev.ticket(TICKET, INBOX)
+    s, _ = f.on_created(TENANT, ev.created(TENANT, t, MON_9, "m1"))
+    ack = ev.message(TENANT, t, MON_9 + timedelta(seconds=5), "a1", "sent", auto_submitted=True)
+    s, made = f.on_message_added(TENANT, ack, s, ALWAYS, None)
+    assert made == [] and s is not None and s.first_reply_at is None
+    answer = MON_9 + timedelta(minutes=20)
+    s, made = f.on_message_added(
+        TENANT, ev.message(TENANT, t, answer, "r1", "sent"), s, ALWAYS, ALICE
+    )
+    assert [(x.metric, x.wall_s) for x in made] == [("first_reply", 1200.0), ("reply", 1200.0)]
+
+
 def test_an_approval_round_trip_counts_for_the_right_operators() -> None:
     asked = MON_9
     req = ev.approval(
