@@ -112,8 +112,8 @@ async def test_a_ticket_opens_with_its_japanese_mail(
     first = ticket["messages"][0]
     code, mail = await api_get(stack, token, f"/api/v1/messages/{first['id']}")
     assert code == 200, mail
-    assert "お世話になっております" in mail["text"], mail["text"]
-    assert ticket["subject"] in mail["subject"]
+    assert "お世話になっております" in mail["parsed"]["text"], mail["parsed"]
+    assert ticket["subject"] in mail["parsed"]["subject"]
 
 
 async def test_a_japanese_keyword_finds_the_tickets_holding_it(
