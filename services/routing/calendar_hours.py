@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .calendars import InHours, in_hours_of
+from services.runtime.calendars import InHours, in_hours_of
+
 from .sla_repo import Conn, SlaRepo
 
 

@@ -9,9 +9,8 @@ from datetime import date, datetime, timedelta
 
 import icalendar
 
+from services.runtime.calendars import Holiday
 from services.runtime.errors import InvalidArgument
-
-from .calendars import Holiday
 
 MAX_DAYS_PER_EVENT = 366
 MAX_HOLIDAYS = 2000

@@ -11,6 +11,7 @@ import uuid
 from switchboard.v1 import routing_sla_pb2 as pb
 
 from services.runtime import identity, log, permissions
+from services.runtime.calendars import supported_countries
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import InvalidArgument, NotFound
@@ -19,7 +20,6 @@ from services.runtime.identity import Identity
 from services.runtime.ids import IdGenerator, parse_uuid
 
 from . import ical
-from .calendars import supported_countries
 from .sla import check_policy
 from .sla_clocks import SlaClocks
 from .sla_convert import (
@@ -73,7 +73,7 @@ class SlaApi:
     async def ListCalendars(
         self, request: pb.ListCalendarsRequest, context: Context
     ) -> pb.ListCalendarsResponse:
-        ident = identity.require_operator()
+        ident = identity.require_tenant()  # an operator, or a service of the tenant (reporting)
         stored = await self._repo.calendars(self._repo.pool, ident.tenant_id)
         return pb.ListCalendarsResponse(calendars=[calendar_pb(c) for c in stored])
 
@@ -168,7 +168,7 @@ class SlaApi:
     async def ListSlaPolicies(
         self, request: pb.ListSlaPoliciesRequest, context: Context
     ) -> pb.ListSlaPoliciesResponse:
-        ident = identity.require_operator()
+        ident = identity.require_tenant()  # an operator, or a service of the tenant (reporting)
         stored = await self._repo.policies(self._repo.pool, ident.tenant_id)
         return pb.ListSlaPoliciesResponse(policies=[policy_pb(p) for p in stored])
 

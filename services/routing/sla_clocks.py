@@ -26,6 +26,7 @@ from switchboard.v1 import common_pb2, events_pb2
 
 from services.runtime import events, log
 from services.runtime.bus import ConsumerSpec, Delivery
+from services.runtime.calendars import ALWAYS
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import Poison
@@ -33,7 +34,6 @@ from services.runtime.ids import IdGenerator
 from services.runtime.outbox import Outbox, first_time
 from services.runtime.periodic import PeriodicTask
 
-from .calendars import ALWAYS
 from .rules.model import TIME_TRIGGERS
 from .sla import (
     Happened,

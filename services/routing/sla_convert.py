@@ -8,10 +8,10 @@ from datetime import date, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import routing_sla_pb2 as pb
 
+from services.runtime.calendars import Calendar, Holiday, make_slot, public_holidays
 from services.runtime.errors import InvalidArgument
 from services.runtime.ids import parse_uuid
 
-from .calendars import Calendar, Holiday, make_slot, public_holidays
 from .sla import Policy, TicketSla
 from .sla_records import StoredCalendar, StoredPolicy, holidays_data, slots_data
 

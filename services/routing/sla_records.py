@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from .calendars import WEEKDAYS, Calendar, Holiday, Slot, format_hhmm
+from services.runtime.calendars import WEEKDAYS, Calendar, Holiday, Slot, format_hhmm
+
 from .sla import Happened, Happening, Policy
 
 

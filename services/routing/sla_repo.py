@@ -11,9 +11,9 @@ from typing import Protocol, TypeAlias
 
 import asyncpg
 
+from services.runtime.calendars import Calendar
 from services.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
-from .calendars import Calendar
 from .sla import Happening, Kind, Policy
 from .sla_records import (
     DueTimer,

@@ -123,6 +123,33 @@ ACCOUNTS_OPERATIONS = ConsumerSpec(
     events.GATEWAY, "accounts__operations", (events.OPERATION_PERFORMED.subject,), batch=256
 )
 
+# Reporting's facts (issue 19 §1): every event that makes a measurable thing.
+REPORTING_TICKETS = ConsumerSpec(
+    events.TICKETS,
+    "reporting__tickets",
+    (
+        events.TICKET_CREATED.subject,
+        events.TICKET_MESSAGE_ADDED.subject,
+        events.TICKET_UPDATED.subject,
+        events.TICKET_ASSIGNED.subject,
+    ),
+)
+REPORTING_SENDS = ConsumerSpec(events.OUTBOUND, "reporting__sends", (events.SEND_CHANGED.subject,))
+REPORTING_APPROVALS = ConsumerSpec(
+    events.APPROVAL,
+    "reporting__approvals",
+    (
+        events.APPROVAL_REQUESTED.subject,
+        events.APPROVAL_APPROVED.subject,
+        events.APPROVAL_SENT_BACK.subject,
+    ),
+)
+REPORTING_SLA = ConsumerSpec(
+    events.ROUTING,
+    "reporting__sla",
+    (events.SLA_WARNING.subject, events.SLA_BREACHED.subject),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Component:
@@ -242,6 +269,7 @@ SERVICES: tuple[Component, ...] = (
         7107,
         database=True,
         calls=("tickets", "routing", "ingestion", "accounts"),
+        consumers=(REPORTING_TICKETS, REPORTING_SENDS, REPORTING_APPROVALS, REPORTING_SLA),
     ),
     _service(
         "accounts",

@@ -887,7 +887,9 @@ class TicketsCoreApi:
                     conn,
                     events.TICKET_CREATED,
                     ident,
-                    events_pb2.TicketCreated(ticket=summary, message_id=str(memo_id)),
+                    events_pb2.TicketCreated(
+                        ticket=summary, message_id=str(memo_id), channel="phone"
+                    ),
                 )
             else:
                 await self._emit(

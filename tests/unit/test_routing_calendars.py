@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.routing.calendars import (
+from services.runtime.calendars import (
     Calendar,
     Holiday,
     Slot,

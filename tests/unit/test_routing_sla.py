@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.routing.calendars import ALWAYS, Calendar, make_slot
 from services.routing.sla import (
     Happened,
     Happening,
@@ -22,6 +21,7 @@ from services.routing.sla import (
     select_policy,
     timers,
 )
+from services.runtime.calendars import ALWAYS, Calendar, make_slot
 from services.runtime.errors import InvalidArgument
 
 T0 = datetime(2027, 1, 4, 10, 0, tzinfo=UTC)  # a Monday

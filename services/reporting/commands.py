@@ -1,0 +1,75 @@
+"""What the rebuild and check commands share: the database from reporting's own settings
+(SB_DATABASE_URL, SB_DATABASE_NAME), an ISO instant argument, and the rollup rebuild."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.runtime import settings as rt_settings
+from services.runtime.db import with_database
+
+from . import rollup_audit, rollups
+from .app import ReportingSettings
+
+
+async def connect() -> asyncpg.Connection:
+    s = rt_settings.load(ReportingSettings)
+    conn: asyncpg.Connection = await asyncpg.connect(
+        with_database(s.database_url, s.database_name or "sb_reporting")
+    )
+    return conn
+
+
+def instant(text: str) -> datetime:
+    """An ISO 8601 instant on a whole hour (UTC when no offset is given)."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    if at.minute or at.second or at.microsecond:
+        raise argparse.ArgumentTypeError(f"{text!r} is not on a whole hour")
+    return at.astimezone(UTC)
+
+
+def tenant_id(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a tenant id (a UUID)") from None
+
+
+async def rebuild(
+    conn: asyncpg.Connection, tenant: str, start: datetime | None, end: datetime | None
+) -> int:
+    """The tenant's rollups in [start, end) (whole hours) deleted and folded again from its
+    facts, in one transaction; the facts the roller had not folded yet are folded here
+    (taken from its queue). Returns how many rollup rows were written."""
+    written = 0
+    async with conn.transaction():
+        await conn.execute(
+            """DELETE FROM facts_unrolled u USING facts f
+               WHERE u.fact_id = f.id AND f.tenant_id = $1
+                 AND ($2::timestamptz IS NULL OR f.at >= $2)
+                 AND ($3::timestamptz IS NULL OR f.at < $3)""",
+            uuid.UUID(tenant),
+            start,
+            end,
+        )
+        for grain in rollups.GRAINS:
+            await conn.execute(
+                f"""DELETE FROM {rollups.TABLES[grain]} WHERE tenant_id = $1
+                      AND ($2::timestamptz IS NULL OR bucket >= $2)
+                      AND ($3::timestamptz IS NULL OR bucket < $3)""",
+                uuid.UUID(tenant),
+                start,
+                end,
+            )
+            found = await rollup_audit.from_facts(conn, tenant, grain, start, end)
+            await rollups.apply(conn, grain, found)
+            written += len(found)
+    return written

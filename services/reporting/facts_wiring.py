@@ -1,0 +1,26 @@
+"""The facts part of reporting's composition root (issue 19 §1, §2): the consumers that
+make facts from every service's events, the inbox calendars they ask routing for, and the
+roller that folds new facts into the rollups."""
+
+from __future__ import annotations
+
+from switchboard.v1 import routing_sla_pb2_grpc
+
+from services.runtime import registry
+from services.runtime.service import ServiceRuntime
+
+from .facts_intake import FactsIntake
+from .facts_roller import Roller
+from .inbox_hours import InboxHours
+
+
+async def wire(rt: ServiceRuntime, *, calendar_ttl_s: float, roll_every_s: float) -> None:
+    assert rt.db is not None
+    roller = Roller(rt.db, every_s=roll_every_s)
+    hours = InboxHours(routing_sla_pb2_grpc.SlaServiceStub(rt.channel("routing")), calendar_ttl_s)
+    intake = FactsIntake(rt.db, hours, roller.wake)
+    await rt.add_consumer(registry.REPORTING_TICKETS, intake.tickets)
+    await rt.add_consumer(registry.REPORTING_SENDS, intake.sends)
+    await rt.add_consumer(registry.REPORTING_APPROVALS, intake.approvals)
+    await rt.add_consumer(registry.REPORTING_SLA, intake.sla)
+    rt.add_background("reporting-roller", roller.start, roller.stop)

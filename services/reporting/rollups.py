@@ -1,0 +1,162 @@
+"""Folding facts into the rollups (issue 19 §2): per tenant × bucket (UTC hour and 15
+minutes) × metric × inbox × dimension, a count, wall and business sums and their
+histograms (histogram.py). `deltas` is the I/O-free sum of some facts; `apply` adds it
+to the tables (histograms element-wise, `hist_add`), keys in one order so that two
+rollers never wait on each other in a circle. Every path that folds goes through these
+two: the roller (facts_roller.py), the bulk path, the rebuild and the check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from . import histogram
+
+GRAINS = ("hour", "15m")
+TABLES = {"hour": "rollups_hour", "15m": "rollups_15m"}
+DIMENSIONS = ("", "operator", "label", "category", "channel", "priority")
+
+
+@dataclass(frozen=True, slots=True)
+class FoldFact:
+    """What the rollups need of a fact."""
+
+    tenant_id: str
+    metric: str
+    at: datetime
+    inbox_id: str
+    operator_id: str | None
+    channel: str
+    category: str
+    priority: str
+    labels: tuple[str, ...]
+    wall_s: float | None
+    business_s: float | None
+
+
+# (tenant, metric, dimension, bucket, inbox, value)
+Key = tuple[str, str, str, datetime, str, str]
+
+
+@dataclass(slots=True)
+class Agg:
+    count: int = 0
+    sum_wall: float = 0.0
+    sum_business: float = 0.0
+    hist_wall: list[int] = field(default_factory=list)
+    hist_business: list[int] = field(default_factory=list)
+
+    def add(self, wall: float | None, business: float | None) -> None:
+        self.count += 1
+        if wall is None:
+            return
+        b = wall if business is None else business
+        self.sum_wall += wall
+        self.sum_business += b
+        if not self.hist_wall:
+            self.hist_wall, self.hist_business = histogram.empty(), histogram.empty()
+        self.hist_wall[histogram.bucket_of(wall)] += 1
+        self.hist_business[histogram.bucket_of(b)] += 1
+
+
+def bucket(at: datetime, grain: str) -> datetime:
+    at = at.astimezone(UTC)
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    if grain == "hour":
+        return hour
+    return hour + timedelta(minutes=at.minute // 15 * 15)
+
+
+def _values(f: FoldFact) -> Iterable[tuple[str, str]]:
+    yield "", ""
+    if f.operator_id:
+        yield "operator", f.operator_id
+    for label in dict.fromkeys(f.labels):
+        if label:
+            yield "label", label
+    if f.category:
+        yield "category", f.category
+    if f.channel:
+        yield "channel", f.channel
+    if f.priority:
+        yield "priority", f.priority
+
+
+def deltas(facts: Iterable[FoldFact], grain: str) -> dict[Key, Agg]:
+    out: dict[Key, Agg] = {}
+    for f in facts:
+        b = bucket(f.at, grain)
+        for dim, value in _values(f):
+            key = (f.tenant_id, f.metric, dim, b, f.inbox_id, value)
+            agg = out.get(key)
+            if agg is None:
+                agg = out[key] = Agg()
+            agg.add(f.wall_s, f.business_s)
+    return out
+
+
+def _hist_text(h: list[int]) -> str:
+    return "{" + ",".join(map(str, h)) + "}"
+
+
+async def apply(conn: asyncpg.Connection, grain: str, found: dict[Key, Agg]) -> None:
+    """Add the deltas to the grain's table (in the caller's transaction)."""
+    if not found:
+        return
+    keys = sorted(found)
+    cols: list[list[object]] = [[] for _ in range(11)]
+    for k in keys:
+        a = found[k]
+        row = (*k, a.count, a.sum_wall, a.sum_business)
+        for i, v in enumerate(row):
+            cols[i].append(v)
+        cols[9].append(_hist_text(a.hist_wall))
+        cols[10].append(_hist_text(a.hist_business))
+    table = TABLES[grain]
+    await conn.execute(
+        f"""INSERT INTO {table} AS r (tenant_id, metric, dimension, bucket, inbox_id, value,
+                count, sum_wall, sum_business, hist_wall, hist_business)
+            SELECT t, m, d, b, i, v, c, sw, sb, hw::integer[], hb::integer[]
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[],
+                        $6::text[], $7::bigint[], $8::float8[], $9::float8[], $10::text[],
+                        $11::text[]) AS x(t, m, d, b, i, v, c, sw, sb, hw, hb)
+            ON CONFLICT (tenant_id, metric, dimension, bucket, inbox_id, value) DO UPDATE SET
+                count = r.count + EXCLUDED.count,
+                sum_wall = r.sum_wall + EXCLUDED.sum_wall,
+                sum_business = r.sum_business + EXCLUDED.sum_business,
+                hist_wall = hist_add(r.hist_wall, EXCLUDED.hist_wall),
+                hist_business = hist_add(r.hist_business, EXCLUDED.hist_business)""",
+        *cols,
+    )
+
+
+async def fold(conn: asyncpg.Connection, facts: list[FoldFact]) -> None:
+    """Fold facts into both grains (in the caller's transaction)."""
+    for grain in GRAINS:
+        await apply(conn, grain, deltas(facts, grain))
+
+
+FOLD_COLUMNS = (
+    "tenant_id, metric, at, inbox_id, operator_id, channel, category, priority, labels, "
+    "wall_s, business_s"
+)
+
+
+def fold_fact(r: asyncpg.Record) -> FoldFact:
+    """A facts row (FOLD_COLUMNS) as the fold needs it."""
+    return FoldFact(
+        tenant_id=str(r["tenant_id"]),
+        metric=r["metric"],
+        at=r["at"],
+        inbox_id=str(r["inbox_id"]),
+        operator_id=str(r["operator_id"]) if r["operator_id"] else None,
+        channel=r["channel"],
+        category=r["category"],
+        priority=r["priority"],
+        labels=tuple(r["labels"]),
+        wall_s=r["wall_s"],
+        business_s=r["business_s"],
+    )
