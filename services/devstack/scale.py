@@ -60,6 +60,7 @@ class Linked:
 
     mail: BulkMail
     ticket_id: uuid.UUID
+    operator_id: uuid.UUID | None = None  # who sent it, for a mail we sent
 
 
 @dataclass
@@ -125,6 +126,13 @@ class Generator:
             BulkOperator(oid, login, name, roles, inbox_ids, "ja" if ja else "en", at),
             trainee=kind == "trainee",
         )
+
+    def approver(self, inbox_id: uuid.UUID) -> uuid.UUID:
+        """Who approves a trainee's reply in an inbox: its first supervisor, else the admin."""
+        for op in self.members[inbox_id]:
+            if "supervisor" in op.account.roles and not op.trainee:
+                return op.account.id
+        return self.operators[0].account.id
 
     def login_of(self, kind: str) -> str:
         """The first operator's login of a kind (agent, supervisor, trainee)."""
@@ -241,7 +249,7 @@ class Generator:
                 received_at=when,
                 ticket_id=tid if ours else None,
             )
-            mails.append(Linked(mail, tid))
+            mails.append(Linked(mail, tid, replier.account.id if ours and replier else None))
             refs.append(mid)
             when = min(self.end, when + timedelta(minutes=rng.randint(5, 60 * 30)))
         last = mails[-1].mail.received_at

@@ -25,10 +25,13 @@ from pathlib import Path
 
 from services.accounts import bulk as accounts_bulk
 from services.ingestion import bulk as ingestion_bulk
+from services.reporting.facts import NewFact
+from services.reporting.facts_bulk import write_facts
 from services.runtime.db import Database, with_database
 from services.runtime.service import service_migrations
 from services.tickets import bulk as tickets_bulk
 
+from . import scale_facts
 from .infra import Postgres, free_port
 from .scale import ADMIN_LOGIN, Batch, Generator
 from .stack import ROOT
@@ -62,6 +65,7 @@ class Manifest:
     trainee: str
     seconds: float
     generated_at: str
+    facts: int = 0  # reporting's facts written (0: none yet; `--facts-only` adds them)
 
     @classmethod
     def read(cls, data_dir: Path) -> Manifest | None:
@@ -83,9 +87,10 @@ class _Rows:
 
     ingestion: ingestion_bulk.Prepared
     tickets: tickets_bulk.Prepared
+    facts: list[NewFact]
 
 
-def _prepare(gen: Generator, batch: Batch) -> _Rows:
+def _prepare(gen: Generator, batch: Batch, facts: bool) -> _Rows:
     """Parse the batch's mails (ingestion's parser) and make every row: CPU only, done in a
     thread while the previous batch is being written."""
     mails = ingestion_bulk.prepare(gen.tenant.id, [m.mail for m in batch.mails])
@@ -96,13 +101,16 @@ def _prepare(gen: Generator, batch: Batch) -> _Rows:
     tickets = tickets_bulk.prepare(
         gen.tenant.id, batch.contacts, batch.tickets, messages, batch.audit_ids
     )
-    return _Rows(mails, tickets)
+    return _Rows(mails, tickets, scale_facts.batch_facts(gen, batch) if facts else [])
 
 
-async def load(pg: Postgres, gen: Generator, progress: bool = True) -> dict[str, int]:
-    """Write the generated tenant into the server's service databases; the counts."""
-    dbs = {s: await _database(pg, s) for s in ("accounts", "ingestion", "tickets")}
-    counts = {"tickets": 0, "messages": 0, "contacts": 0}
+async def load(
+    pg: Postgres, gen: Generator, progress: bool = True, facts: bool = True
+) -> dict[str, int]:
+    """Write the generated tenant into the server's service databases; the counts.
+    Without `facts`, reporting's facts are left for `add_facts`."""
+    dbs = {s: await _database(pg, s) for s in ("accounts", "ingestion", "tickets", "reporting")}
+    counts = {"tickets": 0, "messages": 0, "contacts": 0, "facts": 0}
     try:
         async with dbs["accounts"].pool.acquire() as conn:
             await accounts_bulk.bulk_load(
@@ -113,11 +121,12 @@ async def load(pg: Postgres, gen: Generator, progress: bool = True) -> dict[str,
 
         def next_rows() -> _Rows | None:
             batch = next(batches, None)
-            return None if batch is None else _prepare(gen, batch)
+            return None if batch is None else _prepare(gen, batch, facts)
 
         async with (
             dbs["ingestion"].pool.acquire() as ingestion,
             dbs["tickets"].pool.acquire() as tickets,
+            dbs["reporting"].pool.acquire() as reporting,
         ):
             rows = await asyncio.to_thread(next_rows)
             while rows is not None:
@@ -125,6 +134,8 @@ async def load(pg: Postgres, gen: Generator, progress: bool = True) -> dict[str,
                 async with ingestion.transaction():
                     await ingestion_bulk.write(ingestion, rows.ingestion)
                 await tickets_bulk.write(tickets, rows.tickets)
+                async with reporting.transaction():
+                    counts["facts"] += await write_facts(reporting, rows.facts)
                 counts["tickets"] += len(rows.tickets.tickets)
                 counts["messages"] += len(rows.tickets.messages)
                 counts["contacts"] += len(rows.tickets.contacts)
@@ -142,7 +153,7 @@ async def load(pg: Postgres, gen: Generator, progress: bool = True) -> dict[str,
                 rows = await following
         if progress:
             print("\nanalysing…", file=sys.stderr)
-        for service in ("ingestion", "tickets"):
+        for service in ("ingestion", "tickets", "reporting"):
             async with dbs[service].pool.acquire() as conn:
                 await conn.execute("VACUUM ANALYZE")
     finally:
@@ -152,7 +163,14 @@ async def load(pg: Postgres, gen: Generator, progress: bool = True) -> dict[str,
 
 
 async def generate(
-    data_dir: Path, tickets: int, seed: int, end: datetime, *, force: bool, progress: bool = True
+    data_dir: Path,
+    tickets: int,
+    seed: int,
+    end: datetime,
+    *,
+    force: bool,
+    progress: bool = True,
+    facts: bool = True,
 ) -> Manifest:
     """Generate the data set into `data_dir` (refused when one is there, unless `force`)."""
     if (data_dir / "postgres").exists():
@@ -165,7 +183,7 @@ async def generate(
     await pg.start()
     try:
         gen = Generator(tickets, seed, end)
-        counts = await load(pg, gen, progress)
+        counts = await load(pg, gen, progress, facts)
     finally:
         await asyncio.to_thread(pg.stop)
     manifest = Manifest(
@@ -182,7 +200,41 @@ async def generate(
         trainee=gen.login_of("trainee"),
         seconds=round(time.monotonic() - started, 1),
         generated_at=datetime.now(UTC).isoformat(),
+        facts=counts["facts"],
     )
+    (data_dir / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+    return manifest
+
+
+async def add_facts(data_dir: Path, progress: bool = True) -> Manifest:
+    """Write reporting's facts of the data set in `data_dir` (generated again from its
+    seed, the mails not parsed); facts already there are skipped (their keys)."""
+    manifest = Manifest.read(data_dir)
+    if manifest is None:
+        raise SystemExit(f"no data set in {data_dir} (make seed-scale)")
+    gen = Generator(manifest.tickets, manifest.seed, datetime.fromisoformat(manifest.end))
+    pg = Postgres(free_port(), data_dir / "postgres", fast=True, settings=LOAD_SETTINGS)
+    await pg.start()
+    written = done = 0
+    try:
+        db = await _database(pg, "reporting")
+        try:
+            async with db.pool.acquire() as conn:
+                for batch in gen.batches():
+                    facts = scale_facts.batch_facts(gen, batch)
+                    async with conn.transaction():
+                        written += await write_facts(conn, facts)
+                    done += len(batch.tickets)
+                    if progress:
+                        print(f"\r{done:,}/{gen.total:,} tickets, {written:,} new facts",
+                              end="", file=sys.stderr, flush=True)  # fmt: skip
+                await conn.execute("VACUUM ANALYZE")
+        finally:
+            await db.close()
+    finally:
+        await asyncio.to_thread(pg.stop)
+    total = manifest.facts + written
+    manifest = Manifest(**{**asdict(manifest), "facts": total})
     (data_dir / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
     return manifest
 
@@ -194,12 +246,29 @@ def main() -> int:
     parser.add_argument("--end", default=DEFAULT_END.isoformat(), help="the last day (UTC)")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--force", action="store_true", help="replace a data set there")
+    parser.add_argument(
+        "--facts-only",
+        action="store_true",
+        help="only write reporting's facts of the data set there (generated again)",
+    )
+    parser.add_argument(
+        "--no-facts",
+        action="store_true",
+        help="leave reporting's facts out (the slowest part; --facts-only adds them later)",
+    )
     args = parser.parse_args()
     if args.tickets < 1:
         parser.error("--tickets must be at least 1")
     end = datetime.fromisoformat(args.end)
     end = end if end.tzinfo else end.replace(tzinfo=UTC)
-    manifest = asyncio.run(generate(args.dir, args.tickets, args.seed, end, force=args.force))
+    if args.facts_only:
+        manifest = asyncio.run(add_facts(args.dir))
+    else:
+        manifest = asyncio.run(
+            generate(
+                args.dir, args.tickets, args.seed, end, force=args.force, facts=not args.no_facts
+            )
+        )
     print(json.dumps(asdict(manifest), indent=2))
     return 0
 

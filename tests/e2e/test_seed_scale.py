@@ -16,6 +16,7 @@ import pytest
 from services.devstack import scale, seed_scale
 from services.devstack.stack import Stack
 from services.runtime.db import with_database
+from services.tickets.query import TicketQuery, build_list_query, build_term_probe
 from tests.conftest import Infra
 from tests.helpers import api_get, login
 
@@ -96,6 +97,22 @@ async def test_counts_agree_across_services(
         )
     }
     assert statuses.get("resolved", 0) > TICKETS // 2  # two years: mostly done with
+    # reporting's facts of the same tickets, folded into the rollups
+    facts = {
+        row["metric"]: (row["n"], row["rolled"])
+        for row in await _fetch(
+            infra,
+            "reporting",
+            "SELECT f.metric, count(*) AS n, (SELECT sum(count) FROM rollups_hour r "
+            "WHERE r.tenant_id = $1 AND r.metric = f.metric AND r.dimension = '') AS rolled "
+            "FROM facts f WHERE f.tenant_id = $1 GROUP BY f.metric",
+            tenant,
+        )
+    }
+    assert facts["arrival"] == (TICKETS, TICKETS)
+    assert facts["received"][0] == m["n"] - m["sent"] == facts["received"][1]
+    assert facts["sent"][0] == m["sent"] and facts["resolution"][0] == statuses["resolved"]
+    assert counts["facts"] == sum(n for n, _rolled in facts.values())
 
 
 async def test_a_ticket_opens_with_its_japanese_mail(
@@ -153,3 +170,28 @@ async def test_a_japanese_keyword_finds_the_tickets_holding_it(
         )
     }
     assert found == holding - trashed
+
+
+async def test_both_paths_of_a_keyword_find_the_same_tickets(
+    infra: Infra, loaded: tuple[scale.Generator, dict[str, int]]
+) -> None:
+    """A keyword term is looked up through the grams' index when it is rare and checked
+    ticket by ticket, newest first, when it is common (query.build_term_probe): either
+    way, and the planner's own EXISTS, the same page."""
+    gen, _counts = loaded
+    tenant = str(gen.tenant.id)
+    conn = await asyncpg.connect(with_database(infra.postgres.url, "sb_tickets"))
+    try:
+        for keyword in ("領収書", "お届け日 変更", "receipt"):
+            q = TicketQuery(keyword=keyword)
+            holding: dict[str, list[uuid.UUID] | None] = {}
+            for term in q.terms:
+                sql, args = build_term_probe(tenant, term, True)
+                holding[term] = list({r["ticket_id"] for r in await conn.fetch(sql, *args)})
+            pages = []
+            for paths in (None, holding, dict.fromkeys(holding)):
+                sql, args = build_list_query(tenant, q, 20, None, paths)
+                pages.append([r["id"] for r in await conn.fetch(sql, *args)])
+            assert pages[0] == pages[1] == pages[2] and pages[0], keyword
+    finally:
+        await conn.close()
