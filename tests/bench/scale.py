@@ -8,7 +8,8 @@ at a time, what an operator does all day:
   administrator who sees all 20;
 - the common filters: one inbox, status open, assigned to me, and the three together;
 - a Japanese keyword search: a word in about one ticket of eight (領収書) and a rare one
-  (在庫切れ, about one customer mail in a thousand).
+  (在庫切れ, about one customer mail in a thousand);
+- and, for information, the tab counts the inbox page reads beside the list.
 
 Each figure is p50/p95 of `REQUESTS` requests after a warm-up, beside a baseline measured
 in the same run: the same request by the demo tenant's agent (a tenant of a few tickets on
@@ -100,6 +101,8 @@ async def queries(c: Client) -> dict[str, str]:
         "open_inbox_mine": f"/api/v1/tickets?limit=50&status=open&inbox={inbox}&assignee={mine}",
         "search_common": f"/api/v1/tickets?limit=50&q={q(COMMON_WORD)}",
         "search_rare": f"/api/v1/tickets?limit=50&q={q(RARE_WORD)}",
+        # the tab counts the inbox page reads with the list (not part of the target)
+        "counts": "/api/v1/ticket-counts",
     }
 
 
@@ -120,6 +123,7 @@ async def measure(stack: Stack, manifest: Manifest) -> dict[str, Any]:
                 "ratio_to_baseline": round(big["p95_ms"] / max(small["p95_ms"], 0.1), 2),
                 "met": big["p95_ms"] <= TARGET_P95_MS,
             }
+        figures["counts"]["met"] = None  # informative: no target of this issue
         admin_paths = await queries(admin)
         for name in ("list", "open", "search_common"):
             big = await admin.time(admin_paths[name])
