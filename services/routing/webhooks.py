@@ -198,7 +198,8 @@ class WebhookDeliverer(PeriodicTask):
             async with self._http().post(
                 d.url, data=body, headers=headers, allow_redirects=False
             ) as resp:
-                await resp.read()
+                # the answer's body is not read: a receiver cannot make routing hold
+                # megabytes; leaving the block releases (or closes) the connection
                 if 200 <= resp.status < 300:
                     await self._repo.delivered(d, self._clock.now())
                     self._log.info(
