@@ -81,9 +81,11 @@ bench: install ui $(SYSTEM_STAMP) ## Benchmarks; prints JSON
 # years, written into .data/scale, which `make bench` starts when present. FORCE=1 replaces it.
 TICKETS ?= 1000000
 SEED ?= 1
+SCALE_DIR ?= .data/scale
 .PHONY: seed-scale
 seed-scale: install ## Generate the scale data set into .data/scale (TICKETS=1000000 SEED=1 FORCE=1)
-	$(PY) -m services.devstack.seed_scale --tickets $(TICKETS) --seed $(SEED) $(if $(FORCE),--force)
+	nice -n 10 $(PY) -m services.devstack.seed_scale --tickets $(TICKETS) --seed $(SEED) \
+	  --dir $(SCALE_DIR) $(if $(FORCE),--force)
 
 .PHONY: lint
 lint: install ## ruff and mypy

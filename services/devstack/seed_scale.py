@@ -244,7 +244,7 @@ def main() -> int:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--end", default=DEFAULT_END.isoformat(), help="the last day (UTC)")
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)  # made absolute below
     parser.add_argument("--force", action="store_true", help="replace a data set there")
     parser.add_argument(
         "--facts-only",
@@ -257,6 +257,7 @@ def main() -> int:
         help="leave reporting's facts out (the slowest part; --facts-only adds them later)",
     )
     args = parser.parse_args()
+    args.dir = args.dir.resolve()  # PostgreSQL's socket and lock files are put there
     if args.tickets < 1:
         parser.error("--tickets must be at least 1")
     end = datetime.fromisoformat(args.end)

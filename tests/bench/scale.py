@@ -43,7 +43,7 @@ RARE_WORD = "在庫切れ"
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("SB_SCALE_DIR", str(DEFAULT_DIR)))
+    return Path(os.environ.get("SB_SCALE_DIR", str(DEFAULT_DIR))).resolve()
 
 
 def pct(values: list[float], q: float) -> float:
