@@ -52,6 +52,7 @@ class OutboundApi(DraftsApi):
             inbox_id=str(draft.inbox_id),
             subject=rev.subject,
             in_reply_to=draft.in_reply_to,
+            draft_kind=draft.kind,
         )
 
     async def SetDraftState(

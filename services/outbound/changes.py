@@ -32,6 +32,7 @@ def send_changed(
     send_at: datetime | None = None,
     cause: events_pb2.EventEnvelope | None = None,
     correlation_id: str = "",
+    draft_kind: str = "",
 ) -> events_pb2.EventEnvelope:
     payload = events_pb2.SendChanged(
         send_id=_s(row.id),
@@ -46,6 +47,7 @@ def send_changed(
         smtp_message=message,
         draft_id=_s(row.draft_id),
         action=action,
+        draft_kind=draft_kind,
     )
     payload.send_at.FromDatetime(send_at or row.send_at)
     if send_at is not None and send_at != row.send_at:

@@ -181,6 +181,7 @@ class Submitter:
                         actor=sub.actor,
                         cause=sub.cause,
                         correlation_id=ident.correlation_id,
+                        draft_kind=mime.draft_kind,
                     ),
                 )
         except (asyncpg.UniqueViolationError, _AlreadyApplied) as err:

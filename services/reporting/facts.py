@@ -23,6 +23,7 @@ REPLY = "reply"
 RESOLUTION = "resolution"
 REOPEN = "reopen"
 SENT = "sent"
+FORWARD = "forward"
 APPROVAL_REQUEST = "approval_request"
 APPROVAL_GIVEN = "approval_given"
 SEND_BACK = "send_back"
@@ -40,6 +41,7 @@ METRICS = (
     RESOLUTION,
     REOPEN,
     SENT,
+    FORWARD,
     APPROVAL_REQUEST,
     APPROVAL_GIVEN,
     SEND_BACK,
@@ -227,9 +229,10 @@ def on_message_added(
     s = _dims(state or fresh(m.ticket, m.channel, at), m.ticket)
     facts: list[NewFact] = []
     if m.channel != SENT_CHANNEL:
-        if m.reopened:
+        if m.reopened and s.episode_closed_at is not None:
+            # a new episode: its reply time runs from this message
             s, facts = _reopen(tenant, s, at, None)
-            s = replace(s, status="open")
+            s = replace(s, status="open", waiting_since=None)
         if s.waiting_since is None:
             s = replace(s, waiting_since=at, waiting_key=m.message_id)
         facts.append(_fact(tenant, RECEIVED, m.message_id, at, s, channel=m.channel or s.channel))
@@ -302,7 +305,7 @@ def on_updated(
     new_status = status_name(u.ticket.status)
     if new_status == s.status or _change(u, "status") is None:
         return replace(s, status=new_status), facts
-    old_status, s = s.status, replace(s, status=new_status)
+    s = replace(s, status=new_status)
     if new_status == "trash":
         facts.append(_fact(tenant, TRASH, env.event_id, at, s, operator_id=by))
     elif new_status in CLOSED and s.episode_closed_at is None:
@@ -321,8 +324,9 @@ def on_updated(
                     business_s=business,
                 )
             )
-        s = replace(s, episode_closed_at=at, waiting_since=None, waiting_key="")
-    elif new_status in LIVE and old_status in CLOSED:
+        # the waiting message stays: a reply sent with "resolve" is filed after this
+        s = replace(s, episode_closed_at=at)
+    elif new_status in LIVE:  # from resolved or no_action (also through the trash)
         s, reopened = _reopen(tenant, s, at, by)
         facts.extend(reopened)
     return s, facts
@@ -353,9 +357,10 @@ def on_sent(
     env: events_pb2.EventEnvelope,
     author: str | None,
     ticket: TicketState | None,
+    draft_kind: str = "",
 ) -> list[NewFact]:
     """A send that went out (state `sent`), counted for its author; its channel is the
-    send's kind (reply, auto_reply, form_confirmation)."""
+    send's kind (reply, auto_reply, form_confirmation). A forward's is also a `forward`."""
     c = env.send_changed
     if c.state != "sent" or c.previous_state == "sent":
         return []
@@ -374,6 +379,8 @@ def on_sent(
         fact = replace(
             fact, category=ticket.category, priority=ticket.priority, labels=ticket.labels
         )
+    if draft_kind == "forward":
+        return [fact, replace(fact, metric=FORWARD)]
     return [fact]
 
 

@@ -36,14 +36,17 @@ def _ticket_of(env: events_pb2.EventEnvelope) -> events_pb2.TicketSummary | None
 
 
 class FactsIntake:
-    def __init__(self, db: Database, hours: InboxHours, wake: Wake) -> None:
+    def __init__(self, db: Database, hours: InboxHours, wake: Wake, *, once: bool = True) -> None:
+        """`once=False` (a replay): the events are not recorded in `processed_events` —
+        the facts' keys alone keep an event from counting twice."""
         self._db = db
         self._hours = hours
         self._wake = wake
+        self._once = once
 
     async def _apply(self, consumer: str, env: events_pb2.EventEnvelope, apply: Apply) -> None:
         async with self._db.transaction() as conn:
-            if not await first_time(conn, consumer, env):
+            if self._once and not await first_time(conn, consumer, env):
                 return
             new = await store.insert_facts(conn, await apply(conn))
         if new:
@@ -98,13 +101,13 @@ class FactsIntake:
                 by = f.operator_of(env.actor) if c.action == "submitted" else None
                 await store.record_send(
                     conn, tenant, c.send_id, by, c.kind, c.message_id, c.inbox_id,
-                    c.ticket_id or None, f.occurred(env),
+                    c.ticket_id or None, f.occurred(env), c.draft_kind,
                 )  # fmt: skip
             if c.state != "sent":
                 return []
-            author = await store.send_author(conn, tenant, c.send_id)
+            author, draft_kind = await store.send_author(conn, tenant, c.send_id)
             ticket = await store.ticket_state(conn, tenant, c.ticket_id) if c.ticket_id else None
-            return f.on_sent(tenant, env, author, ticket)
+            return f.on_sent(tenant, env, author, ticket, draft_kind)
 
         await self._apply(delivery.consumer, env, apply)
 

@@ -181,13 +181,14 @@ async def record_send(
     inbox_id: str,
     ticket_id: str | None,
     at: datetime,
+    draft_kind: str = "",
 ) -> None:
     sid, inbox = _uuid(send_id), _uuid(inbox_id)
     if sid is None or inbox is None:
         return
     await conn.execute(
         """INSERT INTO fact_sends (tenant_id, send_id, operator_id, kind, message_id, inbox_id,
-               ticket_id, submitted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ticket_id, submitted_at, draft_kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
            ON CONFLICT (tenant_id, send_id) DO NOTHING""",
         uuid.UUID(tenant),
         sid,
@@ -197,19 +198,25 @@ async def record_send(
         inbox,
         _uuid(ticket_id),
         at,
+        draft_kind,
     )
 
 
-async def send_author(conn: asyncpg.Connection, tenant: str, send_id: str) -> str | None:
+async def send_author(
+    conn: asyncpg.Connection, tenant: str, send_id: str
+) -> tuple[str | None, str]:
+    """The send's author (None: none known, or an automatic reply) and its draft's kind."""
     sid = _uuid(send_id)
     if sid is None:
-        return None
-    found = await conn.fetchval(
-        "SELECT operator_id FROM fact_sends WHERE tenant_id = $1 AND send_id = $2",
+        return None, ""
+    found = await conn.fetchrow(
+        "SELECT operator_id, draft_kind FROM fact_sends WHERE tenant_id = $1 AND send_id = $2",
         uuid.UUID(tenant),
         sid,
     )
-    return str(found) if found else None
+    if found is None:
+        return None, ""
+    return (str(found["operator_id"]) if found["operator_id"] else None), found["draft_kind"]
 
 
 async def author_of_message(conn: asyncpg.Connection, tenant: str, message_id: str) -> str | None:

@@ -31,15 +31,16 @@ async def reply_draft(
     *,
     to: list[str] | None = None,
     body: str = "Thank you for writing. Your parcel left today.",
+    kind: str = "reply",
     **fields: Any,
 ) -> tuple[dict[str, Any], int]:
-    """A saved reply draft on the ticket, with the reply lock's fence."""
+    """A saved reply (or `kind`) draft on the ticket, with the reply lock's fence."""
     fence = await lock(stack, token, ticket["id"])
     code, draft, _ = await call(
         stack,
         "POST",
         f"/api/v1/tickets/{ticket['id']}/drafts",
-        {"kind": "reply", "fence": fence},
+        {"kind": kind, "fence": fence},
         token=token,
     )
     assert code == 201, draft
