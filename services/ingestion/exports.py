@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import asyncpg
+from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import ingestion_pb2
 
 from services.runtime import identity, permissions
@@ -20,6 +21,7 @@ from services.runtime.export_rows import (
     decode_cursor,
     encode_cursor,
     inbox_scope,
+    micros,
     period_bounds,
     prefetching,
 )
@@ -80,14 +82,15 @@ class RawExports:
         rows = await self._pool.fetch(_PAGE.format(where=where), *args)
         out = ingestion_pb2.RawMailBatch()
         for r in rows:
-            mail = out.mails.add(
+            us = micros(r["received_at"])
+            out.mails.add(
                 message_id=r["id"],
                 inbox_id=r["inbox_id"],
                 channel=r["channel"],
                 envelope_from=r["envelope_from"],
-                raw=bytes(r["raw"] or b""),
+                raw=r["raw"] or b"",
+                received_at=Timestamp(seconds=us // 1_000_000, nanos=us % 1_000_000 * 1000),
             )
-            mail.received_at.FromDatetime(r["received_at"])
         if rows:
             out.next_cursor = encode_cursor(rows[-1]["received_at"], rows[-1]["id"])
         return out

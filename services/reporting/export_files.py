@@ -4,9 +4,12 @@ cut short at any moment (even by SIGKILL) ends up with the very same bytes when 
 - a CSV or an mbox is appended to `<id>.part`; its length is checkpointed with the
   stream's cursor, and a resumed job first cuts the file back to that length;
 - so is a zip of .eml files (each entry stored, dated by the mail's received time, with
-  fixed attributes); a resumed job cuts it back too, and finds the entries written before
-  the checkpoint again by reading their local headers, so that the central directory
-  written at the end lists them all — the same mails always make the same zip;
+  fixed attributes — the bytes `zipfile` would write — a batch of entries at a time in one
+  write); a resumed job cuts it back too, and finds the entries written before the
+  checkpoint again by reading their local headers, so that the central directory written
+  at the end (by `zipfile`) lists them all — the same mails always make the same zip;
+- the file's SHA-256 is computed as it is written (a resumed job first reads back what it
+  keeps), so finishing does not read the file again;
 - the finished file is renamed to `<id>.<ext>` once complete."""
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import os
 import struct
 import time
 import zipfile
+import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -74,7 +79,36 @@ def _entry(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def _written_entries(f: BinaryIO, length: int) -> list[zipfile.ZipInfo]:
+# an entry written: its name, CRC-32, size and the offset of its local header
+_Written = tuple[str, int, int, int]
+
+
+def _info(written: _Written) -> zipfile.ZipInfo:
+    """An entry's ZipInfo, for the central directory."""
+    name, crc, size, offset = written
+    info = _entry(name)
+    info.CRC, info.compress_size, info.file_size = crc, size, size
+    info.header_offset = offset
+    return info
+
+
+def _local_header(name: str, crc: int, size: int) -> bytes:
+    """A stored entry's local header as `ZipFile.writestr` writes it into a seekable file
+    (tests/unit/test_export_files.py compares them); `zipfile`'s own for a huge one."""
+    if size * 1.05 > zipfile.ZIP64_LIMIT:  # as writestr decides
+        return _info((name, crc, size, 0)).FileHeader(True)
+    raw = name.encode("ascii")
+    y, mo, d, h, mi, sec = _zip_time(name)
+    dosdate = (y - 1980) << 9 | mo << 5 | d
+    dostime = h << 11 | mi << 5 | sec // 2
+    fixed = _LOCAL_HEADER.pack(
+        b"PK\x03\x04", zipfile.DEFAULT_VERSION, 0, 0, zipfile.ZIP_STORED, dostime, dosdate,
+        crc, size, size, len(raw), 0,
+    )  # fmt: skip
+    return fixed + raw
+
+
+def _written_entries(f: BinaryIO, length: int) -> list[_Written]:
     """The entries of a zip cut at `length` (the end of an entry), from their local
     headers: as they were when written (all of them ours, stored, ASCII names)."""
     entries, offset = [], 0
@@ -85,10 +119,7 @@ def _written_entries(f: BinaryIO, length: int) -> list[zipfile.ZipInfo]:
             raise OSError(f"not a zip entry at {offset}")
         crc, size, name_len, extra_len = fields[7], fields[8], fields[10], fields[11]
         name = f.read(name_len).decode("ascii")
-        info = _entry(name)
-        info.CRC, info.compress_size, info.file_size = crc, size, fields[9]
-        info.header_offset = offset
-        entries.append(info)
+        entries.append((name, crc, size, offset))
         offset += _LOCAL_HEADER.size + name_len + extra_len + size
     return entries
 
@@ -97,11 +128,24 @@ class _Sink:
     """A partial file being written. `flushed()` hands what was written to the kernel —
     which a killed process does not lose — and `sync()` (when `sync_due()`, every
     SYNC_EVERY_S) puts it on the disk; after a crash of the machine, a file shorter than its
-    checkpoint starts over."""
+    checkpoint starts over. The SHA-256 of the file so far is kept up to date."""
 
     def __init__(self, part: Path, length: int) -> None:
         self._f = open_resumed(part, length)
+        self._sha = hashlib.sha256()
+        self._f.seek(0)
+        _hash_into(self._sha, self._f, length)
         self._synced_at = time.monotonic()
+
+    def _write(self, data: bytes) -> None:
+        self._f.write(data)
+        self._sha.update(data)
+
+    def _done(self) -> tuple[int, str]:
+        """Synced and closed: the file's size and SHA-256 (hex)."""
+        size = synced(self._f)
+        self._f.close()
+        return size, self._sha.hexdigest()
 
     def flushed(self) -> int:
         """The file's length now; call it before checkpointing that length."""
@@ -123,11 +167,11 @@ class Appender(_Sink):
     """A CSV or an mbox appended to `part`, resumable at any checkpointed length."""
 
     def write(self, data: bytes) -> None:
-        self._f.write(data)
+        self._write(data)
 
-    def finish(self) -> None:
-        synced(self._f)
-        self._f.close()
+    def finish(self) -> tuple[int, str]:
+        """Sync and close; the file's size and SHA-256 (hex)."""
+        return self._done()
 
 
 class ZipAppender(_Sink):
@@ -135,26 +179,35 @@ class ZipAppender(_Sink):
 
     def __init__(self, part: Path, length: int) -> None:
         super().__init__(part, length)
-        entries = _written_entries(self._f, length)
+        self._entries = _written_entries(self._f, length)
         self._f.seek(length)
-        self._zf = zipfile.ZipFile(self._f, "w", zipfile.ZIP_STORED, allowZip64=True)
-        for info in entries:
-            self._zf.filelist.append(info)
-            self._zf.NameToInfo[info.filename] = info
 
     def add(self, name: str, data: bytes) -> None:
-        self._zf.writestr(_entry(name), data)
+        self.add_all([(name, data)])
 
-    def finish(self) -> None:
-        """Write the central directory and close."""
-        self._zf.close()
-        synced(self._f)
-        self._f.close()
+    def add_all(self, mails: Iterable[tuple[str, bytes]]) -> None:
+        """Entries (name, bytes), stored, as `ZipFile.writestr` writes them into a seekable
+        file — written together in one write."""
+        offset = self._f.tell()
+        pieces: list[bytes] = []
+        for name, data in mails:
+            crc, size = zlib.crc32(data), len(data)
+            header = _local_header(name, crc, size)
+            pieces += (header, data)
+            self._entries.append((name, crc, size, offset))
+            offset += len(header) + size
+        self._write(b"".join(pieces))
 
-    def abandon(self) -> None:
-        """Close without a central directory (a resumed job cuts the file back anyway)."""
-        self._zf.fp = None
-        self._f.close()
+    def finish(self) -> tuple[int, str]:
+        """Write the central directory (`zipfile`'s), sync and close; the file's size and
+        SHA-256 (hex)."""
+        end = self._f.tell()
+        zf = zipfile.ZipFile(self._f, "w", zipfile.ZIP_STORED, allowZip64=True)
+        zf.filelist.extend(map(_info, self._entries))
+        zf.close()  # the central directory at `end` (the file itself stays open)
+        self._f.seek(end)
+        self._sha.update(self._f.read())
+        return self._done()
 
 
 def _zip_time(name: str) -> tuple[int, int, int, int, int, int]:
@@ -167,18 +220,22 @@ def _zip_time(name: str) -> tuple[int, int, int, int, int, int]:
     return parts if parts[0] >= 1980 else (1980, 1, 1, 0, 0, 0)
 
 
+def _hash_into(sha: hashlib._Hash, f: BinaryIO, length: int) -> None:
+    """The first `length` bytes from `f`'s position into `sha`."""
+    while length > 0 and (chunk := f.read(min(CHUNK, length))):
+        sha.update(chunk)
+        length -= len(chunk)
+
+
 def digest(path: Path) -> tuple[int, str]:
     """A file's size and SHA-256 (hex)."""
     sha = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            sha.update(chunk)
+        _hash_into(sha, f, path.stat().st_size)
         return f.tell(), sha.hexdigest()
 
 
-def finish(part: Path, final: Path) -> tuple[int, str]:
-    """Rename the complete file into place; its size and SHA-256 (hex)."""
-    size, hexdigest = digest(part)
+def place(part: Path, final: Path) -> None:
+    """Rename the complete (synced) file into place."""
     os.replace(part, final)
     sync_dir(final.parent)
-    return size, hexdigest

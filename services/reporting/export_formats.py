@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -167,11 +168,11 @@ def _csv_text(rows: Sequence[Sequence[str]]) -> bytes:
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def eml_name(received_us: int, message_id: str) -> str:
-    """The name of a mail's .eml file in the zip: when it was received (UTC) and its id —
-    unique, and in the zip's order."""
-    at = from_micros(received_us)
-    return f"{at:%Y%m%d-%H%M%S}-{_UNSAFE_NAME.sub('', message_id)}.eml"
+def eml_name(received_s: int, message_id: str) -> str:
+    """The name of a mail's .eml file in the zip: when it was received (UTC, to the second)
+    and its id — unique, and in the zip's order."""
+    at = time.strftime("%Y%m%d-%H%M%S", time.gmtime(received_s))
+    return f"{at}-{_UNSAFE_NAME.sub('', message_id)}.eml"
 
 
 _FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)

@@ -30,6 +30,7 @@ from switchboard.v1 import (
 from services.runtime import grpc_client, log
 from services.runtime.clock import Clock
 from services.runtime.errors import DomainError
+from services.runtime.export_rows import read_ahead
 
 from . import export_files as ef
 from . import report_csv
@@ -144,8 +145,8 @@ class ExportWorker:
                     if not ef.resumable(part, job.file_bytes):
                         self._log.warning("export file lost: starting again", done=job.done)
                         job = await self._repo.restart(conn, job.id)
-                    await self._write(conn, job, part)
-                    size, sha = ef.finish(part, final)
+                    size, sha = await self._write(conn, job, part)
+                    ef.place(part, final)
             except Refused as exc:
                 self._log.info("export refused", error=str(exc))
                 await self._repo.fail(conn, job.id, str(exc), self._clock.now())
@@ -166,18 +167,19 @@ class ExportWorker:
             await self._repo.finish(conn, job.id, size, sha, self._clock.now())
             self._log.info("export done", size_bytes=size, rows=job.total)
 
-    async def _write(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
+    async def _write(self, conn: asyncpg.Connection, job: Job, part: Path) -> tuple[int, str]:
+        """The job's file written (synced) into `part`: its size and SHA-256 (hex)."""
         if job.kind == REPORT_CSV:
-            await self._report(conn, job, part)
-        elif job.kind in MAIL_KINDS:
-            await self._mails(conn, job, part)
-        else:
-            await self._rows(conn, job, part)
+            return await self._report(conn, job, part)
+        if job.kind in MAIL_KINDS:
+            return await self._mails(conn, job, part)
+        return await self._rows(conn, job, part)
 
     async def _stream(self, call: Any, request: Any, job: Job) -> AsyncIterator[Any]:
-        """An owner's stream with the creator's identity; its refusal as `Refused`."""
+        """An owner's stream with the creator's identity, read one batch ahead; its refusal
+        as `Refused`."""
         try:
-            async for batch in call(request, metadata=job.identity.metadata()):
+            async for batch in read_ahead(call(request, metadata=job.identity.metadata())):
                 yield batch
                 if self._settings.pause_s:
                     await asyncio.sleep(self._settings.pause_s)
@@ -186,7 +188,7 @@ class ExportWorker:
                 raise Refused(err.details() or err.code().name) from err
             raise
 
-    async def _report(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
+    async def _report(self, conn: asyncpg.Connection, job: Job, part: Path) -> tuple[int, str]:
         """An aggregate report's table, computed as the chart's (rreports' Reports)."""
         request = reporting_pb2.GetReportRequest.FromString(job.report_request)
         try:
@@ -198,9 +200,9 @@ class ExportWorker:
         out = ef.Appender(part, 0)
         out.write("".join(report_csv.csv_lines(report)).encode("utf-8"))
         await self._repo.checkpoint(conn, job.id, "", rows, out.flushed())
-        await asyncio.to_thread(out.finish)
+        return await asyncio.to_thread(out.finish)
 
-    async def _rows(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
+    async def _rows(self, conn: asyncpg.Connection, job: Job, part: Path) -> tuple[int, str]:
         shape = CsvShape(job.columns, job.tz, job.masked, job.keep_addresses)
         request = tickets_pb2.ExportRowsRequest(
             period=_period(job),
@@ -230,9 +232,12 @@ class ExportWorker:
         except BaseException:
             out.abandon()
             raise
-        await asyncio.to_thread(out.finish)
+        return await asyncio.to_thread(out.finish)
 
-    async def _mails(self, conn: asyncpg.Connection, job: Job, part: Path) -> None:
+    async def _mails(self, conn: asyncpg.Connection, job: Job, part: Path) -> tuple[int, str]:
+        """The mails into a zip of .eml files or an mbox; each batch written in a thread
+        (CRC-32, SHA-256 and the write let other threads run), so the next batch arrives
+        meanwhile."""
         request = ingestion_pb2.ExportRawMailsRequest(
             period=_period(job),
             inbox_ids=[job.inbox_id] if job.inbox_id else [],
@@ -252,13 +257,7 @@ class ExportWorker:
                     await self._repo.set_total(conn, job.id, batch.total)
                 if not batch.mails:
                     continue
-                for mail in batch.mails:
-                    at = mail.received_at
-                    if isinstance(out, ef.ZipAppender):
-                        us = at.seconds * 1_000_000 + at.nanos // 1000
-                        out.add(eml_name(us, mail.message_id), mail.raw)
-                    else:
-                        out.write(mbox_entry(mail.raw, mail.envelope_from, at.ToDatetime()))
+                await asyncio.to_thread(_write_mails, out, batch)
                 done, cursor = done + len(batch.mails), batch.next_cursor
                 length = out.flushed()
                 if out.sync_due():
@@ -267,4 +266,15 @@ class ExportWorker:
         except BaseException:
             out.abandon()
             raise
-        await asyncio.to_thread(out.finish)
+        return await asyncio.to_thread(out.finish)
+
+
+def _write_mails(out: ef.ZipAppender | ef.Appender, batch: ingestion_pb2.RawMailBatch) -> None:
+    if isinstance(out, ef.ZipAppender):
+        out.add_all((eml_name(m.received_at.seconds, m.message_id), m.raw) for m in batch.mails)
+    else:
+        out.write(
+            b"".join(
+                mbox_entry(m.raw, m.envelope_from, m.received_at.ToDatetime()) for m in batch.mails
+            )
+        )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -98,6 +98,27 @@ async def prefetching(
             yield item
     finally:
         if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+async def read_ahead(stream: AsyncIterable[T]) -> AsyncIterator[T]:
+    """The items of a stream, each next one already asked for while the caller works on
+    the one before (the receiving side of `prefetching`: a gRPC stream only takes in
+    more while a read is pending)."""
+    items = aiter(stream)
+    task: asyncio.Future[T] = asyncio.ensure_future(anext(items))
+    try:
+        while True:
+            try:
+                item = await task
+            except StopAsyncIteration:
+                return
+            task = asyncio.ensure_future(anext(items))
+            yield item
+    finally:
+        if not task.done():
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task

@@ -1,8 +1,10 @@
-"""Export files (issue 19, DAT-1): a zip or CSV cut short after a checkpoint and resumed is
-byte-identical to one written in one go; CSV times in any zone, across DST."""
+"""Export files (issue 19, DAT-1): a zip is what `zipfile` writes; a zip or CSV cut short
+after a checkpoint and resumed is byte-identical to one written in one go, with its
+SHA-256; CSV times in any zone, across DST."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from datetime import UTC, datetime
@@ -15,16 +17,25 @@ from services.reporting import export_files as ef
 from services.reporting.export_formats import CsvShape, eml_name, mbox_entry
 from services.runtime.export_rows import micros
 
-MAILS = [(eml_name(1_767_225_600_000_000 + i, f"id-{i}"), f"mail {i}\r\n".encode() * (i + 1))
+MAILS = [(eml_name(1_767_225_600 + i, f"id-{i}"), f"mail {i}\r\n".encode() * (i + 1))
          for i in range(7)]  # fmt: skip
 
 
 def _zip_in_one_go(path: Path) -> bytes:
     out = ef.ZipAppender(path, 0)
-    for name, data in MAILS:
-        out.add(name, data)
-    out.finish()
+    out.add(*MAILS[0])
+    out.add_all(MAILS[1:])
+    assert out.finish() == ef.digest(path)
     return path.read_bytes()
+
+
+def test_a_zip_is_what_zipfile_writes_for_the_same_entries(tmp_path: Path) -> None:
+    ours = _zip_in_one_go(tmp_path / "ours.part")
+    theirs = io.BytesIO()
+    with zipfile.ZipFile(theirs, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, data in MAILS:
+            zf.writestr(ef._entry(name), data)
+    assert ours == theirs.getvalue()
 
 
 def test_a_zip_resumed_after_its_checkpoint_is_the_same_zip(tmp_path: Path) -> None:
@@ -40,9 +51,8 @@ def test_a_zip_resumed_after_its_checkpoint_is_the_same_zip(tmp_path: Path) -> N
     assert part.stat().st_size > checkpoint
 
     resumed = ef.ZipAppender(part, checkpoint)
-    for name, data in MAILS[3:]:
-        resumed.add(name, data)
-    resumed.finish()
+    resumed.add_all(MAILS[3:])
+    assert resumed.finish() == (len(whole), hashlib.sha256(whole).hexdigest())
     assert part.read_bytes() == whole
     with zipfile.ZipFile(io.BytesIO(whole)) as zf:
         assert zf.testzip() is None
@@ -58,7 +68,7 @@ def test_a_csv_resumed_after_its_checkpoint_is_the_same_file(tmp_path: Path) -> 
     out.abandon()
     again = ef.Appender(part, checkpoint)
     again.write(b"1,2\r\n")
-    again.finish()
+    assert again.finish() == (10, hashlib.sha256(b"a,b\r\n1,2\r\n").hexdigest())
     assert part.read_bytes() == b"a,b\r\n1,2\r\n"
     assert ef.resumable(part, checkpoint) and not ef.resumable(tmp_path / "gone", 5)
 
