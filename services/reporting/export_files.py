@@ -135,6 +135,7 @@ class _Sink:
         self._sha = hashlib.sha256()
         self._f.seek(0)
         _hash_into(self._sha, self._f, length)
+        self._f.seek(length)
         self._synced_at = time.monotonic()
 
     def _write(self, data: bytes) -> None:
