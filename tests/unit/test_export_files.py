@@ -1,12 +1,15 @@
 """Export files (issue 19, DAT-1): a zip is what `zipfile` writes; a zip or CSV cut short
 after a checkpoint and resumed is byte-identical to one written in one go, with its
-SHA-256; CSV times in any zone, across DST."""
+SHA-256; CSV times in any zone, across DST; the worker asks for an owner's next batch
+while it writes one."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import zipfile
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from switchboard.v1 import tickets_pb2
 
 from services.reporting import export_files as ef
 from services.reporting.export_formats import CsvShape, eml_name, mbox_entry
-from services.runtime.export_rows import micros
+from services.runtime.export_rows import micros, read_ahead
 
 MAILS = [(eml_name(1_767_225_600 + i, f"id-{i}"), f"mail {i}\r\n".encode() * (i + 1))
          for i in range(7)]  # fmt: skip
@@ -112,3 +115,18 @@ def test_an_mbox_entry_quotes_from_lines_and_ends_with_an_empty_line() -> None:
         b"From a@example.com Fri Jan 02 03:04:05 2026\n"
         b"Subject: x\r\n\r\n>From here\r\n>>From there\n\n"
     )
+
+
+async def test_a_stream_read_ahead_is_asked_for_the_next_batch_while_one_is_written() -> None:
+    asked: list[int] = []
+
+    async def stream() -> AsyncIterator[int]:
+        for i in range(3):
+            asked.append(i)
+            yield i
+
+    seen = []
+    async for item in read_ahead(stream()):
+        await asyncio.sleep(0)  # the batch being written: the loop runs meanwhile
+        seen.append((item, list(asked)))
+    assert seen == [(0, [0, 1]), (1, [0, 1, 2]), (2, [0, 1, 2])]
