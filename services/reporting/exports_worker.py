@@ -68,6 +68,32 @@ def _period(job: Job) -> common_pb2.Period:
     return common_pb2.Period(start=start, end=end)
 
 
+class _Checkpoints:
+    """A job's checkpoints, each written while the next batch is (one at a time, on the
+    job's connection: a checkpoint names bytes already handed to the kernel, so either it
+    or the one before is the job's state if the worker dies)."""
+
+    def __init__(self, repo: ExportsRepo, conn: asyncpg.Connection, job_id: str) -> None:
+        self._repo, self._conn, self._job_id = repo, conn, job_id
+        self._pending: asyncio.Future[None] | None = None
+
+    def put(self, cursor: str, done: int, length: int) -> None:
+        assert self._pending is None, "wait() first"
+        self._pending = asyncio.ensure_future(
+            self._repo.checkpoint(self._conn, self._job_id, cursor, done, length)
+        )
+
+    async def wait(self) -> None:
+        """The last checkpoint written (the connection free again)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+
+    async def abandon(self) -> None:
+        with contextlib.suppress(BaseException):
+            await self.wait()
+
+
 class ExportWorker:
     name = "export-worker"
 
@@ -214,23 +240,24 @@ class ExportWorker:
             self._tickets.ExportTickets if job.kind == TICKETS_CSV else self._tickets.ExportMessages
         )
         out = ef.Appender(part, job.file_bytes)
+        checkpoints = _Checkpoints(self._repo, conn, job.id)
         done, cursor = job.done, job.cursor
         try:
             if job.file_bytes == 0:
                 out.write(shape.header())
             async for batch in self._stream(call, request, job):
                 if not cursor and batch.total:
+                    await checkpoints.wait()
                     await self._repo.set_total(conn, job.id, batch.total)
                 if not batch.id:
                     continue
                 out.write(shape.rows(batch))
                 done, cursor = done + len(batch.id), batch.next_cursor
-                length = out.flushed()
-                if out.sync_due():
-                    await asyncio.to_thread(out.sync)
-                await self._repo.checkpoint(conn, job.id, cursor, done, length)
+                await self._checkpoint(out, checkpoints, cursor, done)
+            await checkpoints.wait()
         except BaseException:
             out.abandon()
+            await checkpoints.abandon()
             raise
         return await asyncio.to_thread(out.finish)
 
@@ -251,22 +278,35 @@ class ExportWorker:
             if job.kind == EML_ZIP
             else ef.Appender(part, job.file_bytes)
         )
+        checkpoints = _Checkpoints(self._repo, conn, job.id)
         try:
             async for batch in self._stream(self._ingestion.ExportRawMails, request, job):
                 if not cursor and batch.total:
+                    await checkpoints.wait()
                     await self._repo.set_total(conn, job.id, batch.total)
                 if not batch.mails:
                     continue
                 await asyncio.to_thread(_write_mails, out, batch)
                 done, cursor = done + len(batch.mails), batch.next_cursor
-                length = out.flushed()
-                if out.sync_due():
-                    await asyncio.to_thread(out.sync)
-                await self._repo.checkpoint(conn, job.id, cursor, done, length)
+                await self._checkpoint(out, checkpoints, cursor, done)
+            await checkpoints.wait()
         except BaseException:
             out.abandon()
+            await checkpoints.abandon()
             raise
         return await asyncio.to_thread(out.finish)
+
+    @staticmethod
+    async def _checkpoint(
+        out: ef.Appender | ef.ZipAppender, checkpoints: _Checkpoints, cursor: str, done: int
+    ) -> None:
+        """After a batch: the file handed to the kernel (synced now and then), then its
+        checkpoint put in, once the one before is written."""
+        length = out.flushed()
+        if out.sync_due():
+            await asyncio.to_thread(out.sync)
+        await checkpoints.wait()
+        checkpoints.put(cursor, done, length)
 
 
 def _write_mails(out: ef.ZipAppender | ef.Appender, batch: ingestion_pb2.RawMailBatch) -> None:
