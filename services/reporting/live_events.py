@@ -39,8 +39,10 @@ class LiveEvents:
     async def on_ticket_events(self, items: Sequence[Item]) -> None:
         changes = {env.event_id: change_of(env) for env, _ in items}
         async with self._db.transaction() as conn:
-            for env in await first_times(conn, TICKETS.durable, [env for env, _ in items]):
-                await self._repo.apply_ticket(conn, env.tenant_id, changes[env.event_id])
+            fresh = await first_times(conn, TICKETS.durable, [env for env, _ in items])
+            await self._repo.apply_tickets(
+                conn, [(env.tenant_id, changes[env.event_id]) for env in fresh]
+            )
 
     async def on_sla_event(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
         await self.on_sla_events([(env, delivery)])
