@@ -3,28 +3,31 @@ customer messages and replies, status changes, transfers, assignments), outbound
 and their authors), approval's (requests, decisions, send-backs) and routing's SLA alerts.
 
 Each event is applied once: `processed_events`, the facts and reporting's own state are
-written in one transaction, and a fact already there (same tenant, metric, key) is
-skipped — a redelivered or re-published event counts once. The inbox's calendar is asked
+written in one transaction (one per fetch of a consumer's events, in stream order:
+facts_wiring.py), and a fact already there (same tenant, metric, key) is skipped — a
+redelivered or re-published event counts once. The inbox's calendar is asked
 before the transaction (inbox_hours.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 from switchboard.v1 import events_pb2
 
-from services.runtime.bus import Delivery
+from services.runtime.bus import Delivery, Item
 from services.runtime.db import Database
-from services.runtime.outbox import first_time
+from services.runtime.outbox import first_times
 
 from . import facts as f
 from . import facts_store as store
-from .facts import Hours, NewFact
+from .facts import Hours, NewFact, TicketState
 from .inbox_hours import InboxHours
 
 Wake = Callable[[], None]
-Apply = Callable[[asyncpg.Connection], Awaitable[list[NewFact]]]
+Derive = Callable[[asyncpg.Connection, events_pb2.EventEnvelope], Awaitable[list[NewFact]]]
+Finish = Callable[[asyncpg.Connection], Awaitable[None]]
+_Key = tuple[str, str]  # tenant, ticket
 
 
 def _ticket_of(env: events_pb2.EventEnvelope) -> events_pb2.TicketSummary | None:
@@ -36,6 +39,10 @@ def _ticket_of(env: events_pb2.EventEnvelope) -> events_pb2.TicketSummary | None
 
 
 class FactsIntake:
+    """Each consumer's handler takes one event (`tickets`) or a fetch's events in stream
+    order (`tickets_batch`): applied in one transaction — the events not applied before,
+    their facts inserted in one statement, a ticket's state read once and written once."""
+
     def __init__(self, db: Database, hours: InboxHours, wake: Wake, *, once: bool = True) -> None:
         """`once=False` (a replay): the events are not recorded in `processed_events` —
         the facts' keys alone keep an event from counting twice."""
@@ -44,40 +51,71 @@ class FactsIntake:
         self._wake = wake
         self._once = once
 
-    async def _apply(self, consumer: str, env: events_pb2.EventEnvelope, apply: Apply) -> None:
+    async def _apply(
+        self, items: Sequence[Item], derive: Derive, finish: Finish | None = None
+    ) -> None:
+        if not items:
+            return
         async with self._db.transaction() as conn:
-            if self._once and not await first_time(conn, consumer, env):
-                return
-            new = await store.insert_facts(conn, await apply(conn))
+            envs = [env for env, _ in items]
+            if self._once:
+                envs = await first_times(conn, items[0][1].consumer, envs)
+            made: list[NewFact] = []
+            for env in envs:
+                made += await derive(conn, env)
+            if finish is not None:
+                await finish(conn)
+            new = await store.insert_facts(conn, made)
         if new:
             self._wake()
 
     # -- tickets -------------------------------------------------------------------------
 
     async def tickets(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
-        t = _ticket_of(env)
-        if t is None or not t.id:
-            return
-        tenant = env.tenant_id
-        hours = await self._hours.of(tenant, t.inbox.id)
+        await self.tickets_batch([(env, delivery)])
 
-        async def apply(conn: asyncpg.Connection) -> list[NewFact]:
-            state, made = await self._ticket_facts(conn, tenant, env, hours)
-            if state is not None:
-                await store.save_ticket(conn, tenant, state)
+    async def tickets_batch(self, items: Sequence[Item]) -> None:
+        work = [(env, d) for env, d in items if (t := _ticket_of(env)) is not None and t.id]
+        hours: dict[_Key, Hours] = {}
+        for env, _ in work:
+            t = _ticket_of(env)
+            assert t is not None
+            if (env.tenant_id, t.inbox.id) not in hours:
+                hours[env.tenant_id, t.inbox.id] = await self._hours.of(env.tenant_id, t.inbox.id)
+        states: dict[_Key, TicketState | None] = {}  # as read, then as derived
+        changed: dict[_Key, TicketState] = {}
+
+        async def derive(conn: asyncpg.Connection, env: events_pb2.EventEnvelope) -> list[NewFact]:
+            t = _ticket_of(env)
+            assert t is not None
+            key = (env.tenant_id, t.id)
+            state, made = await self._ticket_facts(
+                conn, env, hours[env.tenant_id, t.inbox.id], states, key
+            )
+            if state is not None and store.savable(state):
+                states[key] = changed[key] = state
             return made
 
-        await self._apply(delivery.consumer, env, apply)
+        async def finish(conn: asyncpg.Connection) -> None:
+            await store.save_tickets(conn, list(changed.items()))
+
+        await self._apply(work, derive, finish)
 
     async def _ticket_facts(
-        self, conn: asyncpg.Connection, tenant: str, env: events_pb2.EventEnvelope, hours: Hours
+        self,
+        conn: asyncpg.Connection,
+        env: events_pb2.EventEnvelope,
+        hours: Hours,
+        states: dict[_Key, TicketState | None],
+        key: _Key,
     ) -> f.Derived:
+        tenant = env.tenant_id
         kind = env.WhichOneof("payload")
         if kind == "ticket_created":
             return f.on_created(tenant, env)
-        t = _ticket_of(env)
-        assert t is not None
-        state = await store.ticket_state(conn, tenant, t.id)
+        if key not in states:
+            states[key] = await store.ticket_state(conn, tenant, key[1])
+        state = states[key]
         if kind == "ticket_message_added":
             m = env.ticket_message_added
             replier = None
@@ -93,10 +131,12 @@ class FactsIntake:
     # -- outbound ------------------------------------------------------------------------
 
     async def sends(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
-        c = env.send_changed
-        tenant = env.tenant_id
+        await self.sends_batch([(env, delivery)])
 
-        async def apply(conn: asyncpg.Connection) -> list[NewFact]:
+    async def sends_batch(self, items: Sequence[Item]) -> None:
+        async def derive(conn: asyncpg.Connection, env: events_pb2.EventEnvelope) -> list[NewFact]:
+            c = env.send_changed
+            tenant = env.tenant_id
             if c.action == "submitted" or c.action == "queued":
                 by = f.operator_of(env.actor) if c.action == "submitted" else None
                 await store.record_send(
@@ -109,26 +149,34 @@ class FactsIntake:
             ticket = await store.ticket_state(conn, tenant, c.ticket_id) if c.ticket_id else None
             return f.on_sent(tenant, env, author, ticket, draft_kind)
 
-        await self._apply(delivery.consumer, env, apply)
+        await self._apply(items, derive)
 
     # -- approval ------------------------------------------------------------------------
 
     async def approvals(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
-        a = env.approval_changed
-        hours = await self._hours.of(env.tenant_id, a.inbox_id)
+        await self.approvals_batch([(env, delivery)])
 
-        async def apply(conn: asyncpg.Connection) -> list[NewFact]:
-            return f.on_approval(env.tenant_id, env, hours)
+    async def approvals_batch(self, items: Sequence[Item]) -> None:
+        hours: dict[_Key, Hours] = {}
+        for env, _ in items:
+            key = (env.tenant_id, env.approval_changed.inbox_id)
+            if key not in hours:
+                hours[key] = await self._hours.of(*key)
 
-        await self._apply(delivery.consumer, env, apply)
+        async def derive(conn: asyncpg.Connection, env: events_pb2.EventEnvelope) -> list[NewFact]:
+            a = env.approval_changed
+            return f.on_approval(env.tenant_id, env, hours[env.tenant_id, a.inbox_id])
+
+        await self._apply(items, derive)
 
     # -- routing -------------------------------------------------------------------------
 
     async def sla(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
-        a = env.sla_alert
+        await self.sla_batch([(env, delivery)])
 
-        async def apply(conn: asyncpg.Connection) -> list[NewFact]:
-            ticket = await store.ticket_state(conn, env.tenant_id, a.ticket_id)
+    async def sla_batch(self, items: Sequence[Item]) -> None:
+        async def derive(conn: asyncpg.Connection, env: events_pb2.EventEnvelope) -> list[NewFact]:
+            ticket = await store.ticket_state(conn, env.tenant_id, env.sla_alert.ticket_id)
             return f.on_sla(env.tenant_id, env, ticket)
 
-        await self._apply(delivery.consumer, env, apply)
+        await self._apply(items, derive)

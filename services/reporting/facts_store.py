@@ -62,7 +62,11 @@ def fact_row(f: NewFact) -> tuple[object, ...]:
 
 async def insert_facts(conn: asyncpg.Connection, facts: Sequence[NewFact]) -> int:
     """Insert the facts not there yet and queue them for the roller; how many were new."""
-    facts = [f for f in facts if _uuid(f.inbox_id) is not None]
+    unique: dict[tuple[str, str, str], NewFact] = {}
+    for f in facts:  # the first of a key, as one by one
+        if _uuid(f.inbox_id) is not None:
+            unique.setdefault((f.tenant_id, f.metric, f.key), f)
+    facts = list(unique.values())
     if not facts:
         return 0
     rows = [fact_row(f) for f in facts]
@@ -134,10 +138,39 @@ async def ticket_state(conn: asyncpg.Connection, tenant: str, ticket_id: str) ->
     )
 
 
-async def save_ticket(conn: asyncpg.Connection, tenant: str, s: TicketState) -> None:
-    if _uuid(s.ticket_id) is None or _uuid(s.inbox_id) is None:
+def savable(s: TicketState) -> bool:
+    return _uuid(s.ticket_id) is not None and _uuid(s.inbox_id) is not None
+
+
+async def save_tickets(
+    conn: asyncpg.Connection, states: Sequence[tuple[tuple[str, str], TicketState]]
+) -> None:
+    """Write tickets' states ((tenant, ticket id), state) in one pipelined round."""
+    rows = [
+        (
+            uuid.UUID(tenant),
+            uuid.UUID(s.ticket_id),
+            uuid.UUID(s.inbox_id),
+            s.channel,
+            s.category,
+            s.priority,
+            list(s.labels),
+            s.status,
+            _uuid(s.assignee_id),
+            s.arrived_at,
+            s.first_reply_at,
+            s.waiting_since,
+            s.waiting_key,
+            s.episode,
+            s.episode_started_at,
+            s.episode_closed_at,
+        )
+        for (tenant, _), s in states
+        if savable(s)
+    ]
+    if not rows:
         return
-    await conn.execute(
+    await conn.executemany(
         f"""INSERT INTO fact_tickets (tenant_id, {_STATE_COLUMNS})
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
             ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
@@ -149,22 +182,7 @@ async def save_ticket(conn: asyncpg.Connection, tenant: str, s: TicketState) -> 
               waiting_since = EXCLUDED.waiting_since, waiting_key = EXCLUDED.waiting_key,
               episode = EXCLUDED.episode, episode_started_at = EXCLUDED.episode_started_at,
               episode_closed_at = EXCLUDED.episode_closed_at""",
-        uuid.UUID(tenant),
-        uuid.UUID(s.ticket_id),
-        uuid.UUID(s.inbox_id),
-        s.channel,
-        s.category,
-        s.priority,
-        list(s.labels),
-        s.status,
-        _uuid(s.assignee_id),
-        s.arrived_at,
-        s.first_reply_at,
-        s.waiting_since,
-        s.waiting_key,
-        s.episode,
-        s.episode_started_at,
-        s.episode_closed_at,
+        rows,
     )
 
 

@@ -31,10 +31,31 @@ class LiveRepo:
     # -- writing (in the consumer's transaction) ---------------------------------------
 
     async def apply_ticket(self, conn: asyncpg.Connection, tenant: str, c: TicketChange) -> None:
-        """The change into the row: its state when not older than the row's; the
-        customer message or the answer it tells; the wait recomputed."""
-        t, tid = uuid.UUID(tenant), uuid.UUID(c.ticket_id)
-        await conn.execute(
+        await self.apply_tickets(conn, [(tenant, c)])
+
+    async def apply_tickets(
+        self, conn: asyncpg.Connection, changes: Sequence[tuple[str, TicketChange]]
+    ) -> None:
+        """Each (tenant, change) into its row, in order: its state when not older than the
+        row's; the customer message or the answer it tells; then each ticket's wait
+        recomputed once (answers only grow, so once at the end is the same as after each).
+        One pipelined round of statements each (executemany)."""
+        rows = [
+            (
+                uuid.UUID(tenant),
+                uuid.UUID(c.ticket_id),
+                uuid.UUID(c.inbox_id),
+                c.status,
+                uuid.UUID(c.assignee_id) if c.assignee_id else None,
+                c.version,
+                c.answered_at,
+                c.sla_due_at,
+            )
+            for tenant, c in changes
+        ]
+        if not rows:
+            return
+        await conn.executemany(
             """
             INSERT INTO live_tickets (tenant_id, ticket_id, inbox_id, status, assignee_id,
                                       version, answered_at, ticket_sla_due_at)
@@ -56,46 +77,40 @@ class LiveRepo:
               version = GREATEST(live_tickets.version, EXCLUDED.version),
               answered_at = GREATEST(live_tickets.answered_at, EXCLUDED.answered_at)
             """,
-            t,
-            tid,
-            uuid.UUID(c.inbox_id),
-            c.status,
-            uuid.UUID(c.assignee_id) if c.assignee_id else None,
-            c.version,
-            c.answered_at,
-            c.sla_due_at,
+            rows,
         )
-        if c.customer_message is not None:
-            message_id, at = c.customer_message
-            await conn.execute(
+        messages = [
+            (r[0], r[1], c.customer_message[1], c.customer_message[0])
+            for r, (_, c) in zip(rows, changes, strict=True)
+            if c.customer_message is not None
+        ]
+        if messages:
+            await conn.executemany(
                 "INSERT INTO live_customer_messages (tenant_id, ticket_id, at, message_id) "
                 "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                t,
-                tid,
-                at,
-                message_id,
+                messages,
             )
-        await self._rewait(conn, t, tid)
+        await self._rewait(conn, list(dict.fromkeys((r[0], r[1]) for r in rows)))
 
-    async def _rewait(self, conn: asyncpg.Connection, t: uuid.UUID, tid: uuid.UUID) -> None:
+    async def _rewait(
+        self, conn: asyncpg.Connection, tickets: Sequence[tuple[uuid.UUID, uuid.UUID]]
+    ) -> None:
         """Messages answered are dropped; the wait starts at the oldest one left."""
-        await conn.execute(
+        await conn.executemany(
             """
             DELETE FROM live_customer_messages m USING live_tickets r
             WHERE m.tenant_id = $1 AND m.ticket_id = $2
               AND r.tenant_id = $1 AND r.ticket_id = $2 AND m.at <= r.answered_at
             """,
-            t,
-            tid,
+            tickets,
         )
-        await conn.execute(
+        await conn.executemany(
             """
             UPDATE live_tickets SET waiting_since = (
               SELECT min(at) FROM live_customer_messages WHERE tenant_id = $1 AND ticket_id = $2)
             WHERE tenant_id = $1 AND ticket_id = $2
             """,
-            t,
-            tid,
+            tickets,
         )
 
     async def apply_sla(

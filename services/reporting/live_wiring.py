@@ -19,8 +19,8 @@ from .live_repo import LiveRepo
 async def wire(rt: ServiceRuntime, db: Database, server: GrpcServer) -> None:
     repo = LiveRepo()
     consumer = LiveEvents(db, repo)
-    await rt.add_consumer(TICKETS, consumer.on_ticket_event)
-    await rt.add_consumer(SLA, consumer.on_sla_event)
+    await rt.add_consumer(TICKETS, consumer.on_ticket_event, consumer.on_ticket_events)
+    await rt.add_consumer(SLA, consumer.on_sla_event, consumer.on_sla_events)
     peers = LivePeers(rt.channel("accounts"), rt.channel("tickets"))
     server.add(
         reporting_live_pb2_grpc.add_LiveReportsServiceServicer_to_server,

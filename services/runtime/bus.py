@@ -26,7 +26,16 @@ from . import metrics as m
 from .errors import Poison
 from .events import DEADLETTER, STREAMS, Stream, subject_of, ticket_id_of
 
-__all__ = ["Bus", "ConsumerRunner", "ConsumerSpec", "Delivery", "Poison", "StreamSpec"]
+__all__ = [
+    "BatchHandler",
+    "Bus",
+    "ConsumerRunner",
+    "ConsumerSpec",
+    "Delivery",
+    "Item",
+    "Poison",
+    "StreamSpec",
+]
 
 HDR_MSG_ID = "Nats-Msg-Id"
 DAY = 86_400.0
@@ -103,6 +112,9 @@ class Delivery:
 
 
 Handler = Callable[[events_pb2.EventEnvelope, Delivery], Awaitable[None]]
+Item = tuple[events_pb2.EventEnvelope, Delivery]
+# The messages of one fetch together, in stream order (one transaction of the handler's)
+BatchHandler = Callable[[Sequence[Item]], Awaitable[None]]
 StateCallback = Callable[[bool], Awaitable[None]]
 
 
@@ -235,8 +247,10 @@ class Bus:
                 results.append(f.result())
         return results
 
-    def consumer(self, spec: ConsumerSpec, handler: Handler) -> ConsumerRunner:
-        return ConsumerRunner(self, spec, handler)
+    def consumer(
+        self, spec: ConsumerSpec, handler: Handler, batch: BatchHandler | None = None
+    ) -> ConsumerRunner:
+        return ConsumerRunner(self, spec, handler, batch)
 
     async def drain(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
@@ -257,11 +271,15 @@ def _one_line(text: str, limit: int = 500) -> str:
 
 @dataclass
 class ConsumerRunner:
-    """Fetches from one durable pull consumer and hands each event to `handler`."""
+    """Fetches from one durable pull consumer and hands each event to `handler` — or, with
+    a `batch` handler, each fetch's events to it at once: all acked when it returns; when
+    it raises, each event again on its own through `handler` (so a poison event is
+    dead-lettered alone and a transient failure retried per event)."""
 
     bus: Bus
     spec: ConsumerSpec
     handler: Handler
+    batch: BatchHandler | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -312,7 +330,9 @@ class ConsumerRunner:
                     self._log.warning("fetch failed", error=str(exc))
                     await asyncio.sleep(0.5)
                     continue
-                if self.spec.concurrency == 1:
+                if self.batch is not None and len(msgs) > 1:
+                    await self.handle_batch(msgs)
+                elif self.spec.concurrency == 1:
                     for msg in msgs:
                         await self.handle(msg)
                 else:
@@ -328,21 +348,54 @@ class ConsumerRunner:
         async with self._sem:
             await self.handle(msg)
 
-    async def handle(self, msg: Msg) -> None:
+    def _delivery(self, msg: Msg) -> Delivery:
         meta = msg.metadata
-        delivery = Delivery(
+        return Delivery(
             msg=msg,
             num_delivered=meta.num_delivered,
             stream_seq=meta.sequence.stream,
             consumer=self.spec.durable,
         )
+
+    @staticmethod
+    def _decode(msg: Msg) -> events_pb2.EventEnvelope:
+        env = events_pb2.EventEnvelope()
+        env.ParseFromString(msg.data)
+        uuid.UUID(env.event_id)
+        uuid.UUID(env.tenant_id)
+        return env
+
+    async def handle_batch(self, msgs: Sequence[Msg]) -> None:
+        items: list[Item] = []
+        for msg in msgs:
+            try:
+                items.append((self._decode(msg), self._delivery(msg)))
+            except (DecodeError, ValueError):
+                await self.handle(msg)  # dead-lettered alone
+        if not items or self.batch is None:
+            return
+        started = time.perf_counter()
+        try:
+            await self._with_progress(self.batch(items), [d for _, d in items])
+        except Exception as exc:
+            self._log.warning("batch failed; one by one", error=repr(exc), size=len(items))
+            for _, d in items:
+                await self.handle(d.msg)
+            return
+        each = (time.perf_counter() - started) / len(items)
+        for _, d in items:
+            if d.num_delivered > 1:
+                self._redelivered.inc()
+            self._duration.observe(each)
+            self._acked.inc()
+            await self._settle(d.msg.ack())
+
+    async def handle(self, msg: Msg) -> None:
+        delivery = self._delivery(msg)
         if delivery.num_delivered > 1:
             self._redelivered.inc()
-        env = events_pb2.EventEnvelope()
         try:
-            env.ParseFromString(msg.data)
-            uuid.UUID(env.event_id)
-            uuid.UUID(env.tenant_id)
+            env = self._decode(msg)
         except (DecodeError, ValueError) as exc:
             await self._dead_letter(msg, delivery, "undecodable", f"undecodable envelope: {exc}")
             return
@@ -355,7 +408,7 @@ class ConsumerRunner:
         ):
             started = time.perf_counter()
             try:
-                await self._with_progress(env, delivery)
+                await self._with_progress(self.handler(env, delivery), [delivery])
             except Poison as exc:
                 self._duration.observe(time.perf_counter() - started)
                 await self._dead_letter(msg, delivery, "poison", f"poison: {exc}")
@@ -385,16 +438,17 @@ class ConsumerRunner:
             self._acked.inc()
             await self._settle(msg.ack())
 
-    async def _with_progress(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
+    async def _with_progress(self, work: Awaitable[None], deliveries: Sequence[Delivery]) -> None:
         """Run the handler; tell JetStream we are still at it every ack_wait/3."""
-        task = asyncio.ensure_future(self.handler(env, delivery))
+        task = asyncio.ensure_future(work)
         every = max(self.spec.ack_wait_s / 3, 0.1)
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=every)
                 if done:
                     break
-                await self._settle(delivery.in_progress())
+                for delivery in deliveries:
+                    await self._settle(delivery.in_progress())
         except asyncio.CancelledError:
             task.cancel()
             raise

@@ -43,6 +43,28 @@ async def first_time(
     return bool(status == "INSERT 0 1")
 
 
+async def first_times(
+    conn: asyncpg.Connection, consumer: str, envs: Sequence[events_pb2.EventEnvelope]
+) -> list[events_pb2.EventEnvelope]:
+    """`first_time` of many events in one statement: the ones not applied before, in
+    order (an event twice in `envs` once)."""
+    unique: dict[str, events_pb2.EventEnvelope] = {}
+    for env in envs:
+        unique.setdefault(env.event_id, env)
+    if not unique:
+        return []
+    recorded = await conn.fetch(
+        "INSERT INTO processed_events (consumer, event_id, tenant_id) "
+        "SELECT $1, e, t FROM unnest($2::uuid[], $3::uuid[]) AS x(e, t) "
+        "ON CONFLICT DO NOTHING RETURNING event_id",
+        consumer,
+        [uuid.UUID(e) for e in unique],
+        [uuid.UUID(env.tenant_id) for env in unique.values()],
+    )
+    new = {str(r["event_id"]) for r in recorded}
+    return [env for e, env in unique.items() if str(uuid.UUID(e)) in new]
+
+
 _Row = tuple[uuid.UUID, uuid.UUID, str, bytes]  # event id, tenant id, subject, payload
 
 

@@ -21,7 +21,7 @@ import grpc
 import redis.asyncio as aioredis
 
 from . import grpc_client, log, redis_client, registry
-from .bus import Bus, ConsumerRunner, ConsumerSpec, Handler, default_streams
+from .bus import BatchHandler, Bus, ConsumerRunner, ConsumerSpec, Handler, default_streams
 from .clock import Clock, SystemClock
 from .db import Database, Migration, load_migrations, runtime_migrations, with_database
 from .grpc_server import GrpcServer
@@ -118,9 +118,12 @@ class ServiceRuntime:
 
     # -- work ------------------------------------------------------------------------
 
-    async def add_consumer(self, spec: ConsumerSpec, handler: Handler) -> None:
+    async def add_consumer(
+        self, spec: ConsumerSpec, handler: Handler, batch: BatchHandler | None = None
+    ) -> None:
         """Run a durable consumer that this service's registry entry declares (so that
-        the release bootstrap provisions it too)."""
+        the release bootstrap provisions it too); `batch`: each fetch's events at once
+        (bus.py ConsumerRunner)."""
         if self.bus is None:
             raise RuntimeError("open the bus first")
         if spec not in registry.get(self.name).consumers:
@@ -128,7 +131,7 @@ class ServiceRuntime:
                 f"{spec.durable} is not declared for {self.name} in services/runtime/registry.py"
             )
         await self.bus.provision((), (spec,))
-        runner = self.bus.consumer(spec, handler)
+        runner = self.bus.consumer(spec, handler, batch)
         self.metrics.sampler(f"consumer:{spec.durable}", runner.sample)
         self._consumers.append(runner)
 

@@ -23,6 +23,10 @@
   sending them directly; their lateness p50/p99 (`tests/bench/outbound.py`).
 - live_queue: a new mail visible on a supervisor's live socket (`report.live_queue`),
   beside the `ticket.created` push of the same mail (`tests/bench/live_queue.py`).
+- facts_intake: reporting's consumer lag each second while mail comes in at 200/s for a
+  minute over SMTP, then while the recorded events are republished at 200 mails' worth a
+  second (reporting alone), beside no-op consumers of the same subjects
+  (`tests/bench/facts_intake.py`).
 - exports: a CSV of 200,000 tickets in rows/s, and a zip of 6,000 .eml files beside the
   raw store's read rate (`tests/bench/exports.py`).
 - ui: the web UI in headless chromium — first load of the inbox page, ticket open time,
@@ -65,6 +69,7 @@ from tests.bench import (
     before_after,
     compose,
     exports,
+    facts_intake,
     ingestion,
     live_queue,
     locks,
@@ -283,6 +288,8 @@ async def main() -> int:
             report_figures = await reports.run(stack)
             print("live queue…", file=sys.stderr)
             live_figures = await live_queue.run(stack, PASSWORD, make_mail)
+            print("facts intake…", file=sys.stderr)
+            facts_figures = await facts_intake.run(stack, make_mail)
             print("ui…", file=sys.stderr)
             ui_figures = await ui.run(stack, "agent1@demo.example", PASSWORD, agent, make_mail)
         finally:
@@ -318,6 +325,7 @@ async def main() -> int:
         "exports": exports_figures,
         "reports": report_figures,
         "live_queue": live_figures,
+        "facts_intake": facts_figures,
         "ui": ui_figures,
     }
     print("scale data set…", file=sys.stderr)

@@ -225,6 +225,35 @@ async def test_a_redelivered_event_counts_once_and_a_late_one_lands_in_its_perio
     assert await world.rollup("arrival", week_before) == (1, 0.0, 0.0)
 
 
+async def test_a_tickets_events_and_a_redelivery_published_together_count_once_each(
+    world: World,
+) -> None:
+    """Published back to back, they reach reporting in one fetch, applied in one
+    transaction: the redelivery (same event id) and the same arrival under another event
+    id count once, and the resolution finds the arrival made just before it."""
+    at = MON_9 + timedelta(days=4)
+    tid = str(uuid.uuid4())
+    t = ev.ticket(tid, world.inbox)
+    resolved = ev.ticket(tid, world.inbox, common_pb2.TICKET_STATUS_RESOLVED)
+    arrival = ev.created(world.tenant, t, at, str(uuid.uuid4()))
+    again = events_pb2.EventEnvelope()
+    again.CopyFrom(arrival)
+    again.event_id = str(uuid.uuid4())
+    await world.publish(arrival)
+    await world.publish(arrival, msg_id=f"again-{uuid.uuid4()}")
+    await world.publish(again)
+    await world.publish(
+        ev.status_change(world.tenant, resolved, at + timedelta(hours=2), "open", "resolved", BOB)
+    )
+    await world.settled()
+    assert await world.rollup("arrival", at) == (1, 0.0, 0.0)
+    assert await world.rollup("resolution", at + timedelta(hours=2), "operator", BOB) == (
+        1,
+        7200.0,
+        7200.0,
+    )
+
+
 async def test_check_passes_on_consistent_rollups_and_fails_on_a_tampered_one(
     world: World,
 ) -> None:

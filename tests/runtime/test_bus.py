@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from switchboard.v1 import events_pb2
 
 from services.runtime import metrics as m
-from services.runtime.bus import Bus, ConsumerSpec, Delivery, Poison, StreamSpec, default_streams
+from services.runtime.bus import (
+    Bus,
+    ConsumerSpec,
+    Delivery,
+    Item,
+    Poison,
+    StreamSpec,
+    default_streams,
+)
 from services.runtime.events import DEADLETTER, Stream
 from tests.conftest import Infra
 
@@ -206,3 +214,50 @@ async def test_long_work_reports_progress_and_is_not_redelivered(bus: Bus) -> No
     info = await bus.js.consumer_info(stream.name, spec.durable)
     assert info.num_ack_pending == 0 and info.num_redelivered == 0
     assert _value(bus, m.BUS_REDELIVERIES, consumer=spec.durable) == 0
+
+
+async def test_a_batch_handler_takes_a_fetch_at_once_and_a_failed_batch_goes_one_by_one(
+    bus: Bus,
+) -> None:
+    stream, spec = await _setup(bus)
+    envs = [_env() for _ in range(5)]
+    bad = envs[3].event_id
+    batches: list[list[str]] = []
+    alone: list[str] = []
+
+    async def batch(items: Sequence[Item]) -> None:
+        ids = [env.event_id for env, _ in items]
+        batches.append(ids)
+        if bad in ids:
+            raise Poison("one of them names no inbox")
+
+    async def handler(env: events_pb2.EventEnvelope, d: Delivery) -> None:
+        if env.event_id == bad:
+            raise Poison("names no inbox")
+        alone.append(env.event_id)
+
+    for env in envs:  # all stored before the first fetch
+        await bus.publish_bytes(f"sb.{stream.domain}.x", env.SerializeToString(), env.event_id)
+    runner = bus.consumer(spec, handler, batch)
+    runner.start()
+    await _until(lambda: len(alone) == 4)
+    await runner.stop()
+    assert batches == [[e.event_id for e in envs]]  # in stream order
+    assert alone == [e.event_id for e in envs if e.event_id != bad]
+    dead = await _dead_letters(bus, spec.durable)
+    assert [events_pb2.EventEnvelope.FromString(d.data).event_id for d in dead] == [bad]
+    info = await bus.js.consumer_info(stream.name, spec.durable)
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+
+    # a batch that succeeds: every event acked, none handled alone
+    more = [_env() for _ in range(3)]
+    for env in more:
+        await bus.publish_bytes(f"sb.{stream.domain}.x", env.SerializeToString(), env.event_id)
+    runner = bus.consumer(spec, handler, batch)
+    runner.start()
+    await _until(lambda: len(batches) == 2)
+    await runner.stop()
+    assert batches[1] == [e.event_id for e in more] and len(alone) == 4
+    info = await bus.js.consumer_info(stream.name, spec.durable)
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+    assert _value(bus, m.BUS_MESSAGES, consumer=spec.durable, outcome="acked") == 7
