@@ -174,8 +174,15 @@ _WIDTH = {"hour": "1 hour", "15m": "15 minutes"}
 
 
 def _hist_sql(column: str) -> str:
-    counts = ", ".join(f"count(*) FILTER (WHERE {column} = {i})" for i in range(histogram.BUCKETS))
-    return f"CASE WHEN count(wall_s) = 0 THEN '{{}}'::integer[] ELSE ARRAY[{counts}]::integer[] END"
+    """A group's histogram of bucket numbers `column` (NULL: a count-only fact): most
+    groups hold one fact, or facts of one bucket, whose histogram is made directly."""
+    n = histogram.BUCKETS
+    return f"""CASE WHEN count({column}) = 0 THEN '{{}}'::integer[]
+        WHEN min({column}) = max({column}) THEN array_fill(0, ARRAY[min({column})])
+            || count({column})::integer || array_fill(0, ARRAY[{n - 1} - min({column})])
+        ELSE (SELECT array_agg((SELECT count(*) FROM unnest(array_agg({column})) AS x
+                                WHERE x = i)::integer ORDER BY i)
+              FROM generate_series(0, {n - 1}) AS i) END"""
 
 
 def fold_sql(grain: str) -> str:
