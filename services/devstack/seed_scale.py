@@ -149,13 +149,14 @@ async def load(
         await asyncio.gather(
             *(_create_indexes(dbs[s], defs) for s, defs in dropped.items() if defs)
         )
-        if facts:
-            _say(progress, "folding the facts into the rollups…")
-            await fold_facts(dbs["reporting"], str(gen.tenant.id))
-        _say(progress, "analysing…")
-        for service in scale_workers.SERVICES:
-            async with dbs[service].pool.acquire() as conn:
-                await conn.execute("VACUUM ANALYZE")
+        _say(progress, "folding the facts into the rollups, analysing…")
+
+        async def reporting() -> None:
+            if facts:
+                await fold_facts(dbs["reporting"], str(gen.tenant.id))
+            await _vacuum(dbs["reporting"])
+
+        await asyncio.gather(reporting(), _vacuum(dbs["ingestion"]), _vacuum(dbs["tickets"]))
     finally:
         for db in dbs.values():
             await db.close()
@@ -165,6 +166,11 @@ async def load(
 def _say(progress: bool, text: str) -> None:
     if progress:
         print(text, file=sys.stderr, flush=True)
+
+
+async def _vacuum(db: Database) -> None:
+    async with db.pool.acquire() as conn:
+        await conn.execute("VACUUM ANALYZE")
 
 
 async def _create_indexes(db: Database, definitions: list[str]) -> None:
