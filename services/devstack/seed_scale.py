@@ -90,8 +90,8 @@ _BULK_TABLES = {
     "tickets": ("tickets", "messages", "audit", "contacts", "contact_addresses"),
     "reporting": ("facts",),
 }
-FOLD_WORK_MEM = "256MB"  # one month of the tenant's facts grouped in memory
-FOLD_CHUNK = timedelta(days=28)
+FOLD_WORK_MEM = "256MB"  # a week of a million-ticket tenant's facts sorted in memory
+FOLD_CHUNK = timedelta(days=7)
 
 
 async def load(
@@ -180,7 +180,7 @@ async def _create_indexes(db: Database, definitions: list[str]) -> None:
 
 async def fold_facts(db: Database, tenant_id: str, parallel: int = 2) -> None:
     """Fold all the tenant's facts into its rollups, which held none of them (in
-    PostgreSQL: rollups.fold_in_sql), a few weeks at a time on `parallel` connections
+    PostgreSQL: rollups.fold_in_sql), a week at a time on `parallel` connections
     (the weeks' buckets are disjoint, so they never wait on each other)."""
     async with db.pool.acquire() as conn:
         lo, hi = await conn.fetchrow(
