@@ -30,7 +30,7 @@ import asyncpg
 from services.accounts import bulk as accounts_bulk
 from services.reporting import rollups
 from services.reporting.facts_bulk import write_facts
-from services.runtime.bulk import create_indexes, drop_indexes
+from services.runtime.bulk import create_indexes, drop_indexes, drop_primary_keys
 from services.runtime.db import Database, with_database
 from services.runtime.service import service_migrations
 
@@ -153,7 +153,7 @@ async def load(
 
         async def reporting() -> None:
             if facts:
-                await fold_facts(dbs["reporting"], str(gen.tenant.id))
+                await fold_facts(dbs["reporting"], str(gen.tenant.id), drop_keys=indexes_after)
             await _vacuum(dbs["reporting"])
 
         await asyncio.gather(reporting(), _vacuum(dbs["ingestion"]), _vacuum(dbs["tickets"]))
@@ -178,16 +178,22 @@ async def _create_indexes(db: Database, definitions: list[str]) -> None:
         await create_indexes(conn, definitions)
 
 
-async def fold_facts(db: Database, tenant_id: str, parallel: int = 2) -> None:
-    """Fold all the tenant's facts into its rollups, which held none of them (in
+async def fold_facts(
+    db: Database, tenant_id: str, *, parallel: int = 2, drop_keys: bool = True
+) -> None:
+    """Fold all the tenant's facts into its rollups, which hold none of its rows (in
     PostgreSQL: rollups.fold_in_sql), a week at a time on `parallel` connections
-    (the weeks' buckets are disjoint, so they never wait on each other)."""
+    (the weeks' buckets are disjoint, so they never wait on each other). With
+    `drop_keys` (a server of its own: the roller would find no key to upsert on) the
+    rollups' primary keys are dropped meanwhile and built once at the end."""
     async with db.pool.acquire() as conn:
         lo, hi = await conn.fetchrow(
             "SELECT min(at), max(at) FROM facts WHERE tenant_id = $1", uuid.UUID(tenant_id)
         )
-    if lo is None:
-        return
+        if lo is None:
+            return
+        tables = list(rollups.TABLES.values())
+        keys = await drop_primary_keys(conn, tables) if drop_keys else []
     day = lo.replace(hour=0, minute=0, second=0, microsecond=0)
     ranges = asyncio.Queue[tuple[datetime, datetime]]()
     while day <= hi:
@@ -201,11 +207,21 @@ async def fold_facts(db: Database, tenant_id: str, parallel: int = 2) -> None:
             while not ranges.empty():
                 start, end = ranges.get_nowait()
                 async with conn.transaction():
-                    await rollups.fold_in_sql(conn, tenant_id, start, end)
+                    await rollups.fold_in_sql(conn, tenant_id, start, end, fresh=True)
         finally:
             await conn.close()
 
-    await asyncio.gather(*(fold() for _ in range(parallel)))
+    async def add_key(statement: str) -> None:  # each on a connection of its own
+        conn = await asyncpg.connect(db.url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    try:
+        await asyncio.gather(*(fold() for _ in range(parallel)))
+    finally:
+        await asyncio.gather(*(add_key(k) for k in keys))
 
 
 async def generate(

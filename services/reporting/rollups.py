@@ -185,10 +185,11 @@ def _hist_sql(column: str) -> str:
               FROM generate_series(0, {n - 1}) AS i) END"""
 
 
-def fold_sql(grain: str) -> str:
+def fold_sql(grain: str, *, add: bool = True) -> str:
     """The statement adding the facts of tenant $1 with `at` in [$2, $3) to the grain's
-    rollups (conflicting rows add up, as `apply`'s)."""
-    return f"""
+    rollups (conflicting rows add up, as `apply`'s; without `add`, for buckets that hold
+    no row yet, a plain INSERT that needs no unique index)."""
+    insert = f"""
         INSERT INTO {TABLES[grain]} AS r (tenant_id, metric, dimension, bucket, inbox_id,
             value, count, sum_wall, sum_business, hist_wall, hist_business)
         SELECT f.tenant_id, f.metric, d.dimension,
@@ -209,7 +210,10 @@ def fold_sql(grain: str) -> str:
             UNION ALL SELECT 'channel', f.channel WHERE f.channel <> ''
             UNION ALL SELECT 'priority', f.priority WHERE f.priority <> ''
         ) d
-        GROUP BY 1, 2, 3, 4, 5, 6
+        GROUP BY 1, 2, 3, 4, 5, 6"""
+    if not add:
+        return insert
+    return f"""{insert}
         ON CONFLICT (tenant_id, metric, dimension, bucket, inbox_id, value) DO UPDATE SET
             count = r.count + EXCLUDED.count,
             sum_wall = r.sum_wall + EXCLUDED.sum_wall,
@@ -219,10 +223,17 @@ def fold_sql(grain: str) -> str:
 
 
 async def fold_in_sql(
-    conn: asyncpg.Connection, tenant_id: str, start: datetime, end: datetime
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    fresh: bool = False,
 ) -> None:
     """Fold the tenant's facts with `at` in [start, end) into both grains, in PostgreSQL
     (the bulk path's, once its facts are written; the same rows as `fold` makes of them).
-    The range should be whole hours, or the facts of a bucket folded in two calls."""
+    The range should be whole hours, or the facts of a bucket folded in two calls.
+    `fresh`: the tenant has no rollup rows in the range yet (rows are inserted, not added
+    to: the tables' primary keys may be dropped meanwhile and built once after)."""
     for grain in GRAINS:
-        await conn.execute(fold_sql(grain), uuid.UUID(tenant_id), start, end)
+        await conn.execute(fold_sql(grain, add=not fresh), uuid.UUID(tenant_id), start, end)

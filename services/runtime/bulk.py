@@ -66,6 +66,23 @@ async def drop_indexes(conn: asyncpg.Connection, tables: Sequence[str]) -> list[
 
 
 async def create_indexes(conn: asyncpg.Connection, definitions: Sequence[str]) -> None:
-    """Build the indexes `drop_indexes` dropped."""
+    """Build the indexes `drop_indexes` dropped (or the keys `drop_primary_keys` did)."""
     for d in definitions:
         await conn.execute(d)
+
+
+async def drop_primary_keys(conn: asyncpg.Connection, tables: Sequence[str]) -> list[str]:
+    """Drop the primary keys of `tables` (no foreign key may use them); the statements
+    adding them back, for `create_indexes` once a load without conflicts is in."""
+    rows = await conn.fetch(
+        """SELECT c.conrelid::regclass::text AS tab, c.conname AS name,
+                  pg_get_constraintdef(c.oid) AS def
+           FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+           WHERE c.contype = 'p' AND t.relname = ANY($1::text[])
+             AND t.relnamespace = 'public'::regnamespace
+           ORDER BY 1""",
+        list(tables),
+    )
+    for r in rows:
+        await conn.execute(f"ALTER TABLE {r['tab']} DROP CONSTRAINT {r['name']}")
+    return [f"ALTER TABLE {r['tab']} ADD CONSTRAINT {r['name']} {r['def']}" for r in rows]

@@ -113,8 +113,12 @@ async def test_counts_agree_across_services(
     assert facts["received"][0] == m["n"] - m["sent"] == facts["received"][1]
     assert facts["sent"][0] == m["sent"] and facts["resolution"][0] == statuses["resolved"]
     assert counts["facts"] == sum(n for n, _rolled in facts.values())
-    # the indexes dropped for the load are built again, valid
-    for service, index in (("tickets", "messages_grams"), ("reporting", "facts_tenant_at")):
+    # the indexes and keys dropped for the load are built again, valid
+    for service, index in (
+        ("tickets", "messages_grams"),
+        ("reporting", "facts_tenant_at"),
+        ("reporting", "rollups_15m_pkey"),
+    ):
         [ix] = await _fetch(
             infra,
             service,
