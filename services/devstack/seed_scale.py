@@ -16,24 +16,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
+
 from services.accounts import bulk as accounts_bulk
-from services.ingestion import bulk as ingestion_bulk
-from services.reporting.facts import NewFact
+from services.reporting import rollups
 from services.reporting.facts_bulk import write_facts
+from services.runtime.bulk import create_indexes, drop_indexes, drop_primary_keys
 from services.runtime.db import Database, with_database
 from services.runtime.service import service_migrations
-from services.tickets import bulk as tickets_bulk
 
-from . import scale_facts
+from . import scale_facts, scale_workers
 from .infra import Postgres, free_port
-from .scale import ADMIN_LOGIN, Batch, Generator
+from .scale import ADMIN_LOGIN, Generator
 from .stack import ROOT
 
 DEFAULT_DIR = ROOT / ".data" / "scale"
@@ -81,85 +84,144 @@ async def _database(pg: Postgres, service: str) -> Database:
     return db
 
 
-@dataclass(frozen=True)
-class _Rows:
-    """One batch as each service's bulk path writes it."""
-
-    ingestion: ingestion_bulk.Prepared
-    tickets: tickets_bulk.Prepared
-    facts: list[NewFact]
-
-
-def _prepare(gen: Generator, batch: Batch, facts: bool) -> _Rows:
-    """Parse the batch's mails (ingestion's parser) and make every row: CPU only, done in a
-    thread while the previous batch is being written."""
-    mails = ingestion_bulk.prepare(gen.tenant.id, [m.mail for m in batch.mails])
-    messages = [
-        tickets_bulk.BulkMessage(m.mail.id, m.ticket_id, m.mail.channel, m.mail.received_at, s)
-        for m, s in zip(batch.mails, mails.summaries, strict=True)
-    ]
-    tickets = tickets_bulk.prepare(
-        gen.tenant.id, batch.contacts, batch.tickets, messages, batch.audit_ids
-    )
-    return _Rows(mails, tickets, scale_facts.batch_facts(gen, batch) if facts else [])
+# the tables whose indexes are built after a fresh load rather than kept up row by row
+_BULK_TABLES = {
+    "ingestion": ("raw_messages",),
+    "tickets": ("tickets", "messages", "audit", "contacts", "contact_addresses"),
+    "reporting": ("facts",),
+}
+FOLD_WORK_MEM = "256MB"  # a week of a million-ticket tenant's facts sorted in memory
+FOLD_CHUNK = timedelta(days=7)
 
 
 async def load(
-    pg: Postgres, gen: Generator, progress: bool = True, facts: bool = True
+    pg: Postgres,
+    gen: Generator,
+    progress: bool = True,
+    facts: bool = True,
+    *,
+    workers: int | None = None,
+    indexes_after: bool = False,
 ) -> dict[str, int]:
     """Write the generated tenant into the server's service databases; the counts.
-    Without `facts`, reporting's facts are left for `add_facts`."""
-    dbs = {s: await _database(pg, s) for s in ("accounts", "ingestion", "tickets", "reporting")}
+    Without `facts`, reporting's facts are left for `add_facts`. `workers` processes
+    (one per core by default) parse and write the batches (scale_workers.py); with
+    `indexes_after` the big tables' indexes are dropped first and built at the end
+    (for a fresh server: meanwhile the services' queries would find no index)."""
+    dbs = {s: await _database(pg, s) for s in ("accounts", *scale_workers.SERVICES)}
     counts = {"tickets": 0, "messages": 0, "contacts": 0, "facts": 0}
     try:
         async with dbs["accounts"].pool.acquire() as conn:
             await accounts_bulk.bulk_load(
                 conn, gen.tenant, gen.inboxes, [o.account for o in gen.operators], PASSWORD
             )
+        dropped: dict[str, list[str]] = {}
+        if indexes_after:
+            for service, tables in _BULK_TABLES.items():
+                async with dbs[service].pool.acquire() as conn:
+                    dropped[service] = await drop_indexes(conn, tables)
         started = time.monotonic()
-        batches = iter(gen.batches())
 
-        def next_rows() -> _Rows | None:
-            batch = next(batches, None)
-            return None if batch is None else _prepare(gen, batch, facts)
+        def done(c: scale_workers.Counts) -> None:
+            for k in counts:
+                counts[k] += getattr(c, k)
+            if progress:
+                rate = counts["tickets"] / max(time.monotonic() - started, 1e-6)
+                left = (gen.total - counts["tickets"]) / max(rate, 1e-6)
+                print(
+                    f"\r{counts['tickets']:,}/{gen.total:,} tickets, "
+                    f"{counts['messages']:,} messages, {rate:,.0f} tickets/s, "
+                    f"~{left / 60:.0f} min left",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
-        async with (
-            dbs["ingestion"].pool.acquire() as ingestion,
-            dbs["tickets"].pool.acquire() as tickets,
-            dbs["reporting"].pool.acquire() as reporting,
-        ):
-            rows = await asyncio.to_thread(next_rows)
-            while rows is not None:
-                following = asyncio.create_task(asyncio.to_thread(next_rows))
-                async with ingestion.transaction():
-                    await ingestion_bulk.write(ingestion, rows.ingestion)
-                await tickets_bulk.write(tickets, rows.tickets)
-                async with reporting.transaction():
-                    counts["facts"] += await write_facts(reporting, rows.facts)
-                counts["tickets"] += len(rows.tickets.tickets)
-                counts["messages"] += len(rows.tickets.messages)
-                counts["contacts"] += len(rows.tickets.contacts)
-                if progress:
-                    rate = counts["tickets"] / max(time.monotonic() - started, 1e-6)
-                    left = (gen.total - counts["tickets"]) / max(rate, 1e-6)
-                    print(
-                        f"\r{counts['tickets']:,}/{gen.total:,} tickets, "
-                        f"{counts['messages']:,} messages, {rate:,.0f} tickets/s, "
-                        f"~{left / 60:.0f} min left",
-                        end="",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                rows = await following
-        if progress:
-            print("\nanalysing…", file=sys.stderr)
-        for service in ("ingestion", "tickets", "reporting"):
-            async with dbs[service].pool.acquire() as conn:
-                await conn.execute("VACUUM ANALYZE")
+        await asyncio.to_thread(
+            scale_workers.write_batches,
+            pg.url,
+            gen,
+            facts=facts,
+            workers=workers or os.cpu_count() or 1,
+            done=done,
+        )
+        _say(progress, "\nbuilding indexes…")
+        await asyncio.gather(
+            *(_create_indexes(dbs[s], defs) for s, defs in dropped.items() if defs)
+        )
+        _say(progress, "folding the facts into the rollups, analysing…")
+
+        async def reporting() -> None:
+            if facts:
+                await fold_facts(dbs["reporting"], str(gen.tenant.id), drop_keys=indexes_after)
+            await _vacuum(dbs["reporting"])
+
+        await asyncio.gather(reporting(), _vacuum(dbs["ingestion"]), _vacuum(dbs["tickets"]))
     finally:
         for db in dbs.values():
             await db.close()
     return counts
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+async def _vacuum(db: Database) -> None:
+    async with db.pool.acquire() as conn:
+        await conn.execute("VACUUM ANALYZE")
+
+
+async def _create_indexes(db: Database, definitions: list[str]) -> None:
+    async with db.pool.acquire() as conn:
+        await create_indexes(conn, definitions)
+
+
+async def fold_facts(
+    db: Database, tenant_id: str, *, parallel: int = 2, drop_keys: bool = True
+) -> None:
+    """Fold all the tenant's facts into its rollups, which hold none of its rows (in
+    PostgreSQL: rollups.fold_in_sql), a week at a time on `parallel` connections
+    (the weeks' buckets are disjoint, so they never wait on each other). With
+    `drop_keys` (a server of its own: the roller would find no key to upsert on) the
+    rollups' primary keys are dropped meanwhile and built once at the end."""
+    async with db.pool.acquire() as conn:
+        lo, hi = await conn.fetchrow(
+            "SELECT min(at), max(at) FROM facts WHERE tenant_id = $1", uuid.UUID(tenant_id)
+        )
+        if lo is None:
+            return
+        tables = list(rollups.TABLES.values())
+        keys = await drop_primary_keys(conn, tables) if drop_keys else []
+    day = lo.replace(hour=0, minute=0, second=0, microsecond=0)
+    ranges = asyncio.Queue[tuple[datetime, datetime]]()
+    while day <= hi:
+        ranges.put_nowait((day, day + FOLD_CHUNK))
+        day += FOLD_CHUNK
+
+    async def fold() -> None:
+        conn = await asyncpg.connect(db.url)
+        try:
+            await conn.execute(f"SET work_mem = '{FOLD_WORK_MEM}'")
+            while not ranges.empty():
+                start, end = ranges.get_nowait()
+                async with conn.transaction():
+                    await rollups.fold_in_sql(conn, tenant_id, start, end, fresh=True)
+        finally:
+            await conn.close()
+
+    async def add_key(statement: str) -> None:  # each on a connection of its own
+        conn = await asyncpg.connect(db.url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    try:
+        await asyncio.gather(*(fold() for _ in range(parallel)))
+    finally:
+        await asyncio.gather(*(add_key(k) for k in keys))
 
 
 async def generate(
@@ -171,6 +233,7 @@ async def generate(
     force: bool,
     progress: bool = True,
     facts: bool = True,
+    workers: int | None = None,
 ) -> Manifest:
     """Generate the data set into `data_dir` (refused when one is there, unless `force`)."""
     if (data_dir / "postgres").exists():
@@ -183,7 +246,7 @@ async def generate(
     await pg.start()
     try:
         gen = Generator(tickets, seed, end)
-        counts = await load(pg, gen, progress, facts)
+        counts = await load(pg, gen, progress, facts, workers=workers, indexes_after=True)
     finally:
         await asyncio.to_thread(pg.stop)
     manifest = Manifest(
@@ -208,7 +271,8 @@ async def generate(
 
 async def add_facts(data_dir: Path, progress: bool = True) -> Manifest:
     """Write reporting's facts of the data set in `data_dir` (generated again from its
-    seed, the mails not parsed); facts already there are skipped (their keys)."""
+    seed, the mails not parsed); facts already there are skipped (their keys). The
+    tenant's rollups are then made again from all its facts."""
     manifest = Manifest.read(data_dir)
     if manifest is None:
         raise SystemExit(f"no data set in {data_dir} (make seed-scale)")
@@ -223,11 +287,16 @@ async def add_facts(data_dir: Path, progress: bool = True) -> Manifest:
                 for batch in gen.batches():
                     facts = scale_facts.batch_facts(gen, batch)
                     async with conn.transaction():
-                        written += await write_facts(conn, facts)
+                        written += await write_facts(conn, facts, fold=False)
                     done += len(batch.tickets)
                     if progress:
                         print(f"\r{done:,}/{gen.total:,} tickets, {written:,} new facts",
                               end="", file=sys.stderr, flush=True)  # fmt: skip
+                _say(progress, "\nfolding the facts into the rollups…")
+                for table in rollups.TABLES.values():
+                    await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", gen.tenant.id)
+            await fold_facts(db, str(gen.tenant.id))
+            async with db.pool.acquire() as conn:
                 await conn.execute("VACUUM ANALYZE")
         finally:
             await db.close()
@@ -254,7 +323,10 @@ def main() -> int:
     parser.add_argument(
         "--no-facts",
         action="store_true",
-        help="leave reporting's facts out (the slowest part; --facts-only adds them later)",
+        help="leave reporting's facts out (--facts-only adds them later)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes parsing and writing (one per core)"
     )
     args = parser.parse_args()
     args.dir = args.dir.resolve()  # PostgreSQL's socket and lock files are put there
@@ -267,7 +339,13 @@ def main() -> int:
     else:
         manifest = asyncio.run(
             generate(
-                args.dir, args.tickets, args.seed, end, force=args.force, facts=not args.no_facts
+                args.dir,
+                args.tickets,
+                args.seed,
+                end,
+                force=args.force,
+                facts=not args.no_facts,
+                workers=args.workers,
             )
         )
     print(json.dumps(asdict(manifest), indent=2))

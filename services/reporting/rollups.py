@@ -3,10 +3,13 @@ minutes) × metric × inbox × dimension, a count, wall and business sums and th
 histograms (histogram.py). `deltas` is the I/O-free sum of some facts; `apply` adds it
 to the tables (histograms element-wise, `hist_add`), keys in one order so that two
 rollers never wait on each other in a circle. Every path that folds goes through these
-two: the roller (facts_roller.py), the bulk path, the rebuild and the check."""
+two: the roller (facts_roller.py), the bulk path, the rebuild and the check — except a
+bulk load's, which folds its facts once written with `fold_in_sql`: the same sums made
+by PostgreSQL, and tested to agree with `deltas`."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -160,3 +163,77 @@ def fold_fact(r: asyncpg.Record) -> FoldFact:
         wall_s=r["wall_s"],
         business_s=r["business_s"],
     )
+
+
+# The same fold in one SQL statement per grain (the bulk path's: `fold_in_sql`), for
+# facts already in the table: each fact's dimension values as `_values`, its buckets as
+# `bucket` (whole UTC hours and quarters from the epoch), its histogram buckets as
+# histogram.bucket_of (width_bucket on the same edges; 0 and below in the first).
+_EDGES = "'{" + ",".join(map(str, histogram.EDGES_S)) + "}'::float8[]"
+_WIDTH = {"hour": "1 hour", "15m": "15 minutes"}
+
+
+def _hist_sql(column: str) -> str:
+    """A group's histogram of bucket numbers `column` (NULL: a count-only fact): most
+    groups hold one fact, or facts of one bucket, whose histogram is made directly."""
+    n = histogram.BUCKETS
+    return f"""CASE WHEN count({column}) = 0 THEN '{{}}'::integer[]
+        WHEN min({column}) = max({column}) THEN array_fill(0, ARRAY[min({column})])
+            || count({column})::integer || array_fill(0, ARRAY[{n - 1} - min({column})])
+        ELSE (SELECT array_agg((SELECT count(*) FROM unnest(array_agg({column})) AS x
+                                WHERE x = i)::integer ORDER BY i)
+              FROM generate_series(0, {n - 1}) AS i) END"""
+
+
+def fold_sql(grain: str, *, add: bool = True) -> str:
+    """The statement adding the facts of tenant $1 with `at` in [$2, $3) to the grain's
+    rollups (conflicting rows add up, as `apply`'s; without `add`, for buckets that hold
+    no row yet, a plain INSERT that needs no unique index)."""
+    insert = f"""
+        INSERT INTO {TABLES[grain]} AS r (tenant_id, metric, dimension, bucket, inbox_id,
+            value, count, sum_wall, sum_business, hist_wall, hist_business)
+        SELECT f.tenant_id, f.metric, d.dimension,
+               date_bin('{_WIDTH[grain]}', f.at, TIMESTAMPTZ '1970-01-01 00:00:00+00'),
+               f.inbox_id, d.value, count(*), coalesce(sum(wall_s), 0),
+               coalesce(sum(coalesce(business_s, wall_s)) FILTER (WHERE wall_s IS NOT NULL), 0),
+               {_hist_sql("hw")}, {_hist_sql("hb")}
+        FROM (SELECT *, CASE WHEN wall_s IS NOT NULL THEN
+                       greatest(width_bucket(wall_s, {_EDGES}) - 1, 0) END AS hw,
+                     CASE WHEN wall_s IS NOT NULL THEN greatest(width_bucket(
+                       coalesce(business_s, wall_s), {_EDGES}) - 1, 0) END AS hb
+              FROM facts WHERE tenant_id = $1 AND at >= $2 AND at < $3) f
+        CROSS JOIN LATERAL (
+            SELECT '' AS dimension, '' AS value
+            UNION ALL SELECT 'operator', f.operator_id::text WHERE f.operator_id IS NOT NULL
+            UNION ALL SELECT DISTINCT 'label', l FROM unnest(f.labels) AS l WHERE l <> ''
+            UNION ALL SELECT 'category', f.category WHERE f.category <> ''
+            UNION ALL SELECT 'channel', f.channel WHERE f.channel <> ''
+            UNION ALL SELECT 'priority', f.priority WHERE f.priority <> ''
+        ) d
+        GROUP BY 1, 2, 3, 4, 5, 6"""
+    if not add:
+        return insert
+    return f"""{insert}
+        ON CONFLICT (tenant_id, metric, dimension, bucket, inbox_id, value) DO UPDATE SET
+            count = r.count + EXCLUDED.count,
+            sum_wall = r.sum_wall + EXCLUDED.sum_wall,
+            sum_business = r.sum_business + EXCLUDED.sum_business,
+            hist_wall = hist_add(r.hist_wall, EXCLUDED.hist_wall),
+            hist_business = hist_add(r.hist_business, EXCLUDED.hist_business)"""
+
+
+async def fold_in_sql(
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    fresh: bool = False,
+) -> None:
+    """Fold the tenant's facts with `at` in [start, end) into both grains, in PostgreSQL
+    (the bulk path's, once its facts are written; the same rows as `fold` makes of them).
+    The range should be whole hours, or the facts of a bucket folded in two calls.
+    `fresh`: the tenant has no rollup rows in the range yet (rows are inserted, not added
+    to: the tables' primary keys may be dropped meanwhile and built once after)."""
+    for grain in GRAINS:
+        await conn.execute(fold_sql(grain, add=not fresh), uuid.UUID(tenant_id), start, end)

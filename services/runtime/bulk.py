@@ -45,3 +45,44 @@ async def copy_records(
     values = ", ".join(f"{c}::jsonb" if c in json_columns else c for c in columns)
     await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM {staging}")
     await conn.execute(f"DROP TABLE {staging}")
+
+
+async def drop_indexes(conn: asyncpg.Connection, tables: Sequence[str]) -> list[str]:
+    """Drop the indexes of `tables` that no constraint uses (primary keys, unique and
+    foreign keys stay); their definitions, for `create_indexes` once the rows are in: a
+    bulk load into tables without them, then one build each (a GIN index above all), is
+    several times faster than keeping them up to date row by row."""
+    rows = await conn.fetch(
+        """SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def
+           FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+           WHERE t.relname = ANY($1::text[]) AND t.relnamespace = 'public'::regnamespace
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+           ORDER BY 1""",
+        list(tables),
+    )
+    for r in rows:
+        await conn.execute(f"DROP INDEX {r['name']}")
+    return [r["def"] for r in rows]
+
+
+async def create_indexes(conn: asyncpg.Connection, definitions: Sequence[str]) -> None:
+    """Build the indexes `drop_indexes` dropped (or the keys `drop_primary_keys` did)."""
+    for d in definitions:
+        await conn.execute(d)
+
+
+async def drop_primary_keys(conn: asyncpg.Connection, tables: Sequence[str]) -> list[str]:
+    """Drop the primary keys of `tables` (no foreign key may use them); the statements
+    adding them back, for `create_indexes` once a load without conflicts is in."""
+    rows = await conn.fetch(
+        """SELECT c.conrelid::regclass::text AS tab, c.conname AS name,
+                  pg_get_constraintdef(c.oid) AS def
+           FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+           WHERE c.contype = 'p' AND t.relname = ANY($1::text[])
+             AND t.relnamespace = 'public'::regnamespace
+           ORDER BY 1""",
+        list(tables),
+    )
+    for r in rows:
+        await conn.execute(f"ALTER TABLE {r['tab']} DROP CONSTRAINT {r['name']}")
+    return [f"ALTER TABLE {r['tab']} ADD CONSTRAINT {r['name']} {r['def']}" for r in rows]

@@ -29,7 +29,7 @@ END = datetime(2026, 12, 1, tzinfo=UTC)
 @pytest.fixture(scope="module")
 async def loaded(infra: Infra, stack: Stack) -> tuple[scale.Generator, dict[str, int]]:
     gen = scale.Generator(TICKETS, seed=7, end=END, batch=100)
-    counts = await seed_scale.load(infra.postgres, gen, progress=False)
+    counts = await seed_scale.load(infra.postgres, gen, progress=False, indexes_after=True)
     return gen, counts
 
 
@@ -113,6 +113,19 @@ async def test_counts_agree_across_services(
     assert facts["received"][0] == m["n"] - m["sent"] == facts["received"][1]
     assert facts["sent"][0] == m["sent"] and facts["resolution"][0] == statuses["resolved"]
     assert counts["facts"] == sum(n for n, _rolled in facts.values())
+    # the indexes and keys dropped for the load are built again, valid
+    for service, index in (
+        ("tickets", "messages_grams"),
+        ("reporting", "facts_tenant_at"),
+        ("reporting", "rollups_15m_pkey"),
+    ):
+        [ix] = await _fetch(
+            infra,
+            service,
+            "SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = $1::regclass",
+            index,
+        )
+        assert ix["valid"], index
 
 
 async def test_a_ticket_opens_with_its_japanese_mail(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.reporting import commands, histogram, rollup_audit
+from services.reporting import commands, histogram, rollup_audit, rollups
 from services.reporting.facts import NewFact
 from services.reporting.facts_bulk import write_facts
 from services.reporting.facts_roller import roll_once
@@ -96,3 +96,32 @@ async def test_the_audit_finds_a_tampered_row_and_the_rebuild_repairs_it(db: Dat
         assert await commands.rebuild(conn, TENANT, T0, T0 + timedelta(hours=1)) == 6
         found = await rollup_audit.stored(conn, TENANT, "hour")
         assert rollup_audit.differences(expected, found) == []
+
+
+async def test_the_fold_in_sql_makes_the_rows_the_python_fold_makes(db: Database) -> None:
+    """A bulk load folds its facts in PostgreSQL (rollups.fold_in_sql): the same rows,
+    sums and histograms as `deltas` — dimensions (a label twice, an empty label, no
+    operator), count-only facts, durations on, below and between the histogram's edges,
+    business time missing, quarters and hours."""
+    bob = str(uuid.uuid4())
+    walls = [None, -5.0, 0.0, 59.0, 60.0, 61.5, 3600.0, 86400.0 * 100, *histogram.EDGES_S]
+    chunk = [
+        NewFact(
+            TENANT, "reply" if wall is not None else "received", f"k{n}",
+            T0 + timedelta(minutes=7 * n), INBOX,
+            operator_id=(ALICE, bob, None)[n % 3],
+            labels=(("返品", "返品", ""), (), ("VIP",))[n % 3],
+            channel=("smtp", "")[n % 2], category=("", "請求")[n % 2],
+            priority=("normal", "", "high")[n % 3],
+            wall_s=wall, business_s=None if n % 4 == 0 else 7.0 if wall is None else wall / 3,
+        )
+        for n, wall in enumerate(walls * 3)
+    ]  # fmt: skip
+    async with db.transaction() as conn:
+        assert await write_facts(conn, chunk, fold=False) == len(chunk)
+        assert await conn.fetchval("SELECT count(*) FROM rollups_hour") == 0
+        await rollups.fold_in_sql(conn, TENANT, T0 - timedelta(days=1), T0 + timedelta(days=2))
+        for grain in rollups.GRAINS:
+            expected = await rollup_audit.from_facts(conn, TENANT, grain)
+            found = await rollup_audit.stored(conn, TENANT, grain)
+            assert len(found) > len(chunk) and rollup_audit.differences(expected, found) == []
