@@ -596,25 +596,30 @@ class TicketsRepo:
     async def get(
         self, tenant_id: str, ticket_id: uuid.UUID
     ) -> tuple[Ticket, list[StoredMessage], list[tickets_pb2.Comment]] | None:
-        """A ticket with its messages and comments, oldest first."""
+        """A ticket with its messages and comments, oldest first — read in one snapshot, so
+        the ticket's counts agree with its messages even while a mail is being filed."""
         tenant = uuid.UUID(tenant_id)
-        row = await self._pool.fetchrow(
-            "SELECT * FROM tickets WHERE tenant_id = $1 AND id = $2", tenant, ticket_id
-        )
-        if row is None:
-            return None
-        msgs = await self._pool.fetch(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND ticket_id = $2 "
-            "ORDER BY received_at, id",
-            tenant,
-            ticket_id,
-        )
-        comments = await self._pool.fetch(
-            "SELECT * FROM comments WHERE tenant_id = $1 AND ticket_id = $2 "
-            "ORDER BY created_at, id",
-            tenant,
-            ticket_id,
-        )
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            row = await conn.fetchrow(
+                "SELECT * FROM tickets WHERE tenant_id = $1 AND id = $2", tenant, ticket_id
+            )
+            if row is None:
+                return None
+            msgs = await conn.fetch(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND ticket_id = $2 "
+                "ORDER BY received_at, id",
+                tenant,
+                ticket_id,
+            )
+            comments = await conn.fetch(
+                "SELECT * FROM comments WHERE tenant_id = $1 AND ticket_id = $2 "
+                "ORDER BY created_at, id",
+                tenant,
+                ticket_id,
+            )
         return ticket_of(row), [message_of(m) for m in msgs], [comment_pb(c) for c in comments]
 
     async def audit(
