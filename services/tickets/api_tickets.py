@@ -29,7 +29,7 @@ from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
-from . import channels, domain, query, thread_rules
+from . import channels, counts, domain, query, thread_rules
 from .deps import Deps
 from .directory import OperatorInfo
 from .domain import Change, FieldEdit, Status
@@ -364,8 +364,8 @@ class TicketsCoreApi:
         self, request: tickets_pb2.CountTicketsRequest, context: Context
     ) -> tickets_pb2.CountTicketsResponse:
         ident = identity.require_tenant()
-        counts = await self._deps.repo.counts(ident.tenant_id, ident.inbox_filter())
-        return tickets_pb2.CountTicketsResponse(inboxes=counts)
+        found = await counts.read(self._deps.db.pool, ident.tenant_id, ident.inbox_filter())
+        return tickets_pb2.CountTicketsResponse(inboxes=found)
 
     async def GetTicket(
         self, request: tickets_pb2.GetTicketRequest, context: Context

@@ -1,7 +1,7 @@
 """tickets' composition root: message.routed → a ticket; message.scanned → an infected
 mail's ticket to the trash; send.changed → the ticket's audit trail; approval.* → the
 awaiting_approval view and the audit trail; the TicketsService API; the reply-lock expiry
-sweep."""
+sweep; the tab counts' compactor."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from . import thread_rules
 from .api import TicketsApi
 from .approvals import ApprovalTracker
 from .contacts import ContactsRepo
+from .counts import CountCompactor
 from .deps import Deps
 from .directory import Directory
 from .drafts import DraftTracker
@@ -80,6 +81,8 @@ async def main() -> int:
     )
     sweeper = LockExpirySweeper(locks)
     rt.add_background(sweeper.name, sweeper.start, sweeper.stop)
+    compactor = CountCompactor(db.pool)
+    rt.add_background(compactor.name, compactor.start, compactor.stop)
     await rt.add_consumer(ROUTED, Filing(deps).on_routed)
     await rt.add_consumer(DRAFTS, DraftTracker(deps).on_draft)
     await rt.add_consumer(SCANS, ScanVerdicts(deps).on_scanned)

@@ -567,42 +567,6 @@ class TicketsRepo:
         sql, args = build_list_query(tenant_id, q, limit + 1, visible, holding)
         return [ticket_of(r) for r in await self._pool.fetch(sql, *args)]
 
-    async def counts(
-        self, tenant_id: str, visible: Sequence[str] | None
-    ) -> list[tickets_pb2.InboxTicketCounts]:
-        """Per inbox: tickets per status, and the derived views outside trash."""
-        args: list[Any] = [uuid.UUID(tenant_id)]
-        where = "tenant_id = $1 AND merged_into IS NULL"
-        if visible is not None:
-            args.append([uuid.UUID(i) for i in visible])
-            where += " AND inbox_id = ANY($2::uuid[])"
-        return [
-            tickets_pb2.InboxTicketCounts(
-                inbox_id=str(r["inbox_id"]),
-                open=r["open"],
-                pending=r["pending"],
-                resolved=r["resolved"],
-                no_action=r["no_action"],
-                trash=r["trash"],
-                editing=r["editing"],
-                awaiting_approval=r["awaiting_approval"],
-            )
-            for r in await self._pool.fetch(
-                "SELECT inbox_id, "
-                "count(*) FILTER (WHERE status = 'open') AS open, "
-                "count(*) FILTER (WHERE status = 'pending') AS pending, "
-                "count(*) FILTER (WHERE status = 'resolved') AS resolved, "
-                "count(*) FILTER (WHERE status = 'no_action') AS no_action, "
-                "count(*) FILTER (WHERE status = 'trash') AS trash, "
-                "count(*) FILTER (WHERE status <> 'trash' "
-                "AND (lock_fence IS NOT NULL OR draft_count > 0)) AS editing, "
-                "count(*) FILTER (WHERE status <> 'trash' AND awaiting_approval) "
-                "AS awaiting_approval "
-                f"FROM tickets WHERE {where} GROUP BY inbox_id ORDER BY inbox_id",
-                *args,
-            )
-        ]
-
     async def get(
         self, tenant_id: str, ticket_id: uuid.UUID
     ) -> tuple[Ticket, list[StoredMessage], list[tickets_pb2.Comment]] | None:

@@ -97,6 +97,16 @@ async def test_counts_agree_across_services(
         )
     }
     assert statuses.get("resolved", 0) > TICKETS // 2  # two years: mostly done with
+    # the tab counts' deltas written by the bulk load, summed into one row an inbox
+    [d] = await _fetch(
+        infra,
+        "tickets",
+        "SELECT count(*) AS rows, count(DISTINCT inbox_id) AS inboxes, sum(open) AS open, "
+        "sum(resolved) AS resolved FROM ticket_count_deltas WHERE tenant_id = $1",
+        tenant,
+    )
+    assert d["rows"] == d["inboxes"] == t["inboxes"]
+    assert (d["open"], d["resolved"]) == (statuses.get("open", 0), statuses["resolved"])
     # reporting's facts of the same tickets, folded into the rollups
     facts = {
         row["metric"]: (row["n"], row["rolled"])
@@ -132,6 +142,10 @@ async def test_a_ticket_opens_with_its_japanese_mail(
     stack: Stack, loaded: tuple[scale.Generator, dict[str, int]]
 ) -> None:
     token = await login(stack, scale.ADMIN_LOGIN, seed_scale.PASSWORD)
+    code, tabs = await api_get(stack, token, "/api/v1/ticket-counts")
+    assert code == 200
+    assert sum(sum(c[k] for k in ("open", "pending", "resolved", "no_action", "trash"))
+               for c in tabs["items"]) == TICKETS  # fmt: skip
     code, page = await api_get(stack, token, "/api/v1/tickets?limit=50")
     assert code == 200 and len(page["items"]) == 50
     received = [t["received_at"] for t in page["items"]]
