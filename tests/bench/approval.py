@@ -22,12 +22,10 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from email import message_from_bytes
 from email.policy import default
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -261,24 +259,13 @@ async def _measure(
     }
 
 
-async def main() -> int:
-    """The approval figures alone, on a fresh stack."""
-    from tests.bench.e2e import PASSWORD, bench_stack
+async def _alone(stack: Stack) -> dict[str, Any]:
+    from tests.bench.e2e import PASSWORD, login_token
 
-    with tempfile.TemporaryDirectory(prefix="sb-bench-approval-") as tmp:
-        stack = bench_stack(Path(tmp))
-        try:
-            print("starting the stack…", file=sys.stderr)
-            await stack.start()
-            async with aiohttp.ClientSession() as http:
-                admin = await _login(http, stack.gateway_url, "admin@demo.example", PASSWORD)
-            print("approval…", file=sys.stderr)
-            result = await run(stack, admin, PASSWORD)
-        finally:
-            await asyncio.to_thread(stack.stop)
-    print(json.dumps({"approval": result}, indent=2))
-    return 0
+    return await run(stack, await login_token(stack, "admin@demo.example"), PASSWORD)
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    from tests.bench.e2e import run_alone
+
+    sys.exit(run_alone("approval", _alone))

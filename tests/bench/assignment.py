@@ -18,13 +18,10 @@ the measured time over it.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -216,20 +213,7 @@ async def run(stack: Stack) -> dict[str, Any]:
     }
 
 
-async def main() -> int:
-    from tests.bench.e2e import bench_stack
-
-    with tempfile.TemporaryDirectory(prefix="sb-bench-assign-") as tmp:
-        stack = bench_stack(Path(tmp))
-        try:
-            print("starting the stack…", file=sys.stderr)
-            await stack.start()
-            result = await run(stack)
-        finally:
-            await asyncio.to_thread(stack.stop)
-    print(json.dumps({"assignment": result}, indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    from tests.bench.e2e import run_alone
+
+    sys.exit(run_alone("assignment", run))

@@ -53,9 +53,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import aiosmtplib
@@ -236,6 +238,37 @@ def bench_stack(data_dir: Path) -> Stack:
             log_level="warning",
         )
     )
+
+
+def run_alone(name: str, work: Callable[[Stack], Awaitable[Any]]) -> int:
+    """`python -m tests.bench.<name>`: one bench's figures alone — a fresh stack in a
+    temporary folder, `work(stack)`, the stack stopped — printed as JSON under `name`."""
+
+    async def alone() -> int:
+        with tempfile.TemporaryDirectory(prefix=f"sb-bench-{name}-") as tmp:
+            stack = bench_stack(Path(tmp))
+            try:
+                print("starting the stack…", file=sys.stderr)
+                await stack.start()
+                print(f"{name}…", file=sys.stderr)
+                result = await work(stack)
+            finally:
+                await asyncio.to_thread(stack.stop)
+        print(json.dumps({name: result}, indent=2, ensure_ascii=False))
+        return 0
+
+    return asyncio.run(alone())
+
+
+async def login_token(stack: Stack, login: str) -> str:
+    """A session token of the demo tenant's `login` through the gateway."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{stack.gateway_url}/api/v1/sessions", json={"login": login, "password": PASSWORD}
+        ) as r,
+    ):
+        return str((await r.json())["token"])
 
 
 async def main() -> int:

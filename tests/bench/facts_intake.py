@@ -27,17 +27,14 @@ slope ≤ 2 % of the events published per minute and drained within 10 s.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import re
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -411,23 +408,14 @@ async def run(stack: Stack, make_mail: Callable[[str], bytes]) -> dict[str, Any]
     return figures
 
 
-async def main() -> int:
-    """The facts intake figures alone, on a fresh stack."""
-    from tests.bench.e2e import bench_stack, make_mail
+async def _alone(stack: Stack) -> dict[str, Any]:
+    from tests.bench.e2e import make_mail
 
-    log.configure("bench", log.LogFormat.CONSOLE, log.LogLevel.WARNING)
-    with tempfile.TemporaryDirectory(prefix="sb-bench-facts-") as tmp:
-        stack = bench_stack(Path(tmp))
-        try:
-            print("starting the stack…", file=sys.stderr)
-            await stack.start()
-            print(f"facts intake ({RATE}/s for {SECONDS} s, twice)…", file=sys.stderr)
-            result = await run(stack, make_mail)
-        finally:
-            await asyncio.to_thread(stack.stop)
-    print(json.dumps({"facts_intake": result}, indent=2))
-    return 0
+    return await run(stack, make_mail)
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    from tests.bench.e2e import run_alone
+
+    log.configure("bench", log.LogFormat.CONSOLE, log.LogLevel.WARNING)
+    sys.exit(run_alone("facts_intake", _alone))

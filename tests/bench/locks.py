@@ -26,12 +26,10 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -350,45 +348,27 @@ async def run(stack: Stack, token: str) -> dict[str, Any]:
     }
 
 
-async def main() -> int:
-    """The lock figures alone, on a fresh stack with a few hundred demo tickets."""
+async def _alone(stack: Stack) -> dict[str, Any]:
+    """A few demo tickets by SMTP, then the lock figures as agent1."""
     import aiosmtplib
 
-    from tests.bench.e2e import PASSWORD, bench_stack, make_mail
+    from tests.bench.e2e import login_token, make_mail
 
-    with tempfile.TemporaryDirectory(prefix="sb-bench-locks-") as tmp:
-        stack = bench_stack(Path(tmp))
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=stack.smtp_port)
+    await smtp.connect()
+    for i in range(CONTENDERS + 1):
+        await smtp.sendmail("bench@example.com", ["support@demo.example"], make_mail(f"lock {i}"))
+    await smtp.quit()
+    while True:
         try:
-            print("starting the stack…", file=sys.stderr)
-            await stack.start()
-            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=stack.smtp_port)
-            await smtp.connect()
-            for i in range(CONTENDERS + 1):
-                await smtp.sendmail(
-                    "bench@example.com", ["support@demo.example"], make_mail(f"lock {i}")
-                )
-            await smtp.quit()
-            while True:
-                try:
-                    await ticket_ids(stack, CONTENDERS + 1)
-                    break
-                except RuntimeError:
-                    await asyncio.sleep(0.5)
-            async with (
-                aiohttp.ClientSession() as http,
-                http.post(
-                    f"{stack.gateway_url}/api/v1/sessions",
-                    json={"login": "agent1@demo.example", "password": PASSWORD},
-                ) as r,
-            ):
-                token = (await r.json())["token"]
-            print("locks…", file=sys.stderr)
-            result = await run(stack, token)
-        finally:
-            await asyncio.to_thread(stack.stop)
-    print(json.dumps({"locks": result}, indent=2))
-    return 0
+            await ticket_ids(stack, CONTENDERS + 1)
+            break
+        except RuntimeError:
+            await asyncio.sleep(0.5)
+    return await run(stack, await login_token(stack, "agent1@demo.example"))
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    from tests.bench.e2e import run_alone
+
+    sys.exit(run_alone("locks", _alone))

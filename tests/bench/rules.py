@@ -13,13 +13,10 @@ to a mail's routing.
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -190,18 +187,7 @@ async def run(stack: Stack) -> dict[str, Any]:
     }
 
 
-async def main() -> int:
-    from tests.bench.e2e import bench_stack
-
-    with tempfile.TemporaryDirectory(prefix="sb-bench-rules-") as tmp:
-        stack = bench_stack(Path(tmp))
-        try:
-            await stack.start()
-            print(json.dumps(await run(stack), indent=2, ensure_ascii=False))
-        finally:
-            await asyncio.to_thread(stack.stop)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    from tests.bench.e2e import run_alone
+
+    sys.exit(run_alone("rules", run))

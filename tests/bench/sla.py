@@ -11,15 +11,12 @@ tenant of their own, due from 65 s on (routing's loop looks at the index at leas
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -101,22 +98,7 @@ async def run(stack: Stack) -> dict[str, Any]:
     }
 
 
-async def main() -> int:
-    """The SLA timer figures alone, on a fresh stack."""
-    from tests.bench.e2e import bench_stack
-
-    with tempfile.TemporaryDirectory(prefix="sb-bench-sla-") as tmp:
-        stack = bench_stack(Path(tmp))
-        try:
-            print("starting the stack…", file=sys.stderr)
-            await stack.start()
-            print("sla timers…", file=sys.stderr)
-            result = await run(stack)
-        finally:
-            await asyncio.to_thread(stack.stop)
-    print(json.dumps({"sla": result}, indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    from tests.bench.e2e import run_alone
+
+    sys.exit(run_alone("sla", run))
