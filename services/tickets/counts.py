@@ -1,8 +1,10 @@
-"""The tab counts (TKT list views: per inbox, tickets per status, editing and awaiting
-approval): read from `ticket_count_deltas`, which a trigger on `tickets` appends to
-(migration 017), and kept small by `CountCompactor`, which sums each inbox's delta rows
-into one. A read sums whatever rows are there, so it is exact at every moment: before a
-compaction and after it the sums are the same, and a compaction commits at once."""
+"""The tab counts (the list's tabs: per inbox, tickets per status, editing and awaiting
+approval). Per status from `ticket_count_deltas`, which a trigger on `tickets` appends to
+(migration 017) and `CountCompactor` keeps small by summing each inbox's rows into one; a
+read sums whatever rows are there, so it is exact at every moment (a compaction commits
+at once, with the same sums). Editing and awaiting approval — a few tickets at any time,
+changing with every reply lock — are counted at the read through their partial indexes,
+in the same statement, so one snapshot answers for all."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from switchboard.v1 import tickets_pb2
 
 from services.runtime.periodic import PeriodicTask
 
-COLUMNS = ("open", "pending", "resolved", "no_action", "trash", "editing", "awaiting_approval")
-_SUMS = ", ".join(f"sum({c})::int AS {c}" for c in COLUMNS)
+STATUSES = ("open", "pending", "resolved", "no_action", "trash")
+COLUMNS = (*STATUSES, "editing", "awaiting_approval")
+_SUMS = ", ".join(f"sum({c})::int AS {c}" for c in STATUSES)
+_TICKETS = "FROM tickets WHERE tenant_id = $1 AND merged_into IS NULL AND status <> 'trash'"
 # a key of its own among advisory locks: one compactor at a time across replicas
 _COMPACT_LOCK = 0x5B_7C_0A_17
 GROUPS_PER_STEP = 1000
@@ -27,14 +31,25 @@ async def read(
 ) -> list[tickets_pb2.InboxTicketCounts]:
     """Per inbox holding tickets (the caller's, or every inbox with `visible` None)."""
     args: list[Any] = [uuid.UUID(tenant_id)]
-    where = "tenant_id = $1"
+    inboxes = ""
     if visible is not None:
         args.append([uuid.UUID(i) for i in visible])
-        where += " AND inbox_id = ANY($2::uuid[])"
+        inboxes = " AND inbox_id = ANY($2::uuid[])"
     rows = await pool.fetch(
-        f"SELECT inbox_id, {_SUMS} FROM ticket_count_deltas WHERE {where} "
-        "GROUP BY inbox_id HAVING sum(open + pending + resolved + no_action + trash) > 0 "
-        "ORDER BY inbox_id",
+        f"""
+        WITH s AS (
+          SELECT inbox_id, {_SUMS} FROM ticket_count_deltas WHERE tenant_id = $1{inboxes}
+          GROUP BY inbox_id),
+        e AS (
+          SELECT inbox_id, count(*)::int AS n {_TICKETS}{inboxes}
+            AND (lock_fence IS NOT NULL OR draft_count > 0) GROUP BY inbox_id),
+        a AS (
+          SELECT inbox_id, count(*)::int AS n {_TICKETS}{inboxes} AND awaiting_approval
+          GROUP BY inbox_id)
+        SELECT s.*, coalesce(e.n, 0) AS editing, coalesce(a.n, 0) AS awaiting_approval
+        FROM s LEFT JOIN e USING (inbox_id) LEFT JOIN a USING (inbox_id)
+        WHERE {" + ".join(STATUSES)} > 0 ORDER BY inbox_id
+        """,
         *args,
     )
     return [
@@ -63,7 +78,7 @@ async def compact(pool: asyncpg.Pool, groups: int = GROUPS_PER_STEP) -> int:
                   SELECT tenant_id, inbox_id, {_SUMS} FROM gone GROUP BY tenant_id, inbox_id),
                 kept AS (
                   INSERT INTO ticket_count_deltas
-                  SELECT * FROM summed WHERE {" OR ".join(f"{c} <> 0" for c in COLUMNS)}
+                  SELECT * FROM summed WHERE {" OR ".join(f"{c} <> 0" for c in STATUSES)}
                   RETURNING 1)
                 SELECT count(*) FROM summed
                 """,
