@@ -17,7 +17,7 @@ from services.runtime.secrets import SecretBox
 from services.runtime.service import ServiceRuntime
 
 from .api import Deps
-from .api_admin import OutboundApi
+from .api_surveys import OutboundWithSurveys
 from .approvals import APPROVALS, ApprovedSends
 from .autoreply import AutoReplies
 from .bounces import Bounces
@@ -27,6 +27,7 @@ from .peers import Peers
 from .repo import OutboundRepo
 from .rule_replies import RuleReplies
 from .smtp import Hop, SmtpClient
+from .survey_repo import SurveyRepo
 
 REPLIES = registry.OUTBOUND_REPLIES
 BOUNCES = registry.OUTBOUND_BOUNCES
@@ -131,7 +132,7 @@ async def main() -> int:
         dispatcher=dispatcher,
         max_attempts=settings.send_max_attempts,
     )
-    api = OutboundApi(deps)
+    api = OutboundWithSurveys(deps, SurveyRepo(db.pool))
     # the dispatcher stops first (it takes in work), then the sweep and the finisher
     rt.add_background("dispatcher", dispatcher.start, dispatcher.stop)
     rt.add_background(sweeper.name, sweeper.start, sweeper.stop)
