@@ -201,6 +201,7 @@ async def update_ticket(request: web.Request) -> web.Response:
     req = change_request(body)
     req.ticket_id = _ticket_id(request)
     req.reply_fence = body.get("reply_fence", 0)
+    req.without_survey = body.get("without_survey", False)
     resp = await deps(request).tickets.UpdateTicket(req, metadata=metadata(request), timeout=10)
     return json_response(_updated(resp))
 
