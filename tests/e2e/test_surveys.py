@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import time
 import uuid
 from typing import Any
@@ -134,7 +135,7 @@ async def test_settings_are_checked_and_only_for_administrators(stack: Stack) ->
     assert (await call(stack, "PUT", missing, {"enabled": False}, token=admin))[0] == 404
 
 
-async def test_one_survey_per_episode_after_the_delay_and_again_after_a_reopen(
+async def test_one_survey_per_episode_after_the_delay_also_across_a_restart_and_after_a_reopen(
     stack: Stack, smtp_peer: SmtpPeer
 ) -> None:
     tenant, admin, agent, _ = await desk(stack)
@@ -146,12 +147,16 @@ async def test_one_survey_per_episode_after_the_delay_and_again_after_a_reopen(
     assert (row["due_at"] - row["resolved_at"]).total_seconds() == 60
     await asyncio.sleep(2)
     assert surveys_to(smtp_peer, tenant, ticket["number"]) == []  # not before the delay
-    # the delay passes (the due time is a row: it would survive a restart as well)
+    # outbound dies; the delay passes meanwhile (the due time is a row of its database);
+    # back, it sends the survey once
+    stack.kill("outbound", signal.SIGKILL)
     conn = await asyncpg.connect(with_database(stack.database_url, "sb_outbound"))
     try:
         await conn.execute("UPDATE surveys SET due_at = now() WHERE id = $1", row["id"])
     finally:
         await conn.close()
+    stack.start_process("outbound")
+    await stack.wait_healthy(timeout=60)
     [got] = await mailed(smtp_peer, tenant, ticket["number"])
     assert got.rcpt_tos == ["taro@customer.example"]
     assert got.message["X-Auto-Response-Suppress"] == "All"
