@@ -121,7 +121,7 @@ class OutboundWithSurveys(OutboundApi):
             if rating and (rating, text) != before:
                 changed = True
                 await self._surveys.put_answer(conn, row.tenant_id, survey_id, rating, text, now)
-                await d.repo.add_event(
+                await d.outbox.add(  # on its own subject (sb.outbound.survey.*)
                     conn,
                     events.envelope(
                         events.SURVEY_ANSWERED,

@@ -276,7 +276,7 @@ class SurveySender(PeriodicTask):
             },
         )
         payload = survey_changed(row, language=language, send_id=str(send.id))
-        await d.repo.add_event(
+        await d.outbox.add(  # on its own subject (sb.outbound.survey.*)
             conn,
             events.envelope(
                 events.SURVEY_SENT,

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from switchboard.v1.events_pb2 import EventEnvelope
 
 from services.devstack.stack import Stack
 from services.outbound import survey_domain
@@ -24,7 +25,7 @@ from services.runtime.db import with_database
 from tests.e2e.test_accounts import call
 from tests.e2e.test_compose import desk, mail_ticket
 from tests.e2e.test_outbound import reply_draft, send_draft, settled
-from tests.helpers import Tenant, eventually, make_mail
+from tests.helpers import Tenant, eventually, make_mail, published
 from tests.smtp_peer import Received, SmtpPeer
 
 pytestmark = pytest.mark.e2e
@@ -239,7 +240,14 @@ async def test_suppressed_by_choice_label_contact_days_and_automatic_senders(
 async def test_the_public_page_records_one_answer_and_refuses_bad_links(
     stack: Stack, smtp_peer: SmtpPeer
 ) -> None:
+    async with published(stack, "sb.outbound.survey.>") as seen:
+        await _answers(stack, smtp_peer, seen)
+
+
+async def _answers(stack: Stack, smtp_peer: SmtpPeer, seen: list[EventEnvelope]) -> None:
     tenant, admin, agent, _ = await desk(stack)
+    code, me, _ = await call(stack, "GET", "/api/v1/me", token=agent)
+    assert code == 200, me
     await survey_on(stack, admin, tenant.inbox_id, scale_style="stars")
     body = "注文した商品がまだ届きません。確認していただけますか。よろしくお願いいたします。\n"
     ticket = await mail_ticket(stack, tenant, agent, f"配送について {uuid.uuid4().hex[:6]}", body)
@@ -298,3 +306,21 @@ async def test_the_public_page_records_one_answer_and_refuses_bad_links(
     # none of these changed the answer
     code, html = await page(token_url)
     assert code == 200 and "評価 2 を記録しました" in html
+
+    # announced for reporting: sent once, then each change of the answer, credited to the
+    # operator who resolved the ticket
+    async def announced() -> list[EventEnvelope] | None:
+        mine = [e for e in seen if e.survey.ticket_id == ticket["id"]]
+        return mine if len(mine) >= 4 else None
+
+    sent, *answered = await eventually(announced, timeout=20)
+    assert sent.type == "survey.sent" and sent.survey.send_id
+    assert [(e.type, e.survey.rating, e.survey.previous_rating) for e in answered] == [
+        ("survey.answered", 4, 0),
+        ("survey.answered", 2, 4),
+        ("survey.answered", 2, 2),  # the comment
+    ]
+    assert answered[-1].survey.commented
+    for e in (sent, *answered):
+        assert e.tenant_id == tenant.tenant_id and e.survey.episode == 1
+        assert e.survey.resolved_by.id == me["id"] and e.survey.survey_id == str(row["id"])
