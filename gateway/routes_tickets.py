@@ -193,6 +193,7 @@ def change_request(
         req.assignee_id = body["assignee_id"] or ""  # null or "" unassigns
     if "pending_until" in body:
         req.pending_until = body["pending_until"] or ""  # null or "" clears it
+    req.without_survey = body.get("without_survey", False)  # "resolve without survey"
     return req
 
 
@@ -201,7 +202,6 @@ async def update_ticket(request: web.Request) -> web.Response:
     req = change_request(body)
     req.ticket_id = _ticket_id(request)
     req.reply_fence = body.get("reply_fence", 0)
-    req.without_survey = body.get("without_survey", False)
     resp = await deps(request).tickets.UpdateTicket(req, metadata=metadata(request), timeout=10)
     return json_response(_updated(resp))
 

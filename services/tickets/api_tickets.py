@@ -642,7 +642,15 @@ class TicketsCoreApi:
             try:
                 async with d.db.transaction() as conn:
                     row = await self._locked_row(conn, ident, ticket_id, "ticket_ids")
-                    _, changes = await self._apply(conn, ident, row, edit, comment, operators)
+                    _, changes = await self._apply(
+                        conn,
+                        ident,
+                        row,
+                        edit,
+                        comment,
+                        operators,
+                        without_survey=request.change.without_survey,
+                    )
                 result.ok, result.changed = True, bool(changes)
             except DomainError as err:
                 result.ok = False

@@ -196,6 +196,19 @@ async def test_suppressed_by_choice_label_contact_days_and_automatic_senders(
     [r1] = await settled_episodes(stack, t1["id"], 1)
     assert (r1["state"], r1["reason"]) == ("skipped", "resolved without survey")
 
+    # … on a bulk change
+    tb = await mail_ticket(stack, tenant, agent, f"Bulk no survey {uuid.uuid4().hex[:6]}")
+    code, out, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/tickets/bulk",
+        {"ticket_ids": [tb["id"]], "change": {"status": "resolved", "without_survey": True}},
+        token=agent,
+    )
+    assert code == 200 and out["results"][0]["ok"], out
+    [rb] = await settled_episodes(stack, tb["id"], 1)
+    assert (rb["state"], rb["reason"]) == ("skipped", "resolved without survey")
+
     # … and on a reply sent with status_after resolved
     t2 = await mail_ticket(stack, tenant, agent, f"Reply no survey {uuid.uuid4().hex[:6]}")
     draft, fence = await reply_draft(stack, tenant, agent, t2)
@@ -233,7 +246,7 @@ async def test_suppressed_by_choice_label_contact_days_and_automatic_senders(
     assert (r6["state"], r6["reason"]) == ("skipped", "contact surveyed recently")
 
     await mailed(smtp_peer, tenant, t5["number"])
-    for t in (t1, t2, t3, t4, t6):
+    for t in (t1, tb, t2, t3, t4, t6):
         assert surveys_to(smtp_peer, tenant, t["number"]) == [], t["subject"]
 
 
