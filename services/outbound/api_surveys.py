@@ -18,7 +18,7 @@ from .api import Deps
 from .api_admin import OutboundApi, _admin
 from .survey_domain import SurveyRule
 from .survey_repo import SurveyRepo
-from .surveys import SurveyConfig, survey_changed
+from .surveys import SurveyConfig, announce, survey_changed
 
 
 def settings_pb(
@@ -121,28 +121,18 @@ class OutboundWithSurveys(OutboundApi):
             if rating and (rating, text) != before:
                 changed = True
                 await self._surveys.put_answer(conn, row.tenant_id, survey_id, rating, text, now)
-                await d.outbox.add(  # on its own subject (sb.outbound.survey.*)
-                    conn,
-                    events.envelope(
-                        events.SURVEY_ANSWERED,
-                        event_id=d.ids.new_str(),
-                        tenant_id=tenant,
-                        occurred_at=now,
-                        payload=survey_changed(
-                            row,
-                            language=row.language,
-                            send_id=str(row.send_id or ""),
-                            rating=rating,
-                            previous_rating=before[0] if before else 0,
-                            commented=bool(text),
-                        ),
-                        actor=common_pb2.Actor(
-                            kind=common_pb2.Actor.KIND_CUSTOMER,
-                            id=row.recipient,
-                            display=row.recipient,
-                        ),
-                    ),
+                payload = survey_changed(
+                    row,
+                    language=row.language,
+                    send_id=str(row.send_id or ""),
+                    rating=rating,
+                    previous_rating=before[0] if before else 0,
+                    commented=bool(text),
                 )
+                customer = common_pb2.Actor(
+                    kind=common_pb2.Actor.KIND_CUSTOMER, id=row.recipient, display=row.recipient
+                )
+                await announce(d, conn, events.SURVEY_ANSWERED, row, payload, customer, now)
         if changed:
             d.outbox.wake()
             self._survey_log.info(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from switchboard.v1 import common_pb2, events_pb2
@@ -101,7 +101,7 @@ class Episodes:
                         ticket_id=ticket_id,
                         inbox_id=uuid.UUID(p.ticket.inbox.id),
                         resolved_at=resolved_at,
-                        resolved_by=uuid.UUID(credited[0]) if credited[0] else None,
+                        resolved_by=_uuid_or_none(credited[0]),
                         resolved_by_name=credited[1],
                         auto_resolved=not by_operator,
                         cause_event_id=env.event_id,
@@ -276,18 +276,31 @@ class SurveySender(PeriodicTask):
             },
         )
         payload = survey_changed(row, language=language, send_id=str(send.id))
-        await d.outbox.add(  # on its own subject (sb.outbound.survey.*)
-            conn,
-            events.envelope(
-                events.SURVEY_SENT,
-                event_id=d.ids.new_str(),
-                tenant_id=tenant,
-                occurred_at=now,
-                payload=payload,
-                actor=ACTOR,
-            ),
-        )
+        await announce(d, conn, events.SURVEY_SENT, row, payload, ACTOR, now)
         self._log.info("survey queued", send_id=str(send.id), episode=row.episode)
+
+
+async def announce(
+    d: Deps,
+    conn: Any,
+    etype: events.EventType,
+    row: Survey,
+    payload: events_pb2.SurveyChanged,
+    actor: common_pb2.Actor,
+    now: datetime,
+) -> None:
+    """survey.sent / survey.answered, on their own subject, in the caller's transaction."""
+    await d.outbox.add(
+        conn,
+        events.envelope(
+            etype,
+            event_id=d.ids.new_str(),
+            tenant_id=str(row.tenant_id),
+            occurred_at=now,
+            payload=payload,
+            actor=actor,
+        ),
+    )
 
 
 def survey_changed(row: Survey, **more: Any) -> events_pb2.SurveyChanged:
@@ -303,6 +316,14 @@ def survey_changed(row: Survey, **more: Any) -> events_pb2.SurveyChanged:
         out.resolved_by.display_name = row.resolved_by_name
     out.resolved_at.FromDatetime(row.resolved_at)
     return out
+
+
+def _uuid_or_none(raw: str) -> uuid.UUID | None:
+    """An operator's id as the event carries it; None for nobody (or not an id)."""
+    try:
+        return uuid.UUID(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def _status_name(status: int) -> str:
