@@ -33,6 +33,7 @@ from . import (
     routes_reports,
     routes_rules,
     routes_sla,
+    routes_surveys,
     routes_tickets,
     routes_webhooks,
     static,
@@ -64,6 +65,7 @@ ROUTE_MODULES = (
     routes_live_reports,  # rlive: /reports/live-* before rreports' /reports/{report}
     routes_reports,
     routes_exports,
+    routes_surveys,
     static,
 )
 

@@ -43,6 +43,7 @@ class GatewaySettings(rt_settings.RuntimeSettings):
     live_recheck_s: float = Field(default=60.0, ge=5, le=3600)
     import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, le=1024**3)
     form_rate_per_minute: int = Field(default=10, ge=1, le=10_000)  # per form and client
+    survey_rate_per_minute: int = Field(default=30, ge=1, le=10_000)  # the survey page, per client
     # SEC-2: the real client address is read from `client_ip_header` only when the TCP peer
     # is one of these proxies (comma-separated addresses or CIDR ranges).
     trusted_proxies: str = ""

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import common_pb2
@@ -37,6 +38,20 @@ def deps(request: web.Request) -> Deps:
 
 
 # -- who is calling -------------------------------------------------------------------
+
+
+async def over_rate(request: web.Request, key: str, per_minute: int) -> bool:
+    """A public route's limit: whether this is more than `per_minute` requests under `key`
+    (with the client's address in it) in the current minute. A limiter that is down lets
+    everything through: better a public page that works than one that refuses."""
+    redis = deps(request).redis
+    try:
+        count = await redis.incr(key)
+        if count == 1:
+            await redis.expire(key, 60)
+    except (aioredis.RedisError, OSError):
+        return False
+    return bool(count > per_minute)
 
 
 def caller(request: web.Request) -> Caller:

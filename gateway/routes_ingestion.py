@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from switchboard.v1 import ingestion_pb2
 
 from . import views
 from .access import CLIENT
 from .errors import ApiError
-from .request import bad, deps, json_body, metadata, optional_body, path_int
+from .request import bad, deps, json_body, metadata, optional_body, over_rate, path_int
 from .responses import connection_tested, download, json_response, no_content
 
 MAILBOX_FIELDS = (
@@ -331,13 +330,7 @@ async def submit_form(request: web.Request) -> web.StreamResponse:
     form_id = request.match_info["form_id"]
     client = request[CLIENT] or "unknown"
     key = f"sb:gw:form-rate:{form_id[:40]}:{client}"
-    try:
-        count = await d.redis.incr(key)
-        if count == 1:
-            await d.redis.expire(key, 60)
-    except (aioredis.RedisError, OSError):
-        count = 0  # the limiter is down: better a form that works than one that refuses
-    if count > d.settings.form_rate_per_minute:
+    if await over_rate(request, key, d.settings.form_rate_per_minute):
         raise ApiError(429, "resource_exhausted", "too many submissions; try again in a minute")
     fields = await _form_fields(request)
     resp = await d.ingestion.SubmitForm(

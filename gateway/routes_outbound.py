@@ -43,6 +43,7 @@ async def send_draft(request: web.Request) -> web.Response:
         fence=body.get("fence", 0),
         acknowledged_warnings=body.get("acknowledged_warnings", []),
         request_approval=body.get("request_approval", False),
+        without_survey=body.get("without_survey", False),
     )
     if body.get("status_after") is not None:
         req.status_after = ticket_names.STATUS_VALUES[body["status_after"]]

@@ -193,6 +193,7 @@ def change_request(
         req.assignee_id = body["assignee_id"] or ""  # null or "" unassigns
     if "pending_until" in body:
         req.pending_until = body["pending_until"] or ""  # null or "" clears it
+    req.without_survey = body.get("without_survey", False)  # "resolve without survey"
     return req
 
 

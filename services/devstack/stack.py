@@ -145,6 +145,7 @@ class Stack:
             env["SB_TRUSTED_AUTHSERV_IDS"] = TRUSTED_AUTHSERV_ID
         if name == "outbound":
             env["SB_SECRET_KEY"] = self.config.secret_key
+            env["SB_PUBLIC_URL"] = self.gateway_url  # the survey mails' links (issue 20)
             if self.config.smtp_relay:
                 env["SB_SMTP_RELAY_HOST"] = self.config.smtp_relay[0]
                 env["SB_SMTP_RELAY_PORT"] = str(self.config.smtp_relay[1])

@@ -179,6 +179,7 @@ class SendsApi(Submitter):
                 actor=identity.operator_actor(ident),
                 fence=request.fence,
                 approved_revision=approval.revision if approval.needs_approval else 0,
+                without_survey=request.without_survey,
             ),
         )
         assert row is not None  # (None only for a consumer's event)

@@ -6,6 +6,7 @@ final approval with `send` from approval's)."""
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 
 from pydantic import Field, SecretStr
 from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
@@ -16,8 +17,9 @@ from services.runtime.hosts import ConnectPolicy
 from services.runtime.secrets import SecretBox
 from services.runtime.service import ServiceRuntime
 
+from . import survey_domain
 from .api import Deps
-from .api_admin import OutboundApi
+from .api_surveys import OutboundWithSurveys
 from .approvals import APPROVALS, ApprovedSends
 from .autoreply import AutoReplies
 from .bounces import Bounces
@@ -27,6 +29,8 @@ from .peers import Peers
 from .repo import OutboundRepo
 from .rule_replies import RuleReplies
 from .smtp import Hop, SmtpClient
+from .survey_repo import SurveyRepo
+from .surveys import SURVEYS, Episodes, SurveyConfig, SurveySender
 
 REPLIES = registry.OUTBOUND_REPLIES
 BOUNCES = registry.OUTBOUND_BOUNCES
@@ -55,6 +59,22 @@ class OutboundSettings(rt_settings.ServiceSettings):
     send_max_attempts: int = Field(default=8, ge=1, le=50)
     send_retry_base_s: float = Field(default=60.0, ge=0.01, le=86400)
     send_retry_cap_s: float = Field(default=3600.0, ge=0.01, le=86400 * 7)
+    # satisfaction surveys (issue 20): the key that signs the links' tokens (default:
+    # derived from secret_key), the gateway's address as customers reach it, and how
+    # long a link answers
+    survey_secret: SecretStr | None = None
+    public_url: str = "http://127.0.0.1:8080"
+    survey_link_days: int = Field(default=30, ge=1, le=365)
+
+
+def survey_secret(settings: OutboundSettings) -> str:
+    """The key of the survey links: its own, else derived from secret_key (so a
+    deployment with one secret still signs); "" when neither is set (no survey goes)."""
+    if settings.survey_secret is not None:
+        return settings.survey_secret.get_secret_value()
+    if settings.secret_key:
+        return survey_domain.derived_secret(settings.secret_key)
+    return ""
 
 
 async def main() -> int:
@@ -131,7 +151,13 @@ async def main() -> int:
         dispatcher=dispatcher,
         max_attempts=settings.send_max_attempts,
     )
-    api = OutboundApi(deps)
+    survey_repo = SurveyRepo(db.pool)
+    survey_config = SurveyConfig(
+        secret=survey_secret(settings),
+        public_url=settings.public_url,
+        link_max_age=timedelta(days=settings.survey_link_days),
+    )
+    api = OutboundWithSurveys(deps, survey_repo, survey_config)
     # the dispatcher stops first (it takes in work), then the sweep and the finisher
     rt.add_background("dispatcher", dispatcher.start, dispatcher.stop)
     rt.add_background(sweeper.name, sweeper.start, sweeper.stop)
@@ -142,6 +168,9 @@ async def main() -> int:
         registry.OUTBOUND_RULE_REPLIES, RuleReplies(repo, auto_replies).on_rule_actions
     )
     await rt.add_consumer(BOUNCES, Bounces(deps).on_received)
+    survey_sender = SurveySender(deps, api, survey_repo, survey_config, rt.clock)
+    rt.add_background(survey_sender.name, survey_sender.start, survey_sender.stop)
+    await rt.add_consumer(SURVEYS, Episodes(deps, survey_repo, survey_sender.wake).on_ticket_event)
     await rt.add_consumer(APPROVALS, ApprovedSends(deps, api).on_approved)
     server = rt.grpc_server()
     server.add(

@@ -29,9 +29,8 @@ from services.runtime.outbox import first_time
 
 from . import domain
 from .api import Deps, SendsApi
-from .changes import send_changed
+from .automatic import automatic_send, queue
 from .records import AutoReplySettings
-from .repo import NewSend
 
 REPLIES_DURABLE = registry.OUTBOUND_REPLIES.durable
 LIVE_CHANNELS = frozenset({"smtp", "imap"})
@@ -193,29 +192,19 @@ class AutoReplies:
             self._log.warning("no automatic reply: the message cannot be built", error=err.message)
             return
         raw, signed = await self._sends.sign(tenant, raw, from_box.address)
-        new = NewSend(
-            id=d.ids.new(),
-            tenant_id=uuid.UUID(tenant),
+        new = automatic_send(
+            d,
+            tenant=tenant,
             kind=kind,
-            draft_id=None,
-            draft_revision=0,
-            ticket_id=uuid.UUID(ticket.id),
-            inbox_id=uuid.UUID(inbox_id),
-            operator_id=None,
-            operator_name="",
-            operator_md=(),
-            fence=0,
-            lock_held=False,
-            status_after=0,
+            ticket_id=ticket.id,
+            inbox_id=inbox_id,
             message_id=new_message_id,
             subject=out.subject,
-            envelope_from=from_box.address,
-            recipients=[to.address],
+            sender=from_box.address,
+            recipient=to.address,
             raw=raw,
-            dkim_signed=signed,
-            send_at=now,
-            max_attempts=d.max_attempts,
-            route_name="",
+            signed=signed,
+            now=now,
         )
         async with d.db.transaction() as conn:
             if not await first_time(conn, once_key, env):
@@ -225,23 +214,7 @@ class AutoReplies:
             ):
                 self._log.info("no automatic reply", why="already answered in the period")
                 return
-            row = await d.repo.insert_send(conn, new, now, None)
-            await d.repo.add_event(
-                conn,
-                send_changed(
-                    d.ids,
-                    row,
-                    action="queued",
-                    state="scheduled",
-                    previous="",
-                    at=now,
-                    actor=_ACTOR,
-                    cause=env,
-                ),
-            )
+            await queue(d, conn, new, now, cause=env)
         d.outbox.wake()
         d.dispatcher.wake()
         self._log.info("automatic reply queued", send_id=str(new.id), kind=kind)
-
-
-_ACTOR = events.system_actor("outbound")

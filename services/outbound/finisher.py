@@ -107,7 +107,9 @@ class Finisher(PeriodicTask):
                 if ticket_id and row.status_after and row.operator_id:
                     await step(
                         "set the ticket's status",
-                        self._peers.set_status(md, ticket_id, row.status_after),
+                        self._peers.set_status(
+                            md, ticket_id, row.status_after, without_survey=row.without_survey
+                        ),
                     )
             elif state == "failed" and draft_id:
                 await step(

@@ -145,11 +145,17 @@ class Peers:
         )
         return str(resp.message_id)
 
-    async def set_status(self, md: Metadata, ticket_id: str, status: int) -> Any:
+    async def set_status(
+        self, md: Metadata, ticket_id: str, status: int, *, without_survey: bool = False
+    ) -> Any:
         return await self._call(
             "tickets",
             self.tickets.UpdateTicket,
-            tickets_pb2.UpdateTicketRequest(ticket_id=ticket_id, status=status),  # type: ignore[arg-type]
+            tickets_pb2.UpdateTicketRequest(
+                ticket_id=ticket_id,
+                status=status,  # type: ignore[arg-type]
+                without_survey=without_survey,
+            ),
             md,
             15,
         )
@@ -207,6 +213,16 @@ class Peers:
             md,
             60,
         )
+
+    async def ticket(self, md: Metadata, ticket_id: str) -> tickets_pb2.GetTicketResponse:
+        found: tickets_pb2.GetTicketResponse = await self._call(
+            "tickets",
+            self.tickets.GetTicket,
+            tickets_pb2.GetTicketRequest(ticket_id=ticket_id),
+            md,
+            10,
+        )
+        return found
 
     async def inboxes(self, md: Metadata) -> list[Any]:
         resp = await self._call(

@@ -52,6 +52,7 @@ class Send:
     finish_error: str
     created_at: datetime
     updated_at: datetime
+    without_survey: bool = False
 
 
 def send_of(r: asyncpg.Record) -> Send:
@@ -93,6 +94,7 @@ def send_of(r: asyncpg.Record) -> Send:
         r["finish_error"],
         r["created_at"],
         r["updated_at"],
+        r["without_survey"],
     )
 
 

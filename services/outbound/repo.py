@@ -58,6 +58,7 @@ class NewSend:
     send_at: datetime
     max_attempts: int
     route_name: str
+    without_survey: bool = False  # "resolve without survey" (issue 20)
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ class OutboundRepo:
             "inbox_id, operator_id, operator_name, operator_md, fence, lock_held, "
             "status_after, state, message_id, subject, envelope_from, recipients, raw, "
             "dkim_signed, send_at, next_attempt_at, max_attempts, route_name, created_at, "
-            "updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10::jsonb,$11,$12,$13,'scheduled',"
-            "$14,$15,$16,$17,$18,$19,$20,$20,$21,$22,$23,$23) RETURNING *",
+            "updated_at, without_survey) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10::jsonb,$11,$12,"
+            "$13,'scheduled',$14,$15,$16,$17,$18,$19,$20,$20,$21,$22,$23,$23,$24) RETURNING *",
             s.tenant_id,
             s.id,
             s.kind,
@@ -128,6 +129,7 @@ class OutboundRepo:
             s.max_attempts,
             s.route_name,
             now,
+            s.without_survey,
         )
         if env is not None:
             await self.add_event(conn, env)

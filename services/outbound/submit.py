@@ -68,6 +68,7 @@ class Submission:
     # a consumer's submission: the event it applies, recorded once in the transaction
     cause: events_pb2.EventEnvelope | None = None
     consumer: str = ""
+    without_survey: bool = False  # "resolve without survey" (issue 20)
 
 
 class _AlreadyApplied(Exception):
@@ -162,6 +163,7 @@ class Submitter:
             send_at=sub.send_at,
             max_attempts=d.max_attempts,
             route_name="",
+            without_survey=sub.without_survey,
         )
         now = d.clock.now()
         try:

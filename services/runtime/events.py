@@ -83,6 +83,8 @@ SLA_BREACHED = EventType("sla.breached", ROUTING, "sla_alert")
 SLA_CHANGED = EventType("sla.changed", ROUTING, "sla_changed")
 RULE_TIMER_DUE = EventType("rule.timer_due", ROUTING, "rule_timer")
 PRESENCE_CHANGED = EventType("presence.changed", ROUTING, "presence_changed")
+SURVEY_SENT = EventType("survey.sent", OUTBOUND, "survey")
+SURVEY_ANSWERED = EventType("survey.answered", OUTBOUND, "survey")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -119,6 +121,8 @@ EVENT_TYPES = {
         SLA_CHANGED,
         RULE_TIMER_DUE,
         PRESENCE_CHANGED,
+        SURVEY_SENT,
+        SURVEY_ANSWERED,
     )
 }
 

@@ -110,6 +110,12 @@ OUTBOUND_REPLIES = ConsumerSpec(
     "outbound__replies",
     (events.TICKET_CREATED.subject, events.TICKET_MESSAGE_ADDED.subject),
 )
+# Satisfaction surveys (issue 20): a resolution starts an episode, a reopen ends it.
+OUTBOUND_SURVEYS = ConsumerSpec(
+    events.TICKETS,
+    "outbound__surveys",
+    (events.TICKET_UPDATED.subject, events.TICKET_MESSAGE_ADDED.subject),
+)
 OUTBOUND_BOUNCES = ConsumerSpec(
     events.INGEST, "outbound__bounces", (events.MESSAGE_RECEIVED.subject,)
 )
@@ -278,7 +284,13 @@ SERVICES: tuple[Component, ...] = (
         7106,
         database=True,
         streams=(events.OUTBOUND,),
-        consumers=(OUTBOUND_REPLIES, OUTBOUND_BOUNCES, OUTBOUND_APPROVALS, OUTBOUND_RULE_REPLIES),
+        consumers=(
+            OUTBOUND_REPLIES,
+            OUTBOUND_BOUNCES,
+            OUTBOUND_APPROVALS,
+            OUTBOUND_RULE_REPLIES,
+            OUTBOUND_SURVEYS,
+        ),
         calls=("composition", "tickets", "ingestion", "accounts", "approval"),
     ),
     _service(

@@ -181,10 +181,14 @@ class TicketsCoreApi:
         comment: str,
         action: str,
         previous_inbox: common_pb2.InboxRef | None = None,
+        *,
+        without_survey: bool = False,
     ) -> None:
         """ticket.updated for a change just made to `row` (a transfer names the inbox the
         ticket left, whose operators' lists must drop it)."""
         env = self._updated_env(ident, row, changes, comment, action, previous_inbox)
+        if without_survey:
+            env.ticket_updated.without_survey = True
         await self._deps.outbox.add(conn, env)
 
     def _updated_env(
@@ -254,6 +258,8 @@ class TicketsCoreApi:
         edit: FieldEdit,
         comment: str,
         operators: dict[str, Any] | None,
+        *,
+        without_survey: bool = False,
     ) -> tuple[Ticket, tuple[Change, ...]]:
         """Apply a field edit to a locked ticket row: update, audit, events."""
         d = self._deps
@@ -283,7 +289,9 @@ class TicketsCoreApi:
             return row, ()
         updated = await d.repo.update_fields(conn, ident.tenant_id, row.id, values, now)
         await self._audit(conn, ident, row.id, "update", changes, comment)
-        await self._announce(conn, ident, updated, changes, comment, "update")
+        await self._announce(
+            conn, ident, updated, changes, comment, "update", without_survey=without_survey
+        )
         if assigned is not None:
             payload = assigned_pb(row, updated, assigned[0])
             await self._emit(conn, events.TICKET_ASSIGNED, ident, payload)
@@ -531,7 +539,9 @@ class TicketsCoreApi:
             await d.locks.check_fence(ident, ticket_id, request.reply_fence)
         async with d.db.transaction() as conn:
             row = await self._locked_row(conn, ident, ticket_id, "ticket_id")
-            row, changes = await self._apply(conn, ident, row, edit, comment, operators)
+            row, changes = await self._apply(
+                conn, ident, row, edit, comment, operators, without_survey=request.without_survey
+            )
         d.outbox.wake()
         return tickets_pb2.UpdateTicketResponse(
             ticket=summary_pb(row), changes=_changes_pb(changes)
@@ -632,7 +642,15 @@ class TicketsCoreApi:
             try:
                 async with d.db.transaction() as conn:
                     row = await self._locked_row(conn, ident, ticket_id, "ticket_ids")
-                    _, changes = await self._apply(conn, ident, row, edit, comment, operators)
+                    _, changes = await self._apply(
+                        conn,
+                        ident,
+                        row,
+                        edit,
+                        comment,
+                        operators,
+                        without_survey=request.change.without_survey,
+                    )
                 result.ok, result.changed = True, bool(changes)
             except DomainError as err:
                 result.ok = False

@@ -31,6 +31,9 @@ def test_public_operations_are_exactly_the_ones_without_a_caller() -> None:
             "createSession",
             "submitForm",
             "formSubmissionPreflight",
+            # the satisfaction survey's page (issue 20): the signed token is the key
+            "surveyPage",
+            "surveyComment",
             # the web UI's page and bundles: the sign-in screen is part of them
             "getUi",
             "getUiAsset",

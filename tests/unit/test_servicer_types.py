@@ -16,7 +16,7 @@ SERVICERS = {
     "accounts": "services.accounts.api:AccountsApi",
     "composition": "services.composition.api_services:CompositionApi",
     "ingestion": "services.ingestion.api:IngestionApi",
-    "outbound": "services.outbound.api_admin:OutboundApi",
+    "outbound": "services.outbound.api_surveys:OutboundWithSurveys",
     "reporting_exports": "services.reporting.exports_api:ExportsApi",
     "tickets": "services.tickets.api:TicketsApi",
 }
