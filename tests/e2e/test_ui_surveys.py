@@ -19,7 +19,7 @@ from playwright.async_api import Browser, Page, expect
 from services.devstack.stack import Stack
 from services.runtime.db import with_database
 from tests.browser import chromium, context, shot, sign_in
-from tests.e2e.test_access import ticket_by_subject
+from tests.e2e.test_access import own_operator, ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call
 from tests.e2e.test_surveys import (
     QUESTIONS,
@@ -29,7 +29,7 @@ from tests.e2e.test_surveys import (
     survey_on,
     surveys_to,
 )
-from tests.e2e.test_ui import PASSWORD, mail_in, operator, other_inbox, row
+from tests.e2e.test_ui import PASSWORD, mail_in, other_inbox, row
 from tests.smtp_peer import SmtpPeer
 
 pytestmark = pytest.mark.e2e
@@ -115,7 +115,9 @@ async def test_resolve_without_survey_is_offered_where_surveys_are_on_and_sends_
     stack: Stack, browser: Browser, smtp_peer: SmtpPeer
 ) -> None:
     tenant, admin = await admin_of(stack)
-    agent_id, login = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    agent_id, login, agent = await own_operator(
+        stack, admin, tenant, display_name="Aiko Agent", roles=["agent"]
+    )
     other_address, other_id = await other_inbox(stack, admin, "Sales", (agent_id,))
     await survey_on(stack, admin, tenant.inbox_id)
     tag = uuid.uuid4().hex[:6]
@@ -124,11 +126,15 @@ async def test_resolve_without_survey_is_offered_where_surveys_are_on_and_sends_
         await mail_in(stack, other_address if key == "off" else tenant.address, subject)
     t = {k: await ticket_by_subject(stack, admin, s) for k, s in subjects.items()}
 
-    # the inboxes an operator sees say which have surveys on, and nothing more
-    code, listed, _ = await call(stack, "GET", "/api/v1/inboxes", token=admin)
-    assert code == 200, listed
-    flags = {i["id"]: i["survey_enabled"] for i in listed["items"]}
-    assert flags == {tenant.inbox_id: True, other_id: False}
+    # the inboxes an operator sees say which have surveys on — to an agent too, who may
+    # not read the settings themselves
+    code, _, _ = await call(stack, "GET", f"/api/v1/inboxes/{tenant.inbox_id}/survey", token=agent)
+    assert code == 403
+    for token in (admin, agent):
+        code, listed, _ = await call(stack, "GET", "/api/v1/inboxes", token=token)
+        assert code == 200, listed
+        flags = {i["id"]: i["survey_enabled"] for i in listed["items"]}
+        assert flags == {tenant.inbox_id: True, other_id: False}
 
     ctx = await context(browser)
     page = await ctx.new_page()

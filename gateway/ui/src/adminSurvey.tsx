@@ -1,6 +1,6 @@
 import { FormEvent, ReactNode, useEffect, useState } from "react";
 import { api, ApiError } from "./api";
-import { Ctx, Lookups, Section } from "./adminTypes";
+import { Ctx, items, Option, Section, str } from "./adminTypes";
 import { errorText } from "./errors";
 import { useFormat } from "./format";
 import { Key, useI18n } from "./i18n";
@@ -56,14 +56,25 @@ function toBody(f: Form): Record<string, unknown> {
 
 type Refusal = { field: string; text: string } | null;
 
-function SurveyPage({ lookups }: { lookups: Lookups }) {
+function SurveyPage() {
   const { t } = useI18n();
   const { dateTime } = useFormat();
   const [inbox, setInbox] = useState("");
   const [form, setForm] = useState<Form | null>(null);
   const [refusal, setRefusal] = useState<Refusal>(null);
   const [notice, setNotice] = useState("");
-  const chosen = inbox || lookups.inboxes[0]?.value || "";
+  // every inbox of the tenant (null while they are read)
+  const [inboxes, setInboxes] = useState<Option[] | null>(null);
+  useEffect(() => {
+    let gone = false;
+    items("/inboxes", { all: "true" })
+      .then((rows) => !gone && setInboxes(rows.map((r) => ({ value: str(r.id), label: str(r.name) }))))
+      .catch((e) => !gone && (setInboxes([]), setNotice(errorText(e, t))));
+    return () => {
+      gone = true;
+    };
+  }, [t]);
+  const chosen = inbox || inboxes?.[0]?.value || "";
 
   useEffect(() => {
     if (!chosen) return;
@@ -91,6 +102,7 @@ function SurveyPage({ lookups }: { lookups: Lookups }) {
       const saved = await api.put<Settings>(`/inboxes/${chosen}/survey`, toBody(form));
       setForm(toForm(saved));
       setNotice(t("common.saved"));
+      window.dispatchEvent(new Event("sb:inboxes")); // "resolve without survey" follows at once
     } catch (err) {
       const field = err instanceof ApiError ? (err.field ?? "") : "";
       if (field && field in form) setRefusal({ field, text: errorText(err, t) });
@@ -156,12 +168,13 @@ function SurveyPage({ lookups }: { lookups: Lookups }) {
     <>
       <h1>{t("admin.survey")}</h1>
       <p className="muted small">{t("survey.help")}</p>
-      {lookups.inboxes.length === 0 && <p className="muted">{t("survey.no_inboxes")}</p>}
-      {lookups.inboxes.length > 0 && (
+      {inboxes === null && <p className="muted">{t("list.loading")}</p>}
+      {inboxes?.length === 0 && <p className="muted">{t("survey.no_inboxes")}</p>}
+      {!!inboxes?.length && (
         <div className="field">
           <label htmlFor="survey-inbox">{t("survey.inbox")}</label>
           <select id="survey-inbox" value={chosen} onChange={(e) => setInbox(e.target.value)} data-testid="survey-inbox">
-            {lookups.inboxes.map((o) => (
+            {inboxes.map((o) => (
               <option key={o.value} value={o.value}>{o.label}</option>
             ))}
           </select>
@@ -224,7 +237,7 @@ export function surveySections(_ctx: Ctx): Section[] {
       id: () => "",
       columns: [],
       fields: [],
-      page: (_c, lookups) => <SurveyPage lookups={lookups} />,
+      page: () => <SurveyPage />,
     },
   ];
 }
