@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 from aiohttp import web
-from switchboard.v1 import accounts_pb2
+from switchboard.v1 import accounts_pb2, outbound_pb2
 
 from . import views
 from .access import CLIENT
@@ -341,9 +341,24 @@ async def list_inboxes(request: web.Request) -> web.Response:
     resp = await deps(request).accounts.ListInboxes(
         accounts_pb2.ListInboxesRequest(all=every), metadata=metadata(request), timeout=10
     )
-    return json_response(
-        {"items": [views.inbox(i, members=every) for i in resp.inboxes]}, customer_data=False
-    )
+    out = [views.inbox(i, members=every) for i in resp.inboxes]
+    on = await _survey_inboxes(request)
+    if on is not None:
+        for item in out:
+            item["survey_enabled"] = item["id"] in on
+    return json_response({"items": out}, customer_data=False)
+
+
+async def _survey_inboxes(request: web.Request) -> set[str] | None:
+    """The inboxes with satisfaction surveys on (outbound; issue 20), or None when outbound
+    does not answer: the list goes out without the flag rather than not at all."""
+    try:
+        resp = await deps(request).outbound.ListSurveyInboxes(
+            outbound_pb2.ListSurveyInboxesRequest(), metadata=metadata(request), timeout=3
+        )
+    except grpc.aio.AioRpcError:
+        return None
+    return set(resp.inbox_ids)
 
 
 async def create_inbox(request: web.Request) -> web.Response:

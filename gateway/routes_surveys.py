@@ -14,7 +14,7 @@ import grpc
 from aiohttp import web
 from switchboard.v1 import outbound_pb2
 
-from . import survey_page
+from . import survey_page, views
 from .access import CLIENT
 from .errors import from_grpc
 from .request import deps, json_body, metadata, over_rate
@@ -36,6 +36,7 @@ def settings_json(s: Any) -> dict[str, Any]:
         "skip_spam_trash": s.skip_spam_trash,
         "skip_labels": list(s.skip_labels),
         "contact_days": s.contact_days,
+        "updated_at": views.iso(s.updated_at),
     }
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from switchboard.v1 import common_pb2, outbound_pb2
 
-from services.runtime import events, log
+from services.runtime import events, identity, log
 from services.runtime.errors import FailedPrecondition, InvalidArgument
 from services.runtime.grpc_server import Context
 from services.runtime.ids import parse_uuid
@@ -86,6 +86,14 @@ class OutboundWithSurveys(OutboundApi):
         )
         self._survey_log.info("survey settings saved", inbox_id=str(inbox_id), on=rule.enabled)
         return settings_pb(str(inbox_id), rule, at)
+
+    async def ListSurveyInboxes(
+        self, request: outbound_pb2.ListSurveyInboxesRequest, context: Context
+    ) -> outbound_pb2.ListSurveyInboxesResponse:
+        """Any operator of the tenant: only whether each inbox has surveys on."""
+        ident = identity.require_operator()
+        ids = await self._surveys.enabled_inboxes(ident.tenant_id)
+        return outbound_pb2.ListSurveyInboxesResponse(inbox_ids=sorted(str(i) for i in ids))
 
     async def AnswerSurvey(
         self, request: outbound_pb2.AnswerSurveyRequest, context: Context

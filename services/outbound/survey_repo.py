@@ -106,6 +106,13 @@ class SurveyRepo:
         )
         return None if r is None else (rule_of(r), r["updated_at"])
 
+    async def enabled_inboxes(self, tenant: str) -> list[uuid.UUID]:
+        rows = await self.pool.fetch(
+            "SELECT inbox_id FROM survey_settings WHERE tenant_id = $1 AND enabled",
+            uuid.UUID(tenant),
+        )
+        return [r["inbox_id"] for r in rows]
+
     async def put_settings(
         self, tenant: str, inbox_id: uuid.UUID, rule: SurveyRule, now: datetime
     ) -> tuple[SurveyRule, datetime]:

@@ -127,7 +127,20 @@ export function App() {
       void api.get<{ items: Inbox[] }>("/inboxes").then((r) => setInboxes(r.items));
     });
     const offDenied = live.onDenied(() => void loadMe());
+    // an inbox's settings the screens read from the list (its survey, issue 20) may change
+    // meanwhile: the list is read again when this app saved one (`sb:inboxes`) and when the
+    // tab comes back into view, at most once a minute
+    let readAt = Date.now();
+    const reread = (e: Event) => {
+      if (e.type !== "sb:inboxes" && (document.hidden || Date.now() - readAt < 60_000)) return;
+      readAt = Date.now();
+      void api.get<{ items: Inbox[] }>("/inboxes").then((r) => setInboxes(r.items)).catch(() => {});
+    };
+    window.addEventListener("sb:inboxes", reread);
+    document.addEventListener("visibilitychange", reread);
     return () => {
+      window.removeEventListener("sb:inboxes", reread);
+      document.removeEventListener("visibilitychange", reread);
       off();
       offChanged();
       offDenied();

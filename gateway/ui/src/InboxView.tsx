@@ -8,6 +8,7 @@ import { useFormat } from "./format";
 import { elapsed, useI18n } from "./i18n";
 import { live, LiveEvent } from "./live";
 import { SlaCell } from "./Sla";
+import { surveyed, WithoutSurvey } from "./adminSurvey";
 import { scoreAt } from "./TicketRouting";
 
 const TABS = ["open", "pending", "resolved", "no_action", "trash", "editing", "awaiting_approval"] as const;
@@ -100,6 +101,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
     asc: false,
   });
   const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [noSurvey, setNoSurvey] = useState(false); // "resolve without survey" on a bulk resolve
   const [cursor, setCursor] = useState(0);
   const [notice, setNotice] = useState("");
   const [now, setNow] = useState(Date.now());
@@ -288,12 +290,18 @@ export function InboxView({ route, session }: { route: Route; session: Session }
     else setSort({ col, key, asc: col === "elapsed" || col === "sla" });
   };
 
+  // a selected ticket's inbox with surveys on: "resolve without survey" is offered
+  const selectedSurveyed =
+    selected.size > 0 && surveyed(session.inboxes, rows.filter((r) => selected.has(r.id)).map((r) => r.inbox.id));
+
   const bulk = async (change: Record<string, unknown>) => {
     const ids = [...selected];
+    if (change.status === "resolved" && noSurvey && selectedSurveyed) change = { ...change, without_survey: true };
     try {
       const r = await api.post<{ ok: number; failed: number }>("/tickets/bulk", { ticket_ids: ids, change });
       setNotice(t("bulk.done", { ok: r.ok, failed: r.failed }));
       setSelected(new Set());
+      setNoSurvey(false);
     } catch (e) {
       setNotice(errorText(e, t));
     }
@@ -438,6 +446,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
                 <option key={s} value={s}>{t(`status.${s}`)}</option>
               ))}
             </select>
+            {selectedSurveyed && <WithoutSurvey checked={noSurvey} set={setNoSurvey} />}
             <button onClick={() => void bulk({ assignee_id: session.me.id })}>{t("bulk.assign_me")}</button>
           </div>
         )}

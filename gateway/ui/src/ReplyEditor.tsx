@@ -13,6 +13,7 @@ import { PreviewDialog } from "./MailPreview";
 import { TemplatePicker } from "./TemplatePicker";
 import { RichEditor, RichEditorHandle } from "./RichEditor";
 import { RequestFields, RoundNotice } from "./ReplyApproval";
+import { surveyed, WithoutSurvey } from "./adminSurvey";
 
 const RENEW_MS = 20000;
 const AUTOSAVE_MS = 1200;
@@ -87,6 +88,7 @@ export function ReplyEditor({
   const [preview, setPreview] = useState<Preview | null>(null);
   const [discarding, setDiscarding] = useState(false);
   const [statusAfter, setStatusAfter] = useState("");
+  const [noSurvey, setNoSurvey] = useState(false); // "resolve without survey" with status_after resolved
   const [later, setLater] = useState(false);
   const [sendAt, setSendAt] = useState("");
   const [attachments, setAttachments] = useState<DraftRevision["attachments"]>([]);
@@ -107,6 +109,9 @@ export function ReplyEditor({
   // needs it or asks for it, the primary button asks for approval (never a disabled Send)
   const approvedNow = round?.state === "approved" && round.revision === revision && !dirty;
   const requesting = (!mayDirectSend || asking) && !approvedNow;
+  // "resolve without survey" (OUT-5): where a survey would go; an approval request does not carry it
+  const surveyOn = surveyed(session.inboxes, [ticket.inbox.id]);
+  const offerNoSurvey = surveyOn && statusAfter === "resolved" && !requesting;
   const lockGone = lost || lostTo;
 
   // open the draft: the caller's own open one on this ticket, or a new one
@@ -275,6 +280,7 @@ export function ReplyEditor({
     try {
       const req: Record<string, unknown> = { fence, acknowledged_warnings: acknowledged };
       if (statusAfter) req.status_after = statusAfter;
+      if (statusAfter === "resolved" && noSurvey && surveyOn) req.without_survey = true;
       if (later && sendAt) req.send_at = sendAt;
       await api.post<Send>(`/drafts/${draft.id}/send`, req);
       setChecks(null);
@@ -449,6 +455,7 @@ export function ReplyEditor({
             ))}
           </select>
         </label>
+        {offerNoSurvey && <WithoutSurvey checked={noSurvey} set={setNoSurvey} />}
         <label className="check">
           <input type="checkbox" checked={later} onChange={(e) => setLater(e.target.checked)} data-testid="later" /> {t("reply.schedule")}
         </label>

@@ -14,6 +14,7 @@ import { TicketSends } from "./TicketSends";
 import { ContactCard } from "./ContactCard";
 import { TicketSlaPanel } from "./Sla";
 import { PendingUntil, RoutingFacts } from "./TicketRouting";
+import { surveyed, WithoutSurvey } from "./adminSurvey";
 
 export function TicketView({ id, session }: { id: string; session: Session }) {
   const { t } = useI18n();
@@ -35,6 +36,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const [comment, setComment] = useState("");
   const [memo, setMemo] = useState({ body: "", caller_name: "", phone: "" });
   const [label, setLabel] = useState("");
+  const [noSurvey, setNoSurvey] = useState(false); // "resolve without survey" on the status change
   const [category, setCategory] = useState<string | null>(null);
   const [transfer, setTransfer] = useState({ inbox: "", note: "" });
   const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
@@ -254,6 +256,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   if (!ticket) return <div className="pad muted">{t("list.loading")}</div>;
 
   const a = ticket.actions;
+  const surveyOn = surveyed(session.inboxes, [ticket.inbox.id]);
   const mine = lock && lock.holder.id === session.me.id;
   const otherHolder = lock && !mine ? lock.holder.name : "";
   const mayTakeOver = session.may("take_over_locks") && !!otherHolder;
@@ -415,7 +418,13 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             value={ticket.status}
             disabled={!a.change}
             title={a.change ? "" : t("ticket.no_change")}
-            onChange={(e) => void change({ status: e.target.value })}
+            onChange={(e) =>
+              void change(
+                e.target.value === "resolved" && noSurvey && surveyOn
+                  ? { status: e.target.value, without_survey: true }
+                  : { status: e.target.value },
+              )
+            }
             data-testid="status-select"
           >
             {STATUSES.map((s) => (
@@ -423,6 +432,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             ))}
           </select>
         </label>
+        {surveyOn && a.change && ticket.status !== "resolved" && <WithoutSurvey checked={noSurvey} set={setNoSurvey} />}
         <PendingUntil ticket={ticket} change={change} disabled={!a.change} />
         <label>
           {t("ticket.assignee")}

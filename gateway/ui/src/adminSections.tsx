@@ -3,6 +3,7 @@ import { api } from "./api";
 import { errorText } from "./errors";
 import { Ctx, enumOf, items, joined, names, Row, Section, str, translated, whole, withNone } from "./adminTypes";
 import { FlagButton, withFlags } from "./adminApproval";
+import { surveySections } from "./adminSurvey";
 
 // The administration sections of settings (issue 8, item 6): one per resource of the API,
 // a table and a form, each shown only with the permission its routes need (the server
@@ -60,7 +61,8 @@ export function WordPicker({ target, value, set }: { target: string; value: stri
   );
 }
 
-export function settingsSections({ t, dateTime }: Ctx): Section[] {
+export function settingsSections(ctx: Ctx): Section[] {
+  const { t, dateTime } = ctx;
   return [
     {
       key: "operators",
@@ -316,6 +318,7 @@ export function settingsSections({ t, dateTime }: Ctx): Section[] {
           form_template_id: b.form_template_id || null,
         }),
     },
+    ...surveySections(ctx),
     {
       key: "dkim",
       title: "admin.dkim",

@@ -206,6 +206,7 @@ export interface Inbox {
   name: string;
   addresses: string[];
   plain_text_only?: boolean; // replies are plain text only (CMP-5)
+  survey_enabled?: boolean; // satisfaction surveys on (OUT-5): "resolve without survey" is offered
 }
 export interface Counts {
   inbox_id: string;

@@ -3,6 +3,7 @@
 import { createContext, useContext } from "react";
 import { approvalEn, approvalJa } from "./i18nApproval";
 import { notifyEn, notifyJa } from "./i18nNotify";
+import { surveyEn, surveyJa } from "./i18nSurvey";
 import { reportsEn, reportsJa } from "./i18nReports";
 import { routingEn, routingJa } from "./i18nRouting";
 
@@ -538,6 +539,7 @@ const en = {
   "admin.f.plain_text_only": "Plain text only",
   ...approvalEn,
   ...notifyEn,
+  ...surveyEn,
   ...routingEn,
   ...reportsEn,
 };
@@ -1076,6 +1078,7 @@ const ja: Record<Key, string> = {
   "admin.f.plain_text_only": "テキスト形式のみ",
   ...approvalJa,
   ...notifyJa,
+  ...surveyJa,
   ...routingJa,
   ...reportsJa,
 };
