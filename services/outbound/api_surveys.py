@@ -90,10 +90,13 @@ class OutboundWithSurveys(OutboundApi):
     async def ListSurveyInboxes(
         self, request: outbound_pb2.ListSurveyInboxesRequest, context: Context
     ) -> outbound_pb2.ListSurveyInboxesResponse:
-        """Any operator of the tenant: only whether each inbox has surveys on."""
+        """Any operator of the tenant: which of the inboxes they see have surveys on."""
         ident = identity.require_operator()
-        ids = await self._surveys.enabled_inboxes(ident.tenant_id)
-        return outbound_pb2.ListSurveyInboxesResponse(inbox_ids=sorted(str(i) for i in ids))
+        ids = {str(i) for i in await self._surveys.enabled_inboxes(ident.tenant_id)}
+        visible = ident.inbox_filter()
+        if visible is not None:
+            ids &= set(visible)
+        return outbound_pb2.ListSurveyInboxesResponse(inbox_ids=sorted(ids))
 
     async def AnswerSurvey(
         self, request: outbound_pb2.AnswerSurveyRequest, context: Context

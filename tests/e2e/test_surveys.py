@@ -337,3 +337,39 @@ async def _answers(stack: Stack, smtp_peer: SmtpPeer, seen: list[EventEnvelope])
     for e in (sent, *answered):
         assert e.tenant_id == tenant.tenant_id and e.survey.episode == 1
         assert e.survey.resolved_by.id == me["id"] and e.survey.survey_id == str(row["id"])
+
+
+async def test_an_operator_learns_only_of_the_inboxes_they_see_having_surveys(
+    stack: Stack,
+) -> None:
+    """ListSurveyInboxes (behind `survey_enabled` in GET /api/v1/inboxes) answers any
+    operator, so it names only the inboxes that operator sees — over gRPC too."""
+    import grpc
+    from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
+
+    from services.runtime.identity import Identity
+    from tests.e2e.test_ui import other_inbox
+
+    tenant, admin, _agent, _ = await desk(stack)
+    _address, hidden = await other_inbox(stack, admin, "Hidden", ())
+    for inbox in (tenant.inbox_id, hidden):
+        await survey_on(stack, admin, inbox)
+    port = stack.config.ports.grpc["outbound"]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = outbound_pb2_grpc.OutboundServiceStub(channel)
+
+        async def listed(inboxes: frozenset[str] | None) -> list[str]:
+            who = Identity(
+                tenant_id=tenant.tenant_id,
+                operator_id=str(uuid.uuid4()),
+                roles=("agent",),
+                inboxes=inboxes,
+            )
+            resp = await stub.ListSurveyInboxes(
+                outbound_pb2.ListSurveyInboxesRequest(), metadata=who.metadata(), timeout=5
+            )
+            return list(resp.inbox_ids)
+
+        assert await listed(frozenset({tenant.inbox_id})) == [tenant.inbox_id]
+        assert await listed(frozenset()) == []
+        assert sorted(await listed(None)) == sorted([tenant.inbox_id, hidden])
