@@ -26,7 +26,7 @@ class ReportingSettings(rt_settings.ServiceSettings):
     # a pause between batches to spare the owners' databases
     export_dir: Path = Path("/var/lib/switchboard/exports")
     export_batch_rows: int = Field(default=5000, ge=1, le=10_000)
-    export_batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1, le=64 * 1024 * 1024)
+    export_batch_bytes: int = Field(default=2 * 1024 * 1024, ge=1, le=64 * 1024 * 1024)
     export_pause_s: float = Field(default=0.0, ge=0, le=60)
 
 

@@ -16,17 +16,27 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
 import time
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
+
+from .direct_file import DirectAppender, refused
 
 CHUNK = 1024 * 1024
 SYNC_EVERY_S = 5.0
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip entry's local header (APPNOTE 4.3.7)
+# an entry's central directory record (4.3.12), the end records (4.3.14–16), as zipfile's
+_CENTRAL, _CENTRAL_SIG = struct.Struct("<4s4B4HL2L5H2L"), b"PK\x01\x02"
+_END, _END_SIG = struct.Struct("<4s4H2LH"), b"PK\x05\x06"
+_END64, _END64_SIG = struct.Struct("<4sQ2H2L4Q"), b"PK\x06\x06"
+_LOCATOR, _LOCATOR_SIG = struct.Struct("<4sLQL"), b"PK\x06\x07"
+_STAMP = re.compile(r"(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)", re.ASCII)  # an entry's time
+_MODE = 0o644 << 16  # the entries' external attributes (rw-r--r--, from Unix)
 _EXT = {"tickets_csv": "csv", "messages_csv": "csv", "eml_zip": "zip", "mbox": "mbox",
         "report_csv": "csv"}  # fmt: skip
 
@@ -75,7 +85,7 @@ def _entry(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=_zip_time(name))
     info.compress_type = zipfile.ZIP_STORED
     info.create_system = 3
-    info.external_attr = 0o644 << 16
+    info.external_attr = _MODE
     return info
 
 
@@ -98,9 +108,7 @@ def _local_header(name: str, crc: int, size: int) -> bytes:
     if size * 1.05 > zipfile.ZIP64_LIMIT:  # as writestr decides
         return _info((name, crc, size, 0)).FileHeader(True)
     raw = name.encode("ascii")
-    y, mo, d, h, mi, sec = _zip_time(name)
-    dosdate = (y - 1980) << 9 | mo << 5 | d
-    dostime = h << 11 | mi << 5 | sec // 2
+    dostime, dosdate = _dos_time(name)
     fixed = _LOCAL_HEADER.pack(
         b"PK\x03\x04", zipfile.DEFAULT_VERSION, 0, 0, zipfile.ZIP_STORED, dostime, dosdate,
         crc, size, size, len(raw), 0,
@@ -128,7 +136,8 @@ class _Sink:
     """A partial file being written. `flushed()` hands what was written to the kernel —
     which a killed process does not lose — and `sync()` (when `sync_due()`, every
     SYNC_EVERY_S) puts it on the disk; after a crash of the machine, a file shorter than its
-    checkpoint starts over. The SHA-256 of the file so far is kept up to date."""
+    checkpoint starts over. The SHA-256 of the file so far is kept up to date. Written with
+    O_DIRECT where the file system allows it (direct_file.py), else through the cache."""
 
     def __init__(self, part: Path, length: int) -> None:
         self._f = open_resumed(part, length)
@@ -136,20 +145,55 @@ class _Sink:
         self._f.seek(0)
         _hash_into(self._sha, self._f, length)
         self._f.seek(length)
+        self._f.flush()
+        self._direct = DirectAppender.open(part, length)
         self._synced_at = time.monotonic()
 
     def _write(self, data: bytes) -> None:
-        self._f.write(data)
+        self._write_all([data])
+
+    def _write_all(self, pieces: Sequence[bytes | memoryview]) -> None:
+        if self._direct is not None:
+            sha = self._sha.copy()
+            try:
+                self._direct.write(pieces, self._sha.update)
+                return
+            except OSError as exc:
+                if not refused(exc):
+                    raise
+                self._sha = sha
+                self._cached()
+        data = b"".join(pieces)
         self._sha.update(data)
+        self._f.write(data)
+
+    def _cached(self) -> None:
+        """Go on through the page cache (the file system refused a direct write)."""
+        assert self._direct is not None
+        length = self._direct.length
+        self._direct.close()
+        self._direct = None
+        self._f.truncate(length)
+        self._f.seek(length)
+
+    def _length(self) -> int:
+        return self._direct.length if self._direct is not None else self._f.tell()
 
     def _done(self) -> tuple[int, str]:
         """Synced and closed: the file's size and SHA-256 (hex)."""
-        size = synced(self._f)
-        self._f.close()
+        if self._direct is not None:
+            size = self._direct.length
+            self._direct.sync()
+            self._close()
+        else:
+            size = synced(self._f)
+            self._f.close()
         return size, self._sha.hexdigest()
 
     def flushed(self) -> int:
         """The file's length now; call it before checkpointing that length."""
+        if self._direct is not None:
+            return self._direct.length
         self._f.flush()
         return self._f.tell()
 
@@ -157,11 +201,20 @@ class _Sink:
         return time.monotonic() - self._synced_at >= SYNC_EVERY_S
 
     def sync(self) -> None:
-        os.fsync(self._f.fileno())
+        if self._direct is not None:
+            self._direct.sync()
+        else:
+            os.fsync(self._f.fileno())
         self._synced_at = time.monotonic()
 
-    def abandon(self) -> None:
+    def _close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
         self._f.close()
+
+    def abandon(self) -> None:
+        self._close()
 
 
 class Appender(_Sink):
@@ -186,29 +239,89 @@ class ZipAppender(_Sink):
     def add(self, name: str, data: bytes) -> None:
         self.add_all([(name, data)])
 
-    def add_all(self, mails: Iterable[tuple[str, bytes]]) -> None:
+    def add_all(self, mails: Iterable[tuple[str, bytes | memoryview]]) -> None:
         """Entries (name, bytes), stored, as `ZipFile.writestr` writes them into a seekable
         file — written together in one write."""
-        offset = self._f.tell()
-        pieces: list[bytes] = []
+        offset = self._length()
+        pieces: list[bytes | memoryview] = []
         for name, data in mails:
             crc, size = zlib.crc32(data), len(data)
             header = _local_header(name, crc, size)
             pieces += (header, data)
             self._entries.append((name, crc, size, offset))
             offset += len(header) + size
-        self._write(b"".join(pieces))
+        self._write_all(pieces)
 
     def finish(self) -> tuple[int, str]:
-        """Write the central directory (`zipfile`'s), sync and close; the file's size and
-        SHA-256 (hex)."""
-        end = self._f.tell()
-        zf = zipfile.ZipFile(self._f, "w", zipfile.ZIP_STORED, allowZip64=True)
-        zf.filelist.extend(map(_info, self._entries))
-        zf.close()  # the central directory at `end` (the file itself stays open)
-        self._f.seek(end)
-        self._sha.update(self._f.read())
+        """Write the central directory (as `zipfile` writes it), sync and close; the
+        file's size and SHA-256 (hex)."""
+        self._write(central_directory(self._entries, self._length()))
         return self._done()
+
+
+def central_directory(entries: list[_Written], start: int) -> bytes:
+    """The central directory and end records of a zip of these stored entries, starting
+    at `start`: the bytes `ZipFile.close()` writes (tests/unit/test_export_files.py
+    compares them), packed here without a ZipInfo per entry."""
+    pieces: list[bytes] = []
+    for name, crc, size, offset in entries:
+        if size > zipfile.ZIP64_LIMIT or offset > zipfile.ZIP64_LIMIT:
+            pieces.append(_central_zip64(name, crc, size, offset))
+            continue
+        raw = name.encode("ascii")
+        dostime, dosdate = _dos_time(name)
+        record = _CENTRAL.pack(
+            _CENTRAL_SIG, zipfile.DEFAULT_VERSION, 3, zipfile.DEFAULT_VERSION,
+            0, 0, zipfile.ZIP_STORED, dostime, dosdate, crc, size, size, len(raw), 0, 0,
+            0, 0, _MODE, offset,
+        )  # fmt: skip
+        pieces += (record, raw)
+    size = sum(map(len, pieces))
+    pieces.append(_end_records(len(entries), size, start))
+    return b"".join(pieces)
+
+
+def _central_zip64(name: str, crc: int, size: int, offset: int) -> bytes:
+    """An entry's central record with its zip64 extra field (`zipfile`'s logic)."""
+    extra: list[int] = []
+    if size > zipfile.ZIP64_LIMIT:
+        extra += (size, size)
+    if offset > zipfile.ZIP64_LIMIT:
+        extra.append(offset)
+    data = struct.pack("<HH" + "Q" * len(extra), 1, 8 * len(extra), *extra)
+    raw = name.encode("ascii")
+    dostime, dosdate = _dos_time(name)
+    stored = 0xFFFFFFFF if size > zipfile.ZIP64_LIMIT else size
+    return _CENTRAL.pack(
+        _CENTRAL_SIG, zipfile.ZIP64_VERSION, 3, zipfile.ZIP64_VERSION, 0, 0,
+        zipfile.ZIP_STORED, dostime, dosdate, crc, stored, stored, len(raw), len(data), 0, 0,
+        0, _MODE, 0xFFFFFFFF if offset > zipfile.ZIP64_LIMIT else offset,
+    ) + raw + data  # fmt: skip
+
+
+def _end_records(count: int, size: int, offset: int) -> bytes:
+    """The end-of-archive records (zip64 ones first when needed), as `zipfile`'s."""
+    out = b""
+    if (
+        count > zipfile.ZIP_FILECOUNT_LIMIT
+        or offset > zipfile.ZIP64_LIMIT
+        or (size > zipfile.ZIP64_LIMIT)
+    ):
+        out = _END64.pack(_END64_SIG, 44, 45, 45, 0, 0, count, count, size, offset)
+        out += _LOCATOR.pack(_LOCATOR_SIG, 0, offset + size, 1)
+        count, size, offset = min(count, 0xFFFF), min(size, 0xFFFFFFFF), min(offset, 0xFFFFFFFF)
+    return out + _END.pack(_END_SIG, 0, 0, count, count, size, offset, 0)
+
+
+def _dos_time(name: str) -> tuple[int, int]:
+    """The MS-DOS (time, date) of an entry named `20261201-093000-…`, as `zipfile` packs
+    its date_time (`_zip_time`)."""
+    stamp = _STAMP.match(name)
+    if stamp is None or stamp[1] < "1980":
+        y, mo, d, h, mi, s = _zip_time(name)
+    else:
+        y, mo, d, h, mi, s = map(int, stamp.groups())
+    return h << 11 | mi << 5 | s // 2, (y - 1980) << 9 | mo << 5 | d
 
 
 def _zip_time(name: str) -> tuple[int, int, int, int, int, int]:

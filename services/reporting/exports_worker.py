@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from switchboard.v1 import (
 from services.runtime import grpc_client, log
 from services.runtime.clock import Clock
 from services.runtime.errors import DomainError
-from services.runtime.export_rows import read_ahead
+from services.runtime.export_rows import from_micros, read_ahead
 
 from . import export_files as ef
 from . import report_csv
@@ -48,12 +49,13 @@ from .reports import Reports, report_pb
 
 IDLE_S = 2.0  # how often pending jobs are looked for when nothing wakes the worker
 RETRY_S = 2.0  # after an owner was unavailable
+CHECKPOINT_S = 0.5  # a job's checkpoint (and progress) written at most this often
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     batch_rows: int = 5000  # rows asked of tickets per batch
-    batch_bytes: int = 16 * 1024 * 1024  # bytes of mail asked of ingestion per batch
+    batch_bytes: int = 2 * 1024 * 1024  # bytes of mail asked of ingestion per batch
     pause_s: float = 0.0  # between batches (spares the owners' databases)
 
 
@@ -71,14 +73,25 @@ def _period(job: Job) -> common_pb2.Period:
 class _Checkpoints:
     """A job's checkpoints, each written while the next batch is (one at a time, on the
     job's connection: a checkpoint names bytes already handed to the kernel, so either it
-    or the one before is the job's state if the worker dies)."""
+    or the one before is the job's state if the worker dies), at most every CHECKPOINT_S:
+    in between, the latest is kept for later (a resumed job redoes less than that)."""
 
     def __init__(self, repo: ExportsRepo, conn: asyncpg.Connection, job_id: str) -> None:
         self._repo, self._conn, self._job_id = repo, conn, job_id
         self._pending: asyncio.Future[None] | None = None
+        self._latest: tuple[str, int, int] | None = None
+        self._written_at = -CHECKPOINT_S
 
     def put(self, cursor: str, done: int, length: int) -> None:
         assert self._pending is None, "wait() first"
+        self._latest = (cursor, done, length)
+        if time.monotonic() - self._written_at >= CHECKPOINT_S:
+            self._write()
+
+    def _write(self) -> None:
+        assert self._latest is not None
+        (cursor, done, length), self._latest = self._latest, None
+        self._written_at = time.monotonic()
         self._pending = asyncio.ensure_future(
             self._repo.checkpoint(self._conn, self._job_id, cursor, done, length)
         )
@@ -88,6 +101,13 @@ class _Checkpoints:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             await pending
+
+    async def flush(self) -> None:
+        """The latest checkpoint written, even if the last was just now."""
+        await self.wait()
+        if self._latest is not None:
+            self._write()
+            await self.wait()
 
     async def abandon(self) -> None:
         with contextlib.suppress(BaseException):
@@ -254,7 +274,7 @@ class ExportWorker:
                 out.write(shape.rows(batch))
                 done, cursor = done + len(batch.id), batch.next_cursor
                 await self._checkpoint(out, checkpoints, cursor, done)
-            await checkpoints.wait()
+            await checkpoints.flush()
         except BaseException:
             out.abandon()
             await checkpoints.abandon()
@@ -262,8 +282,9 @@ class ExportWorker:
         return await asyncio.to_thread(out.finish)
 
     async def _mails(self, conn: asyncpg.Connection, job: Job, part: Path) -> tuple[int, str]:
-        """The mails into a zip of .eml files or an mbox; each batch written in a thread
-        (CRC-32, SHA-256 and the write let other threads run), so the next batch arrives
+        """The mails into a zip of .eml files or an mbox, from packed batches (one bytes
+        value each, sliced without copies); each batch written in a thread (CRC-32,
+        SHA-256 and the write let other threads run), so the next batch arrives
         meanwhile."""
         request = ingestion_pb2.ExportRawMailsRequest(
             period=_period(job),
@@ -271,6 +292,7 @@ class ExportWorker:
             cursor=job.cursor,
             max_batch_bytes=self._settings.batch_bytes,
             with_total=not job.cursor,
+            packed=True,
         )
         done, cursor = job.done, job.cursor
         out = (
@@ -284,12 +306,13 @@ class ExportWorker:
                 if not cursor and batch.total:
                     await checkpoints.wait()
                     await self._repo.set_total(conn, job.id, batch.total)
-                if not batch.mails:
+                count = len(batch.sizes) or len(batch.mails)
+                if not count:
                     continue
                 await asyncio.to_thread(_write_mails, out, batch)
-                done, cursor = done + len(batch.mails), batch.next_cursor
+                done, cursor = done + count, batch.next_cursor
                 await self._checkpoint(out, checkpoints, cursor, done)
-            await checkpoints.wait()
+            await checkpoints.flush()
         except BaseException:
             out.abandon()
             await checkpoints.abandon()
@@ -311,10 +334,31 @@ class ExportWorker:
 
 def _write_mails(out: ef.ZipAppender | ef.Appender, batch: ingestion_pb2.RawMailBatch) -> None:
     if isinstance(out, ef.ZipAppender):
-        out.add_all((eml_name(m.received_at.seconds, m.message_id), m.raw) for m in batch.mails)
+        out.add_all((eml_name(us // 1_000_000, mid), raw) for us, mid, _, raw in _unpacked(batch))
     else:
         out.write(
             b"".join(
-                mbox_entry(m.raw, m.envelope_from, m.received_at.ToDatetime()) for m in batch.mails
+                mbox_entry(bytes(raw), sender, from_micros(us))
+                for us, mid, sender, raw in _unpacked(batch)
             )
         )
+
+
+_Mail = tuple[int, str, str, bytes | memoryview]  # received (µs), id, envelope sender, bytes
+
+
+def _unpacked(batch: ingestion_pb2.RawMailBatch) -> Iterator[_Mail]:
+    """A batch's mails in order: from its packed fields (slices of one bytes value), or
+    from `mails` when an ingestion of before packed batches sent them so."""
+    if batch.mails:
+        for m in batch.mails:
+            us = m.received_at.seconds * 1_000_000 + m.received_at.nanos // 1000
+            yield us, m.message_id, m.envelope_from, m.raw
+        return
+    raws = memoryview(batch.raws)
+    at = 0
+    for size, mid, us, sender in zip(
+        batch.sizes, batch.message_ids, batch.received_at_us, batch.envelope_froms, strict=True
+    ):
+        yield us, mid, sender, raws[at : at + size]
+        at += size

@@ -20,6 +20,33 @@ from services.reporting import export_files as ef
 from services.reporting.export_formats import CsvShape, eml_name, mbox_entry
 from services.runtime.export_rows import micros, read_ahead
 
+
+@pytest.fixture(autouse=True, params=["direct", "cached"])
+def _writes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test with the file written with O_DIRECT and through the page cache (as where
+    the file system refuses O_DIRECT)."""
+    if request.param == "cached":
+        monkeypatch.setattr(ef.DirectAppender, "open", classmethod(lambda cls, p, n: None))
+
+
+def test_a_zip_written_in_odd_sized_batches_across_blocks_is_the_same_zip(tmp_path: Path) -> None:
+    mails = [(eml_name(1_767_225_600 + i, f"b-{i}"), bytes([i % 251]) * (i * 977 % 9000))
+             for i in range(60)]  # fmt: skip
+    out = ef.ZipAppender(tmp_path / "a.part", 0)
+    for i in range(0, 60, 7):
+        out.add_all(mails[i : i + 7])
+    cut = out.flushed()
+    out.abandon()
+    again = ef.ZipAppender(tmp_path / "a.part", cut)  # resumed mid-block
+    size, sha = again.finish()
+    theirs = io.BytesIO()
+    with zipfile.ZipFile(theirs, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, data in mails:
+            zf.writestr(ef._entry(name), data)
+    assert (tmp_path / "a.part").read_bytes() == theirs.getvalue()
+    assert (size, sha) == (len(theirs.getvalue()), hashlib.sha256(theirs.getvalue()).hexdigest())
+
+
 MAILS = [(eml_name(1_767_225_600 + i, f"id-{i}"), f"mail {i}\r\n".encode() * (i + 1))
          for i in range(7)]  # fmt: skip
 
@@ -39,6 +66,33 @@ def test_a_zip_is_what_zipfile_writes_for_the_same_entries(tmp_path: Path) -> No
         for name, data in MAILS:
             zf.writestr(ef._entry(name), data)
     assert ours == theirs.getvalue()
+
+
+class _At(io.BytesIO):
+    """A file whose first byte is at `base` (zipfile writes its records as if there)."""
+
+    def __init__(self, base: int) -> None:
+        super().__init__()
+        self.base = base
+
+    def tell(self) -> int:
+        return super().tell() + self.base
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return super().seek(pos - self.base if whence == 0 else pos, whence) + self.base
+
+
+def test_the_central_directory_is_zipfiles_with_zip64_offsets_sizes_and_counts() -> None:
+    huge = zipfile.ZIP64_LIMIT + 7
+    few = [("20260101-000000-a.eml", 1, 10, 0), ("20260101-000001-b.eml", 2, huge, 100),
+           ("19700101-000000-c.eml", 3, 5, huge), ("odd.eml", 4, 6, huge + 50)]  # fmt: skip
+    many = [(f"20260102-{i % 240000:06d}-{i}.eml", i, i % 9, i * 60) for i in range(70_000)]
+    for entries, start in ((few, 2 * huge), (few, 5000), (many, 4_200_000)):
+        theirs = _At(start)
+        zf = zipfile.ZipFile(theirs, "w", zipfile.ZIP_STORED, allowZip64=True)
+        zf.filelist.extend(map(ef._info, entries))
+        zf.close()
+        assert ef.central_directory(entries, start) == theirs.getvalue()
 
 
 def test_a_zip_resumed_after_its_checkpoint_is_the_same_zip(tmp_path: Path) -> None:
