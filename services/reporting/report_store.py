@@ -1,11 +1,14 @@
-"""The reports' reads of reporting's own tables: the rollups (hourly, or 15-minute for
-zones at :30/:45 offsets) summed per period, metric, inbox and dimension value — and the
-same sums computed from the facts without the rollups (boundaries off the quarter hour,
-the benchmark's baseline, the test that both agree).
+"""The reports' reads of reporting's own tables: the rollups (daily in the tenant's zone,
+hourly, or 15-minute for zones at :30/:45 offsets) summed per period, metric, inbox and
+dimension value — and the same sums computed from the facts without the rollups
+(boundaries off the quarter hour, the benchmark's baseline, the test that both agree).
 
 The periods' boundaries go to PostgreSQL as one array; `width_bucket` numbers the period
 each row falls in, so a period is whatever the caller's zone made it (23, 24 or 25 hours,
-a week, a month)."""
+a week, a month); for the day rollups the boundaries are the local dates.
+
+Histograms are sparse (rollups.py): a row of one duration holds NULL and counts in the
+bucket of its sum."""
 
 from __future__ import annotations
 
@@ -14,14 +17,14 @@ from collections import defaultdict
 import asyncpg
 
 from . import histogram
-from .periods import FACTS, HOUR, QUARTER
+from .periods import DAY, FACTS, HOUR, QUARTER, local_day
 from .report_model import Cell, Query, Want
 from .stats import Durations
 
 DURATION_METRICS = frozenset(
     {"first_reply", "reply", "resolution", "approval_given", "send_back", "send_back_given"}
 )
-_TABLES = {HOUR: "rollups_hour", QUARTER: "rollups_15m"}
+_TABLES = {DAY: "rollups_day", HOUR: "rollups_hour", QUARTER: "rollups_15m"}
 _DIMENSION_VALUE = {
     "": "''",
     "operator": "f.operator_id::text",
@@ -37,6 +40,11 @@ def _args(tenant_id: str, q: Query, want: Want) -> tuple[object, ...]:
     """$1…$7 of both reads: tenant, the periods' starts, dimension, metrics, the range,
     the inboxes (NULL: every inbox of the tenant)."""
     inboxes = None if q.inbox_ids is None else list(q.inbox_ids)
+    if q.source == DAY:  # local midnights all: the dates
+        zone = q.range.zone
+        days = [local_day(p.start, zone) for p in q.periods]
+        return (tenant_id, days, want.dimension, list(want.metrics),
+                local_day(q.range.start, zone), local_day(q.range.end, zone), inboxes)  # fmt: skip
     starts = [p.start for p in q.periods]
     return (tenant_id, starts, want.dimension, list(want.metrics), q.range.start, q.range.end,
             inboxes)  # fmt: skip
@@ -70,10 +78,11 @@ async def from_rollups(
     arrays row by row (hist_sum) — assembled here."""
     basis = "business" if q.basis == "business" else "wall"
     args = _args(tenant_id, q, want)
+    kind = "date" if q.source == DAY else "timestamptz"
     inbox = _inbox_column(want, "")
     rows = await conn.fetch(
         f"""
-        SELECT width_bucket(bucket, $2::timestamptz[]) - 1 AS period, metric,
+        SELECT width_bucket(bucket, $2::{kind}[]) - 1 AS period, metric,
                {inbox} AS inbox_id, value, sum(count)::bigint AS n,
                sum(sum_{basis}) AS total
         FROM {table} {_ROLLUP_WHERE}
@@ -82,23 +91,26 @@ async def from_rollups(
         *args,
     )
     hists: dict[tuple[int, str, str, str], list[int]] = {}
-    if DURATION_METRICS & set(want.metrics):
-        # a row of one duration: its bucket is that of its sum (no array to open)
+    timed = sorted(DURATION_METRICS & set(want.metrics))
+    if timed:
+        # a row of one duration (NULL, sparse): its bucket is that of its sum
         for r in await conn.fetch(
             f"""
             SELECT period, metric, inbox_id, value, i, sum(n)::bigint AS n FROM (
-              SELECT width_bucket(bucket, $2::timestamptz[]) - 1 AS period, metric,
+              SELECT width_bucket(bucket, $2::{kind}[]) - 1 AS period, metric,
                      {inbox} AS inbox_id, value,
                      greatest(width_bucket(sum_{basis}, $8::float8[]), 1) AS i, count AS n
-              FROM {table} {_ROLLUP_WHERE} AND count = 1 AND cardinality(hist_{basis}) > 0
+              FROM {table} {_ROLLUP_WHERE} AND hist_{basis} IS NULL
               UNION ALL
-              SELECT width_bucket(bucket, $2::timestamptz[]) - 1, metric, {inbox}, value,
+              SELECT width_bucket(bucket, $2::{kind}[]) - 1, metric, {inbox}, value,
                      h.i::int, h.n
               FROM {table}, unnest(hist_{basis}) WITH ORDINALITY AS h(n, i)
-              {_ROLLUP_WHERE} AND count > 1 AND h.n <> 0
+              {_ROLLUP_WHERE} AND cardinality(hist_{basis}) > 0 AND h.n <> 0
             ) x GROUP BY 1, 2, 3, 4, 5
             """,
-            *args,
+            *args[:3],
+            timed,
+            *args[4:],
             _EDGES,
         ):
             key = (r["period"], r["metric"], r["inbox_id"], r["value"])
