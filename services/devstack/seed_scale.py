@@ -199,19 +199,25 @@ async def tenant_zone(pg_url: str, tenant_id: str) -> str:
 def fold_ranges(
     lo: datetime, hi: datetime, zone: str
 ) -> list[tuple[tuple[str, ...], datetime, datetime]]:
-    """The fold's chunks: UTC weeks for the hourly and 15-minute rollups, weeks of local
-    days in `zone` for the day rollups — each grain's chunks cover whole buckets of it and
-    never overlap, so parallel chunks never write the same row."""
+    """The fold's chunks: UTC weeks for the hourly and 15-minute rollups; in `zone`, local
+    months for the day and month rollups and runs of four local weeks (from a Monday) for
+    the week rollups — each grain's chunks cover whole buckets of it and never overlap, so
+    parallel chunks never write the same row."""
     out: list[tuple[tuple[str, ...], datetime, datetime]] = []
     day = lo.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     while day <= hi:
         out.append((rollups.GRAINS, day, day + FOLD_CHUNK))
         day += FOLD_CHUNK
     tz = periods.zone_of(zone)
-    local = periods.local_day(lo, tz)
-    while (start := periods.local_midnight(local, tz)) <= hi:
-        local += FOLD_CHUNK
-        out.append(((rollups.DAY,), start, periods.local_midnight(local, tz)))
+    first = periods.local_day(lo, tz)
+    for grains, step in (
+        ((rollups.DAY, rollups.MONTH), lambda d: rollups.next_local(d, rollups.MONTH)),
+        ((rollups.WEEK,), lambda d: d + 4 * FOLD_CHUNK),
+    ):
+        local = rollups.local_bucket(first, grains[-1])
+        while (start := periods.local_midnight(local, tz)) <= hi:
+            local = step(local)
+            out.append((grains, start, periods.local_midnight(local, tz)))
     return out
 
 
@@ -224,11 +230,12 @@ async def fold_facts(
     drop_keys: bool = True,
 ) -> None:
     """Fold all the tenant's facts into its rollups, which hold none of its rows (in
-    PostgreSQL: rollups.fold_in_sql) — hourly, 15-minute and daily in `zone` (the tenant's:
-    its day rows marked ready) — a week at a time on `parallel` connections (one per
-    core; each with FOLD_WORK_MEM; chunks of `fold_ranges`, which never share a row). With
-    `drop_keys` (a server of its own: the roller would find no key to upsert on) the
-    rollups' primary keys are dropped meanwhile and built once at the end."""
+    PostgreSQL: rollups.fold_in_sql) — hourly, 15-minute, and daily, weekly and monthly in
+    `zone` (the tenant's: marked ready) — a week or a month at a time on `parallel`
+    connections (one per core; each with FOLD_WORK_MEM; chunks of `fold_ranges`, which
+    never share a row). With `drop_keys` (a server of its own: the roller would find no
+    key to upsert on) the rollups' primary keys are dropped meanwhile and built once at
+    the end."""
     async with db.pool.acquire() as conn:
         lo, hi = await conn.fetchrow(
             "SELECT min(at), max(at) FROM facts WHERE tenant_id = $1", uuid.UUID(tenant_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -48,7 +48,8 @@ async def rebuild(
 ) -> int:
     """The tenant's rollups in [start, end) (whole hours) deleted and folded again from its
         facts, in one transaction; the facts the roller had not folded yet are folded here
-        (taken from its queue). The day rows of every local day the range touches too, when
+        (taken from its queue). The calendar rows of every local day, week and month the range
+    touches too, when
         the tenant has a zone (report_zones; one being rebuilt is made ready by a rebuild of
     the whole tenant). Returns
         how many rollup rows were written."""
@@ -91,34 +92,39 @@ async def _rebuild_days(
     start: datetime | None,
     end: datetime | None,
 ) -> int:
-    """The day rows of the local days [start, end) touches, folded again (in the caller's
-    transaction, after the queue's facts of the range were taken)."""
+    """The calendar rows (day, week, month) of every local bucket [start, end) touches,
+    folded again (in the caller's transaction, after the queue's facts of the range were
+    taken)."""
     tz = periods.zone_of(zone)
-    first = None if start is None else periods.local_day(start, tz)
-    # the day `end` falls in, unless it is that day's midnight
-    last = None
-    if end is not None:
-        last = periods.local_day(end, tz)
-        if end.astimezone(tz).time() != time(0):
-            last += timedelta(days=1)
-    await conn.execute(
-        """DELETE FROM rollups_day WHERE tenant_id = $1
-             AND ($2::date IS NULL OR bucket >= $2) AND ($3::date IS NULL OR bucket < $3)""",
-        uuid.UUID(tenant),
-        first,
-        last,
-    )
-    found = await rollup_audit.from_facts(
-        conn,
-        tenant,
-        rollups.DAY,
-        None if first is None else periods.local_midnight(first, tz),
-        None if last is None else periods.local_midnight(last, tz),
-        zone=zone,
-    )
-    await rollups.apply(conn, rollups.DAY, found)
-    if start is None and end is None:  # every day made again: ready, if it was not
+    written = 0
+    for grain in rollups.LOCAL:
+        first = None
+        if start is not None:
+            first = rollups.local_bucket(periods.local_day(start, tz), grain)
+        last = None  # the bucket after the one `end` falls in, unless `end` starts one
+        if end is not None:
+            last = rollups.local_bucket(periods.local_day(end, tz), grain)
+            if end != periods.local_midnight(last, tz):
+                last = rollups.next_local(last, grain)
+        await conn.execute(
+            f"""DELETE FROM {rollups.TABLES[grain]} WHERE tenant_id = $1
+                 AND ($2::date IS NULL OR bucket >= $2) AND ($3::date IS NULL OR bucket < $3)""",
+            uuid.UUID(tenant),
+            first,
+            last,
+        )
+        found = await rollup_audit.from_facts(
+            conn,
+            tenant,
+            grain,
+            None if first is None else periods.local_midnight(first, tz),
+            None if last is None else periods.local_midnight(last, tz),
+            zone=zone,
+        )
+        await rollups.apply(conn, grain, found)
+        written += len(found)
+    if start is None and end is None:  # every bucket made again: ready, if it was not
         await conn.execute(
             "UPDATE report_zones SET ready = true WHERE tenant_id = $1", uuid.UUID(tenant)
         )
-    return len(found)
+    return written

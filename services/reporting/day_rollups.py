@@ -1,9 +1,10 @@
-"""The day rollups' zone (issue 19): `rollups_day` holds each tenant's facts summed per
-local day of one zone, `report_zones.zone` — the tenant's time zone (accounts'
-TenantSettings.time_zone), learned when a report runs (`DayZones.ready_zone`).
+"""The calendar rollups' zone (issue 19): `rollups_day`, `rollups_week` and
+`rollups_month` hold each tenant's facts summed per local day, ISO week and month of one
+zone, `report_zones.zone` — the tenant's time zone (accounts' TenantSettings.time_zone),
+learned when a report runs (`DayZones.ready_zone`).
 
 A tenant's first report, or one after its zone changed, records the zone as not `ready`
-and starts a rebuild in the background (`rebuild`: the tenant's day rows deleted and
+and starts a rebuild in the background (`rebuild`: the tenant's calendar rows deleted and
 folded again from its facts in one transaction, its report_zones row locked FOR UPDATE so
 the roller's folds — which lock it FOR SHARE, rollups.day_zones — never interleave);
 until it is ready the reports read the hourly rollups. A restart mid-rebuild loses
@@ -72,7 +73,7 @@ async def mark_ready(conn: asyncpg.Connection, tenant: str, zone: str) -> None:
 
 
 async def rebuild(conn: asyncpg.Connection, tenant: str, zone: str) -> int | None:
-    """The tenant's day rows made again from its folded facts in `zone`, in one
+    """The tenant's calendar rows made again from its folded facts in `zone`, in one
     transaction; how many rows, or None when there was nothing to do (the zone changed
     again meanwhile, or another rebuild finished it)."""
     tid = uuid.UUID(tenant)
@@ -83,18 +84,20 @@ async def rebuild(conn: asyncpg.Connection, tenant: str, zone: str) -> int | Non
         )
         if row is None or row["zone"] != zone or row["ready"]:
             return None
-        await conn.execute("DELETE FROM rollups_day WHERE tenant_id = $1", tid)
         lo, hi = await conn.fetchrow("SELECT min(at), max(at) FROM facts WHERE tenant_id = $1", tid)
         written = 0
-        if lo is not None:
+        for grain in rollups.LOCAL:
+            await conn.execute(f"DELETE FROM {rollups.TABLES[grain]} WHERE tenant_id = $1", tid)
+            if lo is None:
+                continue
             status = await conn.execute(
-                rollups.fold_sql(rollups.DAY, add=False, folded_only=True),
+                rollups.fold_sql(grain, add=False, folded_only=True),
                 tid,
                 lo,
                 hi + timedelta(microseconds=1),
                 zone,
             )
-            written = int(status.split()[-1])
+            written += int(status.split()[-1])
         await conn.execute("UPDATE report_zones SET ready = true WHERE tenant_id = $1", tid)
     return written
 

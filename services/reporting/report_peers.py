@@ -90,9 +90,10 @@ class ReportPeers:
                 timeout=5,
             )
         except grpc.aio.AioRpcError as err:
-            if err.code() == grpc.StatusCode.NOT_FOUND:  # an inbox gone since
-                return ()
-            raise Unavailable(f"tickets.GetInboxSettings: {err.code().name}") from None
-        found = tuple(sorted((t.after_minutes, t.color) for t in resp.thresholds))
+            if err.code() != grpc.StatusCode.NOT_FOUND:
+                raise Unavailable(f"tickets.GetInboxSettings: {err.code().name}") from None
+            found: tuple[tuple[int, str], ...] = ()  # an inbox gone since: kept as none
+        else:
+            found = tuple(sorted((t.after_minutes, t.color) for t in resp.thresholds))
         self._thresholds[(tenant, inbox_id)] = (time.monotonic(), found)
         return found

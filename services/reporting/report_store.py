@@ -5,7 +5,8 @@ dimension value — and the same sums computed from the facts without the rollup
 
 The periods' boundaries go to PostgreSQL as one array; `width_bucket` numbers the period
 each row falls in, so a period is whatever the caller's zone made it (23, 24 or 25 hours,
-a week, a month); for the day rollups the boundaries are the local dates.
+a week, a month); for the calendar rollups the boundaries are the local dates, whole
+weeks and months read from their own tables, the cut first and last from the days.
 
 Histograms are sparse (rollups.py): a row of one duration holds NULL and counts in the
 bucket of its sum."""
@@ -13,11 +14,12 @@ bucket of its sum."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 import asyncpg
 
-from . import histogram
-from .periods import DAY, FACTS, HOUR, QUARTER, local_day
+from . import histogram, rollups
+from .periods import DAY, FACTS, HOUR, QUARTER, local_day, local_midnight
 from .report_model import Cell, Query, Want
 from .stats import Durations
 
@@ -60,7 +62,41 @@ async def cells(conn: asyncpg.Connection, tenant_id: str, q: Query, want: Want) 
     """The summed cells of one dimension's metrics over the query's periods."""
     if q.source == FACTS:
         return await from_facts(conn, tenant_id, q, want)
+    if q.source == DAY:
+        return await _calendar(conn, tenant_id, q, want)
     return await from_rollups(conn, tenant_id, q, want, _TABLES[q.source])
+
+
+def calendar_runs(q: Query) -> list[tuple[int, int, str]]:
+    """Which calendar table answers which periods (I/O-free): whole weeks or months from
+    `rollups_week` / `rollups_month`, the first and last cut to the range from
+    `rollups_day` — as runs (first period, end, table)."""
+    grain = q.range.granularity
+    runs: list[tuple[int, int, str]] = []
+    for i, p in enumerate(q.periods):
+        table = _TABLES[DAY]
+        if grain in (rollups.WEEK, rollups.MONTH):
+            first = local_day(p.start, q.range.zone)
+            following = local_midnight(rollups.next_local(first, grain), q.range.zone)
+            if rollups.local_bucket(first, grain) == first and p.end == following:
+                table = rollups.TABLES[grain]
+        if runs and runs[-1][2] == table:
+            runs[-1] = (runs[-1][0], i + 1, table)
+        else:
+            runs.append((i, i + 1, table))
+    return runs
+
+
+async def _calendar(conn: asyncpg.Connection, tenant_id: str, q: Query, want: Want) -> list[Cell]:
+    out: list[Cell] = []
+    for first, end, table in calendar_runs(q):
+        bounds = q.periods[first:end]
+        part = replace(
+            q, periods=bounds, range=replace(q.range, start=bounds[0].start, end=bounds[-1].end)
+        )
+        found = await from_rollups(conn, tenant_id, part, want, table)
+        out += [replace(c, period=c.period + first) for c in found] if first else found
+    return out
 
 
 _ROLLUP_WHERE = """

@@ -1,7 +1,7 @@
 """What rebuild and check share (issue 19 §2): the rollups a tenant's facts make, computed
 again from the facts table (a server-side cursor, so a large tenant streams), and the
 stored rollups read back (sparse histograms made whole), both as {key: Agg} — for the day
-grain in the tenant's report_zones zone."""
+calendar grains in the tenant's report_zones zone."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ async def from_facts(
     zone: str = "",
 ) -> dict[Key, Agg]:
     """The rollups of the tenant's facts in [start, end) (folded ones only: a fact still
-    queued for the roller is not in the rollups yet); for the day grain, in `zone`. Call
+    queued for the roller is not in the rollups yet); for a calendar grain, in `zone`. Call
     inside a transaction."""
     zones = {tenant: zone} if zone else None
     out: dict[Key, Agg] = {}
@@ -75,9 +75,10 @@ async def stored(
     start: date | None = None,
     end: date | None = None,
 ) -> dict[Key, Agg]:
-    """The stored rows of the grain in [start, end) (UTC instants; local dates for days)."""
+    """The stored rows of the grain in [start, end) (UTC instants; local dates for the
+    calendar grains)."""
     out: dict[Key, Agg] = {}
-    kind = "date" if grain == rollups.DAY else "timestamptz"
+    kind = "date" if grain in rollups.LOCAL else "timestamptz"
     rows = await conn.fetch(
         f"""SELECT metric, dimension, bucket, inbox_id, value, count, sum_wall, sum_business,
                    hist_wall, hist_business FROM {rollups.TABLES[grain]}

@@ -24,9 +24,18 @@ import asyncpg
 from . import histogram
 
 GRAINS = ("hour", "15m")  # in UTC: every fact folds into these
-DAY = "day"  # the local day in the tenant's zone (report_zones), for tenants that have one
-ALL_GRAINS = (*GRAINS, DAY)
-TABLES = {"hour": "rollups_hour", "15m": "rollups_15m", DAY: "rollups_day"}
+# the calendar in the tenant's zone (report_zones), for tenants that have one: the local
+# day, ISO week (its Monday) and month (its first day)
+DAY, WEEK, MONTH = "day", "week", "month"
+LOCAL = (DAY, WEEK, MONTH)
+ALL_GRAINS = (*GRAINS, *LOCAL)
+TABLES = {
+    "hour": "rollups_hour",
+    "15m": "rollups_15m",
+    DAY: "rollups_day",
+    WEEK: "rollups_week",
+    MONTH: "rollups_month",
+}
 DIMENSIONS = ("", "operator", "label", "category", "channel", "priority")
 
 
@@ -73,11 +82,30 @@ class Agg:
         self.hist_business[histogram.bucket_of(b)] += 1
 
 
+def local_bucket(day: date, grain: str) -> date:
+    """The local calendar bucket a local day is in: itself, its week's Monday, its
+    month's first day."""
+    if grain == WEEK:
+        return day - timedelta(days=day.weekday())
+    if grain == MONTH:
+        return day.replace(day=1)
+    return day
+
+
+def next_local(day: date, grain: str) -> date:
+    """The first day of the calendar bucket after the one starting on `day`."""
+    if grain == WEEK:
+        return day + timedelta(days=7)
+    if grain == MONTH:
+        return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+    return day + timedelta(days=1)
+
+
 def bucket(at: datetime, grain: str, zone: ZoneInfo | None = None) -> date:
-    if grain == DAY:
+    if grain in LOCAL:
         if zone is None:
-            raise ValueError("the day grain needs a zone")
-        return at.astimezone(zone).date()
+            raise ValueError(f"the {grain} grain needs a zone")
+        return local_bucket(at.astimezone(zone).date(), grain)
     at = at.astimezone(UTC)
     hour = at.replace(minute=0, second=0, microsecond=0)
     if grain == "hour":
@@ -103,13 +131,13 @@ def _values(f: FoldFact) -> Iterable[tuple[str, str]]:
 def deltas(
     facts: Iterable[FoldFact], grain: str, zones: Mapping[str, str] | None = None
 ) -> dict[Key, Agg]:
-    """The facts summed per key of the grain; for the day grain, only the facts of tenants
-    in `zones` (tenant → zone), each in its tenant's local day."""
+    """The facts summed per key of the grain; for a calendar grain, only the facts of
+    tenants in `zones` (tenant → zone), each in its tenant's local day, week or month."""
     out: dict[Key, Agg] = {}
     found: dict[str, ZoneInfo] = {}
     for f in facts:
         zone = None
-        if grain == DAY:
+        if grain in LOCAL:
             name = (zones or {}).get(f.tenant_id)
             if not name:
                 continue
@@ -168,7 +196,7 @@ async def apply(conn: asyncpg.Connection, grain: str, found: dict[Key, Agg]) -> 
         cols[9].append(_hist_text(a, a.hist_wall))
         cols[10].append(_hist_text(a, a.hist_business))
     table = TABLES[grain]
-    kind = "date" if grain == DAY else "timestamptz"
+    kind = "date" if grain in LOCAL else "timestamptz"
     await conn.execute(
         f"""INSERT INTO {table} AS r (tenant_id, metric, dimension, bucket, inbox_id, value,
                 count, sum_wall, sum_business, hist_wall, hist_business)
@@ -199,14 +227,15 @@ async def day_zones(conn: asyncpg.Connection, tenants: Iterable[str]) -> dict[st
 
 async def fold(conn: asyncpg.Connection, facts: list[FoldFact]) -> None:
     """Fold facts into every grain (in the caller's transaction): the UTC ones, and the
-    local days of the tenants that have a zone."""
+    local calendar ones of the tenants that have a zone."""
     if not facts:
         return
     for grain in GRAINS:
         await apply(conn, grain, deltas(facts, grain))
     zones = await day_zones(conn, (f.tenant_id for f in facts))
     if zones:
-        await apply(conn, DAY, deltas(facts, DAY, zones))
+        for grain in LOCAL:
+            await apply(conn, grain, deltas(facts, grain, zones))
 
 
 FOLD_COLUMNS = (
@@ -256,11 +285,14 @@ def _hist_sql(column: str) -> str:
 
 def fold_sql(grain: str, *, add: bool = True, folded_only: bool = False) -> str:
     """The statement adding the facts of tenant $1 with `at` in [$2, $3) to the grain's
-    rollups (the day grain: in the local days of zone $4; conflicting rows add up, as
-    `apply`'s; without `add`, for buckets that hold no row yet, a plain INSERT that needs
-    no unique index). `folded_only`: leave out the facts still queued for the roller."""
+    rollups (a calendar grain: in the local days, weeks, months of zone $4; conflicting
+    rows add up, as `apply`'s; without `add`, for buckets that hold no row yet, a plain
+    INSERT that needs no unique index). `folded_only`: leave out the facts still queued
+    for the roller."""
     if grain == DAY:
         at = "(f.at AT TIME ZONE $4::text)::date"
+    elif grain in LOCAL:
+        at = f"date_trunc('{grain}', f.at AT TIME ZONE $4::text)::date"
     else:
         at = f"date_bin('{_WIDTH[grain]}', f.at, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
     queued = (
@@ -308,14 +340,14 @@ async def fold_in_sql(
 ) -> None:
     """Fold the tenant's facts with `at` in [start, end) into `grains`, in PostgreSQL (the
     bulk path's, once its facts are written; the same rows as `fold` makes of them); the
-    day grain (in `zone`'s local days) only when asked for and given a zone. The range
-    should be whole buckets of each grain (hours; local midnights for days), or the facts
+    calendar grains (in `zone`) only when asked for and given a zone. The range should be
+    whole buckets of each grain (hours; local days, weeks, months), or the facts
     of a bucket are folded in two calls. `fresh`: the tenant has no rollup rows in the
     range yet (rows are inserted, not added to: the tables' primary keys may be dropped
     meanwhile and built once after)."""
     for grain in grains:
         args: list[object] = [uuid.UUID(tenant_id), start, end]
-        if grain == DAY:
+        if grain in LOCAL:
             if not zone:
                 continue
             args.append(zone)

@@ -1,7 +1,8 @@
-"""The day rollups on a real PostgreSQL (issue 19; services/reporting/day_rollups.py):
-daily rows in the tenant's zone agree with the facts and with the hourly rollups — every
-report, day / week / month, wall and business time, across a Tokyo day boundary and New
-York's 25-hour day — whichever path folded them (the roller, the SQL fold, the rebuild);
+"""The calendar rollups on a real PostgreSQL (issue 19; services/reporting/day_rollups.py):
+daily, weekly and monthly rows in the tenant's zone agree with the facts and with the
+hourly rollups — every report, day / week / month, whole and cut weeks and months, wall
+and business time, across a Tokyo day boundary and New York's 25-hour day — whichever
+path folded them (the roller, the SQL fold, the rebuild);
 a late fact lands in its own local day, a redelivered one counts once, a zone change
 rebuilds the days; a report in another zone reads the hourly rollups."""
 
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -96,8 +98,14 @@ async def _tenant(db: Database, zone: str, *, zone_first: bool) -> str:
     return tenant
 
 
-def query(report: str, zone: str, granularity: str, basis: str, day_zone: str) -> Query:
-    r = periods.report_range("2026-10-29", "2026-11-08", granularity, periods.zone_of(zone), NOW)
+CUT = ("2026-10-29", "2026-11-08")  # weeks and months cut to the range
+WHOLE = {"day": CUT, "week": ("2026-10-26", "2026-11-15"), "month": ("2026-10-01", "2026-12-31")}
+
+
+def query(
+    report: str, zone: str, granularity: str, basis: str, day_zone: str, span: tuple[str, str] = CUT
+) -> Query:
+    r = periods.report_range(*span, granularity, periods.zone_of(zone), NOW)
     bounds = list(periods.periods(r))
     days = periods.zone_of(day_zone) if day_zone == zone else None
     return Query(report, r, tuple(bounds), basis, None, periods.source_for(bounds, days), 2)
@@ -115,11 +123,12 @@ async def tables(db: Database, tenant: str, q: Query) -> tuple[Table, ...]:
 
 
 async def _agrees(db: Database, tenant: str, zone: str) -> None:
-    """The stored day rows are what the facts make (rollup_audit, as `check` does)."""
-    async with db.pool.acquire() as conn, conn.transaction():
-        expected = await rollup_audit.from_facts(conn, tenant, rollups.DAY, zone=zone)
-        found = await rollup_audit.stored(conn, tenant, rollups.DAY)
-    assert len(found) > 100 and rollup_audit.differences(expected, found) == []
+    """The stored calendar rows are what the facts make (rollup_audit, as `check` does)."""
+    for grain in rollups.LOCAL:
+        async with db.pool.acquire() as conn, conn.transaction():
+            expected = await rollup_audit.from_facts(conn, tenant, grain, zone=zone)
+            found = await rollup_audit.stored(conn, tenant, grain)
+        assert len(found) > 50 and rollup_audit.differences(expected, found) == [], grain
 
 
 @pytest.mark.parametrize("zone_first", [True, False])
@@ -129,15 +138,21 @@ async def test_day_rollups_give_the_reports_of_the_hourly_rollups_and_the_facts(
 ) -> None:
     tenant = await _tenant(db, zone, zone_first=zone_first)
     await _agrees(db, tenant, zone)
-    for report in report_build.WANTS:
-        for granularity in ("day", "week", "month"):
-            for basis in ("wall", "business"):
-                q = query(report, zone, granularity, basis, zone)
-                assert q.source == periods.DAY
-                from_days = await tables(db, tenant, q)
-                assert from_days == await tables(db, tenant, replace(q, source=periods.HOUR))
-                assert from_days == await tables(db, tenant, replace(q, source=periods.FACTS))
-                assert from_days[1].rows[-1] != from_days[1].rows[0]  # something counted
+    for report, granularity, span in [
+        (r, g, span) for r in report_build.WANTS for g in WHOLE for span in {CUT, WHOLE[g]}
+    ]:
+        for basis in ("wall", "business"):
+            q = query(report, zone, granularity, basis, zone, span)
+            assert q.source == periods.DAY
+            tables_used = {t for _, _, t in report_store.calendar_runs(q)}
+            if granularity != "day" and span == WHOLE[granularity]:
+                assert tables_used == {rollups.TABLES[granularity]}
+            elif granularity != "day":  # the cut ends from the days, whole ones not
+                assert "rollups_day" in tables_used
+            from_days = await tables(db, tenant, q)
+            assert from_days == await tables(db, tenant, replace(q, source=periods.HOUR))
+            assert from_days == await tables(db, tenant, replace(q, source=periods.FACTS))
+            assert from_days[1].rows[-1] != from_days[1].rows[0]  # something counted
 
 
 async def test_a_report_in_another_zone_reads_the_hourly_rollups(db: Database) -> None:
@@ -199,6 +214,9 @@ async def test_a_zone_change_rebuilds_the_days(db: Database) -> None:
 
 
 async def test_the_rebuild_command_repairs_a_day_row_and_sql_fold_agrees(db: Database) -> None:
+    """A tampered day row repaired by `rebuild` of a few hours in it; the bulk path's SQL
+    fold of whole local months (days, months) and of weeks from a Monday makes the rows
+    the roller's fold made."""
     tenant = await _tenant(db, TOKYO, zone_first=True)
     async with db.pool.acquire() as conn:
         await conn.execute(
@@ -211,14 +229,26 @@ async def test_the_rebuild_command_repairs_a_day_row_and_sql_fold_agrees(db: Dat
             conn, tenant, datetime(2026, 11, 1, 3, tzinfo=UTC), datetime(2026, 11, 1, 4, tzinfo=UTC)
         )
     await _agrees(db, tenant, TOKYO)
-    # the bulk path's SQL fold makes the same day rows as the roller's
+    tz = periods.zone_of(TOKYO)
     async with db.transaction() as conn:
-        before = await rollup_audit.stored(conn, tenant, rollups.DAY)
-        await conn.execute("DELETE FROM rollups_day WHERE tenant_id = $1", uuid.UUID(tenant))
-        lo = periods.local_midnight(date(2026, 10, 20), periods.zone_of(TOKYO))
-        await rollups.fold_in_sql(
-            conn, tenant, lo, lo + timedelta(days=40), grains=(rollups.DAY,), zone=TOKYO
-        )
-        assert (
-            rollup_audit.differences(before, await rollup_audit.stored(conn, tenant, "day")) == []
-        )
+        before = {g: await rollup_audit.stored(conn, tenant, g) for g in rollups.LOCAL}
+        for grain in rollups.LOCAL:
+            await conn.execute(
+                f"DELETE FROM {rollups.TABLES[grain]} WHERE tenant_id = $1", uuid.UUID(tenant)
+            )
+        months = [date(2026, 10, 1), date(2026, 11, 1), date(2026, 12, 1)]
+        for lo, hi in pairwise(months):  # as seed_scale.fold_ranges
+            await rollups.fold_in_sql(
+                conn, tenant, periods.local_midnight(lo, tz), periods.local_midnight(hi, tz),
+                fresh=True, grains=(rollups.DAY, rollups.MONTH), zone=TOKYO,
+            )  # fmt: skip
+        monday = date(2026, 10, 19)
+        for k in range(2):
+            start = periods.local_midnight(monday + timedelta(days=28 * k), tz)
+            await rollups.fold_in_sql(
+                conn, tenant, start, start + timedelta(days=28), fresh=True,
+                grains=(rollups.WEEK,), zone=TOKYO,
+            )  # fmt: skip
+        for grain in rollups.LOCAL:
+            after = await rollup_audit.stored(conn, tenant, grain)
+            assert rollup_audit.differences(before[grain], after) == [], grain

@@ -1,6 +1,6 @@
--- Daily rollups in the tenant's own time zone, and sparse histograms (issue 19,
--- docs/architecture.md "Reporting": a 13-month report by day, week or month reads ~400
--- day rows per key instead of ~9,500 hours).
+-- Calendar rollups in the tenant's own time zone — per local day, ISO week and month —
+-- and sparse histograms (issue 19, docs/architecture.md "Reporting": a 13-month report by
+-- day reads ~400 rows per key instead of ~9,500 hours, by week ~57, by month ~13).
 
 -- The zone whose local days rollups_day holds, per tenant: the tenant's time zone
 -- (accounts' TenantSettings.time_zone), learned when a report runs. When it changes the
@@ -13,7 +13,8 @@ CREATE TABLE report_zones (
     changed_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- As rollups_hour, with `bucket` the local calendar day in report_zones.zone.
+-- As rollups_hour, with `bucket` the local calendar day in report_zones.zone (the week's
+-- Monday, the month's first day in the others).
 CREATE TABLE rollups_day (
     tenant_id      uuid NOT NULL,
     metric         text NOT NULL,
@@ -28,6 +29,8 @@ CREATE TABLE rollups_day (
     hist_business  integer[],
     PRIMARY KEY (tenant_id, metric, dimension, bucket, inbox_id, value)
 );
+CREATE TABLE rollups_week (LIKE rollups_day INCLUDING ALL);
+CREATE TABLE rollups_month (LIKE rollups_day INCLUDING ALL);
 
 -- Sparse histograms: a row holding one duration stores no array (NULL): its histogram is
 -- the bucket of its sum. '{}' stays a count-only row's. Older full arrays stay valid.
