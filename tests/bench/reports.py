@@ -147,7 +147,14 @@ async def _sizes(stack: Stack) -> dict[str, Any]:
     conn = await asyncpg.connect(with_database(stack.database_url, "sb_reporting"))
     try:
         out: dict[str, Any] = {}
-        for table in ("facts", "rollups_day", "rollups_hour", "rollups_15m"):
+        for table in (
+            "facts",
+            "rollups_month",
+            "rollups_week",
+            "rollups_day",
+            "rollups_hour",
+            "rollups_15m",
+        ):
             rows = await conn.fetchval(f"SELECT count(*) FROM {table}")
             size = await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", table)
             out[table] = {"rows": rows, "mb": round(size / 2**20, 1)}
