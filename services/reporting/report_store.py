@@ -133,7 +133,7 @@ async def from_rollups(
         *args,
     )
     hists: dict[tuple[int, str, str, str], list[int]] = {}
-    timed = sorted(DURATION_METRICS & set(want.metrics))
+    timed = sorted(DURATION_METRICS & set(want.metrics if want.timed is None else want.timed))
     if timed:
         hist_args = (*args[:3], timed, *args[4:])
         # a row of one duration (NULL, sparse): its bucket is that of its sum
