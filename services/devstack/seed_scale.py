@@ -28,7 +28,7 @@ from pathlib import Path
 import asyncpg
 
 from services.accounts import bulk as accounts_bulk
-from services.reporting import rollups
+from services.reporting import day_rollups, periods, rollups
 from services.reporting.facts_bulk import write_facts
 from services.runtime.bulk import create_indexes, drop_indexes, drop_primary_keys
 from services.runtime.db import Database, with_database
@@ -91,7 +91,8 @@ _BULK_TABLES = {
     "tickets": ("tickets", "messages", "audit", "contacts", "contact_addresses"),
     "reporting": ("facts",),
 }
-FOLD_WORK_MEM = "256MB"  # a week of a million-ticket tenant's facts sorted in memory
+FOLD_WORK_MEM = "256MB"  # a week of a million-ticket tenant's facts sorted in memory, per
+# connection (one per core)
 FOLD_CHUNK = timedelta(days=7)
 
 
@@ -154,7 +155,12 @@ async def load(
 
         async def reporting() -> None:
             if facts:
-                await fold_facts(dbs["reporting"], str(gen.tenant.id), drop_keys=indexes_after)
+                await fold_facts(
+                    dbs["reporting"],
+                    str(gen.tenant.id),
+                    gen.tenant.time_zone,
+                    drop_keys=indexes_after,
+                )
             await _vacuum(dbs["reporting"])
 
         async def tickets() -> None:  # the tab counts' deltas (one a ticket) summed
@@ -184,14 +190,58 @@ async def _create_indexes(db: Database, definitions: list[str]) -> None:
         await create_indexes(conn, definitions)
 
 
+async def tenant_zone(pg_url: str, tenant_id: str) -> str:
+    """The tenant's time zone, from accounts' database (a tool's read of the data set)."""
+    conn = await asyncpg.connect(with_database(pg_url, "sb_accounts"))
+    try:
+        zone = await conn.fetchval(
+            "SELECT time_zone FROM tenants WHERE id = $1", uuid.UUID(tenant_id)
+        )
+    finally:
+        await conn.close()
+    return str(zone or "UTC")
+
+
+def fold_ranges(
+    lo: datetime, hi: datetime, zone: str
+) -> list[tuple[tuple[str, ...], datetime, datetime]]:
+    """The fold's chunks: UTC weeks for the hourly and 15-minute rollups; in `zone`, local
+    months for the day and month rollups and runs of four local weeks (from a Monday) for
+    the week rollups — each grain's chunks cover whole buckets of it and never overlap, so
+    parallel chunks never write the same row."""
+    out: list[tuple[tuple[str, ...], datetime, datetime]] = []
+    day = lo.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    while day <= hi:
+        out.append((rollups.GRAINS, day, day + FOLD_CHUNK))
+        day += FOLD_CHUNK
+    tz = periods.zone_of(zone)
+    first = periods.local_day(lo, tz)
+    for grains, step in (
+        ((rollups.DAY, rollups.MONTH), lambda d: rollups.next_local(d, rollups.MONTH)),
+        ((rollups.WEEK,), lambda d: d + 4 * FOLD_CHUNK),
+    ):
+        local = rollups.local_bucket(first, grains[-1])
+        while (start := periods.local_midnight(local, tz)) <= hi:
+            local = step(local)
+            out.append((grains, start, periods.local_midnight(local, tz)))
+    return out
+
+
 async def fold_facts(
-    db: Database, tenant_id: str, *, parallel: int = 2, drop_keys: bool = True
+    db: Database,
+    tenant_id: str,
+    zone: str,
+    *,
+    parallel: int | None = None,
+    drop_keys: bool = True,
 ) -> None:
     """Fold all the tenant's facts into its rollups, which hold none of its rows (in
-    PostgreSQL: rollups.fold_in_sql), a week at a time on `parallel` connections
-    (the weeks' buckets are disjoint, so they never wait on each other). With
-    `drop_keys` (a server of its own: the roller would find no key to upsert on) the
-    rollups' primary keys are dropped meanwhile and built once at the end."""
+    PostgreSQL: rollups.fold_in_sql) — hourly, 15-minute, and daily, weekly and monthly in
+    `zone` (the tenant's: marked ready) — a week or a month at a time on `parallel`
+    connections (one per core; each with FOLD_WORK_MEM; chunks of `fold_ranges`, which
+    never share a row). With `drop_keys` (a server of its own: the roller would find no
+    key to upsert on) the rollups' primary keys are dropped meanwhile and built once at
+    the end."""
     async with db.pool.acquire() as conn:
         lo, hi = await conn.fetchrow(
             "SELECT min(at), max(at) FROM facts WHERE tenant_id = $1", uuid.UUID(tenant_id)
@@ -200,20 +250,20 @@ async def fold_facts(
             return
         tables = list(rollups.TABLES.values())
         keys = await drop_primary_keys(conn, tables) if drop_keys else []
-    day = lo.replace(hour=0, minute=0, second=0, microsecond=0)
-    ranges = asyncio.Queue[tuple[datetime, datetime]]()
-    while day <= hi:
-        ranges.put_nowait((day, day + FOLD_CHUNK))
-        day += FOLD_CHUNK
+    ranges = asyncio.Queue[tuple[tuple[str, ...], datetime, datetime]]()
+    for item in fold_ranges(lo, hi, zone):
+        ranges.put_nowait(item)
 
     async def fold() -> None:
         conn = await asyncpg.connect(db.url)
         try:
             await conn.execute(f"SET work_mem = '{FOLD_WORK_MEM}'")
             while not ranges.empty():
-                start, end = ranges.get_nowait()
+                grains, start, end = ranges.get_nowait()
                 async with conn.transaction():
-                    await rollups.fold_in_sql(conn, tenant_id, start, end, fresh=True)
+                    await rollups.fold_in_sql(
+                        conn, tenant_id, start, end, fresh=True, grains=grains, zone=zone
+                    )
         finally:
             await conn.close()
 
@@ -225,9 +275,39 @@ async def fold_facts(
             await conn.close()
 
     try:
-        await asyncio.gather(*(fold() for _ in range(parallel)))
+        await asyncio.gather(*(fold() for _ in range(parallel or os.cpu_count() or 2)))
     finally:
         await asyncio.gather(*(add_key(k) for k in keys))
+    async with db.pool.acquire() as conn:
+        await day_rollups.mark_ready(conn, tenant_id, zone)
+
+
+async def fold_only(data_dir: Path, parallel: int | None, progress: bool = True) -> Manifest:
+    """Make the rollups of the data set in `data_dir` again from its facts, with this
+    code's fold (after a change of the rollups: new tables, sparse histograms): the
+    rollup tables emptied (the data set holds one tenant), folded in parallel, analysed."""
+    manifest = Manifest.read(data_dir)
+    if manifest is None:
+        raise SystemExit(f"no data set in {data_dir} (make seed-scale)")
+    pg = Postgres(free_port(), data_dir / "postgres", fast=True, settings=LOAD_SETTINGS)
+    await pg.start()
+    try:
+        db = await _database(pg, "reporting")  # applies reporting's new migrations
+        try:
+            zone = await tenant_zone(pg.url, manifest.tenant_id)
+            async with db.pool.acquire() as conn:
+                await conn.execute(f"TRUNCATE {', '.join(rollups.TABLES.values())}")
+            began = time.monotonic()
+            _say(progress, f"folding the facts into the rollups (days in {zone})…")
+            await fold_facts(db, manifest.tenant_id, zone, parallel=parallel)
+            _say(progress, f"folded in {time.monotonic() - began:.0f} s; analysing…")
+            async with db.pool.acquire() as conn:
+                await conn.execute("VACUUM ANALYZE")
+        finally:
+            await db.close()
+    finally:
+        await asyncio.to_thread(pg.stop)
+    return manifest
 
 
 async def generate(
@@ -301,7 +381,7 @@ async def add_facts(data_dir: Path, progress: bool = True) -> Manifest:
                 _say(progress, "\nfolding the facts into the rollups…")
                 for table in rollups.TABLES.values():
                     await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", gen.tenant.id)
-            await fold_facts(db, str(gen.tenant.id))
+            await fold_facts(db, str(gen.tenant.id), gen.tenant.time_zone)
             async with db.pool.acquire() as conn:
                 await conn.execute("VACUUM ANALYZE")
         finally:
@@ -327,6 +407,14 @@ def main() -> int:
         help="only write reporting's facts of the data set there (generated again)",
     )
     parser.add_argument(
+        "--fold-only",
+        action="store_true",
+        help="only make the rollups there again from its facts (after a change of the fold)",
+    )
+    parser.add_argument(
+        "--parallel", type=int, default=None, help="connections folding (one per core)"
+    )
+    parser.add_argument(
         "--no-facts",
         action="store_true",
         help="leave reporting's facts out (--facts-only adds them later)",
@@ -340,7 +428,9 @@ def main() -> int:
         parser.error("--tickets must be at least 1")
     end = datetime.fromisoformat(args.end)
     end = end if end.tzinfo else end.replace(tzinfo=UTC)
-    if args.facts_only:
+    if args.fold_only:
+        manifest = asyncio.run(fold_only(args.dir, args.parallel))
+    elif args.facts_only:
         manifest = asyncio.run(add_facts(args.dir))
     else:
         manifest = asyncio.run(

@@ -28,7 +28,7 @@ _STAGE = "facts_bulk_in"
 async def write_facts(
     conn: asyncpg.Connection, facts: Iterable[NewFact], *, fold: bool = True
 ) -> int:
-    """COPY the facts, insert the new ones and fold them into both rollups, in one
+    """COPY the facts, insert the new ones and fold them into the rollups, in one
     transaction (a savepoint inside the caller's); how many were new. Without `fold` the
     rollups are left to the caller, who folds the whole load at its end in PostgreSQL
     (`rollups.fold_in_sql`: much faster for millions of facts) and meanwhile has facts

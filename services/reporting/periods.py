@@ -7,15 +7,16 @@ each computed from local wall-clock boundaries and turned into UTC instants, so 
 America/New_York is 23 or 25 hours long at the DST changes and a day in Asia/Tokyo starts
 at 15:00 UTC. The first and last periods are cut to the range.
 
-Which stored buckets can answer: when every boundary is a whole UTC hour, the hourly
-rollups; on a quarter hour (zones at :30/:45 offsets), the 15-minute rollups; otherwise
-the facts.
+Which stored buckets can answer: when the zone is the one the tenant's day rollups are
+kept in (report_zones) and every boundary is a local midnight there, the day rollups; when
+every boundary is a whole UTC hour, the hourly rollups; on a quarter hour (zones at
+:30/:45 offsets), the 15-minute rollups; otherwise the facts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.runtime.errors import InvalidArgument
@@ -26,7 +27,7 @@ HOUR_MAX_DAYS = 92
 DEFAULT_DAYS = 30
 FIRST_YEAR, LAST_YEAR = 1900, 2200  # the calendar arithmetic stays far from year 1 and 9999
 
-HOUR, QUARTER, FACTS = "rollups_hour", "rollups_15m", "facts"
+DAY, HOUR, QUARTER, FACTS = "rollups_day", "rollups_hour", "rollups_15m", "facts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,9 +177,12 @@ def _hours(r: Range) -> list[Period]:
     return out
 
 
-def source_for(bounds: list[Period]) -> str:
-    """The finest stored buckets the boundaries need."""
+def source_for(bounds: list[Period], day_zone: tzinfo | None = None) -> str:
+    """The coarsest stored buckets the boundaries allow; `day_zone`: the zone the day
+    rollups are ready in, when it is the report's."""
     edges = [p.start for p in bounds] + [p.end for p in bounds]
+    if day_zone is not None and all(e.astimezone(day_zone).time() == time(0) for e in edges):
+        return DAY
     if all(e.minute == 0 and e.second == 0 and e.microsecond == 0 for e in edges):
         return HOUR
     if all(e.minute % 15 == 0 and e.second == 0 and e.microsecond == 0 for e in edges):
@@ -189,3 +193,13 @@ def source_for(bounds: list[Period]) -> str:
 def local_iso(moment: datetime, zone: tzinfo) -> str:
     """An instant as ISO 8601 in the zone's offset at that instant (seconds precision)."""
     return moment.astimezone(zone).isoformat(timespec="seconds")
+
+
+def local_day(moment: datetime, zone: tzinfo) -> date:
+    """The local calendar day an instant falls in."""
+    return moment.astimezone(zone).date()
+
+
+def local_midnight(day: date, zone: tzinfo) -> datetime:
+    """The first instant of a local day, in UTC."""
+    return _local(day, zone)

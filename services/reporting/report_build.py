@@ -32,6 +32,7 @@ WANTS: dict[str, tuple[Want, ...]] = {
                 "transfer",
                 "trash",
             ),
+            timed=("reply",),  # the others are counted only
         ),
     ),
     "topics": (Want("label", ("arrival",)), Want("category", ("arrival",))),

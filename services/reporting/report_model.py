@@ -46,6 +46,9 @@ class Want:
     dimension: str
     metrics: tuple[str, ...]
     per_inbox: bool = False  # cells per inbox (each inbox's thresholds), else summed ("")
+    # the metrics whose medians, p90 or levels the report shows (their histograms are
+    # read); None: every duration metric read
+    timed: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """What the reports ask other services (never their tables): accounts for the inboxes the
-viewer may see and the operators' names, tickets for the inboxes' elapsed-time thresholds
-(TKT-14). Names and thresholds are kept a few seconds per tenant."""
+viewer may see, the operators' names and the tenant's time zone (its day rollups' zone),
+tickets for the inboxes' elapsed-time thresholds (TKT-14). Names, zones and thresholds are
+kept CACHE_S seconds per tenant, the zone ZONE_CACHE_S."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from services.runtime.errors import Unavailable
 from services.runtime.identity import Identity
 
 CACHE_S = 30.0
+ZONE_CACHE_S = 10.0  # a changed tenant zone reaches the reports (and their day rows) soon
 
 
 def _system(tenant: str) -> list[tuple[str, str]]:
@@ -27,6 +29,22 @@ class ReportPeers:
         self._tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
         self._names: dict[str, tuple[float, dict[str, str]]] = {}
         self._thresholds: dict[tuple[str, str], tuple[float, tuple[tuple[int, str], ...]]] = {}
+        self._zones: dict[str, tuple[float, str]] = {}
+
+    async def tenant_zone(self, tenant: str) -> str:
+        """The tenant's time zone (TenantSettings.time_zone), "" when accounts does not
+        answer (the reports then read the hourly rollups)."""
+        hit = self._zones.get(tenant)
+        if hit is not None and time.monotonic() - hit[0] < ZONE_CACHE_S:
+            return hit[1]
+        try:
+            resp = await self._accounts.GetTenantSettings(
+                accounts_pb2.GetTenantSettingsRequest(), metadata=_system(tenant), timeout=5
+            )
+        except grpc.aio.AioRpcError:
+            return ""
+        self._zones[tenant] = (time.monotonic(), resp.time_zone)
+        return str(resp.time_zone)
 
     async def visible_inboxes(self, viewer: Identity) -> list[tuple[str, str]]:
         """(id, name) of the inboxes the viewer may see, by name."""
@@ -72,9 +90,10 @@ class ReportPeers:
                 timeout=5,
             )
         except grpc.aio.AioRpcError as err:
-            if err.code() == grpc.StatusCode.NOT_FOUND:  # an inbox gone since
-                return ()
-            raise Unavailable(f"tickets.GetInboxSettings: {err.code().name}") from None
-        found = tuple(sorted((t.after_minutes, t.color) for t in resp.thresholds))
+            if err.code() != grpc.StatusCode.NOT_FOUND:
+                raise Unavailable(f"tickets.GetInboxSettings: {err.code().name}") from None
+            found: tuple[tuple[int, str], ...] = ()  # an inbox gone since: kept as none
+        else:
+            found = tuple(sorted((t.after_minutes, t.color) for t in resp.thresholds))
         self._thresholds[(tenant, inbox_id)] = (time.monotonic(), found)
         return found

@@ -1,27 +1,32 @@
-"""The reports' reads of reporting's own tables: the rollups (hourly, or 15-minute for
-zones at :30/:45 offsets) summed per period, metric, inbox and dimension value — and the
-same sums computed from the facts without the rollups (boundaries off the quarter hour,
-the benchmark's baseline, the test that both agree).
+"""The reports' reads of reporting's own tables: the rollups (daily in the tenant's zone,
+hourly, or 15-minute for zones at :30/:45 offsets) summed per period, metric, inbox and
+dimension value — and the same sums computed from the facts without the rollups
+(boundaries off the quarter hour, the benchmark's baseline, the test that both agree).
 
 The periods' boundaries go to PostgreSQL as one array; `width_bucket` numbers the period
 each row falls in, so a period is whatever the caller's zone made it (23, 24 or 25 hours,
-a week, a month)."""
+a week, a month); for the calendar rollups the boundaries are the local dates, whole
+weeks and months read from their own tables, the cut first and last from the days.
+
+Histograms are sparse (rollups.py): a row of one duration holds NULL and counts in the
+bucket of its sum."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 import asyncpg
 
-from . import histogram
-from .periods import FACTS, HOUR, QUARTER
+from . import histogram, rollups
+from .periods import DAY, FACTS, HOUR, QUARTER, local_day, local_midnight
 from .report_model import Cell, Query, Want
 from .stats import Durations
 
 DURATION_METRICS = frozenset(
     {"first_reply", "reply", "resolution", "approval_given", "send_back", "send_back_given"}
 )
-_TABLES = {HOUR: "rollups_hour", QUARTER: "rollups_15m"}
+_TABLES = {DAY: "rollups_day", HOUR: "rollups_hour", QUARTER: "rollups_15m"}
 _DIMENSION_VALUE = {
     "": "''",
     "operator": "f.operator_id::text",
@@ -33,10 +38,21 @@ _DIMENSION_VALUE = {
 _EDGES = [float(e) for e in histogram.EDGES_S]
 
 
+def _bucket_sums(basis: str) -> str:
+    return ", ".join(
+        f"sum(hist_{basis}[{i}])::bigint AS b{i}" for i in range(1, histogram.BUCKETS + 1)
+    )
+
+
 def _args(tenant_id: str, q: Query, want: Want) -> tuple[object, ...]:
     """$1…$7 of both reads: tenant, the periods' starts, dimension, metrics, the range,
     the inboxes (NULL: every inbox of the tenant)."""
     inboxes = None if q.inbox_ids is None else list(q.inbox_ids)
+    if q.source == DAY:  # local midnights all: the dates
+        zone = q.range.zone
+        days = [local_day(p.start, zone) for p in q.periods]
+        return (tenant_id, days, want.dimension, list(want.metrics),
+                local_day(q.range.start, zone), local_day(q.range.end, zone), inboxes)  # fmt: skip
     starts = [p.start for p in q.periods]
     return (tenant_id, starts, want.dimension, list(want.metrics), q.range.start, q.range.end,
             inboxes)  # fmt: skip
@@ -52,7 +68,41 @@ async def cells(conn: asyncpg.Connection, tenant_id: str, q: Query, want: Want) 
     """The summed cells of one dimension's metrics over the query's periods."""
     if q.source == FACTS:
         return await from_facts(conn, tenant_id, q, want)
+    if q.source == DAY:
+        return await _calendar(conn, tenant_id, q, want)
     return await from_rollups(conn, tenant_id, q, want, _TABLES[q.source])
+
+
+def calendar_runs(q: Query) -> list[tuple[int, int, str]]:
+    """Which calendar table answers which periods (I/O-free): whole weeks or months from
+    `rollups_week` / `rollups_month`, the first and last cut to the range from
+    `rollups_day` — as runs (first period, end, table)."""
+    grain = q.range.granularity
+    runs: list[tuple[int, int, str]] = []
+    for i, p in enumerate(q.periods):
+        table = _TABLES[DAY]
+        if grain in (rollups.WEEK, rollups.MONTH):
+            first = local_day(p.start, q.range.zone)
+            following = local_midnight(rollups.next_local(first, grain), q.range.zone)
+            if rollups.local_bucket(first, grain) == first and p.end == following:
+                table = rollups.TABLES[grain]
+        if runs and runs[-1][2] == table:
+            runs[-1] = (runs[-1][0], i + 1, table)
+        else:
+            runs.append((i, i + 1, table))
+    return runs
+
+
+async def _calendar(conn: asyncpg.Connection, tenant_id: str, q: Query, want: Want) -> list[Cell]:
+    out: list[Cell] = []
+    for first, end, table in calendar_runs(q):
+        bounds = q.periods[first:end]
+        part = replace(
+            q, periods=bounds, range=replace(q.range, start=bounds[0].start, end=bounds[-1].end)
+        )
+        found = await from_rollups(conn, tenant_id, part, want, table)
+        out += [replace(c, period=c.period + first) for c in found] if first else found
+    return out
 
 
 _ROLLUP_WHERE = """
@@ -64,16 +114,17 @@ _ROLLUP_WHERE = """
 async def from_rollups(
     conn: asyncpg.Connection, tenant_id: str, q: Query, want: Want, table: str
 ) -> list[Cell]:
-    """Counts and sums grouped in one statement; the histograms in another: a row of one
-    duration (most hourly rows) counts in the bucket of its sum, a fuller row by its
-    non-zero buckets (unnest, grouped by bucket index) — far cheaper than adding whole
-    arrays row by row (hist_sum) — assembled here."""
+    """Counts and sums grouped in one statement; the histograms in two more: a row of one
+    duration (NULL: most hourly rows) counts in the bucket of its sum, fuller rows sum each
+    bucket by its index (`sum(hist[i])`, one aggregate per bucket) — far cheaper than
+    adding whole arrays row by row (hist_sum) or unnesting them — assembled here."""
     basis = "business" if q.basis == "business" else "wall"
     args = _args(tenant_id, q, want)
+    kind = "date" if q.source == DAY else "timestamptz"
     inbox = _inbox_column(want, "")
     rows = await conn.fetch(
         f"""
-        SELECT width_bucket(bucket, $2::timestamptz[]) - 1 AS period, metric,
+        SELECT width_bucket(bucket, $2::{kind}[]) - 1 AS period, metric,
                {inbox} AS inbox_id, value, sum(count)::bigint AS n,
                sum(sum_{basis}) AS total
         FROM {table} {_ROLLUP_WHERE}
@@ -82,27 +133,39 @@ async def from_rollups(
         *args,
     )
     hists: dict[tuple[int, str, str, str], list[int]] = {}
-    if DURATION_METRICS & set(want.metrics):
-        # a row of one duration: its bucket is that of its sum (no array to open)
+    timed = sorted(DURATION_METRICS & set(want.metrics if want.timed is None else want.timed))
+    if timed:
+        hist_args = (*args[:3], timed, *args[4:])
+        # a row of one duration (NULL, sparse): its bucket is that of its sum
         for r in await conn.fetch(
             f"""
-            SELECT period, metric, inbox_id, value, i, sum(n)::bigint AS n FROM (
-              SELECT width_bucket(bucket, $2::timestamptz[]) - 1 AS period, metric,
-                     {inbox} AS inbox_id, value,
-                     greatest(width_bucket(sum_{basis}, $8::float8[]), 1) AS i, count AS n
-              FROM {table} {_ROLLUP_WHERE} AND count = 1 AND cardinality(hist_{basis}) > 0
-              UNION ALL
-              SELECT width_bucket(bucket, $2::timestamptz[]) - 1, metric, {inbox}, value,
-                     h.i::int, h.n
-              FROM {table}, unnest(hist_{basis}) WITH ORDINALITY AS h(n, i)
-              {_ROLLUP_WHERE} AND count > 1 AND h.n <> 0
-            ) x GROUP BY 1, 2, 3, 4, 5
+            SELECT width_bucket(bucket, $2::{kind}[]) - 1 AS period, metric,
+                   {inbox} AS inbox_id, value,
+                   greatest(width_bucket(sum_{basis}, $8::float8[]), 1) AS i,
+                   sum(count)::bigint AS n
+            FROM {table} {_ROLLUP_WHERE} AND hist_{basis} IS NULL
+            GROUP BY 1, 2, 3, 4, 5
             """,
-            *args,
+            *hist_args,
             _EDGES,
         ):
             key = (r["period"], r["metric"], r["inbox_id"], r["value"])
             hists.setdefault(key, histogram.empty())[r["i"] - 1] += r["n"]
+        # fuller rows: each bucket summed by its index, one aggregate per bucket (far
+        # cheaper than unnesting every array)
+        for r in await conn.fetch(
+            f"""
+            SELECT width_bucket(bucket, $2::{kind}[]) - 1 AS period, metric,
+                   {inbox} AS inbox_id, value, {_bucket_sums(basis)}
+            FROM {table} {_ROLLUP_WHERE} AND cardinality(hist_{basis}) > 0
+            GROUP BY 1, 2, 3, 4
+            """,
+            *hist_args,
+        ):
+            key = (r["period"], r["metric"], r["inbox_id"], r["value"])
+            into = hists.setdefault(key, histogram.empty())
+            for i in range(histogram.BUCKETS):
+                into[i] += r[4 + i] or 0
     out = []
     for r in rows:
         key = (r["period"], r["metric"], r["inbox_id"], r["value"])

@@ -5,6 +5,7 @@ the aggregate CSV export."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import asyncpg
@@ -16,16 +17,21 @@ from services.runtime.errors import InvalidArgument, NotFound
 from services.runtime.identity import Identity, require_permission
 from services.runtime.ids import parse_uuid
 
-from . import periods, report_build, report_store
+from . import day_rollups, periods, report_build, report_store
 from .periods import local_iso
 from .report_model import BASES, REPORTS, TOP_DEFAULT, TOP_MAX, Query, Report, Value
 from .report_peers import ReportPeers
 
 
 def query_of(
-    req: pb.GetReportRequest, viewer_zone: str, now: datetime, inbox_ids: tuple[str, ...] | None
+    req: pb.GetReportRequest,
+    viewer_zone: str,
+    now: datetime,
+    inbox_ids: tuple[str, ...] | None,
+    day_zone: str = "",
 ) -> Query:
-    """The validated query (I/O-free): report, zone, range and periods, basis, top."""
+    """The validated query (I/O-free): report, zone, range and periods, basis, top;
+    `day_zone` the zone the tenant's day rollups are ready in ("" none)."""
     if req.report not in REPORTS:
         raise InvalidArgument(f"unknown report; one of {', '.join(REPORTS)}", field="report")
     zone = periods.zone_of(req.time_zone or viewer_zone or "UTC")
@@ -37,7 +43,8 @@ def query_of(
         raise InvalidArgument(f"top is 1 to {TOP_MAX}", field="top")
     r = periods.report_range(getattr(req, "from"), req.to, req.granularity, zone, now)
     bounds = periods.periods(r)
-    source = periods.FACTS if req.from_facts else periods.source_for(bounds)
+    days = zone if day_zone and zone.key == day_zone else None
+    source = periods.FACTS if req.from_facts else periods.source_for(bounds, days)
     return Query(req.report, r, tuple(bounds), basis, inbox_ids, source, top)
 
 
@@ -46,6 +53,7 @@ class Reports:
         self._pool = pool
         self._peers = peers
         self._clock = clock
+        self._days = day_rollups.DayZones(pool)
 
     async def run(self, viewer: Identity, req: pb.GetReportRequest) -> Report:
         """The report as `viewer` may see it: needs see_reports; an inbox they may not see
@@ -63,7 +71,11 @@ class Reports:
         else:
             inboxes = tuple(visible)
             scope = None if viewer.inboxes is None else tuple(i for i, _ in visible)
-        q = query_of(req, viewer.time_zone, self._clock.now(), scope)
+        # the tenant's zone: its day rollups answer when the report is in it
+        day_zone = await self._days.ready_zone(
+            viewer.tenant_id, await self._peers.tenant_zone(viewer.tenant_id)
+        )
+        q = query_of(req, viewer.time_zone, self._clock.now(), scope, day_zone)
         return await self.compute(viewer.tenant_id, q, inboxes, req.inbox_id)
 
     async def compute(
@@ -73,7 +85,15 @@ class Reports:
         inboxes: tuple[tuple[str, str], ...],
         inbox_id: str = "",
     ) -> Report:
-        async with self._pool.acquire() as conn:
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            # one snapshot: the day rows still in the zone they were ready in
+            if q.source == periods.DAY and not await day_rollups.ready_for(
+                conn, tenant, q.range.zone.key
+            ):
+                q = replace(q, source=periods.source_for(list(q.periods)))
             found = [
                 c
                 for want in report_build.WANTS[q.report]

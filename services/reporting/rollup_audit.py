@@ -1,11 +1,12 @@
 """What rebuild and check share (issue 19 §2): the rollups a tenant's facts make, computed
 again from the facts table (a server-side cursor, so a large tenant streams), and the
-stored rollups read back, both as {key: Agg}."""
+stored rollups read back (sparse histograms made whole), both as {key: Agg} — for the day
+calendar grains in the tenant's report_zones zone."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 import asyncpg
 
@@ -30,9 +31,12 @@ async def from_facts(
     end: datetime | None = None,
     *,
     folded_only: bool = True,
+    zone: str = "",
 ) -> dict[Key, Agg]:
     """The rollups of the tenant's facts in [start, end) (folded ones only: a fact still
-    queued for the roller is not in the rollups yet). Call inside a transaction."""
+    queued for the roller is not in the rollups yet); for a calendar grain, in `zone`. Call
+    inside a transaction."""
+    zones = {tenant: zone} if zone else None
     out: dict[Key, Agg] = {}
     query = (
         f"SELECT {rollups.FOLD_COLUMNS} FROM facts f WHERE tenant_id = $1 "
@@ -44,9 +48,9 @@ async def from_facts(
     async for r in conn.cursor(query, uuid.UUID(tenant), start, end, prefetch=CHUNK):
         batch.append(rollups.fold_fact(r))
         if len(batch) >= CHUNK:
-            _merge(out, rollups.deltas(batch, grain))
+            _merge(out, rollups.deltas(batch, grain, zones))
             batch = []
-    _merge(out, rollups.deltas(batch, grain))
+    _merge(out, rollups.deltas(batch, grain, zones))
     return out
 
 
@@ -68,15 +72,18 @@ async def stored(
     conn: asyncpg.Connection,
     tenant: str,
     grain: str,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: date | None = None,
+    end: date | None = None,
 ) -> dict[Key, Agg]:
+    """The stored rows of the grain in [start, end) (UTC instants; local dates for the
+    calendar grains)."""
     out: dict[Key, Agg] = {}
+    kind = "date" if grain in rollups.LOCAL else "timestamptz"
     rows = await conn.fetch(
         f"""SELECT metric, dimension, bucket, inbox_id, value, count, sum_wall, sum_business,
                    hist_wall, hist_business FROM {rollups.TABLES[grain]}
-            WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR bucket >= $2)
-              AND ($3::timestamptz IS NULL OR bucket < $3)""",
+            WHERE tenant_id = $1 AND ($2::{kind} IS NULL OR bucket >= $2)
+              AND ($3::{kind} IS NULL OR bucket < $3)""",
         uuid.UUID(tenant),
         start,
         end,
@@ -87,8 +94,8 @@ async def stored(
             r["count"],
             r["sum_wall"],
             r["sum_business"],
-            list(r["hist_wall"]),
-            list(r["hist_business"]),
+            rollups.full(r["hist_wall"], r["sum_wall"]),
+            rollups.full(r["hist_business"], r["sum_business"]),
         )
     return out
 

@@ -3,7 +3,8 @@ replies to one and resolves it with the send; the supervisor's reports count the
 received 2, sent 1, one first reply and one resolution whose single duration is its own
 average, median and p90, the agent's row — and the CSV holds exactly the JSON's table.
 Bad parameters are 400 naming each, an inbox the viewer may not see 404, an agent without
-`see_reports` 403."""
+`see_reports` 403. The tenant's zone changed to Asia/Tokyo: its reports come from day
+rollups rebuilt in that zone, the same counts; New York's from the hourly ones."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -22,7 +24,7 @@ import pytest
 from services.devstack.stack import Stack
 from tests.e2e.test_compose import desk, mail_ticket
 from tests.e2e.test_outbound import reply_draft, send_draft, settled
-from tests.helpers import Tenant, api_get, eventually
+from tests.helpers import Tenant, api_call, api_get, eventually
 from tests.smtp_peer import SmtpPeer
 
 pytestmark = pytest.mark.e2e
@@ -74,7 +76,8 @@ async def test_the_days_mail_replies_and_resolution_are_counted(office: Desk) ->
 
     body = await eventually(volume, timeout=30, every=0.3)
     assert body["inboxes"] == [{"id": office.tenant.inbox_id, "name": "Help"}]
-    assert body["source"] == "rollups_hour" and len(body["series"]) == 1
+    # the tenant's zone is UTC: its day rows once built, the hourly ones until then
+    assert body["source"] in ("rollups_day", "rollups_hour") and len(body["series"]) == 1
     assert body["series"][0]["period"] == office.today
 
     async def timing() -> Any:
@@ -153,3 +156,23 @@ async def test_an_unknown_report_another_tenants_inbox_and_no_permission(office:
     assert code == 200 and body["totals"] == {"received": 0, "sent": 0}  # nothing of ours
     code, body = await report(office, "volume", token=office.agent)
     assert code == 403, body
+
+
+async def test_the_tenants_zone_gets_day_rollups_of_the_same_counts(office: Desk) -> None:
+    code, body = await api_call(
+        office.stack, office.admin, "PATCH", "/api/v1/tenant/settings", {"time_zone": "Asia/Tokyo"}
+    )
+    assert code == 200, body
+    tokyo_today = datetime.now(ZoneInfo("Asia/Tokyo")).date().isoformat()
+
+    async def from_days() -> Any:
+        code, body = await report(office, "volume", tz="Asia/Tokyo", **{"from": tokyo_today},
+                                  to=tokyo_today)  # fmt: skip
+        assert code == 200, body
+        return body if body["source"] == "rollups_day" else None
+
+    # accounts' answer is kept 10 s; then the rebuild in the tenant's new zone
+    body = await eventually(from_days, timeout=45, every=1)
+    assert body["totals"] == {"received": 2, "sent": 1}
+    code, body = await report(office, "volume", tz="America/New_York")
+    assert code == 200 and body["source"] == "rollups_hour", body

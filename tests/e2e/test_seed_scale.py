@@ -123,11 +123,29 @@ async def test_counts_agree_across_services(
     assert facts["received"][0] == m["n"] - m["sent"] == facts["received"][1]
     assert facts["sent"][0] == m["sent"] and facts["resolution"][0] == statuses["resolved"]
     assert counts["facts"] == sum(n for n, _rolled in facts.values())
+    # and into the day rollups in the tenant's zone, ready, each day what its hours hold
+    [zone] = await _fetch(
+        infra, "reporting", "SELECT zone, ready FROM report_zones WHERE tenant_id = $1", tenant
+    )
+    assert (zone["zone"], zone["ready"]) == ("Asia/Tokyo", True)
+    days = await _fetch(
+        infra,
+        "reporting",
+        "SELECT d.bucket, d.metric, d.count, (SELECT sum(count) FROM rollups_hour h "
+        "WHERE h.tenant_id = d.tenant_id AND h.metric = d.metric AND h.dimension = '' "
+        "AND (h.bucket AT TIME ZONE 'Asia/Tokyo')::date = d.bucket) AS hours "
+        "FROM (SELECT tenant_id, bucket, metric, sum(count) AS count FROM rollups_day "
+        "WHERE tenant_id = $1 AND dimension = '' GROUP BY 1, 2, 3) d",
+        tenant,
+    )
+    assert days and all(d["count"] == d["hours"] for d in days)
+    assert sum(d["count"] for d in days if d["metric"] == "arrival") == TICKETS
     # the indexes and keys dropped for the load are built again, valid
     for service, index in (
         ("tickets", "messages_grams"),
         ("reporting", "facts_tenant_at"),
         ("reporting", "rollups_15m_pkey"),
+        ("reporting", "rollups_day_pkey"),
     ):
         [ix] = await _fetch(
             infra,
