@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from . import stats
 from .periods import Period, local_iso
+from .ratings import satisfaction
 from .report_model import Cell, Query, Table, Value, Want
 from .stats import Durations
 
@@ -35,6 +36,7 @@ WANTS: dict[str, tuple[Want, ...]] = {
         ),
     ),
     "topics": (Want("label", ("arrival",)), Want("category", ("arrival",))),
+    "satisfaction": (),  # reporting's ratings, not the rollups (ratings_store.py)
 }
 OTHER = "(other)"
 TOTAL = "total"
@@ -47,6 +49,7 @@ class Context:
 
     thresholds: Mapping[str, Sequence[tuple[int, str]]] = field(default_factory=dict)
     operator_names: Mapping[str, str] = field(default_factory=dict)
+    inbox_names: Mapping[str, str] = field(default_factory=dict)
 
 
 def _when(q: Query, p: Period) -> list[Value]:
@@ -277,4 +280,5 @@ BUILDERS: dict[str, Callable[[Query, Sequence[Cell], Context], tuple[Table, ...]
     "response_times": response_times,
     "operators": operators,
     "topics": topics,
+    "satisfaction": satisfaction,
 }

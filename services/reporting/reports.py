@@ -16,7 +16,7 @@ from services.runtime.errors import InvalidArgument, NotFound
 from services.runtime.identity import Identity, require_permission
 from services.runtime.ids import parse_uuid
 
-from . import periods, report_build, report_store
+from . import periods, ratings, ratings_store, report_build, report_store
 from .periods import local_iso
 from .report_model import BASES, REPORTS, TOP_DEFAULT, TOP_MAX, Query, Report, Value
 from .report_peers import ReportPeers
@@ -73,18 +73,25 @@ class Reports:
         inboxes: tuple[tuple[str, str], ...],
         inbox_id: str = "",
     ) -> Report:
+        names: dict[str, str] = {}  # satisfaction: the resolvers' names the events gave
         async with self._pool.acquire() as conn:
             found = [
                 c
                 for want in report_build.WANTS[q.report]
                 for c in await report_store.cells(conn, tenant, q, want)
             ]
+            if q.report == ratings.REPORT:
+                found += await ratings_store.cells(conn, tenant, q)
+                names = await ratings_store.operator_names(conn, tenant, q)
         ctx = report_build.Context()
         if q.report == "response_times":
             ids = sorted({i for i, _ in inboxes} | {c.inbox_id for c in found})
             ctx = report_build.Context(thresholds=await self._peers.thresholds(tenant, ids))
         elif q.report == "operators":
             ctx = report_build.Context(operator_names=await self._peers.operator_names(tenant))
+        elif q.report == ratings.REPORT:
+            names.update(await self._peers.operator_names(tenant))
+            ctx = report_build.Context(operator_names=names, inbox_names=dict(inboxes))
         tables = report_build.BUILDERS[q.report](q, found, ctx)
         return Report(q.report, q, inboxes, inbox_id, tables)
 
