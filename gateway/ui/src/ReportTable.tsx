@@ -42,7 +42,7 @@ export function ReportTable({
         <thead>
           <tr>
             {shown.map(([c]) => (
-              <th key={c} className={c === "period" || c === "operator" || c === "topic" || c === "name" ? "" : "numcol"}>{columnLabel(c, t, has)}</th>
+              <th key={c} className={["period", "operator", "topic", "dimension", "name"].includes(c) ? "" : "numcol"}>{columnLabel(c, t, has)}</th>
             ))}
           </tr>
         </thead>
