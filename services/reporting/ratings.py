@@ -1,6 +1,6 @@
 """Satisfaction ratings as reporting sees them (issue 20, OUT-5), I/O-free: what a
 `survey.sent` / `survey.answered` says of one survey, and the `satisfaction` report built
-from the ratings grouped per period, inbox, resolving operator and rating
+from the ratings counted per period, resolving operator and inbox, each by rating
 (ratings_store.py) — per period and in total: surveys sent, answered, the response rate,
 the average rating and the distribution 1–5; and the same per operator (the one who
 resolved the ticket) and per inbox over the whole range."""
@@ -126,22 +126,24 @@ def _span(q: Query, label: str, start: datetime, end: datetime) -> list[Value]:
     return [label, local_iso(start, q.range.zone), local_iso(end, q.range.zone)]
 
 
-def _tallies(cells: Sequence[Cell], key: str) -> dict[str, Tally]:
+def _tallies(cells: Sequence[Cell], dimension: str) -> dict[str, Tally]:
     out: dict[str, Tally] = {}
     for c in cells:
-        k = c.value if key == "operator" else c.inbox_id
-        out.setdefault(k, Tally()).add(c)
+        if c.dimension == dimension:
+            out.setdefault(c.value, Tally()).add(c)
     return out
 
 
 def satisfaction(q: Query, cells: Sequence[Cell], ctx: Names) -> tuple[Table, ...]:
     """`series`: one row per period; `table`: the periods, then each operator and each
     inbox over the range (`dimension` operator / inbox, `id`, `name`; the operator of a
-    survey nobody resolved is null), the totals row last."""
+    survey nobody resolved is null), the totals row last. The cells: per period
+    (dimension ''), per operator (`value` its id, '' for nobody) and per inbox (`value` its
+    id) over the range."""
     per_period = [Tally() for _ in q.periods]
     whole = Tally()
     for c in cells:
-        if 0 <= c.period < len(per_period):
+        if c.dimension == "" and 0 <= c.period < len(per_period):
             per_period[c.period].add(c)
             whole.add(c)
     series = tuple(

@@ -1,6 +1,6 @@
 """Reporting's `ratings` table (issue 20, OUT-5): one row per survey, kept by the consumer
 `reporting__surveys` from outbound's `survey.sent` and `survey.answered`, and read by the
-`satisfaction` report grouped per period, inbox, resolving operator and rating.
+`satisfaction` report counted per period, resolving operator and inbox, each by rating.
 
 Each fetch of events is one transaction: the events not applied before (`processed_events`,
 `first_times`), each one an upsert of its survey's row. The answer is the latest
@@ -11,7 +11,7 @@ fills in when that comes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import asyncpg
 from switchboard.v1 import events_pb2
@@ -68,42 +68,66 @@ def _scope(tenant_id: str, q: Query) -> tuple[object, ...]:
     return tenant_id, q.range.start, q.range.end, inboxes
 
 
+_BY_PERIOD, _BY_INBOX, _BY_OPERATOR = 3, 5, 6  # grouping(period, inbox_id, operator_id)
+
+
 async def cells(conn: asyncpg.Connection, tenant_id: str, q: Query) -> list[Cell]:
-    """Per period, inbox and resolving operator: the surveys (metric `survey`) and the
-    answers of each rating (`rating_<k>`), counted."""
-    rows = await conn.fetch(
-        f"""
-        SELECT width_bucket(counted_at, $5::timestamptz[]) - 1 AS period,
-               inbox_id::text AS inbox_id, coalesce(operator_id::text, '') AS operator,
-               rating, count(*)::bigint AS n
-        FROM ratings {_WHERE}
-        GROUP BY 1, 2, 3, 4
-        """,
-        *_scope(tenant_id, q),
-        [p.start for p in q.periods],
-    )
+    """The surveys (metric `survey`) and the answers of each rating (`rating_<k>`) counted
+    per period (dimension ''), per resolving operator and per inbox over the range
+    (dimension `operator` / `inbox`, period -1; '' for nobody) — one statement of
+    grouping sets over narrow rows, so the cells are few however many surveys."""
+    rows = await _counted(conn, tenant_id, q)
     out: list[Cell] = []
     for r in rows:
+        if r["g"] == _BY_PERIOD:
+            where = (r["period"], "", "", "")
+        elif r["g"] == _BY_OPERATOR:
+            where = (-1, "", "operator", r["operator_id"] or "")
+        else:
+            where = (-1, r["inbox_id"], "inbox", r["inbox_id"])
         counted = Durations(r["n"])
-        where = (r["period"], r["inbox_id"], "operator", r["operator"])
         out.append(Cell(where[0], SENT, *where[1:], counted))
         if r["rating"] is not None:
             out.append(Cell(where[0], f"rating_{r['rating']}", *where[1:], counted))
     return out
 
 
-async def operator_names(conn: asyncpg.Connection, tenant_id: str, q: Query) -> dict[str, str]:
-    """The resolving operators' names as the events gave them (the latest of each): for
-    one who is no longer active, whom accounts does not list."""
-    rows = await conn.fetch(
+async def _counted(conn: asyncpg.Connection, tenant_id: str, q: Query) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
         f"""
-        SELECT DISTINCT ON (operator_id) operator_id::text AS id, operator_name
-        FROM ratings {_WHERE} AND operator_id IS NOT NULL
-        ORDER BY operator_id, resolved_at DESC
+        SELECT period, inbox_id::text AS inbox_id, operator_id::text AS operator_id, rating,
+               count(*)::bigint AS n, grouping(period, inbox_id, operator_id) AS g
+        FROM (SELECT width_bucket(counted_at, $5::timestamptz[]) - 1 AS period,
+                     inbox_id, operator_id, rating
+              FROM ratings {_WHERE}) x
+        GROUP BY GROUPING SETS ((period, rating), (operator_id, rating), (inbox_id, rating))
         """,
         *_scope(tenant_id, q),
+        [p.start for p in q.periods],
     )
-    return {r["id"]: r["operator_name"] for r in rows}
+    return rows
+
+
+async def names_missing(
+    conn: asyncpg.Connection, tenant_id: str, found: Sequence[Cell], known: Mapping[str, str]
+) -> dict[str, str]:
+    """The names the events gave the resolving operators of `found` whom `known` (accounts'
+    active operators) lacks: one deactivated since keeps a name."""
+    missing = sorted(
+        {c.value for c in found if c.dimension == "operator" and c.value and c.value not in known}
+    )
+    if not missing:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT ON (operator_id) operator_id::text AS id, operator_name
+        FROM ratings WHERE tenant_id = $1 AND operator_id = ANY($2::uuid[])
+        ORDER BY operator_id, resolved_at DESC
+        """,
+        tenant_id,
+        missing,
+    )
+    return {r["id"]: r["operator_name"] for r in rows if r["operator_name"]}
 
 
 class RatingsIntake:

@@ -73,7 +73,9 @@ class Reports:
         inboxes: tuple[tuple[str, str], ...],
         inbox_id: str = "",
     ) -> Report:
-        names: dict[str, str] = {}  # satisfaction: the resolvers' names the events gave
+        names: dict[str, str] = {}
+        if q.report == ratings.REPORT:  # the resolvers' names, asked before the connection
+            names = dict(await self._peers.operator_names(tenant))
         async with self._pool.acquire() as conn:
             found = [
                 c
@@ -82,7 +84,7 @@ class Reports:
             ]
             if q.report == ratings.REPORT:
                 found += await ratings_store.cells(conn, tenant, q)
-                names = await ratings_store.operator_names(conn, tenant, q)
+                names.update(await ratings_store.names_missing(conn, tenant, found, names))
         ctx = report_build.Context()
         if q.report == "response_times":
             ids = sorted({i for i, _ in inboxes} | {c.inbox_id for c in found})
@@ -90,7 +92,6 @@ class Reports:
         elif q.report == "operators":
             ctx = report_build.Context(operator_names=await self._peers.operator_names(tenant))
         elif q.report == ratings.REPORT:
-            names.update(await self._peers.operator_names(tenant))
             ctx = report_build.Context(operator_names=names, inbox_names=dict(inboxes))
         tables = report_build.BUILDERS[q.report](q, found, ctx)
         return Report(q.report, q, inboxes, inbox_id, tables)

@@ -24,17 +24,23 @@ def query() -> Query:
     return Query("satisfaction", r, bounds, "wall", None, periods.source_for(list(bounds)))
 
 
-def cell(period: int, metric: str, operator: str, n: int, inbox: str = "i1") -> Cell:
-    return Cell(period, metric, inbox, "operator", operator, Durations(n))
+def cell(period: int, metric: str, operator: str, n: int, inbox: str = "i1") -> list[Cell]:
+    """One group of surveys as the store counts it: in its period, for its operator and
+    for its inbox."""
+    return [
+        Cell(period, metric, "", "", "", Durations(n)),
+        Cell(-1, metric, "", "operator", operator, Durations(n)),
+        Cell(-1, metric, inbox, "inbox", inbox, Durations(n)),
+    ]
 
 
 def test_periods_operators_inboxes_and_the_totals_last() -> None:
     cells = [
-        cell(0, "survey", "alice", 3),
-        cell(0, "rating_5", "alice", 1),
-        cell(0, "rating_2", "alice", 1),
-        cell(1, "survey", "", 1, inbox="i2"),
-        cell(1, "rating_4", "", 1, inbox="i2"),
+        *cell(0, "survey", "alice", 3),
+        *cell(0, "rating_5", "alice", 1),
+        *cell(0, "rating_2", "alice", 1),
+        *cell(1, "survey", "", 1, inbox="i2"),
+        *cell(1, "rating_4", "", 1, inbox="i2"),
     ]
     ctx = Context(operator_names={"alice": "Alice"}, inbox_names={"i1": "Help", "i2": "Sales"})
     series, table = ratings.satisfaction(query(), cells, ctx)

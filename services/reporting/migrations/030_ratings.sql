@@ -22,3 +22,5 @@ CREATE TABLE ratings (
     PRIMARY KEY (tenant_id, survey_id)
 );
 CREATE INDEX ratings_tenant_counted ON ratings (tenant_id, counted_at);
+-- the name the events gave an operator accounts no longer lists (ratings_store.names_missing)
+CREATE INDEX ratings_tenant_operator ON ratings (tenant_id, operator_id, resolved_at DESC);
