@@ -17,6 +17,7 @@ from .request import deps, metadata, whole_number
 from .responses import json_response
 
 PERIOD = ("period", "start", "end")
+SATISFACTION_KEYS = ("dimension", "id", "name")  # which row of the satisfaction table
 REPORT = r"{report:[A-Za-z0-9_]+}"  # never rlive's /reports/live-queue, live-assignment
 
 
@@ -85,6 +86,15 @@ def report_json(r: reporting_pb2.Report) -> dict[str, Any]:
     else:
         body["series"] = _objects(tables["series"])
         skip = {"operator_id", "operator"} if r.report == "operators" else set(PERIOD)
+        if r.report == "satisfaction":  # per period, operator, inbox: the totals row last
+            skip |= set(SATISFACTION_KEYS)
+            for dim, key in (("operator", "per_operator"), ("inbox", "per_inbox")):
+                body[key] = [
+                    {f"{dim}_id": x["id"], dim: x["name"]}
+                    | {k: v for k, v in x.items() if k not in skip}
+                    for x in rows
+                    if x["dimension"] == dim
+                ]
         body["totals"] = {k: v for k, v in rows[-1].items() if k not in skip} if rows else {}
     if "thresholds" in tables:
         body["thresholds"] = _objects(tables["thresholds"])

@@ -1,11 +1,11 @@
 """Replaying the streams into the facts (issue 19 §2, `rebuild --replay-since` /
 `--replay-from-seq`): a tenant's events of the four streams reporting consumes, from a
-time or a stream sequence, fed through the consumers' own handlers (facts_intake.py) by a
-temporary consumer per stream, deleted afterwards. The tickets' events come first, so the
-sends' and SLA alerts' facts find the tickets' state. A fact already there is skipped
-(its key), so replaying what was applied changes nothing; a ticket's state is made again
-from its `ticket.created` on, so replay from before the tickets' creation (the streams
-keep 14 days)."""
+time or a stream sequence, fed through the consumers' own handlers (facts_intake.py; the
+surveys' ratings_store.py) by a temporary consumer per stream, deleted afterwards. The
+tickets' events come first, so the sends' and SLA alerts' facts find the tickets' state.
+A fact already there is skipped (its key), so replaying what was applied changes
+nothing; a ticket's state is made again from its `ticket.created` on, so replay from
+before the tickets' creation (the streams keep 14 days)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from services.runtime.db import Database, with_database
 from .app import ReportingSettings
 from .facts_intake import FactsIntake
 from .inbox_hours import InboxHours
+from .ratings_store import RatingsIntake
 
 BATCH = 256
 
@@ -67,6 +68,7 @@ async def replay(tenants: set[str], start: Start) -> dict[str, int]:
             (registry.REPORTING_APPROVALS, intake.approvals),
             (registry.REPORTING_SENDS, intake.sends),
             (registry.REPORTING_SLA, intake.sla),
+            (registry.REPORTING_SURVEYS, RatingsIntake(db, once=False).survey),
         ):
             done[spec.durable] = await _one(nc, spec, handler, tenants, start)
         return done

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from . import stats
 from .periods import Period, local_iso
+from .ratings import satisfaction
 from .report_model import Cell, Query, Table, Value, Want
 from .stats import Durations
 
@@ -36,6 +37,7 @@ WANTS: dict[str, tuple[Want, ...]] = {
         ),
     ),
     "topics": (Want("label", ("arrival",)), Want("category", ("arrival",))),
+    "satisfaction": (),  # reporting's ratings, not the rollups (ratings_store.py)
 }
 OTHER = "(other)"
 TOTAL = "total"
@@ -48,6 +50,7 @@ class Context:
 
     thresholds: Mapping[str, Sequence[tuple[int, str]]] = field(default_factory=dict)
     operator_names: Mapping[str, str] = field(default_factory=dict)
+    inbox_names: Mapping[str, str] = field(default_factory=dict)
 
 
 def _when(q: Query, p: Period) -> list[Value]:
@@ -278,4 +281,5 @@ BUILDERS: dict[str, Callable[[Query, Sequence[Cell], Context], tuple[Table, ...]
     "response_times": response_times,
     "operators": operators,
     "topics": topics,
+    "satisfaction": satisfaction,
 }

@@ -11,7 +11,7 @@ from .stats import Durations
 
 Value = str | int | float | None
 
-REPORTS = ("volume", "response_times", "operators", "topics")
+REPORTS = ("volume", "response_times", "operators", "topics", "satisfaction")
 BASES = ("wall", "business")
 TOP_DEFAULT, TOP_MAX = 10, 50
 

@@ -17,7 +17,7 @@ from services.runtime.errors import InvalidArgument, NotFound
 from services.runtime.identity import Identity, require_permission
 from services.runtime.ids import parse_uuid
 
-from . import day_rollups, periods, report_build, report_store
+from . import day_rollups, periods, ratings, ratings_store, report_build, report_store
 from .periods import local_iso
 from .report_model import BASES, REPORTS, TOP_DEFAULT, TOP_MAX, Query, Report, Value
 from .report_peers import ReportPeers
@@ -85,6 +85,9 @@ class Reports:
         inboxes: tuple[tuple[str, str], ...],
         inbox_id: str = "",
     ) -> Report:
+        names: dict[str, str] = {}
+        if q.report == ratings.REPORT:  # the resolvers' names, asked before the connection
+            names = dict(await self._peers.operator_names(tenant))
         async with (
             self._pool.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
@@ -99,12 +102,17 @@ class Reports:
                 for want in report_build.WANTS[q.report]
                 for c in await report_store.cells(conn, tenant, q, want)
             ]
+            if q.report == ratings.REPORT:
+                found += await ratings_store.cells(conn, tenant, q)
+                names.update(await ratings_store.names_missing(conn, tenant, found, names))
         ctx = report_build.Context()
         if q.report == "response_times":
             ids = sorted({i for i, _ in inboxes} | {c.inbox_id for c in found})
             ctx = report_build.Context(thresholds=await self._peers.thresholds(tenant, ids))
         elif q.report == "operators":
             ctx = report_build.Context(operator_names=await self._peers.operator_names(tenant))
+        elif q.report == ratings.REPORT:
+            ctx = report_build.Context(operator_names=names, inbox_names=dict(inboxes))
         tables = report_build.BUILDERS[q.report](q, found, ctx)
         return Report(q.report, q, inboxes, inbox_id, tables)
 

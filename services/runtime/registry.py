@@ -172,6 +172,12 @@ REPORTING_SLA = ConsumerSpec(
     "reporting__sla",
     (events.SLA_WARNING.subject, events.SLA_BREACHED.subject),
 )
+# Satisfaction ratings (issue 20, OUT-5): one row per survey, its latest answer.
+REPORTING_SURVEYS = ConsumerSpec(
+    events.OUTBOUND,
+    "reporting__surveys",
+    (events.SURVEY_SENT.subject, events.SURVEY_ANSWERED.subject),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +309,7 @@ SERVICES: tuple[Component, ...] = (
             REPORTING_SENDS,
             REPORTING_APPROVALS,
             REPORTING_SLA,
+            REPORTING_SURVEYS,
             REPORTING_LIVE,
             REPORTING_LIVE_SLA,
         ),

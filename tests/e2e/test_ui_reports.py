@@ -3,8 +3,9 @@ against the whole running system (the shared test stack: every service, reportin
 consumers, real SMTP intake): a supervisor opens Reports and sees today's received count
 move when a mail arrives, downloads the report's CSV (the same numbers as the table under
 the chart), watches the live queue take the new waiting mail without reloading, and runs an
-export with chosen columns to its download; an operator without `see_reports` is offered no
-Reports and the route refuses. Screenshots at 1280×800 in Japanese go to the artifacts."""
+export with chosen columns to its download, and reads a customer's survey rating in the
+Satisfaction report (issue 20); an operator without `see_reports` is offered no Reports
+and the route refuses. Screenshots at 1280×800 in Japanese go to the artifacts."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ from services.devstack.stack import Stack
 from tests.browser import chromium, context, shot, sign_in
 from tests.e2e.test_access import ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call
+from tests.e2e.test_surveys import mailed, rating_links, set_status, survey_on
+from tests.e2e.test_surveys import page as answer_page
 from tests.e2e.test_ui import PASSWORD, mail_in, operator
-from tests.helpers import Tenant
+from tests.helpers import Tenant, api_get, eventually
+from tests.smtp_peer import SmtpPeer
 
 pytestmark = pytest.mark.e2e
 
@@ -127,6 +131,50 @@ async def test_a_supervisor_sees_todays_received_count_move_and_downloads_the_cs
         await page.get_by_test_id("basis-business").check()  # response times in business hours
         await expect(page.get_by_test_id("report-error")).to_have_count(0)
         await expect(page.get_by_test_id("report-row").last).to_contain_text("合計")
+    finally:
+        await ctx.close()
+
+
+async def test_the_satisfaction_report_shows_the_answered_surveys_rating(
+    stack: Stack, browser: Browser, smtp_peer: SmtpPeer
+) -> None:
+    """A ticket resolved by the administrator, its survey answered 4 from the mail's link:
+    the supervisor's Satisfaction report (満足度) shows the rating in its totals and table."""
+    tenant, admin, _, ctx, page = await supervisor_page(stack, browser)
+    try:
+        await survey_on(stack, admin, tenant.inbox_id)
+        subject = f"Order {uuid.uuid4().hex[:6]}"
+        await mail_in(stack, tenant.address, subject)
+        ticket = await ticket_by_subject(stack, admin, subject)
+        await set_status(stack, admin, ticket["id"], "resolved")
+        [got] = await mailed(smtp_peer, tenant, ticket["number"])
+        assert (await answer_page(rating_links(got)[3]))[0] == 200  # rated 4
+
+        async def counted() -> bool:  # reporting has the answer
+            code, body = await api_get(stack, admin, "/api/v1/reports/satisfaction")
+            return code == 200 and body["totals"]["surveys_answered"] == 1
+
+        await eventually(counted, timeout=SLOW / 1000)
+        await page.get_by_test_id("nav-reports").click()
+        await page.get_by_test_id("reports-nav-satisfaction").click()
+        await expect(page.get_by_test_id("reports-page")).to_have_attribute(
+            "data-section", "satisfaction"
+        )
+        await expect(page.get_by_test_id("reports-page").locator("h1")).to_have_text("満足度")
+        await expect(page.get_by_test_id("total-average_rating-value")).to_have_text("4")
+        await expect(page.get_by_test_id("total-response_rate-value")).to_have_text("100.0%")
+        totals = page.get_by_test_id("report-row").last
+        await expect(totals).to_contain_text("合計")
+        await expect(totals.locator("td[data-col=rating_4]")).to_have_text("1")
+        await expect(totals.locator("td[data-col=average_rating]")).to_have_text("4")
+        operator_row = page.get_by_test_id("report-row").filter(has_text="担当者")
+        await expect(operator_row.locator("td[data-col=surveys_answered]")).to_have_text("1")
+        await expect(page.get_by_test_id("report-chart").locator("svg")).to_be_visible()
+        await shot(page, "reports-satisfaction-ja")
+        name, text = await downloaded(page, "report-csv")
+        assert name.startswith("satisfaction_")
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[-1][0] == "total" and rows[-1][rows[0].index("average_rating")] == "4.0"
     finally:
         await ctx.close()
 

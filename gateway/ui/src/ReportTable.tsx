@@ -1,12 +1,12 @@
 // The table under a report's chart: exactly the report's `table` — the rows the CSV download
 // holds, with the same numbers — in the UI's words: periods in the app's date format,
 // durations in minutes or hours, the totals row last.
-import { Cell, columnLabel, durationText, Granularity, isSeconds, periodText } from "./reportTypes";
+import { Cell, columnLabel, durationText, Granularity, isSeconds, isShare, periodText, shareText } from "./reportTypes";
 import { DICTS, Key, useI18n } from "./i18n";
 
 const has = (k: string): k is Key => k in DICTS.en;
 // the instants of a period are in its label already; ids are for machines
-const HIDDEN = new Set(["start", "end", "operator_id"]);
+const HIDDEN = new Set(["start", "end", "operator_id", "id"]);
 
 export function ReportTable({
   columns,
@@ -28,6 +28,8 @@ export function ReportTable({
     if (col === "period") return periodText({ period: String(v), start: String(row[startAt] ?? "") }, granularity, tz, lang, t);
     if (col === "operator" && row[0] === "total") return t("rep.total");
     if (isSeconds(col)) return durationText(v, t);
+    if (isShare(col)) return typeof v === "number" ? shareText(v) : "—";
+    if (col === "name" && v === null) return t("rep.nobody"); // satisfaction: resolved by nobody
     if (col === "dimension") return has(`rep.dim.${v}`) ? t(`rep.dim.${v}` as Key) : String(v ?? "");
     if (col === "topic") return topicText(String(v ?? ""), t);
     if (v === null) return "—";
@@ -40,7 +42,7 @@ export function ReportTable({
         <thead>
           <tr>
             {shown.map(([c]) => (
-              <th key={c} className={c === "period" || c === "operator" || c === "topic" ? "" : "numcol"}>{columnLabel(c, t, has)}</th>
+              <th key={c} className={["period", "operator", "topic", "dimension", "name"].includes(c) ? "" : "numcol"}>{columnLabel(c, t, has)}</th>
             ))}
           </tr>
         </thead>

@@ -14,6 +14,7 @@ import { LiveAssignmentView, LiveQueueView } from "./LiveReports";
 import { live } from "./live";
 import { InboxPicker, PeriodChoice, PeriodPicker, periodOf, today, ZonePicker } from "./Period";
 import { ReportTable, topicText } from "./ReportTable";
+import { Satisfaction } from "./Satisfaction";
 import {
   Basis,
   Granularity,
@@ -253,6 +254,12 @@ function ReportBody({ report }: { report: Report }) {
         {table}
       </>
     );
+  }
+  if (report.report === "satisfaction") {
+    const x = report.totals;
+    const rate = typeof x.response_rate === "number" ? shareText(x.response_rate) : null;
+    const totals = <Totals items={[["surveys_sent", x.surveys_sent], ["surveys_answered", x.surveys_answered], ["response_rate", rate], ["average_rating", x.average_rating]]} />;
+    return <Satisfaction report={report} periods={periods} num={num} totals={totals} table={table} />;
   }
   if (report.report === "response_times") return <ResponseTimes report={report} periods={periods} minutes={minutes} num={num} table={table} />;
   if (report.report === "operators") {

@@ -4,8 +4,8 @@
 import { dateText, dateTimeText, wallAt } from "./format";
 import { Key, T } from "./i18n";
 
-export type ReportName = "volume" | "response_times" | "operators" | "topics";
-export const REPORTS: ReportName[] = ["volume", "response_times", "operators", "topics"];
+export type ReportName = "volume" | "response_times" | "operators" | "topics" | "satisfaction";
+export const REPORTS: ReportName[] = ["volume", "response_times", "operators", "topics", "satisfaction"];
 export type Granularity = "hour" | "day" | "week" | "month";
 export const GRANULARITIES: Granularity[] = ["hour", "day", "week", "month"];
 export type Basis = "wall" | "business";
@@ -33,6 +33,8 @@ export interface Report {
   table: { columns: string[]; rows: Cell[][] };
   thresholds?: { level: number; after_minutes: number | null; color: string | null }[];
   top?: { labels: Topic[]; categories: Topic[] };
+  per_operator?: Record<string, Cell>[]; // satisfaction: the table's operator rows
+  per_inbox?: Record<string, Cell>[]; // … and its inbox rows
 }
 
 export interface Topic {
@@ -150,6 +152,7 @@ export function columnLabel(col: string, t: T, has: (k: string) => k is Key): st
 }
 
 export const isSeconds = (col: string) => col.endsWith("_seconds");
+export const isShare = (col: string) => col === "response_rate";
 
 export function shareText(x: number): string {
   return `${(x * 100).toFixed(1)}%`;
