@@ -41,7 +41,6 @@ import time
 import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -372,23 +371,10 @@ async def run_scale() -> dict[str, Any]:
     }
 
 
-async def main(argv: list[str]) -> int:
-    from tests.bench.e2e import bench_stack
-
-    if "--scale" in argv:
-        print(json.dumps({"exports_scale": await run_scale()}, indent=2))
-        return 0
-    with tempfile.TemporaryDirectory(prefix="sb-bench-exports-") as tmp:
-        stack = bench_stack(Path(tmp))
-        try:
-            print("starting the stack…", file=sys.stderr)
-            await stack.start()
-            result = await run(stack)
-        finally:
-            await asyncio.to_thread(stack.stop)
-    print(json.dumps({"exports": result}, indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1:])))
+    from tests.bench.e2e import run_alone
+
+    if "--scale" in sys.argv[1:]:
+        print(json.dumps({"exports_scale": asyncio.run(run_scale())}, indent=2))
+        sys.exit(0)
+    sys.exit(run_alone("exports", run))

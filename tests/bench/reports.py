@@ -29,7 +29,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -313,25 +312,11 @@ async def run_scale() -> dict[str, Any]:
     }
 
 
-async def main() -> int:
-    """The report figures alone, on a fresh stack (or the scale data set's)."""
-    from tests.bench.e2e import bench_stack
+if __name__ == "__main__":
+    from tests.bench.e2e import run_alone
 
     if "--scale" in sys.argv or os.environ.get("SB_BENCH_REPORTS_SCALE") == "1":
-        print(json.dumps({"reports_scale": await run_scale()}, indent=2))
-        return 0
-    with tempfile.TemporaryDirectory(prefix="sb-bench-reports-") as tmp:
-        stack = bench_stack(Path(tmp))
-        try:
-            print("starting the stack…", file=sys.stderr)
-            await stack.start()
-            print(f"reports ({TICKETS} tickets)…", file=sys.stderr)
-            result = await run(stack)
-        finally:
-            await asyncio.to_thread(stack.stop)
-    print(json.dumps({"reports": result}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+        print(json.dumps({"reports_scale": asyncio.run(run_scale())}, indent=2))
+        sys.exit(0)
+    print(f"reports ({TICKETS} tickets)", file=sys.stderr)
+    sys.exit(run_alone("reports", run))
