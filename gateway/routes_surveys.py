@@ -16,7 +16,7 @@ from switchboard.v1 import outbound_pb2
 
 from . import survey_page, views
 from .access import CLIENT
-from .errors import from_grpc
+from .errors import ApiError, from_grpc
 from .request import deps, json_body, metadata, over_rate
 from .responses import json_response
 
@@ -51,6 +51,8 @@ async def get_survey_settings(request: web.Request) -> web.Response:
 
 async def put_survey_settings(request: web.Request) -> web.Response:
     body = await json_body(request)
+    if body.get("inbox_id", request.match_info["inbox_id"]) != request.match_info["inbox_id"]:
+        raise ApiError(400, "invalid_argument", "inbox_id is not this inbox's", "inbox_id")
     resp = await deps(request).outbound.SetSurveySettings(
         outbound_pb2.SurveySettings(
             inbox_id=request.match_info["inbox_id"],

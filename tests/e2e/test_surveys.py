@@ -132,6 +132,12 @@ async def test_settings_are_checked_and_only_for_administrators(stack: Stack) ->
     assert saved["contact_days"] == 7 and saved["question_ja"] == QUESTIONS["question_ja"]
     code, again, _ = await call(stack, "GET", path, token=admin)
     assert again == saved
+    # what GET answers can be sent back whole, changed: the read-only fields are read
+    code, back, _ = await call(stack, "PUT", path, {**again, "contact_days": 8}, token=admin)
+    assert code == 200 and back["contact_days"] == 8 and back["scale"] == 5, back
+    for bad, field in (({"scale": 10}, "scale"), ({"inbox_id": str(uuid.uuid4())}, "inbox_id")):
+        code, out, _ = await call(stack, "PUT", path, {**again, **bad}, token=admin)
+        assert code == 400 and out["error"]["field"] == field, (bad, out)
     missing = f"/api/v1/inboxes/{uuid.uuid4()}/survey"
     assert (await call(stack, "PUT", missing, {"enabled": False}, token=admin))[0] == 404
 
