@@ -322,6 +322,13 @@ async def test_a_mailed_ticket_its_reply_and_a_forward_count_for_the_agent(
     assert code == 201, item
     await settled(stack, agent, item["id"], "sent")
 
+    async def finished() -> bool:  # the reply lock released by the send's finisher: the
+        # same agent asking again before that would be handed the lock about to be released
+        _c, seen, _ = await call(stack, "GET", f"/api/v1/sends/{item['id']}", token=agent)
+        return bool(seen["finished"])
+
+    await eventually(finished, timeout=20)
+
     fwd, fence = await reply_draft(
         stack, tenant, agent, ticket, to=["boss@partner.example"], body="FYI", kind="forward"
     )
