@@ -358,15 +358,21 @@ async def generate(
     return manifest
 
 
-async def add_facts(data_dir: Path, progress: bool = True) -> Manifest:
-    """Write reporting's facts of the data set in `data_dir` (generated again from its
-    seed, the mails not parsed); facts already there are skipped (their keys). The
-    tenant's rollups are then made again from all its facts."""
+def _again(data_dir: Path) -> tuple[Manifest, Generator, Postgres]:
+    """The data set in `data_dir`: what generated it, its generator again, its server."""
     manifest = Manifest.read(data_dir)
     if manifest is None:
         raise SystemExit(f"no data set in {data_dir} (make seed-scale)")
     gen = Generator(manifest.tickets, manifest.seed, datetime.fromisoformat(manifest.end))
     pg = Postgres(free_port(), data_dir / "postgres", fast=True, settings=LOAD_SETTINGS)
+    return manifest, gen, pg
+
+
+async def add_facts(data_dir: Path, progress: bool = True) -> Manifest:
+    """Write reporting's facts of the data set in `data_dir` (generated again from its
+    seed, the mails not parsed); facts already there are skipped (their keys). The
+    tenant's rollups are then made again from all its facts."""
+    manifest, gen, pg = _again(data_dir)
     await pg.start()
     written = done = 0
     try:
@@ -400,11 +406,7 @@ async def add_facts(data_dir: Path, progress: bool = True) -> Manifest:
 async def add_live(data_dir: Path, progress: bool = True) -> Manifest:
     """Write reporting's live rows of the data set in `data_dir` again (generated again
     from its seed, the mails not parsed): the tenant's rows there are replaced."""
-    manifest = Manifest.read(data_dir)
-    if manifest is None:
-        raise SystemExit(f"no data set in {data_dir} (make seed-scale)")
-    gen = Generator(manifest.tickets, manifest.seed, datetime.fromisoformat(manifest.end))
-    pg = Postgres(free_port(), data_dir / "postgres", fast=True, settings=LOAD_SETTINGS)
+    manifest, gen, pg = _again(data_dir)
     await pg.start()
     written = 0
     try:

@@ -33,7 +33,7 @@ import aiohttp
 import aiosmtplib
 
 from services.devstack.seed_scale import Manifest
-from services.devstack.stack import Ports, Stack, StackConfig
+from services.devstack.stack import Stack
 
 MAILS = int(os.environ.get("SB_BENCH_LIVE_MAILS", "100"))
 RATE = 5.0  # mails per second
@@ -186,22 +186,14 @@ async def _target(stack: Stack, manifest: Manifest) -> Target:
 
 
 async def run_scale() -> dict[str, Any]:
-    from tests.bench.scale import data_dir
+    from tests.bench.scale import data_dir, scale_stack
 
     manifest = Manifest.read(data_dir())
     if manifest is None:
         return {"skipped": f"no scale data set in {data_dir()} (make seed-scale)"}
     if not manifest.live:
         return {"skipped": f"{data_dir()} holds no live rows (seed_scale --live-only)"}
-    stack = Stack(
-        StackConfig(
-            data_dir=data_dir(),
-            ports=Ports.free(),
-            env="production",
-            service_logs_to_files=True,
-            log_level="warning",
-        )
-    )
+    stack = scale_stack()
     try:
         print("live queue: starting the stack on the scale data set…", file=sys.stderr)
         await stack.start()
