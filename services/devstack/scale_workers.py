@@ -10,7 +10,8 @@ in any order (their rows are keyed by their ids), while tickets' rows go in batc
 a worker waits for the previous batch's tickets before writing its own — so the tickets'
 numbers follow received order and a ticket's contact, written with the batch that first
 saw it, is always there first. Reporting's facts are written without folding them: the
-caller folds the whole load at its end (services/reporting/rollups.py `fold_in_sql`).
+caller folds the whole load at its end (services/reporting/rollups.py `fold_in_sql`);
+its live rows (scale_live.py) are written with them.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from typing import Any
 from services.ingestion import bulk as ingestion_bulk
 from services.reporting.facts import NewFact
 from services.reporting.facts_bulk import write_facts
+from services.reporting.live_bulk import LiveMessage, LiveRow, write_live
 from services.runtime.db import Database, with_database
 from services.tickets import bulk as tickets_bulk
 
-from . import scale_facts
+from . import scale_facts, scale_live
 from .scale import Batch, Generator
 
 SERVICES = ("ingestion", "tickets", "reporting")
@@ -45,6 +47,7 @@ class Rows:
     ingestion: ingestion_bulk.Prepared
     tickets: tickets_bulk.Prepared
     facts: list[NewFact]
+    live: tuple[list[LiveRow], list[LiveMessage]]
 
 
 def prepare(gen: Generator, batch: Batch, facts: bool) -> Rows:
@@ -57,7 +60,12 @@ def prepare(gen: Generator, batch: Batch, facts: bool) -> Rows:
     tickets = tickets_bulk.prepare(
         gen.tenant.id, batch.contacts, batch.tickets, messages, batch.audit_ids
     )
-    return Rows(mails, tickets, scale_facts.batch_facts(gen, batch) if facts else [])
+    return Rows(
+        mails,
+        tickets,
+        scale_facts.batch_facts(gen, batch) if facts else [],
+        scale_live.batch_live(gen, batch),
+    )
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,7 @@ async def _write_unordered(w: _Worker, rows: Rows) -> int:
     async with w.dbs["ingestion"].transaction() as conn:
         await ingestion_bulk.write(conn, rows.ingestion)
     async with w.dbs["reporting"].transaction() as conn:
+        await write_live(conn, *rows.live)
         return await write_facts(conn, rows.facts, fold=False)
 
 

@@ -30,12 +30,13 @@ import asyncpg
 from services.accounts import bulk as accounts_bulk
 from services.reporting import day_rollups, periods, rollups
 from services.reporting.facts_bulk import write_facts
+from services.reporting.live_bulk import clear_tenant, write_live
 from services.runtime.bulk import create_indexes, drop_indexes, drop_primary_keys
 from services.runtime.db import Database, with_database
 from services.runtime.service import service_migrations
 from services.tickets import counts as ticket_counts
 
-from . import scale_facts, scale_workers
+from . import scale_facts, scale_live, scale_workers
 from .infra import Postgres, free_port
 from .scale import ADMIN_LOGIN, Generator
 from .stack import ROOT
@@ -70,6 +71,7 @@ class Manifest:
     seconds: float
     generated_at: str
     facts: int = 0  # reporting's facts written (0: none yet; `--facts-only` adds them)
+    live: int = 0  # reporting's live rows written (0: none yet; `--live-only` adds them)
 
     @classmethod
     def read(cls, data_dir: Path) -> Manifest | None:
@@ -89,7 +91,7 @@ async def _database(pg: Postgres, service: str) -> Database:
 _BULK_TABLES = {
     "ingestion": ("raw_messages",),
     "tickets": ("tickets", "messages", "audit", "contacts", "contact_addresses"),
-    "reporting": ("facts",),
+    "reporting": ("facts", "live_tickets", "live_customer_messages"),
 }
 FOLD_WORK_MEM = "256MB"  # a week of a million-ticket tenant's facts sorted in memory, per
 # connection (one per core)
@@ -350,20 +352,27 @@ async def generate(
         seconds=round(time.monotonic() - started, 1),
         generated_at=datetime.now(UTC).isoformat(),
         facts=counts["facts"],
+        live=counts["tickets"],
     )
     (data_dir / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
     return manifest
+
+
+def _again(data_dir: Path) -> tuple[Manifest, Generator, Postgres]:
+    """The data set in `data_dir`: what generated it, its generator again, its server."""
+    manifest = Manifest.read(data_dir)
+    if manifest is None:
+        raise SystemExit(f"no data set in {data_dir} (make seed-scale)")
+    gen = Generator(manifest.tickets, manifest.seed, datetime.fromisoformat(manifest.end))
+    pg = Postgres(free_port(), data_dir / "postgres", fast=True, settings=LOAD_SETTINGS)
+    return manifest, gen, pg
 
 
 async def add_facts(data_dir: Path, progress: bool = True) -> Manifest:
     """Write reporting's facts of the data set in `data_dir` (generated again from its
     seed, the mails not parsed); facts already there are skipped (their keys). The
     tenant's rollups are then made again from all its facts."""
-    manifest = Manifest.read(data_dir)
-    if manifest is None:
-        raise SystemExit(f"no data set in {data_dir} (make seed-scale)")
-    gen = Generator(manifest.tickets, manifest.seed, datetime.fromisoformat(manifest.end))
-    pg = Postgres(free_port(), data_dir / "postgres", fast=True, settings=LOAD_SETTINGS)
+    manifest, gen, pg = _again(data_dir)
     await pg.start()
     written = done = 0
     try:
@@ -394,6 +403,37 @@ async def add_facts(data_dir: Path, progress: bool = True) -> Manifest:
     return manifest
 
 
+async def add_live(data_dir: Path, progress: bool = True) -> Manifest:
+    """Write reporting's live rows of the data set in `data_dir` again (generated again
+    from its seed, the mails not parsed): the tenant's rows there are replaced."""
+    manifest, gen, pg = _again(data_dir)
+    await pg.start()
+    written = 0
+    try:
+        db = await _database(pg, "reporting")  # applies reporting's new migrations
+        try:
+            async with db.pool.acquire() as conn:
+                async with conn.transaction():
+                    await clear_tenant(conn, gen.tenant.id)
+                for batch in gen.batches():
+                    rows, messages = scale_live.batch_live(gen, batch)
+                    async with conn.transaction():
+                        written += await write_live(conn, rows, messages)
+                    if progress:
+                        print(f"\r{written:,}/{gen.total:,} live rows", end="",
+                              file=sys.stderr, flush=True)  # fmt: skip
+                _say(progress, "\nanalysing…")
+                await conn.execute("VACUUM ANALYZE live_tickets")
+                await conn.execute("VACUUM ANALYZE live_customer_messages")
+        finally:
+            await db.close()
+    finally:
+        await asyncio.to_thread(pg.stop)
+    manifest = Manifest(**{**asdict(manifest), "live": written})
+    (data_dir / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+    return manifest
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="seed-scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tickets", type=int, default=1_000_000)
@@ -405,6 +445,11 @@ def main() -> int:
         "--facts-only",
         action="store_true",
         help="only write reporting's facts of the data set there (generated again)",
+    )
+    parser.add_argument(
+        "--live-only",
+        action="store_true",
+        help="only write reporting's live rows of the data set there again (generated again)",
     )
     parser.add_argument(
         "--fold-only",
@@ -430,6 +475,8 @@ def main() -> int:
     end = end if end.tzinfo else end.replace(tzinfo=UTC)
     if args.fold_only:
         manifest = asyncio.run(fold_only(args.dir, args.parallel))
+    elif args.live_only:
+        manifest = asyncio.run(add_live(args.dir))
     elif args.facts_only:
         manifest = asyncio.run(add_facts(args.dir))
     else:

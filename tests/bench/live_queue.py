@@ -7,6 +7,11 @@ tickets nobody answers meanwhile: mail i is visible once a push shows at least
 (waiting before the first mail) + i + 1 waiting. The baseline, in the same run and on the
 same socket, is the `ticket.created` push of the same mail (the path every operator's
 list takes); `ratio_to_baseline` = live-queue p99 / ticket push p99.
+
+`python -m tests.bench.live_queue` runs it alone on a fresh stack; `--scale` the same on
+the scale data set (`SB_SCALE_DIR` or `.data/scale`, with its live rows: `make
+seed-scale`, or `--live-only` for an older set): a stack started on it, its supervisor's
+socket, the mails sent to the address of the inbox of theirs with the most waiting.
 """
 
 from __future__ import annotations
@@ -15,20 +20,34 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from typing import Any
 
 import aiohttp
 import aiosmtplib
 
+from services.devstack.seed_scale import Manifest
 from services.devstack.stack import Stack
 
 MAILS = int(os.environ.get("SB_BENCH_LIVE_MAILS", "100"))
 RATE = 5.0  # mails per second
 TARGET_P99_S = 2.0
-INBOX = "Support"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who watches (a supervisor's login) and the inbox the mails go to."""
+
+    login: str
+    password: str
+    inbox: str  # its name, as the push shows it
+    address: str
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -36,16 +55,24 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def _waiting(push: dict[str, Any]) -> int | None:
-    return next((i["waiting"] for i in push["inboxes"] if i["name"] == INBOX), None)
-
-
 async def run(stack: Stack, password: str, make_mail: Callable[[str], bytes]) -> dict[str, Any]:
+    """On the demo tenant: its supervisor, its Support inbox."""
+    target = Target("supervisor@demo.example", password, "Support", "support@demo.example")
+    return await measure(stack, target, make_mail)
+
+
+async def measure(
+    stack: Stack, target: Target, make_mail: Callable[[str], bytes]
+) -> dict[str, Any]:
     tag = f"live-{uuid.uuid4().hex[:6]}"
+
+    def _waiting(push: dict[str, Any]) -> int | None:
+        return next((i["waiting"] for i in push["inboxes"] if i["name"] == target.inbox), None)
+
     async with aiohttp.ClientSession() as http:
         async with http.post(
             f"{stack.gateway_url}/api/v1/sessions",
-            json={"login": "supervisor@demo.example", "password": password},
+            json={"login": target.login, "password": target.password},
         ) as r:
             token = (await r.json())["token"]
         async with http.ws_connect(
@@ -88,9 +115,7 @@ async def run(stack: Stack, password: str, make_mail: Callable[[str], bytes]) ->
             for i in range(MAILS):
                 await asyncio.sleep(max(0.0, start + i / RATE - time.perf_counter()))
                 subject = f"{tag} {i}"
-                await smtp.sendmail(
-                    "bench@example.com", ["support@demo.example"], make_mail(subject)
-                )
+                await smtp.sendmail("bench@example.com", [target.address], make_mail(subject))
                 accepted.append((subject, time.perf_counter()))
             await smtp.quit()
             if finished():
@@ -109,6 +134,8 @@ async def run(stack: Stack, password: str, make_mail: Callable[[str], bytes]) ->
     p99 = _pct(seen, 99) if seen else None
     base_p99 = _pct(pushed, 99) if pushed else None
     return {
+        "inbox": target.inbox,
+        "waiting_before": before,
         "mails": MAILS,
         "rate_per_second": RATE,
         "visible": len(seen),
@@ -123,3 +150,75 @@ async def run(stack: Stack, password: str, make_mail: Callable[[str], bytes]) ->
         },
         "ratio_to_baseline": round(p99 / base_p99, 2) if p99 and base_p99 else None,
     }
+
+
+# -- on the scale data set -----------------------------------------------------------------
+
+
+def _mail(to: str) -> Callable[[str], bytes]:
+    def make(subject: str) -> bytes:
+        msg = EmailMessage()
+        msg["From"] = "Bench Customer <bench@example.com>"
+        msg["To"] = to
+        msg["Subject"] = subject
+        msg["Date"] = formatdate()
+        msg["Message-ID"] = make_msgid(domain="example.com")
+        msg.set_content("お問い合わせです。The live queue bench.\n" * 20)
+        return msg.as_bytes()
+
+    return make
+
+
+async def _target(stack: Stack, manifest: Manifest) -> Target:
+    """The supervisor's inbox with the most waiting tickets, its address from the API."""
+    base = stack.gateway_url
+    async with aiohttp.ClientSession() as http:
+        login = {"login": manifest.supervisor, "password": manifest.password}
+        async with http.post(f"{base}/api/v1/sessions", json=login) as r:
+            headers = {"Authorization": f"Bearer {(await r.json())['token']}"}
+        async with http.get(f"{base}/api/v1/reports/live-queue", headers=headers) as r:
+            queue = await r.json()
+        async with http.get(f"{base}/api/v1/inboxes", headers=headers) as r:
+            inboxes = {i["id"]: i for i in (await r.json())["items"]}
+    busiest = max(queue["inboxes"], key=lambda i: i["waiting"])
+    inbox = inboxes[busiest["inbox_id"]]
+    return Target(manifest.supervisor, manifest.password, inbox["name"], inbox["addresses"][0])
+
+
+async def run_scale() -> dict[str, Any]:
+    from tests.bench.scale import data_dir, scale_stack
+
+    manifest = Manifest.read(data_dir())
+    if manifest is None:
+        return {"skipped": f"no scale data set in {data_dir()} (make seed-scale)"}
+    if not manifest.live:
+        return {"skipped": f"{data_dir()} holds no live rows (seed_scale --live-only)"}
+    stack = scale_stack()
+    try:
+        print("live queue: starting the stack on the scale data set…", file=sys.stderr)
+        await stack.start()
+        target = await _target(stack, manifest)
+        load_before = os.getloadavg()
+        figures = await measure(stack, target, _mail(target.address))
+        load_after = os.getloadavg()
+    finally:
+        await asyncio.to_thread(stack.stop)
+    return {
+        "data_set": {
+            "tickets": manifest.tickets,
+            "live_rows": manifest.live,
+            "folder": str(data_dir()),
+        },
+        "load_average": {"before": load_before, "after": load_after},
+        **figures,
+    }
+
+
+if __name__ == "__main__":
+    if "--scale" in sys.argv:
+        print(json.dumps({"live_queue_scale": asyncio.run(run_scale())}, indent=2,
+                         ensure_ascii=False))  # fmt: skip
+        sys.exit(0)
+    from tests.bench.e2e import PASSWORD, make_mail, run_alone
+
+    sys.exit(run_alone("live_queue", lambda stack: run(stack, PASSWORD, make_mail)))

@@ -131,22 +131,29 @@ async def measure(stack: Stack, manifest: Manifest) -> dict[str, Any]:
     return figures
 
 
+def scale_stack(**settings: Any) -> Stack:
+    """A stack like `make run`'s on the scale data set's folder, on free ports."""
+    return Stack(
+        StackConfig(
+            data_dir=data_dir(),
+            ports=Ports.free(),
+            env="production",
+            service_logs_to_files=True,
+            log_level="warning",
+            **settings,
+        )
+    )
+
+
 async def run() -> dict[str, Any]:
     manifest = Manifest.read(data_dir())
     if manifest is None:
         return {"skipped": f"no scale data set in {data_dir()} (make seed-scale)"}
     with tempfile.TemporaryDirectory(prefix="sb-scale-logs-"):
-        stack = Stack(
-            StackConfig(
-                data_dir=data_dir(),
-                ports=Ports.free(),
-                env="production",
-                demo_password=DEMO_PASSWORD,
-                service_logs_to_files=True,
-                log_level="warning",
-                # the bench searches faster than the per-operator limit allows people to
-                extra_env={"tickets": {"SB_SEARCH_PER_MINUTE": "100000"}},
-            )
+        stack = scale_stack(
+            demo_password=DEMO_PASSWORD,
+            # the bench searches faster than the per-operator limit allows people to
+            extra_env={"tickets": {"SB_SEARCH_PER_MINUTE": "100000"}},
         )
         try:
             print("scale: starting the stack on the data set…", file=sys.stderr)

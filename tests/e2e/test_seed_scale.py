@@ -240,3 +240,63 @@ async def test_both_paths_of_a_keyword_find_the_same_tickets(
             assert pages[0] == pages[1] == pages[2] and pages[0], keyword
     finally:
         await conn.close()
+
+
+async def test_the_live_figures_agree_with_the_tickets(
+    infra: Infra, stack: Stack, loaded: tuple[scale.Generator, dict[str, int]]
+) -> None:
+    """reporting's live rows, written by the seed (scale_live.py), give the supervisor's
+    live assignment and live queue the tickets' own open/pending counts per inbox and per
+    assignee, and as waiting the open tickets whose latest mail is the customer's."""
+    gen, _counts = loaded
+    tickets = await _fetch(
+        infra,
+        "tickets",
+        "SELECT inbox_id, coalesce(assignee_id::text, '') AS who, "
+        "count(*) FILTER (WHERE status = 'open') AS open, "
+        "count(*) FILTER (WHERE status = 'pending') AS pending FROM tickets "
+        "WHERE tenant_id = $1 AND status IN ('open', 'pending') GROUP BY 1, 2",
+        gen.tenant.id,
+    )
+    per_inbox: dict[str, dict[str, int]] = {}
+    per_assignee: dict[str, tuple[int, int]] = {}
+    for r in tickets:
+        i = per_inbox.setdefault(str(r["inbox_id"]), {"open": 0, "pending": 0})
+        i["open"] += r["open"]
+        i["pending"] += r["pending"]
+        o, p = per_assignee.get(r["who"], (0, 0))
+        per_assignee[r["who"]] = (o + r["open"], p + r["pending"])
+    assert sum(i["open"] for i in per_inbox.values()) > 0
+    waiting = {
+        str(r["inbox_id"]): r["n"]
+        for r in await _fetch(
+            infra,
+            "tickets",
+            "SELECT t.inbox_id, count(*) AS n FROM tickets t WHERE t.tenant_id = $1 "
+            "AND t.status = 'open' AND (SELECT m.channel FROM messages m "
+            "WHERE m.tenant_id = t.tenant_id AND m.ticket_id = t.id "
+            "ORDER BY m.received_at DESC, m.channel = 'sent' DESC LIMIT 1) <> 'sent' "
+            "GROUP BY 1",
+            gen.tenant.id,
+        )
+    }
+    assert waiting
+    token = await login(stack, scale.ADMIN_LOGIN, seed_scale.PASSWORD)
+    code, body = await api_get(stack, token, "/api/v1/reports/live-assignment")
+    assert code == 200, body
+    assert body["totals"] == {
+        "open": sum(i["open"] for i in per_inbox.values()),
+        "pending": sum(i["pending"] for i in per_inbox.values()),
+    }
+    shown = {a["operator_id"]: (a["open"], a["pending"]) for a in body["assignees"]}
+    shown[""] = (body["unassigned"]["open"], body["unassigned"]["pending"])
+    assert shown == {"": (0, 0), **per_assignee}
+    for inbox in gen.inboxes:
+        path = f"/api/v1/reports/live-assignment?inbox_id={inbox.id}"
+        code, body = await api_get(stack, token, path)
+        assert code == 200, body
+        assert body["totals"] == per_inbox.get(str(inbox.id), {"open": 0, "pending": 0})
+    code, body = await api_get(stack, token, "/api/v1/reports/live-queue")
+    assert code == 200, body
+    assert {i["inbox_id"]: i["waiting"] for i in body["inboxes"] if i["waiting"]} == waiting
+    assert all(i["oldest_waiting_since"] for i in body["inboxes"] if i["waiting"])
