@@ -325,7 +325,7 @@ async def test_a_mailed_ticket_its_reply_and_a_forward_count_for_the_agent(
     async def finished() -> bool:  # the reply lock released by the send's finisher: the
         # same agent asking again before that would be handed the lock about to be released
         _c, seen, _ = await call(stack, "GET", f"/api/v1/sends/{item['id']}", token=agent)
-        return bool(seen["finished"])
+        return bool(seen["after_send"]["done"])
 
     await eventually(finished, timeout=20)
 
