@@ -25,6 +25,7 @@ SEE_REPORTS = "see_reports"
 TAKE_OVER_LOCKS = "take_over_locks"
 VIEW_OPERATION_LOG = "view_operation_log"
 ALL_INBOXES = "all_inboxes"
+MANAGE_OUTREACH = "manage_outreach"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ CATALOGUE: tuple[Permission, ...] = (
     Permission(TAKE_OVER_LOCKS, "take over another operator's reply lock"),
     Permission(VIEW_OPERATION_LOG, "read and download the operation log"),
     Permission(ALL_INBOXES, "see every inbox of the tenant, member or not"),
+    Permission(
+        MANAGE_OUTREACH,
+        "manage contact lists, segments, campaigns, the unsubscribe list and notifications",
+    ),
 )
 ALL: frozenset[str] = frozenset(p.name for p in CATALOGUE)
 
@@ -69,6 +74,7 @@ BUILTIN_ROLES: dict[str, tuple[frozenset[str], str]] = {
                 MANAGE_TEMPLATES,
                 MANAGE_RULES,
                 VIEW_OPERATION_LOG,
+                MANAGE_OUTREACH,
             }
         ),
         "approves, takes over locks, sees reports and the operation log",
