@@ -44,6 +44,7 @@ async def request_approval(request: web.Request) -> web.Response:
         req.send_at.CopyFrom(local_time(request, body["send_at"], "send_at"))
     if body.get("status_after") is not None:
         req.status_after = ticket_names.STATUS_VALUES[body["status_after"]]
+    req.without_survey = body.get("without_survey") is True
     resp = await _stub(request).RequestApproval(req, metadata=metadata(request), timeout=15)
     return json_response(views_approval.approval(resp), status=201)
 

@@ -82,6 +82,7 @@ def approval(r: approval_pb2.ApprovalRequest, *, for_caller: bool = True) -> dic
         "note": r.note,
         "send_at": iso(r.send_at),
         "status_after": STATUS_NAMES.get(r.status_after),
+        "without_survey": r.without_survey,
         "requested_at": iso(r.requested_at),
         "stage_started_at": iso(r.stage_started_at),
         "finished_at": iso(r.finished_at),

@@ -218,6 +218,8 @@ class ApprovalApi(PoliciesApi):
             note=request.note.strip(),
             send_at=send_at,
             status_after=request.status_after,
+            without_survey=request.without_survey
+            and request.status_after == common_pb2.TICKET_STATUS_RESOLVED,
             requested_at=now,
             stage_started_at=now,
             finished_at=None,

@@ -158,6 +158,7 @@ def request_pb(
         late=r.state is State.PENDING and is_late(r.stages[r.stage], r.stage_started_at, now),
         subject=r.subject,
         submitted_revision=r.submitted_revision,
+        without_survey=r.without_survey,
         caller_may_decide=caller is not None
         and may_decide(facts, [d.past() for d in decisions], caller),
         caller_may_cancel=caller is not None and r.state in LIVE and may_cancel(facts, caller),
@@ -244,6 +245,7 @@ def changed_pb(
         final=final,
         send=send,
         status_after=cast(common_pb2.TicketStatus, r.status_after),
+        without_survey=r.without_survey,
         reason=reason,
         note=r.note,
         comment=comment,

@@ -142,6 +142,7 @@ class Request:
     finished_by: str
     finished_by_name: str
     submitted_revision: int  # the author's, when requested (`revision` moves with decisions)
+    without_survey: bool = False  # resolve without a satisfaction survey (OUT-5)
 
     def facts(self) -> RequestFacts:
         return RequestFacts(
@@ -181,4 +182,5 @@ def request_of(row: Mapping[str, Any]) -> Request:
         finished_by=str(row["finished_by"] or ""),
         finished_by_name=row["finished_by_name"],
         submitted_revision=row["submitted_revision"],
+        without_survey=row["without_survey"],
     )

@@ -160,8 +160,9 @@ class ApprovalRepo:
                 "INSERT INTO requests (tenant_id, id, draft_id, revision, content_hash, "
                 "ticket_id, inbox_id, author_id, author_name, subject, policy_id, stages, "
                 "allow_self_approval, state, stage, note, send_at, status_after, requested_at, "
-                "stage_started_at, submitted_revision) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
-                "$11,$12,$13,$14,0,$15,$16,$17,$18,$18,$4) RETURNING *",
+                "stage_started_at, submitted_revision, without_survey) "
+                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,0,$15,$16,$17,$18,$18,"
+                "$4,$19) RETURNING *",
                 uuid.UUID(tenant),
                 uuid.UUID(r.id),
                 uuid.UUID(r.draft_id),
@@ -180,6 +181,7 @@ class ApprovalRepo:
                 r.send_at,
                 r.status_after,
                 r.requested_at,
+                r.without_survey,
             )
         except asyncpg.UniqueViolationError:
             raise AlreadyExists(

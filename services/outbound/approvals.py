@@ -120,6 +120,7 @@ class ApprovedSends:
                 send_at=send_at,
                 scheduled=send_at > now + SCHEDULED_AFTER,
                 status_after=p.status_after,
+                without_survey=p.without_survey,
                 actor=common_pb2.Actor(
                     kind=common_pb2.Actor.KIND_OPERATOR,
                     id=approver.id,

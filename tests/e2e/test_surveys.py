@@ -22,6 +22,7 @@ from switchboard.v1.events_pb2 import EventEnvelope
 from services.devstack.stack import Stack
 from services.outbound import survey_domain
 from services.runtime.db import with_database
+from tests.e2e.test_access import operator_token
 from tests.e2e.test_accounts import call
 from tests.e2e.test_compose import desk, mail_ticket
 from tests.e2e.test_outbound import reply_draft, send_draft, settled
@@ -254,6 +255,47 @@ async def test_suppressed_by_choice_label_contact_days_and_automatic_senders(
     await mailed(smtp_peer, tenant, t5["number"])
     for t in (t1, tb, t2, t3, t4, t6):
         assert surveys_to(smtp_peer, tenant, t["number"]) == [], t["subject"]
+
+
+async def test_resolve_without_survey_travels_with_an_approval_request(
+    stack: Stack, smtp_peer: SmtpPeer
+) -> None:
+    """A trainee chooses "resolved" and "resolve without survey" when asking for approval;
+    the supervisor approves and sends: the ticket is resolved, no survey is sent. The same
+    request without the choice gets a survey (the control)."""
+    tenant, admin, _agent, supervisor = await desk(stack)
+    await survey_on(stack, admin, tenant.inbox_id)
+    trainee = await operator_token(stack, admin, tenant, roles=["trainee"])
+
+    async def approved_and_sent(without: bool) -> dict[str, Any]:
+        ticket = await mail_ticket(stack, tenant, trainee, f"Approved {uuid.uuid4().hex[:6]}")
+        draft, _fence = await reply_draft(stack, tenant, trainee, ticket)
+        body: dict[str, Any] = {"status_after": "resolved"}
+        if without:
+            body["without_survey"] = True
+        code, req, _ = await call(
+            stack, "POST", f"/api/v1/drafts/{draft['id']}/approval", body, token=trainee
+        )
+        assert code == 201 and req["without_survey"] is without, req
+        decision = {
+            "verdict": "approve_and_send",
+            "stage": req["stage"],
+            "revision": req["revision"],
+        }
+        code, out, _ = await call(
+            stack, "POST", f"/api/v1/approvals/{req['id']}/decisions", decision, token=supervisor
+        )
+        assert code == 200 and out["state"] == "approved", out
+        return ticket
+
+    without = await approved_and_sent(True)
+    control = await approved_and_sent(False)
+    [r1] = await settled_episodes(stack, without["id"], 1)
+    assert (r1["state"], r1["reason"]) == ("skipped", "resolved without survey")
+    [r2] = await settled_episodes(stack, control["id"], 1)
+    assert r2["state"] == "sent"
+    await mailed(smtp_peer, tenant, control["number"])
+    assert surveys_to(smtp_peer, tenant, without["number"]) == []
 
 
 async def test_the_public_page_records_one_answer_and_refuses_bad_links(

@@ -191,6 +191,7 @@ export function ApprovalView({ id, session }: { id: string; session: Session }) 
             <div className="muted">{t("appr.col.requested_at")}: {dateTime(detail.requested_at)}</div>
             {detail.send_at && <div>{t("appr.send_at", { t: dateTime(detail.send_at) })}</div>}
             {detail.status_after && <div>{t("appr.status_after", { s: t(`status.${detail.status_after}` as Key) })}</div>}
+            {detail.without_survey && <div>{t("appr.without_survey")}</div>}
           </div>
           {detail.note && (
             <div className="notice">

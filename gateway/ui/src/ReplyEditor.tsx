@@ -111,7 +111,7 @@ export function ReplyEditor({
   const requesting = (!mayDirectSend || asking) && !approvedNow;
   // "resolve without survey" (OUT-5): where a survey would go; an approval request does not carry it
   const surveyOn = surveyed(session.inboxes, [ticket.inbox.id]);
-  const offerNoSurvey = surveyOn && statusAfter === "resolved" && !requesting;
+  const offerNoSurvey = surveyOn && statusAfter === "resolved";
   const lockGone = lost || lostTo;
 
   // open the draft: the caller's own open one on this ticket, or a new one
@@ -313,6 +313,7 @@ export function ReplyEditor({
       const req: Record<string, unknown> = {};
       if (note.trim()) req.note = note.trim();
       if (statusAfter) req.status_after = statusAfter;
+      if (statusAfter === "resolved" && noSurvey && surveyOn) req.without_survey = true;
       if (later && sendAt) req.send_at = sendAt;
       await api.post<Approval>(`/drafts/${draft.id}/approval`, req);
       onClose(true);

@@ -41,6 +41,7 @@ export interface Approval {
   note: string;
   send_at: string | null;
   status_after: string | null;
+  without_survey: boolean;
   requested_at: string;
   stage_started_at: string;
   finished_at: string | null;
