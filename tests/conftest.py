@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +46,32 @@ class Infra:
 
 
 @pytest.fixture(scope="session")
-async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra]:
+def server_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Path]]:
+    """A folder for a server that runs as another system user (PostgreSQL, Dovecot's mail
+    processes) when the tests run as root. Not under pytest's own folder: every pytest
+    start takes the other users' access to /tmp/pytest-of-root away again (it resets the
+    folder to 0700), which pulled the data folder from under a PostgreSQL of another test
+    run on the same machine. Removed at the end of the session."""
+    made: list[Path] = []
+
+    def make(name: str) -> Path:
+        if os.geteuid() != 0:
+            return tmp_path_factory.mktemp(name)
+        path = Path(tempfile.mkdtemp(prefix=f"sb-test-{name}-"))
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def infra(
+    tmp_path_factory: pytest.TempPathFactory, server_dir: Callable[[str], Path]
+) -> AsyncIterator[Infra]:
     base = tmp_path_factory.mktemp("infra")
-    pg = Postgres(free_port(), base / "postgres", fast=True)
+    pg = Postgres(free_port(), server_dir("postgres") / "data", fast=True)
     nats = Nats(free_port(), base / "nats")
     redis = Redis(free_port(), base / "redis")
     try:
@@ -66,24 +91,24 @@ def imap_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
-    server = Dovecot(tmp_path_factory.mktemp("dovecot")).start()
+def dovecot(server_dir: Callable[[str], Path]) -> Iterator[Dovecot]:
+    server = Dovecot(server_dir("dovecot")).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def dovecot_no_idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
-    server = Dovecot(tmp_path_factory.mktemp("dovecot-poll"), idle=False).start()
+def dovecot_no_idle(server_dir: Callable[[str], Path]) -> Iterator[Dovecot]:
+    server = Dovecot(server_dir("dovecot-poll"), idle=False).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def dovecot_tls(
-    tmp_path_factory: pytest.TempPathFactory, imap_cert: tuple[Path, Path]
+    server_dir: Callable[[str], Path], imap_cert: tuple[Path, Path]
 ) -> Iterator[Dovecot]:
-    server = Dovecot(tmp_path_factory.mktemp("dovecot-tls"), tls=True, cert_pair=imap_cert).start()
+    server = Dovecot(server_dir("dovecot-tls"), tls=True, cert_pair=imap_cert).start()
     yield server
     server.stop()
 

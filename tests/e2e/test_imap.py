@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -326,7 +328,7 @@ async def test_a_second_replica_takes_over_a_dead_replicas_mailbox(
 
 
 async def test_an_xoauth2_mailbox_logs_in_with_its_bearer_token(
-    stack: Stack, tmp_path: Any
+    stack: Stack, server_dir: Callable[[str], Path]
 ) -> None:
     """Gmail / Microsoft 365 style: the secret is an OAuth2 access token, checked by the
     IMAP server with its provider (here a local introspection endpoint)."""
@@ -351,7 +353,7 @@ async def test_an_xoauth2_mailbox_logs_in_with_its_bearer_token(
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     server = Dovecot(
-        tmp_path / "dovecot-oauth",
+        server_dir("dovecot-oauth"),
         users={"oauth-user": "unused-password"},
         oauth2_introspection_url=f"http://127.0.0.1:{port}/introspect",
     ).start()
