@@ -9,7 +9,12 @@ import socket
 from datetime import timedelta
 
 from pydantic import Field, SecretStr
-from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
+from switchboard.v1 import (
+    outbound_outreach_pb2,
+    outbound_outreach_pb2_grpc,
+    outbound_pb2,
+    outbound_pb2_grpc,
+)
 
 from services.runtime import registry
 from services.runtime import settings as rt_settings
@@ -19,6 +24,7 @@ from services.runtime.service import ServiceRuntime
 
 from . import survey_domain
 from .api import Deps
+from .api_outreach import OutreachApi
 from .api_surveys import OutboundWithSurveys
 from .approvals import APPROVALS, ApprovedSends
 from .autoreply import AutoReplies
@@ -192,6 +198,11 @@ async def main() -> int:
         outbound_pb2_grpc.add_OutboundServiceServicer_to_server,
         api,
         outbound_pb2.DESCRIPTOR.services_by_name["OutboundService"].full_name,
+    )
+    server.add(
+        outbound_outreach_pb2_grpc.add_OutreachServiceServicer_to_server,
+        OutreachApi(deps, api, unsubscribe_config(settings)),
+        outbound_outreach_pb2.DESCRIPTOR.services_by_name["OutreachService"].full_name,
     )
     rt.log.info("outbound worker", worker=worker, relay=settings.smtp_relay_host or None)
     return await rt.serve()
