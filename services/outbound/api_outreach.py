@@ -248,10 +248,10 @@ class OutreachApi:
         to = mime.parse_address(request.to.address.strip(), "to.address")
         if "<" in request.to.address:
             raise InvalidArgument("to.address is a bare address", field="to.address")
+        mime.check_header_value(request.to.name, "to.name")  # no line breaks, as written
         name = " ".join(request.to.name.split())
         if len(name) > NAME_MAX:
             raise InvalidArgument(f"to.name is at most {NAME_MAX} characters", field="to.name")
-        mime.check_header_value(name, "to.name")
         if request.template_id and (request.subject or request.body):
             raise InvalidArgument(
                 "give a template_id or subject and body, not both", field="template_id"

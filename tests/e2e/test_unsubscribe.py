@@ -242,7 +242,7 @@ async def test_a_hard_bounce_suppresses_and_replies_to_a_suppressed_contact_stil
 
 
 async def test_the_list_api_is_the_tenants_own_and_needs_manage_outreach(stack: Stack) -> None:
-    tenant, admin, agent, supervisor = await desk(stack)
+    _tenant, admin, agent, supervisor = await desk(stack)
     _other, other_admin, _a, _s = await desk(stack)
     path = "/api/v1/suppressions"
     marker = uuid.uuid4().hex[:6]
