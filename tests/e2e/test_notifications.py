@@ -41,7 +41,10 @@ def request(tenant: Tenant, marker: str, **over: Any) -> dict[str, Any]:
         "inbox_id": tenant.inbox_id,
         "to": {"address": f"hanako-{marker}@customer.example", "name": "山田 花子"},
         "subject": "ご注文 {{var.order}} を発送しました",
-        "body": "{{to.name}} 様\n\nご注文 {{ var.order }}（{{var.count}} 点）を発送しました。\n{{inbox.name}}",
+        "body": (
+            "{{to.name}} 様\n\nご注文 {{ var.order }}（{{var.count}} 点）を発送しました。\n"
+            "{{inbox.name}}"
+        ),
         "variables": {"order": f"A-{marker}", "count": 3},
         **over,
     }
@@ -144,7 +147,9 @@ async def test_a_template_is_filled_in_and_unknown_words_are_refused(
     template = {
         "name": f"発送のお知らせ {marker}",
         "subject": "【{{inbox.name}}】発送のお知らせ {{var.order}}",
-        "body_text": "{{customer.name}} 様\n\nご注文 {{var.order}} を発送しました。\n宛先: {{to.address}}",
+        "body_text": (
+            "{{customer.name}} 様\n\nご注文 {{var.order}} を発送しました。\n宛先: {{to.address}}"
+        ),
     }
     code, made, _ = await call(stack, "POST", "/api/v1/templates", template, token=admin)
     assert code == 201, made
