@@ -28,13 +28,16 @@ from . import (
     routes_locks,
     routes_meta,
     routes_notices,
+    routes_notifications,
     routes_operations,
     routes_outbound,
     routes_reports,
     routes_rules,
     routes_sla,
+    routes_suppressions,
     routes_surveys,
     routes_tickets,
+    routes_unsubscribe,
     routes_webhooks,
     static,
 )
@@ -66,6 +69,9 @@ ROUTE_MODULES = (
     routes_reports,
     routes_exports,
     routes_surveys,
+    routes_suppressions,
+    routes_unsubscribe,
+    routes_notifications,
     static,
 )
 

@@ -9,7 +9,12 @@ import socket
 from datetime import timedelta
 
 from pydantic import Field, SecretStr
-from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
+from switchboard.v1 import (
+    outbound_outreach_pb2,
+    outbound_outreach_pb2_grpc,
+    outbound_pb2,
+    outbound_pb2_grpc,
+)
 
 from services.runtime import registry
 from services.runtime import settings as rt_settings
@@ -19,6 +24,7 @@ from services.runtime.service import ServiceRuntime
 
 from . import survey_domain
 from .api import Deps
+from .api_outreach import OutreachApi
 from .api_surveys import OutboundWithSurveys
 from .approvals import APPROVALS, ApprovedSends
 from .autoreply import AutoReplies
@@ -29,6 +35,7 @@ from .peers import Peers
 from .repo import OutboundRepo
 from .rule_replies import RuleReplies
 from .smtp import Hop, SmtpClient
+from .suppression import UnsubscribeConfig, config_from
 from .survey_repo import SurveyRepo
 from .surveys import SURVEYS, Episodes, SurveyConfig, SurveySender
 
@@ -65,6 +72,9 @@ class OutboundSettings(rt_settings.ServiceSettings):
     survey_secret: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8080"
     survey_link_days: int = Field(default=30, ge=1, le=365)
+    # one-click unsubscribe links (issue 20, OUT-6): their own key (default: derived from
+    # secret_key, else from survey_secret); they do not expire
+    unsubscribe_secret: SecretStr | None = None
 
 
 def survey_secret(settings: OutboundSettings) -> str:
@@ -75,6 +85,17 @@ def survey_secret(settings: OutboundSettings) -> str:
     if settings.secret_key:
         return survey_domain.derived_secret(settings.secret_key)
     return ""
+
+
+def unsubscribe_config(settings: OutboundSettings) -> UnsubscribeConfig:
+    return config_from(
+        own=settings.unsubscribe_secret.get_secret_value() if settings.unsubscribe_secret else None,
+        secret_key=settings.secret_key,
+        survey_secret=(
+            settings.survey_secret.get_secret_value() if settings.survey_secret else None
+        ),
+        public_url=settings.public_url,
+    )
 
 
 async def main() -> int:
@@ -177,6 +198,11 @@ async def main() -> int:
         outbound_pb2_grpc.add_OutboundServiceServicer_to_server,
         api,
         outbound_pb2.DESCRIPTOR.services_by_name["OutboundService"].full_name,
+    )
+    server.add(
+        outbound_outreach_pb2_grpc.add_OutreachServiceServicer_to_server,
+        OutreachApi(deps, api, unsubscribe_config(settings)),
+        outbound_outreach_pb2.DESCRIPTOR.services_by_name["OutreachService"].full_name,
     )
     rt.log.info("outbound worker", worker=worker, relay=settings.smtp_relay_host or None)
     return await rt.serve()
