@@ -34,6 +34,9 @@ def test_public_operations_are_exactly_the_ones_without_a_caller() -> None:
             # the satisfaction survey's page (issue 20): the signed token is the key
             "surveyPage",
             "surveyComment",
+            # RFC 8058 one-click unsubscribe (issue 20): the signed token is the key
+            "unsubscribePage",
+            "unsubscribeOneClick",
             # the web UI's page and bundles: the sign-in screen is part of them
             "getUi",
             "getUiAsset",
