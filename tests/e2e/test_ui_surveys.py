@@ -264,6 +264,22 @@ async def answers(stack: Stack, survey_id: uuid.UUID) -> list[tuple[int, str, in
     return [(r["rating"], r["comment"], r["changes"]) for r in rows]
 
 
+async def surveyed(
+    stack: Stack, smtp_peer: SmtpPeer, tenant: Any, admin: str, subject: str, body: str
+) -> tuple[list[str], asyncpg.Record]:
+    """A customer's mail, resolved by the administrator: its survey's rating links and
+    its episode, once the mail is at the SMTP peer."""
+    await mail_in(stack, tenant.address, subject, body)
+    ticket = await ticket_by_subject(stack, admin, subject)
+    code, out, _ = await call(
+        stack, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"status": "resolved"}, token=admin
+    )
+    assert code == 200, out
+    [got] = await mailed(smtp_peer, tenant, ticket["number"])
+    [episode] = await settled_episodes(stack, ticket["id"], 1)
+    return rating_links(got), episode
+
+
 async def rate_comment_and_change(
     stack: Stack, page: Page, link: str, words: dict[str, str]
 ) -> None:
@@ -311,16 +327,8 @@ async def test_the_public_page_records_one_answer_and_refuses_a_tampered_link_in
     }
     for lang, body in bodies.items():
         subject = f"{lang} delivery {tag}"
-        await mail_in(stack, tenant.address, subject, body)
-        ticket = await ticket_by_subject(stack, admin, subject)
-        code, out, _ = await call(
-            stack, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"status": "resolved"}, token=admin
-        )
-        assert code == 200, out
-        [got] = await mailed(smtp_peer, tenant, ticket["number"])
-        links = rating_links(got)
+        links, episode = await surveyed(stack, smtp_peer, tenant, admin, subject, body)
         assert len(links) == 5
-        [episode] = await settled_episodes(stack, ticket["id"], 1)
         assert episode["language"] == lang
 
         ctx = await context(browser, lang)  # no login: the link is the key
@@ -350,15 +358,7 @@ async def test_the_public_page_asks_the_additional_questions_after_the_rating_in
     await survey_on(stack, admin, tenant.inbox_id, questions=MORE)
     subject = f"ja questions {uuid.uuid4().hex[:6]}"
     body = "注文した商品がまだ届きません。確認していただけますか。よろしくお願いいたします。\n"
-    await mail_in(stack, tenant.address, subject, body)
-    ticket = await ticket_by_subject(stack, admin, subject)
-    code, out, _ = await call(
-        stack, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"status": "resolved"}, token=admin
-    )
-    assert code == 200, out
-    [got] = await mailed(smtp_peer, tenant, ticket["number"])
-    links = rating_links(got)
-    [episode] = await settled_episodes(stack, ticket["id"], 1)
+    links, episode = await surveyed(stack, smtp_peer, tenant, admin, subject, body)
     ctx = await context(browser, "ja")
     page = await ctx.new_page()
     try:
