@@ -140,11 +140,11 @@ def _request(request: web.Request) -> reporting_pb2.GetReportRequest:
     return out
 
 
-async def _report(request: web.Request) -> reporting_pb2.Report:
+async def _report(request: web.Request, *, csv: bool = False) -> reporting_pb2.Report:
     stub = reporting_pb2_grpc.ReportingServiceStub(deps(request).channels["reporting"])  # type: ignore[no-untyped-call,unused-ignore]
-    resp: reporting_pb2.Report = await stub.GetReport(
-        _request(request), metadata=metadata(request), timeout=60
-    )
+    req = _request(request)
+    req.with_comments = csv  # the satisfaction CSV's comments section
+    resp: reporting_pb2.Report = await stub.GetReport(req, metadata=metadata(request), timeout=60)
     return resp
 
 
@@ -153,7 +153,7 @@ async def get_report(request: web.Request) -> web.Response:
 
 
 async def get_report_csv(request: web.Request) -> web.StreamResponse:
-    report = await _report(request)  # errors before anything is sent
+    report = await _report(request, csv=True)  # errors before anything is sent
     name = report_csv.filename(report)
     response = web.StreamResponse(
         headers={

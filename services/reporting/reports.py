@@ -70,7 +70,9 @@ class Reports:
             viewer.tenant_id, await self._peers.tenant_zone(viewer.tenant_id)
         )
         q = query_of(req, viewer.time_zone, self._clock.now(), scope, day_zone)
-        return await self.compute(viewer.tenant_id, q, inboxes, req.inbox_id)
+        return await self.compute(
+            viewer.tenant_id, q, inboxes, req.inbox_id, with_comments=req.with_comments
+        )
 
     async def _scope(
         self, viewer: Identity, inbox_id: str
@@ -129,6 +131,8 @@ class Reports:
         q: Query,
         inboxes: tuple[tuple[str, str], ...],
         inbox_id: str = "",
+        *,
+        with_comments: bool = False,
     ) -> Report:
         names: dict[str, str] = {}
         texts: dict[str, tuple[str, str]] = {}
@@ -154,8 +158,9 @@ class Reports:
                 names.update(await ratings_store.names_missing(conn, tenant, found, names))
                 found += await ratings_store.question_cells(conn, tenant, q)
                 texts = await ratings_store.question_texts(conn, tenant, q)
-                newest = sc.Page(q.range.start, q.range.end, q.inbox_ids, limit=sc.CSV_MAX)
-                comments = await sc.page(conn, tenant, newest)
+                if with_comments:  # the CSV's: the chart and its JSON never show them
+                    newest = sc.Page(q.range.start, q.range.end, q.inbox_ids, limit=sc.CSV_MAX)
+                    comments = await sc.page(conn, tenant, newest)
         ctx = report_build.Context()
         if q.report == "response_times":
             ids = sorted({i for i, _ in inboxes} | {c.inbox_id for c in found})
@@ -167,7 +172,7 @@ class Reports:
                 operator_names=names, inbox_names=dict(inboxes), question_texts=texts
             )
         tables = report_build.BUILDERS[q.report](q, found, ctx)
-        if q.report == ratings.REPORT:  # the CSV's last section
+        if q.report == ratings.REPORT and with_comments:  # the CSV's last section
             tables += (sc.table(q, comments, names, dict(inboxes)),)
         return Report(q.report, q, inboxes, inbox_id, tables)
 
