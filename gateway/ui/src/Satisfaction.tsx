@@ -109,7 +109,8 @@ function Comments({ report }: { report: Report }) {
       const page = await api.get<{ items: Comment[]; next: string | null }>("/reports/satisfaction/comments", query);
       return page;
     },
-    [report.from, report.to, report.tz, report.inbox_id],
+    // a refreshed report reads its comments again
+    [report],
   );
   useEffect(() => {
     let gone = false;
