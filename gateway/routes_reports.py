@@ -14,7 +14,7 @@ from switchboard.v1 import reporting_pb2, reporting_pb2_grpc
 from services.reporting import report_csv
 
 from .request import deps, metadata, whole_number
-from .responses import json_response
+from .responses import json_response, page_response
 
 PERIOD = ("period", "start", "end")
 SATISFACTION_KEYS = ("dimension", "id", "name")  # which row of the satisfaction table
@@ -96,6 +96,8 @@ def report_json(r: reporting_pb2.Report) -> dict[str, Any]:
                     if x["dimension"] == dim
                 ]
         body["totals"] = {k: v for k, v in rows[-1].items() if k not in skip} if rows else {}
+        if "questions" in tables:
+            body["per_question"] = _per_question(_objects(tables["questions"]))
     if "thresholds" in tables:
         body["thresholds"] = _objects(tables["thresholds"])
     body["table"] = {
@@ -103,6 +105,23 @@ def report_json(r: reporting_pb2.Report) -> dict[str, Any]:
         "rows": [[_value(v) for v in row.values] for row in table.rows],
     }
     return body
+
+
+def _per_question(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The satisfaction report's additional questions: each with its total and series."""
+    out: dict[str, dict[str, Any]] = {}
+    measures = ("answered", "average_rating", *(f"rating_{k}" for k in range(1, 6)))
+    for r in rows:
+        q = out.setdefault(
+            r["question_id"],
+            {k: r[k] for k in ("question_id", "question_ja", "question_en")} | {"series": []},
+        )
+        values = {k: r[k] for k in measures}
+        if r["period"] == "total":
+            q.update(values)
+        else:
+            q["series"].append({k: r[k] for k in PERIOD} | values)
+    return list(out.values())
 
 
 def _request(request: web.Request) -> reporting_pb2.GetReportRequest:
@@ -121,11 +140,11 @@ def _request(request: web.Request) -> reporting_pb2.GetReportRequest:
     return out
 
 
-async def _report(request: web.Request) -> reporting_pb2.Report:
+async def _report(request: web.Request, *, csv: bool = False) -> reporting_pb2.Report:
     stub = reporting_pb2_grpc.ReportingServiceStub(deps(request).channels["reporting"])  # type: ignore[no-untyped-call,unused-ignore]
-    resp: reporting_pb2.Report = await stub.GetReport(
-        _request(request), metadata=metadata(request), timeout=60
-    )
+    req = _request(request)
+    req.with_comments = csv  # the satisfaction CSV's comments section
+    resp: reporting_pb2.Report = await stub.GetReport(req, metadata=metadata(request), timeout=60)
     return resp
 
 
@@ -134,7 +153,7 @@ async def get_report(request: web.Request) -> web.Response:
 
 
 async def get_report_csv(request: web.Request) -> web.StreamResponse:
-    report = await _report(request)  # errors before anything is sent
+    report = await _report(request, csv=True)  # errors before anything is sent
     name = report_csv.filename(report)
     response = web.StreamResponse(
         headers={
@@ -149,6 +168,45 @@ async def get_report_csv(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def get_survey_comments(request: web.Request) -> web.Response:
+    """The satisfaction surveys' comments, newest first, paged (see_reports; the caller's
+    inboxes only)."""
+    q = request.query
+    limit = q.get("limit", "")
+    req = reporting_pb2.ListSurveyCommentsRequest(
+        to=q.get("to", ""),
+        time_zone=q.get("tz", ""),
+        inbox_id=q.get("inbox_id", ""),
+        operator_id=q.get("operator_id", ""),
+        cursor=q.get("cursor", ""),
+        limit=whole_number(limit, "limit", 1, 200) if limit else 0,
+    )
+    setattr(req, "from", q.get("from", ""))
+    stub = reporting_pb2_grpc.ReportingServiceStub(deps(request).channels["reporting"])  # type: ignore[no-untyped-call,unused-ignore]
+    resp: reporting_pb2.SurveyComments = await stub.ListSurveyComments(
+        req, metadata=metadata(request), timeout=30
+    )
+    return page_response(
+        [
+            {
+                "survey_id": c.survey_id,
+                "ticket_id": c.ticket_id,
+                "ticket_number": c.ticket_number,
+                "inbox_id": c.inbox_id,
+                "inbox": c.inbox_name,
+                "rating": c.rating,
+                "comment": c.comment,
+                "operator_id": c.operator_id or None,
+                "operator": c.operator_name if c.operator_id else None,
+                "answered_at": c.answered_at,
+            }
+            for c in resp.comments
+        ],
+        resp.next_cursor,
+    )
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/reports/satisfaction/comments", get_survey_comments)
     app.router.add_get(f"/api/v1/reports/{REPORT}.csv", get_report_csv)
     app.router.add_get(f"/api/v1/reports/{REPORT}", get_report)

@@ -1,7 +1,8 @@
 """Satisfaction surveys (issue 20, OUT-5): each inbox's survey settings (manage_inboxes,
 under /api/v1) and the public page a survey mail's links open — no login: the signed
 token in the path is the only key. `GET /survey/{token}?rating=N` records the rating at
-once and offers the comment; `POST /survey/{token}` (a form) saves the comment. Both are
+once and offers the additional questions and the comment; `POST /survey/{token}` (a form)
+saves those together, replacing what the previous post gave. Both are
 limited per client address; a POST from another site's page is refused (Origin). Outbound
 checks the token (signature and age) and keeps the answer; documented in openapi.yaml."""
 
@@ -36,8 +37,32 @@ def settings_json(s: Any) -> dict[str, Any]:
         "skip_spam_trash": s.skip_spam_trash,
         "skip_labels": list(s.skip_labels),
         "contact_days": s.contact_days,
+        "questions": [
+            {"id": q.id, "text_ja": q.text_ja, "text_en": q.text_en} for q in s.questions
+        ],
         "updated_at": views.iso(s.updated_at),
     }
+
+
+def _questions(raw: Any) -> list[outbound_pb2.SurveyQuestion]:
+    """The body's additional questions; a wrong shape is 400 on `questions` (the texts and
+    ids are outbound's to check)."""
+    if not isinstance(raw, list) or len(raw) > 20:
+        raise ApiError(400, "invalid_argument", "questions is a list of objects", "questions")
+    out = []
+    for q in raw:
+        if not isinstance(q, dict) or not all(
+            isinstance(q.get(k, ""), str) for k in ("id", "text_ja", "text_en")
+        ):
+            raise ApiError(
+                400, "invalid_argument", "each question has id, text_ja, text_en", "questions"
+            )
+        out.append(
+            outbound_pb2.SurveyQuestion(
+                id=q.get("id", ""), text_ja=q.get("text_ja", ""), text_en=q.get("text_en", "")
+            )
+        )
+    return out
 
 
 async def get_survey_settings(request: web.Request) -> web.Response:
@@ -65,6 +90,7 @@ async def put_survey_settings(request: web.Request) -> web.Response:
             skip_spam_trash=body.get("skip_spam_trash", True),
             skip_labels=body.get("skip_labels", []),
             contact_days=body.get("contact_days", 0),
+            questions=_questions(body.get("questions", [])),
         ),
         metadata=metadata(request),
         timeout=15,
@@ -90,9 +116,14 @@ async def _limited(request: web.Request) -> bool:
 
 
 async def _answer(
-    request: web.Request, rating: int, comment: str | None
+    request: web.Request,
+    rating: int,
+    comment: str | None,
+    answers: list[outbound_pb2.QuestionRating] | None = None,
 ) -> outbound_pb2.SurveyAnswer | web.Response:
-    req = outbound_pb2.AnswerSurveyRequest(token=request.match_info["token"], rating=rating)
+    req = outbound_pb2.AnswerSurveyRequest(
+        token=request.match_info["token"], rating=rating, answers=answers or []
+    )
     if comment is not None:
         req.comment = comment
     try:
@@ -139,8 +170,17 @@ async def survey_post(request: web.Request) -> web.Response:
     raw = await request.content.read(COMMENT_BODY_MAX + 1)
     if len(raw) > COMMENT_BODY_MAX:
         return _refused(request, "invalid", 413)
-    fields = dict(parse_qsl(raw.decode("utf-8", "replace"), max_num_fields=10))
-    got = await _answer(request, 0, fields.get("comment", "")[:2000])
+    try:
+        fields = dict(parse_qsl(raw.decode("utf-8", "replace"), max_num_fields=10))
+    except ValueError:  # more fields than a form of ours has
+        return _refused(request, "invalid", 400)
+    answers = []
+    for name, value in fields.items():
+        if name.startswith("q.") and value:
+            if not (value.isdigit() and len(value) == 1 and 1 <= int(value) <= 5):
+                return _refused(request, "invalid", 400)
+            answers.append(outbound_pb2.QuestionRating(question_id=name[2:], rating=int(value)))
+    got = await _answer(request, 0, fields.get("comment", "")[:2000], answers)
     if isinstance(got, web.Response):
         return got
     return _html(survey_page.answer_page(request.match_info["token"], got, comment_saved=True))

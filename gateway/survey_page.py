@@ -25,6 +25,9 @@ _T = {
         "comment": "ご意見（任意）",
         "send": "送信",
         "saved": "コメントを受け付けました。ありがとうございました。",
+        "saved_all": "ご回答を受け付けました。ありがとうございました。",
+        "more": "よろしければ、次の質問にもお答えください（任意）。",
+        "rate": "{n}（5段階中）",
         "invalid": "このアンケートのリンクは無効です。",
         "expired": "このアンケートのリンクは有効期限が切れています。",
         "busy": "アクセスが集中しています。しばらくしてからもう一度お試しください。",
@@ -38,6 +41,9 @@ _T = {
         "comment": "Anything to add? (optional)",
         "send": "Send",
         "saved": "Thank you, your comment is saved.",
+        "saved_all": "Thank you, your answers are saved.",
+        "more": "If you like, answer these too (optional).",
+        "rate": "{n} of 5",
         "invalid": "This survey link is not valid.",
         "expired": "This survey link has expired.",
         "busy": "Too many requests: please try again in a minute.",
@@ -48,7 +54,8 @@ _STYLE = (
     "body{font-family:sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#222}"
     "a.r{display:inline-block;margin:.2rem;padding:.4rem .6rem;border:1px solid #aaa;"
     "border-radius:.4rem;text-decoration:none;color:#222}a.r.on{background:#ffe9a8}"
-    "textarea{width:100%;min-height:6rem}"
+    "textarea{width:100%;min-height:6rem}fieldset{border:1px solid #ccc;border-radius:.4rem;"
+    "margin:0 0 1rem}fieldset label{display:inline-block;margin:.2rem .6rem .2rem 0}"
 )
 
 
@@ -76,7 +83,8 @@ def answer_page(token: str, answer: Any, *, comment_saved: bool = False) -> str:
     if answer.ticket_number:
         parts.append(f"<p>{escape(answer.inbox_name)} [#{answer.ticket_number}]</p>")
     if comment_saved:
-        parts.append(f'<p role="status">{escape(t["saved"])}</p>')
+        saved = t["saved_all"] if answer.questions else t["saved"]
+        parts.append(f'<p role="status">{escape(saved)}</p>')
     elif answer.rating:
         parts.append(f'<p role="status">{escape(t["recorded"].format(n=answer.rating))}</p>')
     parts.append(f"<p>{escape(t['change'] if answer.rating else t['choose'])}</p><p>")
@@ -87,15 +95,33 @@ def answer_page(token: str, answer: Any, *, comment_saved: bool = False) -> str:
             f'aria-label="{n}">{n} {mark(answer.scale_style, n)}</a>'
         )
     parts.append("</p>")
-    if answer.rating:
+    if answer.rating:  # the additional questions and the comment, posted together
+        parts.append(f'<form method="post" action="{escape(link)}">')
+        if answer.questions:
+            parts.append(f"<p>{escape(t['more'])}</p>")
+        parts.extend(_asked(q, n, answer.scale_style, t) for n, q in enumerate(answer.questions))
         parts.append(
-            f'<form method="post" action="{escape(link)}">'
             f'<label for="comment">{escape(t["comment"])}</label>'
             f'<textarea id="comment" name="comment" maxlength="2000">'
             f"{escape(answer.comment)}</textarea>"
             f'<p><button type="submit">{escape(t["send"])}</button></p></form>'
         )
     return _page(lang, "".join(parts))
+
+
+def _asked(q: Any, n: int, style: str, t: dict[str, str]) -> str:
+    """An additional question: a group of radios 1–5 named by its text, each labelled."""
+    legend = f"q{n}-legend"
+    out = [f'<fieldset role="radiogroup" aria-labelledby="{legend}">'
+           f'<legend id="{legend}">{escape(q.text)}</legend>']  # fmt: skip
+    for k in range(1, SCALE + 1):
+        checked = " checked" if k == q.rating else ""
+        out.append(
+            f'<label><input type="radio" name="q.{escape(q.id)}" value="{k}"{checked} '
+            f'aria-label="{escape(t["rate"].format(n=k))}"> {k} {mark(style, k)}</label>'
+        )
+    out.append("</fieldset>")
+    return "".join(out)
 
 
 def refusal_page(lang: str, why: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from switchboard.v1 import common_pb2, outbound_pb2
+from switchboard.v1 import common_pb2, events_pb2, outbound_pb2
 
 from services.runtime import events, identity, log
 from services.runtime.errors import FailedPrecondition, InvalidArgument
@@ -17,7 +17,7 @@ from . import survey_domain
 from .api import Deps
 from .api_admin import OutboundApi, _admin
 from .survey_domain import SurveyRule
-from .survey_repo import SurveyRepo
+from .survey_repo import Answer, Survey, SurveyRepo
 from .surveys import SurveyConfig, announce, survey_changed
 
 
@@ -44,6 +44,10 @@ def settings_pb(
         skip_spam_trash=rule.skip_spam_trash,
         skip_labels=list(rule.skip_labels),
         contact_days=rule.contact_days,
+        questions=[
+            outbound_pb2.SurveyQuestion(id=q.id, text_ja=q.text_ja, text_en=q.text_en)
+            for q in rule.questions
+        ],
     )
     if updated_at is not None:
         out.updated_at.FromDatetime(updated_at)
@@ -79,6 +83,7 @@ class OutboundWithSurveys(OutboundApi):
             skip_spam_trash=request.skip_spam_trash,
             skip_labels=list(request.skip_labels),
             contact_days=request.contact_days,
+            questions=[(q.id, q.text_ja, q.text_en) for q in request.questions],
         )
         inbox_id = await self._known_inbox(ident, request.inbox_id)
         rule, at = await self._surveys.put_settings(
@@ -120,25 +125,37 @@ class OutboundWithSurveys(OutboundApi):
             raise InvalidArgument(
                 f"comment is at most {survey_domain.COMMENT_MAX} characters", field="comment"
             )
+        given = None
+        if comment is not None:  # the page's form: its answers replace the previous ones
+            given = survey_domain.check_answers(
+                row.questions, [(a.question_id, a.rating) for a in request.answers]
+            )
         d = self._d
         now = d.clock.now()
         changed = False
         async with d.db.transaction() as conn:
             before = await self._surveys.answer(conn, survey_id, lock=True)
-            rating = request.rating or (before[0] if before else 0)
-            text = comment if comment is not None else (before[1] if before else "")
+            rating = request.rating or (before.rating if before else 0)
             if (request.rating or comment is not None) and not rating:
                 raise FailedPrecondition("choose a rating first", field="rating")
-            if rating and (rating, text) != before:
+            now_answer = Answer(
+                rating,
+                comment if comment is not None else (before.comment if before else ""),
+                given if given is not None else (before.answers if before else {}),
+            )
+            if rating and now_answer != before:
                 changed = True
-                await self._surveys.put_answer(conn, row.tenant_id, survey_id, rating, text, now)
+                await self._surveys.put_answer(conn, row.tenant_id, survey_id, now_answer, now)
                 payload = survey_changed(
                     row,
                     language=row.language,
                     send_id=str(row.send_id or ""),
                     rating=rating,
-                    previous_rating=before[0] if before else 0,
-                    commented=bool(text),
+                    previous_rating=before.rating if before else 0,
+                    commented=bool(now_answer.comment),
+                    comment=now_answer.comment,
+                    ticket_number=row.ticket_number,
+                    answers=_answered(row, now_answer),
                 )
                 customer = common_pb2.Actor(
                     kind=common_pb2.Actor.KIND_CUSTOMER, id=row.recipient, display=row.recipient
@@ -155,8 +172,25 @@ class OutboundWithSurveys(OutboundApi):
             question=row.question,
             scale_style=row.scale_style,
             rating=rating,
-            comment=text,
+            comment=now_answer.comment,
             inbox_name=row.inbox_name,
             ticket_number=row.ticket_number,
             changed=changed,
+            questions=[
+                outbound_pb2.AskedQuestion(
+                    id=q.id, text=q.text(row.language), rating=now_answer.answers.get(q.id, 0)
+                )
+                for q in row.questions
+            ],
         )
+
+
+def _answered(row: Survey, answer: Answer) -> list[events_pb2.SurveyQuestionAnswer]:
+    """The additional questions answered, with their texts as the survey was sent."""
+    return [
+        events_pb2.SurveyQuestionAnswer(
+            question_id=q.id, rating=answer.answers[q.id], text_ja=q.text_ja, text_en=q.text_en
+        )
+        for q in row.questions
+        if q.id in answer.answers
+    ]

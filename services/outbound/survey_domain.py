@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +31,22 @@ DELAY_MAX_MINUTES = 43_200  # 30 days
 CONTACT_DAYS_MAX = 365
 COMMENT_MAX = 2000
 LANGUAGES = ("ja", "en")
+QUESTIONS_MAX = 4  # additional questions beside the main one
+QUESTION_ID = re.compile(r"[a-z0-9_-]{1,32}")
 _SALT = "switchboard.survey.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """An additional question (same 1–5 scale, optional for the customer): its id stays
+    when its texts change, and reports group its answers by it."""
+
+    id: str
+    text_ja: str
+    text_en: str
+
+    def text(self, language: str) -> str:
+        return self.text_ja if language == "ja" else self.text_en
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +62,42 @@ class SurveyRule:
     skip_spam_trash: bool
     skip_labels: tuple[str, ...]
     contact_days: int
+    questions: tuple[Question, ...] = ()
 
 
-def _question(raw: str, field: str, required: bool) -> str:
+def _question(raw: str, field: str, required: bool, name: str = "") -> str:
+    """The text with its blanks folded; `name` what the message calls it (else `field`)."""
+    name = name or field
     text = " ".join(raw.split())
     if required and not text:
-        raise InvalidArgument(f"{field} is required when the survey is on", field=field)
+        raise InvalidArgument(f"{name} is required when the survey is on", field=field)
     if len(text) > QUESTION_MAX:
-        raise InvalidArgument(f"{field} is at most {QUESTION_MAX} characters", field=field)
+        raise InvalidArgument(f"{name} is at most {QUESTION_MAX} characters", field=field)
     if any(ord(c) < 32 for c in raw if c not in "\t\r\n"):
-        raise InvalidArgument(f"{field} holds control characters", field=field)
+        raise InvalidArgument(f"{name} holds control characters", field=field)
     return text
+
+
+def check_questions(raw: Sequence[tuple[str, str, str]]) -> tuple[Question, ...]:
+    """The additional questions as (id, text_ja, text_en), in the order given: at most
+    QUESTIONS_MAX, ids unique and of QUESTION_ID, both texts required whether the survey
+    is on or not; InvalidArgument on the field `questions`, the message naming which."""
+    if len(raw) > QUESTIONS_MAX:
+        raise InvalidArgument(f"at most {QUESTIONS_MAX} additional questions", field="questions")
+    out: list[Question] = []
+    for n, (qid, ja, en) in enumerate(raw, start=1):
+        if not QUESTION_ID.fullmatch(qid):
+            raise InvalidArgument(
+                f"questions[{n}].id must be 1–32 of a-z, 0-9, _ and -", field="questions"
+            )
+        if any(q.id == qid for q in out):
+            raise InvalidArgument(f"questions[{n}].id {qid} is used twice", field="questions")
+        texts = [
+            _question(text, "questions", True, f"questions[{n}].text_{lang}")
+            for text, lang in ((ja, "ja"), (en, "en"))
+        ]
+        out.append(Question(qid, *texts))
+    return tuple(out)
 
 
 def check_settings(
@@ -70,10 +111,12 @@ def check_settings(
     skip_spam_trash: bool,
     skip_labels: Sequence[str],
     contact_days: int,
+    questions: Sequence[tuple[str, str, str]] = (),
 ) -> SurveyRule:
     """The settings as stored, or InvalidArgument naming the first bad field."""
     ja = _question(question_ja, "question_ja", enabled)
     en = _question(question_en, "question_en", enabled)
+    extra = check_questions(questions)
     style = scale_style or "stars"
     if style not in STYLES:
         raise InvalidArgument("scale_style must be stars or faces", field="scale_style")
@@ -106,7 +149,22 @@ def check_settings(
         skip_spam_trash=skip_spam_trash,
         skip_labels=tuple(labels),
         contact_days=contact_days,
+        questions=extra,
     )
+
+
+def check_answers(asked: Sequence[Question], given: Sequence[tuple[str, int]]) -> dict[str, int]:
+    """The additional questions' ratings a form gave, by id: each one of the questions
+    the survey was sent with, once, rated 1–5 (InvalidArgument on `answers` otherwise)."""
+    ids = {q.id for q in asked}
+    out: dict[str, int] = {}
+    for qid, rating in given:
+        if qid not in ids or qid in out:
+            raise InvalidArgument("answers name each question of the survey once", field="answers")
+        if not 1 <= rating <= SCALE:
+            raise InvalidArgument("each answer is a rating 1–5", field="answers")
+        out[qid] = rating
+    return out
 
 
 # -- episodes --------------------------------------------------------------------------

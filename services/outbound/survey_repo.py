@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from .survey_domain import SurveyRule
+from .survey_domain import Question, SurveyRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,22 @@ class Survey:
     inbox_name: str
     ticket_number: int
     send_id: uuid.UUID | None
+    questions: tuple[Question, ...]  # the additional questions as it was sent
+
+
+def questions_of(raw: Any) -> tuple[Question, ...]:
+    return tuple(Question(q["id"], q["text_ja"], q["text_en"]) for q in raw or ())
+
+
+def questions_json(questions: tuple[Question, ...]) -> list[dict[str, str]]:
+    return [{"id": q.id, "text_ja": q.text_ja, "text_en": q.text_en} for q in questions]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    rating: int
+    comment: str
+    answers: dict[str, int]  # the additional questions' ratings by id
 
 
 def survey_of(r: asyncpg.Record) -> Survey:
@@ -59,6 +75,7 @@ def survey_of(r: asyncpg.Record) -> Survey:
         r["inbox_name"],
         r["ticket_number"],
         r["send_id"],
+        questions_of(r["questions"]),
     )
 
 
@@ -73,6 +90,7 @@ def rule_of(r: asyncpg.Record) -> SurveyRule:
         skip_spam_trash=r["skip_spam_trash"],
         skip_labels=tuple(r["skip_labels"]),
         contact_days=r["contact_days"],
+        questions=questions_of(r["questions"]),
     )
 
 
@@ -119,14 +137,14 @@ class SurveyRepo:
         r = await self.pool.fetchrow(
             "INSERT INTO survey_settings (tenant_id, inbox_id, enabled, question_ja, "
             "question_en, scale_style, delay_minutes, skip_auto_resolved, skip_spam_trash, "
-            "skip_labels, contact_days, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
-            "$11,$12) ON CONFLICT (tenant_id, inbox_id) DO UPDATE SET enabled = "
+            "skip_labels, contact_days, updated_at, questions) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,"
+            "$9,$10,$11,$12,$13) ON CONFLICT (tenant_id, inbox_id) DO UPDATE SET enabled = "
             "excluded.enabled, question_ja = excluded.question_ja, question_en = "
             "excluded.question_en, scale_style = excluded.scale_style, delay_minutes = "
             "excluded.delay_minutes, skip_auto_resolved = excluded.skip_auto_resolved, "
             "skip_spam_trash = excluded.skip_spam_trash, skip_labels = excluded.skip_labels, "
-            "contact_days = excluded.contact_days, updated_at = excluded.updated_at "
-            "RETURNING *",
+            "contact_days = excluded.contact_days, updated_at = excluded.updated_at, "
+            "questions = excluded.questions RETURNING *",
             uuid.UUID(tenant),
             inbox_id,
             rule.enabled,
@@ -139,6 +157,7 @@ class SurveyRepo:
             list(rule.skip_labels),
             rule.contact_days,
             now,
+            questions_json(rule.questions),
         )
         return rule_of(r), r["updated_at"]
 
@@ -254,31 +273,32 @@ class SurveyRepo:
 
     async def answer(
         self, conn: asyncpg.Connection, survey_id: uuid.UUID, *, lock: bool = False
-    ) -> tuple[int, str] | None:
+    ) -> Answer | None:
         r = await conn.fetchrow(
-            "SELECT rating, comment FROM survey_answers WHERE survey_id = $1"
+            "SELECT rating, comment, answers FROM survey_answers WHERE survey_id = $1"
             + (" FOR UPDATE" if lock else ""),
             survey_id,
         )
-        return None if r is None else (r["rating"], r["comment"])
+        return None if r is None else Answer(r["rating"], r["comment"], dict(r["answers"]))
 
     async def put_answer(
         self,
         conn: asyncpg.Connection,
         tenant: uuid.UUID,
         survey_id: uuid.UUID,
-        rating: int,
-        comment: str,
+        answer: Answer,
         now: datetime,
     ) -> None:
         await conn.execute(
-            "INSERT INTO survey_answers (tenant_id, survey_id, rating, comment, answered_at, "
-            "updated_at) VALUES ($1,$2,$3,$4,$5,$5) ON CONFLICT (survey_id) DO UPDATE SET "
-            "rating = excluded.rating, comment = excluded.comment, changes = "
-            "survey_answers.changes + 1, updated_at = excluded.updated_at",
+            "INSERT INTO survey_answers (tenant_id, survey_id, rating, comment, answers, "
+            "answered_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$6) ON CONFLICT (survey_id) "
+            "DO UPDATE SET rating = excluded.rating, comment = excluded.comment, answers = "
+            "excluded.answers, changes = survey_answers.changes + 1, updated_at = "
+            "excluded.updated_at",
             tenant,
             survey_id,
-            rating,
-            comment,
+            answer.rating,
+            answer.comment,
+            answer.answers,
             now,
         )

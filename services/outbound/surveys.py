@@ -36,7 +36,7 @@ from . import domain, survey_domain
 from .api import Deps, SendsApi
 from .automatic import ACTOR, automatic_send, queue
 from .survey_domain import SurveyRule
-from .survey_repo import NewEpisode, Survey, SurveyRepo
+from .survey_repo import NewEpisode, Survey, SurveyRepo, questions_json
 
 SURVEYS = registry.OUTBOUND_SURVEYS
 SURVEY_HEADERS = (("Auto-Submitted", "auto-generated"), ("X-Auto-Response-Suppress", "All"))
@@ -272,10 +272,13 @@ class SurveySender(PeriodicTask):
                 "scale_style": rule.scale_style,
                 "inbox_name": inbox.name,
                 "ticket_number": ticket.number,
+                "questions": questions_json(rule.questions),
                 "updated_at": now,
             },
         )
-        payload = survey_changed(row, language=language, send_id=str(send.id))
+        payload = survey_changed(
+            row, language=language, send_id=str(send.id), ticket_number=ticket.number
+        )
         await announce(d, conn, events.SURVEY_SENT, row, payload, ACTOR, now)
         self._log.info("survey queued", send_id=str(send.id), episode=row.episode)
 

@@ -237,6 +237,7 @@ class ExportWorker:
     async def _report(self, conn: asyncpg.Connection, job: Job, part: Path) -> tuple[int, str]:
         """An aggregate report's table, computed as the chart's (rreports' Reports)."""
         request = reporting_pb2.GetReportRequest.FromString(job.report_request)
+        request.with_comments = True  # a CSV: satisfaction's comments as its last section
         try:
             report = report_pb(await self._reports.run(job.identity, request))
         except DomainError as err:

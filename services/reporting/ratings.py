@@ -22,7 +22,9 @@ from .periods import local_iso
 from .report_model import Cell, Query, Table, Value
 
 REPORT = "satisfaction"
+SOURCE = "ratings"  # the report's `source`: reporting's ratings table, never the rollups
 SCALE = 5
+COMMENT_MAX = 2000
 SENT = "survey"  # a cell's metric: surveys sent; `rating_<k>`: answers rating k
 RATINGS = tuple(f"rating_{k}" for k in range(1, SCALE + 1))
 MEASURES = ("surveys_sent", "surveys_answered", "response_rate", "average_rating", *RATINGS)
@@ -45,6 +47,10 @@ class SurveyEvent:
     resolved_at: datetime
     at: datetime  # the event's occurred_at: when sent, when answered
     rating: int | None
+    ticket_number: int = 0
+    comment: str = ""
+    # the additional questions answered: {"id", "rating", "text_ja", "text_en"} each
+    answers: tuple[dict[str, object], ...] = ()
 
 
 def _uuid(raw: str, what: str) -> uuid.UUID:
@@ -81,6 +87,18 @@ def survey_event(env: events_pb2.EventEnvelope) -> SurveyEvent | None:
         resolved_at=s.resolved_at.ToDatetime(tzinfo=at.tzinfo) if s.HasField("resolved_at") else at,
         at=at,
         rating=rating,
+        ticket_number=s.ticket_number,
+        comment=s.comment[:COMMENT_MAX],
+        answers=tuple(
+            {
+                "id": a.question_id[:32],
+                "rating": a.rating,
+                "text_ja": a.text_ja[:500],
+                "text_en": a.text_en[:500],
+            }
+            for a in s.answers
+            if a.question_id and 1 <= a.rating <= SCALE
+        ),
     )
 
 
@@ -95,6 +113,9 @@ class Names(Protocol):
 
     @property
     def inbox_names(self) -> Mapping[str, str]: ...
+
+    @property
+    def question_texts(self) -> Mapping[str, tuple[str, str]]: ...
 
 
 @dataclass(slots=True)
@@ -163,4 +184,34 @@ def satisfaction(q: Query, cells: Sequence[Cell], ctx: Names) -> tuple[Table, ..
     return (
         Table("series", PERIOD + MEASURES, series),
         Table("table", (*PERIOD, "dimension", "id", "name", *MEASURES), tuple(rows)),
+        questions(q, cells, ctx),
     )
+
+
+QUESTION_MEASURES = ("answered", "average_rating", *RATINGS)
+
+
+def _answered(t: Tally) -> list[Value]:
+    v = t.values()  # no surveys counted here: only the answers' measures
+    return [v[1], v[3], *v[4:]]
+
+
+def questions(q: Query, cells: Sequence[Cell], ctx: Names) -> Table:
+    """`questions`: per additional question (by id, its latest texts) one row per period,
+    then its total over the range: how many answered it, the average, the distribution."""
+    per: dict[str, list[Tally]] = {}
+    for c in cells:
+        if c.dimension == "question" and 0 <= c.period < len(q.periods):
+            per.setdefault(c.value, [Tally() for _ in q.periods])[c.period].add(c)
+    rows: list[tuple[Value, ...]] = []
+    for qid in sorted(per):
+        ja, en = ctx.question_texts.get(qid, ("", ""))
+        whole = Tally()
+        for p, t in zip(q.periods, per[qid], strict=True):
+            for k, n in enumerate(t.ratings):
+                whole.ratings[k] += n
+            rows.append((*_span(q, p.label, p.start, p.end), qid, ja, en, *_answered(t)))
+        rows.append((*_span(q, TOTAL, q.range.start, q.range.end), qid, ja, en,
+                     *_answered(whole)))  # fmt: skip
+    columns = (*PERIOD, "question_id", "question_ja", "question_en", *QUESTION_MEASURES)
+    return Table("questions", columns, tuple(rows))

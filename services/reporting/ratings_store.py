@@ -20,24 +20,29 @@ from services.runtime.bus import Delivery, Item
 from services.runtime.db import Database
 from services.runtime.outbox import first_times
 
-from .ratings import SENT, SurveyEvent, survey_event
+from .ratings import RATINGS, SENT, SurveyEvent, survey_event
 from .report_model import Cell, Query
 from .stats import Durations
 
 _COLUMNS = """tenant_id, survey_id, ticket_id, inbox_id, episode, operator_id, operator_name,
-              resolved_at"""
+              resolved_at, ticket_number"""
 
 _SENT = f"""
-INSERT INTO ratings ({_COLUMNS}, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (tenant_id, survey_id) DO UPDATE SET sent_at = least(ratings.sent_at, EXCLUDED.sent_at)
+INSERT INTO ratings ({_COLUMNS}, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (tenant_id, survey_id) DO UPDATE
+   SET sent_at = least(ratings.sent_at, EXCLUDED.sent_at),
+       ticket_number = greatest(ratings.ticket_number, EXCLUDED.ticket_number)
 """
 
+# the additional questions' answers and the comment go with the rating: all of the latest
+# answer, never part of an older one
 _ANSWERED = f"""
-INSERT INTO ratings ({_COLUMNS}, answered_at, answer_event, rating)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+INSERT INTO ratings ({_COLUMNS}, answered_at, answer_event, rating, comment, answers)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (tenant_id, survey_id) DO UPDATE
    SET answered_at = EXCLUDED.answered_at, answer_event = EXCLUDED.answer_event,
-       rating = EXCLUDED.rating
+       rating = EXCLUDED.rating, comment = EXCLUDED.comment, answers = EXCLUDED.answers,
+       ticket_number = greatest(ratings.ticket_number, EXCLUDED.ticket_number)
  WHERE ratings.answer_event IS NULL
     OR (EXCLUDED.answered_at, EXCLUDED.answer_event) > (ratings.answered_at, ratings.answer_event)
 """
@@ -45,13 +50,17 @@ ON CONFLICT (tenant_id, survey_id) DO UPDATE
 
 def _args(e: SurveyEvent) -> tuple[object, ...]:
     return (e.tenant_id, e.survey_id, e.ticket_id, e.inbox_id, e.episode, e.operator_id,
-            e.operator_name, e.resolved_at)  # fmt: skip
+            e.operator_name, e.resolved_at, e.ticket_number)  # fmt: skip
 
 
 async def apply(conn: asyncpg.Connection, found: Sequence[SurveyEvent]) -> None:
     """The events' changes, in order, in the caller's transaction."""
     sent = [(*_args(e), e.at) for e in found if e.rating is None]
-    answered = [(*_args(e), e.at, e.event_id, e.rating) for e in found if e.rating is not None]
+    answered = [
+        (*_args(e), e.at, e.event_id, e.rating, e.comment, list(e.answers))
+        for e in found
+        if e.rating is not None
+    ]
     if sent:
         await conn.executemany(_SENT, sent)
     if answered:  # the latest wins whatever the order, so sent and answered apart is fine
@@ -106,6 +115,45 @@ async def _counted(conn: asyncpg.Connection, tenant_id: str, q: Query) -> list[a
         [p.start for p in q.periods],
     )
     return rows
+
+
+async def question_cells(conn: asyncpg.Connection, tenant_id: str, q: Query) -> list[Cell]:
+    """The additional questions' answers of each rating (`rating_<k>`) per period
+    (dimension `question`, `value` its id), counted as the surveys they belong to."""
+    rows = await conn.fetch(
+        f"""
+        SELECT period, a->>'id' AS id, (a->>'rating')::int AS rating, count(*)::bigint AS n
+        FROM (SELECT width_bucket(counted_at, $5::timestamptz[]) - 1 AS period, answers
+              FROM ratings {_WHERE} AND rating IS NOT NULL AND answers <> '[]') x
+        CROSS JOIN LATERAL jsonb_array_elements(x.answers) AS e(a)
+        GROUP BY 1, 2, 3
+        """,
+        *_scope(tenant_id, q),
+        [p.start for p in q.periods],
+    )
+    return [
+        Cell(r["period"], f"rating_{r['rating']}", "", "question", r["id"], Durations(r["n"]))
+        for r in rows
+        if 1 <= r["rating"] <= len(RATINGS)
+    ]
+
+
+async def question_texts(
+    conn: asyncpg.Connection, tenant_id: str, q: Query
+) -> dict[str, tuple[str, str]]:
+    """Each additional question's texts (ja, en) as its latest answer in the range saw
+    them: a question removed or reworded since keeps the words it was answered under."""
+    rows = await conn.fetch(
+        f"""
+        SELECT DISTINCT ON (a->>'id') a->>'id' AS id, a->>'text_ja' AS ja, a->>'text_en' AS en
+        FROM (SELECT answers, answered_at FROM ratings {_WHERE}
+                AND rating IS NOT NULL AND answers <> '[]') x
+        CROSS JOIN LATERAL jsonb_array_elements(x.answers) AS e(a)
+        ORDER BY a->>'id', answered_at DESC
+        """,
+        *_scope(tenant_id, q),
+    )
+    return {r["id"]: (r["ja"] or "", r["en"] or "") for r in rows}
 
 
 async def names_missing(

@@ -51,6 +51,7 @@ class Context:
     thresholds: Mapping[str, Sequence[tuple[int, str]]] = field(default_factory=dict)
     operator_names: Mapping[str, str] = field(default_factory=dict)
     inbox_names: Mapping[str, str] = field(default_factory=dict)
+    question_texts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _when(q: Query, p: Period) -> list[Value]:

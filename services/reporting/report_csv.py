@@ -32,18 +32,31 @@ def table_of(report: pb.Report, name: str = "table") -> pb.ReportTable:
     raise KeyError(name)
 
 
+# sections after the table, each after an empty line with its own header, when the report
+# has them: the satisfaction report's additional questions and its comments
+SECTIONS = ("questions", "comments")
+
+
 def csv_lines(report: pb.Report) -> Iterator[str]:
     """The CSV text, line by line (the first one starts with the BOM)."""
     table = table_of(report)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(table.columns)
-    yield BOM + buf.getvalue()
-    for row in table.rows:
+
+    def line(values: list[str]) -> str:
         buf.seek(0)
         buf.truncate()
-        writer.writerow([cell(v) for v in row.values])
-        yield buf.getvalue()
+        writer.writerow(values)
+        return buf.getvalue()
+
+    yield BOM + line(list(table.columns))
+    for row in table.rows:
+        yield line([cell(v) for v in row.values])
+    for t in report.tables:
+        if t.name in SECTIONS:
+            yield "\r\n" + line(list(t.columns))
+            for row in t.rows:
+                yield line([cell(v) for v in row.values])
 
 
 def filename(report: pb.Report) -> str:

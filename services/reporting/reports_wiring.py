@@ -25,6 +25,11 @@ class ReportingApi(reporting_pb2_grpc.ReportingServiceServicer):
         viewer = identity.require_operator()
         return report_pb(await self._reports.run(viewer, request))
 
+    async def ListSurveyComments(
+        self, request: reporting_pb2.ListSurveyCommentsRequest, context: Context
+    ) -> reporting_pb2.SurveyComments:
+        return await self._reports.comments(identity.require_operator(), request)
+
 
 def wire(rt: ServiceRuntime, db: Database, server: GrpcServer) -> Reports:
     reports = Reports(db.pool, ReportPeers(rt.channel("accounts"), rt.channel("tickets")), rt.clock)

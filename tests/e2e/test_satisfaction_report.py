@@ -30,10 +30,12 @@ from switchboard.v1 import common_pb2, events_pb2
 from services.devstack.stack import Stack
 from services.runtime import events
 from services.runtime.db import with_database
+from tests.e2e.test_access import own_operator
 from tests.e2e.test_accounts import call
 from tests.e2e.test_compose import desk, mail_ticket
 from tests.e2e.test_exports import _download, _export, _finished
-from tests.e2e.test_surveys import mailed, page, rating_links, set_status, survey_on
+from tests.e2e.test_surveys import MORE, mailed, page, rating_links, set_status, survey_on
+from tests.e2e.test_ui import other_inbox
 from tests.helpers import Tenant, api_get, eventually, published
 from tests.smtp_peer import SmtpPeer
 
@@ -70,7 +72,7 @@ async def office(stack: Stack, smtp_peer: SmtpPeer) -> AsyncIterator[Office]:
     days = ((today - timedelta(days=1)).isoformat(), (today + timedelta(days=1)).isoformat())
     agent_me = (await call(stack, "GET", "/api/v1/me", token=agent))[1]
     admin_me = (await call(stack, "GET", "/api/v1/me", token=admin))[1]
-    await survey_on(stack, admin, tenant.inbox_id)
+    await survey_on(stack, admin, tenant.inbox_id, questions=MORE)
     async with published(stack, "sb.outbound.survey.>") as seen:
         first = await mail_ticket(stack, tenant, agent, f"Parcel {uuid.uuid4().hex[:6]}")
         await set_status(stack, agent, first["id"], "resolved")
@@ -81,11 +83,17 @@ async def office(stack: Stack, smtp_peer: SmtpPeer) -> AsyncIterator[Office]:
         links = rating_links(got)
         assert (await page(links[3]))[0] == 200  # 4 …
         assert (await page(links[1]))[0] == 200  # … changed to 2
+        # the additional questions and a comment, then changed: speed 5 → 3
+        form = links[0].split("?", 1)[0]
+        first_form = {"q.speed": "5", "q.clarity": "4", "comment": "Slow at first"}
+        assert (await page(form, method="POST", data=first_form))[0] == 200
+        second = {"q.speed": "3", "q.clarity": "4", "comment": "=Fine in the end"}
+        assert (await page(form, method="POST", data=second))[0] == 200
 
-        async def answered_twice() -> bool:
-            return len([e for e in seen if e.type == "survey.answered"]) == 2
+        async def answered_four_times() -> bool:
+            return len([e for e in seen if e.type == "survey.answered"]) == 4
 
-        await eventually(answered_twice, timeout=20)
+        await eventually(answered_four_times, timeout=20)
         nc = await nats.connect(stack.nats_url)
         try:  # reporting has taken both answers (the second could lag the first)
             await drained(nc.jetstream())
@@ -147,17 +155,22 @@ async def test_the_changed_answer_counts_once_with_its_new_rating_for_the_resolv
         2.0,
     )
 
-    # the older answer (4) published again under a new event id, and the latest one
-    # redelivered under its own: reporting keeps the latest answer, counted once
+    assert body["source"] == "ratings"  # what it reads: the ratings, not the rollups
+
+    # older answers (4; 2 with speed 5) published again under new event ids, and the
+    # latest one redelivered under its own: reporting keeps the latest answer, counted once
     answers = [e for e in office.seen if e.type == "survey.answered"]
-    assert [e.survey.rating for e in answers] == [4, 2]
+    assert [e.survey.rating for e in answers] == [4, 2, 2, 2]
     nc = await nats.connect(office.stack.nats_url)
     try:
         js = nc.jetstream()
-        old = events_pb2.EventEnvelope()
-        old.CopyFrom(answers[0])
-        old.event_id = str(uuid.uuid4())
-        for env, msg_id in ((old, old.event_id), (answers[1], str(uuid.uuid4()))):
+        again_sent = []
+        for older in (answers[0], answers[2]):
+            old = events_pb2.EventEnvelope()
+            old.CopyFrom(older)
+            old.event_id = str(uuid.uuid4())
+            again_sent.append((old, old.event_id))
+        for env, msg_id in (*again_sent, (answers[3], str(uuid.uuid4()))):
             await js.publish(events.subject_of(env), env.SerializeToString(),
                              headers={"Nats-Msg-Id": msg_id})  # fmt: skip
         await drained(js)
@@ -166,6 +179,74 @@ async def test_the_changed_answer_counts_once_with_its_new_rating_for_the_resolv
     code, again = await report(office)
     assert code == 200
     assert again["totals"] == t and again["per_operator"] == body["per_operator"]
+    assert again["per_question"] == body["per_question"]
+
+
+async def test_each_additional_question_counts_once_with_its_changed_answer(
+    office: Office,
+) -> None:
+    body = await settled(office, answered=1, sent=2)
+    got = {q["question_id"]: q for q in body["per_question"]}
+    assert set(got) == {"speed", "clarity"}
+    speed, clarity = got["speed"], got["clarity"]
+    assert (speed["answered"], speed["average_rating"], speed["rating_3"]) == (1, 3.0, 1)
+    assert speed["rating_5"] == 0  # the first form's 5 was changed
+    assert (speed["question_ja"], speed["question_en"]) == (MORE[0]["text_ja"], MORE[0]["text_en"])
+    assert (clarity["answered"], clarity["average_rating"]) == (1, 4.0)
+    today = datetime.now(UTC).date().isoformat()
+    [point] = [p for p in speed["series"] if p["answered"]]
+    assert (point["period"], point["average_rating"]) == (today, 3.0)
+    # the question removed from the settings keeps its answers under its id and texts
+    await survey_on(office.stack, office.admin, office.tenant.inbox_id, questions=[MORE[1]])
+    code, later = await report(office)
+    assert code == 200 and later["per_question"] == body["per_question"]
+
+
+async def comments(o: Office, token: str = "", **params: str) -> tuple[int, Any]:
+    query = {"from": o.days[0], "to": o.days[1], "tz": "UTC", **params}
+    path = "/api/v1/reports/satisfaction/comments?" + "&".join(f"{k}={v}" for k, v in query.items())
+    return await api_get(o.stack, token or o.supervisor, path)
+
+
+async def test_the_comments_are_read_by_supervisors_of_their_inboxes_only(
+    office: Office,
+) -> None:
+    await settled(office, answered=1, sent=2)
+    code, body = await comments(office)
+    assert code == 200, body
+    [c] = body["items"]
+    assert body["next"] is None
+    assert (c["ticket_number"], c["rating"], c["comment"]) == (
+        office.first["number"], 2, "=Fine in the end"
+    )  # fmt: skip
+    assert (c["operator_id"], c["operator"]) == (
+        office.agent_me["id"], office.agent_me["display_name"]
+    )  # fmt: skip
+    assert c["inbox_id"] == office.tenant.inbox_id and c["inbox"] == "Help"
+    assert c["answered_at"].endswith("+00:00")
+    code, mine = await comments(office, operator_id=office.agent_me["id"])
+    assert code == 200 and mine["items"] == body["items"]
+    code, theirs = await comments(office, operator_id=office.admin_me["id"])
+    assert code == 200 and theirs["items"] == []
+    # a supervisor of another inbox of the tenant: none of ours, and not ours by name
+    _address, other = await other_inbox(office.stack, office.admin, "Other")
+    _, _, elsewhere = await own_operator(
+        office.stack, office.admin, office.tenant, roles=["supervisor"], inbox_ids=[other]
+    )
+    code, none = await comments(office, token=elsewhere)
+    assert code == 200 and none["items"] == [], none
+    code, refused = await comments(office, token=elsewhere, inbox_id=office.tenant.inbox_id)
+    assert code == 404 and refused["error"]["field"] == "inbox_id"
+    # an agent without see_reports; bad parameters named
+    assert (await comments(office, token=office.agent))[0] == 403
+    for params, field in (
+        ({"cursor": "nonsense"}, "cursor"),
+        ({"operator_id": "x"}, "operator_id"),
+        ({"limit": "0"}, "limit"),
+        ({"tz": "Mars/Olympus"}, "tz"),
+    ):
+        code, out = await comments(office, **params)
+        assert code == 400 and out["error"]["field"] == field, (params, out)
 
 
 async def test_the_csv_is_the_json_table(office: Office) -> None:
@@ -181,7 +262,19 @@ async def test_the_csv_is_the_json_table(office: Office) -> None:
             assert resp.headers["Content-Type"].startswith("text/csv")
             assert f"satisfaction_{office.days[0]}" in resp.headers["Content-Disposition"]
             text = (await resp.read()).decode("utf-8")
-    got = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    lines = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    # the table, then the additional questions, then the comments, each after an empty line
+    end = lines.index([])
+    got, rest = lines[:end], lines[end + 1 :]
+    questions, comment_lines = rest[: rest.index([])], rest[rest.index([]) + 1 :]
+    assert questions[0][:6] == ["period", "start", "end", "question_id", "question_ja",
+                                "question_en"]  # fmt: skip
+    speed_total = next(r for r in questions if r[0] == "total" and r[3] == "speed")
+    assert speed_total[6:8] == ["1", "3.0"]
+    assert comment_lines[0] == ["answered_at", "ticket_number", "inbox_id", "inbox",
+                                "operator_id", "operator", "rating", "comment"]  # fmt: skip
+    [row] = comment_lines[1:]
+    assert row[1] == str(office.first["number"]) and row[6:] == ["2", "'=Fine in the end"]
     assert got[0] == body["table"]["columns"]
     assert got[1:] == [["" if v is None else str(v) for v in r] for r in body["table"]["rows"]]
     total = dict(zip(got[0], got[-1], strict=True))
@@ -264,6 +357,8 @@ async def test_an_answer_before_its_survey_sent_counts_once(office: Office) -> N
     answered = events_pb2.SurveyChanged()
     answered.CopyFrom(survey)
     answered.rating = 5
+    answered.comment = "Back in March"
+    answered.answers.add(question_id="gone", rating=1, text_ja="旧", text_en="Old question")
 
     def env(etype: events.EventType, payload: Any, at: datetime) -> events_pb2.EventEnvelope:
         system = common_pb2.Actor(kind=common_pb2.Actor.KIND_SYSTEM)
@@ -292,6 +387,19 @@ async def test_an_answer_before_its_survey_sent_counts_once(office: Office) -> N
     assert (nobody["operator_id"], nobody["operator"], nobody["rating_5"]) == (None, None, 1)
     [point] = body["series"]
     assert point["period"] == "2026-03-02" and point["surveys_answered"] == 1
+    [gone] = body["per_question"]
+    assert (gone["question_id"], gone["question_en"], gone["average_rating"]) == (
+        "gone", "Old question", 1.0
+    )  # fmt: skip
+    # the comments over both days, a page at a time, newest first
+    code, first = await comments(office, **{"from": "2026-03-01", "limit": "1"})
+    assert code == 200 and first["next"], first
+    code, second = await comments(office, **{"from": "2026-03-01", "cursor": first["next"]})
+    assert code == 200 and second["next"] is None
+    assert [c["comment"] for c in first["items"] + second["items"]] == [
+        "=Fine in the end", "Back in March"
+    ]  # fmt: skip
+    assert second["items"][0]["operator_id"] is None
 
 
 @pytest.mark.parametrize(

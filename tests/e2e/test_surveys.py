@@ -8,6 +8,7 @@ tampered or expired link with a page of its own, never a 500."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import time
@@ -32,6 +33,10 @@ from tests.smtp_peer import Received, SmtpPeer
 pytestmark = pytest.mark.e2e
 
 QUESTIONS = {"question_ja": "今回の対応はいかがでしたか？", "question_en": "How did we do?"}
+MORE = [
+    {"id": "speed", "text_ja": "対応の速さはいかがでしたか？", "text_en": "How fast were we?"},
+    {"id": "clarity", "text_ja": "説明は分かりやすかったですか？", "text_en": "Were we clear?"},
+]
 
 
 async def survey_on(stack: Stack, admin: str, inbox_id: str, **over: Any) -> dict[str, Any]:
@@ -141,6 +146,33 @@ async def test_settings_are_checked_and_only_for_administrators(stack: Stack) ->
         assert code == 400 and out["error"]["field"] == field, (bad, out)
     missing = f"/api/v1/inboxes/{uuid.uuid4()}/survey"
     assert (await call(stack, "PUT", missing, {"enabled": False}, token=admin))[0] == 404
+
+
+async def test_additional_questions_are_saved_in_order_and_bad_ones_refused(stack: Stack) -> None:
+    tenant, admin, _agent, _ = await desk(stack)
+    path = f"/api/v1/inboxes/{tenant.inbox_id}/survey"
+    saved = await survey_on(stack, admin, tenant.inbox_id, questions=MORE)
+    assert saved["questions"] == MORE
+    five = [*MORE, *({"id": f"q{n}", "text_ja": "x", "text_en": "x"} for n in range(3))]
+    for bad, words in (
+        ([MORE[0], {**MORE[1], "id": "speed"}], "questions[2].id speed is used twice"),
+        ([{**MORE[0], "text_ja": "  "}], "questions[1].text_ja is required"),
+        ([MORE[0], {**MORE[1], "text_en": ""}], "questions[2].text_en is required"),
+        (five, "at most 4"),
+        ([{**MORE[0], "id": "Not ok"}], "questions[1].id"),
+        ("speed", ""),  # not a list, not objects of strings: the schema's 400
+        ([{"id": 1}], ""),
+        ([{**MORE[0], "colour": "red"}], ""),
+    ):
+        body = {"enabled": True, **QUESTIONS, "questions": bad}
+        code, out, _ = await call(stack, "PUT", path, body, token=admin)
+        assert code == 400 and out["error"]["field"].startswith("questions"), (bad, out)
+        assert words in out["error"]["message"], out
+    code, again, _ = await call(stack, "GET", path, token=admin)
+    assert code == 200 and again == saved  # nothing stored
+    # reordered and one removed: kept as given
+    saved = await survey_on(stack, admin, tenant.inbox_id, questions=[MORE[1]])
+    assert saved["questions"] == [MORE[1]]
 
 
 async def test_one_survey_per_episode_after_the_delay_also_across_a_restart_and_after_a_reopen(
@@ -385,6 +417,77 @@ async def _answers(stack: Stack, smtp_peer: SmtpPeer, seen: list[EventEnvelope])
     for e in (sent, *answered):
         assert e.tenant_id == tenant.tenant_id and e.survey.episode == 1
         assert e.survey.resolved_by.id == me["id"] and e.survey.survey_id == str(row["id"])
+
+
+async def test_the_page_asks_the_additional_questions_and_a_second_post_changes_them(
+    stack: Stack, smtp_peer: SmtpPeer
+) -> None:
+    async with published(stack, "sb.outbound.survey.>") as seen:
+        tenant, admin, agent, _ = await desk(stack)
+        await survey_on(stack, admin, tenant.inbox_id, questions=MORE)
+        ticket = await mail_ticket(stack, tenant, agent, f"Questions {uuid.uuid4().hex[:6]}")
+        await set_status(stack, agent, ticket["id"], "resolved")
+        [got] = await mailed(smtp_peer, tenant, ticket["number"])
+        links = rating_links(got)
+        assert len(links) == 5  # the mail: one-click links for the main question only
+        assert MORE[0]["text_en"] not in got.message.get_body(("plain",)).get_content()
+        # the settings change after sending: the survey asks what it was sent with
+        await survey_on(stack, admin, tenant.inbox_id, questions=[MORE[1]])
+        token_url = links[0].split("?", 1)[0]
+        code, html = await page(token_url)
+        assert code == 200 and MORE[0]["text_en"] not in html  # no rating yet: not asked
+        code, html = await page(links[4])
+        assert code == 200 and MORE[0]["text_en"] in html and MORE[1]["text_en"] in html
+        assert 'name="q.speed" value="3"' in html
+
+        form = {"q.speed": "4", "q.clarity": "5", "comment": "Quick"}
+        code, html = await page(token_url, method="POST", data=form)
+        assert code == 200 and "your answers are saved" in html, html
+        assert 'name="q.speed" value="4" checked' in html
+        # a second submit changes them: clarity left unanswered now, speed 2
+        code, html = await page(token_url, method="POST", data={"q.speed": "2", "comment": "Ok"})
+        assert code == 200 and 'name="q.speed" value="2" checked' in html
+        assert "checked" not in html.split('name="q.clarity"', 1)[1].split("</fieldset>")[0]
+        # the same again changes nothing; bad answers are refused and change nothing
+        assert (await page(token_url, method="POST", data={"q.speed": "2", "comment": "Ok"}))[
+            0
+        ] == 200
+        for bad in ({"q.speed": "9", "comment": ""}, {"q.other": "3", "comment": ""}):
+            assert (await page(token_url, method="POST", data=bad))[0] == 400, bad
+        foreign = {"Origin": "https://evil.example"}
+        forged = await page(token_url, method="POST", data={"q.speed": "1"}, headers=foreign)
+        assert forged[0] == 403
+        [row] = await settled_episodes(stack, ticket["id"], 1)
+        conn = await asyncpg.connect(with_database(stack.database_url, "sb_outbound"))
+        try:
+            stored = await conn.fetchrow(
+                "SELECT rating, comment, answers, changes FROM survey_answers WHERE survey_id = $1",
+                row["id"],
+            )
+        finally:
+            await conn.close()
+        answers = json.loads(stored["answers"])  # a plain connection: jsonb as text
+        assert (stored["rating"], stored["comment"], answers) == (5, "Ok", {"speed": 2})
+        assert stored["changes"] == 2
+
+        async def announced() -> list[EventEnvelope] | None:
+            mine = [e for e in seen if e.survey.ticket_id == ticket["id"]]
+            return mine if len(mine) >= 4 else None
+
+        _sent, *answered = await eventually(announced, timeout=20)
+        await asyncio.sleep(0.5)
+        assert len([e for e in seen if e.survey.ticket_id == ticket["id"]]) == 4  # no more
+        got_answers = [
+            [(a.question_id, a.rating, a.text_en) for a in e.survey.answers] for e in answered
+        ]
+        assert got_answers == [
+            [],
+            [("speed", 4, MORE[0]["text_en"]), ("clarity", 5, MORE[1]["text_en"])],
+            [("speed", 2, MORE[0]["text_en"])],
+        ]
+        assert [e.survey.comment for e in answered] == ["", "Quick", "Ok"]
+        assert answered[-1].survey.answers[0].text_ja == MORE[0]["text_ja"]
+        assert {e.survey.ticket_number for e in answered} == {ticket["number"]}
 
 
 async def test_an_operator_learns_only_of_the_inboxes_they_see_having_surveys(

@@ -24,7 +24,7 @@ from services.devstack.stack import Stack
 from tests.browser import chromium, context, shot, sign_in
 from tests.e2e.test_access import ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call
-from tests.e2e.test_surveys import mailed, rating_links, set_status, survey_on
+from tests.e2e.test_surveys import MORE, mailed, rating_links, set_status, survey_on
 from tests.e2e.test_surveys import page as answer_page
 from tests.e2e.test_ui import PASSWORD, mail_in, operator
 from tests.helpers import Tenant, api_get, eventually
@@ -139,20 +139,24 @@ async def test_the_satisfaction_report_shows_the_answered_surveys_rating(
     stack: Stack, browser: Browser, smtp_peer: SmtpPeer
 ) -> None:
     """A ticket resolved by the administrator, its survey answered 4 from the mail's link:
-    the supervisor's Satisfaction report (満足度) shows the rating in its totals and table."""
+    the supervisor's Satisfaction report (満足度) shows the rating in its totals and table,
+    the additional question's average and the customer's comment."""
     tenant, admin, _, ctx, page = await supervisor_page(stack, browser)
     try:
-        await survey_on(stack, admin, tenant.inbox_id)
+        await survey_on(stack, admin, tenant.inbox_id, questions=MORE[:1])
         subject = f"Order {uuid.uuid4().hex[:6]}"
         await mail_in(stack, tenant.address, subject)
         ticket = await ticket_by_subject(stack, admin, subject)
         await set_status(stack, admin, ticket["id"], "resolved")
         [got] = await mailed(smtp_peer, tenant, ticket["number"])
         assert (await answer_page(rating_links(got)[3]))[0] == 200  # rated 4
+        form = {"q.speed": "5", "comment": "とても早かったです"}
+        form_url = rating_links(got)[0].split("?", 1)[0]
+        assert (await answer_page(form_url, method="POST", data=form))[0] == 200
 
-        async def counted() -> bool:  # reporting has the answer
+        async def counted() -> bool:  # reporting has the answer, with the question's
             code, body = await api_get(stack, admin, "/api/v1/reports/satisfaction")
-            return code == 200 and body["totals"]["surveys_answered"] == 1
+            return code == 200 and [q["answered"] for q in body["per_question"]] == [1]
 
         await eventually(counted, timeout=SLOW / 1000)
         await page.get_by_test_id("nav-reports").click()
@@ -170,11 +174,19 @@ async def test_the_satisfaction_report_shows_the_answered_surveys_rating(
         operator_row = page.get_by_test_id("report-row").filter(has_text="担当者")
         await expect(operator_row.locator("td[data-col=surveys_answered]")).to_have_text("1")
         await expect(page.get_by_test_id("report-chart").locator("svg")).to_be_visible()
+        question = page.get_by_test_id("sat-question")
+        await expect(question.locator("th")).to_have_text(MORE[0]["text_ja"])
+        await expect(question.get_by_test_id("sat-question-average")).to_have_text("5")
+        comment = page.get_by_test_id("sat-comment")
+        await expect(comment.get_by_test_id("sat-comment-text")).to_have_text("とても早かったです")
+        await expect(comment).to_contain_text(f"#{ticket['number']}・評価 4")
         await shot(page, "reports-satisfaction-ja")
         name, text = await downloaded(page, "report-csv")
         assert name.startswith("satisfaction_")
         rows = list(csv.reader(io.StringIO(text)))
-        assert rows[-1][0] == "total" and rows[-1][rows[0].index("average_rating")] == "4.0"
+        table = rows[: rows.index([])]  # then the questions and the comments
+        assert table[-1][0] == "total" and table[-1][table[0].index("average_rating")] == "4.0"
+        assert rows[-1][-2:] == ["4", "とても早かったです"]
     finally:
         await ctx.close()
 

@@ -8,6 +8,7 @@ Japanese and in English."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,7 @@ from tests.browser import chromium, context, shot, sign_in
 from tests.e2e.test_access import own_operator, ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call
 from tests.e2e.test_surveys import (
+    MORE,
     QUESTIONS,
     mailed,
     rating_links,
@@ -107,6 +109,55 @@ async def test_an_administrator_turns_the_survey_on_in_japanese_a_bad_delay_refu
         await expect(page.get_by_test_id("survey-delay_minutes")).to_have_value("15")
         await expect(form).to_contain_text("最終保存")
         await shot(page, "survey-settings-ja")
+    finally:
+        await ctx.close()
+
+
+async def test_an_administrator_adds_reorders_and_removes_additional_questions_in_japanese(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    await survey_on(stack, admin, tenant.inbox_id)
+    ctx = await context(browser, "ja")
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, tenant.login, tenant.password)
+        await page.goto(f"{stack.gateway_url}/#/admin/survey")
+        box = page.get_by_test_id("survey-questions")
+        await expect(box.locator("legend")).to_have_text("追加の質問（4つまで）")
+        add = page.get_by_test_id("survey-q-add")
+        await add.click()
+        await page.get_by_label("質問 1（日本語）").fill(MORE[0]["text_ja"])
+        # the English text left out: refused at the questions, nothing saved
+        await page.get_by_test_id("admin-save").click()
+        refusal = box.get_by_test_id("survey-error")
+        await expect(refusal).to_contain_text("追加の質問を確認してください")
+        assert (await settings(stack, admin, tenant.inbox_id))["questions"] == []
+        await page.get_by_label("質問 1（英語）").fill(MORE[0]["text_en"])
+        await add.click()
+        await page.get_by_label("質問 2（日本語）").fill(MORE[1]["text_ja"])
+        await page.get_by_label("質問 2（英語）").fill(MORE[1]["text_en"])
+        await page.get_by_role("button", name="質問 2 を上へ").click()  # now the first
+        await page.get_by_test_id("admin-save").click()
+        await expect(page.get_by_test_id("admin-notice")).to_have_text("保存しました。")
+        saved = (await settings(stack, admin, tenant.inbox_id))["questions"]
+        assert [(q["text_ja"], q["text_en"]) for q in saved] == [
+            (MORE[1]["text_ja"], MORE[1]["text_en"]),
+            (MORE[0]["text_ja"], MORE[0]["text_en"]),
+        ]
+        assert len({q["id"] for q in saved}) == 2
+        for _ in range(2):
+            await add.click()
+        await expect(add).to_be_disabled()  # four at most
+        await shot(page, "survey-questions-ja")
+        # read again: two, in order; removing the first keeps the other's id
+        await page.reload()
+        await expect(page.get_by_test_id("survey-question")).to_have_count(2)
+        await expect(page.get_by_label("質問 1（日本語）")).to_have_value(MORE[1]["text_ja"])
+        await page.get_by_test_id("survey-q-remove").first.click()
+        await page.get_by_test_id("admin-save").click()
+        await expect(page.get_by_test_id("admin-notice")).to_have_text("保存しました。")
+        assert (await settings(stack, admin, tenant.inbox_id))["questions"] == saved[1:]
     finally:
         await ctx.close()
 
@@ -213,6 +264,22 @@ async def answers(stack: Stack, survey_id: uuid.UUID) -> list[tuple[int, str, in
     return [(r["rating"], r["comment"], r["changes"]) for r in rows]
 
 
+async def surveyed(
+    stack: Stack, smtp_peer: SmtpPeer, tenant: Any, admin: str, subject: str, body: str
+) -> tuple[list[str], asyncpg.Record]:
+    """A customer's mail, resolved by the administrator: its survey's rating links and
+    its episode, once the mail is at the SMTP peer."""
+    await mail_in(stack, tenant.address, subject, body)
+    ticket = await ticket_by_subject(stack, admin, subject)
+    code, out, _ = await call(
+        stack, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"status": "resolved"}, token=admin
+    )
+    assert code == 200, out
+    [got] = await mailed(smtp_peer, tenant, ticket["number"])
+    [episode] = await settled_episodes(stack, ticket["id"], 1)
+    return rating_links(got), episode
+
+
 async def rate_comment_and_change(
     stack: Stack, page: Page, link: str, words: dict[str, str]
 ) -> None:
@@ -260,16 +327,8 @@ async def test_the_public_page_records_one_answer_and_refuses_a_tampered_link_in
     }
     for lang, body in bodies.items():
         subject = f"{lang} delivery {tag}"
-        await mail_in(stack, tenant.address, subject, body)
-        ticket = await ticket_by_subject(stack, admin, subject)
-        code, out, _ = await call(
-            stack, "PATCH", f"/api/v1/tickets/{ticket['id']}", {"status": "resolved"}, token=admin
-        )
-        assert code == 200, out
-        [got] = await mailed(smtp_peer, tenant, ticket["number"])
-        links = rating_links(got)
+        links, episode = await surveyed(stack, smtp_peer, tenant, admin, subject, body)
         assert len(links) == 5
-        [episode] = await settled_episodes(stack, ticket["id"], 1)
         assert episode["language"] == lang
 
         ctx = await context(browser, lang)  # no login: the link is the key
@@ -290,3 +349,56 @@ async def test_the_public_page_records_one_answer_and_refuses_a_tampered_link_in
             assert await answers(stack, episode["id"]) == [(2, words[lang]["comment"], 2)]
         finally:
             await ctx.close()
+
+
+async def test_the_public_page_asks_the_additional_questions_after_the_rating_in_japanese(
+    stack: Stack, browser: Browser, smtp_peer: SmtpPeer
+) -> None:
+    tenant, admin = await admin_of(stack)
+    await survey_on(stack, admin, tenant.inbox_id, questions=MORE)
+    subject = f"ja questions {uuid.uuid4().hex[:6]}"
+    body = "注文した商品がまだ届きません。確認していただけますか。よろしくお願いいたします。\n"
+    links, episode = await surveyed(stack, smtp_peer, tenant, admin, subject, body)
+    ctx = await context(browser, "ja")
+    page = await ctx.new_page()
+    try:
+        await page.goto(links[2])  # the mail's one-click 3
+        await expect(page.get_by_role("status")).to_have_text(
+            "ご回答ありがとうございます。評価 3 を記録しました。"
+        )
+        speed = page.get_by_role("radiogroup", name=MORE[0]["text_ja"])
+        clarity = page.get_by_role("radiogroup", name=MORE[1]["text_ja"])
+        await expect(speed.get_by_role("radio")).to_have_count(5)
+        await speed.get_by_role("radio", name="4（5段階中）").check()
+        await clarity.get_by_role("radio", name="5（5段階中）").check()
+        await page.get_by_label("ご意見（任意）").fill("丁寧でした")
+        await shot(page, "survey-page-questions-ja")
+        await page.get_by_role("button", name="送信").click()
+        await expect(page.get_by_role("status")).to_have_text(
+            "ご回答を受け付けました。ありがとうございました。"
+        )
+        await expect(speed.get_by_role("radio", name="4（5段階中）")).to_be_checked()
+        assert await answers(stack, episode["id"]) == [(3, "丁寧でした", 1)]
+        assert await extra(stack, episode["id"]) == {"speed": 4, "clarity": 5}
+        # a second submit changes them (one answer)
+        await speed.get_by_role("radio", name="2（5段階中）").check()
+        await page.get_by_label("ご意見（任意）").fill("少し遅かった")
+        await page.get_by_role("button", name="送信").click()
+        await expect(speed.get_by_role("radio", name="2（5段階中）")).to_be_checked()
+        await expect(clarity.get_by_role("radio", name="5（5段階中）")).to_be_checked()
+        assert await answers(stack, episode["id"]) == [(3, "少し遅かった", 2)]
+        assert await extra(stack, episode["id"]) == {"speed": 2, "clarity": 5}
+    finally:
+        await ctx.close()
+
+
+async def extra(stack: Stack, survey_id: uuid.UUID) -> dict[str, int]:
+    conn = await asyncpg.connect(with_database(stack.database_url, "sb_outbound"))
+    try:
+        raw = await conn.fetchval(
+            "SELECT answers FROM survey_answers WHERE survey_id = $1", survey_id
+        )
+    finally:
+        await conn.close()
+    found: dict[str, int] = json.loads(raw)
+    return found

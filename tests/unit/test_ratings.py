@@ -43,7 +43,7 @@ def test_periods_operators_inboxes_and_the_totals_last() -> None:
         *cell(1, "rating_4", "", 1, inbox="i2"),
     ]
     ctx = Context(operator_names={"alice": "Alice"}, inbox_names={"i1": "Help", "i2": "Sales"})
-    series, table = ratings.satisfaction(query(), cells, ctx)
+    series, table, _questions = ratings.satisfaction(query(), cells, ctx)
     rows = [dict(zip(table.columns, r, strict=True)) for r in table.rows]
     assert [r["period"] for r in rows] == ["2026-11-01", "2026-11-02"] + ["total"] * 5
     first = rows[0]
@@ -67,7 +67,8 @@ def test_periods_operators_inboxes_and_the_totals_last() -> None:
 
 
 def test_nothing_sent_is_null_rate_and_average() -> None:
-    _, table = ratings.satisfaction(query(), [], Context())
+    _, table, questions = ratings.satisfaction(query(), [], Context())
+    assert questions.rows == ()  # no additional question answered
     total = dict(zip(table.columns, table.rows[-1], strict=True))
     assert (total["surveys_sent"], total["response_rate"], total["average_rating"]) == (
         0,
@@ -100,3 +101,35 @@ def test_what_a_survey_event_says() -> None:
     assert answered.operator_id is None and answered.operator_name == ""
     assert ratings.survey_event(envelope(events.SURVEY_ANSWERED, 0)) is None
     assert ratings.survey_event(envelope(events.SURVEY_ANSWERED, 6)) is None
+
+
+def test_each_additional_question_per_period_and_in_total() -> None:
+    def q(period: int, qid: str, rating: int, n: int) -> Cell:
+        return Cell(period, f"rating_{rating}", "", "question", qid, Durations(n))
+
+    cells = [q(0, "speed", 5, 1), q(0, "speed", 2, 1), q(1, "speed", 4, 2), q(1, "gone", 1, 1)]
+    ctx = Context(question_texts={"speed": ("速さ", "Speed"), "gone": ("旧", "Old")})
+    *_, table = ratings.satisfaction(query(), cells, ctx)
+    rows = [dict(zip(table.columns, r, strict=True)) for r in table.rows]
+    got = [(r["question_id"], r["period"], r["answered"], r["average_rating"]) for r in rows]
+    assert got == [
+        ("gone", "2026-11-01", 0, None),  # a question no longer asked keeps its id and text
+        ("gone", "2026-11-02", 1, 1.0),
+        ("gone", "total", 1, 1.0),
+        ("speed", "2026-11-01", 2, 3.5),
+        ("speed", "2026-11-02", 2, 4.0),
+        ("speed", "total", 4, 3.75),
+    ]
+    assert (rows[0]["question_ja"], rows[0]["question_en"]) == ("旧", "Old")
+    assert [rows[-1][f"rating_{k}"] for k in range(1, 6)] == [0, 1, 0, 2, 1]
+
+
+def test_an_answer_carries_its_questions_and_comment() -> None:
+    env = envelope(events.SURVEY_ANSWERED, 3)
+    env.survey.comment = "ok"
+    env.survey.ticket_number = 12
+    env.survey.answers.add(question_id="speed", rating=5, text_ja="速さ", text_en="Speed")
+    env.survey.answers.add(question_id="bad", rating=9)  # not a rating: left out
+    e = ratings.survey_event(env)
+    assert e is not None and (e.comment, e.ticket_number) == ("ok", 12)
+    assert e.answers == ({"id": "speed", "rating": 5, "text_ja": "速さ", "text_en": "Speed"},)

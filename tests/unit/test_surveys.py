@@ -130,9 +130,72 @@ def test_the_mail_and_the_page_are_in_the_mails_language_and_escaped() -> None:
         comment="</textarea><script>",
         inbox_name="Help",
         ticket_number=3,
+        questions=[],
     )
     html = survey_page.answer_page("t/k", answer)
     assert "<script>" not in html and "your rating 4 is recorded" in html
     assert 'class="r on" href="/survey/t%2Fk?rating=4"' in html
     assert survey_page.language_of("ja-JP,en;q=0.5") == "ja"
     assert "有効期限" in survey_page.refusal_page("ja", "expired")
+
+
+ASKED = [("speed", "速さは？", "Speed?"), ("kind-1", "丁寧さは？", "Kindness?")]
+
+
+def test_additional_questions_are_checked_on_the_field_questions() -> None:
+    rule = sd.check_settings(**GOOD, questions=[(i, f" {ja} ", en) for i, ja, en in ASKED])
+    assert rule.questions == (
+        sd.Question("speed", "速さは？", "Speed?"),
+        sd.Question("kind-1", "丁寧さは？", "Kindness?"),
+    )
+    assert (
+        rule.questions[0].text("ja") == "速さは？" and rule.questions[1].text("en") == "Kindness?"
+    )
+    # the texts are required even while the survey is off (they are kept)
+    off = {**GOOD, "enabled": False}
+    for bad, words in (
+        ([*ASKED, ("a", "a", "a"), ("b", "b", "b"), ("c", "c", "c")], "at most 4"),
+        ([ASKED[0], ("speed", "別", "Other")], "questions[2].id speed is used twice"),
+        ([("", "x", "x")], "questions[1].id"),
+        ([("Speed", "x", "x")], "questions[1].id"),
+        ([("x" * 33, "x", "x")], "questions[1].id"),
+        ([("ok", " ", "x")], "questions[1].text_ja is required"),
+        ([ASKED[0], ("ok", "x", "")], "questions[2].text_en is required"),
+        ([("ok", "x", "y" * 501)], "questions[1].text_en is at most 500"),
+        ([("ok", "a\x07", "x")], "control characters"),
+    ):
+        for settings in (GOOD, off):
+            with pytest.raises(InvalidArgument) as err:
+                sd.check_settings(**settings, questions=bad)
+            assert err.value.field == "questions" and words in err.value.message, (bad, err)
+
+
+def test_a_forms_answers_name_the_surveys_questions_once() -> None:
+    asked = [sd.Question(i, ja, en) for i, ja, en in ASKED]
+    assert sd.check_answers(asked, [("kind-1", 5), ("speed", 1)]) == {"kind-1": 5, "speed": 1}
+    assert sd.check_answers(asked, []) == {}
+    for bad in ([("other", 3)], [("speed", 3), ("speed", 4)], [("speed", 0)], [("speed", 6)]):
+        with pytest.raises(InvalidArgument) as err:
+            sd.check_answers(asked, bad)
+        assert err.value.field == "answers", bad
+
+
+def test_the_page_asks_the_additional_questions_after_the_rating_labelled() -> None:
+    answer = SimpleNamespace(
+        language="ja",
+        question="いかが？",
+        scale_style="stars",
+        rating=0,
+        comment="",
+        inbox_name="Help",
+        ticket_number=3,
+        questions=[SimpleNamespace(id="speed", text="速さは<b>？", rating=4)],
+    )
+    assert "速さ" not in survey_page.answer_page("tk", answer)  # no rating yet: not asked
+    answer.rating = 2
+    html = survey_page.answer_page("tk", answer)
+    assert '<legend id="q0-legend">速さは&lt;b&gt;？</legend>' in html
+    assert 'name="q.speed" value="4" checked aria-label="4（5段階中）"' in html
+    assert html.index("q.speed") < html.index('name="comment"')  # one form, posted together
+    saved = survey_page.answer_page("tk", answer, comment_saved=True)
+    assert "ご回答を受け付けました" in saved

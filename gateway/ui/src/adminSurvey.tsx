@@ -8,6 +8,25 @@ import { Key, useI18n } from "./i18n";
 // Administration → an inbox's satisfaction survey (issue 20, OUT-5): one settings object
 // per inbox (GET/PUT /inboxes/{id}/survey, manage_inboxes), read when the inbox is chosen
 // and saved whole. A refusal is shown at the field the server names; nothing is saved then.
+// Up to 4 additional questions (ja and en, the same 1–5 scale, optional for the customer)
+// are added, removed and reordered here; each keeps the id it was made with, which the
+// reports group its answers by.
+
+export const QUESTIONS_MAX = 4;
+
+export interface Question {
+  id: string;
+  text_ja: string;
+  text_en: string;
+}
+
+/** A new question's id: short, unique among the inbox's, never reused for another text. */
+const newId = (taken: Question[]) => {
+  for (;;) {
+    const id = `q-${Math.random().toString(36).slice(2, 8)}`;
+    if (!taken.some((q) => q.id === id)) return id;
+  }
+};
 
 interface Settings {
   inbox_id: string;
@@ -20,6 +39,7 @@ interface Settings {
   skip_spam_trash: boolean;
   skip_labels: string[];
   contact_days: number;
+  questions: Question[];
   updated_at?: string;
 }
 
@@ -32,6 +52,7 @@ type Form = Omit<Settings, "delay_minutes" | "contact_days" | "skip_labels"> & {
 
 const toForm = (s: Settings): Form => ({
   ...s,
+  questions: s.questions ?? [],
   delay_minutes: String(s.delay_minutes),
   contact_days: String(s.contact_days),
   skip_labels: s.skip_labels.join("\n"),
@@ -51,6 +72,7 @@ function toBody(f: Form): Record<string, unknown> {
     skip_spam_trash: f.skip_spam_trash,
     skip_labels: f.skip_labels.split("\n").map((x) => x.trim()).filter(Boolean),
     contact_days: whole(f.contact_days),
+    questions: f.questions,
   };
 }
 
@@ -198,6 +220,11 @@ function SurveyPage() {
               <option value="faces">{t("survey.style.faces")}</option>
             </select>,
           )}
+          <QuestionsEditor
+            questions={form.questions}
+            onChange={(questions) => set({ questions })}
+            refusal={refusal?.field === "questions" ? refusal.text : ""}
+          />
           {row("delay_minutes", number("delay_minutes"))}
           <fieldset>
             <legend>{t("survey.suppress")}</legend>
@@ -224,6 +251,70 @@ function SurveyPage() {
         </form>
       )}
     </>
+  );
+}
+
+/** The additional questions: each its texts in both languages, moved up or down, removed. */
+function QuestionsEditor({
+  questions,
+  onChange,
+  refusal,
+}: {
+  questions: Question[];
+  onChange: (q: Question[]) => void;
+  refusal: string;
+}) {
+  const { t } = useI18n();
+  const edit = (i: number, patch: Partial<Question>) => onChange(questions.map((q, j) => (j === i ? { ...q, ...patch } : q)));
+  const move = (i: number, by: number) => {
+    const next = [...questions];
+    [next[i], next[i + by]] = [next[i + by], next[i]];
+    onChange(next);
+  };
+  return (
+    <fieldset data-testid="survey-questions" data-field="questions">
+      <legend>{t("survey.questions")}</legend>
+      <p className="muted small">{t("survey.questions_help")}</p>
+      {questions.map((q, i) => (
+        <div className="card" key={q.id} data-testid="survey-question" data-id={q.id} role="group" aria-label={t("survey.question_n", { n: i + 1 })}>
+          {(["ja", "en"] as const).map((lang) => (
+            <div className="field" key={lang}>
+              <label htmlFor={`survey-q-${q.id}-${lang}`}>{t(`survey.q.text_${lang}`, { n: i + 1 })}</label>
+              <input
+                id={`survey-q-${q.id}-${lang}`}
+                value={q[`text_${lang}`]}
+                maxLength={500}
+                onChange={(e) => edit(i, { [`text_${lang}`]: e.target.value })}
+                data-testid={`survey-q-text_${lang}`}
+                {...(refusal ? { "aria-invalid": true, "aria-describedby": "survey-questions-error" } : {})}
+              />
+            </div>
+          ))}
+          <div className="actions">
+            <span className="muted small">{t("survey.q.id", { id: q.id })}</span>
+            <span className="spacer" />
+            <button type="button" className="small" disabled={i === 0} onClick={() => move(i, -1)} aria-label={t("survey.q.up", { n: i + 1 })} data-testid="survey-q-up">↑</button>
+            <button type="button" className="small" disabled={i === questions.length - 1} onClick={() => move(i, 1)} aria-label={t("survey.q.down", { n: i + 1 })} data-testid="survey-q-down">↓</button>
+            <button type="button" className="small" onClick={() => onChange(questions.filter((_, j) => j !== i))} data-testid="survey-q-remove">
+              {t("survey.q.remove")}
+            </button>
+          </div>
+        </div>
+      ))}
+      <button
+        type="button"
+        disabled={questions.length >= QUESTIONS_MAX}
+        onClick={() => onChange([...questions, { id: newId(questions), text_ja: "", text_en: "" }])}
+        data-testid="survey-q-add"
+      >
+        {t("survey.q.add")}
+      </button>
+      {refusal && (
+        <p className="error" role="alert" id="survey-questions-error" data-testid="survey-error" data-field="questions">
+          {refusal}
+        </p>
+      )}
+    </fieldset>
   );
 }
 

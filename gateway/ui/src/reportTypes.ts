@@ -35,6 +35,18 @@ export interface Report {
   top?: { labels: Topic[]; categories: Topic[] };
   per_operator?: Record<string, Cell>[]; // satisfaction: the table's operator rows
   per_inbox?: Record<string, Cell>[]; // … and its inbox rows
+  per_question?: QuestionRow[]; // … and each additional question answered (issue 20)
+}
+
+/** The satisfaction report's additional question: its texts as last answered, its totals
+ * and its series. */
+export interface QuestionRow {
+  question_id: string;
+  question_ja: string;
+  question_en: string;
+  answered: number;
+  average_rating: number | null;
+  series: { period: string; answered: number; average_rating: number | null }[];
 }
 
 export interface Topic {
