@@ -6,10 +6,16 @@ final approval with `send` from approval's)."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from datetime import timedelta
 
 from pydantic import Field, SecretStr
-from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
+from switchboard.v1 import (
+    outbound_campaigns_pb2,
+    outbound_campaigns_pb2_grpc,
+    outbound_pb2,
+    outbound_pb2_grpc,
+)
 
 from services.runtime import registry
 from services.runtime import settings as rt_settings
@@ -19,10 +25,14 @@ from services.runtime.service import ServiceRuntime
 
 from . import survey_domain
 from .api import Deps
+from .api_campaigns import CampaignsApi
 from .api_surveys import OutboundWithSurveys
 from .approvals import APPROVALS, ApprovedSends
 from .autoreply import AutoReplies
 from .bounces import Bounces
+from .campaign_mail import CampaignFinish, CampaignMail
+from .campaign_repo import CampaignRepo
+from .campaigns import CampaignSender, CampaignSettings
 from .dispatcher import Dispatcher, DispatchSettings, LeaseSweeper, Routes, worker_name
 from .finisher import Finisher
 from .peers import Peers
@@ -65,6 +75,10 @@ class OutboundSettings(rt_settings.ServiceSettings):
     survey_secret: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8080"
     survey_link_days: int = Field(default=30, ge=1, le=365)
+    # campaigns (issue 20, OUT-6): recipients queued per transaction, and the period of
+    # the per-domain throttle (a minute; tests shorten it)
+    campaign_batch: int = Field(default=200, ge=1, le=5000)
+    campaign_throttle_period_s: float = Field(default=60.0, ge=0.5, le=3600)
 
 
 def survey_secret(settings: OutboundSettings) -> str:
@@ -172,11 +186,43 @@ async def main() -> int:
     rt.add_background(survey_sender.name, survey_sender.start, survey_sender.stop)
     await rt.add_consumer(SURVEYS, Episodes(deps, survey_repo, survey_sender.wake).on_ticket_event)
     await rt.add_consumer(APPROVALS, ApprovedSends(deps, api).on_approved)
+    campaign_repo = CampaignRepo(db.pool)
+    campaign_sender = CampaignSender(
+        deps,
+        campaign_repo,
+        CampaignSettings(
+            batch=settings.campaign_batch,
+            throttle_period_s=settings.campaign_throttle_period_s,
+            worker=worker,
+        ),
+        rt.clock,
+    )
+    campaign_finish = CampaignFinish(deps, rt.clock, campaign_sender.touched)
+    dispatcher.on_final = _both(finisher.wake, campaign_finish.wake)
+    rt.add_background(campaign_sender.name, campaign_sender.start, campaign_sender.stop)
+    rt.add_background(campaign_finish.name, campaign_finish.start, campaign_finish.stop)
+    await rt.add_consumer(
+        registry.OUTBOUND_CAMPAIGN_MAIL,
+        CampaignMail(deps, campaign_repo, campaign_sender.touched).on_received,
+    )
     server = rt.grpc_server()
     server.add(
         outbound_pb2_grpc.add_OutboundServiceServicer_to_server,
         api,
         outbound_pb2.DESCRIPTOR.services_by_name["OutboundService"].full_name,
     )
+    server.add(
+        outbound_campaigns_pb2_grpc.add_CampaignsServiceServicer_to_server,
+        CampaignsApi(deps, campaign_repo, campaign_sender.wake),
+        outbound_campaigns_pb2.DESCRIPTOR.services_by_name["CampaignsService"].full_name,
+    )
     rt.log.info("outbound worker", worker=worker, relay=settings.smtp_relay_host or None)
     return await rt.serve()
+
+
+def _both(*wakes: Callable[[], None]) -> Callable[[], None]:
+    def wake() -> None:
+        for w in wakes:
+            w()
+
+    return wake
