@@ -39,6 +39,7 @@ from .peers import Peers
 from .repo import OutboundRepo
 from .rule_replies import RuleReplies
 from .smtp import Hop, SmtpClient
+from .suppression import UnsubscribeConfig, config_from
 from .survey_repo import SurveyRepo
 from .surveys import SURVEYS, Episodes, SurveyConfig, SurveySender
 
@@ -79,6 +80,9 @@ class OutboundSettings(rt_settings.ServiceSettings):
     # the per-domain throttle (a minute; tests shorten it)
     campaign_batch: int = Field(default=200, ge=1, le=5000)
     campaign_throttle_period_s: float = Field(default=60.0, ge=0.5, le=3600)
+    # one-click unsubscribe links (issue 20, OUT-6): their own key (default: derived from
+    # secret_key, else from survey_secret); they do not expire
+    unsubscribe_secret: SecretStr | None = None
 
 
 def survey_secret(settings: OutboundSettings) -> str:
@@ -89,6 +93,17 @@ def survey_secret(settings: OutboundSettings) -> str:
     if settings.secret_key:
         return survey_domain.derived_secret(settings.secret_key)
     return ""
+
+
+def unsubscribe_config(settings: OutboundSettings) -> UnsubscribeConfig:
+    return config_from(
+        own=settings.unsubscribe_secret.get_secret_value() if settings.unsubscribe_secret else None,
+        secret_key=settings.secret_key,
+        survey_secret=(
+            settings.survey_secret.get_secret_value() if settings.survey_secret else None
+        ),
+        public_url=settings.public_url,
+    )
 
 
 async def main() -> int:

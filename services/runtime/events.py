@@ -86,6 +86,7 @@ PRESENCE_CHANGED = EventType("presence.changed", ROUTING, "presence_changed")
 SURVEY_SENT = EventType("survey.sent", OUTBOUND, "survey")
 SURVEY_ANSWERED = EventType("survey.answered", OUTBOUND, "survey")
 CAMPAIGN_CHANGED = EventType("campaign.changed", OUTBOUND, "campaign_changed")
+CONTACT_UNSUBSCRIBED = EventType("contact.unsubscribed", OUTBOUND, "contact_unsubscribed")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -125,6 +126,7 @@ EVENT_TYPES = {
         SURVEY_SENT,
         SURVEY_ANSWERED,
         CAMPAIGN_CHANGED,
+        CONTACT_UNSUBSCRIBED,
     )
 }
 
