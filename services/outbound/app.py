@@ -30,7 +30,7 @@ from .api_surveys import OutboundWithSurveys
 from .approvals import APPROVALS, ApprovedSends
 from .autoreply import AutoReplies
 from .bounces import Bounces
-from .campaign_mail import CampaignFinish, CampaignMail
+from .campaign_mail import CampaignFinish, CampaignMail, CampaignUnsubscribes
 from .campaign_repo import CampaignRepo
 from .campaigns import CampaignSender, CampaignSettings
 from .dispatcher import Dispatcher, DispatchSettings, LeaseSweeper, Routes, worker_name
@@ -209,6 +209,7 @@ async def main() -> int:
             batch=settings.campaign_batch,
             throttle_period_s=settings.campaign_throttle_period_s,
             worker=worker,
+            unsubscribe=unsubscribe_config(settings),
         ),
         rt.clock,
     )
@@ -219,6 +220,10 @@ async def main() -> int:
     await rt.add_consumer(
         registry.OUTBOUND_CAMPAIGN_MAIL,
         CampaignMail(deps, campaign_repo, campaign_sender.touched).on_received,
+    )
+    await rt.add_consumer(
+        registry.OUTBOUND_CAMPAIGN_UNSUBSCRIBES,
+        CampaignUnsubscribes(deps, campaign_repo, campaign_sender.touched).on_unsubscribed,
     )
     server = rt.grpc_server()
     server.add(

@@ -20,6 +20,7 @@ from services.runtime import events, log
 from services.runtime import mail as mime
 from services.runtime.bus import Delivery
 from services.runtime.clock import Clock
+from services.runtime.errors import InvalidArgument
 from services.runtime.periodic import PeriodicTask
 
 from . import campaign_domain as cd
@@ -30,6 +31,7 @@ from .campaign_repo import Campaign, CampaignRepo
 from .changes import send_changed
 from .records import Send, send_of
 from .repo import NewSend
+from .suppression import UnsubscribeConfig, unsubscribe_headers, unsubscribe_url
 
 # Bulk mail (RFC 2076 Precedence, RFC 3834 Auto-Submitted): auto-responders stay quiet
 CAMPAIGN_HEADERS = (
@@ -50,11 +52,26 @@ def message_id(recipient_id: uuid.UUID, domain: str) -> str:
 
 
 def unsubscribe_for(
-    c: Campaign, row: asyncpg.Record, language: str
+    config: UnsubscribeConfig | None, c: Campaign, row: asyncpg.Record, language: str
 ) -> tuple[str, Sequence[tuple[str, str]]]:
-    """The one-click unsubscribe URL and the RFC 8058 headers of this recipient's mail
-    (services/outbound/suppression.py, woutreach)."""
-    return "", ()
+    """The one-click unsubscribe URL and the RFC 8058 headers of this recipient's mail;
+    InvalidArgument when no unsubscribe key is configured (no campaign mail without)."""
+    what: dict[str, Any] = {
+        "tenant_id": str(c.tenant_id),
+        "address": row["address"],
+        "campaign_id": str(c.id),
+        "recipient_id": str(row["id"]),
+        "language": language,
+    }
+    try:
+        if config is None:
+            raise ValueError("no config")
+        return unsubscribe_url(config, **what), unsubscribe_headers(config, **what)
+    except ValueError:
+        raise InvalidArgument(
+            "no unsubscribe key is configured (SB_UNSUBSCRIBE_SECRET or SB_SECRET_KEY)",
+            field="unsubscribe",
+        ) from None
 
 
 def render_mail(
@@ -62,13 +79,14 @@ def render_mail(
     c: Campaign,
     row: asyncpg.Record,
     *,
+    unsubscribe: UnsubscribeConfig | None,
     inbox_name: str,
     inbox_address: str,
     now: datetime,
 ) -> NewSend:
     """The recipient's mail as an outbox item, From the campaign's inbox."""
     language = row["language"] or c.language or "ja"
-    url, unsubscribe_headers = unsubscribe_for(c, row, language)
+    url, list_headers = unsubscribe_for(unsubscribe, c, row, language)
     raw_custom = row["custom"]
     custom = raw_custom if isinstance(raw_custom, dict) else _json(raw_custom)
     person = Person(address=row["address"], name=row["name"], custom=custom)
@@ -90,7 +108,7 @@ def render_mail(
         cc=[],
         subject=subject,
         text=text,
-        extra_headers=(*CAMPAIGN_HEADERS, *unsubscribe_headers),
+        extra_headers=(*CAMPAIGN_HEADERS, *list_headers),
     )
     raw = mime.build(out, message_id=mid, date=now).as_bytes()
     return NewSend(
@@ -260,3 +278,27 @@ class CampaignMail:
                 recipient_id=str(rows[0]["id"]),
             )
             await self._touched(sorted({r["campaign_id"] for r in rows}))
+
+
+class CampaignUnsubscribes:
+    """outbound's own contact.unsubscribed (consumer `outbound__campaign_unsubscribes`):
+    the recipient whose mail carried the link becomes `unsubscribed` — also one still
+    pending (then never sent). Other campaigns' pending rows of the address are caught
+    by the sender's suppression check before their mail is written."""
+
+    def __init__(self, d: Deps, repo: CampaignRepo, touched: Touched) -> None:
+        self._d = d
+        self._repo = repo
+        self._touched = touched
+
+    async def on_unsubscribed(self, env: events_pb2.EventEnvelope, delivery: Delivery) -> None:
+        p = events.payload_of(env, events.CONTACT_UNSUBSCRIBED)
+        if not p.campaign_id:
+            return
+        now = self._d.clock.now()
+        async with self._d.db.transaction() as conn:
+            moved = await self._repo.unsubscribed(
+                conn, env.tenant_id, uuid.UUID(p.campaign_id), p.address, now
+            )
+        if moved:
+            await self._touched([uuid.UUID(p.campaign_id)])

@@ -431,6 +431,20 @@ class CampaignRepo:
         )
         return list(rows)
 
+    async def unsubscribed(
+        self, conn: Conn, tenant: str, campaign_id: uuid.UUID, address: str, now: datetime
+    ) -> bool:
+        got = await conn.fetchval(
+            "UPDATE campaign_recipients SET state = 'unsubscribed', updated_at = $4 WHERE "
+            "tenant_id = $1 AND campaign_id = $2 AND address = $3 AND state IN ('pending', "
+            "'queued', 'sent', 'failed', 'replied') RETURNING 1",
+            uuid.UUID(tenant),
+            campaign_id,
+            address.lower(),
+            now,
+        )
+        return got is not None
+
     async def recipients(
         self, tenant: str, campaign_id: uuid.UUID, state: str, after: uuid.UUID | None, limit: int
     ) -> list[asyncpg.Record]:

@@ -37,6 +37,7 @@ from .api import Deps
 from .automatic import ACTOR
 from .campaign_mail import insert_sends, render_mail
 from .campaign_repo import Campaign, CampaignRepo, Member
+from .suppression import UnsubscribeConfig, suppressed_among
 
 SNAPSHOT_LEASE = timedelta(seconds=30)
 ANNOUNCE_EVERY_S = 2.0  # the totals of a running campaign, at most this often per replica
@@ -47,6 +48,7 @@ class CampaignSettings:
     batch: int = 200  # recipients claimed and queued per transaction
     throttle_period_s: float = 60.0  # the throttle's period: a minute (tests shorten it)
     worker: str = ""
+    unsubscribe: UnsubscribeConfig | None = None  # the links' key (none: no mail goes)
 
 
 async def announce(
@@ -196,8 +198,8 @@ class CampaignSender(PeriodicTask):
     async def _suppressed(
         self, conn: asyncpg.Connection, c: Campaign, addresses: list[str]
     ) -> set[str]:
-        """The tenant's suppression list among these addresses (woutreach)."""
-        return set()
+        """The tenant's suppression list among these addresses."""
+        return await suppressed_among(conn, str(c.tenant_id), addresses)
 
     def wake_sender(self) -> None:
         self.wake()
@@ -233,7 +235,13 @@ class CampaignSender(PeriodicTask):
                     continue
                 try:
                     mail = render_mail(
-                        d, c, r, inbox_name=inbox.name, inbox_address=inbox.addresses[0], now=now
+                        d,
+                        c,
+                        r,
+                        unsubscribe=self._s.unsubscribe,
+                        inbox_name=inbox.name,
+                        inbox_address=inbox.addresses[0],
+                        now=now,
                     )
                 except DomainError as err:
                     failed.append((r["id"], err.message[:500]))
@@ -305,7 +313,15 @@ class CampaignSender(PeriodicTask):
         campaigns: dict[uuid.UUID, Campaign],
     ) -> dict[uuid.UUID, set[str]]:
         """Addresses suppressed since the snapshot: marked `suppressed` here, not sent."""
-        return {}
+        out: dict[uuid.UUID, set[str]] = {}
+        for tenant in {campaigns[r["campaign_id"]].tenant_id for r in rows}:
+            mine = [r for r in rows if campaigns[r["campaign_id"]].tenant_id == tenant]
+            found = await suppressed_among(conn, str(tenant), [r["address"] for r in mine])
+            if found:
+                out[tenant] = found
+                ids = [r["id"] for r in mine if r["address"] in found]
+                await self._repo.set_states(conn, ids, "suppressed", self._clock.now())
+        return out
 
     async def _inbox(self, tenant: str, inbox_id: str) -> Any:
         hit = self._inboxes.get(tenant)

@@ -124,6 +124,10 @@ OUTBOUND_BOUNCES = ConsumerSpec(
 OUTBOUND_CAMPAIGN_MAIL = ConsumerSpec(
     events.INGEST, "outbound__campaign_mail", (events.MESSAGE_RECEIVED.subject,)
 )
+# … and an unsubscribe through a campaign mail's link marks that recipient `unsubscribed`.
+OUTBOUND_CAMPAIGN_UNSUBSCRIBES = ConsumerSpec(
+    events.OUTBOUND, "outbound__campaign_unsubscribes", (events.CONTACT_UNSUBSCRIBED.subject,)
+)
 # A final approval with `send` (issue 17): outbound submits exactly the approved revision.
 OUTBOUND_APPROVALS = ConsumerSpec(
     events.APPROVAL, "outbound__approvals", (events.APPROVAL_APPROVED.subject,)
@@ -302,6 +306,7 @@ SERVICES: tuple[Component, ...] = (
             OUTBOUND_RULE_REPLIES,
             OUTBOUND_SURVEYS,
             OUTBOUND_CAMPAIGN_MAIL,
+            OUTBOUND_CAMPAIGN_UNSUBSCRIBES,
         ),
         calls=("composition", "tickets", "ingestion", "accounts", "approval"),
     ),
