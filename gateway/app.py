@@ -20,6 +20,7 @@ from . import (
     routes_accounts,
     routes_approvals,
     routes_assignment,
+    routes_campaigns,
     routes_compose,
     routes_contacts,
     routes_exports,
@@ -66,6 +67,7 @@ ROUTE_MODULES = (
     routes_reports,
     routes_exports,
     routes_surveys,
+    routes_campaigns,
     static,
 )
 
