@@ -38,7 +38,7 @@ _MOVES: dict[str, tuple[frozenset[str], str]] = {
     "schedule": (frozenset({"draft", "scheduled"}), "scheduled"),
     "unschedule": (frozenset({"scheduled"}), "draft"),
     "start": (frozenset({"scheduled"}), "running"),
-    "pause": (frozenset({"running", "scheduled"}), "paused"),
+    "pause": (frozenset({"running"}), "paused"),
     "resume": (frozenset({"paused"}), "running"),
     "cancel": (frozenset({"draft", "scheduled", "running", "paused"}), "cancelled"),
     "complete": (frozenset({"running"}), "completed"),

@@ -32,6 +32,7 @@ def test_the_campaign_state_machine() -> None:
         assert cd.move(state, "cancel") == "cancelled"
     for state, action in (
         ("draft", "pause"),
+        ("scheduled", "pause"),
         ("draft", "resume"),
         ("running", "resume"),
         ("running", "schedule"),
