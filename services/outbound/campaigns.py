@@ -24,11 +24,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from switchboard.v1 import events_pb2
+import grpc
+from switchboard.v1 import events_pb2, tickets_pb2
 
 from services.runtime import events, log
 from services.runtime.clock import Clock
-from services.runtime.errors import DomainError, NotFound, Unavailable
+from services.runtime.errors import DomainError, Unavailable
+from services.runtime.grpc_client import passed_on
 from services.runtime.identity import Identity
 from services.runtime.periodic import PeriodicTask
 
@@ -155,8 +157,8 @@ class CampaignSender(PeriodicTask):
         except Unavailable as err:
             bound.warning("snapshot postponed", error=err.message)
             return False  # the lease runs out; taken again from the start
-        except NotFound as err:
-            error = f"the audience is gone: {err.message}"
+        except DomainError as err:  # the list or segment is gone (or refused)
+            error = f"the audience cannot be read: {err.message}"
         async with d.db.transaction() as conn:
             await self._repo.end_snapshot(conn, c.id, self._s.worker, error)
         bound.info("snapshot taken", added=added, error=error)
@@ -164,9 +166,19 @@ class CampaignSender(PeriodicTask):
         return True
 
     async def _audience(self, c: Campaign) -> AsyncIterator[Sequence[Any]]:
-        """tickets' ResolveAudience, batch by batch (wcontacts)."""
-        raise Unavailable("tickets cannot resolve audiences yet")
-        yield []  # pragma: no cover
+        """tickets' ResolveAudience, batch by batch (ordered by contact; the same each
+        time it is read again). Asked as the service, for the campaign's tenant."""
+        req = (
+            tickets_pb2.ResolveAudienceRequest(list_id=str(c.list_id))
+            if c.list_id
+            else tickets_pb2.ResolveAudienceRequest(segment_id=str(c.segment_id))
+        )
+        md = Identity(tenant_id=str(c.tenant_id)).metadata()
+        try:
+            async for batch in self._d.peers.tickets.ResolveAudience(req, metadata=md, timeout=600):
+                yield list(batch.members)
+        except grpc.aio.AioRpcError as err:
+            raise passed_on(err, "tickets") from err
 
     async def _add_members(
         self, conn: asyncpg.Connection, c: Campaign, members: Sequence[Any], now: datetime
