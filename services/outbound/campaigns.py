@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,10 +35,12 @@ from services.runtime.identity import Identity
 from services.runtime.periodic import PeriodicTask
 
 from . import campaign_domain as cd
+from . import signing
 from .api import Deps
 from .automatic import ACTOR
 from .campaign_mail import insert_sends, render_mail
 from .campaign_repo import Campaign, CampaignRepo, Member
+from .repo import NewSend
 from .suppression import UnsubscribeConfig, suppressed_among
 
 SNAPSHOT_LEASE = timedelta(seconds=30)
@@ -261,6 +263,7 @@ class CampaignSender(PeriodicTask):
                 new.append(mail)
                 queued.append(r["id"])
             if new:
+                new = await self._signed(new)
                 sends = await insert_sends(d, conn, new, now)
                 await self._repo.mark_queued(
                     conn, queued, [s.id for s in sends], [s.message_id for s in sends], now
@@ -333,6 +336,29 @@ class CampaignSender(PeriodicTask):
                 out[tenant] = found
                 ids = [r["id"] for r in mine if r["address"] in found]
                 await self._repo.set_states(conn, ids, "suppressed", self._clock.now())
+        return out
+
+    async def _signed(self, mails: list[NewSend]) -> list[NewSend]:
+        """DKIM-signed when the tenant has a key for the sender's domain (OUT-7): the
+        key read once per tenant and domain of the batch."""
+        keys: dict[tuple[uuid.UUID, str], Any] = {}
+        out = []
+        for m in mails:
+            where = (m.tenant_id, cd.domain_of(m.envelope_from))
+            if where not in keys:
+                key = await self._d.repo.dkim_key(str(where[0]), where[1])
+                pem = (
+                    self._d.box.open(bytes(key.private_key_sealed), f"{where[0]}:{key.domain}")
+                    if key is not None
+                    else None
+                )
+                keys[where] = (key, pem)
+            key, pem = keys[where]
+            if key is None:
+                out.append(m)
+                continue
+            raw = signing.sign(m.raw, domain=key.domain, selector=key.selector, private_pem=pem)
+            out.append(replace(m, raw=raw, dkim_signed=True))
         return out
 
     async def _inbox(self, tenant: str, inbox_id: str) -> Any:

@@ -193,55 +193,6 @@ async def test_campaigns_are_checked_and_kept_per_tenant(stack: Stack) -> None:
     assert shown["problems"] and "bogus" in shown["problems"][0]
 
 
-async def test_ten_thousand_recipients_each_mailed_exactly_once_across_a_sigkill(
-    stack: Stack, smtp_peer: SmtpPeer
-) -> None:
-    tenant, admin, _, _ = await desk(stack)
-    tag = uuid.uuid4().hex[:8]
-    count = 10_000
-    contacts = [
-        {"address": f"c{i}.{tag}@bulk{i % 20}.example", "name": f"顧客 {i}", "custom": {}}
-        for i in range(count)
-    ]
-    list_id = await new_list(stack, admin, contacts)
-    made = await campaign(stack, admin, tenant, list_id)
-    cid = made["id"]
-    await act(stack, admin, cid, "schedule", {})
-    # outbound dies mid-campaign, is started again and goes on
-    await eventually(at_least(smtp_peer, tag, 2000), timeout=120, every=0.1)
-    stack.kill("outbound", signal.SIGKILL)
-    stack.start_process("outbound")
-    await stack.wait_healthy(timeout=60)
-    done = await in_state(stack, admin, cid, "completed", timeout=300)
-    rows = await recipients(stack, cid)
-    assert len(rows) == count
-    got = mailed(smtp_peer, tag)
-    per_address = collections.Counter(a for r in got for a in r.rcpt_tos)
-    assert max(per_address.values()) == 1, per_address.most_common(3)  # never twice
-    # each recipient sent was received once; one whose send was cut off in the transfer
-    # (the sender killed mid-message) is failed as "unknown", never sent again
-    sent = {r["address"] for r in rows if r["state"] == "sent"}
-    unknown = [r for r in rows if r["state"] == "failed"]
-    assert all("unknown" in r["error"] for r in unknown), unknown[:3]
-    assert sent <= set(per_address) and len(sent) + len(unknown) == count
-    assert len(unknown) <= 32  # at most what was in flight
-    assert done["totals"]["sent"] == len(sent) and done["totals"]["recipients"] == count
-    # the mail: From the inbox, its Message-ID recorded, RFC 8058 headers, bulk
-    first = next(r for r in got if r.rcpt_tos == [contacts[0]["address"]])
-    msg = first.message
-    assert msg["From"].addresses[0].addr_spec == tenant.address
-    assert msg["Precedence"] == "bulk" and msg["Auto-Submitted"] == "auto-generated"
-    assert (
-        msg["List-Unsubscribe"].startswith("<http") and "/unsubscribe/" in msg["List-Unsubscribe"]
-    )
-    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert str(msg["Subject"]) == "顧客 0へのお知らせ"
-    text = msg.get_body(("plain",)).get_content()
-    assert "顧客 0様" in text and "Free プラン" in text and "/unsubscribe/" in text
-    row = next(r for r in rows if r["address"] == contacts[0]["address"])
-    assert first.message_id == row["message_id"]
-
-
 async def test_window_throttle_suppression_and_pause_resume_cancel(
     stack: Stack, smtp_peer: SmtpPeer
 ) -> None:
@@ -388,3 +339,55 @@ async def test_reply_unsubscribe_and_bounce_mark_their_recipients(
     )
     ticket = await ticket_by_subject(stack, agent, f"Re: News {tag}")
     assert ticket["inbox"]["id"] == tenant.inbox_id
+
+
+async def test_ten_thousand_recipients_each_mailed_exactly_once_across_a_sigkill(
+    stack: Stack, smtp_peer: SmtpPeer
+) -> None:
+    tenant, admin, _, _ = await desk(stack)
+    tag = uuid.uuid4().hex[:8]
+    count = 10_000
+    contacts = [
+        {"address": f"c{i}.{tag}@bulk{i % 20}.example", "name": f"顧客 {i}", "custom": {}}
+        for i in range(count)
+    ]
+    list_id = await new_list(stack, admin, contacts)
+    made = await campaign(stack, admin, tenant, list_id)
+    cid = made["id"]
+    await act(stack, admin, cid, "schedule", {})
+    try:
+        # outbound dies mid-campaign, is started again and goes on
+        await eventually(at_least(smtp_peer, tag, 2000), timeout=300, every=0.1)
+        stack.kill("outbound", signal.SIGKILL)
+        stack.start_process("outbound")
+        await stack.wait_healthy(timeout=60)
+        done = await in_state(stack, admin, cid, "completed", timeout=900)
+    finally:  # nothing left sending for the tests after this one
+        await call(stack, "POST", f"/api/v1/campaigns/{cid}/cancel", {}, token=admin)
+    rows = await recipients(stack, cid)
+    assert len(rows) == count
+    got = mailed(smtp_peer, tag)
+    per_address = collections.Counter(a for r in got for a in r.rcpt_tos)
+    assert max(per_address.values()) == 1, per_address.most_common(3)  # never twice
+    # each recipient sent was received once; one whose send was cut off in the transfer
+    # (the sender killed mid-message) is failed as "unknown", never sent again
+    sent = {r["address"] for r in rows if r["state"] == "sent"}
+    unknown = [r for r in rows if r["state"] == "failed"]
+    assert all("unknown" in r["error"] for r in unknown), unknown[:3]
+    assert sent <= set(per_address) and len(sent) + len(unknown) == count
+    assert len(unknown) <= 32  # at most what was in flight
+    assert done["totals"]["sent"] == len(sent) and done["totals"]["recipients"] == count
+    # the mail: From the inbox, its Message-ID recorded, RFC 8058 headers, bulk
+    first = next(r for r in got if r.rcpt_tos == [contacts[0]["address"]])
+    msg = first.message
+    assert msg["From"].addresses[0].addr_spec == tenant.address
+    assert msg["Precedence"] == "bulk" and msg["Auto-Submitted"] == "auto-generated"
+    assert (
+        msg["List-Unsubscribe"].startswith("<http") and "/unsubscribe/" in msg["List-Unsubscribe"]
+    )
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert str(msg["Subject"]) == "顧客 0へのお知らせ"
+    text = msg.get_body(("plain",)).get_content()
+    assert "顧客 0様" in text and "Free プラン" in text and "/unsubscribe/" in text
+    row = next(r for r in rows if r["address"] == contacts[0]["address"])
+    assert first.message_id == row["message_id"]
