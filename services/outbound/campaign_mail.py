@@ -43,7 +43,7 @@ CAMPAIGN_HEADERS = (
     ("X-Auto-Response-Suppress", "OOF, AutoReply"),
 )
 MESSAGE_ID_PREFIX = "campaign."
-_CRLF = compat32.clone(linesep="\r\n")
+_CRLF = compat32.clone(linesep="\r\n", max_line_length=998)  # no fold in a URL
 FINISH_BATCH = 500
 
 # the campaign, the sends' new states (sent/failed/unknown → the recipient's)
@@ -154,14 +154,27 @@ def build_bulk(
     the values are one-line text and checked addresses, so nothing here needs it."""
     body = "\r\n".join(text.splitlines()) + "\r\n"
     msg = MIMEText(body, "plain", "utf-8")
-    msg["From"] = formataddr((_one_line(sender[0]), sender[1]), "utf-8")
-    msg["To"] = formataddr((_one_line(to[0]), to[1]), "utf-8")
-    msg["Subject"] = Header(_one_line(subject), "utf-8")  # type: ignore[assignment]
+    msg["From"] = _mailbox(*sender)
+    msg["To"] = _mailbox(*to)
+    msg["Subject"] = _words(subject)
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = f"<{message_id}>"
     for name, value in headers:
         msg[name] = _one_line(value)
     return msg.as_bytes(policy=_CRLF)
+
+
+def _words(text: str) -> str:
+    """One line; RFC 2047 encoded words (each under 76 characters) unless ASCII."""
+    text = _one_line(text)
+    return text if text.isascii() else Header(text, "utf-8").encode(linesep="")
+
+
+def _mailbox(name: str, address: str) -> str:
+    name = _one_line(name)
+    if not name or name.isascii():
+        return formataddr((name, address))
+    return f"{_words(name)} <{address}>"
 
 
 def _json(raw: Any) -> dict[str, str]:
