@@ -225,10 +225,12 @@ async def insert_sends(
 
 
 class CampaignFinish(PeriodicTask):
-    """The sends' outcomes on their recipients, in batches: the `finished` step of a
-    campaign's outbox items (the generic finisher leaves them: no ticket to file a
-    campaign mail in). Sent → `sent`; failed → `failed`; unknown (the sender died in
-    the message: never sent again on its own) → `failed`, with why."""
+    """The sends' outcomes on their recipients, in batches of up to 500 each second (not
+    woken per mail: while a campaign sends, its bookkeeping must not compete with the
+    sending): the `finished` step of a campaign's outbox items (the generic finisher
+    leaves them: no ticket to file a campaign mail in). Sent → `sent`; failed →
+    `failed`; unknown (the sender died in the message: never sent again on its own) →
+    `failed`, with why."""
 
     def __init__(self, d: Deps, clock: Clock, touched: Touched) -> None:
         super().__init__("campaign-finish", 1.0)

@@ -99,12 +99,16 @@ class CampaignSender(PeriodicTask):
         self._inboxes: dict[str, tuple[float, dict[str, Any]]] = {}
         self._announced: dict[uuid.UUID, float] = {}
         self._log = log.get("outbound.campaigns")
+        # the snapshots run beside the sending (a campaign's first recipients go while
+        # the rest are still being read)
+        self.snapshots = _Snapshots(self)
 
     async def step(self) -> bool:
         started = await self._start_due()
-        snapped = await self._snapshot()
         sent = await self._send_batch()
-        return started or snapped or sent
+        if started:
+            self.snapshots.wake()
+        return started or sent
 
     # -- (1) start -------------------------------------------------------------------
 
@@ -136,7 +140,7 @@ class CampaignSender(PeriodicTask):
 
     # -- (2) the audience snapshot -----------------------------------------------------
 
-    async def _snapshot(self) -> bool:
+    async def snapshot(self) -> bool:
         d = self._d
         now = self._clock.now()
         c = await self._repo.claim_snapshot(self._s.worker, now, now + SNAPSHOT_LEASE)
@@ -400,3 +404,12 @@ class CampaignSender(PeriodicTask):
         d.outbox.wake()
         for c in done.values():
             self._log.info("campaign completed", campaign_id=str(c.id), tenant_id=str(c.tenant_id))
+
+
+class _Snapshots(PeriodicTask):
+    def __init__(self, sender: CampaignSender) -> None:
+        super().__init__("campaign-snapshots", 1.0)
+        self._sender = sender
+
+    async def step(self) -> bool:
+        return await self._sender.snapshot()
