@@ -105,18 +105,23 @@ def write_of(body: dict[str, Any], campaign_id: str = "") -> pb.CampaignWrite:
         if window is None:
             w.clear_window = True
         else:
+            days = window.get("days", [1, 2, 3, 4, 5])
+            if any(not 1 <= d <= 7 for d in days):
+                raise ApiError(
+                    400, "invalid_argument", "window.days are weekdays 1 to 7", "window.days"
+                )
             w.window.CopyFrom(
                 pb.SendingWindow(
                     start=window.get("start", ""),
                     end=window.get("end", ""),
-                    days=window.get("days", [1, 2, 3, 4, 5]),
+                    days=days,
                 )
             )
     if "throttle_per_domain_per_minute" in body:
         value = body["throttle_per_domain_per_minute"]
-        if value is not None and value < 1:
+        if value is not None and not 1 <= value <= 100_000:
             field = "throttle_per_domain_per_minute"
-            raise ApiError(400, "invalid_argument", f"{field} is at least 1 (null: none)", field)
+            raise ApiError(400, "invalid_argument", f"{field} is 1 to 100000 (null: none)", field)
         w.throttle_per_domain_per_minute = value or 0
     return w
 

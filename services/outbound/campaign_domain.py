@@ -159,6 +159,9 @@ def parse_window(start: str, end: str, days: Sequence[int]) -> Window:
 
 
 def check_text(name: str, subject: str, body: str) -> None:
+    for value, field in ((name, "name"), (subject, "subject"), (body, "body")):
+        if "\x00" in value:
+            raise InvalidArgument(f"{field} must not hold a NUL character", field=field)
     if not name.strip() or len(name) > NAME_MAX:
         raise InvalidArgument(f"name is required (at most {NAME_MAX} characters)", field="name")
     if not subject.strip() or len(subject) > SUBJECT_MAX or "\n" in subject:

@@ -69,6 +69,8 @@ def test_unknown_reserved_words_are_named() -> None:
         ("n", " ", "b", "subject"),
         ("n", "two\nlines", "b", "subject"),
         ("n", "s", "", "body"),
+        ("n\x00", "s", "b", "name"),
+        ("n", "s", "b\x00", "body"),
     ):
         with pytest.raises(InvalidArgument) as err:
             cd.check_text(name, subject, body)
