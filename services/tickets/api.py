@@ -7,8 +7,11 @@ from switchboard.v1 import tickets_pb2_grpc
 from .api_assign import AssignApi
 from .api_contacts import ContactsApi
 from .api_exports import ExportsApi
+from .api_imports import ImportsApi
 from .api_locks import LocksApi
+from .api_outreach import OutreachApi
 from .api_rules import RulesApi
+from .api_segments import SegmentsApi
 from .api_tickets import TicketsCoreApi
 from .deps import Deps
 
@@ -19,6 +22,9 @@ class TicketsApi(
     TicketsCoreApi,
     LocksApi,
     ContactsApi,
+    OutreachApi,
+    SegmentsApi,
+    ImportsApi,
     RulesApi,
     tickets_pb2_grpc.TicketsServiceServicer,
 ):

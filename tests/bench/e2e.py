@@ -21,6 +21,8 @@
   plan in process plus one bare UPDATE of as many rows (`tests/bench/assignment.py`).
 - outbound: 1,000 mails due together, sent to a local aiosmtpd sink, beside aiosmtplib
   sending them directly; their lateness p50/p99 (`tests/bench/outbound.py`).
+- campaigns: a campaign to N contacts sent to a local sink, beside N ready mails sent by
+  the same outbound (`tests/bench/campaigns.py`).
 - live_queue: a new mail visible on a supervisor's live socket (`report.live_queue`),
   beside the `ticket.created` push of the same mail (`tests/bench/live_queue.py`).
 - facts_intake: reporting's consumer lag each second while mail comes in at 200/s for a
@@ -29,6 +31,9 @@
   (`tests/bench/facts_intake.py`).
 - exports: a CSV of 200,000 tickets in rows/s, and a zip of 6,000 .eml files beside the
   raw store's read rate (`tests/bench/exports.py`).
+- segments: the live segment count over 1,000,000 contacts of one tenant, six shapes
+  through `POST /api/v1/segments/count`, beside a bare `count(*)` of the tenant
+  (`tests/bench/segments.py`).
 - ui: the web UI in headless chromium — first load of the inbox page, ticket open time,
   and scrolling a list of 10,000 tickets without long tasks (`tests/bench/ui.py`).
 - scale: the ticket list (50 rows, common filters) and a Japanese keyword search on the
@@ -69,6 +74,7 @@ from tests.bench import (
     approval,
     assignment,
     before_after,
+    campaigns,
     compose,
     exports,
     facts_intake,
@@ -79,6 +85,7 @@ from tests.bench import (
     reports,
     rules,
     scale,
+    segments,
     sla,
     ui,
 )
@@ -313,8 +320,12 @@ async def main() -> int:
             assignment_figures = await assignment.run(stack)
             print("outbound…", file=sys.stderr)
             outbound_figures = await outbound.run(stack, admin, await tenant_of(stack, admin))
+            print("campaigns…", file=sys.stderr)
+            campaign_figures = await campaigns.run(stack, admin, await tenant_of(stack, admin))
             print("sla timers…", file=sys.stderr)
             sla_figures = await sla.run(stack)
+            print("segments…", file=sys.stderr)
+            segments_figures = await segments.run(stack)
             print("exports…", file=sys.stderr)
             exports_figures = await exports.run(stack)
             print("reports…", file=sys.stderr)
@@ -354,7 +365,9 @@ async def main() -> int:
         "rules": rules_figures,
         "assignment": assignment_figures,
         "outbound": outbound_figures,
+        "campaigns": campaign_figures,
         "sla": sla_figures,
+        "segments": segments_figures,
         "exports": exports_figures,
         "reports": report_figures,
         "live_queue": live_figures,

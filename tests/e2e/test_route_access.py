@@ -386,6 +386,41 @@ async def world(stack: Stack) -> World:
     )
     assert code == 202, note
     made["notification_id"] = note["id"]
+    # contact lists, segments and campaigns (issue 20, OUT-6): a list, a segment of it and
+    # a draft campaign to it
+    code, listed, _ = await call(
+        stack, "POST", "/api/v1/contact-lists", {"name": "Campaign list"}, token=admin
+    )
+    assert code == 201, listed
+    made["list_id"] = listed["id"]
+    code, segment, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/segments",
+        {
+            "name": "S",
+            "match": "all",
+            "conditions": [{"field": "list", "op": "has", "value": listed["id"]}],
+        },
+        token=admin,
+    )
+    assert code == 201, segment
+    made["segment_id"] = segment["id"]
+    code, campaign, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/campaigns",
+        {
+            "name": "C",
+            "inbox_id": tenant.inbox_id,
+            "subject": "s",
+            "body": "b",
+            "audience": {"list_id": listed["id"]},
+        },
+        token=admin,
+    )
+    assert code == 201, campaign
+    made["campaign_id"] = campaign["id"]
     made["delivery_id"] = await dead_webhook_delivery(stack, admin, tenant.address)
     code, export, _ = await call(
         stack,
