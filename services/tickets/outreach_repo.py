@@ -16,6 +16,7 @@ from services.runtime.errors import NotFound
 
 from .contacts import _lock_addresses
 from .outreach_rules import FieldDef, MemberEdit
+from .segment_rules import like_escape
 
 AUDIENCE_BATCH = 1_000
 # The contacts an audience may hold: not merged away, with a mailing address.
@@ -166,7 +167,7 @@ async def members(
     args: list[Any] = [uuid.UUID(tenant_id), list_id, limit + 1]
     where = ["m.tenant_id = $1", "m.list_id = $2"]
     if query:
-        args.append("%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        args.append("%" + like_escape(query) + "%")
         where.append(f"(c.name ILIKE ${len(args)} OR c.address ILIKE ${len(args)})")
     if after is not None:
         args.append(after)
