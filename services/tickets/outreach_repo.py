@@ -16,6 +16,7 @@ from services.runtime.errors import NotFound
 
 from .contacts import _lock_addresses
 from .outreach_rules import FieldDef, MemberEdit
+from .segment_rules import like_escape
 
 AUDIENCE_BATCH = 1_000
 # The contacts an audience may hold: not merged away, with a mailing address.
@@ -166,7 +167,7 @@ async def members(
     args: list[Any] = [uuid.UUID(tenant_id), list_id, limit + 1]
     where = ["m.tenant_id = $1", "m.list_id = $2"]
     if query:
-        args.append("%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        args.append("%" + like_escape(query) + "%")
         where.append(f"(c.name ILIKE ${len(args)} OR c.address ILIKE ${len(args)})")
     if after is not None:
         args.append(after)
@@ -373,10 +374,17 @@ async def segment_audience(
 async def count_audience(
     pool: asyncpg.Pool, tenant_id: str, where: str, args: Sequence[Any]
 ) -> int:
-    """How many contacts `where` matches (args numbered from $2)."""
-    n = await pool.fetchval(
-        f"SELECT count(*) FROM contacts c WHERE {AUDIENCE} AND ({where})",
-        uuid.UUID(tenant_id),
-        *args,
-    )
+    """How many contacts `where` matches (args numbered from $2).
+
+    Without hash joins: what a count joins (contact_numbers, list members, activity) is
+    joined on the contact id, which `contacts_audience` and those tables' keys hold in id
+    order, so a merge join reads each once; a hash of up to a million ids took twice as
+    long (a number range over 1,000,000 contacts: 610 ms hashed, 280 ms merged)."""
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        await conn.execute("SET LOCAL enable_hashjoin = off")
+        n = await conn.fetchval(
+            f"SELECT count(*) FROM contacts c WHERE {AUDIENCE} AND ({where})",
+            uuid.UUID(tenant_id),
+            *args,
+        )
     return int(n)

@@ -174,7 +174,8 @@ def check(match: str, raw: Sequence[tuple[str, str, str]], defs: Sequence[FieldD
     return Query(match, tuple(out))
 
 
-def _like(text: str) -> str:
+def like_escape(text: str) -> str:
+    """A text matched literally inside a LIKE pattern (backslash is the escape)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -251,7 +252,7 @@ def _text_sql(expr: str, c: Condition, arg: _Args, *, lower: bool) -> str:
         return f"{expr} = {arg(c.value)}::text"
     if c.op == "ne":
         return f"coalesce({expr}, '') <> {arg(c.value)}::text"
-    pattern = _like(c.value) + "%"
+    pattern = like_escape(c.value) + "%"
     if c.op == "contains":
         pattern = "%" + pattern
     return f"{expr} {'LIKE' if lower else 'ILIKE'} {arg(pattern)}::text"

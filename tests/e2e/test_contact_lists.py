@@ -324,7 +324,8 @@ async def test_a_stored_job_is_resumed_where_it_stopped_or_failed_never_left_run
         await conn.close()
     job = await _wait_import(stack, token, str(resumed))
     assert (job["state"], job["processed"], job["imported"]) == ("done", 4, 4), job
-    _code, page = await api_get(stack, token, f"/api/v1/contact-lists/{made['id']}/members")
+    code, page = await api_get(stack, token, f"/api/v1/contact-lists/{made['id']}/members")
+    assert code == 200
     assert sorted(m["address"] for m in page["members"]) == [
         f"r2.{tag}@example.com",
         f"r3.{tag}@example.com",
