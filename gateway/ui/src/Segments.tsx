@@ -145,8 +145,10 @@ const conditionIndex = (e: unknown) => {
   return m ? Number(m[1]) : -1;
 };
 
-export function SegmentEditor({ id }: { id: string }) {
+export function SegmentEditor({ id: shown }: { id: string }) {
   const { t } = useI18n();
+  // a new segment, once saved, is that segment: its address changes without a reload
+  const [id, setId] = useState(shown);
   const [defs] = useFieldDefs();
   const [name, setName] = useState("");
   const [match, setMatch] = useState<"all" | "any">("all");
@@ -158,16 +160,16 @@ export function SegmentEditor({ id }: { id: string }) {
   const [removing, setRemoving] = useState(false);
 
   useEffect(() => {
-    if (id === "new") return;
+    if (shown === "new") return;
     void api
-      .get<Segment>(`/segments/${id}`)
+      .get<Segment>(`/segments/${shown}`)
       .then((s) => {
         setName(s.name);
         setMatch(s.match);
         setConds(s.conditions.map((c) => ({ ...c, value: c.value == null ? "" : String(c.value) })));
       })
       .catch((e) => setNotice(errorText(e, t)));
-  }, [id, t]);
+  }, [shown, t]);
 
   // the live count: asked a moment after the last change; an older answer is dropped
   useEffect(() => {
@@ -199,7 +201,8 @@ export function SegmentEditor({ id }: { id: string }) {
       const body = { name, match, conditions: conds };
       if (id === "new") {
         const s = await api.post<Segment>("/segments", body);
-        go(`/contacts/segments/${s.id}`);
+        setId(s.id);
+        history.replaceState(null, "", `#/contacts/segments/${s.id}`);
       } else await api.patch(`/segments/${id}`, body);
       setNotice(t("common.saved"));
     } catch (err) {
