@@ -13,6 +13,14 @@ import { Campaign, CampaignState, done, Recipient, RECIPIENT_STATES, TOTALS } fr
 
 const REFRESH_MS = 2000;
 
+// what the buttons do (each a documented route of its own)
+const ACTIONS = {
+  pause: (id: string) => api.post<Campaign>(`/campaigns/${id}/pause`),
+  resume: (id: string) => api.post<Campaign>(`/campaigns/${id}/resume`),
+  cancel: (id: string) => api.post<Campaign>(`/campaigns/${id}/cancel`),
+  schedule: (id: string) => api.post<Campaign>(`/campaigns/${id}/schedule`, { scheduled_at: new Date().toISOString() }),
+};
+
 export function Progress({ c }: { c: Campaign }) {
   const { t } = useI18n();
   const n = done(c.totals);
@@ -71,12 +79,11 @@ export function CampaignView({ id, session }: { id: string; session: Session }) 
     return () => window.clearInterval(h);
   }, [moving, load]);
 
-  const act = async (action: "pause" | "resume" | "cancel" | "schedule") => {
+  const act = async (action: keyof typeof ACTIONS) => {
     setAsking(null);
     setBusy(true);
     try {
-      const body = action === "schedule" ? { scheduled_at: new Date().toISOString() } : undefined;
-      setC(await api.post<Campaign>(`/campaigns/${id}/${action}`, body));
+      setC(await ACTIONS[action](id));
       setNotice(t(`camp.done.${action}`));
       await load();
     } catch (e) {
