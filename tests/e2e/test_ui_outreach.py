@@ -256,6 +256,7 @@ async def test_a_slow_campaign_is_paused_resumed_and_cancelled_after_asking(
         state = page.get_by_test_id("camp-state")
         await expect(state).to_have_text("下書き")
         await expect(page.get_by_test_id("camp-pause")).to_be_disabled()
+        await expect(page.get_by_test_id("camp-resume")).to_be_disabled()
         await page.get_by_test_id("camp-send-now").click()
         await expect(state).to_have_text("送信中", timeout=30_000)
         await expect(page.get_by_test_id("camp-resume")).to_be_disabled()
