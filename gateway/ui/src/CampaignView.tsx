@@ -1,6 +1,6 @@
 // A campaign's page (issue 20, OUT-6): its totals and progress — read again every few
 // seconds while it is scheduled or running —, its recipients by state, and the buttons a
-// state allows: Pause while scheduled or running, Resume while paused, Cancel (asked
+// state allows: Pause while running, Resume while paused, Cancel (asked
 // first) before it ends; a draft is edited, sent now or deleted.
 import { useCallback, useEffect, useState } from "react";
 import { api } from "./api";
@@ -121,7 +121,7 @@ export function CampaignView({ id, session }: { id: string; session: Session }) 
           </>
         )}
         {c.state === "scheduled" && <button onClick={() => go(`/campaigns/${id}/edit`)} data-testid="camp-edit">{t("admin.edit")}</button>}
-        <button disabled={busy || !(c.state === "running" || c.state === "scheduled")} onClick={() => void act("pause")} data-testid="camp-pause">{t("camp.pause")}</button>
+        <button disabled={busy || c.state !== "running"} onClick={() => void act("pause")} data-testid="camp-pause">{t("camp.pause")}</button>
         <button disabled={busy || c.state !== "paused"} onClick={() => void act("resume")} data-testid="camp-resume">{t("camp.resume")}</button>
         <button className="danger" disabled={busy || !open} onClick={() => setAsking("cancel")} data-testid="camp-cancel">
           {t("camp.cancel")}
