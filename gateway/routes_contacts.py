@@ -13,7 +13,7 @@ from .request import bad, deps, json_body, metadata, page
 from .responses import json_response, page_response
 
 QUERY_MAX = 200
-PATCH_TEXT = ("name", "company", "memo")
+PATCH_TEXT = ("name", "company", "memo", "time_zone", "language")
 PATCH_LISTS = ("addresses", "phones")
 MERGE_FIELDS = {"source_contact_id": "source_id", "target_contact_id": "contact_id"}
 
@@ -50,6 +50,9 @@ def _update_request(contact_id: str, body: dict[str, Any]) -> tickets_pb2.Update
         if name in body:
             setattr(req, f"set_{name}", True)
             getattr(req, name).extend(body[name])
+    if "labels" in body:
+        req.set_labels = True
+        req.labels.extend(body["labels"])
     if "custom" in body:
         req.set_custom = True
         req.custom.update(body["custom"])

@@ -6,10 +6,16 @@ final approval with `send` from approval's)."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from datetime import timedelta
 
 from pydantic import Field, SecretStr
-from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
+from switchboard.v1 import (
+    outbound_campaigns_pb2,
+    outbound_campaigns_pb2_grpc,
+    outbound_pb2,
+    outbound_pb2_grpc,
+)
 
 from services.runtime import registry
 from services.runtime import settings as rt_settings
@@ -19,16 +25,21 @@ from services.runtime.service import ServiceRuntime
 
 from . import survey_domain
 from .api import Deps
+from .api_campaigns import CampaignsApi
 from .api_surveys import OutboundWithSurveys
 from .approvals import APPROVALS, ApprovedSends
 from .autoreply import AutoReplies
 from .bounces import Bounces
+from .campaign_mail import CampaignFinish, CampaignMail, CampaignUnsubscribes
+from .campaign_repo import CampaignRepo
+from .campaigns import CampaignSender, CampaignSettings
 from .dispatcher import Dispatcher, DispatchSettings, LeaseSweeper, Routes, worker_name
 from .finisher import Finisher
 from .peers import Peers
 from .repo import OutboundRepo
 from .rule_replies import RuleReplies
 from .smtp import Hop, SmtpClient
+from .suppression import UnsubscribeConfig, config_from
 from .survey_repo import SurveyRepo
 from .surveys import SURVEYS, Episodes, SurveyConfig, SurveySender
 
@@ -65,6 +76,13 @@ class OutboundSettings(rt_settings.ServiceSettings):
     survey_secret: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8080"
     survey_link_days: int = Field(default=30, ge=1, le=365)
+    # campaigns (issue 20, OUT-6): recipients queued per transaction, and the period of
+    # the per-domain throttle (a minute; tests shorten it)
+    campaign_batch: int = Field(default=200, ge=1, le=5000)
+    campaign_throttle_period_s: float = Field(default=60.0, ge=0.5, le=3600)
+    # one-click unsubscribe links (issue 20, OUT-6): their own key (default: derived from
+    # secret_key, else from survey_secret); they do not expire
+    unsubscribe_secret: SecretStr | None = None
 
 
 def survey_secret(settings: OutboundSettings) -> str:
@@ -75,6 +93,17 @@ def survey_secret(settings: OutboundSettings) -> str:
     if settings.secret_key:
         return survey_domain.derived_secret(settings.secret_key)
     return ""
+
+
+def unsubscribe_config(settings: OutboundSettings) -> UnsubscribeConfig:
+    return config_from(
+        own=settings.unsubscribe_secret.get_secret_value() if settings.unsubscribe_secret else None,
+        secret_key=settings.secret_key,
+        survey_secret=(
+            settings.survey_secret.get_secret_value() if settings.survey_secret else None
+        ),
+        public_url=settings.public_url,
+    )
 
 
 async def main() -> int:
@@ -172,11 +201,48 @@ async def main() -> int:
     rt.add_background(survey_sender.name, survey_sender.start, survey_sender.stop)
     await rt.add_consumer(SURVEYS, Episodes(deps, survey_repo, survey_sender.wake).on_ticket_event)
     await rt.add_consumer(APPROVALS, ApprovedSends(deps, api).on_approved)
+    campaign_repo = CampaignRepo(db.pool)
+    campaign_sender = CampaignSender(
+        deps,
+        campaign_repo,
+        CampaignSettings(
+            batch=settings.campaign_batch,
+            throttle_period_s=settings.campaign_throttle_period_s,
+            worker=worker,
+            unsubscribe=unsubscribe_config(settings),
+        ),
+        rt.clock,
+    )
+    campaign_finish = CampaignFinish(deps, rt.clock, campaign_sender.touched)
+    dispatcher.on_final = _both(finisher.wake, campaign_finish.wake)
+    rt.add_background(campaign_sender.name, campaign_sender.start, campaign_sender.stop)
+    rt.add_background(campaign_finish.name, campaign_finish.start, campaign_finish.stop)
+    await rt.add_consumer(
+        registry.OUTBOUND_CAMPAIGN_MAIL,
+        CampaignMail(deps, campaign_repo, campaign_sender.touched).on_received,
+    )
+    await rt.add_consumer(
+        registry.OUTBOUND_CAMPAIGN_UNSUBSCRIBES,
+        CampaignUnsubscribes(deps, campaign_repo, campaign_sender.touched).on_unsubscribed,
+    )
     server = rt.grpc_server()
     server.add(
         outbound_pb2_grpc.add_OutboundServiceServicer_to_server,
         api,
         outbound_pb2.DESCRIPTOR.services_by_name["OutboundService"].full_name,
     )
+    server.add(
+        outbound_campaigns_pb2_grpc.add_CampaignsServiceServicer_to_server,
+        CampaignsApi(deps, campaign_repo, campaign_sender.wake),
+        outbound_campaigns_pb2.DESCRIPTOR.services_by_name["CampaignsService"].full_name,
+    )
     rt.log.info("outbound worker", worker=worker, relay=settings.smtp_relay_host or None)
     return await rt.serve()
+
+
+def _both(*wakes: Callable[[], None]) -> Callable[[], None]:
+    def wake() -> None:
+        for w in wakes:
+            w()
+
+    return wake

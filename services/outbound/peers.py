@@ -230,6 +230,17 @@ class Peers:
         )
         return list(resp.inboxes)
 
+    async def tenant_zone(self, md: Metadata) -> str:
+        """The tenant's time zone (asked as the service: no operator needed)."""
+        found = await self._call(
+            "accounts",
+            self.accounts.GetTenantSettings,
+            accounts_pb2.GetTenantSettingsRequest(),
+            md,
+            10,
+        )
+        return str(found.time_zone)
+
     async def operator(self, md: Metadata, operator_id: str) -> accounts_pb2.Operator:
         """An operator as accounts knows them now (roles, permissions, inboxes): asked as
         that operator, who may read themselves."""

@@ -313,6 +313,7 @@ class OutboundRepo:
             "UPDATE sends s SET lease_owner = $1, lease_until = $2 "
             "FROM (SELECT id FROM sends WHERE ((finished_at IS NULL AND state IN "
             "('sent', 'failed', 'unknown')) OR (lock_held AND state = 'retrying')) "
+            "AND kind <> 'campaign' "
             "AND (lease_until IS NULL OR lease_until < $3) ORDER BY updated_at LIMIT $4 "
             "FOR UPDATE SKIP LOCKED) todo WHERE s.id = todo.id RETURNING s.*",
             worker,

@@ -85,6 +85,8 @@ RULE_TIMER_DUE = EventType("rule.timer_due", ROUTING, "rule_timer")
 PRESENCE_CHANGED = EventType("presence.changed", ROUTING, "presence_changed")
 SURVEY_SENT = EventType("survey.sent", OUTBOUND, "survey")
 SURVEY_ANSWERED = EventType("survey.answered", OUTBOUND, "survey")
+CAMPAIGN_CHANGED = EventType("campaign.changed", OUTBOUND, "campaign_changed")
+CONTACT_UNSUBSCRIBED = EventType("contact.unsubscribed", OUTBOUND, "contact_unsubscribed")
 EVENT_TYPES = {
     t.name: t
     for t in (
@@ -123,6 +125,8 @@ EVENT_TYPES = {
         PRESENCE_CHANGED,
         SURVEY_SENT,
         SURVEY_ANSWERED,
+        CAMPAIGN_CHANGED,
+        CONTACT_UNSUBSCRIBED,
     )
 }
 

@@ -65,6 +65,20 @@ async def first_times(
     return [env for e, env in unique.items() if str(uuid.UUID(e)) in new]
 
 
+async def enqueue(
+    conn: asyncpg.Connection, env: events_pb2.EventEnvelope, subject: str | None = None
+) -> None:
+    """Queue `env` in the caller's transaction (on its catalogue subject by default); the
+    relay publishes it after the commit (at once when woken, else at its next poll)."""
+    await conn.execute(
+        "INSERT INTO outbox (event_id, tenant_id, subject, payload) VALUES ($1, $2, $3, $4)",
+        uuid.UUID(env.event_id),
+        uuid.UUID(env.tenant_id),
+        subject or subject_of(env),
+        env.SerializeToString(),
+    )
+
+
 _Row = tuple[uuid.UUID, uuid.UUID, str, bytes]  # event id, tenant id, subject, payload
 
 
@@ -122,13 +136,7 @@ class Outbox(PeriodicTask):
         self, conn: asyncpg.Connection, env: events_pb2.EventEnvelope, subject: str | None = None
     ) -> None:
         """Queue `env` in the caller's transaction (on its catalogue subject by default)."""
-        await conn.execute(
-            "INSERT INTO outbox (event_id, tenant_id, subject, payload) VALUES ($1, $2, $3, $4)",
-            uuid.UUID(env.event_id),
-            uuid.UUID(env.tenant_id),
-            subject or subject_of(env),
-            env.SerializeToString(),
-        )
+        await enqueue(conn, env, subject)
 
     async def add_and_publish(
         self, conn: asyncpg.Connection, env: events_pb2.EventEnvelope

@@ -119,6 +119,15 @@ OUTBOUND_SURVEYS = ConsumerSpec(
 OUTBOUND_BOUNCES = ConsumerSpec(
     events.INGEST, "outbound__bounces", (events.MESSAGE_RECEIVED.subject,)
 )
+# Campaigns (issue 20, OUT-6): a reply to a campaign mail marks its recipient `replied`,
+# a hard bounce `bounced`.
+OUTBOUND_CAMPAIGN_MAIL = ConsumerSpec(
+    events.INGEST, "outbound__campaign_mail", (events.MESSAGE_RECEIVED.subject,)
+)
+# … and an unsubscribe through a campaign mail's link marks that recipient `unsubscribed`.
+OUTBOUND_CAMPAIGN_UNSUBSCRIBES = ConsumerSpec(
+    events.OUTBOUND, "outbound__campaign_unsubscribes", (events.CONTACT_UNSUBSCRIBED.subject,)
+)
 # A final approval with `send` (issue 17): outbound submits exactly the approved revision.
 OUTBOUND_APPROVALS = ConsumerSpec(
     events.APPROVAL, "outbound__approvals", (events.APPROVAL_APPROVED.subject,)
@@ -296,6 +305,8 @@ SERVICES: tuple[Component, ...] = (
             OUTBOUND_APPROVALS,
             OUTBOUND_RULE_REPLIES,
             OUTBOUND_SURVEYS,
+            OUTBOUND_CAMPAIGN_MAIL,
+            OUTBOUND_CAMPAIGN_UNSUBSCRIBES,
         ),
         calls=("composition", "tickets", "ingestion", "accounts", "approval"),
     ),

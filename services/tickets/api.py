@@ -8,7 +8,9 @@ from .api_assign import AssignApi
 from .api_contacts import ContactsApi
 from .api_exports import ExportsApi
 from .api_locks import LocksApi
+from .api_outreach import OutreachApi
 from .api_rules import RulesApi
+from .api_segments import SegmentsApi
 from .api_tickets import TicketsCoreApi
 from .deps import Deps
 
@@ -19,6 +21,8 @@ class TicketsApi(
     TicketsCoreApi,
     LocksApi,
     ContactsApi,
+    OutreachApi,
+    SegmentsApi,
     RulesApi,
     tickets_pb2_grpc.TicketsServiceServicer,
 ):

@@ -21,7 +21,7 @@ from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
-from . import contact_rules, ticket_facts
+from . import contact_rules, outreach_repo, ticket_facts
 from .contact_rules import ContactEdit, TimelineCursor
 from .contacts import changed_event
 from .deps import Deps
@@ -97,6 +97,9 @@ class ContactsApi:
                     request.customer_value if request.HasField("customer_value") else None
                 ),
                 vip=request.vip if request.HasField("vip") else None,
+                labels=list(request.labels) if request.set_labels else None,
+                time_zone=request.time_zone if request.HasField("time_zone") else None,
+                language=request.language if request.HasField("language") else None,
             )
             now = d.clock.now()
             changed = await d.contacts.update(conn, ident.tenant_id, contact_id, edit, now)
@@ -138,6 +141,7 @@ class ContactsApi:
             await self._contact(ident, source, "source_contact_id", conn)
             now = d.clock.now()
             await d.contacts.merge(conn, ident.tenant_id, target, source, now)
+            await outreach_repo.merge_memberships(conn, uuid.UUID(ident.tenant_id), target, source)
             merged = await d.contacts.get(conn, ident.tenant_id, target)
             if merged is not None:  # the source's tickets take the merged customer value
                 value = merged.customer_value if merged.HasField("customer_value") else None

@@ -205,6 +205,10 @@ class ContactEdit:
     set_customer_value: bool = False
     customer_value: int | None = None
     vip: bool | None = None
+    # issue 20 (OUT-6)
+    labels: list[str] | None = None
+    time_zone: str | None = None
+    language: str | None = None
 
     @classmethod
     def validated(
@@ -219,7 +223,12 @@ class ContactEdit:
         set_customer_value: bool = False,
         customer_value: int | None = None,
         vip: bool | None = None,
+        labels: Iterable[str] | None = None,
+        time_zone: str | None = None,
+        language: str | None = None,
     ) -> ContactEdit:
+        from .outreach_rules import clean_labels, clean_language, clean_time_zone
+
         return cls(
             name=None if name is None else clean_line(name, "name"),
             company=None if company is None else clean_line(company, "company"),
@@ -230,23 +239,28 @@ class ContactEdit:
             set_customer_value=set_customer_value,
             customer_value=(clean_customer_value(customer_value) if set_customer_value else None),
             vip=vip,
+            labels=None if labels is None else clean_labels(labels),
+            time_zone=None if time_zone is None else clean_time_zone(time_zone),
+            language=None if language is None else clean_language(language),
         )
 
     def changes(self, current: Mapping[str, object], addresses: list[str]) -> dict[str, object]:
         """The fields this edit changes on a contact (`current` a row, `addresses` its
         addresses): only those whose value differs."""
         out: dict[str, object] = {}
-        for field in ("name", "company", "memo", "phones", "custom"):
+        for field in ("name", "company", "memo", "phones", "custom", "labels", "time_zone"):
             new = getattr(self, field)
             if new is None:
                 continue
             old = current[field]
-            if field == "phones":
+            if field in ("phones", "labels"):
                 old = list(old)  # type: ignore[call-overload]
             if new != old:
                 out[field] = new
         if self.set_customer_value and self.customer_value != current["customer_value"]:
             out["customer_value"] = self.customer_value
+        if self.language is not None and self.language != current["language"]:
+            out["language"] = self.language
         if self.vip is not None and self.vip != current["vip"]:
             out["vip"] = self.vip
         if self.addresses is not None and sorted(self.addresses) != sorted(addresses):

@@ -34,7 +34,9 @@ _CONTACT_COLUMNS = (
     "c.*, ARRAY(SELECT a.address FROM contact_addresses a WHERE a.tenant_id = c.tenant_id "
     "AND a.contact_id = c.id ORDER BY a.address) AS addresses, "
     "(SELECT count(*) FROM tickets t WHERE t.tenant_id = c.tenant_id "
-    "AND t.contact_id = c.id{inboxes}) AS ticket_count"
+    "AND t.contact_id = c.id{inboxes}) AS ticket_count, "
+    "(SELECT ca.last_contact_at FROM contact_activity ca WHERE ca.tenant_id = c.tenant_id "
+    "AND ca.contact_id = c.id) AS last_contact_at"
 )
 
 
@@ -75,9 +77,14 @@ def contact_pb(row: asyncpg.Record) -> tickets_pb2.Contact:
         merged_into=str(row["merged_into"] or ""),
         ticket_count=row["ticket_count"],
         vip=row["vip"],
+        labels=list(row["labels"]),
+        time_zone=row["time_zone"],
+        language=row["language"],
     )
     if row["customer_value"] is not None:
         out.customer_value = row["customer_value"]
+    if row["last_contact_at"] is not None:
+        out.last_contact_at.FromDatetime(row["last_contact_at"])
     out.created_at.FromDatetime(row["created_at"])
     out.updated_at.FromDatetime(row["updated_at"])
     return out
@@ -501,12 +508,19 @@ class ContactsRepo:
         )
         # issue 18: the target's customer value stands, else the source's; VIP if either
         await conn.execute(
-            "UPDATE contacts SET customer_value = coalesce(customer_value, $3), vip = vip OR $4"
+            "UPDATE contacts SET customer_value = coalesce(customer_value, $3), vip = vip OR $4,"
+            # issue 20: labels joined; the target's time zone and language, else the source's
+            " labels = ARRAY(SELECT DISTINCT unnest(labels || $5::text[])),"
+            " time_zone = CASE WHEN time_zone = '' THEN $6 ELSE time_zone END,"
+            " language = CASE WHEN language = '' THEN $7 ELSE language END"
             " WHERE tenant_id = $1 AND id = $2",
             tenant,
             target_id,
             source["customer_value"],
             source["vip"],
+            source["labels"],
+            source["time_zone"],
+            source["language"],
         )
         await conn.execute(
             "UPDATE contacts SET merged_into = $3, updated_at = $4 "
