@@ -55,7 +55,7 @@ export interface Segment {
 }
 export type CampaignState = "draft" | "scheduled" | "running" | "paused" | "cancelled" | "completed";
 export const TOTALS = ["recipients", "queued", "sent", "failed", "bounced", "replied", "unsubscribed", "suppressed"] as const;
-export type Totals = Record<(typeof TOTALS)[number], number>;
+export type Totals = Record<(typeof TOTALS)[number], number> & { pending?: number; cancelled?: number };
 export interface Window {
   start: string;
   end: string;
@@ -109,9 +109,9 @@ export interface Suppression {
   created_at: string;
 }
 
-/** Sent and otherwise finished recipients, of all (0 when there are none). */
+/** The recipients done with (each counted in one state): all but those still to send. */
 export function done(t: Totals): number {
-  return t.sent + t.failed + t.bounced + t.suppressed + t.unsubscribed + t.replied;
+  return Math.max(0, t.recipients - (t.pending ?? 0) - t.queued);
 }
 
 // The built-in fields a segment condition may name, with their kind (which operators fit).
