@@ -7,6 +7,7 @@ from switchboard.v1 import tickets_pb2_grpc
 from .api_assign import AssignApi
 from .api_contacts import ContactsApi
 from .api_exports import ExportsApi
+from .api_imports import ImportsApi
 from .api_locks import LocksApi
 from .api_outreach import OutreachApi
 from .api_rules import RulesApi
@@ -23,6 +24,7 @@ class TicketsApi(
     ContactsApi,
     OutreachApi,
     SegmentsApi,
+    ImportsApi,
     RulesApi,
     tickets_pb2_grpc.TicketsServiceServicer,
 ):

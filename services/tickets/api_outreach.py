@@ -10,7 +10,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-from switchboard.v1 import tickets_pb2
+import asyncpg
+from switchboard.v1 import common_pb2, tickets_pb2
 
 from services.runtime import identity, log
 from services.runtime.errors import InvalidArgument, NotFound
@@ -231,28 +232,48 @@ def member_edit(c: tickets_pb2.MemberInput, defs: list[rules.FieldDef]) -> rules
 async def add_members(
     d: Deps, ident: Identity, list_id: uuid.UUID, edits: list[rules.MemberEdit]
 ) -> tuple[int, int]:
-    """Checked contacts into the list in one transaction; contact.changed for each
-    contact created or changed. (added, already members)."""
-    now = d.clock.now()
-    actor = identity.operator_actor(ident) if ident.operator_id else None
+    """Checked contacts into the list in one transaction. (added, already members)."""
     async with d.db.transaction() as conn:
         await repo.get_list(conn, ident.tenant_id, list_id, lock=True)
-        added, updated, touched = await repo.upsert_members(
-            conn, ident.tenant_id, list_id, edits, [d.ids.new() for _ in edits], now
+        added, updated = await apply_members(
+            d,
+            conn,
+            ident.tenant_id,
+            list_id,
+            edits,
+            identity.operator_actor(ident),
+            ident.correlation_id,
         )
-        for contact_id, created in touched:
-            await d.outbox.add(
-                conn,
-                changed_event(
-                    d.ids,
-                    ident.tenant_id,
-                    now,
-                    contact_id,
-                    "created" if created else "updated",
-                    actor or identity.operator_actor(ident),
-                    correlation_id=ident.correlation_id,
-                ),
-            )
-    if touched:
-        d.outbox.wake()
+    d.outbox.wake()
+    return added, updated
+
+
+async def apply_members(
+    d: Deps,
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    list_id: uuid.UUID,
+    edits: list[rules.MemberEdit],
+    actor: common_pb2.Actor,
+    correlation_id: str = "",
+) -> tuple[int, int]:
+    """Checked contacts into the list (locked by the caller) in the caller's transaction,
+    contact.changed for each contact created or changed. (added, already members)."""
+    now = d.clock.now()
+    added, updated, touched = await repo.upsert_members(
+        conn, tenant_id, list_id, edits, [d.ids.new() for _ in edits], now
+    )
+    for contact_id, created in touched:
+        await d.outbox.add(
+            conn,
+            changed_event(
+                d.ids,
+                tenant_id,
+                now,
+                contact_id,
+                "created" if created else "updated",
+                actor,
+                correlation_id=correlation_id,
+            ),
+        )
     return added, updated

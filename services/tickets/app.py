@@ -15,6 +15,7 @@ from services.runtime.service import ServiceRuntime
 from . import thread_rules
 from .api import TicketsApi
 from .approvals import ApprovalTracker
+from .contact_imports import ContactImportRunner
 from .contacts import ContactsRepo
 from .counts import CountCompactor
 from .deps import Deps
@@ -81,6 +82,9 @@ async def main() -> int:
     )
     sweeper = LockExpirySweeper(locks)
     rt.add_background(sweeper.name, sweeper.start, sweeper.stop)
+    imports = ContactImportRunner(deps)
+    deps.wake_imports = imports.wake
+    rt.add_background(imports.name, imports.start, imports.stop)
     compactor = CountCompactor(db.pool)
     rt.add_background(compactor.name, compactor.start, compactor.stop)
     await rt.add_consumer(ROUTED, Filing(deps).on_routed)

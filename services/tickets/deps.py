@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,3 +31,5 @@ class Deps:
     directory: Directory
     thread_key: bytes | None
     search_limit: SearchLimiter
+    # issue 20: wakes the CSV import runner when a job is stored (None: it polls)
+    wake_imports: Callable[[], None] | None = None

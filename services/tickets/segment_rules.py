@@ -219,7 +219,7 @@ def _compile_one(c: Condition, arg: _Args, defs: Sequence[FieldDef], now: dateti
         return sql if c.op == "exists" else f"NOT ({sql})"
     if kind == "text":
         if c.op in ("eq", "ne"):
-            sql = f"c.custom @> {arg(json.dumps({key: c.value}))}::jsonb"
+            sql = f"c.custom @> {arg({key: c.value})}::jsonb"
             return sql if c.op == "eq" else f"NOT ({sql})"
         return _text_sql(f"(c.custom->>{arg(key)})", c, arg, lower=False)
     if kind == "number":
