@@ -30,14 +30,17 @@ from . import (
     routes_locks,
     routes_meta,
     routes_notices,
+    routes_notifications,
     routes_operations,
     routes_outbound,
     routes_reports,
     routes_rules,
     routes_segments,
     routes_sla,
+    routes_suppressions,
     routes_surveys,
     routes_tickets,
+    routes_unsubscribe,
     routes_webhooks,
     static,
 )
@@ -72,6 +75,9 @@ ROUTE_MODULES = (
     routes_exports,
     routes_surveys,
     routes_campaigns,
+    routes_suppressions,
+    routes_unsubscribe,
+    routes_notifications,
     static,
 )
 

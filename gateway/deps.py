@@ -12,6 +12,7 @@ from switchboard.v1 import (
     approval_pb2_grpc,
     composition_pb2_grpc,
     ingestion_pb2_grpc,
+    outbound_outreach_pb2_grpc,
     outbound_pb2_grpc,
     routing_assign_pb2_grpc,
     routing_pb2_grpc,
@@ -44,6 +45,7 @@ class GatewaySettings(rt_settings.RuntimeSettings):
     import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, le=1024**3)
     form_rate_per_minute: int = Field(default=10, ge=1, le=10_000)  # per form and client
     survey_rate_per_minute: int = Field(default=30, ge=1, le=10_000)  # the survey page, per client
+    unsubscribe_rate_per_minute: int = Field(default=30, ge=1, le=10_000)  # the unsubscribe page
     # SEC-2: the real client address is read from `client_ip_header` only when the TCP peer
     # is one of these proxies (comma-separated addresses or CIDR ranges).
     trusted_proxies: str = ""
@@ -66,6 +68,7 @@ class Deps:
         self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(self.channels["ingestion"])  # type: ignore[no-untyped-call,unused-ignore]
         self.composition = composition_pb2_grpc.CompositionServiceStub(self.channels["composition"])  # type: ignore[no-untyped-call,unused-ignore]
         self.outbound = outbound_pb2_grpc.OutboundServiceStub(self.channels["outbound"])  # type: ignore[no-untyped-call,unused-ignore]
+        self.outreach = outbound_outreach_pb2_grpc.OutreachServiceStub(self.channels["outbound"])  # type: ignore[no-untyped-call,unused-ignore]
         self.approval = approval_pb2_grpc.ApprovalServiceStub(self.channels["approval"])  # type: ignore[no-untyped-call,unused-ignore]
         self.assignment = routing_assign_pb2_grpc.AssignmentServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]
         self.sla = routing_sla_pb2_grpc.SlaServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]

@@ -1,6 +1,6 @@
 """Answers, for every route module: JSON (masked on its way out for callers who may not
 see customers' addresses, SEC-6), a page of items, 204, a connection test's result and a
-file download that a browser never renders."""
+file download that a browser never renders, and the HTML of a public link's page."""
 
 from __future__ import annotations
 
@@ -42,6 +42,22 @@ def page_response(
     """`{"items", "next"}`: one page of a list; `next` is the cursor of the following
     page, null on the last."""
     return json_response({"items": items, "next": next_cursor or None}, customer_data=customer_data)
+
+
+def public_page(text: str, status: int, csp: str) -> web.Response:
+    """An HTML page of a public link (the survey, the unsubscribe page): its own content
+    policy, never cached, and no Referer carrying the token to other sites' logs."""
+    return web.Response(
+        text=text,
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Content-Security-Policy": csp,
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 def no_content() -> web.Response:

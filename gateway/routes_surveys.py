@@ -18,7 +18,7 @@ from . import survey_page, views
 from .access import CLIENT
 from .errors import ApiError, from_grpc
 from .request import deps, json_body, metadata, over_rate
-from .responses import json_response
+from .responses import json_response, public_page
 
 COMMENT_BODY_MAX = 16 * 1024
 
@@ -76,17 +76,7 @@ async def put_survey_settings(request: web.Request) -> web.Response:
 
 
 def _html(text: str, status: int = 200) -> web.Response:
-    return web.Response(
-        text=text,
-        status=status,
-        content_type="text/html",
-        charset="utf-8",
-        headers={
-            "Content-Security-Policy": survey_page.CSP,
-            "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",  # the token stays out of other sites' logs
-        },
-    )
+    return public_page(text, status, survey_page.CSP)
 
 
 def _refused(request: web.Request, why: str, status: int) -> web.Response:

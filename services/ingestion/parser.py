@@ -1776,6 +1776,7 @@ def to_summary(parsed: ParsedMail) -> events_pb2.MailSummary:
         auto_submitted=parsed.auto_submitted,
         dsn_original_message_id=parsed.dsn_message_id,
         dsn_statuses=[d.status for d in parsed.dsn],
+        dsn_recipients=[d.final_recipient for d in parsed.dsn],
         spam=parsed.spam.flagged,
     )
     if parsed.from_:

@@ -13,6 +13,8 @@ from pydantic import Field, SecretStr
 from switchboard.v1 import (
     outbound_campaigns_pb2,
     outbound_campaigns_pb2_grpc,
+    outbound_outreach_pb2,
+    outbound_outreach_pb2_grpc,
     outbound_pb2,
     outbound_pb2_grpc,
 )
@@ -26,6 +28,7 @@ from services.runtime.service import ServiceRuntime
 from . import survey_domain
 from .api import Deps
 from .api_campaigns import CampaignsApi
+from .api_outreach import OutreachApi
 from .api_surveys import OutboundWithSurveys
 from .approvals import APPROVALS, ApprovedSends
 from .autoreply import AutoReplies
@@ -235,6 +238,11 @@ async def main() -> int:
         outbound_campaigns_pb2_grpc.add_CampaignsServiceServicer_to_server,
         CampaignsApi(deps, campaign_repo, campaign_sender.wake),
         outbound_campaigns_pb2.DESCRIPTOR.services_by_name["CampaignsService"].full_name,
+    )
+    server.add(
+        outbound_outreach_pb2_grpc.add_OutreachServiceServicer_to_server,
+        OutreachApi(deps, api, unsubscribe_config(settings)),
+        outbound_outreach_pb2.DESCRIPTOR.services_by_name["OutreachService"].full_name,
     )
     rt.log.info("outbound worker", worker=worker, relay=settings.smtp_relay_host or None)
     return await rt.serve()

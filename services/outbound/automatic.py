@@ -41,7 +41,7 @@ def automatic_send(
         kind=kind,
         draft_id=None,
         draft_revision=0,
-        ticket_id=uuid.UUID(ticket_id),
+        ticket_id=uuid.UUID(ticket_id) if ticket_id else None,  # none: filed as a new mail
         inbox_id=uuid.UUID(inbox_id),
         operator_id=None,
         operator_name="",

@@ -1,6 +1,8 @@
 """Bounces (OUT-3): a delivery status notification that ingestion received and linked to
 the mail it returns (`dsn_original_message_id`) marks that sent mail `bounced` — when
 its statuses say the failure is permanent (5.x.x); a delay notice (4.x.x) is noted only.
+A permanent failure also puts the failed recipient on the tenant's suppression list
+(reason `bounced`, issue 20), for any mail outbound sent: no campaign mails it again.
 The DSN itself is filed into the ticket by tickets, as any mail."""
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from switchboard.v1 import events_pb2
 
 from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
+from services.runtime.errors import InvalidArgument
 from services.runtime.outbox import first_time
 
+from . import suppression
 from .api import Deps
 from .changes import send_changed
+from .suppression_domain import hard_bounced
 
 BOUNCES_DURABLE = registry.OUTBOUND_BOUNCES.durable
 _ACTOR = events.system_actor("outbound")
@@ -39,6 +44,14 @@ class Bounces:
             if row is None:
                 return  # not a mail we sent
             now = d.clock.now()
+            suppressed = hard_bounced(
+                statuses, list(received.mail.dsn_recipients), list(row.recipients)
+            )
+            for address in suppressed:
+                try:
+                    await suppression.suppress(conn, env.tenant_id, address, "bounced", now=now)
+                except InvalidArgument:
+                    continue  # not an address the list can hold
             if permanent and row.state == "sent":
                 await d.repo.set_state(
                     conn,
@@ -72,4 +85,5 @@ class Bounces:
             tenant_id=env.tenant_id,
             statuses=statuses,
             permanent=permanent,
+            suppressed=len(suppressed),
         )

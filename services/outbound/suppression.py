@@ -42,7 +42,9 @@ __all__ = [
     "Suppression",
     "UnsubscribeConfig",
     "config_from",
+    "entries",
     "list_suppressions",
+    "reason_of",
     "suppress",
     "suppressed_among",
     "unsubscribe_headers",
@@ -132,6 +134,27 @@ async def suppressed_among(
         wanted,
     )
     return {r["address"] for r in rows}
+
+
+async def entries(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, addresses: Sequence[str]
+) -> list[Suppression]:
+    """The list's entries for `addresses` (lower-cased)."""
+    rows = await conn.fetch(
+        "SELECT address, reason, campaign_id, recipient_id, created_at FROM suppressions "
+        "WHERE tenant_id = $1 AND address = ANY($2::text[]) ORDER BY address",
+        uuid.UUID(str(tenant_id)),
+        sorted({a.strip().lower() for a in addresses}),
+    )
+    return [Suppression(**dict(r)) for r in rows]
+
+
+async def reason_of(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, address: str
+) -> str | None:
+    """Why `address` is on the list (None: it is not)."""
+    found = await entries(conn, tenant_id, [address])
+    return found[0].reason if found else None
 
 
 def _uuid(value: str | uuid.UUID | None, field: str) -> uuid.UUID | None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -136,3 +137,24 @@ def is_one_click(fields: Mapping[str, object]) -> bool:
     hold the key/value pair `List-Unsubscribe=One-Click` — what mail providers and the
     page's button post."""
     return fields.get("List-Unsubscribe") == "One-Click"
+
+
+def hard_bounced(
+    statuses: Sequence[str], dsn_recipients: Sequence[str], sent_to: Sequence[str]
+) -> list[str]:
+    """The addresses of a sent mail a DSN says failed for good (a 5.x.x status): those
+    its recipient blocks name, among the mail's recipients; when no block names one of
+    them (no Final-Recipient, or an alias), the mail's only recipient. A DSN without a
+    5.x.x status (a delay, or none machine-readable) suppresses nobody."""
+    sent = {a.lower() for a in sent_to if a}
+    failed = [
+        (r or "").strip().lower()
+        for s, r in zip_longest(statuses, dsn_recipients, fillvalue="")
+        if s.startswith("5")
+    ]
+    if not failed:
+        return []
+    hits = sorted({r for r in failed if r in sent})
+    if hits:
+        return hits
+    return sorted(sent) if len(sent) == 1 else []

@@ -17,6 +17,7 @@ SERVICERS = {
     "composition": "services.composition.api_services:CompositionApi",
     "ingestion": "services.ingestion.api:IngestionApi",
     "outbound": "services.outbound.api_surveys:OutboundWithSurveys",
+    "outbound_outreach": "services.outbound.api_outreach:OutreachApi",
     "reporting_exports": "services.reporting.exports_api:ExportsApi",
     "tickets": "services.tickets.api:TicketsApi",
 }
