@@ -92,6 +92,9 @@ async def test_a_list_is_created_and_a_csv_with_a_bad_line_imports_the_rest(
         errors = page.get_by_test_id("import-error")
         await expect(errors).to_have_count(1)
         await expect(errors.locator("td").first).to_have_text("3")  # the header is line 1
+        # the column it names in the UI's words, the server's detail after it
+        await expect(errors.locator("td").nth(1)).to_contain_text("メールアドレス")
+        await expect(errors.locator("td").nth(1)).to_contain_text("これはアドレスではない")
         await expect(page.get_by_test_id("list-member-count")).to_have_text("2件のメンバー")
         members = page.get_by_test_id("member-row")
         await expect(members).to_have_count(2)

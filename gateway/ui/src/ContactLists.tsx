@@ -4,12 +4,21 @@
 import { FormEvent, useCallback, useEffect, useRef, useState } from "react";
 import { api } from "./api";
 import { Dialog } from "./Dialog";
-import { errorText } from "./errors";
+import { errorText, fieldLabel } from "./errors";
 import { useFormat } from "./format";
-import { useI18n } from "./i18n";
+import { T, useI18n } from "./i18n";
 import { ContactList, Import, Member } from "./outreachTypes";
 
 const SEARCH_DELAY_MS = 400;
+
+/** A refused line's reason in the operator's words where it names a column
+ * ("address: … is not a mail address"), with the server's words after it. */
+function lineError(message: string, t: T): string {
+  const m = /^([a-z_.]+): (.*)$/s.exec(message);
+  const label = m ? fieldLabel(m[1], t) : "";
+  if (!m || !label) return message;
+  return t("error.detail", { text: t("error.in_field", { text: t("error.invalid_argument"), field: label }), detail: m[2] });
+}
 const IMPORT_POLL_MS = 1000;
 
 export function ListsScreen() {
@@ -209,6 +218,7 @@ function CsvImport({ listId, onDone }: { listId: string; onDone: () => void }) {
               failed: job.failed,
             })}
           </span>
+          {job.state === "failed" && job.message && <span className="muted small"> ({job.message})</span>}
           {job.errors.length > 0 && (
             <table className="table" data-testid="import-errors">
               <thead>
@@ -221,7 +231,7 @@ function CsvImport({ listId, onDone }: { listId: string; onDone: () => void }) {
                 {job.errors.map((e, i) => (
                   <tr key={i} data-testid="import-error">
                     <td>{e.line}</td>
-                    <td>{e.message}</td>
+                    <td>{lineError(e.message, t)}</td>
                   </tr>
                 ))}
               </tbody>
@@ -303,7 +313,7 @@ export function ListView({ id, masked }: { id: string; masked: boolean }) {
       </div>
       {notice && <p className="notice" role="status" data-testid="list-notice">{notice}</p>}
       <div className="two">
-        <form className="card row gap wrap" onSubmit={add} data-testid="member-add">
+        <form className="card row gap wrap start" onSubmit={add} data-testid="member-add">
           <strong>{t("out.member_add")}</strong>
           <input type="email" placeholder={t("out.address")} aria-label={t("out.address")} value={adding.address} onChange={(e) => setAdding({ ...adding, address: e.target.value })} data-testid="member-address" />
           <input placeholder={t("contacts.name")} aria-label={t("contacts.name")} value={adding.name} onChange={(e) => setAdding({ ...adding, name: e.target.value })} data-testid="member-name" />
@@ -312,7 +322,7 @@ export function ListView({ id, masked }: { id: string; masked: boolean }) {
         <CsvImport listId={id} onDone={reload} />
       </div>
       <div className="row gap">
-        <input type="search" placeholder={t(masked ? "contacts.search_masked" : "contacts.search")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="member-search" />
+        <input type="search" size={40} placeholder={t(masked ? "contacts.search_masked" : "contacts.search")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="member-search" />
       </div>
       <table className="table" data-testid="members">
         <thead>

@@ -37,6 +37,7 @@ export interface Import {
   imported: number;
   failed: number;
   errors: { line: number; message: string }[];
+  message?: string; // why a failed import failed (the server's words)
   created_at: string;
   finished_at: string | null;
 }
