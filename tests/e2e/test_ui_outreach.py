@@ -38,7 +38,7 @@ async def api(stack: Stack, token: str, method: str, path: str, body: Any = None
     return out
 
 
-async def list_with(stack: Stack, admin: str, name: str, contacts: list[dict[str, str]]) -> str:
+async def list_with(stack: Stack, admin: str, name: str, contacts: list[dict[str, Any]]) -> str:
     made = await api(stack, admin, "POST", "/contact-lists", {"name": name, "description": ""})
     out = await api(
         stack, admin, "POST", f"/contact-lists/{made['id']}/members", {"contacts": contacts}
@@ -343,3 +343,78 @@ async def test_an_agent_without_manage_outreach_sees_no_campaigns(
         await page2.context.close()
     finally:
         await ctx.close()
+
+
+async def test_custom_fields_feed_the_segment_editor_and_refusals_are_in_japanese(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    page = await signed_in(browser, stack, tenant)
+    try:
+        await page.goto(f"{stack.gateway_url}/#/contacts/fields")
+        await page.get_by_test_id("field-add").click()
+        await page.get_by_test_id("field-key").fill("Bad Key")
+        await page.get_by_test_id("field-label").fill("プラン")
+        await page.get_by_test_id("fields-save").click()
+        await expect(page.get_by_test_id("fields-notice")).to_contain_text("カスタム項目のキー")
+        assert (await api(stack, admin, "GET", "/contact-fields"))["fields"] == []
+        await page.get_by_test_id("field-key").fill("plan")
+        await page.get_by_test_id("fields-save").click()
+        await expect(page.get_by_test_id("fields-notice")).to_have_text("保存しました。")
+        stored = await api(stack, admin, "GET", "/contact-fields")
+        assert stored["fields"] == [{"key": "plan", "label": "プラン", "type": "text"}]
+
+        domain = f"plan-{uuid.uuid4().hex[:8]}.example"
+        await list_with(
+            stack,
+            admin,
+            "プラン別",
+            [
+                {"address": f"g1@{domain}", "custom": {"plan": "gold"}},
+                {"address": f"g2@{domain}", "custom": {"plan": "gold"}},
+                {"address": f"f1@{domain}", "custom": {"plan": "free"}},
+            ],
+        )
+        await page.goto(f"{stack.gateway_url}/#/contacts/segments/new")
+        count = page.get_by_test_id("live-count")
+        await expect(count).to_have_text("すべての値を入力すると件数を表示します")
+        cond = page.get_by_test_id("condition")
+        await cond.get_by_test_id("cond-field").select_option(label="プラン")
+        await cond.get_by_test_id("cond-value").fill("gold")
+        await expect(count).to_have_text("2件の連絡先")
+
+        # a date field offers the date operators; a bad number of days is refused at its row
+        await page.get_by_test_id("cond-add").click()
+        second = cond.nth(1)
+        await second.get_by_test_id("cond-field").select_option(label="最終連絡日時")
+        await second.get_by_test_id("cond-op").select_option(label="が過去次の日数以内")
+        await second.get_by_test_id("cond-value").fill("-1")
+        problem = page.get_by_test_id("segment-problem")
+        await expect(problem).to_contain_text("条件の値")
+        await expect(second).to_have_class("row gap cond invalid")
+        await second.get_by_test_id("cond-remove").click()
+        await expect(problem).to_have_count(0)
+        await expect(count).to_have_text("2件の連絡先")
+
+        # a campaign with an unknown reserved word is refused naming the body
+        await page.goto(f"{stack.gateway_url}/#/campaigns/new")
+        await page.get_by_test_id("camp-name").fill("言葉の誤り")
+        await page.get_by_test_id("camp-audience").select_option(label="プラン別")
+        await page.get_by_test_id("camp-subject").fill("お知らせ")
+        await page.get_by_test_id("camp-body").fill("{{customer.nickname}} 様")
+        await page.get_by_test_id("camp-save").click()
+        refusal = page.get_by_test_id("camp-error")
+        await expect(refusal).to_have_attribute("data-field", "body")
+        await expect(refusal).to_contain_text("本文")
+        await expect(refusal).to_contain_text("customer.nickname")
+        assert (await api(stack, admin, "GET", "/campaigns"))["campaigns"] == []
+
+        # the same screens in English
+        await page.get_by_test_id("lang").click()
+        await page.goto(f"{stack.gateway_url}/#/contacts/lists")
+        await expect(page.get_by_test_id("contacts-tab-segments")).to_have_text("Segments")
+        await expect(page.get_by_test_id("nav-campaigns")).to_have_text("Campaigns")
+        row = page.get_by_test_id("list-row").filter(has_text="プラン別")
+        await expect(row.get_by_test_id("list-count")).to_have_text("3")
+    finally:
+        await page.context.close()

@@ -284,7 +284,11 @@ export function ListView({ id, masked }: { id: string; masked: boolean }) {
         `/contact-lists/${id}/members`,
         { contacts: [contact] },
       );
-      if (r.errors.length) setNotice(t("out.member_refused", { message: r.errors[0].message }));
+      const refused = r.errors[0];
+      if (refused) {
+        const said = refused.message.startsWith(`${refused.field}:`) ? refused.message : `${refused.field}: ${refused.message}`;
+        setNotice(t("out.member_refused", { message: lineError(said, t) }));
+      }
       else {
         setNotice(t(r.added ? "out.member_added" : "out.member_updated", { address: contact.address }));
         setAdding({ address: "", name: "" });

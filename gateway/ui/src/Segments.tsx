@@ -8,7 +8,7 @@ import { go } from "./App";
 import { errorText } from "./errors";
 import { useFormat } from "./format";
 import { Key, useI18n } from "./i18n";
-import { BUILTIN_FIELDS, Condition, FieldDef, kindOf, NO_VALUE, OPS, Segment, useFieldDefs, useLists } from "./outreachTypes";
+import { BUILTIN_FIELDS, complete, Condition, FieldDef, kindOf, NO_VALUE, opsFor, Segment, useFieldDefs, useLists } from "./outreachTypes";
 
 const COUNT_DELAY_MS = 400;
 
@@ -92,7 +92,7 @@ function ConditionRow({
   const kind = kindOf(c.field, defs);
   const fields = [...BUILTIN_FIELDS.map((f) => f.field), ...defs.map((d) => `custom.${d.key}`)];
   const chooseField = (field: string) => {
-    const ops = OPS[kindOf(field, defs)];
+    const ops = opsFor(field, defs);
     set({ field, op: ops.includes(c.op) ? c.op : ops[0], value: "" });
   };
   let value;
@@ -129,7 +129,7 @@ function ConditionRow({
         ))}
       </select>
       <select value={c.op} onChange={(e) => set({ ...c, op: e.target.value, value: NO_VALUE.has(e.target.value) ? "" : c.value })} aria-label={t("out.op")} data-testid="cond-op">
-        {OPS[kind].map((o) => (
+        {opsFor(c.field, defs).map((o) => (
           <option key={o} value={o}>{t(`out.op.${o}` as Key)}</option>
         ))}
       </select>
@@ -174,6 +174,12 @@ export function SegmentEditor({ id: shown }: { id: string }) {
   // the live count: asked a moment after the last change; an older answer is dropped
   useEffect(() => {
     let current = true;
+    if (!complete(conds)) {
+      setCount(null);
+      setProblem(null);
+      setCounting(false);
+      return;
+    }
     setCounting(true);
     const h = window.setTimeout(async () => {
       try {
@@ -227,7 +233,7 @@ export function SegmentEditor({ id: shown }: { id: string }) {
         <a href="#/contacts/segments">← {t("out.tab.segments")}</a>
         <span className="spacer" />
         <strong className="segment-count" data-testid="live-count" aria-live="polite">
-          {count === null ? (counting ? "…" : "—") : t("out.live_count", { n: count })}
+          {count === null ? (counting ? "…" : complete(conds) ? "—" : t("out.fill_values")) : t("out.live_count", { n: count })}
         </strong>
       </div>
       {notice && <p className="notice" role="status" data-testid="segment-notice">{notice}</p>}

@@ -142,6 +142,17 @@ export function kindOf(field: string, defs: FieldDef[]): CondKind {
   return BUILTIN_FIELDS.find((f) => f.field === field)?.kind ?? "text";
 }
 
+/** The operators a field takes (as tickets checks them): a custom number or date and the
+ * last contact may also be set or not. */
+export function opsFor(field: string, defs: FieldDef[]): string[] {
+  const kind = kindOf(field, defs);
+  const optional = field === "last_contact_at" || (field.startsWith("custom.") && kind !== "text");
+  return optional ? [...OPS[kind], "exists", "not_exists"] : OPS[kind];
+}
+
+/** Whether every condition that needs a value has one (else nothing is counted yet). */
+export const complete = (conds: Condition[]) => conds.every((c) => NO_VALUE.has(c.op) || c.value.trim() !== "");
+
 /** The custom field definitions (any operator may read them); [] until read. */
 export function useFieldDefs(): [FieldDef[], () => void] {
   const [defs, setDefs] = useState<FieldDef[]>([]);
