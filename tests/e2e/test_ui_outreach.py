@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from services.devstack.stack import Stack
-from tests.browser import chromium, context, shot, sign_in
+from tests.browser import chromium, context, pick_time, shot, sign_in
 from tests.e2e.test_access import OWN_PASSWORD, own_operator
 from tests.e2e.test_accounts import admin_of, call
 from tests.helpers import Tenant, eventually
@@ -116,6 +117,29 @@ async def test_a_list_is_created_and_a_csv_with_a_bad_line_imports_the_rest(
 
         await page.get_by_test_id("contacts-tab-lists").click()
         await expect(row.get_by_test_id("list-count")).to_have_text("3")
+
+        # renamed, then deleted after asking (Cancel keeps it)
+        await row.get_by_test_id("list-rename").click()
+        await page.get_by_test_id("rename-name").fill("冬のお知らせ")
+        await page.get_by_test_id("rename-save").click()
+        await expect(page.get_by_test_id("lists-notice")).to_have_text("保存しました。")
+        renamed = page.get_by_test_id("list-row").filter(has_text="冬のお知らせ")
+        await expect(renamed.get_by_test_id("list-count")).to_have_text("3")
+        await renamed.get_by_test_id("list-delete").click()
+        dialog = page.get_by_test_id("list-delete-dialog")
+        await expect(dialog).to_contain_text("連絡先は残り")
+        await dialog.get_by_text("キャンセル").click()
+        await expect(renamed).to_have_count(1)
+        await renamed.get_by_test_id("list-delete").click()
+        await page.get_by_test_id("list-delete-confirm").click()
+        await expect(page.get_by_test_id("lists-notice")).to_have_text(
+            "リスト「冬のお知らせ」を削除しました。"
+        )
+        await expect(page.get_by_test_id("list-row")).to_have_count(0)
+        await page.get_by_test_id("contacts-tab-contacts").click()  # the contacts stay
+        await expect(page.get_by_test_id("contact-row").filter(has_text="佐藤 三郎")).to_have_count(
+            1
+        )
     finally:
         await page.context.close()
 
@@ -225,6 +249,71 @@ async def test_a_campaign_sent_now_completes_with_its_totals_and_the_mails(
         row = page.get_by_test_id("camp-row").filter(has_text="12月のご案内")
         await expect(row.get_by_test_id("camp-state")).to_have_text("完了")
         await expect(row).to_contain_text("3 / 3")
+    finally:
+        await page.context.close()
+
+
+async def test_a_campaign_to_a_segment_scheduled_later_with_a_window_is_edited_before_it_runs(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    domain = f"later-{uuid.uuid4().hex[:8]}.example"
+    await list_with(stack, admin, "後で", [{"address": f"l{i}@{domain}"} for i in range(2)])
+    segment = await api(
+        stack,
+        admin,
+        "POST",
+        "/segments",
+        {
+            "name": "後で送る人",
+            "match": "all",
+            "conditions": [{"field": "domain", "op": "eq", "value": domain}],
+        },
+    )
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )  # the tenant's zone is UTC
+    page = await signed_in(browser, stack, tenant)
+    try:
+        await page.goto(f"{stack.gateway_url}/#/campaigns/new")
+        await page.get_by_test_id("camp-name").fill("来月のご案内")
+        await page.get_by_test_id("camp-audience-kind").select_option(label="セグメント")
+        await page.get_by_test_id("camp-audience").select_option(label="後で送る人")
+        await expect(page.get_by_test_id("camp-audience-count")).to_have_text("2件の連絡先")
+        await page.get_by_test_id("camp-subject").fill("{{customer.name}} 様へのご案内")
+        await page.get_by_test_id("camp-body").fill("本文です。")
+        await page.get_by_test_id("camp-preview").click()
+        await expect(page.get_by_test_id("camp-preview-shown")).to_contain_text(
+            "山田 太郎 様へのご案内"
+        )
+        await page.get_by_test_id("camp-when-at").check()
+        await pick_time(page, "camp-at", tomorrow)
+        await page.get_by_test_id("camp-window").check()
+        await page.get_by_test_id("camp-window-start").fill("09:00")
+        await page.get_by_test_id("camp-window-end").fill("17:00")
+        await page.get_by_test_id("camp-throttle").fill("30")
+        await shot(page, "outreach-campaign-form-ja")
+        await page.get_by_test_id("camp-save").click()
+
+        await expect(page.get_by_test_id("camp-state")).to_have_text("予約済み", timeout=15_000)
+        await expect(page.get_by_test_id("campaign")).to_contain_text(
+            tomorrow.strftime("%Y/%m/%d 10:00")
+        )
+        made = (await api(stack, admin, "GET", "/campaigns"))["campaigns"][0]
+        assert made["audience"] == {"segment_id": segment["id"]}
+        assert made["window"] == {"start": "09:00", "end": "17:00", "days": [1, 2, 3, 4, 5]}
+        assert made["throttle_per_domain_per_minute"] == 30
+        assert made["scheduled_at"].startswith(tomorrow.strftime("%Y-%m-%dT10:00"))
+
+        # edited before it runs: the form holds what was saved
+        await page.get_by_test_id("camp-edit").click()
+        await expect(page.get_by_test_id("camp-name")).to_have_value("来月のご案内")
+        await expect(page.get_by_test_id("camp-throttle")).to_have_value("30")
+        await expect(page.get_by_test_id("camp-window-end")).to_have_value("17:00")
+        await page.get_by_test_id("camp-name").fill("来月のご案内（改）")
+        await page.get_by_test_id("camp-save").click()
+        await expect(page.get_by_test_id("camp-title")).to_have_text("来月のご案内（改）")
+        await expect(page.get_by_test_id("camp-state")).to_have_text("予約済み")
     finally:
         await page.context.close()
 

@@ -73,6 +73,12 @@ export function CampaignForm({ campaign, session }: { campaign: Campaign | null;
   const lists = useLists();
   const set = (x: Partial<Form>) => setF((old) => ({ ...old, ...x }));
 
+  // the inboxes may arrive after the form opened (a reload on #/campaigns/new)
+  const firstInbox = session.inboxes[0]?.id ?? "";
+  useEffect(() => {
+    if (firstInbox) setF((old) => (old.inbox_id ? old : { ...old, inbox_id: firstInbox }));
+  }, [firstInbox]);
+
   useEffect(() => {
     void api
       .get<{ segments: Segment[] }>("/segments")
@@ -109,7 +115,13 @@ export function CampaignForm({ campaign, session }: { campaign: Campaign | null;
 
   const showPreview = async () => {
     try {
-      setPreview(await api.post("/campaigns/preview", { subject: f.subject, body: f.body, inbox_id: f.inbox_id }));
+      setPreview(await api.post("/campaigns/preview", {
+          subject: f.subject,
+          body: f.body,
+          inbox_id: f.inbox_id,
+          // an example customer, so that the words show filled in
+          contact: { name: t("camp.example_name"), address: "customer@example.com" },
+        }));
     } catch (err) {
       setError({ text: errorText(err, t), field: err instanceof ApiError ? err.field ?? "" : "" });
     }
@@ -129,6 +141,7 @@ export function CampaignForm({ campaign, session }: { campaign: Campaign | null;
         <label htmlFor="c-inbox">{t("camp.f.inbox")}</label>
         <div className="row gap">
           <select id="c-inbox" value={f.inbox_id} onChange={(e) => set({ inbox_id: e.target.value })} data-testid="camp-inbox">
+            {!f.inbox_id && <option value="">—</option>}
             {session.inboxes.map((i) => (
               <option key={i.id} value={i.id}>{i.name}</option>
             ))}
