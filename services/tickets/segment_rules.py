@@ -42,7 +42,6 @@ _TEXT_COLUMNS = {
 }
 _LOWER = ("address", "domain")
 _CMP = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-_NUMBER = r"'^-?[0-9]+(\.[0-9]+)?$'"
 _ISO_DATE = r"'^[0-9]{4}-[0-9]{2}-[0-9]{2}$'"
 
 
@@ -223,16 +222,24 @@ def _compile_one(c: Condition, arg: _Args, defs: Sequence[FieldDef], now: dateti
             return sql if c.op == "eq" else f"NOT ({sql})"
         return _text_sql(f"(c.custom->>{arg(key)})", c, arg, lower=False)
     if kind == "number":
-        expr = (
-            f"(CASE WHEN c.custom->>{arg(key)} ~ {_NUMBER} "
-            f"THEN (c.custom->>{arg(key)})::numeric END)"
-        )
-        return f"{expr} {_CMP[c.op]} {arg(Decimal(c.value))}::numeric"
+        return _number_sql(key, [c], arg)
     expr = f"(CASE WHEN c.custom->>{arg(key)} ~ {_ISO_DATE} THEN c.custom->>{arg(key)} END)"
     if c.op in ("within_days", "not_within_days"):
         since = (now.date() - timedelta(days=c.value)).isoformat()
         return f"{expr} {'>=' if c.op == 'within_days' else '<'} {arg(since)}::text"
     return f"{expr} {_CMP[c.op]} {arg(c.value)}::text"
+
+
+def _number_sql(key: str, conditions: Sequence[Condition], arg: _Args) -> str:
+    """Comparisons of one number field, all to hold: a range of contact_numbers (the
+    numbers among custom values, kept by a trigger) probed for the contact."""
+    ranges = " AND ".join(
+        f"n.value {_CMP[c.op]} {arg(Decimal(c.value))}::numeric" for c in conditions
+    )
+    return (
+        "EXISTS (SELECT 1 FROM contact_numbers n WHERE n.tenant_id = c.tenant_id "
+        f"AND n.contact_id = c.id AND n.key = {arg(key)}::text AND {ranges})"
+    )
 
 
 def _text_sql(expr: str, c: Condition, arg: _Args, *, lower: bool) -> str:
@@ -285,7 +292,17 @@ def compile_where(query: Query, args: list[Any], defs: Sequence[FieldDef], now: 
     """The query as one SQL condition over contact `c`; its values appended to `args`
     (numbered after those already there)."""
     arg = _Args(args)
-    parts = [f"({_compile_one(c, arg, defs, now)})" for c in query.conditions]
+    numbers = {d.key for d in defs if d.type == "number"}
+    ranges: dict[str, list[Condition]] = {}
+    rest: list[Condition] = []
+    for c in query.conditions:
+        key = c.field[len("custom.") :] if c.field.startswith("custom.") else ""
+        if query.match == "all" and key in numbers and c.op in _CMP:
+            ranges.setdefault(key, []).append(c)  # one probe per field: its whole range
+        else:
+            rest.append(c)
+    parts = [f"({_number_sql(key, cs, arg)})" for key, cs in ranges.items()]
+    parts += [f"({_compile_one(c, arg, defs, now)})" for c in rest]
     if not parts:
         return "TRUE"
     return f" {'AND' if query.match == 'all' else 'OR'} ".join(parts)

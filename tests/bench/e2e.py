@@ -29,6 +29,9 @@
   (`tests/bench/facts_intake.py`).
 - exports: a CSV of 200,000 tickets in rows/s, and a zip of 6,000 .eml files beside the
   raw store's read rate (`tests/bench/exports.py`).
+- segments: the live segment count over 1,000,000 contacts of one tenant, six shapes
+  through `POST /api/v1/segments/count`, beside a bare `count(*)` of the tenant
+  (`tests/bench/segments.py`).
 - ui: the web UI in headless chromium — first load of the inbox page, ticket open time,
   and scrolling a list of 10,000 tickets without long tasks (`tests/bench/ui.py`).
 - scale: the ticket list (50 rows, common filters) and a Japanese keyword search on the
@@ -79,6 +82,7 @@ from tests.bench import (
     reports,
     rules,
     scale,
+    segments,
     sla,
     ui,
 )
@@ -315,6 +319,8 @@ async def main() -> int:
             outbound_figures = await outbound.run(stack, admin, await tenant_of(stack, admin))
             print("sla timers…", file=sys.stderr)
             sla_figures = await sla.run(stack)
+            print("segments…", file=sys.stderr)
+            segments_figures = await segments.run(stack)
             print("exports…", file=sys.stderr)
             exports_figures = await exports.run(stack)
             print("reports…", file=sys.stderr)
@@ -355,6 +361,7 @@ async def main() -> int:
         "assignment": assignment_figures,
         "outbound": outbound_figures,
         "sla": sla_figures,
+        "segments": segments_figures,
         "exports": exports_figures,
         "reports": report_figures,
         "live_queue": live_figures,

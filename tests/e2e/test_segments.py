@@ -80,7 +80,7 @@ async def test_each_op_counts_what_the_audience_holds(stack: Stack) -> None:
     await asyncio.to_thread(send, stack.smtp_port, msg, [tenant.address])
 
     async def dan_contacted() -> dict[str, Any] | None:
-        code, page = await api_get(stack, token, f"/api/v1/contacts?q={d}")
+        _, page = await api_get(stack, token, f"/api/v1/contacts?q={d}")
         found = [x for x in page.get("items", []) if d in x["addresses"]]
         return found[0] if found and found[0]["last_contact_at"] else None
 
