@@ -113,7 +113,11 @@ def write_of(body: dict[str, Any], campaign_id: str = "") -> pb.CampaignWrite:
                 )
             )
     if "throttle_per_domain_per_minute" in body:
-        w.throttle_per_domain_per_minute = body["throttle_per_domain_per_minute"] or 0
+        value = body["throttle_per_domain_per_minute"]
+        if value is not None and value < 1:
+            field = "throttle_per_domain_per_minute"
+            raise ApiError(400, "invalid_argument", f"{field} is at least 1 (null: none)", field)
+        w.throttle_per_domain_per_minute = value or 0
     return w
 
 

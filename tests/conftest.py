@@ -32,6 +32,8 @@ OUTBOUND_TEST_ENV = {
     "SB_SEND_RETRY_BASE_S": "0.3",
     "SB_SEND_RETRY_CAP_S": "1",
     "SB_SEND_MAX_ATTEMPTS": "3",
+    # campaigns' per-domain throttle counts per 2 s instead of a minute (issue 20)
+    "SB_CAMPAIGN_THROTTLE_PERIOD_S": "2",
 }
 
 

@@ -6,7 +6,6 @@ final approval with `send` from approval's)."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 from datetime import timedelta
 
 from pydantic import Field, SecretStr
@@ -217,8 +216,9 @@ async def main() -> int:
         rt.clock,
     )
     campaign_finish = CampaignFinish(deps, rt.clock, campaign_sender.touched)
-    dispatcher.on_final = _both(finisher.wake, campaign_finish.wake)
     rt.add_background(campaign_sender.name, campaign_sender.start, campaign_sender.stop)
+    snapshots = campaign_sender.snapshots
+    rt.add_background(snapshots.name, snapshots.start, snapshots.stop)
     rt.add_background(campaign_finish.name, campaign_finish.start, campaign_finish.stop)
     await rt.add_consumer(
         registry.OUTBOUND_CAMPAIGN_MAIL,
@@ -246,11 +246,3 @@ async def main() -> int:
     )
     rt.log.info("outbound worker", worker=worker, relay=settings.smtp_relay_host or None)
     return await rt.serve()
-
-
-def _both(*wakes: Callable[[], None]) -> Callable[[], None]:
-    def wake() -> None:
-        for w in wakes:
-            w()
-
-    return wake

@@ -11,13 +11,16 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from email.header import Header
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 from typing import Any
 
 import asyncpg
 from switchboard.v1 import events_pb2
 
 from services.runtime import events, log
-from services.runtime import mail as mime
 from services.runtime.bus import Delivery
 from services.runtime.clock import Clock
 from services.runtime.errors import InvalidArgument
@@ -40,6 +43,7 @@ CAMPAIGN_HEADERS = (
     ("X-Auto-Response-Suppress", "OOF, AutoReply"),
 )
 MESSAGE_ID_PREFIX = "campaign."
+_CRLF = compat32.clone(linesep="\r\n", max_line_length=998)  # no fold in a URL
 FINISH_BATCH = 500
 
 # the campaign, the sends' new states (sent/failed/unknown → the recipient's)
@@ -92,25 +96,18 @@ def render_mail(
     person = Person(address=row["address"], name=row["name"], custom=custom)
     tz = cd.zone(row["time_zone"], c.tenant_zone)
     today = cd.local_date(now, tz)
-    subject = cd.render(
-        c.subject, person, inbox_name=inbox_name, today=today, unsubscribe_url=url
-    ).replace("\n", " ")
+    subject = cd.render(c.subject, person, inbox_name=inbox_name, today=today, unsubscribe_url=url)
     text = cd.render(c.body, person, inbox_name=inbox_name, today=today, unsubscribe_url=url)
-    sender = mime.Mailbox(mime.header_text(inbox_name), inbox_address)
-    to = mime.parse_address(
-        f"{mime.header_text(row['name'])} <{row['address']}>" if row["name"] else row["address"],
-        "to",
-    )
     mid = message_id(row["id"], cd.domain_of(inbox_address))
-    out = mime.Outgoing(
-        sender=sender,
-        to=[to],
-        cc=[],
+    raw = build_bulk(
+        sender=(inbox_name, inbox_address),
+        to=(row["name"], row["address"]),
         subject=subject,
         text=text,
-        extra_headers=(*CAMPAIGN_HEADERS, *list_headers),
+        message_id=mid,
+        date=now,
+        headers=(*CAMPAIGN_HEADERS, *list_headers),
     )
-    raw = mime.build(out, message_id=mid, date=now).as_bytes()
     return NewSend(
         id=d.ids.new(),
         tenant_id=c.tenant_id,
@@ -126,15 +123,58 @@ def render_mail(
         lock_held=False,
         status_after=0,
         message_id=mid,
-        subject=subject,
+        subject=_one_line(subject),
         envelope_from=inbox_address,
-        recipients=[to.address],
+        recipients=[row["address"]],
         raw=raw,
         dkim_signed=False,
         send_at=now,
         max_attempts=d.max_attempts,
         route_name="",
     )
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
+def build_bulk(
+    *,
+    sender: tuple[str, str],
+    to: tuple[str, str],
+    subject: str,
+    text: str,
+    message_id: str,
+    date: datetime,
+    headers: Sequence[tuple[str, str]],
+) -> bytes:
+    """A plain-text campaign mail's bytes (CRLF, UTF-8 in base64, RFC 2047 words in the
+    headers). The email package's legacy (compat32) writer: the modern policy's header
+    folding costs some 30 times as much, which for 10,000 mails is most of the sending;
+    the values are one-line text and checked addresses, so nothing here needs it."""
+    body = "\r\n".join(text.splitlines()) + "\r\n"
+    msg = MIMEText(body, "plain", "utf-8")
+    msg["From"] = _mailbox(*sender)
+    msg["To"] = _mailbox(*to)
+    msg["Subject"] = _words(subject)
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = f"<{message_id}>"
+    for name, value in headers:
+        msg[name] = _one_line(value)
+    return msg.as_bytes(policy=_CRLF)
+
+
+def _words(text: str) -> str:
+    """One line; RFC 2047 encoded words (each under 76 characters) unless ASCII."""
+    text = _one_line(text)
+    return text if text.isascii() else Header(text, "utf-8").encode(linesep="")
+
+
+def _mailbox(name: str, address: str) -> str:
+    name = _one_line(name)
+    if not name or name.isascii():
+        return formataddr((name, address))
+    return f"{_words(name)} <{address}>"
 
 
 def _json(raw: Any) -> dict[str, str]:
@@ -185,10 +225,12 @@ async def insert_sends(
 
 
 class CampaignFinish(PeriodicTask):
-    """The sends' outcomes on their recipients, in batches: the `finished` step of a
-    campaign's outbox items (the generic finisher leaves them: no ticket to file a
-    campaign mail in). Sent → `sent`; failed → `failed`; unknown (the sender died in
-    the message: never sent again on its own) → `failed`, with why."""
+    """The sends' outcomes on their recipients, in batches of up to 500 each second (not
+    woken per mail: while a campaign sends, its bookkeeping must not compete with the
+    sending): the `finished` step of a campaign's outbox items (the generic finisher
+    leaves them: no ticket to file a campaign mail in). Sent → `sent`; failed →
+    `failed`; unknown (the sender died in the message: never sent again on its own) →
+    `failed`, with why."""
 
     def __init__(self, d: Deps, clock: Clock, touched: Touched) -> None:
         super().__init__("campaign-finish", 1.0)

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,10 +35,12 @@ from services.runtime.identity import Identity
 from services.runtime.periodic import PeriodicTask
 
 from . import campaign_domain as cd
+from . import signing
 from .api import Deps
 from .automatic import ACTOR
 from .campaign_mail import insert_sends, render_mail
 from .campaign_repo import Campaign, CampaignRepo, Member
+from .repo import NewSend
 from .suppression import UnsubscribeConfig, suppressed_among
 
 SNAPSHOT_LEASE = timedelta(seconds=30)
@@ -97,12 +99,16 @@ class CampaignSender(PeriodicTask):
         self._inboxes: dict[str, tuple[float, dict[str, Any]]] = {}
         self._announced: dict[uuid.UUID, float] = {}
         self._log = log.get("outbound.campaigns")
+        # the snapshots run beside the sending (a campaign's first recipients go while
+        # the rest are still being read)
+        self.snapshots = _Snapshots(self)
 
     async def step(self) -> bool:
         started = await self._start_due()
-        snapped = await self._snapshot()
         sent = await self._send_batch()
-        return started or snapped or sent
+        if started:
+            self.snapshots.wake()
+        return started or sent
 
     # -- (1) start -------------------------------------------------------------------
 
@@ -134,7 +140,7 @@ class CampaignSender(PeriodicTask):
 
     # -- (2) the audience snapshot -----------------------------------------------------
 
-    async def _snapshot(self) -> bool:
+    async def snapshot(self) -> bool:
         d = self._d
         now = self._clock.now()
         c = await self._repo.claim_snapshot(self._s.worker, now, now + SNAPSHOT_LEASE)
@@ -261,6 +267,7 @@ class CampaignSender(PeriodicTask):
                 new.append(mail)
                 queued.append(r["id"])
             if new:
+                new = await self._signed(new)
                 sends = await insert_sends(d, conn, new, now)
                 await self._repo.mark_queued(
                     conn, queued, [s.id for s in sends], [s.message_id for s in sends], now
@@ -335,6 +342,29 @@ class CampaignSender(PeriodicTask):
                 await self._repo.set_states(conn, ids, "suppressed", self._clock.now())
         return out
 
+    async def _signed(self, mails: list[NewSend]) -> list[NewSend]:
+        """DKIM-signed when the tenant has a key for the sender's domain (OUT-7): the
+        key read once per tenant and domain of the batch."""
+        keys: dict[tuple[uuid.UUID, str], Any] = {}
+        out = []
+        for m in mails:
+            where = (m.tenant_id, cd.domain_of(m.envelope_from))
+            if where not in keys:
+                key = await self._d.repo.dkim_key(str(where[0]), where[1])
+                pem = (
+                    self._d.box.open(bytes(key.private_key_sealed), f"{where[0]}:{key.domain}")
+                    if key is not None
+                    else None
+                )
+                keys[where] = (key, pem)
+            key, pem = keys[where]
+            if key is None:
+                out.append(m)
+                continue
+            raw = signing.sign(m.raw, domain=key.domain, selector=key.selector, private_pem=pem)
+            out.append(replace(m, raw=raw, dkim_signed=True))
+        return out
+
     async def _inbox(self, tenant: str, inbox_id: str) -> Any:
         hit = self._inboxes.get(tenant)
         if hit is None or time.monotonic() - hit[0] > 10:
@@ -374,3 +404,12 @@ class CampaignSender(PeriodicTask):
         d.outbox.wake()
         for c in done.values():
             self._log.info("campaign completed", campaign_id=str(c.id), tenant_id=str(c.tenant_id))
+
+
+class _Snapshots(PeriodicTask):
+    def __init__(self, sender: CampaignSender) -> None:
+        super().__init__("campaign-snapshots", 1.0)
+        self._sender = sender
+
+    async def step(self) -> bool:
+        return await self._sender.snapshot()

@@ -21,6 +21,8 @@
   plan in process plus one bare UPDATE of as many rows (`tests/bench/assignment.py`).
 - outbound: 1,000 mails due together, sent to a local aiosmtpd sink, beside aiosmtplib
   sending them directly; their lateness p50/p99 (`tests/bench/outbound.py`).
+- campaigns: a campaign to N contacts sent to a local sink, beside N ready mails sent by
+  the same outbound (`tests/bench/campaigns.py`).
 - live_queue: a new mail visible on a supervisor's live socket (`report.live_queue`),
   beside the `ticket.created` push of the same mail (`tests/bench/live_queue.py`).
 - facts_intake: reporting's consumer lag each second while mail comes in at 200/s for a
@@ -72,6 +74,7 @@ from tests.bench import (
     approval,
     assignment,
     before_after,
+    campaigns,
     compose,
     exports,
     facts_intake,
@@ -317,6 +320,8 @@ async def main() -> int:
             assignment_figures = await assignment.run(stack)
             print("outbound…", file=sys.stderr)
             outbound_figures = await outbound.run(stack, admin, await tenant_of(stack, admin))
+            print("campaigns…", file=sys.stderr)
+            campaign_figures = await campaigns.run(stack, admin, await tenant_of(stack, admin))
             print("sla timers…", file=sys.stderr)
             sla_figures = await sla.run(stack)
             print("segments…", file=sys.stderr)
@@ -360,6 +365,7 @@ async def main() -> int:
         "rules": rules_figures,
         "assignment": assignment_figures,
         "outbound": outbound_figures,
+        "campaigns": campaign_figures,
         "sla": sla_figures,
         "segments": segments_figures,
         "exports": exports_figures,

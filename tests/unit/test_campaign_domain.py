@@ -196,3 +196,31 @@ def test_schedule_and_throttle_checks() -> None:
     with pytest.raises(InvalidArgument) as err:
         cd.check_throttle(0)
     assert err.value.field == "throttle_per_domain_per_minute"
+
+
+def test_a_campaign_mail_is_written_with_encoded_words_and_unfolded_list_headers() -> None:
+    from email import message_from_bytes
+    from email.policy import default
+
+    from services.outbound.campaign_mail import CAMPAIGN_HEADERS, build_bulk
+
+    url = "<https://desk.example/unsubscribe/" + "x" * 200 + ">"
+    raw = build_bulk(
+        sender=("サポート窓口", "help@desk.example"),
+        to=("Yamada, Taro\r\nBcc: evil@x.example", "taro@example.jp"),
+        subject="春のご案内" * 12 + "\nBcc: evil@x.example",
+        text="山田様\nお知らせです。\n",
+        message_id="campaign.abc.1234@desk.example",
+        date=datetime(2026, 4, 1, 9, 0, tzinfo=UTC),
+        headers=(*CAMPAIGN_HEADERS, ("List-Unsubscribe", url)),
+    )
+    lines = raw.split(b"\r\n")
+    assert all(len(line) <= 998 for line in lines) and b"\n" not in raw.replace(b"\r\n", b"")
+    assert not any(line.lower().startswith(b"bcc:") for line in lines)  # no header injected
+    m = message_from_bytes(raw, policy=default)
+    assert m["From"].addresses[0].display_name == "サポート窓口"
+    assert m["To"].addresses[0].addr_spec == "taro@example.jp"
+    assert str(m["Subject"]).startswith("春のご案内春のご案内") and "\n" not in str(m["Subject"])
+    assert str(m["List-Unsubscribe"]) == url and m["Precedence"] == "bulk"
+    assert m["Message-ID"] == "<campaign.abc.1234@desk.example>"
+    assert m.get_body(("plain",)).get_content() == "山田様\r\nお知らせです。\r\n"
