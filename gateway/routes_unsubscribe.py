@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 
 import grpc
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from switchboard.v1 import outbound_outreach_pb2 as pb
 
 from services.outbound.suppression_domain import is_one_click
@@ -93,7 +94,7 @@ async def unsubscribe_post(request: web.Request) -> web.Response:
         return _refused(request, "busy", 429)
     try:
         one_click = await _one_click(request)
-    except ValueError:  # a malformed multipart body
+    except (ValueError, HttpProcessingError):  # a malformed form (a part's headers, …)
         one_click = False
     if one_click is None:
         return _refused(request, "bad_request", 413)

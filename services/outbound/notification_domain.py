@@ -52,9 +52,10 @@ def check_variables(raw: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in raw.items():
         if not _VAR.match(name):
+            shown = name.isascii() and name.isprintable() and len(name) <= 40
             raise InvalidArgument(
                 "a variable's name is a lower-case letter, then letters, digits or _ (≤ 40)",
-                field=f"variables.{name}"[:100],
+                field=f"variables.{name}" if shown else "variables",
             )
         if len(value) > VALUE_MAX:
             raise InvalidArgument(
@@ -112,11 +113,11 @@ def _word(inner: str, ctx: Context, field: str) -> str:
     }
     if name in fixed:
         return fixed[name]
-    if name.startswith("var."):
-        var = name[4:]
+    var = name[4:] if name.startswith("var.") else ""
+    if _VAR.match(var):
         if var not in ctx.variables:
             raise InvalidArgument(
-                f"{{{{{name}}}}} has no value: add it to variables", field=f"variables.{var}"[:100]
+                f"{{{{{name}}}}} has no value: add it to variables", field=f"variables.{var}"
             )
         return ctx.variables[var]
     shown = name if len(name) <= 60 else name[:60] + "…"

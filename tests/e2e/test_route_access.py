@@ -361,6 +361,31 @@ async def world(stack: Stack) -> World:
     )
     assert code == 201, rule
     made["rule_id"] = rule["id"]
+    # outreach (issue 20): an address on the suppression list, a notification
+    code, entry, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/suppressions",
+        {"address": f"s-{uuid.uuid4().hex[:8]}@customer.example"},
+        token=admin,
+    )
+    assert code == 201, entry
+    made["address"] = entry["address"]
+    code, note, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/notifications",
+        {
+            "inbox_id": tenant.inbox_id,
+            "to": {"address": "n@customer.example"},
+            "subject": "s",
+            "body": "b",
+            "idempotency_key": uuid.uuid4().hex,
+        },
+        token=admin,
+    )
+    assert code == 202, note
+    made["notification_id"] = note["id"]
     made["delivery_id"] = await dead_webhook_delivery(stack, admin, tenant.address)
     code, export, _ = await call(
         stack,
