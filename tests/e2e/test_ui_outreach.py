@@ -289,8 +289,9 @@ async def test_a_campaign_to_a_segment_scheduled_later_with_a_window_is_edited_b
         await page.get_by_test_id("camp-when-at").check()
         await pick_time(page, "camp-at", tomorrow)
         await page.get_by_test_id("camp-window").check()
-        await page.get_by_test_id("camp-window-start").fill("09:00")
-        await page.get_by_test_id("camp-window-end").fill("17:00")
+        await expect(page.get_by_test_id("camp-window-start-hour")).to_have_value("09")
+        await page.get_by_test_id("camp-window-end-hour").select_option("17")
+        await page.get_by_test_id("camp-window-end-minute").select_option("30")
         await page.get_by_test_id("camp-throttle").fill("30")
         await shot(page, "outreach-campaign-form-ja")
         await page.get_by_test_id("camp-save").click()
@@ -301,7 +302,7 @@ async def test_a_campaign_to_a_segment_scheduled_later_with_a_window_is_edited_b
         )
         made = (await api(stack, admin, "GET", "/campaigns"))["campaigns"][0]
         assert made["audience"] == {"segment_id": segment["id"]}
-        assert made["window"] == {"start": "09:00", "end": "17:00", "days": [1, 2, 3, 4, 5]}
+        assert made["window"] == {"start": "09:00", "end": "17:30", "days": [1, 2, 3, 4, 5]}
         assert made["throttle_per_domain_per_minute"] == 30
         assert made["scheduled_at"].startswith(tomorrow.strftime("%Y-%m-%dT10:00"))
 
@@ -309,7 +310,8 @@ async def test_a_campaign_to_a_segment_scheduled_later_with_a_window_is_edited_b
         await page.get_by_test_id("camp-edit").click()
         await expect(page.get_by_test_id("camp-name")).to_have_value("来月のご案内")
         await expect(page.get_by_test_id("camp-throttle")).to_have_value("30")
-        await expect(page.get_by_test_id("camp-window-end")).to_have_value("17:00")
+        await expect(page.get_by_test_id("camp-window-end-hour")).to_have_value("17")
+        await expect(page.get_by_test_id("camp-window-end-minute")).to_have_value("30")
         await page.get_by_test_id("camp-name").fill("来月のご案内（改）")
         await page.get_by_test_id("camp-save").click()
         await expect(page.get_by_test_id("camp-title")).to_have_text("来月のご案内（改）")

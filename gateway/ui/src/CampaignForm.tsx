@@ -63,6 +63,32 @@ function bodyOf(f: Form) {
   };
 }
 
+const pad = (n: number) => String(n).padStart(2, "0");
+
+/** A time of day as HH:MM, chosen as an hour and a minute (the same whatever the browser's
+ * locale, as DateTimeInput's); the window's end may be 24:00. */
+function HourMinute({ value, set, label, testId, end }: { value: string; set: (v: string) => void; label: string; testId: string; end?: boolean }) {
+  const [h, m] = value.split(":");
+  const hours = Array.from({ length: end ? 25 : 24 }, (_, i) => pad(i));
+  const minutes = Array.from({ length: 12 }, (_, i) => pad(i * 5));
+  if (m && !minutes.includes(m)) minutes.push(m);
+  return (
+    <span className="row" role="group" aria-label={label}>
+      <select value={h} onChange={(e) => set(`${e.target.value}:${e.target.value === "24" ? "00" : m}`)} aria-label={label} data-testid={`${testId}-hour`}>
+        {hours.map((x) => (
+          <option key={x} value={x}>{x}</option>
+        ))}
+      </select>
+      :
+      <select value={m} disabled={h === "24"} onChange={(e) => set(`${h}:${e.target.value}`)} aria-label={label} data-testid={`${testId}-minute`}>
+        {minutes.map((x) => (
+          <option key={x} value={x}>{x}</option>
+        ))}
+      </select>
+    </span>
+  );
+}
+
 export function CampaignForm({ campaign, session }: { campaign: Campaign | null; session: Session }) {
   const { t } = useI18n();
   const [f, setF] = useState<Form>(() => formOf(campaign, session));
@@ -178,7 +204,7 @@ export function CampaignForm({ campaign, session }: { campaign: Campaign | null;
         <div>
           <textarea id="c-body" rows={6} value={f.body} aria-invalid={at("body")} onChange={(e) => set({ body: e.target.value })} data-testid="camp-body" />
           <div className="words" data-testid="camp-words">
-            <span className="muted">{t("admin.words")}</span>
+            <span className="muted">{t("camp.words")}</span>
             {CAMPAIGN_WORDS.map((w) => (
               <button key={w} type="button" className="chip" title={t(`camp.word.${w}` as Key)} onClick={() => insert(w)}>{`{{${w}}}`}</button>
             ))}
@@ -219,9 +245,9 @@ export function CampaignForm({ campaign, session }: { campaign: Campaign | null;
         <div className="row gap wrap">
           {f.windowOn && (
             <>
-              <input type="time" value={f.start} onChange={(e) => set({ start: e.target.value })} aria-label={t("camp.window_start")} data-testid="camp-window-start" />
+              <HourMinute value={f.start} set={(v) => set({ start: v })} label={t("camp.window_start")} testId="camp-window-start" />
               –
-              <input type="time" value={f.end} onChange={(e) => set({ end: e.target.value })} aria-label={t("camp.window_end")} data-testid="camp-window-end" />
+              <HourMinute value={f.end} set={(v) => set({ end: v })} label={t("camp.window_end")} testId="camp-window-end" end />
               {DAYS.map((d) => (
                 <label key={d} className="check">
                   <input
@@ -239,7 +265,9 @@ export function CampaignForm({ campaign, session }: { campaign: Campaign | null;
       </div>
       <div className="field">
         <label htmlFor="c-throttle">{t("camp.f.throttle")}</label>
-        <input id="c-throttle" type="number" min={1} value={f.throttle} placeholder={t("camp.throttle_none")} aria-invalid={at("throttle_per_domain_per_minute")} onChange={(e) => set({ throttle: e.target.value })} data-testid="camp-throttle" />
+        <div className="row gap">
+          <input id="c-throttle" type="number" min={1} value={f.throttle} placeholder={t("camp.throttle_none")} aria-invalid={at("throttle_per_domain_per_minute")} onChange={(e) => set({ throttle: e.target.value })} data-testid="camp-throttle" />
+        </div>
       </div>
       {error && <p className="error" role="alert" data-testid="camp-error" data-field={error.field}>{error.text}</p>}
       <div className="actions">
