@@ -2,7 +2,7 @@
 // seconds while it is scheduled or running —, its recipients by state, and the buttons a
 // state allows: Pause while running, Resume while paused, Cancel (asked
 // first) before it ends; a draft is edited, sent now or deleted.
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { api } from "./api";
 import { go, Session } from "./App";
 import { Dialog } from "./Dialog";
@@ -50,6 +50,7 @@ export function CampaignView({ id, session }: { id: string; session: Session }) 
   const [notice, setNotice] = useState("");
   const [asking, setAsking] = useState<"cancel" | "delete" | null>(null);
   const [busy, setBusy] = useState(false);
+  const paged = useRef(false); // more than the first page of recipients is shown
 
   const load = useCallback(
     async (cursor = "") => {
@@ -62,6 +63,7 @@ export function CampaignView({ id, session }: { id: string; session: Session }) 
         });
         setRecipients((old) => (cursor ? [...old, ...r.recipients] : r.recipients));
         setNext(r.next_cursor);
+        paged.current = !!cursor;
       } catch (e) {
         setNotice(errorText(e, t));
       }
@@ -75,9 +77,13 @@ export function CampaignView({ id, session }: { id: string; session: Session }) 
   const moving = c?.state === "running" || c?.state === "scheduled";
   useEffect(() => {
     if (!moving) return;
-    const h = window.setInterval(() => void load(), REFRESH_MS);
+    // the totals each time; the recipients too unless more pages were read (kept as read)
+    const h = window.setInterval(() => {
+      if (!paged.current) void load();
+      else void api.get<Campaign>(`/campaigns/${id}`).then(setC).catch(() => {});
+    }, REFRESH_MS);
     return () => window.clearInterval(h);
-  }, [moving, load]);
+  }, [moving, load, id]);
 
   const act = async (action: keyof typeof ACTIONS) => {
     setAsking(null);
