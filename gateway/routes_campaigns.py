@@ -64,7 +64,7 @@ def campaign(c: pb.Campaign) -> dict[str, Any]:
     }
 
 
-def recipient(r: pb.Recipient) -> dict[str, Any]:
+def recipient(r: pb.CampaignRecipient) -> dict[str, Any]:
     return {
         "id": r.id,
         "contact_id": r.contact_id,

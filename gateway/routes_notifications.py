@@ -67,7 +67,7 @@ async def create_notification(request: web.Request) -> web.Response:
             template_id=body.get("template_id", ""),
             subject=body.get("subject", ""),
             body=body.get("body", ""),
-            to=pb.NotificationRecipient(address=to["address"], name=to.get("name", "")),
+            to=pb.Recipient(address=to["address"], name=to.get("name", "")),
             variables={k: _text(v) for k, v in body.get("variables", {}).items()},
         ),
         metadata=metadata(request),

@@ -66,8 +66,8 @@ def campaign_pb(c: Campaign, totals: dict[str, int]) -> pb.Campaign:
     return out
 
 
-def recipient_pb(r: Any) -> pb.Recipient:
-    out = pb.Recipient(
+def recipient_pb(r: Any) -> pb.CampaignRecipient:
+    out = pb.CampaignRecipient(
         id=str(r["id"]),
         contact_id=str(r["contact_id"]),
         address=r["address"],

@@ -63,7 +63,7 @@ def notification_pb(n: Notification) -> pb.Notification:
         id=str(n.id),
         idempotency_key=n.idempotency_key,
         inbox_id=str(n.inbox_id),
-        to=pb.NotificationRecipient(address=n.to_address, name=n.to_name),
+        to=pb.Recipient(address=n.to_address, name=n.to_name),
         subject=n.subject,
         template_id=n.template_id,
         state=n.state,

@@ -288,3 +288,47 @@ async def test_a_cp932_csv_with_japanese_headers_is_read(stack: Stack) -> None:
     assert (job["state"], job["imported"]) == ("done", 1)
     code, big = await _post_csv(stack, token, made["id"], b"address\n" + b"x" * (21 << 20))
     assert code == 413 and big["error"]["code"] == "too_large"
+
+
+async def test_a_stored_job_is_resumed_where_it_stopped_or_failed_never_left_running(
+    stack: Stack,
+) -> None:
+    """What a restarted tickets finds in contact_imports: a job part done goes on from its
+    `processed` line; a job whose file cannot be read fails with a reason."""
+    import asyncpg
+
+    from services.runtime.db import with_database
+
+    tenant = await create_tenant(stack)
+    token = await _token(stack, tenant)
+    made = await _new_list(stack, token)
+    tag = uuid.uuid4().hex[:6]
+    csv_text = "address\n" + "".join(f"r{i}.{tag}@example.com\n" for i in range(4))
+    resumed, broken = uuid.uuid4(), uuid.uuid4()
+    conn = await asyncpg.connect(with_database(stack.database_url, "sb_tickets"))
+    try:
+        for job_id, data, processed in ((resumed, csv_text.encode(), 2),
+                                        (broken, b"name\nNo Address\n", 0)):  # fmt: skip
+            await conn.execute(
+                "INSERT INTO contact_imports (id, tenant_id, list_id, state, csv, total_lines, "
+                "processed, imported, created_at, updated_at) "
+                "VALUES ($1, $2, $3, 'running', $4, $5, $6, $6, now(), now())",
+                job_id,
+                uuid.UUID(tenant.tenant_id),
+                uuid.UUID(made["id"]),
+                data,
+                4 if processed else 0,
+                processed,
+            )
+    finally:
+        await conn.close()
+    job = await _wait_import(stack, token, str(resumed))
+    assert (job["state"], job["processed"], job["imported"]) == ("done", 4, 4), job
+    _code, page = await api_get(stack, token, f"/api/v1/contact-lists/{made['id']}/members")
+    assert sorted(m["address"] for m in page["members"]) == [
+        f"r2.{tag}@example.com",
+        f"r3.{tag}@example.com",
+    ]
+    failed = await _wait_import(stack, token, str(broken))
+    assert failed["state"] == "failed" and "address column" in failed["message"]
+    assert failed["finished_at"] is not None
