@@ -137,6 +137,7 @@ async def test_each_administration_section_holds_only_its_own_rows(
             "sla": 0,
             "dkim": 0,
             "survey": 0,  # one inbox's settings form (test_ui_surveys.py), no table
+            "suppressions": 0,  # the unsubscribe list (test_ui_outreach.py)
             "notices": 0,
             "mailboxes": 0,
             "smtp": 0,

@@ -5,7 +5,9 @@ import { live } from "./live";
 import { Login, PasswordChange } from "./Login";
 import { InboxView } from "./InboxView";
 import { TicketView } from "./TicketView";
-import { ContactList, ContactView } from "./Contacts";
+import { ContactView } from "./Contacts";
+import { CONTACT_TABS, ContactsScreen } from "./ContactsScreen";
+import { Campaigns } from "./Campaigns";
 import { Admin, mayAdminister } from "./Admin";
 import { Dialog, shortcutKey } from "./Dialog";
 import { ApprovalQueue } from "./Approvals";
@@ -18,11 +20,12 @@ import { PresenceSwitch } from "./Presence";
 const ReportsScreen = lazy(() => import("./Reports").then((m) => ({ default: m.ReportsScreen })));
 
 // Screens live in the URL fragment: #/inbox/<id|all>/<tab>[/<view>], #/tickets/<id>,
-// #/reports/<report>, #/exports.
+// #/reports/<report>, #/exports, #/contacts/<lists|segments|fields>[/<id>],
+// #/campaigns[/<id|new>[/edit]].
 // The view of a list is whose tickets: "" everyone's, "mine", "unassigned", or an
 // operator's id.
 export interface Route {
-  screen: "inbox" | "ticket" | "contacts" | "contact" | "admin" | "approvals" | "approval" | "reports";
+  screen: "inbox" | "ticket" | "contacts" | "contact" | "admin" | "approvals" | "approval" | "reports" | "campaigns";
   inbox: string;
   tab: string;
   view?: string;
@@ -33,7 +36,9 @@ function parseHash(): Route {
   const parts = location.hash.replace(/^#\/?/, "").split("/");
   const base = { inbox: "all", tab: "open" };
   if (parts[0] === "tickets" && parts[1]) return { ...base, screen: "ticket", id: parts[1] };
-  if (parts[0] === "contacts") return parts[1] ? { ...base, screen: "contact", id: parts[1] } : { ...base, screen: "contacts" };
+  if (parts[0] === "contacts" && CONTACT_TABS.has(parts[1])) return { ...base, screen: "contacts", tab: parts[1], id: parts[2] || "" };
+  if (parts[0] === "contacts") return parts[1] ? { ...base, screen: "contact", id: parts[1] } : { ...base, screen: "contacts", tab: "" };
+  if (parts[0] === "campaigns") return { ...base, screen: "campaigns", id: parts[1] || "", view: parts[2] || "" };
   if (parts[0] === "reports") return { ...base, screen: "reports", id: parts[1] || "" };
   if (parts[0] === "exports") return { ...base, screen: "reports", id: "exports" };
   if (parts[0] === "admin") return { ...base, screen: "admin", id: parts[1] || "" };
@@ -195,6 +200,11 @@ export function App() {
           <a href="#/contacts" className={route.screen.startsWith("contact") ? "nav current" : "nav"} data-testid="nav-contacts">
             {i18n.t("nav.contacts")}
           </a>
+          {session?.may("manage_outreach") && (
+            <a href="#/campaigns" className={route.screen === "campaigns" ? "nav current" : "nav"} data-testid="nav-campaigns">
+              {i18n.t("nav.campaigns")}
+            </a>
+          )}
           {mayApprove && (
             <a href="#/approvals" className={route.screen.startsWith("approval") ? "nav current" : "nav"} data-testid="nav-approvals">
               {i18n.t("nav.approvals")}{" "}
@@ -233,7 +243,9 @@ export function App() {
         {route.screen === "ticket" && route.id ? (
           <TicketView key={route.id} id={route.id} session={session!} />
         ) : route.screen === "contacts" ? (
-          <ContactList masked={!session!.may("see_customer_addresses")} />
+          <ContactsScreen tab={route.tab} id={route.id ?? ""} session={session!} />
+        ) : route.screen === "campaigns" && session!.may("manage_outreach") ? (
+          <Campaigns id={route.id ?? ""} view={route.view ?? ""} session={session!} />
         ) : route.screen === "contact" && route.id ? (
           <ContactView key={route.id} id={route.id} masked={!session!.may("see_customer_addresses")} />
         ) : route.screen === "approvals" ? (

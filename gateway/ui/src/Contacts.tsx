@@ -1,4 +1,4 @@
-import { FormEvent, useCallback, useEffect, useState } from "react";
+import { FormEvent, ReactNode, useCallback, useEffect, useState } from "react";
 import { api, Contact, TimelineItem } from "./api";
 import { errorText } from "./errors";
 import { useFormat } from "./format";
@@ -15,7 +15,7 @@ const lines = (s: string) =>
 
 // `masked`: the operator may not see customers' addresses, so the server searches names and
 // companies only (SEC-6); the search box says so.
-export function ContactList({ masked }: { masked: boolean }) {
+export function ContactList({ masked, tabs }: { masked: boolean; tabs?: ReactNode }) {
   const { t } = useI18n();
   const [q, setQ] = useState("");
   const [query, setQuery] = useState("");
@@ -49,8 +49,10 @@ export function ContactList({ masked }: { masked: boolean }) {
 
   return (
     <main className="page" data-testid="contacts">
+      {tabs && <h1>{t("contacts.title")}</h1>}
+      {tabs}
       <div className="row gap">
-        <h1>{t("contacts.title")}</h1>
+        {!tabs && <h1>{t("contacts.title")}</h1>}
         <form
           onSubmit={(e) => {
             e.preventDefault();

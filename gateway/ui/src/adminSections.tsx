@@ -4,6 +4,7 @@ import { errorText } from "./errors";
 import { Ctx, enumOf, items, joined, names, Row, Section, str, translated, whole, withNone } from "./adminTypes";
 import { FlagButton, withFlags } from "./adminApproval";
 import { surveySections } from "./adminSurvey";
+import { outreachSections } from "./adminOutreach";
 
 // The administration sections of settings (issue 8, item 6): one per resource of the API,
 // a table and a form, each shown only with the permission its routes need (the server
@@ -319,6 +320,7 @@ export function settingsSections(ctx: Ctx): Section[] {
         }),
     },
     ...surveySections(ctx),
+    ...outreachSections(ctx),
     {
       key: "dkim",
       title: "admin.dkim",

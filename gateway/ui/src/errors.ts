@@ -15,7 +15,9 @@ export type Scope = "" | "reply" | "report";
 
 /** A field's label in the UI's words, or "" when the app has none for it. */
 export function fieldLabel(field: string, t: T, scope: Scope = ""): string {
-  const keys = [`field.${field}`, `admin.f.${field}`, `reply.${field}`];
+  // a field inside a list is named without its index: conditions[2].value → conditions.value
+  const plain = field.replace(/\[\d+\]/g, "");
+  const keys = [`field.${field}`, `admin.f.${field}`, `reply.${field}`, `field.${plain}`];
   if (scope === "reply") keys.unshift(`reply.${field}`);
   for (const key of keys) {
     if (has(key)) return t(key);

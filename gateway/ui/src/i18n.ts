@@ -4,6 +4,8 @@ import { createContext, useContext } from "react";
 import { approvalEn, approvalJa } from "./i18nApproval";
 import { notifyEn, notifyJa } from "./i18nNotify";
 import { surveyEn, surveyJa } from "./i18nSurvey";
+import { outreachEn, outreachJa } from "./i18nOutreach";
+import { campaignsEn, campaignsJa } from "./i18nCampaigns";
 import { reportsEn, reportsJa } from "./i18nReports";
 import { routingEn, routingJa } from "./i18nRouting";
 
@@ -541,6 +543,8 @@ const en = {
   ...approvalEn,
   ...notifyEn,
   ...surveyEn,
+  ...outreachEn,
+  ...campaignsEn,
   ...routingEn,
   ...reportsEn,
 };
@@ -1081,6 +1085,8 @@ const ja: Record<Key, string> = {
   ...approvalJa,
   ...notifyJa,
   ...surveyJa,
+  ...outreachJa,
+  ...campaignsJa,
   ...routingJa,
   ...reportsJa,
 };
