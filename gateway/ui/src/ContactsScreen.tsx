@@ -9,7 +9,7 @@ import { ContactList } from "./Contacts";
 import { ListsScreen, ListView } from "./ContactLists";
 import { errorText } from "./errors";
 import { Key, useI18n } from "./i18n";
-import { FieldDef, FieldType, useFieldDefs } from "./outreachTypes";
+import { FieldDef, FieldType } from "./outreachTypes";
 import { SegmentEditor, SegmentsScreen } from "./Segments";
 
 const TABS: { tab: string; key: Key; href: string }[] = [
@@ -22,21 +22,29 @@ export const CONTACT_TABS = new Set(TABS.map((x) => x.tab).filter(Boolean));
 
 function FieldsEditor() {
   const { t } = useI18n();
-  const [defs, reread] = useFieldDefs();
-  const [rows, setRows] = useState<FieldDef[]>([]);
+  // null until the stored definitions are read: the editor replaces them all when saved,
+  // so it never offers rows before it knows them (nor after a failed read)
+  const [rows, setRows] = useState<FieldDef[] | null>(null);
   const [notice, setNotice] = useState("");
-  useEffect(() => setRows(defs), [defs]);
+  useEffect(() => {
+    api
+      .get<{ fields: FieldDef[] }>("/contact-fields")
+      .then((r) => setRows(r.fields))
+      .catch((err) => setNotice(errorText(err, t)));
+  }, [t]);
 
   const save = async (e: FormEvent) => {
     e.preventDefault();
+    if (!rows) return;
     try {
-      await api.put("/contact-fields", { fields: rows });
+      const saved = await api.put<{ fields: FieldDef[] }>("/contact-fields", { fields: rows });
+      setRows(saved.fields);
       setNotice(t("common.saved"));
-      reread();
     } catch (err) {
       setNotice(errorText(err, t));
     }
   };
+  if (!rows) return <div className="card">{notice ? <p className="notice" role="alert">{notice}</p> : <p className="muted">{t("list.loading")}</p>}</div>;
   const set = (i: number, f: Partial<FieldDef>) => setRows(rows.map((r, k) => (k === i ? { ...r, ...f } : r)));
   return (
     <form className="card" onSubmit={save} data-testid="fields-editor">
