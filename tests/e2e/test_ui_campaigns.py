@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from services.devstack.stack import Stack
-from tests.browser import chromium, pick_time, shot
+from tests.browser import chromium, context, pick_time, shot, sign_in
 from tests.e2e.test_accounts import admin_of
 from tests.e2e.test_ui_outreach import api, list_with, signed_in
 from tests.helpers import eventually
@@ -27,6 +27,30 @@ pytestmark = pytest.mark.e2e
 async def browser() -> AsyncIterator[Browser]:
     async with chromium() as b:
         yield b
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+async def test_an_administrator_s_top_bar_fits_1280_pixels_with_campaigns(
+    stack: Stack, browser: Browser, lang: str
+) -> None:
+    """Every item of the top bar (Campaigns added for manage_outreach) stays on screen at
+    1280×800, sign-out last, in both languages."""
+    tenant, _admin = await admin_of(stack)
+    ctx = await context(browser, lang)
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, tenant.login, tenant.password)
+        await expect(page.get_by_test_id("nav-campaigns")).to_be_visible()
+        for test_id in ("nav-campaigns", "nav-admin", "keys", "me", "logout"):
+            box = await page.get_by_test_id(test_id).bounding_box()
+            assert box is not None, test_id
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 1280, (lang, test_id, box)
+            assert box["y"] + box["height"] <= 120, (lang, test_id, box)
+        await expect(page.get_by_test_id("keys")).to_have_accessible_name(
+            "キーボード" if lang == "ja" else "Keyboard"
+        )
+    finally:
+        await ctx.close()
 
 
 async def test_a_campaign_sent_now_completes_with_its_totals_and_the_mails(

@@ -233,8 +233,8 @@ export function App() {
           </span>
           <span className="spacer" />
           <PresenceSwitch me={session?.me.id ?? ""} />
-          <button className="link" title={i18n.t("keys.help")} onClick={() => setHelp(true)} data-testid="keys">
-            {i18n.t("keys.title")} (?)
+          <button className="link" title={i18n.t("keys.help")} aria-label={i18n.t("keys.title")} onClick={() => setHelp(true)} data-testid="keys">
+            ?
           </button>
           {toggle}
           <span data-testid="me">{me.display_name}</span>
