@@ -230,7 +230,8 @@ class CampaignFinish(PeriodicTask):
     sending): the `finished` step of a campaign's outbox items (the generic finisher
     leaves them: no ticket to file a campaign mail in). Sent → `sent`; failed →
     `failed`; unknown (the sender died in the message: never sent again on its own) →
-    `failed`, with why."""
+    `failed`, with why; cancelled (an operator cancelled the send in the outbox) →
+    `cancelled`, so that the campaign still completes."""
 
     def __init__(self, d: Deps, clock: Clock, touched: Touched) -> None:
         super().__init__("campaign-finish", 1.0)
@@ -243,8 +244,8 @@ class CampaignFinish(PeriodicTask):
         async with self._d.db.transaction() as conn:
             done = await conn.fetch(
                 "UPDATE sends s SET finished_at = $1 FROM (SELECT id FROM sends WHERE "
-                "finished_at IS NULL AND state IN ('sent', 'failed', 'unknown') AND kind = "
-                "'campaign' ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED) todo "
+                "finished_at IS NULL AND state IN ('sent', 'failed', 'unknown', 'cancelled') "
+                "AND kind = 'campaign' ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED) todo "
                 "WHERE s.id = todo.id RETURNING s.id, s.state, s.last_message",
                 now,
                 FINISH_BATCH,
@@ -255,7 +256,7 @@ class CampaignFinish(PeriodicTask):
             touched = await repo.after_sends(
                 conn,
                 [r["id"] for r in done],
-                ["sent" if r["state"] == "sent" else "failed" for r in done],
+                [_recipient_state(r["state"]) for r in done],
                 [_why(r["state"], r["last_message"]) for r in done],
                 now,
             )
@@ -263,7 +264,13 @@ class CampaignFinish(PeriodicTask):
         return len(done) == FINISH_BATCH
 
 
+def _recipient_state(send_state: str) -> str:
+    return send_state if send_state in ("sent", "cancelled") else "failed"
+
+
 def _why(state: str, message: str) -> str:
+    if state == "cancelled":
+        return "the send was cancelled in the outbox"
     if state == "unknown":
         return "delivery unknown: the sender stopped during the transfer (not sent again)"
     return "" if state == "sent" else message[:500]
