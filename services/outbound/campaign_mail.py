@@ -270,7 +270,7 @@ def _recipient_state(send_state: str) -> str:
 
 def _why(state: str, message: str) -> str:
     if state == "cancelled":
-        return "the send was cancelled in the outbox"
+        return message[:500] or "the send was cancelled in the outbox"
     if state == "unknown":
         return "delivery unknown: the sender stopped during the transfer (not sent again)"
     return "" if state == "sent" else message[:500]

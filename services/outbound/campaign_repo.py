@@ -377,9 +377,20 @@ class CampaignRepo:
         )
 
     async def cancel_pending(self, conn: Conn, campaign_id: uuid.UUID, now: datetime) -> None:
+        """The recipients not yet queued cancelled; the queued ones whose mails still wait
+        in the outbox (no sender has taken them: a taken one is sent) have those mails
+        cancelled — the finisher then marks them `cancelled` too."""
         await conn.execute(
             "UPDATE campaign_recipients SET state = 'cancelled', updated_at = $2 "
             "WHERE campaign_id = $1 AND state = 'pending'",
+            campaign_id,
+            now,
+        )
+        await conn.execute(
+            "UPDATE sends SET state = 'cancelled', last_message = 'the campaign was "
+            "cancelled', updated_at = $2 WHERE kind = 'campaign' AND state IN ('scheduled', "
+            "'retrying') AND id IN (SELECT send_id FROM campaign_recipients WHERE "
+            "campaign_id = $1 AND state = 'queued' AND send_id IS NOT NULL)",
             campaign_id,
             now,
         )

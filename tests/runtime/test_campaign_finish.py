@@ -104,3 +104,48 @@ async def test_a_cancelled_campaign_send_ends_its_recipient_and_the_campaign_com
     async with db.transaction() as conn:
         done = await CampaignRepo(db.pool).complete_if_done(conn, [campaign], NOW)
     assert [c.id for c in done] == [campaign]
+
+
+async def test_cancelling_a_campaign_cancels_its_mails_still_waiting_in_the_outbox(
+    db: Database,
+) -> None:
+    """Pending recipients and queued ones whose mails no sender has taken yet are
+    cancelled; a mail being sent is left to finish."""
+    tenant = uuid.uuid4()
+    campaign = await _campaign(db, tenant, ["scheduled", "retrying", "sending"])
+    await db.pool.execute(
+        "INSERT INTO campaign_recipients (tenant_id, id, campaign_id, contact_id, address, "
+        "domain, state, not_before, updated_at) VALUES ($1, $2, $3, $4, 'later@example.com', "
+        "'example.com', 'pending', $5, $5)",
+        tenant,
+        uuid.uuid4(),
+        campaign,
+        uuid.uuid4(),
+        NOW,
+    )
+    async with db.transaction() as conn:
+        await CampaignRepo(db.pool).cancel_pending(conn, campaign, NOW)
+    sends = await db.pool.fetch(
+        "SELECT s.state FROM sends s JOIN campaign_recipients r ON r.send_id = s.id "
+        "WHERE r.campaign_id = $1 ORDER BY r.address",
+        campaign,
+    )
+    assert [r["state"] for r in sends] == ["cancelled", "cancelled", "sending"]
+
+    async def note(ids: Sequence[uuid.UUID]) -> None:
+        pass
+
+    deps: Any = SimpleNamespace(db=db)
+    await CampaignFinish(deps, ManualClock(NOW), note).step()
+    rows = await db.pool.fetch(
+        "SELECT address, state, error FROM campaign_recipients WHERE campaign_id = $1 "
+        "ORDER BY address",
+        campaign,
+    )
+    assert [(r["address"], r["state"]) for r in rows] == [
+        ("later@example.com", "cancelled"),
+        ("r0@example.com", "cancelled"),
+        ("r1@example.com", "cancelled"),
+        ("r2@example.com", "queued"),
+    ]
+    assert rows[1]["error"] == "the campaign was cancelled"
