@@ -11,9 +11,10 @@ import secrets
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -435,10 +436,11 @@ async def test_bad_lock_requests_get_clear_errors(
 
 
 @pytest.fixture(scope="module")
-async def short_ttl_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def short_ttl_stack(server_dir: Callable[[str], Path]) -> AsyncIterator[Stack]:
     s = Stack(
         StackConfig(
-            data_dir=tmp_path_factory.mktemp("locks-stack"),
+            # its own PostgreSQL runs as another user: a folder outside pytest's (conftest)
+            data_dir=server_dir("locks-stack"),
             ports=Ports.free(),
             env="test",
             demo_password=DEMO_PASSWORD,
