@@ -109,6 +109,9 @@ async def test_a_list_is_created_and_a_csv_with_a_bad_line_imports_the_rest(
             f"sato@{domain} を追加しました。"
         )
         await expect(page.get_by_test_id("list-member-count")).to_have_text("3件のメンバー")
+        await expect(page.get_by_test_id("member-search")).to_have_accessible_name(
+            "名前・アドレス・会社名で検索"
+        )
         await page.get_by_test_id("member-search").fill("佐藤")
         await expect(members).to_have_count(1)
         await expect(members).to_contain_text("佐藤 三郎")

@@ -326,7 +326,7 @@ export function ListView({ id, masked }: { id: string; masked: boolean }) {
         <CsvImport listId={id} onDone={reload} />
       </div>
       <div className="row gap">
-        <input type="search" size={40} placeholder={t(masked ? "contacts.search_masked" : "contacts.search")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="member-search" />
+        <input type="search" size={40} placeholder={t(masked ? "contacts.search_masked" : "contacts.search")} aria-label={t(masked ? "contacts.search_masked" : "contacts.search")} value={q} onChange={(e) => setQ(e.target.value)} data-testid="member-search" />
       </div>
       <table className="table" data-testid="members">
         <thead>
