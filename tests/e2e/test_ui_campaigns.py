@@ -6,6 +6,7 @@ the buttons enabled by its state. The lists' and segments' screens are test_ui_o
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -110,6 +111,10 @@ async def test_a_campaign_sent_now_completes_with_its_totals_and_the_mails(
         row = page.get_by_test_id("camp-row").filter(has_text="12月のご案内")
         await expect(row.get_by_test_id("camp-state")).to_have_text("完了")
         await expect(row).to_contain_text("3 / 3")
+        # the name is a link: the campaign opens from the keyboard too
+        await row.get_by_role("link", name="12月のご案内").focus()
+        await page.keyboard.press("Enter")
+        await expect(page).to_have_url(re.compile(r"#/campaigns/[0-9a-f-]{36}$"))
     finally:
         await page.context.close()
 
