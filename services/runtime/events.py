@@ -69,6 +69,10 @@ TEMPLATE_CHANGED = EventType("template.changed", COMPOSE, "template_changed")
 DRAFT_CHANGED = EventType("draft.changed", COMPOSE, "draft_changed")
 SEND_CHANGED = EventType("send.changed", OUTBOUND, "send_changed")
 MESSAGE_SCANNED = EventType("message.scanned", INGEST, "message_scanned")
+# issue 21 (ING-6): channel conversations — live transcript messages, deliveries, states
+CHANNEL_MESSAGE = EventType("channel.message", INGEST, "channel_message")
+CHANNEL_DELIVERY = EventType("channel.delivery", INGEST, "channel_delivery")
+CHANNEL_CONVERSATION = EventType("channel.conversation", INGEST, "channel_conversation")
 SESSION_ENDED = EventType("session.ended", ACCOUNTS, "session_ended")
 ACCESS_CHANGED = EventType("access.changed", ACCOUNTS, "access_changed")
 APPROVAL_REQUESTED = EventType("approval.requested", APPROVAL, "approval_changed")
@@ -127,6 +131,9 @@ EVENT_TYPES = {
         SURVEY_ANSWERED,
         CAMPAIGN_CHANGED,
         CONTACT_UNSUBSCRIBED,
+        CHANNEL_MESSAGE,
+        CHANNEL_DELIVERY,
+        CHANNEL_CONVERSATION,
     )
 }
 

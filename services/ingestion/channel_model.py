@@ -1,0 +1,186 @@
+"""The channel-adapter contract (issue 21, ING-6; docs/channels.md): what every channel
+other than mail hands ingestion (a normalised inbound message) and what ingestion hands it
+back (a reply to deliver, with a result). Pure: no I/O here.
+
+An adapter declares its capabilities; its inbound side turns a verified webhook body into
+`InboundMessage`s (`SignedParser`), its outbound side sends one `OutboundMessage` to the
+customer (`ChannelSender`). Everything else — conversations, the transcript, the ticket
+(through a synthesised mail announced as `message.received` with the kind as channel),
+idempotency, retries and dead letters — is the same for every channel.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+KINDS = ("chat", "api", "line")
+PSEUDO_DOMAIN = "channels.invalid"  # RFC 2606: never resolves, never mailed
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    threading: bool
+    attachments_in: bool
+    attachments_out: bool
+    typing: bool
+    reply_window_s: int  # 0: none
+    delivery_receipts: bool
+
+
+CAPABILITIES: dict[str, Capabilities] = {
+    "chat": Capabilities(True, False, False, True, 0, True),
+    "api": Capabilities(True, True, False, False, 0, True),
+    # LINE: replies only through the reply token (valid briefly) or the push API; the
+    # window is ours (a policy an administrator would expect of a messaging app: no
+    # unsolicited push a day after the customer's last message).
+    "line": Capabilities(True, True, False, False, 86400, True),
+}
+
+
+def pseudo_address(conversation_id: uuid.UUID | str, kind: str) -> str:
+    """The conversation's customer as an address: `<conversation id>@<kind>.channels.invalid`.
+    Contacts, routing rules, threading and outbound see an address like any other;
+    outbound delivers a reply to such an address through the channel, never by SMTP."""
+    return f"{conversation_id}@{kind}.{PSEUDO_DOMAIN}"
+
+
+def parse_pseudo_address(address: str) -> tuple[uuid.UUID, str] | None:
+    """(conversation id, kind) of a pseudo-address, or None for any other address."""
+    local, sep, domain = address.strip().lower().rpartition("@")
+    if not sep:
+        return None
+    kind, dot, rest = domain.partition(".")
+    if not dot or rest != PSEUDO_DOMAIN or kind not in KINDS:
+        return None
+    try:
+        return uuid.UUID(local), kind
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class InboundAttachment:
+    name: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class ContentRef:
+    """Content an adapter must fetch before the message is stored (LINE's image content
+    API); fetched by the kind's `ContentFetcher`."""
+
+    ref: str
+    name: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One customer message, normalised."""
+
+    external_id: str  # the conversation's id in the channel (visitor id, userId …)
+    sender_id: str
+    sender_name: str
+    text: str
+    key: str  # idempotency key: the same key twice in a conversation is one message
+    sent_at: datetime | None = None
+    attachments: tuple[InboundAttachment, ...] = ()
+    fetch: tuple[ContentRef, ...] = ()
+    reply_token: str = ""  # line
+    reply_token_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    kind: str
+    inbox_id: uuid.UUID
+    name: str
+    public_key: str
+    settings: dict[str, Any]
+    enabled: bool
+    secret_hint: str
+    token_set: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    channel_id: uuid.UUID
+    external_id: str
+    sender_id: str
+    sender_name: str
+    email: str
+    language: str
+    ticket_id: uuid.UUID | None
+    last_inbound_at: datetime | None
+    reply_token: str | None
+    reply_token_expires_at: datetime | None
+    last_seq: int
+    ended_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    delivery_id: uuid.UUID
+    send_id: str
+    seq: int
+    text: str
+    author_name: str
+    ticket_id: uuid.UUID | None = None
+    attachments: tuple[InboundAttachment, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    retry: bool = True  # a failure worth trying again (False: dead at once, e.g. refused)
+    error: str = ""
+    used_reply_token: bool = False  # line: the token is spent
+
+
+class SignedParser(Protocol):
+    """The inbound half of an adapter reached by a signed webhook (api, line)."""
+
+    kind: str
+
+    def verify(
+        self, secret: str, body: bytes, signature: str, timestamp: str, now: datetime
+    ) -> bool: ...
+
+    def parse(self, body: bytes, now: datetime) -> list[InboundMessage]:
+        """The messages of a verified body; InvalidArgument for a body that is not one."""
+        ...
+
+
+class ChannelSender(Protocol):
+    """The outbound half: one reply to the conversation's customer."""
+
+    kind: str
+
+    async def send(
+        self,
+        channel: ChannelRow,
+        secret: str | None,
+        token: str | None,
+        conversation: ConversationRow,
+        message: OutboundMessage,
+        now: datetime,
+    ) -> SendResult: ...
+
+
+class ContentFetcher(Protocol):
+    kind: str
+
+    async def fetch(
+        self, channel: ChannelRow, token: str | None, ref: ContentRef
+    ) -> InboundAttachment: ...
