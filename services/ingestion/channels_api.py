@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import grpc
 from switchboard.v1 import accounts_pb2, accounts_pb2_grpc, tickets_pb2, tickets_pb2_grpc
@@ -99,10 +100,22 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
             raise NotFound("no such channel", field="channel_id")
         return found
 
-    def _seal(self, value: str, channel_id: uuid.UUID, field: str) -> bytes:
-        if len(value) > 4096 or any(c in value for c in "\r\n\0"):
-            raise InvalidArgument("at most 4096 characters on one line", field=field)
-        return self._box.seal(value, str(channel_id))
+    def _credentials(
+        self, request: C.CreateChannelRequest | C.UpdateChannelRequest, channel_id: uuid.UUID
+    ) -> dict[str, Any]:
+        """The request's secret and access token (empty: unchanged), checked and sealed."""
+        out: dict[str, Any] = {}
+        for field, value in (("secret", request.secret), ("access_token", request.access_token)):
+            if not value:
+                continue
+            if len(value) > 4096 or any(c in value for c in "\r\n\0"):
+                raise InvalidArgument("at most 4096 characters on one line", field=field)
+            sealed = self._box.seal(value, str(channel_id))
+            if field == "secret":
+                out.update(secret_enc=sealed, secret_hint=signing.hint(value))
+            else:
+                out["token_enc"] = sealed
+        return out
 
     async def CreateChannel(self, request: C.CreateChannelRequest, context: Context) -> C.Channel:
         ident = _administrator()
@@ -126,23 +139,10 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
             created_at=now,
             updated_at=now,
         )
-        secret = self._seal(request.secret, row.id, "secret") if request.secret else None
-        token = (
-            self._seal(request.access_token, row.id, "access_token")
-            if request.access_token
-            else None
-        )
+        credentials = self._credentials(request, row.id)
         async with self._db.transaction() as conn:
             await self._repo.create(conn, row)
-            await self._repo.set_credentials(
-                conn,
-                row.tenant_id,
-                row.id,
-                secret_enc=secret,
-                secret_hint=signing.hint(request.secret) if request.secret else None,
-                token_enc=token,
-                now=now,
-            )
+            await self._repo.set_credentials(conn, row.tenant_id, row.id, **credentials, now=now)
             made = await self._repo.get(row.tenant_id, row.id, conn)
         assert made is not None
         self._log.info("channel created", tenant_id=ident.tenant_id, channel_id=str(row.id))
@@ -174,12 +174,7 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
         )
         enabled = request.enabled if request.HasField("enabled") else found.enabled
         now = self._clock.now()
-        secret = self._seal(request.secret, found.id, "secret") if request.secret else None
-        token = (
-            self._seal(request.access_token, found.id, "access_token")
-            if request.access_token
-            else None
-        )
+        credentials = self._credentials(request, found.id)
         async with self._db.transaction() as conn:
             await self._repo.update(
                 conn,
@@ -192,13 +187,7 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
                 now=now,
             )
             await self._repo.set_credentials(
-                conn,
-                found.tenant_id,
-                found.id,
-                secret_enc=secret,
-                secret_hint=signing.hint(request.secret) if request.secret else None,
-                token_enc=token,
-                now=now,
+                conn, found.tenant_id, found.id, **credentials, now=now
             )
             made = await self._repo.get(found.tenant_id, found.id, conn)
         if made is None:
