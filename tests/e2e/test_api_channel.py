@@ -24,6 +24,7 @@ from switchboard.v1 import ingestion_channels_pb2_grpc
 from services.devstack.stack import Stack
 from services.runtime import signing
 from services.runtime.identity import Identity
+from tests.e2e.test_access import operator_token
 from tests.e2e.test_accounts import admin_of, call
 from tests.e2e.test_rule_actions import receiver
 from tests.helpers import Tenant, all_tickets, eventually, published
@@ -189,6 +190,23 @@ async def test_signed_messages_become_one_ticket_per_conversation(stack: Stack) 
         stack, "GET", f"/api/v1/tickets/{ticket['id']}/conversation", token=admin
     )
     assert code == 200 and c["last_seq"] == 2, c
+
+    # an operator who does not see the inbox, another tenant: 404; an agent of it: 200
+    # (without the administration: 403)
+    outsider = await operator_token(stack, admin, tenant, inbox_ids=[])
+    agent = await operator_token(stack, admin, tenant)
+    _, stranger = await admin_of(stack)
+    for token in (outsider, stranger):
+        code, nothing, _ = await call(
+            stack, "GET", f"/api/v1/tickets/{ticket['id']}/conversation", token=token
+        )
+        assert code == 404, nothing
+    code, seen, _ = await call(
+        stack, "GET", f"/api/v1/tickets/{ticket['id']}/conversation", token=agent
+    )
+    assert code == 200 and seen["id"] == first["conversation_id"], seen
+    code, refused, _ = await call(stack, "GET", "/api/v1/channels", token=agent)
+    assert code == 403, refused
 
 
 async def test_a_message_with_a_large_attachment_becomes_a_mail_with_it(stack: Stack) -> None:
