@@ -186,6 +186,10 @@ async def test_signed_messages_become_one_ticket_per_conversation(stack: Stack) 
     # bad body (signed properly): 400 naming the field
     code, bad = await _post_signed(stack, key, secret, [{"conversation": conv, "text": "x"}])
     assert code == 400 and bad["error"]["field"] == "messages[0].id", bad
+    code, bad = await _post_signed(
+        stack, key, secret, [_msg(conv, "m3", "ok"), _msg(conv, "m4", "x" * 20_001)]
+    )
+    assert code == 400 and bad["error"]["field"] == "messages[1].text", bad
     code, c, _ = await call(
         stack, "GET", f"/api/v1/tickets/{ticket['id']}/conversation", token=admin
     )
