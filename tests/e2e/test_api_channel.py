@@ -333,6 +333,29 @@ async def test_a_reply_is_delivered_signed_retried_dead_lettered_and_retried(
         )
         assert code == 409, again_retry
 
+        # a channel turned off: no reply may go (CheckReply says why, Deliver refuses)
+        code, off, _ = await call(
+            stack, "PATCH", f"/api/v1/channels/{channel['id']}", {"enabled": False}, token=admin
+        )
+        assert code == 200 and not off["enabled"], off
+        verdict = await channels_grpc.CheckReply(
+            C.CheckReplyRequest(conversation_id=conversation_id), metadata=md
+        )
+        assert not verdict.allowed and verdict.reason == "channel_disabled", verdict
+        refused = await channels_grpc.Deliver(
+            C.DeliverRequest(send_id=str(uuid.uuid4()), conversation_id=conversation_id, text="x"),
+            metadata=md,
+        )
+        assert refused.state == "refused" and "turned off" in refused.error, refused
+        unknown = await channels_grpc.CheckReply(
+            C.CheckReplyRequest(address=f"{uuid.uuid4()}@api.channels.invalid"), metadata=md
+        )
+        assert not unknown.allowed and unknown.reason == "no_conversation", unknown
+        code, inbound = await _post_signed(
+            stack, channel["public_key"], secret, [_msg(conv, "k2", "まだですか")]
+        )
+        assert code == 404, inbound
+
 
 async def test_channel_administration_checks_its_input(stack: Stack) -> None:
     tenant, admin = await admin_of(stack)
