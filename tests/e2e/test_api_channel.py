@@ -416,6 +416,17 @@ async def test_channel_administration_checks_its_input(stack: Stack) -> None:
     )
     assert code == 200 and changed["name"] == "Shop" and not changed["enabled"], changed
     assert changed["chat"]["colour"] == "#0b57d0"
+    code, replaced, _ = await call(
+        stack,
+        "PATCH",
+        f"/api/v1/channels/{chat['id']}",
+        {"chat": {"allowed_origins": ["http://localhost:3000"], "offline_form_id": None,
+                  "greeting_ja": "こんにちは"}},
+        token=admin,
+    )  # fmt: skip
+    assert code == 200, replaced
+    assert replaced["chat"]["allowed_origins"] == ["http://localhost:3000"]
+    assert replaced["chat"]["greeting_ja"] == "こんにちは" and replaced["chat"]["colour"] == ""
     code, refused, _ = await call(
         stack, "POST", f"/api/v1/channels/{chat['id']}/secret", token=admin
     )
