@@ -26,6 +26,7 @@ from . import (
     routes_contacts,
     routes_exports,
     routes_ingestion,
+    routes_line,
     routes_live_reports,
     routes_locks,
     routes_meta,
@@ -78,6 +79,7 @@ ROUTE_MODULES = (
     routes_suppressions,
     routes_unsubscribe,
     routes_notifications,
+    routes_line,
     static,
 )
 
