@@ -84,6 +84,7 @@ class LinePeer:
     port: int = 0
     ttl_s: float = 60.0  # how long a reply token issued by `reply_token` can be used
     hang_s: float = 30.0
+    echo: bool = False  # print each reply and push (`make run`)
     replies: list[dict[str, Any]] = field(default_factory=list)
     pushes: list[dict[str, Any]] = field(default_factory=list)
     calls: list[tuple[str, int]] = field(default_factory=list)  # (api, status) of each
@@ -152,6 +153,10 @@ class LinePeer:
         self._failures.clear()
 
     # -- the handlers ------------------------------------------------------------------
+
+    def _echo(self, api: str, call: dict[str, Any]) -> None:
+        if self.echo:
+            print(f"LINE peer: {api} {json.dumps(call, ensure_ascii=False)}", flush=True)
 
     @staticmethod
     def _error(
@@ -257,6 +262,7 @@ class LinePeer:
             self.calls.append(("reply", 400))
             return self._error(400, "Invalid reply token")
         self.replies.append({"replyToken": token, "messages": body["messages"]})
+        self._echo("reply", self.replies[-1])
         self.calls.append(("reply", 200))
         return self._ok(self._sent(body))
 
@@ -292,6 +298,7 @@ class LinePeer:
         if key is not None:
             self._accepted[key] = request_id
         self.pushes.append({"to": to, "messages": body["messages"], "retry_key": key})
+        self._echo("push", self.pushes[-1])
         self.calls.append(("push", 200))
         return self._ok(self._sent(body))
 
@@ -397,17 +404,11 @@ async def post_webhook(
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    peer = LinePeer(token=args.token, port=args.port)
+    peer = LinePeer(token=args.token, port=args.port, echo=True)
     await peer.start()
     print(f"LINE peer at {peer.url} (SB_LINE_API_URL and SB_LINE_DATA_URL)", flush=True)
     try:
-        while True:
-            await asyncio.sleep(5)
-            if peer.replies or peer.pushes:
-                for call in [*peer.replies, *peer.pushes]:
-                    print(json.dumps(call, ensure_ascii=False), flush=True)
-                peer.replies.clear()
-                peer.pushes.clear()
+        await asyncio.Event().wait()
     finally:
         await peer.stop()
 
