@@ -175,6 +175,11 @@ async def stack(
                 "SB_IMAP_IDLE_REFRESH_S": "2",
                 "SB_CLAMD_ADDR": clamd.address,
                 "SB_CLAMD_RETRY_S": "0.5",  # a stopped clamd is tried again within seconds
+                # channel replies (issue 21) retried within a second, dead after 3 attempts
+                "SB_CHANNEL_MAX_ATTEMPTS": "3",
+                "SB_CHANNEL_RETRY_BASE_S": "0.3",
+                "SB_CHANNEL_POLL_S": "0.2",
+                "SB_CHANNEL_SEND_TIMEOUT_S": "3",
                 # LINE channels talk to the local LINE peer (issue 21)
                 "SB_LINE_API_URL": line_peer.url,
                 "SB_LINE_DATA_URL": line_peer.url,

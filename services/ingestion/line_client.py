@@ -39,7 +39,7 @@ import aiohttp
 from services.runtime import log
 from services.runtime.errors import InvalidArgument, NotFound, Unavailable
 from services.runtime.hosts import ConnectPolicy
-from services.runtime.http_policy import AddressRefused, policy_session
+from services.runtime.webhook_http import AddressRefused, PolicyResolver
 
 from .channel_model import (
     ChannelRow,
@@ -110,7 +110,10 @@ class LineClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = policy_session(self._policy, self._e.timeout_s)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(resolver=PolicyResolver(self._policy), limit=32),
+                timeout=aiohttp.ClientTimeout(total=self._e.timeout_s),
+            )
         return self._session
 
     async def close(self) -> None:
