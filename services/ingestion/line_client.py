@@ -64,7 +64,7 @@ class LineEndpoints:
     data_url: str = "https://api-data.line.me"
     timeout_s: float = 10.0
     profile_timeout_s: float = 3.0
-    content_max_bytes: int = 20 * 1024 * 1024
+    content_max_bytes: int = 10 * 1024 * 1024
 
 
 def text_messages(text: str) -> list[dict[str, str]]:
