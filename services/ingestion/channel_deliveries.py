@@ -30,6 +30,7 @@ from services.runtime.ids import IdGenerator
 from services.runtime.outbox import Outbox
 from services.runtime.periodic import PeriodicTask
 from services.runtime.secrets import SecretBox
+from services.runtime.webhook_http import RetrySettings
 
 from . import channel_mail
 from .channel_intake import message_event
@@ -48,13 +49,7 @@ BATCH = 16
 MAX_REPLY = 20_000
 
 
-@dataclass(frozen=True)
-class DeliverySettings:
-    max_attempts: int = 8
-    retry_base_s: float = 30.0
-    retry_cap_s: float = 3600.0
-    poll_s: float = 1.0
-    timeout_s: float = 10.0
+DeliverySettings = RetrySettings  # the channel replies' (SB_CHANNEL_*)
 
 
 @dataclass(frozen=True)

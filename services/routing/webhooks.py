@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, timedelta
 
 from switchboard.v1 import events_pb2
@@ -28,7 +27,7 @@ from services.runtime.hosts import ConnectPolicy
 from services.runtime.ids import IdGenerator
 from services.runtime.outbox import first_time
 from services.runtime.periodic import PeriodicTask
-from services.runtime.webhook_http import WebhookPoster
+from services.runtime.webhook_http import RetrySettings, WebhookPoster
 
 from . import webhook_sign
 from .webhook_repo import Delivery, NewDelivery, WebhookRepo
@@ -37,13 +36,7 @@ DURABLE = registry.ROUTING_WEBHOOKS.durable
 BATCH = 32
 
 
-@dataclass(frozen=True)
-class WebhookSettings:
-    max_attempts: int = 8
-    retry_base_s: float = 30.0
-    retry_cap_s: float = 3600.0
-    timeout_s: float = 10.0
-    poll_s: float = 1.0
+WebhookSettings = RetrySettings  # the rule webhooks' (SB_WEBHOOK_*)
 
 
 class WebhookIntake:

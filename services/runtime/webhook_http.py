@@ -17,6 +17,18 @@ from .errors import InvalidArgument
 from .hosts import ConnectPolicy, HostRefused
 
 
+@dataclass(frozen=True)
+class RetrySettings:
+    """An outbox of webhook deliveries: attempts, back-off base · 2^(n-1) capped, each
+    attempt's timeout, how often due rows are looked for."""
+
+    max_attempts: int = 8
+    retry_base_s: float = 30.0
+    retry_cap_s: float = 3600.0
+    timeout_s: float = 10.0
+    poll_s: float = 1.0
+
+
 class AddressRefused(OSError):
     """The URL's host leads where the deployment does not allow (not retried)."""
 

@@ -258,6 +258,15 @@ async def test_a_reply_is_delivered_signed_retried_dead_lettered_and_retried(
         assert code == 404, nothing
         code, listed, _ = await call(stack, "GET", "/api/v1/channel-deliveries", token=other)
         assert code == 200 and listed["deliveries"] == [], listed
+        for method, path, body in (
+            ("PATCH", f"/api/v1/channels/{channel['id']}", {"name": "mine"}),
+            ("DELETE", f"/api/v1/channels/{channel['id']}", None),
+            ("POST", f"/api/v1/channels/{channel['id']}/secret", None),
+        ):
+            code, nothing, _ = await call(stack, method, path, body, token=other)
+            assert code == 404, (method, path, nothing)
+        code, mine, _ = await call(stack, "GET", f"/api/v1/channels/{channel['id']}", token=admin)
+        assert code == 200 and mine["name"] == "Bridge" and mine["secret_hint"], mine
 
         code, retried, _ = await call(
             stack, "POST", f"/api/v1/channel-deliveries/{letter['id']}/retry", token=admin
