@@ -7,6 +7,10 @@ since the signature is over its bytes.
 - 200 once ingestion has the messages (stored once each: a redelivery is answered 200
   and adds nothing); the console's "Verify" request (an empty `events` list, signed) is a
   200 too;
+- LINE counts a webhook unanswered after 2 seconds as failed: when ingestion is still
+  busy after `ANSWER_WITHIN_S` (fetching an image from LINE, say), the answer is 200 with
+  `pending: true` and the call goes on (its failure is logged; it is not cancelled when
+  LINE hangs up);
 - a missing or wrong signature → 401 and nothing stored; an unknown or disabled
   channel → 404 (the same for both, so a key's existence is not told);
 - ingestion unavailable → 503, so that LINE redelivers when the channel has redelivery
@@ -14,26 +18,48 @@ since the signature is over its bytes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import grpc
 from aiohttp import web
 from switchboard.v1 import ingestion_channels_pb2 as pb
 from switchboard.v1 import ingestion_channels_pb2_grpc as pb_grpc
+
+from services.runtime import log
 
 from .access import CLIENT, RULE
 from .errors import ApiError
 from .request import bad, deps
 
 SIGNATURE = "X-Line-Signature"
-STUB = web.AppKey("line_channels_stub", pb_grpc.ChannelsServiceStub)
+ANSWER_WITHIN_S = 1.5  # LINE: a webhook not answered within 2 s failed
+# calls still running after their answer (a reference, so that they are not collected)
+_PENDING: set[asyncio.Task[pb.ReceiveSignedResponse]] = set()
 
 
-def _stub(request: web.Request) -> pb_grpc.ChannelsServiceStub:
-    stub = request.app.get(STUB)
-    if stub is None:
-        stub = pb_grpc.ChannelsServiceStub(deps(request).channels["ingestion"])  # type: ignore[no-untyped-call,unused-ignore]
-        request.app[STUB] = stub
-    return stub
+async def _receive(request: web.Request, raw: bytes, signature: str) -> pb.ReceiveSignedResponse:
+    stub = pb_grpc.ChannelsServiceStub(deps(request).channels["ingestion"])  # type: ignore[no-untyped-call,unused-ignore]
+    resp: pb.ReceiveSignedResponse = await stub.ReceiveSigned(
+        pb.ReceiveSignedRequest(
+            kind="line",
+            public_key=request.match_info["public_key"],
+            body=raw,
+            signature=signature,
+            client_address=request[CLIENT] or "",
+        ),
+        timeout=30,
+    )
+    return resp
+
+
+def _finished_late(task: asyncio.Task[pb.ReceiveSignedResponse]) -> None:
+    if task.cancelled():
+        return
+    err = task.exception()
+    if err is not None:
+        code = err.code().name if isinstance(err, grpc.aio.AioRpcError) else type(err).__name__
+        log.get("gateway.line").warning("line webhook failed after its answer", code=code)
 
 
 async def line_webhook(request: web.Request) -> web.Response:
@@ -52,19 +78,18 @@ async def line_webhook(request: web.Request) -> web.Response:
     rule = request.get(RULE)
     if rule is not None:
         deps(request).bodies.check(rule.operation_id, doc)
-    resp = await _stub(request).ReceiveSigned(
-        pb.ReceiveSignedRequest(
-            kind="line",
-            public_key=request.match_info["public_key"],
-            body=raw,
-            signature=signature,
-            client_address=request[CLIENT] or "",
-        ),
-        timeout=20,
-    )
+    # a task of its own: neither LINE hanging up nor the answer's deadline cancels it
+    task = asyncio.get_running_loop().create_task(_receive(request, raw, signature))
+    done, _ = await asyncio.wait({task}, timeout=ANSWER_WITHIN_S)
+    if task not in done:
+        _PENDING.add(task)
+        task.add_done_callback(_PENDING.discard)
+        task.add_done_callback(_finished_late)
+        return web.json_response({"received": 0, "duplicates": 0, "pending": True})
+    resp = task.result()  # a refusal (401, 404, 503) raises here, answered as such
     fresh = sum(1 for m in resp.messages if not m.duplicate)
     return web.json_response(
-        {"received": fresh, "duplicates": len(resp.messages) - fresh}, status=200
+        {"received": fresh, "duplicates": len(resp.messages) - fresh, "pending": False}
     )
 
 
