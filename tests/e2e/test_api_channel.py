@@ -8,6 +8,7 @@ tenant's ids are 404; bad administration input is 400 naming the field."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -188,6 +189,30 @@ async def test_signed_messages_become_one_ticket_per_conversation(stack: Stack) 
         stack, "GET", f"/api/v1/tickets/{ticket['id']}/conversation", token=admin
     )
     assert code == 200 and c["last_seq"] == 2, c
+
+
+async def test_a_message_with_a_large_attachment_becomes_a_mail_with_it(stack: Stack) -> None:
+    tenant, admin = await admin_of(stack)
+    channel, secret = await _api_channel(stack, tenant, admin)
+    photo = bytes(range(256)) * (6 * 1024 * 4)  # 6 MiB: more than gRPC's default message
+    message = _msg(f"c-{uuid.uuid4().hex[:6]}", "p1", "写真を送ります")
+    message["attachments"] = [
+        {
+            "name": "破損.jpg",
+            "content_type": "image/jpeg",
+            "content_base64": base64.b64encode(photo).decode(),
+        }
+    ]
+    code, body = await _post_signed(stack, channel["public_key"], secret, [message])
+    assert code == 202, body
+    [ticket] = await eventually(lambda: _api_tickets(stack, admin), timeout=30)
+    [mail] = ticket["messages"]
+    assert mail["has_attachments"], mail
+    code, full, _ = await call(stack, "GET", f"/api/v1/messages/{mail['id']}", token=admin)
+    assert code == 200, full
+    assert full["channel"] == "api"
+    [att] = full["parsed"]["attachments"]
+    assert att["filename"] == "破損.jpg" and att["size"] == len(photo), att
 
 
 async def _async(value: Any) -> Any:
