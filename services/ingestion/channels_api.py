@@ -30,7 +30,7 @@ from services.runtime.ids import IdGenerator, parse_uuid
 from services.runtime.secrets import SecretBox
 
 from .channel_deliveries import ChannelReplies, window_ends
-from .channel_intake import ChannelIntake
+from .channel_intake import ChannelIntake, check
 from .channel_model import KINDS, ChannelRow, ConversationRow, SignedParser
 from .channel_repo import ChannelRepo, Sealed
 from .channel_views import channel_pb, check_settings, conversation_pb, delivery_pb, ts
@@ -260,8 +260,14 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
                 client=request.client_address[:100],
             )
             raise Unauthenticated("the signature does not match (or is too old)")
+        messages = parser.parse(body, now)
+        for n, msg in enumerate(messages):  # all checked before any is stored
+            try:
+                check(msg)
+            except InvalidArgument as err:
+                raise InvalidArgument(err.message, field=f"messages[{n}].{err.field}") from None
         out = C.ReceiveSignedResponse()
-        for msg in parser.parse(body, now):
+        for msg in messages:
             got = await self._intake.receive(found.row, msg)
             out.messages.add(
                 conversation_id=str(got.conversation.id),
