@@ -27,6 +27,7 @@ from . import (
     routes_contacts,
     routes_exports,
     routes_ingestion,
+    routes_line,
     routes_live_reports,
     routes_locks,
     routes_meta,
@@ -80,6 +81,7 @@ ROUTE_MODULES = (
     routes_suppressions,
     routes_unsubscribe,
     routes_notifications,
+    routes_line,
     static,
 )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from services.devstack.infra import Nats, Postgres, Redis, free_port
+from services.devstack.line_peer import LinePeer
 from services.devstack.stack import Ports, Stack, StackConfig
 from tests.clamd import Clamd
 from tests.dovecot import Dovecot
@@ -132,12 +133,23 @@ def smtp_peer() -> Iterator[SmtpPeer]:
 
 
 @pytest.fixture(scope="session")
+async def line_peer() -> AsyncIterator[LinePeer]:
+    """The stand-in for LINE's Messaging API the test stack's ingestion talks to (issue 21;
+    the stack's ingestion waits 3 s for an answer)."""
+    peer = LinePeer(hang_s=5.0)
+    await peer.start()
+    yield peer
+    await peer.stop()
+
+
+@pytest.fixture(scope="session")
 async def stack(
     infra: Infra,
     tmp_path_factory: pytest.TempPathFactory,
     imap_cert: tuple[Path, Path],
     smtp_peer: SmtpPeer,
     clamd: Clamd,
+    line_peer: LinePeer,
 ) -> AsyncIterator[Stack]:
     """Every service and the gateway as their own processes, on the session's servers."""
     config = StackConfig(
@@ -168,6 +180,10 @@ async def stack(
                 "SB_CHANNEL_RETRY_BASE_S": "0.3",
                 "SB_CHANNEL_POLL_S": "0.2",
                 "SB_CHANNEL_SEND_TIMEOUT_S": "3",
+                # LINE channels talk to the local LINE peer (issue 21)
+                "SB_LINE_API_URL": line_peer.url,
+                "SB_LINE_DATA_URL": line_peer.url,
+                "SB_LINE_TIMEOUT_S": "3",
             },
             "tickets": {"SB_SEARCH_PER_MINUTE": str(SEARCH_PER_MINUTE)},
             # Stage deadlines swept often, so that a reminder shows within a second.

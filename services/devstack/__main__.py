@@ -15,6 +15,7 @@ from services.runtime.service import run as run_main
 from .catcher import MailCatcher
 from .demo import send_demo_mails
 from .infra import free_port
+from .line_peer import LinePeer
 from .stack import ROOT, START_ORDER, Stack, StackConfig
 
 DEFAULT_DEMO_PASSWORD = "switchboard-demo"
@@ -23,6 +24,8 @@ DEFAULT_DEMO_PASSWORD = "switchboard-demo"
 async def run_stack() -> int:
     password = os.environ.get("SB_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
     catcher = MailCatcher(ROOT / ".data" / "outgoing", free_port())
+    # LINE channels talk to a local stand-in for LINE's Messaging API (issue 21)
+    line = LinePeer(port=free_port(), echo=True)
     config = StackConfig(
         smtp_relay=("127.0.0.1", catcher.port),
         # this machine's servers (the catcher, a local IMAP server) may be used as routes
@@ -35,6 +38,7 @@ async def run_stack() -> int:
         nats_url=os.environ.get("SB_NATS_URL") or None,
         redis_url=os.environ.get("SB_REDIS_URL") or None,
         log_level=os.environ.get("SB_LOG_LEVEL") or "info",
+        extra_env={"ingestion": {"SB_LINE_API_URL": line.url, "SB_LINE_DATA_URL": line.url}},
     )
     stack = Stack(config)
     stop = asyncio.Event()
@@ -44,6 +48,7 @@ async def run_stack() -> int:
     print("switchboard: starting PostgreSQL, NATS and Redis (data in ./.data)", flush=True)
     try:
         await catcher.start()
+        await line.start()
         await stack.start_infra()
         await stack.seed()
         print("switchboard: starting services", flush=True)
@@ -53,7 +58,7 @@ async def run_stack() -> int:
         if not marker.exists():
             count = await asyncio.to_thread(send_demo_mails, stack.smtp_port)
             marker.write_text(f"{count}\n")
-        _banner(stack, password)
+        _banner(stack, password, line)
         await _supervise(stack, stop)
     except Exception as exc:
         print(f"switchboard: failed to start: {exc}", file=sys.stderr, flush=True)
@@ -62,6 +67,7 @@ async def run_stack() -> int:
         print("switchboard: stopping", flush=True)
         await asyncio.to_thread(stack.stop)
         await catcher.stop()
+        await line.stop()
         print("switchboard: stopped", flush=True)
     return 0
 
@@ -93,7 +99,7 @@ async def _supervise(stack: Stack, stop: asyncio.Event) -> None:
                 stack.start_process(name)
 
 
-def _banner(stack: Stack, password: str) -> None:
+def _banner(stack: Stack, password: str, line: LinePeer) -> None:
     shown = password if password == DEFAULT_DEMO_PASSWORD else "(the value of SB_DEMO_PASSWORD)"
     print(
         f"""
@@ -103,6 +109,10 @@ def _banner(stack: Stack, password: str) -> None:
   API          {stack.gateway_url}/api/v1/openapi.yaml
   SMTP intake  127.0.0.1:{stack.smtp_port}  → support@demo.example, sales@demo.example
   Sent mail    kept in .data/outgoing/ (a local catcher stands in for the internet)
+  LINE         a local peer stands in for LINE's API at {line.url} (access token
+               {line.token}); replies to LINE customers are printed here.
+               A customer's message: python -m services.devstack.line_peer send
+               --url {stack.gateway_url}/hooks/line/<public key> --secret <channel secret>
   Metrics      {_metrics_ports(stack)}
 
   Logins       admin@demo.example, agent1@demo.example, agent2@demo.example,

@@ -26,7 +26,7 @@ from . import authresults
 from .api import IngestionApi
 from .api_channel import ApiParser, ApiSender
 from .channel_deliveries import ChannelDeliverer, ChannelReplies, DeliverySettings
-from .channel_intake import ChannelIntake, Inboxes
+from .channel_intake import MAX_ATTACHMENT_BYTES, ChannelIntake, Inboxes
 from .channel_links import ChannelLinks
 from .channel_model import (
     ChannelRow,
@@ -34,6 +34,8 @@ from .channel_model import (
     ContentFetcher,
     ContentRef,
     InboundAttachment,
+    InboundMessage,
+    SenderNames,
     SignedParser,
 )
 from .channel_repo import ChannelRepo
@@ -43,6 +45,8 @@ from .directory import AddressDirectory
 from .imap import FetcherConfig, ImapSupervisor
 from .imports import ImportRepo, ImportRunner
 from .intake import IntakePipeline, UnparsedSweeper
+from .line_adapter import LineParser
+from .line_client import LineClient, LineEndpoints
 from .mailboxes import MailboxRepo
 from .parsing import MailParser
 from .scans import Rescanner, ScanRepo
@@ -79,6 +83,10 @@ class IngestionSettings(rt_settings.ServiceSettings):
     channel_retry_cap_s: float = Field(default=3600.0, gt=0, le=86400)
     channel_poll_s: float = Field(default=1.0, gt=0, le=60)
     channel_send_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # LINE's Messaging API (issue 21; docs/channels.md "LINE"): the local peer in tests
+    line_api_url: str = Field(default="https://api.line.me", pattern=r"^https?://\S+$")
+    line_data_url: str = Field(default="https://api-data.line.me", pattern=r"^https?://\S+$")
+    line_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
 # The channel adapters by kind (docs/channels.md), filled in `channel_adapters`: the
@@ -87,11 +95,24 @@ class IngestionSettings(rt_settings.ServiceSettings):
 PARSERS: dict[str, SignedParser] = {}
 SENDERS: dict[str, ChannelSender] = {}
 FETCHERS: dict[str, ContentFetcher] = {}
+NAMERS: dict[str, SenderNames] = {}
 
 
-def channel_adapters(settings: IngestionSettings, poster: WebhookPoster) -> None:
+def channel_adapters(settings: IngestionSettings, poster: WebhookPoster) -> LineClient:
     PARSERS["api"] = ApiParser()
     SENDERS["api"] = ApiSender(poster)
+    line = LineClient(
+        LineEndpoints(
+            api_url=settings.line_api_url,
+            data_url=settings.line_data_url,
+            timeout_s=settings.line_timeout_s,
+            content_max_bytes=MAX_ATTACHMENT_BYTES,
+        ),
+        ConnectPolicy.parse(settings.connect_allow),
+    )
+    PARSERS["line"] = LineParser()
+    SENDERS["line"] = FETCHERS["line"] = NAMERS["line"] = line
+    return line
 
 
 async def main() -> int:
@@ -169,18 +190,35 @@ async def main() -> int:
         ConnectPolicy.parse(settings.connect_allow), settings.channel_send_timeout_s
     )
     rt.on_close(poster.close)
-    channel_adapters(settings, poster)
+    line = channel_adapters(settings, poster)
+    rt.on_close(line.close)
+
+    async def token_of(channel: ChannelRow) -> str | None:
+        sealed = await channels.get(channel.tenant_id, channel.id)
+        if sealed is not None and sealed.token_enc is not None:
+            return secret_box.open(sealed.token_enc, str(channel.id))
+        return None
 
     async def fetch(channel: ChannelRow, ref: ContentRef) -> InboundAttachment:
         fetcher = FETCHERS[channel.kind]
-        sealed = await channels.get(channel.tenant_id, channel.id)
-        token = None
-        if sealed is not None and sealed.token_enc is not None:
-            token = secret_box.open(sealed.token_enc, str(channel.id))
-        return await fetcher.fetch(channel, token, ref)
+        return await fetcher.fetch(channel, await token_of(channel), ref)
+
+    async def names(channel: ChannelRow, msg: InboundMessage) -> str:
+        namer = NAMERS.get(channel.kind)
+        if namer is None:
+            return ""
+        return await namer.display_name(channel, await token_of(channel), msg)
 
     channel_intake = ChannelIntake(
-        db, channels, pipeline, outbox, Inboxes(rt.channel("accounts")), rt.clock, rt.ids, fetch
+        db,
+        channels,
+        pipeline,
+        outbox,
+        Inboxes(rt.channel("accounts")),
+        rt.clock,
+        rt.ids,
+        fetch,
+        names,
     )
     replies = ChannelReplies(db, channels, outbox, rt.clock, rt.ids)
     deliverer = ChannelDeliverer(

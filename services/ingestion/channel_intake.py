@@ -29,7 +29,7 @@ from switchboard.v1 import accounts_pb2, accounts_pb2_grpc, common_pb2, events_p
 from services.runtime import events, identity, log
 from services.runtime.clock import Clock
 from services.runtime.db import Database
-from services.runtime.errors import InvalidArgument, Unavailable
+from services.runtime.errors import InvalidArgument, NotFound, Unavailable
 from services.runtime.ids import IdGenerator
 from services.runtime.outbox import Outbox
 
@@ -52,6 +52,8 @@ MAX_EXTERNAL_ID = 200
 MAX_ATTACHMENTS = 10
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 Fetch = Callable[[ChannelRow, ContentRef], Awaitable[InboundAttachment]]
+# the sender's display name the channel knows (LINE's profile API); "" when it does not
+Names = Callable[[ChannelRow, InboundMessage], Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ class ChannelIntake:
         clock: Clock,
         ids: IdGenerator,
         fetch: Fetch | None = None,
+        names: Names | None = None,
     ) -> None:
         self._db = db
         self._repo = repo
@@ -173,16 +176,15 @@ class ChannelIntake:
         self._clock = clock
         self._ids = ids
         self._fetch = fetch
+        self._names = names
         self._log = log.get("ingestion.channels")
 
     async def receive(self, channel: ChannelRow, msg: InboundMessage) -> Received:
         check(msg)
         tenant = channel.tenant_id
-        if msg.fetch and await self._known(channel, msg) is None:
-            if self._fetch is None:
-                raise Unavailable(f"no content fetcher for {channel.kind}")
-            fetched = [await self._fetch(channel, ref) for ref in msg.fetch]
-            msg = replace(msg, attachments=(*msg.attachments, *fetched), fetch=())
+        naming = self._names is not None and not msg.sender_name
+        if (msg.fetch or naming) and await self._known(channel, msg) is None:
+            msg = await self._complete(channel, msg, naming)
         inbox_name, inbox_address = await self._inboxes.get(str(tenant), str(channel.inbox_id))
         now = self._clock.now()
         sender_name = channel_mail.one_line(msg.sender_name, channel_mail.MAX_NAME)
@@ -275,6 +277,34 @@ class ChannelIntake:
             duplicate=duplicate,
         )
         return Received(conv, row.seq, str(row.message_id), duplicate)
+
+    async def _complete(
+        self, channel: ChannelRow, msg: InboundMessage, naming: bool
+    ) -> InboundMessage:
+        """A new message's content fetched (LINE's images) and its sender named. Content
+        that cannot be fetched leaves a note in the text instead: the customer's message
+        is never lost for it (LINE does not redeliver by default)."""
+        if naming and self._names is not None:
+            msg = replace(msg, sender_name=await self._names(channel, msg))
+        if not msg.fetch:
+            return msg
+        if self._fetch is None:
+            raise Unavailable(f"no content fetcher for {channel.kind}")
+        fetched: list[InboundAttachment] = []
+        notes: list[str] = []
+        for ref in msg.fetch:
+            try:
+                fetched.append(await self._fetch(channel, ref))
+            except (Unavailable, NotFound, InvalidArgument) as err:
+                self._log.warning(
+                    "channel content not fetched",
+                    tenant_id=str(channel.tenant_id),
+                    channel_id=str(channel.id),
+                    error=err.message,
+                )
+                notes.append(f"[{ref.name}: could not be fetched — {err.message}]")
+        text = "\n".join(t for t in (msg.text, *notes) if t)
+        return replace(msg, text=text, attachments=(*msg.attachments, *fetched), fetch=())
 
     async def _known(self, channel: ChannelRow, msg: InboundMessage) -> uuid.UUID | None:
         """The stored message of this key in its conversation, if seen before."""

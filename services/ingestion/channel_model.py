@@ -184,3 +184,15 @@ class ContentFetcher(Protocol):
     async def fetch(
         self, channel: ChannelRow, token: str | None, ref: ContentRef
     ) -> InboundAttachment: ...
+
+
+class SenderNames(Protocol):
+    """Optional, per kind (LINE: the profile API): the sender's display name when an
+    inbound message came without one (`sender_name` ""). "" when the channel does not
+    tell; never raises, and bounds its own wait."""
+
+    kind: str
+
+    async def display_name(
+        self, channel: ChannelRow, token: str | None, message: InboundMessage
+    ) -> str: ...

@@ -37,6 +37,10 @@ def test_public_operations_are_exactly_the_ones_without_a_caller() -> None:
             # RFC 8058 one-click unsubscribe (issue 20): the signed token is the key
             "unsubscribePage",
             "unsubscribeOneClick",
+            # LINE's webhook (issue 21): LINE's signature over the body is the key
+            "lineWebhook",
+            # the API channel's inbound endpoint (issue 21): its HMAC signature is the key
+            "receiveApiChannelMessages",
             # the web UI's page and bundles: the sign-in screen is part of them
             "getUi",
             "getUiAsset",
