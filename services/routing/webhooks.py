@@ -14,14 +14,12 @@ address is not retried. The secret is never logged."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from switchboard.v1 import events_pb2
 
 from services.runtime import events, log, registry
@@ -29,7 +27,8 @@ from services.runtime.bus import Delivery as BusDelivery
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import InvalidArgument
-from services.runtime.hosts import ConnectPolicy, HostRefused
+from services.runtime.hosts import ConnectPolicy
+from services.runtime.hosts_http import AddressRefused, PolicyResolver
 from services.runtime.ids import IdGenerator
 from services.runtime.outbox import first_time
 from services.runtime.periodic import PeriodicTask
@@ -48,41 +47,6 @@ class WebhookSettings:
     retry_cap_s: float = 3600.0
     timeout_s: float = 10.0
     poll_s: float = 1.0
-
-
-class AddressRefused(OSError):
-    """The URL's host leads where the deployment does not allow (not retried)."""
-
-
-class PolicyResolver(AbstractResolver):
-    """aiohttp's resolver, through the ConnectPolicy: every address of the host checked."""
-
-    def __init__(self, policy: ConnectPolicy) -> None:
-        self._policy = policy
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        try:
-            found = await self._policy.resolve(host, port)
-        except HostRefused as err:
-            if err.step == "address":
-                raise AddressRefused(err.message) from None
-            raise OSError(err.message) from None
-        return [
-            ResolveResult(
-                hostname=host,
-                host=str(sockaddr[0]),
-                port=port,
-                family=fam,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for fam, sockaddr in found
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 class WebhookIntake:
