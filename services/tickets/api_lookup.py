@@ -39,9 +39,9 @@ _log = log.get("tickets.lookup")
 
 def config_pb(stored: StoredConfig | None) -> L.LookupConfig:
     if stored is None:
-        return L.LookupConfig(
+        return L.LookupConfig(  # the defaults of a new configuration (on once saved)
             configured=False,
-            enabled=False,
+            enabled=True,
             timeout_ms=rules.TIMEOUT_MS_DEFAULT,
             cache_ttl_s=rules.TTL_S_DEFAULT,
         )
