@@ -10,16 +10,17 @@ time by the runtime's ConnectPolicy widened by the tenant's allow-list (`policy_
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from services.runtime.errors import InvalidArgument
-from services.runtime.hosts import ConnectPolicy, valid_host
+from services.runtime.hosts import IP, ConnectPolicy, Network, refused_range, valid_host
 from services.runtime.priority_score import CUSTOMER_VALUE_MAX
 
 TIMEOUT_MS_DEFAULT = 3000
@@ -199,6 +200,12 @@ def validated(
             raise _bad(str(err), "allow_hosts") from None
         if " " in entry or "," in entry:
             raise _bad(f"{entry!r}: one host, address or CIDR range per entry", "allow_hosts")
+        never = _never(entry)
+        if never:
+            raise _bad(
+                f"{entry} is {never}: only the deployment (SB_CONNECT_ALLOW) can allow it",
+                "allow_hosts",
+            )
         if entry not in hosts:
             hosts.append(entry)
     return LookupConfig(
@@ -211,6 +218,16 @@ def validated(
         value_pointer=value_pointer,
         allow_hosts=tuple(hosts),
     )
+
+
+def _never(entry: str) -> str | None:
+    """The TENANT_NEVER range an allow-list entry (an address or CIDR range) lies in."""
+    try:
+        net = ipaddress.ip_network(entry.strip("[]"), strict=False)
+    except ValueError:
+        return None
+    why = refused_range(net.network_address)
+    return f"a {why} address" if why in TENANT_NEVER else None
 
 
 def check_secret(secret: str) -> None:
@@ -317,10 +334,41 @@ def value_of(doc: Any, config: LookupConfig) -> int | None:
     return customer_value_of(value) if found else None
 
 
-def policy_for(deployment: ConnectPolicy, allow_hosts: Sequence[str]) -> ConnectPolicy:
+# What a tenant's allow-list can never open, only the deployment's SB_CONNECT_ALLOW: the
+# link-local range holds the cloud's metadata service (whose JSON answers, with a header
+# the administrator chooses, would hand out the platform's credentials); the others are
+# no host at all.
+TENANT_NEVER = frozenset({"link-local", "unspecified", "multicast"})
+_ANYWHERE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
+
+@dataclass(frozen=True)
+class LookupPolicy(ConnectPolicy):
+    """The deployment's ConnectPolicy (`hosts`, `networks`) widened by a tenant's
+    allow-list (`tenant_hosts`, `tenant_networks`) — except for TENANT_NEVER ranges,
+    which stay refused however the tenant lists them (by address, range or name)."""
+
+    tenant_hosts: frozenset[str] = frozenset()
+    tenant_networks: tuple[Network, ...] = ()
+
+    def why_refused(self, ip: IP) -> str | None:
+        why = super().why_refused(ip)
+        if why is None or why in TENANT_NEVER:
+            return why
+        return ConnectPolicy(networks=self.tenant_networks).why_refused(ip)
+
+    async def resolve(self, host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+        if self.allows_name(host) or not ConnectPolicy(self.tenant_hosts).allows_name(host):
+            return await super().resolve(host, port)
+        # a name the tenant listed: any address it leads to but the TENANT_NEVER ones
+        wide = replace(self, tenant_networks=_ANYWHERE)
+        return await ConnectPolicy.resolve(wide, host, port)
+
+
+def policy_for(deployment: ConnectPolicy, allow_hosts: Sequence[str]) -> LookupPolicy:
     """The deployment's SB_CONNECT_ALLOW widened by the tenant's allow-list."""
-    extra = ConnectPolicy.parse(" ".join(allow_hosts))
-    return ConnectPolicy(deployment.hosts | extra.hosts, deployment.networks + extra.networks)
+    tenant = ConnectPolicy.parse(" ".join(allow_hosts))
+    return LookupPolicy(deployment.hosts, deployment.networks, tenant.hosts, tenant.networks)
 
 
 def same_origin(a: str, b: str) -> bool:

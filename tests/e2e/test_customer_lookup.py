@@ -257,6 +257,7 @@ async def test_private_addresses_and_other_hosts_are_refused_unless_allowed(
         ({"url_template": peer.url("/c?x={unknown}")}, "url_template"),
         ({"value_pointer": "/not/mapped"}, "value_pointer"),
         ({"allow_hosts": ["not a host!"]}, "allow_hosts"),
+        ({"allow_hosts": ["169.254.169.254"]}, "allow_hosts"),  # the metadata service
         ({"header_name": "Bad Header"}, "header_name"),
         ({"timeout_ms": 20000}, "timeout_ms"),
     ):

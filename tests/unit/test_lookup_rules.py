@@ -9,7 +9,7 @@ import ipaddress
 import pytest
 
 from services.runtime.errors import InvalidArgument
-from services.runtime.hosts import ConnectPolicy
+from services.runtime.hosts import ConnectPolicy, HostRefused
 from services.runtime.priority_score import CUSTOMER_VALUE_MAX
 from services.tickets import lookup_rules as rules
 from services.tickets.lookup_rules import ContactKeys, LookupField, MissingValue
@@ -172,10 +172,10 @@ def test_the_guard_refuses_internal_addresses_unless_the_tenant_or_deployment_al
     tenant = rules.policy_for(ConnectPolicy(), ["127.0.0.1", "10.0.0.0/8", "crm.internal"])
     assert _why(tenant, "127.0.0.1") is None and _why(tenant, "10.9.9.9") is None
     assert _why(tenant, "127.0.0.2") == "loopback"  # only what is listed
-    assert tenant.allows_name("CRM.internal.") and not tenant.allows_name("other.internal")
+    assert tenant.tenant_hosts == {"crm.internal"} and not tenant.allows_name("crm.internal")
     both = rules.policy_for(ConnectPolicy.parse("192.168.0.0/16 erp.corp"), ["127.0.0.1"])
     assert _why(both, "192.168.1.1") is None and _why(both, "127.0.0.1") is None
-    assert both.allows_name("erp.corp")
+    assert both.allows_name("erp.corp")  # the deployment's names: anything they lead to
 
 
 def test_redirects_stay_on_the_same_scheme_host_and_port() -> None:
@@ -190,3 +190,24 @@ def test_only_json_answers() -> None:
     assert rules.is_json_type("application/vnd.api+json")
     assert not rules.is_json_type("text/html")
     assert not rules.is_json_type("")
+
+
+async def test_a_tenant_can_never_open_the_metadata_service_or_non_hosts() -> None:
+    tenant = rules.policy_for(ConnectPolicy(), ["169.254.0.0/16", "0.0.0.0/0", "::/0", "localhost"])
+    assert _why(tenant, "169.254.169.254") == "link-local"
+    assert _why(tenant, "fe80::1") == "link-local"
+    assert _why(tenant, "0.0.0.0") == "unspecified"
+    assert _why(tenant, "224.0.0.1") == "multicast"
+    assert _why(tenant, "10.0.0.1") is None  # what the tenant may open, it did
+    # a name the tenant listed leads to its addresses (loopback here) ...
+    assert await tenant.resolve("localhost", 80)
+    # ... and a name it did not list is checked address by address
+    with pytest.raises(HostRefused):
+        await rules.policy_for(ConnectPolicy(), ["127.0.0.2"]).resolve("localhost", 80)
+    # the deployment alone may open link-local
+    deployment = rules.policy_for(ConnectPolicy.parse("169.254.169.254"), [])
+    assert _why(deployment, "169.254.169.254") is None
+    for entry in ("169.254.169.254", "169.254.0.0/16", "fe80::/10", "224.0.0.1"):
+        with pytest.raises(InvalidArgument) as got:
+            rules.validated(url_template="https://crm.example.com/", allow_hosts=[entry])
+        assert got.value.field == "allow_hosts" and "SB_CONNECT_ALLOW" in got.value.message
