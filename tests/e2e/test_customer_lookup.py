@@ -132,6 +132,17 @@ async def test_the_data_is_shown_cached_and_its_customer_value_moves_the_ticket(
     assert code == 200 and card["cached"] and card["fields"] == shown["fields"], card
     assert peer.hits[f"/customers?{big}"] == 1
 
+    # "try it" by the contact: asked again, nothing kept or changed
+    peer.customers[big] = {"customer": {"rank": "ゴールド", "ltv": 7}}
+    code, tried = await api_call(
+        stack, token, "POST", "/api/v1/customer-lookup/try", {"contact_id": contact["id"]}
+    )
+    assert code == 200 and tried["ok"] and tried["customer_value"] == 7, tried
+    assert peer.hits[f"/customers?{big}"] == 2
+    assert (await data(stack, token, second))["customer_value"] == 50000  # the kept answer
+    code, contact = await api_get(stack, token, f"/api/v1/contacts/{contact['id']}")
+    assert contact["customer_value"] == 50000
+
     # the newer ticket of the valuable customer comes first in the priority order
     await data(stack, token, first)
 
@@ -148,7 +159,7 @@ async def test_the_data_is_shown_cached_and_its_customer_value_moves_the_ticket(
     # a new configuration drops the cache: the system is asked again
     await api_call(stack, token, "PUT", "/api/v1/customer-lookup", config(peer, secret=None))
     assert (await data(stack, token, second))["cached"] is False
-    assert peer.hits[f"/customers?{big}"] == 2
+    assert peer.hits[f"/customers?{big}"] == 3
     assert peer.headers[-1]["X-Api-Key"] == SECRET  # the stored secret was kept
 
 
@@ -200,6 +211,13 @@ async def test_failures_are_unavailable_with_the_reason_and_the_ticket_still_ope
     )
     missing = await data(stack, token, ticket)
     assert (missing["ok"], missing["error"]) == (False, "missing"), missing
+
+    # switched off: nothing is asked
+    await api_call(stack, token, "PUT", "/api/v1/customer-lookup", config(peer, enabled=False))
+    asked = sum(peer.hits.values())
+    off = await data(stack, token, ticket)
+    assert (off["configured"], off["ok"], off["error"]) == (True, False, "disabled"), off
+    assert sum(peer.hits.values()) == asked
 
 
 async def test_private_addresses_and_other_hosts_are_refused_unless_allowed(
