@@ -15,6 +15,7 @@ from aiohttp import web
 from services.devstack.infra import free_port
 
 SLOW_S = 8.0  # longer than any lookup's timeout
+LATE_S = 1.0  # slow, but within the tests' timeouts
 
 
 class LookupPeer:
@@ -37,6 +38,7 @@ class LookupPeer:
         app = web.Application()
         app.router.add_get("/customers", self._customers)
         app.router.add_get("/slow", self._slow)
+        app.router.add_get("/late", self._late)
         app.router.add_get("/fail", self._fail)
         app.router.add_get("/badjson", self._badjson)
         app.router.add_get("/html", self._html)
@@ -64,6 +66,11 @@ class LookupPeer:
         if record is None:
             return web.json_response({"error": "not found"}, status=404)
         return web.json_response(record)
+
+    async def _late(self, request: web.Request) -> web.Response:
+        """The customer record, after LATE_S."""
+        await asyncio.sleep(LATE_S)
+        return await self._customers(request)
 
     async def _slow(self, request: web.Request) -> web.Response:
         self._count(request)

@@ -12,6 +12,7 @@ the URL's values or the data."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -108,6 +109,7 @@ class CustomerLookupApi(tickets_lookup_pb2_grpc.CustomerLookupServiceServicer):
         self._repo = repo
         self._box = box
         self._deployment = deployment
+        self._inflight: dict[tuple[str, uuid.UUID], asyncio.Task[L.LookupResult]] = {}
 
     # -- configuration (manage_inboxes) -----------------------------------------------
 
@@ -246,6 +248,23 @@ class CustomerLookupApi(tickets_lookup_pb2_grpc.CustomerLookupServiceServicer):
         cached = await self._repo.cached(ident.tenant_id, contact_id, d.clock.now())
         if cached is not None:
             return self._cached_result(config, cached, contact.id)
+        # one lookup a contact at a time in this process: operators opening the same
+        # ticket meanwhile wait for its answer instead of asking the system again
+        key = (ident.tenant_id, contact_id)
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._fetch_and_keep(ident, stored, contact))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        out = L.LookupResult()
+        out.CopyFrom(await asyncio.shield(task))
+        return out
+
+    async def _fetch_and_keep(
+        self, ident: Identity, stored: StoredConfig, contact: tickets_pb2.Contact
+    ) -> L.LookupResult:
+        """Fetch now; keep a successful answer and its customer value."""
+        d, config, contact_id = self._deps, stored.config, uuid.UUID(contact.id)
         result, fetched = await self._lookup(ident, config, stored.sealed_secret, _keys(contact))
         result.contact_id = contact.id
         if not result.ok or fetched is None:

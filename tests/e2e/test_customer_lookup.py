@@ -311,3 +311,19 @@ async def test_only_administrators_configure_and_other_tenants_see_nothing(
         code, body = await api_get(stack, agent, path)
         assert code == 404, (path, body)
     assert peer.hits[f"/customers?{address}"] == 1
+
+
+async def test_operators_opening_the_same_ticket_at_once_ask_the_system_once(
+    stack: Stack, peer: LookupPeer
+) -> None:
+    tenant, token = await admin(stack)
+    address = f"busy.{uuid.uuid4().hex[:6]}@example.jp"
+    peer.customers[address] = {"customer": {"rank": "Gold", "ltv": 3}}
+    ticket = await ticket_from(stack, token, tenant, address)
+    code, _ = await api_call(
+        stack, token, "PUT", "/api/v1/customer-lookup", config(peer, "/late?email={email}")
+    )
+    assert code == 200
+    answers = await asyncio.gather(*(data(stack, token, ticket) for _ in range(4)))
+    assert all(a["ok"] and a["fields"][0]["value"] == "Gold" for a in answers), answers
+    assert peer.hits[f"/late?{address}"] == 1
