@@ -18,6 +18,7 @@ from switchboard.v1 import (
     routing_pb2_grpc,
     routing_sla_pb2_grpc,
     routing_webhooks_pb2_grpc,
+    tickets_lookup_pb2_grpc,
     tickets_pb2_grpc,
 )
 
@@ -78,6 +79,7 @@ class Deps:
         self.sla = routing_sla_pb2_grpc.SlaServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]
         self.routing = routing_pb2_grpc.RoutingServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]
         self.webhooks = routing_webhooks_pb2_grpc.RuleWebhooksServiceStub(self.channels["routing"])  # type: ignore[no-untyped-call,unused-ignore]
+        self.lookup = tickets_lookup_pb2_grpc.CustomerLookupServiceStub(self.channels["tickets"])  # type: ignore[no-untyped-call,unused-ignore]
         self.redis = redis_client.connect(settings.redis_url)
         self.sessions = SessionResolver(
             self.channels["accounts"], self.redis, settings.session_cache_s

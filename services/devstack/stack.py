@@ -150,6 +150,7 @@ class Stack:
                 env["SB_SMTP_RELAY_HOST"] = self.config.smtp_relay[0]
                 env["SB_SMTP_RELAY_PORT"] = str(self.config.smtp_relay[1])
         if name == "tickets":
+            env["SB_SECRET_KEY"] = self.config.secret_key  # lookup header secrets (issue 21)
             # the local stack signs Message-IDs with a key derived from the same secret
             env["SB_THREAD_KEY"] = "thread:" + self.config.secret_key
         if name == "reporting":  # export files (issue 19) under the stack's data

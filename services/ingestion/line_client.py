@@ -39,7 +39,7 @@ import aiohttp
 from services.runtime import log
 from services.runtime.errors import InvalidArgument, NotFound, Unavailable
 from services.runtime.hosts import ConnectPolicy
-from services.runtime.webhook_http import AddressRefused, PolicyResolver
+from services.runtime.hosts_http import AddressRefused, PolicyResolver
 
 from .channel_model import (
     ChannelRow,

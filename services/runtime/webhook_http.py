@@ -7,7 +7,6 @@ receiver cannot make us hold megabytes. Secrets and bodies are never logged here
 from __future__ import annotations
 
 import asyncio
-import socket
 from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,15 +14,17 @@ from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from . import signing
 from .clock import Clock
 from .errors import InvalidArgument
-from .hosts import ConnectPolicy, HostRefused
+from .hosts import ConnectPolicy
+from .hosts_http import AddressRefused, PolicyResolver
 from .periodic import PeriodicTask
 
 Row = TypeVar("Row")
+
+__all__ = ["AddressRefused", "LeasedDeliverer", "PolicyResolver", "RetrySettings", "WebhookPoster"]
 
 
 @dataclass(frozen=True)
@@ -36,41 +37,6 @@ class RetrySettings:
     retry_cap_s: float = 3600.0
     timeout_s: float = 10.0
     poll_s: float = 1.0
-
-
-class AddressRefused(OSError):
-    """The URL's host leads where the deployment does not allow (not retried)."""
-
-
-class PolicyResolver(AbstractResolver):
-    """aiohttp's resolver, through the ConnectPolicy: every address of the host checked."""
-
-    def __init__(self, policy: ConnectPolicy) -> None:
-        self._policy = policy
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        try:
-            found = await self._policy.resolve(host, port)
-        except HostRefused as err:
-            if err.step == "address":
-                raise AddressRefused(err.message) from None
-            raise OSError(err.message) from None
-        return [
-            ResolveResult(
-                hostname=host,
-                host=str(sockaddr[0]),
-                port=port,
-                family=fam,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for fam, sockaddr in found
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 @dataclass(frozen=True)

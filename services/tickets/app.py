@@ -6,14 +6,22 @@ sweep; the tab counts' compactor."""
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from switchboard.v1 import tickets_pb2, tickets_pb2_grpc
+from switchboard.v1 import (
+    tickets_lookup_pb2,
+    tickets_lookup_pb2_grpc,
+    tickets_pb2,
+    tickets_pb2_grpc,
+)
 
 from services.runtime import registry
 from services.runtime import settings as rt_settings
+from services.runtime.hosts import ConnectPolicy
+from services.runtime.secrets import SecretBox
 from services.runtime.service import ServiceRuntime
 
 from . import thread_rules
 from .api import TicketsApi
+from .api_lookup import CustomerLookupApi
 from .approvals import ApprovalTracker
 from .contact_imports import ContactImportRunner
 from .contacts import ContactsRepo
@@ -23,6 +31,7 @@ from .directory import Directory
 from .drafts import DraftTracker
 from .filing import Filing
 from .locks import LockExpirySweeper, ReplyLocks
+from .lookup_repo import LookupRepo
 from .repo import TicketsRepo
 from .scans import ScanVerdicts
 from .search_limit import SearchLimiter
@@ -43,6 +52,11 @@ class TicketsSettings(rt_settings.ServiceSettings):
     lock_ttl_s: float = Field(default=60.0, ge=1.0, le=3600.0)
     # Keyword searches (tickets and contacts) per operator in any 60 s (SEC-6).
     search_per_minute: int = Field(default=30, ge=1, le=100_000)
+    # issue 21: the customer-data lookup's header secrets are sealed with this key
+    # (32 bytes, base64; without it no secret can be stored), and where lookup URLs may
+    # lead beyond global addresses besides each tenant's own allow-list.
+    secret_key: str | None = None
+    connect_allow: rt_settings.ConnectAllow = ""
 
 
 async def main() -> int:
@@ -98,5 +112,15 @@ async def main() -> int:
         tickets_pb2_grpc.add_TicketsServiceServicer_to_server,
         TicketsApi(deps),
         tickets_pb2.DESCRIPTOR.services_by_name["TicketsService"].full_name,
+    )
+    server.add(
+        tickets_lookup_pb2_grpc.add_CustomerLookupServiceServicer_to_server,
+        CustomerLookupApi(
+            deps,
+            LookupRepo(db.pool),
+            SecretBox(settings.secret_key),
+            ConnectPolicy.parse(settings.connect_allow),
+        ),
+        tickets_lookup_pb2.DESCRIPTOR.services_by_name["CustomerLookupService"].full_name,
     )
     return await rt.serve()

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from switchboard.v1 import events_pb2
+from switchboard.v1 import common_pb2, events_pb2
 
 from services.runtime import events, identity
 from services.runtime.identity import Identity
@@ -57,11 +57,13 @@ async def follow_customer_value(
     contact_id: uuid.UUID,
     value: int | None,
     now: datetime,
+    actor: common_pb2.Actor | None = None,
 ) -> None:
-    """A contact's customer value changed (an edit, or a merge that brought tickets with
-    another value): its tickets keep the new one (their priority score moves with it), and
-    those still open or pending are announced (ticket.updated), so routing's assigner and
-    the operators' lists follow."""
+    """A contact's customer value changed (an edit, a merge that brought tickets with
+    another value, or the customer-data lookup): its tickets keep the new one (their
+    priority score moves with it), and those still open or pending are announced
+    (ticket.updated, by `actor`, else the operator), so routing's assigner and the
+    operators' lists follow."""
     rows = await conn.fetch(
         "UPDATE tickets SET customer_value = $3,"
         " updated_at = CASE WHEN status IN ('open', 'pending') THEN $4 ELSE updated_at END"
@@ -89,7 +91,7 @@ async def follow_customer_value(
                 payload=events_pb2.TicketUpdated(
                     ticket=summary_pb(row), changes=[change], action="update"
                 ),
-                actor=identity.operator_actor(ident),
+                actor=actor or identity.operator_actor(ident),
                 correlation_id=ident.correlation_id,
             ),
         )

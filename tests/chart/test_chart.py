@@ -298,7 +298,8 @@ def test_outbound_gets_the_credentials_key_and_the_relay() -> None:
     ref = {"secretKeyRef": {"name": "switchboard-keys", "key": "credentials"}}
     assert out["SB_SECRET_KEY"]["valueFrom"] == ref
     assert env("ingestion")["SB_SECRET_KEY"]["valueFrom"] == ref
-    assert "SB_SECRET_KEY" not in env("tickets")
+    assert env("tickets")["SB_SECRET_KEY"]["valueFrom"] == ref  # lookup secrets (issue 21)
+    assert "SB_SECRET_KEY" not in env("routing")
     assert out["SB_SMTP_RELAY_HOST"]["value"] == "email-smtp.ap-northeast-1.amazonaws.com"
     assert out["SB_SMTP_RELAY_PORT"]["value"] == "587"
     assert out["SB_SMTP_RELAY_SECURITY"]["value"] == "starttls"
@@ -1096,7 +1097,7 @@ def test_stream_replicas_reach_every_pod() -> None:
         assert env["SB_NATS_REPLICAS"] == "3", obj["metadata"]["name"]
 
 
-def test_only_ingestion_and_outbound_get_the_credentials_key_and_only_from_a_secret() -> None:
+def test_only_the_sealing_services_get_the_credentials_key_and_only_from_a_secret() -> None:
     from tests.chart.render import render
 
     key = "A" * 43
@@ -1107,7 +1108,7 @@ def test_only_ingestion_and_outbound_get_the_credentials_key_and_only_from_a_sec
         env = obj["spec"]["template"]["spec"]["containers"][0]["env"]
         names = {e["name"]: e for e in env}
         component = obj["metadata"]["labels"]["app.kubernetes.io/component"]
-        sealing = component in ("ingestion", "outbound")
+        sealing = component in ("ingestion", "outbound", "tickets")
         assert ("SB_SECRET_KEY" in names) is sealing
         if sealing:
             assert "value" not in names["SB_SECRET_KEY"]
@@ -1118,12 +1119,13 @@ def test_only_ingestion_and_outbound_get_the_credentials_key_and_only_from_a_sec
     assert all("SB_SECRET_KEY" not in str(o) for o in none if o.get("kind") == "Deployment")
 
 
-def test_the_connect_allow_list_reaches_ingestion_outbound_and_routing_only() -> None:
+def test_the_connect_allow_list_reaches_the_services_that_connect_out_only() -> None:
     prod = Rendered("production", VALUE_SETS["production"])
     for name in ALL_SERVICES:
         spec = prod.get("Deployment", f"switchboard-{name}")["spec"]["template"]["spec"]
         env = env_of(spec["containers"][0])
-        if name in ("ingestion", "outbound", "routing"):  # routing: its rule webhooks
+        # routing: its rule webhooks; tickets: the customer-data lookup (issue 21)
+        if name in ("ingestion", "outbound", "routing", "tickets"):
             assert env["SB_CONNECT_ALLOW"]["value"] == "mail.corp.internal,10.20.0.0/16"
         else:
             assert "SB_CONNECT_ALLOW" not in env, name

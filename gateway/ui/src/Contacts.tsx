@@ -1,5 +1,6 @@
 import { FormEvent, ReactNode, useCallback, useEffect, useState } from "react";
 import { api, Contact, TimelineItem } from "./api";
+import { CustomerData } from "./CustomerData";
 import { errorText } from "./errors";
 import { useFormat } from "./format";
 import { go } from "./App";
@@ -176,6 +177,7 @@ export function ContactView({ id, masked }: { id: string; masked: boolean }) {
       <h1 data-testid="contact-name">{contact.name || contact.addresses[0]}</h1>
       {contact.merged_into && <p className="notice">{t("contacts.was_merged")}</p>}
       {notice && <p className="notice" role="status" data-testid="contact-notice">{notice}</p>}
+      <CustomerData path={`/contacts/${id}/customer-data`} />
       <div className="two">
         <form className="card" onSubmit={save}>
           <label>

@@ -12,6 +12,7 @@ import { ReplyEditor } from "./ReplyEditor";
 import { TicketApprovals, useTicketApprovals } from "./TicketApproval";
 import { TicketSends } from "./TicketSends";
 import { ContactCard } from "./ContactCard";
+import { CustomerData } from "./CustomerData";
 import { TicketSlaPanel } from "./Sla";
 import { PendingUntil, RoutingFacts } from "./TicketRouting";
 import { surveyed, WithoutSurvey } from "./adminSurvey";
@@ -410,6 +411,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
         </details>
       </main>
       <aside className="ticket-side">
+        <CustomerData path={`/tickets/${id}/customer-data`} />
         <TicketSlaPanel ticketId={id} />
         <RoutingFacts ticket={ticket} />
         <label>

@@ -8,6 +8,7 @@ import { outreachEn, outreachJa } from "./i18nOutreach";
 import { campaignsEn, campaignsJa } from "./i18nCampaigns";
 import { reportsEn, reportsJa } from "./i18nReports";
 import { routingEn, routingJa } from "./i18nRouting";
+import { lookupEn, lookupJa } from "./i18nLookup";
 
 const en = {
   "app.name": "Switchboard",
@@ -547,6 +548,7 @@ const en = {
   ...campaignsEn,
   ...routingEn,
   ...reportsEn,
+  ...lookupEn,
 };
 
 export type Key = keyof typeof en;
@@ -1089,6 +1091,7 @@ const ja: Record<Key, string> = {
   ...campaignsJa,
   ...routingJa,
   ...reportsJa,
+  ...lookupJa,
 };
 
 export type Lang = "en" | "ja";
