@@ -21,6 +21,7 @@ from . import (
     routes_approvals,
     routes_assignment,
     routes_campaigns,
+    routes_chat,
     routes_compose,
     routes_contact_lists,
     routes_contacts,
@@ -78,6 +79,7 @@ ROUTE_MODULES = (
     routes_suppressions,
     routes_unsubscribe,
     routes_notifications,
+    routes_chat,
     static,
 )
 
