@@ -51,6 +51,11 @@ class IngestionSettings(rt_settings.ServiceSettings):
     # ADR 0009: the authserv-ids of the MTAs whose Authentication-Results headers count,
     # comma-separated; empty: none (every sender unverified)
     trusted_authserv_ids: str = ""
+    # web chat (issue 21): one visitor message at most this long, this many a minute; a
+    # chat without a message either way for this long ends (its transcript is mailed)
+    chat_max_chars: int = Field(default=2000, ge=1, le=20_000)
+    chat_per_minute: int = Field(default=20, ge=1, le=10_000)
+    chat_idle_end_s: float = Field(default=1800.0, ge=1, le=7 * 86400)
 
 
 async def main() -> int:
