@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import grpc
 from switchboard.v1 import common_pb2, events_pb2, tickets_pb2, tickets_pb2_grpc
@@ -32,21 +31,11 @@ from services.runtime.outbox import Outbox
 from services.runtime.periodic import PeriodicTask
 
 from . import chat_domain as cd
+from .channel_intake import ChannelIntake
 from .channel_model import CAPABILITIES, ChannelRow, InboundMessage, pseudo_address
 from .chat_repo import ChatConversation, ChatLine, ChatRepo
 
 HISTORY_MAX = 500
-
-
-class Received(Protocol):
-    seq: int
-    duplicate: bool
-
-
-class Intake(Protocol):
-    """chcore's ChannelIntake: the receive pipeline of every channel."""
-
-    async def receive(self, channel: ChannelRow, message: InboundMessage) -> Received: ...
 
 
 def _ts(out: object, value: datetime | None) -> None:
@@ -146,7 +135,7 @@ class ChatApi:
         repo: ChatRepo,
         db: Database,
         outbox: Outbox,
-        intake: Intake,
+        intake: ChannelIntake,
         tickets: grpc.aio.Channel,
         clock: Clock,
         ids: IdGenerator,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +56,12 @@ class Visitor:
 def derived_secret(secret_key: str) -> str:
     """The visitor tokens' key, derived from ingestion's secret_key."""
     return hmac.new(secret_key.encode(), b"chat-visitor-tokens", hashlib.sha256).hexdigest()
+
+
+def chat_secret(secret_key: str | None) -> str:
+    """The visitor tokens' key; without a secret_key (a bare development process) one of
+    this process only: visitors then start anew after a restart."""
+    return derived_secret(secret_key or secrets.token_hex(32))
 
 
 def sign_visitor(secret: str, visitor: Visitor) -> str:
