@@ -92,7 +92,9 @@ async def test_a_visitor_from_an_allowed_site_chats_into_a_chat_ticket(stack: St
         assert ack["seq"] == 1 and ack["duplicate"] is False
         ticket = await chat_ticket(stack, admin, words)
         assert ticket["subject"].startswith("Chat: ")
-        assert ticket["channel"] == "chat"
+        code, detail, _ = await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=admin)
+        assert code == 200, detail
+        assert [m["channel"] for m in detail["messages"]] == ["chat"]
         # the same message from the visitor's other tab: pushed once there
         other = Visitor(stack.gateway_url, widget["public_key"], SITE)
         other.token = visitor.token
