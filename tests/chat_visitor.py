@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from typing import Any
 
@@ -19,6 +20,7 @@ class Visitor:
         self.conversation_id = ""
         self.ready: dict[str, Any] = {}
         self.frames: list[dict[str, Any]] = []
+        self.arrived: list[float] = []  # time.perf_counter() of each frame
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._new = asyncio.Condition()
@@ -34,6 +36,7 @@ class Visitor:
             headers["X-Forwarded-For"] = client
         self._ws = await self._http.ws_connect(self.url, headers=headers, heartbeat=30)
         self.frames = []
+        self.arrived = []
         self._reader = asyncio.create_task(self._read(self._ws))
         opening = {"type": "open", "token": self.token, "language": language}
         await self._ws.send_json({**opening, "after_seq": after_seq, **fields})
@@ -47,6 +50,7 @@ class Visitor:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
             async with self._new:
+                self.arrived.append(time.perf_counter())
                 self.frames.append(json.loads(msg.data))
                 self._new.notify_all()
 
