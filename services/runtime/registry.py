@@ -344,7 +344,8 @@ GATEWAY = Component(
     calls=tuple(s.name for s in SERVICES),
     # the live hub (gateway/live.py): ticket and approval events, shared templates and
     # sends to push; ended sessions and changed access to close or re-authorise sockets
-    # (SEC-9)
+    # (SEC-9); channel messages, conversations and deliveries, and the web chat's typing
+    # and presence between replicas (core NATS `sb.live.chat`, issue 21)
     subscriptions=(
         f"sb.{events.TICKETS.domain}.>",
         f"sb.{events.APPROVAL.domain}.>",
@@ -353,6 +354,8 @@ GATEWAY = Component(
         events.SESSION_ENDED.subject,
         events.ACCESS_CHANGED.subject,
         events.PRESENCE_CHANGED.subject,
+        f"sb.{events.INGEST.domain}.channel.>",
+        "sb.live.chat",
     ),
 )
 
