@@ -96,8 +96,6 @@ def test_plain_subscriptions_follow_subjects_of_known_streams() -> None:
         for subject in component.subscriptions:
             if subject == "sb.live.chat":  # core NATS between gateway replicas (issue 21)
                 continue
-            assert known(subject) or any(subject == s.subjects[0] for s in events.STREAMS), (
-                subject
-            )
+            assert known(subject) or any(subject == s.subjects[0] for s in events.STREAMS), subject
     assert events.SESSION_ENDED.subject in registry.GATEWAY.subscriptions
     assert events.ACCESS_CHANGED.subject in registry.GATEWAY.subscriptions
