@@ -4,6 +4,7 @@ import { createContext, useContext } from "react";
 import { approvalEn, approvalJa } from "./i18nApproval";
 import { notifyEn, notifyJa } from "./i18nNotify";
 import { surveyEn, surveyJa } from "./i18nSurvey";
+import { channelsEn, channelsJa } from "./i18nChannels";
 import { outreachEn, outreachJa } from "./i18nOutreach";
 import { campaignsEn, campaignsJa } from "./i18nCampaigns";
 import { reportsEn, reportsJa } from "./i18nReports";
@@ -543,6 +544,7 @@ const en = {
   ...approvalEn,
   ...notifyEn,
   ...surveyEn,
+  ...channelsEn,
   ...outreachEn,
   ...campaignsEn,
   ...routingEn,
@@ -1085,6 +1087,7 @@ const ja: Record<Key, string> = {
   ...approvalJa,
   ...notifyJa,
   ...surveyJa,
+  ...channelsJa,
   ...outreachJa,
   ...campaignsJa,
   ...routingJa,
