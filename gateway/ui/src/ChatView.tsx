@@ -36,8 +36,9 @@ export interface ChatState {
 const norm = (s: string | undefined) => (s ?? "").replace(/\s+/g, " ").trim();
 
 /** The conversation of a ticket and what the live socket says of it. `timeline` is the
- * ticket's messages: a live message they already hold is dropped. */
-export function useChat(ticketId: string, timeline: MessageSummary[]): ChatState {
+ * ticket's messages: a live message they already hold is dropped. Its conversation is read
+ * only when `enabled` (the ticket's customer is a channel's). */
+export function useChat(ticketId: string, timeline: MessageSummary[], enabled: boolean): ChatState {
   const [conversation, setConversation] = useState<Conversation | null>(null);
   const [pushed, setPushed] = useState<LiveMessage[]>([]);
   const [typing, setTyping] = useState(false);
@@ -47,12 +48,13 @@ export function useChat(ticketId: string, timeline: MessageSummary[]): ChatState
   convRef.current = conversation;
 
   const load = useCallback(async () => {
+    if (!enabled) return;
     try {
       setConversation(await api.get<Conversation>(`/tickets/${ticketId}/conversation`));
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) setConversation(null);
     }
-  }, [ticketId]);
+  }, [ticketId, enabled]);
 
   useEffect(() => {
     setPushed([]);

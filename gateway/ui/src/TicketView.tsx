@@ -48,8 +48,8 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   // why Reply may not be used at all now ("" when it may): `r` does nothing then
   const replyBlocked = useRef("");
   // a chat, API or LINE ticket: its conversation, live messages and typing (issue 21)
-  const chat = useChat(id, ticket?.messages ?? []);
   const channel = ticketChannel(ticket?.from);
+  const chat = useChat(id, ticket?.messages ?? [], MESSAGE_CHANNELS.has(channel));
   const isChat = MESSAGE_CHANNELS.has(channel) || !!chat.conversation;
   const typing = useTypingSignal(id, isChat);
 
