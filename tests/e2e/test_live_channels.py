@@ -150,6 +150,27 @@ async def test_channel_messages_and_visitor_typing_reach_only_the_inbox_operator
         await nc.publish("sb.live.chat", json.dumps(offline).encode())
         assert (await _next(g, "chat.visitor"))["online"] is False
 
+        # a delivery of a channel whose inbox this replica cannot tell: administrators only
+        delivery = events.envelope(
+            events.CHANNEL_DELIVERY,
+            event_id=str(uuid.uuid4()),
+            tenant_id=tenant.tenant_id,
+            occurred_at=datetime.now(UTC),
+            payload=events_pb2.ChannelDeliveryChanged(
+                delivery_id=str(uuid.uuid4()),
+                channel_id=str(uuid.uuid4()),
+                kind="api",
+                state="dead",
+                attempts=8,
+                error="HTTP 500",
+            ),
+            actor=events.system_actor("ingestion"),
+        )
+        await nc.publish(events.CHANNEL_DELIVERY.subject, delivery.SerializeToString())
+        got = await _next(a, "channel.delivery")
+        assert (got["state"], got["attempts"], got["error"]) == ("dead", 8, "HTTP 500")
+        await _nothing(g, "channel.delivery")
+
         # after the agent logs out, nothing reaches that socket (it is closed)
         assert (await call(stack, "DELETE", "/api/v1/sessions/current", token=agent))[0] == 204
         closed = await g.receive(timeout=5)
