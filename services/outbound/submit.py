@@ -23,7 +23,7 @@ import asyncpg
 from switchboard.v1 import common_pb2, events_pb2
 
 from services.runtime import log
-from services.runtime.channel_address import channel_target
+from services.runtime.channel_address import MIXED_RECIPIENTS, channel_target
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import FailedPrecondition, PermissionDenied
@@ -111,6 +111,8 @@ class Submitter:
             raise FailedPrecondition(
                 f"the draft cannot be sent: {blocking[0].message}",
                 field=blocking[0].field or "draft_id",
+                # a channel reply to mailboxes too: the same refusal as outbound's own
+                reason=MIXED_RECIPIENTS if blocking[0].code == MIXED_RECIPIENTS else None,
             )
         if acknowledged is None:
             return
