@@ -9,8 +9,9 @@ exactly once, the ticket's timeline — but is handed to ingestion's
   sending time: a closed reply window refuses the send (409 `reply_window_closed`, the
   message naming when it closed); mailboxes and a conversation together are refused
   (`channel_mixed_recipients`, runtime.channel_address);
-- when due, `CheckReply` again (a scheduled send whose window closed meanwhile fails with
-  that reason), then `Deliver` with the send's id as the idempotency key, the reply's
+- when due, `Deliver` — which judges the window again, after its idempotency key (a
+  scheduled send whose window closed meanwhile is refused and fails with
+  `reply_window_closed: …`, worded by `CheckReply`) — with the send's id as the key, the reply's
   plain text (the text part; HTML reduced to text), the author's display name and the
   ticket: a receipt `refused` fails the send with its reason; `delivered`, `pending`
   (ingestion's deliverer retries it with back-off) and `dead` (listed for
@@ -112,8 +113,26 @@ class ChannelReplies:
                 reason=WINDOW_CLOSED if found.reason == WINDOW_CLOSED else None,
             )
 
+    async def _why(
+        self,
+        tenant: str,
+        target: ChannelTarget,
+        now: datetime,
+        receipt: ingestion_channels_pb2.DeliveryReceipt,
+    ) -> str:
+        """A refused delivery's reason: the window's, with its code, when that is why."""
+        try:
+            await self.check(tenant, target, now)
+        except FailedPrecondition as err:
+            return f"{err.reason}: {err.message}" if err.reason else err.message
+        except DomainError:
+            pass
+        return receipt.error or "refused by the channel"
+
     async def deliver(self, row: Send, target: ChannelTarget, now: datetime) -> Result:
-        """One attempt: the window checked again, then the reply handed to the channel."""
+        """One attempt: the reply handed to the channel, which judges the reply window
+        itself — after its idempotency key, so that a retry of a reply delivered before
+        the window closed is that delivery, not a refusal."""
         if row.kind in AUTOMATIC_KINDS:
             return Result(Outcome.PERMANENT, 0, "automatic replies never go to a channel")
         tenant = str(row.tenant_id)
@@ -122,7 +141,6 @@ class ChannelReplies:
         if not text:
             return Result(Outcome.PERMANENT, 0, "the reply has no text to send")
         try:
-            await self.check(tenant, target, now)
             receipt = await self._peers.deliver(
                 md,
                 ingestion_channels_pb2.DeliverRequest(
@@ -150,9 +168,8 @@ class ChannelReplies:
             duplicate=receipt.duplicate,
         )
         if receipt.state == "refused":
-            return Result(
-                Outcome.PERMANENT, 0, clip_reply(receipt.error or "refused by the channel")
-            )
+            why = await self._why(tenant, target, now, receipt)
+            return Result(Outcome.PERMANENT, 0, clip_reply(why))
         note = {
             "delivered": f"delivered through {target.kind} (message {receipt.seq})",
             "pending": f"handed to {target.kind}: its delivery is being retried",
