@@ -6,8 +6,8 @@ operator's name) instead of an SMTP server, and is filed in the ticket as sent. 
 to mailboxes and a conversation together is refused; a closed reply window is refused
 with 409 `reply_window_closed`; a trainee's reply waits for approval, then goes; a
 scheduled reply goes at its time; a routing rule on channel "api" routes the ticket;
-reports count it like mail; a notification to the conversation goes through the channel;
-no automatic reply goes to it."""
+reports count it like mail; a notification and a satisfaction survey go through the
+channel as text with their links; no automatic reply goes to it."""
 
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ import pytest
 from services.devstack.stack import Stack
 from tests.e2e.test_access import operator_token
 from tests.e2e.test_accounts import admin_of, call
-from tests.e2e.test_compose import lock
+from tests.e2e.test_compose import lock, mail_ticket
 from tests.e2e.test_outbound import settled
+from tests.e2e.test_outbound_settings import _auto_reply, _template
 from tests.e2e.test_rule_actions import Receiver, receiver
+from tests.e2e.test_surveys import survey_on
 from tests.helpers import Tenant, api_get, eventually
 from tests.smtp_peer import SmtpPeer
 
@@ -386,3 +388,45 @@ async def test_a_notification_to_a_conversation_goes_through_the_channel(bridge:
     assert code == 201, made
     [hook] = await eventually(lambda: b.posted(conversation), timeout=30)
     assert hook["text"] == f"追跡: https://shop.example/t/{tag}"
+
+
+async def test_a_resolved_channel_ticket_s_survey_goes_through_the_channel_and_no_auto_reply(
+    bridge: Bridge, smtp_peer: SmtpPeer
+) -> None:
+    """The inbox answers every mail automatically and surveys every resolution: the
+    mail customer gets the acknowledgement, the channel's customer never does; the
+    channel ticket's survey reaches the webhook as text with its rating links."""
+    b = bridge
+    tpl = await _template(b.stack, b.admin, "【受付】{{original.subject}}", "受け付けました。")
+    await _auto_reply(b.stack, b.admin, b.tenant.inbox_id, tpl)
+    await survey_on(b.stack, b.admin, b.tenant.inbox_id)
+    tag = uuid.uuid4().hex[:8]
+    conversation = f"conv-{tag}"
+    await b.says(conversation, f"解約 {tag} したい")
+    ticket = await b.ticket(tag)
+    subject = f"メールの問い合わせ {tag}"
+    await mail_ticket(b.stack, b.tenant, b.agent, subject)
+
+    async def acked() -> Any:
+        return [r for r in smtp_peer.received if subject in str(r.message["Subject"])]
+
+    await eventually(acked, timeout=20)  # the mail got its acknowledgement by now
+    draft, fence = await channel_draft(b, ticket, b.agent, body_text=f"承りました [{tag}]")
+    code, item = await send(b, b.agent, draft["id"], fence, status_after="resolved")
+    assert code == 201, item
+    await settled(b.stack, b.agent, item["id"], "sent")
+
+    async def surveyed() -> Any:
+        hooks = await b.posted(conversation)
+        return hooks if len(hooks) == 2 else None
+
+    reply, survey = await eventually(surveyed, timeout=30)
+    assert reply["text"] == f"承りました [{tag}]"
+    assert "/survey/" in survey["text"] and "?rating=5" in survey["text"]
+    assert survey["author"]["name"] == "Help"  # the inbox, not an operator
+    code, listed, _ = await call(
+        b.stack, "GET", f"/api/v1/tickets/{ticket['id']}/sends", token=b.admin
+    )
+    assert code == 200, listed
+    kinds = sorted(s["kind"] for s in listed["items"])
+    assert kinds == ["reply", "survey"]  # no automatic reply to the conversation
