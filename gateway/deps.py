@@ -53,6 +53,10 @@ class GatewaySettings(rt_settings.RuntimeSettings):
     # The session cookie is Secure unless this is off (plain http other than localhost).
     cookie_secure: bool = True
     hsts: bool = False  # Strict-Transport-Security, when the gateway is reached over https
+    # issue 21: the gateway's public address in the URLs shown to administrators (a chat
+    # widget's snippet, an API channel's inbound URL, a LINE webhook URL); empty: the
+    # address the request came in by
+    public_url: str = ""
 
 
 class Deps:

@@ -163,6 +163,11 @@ async def stack(
                 "SB_IMAP_IDLE_REFRESH_S": "2",
                 "SB_CLAMD_ADDR": clamd.address,
                 "SB_CLAMD_RETRY_S": "0.5",  # a stopped clamd is tried again within seconds
+                # channel replies (issue 21) retried within a second, dead after 3 attempts
+                "SB_CHANNEL_MAX_ATTEMPTS": "3",
+                "SB_CHANNEL_RETRY_BASE_S": "0.3",
+                "SB_CHANNEL_POLL_S": "0.2",
+                "SB_CHANNEL_SEND_TIMEOUT_S": "3",
             },
             "tickets": {"SB_SEARCH_PER_MINUTE": str(SEARCH_PER_MINUTE)},
             # Stage deadlines swept often, so that a reminder shows within a second.

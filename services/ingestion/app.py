@@ -8,15 +8,36 @@ import ssl
 import sys
 
 from pydantic import Field
-from switchboard.v1 import ingestion_pb2, ingestion_pb2_grpc
+from switchboard.v1 import (
+    ingestion_channels_pb2,
+    ingestion_channels_pb2_grpc,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+)
 
+from services.runtime import registry
 from services.runtime import settings as rt_settings
 from services.runtime.hosts import ConnectPolicy
 from services.runtime.secrets import SecretBox
 from services.runtime.service import ServiceRuntime
+from services.runtime.webhook_http import WebhookPoster
 
 from . import authresults
 from .api import IngestionApi
+from .api_channel import ApiParser, ApiSender
+from .channel_deliveries import ChannelDeliverer, ChannelReplies, DeliverySettings
+from .channel_intake import ChannelIntake, Inboxes
+from .channel_links import ChannelLinks
+from .channel_model import (
+    ChannelRow,
+    ChannelSender,
+    ContentFetcher,
+    ContentRef,
+    InboundAttachment,
+    SignedParser,
+)
+from .channel_repo import ChannelRepo
+from .channels_api import ChannelsApi
 from .clamd import Address, Clamd
 from .directory import AddressDirectory
 from .imap import FetcherConfig, ImapSupervisor
@@ -51,6 +72,26 @@ class IngestionSettings(rt_settings.ServiceSettings):
     # ADR 0009: the authserv-ids of the MTAs whose Authentication-Results headers count,
     # comma-separated; empty: none (every sender unverified)
     trusted_authserv_ids: str = ""
+    # issue 21: replies to API channels' webhooks (and LINE) — attempts, back-off
+    # base · 2^(n-1) capped, the deliverer's poll and each send's timeout
+    channel_max_attempts: int = Field(default=8, ge=1, le=50)
+    channel_retry_base_s: float = Field(default=30.0, gt=0, le=3600)
+    channel_retry_cap_s: float = Field(default=3600.0, gt=0, le=86400)
+    channel_poll_s: float = Field(default=1.0, gt=0, le=60)
+    channel_send_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
+# The channel adapters by kind (docs/channels.md), filled in `channel_adapters`: the
+# inbound half of those reached by a signed webhook, the outbound half, and the fetchers
+# of content a message only refers to. LINE's entries are added beside the API channel's.
+PARSERS: dict[str, SignedParser] = {}
+SENDERS: dict[str, ChannelSender] = {}
+FETCHERS: dict[str, ContentFetcher] = {}
+
+
+def channel_adapters(settings: IngestionSettings, poster: WebhookPoster) -> None:
+    PARSERS["api"] = ApiParser()
+    SENDERS["api"] = ApiSender(poster)
 
 
 async def main() -> int:
@@ -123,7 +164,63 @@ async def main() -> int:
     runner = ImportRunner(imports, pipeline, rt.clock, holder=holder)
     rt.add_background("imports", runner.start, runner.stop)
 
+    channels = ChannelRepo(db.pool)
+    poster = WebhookPoster(
+        ConnectPolicy.parse(settings.connect_allow), settings.channel_send_timeout_s
+    )
+    rt.on_close(poster.close)
+    channel_adapters(settings, poster)
+
+    async def fetch(channel: ChannelRow, ref: ContentRef) -> InboundAttachment:
+        fetcher = FETCHERS[channel.kind]
+        sealed = await channels.get(channel.tenant_id, channel.id)
+        token = None
+        if sealed is not None and sealed.token_enc is not None:
+            token = secret_box.open(sealed.token_enc, str(channel.id))
+        return await fetcher.fetch(channel, token, ref)
+
+    channel_intake = ChannelIntake(
+        db, channels, pipeline, outbox, Inboxes(rt.channel("accounts")), rt.clock, rt.ids, fetch
+    )
+    replies = ChannelReplies(db, channels, outbox, rt.clock, rt.ids)
+    deliverer = ChannelDeliverer(
+        db,
+        channels,
+        outbox,
+        secret_box,
+        SENDERS,
+        rt.clock,
+        rt.ids,
+        DeliverySettings(
+            max_attempts=settings.channel_max_attempts,
+            retry_base_s=settings.channel_retry_base_s,
+            retry_cap_s=settings.channel_retry_cap_s,
+            poll_s=settings.channel_poll_s,
+            timeout_s=settings.channel_send_timeout_s,
+        ),
+    )
+    replies.wake.append(deliverer)
+    rt.add_background(deliverer.name, deliverer.start, deliverer.stop)
+    links = ChannelLinks(db, channels, outbox, rt.clock, rt.ids)
+    await rt.add_consumer(registry.INGESTION_CHANNEL_TICKETS, links.on_ticket_event)
+
     server = rt.grpc_server()
+    server.add(
+        ingestion_channels_pb2_grpc.add_ChannelsServiceServicer_to_server,
+        ChannelsApi(
+            db,
+            channels,
+            channel_intake,
+            replies,
+            secret_box,
+            PARSERS,
+            rt.channel("accounts"),
+            rt.channel("tickets"),
+            rt.clock,
+            rt.ids,
+        ),
+        ingestion_channels_pb2.DESCRIPTOR.services_by_name["ChannelsService"].full_name,
+    )
     server.add(
         ingestion_pb2_grpc.add_IngestionServiceServicer_to_server,
         IngestionApi(

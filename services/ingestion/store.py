@@ -95,6 +95,9 @@ class Intake:
     # transaction as its message.received; called with the message id and that envelope.
     followups: Followups | None = None
     ticket_id: str = ""  # a mail we sent: the ticket outbound sent it from
+    # the stored message's id, chosen by the caller (a channel message: its transcript row
+    # names it in the same transaction as its channel.message event); "": a new one
+    message_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +202,10 @@ class RawStore:
                 "size_bytes, envelope_from, recipients, event_id, received_at, dedupe_key, "
                 "ticket_id) "
                 f"ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING {_ROW}, dedupe_key",
-                [self._ids.new() for _ in new],
+                [
+                    uuid.UUID(i.message_id) if i.message_id else self._ids.new()
+                    for _k, (i, _s, _a) in new
+                ],
                 [tenant for (tenant, _key), _v in new],
                 [uuid.UUID(i.inbox.id) for _k, (i, _s, _a) in new],
                 [i.inbox.name for _k, (i, _s, _a) in new],

@@ -14,25 +14,21 @@ address is not retried. The secret is never logged."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, timedelta
-from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from switchboard.v1 import events_pb2
 
 from services.runtime import events, log, registry
 from services.runtime.bus import Delivery as BusDelivery
 from services.runtime.clock import Clock
 from services.runtime.db import Database
-from services.runtime.errors import InvalidArgument
-from services.runtime.hosts import ConnectPolicy, HostRefused
+from services.runtime.hosts import ConnectPolicy
 from services.runtime.ids import IdGenerator
 from services.runtime.outbox import first_time
 from services.runtime.periodic import PeriodicTask
+from services.runtime.webhook_http import WebhookPoster
 
 from . import webhook_sign
 from .webhook_repo import Delivery, NewDelivery, WebhookRepo
@@ -48,41 +44,6 @@ class WebhookSettings:
     retry_cap_s: float = 3600.0
     timeout_s: float = 10.0
     poll_s: float = 1.0
-
-
-class AddressRefused(OSError):
-    """The URL's host leads where the deployment does not allow (not retried)."""
-
-
-class PolicyResolver(AbstractResolver):
-    """aiohttp's resolver, through the ConnectPolicy: every address of the host checked."""
-
-    def __init__(self, policy: ConnectPolicy) -> None:
-        self._policy = policy
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        try:
-            found = await self._policy.resolve(host, port)
-        except HostRefused as err:
-            if err.step == "address":
-                raise AddressRefused(err.message) from None
-            raise OSError(err.message) from None
-        return [
-            ResolveResult(
-                hostname=host,
-                host=str(sockaddr[0]),
-                port=port,
-                family=fam,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for fam, sockaddr in found
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 class WebhookIntake:
@@ -149,21 +110,11 @@ class WebhookDeliverer(PeriodicTask):
         self._clock = clock
         self._s = settings
         self._policy = policy
-        self._session: aiohttp.ClientSession | None = None
+        self._poster = WebhookPoster(policy, settings.timeout_s)
         self._log = log.get("routing.webhooks")
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(resolver=PolicyResolver(self._policy), limit=32)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self._s.timeout_s),
-            )
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._poster.close()
 
     async def step(self) -> bool:
         now = self._clock.now()
@@ -182,46 +133,18 @@ class WebhookDeliverer(PeriodicTask):
         body = d.body.encode()
         ts = int(self._clock.now().timestamp())
         headers = webhook_sign.headers(secret.secret, d.id, ts, body)
-        error = ""
-        final = False
-        host = urlsplit(d.url).hostname or ""
-        try:
-            # aiohttp does not ask the resolver about an address written as the host
-            self._policy.check_literal(host, "url")
-        except InvalidArgument as err:
-            await self._repo.failed(d, f"address not allowed: {err.message}", None)
-            self._log.warning(
-                "webhook dead", tenant_id=d.tenant_id, delivery_id=d.id, error="address not allowed"
+        outcome = await self._poster.post(d.url, body, headers)
+        if outcome.ok:
+            await self._repo.delivered(d, self._clock.now())
+            self._log.info(
+                "webhook delivered",
+                tenant_id=d.tenant_id,
+                delivery_id=d.id,
+                rule_id=d.rule_id,
+                status=outcome.status,
             )
             return
-        try:
-            async with self._http().post(
-                d.url, data=body, headers=headers, allow_redirects=False
-            ) as resp:
-                # the answer's body is not read: a receiver cannot make routing hold
-                # megabytes; leaving the block releases (or closes) the connection
-                if 200 <= resp.status < 300:
-                    await self._repo.delivered(d, self._clock.now())
-                    self._log.info(
-                        "webhook delivered",
-                        tenant_id=d.tenant_id,
-                        delivery_id=d.id,
-                        rule_id=d.rule_id,
-                        status=resp.status,
-                    )
-                    return
-                error = f"HTTP {resp.status}"
-        except aiohttp.ClientConnectorError as err:
-            final = isinstance(err.os_error, AddressRefused)
-            error = (
-                f"address not allowed: {err.os_error}"
-                if final
-                else f"no connection: {err.os_error.strerror or err.os_error}"
-            )
-        except TimeoutError:
-            error = f"no answer within {self._s.timeout_s:g} s"
-        except aiohttp.ClientError as err:
-            error = f"{type(err).__name__}: {err}"
+        error, final = outcome.error, outcome.final
         attempts = d.attempts + 1
         retry_at = None
         if not final and attempts < self._s.max_attempts:

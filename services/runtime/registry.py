@@ -69,6 +69,13 @@ ROUTING_WEBHOOKS = ConsumerSpec(
 OUTBOUND_RULE_REPLIES = ConsumerSpec(
     events.TICKETS, "outbound__rule_replies", (events.TICKET_RULE_ACTIONS.subject,)
 )
+# Channels (issue 21, ING-6): ingestion links a channel conversation to the ticket its
+# message was filed into (channel_messages.message_id = the event's message_id).
+INGESTION_CHANNEL_TICKETS = ConsumerSpec(
+    events.TICKETS,
+    "ingestion__channel_tickets",
+    (events.TICKET_CREATED.subject, events.TICKET_MESSAGE_ADDED.subject),
+)
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
 # routing's soonest SLA due time of each ticket, kept so lists sort by it (issue 18).
 TICKETS_SLA = ConsumerSpec(events.ROUTING, "tickets__sla", (events.SLA_CHANGED.subject,))
@@ -245,6 +252,7 @@ SERVICES: tuple[Component, ...] = (
         7101,
         database=True,
         streams=(events.INGEST,),
+        consumers=(INGESTION_CHANNEL_TICKETS,),
         calls=("accounts", "tickets"),
     ),
     _service(
