@@ -113,6 +113,11 @@ function ChannelForm({
   useEffect(() => {
     if (kind === "chat") items("/forms").then(setForms, () => setForms([]));
   }, [kind]);
+  // the inboxes may arrive after the form opened: a new channel's is the first
+  const firstInbox = lookups.inboxes[0]?.value ?? "";
+  useEffect(() => {
+    if (firstInbox) setV((x) => (x.inbox_id ? x : { ...x, inbox_id: firstInbox }));
+  }, [firstInbox]);
   const save = async () => {
     try {
       const b = body(kind, v, !channel);
