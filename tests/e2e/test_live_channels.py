@@ -24,7 +24,8 @@ from services.devstack.stack import Stack
 from services.runtime import events
 from tests.e2e.test_access import _private_inbox_and_an_agent, operator_token, ticket_by_subject
 from tests.e2e.test_accounts import call
-from tests.helpers import make_mail, send
+from tests.e2e.test_ui_channels import api_channel, post_signed
+from tests.helpers import eventually, make_mail, send
 
 pytestmark = pytest.mark.e2e
 
@@ -198,4 +199,41 @@ async def test_an_operator_typing_on_a_ticket_that_is_no_chat_is_refused(stack: 
         # the socket stays open
         await ws.send_json({"type": "chat.typing", "ticket_id": ticket["id"], "typing": "yes"})
         assert (await _next(ws, "error"))["error"]["field"] == "typing"
+        await ws.close()
+
+
+async def test_an_operator_typing_on_a_channel_ticket_is_published_for_the_visitor(
+    stack: Stack, nc: Any
+) -> None:
+    tenant, admin, agent, *_ = await _private_inbox_and_an_agent(stack)
+    channel, secret = await api_channel(stack, admin, tenant.inbox_id, "")
+    conversation = f"c-{uuid.uuid4().hex[:6]}"
+    text = f"Hello {uuid.uuid4().hex[:4]}"
+    got: list[dict[str, Any]] = []
+
+    async def on_msg(msg: Any) -> None:
+        got.append(json.loads(msg.data))
+
+    await nc.subscribe("sb.live.chat", cb=on_msg)
+    async with aiohttp.ClientSession() as http:
+        ws = await _socket(http, stack, agent)
+        await post_signed(stack, channel, secret, conversation, text)
+        # the fast path: the agent of the channel's inbox sees the message at once
+        pushed = await _next(ws, "channel.message", timeout=15)
+        assert (pushed["text"], pushed["channel"], pushed["direction"]) == (text, "api", "in")
+        ticket = await ticket_by_subject(stack, admin, f"API: {text}")
+        await ws.send_json({"type": "chat.typing", "ticket_id": ticket["id"], "typing": True})
+        await ws.send_json({"type": "chat.typing", "ticket_id": ticket["id"], "typing": True})
+        await ws.send_json({"type": "chat.typing", "ticket_id": ticket["id"], "typing": False})
+
+        async def both() -> bool:
+            return len(got) >= 2
+
+        await eventually(both, timeout=10)
+        await _nothing(ws, "error")
+        assert [g["event"] for g in got] == ["typing", "idle"]  # the repeat was dropped
+        first = got[0]
+        assert first["who"] == "operator" and first["ticket_id"] == ticket["id"]
+        assert first["tenant_id"] == tenant.tenant_id and first["inbox_id"] == tenant.inbox_id
+        assert first["conversation_id"] == pushed["conversation_id"]
         await ws.close()
