@@ -33,12 +33,12 @@ from nats.aio.client import Client as NatsClient
 from switchboard.v1 import events_pb2, ingestion_channels_pb2_grpc
 from switchboard.v1 import ingestion_channels_pb2 as pb
 
-from services.runtime import log, permissions
+from services.runtime import log, permissions, registry
 from services.runtime.identity import Identity
 
 from .auth import Caller
 
-LIVE_CHAT = "sb.live.chat"
+LIVE_CHAT = registry.LIVE_CHAT_SUBJECT
 CHANNEL_PAYLOADS = ("channel_message", "channel_conversation", "channel_delivery")
 CONVERSATION_TTL_S = 30.0
 REPEAT_S = 2.0  # the same typing state of one socket and ticket, published again at most

@@ -14,6 +14,7 @@ from services.runtime.service import run as run_main
 
 from .catcher import MailCatcher
 from .demo import send_demo_mails
+from .demo_chat import seed_demo_chat
 from .infra import free_port
 from .stack import ROOT, START_ORDER, Stack, StackConfig
 
@@ -53,7 +54,14 @@ async def run_stack() -> int:
         if not marker.exists():
             count = await asyncio.to_thread(send_demo_mails, stack.smtp_port)
             marker.write_text(f"{count}\n")
-        _banner(stack, password)
+        chat_key = ""
+        try:
+            chat_key = await asyncio.to_thread(
+                seed_demo_chat, stack.gateway_url, password, config.data_dir / "demo-chat-widget"
+            )
+        except Exception as exc:  # the rest of the demo works without it
+            print(f"switchboard: no demo chat widget: {exc}", file=sys.stderr, flush=True)
+        _banner(stack, password, chat_key)
         await _supervise(stack, stop)
     except Exception as exc:
         print(f"switchboard: failed to start: {exc}", file=sys.stderr, flush=True)
@@ -93,8 +101,9 @@ async def _supervise(stack: Stack, stop: asyncio.Event) -> None:
                 stack.start_process(name)
 
 
-def _banner(stack: Stack, password: str) -> None:
+def _banner(stack: Stack, password: str, chat_key: str = "") -> None:
     shown = password if password == DEFAULT_DEMO_PASSWORD else "(the value of SB_DEMO_PASSWORD)"
+    chat = f"{stack.gateway_url}/widget-demo/{chat_key}" if chat_key else "(not set up)"
     print(
         f"""
   Switchboard is running.
@@ -103,6 +112,7 @@ def _banner(stack: Stack, password: str) -> None:
   API          {stack.gateway_url}/api/v1/openapi.yaml
   SMTP intake  127.0.0.1:{stack.smtp_port}  → support@demo.example, sales@demo.example
   Sent mail    kept in .data/outgoing/ (a local catcher stands in for the internet)
+  Web chat     {chat}   (a visitor's page with the widget)
   Metrics      {_metrics_ports(stack)}
 
   Logins       admin@demo.example, agent1@demo.example, agent2@demo.example,

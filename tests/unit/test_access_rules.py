@@ -37,6 +37,12 @@ def test_public_operations_are_exactly_the_ones_without_a_caller() -> None:
             # RFC 8058 one-click unsubscribe (issue 20): the signed token is the key
             "unsubscribePage",
             "unsubscribeOneClick",
+            # the web chat's visitor side (issue 21): the widget key and visitor token
+            "chatWidgetScript",
+            "chatVisitorSocket",
+            "chatWidgetDemo",
+            # the API channel's inbound endpoint (issue 21): its HMAC signature is the key
+            "receiveApiChannelMessages",
             # the web UI's page and bundles: the sign-in screen is part of them
             "getUi",
             "getUiAsset",

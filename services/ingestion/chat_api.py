@@ -1,0 +1,368 @@
+"""ChatService over gRPC (issue 21, ING-6): the web chat's visitor side, called by the
+gateway's widget socket (public: the widget's key names the channel, the visitor token
+names the visitor's conversation; nothing here tells whether a key exists beyond
+NOT_FOUND). A visitor's message goes through the channels' one receive pipeline
+(`ChannelIntake.receive`) and becomes a ticket of channel "chat".
+
+Limits per visitor: `SB_CHAT_MAX_CHARS` characters a message (INVALID_ARGUMENT, field
+`text`), `SB_CHAT_PER_MINUTE` messages a minute (RESOURCE_EXHAUSTED, retry after). A
+chat ends when the visitor ends it or after `SB_CHAT_IDLE_END_S` without a message either
+way (ChatSweeper); `channel.conversation` action "ended" then tells outbound to mail the
+transcript to the address the visitor left (once per conversation).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import grpc
+from switchboard.v1 import common_pb2, events_pb2, tickets_pb2, tickets_pb2_grpc
+from switchboard.v1 import ingestion_channels_pb2 as pb
+
+from services.runtime import events, identity, log
+from services.runtime.clock import Clock
+from services.runtime.db import Database
+from services.runtime.errors import FailedPrecondition, NotFound, PermissionDenied
+from services.runtime.grpc_server import Context
+from services.runtime.identity import Identity
+from services.runtime.ids import IdGenerator, parse_uuid
+from services.runtime.outbox import Outbox
+from services.runtime.periodic import PeriodicTask
+
+from . import chat_domain as cd
+from .channel_intake import ChannelIntake
+from .channel_model import CAPABILITIES, ChannelRow, InboundMessage, pseudo_address
+from .chat_repo import ChatConversation, ChatLine, ChatRepo
+
+HISTORY_MAX = 500
+
+
+def _ts(out: object, value: datetime | None) -> None:
+    if value is not None:
+        out.FromDatetime(value)  # type: ignore[attr-defined]
+
+
+def settings_pb(settings: dict[str, object]) -> pb.ChatSettings:
+    def text(name: str) -> str:
+        value = settings.get(name)
+        return value if isinstance(value, str) else ""
+
+    origins = settings.get("allowed_origins")
+    return pb.ChatSettings(
+        allowed_origins=[o for o in origins if isinstance(o, str)]
+        if isinstance(origins, list)
+        else [],
+        colour=text("colour"),
+        greeting_ja=text("greeting_ja"),
+        greeting_en=text("greeting_en"),
+        offline_form_id=text("offline_form_id"),
+        position=text("position") or "right",
+    )
+
+
+def conversation_pb(conv: ChatConversation, inbox_id: uuid.UUID) -> pb.Conversation:
+    caps = CAPABILITIES["chat"]
+    out = pb.Conversation(
+        id=str(conv.id),
+        channel_id=str(conv.channel_id),
+        kind="chat",
+        inbox_id=str(inbox_id),
+        external_id=conv.external_id,
+        sender_name=conv.sender_name,
+        email=conv.email,
+        ticket_id=str(conv.ticket_id or ""),
+        last_seq=conv.last_seq,
+        capabilities=pb.ChannelCapabilities(
+            threading=caps.threading,
+            attachments_in=caps.attachments_in,
+            attachments_out=caps.attachments_out,
+            typing=caps.typing,
+            reply_window_s=caps.reply_window_s,
+            delivery_receipts=caps.delivery_receipts,
+        ),
+        address=pseudo_address(conv.id, "chat"),
+        language=conv.language,
+    )
+    _ts(out.last_inbound_at, conv.last_inbound_at)
+    _ts(out.ended_at, conv.ended_at)
+    return out
+
+
+def line_pb(line: ChatLine) -> pb.ChatMessage:
+    out = pb.ChatMessage(
+        seq=line.seq,
+        direction=line.direction,
+        text=line.text,
+        author_name=line.author_name,
+        key=line.key,
+        attachments=[
+            pb.Attachment(
+                name=str(a.get("name", "")),
+                content_type=str(a.get("content_type", "")),
+                size=int(a.get("size", 0) or 0),
+            )
+            for a in line.attachments
+        ],
+    )
+    _ts(out.created_at, line.created_at)
+    return out
+
+
+def conversation_event(
+    conv: ChatConversation, inbox_id: uuid.UUID, action: str, event_id: str, now: datetime
+) -> events_pb2.EventEnvelope:
+    return events.envelope(
+        events.CHANNEL_CONVERSATION,
+        event_id=event_id,
+        tenant_id=str(conv.tenant_id),
+        occurred_at=now,
+        payload=events_pb2.ChannelConversationChanged(
+            conversation_id=str(conv.id),
+            channel_id=str(conv.channel_id),
+            kind="chat",
+            inbox_id=str(inbox_id),
+            ticket_id=str(conv.ticket_id or ""),
+            action=action,
+        ),
+        actor=events.system_actor("ingestion"),
+    )
+
+
+class ChatApi:
+    def __init__(
+        self,
+        repo: ChatRepo,
+        db: Database,
+        outbox: Outbox,
+        intake: ChannelIntake,
+        tickets: grpc.aio.Channel,
+        clock: Clock,
+        ids: IdGenerator,
+        secret: str,
+        limits: cd.ChatLimits,
+    ) -> None:
+        self._repo = repo
+        self._db = db
+        self._outbox = outbox
+        self._intake = intake
+        self._tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)  # type: ignore[no-untyped-call,unused-ignore]
+        self._clock = clock
+        self._ids = ids
+        self._secret = secret
+        self._limits = limits
+        self._log = log.get("ingestion.chat")
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    async def _channel(self, public_key: str) -> ChannelRow:
+        channel = await self._repo.channel_by_key(public_key) if public_key else None
+        if channel is None:
+            raise NotFound("no such chat widget", field="public_key")
+        return channel
+
+    async def _visitor(self, token: str) -> tuple[ChannelRow, ChatConversation, cd.Visitor]:
+        visitor = cd.read_visitor(self._secret, token)
+        channel = await self._repo.channel_by_id(visitor.channel_id)
+        conv = await self._repo.conversation(channel.id, visitor.external_id) if channel else None
+        if channel is None or conv is None:
+            raise NotFound("no such chat", field="visitor_token")
+        return channel, conv, visitor
+
+    async def _ticket_status(self, conv: ChatConversation) -> str:
+        if conv.ticket_id is None:
+            return ""
+        try:
+            resp = await self._tickets.GetTicket(
+                tickets_pb2.GetTicketRequest(ticket_id=str(conv.ticket_id)),
+                metadata=Identity(tenant_id=str(conv.tenant_id)).metadata(),
+                timeout=5,
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                return "trash"  # gone: start anew
+            self._log.warning("ticket status unknown", error=err.code().name)
+            return ""
+        name: str = common_pb2.TicketStatus.Name(resp.ticket.status)
+        return name.removeprefix("TICKET_STATUS_").lower()
+
+    # -- the visitor's calls ---------------------------------------------------------------
+
+    async def GetWidget(self, request: pb.GetWidgetRequest, context: Context) -> pb.Widget:
+        channel = await self._channel(request.public_key)
+        return pb.Widget(
+            public_key=channel.public_key,
+            inbox_name=channel.name,
+            settings=settings_pb(channel.settings),
+            tenant_id=str(channel.tenant_id),
+        )
+
+    async def OpenChat(self, request: pb.OpenChatRequest, context: Context) -> pb.OpenChatResponse:
+        channel = await self._channel(request.public_key)
+        allowed = settings_pb(channel.settings).allowed_origins
+        if request.origin and request.origin not in allowed:
+            raise PermissionDenied("this site may not open the chat", field="origin")
+        name = cd.clean_name(request.name)
+        email = cd.check_email(request.email)
+        visitor: cd.Visitor | None = None
+        if request.visitor_token:
+            try:
+                visitor = cd.read_visitor(self._secret, request.visitor_token)
+            except NotFound:
+                visitor = None  # a stale or foreign token: a new visitor
+            if visitor is not None and visitor.channel_id != str(channel.id):
+                visitor = None
+        if visitor is None:
+            visitor = cd.Visitor(str(channel.id), self._ids.new_str(), self._ids.new_str())
+        else:
+            last = await self._repo.conversation(channel.id, visitor.external_id)
+            if last is not None and cd.starts_anew(last.ended_at, await self._ticket_status(last)):
+                visitor = cd.Visitor(visitor.channel_id, visitor.visitor_id, self._ids.new_str())
+        conv = await self._repo.ensure_conversation(
+            self._ids.new(),
+            channel,
+            visitor.visitor_id,
+            visitor.external_id,
+            name,
+            email,
+            cd.language(request.language) if request.language else "",
+            self._clock.now(),
+        )
+        self._log.info(
+            "chat opened",
+            tenant_id=str(channel.tenant_id),
+            channel_id=str(channel.id),
+            conversation_id=str(conv.id),
+        )
+        return pb.OpenChatResponse(
+            visitor_token=cd.sign_visitor(self._secret, visitor),
+            conversation=conversation_pb(conv, channel.inbox_id),
+        )
+
+    async def SendChat(self, request: pb.SendChatRequest, context: Context) -> pb.SendChatResponse:
+        channel, conv, visitor = await self._visitor(request.visitor_token)
+        key = cd.check_key(request.key)
+        seen = await self._repo.line_by_key(conv.id, key)
+        if seen is not None:  # a resend after a lost answer: nothing new
+            return pb.SendChatResponse(message=line_pb(seen), duplicate=True)
+        if conv.ended_at is not None:
+            raise FailedPrecondition("the chat has ended; open it again", field="visitor_token")
+        text = cd.check_text(request.text, self._limits)
+        now = self._clock.now()
+        cd.check_rate(
+            await self._repo.sent_since(conv.id, now - timedelta(minutes=1)), self._limits
+        )
+        got = await self._intake.receive(
+            channel,
+            InboundMessage(
+                external_id=visitor.external_id,
+                sender_id=visitor.visitor_id,
+                sender_name=conv.sender_name,
+                text=text,
+                key=key,
+                sent_at=now,
+            ),
+        )
+        line = await self._repo.line_by_key(conv.id, key)
+        if line is None:  # pragma: no cover - the pipeline stored it
+            raise NotFound("the message was not stored", field="key")
+        return pb.SendChatResponse(message=line_pb(line), duplicate=got.duplicate)
+
+    async def ChatHistory(
+        self, request: pb.ChatHistoryRequest, context: Context
+    ) -> pb.ChatHistoryResponse:
+        if request.conversation_id and not request.visitor_token:
+            # a service's call (outbound's transcript mail): the tenant's, no operator
+            ident = identity.require_tenant()
+            if ident.operator_id:
+                raise PermissionDenied("a visitor token is needed", field="visitor_token")
+            conv = await self._repo.conversation_by_id(
+                uuid.UUID(ident.tenant_id), parse_uuid(request.conversation_id, "conversation_id")
+            )
+            channel = await self._repo.channel_by_id(str(conv.channel_id)) if conv else None
+            if conv is None or channel is None:
+                raise NotFound("no such conversation", field="conversation_id")
+        else:
+            channel, conv, _ = await self._visitor(request.visitor_token)
+        limit = min(max(request.limit or HISTORY_MAX, 1), HISTORY_MAX)
+        lines = await self._repo.lines_after(conv.id, max(request.after_seq, 0), limit)
+        return pb.ChatHistoryResponse(
+            messages=[line_pb(line) for line in lines],
+            conversation=conversation_pb(conv, channel.inbox_id),
+        )
+
+    async def SetChatContact(
+        self, request: pb.SetChatContactRequest, context: Context
+    ) -> pb.Conversation:
+        channel, conv, _ = await self._visitor(request.visitor_token)
+        name = cd.clean_name(request.name) or None
+        email = cd.check_email(request.email) or None
+        conv = await self._repo.set_contact(conv.id, name, email)
+        async with self._db.transaction() as conn:
+            await self._outbox.add(
+                conn,
+                conversation_event(
+                    conv, channel.inbox_id, "contact", self._ids.new_str(), self._clock.now()
+                ),
+            )
+        self._outbox.wake()
+        return conversation_pb(conv, channel.inbox_id)
+
+    async def EndChat(self, request: pb.EndChatRequest, context: Context) -> pb.Conversation:
+        channel, conv, _ = await self._visitor(request.visitor_token)
+        now = self._clock.now()
+        async with self._db.transaction() as conn:
+            if await self._repo.end(conn, conv.id, now):
+                await self._outbox.add(
+                    conn,
+                    conversation_event(conv, channel.inbox_id, "ended", self._ids.new_str(), now),
+                )
+        self._outbox.wake()
+        self._log.info(
+            "chat ended",
+            tenant_id=str(conv.tenant_id),
+            channel_id=str(conv.channel_id),
+            conversation_id=str(conv.id),
+        )
+        ended = await self._repo.conversation(channel.id, conv.external_id)
+        assert ended is not None
+        return conversation_pb(ended, channel.inbox_id)
+
+
+class ChatSweeper(PeriodicTask):
+    """Ends chats quiet for `idle_end_s` (either way), announcing each (`channel.conversation`
+    action "ended": outbound mails the transcript)."""
+
+    def __init__(
+        self,
+        repo: ChatRepo,
+        db: Database,
+        outbox: Outbox,
+        clock: Clock,
+        ids: IdGenerator,
+        limits: cd.ChatLimits,
+    ) -> None:
+        super().__init__("chat-idle", max(1.0, min(60.0, limits.idle_end_s / 4)))
+        self._repo = repo
+        self._db = db
+        self._outbox = outbox
+        self._clock = clock
+        self._ids = ids
+        self._limits = limits
+        self._log = log.get("ingestion.chat")
+
+    async def step(self) -> bool:
+        now = self._clock.now()
+        async with self._db.transaction() as conn:
+            ended = await self._repo.end_idle(conn, cd.idle_before(now, self._limits), now, 200)
+            for e in ended:
+                await self._outbox.add(
+                    conn,
+                    conversation_event(
+                        e.conversation, e.inbox_id, "ended", self._ids.new_str(), now
+                    ),
+                )
+        if ended:
+            self._outbox.wake()
+            self._log.info("idle chats ended", count=len(ended))
+        return len(ended) == 200
