@@ -35,6 +35,7 @@ from .bounces import Bounces
 from .campaign_mail import CampaignFinish, CampaignMail, CampaignUnsubscribes
 from .campaign_repo import CampaignRepo
 from .campaigns import CampaignSender, CampaignSettings
+from .channel_sends import ChannelReplies
 from .chat_transcripts import ChatTranscripts
 from .dispatcher import Dispatcher, DispatchSettings, LeaseSweeper, Routes, worker_name
 from .finisher import Finisher
@@ -164,6 +165,7 @@ async def main() -> int:
         ),
         worker=worker,
         metrics=rt.metrics,
+        channels=ChannelReplies(peers),
     )
     rt.metrics.sampler("outbound-due", dispatcher.sample)
     finisher = Finisher(repo, peers, rt.clock, worker, busy=lambda: dispatcher.backlogged)
