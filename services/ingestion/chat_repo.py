@@ -204,24 +204,41 @@ class ChatRepo:
         )
         return [_line(r) for r in rows]
 
-    async def line_by_key(self, conversation_id: uuid.UUID, key: str) -> ChatLine | None:
+    async def send_state(
+        self, channel_id: uuid.UUID, external_id: str, key: str, since: datetime
+    ) -> tuple[ChatConversation, ChatLine | None, int] | None:
+        """In one round trip, before a visitor's message: their conversation, the line of
+        this key if it was sent before, and how many they sent since `since`."""
         r = await self._pool.fetchrow(
-            "SELECT seq, direction, text, author_name, key, created_at, attachments "
-            "FROM channel_messages WHERE conversation_id = $1 AND direction = 'in' AND key = $2",
-            conversation_id,
+            f"SELECT {_CONV}, m.seq, m.direction, m.text, m.author_name, m.key, "
+            "m.created_at AS m_created_at, m.attachments, "
+            "(SELECT count(*) FROM channel_messages r WHERE r.conversation_id = c.id "
+            " AND r.direction = 'in' AND r.created_at > $4) AS recent "
+            "FROM channel_conversations c LEFT JOIN channel_messages m "
+            "ON m.conversation_id = c.id AND m.direction = 'in' AND m.key = $3 "
+            "WHERE c.channel_id = $1 AND c.external_id = $2",
+            channel_id,
+            external_id,
             key,
-        )
-        return None if r is None else _line(r)
-
-    async def sent_since(self, conversation_id: uuid.UUID, since: datetime) -> int:
-        """The visitor's messages since `since` (the rate limit)."""
-        n = await self._pool.fetchval(
-            "SELECT count(*) FROM channel_messages WHERE conversation_id = $1 "
-            "AND direction = 'in' AND created_at > $2",
-            conversation_id,
             since,
         )
-        return int(n or 0)
+        if r is None:
+            return None
+        line = None
+        if r["seq"] is not None:
+            attachments = r["attachments"]
+            if isinstance(attachments, str):
+                attachments = json.loads(attachments)
+            line = ChatLine(
+                r["seq"],
+                r["direction"],
+                r["text"],
+                r["author_name"],
+                r["key"],
+                r["m_created_at"],
+                list(attachments or []),
+            )
+        return _conv(r), line, int(r["recent"] or 0)
 
     async def set_contact(
         self, conversation_id: uuid.UUID, name: str | None, email: str | None
