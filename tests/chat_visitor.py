@@ -7,9 +7,14 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+
+from services.devstack.infra import free_port
 
 
 class Visitor:
@@ -99,3 +104,33 @@ class Visitor:
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+
+@asynccontextmanager
+async def visitor_site(gateway_url: str, lang: str = "en") -> AsyncIterator[tuple[str, list[str]]]:
+    """A customer's site on an origin of its own: (its origin, the widget keys its page
+    embeds — filled in before a page is opened). `/?bare=1` is the page without them."""
+    keys: list[str] = []
+    port = free_port()
+
+    async def page(request: web.Request) -> web.Response:
+        scripts = (
+            ""
+            if "bare" in request.query
+            else "".join(f'<script src="{gateway_url}/widget/{k}.js" async></script>' for k in keys)
+        )
+        return web.Response(
+            text=f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+            f"<title>Shop</title></head><body><h1>Shop</h1>{scripts}</body></html>",
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", keys
+    finally:
+        await runner.cleanup()

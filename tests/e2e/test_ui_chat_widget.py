@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import nats
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser, Page, expect
 
-from services.devstack.infra import free_port
 from services.devstack.stack import Stack
 from tests.browser import chromium, context, shot
+from tests.chat_visitor import visitor_site
 from tests.e2e.test_access import ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call
 from tests.e2e.test_chat import chat_ticket, chat_widget, deliver
@@ -33,34 +31,6 @@ pytestmark = pytest.mark.e2e
 async def browser() -> AsyncIterator[Browser]:
     async with chromium() as b:
         yield b
-
-
-@asynccontextmanager
-async def visitor_site(gateway_url: str, lang: str = "en") -> AsyncIterator[tuple[str, list[str]]]:
-    """A customer's site on an origin of its own: (its origin, the widget keys it embeds —
-    filled in by the test before a page is opened)."""
-    keys: list[str] = []
-    port = free_port()
-
-    async def page(request: web.Request) -> web.Response:
-        scripts = "".join(
-            f'<script src="{gateway_url}/widget/{k}.js" async></script>' for k in keys
-        )
-        return web.Response(
-            text=f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-            f"<title>Shop</title></head><body><h1>Shop</h1>{scripts}</body></html>",
-            content_type="text/html",
-        )
-
-    app = web.Application()
-    app.router.add_get("/", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}", keys
-    finally:
-        await runner.cleanup()
 
 
 async def operator_typing(
