@@ -128,6 +128,10 @@ class ChatHub:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
+    async def send_in_turn(self, sock: VisitorSocket, body: dict[str, Any]) -> None:
+        """A message that may wait for room in the queue (the history, however long)."""
+        await sock.queue.put(json.dumps(body, ensure_ascii=False))
+
     def push_line(self, sock: VisitorSocket, line: dict[str, Any]) -> None:
         """A transcript line, once: held until the history is out, never twice."""
         if not sock.ready:

@@ -193,6 +193,7 @@ class _Session:
         self.client = request[CLIENT] or ""
         self.token = ""
         self.sock: VisitorSocket | None = None
+        self.writer: asyncio.Task[None] | None = None
         self.typing_at = 0.0
 
     async def open(self, msg: dict[str, Any]) -> None:
@@ -225,6 +226,8 @@ class _Session:
             conv.sender_name,
         )
         self.sock = sock
+        # the writer first: the history may be longer than the socket's queue
+        self.writer = asyncio.create_task(sock.writer())
         self.hub.join(sock)  # pushes are held from now until the history is out
         online = await self.widgets.online(self.widget, conv.inbox_id)
         self.hub.send(
@@ -259,7 +262,7 @@ class _Session:
                 self.hub.send(sock, _grpc_error(exc))
                 break
             for m in resp.messages:
-                self.hub.send(sock, _line(m))
+                await self.hub.send_in_turn(sock, _line(m))
                 sock.last_seq = max(sock.last_seq, m.seq)
             if len(resp.messages) < 500:
                 break
@@ -341,7 +344,6 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     session = _Session(request, ws, widget)
     hub = request.app[CHAT]
-    writer: asyncio.Task[None] | None = None
     try:
         first = await ws.receive(timeout=OPEN_WAIT_S)
         msg = _json(first.data) if first.type == WSMsgType.TEXT else None
@@ -352,7 +354,6 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         await session.open(msg)
         if session.sock is None:
             return ws
-        writer = asyncio.create_task(session.sock.writer())
         async for raw in ws:
             if raw.type != WSMsgType.TEXT:
                 continue
@@ -369,6 +370,7 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
             hub.leave(sock)
             if not hub.others_present(sock):
                 await hub.note(sock, "offline")
+            writer = session.writer
             if writer is not None:
                 if sock.queue.full():
                     writer.cancel()
