@@ -7,6 +7,7 @@ composer (Enter sends), which the channel delivers to the integration's webhook.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -25,7 +26,7 @@ from services.devstack.stack import Stack
 from tests.browser import chromium, context, shot, sign_in
 from tests.e2e.test_access import ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call
-from tests.e2e.test_ui import mail_in, row
+from tests.e2e.test_ui import PASSWORD, mail_in, operator, row
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -266,3 +267,39 @@ async def test_an_administrator_makes_a_chat_widget_and_copies_its_tag(
     [made] = listed.get("channels") or listed.get("items")
     assert made["chat"]["allowed_origins"] == ["https://shop.example"]
     assert made["chat"]["greeting_ja"] == "こんにちは！"
+
+
+async def test_a_trainee_s_chat_reply_from_the_composer_waits_for_approval(
+    stack: Stack, browser: Browser, webhook: Webhook
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, login = await operator(stack, admin, tenant, "Trainee", ["trainee"])
+    channel, secret = await api_channel(stack, admin, tenant.inbox_id, webhook.url)
+    conversation = f"conv-{uuid.uuid4().hex[:6]}"
+    first = f"Can I return this {uuid.uuid4().hex[:4]}?"
+    await post_signed(stack, channel, secret, conversation, first)
+    ticket = await ticket_by_subject(stack, admin, f"API: {first}")
+    ctx = await context(browser, "ja")
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, login, PASSWORD)
+        await expect(page.get_by_test_id("nav-inboxes")).to_be_visible()
+        await page.goto(f"{stack.gateway_url}/#/tickets/{ticket['id']}")
+        await expect(page.get_by_test_id("chat-send")).to_have_text("承認を依頼")
+        box = page.get_by_test_id("chat-input")
+        await box.fill("はい、30日以内なら返品できます。")
+        await box.press("Enter")
+        await expect(page.get_by_test_id("ticket-notice")).to_have_text(
+            "返信は承認待ちです。承認されると送信されます。"
+        )
+        await expect(box).to_have_value("")
+        code, listed, _ = await call(
+            stack, "GET", f"/api/v1/tickets/{ticket['id']}/drafts", token=admin
+        )
+        assert code == 200, listed
+        assert [d["state"] for d in listed["items"]] == ["in_approval"]
+        assert listed["items"][0]["current"]["body_text"].startswith("はい、30日以内なら")
+        await asyncio.sleep(1)
+        assert webhook.got == []  # nothing went to the customer
+    finally:
+        await ctx.close()
