@@ -58,15 +58,18 @@ class VisitorSocket:
             await self.ws.send_str(item)
 
 
-def message_json(p: events_pb2.ChannelMessage, created_at: str | None) -> dict[str, Any]:
-    """A transcript line as the widget reads it (from the event or the history)."""
+def line_json(
+    seq: int, direction: str, text: str, author_name: str, key: str, created_at: str | None
+) -> dict[str, Any]:
+    """A transcript line as the widget reads it (from an event or the history): the
+    operator's name on replies, the client's key on the visitor's own."""
     return {
         "type": "message",
-        "seq": p.seq,
-        "direction": p.direction,
-        "text": p.text,
-        "author_name": p.author_name if p.direction == "out" else "",
-        "key": p.key if p.direction == "in" else "",
+        "seq": seq,
+        "direction": direction,
+        "text": text,
+        "author_name": author_name if direction == "out" else "",
+        "key": key if direction == "in" else "",
         "created_at": created_at,
     }
 
@@ -154,7 +157,9 @@ class ChatHub:
             sockets = self._by_conv.get(p.conversation_id)
             if not sockets or p.kind != "chat":
                 return
-            line = message_json(p, views.iso(env.occurred_at))
+            line = line_json(
+                p.seq, p.direction, p.text, p.author_name, p.key, views.iso(env.occurred_at)
+            )
             for sock in list(sockets):
                 if sock.tenant_id == env.tenant_id:
                     if p.ticket_id:

@@ -30,7 +30,7 @@ from switchboard.v1 import routing_assign_pb2 as rpb
 from services.runtime.identity import Identity
 
 from .access import CLIENT
-from .chat_hub import ChatHub, VisitorSocket
+from .chat_hub import ChatHub, VisitorSocket, line_json
 from .deps import DEPS, Deps
 from .errors import ApiError, from_grpc
 from .request import over_rate
@@ -174,16 +174,7 @@ def _grpc_error(exc: grpc.aio.AioRpcError, **more: Any) -> dict[str, Any]:
 
 
 def _line(m: pb.ChatMessage) -> dict[str, Any]:
-
-    return {
-        "type": "message",
-        "seq": m.seq,
-        "direction": m.direction,
-        "text": m.text,
-        "author_name": m.author_name if m.direction == "out" else "",
-        "key": m.key if m.direction == "in" else "",
-        "created_at": iso(m.created_at),
-    }
+    return line_json(m.seq, m.direction, m.text, m.author_name, m.key, iso(m.created_at))
 
 
 def _text(value: Any, limit: int) -> str:

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+
+from services.devstack.infra import free_port
 
 
 class Visitor:
@@ -19,6 +25,7 @@ class Visitor:
         self.conversation_id = ""
         self.ready: dict[str, Any] = {}
         self.frames: list[dict[str, Any]] = []
+        self.arrived: list[float] = []  # time.perf_counter() of each frame
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._new = asyncio.Condition()
@@ -34,6 +41,7 @@ class Visitor:
             headers["X-Forwarded-For"] = client
         self._ws = await self._http.ws_connect(self.url, headers=headers, heartbeat=30)
         self.frames = []
+        self.arrived = []
         self._reader = asyncio.create_task(self._read(self._ws))
         opening = {"type": "open", "token": self.token, "language": language}
         await self._ws.send_json({**opening, "after_seq": after_seq, **fields})
@@ -47,6 +55,7 @@ class Visitor:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
             async with self._new:
+                self.arrived.append(time.perf_counter())
                 self.frames.append(json.loads(msg.data))
                 self._new.notify_all()
 
@@ -95,3 +104,33 @@ class Visitor:
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+
+@asynccontextmanager
+async def visitor_site(gateway_url: str, lang: str = "en") -> AsyncIterator[tuple[str, list[str]]]:
+    """A customer's site on an origin of its own: (its origin, the widget keys its page
+    embeds — filled in before a page is opened). `/?bare=1` is the page without them."""
+    keys: list[str] = []
+    port = free_port()
+
+    async def page(request: web.Request) -> web.Response:
+        scripts = (
+            ""
+            if "bare" in request.query
+            else "".join(f'<script src="{gateway_url}/widget/{k}.js" async></script>' for k in keys)
+        )
+        return web.Response(
+            text=f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+            f"<title>Shop</title></head><body><h1>Shop</h1>{scripts}</body></html>",
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", keys
+    finally:
+        await runner.cleanup()

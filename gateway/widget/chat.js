@@ -54,8 +54,9 @@
   function save() {
     try { localStorage.setItem(storeKey, JSON.stringify(state)); } catch (e) { /* private mode */ }
   }
-  var state = load(); // {token, lastSeq, open}
-  var seen = {}; // seq → true
+  var state = load(); // {token, open}
+  var seen = {}; // seq → true: shown on this page
+  var lastSeq = 0; // the last seq shown on this page: a reconnect resumes after it
   var pending = []; // [{key, text, el}] sent, not yet acknowledged
   var ws = null, attempt = 0, timer = null, ready = false, online = null, ended = false;
   var typingSent = 0, typingStop = null, typingHide = null;
@@ -71,7 +72,7 @@
   var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
   var css = el("style");
   css.textContent =
-    ":host{all:initial}*{box-sizing:border-box;font-family:system-ui,-apple-system,'Hiragino Sans','Noto Sans JP',sans-serif;font-size:14px}" +
+    ":host{all:initial}[hidden]{display:none!important}*{box-sizing:border-box;font-family:system-ui,-apple-system,'Hiragino Sans','Noto Sans JP',sans-serif;font-size:14px}" +
     ".l{position:fixed;bottom:20px;" + side + ":20px;z-index:2147483646;border:0;border-radius:28px;padding:0 20px;height:56px;background:" + colour + ";color:#fff;cursor:pointer;box-shadow:0 2px 8px rgba(0,0,0,.3);font-weight:600}" +
     ".l:focus-visible,button:focus-visible,textarea:focus-visible,input:focus-visible{outline:3px solid #222;outline-offset:2px}" +
     ".p{position:fixed;bottom:88px;" + side + ":20px;z-index:2147483647;width:360px;max-width:calc(100vw - 40px);height:500px;max-height:calc(100vh - 110px);background:#fff;color:#1f1f1f;border-radius:12px;box-shadow:0 4px 24px rgba(0,0,0,.3);display:flex;flex-direction:column;overflow:hidden}" +
@@ -88,7 +89,7 @@
     ".o label{font-size:12px;color:#333}details{padding:4px 12px;border-top:1px solid #eee}summary{cursor:pointer;font-size:12px}";
   root.appendChild(css);
 
-  var launcher = el("button", { type: "button", class: "l", "aria-expanded": "false", "aria-controls": "sbchat-panel", "aria-label": T.open }, T.open);
+  var launcher = el("button", { type: "button", class: "l", "aria-expanded": "false", "aria-controls": "sbchat-panel" }, T.open);
   var panel = el("div", { class: "p", id: "sbchat-panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "sbchat-title", hidden: "" });
   var head = el("div", { class: "h" });
   var title = el("h2", { id: "sbchat-title" }, config.title || T.title);
@@ -132,7 +133,7 @@
   function show(m) {
     if (seen[m.seq]) return;
     seen[m.seq] = true;
-    if (m.seq > (state.lastSeq || 0)) { state.lastSeq = m.seq; save(); }
+    if (m.seq > lastSeq) lastSeq = m.seq;
     for (var i = 0; i < pending.length; i++) {
       if (m.direction === "in" && pending[i].key === m.key) {
         pending[i].el.classList.remove("wait");
@@ -143,7 +144,7 @@
     bubble(m.direction, m.text, m.direction === "out" ? m.author_name : "");
     if (m.direction === "out") {
       showTyping(false);
-      if (panel.hidden) launcher.setAttribute("aria-label", T.open + " (" + T.newMessage + ")");
+      if (panel.hidden) launcher.textContent = T.open + " (" + T.newMessage + ")";
     }
   }
 
@@ -182,7 +183,7 @@
       b.disabled = true;
       fetch(base + "/api/v1/forms/" + encodeURIComponent(config.form) + "/submissions", {
         method: "POST", headers: { "Content-Type": "application/json" }, credentials: "omit",
-        body: JSON.stringify({ name: n.value, email: e.value, message: t.value })
+        body: JSON.stringify({ name: n.value, email: e.value, message: t.value, subject: t.value.trim().split("\n")[0].slice(0, 60) })
       }).then(function (r) {
         s.textContent = r.ok ? T.sent : T.failed; b.disabled = r.ok;
         if (r.ok) { t.value = ""; }
@@ -207,13 +208,13 @@
         if (pending[j].key === m.key) { pending[j].el.classList.remove("wait"); pending.splice(j, 1); break; }
       }
       seen[m.seq] = true;
-      if (m.seq > (state.lastSeq || 0)) { state.lastSeq = m.seq; save(); }
+      if (m.seq > lastSeq) lastSeq = m.seq;
     } else if (m.type === "typing") {
       showTyping(!!m.typing);
     } else if (m.type === "contact") {
       summary.textContent = T.saved; contact.open = false;
     } else if (m.type === "ended") {
-      ended = true; status.textContent = T.ended; state.lastSeq = 0; seen = {}; save();
+      ended = true; status.textContent = T.ended; lastSeq = 0; seen = {};
     } else if (m.type === "error") {
       var text = m.code === "resource_exhausted" ? T.limited : m.field === "text" ? T.tooLong : T.failed;
       status.textContent = text;
@@ -229,7 +230,7 @@
     ready = false;
     var sock = ws = new WebSocket(wsBase + "/chat/" + encodeURIComponent(config.key) + "/ws");
     ws.onopen = function () {
-      ws.send(JSON.stringify({ type: "open", token: state.token || "", language: lang, after_seq: state.lastSeq || 0 }));
+      ws.send(JSON.stringify({ type: "open", token: state.token || "", language: lang, after_seq: lastSeq }));
     };
     ws.onmessage = function (ev) { onMessage(ev.data); };
     ws.onclose = function () {
@@ -245,7 +246,7 @@
   function openPanel() {
     panel.hidden = false;
     launcher.setAttribute("aria-expanded", "true");
-    launcher.setAttribute("aria-label", T.close);
+    launcher.textContent = T.open;
     state.open = true; save();
     greet();
     connect();
@@ -255,7 +256,6 @@
   function closePanel() {
     panel.hidden = true;
     launcher.setAttribute("aria-expanded", "false");
-    launcher.setAttribute("aria-label", T.open);
     state.open = false; save();
     launcher.focus();
   }

@@ -13,6 +13,7 @@ transcript to the address the visitor left (once per conversation).
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -30,87 +31,26 @@ from services.runtime.ids import IdGenerator, parse_uuid
 from services.runtime.outbox import Outbox
 from services.runtime.periodic import PeriodicTask
 
+from . import channels_api
 from . import chat_domain as cd
 from .channel_intake import ChannelIntake
-from .channel_model import CAPABILITIES, ChannelRow, InboundMessage, pseudo_address
-from .chat_repo import ChatConversation, ChatLine, ChatRepo
+from .channel_model import ChannelRow, ConversationRow, InboundMessage
+from .channel_repo import Transcript
+from .chat_repo import ChatRepo
 
 HISTORY_MAX = 500
+CHANNEL_CACHE_S = 5.0  # a disabled or deleted widget stops taking messages this soon
 
 
-def _ts(out: object, value: datetime | None) -> None:
-    if value is not None:
-        out.FromDatetime(value)  # type: ignore[attr-defined]
-
-
-def settings_pb(settings: dict[str, object]) -> pb.ChatSettings:
-    def text(name: str) -> str:
-        value = settings.get(name)
-        return value if isinstance(value, str) else ""
-
-    origins = settings.get("allowed_origins")
-    return pb.ChatSettings(
-        allowed_origins=[o for o in origins if isinstance(o, str)]
-        if isinstance(origins, list)
-        else [],
-        colour=text("colour"),
-        greeting_ja=text("greeting_ja"),
-        greeting_en=text("greeting_en"),
-        offline_form_id=text("offline_form_id"),
-        position=text("position") or "right",
-    )
-
-
-def conversation_pb(conv: ChatConversation, inbox_id: uuid.UUID) -> pb.Conversation:
-    caps = CAPABILITIES["chat"]
-    out = pb.Conversation(
-        id=str(conv.id),
-        channel_id=str(conv.channel_id),
-        kind="chat",
-        inbox_id=str(inbox_id),
-        external_id=conv.external_id,
-        sender_name=conv.sender_name,
-        email=conv.email,
-        ticket_id=str(conv.ticket_id or ""),
-        last_seq=conv.last_seq,
-        capabilities=pb.ChannelCapabilities(
-            threading=caps.threading,
-            attachments_in=caps.attachments_in,
-            attachments_out=caps.attachments_out,
-            typing=caps.typing,
-            reply_window_s=caps.reply_window_s,
-            delivery_receipts=caps.delivery_receipts,
-        ),
-        address=pseudo_address(conv.id, "chat"),
-        language=conv.language,
-    )
-    _ts(out.last_inbound_at, conv.last_inbound_at)
-    _ts(out.ended_at, conv.ended_at)
-    return out
-
-
-def line_pb(line: ChatLine) -> pb.ChatMessage:
-    out = pb.ChatMessage(
-        seq=line.seq,
-        direction=line.direction,
-        text=line.text,
-        author_name=line.author_name,
-        key=line.key,
-        attachments=[
-            pb.Attachment(
-                name=str(a.get("name", "")),
-                content_type=str(a.get("content_type", "")),
-                size=int(a.get("size", 0) or 0),
-            )
-            for a in line.attachments
-        ],
-    )
-    _ts(out.created_at, line.created_at)
+def conversation_pb(conv: ConversationRow, inbox_id: uuid.UUID) -> pb.Conversation:
+    """The visitor's own conversation (their address unmasked: it is theirs)."""
+    out = channels_api.conversation_pb(conv, "chat", inbox_id, None, True)
+    out.language = conv.language
     return out
 
 
 def conversation_event(
-    conv: ChatConversation, inbox_id: uuid.UUID, action: str, event_id: str, now: datetime
+    conv: ConversationRow, inbox_id: uuid.UUID, action: str, event_id: str, now: datetime
 ) -> events_pb2.EventEnvelope:
     return events.envelope(
         events.CHANNEL_CONVERSATION,
@@ -152,6 +92,7 @@ class ChatApi:
         self._secret = secret
         self._limits = limits
         self._log = log.get("ingestion.chat")
+        self._channels: dict[str, tuple[float, ChannelRow | None]] = {}
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -161,7 +102,7 @@ class ChatApi:
             raise NotFound("no such chat widget", field="public_key")
         return channel
 
-    async def _visitor(self, token: str) -> tuple[ChannelRow, ChatConversation, cd.Visitor]:
+    async def _visitor(self, token: str) -> tuple[ChannelRow, ConversationRow, cd.Visitor]:
         visitor = cd.read_visitor(self._secret, token)
         channel = await self._repo.channel_by_id(visitor.channel_id)
         conv = await self._repo.conversation(channel.id, visitor.external_id) if channel else None
@@ -169,7 +110,7 @@ class ChatApi:
             raise NotFound("no such chat", field="visitor_token")
         return channel, conv, visitor
 
-    async def _ticket_status(self, conv: ChatConversation) -> str:
+    async def _ticket_status(self, conv: ConversationRow) -> str:
         if conv.ticket_id is None:
             return ""
         try:
@@ -193,13 +134,13 @@ class ChatApi:
         return pb.Widget(
             public_key=channel.public_key,
             inbox_name=channel.name,
-            settings=settings_pb(channel.settings),
+            settings=channels_api.channel_pb(channel).chat,
             tenant_id=str(channel.tenant_id),
         )
 
     async def OpenChat(self, request: pb.OpenChatRequest, context: Context) -> pb.OpenChatResponse:
         channel = await self._channel(request.public_key)
-        allowed = settings_pb(channel.settings).allowed_origins
+        allowed = channels_api.channel_pb(channel).chat.allowed_origins
         if request.origin and request.origin not in allowed:
             raise PermissionDenied("this site may not open the chat", field="origin")
         name = cd.clean_name(request.name)
@@ -240,18 +181,26 @@ class ChatApi:
         )
 
     async def SendChat(self, request: pb.SendChatRequest, context: Context) -> pb.SendChatResponse:
-        channel, conv, visitor = await self._visitor(request.visitor_token)
+        visitor = cd.read_visitor(self._secret, request.visitor_token)
         key = cd.check_key(request.key)
-        seen = await self._repo.line_by_key(conv.id, key)
+        channel = await self._cached_channel(visitor.channel_id)
+        now = self._clock.now()
+        state = (
+            await self._repo.send_state(
+                channel.id, visitor.external_id, key, now - timedelta(minutes=1)
+            )
+            if channel is not None
+            else None
+        )
+        if channel is None or state is None:
+            raise NotFound("no such chat", field="visitor_token")
+        conv, seen, recent = state
         if seen is not None:  # a resend after a lost answer: nothing new
-            return pb.SendChatResponse(message=line_pb(seen), duplicate=True)
+            return pb.SendChatResponse(message=channels_api.message_pb(seen), duplicate=True)
         if conv.ended_at is not None:
             raise FailedPrecondition("the chat has ended; open it again", field="visitor_token")
         text = cd.check_text(request.text, self._limits)
-        now = self._clock.now()
-        cd.check_rate(
-            await self._repo.sent_since(conv.id, now - timedelta(minutes=1)), self._limits
-        )
+        cd.check_rate(recent, self._limits)
         got = await self._intake.receive(
             channel,
             InboundMessage(
@@ -263,10 +212,20 @@ class ChatApi:
                 sent_at=now,
             ),
         )
-        line = await self._repo.line_by_key(conv.id, key)
-        if line is None:  # pragma: no cover - the pipeline stored it
-            raise NotFound("the message was not stored", field="key")
-        return pb.SendChatResponse(message=line_pb(line), duplicate=got.duplicate)
+        line = Transcript(conv.id, got.seq, "in", key, text, [], "", None, now)
+        return pb.SendChatResponse(message=channels_api.message_pb(line), duplicate=got.duplicate)
+
+    async def _cached_channel(self, channel_id: str) -> ChannelRow | None:
+        """A visitor's channel, kept a few seconds (every message of every visitor asks)."""
+        hit = self._channels.get(channel_id)
+        at = time.monotonic()
+        if hit is not None and at - hit[0] < CHANNEL_CACHE_S:
+            return hit[1]
+        channel = await self._repo.channel_by_id(channel_id)
+        if len(self._channels) > 10_000:
+            self._channels.clear()
+        self._channels[channel_id] = (at, channel)
+        return channel
 
     async def ChatHistory(
         self, request: pb.ChatHistoryRequest, context: Context
@@ -287,7 +246,7 @@ class ChatApi:
         limit = min(max(request.limit or HISTORY_MAX, 1), HISTORY_MAX)
         lines = await self._repo.lines_after(conv.id, max(request.after_seq, 0), limit)
         return pb.ChatHistoryResponse(
-            messages=[line_pb(line) for line in lines],
+            messages=[channels_api.message_pb(line) for line in lines],
             conversation=conversation_pb(conv, channel.inbox_id),
         )
 

@@ -7,90 +7,29 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from .channel_model import ChannelRow
+from .channel_model import ChannelRow, ConversationRow
+from .channel_repo import Transcript, conversation, transcript
 
-_CONV = (
-    "c.id, c.tenant_id, c.channel_id, c.external_id, c.sender_id, c.sender_name, c.email, "
-    "c.language, c.ticket_id, c.last_inbound_at, c.last_seq, c.ended_at, c.created_at"
-)
-
-
-@dataclass(frozen=True)
-class ChatConversation:
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    channel_id: uuid.UUID
-    external_id: str
-    sender_id: str
-    sender_name: str
-    email: str
-    language: str
-    ticket_id: uuid.UUID | None
-    last_inbound_at: datetime | None
-    last_seq: int
-    ended_at: datetime | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class ChatLine:
-    seq: int
-    direction: str
-    text: str
-    author_name: str
-    key: str
-    created_at: datetime
-    attachments: list[dict[str, Any]]
+_CONV = ", ".join("c." + f.name for f in fields(ConversationRow))
+_LINE = "m.conversation_id, m.seq, m.direction, m.key, m.text, m.attachments, m.author_name, "
+_LINE += "m.message_id, m.created_at"
 
 
 @dataclass(frozen=True)
 class Ended:
-    conversation: ChatConversation
+    conversation: ConversationRow
     inbox_id: uuid.UUID
 
 
 def _settings(raw: Any) -> dict[str, Any]:
     value = json.loads(raw) if isinstance(raw, str) else raw
     return value if isinstance(value, dict) else {}
-
-
-def _conv(r: asyncpg.Record) -> ChatConversation:
-    return ChatConversation(
-        r["id"],
-        r["tenant_id"],
-        r["channel_id"],
-        r["external_id"],
-        r["sender_id"],
-        r["sender_name"],
-        r["email"],
-        r["language"],
-        r["ticket_id"],
-        r["last_inbound_at"],
-        r["last_seq"],
-        r["ended_at"],
-        r["created_at"],
-    )
-
-
-def _line(r: asyncpg.Record) -> ChatLine:
-    attachments = r["attachments"]
-    if isinstance(attachments, str):
-        attachments = json.loads(attachments)
-    return ChatLine(
-        r["seq"],
-        r["direction"],
-        r["text"],
-        r["author_name"],
-        r["key"],
-        r["created_at"],
-        list(attachments or []),
-    )
 
 
 class ChatRepo:
@@ -133,26 +72,24 @@ class ChatRepo:
             r["updated_at"],
         )
 
-    async def conversation(
-        self, channel_id: uuid.UUID, external_id: str
-    ) -> ChatConversation | None:
+    async def conversation(self, channel_id: uuid.UUID, external_id: str) -> ConversationRow | None:
         r = await self._pool.fetchrow(
             f"SELECT {_CONV} FROM channel_conversations c "
             "WHERE c.channel_id = $1 AND c.external_id = $2",
             channel_id,
             external_id,
         )
-        return None if r is None else _conv(r)
+        return None if r is None else conversation(r)
 
     async def conversation_by_id(
         self, tenant_id: uuid.UUID, conversation_id: uuid.UUID
-    ) -> ChatConversation | None:
+    ) -> ConversationRow | None:
         r = await self._pool.fetchrow(
             f"SELECT {_CONV} FROM channel_conversations c WHERE c.tenant_id = $1 AND c.id = $2",
             tenant_id,
             conversation_id,
         )
-        return None if r is None else _conv(r)
+        return None if r is None else conversation(r)
 
     async def ensure_conversation(
         self,
@@ -164,7 +101,7 @@ class ChatRepo:
         email: str,
         language: str,
         now: datetime,
-    ) -> ChatConversation:
+    ) -> ConversationRow:
         """The visitor's conversation, made when it does not exist yet (so the socket knows
         its id before the first message); a name, address or language given now is kept."""
         r = await self._pool.fetchrow(
@@ -189,43 +126,50 @@ class ChatRepo:
             now,
         )
         assert r is not None
-        return _conv(r)
+        return conversation(r)
 
     async def lines_after(
         self, conversation_id: uuid.UUID, after_seq: int, limit: int
-    ) -> list[ChatLine]:
+    ) -> list[Transcript]:
         rows = await self._pool.fetch(
-            "SELECT seq, direction, text, author_name, key, created_at, attachments "
-            "FROM channel_messages WHERE conversation_id = $1 AND seq > $2 "
-            "ORDER BY seq LIMIT $3",
+            f"SELECT {_LINE} FROM channel_messages m WHERE m.conversation_id = $1 "
+            "AND m.seq > $2 ORDER BY m.seq LIMIT $3",
             conversation_id,
             after_seq,
             limit,
         )
-        return [_line(r) for r in rows]
+        return [transcript(r) for r in rows]
 
-    async def line_by_key(self, conversation_id: uuid.UUID, key: str) -> ChatLine | None:
+    async def send_state(
+        self, channel_id: uuid.UUID, external_id: str, key: str, since: datetime
+    ) -> tuple[ConversationRow, Transcript | None, int] | None:
+        """In one round trip, before a visitor's message: their conversation, the line of
+        this key if it was sent before (a second query, for a resend only), and how many
+        they sent since `since`."""
         r = await self._pool.fetchrow(
-            "SELECT seq, direction, text, author_name, key, created_at, attachments "
-            "FROM channel_messages WHERE conversation_id = $1 AND direction = 'in' AND key = $2",
-            conversation_id,
+            f"SELECT {_CONV}, "
+            "(SELECT m.seq FROM channel_messages m WHERE m.conversation_id = c.id "
+            " AND m.direction = 'in' AND m.key = $3) AS seen_seq, "
+            "(SELECT count(*) FROM channel_messages r WHERE r.conversation_id = c.id "
+            " AND r.direction = 'in' AND r.created_at > $4) AS recent "
+            "FROM channel_conversations c WHERE c.channel_id = $1 AND c.external_id = $2",
+            channel_id,
+            external_id,
             key,
-        )
-        return None if r is None else _line(r)
-
-    async def sent_since(self, conversation_id: uuid.UUID, since: datetime) -> int:
-        """The visitor's messages since `since` (the rate limit)."""
-        n = await self._pool.fetchval(
-            "SELECT count(*) FROM channel_messages WHERE conversation_id = $1 "
-            "AND direction = 'in' AND created_at > $2",
-            conversation_id,
             since,
         )
-        return int(n or 0)
+        if r is None:
+            return None
+        conv = conversation(r)
+        seen = None
+        if r["seen_seq"] is not None:
+            lines = await self.lines_after(conv.id, r["seen_seq"] - 1, 1)
+            seen = lines[0] if lines else None
+        return conv, seen, int(r["recent"] or 0)
 
     async def set_contact(
         self, conversation_id: uuid.UUID, name: str | None, email: str | None
-    ) -> ChatConversation:
+    ) -> ConversationRow:
         r = await self._pool.fetchrow(
             "UPDATE channel_conversations c SET "
             "sender_name = coalesce($2, c.sender_name), email = coalesce($3, c.email) "
@@ -235,7 +179,7 @@ class ChatRepo:
             email,
         )
         assert r is not None
-        return _conv(r)
+        return conversation(r)
 
     async def end(
         self, conn: asyncpg.Connection, conversation_id: uuid.UUID, now: datetime
@@ -268,4 +212,4 @@ class ChatRepo:
             now,
             limit,
         )
-        return [Ended(_conv(r), r["inbox_id"]) for r in rows]
+        return [Ended(conversation(r), r["inbox_id"]) for r in rows]
