@@ -179,6 +179,7 @@ class LiveChat:
             )
         except grpc.aio.AioRpcError as err:
             self._log.info("channel's inbox not known", channel_id=channel_id, code=err.code().name)
+            self._channel_inbox[(tenant, channel_id)] = ""  # not asked again; learnt later
             return ""
         self._learn(tenant, channel_id, channel.inbox_id)
         return str(channel.inbox_id)

@@ -7,6 +7,7 @@ composer (Enter sends), which the channel delivers to the integration's webhook.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -25,7 +26,7 @@ from services.devstack.stack import Stack
 from tests.browser import chromium, context, shot, sign_in
 from tests.e2e.test_access import ticket_by_subject
 from tests.e2e.test_accounts import admin_of, call
-from tests.e2e.test_ui import mail_in, row
+from tests.e2e.test_ui import PASSWORD, mail_in, operator, row
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -266,3 +267,140 @@ async def test_an_administrator_makes_a_chat_widget_and_copies_its_tag(
     [made] = listed.get("channels") or listed.get("items")
     assert made["chat"]["allowed_origins"] == ["https://shop.example"]
     assert made["chat"]["greeting_ja"] == "こんにちは！"
+
+
+async def test_a_trainee_s_chat_reply_from_the_composer_waits_for_approval(
+    stack: Stack, browser: Browser, webhook: Webhook
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, login = await operator(stack, admin, tenant, "Trainee", ["trainee"])
+    channel, secret = await api_channel(stack, admin, tenant.inbox_id, webhook.url)
+    conversation = f"conv-{uuid.uuid4().hex[:6]}"
+    first = f"Can I return this {uuid.uuid4().hex[:4]}?"
+    await post_signed(stack, channel, secret, conversation, first)
+    ticket = await ticket_by_subject(stack, admin, f"API: {first}")
+    ctx = await context(browser, "ja")
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, login, PASSWORD)
+        await expect(page.get_by_test_id("nav-inboxes")).to_be_visible()
+        await page.goto(f"{stack.gateway_url}/#/tickets/{ticket['id']}")
+        await expect(page.get_by_test_id("chat-send")).to_have_text("承認を依頼")
+        box = page.get_by_test_id("chat-input")
+        await box.fill("はい、30日以内なら返品できます。")
+        await box.press("Enter")
+        await expect(page.get_by_test_id("ticket-notice")).to_have_text(
+            "返信は承認待ちです。承認されると送信されます。"
+        )
+        await expect(box).to_have_value("")
+        code, listed, _ = await call(
+            stack, "GET", f"/api/v1/tickets/{ticket['id']}/drafts", token=admin
+        )
+        assert code == 200, listed
+        assert [d["state"] for d in listed["items"]] == ["in_approval"]
+        assert listed["items"][0]["current"]["body_text"].startswith("はい、30日以内なら")
+        await asyncio.sleep(1)
+        assert webhook.got == []  # nothing went to the customer
+    finally:
+        await ctx.close()
+
+
+async def test_an_administrator_rotates_an_api_channel_secret_and_retries_a_dead_delivery(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    failing = {"on": True}
+    got: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        if failing["on"]:
+            return web.Response(status=500)
+        got.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    ctx = await context(browser, "en")
+    await ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.gateway_url)
+    page = await ctx.new_page()
+    try:
+        channel, _ = await api_channel(
+            stack, admin, tenant.inbox_id, f"http://127.0.0.1:{port}/hook"
+        )
+        await sign_in(page, stack.gateway_url, tenant.login, tenant.password)
+        await expect(page.get_by_test_id("nav-inboxes")).to_be_visible()
+        await page.goto(f"{stack.gateway_url}/#/admin/channels")
+        await page.get_by_test_id("channels-tab-api").click()
+        card = page.get_by_test_id("channel").filter(has_text="Bridge")
+        await expect(card.get_by_test_id("channel-inbound-url")).to_contain_text(
+            f"/api/v1/channel-hooks/{channel['public_key']}/messages"
+        )
+        # a new secret, shown once, and it works: a message signed with it is taken
+        await card.get_by_test_id("channel-rotate").click()
+        await page.get_by_test_id("channel-rotate-confirm").click()
+        shown = card.get_by_test_id("channel-secret-once")
+        await expect(shown).to_be_visible()
+        secret = await shown.inner_text()
+        assert len(secret) >= 16
+        await expect(card.get_by_test_id("channel-secret")).to_contain_text(secret[-4:])
+        conversation = f"conv-{uuid.uuid4().hex[:6]}"
+        text = f"Dead letter {uuid.uuid4().hex[:4]}"
+        await post_signed(stack, channel, secret, conversation, text)
+        await page.reload()
+        await page.get_by_test_id("channels-tab-api").click()
+        await expect(page.get_by_test_id("channel-secret-once")).to_have_count(0)  # once
+
+        # a reply the webhook refuses goes dead; the administrator sees it and retries
+        ticket = await ticket_by_subject(stack, admin, f"API: {text}")
+        code, draft, _ = await call(
+            stack, "POST", f"/api/v1/tickets/{ticket['id']}/lock", token=admin
+        )
+        assert code in (200, 201), draft
+        fence = draft["fence"]
+        code, d, _ = await call(
+            stack,
+            "POST",
+            f"/api/v1/tickets/{ticket['id']}/drafts",
+            {"kind": "reply", "fence": fence, "include_quote": False},
+            token=admin,
+        )
+        assert code == 201, d
+        r = d["current"]
+        code, saved, _ = await call(
+            stack,
+            "PUT",
+            f"/api/v1/drafts/{d['id']}",
+            {
+                "fence": fence,
+                "from_address": r["from_address"],
+                "to": r["to"],
+                "body_text": "We refund you.",
+            },
+            token=admin,
+        )
+        assert code == 200, saved
+        code, sent, _ = await call(
+            stack, "POST", f"/api/v1/drafts/{d['id']}/send", {"fence": fence}, token=admin
+        )
+        assert code == 201, sent
+        await page.get_by_test_id("channels-tab-dead").click()
+        dead = page.get_by_test_id("channel-delivery").filter(has_text="Bridge")
+        await expect(dead).to_have_count(1, timeout=30000)
+        await expect(dead).to_have_attribute("data-state", "dead")
+        await shot(page, "channels-admin-dead-letters")
+        failing["on"] = False
+        await dead.get_by_test_id("channel-delivery-retry").click()
+        await expect(page.get_by_test_id("admin-notice")).to_have_text("Delivery queued again.")
+
+        async def delivered() -> bool:
+            return any(h.get("text", "").startswith("We refund you.") for h in got)
+
+        await eventually(delivered, timeout=30)
+        await expect(page.get_by_test_id("channel-deliveries-empty")).to_be_visible()
+    finally:
+        await ctx.close()
+        await runner.cleanup()

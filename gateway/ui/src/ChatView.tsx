@@ -129,6 +129,7 @@ export function useChat(ticketId: string, timeline: MessageSummary[], enabled: b
 /** A timeline message of a channel ticket as a bubble: the customer's on the left, replies
  * on the right; the whole text is read when the snippet may be cut. */
 export function ChatBubble({ message }: { message: MessageSummary }) {
+  const { t } = useI18n();
   const { dateTime } = useFormat();
   const [text, setText] = useState(message.snippet ?? "");
   const out = message.channel === "sent";
@@ -139,7 +140,7 @@ export function ChatBubble({ message }: { message: MessageSummary }) {
       .then((m) => m.parsed?.text && setText(m.parsed.text.trim()))
       .catch(() => {});
   }, [message.id, message.snippet]);
-  const who = out ? (message.author?.name ?? message.from?.name ?? "") : (message.from?.name ?? "");
+  const who = out ? message.author?.name || message.from?.name || "" : message.from?.name || t("chat.visitor");
   return (
     <Bubble out={out} who={who} at={dateTime(message.received_at)} text={text} channel={messageChannel(message)} testId="chat-bubble" id={message.id} />
   );
@@ -149,7 +150,7 @@ export function LiveBubble({ message }: { message: LiveMessage }) {
   const { t } = useI18n();
   const { dateTime } = useFormat();
   const out = message.direction === "out";
-  const who = out ? message.author_name || t("chat.you") : message.sender_name;
+  const who = out ? message.author_name || t("chat.you") : message.sender_name || t("chat.visitor");
   return (
     <Bubble
       out={out}

@@ -6,6 +6,7 @@ import { Dialog } from "./Dialog";
 import { errorText } from "./errors";
 import { useFormat } from "./format";
 import { Key, useI18n } from "./i18n";
+import { live } from "./live";
 import { Say, useNotice } from "./routingForm";
 
 // Administration → Channels (issue 21): chat widgets (the tag to paste, allowed origins,
@@ -371,6 +372,8 @@ function DeadLetters({ say }: { say: (s: Say) => void }) {
     setRows(null);
     void load();
   }, [load]);
+  // a delivery changed state (failed for good, retried, delivered): the list again
+  useEffect(() => live.on((e) => e.type === "channel.delivery" && void load()), [load]);
   const retry = async (d: Delivery) => {
     try {
       await api.post(`/channel-deliveries/${d.id}/retry`, undefined);

@@ -48,20 +48,23 @@ const PATHS: Record<ChannelKind, string> = {
 export function ChannelIcon({ kind, testId = "channel-icon" }: { kind: ChannelKind; testId?: string }) {
   const { t } = useI18n();
   const label = t(`chan.${kind}` as Key);
+  // the name is the image's (no <title>: it would join the text of the row or heading); the
+  // tooltip is its wrapper's
   return (
-    <svg
-      className={`chan-icon chan-${kind}`}
-      role="img"
-      aria-label={label}
-      viewBox="0 0 16 16"
-      width="14"
-      height="14"
-      data-testid={testId}
-      data-channel={kind}
-    >
-      <title>{label}</title>
-      <path d={PATHS[kind]} />
-    </svg>
+    <span className="chan-wrap" title={label}>
+      <svg
+        className={`chan-icon chan-${kind}`}
+        role="img"
+        aria-label={label}
+        viewBox="0 0 16 16"
+        width="14"
+        height="14"
+        data-testid={testId}
+        data-channel={kind}
+      >
+        <path d={PATHS[kind]} />
+      </svg>
+    </span>
   );
 }
 
