@@ -337,3 +337,24 @@ async def test_a_long_conversation_comes_back_whole_after_a_reload(stack: Stack)
         assert [m["seq"] for m in visitor.messages()] == list(range(1, 602))
     finally:
         await visitor.close()
+
+
+async def test_the_demo_seed_makes_a_widget_its_demo_page_can_chat_with(
+    stack: Stack, tmp_path: Any
+) -> None:
+    from services.devstack.demo_chat import seed_demo_chat
+    from tests.conftest import DEMO_PASSWORD
+
+    marker = tmp_path / "demo-chat-widget"
+    key = await asyncio.to_thread(seed_demo_chat, stack.gateway_url, DEMO_PASSWORD, marker)
+    assert await asyncio.to_thread(seed_demo_chat, stack.gateway_url, "wrong", marker) == key
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{stack.gateway_url}/widget-demo/{key}") as r:
+            assert r.status == 200
+            assert f'src="{stack.gateway_url}/widget/{key}.js"' in await r.text()
+    visitor = Visitor(stack.gateway_url, key, stack.gateway_url)  # the page's own origin
+    try:
+        await visitor.connect()
+        await visitor.wait("ack", key=await visitor.say("demo"))
+    finally:
+        await visitor.close()
