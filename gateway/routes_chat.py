@@ -39,7 +39,6 @@ from .views import iso
 WIDGET_JS = Path(__file__).resolve().parent / "widget" / "chat.js"
 WIDGET_TTL_S = 5.0  # a widget's settings and its inbox's presence, cached this long
 OPEN_WAIT_S = 10.0  # the client's `open` must come this soon
-SOCKET_RATE_PER_MINUTE = 60  # sockets opened per client address a minute
 MSG_MAX = 16 * 1024
 TYPING_EVERY_S = 2.0
 CHAT = web.AppKey("chat_hub", ChatHub)
@@ -338,7 +337,7 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
             403, "permission_denied", "this site may not open the chat (allowed origins)", "origin"
         )
     rate_key = f"sb:gw:chat-socket-rate:{request[CLIENT] or 'unknown'}"
-    if await over_rate(request, rate_key, SOCKET_RATE_PER_MINUTE):
+    if await over_rate(request, rate_key, request.app[DEPS].settings.chat_socket_rate_per_minute):
         raise ApiError(429, "resource_exhausted", "too many chat connections; try again soon")
     ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=MSG_MAX)
     await ws.prepare(request)

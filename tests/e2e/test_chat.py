@@ -358,3 +358,18 @@ async def test_the_demo_seed_makes_a_widget_its_demo_page_can_chat_with(
         await visitor.wait("ack", key=await visitor.say("demo"))
     finally:
         await visitor.close()
+
+
+async def test_sockets_are_limited_per_client_address(stack: Stack) -> None:
+    _, _, widget = await shop(stack)
+    url = stack.gateway_url.replace("http", "ws", 1) + f"/chat/{widget['public_key']}/ws"
+    busy, other = client_ip(), client_ip()
+    async with aiohttp.ClientSession() as http:
+        for _ in range(60):  # SB_CHAT_SOCKET_RATE_PER_MINUTE's default
+            ws = await http.ws_connect(url, headers={"Origin": SITE, "X-Forwarded-For": busy})
+            await ws.close()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            await http.ws_connect(url, headers={"Origin": SITE, "X-Forwarded-For": busy})
+        assert err.value.status == 429
+        ws = await http.ws_connect(url, headers={"Origin": SITE, "X-Forwarded-For": other})
+        await ws.close()
