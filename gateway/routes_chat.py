@@ -77,15 +77,15 @@ class Widgets:
         self._widgets[public_key] = (time.monotonic(), widget)
         return widget
 
-    async def online(self, widget: pb.Widget, inbox_id: str) -> bool:
-        """Whether an operator of the widget's inbox is present (routing's presence)."""
+    async def online(self, tenant_id: str, inbox_id: str, *, fresh: bool = False) -> bool:
+        """Whether an operator of the inbox is present (routing's presence)."""
         hit = self._online.get(inbox_id)
-        if hit is not None and time.monotonic() - hit[0] < WIDGET_TTL_S:
+        if not fresh and hit is not None and time.monotonic() - hit[0] < WIDGET_TTL_S:
             return hit[1]
         try:
             resp = await self._assignment.ListPresence(
                 rpb.ListPresenceRequest(inbox_id=inbox_id),
-                metadata=Identity(tenant_id=widget.tenant_id).metadata(),
+                metadata=Identity(tenant_id=tenant_id).metadata(),
                 timeout=5,
             )
         except grpc.aio.AioRpcError:
@@ -228,7 +228,8 @@ class _Session:
         # the writer first: the history may be longer than the socket's queue
         self.writer = asyncio.create_task(sock.writer())
         self.hub.join(sock)  # pushes are held from now until the history is out
-        online = await self.widgets.online(self.widget, conv.inbox_id)
+        online = await self.widgets.online(self.widget.tenant_id, conv.inbox_id)
+        sock.online = online
         self.hub.send(
             sock,
             {
@@ -393,7 +394,12 @@ def _json(text: Any) -> dict[str, Any] | None:
 def add_routes(app: web.Application) -> None:
     hub = ChatHub()
     app[CHAT] = hub
-    app[WIDGETS] = Widgets(app[DEPS])
+    widgets = app[WIDGETS] = Widgets(app[DEPS])
+
+    async def presence(tenant_id: str, inbox_id: str) -> bool:
+        return await widgets.online(tenant_id, inbox_id, fresh=True)
+
+    hub.presence = presence
 
     async def start(app: web.Application) -> None:
         # after the gateway's lifecycle connected the bus (on_startup runs after it)

@@ -373,3 +373,20 @@ async def test_sockets_are_limited_per_client_address(stack: Stack) -> None:
         assert err.value.status == 429
         ws = await http.ws_connect(url, headers={"Origin": SITE, "X-Forwarded-For": other})
         await ws.close()
+
+
+async def test_the_visitor_is_told_when_an_operator_of_the_inbox_comes_and_goes(
+    stack: Stack,
+) -> None:
+    _, admin, widget = await shop(stack)
+    visitor = Visitor(stack.gateway_url, widget["public_key"], SITE)
+    try:
+        assert (await visitor.connect())["online"] is False
+        for status, online in (("online", True), ("offline", False)):
+            code, _, _ = await call(
+                stack, "PUT", "/api/v1/me/presence", {"status": status}, token=admin
+            )
+            assert code == 200
+            await visitor.wait("presence", online=online)
+    finally:
+        await visitor.close()
