@@ -22,6 +22,7 @@ from . import (
     routes_assignment,
     routes_campaigns,
     routes_channels,
+    routes_chat,
     routes_compose,
     routes_contact_lists,
     routes_contacts,
@@ -84,6 +85,7 @@ ROUTE_MODULES = (
     routes_unsubscribe,
     routes_notifications,
     routes_line,
+    routes_chat,
     static,
 )
 

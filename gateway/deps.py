@@ -11,6 +11,7 @@ from switchboard.v1 import (
     accounts_pb2_grpc,
     approval_pb2_grpc,
     composition_pb2_grpc,
+    ingestion_channels_pb2_grpc,
     ingestion_pb2_grpc,
     outbound_outreach_pb2_grpc,
     outbound_pb2_grpc,
@@ -32,6 +33,7 @@ from .access import Access, load_spec, rules_of
 from .auth import SessionResolver, client_address, parse_networks
 from .bodies import Bodies
 from .live import LiveHub
+from .live_chat import LiveChat
 
 BACKENDS = registry.SERVICE_NAMES  # every gRPC service the gateway calls and reports on
 OPENAPI = Path(__file__).with_name("openapi.yaml")
@@ -47,6 +49,7 @@ class GatewaySettings(rt_settings.RuntimeSettings):
     form_rate_per_minute: int = Field(default=10, ge=1, le=10_000)  # per form and client
     survey_rate_per_minute: int = Field(default=30, ge=1, le=10_000)  # the survey page, per client
     unsubscribe_rate_per_minute: int = Field(default=30, ge=1, le=10_000)  # the unsubscribe page
+    chat_socket_rate_per_minute: int = Field(default=60, ge=1, le=100_000)  # web chat sockets
     # SEC-2: the real client address is read from `client_ip_header` only when the TCP peer
     # is one of these proxies (comma-separated addresses or CIDR ranges).
     trusted_proxies: str = ""
@@ -87,6 +90,9 @@ class Deps:
         self.bus = Bus(settings.nats_url, "sb-gateway")
         self.metrics = metrics
         self.live = LiveHub(metrics, self.sessions, settings.live_recheck_s)
+        self.live.chat = LiveChat(
+            ingestion_channels_pb2_grpc.ChannelsServiceStub(self.channels["ingestion"])  # type: ignore[no-untyped-call,unused-ignore]
+        )
         self.spec = load_spec(OPENAPI)
         self.bodies = Bodies(self.spec)
         trusted = parse_networks(settings.trusted_proxies.split(","))

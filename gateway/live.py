@@ -18,8 +18,10 @@ re-checked at once when the replica's NATS connection comes back (an announcemen
 published meanwhile never reaches it) and every `recheck_s`. Nothing of this costs a push anything.
 
 A client may send JSON messages: `subscribe` / `unsubscribe` to the live reports (issue 19,
-gateway/live_reports.py, plugged in as `topics`); anything else is answered with an
-`error` message and the socket stays open.
+gateway/live_reports.py, plugged in as `topics`) and `chat.typing` while replying to a
+chat (issue 21, gateway/live_chat.py, plugged in as `chat`, which also shapes the
+channels' events and the web chat's `sb.live.chat` for operators); anything else is
+answered with an `error` message and the socket stays open.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from services.runtime import metrics as m
 from . import masking, views, views_approval, views_rules
 from .auth import WS_PROTOCOL, Caller, SessionResolver
 from .errors import ApiError
+from .live_chat import CHANNEL_PAYLOADS, LIVE_CHAT, Audience, LiveChat, administrators_only
 
 
 def refusal(topic: str | None, code: str, message: str, field: str | None) -> dict[str, Any]:
@@ -128,6 +131,7 @@ class LiveHub:
         metrics.gauge(m.WEBSOCKET_CLIENTS).set_function(lambda: self.client_count)
         self._slow_closed = metrics.counter(m.WEBSOCKET_SLOW)
         self.topics: Topics | None = None  # set by gateway/live_reports.py
+        self.chat: LiveChat | None = None  # set by gateway/deps.py
 
     def send(self, client: LiveClient, body: dict[str, Any]) -> None:
         """A message for one socket (holding no customer data: never masked)."""
@@ -140,6 +144,8 @@ class LiveHub:
         return sum(len(c) for c in self._clients.values())
 
     async def start(self, nc: NatsClient) -> None:
+        if self.chat is not None:
+            self.chat.connected(nc)
         for subject in registry.GATEWAY.subscriptions:
             self._subs.append(await nc.subscribe(subject, cb=self._on_msg))
         self._ticker = asyncio.create_task(self._tick(), name="live-ticker")
@@ -167,6 +173,10 @@ class LiveHub:
                 await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
     async def _on_msg(self, msg: Msg) -> None:
+        if msg.subject == LIVE_CHAT:  # JSON between replicas, not an event
+            if self.chat is not None:
+                self._push(self.chat.visitor(msg.data))
+            return
         env = events_pb2.EventEnvelope()
         try:
             env.ParseFromString(msg.data)
@@ -178,6 +188,9 @@ class LiveHub:
             await self.sessions_ended(env)
         elif kind == "access_changed":
             await self.access_changed(env)
+        elif kind in CHANNEL_PAYLOADS:
+            if self.chat is not None:
+                self._push(await self.chat.audience(env))
         else:
             self.publish(env)
 
@@ -317,6 +330,23 @@ class LiveHub:
                 for note in views_rules.rule_notifications(env, client.caller):
                     self._offer(clients, client, _Texts(note).for_(client.caller))
 
+    def _push(self, audience: Audience | None) -> None:
+        """A channel push to the operators who see its inbox (no inbox: administrators)."""
+        if audience is None:
+            return
+        clients = self._clients.get(audience.tenant_id)
+        if not clients:
+            return
+        texts = _Texts(audience.body)
+        for client in [c for c in clients if not c.suspended]:
+            caller = client.caller
+            if (
+                caller.sees_inbox(audience.inbox_id)
+                if audience.inbox_id
+                else administrators_only(caller)
+            ):
+                self._offer(clients, client, texts.for_(caller))
+
     def _publish_approval(
         self, clients: set[LiveClient], listening: list[LiveClient], env: events_pb2.EventEnvelope
     ) -> None:
@@ -342,12 +372,19 @@ class LiveHub:
             self._slow_closed.inc()
             self._close(client, WSCloseCode.TRY_AGAIN_LATER, "too slow")
 
-    def _said(self, client: LiveClient, text: str) -> None:
-        """A client's message: a JSON object with a `type` (subscribe, unsubscribe)."""
+    async def _said(self, client: LiveClient, text: str) -> None:
+        """A client's message: a JSON object with a `type` (subscribe, unsubscribe,
+        chat.typing)."""
         try:
             message = json.loads(text)
         except ValueError:
             message = None
+        if isinstance(message, dict) and message.get("type") == "chat.typing":
+            if self.chat is not None and not client.suspended:
+                refused = await self.chat.typing(id(client), client.caller, message)
+                if refused is not None:
+                    self.send(client, refusal(None, *refused))
+            return
         if not isinstance(message, dict) or self.topics is None:
             self.send(client, refusal(None, "invalid_argument", "not a JSON object", "type"))
             return
@@ -376,10 +413,12 @@ class LiveHub:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    self._said(client, msg.data)
+                    await self._said(client, msg.data)
         finally:
             if self.topics is not None:
                 self.topics.gone(client)
+            if self.chat is not None:
+                self.chat.gone(id(client))
             self._clients[caller.tenant_id].discard(client)
             if not self._clients[caller.tenant_id]:
                 del self._clients[caller.tenant_id]

@@ -15,6 +15,7 @@ from switchboard.v1 import common_pb2, composition_pb2, events_pb2
 
 from services.runtime import events, identity, log, masking, permissions
 from services.runtime import mail as mime
+from services.runtime.channel_address import is_pseudo_address
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
@@ -645,7 +646,9 @@ class DraftsApi(TemplatesApi):
         self, ident: Identity, draft: Draft, rev: Revision, atts: list[Attachment]
     ) -> mime.Outgoing:
         inbox = await self._d.peers.inbox(ident, str(draft.inbox_id))
-        html = richtext.compose_html(rev, plain_text_only=inbox.plain_text_only)
+        # a reply to a channel conversation (issue 21) is plain text: what was written only
+        channel = any(is_pseudo_address(a) for a in [*rev.to_addrs, *rev.cc_addrs])
+        html = "" if channel else richtext.compose_html(rev, plain_text_only=inbox.plain_text_only)
         shown = set(richtext.cids(html))
         # an inline image is a part of the HTML: without the HTML showing it, it is not sent
         atts = [a for a in atts if not a.inline or a.content_id in shown]
@@ -655,7 +658,7 @@ class DraftsApi(TemplatesApi):
             to=mime.parse_addresses(list(rev.to_addrs), "to"),
             cc=mime.parse_addresses(list(rev.cc_addrs), "cc"),
             subject=rev.subject,
-            text=richtext.compose_text(rev),
+            text=richtext.channel_text(rev) if channel else richtext.compose_text(rev),
             html=html,
             parts=[
                 mime.Part(

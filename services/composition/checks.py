@@ -16,6 +16,13 @@
   word) — refused when saved; a draft saved before that check is stopped here.
 - changed_by_other (warning): someone else changed the draft last (saved it, or opened it
   again by cancelling its scheduled send): its author reads it again before sending.
+
+A reply to a channel conversation (chat, API, LINE: its recipient is the conversation's
+pseudo-address, issue 21) is a plain-text message, not a mail: the mail-only checks
+(subject_missing, attachment_forgotten) do not apply, and two more block it:
+- channel_mixed_recipients (blocking): a conversation and mailboxes (or two
+  conversations) as recipients — a chat message cannot be copied to a mailbox;
+- channel_attachments (blocking): files attached — a channel reply carries text only.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from services.runtime.channel_address import MIXED_RECIPIENTS, channel_target
+from services.runtime.errors import FailedPrecondition
 from services.runtime.mail import unsafe_header_text
 from services.runtime.text import normalize
 
@@ -111,12 +120,41 @@ def mentions_attachment(body: str, words: Iterable[str]) -> str:
     return ""
 
 
+def is_channel_reply(out: Outgoing) -> bool:
+    """Whether the draft answers a channel conversation (any recipient is one)."""
+    try:
+        return channel_target([*out.to, *out.cc, *out.bcc]) is not None
+    except FailedPrecondition:
+        return True
+
+
+def _channel_findings(out: Outgoing) -> list[Finding]:
+    findings: list[Finding] = []
+    try:
+        channel_target([*out.to, *out.cc, *out.bcc])
+    except FailedPrecondition as err:
+        findings.append(Finding(MIXED_RECIPIENTS, "blocking", err.message, "to"))
+    if out.attachment_count:
+        findings.append(
+            Finding(
+                "channel_attachments",
+                "blocking",
+                "a reply through a channel carries text only: remove the attachments",
+                "attachments",
+            )
+        )
+    return findings
+
+
 def run(out: Outgoing, settings: Settings, participants: Iterable[str] | None) -> list[Finding]:
     """The findings, in the order above; `participants` None (a mail with no ticket):
     nobody to compare recipients with."""
     findings: list[Finding] = []
+    channel = is_channel_reply(out)
+    if channel:
+        findings.extend(_channel_findings(out))
     word = mentions_attachment(out.body, settings.attachment_words)
-    if word and out.attachment_count == 0:
+    if word and out.attachment_count == 0 and not channel:
         findings.append(
             Finding(
                 "attachment_forgotten",
@@ -167,7 +205,7 @@ def run(out: Outgoing, settings: Settings, participants: Iterable[str] | None) -
                     address,
                 )
             )
-    if not out.subject.strip():
+    if not out.subject.strip() and not channel:
         findings.append(Finding("subject_missing", "warning", "the mail has no subject", "subject"))
     for field_name, value in out.headers:
         if unsafe_header_text(value):

@@ -27,10 +27,8 @@ import html as html_lib
 import re
 
 import nh3
-from inscriptis import get_text
-from inscriptis.model.config import ParserConfig
 
-from services.runtime.htmlsafe import browser_url, safe_style
+from services.runtime.htmlsafe import browser_url, html_text, safe_style
 
 from .records import Revision
 
@@ -99,15 +97,9 @@ def has_content(html: str) -> bool:
     return bool(cids(html)) or bool(to_text(html).strip())
 
 
-_TEXT_CONFIG = ParserConfig(display_links=True, display_anchors=False, display_images=True)
-
-
 def to_text(html: str) -> str:
     """The plain-text alternative of an operator's HTML."""
-    if not html.strip():
-        return ""
-    lines = get_text(html, _TEXT_CONFIG).splitlines()
-    return "\n".join(line.rstrip() for line in lines).strip("\n")
+    return html_text(html)
 
 
 # -- the mail's two bodies ---------------------------------------------------------------
@@ -123,6 +115,14 @@ def compose_text(rev: Revision) -> str:
     if rev.include_quote and rev.quote_text:
         parts.append(rev.quote_text)
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def channel_text(rev: Revision) -> str:
+    """A reply to a channel conversation (chat, API, LINE — issue 21): only what was
+    written, as plain text (HTML reduced to text); no signature, no quote — it becomes a
+    message in a conversation, whose author the channel names."""
+    body = rev.body_text if rev.body_text.strip() else to_text(sanitize(rev.body_html))
+    return body.strip() + "\n"
 
 
 def compose_html(rev: Revision, *, plain_text_only: bool = False) -> str:

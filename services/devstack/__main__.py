@@ -14,6 +14,7 @@ from services.runtime.service import run as run_main
 
 from .catcher import MailCatcher
 from .demo import send_demo_mails
+from .demo_chat import seed_demo_chat
 from .infra import free_port
 from .line_peer import LinePeer
 from .stack import ROOT, START_ORDER, Stack, StackConfig
@@ -58,7 +59,14 @@ async def run_stack() -> int:
         if not marker.exists():
             count = await asyncio.to_thread(send_demo_mails, stack.smtp_port)
             marker.write_text(f"{count}\n")
-        _banner(stack, password, line)
+        chat_key = ""
+        try:
+            chat_key = await asyncio.to_thread(
+                seed_demo_chat, stack.gateway_url, password, config.data_dir / "demo-chat-widget"
+            )
+        except Exception as exc:  # the rest of the demo works without it
+            print(f"switchboard: no demo chat widget: {exc}", file=sys.stderr, flush=True)
+        _banner(stack, password, line, chat_key)
         await _supervise(stack, stop)
     except Exception as exc:
         print(f"switchboard: failed to start: {exc}", file=sys.stderr, flush=True)
@@ -99,8 +107,9 @@ async def _supervise(stack: Stack, stop: asyncio.Event) -> None:
                 stack.start_process(name)
 
 
-def _banner(stack: Stack, password: str, line: LinePeer) -> None:
+def _banner(stack: Stack, password: str, line: LinePeer, chat_key: str = "") -> None:
     shown = password if password == DEFAULT_DEMO_PASSWORD else "(the value of SB_DEMO_PASSWORD)"
+    chat = f"{stack.gateway_url}/widget-demo/{chat_key}" if chat_key else "(not set up)"
     print(
         f"""
   Switchboard is running.
@@ -113,6 +122,7 @@ def _banner(stack: Stack, password: str, line: LinePeer) -> None:
                {line.token}); replies to LINE customers are printed here.
                A customer's message: python -m services.devstack.line_peer send
                --url {stack.gateway_url}/hooks/line/<public key> --secret <channel secret>
+  Web chat     {chat}   (a visitor's page with the widget)
   Metrics      {_metrics_ports(stack)}
 
   Logins       admin@demo.example, agent1@demo.example, agent2@demo.example,

@@ -40,6 +40,9 @@ from .channel_model import (
 )
 from .channel_repo import ChannelRepo
 from .channels_api import ChannelsApi
+from .chat_api import ChatApi, ChatSweeper
+from .chat_domain import ChatLimits, chat_secret
+from .chat_repo import ChatRepo
 from .clamd import Address, Clamd
 from .directory import AddressDirectory
 from .imap import FetcherConfig, ImapSupervisor
@@ -76,6 +79,11 @@ class IngestionSettings(rt_settings.ServiceSettings):
     # ADR 0009: the authserv-ids of the MTAs whose Authentication-Results headers count,
     # comma-separated; empty: none (every sender unverified)
     trusted_authserv_ids: str = ""
+    # web chat (issue 21): one visitor message at most this long, this many a minute; a
+    # chat without a message either way for this long ends (its transcript is mailed)
+    chat_max_chars: int = Field(default=2000, ge=1, le=20_000)
+    chat_per_minute: int = Field(default=20, ge=1, le=10_000)
+    chat_idle_end_s: float = Field(default=1800.0, ge=1, le=7 * 86400)
     # issue 21: replies to API channels' webhooks (and LINE) — attempts, back-off
     # base · 2^(n-1) capped, the deliverer's poll and each send's timeout
     channel_max_attempts: int = Field(default=8, ge=1, le=50)
@@ -242,7 +250,31 @@ async def main() -> int:
     links = ChannelLinks(db, channels, outbox, rt.clock, rt.ids)
     await rt.add_consumer(registry.INGESTION_CHANNEL_TICKETS, links.on_ticket_event)
 
+    chat_repo = ChatRepo(db.pool)
+    chat_limits = ChatLimits(
+        max_chars=settings.chat_max_chars,
+        per_minute=settings.chat_per_minute,
+        idle_end_s=settings.chat_idle_end_s,
+    )
+    chat_sweeper = ChatSweeper(chat_repo, db, outbox, rt.clock, rt.ids, chat_limits)
+    rt.add_background(chat_sweeper.name, chat_sweeper.start, chat_sweeper.stop)
+
     server = rt.grpc_server()
+    server.add(
+        ingestion_channels_pb2_grpc.add_ChatServiceServicer_to_server,
+        ChatApi(
+            chat_repo,
+            db,
+            outbox,
+            channel_intake,
+            rt.channel("tickets"),
+            rt.clock,
+            rt.ids,
+            chat_secret(settings.secret_key),
+            chat_limits,
+        ),
+        ingestion_channels_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
+    )
     server.add(
         ingestion_channels_pb2_grpc.add_ChannelsServiceServicer_to_server,
         ChannelsApi(

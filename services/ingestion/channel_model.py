@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-KINDS = ("chat", "api", "line")
-PSEUDO_DOMAIN = "channels.invalid"  # RFC 2606: never resolves, never mailed
+# the pseudo-address of a conversation's customer: one copy, in the runtime (outbound and
+# composition meet it too)
+from services.runtime.channel_address import KINDS as KINDS
+from services.runtime.channel_address import PSEUDO_DOMAIN as PSEUDO_DOMAIN
+from services.runtime.channel_address import parse_pseudo_address as parse_pseudo_address
+from services.runtime.channel_address import pseudo_address as pseudo_address
 
 
 @dataclass(frozen=True)
@@ -38,27 +42,6 @@ CAPABILITIES: dict[str, Capabilities] = {
     # unsolicited push a day after the customer's last message).
     "line": Capabilities(True, True, False, False, 86400, True),
 }
-
-
-def pseudo_address(conversation_id: uuid.UUID | str, kind: str) -> str:
-    """The conversation's customer as an address: `<conversation id>@<kind>.channels.invalid`.
-    Contacts, routing rules, threading and outbound see an address like any other;
-    outbound delivers a reply to such an address through the channel, never by SMTP."""
-    return f"{conversation_id}@{kind}.{PSEUDO_DOMAIN}"
-
-
-def parse_pseudo_address(address: str) -> tuple[uuid.UUID, str] | None:
-    """(conversation id, kind) of a pseudo-address, or None for any other address."""
-    local, sep, domain = address.strip().lower().rpartition("@")
-    if not sep:
-        return None
-    kind, dot, rest = domain.partition(".")
-    if not dot or rest != PSEUDO_DOMAIN or kind not in KINDS:
-        return None
-    try:
-        return uuid.UUID(local), kind
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ from .bounces import Bounces
 from .campaign_mail import CampaignFinish, CampaignMail, CampaignUnsubscribes
 from .campaign_repo import CampaignRepo
 from .campaigns import CampaignSender, CampaignSettings
+from .channel_sends import ChannelReplies
+from .chat_transcripts import ChatTranscripts
 from .dispatcher import Dispatcher, DispatchSettings, LeaseSweeper, Routes, worker_name
 from .finisher import Finisher
 from .peers import Peers
@@ -163,6 +165,7 @@ async def main() -> int:
         ),
         worker=worker,
         metrics=rt.metrics,
+        channels=ChannelReplies(peers),
     )
     rt.metrics.sampler("outbound-due", dispatcher.sample)
     finisher = Finisher(repo, peers, rt.clock, worker, busy=lambda: dispatcher.backlogged)
@@ -228,6 +231,11 @@ async def main() -> int:
         registry.OUTBOUND_CAMPAIGN_UNSUBSCRIBES,
         CampaignUnsubscribes(deps, campaign_repo, campaign_sender.touched).on_unsubscribed,
     )
+    outreach = OutreachApi(deps, api, unsubscribe_config(settings))
+    await rt.add_consumer(
+        registry.OUTBOUND_CHAT_TRANSCRIPTS,
+        ChatTranscripts(rt.channel("ingestion"), outreach, peers).on_conversation,
+    )
     server = rt.grpc_server()
     server.add(
         outbound_pb2_grpc.add_OutboundServiceServicer_to_server,
@@ -241,7 +249,7 @@ async def main() -> int:
     )
     server.add(
         outbound_outreach_pb2_grpc.add_OutreachServiceServicer_to_server,
-        OutreachApi(deps, api, unsubscribe_config(settings)),
+        outreach,
         outbound_outreach_pb2.DESCRIPTOR.services_by_name["OutreachService"].full_name,
     )
     rt.log.info("outbound worker", worker=worker, relay=settings.smtp_relay_host or None)

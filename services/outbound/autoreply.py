@@ -7,7 +7,9 @@ autoresponders: ours carry `Auto-Submitted: auto-replied` — nor to spam, our o
 addresses or our own sent mail, nor to a stranger whose mail joined someone else's
 ticket (ADR 0009); at most once per sender and inbox in the period (a
 conditional upsert, so two replicas cannot both send). Imported mail is history and
-gets nothing.
+gets nothing. Nor does a channel conversation (chat, API, LINE — issue 21): its
+messages are not mail (their channel is not smtp/imap/form), and a sender whose address is
+a conversation's pseudo-address is never answered automatically, whichever path asks.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from switchboard.v1 import events_pb2
 from services.runtime import events, log, registry
 from services.runtime import mail as mime
 from services.runtime.bus import Delivery
+from services.runtime.channel_address import is_pseudo_address
 from services.runtime.errors import DomainError, InvalidArgument, Unavailable
 from services.runtime.identity import Identity
 from services.runtime.outbox import first_time
@@ -132,6 +135,9 @@ class AutoReplies:
         inbox = next((i for i in inboxes if i.id == inbox_id), None)
         if inbox is None or not inbox.addresses:
             self._log.info("no automatic reply: the inbox has no address")
+            return
+        if is_pseudo_address(sender.address):
+            self._log.info("no automatic reply: the sender is a channel conversation")
             return
         own = frozenset(a.lower() for i in inboxes for a in i.addresses)
         now = d.clock.now()

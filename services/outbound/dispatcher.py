@@ -10,6 +10,11 @@ A worker that dies before 2 leaves a lease that runs out: the sweep makes the ro
 again (nothing was handed over). One that dies after 2 leaves a row in `data`: the sweep
 makes it `unknown`, for an operator to decide; it is never sent again on its own. A retry
 reuses the same bytes, so the same Message-ID.
+
+A reply to a channel conversation (its recipient a pseudo-address, issue 21) is handed to
+ingestion's `ChannelsService.Deliver` instead (channel_sends.py): idempotent by the
+send's id, so it needs no `data` phase — a worker that dies mid-call leaves the row due
+again, and the second call changes nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ import asyncpg
 
 from services.runtime import events, log
 from services.runtime import metrics as m
+from services.runtime.channel_address import channel_target
 from services.runtime.clock import Clock
+from services.runtime.errors import FailedPrecondition
 from services.runtime.ids import IdGenerator
 from services.runtime.periodic import PeriodicTask
 from services.runtime.secrets import SecretBox
@@ -37,6 +44,7 @@ from services.runtime.secrets import SecretBox
 from . import domain
 from .batching import GroupCommit
 from .changes import send_changed
+from .channel_sends import ChannelReplies, route_name
 from .domain import Outcome, Result, Route
 from .records import Send
 from .repo import OutboundRepo, Recorded
@@ -117,8 +125,10 @@ class Dispatcher:
         worker: str,
         on_final: Any = None,
         metrics: m.Metrics | None = None,
+        channels: ChannelReplies | None = None,
     ) -> None:
         self.name = "dispatcher"
+        self._channels = channels
         self._repo = repo
         self._routes = routes
         self._smtp = smtp
@@ -247,6 +257,18 @@ class Dispatcher:
         tenant = str(row.tenant_id)
         recipients = list(row.recipients)
         bound = self._log.bind(attempt=row.attempts)
+        try:
+            target = channel_target(recipients)
+        except FailedPrecondition as err:  # mailboxes and a conversation in one send
+            await self._record(row, Result(Outcome.PERMANENT, 0, err.message), "")
+            return
+        if target is not None:
+            if self._channels is None:
+                result = Result(Outcome.PERMANENT, 0, "no channel service to deliver through")
+            else:
+                result = await self._channels.deliver(row, target, self._clock.now())
+            await self._record(row, result, route_name(target))
+            return
         try:
             hop = await self._routes.hop(tenant, str(row.inbox_id), recipients)
         except Exception as err:  # a route that cannot be used (e.g. mixed relays)

@@ -1,7 +1,8 @@
 """What outbound asks the services that own the data: composition (the draft's checks and
 exact bytes, its state; templates for automatic replies), tickets (the reply lock's
 fence, signed Message-IDs, the status after sending, the lock's release), ingestion (the
-sent mail recorded in its ticket) and accounts (inbox addresses). Calls made for an
+sent mail recorded in its ticket; a channel reply's window and delivery, issue 21) and
+accounts (inbox addresses). Calls made for an
 operator carry the operator's identity, so that the owners' own checks apply."""
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from switchboard.v1 import (
     approval_pb2_grpc,
     composition_pb2,
     composition_pb2_grpc,
+    ingestion_channels_pb2,
+    ingestion_channels_pb2_grpc,
     ingestion_pb2,
     ingestion_pb2_grpc,
     tickets_pb2,
@@ -40,6 +43,7 @@ class Peers:
         self.composition = composition_pb2_grpc.CompositionServiceStub(composition)
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
         self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(ingestion)
+        self.channels = ingestion_channels_pb2_grpc.ChannelsServiceStub(ingestion)
         self.accounts = accounts_pb2_grpc.AccountsServiceStub(accounts)
         self.approval = approval_pb2_grpc.ApprovalServiceStub(approval)
 
@@ -213,6 +217,26 @@ class Peers:
             md,
             60,
         )
+
+    async def check_reply(
+        self, md: Metadata, address: str, at: Any
+    ) -> ingestion_channels_pb2.CheckReplyResponse:
+        """May a reply go to this conversation at `at` (its reply window, the channel)."""
+        req = ingestion_channels_pb2.CheckReplyRequest(address=address)
+        req.at.FromDatetime(at)
+        found: ingestion_channels_pb2.CheckReplyResponse = await self._call(
+            "ingestion", self.channels.CheckReply, req, md, 10
+        )
+        return found
+
+    async def deliver(
+        self, md: Metadata, request: ingestion_channels_pb2.DeliverRequest
+    ) -> ingestion_channels_pb2.DeliveryReceipt:
+        """A channel reply handed to ingestion (idempotent by its send_id)."""
+        receipt: ingestion_channels_pb2.DeliveryReceipt = await self._call(
+            "ingestion", self.channels.Deliver, request, md, 30
+        )
+        return receipt
 
     async def ticket(self, md: Metadata, ticket_id: str) -> tickets_pb2.GetTicketResponse:
         found: tickets_pb2.GetTicketResponse = await self._call(

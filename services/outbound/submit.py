@@ -4,7 +4,12 @@ operator sends it (`SubmitDraft`) or a final approval hands it over
 revision; the draft is marked `submitted` at that revision (refused if it was saved
 again meanwhile); the item and its `send.changed` are one transaction; the unique
 (tenant, draft, revision) of live `sends` turns a second submission of the same
-revision into the first item."""
+revision into the first item.
+
+A reply to a channel conversation (issue 21, channel_sends.py) needs no SMTP route; its
+reply window is asked at the sending time, and a closed one refuses it here (409
+`reply_window_closed`); mailboxes and a conversation together are refused
+(`channel_mixed_recipients`)."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import asyncpg
 from switchboard.v1 import common_pb2, events_pb2
 
 from services.runtime import log
+from services.runtime.channel_address import MIXED_RECIPIENTS, channel_target
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import FailedPrecondition, PermissionDenied
@@ -28,6 +34,7 @@ from services.runtime.secrets import SecretBox
 
 from . import domain, signing
 from .changes import send_changed
+from .channel_sends import ChannelReplies, route_name
 from .dispatcher import Dispatcher, Routes
 from .domain import State
 from .peers import Peers
@@ -81,6 +88,7 @@ class Submitter:
 
     def __init__(self, deps: Deps) -> None:
         self._d = deps
+        self._channels = ChannelReplies(deps.peers)
         self._log = log.get("outbound.api")
 
     async def sign(self, tenant: str, raw: bytes, sender: str) -> tuple[bytes, bool]:
@@ -103,6 +111,8 @@ class Submitter:
             raise FailedPrecondition(
                 f"the draft cannot be sent: {blocking[0].message}",
                 field=blocking[0].field or "draft_id",
+                # a channel reply to mailboxes too: the same refusal as outbound's own
+                reason=MIXED_RECIPIENTS if blocking[0].code == MIXED_RECIPIENTS else None,
             )
         if acknowledged is None:
             return
@@ -137,7 +147,11 @@ class Submitter:
                 reason=APPROVAL_REQUIRED,
             )
         recipients = list(mime.recipients)
-        domain.choose_route(await d.routes.of(ident.tenant_id), mime.inbox_id, recipients)
+        target = channel_target(recipients)
+        if target is None:
+            domain.choose_route(await d.routes.of(ident.tenant_id), mime.inbox_id, recipients)
+        else:
+            await self._channels.check(ident.tenant_id, target, sub.send_at)
         raw, signed = await self.sign(ident.tenant_id, bytes(mime.raw), mime.envelope_from)
         await d.peers.set_draft_state(md, draft_id, "submitted", str(send_id), mime.revision)
         new = NewSend(
@@ -162,7 +176,7 @@ class Submitter:
             dkim_signed=signed,
             send_at=sub.send_at,
             max_attempts=d.max_attempts,
-            route_name="",
+            route_name=route_name(target) if target else "",
             without_survey=sub.without_survey,
         )
         now = d.clock.now()

@@ -40,7 +40,9 @@ from .survey_repo import NewEpisode, Survey, SurveyRepo, questions_json
 
 SURVEYS = registry.OUTBOUND_SURVEYS
 SURVEY_HEADERS = (("Auto-Submitted", "auto-generated"), ("X-Auto-Response-Suppress", "All"))
-CUSTOMER_CHANNELS = frozenset({"smtp", "imap", "form", "import"})
+# the customer's messages (a channel conversation's too: its survey goes through the
+# channel as text with the links, issue 21)
+CUSTOMER_CHANNELS = frozenset({"smtp", "imap", "form", "import", "chat", "api", "line"})
 
 
 @dataclass(frozen=True)

@@ -165,8 +165,16 @@ class AssignmentApi(routing_assign_pb2_grpc.AssignmentServiceServicer):
     async def ListPresence(
         self, request: pb.ListPresenceRequest, context: Context
     ) -> pb.ListPresenceResponse:
-        ident = identity.require_operator()
-        members = await self._peers.members(ident.tenant_id, fresh=True)
+        # an operator's call, or a service's naming an inbox (the gateway asks whether a
+        # chat widget's inbox has an operator present, issue 21)
+        ident = identity.require_tenant()
+        if not ident.operator_id and not request.inbox_id:
+            raise InvalidArgument("a service's call names an inbox", field="inbox_id")
+        inbox = str(parse_uuid(request.inbox_id, "inbox_id")) if request.inbox_id else None
+        # a service's call (every widget connecting) may use the members of a few seconds ago
+        members = await self._peers.members(ident.tenant_id, fresh=bool(ident.operator_id))
+        if inbox is not None:
+            members = {o: m for o, m in members.items() if m.all_inboxes or inbox in m.inboxes}
         ids = sorted(members, key=lambda o: (members[o].display_name.casefold(), o))
         return pb.ListPresenceResponse(operators=await self._presences(ident.tenant_id, ids))
 

@@ -1,10 +1,15 @@
 """What every HTML sanitiser of the platform shares (ingestion's for mail received,
 composition's for mail written): a `style` attribute that can load nothing and run nothing,
-and a URL read as a browser reads it. Pure functions, used as nh3 attribute filters."""
+and a URL read as a browser reads it. Pure functions, used as nh3 attribute filters. Also
+the plain text of an operator's HTML (composition's text alternative, outbound's channel
+replies)."""
 
 from __future__ import annotations
 
 import re
+
+from inscriptis import get_text
+from inscriptis.model.config import ParserConfig
 
 _URL_JUNK = re.compile(r"[\x00-\x20\x7f]+")
 _CSS_FUNC = re.compile(r"([a-z-]+)\s*\(", re.I)
@@ -30,3 +35,15 @@ def safe_style(value: str) -> str | None:
             continue
         kept.append(decl.strip())
     return "; ".join(kept) or None
+
+
+_TEXT_CONFIG = ParserConfig(display_links=True, display_anchors=False, display_images=True)
+
+
+def html_text(html: str) -> str:
+    """HTML as plain text: inscriptis' rendering (keeps list bullets and numbers, links as
+    `[text](url)`, tables laid out), lines without trailing spaces."""
+    if not html.strip():
+        return ""
+    lines = get_text(html, _TEXT_CONFIG).splitlines()
+    return "\n".join(line.rstrip() for line in lines).strip("\n")

@@ -123,6 +123,10 @@ OUTBOUND_SURVEYS = ConsumerSpec(
     "outbound__surveys",
     (events.TICKET_UPDATED.subject, events.TICKET_MESSAGE_ADDED.subject),
 )
+# A web chat ended (issue 21): its transcript to the address the visitor left.
+OUTBOUND_CHAT_TRANSCRIPTS = ConsumerSpec(
+    events.INGEST, "outbound__chat_transcripts", (events.CHANNEL_CONVERSATION.subject,)
+)
 OUTBOUND_BOUNCES = ConsumerSpec(
     events.INGEST, "outbound__bounces", (events.MESSAGE_RECEIVED.subject,)
 )
@@ -315,6 +319,7 @@ SERVICES: tuple[Component, ...] = (
             OUTBOUND_SURVEYS,
             OUTBOUND_CAMPAIGN_MAIL,
             OUTBOUND_CAMPAIGN_UNSUBSCRIBES,
+            OUTBOUND_CHAT_TRANSCRIPTS,
         ),
         calls=("composition", "tickets", "ingestion", "accounts", "approval"),
     ),
@@ -342,6 +347,11 @@ SERVICES: tuple[Component, ...] = (
     ),
 )
 
+# Gateway ↔ gateway: web chat typing / online / offline of visitors and operators (core
+# NATS, not JetStream; JSON {"tenant_id","inbox_id","conversation_id","ticket_id","who",
+# "name","event"})
+LIVE_CHAT_SUBJECT = "sb.live.chat"
+
 GATEWAY = Component(
     "gateway",
     8080,
@@ -361,6 +371,13 @@ GATEWAY = Component(
         events.SESSION_ENDED.subject,
         events.ACCESS_CHANGED.subject,
         events.PRESENCE_CHANGED.subject,
+        # issue 21: channel messages, deliveries and conversations (operators' views and the
+        # chat widget's visitor sockets), and the replicas' typing/online notes of web
+        # chats (core NATS, JSON: not an event of the catalogue)
+        events.CHANNEL_MESSAGE.subject,
+        events.CHANNEL_DELIVERY.subject,
+        events.CHANNEL_CONVERSATION.subject,
+        LIVE_CHAT_SUBJECT,
     ),
 )
 

@@ -34,6 +34,9 @@
 - segments: the live segment count over 1,000,000 contacts of one tenant, six shapes
   through `POST /api/v1/segments/count`, beside a bare `count(*)` of the tenant
   (`tests/bench/segments.py`).
+- chat: a web chat visitor's message on an operator's live socket with 500 visitors
+  connected, beside the visitor's own ack; the widget's first message after a page load
+  beside the bare page's load (`tests/bench/chat.py`).
 - ui: the web UI in headless chromium — first load of the inbox page, ticket open time,
   and scrolling a list of 10,000 tickets without long tasks (`tests/bench/ui.py`).
 - scale: the ticket list (50 rows, common filters) and a Japanese keyword search on the
@@ -75,6 +78,7 @@ from tests.bench import (
     assignment,
     before_after,
     campaigns,
+    chat,
     compose,
     exports,
     facts_intake,
@@ -243,6 +247,8 @@ def bench_stack(data_dir: Path) -> Stack:
             connect_allow="127.0.0.1,::1,localhost",
             service_logs_to_files=True,
             log_level="warning",
+            # the chat bench's visitors come from many client addresses through a proxy
+            extra_env={"gateway": {"SB_TRUSTED_PROXIES": "127.0.0.1"}},
         )
     )
 
@@ -334,6 +340,8 @@ async def main() -> int:
             live_figures = await live_queue.run(stack, PASSWORD, make_mail)
             print("facts intake…", file=sys.stderr)
             facts_figures = await facts_intake.run(stack, make_mail)
+            print("chat…", file=sys.stderr)
+            chat_figures = await chat.run(stack, admin)
             print("ui…", file=sys.stderr)
             ui_figures = await ui.run(stack, "agent1@demo.example", PASSWORD, agent, make_mail)
         finally:
@@ -372,6 +380,7 @@ async def main() -> int:
         "reports": report_figures,
         "live_queue": live_figures,
         "facts_intake": facts_figures,
+        "chat": chat_figures,
         "ui": ui_figures,
     }
     print("scale data set…", file=sys.stderr)

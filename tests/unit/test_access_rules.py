@@ -39,6 +39,10 @@ def test_public_operations_are_exactly_the_ones_without_a_caller() -> None:
             "unsubscribeOneClick",
             # LINE's webhook (issue 21): LINE's signature over the body is the key
             "lineWebhook",
+            # the web chat's visitor side (issue 21): the widget key and visitor token
+            "chatWidgetScript",
+            "chatVisitorSocket",
+            "chatWidgetDemo",
             # the API channel's inbound endpoint (issue 21): its HMAC signature is the key
             "receiveApiChannelMessages",
             # the web UI's page and bundles: the sign-in screen is part of them

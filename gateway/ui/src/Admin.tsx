@@ -4,6 +4,7 @@ import { AdminTable } from "./AdminTable";
 import { logSections } from "./adminLogs";
 import { approvalSections } from "./adminApproval";
 import { lookupSections } from "./adminLookup";
+import { channelSections } from "./adminChannels";
 import { routingSections } from "./adminRouting";
 import { hoursToLines, settingsSections, WordPicker } from "./adminSections";
 import { Ctx, Field, items, Lookups, Query, Row, Section, str } from "./adminTypes";
@@ -345,7 +346,7 @@ function SectionView({ section, ctx, lookups }: { section: Section; ctx: Ctx; lo
 
 function allSections(ctx: Ctx): { title: Key; sections: Section[] }[] {
   return [
-    { title: "admin.group.settings", sections: [...settingsSections(ctx), ...approvalSections(ctx), ...lookupSections(ctx)] },
+    { title: "admin.group.settings", sections: [...settingsSections(ctx), ...approvalSections(ctx), ...lookupSections(ctx), ...channelSections(ctx)] },
     { title: "routing.group", sections: routingSections(ctx) },
     { title: "admin.group.records", sections: logSections(ctx) },
   ];

@@ -1,3 +1,4 @@
+import { ChannelIcon, ticketChannel } from "./channels";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { shortcutKey } from "./Dialog";
 import { useVirtualizer } from "@tanstack/react-virtual";
@@ -503,6 +504,7 @@ export function InboxView({ route, session }: { route: Route; session: Session }
                   </span>
                   <span className="num">{r.number}</span>
                   <span className="subject">
+                    <ChannelIcon kind={ticketChannel(r.from)} />{" "}
                     <a href={`#/tickets/${r.id}`} onClick={(e) => e.stopPropagation()}>{r.subject}</a>
                     {r.lock && (
                       <span className="badge lock" data-testid="lock-badge">

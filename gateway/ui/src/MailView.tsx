@@ -1,3 +1,4 @@
+import { ChannelIcon, messageChannel } from "./channels";
 import { useEffect, useRef, useState } from "react";
 import { api, ParsedMail, MessageSummary } from "./api";
 import { errorText } from "./errors";
@@ -118,6 +119,7 @@ export function MailCard({
   return (
     <article className={`mail${sent ? " sent" : ""}`} data-testid="mail" data-channel={summary.channel}>
       <header onClick={() => setExpanded(!expanded)}>
+        <ChannelIcon kind={messageChannel(summary)} testId="timeline-channel" />{" "}
         <strong>{summary.from?.name || summary.from?.address}</strong>
         <span className="muted"> {summary.subject}</span>
         {summary.stranger && (

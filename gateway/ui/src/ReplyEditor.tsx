@@ -47,7 +47,7 @@ const list = (s: string) =>
     .filter(Boolean);
 
 /** Release the lock even when the page goes away (keepalive outlives the page). */
-function releaseLock(ticketId: string, fence: number): void {
+export function releaseLock(ticketId: string, fence: number): void {
   void fetch(`/api/v1/tickets/${ticketId}/lock?fence=${fence}`, {
     method: "DELETE",
     keepalive: true,
@@ -64,6 +64,7 @@ export function ReplyEditor({
   lostTo,
   session,
   onClose,
+  onTyping,
 }: {
   ticket: TicketDetail;
   kind: string;
@@ -72,6 +73,7 @@ export function ReplyEditor({
   lostTo: string;
   session: Session;
   onClose: (sent: boolean) => void;
+  onTyping?: (typing: boolean) => void; // a chat ticket: the visitor sees "typing…"
 }) {
   const { t, lang } = useI18n();
   const { dateTime } = useFormat();
@@ -215,6 +217,7 @@ export function ReplyEditor({
   const edit = (patch: Partial<Fields>) => {
     setFields((f) => (f ? { ...f, ...patch } : f));
     setDirty(true);
+    if (onTyping && ("body_text" in patch || "body_html" in patch)) onTyping(true);
   };
 
   const insertTemplate = async (tpl: Template) => {

@@ -16,6 +16,9 @@ import { CustomerData } from "./CustomerData";
 import { TicketSlaPanel } from "./Sla";
 import { PendingUntil, RoutingFacts } from "./TicketRouting";
 import { surveyed, WithoutSurvey } from "./adminSurvey";
+import { ChannelIcon, MESSAGE_CHANNELS, ticketChannel } from "./channels";
+import { ChatBubble, ChatStatus, LiveBubble, ReplyWindow, useChat } from "./ChatView";
+import { ChatComposer, useTypingSignal } from "./ChatComposer";
 
 export function TicketView({ id, session }: { id: string; session: Session }) {
   const { t } = useI18n();
@@ -45,6 +48,11 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const reloadTimer = useRef<number | undefined>(undefined);
   // why Reply may not be used at all now ("" when it may): `r` does nothing then
   const replyBlocked = useRef("");
+  // a chat, API or LINE ticket: its conversation, live messages and typing (issue 21)
+  const channel = ticketChannel(ticket?.from);
+  const chat = useChat(id, ticket?.messages ?? [], MESSAGE_CHANNELS.has(channel));
+  const isChat = MESSAGE_CHANNELS.has(channel) || !!chat.conversation;
+  const typing = useTypingSignal(id, isChat);
 
   const load = useCallback(async () => {
     try {
@@ -283,7 +291,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
           <button className="link" onClick={back} data-testid="back">← {t("ticket.back")}</button>
         </div>
         <h1 data-testid="ticket-subject">
-          <span className="muted">#{ticket.number}</span> {ticket.subject}
+          <ChannelIcon kind={channel} /> <span className="muted">#{ticket.number}</span> {ticket.subject}
         </h1>
         <div className="muted small" data-testid="ticket-inbox">{ticket.inbox.name}</div>
         {ticket.merged_into && <p className="notice">{t("ticket.merged")}</p>}
@@ -296,6 +304,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
           </div>
         )}
         {notice && <div className="notice" role="alert" data-testid="ticket-notice">{notice}</div>}
+        <ReplyWindow conversation={chat.conversation} />
         {!replying && (
           <div className="row gap">
             {(["reply", "reply_all", "forward"] as const).map((k) => (
@@ -325,6 +334,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             answering={lastMail?.id}
             lostTo={lost}
             session={session}
+            onTyping={isChat ? typing : undefined}
             onClose={async (sent) => {
               setReplying(null);
               setLost("");
@@ -354,6 +364,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
               return (
                 <article key={e.message.id} className="memo" data-testid="memo">
                   <header>
+                    <ChannelIcon kind="phone" testId="timeline-channel" />{" "}
                     <strong>{e.message.direction === "outbound" ? t("memo.outbound") : t("memo.inbound")}</strong>{" "}
                     {e.message.caller_name} {e.message.phone}
                     <span className="spacer" />
@@ -362,6 +373,8 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
                   <p className="pre">{e.message.body}</p>
                 </article>
               );
+            if (isChat && (MESSAGE_CHANNELS.has(e.message.channel) || e.message.channel === "sent"))
+              return <ChatBubble key={e.message.id} message={e.message} />;
             return (
               <MailCard
                 key={e.message.id}
@@ -371,7 +384,26 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
               />
             );
           })}
+          {chat.live.map((m) => (
+            <LiveBubble key={`${m.conversation_id}-${m.seq}-${m.pending ? m.text : ""}`} message={m} />
+          ))}
+          {isChat && <ChatStatus chat={chat} />}
         </section>
+        {isChat && !replying && (
+          <ChatComposer
+            ticket={ticket}
+            session={session}
+            blocked={myPending ? replyReason : otherHolder ? t("ticket.reply_disabled", { name: otherHolder }) : ""}
+            onSent={(text, approval) => {
+              if (approval) setNotice(t("chat.sent_for_approval"));
+              else chat.addPending(text);
+              void load();
+              void loadSends();
+              void approvals.reload();
+            }}
+            onFull={() => void startReply("reply")}
+          />
+        )}
         <section className="card">
           <textarea
             ref={commentBox}

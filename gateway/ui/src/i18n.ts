@@ -4,6 +4,7 @@ import { createContext, useContext } from "react";
 import { approvalEn, approvalJa } from "./i18nApproval";
 import { notifyEn, notifyJa } from "./i18nNotify";
 import { surveyEn, surveyJa } from "./i18nSurvey";
+import { channelsEn, channelsJa } from "./i18nChannels";
 import { outreachEn, outreachJa } from "./i18nOutreach";
 import { campaignsEn, campaignsJa } from "./i18nCampaigns";
 import { reportsEn, reportsJa } from "./i18nReports";
@@ -364,6 +365,8 @@ const en = {
   "error.password_change_required": "Change your password first.",
   "error.login_locked": "Too many failed sign-ins.",
   "error.approval_required": "This mail needs approval before it is sent: request approval instead.",
+  "error.reply_window_closed": "The reply window of this conversation has closed: the reply can go through the channel only after the customer writes again.",
+  "error.channel_mixed_recipients": "A reply through a channel (chat, API, LINE) goes to its conversation only: remove the mail recipients, or send them a separate mail.",
   "error.conflict": "Someone else decided or changed it first. Reload and look again.",
   "error.invalid_argument.comment": "Write a comment for the author when sending back.",
   "error.network": "The server cannot be reached.",
@@ -544,6 +547,7 @@ const en = {
   ...approvalEn,
   ...notifyEn,
   ...surveyEn,
+  ...channelsEn,
   ...outreachEn,
   ...campaignsEn,
   ...routingEn,
@@ -907,6 +911,8 @@ const ja: Record<Key, string> = {
   "error.password_change_required": "先にパスワードを変更してください。",
   "error.login_locked": "ログインの失敗が続いたためロックされています。",
   "error.approval_required": "このメールは送信前に承認が必要です。承認を依頼してください。",
+  "error.reply_window_closed": "この会話の返信期限を過ぎたため、チャネルから返信できません。お客様から再度メッセージが届くと返信できます。",
+  "error.channel_mixed_recipients": "チャネル（チャット・API・LINE）への返信はその会話にのみ送れます。メールの宛先を外すか、別のメールで送ってください。",
   "error.conflict": "先に他の人が判断または変更しました。再読み込みして確認してください。",
   "error.invalid_argument.comment": "差し戻すときは作成者へのコメントを入力してください。",
   "error.network": "サーバーに接続できません。",
@@ -1087,6 +1093,7 @@ const ja: Record<Key, string> = {
   ...approvalJa,
   ...notifyJa,
   ...surveyJa,
+  ...channelsJa,
   ...outreachJa,
   ...campaignsJa,
   ...routingJa,

@@ -54,6 +54,11 @@ export class Live {
     };
   }
 
+  /** A frame for the server now (`chat.typing`); dropped while the socket is down. */
+  say(frame: Record<string, unknown>): void {
+    this.send(frame);
+  }
+
   private send(frame: Record<string, unknown>): void {
     if (this.up && this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
   }

@@ -1,0 +1,432 @@
+"""Replies through channels (issue 21) on the real stack: a customer writes through an API
+channel (its signed inbound endpoint) and gets a ticket like a mail's; an operator answers
+it in the normal reply path — draft, reply lock, pre-send checks, `POST /drafts/{id}/send`
+— and the reply reaches the channel's webhook peer (signed, as plain text, with the
+operator's name) instead of an SMTP server, and is filed in the ticket as sent. A reply
+to mailboxes and a conversation together is refused; a closed reply window is refused
+with 409 `reply_window_closed`; a trainee's reply waits for approval, then goes; a
+scheduled reply goes at its time; a routing rule on channel "api" routes the ticket;
+reports count it like mail; a notification and a satisfaction survey go through the
+channel as text with their links; no automatic reply goes to it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+
+from services.devstack.stack import Stack
+from tests.e2e.test_access import operator_token
+from tests.e2e.test_accounts import admin_of, call
+from tests.e2e.test_compose import lock, mail_ticket
+from tests.e2e.test_outbound import settled
+from tests.e2e.test_outbound_settings import _auto_reply, _template
+from tests.e2e.test_rule_actions import Receiver, receiver
+from tests.e2e.test_surveys import survey_on
+from tests.helpers import Tenant, api_get, eventually
+from tests.smtp_peer import SmtpPeer
+
+pytestmark = pytest.mark.e2e
+
+AGENT_NAME = "佐藤 花子"
+
+
+@dataclass
+class Bridge:
+    """A tenant with an API channel whose webhook is `peer`, and its operators."""
+
+    stack: Stack
+    tenant: Tenant
+    admin: str
+    agent: str
+    channel: dict[str, Any]
+    secret: str
+    peer: Receiver
+
+    async def says(self, conversation: str, text: str, key: str = "") -> dict[str, Any]:
+        """The customer's message through the channel's signed inbound endpoint."""
+        body = json.dumps(
+            {
+                "messages": [
+                    {
+                        "id": key or uuid.uuid4().hex,
+                        "conversation": conversation,
+                        "sender": {"id": f"user-{conversation}", "name": "山田 太郎"},
+                        "text": text,
+                    }
+                ]
+            },
+            ensure_ascii=False,
+        ).encode()
+        stamp = str(int(time.time()))
+        mac = hmac.new(self.secret.encode(), stamp.encode() + b"." + body, hashlib.sha256)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{self.stack.gateway_url}/api/v1/channel-hooks/"
+                f"{self.channel['public_key']}/messages",
+                data=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Switchboard-Timestamp": stamp,
+                    "X-Switchboard-Signature": f"v1={mac.hexdigest()}",
+                },
+            ) as resp:
+                assert resp.status == 202, await resp.text()
+                [accepted] = (await resp.json())["accepted"]
+                return dict(accepted)
+
+    async def ticket(self, tag: str, token: str = "") -> dict[str, Any]:
+        """The ticket whose subject holds `tag` (the first words of the conversation)."""
+
+        async def found() -> Any:
+            code, body = await api_get(self.stack, token or self.agent, "/api/v1/tickets?limit=200")
+            assert code == 200, body
+            return next((t for t in body["items"] if tag in t["subject"]), None)
+
+        got: dict[str, Any] = await eventually(found, timeout=30)
+        return got
+
+    async def posted(self, conversation: str) -> list[dict[str, Any]]:
+        """What the webhook peer received for `conversation`, as JSON."""
+        out = []
+        for _headers, raw in self.peer.got:
+            body = json.loads(raw)
+            if body.get("conversation") == conversation:
+                out.append(body)
+        return out
+
+
+@pytest.fixture
+async def bridge(stack: Stack) -> AsyncIterator[Bridge]:
+    tenant, admin = await admin_of(stack)
+    agent = await operator_token(stack, admin, tenant, roles=["agent"], display_name=AGENT_NAME)
+    async with receiver(200) as peer:
+        code, channel, _ = await call(
+            stack,
+            "POST",
+            "/api/v1/channels",
+            {
+                "kind": "api",
+                "inbox_id": tenant.inbox_id,
+                "name": "Messenger bridge",
+                "api": {"webhook_url": peer.url},
+            },
+            token=admin,
+        )
+        assert code == 201, channel
+        code, rotated, _ = await call(
+            stack, "POST", f"/api/v1/channels/{channel['id']}/secret", token=admin
+        )
+        assert code == 200, rotated
+        yield Bridge(stack, tenant, admin, agent, rotated["channel"], rotated["secret"], peer)
+
+
+async def channel_draft(
+    b: Bridge, ticket: dict[str, Any], token: str, **fields: Any
+) -> tuple[dict[str, Any], int]:
+    """A reply draft on the channel ticket (addressed by default), saved with `fields`."""
+    fence = await lock(b.stack, token, ticket["id"])
+    code, draft, _ = await call(
+        b.stack,
+        "POST",
+        f"/api/v1/tickets/{ticket['id']}/drafts",
+        {"kind": "reply", "fence": fence},
+        token=token,
+    )
+    assert code == 201, draft
+    cur = draft["current"]
+    save = {
+        "fence": fence,
+        "from_address": b.tenant.address,
+        "from_name": "Help",
+        "to": cur["to"],
+        "cc": [],
+        "subject": cur["subject"],
+        "body_text": "",
+        "signature_text": "Help desk\nhelp@example.com",
+        "include_quote": True,
+        **fields,
+    }
+    code, saved, _ = await call(b.stack, "PUT", f"/api/v1/drafts/{draft['id']}", save, token=token)
+    assert code == 200, saved
+    return saved, fence
+
+
+async def send(
+    b: Bridge, token: str, draft_id: str, fence: int, **body: Any
+) -> tuple[int, dict[str, Any]]:
+    code, out, _ = await call(
+        b.stack,
+        "POST",
+        f"/api/v1/drafts/{draft_id}/send",
+        {"fence": fence, "acknowledged_warnings": [], **body},
+        token=token,
+    )
+    return code, out
+
+
+async def test_an_operator_s_reply_reaches_the_webhook_as_text_and_is_filed_as_sent(
+    bridge: Bridge, smtp_peer: SmtpPeer
+) -> None:
+    b = bridge
+    tag = uuid.uuid4().hex[:8]
+    conversation = f"conv-{tag}"
+    accepted = await b.says(conversation, f"注文 {tag} が届きません")
+    ticket = await b.ticket(tag)
+    assert ticket["channel"] == "api"
+    draft, fence = await channel_draft(
+        b,
+        ticket,
+        b.agent,
+        subject="",  # a channel reply needs none
+        body_html=f"<p>ご不便をおかけしています。<strong>本日発送</strong>しました [{tag}]。</p>",
+    )
+    address = f"{accepted['conversation_id']}@api.channels.invalid"
+    assert [a.lower() for a in draft["current"]["to"]] == [address] or address in (
+        draft["current"]["to"][0].lower()
+    )
+    # the preview is the text the customer will read: no signature, no quote
+    code, preview, _ = await call(
+        b.stack, "GET", f"/api/v1/drafts/{draft['id']}/preview", token=b.agent
+    )
+    assert code == 200, preview
+    assert preview["html"] == "" and "本日発送" in preview["text"]
+    assert "Help desk" not in preview["text"] and "届きません" not in preview["text"]
+
+    code, item = await send(b, b.agent, draft["id"], fence, status_after="pending")
+    assert code == 201, item  # no warning to acknowledge: no subject is no problem here
+    assert item["route"] == "channel:api"
+    done = await settled(b.stack, b.agent, item["id"], "sent", "failed")
+    assert done["state"] == "sent", done
+
+    [hook] = await eventually(lambda: b.posted(conversation))
+    assert hook["text"] == f"ご不便をおかけしています。本日発送しました [{tag}]。"
+    assert hook["author"]["name"] == AGENT_NAME
+    assert hook["ticket_id"] == ticket["id"] and hook["channel_id"] == b.channel["id"]
+    headers = next(h for h, raw in b.peer.got if json.loads(raw) == hook)
+    stamp, signature = headers["X-Switchboard-Timestamp"], headers["X-Switchboard-Signature"]
+    raw = next(raw for h, raw in b.peer.got if json.loads(raw) == hook)
+    expected = hmac.new(b.secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256)
+    assert signature == f"v1={expected.hexdigest()}"
+    assert not [r for r in smtp_peer.received if r.message_id == item["message_id"]]
+
+    async def filed() -> Any:
+        _c, t, _ = await call(b.stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=b.agent)
+        sent = [m for m in t["messages"] if m["channel"] == "sent"]
+        return t if sent and t["status"] == "pending" and t["lock"] is None else None
+
+    await eventually(filed, timeout=20)
+    code, conv, _ = await call(
+        b.stack, "GET", f"/api/v1/tickets/{ticket['id']}/conversation", token=b.agent
+    )
+    assert code == 200, conv
+
+    # the customer answers: the same ticket; a second reply goes the same way
+    await b.says(conversation, "ありがとうございます")
+
+    async def answered() -> Any:
+        _c, t, _ = await call(b.stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=b.agent)
+        return t if t["message_count"] >= 3 else None
+
+    await eventually(answered, timeout=20)
+
+
+async def test_a_reply_to_a_conversation_and_a_mailbox_is_refused(bridge: Bridge) -> None:
+    b = bridge
+    tag = uuid.uuid4().hex[:8]
+    await b.says(f"conv-{tag}", f"質問 {tag}")
+    ticket = await b.ticket(tag)
+    draft, fence = await channel_draft(
+        b, ticket, b.agent, body_text="はい。", cc=["boss@example.com"]
+    )
+    code, err = await send(b, b.agent, draft["id"], fence)
+    assert code == 409, err
+    assert err["error"]["code"] == "channel_mixed_recipients"
+    assert err["error"]["field"] == "to" and "boss@example.com" in err["error"]["message"]
+    assert await b.posted(f"conv-{tag}") == []
+
+
+async def test_a_trainee_s_reply_waits_for_approval_then_goes_through_the_channel(
+    bridge: Bridge,
+) -> None:
+    b = bridge
+    trainee = await operator_token(
+        b.stack, b.admin, b.tenant, roles=["trainee"], display_name="研修 太郎"
+    )
+    supervisor = await operator_token(
+        b.stack, b.admin, b.tenant, roles=["agent", "supervisor"], display_name="上長"
+    )
+    tag = uuid.uuid4().hex[:8]
+    conversation = f"conv-{tag}"
+    await b.says(conversation, f"返金 {tag} について")
+    ticket = await b.ticket(tag, trainee)
+    draft, fence = await channel_draft(b, ticket, trainee, body_text=f"明日返金します [{tag}]")
+    code, err = await send(b, trainee, draft["id"], fence)
+    assert code == 403 and err["error"]["code"] == "approval_required", err
+    code, req, _ = await call(
+        b.stack,
+        "POST",
+        f"/api/v1/drafts/{draft['id']}/approval",
+        {"note": "初めてのチャット返信です", "status_after": "pending"},
+        token=trainee,
+    )
+    assert code == 201, req
+    assert await b.posted(conversation) == []
+    code, decided, _ = await call(
+        b.stack,
+        "POST",
+        f"/api/v1/approvals/{req['id']}/decisions",
+        {"verdict": "approve_and_send", "stage": req["stage"], "revision": req["revision"]},
+        token=supervisor,
+    )
+    assert code == 200, decided
+    [hook] = await eventually(lambda: b.posted(conversation), timeout=30)
+    assert hook["text"] == f"明日返金します [{tag}]"
+    assert hook["author"]["name"] == "研修 太郎"  # the send is the author's
+
+
+async def test_a_scheduled_reply_goes_at_its_time(bridge: Bridge) -> None:
+    b = bridge
+    tag = uuid.uuid4().hex[:8]
+    conversation = f"conv-{tag}"
+    await b.says(conversation, f"営業時間 {tag}")
+    ticket = await b.ticket(tag)
+    draft, fence = await channel_draft(b, ticket, b.agent, body_text=f"9 時からです [{tag}]")
+    at = datetime.now(UTC) + timedelta(seconds=8)
+    code, item = await send(b, b.agent, draft["id"], fence, send_at=at.isoformat())
+    assert code == 201 and item["state"] == "scheduled", item
+    code, lockstate, _ = await call(
+        b.stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=b.agent
+    )
+    assert lockstate["lock"] is None  # a scheduled send frees the reply lock at once
+    assert await b.posted(conversation) == []
+    done = await settled(b.stack, b.agent, item["id"], "sent", "failed", timeout=30)
+    assert done["state"] == "sent", done
+    [hook] = await b.posted(conversation)
+    assert hook["text"] == f"9 時からです [{tag}]"
+    sent_at = datetime.fromisoformat(done["sent_at"].replace("Z", "+00:00"))
+    assert sent_at >= at - timedelta(seconds=1)
+
+
+async def test_a_rule_on_channel_api_routes_the_ticket_and_reports_count_it(
+    bridge: Bridge,
+) -> None:
+    b = bridge
+    rule = {
+        "name": "API窓口",
+        "triggers": ["new_ticket"],
+        "conditions": {
+            "match": "all",
+            "conditions": [{"field": "channel", "operator": "equals", "value": "api"}],
+        },
+        "actions": [{"type": "add_label", "value": "メッセンジャー"}],
+    }
+    code, made, _ = await call(b.stack, "POST", "/api/v1/rules", rule, token=b.admin)
+    assert code == 201, made
+    tag = uuid.uuid4().hex[:8]
+    conversation = f"conv-{tag}"
+    await b.says(conversation, f"在庫 {tag} はありますか")
+
+    async def labelled() -> Any:
+        t = await b.ticket(tag)
+        return t if "メッセンジャー" in t["labels"] else None
+
+    ticket = await eventually(labelled, timeout=30)
+    draft, fence = await channel_draft(b, ticket, b.agent, body_text="ございます。")
+    code, item = await send(b, b.agent, draft["id"], fence, status_after="resolved")
+    assert code == 201, item
+    await settled(b.stack, b.agent, item["id"], "sent")
+    today = datetime.now(UTC).date().isoformat()
+
+    async def counted() -> Any:
+        code, body = await api_get(
+            b.stack, b.admin, f"/api/v1/reports/volume?from={today}&to={today}&tz=UTC"
+        )
+        assert code == 200, body
+        return body if body["totals"] == {"received": 1, "sent": 1} else None
+
+    await eventually(counted, timeout=40, every=0.5)
+
+    async def timed() -> Any:
+        code, body = await api_get(
+            b.stack, b.admin, f"/api/v1/reports/response_times?from={today}&to={today}&tz=UTC"
+        )
+        assert code == 200, body
+        return body if body["totals"]["first_reply_count"] == 1 else None
+
+    await eventually(timed, timeout=40, every=0.5)
+
+
+async def test_a_notification_to_a_conversation_goes_through_the_channel(bridge: Bridge) -> None:
+    b = bridge
+    tag = uuid.uuid4().hex[:8]
+    conversation = f"conv-{tag}"
+    accepted = await b.says(conversation, f"発送通知 {tag} を希望")
+    code, made, _ = await call(
+        b.stack,
+        "POST",
+        "/api/v1/notifications",
+        {
+            "idempotency_key": f"ship-{tag}",
+            "inbox_id": b.tenant.inbox_id,
+            "to": {"address": f"{accepted['conversation_id']}@api.channels.invalid"},
+            "subject": "発送しました",
+            "body": "追跡: https://shop.example/t/{{var.no}}",
+            "variables": {"no": tag},
+        },
+        token=b.admin,
+    )
+    assert code == 201, made
+    [hook] = await eventually(lambda: b.posted(conversation), timeout=30)
+    assert hook["text"] == f"追跡: https://shop.example/t/{tag}"
+
+
+async def test_a_resolved_channel_ticket_s_survey_goes_through_the_channel_and_no_auto_reply(
+    bridge: Bridge, smtp_peer: SmtpPeer
+) -> None:
+    """The inbox answers every mail automatically and surveys every resolution: the
+    mail customer gets the acknowledgement, the channel's customer never does; the
+    channel ticket's survey reaches the webhook as text with its rating links."""
+    b = bridge
+    tpl = await _template(b.stack, b.admin, "【受付】{{original.subject}}", "受け付けました。")
+    await _auto_reply(b.stack, b.admin, b.tenant.inbox_id, tpl)
+    await survey_on(b.stack, b.admin, b.tenant.inbox_id)
+    tag = uuid.uuid4().hex[:8]
+    conversation = f"conv-{tag}"
+    await b.says(conversation, f"解約 {tag} したい")
+    ticket = await b.ticket(tag)
+    subject = f"メールの問い合わせ {tag}"
+    await mail_ticket(b.stack, b.tenant, b.agent, subject)
+
+    async def acked() -> Any:
+        return [r for r in smtp_peer.received if subject in str(r.message["Subject"])]
+
+    await eventually(acked, timeout=20)  # the mail got its acknowledgement by now
+    draft, fence = await channel_draft(b, ticket, b.agent, body_text=f"承りました [{tag}]")
+    code, item = await send(b, b.agent, draft["id"], fence, status_after="resolved")
+    assert code == 201, item
+    await settled(b.stack, b.agent, item["id"], "sent")
+
+    async def surveyed() -> Any:
+        hooks = await b.posted(conversation)
+        return hooks if len(hooks) == 2 else None
+
+    reply, survey = await eventually(surveyed, timeout=30)
+    assert reply["text"] == f"承りました [{tag}]"
+    assert "/survey/" in survey["text"] and "?rating=5" in survey["text"]
+    assert survey["author"]["name"] == "Help"  # the inbox, not an operator
+    code, listed, _ = await call(
+        b.stack, "GET", f"/api/v1/tickets/{ticket['id']}/sends", token=b.admin
+    )
+    assert code == 200, listed
+    kinds = sorted(s["kind"] for s in listed["items"])
+    assert kinds == ["reply", "survey"]  # no automatic reply to the conversation
