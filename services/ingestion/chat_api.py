@@ -31,7 +31,7 @@ from services.runtime.ids import IdGenerator, parse_uuid
 from services.runtime.outbox import Outbox
 from services.runtime.periodic import PeriodicTask
 
-from . import channels_api
+from . import channel_views
 from . import chat_domain as cd
 from .channel_intake import ChannelIntake
 from .channel_model import ChannelRow, ConversationRow, InboundMessage
@@ -44,7 +44,7 @@ CHANNEL_CACHE_S = 5.0  # a disabled or deleted widget stops taking messages this
 
 def conversation_pb(conv: ConversationRow, inbox_id: uuid.UUID) -> pb.Conversation:
     """The visitor's own conversation (their address unmasked: it is theirs)."""
-    out = channels_api.conversation_pb(conv, "chat", inbox_id, None, True)
+    out = channel_views.conversation_pb(conv, "chat", inbox_id, None, True)
     out.language = conv.language
     return out
 
@@ -134,13 +134,13 @@ class ChatApi:
         return pb.Widget(
             public_key=channel.public_key,
             inbox_name=channel.name,
-            settings=channels_api.channel_pb(channel).chat,
+            settings=channel_views.channel_pb(channel).chat,
             tenant_id=str(channel.tenant_id),
         )
 
     async def OpenChat(self, request: pb.OpenChatRequest, context: Context) -> pb.OpenChatResponse:
         channel = await self._channel(request.public_key)
-        allowed = channels_api.channel_pb(channel).chat.allowed_origins
+        allowed = channel_views.channel_pb(channel).chat.allowed_origins
         if request.origin and request.origin not in allowed:
             raise PermissionDenied("this site may not open the chat", field="origin")
         name = cd.clean_name(request.name)
@@ -196,7 +196,7 @@ class ChatApi:
             raise NotFound("no such chat", field="visitor_token")
         conv, seen, recent = state
         if seen is not None:  # a resend after a lost answer: nothing new
-            return pb.SendChatResponse(message=channels_api.message_pb(seen), duplicate=True)
+            return pb.SendChatResponse(message=channel_views.message_pb(seen), duplicate=True)
         if conv.ended_at is not None:
             raise FailedPrecondition("the chat has ended; open it again", field="visitor_token")
         text = cd.check_text(request.text, self._limits)
@@ -213,7 +213,7 @@ class ChatApi:
             ),
         )
         line = Transcript(conv.id, got.seq, "in", key, text, [], "", None, now)
-        return pb.SendChatResponse(message=channels_api.message_pb(line), duplicate=got.duplicate)
+        return pb.SendChatResponse(message=channel_views.message_pb(line), duplicate=got.duplicate)
 
     async def _cached_channel(self, channel_id: str) -> ChannelRow | None:
         """A visitor's channel, kept a few seconds (every message of every visitor asks)."""
@@ -246,7 +246,7 @@ class ChatApi:
         limit = min(max(request.limit or HISTORY_MAX, 1), HISTORY_MAX)
         lines = await self._repo.lines_after(conv.id, max(request.after_seq, 0), limit)
         return pb.ChatHistoryResponse(
-            messages=[channels_api.message_pb(line) for line in lines],
+            messages=[channel_views.message_pb(line) for line in lines],
             conversation=conversation_pb(conv, channel.inbox_id),
         )
 
