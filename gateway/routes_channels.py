@@ -128,6 +128,8 @@ def _settings(body: dict[str, Any], req: Any) -> None:
             node = body[kind]
             target = getattr(req, kind)
             for key, value in node.items():
+                if value is None:
+                    continue
                 if key == "allowed_origins":
                     target.allowed_origins.extend(value)
                 else:

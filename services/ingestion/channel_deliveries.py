@@ -225,9 +225,7 @@ class ChannelReplies:
                 kind=common_pb2.Actor.KIND_SYSTEM, id="ingestion", display=row.author_name
             )
             linked = replace(locked, ticket_id=locked.ticket_id or ticket)
-            await self._outbox.add(
-                conn, message_event(self._ids, channel, linked, row, actor, now=now)
-            )
+            await self._outbox.add(conn, message_event(self._ids, channel, linked, row, actor))
             made = await self._repo.delivery_by_send(conn, tenant, send_id)
             assert made is not None
             await self._outbox.add(conn, delivery_event(self._ids, made, now))
