@@ -1,13 +1,16 @@
 """The web chat's visitor sockets (issue 21, ING-6): which sockets of this replica follow
 which conversation, what is pushed to them, and the replicas' typing/online notes.
 
-Every replica follows `sb.ingest.channel.message` (a `channel.message` of a conversation goes
-to its visitors' sockets: an operator's reply, and the visitor's own message for their
-other tabs; `channel.conversation` "linked" tells the ticket) and the core subject
-`sb.live.chat` (an operator typing: pushed to the visitor). It publishes the visitor's
-typing / idle / online / offline on `sb.live.chat` for the operators' sockets
-(gateway/live.py). A push is a courtesy: a socket resumes with `after_seq` and misses
-nothing. A socket too slow to keep up is closed (1013) and resumes when it reconnects.
+Every replica follows `sb.ingest.channel.message` (a `channel.message` of a conversation
+goes to its visitors' sockets: an operator's reply, and the visitor's own message for
+their other tabs), `channel.conversation` ("linked" tells the ticket) and the core
+subject `sb.live.chat` (an operator typing: pushed to the visitor). It publishes the
+visitor's typing / idle / online / offline on `sb.live.chat` for the operators' sockets
+(gateway/live.py). It also follows routing's `presence.changed`: when an operator of a
+visitor's inbox comes or goes, the visitor is told whether anyone is present now
+(`presence`; the widget switches between the chat and the offline form). A push is a
+courtesy: a socket resumes with `after_seq` and misses nothing. A socket too slow to keep
+up is closed (1013) and resumes when it reconnects.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import json
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +36,12 @@ from . import views
 
 QUEUE_MAX = 256
 SUBJECT = registry.LIVE_CHAT_SUBJECT
-EVENTS = (events.CHANNEL_MESSAGE.subject, events.CHANNEL_CONVERSATION.subject)
+EVENTS = (
+    events.CHANNEL_MESSAGE.subject,
+    events.CHANNEL_CONVERSATION.subject,
+    events.PRESENCE_CHANGED.subject,
+)
+Presence = Callable[[str, str], Awaitable[bool]]  # (tenant, inbox) → an operator is present
 
 
 @dataclass(eq=False)
@@ -43,6 +52,7 @@ class VisitorSocket:
     conversation_id: str
     ticket_id: str = ""
     name: str = ""
+    online: bool = False  # as the visitor was last told
     # until the history after the client's `after_seq` is sent, pushes wait here; then
     # those already sent in the history are dropped
     ready: bool = False
@@ -80,6 +90,7 @@ class ChatHub:
         self._subs: list[Subscription] = []
         self._nc: NatsClient | None = None
         self._closing: set[asyncio.Future[bool]] = set()
+        self.presence: Presence | None = None  # set by routes_chat (routing's presence)
         self._log = log.get("gateway.chat")
 
     @property
@@ -128,6 +139,10 @@ class ChatHub:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
+    async def send_in_turn(self, sock: VisitorSocket, body: dict[str, Any]) -> None:
+        """A message that may wait for room in the queue (the history, however long)."""
+        await sock.queue.put(json.dumps(body, ensure_ascii=False))
+
     def push_line(self, sock: VisitorSocket, line: dict[str, Any]) -> None:
         """A transcript line, once: held until the history is out, never twice."""
         if not sock.ready:
@@ -165,11 +180,30 @@ class ChatHub:
                     if p.ticket_id:
                         sock.ticket_id = p.ticket_id
                     self.push_line(sock, line)
+        elif kind == "presence_changed":
+            await self._presence_changed(env.tenant_id)
         elif kind == "channel_conversation":
             c = env.channel_conversation
             for sock in list(self._by_conv.get(c.conversation_id, ())):
                 if sock.tenant_id == env.tenant_id and c.ticket_id:
                     sock.ticket_id = c.ticket_id
+
+    async def _presence_changed(self, tenant_id: str) -> None:
+        """An operator of the tenant came or went: each of its inboxes with visitors here is
+        asked again, and the visitors whose answer changed are told (`presence`)."""
+        if self.presence is None:
+            return
+        inboxes: dict[str, list[VisitorSocket]] = defaultdict(list)
+        for sockets in self._by_conv.values():
+            for sock in sockets:
+                if sock.tenant_id == tenant_id:
+                    inboxes[sock.inbox_id].append(sock)
+        for inbox_id, socks in inboxes.items():
+            online = await self.presence(tenant_id, inbox_id)
+            for sock in socks:
+                if sock.online != online:
+                    sock.online = online
+                    self.send(sock, {"type": "presence", "online": online})
 
     async def _on_live(self, msg: Msg) -> None:
         try:

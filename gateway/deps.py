@@ -48,6 +48,7 @@ class GatewaySettings(rt_settings.RuntimeSettings):
     form_rate_per_minute: int = Field(default=10, ge=1, le=10_000)  # per form and client
     survey_rate_per_minute: int = Field(default=30, ge=1, le=10_000)  # the survey page, per client
     unsubscribe_rate_per_minute: int = Field(default=30, ge=1, le=10_000)  # the unsubscribe page
+    chat_socket_rate_per_minute: int = Field(default=60, ge=1, le=100_000)  # web chat sockets
     # SEC-2: the real client address is read from `client_ip_header` only when the TCP peer
     # is one of these proxies (comma-separated addresses or CIDR ranges).
     trusted_proxies: str = ""

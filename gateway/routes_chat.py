@@ -39,7 +39,6 @@ from .views import iso
 WIDGET_JS = Path(__file__).resolve().parent / "widget" / "chat.js"
 WIDGET_TTL_S = 5.0  # a widget's settings and its inbox's presence, cached this long
 OPEN_WAIT_S = 10.0  # the client's `open` must come this soon
-SOCKET_RATE_PER_MINUTE = 60  # sockets opened per client address a minute
 MSG_MAX = 16 * 1024
 TYPING_EVERY_S = 2.0
 CHAT = web.AppKey("chat_hub", ChatHub)
@@ -78,15 +77,15 @@ class Widgets:
         self._widgets[public_key] = (time.monotonic(), widget)
         return widget
 
-    async def online(self, widget: pb.Widget, inbox_id: str) -> bool:
-        """Whether an operator of the widget's inbox is present (routing's presence)."""
+    async def online(self, tenant_id: str, inbox_id: str, *, fresh: bool = False) -> bool:
+        """Whether an operator of the inbox is present (routing's presence)."""
         hit = self._online.get(inbox_id)
-        if hit is not None and time.monotonic() - hit[0] < WIDGET_TTL_S:
+        if not fresh and hit is not None and time.monotonic() - hit[0] < WIDGET_TTL_S:
             return hit[1]
         try:
             resp = await self._assignment.ListPresence(
                 rpb.ListPresenceRequest(inbox_id=inbox_id),
-                metadata=Identity(tenant_id=widget.tenant_id).metadata(),
+                metadata=Identity(tenant_id=tenant_id).metadata(),
                 timeout=5,
             )
         except grpc.aio.AioRpcError:
@@ -193,6 +192,7 @@ class _Session:
         self.client = request[CLIENT] or ""
         self.token = ""
         self.sock: VisitorSocket | None = None
+        self.writer: asyncio.Task[None] | None = None
         self.typing_at = 0.0
 
     async def open(self, msg: dict[str, Any]) -> None:
@@ -225,8 +225,11 @@ class _Session:
             conv.sender_name,
         )
         self.sock = sock
+        # the writer first: the history may be longer than the socket's queue
+        self.writer = asyncio.create_task(sock.writer())
         self.hub.join(sock)  # pushes are held from now until the history is out
-        online = await self.widgets.online(self.widget, conv.inbox_id)
+        online = await self.widgets.online(self.widget.tenant_id, conv.inbox_id)
+        sock.online = online
         self.hub.send(
             sock,
             {
@@ -259,7 +262,7 @@ class _Session:
                 self.hub.send(sock, _grpc_error(exc))
                 break
             for m in resp.messages:
-                self.hub.send(sock, _line(m))
+                await self.hub.send_in_turn(sock, _line(m))
                 sock.last_seq = max(sock.last_seq, m.seq)
             if len(resp.messages) < 500:
                 break
@@ -335,13 +338,12 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
             403, "permission_denied", "this site may not open the chat (allowed origins)", "origin"
         )
     rate_key = f"sb:gw:chat-socket-rate:{request[CLIENT] or 'unknown'}"
-    if await over_rate(request, rate_key, SOCKET_RATE_PER_MINUTE):
+    if await over_rate(request, rate_key, request.app[DEPS].settings.chat_socket_rate_per_minute):
         raise ApiError(429, "resource_exhausted", "too many chat connections; try again soon")
     ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=MSG_MAX)
     await ws.prepare(request)
     session = _Session(request, ws, widget)
     hub = request.app[CHAT]
-    writer: asyncio.Task[None] | None = None
     try:
         first = await ws.receive(timeout=OPEN_WAIT_S)
         msg = _json(first.data) if first.type == WSMsgType.TEXT else None
@@ -352,7 +354,6 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         await session.open(msg)
         if session.sock is None:
             return ws
-        writer = asyncio.create_task(session.sock.writer())
         async for raw in ws:
             if raw.type != WSMsgType.TEXT:
                 continue
@@ -369,6 +370,7 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
             hub.leave(sock)
             if not hub.others_present(sock):
                 await hub.note(sock, "offline")
+            writer = session.writer
             if writer is not None:
                 if sock.queue.full():
                     writer.cancel()
@@ -392,7 +394,12 @@ def _json(text: Any) -> dict[str, Any] | None:
 def add_routes(app: web.Application) -> None:
     hub = ChatHub()
     app[CHAT] = hub
-    app[WIDGETS] = Widgets(app[DEPS])
+    widgets = app[WIDGETS] = Widgets(app[DEPS])
+
+    async def presence(tenant_id: str, inbox_id: str) -> bool:
+        return await widgets.online(tenant_id, inbox_id, fresh=True)
+
+    hub.presence = presence
 
     async def start(app: web.Application) -> None:
         # after the gateway's lifecycle connected the bus (on_startup runs after it)

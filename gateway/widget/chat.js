@@ -58,7 +58,7 @@
   var seen = {}; // seq → true: shown on this page
   var lastSeq = 0; // the last seq shown on this page: a reconnect resumes after it
   var pending = []; // [{key, text, el}] sent, not yet acknowledged
-  var ws = null, attempt = 0, timer = null, ready = false, online = null, ended = false;
+  var ws = null, attempt = 0, timer = null, ready = false, online = null, ended = false, formSent = false;
   var typingSent = 0, typingStop = null, typingHide = null;
 
   function el(tag, attrs, text) {
@@ -186,7 +186,7 @@
         body: JSON.stringify({ name: n.value, email: e.value, message: t.value, subject: t.value.trim().split("\n")[0].slice(0, 60) })
       }).then(function (r) {
         s.textContent = r.ok ? T.sent : T.failed; b.disabled = r.ok;
-        if (r.ok) { t.value = ""; }
+        if (r.ok) { t.value = ""; formSent = true; }
       }, function () { s.textContent = T.failed; b.disabled = false; });
     });
   }
@@ -209,6 +209,12 @@
       }
       seen[m.seq] = true;
       if (m.seq > lastSeq) lastSeq = m.seq;
+    } else if (m.type === "presence") {
+      online = m.online;
+      if (!online && lastSeq === 0 && config.form) offlineForm();
+      else if (online && !offline.hidden && !formSent) {
+        offline.hidden = true; form.hidden = false; contact.hidden = false; endBtn.hidden = false;
+      }
     } else if (m.type === "typing") {
       showTyping(!!m.typing);
     } else if (m.type === "contact") {

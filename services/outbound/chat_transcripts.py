@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
 from switchboard.v1 import events_pb2, ingestion_channels_pb2, ingestion_channels_pb2_grpc
@@ -33,7 +34,7 @@ _WORDS = {
         "you": "あなた",
         "staff": "担当者",
         "cut": "（以下省略）",
-        "zone": "時刻は協定世界時 (UTC) です。",
+        "zone": "時刻は {zone} の時刻です。",
     },
     "en": {
         "subject": "Your chat transcript",
@@ -41,7 +42,7 @@ _WORDS = {
         "you": "You",
         "staff": "Staff",
         "cut": "(the rest is left out)",
-        "zone": "Times are in UTC.",
+        "zone": "Times are in {zone}.",
     },
 }
 
@@ -52,15 +53,31 @@ def _plain(text: str) -> str:
     return text.replace("{{", "{\u200b{").replace("}}", "}\u200b}")
 
 
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 def transcript(
-    language: str, inbox_name: str, lines: Sequence[ingestion_channels_pb2.ChatMessage]
+    language: str,
+    inbox_name: str,
+    lines: Sequence[ingestion_channels_pb2.ChatMessage],
+    time_zone: str = "UTC",
 ) -> tuple[str, str]:
-    """(subject, body) of the transcript mail, plain text."""
+    """(subject, body) of the transcript mail, plain text, its times in `time_zone` (the
+    tenant's)."""
     w = _WORDS["ja" if language == "ja" else "en"]
-    out = [w["intro"].format(inbox=_plain(inbox_name)), w["zone"], ""]
+    zone = _zone(time_zone)
+    out = [w["intro"].format(inbox=_plain(inbox_name)), w["zone"].format(zone=zone.key), ""]
     size = sum(len(s) for s in out)
     for m in lines:
-        at = m.created_at.ToDatetime(tzinfo=UTC) if m.HasField("created_at") else None
+        at = (
+            m.created_at.ToDatetime(tzinfo=UTC).astimezone(zone)
+            if m.HasField("created_at")
+            else None
+        )
         stamp = at.strftime("%Y-%m-%d %H:%M") if at else ""
         who = w["you"] if m.direction == "in" else (m.author_name or w["staff"])
         block = f"[{stamp}] {_plain(who)}:\n{_plain(m.text)}\n"
@@ -121,7 +138,8 @@ class ChatTranscripts:
         if not conv.email or not lines:
             return  # no address left, or nothing said
         inbox_name = await self._inbox_name(tenant_id, conv.inbox_id)
-        subject, body = transcript(conv.language, inbox_name, lines)
+        zone = await self._peers.tenant_zone(Identity(tenant_id=tenant_id).metadata())
+        subject, body = transcript(conv.language, inbox_name, lines, zone)
         token = identity.set_current(Identity(tenant_id=tenant_id))
         try:
             resp = await self._outreach.CreateNotification(

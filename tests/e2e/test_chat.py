@@ -265,3 +265,128 @@ async def test_the_transcript_reaches_the_visitors_address_once_when_the_chat_en
         assert again["conversation_id"] != ended and again["last_seq"] == 0
     finally:
         await visitor.close()
+
+
+async def test_a_quiet_chat_is_ended_by_the_idle_sweep_and_an_active_one_is_not(
+    stack: Stack,
+) -> None:
+    """The sweep's query on the real database (in a transaction rolled back: the stack's
+    own sweep waits 30 minutes)."""
+    from datetime import UTC, datetime, timedelta
+
+    import asyncpg
+
+    from services.ingestion.chat_repo import ChatRepo
+    from services.runtime.db import with_database
+
+    _, _, widget = await shop(stack)
+    quiet, chatty = (Visitor(stack.gateway_url, widget["public_key"], SITE) for _ in range(2))
+    try:
+        for v in (quiet, chatty):
+            await v.connect()
+            await v.wait("ack", key=await v.say("hello"))
+        conn = await asyncpg.connect(with_database(stack.database_url, "sb_ingestion"))
+        try:
+            await conn.execute(
+                "UPDATE channel_messages SET created_at = created_at - interval '1 hour' "
+                "WHERE conversation_id = $1",
+                uuid.UUID(quiet.conversation_id),
+            )
+            await conn.execute(
+                "UPDATE channel_conversations SET last_inbound_at = last_inbound_at - "
+                "interval '1 hour' WHERE id = ANY($1::uuid[])",
+                [uuid.UUID(quiet.conversation_id), uuid.UUID(chatty.conversation_id)],
+            )
+            tx = conn.transaction()
+            await tx.start()
+            now = datetime.now(UTC)
+            ended = await ChatRepo(conn).end_idle(conn, now - timedelta(minutes=30), now, 1000)  # type: ignore[arg-type]
+            await tx.rollback()
+        finally:
+            await conn.close()
+        ids = {str(e.conversation.id) for e in ended}
+        assert quiet.conversation_id in ids  # nothing said for an hour
+        assert chatty.conversation_id not in ids  # its message is a minute old
+    finally:
+        await quiet.close()
+        await chatty.close()
+
+
+async def test_a_long_conversation_comes_back_whole_after_a_reload(stack: Stack) -> None:
+    """More lines than a socket's queue holds (256) and than one history page (500)."""
+    tenant, _, widget = await shop(stack)
+    visitor = Visitor(stack.gateway_url, widget["public_key"], SITE)
+    try:
+        await visitor.connect()
+        await visitor.wait("ack", key=await visitor.say("start"))
+        await visitor.drop()
+        port = stack.config.ports.grpc["ingestion"]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = ingestion_channels_pb2_grpc.ChannelsServiceStub(ch)  # type: ignore[no-untyped-call]
+            md = Identity(tenant_id=tenant.tenant_id).metadata()
+            for n in range(600):
+                await stub.Deliver(
+                    pb.DeliverRequest(
+                        send_id=f"long-{n}", conversation_id=visitor.conversation_id, text=f"r{n}"
+                    ),
+                    metadata=md,
+                    timeout=10,
+                )
+        await visitor.connect(after_seq=0)  # a fresh page
+        await visitor.wait("message", seq=601, timeout=30)
+        assert [m["seq"] for m in visitor.messages()] == list(range(1, 602))
+    finally:
+        await visitor.close()
+
+
+async def test_the_demo_seed_makes_a_widget_its_demo_page_can_chat_with(
+    stack: Stack, tmp_path: Any
+) -> None:
+    from services.devstack.demo_chat import seed_demo_chat
+    from tests.conftest import DEMO_PASSWORD
+
+    marker = tmp_path / "demo-chat-widget"
+    key = await asyncio.to_thread(seed_demo_chat, stack.gateway_url, DEMO_PASSWORD, marker)
+    assert await asyncio.to_thread(seed_demo_chat, stack.gateway_url, "wrong", marker) == key
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{stack.gateway_url}/widget-demo/{key}") as r:
+            assert r.status == 200
+            assert f'src="{stack.gateway_url}/widget/{key}.js"' in await r.text()
+    visitor = Visitor(stack.gateway_url, key, stack.gateway_url)  # the page's own origin
+    try:
+        await visitor.connect()
+        await visitor.wait("ack", key=await visitor.say("demo"))
+    finally:
+        await visitor.close()
+
+
+async def test_sockets_are_limited_per_client_address(stack: Stack) -> None:
+    _, _, widget = await shop(stack)
+    url = stack.gateway_url.replace("http", "ws", 1) + f"/chat/{widget['public_key']}/ws"
+    busy, other = client_ip(), client_ip()
+    async with aiohttp.ClientSession() as http:
+        for _ in range(60):  # SB_CHAT_SOCKET_RATE_PER_MINUTE's default
+            ws = await http.ws_connect(url, headers={"Origin": SITE, "X-Forwarded-For": busy})
+            await ws.close()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            await http.ws_connect(url, headers={"Origin": SITE, "X-Forwarded-For": busy})
+        assert err.value.status == 429
+        ws = await http.ws_connect(url, headers={"Origin": SITE, "X-Forwarded-For": other})
+        await ws.close()
+
+
+async def test_the_visitor_is_told_when_an_operator_of_the_inbox_comes_and_goes(
+    stack: Stack,
+) -> None:
+    _, admin, widget = await shop(stack)
+    visitor = Visitor(stack.gateway_url, widget["public_key"], SITE)
+    try:
+        assert (await visitor.connect())["online"] is False
+        for status, online in (("online", True), ("offline", False)):
+            code, _, _ = await call(
+                stack, "PUT", "/api/v1/me/presence", {"status": status}, token=admin
+            )
+            assert code == 200
+            await visitor.wait("presence", online=online)
+    finally:
+        await visitor.close()

@@ -123,6 +123,17 @@ async def test_with_nobody_present_the_widget_offers_the_inquiry_form(
         await expect(dialog).to_contain_text("ただいま対応できる担当者がいません")
         await expect(dialog.get_by_role("textbox", name="メッセージ")).to_be_hidden()
         await expect(dialog.get_by_role("textbox", name="お名前（任意）")).to_be_focused()
+        # an operator comes: the chat instead of the form; goes again: the form is back
+        message = dialog.get_by_role("textbox", name="メッセージ")
+        for status, chat_shown in (("online", True), ("offline", False)):
+            code, _, _ = await call(
+                stack, "PUT", "/api/v1/me/presence", {"status": status}, token=admin
+            )
+            assert code == 200
+            await (
+                expect(message).to_be_visible() if chat_shown else expect(message).to_be_hidden()
+            )
+        await dialog.get_by_role("textbox", name="お名前（任意）").focus()
         await page.keyboard.type("山田 花子")
         await dialog.get_by_role("textbox", name="メールアドレス").fill("hanako@customer.example")
         subject_words = f"在庫の確認 {uuid.uuid4().hex[:6]}"

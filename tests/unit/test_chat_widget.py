@@ -82,13 +82,15 @@ def _line(seq: int, direction: str, text: str, author: str = "") -> pb.ChatMessa
 
 def test_the_transcript_is_in_the_visitors_language_and_keeps_their_braces_inert() -> None:
     lines = [_line(1, "in", "{{var.x}} の件"), _line(2, "out", "承知しました", "佐藤")]
-    subject, body = transcript("ja", "サポート", lines)
+    subject, body = transcript("ja", "サポート", lines, "Asia/Tokyo")
     assert subject == "チャットの記録"
-    assert "サポートとのチャットの記録" in body and "[2026-12-07 06:30] あなた:" in body
+    assert "サポートとのチャットの記録" in body and "[2026-12-07 15:30] あなた:" in body
+    assert "Asia/Tokyo" in body
     assert "佐藤:\n承知しました" in body
     assert "{{" not in body  # a notification would read it as one of its words
-    subject, body = transcript("en", "Support", lines)
-    assert subject == "Your chat transcript" and "You:" in body
+    subject, body = transcript("en", "Support", lines, "no/such zone")
+    assert subject == "Your chat transcript" and "[2026-12-07 06:30] You:" in body
+    assert "Times are in UTC." in body
 
 
 def test_the_widget_is_small_and_asks_nobody_else() -> None:
