@@ -6,6 +6,7 @@ operator's name) instead of an SMTP server, and is filed in the ticket as sent. 
 to mailboxes and a conversation together is refused; a closed reply window is refused
 with 409 `reply_window_closed`; a trainee's reply waits for approval, then goes; a
 scheduled reply goes at its time; a routing rule on channel "api" routes the ticket;
+per-channel capacity holds API tickets;
 reports count it like mail; a notification and a satisfaction survey go through the
 channel as text with their links; no automatic reply goes to it."""
 
@@ -16,6 +17,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,12 +29,13 @@ from services.devstack.stack import Stack
 from services.runtime import signing
 from tests.e2e.test_access import operator_token
 from tests.e2e.test_accounts import admin_of, call
+from tests.e2e.test_assignment import _by_operator, _presence, _strategy, _team, _tickets
 from tests.e2e.test_compose import lock, mail_ticket
 from tests.e2e.test_outbound import settled
 from tests.e2e.test_outbound_settings import _auto_reply, _template
 from tests.e2e.test_rule_actions import Receiver, receiver
 from tests.e2e.test_surveys import survey_on
-from tests.helpers import Tenant, api_get, eventually
+from tests.helpers import Tenant, api_call, api_get, eventually
 from tests.smtp_peer import SmtpPeer
 
 pytestmark = pytest.mark.e2e
@@ -104,10 +107,11 @@ class Bridge:
         return out
 
 
-@pytest.fixture
-async def bridge(stack: Stack) -> AsyncIterator[Bridge]:
-    tenant, admin = await admin_of(stack)
-    agent = await operator_token(stack, admin, tenant, roles=["agent"], display_name=AGENT_NAME)
+@asynccontextmanager
+async def open_bridge(
+    stack: Stack, tenant: Tenant, admin: str, agent: str
+) -> AsyncIterator[Bridge]:
+    """An API channel of the tenant's inbox whose webhook is a local receiver."""
     async with receiver(200) as peer:
         code, channel, _ = await call(
             stack,
@@ -127,6 +131,14 @@ async def bridge(stack: Stack) -> AsyncIterator[Bridge]:
         )
         assert code == 200, rotated
         yield Bridge(stack, tenant, admin, agent, rotated["channel"], rotated["secret"], peer)
+
+
+@pytest.fixture
+async def bridge(stack: Stack) -> AsyncIterator[Bridge]:
+    tenant, admin = await admin_of(stack)
+    agent = await operator_token(stack, admin, tenant, roles=["agent"], display_name=AGENT_NAME)
+    async with open_bridge(stack, tenant, admin, agent) as b:
+        yield b
 
 
 async def channel_draft(
@@ -507,3 +519,45 @@ async def test_a_scheduled_reply_whose_channel_was_turned_off_meanwhile_fails_wi
         return d["state"] == "open"
 
     await eventually(reopened, timeout=20)  # for the operator to decide what to do
+
+
+async def test_per_channel_capacity_holds_api_tickets_as_it_holds_mail(stack: Stack) -> None:
+    """Least loaded, both operators online: ann may hold one API ticket, bob none. Of two
+    conversations ann gets one, the other waits (bob is free, but not for this channel);
+    when ann resolves hers, the waiting one is hers."""
+    team = await _team(stack, ("ann", "bob"))
+    for name, limit in (("ann", 1), ("bob", 0)):
+        code, saved = await api_call(
+            stack,
+            team.admin,
+            "PUT",
+            f"/api/v1/operators/{team.ops[name][0]}/routing",
+            {"capacity": None, "channel_capacity": {"api": limit}, "languages": ["ja"]},
+        )
+        assert code == 200 and saved["channel_capacity"] == {"api": limit}, saved
+        await _presence(stack, team, name, "online")
+    await _strategy(stack, team, strategy="least_loaded")
+    ann_id, ann = team.ops["ann"]
+    async with open_bridge(stack, team.tenant, team.admin, ann) as b:
+        tag = uuid.uuid4().hex[:8]
+        await b.says(f"one-{tag}", f"{tag} 一件目")
+        await b.says(f"two-{tag}", f"{tag} 二件目")
+
+        async def one_given_one_waiting() -> Any:
+            found = await _tickets(stack, team, tag)
+            given = _by_operator(team, found)
+            return found if len(found) == 2 and given == {"ann": 1, "-": 1} else None
+
+        found = await eventually(one_given_one_waiting, timeout=40, every=0.3)
+        [hers] = [t for t in found if t["assignee"]]
+        code, body = await api_call(
+            stack, ann, "PATCH", f"/api/v1/tickets/{hers['id']}", {"status": "resolved"}
+        )
+        assert code == 200, body
+
+        async def the_other_is_hers() -> Any:
+            rest = await _tickets(stack, team, tag)  # (open ones only)
+            return rest if len(rest) == 1 and rest[0]["assignee"] else None
+
+        [other] = await eventually(the_other_is_hers, timeout=40, every=0.3)
+        assert other["assignee"]["id"] == ann_id and other["id"] != hers["id"]
