@@ -128,6 +128,8 @@ def _settings(body: dict[str, Any], req: Any) -> None:
             node = body[kind]
             target = getattr(req, kind)
             for key, value in node.items():
+                if value is None:
+                    continue
                 if key == "allowed_origins":
                     target.allowed_origins.extend(value)
                 else:
@@ -211,9 +213,14 @@ async def api_inbound(request: web.Request) -> web.Response:
     exactly as received (a bad or old one is 401 and nothing is stored)."""
     if request.content_length is not None and request.content_length > HOOK_MAX_BYTES:
         raise ApiError(413, "too_large", "at most 10 MB", "body")
-    body = await request.content.read(HOOK_MAX_BYTES + 1)
-    if len(body) > HOOK_MAX_BYTES:
-        raise ApiError(413, "too_large", "at most 10 MB", "body")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > HOOK_MAX_BYTES:
+            raise ApiError(413, "too_large", "at most 10 MB", "body")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     resp = await _stub(request).ReceiveSigned(
         C.ReceiveSignedRequest(
             kind="api",

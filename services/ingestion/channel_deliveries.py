@@ -14,7 +14,6 @@ administrator, who may retry it. Every change is announced as `channel.delivery`
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -22,7 +21,7 @@ from datetime import datetime, timedelta
 
 from switchboard.v1 import common_pb2, events_pb2
 
-from services.runtime import events, log, signing
+from services.runtime import events, log
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -30,6 +29,7 @@ from services.runtime.ids import IdGenerator
 from services.runtime.outbox import Outbox
 from services.runtime.periodic import PeriodicTask
 from services.runtime.secrets import SecretBox
+from services.runtime.webhook_http import LeasedDeliverer, RetrySettings
 
 from . import channel_mail
 from .channel_intake import message_event
@@ -44,17 +44,10 @@ from .channel_model import (
 )
 from .channel_repo import ChannelRepo, DeliveryRow, Transcript
 
-BATCH = 16
 MAX_REPLY = 20_000
 
 
-@dataclass(frozen=True)
-class DeliverySettings:
-    max_attempts: int = 8
-    retry_base_s: float = 30.0
-    retry_cap_s: float = 3600.0
-    poll_s: float = 1.0
-    timeout_s: float = 10.0
+DeliverySettings = RetrySettings  # the channel replies' (SB_CHANNEL_*)
 
 
 @dataclass(frozen=True)
@@ -232,9 +225,7 @@ class ChannelReplies:
                 kind=common_pb2.Actor.KIND_SYSTEM, id="ingestion", display=row.author_name
             )
             linked = replace(locked, ticket_id=locked.ticket_id or ticket)
-            await self._outbox.add(
-                conn, message_event(self._ids, channel, linked, row, actor, now=now)
-            )
+            await self._outbox.add(conn, message_event(self._ids, channel, linked, row, actor))
             made = await self._repo.delivery_by_send(conn, tenant, send_id)
             assert made is not None
             await self._outbox.add(conn, delivery_event(self._ids, made, now))
@@ -272,7 +263,7 @@ class ChannelReplies:
         return again
 
 
-class ChannelDeliverer(PeriodicTask):
+class ChannelDeliverer(LeasedDeliverer[DeliveryRow]):
     def __init__(
         self,
         db: Database,
@@ -284,24 +275,17 @@ class ChannelDeliverer(PeriodicTask):
         ids: IdGenerator,
         settings: DeliverySettings,
     ) -> None:
-        super().__init__("channel-deliveries", settings.poll_s)
+        super().__init__("channel-deliveries", clock, settings)
         self._db = db
         self._repo = repo
         self._outbox = outbox
         self._secrets = secrets
         self._senders = senders
-        self._clock = clock
         self._ids = ids
-        self._s = settings
         self._log = log.get("ingestion.channels")
 
-    async def step(self) -> bool:
-        now = self._clock.now()
-        lease = timedelta(seconds=self._s.timeout_s * 3 + 5)
-        due = await self._repo.claim(now, lease, BATCH)
-        if due:
-            await asyncio.gather(*(self._attempt(d) for d in due))
-        return len(due) == BATCH
+    async def claim(self, now: datetime, lease: timedelta, limit: int) -> list[DeliveryRow]:
+        return await self._repo.claim(now, lease, limit)
 
     async def _send(self, d: DeliveryRow) -> SendResult:
         sender = self._senders.get(d.kind)
@@ -336,7 +320,7 @@ class ChannelDeliverer(PeriodicTask):
             await self._repo.spend_reply_token(conv.id, conv.reply_token)
         return result
 
-    async def _attempt(self, d: DeliveryRow) -> None:
+    async def attempt(self, d: DeliveryRow) -> None:
         try:
             result = await self._send(d)
         except Exception as err:  # a sender's bug must not stop the loop or lose the row
@@ -344,11 +328,11 @@ class ChannelDeliverer(PeriodicTask):
             result = SendResult(False, retry=True, error=f"{type(err).__name__}")
         now = self._clock.now()
         attempts = d.attempts + 1
+        retry_at = None if result.ok else self.retry_at(attempts, final=not result.retry)
         if result.ok:
             state, at = "delivered", now
-        elif result.retry and attempts < self._s.max_attempts:
-            wait = signing.backoff_s(attempts, self._s.retry_base_s, self._s.retry_cap_s)
-            state, at = "pending", now + timedelta(seconds=wait)
+        elif retry_at is not None:
+            state, at = "pending", retry_at
         else:
             state, at = "dead", now
         async with self._db.transaction() as conn:

@@ -108,8 +108,6 @@ def message_event(
     conv: ConversationRow,
     t: Transcript,
     actor: common_pb2.Actor,
-    *,
-    now: object,
 ) -> events_pb2.EventEnvelope:
     """`channel.message` of a transcript row."""
     payload = events_pb2.ChannelMessage(
@@ -234,9 +232,7 @@ class ChannelIntake:
                     sender_name=sender_name or conv.sender_name,
                 )
                 actor = customer_actor(address, conv.sender_name)
-                await self._outbox.add(
-                    conn, message_event(self._ids, channel, conv, row, actor, now=now)
-                )
+                await self._outbox.add(conn, message_event(self._ids, channel, conv, row, actor))
         self._outbox.wake()
         assert row.message_id is not None
         if duplicate and await self._stored(tenant, row.message_id):

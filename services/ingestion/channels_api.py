@@ -5,15 +5,12 @@ and outbound's side of replies (CheckReply, Deliver), conversations and deliveri
 
 from __future__ import annotations
 
-import re
 import secrets
 import uuid
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
-from google.protobuf import json_format
 from switchboard.v1 import accounts_pb2, accounts_pb2_grpc, tickets_pb2, tickets_pb2_grpc
 from switchboard.v1 import ingestion_channels_pb2 as C
 from switchboard.v1 import ingestion_channels_pb2_grpc as C_grpc
@@ -33,167 +30,19 @@ from services.runtime.ids import IdGenerator, parse_uuid
 from services.runtime.secrets import SecretBox
 
 from .channel_deliveries import ChannelReplies, window_ends
-from .channel_intake import ChannelIntake
-from .channel_model import (
-    CAPABILITIES,
-    KINDS,
-    MAX_REPLY_WINDOW_S,
-    ChannelRow,
-    ConversationRow,
-    SignedParser,
-    reply_window_s,
-)
-from .channel_repo import ChannelRepo, DeliveryRow, Sealed, Transcript
+from .channel_intake import ChannelIntake, check
+from .channel_model import KINDS, ChannelRow, ConversationRow, SignedParser
+from .channel_repo import ChannelRepo, Sealed
+from .channel_views import channel_pb, check_settings, conversation_pb, delivery_pb, ts
 
 MAX_NAME = 200
 MAX_BODY = 10 * 1024 * 1024
-SETTINGS = {"chat": C.ChatSettings, "api": C.ApiSettings, "line": C.LineSettings}
-_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-_ORIGIN = re.compile(
-    r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9a-fA-F:.]+\](:[0-9]{1,5})?$"
-)
 
 
 def _administrator() -> identity.Identity:
     ident = identity.require_operator()
     identity.require_permission(ident, permissions.MANAGE_INBOXES, "manage channels")
     return ident
-
-
-def _ts(pb: Any, name: str, value: Any) -> None:
-    if value is not None:
-        getattr(pb, name).FromDatetime(value)
-
-
-def capabilities_pb(kind: str, window_s: int | None = None) -> C.ChannelCapabilities:
-    """The kind's capabilities; `window_s`: the channel's own reply window (api)."""
-    c = CAPABILITIES[kind]
-    return C.ChannelCapabilities(
-        threading=c.threading,
-        attachments_in=c.attachments_in,
-        attachments_out=c.attachments_out,
-        typing=c.typing,
-        reply_window_s=c.reply_window_s if window_s is None else window_s,
-        delivery_receipts=c.delivery_receipts,
-    )
-
-
-def channel_pb(row: ChannelRow) -> C.Channel:
-    pb = C.Channel(
-        id=str(row.id),
-        kind=row.kind,
-        inbox_id=str(row.inbox_id),
-        name=row.name,
-        enabled=row.enabled,
-        public_key=row.public_key,
-        secret_hint=row.secret_hint,
-        token_set=row.token_set,
-        capabilities=capabilities_pb(row.kind, reply_window_s(row.kind, row.settings)),
-    )
-    json_format.ParseDict(row.settings, getattr(pb, row.kind), ignore_unknown_fields=True)
-    _ts(pb, "created_at", row.created_at)
-    _ts(pb, "updated_at", row.updated_at)
-    return pb
-
-
-def conversation_pb(
-    conv: ConversationRow, kind: str, inbox_id: uuid.UUID, window: Any, sees_addresses: bool
-) -> C.Conversation:
-    pb = C.Conversation(
-        id=str(conv.id),
-        channel_id=str(conv.channel_id),
-        kind=kind,
-        inbox_id=str(inbox_id),
-        external_id=conv.external_id,
-        sender_name=conv.sender_name,
-        email=conv.email if sees_addresses or not conv.email else "***",
-        ticket_id=str(conv.ticket_id or ""),
-        last_seq=conv.last_seq,
-        capabilities=capabilities_pb(kind),
-        address=f"{conv.id}@{kind}.channels.invalid",
-    )
-    _ts(pb, "last_inbound_at", conv.last_inbound_at)
-    _ts(pb, "ended_at", conv.ended_at)
-    _ts(pb, "reply_window_ends_at", window)
-    return pb
-
-
-def message_pb(t: Transcript) -> C.ChatMessage:
-    pb = C.ChatMessage(
-        seq=t.seq,
-        direction=t.direction,
-        text=t.text,
-        author_name=t.author_name,
-        key=t.key,
-        attachments=[
-            C.Attachment(
-                name=a.get("name", ""),
-                content_type=a.get("content_type", ""),
-                size=int(a.get("size", 0)),
-            )
-            for a in t.attachments
-        ],
-    )
-    pb.created_at.FromDatetime(t.created_at)
-    return pb
-
-
-def delivery_pb(d: DeliveryRow) -> C.Delivery:
-    pb = C.Delivery(
-        id=str(d.id),
-        channel_id=str(d.channel_id),
-        channel_name=d.channel_name,
-        kind=d.kind,
-        conversation_id=str(d.conversation_id),
-        ticket_id=str(d.ticket_id or ""),
-        send_id=d.send_id,
-        state=d.state,
-        attempts=d.attempts,
-        last_error=d.last_error,
-    )
-    _ts(pb, "created_at", d.created_at)
-    if d.state == "pending":
-        _ts(pb, "next_attempt_at", d.next_attempt_at)
-    _ts(pb, "delivered_at", d.delivered_at)
-    return pb
-
-
-def check_settings(kind: str, pb: Any) -> dict[str, Any]:
-    """A kind's settings checked (InvalidArgument naming `<kind>.<field>`), as stored."""
-    if kind == "chat":
-        for origin in pb.allowed_origins:
-            if not _ORIGIN.match(origin) or len(origin) > 300:
-                raise InvalidArgument(
-                    f"{origin!r} is not an origin like https://shop.example",
-                    field="chat.allowed_origins",
-                )
-        if pb.colour and not _COLOUR.match(pb.colour):
-            raise InvalidArgument("a colour like #0b57d0", field="chat.colour")
-        if pb.position not in ("", "right", "left"):
-            raise InvalidArgument("right or left", field="chat.position")
-        for name in ("greeting_ja", "greeting_en"):
-            if len(getattr(pb, name)) > 500:
-                raise InvalidArgument("at most 500 characters", field=f"chat.{name}")
-        if pb.offline_form_id:
-            parse_uuid(pb.offline_form_id, "chat.offline_form_id")
-    elif kind == "api":
-        url = pb.webhook_url
-        parts = urlsplit(url)
-        if url and (
-            parts.scheme not in ("https", "http")
-            or not parts.hostname
-            or len(url) > 2000
-            or any(c in url for c in "\r\n\0 \t")
-        ):
-            raise InvalidArgument("an http(s) URL", field="api.webhook_url")
-        if not 0 <= pb.reply_window_s <= MAX_REPLY_WINDOW_S:
-            raise InvalidArgument(
-                f"seconds from 0 (none) to {MAX_REPLY_WINDOW_S} (30 days)",
-                field="api.reply_window_s",
-            )
-    elif kind == "line" and len(pb.bot_user_id) > 100:
-        raise InvalidArgument("at most 100 characters", field="line.bot_user_id")
-    return dict(json_format.MessageToDict(pb, preserving_proto_field_name=True))
 
 
 def _name(value: str) -> str:
@@ -251,10 +100,22 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
             raise NotFound("no such channel", field="channel_id")
         return found
 
-    def _seal(self, value: str, channel_id: uuid.UUID, field: str) -> bytes:
-        if len(value) > 4096 or any(c in value for c in "\r\n\0"):
-            raise InvalidArgument("at most 4096 characters on one line", field=field)
-        return self._box.seal(value, str(channel_id))
+    def _credentials(
+        self, request: C.CreateChannelRequest | C.UpdateChannelRequest, channel_id: uuid.UUID
+    ) -> dict[str, Any]:
+        """The request's secret and access token (empty: unchanged), checked and sealed."""
+        out: dict[str, Any] = {}
+        for field, value in (("secret", request.secret), ("access_token", request.access_token)):
+            if not value:
+                continue
+            if len(value) > 4096 or any(c in value for c in "\r\n\0"):
+                raise InvalidArgument("at most 4096 characters on one line", field=field)
+            sealed = self._box.seal(value, str(channel_id))
+            if field == "secret":
+                out.update(secret_enc=sealed, secret_hint=signing.hint(value))
+            else:
+                out["token_enc"] = sealed
+        return out
 
     async def CreateChannel(self, request: C.CreateChannelRequest, context: Context) -> C.Channel:
         ident = _administrator()
@@ -278,23 +139,10 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
             created_at=now,
             updated_at=now,
         )
-        secret = self._seal(request.secret, row.id, "secret") if request.secret else None
-        token = (
-            self._seal(request.access_token, row.id, "access_token")
-            if request.access_token
-            else None
-        )
+        credentials = self._credentials(request, row.id)
         async with self._db.transaction() as conn:
             await self._repo.create(conn, row)
-            await self._repo.set_credentials(
-                conn,
-                row.tenant_id,
-                row.id,
-                secret_enc=secret,
-                secret_hint=signing.hint(request.secret) if request.secret else None,
-                token_enc=token,
-                now=now,
-            )
+            await self._repo.set_credentials(conn, row.tenant_id, row.id, **credentials, now=now)
             made = await self._repo.get(row.tenant_id, row.id, conn)
         assert made is not None
         self._log.info("channel created", tenant_id=ident.tenant_id, channel_id=str(row.id))
@@ -326,12 +174,7 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
         )
         enabled = request.enabled if request.HasField("enabled") else found.enabled
         now = self._clock.now()
-        secret = self._seal(request.secret, found.id, "secret") if request.secret else None
-        token = (
-            self._seal(request.access_token, found.id, "access_token")
-            if request.access_token
-            else None
-        )
+        credentials = self._credentials(request, found.id)
         async with self._db.transaction() as conn:
             await self._repo.update(
                 conn,
@@ -344,13 +187,7 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
                 now=now,
             )
             await self._repo.set_credentials(
-                conn,
-                found.tenant_id,
-                found.id,
-                secret_enc=secret,
-                secret_hint=signing.hint(request.secret) if request.secret else None,
-                token_enc=token,
-                now=now,
+                conn, found.tenant_id, found.id, **credentials, now=now
             )
             made = await self._repo.get(found.tenant_id, found.id, conn)
         if made is None:
@@ -423,8 +260,14 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
                 client=request.client_address[:100],
             )
             raise Unauthenticated("the signature does not match (or is too old)")
+        messages = parser.parse(body, now)
+        for n, msg in enumerate(messages):  # all checked before any is stored
+            try:
+                check(msg)
+            except InvalidArgument as err:
+                raise InvalidArgument(err.message, field=f"messages[{n}].{err.field}") from None
         out = C.ReceiveSignedResponse()
-        for msg in parser.parse(body, now):
+        for msg in messages:
             got = await self._intake.receive(found.row, msg)
             out.messages.add(
                 conversation_id=str(got.conversation.id),
@@ -456,7 +299,7 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
             uuid.UUID(ident.tenant_id), request.conversation_id, request.address, at
         )
         out = C.CheckReplyResponse(allowed=v.allowed, reason=v.reason, message=v.message)
-        _ts(out, "window_ends_at", v.window_ends_at)
+        ts(out, "window_ends_at", v.window_ends_at)
         return out
 
     async def Deliver(self, request: C.DeliverRequest, context: Context) -> C.DeliveryReceipt:

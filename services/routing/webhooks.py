@@ -13,10 +13,8 @@ address is not retried. The secret is never logged."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from switchboard.v1 import events_pb2
 
@@ -27,8 +25,7 @@ from services.runtime.db import Database
 from services.runtime.hosts import ConnectPolicy
 from services.runtime.ids import IdGenerator
 from services.runtime.outbox import first_time
-from services.runtime.periodic import PeriodicTask
-from services.runtime.webhook_http import WebhookPoster
+from services.runtime.webhook_http import LeasedDeliverer, RetrySettings, WebhookPoster
 
 from . import webhook_sign
 from .webhook_repo import Delivery, NewDelivery, WebhookRepo
@@ -37,13 +34,7 @@ DURABLE = registry.ROUTING_WEBHOOKS.durable
 BATCH = 32
 
 
-@dataclass(frozen=True)
-class WebhookSettings:
-    max_attempts: int = 8
-    retry_base_s: float = 30.0
-    retry_cap_s: float = 3600.0
-    timeout_s: float = 10.0
-    poll_s: float = 1.0
+WebhookSettings = RetrySettings  # the rule webhooks' (SB_WEBHOOK_*)
 
 
 class WebhookIntake:
@@ -97,7 +88,9 @@ class WebhookIntake:
             self.on_added()
 
 
-class WebhookDeliverer(PeriodicTask):
+class WebhookDeliverer(LeasedDeliverer[Delivery]):
+    batch = BATCH
+
     def __init__(
         self,
         repo: WebhookRepo,
@@ -105,26 +98,18 @@ class WebhookDeliverer(PeriodicTask):
         settings: WebhookSettings,
         policy: ConnectPolicy,
     ) -> None:
-        super().__init__("routing-webhooks", settings.poll_s)
+        super().__init__("routing-webhooks", clock, settings)
         self._repo = repo
-        self._clock = clock
-        self._s = settings
-        self._policy = policy
         self._poster = WebhookPoster(policy, settings.timeout_s)
         self._log = log.get("routing.webhooks")
 
     async def close(self) -> None:
         await self._poster.close()
 
-    async def step(self) -> bool:
-        now = self._clock.now()
-        lease = timedelta(seconds=self._s.timeout_s * 3 + 5)
-        due = await self._repo.claim(now, lease, BATCH)
-        if due:
-            await asyncio.gather(*(self._attempt(d) for d in due))
-        return len(due) == BATCH
+    async def claim(self, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
+        return await self._repo.claim(now, lease, limit)
 
-    async def _attempt(self, d: Delivery) -> None:
+    async def attempt(self, d: Delivery) -> None:
         secret = await self._repo.secret(d.tenant_id)
         if secret is None:  # the tenant's first webhook: its secret is made now
             secret = await self._repo.first_secret(
@@ -146,10 +131,7 @@ class WebhookDeliverer(PeriodicTask):
             return
         error, final = outcome.error, outcome.final
         attempts = d.attempts + 1
-        retry_at = None
-        if not final and attempts < self._s.max_attempts:
-            wait = webhook_sign.backoff_s(attempts, self._s.retry_base_s, self._s.retry_cap_s)
-            retry_at = self._clock.now() + timedelta(seconds=wait)
+        retry_at = self.retry_at(attempts, final)
         await self._repo.failed(d, error, retry_at)
         self._log.warning(
             "webhook failed" if retry_at else "webhook dead",

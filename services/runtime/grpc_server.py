@@ -209,6 +209,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+
 class GrpcServer:
     """A grpc.aio server with the standard health service and reflection."""
 
@@ -223,7 +226,12 @@ class GrpcServer:
         self.service_name = service_name
         self.server = grpc.aio.server(
             interceptors=[ServerInterceptor(ids, metrics or m.Metrics(service_name))],
-            options=[("grpc.so_reuseport", 0)],
+            options=[
+                ("grpc.so_reuseport", 0),
+                # requests carry whole mails (RecordSent: 60 MiB) and channel webhooks'
+                # bodies (10 MB): gRPC's default of 4 MiB would refuse them
+                ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            ],
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

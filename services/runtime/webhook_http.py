@@ -6,15 +6,36 @@ receiver cannot make us hold megabytes. Secrets and bodies are never logged here
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from abc import abstractmethod
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from . import signing
+from .clock import Clock
 from .errors import InvalidArgument
 from .hosts import ConnectPolicy, HostRefused
+from .periodic import PeriodicTask
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """An outbox of webhook deliveries: attempts, back-off base · 2^(n-1) capped, each
+    attempt's timeout, how often due rows are looked for."""
+
+    max_attempts: int = 8
+    retry_base_s: float = 30.0
+    retry_cap_s: float = 3600.0
+    timeout_s: float = 10.0
+    poll_s: float = 1.0
 
 
 class AddressRefused(OSError):
@@ -106,3 +127,38 @@ class WebhookPoster:
             return Outcome(False, error=f"no answer within {self._timeout_s:g} s")
         except aiohttp.ClientError as err:
             return Outcome(False, error=f"{type(err).__name__}: {err}")
+
+
+class LeasedDeliverer(PeriodicTask, Generic[Row]):
+    """An outbox of deliveries worked by every replica: due rows claimed under a lease
+    (`claim`, FOR UPDATE SKIP LOCKED in the subclass's repository, so two replicas never
+    take the same one; a lease that ran out is taken again), attempted together; after a
+    failure `retry_at` says when to try again — base · 2^(n-1) s capped — or None: dead."""
+
+    batch = 16
+
+    def __init__(self, name: str, clock: Clock, settings: RetrySettings) -> None:
+        super().__init__(name, settings.poll_s)
+        self._clock = clock
+        self._s = settings
+
+    @abstractmethod
+    async def claim(self, now: datetime, lease: timedelta, limit: int) -> list[Row]: ...
+
+    @abstractmethod
+    async def attempt(self, row: Row) -> None: ...
+
+    async def step(self) -> bool:
+        now = self._clock.now()
+        lease = timedelta(seconds=self._s.timeout_s * 3 + 5)
+        due = await self.claim(now, lease, self.batch)
+        if due:
+            await asyncio.gather(*(self.attempt(d) for d in due))
+        return len(due) == self.batch
+
+    def retry_at(self, attempts: int, final: bool = False) -> datetime | None:
+        """After the `attempts`-th failed attempt: when to try again, or None (dead)."""
+        if final or attempts >= self._s.max_attempts:
+            return None
+        wait = signing.backoff_s(attempts, self._s.retry_base_s, self._s.retry_cap_s)
+        return self._clock.now() + timedelta(seconds=wait)

@@ -8,6 +8,7 @@ tenant's ids are 404; bad administration input is 400 naming the field."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -23,6 +24,7 @@ from switchboard.v1 import ingestion_channels_pb2_grpc
 from services.devstack.stack import Stack
 from services.runtime import signing
 from services.runtime.identity import Identity
+from tests.e2e.test_access import operator_token
 from tests.e2e.test_accounts import admin_of, call
 from tests.e2e.test_rule_actions import receiver
 from tests.helpers import Tenant, all_tickets, eventually, published
@@ -184,10 +186,55 @@ async def test_signed_messages_become_one_ticket_per_conversation(stack: Stack) 
     # bad body (signed properly): 400 naming the field
     code, bad = await _post_signed(stack, key, secret, [{"conversation": conv, "text": "x"}])
     assert code == 400 and bad["error"]["field"] == "messages[0].id", bad
+    code, bad = await _post_signed(
+        stack, key, secret, [_msg(conv, "m3", "ok"), _msg(conv, "m4", "x" * 20_001)]
+    )
+    assert code == 400 and bad["error"]["field"] == "messages[1].text", bad
     code, c, _ = await call(
         stack, "GET", f"/api/v1/tickets/{ticket['id']}/conversation", token=admin
     )
     assert code == 200 and c["last_seq"] == 2, c
+
+    # an operator who does not see the inbox, another tenant: 404; an agent of it: 200
+    # (without the administration: 403)
+    outsider = await operator_token(stack, admin, tenant, inbox_ids=[])
+    agent = await operator_token(stack, admin, tenant)
+    _, stranger = await admin_of(stack)
+    for token in (outsider, stranger):
+        code, nothing, _ = await call(
+            stack, "GET", f"/api/v1/tickets/{ticket['id']}/conversation", token=token
+        )
+        assert code == 404, nothing
+    code, seen, _ = await call(
+        stack, "GET", f"/api/v1/tickets/{ticket['id']}/conversation", token=agent
+    )
+    assert code == 200 and seen["id"] == first["conversation_id"], seen
+    code, refused, _ = await call(stack, "GET", "/api/v1/channels", token=agent)
+    assert code == 403, refused
+
+
+async def test_a_message_with_a_large_attachment_becomes_a_mail_with_it(stack: Stack) -> None:
+    tenant, admin = await admin_of(stack)
+    channel, secret = await _api_channel(stack, tenant, admin)
+    photo = bytes(range(256)) * (6 * 1024 * 4)  # 6 MiB: more than gRPC's default message
+    message = _msg(f"c-{uuid.uuid4().hex[:6]}", "p1", "写真を送ります")
+    message["attachments"] = [
+        {
+            "name": "破損.jpg",
+            "content_type": "image/jpeg",
+            "content_base64": base64.b64encode(photo).decode(),
+        }
+    ]
+    code, body = await _post_signed(stack, channel["public_key"], secret, [message])
+    assert code == 202, body
+    [ticket] = await eventually(lambda: _api_tickets(stack, admin), timeout=30)
+    [mail] = ticket["messages"]
+    assert mail["has_attachments"], mail
+    code, full, _ = await call(stack, "GET", f"/api/v1/messages/{mail['id']}", token=admin)
+    assert code == 200, full
+    assert full["channel"] == "api"
+    [att] = full["parsed"]["attachments"]
+    assert att["filename"] == "破損.jpg" and att["size"] == len(photo), att
 
 
 async def _async(value: Any) -> Any:
@@ -258,6 +305,15 @@ async def test_a_reply_is_delivered_signed_retried_dead_lettered_and_retried(
         assert code == 404, nothing
         code, listed, _ = await call(stack, "GET", "/api/v1/channel-deliveries", token=other)
         assert code == 200 and listed["deliveries"] == [], listed
+        for method, path, body in (
+            ("PATCH", f"/api/v1/channels/{channel['id']}", {"name": "mine"}),
+            ("DELETE", f"/api/v1/channels/{channel['id']}", None),
+            ("POST", f"/api/v1/channels/{channel['id']}/secret", None),
+        ):
+            code, nothing, _ = await call(stack, method, path, body, token=other)
+            assert code == 404, (method, path, nothing)
+        code, mine, _ = await call(stack, "GET", f"/api/v1/channels/{channel['id']}", token=admin)
+        assert code == 200 and mine["name"] == "Bridge" and mine["secret_hint"], mine
 
         code, retried, _ = await call(
             stack, "POST", f"/api/v1/channel-deliveries/{letter['id']}/retry", token=admin
@@ -276,6 +332,29 @@ async def test_a_reply_is_delivered_signed_retried_dead_lettered_and_retried(
             stack, "POST", f"/api/v1/channel-deliveries/{letter['id']}/retry", token=admin
         )
         assert code == 409, again_retry
+
+        # a channel turned off: no reply may go (CheckReply says why, Deliver refuses)
+        code, off, _ = await call(
+            stack, "PATCH", f"/api/v1/channels/{channel['id']}", {"enabled": False}, token=admin
+        )
+        assert code == 200 and not off["enabled"], off
+        verdict = await channels_grpc.CheckReply(
+            C.CheckReplyRequest(conversation_id=conversation_id), metadata=md
+        )
+        assert not verdict.allowed and verdict.reason == "channel_disabled", verdict
+        refused = await channels_grpc.Deliver(
+            C.DeliverRequest(send_id=str(uuid.uuid4()), conversation_id=conversation_id, text="x"),
+            metadata=md,
+        )
+        assert refused.state == "refused" and "turned off" in refused.error, refused
+        unknown = await channels_grpc.CheckReply(
+            C.CheckReplyRequest(address=f"{uuid.uuid4()}@api.channels.invalid"), metadata=md
+        )
+        assert not unknown.allowed and unknown.reason == "no_conversation", unknown
+        code, inbound = await _post_signed(
+            stack, channel["public_key"], secret, [_msg(conv, "k2", "まだですか")]
+        )
+        assert code == 404, inbound
 
 
 async def test_channel_administration_checks_its_input(stack: Stack) -> None:
@@ -337,6 +416,17 @@ async def test_channel_administration_checks_its_input(stack: Stack) -> None:
     )
     assert code == 200 and changed["name"] == "Shop" and not changed["enabled"], changed
     assert changed["chat"]["colour"] == "#0b57d0"
+    code, replaced, _ = await call(
+        stack,
+        "PATCH",
+        f"/api/v1/channels/{chat['id']}",
+        {"chat": {"allowed_origins": ["http://localhost:3000"], "offline_form_id": None,
+                  "greeting_ja": "こんにちは"}},
+        token=admin,
+    )  # fmt: skip
+    assert code == 200, replaced
+    assert replaced["chat"]["allowed_origins"] == ["http://localhost:3000"]
+    assert replaced["chat"]["greeting_ja"] == "こんにちは" and replaced["chat"]["colour"] == ""
     code, refused, _ = await call(
         stack, "POST", f"/api/v1/channels/{chat['id']}/secret", token=admin
     )
