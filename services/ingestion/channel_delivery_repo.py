@@ -84,8 +84,13 @@ class DeliveryQueries:
         )
         return None if r is None else _delivery(r)
 
-    async def delivery(self, tenant: uuid.UUID, delivery_id: uuid.UUID) -> DeliveryRow | None:
-        r = await self.pool.fetchrow(
+    async def delivery(
+        self,
+        tenant: uuid.UUID,
+        delivery_id: uuid.UUID,
+        conn: asyncpg.Connection | None = None,
+    ) -> DeliveryRow | None:
+        r = await (conn or self.pool).fetchrow(
             f"SELECT {_DLV} FROM channel_deliveries d JOIN channels c ON c.id = d.channel_id "
             "WHERE d.tenant_id = $1 AND d.id = $2",
             tenant,
@@ -148,7 +153,7 @@ class DeliveryQueries:
         )
         if r is None:
             return None
-        return await self.delivery(d.tenant_id, d.id)
+        return await self.delivery(d.tenant_id, d.id, conn)
 
     async def retry(
         self, conn: asyncpg.Connection, tenant: uuid.UUID, delivery_id: uuid.UUID, now: datetime

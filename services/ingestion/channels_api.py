@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any
 
 import grpc
@@ -290,11 +291,7 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
         self, request: C.CheckReplyRequest, context: Context
     ) -> C.CheckReplyResponse:
         ident = identity.require_tenant()
-        at = (
-            request.at.ToDatetime(tzinfo=self._clock.now().tzinfo)
-            if request.HasField("at")
-            else None
-        )
+        at = request.at.ToDatetime(tzinfo=UTC) if request.HasField("at") else None
         v = await self._replies.check_reply(
             uuid.UUID(ident.tenant_id), request.conversation_id, request.address, at
         )

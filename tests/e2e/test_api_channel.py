@@ -265,19 +265,33 @@ async def test_a_reply_is_delivered_signed_retried_dead_lettered_and_retried(
             text="ご連絡ありがとうございます。",
             author_name="佐藤",
         )
-        receipt = await channels_grpc.Deliver(req, metadata=md)
-        assert receipt.state == "pending" and receipt.seq == 2, receipt
-        again = await channels_grpc.Deliver(req, metadata=md)
-        assert again.duplicate and again.delivery_id == receipt.delivery_id
+        async with published(stack, "sb.ingest.channel.delivery") as changes:
+            receipt = await channels_grpc.Deliver(req, metadata=md)
+            assert receipt.state == "pending" and receipt.seq == 2, receipt
+            again = await channels_grpc.Deliver(req, metadata=md)
+            assert again.duplicate and again.delivery_id == receipt.delivery_id
 
-        async def dead() -> Any:
-            code, b, _ = await call(
-                stack, "GET", "/api/v1/channel-deliveries?state=dead", token=admin
-            )
-            assert code == 200, b
-            return b["deliveries"]
+            async def dead() -> Any:
+                code, b, _ = await call(
+                    stack, "GET", "/api/v1/channel-deliveries?state=dead", token=admin
+                )
+                assert code == 200, b
+                return b["deliveries"]
 
-        [letter] = await eventually(dead, timeout=30)
+            [letter] = await eventually(dead, timeout=30)
+
+            def unique() -> list[Any]:  # a relay may publish an event again: once each
+                once = {e.event_id: e for e in changes}
+                return sorted(once.values(), key=lambda e: e.channel_delivery.attempts)
+
+            await eventually(lambda: _async(len(unique()) == 4), timeout=5)
+        # queued, failed twice (due again after 0.3 s, then 0.6 s: SB_CHANNEL_RETRY_BASE_S
+        # doubling), dead after the third attempt
+        changes = unique()
+        steps = [(e.channel_delivery.state, e.channel_delivery.attempts) for e in changes]
+        assert steps == [("pending", 0), ("pending", 1), ("pending", 2), ("dead", 3)], steps
+        at = [e.occurred_at.ToDatetime().timestamp() for e in changes]
+        assert at[2] - at[1] >= 0.3 and at[3] - at[2] >= 0.6, at
         assert letter["id"] == receipt.delivery_id and letter["attempts"] == 3
         assert letter["last_error"] == "HTTP 500" and letter["kind"] == "api"
         assert len(hook.got) == 3
