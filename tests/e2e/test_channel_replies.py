@@ -419,7 +419,8 @@ async def test_a_reply_after_the_reply_window_is_refused_until_the_customer_writ
     """An API channel bridging an app that allows answers only for a while after the
     customer's last message (here 8 s): a reply queued for after the window, or sent
     once it closed, is refused with 409 `reply_window_closed` naming when it closed; the
-    customer's next message opens it again and the same draft goes."""
+    customer's next message opens it again and the same draft goes (a scheduled reply
+    cannot be moved past the window)."""
     b = bridge
     window_s = 8
     code, changed, _ = await call(
@@ -458,8 +459,18 @@ async def test_a_reply_after_the_reply_window_is_refused_until_the_customer_writ
     assert await b.posted(conversation) == []
 
     await b.says(conversation, "まだですか？")  # the window opens again
-    code, item = await send(b, b.agent, draft["id"], fence)
-    assert code == 201, item
+    soon = datetime.now(UTC) + timedelta(seconds=3)
+    code, item = await send(b, b.agent, draft["id"], fence, send_at=soon.isoformat())
+    assert code == 201 and item["state"] == "scheduled", item
+    # moved past the window: refused, and it keeps its time
+    code, moved, _ = await call(
+        b.stack,
+        "PUT",
+        f"/api/v1/sends/{item['id']}/schedule",
+        {"send_at": later.isoformat()},
+        token=b.agent,
+    )
+    assert code == 409 and moved["error"]["code"] == "reply_window_closed", moved
     await settled(b.stack, b.agent, item["id"], "sent")
     [hook] = await eventually(lambda: b.posted(conversation))
     assert hook["text"] == f"承知しました [{tag}]"
