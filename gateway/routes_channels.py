@@ -76,7 +76,7 @@ def channel_view(request: web.Request, ch: C.Channel) -> dict[str, Any]:
         }
         out["snippet"] = f'<script src="{base}/widget/{ch.public_key}.js" async></script>'
     elif ch.kind == "api":
-        out["api"] = {"webhook_url": ch.api.webhook_url}
+        out["api"] = {"webhook_url": ch.api.webhook_url, "reply_window_s": ch.api.reply_window_s}
         out["inbound_url"] = f"{base}/api/v1/channel-hooks/{ch.public_key}/messages"
     else:
         out["line"] = {"bot_user_id": ch.line.bot_user_id}

@@ -34,13 +34,13 @@ from services.runtime.webhook_http import LeasedDeliverer, RetrySettings
 from . import channel_mail
 from .channel_intake import message_event
 from .channel_model import (
-    CAPABILITIES,
     ChannelRow,
     ChannelSender,
     ConversationRow,
     OutboundMessage,
     SendResult,
     parse_pseudo_address,
+    reply_window_s,
 )
 from .channel_repo import ChannelRepo, DeliveryRow, Transcript
 
@@ -68,10 +68,10 @@ class Receipt:
 
 
 def window_ends(channel: ChannelRow, conv: ConversationRow) -> datetime | None:
-    caps = CAPABILITIES[channel.kind]
-    if not caps.reply_window_s or conv.last_inbound_at is None:
+    seconds = reply_window_s(channel.kind, channel.settings)
+    if not seconds or conv.last_inbound_at is None:
         return None
-    return conv.last_inbound_at + timedelta(seconds=caps.reply_window_s)
+    return conv.last_inbound_at + timedelta(seconds=seconds)
 
 
 def judge(channel: ChannelRow, deleted: bool, conv: ConversationRow, at: datetime) -> Verdict:

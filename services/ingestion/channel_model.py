@@ -44,6 +44,21 @@ CAPABILITIES: dict[str, Capabilities] = {
 }
 
 
+MAX_REPLY_WINDOW_S = 30 * 86400
+
+
+def reply_window_s(kind: str, settings: dict[str, Any]) -> int:
+    """A channel's reply window in seconds (0: none): its kind's, else — for an API
+    channel, which bridges apps with windows of their own — the administrator's."""
+    fixed = CAPABILITIES[kind].reply_window_s
+    if fixed or kind != "api":
+        return fixed
+    try:
+        return max(0, min(int(settings.get("reply_window_s") or 0), MAX_REPLY_WINDOW_S))
+    except (TypeError, ValueError):
+        return 0
+
+
 @dataclass(frozen=True)
 class InboundAttachment:
     name: str

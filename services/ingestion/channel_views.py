@@ -15,7 +15,14 @@ from switchboard.v1 import ingestion_channels_pb2 as C
 from services.runtime.errors import InvalidArgument
 from services.runtime.ids import parse_uuid
 
-from .channel_model import CAPABILITIES, ChannelRow, ConversationRow, pseudo_address
+from .channel_model import (
+    CAPABILITIES,
+    MAX_REPLY_WINDOW_S,
+    ChannelRow,
+    ConversationRow,
+    pseudo_address,
+    reply_window_s,
+)
 from .channel_repo import DeliveryRow, Transcript
 
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -29,14 +36,15 @@ def ts(pb: Any, name: str, value: Any) -> None:
         getattr(pb, name).FromDatetime(value)
 
 
-def capabilities_pb(kind: str) -> C.ChannelCapabilities:
+def capabilities_pb(kind: str, window_s: int | None = None) -> C.ChannelCapabilities:
+    """The kind's capabilities; `window_s`: the channel's own reply window (api)."""
     c = CAPABILITIES[kind]
     return C.ChannelCapabilities(
         threading=c.threading,
         attachments_in=c.attachments_in,
         attachments_out=c.attachments_out,
         typing=c.typing,
-        reply_window_s=c.reply_window_s,
+        reply_window_s=c.reply_window_s if window_s is None else window_s,
         delivery_receipts=c.delivery_receipts,
     )
 
@@ -51,7 +59,7 @@ def channel_pb(row: ChannelRow) -> C.Channel:
         public_key=row.public_key,
         secret_hint=row.secret_hint,
         token_set=row.token_set,
-        capabilities=capabilities_pb(row.kind),
+        capabilities=capabilities_pb(row.kind, reply_window_s(row.kind, row.settings)),
     )
     json_format.ParseDict(row.settings, getattr(pb, row.kind), ignore_unknown_fields=True)
     ts(pb, "created_at", row.created_at)
@@ -139,16 +147,21 @@ def check_settings(kind: str, pb: Any) -> dict[str, Any]:
                 raise InvalidArgument("at most 500 characters", field=f"chat.{name}")
         if pb.offline_form_id:
             parse_uuid(pb.offline_form_id, "chat.offline_form_id")
-    elif kind == "api" and pb.webhook_url:
+    elif kind == "api":
         url = pb.webhook_url
         parts = urlsplit(url)
-        if (
+        if url and (
             parts.scheme not in ("https", "http")
             or not parts.hostname
             or len(url) > 2000
             or any(c in url for c in "\r\n\0 \t")
         ):
             raise InvalidArgument("an http(s) URL", field="api.webhook_url")
+        if not 0 <= pb.reply_window_s <= MAX_REPLY_WINDOW_S:
+            raise InvalidArgument(
+                f"seconds from 0 (none) to {MAX_REPLY_WINDOW_S} (30 days)",
+                field="api.reply_window_s",
+            )
     elif kind == "line" and len(pb.bot_user_id) > 100:
         raise InvalidArgument("at most 100 characters", field="line.bot_user_id")
     return dict(json_format.MessageToDict(pb, preserving_proto_field_name=True))

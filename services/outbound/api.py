@@ -13,6 +13,7 @@ from typing import Any, cast
 from switchboard.v1 import common_pb2, outbound_pb2
 
 from services.runtime import identity, permissions
+from services.runtime.channel_address import channel_target
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.grpc_server import Context
 from services.runtime.identity import Identity
@@ -318,6 +319,9 @@ class SendsApi(Submitter):
         send_at = self._send_at(request)
         current = await self._visible(ident, request.send_id)
         self._may_change(ident, current)
+        target = channel_target(list(current.recipients))
+        if target is not None:  # a channel reply: its window must still be open then
+            await self._channels.check(ident.tenant_id, target, send_at)
         raw = retime(bytes(current.raw), send_at)
         signed = False
         if current.dkim_signed:

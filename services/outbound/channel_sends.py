@@ -172,7 +172,7 @@ class ChannelReplies:
             return Result(Outcome.PERMANENT, 0, clip_reply(why))
         note = {
             "delivered": f"delivered through {target.kind} (message {receipt.seq})",
-            "pending": f"handed to {target.kind}: its delivery is being retried",
+            "pending": f"handed to {target.kind}: the channel delivers it (with retries)",
             "dead": f"handed to {target.kind}: its delivery failed ({receipt.error}) — "
             "listed for administrators to retry",
         }.get(receipt.state, f"handed to {target.kind} ({receipt.state})")

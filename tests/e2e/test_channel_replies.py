@@ -6,17 +6,18 @@ operator's name) instead of an SMTP server, and is filed in the ticket as sent. 
 to mailboxes and a conversation together is refused; a closed reply window is refused
 with 409 `reply_window_closed`; a trainee's reply waits for approval, then goes; a
 scheduled reply goes at its time; a routing rule on channel "api" routes the ticket;
+per-channel capacity holds API tickets;
 reports count it like mail; a notification and a satisfaction survey go through the
 channel as text with their links; no automatic reply goes to it."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,14 +26,16 @@ import aiohttp
 import pytest
 
 from services.devstack.stack import Stack
+from services.runtime import signing
 from tests.e2e.test_access import operator_token
 from tests.e2e.test_accounts import admin_of, call
-from tests.e2e.test_compose import lock, mail_ticket
-from tests.e2e.test_outbound import settled
+from tests.e2e.test_assignment import _by_operator, _presence, _strategy, _team, _tickets
+from tests.e2e.test_compose import mail_ticket
+from tests.e2e.test_outbound import reply_draft, send_draft, settled
 from tests.e2e.test_outbound_settings import _auto_reply, _template
 from tests.e2e.test_rule_actions import Receiver, receiver
 from tests.e2e.test_surveys import survey_on
-from tests.helpers import Tenant, api_get, eventually
+from tests.helpers import Tenant, api_call, api_get, eventually
 from tests.smtp_peer import SmtpPeer
 
 pytestmark = pytest.mark.e2e
@@ -67,8 +70,7 @@ class Bridge:
             },
             ensure_ascii=False,
         ).encode()
-        stamp = str(int(time.time()))
-        mac = hmac.new(self.secret.encode(), stamp.encode() + b"." + body, hashlib.sha256)
+        stamp = int(time.time())
         async with aiohttp.ClientSession() as http:
             async with http.post(
                 f"{self.stack.gateway_url}/api/v1/channel-hooks/"
@@ -76,8 +78,8 @@ class Bridge:
                 data=body,
                 headers={
                     "Content-Type": "application/json",
-                    "X-Switchboard-Timestamp": stamp,
-                    "X-Switchboard-Signature": f"v1={mac.hexdigest()}",
+                    signing.TIMESTAMP_HEADER: str(stamp),
+                    signing.SIGNATURE_HEADER: signing.signature(self.secret, stamp, body),
                 },
             ) as resp:
                 assert resp.status == 202, await resp.text()
@@ -105,10 +107,11 @@ class Bridge:
         return out
 
 
-@pytest.fixture
-async def bridge(stack: Stack) -> AsyncIterator[Bridge]:
-    tenant, admin = await admin_of(stack)
-    agent = await operator_token(stack, admin, tenant, roles=["agent"], display_name=AGENT_NAME)
+@asynccontextmanager
+async def open_bridge(
+    stack: Stack, tenant: Tenant, admin: str, agent: str
+) -> AsyncIterator[Bridge]:
+    """An API channel of the tenant's inbox whose webhook is a local receiver."""
     async with receiver(200) as peer:
         code, channel, _ = await call(
             stack,
@@ -130,48 +133,28 @@ async def bridge(stack: Stack) -> AsyncIterator[Bridge]:
         yield Bridge(stack, tenant, admin, agent, rotated["channel"], rotated["secret"], peer)
 
 
+@pytest.fixture
+async def bridge(stack: Stack) -> AsyncIterator[Bridge]:
+    tenant, admin = await admin_of(stack)
+    agent = await operator_token(stack, admin, tenant, roles=["agent"], display_name=AGENT_NAME)
+    async with open_bridge(stack, tenant, admin, agent) as b:
+        yield b
+
+
 async def channel_draft(
     b: Bridge, ticket: dict[str, Any], token: str, **fields: Any
 ) -> tuple[dict[str, Any], int]:
-    """A reply draft on the channel ticket (addressed by default), saved with `fields`."""
-    fence = await lock(b.stack, token, ticket["id"])
-    code, draft, _ = await call(
-        b.stack,
-        "POST",
-        f"/api/v1/tickets/{ticket['id']}/drafts",
-        {"kind": "reply", "fence": fence},
-        token=token,
-    )
-    assert code == 201, draft
-    cur = draft["current"]
-    save = {
-        "fence": fence,
-        "from_address": b.tenant.address,
-        "from_name": "Help",
-        "to": cur["to"],
-        "cc": [],
-        "subject": cur["subject"],
-        "body_text": "",
-        "signature_text": "Help desk\nhelp@example.com",
-        "include_quote": True,
-        **fields,
-    }
-    code, saved, _ = await call(b.stack, "PUT", f"/api/v1/drafts/{draft['id']}", save, token=token)
-    assert code == 200, saved
-    return saved, fence
+    """A reply draft on the channel ticket (addressed by default) with a mail signature
+    and the quote kept — which a channel reply leaves out — saved with `fields`."""
+    fields = {"body_text": "", "signature_text": "Help desk\nhelp@example.com", **fields}
+    return await reply_draft(b.stack, b.tenant, token, ticket, include_quote=True, **fields)
 
 
 async def send(
     b: Bridge, token: str, draft_id: str, fence: int, **body: Any
 ) -> tuple[int, dict[str, Any]]:
-    code, out, _ = await call(
-        b.stack,
-        "POST",
-        f"/api/v1/drafts/{draft_id}/send",
-        {"fence": fence, "acknowledged_warnings": [], **body},
-        token=token,
-    )
-    return code, out
+    """Sent acknowledging no warning: a channel reply has none of mail's."""
+    return await send_draft(b.stack, token, draft_id, fence, acknowledged_warnings=[], **body)
 
 
 async def test_an_operator_s_reply_reaches_the_webhook_as_text_and_is_filed_as_sent(
@@ -182,7 +165,8 @@ async def test_an_operator_s_reply_reaches_the_webhook_as_text_and_is_filed_as_s
     conversation = f"conv-{tag}"
     accepted = await b.says(conversation, f"注文 {tag} が届きません")
     ticket = await b.ticket(tag)
-    assert ticket["channel"] == "api"
+    code, full, _ = await call(b.stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=b.agent)
+    assert code == 200 and [m["channel"] for m in full["messages"]] == ["api"], full
     draft, fence = await channel_draft(
         b,
         ticket,
@@ -191,15 +175,14 @@ async def test_an_operator_s_reply_reaches_the_webhook_as_text_and_is_filed_as_s
         body_html=f"<p>ご不便をおかけしています。<strong>本日発送</strong>しました [{tag}]。</p>",
     )
     address = f"{accepted['conversation_id']}@api.channels.invalid"
-    assert [a.lower() for a in draft["current"]["to"]] == [address] or address in (
-        draft["current"]["to"][0].lower()
-    )
+    [to] = draft["current"]["to"]  # the conversation, addressed by default
+    assert address in to.lower()
     # the preview is the text the customer will read: no signature, no quote
     code, preview, _ = await call(
         b.stack, "GET", f"/api/v1/drafts/{draft['id']}/preview", token=b.agent
     )
     assert code == 200, preview
-    assert preview["html"] == "" and "本日発送" in preview["text"]
+    assert not preview["html"] and "本日発送" in preview["text"]
     assert "Help desk" not in preview["text"] and "届きません" not in preview["text"]
 
     code, item = await send(b, b.agent, draft["id"], fence, status_after="pending")
@@ -212,11 +195,9 @@ async def test_an_operator_s_reply_reaches_the_webhook_as_text_and_is_filed_as_s
     assert hook["text"] == f"ご不便をおかけしています。本日発送しました [{tag}]。"
     assert hook["author"]["name"] == AGENT_NAME
     assert hook["ticket_id"] == ticket["id"] and hook["channel_id"] == b.channel["id"]
-    headers = next(h for h, raw in b.peer.got if json.loads(raw) == hook)
-    stamp, signature = headers["X-Switchboard-Timestamp"], headers["X-Switchboard-Signature"]
-    raw = next(raw for h, raw in b.peer.got if json.loads(raw) == hook)
-    expected = hmac.new(b.secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256)
-    assert signature == f"v1={expected.hexdigest()}"
+    [(headers, raw)] = [(h, r) for h, r in b.peer.got if json.loads(r) == hook]
+    stamp = headers[signing.TIMESTAMP_HEADER]
+    assert signing.verify(b.secret, stamp, raw, headers[signing.SIGNATURE_HEADER])
     assert not [r for r in smtp_peer.received if r.message_id == item["message_id"]]
 
     async def filed() -> Any:
@@ -310,8 +291,8 @@ async def test_a_scheduled_reply_goes_at_its_time(bridge: Bridge) -> None:
     assert lockstate["lock"] is None  # a scheduled send frees the reply lock at once
     assert await b.posted(conversation) == []
     done = await settled(b.stack, b.agent, item["id"], "sent", "failed", timeout=30)
-    assert done["state"] == "sent", done
-    [hook] = await b.posted(conversation)
+    assert done["state"] == "sent", done  # handed to the channel; its webhook follows
+    [hook] = await eventually(lambda: b.posted(conversation))
     assert hook["text"] == f"9 時からです [{tag}]"
     sent_at = datetime.fromisoformat(done["sent_at"].replace("Z", "+00:00"))
     assert sent_at >= at - timedelta(seconds=1)
@@ -385,7 +366,7 @@ async def test_a_notification_to_a_conversation_goes_through_the_channel(bridge:
         },
         token=b.admin,
     )
-    assert code == 201, made
+    assert code == 202, made  # accepted: queued
     [hook] = await eventually(lambda: b.posted(conversation), timeout=30)
     assert hook["text"] == f"追跡: https://shop.example/t/{tag}"
 
@@ -430,3 +411,136 @@ async def test_a_resolved_channel_ticket_s_survey_goes_through_the_channel_and_n
     assert code == 200, listed
     kinds = sorted(s["kind"] for s in listed["items"])
     assert kinds == ["reply", "survey"]  # no automatic reply to the conversation
+
+
+async def test_a_reply_after_the_reply_window_is_refused_until_the_customer_writes_again(
+    bridge: Bridge,
+) -> None:
+    """An API channel bridging an app that allows answers only for a while after the
+    customer's last message (here 8 s): a reply queued for after the window, or sent
+    once it closed, is refused with 409 `reply_window_closed` naming when it closed; the
+    customer's next message opens it again and the same draft goes (a scheduled reply
+    cannot be moved past the window)."""
+    b = bridge
+    window_s = 8
+    code, changed, _ = await call(
+        b.stack,
+        "PATCH",
+        f"/api/v1/channels/{b.channel['id']}",
+        {"api": {"webhook_url": b.peer.url, "reply_window_s": window_s}},
+        token=b.admin,
+    )
+    assert code == 200, changed
+    assert changed["api"]["reply_window_s"] == window_s
+    assert changed["capabilities"]["reply_window_s"] == window_s
+    tag = uuid.uuid4().hex[:8]
+    conversation = f"conv-{tag}"
+    said = time.monotonic()
+    await b.says(conversation, f"返品 {tag} の件")
+    ticket = await b.ticket(tag)
+    draft, fence = await channel_draft(b, ticket, b.agent, body_text=f"承知しました [{tag}]")
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    code, err = await send(b, b.agent, draft["id"], fence, send_at=later.isoformat())
+    assert code == 409, err
+    assert (err["error"]["code"], err["error"]["field"]) == ("reply_window_closed", "to")
+    assert "reply window closed at" in err["error"]["message"]
+
+    await asyncio.sleep(max(0.0, window_s + 0.5 - (time.monotonic() - said)))
+    code, err = await send(b, b.agent, draft["id"], fence)
+    assert code == 409 and err["error"]["code"] == "reply_window_closed", err
+    code, conv, _ = await call(
+        b.stack, "GET", f"/api/v1/tickets/{ticket['id']}/conversation", token=b.agent
+    )
+    assert code == 200, conv
+    closed_at = datetime.fromisoformat(conv["reply_window_ends_at"].replace("Z", "+00:00"))
+    assert closed_at.strftime("%Y-%m-%d %H:%M UTC") in err["error"]["message"]
+    code, still, _ = await call(b.stack, "GET", f"/api/v1/drafts/{draft['id']}", token=b.agent)
+    assert still["state"] == "open"  # nothing was queued
+    assert await b.posted(conversation) == []
+
+    await b.says(conversation, "まだですか？")  # the window opens again
+    soon = datetime.now(UTC) + timedelta(seconds=3)
+    code, item = await send(b, b.agent, draft["id"], fence, send_at=soon.isoformat())
+    assert code == 201 and item["state"] == "scheduled", item
+    # moved past the window: refused, and it keeps its time
+    code, moved, _ = await call(
+        b.stack,
+        "PUT",
+        f"/api/v1/sends/{item['id']}/schedule",
+        {"send_at": later.isoformat()},
+        token=b.agent,
+    )
+    assert code == 409 and moved["error"]["code"] == "reply_window_closed", moved
+    await settled(b.stack, b.agent, item["id"], "sent")
+    [hook] = await eventually(lambda: b.posted(conversation))
+    assert hook["text"] == f"承知しました [{tag}]"
+
+
+async def test_a_scheduled_reply_whose_channel_was_turned_off_meanwhile_fails_with_the_reason(
+    bridge: Bridge,
+) -> None:
+    b = bridge
+    tag = uuid.uuid4().hex[:8]
+    conversation = f"conv-{tag}"
+    await b.says(conversation, f"予約 {tag} の確認")
+    ticket = await b.ticket(tag)
+    draft, fence = await channel_draft(b, ticket, b.agent, body_text="確認しました。")
+    at = datetime.now(UTC) + timedelta(seconds=6)
+    code, item = await send(b, b.agent, draft["id"], fence, send_at=at.isoformat())
+    assert code == 201 and item["state"] == "scheduled", item
+    code, off, _ = await call(
+        b.stack, "PATCH", f"/api/v1/channels/{b.channel['id']}", {"enabled": False}, token=b.admin
+    )
+    assert code == 200 and off["enabled"] is False, off
+    done = await settled(b.stack, b.agent, item["id"], "sent", "failed", timeout=30)
+    assert done["state"] == "failed", done
+    assert "turned off" in done["last_reply"]["message"]
+    assert await b.posted(conversation) == []
+
+    async def reopened() -> Any:
+        _c, d, _ = await call(b.stack, "GET", f"/api/v1/drafts/{draft['id']}", token=b.agent)
+        return d["state"] == "open"
+
+    await eventually(reopened, timeout=20)  # for the operator to decide what to do
+
+
+async def test_per_channel_capacity_holds_api_tickets_as_it_holds_mail(stack: Stack) -> None:
+    """Least loaded, both operators online: ann may hold one API ticket, bob none. Of two
+    conversations ann gets one, the other waits (bob is free, but not for this channel);
+    when ann resolves hers, the waiting one is hers."""
+    team = await _team(stack, ("ann", "bob"))
+    for name, limit in (("ann", 1), ("bob", 0)):
+        code, saved = await api_call(
+            stack,
+            team.admin,
+            "PUT",
+            f"/api/v1/operators/{team.ops[name][0]}/routing",
+            {"capacity": None, "channel_capacity": {"api": limit}, "languages": ["ja"]},
+        )
+        assert code == 200 and saved["channel_capacity"] == {"api": limit}, saved
+        await _presence(stack, team, name, "online")
+    await _strategy(stack, team, strategy="least_loaded")
+    ann_id, ann = team.ops["ann"]
+    async with open_bridge(stack, team.tenant, team.admin, ann) as b:
+        tag = uuid.uuid4().hex[:8]
+        await b.says(f"one-{tag}", f"{tag} 一件目")
+        await b.says(f"two-{tag}", f"{tag} 二件目")
+
+        async def one_given_one_waiting() -> Any:
+            found = await _tickets(stack, team, tag)
+            given = _by_operator(team, found)
+            return found if len(found) == 2 and given == {"ann": 1, "-": 1} else None
+
+        found = await eventually(one_given_one_waiting, timeout=40, every=0.3)
+        [hers] = [t for t in found if t["assignee"]]
+        code, body = await api_call(
+            stack, ann, "PATCH", f"/api/v1/tickets/{hers['id']}", {"status": "resolved"}
+        )
+        assert code == 200, body
+
+        async def the_other_is_hers() -> Any:
+            rest = await _tickets(stack, team, tag)  # (open ones only)
+            return rest if len(rest) == 1 and rest[0]["assignee"] else None
+
+        [other] = await eventually(the_other_is_hers, timeout=40, every=0.3)
+        assert other["assignee"]["id"] == ann_id and other["id"] != hers["id"]

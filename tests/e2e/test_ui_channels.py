@@ -404,3 +404,62 @@ async def test_an_administrator_rotates_an_api_channel_secret_and_retries_a_dead
     finally:
         await ctx.close()
         await runner.cleanup()
+
+
+async def test_the_reply_window_is_shown_open_then_closed_and_a_late_reply_is_refused_in_words(
+    stack: Stack, browser: Browser, webhook: Webhook
+) -> None:
+    tenant, admin = await admin_of(stack)
+    code, channel, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/channels",
+        {
+            "kind": "api",
+            "inbox_id": tenant.inbox_id,
+            "name": "Bridge",
+            "api": {"webhook_url": webhook.url, "reply_window_s": 6},
+        },
+        token=admin,
+    )
+    assert code == 201, channel
+    code, rotated, _ = await call(
+        stack, "POST", f"/api/v1/channels/{channel['id']}/secret", token=admin
+    )
+    secret = rotated["secret"]
+    conversation = f"conv-{uuid.uuid4().hex[:6]}"
+    first = f"Quick question {uuid.uuid4().hex[:4]}"
+    await post_signed(stack, channel, secret, conversation, first)
+    ticket = await ticket_by_subject(stack, admin, f"API: {first}")
+    ctx = await context(browser, "en")
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, tenant.login, tenant.password)
+        await expect(page.get_by_test_id("nav-inboxes")).to_be_visible()
+        await page.goto(f"{stack.gateway_url}/#/tickets/{ticket['id']}")
+        banner = page.get_by_test_id("reply-window")
+        await expect(banner).to_have_attribute("data-open", "true")
+        await expect(banner).to_contain_text("Reply window: replies possible until")
+        # it closes while the ticket is open
+        await expect(banner).to_have_attribute("data-open", "false", timeout=15000)
+        await expect(banner).to_contain_text("The reply window closed at")
+        box = page.get_by_test_id("chat-input")
+        await box.fill("Sorry for the wait.")
+        await box.press("Enter")
+        await expect(page.get_by_test_id("chat-error")).to_contain_text(
+            "The reply window of this conversation has closed"
+        )
+        await expect(box).to_have_value("Sorry for the wait.")  # kept for later
+        await shot(page, "channels-reply-window-closed")
+        # the customer writes again: open again, and the reply goes
+        await post_signed(stack, channel, secret, conversation, "Hello again")
+        await expect(banner).to_have_attribute("data-open", "true", timeout=15000)
+        await box.press("Enter")
+        await expect(box).to_have_value("")
+
+        async def delivered() -> bool:
+            return any("Sorry for the wait." in str(h.get("text")) for h in webhook.got)
+
+        await eventually(delivered, timeout=30)
+    finally:
+        await ctx.close()

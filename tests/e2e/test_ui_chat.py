@@ -8,6 +8,7 @@ the visitor who left an address gets the transcript by mail when the chat ends."
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -130,6 +131,10 @@ async def test_a_visitor_and_an_operator_chat_live_through_a_dropped_network(
         await expect(
             operator.get_by_test_id("ticket-subject").get_by_role("img", name="Web chat")
         ).to_be_visible()
+
+        # the ticket's conversation is read and the operator's live socket is up
+        await expect(timeline).to_have_attribute("data-conversation", re.compile(".+"))
+        await expect(operator.get_by_test_id("live-state")).to_have_class(re.compile("up"))
 
         # the visitor types: the operator sees it; then sends: shown at once, once
         await visitor.get_by_role("textbox", name="Message").type("It was due")

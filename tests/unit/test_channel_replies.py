@@ -158,3 +158,12 @@ def test_a_closed_window_is_refused_naming_when_it_closed() -> None:
         allowed=False, reason="channel_disabled", message="the channel is disabled"
     )
     assert channel_sends.refusal(target, disabled) == "the channel is disabled"
+
+
+def test_an_api_channel_s_reply_window_is_its_administrator_s() -> None:
+    assert channel_model.reply_window_s("line", {}) == 86400  # the kind's own
+    assert channel_model.reply_window_s("chat", {"reply_window_s": 60}) == 0
+    assert channel_model.reply_window_s("api", {}) == 0
+    assert channel_model.reply_window_s("api", {"reply_window_s": 86400}) == 86400
+    assert channel_model.reply_window_s("api", {"reply_window_s": 10**9}) == 30 * 86400
+    assert channel_model.reply_window_s("api", {"reply_window_s": "x"}) == 0

@@ -76,7 +76,10 @@ export function useChat(ticketId: string, timeline: MessageSummary[], enabled: b
           const rest = i >= 0 ? l.filter((_, n) => n !== i) : l;
           return [...rest, m].sort((a, b) => (a.pending ? 1 : 0) - (b.pending ? 1 : 0) || a.seq - b.seq);
         });
-        if (m.direction === "in") setTyping(false);
+        if (m.direction === "in") {
+          setTyping(false);
+          void load(); // the customer wrote: a reply window starts again
+        }
       } else if (e.type === "chat.typing" && e.who === "visitor" && ours(e)) {
         window.clearTimeout(typingTimer.current);
         setTyping(!!e.typing);
@@ -218,11 +221,15 @@ export function ReplyWindow({ conversation }: { conversation: Conversation | nul
   const { t } = useI18n();
   const { dateTime } = useFormat();
   const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    const h = window.setInterval(() => setNow(Date.now()), 30000);
-    return () => window.clearInterval(h);
-  }, []);
   const ends = conversation?.reply_window_ends_at;
+  // shown closed the moment it closes
+  useEffect(() => {
+    const left = ends ? Date.parse(ends) - Date.now() : -1;
+    setNow(Date.now());
+    if (left < 0) return;
+    const h = window.setTimeout(() => setNow(Date.now()), Math.min(left + 200, 2 ** 31 - 1));
+    return () => window.clearTimeout(h);
+  }, [ends]);
   if (!ends) return null;
   const open = Date.parse(ends) > now;
   return (

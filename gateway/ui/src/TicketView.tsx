@@ -345,7 +345,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             }}
           />
         )}
-        <section className="timeline" data-testid="timeline">
+        <section className="timeline" data-testid="timeline" data-conversation={chat.conversation?.id ?? ""}>
           <ActivityToggle count={activity.entries.length} shown={activity.shown} more={activity.more} toggle={activity.toggle} />
           {merged(ticket.timeline, activity.entries, activity.shown).map((e) => {
             if (e.type === "activity") return <ActivityEntry key={`a-${e.entry.id}`} entry={e.entry} />;

@@ -53,6 +53,7 @@ interface FormValues {
   greeting_en: string;
   offline_form_id: string;
   webhook_url: string;
+  window_h: string; // api: the bridged app's reply window in hours ("0": none)
   secret: string;
   access_token: string;
 }
@@ -69,6 +70,7 @@ function initial(c: Channel | null, inboxes: Option[]): FormValues {
     greeting_en: c?.chat?.greeting_en ?? "",
     offline_form_id: c?.chat?.offline_form_id ?? "",
     webhook_url: c?.api?.webhook_url ?? "",
+    window_h: String((c?.api?.reply_window_s ?? 0) / 3600),
     secret: "",
     access_token: "",
   };
@@ -87,7 +89,8 @@ function body(kind: Kind, v: FormValues, creating: boolean): Row {
       greeting_en: v.greeting_en,
       offline_form_id: v.offline_form_id,
     };
-  if (kind === "api") out.api = { webhook_url: v.webhook_url.trim() };
+  if (kind === "api")
+    out.api = { webhook_url: v.webhook_url.trim(), reply_window_s: Math.round(Number(v.window_h || 0) * 3600) };
   if (kind === "line") {
     if (v.secret) out.secret = v.secret;
     if (v.access_token) out.access_token = v.access_token;
@@ -192,6 +195,12 @@ function ChannelForm({
       {kind === "api" && (
         <label>
           {t("ch.webhook_url")} <input type="url" value={v.webhook_url} onChange={(e) => set({ webhook_url: e.target.value })} data-testid="channel-webhook-url" />
+        </label>
+      )}
+      {kind === "api" && (
+        <label>
+          {t("ch.window_h")}{" "}
+          <input type="number" min={0} max={720} step="any" value={v.window_h} onChange={(e) => set({ window_h: e.target.value })} data-testid="channel-window" />
         </label>
       )}
       {kind === "line" && (

@@ -85,7 +85,7 @@ export interface Channel {
   enabled: boolean;
   public_key: string;
   chat?: ChatSettings | null;
-  api?: { webhook_url: string } | null;
+  api?: { webhook_url: string; reply_window_s?: number } | null;
   line?: { bot_user_id: string } | null;
   secret_hint: string;
   token_set: boolean;

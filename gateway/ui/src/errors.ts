@@ -31,6 +31,10 @@ export function permissionLabel(name: string, t: T): string {
   return has(key) ? t(key) : name;
 }
 
+/** Codes whose text says all there is: shown without the field's label (a channel reply
+ * refused — its `field` is `to` for API clients, but the text names the conversation). */
+const WHOLE = new Set(["reply_window_closed", "channel_mixed_recipients"]);
+
 export interface Described {
   text: string; // translated
   detail: string; // the server's message (English), "" when it adds nothing
@@ -55,7 +59,7 @@ export function describeError(e: unknown, t: T, scope: Scope = ""): Described {
     const s = Number(e.body?.retry_after_s ?? 0);
     text = s > 0 ? t("error.retry_after", { text: t(`error.${e.code}` as Key), s }) : t(`error.${e.code}` as Key);
   } else if (has(`error.${e.code}`)) {
-    const label = field ? fieldLabel(field, t, scope) : "";
+    const label = field && !WHOLE.has(e.code) ? fieldLabel(field, t, scope) : "";
     text = label ? t("error.in_field", { text: t(`error.${e.code}` as Key), field: label }) : t(`error.${e.code}` as Key);
   } else text = t("error.unknown");
   const detail = e.message && e.message !== e.code ? e.message : "";

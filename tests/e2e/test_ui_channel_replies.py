@@ -1,0 +1,86 @@
+"""A reply to a channel conversation in the web UI (issue 21), in a real browser against the
+whole running system: an agent answers an API channel's ticket in the normal reply editor;
+once the conversation's reply window has closed the send is refused and the editor says
+so in the agent's language (ja and en), with when it closed; after the customer writes
+again the same reply goes and reaches the channel's webhook as plain text."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from services.devstack.stack import Stack
+from tests.browser import chromium, context, sign_in
+from tests.e2e.test_accounts import admin_of, call
+from tests.e2e.test_channel_replies import open_bridge
+from tests.e2e.test_ui import PASSWORD, operator, row
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.e2e
+
+WINDOW_S = 8
+WORDS = {
+    "en": "The reply window of this conversation has closed",
+    "ja": "この会話の返信期限を過ぎたため",
+}
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as b:
+        yield b
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+async def test_the_editor_says_the_window_closed_then_the_reply_goes_when_the_customer_writes(
+    stack: Stack, browser: Browser, language: str
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, login = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    async with open_bridge(stack, tenant, admin, admin) as b:
+        code, changed, _ = await call(
+            stack,
+            "PATCH",
+            f"/api/v1/channels/{b.channel['id']}",
+            {"api": {"webhook_url": b.peer.url, "reply_window_s": WINDOW_S}},
+            token=admin,
+        )
+        assert code == 200, changed
+        tag = uuid.uuid4().hex[:8]
+        conversation = f"conv-{tag}"
+        said = time.monotonic()
+        await b.says(conversation, f"配送 {tag} について")
+        ticket = await b.ticket(tag)
+        ctx = await context(browser, lang=language)
+        page = await ctx.new_page()
+        try:
+            await sign_in(page, stack.gateway_url, login, PASSWORD)
+            await row(page, ticket["subject"]).click()
+            await page.get_by_test_id("btn-reply").click()
+            await page.get_by_test_id("body").fill(f"明日お届けします [{tag}]")
+            await expect(page.get_by_test_id("save-state")).to_have_text(
+                "Saved" if language == "en" else "保存済み"
+            )
+            await asyncio.sleep(max(0.0, WINDOW_S + 0.5 - (time.monotonic() - said)))
+            editor = page.get_by_test_id("editor")
+            await editor.get_by_test_id("send").click()
+            error = page.get_by_test_id("editor-error")
+            await expect(error).to_contain_text(WORDS[language])
+            await expect(error).to_contain_text("reply window closed at")  # the detail: when
+            # the whole sentence, not under the recipients' label ("To: …")
+            assert (await error.inner_text()).startswith(WORDS[language])
+            assert await b.posted(conversation) == []
+
+            await b.says(conversation, "お願いします")  # the window opens again
+            await editor.get_by_test_id("send").click()
+            await expect(page.get_by_test_id("editor")).to_have_count(0)
+            [hook] = await eventually(lambda: b.posted(conversation), timeout=30)
+            assert hook["text"] == f"明日お届けします [{tag}]"
+            assert hook["author"]["name"] == "Aiko Agent"
+        finally:
+            await ctx.close()
