@@ -37,7 +37,9 @@ def audit_of(change: events_pb2.SendChanged) -> tuple[str, list[Change], str]:
         changes.append(Change("send_at", "", change.send_at.ToDatetime(tzinfo=UTC).isoformat()))
     note = f"{change.kind} {change.send_id}"
     if change.smtp_code or change.smtp_message:
-        reply = f"{change.smtp_code} {change.smtp_message}".strip()
+        # a channel reply (issue 21) has no SMTP code: its message alone
+        code = str(change.smtp_code) if change.smtp_code else ""
+        reply = f"{code} {change.smtp_message}".strip()
         note += f"; attempt {change.attempts}: {reply}"[:500]
     return action, changes, note
 
