@@ -463,3 +463,47 @@ async def test_the_reply_window_is_shown_open_then_closed_and_a_late_reply_is_re
         await eventually(delivered, timeout=30)
     finally:
         await ctx.close()
+
+
+async def test_a_line_channel_s_secret_and_token_are_write_only_and_its_webhook_url_is_given(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    secret, token = f"line-secret-{uuid.uuid4().hex}", f"line-token-{uuid.uuid4().hex}"
+    ctx = await context(browser, "en")
+    page = await ctx.new_page()
+    try:
+        await sign_in(page, stack.gateway_url, tenant.login, tenant.password)
+        await expect(page.get_by_test_id("nav-inboxes")).to_be_visible()
+        await page.goto(f"{stack.gateway_url}/#/admin/channels")
+        await page.get_by_test_id("channels-tab-line").click()
+        await page.get_by_test_id("channel-new").click()
+        await page.get_by_test_id("channel-name").fill("LINE official")
+        await page.get_by_test_id("channel-line-secret").fill(secret)
+        await page.get_by_test_id("channel-line-token").fill(token)
+        await page.get_by_test_id("channel-save").click()
+        await expect(page.get_by_test_id("admin-notice")).to_have_text("Channel created.")
+        card = page.get_by_test_id("channel").filter(has_text="LINE official")
+        await expect(card.get_by_role("img", name="LINE")).to_be_visible()
+        await expect(card.get_by_test_id("channel-line-webhook")).to_contain_text("/hooks/line/")
+        await expect(card.get_by_test_id("channel-line-state")).to_have_text(
+            f"Secret set (…{secret[-4:]}) · Access token set"
+        )
+        # never shown again: not in the page, not in the edit form
+        assert secret not in await page.content() and token not in await page.content()
+        await card.get_by_test_id("channel-edit").click()
+        await expect(page.get_by_test_id("channel-line-secret")).to_have_value("")
+        await expect(page.get_by_test_id("channel-line-token")).to_have_value("")
+        await page.get_by_test_id("channel-name").fill("LINE shop")
+        await page.get_by_test_id("channel-save").click()
+        await expect(page.get_by_test_id("admin-notice")).to_have_text("Saved.")
+        await expect(
+            page.get_by_test_id("channel")
+            .filter(has_text="LINE shop")
+            .get_by_test_id("channel-line-state")
+        ).to_contain_text(secret[-4:])  # kept: an empty field changes nothing
+        assert (await page.evaluate("document.documentElement.scrollWidth")) <= 1280
+    finally:
+        await ctx.close()
+    code, listed, _ = await call(stack, "GET", "/api/v1/channels?kind=line", token=admin)
+    assert code == 200 and secret not in json.dumps(listed) and token not in json.dumps(listed)

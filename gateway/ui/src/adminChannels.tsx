@@ -20,6 +20,8 @@ type Kind = Channel["kind"];
 const KINDS: Kind[] = ["chat", "api", "line"];
 type Tab = Kind | "dead";
 const STATES = ["dead", "pending", "delivered"] as const;
+/** A secret's hint without the server's leading "…" (the words put their own). */
+const bare = (hint: string | null | undefined) => (hint ?? "").replace(/^…/, "");
 
 function Copyable({ value, label, testId, say }: { value: string; label: string; testId: string; say: (s: Say) => void }) {
   const { t } = useI18n();
@@ -207,7 +209,7 @@ function ChannelForm({
         <>
           <label>
             {t("ch.line_secret")}{" "}
-            <input type="password" autoComplete="new-password" value={v.secret} onChange={(e) => set({ secret: e.target.value })} placeholder={channel?.secret_hint ? `…${channel.secret_hint}` : ""} data-testid="channel-line-secret" />
+            <input type="password" autoComplete="new-password" value={v.secret} onChange={(e) => set({ secret: e.target.value })} placeholder={channel?.secret_hint ? `…${bare(channel.secret_hint)}` : ""} data-testid="channel-line-secret" />
           </label>
           <label>
             {t("ch.line_token")}{" "}
@@ -228,13 +230,13 @@ function SecretRotate({ channel, say }: { channel: Channel; say: (s: Say) => voi
   const { t } = useI18n();
   const [asking, setAsking] = useState(false);
   const [shown, setShown] = useState("");
-  const [hint, setHint] = useState(channel.secret_hint);
+  const [hint, setHint] = useState(bare(channel.secret_hint));
   const rotate = async () => {
     setAsking(false);
     try {
       const r = await api.post<{ secret: string; channel: Channel }>(`/channels/${channel.id}/secret`, undefined);
       setShown(r.secret);
-      setHint(r.channel?.secret_hint ?? r.secret.slice(-4));
+      setHint(bare(r.channel?.secret_hint) || r.secret.slice(-4));
     } catch (e) {
       say((t) => errorText(e, t));
     }
@@ -288,7 +290,7 @@ function ChannelCard({ c, lookups, edit, remove, say }: { c: Channel; lookups: L
         <>
           {c.webhook_url && <Copyable value={c.webhook_url} label={t("ch.line_webhook")} testId="channel-line-webhook" say={say} />}
           <p className="small" data-testid="channel-line-state">
-            {c.secret_hint ? t("ch.line_secret_set", { hint: c.secret_hint }) : `${t("ch.line_secret")}: ${t("ch.line_not_set")}`} ·{" "}
+            {c.secret_hint ? t("ch.line_secret_set", { hint: bare(c.secret_hint) }) : `${t("ch.line_secret")}: ${t("ch.line_not_set")}`} ·{" "}
             {c.token_set ? t("ch.line_token_set") : `${t("ch.line_token")}: ${t("ch.line_not_set")}`}
           </p>
         </>
