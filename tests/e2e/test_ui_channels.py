@@ -251,7 +251,7 @@ async def test_an_administrator_makes_a_chat_widget_and_copies_its_tag(
         await expect(snippet).to_contain_text("<script src=")
         await expect(snippet).to_contain_text("/widget/")
         await expect(card.get_by_test_id("channel-origins-shown")).to_have_text(
-            "https://shop.example"
+            "許可するオリジン: https://shop.example"
         )
         await card.get_by_test_id("channel-snippet-copy").click()
         await expect(page.get_by_test_id("admin-notice")).to_have_text(

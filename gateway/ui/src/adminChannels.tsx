@@ -277,7 +277,7 @@ function ChannelCard({ c, lookups, edit, remove, say }: { c: Channel; lookups: L
       </header>
       {c.kind === "chat" && c.snippet && <Copyable value={c.snippet} label={t("ch.snippet")} testId="channel-snippet" say={say} />}
       {c.kind === "chat" && (c.chat?.allowed_origins?.length ?? 0) > 0 && (
-        <p className="small mono" data-testid="channel-origins-shown">{c.chat!.allowed_origins.join(", ")}</p>
+        <p className="small" data-testid="channel-origins-shown">{t("ch.origins_shown")}: <span className="mono">{c.chat!.allowed_origins.join(", ")}</span></p>
       )}
       {c.kind === "api" && (
         <>
