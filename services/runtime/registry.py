@@ -79,6 +79,10 @@ INGESTION_CHANNEL_TICKETS = ConsumerSpec(
 TICKETS_ROUTED = ConsumerSpec(events.ROUTING, "tickets__routed", (events.MESSAGE_ROUTED.subject,))
 # routing's soonest SLA due time of each ticket, kept so lists sort by it (issue 18).
 TICKETS_SLA = ConsumerSpec(events.ROUTING, "tickets__sla", (events.SLA_CHANGED.subject,))
+# The customer-data lookup (issue 21, RTE-3) asked for a new ticket's contact when it maps a
+# customer value, so routing's priority has it while the ticket waits (not only once an
+# operator opens it).
+TICKETS_LOOKUPS = ConsumerSpec(events.TICKETS, "tickets__lookups", (events.TICKET_CREATED.subject,))
 TICKETS_DRAFTS = ConsumerSpec(events.COMPOSE, "tickets__drafts", (events.DRAFT_CHANGED.subject,))
 # A late virus verdict may come before its mail is filed (routing behind): retried for
 # about an hour before it is dead-lettered.
@@ -287,6 +291,7 @@ SERVICES: tuple[Component, ...] = (
             TICKETS_SENDS,
             TICKETS_APPROVALS,
             TICKETS_SLA,
+            TICKETS_LOOKUPS,
         ),
         calls=("accounts",),
     ),

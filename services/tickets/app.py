@@ -31,6 +31,7 @@ from .directory import Directory
 from .drafts import DraftTracker
 from .filing import Filing
 from .locks import LockExpirySweeper, ReplyLocks
+from .lookup_arrivals import LookupOnArrival
 from .lookup_repo import LookupRepo
 from .repo import TicketsRepo
 from .scans import ScanVerdicts
@@ -113,14 +114,18 @@ async def main() -> int:
         TicketsApi(deps),
         tickets_pb2.DESCRIPTOR.services_by_name["TicketsService"].full_name,
     )
+    lookups = CustomerLookupApi(
+        deps,
+        LookupRepo(db.pool),
+        SecretBox(settings.secret_key),
+        ConnectPolicy.parse(settings.connect_allow),
+    )
+    arrivals = LookupOnArrival(lookups)
+    await rt.add_consumer(registry.TICKETS_LOOKUPS, arrivals.on_created)
+    rt.on_close(arrivals.stop)
     server.add(
         tickets_lookup_pb2_grpc.add_CustomerLookupServiceServicer_to_server,
-        CustomerLookupApi(
-            deps,
-            LookupRepo(db.pool),
-            SecretBox(settings.secret_key),
-            ConnectPolicy.parse(settings.connect_allow),
-        ),
+        lookups,
         tickets_lookup_pb2.DESCRIPTOR.services_by_name["CustomerLookupService"].full_name,
     )
     return await rt.serve()

@@ -327,3 +327,43 @@ async def test_operators_opening_the_same_ticket_at_once_ask_the_system_once(
     answers = await asyncio.gather(*(data(stack, token, ticket) for _ in range(4)))
     assert all(a["ok"] and a["fields"][0]["value"] == "Gold" for a in answers), answers
     assert peer.hits[f"/late?{address}"] == 1
+
+
+async def test_a_new_tickets_customer_value_is_looked_up_on_arrival(
+    stack: Stack, peer: LookupPeer
+) -> None:
+    """RTE-3: with a customer value mapped, a new ticket's contact is looked up when the
+    ticket is created, so the priority has it while nobody has opened the ticket; without
+    a mapped value nothing is asked until the panel is opened."""
+    tenant, token = await admin(stack)
+    tag = uuid.uuid4().hex[:6]
+    vip, plain = f"vip.{tag}@example.jp", f"plain.{tag}@example.jp"
+    peer.customers[vip] = {"customer": {"rank": "Platinum", "ltv": 900000}}
+    peer.customers[plain] = {"customer": {"rank": "Bronze", "ltv": 3}}
+    code, saved = await api_call(stack, token, "PUT", "/api/v1/customer-lookup", config(peer))
+    assert code == 200, saved
+
+    ticket = await ticket_from(stack, token, tenant, vip)
+
+    async def valued() -> dict[str, Any] | None:
+        code, t = await api_get(stack, token, f"/api/v1/tickets/{ticket['id']}")
+        assert code == 200, t
+        return t if t.get("customer_value") == 900000 else None
+
+    await eventually(valued, timeout=20, every=0.3)
+    assert peer.hits[f"/customers?{vip}"] == 1
+    # the panel then reads the kept answer: the system is not asked again
+    shown = await data(stack, token, ticket)
+    assert shown["ok"] and shown["cached"] and shown["customer_value"] == 900000, shown
+    assert peer.hits[f"/customers?{vip}"] == 1
+
+    # no customer value mapped: a new ticket asks nothing of the system by itself
+    code, saved = await api_call(
+        stack, token, "PUT", "/api/v1/customer-lookup", config(peer, value_pointer="")
+    )
+    assert code == 200, saved
+    other = await ticket_from(stack, token, tenant, plain)
+    await asyncio.sleep(2)
+    assert peer.hits[f"/customers?{plain}"] == 0
+    assert (await data(stack, token, other))["ok"]
+    assert peer.hits[f"/customers?{plain}"] == 1
