@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -390,3 +391,54 @@ async def test_the_visitor_is_told_when_an_operator_of_the_inbox_comes_and_goes(
             await visitor.wait("presence", online=online)
     finally:
         await visitor.close()
+
+
+async def test_a_rule_on_channel_chat_routes_a_chat_ticket_and_reports_count_it(
+    stack: Stack,
+) -> None:
+    """Routing and reports treat a chat like mail: a rule with the condition channel =
+    chat acts on the new chat ticket (and a mail's rule does not), the volume report counts
+    the visitor's messages as received."""
+    _, admin, widget = await shop(stack)
+    rule = {
+        "name": "チャット窓口",
+        "triggers": ["new_ticket"],
+        "conditions": {
+            "match": "all",
+            "conditions": [{"field": "channel", "operator": "equals", "value": "chat"}],
+        },
+        "actions": [
+            {"type": "add_label", "value": "チャット"},
+            {"type": "set_priority", "value": "high"},
+        ],
+    }
+    code, made, _ = await call(stack, "POST", "/api/v1/rules", rule, token=admin)
+    assert code == 201, made
+    visitor = Visitor(stack.gateway_url, widget["public_key"], SITE)
+    try:
+        await visitor.connect(name="Taro")
+        words = f"返品したい {uuid.uuid4().hex[:6]}"
+        await visitor.wait("ack", key=await visitor.say(words))
+        await visitor.wait("ack", key=await visitor.say("届いた箱が潰れていました"))
+        ticket = await chat_ticket(stack, admin, words)
+
+        async def routed() -> dict[str, Any] | None:
+            code, t, _ = await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=admin)
+            assert code == 200, t
+            done = "チャット" in t["labels"] and t["priority"] == "high"
+            return t if done and len(t["messages"]) == 2 else None
+
+        detail = await eventually(routed, timeout=30)
+        assert [m["channel"] for m in detail["messages"]] == ["chat", "chat"]
+    finally:
+        await visitor.close()
+    today = datetime.now(UTC).date().isoformat()
+
+    async def counted() -> Any:
+        code, body, _ = await call(
+            stack, "GET", f"/api/v1/reports/volume?from={today}&to={today}&tz=UTC", token=admin
+        )
+        assert code == 200, body
+        return body if body["totals"].get("received") == 2 else None
+
+    await eventually(counted, timeout=40, every=0.5)
