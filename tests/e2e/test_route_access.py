@@ -421,6 +421,16 @@ async def world(stack: Stack) -> World:
     )
     assert code == 201, campaign
     made["campaign_id"] = campaign["id"]
+    # channels (issue 21): an API channel of the inbox
+    code, channel, _ = await call(
+        stack,
+        "POST",
+        "/api/v1/channels",
+        {"kind": "api", "inbox_id": tenant.inbox_id, "name": "Bridge"},
+        token=admin,
+    )
+    assert code == 201, channel
+    made["channel_id"] = channel["id"]
     made["delivery_id"] = await dead_webhook_delivery(stack, admin, tenant.address)
     code, export, _ = await call(
         stack,

@@ -138,6 +138,8 @@ async def test_each_administration_section_holds_only_its_own_rows(
             "dkim": 0,
             "survey": 0,  # one inbox's settings form (test_ui_surveys.py), no table
             "suppressions": 0,  # the unsubscribe list (test_ui_outreach.py)
+            "customer-lookup": 0,  # one settings form (test_ui_lookup.py), no table
+            "channels": 0,  # cards per channel (test_ui_channels.py), no table
             "notices": 0,
             "mailboxes": 0,
             "smtp": 0,
