@@ -5,6 +5,7 @@ and outbound's side of replies (CheckReply, Deliver), conversations and deliveri
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -32,7 +33,7 @@ from services.runtime.secrets import SecretBox
 
 from .channel_deliveries import ChannelReplies, window_ends
 from .channel_intake import ChannelIntake, check
-from .channel_model import KINDS, ChannelRow, ConversationRow, SignedParser
+from .channel_model import KINDS, ChannelRow, ConversationRow, SignedParser, parse_pseudo_address
 from .channel_repo import ChannelRepo, Sealed
 from .channel_views import channel_pb, check_settings, conversation_pb, delivery_pb, ts
 
@@ -332,9 +333,10 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
                 tenant, parse_uuid(request.conversation_id, "conversation_id")
             )
         elif request.ticket_id:
-            conv = await self._repo.conversation_of_ticket(
-                tenant, parse_uuid(request.ticket_id, "ticket_id")
-            )
+            ticket_id = parse_uuid(request.ticket_id, "ticket_id")
+            conv = await self._repo.conversation_of_ticket(tenant, ticket_id)
+            if conv is None:
+                conv = await self._by_customer(ident, tenant, ticket_id)
         else:
             raise InvalidArgument("conversation_id or ticket_id is required", field="ticket_id")
         sealed = None if conv is None else await self._repo.channel_of(tenant, conv.channel_id)
@@ -349,6 +351,32 @@ class ChannelsApi(C_grpc.ChannelsServiceServicer):
             window_ends(sealed.row, conv),
             ident.sees_addresses(),
         )
+
+    async def _by_customer(
+        self, ident: identity.Identity, tenant: uuid.UUID, ticket_id: uuid.UUID
+    ) -> ConversationRow | None:
+        """A new ticket before `ingestion__channel_tickets` links it (a moment after tickets
+        filed it; longer when the bus is behind): its customer — the conversation's
+        pseudo-address — names the conversation. Asked of tickets as the caller, so an
+        operator who may not see the ticket learns nothing. A conversation linked to
+        another ticket is not this one's."""
+        try:
+            got = await self._tickets.GetTicket(
+                tickets_pb2.GetTicketRequest(ticket_id=str(ticket_id)),
+                metadata=ident.metadata(),
+                timeout=5,
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
+                return None
+            raise Unavailable(f"tickets unavailable: {err.code().name}") from err
+        parsed = parse_pseudo_address(getattr(got.ticket, "from").address)
+        if parsed is None:
+            return None
+        conv = await self._repo.conversation(tenant, parsed[0])
+        if conv is None or (conv.ticket_id is not None and conv.ticket_id != ticket_id):
+            return None
+        return dataclasses.replace(conv, ticket_id=ticket_id)
 
     async def _require_visible(
         self, ident: identity.Identity, conv: ConversationRow, channel: ChannelRow

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import asyncpg
 import grpc
 import nats
 import pytest
@@ -21,6 +22,7 @@ from switchboard.v1 import ingestion_channels_pb2 as pb
 from switchboard.v1 import ingestion_channels_pb2_grpc
 
 from services.devstack.stack import Stack
+from services.runtime.db import with_database
 from services.runtime.identity import Identity
 from tests.chat_visitor import Visitor
 from tests.e2e.test_accounts import admin_of, call, client_ip
@@ -442,3 +444,43 @@ async def test_a_rule_on_channel_chat_routes_a_chat_ticket_and_reports_count_it(
         return body if body["totals"].get("received") == 2 else None
 
     await eventually(counted, timeout=40, every=0.5)
+
+
+async def test_a_new_chat_tickets_conversation_is_found_before_it_is_linked(
+    stack: Stack,
+) -> None:
+    """The link of a conversation to its ticket comes a moment after tickets filed it (a
+    consumer of ticket.created); meanwhile the operator who opens the ticket still gets
+    its conversation, found by the ticket's customer (the pseudo-address). Another
+    tenant's operator does not."""
+    _, admin, widget = await shop(stack)
+    visitor = Visitor(stack.gateway_url, widget["public_key"], SITE)
+    try:
+        await visitor.connect(name="Jiro")
+        words = f"未リンク {uuid.uuid4().hex[:6]}"
+        await visitor.wait("ack", key=await visitor.say(words))
+        ticket = await chat_ticket(stack, admin, words)
+        path = f"/api/v1/tickets/{ticket['id']}/conversation"
+
+        async def linked() -> dict[str, Any] | None:
+            code, conv, _ = await call(stack, "GET", path, token=admin)
+            return conv if code == 200 and conv["ticket_id"] == ticket["id"] else None
+
+        conv = await eventually(linked, timeout=20)
+        # as if the link had not come yet
+        db = await asyncpg.connect(with_database(stack.database_url, "sb_ingestion"))
+        try:
+            await db.execute(
+                "UPDATE channel_conversations SET ticket_id = NULL WHERE id = $1",
+                uuid.UUID(conv["id"]),
+            )
+        finally:
+            await db.close()
+        code, again, _ = await call(stack, "GET", path, token=admin)
+        assert code == 200, again
+        assert again["id"] == conv["id"] and again["ticket_id"] == ticket["id"]
+        _, other_admin = await admin_of(stack)
+        code, hidden, _ = await call(stack, "GET", path, token=other_admin)
+        assert code == 404, hidden
+    finally:
+        await visitor.close()
