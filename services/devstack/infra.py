@@ -44,10 +44,27 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def _port_range() -> tuple[int, int]:
+    """The range to draw from: under pytest-xdist each worker process draws from its own
+    slice, so two workers never hand out the same port (each remembers only its own)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+        index = int(worker.removeprefix("gw")) if worker.startswith("gw") else -1
+    except ValueError:
+        return _PORT_RANGE
+    if count < 2 or not 0 <= index < count:
+        return _PORT_RANGE
+    low, high = _PORT_RANGE
+    size = (high - low) // count
+    return low + index * size, low + (index + 1) * size
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on and no outgoing connection uses."""
+    drawn = _port_range()
     for _ in range(1000):
-        port = _port_rng.randrange(*_PORT_RANGE)
+        port = _port_rng.randrange(*drawn)
         if port not in _handed_out and _bindable(port):
             _handed_out.add(port)
             return port
