@@ -421,8 +421,8 @@ async def test_a_rule_on_channel_chat_routes_a_chat_ticket_and_reports_count_it(
         await visitor.connect(name="Taro")
         words = f"返品したい {uuid.uuid4().hex[:6]}"
         await visitor.wait("ack", key=await visitor.say(words))
-        await visitor.wait("ack", key=await visitor.say("届いた箱が潰れていました"))
         ticket = await chat_ticket(stack, admin, words)
+        await visitor.wait("ack", key=await visitor.say("届いた箱が潰れていました"))
 
         async def routed() -> dict[str, Any] | None:
             code, t, _ = await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=admin)
