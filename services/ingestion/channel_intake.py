@@ -18,6 +18,7 @@ fetched before the transaction, and only for a key not seen before.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,7 @@ from .channel_model import (
     ConversationRow,
     InboundAttachment,
     InboundMessage,
+    awaits_link,
     pseudo_address,
 )
 from .channel_repo import ChannelRepo, Transcript
@@ -47,6 +49,8 @@ from .intake import IntakePipeline
 from .store import Intake
 
 MAX_TEXT = 20_000  # characters of one message
+LINK_WAIT_S = 5.0  # a later message waits at most this for its conversation's ticket
+LINK_POLL_S = 0.05
 MAX_KEY = 200
 MAX_EXTERNAL_ID = 200
 MAX_ATTACHMENTS = 10
@@ -240,6 +244,10 @@ class ChannelIntake:
         if duplicate and await self._stored(tenant, row.message_id):
             return Received(conv, row.seq, str(row.message_id), True)
         first = first or row
+        if not duplicate and awaits_link(
+            row.seq, first.seq, conv.ticket_id is not None, first.created_at, now
+        ):
+            conv = await self._linked(tenant, conv)
         raw = channel_mail.to_mail(
             channel_mail.ChannelMail(
                 kind=channel.kind,
@@ -277,6 +285,28 @@ class ChannelIntake:
             duplicate=duplicate,
         )
         return Received(conv, row.seq, str(row.message_id), duplicate)
+
+    async def _linked(self, tenant: uuid.UUID, conv: ConversationRow) -> ConversationRow:
+        """A later message of a conversation whose first has no ticket yet waits (at most
+        LINK_WAIT_S) until ingestion has linked the conversation to the ticket its first
+        message opened: routing threads it by the first message's Message-ID, which tickets
+        must have filed by then — else two messages of a new conversation arriving in the
+        same moment (a LINE webhook with two events, a visitor's two quick lines) open two
+        tickets. The transcript and its `channel.message` push (the operators' screen) do not
+        wait for this, the sender's acknowledgement does; past the wait the mail goes as it
+        is (threaded when it can be)."""
+        deadline = time.monotonic() + LINK_WAIT_S
+        while time.monotonic() < deadline:
+            found = await self._repo.conversation(tenant, conv.id)
+            if found is not None and found.ticket_id is not None:
+                return found
+            await asyncio.sleep(LINK_POLL_S)
+        self._log.warning(
+            "channel message stored before its conversation's first was filed",
+            tenant_id=str(tenant),
+            conversation_id=str(conv.id),
+        )
+        return conv
 
     async def _complete(
         self, channel: ChannelRow, msg: InboundMessage, naming: bool

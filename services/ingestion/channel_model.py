@@ -194,3 +194,16 @@ class SenderNames(Protocol):
     async def display_name(
         self, channel: ChannelRow, token: str | None, message: InboundMessage
     ) -> str: ...
+
+
+LINK_RECENT_S = 60.0
+
+
+def awaits_link(seq: int, first_seq: int, linked: bool, first_at: datetime, now: datetime) -> bool:
+    """Whether a new message's mail waits for its conversation's ticket before it is
+    routed: a later message (not the first) of a conversation not yet linked to a ticket,
+    whose first message came in the last LINK_RECENT_S. Two messages of a new conversation
+    in the same moment would otherwise open two tickets (routing threads the second by the
+    first's Message-ID, which tickets may not have filed yet). A first message that never
+    became a ticket (a rule discarded it, tickets was down for long) holds nothing."""
+    return seq > first_seq and not linked and (now - first_at).total_seconds() < LINK_RECENT_S

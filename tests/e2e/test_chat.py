@@ -484,3 +484,30 @@ async def test_a_new_chat_tickets_conversation_is_found_before_it_is_linked(
         assert code == 404, hidden
     finally:
         await visitor.close()
+
+
+async def test_a_new_visitors_quick_first_lines_are_one_ticket(stack: Stack) -> None:
+    """Three lines sent at once by a new visitor (nothing waited for) are one chat ticket:
+    the later ones wait for the first's ticket before they are routed."""
+    _, admin, widget = await shop(stack)
+    visitor = Visitor(stack.gateway_url, widget["public_key"], SITE)
+    try:
+        await visitor.connect(name="Saburo")
+        tag = uuid.uuid4().hex[:6]
+        keys = [
+            await visitor.say(f"{line} {tag}") for line in ("こんにちは", "注文の件で", "至急です")
+        ]
+        for key in keys:
+            await visitor.wait("ack", key=key)
+        ticket = await chat_ticket(stack, admin, tag)
+
+        async def all_three() -> dict[str, Any] | None:
+            code, t, _ = await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=admin)
+            assert code == 200, t
+            return t if len(t["messages"]) == 3 else None
+
+        await eventually(all_three, timeout=30)
+        code, body, _ = await call(stack, "GET", f"/api/v1/tickets?q={tag}", token=admin)
+        assert code == 200 and [t["id"] for t in body["items"]] == [ticket["id"]], body
+    finally:
+        await visitor.close()

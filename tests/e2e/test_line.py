@@ -167,12 +167,9 @@ async def test_an_image_message_is_attached_to_the_tickets_message(
     tag = uuid.uuid4().hex[:8]
     image = peer_mod.message_id()
     line_peer.add_content(image, JPEG, "image/jpeg")
-    # the text first, filed, then the image (two events of one new conversation within the
-    # same moment can still open two tickets: the threading race of mail, see the notes
-    # in docs/channels.md)
-    assert (await line.post([peer_mod.text_event(user, f"写真 {tag}")]))[0] == 200
-    await line.ticket_of(tag)
-    assert (await line.post([peer_mod.image_event(user, image)]))[0] == 200
+    # one webhook with both events of a new conversation: one ticket
+    events = [peer_mod.text_event(user, f"写真 {tag}"), peer_mod.image_event(user, image)]
+    assert (await line.post(events))[0] == 200
 
     async def both() -> dict[str, Any] | None:
         t = await line.ticket_of(tag)

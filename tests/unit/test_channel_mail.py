@@ -7,7 +7,7 @@ from __future__ import annotations
 import email
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 
 import pytest
@@ -16,9 +16,11 @@ from services.ingestion import channel_mail
 from services.ingestion.api_channel import ApiParser
 from services.ingestion.channel_deliveries import judge
 from services.ingestion.channel_model import (
+    LINK_RECENT_S,
     ChannelRow,
     ConversationRow,
     InboundAttachment,
+    awaits_link,
     parse_pseudo_address,
 )
 from services.ingestion.parser import parse
@@ -201,3 +203,16 @@ def test_the_reply_window_closes_a_day_after_the_customer_wrote_on_line() -> Non
     off = judge(_channel("api", enabled=False), False, _conv(AT), AT)
     assert not off.allowed and off.reason == "channel_disabled"
     assert judge(_channel("chat"), True, _conv(AT), AT).reason == "channel_disabled"
+
+
+def test_a_later_message_of_a_new_conversation_waits_for_its_ticket() -> None:
+    """The second of two quick first messages waits for the first's ticket (one ticket,
+    not two); the first never waits, nor does a message of a linked conversation, nor one
+    whose first never became a ticket long ago."""
+    first_at = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    soon = datetime(2026, 12, 7, 9, 0, 1, tzinfo=UTC)
+    assert awaits_link(2, 1, False, first_at, soon)
+    assert not awaits_link(1, 1, False, first_at, soon)
+    assert not awaits_link(2, 1, True, first_at, soon)
+    late = first_at + timedelta(seconds=LINK_RECENT_S)
+    assert not awaits_link(5, 1, False, first_at, late)
