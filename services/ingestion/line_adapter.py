@@ -52,6 +52,9 @@ _CONTENT = {
 _NOTE = {
     "sticker": "[スタンプ / sticker]",
     "location": "[位置情報 / location]",
+    # a text of only blanks: kept as a note, since a message refused here is lost for
+    # good (LINE does not redeliver) and would refuse the other events of its webhook
+    "blank": "[空白のみのメッセージ / a message of blanks only]",
 }
 
 
@@ -86,7 +89,8 @@ def _body_of(message: dict[str, Any]) -> tuple[str, tuple[ContentRef, ...]]:
     kind = _str(message, "type")
     message_id = _str(message, "id")
     if kind == "text":
-        return _str(message, "text"), ()
+        text = _str(message, "text")
+        return (text if text.strip() else _NOTE["blank"]), ()
     if kind in _CONTENT:
         prefix, content_type, ext = _CONTENT[kind]
         provider = message.get("contentProvider")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.devstack import line_peer
+from services.ingestion.channel_intake import check
 from services.ingestion.line_adapter import REPLY_TOKEN_TTL_S, LineParser, signature
 from services.runtime.errors import InvalidArgument
 
@@ -43,6 +44,18 @@ def test_a_text_message_from_a_user() -> None:
     assert REPLY_TOKEN_TTL_S < 60  # LINE: within one minute of the webhook
     assert msg.sent_at is not None and abs(msg.sent_at - datetime.now(UTC)) < timedelta(minutes=1)
     assert msg.fetch == () and msg.attachments == ()
+
+
+def test_a_text_of_blanks_is_a_note_and_the_webhooks_other_events_are_kept() -> None:
+    """LINE does not redeliver: a message our checks would refuse (nothing but blanks)
+    is kept as a note, and the other events of its webhook with it."""
+    user = line_peer.user_id()
+    events = [line_peer.text_event(user, " \u3000\n"), line_peer.text_event(user, "注文番号 42")]
+    blank, text = PARSER.parse(line_peer.webhook_body(events), NOW)
+    assert "空白" in blank.text and "blanks" in blank.text
+    assert text.text == "注文番号 42"
+    for msg in (blank, text):
+        check(msg)
 
 
 def test_a_redelivered_event_is_the_same_message_without_its_stale_token() -> None:
