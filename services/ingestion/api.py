@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 import grpc
@@ -506,6 +507,9 @@ class IngestionApi(ExportsApi, ingestion_pb2_grpc.IngestionServiceServicer):
         inbox_id = str(parse_uuid(request.inbox_id, "inbox_id"))
         ticket_id = str(parse_uuid(request.ticket_id, "ticket_id")) if request.ticket_id else ""
         name = await self._inbox_name(ident, inbox_id)
+        sent_at = None
+        if request.HasField("sent_at"):
+            sent_at = min(request.sent_at.ToDatetime(tzinfo=UTC), self._clock.now())
         [accepted] = await self._pipeline.accept(
             [
                 Intake(
@@ -516,6 +520,7 @@ class IngestionApi(ExportsApi, ingestion_pb2_grpc.IngestionServiceServicer):
                     envelope_from=request.envelope_from[:998],
                     envelope_recipients=[r[:998] for r in request.recipients[:200]],
                     use_mail_date=True,
+                    received_at=sent_at,
                     ticket_id=ticket_id,
                 )
             ]

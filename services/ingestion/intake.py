@@ -111,7 +111,9 @@ class IntakePipeline:
         """(dedupe key, SHA-256, received at) of an intake."""
         sha = hashlib.sha256(intake.raw).digest()
         mid, mail_date = quick_headers(intake.raw)
-        received_at = mail_date if (intake.use_mail_date and mail_date) else self._clock.now()
+        received_at = intake.received_at or (
+            mail_date if (intake.use_mail_date and mail_date) else self._clock.now()
+        )
         return dedupe_key(intake.inbox.id, mid, sha.hex()), sha, received_at
 
     async def accept(self, intakes: Sequence[Intake]) -> list[Accepted]:

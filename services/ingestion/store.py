@@ -91,6 +91,7 @@ class Intake:
     envelope_from: str
     envelope_recipients: list[str]
     use_mail_date: bool = False  # imports keep the mail's own Date as its received time
+    received_at: datetime | None = None  # the caller's time (outbound: when it sent it)
     # Events that follow from a new message (form.submitted), written in the same
     # transaction as its message.received; called with the message id and that envelope.
     followups: Followups | None = None

@@ -97,6 +97,7 @@ class Finisher(PeriodicTask):
                         row.envelope_from,
                         list(row.recipients),
                         ticket_id,
+                        row.sent_at,
                     ),
                 )
                 if draft_id:

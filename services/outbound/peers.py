@@ -8,6 +8,7 @@ operator carry the operator's identity, so that the owners' own checks apply."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -201,19 +202,23 @@ class Peers:
         sender: str,
         recipients: Sequence[str],
         ticket_id: str,
+        sent_at: datetime | None = None,
     ) -> Any:
         """File the mail as sent in the ticket it was sent from (none: a new mail, which
-        starts one)."""
+        starts one), at the time it was sent."""
+        request = ingestion_pb2.RecordSentRequest(
+            inbox_id=inbox_id,
+            raw=raw,
+            envelope_from=sender,
+            recipients=list(recipients),
+            ticket_id=ticket_id,
+        )
+        if sent_at is not None:
+            request.sent_at.FromDatetime(sent_at)
         return await self._call(
             "ingestion",
             self.ingestion.RecordSent,
-            ingestion_pb2.RecordSentRequest(
-                inbox_id=inbox_id,
-                raw=raw,
-                envelope_from=sender,
-                recipients=list(recipients),
-                ticket_id=ticket_id,
-            ),
+            request,
             md,
             60,
         )

@@ -155,6 +155,21 @@ async def test_a_visitor_and_an_operator_chat_live_through_a_dropped_network(
         await expect(
             timeline.locator("[data-direction=out]").filter(has_text="warehouse today")
         ).to_have_count(1)
+        # filed in the ticket, the reply's bubble names the operator who sent it, and the
+        # customer's card shows the channel, not the conversation's pseudo-address
+        code, sends, _ = await call(
+            stack, "GET", f"/api/v1/tickets/{ticket['id']}/sends", token=admin
+        )
+        assert code == 200 and sends["items"][0]["operator"]["name"], sends
+        filed = timeline.get_by_test_id("chat-bubble").filter(has_text="warehouse today")
+        await expect(filed).to_contain_text(sends["items"][0]["operator"]["name"])
+        # ... after the visitor's message it answers (its time is when it was sent)
+        texts = await timeline.get_by_test_id("chat-bubble").all_inner_texts()
+        order = [i for i, x in enumerate(texts) if "It was due" in x or "warehouse" in x]
+        assert len(order) == 2 and "It was due" in texts[order[0]], texts
+        card = operator.get_by_test_id("customer-address")
+        await expect(card).to_have_text("Customer of a Web chat conversation (no mail address)")
+        await expect(card.get_by_role("img", name="Web chat")).to_be_visible()
         await shot(operator, "chat-operator")
 
         # the visitor's network drops: the reply written meanwhile and the visitor's own

@@ -131,7 +131,7 @@ export function useChat(ticketId: string, timeline: MessageSummary[], enabled: b
 
 /** A timeline message of a channel ticket as a bubble: the customer's on the left, replies
  * on the right; the whole text is read when the snippet may be cut. */
-export function ChatBubble({ message }: { message: MessageSummary }) {
+export function ChatBubble({ message, author }: { message: MessageSummary; author?: string }) {
   const { t } = useI18n();
   const { dateTime } = useFormat();
   const [text, setText] = useState(message.snippet ?? "");
@@ -143,7 +143,8 @@ export function ChatBubble({ message }: { message: MessageSummary }) {
       .then((m) => m.parsed?.text && setText(m.parsed.text.trim()))
       .catch(() => {});
   }, [message.id, message.snippet]);
-  const who = out ? message.author?.name || message.from?.name || "" : message.from?.name || t("chat.visitor");
+  // a reply names the operator who sent it (from the ticket's sends), else the inbox
+  const who = out ? author || message.author?.name || message.from?.name || "" : message.from?.name || t("chat.visitor");
   return (
     <Bubble out={out} who={who} at={dateTime(message.received_at)} text={text} channel={messageChannel(message)} testId="chat-bubble" id={message.id} />
   );

@@ -1,6 +1,7 @@
 import { Fragment, useEffect, useState } from "react";
 import { api, Contact, STATUSES, Ticket, TicketDetail } from "./api";
 import { go } from "./App";
+import { channelOfAddress, ChannelIcon } from "./channels";
 import { Key, useI18n } from "./i18n";
 
 // The customer's card beside a ticket: company, phones, custom fields and memo from the
@@ -10,6 +11,8 @@ export function ContactCard({ ticket }: { ticket: TicketDetail }) {
   const [history, setHistory] = useState<Ticket[] | null>(null);
   const [contact, setContact] = useState<Contact | null>(null);
   const contactId = ticket.contact_id;
+  // a channel's customer has a conversation, not an address: its pseudo-address is not shown
+  const via = channelOfAddress(ticket.from.address);
   useEffect(() => {
     if (!contactId) {
       setContact(null);
@@ -28,7 +31,15 @@ export function ContactCard({ ticket }: { ticket: TicketDetail }) {
     <div className="contact" data-testid="contact-card">
       <strong>{ticket.from.name}</strong>
       {contact?.vip && <span className="badge vip" data-testid="contact-vip-badge">{t("contacts.vip")}</span>}
-      <div className="small" data-testid="customer-address">{ticket.from.address}</div>
+      <div className="small" data-testid="customer-address">
+        {via ? (
+          <>
+            <ChannelIcon kind={via} /> {t("chat.contact_via", { channel: t(`chan.${via}` as Key) })}
+          </>
+        ) : (
+          ticket.from.address
+        )}
+      </div>
       {contact && (contact.company || contact.phones.length > 0 || contact.memo || contact.customer_value != null || Object.keys(contact.custom).length > 0) && (
         <dl className="small facts" data-testid="contact-facts">
           {contact.company && (

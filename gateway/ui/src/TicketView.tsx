@@ -33,6 +33,8 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
     id,
     sends.flatMap((s) => (s.draft_id ? [s.draft_id] : [])),
   );
+  // who sent each reply (by its Message-ID): a chat reply's bubble names the operator
+  const senders = new Map(sends.flatMap((s) => (s.operator && s.message_id ? [[s.message_id, s.operator.name] as const] : [])));
   const [operators, setOperators] = useState<OperatorBrief[]>([]);
   const [replying, setReplying] = useState<{ kind: string; fence: number } | null>(null);
   const [lost, setLost] = useState<string>("");
@@ -374,7 +376,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
                 </article>
               );
             if (isChat && (MESSAGE_CHANNELS.has(e.message.channel) || e.message.channel === "sent"))
-              return <ChatBubble key={e.message.id} message={e.message} />;
+              return <ChatBubble key={e.message.id} message={e.message} author={senders.get(e.message.message_id ?? "")} />;
             return (
               <MailCard
                 key={e.message.id}

@@ -162,6 +162,7 @@ export interface Ticket {
 }
 export interface MessageSummary {
   id: string;
+  message_id?: string; // a mail's Message-ID header
   channel: string;
   received_at: string;
   subject?: string;
@@ -330,6 +331,7 @@ export interface Send {
   last_reply: { code: number | null; message: string } | null;
   status_after: Status | null;
   operator: OperatorRef | null;
+  message_id?: string; // the Message-ID of the mail as sent (a timeline message's message_id)
   draft_id?: string | null; // the draft it was sent from (its approval rounds, issue 17)
 }
 export interface Notice {
