@@ -35,6 +35,7 @@ from .bounces import Bounces
 from .campaign_mail import CampaignFinish, CampaignMail, CampaignUnsubscribes
 from .campaign_repo import CampaignRepo
 from .campaigns import CampaignSender, CampaignSettings
+from .channel_outcomes import ChannelOutcomes
 from .channel_sends import ChannelReplies
 from .chat_transcripts import ChatTranscripts
 from .dispatcher import Dispatcher, DispatchSettings, LeaseSweeper, Routes, worker_name
@@ -236,6 +237,7 @@ async def main() -> int:
         registry.OUTBOUND_CHAT_TRANSCRIPTS,
         ChatTranscripts(rt.channel("ingestion"), outreach, peers).on_conversation,
     )
+    await rt.add_consumer(registry.OUTBOUND_CHANNEL_DELIVERIES, ChannelOutcomes(deps).on_delivery)
     server = rt.grpc_server()
     server.add(
         outbound_pb2_grpc.add_OutboundServiceServicer_to_server,

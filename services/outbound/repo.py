@@ -435,6 +435,30 @@ class OutboundRepo:
         self._moved(state)
         return send_of(updated)
 
+    async def set_outcome(
+        self,
+        conn: asyncpg.Connection,
+        row: Send,
+        *,
+        state: str,
+        bounce: str,
+        now: datetime,
+        env: events_pb2.EventEnvelope,
+    ) -> None:
+        """A sent mail's outcome learnt afterwards (a channel's delivery dead, or delivered
+        after all): its state and note only — the steps after sending stay done."""
+        await conn.execute(
+            "UPDATE sends SET state = $3, bounce = $4, updated_at = $5 "
+            "WHERE tenant_id = $1 AND id = $2",
+            row.tenant_id,
+            row.id,
+            state,
+            bounce,
+            now,
+        )
+        await self.add_event(conn, env)
+        self._moved(state)
+
     async def live_send(self, tenant: str, draft_id: uuid.UUID, revision: int) -> Send | None:
         """The send of this revision of a draft that was not cancelled, if any."""
         row = await self.pool.fetchrow(

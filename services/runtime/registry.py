@@ -131,6 +131,11 @@ OUTBOUND_SURVEYS = ConsumerSpec(
 OUTBOUND_CHAT_TRANSCRIPTS = ConsumerSpec(
     events.INGEST, "outbound__chat_transcripts", (events.CHANNEL_CONVERSATION.subject,)
 )
+# A channel reply's delivery dead (or delivered after an administrator's retry): its send
+# `bounced` (or `sent` again), as a mail's bounce does (issue 21).
+OUTBOUND_CHANNEL_DELIVERIES = ConsumerSpec(
+    events.INGEST, "outbound__channel_deliveries", (events.CHANNEL_DELIVERY.subject,)
+)
 OUTBOUND_BOUNCES = ConsumerSpec(
     events.INGEST, "outbound__bounces", (events.MESSAGE_RECEIVED.subject,)
 )
@@ -325,6 +330,7 @@ SERVICES: tuple[Component, ...] = (
             OUTBOUND_CAMPAIGN_MAIL,
             OUTBOUND_CAMPAIGN_UNSUBSCRIBES,
             OUTBOUND_CHAT_TRANSCRIPTS,
+            OUTBOUND_CHANNEL_DELIVERIES,
         ),
         calls=("composition", "tickets", "ingestion", "accounts", "approval"),
     ),

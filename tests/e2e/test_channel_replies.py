@@ -221,6 +221,52 @@ async def test_an_operator_s_reply_reaches_the_webhook_as_text_and_is_filed_as_s
     await eventually(answered, timeout=20)
 
 
+async def test_a_reply_whose_delivery_dies_shows_bounced_until_a_retry_delivers_it(
+    bridge: Bridge,
+) -> None:
+    """The webhook keeps failing: the reply, `sent` once the channel took it, becomes
+    `bounced` with the reason when its delivery is dead (the operator sees the customer
+    did not get it); an administrator's retry that delivers it makes it `sent` again."""
+    b = bridge
+    b.peer.answers = [503] * 50
+    tag = uuid.uuid4().hex[:8]
+    conversation = f"conv-{tag}"
+    await b.says(conversation, f"返品 {tag} の件")
+    ticket = await b.ticket(tag)
+    draft, fence = await channel_draft(
+        b, ticket, b.agent, subject="", body_html="<p>承知しました。</p>"
+    )
+    code, item = await send(b, b.agent, draft["id"], fence)
+    assert code == 201, item
+    bounced = await settled(b.stack, b.agent, item["id"], "bounced", timeout=30)
+    assert bounced["bounce"].startswith("channel delivery failed (api, 3 attempts): HTTP 503")
+    assert len(await b.posted(conversation)) == 3
+
+    async def audited(action: str) -> Any:
+        code, trail, _ = await call(
+            b.stack, "GET", f"/api/v1/tickets/{ticket['id']}/audit", token=b.agent
+        )
+        assert code == 200, trail
+        return [e for e in trail["items"] if e["action"] == action] or None
+
+    await eventually(lambda: audited("send.bounced"), timeout=15)
+
+    b.peer.answers = [200]
+    code, dead, _ = await call(
+        b.stack, "GET", "/api/v1/channel-deliveries?state=dead", token=b.admin
+    )
+    assert code == 200, dead
+    [letter] = [d for d in dead["deliveries"] if d["send_id"] == item["id"]]
+    code, retried, _ = await call(
+        b.stack, "POST", f"/api/v1/channel-deliveries/{letter['id']}/retry", token=b.admin
+    )
+    assert code == 200, retried
+    again = await settled(b.stack, b.agent, item["id"], "sent", timeout=20)
+    assert not again["bounce"], again
+    assert len(await b.posted(conversation)) == 4
+    await eventually(lambda: audited("send.delivered"), timeout=15)
+
+
 async def test_a_reply_to_a_conversation_and_a_mailbox_is_refused(bridge: Bridge) -> None:
     b = bridge
     tag = uuid.uuid4().hex[:8]

@@ -60,7 +60,8 @@ export function TicketSends({
             <div className="muted small">
               {s.state === "scheduled" && s.send_at && t("send.at", { t: dateTime(s.send_at) })}
               {s.state === "sent" && s.sent_at && t("send.at", { t: dateTime(s.sent_at) })}
-              {s.last_reply && s.state !== "sent" && ` ${s.last_reply.code ?? ""} ${s.last_reply.message}`}
+              {s.last_reply && s.state !== "sent" && !(s.state === "bounced" && s.bounce) && ` ${s.last_reply.code ?? ""} ${s.last_reply.message}`}
+              {s.state === "bounced" && s.bounce && <span data-testid="send-bounce"> {s.bounce}</span>}
             </div>
             {s.state === "scheduled" && mayChangeSend(s) && (
               <div className="row gap wrap">

@@ -332,6 +332,7 @@ export interface Send {
   status_after: Status | null;
   operator: OperatorRef | null;
   message_id?: string; // the Message-ID of the mail as sent (a timeline message's message_id)
+  bounce?: string | null; // why it did not reach the customer (a DSN's statuses, a channel's error)
   draft_id?: string | null; // the draft it was sent from (its approval rounds, issue 17)
 }
 export interface Notice {
