@@ -57,8 +57,14 @@ def route_name(target: ChannelTarget) -> str:
     return f"channel:{target.kind}"
 
 
-def reply_text(raw: bytes) -> str:
-    """The plain text of a built mail: its text part, else its HTML reduced to text."""
+# Sends whose subject says what the message is (not a reply's "Re: …"): the text a
+# channel's customer reads starts with it.
+TITLED_KINDS = frozenset({"notification"})
+
+
+def reply_text(raw: bytes, titled: bool = False) -> str:
+    """The plain text of a built mail: its text part, else its HTML reduced to text;
+    `titled`: after its subject as a first line."""
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     part = msg.get_body(("plain", "html"))
@@ -66,7 +72,11 @@ def reply_text(raw: bytes) -> str:
         return ""
     content = part.get_content()
     text = html_text(content) if part.get_content_subtype() == "html" else str(content)
-    return "\n".join(line.rstrip() for line in text.strip().splitlines())[:TEXT_MAX]
+    text = "\n".join(line.rstrip() for line in text.strip().splitlines())
+    subject = " ".join(str(msg.get("Subject", "")).split())
+    if titled and subject and text:
+        text = f"{subject}\n\n{text}"
+    return text[:TEXT_MAX]
 
 
 def author_of(row: Send) -> str:
@@ -137,7 +147,7 @@ class ChannelReplies:
             return Result(Outcome.PERMANENT, 0, "automatic replies never go to a channel")
         tenant = str(row.tenant_id)
         md = Identity(tenant_id=tenant).metadata()
-        text = reply_text(bytes(row.raw))
+        text = reply_text(bytes(row.raw), titled=row.kind in TITLED_KINDS)
         if not text:
             return Result(Outcome.PERMANENT, 0, "the reply has no text to send")
         try:

@@ -414,7 +414,7 @@ async def test_a_notification_to_a_conversation_goes_through_the_channel(bridge:
     )
     assert code == 202, made  # accepted: queued
     [hook] = await eventually(lambda: b.posted(conversation), timeout=30)
-    assert hook["text"] == f"追跡: https://shop.example/t/{tag}"
+    assert hook["text"] == f"発送しました\n\n追跡: https://shop.example/t/{tag}"  # titled
 
 
 async def test_a_resolved_channel_ticket_s_survey_goes_through_the_channel_and_no_auto_reply(

@@ -103,13 +103,13 @@ def test_a_channel_reply_is_what_was_written_as_plain_text() -> None:
     )
 
 
-def _raw(text: str, html: str = "", sender: mime.Mailbox | None = None) -> bytes:
+def _raw(text: str, html: str = "", sender: mime.Mailbox | None = None, subject: str = "") -> bytes:
     built = mime.build(
         mime.Outgoing(
             sender=sender or mime.Mailbox("サポート", "support@demo.example"),
             to=[mime.Mailbox("", CHAT)],
             cc=[],
-            subject="",
+            subject=subject,
             text=text,
             html=html,
         ),
@@ -132,6 +132,16 @@ def test_outbound_hands_over_the_text_part_or_the_html_as_text() -> None:
     msg.replace_header("Content-Type", 'text/html; charset="utf-8"')
     msg.set_content("<p>Only <b>HTML</b></p>", subtype="html")
     assert channel_sends.reply_text(msg.as_bytes()) == "Only HTML"
+
+
+def test_a_notification_s_subject_is_its_first_line_a_reply_s_is_not() -> None:
+    raw = _raw("明日 10 時にお届けします。\n", subject="ご注文 123 を発送しました")
+    assert channel_sends.reply_text(raw, titled=True) == (
+        "ご注文 123 を発送しました\n\n明日 10 時にお届けします。"
+    )
+    assert channel_sends.reply_text(raw) == "明日 10 時にお届けします。"
+    assert "notification" in channel_sends.TITLED_KINDS
+    assert "reply" not in channel_sends.TITLED_KINDS
 
 
 def _send(raw: bytes, operator_name: str) -> Send:
