@@ -84,3 +84,47 @@ async def test_the_editor_says_the_window_closed_then_the_reply_goes_when_the_cu
             assert hook["author"]["name"] == "Aiko Agent"
         finally:
             await ctx.close()
+
+
+async def test_a_compact_reply_refused_for_the_closed_window_lets_the_lock_go(
+    stack: Stack, browser: Browser
+) -> None:
+    """Enter in the compact chat composer after the window closed: the reason is shown and
+    the reply lock is let go at once — colleagues are not told "replying" for minutes."""
+    tenant, admin = await admin_of(stack)
+    _, login = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    async with open_bridge(stack, tenant, admin, admin) as b:
+        code, changed, _ = await call(
+            stack,
+            "PATCH",
+            f"/api/v1/channels/{b.channel['id']}",
+            {"api": {"webhook_url": b.peer.url, "reply_window_s": WINDOW_S}},
+            token=admin,
+        )
+        assert code == 200, changed
+        tag = uuid.uuid4().hex[:8]
+        said = time.monotonic()
+        await b.says(f"conv-{tag}", f"返品 {tag} について")
+        ticket = await b.ticket(tag)
+        ctx = await context(browser, lang="en")
+        page = await ctx.new_page()
+        try:
+            await sign_in(page, stack.gateway_url, login, PASSWORD)
+            await row(page, ticket["subject"]).click()
+            await asyncio.sleep(max(0.0, WINDOW_S + 0.5 - (time.monotonic() - said)))
+            box = page.get_by_test_id("chat-input")
+            await box.fill(f"承知しました [{tag}]")
+            await box.press("Enter")
+            await expect(page.get_by_test_id("chat-error")).to_contain_text(WORDS["en"])
+
+            async def let_go() -> bool:
+                code, t, _ = await call(
+                    stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=admin
+                )
+                assert code == 200, t
+                return t["lock"] is None
+
+            await eventually(let_go, timeout=10)
+            assert await b.posted(f"conv-{tag}") == []
+        finally:
+            await ctx.close()

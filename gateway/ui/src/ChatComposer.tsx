@@ -136,7 +136,12 @@ export function ChatComposer({
       if (c && c.findings.length > 0) setChecks({ checks: c, draft: saved, fence: f });
       else await finish(saved, f, []);
     } catch (e) {
-      if (e instanceof ApiError && e.status === 409 && e.code !== "locked") fence.current = null;
+      if (e instanceof ApiError && e.status === 409 && e.code !== "locked" && fence.current !== null) {
+        // refused (the reply window closed, a stale fence…): nobody else is kept from
+        // answering while this operator reads why
+        releaseLock(ticket.id, fence.current);
+        fence.current = null;
+      }
       setError(e instanceof ApiError && e.code === "locked" ? t("ticket.reply_disabled", { name: (e.body?.holder as { name?: string } | undefined)?.name ?? "" }) : errorText(e, t, "reply"));
     } finally {
       setBusy(false);
