@@ -8,7 +8,9 @@ subject `sb.live.chat` (an operator typing: pushed to the visitor). It publishes
 visitor's typing / idle / online / offline on `sb.live.chat` for the operators' sockets
 (gateway/live.py). It also follows routing's `presence.changed`: when an operator of a
 visitor's inbox comes or goes, the visitor is told whether anyone is present now
-(`presence`; the widget switches between the chat and the offline form). A push is a
+(`presence`; the widget switches between the chat and the offline form); and since an
+operator's "online" lapses without an event (a closed laptop: no heartbeat for 90 s),
+every `recheck_s` the inboxes with visitors here are asked again. A push is a
 courtesy: a socket resumes with `after_seq` and misses nothing. A socket too slow to keep
 up is closed (1013) and resumes when it reconnects.
 """
@@ -85,7 +87,9 @@ def line_json(
 
 
 class ChatHub:
-    def __init__(self) -> None:
+    def __init__(self, recheck_s: float = 30.0) -> None:
+        self._recheck_s = recheck_s
+        self._rechecking: asyncio.Task[None] | None = None
         self._by_conv: dict[str, set[VisitorSocket]] = defaultdict(set)
         self._subs: list[Subscription] = []
         self._nc: NatsClient | None = None
@@ -102,8 +106,12 @@ class ChatHub:
         for subject in EVENTS:
             self._subs.append(await nc.subscribe(subject, cb=self._on_event))
         self._subs.append(await nc.subscribe(SUBJECT, cb=self._on_live))
+        self._rechecking = asyncio.create_task(self._recheck_loop())
 
     async def stop(self) -> None:
+        if self._rechecking is not None:
+            self._rechecking.cancel()
+            self._rechecking = None
         for sub in self._subs:
             await sub.unsubscribe()
         self._subs.clear()
@@ -187,6 +195,20 @@ class ChatHub:
             for sock in list(self._by_conv.get(c.conversation_id, ())):
                 if sock.tenant_id == env.tenant_id and c.ticket_id:
                     sock.ticket_id = c.ticket_id
+
+    async def _recheck_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._recheck_s)
+            await self.recheck()
+
+    async def recheck(self) -> None:
+        """Each tenant with visitors here asked again whether its inboxes have anyone
+        present: a presence that lapsed sent no event."""
+        for tenant_id in {s.tenant_id for socks in self._by_conv.values() for s in socks}:
+            try:
+                await self._presence_changed(tenant_id)
+            except Exception as err:  # the next round asks again
+                self._log.warning("presence recheck failed", tenant_id=tenant_id, error=repr(err))
 
     async def _presence_changed(self, tenant_id: str) -> None:
         """An operator of the tenant came or went: each of its inboxes with visitors here is

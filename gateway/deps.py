@@ -50,6 +50,9 @@ class GatewaySettings(rt_settings.RuntimeSettings):
     survey_rate_per_minute: int = Field(default=30, ge=1, le=10_000)  # the survey page, per client
     unsubscribe_rate_per_minute: int = Field(default=30, ge=1, le=10_000)  # the unsubscribe page
     chat_socket_rate_per_minute: int = Field(default=60, ge=1, le=100_000)  # web chat sockets
+    # web chat: visitors' inboxes asked again this often whether anyone is present (an
+    # operator's "online" lapses without an event)
+    chat_presence_recheck_s: float = Field(default=30.0, ge=0.1, le=3600)
     # SEC-2: the real client address is read from `client_ip_header` only when the TCP peer
     # is one of these proxies (comma-separated addresses or CIDR ranges).
     trusted_proxies: str = ""

@@ -392,7 +392,7 @@ def _json(text: Any) -> dict[str, Any] | None:
 
 
 def add_routes(app: web.Application) -> None:
-    hub = ChatHub()
+    hub = ChatHub(app[DEPS].settings.chat_presence_recheck_s)
     app[CHAT] = hub
     widgets = app[WIDGETS] = Widgets(app[DEPS])
 

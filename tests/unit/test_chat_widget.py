@@ -114,6 +114,30 @@ def _sent(sock: VisitorSocket) -> list[dict[str, Any]]:
     return out
 
 
+async def test_a_presence_that_lapsed_without_an_event_reaches_the_visitors() -> None:
+    """The recheck asks each inbox with visitors again: those told "online" hear "offline"
+    once when the operator's presence lapsed (no event came), the others nothing."""
+    present = {("t", "help"): False, ("t", "sales"): True}
+    asked: list[tuple[str, str]] = []
+
+    async def presence(tenant: str, inbox: str) -> bool:
+        asked.append((tenant, inbox))
+        return present[(tenant, inbox)]
+
+    hub = ChatHub(recheck_s=0.05)
+    hub.presence = presence
+    lapsed = VisitorSocket(_Ws(), "t", "help", "c1", online=True)  # type: ignore[arg-type]
+    still = VisitorSocket(_Ws(), "t", "sales", "c2", online=True)  # type: ignore[arg-type]
+    for sock in (lapsed, still):
+        hub.join(sock)
+    await hub.recheck()
+    assert _sent(lapsed) == [{"type": "presence", "online": False}]
+    assert _sent(still) == []
+    assert sorted(asked) == [("t", "help"), ("t", "sales")]
+    await hub.recheck()  # told once
+    assert _sent(lapsed) == []
+
+
 async def test_a_resuming_socket_gets_each_line_once_in_order() -> None:
     hub = ChatHub()
     sock = VisitorSocket(_Ws(), "t", "i", "c")  # type: ignore[arg-type]
