@@ -244,6 +244,7 @@ async def main() -> int:
             poll_s=settings.channel_poll_s,
             timeout_s=settings.channel_send_timeout_s,
         ),
+        rt.metrics,
     )
     replies.wake.append(deliverer)
     rt.add_background(deliverer.name, deliverer.start, deliverer.stop)

@@ -14,6 +14,7 @@ administrator, who may retry it. Every change is announced as `channel.delivery`
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -22,10 +23,12 @@ from datetime import datetime, timedelta
 from switchboard.v1 import common_pb2, events_pb2
 
 from services.runtime import events, log
+from services.runtime import metrics as m
 from services.runtime.clock import Clock
 from services.runtime.db import Database
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.ids import IdGenerator
+from services.runtime.metrics import Metrics
 from services.runtime.outbox import Outbox
 from services.runtime.periodic import PeriodicTask
 from services.runtime.secrets import SecretBox
@@ -274,8 +277,13 @@ class ChannelDeliverer(LeasedDeliverer[DeliveryRow]):
         clock: Clock,
         ids: IdGenerator,
         settings: DeliverySettings,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__("channel-deliveries", clock, settings)
+        self._attempts = (
+            m.Children(metrics.counter(m.CHANNEL_DELIVERY_ATTEMPTS)) if metrics else None
+        )
+        self._took = m.Children(metrics.histogram(m.CHANNEL_DELIVERY_DURATION)) if metrics else None
         self._db = db
         self._repo = repo
         self._outbox = outbox
@@ -321,6 +329,7 @@ class ChannelDeliverer(LeasedDeliverer[DeliveryRow]):
         return result
 
     async def attempt(self, d: DeliveryRow) -> None:
+        started = time.perf_counter()
         try:
             result = await self._send(d)
         except Exception as err:  # a sender's bug must not stop the loop or lose the row
@@ -335,6 +344,9 @@ class ChannelDeliverer(LeasedDeliverer[DeliveryRow]):
             state, at = "pending", retry_at
         else:
             state, at = "dead", now
+        if self._attempts is not None and self._took is not None:
+            self._took(d.kind).observe(time.perf_counter() - started)
+            self._attempts(d.kind, "retrying" if state == "pending" else state).inc()
         async with self._db.transaction() as conn:
             settled = await self._repo.settle(
                 conn, d, state=state, error=result.error, next_attempt_at=at, now=now

@@ -214,6 +214,30 @@ LOCK_CHANGES = CounterSeries(
     "Reply lock changes made by this replica (acquired, taken_over, renewed, released, expired)",
     ("change",),
 )
+# channels (issue 21): ingestion's deliveries of replies to API channels and LINE
+CHANNEL_DELIVERY_ATTEMPTS = CounterSeries(
+    "switchboard_channel_delivery_attempts_total",
+    "Attempts to deliver a reply to an API channel's webhook or to LINE, by channel kind and "
+    "outcome (delivered, retrying, dead)",
+    ("kind", "outcome"),
+)
+CHANNEL_DELIVERY_DURATION = HistogramSeries(
+    "switchboard_channel_delivery_duration_seconds",
+    "Time one delivery attempt took (the webhook's or LINE's answer, or the failure)",
+    ("kind",),
+)
+# the customer-data lookup (issue 21): tickets' calls to the tenants' systems
+CUSTOMER_LOOKUPS = CounterSeries(
+    "switchboard_customer_lookups_total",
+    "Customer-data lookups fetched from a tenant's system, by outcome (ok, or why it was "
+    "unavailable: timeout, refused, connect, http_status, invalid_json, too_large, redirect); "
+    "cached answers and lookups that asked nothing (no address, switched off) are not counted",
+    ("outcome",),
+)
+CUSTOMER_LOOKUP_DURATION = HistogramSeries(
+    "switchboard_customer_lookup_duration_seconds",
+    "Time a customer-data lookup's fetch took, whatever its outcome",
+)
 # gateway
 WEBSOCKET_CLIENTS = GaugeSeries(
     "switchboard_websocket_clients", "Live WebSocket clients connected to this gateway"
@@ -250,6 +274,10 @@ CATALOGUE: tuple[Series, ...] = (
     OUTBOUND_DUE_AGE,
     LOCKS_HELD,
     LOCK_CHANGES,
+    CHANNEL_DELIVERY_ATTEMPTS,
+    CHANNEL_DELIVERY_DURATION,
+    CUSTOMER_LOOKUPS,
+    CUSTOMER_LOOKUP_DURATION,
     WEBSOCKET_CLIENTS,
     WEBSOCKET_SLOW,
 )

@@ -20,11 +20,13 @@ from switchboard.v1 import tickets_lookup_pb2 as L
 from switchboard.v1 import tickets_lookup_pb2_grpc, tickets_pb2
 
 from services.runtime import events, identity, log, permissions
+from services.runtime import metrics as m
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.grpc_server import Context
 from services.runtime.hosts import ConnectPolicy
 from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
+from services.runtime.metrics import Metrics
 from services.runtime.secrets import SecretBox
 
 from . import lookup_rules as rules
@@ -103,9 +105,16 @@ def _values(config: LookupConfig, found: dict[str, tuple[str, bool]]) -> list[L.
 
 class CustomerLookupApi(tickets_lookup_pb2_grpc.CustomerLookupServiceServicer):
     def __init__(
-        self, deps: Deps, repo: LookupRepo, box: SecretBox, deployment: ConnectPolicy
+        self,
+        deps: Deps,
+        repo: LookupRepo,
+        box: SecretBox,
+        deployment: ConnectPolicy,
+        metrics: Metrics | None = None,
     ) -> None:
         self._deps = deps
+        self._outcomes = m.Children(metrics.counter(m.CUSTOMER_LOOKUPS)) if metrics else None
+        self._took = metrics.histogram(m.CUSTOMER_LOOKUP_DURATION) if metrics else None
         self._repo = repo
         self._box = box
         self._deployment = deployment
@@ -380,6 +389,9 @@ class CustomerLookupApi(tickets_lookup_pb2_grpc.CustomerLookupServiceServicer):
                 return out, None
         policy = rules.policy_for(self._deployment, config.allow_hosts)
         fetched = await fetch(url, header=header, timeout_ms=config.timeout_ms, policy=policy)
+        if self._outcomes is not None and self._took is not None:
+            self._outcomes(fetched.error or "ok").inc()
+            self._took.observe(fetched.elapsed_ms / 1000)
         out.fetched_at.FromDatetime(self._deps.clock.now())
         out.http_status = fetched.status
         out.elapsed_ms = fetched.elapsed_ms

@@ -119,6 +119,7 @@ async def main() -> int:
         LookupRepo(db.pool),
         SecretBox(settings.secret_key),
         ConnectPolicy.parse(settings.connect_allow),
+        rt.metrics,
     )
     arrivals = LookupOnArrival(lookups)
     await rt.add_consumer(registry.TICKETS_LOOKUPS, arrivals.on_created)

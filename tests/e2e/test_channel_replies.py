@@ -31,6 +31,7 @@ from tests.e2e.test_access import operator_token
 from tests.e2e.test_accounts import admin_of, call
 from tests.e2e.test_assignment import _by_operator, _presence, _strategy, _team, _tickets
 from tests.e2e.test_compose import mail_ticket
+from tests.e2e.test_metrics import scrape, value
 from tests.e2e.test_outbound import reply_draft, send_draft, settled
 from tests.e2e.test_outbound_settings import _auto_reply, _template
 from tests.e2e.test_rule_actions import Receiver, receiver
@@ -229,6 +230,8 @@ async def test_a_reply_whose_delivery_dies_shows_bounced_until_a_retry_delivers_
     did not get it); an administrator's retry that delivers it makes it `sent` again."""
     b = bridge
     b.peer.answers = [503] * 50
+    attempts = "switchboard_channel_delivery_attempts_total"
+    before = await scrape(b.stack, "ingestion")
     tag = uuid.uuid4().hex[:8]
     conversation = f"conv-{tag}"
     await b.says(conversation, f"返品 {tag} の件")
@@ -241,6 +244,13 @@ async def test_a_reply_whose_delivery_dies_shows_bounced_until_a_retry_delivers_
     bounced = await settled(b.stack, b.agent, item["id"], "bounced", timeout=30)
     assert bounced["bounce"].startswith("channel delivery failed (api, 3 attempts): HTTP 503")
     assert len(await b.posted(conversation)) == 3
+    # on-call sees it: two attempts retried, one dead (other tests' deliveries may add)
+    after = await scrape(b.stack, "ingestion")
+    for outcome, n in (("retrying", 2), ("dead", 1)):
+        grew = value(after, attempts, kind="api", outcome=outcome) - value(
+            before, attempts, kind="api", outcome=outcome
+        )
+        assert grew >= n, (outcome, grew)
 
     async def audited(action: str) -> Any:
         code, trail, _ = await call(

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from services.devstack.stack import Stack
+from tests.e2e.test_metrics import scrape, value
 from tests.helpers import (
     Tenant,
     api_call,
@@ -168,6 +169,7 @@ async def test_failures_are_unavailable_with_the_reason_and_the_ticket_still_ope
 ) -> None:
     tenant, token = await admin(stack)
     ticket = await ticket_from(stack, token, tenant, f"slow.{uuid.uuid4().hex[:6]}@example.jp")
+    before = await scrape(stack, "tickets")
     code, _ = await api_call(
         stack, token, "PUT", "/api/v1/customer-lookup", config(peer, "/slow?e={email}")
     )
@@ -197,6 +199,12 @@ async def test_failures_are_unavailable_with_the_reason_and_the_ticket_still_ope
         assert code == 200, got
         assert (got["ok"], got["error"], got["http_status"]) == (False, error, status), (path, got)
         assert got["error_detail"]
+    # on-call sees why lookups fail (other tests' lookups may add)
+    after = await scrape(stack, "tickets")
+    for outcome, n in (("timeout", 1), ("http_status", 2), ("invalid_json", 2), ("too_large", 1)):
+        name = "switchboard_customer_lookups_total"
+        grew = value(after, name, outcome=outcome) - value(before, name, outcome=outcome)
+        assert grew >= n, (outcome, grew)
 
     # a failure is not cached: the next look asks again
     await api_call(stack, token, "PUT", "/api/v1/customer-lookup", config(peer, "/fail?e={email}"))

@@ -41,9 +41,13 @@ EXPECTED: dict[str, set[m.Series]] = {
     "ingestion": GRPC
     | OUTBOX
     | {m.SMTP_ACCEPTED, m.SMTP_REFUSED}
-    | {m.IMAP_FETCH_LAG, m.IMAP_WAITING, m.IMAP_FETCHED, m.IMAP_ERRORS},
+    | {m.IMAP_FETCH_LAG, m.IMAP_WAITING, m.IMAP_FETCHED, m.IMAP_ERRORS}
+    | {m.CHANNEL_DELIVERY_ATTEMPTS, m.CHANNEL_DELIVERY_DURATION},
     "routing": GRPC | OUTBOX | BUS,
-    "tickets": GRPC | OUTBOX | BUS | {m.LOCKS_HELD, m.LOCK_CHANGES},
+    "tickets": GRPC
+    | OUTBOX
+    | BUS
+    | {m.LOCKS_HELD, m.LOCK_CHANGES, m.CUSTOMER_LOOKUPS, m.CUSTOMER_LOOKUP_DURATION},
     "composition": GRPC | OUTBOX,
     "approval": GRPC,
     "outbound": GRPC | OUTBOX | BUS | {m.OUTBOUND_SENDS, m.OUTBOUND_DUE, m.OUTBOUND_DUE_AGE},
