@@ -167,6 +167,9 @@ async def test_a_visitor_and_an_operator_chat_live_through_a_dropped_network(
         texts = await timeline.get_by_test_id("chat-bubble").all_inner_texts()
         order = [i for i, x in enumerate(texts) if "It was due" in x or "warehouse" in x]
         assert len(order) == 2 and "It was due" in texts[order[0]], texts
+        # its history says how it went, in words (not the delivery's raw note)
+        note = operator.get_by_test_id("activity-note").filter(has_text="attempt 1:")
+        await expect(note).to_contain_text("delivered through Web chat (message")
         card = operator.get_by_test_id("customer-address")
         await expect(card).to_have_text("Customer of a Web chat conversation (no mail address)")
         await expect(card.get_by_role("img", name="Web chat")).to_be_visible()

@@ -124,6 +124,25 @@ function routingNote(comment: string, t: (k: Key, v?: Record<string, string | nu
   return null;
 }
 
+/** Outbound's note on a send ("reply <id>; attempt N: <outcome>"): a channel's outcome
+ * (issue 21) in words; an SMTP server's reply stays as the server said it. */
+function sendNote(comment: string, t: (k: Key, v?: Record<string, string | number>) => string): string | null {
+  const m = /^(\S+ [0-9a-f-]{36}); attempt (\d+): (.*)$/s.exec(comment);
+  if (!m) return null;
+  const via = (k: string) => (has(`chan.${k}`) ? t(`chan.${k}` as Key) : k);
+  const said = m[3];
+  let outcome: string | null = null;
+  let x: RegExpExecArray | null;
+  if ((x = /^delivered through (\w+) \(message (\d+)\)$/.exec(said))) outcome = t("audit.note.channel_delivered", { channel: via(x[1]), n: x[2] });
+  else if ((x = /^handed to (\w+): the channel delivers it \(with retries\)$/.exec(said))) outcome = t("audit.note.channel_pending", { channel: via(x[1]) });
+  else if ((x = /^handed to (\w+): its delivery failed \((.*)\) — listed for administrators to retry$/s.exec(said)))
+    outcome = t("audit.note.channel_dead", { channel: via(x[1]), error: x[2] });
+  else if ((x = /^channel delivery failed \((\w+), (\d+) attempts\): (.*)$/s.exec(said)))
+    outcome = t("audit.note.channel_failed", { channel: via(x[1]), n: x[2], error: x[3] });
+  if (outcome === null) return null;
+  return `${m[1]}; ${t("audit.note.attempt", { n: m[2] })}: ${outcome}`;
+}
+
 export function ActivityEntry({ entry }: { entry: AuditEntry }) {
   const { t, lang } = useI18n();
   const { dateTime } = useFormat();
@@ -178,7 +197,7 @@ export function ActivityEntry({ entry }: { entry: AuditEntry }) {
       )}
       {entry.comment && (
         <div className="muted small pre" data-testid="activity-note">
-          {NOTES[entry.comment] ? t(NOTES[entry.comment]) : (routingNote(entry.comment, t) ?? entry.comment)}
+          {NOTES[entry.comment] ? t(NOTES[entry.comment]) : (routingNote(entry.comment, t) ?? sendNote(entry.comment, t) ?? entry.comment)}
         </div>
       )}
     </div>
