@@ -36,6 +36,7 @@ from services.runtime.secrets import SecretBox
 from . import archive, blocking, forms
 from . import mailboxes as mbx
 from .admin_repo import AdminRepo, Table
+from .channel_intake import Inboxes
 from .exports import ExportsApi
 from .imap import ImapSupervisor
 from .imports import ImportRepo, ImportRunner, NewImport
@@ -108,6 +109,7 @@ class IngestionApi(ExportsApi, ingestion_pb2_grpc.IngestionServiceServicer):
         self._secrets = secrets
         self._supervisor = supervisor
         self._accounts = accounts_pb2_grpc.AccountsServiceStub(accounts)
+        self._inboxes = Inboxes(accounts)  # a form's inbox address, cached a minute
         self._tickets = tickets_pb2_grpc.TicketsServiceStub(tickets)
         self._clock = clock
         self._ids = ids
@@ -442,7 +444,7 @@ class IngestionApi(ExportsApi, ingestion_pb2_grpc.IngestionServiceServicer):
             )
         tenant_id = str(form.tenant_id)
         inbox = form.inbox
-        address = await self._inbox_address(tenant_id, inbox.id)
+        _, address = await self._inboxes.get(tenant_id, inbox.id)
         raw = forms.to_mail(
             submission,
             form_name=form.name,
@@ -528,19 +530,6 @@ class IngestionApi(ExportsApi, ingestion_pb2_grpc.IngestionServiceServicer):
         return ingestion_pb2.RecordSentResponse(
             message_id=accepted.message_id, duplicate=accepted.duplicate
         )
-
-    async def _inbox_address(self, tenant_id: str, inbox_id: str) -> str:
-        ident = identity.Identity(tenant_id=tenant_id)
-        try:
-            resp = await self._accounts.ListInboxes(
-                accounts_pb2.ListInboxesRequest(), metadata=ident.metadata(), timeout=5
-            )
-        except grpc.aio.AioRpcError as err:
-            raise Unavailable(f"accounts unavailable: {err.code().name}") from err
-        for inbox in resp.inboxes:
-            if inbox.id == inbox_id and inbox.addresses:
-                return str(inbox.addresses[0])
-        return "inquiries@switchboard.invalid"  # an inbox without an address still gets it
 
     # -- blocked senders ---------------------------------------------------------------
 
