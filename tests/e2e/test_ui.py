@@ -573,6 +573,16 @@ async def test_comments_mention_with_autocomplete_and_a_ticket_moves_to_another_
         await expect(page.get_by_test_id("comment")).to_contain_text(f"@{ben}")
         detail = (await call(stack, "GET", f"/api/v1/tickets/{ticket['id']}", token=admin))[1]
         assert [m["name"] for m in detail["comments"][0]["mentions"]] == ["Ben Billing"]
+        # a phone memo of the customer's call, in the timeline with who called
+        memo = page.get_by_test_id("memo-form")
+        await memo.locator("summary").click()
+        await memo.get_by_role("textbox", name="Caller").fill("Taro Yamada")
+        await memo.get_by_test_id("memo-body").fill("Called about the invoice; will pay Friday.")
+        await memo.get_by_test_id("memo-add").click()
+        logged = page.get_by_test_id("memo")
+        await expect(logged).to_contain_text("Taro Yamada")
+        await expect(logged).to_contain_text("will pay Friday")
+        await expect(memo.get_by_test_id("memo-body")).to_have_value("")
         # Aiko keeps the ticket open in this tab and the list in another
         aikos_list = await ctx.new_page()
         await aikos_list.goto(f"{stack.gateway_url}/#/inbox/all/open")

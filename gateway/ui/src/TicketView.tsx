@@ -19,6 +19,7 @@ import { surveyed, WithoutSurvey } from "./adminSurvey";
 import { ChannelIcon, MESSAGE_CHANNELS, ticketChannel } from "./channels";
 import { ChatBubble, ChatStatus, LiveBubble, ReplyWindow, useChat } from "./ChatView";
 import { ChatComposer, useTypingSignal } from "./ChatComposer";
+import { CommentBox, MemoForm } from "./TicketNotes";
 
 export function TicketView({ id, session }: { id: string; session: Session }) {
   const { t } = useI18n();
@@ -39,14 +40,10 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const [replying, setReplying] = useState<{ kind: string; fence: number } | null>(null);
   const [lost, setLost] = useState<string>("");
   const [notice, setNotice] = useState("");
-  const [comment, setComment] = useState("");
-  const [memo, setMemo] = useState({ body: "", caller_name: "", phone: "" });
   const [label, setLabel] = useState("");
   const [noSurvey, setNoSurvey] = useState(false); // "resolve without survey" on the status change
   const [category, setCategory] = useState<string | null>(null);
   const [transfer, setTransfer] = useState({ inbox: "", note: "" });
-  const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
-  const commentBox = useRef<HTMLTextAreaElement>(null);
   const reloadTimer = useRef<number | undefined>(undefined);
   // why Reply may not be used at all now ("" when it may): `r` does nothing then
   const replyBlocked = useRef("");
@@ -177,66 +174,6 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       setReplying({ kind: "reply", fence: l.fence });
     } catch (e) {
       setNotice(errorText(e, t));
-    }
-  };
-
-  const addComment = async () => {
-    if (!comment.trim()) return;
-    try {
-      await api.post(`/tickets/${id}/comments`, { body: comment });
-      setComment("");
-      await load();
-    } catch (e) {
-      setNotice(errorText(e, t));
-    }
-  };
-
-  const addMemo = async () => {
-    if (!memo.body.trim()) return;
-    try {
-      const body: Record<string, string> = { body: memo.body };
-      if (memo.caller_name) body.caller_name = memo.caller_name;
-      if (memo.phone) body.phone = memo.phone;
-      await api.post(`/tickets/${id}/memos`, body);
-      setMemo({ body: "", caller_name: "", phone: "" });
-      await load();
-    } catch (e) {
-      setNotice(errorText(e, t));
-    }
-  };
-
-  const matches = mention
-    ? operators
-        .filter((o) => (o.login + " " + o.display_name).toLowerCase().includes(mention.query.toLowerCase()))
-        .slice(0, 8)
-    : [];
-
-  const onComment = (text: string, caret: number) => {
-    setComment(text);
-    const m = /(^|\s)@([^\s@]*)$/.exec(text.slice(0, caret));
-    setMention(m ? { query: m[2], at: caret - m[2].length - 1, index: 0 } : null);
-  };
-
-  const pickMention = (o: OperatorBrief) => {
-    if (!mention) return;
-    const end = mention.at + 1 + mention.query.length;
-    const text = `${comment.slice(0, mention.at)}@${o.login} ${comment.slice(end)}`;
-    setComment(text);
-    setMention(null);
-    window.setTimeout(() => commentBox.current?.focus(), 0);
-  };
-
-  const onCommentKey = (e: React.KeyboardEvent) => {
-    if (!mention || matches.length === 0) return;
-    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-      e.preventDefault();
-      const step = e.key === "ArrowDown" ? 1 : -1;
-      setMention({ ...mention, index: (mention.index + step + matches.length) % matches.length });
-    } else if (e.key === "Enter" || e.key === "Tab") {
-      e.preventDefault();
-      pickMention(matches[mention.index]);
-    } else if (e.key === "Escape") {
-      setMention(null);
     }
   };
 
@@ -406,43 +343,8 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
             onFull={() => void startReply("reply")}
           />
         )}
-        <section className="card">
-          <textarea
-            ref={commentBox}
-            placeholder={t("ticket.comment")}
-            value={comment}
-            onChange={(e) => onComment(e.target.value, e.target.selectionStart)}
-            onKeyDown={onCommentKey}
-            rows={2}
-            data-testid="comment-input"
-          />
-          {mention && matches.length > 0 && (
-            <ul className="mention-list" role="listbox" data-testid="mention-list">
-              {matches.map((o, i) => (
-                <li
-                  key={o.id}
-                  role="option"
-                  aria-selected={i === mention.index}
-                  className={i === mention.index ? "active" : ""}
-                  onMouseDown={(e) => {
-                    e.preventDefault();
-                    pickMention(o);
-                  }}
-                >
-                  {o.display_name} <span className="muted small">@{o.login}</span>
-                </li>
-              ))}
-            </ul>
-          )}
-          <button onClick={addComment} disabled={!comment.trim()} data-testid="comment-add">{t("ticket.comment_add")}</button>
-        </section>
-        <details className="card">
-          <summary>{t("ticket.memo")}</summary>
-          <input placeholder={t("ticket.memo_caller")} value={memo.caller_name} onChange={(e) => setMemo({ ...memo, caller_name: e.target.value })} />
-          <input placeholder={t("ticket.memo_phone")} value={memo.phone} onChange={(e) => setMemo({ ...memo, phone: e.target.value })} />
-          <textarea value={memo.body} onChange={(e) => setMemo({ ...memo, body: e.target.value })} rows={3} />
-          <button onClick={addMemo} disabled={!memo.body.trim()}>{t("ticket.memo_add")}</button>
-        </details>
+        <CommentBox ticketId={id} operators={operators} onAdded={() => void load()} say={setNotice} />
+        <MemoForm ticketId={id} onAdded={() => void load()} say={setNotice} />
       </main>
       <aside className="ticket-side">
         <CustomerData path={`/tickets/${id}/customer-data`} />
