@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from services.ingestion import mime_tree
 from services.ingestion import parser as parser_module
 from services.ingestion.charsets import clean, decode_bytes, jis_to_sjis, safe_body
 from services.ingestion.parser import Limits, ParsedMail, parse, to_summary
@@ -1062,11 +1063,11 @@ def test_delimiters_found_by_find_are_the_ones_the_regular_expression_finds() ->
         end = rng.randint(start, len(buf))
         budget = rng.randint(0, 6)
         args = (buf, start, end, b"b", budget)
-        assert parser_module._split_multipart(*args) == reference(*args), args
+        assert mime_tree._split_multipart(*args) == reference(*args), args
     # Thousands of lines that only start like a delimiter stay cheap (a regex takes over).
     body = b"--b\r\n\r\nx\r\n" + b"--b-1\r\n" * 200_000 + b"--b--\r\n"
     started = time.perf_counter()
-    ranges, closed, _ = parser_module._split_multipart(body, 0, len(body), b"b", 10)
+    ranges, closed, _ = mime_tree._split_multipart(body, 0, len(body), b"b", 10)
     assert (
         closed and len(ranges) == 1 and time.perf_counter() - started < 10
     )  # a guard against super-linear blow-ups
