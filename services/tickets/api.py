@@ -9,7 +9,9 @@ from .api_contacts import ContactsApi
 from .api_exports import ExportsApi
 from .api_imports import ImportsApi
 from .api_locks import LocksApi
+from .api_notes import NotesApi
 from .api_outreach import OutreachApi
+from .api_reshape import ReshapeApi
 from .api_rules import RulesApi
 from .api_segments import SegmentsApi
 from .api_tickets import TicketsCoreApi
@@ -19,6 +21,8 @@ from .deps import Deps
 class TicketsApi(
     AssignApi,
     ExportsApi,
+    ReshapeApi,
+    NotesApi,
     TicketsCoreApi,
     LocksApi,
     ContactsApi,
