@@ -43,7 +43,7 @@ from switchboard.v1 import events_pb2
 from services.runtime import log, registry
 from services.runtime import metrics as m
 
-from . import masking, views, views_approval, views_rules
+from . import masking, views, views_approval, views_compose, views_rules
 from .auth import WS_PROTOCOL, Caller, SessionResolver
 from .errors import ApiError
 from .live_chat import CHANNEL_PAYLOADS, LIVE_CHAT, Audience, LiveChat, administrators_only
@@ -298,7 +298,7 @@ class LiveHub:
         listening = [c for c in clients if not c.suspended]
         if env.WhichOneof("payload") == "template_changed":  # open editors refresh it
             scope = list(env.template_changed.inbox_ids)
-            text = json.dumps(views.template_event(env), ensure_ascii=False)
+            text = json.dumps(views_compose.template_event(env), ensure_ascii=False)
             for client in listening:
                 if not scope or any(client.caller.sees_inbox(i) for i in scope):
                     self._offer(clients, client, text)

@@ -14,7 +14,7 @@ import grpc
 from aiohttp import web
 from switchboard.v1 import accounts_pb2, outbound_pb2
 
-from . import views
+from . import views, views_accounts
 from .access import CLIENT
 from .auth import SESSION_COOKIE, Caller, bearer_token
 from .errors import ApiError, from_grpc
@@ -136,7 +136,9 @@ async def list_my_tokens(request: web.Request) -> web.Response:
     resp = await deps(request).accounts.ListApiTokens(
         accounts_pb2.ListApiTokensRequest(), metadata=metadata(request), timeout=10
     )
-    return json_response({"items": [views.api_token(t) for t in resp.tokens]}, customer_data=False)
+    return json_response(
+        {"items": [views_accounts.api_token(t) for t in resp.tokens]}, customer_data=False
+    )
 
 
 async def create_my_token(request: web.Request) -> web.Response:
@@ -151,7 +153,7 @@ async def create_my_token(request: web.Request) -> web.Response:
         timeout=10,
     )
     return json_response(
-        {"token": views.api_token(resp.token), "secret": resp.secret},
+        {"token": views_accounts.api_token(resp.token), "secret": resp.secret},
         status=201,
         customer_data=False,
     )
@@ -178,7 +180,9 @@ async def _logins(request: web.Request, operator_id: str) -> web.Response:
         timeout=10,
     )
     return page_response(
-        [views.login_record(r) for r in resp.records], resp.next_cursor, customer_data=False
+        [views_accounts.login_record(r) for r in resp.records],
+        resp.next_cursor,
+        customer_data=False,
     )
 
 
@@ -223,7 +227,7 @@ async def list_operators(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    view = views.operator_full if full else views.operator_brief
+    view = views_accounts.operator_full if full else views_accounts.operator_brief
     return json_response({"items": [view(o) for o in resp.operators]}, customer_data=False)
 
 
@@ -240,7 +244,7 @@ async def create_operator(request: web.Request) -> web.Response:
     )
     return json_response(
         {
-            "operator": views.operator_full(resp.operator),
+            "operator": views_accounts.operator_full(resp.operator),
             "temporary_password": resp.temporary_password or None,
         },
         status=201,
@@ -254,7 +258,7 @@ async def get_operator(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response(views.operator_full(resp), customer_data=False)
+    return json_response(views_accounts.operator_full(resp), customer_data=False)
 
 
 async def update_operator(request: web.Request) -> web.Response:
@@ -267,7 +271,7 @@ async def update_operator(request: web.Request) -> web.Response:
         timeout=10,
     )
     await _purge_tenant(request)
-    return json_response(views.operator_full(resp), customer_data=False)
+    return json_response(views_accounts.operator_full(resp), customer_data=False)
 
 
 async def reset_password(request: web.Request) -> web.Response:
@@ -303,7 +307,9 @@ async def list_roles(request: web.Request) -> web.Response:
     resp = await deps(request).accounts.ListRoles(
         accounts_pb2.ListRolesRequest(), metadata=metadata(request), timeout=10
     )
-    return json_response({"items": [views.role(r) for r in resp.roles]}, customer_data=False)
+    return json_response(
+        {"items": [views_accounts.role(r) for r in resp.roles]}, customer_data=False
+    )
 
 
 async def put_role(request: web.Request) -> web.Response:
@@ -318,7 +324,7 @@ async def put_role(request: web.Request) -> web.Response:
         timeout=10,
     )
     await _purge_tenant(request)
-    return json_response(views.role(resp), customer_data=False)
+    return json_response(views_accounts.role(resp), customer_data=False)
 
 
 async def delete_role(request: web.Request) -> web.Response:
@@ -341,7 +347,7 @@ async def list_inboxes(request: web.Request) -> web.Response:
     resp = await deps(request).accounts.ListInboxes(
         accounts_pb2.ListInboxesRequest(all=every), metadata=metadata(request), timeout=10
     )
-    out = [views.inbox(i, members=every) for i in resp.inboxes]
+    out = [views_accounts.inbox(i, members=every) for i in resp.inboxes]
     on = await _survey_inboxes(request)
     if on is not None:
         for item in out:
@@ -374,7 +380,7 @@ async def create_inbox(request: web.Request) -> web.Response:
         timeout=10,
     )
     await _purge_tenant(request)
-    return json_response(views.inbox(resp, members=True), status=201, customer_data=False)
+    return json_response(views_accounts.inbox(resp, members=True), status=201, customer_data=False)
 
 
 async def update_inbox(request: web.Request) -> web.Response:
@@ -392,7 +398,7 @@ async def update_inbox(request: web.Request) -> web.Response:
         req.plain_text_only = body["plain_text_only"]
     resp = await deps(request).accounts.UpdateInbox(req, metadata=metadata(request), timeout=10)
     await _purge_tenant(request)
-    return json_response(views.inbox(resp, members=True), customer_data=False)
+    return json_response(views_accounts.inbox(resp, members=True), customer_data=False)
 
 
 # -- the tenant's security settings ------------------------------------------------------
@@ -402,7 +408,7 @@ async def get_tenant_settings(request: web.Request) -> web.Response:
     resp = await deps(request).accounts.GetTenantSettings(
         accounts_pb2.GetTenantSettingsRequest(), metadata=metadata(request), timeout=10
     )
-    return json_response(views.tenant_settings(resp), customer_data=False)
+    return json_response(views_accounts.tenant_settings(resp), customer_data=False)
 
 
 async def update_tenant_settings(request: web.Request) -> web.Response:
@@ -425,7 +431,7 @@ async def update_tenant_settings(request: web.Request) -> web.Response:
         req, metadata=metadata(request), timeout=10
     )
     await _purge_tenant(request)
-    return json_response(views.tenant_settings(resp), customer_data=False)
+    return json_response(views_accounts.tenant_settings(resp), customer_data=False)
 
 
 # -- who is logged in, login locks -------------------------------------------------------
@@ -439,7 +445,7 @@ async def list_sessions(request: web.Request) -> web.Response:
         timeout=10,
     )
     return json_response(
-        {"items": [views.active_session(s) for s in resp.sessions]}, customer_data=False
+        {"items": [views_accounts.active_session(s) for s in resp.sessions]}, customer_data=False
     )
 
 
@@ -458,7 +464,7 @@ async def list_login_locks(request: web.Request) -> web.Response:
         accounts_pb2.ListLoginLocksRequest(), metadata=metadata(request), timeout=10
     )
     return json_response(
-        {"items": [views.login_lock(lk) for lk in resp.locks]}, customer_data=False
+        {"items": [views_accounts.login_lock(lk) for lk in resp.locks]}, customer_data=False
     )
 
 

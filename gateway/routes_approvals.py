@@ -13,7 +13,7 @@ from switchboard.v1 import approval_pb2, approval_pb2_grpc, composition_pb2
 
 from services.runtime import ticket_names
 
-from . import views, views_approval
+from . import views_approval, views_compose
 from .request import (
     deps,
     json_body,
@@ -108,11 +108,11 @@ async def get_approval(request: web.Request) -> web.Response:
         ),
     )
     out = views_approval.approval(found)
-    out["draft"] = views.draft(draft)
+    out["draft"] = views_compose.draft(draft)
     out["diff"] = {
         "from_revision": submitted,
         "to_revision": draft.current.revision if pending else found.revision,
-        **views.draft_diff(diff),
+        **views_compose.draft_diff(diff),
     }
     return json_response(out)
 

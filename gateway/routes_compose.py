@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from switchboard.v1 import composition_pb2, composition_pb2_grpc
 
-from . import views
+from . import views, views_compose
 from .errors import ApiError
 from .request import (
     FENCE_MAX,
@@ -74,7 +74,7 @@ async def list_templates(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response({"items": [views.template(t) for t in resp.templates]})
+    return json_response({"items": [views_compose.template(t) for t in resp.templates]})
 
 
 async def create_template(request: web.Request) -> web.Response:
@@ -82,7 +82,7 @@ async def create_template(request: web.Request) -> web.Response:
     resp = await _stub(request).CreateTemplate(
         _template_write(body), metadata=metadata(request), timeout=10
     )
-    return json_response(views.template(resp), status=201)
+    return json_response(views_compose.template(resp), status=201)
 
 
 async def get_template(request: web.Request) -> web.Response:
@@ -91,7 +91,7 @@ async def get_template(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response(views.template(resp))
+    return json_response(views_compose.template(resp))
 
 
 async def update_template(request: web.Request) -> web.Response:
@@ -101,7 +101,7 @@ async def update_template(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response(views.template(resp))
+    return json_response(views_compose.template(resp))
 
 
 async def delete_template(request: web.Request) -> web.Response:
@@ -130,7 +130,7 @@ async def render_template(request: web.Request) -> web.Response:
             "subject": resp.subject,
             "body_text": resp.body_text,
             "body_html": resp.body_html,
-            "problems": [views.render_problem(p) for p in resp.problems],
+            "problems": [views_compose.render_problem(p) for p in resp.problems],
             "words": list(resp.words),
         }
     )
@@ -149,7 +149,7 @@ async def suggest_templates(request: web.Request) -> web.Response:
         {
             "items": [
                 {
-                    "template": views.template(s.template),
+                    "template": views_compose.template(s.template),
                     "score": round(s.score, 4),
                     "matched_keywords": list(s.matched_keywords),
                 }
@@ -218,7 +218,7 @@ async def list_signatures(request: web.Request) -> web.Response:
     resp = await _stub(request).ListSignatures(
         composition_pb2.ListSignaturesRequest(), metadata=metadata(request), timeout=10
     )
-    return json_response({"items": [views.signature(s) for s in resp.signatures]})
+    return json_response({"items": [views_compose.signature(s) for s in resp.signatures]})
 
 
 async def put_signature(request: web.Request) -> web.Response:
@@ -230,7 +230,7 @@ async def put_signature(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response(views.signature(resp))
+    return json_response(views_compose.signature(resp))
 
 
 async def delete_signature(request: web.Request) -> web.Response:
@@ -291,7 +291,7 @@ async def create_ticket_draft(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=60,
     )
-    return json_response(views.draft(resp), status=201)
+    return json_response(views_compose.draft(resp), status=201)
 
 
 async def create_draft(request: web.Request) -> web.Response:
@@ -308,7 +308,7 @@ async def create_draft(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=30,
     )
-    return json_response(views.draft(resp), status=201)
+    return json_response(views_compose.draft(resp), status=201)
 
 
 async def list_ticket_drafts(request: web.Request) -> web.Response:
@@ -317,7 +317,7 @@ async def list_ticket_drafts(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=15,
     )
-    return json_response({"items": [views.draft(d) for d in resp.drafts]})
+    return json_response({"items": [views_compose.draft(d) for d in resp.drafts]})
 
 
 async def get_draft(request: web.Request) -> web.Response:
@@ -329,7 +329,7 @@ async def get_draft(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response(views.draft(resp))
+    return json_response(views_compose.draft(resp))
 
 
 async def save_draft(request: web.Request) -> web.Response:
@@ -349,7 +349,7 @@ async def save_draft(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=30,
     )
-    return json_response(views.draft(resp))
+    return json_response(views_compose.draft(resp))
 
 
 async def discard_draft(request: web.Request) -> web.Response:
@@ -390,7 +390,9 @@ async def upload_attachment(request: web.Request) -> web.Response:
             yield composition_pb2.AttachmentChunk(data=data)
 
     resp = await _stub(request).UploadAttachment(chunks(), metadata=metadata(request), timeout=120)
-    return json_response(views.draft_attachment(resp, request.match_info["draft_id"]), status=201)
+    return json_response(
+        views_compose.draft_attachment(resp, request.match_info["draft_id"]), status=201
+    )
 
 
 async def get_attachment(request: web.Request) -> web.Response:
@@ -448,7 +450,7 @@ async def preview_draft(request: web.Request) -> web.Response:
             "headers": [{"name": h.name, "value": h.value} for h in resp.headers],
             "text": resp.text,
             "html": resp.html or None,
-            "attachments": [views.draft_attachment(a, draft_id) for a in resp.attachments],
+            "attachments": [views_compose.draft_attachment(a, draft_id) for a in resp.attachments],
             "bcc": list(resp.bcc),
             "size_bytes": resp.size_bytes,
             "source": resp.source if sees else None,
@@ -470,7 +472,7 @@ async def diff_draft(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=15,
     )
-    return json_response(views.draft_diff(resp))
+    return json_response(views_compose.draft_diff(resp))
 
 
 def add_routes(app: web.Application) -> None:

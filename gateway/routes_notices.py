@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from switchboard.v1 import accounts_pb2
 
-from . import views
+from . import views_accounts
 from .request import deps, json_body, metadata, page, query_bool, timestamp
 from .responses import json_response, no_content, page_response
 
@@ -19,7 +19,7 @@ async def list_notices(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response({"items": [views.notice(n) for n in resp.notices]})
+    return json_response({"items": [views_accounts.notice(n) for n in resp.notices]})
 
 
 def _notice_request(body: dict[str, Any], notice_id: str = "") -> accounts_pb2.PutNoticeRequest:
@@ -34,7 +34,7 @@ async def create_notice(request: web.Request) -> web.Response:
     resp = await deps(request).accounts.PutNotice(
         _notice_request(body), metadata=metadata(request), timeout=10
     )
-    return json_response(views.notice(resp), status=201)
+    return json_response(views_accounts.notice(resp), status=201)
 
 
 async def update_notice(request: web.Request) -> web.Response:
@@ -44,7 +44,7 @@ async def update_notice(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response(views.notice(resp))
+    return json_response(views_accounts.notice(resp))
 
 
 async def delete_notice(request: web.Request) -> web.Response:
@@ -60,7 +60,7 @@ async def list_posts(request: web.Request) -> web.Response:
     resp = await deps(request).accounts.ListPosts(
         accounts_pb2.ListPostsRequest(page=page(request)), metadata=metadata(request), timeout=10
     )
-    return page_response([views.post(p) for p in resp.posts], resp.next_cursor)
+    return page_response([views_accounts.post(p) for p in resp.posts], resp.next_cursor)
 
 
 async def create_post(request: web.Request) -> web.Response:
@@ -70,7 +70,7 @@ async def create_post(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response(views.post(resp), status=201)
+    return json_response(views_accounts.post(resp), status=201)
 
 
 async def get_post(request: web.Request) -> web.Response:
@@ -79,7 +79,7 @@ async def get_post(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response(views.post(resp, with_comments=True))
+    return json_response(views_accounts.post(resp, with_comments=True))
 
 
 async def add_post_comment(request: web.Request) -> web.Response:
@@ -91,7 +91,7 @@ async def add_post_comment(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response(views.post_comment(resp), status=201)
+    return json_response(views_accounts.post_comment(resp), status=201)
 
 
 async def delete_post(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ import io
 from aiohttp import web
 from switchboard.v1 import accounts_pb2, common_pb2
 
-from . import views
+from . import views, views_accounts
 from .request import deps, metadata, page, timestamp
 from .responses import page_response
 
@@ -39,7 +39,9 @@ async def list_operations(request: web.Request) -> web.Response:
         _operations_request(request), metadata=metadata(request), timeout=10
     )
     return page_response(
-        [views.operation(o) for o in resp.operations], resp.next_cursor, customer_data=False
+        [views_accounts.operation(o) for o in resp.operations],
+        resp.next_cursor,
+        customer_data=False,
     )
 
 

@@ -12,7 +12,7 @@ from switchboard.v1 import outbound_pb2, outbound_pb2_grpc
 
 from services.runtime import ticket_names
 
-from . import views
+from . import views_compose
 from .request import (
     bad,
     deps,
@@ -50,7 +50,7 @@ async def send_draft(request: web.Request) -> web.Response:
     if body.get("send_at") is not None:
         req.send_at.CopyFrom(local_time(request, body["send_at"], "send_at"))
     resp = await _stub(request).SubmitDraft(req, metadata=metadata(request), timeout=60)
-    return json_response(views.send(resp), status=201)
+    return json_response(views_compose.send(resp), status=201)
 
 
 def _states(request: web.Request) -> list[str]:
@@ -73,7 +73,7 @@ async def _list(request: web.Request, ticket_id: str = "") -> web.Response:
         metadata=metadata(request),
         timeout=15,
     )
-    return page_response([views.send(s) for s in resp.sends], resp.next_cursor)
+    return page_response([views_compose.send(s) for s in resp.sends], resp.next_cursor)
 
 
 async def list_sends(request: web.Request) -> web.Response:
@@ -90,7 +90,7 @@ async def get_send(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response(views.send(resp))
+    return json_response(views_compose.send(resp))
 
 
 async def cancel_send(request: web.Request) -> web.Response:
@@ -99,7 +99,7 @@ async def cancel_send(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=15,
     )
-    return json_response(views.send(resp))
+    return json_response(views_compose.send(resp))
 
 
 async def reschedule_send(request: web.Request) -> web.Response:
@@ -107,7 +107,7 @@ async def reschedule_send(request: web.Request) -> web.Response:
     req = outbound_pb2.RescheduleSendRequest(send_id=request.match_info["send_id"])
     req.send_at.CopyFrom(local_time(request, body["send_at"], "send_at"))
     resp = await _stub(request).RescheduleSend(req, metadata=metadata(request), timeout=15)
-    return json_response(views.send(resp))
+    return json_response(views_compose.send(resp))
 
 
 async def resolve_send(request: web.Request) -> web.Response:
@@ -119,7 +119,7 @@ async def resolve_send(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=15,
     )
-    return json_response(views.send(resp))
+    return json_response(views_compose.send(resp))
 
 
 # -- SMTP routes, DKIM keys ------------------------------------------------------------
@@ -129,7 +129,9 @@ async def list_routes(request: web.Request) -> web.Response:
     resp = await _stub(request).ListSmtpRoutes(
         outbound_pb2.ListSmtpRoutesRequest(), metadata=metadata(request), timeout=10
     )
-    return json_response({"items": [views.smtp_route(r) for r in resp.routes]}, customer_data=False)
+    return json_response(
+        {"items": [views_compose.smtp_route(r) for r in resp.routes]}, customer_data=False
+    )
 
 
 def _route_write(body: dict[str, Any], route_id: str = "") -> outbound_pb2.SmtpRouteWrite:
@@ -173,7 +175,7 @@ async def _put_route(request: web.Request, route_id: str = "") -> web.Response:
     write = _route_write(await json_body(request), route_id)
     resp = await _stub(request).PutSmtpRoute(write, metadata=metadata(request), timeout=10)
     return json_response(
-        views.smtp_route(resp), status=200 if route_id else 201, customer_data=False
+        views_compose.smtp_route(resp), status=200 if route_id else 201, customer_data=False
     )
 
 
@@ -198,7 +200,9 @@ async def list_dkim(request: web.Request) -> web.Response:
     resp = await _stub(request).ListDkimKeys(
         outbound_pb2.ListDkimKeysRequest(), metadata=metadata(request), timeout=10
     )
-    return json_response({"items": [views.dkim_key(k) for k in resp.keys]}, customer_data=False)
+    return json_response(
+        {"items": [views_compose.dkim_key(k) for k in resp.keys]}, customer_data=False
+    )
 
 
 async def put_dkim(request: web.Request) -> web.Response:
@@ -212,7 +216,7 @@ async def put_dkim(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=30,
     )
-    return json_response(views.dkim_key(resp), customer_data=False)
+    return json_response(views_compose.dkim_key(resp), customer_data=False)
 
 
 async def delete_dkim(request: web.Request) -> web.Response:
@@ -233,7 +237,7 @@ async def get_auto_reply(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=10,
     )
-    return json_response(views.auto_reply(resp), customer_data=False)
+    return json_response(views_compose.auto_reply(resp), customer_data=False)
 
 
 async def put_auto_reply(request: web.Request) -> web.Response:
@@ -252,7 +256,7 @@ async def put_auto_reply(request: web.Request) -> web.Response:
         metadata=metadata(request),
         timeout=15,
     )
-    return json_response(views.auto_reply(resp), customer_data=False)
+    return json_response(views_compose.auto_reply(resp), customer_data=False)
 
 
 def add_routes(app: web.Application) -> None:
