@@ -19,11 +19,12 @@ from services.runtime.ids import parse_uuid
 
 from . import holds
 from .api import Deps
+from .api_draft_checks import DraftChecksApi
 from .api_drafts import DraftsApi
 from .records import Draft
 
 
-class OutboundApi(DraftsApi):
+class OutboundApi(DraftChecksApi):
     """What outbound asks of composition (with the submitting operator's identity)."""
 
     async def RenderDraftMime(
@@ -168,7 +169,11 @@ class ApprovalHoldsApi(DraftsApi):
 
 
 class CompositionApi(
-    OutboundApi, ApprovalHoldsApi, DraftsApi, composition_pb2_grpc.CompositionServiceServicer
+    OutboundApi,
+    ApprovalHoldsApi,
+    DraftChecksApi,
+    DraftsApi,
+    composition_pb2_grpc.CompositionServiceServicer,
 ):
     def __init__(self, deps: Deps) -> None:
         self._d = deps
