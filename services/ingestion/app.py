@@ -45,7 +45,8 @@ from .chat_domain import ChatLimits, chat_secret
 from .chat_repo import ChatRepo
 from .clamd import Address, Clamd
 from .directory import AddressDirectory
-from .imap import FetcherConfig, ImapSupervisor
+from .imap import ImapSupervisor
+from .imap_session import FetcherConfig
 from .imports import ImportRepo, ImportRunner
 from .intake import IntakePipeline, UnparsedSweeper
 from .line_adapter import LineParser

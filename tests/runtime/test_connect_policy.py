@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from services.devstack.infra import free_port
-from services.ingestion.imap import FetcherConfig, ImapError, ImapSession
+from services.ingestion.imap_session import FetcherConfig, ImapError, ImapSession
 from services.ingestion.mailboxes import Mailbox
 from services.outbound.smtp import Hop, SmtpClient
 from services.runtime.hosts import ConnectPolicy, HostRefused

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from services.ingestion.imap import FetcherConfig, ImapError, ImapSession
+from services.ingestion.imap_session import FetcherConfig, ImapError, ImapSession
 from services.ingestion.mailboxes import Mailbox
 from services.runtime.hosts import ConnectPolicy
 from tests.conftest import CONNECT_ALLOW
