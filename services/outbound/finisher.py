@@ -120,7 +120,8 @@ class Finisher(PeriodicTask):
             released = False
             if row.lock_held and ticket_id and row.fence:
                 await step(
-                    "release the reply lock", self._peers.release_lock(md, ticket_id, row.fence)
+                    "release the reply lock",
+                    self._peers.release_lock(md, ticket_id, row.fence, row.created_at),
                 )
                 released = True
         except Unavailable as err:

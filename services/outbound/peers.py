@@ -165,14 +165,15 @@ class Peers:
             15,
         )
 
-    async def release_lock(self, md: Metadata, ticket_id: str, fence: int) -> bool:
-        resp = await self._call(
-            "tickets",
-            self.tickets.ReleaseReplyLock,
-            tickets_pb2.ReplyLockRequest(ticket_id=ticket_id, fence=fence),
-            md,
-            10,
-        )
+    async def release_lock(
+        self, md: Metadata, ticket_id: str, fence: int, unless_reacquired_after: Any = None
+    ) -> bool:
+        """The operator's reply lock let go; after a send, not when they acquired it again
+        since it was queued (`unless_reacquired_after`: writing their next reply)."""
+        request = tickets_pb2.ReplyLockRequest(ticket_id=ticket_id, fence=fence)
+        if unless_reacquired_after is not None:
+            request.unless_reacquired_after.FromDatetime(unless_reacquired_after)
+        resp = await self._call("tickets", self.tickets.ReleaseReplyLock, request, md, 10)
         return bool(resp.released)
 
     # -- approval ---------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from switchboard.v1 import events_pb2, tickets_pb2
 
 from services.runtime import identity
@@ -35,7 +37,14 @@ class LocksApi:
     ) -> tickets_pb2.ReleaseReplyLockResponse:
         ident = identity.require_operator()
         ticket_id = parse_uuid(request.ticket_id, "ticket_id")
-        released = await self._deps.locks.release(ident, ticket_id, checked_fence(request.fence))
+        again = (
+            request.unless_reacquired_after.ToDatetime(tzinfo=UTC)
+            if request.HasField("unless_reacquired_after")
+            else None
+        )
+        released = await self._deps.locks.release(
+            ident, ticket_id, checked_fence(request.fence), again
+        )
         return tickets_pb2.ReleaseReplyLockResponse(released=released)
 
     async def TakeOverReplyLock(

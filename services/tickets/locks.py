@@ -48,24 +48,28 @@ from .lock_rules import LockValue
 from .records import Ticket, ticket_of
 from .repo import TicketsRepo, summary_pb
 
-# KEYS[1] the lock; ARGV: placeholder, ttl ms, caller id, force ("1": take over).
+# KEYS[1] the lock, KEYS[2] when its holder last acquired it again (ms; see _RELEASE);
+# ARGV: placeholder, ttl ms, caller id, force ("1": take over), now ms.
 # Answers {outcome, value now (or the one replaced, for "taken"), ms left}.
 _CLAIM = """
 local v = redis.call('GET', KEYS[1])
 if (not v) or v == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('DEL', KEYS[2])
   return {'won', ARGV[1], tonumber(ARGV[2])}
 end
 local fence, holder = string.match(v, '^(%d+)|([^|]*)|')
 if holder == ARGV[3] then
   if fence ~= '0' then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[2])
     return {'mine', v, tonumber(ARGV[2])}
   end
   return {'mine_pending', v, redis.call('PTTL', KEYS[1])}
 end
 if ARGV[4] == '1' then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('DEL', KEYS[2])
   return {'taken', v, tonumber(ARGV[2])}
 end
 return {'other', v, redis.call('PTTL', KEYS[1])}
@@ -83,14 +87,23 @@ _RENEW = """
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
   return v
 end
 return false
 """
-# Release: compare-and-delete on the same prefix.
+# Release: compare-and-delete on the same prefix — unless ARGV[2] (ms, "0": none) is
+# before the holder's last acquire again (KEYS[2]): then -1, the lock kept. A send's
+# release must not take the lock its author took again for the next reply: acquiring
+# what one holds keeps its fence.
 _RELEASE = """
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then
+  local again = redis.call('GET', KEYS[2])
+  if ARGV[2] ~= '0' and again and tonumber(again) > tonumber(ARGV[2]) then
+    return -1
+  end
+  redis.call('DEL', KEYS[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -104,6 +117,7 @@ end
 return 0
 """
 _READ = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
+AGAIN_SUFFIX = ":again"  # the key of when a lock's holder last acquired it again (ms)
 
 _LOCK_COLUMNS_CLEARED = (
     "lock_fence = NULL, lock_holder_id = NULL, lock_holder_name = NULL, "
@@ -321,13 +335,26 @@ class ReplyLocks:
             )
         return await self._renewed(ident, ticket_id, value, inbox_id)
 
-    async def release(self, ident: Identity, ticket_id: uuid.UUID, fence: int) -> bool:
-        """Compare-and-delete: True when the caller's lock was there and is now gone."""
+    async def release(
+        self,
+        ident: Identity,
+        ticket_id: uuid.UUID,
+        fence: int,
+        unless_reacquired_after: datetime | None = None,
+    ) -> bool:
+        """Compare-and-delete: True when the caller's lock was there and is now gone. With
+        `unless_reacquired_after`, a lock its holder acquired again after that time is
+        kept (False): outbound releases its author's lock after a send, when they may
+        already be writing the next reply under the same fence."""
         inbox_id = await self._require_ticket(ident, ticket_id)
         key = rules.lock_key(ident.tenant_id, str(ticket_id))
+        after_ms = int(unless_reacquired_after.timestamp() * 1000) if unless_reacquired_after else 0
         released = await self._script(
-            self._release, key, rules.owner_prefix(fence, ident.operator_id)
+            self._release, key, rules.owner_prefix(fence, ident.operator_id), after_ms
         )
+        if released == -1:
+            self._log.info("reply lock kept: its holder acquired it again", fence=fence)
+            return False
         deleted = bool(released)
         change = events_pb2.ReplyLockChanged(
             ticket_id=str(ticket_id),
@@ -464,8 +491,9 @@ class ReplyLocks:
         raise FailedPrecondition("your other request for this lock is still running; try again")
 
     async def _claim_key(self, key: str, placeholder: str, holder: str, force: bool) -> _Claim:
+        now_ms = int(self._clock.now().timestamp() * 1000)
         outcome, raw, ms_left = await self._script(
-            self._claim, key, placeholder, self._ttl_ms, holder, "1" if force else "0"
+            self._claim, key, placeholder, self._ttl_ms, holder, "1" if force else "0", now_ms
         )
         name = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
         return _Claim(name, rules.decode(raw), int(ms_left))
@@ -596,14 +624,16 @@ class ReplyLocks:
         return rules.decode(raw), int(ms_left or 0)
 
     async def _script(self, script: AsyncScript, key: str, *args: str | int) -> Any:
-        """Run a Lua script on one key, at most REDIS_CONCURRENCY at once; a connection that
-        Redis closed (it restarted) is retried once on a fresh one. Unavailable otherwise."""
+        """Run a Lua script on one lock (its key, and the key of when its holder acquired it
+        again), at most REDIS_CONCURRENCY at once; a connection that Redis closed (it
+        restarted) is retried once on a fresh one. Unavailable otherwise."""
+        keys = [key, key + AGAIN_SUFFIX]
         async with self._redis_slots:
             with _redis_errors():
                 try:
-                    return await script(keys=[key], args=list(args))
+                    return await script(keys=keys, args=list(args))
                 except aioredis.ConnectionError:
-                    return await script(keys=[key], args=list(args))
+                    return await script(keys=keys, args=list(args))
 
     async def _require_ticket(self, ident: Identity, ticket_id: uuid.UUID) -> uuid.UUID:
         """The ticket's inbox; NotFound unless the caller may see the ticket."""

@@ -289,6 +289,39 @@ async def test_of_200_concurrent_acquires_exactly_one_wins_and_the_rest_are_told
     assert detail["assignee"] == winner.ref
 
 
+async def test_a_send_s_release_keeps_the_lock_its_author_acquired_again(
+    stack: Stack, tickets_grpc: tickets_pb2_grpc.TicketsServiceStub
+) -> None:
+    """After a send, outbound releases its author's lock — unless they acquired it again
+    after the send was queued (already writing the next reply, or the draft a failed send
+    reopened): acquiring what one holds keeps its fence, so that release would take the
+    new reply's lock from under them."""
+    team = await make_team(stack)
+    ticket = await new_ticket(stack, team)
+    tid, op = ticket["id"], team.agents[0]
+    code, lock = await api_call(stack, op.token, "POST", lock_path(tid))
+    assert code == 200, lock
+    queued = datetime.now(UTC)  # the send is queued under this lock
+    await asyncio.sleep(0.05)
+    code, again = await api_call(stack, op.token, "POST", lock_path(tid))  # the next reply
+    assert code == 200 and again["fence"] == lock["fence"], again
+
+    request = tickets_pb2.ReplyLockRequest(ticket_id=tid, fence=lock["fence"])
+    request.unless_reacquired_after.FromDatetime(queued)
+    kept = await tickets_grpc.ReleaseReplyLock(request, metadata=op.metadata(), timeout=10)
+    assert not kept.released
+    assert await check_fence(tickets_grpc, op, tid, lock["fence"]) == grpc.StatusCode.OK
+    code, body = await api_call(stack, op.token, "GET", lock_path(tid))
+    assert code == 200 and body["holder"] == op.ref, body
+
+    # a release whose send was queued after the last acquire lets it go, as before
+    request.unless_reacquired_after.FromDatetime(datetime.now(UTC))
+    gone = await tickets_grpc.ReleaseReplyLock(request, metadata=op.metadata(), timeout=10)
+    assert gone.released
+    code, body = await api_call(stack, op.token, "GET", lock_path(tid))
+    assert code == 404, body
+
+
 async def test_an_operator_whose_replies_need_approval_takes_the_lock_like_anyone(
     stack: Stack, tickets_grpc: tickets_pb2_grpc.TicketsServiceStub
 ) -> None:
