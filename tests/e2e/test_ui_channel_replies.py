@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from playwright.async_api import Browser, expect
@@ -17,9 +18,9 @@ from playwright.async_api import Browser, expect
 from services.devstack.stack import Stack
 from tests.browser import chromium, context, sign_in
 from tests.e2e.test_accounts import admin_of, call
-from tests.e2e.test_channel_replies import open_bridge
+from tests.e2e.test_channel_replies import Bridge, open_bridge
 from tests.e2e.test_ui import PASSWORD, operator, row
-from tests.helpers import eventually
+from tests.helpers import Tenant, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -36,12 +37,9 @@ async def browser() -> AsyncIterator[Browser]:
         yield b
 
 
-@pytest.mark.parametrize("language", ["en", "ja"])
-async def test_the_editor_says_the_window_closed_then_the_reply_goes_when_the_customer_writes(
-    stack: Stack, browser: Browser, language: str
-) -> None:
-    tenant, admin = await admin_of(stack)
-    _, login = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+@asynccontextmanager
+async def windowed_bridge(stack: Stack, tenant: Tenant, admin: str) -> AsyncIterator[Bridge]:
+    """An API channel of the tenant's inbox whose reply window is WINDOW_S seconds."""
     async with open_bridge(stack, tenant, admin, admin) as b:
         code, changed, _ = await call(
             stack,
@@ -51,6 +49,16 @@ async def test_the_editor_says_the_window_closed_then_the_reply_goes_when_the_cu
             token=admin,
         )
         assert code == 200, changed
+        yield b
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+async def test_the_editor_says_the_window_closed_then_the_reply_goes_when_the_customer_writes(
+    stack: Stack, browser: Browser, language: str
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, login = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
+    async with windowed_bridge(stack, tenant, admin) as b:
         tag = uuid.uuid4().hex[:8]
         conversation = f"conv-{tag}"
         said = time.monotonic()
@@ -93,15 +101,7 @@ async def test_a_compact_reply_refused_for_the_closed_window_lets_the_lock_go(
     the reply lock is let go at once — colleagues are not told "replying" for minutes."""
     tenant, admin = await admin_of(stack)
     _, login = await operator(stack, admin, tenant, "Aiko Agent", ["agent"])
-    async with open_bridge(stack, tenant, admin, admin) as b:
-        code, changed, _ = await call(
-            stack,
-            "PATCH",
-            f"/api/v1/channels/{b.channel['id']}",
-            {"api": {"webhook_url": b.peer.url, "reply_window_s": WINDOW_S}},
-            token=admin,
-        )
-        assert code == 200, changed
+    async with windowed_bridge(stack, tenant, admin) as b:
         tag = uuid.uuid4().hex[:8]
         said = time.monotonic()
         await b.says(f"conv-{tag}", f"返品 {tag} について")
