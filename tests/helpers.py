@@ -128,6 +128,7 @@ async def published(stack: Stack, subject: str) -> AsyncIterator[list[EventEnvel
         got.append(EventEnvelope.FromString(msg.data))
 
     await nc.subscribe(subject, cb=on_msg)
+    await nc.flush()  # the server has the subscription before the caller acts
     try:
         yield got
     finally:
