@@ -7,6 +7,7 @@ accounts itself."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -344,11 +345,14 @@ async def list_inboxes(request: web.Request) -> web.Response:
     """The inboxes the caller may see; `?all=true` (manage_inboxes): every inbox, with its
     members."""
     every = query_bool(request, "all")
-    resp = await deps(request).accounts.ListInboxes(
-        accounts_pb2.ListInboxesRequest(all=every), metadata=metadata(request), timeout=10
+    # the survey flags asked at the same time, not after: one round trip's wait, not two
+    resp, on = await asyncio.gather(
+        deps(request).accounts.ListInboxes(
+            accounts_pb2.ListInboxesRequest(all=every), metadata=metadata(request), timeout=10
+        ),
+        _survey_inboxes(request),
     )
     out = [views_accounts.inbox(i, members=every) for i in resp.inboxes]
-    on = await _survey_inboxes(request)
     if on is not None:
         for item in out:
             item["survey_enabled"] = item["id"] in on

@@ -17,7 +17,10 @@ Exactly once: a redelivered event finds the live send of (draft, revision) — t
 index of `sends` — or its event id in `processed_events`, and changes nothing. A refusal
 (a blocking pre-send check, no route, the author no longer sees the inbox) is logged
 and leaves the request `approved`: the author may send the approved revision themselves
-and is told why not. A peer that is down naks the event: it comes back."""
+and is told why not. A channel reply is not refused for its channel here (a reply window
+closed before the approval, a channel turned off): it is queued, and its delivery,
+which judges both, fails it with the reason — in the ticket's outgoing mail and history,
+the draft open again for its author. A peer that is down naks the event: it comes back."""
 
 from __future__ import annotations
 
@@ -129,6 +132,7 @@ class ApprovedSends:
                 approved_revision=p.revision,
                 cause=env,
                 consumer=APPROVALS.durable,
+                channel_judged_at_delivery=True,
             ),
         )
         if row is not None:

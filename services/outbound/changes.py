@@ -12,6 +12,8 @@ from services.runtime.ids import IdGenerator
 
 from .records import Send
 
+CHANNEL_ROUTE = "channel:"  # a channel reply's route: channel:<kind> (channel_sends.py)
+
 
 def _s(value: Any) -> str:
     return "" if value is None else str(value)
@@ -48,6 +50,9 @@ def send_changed(
         draft_id=_s(row.draft_id),
         action=action,
         draft_kind=draft_kind,
+        channel=row.route_name.removeprefix(CHANNEL_ROUTE)
+        if row.route_name.startswith(CHANNEL_ROUTE)
+        else "",
     )
     payload.send_at.FromDatetime(send_at or row.send_at)
     if send_at is not None and send_at != row.send_at:

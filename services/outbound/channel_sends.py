@@ -42,6 +42,7 @@ from services.runtime.errors import DomainError, FailedPrecondition, Unavailable
 from services.runtime.htmlsafe import html_text
 from services.runtime.identity import Identity
 
+from .changes import CHANNEL_ROUTE
 from .domain import Outcome, Result, clip_reply
 from .peers import Peers
 from .records import Send
@@ -54,7 +55,7 @@ _KIND_NAMES = {"chat": "the web chat", "api": "the API channel", "line": "LINE"}
 
 def route_name(target: ChannelTarget) -> str:
     """What a send's `route` says for a channel reply."""
-    return f"channel:{target.kind}"
+    return f"{CHANNEL_ROUTE}{target.kind}"
 
 
 # Sends whose subject says what the message is (not a reply's "Re: …"): the text a

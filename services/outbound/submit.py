@@ -76,6 +76,10 @@ class Submission:
     cause: events_pb2.EventEnvelope | None = None
     consumer: str = ""
     without_survey: bool = False  # "resolve without survey" (issue 20)
+    # a channel reply's window and channel judged at delivery only, not refused here: an
+    # approval's hand-over, which has nobody to answer a 409 to — a refusal then is a
+    # failed send with its reason in the ticket, and the draft opens again for its author
+    channel_judged_at_delivery: bool = False
 
 
 class _AlreadyApplied(Exception):
@@ -150,7 +154,7 @@ class Submitter:
         target = channel_target(recipients)
         if target is None:
             domain.choose_route(await d.routes.of(ident.tenant_id), mime.inbox_id, recipients)
-        else:
+        elif not sub.channel_judged_at_delivery:
             await self._channels.check(ident.tenant_id, target, sub.send_at)
         raw, signed = await self.sign(ident.tenant_id, bytes(mime.raw), mime.envelope_from)
         await d.peers.set_draft_state(md, draft_id, "submitted", str(send_id), mime.revision)

@@ -36,6 +36,8 @@ def audit_of(change: events_pb2.SendChanged) -> tuple[str, list[Change], str]:
     elif change.action in ("submitted", "queued") and change.HasField("send_at"):
         changes.append(Change("send_at", "", change.send_at.ToDatetime(tzinfo=UTC).isoformat()))
     note = f"{change.kind} {change.send_id}"
+    if change.channel:  # a reply through a channel (issue 21): the UI words it so
+        note += f" via {change.channel}"
     if change.smtp_code or change.smtp_message:
         # a channel reply (issue 21) has no SMTP code: its message alone
         code = str(change.smtp_code) if change.smtp_code else ""

@@ -4,7 +4,8 @@ it in the normal reply path — draft, reply lock, pre-send checks, `POST /draft
 — and the reply reaches the channel's webhook peer (signed, as plain text, with the
 operator's name) instead of an SMTP server, and is filed in the ticket as sent. A reply
 to mailboxes and a conversation together is refused; a closed reply window is refused
-with 409 `reply_window_closed`; a trainee's reply waits for approval, then goes; a
+with 409 `reply_window_closed` (approved after it closed: the send fails with that
+reason); a trainee's reply waits for approval, then goes; a
 scheduled reply goes at its time; a routing rule on channel "api" routes the ticket;
 per-channel capacity holds API tickets;
 reports count it like mail; a notification and a satisfaction survey go through the
@@ -97,6 +98,18 @@ class Bridge:
 
         got: dict[str, Any] = await eventually(found, timeout=30)
         return got
+
+    async def window(self, seconds: int) -> dict[str, Any]:
+        """The channel's reply window set to `seconds` (the channel as changed)."""
+        code, changed, _ = await call(
+            self.stack,
+            "PATCH",
+            f"/api/v1/channels/{self.channel['id']}",
+            {"api": {"webhook_url": self.peer.url, "reply_window_s": seconds}},
+            token=self.admin,
+        )
+        assert code == 200, changed
+        return dict(changed)
 
     async def posted(self, conversation: str) -> list[dict[str, Any]]:
         """What the webhook peer received for `conversation`, as JSON."""
@@ -292,16 +305,34 @@ async def test_a_reply_to_a_conversation_and_a_mailbox_is_refused(bridge: Bridge
     assert await b.posted(f"conv-{tag}") == []
 
 
-async def test_a_trainee_s_reply_waits_for_approval_then_goes_through_the_channel(
-    bridge: Bridge,
-) -> None:
-    b = bridge
+async def trainee_and_supervisor(b: Bridge, trainee_name: str) -> tuple[str, str]:
+    """A trainee of the tenant (whose replies need approval) and a supervisor's tokens."""
     trainee = await operator_token(
-        b.stack, b.admin, b.tenant, roles=["trainee"], display_name="研修 太郎"
+        b.stack, b.admin, b.tenant, roles=["trainee"], display_name=trainee_name
     )
     supervisor = await operator_token(
         b.stack, b.admin, b.tenant, roles=["agent", "supervisor"], display_name="上長"
     )
+    return trainee, supervisor
+
+
+async def approve_and_send(b: Bridge, supervisor: str, req: dict[str, Any]) -> dict[str, Any]:
+    code, decided, _ = await call(
+        b.stack,
+        "POST",
+        f"/api/v1/approvals/{req['id']}/decisions",
+        {"verdict": "approve_and_send", "stage": req["stage"], "revision": req["revision"]},
+        token=supervisor,
+    )
+    assert code == 200, decided
+    return dict(decided)
+
+
+async def test_a_trainee_s_reply_waits_for_approval_then_goes_through_the_channel(
+    bridge: Bridge,
+) -> None:
+    b = bridge
+    trainee, supervisor = await trainee_and_supervisor(b, "研修 太郎")
     tag = uuid.uuid4().hex[:8]
     conversation = f"conv-{tag}"
     await b.says(conversation, f"返金 {tag} について")
@@ -318,14 +349,7 @@ async def test_a_trainee_s_reply_waits_for_approval_then_goes_through_the_channe
     )
     assert code == 201, req
     assert await b.posted(conversation) == []
-    code, decided, _ = await call(
-        b.stack,
-        "POST",
-        f"/api/v1/approvals/{req['id']}/decisions",
-        {"verdict": "approve_and_send", "stage": req["stage"], "revision": req["revision"]},
-        token=supervisor,
-    )
-    assert code == 200, decided
+    await approve_and_send(b, supervisor, req)
     [hook] = await eventually(lambda: b.posted(conversation), timeout=30)
     assert hook["text"] == f"明日返金します [{tag}]"
     assert hook["author"]["name"] == "研修 太郎"  # the send is the author's
@@ -479,14 +503,7 @@ async def test_a_reply_after_the_reply_window_is_refused_until_the_customer_writ
     cannot be moved past the window)."""
     b = bridge
     window_s = 8
-    code, changed, _ = await call(
-        b.stack,
-        "PATCH",
-        f"/api/v1/channels/{b.channel['id']}",
-        {"api": {"webhook_url": b.peer.url, "reply_window_s": window_s}},
-        token=b.admin,
-    )
-    assert code == 200, changed
+    changed = await b.window(window_s)
     assert changed["api"]["reply_window_s"] == window_s
     assert changed["capabilities"]["reply_window_s"] == window_s
     tag = uuid.uuid4().hex[:8]
@@ -530,6 +547,63 @@ async def test_a_reply_after_the_reply_window_is_refused_until_the_customer_writ
     await settled(b.stack, b.agent, item["id"], "sent")
     [hook] = await eventually(lambda: b.posted(conversation))
     assert hook["text"] == f"承知しました [{tag}]"
+
+
+async def test_an_approval_after_the_reply_window_closed_fails_the_send_with_the_reason(
+    bridge: Bridge,
+) -> None:
+    """A trainee's channel reply approved (approve and send) only after the conversation's
+    reply window closed: the hand-over queues it and its delivery refuses it, so the
+    ticket shows a failed send with `reply_window_closed` and the draft opens again for
+    its author — not a hand-over dropped with a line in a log."""
+    b = bridge
+    window_s = 6
+    await b.window(window_s)
+    trainee, supervisor = await trainee_and_supervisor(b, "研修 次郎")
+    tag = uuid.uuid4().hex[:8]
+    conversation = f"conv-{tag}"
+    said = time.monotonic()
+    await b.says(conversation, f"解約 {tag} の件")
+    ticket = await b.ticket(tag, trainee)
+    draft, _fence = await channel_draft(b, ticket, trainee, body_text=f"解約を承りました [{tag}]")
+    code, req, _ = await call(
+        b.stack, "POST", f"/api/v1/drafts/{draft['id']}/approval", {}, token=trainee
+    )
+    assert code == 201, req
+    await asyncio.sleep(max(0.0, window_s + 0.5 - (time.monotonic() - said)))
+    decided = await approve_and_send(b, supervisor, req)
+    assert decided["state"] == "approved", decided
+
+    async def failed() -> Any:
+        code, page, _ = await call(
+            b.stack, "GET", f"/api/v1/tickets/{ticket['id']}/sends", token=trainee
+        )
+        assert code == 200, page
+        return [s for s in page["items"] if s["state"] == "failed"]
+
+    [item] = await eventually(failed, timeout=30)
+    assert item["last_reply"]["message"].startswith("reply_window_closed: "), item
+    assert "reply window closed at" in item["last_reply"]["message"]
+
+    async def reopened() -> Any:
+        _c, d, _ = await call(b.stack, "GET", f"/api/v1/drafts/{draft['id']}", token=trainee)
+        return d["state"] == "open"
+
+    await eventually(reopened, timeout=20)
+
+    async def audited() -> Any:
+        code, page, _ = await call(
+            b.stack, "GET", f"/api/v1/tickets/{ticket['id']}/audit", token=trainee
+        )
+        assert code == 200, page
+        return [
+            e
+            for e in page["items"]
+            if e["action"].startswith("send.") and "reply_window_closed" in (e["comment"] or "")
+        ]
+
+    await eventually(audited, timeout=20)
+    assert await b.posted(conversation) == []
 
 
 async def test_a_scheduled_reply_whose_channel_was_turned_off_meanwhile_fails_with_the_reason(

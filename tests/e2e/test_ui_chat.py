@@ -170,6 +170,9 @@ async def test_a_visitor_and_an_operator_chat_live_through_a_dropped_network(
         # its history says how it went, in words (not the delivery's raw note)
         note = operator.get_by_test_id("activity-note").filter(has_text="attempt 1:")
         await expect(note).to_contain_text("delivered through Web chat (message")
+        # ... and calls it a reply through the chat, not mail
+        submitted = operator.locator("[data-testid=activity][data-action='send.submitted']")
+        await expect(submitted).to_contain_text("Reply submitted for sending through Web chat")
         card = operator.get_by_test_id("customer-address")
         await expect(card).to_have_text("Customer of a Web chat conversation (no mail address)")
         await expect(card.get_by_role("img", name="Web chat")).to_be_visible()

@@ -29,6 +29,15 @@ def test_a_channel_delivery_has_no_code_zero() -> None:
         state="sent",
         attempts=1,
         smtp_message="delivered through chat (message 2)",
+        channel="chat",
     )
     _, _, note = audit_of(change)
-    assert note == "reply s2; attempt 1: delivered through chat (message 2)"
+    assert note == "reply s2 via chat; attempt 1: delivered through chat (message 2)"
+
+
+def test_a_channel_reply_submitted_names_its_channel() -> None:
+    change = events_pb2.SendChanged(
+        send_id="s3", kind="reply", action="submitted", state="scheduled", channel="line"
+    )
+    action, _, note = audit_of(change)
+    assert (action, note) == ("send.submitted", "reply s3 via line")

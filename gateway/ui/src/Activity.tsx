@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { api, TimelineEntry } from "./api";
 import { languageName, useFormat } from "./format";
+import { reasonText } from "./errors";
 import { DICTS, Key, useI18n } from "./i18n";
 
 // A ticket's activity history (issue 16, item 6): its audit trail (GET
@@ -124,13 +125,24 @@ function routingNote(comment: string, t: (k: Key, v?: Record<string, string | nu
   return null;
 }
 
+/** The send a note of outbound's is about ("reply <id>", then " via <channel>" for a
+ * reply through a channel, issue 21), and the rest of the note. */
+const SEND_NOTE = /^(\S+ [0-9a-f-]{36})(?: via (\w+))?(?:; attempt (\d+): (.*))?$/s;
+
+/** A send's channel (chat, api, line) named in its audit note, "" for mail. */
+export function sendChannel(comment: string | null): string {
+  return (comment && SEND_NOTE.exec(comment)?.[2]) || "";
+}
+
 /** Outbound's note on a send ("reply <id>; attempt N: <outcome>"): a channel's outcome
- * (issue 21) in words; an SMTP server's reply stays as the server said it. */
+ * (issue 21) and a refusal's code in words; an SMTP server's reply stays as the server
+ * said it. */
 function sendNote(comment: string, t: (k: Key, v?: Record<string, string | number>) => string): string | null {
-  const m = /^(\S+ [0-9a-f-]{36}); attempt (\d+): (.*)$/s.exec(comment);
+  const m = SEND_NOTE.exec(comment);
   if (!m) return null;
+  if (m[3] === undefined) return m[1]; // the channel is in the action's words
   const via = (k: string) => (has(`chan.${k}`) ? t(`chan.${k}` as Key) : k);
-  const said = m[3];
+  const said = m[4];
   let outcome: string | null = null;
   let x: RegExpExecArray | null;
   if ((x = /^delivered through (\w+) \(message (\d+)\)$/.exec(said))) outcome = t("audit.note.channel_delivered", { channel: via(x[1]), n: x[2] });
@@ -139,8 +151,8 @@ function sendNote(comment: string, t: (k: Key, v?: Record<string, string | numbe
     outcome = t("audit.note.channel_dead", { channel: via(x[1]), error: x[2] });
   else if ((x = /^channel delivery failed \((\w+), (\d+) attempts\): (.*)$/s.exec(said)))
     outcome = t("audit.note.channel_failed", { channel: via(x[1]), n: x[2], error: x[3] });
-  if (outcome === null) return null;
-  return `${m[1]}; ${t("audit.note.attempt", { n: m[2] })}: ${outcome}`;
+  else outcome = reasonText(said, t);
+  return `${m[1]}; ${t("audit.note.attempt", { n: m[3] })}: ${outcome ?? said}`;
 }
 
 export function ActivityEntry({ entry }: { entry: AuditEntry }) {
@@ -182,7 +194,15 @@ export function ActivityEntry({ entry }: { entry: AuditEntry }) {
         : entry.actor.kind === "customer"
           ? t("audit.customer", { name: entry.actor.name || entry.actor.id })
           : t("audit.system");
-  const action = has(`audit.${entry.action}`) ? t(`audit.${entry.action}` as Key) : t("audit.other", { action: entry.action });
+  // a reply through a channel is not "mail": its own words where the mail's say so
+  const channel = entry.action.startsWith("send.") ? sendChannel(entry.comment) : "";
+  const ofChannel = `audit.${entry.action}_channel`;
+  const action =
+    channel && has(ofChannel)
+      ? t(ofChannel, { channel: has(`chan.${channel}`) ? t(`chan.${channel}` as Key) : channel })
+      : has(`audit.${entry.action}`)
+        ? t(`audit.${entry.action}` as Key)
+        : t("audit.other", { action: entry.action });
   return (
     <div className="activity" data-testid="activity" data-action={entry.action}>
       <span className="muted small">{dateTime(entry.at)}</span> <strong>{who}</strong> · {action}

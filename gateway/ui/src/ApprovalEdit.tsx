@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from "react";
 import { api, ApiError, Attachment, Draft } from "./api";
 import { errorText } from "./errors";
 import { useI18n } from "./i18n";
-import { RichEditor, RichEditorHandle } from "./RichEditor";
+import { RichEditor, RichEditorHandle } from "./RichEditorLazy";
 
 // An approver's changes to the draft awaiting approval (issue 17, APR-3): as for a reply,
 // the ticket's reply lock is taken first (fenced) and kept while editing; "Save changes"

@@ -11,7 +11,7 @@ import { useI18n, Key } from "./i18n";
 import { AnsweringSplit } from "./Answering";
 import { PreviewDialog } from "./MailPreview";
 import { TemplatePicker } from "./TemplatePicker";
-import { RichEditor, RichEditorHandle } from "./RichEditor";
+import { RichEditor, RichEditorHandle } from "./RichEditorLazy";
 import { RequestFields, RoundNotice } from "./ReplyApproval";
 import { surveyed, WithoutSurvey } from "./adminSurvey";
 

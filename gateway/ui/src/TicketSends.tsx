@@ -2,7 +2,7 @@ import { useState } from "react";
 import { api, Send } from "./api";
 import { Session } from "./App";
 import { DateTimeInput } from "./DateTimeInput";
-import { errorText } from "./errors";
+import { errorText, reasonText } from "./errors";
 import { useFormat } from "./format";
 import { Key, useI18n } from "./i18n";
 
@@ -60,7 +60,12 @@ export function TicketSends({
             <div className="muted small">
               {s.state === "scheduled" && s.send_at && t("send.at", { t: dateTime(s.send_at) })}
               {s.state === "sent" && s.sent_at && t("send.at", { t: dateTime(s.sent_at) })}
-              {s.last_reply && s.state !== "sent" && !(s.state === "bounced" && s.bounce) && ` ${s.last_reply.code ?? ""} ${s.last_reply.message}`}
+              {s.last_reply && s.state !== "sent" && !(s.state === "bounced" && s.bounce) && (
+                <span data-testid="send-reason">
+                  {" "}
+                  {reasonText(s.last_reply.message, t) ?? `${s.last_reply.code ?? ""} ${s.last_reply.message}`}
+                </span>
+              )}
               {s.state === "bounced" && s.bounce && <span data-testid="send-bounce"> {s.bounce}</span>}
             </div>
             {s.state === "scheduled" && mayChangeSend(s) && (

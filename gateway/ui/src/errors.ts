@@ -71,3 +71,13 @@ export function errorText(e: unknown, t: T, scope: Scope = ""): string {
   const { text, detail } = describeError(e, t, scope);
   return detail ? t("error.detail", { text, detail }) : text;
 }
+
+/** A send's recorded reason that starts with one of the codes above (outbound writes a
+ * refused channel delivery as `reply_window_closed: <message>`): the translated text with
+ * the server's words as its detail; null for any other reason (an SMTP server's reply
+ * stays as the server said it). */
+export function reasonText(message: string, t: T): string | null {
+  const m = /^(\w+): (.*)$/s.exec(message);
+  if (!m || !WHOLE.has(m[1])) return null;
+  return t("error.detail", { text: t(`error.${m[1]}` as Key), detail: m[2] });
+}
