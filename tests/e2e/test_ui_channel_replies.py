@@ -2,7 +2,9 @@
 whole running system: an agent answers an API channel's ticket in the normal reply editor;
 once the conversation's reply window has closed the send is refused and the editor says
 so in the agent's language (ja and en), with when it closed; after the customer writes
-again the same reply goes and reaches the channel's webhook as plain text."""
+again the same reply goes and reaches the channel's webhook as plain text. A trainee's
+reply approved only after the window closed shows in the ticket as a failed send, the
+reason in the operator's words, and the history calls it a reply through the channel."""
 
 from __future__ import annotations
 
@@ -17,8 +19,14 @@ from playwright.async_api import Browser, expect
 
 from services.devstack.stack import Stack
 from tests.browser import chromium, context, sign_in
+from tests.e2e.test_access import operator_token, own_operator
 from tests.e2e.test_accounts import admin_of, call
-from tests.e2e.test_channel_replies import Bridge, open_bridge
+from tests.e2e.test_channel_replies import (
+    Bridge,
+    approve_and_send,
+    channel_draft,
+    open_bridge,
+)
 from tests.e2e.test_ui import PASSWORD, operator, row
 from tests.helpers import Tenant, eventually
 
@@ -41,14 +49,7 @@ async def browser() -> AsyncIterator[Browser]:
 async def windowed_bridge(stack: Stack, tenant: Tenant, admin: str) -> AsyncIterator[Bridge]:
     """An API channel of the tenant's inbox whose reply window is WINDOW_S seconds."""
     async with open_bridge(stack, tenant, admin, admin) as b:
-        code, changed, _ = await call(
-            stack,
-            "PATCH",
-            f"/api/v1/channels/{b.channel['id']}",
-            {"api": {"webhook_url": b.peer.url, "reply_window_s": WINDOW_S}},
-            token=admin,
-        )
-        assert code == 200, changed
+        await b.window(WINDOW_S)
         yield b
 
 
@@ -126,5 +127,50 @@ async def test_a_compact_reply_refused_for_the_closed_window_lets_the_lock_go(
 
             await eventually(let_go, timeout=10)
             assert await b.posted(f"conv-{tag}") == []
+        finally:
+            await ctx.close()
+
+
+async def test_a_reply_approved_after_the_window_closed_shows_failed_with_the_reason_in_words(
+    stack: Stack, browser: Browser
+) -> None:
+    tenant, admin = await admin_of(stack)
+    _, login, trainee = await own_operator(
+        stack, admin, tenant, display_name="研修 三郎", roles=["trainee"]
+    )
+    supervisor = await operator_token(
+        stack, admin, tenant, roles=["agent", "supervisor"], display_name="上長"
+    )
+    async with windowed_bridge(stack, tenant, admin) as b:
+        tag = uuid.uuid4().hex[:8]
+        said = time.monotonic()
+        await b.says(f"conv-{tag}", f"解約 {tag} の件")
+        ticket = await b.ticket(tag, trainee)
+        draft, _ = await channel_draft(b, ticket, trainee, body_text=f"承りました [{tag}]")
+        code, req, _ = await call(
+            stack, "POST", f"/api/v1/drafts/{draft['id']}/approval", {}, token=trainee
+        )
+        assert code == 201, req
+        await asyncio.sleep(max(0.0, WINDOW_S + 0.5 - (time.monotonic() - said)))
+        await approve_and_send(b, supervisor, req)
+
+        async def failed() -> bool:
+            code, page, _ = await call(
+                stack, "GET", f"/api/v1/tickets/{ticket['id']}/sends", token=trainee
+            )
+            return code == 200 and any(x["state"] == "failed" for x in page["items"])
+
+        await eventually(failed, timeout=30)
+        ctx = await context(browser, lang="ja")
+        page = await ctx.new_page()
+        try:
+            await sign_in(page, stack.gateway_url, login, PASSWORD)
+            await page.goto(f"{stack.gateway_url}/#/tickets/{ticket['id']}")
+            send = page.locator("[data-testid=send][data-state=failed]")
+            await expect(send).to_contain_text("送信失敗")
+            await expect(send.get_by_test_id("send-reason")).to_contain_text(WORDS["ja"])
+            submitted = page.locator("[data-testid=activity][data-action='send.submitted']")
+            await expect(submitted).to_contain_text("APIチャネルでの返信を送信に登録")
+            await expect(submitted).not_to_contain_text("メール")
         finally:
             await ctx.close()

@@ -210,7 +210,7 @@ export function ActivityEntry({ entry }: { entry: AuditEntry }) {
         <ul className="changes">
           {entry.changes.map((c, i) => (
             <li key={i}>
-              {word("audit.field.", c.field)}: {value(c.field, c.old)} → {value(c.field, c.new)}
+              {channel && c.field === "send" ? t("audit.field.send_channel") : word("audit.field.", c.field)}: {value(c.field, c.old)} → {value(c.field, c.new)}
             </li>
           ))}
         </ul>

@@ -13,6 +13,7 @@ export const channelsEn = {
   // the ticket's history of a reply through a channel (the mail's words say "mail")
   "audit.send.submitted_channel": "Reply submitted for sending through {channel}",
   "audit.send.bounced_channel": "Not delivered through {channel}",
+  "audit.field.send_channel": "Reply",
   "chat.typing": "{name} is typing…",
   "chat.visitor": "The visitor",
   "chat.contact_via": "Customer of a {channel} conversation (no mail address)",
@@ -111,6 +112,7 @@ export const channelsJa: Record<keyof typeof channelsEn, string> = {
   "chan.sent": "送信メール",
   "audit.send.submitted_channel": "{channel}での返信を送信に登録",
   "audit.send.bounced_channel": "{channel}で配信できず",
+  "audit.field.send_channel": "返信",
   "chat.typing": "{name}が入力中…",
   "chat.visitor": "訪問者",
   "chat.contact_via": "{channel}の会話のお客様（メールアドレスなし）",
