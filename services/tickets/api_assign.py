@@ -18,9 +18,9 @@ from services.runtime.ids import parse_uuid
 from . import domain
 from .api_tickets import TicketsCoreApi, actor_of, assigned_pb, assignee_change
 from .assign_rows import NewAssignee, locked_rows, set_assignees
+from .convert import summary_pb
 from .domain import FieldEdit, Status
 from .records import Ticket
-from .repo import summary_pb
 
 ASSIGNABLE = frozenset({Status.OPEN.value, Status.PENDING.value})
 BATCH_MAX = 1000  # items in one AssignTickets

@@ -26,9 +26,9 @@ from .api_tickets import (
     _ts,
     _uuid_or_none,
 )
+from .convert import summary_pb
 from .domain import Change, Status
 from .records import InboxSettings
-from .repo import summary_pb
 
 # "@login" in a comment: a login may itself be a mail address ("@agent2@demo.example")
 _MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9][A-Za-z0-9._+-]{0,99}(?:@[A-Za-z0-9.-]{1,253})?)")

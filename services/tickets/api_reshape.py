@@ -24,8 +24,8 @@ from .api_tickets import (
     _changes_pb,
     _edit_from_pb,
 )
+from .convert import summary_pb
 from .domain import Change, Status
-from .repo import summary_pb
 
 
 class ReshapeApi(TicketsCoreApi):

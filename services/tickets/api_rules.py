@@ -13,8 +13,8 @@ from services.runtime.ids import parse_uuid
 from services.runtime.outbox import first_time
 
 from . import rule_decisions
+from .convert import summary_pb
 from .deps import Deps
-from .repo import summary_pb
 
 APPLIED = "tickets__routing_decisions"  # processed_events name of applied decisions
 

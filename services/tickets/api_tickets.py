@@ -28,11 +28,11 @@ from services.runtime.identity import Identity
 from services.runtime.ids import parse_uuid
 
 from . import channels, counts, domain, query, thread_rules
+from .convert import summary_pb
 from .deps import Deps
 from .directory import OperatorInfo
 from .domain import Change, FieldEdit, Status
 from .records import InboxSettings, Ticket
-from .repo import summary_pb
 
 
 def actor_of(ident: Identity) -> common_pb2.Actor:

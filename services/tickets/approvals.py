@@ -20,9 +20,9 @@ from services.runtime.bus import Delivery
 from services.runtime.outbox import first_time
 
 from . import approval_rules as rules
+from .convert import summary_pb
 from .deps import Deps
 from .records import Ticket, ticket_of
-from .repo import summary_pb
 
 APPROVALS_DURABLE = registry.TICKETS_APPROVALS.durable
 

@@ -14,8 +14,8 @@ from switchboard.v1 import tickets_pb2
 
 from . import channels
 from .contact_rules import EntryKind, TimelineCursor
+from .convert import comment_pb, summary_pb
 from .records import MESSAGE_COLUMNS, message_of, ticket_of
-from .repo import comment_pb, summary_pb
 
 
 @dataclass(frozen=True)

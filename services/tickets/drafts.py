@@ -13,9 +13,9 @@ from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
 from services.runtime.outbox import first_time
 
+from .convert import summary_pb
 from .deps import Deps
 from .records import ticket_of
-from .repo import summary_pb
 
 DRAFTS_DURABLE = registry.TICKETS_DRAFTS.durable
 

@@ -12,8 +12,8 @@ from services.runtime.bus import Delivery
 from services.runtime.outbox import first_time
 
 from . import domain, rule_decisions, thread_rules
+from .convert import summary_pb
 from .deps import Deps
-from .repo import summary_pb
 
 ROUTED_DURABLE = registry.TICKETS_ROUTED.durable
 

@@ -43,6 +43,7 @@ from services.runtime.outbox import Outbox
 from services.runtime.periodic import PeriodicTask
 
 from . import lock_rules as rules
+from .convert import summary_pb
 from .domain import Change
 from .lock_rules import LockValue
 from .lock_scripts import (
@@ -61,7 +62,7 @@ from .lock_scripts import (
     AGAIN_SUFFIX,
 )
 from .records import Ticket, ticket_of
-from .repo import TicketsRepo, summary_pb
+from .repo import TicketsRepo
 
 
 def _visible(ident: Identity) -> list[uuid.UUID] | None:

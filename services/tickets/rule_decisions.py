@@ -18,11 +18,11 @@ from services.runtime.identity import Identity
 from services.runtime.ticket_names import STRATEGY_FLAG
 
 from . import domain, ticket_facts
+from .convert import summary_pb
 from .deps import Deps
 from .directory import OperatorInfo
 from .domain import Change, FieldEdit, Priority, Status
 from .records import Ticket
-from .repo import summary_pb
 
 ACTOR = common_pb2.Actor(kind=common_pb2.Actor.KIND_SYSTEM, id="routing", display="routing")
 SPAM_FLAG = "spam"

@@ -17,8 +17,8 @@ from services.runtime.errors import Poison
 from services.runtime.outbox import first_time
 
 from . import domain
+from .convert import summary_pb
 from .deps import Deps
-from .repo import summary_pb
 
 SCANS_DURABLE = registry.TICKETS_SCANS.durable
 

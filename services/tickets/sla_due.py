@@ -18,10 +18,10 @@ from services.runtime import events, log, registry
 from services.runtime.bus import Delivery
 from services.runtime.outbox import first_time
 
+from .convert import summary_pb
 from .deps import Deps
 from .domain import iso_or_empty
 from .records import ticket_of
-from .repo import summary_pb
 
 SLA_DURABLE = registry.TICKETS_SLA.durable
 

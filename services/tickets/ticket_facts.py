@@ -16,9 +16,9 @@ from switchboard.v1 import common_pb2, events_pb2
 from services.runtime import events, identity
 from services.runtime.identity import Identity
 
+from .convert import summary_pb
 from .deps import Deps
 from .records import ticket_of
-from .repo import summary_pb
 
 SKILLS_MAX = 20
 LEVEL_MAX = 5

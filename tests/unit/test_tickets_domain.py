@@ -395,7 +395,7 @@ def test_a_cursor_of_a_customer_data_sort_carries_no_value_and_a_guess_is_ignore
     ],
 )
 def test_a_summary_stamps_times_exactly_as_protobuf_converts_them(at: datetime) -> None:
-    from services.tickets.repo import summary_pb
+    from services.tickets.convert import summary_pb
 
     expected = Timestamp()
     expected.FromDatetime(at)
