@@ -19,6 +19,7 @@ from services.runtime.ids import parse_uuid
 
 from . import holds
 from .api import Deps
+from .api_draft_attachments import DraftAttachmentsApi
 from .api_draft_checks import DraftChecksApi
 from .api_drafts import DraftsApi
 from .records import Draft
@@ -172,6 +173,7 @@ class CompositionApi(
     OutboundApi,
     ApprovalHoldsApi,
     DraftChecksApi,
+    DraftAttachmentsApi,
     DraftsApi,
     composition_pb2_grpc.CompositionServiceServicer,
 ):
