@@ -21,6 +21,10 @@ import { ChatBubble, ChatStatus, LiveBubble, ReplyWindow, useChat } from "./Chat
 import { ChatComposer, useTypingSignal } from "./ChatComposer";
 import { CommentBox, MemoForm } from "./TicketNotes";
 
+// a send's change in the history: asked at once and again after these delays (tickets
+// audits it from the same event the push comes from, so it may not be written yet)
+const AUDIT_AGAIN_MS = [0, 1000, 3000];
+
 export function TicketView({ id, session }: { id: string; session: Session }) {
   const { t } = useI18n();
   const { dateTime } = useFormat();
@@ -45,6 +49,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
   const [category, setCategory] = useState<string | null>(null);
   const [transfer, setTransfer] = useState({ inbox: "", note: "" });
   const reloadTimer = useRef<number | undefined>(undefined);
+  const auditTimers = useRef<number[]>([]);
   // why Reply may not be used at all now ("" when it may): `r` does nothing then
   const replyBlocked = useRef("");
   // a chat, API or LINE ticket: its conversation, live messages and typing (issue 21)
@@ -98,7 +103,10 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
         const s = e.send as { ticket_id: string | null };
         if (s.ticket_id === id) {
           void loadSends();
-          void reloadActivity(); // who cancelled or moved it is in the history
+          // who cancelled or moved it, and how each attempt went, is in the history — which
+          // tickets writes from the same event, maybe after this push: asked again later
+          auditTimers.current.forEach((h) => window.clearTimeout(h));
+          auditTimers.current = AUDIT_AGAIN_MS.map((ms) => window.setTimeout(() => void reloadActivity(), ms));
         }
         return;
       }
@@ -123,6 +131,7 @@ export function TicketView({ id, session }: { id: string; session: Session }) {
       off();
       offState();
       window.clearTimeout(reloadTimer.current);
+      auditTimers.current.forEach((h) => window.clearTimeout(h));
     };
   }, [id, load, loadSends, reloadActivity, session.me.id]);
 
