@@ -157,7 +157,9 @@ async def test_two_operators_one_reply_the_lock_the_checks_and_the_sent_mail(
         await a.get_by_test_id("send").click()
         dialog = a.get_by_test_id("checks-dialog")
         await expect(dialog).to_be_visible()
-        await expect(dialog.locator("[data-code=attachment_forgotten]")).to_have_count(1)
+        await expect(dialog.locator("[data-code=attachment_forgotten]")).to_have_text(
+            "The mail mentions an attachment (添付) but nothing is attached."
+        )
         await shot(a, "pre-send-checks")
         await a.get_by_test_id("checks-confirm").click()
         await expect(a.get_by_test_id("editor")).to_have_count(0)

@@ -285,8 +285,11 @@ async def test_in_japanese_the_preview_discard_and_a_scheduled_send_say_so(
         )
         await page.get_by_test_id("discard-cancel").click()
 
-        # 添付 without a file: the checks ask, and their button schedules
+        # 添付 without a file: the checks ask, in Japanese, and their button schedules
         await page.get_by_test_id("send").click()
+        await expect(page.get_by_test_id("check-warning")).to_have_text(
+            "本文に「添付」とありますが、ファイルが添付されていません。"
+        )
         confirm = page.get_by_test_id("checks-confirm")
         await expect(confirm).to_have_text("このまま予約する")
         await confirm.click()

@@ -1,6 +1,8 @@
 """The web UI calls only what gateway/openapi.yaml documents: every `api.<method>(path)`
 in gateway/ui/src, with its `${…}` parts as any one path segment, must be an operation of
-the document (a method the path does not have would be a 405 in front of an operator)."""
+the document (a method the path does not have would be a 405 in front of an operator).
+And what the server says has the UI's words in both languages: error codes, permissions,
+pre-send checks."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from pathlib import Path
 
 from gateway import app as gateway_app
 from gateway.access import load_spec
+from services.composition import checks
+from services.runtime.channel_address import MIXED_RECIPIENTS
 
 UI = Path(gateway_app.__file__).with_name("ui") / "src"
 SPEC = load_spec(Path(gateway_app.__file__).with_name("openapi.yaml"))
@@ -79,3 +83,13 @@ def test_every_permission_has_a_name_in_both_languages() -> None:
 
     i18n = (UI / "i18n.ts").read_text(encoding="utf-8")
     assert [p for p in sorted(ALL) if i18n.count(f'"perm.{p}":') != 2] == []
+
+
+def test_every_pre_send_check_has_words_in_both_languages() -> None:
+    """Each finding composition's checks can give is shown in the operator's language
+    (ChecksDialog's `check.<code>`), not as the server's English message."""
+    source = Path(checks.__file__).read_text(encoding="utf-8")
+    codes = set(re.findall(r'Finding\(\s*"([a-z_]+)"', source)) | {MIXED_RECIPIENTS}
+    assert {"attachment_forgotten", "unsafe_header", "changed_by_other"} <= codes, codes
+    i18n = (UI / "i18n.ts").read_text(encoding="utf-8")
+    assert [c for c in sorted(codes) if i18n.count(f'"check.{c}":') != 2] == []
